@@ -1,0 +1,483 @@
+/*
+ * factum.h - the public API of libfactum, an embeddable event store.
+ *
+ * A store is a data directory holding an append-only log of events organised
+ * by stream. Every event has a 0-based version within its stream and a
+ * gapless, 1-based global position in commit order (what KurrentDB clients
+ * see as commit/prepare position). Appends are atomic, checked against an
+ * expected version, idempotent by event id, and durable (fdatasync) before
+ * they are acknowledged unless the store was opened in relaxed mode.
+ *
+ * Conventions used throughout this header:
+ *   - Functions that can fail return int: 0 on success or a negative code.
+ *     System errors are -errno (-ENOSPC, -EIO, ...); factum's own codes are
+ *     the FACTUM_E* values below. factum_strerror() describes any code.
+ *   - Strings are NUL-terminated UTF-8 unless a length is given beside them.
+ *   - "Borrowed" pointers are read during the call only; the caller keeps
+ *     ownership. Pointers a function hands out say how long they stay valid.
+ *   - A factum_store may be used from any number of threads at once, unless a
+ *     function says otherwise. Appends from many threads are group-committed.
+ *   - The library never aborts on out-of-memory or on bad bytes from disk; it
+ *     returns -ENOMEM or FACTUM_ECORRUPT.
+ */
+#ifndef FACTUM_H
+#define FACTUM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(FACTUM_BUILDING) && defined(__GNUC__)
+#define FACTUM_API __attribute__((visibility("default")))
+#else
+#define FACTUM_API
+#endif
+
+/* ---------------------------------------------------------------------------
+ * Versions and limits
+ * ------------------------------------------------------------------------- */
+
+#define FACTUM_VERSION_STRING "0.1.0"
+#define FACTUM_VERSION_MAJOR 0
+#define FACTUM_VERSION_MINOR 1
+#define FACTUM_VERSION_PATCH 0
+
+/* Version of the on-disk format this library writes and reads. A data
+ * directory of a newer format is refused with FACTUM_EFORMAT. */
+#define FACTUM_FORMAT_VERSION 1
+
+/* Longest stream name, in bytes (not counting the NUL). */
+#define FACTUM_MAX_STREAM_LEN 1024
+/* Longest event type, in bytes. */
+#define FACTUM_MAX_TYPE_LEN 1024
+/* Default limit on data + metadata of one event (configurable). */
+#define FACTUM_DEFAULT_MAX_EVENT_SIZE (16u * 1024u * 1024u)
+
+/* ---------------------------------------------------------------------------
+ * Error codes (system errors are returned as -errno)
+ * ------------------------------------------------------------------------- */
+
+enum {
+    FACTUM_EWRONGVERSION = -1001, /* the expected version did not match */
+    FACTUM_ENOTFOUND = -1002,     /* stream does not exist or is soft-deleted */
+    FACTUM_EDELETED = -1003,      /* stream is tombstoned (permanently deleted) */
+    FACTUM_EIDEMPOTENCY = -1004,  /* event ids partly overlap events already stored */
+    FACTUM_ETOOBIG = -1005,       /* event or append over the configured size limit */
+    FACTUM_EBADNAME = -1006,      /* stream name empty, too long, or not UTF-8 */
+    FACTUM_EBADTYPE = -1007,      /* event type empty, too long, or not UTF-8 */
+    FACTUM_EBADUUID = -1008,      /* malformed UUID text */
+    FACTUM_EBADJSON = -1009,      /* malformed JSON where JSON is required */
+    FACTUM_ECORRUPT = -1010,      /* stored bytes fail their checksum or structure */
+    FACTUM_EFAILED = -1011,       /* store is fail-stopped after an I/O error; reopen it */
+    FACTUM_ENOTSTORE = -1012,     /* directory is not a factum data directory */
+    FACTUM_EFORMAT = -1013,       /* data directory has a newer format version */
+    FACTUM_ELOCKED = -1014,       /* data directory is locked by another process */
+    FACTUM_EINVAL = -1015,        /* invalid argument */
+    FACTUM_ECLOSED = -1016,       /* store is closing; the request was not run */
+    FACTUM_EREADONLY = -1017,     /* store was opened read-only */
+    FACTUM_EBADREGEX = -1018,     /* a filter's regular expression does not compile */
+    FACTUM_EDUPLICATEID = -1019,  /* the same event id twice within one append */
+};
+
+/* A human-readable, static message for any code returned by this library
+ * (0, -errno or FACTUM_E*). Never NULL. Thread-safe. */
+FACTUM_API const char *factum_strerror(int code);
+
+/* ---------------------------------------------------------------------------
+ * Opening and closing a store
+ * ------------------------------------------------------------------------- */
+
+typedef struct factum_store factum_store;
+
+enum factum_durability {
+    /* Acknowledge an append only after fdatasync covered it (default).
+     * Concurrent appends share one fdatasync (group commit). */
+    FACTUM_DURABLE = 0,
+    /* Acknowledge after write(); fdatasync every flush_interval_ms. A crash of
+     * the machine (not of the process) can lose the last interval. */
+    FACTUM_RELAXED = 1,
+};
+
+enum factum_log_level { FACTUM_LOG_ERROR = 0, FACTUM_LOG_WARN, FACTUM_LOG_INFO, FACTUM_LOG_DEBUG };
+
+typedef struct factum_options {
+    int create;                  /* create the directory/store if missing (default 1) */
+    int read_only;               /* open without writing anything (default 0) */
+    int durability;              /* enum factum_durability (default FACTUM_DURABLE) */
+    uint32_t flush_interval_ms;  /* relaxed mode: fdatasync period (default 100) */
+    size_t max_event_size;       /* data + metadata of one event (default 16 MiB) */
+    size_t max_append_size;      /* all events of one append (default 64 MiB) */
+    uint64_t segment_size;       /* log segment size, used when creating (default 64 MiB) */
+    size_t memtable_entries;     /* index entries kept in memory before a flush (default 262144) */
+    size_t stream_cache_entries; /* stream states cached in memory (default 65536) */
+    int verify_on_open;          /* check every record of the log on open (default 0) */
+    /* Optional sink for the store's log lines (recovery, warnings). Called from
+     * any of the store's threads; must be thread-safe. NULL: silent. */
+    void (*log_fn)(void *ctx, int level, const char *message);
+    void *log_ctx;
+} factum_options;
+
+/* Fill *opts with the defaults above. Always call this first, then change the
+ * fields you need, so that fields added later get their defaults. */
+FACTUM_API void factum_options_init(factum_options *opts);
+
+/* Open (and with opts->create, create) the store in directory `path`.
+ * opts may be NULL for the defaults. On success *out is a new handle; close it
+ * with factum_store_close(). The directory is locked against other processes.
+ * Opening recovers from a crash: a torn tail of the log is cut and the index
+ * is brought up to date from its last checkpoint. Damage in the middle of the
+ * log fails the open with FACTUM_ECORRUPT (run `factum verify` to see where).
+ * Errors: FACTUM_ENOTSTORE, FACTUM_EFORMAT, FACTUM_ELOCKED, FACTUM_ECORRUPT,
+ * FACTUM_EINVAL, -ENOENT (missing and !create), -errno. */
+FACTUM_API int factum_store_open(const char *path, const factum_options *opts, factum_store **out);
+
+/* Finish in-flight appends, write an index checkpoint, release the lock and
+ * free the handle. Pointers handed out by reads become invalid. NULL is a
+ * no-op. No other call on this store may be running or start. Returns 0 or
+ * the error of the final checkpoint (the log itself is already durable). */
+FACTUM_API int factum_store_close(factum_store *s);
+
+/* ---------------------------------------------------------------------------
+ * Events
+ * ------------------------------------------------------------------------- */
+
+/* Flags of an event. */
+#define FACTUM_EVENT_JSON 0x1u      /* data is JSON (content-type application/json) */
+#define FACTUM_EVENT_META_JSON 0x2u /* metadata is JSON */
+
+/* An event to append. Every pointer is borrowed for the call (or, for
+ * factum_append_async, until its callback ran). */
+typedef struct factum_event_data {
+    const char *type;     /* event type, non-empty UTF-8 */
+    uint8_t id[16];       /* event id (UUID, RFC 4122 byte order) */
+    int has_id;           /* 0: the store generates a random (v4) id */
+    uint32_t flags;       /* FACTUM_EVENT_* */
+    const void *data;     /* payload, data_len bytes (may be NULL if 0) */
+    size_t data_len;
+    const void *metadata; /* user metadata, metadata_len bytes (may be NULL if 0) */
+    size_t metadata_len;
+} factum_event_data;
+
+/* A stored event, as returned by reads. All pointers point into the store's
+ * memory-mapped log and stay valid until factum_store_close(). `stream` and
+ * `type` are NUL-terminated. */
+typedef struct factum_event {
+    const char *stream;
+    size_t stream_len;
+    const char *type;
+    size_t type_len;
+    uint8_t id[16];
+    uint32_t flags;       /* FACTUM_EVENT_* */
+    uint64_t version;     /* 0-based within the stream; FACTUM_TOMBSTONE_VERSION for a tombstone */
+    uint64_t position;    /* global position, 1-based, gapless */
+    int64_t timestamp_ns; /* commit time, nanoseconds since the Unix epoch (UTC) */
+    const uint8_t *data;
+    size_t data_len;
+    const uint8_t *metadata;
+    size_t metadata_len;
+} factum_event;
+
+/* Version of the `$streamDeleted` event a tombstone writes into its stream. */
+#define FACTUM_TOMBSTONE_VERSION ((uint64_t)INT64_MAX)
+
+/* ---------------------------------------------------------------------------
+ * Appending
+ * ------------------------------------------------------------------------- */
+
+/* Expected version of an append (KurrentDB's values), or an exact version >= 0. */
+#define FACTUM_ANY ((int64_t)-2)           /* no check */
+#define FACTUM_NO_STREAM ((int64_t)-1)     /* the stream must not exist (or be soft-deleted) */
+#define FACTUM_STREAM_EXISTS ((int64_t)-4) /* the stream must exist and not be soft-deleted */
+
+typedef struct factum_append_result {
+    /* On success: versions and positions of the first and last event written
+     * (for an idempotent replay: of the events already stored). */
+    uint64_t first_version;
+    uint64_t last_version; /* the stream's new current version */
+    uint64_t first_position;
+    uint64_t last_position;
+    int64_t timestamp_ns;
+    int idempotent; /* 1: these events were already stored; nothing was written */
+    /* On FACTUM_EWRONGVERSION: the stream's actual version, FACTUM_NO_STREAM
+     * if it has no events, FACTUM_TOMBSTONE... never (that is FACTUM_EDELETED). */
+    int64_t actual_version;
+} factum_append_result;
+
+/* Append n events (1 <= n) atomically to `stream` if its current version
+ * matches `expected`. On success fills *res (may be NULL). Blocks until the
+ * append is durable (or, relaxed, written).
+ *
+ * Idempotency (docs/durability.md states the full rules): if every event id
+ * of the request is already in the stream, consecutively, in the same order,
+ * at the place the expectation allows, the call succeeds, writes nothing and
+ * reports the original versions and positions with res->idempotent = 1. If
+ * some but not all ids are already in the stream: FACTUM_EIDEMPOTENCY.
+ *
+ * Errors: FACTUM_EWRONGVERSION (res->actual_version set), FACTUM_EDELETED,
+ * FACTUM_EIDEMPOTENCY, FACTUM_EDUPLICATEID, FACTUM_EBADNAME, FACTUM_EBADTYPE,
+ * FACTUM_ETOOBIG, FACTUM_EINVAL, FACTUM_EFAILED, FACTUM_EREADONLY, -errno of
+ * the write or fdatasync (after which the store is fail-stopped). */
+FACTUM_API int factum_append(factum_store *s, const char *stream, int64_t expected, const factum_event_data *events,
+                             size_t n, factum_append_result *res);
+
+/* One stream's part of a multi-stream append. */
+typedef struct factum_append_req {
+    const char *stream;
+    int64_t expected;
+    const factum_event_data *events;
+    size_t n_events;
+} factum_append_req;
+
+/* Append to several streams atomically: either every part is written (in the
+ * order given, with consecutive positions) or none is. Each part has its own
+ * expectation. A stream may appear in only one part. results (may be NULL)
+ * receives n results. On failure *failed (may be NULL) is the index of the
+ * part that failed, and results[*failed].actual_version is set for
+ * FACTUM_EWRONGVERSION. An append in which every part is an idempotent
+ * replay succeeds without writing; a mix of replayed and new parts fails
+ * with FACTUM_EIDEMPOTENCY. Errors as factum_append(). */
+FACTUM_API int factum_append_multi(factum_store *s, const factum_append_req *reqs, size_t n,
+                                   factum_append_result *results, size_t *failed);
+
+/* Completion of an asynchronous append. rc is 0 or an error as for
+ * factum_append_multi; results has n entries (valid during the call only);
+ * failed is the failing part's index when rc != 0. Called on the store's
+ * writer thread: return quickly and do not call factum_append (deadlock-free
+ * but it would wait for itself) or factum_store_close from it. */
+typedef void (*factum_append_cb)(void *ctx, int rc, const factum_append_result *results, size_t n, size_t failed);
+
+/* Queue a multi-stream append and return at once. Everything reqs points to
+ * (streams, events, their bytes) stays borrowed until cb has run. Returns 0
+ * when queued (cb will run exactly once), or an error for a request that is
+ * invalid on its face (then cb does not run). */
+FACTUM_API int factum_append_async(factum_store *s, const factum_append_req *reqs, size_t n, factum_append_cb cb,
+                                   void *ctx);
+
+/* ---------------------------------------------------------------------------
+ * Reading
+ * ------------------------------------------------------------------------- */
+
+enum factum_direction { FACTUM_FORWARD = 0, FACTUM_BACKWARD = 1 };
+
+/* "From the end" for backward reads (a version or a position). */
+#define FACTUM_END UINT64_MAX
+
+/* Read up to `cap` events of `stream` starting at version `from` (inclusive)
+ * in `direction`. Backward from FACTUM_END starts at the last event. Events
+ * hidden by the stream's metadata (truncate-before, max count, max age) are
+ * skipped. *n_out receives the number of events written to events[0..].
+ * *next_out (may be NULL) receives the version to continue from, or
+ * FACTUM_END when the read reached the end of the stream in that direction.
+ * Errors: FACTUM_ENOTFOUND (missing or soft-deleted), FACTUM_EDELETED,
+ * FACTUM_EBADNAME, FACTUM_ECORRUPT. */
+FACTUM_API int factum_read_stream(factum_store *s, const char *stream, uint64_t from, int direction,
+                                  factum_event *events, size_t cap, size_t *n_out, uint64_t *next_out);
+
+/* A compiled filter for reads of the global log ($all). */
+typedef struct factum_filter factum_filter;
+
+enum factum_filter_on { FACTUM_FILTER_STREAM = 0, FACTUM_FILTER_EVENT_TYPE = 1 };
+
+/* Compile a filter on stream names or event types (`on`): either a set of
+ * prefixes (n_prefixes > 0; matches if any is a prefix) or a POSIX extended
+ * regular expression (regex non-NULL, searched anywhere unless anchored).
+ * exclude_system additionally drops events whose type or stream begins
+ * with '$'. Pass n_prefixes = 0 and regex = NULL for exclude_system alone.
+ * Strings are copied. Errors: FACTUM_EBADREGEX, FACTUM_EINVAL, -ENOMEM. */
+FACTUM_API int factum_filter_new(int on, const char *const *prefixes, size_t n_prefixes, const char *regex,
+                                 int exclude_system, factum_filter **out);
+FACTUM_API void factum_filter_free(factum_filter *f);
+/* Does the event pass? Thread-safe. */
+FACTUM_API int factum_filter_match(const factum_filter *f, const factum_event *ev);
+
+/* Read the global log from position `from` (inclusive; 0 or 1 is the start,
+ * FACTUM_END the end) in `direction`, returning up to `cap` events that pass
+ * `filter` (may be NULL). At most `max_scan` events are examined (0: no
+ * limit), so that a sparse filter returns regularly. *next_out (may be
+ * NULL) receives the position to continue from: forward, the first position
+ * not yet examined (last committed + 1 once the end was reached, so a later
+ * call picks up new events); backward, the position before the last one
+ * examined (0 once the start was reached). Only committed events are seen.
+ * Errors: FACTUM_ECORRUPT, FACTUM_EINVAL. */
+FACTUM_API int factum_read_all(factum_store *s, uint64_t from, int direction, const factum_filter *filter,
+                               size_t max_scan, factum_event *events, size_t cap, size_t *n_out,
+                               uint64_t *next_out);
+
+/* Read the event at global position `position`. Errors: FACTUM_ENOTFOUND
+ * (no such position), FACTUM_ECORRUPT. */
+FACTUM_API int factum_read_position(factum_store *s, uint64_t position, factum_event *ev);
+
+/* ---------------------------------------------------------------------------
+ * Streams: state, metadata, deletion, listing
+ * ------------------------------------------------------------------------- */
+
+/* Stream metadata as KurrentDB keeps it in `$$<stream>` (event type
+ * `$metadata`, JSON keys `$maxAge` (s), `$maxCount`, `$tb`, `$cacheControl`
+ * (s), `$acl`, plus any custom keys). -1 means "not set". */
+typedef struct factum_stream_metadata {
+    int64_t max_age_s;
+    int64_t max_count;
+    int64_t truncate_before;
+    int64_t cache_control_s;
+} factum_stream_metadata;
+
+enum factum_stream_status {
+    FACTUM_STREAM_NONE = 0,         /* never written */
+    FACTUM_STREAM_LIVE = 1,         /* has events */
+    FACTUM_STREAM_SOFT_DELETED = 2, /* reads as not found; appending continues the numbering */
+    FACTUM_STREAM_TOMBSTONED = 3,   /* permanently deleted */
+};
+
+typedef struct factum_stream_info {
+    int status;                  /* enum factum_stream_status */
+    int64_t last_version;        /* FACTUM_NO_STREAM if none was ever written */
+    uint64_t last_position;      /* position of the last event (0 if none) */
+    int64_t metadata_version;    /* version of the latest `$$<stream>` event, -1 if none */
+    factum_stream_metadata meta; /* the effective metadata */
+} factum_stream_info;
+
+/* Current state of a stream. Errors: FACTUM_EBADNAME, FACTUM_ECORRUPT. */
+FACTUM_API int factum_stream_get_info(factum_store *s, const char *stream, factum_stream_info *info);
+
+/* The stream's metadata document (the data of the latest `$$<stream>`
+ * event) as JSON. *json_out is malloc'd, NUL-terminated; free() it. "{}" and
+ * *version_out = -1 when none was set. Errors: FACTUM_EBADNAME,
+ * FACTUM_ECORRUPT, -ENOMEM. */
+FACTUM_API int factum_get_stream_metadata(factum_store *s, const char *stream, char **json_out, size_t *len_out,
+                                          int64_t *version_out);
+
+/* Write a new metadata document for `stream`: appends a `$metadata` event
+ * to `$$<stream>` with expectation `expected` (on the metadata stream). The
+ * document must be a JSON object; the `$` keys must have the types KurrentDB
+ * gives them. Errors: FACTUM_EBADJSON, errors of factum_append(). */
+FACTUM_API int factum_set_stream_metadata(factum_store *s, const char *stream, int64_t expected,
+                                          const char *json, size_t len, factum_append_result *res);
+
+/* Parse a metadata document into *out (unset fields are -1).
+ * Errors: FACTUM_EBADJSON. */
+FACTUM_API int factum_stream_metadata_parse(const char *json, size_t len, factum_stream_metadata *out);
+
+/* Soft delete: the stream reads as not found; a later append continues its
+ * numbering (old events stay hidden). `expected` is checked against the
+ * stream's version. res->last_position is the metadata event's position.
+ * Errors: as factum_append(), FACTUM_ENOTFOUND is not an error for FACTUM_ANY. */
+FACTUM_API int factum_delete_stream(factum_store *s, const char *stream, int64_t expected,
+                                    factum_append_result *res);
+
+/* Tombstone: writes a `$streamDeleted` event at FACTUM_TOMBSTONE_VERSION;
+ * afterwards reads and appends fail with FACTUM_EDELETED, forever. */
+FACTUM_API int factum_tombstone_stream(factum_store *s, const char *stream, int64_t expected,
+                                       factum_append_result *res);
+
+/* Call cb for each stream in creation order, starting after the stream
+ * created at position `after` (0: from the first). cb returns 0 to go on,
+ * anything else to stop (that value is returned). `name` is valid during the
+ * call only. System streams (`$...`) are included; check name[0]. */
+typedef int (*factum_stream_cb)(void *ctx, const char *name, size_t name_len, uint64_t created_position);
+FACTUM_API int factum_list_streams(factum_store *s, uint64_t after, factum_stream_cb cb, void *ctx);
+
+/* Number of streams ever created (including system streams and deleted
+ * ones), without scanning the log. */
+FACTUM_API int factum_stream_count(factum_store *s, uint64_t *count);
+
+/* ---------------------------------------------------------------------------
+ * Statistics
+ * ------------------------------------------------------------------------- */
+
+typedef struct factum_stats {
+    uint64_t last_position;     /* last committed global position (0: empty) */
+    uint64_t log_bytes;         /* bytes of log in use */
+    uint64_t appends;           /* append requests completed since open */
+    uint64_t events_written;    /* events written since open */
+    uint64_t bytes_written;     /* log bytes written since open */
+    uint64_t fsyncs;            /* fdatasync calls on the log since open */
+    uint64_t fsync_ns_total;    /* time spent in them */
+    uint64_t fsync_ns_max;
+    uint64_t groups;            /* group commits since open */
+    uint64_t group_events_max;  /* largest group, in appends */
+    uint64_t index_tables;      /* on-disk index tables in use */
+    uint64_t memtable_entries;  /* index entries in memory */
+    uint64_t stream_cache_size; /* stream states cached */
+    int durability;             /* enum factum_durability */
+    int failed;                 /* 1 if fail-stopped; the error is failed_code */
+    int failed_code;
+} factum_stats;
+
+FACTUM_API int factum_store_get_stats(factum_store *s, factum_stats *out);
+
+/* Wait until all appends acknowledged so far are on disk (relaxed mode:
+ * forces the fdatasync; durable mode: returns at once). */
+FACTUM_API int factum_store_sync(factum_store *s);
+
+/* ---------------------------------------------------------------------------
+ * Offline tools: verification and raw dump (used by `factum verify`/`dump`)
+ * ------------------------------------------------------------------------- */
+
+/* One finding of factum_verify(). */
+typedef struct factum_damage {
+    const char *file;    /* file name within the data directory */
+    uint64_t offset;     /* byte offset within that file */
+    const char *what;    /* description */
+} factum_damage;
+
+typedef struct factum_verify_report {
+    uint64_t segments;
+    uint64_t batches;
+    uint64_t events;
+    uint64_t bytes;
+    uint64_t first_position;
+    uint64_t last_position;
+    uint64_t damaged;     /* number of findings reported */
+    uint64_t torn_tail;   /* 1 if the log ends in a torn (unacknowledged) write */
+} factum_verify_report;
+
+/* Check every record of the store in `path` (checksums, framing, gapless
+ * positions, index consistency) without modifying anything. cb (may be NULL)
+ * is called for each damage found. Returns 0 if the store is intact
+ * (a torn tail alone is not damage), FACTUM_ECORRUPT if damage was found,
+ * or another error if the store could not be read. */
+FACTUM_API int factum_verify(const char *path, void (*cb)(void *ctx, const factum_damage *d), void *ctx,
+                             factum_verify_report *report);
+
+/* One raw log record for factum_dump(). For kind "batch", only file, offset,
+ * length, position (first of the batch) and n_events are meaningful; for
+ * "event", ev is set as well. */
+typedef struct factum_raw_record {
+    const char *file;
+    uint64_t offset;
+    uint32_t length;
+    uint32_t crc;
+    const char *kind; /* "batch" or "event" */
+    uint64_t position;
+    uint32_t n_events;
+    const factum_event *ev;
+} factum_raw_record;
+
+/* Walk every record of the log in `path` in order, read-only. Stops at the
+ * first damaged record (returning FACTUM_ECORRUPT) or when cb returns
+ * non-zero (returning that value). */
+FACTUM_API int factum_dump(const char *path, int (*cb)(void *ctx, const factum_raw_record *r), void *ctx);
+
+/* ---------------------------------------------------------------------------
+ * Helpers
+ * ------------------------------------------------------------------------- */
+
+/* Parse a UUID in text (8-4-4-4-12 hex, optional braces) into 16 bytes.
+ * Errors: FACTUM_EBADUUID. */
+FACTUM_API int factum_uuid_parse(const char *text, size_t len, uint8_t out[16]);
+/* Format 16 bytes as lower-case 8-4-4-4-12 text into buf (>= 37 bytes). */
+FACTUM_API void factum_uuid_format(const uint8_t id[16], char buf[37]);
+/* A random version-4 UUID. Thread-safe. */
+FACTUM_API void factum_uuid_v4(uint8_t out[16]);
+
+/* Check a stream name: non-empty, <= FACTUM_MAX_STREAM_LEN bytes, valid
+ * UTF-8 without NUL. Returns 0 or FACTUM_EBADNAME. */
+FACTUM_API int factum_check_stream_name(const char *name, size_t len);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* FACTUM_H */

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The whole test suite: installs what is missing, builds factum twice
+# (warnings as errors; then with AddressSanitizer + UndefinedBehaviorSanitizer)
+# and runs every CTest test in both builds, plus the fuzz targets' corpora.
+# Usage: scripts/test.sh [extra ctest args]   (e.g. -L unit, or FACTUM_SLOW=1 for the slow label)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/deps.sh
+jobs=$(nproc 2>/dev/null || echo 2)
+exclude=(-LE slow)
+[ "${FACTUM_SLOW:-0}" = 1 ] && exclude=()
+
+echo "== build (release, -Werror) =="
+cmake -S . -B build/test -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFACTUM_WERROR=ON >/dev/null
+cmake --build build/test -j"$jobs"
+echo "== tests (release) =="
+(cd build/test && ctest --output-on-failure -j"$jobs" "${exclude[@]}" "$@")
+
+echo "== build (ASan + UBSan) =="
+cmake -S . -B build/asan -DCMAKE_BUILD_TYPE=Debug -DFACTUM_WERROR=ON -DFACTUM_SANITIZE=ON -DFACTUM_BENCH=OFF >/dev/null
+cmake --build build/asan -j"$jobs"
+echo "== tests (ASan + UBSan) =="
+(cd build/asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+   ctest --output-on-failure -j"$jobs" "${exclude[@]}" "$@")
+echo "== all tests passed =="

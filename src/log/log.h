@@ -1,0 +1,169 @@
+/*
+ * log.h - the segmented append-only log: frame encoding and decoding, the
+ * segment files, writing batches at the tail, the recovery scan that finds a
+ * torn tail, and verification. The log knows frames, batches and events; it
+ * knows nothing of streams' semantics or of the index.
+ *
+ * Design note (invariants; tests cite them as LOG-n):
+ *  LOG-1  A log offset (LO) is seg_no * segment_size + offset within the
+ *         segment. Frames start at 8-byte aligned offsets >= LOG_SEG_HEADER
+ *         and never cross a segment; every frame's length is a multiple of 8
+ *         and it ends with a copy of its length (backward scanning).
+ *  LOG-2  Every frame carries a CRC32C over all its bytes but the CRC field.
+ *  LOG-3  The writer appends whole batches: a batch frame followed by its
+ *         n_events event frames, with consecutive global positions. The
+ *         batch is the unit of recovery: after a crash it is wholly present
+ *         or wholly cut. Every append (commit) lies inside one batch.
+ *  LOG-4  In durable mode, a batch is written only after every earlier batch
+ *         was fdatasync'd. So at most the last batch can be torn, and damage
+ *         followed by a valid durable batch is corruption of acknowledged
+ *         data: open refuses it (FACTUM_ECORRUPT) instead of skipping it.
+ *  LOG-5  Bytes after the end of the log in a segment are zero. Recovery
+ *         zeroes a cut tail, so stale frames can never reappear.
+ *  LOG-6  Segments are created whole (header + zeros, fdatasync'd, renamed
+ *         into place) before the writer uses them, so a write into a segment
+ *         never changes its size and fdatasync has no metadata to flush.
+ */
+#ifndef FACTUM_LOG_H
+#define FACTUM_LOG_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "base/base.h"
+#include "io/io.h"
+
+#define LOG_SEG_HEADER 4096u
+#define LOG_SEG_MAGIC "FCTMSEG"
+#define LOG_MAX_SEGMENTS 65536u
+
+#define LOG_FRAME_BATCH 1
+#define LOG_FRAME_EVENT 2
+
+#define LOG_BATCH_FRAME_LEN 48u
+#define LOG_EVENT_HDR_LEN 64u
+
+/* Event frame flags beyond FACTUM_EVENT_JSON / FACTUM_EVENT_META_JSON. */
+#define LOG_EV_COMMIT_FIRST 0x10u
+#define LOG_EV_COMMIT_LAST 0x20u
+/* Batch frame flags. */
+#define LOG_BATCH_DURABLE 0x1u
+
+/* Bytes an event frame needs. */
+static inline uint32_t log_event_frame_len(size_t stream_len, size_t type_len, size_t data_len, size_t meta_len)
+{
+    return (uint32_t)base_align_up(LOG_EVENT_HDR_LEN + stream_len + 1 + type_len + 1 + data_len + meta_len + 4, 8);
+}
+
+/* Encode an event frame into p (log_event_frame_len bytes). */
+void log_encode_event(uint8_t *p, const factum_event *ev, uint32_t frame_flags);
+/* Encode a batch frame into p (LOG_BATCH_FRAME_LEN bytes). */
+void log_encode_batch(uint8_t *p, uint32_t n_events, uint64_t first_position, uint64_t body_len, int64_t ts,
+                      uint32_t flags);
+
+typedef struct log_batch_hdr {
+    uint32_t n_events;
+    uint32_t flags;
+    uint64_t first_position;
+    uint64_t body_len;
+    int64_t timestamp;
+} log_batch_hdr;
+
+/* Check and decode the frame at p with at most `avail` bytes available.
+ * Returns its length (> 0), 0 if the bytes are zero (no frame), or
+ * FACTUM_ECORRUPT. Decodes into *ev / *bh by type (either may be NULL to
+ * refuse that type). *frame_flags gets the raw flags byte. */
+int log_decode_frame(const uint8_t *p, uint64_t avail, int *type, factum_event *ev, log_batch_hdr *bh,
+                     uint32_t *frame_flags);
+
+/* One segment file, mapped whole. */
+typedef struct log_seg {
+    uint64_t no;
+    int fd;
+    uint8_t *map;
+} log_seg;
+
+typedef struct flog {
+    io_env *io;
+    char *dir; /* <datadir>/log */
+    uint64_t seg_size;
+    uint8_t store_uuid[16];
+    int read_only;
+    /* Segments 0..n_segs-1 by number; entries are published with release
+     * stores, so readers may index the array without a lock (LOG-1). */
+    _Atomic(log_seg *) segs[LOG_MAX_SEGMENTS];
+    _Atomic uint64_t n_segs;
+    /* Writer state (writer thread only). */
+    uint64_t tail_lo;       /* LO where the next batch goes */
+    uint64_t unsynced_from; /* lowest segment number with unsynced writes */
+    /* Segment preparation (a background thread creates segments ahead). */
+    pthread_mutex_t prep_mu;
+    pthread_cond_t prep_cv;
+    pthread_t prep_thread;
+    int prep_running, prep_stop, prep_err;
+    uint64_t prep_want; /* create segments up to this number */
+} flog;
+
+/* Open the log in dir (creating dir and segment 0 when create). Validates
+ * every segment header; maps every segment. */
+int log_open(io_env *io, const char *dir, uint64_t seg_size, const uint8_t uuid[16], int create, int read_only,
+             flog **out);
+void log_close(flog *l);
+
+/* Start/stop the background thread that keeps one segment prepared ahead. */
+int log_prep_start(flog *l);
+void log_prep_stop(flog *l);
+
+/* Events found by the recovery scan. Return non-zero to abort the scan. */
+typedef int (*log_event_fn)(void *ctx, const factum_event *ev, uint64_t lo, uint32_t frame_flags);
+/* Called after each valid batch's events. Return non-zero to abort. */
+typedef int (*log_batch_fn)(void *ctx, uint64_t end_lo, uint64_t next_position);
+
+typedef struct log_scan_result {
+    uint64_t end_lo;        /* LO after the last valid batch */
+    uint64_t next_position; /* position after the last valid event */
+    uint64_t batches, events;
+    int torn;               /* a torn tail was found at end_lo */
+    uint64_t torn_bytes;    /* non-zero bytes after end_lo in its segment */
+    int corrupt;            /* damage before valid durable data (LOG-4) */
+    uint64_t corrupt_lo;    /* where */
+    char what[160];         /* description of the damage */
+} log_scan_result;
+
+/* Scan and validate batches from `from_lo` (a batch boundary) whose first
+ * position is `from_position`, calling fn for every event and bfn after
+ * every batch (either may be NULL), until the end of the log. Never modifies anything. Returns 0 (see res->corrupt and
+ * res->torn), a callback's non-zero value, or -errno. */
+int log_scan(flog *l, uint64_t from_lo, uint64_t from_position, log_event_fn fn, log_batch_fn bfn, void *ctx,
+             log_scan_result *res);
+
+/* After a scan found a torn tail: zero everything from end_lo to the end of
+ * its segment's non-zero bytes, fdatasync, and make end_lo the tail. */
+int log_cut_tail(flog *l, uint64_t end_lo);
+/* Set the writer's tail (after a clean scan). */
+void log_set_tail(flog *l, uint64_t end_lo);
+
+/* Writer: where a batch of `len` bytes will go (rolling to the next segment
+ * if it does not fit); waits for the preparer if that segment is not ready.
+ * Returns 0 and *lo, or -errno / FACTUM_ETOOBIG. */
+int log_reserve(flog *l, uint64_t len, uint64_t *lo);
+/* Writer: write len bytes at lo (from log_reserve); advances the tail. */
+int log_write(flog *l, uint64_t lo, const void *buf, size_t len);
+/* Writer: fdatasync every segment written since the last sync. */
+int log_sync(flog *l);
+
+/* Find the first valid batch frame after `from` (for verification after
+ * damage): 1 and *lo / *first_position, or 0 if none. */
+int log_find_batch(flog *l, uint64_t from, uint64_t *lo, uint64_t *first_position);
+
+/* Map an LO to its bytes; `avail` receives the bytes up to the end of the
+ * segment. NULL if the segment does not exist. */
+const uint8_t *log_ptr(flog *l, uint64_t lo, uint64_t *avail);
+/* LO of the first frame of the segment after the one holding lo. */
+static inline uint64_t log_next_seg_lo(const flog *l, uint64_t lo)
+{
+    return (lo / l->seg_size + 1) * l->seg_size + LOG_SEG_HEADER;
+}
+
+#endif

@@ -1,0 +1,535 @@
+/*
+ * segment.c - the log's segment files: opening and validating them, creating
+ * them ahead of the writer (a background thread, LOG-6), writing batches at
+ * the tail, syncing, the recovery scan (LOG-3, LOG-4) and cutting a torn
+ * tail (LOG-5).
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include "log/log.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static void seg_path(const flog *l, uint64_t no, const char *suffix, char *buf, size_t n)
+{
+    snprintf(buf, n, "%s/%08" PRIu64 ".seg%s", l->dir, no, suffix);
+}
+
+static void encode_header(const flog *l, uint64_t no, uint8_t *h)
+{
+    memset(h, 0, LOG_SEG_HEADER);
+    memcpy(h, LOG_SEG_MAGIC, 8);
+    base_put32(h + 8, FACTUM_FORMAT_VERSION);
+    base_put32(h + 12, LOG_SEG_HEADER);
+    base_put64(h + 16, no);
+    base_put64(h + 24, l->seg_size);
+    memcpy(h + 32, l->store_uuid, 16);
+    base_put64(h + 48, (uint64_t)base_now_ns());
+    base_put32(h + 56, base_crc32c(0, h, 56));
+}
+
+static int check_header(const flog *l, uint64_t no, const uint8_t *h, char *why, size_t n)
+{
+    if (memcmp(h, LOG_SEG_MAGIC, 8) != 0) {
+        snprintf(why, n, "bad magic");
+        return FACTUM_ECORRUPT;
+    }
+    if (base_crc32c(0, h, 56) != base_get32(h + 56)) {
+        snprintf(why, n, "header checksum mismatch");
+        return FACTUM_ECORRUPT;
+    }
+    if (base_get32(h + 8) > FACTUM_FORMAT_VERSION) return FACTUM_EFORMAT;
+    if (base_get64(h + 16) != no || base_get64(h + 24) != l->seg_size || base_get32(h + 12) != LOG_SEG_HEADER) {
+        snprintf(why, n, "header does not match its file name or the store's segment size");
+        return FACTUM_ECORRUPT;
+    }
+    if (memcmp(h + 32, l->store_uuid, 16) != 0) {
+        snprintf(why, n, "segment belongs to another store");
+        return FACTUM_ECORRUPT;
+    }
+    return 0;
+}
+
+/* Map segment `no` (already on disk) and publish it. */
+static int seg_attach(flog *l, uint64_t no)
+{
+    char path[PATH_MAX];
+    seg_path(l, no, "", path, sizeof path);
+    int fd = l->io->open(l->io, path, l->read_only ? O_RDONLY : O_RDWR, 0);
+    if (fd < 0) return fd;
+    uint64_t size;
+    int rc = io_file_size(fd, &size);
+    if (rc) goto fail_fd;
+    if (size != l->seg_size) {
+        rc = FACTUM_ECORRUPT;
+        goto fail_fd;
+    }
+    int err = 0;
+    uint8_t *map = l->io->map(l->io, fd, l->seg_size, &err);
+    if (!map) {
+        rc = err;
+        goto fail_fd;
+    }
+    char why[96];
+    if ((rc = check_header(l, no, map, why, sizeof why))) goto fail_map;
+    log_seg *s = malloc(sizeof *s);
+    if (!s) {
+        rc = -ENOMEM;
+        goto fail_map;
+    }
+    s->no = no;
+    s->fd = fd;
+    s->map = map;
+    atomic_store_explicit(&l->segs[no], s, memory_order_release);
+    if (atomic_load(&l->n_segs) < no + 1) atomic_store_explicit(&l->n_segs, no + 1, memory_order_release);
+    return 0;
+fail_map:
+    l->io->unmap(l->io, map, l->seg_size);
+fail_fd:
+    l->io->close(l->io, fd);
+    return rc;
+}
+
+/* Create segment `no`: header and zeros, fdatasync, rename, fsync the dir
+ * (LOG-6). Not yet attached. */
+static int seg_create(flog *l, uint64_t no)
+{
+    char tmp[PATH_MAX], path[PATH_MAX];
+    seg_path(l, no, ".tmp", tmp, sizeof tmp);
+    seg_path(l, no, "", path, sizeof path);
+    int fd = l->io->open(l->io, tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0) return fd;
+    size_t chunk = 1u << 20;
+    uint8_t *buf = calloc(1, chunk);
+    int rc = buf ? 0 : -ENOMEM;
+    if (!rc) {
+        encode_header(l, no, buf);
+        for (uint64_t off = 0; off < l->seg_size && !rc; off += chunk) {
+            size_t n = l->seg_size - off < chunk ? (size_t)(l->seg_size - off) : chunk;
+            rc = io_write_full(l->io, fd, buf, n, (off_t)off);
+            if (off == 0) memset(buf, 0, LOG_SEG_HEADER);
+        }
+    }
+    free(buf);
+    if (!rc) rc = l->io->fdatasync(l->io, fd);
+    l->io->close(l->io, fd);
+    if (!rc) rc = l->io->rename(l->io, tmp, path);
+    if (!rc) rc = l->io->fsync_dir(l->io, l->dir);
+    if (rc) l->io->unlink(l->io, tmp);
+    return rc;
+}
+
+static int seg_has_data(flog *l, uint64_t no)
+{
+    log_seg *s = atomic_load_explicit(&l->segs[no], memory_order_acquire);
+    return s && base_get32(s->map + LOG_SEG_HEADER) != 0;
+}
+
+int log_open(io_env *io, const char *dir, uint64_t seg_size, const uint8_t uuid[16], int create, int read_only,
+             flog **out)
+{
+    if (seg_size < (1u << 20) || (seg_size & (LOG_SEG_HEADER - 1))) return FACTUM_EINVAL;
+    flog *l = calloc(1, sizeof *l);
+    if (!l) return -ENOMEM;
+    l->io = io;
+    l->seg_size = seg_size;
+    l->read_only = read_only;
+    memcpy(l->store_uuid, uuid, 16);
+    pthread_mutex_init(&l->prep_mu, NULL);
+    pthread_cond_init(&l->prep_cv, NULL);
+    int rc = 0;
+    if (!(l->dir = strdup(dir))) {
+        rc = -ENOMEM;
+        goto fail;
+    }
+    if (create && !read_only && mkdir(dir, 0755) && errno != EEXIST) {
+        rc = -errno;
+        goto fail;
+    }
+    DIR *d = opendir(dir);
+    if (!d) {
+        rc = -errno;
+        goto fail;
+    }
+    uint64_t max_no = 0, count = 0;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        uint64_t no;
+        char tail[16];
+        if (sscanf(de->d_name, "%" SCNu64 ".seg%15s", &no, tail) == 2 && strcmp(tail, ".tmp") == 0) {
+            /* A segment whose creation did not finish. */
+            if (!read_only) {
+                char p[PATH_MAX];
+                snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
+                io->unlink(io, p);
+            }
+            continue;
+        }
+        if (sscanf(de->d_name, "%" SCNu64 ".seg%15s", &no, tail) != 1) continue;
+        if (strlen(de->d_name) != 12) continue;
+        if (no >= LOG_MAX_SEGMENTS) {
+            closedir(d);
+            rc = FACTUM_ECORRUPT;
+            goto fail;
+        }
+        count++;
+        if (no > max_no) max_no = no;
+    }
+    closedir(d);
+    if (count == 0) {
+        if (!create || read_only) {
+            rc = FACTUM_ECORRUPT; /* a store always has segment 0 */
+            goto fail;
+        } else {
+            if ((rc = seg_create(l, 0))) goto fail;
+            count = 1;
+            max_no = 0;
+        }
+    }
+    if (count && count != max_no + 1) {
+        rc = FACTUM_ECORRUPT; /* a segment in the middle is missing */
+        goto fail;
+    }
+    for (uint64_t no = 0; count && no <= max_no; no++)
+        if ((rc = seg_attach(l, no))) goto fail;
+    l->tail_lo = LOG_SEG_HEADER;
+    l->unsynced_from = UINT64_MAX;
+    *out = l;
+    return 0;
+fail:
+    log_close(l);
+    return rc;
+}
+
+void log_close(flog *l)
+{
+    if (!l) return;
+    log_prep_stop(l);
+    uint64_t n = atomic_load(&l->n_segs);
+    for (uint64_t i = 0; i < n; i++) {
+        log_seg *s = atomic_load(&l->segs[i]);
+        if (!s) continue;
+        l->io->unmap(l->io, s->map, l->seg_size);
+        l->io->close(l->io, s->fd);
+        free(s);
+    }
+    pthread_mutex_destroy(&l->prep_mu);
+    pthread_cond_destroy(&l->prep_cv);
+    free(l->dir);
+    free(l);
+}
+
+/* ---- segment preparation --------------------------------------------- */
+
+static void *prep_main(void *arg)
+{
+    flog *l = arg;
+    pthread_mutex_lock(&l->prep_mu);
+    while (!l->prep_stop) {
+        uint64_t have = atomic_load(&l->n_segs);
+        if (have > l->prep_want || l->prep_err) {
+            pthread_cond_wait(&l->prep_cv, &l->prep_mu);
+            continue;
+        }
+        pthread_mutex_unlock(&l->prep_mu);
+        int rc = seg_create(l, have);
+        if (!rc) rc = seg_attach(l, have);
+        pthread_mutex_lock(&l->prep_mu);
+        if (rc) l->prep_err = rc;
+        pthread_cond_broadcast(&l->prep_cv);
+    }
+    pthread_mutex_unlock(&l->prep_mu);
+    return NULL;
+}
+
+int log_prep_start(flog *l)
+{
+    if (l->read_only || l->prep_running) return 0;
+    l->prep_stop = 0;
+    l->prep_want = l->tail_lo / l->seg_size + 1;
+    int rc = pthread_create(&l->prep_thread, NULL, prep_main, l);
+    if (rc) return -rc;
+    l->prep_running = 1;
+    return 0;
+}
+
+void log_prep_stop(flog *l)
+{
+    if (!l->prep_running) return;
+    pthread_mutex_lock(&l->prep_mu);
+    l->prep_stop = 1;
+    pthread_cond_broadcast(&l->prep_cv);
+    pthread_mutex_unlock(&l->prep_mu);
+    pthread_join(l->prep_thread, NULL);
+    l->prep_running = 0;
+}
+
+/* Make sure segment `no` exists; ask for `no + 1` to be prepared ahead. */
+static int ensure_segment(flog *l, uint64_t no)
+{
+    if (no >= LOG_MAX_SEGMENTS - 1) return -ENOSPC;
+    if (!l->prep_running) {
+        int rc = 0;
+        if (atomic_load(&l->n_segs) <= no) {
+            rc = seg_create(l, no);
+            if (!rc) rc = seg_attach(l, no);
+        }
+        return rc;
+    }
+    pthread_mutex_lock(&l->prep_mu);
+    if (l->prep_want < no + 1) l->prep_want = no + 1;
+    pthread_cond_broadcast(&l->prep_cv);
+    while (atomic_load(&l->n_segs) <= no && !l->prep_err) pthread_cond_wait(&l->prep_cv, &l->prep_mu);
+    int rc = atomic_load(&l->n_segs) > no ? 0 : l->prep_err;
+    pthread_mutex_unlock(&l->prep_mu);
+    return rc;
+}
+
+/* ---- writing -------------------------------------------------------- */
+
+int log_reserve(flog *l, uint64_t len, uint64_t *lo)
+{
+    if (len > l->seg_size - LOG_SEG_HEADER) return FACTUM_ETOOBIG;
+    uint64_t no = l->tail_lo / l->seg_size, off = l->tail_lo % l->seg_size;
+    if (off < LOG_SEG_HEADER) off = LOG_SEG_HEADER;
+    if (off + len > l->seg_size) {
+        no++;
+        off = LOG_SEG_HEADER;
+    }
+    int rc = ensure_segment(l, no);
+    if (rc) return rc;
+    *lo = no * l->seg_size + off;
+    return 0;
+}
+
+int log_write(flog *l, uint64_t lo, const void *buf, size_t len)
+{
+    uint64_t no = lo / l->seg_size;
+    log_seg *s = atomic_load_explicit(&l->segs[no], memory_order_acquire);
+    if (!s) return -EIO;
+    if (no < l->unsynced_from) l->unsynced_from = no;
+    int rc = io_write_full(l->io, s->fd, buf, len, (off_t)(lo % l->seg_size));
+    if (rc) return rc;
+    l->tail_lo = lo + len;
+    return 0;
+}
+
+int log_sync(flog *l)
+{
+    if (l->unsynced_from == UINT64_MAX) return 0;
+    uint64_t last = l->tail_lo / l->seg_size;
+    for (uint64_t no = l->unsynced_from; no <= last; no++) {
+        log_seg *s = atomic_load_explicit(&l->segs[no], memory_order_acquire);
+        if (!s) continue;
+        int rc = l->io->fdatasync(l->io, s->fd);
+        if (rc) return rc;
+    }
+    l->unsynced_from = UINT64_MAX;
+    return 0;
+}
+
+const uint8_t *log_ptr(flog *l, uint64_t lo, uint64_t *avail)
+{
+    uint64_t no = lo / l->seg_size;
+    if (no >= atomic_load_explicit(&l->n_segs, memory_order_acquire)) return NULL;
+    log_seg *s = atomic_load_explicit(&l->segs[no], memory_order_acquire);
+    if (!s) return NULL;
+    uint64_t off = lo % l->seg_size;
+    if (avail) *avail = l->seg_size - off;
+    return s->map + off;
+}
+
+void log_set_tail(flog *l, uint64_t end_lo)
+{
+    l->tail_lo = end_lo;
+}
+
+/* ---- recovery scan -------------------------------------------------- */
+
+/* Offset just after the last non-zero byte of [p, p+len), or 0. */
+static uint64_t nonzero_end(const uint8_t *p, uint64_t len)
+{
+    uint64_t i = len;
+    while (i >= 8) {
+        uint64_t w;
+        memcpy(&w, p + i - 8, 8);
+        if (w) break;
+        i -= 8;
+    }
+    while (i > 0 && p[i - 1] == 0) i--;
+    return i;
+}
+
+/* Validate the batch at lo. Returns its total length (> 0), 0 for zero
+ * bytes, or FACTUM_ECORRUPT; with fn, reports its events. */
+static int64_t check_batch(flog *l, uint64_t lo, uint64_t expect_pos, log_event_fn fn, void *ctx,
+                           log_batch_hdr *bh, int *cb_rc)
+{
+    uint64_t avail;
+    const uint8_t *p = log_ptr(l, lo, &avail);
+    if (!p) return 0;
+    int type;
+    int rc = log_decode_frame(p, avail, &type, NULL, bh, NULL);
+    if (rc <= 0) return rc;
+    if (bh->first_position != expect_pos || bh->body_len > avail - LOG_BATCH_FRAME_LEN) return FACTUM_ECORRUPT;
+    uint64_t off = LOG_BATCH_FRAME_LEN;
+    for (uint32_t i = 0; i < bh->n_events; i++) {
+        if (off >= LOG_BATCH_FRAME_LEN + bh->body_len) return FACTUM_ECORRUPT;
+        factum_event ev;
+        uint32_t ff;
+        int n = log_decode_frame(p + off, LOG_BATCH_FRAME_LEN + bh->body_len - off, &type, &ev, NULL, &ff);
+        if (n <= 0 || type != LOG_FRAME_EVENT || ev.position != expect_pos + i) return FACTUM_ECORRUPT;
+        off += (uint64_t)n;
+    }
+    if (off != LOG_BATCH_FRAME_LEN + bh->body_len) return FACTUM_ECORRUPT;
+    /* The whole batch is valid: only now report its events (LOG-3). */
+    if (fn) {
+        off = LOG_BATCH_FRAME_LEN;
+        for (uint32_t i = 0; i < bh->n_events; i++) {
+            factum_event ev;
+            uint32_t ff;
+            int n = log_decode_frame(p + off, avail - off, &type, &ev, NULL, &ff);
+            int r = fn(ctx, &ev, lo + off, ff);
+            if (r) {
+                *cb_rc = r;
+                return FACTUM_ECORRUPT;
+            }
+            off += (uint64_t)n;
+        }
+    }
+    return (int64_t)off;
+}
+
+/* Is there a valid durable batch frame anywhere in [from, end of segment)
+ * or any data in a later segment? (LOG-4) */
+static int valid_after(flog *l, uint64_t from, uint64_t *where)
+{
+    uint64_t no = from / l->seg_size;
+    uint64_t avail;
+    const uint8_t *p = log_ptr(l, from, &avail);
+    for (uint64_t off = 8; p && off + LOG_BATCH_FRAME_LEN <= avail; off += 8) {
+        if (base_get32(p + off) != LOG_BATCH_FRAME_LEN || p[off + 8] != LOG_FRAME_BATCH) continue;
+        log_batch_hdr bh;
+        int type;
+        if (log_decode_frame(p + off, avail - off, &type, NULL, &bh, NULL) == (int)LOG_BATCH_FRAME_LEN &&
+            (bh.flags & LOG_BATCH_DURABLE)) {
+            *where = from + off;
+            return 1;
+        }
+    }
+    uint64_t n = atomic_load(&l->n_segs);
+    for (uint64_t s = no + 1; s < n; s++) {
+        if (seg_has_data(l, s)) {
+            *where = s * l->seg_size + LOG_SEG_HEADER;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+int log_scan(flog *l, uint64_t from_lo, uint64_t from_position, log_event_fn fn, log_batch_fn bfn, void *ctx,
+             log_scan_result *res)
+{
+    memset(res, 0, sizeof *res);
+    uint64_t lo = from_lo, pos = from_position;
+    uint64_t nsegs = atomic_load(&l->n_segs);
+    while (nsegs) {
+        if (lo % l->seg_size < LOG_SEG_HEADER) lo = lo / l->seg_size * l->seg_size + LOG_SEG_HEADER;
+        uint64_t no = lo / l->seg_size;
+        if (no >= nsegs) break;
+        log_batch_hdr bh;
+        int cb_rc = 0;
+        int64_t n = check_batch(l, lo, pos, fn, ctx, &bh, &cb_rc);
+        if (cb_rc) return cb_rc;
+        if (n > 0) {
+            res->batches++;
+            res->events += bh.n_events;
+            pos += bh.n_events;
+            lo += (uint64_t)n;
+            if (bfn && (cb_rc = bfn(ctx, lo, pos))) return cb_rc;
+            continue;
+        }
+        uint64_t avail = 0;
+        const uint8_t *p = log_ptr(l, lo, &avail);
+        if (n == 0) {
+            /* Zero bytes: the end of this segment's data. The rest of the
+             * segment must be zero too (LOG-5). */
+            uint64_t nz = nonzero_end(p, avail);
+            if (nz == 0) {
+                if (no + 1 < nsegs && seg_has_data(l, no + 1)) {
+                    lo = log_next_seg_lo(l, lo);
+                    continue;
+                }
+                break; /* the end of the log */
+            }
+            /* Non-zero bytes after a hole. */
+        }
+        uint64_t where = 0;
+        if (valid_after(l, lo, &where)) {
+            res->corrupt = 1;
+            res->corrupt_lo = lo;
+            snprintf(res->what, sizeof res->what,
+                     "damaged batch at segment %" PRIu64 " offset %" PRIu64
+                     " followed by valid data at segment %" PRIu64 " offset %" PRIu64,
+                     no, lo % l->seg_size, where / l->seg_size, where % l->seg_size);
+            break;
+        }
+        res->torn = 1;
+        res->torn_bytes = nonzero_end(p, avail);
+        break;
+    }
+    res->end_lo = lo;
+    res->next_position = pos;
+    return 0;
+}
+
+int log_cut_tail(flog *l, uint64_t end_lo)
+{
+    uint64_t avail;
+    const uint8_t *p = log_ptr(l, end_lo, &avail);
+    if (!p) return -EIO;
+    uint64_t nz = nonzero_end(p, avail);
+    log_seg *s = atomic_load(&l->segs[end_lo / l->seg_size]);
+    uint8_t zeros[65536] = {0};
+    for (uint64_t off = 0; off < nz;) {
+        size_t n = nz - off < sizeof zeros ? (size_t)(nz - off) : sizeof zeros;
+        int rc = io_write_full(l->io, s->fd, zeros, n, (off_t)(end_lo % l->seg_size + off));
+        if (rc) return rc;
+        off += n;
+    }
+    int rc = l->io->fdatasync(l->io, s->fd);
+    if (rc) return rc;
+    l->tail_lo = end_lo;
+    return 0;
+}
+
+int log_find_batch(flog *l, uint64_t from, uint64_t *lo, uint64_t *first_position)
+{
+    uint64_t n = atomic_load(&l->n_segs);
+    for (uint64_t no = from / l->seg_size; no < n; no++) {
+        uint64_t start = no == from / l->seg_size ? from + 8 : no * l->seg_size + LOG_SEG_HEADER;
+        start = base_align_up(start, 8);
+        uint64_t avail;
+        const uint8_t *p = log_ptr(l, start, &avail);
+        for (uint64_t off = 0; p && off + LOG_BATCH_FRAME_LEN <= avail; off += 8) {
+            if (base_get32(p + off) != LOG_BATCH_FRAME_LEN || p[off + 8] != LOG_FRAME_BATCH) continue;
+            log_batch_hdr bh;
+            int type;
+            if (log_decode_frame(p + off, avail - off, &type, NULL, &bh, NULL) == (int)LOG_BATCH_FRAME_LEN) {
+                *lo = start + off;
+                *first_position = bh.first_position;
+                return 1;
+            }
+        }
+    }
+    return 0;
+}

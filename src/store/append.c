@@ -1,0 +1,221 @@
+/*
+ * append.c - the public write calls: append (single, multi-stream, async),
+ * soft delete, tombstone and metadata. Everything that can be checked
+ * without the stream's state is checked here, in the caller's thread,
+ * before a request reaches the writer: names, types, sizes, duplicate ids.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/json.h"
+#include "store/store_int.h"
+
+static int check_type(const char *type)
+{
+    if (!type) return FACTUM_EBADTYPE;
+    size_t n = strnlen(type, FACTUM_MAX_TYPE_LEN + 1);
+    if (n == 0 || n > FACTUM_MAX_TYPE_LEN || !base_utf8_valid(type, n)) return FACTUM_EBADTYPE;
+    return 0;
+}
+
+static int check_expected_value(int64_t e)
+{
+    return (e >= 0 || e == FACTUM_ANY || e == FACTUM_NO_STREAM || e == FACTUM_STREAM_EXISTS) ? 0 : FACTUM_EINVAL;
+}
+
+/* Validate one part; fill the internal part; add its encoded size. */
+static int check_part(factum_store *s, const factum_append_req *q, wpart *p, size_t *bytes)
+{
+    if (!q->stream) return FACTUM_EBADNAME;
+    size_t slen = strnlen(q->stream, FACTUM_MAX_STREAM_LEN + 1);
+    int rc = factum_check_stream_name(q->stream, slen);
+    if (rc) return rc;
+    if ((rc = check_expected_value(q->expected))) return rc;
+    if (q->n_events && !q->events) return FACTUM_EINVAL;
+    int meta_stream = slen > 2 && q->stream[0] == '$' && q->stream[1] == '$';
+    if (meta_stream && slen - 2 > FACTUM_MAX_STREAM_LEN - 2) return FACTUM_EBADNAME;
+    uint64_t total = 0;
+    for (size_t i = 0; i < q->n_events; i++) {
+        const factum_event_data *d = &q->events[i];
+        if ((rc = check_type(d->type))) return rc;
+        if ((d->data_len && !d->data) || (d->metadata_len && !d->metadata)) return FACTUM_EINVAL;
+        if (d->data_len > s->opts.max_event_size || d->metadata_len > s->opts.max_event_size ||
+            d->data_len + d->metadata_len > s->opts.max_event_size)
+            return FACTUM_ETOOBIG;
+        if (meta_stream) {
+            /* `$$x` holds x's metadata: `$metadata` events with a JSON object. */
+            factum_stream_metadata m;
+            if (strcmp(d->type, "$metadata") != 0) return FACTUM_EINVAL;
+            if ((rc = factum_stream_metadata_parse(d->data, d->data_len, &m))) return rc;
+        }
+        if (d->has_id) {
+            for (size_t j = 0; j < i; j++)
+                if (q->events[j].has_id && !memcmp(q->events[j].id, d->id, 16)) return FACTUM_EDUPLICATEID;
+        }
+        total += log_event_frame_len(slen, strlen(d->type), d->data_len, d->metadata_len);
+    }
+    /* Room for a metadata event the writer may add (soft-deleted streams). */
+    total += 4096;
+    if (total > s->opts.max_append_size + 4096) return FACTUM_ETOOBIG;
+    p->stream = q->stream;
+    p->stream_len = slen;
+    p->expected = q->expected;
+    p->events = q->events;
+    p->n = q->n_events;
+    p->op = OP_APPEND;
+    *bytes += total;
+    return 0;
+}
+
+static int precheck(factum_store *s)
+{
+    if (!s) return FACTUM_EINVAL;
+    if (s->opts.read_only) return FACTUM_EREADONLY;
+    if (atomic_load(&s->failed)) return FACTUM_EFAILED;
+    return 0;
+}
+
+/* Validate reqs into r (parts allocated). On error *failed is set. */
+static int build(factum_store *s, const factum_append_req *reqs, size_t n, wreq *r, wpart *parts, size_t *failed)
+{
+    if (!reqs || !n) return FACTUM_EINVAL;
+    size_t bytes = 0;
+    for (size_t i = 0; i < n; i++) {
+        int rc = check_part(s, &reqs[i], &parts[i], &bytes);
+        if (!rc) {
+            for (size_t j = 0; j < i; j++)
+                if (parts[j].stream_len == parts[i].stream_len &&
+                    !memcmp(parts[j].stream, parts[i].stream, parts[i].stream_len))
+                    rc = FACTUM_EINVAL; /* a stream may appear in one part only */
+        }
+        if (rc) {
+            if (failed) *failed = i;
+            return rc;
+        }
+    }
+    if (bytes > s->opts.max_append_size + 4096 * n) {
+        if (failed) *failed = 0;
+        return FACTUM_ETOOBIG;
+    }
+    r->kind = REQ_APPEND;
+    r->parts = parts;
+    r->n_parts = n;
+    r->bytes = bytes;
+    return 0;
+}
+
+/* Run a request synchronously. */
+static int run_sync(factum_store *s, wreq *r)
+{
+    pthread_cond_t cv;
+    pthread_cond_init(&cv, NULL);
+    r->done_cv = &cv;
+    int rc = writer_submit(s, r);
+    pthread_cond_destroy(&cv);
+    return rc ? rc : r->rc;
+}
+
+int factum_append_multi(factum_store *s, const factum_append_req *reqs, size_t n, factum_append_result *results,
+                        size_t *failed)
+{
+    int rc = precheck(s);
+    if (rc) return rc;
+    wpart parts_small[8];
+    factum_append_result res_small[8];
+    wpart *parts = n <= 8 ? parts_small : calloc(n, sizeof *parts);
+    factum_append_result *res = results ? results : n <= 8 ? res_small : calloc(n, sizeof *res);
+    wreq r = {0};
+    if (!parts || !res) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    if ((rc = build(s, reqs, n, &r, parts, failed))) goto out;
+    r.results = res;
+    rc = run_sync(s, &r);
+    if (rc && failed) *failed = r.failed;
+out:
+    if (parts != parts_small) free(parts);
+    if (res != results && res != res_small) free(res);
+    return rc;
+}
+
+int factum_append(factum_store *s, const char *stream, int64_t expected, const factum_event_data *events, size_t n,
+                  factum_append_result *res)
+{
+    factum_append_req q = {stream, expected, events, n};
+    return factum_append_multi(s, &q, 1, res, NULL);
+}
+
+int factum_append_async(factum_store *s, const factum_append_req *reqs, size_t n, factum_append_cb cb, void *ctx)
+{
+    int rc = precheck(s);
+    if (rc) return rc;
+    if (!cb) return FACTUM_EINVAL;
+    /* One allocation: the request, its parts and its results. */
+    wreq *r = calloc(1, sizeof *r + n * (sizeof(wpart) + sizeof(factum_append_result)));
+    if (!r) return -ENOMEM;
+    wpart *parts = (wpart *)(r + 1);
+    if ((rc = build(s, reqs, n, r, parts, NULL))) {
+        free(r);
+        return rc;
+    }
+    r->results = (factum_append_result *)(parts + n);
+    r->cb = cb;
+    r->ctx = ctx;
+    r->owns_memory = 1;
+    rc = writer_submit(s, r);
+    if (rc) free(r);
+    return rc;
+}
+
+static int stream_op(factum_store *s, const char *stream, int64_t expected, int op, factum_append_result *res)
+{
+    int rc = precheck(s);
+    if (rc) return rc;
+    if (!stream) return FACTUM_EBADNAME;
+    size_t len = strnlen(stream, FACTUM_MAX_STREAM_LEN + 1);
+    if ((rc = factum_check_stream_name(stream, len))) return rc;
+    if (len > FACTUM_MAX_STREAM_LEN - 2) return FACTUM_EBADNAME; /* its $$ stream must fit */
+    if ((rc = check_expected_value(expected))) return rc;
+    wpart part = {stream, len, expected, NULL, 0, op};
+    factum_append_result r0;
+    wreq r = {0};
+    r.kind = REQ_APPEND;
+    r.parts = &part;
+    r.n_parts = 1;
+    r.results = res ? res : &r0;
+    r.bytes = 8192;
+    return run_sync(s, &r);
+}
+
+int factum_delete_stream(factum_store *s, const char *stream, int64_t expected, factum_append_result *res)
+{
+    return stream_op(s, stream, expected, OP_DELETE, res);
+}
+
+int factum_tombstone_stream(factum_store *s, const char *stream, int64_t expected, factum_append_result *res)
+{
+    return stream_op(s, stream, expected, OP_TOMBSTONE, res);
+}
+
+int factum_set_stream_metadata(factum_store *s, const char *stream, int64_t expected, const char *json, size_t len,
+                               factum_append_result *res)
+{
+    if (!s) return FACTUM_EINVAL;
+    if (!stream) return FACTUM_EBADNAME;
+    size_t slen = strnlen(stream, FACTUM_MAX_STREAM_LEN + 1);
+    int rc = factum_check_stream_name(stream, slen);
+    if (rc) return rc;
+    if (slen > FACTUM_MAX_STREAM_LEN - 2) return FACTUM_EBADNAME;
+    factum_stream_metadata m;
+    if ((rc = factum_stream_metadata_parse(json, len, &m))) return rc;
+    char mname[FACTUM_MAX_STREAM_LEN + 3];
+    meta_stream_name(stream, slen, mname);
+    factum_event_data ev = {0};
+    ev.type = "$metadata";
+    ev.flags = FACTUM_EVENT_JSON;
+    ev.data = json;
+    ev.data_len = len;
+    return factum_append(s, mname, expected, &ev, 1, res);
+}

@@ -1,0 +1,357 @@
+/*
+ * read.c - the read calls: a stream in either direction (honouring its
+ * metadata: truncate-before, max count, max age), the global log ($all)
+ * with filters, single positions, stream state and metadata, and the stream
+ * catalog. Reads run in the caller's thread, take no lock the writer holds
+ * for long, and never see beyond the committed position (ST-2). Events are
+ * returned as pointers into the mapped log: no copies.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <errno.h>
+#include <regex.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store/store_int.h"
+
+#define KV_BATCH 256
+
+static int name_arg(const char *stream, size_t *len)
+{
+    if (!stream) return FACTUM_EBADNAME;
+    *len = strnlen(stream, FACTUM_MAX_STREAM_LEN + 1);
+    return factum_check_stream_name(stream, *len);
+}
+
+/* First version visible under the stream's metadata (ignoring max age). */
+static uint64_t first_visible(const sstate *st)
+{
+    uint64_t first = 0;
+    if (st->meta.truncate_before > 0) first = (uint64_t)st->meta.truncate_before;
+    if (st->meta.max_count >= 0 && st->last_version >= 0) {
+        int64_t mc = st->last_version - st->meta.max_count + 1;
+        if (mc > 0 && (uint64_t)mc > first) first = (uint64_t)mc;
+    }
+    return first;
+}
+
+int factum_read_stream(factum_store *s, const char *stream, uint64_t from, int direction, factum_event *events,
+                       size_t cap, size_t *n_out, uint64_t *next_out)
+{
+    if (!s || !n_out || (cap && !events)) return FACTUM_EINVAL;
+    *n_out = 0;
+    if (next_out) *next_out = FACTUM_END;
+    size_t len;
+    int rc = name_arg(stream, &len);
+    if (rc) return rc;
+    if (direction != FACTUM_FORWARD && direction != FACTUM_BACKWARD) return FACTUM_EINVAL;
+    uint64_t committed = atomic_load_explicit(&s->committed_pos, memory_order_acquire);
+    sstate st;
+    if ((rc = state_get(s, stream, len, &st))) return rc;
+    if (st.last_version < 0 || sstate_soft_deleted(&st)) return FACTUM_ENOTFOUND;
+    if (sstate_tombstoned(&st)) return FACTUM_EDELETED;
+    uint64_t last = (uint64_t)st.last_version, first = first_visible(&st);
+    int64_t min_ts = INT64_MIN;
+    if (st.meta.max_age_s >= 0) min_ts = base_now_ns() - st.meta.max_age_s * 1000000000ll;
+    uint64_t hash = base_hash64(stream, len);
+    int back = direction == FACTUM_BACKWARD;
+    uint64_t cur;
+    if (!back) {
+        cur = from < first ? first : from;
+        if (cur > last) return 0;
+    } else {
+        cur = from > last ? last : from;
+        if (cur < first) return 0;
+    }
+    idx_kv kv[KV_BATCH];
+    size_t n = 0;
+    int end = 0;
+    while (n < cap && !end) {
+        size_t want = cap - n < KV_BATCH ? cap - n : KV_BATCH, got;
+        if ((rc = idx_stream_range(s->idx, hash, cur, back, kv, want, &got))) return rc;
+        if (got < want) end = 1; /* the index has nothing further */
+        if (!got) break;
+        int full = 0;
+        for (size_t i = 0; i < got && !full; i++) {
+            uint64_t v = kv[i].k2;
+            if (back ? v < first : v > last) {
+                end = 1;
+                break;
+            }
+            if (back) {
+                if (v == 0) end = 1;
+                else cur = v - 1;
+            } else {
+                cur = v + 1;
+            }
+            factum_event *ev = &events[n];
+            if ((rc = event_at(s, kv[i].v, ev))) return rc;
+            if (ev->stream_len != len || memcmp(ev->stream, stream, len)) continue; /* hash collision */
+            if (ev->position > committed) {
+                end = 1;
+                break;
+            }
+            if (ev->timestamp_ns < min_ts) continue; /* older than $maxAge */
+            if (++n == cap) full = 1;
+        }
+        if (full) break;
+    }
+    if (back ? cur < first : cur > last) end = 1;
+    *n_out = n;
+    if (next_out) *next_out = end ? FACTUM_END : cur;
+    return 0;
+}
+
+/* ---- filters --------------------------------------------------------- */
+
+struct factum_filter {
+    int on;
+    char **prefixes;
+    size_t *prefix_lens;
+    size_t n_prefixes;
+    int has_regex;
+    regex_t re;
+    int exclude_system;
+};
+
+void factum_filter_free(factum_filter *f)
+{
+    if (!f) return;
+    for (size_t i = 0; i < f->n_prefixes; i++) free(f->prefixes[i]);
+    free(f->prefixes);
+    free(f->prefix_lens);
+    if (f->has_regex) regfree(&f->re);
+    free(f);
+}
+
+int factum_filter_new(int on, const char *const *prefixes, size_t n_prefixes, const char *regex, int exclude_system,
+                      factum_filter **out)
+{
+    if (!out || (on != FACTUM_FILTER_STREAM && on != FACTUM_FILTER_EVENT_TYPE)) return FACTUM_EINVAL;
+    if ((n_prefixes && regex) || (n_prefixes && !prefixes)) return FACTUM_EINVAL;
+    factum_filter *f = calloc(1, sizeof *f);
+    if (!f) return -ENOMEM;
+    f->on = on;
+    f->exclude_system = exclude_system;
+    if (n_prefixes) {
+        f->prefixes = calloc(n_prefixes, sizeof *f->prefixes);
+        f->prefix_lens = calloc(n_prefixes, sizeof *f->prefix_lens);
+        if (!f->prefixes || !f->prefix_lens) goto nomem;
+        for (size_t i = 0; i < n_prefixes; i++) {
+            if (!prefixes[i]) {
+                factum_filter_free(f);
+                return FACTUM_EINVAL;
+            }
+            if (!(f->prefixes[i] = strdup(prefixes[i]))) goto nomem;
+            f->prefix_lens[i] = strlen(prefixes[i]);
+            f->n_prefixes++;
+        }
+    }
+    if (regex) {
+        if (regcomp(&f->re, regex, REG_EXTENDED | REG_NOSUB)) {
+            factum_filter_free(f);
+            return FACTUM_EBADREGEX;
+        }
+        f->has_regex = 1;
+    }
+    *out = f;
+    return 0;
+nomem:
+    factum_filter_free(f);
+    return -ENOMEM;
+}
+
+int factum_filter_match(const factum_filter *f, const factum_event *ev)
+{
+    if (!f) return 1;
+    if (f->exclude_system && (ev->type[0] == '$' || ev->stream[0] == '$')) return 0;
+    const char *subj = f->on == FACTUM_FILTER_STREAM ? ev->stream : ev->type;
+    size_t slen = f->on == FACTUM_FILTER_STREAM ? ev->stream_len : ev->type_len;
+    if (f->n_prefixes) {
+        for (size_t i = 0; i < f->n_prefixes; i++)
+            if (slen >= f->prefix_lens[i] && !memcmp(subj, f->prefixes[i], f->prefix_lens[i])) return 1;
+        return 0;
+    }
+    if (f->has_regex) return regexec(&f->re, subj, 0, NULL, 0) == 0;
+    return 1;
+}
+
+/* ---- the global log ------------------------------------------------- */
+
+/* The event frame at lo, checked to be `position`. Skips a batch frame
+ * and the end of a segment going forward. *lo is updated to the frame. */
+static int frame_fwd(factum_store *s, uint64_t *lo, uint64_t position, factum_event *ev, uint32_t *len)
+{
+    for (int hops = 0; hops < 4; hops++) {
+        uint64_t avail;
+        const uint8_t *p = log_ptr(s->log, *lo, &avail);
+        if (!p || *lo % s->seg_size < LOG_SEG_HEADER) {
+            *lo = (*lo / s->seg_size) * s->seg_size + LOG_SEG_HEADER;
+            if (!p) return FACTUM_ECORRUPT;
+            continue;
+        }
+        int type;
+        log_batch_hdr bh;
+        int n = log_decode_frame(p, avail, &type, ev, &bh, NULL);
+        if (n == 0) { /* end of this segment's data */
+            *lo = log_next_seg_lo(s->log, *lo);
+            continue;
+        }
+        if (n < 0) break;
+        if (type == LOG_FRAME_BATCH) {
+            *lo += (uint64_t)n;
+            continue;
+        }
+        if (ev->position != position) break;
+        *len = (uint32_t)n;
+        return 0;
+    }
+    store_log(s, FACTUM_LOG_ERROR, "damaged log at segment %llu offset %llu reading position %llu",
+              (unsigned long long)(*lo / s->seg_size), (unsigned long long)(*lo % s->seg_size),
+              (unsigned long long)position);
+    return FACTUM_ECORRUPT;
+}
+
+int factum_read_position(factum_store *s, uint64_t position, factum_event *ev)
+{
+    if (!s || !ev) return FACTUM_EINVAL;
+    uint64_t committed = atomic_load_explicit(&s->committed_pos, memory_order_acquire);
+    if (position == 0 || position > committed) return FACTUM_ENOTFOUND;
+    uint64_t lo;
+    int rc = idx_posmap_get(s->idx, position, &lo);
+    if (rc == FACTUM_ENOTFOUND) return FACTUM_ECORRUPT; /* a committed position must be mapped */
+    if (rc) return rc;
+    uint32_t len;
+    return frame_fwd(s, &lo, position, ev, &len);
+}
+
+int factum_read_all(factum_store *s, uint64_t from, int direction, const factum_filter *filter, size_t max_scan,
+                    factum_event *events, size_t cap, size_t *n_out, uint64_t *next_out)
+{
+    if (!s || !n_out || (cap && !events)) return FACTUM_EINVAL;
+    if (direction != FACTUM_FORWARD && direction != FACTUM_BACKWARD) return FACTUM_EINVAL;
+    *n_out = 0;
+    uint64_t committed = atomic_load_explicit(&s->committed_pos, memory_order_acquire);
+    int back = direction == FACTUM_BACKWARD;
+    uint64_t pos = back ? (from > committed ? committed : from) : (from < 1 ? 1 : from);
+    if (next_out) *next_out = back ? 0 : (pos > committed + 1 ? pos : committed + 1);
+    if (back ? pos == 0 : pos > committed) return 0;
+    uint64_t lo;
+    int rc = idx_posmap_get(s->idx, pos, &lo);
+    if (rc) return rc == FACTUM_ENOTFOUND ? FACTUM_ECORRUPT : rc;
+    size_t n = 0, scanned = 0;
+    while (n < cap && (!max_scan || scanned < max_scan)) {
+        factum_event *ev = &events[n];
+        uint32_t len;
+        if ((rc = frame_fwd(s, &lo, pos, ev, &len))) return rc;
+        scanned++;
+        if (factum_filter_match(filter, ev)) n++;
+        if (!back) {
+            lo += len;
+            if (++pos > committed) break;
+        } else {
+            if (--pos == 0) break;
+            /* Step to the previous frame: its length ends just before ours
+             * (LOG-1), unless ours is the first after a batch frame or at
+             * the start of a segment; then ask the position map. */
+            uint64_t in_seg = lo % s->seg_size;
+            int ok = 0;
+            if (in_seg >= LOG_SEG_HEADER + 8) {
+                const uint8_t *p = log_ptr(s->log, lo - 4, NULL);
+                uint32_t plen = base_get32(p);
+                if (plen >= LOG_EVENT_HDR_LEN + 4 && plen <= in_seg - LOG_SEG_HEADER && !(plen & 7)) {
+                    const uint8_t *q = log_ptr(s->log, lo - plen, NULL);
+                    if (q[8] == LOG_FRAME_EVENT && base_get32(q) == plen) {
+                        lo -= plen;
+                        ok = 1;
+                    }
+                }
+            }
+            if (!ok) {
+                rc = idx_posmap_get(s->idx, pos, &lo);
+                if (rc) return rc == FACTUM_ENOTFOUND ? FACTUM_ECORRUPT : rc;
+            }
+        }
+    }
+    *n_out = n;
+    if (next_out) *next_out = pos;
+    return 0;
+}
+
+/* ---- stream state, metadata, catalog -------------------------------- */
+
+int factum_stream_get_info(factum_store *s, const char *stream, factum_stream_info *info)
+{
+    if (!s || !info) return FACTUM_EINVAL;
+    size_t len;
+    int rc = name_arg(stream, &len);
+    if (rc) return rc;
+    sstate st;
+    if ((rc = state_get(s, stream, len, &st))) return rc;
+    memset(info, 0, sizeof *info);
+    info->last_version = st.last_version < 0 ? FACTUM_NO_STREAM : st.last_version;
+    info->last_position = st.last_position;
+    info->metadata_version = st.meta_version;
+    info->meta = st.meta;
+    if (st.last_version < 0) info->status = FACTUM_STREAM_NONE;
+    else if (sstate_tombstoned(&st)) info->status = FACTUM_STREAM_TOMBSTONED;
+    else if (sstate_soft_deleted(&st)) info->status = FACTUM_STREAM_SOFT_DELETED;
+    else info->status = FACTUM_STREAM_LIVE;
+    return 0;
+}
+
+int factum_get_stream_metadata(factum_store *s, const char *stream, char **json_out, size_t *len_out,
+                               int64_t *version_out)
+{
+    if (!s || !json_out) return FACTUM_EINVAL;
+    size_t len;
+    int rc = name_arg(stream, &len);
+    if (rc) return rc;
+    sstate st;
+    if ((rc = state_get(s, stream, len, &st))) return rc;
+    const uint8_t *data = (const uint8_t *)"{}";
+    size_t dlen = 2;
+    factum_event ev;
+    if (st.meta_lo) {
+        if ((rc = event_at(s, st.meta_lo, &ev))) return rc;
+        data = ev.data;
+        dlen = ev.data_len;
+    }
+    char *out = malloc(dlen + 1);
+    if (!out) return -ENOMEM;
+    memcpy(out, data, dlen);
+    out[dlen] = 0;
+    *json_out = out;
+    if (len_out) *len_out = dlen;
+    if (version_out) *version_out = st.meta_version;
+    return 0;
+}
+
+int factum_list_streams(factum_store *s, uint64_t after, factum_stream_cb cb, void *ctx)
+{
+    if (!s || !cb) return FACTUM_EINVAL;
+    uint64_t committed = atomic_load_explicit(&s->committed_pos, memory_order_acquire);
+    idx_kv kv[KV_BATCH];
+    while (1) {
+        size_t n;
+        int rc = idx_cat_range(s->idx, after, kv, KV_BATCH, &n);
+        if (rc) return rc;
+        for (size_t i = 0; i < n; i++) {
+            if (kv[i].k2 > committed) return 0;
+            factum_event ev;
+            if ((rc = event_at(s, kv[i].v, &ev))) return rc;
+            if ((rc = cb(ctx, ev.stream, ev.stream_len, kv[i].k2))) return rc;
+            after = kv[i].k2;
+        }
+        if (n < KV_BATCH) return 0;
+    }
+}
+
+int factum_stream_count(factum_store *s, uint64_t *count)
+{
+    if (!s || !count) return FACTUM_EINVAL;
+    *count = idx_cat_count(s->idx);
+    return 0;
+}

@@ -1,0 +1,410 @@
+/*
+ * store.c - opening, recovering and closing a store: the data directory
+ * (its lock and its FACTUM identity file), the log and the index, the
+ * recovery that replays the log after the index checkpoint and cuts a torn
+ * tail, the threads, statistics and sync.
+ *
+ * Data directory (docs/format.md):
+ *   FACTUM        identity: format version, store uuid, segment size
+ *   LOCK          flock'd while open (exclusive; shared when read-only)
+ *   log/          segments NNNNNNNN.seg
+ *   index/        MANIFEST, posmap, index tables
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "store/store_int.h"
+
+#define DEFAULT_SEGMENT_SIZE (64ull << 20)
+
+void store_log(factum_store *s, int level, const char *fmt, ...)
+{
+    if (!s->opts.log_fn) return;
+    char buf[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    s->opts.log_fn(s->opts.log_ctx, level, buf);
+}
+
+void factum_options_init(factum_options *o)
+{
+    memset(o, 0, sizeof *o);
+    o->create = 1;
+    o->durability = FACTUM_DURABLE;
+    o->flush_interval_ms = 100;
+    o->max_event_size = FACTUM_DEFAULT_MAX_EVENT_SIZE;
+    o->max_append_size = 64u << 20;
+    o->segment_size = DEFAULT_SEGMENT_SIZE;
+    o->memtable_entries = 262144;
+    o->stream_cache_entries = 65536;
+}
+
+/* ---- the identity file ---------------------------------------------- */
+
+static int write_identity(factum_store *s)
+{
+    char uuid[37];
+    factum_uuid_format(s->uuid, uuid);
+    base_buf b = {0};
+    int rc = base_buf_printf(&b, "factum data directory\nformat %d\nuuid %s\nsegment_size %" PRIu64 "\ncreated %lld\n",
+                             FACTUM_FORMAT_VERSION, uuid, s->seg_size, (long long)base_now_ns());
+    if (!rc) rc = base_buf_printf(&b, "crc %08x\n", base_crc32c(0, b.data, b.len));
+    if (!rc) rc = io_write_file_atomic(s->io, s->path, "FACTUM", b.data, b.len);
+    base_buf_free(&b);
+    return rc;
+}
+
+static int read_identity(factum_store *s)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/FACTUM", s->path);
+    uint8_t *buf;
+    size_t len;
+    int rc = io_read_file(s->io, path, 65536, &buf, &len);
+    if (rc == -EFBIG) return FACTUM_ENOTSTORE;
+    if (rc) return rc;
+    char *text = (char *)buf;
+    if (strncmp(text, "factum data directory\n", 22) != 0) {
+        free(buf);
+        return FACTUM_ENOTSTORE;
+    }
+    char *crc_line = strstr(text, "\ncrc ");
+    unsigned crc;
+    if (!crc_line || sscanf(crc_line + 1, "crc %x", &crc) != 1 ||
+        crc != base_crc32c(0, buf, (size_t)(crc_line + 1 - text))) {
+        free(buf);
+        return FACTUM_ECORRUPT;
+    }
+    int format = 0;
+    char uuid[64] = "";
+    uint64_t seg = 0;
+    for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+        sscanf(line, "format %d", &format);
+        sscanf(line, "uuid %63s", uuid);
+        sscanf(line, "segment_size %" SCNu64, &seg);
+    }
+    free(buf);
+    if (format > FACTUM_FORMAT_VERSION) return FACTUM_EFORMAT;
+    if (format < 1 || !seg || factum_uuid_parse(uuid, strlen(uuid), s->uuid)) return FACTUM_ECORRUPT;
+    s->seg_size = seg;
+    return 0;
+}
+
+/* Is the directory empty but for a LOCK file? */
+static int dir_is_empty(const char *path)
+{
+    DIR *d = opendir(path);
+    if (!d) return 0;
+    struct dirent *de;
+    int empty = 1;
+    while ((de = readdir(d))) {
+        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..") || !strcmp(de->d_name, "LOCK")) continue;
+        empty = 0;
+        break;
+    }
+    closedir(d);
+    return empty;
+}
+
+/* ---- recovery ------------------------------------------------------- */
+
+typedef struct replay {
+    factum_store *s;
+    idx_entry *ent[IDX_KINDS];
+    size_t n[IDX_KINDS], cap;
+    uint64_t *los;
+    uint64_t first_pos;
+    int rc;
+} replay;
+
+static int replay_event(void *ctx, const factum_event *ev, uint64_t lo, uint32_t ff)
+{
+    replay *r = ctx;
+    if (r->n[IDX_STREAM] == r->cap) {
+        size_t cap = r->cap ? r->cap * 2 : 4096;
+        for (int k = 0; k < IDX_KINDS; k++) {
+            idx_entry *p = realloc(r->ent[k], cap * sizeof *p);
+            if (!p) return -ENOMEM;
+            r->ent[k] = p;
+        }
+        uint64_t *l = realloc(r->los, cap * sizeof *l);
+        if (!l) return -ENOMEM;
+        r->los = l;
+        r->cap = cap;
+    }
+    if (r->n[IDX_STREAM] == 0) r->first_pos = ev->position;
+    uint64_t hash = base_hash64(ev->stream, ev->stream_len);
+    r->los[r->n[IDX_STREAM]] = lo;
+    r->ent[IDX_STREAM][r->n[IDX_STREAM]++] = (idx_entry){hash, ev->version, lo};
+    r->ent[IDX_ID][r->n[IDX_ID]++] = (idx_entry){base_get64(ev->id), base_get64(ev->id + 8), lo};
+    if (ff & ST_EV_CREATES) r->ent[IDX_CAT][r->n[IDX_CAT]++] = (idx_entry){ev->position, hash, lo};
+    return 0;
+}
+
+static int replay_batch(void *ctx, uint64_t end_lo, uint64_t next_position)
+{
+    replay *r = ctx;
+    if (!r->n[IDX_STREAM]) return 0;
+    int rc = 0;
+    if (!r->s->opts.read_only) rc = idx_posmap_put(r->s->idx, r->first_pos, r->los, r->n[IDX_STREAM]);
+    const idx_entry *e[IDX_KINDS] = {r->ent[0], r->ent[1], r->ent[2]};
+    if (!rc) rc = idx_add(r->s->idx, e, r->n, end_lo, next_position);
+    for (int k = 0; k < IDX_KINDS; k++) r->n[k] = 0;
+    return rc;
+}
+
+static int sync_log_cb(void *ctx, uint64_t lo)
+{
+    factum_store *s = ctx;
+    (void)lo;
+    if (s->opts.durability == FACTUM_DURABLE) return 0; /* every batch was synced before indexing */
+    /* Relaxed: sync every segment the checkpoint covers that may be dirty. */
+    uint64_t n = atomic_load(&s->log->n_segs);
+    uint64_t last = lo / s->seg_size;
+    for (uint64_t i = last >= 1 ? last - 1 : 0; i <= last && i < n; i++) {
+        log_seg *sg = atomic_load(&s->log->segs[i]);
+        if (!sg) continue;
+        int rc = s->io->fdatasync(s->io, sg->fd);
+        if (rc) return rc;
+    }
+    return 0;
+}
+
+static int recover(factum_store *s, const idx_checkpoint *cp)
+{
+    if (s->opts.verify_on_open) {
+        log_scan_result full;
+        int rc = log_scan(s->log, LOG_SEG_HEADER, 1, NULL, NULL, NULL, &full);
+        if (rc) return rc;
+        if (full.corrupt) {
+            store_log(s, FACTUM_LOG_ERROR, "log is damaged: %s", full.what);
+            return FACTUM_ECORRUPT;
+        }
+    }
+    replay r = {.s = s};
+    uint64_t from_lo = cp->covered_lo ? cp->covered_lo : LOG_SEG_HEADER;
+    log_scan_result res;
+    int rc = log_scan(s->log, from_lo, cp->next_position, replay_event, replay_batch, &r, &res);
+    for (int k = 0; k < IDX_KINDS; k++) free(r.ent[k]);
+    free(r.los);
+    if (rc) return rc;
+    if (res.corrupt) {
+        store_log(s, FACTUM_LOG_ERROR, "log is damaged: %s; run `factum verify` for details", res.what);
+        return FACTUM_ECORRUPT;
+    }
+    if (res.torn) {
+        store_log(s, FACTUM_LOG_WARN,
+                  "cut a torn write at the end of the log (segment %" PRIu64 " offset %" PRIu64 ", %" PRIu64
+                  " bytes); it was never acknowledged",
+                  res.end_lo / s->seg_size, res.end_lo % s->seg_size, res.torn_bytes);
+        if (!s->opts.read_only && (rc = log_cut_tail(s->log, res.end_lo))) return rc;
+    }
+    log_set_tail(s->log, res.end_lo);
+    atomic_store(&s->committed_pos, res.next_position - 1);
+    if (res.events)
+        store_log(s, FACTUM_LOG_INFO, "replayed %" PRIu64 " events after the index checkpoint", res.events);
+    return 0;
+}
+
+/* ---- open / close --------------------------------------------------- */
+
+static void free_handle(factum_store *s)
+{
+    cache_deinit(&s->cache);
+    if (s->lock_fd >= 0) close(s->lock_fd);
+    pthread_mutex_destroy(&s->q_mu);
+    pthread_cond_destroy(&s->q_cv);
+    pthread_cond_destroy(&s->q_space);
+    free(s->path);
+    free(s);
+}
+
+int store_open_io(const char *path, const factum_options *opts, io_env *io, factum_store **out)
+{
+    if (!path || !out) return FACTUM_EINVAL;
+    factum_store *s = calloc(1, sizeof *s);
+    if (!s) return -ENOMEM;
+    if (opts) s->opts = *opts;
+    else factum_options_init(&s->opts);
+    factum_options *o = &s->opts;
+    s->io = io;
+    s->lock_fd = -1;
+    pthread_mutex_init(&s->q_mu, NULL);
+    pthread_cond_init(&s->q_cv, NULL);
+    pthread_cond_init(&s->q_space, NULL);
+    int rc = 0;
+    if (o->durability != FACTUM_DURABLE && o->durability != FACTUM_RELAXED) rc = FACTUM_EINVAL;
+    if (!o->max_event_size || !o->max_append_size || !o->memtable_entries) rc = FACTUM_EINVAL;
+    if (!o->flush_interval_ms) o->flush_interval_ms = 1;
+    if (!rc && !(s->path = strdup(path))) rc = -ENOMEM;
+    if (!rc) rc = cache_init(&s->cache, o->stream_cache_entries);
+    if (rc) {
+        free_handle(s);
+        return rc;
+    }
+
+    struct stat st;
+    if (stat(path, &st)) {
+        if (errno != ENOENT || !o->create || o->read_only) {
+            rc = -errno;
+            goto fail;
+        }
+        if (mkdir(path, 0755) && errno != EEXIST) {
+            rc = -errno;
+            goto fail;
+        }
+    } else if (!S_ISDIR(st.st_mode)) {
+        rc = FACTUM_ENOTSTORE;
+        goto fail;
+    }
+    char p[PATH_MAX];
+    snprintf(p, sizeof p, "%s/LOCK", path);
+    s->lock_fd = open(p, (o->read_only ? O_RDONLY : O_RDWR | O_CREAT) | O_CLOEXEC, 0644);
+    if (s->lock_fd < 0) {
+        rc = errno == ENOENT ? FACTUM_ENOTSTORE : -errno;
+        goto fail;
+    }
+    if (flock(s->lock_fd, (o->read_only ? LOCK_SH : LOCK_EX) | LOCK_NB)) {
+        rc = errno == EWOULDBLOCK ? FACTUM_ELOCKED : -errno;
+        goto fail;
+    }
+    snprintf(p, sizeof p, "%s/FACTUM", path);
+    int fresh = 0;
+    if (access(p, F_OK) != 0) {
+        if (!dir_is_empty(path)) {
+            rc = FACTUM_ENOTSTORE;
+            goto fail;
+        }
+        if (!o->create || o->read_only) {
+            rc = FACTUM_ENOTSTORE;
+            goto fail;
+        }
+        if (o->segment_size < (1u << 20) || o->segment_size % LOG_SEG_HEADER || o->segment_size > (4ull << 30)) {
+            rc = FACTUM_EINVAL;
+            goto fail;
+        }
+        s->seg_size = o->segment_size;
+        factum_uuid_v4(s->uuid);
+        if ((rc = write_identity(s))) goto fail;
+        fresh = 1;
+    } else if ((rc = read_identity(s))) {
+        goto fail;
+    }
+    /* One append must fit in a segment with its batch frame. */
+    uint64_t room = s->seg_size - LOG_SEG_HEADER - LOG_BATCH_FRAME_LEN;
+    if (o->max_append_size > room) o->max_append_size = room;
+    if (o->max_event_size > o->max_append_size) o->max_event_size = o->max_append_size;
+
+    snprintf(p, sizeof p, "%s/log", path);
+    if ((rc = log_open(io, p, s->seg_size, s->uuid, fresh || o->create, o->read_only, &s->log))) goto fail;
+    idx_config ic = {o->memtable_entries, o->read_only, sync_log_cb, s, o->log_fn, o->log_ctx};
+    idx_checkpoint cp;
+    snprintf(p, sizeof p, "%s/index", path);
+    if ((rc = idx_open(io, p, &ic, &s->idx, &cp))) goto fail_log;
+    if ((rc = recover(s, &cp))) goto fail_idx;
+    if (!o->read_only) {
+        if ((rc = idx_start(s->idx))) goto fail_idx;
+        if ((rc = log_prep_start(s->log))) goto fail_idx;
+        if ((rc = writer_start(s))) goto fail_idx;
+    }
+    *out = s;
+    return 0;
+fail_idx:
+    log_prep_stop(s->log);
+    idx_close(s->idx, 0);
+fail_log:
+    log_close(s->log);
+fail:
+    free_handle(s);
+    return rc;
+}
+
+int factum_store_open(const char *path, const factum_options *opts, factum_store **out)
+{
+    return store_open_io(path, opts, io_posix(), out);
+}
+
+static int close_impl(factum_store *s, int abandon)
+{
+    if (!s) return 0;
+    if (abandon) {
+        pthread_mutex_lock(&s->q_mu);
+        s->abandon = 1;
+        pthread_mutex_unlock(&s->q_mu);
+    }
+    writer_stop(s);
+    log_prep_stop(s->log);
+    int ok = !abandon && !atomic_load(&s->failed) && !s->opts.read_only;
+    int rc = idx_close(s->idx, ok);
+    if (!abandon && !rc && atomic_load(&s->failed)) rc = atomic_load(&s->failed);
+    log_close(s->log);
+    free_handle(s);
+    return rc;
+}
+
+int factum_store_close(factum_store *s)
+{
+    return close_impl(s, 0);
+}
+
+void store_abandon(factum_store *s)
+{
+    close_impl(s, 1);
+}
+
+int factum_store_get_stats(factum_store *s, factum_stats *out)
+{
+    if (!s || !out) return FACTUM_EINVAL;
+    memset(out, 0, sizeof *out);
+    out->last_position = atomic_load(&s->committed_pos);
+    out->log_bytes = 0;
+    uint64_t nseg = atomic_load(&s->log->n_segs);
+    out->log_bytes = nseg * s->seg_size;
+    out->appends = atomic_load(&s->st_appends);
+    out->events_written = atomic_load(&s->st_events);
+    out->bytes_written = atomic_load(&s->st_bytes);
+    out->fsyncs = atomic_load(&s->st_fsyncs);
+    out->fsync_ns_total = atomic_load(&s->st_fsync_ns);
+    out->fsync_ns_max = atomic_load(&s->st_fsync_max);
+    out->groups = atomic_load(&s->st_groups);
+    out->group_events_max = atomic_load(&s->st_group_max);
+    idx_stats is;
+    idx_get_stats(s->idx, &is);
+    out->index_tables = is.tables;
+    out->memtable_entries = is.memtable_entries;
+    out->stream_cache_size = cache_size(&s->cache);
+    out->durability = s->opts.durability;
+    out->failed_code = atomic_load(&s->failed);
+    out->failed = out->failed_code != 0;
+    return 0;
+}
+
+int factum_store_sync(factum_store *s)
+{
+    if (!s) return FACTUM_EINVAL;
+    if (s->opts.read_only) return 0;
+    if (atomic_load(&s->failed)) return FACTUM_EFAILED;
+    pthread_cond_t cv;
+    pthread_cond_init(&cv, NULL);
+    wreq r = {0};
+    r.kind = REQ_SYNC;
+    r.done_cv = &cv;
+    int rc = writer_submit(s, &r);
+    pthread_cond_destroy(&cv);
+    return rc ? rc : r.rc;
+}

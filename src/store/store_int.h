@@ -1,0 +1,173 @@
+/*
+ * store_int.h - the store's internals shared by the files of src/store:
+ * the handle, the writer's request queue, stream states and their cache.
+ *
+ * Design note (invariants; tests cite them as ST-n):
+ *  ST-1  One writer thread assigns versions and positions. It takes every
+ *        queued request, checks each in order against the committed state
+ *        plus what the same group already added (the overlay), encodes the
+ *        accepted ones into one batch, writes it, fdatasyncs once (durable
+ *        mode), adds the index entries, updates the stream cache, publishes
+ *        the new committed position and only then completes the requests.
+ *  ST-2  Readers never see beyond the published committed position, so a
+ *        partly applied group is never visible.
+ *  ST-3  The stream cache holds committed states only. The writer upserts
+ *        every stream it committed before publishing; a reader inserts a
+ *        state it computed only if no writer update happened since it
+ *        started computing (a generation counter), so a stale state can
+ *        never outlive the writer's.
+ *  ST-4  After a failed write or fdatasync the store is fail-stopped: every
+ *        later append fails with FACTUM_EFAILED until reopened.
+ *  ST-5  An append that is an exact replay of events already stored (by
+ *        event id, same stream, consecutive, same order) writes nothing
+ *        and returns the original result; a partial overlap fails.
+ */
+#ifndef FACTUM_STORE_INT_H
+#define FACTUM_STORE_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "base/base.h"
+#include "index/index.h"
+#include "io/io.h"
+#include "log/log.h"
+
+/* Event frame flag: this event is the first ever written to its stream. */
+#define ST_EV_CREATES 0x40u
+
+#define ST_TB_DELETED INT64_MAX /* $tb of a soft-deleted stream */
+
+/* The committed state of one stream. */
+typedef struct sstate {
+    int64_t last_version;   /* -1: no events; INT64_MAX: tombstoned */
+    uint64_t last_position; /* position of the last event (0: none) */
+    int64_t meta_version;   /* version of the latest $$stream event, -1 none */
+    uint64_t meta_lo;       /* its log offset (0: none) */
+    factum_stream_metadata meta;
+} sstate;
+
+static inline int sstate_tombstoned(const sstate *s)
+{
+    return s->last_version == INT64_MAX;
+}
+static inline int sstate_soft_deleted(const sstate *s)
+{
+    return !sstate_tombstoned(s) && s->meta.truncate_before == ST_TB_DELETED;
+}
+
+/* ---- the stream cache (ST-3) ---------------------------------------- */
+
+typedef struct centry centry;
+typedef struct scache {
+    pthread_mutex_t mu;
+    centry **buckets;
+    size_t nbuckets, n, cap;
+    centry *lru_head, *lru_tail; /* most recent first */
+    uint64_t gen;                /* bumped by every writer update */
+} scache;
+
+int cache_init(scache *c, size_t cap);
+void cache_deinit(scache *c);
+/* 1 and *out if cached, else 0 and *gen_out = the generation now. */
+int cache_get(scache *c, uint64_t hash, const char *name, size_t len, sstate *out, uint64_t *gen_out);
+/* Writer: insert or replace; bumps the generation. */
+int cache_put(scache *c, uint64_t hash, const char *name, size_t len, const sstate *st);
+/* Reader: insert only if absent and the generation is still `gen`. */
+void cache_put_if(scache *c, uint64_t hash, const char *name, size_t len, const sstate *st, uint64_t gen);
+size_t cache_size(scache *c);
+
+/* ---- requests ------------------------------------------------------- */
+
+enum { OP_APPEND = 0, OP_DELETE = 1, OP_TOMBSTONE = 2 };
+enum { REQ_APPEND = 0, REQ_SYNC = 1 };
+
+typedef struct wpart {
+    const char *stream;
+    size_t stream_len;
+    int64_t expected;
+    const factum_event_data *events;
+    size_t n;
+    int op;
+} wpart;
+
+typedef struct wreq {
+    struct wreq *next;
+    int kind;
+    wpart *parts;
+    size_t n_parts;
+    factum_append_result *results;
+    size_t bytes; /* encoded size estimate, for the group limit */
+    /* completion */
+    factum_append_cb cb;
+    void *ctx;
+    int rc;
+    size_t failed;
+    int done;
+    pthread_cond_t *done_cv; /* sync callers wait here (with q_mu) */
+    int owns_memory;         /* async: parts/results/request are freed after cb */
+} wreq;
+
+/* ---- the handle ----------------------------------------------------- */
+
+struct factum_store {
+    char *path;
+    io_env *io;
+    factum_options opts;
+    int lock_fd;
+    uint8_t uuid[16];
+    uint64_t seg_size;
+    flog *log;
+    findex *idx;
+    scache cache;
+
+    _Atomic uint64_t committed_pos; /* last committed position, 0 = none (ST-2) */
+
+    /* writer */
+    pthread_t writer;
+    int writer_running;
+    pthread_mutex_t q_mu;
+    pthread_cond_t q_cv;    /* writer waits for work */
+    pthread_cond_t q_space; /* producers wait for room */
+    wreq *q_head, *q_tail;
+    size_t q_len;
+    int stopping, abandon;
+    _Atomic int failed; /* ST-4: the error that stopped the store, 0 if none */
+    int64_t last_ts;
+    uint64_t last_sync_ns;
+    int unsynced; /* relaxed: writes since the last fdatasync */
+
+    /* statistics */
+    _Atomic uint64_t st_appends, st_events, st_bytes, st_fsyncs, st_fsync_ns, st_fsync_max, st_groups,
+        st_group_max;
+};
+
+/* store.c */
+void store_log(factum_store *s, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+int store_open_io(const char *path, const factum_options *opts, io_env *io, factum_store **out);
+/* Stop everything as a crash would: no final sync or checkpoint (tests). */
+void store_abandon(factum_store *s);
+
+/* writer.c */
+int writer_start(factum_store *s);
+void writer_stop(factum_store *s);
+int writer_submit(factum_store *s, wreq *r); /* queues; waits for room */
+
+/* state.c */
+/* Build "$$<stream>" into buf (>= len + 3). */
+size_t meta_stream_name(const char *stream, size_t len, char *buf);
+/* Load a stream's committed state from the index (not the cache). */
+int state_load(factum_store *s, const char *name, size_t len, uint64_t hash, sstate *st);
+/* Committed state through the cache. */
+int state_get(factum_store *s, const char *name, size_t len, sstate *st);
+/* Decode and check the event at log offset lo (in the committed log). */
+int event_at(factum_store *s, uint64_t lo, factum_event *ev);
+/* The event of `name` at `version` (collisions resolved): 1 found, 0 not, < 0 error. */
+int stream_event(factum_store *s, const char *name, size_t len, uint64_t hash, uint64_t version, factum_event *ev,
+                 uint64_t *lo_out);
+/* Parse a metadata document (lenient: invalid means "no metadata"). */
+void meta_parse_lenient(const uint8_t *data, size_t len, factum_stream_metadata *m);
+void meta_none(factum_stream_metadata *m);
+
+#endif

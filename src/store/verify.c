@@ -1,0 +1,238 @@
+/*
+ * verify.c - the offline tools behind `factum verify` and `factum dump`.
+ * Both read a data directory without changing it (a shared lock keeps a
+ * writer out). verify checks every frame of the log and, after damage,
+ * resynchronises on the next valid batch so that every damaged place is
+ * reported, then checks every index table page and that each checkpointed
+ * event is found through the stream index and the position map.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include "store/store_int.h"
+
+typedef struct vctx {
+    factum_store *s;
+    void (*cb)(void *ctx, const factum_damage *d);
+    void *ctx;
+    factum_verify_report *rep;
+    uint64_t checked_upto; /* positions below this are in the index tables */
+    char file[64];
+    char what[256];
+} vctx;
+
+static void damage(vctx *v, uint64_t lo, const char *what)
+{
+    v->rep->damaged++;
+    if (!v->cb) return;
+    snprintf(v->file, sizeof v->file, "log/%08" PRIu64 ".seg", lo / v->s->seg_size);
+    factum_damage d = {v->file, lo % v->s->seg_size, what};
+    v->cb(v->ctx, &d);
+}
+
+static void damage_file(vctx *v, const char *file, const char *what)
+{
+    v->rep->damaged++;
+    if (!v->cb) return;
+    factum_damage d = {file, 0, what};
+    v->cb(v->ctx, &d);
+}
+
+static int verify_event(void *ctx, const factum_event *ev, uint64_t lo, uint32_t ff)
+{
+    vctx *v = ctx;
+    (void)ff;
+    if (!v->rep->first_position) v->rep->first_position = ev->position;
+    v->rep->last_position = ev->position;
+    v->rep->bytes += ev->data_len + ev->metadata_len;
+    if (ev->position >= v->checked_upto) return 0;
+    /* The index must find this event by (stream, version) and position. */
+    uint64_t hash = base_hash64(ev->stream, ev->stream_len);
+    idx_kv kv[16];
+    size_t n;
+    int found = 0;
+    if (!idx_stream_range(v->s->idx, hash, ev->version, 0, kv, 16, &n))
+        for (size_t i = 0; i < n && kv[i].k2 == ev->version; i++)
+            if (kv[i].v == lo) found = 1;
+    if (!found) {
+        snprintf(v->what, sizeof v->what, "event at position %" PRIu64 " (stream %.*s version %" PRIu64
+                                          ") is missing from the stream index",
+                 ev->position, (int)(ev->stream_len > 100 ? 100 : ev->stream_len), ev->stream, ev->version);
+        damage(v, lo, v->what);
+    }
+    uint64_t plo;
+    if (idx_posmap_get(v->s->idx, ev->position, &plo) || plo != lo) {
+        snprintf(v->what, sizeof v->what, "position map entry for position %" PRIu64 " is wrong", ev->position);
+        damage(v, lo, v->what);
+    }
+    return 0;
+}
+
+/* Open the parts of a store needed to read it offline. */
+static int open_offline(const char *path, factum_store **out, idx_checkpoint *cp)
+{
+    factum_store *s = calloc(1, sizeof *s);
+    if (!s) return -ENOMEM;
+    factum_options_init(&s->opts);
+    s->opts.read_only = 1;
+    s->io = io_posix();
+    s->lock_fd = -1;
+    int rc = 0;
+    char p[PATH_MAX];
+    if (!(s->path = strdup(path))) rc = -ENOMEM;
+    if (!rc) {
+        snprintf(p, sizeof p, "%s/LOCK", path);
+        s->lock_fd = open(p, O_RDONLY | O_CLOEXEC);
+        if (s->lock_fd < 0) rc = errno == ENOENT ? FACTUM_ENOTSTORE : -errno;
+        else if (flock(s->lock_fd, LOCK_SH | LOCK_NB)) rc = errno == EWOULDBLOCK ? FACTUM_ELOCKED : -errno;
+    }
+    if (rc) goto fail;
+    {
+        snprintf(p, sizeof p, "%s/FACTUM", path);
+        uint8_t *buf;
+        size_t len;
+        rc = io_read_file(s->io, p, 65536, &buf, &len);
+        if (rc == -ENOENT) rc = FACTUM_ENOTSTORE;
+        if (rc) goto fail;
+        char uuid[64] = "";
+        int format = 0;
+        if (strncmp((char *)buf, "factum data directory\n", 22)) rc = FACTUM_ENOTSTORE;
+        for (char *line = strtok((char *)buf, "\n"); line && !rc; line = strtok(NULL, "\n")) {
+            sscanf(line, "format %d", &format);
+            sscanf(line, "uuid %63s", uuid);
+            sscanf(line, "segment_size %" SCNu64, &s->seg_size);
+        }
+        free(buf);
+        if (!rc && format > FACTUM_FORMAT_VERSION) rc = FACTUM_EFORMAT;
+        if (!rc && (!s->seg_size || factum_uuid_parse(uuid, strlen(uuid), s->uuid))) rc = FACTUM_ECORRUPT;
+        if (rc) goto fail;
+    }
+    snprintf(p, sizeof p, "%s/log", path);
+    if ((rc = log_open(s->io, p, s->seg_size, s->uuid, 0, 1, &s->log))) goto fail;
+    idx_config ic = {1u << 30, 1, NULL, NULL, NULL, NULL};
+    snprintf(p, sizeof p, "%s/index", path);
+    if ((rc = idx_open(s->io, p, &ic, &s->idx, cp))) goto fail;
+    *out = s;
+    return 0;
+fail:
+    if (s->log) log_close(s->log);
+    if (s->lock_fd >= 0) close(s->lock_fd);
+    free(s->path);
+    free(s);
+    return rc;
+}
+
+static void close_offline(factum_store *s)
+{
+    idx_close(s->idx, 0);
+    log_close(s->log);
+    if (s->lock_fd >= 0) close(s->lock_fd);
+    free(s->path);
+    free(s);
+}
+
+int factum_verify(const char *path, void (*cb)(void *ctx, const factum_damage *d), void *ctx,
+                  factum_verify_report *report)
+{
+    factum_verify_report local;
+    factum_verify_report *rep = report ? report : &local;
+    memset(rep, 0, sizeof *rep);
+    if (!path) return FACTUM_EINVAL;
+    factum_store *s;
+    idx_checkpoint cp;
+    int rc = open_offline(path, &s, &cp);
+    if (rc) return rc;
+    vctx v = {s, cb, ctx, rep, cp.next_position, "", ""};
+    rep->segments = atomic_load(&s->log->n_segs);
+    char what[256];
+    if ((rc = idx_verify_tables(s->idx, what, sizeof what))) {
+        damage_file(&v, "index", what);
+        v.checked_upto = 0; /* do not trust lookups in a damaged index */
+        rc = 0;
+    }
+    uint64_t lo = LOG_SEG_HEADER, pos = 1;
+    while (1) {
+        log_scan_result res;
+        if ((rc = log_scan(s->log, lo, pos, verify_event, NULL, &v, &res))) break;
+        rep->batches += res.batches;
+        rep->events += res.events;
+        if (!res.corrupt && !res.torn) break;
+        uint64_t next_lo, next_pos;
+        int found = log_find_batch(s->log, res.end_lo, &next_lo, &next_pos);
+        if (res.torn && !found) {
+            rep->torn_tail = 1; /* an unacknowledged write at the end: not damage */
+            break;
+        }
+        snprintf(what, sizeof what, "%s", res.corrupt ? res.what : "damaged batch");
+        damage(&v, res.end_lo, what);
+        if (!found) break;
+        if (next_pos != res.next_position) {
+            snprintf(what, sizeof what, "positions %" PRIu64 "..%" PRIu64 " are lost in the damage",
+                     res.next_position, next_pos - 1);
+            damage(&v, res.end_lo, what);
+        }
+        lo = next_lo;
+        pos = next_pos;
+    }
+    if (!rc && cp.next_position > pos && !rep->damaged) {
+        snprintf(what, sizeof what, "index checkpoint covers position %" PRIu64 " beyond the log's end",
+                 cp.next_position - 1);
+        damage_file(&v, "index/MANIFEST", what);
+    }
+    close_offline(s);
+    if (rc) return rc;
+    return rep->damaged ? FACTUM_ECORRUPT : 0;
+}
+
+int factum_dump(const char *path, int (*cb)(void *ctx, const factum_raw_record *r), void *ctx)
+{
+    if (!path || !cb) return FACTUM_EINVAL;
+    factum_store *s;
+    idx_checkpoint cp;
+    int rc = open_offline(path, &s, &cp);
+    if (rc) return rc;
+    char file[64];
+    uint64_t lo = LOG_SEG_HEADER, nsegs = atomic_load(&s->log->n_segs);
+    while (lo / s->seg_size < nsegs) {
+        uint64_t avail;
+        const uint8_t *p = log_ptr(s->log, lo, &avail);
+        factum_event ev;
+        log_batch_hdr bh;
+        int type;
+        int n = avail >= 8 ? log_decode_frame(p, avail, &type, &ev, &bh, NULL) : 0;
+        if (n < 0) {
+            rc = FACTUM_ECORRUPT;
+            break;
+        }
+        if (n == 0) {
+            lo = log_next_seg_lo(s->log, lo);
+            continue;
+        }
+        snprintf(file, sizeof file, "log/%08" PRIu64 ".seg", lo / s->seg_size);
+        factum_raw_record r = {file, lo % s->seg_size, (uint32_t)n, base_get32(p + 4), NULL, 0, 0, NULL};
+        if (type == LOG_FRAME_BATCH) {
+            r.kind = "batch";
+            r.position = bh.first_position;
+            r.n_events = bh.n_events;
+        } else {
+            r.kind = "event";
+            r.position = ev.position;
+            r.n_events = 1;
+            r.ev = &ev;
+        }
+        if ((rc = cb(ctx, &r))) break;
+        lo += (uint64_t)n;
+    }
+    close_offline(s);
+    return rc;
+}

@@ -1,0 +1,899 @@
+/*
+ * writer.c - the single writer thread and group commit (ST-1).
+ *
+ * Producers queue requests (bounded; producers wait when it is full). The
+ * writer takes everything queued, up to a group limit, and for each request
+ * in order:
+ *
+ *   check   every part against the stream's state (committed state plus the
+ *           group's overlay): tombstone, idempotent replay (ST-5), expected
+ *           version. A failed part fails the request; nothing of it is kept.
+ *   encode  the accepted parts' events into the group's batch buffer with
+ *           consecutive positions and versions, and update the overlay.
+ *
+ * Then it writes the batch (LOG-3), fdatasyncs it once (durable mode),
+ * indexes it, upserts the cache (ST-3), publishes the committed position
+ * (ST-2) and completes every request of the group. A failed write or
+ * fdatasync fails the group and latches the store (ST-4).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/json.h"
+#include "store/store_int.h"
+
+#define QUEUE_MAX 4096
+#define GROUP_MAX_REQS 4096
+#define GROUP_MAX_BYTES (16u << 20)
+
+/* An event of the current group. */
+typedef struct gev {
+    uint64_t hash;
+    const char *stream;
+    size_t stream_len;
+    uint64_t version, position;
+    uint8_t id[16];
+    size_t off; /* frame offset in the batch buffer */
+    int creates;
+} gev;
+
+/* A stream's state as the group has changed it. */
+typedef struct ovs {
+    uint64_t hash;
+    const char *name;
+    size_t len;
+    sstate st;
+    int dirty;
+    size_t meta_off;      /* offset of a metadata event in this group (0: none) */
+    uint64_t touched_req; /* request that last saved this entry for undo */
+} ovs;
+
+typedef struct undo {
+    size_t idx;
+    ovs saved;
+} undo;
+
+typedef struct group {
+    base_buf buf; /* batch frame + event frames */
+    gev *ev;
+    size_t n_ev, cap_ev;
+    ovs *ov;
+    size_t n_ov, cap_ov;
+    uint32_t *ov_idx; /* hash index into ov: slot = index + 1, 0 empty */
+    size_t ov_idx_cap;
+    uint64_t first_pos;
+    int64_t ts;
+    idx_entry *ent[IDX_KINDS];
+    size_t n_ent[IDX_KINDS], cap_ent[IDX_KINDS];
+    uint64_t *los;
+    size_t cap_los;
+    char **names; /* "$$" names made here, each malloc'd, freed on reset */
+    size_t n_names, cap_names;
+    base_buf scratch;
+    undo *undo;
+    size_t n_undo, cap_undo;
+    uint64_t req_seq;
+} group;
+
+/* ---- small growable arrays ------------------------------------------ */
+
+static int grow(void **p, size_t *cap, size_t need, size_t elem)
+{
+    if (need <= *cap) return 0;
+    size_t c = *cap ? *cap : 64;
+    while (c < need) c *= 2;
+    void *n = realloc(*p, c * elem);
+    if (!n) return -ENOMEM;
+    *p = n;
+    *cap = c;
+    return 0;
+}
+
+/* ---- the overlay ---------------------------------------------------- */
+
+static ovs *ov_find(group *g, uint64_t hash, const char *name, size_t len)
+{
+    if (!g->ov_idx_cap) return NULL;
+    size_t i = hash & (g->ov_idx_cap - 1);
+    while (g->ov_idx[i]) {
+        ovs *o = &g->ov[g->ov_idx[i] - 1];
+        if (o->hash == hash && o->len == len && memcmp(o->name, name, len) == 0) return o;
+        i = (i + 1) & (g->ov_idx_cap - 1);
+    }
+    return NULL;
+}
+
+static int ov_add(group *g, uint64_t hash, const char *name, size_t len, const sstate *st, ovs **out)
+{
+    if ((g->n_ov + 1) * 2 > g->ov_idx_cap) {
+        size_t cap = g->ov_idx_cap ? g->ov_idx_cap * 2 : 256;
+        uint32_t *idx = calloc(cap, sizeof *idx);
+        if (!idx) return -ENOMEM;
+        for (size_t k = 0; k < g->n_ov; k++) {
+            size_t i = g->ov[k].hash & (cap - 1);
+            while (idx[i]) i = (i + 1) & (cap - 1);
+            idx[i] = (uint32_t)(k + 1);
+        }
+        free(g->ov_idx);
+        g->ov_idx = idx;
+        g->ov_idx_cap = cap;
+    }
+    if (grow((void **)&g->ov, &g->cap_ov, g->n_ov + 1, sizeof *g->ov)) return -ENOMEM;
+    ovs *o = &g->ov[g->n_ov];
+    *o = (ovs){hash, name, len, *st, 0, 0, 0};
+    size_t i = hash & (g->ov_idx_cap - 1);
+    while (g->ov_idx[i]) i = (i + 1) & (g->ov_idx_cap - 1);
+    g->ov_idx[i] = (uint32_t)(++g->n_ov);
+    *out = o;
+    return 0;
+}
+
+/* The state of a stream as of this point in the group. The returned
+ * pointer is valid until the next ov_add. */
+static int ov_get(factum_store *s, group *g, const char *name, size_t len, ovs **out)
+{
+    uint64_t hash = base_hash64(name, len);
+    ovs *o = ov_find(g, hash, name, len);
+    if (o) {
+        *out = o;
+        return 0;
+    }
+    sstate st;
+    uint64_t gen;
+    if (!cache_get(&s->cache, hash, name, len, &st, &gen)) {
+        int rc = state_load(s, name, len, hash, &st);
+        if (rc) return rc;
+    }
+    return ov_add(g, hash, name, len, &st, out);
+}
+
+/* A name that must outlive the group ("$$stream"). */
+static const char *keep_name(group *g, const char *name, size_t len)
+{
+    if (grow((void **)&g->names, &g->cap_names, g->n_names + 1, sizeof *g->names)) return NULL;
+    char *p = malloc(len + 1);
+    if (!p) return NULL;
+    g->names[g->n_names++] = p;
+    memcpy(p, name, len);
+    p[len] = 0;
+    return p;
+}
+
+/* Save g->ov[i] before the current request changes it, so that a failure
+ * half-way through encoding can restore the overlay. */
+static int ov_touch(group *g, size_t i)
+{
+    if (g->ov[i].touched_req == g->req_seq) return 0;
+    if (grow((void **)&g->undo, &g->cap_undo, g->n_undo + 1, sizeof *g->undo)) return -ENOMEM;
+    g->undo[g->n_undo++] = (undo){i, g->ov[i]};
+    g->ov[i].touched_req = g->req_seq;
+    return 0;
+}
+
+static void ov_rebuild_index(group *g)
+{
+    memset(g->ov_idx, 0, g->ov_idx_cap * sizeof *g->ov_idx);
+    for (size_t k = 0; k < g->n_ov; k++) {
+        size_t i = g->ov[k].hash & (g->ov_idx_cap - 1);
+        while (g->ov_idx[i]) i = (i + 1) & (g->ov_idx_cap - 1);
+        g->ov_idx[i] = (uint32_t)(k + 1);
+    }
+}
+
+static void group_reset(group *g)
+{
+    g->buf.len = 0;
+    g->n_ev = 0;
+    g->n_ov = 0;
+    if (g->ov_idx) memset(g->ov_idx, 0, g->ov_idx_cap * sizeof *g->ov_idx);
+    for (int k = 0; k < IDX_KINDS; k++) g->n_ent[k] = 0;
+    for (size_t i = 0; i < g->n_names; i++) free(g->names[i]);
+    g->n_names = 0;
+}
+
+static void group_free(group *g)
+{
+    group_reset(g);
+    free(g->undo);
+    base_buf_free(&g->buf);
+    base_buf_free(&g->scratch);
+    free(g->ev);
+    free(g->ov);
+    free(g->ov_idx);
+    for (int k = 0; k < IDX_KINDS; k++) free(g->ent[k]);
+    free(g->los);
+    free(g->names);
+}
+
+/* ---- reading events that may be committed or in this group ---------- */
+
+/* Id of `name`'s event at `version`: from the group if it was added here,
+ * else from the store. 1 found, 0 not, < 0 error. */
+static int event_id_at(factum_store *s, group *g, const char *name, size_t len, uint64_t hash,
+                       uint64_t version, uint8_t id[16], uint64_t *position)
+{
+    for (size_t i = 0; i < g->n_ev; i++) {
+        gev *e = &g->ev[i];
+        if (e->hash == hash && e->version == version && e->stream_len == len && !memcmp(e->stream, name, len)) {
+            memcpy(id, e->id, 16);
+            *position = e->position;
+            return 1;
+        }
+    }
+    factum_event ev;
+    int rc = stream_event(s, name, len, hash, version, &ev, NULL);
+    if (rc > 0) {
+        memcpy(id, ev.id, 16);
+        *position = ev.position;
+    }
+    return rc;
+}
+
+/* Version of `id` in stream `name` (group or store): 1 found, 0 not. */
+static int find_id(factum_store *s, group *g, const char *name, size_t len, uint64_t hash, const uint8_t id[16],
+                   uint64_t *version)
+{
+    for (size_t i = 0; i < g->n_ev; i++) {
+        gev *e = &g->ev[i];
+        if (e->hash == hash && !memcmp(e->id, id, 16) && e->stream_len == len && !memcmp(e->stream, name, len)) {
+            *version = e->version;
+            return 1;
+        }
+    }
+    uint64_t los[16];
+    size_t n;
+    int rc = idx_id_lookup(s->idx, id, los, 16, &n);
+    if (rc) return rc;
+    for (size_t i = 0; i < n; i++) {
+        factum_event ev;
+        if ((rc = event_at(s, los[i], &ev))) return rc;
+        if (ev.stream_len == len && !memcmp(ev.stream, name, len) && !memcmp(ev.id, id, 16)) {
+            *version = ev.version;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* ---- checking a part ------------------------------------------------ */
+
+enum { CHECK_WRITE = 0, CHECK_REPLAY = 1 };
+
+/* Is this part an exact replay (ST-5)? Returns CHECK_REPLAY (res filled),
+ * CHECK_WRITE, or an error. */
+static int check_replay(factum_store *s, group *g, const wpart *p, const ovs *o, factum_append_result *res)
+{
+    const sstate *st = &o->st;
+    size_t n = p->n;
+    int have_ids = 1;
+    for (size_t i = 0; i < n; i++)
+        if (!p->events[i].has_id) have_ids = 0;
+    if (!n || !have_ids || st->last_version < 0) return CHECK_WRITE;
+    uint64_t start = UINT64_MAX;
+    if (p->expected >= 0) {
+        start = (uint64_t)p->expected + 1;
+    } else if (p->expected == FACTUM_NO_STREAM) {
+        start = (st->meta.truncate_before > 0 && st->meta.truncate_before != ST_TB_DELETED)
+                    ? (uint64_t)st->meta.truncate_before
+                    : 0;
+    } else {
+        uint64_t v;
+        int rc = find_id(s, g, p->stream, p->stream_len, o->hash, p->events[0].id, &v);
+        if (rc < 0) return rc;
+        if (rc) start = v;
+    }
+    size_t matched = 0;
+    uint64_t first_pos = 0, last_pos = 0;
+    if (start != UINT64_MAX && start <= (uint64_t)st->last_version) {
+        for (size_t i = 0; i < n && start + i <= (uint64_t)st->last_version; i++) {
+            uint8_t id[16];
+            uint64_t pos;
+            int rc = event_id_at(s, g, p->stream, p->stream_len, o->hash, start + i, id, &pos);
+            if (rc < 0) return rc;
+            if (!rc || memcmp(id, p->events[i].id, 16) != 0) break;
+            if (i == 0) first_pos = pos;
+            last_pos = pos;
+            matched++;
+        }
+    }
+    if (matched == n) {
+        res->first_version = start;
+        res->last_version = start + n - 1;
+        res->first_position = first_pos;
+        res->last_position = last_pos;
+        res->idempotent = 1;
+        res->timestamp_ns = 0;
+        return CHECK_REPLAY;
+    }
+    if (matched > 0) return FACTUM_EIDEMPOTENCY;
+    if (p->expected == FACTUM_ANY || p->expected == FACTUM_STREAM_EXISTS) {
+        /* No replay at the place of the first id: no other id may be in the
+         * stream either (a partial overlap). */
+        for (size_t i = (start == UINT64_MAX ? 1 : 0); i < n; i++) {
+            uint64_t v;
+            int rc = find_id(s, g, p->stream, p->stream_len, o->hash, p->events[i].id, &v);
+            if (rc < 0) return rc;
+            if (rc) return FACTUM_EIDEMPOTENCY;
+        }
+    }
+    return CHECK_WRITE;
+}
+
+static int check_expected(const sstate *st, int64_t expected, factum_append_result *res)
+{
+    int64_t last = st->last_version;
+    int sd = sstate_soft_deleted(st);
+    int ok;
+    if (expected == FACTUM_ANY) ok = 1;
+    else if (expected == FACTUM_NO_STREAM) ok = last < 0 || sd;
+    else if (expected == FACTUM_STREAM_EXISTS) ok = last >= 0 && !sd;
+    else ok = expected >= 0 && last == expected;
+    if (ok) return 0;
+    res->actual_version = last < 0 ? FACTUM_NO_STREAM : last;
+    return FACTUM_EWRONGVERSION;
+}
+
+/* ---- encoding -------------------------------------------------------- */
+
+static int add_event(factum_store *s, group *g, ovs *o, const char *type, size_t type_len, const uint8_t id[16],
+                     uint32_t flags, const void *data, size_t data_len, const void *meta, size_t meta_len,
+                     uint64_t version, uint32_t frame_flags, gev **out)
+{
+    (void)s;
+    factum_event ev = {0};
+    ev.stream = o->name;
+    ev.stream_len = o->len;
+    ev.type = type;
+    ev.type_len = type_len;
+    memcpy(ev.id, id, 16);
+    ev.flags = flags;
+    ev.version = version;
+    ev.position = g->first_pos + g->n_ev;
+    ev.timestamp_ns = g->ts;
+    ev.data = data;
+    ev.data_len = data_len;
+    ev.metadata = meta;
+    ev.metadata_len = meta_len;
+    uint32_t len = log_event_frame_len(o->len, type_len, data_len, meta_len);
+    if (base_buf_reserve(&g->buf, len)) return -ENOMEM;
+    if (grow((void **)&g->ev, &g->cap_ev, g->n_ev + 1, sizeof *g->ev)) return -ENOMEM;
+    size_t off = g->buf.len;
+    log_encode_event(g->buf.data + off, &ev, frame_flags);
+    g->buf.len += len;
+    gev *e = &g->ev[g->n_ev++];
+    *e = (gev){o->hash, o->name, o->len, version, ev.position, {0}, off, (frame_flags & ST_EV_CREATES) != 0};
+    memcpy(e->id, id, 16);
+    if (out) *out = e;
+    return 0;
+}
+
+/* The metadata document of stream state `o` with $tb set to tb (or removed
+ * when tb < 0), into g->scratch. */
+static int meta_with_tb(factum_store *s, group *g, const ovs *o, int64_t tb)
+{
+    const uint8_t *data = NULL;
+    size_t len = 0;
+    factum_event ev;
+    if (o->meta_off) {
+        int type;
+        if (log_decode_frame(g->buf.data + o->meta_off, g->buf.len - o->meta_off, &type, &ev, NULL, NULL) <= 0)
+            return FACTUM_ECORRUPT;
+        data = ev.data;
+        len = ev.data_len;
+    } else if (o->st.meta_lo) {
+        int rc = event_at(s, o->st.meta_lo, &ev);
+        if (rc) return rc;
+        data = ev.data;
+        len = ev.data_len;
+    }
+    json_value *doc = NULL;
+    if (data && (json_parse((const char *)data, len, &doc) || doc->type != JSON_OBJECT)) {
+        json_free(doc);
+        doc = NULL; /* unreadable old metadata: start afresh */
+    }
+    base_buf *b = &g->scratch;
+    b->len = 0;
+    int rc = base_buf_append(b, "{", 1);
+    int first = 1;
+    for (size_t i = 0; doc && i < doc->n && !rc; i++) {
+        if (strcmp(doc->keys[i], "$tb") == 0) continue;
+        if (!first) rc = base_buf_append(b, ",", 1);
+        first = 0;
+        if (!rc) rc = json_write_string(b, doc->keys[i], doc->key_lens[i]);
+        if (!rc) rc = base_buf_append(b, ":", 1);
+        if (!rc) rc = json_write_value(b, doc->items[i]);
+    }
+    if (!rc && tb >= 0) rc = base_buf_printf(b, "%s\"$tb\":%lld", first ? "" : ",", (long long)tb);
+    if (!rc) rc = base_buf_append(b, "}", 1);
+    json_free(doc);
+    return rc;
+}
+
+/* Append a `$metadata` event with g->scratch as data to `$$<o>`. */
+static int add_meta_event(factum_store *s, group *g, size_t o_index, uint32_t frame_flags)
+{
+    char mname[FACTUM_MAX_STREAM_LEN + 3];
+    ovs *o = &g->ov[o_index];
+    size_t mlen = meta_stream_name(o->name, o->len, mname);
+    const char *kept = keep_name(g, mname, mlen);
+    if (!kept) return -ENOMEM;
+    ovs *m;
+    int rc = ov_get(s, g, kept, mlen, &m);
+    if (rc) return rc;
+    size_t mi = (size_t)(m - g->ov);
+    if ((rc = ov_touch(g, mi)) || (rc = ov_touch(g, o_index))) return rc;
+    m = &g->ov[mi];
+    uint8_t id[16];
+    factum_uuid_v4(id);
+    gev *e;
+    uint64_t version = (uint64_t)(m->st.last_version + 1);
+    rc = add_event(s, g, m, "$metadata", 9, id, FACTUM_EVENT_JSON, g->scratch.data, g->scratch.len, NULL, 0,
+                   version, frame_flags | (m->st.last_version < 0 ? ST_EV_CREATES : 0), &e);
+    if (rc) return rc;
+    m->st.last_version = (int64_t)version;
+    m->st.last_position = e->position;
+    m->dirty = 1;
+    o = &g->ov[o_index]; /* ov may have moved */
+    o->meta_off = e->off;
+    o->st.meta_version = (int64_t)version;
+    meta_parse_lenient(g->scratch.data, g->scratch.len, &o->st.meta);
+    o->dirty = 1;
+    return 0;
+}
+
+/* After an event was appended to a `$$<x>` stream: update x's metadata. */
+static int meta_appended(factum_store *s, group *g, const ovs *mstream, const gev *e, const void *data,
+                         size_t len)
+{
+    ovs *target;
+    const char *tname = mstream->name + 2;
+    size_t tlen = mstream->len - 2;
+    int rc = ov_get(s, g, tname, tlen, &target);
+    if (rc) return rc;
+    size_t ti = (size_t)(target - g->ov);
+    if ((rc = ov_touch(g, ti))) return rc;
+    target = &g->ov[ti];
+    target->meta_off = e->off;
+    target->st.meta_version = (int64_t)e->version;
+    meta_parse_lenient(data, len, &target->st.meta);
+    target->dirty = 1;
+    return 0;
+}
+
+static int is_meta_stream(const char *name, size_t len)
+{
+    return len > 2 && name[0] == '$' && name[1] == '$';
+}
+
+/* Encode one accepted part. */
+static int encode_part(factum_store *s, group *g, const wpart *p, size_t oi, factum_append_result *res,
+                       int first_part, int last_part)
+{
+    int rc = ov_touch(g, oi);
+    if (rc) return rc;
+    ovs *o = &g->ov[oi];
+    int64_t last = o->st.last_version;
+    res->idempotent = 0;
+    res->timestamp_ns = g->ts;
+    uint32_t commit_first = first_part ? LOG_EV_COMMIT_FIRST : 0;
+    if (p->op == OP_TOMBSTONE) {
+        uint8_t id[16];
+        factum_uuid_v4(id);
+        gev *e;
+        rc = add_event(s, g, o, "$streamDeleted", 14, id, 0, NULL, 0, NULL, 0, FACTUM_TOMBSTONE_VERSION,
+                       commit_first | (last_part ? LOG_EV_COMMIT_LAST : 0) | (last < 0 ? ST_EV_CREATES : 0), &e);
+        if (rc) return rc;
+        o = &g->ov[oi];
+        o->st.last_version = INT64_MAX;
+        o->st.last_position = e->position;
+        o->dirty = 1;
+        res->first_version = res->last_version = FACTUM_TOMBSTONE_VERSION;
+        res->first_position = res->last_position = e->position;
+        return 0;
+    }
+    if (p->op == OP_DELETE) {
+        if ((rc = meta_with_tb(s, g, o, ST_TB_DELETED))) return rc;
+        size_t before = g->n_ev;
+        rc = add_meta_event(s, g, oi, commit_first | (last_part ? LOG_EV_COMMIT_LAST : 0));
+        if (rc) return rc;
+        o = &g->ov[oi];
+        res->first_version = res->last_version = (uint64_t)(last < 0 ? -1 : last);
+        res->first_position = res->last_position = g->ev[before].position;
+        return 0;
+    }
+    if (p->n == 0) {
+        res->first_version = res->last_version = (uint64_t)last;
+        res->first_position = res->last_position = o->st.last_position;
+        return 0;
+    }
+    if (sstate_soft_deleted(&o->st)) {
+        /* Recreating a soft-deleted stream: old events stay hidden. */
+        if ((rc = meta_with_tb(s, g, o, last + 1))) return rc;
+        if ((rc = add_meta_event(s, g, oi, commit_first))) return rc;
+        commit_first = 0;
+        o = &g->ov[oi];
+    }
+    int meta = is_meta_stream(o->name, o->len);
+    for (size_t i = 0; i < p->n; i++) {
+        const factum_event_data *d = &p->events[i];
+        uint8_t id[16];
+        if (d->has_id) memcpy(id, d->id, 16);
+        else factum_uuid_v4(id);
+        uint64_t version = (uint64_t)(last + 1 + (int64_t)i);
+        uint32_t ff = (i == 0 ? commit_first : 0) | (i + 1 == p->n && last_part ? LOG_EV_COMMIT_LAST : 0) |
+                      (i == 0 && last < 0 ? ST_EV_CREATES : 0);
+        gev *e;
+        rc = add_event(s, g, o, d->type, strlen(d->type), id, d->flags, d->data, d->data_len, d->metadata,
+                       d->metadata_len, version, ff, &e);
+        if (rc) return rc;
+        o = &g->ov[oi];
+        if (i == 0) res->first_position = e->position;
+        res->last_position = e->position;
+        if (meta) {
+            if ((rc = meta_appended(s, g, o, e, d->data, d->data_len))) return rc;
+            o = &g->ov[oi];
+        }
+    }
+    o->st.last_version = last + (int64_t)p->n;
+    o->st.last_position = res->last_position;
+    o->dirty = 1;
+    res->first_version = (uint64_t)(last + 1);
+    res->last_version = (uint64_t)o->st.last_version;
+    return 0;
+}
+
+/* Check, then encode, one request (all or nothing). */
+static int process_request(factum_store *s, group *g, wreq *r)
+{
+    size_t mark_buf = g->buf.len, mark_ev = g->n_ev, mark_ov = g->n_ov;
+    size_t nparts = r->n_parts;
+    size_t oi_small[16];
+    int dec_small[16];
+    size_t *oi = nparts <= 16 ? oi_small : malloc(nparts * sizeof *oi);
+    int *dec = nparts <= 16 ? dec_small : malloc(nparts * sizeof *dec);
+    int rc = (oi && dec) ? 0 : -ENOMEM;
+    size_t replays = 0, writes = 0;
+    for (size_t i = 0; i < nparts && !rc; i++) {
+        wpart *p = &r->parts[i];
+        factum_append_result *res = &r->results[i];
+        memset(res, 0, sizeof *res);
+        res->actual_version = FACTUM_NO_STREAM;
+        ovs *o;
+        if ((rc = ov_get(s, g, p->stream, p->stream_len, &o))) {
+            r->failed = i;
+            break;
+        }
+        oi[i] = (size_t)(o - g->ov);
+        const sstate *st = &o->st;
+        if (sstate_tombstoned(st)) {
+            rc = FACTUM_EDELETED;
+            r->failed = i;
+            break;
+        }
+        if (p->op == OP_APPEND) {
+            rc = check_replay(s, g, p, o, res);
+            if (rc == CHECK_REPLAY) {
+                dec[i] = CHECK_REPLAY;
+                replays++;
+                rc = 0;
+                continue;
+            }
+            if (rc < 0) {
+                r->failed = i;
+                break;
+            }
+        }
+        if ((rc = check_expected(st, p->expected, res))) {
+            r->failed = i;
+            break;
+        }
+        dec[i] = CHECK_WRITE;
+        if (p->op != OP_APPEND || p->n) writes++;
+    }
+    if (!rc && replays && writes) {
+        rc = FACTUM_EIDEMPOTENCY; /* some parts replayed, others new */
+        for (size_t i = nparts; i-- > 0;)
+            if (dec[i] == CHECK_REPLAY) r->failed = i;
+    }
+    /* States loaded into the overlay while checking are committed states:
+     * keeping them is harmless even when the request fails. */
+    g->req_seq++;
+    g->n_undo = 0;
+    for (size_t i = 0; i < nparts && !rc; i++) {
+        if (dec[i] == CHECK_REPLAY) continue;
+        rc = encode_part(s, g, &r->parts[i], oi[i], &r->results[i], i == 0, i + 1 == nparts);
+        if (rc) r->failed = i;
+    }
+    if (rc && (g->buf.len != mark_buf || g->n_ev != mark_ev || g->n_undo)) {
+        /* A resource error half-way through encoding: undo this request. */
+        for (size_t k = g->n_undo; k-- > 0;) g->ov[g->undo[k].idx] = g->undo[k].saved;
+        g->buf.len = mark_buf;
+        g->n_ev = mark_ev;
+        if (g->n_ov > mark_ov) {
+            g->n_ov = mark_ov;
+            ov_rebuild_index(g);
+        }
+    }
+    if (oi != oi_small) free(oi);
+    if (dec != dec_small) free(dec);
+    return rc;
+}
+
+/* ---- committing ------------------------------------------------------ */
+
+static void set_failed(factum_store *s, int rc)
+{
+    int zero = 0;
+    if (atomic_compare_exchange_strong(&s->failed, &zero, rc))
+        store_log(s, FACTUM_LOG_ERROR, "store stopped after an I/O error: %s (reopen to recover)",
+                  factum_strerror(rc));
+}
+
+static int do_sync(factum_store *s)
+{
+    uint64_t t0 = base_mono_ns();
+    int rc = log_sync(s->log);
+    uint64_t dt = base_mono_ns() - t0;
+    atomic_fetch_add(&s->st_fsyncs, 1);
+    atomic_fetch_add(&s->st_fsync_ns, dt);
+    uint64_t mx = atomic_load(&s->st_fsync_max);
+    while (dt > mx && !atomic_compare_exchange_weak(&s->st_fsync_max, &mx, dt)) {
+    }
+    s->unsynced = 0;
+    s->last_sync_ns = base_mono_ns();
+    return rc;
+}
+
+/* Write, sync and index the group. Returns 0 or the I/O error. */
+static int commit_group(factum_store *s, group *g, int want_sync)
+{
+    if (!g->n_ev) {
+        if (want_sync && s->unsynced) return do_sync(s);
+        return 0;
+    }
+    int durable = s->opts.durability == FACTUM_DURABLE;
+    log_encode_batch(g->buf.data, (uint32_t)g->n_ev, g->first_pos, g->buf.len - LOG_BATCH_FRAME_LEN, g->ts,
+                     durable ? LOG_BATCH_DURABLE : 0);
+    uint64_t lo;
+    int rc = log_reserve(s->log, g->buf.len, &lo);
+    if (!rc) rc = log_write(s->log, lo, g->buf.data, g->buf.len);
+    if (!rc) {
+        s->unsynced = 1;
+        if (durable || want_sync) rc = do_sync(s);
+    }
+    if (rc) return rc;
+    atomic_fetch_add(&s->st_events, g->n_ev);
+    atomic_fetch_add(&s->st_bytes, g->buf.len);
+    /* Index entries (IDX-1 is the index thread's business). */
+    int irc = 0;
+    for (int k = 0; k < IDX_KINDS && !irc; k++)
+        irc = grow((void **)&g->ent[k], &g->cap_ent[k], g->n_ev, sizeof(idx_entry));
+    if (!irc) irc = grow((void **)&g->los, &g->cap_los, g->n_ev, sizeof(uint64_t));
+    if (!irc) {
+        for (size_t i = 0; i < g->n_ev; i++) {
+            gev *e = &g->ev[i];
+            uint64_t elo = lo + e->off;
+            g->los[i] = elo;
+            g->ent[IDX_STREAM][g->n_ent[IDX_STREAM]++] = (idx_entry){e->hash, e->version, elo};
+            g->ent[IDX_ID][g->n_ent[IDX_ID]++] = (idx_entry){base_get64(e->id), base_get64(e->id + 8), elo};
+            if (e->creates) g->ent[IDX_CAT][g->n_ent[IDX_CAT]++] = (idx_entry){e->position, e->hash, elo};
+        }
+        irc = idx_posmap_put(s->idx, g->first_pos, g->los, g->n_ev);
+    }
+    if (!irc) {
+        const idx_entry *ents[IDX_KINDS] = {g->ent[0], g->ent[1], g->ent[2]};
+        irc = idx_add(s->idx, ents, g->n_ent, lo + g->buf.len, g->first_pos + g->n_ev);
+    }
+    for (size_t i = 0; i < g->n_ov; i++) {
+        ovs *o = &g->ov[i];
+        if (!o->dirty) continue;
+        if (o->meta_off) o->st.meta_lo = lo + o->meta_off;
+        cache_put(&s->cache, o->hash, o->name, o->len, &o->st);
+    }
+    atomic_store_explicit(&s->committed_pos, g->first_pos + g->n_ev - 1, memory_order_release);
+    if (irc) {
+        /* The events are durable, but the in-memory index could not take
+         * them: stop accepting appends; reopening rebuilds the index. */
+        set_failed(s, irc);
+    }
+    return 0;
+}
+
+/* ---- completion ------------------------------------------------------ */
+
+static void complete(factum_store *s, wreq *list)
+{
+    int locked = 0;
+    for (wreq *r = list; r;) {
+        wreq *next = r->next;
+        atomic_fetch_add(&s->st_appends, r->kind == REQ_APPEND);
+        if (r->cb) {
+            if (locked) {
+                pthread_mutex_unlock(&s->q_mu);
+                locked = 0;
+            }
+            r->cb(r->ctx, r->rc, r->results, r->n_parts, r->failed);
+            if (r->owns_memory) {
+                free(r->results);
+                free(r);
+            }
+        } else {
+            if (!locked) {
+                pthread_mutex_lock(&s->q_mu);
+                locked = 1;
+            }
+            r->done = 1;
+            pthread_cond_signal(r->done_cv);
+        }
+        r = next;
+    }
+    if (locked) pthread_mutex_unlock(&s->q_mu);
+}
+
+static void fail_all(wreq *list, int rc)
+{
+    for (wreq *r = list; r; r = r->next) {
+        r->rc = rc;
+        r->failed = 0;
+    }
+}
+
+/* Process one group: check and encode requests, commit, complete. */
+static void run_group(factum_store *s, group *g, wreq *list)
+{
+    group_reset(g);
+    int failed = atomic_load(&s->failed);
+    if (failed) {
+        fail_all(list, FACTUM_EFAILED);
+        complete(s, list);
+        return;
+    }
+    g->first_pos = atomic_load(&s->committed_pos) + 1;
+    int64_t now = base_now_ns();
+    g->ts = now > s->last_ts ? now : s->last_ts + 1;
+    s->last_ts = g->ts;
+    int want_sync = 0;
+    if (base_buf_reserve(&g->buf, LOG_BATCH_FRAME_LEN)) {
+        fail_all(list, -ENOMEM);
+        complete(s, list);
+        return;
+    }
+    g->buf.len = LOG_BATCH_FRAME_LEN;
+    for (wreq *r = list; r; r = r->next) {
+        r->rc = 0;
+        r->failed = 0;
+        if (r->kind == REQ_SYNC) {
+            want_sync = 1;
+            continue;
+        }
+        int rc = process_request(s, g, r);
+        r->rc = rc;
+    }
+    int rc = commit_group(s, g, want_sync);
+    if (rc) {
+        set_failed(s, rc);
+        for (wreq *r = list; r; r = r->next)
+            if (!r->rc) r->rc = rc;
+    }
+    atomic_fetch_add(&s->st_groups, 1);
+    uint64_t nreq = 0;
+    for (wreq *r = list; r; r = r->next) nreq++;
+    uint64_t mx = atomic_load(&s->st_group_max);
+    if (nreq > mx) atomic_store(&s->st_group_max, nreq);
+    complete(s, list);
+}
+
+static void *writer_main(void *arg)
+{
+    factum_store *s = arg;
+    group g = {0};
+    size_t group_limit = GROUP_MAX_BYTES;
+    if (group_limit > s->seg_size - LOG_SEG_HEADER - LOG_BATCH_FRAME_LEN)
+        group_limit = s->seg_size - LOG_SEG_HEADER - LOG_BATCH_FRAME_LEN;
+    pthread_mutex_lock(&s->q_mu);
+    while (1) {
+        while (!s->q_head && !s->stopping) {
+            if (s->opts.durability == FACTUM_RELAXED && s->unsynced) {
+                uint64_t due = s->last_sync_ns + (uint64_t)s->opts.flush_interval_ms * 1000000u;
+                uint64_t now = base_mono_ns();
+                if (now >= due) {
+                    pthread_mutex_unlock(&s->q_mu);
+                    int rc = atomic_load(&s->failed) ? 0 : do_sync(s);
+                    if (rc) set_failed(s, rc);
+                    pthread_mutex_lock(&s->q_mu);
+                    continue;
+                }
+                struct timespec ts;
+                clock_gettime(CLOCK_REALTIME, &ts);
+                uint64_t wait = due - now;
+                ts.tv_sec += (time_t)(wait / 1000000000u);
+                ts.tv_nsec += (long)(wait % 1000000000u);
+                if (ts.tv_nsec >= 1000000000) {
+                    ts.tv_sec++;
+                    ts.tv_nsec -= 1000000000;
+                }
+                pthread_cond_timedwait(&s->q_cv, &s->q_mu, &ts);
+            } else {
+                pthread_cond_wait(&s->q_cv, &s->q_mu);
+            }
+        }
+        if (!s->q_head && s->stopping) break;
+        if (s->abandon) {
+            wreq *list = s->q_head;
+            s->q_head = s->q_tail = NULL;
+            s->q_len = 0;
+            pthread_cond_broadcast(&s->q_space);
+            pthread_mutex_unlock(&s->q_mu);
+            fail_all(list, FACTUM_ECLOSED);
+            complete(s, list);
+            pthread_mutex_lock(&s->q_mu);
+            break;
+        }
+        /* Take a group: everything queued, up to the limits. */
+        wreq *list = s->q_head, *last = list;
+        size_t bytes = list->bytes, n = 1;
+        while (last->next && n < GROUP_MAX_REQS && bytes + last->next->bytes <= group_limit) {
+            last = last->next;
+            bytes += last->bytes;
+            n++;
+        }
+        s->q_head = last->next;
+        if (!s->q_head) s->q_tail = NULL;
+        last->next = NULL;
+        s->q_len -= n;
+        pthread_cond_broadcast(&s->q_space);
+        pthread_mutex_unlock(&s->q_mu);
+        run_group(s, &g, list);
+        pthread_mutex_lock(&s->q_mu);
+    }
+    pthread_mutex_unlock(&s->q_mu);
+    if (!s->abandon && s->unsynced && !atomic_load(&s->failed)) {
+        int rc = do_sync(s);
+        if (rc) set_failed(s, rc);
+    }
+    group_free(&g);
+    return NULL;
+}
+
+int writer_start(factum_store *s)
+{
+    s->last_sync_ns = base_mono_ns();
+    int rc = pthread_create(&s->writer, NULL, writer_main, s);
+    if (rc) return -rc;
+    s->writer_running = 1;
+    return 0;
+}
+
+void writer_stop(factum_store *s)
+{
+    if (!s->writer_running) return;
+    pthread_mutex_lock(&s->q_mu);
+    s->stopping = 1;
+    pthread_cond_broadcast(&s->q_cv);
+    pthread_cond_broadcast(&s->q_space);
+    pthread_mutex_unlock(&s->q_mu);
+    pthread_join(s->writer, NULL);
+    s->writer_running = 0;
+}
+
+int writer_submit(factum_store *s, wreq *r)
+{
+    pthread_mutex_lock(&s->q_mu);
+    while (s->q_len >= QUEUE_MAX && !s->stopping) pthread_cond_wait(&s->q_space, &s->q_mu);
+    if (s->stopping) {
+        pthread_mutex_unlock(&s->q_mu);
+        return FACTUM_ECLOSED;
+    }
+    r->next = NULL;
+    if (s->q_tail) s->q_tail->next = r;
+    else s->q_head = r;
+    s->q_tail = r;
+    s->q_len++;
+    pthread_cond_signal(&s->q_cv);
+    if (!r->cb) {
+        while (!r->done) pthread_cond_wait(r->done_cv, &s->q_mu);
+    }
+    pthread_mutex_unlock(&s->q_mu);
+    return 0;
+}
