@@ -25,9 +25,9 @@
 
 #include "factum.h"
 
-static int h_checks_failed_in_test;
-static int h_passed, h_failed;
-static const char *h_current = "";
+static int h_checks_failed_in_test __attribute__((unused));
+static int h_passed __attribute__((unused)), h_failed __attribute__((unused));
+static const char *h_current __attribute__((unused)) = "";
 
 #define CHECK(cond)                                                                                                \
     do {                                                                                                           \

@@ -1,0 +1,430 @@
+/* Unit tests of the store's semantics (ST-1..ST-5): idempotency rules,
+ * multi-stream atomic appends, metadata and its effect on reads, soft
+ * delete, tombstone, system streams and $all filters, the stream catalog,
+ * and bad input. */
+#include "harness.h"
+
+#include "base/base.h"
+
+static char dir[512];
+
+static factum_store *open_at(const char *name, int fresh)
+{
+    factum_options o;
+    harness_small_opts(&o);
+    if (fresh) harness_tmpdir(dir, sizeof dir, name);
+    factum_store *s = NULL;
+    int rc = factum_store_open(dir, &o, &s);
+    if (rc) fprintf(stderr, "open: %s\n", factum_strerror(rc));
+    return s;
+}
+
+static size_t read_all_stream(factum_store *s, const char *stream, factum_event *out, size_t cap)
+{
+    size_t n = 0;
+    uint64_t next = 0;
+    int rc = factum_read_stream(s, stream, next, FACTUM_FORWARD, out, cap, &n, &next);
+    return rc ? (size_t)-1 : n;
+}
+
+/* ST-5: replays by event id, every expectation kind, across a reopen. */
+static void t_idempotency(void)
+{
+    factum_store *s = open_at("idem", 1);
+    REQUIRE(s);
+    factum_event_data ev[3] = {harness_event("A", "{}"), harness_event("B", "{}"), harness_event("C", "{}")};
+    factum_append_result r, r2;
+    CHECK_RC(factum_append(s, "idem", FACTUM_NO_STREAM, ev, 2, &r), 0);
+    /* The same two events, same expectation: a replay, nothing written. */
+    CHECK_RC(factum_append(s, "idem", FACTUM_NO_STREAM, ev, 2, &r2), 0);
+    CHECK(r2.idempotent == 1 && r2.first_version == 0 && r2.last_version == 1);
+    CHECK(r2.first_position == r.first_position && r2.last_position == r.last_position);
+    CHECK_RC(factum_append(s, "idem", FACTUM_ANY, ev, 2, &r2), 0);
+    CHECK(r2.idempotent == 1 && r2.last_position == r.last_position);
+    CHECK_RC(factum_append(s, "idem", FACTUM_STREAM_EXISTS, ev, 2, &r2), 0);
+    CHECK(r2.idempotent == 1);
+    /* The second event alone with Any: replay at its own place. */
+    CHECK_RC(factum_append(s, "idem", FACTUM_ANY, &ev[1], 1, &r2), 0);
+    CHECK(r2.idempotent == 1 && r2.first_version == 1);
+    /* Partial overlap: A and B are stored, C is new. */
+    CHECK_RC(factum_append(s, "idem", FACTUM_NO_STREAM, ev, 3, &r2), FACTUM_EIDEMPOTENCY);
+    CHECK_RC(factum_append(s, "idem", FACTUM_ANY, ev, 3, &r2), FACTUM_EIDEMPOTENCY);
+    factum_event_data mixed[2] = {harness_event("N", "{}"), ev[0]};
+    CHECK_RC(factum_append(s, "idem", FACTUM_ANY, mixed, 2, &r2), FACTUM_EIDEMPOTENCY);
+    /* Out of order is not a replay either. */
+    factum_event_data swapped[2] = {ev[1], ev[0]};
+    CHECK_RC(factum_append(s, "idem", FACTUM_ANY, swapped, 2, &r2), FACTUM_EIDEMPOTENCY);
+    /* Nothing was written by any of these. */
+    factum_stats st;
+    factum_store_get_stats(s, &st);
+    CHECK_EQ_U64(st.last_position, 2);
+    /* Duplicate ids within one append. */
+    factum_event_data dup[2] = {ev[2], ev[2]};
+    CHECK_RC(factum_append(s, "idem", FACTUM_ANY, dup, 2, &r2), FACTUM_EDUPLICATEID);
+    /* The same id in another stream is a different event. */
+    CHECK_RC(factum_append(s, "other", FACTUM_NO_STREAM, ev, 1, &r2), 0);
+    CHECK(r2.idempotent == 0 && r2.first_position == 3);
+    /* Across a reopen, with no time window. */
+    CHECK_RC(factum_store_close(s), 0);
+    s = open_at("idem", 0);
+    REQUIRE(s);
+    CHECK_RC(factum_append(s, "idem", 0 - 1, ev, 2, &r2), 0);
+    CHECK(r2.idempotent == 1 && r2.last_position == r.last_position);
+    CHECK_RC(factum_append(s, "idem", FACTUM_ANY, &ev[0], 1, &r2), 0);
+    CHECK(r2.idempotent == 1 && r2.first_version == 0);
+    /* Two identical requests racing into one group: one write, one replay. */
+    factum_event_data e4 = harness_event("D", "{}");
+    factum_append_req q = {"race", FACTUM_ANY, &e4, 1};
+    factum_append_req qq[1] = {q};
+    CHECK_RC(factum_append_multi(s, qq, 1, &r, NULL), 0);
+    CHECK_RC(factum_append_multi(s, qq, 1, &r2, NULL), 0);
+    CHECK(r2.idempotent == 1 && r2.first_position == r.first_position);
+    factum_store_close(s);
+    harness_rm_rf(dir);
+}
+
+static void t_multi_stream(void)
+{
+    factum_store *s = open_at("multi", 1);
+    REQUIRE(s);
+    factum_event_data a = harness_event("A", "{}"), b = harness_event("B", "{}"), c = harness_event("C", "{}");
+    factum_append_req reqs[2] = {{"left", FACTUM_NO_STREAM, &a, 1}, {"right", FACTUM_NO_STREAM, &b, 1}};
+    factum_append_result res[2];
+    size_t failed = 99;
+    CHECK_RC(factum_append_multi(s, reqs, 2, res, &failed), 0);
+    CHECK(res[0].first_position == 1 && res[1].first_position == 2);
+    /* All or nothing: the second part's expectation fails, so the first
+     * part (which would succeed) is not written either. */
+    factum_append_req bad[2] = {{"left", 0, &c, 1}, {"right", 5, &c, 1}};
+    CHECK_RC(factum_append_multi(s, bad, 2, res, &failed), FACTUM_EWRONGVERSION);
+    CHECK_EQ_U64(failed, 1);
+    CHECK(res[1].actual_version == 0);
+    factum_event out[4];
+    CHECK_EQ_U64(read_all_stream(s, "left", out, 4), 1);
+    /* The same stream twice in one request is refused. */
+    factum_append_req twice[2] = {{"left", FACTUM_ANY, &c, 1}, {"left", FACTUM_ANY, &c, 1}};
+    CHECK_RC(factum_append_multi(s, twice, 2, res, &failed), FACTUM_EINVAL);
+    /* A replay of the whole multi-stream append writes nothing. */
+    CHECK_RC(factum_append_multi(s, reqs, 2, res, &failed), 0);
+    CHECK(res[0].idempotent && res[1].idempotent);
+    factum_stats st;
+    factum_store_get_stats(s, &st);
+    CHECK_EQ_U64(st.last_position, 2);
+    factum_store_close(s);
+    harness_rm_rf(dir);
+}
+
+static void t_metadata(void)
+{
+    factum_store *s = open_at("meta", 1);
+    REQUIRE(s);
+    for (int i = 0; i < 10; i++) {
+        factum_event_data e = harness_event("E", "{}");
+        CHECK_RC(factum_append(s, "m", FACTUM_ANY, &e, 1, NULL), 0);
+    }
+    factum_event out[20];
+    size_t n;
+    uint64_t next;
+    const char *mc = "{\"$maxCount\":3,\"custom\":\"kept\"}";
+    factum_append_result r;
+    CHECK_RC(factum_set_stream_metadata(s, "m", FACTUM_NO_STREAM, mc, strlen(mc), &r), 0);
+    CHECK_RC(factum_read_stream(s, "m", 0, FACTUM_FORWARD, out, 20, &n, &next), 0);
+    CHECK_EQ_U64(n, 3);
+    CHECK(n == 3 && out[0].version == 7);
+    CHECK_RC(factum_read_stream(s, "m", FACTUM_END, FACTUM_BACKWARD, out, 20, &n, &next), 0);
+    CHECK(n == 3 && out[0].version == 9 && out[2].version == 7);
+    char *json;
+    size_t len;
+    int64_t mv;
+    CHECK_RC(factum_get_stream_metadata(s, "m", &json, &len, &mv), 0);
+    CHECK(mv == 0 && strstr(json, "kept"));
+    free(json);
+    /* Expectation on the metadata stream. */
+    const char *tb = "{\"$tb\":5}";
+    CHECK_RC(factum_set_stream_metadata(s, "m", FACTUM_NO_STREAM, tb, strlen(tb), &r), FACTUM_EWRONGVERSION);
+    CHECK_RC(factum_set_stream_metadata(s, "m", 0, tb, strlen(tb), &r), 0);
+    CHECK_RC(factum_read_stream(s, "m", 0, FACTUM_FORWARD, out, 20, &n, &next), 0);
+    CHECK(n == 5 && out[0].version == 5);
+    factum_stream_info info;
+    CHECK_RC(factum_stream_get_info(s, "m", &info), 0);
+    CHECK(info.meta.truncate_before == 5 && info.meta.max_count == -1 && info.metadata_version == 1);
+    /* Max age: events older than 1 s vanish from reads. */
+    const char *age = "{\"$maxAge\":1}";
+    CHECK_RC(factum_set_stream_metadata(s, "m", FACTUM_ANY, age, strlen(age), &r), 0);
+    CHECK_RC(factum_read_stream(s, "m", 0, FACTUM_FORWARD, out, 20, &n, &next), 0);
+    CHECK_EQ_U64(n, 10);
+    sleep(2);
+    CHECK_RC(factum_read_stream(s, "m", 0, FACTUM_FORWARD, out, 20, &n, &next), 0);
+    CHECK_EQ_U64(n, 0);
+    /* Bad metadata documents are refused and change nothing. */
+    CHECK_RC(factum_set_stream_metadata(s, "m", FACTUM_ANY, "[1]", 3, &r), FACTUM_EBADJSON);
+    CHECK_RC(factum_set_stream_metadata(s, "m", FACTUM_ANY, "{\"$maxCount\":\"x\"}", 17, &r), FACTUM_EBADJSON);
+    CHECK_RC(factum_set_stream_metadata(s, "m", FACTUM_ANY, "{", 1, &r), FACTUM_EBADJSON);
+    factum_event_data raw = harness_event("NotMetadata", "{}");
+    CHECK_RC(factum_append(s, "$$m", FACTUM_ANY, &raw, 1, &r), FACTUM_EINVAL);
+    CHECK_RC(factum_stream_get_info(s, "m", &info), 0);
+    CHECK(info.meta.max_age_s == 1 && info.metadata_version == 2);
+    /* Reopen: metadata comes back from the log, not from memory. */
+    factum_store_close(s);
+    s = open_at("meta", 0);
+    REQUIRE(s);
+    CHECK_RC(factum_stream_get_info(s, "m", &info), 0);
+    CHECK(info.meta.max_age_s == 1 && info.metadata_version == 2);
+    factum_store_close(s);
+    harness_rm_rf(dir);
+}
+
+static void t_soft_delete(void)
+{
+    factum_store *s = open_at("softdel", 1);
+    REQUIRE(s);
+    factum_event_data e[3] = {harness_event("A", "{}"), harness_event("B", "{}"), harness_event("C", "{}")};
+    const char *md = "{\"$maxCount\":100,\"owner\":\"x\"}";
+    CHECK_RC(factum_set_stream_metadata(s, "sd", FACTUM_ANY, md, strlen(md), NULL), 0);
+    CHECK_RC(factum_append(s, "sd", FACTUM_NO_STREAM, e, 2, NULL), 0);
+    factum_append_result r;
+    CHECK_RC(factum_delete_stream(s, "sd", 0, &r), FACTUM_EWRONGVERSION);
+    CHECK(r.actual_version == 1);
+    CHECK_RC(factum_delete_stream(s, "sd", 1, &r), 0);
+    factum_event out[8];
+    size_t n;
+    uint64_t next;
+    CHECK_RC(factum_read_stream(s, "sd", 0, FACTUM_FORWARD, out, 8, &n, &next), FACTUM_ENOTFOUND);
+    factum_stream_info info;
+    CHECK_RC(factum_stream_get_info(s, "sd", &info), 0);
+    CHECK(info.status == FACTUM_STREAM_SOFT_DELETED && info.last_version == 1);
+    /* StreamExists fails on a soft-deleted stream; NoStream succeeds and
+     * the numbering continues. */
+    CHECK_RC(factum_append(s, "sd", FACTUM_STREAM_EXISTS, &e[2], 1, &r), FACTUM_EWRONGVERSION);
+    CHECK_RC(factum_append(s, "sd", FACTUM_NO_STREAM, &e[2], 1, &r), 0);
+    CHECK_EQ_U64(r.first_version, 2);
+    CHECK_RC(factum_read_stream(s, "sd", 0, FACTUM_FORWARD, out, 8, &n, &next), 0);
+    CHECK(n == 1 && out[0].version == 2 && !strcmp(out[0].type, "C"));
+    /* Other metadata survived the delete and the re-creation. */
+    char *json;
+    CHECK_RC(factum_get_stream_metadata(s, "sd", &json, NULL, NULL), 0);
+    CHECK(strstr(json, "\"owner\":\"x\"") && strstr(json, "\"$tb\":2") && strstr(json, "$maxCount"));
+    free(json);
+    CHECK_RC(factum_stream_get_info(s, "sd", &info), 0);
+    CHECK(info.status == FACTUM_STREAM_LIVE && info.meta.truncate_before == 2);
+    factum_store_close(s);
+    harness_rm_rf(dir);
+}
+
+static void t_tombstone(void)
+{
+    factum_store *s = open_at("tomb", 1);
+    REQUIRE(s);
+    factum_event_data e = harness_event("A", "{}");
+    CHECK_RC(factum_append(s, "tb", FACTUM_NO_STREAM, &e, 1, NULL), 0);
+    factum_append_result r;
+    CHECK_RC(factum_tombstone_stream(s, "tb", 5, &r), FACTUM_EWRONGVERSION);
+    CHECK_RC(factum_tombstone_stream(s, "tb", 0, &r), 0);
+    CHECK_EQ_U64(r.last_position, 2);
+    factum_event out[4];
+    size_t n;
+    uint64_t next;
+    CHECK_RC(factum_read_stream(s, "tb", 0, FACTUM_FORWARD, out, 4, &n, &next), FACTUM_EDELETED);
+    e = harness_event("A", "{}");
+    CHECK_RC(factum_append(s, "tb", FACTUM_ANY, &e, 1, &r), FACTUM_EDELETED);
+    CHECK_RC(factum_append(s, "tb", FACTUM_NO_STREAM, &e, 1, &r), FACTUM_EDELETED);
+    CHECK_RC(factum_tombstone_stream(s, "tb", FACTUM_ANY, &r), FACTUM_EDELETED);
+    CHECK_RC(factum_delete_stream(s, "tb", FACTUM_ANY, &r), FACTUM_EDELETED);
+    /* The tombstone is in $all as a $streamDeleted event. */
+    CHECK_RC(factum_read_position(s, 2, &out[0]), 0);
+    CHECK(!strcmp(out[0].type, "$streamDeleted") && out[0].version == FACTUM_TOMBSTONE_VERSION);
+    factum_store_close(s);
+    s = open_at("tomb", 0);
+    REQUIRE(s);
+    CHECK_RC(factum_append(s, "tb", FACTUM_ANY, &e, 1, &r), FACTUM_EDELETED);
+    factum_stream_info info;
+    CHECK_RC(factum_stream_get_info(s, "tb", &info), 0);
+    CHECK(info.status == FACTUM_STREAM_TOMBSTONED);
+    factum_store_close(s);
+    harness_rm_rf(dir);
+}
+
+static void t_filters(void)
+{
+    factum_store *s = open_at("filters", 1);
+    REQUIRE(s);
+    const char *streams[] = {"order-1", "order-2", "account-1", "$system", "order-3"};
+    const char *types[] = {"OrderPlaced", "OrderPlaced", "MoneyDeposited", "$stats", "OrderShipped"};
+    for (int i = 0; i < 5; i++) {
+        factum_event_data e = harness_event(types[i], "{}");
+        CHECK_RC(factum_append(s, streams[i], FACTUM_ANY, &e, 1, NULL), 0);
+    }
+    factum_event out[10];
+    size_t n;
+    uint64_t next;
+    factum_filter *f;
+    const char *pre[] = {"order-"};
+    CHECK_RC(factum_filter_new(FACTUM_FILTER_STREAM, pre, 1, NULL, 0, &f), 0);
+    CHECK_RC(factum_read_all(s, 0, FACTUM_FORWARD, f, 0, out, 10, &n, &next), 0);
+    CHECK(n == 3 && out[2].position == 5);
+    /* A scan window bounds the work and reports where to continue. */
+    CHECK_RC(factum_read_all(s, 0, FACTUM_FORWARD, f, 3, out, 10, &n, &next), 0);
+    CHECK(n == 2 && next == 4);
+    factum_filter_free(f);
+    CHECK_RC(factum_filter_new(FACTUM_FILTER_EVENT_TYPE, NULL, 0, "^Order(Placed|Shipped)$", 0, &f), 0);
+    CHECK_RC(factum_read_all(s, FACTUM_END, FACTUM_BACKWARD, f, 0, out, 10, &n, &next), 0);
+    CHECK(n == 3 && out[0].position == 5 && out[2].position == 1 && next == 0);
+    factum_filter_free(f);
+    CHECK_RC(factum_filter_new(FACTUM_FILTER_STREAM, NULL, 0, NULL, 1, &f), 0);
+    CHECK_RC(factum_read_all(s, 0, FACTUM_FORWARD, f, 0, out, 10, &n, &next), 0);
+    CHECK_EQ_U64(n, 4);
+    factum_filter_free(f);
+    CHECK_RC(factum_filter_new(FACTUM_FILTER_STREAM, NULL, 0, "([", 0, &f), FACTUM_EBADREGEX);
+    CHECK_RC(factum_filter_new(7, NULL, 0, NULL, 0, &f), FACTUM_EINVAL);
+    /* Backward $all reads across many events and both directions agree. */
+    CHECK_RC(factum_read_all(s, FACTUM_END, FACTUM_BACKWARD, NULL, 0, out, 10, &n, &next), 0);
+    CHECK(n == 5 && out[0].position == 5 && out[4].position == 1);
+    factum_store_close(s);
+    harness_rm_rf(dir);
+}
+
+typedef struct list_ctx {
+    char names[16][32];
+    uint64_t pos[16];
+    int n;
+} list_ctx;
+
+static int list_cb(void *ctx, const char *name, size_t len, uint64_t pos)
+{
+    list_ctx *l = ctx;
+    if (l->n < 16 && len < 32) {
+        memcpy(l->names[l->n], name, len);
+        l->names[l->n][len] = 0;
+        l->pos[l->n++] = pos;
+    }
+    return 0;
+}
+
+static void t_catalog(void)
+{
+    factum_store *s = open_at("catalog", 1);
+    REQUIRE(s);
+    const char *names[] = {"c", "a", "b", "a", "c", "d"};
+    for (int i = 0; i < 6; i++) {
+        factum_event_data e = harness_event("E", "{}");
+        CHECK_RC(factum_append(s, names[i], FACTUM_ANY, &e, 1, NULL), 0);
+    }
+    list_ctx l = {0};
+    CHECK_RC(factum_list_streams(s, 0, list_cb, &l), 0);
+    CHECK(l.n == 4 && !strcmp(l.names[0], "c") && !strcmp(l.names[1], "a") && !strcmp(l.names[3], "d"));
+    CHECK(l.n == 4 && l.pos[3] == 6);
+    uint64_t count;
+    CHECK_RC(factum_stream_count(s, &count), 0);
+    CHECK_EQ_U64(count, 4);
+    list_ctx l2 = {0};
+    CHECK_RC(factum_list_streams(s, 2, list_cb, &l2), 0);
+    CHECK(l2.n == 2 && !strcmp(l2.names[0], "b"));
+    factum_store_close(s);
+    s = open_at("catalog", 0);
+    REQUIRE(s);
+    CHECK_RC(factum_stream_count(s, &count), 0);
+    CHECK_EQ_U64(count, 4);
+    factum_store_close(s);
+    harness_rm_rf(dir);
+}
+
+static void t_bad_input(void)
+{
+    factum_store *s = open_at("bad", 1);
+    REQUIRE(s);
+    factum_event_data e = harness_event("E", "{}");
+    char longname[FACTUM_MAX_STREAM_LEN + 2];
+    memset(longname, 'x', sizeof longname - 1);
+    longname[sizeof longname - 1] = 0;
+    CHECK_RC(factum_append(s, "", FACTUM_ANY, &e, 1, NULL), FACTUM_EBADNAME);
+    CHECK_RC(factum_append(s, NULL, FACTUM_ANY, &e, 1, NULL), FACTUM_EBADNAME);
+    CHECK_RC(factum_append(s, longname, FACTUM_ANY, &e, 1, NULL), FACTUM_EBADNAME);
+    CHECK_RC(factum_append(s, "bad\xff\xfe", FACTUM_ANY, &e, 1, NULL), FACTUM_EBADNAME);
+    CHECK_RC(factum_append(s, "over\xc0\xaflong", FACTUM_ANY, &e, 1, NULL), FACTUM_EBADNAME);
+    longname[FACTUM_MAX_STREAM_LEN] = 0; /* exactly the limit is fine */
+    CHECK_RC(factum_append(s, longname, FACTUM_ANY, &e, 1, NULL), 0);
+    factum_event_data t = e;
+    t.type = "";
+    CHECK_RC(factum_append(s, "ok", FACTUM_ANY, &t, 1, NULL), FACTUM_EBADTYPE);
+    t.type = NULL;
+    CHECK_RC(factum_append(s, "ok", FACTUM_ANY, &t, 1, NULL), FACTUM_EBADTYPE);
+    t.type = "\xed\xa0\x80"; /* a UTF-16 surrogate */
+    CHECK_RC(factum_append(s, "ok", FACTUM_ANY, &t, 1, NULL), FACTUM_EBADTYPE);
+    CHECK_RC(factum_append(s, "ok", -3, &e, 1, NULL), FACTUM_EINVAL);
+    CHECK_RC(factum_append(s, "ok", -100, &e, 1, NULL), FACTUM_EINVAL);
+    /* Over the event size limit (1 MiB test segments cap it lower). */
+    size_t big = 2u << 20;
+    char *blob = calloc(1, big);
+    factum_event_data b = harness_event("Big", "{}");
+    b.flags = 0;
+    b.data = blob;
+    b.data_len = big;
+    CHECK_RC(factum_append(s, "big", FACTUM_ANY, &b, 1, NULL), FACTUM_ETOOBIG);
+    b.data_len = 512u << 10; /* fits */
+    CHECK_RC(factum_append(s, "big", FACTUM_ANY, &b, 1, NULL), 0);
+    free(blob);
+    uint8_t id[16];
+    CHECK_RC(factum_uuid_parse("not-a-uuid", 10, id), FACTUM_EBADUUID);
+    CHECK_RC(factum_uuid_parse("123e4567-e89b-12d3-a456-42661417400g", 36, id), FACTUM_EBADUUID);
+    CHECK_RC(factum_uuid_parse("123e4567-e89b-12d3-a456-426614174000", 36, id), 0);
+    CHECK_RC(factum_uuid_parse("{123e4567-e89b-12d3-a456-426614174000}", 38, id), 0);
+    char txt[37];
+    factum_uuid_format(id, txt);
+    CHECK(!strcmp(txt, "123e4567-e89b-12d3-a456-426614174000"));
+    /* Nothing of the failures was written: positions 1 and 2 only. */
+    factum_stats st;
+    factum_store_get_stats(s, &st);
+    CHECK_EQ_U64(st.last_position, 2);
+    /* A second opener of the same directory is refused (locked). */
+    factum_options o;
+    harness_small_opts(&o);
+    factum_store *s2 = NULL;
+    CHECK_RC(factum_store_open(dir, &o, &s2), FACTUM_ELOCKED);
+    factum_store_close(s);
+
+    /* A directory that is not a store. */
+    char other[600];
+    snprintf(other, sizeof other, "%s-notours", dir);
+    harness_rm_rf(other);
+    mkdir(other, 0755);
+    char f[700];
+    snprintf(f, sizeof f, "%s/precious.txt", other);
+    FILE *fp = fopen(f, "w");
+    fputs("keep me", fp);
+    fclose(fp);
+    CHECK_RC(factum_store_open(other, &o, &s2), FACTUM_ENOTSTORE);
+    CHECK(access(f, F_OK) == 0);
+    /* A newer format version. */
+    char idf[700];
+    snprintf(idf, sizeof idf, "%s/FACTUM", dir);
+    fp = fopen(idf, "r");
+    char buf[1024] = {0};
+    size_t len = fread(buf, 1, sizeof buf - 1, fp);
+    fclose(fp);
+    (void)len;
+    char *fmt = strstr(buf, "format 1");
+    REQUIRE(fmt);
+    fmt[7] = '9';
+    char *crc = strstr(buf, "crc ");
+    REQUIRE(crc);
+    sprintf(crc, "crc %08x\n", base_crc32c(0, buf, (size_t)(crc - buf)));
+    fp = fopen(idf, "w");
+    fputs(buf, fp);
+    fclose(fp);
+    CHECK_RC(factum_store_open(dir, &o, &s2), FACTUM_EFORMAT);
+    harness_rm_rf(other);
+    harness_rm_rf(dir);
+}
+
+int main(void)
+{
+    RUN(t_idempotency);
+    RUN(t_multi_stream);
+    RUN(t_metadata);
+    RUN(t_soft_delete);
+    RUN(t_tombstone);
+    RUN(t_filters);
+    RUN(t_catalog);
+    RUN(t_bad_input);
+    return harness_done();
+}
