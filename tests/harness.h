@@ -139,6 +139,13 @@ static inline uint64_t h_below(h_rng *r, uint64_t n)
     return n ? h_rand(r) % n : 0;
 }
 
+static inline uint64_t base_mono_ns_test(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 /* Options for small, fast test stores. */
 static inline void harness_small_opts(factum_options *o)
 {

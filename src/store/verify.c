@@ -160,10 +160,11 @@ int factum_verify(const char *path, void (*cb)(void *ctx, const factum_damage *d
         v.checked_upto = 0; /* do not trust lookups in a damaged index */
         rc = 0;
     }
-    uint64_t lo = LOG_SEG_HEADER, pos = 1;
+    uint64_t lo = LOG_SEG_HEADER, pos = 1, end_pos = 1;
     while (1) {
         log_scan_result res;
         if ((rc = log_scan(s->log, lo, pos, verify_event, NULL, &v, &res))) break;
+        end_pos = res.next_position;
         rep->batches += res.batches;
         rep->events += res.events;
         if (!res.corrupt && !res.torn) break;
@@ -184,7 +185,7 @@ int factum_verify(const char *path, void (*cb)(void *ctx, const factum_damage *d
         lo = next_lo;
         pos = next_pos;
     }
-    if (!rc && cp.next_position > pos && !rep->damaged) {
+    if (!rc && cp.next_position > end_pos && !rep->damaged) {
         snprintf(what, sizeof what, "index checkpoint covers position %" PRIu64 " beyond the log's end",
                  cp.next_position - 1);
         damage_file(&v, "index/MANIFEST", what);
