@@ -18,6 +18,10 @@ uint32_t base_crc32c(uint32_t crc, const void *buf, size_t len);
 /* 64-bit hash of a byte string (stream names). Stable across versions: it is
  * stored on disk in index tables. */
 uint64_t base_hash64(const void *buf, size_t len);
+/* Tests only: keep just these bits of every hash, so that hash collisions
+ * become common and their handling is exercised. Never in production: the
+ * hashes are stored on disk. */
+void base_hash_mask_for_tests(uint64_t mask);
 
 /* Validates UTF-8 (no overlongs, no surrogates, no NUL). Returns 1 if valid. */
 int base_utf8_valid(const char *s, size_t len);

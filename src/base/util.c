@@ -23,6 +23,13 @@ static inline uint64_t hash_mix(uint64_t h)
     return h;
 }
 
+static uint64_t hash_mask = UINT64_MAX;
+
+void base_hash_mask_for_tests(uint64_t mask)
+{
+    hash_mask = mask;
+}
+
 uint64_t base_hash64(const void *buf, size_t len)
 {
     const uint8_t *p = buf;
@@ -40,7 +47,7 @@ uint64_t base_hash64(const void *buf, size_t len)
         memcpy(&w, p, len);
         h = (h ^ hash_mix(w + 0x2545f4914f6cdd1dull + len)) * 0xc4ceb9fe1a85ec53ull;
     }
-    return hash_mix(h);
+    return hash_mix(h) & hash_mask;
 }
 
 int base_utf8_valid(const char *str, size_t len)

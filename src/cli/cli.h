@@ -107,6 +107,9 @@ int cli_open_write(cli_ctx *c, int relaxed, factum_store **out);
 /* 1 if the data directory exists and is not empty (it holds, or claims to
  * hold, a store), 0 if a write would create a new store. */
 int cli_store_present(cli_ctx *c);
+/* Report why the data directory could not be opened (or verified); the
+ * store's last error log line is added when there is one. */
+int cli_open_error(cli_ctx *c, int rc, int writing);
 /* Close, reporting a failed final checkpoint. Returns code, or CLI_FAIL. */
 int cli_close(cli_ctx *c, factum_store *s, int code);
 /* Require a data directory; prints and returns CLI_USAGE without one. */

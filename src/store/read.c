@@ -68,20 +68,37 @@ int factum_read_stream(factum_store *s, const char *stream, uint64_t from, int d
     idx_kv kv[KV_BATCH];
     size_t n = 0;
     int end = 0;
+    size_t extra = 8;
     while (n < cap && !end) {
-        size_t want = cap - n < KV_BATCH ? cap - n : KV_BATCH, got;
+        size_t want = cap - n + extra < KV_BATCH ? cap - n + extra : KV_BATCH, got;
         if ((rc = idx_stream_range(s->idx, hash, cur, back, kv, want, &got))) return rc;
-        if (got < want) end = 1; /* the index has nothing further */
-        if (!got) break;
-        int full = 0;
-        for (size_t i = 0; i < got && !full; i++) {
+        if (!got) {
+            end = 1;
+            break;
+        }
+        /* Streams whose names share a hash interleave by version (IDX-3).
+         * Unless the index had nothing more, leave the last version's
+         * entries for the next round: some of them may lie beyond it. */
+        size_t limit = got;
+        if (got == want) {
+            while (limit > 0 && kv[limit - 1].k2 == kv[got - 1].k2) limit--;
+            if (limit == 0 && want < KV_BATCH) {
+                extra = KV_BATCH; /* many streams share this hash and version: look further */
+                continue;
+            }
+            if (limit == 0) limit = got; /* > 256 names with one 64-bit hash: not on this planet */
+        } else {
+            end = 1;
+        }
+        int full = 0, stop = 0, at_zero = 0;
+        for (size_t i = 0; i < limit && !full && !stop; i++) {
             uint64_t v = kv[i].k2;
             if (back ? v < first : v > last) {
-                end = 1;
+                stop = 1;
                 break;
             }
             if (back) {
-                if (v == 0) end = 1;
+                if (v == 0) at_zero = 1; /* the last version going backward */
                 else cur = v - 1;
             } else {
                 cur = v + 1;
@@ -90,13 +107,18 @@ int factum_read_stream(factum_store *s, const char *stream, uint64_t from, int d
             if ((rc = event_at(s, kv[i].v, ev))) return rc;
             if (ev->stream_len != len || memcmp(ev->stream, stream, len)) continue; /* hash collision */
             if (ev->position > committed) {
-                end = 1;
+                stop = 1;
                 break;
             }
             if (ev->timestamp_ns < min_ts) continue; /* older than $maxAge */
             if (++n == cap) full = 1;
         }
-        if (full) break;
+        if (stop || at_zero) end = 1;
+        if (full) {
+            end = at_zero;
+            break;
+        }
+        if (!end && limit < got) cur = kv[limit].k2;
     }
     if (back ? cur < first : cur > last) end = 1;
     *n_out = n;

@@ -93,9 +93,11 @@ static int same_stream(const factum_event *ev, const char *name, size_t len)
 int stream_event(factum_store *s, const char *name, size_t len, uint64_t hash, uint64_t version, factum_event *ev,
                  uint64_t *lo_out)
 {
-    idx_kv kv[16];
+    idx_kv kv[256];
     size_t n;
-    int rc = idx_stream_range(s->idx, hash, version, 0, kv, 16, &n);
+    /* Usually one entry has this version; names sharing the hash add more. */
+    int rc = idx_stream_range(s->idx, hash, version, 0, kv, 4, &n);
+    if (!rc && n == 4 && kv[3].k2 == version) rc = idx_stream_range(s->idx, hash, version, 0, kv, 256, &n);
     if (rc) return rc;
     for (size_t i = 0; i < n && kv[i].k2 == version; i++) {
         if ((rc = event_at(s, kv[i].v, ev))) return rc;
@@ -107,26 +109,44 @@ int stream_event(factum_store *s, const char *name, size_t len, uint64_t hash, u
     return 0;
 }
 
-/* The newest event of `name` in the index: 1 found (ev, lo), 0 none. */
+/* The newest event of `name` in the index: 1 found (ev, lo), 0 none.
+ * Streams whose names share the hash interleave by version (IDX-3). */
 static int last_event(factum_store *s, const char *name, size_t len, uint64_t hash, factum_event *ev,
                       uint64_t *lo)
 {
     uint64_t from = UINT64_MAX;
+    idx_kv kv[64];
+    size_t want = 4;
     while (1) {
-        idx_kv kv[8];
         size_t n;
-        int rc = idx_stream_range(s->idx, hash, from, 1, kv, 8, &n);
+        int rc = idx_stream_range(s->idx, hash, from, 1, kv, want, &n);
         if (rc) return rc;
-        for (size_t i = 0; i < n; i++) {
+        /* Leave the last version's entries for the next round unless the
+         * index had no more (some of that version may not be in this batch). */
+        size_t limit = n;
+        if (n == want) {
+            while (limit > 0 && kv[limit - 1].k2 == kv[n - 1].k2) limit--;
+            if (limit == 0) {
+                if (want < 64) {
+                    want *= 4;
+                    continue;
+                }
+                limit = n;
+            }
+        }
+        for (size_t i = 0; i < limit; i++) {
             if ((rc = event_at(s, kv[i].v, ev))) return rc;
             if (same_stream(ev, name, len)) {
                 *lo = kv[i].v;
                 return 1;
             }
         }
-        /* Only another stream with the same hash so far (rare): go on. */
-        if (n < 8 || kv[n - 1].k2 == 0) return 0;
-        from = kv[n - 1].k2 - 1;
+        if (n < want) return 0;
+        from = kv[limit < n ? limit : n - 1].k2;
+        if (limit == n) {
+            if (from == 0) return 0;
+            from--;
+        }
     }
 }
 

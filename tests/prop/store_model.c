@@ -6,6 +6,8 @@
  * FACTUM_PROP_OPS sets the number of operations (default 4000). */
 #include "harness.h"
 
+#include "base/base.h"
+
 #define NSTREAMS 16
 #define MAXEV 20000
 
@@ -171,7 +173,10 @@ static int check_stream_read(factum_store *s, int si)
         int64_t v0 = from > (uint64_t)m->last ? m->last : (int64_t)from;
         for (int64_t v = v0; v >= first && k < cap; v--, k++) {
             if (k >= n || out[k].version != (uint64_t)v || out[k].position != m->evpos[v]) {
-                fprintf(stderr, "read %s back from %" PRIu64 ": event %zu wrong\n", m->name, from, k);
+                fprintf(stderr, "read %s back from %" PRIu64 " cap %zu first %" PRId64 ": event %zu wrong: got", m->name, from, cap, first, k);
+                for (size_t j = 0; j < n; j++) fprintf(stderr, " v%" PRIu64 "@%" PRIu64, out[j].version, out[j].position);
+                fprintf(stderr, "; model v%" PRId64 "@%" PRIu64 "\n", v, m->evpos[v]);
+
                 return 1;
             }
         }
@@ -219,6 +224,11 @@ static char datas[512][32];
 int main(void)
 {
     uint64_t seed = harness_seed("store_model");
+    const char *hm = getenv("FACTUM_TEST_HASH_MASK");
+    if (hm) {
+        base_hash_mask_for_tests(strtoull(hm, NULL, 0));
+        printf("stream hashes masked with %s: collisions everywhere\n", hm);
+    }
     rng.s = seed;
     const char *e = getenv("FACTUM_PROP_OPS");
     long ops = e ? atol(e) : 4000;

@@ -1,0 +1,254 @@
+/*
+ * cmd_admin.c - the commands that look at the store as a whole: `verify`
+ * (every checksum, frame and index entry, offline), `dump` (every raw log
+ * record) and `stats` (the counters of an open store).
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/json.h"
+#include "cli/cli.h"
+
+/* ---- verify --------------------------------------------------------- */
+
+static const char verify_help[] =
+    "usage: factum verify [--json]\n"
+    "\n"
+    "Check every record of the store (checksums, framing, gapless positions, the index) without changing\n"
+    "anything. Prints each damage found (file, offset, what) and a summary. Exit status 0 if the store is\n"
+    "intact (a torn, never acknowledged write at the end is not damage), 1 if it is damaged.\n"
+    "\n"
+    "  --json   print one JSON object: intact, damage (a list of {file, offset, what}), segments, batches,\n"
+    "           events, bytes, firstPosition, lastPosition, tornTail\n";
+
+static const cli_opt verify_opts[] = {{"json", 0}};
+
+typedef struct damage_list {
+    int json;
+    base_buf buf; /* JSON: the members of the "damage" array */
+    int oom;
+} damage_list;
+
+static void on_damage(void *ctx, const factum_damage *d)
+{
+    damage_list *l = ctx;
+    if (!l->json) {
+        printf("damage: %s offset %" PRIu64 ": %s\n", d->file, d->offset, d->what);
+        return;
+    }
+    int rc = base_buf_printf(&l->buf, "%s{\"file\":", l->buf.len ? "," : "");
+    if (!rc) rc = json_write_string(&l->buf, d->file, strlen(d->file));
+    if (!rc) rc = base_buf_printf(&l->buf, ",\"offset\":%" PRIu64 ",\"what\":", d->offset);
+    if (!rc) rc = json_write_string(&l->buf, d->what, strlen(d->what));
+    if (!rc) rc = base_buf_append(&l->buf, "}", 1);
+    if (rc) l->oom = 1;
+}
+
+int cli_cmd_verify(cli_ctx *c, int argc, char **argv)
+{
+    cli_args a;
+    int code = cli_parse(c, argc, argv, verify_opts, 1, &a);
+    if (code) return code;
+    damage_list l = {cli_has(&a, "json"), {0}, 0};
+    if (a.help) {
+        code = cli_help(verify_help);
+        goto out;
+    }
+    if ((code = cli_want_pos(c, &a, 0, 0, "")) || (code = cli_need_dir(c))) goto out;
+    factum_verify_report r;
+    int rc = factum_verify(c->data_dir, on_damage, &l, &r);
+    if (rc && rc != FACTUM_ECORRUPT) {
+        code = cli_open_error(c, rc, 0);
+        goto out;
+    }
+    int intact = rc == 0;
+    if (l.oom) {
+        cli_msg(c, "out of memory");
+        code = CLI_FAIL;
+        goto out;
+    }
+    if (l.json) {
+        printf("{\"intact\":%s,\"damage\":[%.*s],\"segments\":%" PRIu64 ",\"batches\":%" PRIu64 ",\"events\":%" PRIu64
+               ",\"bytes\":%" PRIu64 ",\"firstPosition\":%" PRIu64 ",\"lastPosition\":%" PRIu64 ",\"tornTail\":%s}\n",
+               intact ? "true" : "false", (int)l.buf.len, l.buf.data ? (const char *)l.buf.data : "", r.segments,
+               r.batches, r.events, r.bytes, r.first_position, r.last_position, r.torn_tail ? "true" : "false");
+    } else {
+        printf("segments %" PRIu64 ", batches %" PRIu64 ", events %" PRIu64 ", payload bytes %" PRIu64, r.segments,
+               r.batches, r.events, r.bytes);
+        if (r.events) printf(", positions %" PRIu64 "..%" PRIu64, r.first_position, r.last_position);
+        printf("\n");
+        if (r.torn_tail) printf("the log ends in a torn write that was never acknowledged (not damage)\n");
+        if (intact) printf("intact\n");
+        else printf("DAMAGED: %" PRIu64 " finding%s\n", r.damaged, r.damaged == 1 ? "" : "s");
+    }
+    code = intact ? CLI_OK : CLI_FAIL;
+    if (!intact) {
+        /* The one line on stderr that scripts see: */
+        cli_msg(c, "the store in '%s' is damaged (%" PRIu64 " finding%s)", c->data_dir, r.damaged,
+                r.damaged == 1 ? "" : "s");
+    }
+out:
+    base_buf_free(&l.buf);
+    cli_args_free(&a);
+    return cli_finish_output(c, code);
+}
+
+/* ---- dump ----------------------------------------------------------- */
+
+static const char dump_help[] =
+    "usage: factum dump [--json]\n"
+    "\n"
+    "Print every raw record of the log, in order, without changing anything: file, offset, length, crc,\n"
+    "kind (batch or event) and position; batches also their number of events, events their stream,\n"
+    "version and type. Stops with exit status 1 at the first damaged record.\n"
+    "\n"
+    "  --json   NDJSON: {file, offset, length, crc, kind, position, events} for a batch,\n"
+    "           {file, offset, length, crc, kind, position, stream, version, type} for an event\n";
+
+typedef struct dump_ctx {
+    int json;
+    base_buf buf;
+    uint64_t records;
+    char last_file[64];
+    uint64_t last_end;
+} dump_ctx;
+
+static int dump_cb(void *ctx, const factum_raw_record *r)
+{
+    dump_ctx *d = ctx;
+    int is_event = r->ev && !strcmp(r->kind, "event");
+    d->records++;
+    snprintf(d->last_file, sizeof d->last_file, "%s", r->file);
+    d->last_end = r->offset + r->length;
+    if (!d->json) {
+        printf("%s  %10" PRIu64 "  len %6u  crc %08x  %-5s  pos %" PRIu64, r->file, r->offset, r->length, r->crc,
+               r->kind, r->position);
+        if (is_event) {
+            printf("  ");
+            fwrite(r->ev->stream, 1, r->ev->stream_len, stdout);
+            if (r->ev->version == FACTUM_TOMBSTONE_VERSION) printf("@tombstone  ");
+            else printf("@%" PRIu64 "  ", r->ev->version);
+            fwrite(r->ev->type, 1, r->ev->type_len, stdout);
+        } else {
+            printf("  events %u", r->n_events);
+        }
+        fputc('\n', stdout);
+        return 0;
+    }
+    d->buf.len = 0;
+    int rc = base_buf_append(&d->buf, "{\"file\":", 8);
+    if (!rc) rc = json_write_string(&d->buf, r->file, strlen(r->file));
+    if (!rc)
+        rc = base_buf_printf(&d->buf, ",\"offset\":%" PRIu64 ",\"length\":%u,\"crc\":\"%08x\",\"kind\":\"%s\",\"position\":%" PRIu64,
+                             r->offset, r->length, r->crc, r->kind, r->position);
+    if (!rc && is_event) {
+        rc = base_buf_append(&d->buf, ",\"stream\":", 10);
+        if (!rc) rc = json_write_string(&d->buf, r->ev->stream, r->ev->stream_len);
+        if (!rc) rc = base_buf_printf(&d->buf, ",\"version\":%" PRIu64 ",\"type\":", r->ev->version);
+        if (!rc) rc = json_write_string(&d->buf, r->ev->type, r->ev->type_len);
+    } else if (!rc) {
+        rc = base_buf_printf(&d->buf, ",\"events\":%u", r->n_events);
+    }
+    if (!rc) rc = base_buf_append(&d->buf, "}\n", 2);
+    if (rc) return rc;
+    fwrite(d->buf.data, 1, d->buf.len, stdout);
+    return 0;
+}
+
+int cli_cmd_dump(cli_ctx *c, int argc, char **argv)
+{
+    cli_args a;
+    int code = cli_parse(c, argc, argv, verify_opts, 1, &a);
+    if (code) return code;
+    dump_ctx d = {cli_has(&a, "json"), {0}, 0, "", 0};
+    if (a.help) {
+        code = cli_help(dump_help);
+        goto out;
+    }
+    if ((code = cli_want_pos(c, &a, 0, 0, "")) || (code = cli_need_dir(c))) goto out;
+    int rc = factum_dump(c->data_dir, dump_cb, &d);
+    if (rc == FACTUM_ECORRUPT) {
+        if (d.records)
+            cli_msg(c, "damaged record after %s offset %" PRIu64 " (%" PRIu64 " records printed); run factum verify",
+                    d.last_file, d.last_end, d.records);
+        else cli_msg(c, "the first record of the log is damaged; run factum verify");
+        code = CLI_FAIL;
+    } else if (rc) {
+        code = cli_open_error(c, rc, 0);
+    }
+out:
+    base_buf_free(&d.buf);
+    cli_args_free(&a);
+    return cli_finish_output(c, code);
+}
+
+/* ---- stats ---------------------------------------------------------- */
+
+static const char stats_help[] =
+    "usage: factum stats [--json]\n"
+    "\n"
+    "Open the store (read-only) and print its statistics: last position, log bytes, index tables,\n"
+    "memtable entries, stream cache size, durability, and the counters since open (appends, events and\n"
+    "bytes written, fsyncs, group commits), which are 0 for a command-line open.\n"
+    "\n"
+    "  --json   print one JSON object with the same fields\n";
+
+int cli_cmd_stats(cli_ctx *c, int argc, char **argv)
+{
+    cli_args a;
+    int code = cli_parse(c, argc, argv, verify_opts, 1, &a);
+    if (code) return code;
+    if (a.help) {
+        code = cli_help(stats_help);
+        goto out;
+    }
+    if ((code = cli_want_pos(c, &a, 0, 0, ""))) goto out;
+    factum_store *s;
+    if ((code = cli_open_read(c, &s))) goto out;
+    factum_stats st;
+    int rc = factum_store_get_stats(s, &st);
+    if (rc) {
+        code = cli_fail(c, rc, "reading the statistics");
+    } else {
+        const struct {
+            const char *key, *label;
+            uint64_t v;
+        } f[] = {
+            {"lastPosition", "last position", st.last_position},
+            {"logBytes", "log bytes", st.log_bytes},
+            {"indexTables", "index tables", st.index_tables},
+            {"memtableEntries", "memtable entries", st.memtable_entries},
+            {"streamCacheSize", "stream cache size", st.stream_cache_size},
+            {"appends", "appends", st.appends},
+            {"eventsWritten", "events written", st.events_written},
+            {"bytesWritten", "bytes written", st.bytes_written},
+            {"fsyncs", "fsyncs", st.fsyncs},
+            {"fsyncNsTotal", "fsync ns total", st.fsync_ns_total},
+            {"fsyncNsMax", "fsync ns max", st.fsync_ns_max},
+            {"groups", "group commits", st.groups},
+            {"groupEventsMax", "largest group", st.group_events_max},
+        };
+        const char *dur = st.durability == FACTUM_RELAXED ? "relaxed" : "durable";
+        int json = cli_has(&a, "json");
+        if (json) printf("{");
+        for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) {
+            if (json) printf("\"%s\":%" PRIu64 ",", f[i].key, f[i].v);
+            else printf("%-18s %" PRIu64 "\n", f[i].label, f[i].v);
+        }
+        if (json) {
+            printf("\"durability\":\"%s\",\"failed\":%s,\"failedCode\":%d}\n", dur, st.failed ? "true" : "false",
+                   st.failed_code);
+        } else {
+            printf("%-18s %s\n", "durability", dur);
+            if (st.failed) printf("%-18s %s\n", "failed", factum_strerror(st.failed_code));
+            else printf("%-18s no\n", "failed");
+        }
+    }
+    code = cli_finish_output(c, code);
+    code = cli_close(c, s, code);
+out:
+    cli_args_free(&a);
+    return cli_finish_output(c, code);
+}

@@ -1,0 +1,280 @@
+/*
+ * cmd_read.c - `factum read` of one stream or of the global log '$all'
+ * (with stream and type filters), paging through the library in fixed-size
+ * batches so that any number of events can be printed in bounded memory;
+ * and `factum streams`, the stream catalog in creation order.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/json.h"
+#include "cli/cli.h"
+
+#define PAGE 512
+
+static const char read_help[] =
+    "usage: factum read STREAM [--from VERSION] [--backward] [--count N] [--json]\n"
+    "       factum read '$all' [--from POSITION] [--backward] [--count N] [--stream-prefix P]...\n"
+    "                          [--type-prefix P]... [--stream-regex R] [--type-regex R] [--exclude-system]\n"
+    "                          [--json]\n"
+    "\n"
+    "Print the events of a stream (hidden ones, under $maxCount, $maxAge or $tb, are skipped) or of the\n"
+    "global log. Human output: one line per event with position, stream@version, type, short id,\n"
+    "timestamp (UTC) and data. --json prints NDJSON, one object per event.\n"
+    "\n"
+    "  --from N          first version (stream) or position ($all) to read, inclusive\n"
+    "                    (default: the start, or the end with --backward)\n"
+    "  --backward        read from the end towards the start\n"
+    "  --count N         print at most N events (default: all)\n"
+    "  --stream-prefix P ($all) only streams beginning with P; may be repeated (any matches)\n"
+    "  --type-prefix P   ($all) only event types beginning with P; may be repeated\n"
+    "  --stream-regex R  ($all) only streams matching the POSIX extended regex R\n"
+    "  --type-regex R    ($all) only event types matching R\n"
+    "  --exclude-system  ($all) drop events whose stream or type begins with '$'\n"
+    "  --json            NDJSON output\n";
+
+static const cli_opt read_opts[] = {
+    {"from", CLI_ARG},
+    {"backward", 0},
+    {"count", CLI_ARG},
+    {"json", 0},
+    {"stream-prefix", CLI_ARG | CLI_MULTI},
+    {"type-prefix", CLI_ARG | CLI_MULTI},
+    {"stream-regex", CLI_ARG},
+    {"type-regex", CLI_ARG},
+    {"exclude-system", 0},
+};
+
+static const char *const all_only[] = {"stream-prefix", "type-prefix", "stream-regex", "type-regex",
+                                       "exclude-system"};
+
+/* How events are printed. */
+typedef struct printer {
+    int json;
+    int width;
+    base_buf buf;
+    int failed;
+} printer;
+
+static void print_event(printer *p, const factum_event *ev)
+{
+    if (!p->json) {
+        cli_event_line(ev, p->width);
+        return;
+    }
+    p->buf.len = 0;
+    if (cli_event_json(&p->buf, ev)) p->failed = 1;
+    else fwrite(p->buf.data, 1, p->buf.len, stdout);
+}
+
+static int read_stream(cli_ctx *c, factum_store *s, const char *stream, uint64_t from, int back, uint64_t count,
+                       printer *p)
+{
+    factum_event *evs = malloc(PAGE * sizeof *evs);
+    if (!evs) {
+        cli_msg(c, "out of memory");
+        return CLI_FAIL;
+    }
+    int code = CLI_OK;
+    uint64_t printed = 0, next = from;
+    while (printed < count) {
+        size_t want = count - printed < PAGE ? (size_t)(count - printed) : PAGE, n;
+        int rc = factum_read_stream(s, stream, next, back ? FACTUM_BACKWARD : FACTUM_FORWARD, evs, want, &n, &next);
+        if (rc) {
+            code = cli_stream_error(c, s, stream, FACTUM_ANY, rc, NULL);
+            break;
+        }
+        for (size_t i = 0; i < n; i++) print_event(p, &evs[i]);
+        printed += n;
+        if (next == FACTUM_END || n == 0) break;
+    }
+    free(evs);
+    return code;
+}
+
+/* The filters of a '$all' read. The first one is given to the library; an
+ * event must pass every one (so that, say, a stream prefix and a type regex
+ * can be combined). */
+typedef struct filters {
+    factum_filter *f[5];
+    size_t n;
+} filters;
+
+static void filters_free(filters *fs)
+{
+    for (size_t i = 0; i < fs->n; i++) factum_filter_free(fs->f[i]);
+}
+
+static int add_filter(cli_ctx *c, filters *fs, int on, const char *const *prefixes, size_t n, const char *regex,
+                      int exclude_system, const char *opt)
+{
+    int rc = factum_filter_new(on, prefixes, n, regex, exclude_system, &fs->f[fs->n]);
+    if (rc == FACTUM_EBADREGEX) return cli_usage(c, "%s: '%s' is not a valid POSIX extended regex", opt, regex);
+    if (rc) return cli_fail(c, rc, "%s", opt);
+    fs->n++;
+    return CLI_OK;
+}
+
+static int build_filters(cli_ctx *c, const cli_args *a, filters *fs)
+{
+    size_t ns, nt;
+    const char **sp = cli_get_all(a, "stream-prefix", &ns), **tp = cli_get_all(a, "type-prefix", &nt);
+    const char *sr = cli_get(a, "stream-regex"), *tr = cli_get(a, "type-regex");
+    int code = CLI_OK;
+    if (ns && (code = add_filter(c, fs, FACTUM_FILTER_STREAM, sp, ns, NULL, 0, "--stream-prefix"))) goto out;
+    if (sr && (code = add_filter(c, fs, FACTUM_FILTER_STREAM, NULL, 0, sr, 0, "--stream-regex"))) goto out;
+    if (nt && (code = add_filter(c, fs, FACTUM_FILTER_EVENT_TYPE, tp, nt, NULL, 0, "--type-prefix"))) goto out;
+    if (tr && (code = add_filter(c, fs, FACTUM_FILTER_EVENT_TYPE, NULL, 0, tr, 0, "--type-regex"))) goto out;
+    if (cli_has(a, "exclude-system"))
+        code = add_filter(c, fs, FACTUM_FILTER_STREAM, NULL, 0, NULL, 1, "--exclude-system");
+out:
+    free(sp);
+    free(tp);
+    return code;
+}
+
+static int read_all(cli_ctx *c, factum_store *s, uint64_t from, int back, uint64_t count, const filters *fs,
+                    printer *p)
+{
+    factum_event *evs = malloc(PAGE * sizeof *evs);
+    if (!evs) {
+        cli_msg(c, "out of memory");
+        return CLI_FAIL;
+    }
+    int code = CLI_OK;
+    uint64_t printed = 0, pos = from;
+    while (printed < count) {
+        size_t n;
+        uint64_t next;
+        int rc = factum_read_all(s, pos, back ? FACTUM_BACKWARD : FACTUM_FORWARD, fs->n ? fs->f[0] : NULL, 0, evs,
+                                 PAGE, &n, &next);
+        if (rc) {
+            code = cli_fail(c, rc, "reading $all");
+            break;
+        }
+        for (size_t i = 0; i < n && printed < count; i++) {
+            int pass = 1;
+            for (size_t k = 1; k < fs->n && pass; k++) pass = factum_filter_match(fs->f[k], &evs[i]);
+            if (!pass) continue;
+            print_event(p, &evs[i]);
+            printed++;
+        }
+        /* A read returns fewer than PAGE events only at the end (no scan limit). */
+        if (n < PAGE || (back && next == 0)) break;
+        pos = next;
+    }
+    free(evs);
+    return code;
+}
+
+int cli_cmd_read(cli_ctx *c, int argc, char **argv)
+{
+    cli_args a;
+    int code = cli_parse(c, argc, argv, read_opts, sizeof read_opts / sizeof read_opts[0], &a);
+    if (code) return code;
+    filters fs = {{0}, 0};
+    printer p = {cli_has(&a, "json"), cli_output_width(), {0}, 0};
+    if (a.help) {
+        code = cli_help(read_help);
+        goto out;
+    }
+    if ((code = cli_want_pos(c, &a, 1, 1, "STREAM (or '$all')"))) goto out;
+    const char *stream = a.pos[0];
+    int all = !strcmp(stream, "$all"), back = cli_has(&a, "backward");
+    uint64_t from = back ? FACTUM_END : 0, count = UINT64_MAX;
+    if (cli_get(&a, "from") && (code = cli_parse_u64(c, "--from", cli_get(&a, "from"), &from))) goto out;
+    if (cli_get(&a, "count") && (code = cli_parse_u64(c, "--count", cli_get(&a, "count"), &count))) goto out;
+    if (!all) {
+        for (size_t i = 0; i < sizeof all_only / sizeof all_only[0]; i++) {
+            if (cli_has(&a, all_only[i])) {
+                code = cli_usage(c, "--%s applies to reads of '$all' only", all_only[i]);
+                goto out;
+            }
+        }
+        if ((code = cli_check_stream(c, stream))) goto out;
+    } else if ((code = build_filters(c, &a, &fs))) {
+        goto out;
+    }
+    factum_store *s;
+    if ((code = cli_open_read(c, &s))) goto out;
+    if (all) code = read_all(c, s, from, back, count, &fs, &p);
+    else code = read_stream(c, s, stream, from, back, count, &p);
+    if (p.failed && !code) {
+        cli_msg(c, "out of memory");
+        code = CLI_FAIL;
+    }
+    code = cli_finish_output(c, code);
+    code = cli_close(c, s, code);
+out:
+    base_buf_free(&p.buf);
+    filters_free(&fs);
+    cli_args_free(&a);
+    return cli_finish_output(c, code);
+}
+
+/* ---- streams -------------------------------------------------------- */
+
+static const char streams_help[] =
+    "usage: factum streams [--all] [--count] [--json]\n"
+    "\n"
+    "List the streams in the order they were created (deleted ones included). Without --all only user\n"
+    "streams are listed; --all adds the system streams ('$'-streams such as '$$<stream>' metadata).\n"
+    "\n"
+    "  --all     include system streams\n"
+    "  --count   print only the number of streams that would be listed\n"
+    "  --json    NDJSON, one {\"stream\":..., \"createdPosition\":...} per stream; with --count {\"count\":N}\n";
+
+static const cli_opt streams_opts[] = {{"all", 0}, {"count", 0}, {"json", 0}};
+
+typedef struct list_ctx {
+    int all, count_only, json;
+    uint64_t n;
+    base_buf buf;
+} list_ctx;
+
+static int list_cb(void *ctx, const char *name, size_t len, uint64_t created)
+{
+    list_ctx *l = ctx;
+    if (!l->all && len && name[0] == '$') return 0;
+    l->n++;
+    if (l->count_only) return 0;
+    if (!l->json) {
+        fwrite(name, 1, len, stdout);
+        fputc('\n', stdout);
+        return 0;
+    }
+    l->buf.len = 0;
+    int rc = base_buf_append(&l->buf, "{\"stream\":", 10);
+    if (!rc) rc = json_write_string(&l->buf, name, len);
+    if (!rc) rc = base_buf_printf(&l->buf, ",\"createdPosition\":%llu}\n", (unsigned long long)created);
+    if (rc) return rc;
+    fwrite(l->buf.data, 1, l->buf.len, stdout);
+    return 0;
+}
+
+int cli_cmd_streams(cli_ctx *c, int argc, char **argv)
+{
+    cli_args a;
+    int code = cli_parse(c, argc, argv, streams_opts, sizeof streams_opts / sizeof streams_opts[0], &a);
+    if (code) return code;
+    list_ctx l = {cli_has(&a, "all"), cli_has(&a, "count"), cli_has(&a, "json"), 0, {0}};
+    if (a.help) {
+        code = cli_help(streams_help);
+        goto out;
+    }
+    if ((code = cli_want_pos(c, &a, 0, 0, ""))) goto out;
+    factum_store *s;
+    if ((code = cli_open_read(c, &s))) goto out;
+    int rc;
+    if (l.all && l.count_only) rc = factum_stream_count(s, &l.n); /* no scan needed */
+    else rc = factum_list_streams(s, 0, list_cb, &l);
+    if (rc) code = cli_fail(c, rc, "listing streams");
+    else if (l.count_only && l.json) printf("{\"count\":%llu}\n", (unsigned long long)l.n);
+    else if (l.count_only) printf("%llu\n", (unsigned long long)l.n);
+    code = cli_finish_output(c, code);
+    code = cli_close(c, s, code);
+out:
+    base_buf_free(&l.buf);
+    cli_args_free(&a);
+    return code;
+}
