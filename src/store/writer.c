@@ -714,10 +714,7 @@ static void complete(factum_store *s, wreq *list)
                 locked = 0;
             }
             r->cb(r->ctx, r->rc, r->results, r->n_parts, r->failed);
-            if (r->owns_memory) {
-                free(r->results);
-                free(r);
-            }
+            if (r->owns_memory) free(r); /* parts and results share its allocation */
         } else {
             if (!locked) {
                 pthread_mutex_lock(&s->q_mu);
