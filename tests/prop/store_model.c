@@ -148,7 +148,8 @@ static int check_stream_read(factum_store *s, int si)
 {
     mstream *m = &ms[si];
     int back = (int)h_below(&rng, 2);
-    uint64_t from = h_below(&rng, 4) == 0 ? (back ? FACTUM_END : 0) : h_below(&rng, (uint64_t)(m->last + 3 > 0 ? m->last + 3 : 3));
+    uint64_t span = m->last == INT64_MAX ? 3 : (uint64_t)(m->last + 3);
+    uint64_t from = h_below(&rng, 4) == 0 ? (back ? FACTUM_END : 0) : h_below(&rng, span);
     size_t cap = 1 + h_below(&rng, 12);
     factum_event out[16];
     size_t n;
