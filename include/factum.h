@@ -128,8 +128,11 @@ FACTUM_API void factum_options_init(factum_options *opts);
  * opts may be NULL for the defaults. On success *out is a new handle; close it
  * with factum_store_close(). The directory is locked against other processes.
  * Opening recovers from a crash: a torn tail of the log is cut and the index
- * is brought up to date from its last checkpoint. Damage in the middle of the
- * log fails the open with FACTUM_ECORRUPT (run `factum verify` to see where).
+ * is brought up to date from its last checkpoint, reading only the log after
+ * that checkpoint. Damage found there that is followed by acknowledged data
+ * fails the open with FACTUM_ECORRUPT; damage in older parts of the log is
+ * found when those events are read (FACTUM_ECORRUPT, never served) or by
+ * factum_verify / `factum verify`, which check everything.
  * Errors: FACTUM_ENOTSTORE, FACTUM_EFORMAT, FACTUM_ELOCKED, FACTUM_ECORRUPT,
  * FACTUM_EINVAL, -ENOENT (missing and !create), -errno. */
 FACTUM_API int factum_store_open(const char *path, const factum_options *opts, factum_store **out);
@@ -213,8 +216,9 @@ typedef struct factum_append_result {
  * Idempotency (docs/durability.md states the full rules): if every event id
  * of the request is already in the stream, consecutively, in the same order,
  * at the place the expectation allows, the call succeeds, writes nothing and
- * reports the original versions and positions with res->idempotent = 1. If
- * some but not all ids are already in the stream: FACTUM_EIDEMPOTENCY.
+ * reports the original versions and positions with res->idempotent = 1.
+ * Otherwise, if any of the ids is already in the stream (some but not all,
+ * or at another place): FACTUM_EIDEMPOTENCY. An id is never twice in a stream.
  *
  * Errors: FACTUM_EWRONGVERSION (res->actual_version set), FACTUM_EDELETED,
  * FACTUM_EIDEMPOTENCY, FACTUM_EDUPLICATEID, FACTUM_EBADNAME, FACTUM_EBADTYPE,

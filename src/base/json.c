@@ -57,7 +57,7 @@ static int hex4(const char *p, uint32_t *out)
     return 0;
 }
 
-static void put_utf8(base_buf *b, uint32_t cp)
+static int put_utf8(base_buf *b, uint32_t cp)
 {
     uint8_t t[4];
     size_t n;
@@ -80,7 +80,7 @@ static void put_utf8(base_buf *b, uint32_t cp)
         t[3] = (uint8_t)(0x80 | (cp & 0x3f));
         n = 4;
     }
-    base_buf_append(b, t, n);
+    return base_buf_append(b, t, n);
 }
 
 /* Parses a string at j->p (which points at the opening quote). With out,
@@ -123,8 +123,8 @@ static int parse_string(jp *j, base_buf *out)
                 } else if (cp >= 0xdc00 && cp <= 0xdfff) {
                     return FACTUM_EBADJSON;
                 }
-                if (cp == 0) return FACTUM_EBADJSON; /* NUL cannot live in our C strings */
-                if (out) put_utf8(out, cp);
+                /* U+0000 is valid JSON; decoded strings carry their length. */
+                if (out && put_utf8(out, cp)) return -ENOMEM;
                 run = j->p;
                 continue;
             }

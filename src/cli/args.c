@@ -43,6 +43,13 @@ int cli_parse(cli_ctx *c, int argc, char **argv, const cli_opt *opts, size_t n, 
         cli_msg(c, "out of memory");
         return CLI_FAIL;
     }
+    /* --help wins over everything else on the line, even a bad option. */
+    for (int i = 0; i < argc && strcmp(argv[i], "--"); i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            out->help = 1;
+            return CLI_OK;
+        }
+    }
     int only_pos = 0;
     for (int i = 0; i < argc; i++) {
         const char *w = argv[i];
@@ -55,20 +62,12 @@ int cli_parse(cli_ctx *c, int argc, char **argv, const cli_opt *opts, size_t n, 
             continue;
         }
         if (w[1] != '-') {
-            if (!strcmp(w, "-h")) {
-                out->help = 1;
-                continue;
-            }
             cli_usage(c, "unknown option '%s' (options are spelt --name; see --help)", w);
             goto usage;
         }
         const char *name = w + 2;
         const char *eq = strchr(name, '=');
         size_t len = eq ? (size_t)(eq - name) : strlen(name);
-        if (len == 4 && !memcmp(name, "help", 4)) {
-            out->help = 1;
-            continue;
-        }
         size_t index;
         const cli_opt *o = find_opt(opts, n, name, len, &index);
         if (!o) {
@@ -174,10 +173,14 @@ int cli_parse_u64(cli_ctx *c, const char *opt, const char *text, uint64_t *out)
 int cli_parse_expected(cli_ctx *c, const char *text, int64_t *out)
 {
     uint64_t v;
-    if (!text || !strcmp(text, "any")) *out = FACTUM_ANY;
-    else if (!strcmp(text, "no-stream")) *out = FACTUM_NO_STREAM;
-    else if (!strcmp(text, "exists")) *out = FACTUM_STREAM_EXISTS;
-    else if (!parse_u64(text, &v) && v < (uint64_t)INT64_MAX) *out = (int64_t)v;
+    if (!text || !strcmp(text, "any"))
+        *out = FACTUM_ANY;
+    else if (!strcmp(text, "no-stream"))
+        *out = FACTUM_NO_STREAM;
+    else if (!strcmp(text, "exists"))
+        *out = FACTUM_STREAM_EXISTS;
+    else if (!parse_u64(text, &v) && v < (uint64_t)INT64_MAX)
+        *out = (int64_t)v;
     else
         return cli_usage(c, "--expected: '%s' is not any, no-stream, exists or a version number", text);
     return CLI_OK;
@@ -189,7 +192,8 @@ int cli_check_stream(cli_ctx *c, const char *name)
     if (factum_check_stream_name(name, len)) {
         if (!len) return cli_usage(c, "invalid stream name: it is empty");
         if (len > FACTUM_MAX_STREAM_LEN)
-            return cli_usage(c, "invalid stream name: %zu bytes, the limit is %d", len, FACTUM_MAX_STREAM_LEN);
+            return cli_usage(c, "invalid stream name: %zu bytes, the limit is %d", len,
+                             FACTUM_MAX_STREAM_LEN);
         return cli_usage(c, "invalid stream name: it is not valid UTF-8");
     }
     return CLI_OK;

@@ -30,7 +30,7 @@ typedef struct cli_ctx {
 
 /* ---- option parsing -------------------------------------------------- */
 
-#define CLI_ARG 0x1   /* the option takes a value */
+#define CLI_ARG   0x1 /* the option takes a value */
 #define CLI_MULTI 0x2 /* the option may be repeated */
 
 typedef struct cli_opt {

@@ -70,18 +70,22 @@ int cli_cmd_verify(cli_ctx *c, int argc, char **argv)
         goto out;
     }
     if (l.json) {
-        printf("{\"intact\":%s,\"damage\":[%.*s],\"segments\":%" PRIu64 ",\"batches\":%" PRIu64 ",\"events\":%" PRIu64
-               ",\"bytes\":%" PRIu64 ",\"firstPosition\":%" PRIu64 ",\"lastPosition\":%" PRIu64 ",\"tornTail\":%s}\n",
-               intact ? "true" : "false", (int)l.buf.len, l.buf.data ? (const char *)l.buf.data : "", r.segments,
-               r.batches, r.events, r.bytes, r.first_position, r.last_position, r.torn_tail ? "true" : "false");
+        printf("{\"intact\":%s,\"damage\":[%.*s],\"segments\":%" PRIu64 ",\"batches\":%" PRIu64
+               ",\"events\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"firstPosition\":%" PRIu64
+               ",\"lastPosition\":%" PRIu64 ",\"tornTail\":%s}\n",
+               intact ? "true" : "false", (int)l.buf.len, l.buf.data ? (const char *)l.buf.data : "",
+               r.segments, r.batches, r.events, r.bytes, r.first_position, r.last_position,
+               r.torn_tail ? "true" : "false");
     } else {
-        printf("segments %" PRIu64 ", batches %" PRIu64 ", events %" PRIu64 ", payload bytes %" PRIu64, r.segments,
-               r.batches, r.events, r.bytes);
+        printf("segments %" PRIu64 ", batches %" PRIu64 ", events %" PRIu64 ", payload bytes %" PRIu64,
+               r.segments, r.batches, r.events, r.bytes);
         if (r.events) printf(", positions %" PRIu64 "..%" PRIu64, r.first_position, r.last_position);
         printf("\n");
         if (r.torn_tail) printf("the log ends in a torn write that was never acknowledged (not damage)\n");
-        if (intact) printf("intact\n");
-        else printf("DAMAGED: %" PRIu64 " finding%s\n", r.damaged, r.damaged == 1 ? "" : "s");
+        if (intact)
+            printf("intact\n");
+        else
+            printf("DAMAGED: %" PRIu64 " finding%s\n", r.damaged, r.damaged == 1 ? "" : "s");
     }
     code = intact ? CLI_OK : CLI_FAIL;
     if (!intact) {
@@ -123,13 +127,15 @@ static int dump_cb(void *ctx, const factum_raw_record *r)
     snprintf(d->last_file, sizeof d->last_file, "%s", r->file);
     d->last_end = r->offset + r->length;
     if (!d->json) {
-        printf("%s  %10" PRIu64 "  len %6u  crc %08x  %-5s  pos %" PRIu64, r->file, r->offset, r->length, r->crc,
-               r->kind, r->position);
+        printf("%s  %10" PRIu64 "  len %6u  crc %08x  %-5s  pos %" PRIu64, r->file, r->offset, r->length,
+               r->crc, r->kind, r->position);
         if (is_event) {
             printf("  ");
             fwrite(r->ev->stream, 1, r->ev->stream_len, stdout);
-            if (r->ev->version == FACTUM_TOMBSTONE_VERSION) printf("@tombstone  ");
-            else printf("@%" PRIu64 "  ", r->ev->version);
+            if (r->ev->version == FACTUM_TOMBSTONE_VERSION)
+                printf("@tombstone  ");
+            else
+                printf("@%" PRIu64 "  ", r->ev->version);
             fwrite(r->ev->type, 1, r->ev->type_len, stdout);
         } else {
             printf("  events %u", r->n_events);
@@ -141,7 +147,9 @@ static int dump_cb(void *ctx, const factum_raw_record *r)
     int rc = base_buf_append(&d->buf, "{\"file\":", 8);
     if (!rc) rc = json_write_string(&d->buf, r->file, strlen(r->file));
     if (!rc)
-        rc = base_buf_printf(&d->buf, ",\"offset\":%" PRIu64 ",\"length\":%u,\"crc\":\"%08x\",\"kind\":\"%s\",\"position\":%" PRIu64,
+        rc = base_buf_printf(&d->buf,
+                             ",\"offset\":%" PRIu64
+                             ",\"length\":%u,\"crc\":\"%08x\",\"kind\":\"%s\",\"position\":%" PRIu64,
                              r->offset, r->length, r->crc, r->kind, r->position);
     if (!rc && is_event) {
         rc = base_buf_append(&d->buf, ",\"stream\":", 10);
@@ -171,9 +179,12 @@ int cli_cmd_dump(cli_ctx *c, int argc, char **argv)
     int rc = factum_dump(c->data_dir, dump_cb, &d);
     if (rc == FACTUM_ECORRUPT) {
         if (d.records)
-            cli_msg(c, "damaged record after %s offset %" PRIu64 " (%" PRIu64 " records printed); run factum verify",
+            cli_msg(c,
+                    "damaged record after %s offset %" PRIu64 " (%" PRIu64
+                    " records printed); run factum verify",
                     d.last_file, d.last_end, d.records);
-        else cli_msg(c, "the first record of the log is damaged; run factum verify");
+        else
+            cli_msg(c, "the first record of the log is damaged; run factum verify");
         code = CLI_FAIL;
     } else if (rc) {
         code = cli_open_error(c, rc, 0);
@@ -234,16 +245,20 @@ int cli_cmd_stats(cli_ctx *c, int argc, char **argv)
         int json = cli_has(&a, "json");
         if (json) printf("{");
         for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) {
-            if (json) printf("\"%s\":%" PRIu64 ",", f[i].key, f[i].v);
-            else printf("%-18s %" PRIu64 "\n", f[i].label, f[i].v);
+            if (json)
+                printf("\"%s\":%" PRIu64 ",", f[i].key, f[i].v);
+            else
+                printf("%-18s %" PRIu64 "\n", f[i].label, f[i].v);
         }
         if (json) {
-            printf("\"durability\":\"%s\",\"failed\":%s,\"failedCode\":%d}\n", dur, st.failed ? "true" : "false",
-                   st.failed_code);
+            printf("\"durability\":\"%s\",\"failed\":%s,\"failedCode\":%d}\n", dur,
+                   st.failed ? "true" : "false", st.failed_code);
         } else {
             printf("%-18s %s\n", "durability", dur);
-            if (st.failed) printf("%-18s %s\n", "failed", factum_strerror(st.failed_code));
-            else printf("%-18s no\n", "failed");
+            if (st.failed)
+                printf("%-18s %s\n", "failed", factum_strerror(st.failed_code));
+            else
+                printf("%-18s no\n", "failed");
         }
     }
     code = cli_finish_output(c, code);

@@ -45,7 +45,8 @@ typedef struct batch {
 
 static void batch_free(batch *b)
 {
-    for (size_t i = 0; i < b->n; i++) cli_input_event_free(&b->in[i]);
+    for (size_t i = 0; i < b->n; i++)
+        cli_input_event_free(&b->in[i]);
     free(b->in);
     free(b->evs);
 }
@@ -123,7 +124,8 @@ static int event_from_args(cli_ctx *c, const cli_args *a, factum_event_data *e)
     }
     if (data) {
         if (!cli_has(a, "binary")) {
-            if (json_validate(data, strlen(data))) return cli_usage(c, "--data is not valid JSON (use --binary for raw bytes)");
+            if (json_validate(data, strlen(data)))
+                return cli_usage(c, "--data is not valid JSON (use --binary for raw bytes)");
             e->flags |= FACTUM_EVENT_JSON;
         }
         e->data = data;
@@ -150,13 +152,15 @@ static void print_result(const char *stream, size_t n, const factum_append_resul
         int rc = base_buf_append(&b, "{\"stream\":", 10);
         if (!rc) rc = json_write_string(&b, stream, strlen(stream));
         if (!rc)
-            rc = base_buf_printf(&b,
-                                 ",\"count\":%zu,\"firstVersion\":%llu,\"lastVersion\":%llu,\"firstPosition\":%llu,"
-                                 "\"lastPosition\":%llu,\"idempotent\":%s,\"timestamp\":",
-                                 n, (unsigned long long)r->first_version, (unsigned long long)r->last_version,
-                                 (unsigned long long)r->first_position, (unsigned long long)r->last_position,
-                                 r->idempotent ? "true" : "false");
-        if (!rc && r->idempotent) rc = base_buf_printf(&b, "null}\n");
+            rc = base_buf_printf(
+                &b,
+                ",\"count\":%zu,\"firstVersion\":%llu,\"lastVersion\":%llu,\"firstPosition\":%llu,"
+                "\"lastPosition\":%llu,\"idempotent\":%s,\"timestamp\":",
+                n, (unsigned long long)r->first_version, (unsigned long long)r->last_version,
+                (unsigned long long)r->first_position, (unsigned long long)r->last_position,
+                r->idempotent ? "true" : "false");
+        if (!rc && r->idempotent)
+            rc = base_buf_printf(&b, "null}\n");
         else if (!rc) {
             cli_format_time(r->timestamp_ns, ts);
             rc = base_buf_printf(&b, "\"%s\"}\n", ts);
@@ -165,8 +169,10 @@ static void print_result(const char *stream, size_t n, const factum_append_resul
         base_buf_free(&b);
         return;
     }
-    if (r->idempotent) printf("already appended, nothing written: ");
-    else printf("appended %zu event%s: ", n, n == 1 ? "" : "s");
+    if (r->idempotent)
+        printf("already appended, nothing written: ");
+    else
+        printf("appended %zu event%s: ", n, n == 1 ? "" : "s");
     if (n == 1)
         printf("%s@%llu, position %llu\n", stream, (unsigned long long)r->first_version,
                (unsigned long long)r->first_position);
@@ -192,7 +198,8 @@ int cli_cmd_append(cli_ctx *c, int argc, char **argv)
     }
     if ((code = cli_want_pos(c, &a, 1, 1, "STREAM"))) goto out;
     const char *stream = a.pos[0];
-    if ((code = cli_check_stream(c, stream)) || (code = cli_parse_expected(c, cli_get(&a, "expected"), &expected)))
+    if ((code = cli_check_stream(c, stream)) ||
+        (code = cli_parse_expected(c, cli_get(&a, "expected"), &expected)))
         goto out;
     int from_stdin = cli_has(&a, "stdin");
     const char *file = cli_get(&a, "file");
@@ -253,8 +260,9 @@ int cli_cmd_append(cli_ctx *c, int argc, char **argv)
     memset(&res, 0, sizeof res);
     rc = factum_append(s, stream, expected, evs, n, &res);
     if (rc == FACTUM_EIDEMPOTENCY) {
-        cli_msg(c, "some of these event ids are already in stream '%s', but not all of them in this order at "
-                   "this place: %s",
+        cli_msg(c,
+                "some of these event ids are already in stream '%s', but not all of them in this order at "
+                "this place: %s",
                 stream, factum_strerror(rc));
         code = CLI_FAIL;
     } else if (rc) {

@@ -63,12 +63,14 @@ static void print_event(printer *p, const factum_event *ev)
         return;
     }
     p->buf.len = 0;
-    if (cli_event_json(&p->buf, ev)) p->failed = 1;
-    else fwrite(p->buf.data, 1, p->buf.len, stdout);
+    if (cli_event_json(&p->buf, ev))
+        p->failed = 1;
+    else
+        fwrite(p->buf.data, 1, p->buf.len, stdout);
 }
 
-static int read_stream(cli_ctx *c, factum_store *s, const char *stream, uint64_t from, int back, uint64_t count,
-                       printer *p)
+static int read_stream(cli_ctx *c, factum_store *s, const char *stream, uint64_t from, int back,
+                       uint64_t count, printer *p)
 {
     factum_event *evs = malloc(PAGE * sizeof *evs);
     if (!evs) {
@@ -79,12 +81,14 @@ static int read_stream(cli_ctx *c, factum_store *s, const char *stream, uint64_t
     uint64_t printed = 0, next = from;
     while (printed < count) {
         size_t want = count - printed < PAGE ? (size_t)(count - printed) : PAGE, n;
-        int rc = factum_read_stream(s, stream, next, back ? FACTUM_BACKWARD : FACTUM_FORWARD, evs, want, &n, &next);
+        int rc = factum_read_stream(s, stream, next, back ? FACTUM_BACKWARD : FACTUM_FORWARD, evs, want, &n,
+                                    &next);
         if (rc) {
             code = cli_stream_error(c, s, stream, FACTUM_ANY, rc, NULL);
             break;
         }
-        for (size_t i = 0; i < n; i++) print_event(p, &evs[i]);
+        for (size_t i = 0; i < n; i++)
+            print_event(p, &evs[i]);
         printed += n;
         if (next == FACTUM_END || n == 0) break;
     }
@@ -102,14 +106,16 @@ typedef struct filters {
 
 static void filters_free(filters *fs)
 {
-    for (size_t i = 0; i < fs->n; i++) factum_filter_free(fs->f[i]);
+    for (size_t i = 0; i < fs->n; i++)
+        factum_filter_free(fs->f[i]);
 }
 
-static int add_filter(cli_ctx *c, filters *fs, int on, const char *const *prefixes, size_t n, const char *regex,
-                      int exclude_system, const char *opt)
+static int add_filter(cli_ctx *c, filters *fs, int on, const char *const *prefixes, size_t n,
+                      const char *regex, int exclude_system, const char *opt)
 {
     int rc = factum_filter_new(on, prefixes, n, regex, exclude_system, &fs->f[fs->n]);
-    if (rc == FACTUM_EBADREGEX) return cli_usage(c, "%s: '%s' is not a valid POSIX extended regex", opt, regex);
+    if (rc == FACTUM_EBADREGEX)
+        return cli_usage(c, "%s: '%s' is not a valid POSIX extended regex", opt, regex);
     if (rc) return cli_fail(c, rc, "%s", opt);
     fs->n++;
     return CLI_OK;
@@ -123,7 +129,8 @@ static int build_filters(cli_ctx *c, const cli_args *a, filters *fs)
     int code = CLI_OK;
     if (ns && (code = add_filter(c, fs, FACTUM_FILTER_STREAM, sp, ns, NULL, 0, "--stream-prefix"))) goto out;
     if (sr && (code = add_filter(c, fs, FACTUM_FILTER_STREAM, NULL, 0, sr, 0, "--stream-regex"))) goto out;
-    if (nt && (code = add_filter(c, fs, FACTUM_FILTER_EVENT_TYPE, tp, nt, NULL, 0, "--type-prefix"))) goto out;
+    if (nt && (code = add_filter(c, fs, FACTUM_FILTER_EVENT_TYPE, tp, nt, NULL, 0, "--type-prefix")))
+        goto out;
     if (tr && (code = add_filter(c, fs, FACTUM_FILTER_EVENT_TYPE, NULL, 0, tr, 0, "--type-regex"))) goto out;
     if (cli_has(a, "exclude-system"))
         code = add_filter(c, fs, FACTUM_FILTER_STREAM, NULL, 0, NULL, 1, "--exclude-system");
@@ -146,15 +153,16 @@ static int read_all(cli_ctx *c, factum_store *s, uint64_t from, int back, uint64
     while (printed < count) {
         size_t n;
         uint64_t next;
-        int rc = factum_read_all(s, pos, back ? FACTUM_BACKWARD : FACTUM_FORWARD, fs->n ? fs->f[0] : NULL, 0, evs,
-                                 PAGE, &n, &next);
+        int rc = factum_read_all(s, pos, back ? FACTUM_BACKWARD : FACTUM_FORWARD, fs->n ? fs->f[0] : NULL, 0,
+                                 evs, PAGE, &n, &next);
         if (rc) {
             code = cli_fail(c, rc, "reading $all");
             break;
         }
         for (size_t i = 0; i < n && printed < count; i++) {
             int pass = 1;
-            for (size_t k = 1; k < fs->n && pass; k++) pass = factum_filter_match(fs->f[k], &evs[i]);
+            for (size_t k = 1; k < fs->n && pass; k++)
+                pass = factum_filter_match(fs->f[k], &evs[i]);
             if (!pass) continue;
             print_event(p, &evs[i]);
             printed++;
@@ -197,8 +205,10 @@ int cli_cmd_read(cli_ctx *c, int argc, char **argv)
     }
     factum_store *s;
     if ((code = cli_open_read(c, &s))) goto out;
-    if (all) code = read_all(c, s, from, back, count, &fs, &p);
-    else code = read_stream(c, s, stream, from, back, count, &p);
+    if (all)
+        code = read_all(c, s, from, back, count, &fs, &p);
+    else
+        code = read_stream(c, s, stream, from, back, count, &p);
     if (p.failed && !code) {
         cli_msg(c, "out of memory");
         code = CLI_FAIL;
@@ -222,7 +232,8 @@ static const char streams_help[] =
     "\n"
     "  --all     include system streams\n"
     "  --count   print only the number of streams that would be listed\n"
-    "  --json    NDJSON, one {\"stream\":..., \"createdPosition\":...} per stream; with --count {\"count\":N}\n";
+    "  --json    NDJSON, one {\"stream\":..., \"createdPosition\":...} per stream; with --count "
+    "{\"count\":N}\n";
 
 static const cli_opt streams_opts[] = {{"all", 0}, {"count", 0}, {"json", 0}};
 
@@ -266,11 +277,16 @@ int cli_cmd_streams(cli_ctx *c, int argc, char **argv)
     factum_store *s;
     if ((code = cli_open_read(c, &s))) goto out;
     int rc;
-    if (l.all && l.count_only) rc = factum_stream_count(s, &l.n); /* no scan needed */
-    else rc = factum_list_streams(s, 0, list_cb, &l);
-    if (rc) code = cli_fail(c, rc, "listing streams");
-    else if (l.count_only && l.json) printf("{\"count\":%llu}\n", (unsigned long long)l.n);
-    else if (l.count_only) printf("%llu\n", (unsigned long long)l.n);
+    if (l.all && l.count_only)
+        rc = factum_stream_count(s, &l.n); /* no scan needed */
+    else
+        rc = factum_list_streams(s, 0, list_cb, &l);
+    if (rc)
+        code = cli_fail(c, rc, "listing streams");
+    else if (l.count_only && l.json)
+        printf("{\"count\":%llu}\n", (unsigned long long)l.n);
+    else if (l.count_only)
+        printf("%llu\n", (unsigned long long)l.n);
     code = cli_finish_output(c, code);
     code = cli_close(c, s, code);
 out:

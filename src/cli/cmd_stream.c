@@ -13,11 +13,16 @@
 static const char *status_name(int status)
 {
     switch (status) {
-    case FACTUM_STREAM_NONE: return "none";
-    case FACTUM_STREAM_LIVE: return "live";
-    case FACTUM_STREAM_SOFT_DELETED: return "soft-deleted";
-    case FACTUM_STREAM_TOMBSTONED: return "tombstoned";
-    default: return "unknown";
+    case FACTUM_STREAM_NONE:
+        return "none";
+    case FACTUM_STREAM_LIVE:
+        return "live";
+    case FACTUM_STREAM_SOFT_DELETED:
+        return "soft-deleted";
+    case FACTUM_STREAM_TOMBSTONED:
+        return "tombstoned";
+    default:
+        return "unknown";
     }
 }
 
@@ -68,13 +73,18 @@ int cli_cmd_info(cli_ctx *c, int argc, char **argv)
         if (cli_has(&a, "json")) {
             rc = base_buf_append(&b, "{\"stream\":", 10);
             if (!rc) rc = json_write_string(&b, stream, strlen(stream));
-            if (!rc) rc = base_buf_printf(&b, ",\"status\":\"%s\",\"lastVersion\":", status_name(info.status));
-            if (!rc) rc = none ? base_buf_printf(&b, "null") : base_buf_printf(&b, "%lld", (long long)info.last_version);
+            if (!rc)
+                rc = base_buf_printf(&b, ",\"status\":\"%s\",\"lastVersion\":", status_name(info.status));
+            if (!rc)
+                rc = none ? base_buf_printf(&b, "null")
+                          : base_buf_printf(&b, "%lld", (long long)info.last_version);
             if (!rc) rc = base_buf_printf(&b, ",\"lastPosition\":");
-            if (!rc) rc = none ? base_buf_printf(&b, "null")
-                               : base_buf_printf(&b, "%llu", (unsigned long long)info.last_position);
+            if (!rc)
+                rc = none ? base_buf_printf(&b, "null")
+                          : base_buf_printf(&b, "%llu", (unsigned long long)info.last_position);
             if (!rc) rc = base_buf_printf(&b, ",\"metadataVersion\":");
-            if (!rc) rc = mver < 0 ? base_buf_printf(&b, "null") : base_buf_printf(&b, "%lld", (long long)mver);
+            if (!rc)
+                rc = mver < 0 ? base_buf_printf(&b, "null") : base_buf_printf(&b, "%lld", (long long)mver);
             if (!rc) rc = base_buf_printf(&b, ",\"metadata\":");
             if (!rc) rc = base_buf_append(&b, mjson.data, mjson.len);
             if (!rc) rc = base_buf_append(&b, "}\n", 2);
@@ -82,13 +92,20 @@ int cli_cmd_info(cli_ctx *c, int argc, char **argv)
         } else {
             printf("stream:           %s\n", stream);
             printf("status:           %s\n", status_name(info.status));
-            if (none) printf("last version:     none\n");
-            else if (tomb) printf("last version:     tombstone (%lld)\n", (long long)info.last_version);
-            else printf("last version:     %lld\n", (long long)info.last_version);
-            if (none) printf("last position:    none\n");
-            else printf("last position:    %llu\n", (unsigned long long)info.last_position);
-            if (mver < 0) printf("metadata version: none\n");
-            else printf("metadata version: %lld\n", (long long)mver);
+            if (none)
+                printf("last version:     none\n");
+            else if (tomb)
+                printf("last version:     tombstone (%lld)\n", (long long)info.last_version);
+            else
+                printf("last version:     %lld\n", (long long)info.last_version);
+            if (none)
+                printf("last position:    none\n");
+            else
+                printf("last position:    %llu\n", (unsigned long long)info.last_position);
+            if (mver < 0)
+                printf("metadata version: none\n");
+            else
+                printf("metadata version: %lld\n", (long long)mver);
             printf("metadata:         %.*s\n", (int)mjson.len, mjson.data ? (const char *)mjson.data : "");
         }
         if (rc) {
@@ -142,8 +159,8 @@ static int meta_get(cli_ctx *c, const char *stream)
 }
 
 /* The result of a write that is one event (metadata, delete, tombstone). */
-static void print_one(const char *what, const char *stream, const char *mstream, const factum_append_result *r,
-                      int json)
+static void print_one(const char *what, const char *stream, const char *mstream,
+                      const factum_append_result *r, int json)
 {
     if (!json) {
         printf("%s %s: %s@%llu, position %llu\n", what, stream, mstream, (unsigned long long)r->last_version,
@@ -153,8 +170,9 @@ static void print_one(const char *what, const char *stream, const char *mstream,
     base_buf b = {0};
     int rc = base_buf_append(&b, "{\"stream\":", 10);
     if (!rc) rc = json_write_string(&b, stream, strlen(stream));
-    if (!rc) rc = base_buf_printf(&b, ",\"version\":%llu,\"position\":%llu}\n", (unsigned long long)r->last_version,
-                                  (unsigned long long)r->last_position);
+    if (!rc)
+        rc = base_buf_printf(&b, ",\"version\":%llu,\"position\":%llu}\n",
+                             (unsigned long long)r->last_version, (unsigned long long)r->last_position);
     if (!rc) fwrite(b.data, 1, b.len, stdout);
     base_buf_free(&b);
 }
@@ -169,8 +187,9 @@ static int meta_set(cli_ctx *c, const char *stream, const char *json, int64_t ex
     json_free(v);
     if (!obj) return cli_usage(c, "the metadata must be a JSON object");
     if (factum_stream_metadata_parse(json, len, &m))
-        return cli_usage(c, "the metadata has a $-key of the wrong type ($maxAge, $maxCount, $tb, $cacheControl: "
-                            "integers >= 0 or null; $acl: an object)");
+        return cli_usage(
+            c, "the metadata has a $-key of the wrong type ($maxAge, $maxCount, $tb, $cacheControl: "
+               "integers >= 0 or null; $acl: an object)");
     if (strlen(stream) > FACTUM_MAX_STREAM_LEN - 2)
         return cli_usage(c, "invalid stream name: its metadata stream '$$...' would be over %d bytes",
                          FACTUM_MAX_STREAM_LEN);
@@ -188,8 +207,10 @@ static int meta_set(cli_ctx *c, const char *stream, const char *json, int64_t ex
         factum_append_result res;
         memset(&res, 0, sizeof res);
         int rc = factum_set_stream_metadata(s, stream, expected, json, len, &res);
-        if (rc) code = cli_stream_error(c, s, mstream, expected, rc, &res);
-        else print_one("set the metadata of", stream, mstream, &res, as_json);
+        if (rc)
+            code = cli_stream_error(c, s, mstream, expected, rc, &res);
+        else
+            print_one("set the metadata of", stream, mstream, &res, as_json);
         code = cli_close(c, s, code);
     }
     free(mstream);
@@ -295,7 +316,8 @@ static int delete_cmd(cli_ctx *c, int argc, char **argv, int tombstone)
     } else if (tombstone) {
         printf("tombstoned %s at position %llu\n", stream, (unsigned long long)res.last_position);
     } else {
-        printf("soft-deleted %s (metadata event at position %llu)\n", stream, (unsigned long long)res.last_position);
+        printf("soft-deleted %s (metadata event at position %llu)\n", stream,
+               (unsigned long long)res.last_position);
     }
     code = cli_close(c, s, code);
 out:

@@ -21,9 +21,9 @@
 #include "cli/cli.h"
 #include "cli/events.h"
 
-#define PAGE 512
+#define PAGE         512
 #define BATCH_EVENTS 1000
-#define BATCH_BYTES (8u * 1024u * 1024u)
+#define BATCH_BYTES  (8u * 1024u * 1024u)
 
 /* ---- export --------------------------------------------------------- */
 
@@ -133,9 +133,9 @@ out:
 /* What the file holds for one stream. */
 typedef struct sinfo {
     char *name;
-    int64_t first;   /* first version in the file; -1: only a tombstone */
-    int64_t last;    /* last version so far (pass 1: in the file; pass 2: written) */
-    int tombstoned;  /* the file ends this stream with a tombstone */
+    int64_t first;  /* first version in the file; -1: only a tombstone */
+    int64_t last;   /* last version so far (pass 1: in the file; pass 2: written) */
+    int tombstoned; /* the file ends this stream with a tombstone */
 } sinfo;
 
 typedef struct smap {
@@ -146,13 +146,15 @@ typedef struct smap {
 static uint64_t hash_name(const char *s)
 {
     uint64_t h = 1469598103934665603ull;
-    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ull;
     return h;
 }
 
 static void smap_free(smap *m)
 {
-    for (size_t i = 0; i < m->cap; i++) free(m->slots[i].name);
+    for (size_t i = 0; i < m->cap; i++)
+        free(m->slots[i].name);
     free(m->slots);
 }
 
@@ -177,7 +179,8 @@ static sinfo *smap_get(smap *m, const char *name)
         for (size_t i = 0; i < m->cap; i++) {
             if (!m->slots[i].name) continue;
             size_t j = hash_name(m->slots[i].name) & (cap - 1);
-            while (slots[j].name) j = (j + 1) & (cap - 1);
+            while (slots[j].name)
+                j = (j + 1) & (cap - 1);
             slots[j] = m->slots[i];
         }
         free(m->slots);
@@ -185,7 +188,8 @@ static sinfo *smap_get(smap *m, const char *name)
         m->cap = cap;
     }
     size_t i = hash_name(name) & (m->cap - 1);
-    while (m->slots[i].name) i = (i + 1) & (m->cap - 1);
+    while (m->slots[i].name)
+        i = (i + 1) & (m->cap - 1);
     if (!(m->slots[i].name = strdup(name))) return NULL;
     m->slots[i].first = m->slots[i].last = -1;
     m->slots[i].tombstoned = 0;
@@ -217,7 +221,8 @@ static int next_event(cli_ctx *c, reader *r, cli_input_event *ev)
         r->lineno++;
         r->offset += (uint64_t)len;
         size_t k = 0;
-        while (k < (size_t)len && strchr(" \t\r\n", r->line[k])) k++;
+        while (k < (size_t)len && strchr(" \t\r\n", r->line[k]))
+            k++;
         if (k == (size_t)len) continue;
         char err[256];
         if (cli_parse_event_line(r->line, (size_t)len, CLI_LINE_IMPORT, ev, err, sizeof err))
@@ -259,16 +264,17 @@ static int check_file(cli_ctx *c, reader *r, smap *m, uint64_t size, uint64_t *n
             cli_msg(c, "out of memory");
             code = CLI_FAIL;
         } else if (e->tombstoned) {
-            code = cli_usage(c, "%s: line %zu: an event of stream '%.64s' after its tombstone", r->name, r->lineno,
-                             ev.stream);
+            code = cli_usage(c, "%s: line %zu: an event of stream '%.64s' after its tombstone", r->name,
+                             r->lineno, ev.stream);
         } else if (is_tombstone(&ev)) {
             if (strcmp(ev.type, "$streamDeleted") != 0)
-                code = cli_usage(c, "%s: line %zu: version %lld is the tombstone's, but the type is not $streamDeleted",
-                                 r->name, r->lineno, (long long)ev.version);
+                code = cli_usage(
+                    c, "%s: line %zu: version %lld is the tombstone's, but the type is not $streamDeleted",
+                    r->name, r->lineno, (long long)ev.version);
             e->tombstoned = 1;
         } else if (e->first >= 0 && ev.version != e->last + 1) {
-            code = cli_usage(c, "%s: line %zu: stream '%.64s' version %lld does not follow version %lld", r->name,
-                             r->lineno, ev.stream, (long long)ev.version, (long long)e->last);
+            code = cli_usage(c, "%s: line %zu: stream '%.64s' version %lld does not follow version %lld",
+                             r->name, r->lineno, ev.stream, (long long)ev.version, (long long)e->last);
         } else if (cli_check_batch(&d, 1, err, sizeof err)) {
             cli_msg(c, "%s: line %zu: %s", r->name, r->lineno, err);
             code = CLI_FAIL;
@@ -299,8 +305,10 @@ static int check_store(cli_ctx *c, factum_store *s, smap *m)
         info.last_version = FACTUM_NO_STREAM; /* without a store: every stream is new */
         int rc = s ? factum_stream_get_info(s, e->name, &info) : 0;
         if (rc) return cli_stream_error(c, s, e->name, expected, rc, NULL);
-        if (info.status == FACTUM_STREAM_TOMBSTONED) return cli_stream_error(c, s, e->name, expected, FACTUM_EDELETED, NULL);
-        if (info.last_version != expected) return cli_wrong_version(c, s, e->name, expected, info.last_version);
+        if (info.status == FACTUM_STREAM_TOMBSTONED)
+            return cli_stream_error(c, s, e->name, expected, FACTUM_EDELETED, NULL);
+        if (info.last_version != expected)
+            return cli_wrong_version(c, s, e->name, expected, info.last_version);
         e->last = expected;
     }
     return CLI_OK;
@@ -339,7 +347,8 @@ static int line_error(import_state *st, size_t lineno, const char *stream, int64
 
 static void pending_clear(pending *p)
 {
-    for (size_t i = 0; i < p->n; i++) cli_input_event_free(&p->ev[i]);
+    for (size_t i = 0; i < p->n; i++)
+        cli_input_event_free(&p->ev[i]);
     p->n = p->bytes = 0;
 }
 
@@ -394,7 +403,8 @@ static int write_file(import_state *st, reader *r, uint64_t size)
     cli_input_event ev;
     while (!code && (got = next_event(st->c, r, &ev)) > 0) {
         size_t sz = ev.data.len + ev.metadata.len;
-        if (p->n && (strcmp(p->ev[0].stream, ev.stream) != 0 || p->n == BATCH_EVENTS || p->bytes + sz > BATCH_BYTES))
+        if (p->n && (is_tombstone(&ev) || strcmp(p->ev[0].stream, ev.stream) != 0 || p->n == BATCH_EVENTS ||
+                     p->bytes + sz > BATCH_BYTES))
             code = flush(st);
         if (code) {
             cli_input_event_free(&ev);
@@ -454,7 +464,8 @@ int cli_cmd_import(cli_ctx *c, int argc, char **argv)
     }
     uint64_t n_events = 0, size = (uint64_t)sb.st_size;
     if ((code = check_file(c, &r, &m, size, &n_events))) goto out;
-    if (!cli_store_present(c) && (code = check_store(c, NULL, &m))) goto out; /* create nothing on a conflict */
+    if (!cli_store_present(c) && (code = check_store(c, NULL, &m)))
+        goto out; /* create nothing on a conflict */
     if (!(st = calloc(1, sizeof *st))) {
         cli_msg(c, "out of memory");
         code = CLI_FAIL;
@@ -478,7 +489,8 @@ int cli_cmd_import(cli_ctx *c, int argc, char **argv)
         printf("imported %llu event%s into %zu stream%s", (unsigned long long)st->written,
                st->written == 1 ? "" : "s", m.n, m.n == 1 ? "" : "s");
         if (st->written)
-            printf(", positions %llu..%llu", (unsigned long long)st->first_pos, (unsigned long long)st->last_pos);
+            printf(", positions %llu..%llu", (unsigned long long)st->first_pos,
+                   (unsigned long long)st->last_pos);
         printf("\n");
     }
     code = cli_close(c, s, code);

@@ -54,11 +54,14 @@ int cli_utf8_valid(const char *s, size_t n)
 int cli_check_type(const char *type, char *err, size_t errlen)
 {
     size_t n = strlen(type);
-    if (n == 0) snprintf(err, errlen, "invalid event type: it is empty");
+    if (n == 0)
+        snprintf(err, errlen, "invalid event type: it is empty");
     else if (n > FACTUM_MAX_TYPE_LEN)
         snprintf(err, errlen, "invalid event type: %zu bytes, the limit is %d", n, FACTUM_MAX_TYPE_LEN);
-    else if (!cli_utf8_valid(type, n)) snprintf(err, errlen, "invalid event type: it is not valid UTF-8");
-    else return 0;
+    else if (!cli_utf8_valid(type, n))
+        snprintf(err, errlen, "invalid event type: it is not valid UTF-8");
+    else
+        return 0;
     return -1;
 }
 
@@ -82,8 +85,8 @@ static char *dup_str(const json_value *v)
 }
 
 /* The payload member `key` (data or metadata) and its "<key>Encoding". */
-static int take_payload(const json_value *doc, const char *key, const char *enc_key, base_buf *out, int *is_json,
-                        int *present, char *err, size_t errlen)
+static int take_payload(const json_value *doc, const char *key, const char *enc_key, base_buf *out,
+                        int *is_json, int *present, char *err, size_t errlen)
 {
     const json_value *v = json_get(doc, key), *enc = json_get(doc, enc_key);
     *is_json = 0;
@@ -130,13 +133,14 @@ static int is_key(const char *k, const char *const *keys)
     return 0;
 }
 
-int cli_parse_event_line(const char *line, size_t len, int mode, cli_input_event *ev, char *err, size_t errlen)
+int cli_parse_event_line(const char *line, size_t len, int mode, cli_input_event *ev, char *err,
+                         size_t errlen)
 {
     static const char *const append_keys[] = {"type", "data", "dataEncoding", "metadata", "metadataEncoding",
-                                              "id", NULL};
-    static const char *const import_keys[] = {"type",     "data",    "dataEncoding", "metadata", "metadataEncoding",
-                                              "id",       "stream",  "version",      "position", "timestamp",
-                                              NULL};
+                                              "id",   NULL};
+    static const char *const import_keys[] = {
+        "type",    "data",     "dataEncoding", "metadata", "metadataEncoding", "id", "stream",
+        "version", "position", "timestamp",    NULL};
     memset(ev, 0, sizeof *ev);
     ev->version = -1;
     json_value *doc;
@@ -223,16 +227,16 @@ int cli_check_batch(const factum_event_data *evs, size_t n, char *err, size_t er
     for (size_t i = 0; i < n; i++) {
         size_t sz = evs[i].data_len + evs[i].metadata_len;
         if (sz > CLI_MAX_EVENT_SIZE) {
-            snprintf(err, errlen, "event %zu is %zu bytes (data + metadata), over the limit of %u bytes", i + 1,
-                     sz, (unsigned)CLI_MAX_EVENT_SIZE);
+            snprintf(err, errlen, "event %zu is %zu bytes (data + metadata), over the limit of %u bytes",
+                     i + 1, sz, (unsigned)CLI_MAX_EVENT_SIZE);
             return FACTUM_ETOOBIG;
         }
         total += sz;
         if (evs[i].has_id) n_ids++;
     }
     if (total > CLI_MAX_APPEND_SIZE) {
-        snprintf(err, errlen, "the events are %zu bytes together, over the limit of %u bytes for one append", total,
-                 (unsigned)CLI_MAX_APPEND_SIZE);
+        snprintf(err, errlen, "the events are %zu bytes together, over the limit of %u bytes for one append",
+                 total, (unsigned)CLI_MAX_APPEND_SIZE);
         return FACTUM_ETOOBIG;
     }
     if (n_ids < 2) return 0;
@@ -258,13 +262,15 @@ int cli_check_batch(const factum_event_data *evs, size_t n, char *err, size_t er
     return rc;
 }
 
-int cli_check_meta_events(const char *stream, const factum_event_data *evs, size_t n, char *err, size_t errlen)
+int cli_check_meta_events(const char *stream, const factum_event_data *evs, size_t n, char *err,
+                          size_t errlen)
 {
     if (!(stream[0] == '$' && stream[1] == '$' && stream[2])) return 0;
     for (size_t i = 0; i < n; i++) {
         factum_stream_metadata m;
         if (strcmp(evs[i].type, "$metadata") != 0) {
-            snprintf(err, errlen, "stream '%.64s' holds metadata: its events must have type $metadata", stream);
+            snprintf(err, errlen, "stream '%.64s' holds metadata: its events must have type $metadata",
+                     stream);
             return -1;
         }
         if (!evs[i].data || factum_stream_metadata_parse(evs[i].data, evs[i].data_len, &m)) {

@@ -12,7 +12,7 @@
 #include "factum.h"
 
 /* The limits the command line opens the store with (the library defaults). */
-#define CLI_MAX_EVENT_SIZE FACTUM_DEFAULT_MAX_EVENT_SIZE
+#define CLI_MAX_EVENT_SIZE  FACTUM_DEFAULT_MAX_EVENT_SIZE
 #define CLI_MAX_APPEND_SIZE (64u * 1024u * 1024u)
 
 enum { CLI_LINE_APPEND = 0, CLI_LINE_IMPORT = 1 };
@@ -34,7 +34,8 @@ typedef struct cli_input_event {
  * CLI_LINE_IMPORT also stream and version (required), position and
  * timestamp (ignored), and metadata of any JSON type. JSON payloads are
  * stored compactly. Returns 0, or -1 with the reason in err. */
-int cli_parse_event_line(const char *line, size_t len, int mode, cli_input_event *ev, char *err, size_t errlen);
+int cli_parse_event_line(const char *line, size_t len, int mode, cli_input_event *ev, char *err,
+                         size_t errlen);
 void cli_input_event_free(cli_input_event *ev);
 
 /* Valid UTF-8 without NUL, overlongs or surrogates? */
@@ -46,6 +47,7 @@ int cli_check_type(const char *type, char *err, size_t errlen);
 int cli_check_batch(const factum_event_data *evs, size_t n, char *err, size_t errlen);
 /* For a `$$<stream>` metadata stream: every event must be a `$metadata`
  * event holding a valid metadata document. 0 or -1 with err. */
-int cli_check_meta_events(const char *stream, const factum_event_data *evs, size_t n, char *err, size_t errlen);
+int cli_check_meta_events(const char *stream, const factum_event_data *evs, size_t n, char *err,
+                          size_t errlen);
 
 #endif

@@ -34,18 +34,20 @@ static const command commands[] = {
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: factum [--data DIR] COMMAND [ARGS...]\n"
-                 "\n"
-                 "factum %s - the command line of the factum event store.\n"
-                 "\n"
-                 "Global options (before the command):\n"
-                 "  --data DIR     data directory (default: $FACTUM_DATA); the first write creates the store\n"
-                 "  --help, -h     this help; 'factum COMMAND --help' explains a command\n"
-                 "  --version      print the version\n"
-                 "\n"
-                 "Commands:\n",
+    fprintf(out,
+            "usage: factum [--data DIR] COMMAND [ARGS...]\n"
+            "\n"
+            "factum %s - the command line of the factum event store.\n"
+            "\n"
+            "Global options (before the command):\n"
+            "  --data DIR     data directory (default: $FACTUM_DATA); the first write creates the store\n"
+            "  --help, -h     this help; 'factum COMMAND --help' explains a command\n"
+            "  --version      print the version\n"
+            "\n"
+            "Commands:\n",
             FACTUM_VERSION_STRING);
-    for (size_t i = 0; i < N_COMMANDS; i++) fprintf(out, "  %-10s  %s\n", commands[i].name, commands[i].summary);
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        fprintf(out, "  %-10s  %s\n", commands[i].name, commands[i].summary);
     fprintf(out, "\n"
                  "Exit codes: 0 success, 1 failure, 2 usage error or malformed input,\n"
                  "3 wrong expected version, 4 stream not found or deleted.\n");

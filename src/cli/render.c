@@ -128,7 +128,8 @@ int cli_event_json(base_buf *b, const factum_event *ev)
     if (!rc) rc = base_buf_printf(b, ",\"timestamp\":\"%s\"", ts);
     if (!rc) rc = payload_json(b, "data", ev->data, ev->data_len, (ev->flags & FACTUM_EVENT_JSON) != 0);
     if (!rc && (ev->metadata_len || (ev->flags & FACTUM_EVENT_META_JSON)))
-        rc = payload_json(b, "metadata", ev->metadata, ev->metadata_len, (ev->flags & FACTUM_EVENT_META_JSON) != 0);
+        rc = payload_json(b, "metadata", ev->metadata, ev->metadata_len,
+                          (ev->flags & FACTUM_EVENT_META_JSON) != 0);
     if (!rc) rc = base_buf_append(b, "}\n", 2);
     return rc;
 }
@@ -138,7 +139,8 @@ int cli_event_json(base_buf *b, const factum_event *ev)
 int cli_output_width(void)
 {
     struct winsize ws;
-    if (isatty(STDOUT_FILENO) && ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col >= 20) return ws.ws_col;
+    if (isatty(STDOUT_FILENO) && ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col >= 20)
+        return ws.ws_col;
     const char *cols = getenv("COLUMNS");
     if (cols) {
         long v = strtol(cols, NULL, 10);
@@ -182,8 +184,10 @@ void cli_event_line(const factum_event *ev, int width)
     base_buf line = {0};
     int rc = base_buf_printf(&line, "%llu  ", (unsigned long long)ev->position);
     if (!rc) rc = base_buf_append(&line, ev->stream, ev->stream_len);
-    if (!rc && ev->version == FACTUM_TOMBSTONE_VERSION) rc = base_buf_printf(&line, "@tombstone  ");
-    else if (!rc) rc = base_buf_printf(&line, "@%llu  ", (unsigned long long)ev->version);
+    if (!rc && ev->version == FACTUM_TOMBSTONE_VERSION)
+        rc = base_buf_printf(&line, "@tombstone  ");
+    else if (!rc)
+        rc = base_buf_printf(&line, "@%llu  ", (unsigned long long)ev->version);
     if (!rc) rc = base_buf_append(&line, ev->type, ev->type_len);
     snprintf(head, sizeof head, "  %.8s  %s  ", id, ts);
     if (!rc) rc = base_buf_append(&line, head, strlen(head));
@@ -194,13 +198,16 @@ void cli_event_line(const factum_event *ev, int width)
     base_buf data = {0};
     if (!rc) {
         int shown = 0;
-        if (ev->flags & FACTUM_EVENT_JSON) shown = !cli_json_compact(&data, (const char *)ev->data, ev->data_len);
+        if (ev->flags & FACTUM_EVENT_JSON)
+            shown = !cli_json_compact(&data, (const char *)ev->data, ev->data_len);
         if (!shown) {
             data.len = 0;
-            if (ev->data_len == 0) rc = base_buf_printf(&data, "<empty>");
+            if (ev->data_len == 0)
+                rc = base_buf_printf(&data, "<empty>");
             else if (cli_utf8_valid((const char *)ev->data, ev->data_len))
                 rc = json_write_string(&data, (const char *)ev->data, ev->data_len);
-            else rc = base_buf_printf(&data, "<binary, %zu bytes>", ev->data_len);
+            else
+                rc = base_buf_printf(&data, "<binary, %zu bytes>", ev->data_len);
         }
     }
     if (!rc) {
@@ -240,7 +247,8 @@ static void draw(cli_progress *p, uint64_t done)
     int pct = (int)(done * 100 / total);
     int fill = (int)(done * BAR / total);
     char bar[BAR + 1];
-    for (int i = 0; i < BAR; i++) bar[i] = i < fill ? '#' : '.';
+    for (int i = 0; i < BAR; i++)
+        bar[i] = i < fill ? '#' : '.';
     bar[BAR] = 0;
     fprintf(stderr, "\r%s [%s] %3d%% %llu/%llu", p->label, bar, pct, (unsigned long long)done,
             (unsigned long long)p->total);

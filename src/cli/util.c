@@ -42,16 +42,21 @@ int cli_usage(cli_ctx *c, const char *fmt, ...)
 int cli_exit_code(int rc)
 {
     switch (rc) {
-    case 0: return CLI_OK;
-    case FACTUM_EWRONGVERSION: return CLI_WRONG_VERSION;
+    case 0:
+        return CLI_OK;
+    case FACTUM_EWRONGVERSION:
+        return CLI_WRONG_VERSION;
     case FACTUM_ENOTFOUND:
-    case FACTUM_EDELETED: return CLI_NOT_FOUND;
+    case FACTUM_EDELETED:
+        return CLI_NOT_FOUND;
     case FACTUM_EBADNAME:
     case FACTUM_EBADTYPE:
     case FACTUM_EBADUUID:
     case FACTUM_EBADJSON:
-    case FACTUM_EBADREGEX: return CLI_USAGE;
-    default: return CLI_FAIL;
+    case FACTUM_EBADREGEX:
+        return CLI_USAGE;
+    default:
+        return CLI_FAIL;
     }
 }
 
@@ -76,7 +81,8 @@ static const char *show_name(const char *name, char buf[96])
         buf[j++] = ch < 0x20 || ch == 0x7f ? '?' : (char)ch;
     }
     if (name[i]) {
-        while (j > 0 && ((unsigned char)buf[j - 1] & 0xc0) == 0x80) j--; /* no cut UTF-8 sequence */
+        while (j > 0 && ((unsigned char)buf[j - 1] & 0xc0) == 0x80)
+            j--; /* no cut UTF-8 sequence */
         if (j > 0 && (unsigned char)buf[j - 1] >= 0xc0) j--;
         memcpy(buf + j, "...", 4);
     } else {
@@ -92,8 +98,10 @@ int cli_wrong_version(cli_ctx *c, factum_store *s, const char *stream, int64_t e
     factum_stream_info info;
     if (s && !factum_stream_get_info(s, stream, &info) && info.status == FACTUM_STREAM_SOFT_DELETED)
         note = " (soft-deleted)";
-    if (actual == FACTUM_NO_STREAM) snprintf(ab, sizeof ab, "the stream has no events");
-    else snprintf(ab, sizeof ab, "actual version %lld%s", (long long)actual, note);
+    if (actual == FACTUM_NO_STREAM)
+        snprintf(ab, sizeof ab, "the stream has no events");
+    else
+        snprintf(ab, sizeof ab, "actual version %lld%s", (long long)actual, note);
     cli_msg(c, "wrong expected version for stream '%s': expected %s, %s", show_name(stream, nb),
             cli_expected_str(expected, eb), ab);
     return CLI_WRONG_VERSION;
@@ -105,7 +113,8 @@ int cli_stream_error(cli_ctx *c, factum_store *s, const char *stream, int64_t ex
     char nb[96];
     factum_stream_info info;
     switch (rc) {
-    case FACTUM_EWRONGVERSION: return cli_wrong_version(c, s, stream, expected, res ? res->actual_version : -1);
+    case FACTUM_EWRONGVERSION:
+        return cli_wrong_version(c, s, stream, expected, res ? res->actual_version : -1);
     case FACTUM_ENOTFOUND:
         if (s && !factum_stream_get_info(s, stream, &info) && info.status == FACTUM_STREAM_SOFT_DELETED) {
             cli_msg(c, "stream '%s' is soft-deleted", show_name(stream, nb));
@@ -116,7 +125,8 @@ int cli_stream_error(cli_ctx *c, factum_store *s, const char *stream, int64_t ex
     case FACTUM_EDELETED:
         cli_msg(c, "stream '%s' is tombstoned (permanently deleted)", show_name(stream, nb));
         return CLI_NOT_FOUND;
-    default: return cli_fail(c, rc, "stream '%s'", show_name(stream, nb));
+    default:
+        return cli_fail(c, rc, "stream '%s'", show_name(stream, nb));
     }
 }
 
@@ -152,7 +162,7 @@ static void store_log(void *ctx, int level, const char *message)
     pthread_mutex_unlock(&log_mu);
 }
 
-static void base_options(factum_options *o)
+static void default_options(factum_options *o)
 {
     factum_options_init(o);
     o->log_fn = store_log;
@@ -202,7 +212,7 @@ int cli_open_read(cli_ctx *c, factum_store **out)
     int code = cli_need_dir(c);
     if (code) return code;
     factum_options o;
-    base_options(&o);
+    default_options(&o);
     o.create = 0;
     o.read_only = 1;
     int rc = factum_store_open(c->data_dir, &o, out);
@@ -215,8 +225,10 @@ int cli_store_present(cli_ctx *c)
     if (!d) return errno != ENOENT; /* a file, or unreadable: let the open say what it is */
     struct dirent *de;
     int present = 0;
+    /* A lone LOCK file is what an interrupted first open leaves behind; the
+     * library treats such a directory as empty, and so do we. */
     while (!present && (de = readdir(d)))
-        if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..")) present = 1;
+        if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..") && strcmp(de->d_name, "LOCK")) present = 1;
     closedir(d);
     return present;
 }
@@ -226,7 +238,7 @@ int cli_open_write(cli_ctx *c, int relaxed, factum_store **out)
     int code = cli_need_dir(c);
     if (code) return code;
     factum_options o;
-    base_options(&o);
+    default_options(&o);
     if (relaxed) o.durability = FACTUM_RELAXED;
     if (cli_store_present(c)) {
         /* Opening for writing creates the lock file before the store is

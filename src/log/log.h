@@ -102,7 +102,8 @@ typedef struct flog {
     pthread_cond_t prep_cv;
     pthread_t prep_thread;
     int prep_running, prep_stop, prep_err;
-    uint64_t prep_want; /* create segments up to this number */
+    uint64_t prep_want;  /* create segments up to this number */
+    uint64_t prep_asked; /* writer: highest segment it asked for */
 } flog;
 
 /* Open the log in dir (creating dir and segment 0 when create). Validates

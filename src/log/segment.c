@@ -255,7 +255,8 @@ int log_prep_start(flog *l)
 {
     if (l->read_only || l->prep_running) return 0;
     l->prep_stop = 0;
-    l->prep_want = l->tail_lo / l->seg_size + 1;
+    l->prep_want = l->tail_lo / l->seg_size; /* the next one when this is half full */
+    l->prep_asked = l->prep_want;
     int rc = pthread_create(&l->prep_thread, NULL, prep_main, l);
     if (rc) return -rc;
     l->prep_running = 1;
@@ -285,9 +286,12 @@ static int ensure_segment(flog *l, uint64_t no)
         }
         return rc;
     }
+    if (atomic_load_explicit(&l->n_segs, memory_order_acquire) > no) return 0;
     pthread_mutex_lock(&l->prep_mu);
-    if (l->prep_want < no + 1) l->prep_want = no + 1;
-    pthread_cond_broadcast(&l->prep_cv);
+    if (l->prep_want < no + 1) {
+        l->prep_want = no + 1;
+        pthread_cond_broadcast(&l->prep_cv);
+    }
     while (atomic_load(&l->n_segs) <= no && !l->prep_err) pthread_cond_wait(&l->prep_cv, &l->prep_mu);
     int rc = atomic_load(&l->n_segs) > no ? 0 : l->prep_err;
     pthread_mutex_unlock(&l->prep_mu);
@@ -320,6 +324,14 @@ int log_write(flog *l, uint64_t lo, const void *buf, size_t len)
     int rc = io_write_full(l->io, s->fd, buf, len, (off_t)(lo % l->seg_size));
     if (rc) return rc;
     l->tail_lo = lo + len;
+    if (l->prep_running && l->prep_asked <= no && (lo + len) % l->seg_size > l->seg_size / 2) {
+        /* Half full: have the next segment made while this one fills. */
+        l->prep_asked = no + 1;
+        pthread_mutex_lock(&l->prep_mu);
+        if (l->prep_want < no + 1) l->prep_want = no + 1;
+        pthread_cond_broadcast(&l->prep_cv);
+        pthread_mutex_unlock(&l->prep_mu);
+    }
     return 0;
 }
 

@@ -215,6 +215,7 @@ static int recover(factum_store *s, const idx_checkpoint *cp)
         if (!s->opts.read_only && (rc = log_cut_tail(s->log, res.end_lo))) return rc;
     }
     log_set_tail(s->log, res.end_lo);
+    atomic_store(&s->log_end, res.end_lo);
     atomic_store(&s->committed_pos, res.next_position - 1);
     if (res.events)
         store_log(s, FACTUM_LOG_INFO, "replayed %" PRIu64 " events after the index checkpoint", res.events);
@@ -273,6 +274,12 @@ int store_open_io(const char *path, const factum_options *opts, io_env *io, fact
         goto fail;
     }
     char p[PATH_MAX];
+    /* Never leave anything behind in a directory that is not ours. */
+    snprintf(p, sizeof p, "%s/FACTUM", path);
+    if (access(p, F_OK) != 0 && (!dir_is_empty(path) || !o->create || o->read_only)) {
+        rc = FACTUM_ENOTSTORE;
+        goto fail;
+    }
     snprintf(p, sizeof p, "%s/LOCK", path);
     s->lock_fd = open(p, (o->read_only ? O_RDONLY : O_RDWR | O_CREAT) | O_CLOEXEC, 0644);
     if (s->lock_fd < 0) {
@@ -372,9 +379,7 @@ int factum_store_get_stats(factum_store *s, factum_stats *out)
     if (!s || !out) return FACTUM_EINVAL;
     memset(out, 0, sizeof *out);
     out->last_position = atomic_load(&s->committed_pos);
-    out->log_bytes = 0;
-    uint64_t nseg = atomic_load(&s->log->n_segs);
-    out->log_bytes = nseg * s->seg_size;
+    out->log_bytes = atomic_load(&s->log_end);
     out->appends = atomic_load(&s->st_appends);
     out->events_written = atomic_load(&s->st_events);
     out->bytes_written = atomic_load(&s->st_bytes);

@@ -105,6 +105,7 @@ typedef struct wreq {
     int rc;
     size_t failed;
     int done;
+    int lead;                /* the lead was handed to this request's thread */
     pthread_cond_t *done_cv; /* sync callers wait here (with q_mu) */
     int owns_memory;         /* async: parts/results/request are freed after cb */
 } wreq;
@@ -123,20 +124,25 @@ struct factum_store {
     scache cache;
 
     _Atomic uint64_t committed_pos; /* last committed position, 0 = none (ST-2) */
+    _Atomic uint64_t log_end;       /* log offset after the last committed batch */
 
     /* writer */
     pthread_t writer;
     int writer_running;
     pthread_mutex_t q_mu;
-    pthread_cond_t q_cv;    /* writer waits for work */
+    pthread_cond_t q_cv;    /* the writer thread waits for work */
     pthread_cond_t q_space; /* producers wait for room */
     wreq *q_head, *q_tail;
     size_t q_len;
+    unsigned q_waiting_space;
+    int leader;      /* someone leads (runs groups); see writer.c */
+    int writer_lead; /* the lead is handed to the writer thread */
+    struct group *grp; /* the leader's working buffers */
     int stopping, abandon;
     _Atomic int failed; /* ST-4: the error that stopped the store, 0 if none */
     int64_t last_ts;
-    uint64_t last_sync_ns;
-    int unsynced; /* relaxed: writes since the last fdatasync */
+    _Atomic uint64_t last_sync_ns;
+    _Atomic int unsynced; /* relaxed: writes since the last fdatasync */
 
     /* statistics */
     _Atomic uint64_t st_appends, st_events, st_bytes, st_fsyncs, st_fsync_ns, st_fsync_max, st_groups,

@@ -170,12 +170,20 @@ int factum_verify(const char *path, void (*cb)(void *ctx, const factum_damage *d
         if (!res.corrupt && !res.torn) break;
         uint64_t next_lo, next_pos;
         int found = log_find_batch(s->log, res.end_lo, &next_lo, &next_pos);
-        if (res.torn && !found) {
+        if (res.torn && !found && res.end_lo >= cp.covered_lo) {
             rep->torn_tail = 1; /* an unacknowledged write at the end: not damage */
             break;
         }
-        snprintf(what, sizeof what, "%s", res.corrupt ? res.what : "damaged batch");
-        damage(&v, res.end_lo, what);
+        if (res.torn && res.end_lo < cp.covered_lo) {
+            snprintf(what, sizeof what, "damaged batch inside the part of the log the index checkpoint covers "
+                                        "(it was acknowledged)");
+            damage(&v, res.end_lo, what);
+            if (!found) break;
+        }
+        if (!res.torn || res.end_lo >= cp.covered_lo) {
+            snprintf(what, sizeof what, "%s", res.corrupt ? res.what : "damaged batch");
+            damage(&v, res.end_lo, what);
+        }
         if (!found) break;
         if (next_pos != res.next_position) {
             snprintf(what, sizeof what, "positions %" PRIu64 "..%" PRIu64 " are lost in the damage",

@@ -307,10 +307,12 @@ static int check_replay(factum_store *s, group *g, const wpart *p, const ovs *o,
         return CHECK_REPLAY;
     }
     if (matched > 0) return FACTUM_EIDEMPOTENCY;
-    if (p->expected == FACTUM_ANY || p->expected == FACTUM_STREAM_EXISTS) {
-        /* No replay at the place of the first id: no other id may be in the
-         * stream either (a partial overlap). */
-        for (size_t i = (start == UINT64_MAX ? 1 : 0); i < n; i++) {
+    {
+        /* Not a replay: then none of the ids may be in the stream already
+         * (a partial overlap, or the same events at another place). An id
+         * is thus never twice in one stream. */
+        int first_known_absent = p->expected < 0 && p->expected != FACTUM_NO_STREAM && start == UINT64_MAX;
+        for (size_t i = first_known_absent ? 1 : 0; i < n; i++) {
             uint64_t v;
             int rc = find_id(s, g, p->stream, p->stream_len, o->hash, p->events[i].id, &v);
             if (rc < 0) return rc;
@@ -691,6 +693,7 @@ static int commit_group(factum_store *s, group *g, int want_sync)
         if (o->meta_off) o->st.meta_lo = lo + o->meta_off;
         cache_put(&s->cache, o->hash, o->name, o->len, &o->st);
     }
+    atomic_store(&s->log_end, lo + g->buf.len);
     atomic_store_explicit(&s->committed_pos, g->first_pos + g->n_ev - 1, memory_order_release);
     if (irc) {
         /* The events are durable, but the in-memory index could not take
@@ -781,24 +784,112 @@ static void run_group(factum_store *s, group *g, wreq *list)
     complete(s, list);
 }
 
+/* ---- leadership ------------------------------------------------------
+ *
+ * Whoever leads runs groups; there is at most one leader at a time (ST-1).
+ * A thread calling factum_append queues its request and, if nobody leads,
+ * leads itself: a lone client then pays no thread switch at all, only its
+ * write and fdatasync. While a group is being written, later callers queue
+ * up and wait; when the leader's own request is done and requests remain,
+ * it hands the lead to the thread of the oldest one (or to the writer thread
+ * for asynchronous requests, which have no thread of their own). The
+ * writer thread also does relaxed mode's periodic fdatasync and drains the
+ * queue on close. Leadership passes under q_mu, which orders the leader-only
+ * state (the group, the log tail, `unsynced`) between leaders.
+ */
+
+static size_t group_limit(const factum_store *s)
+{
+    size_t limit = GROUP_MAX_BYTES;
+    if (limit > s->seg_size - LOG_SEG_HEADER - LOG_BATCH_FRAME_LEN)
+        limit = (size_t)(s->seg_size - LOG_SEG_HEADER - LOG_BATCH_FRAME_LEN);
+    return limit;
+}
+
+/* Take a group off the queue (q_mu held, queue non-empty). */
+static wreq *take_group(factum_store *s)
+{
+    size_t limit = group_limit(s);
+    wreq *list = s->q_head, *last = list;
+    size_t bytes = list->bytes, n = 1;
+    while (last->next && n < GROUP_MAX_REQS && bytes + last->next->bytes <= limit) {
+        last = last->next;
+        bytes += last->bytes;
+        n++;
+    }
+    s->q_head = last->next;
+    if (!s->q_head) s->q_tail = NULL;
+    last->next = NULL;
+    s->q_len -= n;
+    if (s->q_waiting_space) pthread_cond_broadcast(&s->q_space);
+    return list;
+}
+
+/* Pass the lead on (q_mu held): to the oldest queued request's thread, or
+ * to the writer thread, or to nobody if the queue is empty. */
+static void hand_off(factum_store *s)
+{
+    wreq *h = s->q_head;
+    if (!h) {
+        s->leader = 0;
+        return;
+    }
+    if (h->done_cv) {
+        h->lead = 1;
+        pthread_cond_signal(h->done_cv);
+    } else {
+        s->writer_lead = 1;
+        pthread_cond_signal(&s->q_cv);
+    }
+}
+
+/* Run groups (q_mu held on entry and exit) until `me` is done (or, for the
+ * writer thread, me == NULL, until the queue is empty). */
+static void lead(factum_store *s, wreq *me)
+{
+    while (s->q_head && (!me || !me->done)) {
+        if (s->abandon) {
+            wreq *list = s->q_head;
+            s->q_head = s->q_tail = NULL;
+            s->q_len = 0;
+            pthread_cond_broadcast(&s->q_space);
+            pthread_mutex_unlock(&s->q_mu);
+            fail_all(list, FACTUM_ECLOSED);
+            complete(s, list);
+            pthread_mutex_lock(&s->q_mu);
+            break;
+        }
+        wreq *list = take_group(s);
+        pthread_mutex_unlock(&s->q_mu);
+        run_group(s, s->grp, list);
+        pthread_mutex_lock(&s->q_mu);
+    }
+    hand_off(s);
+}
+
+static void relaxed_sync(factum_store *s)
+{
+    int rc = atomic_load(&s->failed) ? 0 : do_sync(s);
+    if (rc) set_failed(s, rc);
+}
+
 static void *writer_main(void *arg)
 {
     factum_store *s = arg;
-    group g = {0};
-    size_t group_limit = GROUP_MAX_BYTES;
-    if (group_limit > s->seg_size - LOG_SEG_HEADER - LOG_BATCH_FRAME_LEN)
-        group_limit = s->seg_size - LOG_SEG_HEADER - LOG_BATCH_FRAME_LEN;
     pthread_mutex_lock(&s->q_mu);
     while (1) {
-        while (!s->q_head && !s->stopping) {
-            if (s->opts.durability == FACTUM_RELAXED && s->unsynced) {
+        int idle = !s->writer_lead && !(s->q_head && !s->leader);
+        if (idle && s->stopping && !s->leader && !s->q_head) break;
+        if (idle) {
+            if (s->opts.durability == FACTUM_RELAXED && s->unsynced && !s->leader) {
                 uint64_t due = s->last_sync_ns + (uint64_t)s->opts.flush_interval_ms * 1000000u;
                 uint64_t now = base_mono_ns();
                 if (now >= due) {
+                    s->leader = 1;
                     pthread_mutex_unlock(&s->q_mu);
-                    int rc = atomic_load(&s->failed) ? 0 : do_sync(s);
-                    if (rc) set_failed(s, rc);
+                    relaxed_sync(s);
                     pthread_mutex_lock(&s->q_mu);
+                    hand_off(s);
                     continue;
                 }
                 struct timespec ts;
@@ -814,50 +905,35 @@ static void *writer_main(void *arg)
             } else {
                 pthread_cond_wait(&s->q_cv, &s->q_mu);
             }
+            continue;
         }
-        if (!s->q_head && s->stopping) break;
-        if (s->abandon) {
-            wreq *list = s->q_head;
-            s->q_head = s->q_tail = NULL;
-            s->q_len = 0;
-            pthread_cond_broadcast(&s->q_space);
-            pthread_mutex_unlock(&s->q_mu);
-            fail_all(list, FACTUM_ECLOSED);
-            complete(s, list);
-            pthread_mutex_lock(&s->q_mu);
-            break;
-        }
-        /* Take a group: everything queued, up to the limits. */
-        wreq *list = s->q_head, *last = list;
-        size_t bytes = list->bytes, n = 1;
-        while (last->next && n < GROUP_MAX_REQS && bytes + last->next->bytes <= group_limit) {
-            last = last->next;
-            bytes += last->bytes;
-            n++;
-        }
-        s->q_head = last->next;
-        if (!s->q_head) s->q_tail = NULL;
-        last->next = NULL;
-        s->q_len -= n;
-        pthread_cond_broadcast(&s->q_space);
+        /* Lead: either handed to us, or asynchronous work with no leader. */
+        s->writer_lead = 0;
+        s->leader = 1;
+        lead(s, NULL);
+    }
+    /* Closing: make the relaxed tail durable. */
+    if (!s->abandon && s->unsynced && !atomic_load(&s->failed)) {
+        s->leader = 1;
         pthread_mutex_unlock(&s->q_mu);
-        run_group(s, &g, list);
+        relaxed_sync(s);
         pthread_mutex_lock(&s->q_mu);
+        s->leader = 0;
     }
     pthread_mutex_unlock(&s->q_mu);
-    if (!s->abandon && s->unsynced && !atomic_load(&s->failed)) {
-        int rc = do_sync(s);
-        if (rc) set_failed(s, rc);
-    }
-    group_free(&g);
     return NULL;
 }
 
 int writer_start(factum_store *s)
 {
     s->last_sync_ns = base_mono_ns();
+    if (!(s->grp = calloc(1, sizeof(group)))) return -ENOMEM;
     int rc = pthread_create(&s->writer, NULL, writer_main, s);
-    if (rc) return -rc;
+    if (rc) {
+        free(s->grp);
+        s->grp = NULL;
+        return -rc;
+    }
     s->writer_running = 1;
     return 0;
 }
@@ -872,24 +948,46 @@ void writer_stop(factum_store *s)
     pthread_mutex_unlock(&s->q_mu);
     pthread_join(s->writer, NULL);
     s->writer_running = 0;
+    group_free(s->grp);
+    free(s->grp);
+    s->grp = NULL;
 }
 
 int writer_submit(factum_store *s, wreq *r)
 {
     pthread_mutex_lock(&s->q_mu);
-    while (s->q_len >= QUEUE_MAX && !s->stopping) pthread_cond_wait(&s->q_space, &s->q_mu);
+    while (s->q_len >= QUEUE_MAX && !s->stopping) {
+        s->q_waiting_space++;
+        pthread_cond_wait(&s->q_space, &s->q_mu);
+        s->q_waiting_space--;
+    }
     if (s->stopping) {
         pthread_mutex_unlock(&s->q_mu);
         return FACTUM_ECLOSED;
     }
     r->next = NULL;
+    r->lead = 0;
     if (s->q_tail) s->q_tail->next = r;
     else s->q_head = r;
     s->q_tail = r;
     s->q_len++;
-    pthread_cond_signal(&s->q_cv);
-    if (!r->cb) {
-        while (!r->done) pthread_cond_wait(r->done_cv, &s->q_mu);
+    if (r->cb) {
+        /* Asynchronous: the writer thread leads if nobody does. */
+        if (!s->leader && !s->writer_lead) {
+            s->writer_lead = 1;
+            s->leader = 1; /* reserved for the writer thread */
+            pthread_cond_signal(&s->q_cv);
+        }
+        pthread_mutex_unlock(&s->q_mu);
+        return 0;
+    }
+    if (!s->leader) {
+        s->leader = 1;
+        lead(s, r);
+    } else {
+        while (!r->done && !r->lead) pthread_cond_wait(r->done_cv, &s->q_mu);
+        if (!r->done) lead(s, r); /* handed to us */
+        else if (r->lead) lead(s, r); /* done, but the lead came with it: pass it on */
     }
     pthread_mutex_unlock(&s->q_mu);
     return 0;

@@ -111,8 +111,7 @@ static int model_append(int si, int64_t exp, const factum_event_data *ev, size_t
         return 0;
     }
     if (matched) return FACTUM_EIDEMPOTENCY;
-    if (exp == FACTUM_ANY || exp == FACTUM_STREAM_EXISTS)
-        for (size_t k = 0; k < n; k++)
+    for (size_t k = 0; k < n; k++) /* an id is never twice in a stream */
             for (size_t i = 0; i < n_evs; i++)
                 if (evs[i].stream == si && !memcmp(evs[i].id, ev[k].id, 16)) return FACTUM_EIDEMPOTENCY;
     int sd = soft_deleted(m);

@@ -58,6 +58,11 @@ static void t_idempotency(void)
     factum_stats st;
     factum_store_get_stats(s, &st);
     CHECK_EQ_U64(st.last_position, 2);
+    /* The same events at another place are refused too: an id is never
+     * twice in a stream. */
+    factum_event_data again[2] = {ev[0], harness_event("New", "{}")};
+    CHECK_RC(factum_append(s, "idem", 1, again, 2, &r2), FACTUM_EIDEMPOTENCY);
+    CHECK_RC(factum_append(s, "idem", 1, &ev[0], 1, &r2), FACTUM_EIDEMPOTENCY);
     /* Duplicate ids within one append. */
     factum_event_data dup[2] = {ev[2], ev[2]};
     CHECK_RC(factum_append(s, "idem", FACTUM_ANY, dup, 2, &r2), FACTUM_EDUPLICATEID);
@@ -394,6 +399,8 @@ static void t_bad_input(void)
     fclose(fp);
     CHECK_RC(factum_store_open(other, &o, &s2), FACTUM_ENOTSTORE);
     CHECK(access(f, F_OK) == 0);
+    snprintf(f, sizeof f, "%s/LOCK", other);
+    CHECK(access(f, F_OK) != 0); /* nothing left behind */
     /* A newer format version. */
     char idf[700];
     snprintf(idf, sizeof idf, "%s/FACTUM", dir);

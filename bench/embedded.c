@@ -1,0 +1,673 @@
+/*
+ * embedded.c - the BENCH.md workloads against libfactum in-process:
+ * W1 (single appends), W2 (100-event appends), W3 (16 and 256 concurrent
+ * clients), W4 (stream reads), W5 ($all reads), W7 (contention correctness)
+ * and W9 (10 M events in 1 M streams, kill -9, restart), together with the
+ * machine's own fdatasync rate measured in the same run, so that every
+ * figure can be read as a fraction of what the disk allows.
+ *
+ * Usage: factum-bench-embedded [--dir D] [--relaxed] [--quick] [--w9] [--w9-events N] [--only W1,W2,...]
+ * Prints a Markdown report on stdout. Durable mode unless --relaxed.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "factum.h"
+
+static const char *base_dir = "/tmp/factum-bench";
+static int relaxed, quick;
+static char only[256];
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static int wanted(const char *w)
+{
+    if (!only[0]) return 1;
+    char buf[300];
+    snprintf(buf, sizeof buf, ",%s,", only);
+    char key[16];
+    snprintf(key, sizeof key, ",%s,", w);
+    return strstr(buf, key) != NULL;
+}
+
+static void rm_rf(const char *p)
+{
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", p);
+    if (system(cmd)) {
+    }
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double pct(uint64_t *v, size_t n, double p)
+{
+    if (!n) return 0;
+    size_t i = (size_t)(p / 100.0 * (double)(n - 1) + 0.5);
+    return (double)v[i] / 1000.0; /* µs */
+}
+
+/* ---- the event of BENCH.md ------------------------------------------ */
+
+typedef struct evbuf {
+    char data[256], meta[160];
+    factum_event_data ev;
+} evbuf;
+
+static _Thread_local uint64_t rng_state;
+static uint64_t rnd(void)
+{
+    if (!rng_state) rng_state = now_ns() ^ (uint64_t)pthread_self();
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return rng_state;
+}
+
+static void make_event(evbuf *b, uint64_t account, uint64_t n)
+{
+    char c[37], k[37];
+    uint8_t u[16];
+    factum_uuid_v4(u);
+    factum_uuid_format(u, c);
+    factum_uuid_v4(u);
+    factum_uuid_format(u, k);
+    int dl = snprintf(b->data, sizeof b->data,
+                      "{\"accountId\":\"account-%" PRIu64 "\",\"amount\":%" PRIu64
+                      ",\"currency\":\"EUR\",\"reference\":\"INV-%08" PRIu64
+                      "\",\"description\":\"Deposit at branch 042, counter 7, teller Ms. J. Smith\","
+                      "\"at\":\"2024-03-15T10:22:31.123Z\"}",
+                      account, 100 + n % 9000, n);
+    int ml = snprintf(b->meta, sizeof b->meta, "{\"correlationId\":\"%s\",\"causationId\":\"%s\",\"user\":\"alice\"}",
+                      c, k);
+    memset(&b->ev, 0, sizeof b->ev);
+    b->ev.type = "MoneyDeposited";
+    b->ev.flags = FACTUM_EVENT_JSON | FACTUM_EVENT_META_JSON;
+    b->ev.data = b->data;
+    b->ev.data_len = (size_t)dl;
+    b->ev.metadata = b->meta;
+    b->ev.metadata_len = (size_t)ml;
+    factum_uuid_v4(b->ev.id);
+    b->ev.has_id = 1;
+}
+
+static factum_store *open_store(const char *name, int fresh)
+{
+    char dir[512];
+    snprintf(dir, sizeof dir, "%s/%s", base_dir, name);
+    if (fresh) rm_rf(dir);
+    factum_options o;
+    factum_options_init(&o);
+    o.durability = relaxed ? FACTUM_RELAXED : FACTUM_DURABLE;
+    factum_store *s;
+    int rc = factum_store_open(dir, &o, &s);
+    if (rc) {
+        fprintf(stderr, "open %s: %s\n", dir, factum_strerror(rc));
+        exit(1);
+    }
+    return s;
+}
+
+/* ---- the machine ----------------------------------------------------- */
+
+static double fsync_rate(int prealloc, double *lat_us)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/fsync-probe", base_dir);
+    unlink(path);
+    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
+    int n = quick ? 500 : 2000;
+    char buf[4096];
+    memset(buf, 'x', sizeof buf);
+    if (prealloc) {
+        for (int i = 0; i < n; i++)
+            if (write(fd, buf, sizeof buf) != (ssize_t)sizeof buf) break;
+        fsync(fd);
+    }
+    uint64_t t0 = now_ns();
+    for (int i = 0; i < n; i++) {
+        if (pwrite(fd, buf, sizeof buf, (off_t)i * 4096) != (ssize_t)sizeof buf) break;
+        fdatasync(fd);
+    }
+    double s = (double)(now_ns() - t0) / 1e9;
+    close(fd);
+    unlink(path);
+    *lat_us = s / n * 1e6;
+    return n / s;
+}
+
+/* ---- W1: single-event appends to random streams ----------------------- */
+
+static int64_t *versions; /* per account: last known version */
+
+static void w1(void)
+{
+    size_t n = quick ? 10000 : 100000, streams = 10000;
+    factum_store *s = open_store("w1", 1);
+    versions = malloc(streams * sizeof *versions);
+    for (size_t i = 0; i < streams; i++) versions[i] = FACTUM_NO_STREAM;
+    uint64_t *lat = malloc(n * sizeof *lat);
+    evbuf b;
+    char name[32];
+    uint64_t t0 = now_ns();
+    for (size_t i = 0; i < n; i++) {
+        uint64_t a = rnd() % streams;
+        snprintf(name, sizeof name, "account-%" PRIu64, a);
+        make_event(&b, a, i);
+        factum_append_result r;
+        uint64_t t = now_ns();
+        int rc = factum_append(s, name, versions[a], &b.ev, 1, &r);
+        lat[i] = now_ns() - t;
+        if (rc) {
+            fprintf(stderr, "W1 append: %s\n", factum_strerror(rc));
+            exit(1);
+        }
+        versions[a] = (int64_t)r.last_version;
+    }
+    double secs = (double)(now_ns() - t0) / 1e9;
+    qsort(lat, n, sizeof *lat, cmp_u64);
+    printf("| W1 | %zu single-event appends, random stream of %zu | %.0f ev/s | p50 %.0f µs, p99 %.0f µs, p99.9 %.0f µs |\n",
+           n, streams, n / secs, pct(lat, n, 50), pct(lat, n, 99), pct(lat, n, 99.9));
+    fflush(stdout);
+    free(lat);
+    factum_store_close(s);
+}
+
+/* ---- W2: 100-event appends ------------------------------------------ */
+
+static void w2(void)
+{
+    size_t appends = quick ? 1000 : 10000, per = 100, streams = 10000;
+    factum_store *s = open_store("w2", 1);
+    for (size_t i = 0; i < streams; i++) versions[i] = FACTUM_NO_STREAM;
+    evbuf *b = malloc(per * sizeof *b);
+    factum_event_data *ev = malloc(per * sizeof *ev);
+    uint64_t *lat = malloc(appends * sizeof *lat);
+    char name[32];
+    uint64_t t0 = now_ns();
+    for (size_t i = 0; i < appends; i++) {
+        uint64_t a = rnd() % streams;
+        snprintf(name, sizeof name, "account-%" PRIu64, a);
+        for (size_t k = 0; k < per; k++) {
+            make_event(&b[k], a, i * per + k);
+            ev[k] = b[k].ev;
+        }
+        factum_append_result r;
+        uint64_t t = now_ns();
+        int rc = factum_append(s, name, versions[a], ev, per, &r);
+        lat[i] = now_ns() - t;
+        if (rc) {
+            fprintf(stderr, "W2 append: %s\n", factum_strerror(rc));
+            exit(1);
+        }
+        versions[a] = (int64_t)r.last_version;
+    }
+    double secs = (double)(now_ns() - t0) / 1e9;
+    qsort(lat, appends, sizeof *lat, cmp_u64);
+    printf("| W2 | %zu appends of %zu events, random stream | %.0f ev/s | per append p50 %.0f µs, p99 %.0f µs |\n",
+           appends, per, appends * per / secs, pct(lat, appends, 50), pct(lat, appends, 99));
+    fflush(stdout);
+    free(lat);
+    free(ev);
+    free(b);
+    factum_store_close(s);
+}
+
+/* ---- W3: concurrent clients ----------------------------------------- */
+
+typedef struct w3arg {
+    factum_store *s;
+    int t, clients;
+    size_t n;
+    uint64_t *lat;
+} w3arg;
+
+static void *w3_client(void *p)
+{
+    w3arg *a = p;
+    size_t streams = 10000 / (size_t)a->clients + 1;
+    int64_t *ver = malloc(streams * sizeof *ver);
+    for (size_t i = 0; i < streams; i++) ver[i] = FACTUM_NO_STREAM;
+    evbuf b;
+    char name[32];
+    for (size_t i = 0; i < a->n; i++) {
+        size_t k = rnd() % streams;
+        uint64_t acct = k * (uint64_t)a->clients + (uint64_t)a->t; /* ≡ t (mod clients) */
+        snprintf(name, sizeof name, "account-%" PRIu64, acct);
+        make_event(&b, acct, i);
+        factum_append_result r;
+        uint64_t t = now_ns();
+        int rc = factum_append(a->s, name, ver[k], &b.ev, 1, &r);
+        a->lat[i] = now_ns() - t;
+        if (rc) {
+            fprintf(stderr, "W3 append: %s\n", factum_strerror(rc));
+            exit(1);
+        }
+        ver[k] = (int64_t)r.last_version;
+    }
+    free(ver);
+    return NULL;
+}
+
+static void w3(int clients)
+{
+    size_t total = quick ? 20000 : 200000;
+    factum_store *s = open_store("w3", 1);
+    pthread_t *th = malloc((size_t)clients * sizeof *th);
+    w3arg *args = malloc((size_t)clients * sizeof *args);
+    uint64_t *lat = malloc(total * sizeof *lat);
+    size_t per = total / (size_t)clients;
+    uint64_t t0 = now_ns();
+    for (int t = 0; t < clients; t++) {
+        args[t] = (w3arg){s, t, clients, per, lat + (size_t)t * per};
+        pthread_attr_t at;
+        pthread_attr_init(&at);
+        pthread_attr_setstacksize(&at, 256 << 10);
+        pthread_create(&th[t], &at, w3_client, &args[t]);
+        pthread_attr_destroy(&at);
+    }
+    for (int t = 0; t < clients; t++) pthread_join(th[t], NULL);
+    double secs = (double)(now_ns() - t0) / 1e9;
+    size_t n = per * (size_t)clients;
+    qsort(lat, n, sizeof *lat, cmp_u64);
+    factum_stats st;
+    factum_store_get_stats(s, &st);
+    printf("| W3 | %d clients, %zu single-event appends | %.0f ev/s | p50 %.0f µs, p99 %.0f µs; %.1f appends per fdatasync |\n",
+           clients, n, n / secs, pct(lat, n, 50), pct(lat, n, 99), st.fsyncs ? (double)st.appends / (double)st.fsyncs : 0);
+    fflush(stdout);
+    free(lat);
+    free(args);
+    free(th);
+    factum_store_close(s);
+}
+
+/* ---- W4 / W5: reads -------------------------------------------------- */
+
+static void w4(void)
+{
+    factum_store *s = open_store("w4", 1);
+    size_t n = 10000;
+    evbuf *b = malloc(1000 * sizeof *b);
+    factum_event_data *ev = malloc(1000 * sizeof *ev);
+    for (size_t i = 0; i < n; i += 1000) {
+        for (size_t k = 0; k < 1000; k++) {
+            make_event(&b[k], 1, i + k);
+            ev[k] = b[k].ev;
+        }
+        if (factum_append(s, "account-1", FACTUM_ANY, ev, 1000, NULL)) exit(1);
+    }
+    factum_event *page = malloc(1000 * sizeof *page);
+    uint64_t events = 0, bytes = 0;
+    uint64_t t0 = now_ns();
+    for (int pass = 0; pass < 20; pass++) {
+        uint64_t next = 0;
+        size_t got;
+        do {
+            if (factum_read_stream(s, "account-1", next, FACTUM_FORWARD, page, 1000, &got, &next)) exit(1);
+            for (size_t i = 0; i < got; i++) bytes += page[i].data_len + page[i].metadata_len;
+            events += got;
+        } while (next != FACTUM_END);
+    }
+    double secs = (double)(now_ns() - t0) / 1e9;
+    printf("| W4 | one %zu-event stream read forward 20 times, pages of 1,000 | %.0f ev/s | %.0f MB/s of data+metadata |\n",
+           n, events / secs, bytes / secs / 1e6);
+    fflush(stdout);
+    free(page);
+    free(ev);
+    free(b);
+    factum_store_close(s);
+}
+
+/* Fill a store with `target` events quickly (100-event appends to random
+ * streams, durable). */
+static void fill(factum_store *s, size_t target, size_t streams)
+{
+    evbuf *b = malloc(100 * sizeof *b);
+    factum_event_data *ev = malloc(100 * sizeof *ev);
+    char name[32];
+    for (size_t i = 0; i < target; i += 100) {
+        uint64_t a = rnd() % streams;
+        snprintf(name, sizeof name, "account-%" PRIu64, a);
+        for (size_t k = 0; k < 100; k++) {
+            make_event(&b[k], a, i + k);
+            ev[k] = b[k].ev;
+        }
+        if (factum_append(s, name, FACTUM_ANY, ev, 100, NULL)) exit(1);
+    }
+    free(ev);
+    free(b);
+}
+
+static void w5(void)
+{
+    size_t n = quick ? 200000 : 1300000;
+    factum_store *s = open_store("w5", 1);
+    fill(s, n, 10000);
+    factum_event *page = malloc(1000 * sizeof *page);
+    uint64_t events = 0, bytes = 0;
+    uint64_t t0 = now_ns();
+    for (int pass = 0; pass < 3; pass++) {
+        uint64_t pos = 1;
+        size_t got;
+        do {
+            if (factum_read_all(s, pos, FACTUM_FORWARD, NULL, 0, page, 1000, &got, &pos)) exit(1);
+            for (size_t i = 0; i < got; i++) bytes += page[i].data_len + page[i].metadata_len;
+            events += got;
+        } while (got);
+    }
+    double secs = (double)(now_ns() - t0) / 1e9;
+    printf("| W5 | $all of %zu events read in order, 3 passes | %.0f ev/s | %.0f MB/s of data+metadata |\n", n,
+           events / secs, bytes / secs / 1e6);
+    fflush(stdout);
+    free(page);
+    factum_store_close(s);
+}
+
+/* ---- W7: contention correctness -------------------------------------- */
+
+#define W7_STREAMS 10
+typedef struct w7ack {
+    int stream;
+    uint64_t version;
+    uint8_t id[16];
+} w7ack;
+typedef struct w7arg {
+    factum_store *s;
+    int t;
+    w7ack *acks;
+    size_t n_acks, conflicts;
+} w7arg;
+
+static void *w7_writer(void *p)
+{
+    w7arg *a = p;
+    char name[32];
+    for (int i = 0; i < 2500; i++) {
+        int k = (int)(rnd() % W7_STREAMS);
+        snprintf(name, sizeof name, "contended-%d", k);
+        factum_stream_info info;
+        factum_stream_get_info(a->s, name, &info);
+        evbuf b;
+        make_event(&b, (uint64_t)k, (uint64_t)i);
+        factum_append_result r;
+        int rc = factum_append(a->s, name, info.last_version, &b.ev, 1, &r);
+        if (rc == 0) {
+            w7ack *x = &a->acks[a->n_acks++];
+            x->stream = k;
+            x->version = r.first_version;
+            memcpy(x->id, b.ev.id, 16);
+        } else if (rc == FACTUM_EWRONGVERSION) {
+            a->conflicts++;
+        } else {
+            fprintf(stderr, "W7: %s\n", factum_strerror(rc));
+            exit(1);
+        }
+    }
+    return NULL;
+}
+
+static void w7(void)
+{
+    factum_store *s = open_store("w7", 1);
+    pthread_t th[4];
+    w7arg args[4];
+    for (int t = 0; t < 4; t++) {
+        args[t] = (w7arg){s, t, malloc(2500 * sizeof(w7ack)), 0, 0};
+        pthread_create(&th[t], NULL, w7_writer, &args[t]);
+    }
+    size_t ok = 0, conflicts = 0;
+    for (int t = 0; t < 4; t++) {
+        pthread_join(th[t], NULL);
+        ok += args[t].n_acks;
+        conflicts += args[t].conflicts;
+    }
+    /* Every stream holds versions 0..n-1 exactly once, each the acknowledged
+     * event: nothing lost, duplicated or invented. */
+    int pass = 1;
+    size_t stored = 0;
+    for (int k = 0; k < W7_STREAMS; k++) {
+        char name[32];
+        snprintf(name, sizeof name, "contended-%d", k);
+        static factum_event page[10000];
+        size_t n = 0;
+        uint64_t next;
+        int rc = factum_read_stream(s, name, 0, FACTUM_FORWARD, page, 10000, &n, &next);
+        if (rc == FACTUM_ENOTFOUND) n = 0;
+        else if (rc) pass = 0;
+        stored += n;
+        for (size_t i = 0; i < n; i++) {
+            if (page[i].version != i) pass = 0;
+            int found = 0;
+            for (int t = 0; t < 4 && !found; t++)
+                for (size_t j = 0; j < args[t].n_acks; j++)
+                    if (args[t].acks[j].stream == k && args[t].acks[j].version == i &&
+                        !memcmp(args[t].acks[j].id, page[i].id, 16))
+                        found = 1;
+            if (!found) pass = 0;
+        }
+    }
+    if (stored != ok) pass = 0;
+    printf("| W7 | 4 writers x 2,500 attempts on 10 streams | %zu successes, %zu conflicts | %s |\n", ok, conflicts,
+           pass ? "PASS" : "FAIL");
+    fflush(stdout);
+    for (int t = 0; t < 4; t++) free(args[t].acks);
+    factum_store_close(s);
+    if (!pass) exit(2);
+}
+
+/* ---- W9: 10 M events, kill -9, restart ------------------------------- */
+
+static uint64_t dir_bytes(const char *dir)
+{
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "du -sb '%s' | cut -f1", dir);
+    FILE *p = popen(cmd, "r");
+    uint64_t v = 0;
+    if (p && fscanf(p, "%" SCNu64, &v) != 1) v = 0;
+    if (p) pclose(p);
+    return v;
+}
+
+static void rss_kb(long *rss, long *anon)
+{
+    *rss = *anon = 0;
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    while (f && fgets(line, sizeof line, f)) {
+        sscanf(line, "VmRSS: %ld", rss);
+        sscanf(line, "RssAnon: %ld", anon);
+    }
+    if (f) fclose(f);
+}
+
+typedef struct w9load {
+    factum_store *s;
+    int t, threads;
+    size_t streams, per_stream;
+} w9load;
+
+static void *w9_loader(void *p)
+{
+    w9load *a = p;
+    evbuf *b = malloc(a->per_stream * sizeof *b);
+    factum_event_data *ev = malloc(a->per_stream * sizeof *ev);
+    char name[32];
+    for (size_t k = (size_t)a->t; k < a->streams; k += (size_t)a->threads) {
+        snprintf(name, sizeof name, "account-%zu", k);
+        for (size_t i = 0; i < a->per_stream; i++) {
+            make_event(&b[i], k, i);
+            ev[i] = b[i].ev;
+        }
+        if (factum_append(a->s, name, FACTUM_NO_STREAM, ev, a->per_stream, NULL)) exit(1);
+    }
+    free(ev);
+    free(b);
+    return NULL;
+}
+
+/* One restart: open, first read, first append; in a fresh process. */
+static void w9_restart(const char *name, size_t streams, double *open_ms, double *serve_ms, long *rss, long *anon)
+{
+    int fds[2];
+    if (pipe(fds)) exit(1);
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(fds[0]);
+        uint64_t t0 = now_ns();
+        factum_store *s = open_store(name, 0);
+        double o = (double)(now_ns() - t0) / 1e6;
+        char stream[32];
+        snprintf(stream, sizeof stream, "account-%zu", streams / 2);
+        factum_event ev[10];
+        size_t n;
+        uint64_t next;
+        if (factum_read_stream(s, stream, 0, FACTUM_FORWARD, ev, 10, &n, &next) || n == 0) _exit(3);
+        evbuf b;
+        make_event(&b, 1, 1);
+        if (factum_append(s, stream, FACTUM_ANY, &b.ev, 1, NULL)) _exit(4);
+        double sv = (double)(now_ns() - t0) / 1e6;
+        long r, a;
+        rss_kb(&r, &a);
+        double out[2] = {o, sv};
+        long outl[2] = {r, a};
+        if (write(fds[1], out, sizeof out) != sizeof out || write(fds[1], outl, sizeof outl) != sizeof outl) _exit(5);
+        _exit(0); /* no close: leave as a crash would, for the next measurement */
+    }
+    close(fds[1]);
+    double in[2] = {0, 0};
+    long inl[2] = {0, 0};
+    if (read(fds[0], in, sizeof in) != sizeof in || read(fds[0], inl, sizeof inl) != sizeof inl)
+        fprintf(stderr, "W9 restart child failed\n");
+    close(fds[0]);
+    int st;
+    waitpid(pid, &st, 0);
+    *open_ms = in[0];
+    *serve_ms = in[1];
+    *rss = inl[0];
+    *anon = inl[1];
+}
+
+static void w9(size_t events)
+{
+    size_t streams = events / 10, per = 10;
+    const char *name = "w9";
+    char dir[512];
+    snprintf(dir, sizeof dir, "%s/%s", base_dir, name);
+    rm_rf(dir);
+    /* Load in a child process, then kill -9 it. */
+    uint64_t t0 = now_ns();
+    int fds[2];
+    if (pipe(fds)) exit(1);
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(fds[0]);
+        factum_store *s = open_store(name, 0);
+        int threads = 16;
+        pthread_t th[16];
+        w9load args[16];
+        for (int t = 0; t < threads; t++) {
+            args[t] = (w9load){s, t, threads, streams, per};
+            pthread_create(&th[t], NULL, w9_loader, &args[t]);
+        }
+        for (int t = 0; t < threads; t++) pthread_join(th[t], NULL);
+        long r, a;
+        rss_kb(&r, &a);
+        long out[2] = {r, a};
+        if (write(fds[1], out, sizeof out) != sizeof out) _exit(1);
+        for (;;) pause(); /* wait for the kill */
+    }
+    close(fds[1]);
+    long load_rss[2] = {0, 0};
+    if (read(fds[0], load_rss, sizeof load_rss) != sizeof load_rss) {
+        fprintf(stderr, "W9 loader failed\n");
+        exit(1);
+    }
+    double load_s = (double)(now_ns() - t0) / 1e9;
+    kill(pid, SIGKILL);
+    int st;
+    waitpid(pid, &st, 0);
+    close(fds[0]);
+    uint64_t bytes = dir_bytes(dir);
+    double open_ms, serve_ms;
+    long rss, anon;
+    w9_restart(name, streams, &open_ms, &serve_ms, &rss, &anon);
+    printf("| W9 | %zu events in %zu streams (loaded in %.1f s, %.0f ev/s), kill -9, restart | serving after %.0f ms (open %.0f ms) | RSS %ld KiB (anon %ld KiB) after restart, %ld KiB (anon %ld KiB) loading; %.0f disk bytes/event |\n",
+           events, streams, load_s, events / load_s, serve_ms, open_ms, rss, anon, load_rss[0], load_rss[1],
+           (double)bytes / (double)events);
+    fflush(stdout);
+}
+
+int main(int argc, char **argv)
+{
+    size_t w9_events = 10000000;
+    int do_w9 = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--dir") && i + 1 < argc) base_dir = argv[++i];
+        else if (!strcmp(argv[i], "--relaxed")) relaxed = 1;
+        else if (!strcmp(argv[i], "--quick")) quick = 1;
+        else if (!strcmp(argv[i], "--w9")) do_w9 = 1;
+        else if (!strcmp(argv[i], "--w9-events") && i + 1 < argc) w9_events = strtoull(argv[++i], NULL, 10);
+        else if (!strcmp(argv[i], "--only") && i + 1 < argc) snprintf(only, sizeof only, "%s", argv[++i]);
+        else {
+            fprintf(stderr, "usage: %s [--dir D] [--relaxed] [--quick] [--w9] [--w9-events N] [--only W1,W2,...]\n",
+                    argv[0]);
+            return 2;
+        }
+    }
+    mkdir(base_dir, 0755);
+    struct utsname u;
+    uname(&u);
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    printf("factum %s embedded, %s, %s %s, %ld CPUs, data in %s\n\n", FACTUM_VERSION_STRING,
+           relaxed ? "RELAXED durability (fdatasync every 100 ms)" : "durable (fdatasync before every acknowledgement)",
+           u.sysname, u.release, cpus, base_dir);
+    double grow_us, pre_us;
+    double grow = fsync_rate(0, &grow_us), pre = fsync_rate(1, &pre_us);
+    printf("| machine | 4 KiB write + fdatasync | growing file %.0f/s (%.0f µs) | preallocated file %.0f/s (%.0f µs) |\n",
+           grow, grow_us, pre, pre_us);
+    printf("|---|---|---|---|\n");
+    fflush(stdout);
+    versions = malloc(10000 * sizeof *versions);
+    if (wanted("W1")) w1();
+    if (wanted("W2")) w2();
+    if (wanted("W3")) {
+        w3(16);
+        w3(256);
+    }
+    if (wanted("W4")) w4();
+    if (wanted("W5")) w5();
+    if (wanted("W7")) w7();
+    if (do_w9 || wanted("W9")) {
+        if (do_w9 || only[0]) w9(quick ? 1000000 : w9_events);
+    }
+    double grow2_us, pre2_us;
+    double pre2 = fsync_rate(1, &pre2_us), grow2 = fsync_rate(0, &grow2_us);
+    printf("| machine (again, at the end) | 4 KiB write + fdatasync | growing file %.0f/s | preallocated file %.0f/s |\n",
+           grow2, pre2);
+    free(versions);
+    return 0;
+}
