@@ -8,6 +8,48 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+
+/* Memory: the memtable is filled by whichever thread leads the writer and
+ * freed by the index thread, in many small pieces. Through malloc that
+ * fragments every thread's arena and resident memory creeps up with the
+ * number of events written. So the memtable takes its memory straight from
+ * mmap in large pieces and gives it all back when it is freed: the
+ * per-stream vectors are bump-allocated from 1 MiB chunks (a grown vector
+ * leaves its old space behind, at most doubling the space used) and the
+ * hash tables are mapped whole. */
+
+#define MT_CHUNK (1u << 20)
+
+struct mt_chunk {
+    mt_chunk *next;
+    size_t used, size;
+};
+
+static void *map_zeroed(size_t bytes)
+{
+    void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+static void *mt_alloc(memtable *m, size_t bytes)
+{
+    bytes = (bytes + 15) & ~(size_t)15;
+    mt_chunk *c = m->chunks;
+    if (!c || c->size - c->used < bytes) {
+        size_t size = bytes + sizeof *c > MT_CHUNK ? bytes + sizeof *c : MT_CHUNK;
+        size = (size + 4095) & ~(size_t)4095;
+        mt_chunk *n = map_zeroed(size);
+        if (!n) return NULL;
+        n->size = size;
+        n->used = (sizeof *n + 15) & ~(size_t)15;
+        n->next = m->chunks;
+        m->chunks = c = n;
+    }
+    void *p = (char *)c + c->used;
+    c->used += bytes;
+    return p;
+}
 
 static inline uint64_t mix(uint64_t h)
 {
@@ -34,10 +76,14 @@ void mt_ref(memtable *m)
 void mt_unref(memtable *m)
 {
     if (!m || atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) != 1) return;
-    for (size_t i = 0; i < m->st_cap; i++) free(m->st[i].kv);
-    free(m->st);
-    free(m->ids);
-    free(m->cat);
+    while (m->chunks) {
+        mt_chunk *c = m->chunks;
+        m->chunks = c->next;
+        munmap(c, c->size);
+    }
+    if (m->st) munmap(m->st, m->st_bytes);
+    if (m->ids) munmap(m->ids, m->id_bytes);
+    if (m->cat) munmap(m->cat, m->cat_bytes);
     pthread_rwlock_destroy(&m->lock);
     free(m);
 }
@@ -52,20 +98,21 @@ static mt_stream *st_slot(mt_stream *tab, size_t cap, uint64_t hash)
 static int st_grow(memtable *m)
 {
     size_t cap = m->st_cap ? m->st_cap * 2 : 1024;
-    mt_stream *t = calloc(cap, sizeof *t);
+    mt_stream *t = map_zeroed(cap * sizeof *t);
     if (!t) return -ENOMEM;
     for (size_t i = 0; i < m->st_cap; i++)
         if (m->st[i].kv) *st_slot(t, cap, m->st[i].hash) = m->st[i];
-    free(m->st);
+    if (m->st) munmap(m->st, m->st_bytes);
     m->st = t;
     m->st_cap = cap;
+    m->st_bytes = cap * sizeof *t;
     return 0;
 }
 
 static int id_grow(memtable *m)
 {
     size_t cap = m->id_cap ? m->id_cap * 2 : 1024;
-    idx_entry *t = calloc(cap, sizeof *t);
+    idx_entry *t = map_zeroed(cap * sizeof *t);
     if (!t) return -ENOMEM;
     for (size_t i = 0; i < m->id_cap; i++) {
         if (!m->ids[i].v) continue;
@@ -73,9 +120,10 @@ static int id_grow(memtable *m)
         while (t[j].v) j = (j + 1) & (cap - 1);
         t[j] = m->ids[i];
     }
-    free(m->ids);
+    if (m->ids) munmap(m->ids, m->id_bytes);
     m->ids = t;
     m->id_cap = cap;
+    m->id_bytes = cap * sizeof *t;
     return 0;
 }
 
@@ -86,15 +134,16 @@ int mt_add(memtable *m, const idx_entry *const e[IDX_KINDS], const size_t n[IDX_
         if ((m->st_n + 1) * 2 > m->st_cap && st_grow(m)) return -ENOMEM;
         mt_stream *s = st_slot(m->st, m->st_cap, x->k1);
         if (!s->kv) {
-            if (!(s->kv = malloc(4 * sizeof *s->kv))) return -ENOMEM;
+            if (!(s->kv = mt_alloc(m, 4 * sizeof *s->kv))) return -ENOMEM;
             s->hash = x->k1;
             s->n = 0;
             s->cap = 4;
             m->st_n++;
         }
         if (s->n == s->cap) {
-            idx_kv *nk = realloc(s->kv, (size_t)s->cap * 2 * sizeof *nk);
+            idx_kv *nk = mt_alloc(m, (size_t)s->cap * 2 * sizeof *nk);
             if (!nk) return -ENOMEM;
+            memcpy(nk, s->kv, s->n * sizeof *nk);
             s->kv = nk;
             s->cap *= 2;
         }
@@ -118,10 +167,15 @@ int mt_add(memtable *m, const idx_entry *const e[IDX_KINDS], const size_t n[IDX_
     for (size_t i = 0; i < n[IDX_CAT]; i++) {
         if (m->cat_n == m->cat_cap) {
             size_t cap = m->cat_cap ? m->cat_cap * 2 : 256;
-            idx_entry *nc = realloc(m->cat, cap * sizeof *nc);
+            idx_entry *nc = map_zeroed(cap * sizeof *nc);
             if (!nc) return -ENOMEM;
+            if (m->cat) {
+                memcpy(nc, m->cat, m->cat_n * sizeof *nc);
+                munmap(m->cat, m->cat_bytes);
+            }
             m->cat = nc;
             m->cat_cap = cap;
+            m->cat_bytes = cap * sizeof *nc;
         }
         m->cat[m->cat_n++] = e[IDX_CAT][i];
     }

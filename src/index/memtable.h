@@ -19,11 +19,15 @@ typedef struct mt_stream {
     idx_kv *kv; /* sorted by k2 (version); NULL marks an empty slot */
 } mt_stream;
 
+typedef struct mt_chunk mt_chunk;
+
 typedef struct memtable {
     _Atomic int refs;
+    mt_chunk *chunks; /* bump-allocated space for the per-stream vectors */
     pthread_rwlock_t lock;
     mt_stream *st;
     size_t st_cap, st_n;
+    size_t st_bytes, id_bytes, cat_bytes; /* mapped sizes of st, ids, cat */
     idx_entry *ids; /* open addressing; v == 0 marks an empty slot */
     size_t id_cap, id_n;
     idx_entry *cat; /* in position order */
