@@ -284,6 +284,8 @@ fail:
     return rc;
 }
 
+static int posmap_write(findex *x, uint64_t first, const uint64_t *los, size_t n);
+
 /* ---- writing tables ------------------------------------------------- */
 
 typedef struct arr_src {
@@ -328,6 +330,7 @@ static int flush_frozen(findex *x, memtable *m)
         free(e);
     }
     if (!rc && x->cfg.sync_log) rc = x->cfg.sync_log(x->cfg.sync_ctx, m->end_lo);
+    if (!rc && m->pos_n) rc = posmap_write(x, m->first_position, m->pos, m->pos_n);
     if (!rc && x->posmap_fd >= 0) rc = x->io->fdatasync(x->io, x->posmap_fd);
     view *n = NULL;
     if (!rc) {
@@ -645,11 +648,12 @@ int idx_error(findex *x)
 
 /* ---- position map --------------------------------------------------- */
 
-int idx_posmap_put(findex *x, uint64_t first, const uint64_t *los, size_t n)
+/* Write log offsets of positions first.. to the position map file. */
+static int posmap_write(findex *x, uint64_t first, const uint64_t *los, size_t n)
 {
-    uint8_t buf[8 * 256];
+    uint8_t buf[8 * 512];
     while (n) {
-        size_t k = n < 256 ? n : 256;
+        size_t k = n < 512 ? n : 512;
         for (size_t i = 0; i < k; i++) base_put64(buf + 8 * i, los[i]);
         int rc = io_write_full(x->io, x->posmap_fd, buf, 8 * k, (off_t)((first - 1) * 8));
         if (rc) return rc;
@@ -660,9 +664,40 @@ int idx_posmap_put(findex *x, uint64_t first, const uint64_t *los, size_t n)
     return 0;
 }
 
+int idx_posmap_put(findex *x, uint64_t first, const uint64_t *los, size_t n)
+{
+    /* Recent positions live in the active memtable and reach the file when
+     * it is flushed: no write on the append path. */
+    pthread_mutex_lock(&x->mu);
+    memtable *m = x->cur->active;
+    pthread_mutex_unlock(&x->mu);
+    pthread_rwlock_wrlock(&m->lock);
+    int rc = first == m->first_position + m->pos_n ? mt_pos_add(m, los, n) : FACTUM_EINVAL;
+    pthread_rwlock_unlock(&m->lock);
+    return rc;
+}
+
 int idx_posmap_get(findex *x, uint64_t position, uint64_t *lo)
 {
     if (position == 0) return FACTUM_ENOTFOUND;
+    view *v = view_get(x);
+    memtable *mts[2] = {v->active, v->frozen};
+    int found = 0;
+    for (int i = 0; i < 2 && !found; i++) {
+        memtable *m = mts[i];
+        if (!m) continue;
+        pthread_rwlock_rdlock(&m->lock);
+        if (position >= m->first_position && position - m->first_position < m->pos_n) {
+            *lo = m->pos[position - m->first_position];
+            found = 1;
+        }
+        pthread_rwlock_unlock(&m->lock);
+    }
+    uint64_t covered = v->active->first_position;
+    if (v->frozen) covered = v->frozen->first_position;
+    view_put(v);
+    if (found) return 0;
+    if (position >= covered) return FACTUM_ENOTFOUND;
     uint8_t b[8];
     ssize_t n = x->io->pread(x->io, x->posmap_fd, b, 8, (off_t)((position - 1) * 8));
     if (n < 0) return (int)n;

@@ -63,7 +63,8 @@ int idx_close(findex *x, int checkpoint);
  * being written (back-pressure, IDX-4). */
 int idx_add(findex *x, const idx_entry *const entries[IDX_KINDS], const size_t n[IDX_KINDS], uint64_t end_lo,
             uint64_t next_position);
-/* Writer: record log offsets of positions first..first+n-1. */
+/* Writer: record log offsets of positions first..first+n-1 (call before
+ * idx_add of the same batch; kept in the memtable until it is flushed). */
 int idx_posmap_put(findex *x, uint64_t first, const uint64_t *los, size_t n);
 /* Position -> log offset. 0 or FACTUM_ENOTFOUND / -errno. */
 int idx_posmap_get(findex *x, uint64_t position, uint64_t *lo);

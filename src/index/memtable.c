@@ -84,6 +84,7 @@ void mt_unref(memtable *m)
     if (m->st) munmap(m->st, m->st_bytes);
     if (m->ids) munmap(m->ids, m->id_bytes);
     if (m->cat) munmap(m->cat, m->cat_bytes);
+    if (m->pos) munmap(m->pos, m->pos_bytes);
     pthread_rwlock_destroy(&m->lock);
     free(m);
 }
@@ -179,6 +180,26 @@ int mt_add(memtable *m, const idx_entry *const e[IDX_KINDS], const size_t n[IDX_
         }
         m->cat[m->cat_n++] = e[IDX_CAT][i];
     }
+    return 0;
+}
+
+int mt_pos_add(memtable *m, const uint64_t *los, size_t n)
+{
+    if (m->pos_n + n > m->pos_cap) {
+        size_t cap = m->pos_cap ? m->pos_cap : 4096;
+        while (cap < m->pos_n + n) cap *= 2;
+        uint64_t *np = map_zeroed(cap * sizeof *np);
+        if (!np) return -ENOMEM;
+        if (m->pos) {
+            memcpy(np, m->pos, m->pos_n * sizeof *np);
+            munmap(m->pos, m->pos_bytes);
+        }
+        m->pos = np;
+        m->pos_cap = cap;
+        m->pos_bytes = cap * sizeof *np;
+    }
+    memcpy(m->pos + m->pos_n, los, n * sizeof *los);
+    m->pos_n += n;
     return 0;
 }
 

@@ -32,6 +32,8 @@ typedef struct memtable {
     size_t id_cap, id_n;
     idx_entry *cat; /* in position order */
     size_t cat_n, cat_cap;
+    uint64_t *pos; /* log offsets of positions first_position.. (the position map's tail) */
+    size_t pos_n, pos_cap, pos_bytes;
     size_t entries; /* stream entries */
     uint64_t end_lo, next_position, first_position;
 } memtable;
@@ -41,6 +43,9 @@ void mt_ref(memtable *m);
 void mt_unref(memtable *m);
 /* Add entries (caller holds the write lock). 0 or -ENOMEM. */
 int mt_add(memtable *m, const idx_entry *const e[IDX_KINDS], const size_t n[IDX_KINDS]);
+
+/* Append log offsets of the next positions (caller holds the write lock). */
+int mt_pos_add(memtable *m, const uint64_t *los, size_t n);
 
 /* Lookups (caller holds at least the read lock). */
 const mt_stream *mt_stream_find(const memtable *m, uint64_t hash);

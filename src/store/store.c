@@ -161,7 +161,7 @@ static int replay_batch(void *ctx, uint64_t end_lo, uint64_t next_position)
     replay *r = ctx;
     if (!r->n[IDX_STREAM]) return 0;
     int rc = 0;
-    if (!r->s->opts.read_only) rc = idx_posmap_put(r->s->idx, r->first_pos, r->los, r->n[IDX_STREAM]);
+    rc = idx_posmap_put(r->s->idx, r->first_pos, r->los, r->n[IDX_STREAM]);
     const idx_entry *e[IDX_KINDS] = {r->ent[0], r->ent[1], r->ent[2]};
     if (!rc) rc = idx_add(r->s->idx, e, r->n, end_lo, next_position);
     for (int k = 0; k < IDX_KINDS; k++) r->n[k] = 0;

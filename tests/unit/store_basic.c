@@ -2,6 +2,8 @@
  * expectation, reads both ways, $all, reopen. */
 #include "harness.h"
 
+#include "store/store_int.h"
+
 static char dir[512];
 
 static factum_store *open_fresh(const char *name)
@@ -109,8 +111,38 @@ static void t_reopen(void)
     harness_rm_rf(dir);
 }
 
+/* A read-only open after a crash replays the log tail in memory and serves
+ * all of it, without writing anything. */
+static void t_read_only_after_crash(void)
+{
+    factum_store *s = open_fresh("ro");
+    REQUIRE(s);
+    for (int i = 0; i < 50; i++) {
+        factum_event_data e = harness_event("E", "{}");
+        CHECK_RC(factum_append(s, "ro", FACTUM_ANY, &e, 1, NULL), 0);
+    }
+    store_abandon(s); /* no checkpoint: the index must come from the log */
+    factum_options o;
+    harness_small_opts(&o);
+    o.read_only = 1;
+    CHECK_RC(factum_store_open(dir, &o, &s), 0);
+    REQUIRE(s);
+    factum_event out[64];
+    size_t n;
+    uint64_t next;
+    CHECK_RC(factum_read_all(s, 1, FACTUM_FORWARD, NULL, 0, out, 64, &n, &next), 0);
+    CHECK_EQ_U64(n, 50);
+    CHECK_RC(factum_read_stream(s, "ro", 0, FACTUM_FORWARD, out, 64, &n, &next), 0);
+    CHECK_EQ_U64(n, 50);
+    factum_event_data e = harness_event("E", "{}");
+    CHECK_RC(factum_append(s, "ro", FACTUM_ANY, &e, 1, NULL), FACTUM_EREADONLY);
+    factum_store_close(s);
+    harness_rm_rf(dir);
+}
+
 int main(void)
 {
+    RUN(t_read_only_after_crash);
     RUN(t_append_read);
     RUN(t_expectations);
     RUN(t_reopen);
