@@ -881,10 +881,14 @@ static void *writer_main(void *arg)
         int idle = !s->writer_lead && !(s->q_head && !s->leader);
         if (idle && s->stopping && !s->leader && !s->q_head) break;
         if (idle) {
-            if (s->opts.durability == FACTUM_RELAXED && s->unsynced && !s->leader) {
+            if (s->opts.durability == FACTUM_RELAXED) {
+                /* Leaders write without waking this thread, so in relaxed
+                 * mode it wakes up every interval to look for unsynced data. */
                 uint64_t due = s->last_sync_ns + (uint64_t)s->opts.flush_interval_ms * 1000000u;
                 uint64_t now = base_mono_ns();
-                if (now >= due) {
+                if (!s->unsynced || s->leader) {
+                    due = now + (uint64_t)s->opts.flush_interval_ms * 1000000u;
+                } else if (now >= due) {
                     s->leader = 1;
                     pthread_mutex_unlock(&s->q_mu);
                     relaxed_sync(s);
