@@ -107,8 +107,8 @@ static void make_payload(evbuf *b, uint64_t account, uint64_t n)
                       "\",\"description\":\"Deposit at branch 042, counter 7, teller Ms. J. Smith\","
                       "\"at\":\"2024-03-15T10:22:31.123Z\"}",
                       account, 100 + n % 9000, n);
-    int ml = snprintf(b->meta, sizeof b->meta, "{\"correlationId\":\"%s\",\"causationId\":\"%s\",\"user\":\"alice\"}",
-                      c, k);
+    int ml = snprintf(b->meta, sizeof b->meta,
+                      "{\"correlationId\":\"%s\",\"causationId\":\"%s\",\"user\":\"alice\"}", c, k);
     memset(&b->ev, 0, sizeof b->ev);
     b->ev.type = "MoneyDeposited";
     b->ev.flags = FACTUM_EVENT_JSON | FACTUM_EVENT_META_JSON;
@@ -120,7 +120,8 @@ static void make_payload(evbuf *b, uint64_t account, uint64_t n)
 
 static void make_pool(void)
 {
-    for (uint64_t i = 0; i < POOL; i++) make_payload(&pool[i], i * 7919 % 10000, i);
+    for (uint64_t i = 0; i < POOL; i++)
+        make_payload(&pool[i], i * 7919 % 10000, i);
 }
 
 /* The event of BENCH.md: ~200 bytes of JSON data, ~110 of metadata, a new id. */
@@ -185,7 +186,8 @@ static void w1(void)
     size_t n = quick ? 10000 : 100000, streams = 10000;
     factum_store *s = open_store("w1", 1);
     versions = malloc(streams * sizeof *versions);
-    for (size_t i = 0; i < streams; i++) versions[i] = FACTUM_NO_STREAM;
+    for (size_t i = 0; i < streams; i++)
+        versions[i] = FACTUM_NO_STREAM;
     uint64_t *lat = malloc(n * sizeof *lat);
     evbuf b;
     char name[32];
@@ -206,7 +208,8 @@ static void w1(void)
     }
     double secs = (double)(now_ns() - t0) / 1e9;
     qsort(lat, n, sizeof *lat, cmp_u64);
-    printf("| W1 | %zu single-event appends, random stream of %zu | %.0f ev/s | p50 %.0f µs, p99 %.0f µs, p99.9 %.0f µs |\n",
+    printf("| W1 | %zu single-event appends, random stream of %zu | %.0f ev/s | p50 %.0f µs, p99 %.0f µs, "
+           "p99.9 %.0f µs |\n",
            n, streams, n / secs, pct(lat, n, 50), pct(lat, n, 99), pct(lat, n, 99.9));
     fflush(stdout);
     free(lat);
@@ -219,7 +222,8 @@ static void w2(void)
 {
     size_t appends = quick ? 1000 : 10000, per = 100, streams = 10000;
     factum_store *s = open_store("w2", 1);
-    for (size_t i = 0; i < streams; i++) versions[i] = FACTUM_NO_STREAM;
+    for (size_t i = 0; i < streams; i++)
+        versions[i] = FACTUM_NO_STREAM;
     evbuf *b = malloc(per * sizeof *b);
     factum_event_data *ev = malloc(per * sizeof *ev);
     uint64_t *lat = malloc(appends * sizeof *lat);
@@ -244,7 +248,8 @@ static void w2(void)
     }
     double secs = (double)(now_ns() - t0) / 1e9;
     qsort(lat, appends, sizeof *lat, cmp_u64);
-    printf("| W2 | %zu appends of %zu events, random stream | %.0f ev/s | per append p50 %.0f µs, p99 %.0f µs |\n",
+    printf("| W2 | %zu appends of %zu events, random stream | %.0f ev/s | per append p50 %.0f µs, p99 %.0f "
+           "µs |\n",
            appends, per, appends * per / secs, pct(lat, appends, 50), pct(lat, appends, 99));
     fflush(stdout);
     free(lat);
@@ -267,7 +272,8 @@ static void *w3_client(void *p)
     w3arg *a = p;
     size_t streams = 10000 / (size_t)a->clients + 1;
     int64_t *ver = malloc(streams * sizeof *ver);
-    for (size_t i = 0; i < streams; i++) ver[i] = FACTUM_NO_STREAM;
+    for (size_t i = 0; i < streams; i++)
+        ver[i] = FACTUM_NO_STREAM;
     evbuf b;
     char name[32];
     for (size_t i = 0; i < a->n; i++) {
@@ -306,14 +312,17 @@ static void w3(int clients)
         pthread_create(&th[t], &at, w3_client, &args[t]);
         pthread_attr_destroy(&at);
     }
-    for (int t = 0; t < clients; t++) pthread_join(th[t], NULL);
+    for (int t = 0; t < clients; t++)
+        pthread_join(th[t], NULL);
     double secs = (double)(now_ns() - t0) / 1e9;
     size_t n = per * (size_t)clients;
     qsort(lat, n, sizeof *lat, cmp_u64);
     factum_stats st;
     factum_store_get_stats(s, &st);
-    printf("| W3 | %d clients, %zu single-event appends | %.0f ev/s | p50 %.0f µs, p99 %.0f µs; %.1f appends per fdatasync |\n",
-           clients, n, n / secs, pct(lat, n, 50), pct(lat, n, 99), st.fsyncs ? (double)st.appends / (double)st.fsyncs : 0);
+    printf("| W3 | %d clients, %zu single-event appends | %.0f ev/s | p50 %.0f µs, p99 %.0f µs; %.1f appends "
+           "per fdatasync |\n",
+           clients, n, n / secs, pct(lat, n, 50), pct(lat, n, 99),
+           st.fsyncs ? (double)st.appends / (double)st.fsyncs : 0);
     fflush(stdout);
     free(lat);
     free(args);
@@ -344,12 +353,14 @@ static void w4(void)
         size_t got;
         do {
             if (factum_read_stream(s, "account-1", next, FACTUM_FORWARD, page, 1000, &got, &next)) exit(1);
-            for (size_t i = 0; i < got; i++) bytes += page[i].data_len + page[i].metadata_len;
+            for (size_t i = 0; i < got; i++)
+                bytes += page[i].data_len + page[i].metadata_len;
             events += got;
         } while (next != FACTUM_END);
     }
     double secs = (double)(now_ns() - t0) / 1e9;
-    printf("| W4 | one %zu-event stream read forward 20 times, pages of 1,000 | %.0f ev/s | %.0f MB/s of data+metadata |\n",
+    printf("| W4 | one %zu-event stream read forward 20 times, pages of 1,000 | %.0f ev/s | %.0f MB/s of "
+           "data+metadata |\n",
            n, events / secs, bytes / secs / 1e6);
     fflush(stdout);
     free(page);
@@ -391,13 +402,14 @@ static void w5(void)
         size_t got;
         do {
             if (factum_read_all(s, pos, FACTUM_FORWARD, NULL, 0, page, 1000, &got, &pos)) exit(1);
-            for (size_t i = 0; i < got; i++) bytes += page[i].data_len + page[i].metadata_len;
+            for (size_t i = 0; i < got; i++)
+                bytes += page[i].data_len + page[i].metadata_len;
             events += got;
         } while (got);
     }
     double secs = (double)(now_ns() - t0) / 1e9;
-    printf("| W5 | $all of %zu events read in order, 3 passes | %.0f ev/s | %.0f MB/s of data+metadata |\n", n,
-           events / secs, bytes / secs / 1e6);
+    printf("| W5 | $all of %zu events read in order, 3 passes | %.0f ev/s | %.0f MB/s of data+metadata |\n",
+           n, events / secs, bytes / secs / 1e6);
     fflush(stdout);
     free(page);
     factum_store_close(s);
@@ -472,8 +484,10 @@ static void w7(void)
         size_t n = 0;
         uint64_t next;
         int rc = factum_read_stream(s, name, 0, FACTUM_FORWARD, page, 10000, &n, &next);
-        if (rc == FACTUM_ENOTFOUND) n = 0;
-        else if (rc) pass = 0;
+        if (rc == FACTUM_ENOTFOUND)
+            n = 0;
+        else if (rc)
+            pass = 0;
         stored += n;
         for (size_t i = 0; i < n; i++) {
             if (page[i].version != i) pass = 0;
@@ -487,10 +501,11 @@ static void w7(void)
         }
     }
     if (stored != ok) pass = 0;
-    printf("| W7 | 4 writers x 2,500 attempts on 10 streams | %zu successes, %zu conflicts | %s |\n", ok, conflicts,
-           pass ? "PASS" : "FAIL");
+    printf("| W7 | 4 writers x 2,500 attempts on 10 streams | %zu successes, %zu conflicts | %s |\n", ok,
+           conflicts, pass ? "PASS" : "FAIL");
     fflush(stdout);
-    for (int t = 0; t < 4; t++) free(args[t].acks);
+    for (int t = 0; t < 4; t++)
+        free(args[t].acks);
     factum_store_close(s);
     if (!pass) exit(2);
 }
@@ -546,7 +561,8 @@ static void *w9_loader(void *p)
 }
 
 /* One restart: open, first read, first append; in a fresh process. */
-static void w9_restart(const char *name, size_t streams, double *open_ms, double *serve_ms, long *rss, long *anon)
+static void w9_restart(const char *name, size_t streams, double *open_ms, double *serve_ms, long *rss,
+                       long *anon)
 {
     int fds[2];
     if (pipe(fds)) exit(1);
@@ -570,7 +586,8 @@ static void w9_restart(const char *name, size_t streams, double *open_ms, double
         rss_kb(&r, &a);
         double out[2] = {o, sv};
         long outl[2] = {r, a};
-        if (write(fds[1], out, sizeof out) != sizeof out || write(fds[1], outl, sizeof outl) != sizeof outl) _exit(5);
+        if (write(fds[1], out, sizeof out) != sizeof out || write(fds[1], outl, sizeof outl) != sizeof outl)
+            _exit(5);
         _exit(0); /* no close: leave as a crash would, for the next measurement */
     }
     close(fds[1]);
@@ -609,12 +626,14 @@ static void w9(size_t events)
             args[t] = (w9load){s, t, threads, streams, per};
             pthread_create(&th[t], NULL, w9_loader, &args[t]);
         }
-        for (int t = 0; t < threads; t++) pthread_join(th[t], NULL);
+        for (int t = 0; t < threads; t++)
+            pthread_join(th[t], NULL);
         long r, a;
         rss_kb(&r, &a);
         long out[2] = {r, a};
         if (write(fds[1], out, sizeof out) != sizeof out) _exit(1);
-        for (;;) pause(); /* wait for the kill */
+        for (;;)
+            pause(); /* wait for the kill */
     }
     close(fds[1]);
     long load_rss[2] = {0, 0};
@@ -631,7 +650,9 @@ static void w9(size_t events)
     double open_ms, serve_ms;
     long rss, anon;
     w9_restart(name, streams, &open_ms, &serve_ms, &rss, &anon);
-    printf("| W9 | %zu events in %zu streams (loaded in %.1f s, %.0f ev/s), kill -9, restart | serving after %.0f ms (open %.0f ms) | RSS %ld KiB (anon %ld KiB) after restart, %ld KiB (anon %ld KiB) loading; %.0f disk bytes/event |\n",
+    printf("| W9 | %zu events in %zu streams (loaded in %.1f s, %.0f ev/s), kill -9, restart | serving after "
+           "%.0f ms (open %.0f ms) | RSS %ld KiB (anon %ld KiB) after restart, %ld KiB (anon %ld KiB) "
+           "loading; %.0f disk bytes/event |\n",
            events, streams, load_s, events / load_s, serve_ms, open_ms, rss, anon, load_rss[0], load_rss[1],
            (double)bytes / (double)events);
     fflush(stdout);
@@ -642,14 +663,21 @@ int main(int argc, char **argv)
     size_t w9_events = 10000000;
     int do_w9 = 0;
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--dir") && i + 1 < argc) base_dir = argv[++i];
-        else if (!strcmp(argv[i], "--relaxed")) relaxed = 1;
-        else if (!strcmp(argv[i], "--quick")) quick = 1;
-        else if (!strcmp(argv[i], "--w9")) do_w9 = 1;
-        else if (!strcmp(argv[i], "--w9-events") && i + 1 < argc) w9_events = strtoull(argv[++i], NULL, 10);
-        else if (!strcmp(argv[i], "--only") && i + 1 < argc) snprintf(only, sizeof only, "%s", argv[++i]);
+        if (!strcmp(argv[i], "--dir") && i + 1 < argc)
+            base_dir = argv[++i];
+        else if (!strcmp(argv[i], "--relaxed"))
+            relaxed = 1;
+        else if (!strcmp(argv[i], "--quick"))
+            quick = 1;
+        else if (!strcmp(argv[i], "--w9"))
+            do_w9 = 1;
+        else if (!strcmp(argv[i], "--w9-events") && i + 1 < argc)
+            w9_events = strtoull(argv[++i], NULL, 10);
+        else if (!strcmp(argv[i], "--only") && i + 1 < argc)
+            snprintf(only, sizeof only, "%s", argv[++i]);
         else {
-            fprintf(stderr, "usage: %s [--dir D] [--relaxed] [--quick] [--w9] [--w9-events N] [--only W1,W2,...]\n",
+            fprintf(stderr,
+                    "usage: %s [--dir D] [--relaxed] [--quick] [--w9] [--w9-events N] [--only W1,W2,...]\n",
                     argv[0]);
             return 2;
         }
@@ -659,11 +687,13 @@ int main(int argc, char **argv)
     uname(&u);
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     printf("factum %s embedded, %s, %s %s, %ld CPUs, data in %s\n\n", FACTUM_VERSION_STRING,
-           relaxed ? "RELAXED durability (fdatasync every 100 ms)" : "durable (fdatasync before every acknowledgement)",
+           relaxed ? "RELAXED durability (fdatasync every 100 ms)"
+                   : "durable (fdatasync before every acknowledgement)",
            u.sysname, u.release, cpus, base_dir);
     double grow_us, pre_us;
     double grow = fsync_rate(0, &grow_us), pre = fsync_rate(1, &pre_us);
-    printf("| machine | 4 KiB write + fdatasync | growing file %.0f/s (%.0f µs) | preallocated file %.0f/s (%.0f µs) |\n",
+    printf("| machine | 4 KiB write + fdatasync | growing file %.0f/s (%.0f µs) | preallocated file %.0f/s "
+           "(%.0f µs) |\n",
            grow, grow_us, pre, pre_us);
     printf("|---|---|---|---|\n");
     fflush(stdout);
@@ -683,7 +713,8 @@ int main(int argc, char **argv)
     }
     double grow2_us, pre2_us;
     double pre2 = fsync_rate(1, &pre2_us), grow2 = fsync_rate(0, &grow2_us);
-    printf("| machine (again, at the end) | 4 KiB write + fdatasync | growing file %.0f/s | preallocated file %.0f/s |\n",
+    printf("| machine (again, at the end) | 4 KiB write + fdatasync | growing file %.0f/s | preallocated "
+           "file %.0f/s |\n",
            grow2, pre2);
     free(versions);
     return 0;

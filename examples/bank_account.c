@@ -46,7 +46,8 @@ int main(int argc, char **argv)
 
     factum_event_data events[3];
     size_t n = 0;
-    if (expected == FACTUM_NO_STREAM) events[n++] = json_event("AccountOpened", "{\"owner\":\"Alice\",\"balance\":0}");
+    if (expected == FACTUM_NO_STREAM)
+        events[n++] = json_event("AccountOpened", "{\"owner\":\"Alice\",\"balance\":0}");
     events[n++] = json_event("MoneyDeposited", "{\"amount\":1000}");
     events[n++] = json_event("MoneyWithdrawn", "{\"amount\":250}");
 
@@ -58,9 +59,9 @@ int main(int argc, char **argv)
     } else if (rc) {
         fprintf(stderr, "append: %s\n", factum_strerror(rc));
     } else {
-        printf("appended versions %llu..%llu at positions %llu..%llu\n", (unsigned long long)res.first_version,
-               (unsigned long long)res.last_version, (unsigned long long)res.first_position,
-               (unsigned long long)res.last_position);
+        printf("appended versions %llu..%llu at positions %llu..%llu\n",
+               (unsigned long long)res.first_version, (unsigned long long)res.last_version,
+               (unsigned long long)res.first_position, (unsigned long long)res.last_position);
     }
 
     /* Rebuild the state by replaying the stream, a page at a time. */

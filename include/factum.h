@@ -41,9 +41,9 @@ extern "C" {
  * ------------------------------------------------------------------------- */
 
 #define FACTUM_VERSION_STRING "0.1.0"
-#define FACTUM_VERSION_MAJOR 0
-#define FACTUM_VERSION_MINOR 1
-#define FACTUM_VERSION_PATCH 0
+#define FACTUM_VERSION_MAJOR  0
+#define FACTUM_VERSION_MINOR  1
+#define FACTUM_VERSION_PATCH  0
 
 /* Version of the on-disk format this library writes and reads. A data
  * directory of a newer format is refused with FACTUM_EFORMAT. */
@@ -148,17 +148,17 @@ FACTUM_API int factum_store_close(factum_store *s);
  * ------------------------------------------------------------------------- */
 
 /* Flags of an event. */
-#define FACTUM_EVENT_JSON 0x1u      /* data is JSON (content-type application/json) */
+#define FACTUM_EVENT_JSON      0x1u /* data is JSON (content-type application/json) */
 #define FACTUM_EVENT_META_JSON 0x2u /* metadata is JSON */
 
 /* An event to append. Every pointer is borrowed for the call (or, for
  * factum_append_async, until its callback ran). */
 typedef struct factum_event_data {
-    const char *type;     /* event type, non-empty UTF-8 */
-    uint8_t id[16];       /* event id (UUID, RFC 4122 byte order) */
-    int has_id;           /* 0: the store generates a random (v4) id */
-    uint32_t flags;       /* FACTUM_EVENT_* */
-    const void *data;     /* payload, data_len bytes (may be NULL if 0) */
+    const char *type; /* event type, non-empty UTF-8 */
+    uint8_t id[16];   /* event id (UUID, RFC 4122 byte order) */
+    int has_id;       /* 0: the store generates a random (v4) id */
+    uint32_t flags;   /* FACTUM_EVENT_* */
+    const void *data; /* payload, data_len bytes (may be NULL if 0) */
     size_t data_len;
     const void *metadata; /* user metadata, metadata_len bytes (may be NULL if 0) */
     size_t metadata_len;
@@ -191,8 +191,8 @@ typedef struct factum_event {
  * ------------------------------------------------------------------------- */
 
 /* Expected version of an append (KurrentDB's values), or an exact version >= 0. */
-#define FACTUM_ANY ((int64_t)-2)           /* no check */
-#define FACTUM_NO_STREAM ((int64_t)-1)     /* the stream must not exist (or be soft-deleted) */
+#define FACTUM_ANY           ((int64_t)-2) /* no check */
+#define FACTUM_NO_STREAM     ((int64_t)-1) /* the stream must not exist (or be soft-deleted) */
 #define FACTUM_STREAM_EXISTS ((int64_t)-4) /* the stream must exist and not be soft-deleted */
 
 typedef struct factum_append_result {
@@ -224,8 +224,8 @@ typedef struct factum_append_result {
  * FACTUM_EIDEMPOTENCY, FACTUM_EDUPLICATEID, FACTUM_EBADNAME, FACTUM_EBADTYPE,
  * FACTUM_ETOOBIG, FACTUM_EINVAL, FACTUM_EFAILED, FACTUM_EREADONLY, -errno of
  * the write or fdatasync (after which the store is fail-stopped). */
-FACTUM_API int factum_append(factum_store *s, const char *stream, int64_t expected, const factum_event_data *events,
-                             size_t n, factum_append_result *res);
+FACTUM_API int factum_append(factum_store *s, const char *stream, int64_t expected,
+                             const factum_event_data *events, size_t n, factum_append_result *res);
 
 /* One stream's part of a multi-stream append. */
 typedef struct factum_append_req {
@@ -251,14 +251,15 @@ FACTUM_API int factum_append_multi(factum_store *s, const factum_append_req *req
  * failed is the failing part's index when rc != 0. Called on the store's
  * writer thread: return quickly and do not call factum_append (deadlock-free
  * but it would wait for itself) or factum_store_close from it. */
-typedef void (*factum_append_cb)(void *ctx, int rc, const factum_append_result *results, size_t n, size_t failed);
+typedef void (*factum_append_cb)(void *ctx, int rc, const factum_append_result *results, size_t n,
+                                 size_t failed);
 
 /* Queue a multi-stream append and return at once. Everything reqs points to
  * (streams, events, their bytes) stays borrowed until cb has run. Returns 0
  * when queued (cb will run exactly once), or an error for a request that is
  * invalid on its face (then cb does not run). */
-FACTUM_API int factum_append_async(factum_store *s, const factum_append_req *reqs, size_t n, factum_append_cb cb,
-                                   void *ctx);
+FACTUM_API int factum_append_async(factum_store *s, const factum_append_req *reqs, size_t n,
+                                   factum_append_cb cb, void *ctx);
 
 /* ---------------------------------------------------------------------------
  * Reading
@@ -350,8 +351,8 @@ FACTUM_API int factum_stream_get_info(factum_store *s, const char *stream, factu
  * event) as JSON. *json_out is malloc'd, NUL-terminated; free() it. "{}" and
  * *version_out = -1 when none was set. Errors: FACTUM_EBADNAME,
  * FACTUM_ECORRUPT, -ENOMEM. */
-FACTUM_API int factum_get_stream_metadata(factum_store *s, const char *stream, char **json_out, size_t *len_out,
-                                          int64_t *version_out);
+FACTUM_API int factum_get_stream_metadata(factum_store *s, const char *stream, char **json_out,
+                                          size_t *len_out, int64_t *version_out);
 
 /* Write a new metadata document for `stream`: appends a `$metadata` event
  * to `$$<stream>` with expectation `expected` (on the metadata stream). The
@@ -392,13 +393,13 @@ FACTUM_API int factum_stream_count(factum_store *s, uint64_t *count);
  * ------------------------------------------------------------------------- */
 
 typedef struct factum_stats {
-    uint64_t last_position;     /* last committed global position (0: empty) */
-    uint64_t log_bytes;         /* bytes of log in use */
-    uint64_t appends;           /* append requests completed since open */
-    uint64_t events_written;    /* events written since open */
-    uint64_t bytes_written;     /* log bytes written since open */
-    uint64_t fsyncs;            /* fdatasync calls on the log since open */
-    uint64_t fsync_ns_total;    /* time spent in them */
+    uint64_t last_position;  /* last committed global position (0: empty) */
+    uint64_t log_bytes;      /* bytes of log in use */
+    uint64_t appends;        /* append requests completed since open */
+    uint64_t events_written; /* events written since open */
+    uint64_t bytes_written;  /* log bytes written since open */
+    uint64_t fsyncs;         /* fdatasync calls on the log since open */
+    uint64_t fsync_ns_total; /* time spent in them */
     uint64_t fsync_ns_max;
     uint64_t groups;            /* group commits since open */
     uint64_t group_events_max;  /* largest group, in appends */
@@ -422,9 +423,9 @@ FACTUM_API int factum_store_sync(factum_store *s);
 
 /* One finding of factum_verify(). */
 typedef struct factum_damage {
-    const char *file;    /* file name within the data directory */
-    uint64_t offset;     /* byte offset within that file */
-    const char *what;    /* description */
+    const char *file; /* file name within the data directory */
+    uint64_t offset;  /* byte offset within that file */
+    const char *what; /* description */
 } factum_damage;
 
 typedef struct factum_verify_report {
@@ -434,8 +435,8 @@ typedef struct factum_verify_report {
     uint64_t bytes;
     uint64_t first_position;
     uint64_t last_position;
-    uint64_t damaged;     /* number of findings reported */
-    uint64_t torn_tail;   /* 1 if the log ends in a torn (unacknowledged) write */
+    uint64_t damaged;   /* number of findings reported */
+    uint64_t torn_tail; /* 1 if the log ends in a torn (unacknowledged) write */
 } factum_verify_report;
 
 /* Check every record of the store in `path` (checksums, framing, gapless

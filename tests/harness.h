@@ -29,57 +29,57 @@ static int h_checks_failed_in_test __attribute__((unused));
 static int h_passed __attribute__((unused)), h_failed __attribute__((unused));
 static const char *h_current __attribute__((unused)) = "";
 
-#define CHECK(cond)                                                                                                \
-    do {                                                                                                           \
-        if (!(cond)) {                                                                                             \
-            fprintf(stderr, "  FAIL %s:%d [%s]: %s\n", __FILE__, __LINE__, h_current, #cond);                      \
-            h_checks_failed_in_test++;                                                                             \
-        }                                                                                                          \
+#define CHECK(cond)                                                                                          \
+    do {                                                                                                     \
+        if (!(cond)) {                                                                                       \
+            fprintf(stderr, "  FAIL %s:%d [%s]: %s\n", __FILE__, __LINE__, h_current, #cond);                \
+            h_checks_failed_in_test++;                                                                       \
+        }                                                                                                    \
     } while (0)
 
-#define CHECK_RC(expr, want)                                                                                       \
-    do {                                                                                                           \
-        int h_rc_ = (expr), h_want_ = (want);                                                                      \
-        if (h_rc_ != h_want_) {                                                                                    \
-            fprintf(stderr, "  FAIL %s:%d [%s]: %s = %d (%s), expected %d (%s)\n", __FILE__, __LINE__, h_current, \
-                    #expr, h_rc_, factum_strerror(h_rc_), h_want_, factum_strerror(h_want_));                       \
-            h_checks_failed_in_test++;                                                                             \
-        }                                                                                                          \
+#define CHECK_RC(expr, want)                                                                                 \
+    do {                                                                                                     \
+        int h_rc_ = (expr), h_want_ = (want);                                                                \
+        if (h_rc_ != h_want_) {                                                                              \
+            fprintf(stderr, "  FAIL %s:%d [%s]: %s = %d (%s), expected %d (%s)\n", __FILE__, __LINE__,       \
+                    h_current, #expr, h_rc_, factum_strerror(h_rc_), h_want_, factum_strerror(h_want_));     \
+            h_checks_failed_in_test++;                                                                       \
+        }                                                                                                    \
     } while (0)
 
-#define CHECK_EQ_U64(a, b)                                                                                         \
-    do {                                                                                                           \
-        uint64_t h_a_ = (uint64_t)(a), h_b_ = (uint64_t)(b);                                                       \
-        if (h_a_ != h_b_) {                                                                                        \
-            fprintf(stderr, "  FAIL %s:%d [%s]: %s = %" PRIu64 ", expected %" PRIu64 "\n", __FILE__, __LINE__,    \
-                    h_current, #a, h_a_, h_b_);                                                                    \
-            h_checks_failed_in_test++;                                                                             \
-        }                                                                                                          \
+#define CHECK_EQ_U64(a, b)                                                                                   \
+    do {                                                                                                     \
+        uint64_t h_a_ = (uint64_t)(a), h_b_ = (uint64_t)(b);                                                 \
+        if (h_a_ != h_b_) {                                                                                  \
+            fprintf(stderr, "  FAIL %s:%d [%s]: %s = %" PRIu64 ", expected %" PRIu64 "\n", __FILE__,         \
+                    __LINE__, h_current, #a, h_a_, h_b_);                                                    \
+            h_checks_failed_in_test++;                                                                       \
+        }                                                                                                    \
     } while (0)
 
 /* Stop the current test function (after a failed precondition). */
-#define REQUIRE(cond)                                                                                              \
-    do {                                                                                                           \
-        if (!(cond)) {                                                                                             \
-            fprintf(stderr, "  FAIL %s:%d [%s]: required %s\n", __FILE__, __LINE__, h_current, #cond);             \
-            h_checks_failed_in_test++;                                                                             \
-            return;                                                                                                \
-        }                                                                                                          \
+#define REQUIRE(cond)                                                                                        \
+    do {                                                                                                     \
+        if (!(cond)) {                                                                                       \
+            fprintf(stderr, "  FAIL %s:%d [%s]: required %s\n", __FILE__, __LINE__, h_current, #cond);       \
+            h_checks_failed_in_test++;                                                                       \
+            return;                                                                                          \
+        }                                                                                                    \
     } while (0)
 
-#define RUN(fn)                                                                                                    \
-    do {                                                                                                           \
-        h_current = #fn;                                                                                           \
-        h_checks_failed_in_test = 0;                                                                               \
-        fn();                                                                                                      \
-        if (h_checks_failed_in_test) {                                                                             \
-            h_failed++;                                                                                            \
-            fprintf(stderr, "not ok %s\n", #fn);                                                                   \
-        } else {                                                                                                   \
-            h_passed++;                                                                                            \
-            printf("ok %s\n", #fn);                                                                                \
-        }                                                                                                          \
-        fflush(stdout);                                                                                            \
+#define RUN(fn)                                                                                              \
+    do {                                                                                                     \
+        h_current = #fn;                                                                                     \
+        h_checks_failed_in_test = 0;                                                                         \
+        fn();                                                                                                \
+        if (h_checks_failed_in_test) {                                                                       \
+            h_failed++;                                                                                      \
+            fprintf(stderr, "not ok %s\n", #fn);                                                             \
+        } else {                                                                                             \
+            h_passed++;                                                                                      \
+            printf("ok %s\n", #fn);                                                                          \
+        }                                                                                                    \
+        fflush(stdout);                                                                                      \
     } while (0)
 
 static inline int harness_done(void)

@@ -16,11 +16,13 @@ static void crc_init(void)
 {
     for (uint32_t i = 0; i < 256; i++) {
         uint32_t c = i;
-        for (int k = 0; k < 8; k++) c = (c & 1) ? (c >> 1) ^ 0x82F63B78u : c >> 1;
+        for (int k = 0; k < 8; k++)
+            c = (c & 1) ? (c >> 1) ^ 0x82F63B78u : c >> 1;
         crc_table[0][i] = c;
     }
     for (uint32_t i = 0; i < 256; i++)
-        for (int t = 1; t < 8; t++) crc_table[t][i] = (crc_table[t - 1][i] >> 8) ^ crc_table[0][crc_table[t - 1][i] & 0xff];
+        for (int t = 1; t < 8; t++)
+            crc_table[t][i] = (crc_table[t - 1][i] >> 8) ^ crc_table[0][crc_table[t - 1][i] & 0xff];
 #if defined(__x86_64__)
     __builtin_cpu_init();
     crc_have_hw = __builtin_cpu_supports("sse4.2");
@@ -36,12 +38,14 @@ static uint32_t crc_sw(uint32_t crc, const uint8_t *p, size_t len)
     while (len >= 8) {
         uint64_t w = base_get64(p) ^ crc;
         crc = crc_table[7][w & 0xff] ^ crc_table[6][(w >> 8) & 0xff] ^ crc_table[5][(w >> 16) & 0xff] ^
-              crc_table[4][(w >> 24) & 0xff] ^ crc_table[3][(w >> 32) & 0xff] ^ crc_table[2][(w >> 40) & 0xff] ^
-              crc_table[1][(w >> 48) & 0xff] ^ crc_table[0][(w >> 56) & 0xff];
+              crc_table[4][(w >> 24) & 0xff] ^ crc_table[3][(w >> 32) & 0xff] ^
+              crc_table[2][(w >> 40) & 0xff] ^ crc_table[1][(w >> 48) & 0xff] ^
+              crc_table[0][(w >> 56) & 0xff];
         p += 8;
         len -= 8;
     }
-    while (len--) crc = crc_table[0][(crc ^ *p++) & 0xff] ^ (crc >> 8);
+    while (len--)
+        crc = crc_table[0][(crc ^ *p++) & 0xff] ^ (crc >> 8);
     return crc;
 }
 
@@ -60,7 +64,8 @@ __attribute__((target("sse4.2"))) static uint32_t crc_hw(uint32_t crc, const uin
         p += 8;
         len -= 8;
     }
-    while (len--) c = __builtin_ia32_crc32qi((uint32_t)c, *p++);
+    while (len--)
+        c = __builtin_ia32_crc32qi((uint32_t)c, *p++);
     return (uint32_t)c;
 }
 #endif

@@ -9,26 +9,46 @@
 const char *factum_strerror(int code)
 {
     switch (code) {
-    case 0: return "success";
-    case FACTUM_EWRONGVERSION: return "wrong expected version";
-    case FACTUM_ENOTFOUND: return "stream not found";
-    case FACTUM_EDELETED: return "stream deleted (tombstoned)";
-    case FACTUM_EIDEMPOTENCY: return "event ids partly match events already in the stream";
-    case FACTUM_ETOOBIG: return "event or append exceeds the size limit";
-    case FACTUM_EBADNAME: return "invalid stream name (empty, too long or not UTF-8)";
-    case FACTUM_EBADTYPE: return "invalid event type (empty, too long or not UTF-8)";
-    case FACTUM_EBADUUID: return "malformed UUID";
-    case FACTUM_EBADJSON: return "malformed JSON";
-    case FACTUM_ECORRUPT: return "stored data is corrupt (checksum or structure)";
-    case FACTUM_EFAILED: return "store stopped after an I/O error; reopen it to recover";
-    case FACTUM_ENOTSTORE: return "not a factum data directory";
-    case FACTUM_EFORMAT: return "data directory has a newer, unsupported format version";
-    case FACTUM_ELOCKED: return "data directory is locked by another process";
-    case FACTUM_EINVAL: return "invalid argument";
-    case FACTUM_ECLOSED: return "store is closing";
-    case FACTUM_EREADONLY: return "store is open read-only";
-    case FACTUM_EBADREGEX: return "invalid regular expression";
-    case FACTUM_EDUPLICATEID: return "the same event id appears twice in one append";
+    case 0:
+        return "success";
+    case FACTUM_EWRONGVERSION:
+        return "wrong expected version";
+    case FACTUM_ENOTFOUND:
+        return "stream not found";
+    case FACTUM_EDELETED:
+        return "stream deleted (tombstoned)";
+    case FACTUM_EIDEMPOTENCY:
+        return "event ids partly match events already in the stream";
+    case FACTUM_ETOOBIG:
+        return "event or append exceeds the size limit";
+    case FACTUM_EBADNAME:
+        return "invalid stream name (empty, too long or not UTF-8)";
+    case FACTUM_EBADTYPE:
+        return "invalid event type (empty, too long or not UTF-8)";
+    case FACTUM_EBADUUID:
+        return "malformed UUID";
+    case FACTUM_EBADJSON:
+        return "malformed JSON";
+    case FACTUM_ECORRUPT:
+        return "stored data is corrupt (checksum or structure)";
+    case FACTUM_EFAILED:
+        return "store stopped after an I/O error; reopen it to recover";
+    case FACTUM_ENOTSTORE:
+        return "not a factum data directory";
+    case FACTUM_EFORMAT:
+        return "data directory has a newer, unsupported format version";
+    case FACTUM_ELOCKED:
+        return "data directory is locked by another process";
+    case FACTUM_EINVAL:
+        return "invalid argument";
+    case FACTUM_ECLOSED:
+        return "store is closing";
+    case FACTUM_EREADONLY:
+        return "store is open read-only";
+    case FACTUM_EBADREGEX:
+        return "invalid regular expression";
+    case FACTUM_EDUPLICATEID:
+        return "the same event id appears twice in one append";
     }
     if (code < 0 && code > -4096) {
         /* strerror's table is static for known errno values in glibc. */

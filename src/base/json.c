@@ -18,7 +18,8 @@ typedef struct jp {
 
 static void skip_ws(jp *j)
 {
-    while (j->p < j->end && (*j->p == ' ' || *j->p == '\t' || *j->p == '\n' || *j->p == '\r')) j->p++;
+    while (j->p < j->end && (*j->p == ' ' || *j->p == '\t' || *j->p == '\n' || *j->p == '\r'))
+        j->p++;
 }
 
 static json_value *jv_new(json_type t)
@@ -48,10 +49,14 @@ static int hex4(const char *p, uint32_t *out)
     for (int i = 0; i < 4; i++) {
         char c = p[i];
         v <<= 4;
-        if (c >= '0' && c <= '9') v |= (uint32_t)(c - '0');
-        else if (c >= 'a' && c <= 'f') v |= (uint32_t)(c - 'a' + 10);
-        else if (c >= 'A' && c <= 'F') v |= (uint32_t)(c - 'A' + 10);
-        else return -1;
+        if (c >= '0' && c <= '9')
+            v |= (uint32_t)(c - '0');
+        else if (c >= 'a' && c <= 'f')
+            v |= (uint32_t)(c - 'a' + 10);
+        else if (c >= 'A' && c <= 'F')
+            v |= (uint32_t)(c - 'A' + 10);
+        else
+            return -1;
     }
     *out = v;
     return 0;
@@ -101,14 +106,30 @@ static int parse_string(jp *j, base_buf *out)
             j->p += 2;
             char lit = 0;
             switch (e) {
-            case '"': lit = '"'; break;
-            case '\\': lit = '\\'; break;
-            case '/': lit = '/'; break;
-            case 'b': lit = '\b'; break;
-            case 'f': lit = '\f'; break;
-            case 'n': lit = '\n'; break;
-            case 'r': lit = '\r'; break;
-            case 't': lit = '\t'; break;
+            case '"':
+                lit = '"';
+                break;
+            case '\\':
+                lit = '\\';
+                break;
+            case '/':
+                lit = '/';
+                break;
+            case 'b':
+                lit = '\b';
+                break;
+            case 'f':
+                lit = '\f';
+                break;
+            case 'n':
+                lit = '\n';
+                break;
+            case 'r':
+                lit = '\r';
+                break;
+            case 't':
+                lit = '\t';
+                break;
             case 'u': {
                 uint32_t cp;
                 if (j->end - j->p < 4 || hex4(j->p, &cp)) return FACTUM_EBADJSON;
@@ -128,7 +149,8 @@ static int parse_string(jp *j, base_buf *out)
                 run = j->p;
                 continue;
             }
-            default: return FACTUM_EBADJSON;
+            default:
+                return FACTUM_EBADJSON;
             }
             if (out && base_buf_append(out, &lit, 1)) return -ENOMEM;
             run = j->p;
@@ -160,20 +182,23 @@ static int parse_number(jp *j)
     if (*p == '0') {
         p++;
     } else if (*p >= '1' && *p <= '9') {
-        while (p < j->end && *p >= '0' && *p <= '9') p++;
+        while (p < j->end && *p >= '0' && *p <= '9')
+            p++;
     } else {
         return FACTUM_EBADJSON;
     }
     if (p < j->end && *p == '.') {
         p++;
         if (p >= j->end || *p < '0' || *p > '9') return FACTUM_EBADJSON;
-        while (p < j->end && *p >= '0' && *p <= '9') p++;
+        while (p < j->end && *p >= '0' && *p <= '9')
+            p++;
     }
     if (p < j->end && (*p == 'e' || *p == 'E')) {
         p++;
         if (p < j->end && (*p == '+' || *p == '-')) p++;
         if (p >= j->end || *p < '0' || *p > '9') return FACTUM_EBADJSON;
-        while (p < j->end && *p >= '0' && *p <= '9') p++;
+        while (p < j->end && *p >= '0' && *p <= '9')
+            p++;
     }
     j->p = p;
     return 0;
@@ -401,11 +426,21 @@ int json_write_string(base_buf *b, const char *s, size_t len)
         char esc[7] = {'\\', 0};
         size_t n = 2;
         switch (c) {
-        case '"': esc[1] = '"'; break;
-        case '\\': esc[1] = '\\'; break;
-        case '\n': esc[1] = 'n'; break;
-        case '\r': esc[1] = 'r'; break;
-        case '\t': esc[1] = 't'; break;
+        case '"':
+            esc[1] = '"';
+            break;
+        case '\\':
+            esc[1] = '\\';
+            break;
+        case '\n':
+            esc[1] = 'n';
+            break;
+        case '\r':
+            esc[1] = 'r';
+            break;
+        case '\t':
+            esc[1] = 't';
+            break;
         default:
             esc[1] = 'u';
             esc[2] = '0';
@@ -426,11 +461,16 @@ int json_write_value(base_buf *b, const json_value *v)
 {
     int rc = 0;
     switch (v->type) {
-    case JSON_NULL: return base_buf_append(b, "null", 4);
-    case JSON_FALSE: return base_buf_append(b, "false", 5);
-    case JSON_TRUE: return base_buf_append(b, "true", 4);
-    case JSON_NUMBER: return base_buf_append(b, v->str, v->len);
-    case JSON_STRING: return json_write_string(b, v->str, v->len);
+    case JSON_NULL:
+        return base_buf_append(b, "null", 4);
+    case JSON_FALSE:
+        return base_buf_append(b, "false", 5);
+    case JSON_TRUE:
+        return base_buf_append(b, "true", 4);
+    case JSON_NUMBER:
+        return base_buf_append(b, v->str, v->len);
+    case JSON_STRING:
+        return json_write_string(b, v->str, v->len);
     case JSON_ARRAY:
     case JSON_OBJECT:
         rc = base_buf_append(b, v->type == JSON_ARRAY ? "[" : "{", 1);

@@ -24,11 +24,11 @@ typedef enum json_type {
 typedef struct json_value json_value;
 struct json_value {
     json_type type;
-    char *str;          /* STRING: decoded UTF-8 (may contain NUL; use len), NUL-terminated; NUMBER: its text */
-    size_t len;         /* length of str */
-    size_t n;           /* ARRAY/OBJECT: number of items */
-    char **keys;        /* OBJECT: n decoded keys (NUL-terminated) */
-    size_t *key_lens;   /* OBJECT: their lengths */
+    char *str;        /* STRING: decoded UTF-8 (may contain NUL; use len), NUL-terminated; NUMBER: its text */
+    size_t len;       /* length of str */
+    size_t n;         /* ARRAY/OBJECT: number of items */
+    char **keys;      /* OBJECT: n decoded keys (NUL-terminated) */
+    size_t *key_lens; /* OBJECT: their lengths */
     json_value **items; /* ARRAY/OBJECT: n values */
 };
 

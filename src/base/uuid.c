@@ -66,7 +66,8 @@ static uint64_t rng_next(void)
     if (!rng_seeded) {
         if (getrandom(rng_s, sizeof rng_s, 0) != (ssize_t)sizeof rng_s) {
             /* No entropy source: fall back to time, pid and an address. */
-            uint64_t seed = (uint64_t)base_now_ns() ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)&rng_s;
+            uint64_t seed =
+                (uint64_t)base_now_ns() ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)&rng_s;
             for (int i = 0; i < 4; i++) {
                 seed += 0x9e3779b97f4a7c15ull;
                 uint64_t z = seed;

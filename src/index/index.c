@@ -31,8 +31,8 @@
 #include "index/memtable.h"
 
 #define MERGE_FANIN 4
-#define MERGE_MAX 8
-#define MAX_TABLES 64
+#define MERGE_MAX   8
+#define MAX_TABLES  64
 
 static const char kind_char[IDX_KINDS] = {'s', 'i', 'c'};
 
@@ -87,7 +87,8 @@ static void view_put(view *v)
     mt_unref(v->active);
     mt_unref(v->frozen);
     for (int k = 0; k < IDX_KINDS; k++)
-        for (size_t i = 0; i < v->nt[k]; i++) tbl_unref(v->t[k][i]);
+        for (size_t i = 0; i < v->nt[k]; i++)
+            tbl_unref(v->t[k][i]);
     free(v);
 }
 
@@ -124,9 +125,9 @@ static void view_publish(findex *x, view *n)
 static int write_manifest(findex *x, const view *v, uint64_t covered_lo, uint64_t next_position)
 {
     base_buf b = {0};
-    int rc = base_buf_printf(&b, "factum-index 1\ncovered_lo %" PRIu64 "\nnext_position %" PRIu64
-                                 "\nnext_table_id %" PRIu64 "\n",
-                             covered_lo, next_position, x->next_table_id);
+    int rc = base_buf_printf(
+        &b, "factum-index 1\ncovered_lo %" PRIu64 "\nnext_position %" PRIu64 "\nnext_table_id %" PRIu64 "\n",
+        covered_lo, next_position, x->next_table_id);
     for (int k = 0; k < IDX_KINDS && !rc; k++)
         for (size_t i = 0; i < v->nt[k] && !rc; i++) {
             const char *name = strrchr(v->t[k][i]->path, '/');
@@ -307,7 +308,8 @@ static int new_table(findex *x, int kind, uint64_t n, tbl_next_fn next, void *ct
     uint64_t id = x->next_table_id++;
     char name[64], path[PATH_MAX];
     snprintf(name, sizeof name, "%c-%08" PRIu64 ".tbl", kind_char[kind], id);
-    int rc = tbl_write(x->io, x->dir, name, (uint32_t)kind, id, n, next, ctx, kind != IDX_CAT, min_pos, max_pos);
+    int rc =
+        tbl_write(x->io, x->dir, name, (uint32_t)kind, id, n, next, ctx, kind != IDX_CAT, min_pos, max_pos);
     if (rc) return rc;
     snprintf(path, sizeof path, "%s/%s", x->dir, name);
     return tbl_open(x->io, path, out);
@@ -379,7 +381,8 @@ static int level_of(const findex *x, uint64_t n)
 {
     uint64_t m = x->cfg.memtable_entries ? x->cfg.memtable_entries : 1;
     int l = 0;
-    for (uint64_t q = n / m; q >= 4; q /= 4) l++;
+    for (uint64_t q = n / m; q >= 4; q /= 4)
+        l++;
     return l;
 }
 
@@ -440,7 +443,8 @@ static int merge_tables(findex *x, int k, size_t from, size_t cnt)
     if (!rc) {
         /* Only this thread changes the table lists, so the run is where it
          * was when the merge started. */
-        for (size_t i = 0; i < cnt; i++) tbl_unref(n->t[k][from + i]);
+        for (size_t i = 0; i < cnt; i++)
+            tbl_unref(n->t[k][from + i]);
         n->t[k][from] = merged;
         memmove(&n->t[k][from + 1], &n->t[k][from + cnt], (n->nt[k] - from - cnt) * sizeof(tbl *));
         n->nt[k] -= cnt - 1;
@@ -455,7 +459,8 @@ static int merge_tables(findex *x, int k, size_t from, size_t cnt)
         }
     }
     if (!rc) {
-        for (size_t i = 0; i < cnt; i++) v->t[k][from + i]->obsolete = 1;
+        for (size_t i = 0; i < cnt; i++)
+            v->t[k][from + i]->obsolete = 1;
         pthread_mutex_lock(&x->mu);
         /* The writer may have frozen meanwhile: take the current memtables. */
         memtable *a = x->cur->active, *f = x->cur->frozen;
@@ -492,7 +497,8 @@ static int maybe_merge(findex *x, int *merged)
         }
         int lvl = level_of(x, v->t[k][nt - 1]->n_entries);
         size_t run = 0;
-        while (run < nt && run < MERGE_MAX && level_of(x, v->t[k][nt - 1 - run]->n_entries) == lvl) run++;
+        while (run < nt && run < MERGE_MAX && level_of(x, v->t[k][nt - 1 - run]->n_entries) == lvl)
+            run++;
         view_put(v);
         if (run >= MERGE_FANIN) {
             int rc = merge_tables(x, k, nt - run, run);
@@ -616,9 +622,12 @@ int idx_add(findex *x, const idx_entry *const entries[IDX_KINDS], const size_t n
     if (entries_now < x->cfg.memtable_entries) return 0;
     pthread_mutex_lock(&x->mu);
     /* Back-pressure: wait while the previous memtable is being written. */
-    while (x->cur->frozen && !x->err && x->running) pthread_cond_wait(&x->cv, &x->mu);
-    if (x->err) rc = x->err;
-    else if (x->running) rc = freeze(x);
+    while (x->cur->frozen && !x->err && x->running)
+        pthread_cond_wait(&x->cv, &x->mu);
+    if (x->err)
+        rc = x->err;
+    else if (x->running)
+        rc = freeze(x);
     pthread_mutex_unlock(&x->mu);
     return rc;
 }
@@ -627,11 +636,14 @@ int idx_flush_sync(findex *x)
 {
     pthread_mutex_lock(&x->mu);
     int rc = 0;
-    while (x->cur->frozen && !x->err) pthread_cond_wait(&x->cv, &x->mu);
-    if (x->err) rc = x->err;
+    while (x->cur->frozen && !x->err)
+        pthread_cond_wait(&x->cv, &x->mu);
+    if (x->err)
+        rc = x->err;
     else if (x->cur->active->next_position > x->cur->active->first_position) {
         rc = freeze(x);
-        while (!rc && x->cur->frozen && !x->err) pthread_cond_wait(&x->cv, &x->mu);
+        while (!rc && x->cur->frozen && !x->err)
+            pthread_cond_wait(&x->cv, &x->mu);
         if (x->err) rc = x->err;
     }
     pthread_mutex_unlock(&x->mu);
@@ -654,7 +666,8 @@ static int posmap_write(findex *x, uint64_t first, const uint64_t *los, size_t n
     uint8_t buf[8 * 512];
     while (n) {
         size_t k = n < 512 ? n : 512;
-        for (size_t i = 0; i < k; i++) base_put64(buf + 8 * i, los[i]);
+        for (size_t i = 0; i < k; i++)
+            base_put64(buf + 8 * i, los[i]);
         int rc = io_write_full(x->io, x->posmap_fd, buf, 8 * k, (off_t)((first - 1) * 8));
         if (rc) return rc;
         first += k;
@@ -757,9 +770,12 @@ static int src_tbl_init(src *s, tbl *t, uint64_t k1, uint64_t from, int backward
         r = tbl_seek(t, k1, from, &s->c);
     } else {
         /* Last entry <= (k1, from): seek past it and step back. */
-        r = from == UINT64_MAX ? (k1 == UINT64_MAX ? 0 : tbl_seek(t, k1 + 1, 0, &s->c)) : tbl_seek(t, k1, from + 1, &s->c);
-        if (r == 0) r = tbl_last(t, &s->c);
-        else if (r > 0) r = tbl_prev(&s->c);
+        r = from == UINT64_MAX ? (k1 == UINT64_MAX ? 0 : tbl_seek(t, k1 + 1, 0, &s->c))
+                               : tbl_seek(t, k1, from + 1, &s->c);
+        if (r == 0)
+            r = tbl_last(t, &s->c);
+        else if (r > 0)
+            r = tbl_prev(&s->c);
         if (r > 0) {
             idx_entry e;
             tbl_cur_get(&s->c, &e);
@@ -788,7 +804,8 @@ static int src_mt_init(src *s, const memtable *m, uint64_t k1, uint64_t from, in
     return src_load(s, k1);
 }
 
-int idx_stream_range(findex *x, uint64_t hash, uint64_t from, int backward, idx_kv *out, size_t max, size_t *n)
+int idx_stream_range(findex *x, uint64_t hash, uint64_t from, int backward, idx_kv *out, size_t max,
+                     size_t *n)
 {
     *n = 0;
     view *v = view_get(x);
@@ -810,7 +827,8 @@ int idx_stream_range(findex *x, uint64_t hash, uint64_t from, int backward, idx_
         int best = -1;
         for (size_t i = 0; i < ns; i++) {
             if (!srcs[i].live) continue;
-            if (best < 0 || (backward ? srcs[i].cur.k2 > srcs[best].cur.k2 : srcs[i].cur.k2 < srcs[best].cur.k2))
+            if (best < 0 ||
+                (backward ? srcs[i].cur.k2 > srcs[best].cur.k2 : srcs[i].cur.k2 < srcs[best].cur.k2))
                 best = (int)i;
         }
         if (best < 0) break;
@@ -896,7 +914,8 @@ uint64_t idx_cat_count(findex *x)
 {
     view *v = view_get(x);
     uint64_t n = 0;
-    for (size_t i = 0; i < v->nt[IDX_CAT]; i++) n += v->t[IDX_CAT][i]->n_entries;
+    for (size_t i = 0; i < v->nt[IDX_CAT]; i++)
+        n += v->t[IDX_CAT][i]->n_entries;
     memtable *mts[2] = {v->frozen, v->active};
     for (int i = 0; i < 2; i++) {
         if (!mts[i]) continue;
@@ -912,7 +931,8 @@ void idx_get_stats(findex *x, idx_stats *st)
 {
     view *v = view_get(x);
     memset(st, 0, sizeof *st);
-    for (int k = 0; k < IDX_KINDS; k++) st->tables += v->nt[k];
+    for (int k = 0; k < IDX_KINDS; k++)
+        st->tables += v->nt[k];
     pthread_rwlock_rdlock(&v->active->lock);
     st->memtable_entries = v->active->entries;
     pthread_rwlock_unlock(&v->active->lock);
@@ -930,7 +950,8 @@ int idx_verify_tables(findex *x, char *what, size_t n)
     int rc = 0;
     for (int k = 0; k < IDX_KINDS && !rc; k++)
         for (size_t i = 0; i < v->nt[k] && !rc; i++)
-            if ((rc = tbl_verify(v->t[k][i]))) snprintf(what, n, "index table %s is damaged", v->t[k][i]->path);
+            if ((rc = tbl_verify(v->t[k][i])))
+                snprintf(what, n, "index table %s is damaged", v->t[k][i]->path);
     view_put(v);
     return rc;
 }

@@ -76,7 +76,8 @@ typedef struct idx_kv {
 
 /* Stream index: entries of `hash` with version >= from (forward) or
  * <= from (backward), up to max, in version order (IDX-3). */
-int idx_stream_range(findex *x, uint64_t hash, uint64_t from, int backward, idx_kv *out, size_t max, size_t *n);
+int idx_stream_range(findex *x, uint64_t hash, uint64_t from, int backward, idx_kv *out, size_t max,
+                     size_t *n);
 /* Event-id index: offsets of events with this id (any stream), up to max. */
 int idx_id_lookup(findex *x, const uint8_t id[16], uint64_t *los, size_t max, size_t *n);
 /* Catalog: streams created after position `after`, in creation order:

@@ -92,7 +92,8 @@ void mt_unref(memtable *m)
 static mt_stream *st_slot(mt_stream *tab, size_t cap, uint64_t hash)
 {
     size_t i = mix(hash) & (cap - 1);
-    while (tab[i].kv && tab[i].hash != hash) i = (i + 1) & (cap - 1);
+    while (tab[i].kv && tab[i].hash != hash)
+        i = (i + 1) & (cap - 1);
     return &tab[i];
 }
 
@@ -118,7 +119,8 @@ static int id_grow(memtable *m)
     for (size_t i = 0; i < m->id_cap; i++) {
         if (!m->ids[i].v) continue;
         size_t j = mix(m->ids[i].k1 ^ m->ids[i].k2) & (cap - 1);
-        while (t[j].v) j = (j + 1) & (cap - 1);
+        while (t[j].v)
+            j = (j + 1) & (cap - 1);
         t[j] = m->ids[i];
     }
     if (m->ids) munmap(m->ids, m->id_bytes);
@@ -151,7 +153,8 @@ int mt_add(memtable *m, const idx_entry *const e[IDX_KINDS], const size_t n[IDX_
         /* Versions of one stream arrive in order; streams whose names share
          * a hash interleave, so keep the vector sorted (IDX-3). */
         size_t at = s->n;
-        while (at > 0 && s->kv[at - 1].k2 > x->k2) at--;
+        while (at > 0 && s->kv[at - 1].k2 > x->k2)
+            at--;
         if (at < s->n) memmove(&s->kv[at + 1], &s->kv[at], (s->n - at) * sizeof *s->kv);
         s->kv[at] = (idx_kv){x->k2, x->v};
         s->n++;
@@ -161,7 +164,8 @@ int mt_add(memtable *m, const idx_entry *const e[IDX_KINDS], const size_t n[IDX_
         const idx_entry *x = &e[IDX_ID][i];
         if ((m->id_n + 1) * 2 > m->id_cap && id_grow(m)) return -ENOMEM;
         size_t j = mix(x->k1 ^ x->k2) & (m->id_cap - 1);
-        while (m->ids[j].v) j = (j + 1) & (m->id_cap - 1);
+        while (m->ids[j].v)
+            j = (j + 1) & (m->id_cap - 1);
         m->ids[j] = *x;
         m->id_n++;
     }
@@ -187,7 +191,8 @@ int mt_pos_add(memtable *m, const uint64_t *los, size_t n)
 {
     if (m->pos_n + n > m->pos_cap) {
         size_t cap = m->pos_cap ? m->pos_cap : 4096;
-        while (cap < m->pos_n + n) cap *= 2;
+        while (cap < m->pos_n + n)
+            cap *= 2;
         uint64_t *np = map_zeroed(cap * sizeof *np);
         if (!np) return -ENOMEM;
         if (m->pos) {
@@ -215,8 +220,10 @@ size_t mt_lower_bound(const mt_stream *s, uint64_t v)
     size_t lo = 0, hi = s->n;
     while (lo < hi) {
         size_t mid = (lo + hi) / 2;
-        if (s->kv[mid].k2 < v) lo = mid + 1;
-        else hi = mid;
+        if (s->kv[mid].k2 < v)
+            lo = mid + 1;
+        else
+            hi = mid;
     }
     return lo;
 }
@@ -238,8 +245,10 @@ size_t mt_cat_lower_bound(const memtable *m, uint64_t k1)
     size_t lo = 0, hi = m->cat_n;
     while (lo < hi) {
         size_t mid = (lo + hi) / 2;
-        if (m->cat[mid].k1 < k1) lo = mid + 1;
-        else hi = mid;
+        if (m->cat[mid].k1 < k1)
+            lo = mid + 1;
+        else
+            hi = mid;
     }
     return lo;
 }
@@ -278,7 +287,8 @@ int mt_sorted(const memtable *m, int kind, idx_entry **out, size_t *n)
             if (m->st[i].kv) ps[ns++] = &m->st[i];
         qsort(ps, ns, sizeof *ps, cmp_stream_ptr);
         for (size_t i = 0; i < ns; i++)
-            for (uint32_t j = 0; j < ps[i]->n; j++) e[k++] = (idx_entry){ps[i]->hash, ps[i]->kv[j].k2, ps[i]->kv[j].v};
+            for (uint32_t j = 0; j < ps[i]->n; j++)
+                e[k++] = (idx_entry){ps[i]->hash, ps[i]->kv[j].k2, ps[i]->kv[j].v};
         free(ps);
     } else if (kind == IDX_ID) {
         for (size_t i = 0; i < m->id_cap; i++)

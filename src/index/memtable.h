@@ -28,7 +28,7 @@ typedef struct memtable {
     mt_stream *st;
     size_t st_cap, st_n;
     size_t st_bytes, id_bytes, cat_bytes; /* mapped sizes of st, ids, cat */
-    idx_entry *ids; /* open addressing; v == 0 marks an empty slot */
+    idx_entry *ids;                       /* open addressing; v == 0 marks an empty slot */
     size_t id_cap, id_n;
     idx_entry *cat; /* in position order */
     size_t cat_n, cat_cap;

@@ -28,12 +28,12 @@
 
 #include "base/base.h"
 
-#define TBL_MAGIC "FCTMIDX"
-#define PK_LEAF 0
-#define PK_NODE 1
-#define PK_BLOOM 2
+#define TBL_MAGIC            "FCTMIDX"
+#define PK_LEAF              0
+#define PK_NODE              1
+#define PK_BLOOM             2
 #define BLOOM_BITS_PER_ENTRY 10u
-#define BLOOM_K 6
+#define BLOOM_K              6
 
 typedef struct layout {
     uint64_t leaves, levels, level_first[TBL_MAX_LEVELS], level_pages[TBL_MAX_LEVELS];
@@ -189,7 +189,8 @@ int tbl_write(io_env *io, const char *dir, const char *name, uint32_t kind, uint
         prev = e;
     }
     if (!rc) rc = flush_leaf(&w);
-    for (uint32_t i = 0; i < w.L.levels && !rc; i++) rc = flush_node(&w, i);
+    for (uint32_t i = 0; i < w.L.levels && !rc; i++)
+        rc = flush_node(&w, i);
     for (uint64_t i = 0; i < w.L.bloom_pages && !rc; i++) {
         uint8_t *p = bloom_area + i * TBL_PAGE;
         seal_page(p, TBL_BLOOM_BLOCKS_PER_PAGE, PK_BLOOM, w.L.bloom_first + i);
@@ -223,7 +224,8 @@ int tbl_write(io_env *io, const char *dir, const char *name, uint32_t kind, uint
     if (!rc) rc = io->fsync_dir(io, dir);
     if (rc) io->unlink(io, tmp);
     free(w.leaf);
-    for (uint32_t i = 0; i < TBL_MAX_LEVELS; i++) free(w.node[i]);
+    for (uint32_t i = 0; i < TBL_MAX_LEVELS; i++)
+        free(w.node[i]);
     free(bloom_area);
     return rc;
 }
@@ -335,8 +337,9 @@ static const uint8_t *page(tbl *t, uint64_t no, uint16_t kind)
         base_get64(p + 8) != no)
         return NULL;
     uint16_t count = base_get16(p + 4);
-    if (kind == PK_LEAF ? (count == 0 || count > TBL_LEAF_CAP)
-                        : kind == PK_NODE ? (count == 0 || count > TBL_NODE_CAP) : count != TBL_BLOOM_BLOCKS_PER_PAGE)
+    if (kind == PK_LEAF   ? (count == 0 || count > TBL_LEAF_CAP)
+        : kind == PK_NODE ? (count == 0 || count > TBL_NODE_CAP)
+                          : count != TBL_BLOOM_BLOCKS_PER_PAGE)
         return NULL;
     atomic_fetch_or_explicit(&t->verified[no / 64], bit, memory_order_relaxed);
     return p;
@@ -389,8 +392,10 @@ int tbl_seek(tbl *t, uint64_t k1, uint64_t k2, tbl_cur *c)
         uint32_t lo = 0, hi = n;
         while (lo < hi) {
             uint32_t mid = (lo + hi) / 2;
-            if (key_lt(p + TBL_PAGE_HDR + mid * 16u, k1, k2)) lo = mid + 1;
-            else hi = mid;
+            if (key_lt(p + TBL_PAGE_HDR + mid * 16u, k1, k2))
+                lo = mid + 1;
+            else
+                hi = mid;
         }
         idx = idx * TBL_NODE_CAP + (lo ? lo - 1 : 0);
     }
@@ -401,8 +406,10 @@ int tbl_seek(tbl *t, uint64_t k1, uint64_t k2, tbl_cur *c)
         uint32_t lo = 0, hi = c->count;
         while (lo < hi) {
             uint32_t mid = (lo + hi) / 2;
-            if (key_lt(c->page + TBL_PAGE_HDR + mid * 24u, k1, k2)) lo = mid + 1;
-            else hi = mid;
+            if (key_lt(c->page + TBL_PAGE_HDR + mid * 24u, k1, k2))
+                lo = mid + 1;
+            else
+                hi = mid;
         }
         if (lo < c->count) {
             c->idx = lo;

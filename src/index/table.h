@@ -24,12 +24,12 @@
 
 #include "io/io.h"
 
-#define TBL_PAGE 4096u
-#define TBL_PAGE_HDR 16u
-#define TBL_LEAF_CAP ((TBL_PAGE - TBL_PAGE_HDR) / 24u)  /* 170 entries */
-#define TBL_NODE_CAP ((TBL_PAGE - TBL_PAGE_HDR) / 16u)  /* 255 keys */
-#define TBL_MAX_LEVELS 8
-#define TBL_BLOOM_BLOCKS_PER_PAGE 63u                   /* 63 x 64 bytes + crc */
+#define TBL_PAGE                  4096u
+#define TBL_PAGE_HDR              16u
+#define TBL_LEAF_CAP              ((TBL_PAGE - TBL_PAGE_HDR) / 24u) /* 170 entries */
+#define TBL_NODE_CAP              ((TBL_PAGE - TBL_PAGE_HDR) / 16u) /* 255 keys */
+#define TBL_MAX_LEVELS            8
+#define TBL_BLOOM_BLOCKS_PER_PAGE 63u /* 63 x 64 bytes + crc */
 
 typedef struct idx_entry {
     uint64_t k1, k2, v;

@@ -251,8 +251,8 @@ io_fault *io_fault_new(uint64_t seed)
 {
     io_fault *f = calloc(1, sizeof *f);
     if (!f) return NULL;
-    f->env = (io_env){ft_open, ft_close, ft_pread, ft_pwrite, ft_fdatasync, ft_ftruncate,
-                      ft_rename, ft_unlink, ft_fsync_dir, ft_map, ft_unmap};
+    f->env = (io_env){ft_open,   ft_close,  ft_pread,     ft_pwrite, ft_fdatasync, ft_ftruncate,
+                      ft_rename, ft_unlink, ft_fsync_dir, ft_map,    ft_unmap};
     pthread_mutex_init(&f->mu, NULL);
     f->rng = seed ? seed : 0x853c49e6748fea9bull;
     return f;
@@ -268,7 +268,8 @@ void io_fault_free(io_fault *f)
         free(p->path);
         free(p);
     }
-    for (int i = 0; i < FAULT_MAX_FDS; i++) free(f->paths[i]);
+    for (int i = 0; i < FAULT_MAX_FDS; i++)
+        free(f->paths[i]);
     free(f->target);
     pthread_mutex_destroy(&f->mu);
     free(f);

@@ -32,7 +32,8 @@ static ssize_t px_pread(io_env *e, int fd, void *buf, size_t len, off_t off)
 {
     (void)e;
     ssize_t n;
-    do n = pread(fd, buf, len, off);
+    do
+        n = pread(fd, buf, len, off);
     while (n < 0 && errno == EINTR);
     return n < 0 ? -errno : n;
 }
@@ -40,7 +41,8 @@ static ssize_t px_pwrite(io_env *e, int fd, const void *buf, size_t len, off_t o
 {
     (void)e;
     ssize_t n;
-    do n = pwrite(fd, buf, len, off);
+    do
+        n = pwrite(fd, buf, len, off);
     while (n < 0 && errno == EINTR);
     return n < 0 ? -errno : n;
 }
@@ -89,8 +91,8 @@ static void px_unmap(io_env *e, void *addr, size_t len)
     munmap(addr, len);
 }
 
-static io_env posix_env = {px_open, px_close, px_pread, px_pwrite, px_fdatasync, px_ftruncate,
-                           px_rename, px_unlink, px_fsync_dir, px_map, px_unmap};
+static io_env posix_env = {px_open,   px_close,  px_pread,     px_pwrite, px_fdatasync, px_ftruncate,
+                           px_rename, px_unlink, px_fsync_dir, px_map,    px_unmap};
 
 io_env *io_posix(void)
 {

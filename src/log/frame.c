@@ -48,7 +48,8 @@ void log_encode_event(uint8_t *p, const factum_event *ev, uint32_t frame_flags)
     q += ev->data_len;
     if (ev->metadata_len) memcpy(q, ev->metadata, ev->metadata_len);
     q += ev->metadata_len;
-    while (q < p + len - 4) *q++ = 0;
+    while (q < p + len - 4)
+        *q++ = 0;
     base_put32(p + len - 4, len);
     base_put32(p + 4, frame_crc(p, len));
 }

@@ -34,26 +34,28 @@
 #include "base/base.h"
 #include "io/io.h"
 
-#define LOG_SEG_HEADER 4096u
-#define LOG_SEG_MAGIC "FCTMSEG"
+#define LOG_SEG_HEADER   4096u
+#define LOG_SEG_MAGIC    "FCTMSEG"
 #define LOG_MAX_SEGMENTS 65536u
 
 #define LOG_FRAME_BATCH 1
 #define LOG_FRAME_EVENT 2
 
 #define LOG_BATCH_FRAME_LEN 48u
-#define LOG_EVENT_HDR_LEN 64u
+#define LOG_EVENT_HDR_LEN   64u
 
 /* Event frame flags beyond FACTUM_EVENT_JSON / FACTUM_EVENT_META_JSON. */
 #define LOG_EV_COMMIT_FIRST 0x10u
-#define LOG_EV_COMMIT_LAST 0x20u
+#define LOG_EV_COMMIT_LAST  0x20u
 /* Batch frame flags. */
 #define LOG_BATCH_DURABLE 0x1u
 
 /* Bytes an event frame needs. */
-static inline uint32_t log_event_frame_len(size_t stream_len, size_t type_len, size_t data_len, size_t meta_len)
+static inline uint32_t log_event_frame_len(size_t stream_len, size_t type_len, size_t data_len,
+                                           size_t meta_len)
 {
-    return (uint32_t)base_align_up(LOG_EVENT_HDR_LEN + stream_len + 1 + type_len + 1 + data_len + meta_len + 4, 8);
+    return (uint32_t)base_align_up(
+        LOG_EVENT_HDR_LEN + stream_len + 1 + type_len + 1 + data_len + meta_len + 4, 8);
 }
 
 /* Encode an event frame into p (log_event_frame_len bytes). */
@@ -108,8 +110,8 @@ typedef struct flog {
 
 /* Open the log in dir (creating dir and segment 0 when create). Validates
  * every segment header; maps every segment. */
-int log_open(io_env *io, const char *dir, uint64_t seg_size, const uint8_t uuid[16], int create, int read_only,
-             flog **out);
+int log_open(io_env *io, const char *dir, uint64_t seg_size, const uint8_t uuid[16], int create,
+             int read_only, flog **out);
 void log_close(flog *l);
 
 /* Start/stop the background thread that keeps one segment prepared ahead. */
@@ -125,17 +127,17 @@ typedef struct log_scan_result {
     uint64_t end_lo;        /* LO after the last valid batch */
     uint64_t next_position; /* position after the last valid event */
     uint64_t batches, events;
-    int torn;               /* a torn tail was found at end_lo */
-    uint64_t torn_bytes;    /* non-zero bytes after end_lo in its segment */
-    int corrupt;            /* damage before valid durable data (LOG-4) */
-    uint64_t corrupt_lo;    /* where */
-    char what[160];         /* description of the damage */
+    int torn;            /* a torn tail was found at end_lo */
+    uint64_t torn_bytes; /* non-zero bytes after end_lo in its segment */
+    int corrupt;         /* damage before valid durable data (LOG-4) */
+    uint64_t corrupt_lo; /* where */
+    char what[160];      /* description of the damage */
 } log_scan_result;
 
 /* Scan and validate batches from `from_lo` (a batch boundary) whose first
  * position is `from_position`, calling fn for every event and bfn after
- * every batch (either may be NULL), until the end of the log. Never modifies anything. Returns 0 (see res->corrupt and
- * res->torn), a callback's non-zero value, or -errno. */
+ * every batch (either may be NULL), until the end of the log. Never modifies anything. Returns 0 (see
+ * res->corrupt and res->torn), a callback's non-zero value, or -errno. */
 int log_scan(flog *l, uint64_t from_lo, uint64_t from_position, log_event_fn fn, log_batch_fn bfn, void *ctx,
              log_scan_result *res);
 

@@ -48,7 +48,8 @@ static int check_header(const flog *l, uint64_t no, const uint8_t *h, char *why,
         return FACTUM_ECORRUPT;
     }
     if (base_get32(h + 8) > FACTUM_FORMAT_VERSION) return FACTUM_EFORMAT;
-    if (base_get64(h + 16) != no || base_get64(h + 24) != l->seg_size || base_get32(h + 12) != LOG_SEG_HEADER) {
+    if (base_get64(h + 16) != no || base_get64(h + 24) != l->seg_size ||
+        base_get32(h + 12) != LOG_SEG_HEADER) {
         snprintf(why, n, "header does not match its file name or the store's segment size");
         return FACTUM_ECORRUPT;
     }
@@ -134,8 +135,8 @@ static int seg_has_data(flog *l, uint64_t no)
     return s && base_get32(s->map + LOG_SEG_HEADER) != 0;
 }
 
-int log_open(io_env *io, const char *dir, uint64_t seg_size, const uint8_t uuid[16], int create, int read_only,
-             flog **out)
+int log_open(io_env *io, const char *dir, uint64_t seg_size, const uint8_t uuid[16], int create,
+             int read_only, flog **out)
 {
     if (seg_size < (1u << 20) || (seg_size & (LOG_SEG_HEADER - 1))) return FACTUM_EINVAL;
     flog *l = calloc(1, sizeof *l);
@@ -292,7 +293,8 @@ static int ensure_segment(flog *l, uint64_t no)
         l->prep_want = no + 1;
         pthread_cond_broadcast(&l->prep_cv);
     }
-    while (atomic_load(&l->n_segs) <= no && !l->prep_err) pthread_cond_wait(&l->prep_cv, &l->prep_mu);
+    while (atomic_load(&l->n_segs) <= no && !l->prep_err)
+        pthread_cond_wait(&l->prep_cv, &l->prep_mu);
     int rc = atomic_load(&l->n_segs) > no ? 0 : l->prep_err;
     pthread_mutex_unlock(&l->prep_mu);
     return rc;
@@ -377,7 +379,8 @@ static uint64_t nonzero_end(const uint8_t *p, uint64_t len)
         if (w) break;
         i -= 8;
     }
-    while (i > 0 && p[i - 1] == 0) i--;
+    while (i > 0 && p[i - 1] == 0)
+        i--;
     return i;
 }
 
@@ -392,7 +395,8 @@ static int64_t check_batch(flog *l, uint64_t lo, uint64_t expect_pos, log_event_
     int type;
     int rc = log_decode_frame(p, avail, &type, NULL, bh, NULL);
     if (rc <= 0) return rc;
-    if (bh->first_position != expect_pos || bh->body_len > avail - LOG_BATCH_FRAME_LEN) return FACTUM_ECORRUPT;
+    if (bh->first_position != expect_pos || bh->body_len > avail - LOG_BATCH_FRAME_LEN)
+        return FACTUM_ECORRUPT;
     uint64_t off = LOG_BATCH_FRAME_LEN;
     for (uint32_t i = 0; i < bh->n_events; i++) {
         if (off >= LOG_BATCH_FRAME_LEN + bh->body_len) return FACTUM_ECORRUPT;

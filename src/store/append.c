@@ -21,7 +21,8 @@ static int check_type(const char *type)
 
 static int check_expected_value(int64_t e)
 {
-    return (e >= 0 || e == FACTUM_ANY || e == FACTUM_NO_STREAM || e == FACTUM_STREAM_EXISTS) ? 0 : FACTUM_EINVAL;
+    return (e >= 0 || e == FACTUM_ANY || e == FACTUM_NO_STREAM || e == FACTUM_STREAM_EXISTS) ? 0
+                                                                                             : FACTUM_EINVAL;
 }
 
 /* Validate one part; fill the internal part; add its encoded size. */
@@ -77,7 +78,8 @@ static int precheck(factum_store *s)
 }
 
 /* Validate reqs into r (parts allocated). On error *failed is set. */
-static int build(factum_store *s, const factum_append_req *reqs, size_t n, wreq *r, wpart *parts, size_t *failed)
+static int build(factum_store *s, const factum_append_req *reqs, size_t n, wreq *r, wpart *parts,
+                 size_t *failed)
 {
     if (!reqs || !n) return FACTUM_EINVAL;
     size_t bytes = 0;
@@ -116,8 +118,8 @@ static int run_sync(factum_store *s, wreq *r)
     return rc ? rc : r->rc;
 }
 
-int factum_append_multi(factum_store *s, const factum_append_req *reqs, size_t n, factum_append_result *results,
-                        size_t *failed)
+int factum_append_multi(factum_store *s, const factum_append_req *reqs, size_t n,
+                        factum_append_result *results, size_t *failed)
 {
     int rc = precheck(s);
     if (rc) return rc;
@@ -140,14 +142,15 @@ out:
     return rc;
 }
 
-int factum_append(factum_store *s, const char *stream, int64_t expected, const factum_event_data *events, size_t n,
-                  factum_append_result *res)
+int factum_append(factum_store *s, const char *stream, int64_t expected, const factum_event_data *events,
+                  size_t n, factum_append_result *res)
 {
     factum_append_req q = {stream, expected, events, n};
     return factum_append_multi(s, &q, 1, res, NULL);
 }
 
-int factum_append_async(factum_store *s, const factum_append_req *reqs, size_t n, factum_append_cb cb, void *ctx)
+int factum_append_async(factum_store *s, const factum_append_req *reqs, size_t n, factum_append_cb cb,
+                        void *ctx)
 {
     int rc = precheck(s);
     if (rc) return rc;
@@ -199,8 +202,8 @@ int factum_tombstone_stream(factum_store *s, const char *stream, int64_t expecte
     return stream_op(s, stream, expected, OP_TOMBSTONE, res);
 }
 
-int factum_set_stream_metadata(factum_store *s, const char *stream, int64_t expected, const char *json, size_t len,
-                               factum_append_result *res)
+int factum_set_stream_metadata(factum_store *s, const char *stream, int64_t expected, const char *json,
+                               size_t len, factum_append_result *res)
 {
     if (!s) return FACTUM_EINVAL;
     if (!stream) return FACTUM_EBADNAME;

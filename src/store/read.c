@@ -37,8 +37,8 @@ static uint64_t first_visible(const sstate *st)
     return first;
 }
 
-int factum_read_stream(factum_store *s, const char *stream, uint64_t from, int direction, factum_event *events,
-                       size_t cap, size_t *n_out, uint64_t *next_out)
+int factum_read_stream(factum_store *s, const char *stream, uint64_t from, int direction,
+                       factum_event *events, size_t cap, size_t *n_out, uint64_t *next_out)
 {
     if (!s || !n_out || (cap && !events)) return FACTUM_EINVAL;
     *n_out = 0;
@@ -81,7 +81,8 @@ int factum_read_stream(factum_store *s, const char *stream, uint64_t from, int d
          * entries for the next round: some of them may lie beyond it. */
         size_t limit = got;
         if (got == want) {
-            while (limit > 0 && kv[limit - 1].k2 == kv[got - 1].k2) limit--;
+            while (limit > 0 && kv[limit - 1].k2 == kv[got - 1].k2)
+                limit--;
             if (limit == 0 && want < KV_BATCH) {
                 extra = KV_BATCH; /* many streams share this hash and version: look further */
                 continue;
@@ -98,8 +99,10 @@ int factum_read_stream(factum_store *s, const char *stream, uint64_t from, int d
                 break;
             }
             if (back) {
-                if (v == 0) at_zero = 1; /* the last version going backward */
-                else cur = v - 1;
+                if (v == 0)
+                    at_zero = 1; /* the last version going backward */
+                else
+                    cur = v - 1;
             } else {
                 cur = v + 1;
             }
@@ -141,15 +144,16 @@ struct factum_filter {
 void factum_filter_free(factum_filter *f)
 {
     if (!f) return;
-    for (size_t i = 0; i < f->n_prefixes; i++) free(f->prefixes[i]);
+    for (size_t i = 0; i < f->n_prefixes; i++)
+        free(f->prefixes[i]);
     free(f->prefixes);
     free(f->prefix_lens);
     if (f->has_regex) regfree(&f->re);
     free(f);
 }
 
-int factum_filter_new(int on, const char *const *prefixes, size_t n_prefixes, const char *regex, int exclude_system,
-                      factum_filter **out)
+int factum_filter_new(int on, const char *const *prefixes, size_t n_prefixes, const char *regex,
+                      int exclude_system, factum_filter **out)
 {
     if (!out || (on != FACTUM_FILTER_STREAM && on != FACTUM_FILTER_EVENT_TYPE)) return FACTUM_EINVAL;
     if ((n_prefixes && regex) || (n_prefixes && !prefixes)) return FACTUM_EINVAL;
@@ -249,8 +253,8 @@ int factum_read_position(factum_store *s, uint64_t position, factum_event *ev)
     return frame_fwd(s, &lo, position, ev, &len);
 }
 
-int factum_read_all(factum_store *s, uint64_t from, int direction, const factum_filter *filter, size_t max_scan,
-                    factum_event *events, size_t cap, size_t *n_out, uint64_t *next_out)
+int factum_read_all(factum_store *s, uint64_t from, int direction, const factum_filter *filter,
+                    size_t max_scan, factum_event *events, size_t cap, size_t *n_out, uint64_t *next_out)
 {
     if (!s || !n_out || (cap && !events)) return FACTUM_EINVAL;
     if (direction != FACTUM_FORWARD && direction != FACTUM_BACKWARD) return FACTUM_EINVAL;
@@ -317,10 +321,14 @@ int factum_stream_get_info(factum_store *s, const char *stream, factum_stream_in
     info->last_position = st.last_position;
     info->metadata_version = st.meta_version;
     info->meta = st.meta;
-    if (st.last_version < 0) info->status = FACTUM_STREAM_NONE;
-    else if (sstate_tombstoned(&st)) info->status = FACTUM_STREAM_TOMBSTONED;
-    else if (sstate_soft_deleted(&st)) info->status = FACTUM_STREAM_SOFT_DELETED;
-    else info->status = FACTUM_STREAM_LIVE;
+    if (st.last_version < 0)
+        info->status = FACTUM_STREAM_NONE;
+    else if (sstate_tombstoned(&st))
+        info->status = FACTUM_STREAM_TOMBSTONED;
+    else if (sstate_soft_deleted(&st))
+        info->status = FACTUM_STREAM_SOFT_DELETED;
+    else
+        info->status = FACTUM_STREAM_LIVE;
     return 0;
 }
 

@@ -90,8 +90,8 @@ static int same_stream(const factum_event *ev, const char *name, size_t len)
     return ev->stream_len == len && memcmp(ev->stream, name, len) == 0;
 }
 
-int stream_event(factum_store *s, const char *name, size_t len, uint64_t hash, uint64_t version, factum_event *ev,
-                 uint64_t *lo_out)
+int stream_event(factum_store *s, const char *name, size_t len, uint64_t hash, uint64_t version,
+                 factum_event *ev, uint64_t *lo_out)
 {
     idx_kv kv[256];
     size_t n;
@@ -125,7 +125,8 @@ static int last_event(factum_store *s, const char *name, size_t len, uint64_t ha
          * index had no more (some of that version may not be in this batch). */
         size_t limit = n;
         if (n == want) {
-            while (limit > 0 && kv[limit - 1].k2 == kv[n - 1].k2) limit--;
+            while (limit > 0 && kv[limit - 1].k2 == kv[n - 1].k2)
+                limit--;
             if (limit == 0) {
                 if (want < 64) {
                     want *= 4;
@@ -202,7 +203,8 @@ int cache_init(scache *c, size_t cap)
     memset(c, 0, sizeof *c);
     c->cap = cap ? cap : 1;
     c->nbuckets = 64;
-    while (c->nbuckets < c->cap) c->nbuckets *= 2;
+    while (c->nbuckets < c->cap)
+        c->nbuckets *= 2;
     if (!(c->buckets = calloc(c->nbuckets, sizeof *c->buckets))) return -ENOMEM;
     pthread_mutex_init(&c->mu, NULL);
     return 0;
@@ -231,10 +233,14 @@ static centry **find(scache *c, uint64_t hash, const char *name, size_t len)
 
 static void lru_unlink(scache *c, centry *e)
 {
-    if (e->prev) e->prev->next = e->next;
-    else c->lru_head = e->next;
-    if (e->next) e->next->prev = e->prev;
-    else c->lru_tail = e->prev;
+    if (e->prev)
+        e->prev->next = e->next;
+    else
+        c->lru_head = e->next;
+    if (e->next)
+        e->next->prev = e->prev;
+    else
+        c->lru_tail = e->prev;
     e->prev = e->next = NULL;
 }
 

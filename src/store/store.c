@@ -61,8 +61,9 @@ static int write_identity(factum_store *s)
     char uuid[37];
     factum_uuid_format(s->uuid, uuid);
     base_buf b = {0};
-    int rc = base_buf_printf(&b, "factum data directory\nformat %d\nuuid %s\nsegment_size %" PRIu64 "\ncreated %lld\n",
-                             FACTUM_FORMAT_VERSION, uuid, s->seg_size, (long long)base_now_ns());
+    int rc = base_buf_printf(
+        &b, "factum data directory\nformat %d\nuuid %s\nsegment_size %" PRIu64 "\ncreated %lld\n",
+        FACTUM_FORMAT_VERSION, uuid, s->seg_size, (long long)base_now_ns());
     if (!rc) rc = base_buf_printf(&b, "crc %08x\n", base_crc32c(0, b.data, b.len));
     if (!rc) rc = io_write_file_atomic(s->io, s->path, "FACTUM", b.data, b.len);
     base_buf_free(&b);
@@ -164,7 +165,8 @@ static int replay_batch(void *ctx, uint64_t end_lo, uint64_t next_position)
     rc = idx_posmap_put(r->s->idx, r->first_pos, r->los, r->n[IDX_STREAM]);
     const idx_entry *e[IDX_KINDS] = {r->ent[0], r->ent[1], r->ent[2]};
     if (!rc) rc = idx_add(r->s->idx, e, r->n, end_lo, next_position);
-    for (int k = 0; k < IDX_KINDS; k++) r->n[k] = 0;
+    for (int k = 0; k < IDX_KINDS; k++)
+        r->n[k] = 0;
     return rc;
 }
 
@@ -200,7 +202,8 @@ static int recover(factum_store *s, const idx_checkpoint *cp)
     uint64_t from_lo = cp->covered_lo ? cp->covered_lo : LOG_SEG_HEADER;
     log_scan_result res;
     int rc = log_scan(s->log, from_lo, cp->next_position, replay_event, replay_batch, &r, &res);
-    for (int k = 0; k < IDX_KINDS; k++) free(r.ent[k]);
+    for (int k = 0; k < IDX_KINDS; k++)
+        free(r.ent[k]);
     free(r.los);
     if (rc) return rc;
     if (res.corrupt) {
@@ -240,8 +243,10 @@ int store_open_io(const char *path, const factum_options *opts, io_env *io, fact
     if (!path || !out) return FACTUM_EINVAL;
     factum_store *s = calloc(1, sizeof *s);
     if (!s) return -ENOMEM;
-    if (opts) s->opts = *opts;
-    else factum_options_init(&s->opts);
+    if (opts)
+        s->opts = *opts;
+    else
+        factum_options_init(&s->opts);
     factum_options *o = &s->opts;
     s->io = io;
     s->lock_fd = -1;
@@ -301,7 +306,8 @@ int store_open_io(const char *path, const factum_options *opts, io_env *io, fact
             rc = FACTUM_ENOTSTORE;
             goto fail;
         }
-        if (o->segment_size < (1u << 20) || o->segment_size % LOG_SEG_HEADER || o->segment_size > (4ull << 30)) {
+        if (o->segment_size < (1u << 20) || o->segment_size % LOG_SEG_HEADER ||
+            o->segment_size > (4ull << 30)) {
             rc = FACTUM_EINVAL;
             goto fail;
         }

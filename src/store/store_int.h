@@ -135,8 +135,8 @@ struct factum_store {
     wreq *q_head, *q_tail;
     size_t q_len;
     unsigned q_waiting_space;
-    int leader;      /* someone leads (runs groups); see writer.c */
-    int writer_lead; /* the lead is handed to the writer thread */
+    int leader;        /* someone leads (runs groups); see writer.c */
+    int writer_lead;   /* the lead is handed to the writer thread */
     struct group *grp; /* the leader's working buffers */
     int stopping, abandon;
     _Atomic int failed; /* ST-4: the error that stopped the store, 0 if none */
@@ -170,8 +170,8 @@ int state_get(factum_store *s, const char *name, size_t len, sstate *st);
 /* Decode and check the event at log offset lo (in the committed log). */
 int event_at(factum_store *s, uint64_t lo, factum_event *ev);
 /* The event of `name` at `version` (collisions resolved): 1 found, 0 not, < 0 error. */
-int stream_event(factum_store *s, const char *name, size_t len, uint64_t hash, uint64_t version, factum_event *ev,
-                 uint64_t *lo_out);
+int stream_event(factum_store *s, const char *name, size_t len, uint64_t hash, uint64_t version,
+                 factum_event *ev, uint64_t *lo_out);
 /* Parse a metadata document (lenient: invalid means "no metadata"). */
 void meta_parse_lenient(const uint8_t *data, size_t len, factum_stream_metadata *m);
 void meta_none(factum_stream_metadata *m);

@@ -65,14 +65,16 @@ static int verify_event(void *ctx, const factum_event *ev, uint64_t lo, uint32_t
         for (size_t i = 0; i < n && kv[i].k2 == ev->version; i++)
             if (kv[i].v == lo) found = 1;
     if (!found) {
-        snprintf(v->what, sizeof v->what, "event at position %" PRIu64 " (stream %.*s version %" PRIu64
-                                          ") is missing from the stream index",
+        snprintf(v->what, sizeof v->what,
+                 "event at position %" PRIu64 " (stream %.*s version %" PRIu64
+                 ") is missing from the stream index",
                  ev->position, (int)(ev->stream_len > 100 ? 100 : ev->stream_len), ev->stream, ev->version);
         damage(v, lo, v->what);
     }
     uint64_t plo;
     if (idx_posmap_get(v->s->idx, ev->position, &plo) || plo != lo) {
-        snprintf(v->what, sizeof v->what, "position map entry for position %" PRIu64 " is wrong", ev->position);
+        snprintf(v->what, sizeof v->what, "position map entry for position %" PRIu64 " is wrong",
+                 ev->position);
         damage(v, lo, v->what);
     }
     return 0;
@@ -93,8 +95,10 @@ static int open_offline(const char *path, factum_store **out, idx_checkpoint *cp
     if (!rc) {
         snprintf(p, sizeof p, "%s/LOCK", path);
         s->lock_fd = open(p, O_RDONLY | O_CLOEXEC);
-        if (s->lock_fd < 0) rc = errno == ENOENT ? FACTUM_ENOTSTORE : -errno;
-        else if (flock(s->lock_fd, LOCK_SH | LOCK_NB)) rc = errno == EWOULDBLOCK ? FACTUM_ELOCKED : -errno;
+        if (s->lock_fd < 0)
+            rc = errno == ENOENT ? FACTUM_ENOTSTORE : -errno;
+        else if (flock(s->lock_fd, LOCK_SH | LOCK_NB))
+            rc = errno == EWOULDBLOCK ? FACTUM_ELOCKED : -errno;
     }
     if (rc) goto fail;
     {
@@ -175,8 +179,9 @@ int factum_verify(const char *path, void (*cb)(void *ctx, const factum_damage *d
             break;
         }
         if (res.torn && res.end_lo < cp.covered_lo) {
-            snprintf(what, sizeof what, "damaged batch inside the part of the log the index checkpoint covers "
-                                        "(it was acknowledged)");
+            snprintf(what, sizeof what,
+                     "damaged batch inside the part of the log the index checkpoint covers "
+                     "(it was acknowledged)");
             damage(&v, res.end_lo, what);
             if (!found) break;
         }

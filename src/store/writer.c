@@ -23,8 +23,8 @@
 #include "base/json.h"
 #include "store/store_int.h"
 
-#define QUEUE_MAX 4096
-#define GROUP_MAX_REQS 4096
+#define QUEUE_MAX       4096
+#define GROUP_MAX_REQS  4096
 #define GROUP_MAX_BYTES (16u << 20)
 
 /* An event of the current group. */
@@ -82,7 +82,8 @@ static int grow(void **p, size_t *cap, size_t need, size_t elem)
 {
     if (need <= *cap) return 0;
     size_t c = *cap ? *cap : 64;
-    while (c < need) c *= 2;
+    while (c < need)
+        c *= 2;
     void *n = realloc(*p, c * elem);
     if (!n) return -ENOMEM;
     *p = n;
@@ -112,7 +113,8 @@ static int ov_add(group *g, uint64_t hash, const char *name, size_t len, const s
         if (!idx) return -ENOMEM;
         for (size_t k = 0; k < g->n_ov; k++) {
             size_t i = g->ov[k].hash & (cap - 1);
-            while (idx[i]) i = (i + 1) & (cap - 1);
+            while (idx[i])
+                i = (i + 1) & (cap - 1);
             idx[i] = (uint32_t)(k + 1);
         }
         free(g->ov_idx);
@@ -123,7 +125,8 @@ static int ov_add(group *g, uint64_t hash, const char *name, size_t len, const s
     ovs *o = &g->ov[g->n_ov];
     *o = (ovs){hash, name, len, *st, 0, 0, 0};
     size_t i = hash & (g->ov_idx_cap - 1);
-    while (g->ov_idx[i]) i = (i + 1) & (g->ov_idx_cap - 1);
+    while (g->ov_idx[i])
+        i = (i + 1) & (g->ov_idx_cap - 1);
     g->ov_idx[i] = (uint32_t)(++g->n_ov);
     *out = o;
     return 0;
@@ -176,7 +179,8 @@ static void ov_rebuild_index(group *g)
     memset(g->ov_idx, 0, g->ov_idx_cap * sizeof *g->ov_idx);
     for (size_t k = 0; k < g->n_ov; k++) {
         size_t i = g->ov[k].hash & (g->ov_idx_cap - 1);
-        while (g->ov_idx[i]) i = (i + 1) & (g->ov_idx_cap - 1);
+        while (g->ov_idx[i])
+            i = (i + 1) & (g->ov_idx_cap - 1);
         g->ov_idx[i] = (uint32_t)(k + 1);
     }
 }
@@ -187,8 +191,10 @@ static void group_reset(group *g)
     g->n_ev = 0;
     g->n_ov = 0;
     if (g->ov_idx) memset(g->ov_idx, 0, g->ov_idx_cap * sizeof *g->ov_idx);
-    for (int k = 0; k < IDX_KINDS; k++) g->n_ent[k] = 0;
-    for (size_t i = 0; i < g->n_names; i++) free(g->names[i]);
+    for (int k = 0; k < IDX_KINDS; k++)
+        g->n_ent[k] = 0;
+    for (size_t i = 0; i < g->n_names; i++)
+        free(g->names[i]);
     g->n_names = 0;
 }
 
@@ -201,7 +207,8 @@ static void group_free(group *g)
     free(g->ev);
     free(g->ov);
     free(g->ov_idx);
-    for (int k = 0; k < IDX_KINDS; k++) free(g->ent[k]);
+    for (int k = 0; k < IDX_KINDS; k++)
+        free(g->ent[k]);
     free(g->los);
     free(g->names);
 }
@@ -215,7 +222,8 @@ static int event_id_at(factum_store *s, group *g, const char *name, size_t len, 
 {
     for (size_t i = 0; i < g->n_ev; i++) {
         gev *e = &g->ev[i];
-        if (e->hash == hash && e->version == version && e->stream_len == len && !memcmp(e->stream, name, len)) {
+        if (e->hash == hash && e->version == version && e->stream_len == len &&
+            !memcmp(e->stream, name, len)) {
             memcpy(id, e->id, 16);
             *position = e->position;
             return 1;
@@ -231,12 +239,13 @@ static int event_id_at(factum_store *s, group *g, const char *name, size_t len, 
 }
 
 /* Version of `id` in stream `name` (group or store): 1 found, 0 not. */
-static int find_id(factum_store *s, group *g, const char *name, size_t len, uint64_t hash, const uint8_t id[16],
-                   uint64_t *version)
+static int find_id(factum_store *s, group *g, const char *name, size_t len, uint64_t hash,
+                   const uint8_t id[16], uint64_t *version)
 {
     for (size_t i = 0; i < g->n_ev; i++) {
         gev *e = &g->ev[i];
-        if (e->hash == hash && !memcmp(e->id, id, 16) && e->stream_len == len && !memcmp(e->stream, name, len)) {
+        if (e->hash == hash && !memcmp(e->id, id, 16) && e->stream_len == len &&
+            !memcmp(e->stream, name, len)) {
             *version = e->version;
             return 1;
         }
@@ -327,10 +336,14 @@ static int check_expected(const sstate *st, int64_t expected, factum_append_resu
     int64_t last = st->last_version;
     int sd = sstate_soft_deleted(st);
     int ok;
-    if (expected == FACTUM_ANY) ok = 1;
-    else if (expected == FACTUM_NO_STREAM) ok = last < 0 || sd;
-    else if (expected == FACTUM_STREAM_EXISTS) ok = last >= 0 && !sd;
-    else ok = expected >= 0 && last == expected;
+    if (expected == FACTUM_ANY)
+        ok = 1;
+    else if (expected == FACTUM_NO_STREAM)
+        ok = last < 0 || sd;
+    else if (expected == FACTUM_STREAM_EXISTS)
+        ok = last >= 0 && !sd;
+    else
+        ok = expected >= 0 && last == expected;
     if (ok) return 0;
     res->actual_version = last < 0 ? FACTUM_NO_STREAM : last;
     return FACTUM_EWRONGVERSION;
@@ -338,9 +351,9 @@ static int check_expected(const sstate *st, int64_t expected, factum_append_resu
 
 /* ---- encoding -------------------------------------------------------- */
 
-static int add_event(factum_store *s, group *g, ovs *o, const char *type, size_t type_len, const uint8_t id[16],
-                     uint32_t flags, const void *data, size_t data_len, const void *meta, size_t meta_len,
-                     uint64_t version, uint32_t frame_flags, gev **out)
+static int add_event(factum_store *s, group *g, ovs *o, const char *type, size_t type_len,
+                     const uint8_t id[16], uint32_t flags, const void *data, size_t data_len,
+                     const void *meta, size_t meta_len, uint64_t version, uint32_t frame_flags, gev **out)
 {
     (void)s;
     factum_event ev = {0};
@@ -379,7 +392,8 @@ static int meta_with_tb(factum_store *s, group *g, const ovs *o, int64_t tb)
     factum_event ev;
     if (o->meta_off) {
         int type;
-        if (log_decode_frame(g->buf.data + o->meta_off, g->buf.len - o->meta_off, &type, &ev, NULL, NULL) <= 0)
+        if (log_decode_frame(g->buf.data + o->meta_off, g->buf.len - o->meta_off, &type, &ev, NULL, NULL) <=
+            0)
             return FACTUM_ECORRUPT;
         data = ev.data;
         len = ev.data_len;
@@ -484,7 +498,8 @@ static int encode_part(factum_store *s, group *g, const wpart *p, size_t oi, fac
         factum_uuid_v4(id);
         gev *e;
         rc = add_event(s, g, o, "$streamDeleted", 14, id, 0, NULL, 0, NULL, 0, FACTUM_TOMBSTONE_VERSION,
-                       commit_first | (last_part ? LOG_EV_COMMIT_LAST : 0) | (last < 0 ? ST_EV_CREATES : 0), &e);
+                       commit_first | (last_part ? LOG_EV_COMMIT_LAST : 0) | (last < 0 ? ST_EV_CREATES : 0),
+                       &e);
         if (rc) return rc;
         o = &g->ov[oi];
         o->st.last_version = INT64_MAX;
@@ -520,8 +535,10 @@ static int encode_part(factum_store *s, group *g, const wpart *p, size_t oi, fac
     for (size_t i = 0; i < p->n; i++) {
         const factum_event_data *d = &p->events[i];
         uint8_t id[16];
-        if (d->has_id) memcpy(id, d->id, 16);
-        else factum_uuid_v4(id);
+        if (d->has_id)
+            memcpy(id, d->id, 16);
+        else
+            factum_uuid_v4(id);
         uint64_t version = (uint64_t)(last + 1 + (int64_t)i);
         uint32_t ff = (i == 0 ? commit_first : 0) | (i + 1 == p->n && last_part ? LOG_EV_COMMIT_LAST : 0) |
                       (i == 0 && last < 0 ? ST_EV_CREATES : 0);
@@ -609,7 +626,8 @@ static int process_request(factum_store *s, group *g, wreq *r)
     }
     if (rc && (g->buf.len != mark_buf || g->n_ev != mark_ev || g->n_undo)) {
         /* A resource error half-way through encoding: undo this request. */
-        for (size_t k = g->n_undo; k-- > 0;) g->ov[g->undo[k].idx] = g->undo[k].saved;
+        for (size_t k = g->n_undo; k-- > 0;)
+            g->ov[g->undo[k].idx] = g->undo[k].saved;
         g->buf.len = mark_buf;
         g->n_ev = mark_ev;
         if (g->n_ov > mark_ov) {
@@ -778,7 +796,8 @@ static void run_group(factum_store *s, group *g, wreq *list)
     }
     atomic_fetch_add(&s->st_groups, 1);
     uint64_t nreq = 0;
-    for (wreq *r = list; r; r = r->next) nreq++;
+    for (wreq *r = list; r; r = r->next)
+        nreq++;
     uint64_t mx = atomic_load(&s->st_group_max);
     if (nreq > mx) atomic_store(&s->st_group_max, nreq);
     complete(s, list);
@@ -971,8 +990,10 @@ int writer_submit(factum_store *s, wreq *r)
     }
     r->next = NULL;
     r->lead = 0;
-    if (s->q_tail) s->q_tail->next = r;
-    else s->q_head = r;
+    if (s->q_tail)
+        s->q_tail->next = r;
+    else
+        s->q_head = r;
     s->q_tail = r;
     s->q_len++;
     if (r->cb) {
@@ -989,9 +1010,12 @@ int writer_submit(factum_store *s, wreq *r)
         s->leader = 1;
         lead(s, r);
     } else {
-        while (!r->done && !r->lead) pthread_cond_wait(r->done_cv, &s->q_mu);
-        if (!r->done) lead(s, r); /* handed to us */
-        else if (r->lead) lead(s, r); /* done, but the lead came with it: pass it on */
+        while (!r->done && !r->lead)
+            pthread_cond_wait(r->done_cv, &s->q_mu);
+        if (!r->done)
+            lead(s, r); /* handed to us */
+        else if (r->lead)
+            lead(s, r); /* done, but the lead came with it: pass it on */
     }
     pthread_mutex_unlock(&s->q_mu);
     return 0;

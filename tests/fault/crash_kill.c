@@ -50,15 +50,17 @@ static void *child_thread(void *p)
         for (int q = 0; q < parts; q++) {
             snprintf(streams[q], sizeof streams[q], "crash-%d", (int)h_below(&r, STREAMS / 2) * 2 + q);
             for (size_t i = 0; i < n; i++) {
-                snprintf(json[q][i], sizeof json[q][i], "{\"a\":%" PRIu64 ",\"q\":%d,\"k\":%zu,\"n\":%zu,\"p\":%d}",
-                         append_id, q, i, n, parts);
+                snprintf(json[q][i], sizeof json[q][i],
+                         "{\"a\":%" PRIu64 ",\"q\":%d,\"k\":%zu,\"n\":%zu,\"p\":%d}", append_id, q, i, n,
+                         parts);
                 ev[q][i] = harness_event("Crash", json[q][i]);
             }
             req[q] = (factum_append_req){streams[q], FACTUM_ANY, ev[q], n};
         }
         factum_append_result res[2];
         if (factum_append_multi(a->s, req, (size_t)parts, res, NULL) == 0) {
-            ackrec rec = {res[0].first_position, res[0].first_version, append_id, (uint32_t)n, (uint32_t)parts};
+            ackrec rec = {res[0].first_position, res[0].first_version, append_id, (uint32_t)n,
+                          (uint32_t)parts};
             pthread_mutex_lock(&ack_mu);
             if (write(ack_fd, &rec, sizeof rec) != (ssize_t)sizeof rec) _exit(3);
             pthread_mutex_unlock(&ack_mu);
@@ -81,7 +83,8 @@ static void child_main(int fd, uint64_t seed)
         args[t] = (child_arg){s, t, seed * 31 + (uint64_t)t};
         pthread_create(&th[t], NULL, child_thread, &args[t]);
     }
-    for (;;) pause();
+    for (;;)
+        pause();
 }
 
 static ackrec acks[400000];
@@ -96,7 +99,8 @@ static void drain(int fd, int block)
         ssize_t n = read(fd, buf, sizeof buf);
         if (n <= 0) return;
         /* Records are written whole by one write() each (PIPE_BUF atomic). */
-        for (size_t i = 0; i < (size_t)n / sizeof(ackrec) && n_acks < 400000; i++) acks[n_acks++] = buf[i];
+        for (size_t i = 0; i < (size_t)n / sizeof(ackrec) && n_acks < 400000; i++)
+            acks[n_acks++] = buf[i];
     }
 }
 
@@ -134,8 +138,9 @@ static int verify_store(int cycle)
             rc = factum_read_position(s, a->first_position + j, &ev);
             if (rc || !parse(&ev, &id, &q, &k, &n, &p) || id != a->append_id || k != j % a->n_events ||
                 (j == 0 && ev.version != a->first_version)) {
-                fprintf(stderr, "cycle %d: acknowledged append %" PRIu64 " event %u at position %" PRIu64
-                                " is missing or wrong (%s)\n",
+                fprintf(stderr,
+                        "cycle %d: acknowledged append %" PRIu64 " event %u at position %" PRIu64
+                        " is missing or wrong (%s)\n",
                         cycle, a->append_id, j, a->first_position + j, factum_strerror(rc));
                 bad = 1;
                 break;
@@ -177,7 +182,8 @@ static int verify_store(int cycle)
             }
             if (cur_left == 0) {
                 if (k != 0 || q != 0) {
-                    fprintf(stderr, "cycle %d: append %" PRIu64 " starts in the middle (position %" PRIu64 ")\n",
+                    fprintf(stderr,
+                            "cycle %d: append %" PRIu64 " starts in the middle (position %" PRIu64 ")\n",
                             cycle, id, ev->position);
                     bad = 1;
                 }
@@ -196,8 +202,8 @@ static int verify_store(int cycle)
         bad = 1;
     }
     if (!bad && expect - 1 != st.last_position) {
-        fprintf(stderr, "cycle %d: $all has %" PRIu64 " events, last position %" PRIu64 "\n", cycle, expect - 1,
-                st.last_position);
+        fprintf(stderr, "cycle %d: $all has %" PRIu64 " events, last position %" PRIu64 "\n", cycle,
+                expect - 1, st.last_position);
         bad = 1;
     }
     /* Appends continue where the log ends. */
@@ -236,7 +242,8 @@ static void t_kill9_cycles(void)
         /* Let it run 5..80 ms (sometimes longer, so memtables flush). */
         uint64_t run_ms = 5 + h_below(&r, 75) + (h_below(&r, 10) == 0 ? 300 : 0);
         uint64_t until = base_mono_ns_test() + run_ms * 1000000u;
-        while (base_mono_ns_test() < until) drain(fds[0], 0);
+        while (base_mono_ns_test() < until)
+            drain(fds[0], 0);
         kill(pid, SIGKILL);
         int status;
         waitpid(pid, &status, 0);
@@ -250,7 +257,8 @@ static void t_kill9_cycles(void)
         bad = verify_store(c);
     }
     CHECK(!bad);
-    if (bad) fprintf(stderr, "  kill9_cycles failed (seed %" PRIu64 "), store kept in %s\n", seed, dir);
+    if (bad)
+        fprintf(stderr, "  kill9_cycles failed (seed %" PRIu64 "), store kept in %s\n", seed, dir);
     else {
         printf("%d kill -9 cycles, %zu acknowledged appends all intact\n", cycles, n_acks);
         factum_verify_report rep;

@@ -59,9 +59,10 @@ static uint64_t check_acked(void)
     for (size_t i = 0; i < n_ack; i++) {
         factum_event ev;
         rc = factum_read_position(s, ack[i].position, &ev);
-        if (rc || ev.version != ack[i].version || memcmp(ev.id, ack[i].id, 16) || strcmp(ev.stream, ack[i].stream)) {
-            fprintf(stderr, "  acknowledged event at position %" PRIu64 " lost or changed (%s)\n", ack[i].position,
-                    factum_strerror(rc));
+        if (rc || ev.version != ack[i].version || memcmp(ev.id, ack[i].id, 16) ||
+            strcmp(ev.stream, ack[i].stream)) {
+            fprintf(stderr, "  acknowledged event at position %" PRIu64 " lost or changed (%s)\n",
+                    ack[i].position, factum_strerror(rc));
             h_checks_failed_in_test++;
             break;
         }
@@ -96,12 +97,15 @@ static void run_write_failure(int err, int on_fsync, int partial, const char *ta
     factum_store *s = open_fault(f);
     REQUIRE(s);
     int rc = 0;
-    for (int i = 0; i < 50; i++) append_one(s, &r, &rc);
+    for (int i = 0; i < 50; i++)
+        append_one(s, &r, &rc);
     CHECK_RC(rc, 0);
     io_fault_target(f, target);
     uint64_t nth = strstr(target, ".seg") ? 1 : 1 + h_below(&r, 20); /* few segment writes */
-    if (on_fsync) io_fault_fail_fsync(f, nth, err);
-    else io_fault_fail_write(f, nth, err, partial);
+    if (on_fsync)
+        io_fault_fail_fsync(f, nth, err);
+    else
+        io_fault_fail_write(f, nth, err, partial);
     /* Keep appending until the failure hits; then the store must refuse. */
     int hit = 0;
     for (int i = 0; i < 19000 && !hit; i++) {
@@ -164,7 +168,8 @@ static void t_short_writes(void)
     factum_store *s = open_fault(f);
     REQUIRE(s);
     int rc;
-    for (int i = 0; i < 3000; i++) append_one(s, &r, &rc);
+    for (int i = 0; i < 3000; i++)
+        append_one(s, &r, &rc);
     CHECK_EQ_U64(n_ack, 3000);
     CHECK_RC(factum_store_close(s), 0);
     io_fault_free(f);
@@ -192,7 +197,8 @@ static void t_torn_tail_cycles(void)
         REQUIRE(s);
         int rc;
         int n = 1 + (int)h_below(&r, 60);
-        for (int i = 0; i < n; i++) append_one(s, &r, &rc);
+        for (int i = 0; i < n; i++)
+            append_one(s, &r, &rc);
         /* The next append is written but its fdatasync never completes. */
         io_fault_target(f, "/log/");
         io_fault_fail_fsync(f, 1, -EIO);
@@ -271,11 +277,14 @@ static void t_flipped_bytes(void)
         factum_store *s;
         REQUIRE(factum_store_open(dir, &o, &s) == 0);
         int rc;
-        for (int i = 0; i < 100; i++) append_one(s, &r, &rc);
+        for (int i = 0; i < 100; i++)
+            append_one(s, &r, &rc);
         /* where 0: close cleanly (everything checkpointed in index tables);
          * where 1: abandon (the reopen replays the log). */
-        if (where == 0) factum_store_close(s);
-        else store_abandon(s);
+        if (where == 0)
+            factum_store_close(s);
+        else
+            store_abandon(s);
         /* Flip a byte inside the data of event 40. */
         uint64_t off = 4096 + 48 + 39 * 160ull; /* about there; find the frame precisely below */
         (void)off;
@@ -307,7 +316,8 @@ static void t_flipped_bytes(void)
                 factum_event out[100];
                 size_t n;
                 uint64_t next;
-                CHECK_RC(factum_read_all(s, 1, FACTUM_FORWARD, NULL, 0, out, 100, &n, &next), FACTUM_ECORRUPT);
+                CHECK_RC(factum_read_all(s, 1, FACTUM_FORWARD, NULL, 0, out, 100, &n, &next),
+                         FACTUM_ECORRUPT);
                 factum_store_close(s);
             }
         }
@@ -334,18 +344,21 @@ static void t_relaxed_mode(void)
     factum_store_get_stats(s, &st);
     CHECK(st.durability == FACTUM_RELAXED);
     int rc;
-    for (int i = 0; i < 100; i++) append_one(s, &r, &rc);
+    for (int i = 0; i < 100; i++)
+        append_one(s, &r, &rc);
     factum_store_get_stats(s, &st);
     CHECK(st.fsyncs < 10); /* acknowledged without waiting for fdatasync */
     CHECK_RC(factum_store_sync(s), 0);
     size_t synced = n_ack;
     /* The periodic flush also happens on its own. */
-    for (int i = 0; i < 20; i++) append_one(s, &r, &rc);
+    for (int i = 0; i < 20; i++)
+        append_one(s, &r, &rc);
     uint64_t before = io_fault_fsyncs(f);
     usleep(300 * 1000);
     CHECK(io_fault_fsyncs(f) > before);
     synced = n_ack;
-    for (int i = 0; i < 30; i++) append_one(s, &r, &rc); /* not synced: may be lost */
+    for (int i = 0; i < 30; i++)
+        append_one(s, &r, &rc); /* not synced: may be lost */
     store_abandon(s);
     CHECK_RC(io_fault_power_loss(f, IO_TEAR_RANDOM), 0);
     io_fault_free(f);

@@ -23,10 +23,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (n > 0 && type == LOG_FRAME_EVENT) {
         /* Touch every byte the decoder handed out. */
         volatile uint8_t sink = 0;
-        for (size_t i = 0; i < ev.stream_len; i++) sink ^= (uint8_t)ev.stream[i];
-        for (size_t i = 0; i < ev.type_len; i++) sink ^= (uint8_t)ev.type[i];
-        for (size_t i = 0; i < ev.data_len; i++) sink ^= ev.data[i];
-        for (size_t i = 0; i < ev.metadata_len; i++) sink ^= ev.metadata[i];
+        for (size_t i = 0; i < ev.stream_len; i++)
+            sink ^= (uint8_t)ev.stream[i];
+        for (size_t i = 0; i < ev.type_len; i++)
+            sink ^= (uint8_t)ev.type[i];
+        for (size_t i = 0; i < ev.data_len; i++)
+            sink ^= ev.data[i];
+        for (size_t i = 0; i < ev.metadata_len; i++)
+            sink ^= ev.metadata[i];
         (void)sink;
         if ((size_t)n > size || ev.stream[ev.stream_len] != 0 || ev.type[ev.type_len] != 0) abort();
     }

@@ -9,7 +9,7 @@
 #include "base/base.h"
 
 #define NSTREAMS 16
-#define MAXEV 20000
+#define MAXEV    20000
 
 typedef struct mev {
     int stream; /* index; -1 - i for the metadata stream of i */
@@ -88,8 +88,10 @@ static int model_append(int si, int64_t exp, const factum_event_data *ev, size_t
     /* Replay? */
     int64_t start = -1;
     if (m->last >= 0) {
-        if (exp >= 0) start = exp + 1;
-        else if (exp == FACTUM_NO_STREAM) start = (m->tb > 0 && m->tb != INT64_MAX) ? m->tb : 0;
+        if (exp >= 0)
+            start = exp + 1;
+        else if (exp == FACTUM_NO_STREAM)
+            start = (m->tb > 0 && m->tb != INT64_MAX) ? m->tb : 0;
         else
             for (size_t i = 0; i < n_evs; i++)
                 if (evs[i].stream == si && !memcmp(evs[i].id, ev[0].id, 16)) {
@@ -112,8 +114,8 @@ static int model_append(int si, int64_t exp, const factum_event_data *ev, size_t
     }
     if (matched) return FACTUM_EIDEMPOTENCY;
     for (size_t k = 0; k < n; k++) /* an id is never twice in a stream */
-            for (size_t i = 0; i < n_evs; i++)
-                if (evs[i].stream == si && !memcmp(evs[i].id, ev[k].id, 16)) return FACTUM_EIDEMPOTENCY;
+        for (size_t i = 0; i < n_evs; i++)
+            if (evs[i].stream == si && !memcmp(evs[i].id, ev[k].id, 16)) return FACTUM_EIDEMPOTENCY;
     int sd = soft_deleted(m);
     int ok = exp == FACTUM_ANY || (exp == FACTUM_NO_STREAM && (m->last < 0 || sd)) ||
              (exp == FACTUM_STREAM_EXISTS && m->last >= 0 && !sd) || (exp >= 0 && m->last == exp);
@@ -153,8 +155,11 @@ static int check_stream_read(factum_store *s, int si)
     factum_event out[16];
     size_t n;
     uint64_t next;
-    int rc = factum_read_stream(s, m->name, from, back ? FACTUM_BACKWARD : FACTUM_FORWARD, out, cap, &n, &next);
-    int want_rc = m->last < 0 || soft_deleted(m) ? FACTUM_ENOTFOUND : m->last == INT64_MAX ? FACTUM_EDELETED : 0;
+    int rc =
+        factum_read_stream(s, m->name, from, back ? FACTUM_BACKWARD : FACTUM_FORWARD, out, cap, &n, &next);
+    int want_rc = m->last < 0 || soft_deleted(m) ? FACTUM_ENOTFOUND
+                  : m->last == INT64_MAX         ? FACTUM_EDELETED
+                                                 : 0;
     if (rc != want_rc) {
         fprintf(stderr, "read %s: rc %d want %d\n", m->name, rc, want_rc);
         return 1;
@@ -173,8 +178,11 @@ static int check_stream_read(factum_store *s, int si)
         int64_t v0 = from > (uint64_t)m->last ? m->last : (int64_t)from;
         for (int64_t v = v0; v >= first && k < cap; v--, k++) {
             if (k >= n || out[k].version != (uint64_t)v || out[k].position != m->evpos[v]) {
-                fprintf(stderr, "read %s back from %" PRIu64 " cap %zu first %" PRId64 ": event %zu wrong: got", m->name, from, cap, first, k);
-                for (size_t j = 0; j < n; j++) fprintf(stderr, " v%" PRIu64 "@%" PRIu64, out[j].version, out[j].position);
+                fprintf(stderr,
+                        "read %s back from %" PRIu64 " cap %zu first %" PRId64 ": event %zu wrong: got",
+                        m->name, from, cap, first, k);
+                for (size_t j = 0; j < n; j++)
+                    fprintf(stderr, " v%" PRIu64 "@%" PRIu64, out[j].version, out[j].position);
                 fprintf(stderr, "; model v%" PRId64 "@%" PRIu64 "\n", v, m->evpos[v]);
 
                 return 1;
@@ -205,7 +213,8 @@ static int check_all_read(factum_store *s)
     size_t k = 0;
     if (!back) {
         for (uint64_t p = from < 1 ? 1 : from; p <= n_evs && k < cap; p++, k++)
-            if (k >= n || out[k].position != p || memcmp(out[k].type, evs[p - 1].type, strlen(evs[p - 1].type)))
+            if (k >= n || out[k].position != p ||
+                memcmp(out[k].type, evs[p - 1].type, strlen(evs[p - 1].type)))
                 goto bad;
     } else {
         for (uint64_t p = from > n_evs ? n_evs : from; p >= 1 && k < cap; p--, k++)
@@ -255,23 +264,29 @@ int main(void)
                 p.stream = si;
                 p.n = h_below(&rng, 4) + (h_below(&rng, 10) != 0);
                 int k = (int)h_below(&rng, 8);
-                p.expected = k == 0 ? FACTUM_ANY : k == 1 ? FACTUM_NO_STREAM : k == 2 ? FACTUM_STREAM_EXISTS
-                                   : k == 3 ? (int64_t)h_below(&rng, 8) : (m->last == INT64_MAX ? 0 : m->last);
+                p.expected = k == 0   ? FACTUM_ANY
+                             : k == 1 ? FACTUM_NO_STREAM
+                             : k == 2 ? FACTUM_STREAM_EXISTS
+                             : k == 3 ? (int64_t)h_below(&rng, 8)
+                                      : (m->last == INT64_MAX ? 0 : m->last);
                 if (p.expected == -1 && k >= 3) p.expected = FACTUM_NO_STREAM;
                 for (size_t i = 0; i < p.n; i++) {
                     snprintf(datas[n_hist % 512], 32, "{\"op\":%ld}", op);
-                    p.ev[i] = harness_event(h_below(&rng, 2) ? "Deposited" : "Withdrawn", datas[n_hist % 512]);
+                    p.ev[i] =
+                        harness_event(h_below(&rng, 2) ? "Deposited" : "Withdrawn", datas[n_hist % 512]);
                 }
             }
             int rc = factum_append(s, m->name, p.expected, p.ev, p.n, &r);
             int mrc = model_append(si, p.expected, p.ev, p.n, &mr);
-            if (rc != mrc || (rc == 0 && p.n && (r.first_version != mr.first_version ||
-                                                 r.first_position != mr.first_position ||
-                                                 r.idempotent != mr.idempotent)) ||
+            if (rc != mrc ||
+                (rc == 0 && p.n &&
+                 (r.first_version != mr.first_version || r.first_position != mr.first_position ||
+                  r.idempotent != mr.idempotent)) ||
                 (rc == FACTUM_EWRONGVERSION && r.actual_version != mr.actual_version)) {
-                fprintf(stderr, "op %ld append %s exp %" PRId64 " n %zu%s: rc %d (v%" PRIu64 " p%" PRIu64
-                                " idem %d act %" PRId64 ") model %d (v%" PRIu64 " p%" PRIu64 " idem %d act %" PRId64
-                                ")\n",
+                fprintf(stderr,
+                        "op %ld append %s exp %" PRId64 " n %zu%s: rc %d (v%" PRIu64 " p%" PRIu64
+                        " idem %d act %" PRId64 ") model %d (v%" PRIu64 " p%" PRIu64 " idem %d act %" PRId64
+                        ")\n",
                         op, m->name, p.expected, p.n, replay ? " (replay)" : "", rc, r.first_version,
                         r.first_position, r.idempotent, r.actual_version, mrc, mr.first_version,
                         mr.first_position, mr.idempotent, mr.actual_version);
@@ -288,10 +303,15 @@ int main(void)
             char json[64];
             int64_t mc = h_below(&rng, 2) ? (int64_t)h_below(&rng, 5) : -1;
             int64_t tb = h_below(&rng, 3) == 0 ? (int64_t)h_below(&rng, 6) : -1;
-            if (mc >= 0 && tb >= 0) snprintf(json, sizeof json, "{\"$maxCount\":%lld,\"$tb\":%lld}", (long long)mc, (long long)tb);
-            else if (mc >= 0) snprintf(json, sizeof json, "{\"$maxCount\":%lld}", (long long)mc);
-            else if (tb >= 0) snprintf(json, sizeof json, "{\"$tb\":%lld}", (long long)tb);
-            else snprintf(json, sizeof json, "{}");
+            if (mc >= 0 && tb >= 0)
+                snprintf(json, sizeof json, "{\"$maxCount\":%lld,\"$tb\":%lld}", (long long)mc,
+                         (long long)tb);
+            else if (mc >= 0)
+                snprintf(json, sizeof json, "{\"$maxCount\":%lld}", (long long)mc);
+            else if (tb >= 0)
+                snprintf(json, sizeof json, "{\"$tb\":%lld}", (long long)tb);
+            else
+                snprintf(json, sizeof json, "{}");
             int rc = factum_set_stream_metadata(s, m->name, FACTUM_ANY, json, strlen(json), NULL);
             if (rc) {
                 fprintf(stderr, "op %ld set metadata: %s\n", op, factum_strerror(rc));
@@ -305,7 +325,8 @@ int main(void)
             int64_t exp = h_below(&rng, 2) ? FACTUM_ANY : m->last;
             int rc = factum_delete_stream(s, m->name, exp, &r);
             int want = m->last == INT64_MAX ? FACTUM_EDELETED : 0;
-            if (!want && exp == FACTUM_NO_STREAM && m->last >= 0 && !soft_deleted(m)) want = FACTUM_EWRONGVERSION;
+            if (!want && exp == FACTUM_NO_STREAM && m->last >= 0 && !soft_deleted(m))
+                want = FACTUM_EWRONGVERSION;
             if (rc != want) {
                 fprintf(stderr, "op %ld delete %s exp %" PRId64 ": %d want %d\n", op, m->name, exp, rc, want);
                 bad = 1;
@@ -333,14 +354,17 @@ int main(void)
             factum_stats st;
             factum_store_get_stats(s, &st);
             if (st.last_position != n_evs) {
-                fprintf(stderr, "op %ld: last position %" PRIu64 ", model %zu\n", op, st.last_position, n_evs);
+                fprintf(stderr, "op %ld: last position %" PRIu64 ", model %zu\n", op, st.last_position,
+                        n_evs);
                 bad = 1;
             }
         }
     }
     if (!s) bad = 1;
-    if (bad) fprintf(stderr, "FAILED with seed %" PRIu64 "\n", seed);
-    else printf("%ld operations, %zu events match the model\n", ops, n_evs);
+    if (bad)
+        fprintf(stderr, "FAILED with seed %" PRIu64 "\n", seed);
+    else
+        printf("%ld operations, %zu events match the model\n", ops, n_evs);
     factum_store_close(s);
     if (!bad) harness_rm_rf(dir);
     printf("%d passed, %d failed\n", !bad, bad);

@@ -11,16 +11,19 @@ static void t_crc32c(void)
     /* RFC 3720 B.4 test vectors. */
     uint8_t zeros[32] = {0}, ones[32], inc[32];
     memset(ones, 0xff, 32);
-    for (int i = 0; i < 32; i++) inc[i] = (uint8_t)i;
+    for (int i = 0; i < 32; i++)
+        inc[i] = (uint8_t)i;
     CHECK(base_crc32c(0, zeros, 32) == 0x8a9136aau);
     CHECK(base_crc32c(0, ones, 32) == 0x62a8ab43u);
     CHECK(base_crc32c(0, inc, 32) == 0x46dd794eu);
     CHECK(base_crc32c(0, "123456789", 9) == 0xe3069283u);
     /* Incremental equals one-shot, at every split and misalignment. */
     uint8_t buf[200];
-    for (int i = 0; i < 200; i++) buf[i] = (uint8_t)(i * 37 + 11);
+    for (int i = 0; i < 200; i++)
+        buf[i] = (uint8_t)(i * 37 + 11);
     uint32_t whole = base_crc32c(0, buf + 3, 190);
-    for (size_t cut = 0; cut <= 190; cut += 7) CHECK(base_crc32c(base_crc32c(0, buf + 3, cut), buf + 3 + cut, 190 - cut) == whole);
+    for (size_t cut = 0; cut <= 190; cut += 7)
+        CHECK(base_crc32c(base_crc32c(0, buf + 3, cut), buf + 3 + cut, 190 - cut) == whole);
 }
 
 static void t_hash(void)
@@ -45,11 +48,11 @@ static void t_utf8(void)
 {
     CHECK(base_utf8_valid("plain", 5));
     CHECK(base_utf8_valid("caf\xc3\xa9", 5));
-    CHECK(base_utf8_valid("\xf0\x9f\x98\x80", 4)); /* emoji */
-    CHECK(!base_utf8_valid("\xc3", 1));            /* truncated */
-    CHECK(!base_utf8_valid("\xc0\x80", 2));        /* overlong NUL */
-    CHECK(!base_utf8_valid("\xe0\x80\xaf", 3));    /* overlong */
-    CHECK(!base_utf8_valid("\xed\xa0\x80", 3));    /* surrogate */
+    CHECK(base_utf8_valid("\xf0\x9f\x98\x80", 4));  /* emoji */
+    CHECK(!base_utf8_valid("\xc3", 1));             /* truncated */
+    CHECK(!base_utf8_valid("\xc0\x80", 2));         /* overlong NUL */
+    CHECK(!base_utf8_valid("\xe0\x80\xaf", 3));     /* overlong */
+    CHECK(!base_utf8_valid("\xed\xa0\x80", 3));     /* surrogate */
     CHECK(!base_utf8_valid("\xf4\x90\x80\x80", 4)); /* > U+10FFFF */
     CHECK(!base_utf8_valid("a\0b", 3));
     CHECK(!base_utf8_valid("\x80", 1));
@@ -77,7 +80,8 @@ static void t_uuid(void)
 static void t_json(void)
 {
     json_value *v;
-    const char *doc = " {\"$maxCount\": 9223372036854775807, \"s\": \"a\\u00e9\\n\\ud83d\\ude00\", \"arr\": [1, -2.5e3, true, null], \"o\": {}} ";
+    const char *doc = " {\"$maxCount\": 9223372036854775807, \"s\": \"a\\u00e9\\n\\ud83d\\ude00\", \"arr\": "
+                      "[1, -2.5e3, true, null], \"o\": {}} ";
     CHECK_RC(json_parse(doc, strlen(doc), &v), 0);
     REQUIRE(v);
     int64_t x;
@@ -95,8 +99,9 @@ static void t_json(void)
     json_free(w);
     base_buf_free(&b);
     json_free(v);
-    const char *bad[] = {"", "{", "{\"a\"}", "[1,]", "{\"a\":1,}", "01", "1.", "-", "\"\\x\"", "\"\x01\"", "tru",
-                         "\"\\ud800\"", "[1] 2", "\"\xff\"", "{\"a\":1 \"b\":2}", "nul"};
+    const char *bad[] = {"",      "{",        "{\"a\"}",           "[1,]",     "{\"a\":1,}", "01",
+                         "1.",    "-",        "\"\\x\"",           "\"\x01\"", "tru",        "\"\\ud800\"",
+                         "[1] 2", "\"\xff\"", "{\"a\":1 \"b\":2}", "nul"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         int rc = json_parse(bad[i], strlen(bad[i]), &v);
         if (rc != FACTUM_EBADJSON) fprintf(stderr, "  accepted bad JSON #%zu: %s\n", i, bad[i]);

@@ -6,8 +6,8 @@
 
 #include <pthread.h>
 
-#define WRITERS 8
-#define READERS 4
+#define WRITERS    8
+#define READERS    4
 #define PER_WRITER 400
 
 static char dir[512];
@@ -32,8 +32,10 @@ static void *writer(void *arg)
         factum_stream_get_info(store, "shared", &info);
         factum_event_data e2 = harness_event("S", json);
         int rc = factum_append(store, "shared", info.last_version, &e2, 1, &r);
-        if (rc == 0) shared_wins++;
-        else if (rc != FACTUM_EWRONGVERSION) failures++;
+        if (rc == 0)
+            shared_wins++;
+        else if (rc != FACTUM_EWRONGVERSION)
+            failures++;
     }
     writers_done++;
     return NULL;
@@ -80,10 +82,14 @@ static void t_readers_and_writers(void)
     harness_tmpdir(dir, sizeof dir, "conc");
     REQUIRE(factum_store_open(dir, &o, &store) == 0);
     pthread_t w[WRITERS], r[READERS];
-    for (int i = 0; i < READERS; i++) pthread_create(&r[i], NULL, reader, NULL);
-    for (int i = 0; i < WRITERS; i++) pthread_create(&w[i], NULL, writer, (void *)(intptr_t)i);
-    for (int i = 0; i < WRITERS; i++) pthread_join(w[i], NULL);
-    for (int i = 0; i < READERS; i++) pthread_join(r[i], NULL);
+    for (int i = 0; i < READERS; i++)
+        pthread_create(&r[i], NULL, reader, NULL);
+    for (int i = 0; i < WRITERS; i++)
+        pthread_create(&w[i], NULL, writer, (void *)(intptr_t)i);
+    for (int i = 0; i < WRITERS; i++)
+        pthread_join(w[i], NULL);
+    for (int i = 0; i < READERS; i++)
+        pthread_join(r[i], NULL);
     CHECK_EQ_U64(failures, 0);
     factum_stream_info info;
     CHECK_RC(factum_stream_get_info(store, "shared", &info), 0);
@@ -92,8 +98,8 @@ static void t_readers_and_writers(void)
     factum_store_get_stats(store, &st);
     CHECK_EQ_U64(st.last_position, WRITERS * PER_WRITER + shared_wins);
     /* Group commit: concurrent appends shared fdatasyncs. */
-    printf("appends %" PRIu64 ", groups %" PRIu64 ", fsyncs %" PRIu64 ", largest group %" PRIu64 "\n", st.appends,
-           st.groups, st.fsyncs, st.group_events_max);
+    printf("appends %" PRIu64 ", groups %" PRIu64 ", fsyncs %" PRIu64 ", largest group %" PRIu64 "\n",
+           st.appends, st.groups, st.fsyncs, st.group_events_max);
     CHECK(st.fsyncs < st.appends);
     CHECK(st.group_events_max > 1);
     factum_store_close(store);
@@ -134,7 +140,8 @@ static void t_async(void)
         CHECK_RC(factum_append_async(store, &req[i], 1, on_done, &a), 0);
     }
     pthread_mutex_lock(&a.mu);
-    while (a.done < 500) pthread_cond_wait(&a.cv, &a.mu);
+    while (a.done < 500)
+        pthread_cond_wait(&a.cv, &a.mu);
     pthread_mutex_unlock(&a.mu);
     CHECK_EQ_U64(a.ok, 500); /* completed in order, each after the previous */
     /* Invalid on its face: refused at once, callback never runs. */

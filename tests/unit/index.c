@@ -70,7 +70,8 @@ static void t_table(void)
         }
         CHECK_EQ_U64(cnt, n);
         cnt = 0;
-        for (int r = tbl_last(t, &c); r == 1; r = tbl_prev(&c)) cnt++;
+        for (int r = tbl_last(t, &c); r == 1; r = tbl_prev(&c))
+            cnt++;
         CHECK_EQ_U64(cnt, n);
         /* The Bloom filter never denies a present key and denies most others. */
         int fp = 0;
@@ -168,7 +169,8 @@ static void t_index_flush_merge(void)
         uint64_t h = base_hash64(&sidx, 8);
         CHECK_RC(idx_stream_range(x, h, 0, 0, kv, 64, &n), 0);
         CHECK_EQ_U64(n, 40);
-        for (size_t i = 0; i < n; i++) CHECK(kv[i].k2 == i);
+        for (size_t i = 0; i < n; i++)
+            CHECK(kv[i].k2 == i);
         CHECK_RC(idx_stream_range(x, h, 25, 1, kv, 64, &n), 0);
         CHECK(n == 26 && kv[0].k2 == 25 && kv[25].k2 == 0);
     }

@@ -92,7 +92,8 @@ static void t_multi_stream(void)
 {
     factum_store *s = open_at("multi", 1);
     REQUIRE(s);
-    factum_event_data a = harness_event("A", "{}"), b = harness_event("B", "{}"), c = harness_event("C", "{}");
+    factum_event_data a = harness_event("A", "{}"), b = harness_event("B", "{}"),
+                      c = harness_event("C", "{}");
     factum_append_req reqs[2] = {{"left", FACTUM_NO_STREAM, &a, 1}, {"right", FACTUM_NO_STREAM, &b, 1}};
     factum_append_result res[2];
     size_t failed = 99;
@@ -163,7 +164,8 @@ static void t_metadata(void)
     CHECK_EQ_U64(n, 0);
     /* Bad metadata documents are refused and change nothing. */
     CHECK_RC(factum_set_stream_metadata(s, "m", FACTUM_ANY, "[1]", 3, &r), FACTUM_EBADJSON);
-    CHECK_RC(factum_set_stream_metadata(s, "m", FACTUM_ANY, "{\"$maxCount\":\"x\"}", 17, &r), FACTUM_EBADJSON);
+    CHECK_RC(factum_set_stream_metadata(s, "m", FACTUM_ANY, "{\"$maxCount\":\"x\"}", 17, &r),
+             FACTUM_EBADJSON);
     CHECK_RC(factum_set_stream_metadata(s, "m", FACTUM_ANY, "{", 1, &r), FACTUM_EBADJSON);
     factum_event_data raw = harness_event("NotMetadata", "{}");
     CHECK_RC(factum_append(s, "$$m", FACTUM_ANY, &raw, 1, &r), FACTUM_EINVAL);
