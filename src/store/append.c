@@ -110,11 +110,7 @@ static int build(factum_store *s, const factum_append_req *reqs, size_t n, wreq 
 /* Run a request synchronously. */
 static int run_sync(factum_store *s, wreq *r)
 {
-    pthread_cond_t cv;
-    pthread_cond_init(&cv, NULL);
-    r->done_cv = &cv;
     int rc = writer_submit(s, r);
-    pthread_cond_destroy(&cv);
     return rc ? rc : r->rc;
 }
 

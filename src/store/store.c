@@ -410,12 +410,8 @@ int factum_store_sync(factum_store *s)
     if (!s) return FACTUM_EINVAL;
     if (s->opts.read_only) return 0;
     if (atomic_load(&s->failed)) return FACTUM_EFAILED;
-    pthread_cond_t cv;
-    pthread_cond_init(&cv, NULL);
     wreq r = {0};
     r.kind = REQ_SYNC;
-    r.done_cv = &cv;
     int rc = writer_submit(s, &r);
-    pthread_cond_destroy(&cv);
     return rc ? rc : r.rc;
 }

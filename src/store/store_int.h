@@ -82,6 +82,7 @@ size_t cache_size(scache *c);
 
 enum { OP_APPEND = 0, OP_DELETE = 1, OP_TOMBSTONE = 2 };
 enum { REQ_APPEND = 0, REQ_SYNC = 1 };
+enum { WSTATE_DONE = 1, WSTATE_LEAD = 2 };
 
 typedef struct wpart {
     const char *stream;
@@ -104,9 +105,7 @@ typedef struct wreq {
     void *ctx;
     int rc;
     size_t failed;
-    int done;
-    int lead;                /* the lead was handed to this request's thread */
-    pthread_cond_t *done_cv; /* sync callers wait here (with q_mu) */
+    _Atomic int wstate; /* synchronous callers: WSTATE_* bits, waited on with a futex */
     int owns_memory;         /* async: parts/results/request are freed after cb */
 } wreq;
 

@@ -17,8 +17,11 @@
  * fdatasync fails the group and latches the store (ST-4).
  */
 #include <errno.h>
+#include <linux/futex.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "base/json.h"
 #include "store/store_int.h"
@@ -723,30 +726,38 @@ static int commit_group(factum_store *s, group *g, int want_sync)
 
 /* ---- completion ------------------------------------------------------ */
 
+/* Waking a waiting caller: its request's state word, with a futex. The
+ * waker may touch the word after the caller saw it change and returned
+ * (its stack may be reused); a futex wake there is at worst a spurious
+ * wake-up of a later wait, which re-checks its own word. No lock is held,
+ * so woken callers do not stumble on q_mu. */
+static void wstate_set(wreq *r, int bit)
+{
+    atomic_fetch_or(&r->wstate, bit);
+    syscall(SYS_futex, (int *)&r->wstate, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
+static int wstate_wait(wreq *r)
+{
+    int st;
+    while ((st = atomic_load(&r->wstate)) == 0)
+        syscall(SYS_futex, (int *)&r->wstate, FUTEX_WAIT_PRIVATE, 0, NULL, NULL, 0);
+    return st;
+}
+
 static void complete(factum_store *s, wreq *list)
 {
-    int locked = 0;
     for (wreq *r = list; r;) {
-        wreq *next = r->next;
+        wreq *next = r->next; /* read before the caller may let go of r */
         atomic_fetch_add(&s->st_appends, r->kind == REQ_APPEND);
         if (r->cb) {
-            if (locked) {
-                pthread_mutex_unlock(&s->q_mu);
-                locked = 0;
-            }
             r->cb(r->ctx, r->rc, r->results, r->n_parts, r->failed);
             if (r->owns_memory) free(r); /* parts and results share its allocation */
         } else {
-            if (!locked) {
-                pthread_mutex_lock(&s->q_mu);
-                locked = 1;
-            }
-            r->done = 1;
-            pthread_cond_signal(r->done_cv);
+            wstate_set(r, WSTATE_DONE);
         }
         r = next;
     }
-    if (locked) pthread_mutex_unlock(&s->q_mu);
 }
 
 static void fail_all(wreq *list, int rc)
@@ -853,9 +864,8 @@ static void hand_off(factum_store *s)
         s->leader = 0;
         return;
     }
-    if (h->done_cv) {
-        h->lead = 1;
-        pthread_cond_signal(h->done_cv);
+    if (!h->cb) {
+        wstate_set(h, WSTATE_LEAD);
     } else {
         s->writer_lead = 1;
         pthread_cond_signal(&s->q_cv);
@@ -866,7 +876,7 @@ static void hand_off(factum_store *s)
  * writer thread, me == NULL, until the queue is empty). */
 static void lead(factum_store *s, wreq *me)
 {
-    while (s->q_head && (!me || !me->done)) {
+    while (s->q_head && (!me || !(atomic_load(&me->wstate) & WSTATE_DONE))) {
         if (s->abandon) {
             wreq *list = s->q_head;
             s->q_head = s->q_tail = NULL;
@@ -989,7 +999,7 @@ int writer_submit(factum_store *s, wreq *r)
         return FACTUM_ECLOSED;
     }
     r->next = NULL;
-    r->lead = 0;
+    atomic_store(&r->wstate, 0);
     if (s->q_tail)
         s->q_tail->next = r;
     else
@@ -1009,14 +1019,16 @@ int writer_submit(factum_store *s, wreq *r)
     if (!s->leader) {
         s->leader = 1;
         lead(s, r);
-    } else {
-        while (!r->done && !r->lead)
-            pthread_cond_wait(r->done_cv, &s->q_mu);
-        if (!r->done)
-            lead(s, r); /* handed to us */
-        else if (r->lead)
-            lead(s, r); /* done, but the lead came with it: pass it on */
+        pthread_mutex_unlock(&s->q_mu);
+        return 0;
     }
     pthread_mutex_unlock(&s->q_mu);
+    if (wstate_wait(r) & WSTATE_LEAD) {
+        /* The lead was handed to us: run groups until our request is done
+         * (it may be already), then pass the lead on. */
+        pthread_mutex_lock(&s->q_mu);
+        lead(s, r);
+        pthread_mutex_unlock(&s->q_mu);
+    }
     return 0;
 }
