@@ -874,9 +874,12 @@ static void hand_off(factum_store *s)
 
 /* Run groups (q_mu held on entry and exit) until `me` is done (or, for the
  * writer thread, me == NULL, until the queue is empty). */
+#define EXTRA_GROUPS 2 /* groups a leader runs for others after its own is done */
+
 static void lead(factum_store *s, wreq *me)
 {
-    while (s->q_head && (!me || !(atomic_load(&me->wstate) & WSTATE_DONE))) {
+    int extra = 0;
+    while (s->q_head && (!me || !(atomic_load(&me->wstate) & WSTATE_DONE) || extra++ < EXTRA_GROUPS)) {
         if (s->abandon) {
             wreq *list = s->q_head;
             s->q_head = s->q_tail = NULL;
