@@ -425,8 +425,44 @@ static void t_bad_input(void)
     harness_rm_rf(dir);
 }
 
+/* The default event size limit: 16 MiB of data + metadata. */
+static void t_default_size_limit(void)
+{
+    factum_options o;
+    factum_options_init(&o);
+    harness_tmpdir(dir, sizeof dir, "limit");
+    factum_store *s;
+    REQUIRE(factum_store_open(dir, &o, &s) == 0);
+    size_t max = FACTUM_DEFAULT_MAX_EVENT_SIZE;
+    uint8_t *blob = malloc(max + 1);
+    REQUIRE(blob);
+    memset(blob, 'x', max + 1);
+    factum_event_data e = harness_event("Big", "{}");
+    e.flags = 0;
+    e.data = blob;
+    e.data_len = max + 1;
+    CHECK_RC(factum_append(s, "big", FACTUM_ANY, &e, 1, NULL), FACTUM_ETOOBIG);
+    e.data_len = max - 10;
+    e.metadata = blob;
+    e.metadata_len = 11;
+    CHECK_RC(factum_append(s, "big", FACTUM_ANY, &e, 1, NULL), FACTUM_ETOOBIG);
+    e.metadata_len = 10;
+    factum_append_result r;
+    CHECK_RC(factum_append(s, "big", FACTUM_ANY, &e, 1, &r), 0);
+    factum_event ev;
+    CHECK_RC(factum_read_position(s, r.first_position, &ev), 0);
+    CHECK(ev.data_len == max - 10 && ev.metadata_len == 10 && ev.data[max - 11] == 'x');
+    free(blob);
+    factum_stats st;
+    factum_store_get_stats(s, &st);
+    CHECK_EQ_U64(st.last_position, 1);
+    factum_store_close(s);
+    harness_rm_rf(dir);
+}
+
 int main(void)
 {
+    RUN(t_default_size_limit);
     RUN(t_idempotency);
     RUN(t_multi_stream);
     RUN(t_metadata);
