@@ -425,25 +425,33 @@ static int64_t check_batch(flog *l, uint64_t lo, uint64_t expect_pos, log_event_
     return (int64_t)off;
 }
 
-/* Is there a valid durable batch frame anywhere in [from, end of segment)
- * or any data in a later segment? (LOG-4) */
-static int valid_after(flog *l, uint64_t from, uint64_t *where)
+/* The first valid batch frame at an 8-aligned offset in (from, end of from's
+ * segment), durable ones only if asked. 1 and *lo / *bh, else 0. */
+static int batch_in_segment(flog *l, uint64_t from, int durable_only, uint64_t *lo, log_batch_hdr *bh)
 {
-    uint64_t no = from / l->seg_size;
+    uint64_t start = base_align_up(from + 1, 8);
     uint64_t avail;
-    const uint8_t *p = log_ptr(l, from, &avail);
-    for (uint64_t off = 8; p && off + LOG_BATCH_FRAME_LEN <= avail; off += 8) {
+    const uint8_t *p = start / l->seg_size == from / l->seg_size ? log_ptr(l, start, &avail) : NULL;
+    for (uint64_t off = 0; p && off + LOG_BATCH_FRAME_LEN <= avail; off += 8) {
         if (base_get32(p + off) != LOG_BATCH_FRAME_LEN || p[off + 8] != LOG_FRAME_BATCH) continue;
-        log_batch_hdr bh;
         int type;
-        if (log_decode_frame(p + off, avail - off, &type, NULL, &bh, NULL) == (int)LOG_BATCH_FRAME_LEN &&
-            (bh.flags & LOG_BATCH_DURABLE)) {
-            *where = from + off;
+        if (log_decode_frame(p + off, avail - off, &type, NULL, bh, NULL) == (int)LOG_BATCH_FRAME_LEN &&
+            (!durable_only || (bh->flags & LOG_BATCH_DURABLE))) {
+            *lo = start + off;
             return 1;
         }
     }
+    return 0;
+}
+
+/* Is there a valid durable batch frame anywhere after `from` in its segment,
+ * or any data in a later segment? (LOG-4) */
+static int valid_after(flog *l, uint64_t from, uint64_t *where)
+{
+    log_batch_hdr bh;
+    if (batch_in_segment(l, from, 1, where, &bh)) return 1;
     uint64_t n = atomic_load(&l->n_segs);
-    for (uint64_t s = no + 1; s < n; s++) {
+    for (uint64_t s = from / l->seg_size + 1; s < n; s++) {
         if (seg_has_data(l, s)) {
             *where = s * l->seg_size + LOG_SEG_HEADER;
             return 1;
@@ -531,20 +539,13 @@ int log_cut_tail(flog *l, uint64_t end_lo)
 int log_find_batch(flog *l, uint64_t from, uint64_t *lo, uint64_t *first_position)
 {
     uint64_t n = atomic_load(&l->n_segs);
+    log_batch_hdr bh;
     for (uint64_t no = from / l->seg_size; no < n; no++) {
-        uint64_t start = no == from / l->seg_size ? from + 8 : no * l->seg_size + LOG_SEG_HEADER;
-        start = base_align_up(start, 8);
-        uint64_t avail;
-        const uint8_t *p = log_ptr(l, start, &avail);
-        for (uint64_t off = 0; p && off + LOG_BATCH_FRAME_LEN <= avail; off += 8) {
-            if (base_get32(p + off) != LOG_BATCH_FRAME_LEN || p[off + 8] != LOG_FRAME_BATCH) continue;
-            log_batch_hdr bh;
-            int type;
-            if (log_decode_frame(p + off, avail - off, &type, NULL, &bh, NULL) == (int)LOG_BATCH_FRAME_LEN) {
-                *lo = start + off;
-                *first_position = bh.first_position;
-                return 1;
-            }
+        /* In later segments, search from just before their first frame. */
+        uint64_t start = no == from / l->seg_size ? from : no * l->seg_size + LOG_SEG_HEADER - 8;
+        if (batch_in_segment(l, start, 0, lo, &bh)) {
+            *first_position = bh.first_position;
+            return 1;
         }
     }
     return 0;
