@@ -344,10 +344,14 @@ static void t_relaxed_mode(void)
     factum_store_get_stats(s, &st);
     CHECK(st.durability == FACTUM_RELAXED);
     int rc;
+    uint64_t t0 = base_mono_ns_test();
     for (int i = 0; i < 100; i++)
         append_one(s, &r, &rc);
+    uint64_t ms = (base_mono_ns_test() - t0) / 1000000u;
     factum_store_get_stats(s, &st);
-    CHECK(st.fsyncs < 10); /* acknowledged without waiting for fdatasync */
+    /* Acknowledged without waiting for fdatasync: only the periodic ones ran. */
+    CHECK(st.fsyncs <= ms / 50 + 2);
+    CHECK(st.appends == 100);
     CHECK_RC(factum_store_sync(s), 0);
     size_t synced = n_ack;
     /* The periodic flush also happens on its own. */
