@@ -189,9 +189,10 @@ static int sync_log_cb(void *ctx, uint64_t lo)
 
 static int recover(factum_store *s, const idx_checkpoint *cp)
 {
+    int rc;
     if (s->opts.verify_on_open) {
         log_scan_result full;
-        int rc = log_scan(s->log, LOG_SEG_HEADER, 1, NULL, NULL, NULL, &full);
+        rc = log_scan(s->log, LOG_SEG_HEADER, 1, NULL, NULL, NULL, &full);
         if (rc) return rc;
         if (full.corrupt) {
             store_log(s, FACTUM_LOG_ERROR, "log is damaged: %s", full.what);
@@ -200,8 +201,18 @@ static int recover(factum_store *s, const idx_checkpoint *cp)
     }
     replay r = {.s = s};
     uint64_t from_lo = cp->covered_lo ? cp->covered_lo : LOG_SEG_HEADER;
+    if (!s->opts.read_only) {
+        /* What the replay indexes may come from a relaxed-mode writer that
+         * died before its fdatasync: make it durable before any index
+         * checkpoint can cover it (IDX-1). */
+        uint64_t n = atomic_load(&s->log->n_segs);
+        for (uint64_t i = from_lo / s->seg_size; i < n; i++) {
+            log_seg *sg = atomic_load(&s->log->segs[i]);
+            if (sg && (rc = s->io->fdatasync(s->io, sg->fd))) return rc;
+        }
+    }
     log_scan_result res;
-    int rc = log_scan(s->log, from_lo, cp->next_position, replay_event, replay_batch, &r, &res);
+    rc = log_scan(s->log, from_lo, cp->next_position, replay_event, replay_batch, &r, &res);
     for (int k = 0; k < IDX_KINDS; k++)
         free(r.ent[k]);
     free(r.los);
@@ -328,10 +339,22 @@ int store_open_io(const char *path, const factum_options *opts, io_env *io, fact
     idx_config ic = {o->memtable_entries, o->read_only, sync_log_cb, s, o->log_fn, o->log_ctx};
     idx_checkpoint cp;
     snprintf(p, sizeof p, "%s/index", path);
-    if ((rc = idx_open(io, p, &ic, &s->idx, &cp))) goto fail_log;
+    rc = idx_open(io, p, &ic, &s->idx, &cp);
+    if (rc == FACTUM_ECORRUPT && !o->read_only) {
+        /* The index is derived from the log: set the damaged one aside and
+         * build it again (IDX-1). */
+        char aside[PATH_MAX];
+        snprintf(aside, sizeof aside, "%s/index.damaged-%lld", path, (long long)(base_now_ns() / 1000000000));
+        store_log(s, FACTUM_LOG_WARN, "the index is damaged; moved it to %s and rebuilding it from the log", aside);
+        if (rename(p, aside)) rc = -errno;
+        else rc = idx_open(io, p, &ic, &s->idx, &cp);
+    }
+    if (rc) goto fail_log;
+    /* The index thread runs during the replay, so that a long replay (a
+     * rebuilt index) is written out as tables instead of filling memory. */
+    if (!o->read_only && (rc = idx_start(s->idx))) goto fail_idx;
     if ((rc = recover(s, &cp))) goto fail_idx;
     if (!o->read_only) {
-        if ((rc = idx_start(s->idx))) goto fail_idx;
         if ((rc = log_prep_start(s->log))) goto fail_idx;
         if ((rc = writer_start(s))) goto fail_idx;
     }
