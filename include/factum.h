@@ -377,6 +377,15 @@ FACTUM_API int factum_delete_stream(factum_store *s, const char *stream, int64_t
 FACTUM_API int factum_tombstone_stream(factum_store *s, const char *stream, int64_t expected,
                                        factum_append_result *res);
 
+/* Asynchronous soft delete / tombstone: queue the operation and return;
+ * cb runs exactly once on a store thread (as for factum_append_async) with
+ * one result. The stream name is copied. Returns 0 when queued, or an error
+ * for an invalid name or expectation (then cb does not run). */
+FACTUM_API int factum_delete_stream_async(factum_store *s, const char *stream, int64_t expected, factum_append_cb cb,
+                                          void *ctx);
+FACTUM_API int factum_tombstone_stream_async(factum_store *s, const char *stream, int64_t expected,
+                                             factum_append_cb cb, void *ctx);
+
 /* Call cb for each stream in creation order, starting after the stream
  * created at position `after` (0: from the first). cb returns 0 to go on,
  * anything else to stop (that value is returned). `name` is valid during the

@@ -188,6 +188,48 @@ static int stream_op(factum_store *s, const char *stream, int64_t expected, int 
     return run_sync(s, &r);
 }
 
+static int stream_op_async(factum_store *s, const char *stream, int64_t expected, int op, factum_append_cb cb,
+                           void *ctx)
+{
+    int rc = precheck(s);
+    if (rc) return rc;
+    if (!cb) return FACTUM_EINVAL;
+    if (!stream) return FACTUM_EBADNAME;
+    size_t len = strnlen(stream, FACTUM_MAX_STREAM_LEN + 1);
+    if ((rc = factum_check_stream_name(stream, len))) return rc;
+    if (len > FACTUM_MAX_STREAM_LEN - 2) return FACTUM_EBADNAME;
+    if ((rc = check_expected_value(expected))) return rc;
+    /* One allocation: the request, its part, its result and the name. */
+    wreq *r = calloc(1, sizeof *r + sizeof(wpart) + sizeof(factum_append_result) + len + 1);
+    if (!r) return -ENOMEM;
+    wpart *part = (wpart *)(r + 1);
+    r->results = (factum_append_result *)(part + 1);
+    char *name = (char *)(r->results + 1);
+    memcpy(name, stream, len + 1);
+    *part = (wpart){name, len, expected, NULL, 0, op};
+    r->kind = REQ_APPEND;
+    r->parts = part;
+    r->n_parts = 1;
+    r->bytes = 8192;
+    r->cb = cb;
+    r->ctx = ctx;
+    r->owns_memory = 1;
+    rc = writer_submit(s, r);
+    if (rc) free(r);
+    return rc;
+}
+
+int factum_delete_stream_async(factum_store *s, const char *stream, int64_t expected, factum_append_cb cb, void *ctx)
+{
+    return stream_op_async(s, stream, expected, OP_DELETE, cb, ctx);
+}
+
+int factum_tombstone_stream_async(factum_store *s, const char *stream, int64_t expected, factum_append_cb cb,
+                                  void *ctx)
+{
+    return stream_op_async(s, stream, expected, OP_TOMBSTONE, cb, ctx);
+}
+
 int factum_delete_stream(factum_store *s, const char *stream, int64_t expected, factum_append_result *res)
 {
     return stream_op(s, stream, expected, OP_DELETE, res);

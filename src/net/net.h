@@ -1,0 +1,144 @@
+/*
+ * net.h - factumd's network server: one epoll event loop that accepts TCP
+ * connections, speaks gRPC over HTTP/2 (cleartext, prior knowledge; nghttp2)
+ * and plain HTTP/1.1 on the same port, and hands each gRPC call to the
+ * handlers of its method. The loop never blocks: handlers start work (for
+ * example an asynchronous append) and finish the call later from the loop
+ * thread (net_post).
+ *
+ * Design note (invariants; tests cite them as NET-n):
+ *  NET-1  Every callback into handlers runs on the loop thread. net_post is
+ *         the only entry from other threads.
+ *  NET-2  Memory is bounded per call (queued output: net_call_send refuses
+ *         beyond call_buffer_limit; input: one message of at most
+ *         max_message) and per connection (at most max_streams calls, one
+ *         write buffer), and by the number of connections.
+ *  NET-3  A protocol error on a stream (bad gRPC framing, an oversized
+ *         message) ends that stream only; an HTTP/2 error ends that
+ *         connection only. Other clients never notice.
+ *  NET-4  A call is released only after on_close ran and every reference
+ *         (net_call_ref, for work in flight elsewhere) was dropped; once
+ *         the stream is gone, sends and finishes on it are ignored.
+ */
+#ifndef FACTUM_NET_H
+#define FACTUM_NET_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/base.h"
+
+typedef struct net_server net_server;
+typedef struct net_call net_call;
+
+typedef struct net_header {
+    const char *name;
+    const char *value;
+} net_header;
+
+/* The handlers of one gRPC method. Every function pointer but on_message
+ * may be NULL. A handler may call net_call_finish at any point; after
+ * that no more messages are delivered. */
+typedef struct net_method {
+    const char *path; /* "/package.Service/Method" */
+    /* The call's request headers have arrived. Return 0 to accept it (the
+     * handler may finish it right away). */
+    int (*on_start)(net_call *c, void *svc);
+    /* A complete request message (bytes valid during the call). */
+    void (*on_message)(net_call *c, const uint8_t *msg, size_t len);
+    /* The client has sent its last message. */
+    void (*on_half_close)(net_call *c);
+    /* Queued output fell below the low-water mark after a send was refused
+     * or net_call_want_writable was set: produce more. */
+    void (*on_writable)(net_call *c);
+    /* The call is over (finished by us, cancelled by the client, or the
+     * connection closed). Release the handler's state here. */
+    void (*on_close)(net_call *c);
+    void *svc;
+} net_method;
+
+/* A plain HTTP/1.1 request and the response a handler fills in. */
+typedef struct net_http_req {
+    const char *method; /* "GET", ... */
+    const char *path;   /* without the query */
+    const char *query;  /* after '?', or "" */
+    const char *accept; /* Accept header or "" */
+    const uint8_t *body;
+    size_t body_len;
+} net_http_req;
+
+typedef struct net_http_resp {
+    int status;
+    const char *content_type;
+    base_buf body;
+} net_http_resp;
+
+typedef void (*net_http_fn)(void *ctx, const net_http_req *req, net_http_resp *resp);
+
+typedef struct net_config {
+    const char *host; /* address to listen on ("127.0.0.1", "0.0.0.0", "::") */
+    int port;         /* 0: any free port (see net_server_port) */
+    size_t max_connections;
+    size_t max_streams;       /* concurrent calls per connection */
+    size_t max_message;       /* largest request message */
+    size_t call_buffer_limit; /* queued output per call */
+    void (*log_fn)(void *ctx, int level, const char *msg);
+    void *log_ctx;
+} net_config;
+
+void net_config_init(net_config *c);
+
+/* Create a server listening per cfg, with these methods (the array is
+ * borrowed until net_server_free) and an HTTP/1.1 handler (may be NULL).
+ * Returns 0 or -errno. */
+int net_server_new(const net_config *cfg, const net_method *methods, size_t n_methods, net_http_fn http,
+                   void *http_ctx, net_server **out);
+/* The port actually bound. */
+int net_server_port(const net_server *s);
+/* Run the loop on the calling thread until net_server_stop; then finish
+ * gracefully: stop accepting, let calls in flight end (up to drain_ms),
+ * close connections. Returns 0 or -errno. */
+int net_server_run(net_server *s, int drain_ms);
+/* Ask the loop to stop. Thread-safe and async-signal-safe. */
+void net_server_stop(net_server *s);
+void net_server_free(net_server *s);
+/* Run fn(arg) on the loop thread soon. Thread-safe. 0 or -ENOMEM. */
+int net_post(net_server *s, void (*fn)(void *arg), void *arg);
+
+typedef struct net_stats {
+    uint64_t connections;       /* open now */
+    uint64_t connections_total; /* accepted since start */
+    uint64_t calls;             /* in progress */
+    uint64_t calls_total;
+    uint64_t bytes_in, bytes_out;
+    uint64_t protocol_errors;
+} net_stats;
+/* Loop thread only (or after run returned). */
+void net_server_stats(const net_server *s, net_stats *st);
+
+/* ---- calls (loop thread only, NET-1) ---------------------------------- */
+
+void net_call_set_state(net_call *c, void *state);
+void *net_call_state(const net_call *c);
+net_server *net_call_server(const net_call *c);
+/* A request header (lower-case name), or NULL. */
+const char *net_call_header(const net_call *c, const char *name);
+/* Absolute deadline (CLOCK_MONOTONIC ns) from grpc-timeout, or 0. */
+uint64_t net_call_deadline(const net_call *c);
+/* Queue one response message. 0, -EAGAIN when the queue is over the limit
+ * (nothing queued; on_writable follows), or -EPIPE if the call is over. */
+int net_call_send(net_call *c, const uint8_t *msg, size_t len);
+/* Bytes queued and not yet handed to the connection. */
+size_t net_call_queued(const net_call *c);
+/* Ask for on_writable once the queue drains. */
+void net_call_want_writable(net_call *c);
+/* End the call with a gRPC status, message (may be NULL) and extra
+ * trailers. Later calls are ignored. */
+void net_call_finish(net_call *c, int status, const char *message, const net_header *trailers, size_t n);
+/* Is the call over (finished or gone)? */
+int net_call_done(const net_call *c);
+/* Keep the call object alive across asynchronous work (NET-4). */
+void net_call_ref(net_call *c);
+void net_call_unref(net_call *c);
+
+#endif

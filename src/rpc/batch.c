@@ -1,0 +1,428 @@
+/*
+ * batch.c - Streams.BatchAppend: one long-lived bidirectional call carries
+ * many appends, each a "batch" keyed by its correlation id, split over
+ * several messages (options in the first, is_final on the last). Each
+ * finished batch becomes one asynchronous append; its result goes back
+ * in-band as a BatchAppendResp, errors as a google.rpc.Status with a typed
+ * Any detail, as KurrentDB does. The call is bounded: at most
+ * BATCH_MAX_OPEN batches being assembled, each within the append size limit.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "google/protobuf/any.pb-c.h"
+#include "google/protobuf/empty.pb-c.h"
+#include "google/rpc/status.pb-c.h"
+#include "net/grpc.h"
+#include "rpc/streams_int.h"
+
+#define BATCH_MAX_OPEN 256
+
+typedef EventStore__Client__Streams__BatchAppendReq BatchReq;
+typedef EventStore__Client__Streams__BatchAppendResp BatchResp;
+
+typedef struct bcall bcall;
+
+typedef struct batch {
+    struct batch *next;
+    bcall *owner;
+    char corr[37];
+    char *stream;
+    int64_t expected;
+    rpc_events ev;
+    int rc;
+    factum_append_result res;
+} batch;
+
+typedef struct outmsg {
+    struct outmsg *next;
+    size_t len;
+    uint8_t data[];
+} outmsg;
+
+struct bcall {
+    rpc_ctx *ctx;
+    net_call *c;
+    batch *open;
+    size_t n_open;
+    int in_store; /* batches handed to the store and not yet answered */
+    int closed, half_closed;
+    outmsg *out, *out_tail; /* answers the call's queue could not take yet */
+};
+
+static void batch_free(batch *b)
+{
+    rpc_events_free(&b->ev);
+    free(b->stream);
+    free(b);
+}
+
+static void bcall_free(bcall *k)
+{
+    while (k->open) {
+        batch *b = k->open;
+        k->open = b->next;
+        batch_free(b);
+    }
+    while (k->out) {
+        outmsg *o = k->out;
+        k->out = o->next;
+        free(o);
+    }
+    free(k);
+}
+
+int rpc_batch_start(net_call *c, void *svc)
+{
+    bcall *k = calloc(1, sizeof *k);
+    if (!k) return -ENOMEM;
+    k->ctx = svc;
+    k->c = c;
+    net_call_set_state(c, k);
+    return 0;
+}
+
+/* Send (or queue) one packed answer. */
+static void send_resp(bcall *k, const BatchResp *r)
+{
+    if (net_call_done(k->c)) return;
+    if (!k->out) {
+        int rc = rpc_send(k->ctx, k->c, &r->base);
+        if (rc == 0) return;
+        if (rc != -EAGAIN) {
+            net_call_finish(k->c, GRPC_INTERNAL, "could not send a response", NULL, 0);
+            return;
+        }
+    }
+    size_t n = event_store__client__streams__batch_append_resp__get_packed_size(r);
+    outmsg *o = malloc(sizeof *o + n);
+    if (!o) {
+        net_call_finish(k->c, GRPC_RESOURCE_EXHAUSTED, "out of memory", NULL, 0);
+        return;
+    }
+    o->next = NULL;
+    o->len = n;
+    event_store__client__streams__batch_append_resp__pack(r, o->data);
+    if (k->out_tail) k->out_tail->next = o;
+    else k->out = o;
+    k->out_tail = o;
+    net_call_want_writable(k->c);
+}
+
+static void maybe_end(bcall *k)
+{
+    /* The client has said everything and every batch is answered. */
+    if (k->half_closed && !k->in_store && !k->out && !net_call_done(k->c))
+        net_call_finish(k->c, GRPC_OK, NULL, NULL, 0);
+}
+
+void rpc_batch_writable(net_call *c)
+{
+    bcall *k = net_call_state(c);
+    while (k->out && !net_call_done(c)) {
+        int rc = net_call_send(c, k->out->data, k->out->len);
+        if (rc == -EAGAIN) {
+            net_call_want_writable(c);
+            return;
+        }
+        outmsg *o = k->out;
+        k->out = o->next;
+        if (!k->out) k->out_tail = NULL;
+        free(o);
+    }
+    maybe_end(k);
+}
+
+/* Answer a batch: success, or an error Status with a typed detail. */
+static void answer(bcall *k, const char *corr, const char *stream, int64_t expected, int rc,
+                   const factum_append_result *res)
+{
+    BatchResp r = EVENT_STORE__CLIENT__STREAMS__BATCH_APPEND_RESP__INIT;
+    EventStore__Client__UUID id = EVENT_STORE__CLIENT__UUID__INIT;
+    EventStore__Client__StreamIdentifier sid = EVENT_STORE__CLIENT__STREAM_IDENTIFIER__INIT;
+    Google__Protobuf__Empty empty = GOOGLE__PROTOBUF__EMPTY__INIT;
+    EventStore__Client__Streams__BatchAppendResp__Success ok =
+        EVENT_STORE__CLIENT__STREAMS__BATCH_APPEND_RESP__SUCCESS__INIT;
+    EventStore__Client__AllStreamPosition pos = EVENT_STORE__CLIENT__ALL_STREAM_POSITION__INIT;
+    Google__Rpc__Status st = GOOGLE__RPC__STATUS__INIT;
+    Google__Protobuf__Any any = GOOGLE__PROTOBUF__ANY__INIT;
+    uint8_t detail[1200];
+    id.value_case = EVENT_STORE__CLIENT__UUID__VALUE_STRING;
+    id.string = (char *)corr;
+    r.correlation_id = &id;
+    if (stream) {
+        sid.stream_name.data = (uint8_t *)stream;
+        sid.stream_name.len = strlen(stream);
+        r.stream_identifier = &sid;
+    }
+    if (expected >= 0) {
+        r.expected_stream_position_case = EVENT_STORE__CLIENT__STREAMS__BATCH_APPEND_RESP__EXPECTED_STREAM_POSITION_STREAM_POSITION;
+        r.stream_position = (uint64_t)expected;
+    } else if (expected == FACTUM_NO_STREAM) {
+        r.expected_stream_position_case = EVENT_STORE__CLIENT__STREAMS__BATCH_APPEND_RESP__EXPECTED_STREAM_POSITION_NO_STREAM;
+        r.no_stream = &empty;
+    } else if (expected == FACTUM_STREAM_EXISTS) {
+        r.expected_stream_position_case = EVENT_STORE__CLIENT__STREAMS__BATCH_APPEND_RESP__EXPECTED_STREAM_POSITION_STREAM_EXISTS;
+        r.stream_exists = &empty;
+    } else {
+        r.expected_stream_position_case = EVENT_STORE__CLIENT__STREAMS__BATCH_APPEND_RESP__EXPECTED_STREAM_POSITION_ANY;
+        r.any = &empty;
+    }
+    if (rc == 0) {
+        r.result_case = EVENT_STORE__CLIENT__STREAMS__BATCH_APPEND_RESP__RESULT_SUCCESS;
+        r.success = &ok;
+        if ((int64_t)res->last_version < 0) {
+            ok.current_revision_option_case =
+                EVENT_STORE__CLIENT__STREAMS__BATCH_APPEND_RESP__SUCCESS__CURRENT_REVISION_OPTION_NO_STREAM;
+            ok.no_stream = &empty;
+        } else {
+            ok.current_revision_option_case =
+                EVENT_STORE__CLIENT__STREAMS__BATCH_APPEND_RESP__SUCCESS__CURRENT_REVISION_OPTION_CURRENT_REVISION;
+            ok.current_revision = res->last_version;
+        }
+        if (res->last_position) {
+            pos.commit_position = pos.prepare_position = res->last_position;
+            ok.position_option_case = EVENT_STORE__CLIENT__STREAMS__BATCH_APPEND_RESP__SUCCESS__POSITION_OPTION_POSITION;
+            ok.position = &pos;
+        } else {
+            ok.position_option_case =
+                EVENT_STORE__CLIENT__STREAMS__BATCH_APPEND_RESP__SUCCESS__POSITION_OPTION_NO_POSITION;
+            ok.no_position = &empty;
+        }
+        send_resp(k, &r);
+        return;
+    }
+    /* The typed detail, packed into the Any. */
+    size_t dn = 0;
+    const char *type;
+    if (rc == FACTUM_EWRONGVERSION || rc == FACTUM_EIDEMPOTENCY) {
+        EventStore__Client__WrongExpectedVersion w = EVENT_STORE__CLIENT__WRONG_EXPECTED_VERSION__INIT;
+        int64_t actual = res->actual_version;
+        if (rc == FACTUM_EIDEMPOTENCY) {
+            factum_stream_info info;
+            actual = factum_stream_get_info(k->ctx->store, stream, &info) == 0 ? info.last_version : FACTUM_NO_STREAM;
+        }
+        if (actual < 0) {
+            w.current_stream_revision_option_case =
+                EVENT_STORE__CLIENT__WRONG_EXPECTED_VERSION__CURRENT_STREAM_REVISION_OPTION_CURRENT_NO_STREAM;
+            w.current_no_stream = &empty;
+        } else {
+            w.current_stream_revision_option_case =
+                EVENT_STORE__CLIENT__WRONG_EXPECTED_VERSION__CURRENT_STREAM_REVISION_OPTION_CURRENT_STREAM_REVISION;
+            w.current_stream_revision = (uint64_t)actual;
+        }
+        if (expected >= 0) {
+            w.expected_stream_position_option_case =
+                EVENT_STORE__CLIENT__WRONG_EXPECTED_VERSION__EXPECTED_STREAM_POSITION_OPTION_EXPECTED_STREAM_POSITION;
+            w.expected_stream_position = (uint64_t)expected;
+        } else if (expected == FACTUM_NO_STREAM) {
+            w.expected_stream_position_option_case =
+                EVENT_STORE__CLIENT__WRONG_EXPECTED_VERSION__EXPECTED_STREAM_POSITION_OPTION_EXPECTED_NO_STREAM;
+            w.expected_no_stream = &empty;
+        } else if (expected == FACTUM_STREAM_EXISTS) {
+            w.expected_stream_position_option_case =
+                EVENT_STORE__CLIENT__WRONG_EXPECTED_VERSION__EXPECTED_STREAM_POSITION_OPTION_EXPECTED_STREAM_EXISTS;
+            w.expected_stream_exists = &empty;
+        } else {
+            w.expected_stream_position_option_case =
+                EVENT_STORE__CLIENT__WRONG_EXPECTED_VERSION__EXPECTED_STREAM_POSITION_OPTION_EXPECTED_ANY;
+            w.expected_any = &empty;
+        }
+        dn = event_store__client__wrong_expected_version__pack(&w, detail);
+        type = "type.googleapis.com/event_store.client.WrongExpectedVersion";
+        st.code = GRPC_ALREADY_EXISTS;
+        st.message = "Wrong expected version.";
+    } else if (rc == FACTUM_EDELETED) {
+        EventStore__Client__StreamDeleted d = EVENT_STORE__CLIENT__STREAM_DELETED__INIT;
+        d.stream_identifier = stream ? &sid : NULL;
+        if (event_store__client__stream_deleted__get_packed_size(&d) <= sizeof detail)
+            dn = event_store__client__stream_deleted__pack(&d, detail);
+        type = "type.googleapis.com/event_store.client.StreamDeleted";
+        st.code = GRPC_NOT_FOUND;
+        st.message = "Event stream is deleted.";
+    } else if (rc == FACTUM_ETOOBIG) {
+        EventStore__Client__MaximumAppendSizeExceeded m = EVENT_STORE__CLIENT__MAXIMUM_APPEND_SIZE_EXCEEDED__INIT;
+        m.maxappendsize = (uint32_t)k->ctx->max_append_size;
+        dn = event_store__client__maximum_append_size_exceeded__pack(&m, detail);
+        type = "type.googleapis.com/event_store.client.MaximumAppendSizeExceeded";
+        st.code = GRPC_INVALID_ARGUMENT;
+        st.message = "Maximum append size exceeded.";
+    } else if (rc == FACTUM_EINVAL || rc == FACTUM_EBADNAME || rc == FACTUM_EBADTYPE || rc == FACTUM_EBADUUID ||
+               rc == FACTUM_EDUPLICATEID || rc == FACTUM_EBADJSON) {
+        EventStore__Client__BadRequest b = EVENT_STORE__CLIENT__BAD_REQUEST__INIT;
+        b.message = (char *)factum_strerror(rc);
+        dn = event_store__client__bad_request__pack(&b, detail);
+        type = "type.googleapis.com/event_store.client.BadRequest";
+        st.code = GRPC_INVALID_ARGUMENT;
+        st.message = (char *)factum_strerror(rc);
+    } else {
+        EventStore__Client__Unknown u = EVENT_STORE__CLIENT__UNKNOWN__INIT;
+        dn = event_store__client__unknown__pack(&u, detail);
+        type = "type.googleapis.com/event_store.client.Unknown";
+        st.code = rpc_status_of(rc);
+        st.message = (char *)factum_strerror(rc);
+    }
+    any.type_url = (char *)type;
+    any.value.data = detail;
+    any.value.len = dn;
+    st.details = &any;
+    r.result_case = EVENT_STORE__CLIENT__STREAMS__BATCH_APPEND_RESP__RESULT_ERROR;
+    r.error = &st;
+    send_resp(k, &r);
+}
+
+static void done_loop(void *arg)
+{
+    batch *b = arg;
+    bcall *k = b->owner;
+    k->in_store--;
+    if (!k->closed) {
+        if (b->rc == 0) {
+            k->ctx->st.appends++;
+            k->ctx->st.append_events += b->ev.n;
+            k->ctx->st.append_bytes += b->ev.bytes;
+        } else {
+            k->ctx->st.append_errors++;
+        }
+        answer(k, b->corr, b->stream, b->expected, b->rc, &b->res);
+        maybe_end(k);
+    }
+    net_call *c = k->c;
+    if (k->closed && k->in_store == 0) bcall_free(k);
+    batch_free(b);
+    net_call_unref(c);
+}
+
+static void done_store(void *ctx, int rc, const factum_append_result *results, size_t n, size_t failed)
+{
+    (void)failed;
+    batch *b = ctx;
+    b->rc = rc;
+    if (n) b->res = results[0];
+    net_post(b->owner->ctx->net, done_loop, b);
+}
+
+static batch *find_open(bcall *k, const char *corr, batch ***link)
+{
+    for (batch **pp = &k->open; *pp; pp = &(*pp)->next)
+        if (!strcmp((*pp)->corr, corr)) {
+            *link = pp;
+            return *pp;
+        }
+    return NULL;
+}
+
+static void submit(bcall *k, batch *b)
+{
+    factum_append_req q = {b->stream, b->expected, b->ev.ev, b->ev.n};
+    k->in_store++;
+    net_call_ref(k->c);
+    int rc = factum_append_async(k->ctx->store, &q, 1, done_store, b);
+    if (rc) {
+        k->in_store--;
+        net_call_unref(k->c);
+        k->ctx->st.append_errors++;
+        factum_append_result none = {0};
+        none.actual_version = FACTUM_NO_STREAM;
+        answer(k, b->corr, b->stream, b->expected, rc, &none);
+        batch_free(b);
+    }
+}
+
+void rpc_batch_message(net_call *c, const uint8_t *msg, size_t len)
+{
+    bcall *k = net_call_state(c);
+    BatchReq *req = event_store__client__streams__batch_append_req__unpack(NULL, len, msg);
+    if (!req) {
+        rpc_fail(c, GRPC_INVALID_ARGUMENT, "malformed BatchAppendReq", NULL, NULL);
+        return;
+    }
+    uint8_t idb[16];
+    char corr[37];
+    if (rpc_uuid_from(req->correlation_id, idb)) {
+        rpc_fail(c, GRPC_INVALID_ARGUMENT, "BatchAppendReq without a valid correlation id", NULL, NULL);
+        goto out;
+    }
+    factum_uuid_format(idb, corr);
+    batch **link = NULL;
+    batch *b = find_open(k, corr, &link);
+    if (!b) {
+        const EventStore__Client__Streams__BatchAppendReq__Options *o = req->options;
+        int64_t expected = FACTUM_ANY;
+        int rc = 0;
+        if (!o || !o->stream_identifier) rc = FACTUM_EINVAL;
+        if (!rc) {
+            int which = 2;
+            switch (o->expected_stream_position_case) {
+            case EVENT_STORE__CLIENT__STREAMS__BATCH_APPEND_REQ__OPTIONS__EXPECTED_STREAM_POSITION_STREAM_POSITION:
+                which = 0;
+                break;
+            case EVENT_STORE__CLIENT__STREAMS__BATCH_APPEND_REQ__OPTIONS__EXPECTED_STREAM_POSITION_NO_STREAM:
+                which = 1;
+                break;
+            case EVENT_STORE__CLIENT__STREAMS__BATCH_APPEND_REQ__OPTIONS__EXPECTED_STREAM_POSITION_STREAM_EXISTS:
+                which = 3;
+                break;
+            default: break;
+            }
+            rc = rpc_expected_of_options(which, o->stream_position, &expected);
+        }
+        const ProtobufCBinaryData *sn = o && o->stream_identifier ? &o->stream_identifier->stream_name : NULL;
+        if (!rc && factum_check_stream_name((const char *)sn->data, sn->len)) rc = FACTUM_EBADNAME;
+        if (!rc && k->n_open >= BATCH_MAX_OPEN) rc = FACTUM_ETOOBIG;
+        if (!rc && !(b = calloc(1, sizeof *b))) rc = -ENOMEM;
+        if (!rc && !(b->stream = strndup((const char *)sn->data, sn->len))) {
+            free(b);
+            b = NULL;
+            rc = -ENOMEM;
+        }
+        if (rc) {
+            factum_append_result none = {0};
+            none.actual_version = FACTUM_NO_STREAM;
+            answer(k, corr, NULL, expected, rc, &none);
+            goto out;
+        }
+        b->owner = k;
+        memcpy(b->corr, corr, sizeof corr);
+        b->expected = expected;
+        b->next = k->open;
+        k->open = b;
+        k->n_open++;
+        link = &k->open;
+    }
+    for (size_t i = 0; i < req->n_proposed_messages; i++) {
+        const EventStore__Client__Streams__BatchAppendReq__ProposedMessage *pm = req->proposed_messages[i];
+        char *keys[16], *values[16];
+        size_t nm = pm->n_metadata < 16 ? pm->n_metadata : 16;
+        for (size_t j = 0; j < nm; j++) {
+            keys[j] = pm->metadata[j]->key;
+            values[j] = pm->metadata[j]->value;
+        }
+        if (rpc_take_event(k->ctx, c, pm->id, nm, keys, values, pm->data, pm->custom_metadata, &b->ev)) goto out;
+    }
+    if (req->is_final) {
+        *link = b->next;
+        k->n_open--;
+        submit(k, b);
+    }
+out:
+    event_store__client__streams__batch_append_req__free_unpacked(req, NULL);
+}
+
+void rpc_batch_half_close(net_call *c)
+{
+    bcall *k = net_call_state(c);
+    k->half_closed = 1;
+    maybe_end(k);
+}
+
+void rpc_batch_close(net_call *c)
+{
+    bcall *k = net_call_state(c);
+    net_call_set_state(c, NULL);
+    if (!k) return;
+    k->closed = 1;
+    if (k->in_store == 0) bcall_free(k);
+}

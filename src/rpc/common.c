@@ -1,0 +1,115 @@
+/*
+ * common.c - what every service shares: packing and sending messages,
+ * KurrentDB's error model (status codes plus the `exception` trailer and
+ * its companions, docs/protocol.md), UUIDs in both of the protocol's
+ * encodings.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kurrentdb/shared.pb-c.h"
+#include "net/grpc.h"
+#include "rpc/rpc.h"
+
+int rpc_send(rpc_ctx *ctx, net_call *c, const ProtobufCMessage *m)
+{
+    size_t n = protobuf_c_message_get_packed_size(m);
+    if (n > ctx->pack_cap) {
+        size_t cap = n < 65536 ? 65536 : n;
+        uint8_t *b = realloc(ctx->pack_buf, cap);
+        if (!b) return -ENOMEM;
+        ctx->pack_buf = b;
+        ctx->pack_cap = cap;
+    }
+    protobuf_c_message_pack(m, ctx->pack_buf);
+    int rc = net_call_send(c, ctx->pack_buf, n);
+    if (ctx->pack_cap > (1u << 20) && n < 65536) { /* do not hold a large buffer after a large event */
+        free(ctx->pack_buf);
+        ctx->pack_buf = NULL;
+        ctx->pack_cap = 0;
+    }
+    return rc;
+}
+
+void rpc_fail(net_call *c, int code, const char *message, const char *exception, ...)
+{
+    net_header h[8];
+    size_t n = 0;
+    if (exception) h[n++] = (net_header){"exception", exception};
+    va_list ap;
+    va_start(ap, exception);
+    const char *name;
+    while (n < 8 && (name = va_arg(ap, const char *))) {
+        const char *value = va_arg(ap, const char *);
+        h[n++] = (net_header){name, value ? value : ""};
+    }
+    va_end(ap);
+    net_call_finish(c, code, message, h, n);
+}
+
+int rpc_status_of(int rc)
+{
+    switch (rc) {
+    case 0: return GRPC_OK;
+    case FACTUM_EWRONGVERSION:
+    case FACTUM_EDELETED:
+    case FACTUM_EIDEMPOTENCY: return GRPC_FAILED_PRECONDITION;
+    case FACTUM_ENOTFOUND: return GRPC_NOT_FOUND;
+    case FACTUM_ETOOBIG:
+    case FACTUM_EBADNAME:
+    case FACTUM_EBADTYPE:
+    case FACTUM_EBADUUID:
+    case FACTUM_EBADJSON:
+    case FACTUM_EBADREGEX:
+    case FACTUM_EDUPLICATEID:
+    case FACTUM_EINVAL: return GRPC_INVALID_ARGUMENT;
+    case FACTUM_ECORRUPT: return GRPC_DATA_LOSS;
+    case FACTUM_EREADONLY: return GRPC_FAILED_PRECONDITION;
+    case -ENOMEM: return GRPC_RESOURCE_EXHAUSTED;
+    default: return GRPC_UNAVAILABLE; /* fail-stopped, closing, I/O errors */
+    }
+}
+
+static void fmt_expected(int64_t e, char *buf, size_t n)
+{
+    snprintf(buf, n, "%" PRId64, e);
+}
+
+void rpc_fail_store(net_call *c, int rc, const char *stream, int64_t expected, int64_t actual)
+{
+    const char *sn = stream ? stream : "";
+    if (rc == FACTUM_EDELETED) {
+        rpc_fail(c, GRPC_FAILED_PRECONDITION, "Event stream is deleted.", "stream-deleted", "stream-name", sn, NULL);
+    } else if (rc == FACTUM_EWRONGVERSION || rc == FACTUM_EIDEMPOTENCY) {
+        char e[32], a[32] = "";
+        fmt_expected(expected, e, sizeof e);
+        if (actual >= 0) snprintf(a, sizeof a, "%" PRId64, actual);
+        rpc_fail(c, GRPC_FAILED_PRECONDITION, "Wrong expected version.", "wrong-expected-version", "stream-name",
+                 sn, "expected-version", e, "actual-version", a, NULL);
+    } else if (rc == FACTUM_ENOTFOUND) {
+        rpc_fail(c, GRPC_NOT_FOUND, "Event stream is not found.", "stream-not-found", "stream-name", sn, NULL);
+    } else {
+        rpc_fail(c, rpc_status_of(rc), factum_strerror(rc), NULL, NULL);
+    }
+}
+
+int rpc_uuid_from(const EventStore__Client__UUID *u, uint8_t out[16])
+{
+    if (!u) return FACTUM_EBADUUID;
+    if (u->value_case == EVENT_STORE__CLIENT__UUID__VALUE_STRING)
+        return u->string ? factum_uuid_parse(u->string, strlen(u->string), out) : FACTUM_EBADUUID;
+    if (u->value_case == EVENT_STORE__CLIENT__UUID__VALUE_STRUCTURED && u->structured) {
+        uint64_t m = (uint64_t)u->structured->most_significant_bits;
+        uint64_t l = (uint64_t)u->structured->least_significant_bits;
+        for (int i = 0; i < 8; i++) {
+            out[i] = (uint8_t)(m >> (56 - 8 * i));
+            out[8 + i] = (uint8_t)(l >> (56 - 8 * i));
+        }
+        return 0;
+    }
+    return FACTUM_EBADUUID;
+}

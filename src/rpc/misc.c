@@ -1,0 +1,229 @@
+/*
+ * misc.c - the small services of a single node: ServerFeatures (what is
+ * implemented, with the feature tags clients check), Gossip.Read (this one
+ * node as Leader, so `+discover` connection strings work), Monitoring.Stats
+ * and Operations.Shutdown; and the table of every method factumd serves.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "kurrentdb/gossip.pb-c.h"
+#include "kurrentdb/monitoring.pb-c.h"
+#include "kurrentdb/operations.pb-c.h"
+#include "kurrentdb/serverfeatures.pb-c.h"
+#include "net/grpc.h"
+#include "rpc/rpc.h"
+#include "rpc/streams_int.h"
+
+/* v2.c */
+extern const net_method rpc_v2_methods[];
+extern const size_t rpc_v2_n;
+
+/* The state of a unary call: just whether the request arrived. */
+static int unary_start(net_call *c, void *svc)
+{
+    net_call_set_state(c, svc);
+    return 0;
+}
+
+/* A unary call whose request never came. */
+static void unary_half_close(net_call *c)
+{
+    if (!net_call_done(c)) rpc_fail(c, GRPC_INVALID_ARGUMENT, "the request message is missing", NULL, NULL);
+}
+
+/* ---- ServerFeatures -------------------------------------------------- */
+
+static void features_message(net_call *c, const uint8_t *msg, size_t len);
+
+static const net_method *all_methods[3];
+static size_t all_counts[3];
+
+static void features_message(net_call *c, const uint8_t *msg, size_t len)
+{
+    (void)msg;
+    (void)len;
+    rpc_ctx *ctx = net_call_state(c);
+    EventStore__Client__ServerFeatures__SupportedMethods sm = EVENT_STORE__CLIENT__SERVER_FEATURES__SUPPORTED_METHODS__INIT;
+    EventStore__Client__ServerFeatures__SupportedMethod m[64], *mp[64];
+    char names[64][2][128];
+    static char *read_features[] = {"position", "events"};
+    static char *batch_features[] = {"deadline_duration"};
+    size_t n = 0;
+    for (int t = 0; t < 3; t++)
+        for (size_t i = 0; i < all_counts[t] && n < 64; i++) {
+            const char *path = all_methods[t][i].path;
+            const char *svc, *meth;
+            size_t sl, ml;
+            if (grpc_split_path(path, strlen(path), &svc, &sl, &meth, &ml)) continue;
+            /* Only the client-facing services, as KurrentDB lists them. */
+            if (!memmem(svc, sl, "client", 6) && !memmem(svc, sl, "kurrentdb.protocol", 18)) continue;
+            event_store__client__server_features__supported_method__init(&m[n]);
+            snprintf(names[n][0], sizeof names[n][0], "%.*s", (int)ml, meth);
+            snprintf(names[n][1], sizeof names[n][1], "%.*s", (int)sl, svc);
+            for (char *p = names[n][0]; *p; p++) *p = (char)(*p >= 'A' && *p <= 'Z' ? *p + 32 : *p);
+            for (char *p = names[n][1]; *p; p++) *p = (char)(*p >= 'A' && *p <= 'Z' ? *p + 32 : *p);
+            m[n].method_name = names[n][0];
+            m[n].service_name = names[n][1];
+            if (!strcmp(names[n][1], "event_store.client.streams.streams") && !strcmp(names[n][0], "read")) {
+                m[n].n_features = 2;
+                m[n].features = read_features;
+            } else if (!strcmp(names[n][1], "event_store.client.streams.streams") &&
+                       !strcmp(names[n][0], "batchappend")) {
+                m[n].n_features = 1;
+                m[n].features = batch_features;
+            }
+            mp[n] = &m[n];
+            n++;
+        }
+    sm.n_methods = n;
+    sm.methods = mp;
+    sm.event_store_server_version = RPC_SERVER_VERSION;
+    if (rpc_send(ctx, c, &sm.base) == 0) net_call_finish(c, GRPC_OK, NULL, NULL, 0);
+    else net_call_finish(c, GRPC_INTERNAL, "could not send the response", NULL, 0);
+}
+
+/* ---- Gossip ----------------------------------------------------------- */
+
+static void gossip_message(net_call *c, const uint8_t *msg, size_t len)
+{
+    (void)msg;
+    (void)len;
+    rpc_ctx *ctx = net_call_state(c);
+    EventStore__Client__Gossip__ClusterInfo ci = EVENT_STORE__CLIENT__GOSSIP__CLUSTER_INFO__INIT;
+    EventStore__Client__Gossip__MemberInfo mi = EVENT_STORE__CLIENT__GOSSIP__MEMBER_INFO__INIT;
+    EventStore__Client__Gossip__EndPoint ep = EVENT_STORE__CLIENT__GOSSIP__END_POINT__INIT;
+    EventStore__Client__UUID id = EVENT_STORE__CLIENT__UUID__INIT;
+    char idt[37];
+    factum_uuid_format(ctx->instance_id, idt);
+    id.value_case = EVENT_STORE__CLIENT__UUID__VALUE_STRING;
+    id.string = idt;
+    /* The address the client reached us by, unless one is configured. */
+    char host[256];
+    snprintf(host, sizeof host, "%s", ctx->advertise_host);
+    const char *authority = net_call_header(c, ":authority");
+    if (!strcmp(host, "0.0.0.0") || !strcmp(host, "::")) {
+        snprintf(host, sizeof host, "%s", "127.0.0.1");
+        if (authority) {
+            snprintf(host, sizeof host, "%s", authority);
+            char *colon = strrchr(host, ':');
+            if (colon && !strchr(colon, ']')) *colon = 0;
+        }
+    }
+    ep.address = host;
+    ep.port = (uint32_t)ctx->advertise_port;
+    mi.instance_id = &id;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    mi.time_stamp = rpc_ticks((int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec);
+    mi.state = EVENT_STORE__CLIENT__GOSSIP__MEMBER_INFO__VNODE_STATE__Leader;
+    mi.is_alive = 1;
+    mi.http_end_point = &ep;
+    EventStore__Client__Gossip__MemberInfo *mp = &mi;
+    ci.n_members = 1;
+    ci.members = &mp;
+    if (rpc_send(ctx, c, &ci.base) == 0) net_call_finish(c, GRPC_OK, NULL, NULL, 0);
+    else net_call_finish(c, GRPC_INTERNAL, "could not send the response", NULL, 0);
+}
+
+/* ---- Monitoring.Stats -------------------------------------------------- */
+
+static void stats_message(net_call *c, const uint8_t *msg, size_t len)
+{
+    rpc_ctx *ctx = net_call_state(c);
+    EventStore__Client__Monitoring__StatsReq *req = event_store__client__monitoring__stats_req__unpack(NULL, len, msg);
+    if (!req) {
+        rpc_fail(c, GRPC_INVALID_ARGUMENT, "malformed StatsReq", NULL, NULL);
+        return;
+    }
+    event_store__client__monitoring__stats_req__free_unpacked(req, NULL);
+    factum_stats st;
+    factum_store_get_stats(ctx->store, &st);
+    net_stats ns;
+    net_server_stats(ctx->net, &ns);
+    char vals[16][32];
+    const char *keys[16];
+    size_t n = 0;
+#define STAT(k, v)                                                                                                 \
+    do {                                                                                                           \
+        keys[n] = (k);                                                                                             \
+        snprintf(vals[n], sizeof vals[n], "%" PRIu64, (uint64_t)(v));                                              \
+        n++;                                                                                                       \
+    } while (0)
+    STAT("es-writer-lastPosition", st.last_position);
+    STAT("es-writer-appends", st.appends);
+    STAT("es-writer-eventsWritten", st.events_written);
+    STAT("es-writer-bytesWritten", st.bytes_written);
+    STAT("es-writer-flushes", st.fsyncs);
+    STAT("es-writer-groupCommits", st.groups);
+    STAT("es-index-tables", st.index_tables);
+    STAT("es-tcp-connections", ns.connections);
+    STAT("es-grpc-calls", ns.calls);
+    STAT("es-grpc-bytesReceived", ns.bytes_in);
+    STAT("es-grpc-bytesSent", ns.bytes_out);
+    STAT("es-reads", ctx->st.reads);
+    STAT("es-readEvents", ctx->st.read_events);
+#undef STAT
+    EventStore__Client__Monitoring__StatsResp resp = EVENT_STORE__CLIENT__MONITORING__STATS_RESP__INIT;
+    EventStore__Client__Monitoring__StatsResp__StatsEntry e[16], *ep[16];
+    for (size_t i = 0; i < n; i++) {
+        event_store__client__monitoring__stats_resp__stats_entry__init(&e[i]);
+        e[i].key = (char *)keys[i];
+        e[i].value = vals[i];
+        ep[i] = &e[i];
+    }
+    resp.n_stats = n;
+    resp.stats = ep;
+    if (rpc_send(ctx, c, &resp.base) == 0) net_call_finish(c, GRPC_OK, NULL, NULL, 0);
+    else net_call_finish(c, GRPC_INTERNAL, "could not send the response", NULL, 0);
+}
+
+/* ---- Operations.Shutdown ----------------------------------------------- */
+
+static void shutdown_message(net_call *c, const uint8_t *msg, size_t len)
+{
+    (void)msg;
+    (void)len;
+    rpc_ctx *ctx = net_call_state(c);
+    EventStore__Client__Empty e = EVENT_STORE__CLIENT__EMPTY__INIT;
+    if (rpc_send(ctx, c, &e.base) == 0) net_call_finish(c, GRPC_OK, NULL, NULL, 0);
+    if (ctx->shutdown) ctx->shutdown(ctx->shutdown_arg);
+}
+
+static const net_method misc_methods[] = {
+    {"/event_store.client.server_features.ServerFeatures/GetSupportedMethods", unary_start, features_message,
+     unary_half_close, NULL, NULL, NULL},
+    {"/event_store.client.gossip.Gossip/Read", unary_start, gossip_message, unary_half_close, NULL, NULL, NULL},
+    {"/event_store.client.monitoring.Monitoring/Stats", unary_start, stats_message, unary_half_close, NULL, NULL,
+     NULL},
+    {"/event_store.client.operations.Operations/Shutdown", unary_start, shutdown_message, unary_half_close, NULL, NULL,
+     NULL},
+};
+
+int rpc_methods(rpc_ctx *ctx, net_method **out, size_t *n)
+{
+    all_methods[0] = rpc_streams_methods;
+    all_counts[0] = rpc_streams_n;
+    all_methods[1] = misc_methods;
+    all_counts[1] = sizeof misc_methods / sizeof *misc_methods;
+    all_methods[2] = rpc_v2_methods;
+    all_counts[2] = rpc_v2_n;
+    size_t total = all_counts[0] + all_counts[1] + all_counts[2];
+    net_method *m = calloc(total, sizeof *m);
+    if (!m) return -ENOMEM;
+    size_t k = 0;
+    for (int t = 0; t < 3; t++)
+        for (size_t i = 0; i < all_counts[t]; i++) {
+            m[k] = all_methods[t][i];
+            m[k].svc = ctx;
+            k++;
+        }
+    *out = m;
+    *n = total;
+    return 0;
+}

@@ -1,0 +1,76 @@
+/*
+ * rpc.h - the KurrentDB-compatible gRPC services on top of the store:
+ * protobuf-c messages in, store calls, protobuf-c messages and KurrentDB's
+ * error trailers out. Every handler runs on the network loop thread; store
+ * work that can wait for the disk (appends, deletes) is started
+ * asynchronously and completed through net_post, so the loop never blocks
+ * on fsync (RPC-1). Reads are served in bounded steps that yield to the
+ * loop between steps and stop while the client is not reading (RPC-2).
+ */
+#ifndef FACTUM_RPC_H
+#define FACTUM_RPC_H
+
+#include <protobuf-c/protobuf-c.h>
+#include <stdint.h>
+
+#include "factum.h"
+#include "net/net.h"
+
+/* The server version advertised to clients (full X.Y.Z: clients parse it
+ * with semver). It names the KurrentDB protocol level factumd implements. */
+#define RPC_SERVER_VERSION "25.1.0"
+
+typedef struct rpc_stats {
+    uint64_t appends, append_events, append_bytes, append_errors;
+    uint64_t reads, read_events, read_bytes;
+    uint64_t deletes, tombstones;
+    uint64_t calls_unimplemented;
+} rpc_stats;
+
+typedef struct rpc_ctx {
+    factum_store *store;
+    net_server *net;
+    uint8_t instance_id[16];
+    char advertise_host[256]; /* what Gossip tells clients to connect to */
+    int advertise_port;
+    size_t max_append_size, max_event_size;
+    void (*shutdown)(void *arg); /* Operations.Shutdown */
+    void *shutdown_arg;
+    rpc_stats st;
+    uint8_t *pack_buf; /* reused buffer for packing (loop thread only) */
+    size_t pack_cap;
+} rpc_ctx;
+
+/* The method table, with svc pointing at ctx. The array is owned by the
+ * caller (free it after net_server_free). */
+int rpc_methods(rpc_ctx *ctx, net_method **out, size_t *n);
+
+/* ---- shared helpers (common.c) --------------------------------------- */
+
+/* Pack m and send it on c. 0, -EAGAIN (queue full), or -errno. */
+int rpc_send(rpc_ctx *ctx, net_call *c, const ProtobufCMessage *m);
+/* Finish c with a status and KurrentDB's `exception` trailer and extras
+ * (pairs of name, value; NULL-terminated). */
+void rpc_fail(net_call *c, int code, const char *message, const char *exception, ...);
+/* Finish c with the status and trailers KurrentDB gives a store error on a
+ * non-append operation (RPC-3). stream may be NULL. */
+void rpc_fail_store(net_call *c, int rc, const char *stream, int64_t expected, int64_t actual);
+/* gRPC status for a store error. */
+int rpc_status_of(int rc);
+
+/* UUID message <-> 16 bytes. 0 or FACTUM_EBADUUID. */
+struct EventStore__Client__UUID;
+int rpc_uuid_from(const struct EventStore__Client__UUID *u, uint8_t out[16]);
+/* Fill u (and its storage) from 16 bytes, as a string or structured. */
+typedef struct rpc_uuid_store {
+    char text[37];
+    void *structured; /* EventStore__Client__UUID__Structured, owned by the caller's frame */
+} rpc_uuid_store;
+
+/* Ticks (100 ns) since the Unix epoch, KurrentDB's `created`. */
+static inline int64_t rpc_ticks(int64_t ns)
+{
+    return ns / 100;
+}
+
+#endif

@@ -1,0 +1,894 @@
+/*
+ * streams.c - event_store.client.streams.Streams: Read (a stream or $all,
+ * both directions, counts, filters), Append (client streaming), BatchAppend
+ * (bidirectional, many batches keyed by correlation id), Delete and
+ * Tombstone, with KurrentDB's semantics and error encodings (in-band for
+ * Append and BatchAppend, trailers otherwise). docs/protocol.md lists the
+ * differences.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "google/rpc/status.pb-c.h"
+#include "kurrentdb/shared.pb-c.h"
+#include "kurrentdb/streams.pb-c.h"
+#include "net/grpc.h"
+#include "rpc/rpc.h"
+#include "rpc/streams_int.h"
+
+typedef EventStore__Client__Streams__ReadReq ReadReq;
+typedef EventStore__Client__Streams__ReadReq__Options ReadOpts;
+typedef EventStore__Client__Streams__ReadResp ReadResp;
+typedef EventStore__Client__Streams__ReadResp__ReadEvent ReadEvent;
+typedef EventStore__Client__Streams__ReadResp__ReadEvent__RecordedEvent RecordedEvent;
+typedef EventStore__Client__Streams__ReadResp__ReadEvent__RecordedEvent__MetadataEntry MetaEntry;
+
+#define READ_STEP 256      /* events per step before yielding to the loop (RPC-2) */
+#define READ_SCAN_STEP 4096 /* events examined per step by a filtered $all read */
+
+/* ---- events out ------------------------------------------------------ */
+
+void rpc_event_init(rpc_event_msg *b)
+{
+    memset(b, 0, sizeof *b);
+    event_store__client__streams__read_resp__init(&b->resp);
+    event_store__client__streams__read_resp__read_event__init(&b->re);
+    event_store__client__streams__read_resp__read_event__recorded_event__init(&b->rec);
+    event_store__client__uuid__init(&b->uuid);
+    event_store__client__uuid__structured__init(&b->su);
+    event_store__client__stream_identifier__init(&b->sid);
+    for (int i = 0; i < 3; i++) {
+        event_store__client__streams__read_resp__read_event__recorded_event__metadata_entry__init(&b->me[i]);
+        b->mep[i] = &b->me[i];
+    }
+    b->resp.content_case = EVENT_STORE__CLIENT__STREAMS__READ_RESP__CONTENT_EVENT;
+    b->resp.event = &b->re;
+    b->re.event = &b->rec;
+    b->re.position_case = EVENT_STORE__CLIENT__STREAMS__READ_RESP__READ_EVENT__POSITION_COMMIT_POSITION;
+    b->rec.id = &b->uuid;
+    b->rec.stream_identifier = &b->sid;
+    b->rec.n_metadata = 3;
+    b->rec.metadata = b->mep;
+}
+
+void rpc_event_fill(rpc_event_msg *b, const factum_event *ev, int uuid_string)
+{
+    if (uuid_string) {
+        factum_uuid_format(ev->id, b->idtext);
+        b->uuid.value_case = EVENT_STORE__CLIENT__UUID__VALUE_STRING;
+        b->uuid.string = b->idtext;
+    } else {
+        uint64_t m = 0, l = 0;
+        for (int i = 0; i < 8; i++) {
+            m = m << 8 | ev->id[i];
+            l = l << 8 | ev->id[8 + i];
+        }
+        b->su.most_significant_bits = (int64_t)m;
+        b->su.least_significant_bits = (int64_t)l;
+        b->uuid.value_case = EVENT_STORE__CLIENT__UUID__VALUE_STRUCTURED;
+        b->uuid.structured = &b->su;
+    }
+    b->sid.stream_name.data = (uint8_t *)ev->stream;
+    b->sid.stream_name.len = ev->stream_len;
+    b->rec.stream_revision = ev->version;
+    b->rec.prepare_position = b->rec.commit_position = ev->position;
+    b->re.commit_position = ev->position;
+    snprintf(b->created, sizeof b->created, "%" PRId64, rpc_ticks(ev->timestamp_ns));
+    b->me[0].key = "type";
+    b->me[0].value = (char *)ev->type;
+    b->me[1].key = "created";
+    b->me[1].value = b->created;
+    b->me[2].key = "content-type";
+    b->me[2].value = (ev->flags & FACTUM_EVENT_JSON) ? "application/json" : "application/octet-stream";
+    b->rec.data.data = (uint8_t *)ev->data;
+    b->rec.data.len = ev->data_len;
+    b->rec.custom_metadata.data = (uint8_t *)ev->metadata;
+    b->rec.custom_metadata.len = ev->metadata_len;
+}
+
+/* ---- Read ----------------------------------------------------------- */
+
+typedef struct read_call {
+    rpc_ctx *ctx;
+    net_call *c;
+    int have_request, is_all, backward, uuid_string, compat, done;
+    int exhausted; /* nothing more to read in this direction */
+    char *stream;
+    size_t stream_len;
+    uint64_t next; /* version or position to read next (FACTUM_END: at the end) */
+    uint64_t remaining;
+    factum_filter *filter;
+    uint64_t last_version; /* for last_stream_position */
+    int posted;            /* a continuation is queued */
+    factum_event page[64];
+    size_t page_n, page_i;
+} read_call;
+
+static void read_free(read_call *r)
+{
+    free(r->stream);
+    factum_filter_free(r->filter);
+    free(r);
+}
+
+static int read_start(net_call *c, void *svc)
+{
+    read_call *r = calloc(1, sizeof *r);
+    if (!r) return -ENOMEM;
+    r->ctx = svc;
+    r->c = c;
+    net_call_set_state(c, r);
+    return 0;
+}
+
+static void read_pump(read_call *r);
+
+static void read_continue(void *arg)
+{
+    net_call *c = arg;
+    read_call *r = net_call_state(c);
+    if (r && !net_call_done(c)) {
+        r->posted = 0;
+        read_pump(r);
+    }
+    net_call_unref(c);
+}
+
+/* Send the events of the current page; 1 if the page is done, 0 if the
+ * call's queue is full (on_writable resumes), < 0 if the call is gone. */
+static int read_flush_page(read_call *r)
+{
+    rpc_event_msg m;
+    rpc_event_init(&m);
+    while (r->page_i < r->page_n) {
+        const factum_event *ev = &r->page[r->page_i];
+        rpc_event_fill(&m, ev, r->uuid_string);
+        int rc = rpc_send(r->ctx, r->c, &m.resp.base);
+        if (rc == -EAGAIN) return 0;
+        if (rc) return -1;
+        r->ctx->st.read_events++;
+        r->ctx->st.read_bytes += ev->data_len + ev->metadata_len;
+        r->page_i++;
+    }
+    r->page_i = r->page_n = 0;
+    return 1;
+}
+
+static void read_finish(read_call *r)
+{
+    if (r->compat && !r->is_all) {
+        ReadResp resp = EVENT_STORE__CLIENT__STREAMS__READ_RESP__INIT;
+        resp.content_case = EVENT_STORE__CLIENT__STREAMS__READ_RESP__CONTENT_LAST_STREAM_POSITION;
+        resp.last_stream_position = r->last_version;
+        if (rpc_send(r->ctx, r->c, &resp.base) == -EAGAIN) {
+            net_call_want_writable(r->c);
+            return; /* on_writable comes back here */
+        }
+    }
+    r->done = 1;
+    net_call_finish(r->c, GRPC_OK, NULL, NULL, 0);
+}
+
+static void read_pump(read_call *r)
+{
+    int sent = 0;
+    while (!net_call_done(r->c)) {
+        if (r->page_i < r->page_n) {
+            int rc = read_flush_page(r);
+            if (rc <= 0) {
+                if (rc == 0) net_call_want_writable(r->c);
+                return;
+            }
+        }
+        if (r->remaining == 0 || r->exhausted) {
+            read_finish(r);
+            return;
+        }
+        if (sent >= READ_STEP) {
+            /* Yield to the loop: other connections go first (RPC-2). */
+            if (!r->posted) {
+                r->posted = 1;
+                net_call_ref(r->c);
+                if (net_post(r->ctx->net, read_continue, r->c)) {
+                    r->posted = 0;
+                    net_call_unref(r->c);
+                    net_call_finish(r->c, GRPC_RESOURCE_EXHAUSTED, "out of memory", NULL, 0);
+                }
+            }
+            return;
+        }
+        size_t want = r->remaining < 64 ? (size_t)r->remaining : 64, n = 0;
+        uint64_t next;
+        int rc;
+        if (r->is_all)
+            rc = factum_read_all(r->ctx->store, r->next, r->backward ? FACTUM_BACKWARD : FACTUM_FORWARD, r->filter,
+                                 READ_SCAN_STEP, r->page, want, &n, &next);
+        else
+            rc = factum_read_stream(r->ctx->store, r->stream, r->next, r->backward ? FACTUM_BACKWARD : FACTUM_FORWARD,
+                                    r->page, want, &n, &next);
+        if (rc == FACTUM_ENOTFOUND && !r->is_all) {
+            /* Deleted while we were reading: the stream ends here. */
+            read_finish(r);
+            return;
+        }
+        if (rc) {
+            rpc_fail_store(r->c, rc, r->stream, 0, -1);
+            return;
+        }
+        r->page_n = n;
+        r->page_i = 0;
+        r->remaining -= n;
+        sent += (int)n + 1;
+        if (r->is_all) {
+            /* forward: next is the first unexamined position, past the last
+             * committed one at the end; backward: 0 at the start */
+            factum_stats st;
+            factum_store_get_stats(r->ctx->store, &st);
+            if (r->backward ? next == 0 : next > st.last_position) r->exhausted = 1;
+        } else if (next == FACTUM_END) {
+            r->exhausted = 1;
+        }
+        r->next = next;
+    }
+}
+
+static int expr_filter(const EventStore__Client__Streams__ReadReq__Options__FilterOptions__Expression *e, int on,
+                       factum_filter **out)
+{
+    if (!e) return FACTUM_EINVAL;
+    if (e->regex && e->regex[0]) return factum_filter_new(on, NULL, 0, e->regex, 0, out);
+    if (e->n_prefix) return factum_filter_new(on, (const char *const *)e->prefix, e->n_prefix, NULL, 0, out);
+    return FACTUM_EINVAL;
+}
+
+static void read_request(read_call *r, const ReadOpts *o)
+{
+    net_call *c = r->c;
+    if (!o->uuid_option) {
+        rpc_fail(c, GRPC_INVALID_ARGUMENT, "uuid_option is required", NULL, NULL);
+        return;
+    }
+    if (o->count_option_case == EVENT_STORE__CLIENT__STREAMS__READ_REQ__OPTIONS__COUNT_OPTION_SUBSCRIPTION) {
+        r->ctx->st.calls_unimplemented++;
+        rpc_fail(c, GRPC_UNIMPLEMENTED, "subscriptions are not available in this version of factumd", NULL, NULL);
+        return;
+    }
+    r->uuid_string = o->uuid_option->content_case == EVENT_STORE__CLIENT__STREAMS__READ_REQ__OPTIONS__UUIDOPTION__CONTENT_STRING;
+    r->backward = o->read_direction == EVENT_STORE__CLIENT__STREAMS__READ_REQ__OPTIONS__READ_DIRECTION__Backwards;
+    r->compat = o->control_option && o->control_option->compatibility >= 1;
+    r->remaining = o->count_option_case == EVENT_STORE__CLIENT__STREAMS__READ_REQ__OPTIONS__COUNT_OPTION_COUNT
+                       ? o->count
+                       : UINT64_MAX;
+    r->ctx->st.reads++;
+    if (o->stream_option_case == EVENT_STORE__CLIENT__STREAMS__READ_REQ__OPTIONS__STREAM_OPTION_STREAM && o->stream) {
+        const EventStore__Client__Streams__ReadReq__Options__StreamOptions *so = o->stream;
+        if (o->filter_option_case == EVENT_STORE__CLIENT__STREAMS__READ_REQ__OPTIONS__FILTER_OPTION_FILTER) {
+            rpc_fail(c, GRPC_INVALID_ARGUMENT, "The combination of stream read and filter is invalid", NULL, NULL);
+            return;
+        }
+        if (!so->stream_identifier || factum_check_stream_name((const char *)so->stream_identifier->stream_name.data,
+                                                                so->stream_identifier->stream_name.len)) {
+            rpc_fail(c, GRPC_INVALID_ARGUMENT, "invalid stream name", NULL, NULL);
+            return;
+        }
+        r->stream_len = so->stream_identifier->stream_name.len;
+        if (!(r->stream = strndup((const char *)so->stream_identifier->stream_name.data, r->stream_len))) {
+            rpc_fail(c, GRPC_RESOURCE_EXHAUSTED, "out of memory", NULL, NULL);
+            return;
+        }
+        switch (so->revision_option_case) {
+        case EVENT_STORE__CLIENT__STREAMS__READ_REQ__OPTIONS__STREAM_OPTIONS__REVISION_OPTION_REVISION:
+            r->next = so->revision;
+            break;
+        case EVENT_STORE__CLIENT__STREAMS__READ_REQ__OPTIONS__STREAM_OPTIONS__REVISION_OPTION_END:
+            r->next = FACTUM_END;
+            break;
+        default: r->next = 0;
+        }
+        factum_stream_info info;
+        int rc = factum_stream_get_info(r->ctx->store, r->stream, &info);
+        if (rc) {
+            rpc_fail_store(c, rc, r->stream, 0, -1);
+            return;
+        }
+        if (info.status == FACTUM_STREAM_TOMBSTONED) {
+            rpc_fail_store(c, FACTUM_EDELETED, r->stream, 0, -1);
+            return;
+        }
+        if (info.status != FACTUM_STREAM_LIVE) {
+            ReadResp resp = EVENT_STORE__CLIENT__STREAMS__READ_RESP__INIT;
+            EventStore__Client__Streams__ReadResp__StreamNotFound nf =
+                EVENT_STORE__CLIENT__STREAMS__READ_RESP__STREAM_NOT_FOUND__INIT;
+            EventStore__Client__StreamIdentifier sid = EVENT_STORE__CLIENT__STREAM_IDENTIFIER__INIT;
+            sid.stream_name.data = (uint8_t *)r->stream;
+            sid.stream_name.len = r->stream_len;
+            nf.stream_identifier = &sid;
+            resp.content_case = EVENT_STORE__CLIENT__STREAMS__READ_RESP__CONTENT_STREAM_NOT_FOUND;
+            resp.stream_not_found = &nf;
+            rpc_send(r->ctx, c, &resp.base);
+            r->done = 1;
+            net_call_finish(c, GRPC_OK, NULL, NULL, 0);
+            return;
+        }
+        r->last_version = (uint64_t)info.last_version;
+        /* Reading forwards from the end gives nothing; backwards from the
+         * start gives the first event (inclusive, as everywhere). */
+        if (!r->backward && r->next == FACTUM_END) r->exhausted = 1;
+        if (r->compat && !r->backward && r->next != FACTUM_END) {
+            /* Tell where the stream begins if the read starts before it. */
+            uint64_t first = 0;
+            factum_event ev;
+            size_t n;
+            uint64_t nx;
+            if (factum_read_stream(r->ctx->store, r->stream, 0, FACTUM_FORWARD, &ev, 1, &n, &nx) == 0 && n)
+                first = ev.version;
+            if (r->next < first) {
+                ReadResp resp = EVENT_STORE__CLIENT__STREAMS__READ_RESP__INIT;
+                resp.content_case = EVENT_STORE__CLIENT__STREAMS__READ_RESP__CONTENT_FIRST_STREAM_POSITION;
+                resp.first_stream_position = first;
+                rpc_send(r->ctx, c, &resp.base);
+            }
+        }
+    } else if (o->stream_option_case == EVENT_STORE__CLIENT__STREAMS__READ_REQ__OPTIONS__STREAM_OPTION_ALL && o->all) {
+        r->is_all = 1;
+        switch (o->all->all_option_case) {
+        case EVENT_STORE__CLIENT__STREAMS__READ_REQ__OPTIONS__ALL_OPTIONS__ALL_OPTION_POSITION:
+            if (!o->all->position) {
+                rpc_fail(c, GRPC_INVALID_ARGUMENT, "missing position", NULL, NULL);
+                return;
+            }
+            r->next = o->all->position->commit_position;
+            /* Backwards from a position: the events before it (KurrentDB's
+             * positions point at the start of an event). */
+            if (r->backward) r->next = r->next ? r->next - 1 : 0;
+            if (!r->backward && r->next == 0) r->next = 1;
+            break;
+        case EVENT_STORE__CLIENT__STREAMS__READ_REQ__OPTIONS__ALL_OPTIONS__ALL_OPTION_END:
+            r->next = FACTUM_END;
+            if (!r->backward) r->exhausted = 1;
+            break;
+        default:
+            r->next = r->backward ? 0 : 1;
+        }
+        if (r->backward && r->next == 0) r->exhausted = 1;
+        if (o->filter_option_case == EVENT_STORE__CLIENT__STREAMS__READ_REQ__OPTIONS__FILTER_OPTION_FILTER && o->filter) {
+            int rc;
+            if (o->filter->filter_case == EVENT_STORE__CLIENT__STREAMS__READ_REQ__OPTIONS__FILTER_OPTIONS__FILTER_STREAM_IDENTIFIER)
+                rc = expr_filter(o->filter->stream_identifier, FACTUM_FILTER_STREAM, &r->filter);
+            else if (o->filter->filter_case == EVENT_STORE__CLIENT__STREAMS__READ_REQ__OPTIONS__FILTER_OPTIONS__FILTER_EVENT_TYPE)
+                rc = expr_filter(o->filter->event_type, FACTUM_FILTER_EVENT_TYPE, &r->filter);
+            else
+                rc = FACTUM_EINVAL;
+            if (rc) {
+                rpc_fail(c, GRPC_INVALID_ARGUMENT, rc == FACTUM_EBADREGEX ? "invalid filter regex" : "invalid filter",
+                         NULL, NULL);
+                return;
+            }
+        }
+    } else {
+        rpc_fail(c, GRPC_INVALID_ARGUMENT, "read options name neither a stream nor $all", NULL, NULL);
+        return;
+    }
+    read_pump(r);
+}
+
+static void read_message(net_call *c, const uint8_t *msg, size_t len)
+{
+    read_call *r = net_call_state(c);
+    if (r->have_request) return; /* one request per read */
+    r->have_request = 1;
+    ReadReq *req = event_store__client__streams__read_req__unpack(NULL, len, msg);
+    if (!req || !req->options) {
+        if (req) event_store__client__streams__read_req__free_unpacked(req, NULL);
+        rpc_fail(c, GRPC_INVALID_ARGUMENT, "malformed ReadReq", NULL, NULL);
+        return;
+    }
+    read_request(r, req->options);
+    event_store__client__streams__read_req__free_unpacked(req, NULL);
+}
+
+static void read_half_close(net_call *c)
+{
+    read_call *r = net_call_state(c);
+    if (!r->have_request) rpc_fail(c, GRPC_INVALID_ARGUMENT, "no ReadReq was sent", NULL, NULL);
+}
+
+static void read_writable(net_call *c)
+{
+    read_call *r = net_call_state(c);
+    if (!r->done && r->have_request) read_pump(r);
+}
+
+static void read_close(net_call *c)
+{
+    read_call *r = net_call_state(c);
+    net_call_set_state(c, NULL);
+    if (r) read_free(r);
+}
+
+/* ---- appends: events in -------------------------------------------------- */
+
+/* Copy one proposed message (Append and BatchAppend share its shape) into
+ * ev, with its bytes in *store. Returns 0 or fails the call. */
+static int take_event(rpc_ctx *ctx, net_call *c, const EventStore__Client__UUID *id, size_t n_meta,
+                      char *const *keys, char *const *values, ProtobufCBinaryData data, ProtobufCBinaryData meta,
+                      factum_event_data *ev, char **store, size_t *total)
+{
+    const char *type = NULL, *ctype = NULL;
+    for (size_t i = 0; i < n_meta; i++) {
+        if (!keys[i]) continue;
+        if (!strcmp(keys[i], "type")) type = values[i];
+        else if (!strcmp(keys[i], "content-type")) ctype = values[i];
+    }
+    if (!type || !ctype) {
+        rpc_fail(c, GRPC_INVALID_ARGUMENT, "Required metadata properties are missing",
+                 "missing-required-metadata-property", "required-metadata-properties", "type,content-type", NULL);
+        return -1;
+    }
+    memset(ev, 0, sizeof *ev);
+    if (rpc_uuid_from(id, ev->id)) {
+        rpc_fail(c, GRPC_INVALID_ARGUMENT, "invalid event id", NULL, NULL);
+        return -1;
+    }
+    ev->has_id = 1;
+    if (data.len + meta.len > ctx->max_event_size) {
+        char idt[37], sz[24], mx[24];
+        factum_uuid_format(ev->id, idt);
+        snprintf(sz, sizeof sz, "%zu", data.len + meta.len);
+        snprintf(mx, sizeof mx, "%zu", ctx->max_event_size);
+        rpc_fail(c, GRPC_INVALID_ARGUMENT, "Maximum append event size exceeded", "maximum-append-event-size-exceeded",
+                 "event-id", idt, "proposed-append-event-size", sz, "maximum-append-event-size", mx, NULL);
+        return -1;
+    }
+    *total += data.len + meta.len + strlen(type);
+    if (*total > ctx->max_append_size) {
+        char mx[24];
+        snprintf(mx, sizeof mx, "%zu", ctx->max_append_size);
+        rpc_fail(c, GRPC_INVALID_ARGUMENT, "Maximum append size exceeded", "maximum-append-size-exceeded",
+                 "maximum-append-size", mx, NULL);
+        return -1;
+    }
+    size_t tl = strlen(type);
+    char *p = malloc(tl + 1 + data.len + meta.len + 1);
+    if (!p) {
+        rpc_fail(c, GRPC_RESOURCE_EXHAUSTED, "out of memory", NULL, NULL);
+        return -1;
+    }
+    memcpy(p, type, tl + 1);
+    if (data.len) memcpy(p + tl + 1, data.data, data.len);
+    if (meta.len) memcpy(p + tl + 1 + data.len, meta.data, meta.len);
+    ev->type = p;
+    ev->data = p + tl + 1;
+    ev->data_len = data.len;
+    ev->metadata = p + tl + 1 + data.len;
+    ev->metadata_len = meta.len;
+    if (!strcmp(ctype, "application/json")) ev->flags = FACTUM_EVENT_JSON | FACTUM_EVENT_META_JSON;
+    *store = p;
+    return 0;
+}
+
+void rpc_events_free(rpc_events *e)
+{
+    for (size_t i = 0; i < e->n; i++) free(e->store[i]);
+    free(e->ev);
+    free(e->store);
+    memset(e, 0, sizeof *e);
+}
+
+static int events_grow(rpc_events *e)
+{
+    if (e->n < e->cap) return 0;
+    size_t cap = e->cap ? e->cap * 2 : 16;
+    factum_event_data *ev = realloc(e->ev, cap * sizeof *ev);
+    if (!ev) return -ENOMEM;
+    e->ev = ev;
+    char **st = realloc(e->store, cap * sizeof *st);
+    if (!st) return -ENOMEM;
+    e->store = st;
+    e->cap = cap;
+    return 0;
+}
+
+/* ---- Append ---------------------------------------------------------- */
+
+typedef struct append_call {
+    rpc_ctx *ctx;
+    net_call *c;
+    int have_options, pending, closed;
+    char *stream;
+    int64_t expected;
+    rpc_events ev;
+    int rc;
+    factum_append_result res;
+} append_call;
+
+static void append_call_free(append_call *a)
+{
+    rpc_events_free(&a->ev);
+    free(a->stream);
+    free(a);
+}
+
+static int append_start(net_call *c, void *svc)
+{
+    append_call *a = calloc(1, sizeof *a);
+    if (!a) return -ENOMEM;
+    a->ctx = svc;
+    a->c = c;
+    net_call_set_state(c, a);
+    return 0;
+}
+
+int rpc_expected_of_options(int which, uint64_t revision, int64_t *out)
+{
+    /* which: 0 revision, 1 no_stream, 2 any, 3 stream_exists */
+    switch (which) {
+    case 0:
+        if (revision > (uint64_t)INT64_MAX - 1) return FACTUM_EINVAL;
+        *out = (int64_t)revision;
+        return 0;
+    case 1: *out = FACTUM_NO_STREAM; return 0;
+    case 2: *out = FACTUM_ANY; return 0;
+    case 3: *out = FACTUM_STREAM_EXISTS; return 0;
+    }
+    return FACTUM_EINVAL;
+}
+
+static void append_message(net_call *c, const uint8_t *msg, size_t len)
+{
+    append_call *a = net_call_state(c);
+    EventStore__Client__Streams__AppendReq *req = event_store__client__streams__append_req__unpack(NULL, len, msg);
+    if (!req) {
+        rpc_fail(c, GRPC_INVALID_ARGUMENT, "malformed AppendReq", NULL, NULL);
+        return;
+    }
+    if (!a->have_options) {
+        const EventStore__Client__Streams__AppendReq__Options *o = req->options;
+        if (req->content_case != EVENT_STORE__CLIENT__STREAMS__APPEND_REQ__CONTENT_OPTIONS || !o ||
+            !o->stream_identifier) {
+            rpc_fail(c, GRPC_INVALID_ARGUMENT, "the first AppendReq must carry the options", NULL, NULL);
+            goto out;
+        }
+        int which = -1;
+        switch (o->expected_stream_revision_case) {
+        case EVENT_STORE__CLIENT__STREAMS__APPEND_REQ__OPTIONS__EXPECTED_STREAM_REVISION_REVISION: which = 0; break;
+        case EVENT_STORE__CLIENT__STREAMS__APPEND_REQ__OPTIONS__EXPECTED_STREAM_REVISION_NO_STREAM: which = 1; break;
+        case EVENT_STORE__CLIENT__STREAMS__APPEND_REQ__OPTIONS__EXPECTED_STREAM_REVISION_ANY: which = 2; break;
+        case EVENT_STORE__CLIENT__STREAMS__APPEND_REQ__OPTIONS__EXPECTED_STREAM_REVISION_STREAM_EXISTS: which = 3; break;
+        default: which = 2;
+        }
+        const ProtobufCBinaryData *sn = &o->stream_identifier->stream_name;
+        if (factum_check_stream_name((const char *)sn->data, sn->len) ||
+            rpc_expected_of_options(which, o->revision, &a->expected)) {
+            rpc_fail(c, GRPC_INVALID_ARGUMENT, "invalid stream name or expected revision", NULL, NULL);
+            goto out;
+        }
+        if (!(a->stream = strndup((const char *)sn->data, sn->len))) {
+            rpc_fail(c, GRPC_RESOURCE_EXHAUSTED, "out of memory", NULL, NULL);
+            goto out;
+        }
+        a->have_options = 1;
+        goto out;
+    }
+    const EventStore__Client__Streams__AppendReq__ProposedMessage *pm = req->proposed_message;
+    if (req->content_case != EVENT_STORE__CLIENT__STREAMS__APPEND_REQ__CONTENT_PROPOSED_MESSAGE || !pm) {
+        rpc_fail(c, GRPC_INVALID_ARGUMENT, "expected a proposed message", NULL, NULL);
+        goto out;
+    }
+    if (events_grow(&a->ev)) {
+        rpc_fail(c, GRPC_RESOURCE_EXHAUSTED, "out of memory", NULL, NULL);
+        goto out;
+    }
+    char *keys[16], *values[16];
+    size_t nm = pm->n_metadata < 16 ? pm->n_metadata : 16;
+    for (size_t i = 0; i < nm; i++) {
+        keys[i] = pm->metadata[i]->key;
+        values[i] = pm->metadata[i]->value;
+    }
+    if (take_event(a->ctx, c, pm->id, nm, keys, values, pm->data, pm->custom_metadata, &a->ev.ev[a->ev.n],
+                   &a->ev.store[a->ev.n], &a->ev.bytes) == 0)
+        a->ev.n++;
+out:
+    event_store__client__streams__append_req__free_unpacked(req, NULL);
+}
+
+static void append_done_loop(void *arg)
+{
+    append_call *a = arg;
+    a->pending = 0;
+    if (a->closed) {
+        net_call_unref(a->c);
+        append_call_free(a);
+        return;
+    }
+    net_call *c = a->c;
+    rpc_ctx *ctx = a->ctx;
+    EventStore__Client__Streams__AppendResp resp = EVENT_STORE__CLIENT__STREAMS__APPEND_RESP__INIT;
+    EventStore__Client__Streams__AppendResp__Success ok = EVENT_STORE__CLIENT__STREAMS__APPEND_RESP__SUCCESS__INIT;
+    EventStore__Client__Streams__AppendResp__Position pos = EVENT_STORE__CLIENT__STREAMS__APPEND_RESP__POSITION__INIT;
+    EventStore__Client__Streams__AppendResp__WrongExpectedVersion w =
+        EVENT_STORE__CLIENT__STREAMS__APPEND_RESP__WRONG_EXPECTED_VERSION__INIT;
+    EventStore__Client__Empty empty = EVENT_STORE__CLIENT__EMPTY__INIT;
+    if (a->rc == 0) {
+        ctx->st.appends++;
+        ctx->st.append_events += a->ev.n;
+        ctx->st.append_bytes += a->ev.bytes;
+        resp.result_case = EVENT_STORE__CLIENT__STREAMS__APPEND_RESP__RESULT_SUCCESS;
+        resp.success = &ok;
+        if (a->ev.n == 0 && (int64_t)a->res.last_version < 0) {
+            ok.current_revision_option_case = EVENT_STORE__CLIENT__STREAMS__APPEND_RESP__SUCCESS__CURRENT_REVISION_OPTION_NO_STREAM;
+            ok.no_stream = &empty;
+        } else {
+            ok.current_revision_option_case =
+                EVENT_STORE__CLIENT__STREAMS__APPEND_RESP__SUCCESS__CURRENT_REVISION_OPTION_CURRENT_REVISION;
+            ok.current_revision = a->res.last_version;
+        }
+        if (a->res.last_position) {
+            pos.commit_position = pos.prepare_position = a->res.last_position;
+            ok.position_option_case = EVENT_STORE__CLIENT__STREAMS__APPEND_RESP__SUCCESS__POSITION_OPTION_POSITION;
+            ok.position = &pos;
+        } else {
+            ok.position_option_case = EVENT_STORE__CLIENT__STREAMS__APPEND_RESP__SUCCESS__POSITION_OPTION_NO_POSITION;
+            ok.no_position = &empty;
+        }
+    } else if (a->rc == FACTUM_EWRONGVERSION || a->rc == FACTUM_EIDEMPOTENCY) {
+        ctx->st.append_errors++;
+        int64_t actual = a->rc == FACTUM_EWRONGVERSION ? a->res.actual_version : FACTUM_NO_STREAM;
+        if (a->rc == FACTUM_EIDEMPOTENCY) {
+            factum_stream_info info;
+            if (factum_stream_get_info(ctx->store, a->stream, &info) == 0) actual = info.last_version;
+        }
+        resp.result_case = EVENT_STORE__CLIENT__STREAMS__APPEND_RESP__RESULT_WRONG_EXPECTED_VERSION;
+        resp.wrong_expected_version = &w;
+        /* Both the legacy (20.6.0) and the current fields, as KurrentDB does. */
+        if (actual < 0) {
+            w.current_revision_option_20_6_0_case =
+                EVENT_STORE__CLIENT__STREAMS__APPEND_RESP__WRONG_EXPECTED_VERSION__CURRENT_REVISION_OPTION_20_6_0_NO_STREAM_20_6_0;
+            w.no_stream_20_6_0 = &empty;
+            w.current_revision_option_case =
+                EVENT_STORE__CLIENT__STREAMS__APPEND_RESP__WRONG_EXPECTED_VERSION__CURRENT_REVISION_OPTION_CURRENT_NO_STREAM;
+            w.current_no_stream = &empty;
+        } else {
+            w.current_revision_option_20_6_0_case =
+                EVENT_STORE__CLIENT__STREAMS__APPEND_RESP__WRONG_EXPECTED_VERSION__CURRENT_REVISION_OPTION_20_6_0_CURRENT_REVISION_20_6_0;
+            w.current_revision_20_6_0 = (uint64_t)actual;
+            w.current_revision_option_case =
+                EVENT_STORE__CLIENT__STREAMS__APPEND_RESP__WRONG_EXPECTED_VERSION__CURRENT_REVISION_OPTION_CURRENT_REVISION;
+            w.current_revision = (uint64_t)actual;
+        }
+        if (a->expected >= 0) {
+            w.expected_revision_option_20_6_0_case =
+                EVENT_STORE__CLIENT__STREAMS__APPEND_RESP__WRONG_EXPECTED_VERSION__EXPECTED_REVISION_OPTION_20_6_0_EXPECTED_REVISION_20_6_0;
+            w.expected_revision_20_6_0 = (uint64_t)a->expected;
+            w.expected_revision_option_case =
+                EVENT_STORE__CLIENT__STREAMS__APPEND_RESP__WRONG_EXPECTED_VERSION__EXPECTED_REVISION_OPTION_EXPECTED_REVISION;
+            w.expected_revision = (uint64_t)a->expected;
+        } else if (a->expected == FACTUM_NO_STREAM) {
+            w.expected_revision_option_20_6_0_case =
+                EVENT_STORE__CLIENT__STREAMS__APPEND_RESP__WRONG_EXPECTED_VERSION__EXPECTED_REVISION_OPTION_20_6_0_EXPECTED_REVISION_20_6_0;
+            w.expected_revision_20_6_0 = UINT64_MAX;
+            w.expected_revision_option_case =
+                EVENT_STORE__CLIENT__STREAMS__APPEND_RESP__WRONG_EXPECTED_VERSION__EXPECTED_REVISION_OPTION_EXPECTED_NO_STREAM;
+            w.expected_no_stream = &empty;
+        } else if (a->expected == FACTUM_STREAM_EXISTS) {
+            w.expected_revision_option_20_6_0_case =
+                EVENT_STORE__CLIENT__STREAMS__APPEND_RESP__WRONG_EXPECTED_VERSION__EXPECTED_REVISION_OPTION_20_6_0_STREAM_EXISTS_20_6_0;
+            w.stream_exists_20_6_0 = &empty;
+            w.expected_revision_option_case =
+                EVENT_STORE__CLIENT__STREAMS__APPEND_RESP__WRONG_EXPECTED_VERSION__EXPECTED_REVISION_OPTION_EXPECTED_STREAM_EXISTS;
+            w.expected_stream_exists = &empty;
+        } else {
+            w.expected_revision_option_20_6_0_case =
+                EVENT_STORE__CLIENT__STREAMS__APPEND_RESP__WRONG_EXPECTED_VERSION__EXPECTED_REVISION_OPTION_20_6_0_ANY_20_6_0;
+            w.any_20_6_0 = &empty;
+            w.expected_revision_option_case =
+                EVENT_STORE__CLIENT__STREAMS__APPEND_RESP__WRONG_EXPECTED_VERSION__EXPECTED_REVISION_OPTION_EXPECTED_ANY;
+            w.expected_any = &empty;
+        }
+    } else {
+        ctx->st.append_errors++;
+        rpc_fail_store(c, a->rc, a->stream, a->expected, -1);
+        goto done;
+    }
+    if (rpc_send(ctx, c, &resp.base) == 0) net_call_finish(c, GRPC_OK, NULL, NULL, 0);
+    else net_call_finish(c, GRPC_INTERNAL, "could not send the response", NULL, 0);
+done:
+    rpc_events_free(&a->ev);
+    net_call_unref(c);
+}
+
+static void append_done_store(void *ctx, int rc, const factum_append_result *results, size_t n, size_t failed)
+{
+    (void)failed;
+    append_call *a = ctx;
+    a->rc = rc;
+    if (n) a->res = results[0];
+    if (net_post(a->ctx->net, append_done_loop, a)) {
+        /* Cannot reach the loop (out of memory): nothing safe to do but
+         * leave the call to time out; the append itself is durable. */
+    }
+}
+
+static void append_half_close(net_call *c)
+{
+    append_call *a = net_call_state(c);
+    if (!a->have_options) {
+        rpc_fail(c, GRPC_INVALID_ARGUMENT, "no options were sent", NULL, NULL);
+        return;
+    }
+    factum_append_req q = {a->stream, a->expected, a->ev.ev, a->ev.n};
+    net_call_ref(c);
+    a->pending = 1;
+    int rc = factum_append_async(a->ctx->store, &q, 1, append_done_store, a);
+    if (rc) {
+        a->pending = 0;
+        net_call_unref(c);
+        if (rc == FACTUM_EWRONGVERSION) rc = FACTUM_EINVAL;
+        rpc_fail_store(c, rc, a->stream, a->expected, -1);
+    }
+}
+
+static void append_close(net_call *c)
+{
+    append_call *a = net_call_state(c);
+    net_call_set_state(c, NULL);
+    if (!a) return;
+    if (a->pending) a->closed = 1; /* freed when the store answers */
+    else append_call_free(a);
+}
+
+/* ---- Delete and Tombstone -------------------------------------------- */
+
+typedef struct delete_call {
+    rpc_ctx *ctx;
+    net_call *c;
+    int tombstone, pending, closed, have_request;
+    char *stream;
+    int64_t expected;
+    int rc;
+    factum_append_result res;
+} delete_call;
+
+static int delete_start_common(net_call *c, void *svc, int tombstone)
+{
+    delete_call *d = calloc(1, sizeof *d);
+    if (!d) return -ENOMEM;
+    d->ctx = svc;
+    d->c = c;
+    d->tombstone = tombstone;
+    net_call_set_state(c, d);
+    return 0;
+}
+
+static int delete_start(net_call *c, void *svc)
+{
+    return delete_start_common(c, svc, 0);
+}
+
+static int tombstone_start(net_call *c, void *svc)
+{
+    return delete_start_common(c, svc, 1);
+}
+
+static void delete_free(delete_call *d)
+{
+    free(d->stream);
+    free(d);
+}
+
+static void delete_done_loop(void *arg)
+{
+    delete_call *d = arg;
+    d->pending = 0;
+    net_call *c = d->c;
+    if (d->closed) {
+        net_call_unref(c);
+        delete_free(d);
+        return;
+    }
+    if (d->rc) {
+        int64_t actual = d->res.actual_version;
+        if (d->rc == FACTUM_EWRONGVERSION && actual == FACTUM_NO_STREAM) actual = -1;
+        rpc_fail_store(c, d->rc, d->stream, d->expected, actual);
+    } else {
+        if (d->tombstone) d->ctx->st.tombstones++;
+        else d->ctx->st.deletes++;
+        /* DeleteResp and TombstoneResp have the same shape. */
+        EventStore__Client__Streams__DeleteResp resp = EVENT_STORE__CLIENT__STREAMS__DELETE_RESP__INIT;
+        EventStore__Client__Streams__DeleteResp__Position pos = EVENT_STORE__CLIENT__STREAMS__DELETE_RESP__POSITION__INIT;
+        pos.commit_position = pos.prepare_position = d->res.last_position;
+        resp.position_option_case = EVENT_STORE__CLIENT__STREAMS__DELETE_RESP__POSITION_OPTION_POSITION;
+        resp.position = &pos;
+        if (rpc_send(d->ctx, c, &resp.base) == 0) net_call_finish(c, GRPC_OK, NULL, NULL, 0);
+        else net_call_finish(c, GRPC_INTERNAL, "could not send the response", NULL, 0);
+    }
+    net_call_unref(c);
+}
+
+static void delete_done_store(void *ctx, int rc, const factum_append_result *results, size_t n, size_t failed)
+{
+    (void)failed;
+    delete_call *d = ctx;
+    d->rc = rc;
+    if (n) d->res = results[0];
+    net_post(d->ctx->net, delete_done_loop, d);
+}
+
+static void delete_message(net_call *c, const uint8_t *msg, size_t len)
+{
+    delete_call *d = net_call_state(c);
+    if (d->have_request) return;
+    d->have_request = 1;
+    /* DeleteReq and TombstoneReq have the same fields and numbers. */
+    EventStore__Client__Streams__DeleteReq *req = event_store__client__streams__delete_req__unpack(NULL, len, msg);
+    if (!req || !req->options || !req->options->stream_identifier) {
+        if (req) event_store__client__streams__delete_req__free_unpacked(req, NULL);
+        rpc_fail(c, GRPC_INVALID_ARGUMENT, d->tombstone ? "malformed TombstoneReq" : "malformed DeleteReq", NULL, NULL);
+        return;
+    }
+    const EventStore__Client__Streams__DeleteReq__Options *o = req->options;
+    int which;
+    switch (o->expected_stream_revision_case) {
+    case EVENT_STORE__CLIENT__STREAMS__DELETE_REQ__OPTIONS__EXPECTED_STREAM_REVISION_REVISION: which = 0; break;
+    case EVENT_STORE__CLIENT__STREAMS__DELETE_REQ__OPTIONS__EXPECTED_STREAM_REVISION_NO_STREAM: which = 1; break;
+    case EVENT_STORE__CLIENT__STREAMS__DELETE_REQ__OPTIONS__EXPECTED_STREAM_REVISION_STREAM_EXISTS: which = 3; break;
+    default: which = 2;
+    }
+    const ProtobufCBinaryData *sn = &o->stream_identifier->stream_name;
+    int rc = factum_check_stream_name((const char *)sn->data, sn->len);
+    if (!rc) rc = rpc_expected_of_options(which, o->revision, &d->expected);
+    if (!rc && !(d->stream = strndup((const char *)sn->data, sn->len))) rc = -ENOMEM;
+    event_store__client__streams__delete_req__free_unpacked(req, NULL);
+    if (rc) {
+        rpc_fail(c, rpc_status_of(rc), "invalid stream name or expected revision", NULL, NULL);
+        return;
+    }
+    net_call_ref(c);
+    d->pending = 1;
+    rc = d->tombstone ? factum_tombstone_stream_async(d->ctx->store, d->stream, d->expected, delete_done_store, d)
+                      : factum_delete_stream_async(d->ctx->store, d->stream, d->expected, delete_done_store, d);
+    if (rc) {
+        d->pending = 0;
+        net_call_unref(c);
+        rpc_fail_store(c, rc, d->stream, d->expected, -1);
+    }
+}
+
+static void delete_close(net_call *c)
+{
+    delete_call *d = net_call_state(c);
+    net_call_set_state(c, NULL);
+    if (!d) return;
+    if (d->pending) d->closed = 1;
+    else delete_free(d);
+}
+
+/* ---- the table ------------------------------------------------------- */
+
+const net_method rpc_streams_methods[] = {
+    {"/event_store.client.streams.Streams/Read", read_start, read_message, read_half_close, read_writable, read_close,
+     NULL},
+    {"/event_store.client.streams.Streams/Append", append_start, append_message, append_half_close, NULL, append_close,
+     NULL},
+    {"/event_store.client.streams.Streams/Delete", delete_start, delete_message, NULL, NULL, delete_close, NULL},
+    {"/event_store.client.streams.Streams/Tombstone", tombstone_start, delete_message, NULL, NULL, delete_close,
+     NULL},
+    {"/event_store.client.streams.Streams/BatchAppend", rpc_batch_start, rpc_batch_message, rpc_batch_half_close,
+     rpc_batch_writable, rpc_batch_close, NULL},
+};
+const size_t rpc_streams_n = sizeof rpc_streams_methods / sizeof *rpc_streams_methods;
+
+int rpc_take_event(rpc_ctx *ctx, net_call *c, const EventStore__Client__UUID *id, size_t n_meta, char *const *keys,
+                   char *const *values, ProtobufCBinaryData data, ProtobufCBinaryData meta, rpc_events *e)
+{
+    if (events_grow(e)) {
+        rpc_fail(c, GRPC_RESOURCE_EXHAUSTED, "out of memory", NULL, NULL);
+        return -1;
+    }
+    if (take_event(ctx, c, id, n_meta, keys, values, data, meta, &e->ev[e->n], &e->store[e->n], &e->bytes)) return -1;
+    e->n++;
+    return 0;
+}

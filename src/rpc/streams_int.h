@@ -1,0 +1,57 @@
+/*
+ * streams_int.h - what streams.c shares with the other services' files
+ * (batch.c, v2.c): events taken from requests, events put into ReadResp
+ * messages, expectations.
+ */
+#ifndef FACTUM_RPC_STREAMS_INT_H
+#define FACTUM_RPC_STREAMS_INT_H
+
+#include "kurrentdb/shared.pb-c.h"
+#include "kurrentdb/streams.pb-c.h"
+#include "rpc/rpc.h"
+
+/* Events copied out of request messages (their bytes must outlive the
+ * messages, until the store has written them). */
+typedef struct rpc_events {
+    factum_event_data *ev;
+    char **store;
+    size_t n, cap;
+    size_t bytes;
+} rpc_events;
+
+void rpc_events_free(rpc_events *e);
+/* Take one proposed message (type and content-type from its metadata map).
+ * On an error the call is finished and -1 returned. */
+int rpc_take_event(rpc_ctx *ctx, net_call *c, const EventStore__Client__UUID *id, size_t n_meta, char *const *keys,
+                   char *const *values, ProtobufCBinaryData data, ProtobufCBinaryData meta, rpc_events *e);
+/* which: 0 revision, 1 no_stream, 2 any, 3 stream_exists. */
+int rpc_expected_of_options(int which, uint64_t revision, int64_t *out);
+
+/* A ReadResp carrying one event, with all its parts in one place. */
+typedef struct rpc_event_msg {
+    EventStore__Client__Streams__ReadResp resp;
+    EventStore__Client__Streams__ReadResp__ReadEvent re;
+    EventStore__Client__Streams__ReadResp__ReadEvent__RecordedEvent rec;
+    EventStore__Client__UUID uuid;
+    EventStore__Client__UUID__Structured su;
+    EventStore__Client__StreamIdentifier sid;
+    EventStore__Client__Streams__ReadResp__ReadEvent__RecordedEvent__MetadataEntry me[3];
+    EventStore__Client__Streams__ReadResp__ReadEvent__RecordedEvent__MetadataEntry *mep[3];
+    char created[24];
+    char idtext[37];
+} rpc_event_msg;
+
+void rpc_event_init(rpc_event_msg *m);
+void rpc_event_fill(rpc_event_msg *m, const factum_event *ev, int uuid_string);
+
+/* BatchAppend (batch.c). */
+int rpc_batch_start(net_call *c, void *svc);
+void rpc_batch_message(net_call *c, const uint8_t *msg, size_t len);
+void rpc_batch_half_close(net_call *c);
+void rpc_batch_writable(net_call *c);
+void rpc_batch_close(net_call *c);
+
+extern const net_method rpc_streams_methods[];
+extern const size_t rpc_streams_n;
+
+#endif

@@ -1,0 +1,274 @@
+/*
+ * config.c - factumd's settings from the command line, the environment
+ * (FACTUM_<NAME>, also KURRENTDB_<NAME> and EVENTSTORE_<NAME> so that a
+ * KurrentDB deployment's variables work) and a config file of `Key: value`
+ * lines (KurrentDB's YAML keys, e.g. `Db: /var/lib/factum`, `Insecure: true`).
+ */
+#include "server/config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "factum.h"
+
+enum { T_STR, T_BOOL, T_INT, T_SIZE, T_LEVEL };
+
+typedef struct opt {
+    const char *name;  /* flag without dashes, lower-case with dashes */
+    const char *alias; /* another flag name, or NULL */
+    int type;
+    size_t off;
+    size_t size; /* for strings */
+    const char *def;
+    const char *help;
+} opt;
+
+#define OFF(f) offsetof(srv_config, f)
+#define SZ(f) sizeof(((srv_config *)0)->f)
+
+static const opt opts[] = {
+    {"db", NULL, T_STR, OFF(db), SZ(db), "/var/lib/factum", "data directory"},
+    {"mem-db", NULL, T_BOOL, OFF(mem_db), 0, "false",
+     "keep the data in a temporary directory that is removed at exit (for tests)"},
+    {"node-ip", "http-ip", T_STR, OFF(node_ip), SZ(node_ip), "0.0.0.0", "address to listen on"},
+    {"node-port", "http-port", T_INT, OFF(node_port), 0, "2113", "port for gRPC and HTTP"},
+    {"insecure", NULL, T_BOOL, OFF(insecure), 0, "false",
+     "serve without TLS or authentication (required: TLS is not available yet)"},
+    {"relaxed-durability", NULL, T_BOOL, OFF(relaxed), 0, "false",
+     "acknowledge appends before fdatasync (fdatasync every 100 ms)"},
+    {"max-append-size", NULL, T_SIZE, OFF(max_append_size), 0, "67108864", "largest append, in bytes"},
+    {"max-append-event-size", NULL, T_SIZE, OFF(max_append_event_size), 0, "16777216",
+     "largest event (data + metadata), in bytes"},
+    {"chunk-size", "segment-size", T_SIZE, OFF(segment_size), 0, "67108864",
+     "log segment size for a new database, in bytes"},
+    {"max-connections", NULL, T_SIZE, OFF(max_connections), 0, "10000", "concurrent client connections"},
+    {"log-level", NULL, T_LEVEL, OFF(log_level), 0, "info", "error, warning, information or debug"},
+    {"log-format", NULL, T_STR, 0, 0, "text", "text or json (structured lines)"},
+    {"config", NULL, T_STR, OFF(config_file), SZ(config_file), "", "config file of `Key: value` lines"},
+    {"shutdown-timeout-ms", NULL, T_INT, OFF(drain_ms), 0, "5000",
+     "on SIGTERM, how long calls in flight may take before the server closes"},
+};
+#define N_OPTS (sizeof opts / sizeof *opts)
+
+static int set(srv_config *c, const opt *o, const char *v, const char *where)
+{
+    char *p = (char *)c + o->off;
+    if (!strcmp(o->name, "log-format")) {
+        if (!strcasecmp(v, "json")) c->log_json = 1;
+        else if (!strcasecmp(v, "text")) c->log_json = 0;
+        else goto bad;
+        return 0;
+    }
+    switch (o->type) {
+    case T_STR:
+        if (strlen(v) >= o->size) goto bad;
+        strcpy(p, v);
+        return 0;
+    case T_BOOL:
+        if (!strcasecmp(v, "true") || !strcmp(v, "1") || !strcasecmp(v, "yes")) *(int *)p = 1;
+        else if (!strcasecmp(v, "false") || !strcmp(v, "0") || !strcasecmp(v, "no")) *(int *)p = 0;
+        else goto bad;
+        return 0;
+    case T_INT: {
+        char *end;
+        errno = 0;
+        long x = strtol(v, &end, 10);
+        if (errno || *end || x < 0 || x > 65535 * 1000) goto bad;
+        *(int *)p = (int)x;
+        return 0;
+    }
+    case T_SIZE: {
+        char *end;
+        errno = 0;
+        unsigned long long x = strtoull(v, &end, 10);
+        if (errno || end == v) goto bad;
+        if (*end == 'k' || *end == 'K') x <<= 10, end++;
+        else if (*end == 'm' || *end == 'M') x <<= 20, end++;
+        else if (*end == 'g' || *end == 'G') x <<= 30, end++;
+        if (*end) goto bad;
+        *(uint64_t *)p = x;
+        return 0;
+    }
+    case T_LEVEL:
+        if (!strncasecmp(v, "err", 3) || !strcasecmp(v, "fatal")) *(int *)p = 0;
+        else if (!strncasecmp(v, "warn", 4)) *(int *)p = 1;
+        else if (!strncasecmp(v, "info", 4)) *(int *)p = 2;
+        else if (!strcasecmp(v, "debug") || !strcasecmp(v, "verbose")) *(int *)p = 3;
+        else goto bad;
+        return 0;
+    }
+bad:
+    fprintf(stderr, "factumd: invalid value '%s' for %s (%s)\n", v, o->name, where);
+    return -1;
+}
+
+/* "mem-db" <-> "MemDb" <-> "MEM_DB" */
+static int name_eq(const char *optname, const char *key)
+{
+    for (; *optname || *key; optname++, key++) {
+        if (*optname == '-') {
+            if (*key == '_' || *key == '-') continue;
+            key--; /* CamelCase key: no separator */
+            continue;
+        }
+        if (tolower((unsigned char)*optname) != tolower((unsigned char)*key)) return 0;
+    }
+    return 1;
+}
+
+static const opt *find(const char *key)
+{
+    for (size_t i = 0; i < N_OPTS; i++)
+        if (name_eq(opts[i].name, key) || (opts[i].alias && name_eq(opts[i].alias, key))) return &opts[i];
+    return NULL;
+}
+
+static int load_file(srv_config *c, const char *path, const unsigned char *from_cli)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        fprintf(stderr, "factumd: cannot read config file %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    char line[8192];
+    int n = 0, rc = 0;
+    while (fgets(line, sizeof line, f) && !rc) {
+        n++;
+        char *s = line;
+        while (isspace((unsigned char)*s)) s++;
+        if (!*s || *s == '#' || !strncmp(s, "---", 3)) continue;
+        char *colon = strchr(s, ':');
+        if (!colon) {
+            fprintf(stderr, "factumd: %s:%d: expected `Key: value`\n", path, n);
+            rc = -1;
+            break;
+        }
+        *colon = 0;
+        char *v = colon + 1, *e = s + strlen(s);
+        while (e > s && isspace((unsigned char)e[-1])) *--e = 0;
+        while (isspace((unsigned char)*v)) v++;
+        e = v + strlen(v);
+        while (e > v && isspace((unsigned char)e[-1])) *--e = 0;
+        if ((*v == '"' || *v == '\'') && e > v + 1 && e[-1] == *v) {
+            v++;
+            e[-1] = 0;
+        }
+        const opt *o = find(s);
+        if (!o) {
+            fprintf(stderr, "factumd: %s:%d: unknown setting '%s'\n", path, n, s);
+            rc = -1;
+            break;
+        }
+        if (from_cli[o - opts]) continue; /* the command line wins */
+        char where[4200];
+        snprintf(where, sizeof where, "%s:%d", path, n);
+        rc = set(c, o, v, where);
+    }
+    fclose(f);
+    return rc;
+}
+
+void srv_config_usage(void)
+{
+    printf("usage: factumd [OPTIONS]\n\nfactumd %s - the factum event store server, speaking the KurrentDB gRPC client "
+           "protocol.\n\nOptions (environment: FACTUM_<NAME>, KURRENTDB_<NAME> or EVENTSTORE_<NAME>; config file: "
+           "<Name>: value):\n",
+           FACTUM_VERSION_STRING);
+    for (size_t i = 0; i < N_OPTS; i++) {
+        char flag[64];
+        snprintf(flag, sizeof flag, "--%s%s%s", opts[i].name, opts[i].alias ? ", --" : "",
+                 opts[i].alias ? opts[i].alias : "");
+        printf("  %-34s %s (default: %s)\n", flag, opts[i].help, *opts[i].def ? opts[i].def : "none");
+    }
+    printf("  %-34s %s\n  %-34s %s\n", "--help", "this help", "--version", "print the version");
+}
+
+static void env_name(const char *prefix, const char *name, char *out, size_t n)
+{
+    size_t j = 0;
+    for (const char *p = prefix; *p && j + 1 < n; p++) out[j++] = *p;
+    for (const char *p = name; *p && j + 1 < n; p++) out[j++] = *p == '-' ? '_' : (char)toupper((unsigned char)*p);
+    out[j] = 0;
+}
+
+int srv_config_parse(srv_config *c, int argc, char **argv)
+{
+    memset(c, 0, sizeof *c);
+    unsigned char from_cli[N_OPTS] = {0}, from_env[N_OPTS] = {0};
+    for (size_t i = 0; i < N_OPTS; i++)
+        if (set(c, &opts[i], opts[i].def, "default")) return -1;
+    /* Command line. */
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            srv_config_usage();
+            return 1;
+        }
+        if (!strcmp(a, "--version")) {
+            printf("factumd %s\n", FACTUM_VERSION_STRING);
+            return 1;
+        }
+        if (strncmp(a, "--", 2) != 0) {
+            fprintf(stderr, "factumd: unexpected argument '%s' (see --help)\n", a);
+            return -1;
+        }
+        char key[128];
+        const char *eq = strchr(a, '=');
+        size_t kl = eq ? (size_t)(eq - a - 2) : strlen(a + 2);
+        if (kl >= sizeof key) kl = sizeof key - 1;
+        memcpy(key, a + 2, kl);
+        key[kl] = 0;
+        const opt *o = find(key);
+        if (!o) {
+            fprintf(stderr, "factumd: unknown option '--%s' (see --help)\n", key);
+            return -1;
+        }
+        const char *v = eq ? eq + 1 : NULL;
+        if (!v) {
+            if (o->type == T_BOOL) v = "true";
+            else if (i + 1 < argc) v = argv[++i];
+            else {
+                fprintf(stderr, "factumd: option --%s needs a value\n", o->name);
+                return -1;
+            }
+        }
+        if (set(c, o, v, "command line")) return -1;
+        from_cli[o - opts] = 1;
+    }
+    /* Environment. */
+    static const char *prefixes[] = {"FACTUM_", "KURRENTDB_", "EVENTSTORE_"};
+    for (size_t i = 0; i < N_OPTS; i++) {
+        if (from_cli[i]) continue;
+        for (int p = 0; p < 3; p++) {
+            char en[128];
+            env_name(prefixes[p], opts[i].name, en, sizeof en);
+            const char *v = getenv(en);
+            if (!v && opts[i].alias) {
+                env_name(prefixes[p], opts[i].alias, en, sizeof en);
+                v = getenv(en);
+            }
+            if (v) {
+                if (set(c, &opts[i], v, en)) return -1;
+                from_env[i] = 1;
+                break;
+            }
+        }
+    }
+    /* Config file (lowest precedence but the defaults). */
+    if (c->config_file[0]) {
+        unsigned char taken[N_OPTS];
+        for (size_t i = 0; i < N_OPTS; i++) taken[i] = from_cli[i] | from_env[i];
+        if (load_file(c, c->config_file, taken)) return -1;
+    }
+    if (c->node_port <= 0 || c->node_port > 65535) {
+        if (c->node_port != 0) {
+            fprintf(stderr, "factumd: --node-port must be 0..65535\n");
+            return -1;
+        }
+    }
+    return 0;
+}

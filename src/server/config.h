@@ -1,0 +1,39 @@
+/*
+ * config.h - factumd's configuration: every setting has a command-line
+ * flag, environment variables and a config-file key, with names close to
+ * KurrentDB's (--db, --mem-db, --node-ip, --node-port/--http-port,
+ * --insecure, ...). Precedence: command line, then environment, then the
+ * config file, then the default.
+ */
+#ifndef FACTUM_SERVER_CONFIG_H
+#define FACTUM_SERVER_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct srv_config {
+    char db[4096];    /* data directory */
+    int mem_db;       /* a temporary directory, removed at exit */
+    char node_ip[64]; /* listen address */
+    int node_port;    /* gRPC + HTTP port */
+    int insecure;     /* cleartext, no authentication (the only mode for now) */
+    int relaxed;      /* relaxed durability */
+    uint64_t max_append_size;
+    uint64_t max_append_event_size;
+    uint64_t segment_size;
+    uint64_t max_connections;
+    int log_level; /* 0 error, 1 warn, 2 info, 3 debug */
+    int log_json;  /* structured JSON log lines instead of text */
+    char config_file[4096];
+    int drain_ms; /* graceful shutdown: how long calls in flight may take */
+} srv_config;
+
+/* Parse argv (and the environment and the config file it names). Returns
+ * 0, 1 if --help/--version was handled (exit 0), or -1 after printing a
+ * one-line error (exit 2). */
+int srv_config_parse(srv_config *c, int argc, char **argv);
+
+/* Print the option reference (for --help and docs). */
+void srv_config_usage(void);
+
+#endif

@@ -1,0 +1,112 @@
+/*
+ * http.c - factumd's plain HTTP/1.1 endpoints on the gRPC port:
+ *   GET /health/live   204 when the server runs (what KurrentDB's probes use)
+ *   GET /info          JSON: version, state, features
+ *   GET /gossip        JSON: this node as the leader (KurrentDB's shape)
+ *   GET /metrics       Prometheus text format: appends, reads, bytes,
+ *                      group commits, fdatasync latency, connections, calls
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "rpc/rpc.h"
+#include "server/server.h"
+
+static void info(srv_state *st, net_http_resp *r)
+{
+    factum_stats fs;
+    factum_store_get_stats(st->store, &fs);
+    r->status = 200;
+    r->content_type = "application/json";
+    base_buf_printf(&r->body,
+                    "{\"esVersion\":\"%s\",\"factumVersion\":\"%s\",\"state\":\"leader\",\"authentication\":{\"type\":"
+                    "\"insecure\"},\"features\":{\"projections\":false,\"userManagement\":false,\"atomPub\":false},"
+                    "\"durability\":\"%s\",\"lastPosition\":%" PRIu64 "}\n",
+                    RPC_SERVER_VERSION, FACTUM_VERSION_STRING, fs.durability ? "relaxed" : "durable",
+                    fs.last_position);
+}
+
+static void gossip(srv_state *st, net_http_resp *r)
+{
+    char id[37];
+    factum_uuid_format(st->rpc.instance_id, id);
+    const char *host = st->rpc.advertise_host;
+    if (!strcmp(host, "0.0.0.0") || !strcmp(host, "::")) host = "127.0.0.1";
+    r->status = 200;
+    r->content_type = "application/json";
+    base_buf_printf(&r->body,
+                    "{\"members\":[{\"instanceId\":\"%s\",\"state\":\"Leader\",\"isAlive\":true,\"httpEndPointIp\":"
+                    "\"%s\",\"httpEndPointPort\":%d}],\"serverIp\":\"%s\",\"serverPort\":%d}\n",
+                    id, host, st->rpc.advertise_port, host, st->rpc.advertise_port);
+}
+
+static void metric(base_buf *b, const char *name, const char *type, const char *help, double v)
+{
+    base_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n%s %.17g\n", name, help, name, type, name, v);
+}
+
+static void metrics(srv_state *st, net_http_resp *r)
+{
+    factum_stats fs;
+    factum_store_get_stats(st->store, &fs);
+    net_stats ns;
+    net_server_stats(st->net, &ns);
+    const rpc_stats *rs = &st->rpc.st;
+    base_buf *b = &r->body;
+    r->status = 200;
+    r->content_type = "text/plain; version=0.0.4; charset=utf-8";
+    metric(b, "factum_log_last_position", "gauge", "Last committed global position.", (double)fs.last_position);
+    metric(b, "factum_log_bytes", "gauge", "Bytes of log in use.", (double)fs.log_bytes);
+    metric(b, "factum_appends_total", "counter", "Append requests completed by the store.", (double)fs.appends);
+    metric(b, "factum_events_written_total", "counter", "Events written.", (double)fs.events_written);
+    metric(b, "factum_bytes_written_total", "counter", "Log bytes written.", (double)fs.bytes_written);
+    metric(b, "factum_group_commits_total", "counter", "Group commits (one write, one fdatasync each).",
+           (double)fs.groups);
+    metric(b, "factum_group_commit_max_appends", "gauge", "Largest group commit so far, in appends.",
+           (double)fs.group_events_max);
+    metric(b, "factum_fsync_total", "counter", "fdatasync calls on the log.", (double)fs.fsyncs);
+    metric(b, "factum_fsync_seconds_total", "counter", "Time spent in fdatasync on the log.",
+           (double)fs.fsync_ns_total / 1e9);
+    metric(b, "factum_fsync_seconds_max", "gauge", "Longest fdatasync on the log.", (double)fs.fsync_ns_max / 1e9);
+    metric(b, "factum_index_tables", "gauge", "Index tables on disk.", (double)fs.index_tables);
+    metric(b, "factum_memtable_entries", "gauge", "Index entries in memory.", (double)fs.memtable_entries);
+    metric(b, "factum_store_failed", "gauge", "1 if the store stopped after an I/O error.", (double)fs.failed);
+    metric(b, "factum_grpc_appends_total", "counter", "Appends served over gRPC.", (double)rs->appends);
+    metric(b, "factum_grpc_append_events_total", "counter", "Events appended over gRPC.", (double)rs->append_events);
+    metric(b, "factum_grpc_append_bytes_total", "counter", "Event bytes appended over gRPC.", (double)rs->append_bytes);
+    metric(b, "factum_grpc_append_errors_total", "counter", "Appends that failed.", (double)rs->append_errors);
+    metric(b, "factum_grpc_reads_total", "counter", "Read calls.", (double)rs->reads);
+    metric(b, "factum_grpc_read_events_total", "counter", "Events sent by reads.", (double)rs->read_events);
+    metric(b, "factum_grpc_read_bytes_total", "counter", "Event bytes sent by reads.", (double)rs->read_bytes);
+    metric(b, "factum_connections", "gauge", "Open client connections.", (double)ns.connections);
+    metric(b, "factum_connections_total", "counter", "Client connections accepted.", (double)ns.connections_total);
+    metric(b, "factum_grpc_calls", "gauge", "gRPC calls in progress.", (double)ns.calls);
+    metric(b, "factum_grpc_calls_total", "counter", "gRPC calls started.", (double)ns.calls_total);
+    metric(b, "factum_network_bytes_received_total", "counter", "Bytes received.", (double)ns.bytes_in);
+    metric(b, "factum_network_bytes_sent_total", "counter", "Bytes sent.", (double)ns.bytes_out);
+    metric(b, "factum_protocol_errors_total", "counter", "Malformed frames or messages from clients.",
+           (double)ns.protocol_errors);
+}
+
+void srv_http(void *ctx, const net_http_req *req, net_http_resp *resp)
+{
+    srv_state *st = ctx;
+    if (strcmp(req->method, "GET") && strcmp(req->method, "HEAD")) {
+        resp->status = 405;
+        base_buf_append(&resp->body, "method not allowed\n", 19);
+        return;
+    }
+    if (!strcmp(req->path, "/health/live")) {
+        resp->status = 204;
+    } else if (!strcmp(req->path, "/info")) {
+        info(st, resp);
+    } else if (!strcmp(req->path, "/gossip")) {
+        gossip(st, resp);
+    } else if (!strcmp(req->path, "/metrics")) {
+        metrics(st, resp);
+    } else {
+        resp->status = 404;
+        base_buf_append(&resp->body, "not found\n", 10);
+    }
+}

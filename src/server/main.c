@@ -1,0 +1,122 @@
+/*
+ * main.c - factumd: parse the configuration, open the store, serve gRPC and
+ * HTTP on one port until SIGTERM/SIGINT (or Operations.Shutdown), then shut
+ * down gracefully: stop accepting, let calls in flight finish (up to
+ * --shutdown-timeout-ms), close the store (which finishes its appends and
+ * writes an index checkpoint).
+ */
+#include <errno.h>
+#include <ftw.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "server/log.h"
+#include "server/server.h"
+
+static net_server *g_net;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    if (g_net) net_server_stop(g_net);
+}
+
+static void on_shutdown_rpc(void *arg)
+{
+    net_server_stop(arg);
+}
+
+static int rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    return remove(p);
+}
+
+int main(int argc, char **argv)
+{
+    srv_state st;
+    memset(&st, 0, sizeof st);
+    int prc = srv_config_parse(&st.cfg, argc, argv);
+    if (prc) return prc > 0 ? 0 : 2;
+    srv_config *cfg = &st.cfg;
+    slog_setup(cfg->log_level, cfg->log_json);
+    if (!cfg->insecure) {
+        slog_write(SLOG_ERROR, "TLS is not available in this version of factumd: start it with --insecure "
+                               "(or Insecure: true) to serve cleartext gRPC without authentication");
+        return 2;
+    }
+    char tmpdir[64] = "";
+    if (cfg->mem_db) {
+        snprintf(tmpdir, sizeof tmpdir, "/tmp/factumd-memdb-XXXXXX");
+        if (!mkdtemp(tmpdir)) {
+            slog_write(SLOG_ERROR, "cannot create a temporary directory: %s", strerror(errno));
+            return 1;
+        }
+        snprintf(cfg->db, sizeof cfg->db, "%s/data", tmpdir);
+    }
+    factum_options o;
+    factum_options_init(&o);
+    o.durability = cfg->relaxed ? FACTUM_RELAXED : FACTUM_DURABLE;
+    o.max_append_size = cfg->max_append_size;
+    o.max_event_size = cfg->max_append_event_size;
+    o.segment_size = cfg->segment_size;
+    o.log_fn = slog_sink;
+    int rc = factum_store_open(cfg->db, &o, &st.store);
+    if (rc) {
+        slog_write(SLOG_ERROR, "cannot open the database %s: %s", cfg->db, factum_strerror(rc));
+        goto out;
+    }
+    rpc_ctx *r = &st.rpc;
+    r->store = st.store;
+    factum_uuid_v4(r->instance_id);
+    snprintf(r->advertise_host, sizeof r->advertise_host, "%s", cfg->node_ip);
+    r->max_append_size = cfg->max_append_size;
+    r->max_event_size = cfg->max_append_event_size;
+    if ((rc = rpc_methods(r, &st.methods, &st.n_methods))) goto out;
+    net_config nc;
+    net_config_init(&nc);
+    nc.host = cfg->node_ip;
+    nc.port = cfg->node_port;
+    nc.max_connections = cfg->max_connections;
+    nc.max_message = cfg->max_append_event_size + (1u << 20);
+    nc.log_fn = slog_sink;
+    if ((rc = net_server_new(&nc, st.methods, st.n_methods, srv_http, &st, &st.net))) {
+        slog_write(SLOG_ERROR, "cannot listen on %s:%d: %s", cfg->node_ip, cfg->node_port, strerror(-rc));
+        goto out;
+    }
+    r->net = st.net;
+    r->advertise_port = net_server_port(st.net);
+    r->shutdown = on_shutdown_rpc;
+    r->shutdown_arg = st.net;
+    g_net = st.net;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    factum_stats fs;
+    factum_store_get_stats(st.store, &fs);
+    slog_write(SLOG_INFO, "factumd %s: database %s%s, %s durability, %llu events", FACTUM_VERSION_STRING, cfg->db,
+               cfg->mem_db ? " (temporary)" : "", cfg->relaxed ? "RELAXED" : "full",
+               (unsigned long long)fs.last_position);
+    slog_write(SLOG_INFO, "listening on %s:%d (gRPC over HTTP/2 cleartext, and HTTP/1.1)", cfg->node_ip,
+               r->advertise_port);
+    rc = net_server_run(st.net, cfg->drain_ms);
+    slog_write(SLOG_INFO, "shutting down");
+out:
+    g_net = NULL;
+    net_server_free(st.net);
+    free(st.methods);
+    free(st.rpc.pack_buf);
+    int crc = factum_store_close(st.store);
+    if (crc) slog_write(SLOG_ERROR, "closing the database: %s", factum_strerror(crc));
+    if (tmpdir[0]) nftw(tmpdir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+    if (!rc && !crc) slog_write(SLOG_INFO, "stopped");
+    return rc || crc ? 1 : 0;
+}
