@@ -7,6 +7,10 @@ have() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok ins
 for pkg in build-essential cmake pkg-config clang libclang-rt-14-dev git jq libnghttp2-dev libprotobuf-c-dev protobuf-c-compiler; do
   have "$pkg" || need+=("$pkg")
 done
+# Node.js >= 20 and npm for the integration tests (the official clients need 20).
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  need+=(nodejs npm)
+fi
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive

@@ -10,6 +10,9 @@ jobs=$(nproc 2>/dev/null || echo 2)
 exclude=(-LE slow)
 [ "${FACTUM_SLOW:-0}" = 1 ] && exclude=()
 
+echo "== npm packages for the integration tests (official KurrentDB clients) =="
+(cd tests/integration/node && npm ci --no-audit --no-fund >/dev/null)
+
 echo "== build (release, -Werror) =="
 cmake -S . -B build/test -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFACTUM_WERROR=ON >/dev/null
 cmake --build build/test -j"$jobs"

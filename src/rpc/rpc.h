@@ -36,6 +36,8 @@ typedef struct rpc_ctx {
     size_t max_append_size, max_event_size;
     void (*shutdown)(void *arg); /* Operations.Shutdown */
     void *shutdown_arg;
+    void (*log_fn)(void *ctx, int level, const char *msg);
+    void *log_ctx;
     rpc_stats st;
     uint8_t *pack_buf; /* reused buffer for packing (loop thread only) */
     size_t pack_cap;

@@ -77,6 +77,7 @@ int main(int argc, char **argv)
     snprintf(r->advertise_host, sizeof r->advertise_host, "%s", cfg->node_ip);
     r->max_append_size = cfg->max_append_size;
     r->max_event_size = cfg->max_append_event_size;
+    r->log_fn = slog_sink;
     if ((rc = rpc_methods(r, &st.methods, &st.n_methods))) goto out;
     net_config nc;
     net_config_init(&nc);

@@ -1,0 +1,5 @@
+// The Streams scenarios with @kurrent/kurrentdb-client 1.x (reads through its Rust bridge).
+'use strict';
+const lib = require('@kurrent/kurrentdb-client');
+const { run } = require('./scenarios');
+run(lib, (url) => lib.KurrentDBClient.connectionString(url), { name: 'k1', filters: true, multiStream: true, edgeReads: false, appendOption: 'streamState' });
