@@ -137,7 +137,7 @@ void net_config_init(net_config *c)
     c->max_connections = 10000;
     c->max_streams = 100;
     c->max_message = 17u << 20;
-    c->call_buffer_limit = 4u << 20;
+    c->call_buffer_limit = 1u << 20;
 }
 
 static uint64_t mono_ns(void)

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "server/log.h"
@@ -49,6 +50,12 @@ int main(int argc, char **argv)
         slog_write(SLOG_ERROR, "TLS is not available in this version of factumd: start it with --insecure "
                                "(or Insecure: true) to serve cleartext gRPC without authentication");
         return 2;
+    }
+    /* Many connections need many descriptors: raise the soft limit. */
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
     }
     char tmpdir[64] = "";
     if (cfg->mem_db) {

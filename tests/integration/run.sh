@@ -14,6 +14,7 @@ fi
 files=("$@")
 [ ${#files[@]} -gt 0 ] || files=(*.test.js)
 log=$(mktemp)
+ulimit -n 8192 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 "$factumd" --insecure --mem-db --node-ip 127.0.0.1 --node-port 0 >"$log" 2>&1 &
 pid=$!
 cleanup() { kill -9 "$pid" 2>/dev/null || true; rm -f "$log"; }
@@ -26,7 +27,7 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 [ -n "$port" ] || { cat "$log"; echo "factumd did not start"; exit 1; }
-export FACTUMD_URL="kurrentdb://127.0.0.1:$port?tls=false" FACTUMD_PORT=$port
+export FACTUMD_URL="kurrentdb://127.0.0.1:$port?tls=false" FACTUMD_PORT=$port FACTUMD_PID=$pid
 status=0
 for f in "${files[@]}"; do
   echo "== $f against factumd on port $port"
