@@ -1,0 +1,73 @@
+/* Unit tests of factumd's configuration (src/server/config.c): defaults,
+ * flags in both forms, KurrentDB-style environment variables and config
+ * file keys, precedence, and the errors for bad values. */
+#include "harness.h"
+
+#include "server/config.h"
+
+static int parse(srv_config *c, int argc, const char **argv)
+{
+    return srv_config_parse(c, argc, (char **)argv);
+}
+
+static void t_defaults_and_flags(void)
+{
+    srv_config c;
+    const char *a0[] = {"factumd"};
+    CHECK_RC(parse(&c, 1, a0), 0);
+    CHECK(!strcmp(c.db, "/var/lib/factum") && c.node_port == 2113 && !c.insecure && !c.mem_db);
+    CHECK(c.max_append_event_size == 16u << 20);
+    const char *a1[] = {"factumd", "--db", "/tmp/x", "--insecure", "--http-port=2200", "--max-append-size", "8M",
+                        "--log-level", "debug", "--mem-db=false"};
+    CHECK_RC(parse(&c, 10, a1), 0);
+    CHECK(!strcmp(c.db, "/tmp/x") && c.insecure && c.node_port == 2200 && c.max_append_size == 8u << 20);
+    CHECK(c.log_level == 3 && !c.mem_db);
+    const char *bad1[] = {"factumd", "--no-such-thing"};
+    CHECK_RC(parse(&c, 2, bad1), -1);
+    const char *bad2[] = {"factumd", "--node-port", "lots"};
+    CHECK_RC(parse(&c, 3, bad2), -1);
+    const char *bad3[] = {"factumd", "--db"};
+    CHECK_RC(parse(&c, 2, bad3), -1);
+    const char *bad4[] = {"factumd", "--insecure=maybe"};
+    CHECK_RC(parse(&c, 2, bad4), -1);
+}
+
+static void t_env_and_file(void)
+{
+    char dir[512], path[600];
+    harness_tmpdir(dir, sizeof dir, "cfg");
+    mkdir(dir, 0755);
+    snprintf(path, sizeof path, "%s/factumd.conf", dir);
+    FILE *f = fopen(path, "w");
+    fputs("# a KurrentDB-style file\n---\nDb: \"/srv/from-file\"\nInsecure: true\nNodePort: 3000\nMemDb: false\n", f);
+    fclose(f);
+    srv_config c;
+    const char *a[] = {"factumd", "--config", path, "--node-port", "4000"};
+    setenv("KURRENTDB_MAX_CONNECTIONS", "77", 1);
+    CHECK_RC(parse(&c, 5, a), 0);
+    /* flag beats file; file fills the rest; the environment works */
+    CHECK(c.node_port == 4000 && !strcmp(c.db, "/srv/from-file") && c.insecure && c.max_connections == 77);
+    setenv("FACTUM_DB", "/srv/from-env", 1);
+    CHECK_RC(parse(&c, 5, a), 0);
+    CHECK(!strcmp(c.db, "/srv/from-env")); /* environment beats file */
+    unsetenv("FACTUM_DB");
+    unsetenv("KURRENTDB_MAX_CONNECTIONS");
+    f = fopen(path, "w");
+    fputs("Db /no/colon\n", f);
+    fclose(f);
+    CHECK_RC(parse(&c, 5, a), -1);
+    f = fopen(path, "w");
+    fputs("NoSuchKey: 1\n", f);
+    fclose(f);
+    CHECK_RC(parse(&c, 5, a), -1);
+    const char *missing[] = {"factumd", "--config", "/nonexistent/file"};
+    CHECK_RC(parse(&c, 3, missing), -1);
+    harness_rm_rf(dir);
+}
+
+int main(void)
+{
+    RUN(t_defaults_and_flags);
+    RUN(t_env_and_file);
+    return harness_done();
+}
