@@ -247,13 +247,16 @@ static int expr_filter(const EventStore__Client__Streams__ReadReq__Options__Filt
 static void read_request(read_call *r, const ReadOpts *o)
 {
     net_call *c = r->c;
-    if (r->ctx->log_fn)
-        r->ctx->log_fn(r->ctx->log_ctx, 3,
-                       o->stream_option_case == EVENT_STORE__CLIENT__STREAMS__READ_REQ__OPTIONS__STREAM_OPTION_STREAM
-                           ? (o->stream && o->stream->revision_option_case == 3   ? "read stream from start"
-                              : o->stream && o->stream->revision_option_case == 4 ? "read stream from end"
-                                                                                  : "read stream from revision")
-                           : "read $all");
+    if (r->ctx->log_fn) {
+        char line[160];
+        int stream_read = o->stream_option_case == EVENT_STORE__CLIENT__STREAMS__READ_REQ__OPTIONS__STREAM_OPTION_STREAM;
+        snprintf(line, sizeof line, "read %s %s, %s", stream_read ? "a stream" : "$all",
+                 o->read_direction ? "backwards" : "forwards",
+                 o->count_option_case == EVENT_STORE__CLIENT__STREAMS__READ_REQ__OPTIONS__COUNT_OPTION_SUBSCRIPTION
+                     ? "subscription"
+                     : "count");
+        r->ctx->log_fn(r->ctx->log_ctx, FACTUM_LOG_DEBUG, line);
+    }
     if (!o->uuid_option) {
         rpc_fail(c, GRPC_INVALID_ARGUMENT, "uuid_option is required", NULL, NULL);
         return;
