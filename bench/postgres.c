@@ -231,7 +231,7 @@ static void *w3_client(void *p)
     PGconn *c = connect_db();
     size_t streams = 10000 / (size_t)a->clients + 1;
     int64_t *ver = calloc(streams, sizeof *ver);
-    uint64_t seed = now_ns() ^ (uint64_t)a->t * 7919 | 1;
+    uint64_t seed = (now_ns() ^ ((uint64_t)a->t * 7919)) | 1;
     for (size_t i = 0; i < a->n; i++) {
         size_t k = rnd(&seed) % streams;
         ev e;
