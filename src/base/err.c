@@ -1,8 +1,10 @@
 /*
  * err.c - factum_strerror: one static message for every code the library
- * returns, its own FACTUM_E* codes and -errno alike.
+ * returns, its own FACTUM_E* codes (those of factum_client.h too) and
+ * -errno alike.
  */
 #include "base/base.h"
+#include "factum_client.h"
 
 #include <string.h>
 
@@ -49,6 +51,19 @@ const char *factum_strerror(int code)
         return "invalid regular expression";
     case FACTUM_EDUPLICATEID:
         return "the same event id appears twice in one append";
+    /* The client's codes (factum_client.h). */
+    case FACTUM_ECONNECT:
+        return "cannot connect to the server, or the connection was lost";
+    case FACTUM_EPROTOCOL:
+        return "the server's answer breaks the protocol";
+    case FACTUM_ESERVER:
+        return "the server failed the call";
+    case FACTUM_EUNSUPPORTED:
+        return "the server does not implement this call";
+    case FACTUM_ETIMEDOUT:
+        return "no answer from the server within the deadline";
+    case FACTUM_EBADURL:
+        return "malformed connection string, or it asks for what is not supported (TLS)";
     }
     if (code < 0 && code > -4096) {
         /* strerror's table is static for known errno values in glibc. */

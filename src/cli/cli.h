@@ -18,14 +18,16 @@
 
 #include "base/base.h"
 #include "factum.h"
+#include "factum_client.h"
 
 enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2, CLI_WRONG_VERSION = 3, CLI_NOT_FOUND = 4 };
 
-/* One invocation: the data directory and the command being run, for
- * messages ("factum: meta set: ..."). */
+/* One invocation: the data directory or the server, and the command being
+ * run, for messages ("factum: meta set: ..."). */
 typedef struct cli_ctx {
-    const char *data_dir; /* --data or FACTUM_DATA; NULL if neither */
+    const char *data_dir; /* --data or FACTUM_DATA; NULL if neither (or with a server) */
     const char *cmd;      /* command name as shown in messages */
+    const char *server;   /* --server or FACTUM_SERVER: work through the client; NULL: locally */
 } cli_ctx;
 
 /* ---- option parsing -------------------------------------------------- */
@@ -112,8 +114,28 @@ int cli_store_present(cli_ctx *c);
 int cli_open_error(cli_ctx *c, int rc, int writing);
 /* Close, reporting a failed final checkpoint. Returns code, or CLI_FAIL. */
 int cli_close(cli_ctx *c, factum_store *s, int code);
-/* Require a data directory; prints and returns CLI_USAGE without one. */
+/* Require a data directory (or a server); prints and returns CLI_USAGE
+ * without one. */
 int cli_need_dir(cli_ctx *c);
+
+/* ---- a server (--server; the C client of factum_client.h) ------------ */
+
+/* Connect to c->server; prints why not and returns the exit code (2 for a
+ * malformed connection string, else 1). */
+int cli_connect(cli_ctx *c, factum_client **out);
+/* Print "<message>: <factum_strerror(rc)> (<the server's message>)" and
+ * return the exit code of rc. */
+int cli_remote_fail(cli_ctx *c, const factum_client *cl, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* cli_stream_error for a call through the client (soft-deleted streams
+ * are recognised by their metadata). */
+int cli_remote_stream_error(cli_ctx *c, factum_client *cl, const char *stream, int64_t expected, int rc,
+                            const factum_append_result *res);
+/* Is the stream soft-deleted (its metadata's $tb is the deletion mark)? */
+int cli_remote_soft_deleted(factum_client *cl, const char *stream);
+/* For the commands that need a data directory: with a server, print that
+ * the command is local-only and return CLI_FAIL; else CLI_OK. */
+int cli_local_only(cli_ctx *c, const char *why);
 
 /* ---- rendering ------------------------------------------------------- */
 

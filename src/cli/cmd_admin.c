@@ -1,7 +1,8 @@
 /*
  * cmd_admin.c - the commands that look at the store as a whole: `verify`
  * (every checksum, frame and index entry, offline), `dump` (every raw log
- * record) and `stats` (the counters of an open store).
+ * record) and `stats` (the counters of an open store, or with --server the
+ * server's Monitoring.Stats). verify and dump read files: local only.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -56,7 +57,10 @@ int cli_cmd_verify(cli_ctx *c, int argc, char **argv)
         code = cli_help(verify_help);
         goto out;
     }
-    if ((code = cli_want_pos(c, &a, 0, 0, "")) || (code = cli_need_dir(c))) goto out;
+    if ((code = cli_want_pos(c, &a, 0, 0, "")) ||
+        (code = cli_local_only(c, "verify reads the files of a data directory (give --data DIR)")) ||
+        (code = cli_need_dir(c)))
+        goto out;
     factum_verify_report r;
     int rc = factum_verify(c->data_dir, on_damage, &l, &r);
     if (rc && rc != FACTUM_ECORRUPT) {
@@ -175,7 +179,10 @@ int cli_cmd_dump(cli_ctx *c, int argc, char **argv)
         code = cli_help(dump_help);
         goto out;
     }
-    if ((code = cli_want_pos(c, &a, 0, 0, "")) || (code = cli_need_dir(c))) goto out;
+    if ((code = cli_want_pos(c, &a, 0, 0, "")) ||
+        (code = cli_local_only(c, "dump reads the files of a data directory (give --data DIR)")) ||
+        (code = cli_need_dir(c)))
+        goto out;
     int rc = factum_dump(c->data_dir, dump_cb, &d);
     if (rc == FACTUM_ECORRUPT) {
         if (d.records)
@@ -202,9 +209,59 @@ static const char stats_help[] =
     "\n"
     "Open the store (read-only) and print its statistics: last position, log bytes, index tables,\n"
     "memtable entries, stream cache size, durability, and the counters since open (appends, events and\n"
-    "bytes written, fsyncs, group commits), which are 0 for a command-line open.\n"
+    "bytes written, fsyncs, group commits), which are 0 for a command-line open. With --server, the\n"
+    "server's statistics (Monitoring.Stats), one 'key value' per line.\n"
     "\n"
     "  --json   print one JSON object with the same fields\n";
+
+/* The server's statistics: its "key value" lines as they come, or one
+ * JSON object (numbers where the value is one). */
+static int remote_stats(cli_ctx *c, int as_json)
+{
+    factum_client *cl;
+    int code = cli_connect(c, &cl);
+    if (code) return code;
+    char *text;
+    int rc = factum_client_stats(cl, &text);
+    if (rc) {
+        code = cli_remote_fail(c, cl, rc, "reading the server's statistics");
+    } else if (!as_json) {
+        fputs(text, stdout);
+    } else {
+        base_buf b = {0};
+        int brc = base_buf_append(&b, "{", 1);
+        int first = 1;
+        for (const char *line = text; !brc && *line;) {
+            const char *nl = strchr(line, '\n');
+            size_t len = nl ? (size_t)(nl - line) : strlen(line);
+            const char *sp = memchr(line, ' ', len);
+            if (sp) {
+                const char *v = sp + 1;
+                size_t vl = (size_t)(line + len - v);
+                int num = vl > 0 && vl < 20;
+                for (size_t i = 0; i < vl && num; i++)
+                    num = v[i] >= '0' && v[i] <= '9';
+                if (!first) brc = base_buf_append(&b, ",", 1);
+                first = 0;
+                if (!brc) brc = json_write_string(&b, line, (size_t)(sp - line));
+                if (!brc) brc = base_buf_append(&b, ":", 1);
+                if (!brc) brc = num ? base_buf_append(&b, v, vl) : json_write_string(&b, v, vl);
+            }
+            line += len + (nl != NULL);
+        }
+        if (!brc) brc = base_buf_append(&b, "}\n", 2);
+        if (brc) {
+            cli_msg(c, "out of memory");
+            code = CLI_FAIL;
+        } else {
+            fwrite(b.data, 1, b.len, stdout);
+        }
+        base_buf_free(&b);
+    }
+    if (!rc) free(text);
+    factum_client_close(cl);
+    return code;
+}
 
 int cli_cmd_stats(cli_ctx *c, int argc, char **argv)
 {
@@ -216,6 +273,10 @@ int cli_cmd_stats(cli_ctx *c, int argc, char **argv)
         goto out;
     }
     if ((code = cli_want_pos(c, &a, 0, 0, ""))) goto out;
+    if (c->server) {
+        code = remote_stats(c, cli_has(&a, "json"));
+        goto out;
+    }
     factum_store *s;
     if ((code = cli_open_read(c, &s))) goto out;
     factum_stats st;

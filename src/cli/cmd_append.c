@@ -2,7 +2,8 @@
  * cmd_append.c - `factum append`: one event from the arguments, or many
  * from NDJSON lines (stdin or a file) written atomically in one append with
  * one expectation. Everything is parsed and checked before the store is
- * opened, so malformed input never creates or changes a store.
+ * opened (or the server is asked), so malformed input never creates or
+ * changes a store.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -182,6 +183,24 @@ static void print_result(const char *stream, size_t n, const factum_append_resul
                (unsigned long long)r->last_position);
 }
 
+/* The append through the client (--server). */
+static int remote_append(cli_ctx *c, const char *stream, int64_t expected, const factum_event_data *evs,
+                         size_t n, int json)
+{
+    factum_client *cl;
+    int code = cli_connect(c, &cl);
+    if (code) return code;
+    factum_append_result res;
+    memset(&res, 0, sizeof res);
+    int rc = factum_client_append(cl, stream, expected, evs, n, &res);
+    if (rc)
+        code = cli_remote_stream_error(c, cl, stream, expected, rc, &res);
+    else
+        print_result(stream, n, &res, json);
+    factum_client_close(cl);
+    return code;
+}
+
 int cli_cmd_append(cli_ctx *c, int argc, char **argv)
 {
     cli_args a;
@@ -247,6 +266,10 @@ int cli_cmd_append(cli_ctx *c, int argc, char **argv)
     }
     if (cli_check_meta_events(stream, evs, n, err, sizeof err)) {
         code = cli_usage(c, "%s (or use factum meta set)", err);
+        goto out;
+    }
+    if (c->server) {
+        code = remote_append(c, stream, expected, evs, n, cli_has(&a, "json"));
         goto out;
     }
     if (!cli_store_present(c) && (expected >= 0 || expected == FACTUM_STREAM_EXISTS)) {

@@ -1,8 +1,9 @@
 /*
  * cmd_read.c - `factum read` of one stream or of the global log '$all'
- * (with stream and type filters), paging through the library in fixed-size
- * batches so that any number of events can be printed in bounded memory;
- * and `factum streams`, the stream catalog in creation order.
+ * (with stream and type filters), paging through the library (or, with
+ * --server, the client) in fixed-size batches so that any number of events
+ * can be printed in bounded memory; and `factum streams`, the stream
+ * catalog in creation order (local only: the protocol has no listing).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -175,6 +176,91 @@ static int read_all(cli_ctx *c, factum_store *s, uint64_t from, int back, uint64
     return code;
 }
 
+/* ---- reads through the client (--server) ------------------------------- */
+
+#define REMOTE_PAGE 1000
+
+static int remote_read_stream(cli_ctx *c, factum_client *cl, const char *stream, uint64_t from, int back,
+                              uint64_t count, printer *p)
+{
+    uint64_t printed = 0, next = from;
+    while (printed < count) {
+        uint64_t want = count - printed < REMOTE_PAGE ? count - printed : REMOTE_PAGE;
+        factum_client_batch *b;
+        int rc =
+            factum_client_read_stream(cl, stream, next, back ? FACTUM_BACKWARD : FACTUM_FORWARD, want, &b);
+        if (rc) return cli_remote_stream_error(c, cl, stream, FACTUM_ANY, rc, NULL);
+        size_t n = factum_client_batch_count(b);
+        for (size_t i = 0; i < n; i++)
+            print_event(p, factum_client_batch_event(b, i));
+        printed += n;
+        uint64_t last = n ? factum_client_batch_event(b, n - 1)->version : 0;
+        factum_client_batch_free(b);
+        if (n < want || (back && last == 0)) break;
+        next = back ? last - 1 : last + 1;
+    }
+    return CLI_OK;
+}
+
+/* The server filters on the first of the filter options (in the order
+ * build_filters makes them); the others, and --exclude-system, are
+ * applied here to what it sends. */
+static int remote_read_all(cli_ctx *c, factum_client *cl, const cli_args *a, uint64_t from, int back,
+                           uint64_t count, const filters *fs, printer *p)
+{
+    size_t ns, nt;
+    const char **sp = cli_get_all(a, "stream-prefix", &ns), **tp = cli_get_all(a, "type-prefix", &nt);
+    const char *sr = cli_get(a, "stream-regex"), *tr = cli_get(a, "type-regex");
+    factum_client_filter sf = {FACTUM_FILTER_STREAM, NULL, 0, NULL};
+    if (ns) {
+        sf.prefixes = sp;
+        sf.n_prefixes = ns;
+    } else if (sr) {
+        sf.regex = sr;
+    } else if (nt) {
+        sf.on = FACTUM_FILTER_EVENT_TYPE;
+        sf.prefixes = tp;
+        sf.n_prefixes = nt;
+    } else if (tr) {
+        sf.on = FACTUM_FILTER_EVENT_TYPE;
+        sf.regex = tr;
+    }
+    int server_side = sf.n_prefixes || sf.regex;
+    size_t first_local = server_side ? 1 : 0;
+    int code = CLI_OK;
+    uint64_t printed = 0, pos = from;
+    /* --from is inclusive both ways; the protocol's backward reads start
+     * before their position. */
+    if (back && pos != FACTUM_END) pos++;
+    while (printed < count) {
+        uint64_t want = first_local < fs->n || count - printed > REMOTE_PAGE ? REMOTE_PAGE : count - printed;
+        factum_client_batch *b;
+        int rc = factum_client_read_all(cl, pos, back ? FACTUM_BACKWARD : FACTUM_FORWARD,
+                                        server_side ? &sf : NULL, want, &b);
+        if (rc) {
+            code = cli_remote_fail(c, cl, rc, "reading $all");
+            break;
+        }
+        size_t n = factum_client_batch_count(b);
+        for (size_t i = 0; i < n && printed < count; i++) {
+            const factum_event *ev = factum_client_batch_event(b, i);
+            int pass = 1;
+            for (size_t k = first_local; k < fs->n && pass; k++)
+                pass = factum_filter_match(fs->f[k], ev);
+            if (!pass) continue;
+            print_event(p, ev);
+            printed++;
+        }
+        uint64_t last = n ? factum_client_batch_event(b, n - 1)->position : 0;
+        factum_client_batch_free(b);
+        if (n < want || (back && last <= 1)) break;
+        pos = back ? last : last + 1;
+    }
+    free(sp);
+    free(tp);
+    return code;
+}
+
 int cli_cmd_read(cli_ctx *c, int argc, char **argv)
 {
     cli_args a;
@@ -201,6 +287,20 @@ int cli_cmd_read(cli_ctx *c, int argc, char **argv)
         }
         if ((code = cli_check_stream(c, stream))) goto out;
     } else if ((code = build_filters(c, &a, &fs))) {
+        goto out;
+    }
+    if (c->server) {
+        factum_client *cl;
+        if ((code = cli_connect(c, &cl))) goto out;
+        if (all)
+            code = remote_read_all(c, cl, &a, from, back, count, &fs, &p);
+        else
+            code = remote_read_stream(c, cl, stream, from, back, count, &p);
+        factum_client_close(cl);
+        if (p.failed && !code) {
+            cli_msg(c, "out of memory");
+            code = CLI_FAIL;
+        }
         goto out;
     }
     factum_store *s;
@@ -273,7 +373,9 @@ int cli_cmd_streams(cli_ctx *c, int argc, char **argv)
         code = cli_help(streams_help);
         goto out;
     }
-    if ((code = cli_want_pos(c, &a, 0, 0, ""))) goto out;
+    if ((code = cli_want_pos(c, &a, 0, 0, "")) ||
+        (code = cli_local_only(c, "the protocol has no stream listing (read '$all' instead)")))
+        goto out;
     factum_store *s;
     if ((code = cli_open_read(c, &s))) goto out;
     int rc;

@@ -11,6 +11,11 @@
  * first version with the store, so that a bad file changes nothing; the
  * second pass writes, batching consecutive events of one stream into one
  * append. Both commands draw a progress bar when stderr is a terminal.
+ *
+ * With --server both work through the client: export pages through
+ * read_all, import checks each stream's last version with a backward read
+ * and appends with the same expectations (no relaxed durability there:
+ * the server decides).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -76,6 +81,67 @@ static int export_events(cli_ctx *c, factum_store *s, FILE *out, uint64_t total,
     return code;
 }
 
+#define REMOTE_PAGE 1000
+
+static int export_events_remote(cli_ctx *c, factum_client *cl, FILE *out, uint64_t total, uint64_t *n_out)
+{
+    base_buf b = {0};
+    cli_progress bar;
+    cli_progress_start(&bar, "export", total);
+    int code = CLI_OK;
+    uint64_t pos = 0, done = 0;
+    while (1) {
+        factum_client_batch *batch;
+        int rc = factum_client_read_all(cl, pos, FACTUM_FORWARD, NULL, REMOTE_PAGE, &batch);
+        if (rc) {
+            code = cli_remote_fail(c, cl, rc, "reading $all at position %llu", (unsigned long long)pos);
+            break;
+        }
+        size_t n = factum_client_batch_count(batch);
+        for (size_t i = 0; i < n && !code; i++) {
+            b.len = 0;
+            if (cli_event_json(&b, factum_client_batch_event(batch, i))) {
+                cli_msg(c, "out of memory");
+                code = CLI_FAIL;
+            } else if (fwrite(b.data, 1, b.len, out) != b.len) {
+                cli_msg(c, "writing the export failed: %s", strerror(errno));
+                code = CLI_FAIL;
+            }
+        }
+        if (n) pos = factum_client_batch_event(batch, n - 1)->position + 1;
+        factum_client_batch_free(batch);
+        done += n;
+        cli_progress_update(&bar, done);
+        if (code || n < REMOTE_PAGE) break;
+    }
+    cli_progress_end(&bar);
+    base_buf_free(&b);
+    *n_out = done;
+    return code;
+}
+
+/* The server's last position (for the progress bar), 0 if unknown. */
+static uint64_t remote_last_position(factum_client *cl)
+{
+    factum_client_batch *b;
+    uint64_t last = 0;
+    if (factum_client_read_all(cl, FACTUM_END, FACTUM_BACKWARD, NULL, 1, &b) == 0) {
+        if (factum_client_batch_count(b)) last = factum_client_batch_event(b, 0)->position;
+        factum_client_batch_free(b);
+    }
+    return last;
+}
+
+/* Close what export read from: the store or the connection. */
+static int close_source(cli_ctx *c, factum_store *s, factum_client *cl, int code)
+{
+    if (cl) {
+        factum_client_close(cl);
+        return code;
+    }
+    return cli_close(c, s, code);
+}
+
 int cli_cmd_export(cli_ctx *c, int argc, char **argv)
 {
     cli_args a;
@@ -88,27 +154,34 @@ int cli_cmd_export(cli_ctx *c, int argc, char **argv)
     }
     if ((code = cli_want_pos(c, &a, 0, 1, ""))) goto out;
     const char *file = a.n_pos && strcmp(a.pos[0], "-") ? a.pos[0] : NULL;
-    factum_store *s;
-    if ((code = cli_open_read(c, &s))) goto out;
+    factum_store *s = NULL;
+    factum_client *cl = NULL;
     factum_stats st;
-    if (factum_store_get_stats(s, &st)) st.last_position = 0;
+    if (c->server) {
+        if ((code = cli_connect(c, &cl))) goto out;
+        st.last_position = remote_last_position(cl);
+    } else {
+        if ((code = cli_open_read(c, &s))) goto out;
+        if (factum_store_get_stats(s, &st)) st.last_position = 0;
+    }
     FILE *f = stdout;
     if (file) {
         size_t len = strlen(file) + 32;
         if (!(tmp = malloc(len))) {
             cli_msg(c, "out of memory");
-            code = cli_close(c, s, CLI_FAIL);
+            code = close_source(c, s, cl, CLI_FAIL);
             goto out;
         }
         snprintf(tmp, len, "%s.tmp.%ld", file, (long)getpid());
         if (!(f = fopen(tmp, "w"))) {
             code = cli_fail(c, -errno, "cannot create '%s'", tmp);
-            code = cli_close(c, s, CLI_FAIL);
+            code = close_source(c, s, cl, CLI_FAIL);
             goto out;
         }
     }
     uint64_t n = 0;
-    code = export_events(c, s, f, st.last_position, &n);
+    code = cl ? export_events_remote(c, cl, f, st.last_position, &n)
+              : export_events(c, s, f, st.last_position, &n);
     if (file) {
         if (!code && (fflush(f) || fsync(fileno(f)))) code = cli_fail(c, -errno, "writing '%s'", tmp);
         if (fclose(f) && !code) code = cli_fail(c, -errno, "writing '%s'", tmp);
@@ -121,7 +194,7 @@ int cli_cmd_export(cli_ctx *c, int argc, char **argv)
         }
     }
     code = cli_finish_output(c, code);
-    code = cli_close(c, s, code);
+    code = close_source(c, s, cl, code);
 out:
     free(tmp);
     cli_args_free(&a);
@@ -314,6 +387,32 @@ static int check_store(cli_ctx *c, factum_store *s, smap *m)
     return CLI_OK;
 }
 
+/* The same check through the client: each stream's last event, by a
+ * backward read of one. Where the server does not tell (a soft-deleted
+ * stream, or one whose events its metadata hides), the appends' own
+ * expectations decide. */
+static int check_store_remote(cli_ctx *c, factum_client *cl, smap *m)
+{
+    for (size_t i = 0; i < m->cap; i++) {
+        sinfo *e = &m->slots[i];
+        if (!e->name) continue;
+        int64_t expected = e->first > 0 ? e->first - 1 : FACTUM_NO_STREAM;
+        factum_client_batch *b;
+        int rc = factum_client_read_stream(cl, e->name, FACTUM_END, FACTUM_BACKWARD, 1, &b);
+        int64_t last = expected;
+        if (rc == 0 && factum_client_batch_count(b))
+            last = (int64_t)factum_client_batch_event(b, 0)->version;
+        else if (rc == FACTUM_ENOTFOUND && !cli_remote_soft_deleted(cl, e->name))
+            last = FACTUM_NO_STREAM;
+        else if (rc && rc != FACTUM_ENOTFOUND)
+            return cli_remote_stream_error(c, cl, e->name, expected, rc, NULL);
+        factum_client_batch_free(b);
+        if (last != expected) return cli_wrong_version(c, NULL, e->name, expected, last);
+        e->last = expected;
+    }
+    return CLI_OK;
+}
+
 /* ---- import: writing ---------------------------------------------------- */
 
 typedef struct pending {
@@ -326,6 +425,7 @@ typedef struct pending {
 typedef struct import_state {
     cli_ctx *c;
     factum_store *s;
+    factum_client *cl; /* with --server, instead of s */
     smap *m;
     const char *file;
     pending p;
@@ -340,7 +440,8 @@ static int line_error(import_state *st, size_t lineno, const char *stream, int64
     const char *saved = st->c->cmd;
     snprintf(where, sizeof where, "%s: %s: line %zu", saved, st->file, lineno);
     st->c->cmd = where;
-    int code = cli_stream_error(st->c, st->s, stream, expected, rc, res);
+    int code = st->cl ? cli_remote_stream_error(st->c, st->cl, stream, expected, rc, res)
+                      : cli_stream_error(st->c, st->s, stream, expected, rc, res);
     st->c->cmd = saved;
     return code;
 }
@@ -368,7 +469,8 @@ static int flush(import_state *st)
     int64_t expected = p->ev[0].version > 0 ? p->ev[0].version - 1 : FACTUM_NO_STREAM;
     factum_append_result res;
     memset(&res, 0, sizeof res);
-    int rc = factum_append(st->s, stream, expected, p->d, p->n, &res);
+    int rc = st->cl ? factum_client_append(st->cl, stream, expected, p->d, p->n, &res)
+                    : factum_append(st->s, stream, expected, p->d, p->n, &res);
     int code = CLI_OK;
     if (rc) {
         code = line_error(st, p->first_line, stream, expected, rc, &res);
@@ -386,7 +488,8 @@ static int tombstone(import_state *st, const cli_input_event *ev, size_t lineno)
     int64_t expected = e && e->last >= 0 ? e->last : FACTUM_NO_STREAM;
     factum_append_result res;
     memset(&res, 0, sizeof res);
-    int rc = factum_tombstone_stream(st->s, ev->stream, expected, &res);
+    int rc = st->cl ? factum_client_tombstone_stream(st->cl, ev->stream, expected, &res)
+                    : factum_tombstone_stream(st->s, ev->stream, expected, &res);
     if (rc) {
         return line_error(st, lineno, ev->stream, expected, rc, &res);
     }
@@ -439,6 +542,43 @@ static const char import_help[] =
     "writing stops the import after the batches already written. Shows a progress bar on stderr when\n"
     "stderr is a terminal.\n";
 
+static void print_imported(const import_state *st)
+{
+    printf("imported %llu event%s into %zu stream%s", (unsigned long long)st->written,
+           st->written == 1 ? "" : "s", st->m->n, st->m->n == 1 ? "" : "s");
+    if (st->written)
+        printf(", positions %llu..%llu", (unsigned long long)st->first_pos, (unsigned long long)st->last_pos);
+    printf("\n");
+}
+
+/* import through the client (--server), after the file was checked. */
+static int import_remote(cli_ctx *c, reader *r, smap *m, uint64_t size)
+{
+    factum_client *cl;
+    int code = cli_connect(c, &cl);
+    if (code) return code;
+    import_state *st = calloc(1, sizeof *st);
+    if (!st) {
+        cli_msg(c, "out of memory");
+        factum_client_close(cl);
+        return CLI_FAIL;
+    }
+    st->c = c;
+    st->cl = cl;
+    st->m = m;
+    st->file = r->name;
+    if (!(code = check_store_remote(c, cl, m))) {
+        rewind(r->f);
+        r->lineno = 0;
+        r->offset = 0;
+        code = write_file(st, r, size);
+    }
+    if (!code) print_imported(st);
+    free(st);
+    factum_client_close(cl);
+    return code;
+}
+
 int cli_cmd_import(cli_ctx *c, int argc, char **argv)
 {
     cli_args a;
@@ -464,6 +604,10 @@ int cli_cmd_import(cli_ctx *c, int argc, char **argv)
     }
     uint64_t n_events = 0, size = (uint64_t)sb.st_size;
     if ((code = check_file(c, &r, &m, size, &n_events))) goto out;
+    if (c->server) {
+        code = import_remote(c, &r, &m, size);
+        goto out;
+    }
     if (!cli_store_present(c) && (code = check_store(c, NULL, &m)))
         goto out; /* create nothing on a conflict */
     if (!(st = calloc(1, sizeof *st))) {
@@ -485,14 +629,7 @@ int cli_cmd_import(cli_ctx *c, int argc, char **argv)
     }
     int rc = factum_store_sync(s);
     if (rc && !code) code = cli_fail(c, rc, "syncing the store");
-    if (!code) {
-        printf("imported %llu event%s into %zu stream%s", (unsigned long long)st->written,
-               st->written == 1 ? "" : "s", m.n, m.n == 1 ? "" : "s");
-        if (st->written)
-            printf(", positions %llu..%llu", (unsigned long long)st->first_pos,
-                   (unsigned long long)st->last_pos);
-        printf("\n");
-    }
+    if (!code) print_imported(st);
     code = cli_close(c, s, code);
 out:
     free(st);

@@ -1,8 +1,8 @@
 /*
- * main.c - the `factum` program: the global options (--data, --help,
- * --version), the table of commands, and dispatch to the cmd_*.c file that
- * implements each. docs/cli.md is the manual of everything reachable from
- * here.
+ * main.c - the `factum` program: the global options (--data, --server,
+ * --help, --version), the table of commands, and dispatch to the cmd_*.c
+ * file that implements each. docs/cli.md is the manual of everything
+ * reachable from here.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -36,11 +36,15 @@ static void usage(FILE *out)
 {
     fprintf(out,
             "usage: factum [--data DIR] COMMAND [ARGS...]\n"
+            "       factum --server URL COMMAND [ARGS...]\n"
             "\n"
             "factum %s - the command line of the factum event store.\n"
             "\n"
             "Global options (before the command):\n"
             "  --data DIR     data directory (default: $FACTUM_DATA); the first write creates the store\n"
+            "  --server URL   work on a factumd (or KurrentDB) server instead, e.g.\n"
+            "                 kurrentdb://127.0.0.1:2113?tls=false (default: $FACTUM_SERVER);\n"
+            "                 streams, verify and dump need a data directory\n"
             "  --help, -h     this help; 'factum COMMAND --help' explains a command\n"
             "  --version      print the version\n"
             "\n"
@@ -62,7 +66,8 @@ static const command *find_command(const char *name)
 
 int main(int argc, char **argv)
 {
-    cli_ctx c = {getenv("FACTUM_DATA"), NULL};
+    cli_ctx c = {NULL, NULL, NULL};
+    const char *data_opt = NULL, *server_opt = NULL;
     int i = 1;
     for (; i < argc && argv[i][0] == '-'; i++) {
         const char *w = argv[i];
@@ -76,13 +81,30 @@ int main(int argc, char **argv)
         }
         if (!strcmp(w, "--data")) {
             if (i + 1 >= argc) return cli_usage(&c, "option '--data' needs a directory");
-            c.data_dir = argv[++i];
+            data_opt = argv[++i];
         } else if (!strncmp(w, "--data=", 7)) {
-            c.data_dir = w + 7;
+            data_opt = w + 7;
+        } else if (!strcmp(w, "--server")) {
+            if (i + 1 >= argc) return cli_usage(&c, "option '--server' needs a connection string");
+            server_opt = argv[++i];
+        } else if (!strncmp(w, "--server=", 9)) {
+            server_opt = w + 9;
         } else {
             return cli_usage(&c, "unknown global option '%s' (see factum --help)", w);
         }
     }
+    /* Options beat the environment; FACTUM_SERVER beats FACTUM_DATA. */
+    if (data_opt && server_opt) return cli_usage(&c, "give --data or --server, not both");
+    const char *env_server = getenv("FACTUM_SERVER");
+    if (server_opt)
+        c.server = server_opt;
+    else if (data_opt)
+        c.data_dir = data_opt;
+    else if (env_server && *env_server)
+        c.server = env_server;
+    else
+        c.data_dir = getenv("FACTUM_DATA");
+    if (c.server && !*c.server) return cli_usage(&c, "--server needs a connection string");
     if (i >= argc) {
         usage(stderr);
         return CLI_USAGE;

@@ -2,7 +2,9 @@
  * util.c - messages and exit codes, and opening the store the way every
  * command needs it: read-only for the commands that only look, and for
  * writing with the store created on the first write. A directory that is
- * not a store is refused before anything is written into it.
+ * not a store is refused before anything is written into it. With
+ * --server, connecting instead, and the same messages for the errors the
+ * server reports.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -15,6 +17,7 @@
 
 /* ---- messages ------------------------------------------------------- */
 
+static void vmsg(cli_ctx *c, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 static void vmsg(cli_ctx *c, const char *fmt, va_list ap)
 {
     fprintf(stderr, "factum: %s%s", c->cmd ? c->cmd : "", c->cmd ? ": " : "");
@@ -54,6 +57,7 @@ int cli_exit_code(int rc)
     case FACTUM_EBADUUID:
     case FACTUM_EBADJSON:
     case FACTUM_EBADREGEX:
+    case FACTUM_EBADURL:
         return CLI_USAGE;
     default:
         return CLI_FAIL;
@@ -171,9 +175,18 @@ static void default_options(factum_options *o)
 
 int cli_need_dir(cli_ctx *c)
 {
+    if (c->server) return CLI_OK;
     if (!c->data_dir || !c->data_dir[0])
-        return cli_usage(c, "no data directory: give --data DIR (before the command) or set FACTUM_DATA");
+        return cli_usage(c, "no data directory: give --data DIR (before the command) or set FACTUM_DATA "
+                            "(or work on a server with --server URL)");
     return CLI_OK;
+}
+
+int cli_local_only(cli_ctx *c, const char *why)
+{
+    if (!c->server) return CLI_OK;
+    cli_msg(c, "not available over --server: %s", why);
+    return CLI_FAIL;
 }
 
 int cli_open_error(cli_ctx *c, int rc, int writing)
@@ -209,6 +222,7 @@ int cli_open_error(cli_ctx *c, int rc, int writing)
 
 int cli_open_read(cli_ctx *c, factum_store **out)
 {
+    if (cli_local_only(c, "this needs a data directory")) return CLI_FAIL;
     int code = cli_need_dir(c);
     if (code) return code;
     factum_options o;
@@ -235,6 +249,7 @@ int cli_store_present(cli_ctx *c)
 
 int cli_open_write(cli_ctx *c, int relaxed, factum_store **out)
 {
+    if (cli_local_only(c, "this needs a data directory")) return CLI_FAIL;
     int code = cli_need_dir(c);
     if (code) return code;
     factum_options o;
@@ -265,4 +280,67 @@ int cli_close(cli_ctx *c, factum_store *s, int code)
         return code ? code : CLI_FAIL;
     }
     return code;
+}
+
+/* ---- a server ------------------------------------------------------- */
+
+int cli_connect(cli_ctx *c, factum_client **out)
+{
+    int rc = factum_client_connect(c->server, NULL, out);
+    if (rc == FACTUM_EBADURL) {
+        cli_msg(c, "--server '%s': %s", c->server, factum_client_last_error(NULL));
+        return CLI_USAGE;
+    }
+    if (rc) {
+        cli_msg(c, "cannot connect to '%s': %s", c->server, factum_client_last_error(NULL));
+        return CLI_FAIL;
+    }
+    return CLI_OK;
+}
+
+int cli_remote_fail(cli_ctx *c, const factum_client *cl, int rc, const char *fmt, ...)
+{
+    char what[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    const char *detail = cl ? factum_client_last_error(cl) : "";
+    if (detail[0] && strcmp(detail, factum_strerror(rc)))
+        cli_msg(c, "%s: %s (%s)", what, factum_strerror(rc), detail);
+    else
+        cli_msg(c, "%s: %s", what, factum_strerror(rc));
+    return cli_exit_code(rc);
+}
+
+int cli_remote_soft_deleted(factum_client *cl, const char *stream)
+{
+    char *json = NULL;
+    factum_stream_metadata m;
+    int deleted = factum_client_get_stream_metadata(cl, stream, &json, NULL) == 0 &&
+                  factum_stream_metadata_parse(json, strlen(json), &m) == 0 && m.truncate_before == INT64_MAX;
+    free(json);
+    return deleted;
+}
+
+int cli_remote_stream_error(cli_ctx *c, factum_client *cl, const char *stream, int64_t expected, int rc,
+                            const factum_append_result *res)
+{
+    char nb[96];
+    switch (rc) {
+    case FACTUM_EWRONGVERSION:
+        return cli_wrong_version(c, NULL, stream, expected, res ? res->actual_version : -1);
+    case FACTUM_ENOTFOUND:
+        if (cli_remote_soft_deleted(cl, stream)) {
+            cli_msg(c, "stream '%s' is soft-deleted", show_name(stream, nb));
+            return CLI_NOT_FOUND;
+        }
+        cli_msg(c, "stream '%s' not found", show_name(stream, nb));
+        return CLI_NOT_FOUND;
+    case FACTUM_EDELETED:
+        cli_msg(c, "stream '%s' is tombstoned (permanently deleted)", show_name(stream, nb));
+        return CLI_NOT_FOUND;
+    default:
+        return cli_remote_fail(c, cl, rc, "stream '%s'", show_name(stream, nb));
+    }
 }

@@ -101,6 +101,8 @@ int net_server_port(const net_server *s);
 int net_server_run(net_server *s, int drain_ms);
 /* Ask the loop to stop. Thread-safe and async-signal-safe. */
 void net_server_stop(net_server *s);
+/* Free the server. Work that other threads post after run returned is still
+ * run here (so finish that work, e.g. close the store, before this). */
 void net_server_free(net_server *s);
 /* Run fn(arg) on the loop thread soon. Thread-safe. 0 or -ENOMEM. */
 int net_post(net_server *s, void (*fn)(void *arg), void *arg);

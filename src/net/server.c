@@ -87,6 +87,8 @@ struct conn {
     int close_after_write;
     int in_recv;       /* inside nghttp2_session_mem_recv: no mem_send now */
     int flush_pending; /* a flush was asked for meanwhile */
+    int dirty;         /* on the server's dirty list: flush before the next wait */
+    conn *dirty_next;
     net_call *calls;
     size_t n_calls;
     conn *prev, *next;
@@ -111,7 +113,8 @@ struct net_server {
     pthread_mutex_t post_mu;
     post *posts, *posts_tail;
     conn *conns;
-    conn *dead; /* closed this round, freed after the event batch */
+    conn *dead;  /* closed this round, freed after the event batch */
+    conn *dirty; /* output queued this round, flushed before the next wait */
     nghttp2_session_callbacks *cbs;
     nghttp2_option *h2opt;
     net_stats st;
@@ -228,6 +231,26 @@ static ssize_t data_read_cb(nghttp2_session *session, int32_t stream_id, uint8_t
 
 static void conn_flush(conn *k);
 
+/* Output was queued on k: write it once this round of events is handled, so
+ * that many messages share one write (a read sends hundreds per round). */
+static void conn_mark(conn *k)
+{
+    if (!k || k->dead || k->dirty) return;
+    k->dirty = 1;
+    k->dirty_next = k->srv->dirty;
+    k->srv->dirty = k;
+}
+
+static void flush_dirty(net_server *s)
+{
+    while (s->dirty) {
+        conn *k = s->dirty;
+        s->dirty = k->dirty_next;
+        k->dirty = 0;
+        if (!k->dead) conn_flush(k);
+    }
+}
+
 static int submit_headers(net_call *c)
 {
     nghttp2_nv nv[2] = {
@@ -259,7 +282,7 @@ int net_call_send(net_call *c, const uint8_t *msg, size_t len)
         c->deferred = 0;
         nghttp2_session_resume_data(c->conn->h2, c->stream_id);
     }
-    conn_flush(c->conn);
+    conn_mark(c->conn);
     return 0;
 }
 
@@ -333,7 +356,7 @@ void net_call_finish(net_call *c, int status, const char *message, const net_hea
             nghttp2_session_resume_data(k->h2, c->stream_id);
         }
     }
-    conn_flush(k);
+    conn_mark(k);
 }
 
 static ssize_t data_read_cb(nghttp2_session *session, int32_t stream_id, uint8_t *buf, size_t length,
@@ -897,8 +920,13 @@ void net_server_stop(net_server *s)
     (void)w;
 }
 
+static void flush_dirty(net_server *s);
+
 static void free_dead(net_server *s)
 {
+    /* Dirty connections are written first: the list may name dead ones,
+     * which must not be freed while it does. */
+    flush_dirty(s);
     while (s->dead) {
         conn *k = s->dead;
         s->dead = k->next;
@@ -1038,6 +1066,7 @@ int net_server_run(net_server *s, int drain_ms)
         }
         free_dead(s);
     }
+    flush_dirty(s);
     while (s->conns) conn_close(s->conns);
     /* Work posted by other threads for calls that are gone. */
     run_posts(s);
@@ -1050,10 +1079,17 @@ void net_server_free(net_server *s)
     if (!s) return;
     while (s->conns) conn_close(s->conns);
     free_dead(s);
+    /* Completions posted after the loop ended (work that was in flight
+     * elsewhere) still run: they release what their calls held. */
     while (s->posts) {
-        post *p = s->posts;
-        s->posts = p->next;
-        free(p);
+        post *list = s->posts;
+        s->posts = s->posts_tail = NULL;
+        while (list) {
+            post *p = list;
+            list = p->next;
+            p->fn(p->arg);
+            free(p);
+        }
     }
     if (s->lfd >= 0) close(s->lfd);
     if (s->epfd >= 0) close(s->epfd);

@@ -49,6 +49,7 @@ struct bcall {
     size_t n_open;
     int in_store; /* batches handed to the store and not yet answered */
     int closed, half_closed;
+    int busy; /* inside done_loop: the call may close under us, k must stay */
     outmsg *out, *out_tail; /* answers the call's queue could not take yet */
 };
 
@@ -277,7 +278,9 @@ static void done_loop(void *arg)
 {
     batch *b = arg;
     bcall *k = b->owner;
+    net_call *c = k->c;
     k->in_store--;
+    k->busy = 1;
     if (!k->closed) {
         if (b->rc == 0) {
             k->ctx->st.appends++;
@@ -287,9 +290,9 @@ static void done_loop(void *arg)
             k->ctx->st.append_errors++;
         }
         answer(k, b->corr, b->stream, b->expected, b->rc, &b->res);
-        maybe_end(k);
+        maybe_end(k); /* may close the call: rpc_batch_close sees busy */
     }
-    net_call *c = k->c;
+    k->busy = 0;
     if (k->closed && k->in_store == 0) bcall_free(k);
     batch_free(b);
     net_call_unref(c);
@@ -424,5 +427,5 @@ void rpc_batch_close(net_call *c)
     net_call_set_state(c, NULL);
     if (!k) return;
     k->closed = 1;
-    if (k->in_store == 0) bcall_free(k);
+    if (k->in_store == 0 && !k->busy) bcall_free(k);
 }

@@ -475,7 +475,7 @@ static int take_event(rpc_ctx *ctx, net_call *c, const EventStore__Client__UUID 
     ev->data_len = data.len;
     ev->metadata = p + tl + 1 + data.len;
     ev->metadata_len = meta.len;
-    if (!strcmp(ctype, "application/json")) ev->flags = FACTUM_EVENT_JSON | FACTUM_EVENT_META_JSON;
+    if (!strcmp(ctype, "application/json")) ev->flags = FACTUM_EVENT_JSON | (meta.len ? FACTUM_EVENT_META_JSON : 0);
     *store = p;
     return 0;
 }
@@ -608,12 +608,13 @@ out:
 static void append_done_loop(void *arg)
 {
     append_call *a = arg;
-    a->pending = 0;
     if (a->closed) {
         net_call_unref(a->c);
         append_call_free(a);
         return;
     }
+    /* a->pending stays set until the end: finishing the call can close it
+     * (append_close) right here, and a must outlive that. */
     net_call *c = a->c;
     rpc_ctx *ctx = a->ctx;
     EventStore__Client__Streams__AppendResp resp = EVENT_STORE__CLIENT__STREAMS__APPEND_RESP__INIT;
@@ -707,6 +708,8 @@ static void append_done_loop(void *arg)
     else net_call_finish(c, GRPC_INTERNAL, "could not send the response", NULL, 0);
 done:
     rpc_events_free(&a->ev);
+    a->pending = 0;
+    if (a->closed) append_call_free(a);
     net_call_unref(c);
 }
 

@@ -119,10 +119,12 @@ int main(int argc, char **argv)
     slog_write(SLOG_INFO, "shutting down");
 out:
     g_net = NULL;
+    /* The store first: it completes the appends in flight, whose answers are
+     * posted to the (stopped) server; freeing the server then runs them. */
+    int crc = factum_store_close(st.store);
     net_server_free(st.net);
     free(st.methods);
     free(st.rpc.pack_buf);
-    int crc = factum_store_close(st.store);
     if (crc) slog_write(SLOG_ERROR, "closing the database: %s", factum_strerror(crc));
     if (tmpdir[0]) nftw(tmpdir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
     if (!rc && !crc) slog_write(SLOG_INFO, "stopped");

@@ -106,7 +106,7 @@ static int read_identity(factum_store *s)
     return 0;
 }
 
-/* Is the directory empty but for a LOCK file? */
+/* Is the directory empty (but for the leftovers of an interrupted creation)? */
 static int dir_is_empty(const char *path)
 {
     DIR *d = opendir(path);
@@ -114,7 +114,11 @@ static int dir_is_empty(const char *path)
     struct dirent *de;
     int empty = 1;
     while ((de = readdir(d))) {
-        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..") || !strcmp(de->d_name, "LOCK")) continue;
+        /* LOCK and FACTUM.tmp are what a creation interrupted by a crash
+         * leaves behind: the directory is still ours to create in. */
+        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..") || !strcmp(de->d_name, "LOCK") ||
+            !strcmp(de->d_name, "FACTUM.tmp"))
+            continue;
         empty = 0;
         break;
     }

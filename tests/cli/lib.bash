@@ -8,7 +8,7 @@ FACTUM=${1:?usage: bash $0 /path/to/factum}
 mkdir -p "$FACTUM_TEST_TMP"
 T=$(mktemp -d "$FACTUM_TEST_TMP/cli-$(basename "$0" .sh).XXXXXX")
 trap 'rm -rf "$T"' EXIT
-unset FACTUM_DATA
+unset FACTUM_DATA FACTUM_SERVER
 export COLUMNS=120 LC_ALL=C
 
 fail() {

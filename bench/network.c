@@ -1,0 +1,482 @@
+/*
+ * network.c - BENCH.md's workloads against factumd over the network with the
+ * C client (factum_client.h): W1 (single appends), W2 (100-event appends), W3
+ * (16 and 256 clients, each its own connection), W4 (stream reads), W5 ($all
+ * reads) and W7 (contention correctness), plus the loopback round trip
+ * measured in the same run. W6 (live subscriptions) needs subscriptions.
+ *
+ * Usage: factum-bench-network URL [--quick] [--only W1,...]
+ * (bench/run-network.sh starts a factumd and runs this.)
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "factum.h"
+#include "factum_client.h"
+
+static const char *url;
+static int quick;
+static char only[128];
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double pct(uint64_t *v, size_t n, double p)
+{
+    return n ? (double)v[(size_t)(p / 100.0 * (double)(n - 1) + 0.5)] / 1000.0 : 0;
+}
+
+static int wanted(const char *w)
+{
+    return !only[0] || strstr(only, w) != NULL;
+}
+
+static factum_client *connect_or_die(void)
+{
+    factum_client *c;
+    int rc = factum_client_connect(url, NULL, &c);
+    if (rc) {
+        fprintf(stderr, "connect %s: %s\n", url, factum_strerror(rc));
+        exit(1);
+    }
+    return c;
+}
+
+/* ---- the event of BENCH.md (a pool of payloads; a fresh id each) ----- */
+
+typedef struct evbuf {
+    char data[256], meta[160];
+    factum_event_data ev;
+} evbuf;
+#define POOL 1024
+static evbuf pool[POOL];
+
+static void make_pool(void)
+{
+    for (uint64_t i = 0; i < POOL; i++) {
+        char c[37], k[37];
+        uint8_t u[16];
+        factum_uuid_v4(u);
+        factum_uuid_format(u, c);
+        factum_uuid_v4(u);
+        factum_uuid_format(u, k);
+        evbuf *b = &pool[i];
+        int dl = snprintf(b->data, sizeof b->data,
+                          "{\"accountId\":\"account-%" PRIu64 "\",\"amount\":%" PRIu64
+                          ",\"currency\":\"EUR\",\"reference\":\"INV-%08" PRIu64
+                          "\",\"description\":\"Deposit at branch 042, counter 7, teller Ms. J. Smith\","
+                          "\"at\":\"2024-03-15T10:22:31.123Z\"}",
+                          i * 7919 % 10000, 100 + i % 9000, i);
+        int ml = snprintf(b->meta, sizeof b->meta,
+                          "{\"correlationId\":\"%s\",\"causationId\":\"%s\",\"user\":\"alice\"}", c, k);
+        memset(&b->ev, 0, sizeof b->ev);
+        b->ev.type = "MoneyDeposited";
+        b->ev.flags = FACTUM_EVENT_JSON | FACTUM_EVENT_META_JSON;
+        b->ev.data = b->data;
+        b->ev.data_len = (size_t)dl;
+        b->ev.metadata = b->meta;
+        b->ev.metadata_len = (size_t)ml;
+    }
+}
+
+static factum_event_data event(uint64_t n)
+{
+    factum_event_data e = pool[n % POOL].ev;
+    factum_uuid_v4(e.id);
+    e.has_id = 1;
+    return e;
+}
+
+static char tag[16];
+
+/* ---- the wire --------------------------------------------------------- */
+
+static double loopback_rtt_us(void)
+{
+    int ls = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7f000001)};
+    socklen_t al = sizeof a;
+    if (bind(ls, (struct sockaddr *)&a, sizeof a) || listen(ls, 1) || getsockname(ls, (struct sockaddr *)&a, &al))
+        return 0;
+    int cs = socket(AF_INET, SOCK_STREAM, 0);
+    if (connect(cs, (struct sockaddr *)&a, sizeof a)) return 0;
+    int ss = accept(ls, NULL, NULL);
+    setsockopt(cs, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    setsockopt(ss, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    char b[64] = {0};
+    int n = 20000;
+    uint64_t t0 = now_ns();
+    for (int i = 0; i < n; i++) {
+        if (write(cs, b, 64) != 64 || read(ss, b, 64) != 64 || write(ss, b, 64) != 64 || read(cs, b, 64) != 64) break;
+    }
+    double us = (double)(now_ns() - t0) / 1e3 / n;
+    close(cs);
+    close(ss);
+    close(ls);
+    return us;
+}
+
+/* ---- W1 / W2 ---------------------------------------------------------- */
+
+static void w1(void)
+{
+    factum_client *c = connect_or_die();
+    size_t n = quick ? 5000 : 100000, streams = 10000;
+    int64_t *ver = malloc(streams * sizeof *ver);
+    for (size_t i = 0; i < streams; i++) ver[i] = FACTUM_NO_STREAM;
+    uint64_t *lat = malloc(n * sizeof *lat), seed = now_ns() | 1;
+    char name[48];
+    uint64_t t0 = now_ns();
+    for (size_t i = 0; i < n; i++) {
+        seed ^= seed << 13, seed ^= seed >> 7, seed ^= seed << 17;
+        uint64_t a = seed % streams;
+        snprintf(name, sizeof name, "w1-%s-%" PRIu64, tag, a);
+        factum_event_data e = event(i);
+        factum_append_result r;
+        uint64_t t = now_ns();
+        int rc = factum_client_append(c, name, ver[a], &e, 1, &r);
+        lat[i] = now_ns() - t;
+        if (rc) {
+            fprintf(stderr, "W1: %s (%s)\n", factum_strerror(rc), factum_client_last_error(c));
+            exit(1);
+        }
+        ver[a] = (int64_t)r.last_version;
+    }
+    double secs = (double)(now_ns() - t0) / 1e9;
+    qsort(lat, n, sizeof *lat, cmp_u64);
+    printf("| W1 | network | %zu single-event appends, random stream of %zu | %.0f ev/s | p50 %.0f µs, p99 %.0f µs, "
+           "p99.9 %.0f µs |\n",
+           n, streams, n / secs, pct(lat, n, 50), pct(lat, n, 99), pct(lat, n, 99.9));
+    fflush(stdout);
+    free(lat);
+    free(ver);
+    factum_client_close(c);
+}
+
+static void w2(void)
+{
+    factum_client *c = connect_or_die();
+    size_t appends = quick ? 500 : 10000, per = 100, streams = 10000;
+    int64_t *ver = malloc(streams * sizeof *ver);
+    for (size_t i = 0; i < streams; i++) ver[i] = FACTUM_NO_STREAM;
+    factum_event_data *ev = malloc(per * sizeof *ev);
+    uint64_t *lat = malloc(appends * sizeof *lat), seed = now_ns() | 1;
+    char name[48];
+    uint64_t t0 = now_ns();
+    for (size_t i = 0; i < appends; i++) {
+        seed ^= seed << 13, seed ^= seed >> 7, seed ^= seed << 17;
+        uint64_t a = seed % streams;
+        snprintf(name, sizeof name, "w2-%s-%" PRIu64, tag, a);
+        for (size_t k = 0; k < per; k++) ev[k] = event(i * per + k);
+        factum_append_result r;
+        uint64_t t = now_ns();
+        int rc = factum_client_append(c, name, ver[a], ev, per, &r);
+        lat[i] = now_ns() - t;
+        if (rc) {
+            fprintf(stderr, "W2: %s\n", factum_strerror(rc));
+            exit(1);
+        }
+        ver[a] = (int64_t)r.last_version;
+    }
+    double secs = (double)(now_ns() - t0) / 1e9;
+    qsort(lat, appends, sizeof *lat, cmp_u64);
+    printf("| W2 | network | %zu appends of %zu events, random stream | %.0f ev/s | per append p50 %.0f µs, p99 %.0f "
+           "µs |\n",
+           appends, per, appends * per / secs, pct(lat, appends, 50), pct(lat, appends, 99));
+    fflush(stdout);
+    free(lat);
+    free(ev);
+    free(ver);
+    factum_client_close(c);
+}
+
+/* ---- W3 --------------------------------------------------------------- */
+
+typedef struct w3arg {
+    int t, clients;
+    size_t n;
+    uint64_t *lat;
+} w3arg;
+
+static void *w3_client(void *p)
+{
+    w3arg *a = p;
+    factum_client *c = connect_or_die();
+    size_t streams = 10000 / (size_t)a->clients + 1;
+    int64_t *ver = malloc(streams * sizeof *ver);
+    for (size_t i = 0; i < streams; i++) ver[i] = FACTUM_NO_STREAM;
+    uint64_t seed = (now_ns() ^ ((uint64_t)a->t * 7919)) | 1;
+    char name[48];
+    for (size_t i = 0; i < a->n; i++) {
+        seed ^= seed << 13, seed ^= seed >> 7, seed ^= seed << 17;
+        size_t k = seed % streams;
+        snprintf(name, sizeof name, "w3-%s-%d-%" PRIu64, tag, a->clients, (uint64_t)(k * (size_t)a->clients + (size_t)a->t));
+        factum_event_data e = event(i);
+        factum_append_result r;
+        uint64_t t = now_ns();
+        int rc = factum_client_append(c, name, ver[k], &e, 1, &r);
+        a->lat[i] = now_ns() - t;
+        if (rc) {
+            fprintf(stderr, "W3: %s\n", factum_strerror(rc));
+            exit(1);
+        }
+        ver[k] = (int64_t)r.last_version;
+    }
+    free(ver);
+    factum_client_close(c);
+    return NULL;
+}
+
+static void w3(int clients)
+{
+    size_t total = quick ? 20000 : 200000, per = total / (size_t)clients;
+    uint64_t *lat = malloc(total * sizeof *lat);
+    pthread_t *th = malloc((size_t)clients * sizeof *th);
+    w3arg *args = malloc((size_t)clients * sizeof *args);
+    uint64_t t0 = now_ns();
+    for (int t = 0; t < clients; t++) {
+        args[t] = (w3arg){t, clients, per, lat + (size_t)t * per};
+        pthread_attr_t at;
+        pthread_attr_init(&at);
+        pthread_attr_setstacksize(&at, 256 << 10);
+        pthread_create(&th[t], &at, w3_client, &args[t]);
+        pthread_attr_destroy(&at);
+    }
+    for (int t = 0; t < clients; t++) pthread_join(th[t], NULL);
+    double secs = (double)(now_ns() - t0) / 1e9;
+    size_t n = per * (size_t)clients;
+    qsort(lat, n, sizeof *lat, cmp_u64);
+    printf("| W3 | network | %d clients, %zu single-event appends | %.0f ev/s | p50 %.0f µs, p99 %.0f µs |\n", clients,
+           n, n / secs, pct(lat, n, 50), pct(lat, n, 99));
+    fflush(stdout);
+    free(args);
+    free(th);
+    free(lat);
+}
+
+/* ---- W4 / W5 ---------------------------------------------------------- */
+
+static void w4(void)
+{
+    factum_client *c = connect_or_die();
+    char name[48];
+    snprintf(name, sizeof name, "w4-%s", tag);
+    factum_event_data *ev = malloc(1000 * sizeof *ev);
+    for (size_t i = 0; i < 10000; i += 1000) {
+        for (size_t k = 0; k < 1000; k++) ev[k] = event(i + k);
+        if (factum_client_append(c, name, FACTUM_ANY, ev, 1000, NULL)) exit(1);
+    }
+    free(ev);
+    uint64_t events = 0, bytes = 0, t0 = now_ns();
+    for (int pass = 0; pass < 20; pass++)
+        for (uint64_t from = 0; from < 10000; from += 1000) {
+            factum_client_batch *b;
+            if (factum_client_read_stream(c, name, from, FACTUM_FORWARD, 1000, &b)) exit(1);
+            size_t n = factum_client_batch_count(b);
+            for (size_t i = 0; i < n; i++) {
+                const factum_event *e = factum_client_batch_event(b, i);
+                bytes += e->data_len + e->metadata_len;
+            }
+            events += n;
+            factum_client_batch_free(b);
+        }
+    double secs = (double)(now_ns() - t0) / 1e9;
+    printf("| W4 | network | one 10,000-event stream read forward 20 times, pages of 1,000 | %.0f ev/s | %.0f MB/s |\n",
+           events / secs, bytes / secs / 1e6);
+    fflush(stdout);
+    factum_client_close(c);
+}
+
+static void w5(void)
+{
+    factum_client *c = connect_or_die();
+    size_t target = quick ? 200000 : 1300000;
+    factum_stats dummy;
+    (void)dummy;
+    /* Fill up to `target` events in the log (the earlier workloads count). */
+    factum_client_batch *b;
+    uint64_t have = 0;
+    if (factum_client_read_all(c, FACTUM_END, FACTUM_BACKWARD, NULL, 1, &b) == 0) {
+        if (factum_client_batch_count(b)) have = factum_client_batch_event(b, 0)->position;
+        factum_client_batch_free(b);
+    }
+    factum_event_data *ev = malloc(1000 * sizeof *ev);
+    char name[48];
+    for (uint64_t i = have; i < target; i += 1000) {
+        snprintf(name, sizeof name, "w5-%s-%" PRIu64, tag, i / 1000 % 1000);
+        for (size_t k = 0; k < 1000; k++) ev[k] = event(i + k);
+        if (factum_client_append(c, name, FACTUM_ANY, ev, 1000, NULL)) exit(1);
+    }
+    free(ev);
+    uint64_t events = 0, bytes = 0, t0 = now_ns();
+    for (int pass = 0; pass < 3; pass++) {
+        uint64_t from = 0;
+        for (;;) {
+            if (factum_client_read_all(c, from, FACTUM_FORWARD, NULL, 100000, &b)) exit(1);
+            size_t n = factum_client_batch_count(b);
+            for (size_t i = 0; i < n; i++) {
+                const factum_event *e = factum_client_batch_event(b, i);
+                bytes += e->data_len + e->metadata_len;
+            }
+            if (n) from = factum_client_batch_event(b, n - 1)->position + 1;
+            events += n;
+            factum_client_batch_free(b);
+            if (n < 100000) break;
+        }
+    }
+    double secs = (double)(now_ns() - t0) / 1e9;
+    printf("| W5 | network | $all (%" PRIu64 " events) read in order, 3 passes | %.0f ev/s | %.0f MB/s |\n",
+           events / 3, events / secs, bytes / secs / 1e6);
+    fflush(stdout);
+    factum_client_close(c);
+}
+
+/* ---- W7 --------------------------------------------------------------- */
+
+typedef struct w7ack {
+    int stream;
+    uint64_t version;
+    uint8_t id[16];
+} w7ack;
+typedef struct w7arg {
+    int t;
+    w7ack acks[2500];
+    size_t n, conflicts;
+} w7arg;
+
+static void *w7_writer(void *p)
+{
+    w7arg *a = p;
+    factum_client *c = connect_or_die();
+    char name[48];
+    uint64_t seed = (now_ns() ^ (uint64_t)a->t) | 1;
+    for (int i = 0; i < 2500; i++) {
+        seed ^= seed << 13, seed ^= seed >> 7, seed ^= seed << 17;
+        int k = (int)(seed % 10);
+        snprintf(name, sizeof name, "w7-%s-%d", tag, k);
+        factum_client_batch *b;
+        int64_t cur = FACTUM_NO_STREAM;
+        int rc = factum_client_read_stream(c, name, FACTUM_END, FACTUM_BACKWARD, 1, &b);
+        if (rc == 0) {
+            if (factum_client_batch_count(b)) cur = (int64_t)factum_client_batch_event(b, 0)->version;
+            factum_client_batch_free(b);
+        } else if (rc != FACTUM_ENOTFOUND) {
+            fprintf(stderr, "W7 read: %s\n", factum_strerror(rc));
+            exit(1);
+        }
+        factum_event_data e = event((uint64_t)i);
+        factum_append_result r;
+        rc = factum_client_append(c, name, cur, &e, 1, &r);
+        if (rc == 0) {
+            a->acks[a->n] = (w7ack){k, r.last_version, {0}};
+            memcpy(a->acks[a->n].id, e.id, 16);
+            a->n++;
+        } else if (rc == FACTUM_EWRONGVERSION) {
+            a->conflicts++;
+        } else {
+            fprintf(stderr, "W7: %s\n", factum_strerror(rc));
+            exit(1);
+        }
+    }
+    factum_client_close(c);
+    return NULL;
+}
+
+static void w7(void)
+{
+    static w7arg args[4];
+    pthread_t th[4];
+    for (int t = 0; t < 4; t++) {
+        memset(&args[t], 0, sizeof args[t]);
+        args[t].t = t;
+        pthread_create(&th[t], NULL, w7_writer, &args[t]);
+    }
+    size_t ok = 0, conflicts = 0;
+    for (int t = 0; t < 4; t++) {
+        pthread_join(th[t], NULL);
+        ok += args[t].n;
+        conflicts += args[t].conflicts;
+    }
+    factum_client *c = connect_or_die();
+    int pass = 1;
+    size_t stored = 0;
+    for (int k = 0; k < 10; k++) {
+        char name[48];
+        snprintf(name, sizeof name, "w7-%s-%d", tag, k);
+        factum_client_batch *b;
+        int rc = factum_client_read_stream(c, name, 0, FACTUM_FORWARD, 100000, &b);
+        if (rc == FACTUM_ENOTFOUND) continue;
+        if (rc) {
+            pass = 0;
+            continue;
+        }
+        size_t n = factum_client_batch_count(b);
+        stored += n;
+        for (size_t i = 0; i < n; i++) {
+            const factum_event *e = factum_client_batch_event(b, i);
+            int found = e->version == i ? 0 : -1;
+            for (int t = 0; t < 4 && found == 0; t++)
+                for (size_t j = 0; j < args[t].n; j++)
+                    if (args[t].acks[j].stream == k && args[t].acks[j].version == i &&
+                        !memcmp(args[t].acks[j].id, e->id, 16))
+                        found = 1;
+            if (found != 1) pass = 0;
+        }
+        factum_client_batch_free(b);
+    }
+    if (stored != ok) pass = 0;
+    factum_client_close(c);
+    printf("| W7 | network | 4 writers x 2,500 attempts on 10 streams | %zu successes, %zu conflicts | %s |\n", ok,
+           conflicts, pass ? "PASS" : "FAIL");
+    fflush(stdout);
+    if (!pass) exit(2);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fprintf(stderr, "usage: %s URL [--quick] [--only W1,W2,...]\n", argv[0]);
+        return 2;
+    }
+    url = argv[1];
+    for (int i = 2; i < argc; i++) {
+        if (!strcmp(argv[i], "--quick")) quick = 1;
+        else if (!strcmp(argv[i], "--only") && i + 1 < argc) snprintf(only, sizeof only, "%s", argv[++i]);
+    }
+    uint8_t u[16];
+    factum_uuid_v4(u);
+    snprintf(tag, sizeof tag, "%02x%02x%02x%02x", u[0], u[1], u[2], u[3]);
+    make_pool();
+    printf("| wire | loopback TCP round trip, 64 bytes | %.1f µs | |\n", loopback_rtt_us());
+    if (wanted("W1")) w1();
+    if (wanted("W2")) w2();
+    if (wanted("W3")) {
+        w3(16);
+        w3(256);
+    }
+    if (wanted("W4")) w4();
+    if (wanted("W5")) w5();
+    if (wanted("W7")) w7();
+    return 0;
+}

@@ -1,0 +1,183 @@
+/*
+ * factum_client.h - the C client of factumd (and of any server speaking the
+ * KurrentDB gRPC client protocol over cleartext HTTP/2). It is part of
+ * libfactum; the conventions of factum.h apply (0 or a negative code,
+ * factum_strerror, borrowed vs owned pointers stated per function).
+ *
+ * A factum_client is one HTTP/2 connection. Calls on one client are
+ * serialised (a mutex), so it may be shared by threads, but threads that
+ * want parallelism should each use their own client.
+ *
+ * Connections: cleartext HTTP/2 with prior knowledge (what KurrentDB calls
+ * tls=false). When the connection is lost (the server went away, a
+ * protocol error), the call in progress fails with FACTUM_ECONNECT and the
+ * next call connects again, to the first host of the connection string
+ * that answers. A call that fails with FACTUM_ECONNECT or
+ * FACTUM_ETIMEDOUT may or may not have been carried out by the server.
+ *
+ * Deadlines: every call, reads included, must finish within
+ * options.timeout_ms; the deadline is also sent to the server
+ * (grpc-timeout). Read large ranges in pages (a max per call), or set
+ * timeout_ms to 0.
+ */
+#ifndef FACTUM_CLIENT_H
+#define FACTUM_CLIENT_H
+
+#include "factum.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Errors of the client beyond factum.h's (which it also returns, mapped
+ * from the server's answers: FACTUM_EWRONGVERSION, FACTUM_EDELETED,
+ * FACTUM_ENOTFOUND, FACTUM_ETOOBIG, FACTUM_EINVAL, ...). */
+enum {
+    FACTUM_ECONNECT = -1101,     /* cannot connect, or the connection was lost */
+    FACTUM_EPROTOCOL = -1102,    /* the server's answer is not what the protocol allows */
+    FACTUM_ESERVER = -1103,      /* the server failed the call (see factum_client_last_error) */
+    FACTUM_EUNSUPPORTED = -1104, /* the server does not implement this call */
+    FACTUM_ETIMEDOUT = -1105,    /* no answer within the deadline */
+    FACTUM_EBADURL = -1106, /* the connection string is malformed or asks for what is not supported (TLS) */
+};
+
+typedef struct factum_client factum_client;
+
+typedef struct factum_client_options {
+    uint32_t timeout_ms;         /* deadline of each call (default 10000; 0: none) */
+    uint32_t connect_timeout_ms; /* default 5000 */
+} factum_client_options;
+
+FACTUM_API void factum_client_options_init(factum_client_options *o);
+
+/* Connect to the server named by a connection string:
+ *   kurrentdb://host:port?tls=false   (also kurrent://, kdb://, esdb://,
+ *                                      the +discover forms, several hosts:
+ *                                      the first that answers is used)
+ * TLS is not supported yet: tls=true (the default of the scheme) fails
+ * with FACTUM_EBADURL unless the string says tls=false. opts may be NULL.
+ * The port defaults to 2113; IPv6 addresses go in brackets. "Answers"
+ * means the TCP connection is accepted and the server's HTTP/2 SETTINGS
+ * arrive within connect_timeout_ms. The +discover forms then ask the
+ * server (Gossip.Read) for the cluster's leader and connect to it if it is
+ * another node. Credentials (user:pass@) are accepted and ignored: without
+ * TLS there is no authentication (KurrentDB's grpc-js client drops them
+ * too). Of the query options, defaultDeadline (ms; used as timeout_ms when
+ * opts is NULL) and connectionName (sent as the connection-name header)
+ * are used; every other key (keepAliveInterval, keepAliveTimeout,
+ * nodePreference, tlsVerifyCert, ...) is accepted and ignored.
+ * Errors: FACTUM_EBADURL, FACTUM_ECONNECT, -ENOMEM; the reason is
+ * factum_client_last_error(NULL). */
+FACTUM_API int factum_client_connect(const char *url, const factum_client_options *opts, factum_client **out);
+/* Close the connection and free. NULL is a no-op. */
+FACTUM_API void factum_client_close(factum_client *c);
+
+/* The server's message for the last FACTUM_ESERVER (or any failed call):
+ * valid until the next call on c. Never NULL. With c == NULL: why the last
+ * factum_client_connect of the calling thread failed. */
+FACTUM_API const char *factum_client_last_error(const factum_client *c);
+/* The version the server advertises (ServerFeatures), e.g. "25.1.0",
+ * NUL-terminated into buf. Errors: -ERANGE if it does not fit in len
+ * bytes, FACTUM_EUNSUPPORTED, the errors of every call. */
+FACTUM_API int factum_client_server_version(factum_client *c, char *buf, size_t len);
+
+/* Append, with the semantics of factum_append (expectations, idempotency
+ * by event id; ids the caller leaves unset are generated here). res->
+ * first_version/first_position are not known over the protocol and are
+ * computed from the last ones and n (exact for factumd, whose positions
+ * are gapless). res->idempotent is always 0 (the protocol does not say
+ * whether a replay wrote nothing) and res->timestamp_ns is the client's
+ * clock when the answer arrived. Events are sent with content-type
+ * application/json when flagged FACTUM_EVENT_JSON, else
+ * application/octet-stream; FACTUM_EVENT_META_JSON has no encoding in the
+ * protocol. Errors: FACTUM_EWRONGVERSION (res->actual_version set, from
+ * the in-band answer or the trailers), FACTUM_EDELETED, FACTUM_ETOOBIG,
+ * FACTUM_EBADNAME, FACTUM_EBADTYPE, FACTUM_EINVAL (checked before sending),
+ * the store's own code when factumd names it (FACTUM_EDUPLICATEID, ...),
+ * FACTUM_ECONNECT, FACTUM_ETIMEDOUT, FACTUM_EPROTOCOL, FACTUM_ESERVER. */
+FACTUM_API int factum_client_append(factum_client *c, const char *stream, int64_t expected,
+                                    const factum_event_data *events, size_t n, factum_append_result *res);
+/* Atomic multi-stream append (the v2 AppendSession call). The v2 protocol
+ * carries an event's metadata as properties (a map of JSON values), so
+ * the metadata of each event must be empty or a JSON object (else
+ * FACTUM_EINVAL); the server stores it re-encoded as compact JSON, numbers
+ * as doubles. On failure *failed is the part the server names (or the
+ * part that failed the checks made before sending), and for
+ * FACTUM_EWRONGVERSION results[*failed].actual_version is set. A stream
+ * may appear in one part only (FACTUM_EINVAL). */
+FACTUM_API int factum_client_append_multi(factum_client *c, const factum_append_req *reqs, size_t n,
+                                          factum_append_result *results, size_t *failed);
+
+/* Events read from the server, owned by the batch: every pointer of its
+ * factum_events points into memory the batch owns (stream and type are
+ * NUL-terminated). flags is FACTUM_EVENT_JSON when the server gives
+ * content-type application/json (and then FACTUM_EVENT_META_JSON too if
+ * there is metadata: the protocol has no content type for it), else 0;
+ * timestamp_ns is the server's `created` (100 ns ticks). */
+typedef struct factum_client_batch factum_client_batch;
+FACTUM_API size_t factum_client_batch_count(const factum_client_batch *b);
+/* The i-th event (NULL if i is out of range); valid until
+ * factum_client_batch_free, also after the client is closed. Freed
+ * batches leave their memory to the client for its next reads (up to
+ * 64 MiB per client, given back when the client is closed and its batches
+ * are freed), so that reading in pages needs no fresh memory. */
+FACTUM_API const factum_event *factum_client_batch_event(const factum_client_batch *b, size_t i);
+FACTUM_API void factum_client_batch_free(factum_client_batch *b);
+
+/* Read up to max events of a stream from version `from` (FACTUM_END: the
+ * end) in `direction`, inclusive in both directions, into a new batch
+ * *out (free it with factum_client_batch_free; NULL on error). Events its
+ * metadata hides are skipped by the server. Fewer than max events means
+ * the end of the stream was reached. Errors: FACTUM_ENOTFOUND (missing or
+ * soft-deleted), FACTUM_EDELETED (tombstoned), FACTUM_EBADNAME,
+ * FACTUM_EINVAL, and those of every call. */
+FACTUM_API int factum_client_read_stream(factum_client *c, const char *stream, uint64_t from, int direction,
+                                         uint64_t max, factum_client_batch **out);
+
+/* A server-side filter for reads of $all (NULL: none). Strings are
+ * borrowed for the call. Exactly one of prefixes and regex (a POSIX
+ * extended regular expression, checked here first: FACTUM_EBADREGEX). */
+typedef struct factum_client_filter {
+    int on;                      /* FACTUM_FILTER_STREAM or FACTUM_FILTER_EVENT_TYPE */
+    const char *const *prefixes; /* either prefixes ... */
+    size_t n_prefixes;
+    const char *regex; /* ... or a regular expression */
+} factum_client_filter;
+
+/* Read up to max events of $all from position `from` (0: start; FACTUM_END:
+ * the end) in `direction`. Forward reads include `from`; backward reads
+ * start before it (KurrentDB's positions point at the start of an event).
+ * With a filter, up to max matching events (the server scans as far as it
+ * needs). To page: forward, continue from the last position + 1;
+ * backward, from the last position. */
+FACTUM_API int factum_client_read_all(factum_client *c, uint64_t from, int direction,
+                                      const factum_client_filter *filter, uint64_t max,
+                                      factum_client_batch **out);
+
+/* Soft delete / tombstone; res->last_position (and first_position, the
+ * same) is the position the server reports; the versions are not
+ * reported. Errors: FACTUM_EWRONGVERSION (res->actual_version from the
+ * trailers), FACTUM_EDELETED, FACTUM_ENOTFOUND, ... */
+FACTUM_API int factum_client_delete_stream(factum_client *c, const char *stream, int64_t expected,
+                                           factum_append_result *res);
+FACTUM_API int factum_client_tombstone_stream(factum_client *c, const char *stream, int64_t expected,
+                                              factum_append_result *res);
+
+/* Stream metadata (the `$$<stream>` stream), as JSON. *json_out is
+ * malloc'd ("{}" if none); free() it. *version_out (may be NULL) is -1 if
+ * none. set appends a `$metadata` event with `expected` applying to the
+ * metadata stream; the document must be a JSON object whose $-keys have
+ * KurrentDB's types (FACTUM_EBADJSON otherwise, before sending). */
+FACTUM_API int factum_client_get_stream_metadata(factum_client *c, const char *stream, char **json_out,
+                                                 int64_t *version_out);
+FACTUM_API int factum_client_set_stream_metadata(factum_client *c, const char *stream, int64_t expected,
+                                                 const char *json, factum_append_result *res);
+
+/* The server's statistics (Monitoring.Stats) as "key value" lines,
+ * malloc'd; free() it. */
+FACTUM_API int factum_client_stats(factum_client *c, char **text_out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* FACTUM_CLIENT_H */

@@ -1,0 +1,204 @@
+/*
+ * client_int.h - what the files of the C client (include/factum_client.h)
+ * share: the parsed connection string (url.c), the connection and the
+ * running of one gRPC call on it (conn.c), the mapping of the server's
+ * answers to factum codes, and a bump allocator that protobuf-c unpacks
+ * response messages into (reset for every message, so that decoding a
+ * stream of ReadResp messages costs no malloc per field).
+ *
+ * Layering: url.c knows nothing of sockets; conn.c knows HTTP/2 and gRPC
+ * framing but no message types; client.c, append.c and read.c build the
+ * protobuf messages of each call and decode the answers.
+ *
+ * Design note (invariants; tests cite them as CL-n):
+ *  CL-1  One call at a time per client: every public function holds
+ *        c->mu for its whole duration, and c->call is the only call whose
+ *        frames the HTTP/2 callbacks act on; frames of an abandoned
+ *        stream (timed out, cancelled) are ignored by stream id.
+ *  CL-2  Nothing the server sends can abort the process or overrun a
+ *        buffer: header values are copied truncated into fixed fields,
+ *        messages are bounded by CLIENT_MAX_MESSAGE, every decode failure
+ *        becomes FACTUM_EPROTOCOL and cancels the call.
+ *  CL-3  A lost connection (EOF, socket error, HTTP/2 error, GOAWAY)
+ *        fails the call in progress with FACTUM_ECONNECT and is dropped;
+ *        the next call connects again. A timed-out call is cancelled
+ *        (RST_STREAM) and the connection stays usable.
+ *  CL-4  Reads never hold more than one undecoded message: each ReadResp
+ *        is unpacked as soon as its last byte arrives and copied into the
+ *        caller's batch, which owns every byte it points to.
+ */
+#ifndef FACTUM_CLIENT_INT_H
+#define FACTUM_CLIENT_INT_H
+
+#include <nghttp2/nghttp2.h>
+#include <protobuf-c/protobuf-c.h>
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/base.h"
+#include "factum_client.h"
+#include "net/grpc.h"
+
+/* ---- connection strings (url.c) ----------------------------------------- */
+
+#define CLIENT_MAX_HOSTS    16
+#define CLIENT_DEFAULT_PORT 2113
+
+typedef struct client_host {
+    char name[256]; /* host name or address, without IPv6 brackets */
+    uint16_t port;
+} client_host;
+
+typedef struct client_url {
+    client_host hosts[CLIENT_MAX_HOSTS];
+    size_t n_hosts;
+    int discover;                /* the +discover form: ask Gossip for the leader */
+    int has_credentials;         /* user:pass@ was given (and is ignored: no TLS, no auth) */
+    int64_t default_deadline_ms; /* defaultDeadline=, -1 if absent */
+    char connection_name[128];   /* connectionName=, sent as the connection-name header */
+} client_url;
+
+/* Parse a KurrentDB connection string. Returns 0, or FACTUM_EBADURL with
+ * a one-line reason in err (always NUL-terminated when errlen > 0). */
+int client_url_parse(const char *url, client_url *out, char *err, size_t errlen);
+
+/* ---- a bump allocator for protobuf-c unpacking ---------------------------- */
+
+typedef struct client_arena_big client_arena_big;
+
+typedef struct client_arena {
+    ProtobufCAllocator pa; /* hand &pa to protobuf_c_message_unpack */
+    uint8_t *buf;
+    size_t cap, used;
+    client_arena_big *big; /* what did not fit in buf; freed by the next reset */
+    size_t big_bytes;
+} client_arena;
+
+void client_arena_init(client_arena *a);
+/* Forget everything allocated (grows buf when the last round overflowed). */
+void client_arena_reset(client_arena *a);
+/* Reset and give back a buffer grown by a large message. */
+void client_arena_trim(client_arena *a);
+void client_arena_deinit(client_arena *a);
+/* Allocate n bytes (16-aligned) until the next reset; NULL on OOM. */
+void *client_arena_alloc(client_arena *a, size_t n);
+
+/* ---- the connection and its calls (conn.c) ------------------------------ */
+
+/* The largest response message accepted (CL-2). factumd's events are at
+ * most 16 MiB by default; KurrentDB's clients accept 17 MiB. */
+#define CLIENT_MAX_MESSAGE (64u << 20)
+
+/* A response message of a call: return 0 to go on, CLIENT_ENOUGH to end
+ * the call successfully without the rest (it is cancelled), or a negative
+ * factum code after client_seterr (the call is cancelled and fails). */
+#define CLIENT_ENOUGH 1
+typedef int (*client_msg_fn)(void *ctx, const uint8_t *msg, size_t len);
+
+typedef struct client_call {
+    const char *path; /* "/package.Service/Method" */
+    base_buf body;    /* the framed request messages, sent in order, then END_STREAM */
+    size_t body_off;
+    client_msg_fn on_msg;
+    void *ctx;
+    /* Filled in by conn.c while the call runs. */
+    int32_t stream_id;
+    int closed;        /* the stream is gone */
+    int remote_closed; /* the server ended its side (trailers) */
+    int local_closed;  /* all of body was handed to nghttp2 */
+    int cancelled;     /* we reset the stream (CLIENT_ENOUGH or an error) */
+    int reset_sent;    /* we reset it after the server's early answer */
+    int cb_rc;         /* the error that cancelled it, or 0 */
+    uint32_t reset_code;
+    int http_status;
+    int grpc_status; /* -1: none received */
+    char content_type[64];
+    char message[1024];      /* grpc-message, percent-decoded */
+    char exception[64];      /* KurrentDB's exception trailer */
+    char stream_name[1100];  /* stream-name trailer */
+    char actual_version[32]; /* actual-version trailer */
+    char *details;           /* grpc-status-details-bin (base64 text), malloc'd */
+    size_t details_len;
+    grpc_deframer df;
+} client_call;
+
+typedef struct client_pool client_pool;
+
+struct factum_client {
+    pthread_mutex_t mu; /* CL-1 */
+    client_url url;
+    uint32_t timeout_ms, connect_timeout_ms;
+    /* The connection; fd < 0 when there is none (CL-3). */
+    int fd;
+    nghttp2_session *h2;
+    char authority[300];
+    int got_settings, goaway;
+    client_call *call; /* the call the callbacks serve (CL-1) */
+    uint8_t *rbuf;
+    size_t rcap;
+    base_buf wbuf; /* output nghttp2 produced that the socket did not take yet */
+    size_t woff;
+    client_arena arena; /* response messages are unpacked here */
+    client_pool *pool;  /* memory for batches (read.c) */
+    char err[1024];     /* factum_client_last_error */
+};
+
+/* Format the message of the failing call into c->err. */
+void client_seterr(factum_client *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Connect to the first host of c->url that answers with HTTP/2 (and, for
+ * +discover, move to the leader Gossip names). 0, FACTUM_ECONNECT or
+ * -ENOMEM, with c->err set. */
+int client_connect_hosts(factum_client *c);
+/* Close the connection (if any). */
+void client_disconnect(factum_client *c);
+
+void client_call_init(client_call *k, const char *path, client_msg_fn on_msg, void *ctx);
+void client_call_deinit(client_call *k);
+/* Pack m, with its 5-byte prefix, at the end of the request body. */
+int client_call_add(client_call *k, const ProtobufCMessage *m);
+/* Run the call on c's connection (connecting first if there is none), with
+ * c's deadline: 0 when the server answered OK (and every message was
+ * accepted by on_msg), or a factum code with c->err set: the server's error
+ * mapped (client_call_error), FACTUM_ECONNECT, FACTUM_ETIMEDOUT,
+ * FACTUM_EPROTOCOL, -ENOMEM, or on_msg's error. */
+int client_call_run(factum_client *c, client_call *k);
+/* The factum code of a call the server failed (grpc-status != 0), from its
+ * exception trailer, the status details, the message and the status. */
+int client_call_error(const client_call *k);
+/* The actual-version trailer as a version: FACTUM_NO_STREAM when empty. */
+int64_t client_call_actual_version(const client_call *k);
+/* Decode grpc-status-details-bin into a google.rpc.Status whose single
+ * detail is unpacked into the arena: *type is the detail's type name
+ * (after the last '/'), *value its bytes. 0, or -1 if there is none or it
+ * does not decode. */
+int client_call_detail(factum_client *c, const client_call *k, const char **type, ProtobufCBinaryData *value);
+
+/* Run a unary call: one request message, the first response message is
+ * unpacked with desc into c->arena (valid until the next use of the arena)
+ * and returned in *resp. A call that ends OK without a message is
+ * FACTUM_EPROTOCOL. keep (may be NULL) receives the finished call, for its
+ * trailers; the caller then deinits it. */
+int client_unary(factum_client *c, client_call *keep, const char *path, const ProtobufCMessage *req,
+                 const ProtobufCMessageDescriptor *desc, ProtobufCMessage **resp);
+
+/* 0 for a valid expected version (>= 0, ANY, NO_STREAM, STREAM_EXISTS). */
+int client_check_expected(int64_t e);
+/* Monotonic clock, ns. */
+uint64_t client_now_ns(void);
+
+/* ---- the calls (append.c, read.c) ---------------------------------------- */
+
+/* Freed batch memory kept for the next reads (read.c); reference-counted
+ * because batches may outlive their client. */
+int client_pool_new(client_pool **out);
+void client_pool_unref(client_pool *p);
+
+/* factum_client_append without the lock (also used for metadata). */
+int client_append_locked(factum_client *c, const char *stream, int64_t expected,
+                         const factum_event_data *events, size_t n, factum_append_result *res);
+int client_read_stream_locked(factum_client *c, const char *stream, uint64_t from, int direction,
+                              uint64_t max, factum_client_batch **out);
+
+#endif

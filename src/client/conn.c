@@ -1,0 +1,977 @@
+/*
+ * conn.c - the client's transport: one TCP connection carrying an HTTP/2
+ * session (nghttp2 in client mode, driven with mem_send/mem_recv over a
+ * non-blocking socket and poll(), so that every wait has a deadline), and
+ * one gRPC call at a time on it. A call sends its headers (grpc-timeout
+ * included), its framed request messages and END_STREAM; response messages
+ * are cut out of the DATA frames as they arrive (net/grpc.h's deframer)
+ * and handed to the call's callback at once; the status and KurrentDB's
+ * trailers are kept and turned into factum codes by client_call_error.
+ * The invariants CL-1..CL-3 of client_int.h are kept here.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "client/client_int.h"
+#include "google/protobuf/any.pb-c.h"
+#include "google/rpc/status.pb-c.h"
+#include "kurrentdb/gossip.pb-c.h"
+#include "kurrentdb/shared.pb-c.h"
+
+#define READ_BUF          (256u << 10)
+#define STREAM_WINDOW     (16 << 20) /* per call: what the server may send before we acknowledge */
+#define CONNECTION_WINDOW (64 << 20)
+
+uint64_t client_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+void client_seterr(factum_client *c, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->err, sizeof c->err, fmt, ap);
+    va_end(ap);
+}
+
+int client_check_expected(int64_t e)
+{
+    return e >= 0 || e == FACTUM_ANY || e == FACTUM_NO_STREAM || e == FACTUM_STREAM_EXISTS ? 0
+                                                                                           : FACTUM_EINVAL;
+}
+
+/* ---- the arena ------------------------------------------------------------ */
+
+struct client_arena_big {
+    client_arena_big *next;
+    max_align_t data[];
+};
+
+#define ARENA_MIN (64u << 10)
+#define ARENA_MAX (1u << 20) /* kept between messages; larger ones go to big blocks */
+
+static void *arena_pa_alloc(void *d, size_t n)
+{
+    return client_arena_alloc(d, n);
+}
+
+static void arena_pa_free(void *d, void *p)
+{
+    (void)d;
+    (void)p; /* freed at the next reset */
+}
+
+void client_arena_init(client_arena *a)
+{
+    memset(a, 0, sizeof *a);
+    a->pa.alloc = arena_pa_alloc;
+    a->pa.free = arena_pa_free;
+    a->pa.allocator_data = a;
+}
+
+void *client_arena_alloc(client_arena *a, size_t n)
+{
+    size_t need = (n + 15) & ~(size_t)15;
+    if (need < n) return NULL;
+    if (a->buf && a->cap - a->used >= need) {
+        void *p = a->buf + a->used;
+        a->used += need;
+        return p;
+    }
+    if (need > SIZE_MAX - sizeof(client_arena_big)) return NULL;
+    client_arena_big *b = malloc(sizeof *b + need);
+    if (!b) return NULL;
+    b->next = a->big;
+    a->big = b;
+    a->big_bytes += need;
+    return b->data;
+}
+
+static void arena_free_big(client_arena *a)
+{
+    while (a->big) {
+        client_arena_big *b = a->big;
+        a->big = b->next;
+        free(b);
+    }
+}
+
+void client_arena_reset(client_arena *a)
+{
+    arena_free_big(a);
+    if (a->big_bytes && a->cap < ARENA_MAX) {
+        /* The last message did not fit: make room for its like. */
+        size_t cap = a->cap ? a->cap : ARENA_MIN;
+        while (cap < a->used + a->big_bytes && cap < ARENA_MAX)
+            cap *= 2;
+        uint8_t *nb = malloc(cap);
+        if (nb) {
+            free(a->buf);
+            a->buf = nb;
+            a->cap = cap;
+        }
+    } else if (!a->buf) {
+        a->buf = malloc(ARENA_MIN);
+        a->cap = a->buf ? ARENA_MIN : 0;
+    }
+    a->big_bytes = 0;
+    a->used = 0;
+}
+
+void client_arena_trim(client_arena *a)
+{
+    arena_free_big(a);
+    a->big_bytes = 0;
+    a->used = 0;
+    if (a->cap > ARENA_MIN) {
+        free(a->buf);
+        a->buf = NULL;
+        a->cap = 0;
+    }
+}
+
+void client_arena_deinit(client_arena *a)
+{
+    arena_free_big(a);
+    free(a->buf);
+    memset(a, 0, sizeof *a);
+}
+
+/* ---- calls ------------------------------------------------------------------ */
+
+void client_call_init(client_call *k, const char *path, client_msg_fn on_msg, void *ctx)
+{
+    memset(k, 0, sizeof *k);
+    k->path = path;
+    k->on_msg = on_msg;
+    k->ctx = ctx;
+    k->grpc_status = -1;
+    grpc_deframer_init(&k->df, CLIENT_MAX_MESSAGE);
+}
+
+void client_call_deinit(client_call *k)
+{
+    base_buf_free(&k->body);
+    grpc_deframer_deinit(&k->df);
+    free(k->details);
+    k->details = NULL;
+}
+
+int client_call_add(client_call *k, const ProtobufCMessage *m)
+{
+    size_t n = protobuf_c_message_get_packed_size(m);
+    if (n > UINT32_MAX) return FACTUM_ETOOBIG;
+    int rc = grpc_frame_prefix(&k->body, n);
+    if (!rc) rc = base_buf_reserve(&k->body, n);
+    if (rc) return -ENOMEM;
+    protobuf_c_message_pack(m, k->body.data + k->body.len);
+    k->body.len += n;
+    return 0;
+}
+
+/* ---- HTTP/2 callbacks (CL-1: only c->call's stream is served) -------------- */
+
+static client_call *call_of(factum_client *c, int32_t stream_id)
+{
+    return c->call && c->call->stream_id == stream_id ? c->call : NULL;
+}
+
+static void copy_value(char *dst, size_t cap, const uint8_t *v, size_t n)
+{
+    if (n >= cap) n = cap - 1;
+    memcpy(dst, v, n);
+    dst[n] = 0;
+}
+
+static int hexval(int ch)
+{
+    if (ch >= '0' && ch <= '9') return ch - '0';
+    if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
+    if (ch >= 'A' && ch <= 'F') return ch - 'A' + 10;
+    return -1;
+}
+
+/* grpc-message is percent-encoded (gRPC over HTTP/2). */
+static void decode_message(char *dst, size_t cap, const uint8_t *v, size_t n)
+{
+    size_t j = 0;
+    for (size_t i = 0; i < n && j + 1 < cap; i++) {
+        int hi, lo;
+        if (v[i] == '%' && i + 2 < n && (hi = hexval(v[i + 1])) >= 0 && (lo = hexval(v[i + 2])) >= 0) {
+            unsigned char ch = (unsigned char)(hi << 4 | lo);
+            dst[j++] = ch ? (char)ch : '?';
+            i += 2;
+        } else {
+            dst[j++] = (char)v[i];
+        }
+    }
+    dst[j] = 0;
+}
+
+static int name_is(const uint8_t *name, size_t len, const char *what)
+{
+    return strlen(what) == len && !memcmp(name, what, len);
+}
+
+static int on_header(nghttp2_session *s, const nghttp2_frame *f, const uint8_t *name, size_t nl,
+                     const uint8_t *value, size_t vl, uint8_t flags, void *ud)
+{
+    (void)s;
+    (void)flags;
+    client_call *k = call_of(ud, f->hd.stream_id);
+    if (!k || f->hd.type != NGHTTP2_HEADERS) return 0;
+    if (name_is(name, nl, ":status")) {
+        int st = 0;
+        for (size_t i = 0; i < vl && i < 4; i++)
+            st = value[i] >= '0' && value[i] <= '9' ? st * 10 + (value[i] - '0') : -1000;
+        k->http_status = st > 0 ? st : 0;
+    } else if (name_is(name, nl, "content-type")) {
+        copy_value(k->content_type, sizeof k->content_type, value, vl);
+    } else if (name_is(name, nl, "grpc-status")) {
+        int st = vl ? 0 : -2;
+        for (size_t i = 0; i < vl && st >= 0; i++)
+            st = value[i] >= '0' && value[i] <= '9' && st < 100000 ? st * 10 + (value[i] - '0') : -2;
+        k->grpc_status = st < 0 ? GRPC_UNKNOWN : st;
+    } else if (name_is(name, nl, "grpc-message")) {
+        decode_message(k->message, sizeof k->message, value, vl);
+    } else if (name_is(name, nl, "exception")) {
+        copy_value(k->exception, sizeof k->exception, value, vl);
+    } else if (name_is(name, nl, "stream-name")) {
+        copy_value(k->stream_name, sizeof k->stream_name, value, vl);
+    } else if (name_is(name, nl, "actual-version")) {
+        copy_value(k->actual_version, sizeof k->actual_version, value, vl);
+    } else if (name_is(name, nl, "grpc-status-details-bin") && !k->details && vl <= (64u << 10)) {
+        k->details = malloc(vl + 1);
+        if (k->details) {
+            memcpy(k->details, value, vl);
+            k->details[vl] = 0;
+            k->details_len = vl;
+        }
+    }
+    return 0;
+}
+
+static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void *ud)
+{
+    (void)s;
+    factum_client *c = ud;
+    if (f->hd.type == NGHTTP2_SETTINGS && !(f->hd.flags & NGHTTP2_FLAG_ACK)) c->got_settings = 1;
+    if (f->hd.type == NGHTTP2_GOAWAY) c->goaway = 1;
+    client_call *k = call_of(c, f->hd.stream_id);
+    if (k && (f->hd.type == NGHTTP2_HEADERS || f->hd.type == NGHTTP2_DATA) &&
+        (f->hd.flags & NGHTTP2_FLAG_END_STREAM))
+        k->remote_closed = 1;
+    return 0;
+}
+
+static int on_stream_close(nghttp2_session *s, int32_t stream_id, uint32_t error_code, void *ud)
+{
+    (void)s;
+    client_call *k = call_of(ud, stream_id);
+    if (k) {
+        k->closed = 1;
+        k->reset_code = error_code;
+    }
+    return 0;
+}
+
+static void cancel(factum_client *c, client_call *k)
+{
+    if (k->cancelled || k->closed) return;
+    k->cancelled = 1;
+    nghttp2_submit_rst_stream(c->h2, NGHTTP2_FLAG_NONE, k->stream_id, NGHTTP2_CANCEL);
+}
+
+typedef struct deliver_ctx {
+    factum_client *c;
+    client_call *k;
+} deliver_ctx;
+
+static int deliver(void *arg, const uint8_t *msg, size_t len)
+{
+    deliver_ctx *d = arg;
+    client_call *k = d->k;
+    int rc = k->on_msg ? k->on_msg(k->ctx, msg, len) : 0;
+    if (rc == 0) return 0;
+    if (rc < 0) k->cb_rc = rc;
+    return 1; /* stop delivering; the call is cancelled */
+}
+
+static int on_data_chunk(nghttp2_session *s, uint8_t flags, int32_t stream_id, const uint8_t *data,
+                         size_t len, void *ud)
+{
+    (void)s;
+    (void)flags;
+    factum_client *c = ud;
+    client_call *k = call_of(c, stream_id);
+    if (!k || k->cancelled) return 0;
+    deliver_ctx d = {c, k};
+    int rc = grpc_deframe(&k->df, data, len, deliver, &d);
+    if (rc == 1) {
+        cancel(c, k);
+    } else if (rc < 0) {
+        k->cb_rc = rc == GRPC_DEFRAME_NOMEM ? -ENOMEM : FACTUM_EPROTOCOL;
+        client_seterr(c, "%s",
+                      rc == GRPC_DEFRAME_TOO_LARGE    ? "the server sent a message larger than 64 MiB"
+                      : rc == GRPC_DEFRAME_COMPRESSED ? "the server sent a compressed message"
+                      : rc == GRPC_DEFRAME_NOMEM      ? "out of memory"
+                                                      : "the server sent a malformed gRPC message prefix");
+        cancel(c, k);
+    }
+    return 0;
+}
+
+static ssize_t body_read(nghttp2_session *s, int32_t stream_id, uint8_t *buf, size_t length, uint32_t *flags,
+                         nghttp2_data_source *source, void *ud)
+{
+    (void)s;
+    (void)source;
+    client_call *k = call_of(ud, stream_id);
+    if (!k) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* an abandoned stream: reset it */
+    size_t left = k->body.len - k->body_off;
+    size_t n = left < length ? left : length;
+    if (n) memcpy(buf, k->body.data + k->body_off, n);
+    k->body_off += n;
+    if (k->body_off == k->body.len) {
+        *flags |= NGHTTP2_DATA_FLAG_EOF;
+        k->local_closed = 1;
+    }
+    return (ssize_t)n;
+}
+
+/* ---- the socket -------------------------------------------------------------- */
+
+static void drop(factum_client *c)
+{
+    if (c->h2) nghttp2_session_del(c->h2);
+    c->h2 = NULL;
+    if (c->fd >= 0) close(c->fd);
+    c->fd = -1;
+    c->wbuf.len = c->woff = 0;
+    c->got_settings = c->goaway = 0;
+}
+
+void client_disconnect(factum_client *c)
+{
+    drop(c);
+}
+
+/* Hand nghttp2's output to the socket; what it does not take waits in
+ * wbuf. 0 or FACTUM_ECONNECT. */
+static int flush_out(factum_client *c)
+{
+    for (;;) {
+        while (c->woff < c->wbuf.len) {
+            ssize_t w = send(c->fd, c->wbuf.data + c->woff, c->wbuf.len - c->woff, MSG_NOSIGNAL);
+            if (w < 0) {
+                if (errno == EINTR) continue;
+                if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
+                client_seterr(c, "writing to the server failed: %s", strerror(errno));
+                return FACTUM_ECONNECT;
+            }
+            c->woff += (size_t)w;
+        }
+        c->wbuf.len = c->woff = 0;
+        const uint8_t *p;
+        ssize_t n = nghttp2_session_mem_send(c->h2, &p);
+        if (n < 0) {
+            client_seterr(c, "HTTP/2 error: %s", nghttp2_strerror((int)n));
+            return n == NGHTTP2_ERR_NOMEM ? -ENOMEM : FACTUM_ECONNECT;
+        }
+        if (n == 0) return 0;
+        ssize_t w;
+        do
+            w = send(c->fd, p, (size_t)n, MSG_NOSIGNAL);
+        while (w < 0 && errno == EINTR);
+        if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+            client_seterr(c, "writing to the server failed: %s", strerror(errno));
+            return FACTUM_ECONNECT;
+        }
+        if (w < 0) w = 0;
+        if (w < n && base_buf_append(&c->wbuf, p + w, (size_t)(n - w))) return -ENOMEM;
+    }
+}
+
+/* One round of I/O: flush, wait (until deadline_ns, 0: forever) for the
+ * socket, read what arrived into nghttp2. Sending can end what the caller
+ * waits for (our RST_STREAM closes the call): with *done set after the
+ * flush, return without waiting. 0, FACTUM_ETIMEDOUT, FACTUM_ECONNECT (the
+ * connection is unusable), FACTUM_EPROTOCOL. */
+static int pump(factum_client *c, uint64_t deadline_ns, const int *done)
+{
+    int rc = flush_out(c);
+    if (rc || *done) return rc;
+    int timeout = -1;
+    if (deadline_ns) {
+        uint64_t now = client_now_ns();
+        if (now >= deadline_ns) return FACTUM_ETIMEDOUT;
+        uint64_t ms = (deadline_ns - now + 999999) / 1000000;
+        timeout = ms > 60000 ? 60000 : (int)ms;
+    }
+    struct pollfd pfd = {c->fd, POLLIN, 0};
+    if (c->woff < c->wbuf.len) pfd.events |= POLLOUT;
+    int pr = poll(&pfd, 1, timeout);
+    if (pr < 0) {
+        if (errno == EINTR) return 0;
+        client_seterr(c, "poll: %s", strerror(errno));
+        return FACTUM_ECONNECT;
+    }
+    if (pr == 0) return 0; /* the caller checks the deadline */
+    if (!(pfd.revents & (POLLIN | POLLHUP | POLLERR))) return 0;
+    for (int i = 0; i < 16; i++) {
+        ssize_t n = recv(c->fd, c->rbuf, c->rcap, 0);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
+            client_seterr(c, "reading from the server failed: %s", strerror(errno));
+            return FACTUM_ECONNECT;
+        }
+        if (n == 0) {
+            client_seterr(c, "the server closed the connection");
+            return FACTUM_ECONNECT;
+        }
+        ssize_t used = nghttp2_session_mem_recv(c->h2, c->rbuf, (size_t)n);
+        if (used < 0) {
+            client_seterr(c, "the server broke the HTTP/2 protocol: %s", nghttp2_strerror((int)used));
+            return used == NGHTTP2_ERR_NOMEM ? -ENOMEM : FACTUM_EPROTOCOL;
+        }
+        if ((size_t)n < c->rcap) return 0;
+        /* A full buffer: more may be waiting; acknowledge windows first. */
+        if ((rc = flush_out(c))) return rc;
+    }
+    return 0;
+}
+
+static int tcp_connect(factum_client *c, const client_host *h, char *why, size_t wlen)
+{
+    char port[8];
+    snprintf(port, sizeof port, "%u", h->port);
+    struct addrinfo hints, *res = NULL;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_NUMERICSERV;
+    int g = getaddrinfo(h->name, port, &hints, &res);
+    if (g) {
+        snprintf(why, wlen, "%s", g == EAI_SYSTEM ? strerror(errno) : gai_strerror(g));
+        return FACTUM_ECONNECT;
+    }
+    int rc = FACTUM_ECONNECT;
+    snprintf(why, wlen, "no address");
+    for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+        int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (fd < 0) {
+            snprintf(why, wlen, "socket: %s", strerror(errno));
+            continue;
+        }
+        int err = 0;
+        if (connect(fd, ai->ai_addr, ai->ai_addrlen) < 0) {
+            err = errno;
+            if (err == EINPROGRESS) {
+                struct pollfd pfd = {fd, POLLOUT, 0};
+                int pr;
+                do
+                    pr = poll(&pfd, 1, c->connect_timeout_ms ? (int)c->connect_timeout_ms : -1);
+                while (pr < 0 && errno == EINTR);
+                socklen_t sl = sizeof err;
+                if (pr == 0)
+                    err = ETIMEDOUT;
+                else if (pr < 0)
+                    err = errno;
+                else if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &sl) < 0)
+                    err = errno;
+            }
+        }
+        if (err) {
+            snprintf(why, wlen, "%s", strerror(err));
+            close(fd);
+            continue;
+        }
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        c->fd = fd;
+        rc = 0;
+        break;
+    }
+    freeaddrinfo(res);
+    return rc;
+}
+
+/* HTTP/2 on the connected socket: our SETTINGS, then wait for the
+ * server's, which proves it speaks HTTP/2 (prior knowledge, cleartext). */
+static int h2_start(factum_client *c, char *why, size_t wlen)
+{
+    nghttp2_session_callbacks *cb;
+    if (nghttp2_session_callbacks_new(&cb)) return -ENOMEM;
+    nghttp2_session_callbacks_set_on_header_callback(cb, on_header);
+    nghttp2_session_callbacks_set_on_frame_recv_callback(cb, on_frame_recv);
+    nghttp2_session_callbacks_set_on_stream_close_callback(cb, on_stream_close);
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, on_data_chunk);
+    int rc = nghttp2_session_client_new(&c->h2, cb, c);
+    nghttp2_session_callbacks_del(cb);
+    if (rc) {
+        c->h2 = NULL;
+        return -ENOMEM;
+    }
+    nghttp2_settings_entry iv[] = {
+        {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
+        {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, STREAM_WINDOW},
+    };
+    if (nghttp2_submit_settings(c->h2, NGHTTP2_FLAG_NONE, iv, sizeof iv / sizeof *iv) ||
+        nghttp2_session_set_local_window_size(c->h2, NGHTTP2_FLAG_NONE, 0, CONNECTION_WINDOW))
+        return -ENOMEM;
+    uint64_t deadline =
+        c->connect_timeout_ms ? client_now_ns() + (uint64_t)c->connect_timeout_ms * 1000000u : 0;
+    while (!c->got_settings) {
+        rc = pump(c, deadline, &c->got_settings);
+        if (rc == FACTUM_ETIMEDOUT) {
+            snprintf(why, wlen, "no HTTP/2 answer within %u ms", c->connect_timeout_ms);
+            return FACTUM_ECONNECT;
+        }
+        if (rc == -ENOMEM) return rc;
+        if (rc) {
+            snprintf(why, wlen, "it does not speak HTTP/2 with prior knowledge (%.300s)", c->err);
+            return FACTUM_ECONNECT;
+        }
+    }
+    return 0;
+}
+
+/* Connect to one host: 0, or FACTUM_ECONNECT / -ENOMEM with why. */
+static void host_text(const client_host *h, char *buf, size_t n)
+{
+    snprintf(buf, n, strchr(h->name, ':') ? "[%s]:%u" : "%s:%u", h->name, h->port);
+}
+
+static int connect_host(factum_client *c, const client_host *h, char *why, size_t wlen)
+{
+    drop(c);
+    host_text(h, c->authority, sizeof c->authority);
+    int rc = tcp_connect(c, h, why, wlen);
+    if (!rc) rc = h2_start(c, why, wlen);
+    if (rc) drop(c);
+    return rc;
+}
+
+/* +discover: ask the seed for the cluster and move to its leader. */
+static int discover_leader(factum_client *c, client_host *leader);
+
+int client_connect_hosts(factum_client *c)
+{
+    if (!c->rbuf) {
+        if (!(c->rbuf = malloc(READ_BUF))) return -ENOMEM;
+        c->rcap = READ_BUF;
+    }
+    char why[600] = "", all[1000] = "";
+    size_t used = 0;
+    for (size_t i = 0; i < c->url.n_hosts; i++) {
+        const client_host *h = &c->url.hosts[i];
+        int rc = connect_host(c, h, why, sizeof why);
+        if (rc == -ENOMEM) {
+            client_seterr(c, "out of memory");
+            return rc;
+        }
+        if (!rc && c->url.discover) {
+            client_host leader;
+            int d = discover_leader(c, &leader);
+            if (c->fd < 0) {
+                snprintf(why, sizeof why, "lost while asking for the cluster's leader: %.300s", c->err);
+                rc = FACTUM_ECONNECT;
+            } else if (d == 1 && (strcmp(leader.name, h->name) || leader.port != h->port)) {
+                rc = connect_host(c, &leader, why, sizeof why);
+                if (rc == -ENOMEM) return rc;
+                if (rc) {
+                    char w2[sizeof why], lt[300];
+                    host_text(&leader, lt, sizeof lt);
+                    snprintf(w2, sizeof w2, "its leader %.280s: %.300s", lt, why);
+                    memcpy(why, w2, sizeof why);
+                }
+            }
+        }
+        if (!rc) return 0;
+        char ht[300];
+        host_text(h, ht, sizeof ht);
+        int n = snprintf(all + used, sizeof all - used, "%s%s: %s", used ? "; " : "", ht, why);
+        if (n > 0) used = used + (size_t)n < sizeof all ? used + (size_t)n : sizeof all - 1;
+    }
+    client_seterr(c, "no server answered: %s", all);
+    return FACTUM_ECONNECT;
+}
+
+/* ---- running a call ---------------------------------------------------------- */
+
+static int add_nv(nghttp2_nv *nv, size_t *n, const char *name, const char *value)
+{
+    nv[*n].name = (uint8_t *)(uintptr_t)name;
+    nv[*n].value = (uint8_t *)(uintptr_t)value;
+    nv[*n].namelen = strlen(name);
+    nv[*n].valuelen = strlen(value);
+    nv[*n].flags = NGHTTP2_NV_FLAG_NONE;
+    (*n)++;
+    return 0;
+}
+
+/* The status of a finished call as a factum code (c->err set). */
+static int call_result(factum_client *c, client_call *k)
+{
+    if (k->cb_rc) return k->cb_rc;
+    if (k->cancelled) return 0; /* CLIENT_ENOUGH: we had what we wanted */
+    if (k->grpc_status < 0) {
+        if (k->http_status && k->http_status != 200) {
+            client_seterr(c, "the server answered HTTP status %d to %s", k->http_status, k->path);
+            return k->http_status == 404 ? FACTUM_EUNSUPPORTED : FACTUM_EPROTOCOL;
+        }
+        if (k->reset_code && k->reset_code != NGHTTP2_NO_ERROR) {
+            client_seterr(c, "the server reset the call (%s)", nghttp2_http2_strerror(k->reset_code));
+            return FACTUM_ESERVER;
+        }
+        client_seterr(c, "the call ended without a gRPC status");
+        return FACTUM_EPROTOCOL;
+    }
+    if (k->grpc_status == GRPC_OK) {
+        if (k->http_status != 200 || strncmp(k->content_type, "application/grpc", 16) != 0) {
+            client_seterr(c, "the answer is not gRPC (HTTP status %d, content-type '%s')", k->http_status,
+                          k->content_type);
+            return FACTUM_EPROTOCOL;
+        }
+        if (grpc_deframer_partial(&k->df)) {
+            client_seterr(c, "the answer ends inside a message");
+            return FACTUM_EPROTOCOL;
+        }
+        return 0;
+    }
+    int rc = client_call_error(k);
+    if (k->message[0])
+        client_seterr(c, "%s", k->message);
+    else
+        client_seterr(c, "the server failed the call with gRPC status %d", k->grpc_status);
+    return rc;
+}
+
+/* Before a call on an idle connection: take in what the server sent
+ * meanwhile (a GOAWAY, a PING, or the end of the connection, say after a
+ * restart), so that a connection already gone is replaced before the call
+ * is sent rather than failing it. */
+static void check_idle(factum_client *c)
+{
+    if (c->fd < 0 || !c->h2) return;
+    struct pollfd pfd = {c->fd, POLLIN, 0};
+    while (poll(&pfd, 1, 0) == 1 && (pfd.revents & (POLLIN | POLLHUP | POLLERR))) {
+        ssize_t n = recv(c->fd, c->rbuf, c->rcap, MSG_DONTWAIT);
+        if (n < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)) break;
+        if (n <= 0 || nghttp2_session_mem_recv(c->h2, c->rbuf, (size_t)n) < 0) {
+            drop(c);
+            return;
+        }
+    }
+    if (c->goaway || flush_out(c)) drop(c);
+}
+
+int client_call_run(factum_client *c, client_call *k)
+{
+    check_idle(c);
+    if (c->fd < 0 || !c->h2 || c->goaway) {
+        int rc = client_connect_hosts(c);
+        if (rc) return rc;
+    }
+    char timeout[24] = "";
+    if (c->timeout_ms) {
+        if (c->timeout_ms <= 99999999u)
+            snprintf(timeout, sizeof timeout, "%" PRIu32 "m", c->timeout_ms);
+        else
+            snprintf(timeout, sizeof timeout, "%" PRIu32 "S", (c->timeout_ms + 999) / 1000);
+    }
+    nghttp2_nv nv[10];
+    size_t n = 0;
+    add_nv(nv, &n, ":method", "POST");
+    add_nv(nv, &n, ":scheme", "http");
+    add_nv(nv, &n, ":path", k->path);
+    add_nv(nv, &n, ":authority", c->authority);
+    add_nv(nv, &n, "content-type", "application/grpc");
+    add_nv(nv, &n, "te", "trailers");
+    add_nv(nv, &n, "user-agent", "factum-client/" FACTUM_VERSION_STRING);
+    if (timeout[0]) add_nv(nv, &n, "grpc-timeout", timeout);
+    if (c->url.connection_name[0]) add_nv(nv, &n, "connection-name", c->url.connection_name);
+    nghttp2_data_provider prd;
+    prd.source.ptr = NULL;
+    prd.read_callback = body_read;
+    int32_t id = nghttp2_submit_request(c->h2, NULL, nv, n, &prd, NULL);
+    if (id < 0) {
+        client_seterr(c, "cannot start a call: %s", nghttp2_strerror(id));
+        if (id == NGHTTP2_ERR_NOMEM) return -ENOMEM;
+        drop(c); /* no stream ids left, or the session is going away */
+        return FACTUM_ECONNECT;
+    }
+    k->stream_id = id;
+    c->call = k;
+    uint64_t deadline = c->timeout_ms ? client_now_ns() + (uint64_t)c->timeout_ms * 1000000u : 0;
+    int rc = 0;
+    while (!k->closed) {
+        if (k->remote_closed && !k->local_closed && !k->cancelled && !k->reset_sent) {
+            /* The server answered before taking the whole request (an
+             * error, e.g. an event over its limit): stop sending the rest;
+             * its status stands. */
+            k->reset_sent = 1;
+            nghttp2_submit_rst_stream(c->h2, NGHTTP2_FLAG_NONE, k->stream_id, NGHTTP2_CANCEL);
+        }
+        rc = pump(c, deadline, &k->closed);
+        if (rc == FACTUM_ETIMEDOUT || (rc == 0 && deadline && !k->closed && client_now_ns() >= deadline)) {
+            if (!k->closed) nghttp2_submit_rst_stream(c->h2, NGHTTP2_FLAG_NONE, k->stream_id, NGHTTP2_CANCEL);
+            flush_out(c);
+            client_seterr(c, "no answer from the server within %" PRIu32 " ms", c->timeout_ms);
+            rc = FACTUM_ETIMEDOUT;
+            break;
+        }
+        if (rc) break;
+        if (!k->closed && !nghttp2_session_want_read(c->h2) && !nghttp2_session_want_write(c->h2)) {
+            client_seterr(c, "the server closed the connection");
+            rc = FACTUM_ECONNECT;
+            break;
+        }
+    }
+    c->call = NULL;
+    if (rc == FACTUM_ETIMEDOUT) return rc;
+    if (rc) {
+        /* CL-3: the connection cannot be trusted any more. */
+        drop(c);
+        /* Unless the answer was complete before it went. */
+        if (rc == FACTUM_EPROTOCOL || rc == -ENOMEM || !k->remote_closed || k->grpc_status < 0) return rc;
+    } else {
+        flush_out(c); /* acknowledgements, window updates */
+    }
+    if (k->reset_code == NGHTTP2_REFUSED_STREAM && k->grpc_status < 0) {
+        client_seterr(c, "the server refused the call (too many calls, or it is shutting down)");
+        return FACTUM_ESERVER;
+    }
+    return call_result(c, k);
+}
+
+/* ---- errors -------------------------------------------------------------------- */
+
+static int ends_with(const char *s, const char *suffix)
+{
+    size_t a = strlen(s), b = strlen(suffix);
+    return a >= b && !strcmp(s + a - b, suffix);
+}
+
+/* The factum codes whose factum_strerror text factumd sends as the
+ * message of a store error it has no KurrentDB encoding for. */
+static const int store_codes[] = {
+    FACTUM_EBADNAME,     FACTUM_EBADTYPE,  FACTUM_EBADUUID, FACTUM_EBADJSON,  FACTUM_EDUPLICATEID,
+    FACTUM_EIDEMPOTENCY, FACTUM_EBADREGEX, FACTUM_EFAILED,  FACTUM_EREADONLY, FACTUM_ECLOSED,
+    FACTUM_ECORRUPT,     FACTUM_ETOOBIG,   FACTUM_EINVAL,
+};
+
+/* Decode base64 (standard or URL alphabet, padding optional, as gRPC
+ * binary headers allow) into out (room for n / 4 * 3 + 3 bytes). */
+static size_t b64_decode(const char *s, size_t n, uint8_t *out)
+{
+    size_t m = 0;
+    uint32_t acc = 0;
+    int bits = 0;
+    for (size_t i = 0; i < n; i++) {
+        int ch = (unsigned char)s[i], v;
+        if (ch >= 'A' && ch <= 'Z')
+            v = ch - 'A';
+        else if (ch >= 'a' && ch <= 'z')
+            v = ch - 'a' + 26;
+        else if (ch >= '0' && ch <= '9')
+            v = ch - '0' + 52;
+        else if (ch == '+' || ch == '-')
+            v = 62;
+        else if (ch == '/' || ch == '_')
+            v = 63;
+        else
+            continue;
+        acc = acc << 6 | (uint32_t)v;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            out[m++] = (uint8_t)(acc >> bits);
+        }
+    }
+    return m;
+}
+
+static int detail_code(const client_call *k)
+{
+    /* The type name is in the Any's type_url, inside the base64: decode
+     * just enough to look for it. */
+    static const struct {
+        const char *type;
+        int code;
+    } map[] = {
+        {"StreamRevisionConflictErrorDetails", FACTUM_EWRONGVERSION},
+        {"StreamTombstonedErrorDetails", FACTUM_EDELETED},
+        {"StreamNotFoundErrorDetails", FACTUM_ENOTFOUND},
+        {"StreamDeletedErrorDetails", FACTUM_ENOTFOUND},
+        {"AppendRecordSizeExceededErrorDetails", FACTUM_ETOOBIG},
+        {"AppendTransactionSizeExceededErrorDetails", FACTUM_ETOOBIG},
+        {"StreamAlreadyInAppendSessionErrorDetails", FACTUM_EINVAL},
+        {"AppendConsistencyViolationErrorDetails", FACTUM_EWRONGVERSION},
+        {"NotLeaderNodeErrorDetails", FACTUM_ESERVER},
+        {"AccessDeniedErrorDetails", FACTUM_ESERVER},
+    };
+    if (!k->details) return 0;
+    size_t n = k->details_len;
+    uint8_t *raw = malloc(n / 4 * 3 + 3);
+    if (!raw) return 0;
+    size_t m = b64_decode(k->details, n, raw);
+    int code = 0;
+    Google__Rpc__Status *st = google__rpc__status__unpack(NULL, m, raw);
+    if (st && st->details && st->details->type_url)
+        for (size_t i = 0; i < sizeof map / sizeof *map && !code; i++)
+            if (ends_with(st->details->type_url, map[i].type)) code = map[i].code;
+    if (st) google__rpc__status__free_unpacked(st, NULL);
+    free(raw);
+    return code;
+}
+
+int client_call_error(const client_call *k)
+{
+    static const struct {
+        const char *exception;
+        int code;
+    } exc[] = {
+        {"stream-deleted", FACTUM_EDELETED},
+        {"wrong-expected-version", FACTUM_EWRONGVERSION},
+        {"stream-not-found", FACTUM_ENOTFOUND},
+        {"maximum-append-event-size-exceeded", FACTUM_ETOOBIG},
+        {"maximum-append-size-exceeded", FACTUM_ETOOBIG},
+        {"missing-required-metadata-property", FACTUM_EINVAL},
+        {"invalid-transaction", FACTUM_EINVAL},
+        {"not-leader", FACTUM_ESERVER},
+        {"access-denied", FACTUM_ESERVER},
+    };
+    if (k->grpc_status == GRPC_OK) return 0;
+    for (size_t i = 0; i < sizeof exc / sizeof *exc; i++)
+        if (!strcmp(k->exception, exc[i].exception)) return exc[i].code;
+    int code = detail_code(k);
+    if (code) return code;
+    for (size_t i = 0; i < sizeof store_codes / sizeof *store_codes; i++)
+        if (!strcmp(k->message, factum_strerror(store_codes[i]))) return store_codes[i];
+    switch (k->grpc_status) {
+    case GRPC_INVALID_ARGUMENT:
+        if (strstr(k->message, "regex")) return FACTUM_EBADREGEX;
+        return FACTUM_EINVAL;
+    case GRPC_NOT_FOUND:
+        return FACTUM_ENOTFOUND;
+    case GRPC_DEADLINE_EXCEEDED:
+        return FACTUM_ETIMEDOUT;
+    case GRPC_UNIMPLEMENTED:
+        return FACTUM_EUNSUPPORTED;
+    case GRPC_RESOURCE_EXHAUSTED:
+        if (strstr(k->message, "larger than")) return FACTUM_ETOOBIG;
+        return FACTUM_ESERVER;
+    default:
+        return FACTUM_ESERVER;
+    }
+}
+
+int64_t client_call_actual_version(const client_call *k)
+{
+    const char *s = k->actual_version;
+    if (!*s) return FACTUM_NO_STREAM;
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || *end || v < -1) return FACTUM_NO_STREAM;
+    return v < 0 ? FACTUM_NO_STREAM : (int64_t)v;
+}
+
+int client_call_detail(factum_client *c, const client_call *k, const char **type, ProtobufCBinaryData *value)
+{
+    if (!k->details) return -1;
+    size_t n = k->details_len;
+    uint8_t *raw = client_arena_alloc(&c->arena, n / 4 * 3 + 3);
+    if (!raw) return -1;
+    size_t m = b64_decode(k->details, n, raw);
+    Google__Rpc__Status *st = google__rpc__status__unpack(&c->arena.pa, m, raw);
+    if (!st || !st->details || !st->details->type_url) return -1;
+    const char *slash = strrchr(st->details->type_url, '/');
+    *type = slash ? slash + 1 : st->details->type_url;
+    *value = st->details->value;
+    return 0;
+}
+
+/* ---- unary calls ------------------------------------------------------------------ */
+
+typedef struct unary_ctx {
+    factum_client *c;
+    const ProtobufCMessageDescriptor *desc;
+    ProtobufCMessage *resp;
+} unary_ctx;
+
+static int unary_msg(void *arg, const uint8_t *msg, size_t len)
+{
+    unary_ctx *u = arg;
+    if (u->resp) return 0; /* a second answer to a unary call: ignore it */
+    client_arena_reset(&u->c->arena);
+    u->resp = protobuf_c_message_unpack(u->desc, &u->c->arena.pa, len, msg);
+    if (!u->resp) {
+        client_seterr(u->c, "the server's %s does not decode", u->desc->short_name);
+        return FACTUM_EPROTOCOL;
+    }
+    return 0;
+}
+
+int client_unary(factum_client *c, client_call *keep, const char *path, const ProtobufCMessage *req,
+                 const ProtobufCMessageDescriptor *desc, ProtobufCMessage **resp)
+{
+    unary_ctx u = {c, desc, NULL};
+    client_call local, *k = keep ? keep : &local;
+    client_call_init(k, path, unary_msg, &u);
+    int rc = client_call_add(k, req);
+    if (!rc) rc = client_call_run(c, k);
+    if (!rc && !u.resp) {
+        client_seterr(c, "the server's answer to %s has no message", path);
+        rc = FACTUM_EPROTOCOL;
+    }
+    k->on_msg = NULL;
+    k->ctx = NULL;
+    if (!keep) client_call_deinit(k);
+    *resp = rc ? NULL : u.resp;
+    return rc;
+}
+
+/* ---- discovery ------------------------------------------------------------------- */
+
+/* 1 and *leader if Gossip names an alive leader, 0 if it does not (or the
+ * server has no Gossip): stay with the seed. */
+static int discover_leader(factum_client *c, client_host *leader)
+{
+    EventStore__Client__Empty e = EVENT_STORE__CLIENT__EMPTY__INIT;
+    ProtobufCMessage *m;
+    int rc = client_unary(c, NULL, "/event_store.client.gossip.Gossip/Read", &e.base,
+                          &event_store__client__gossip__cluster_info__descriptor, &m);
+    if (rc) return 0;
+    const EventStore__Client__Gossip__ClusterInfo *ci = (const void *)m;
+    for (size_t i = 0; i < ci->n_members; i++) {
+        const EventStore__Client__Gossip__MemberInfo *mi = ci->members[i];
+        if (!mi || !mi->is_alive ||
+            mi->state != EVENT_STORE__CLIENT__GOSSIP__MEMBER_INFO__VNODE_STATE__Leader)
+            continue;
+        const EventStore__Client__Gossip__EndPoint *ep = mi->http_end_point;
+        if (!ep || !ep->address || !ep->address[0] || ep->port == 0 || ep->port > 65535) continue;
+        if (strlen(ep->address) >= sizeof leader->name) continue;
+        snprintf(leader->name, sizeof leader->name, "%s", ep->address);
+        leader->port = (uint16_t)ep->port;
+        return 1;
+    }
+    return 0;
+}

@@ -1,0 +1,1051 @@
+/*
+ * client.c - the C client (include/factum_client.h) against a real factumd,
+ * whose connection string comes in FACTUMD_URL (tests/integration/client.sh
+ * starts the server with a temporary database). Covers every call: appends
+ * with each kind of expectation and the wrong-version details, idempotent
+ * replays, stream and $all reads in both directions with counts, positions
+ * and filters, soft delete against tombstone, metadata and what it hides,
+ * large appends and events, unicode and maximal names, twenty clients
+ * racing on one stream (CL-1 on the server's side: one winner per
+ * version), the atomic multi-stream append, and bad input: connection
+ * strings, refused and silent endpoints, oversized events (CL-2, CL-3).
+ * Stream names carry a per-run tag so that the test can be re-run against
+ * a server that keeps its data.
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <sys/socket.h>
+
+#include "factum_client.h"
+#include "harness.h"
+
+static const char *url;
+static char tag[32];
+static factum_client *cl;
+
+/* A stream name of this run. */
+static const char *sname(char *buf, size_t n, const char *base)
+{
+    snprintf(buf, n, "%s-%s", base, tag);
+    return buf;
+}
+
+static factum_event_data ev_json(const char *type, const char *json)
+{
+    factum_event_data e;
+    memset(&e, 0, sizeof e);
+    e.type = type;
+    e.flags = FACTUM_EVENT_JSON;
+    e.data = json;
+    e.data_len = strlen(json);
+    return e;
+}
+
+/* Events of a stream read forward from 0 (up to 100000), or -1 on error rc. */
+static long count_stream(const char *stream, int *rc_out)
+{
+    factum_client_batch *b;
+    int rc = factum_client_read_stream(cl, stream, 0, FACTUM_FORWARD, 100000, &b);
+    if (rc_out) *rc_out = rc;
+    if (rc) return -1;
+    long n = (long)factum_client_batch_count(b);
+    factum_client_batch_free(b);
+    return n;
+}
+
+/* ---- connecting, server info ---------------------------------------------------- */
+
+static void t_version_stats(void)
+{
+    char v[32];
+    CHECK_RC(factum_client_server_version(cl, v, sizeof v), 0);
+    CHECK(strcmp(v, "25.1.0") == 0);
+    char tiny[3];
+    CHECK_RC(factum_client_server_version(cl, tiny, sizeof tiny), -ERANGE);
+    char *text = NULL;
+    CHECK_RC(factum_client_stats(cl, &text), 0);
+    REQUIRE(text);
+    CHECK(strstr(text, "es-writer-lastPosition ") != NULL);
+    CHECK(strstr(text, "es-readEvents ") != NULL);
+    free(text);
+    /* The client still works after the cancelled Stats stream. */
+    CHECK_RC(factum_client_server_version(cl, v, sizeof v), 0);
+}
+
+static void t_connect_forms(void)
+{
+    /* The same server through other spellings of the connection string. */
+    const char *port = strrchr(url, ':');
+    REQUIRE(port);
+    int p = atoi(port + 1);
+    char u[256];
+    /* Each form, then the port. */
+    const char *forms[] = {
+        "kurrent://127.0.0.1:",
+        "kdb://admin:changeit@127.0.0.1:",
+        "esdb+discover://127.0.0.1:",
+        "kurrentdb://127.0.0.1:1,127.0.0.1:",
+        "kurrentdb+discover://localhost:",
+    };
+    const char *queries[] = {
+        "?tls=false",
+        "/?tls=false&keepAliveInterval=10000&keepAliveTimeout=10000",
+        "?TLS=False&nodePreference=leader",
+        "?tls=false&connectionName=test-client",
+        "?tls=false&defaultDeadline=5000",
+    };
+    for (size_t i = 0; i < sizeof forms / sizeof *forms; i++) {
+        snprintf(u, sizeof u, "%s%d%s", forms[i], p, queries[i]);
+        factum_client *c;
+        int rc = factum_client_connect(u, NULL, &c);
+        CHECK_RC(rc, 0);
+        if (rc) {
+            fprintf(stderr, "  %s: %s\n", u, factum_client_last_error(NULL));
+            continue;
+        }
+        char v[32];
+        CHECK_RC(factum_client_server_version(c, v, sizeof v), 0);
+        factum_client_close(c);
+    }
+    factum_client_close(NULL);
+}
+
+/* ---- appends ------------------------------------------------------------------------ */
+
+static void t_expectations(void)
+{
+    char s[64];
+    sname(s, sizeof s, "exp");
+    factum_event_data e = ev_json("Created", "{\"n\":0}");
+    factum_append_result r;
+    /* exists on a missing stream; an exact version on a missing stream */
+    CHECK_RC(factum_client_append(cl, s, FACTUM_STREAM_EXISTS, &e, 1, &r), FACTUM_EWRONGVERSION);
+    CHECK(r.actual_version == FACTUM_NO_STREAM);
+    CHECK(strstr(factum_client_last_error(cl), "wrong expected version") != NULL);
+    CHECK_RC(factum_client_append(cl, s, 0, &e, 1, &r), FACTUM_EWRONGVERSION);
+    CHECK(r.actual_version == FACTUM_NO_STREAM);
+    /* no-stream creates it */
+    CHECK_RC(factum_client_append(cl, s, FACTUM_NO_STREAM, &e, 1, &r), 0);
+    CHECK_EQ_U64(r.first_version, 0);
+    CHECK_EQ_U64(r.last_version, 0);
+    CHECK(r.last_position > 0 && r.first_position == r.last_position);
+    CHECK(r.idempotent == 0 && r.timestamp_ns > 0);
+    uint64_t p0 = r.last_position;
+    /* no-stream again: wrong, actual 0 */
+    CHECK_RC(factum_client_append(cl, s, FACTUM_NO_STREAM, &e, 1, &r), FACTUM_EWRONGVERSION);
+    CHECK(r.actual_version == 0);
+    /* exact */
+    factum_event_data two[2] = {ev_json("A", "{}"), ev_json("B", "[1,2]")};
+    CHECK_RC(factum_client_append(cl, s, 0, two, 2, &r), 0);
+    CHECK_EQ_U64(r.first_version, 1);
+    CHECK_EQ_U64(r.last_version, 2);
+    CHECK(r.last_position == r.first_position + 1 && r.first_position > p0);
+    CHECK_RC(factum_client_append(cl, s, 1, &e, 1, &r), FACTUM_EWRONGVERSION);
+    CHECK(r.actual_version == 2);
+    CHECK_RC(factum_client_append(cl, s, 7, &e, 1, &r), FACTUM_EWRONGVERSION);
+    CHECK(r.actual_version == 2);
+    /* exists and any */
+    CHECK_RC(factum_client_append(cl, s, FACTUM_STREAM_EXISTS, &e, 1, &r), 0);
+    CHECK_EQ_U64(r.last_version, 3);
+    CHECK_RC(factum_client_append(cl, s, FACTUM_ANY, &e, 1, &r), 0);
+    CHECK_EQ_U64(r.last_version, 4);
+    /* res may be NULL */
+    CHECK_RC(factum_client_append(cl, s, 4, &e, 1, NULL), 0);
+    CHECK(count_stream(s, NULL) == 6);
+    /* Arguments refused before anything is sent. */
+    CHECK_RC(factum_client_append(cl, s, -3, &e, 1, &r), FACTUM_EINVAL);
+    CHECK_RC(factum_client_append(cl, s, FACTUM_ANY, &e, 0, &r), FACTUM_EINVAL);
+    CHECK_RC(factum_client_append(cl, "", FACTUM_ANY, &e, 1, &r), FACTUM_EBADNAME);
+    factum_event_data bad = ev_json("", "{}");
+    CHECK_RC(factum_client_append(cl, s, FACTUM_ANY, &bad, 1, &r), FACTUM_EBADTYPE);
+    bad.type = "\xff\xfe";
+    CHECK_RC(factum_client_append(cl, s, FACTUM_ANY, &bad, 1, &r), FACTUM_EBADTYPE);
+    CHECK(count_stream(s, NULL) == 6);
+}
+
+static void t_idempotent(void)
+{
+    char s[64];
+    sname(s, sizeof s, "idem");
+    factum_event_data e[3] = {ev_json("A", "{\"i\":1}"), ev_json("B", "{\"i\":2}"),
+                              ev_json("C", "{\"i\":3}")};
+    for (int i = 0; i < 3; i++) {
+        e[i].has_id = 1;
+        factum_uuid_v4(e[i].id);
+    }
+    factum_append_result r1, r2;
+    CHECK_RC(factum_client_append(cl, s, FACTUM_NO_STREAM, e, 3, &r1), 0);
+    /* The same ids with the same expectation: success, nothing new. */
+    CHECK_RC(factum_client_append(cl, s, FACTUM_NO_STREAM, e, 3, &r2), 0);
+    CHECK_EQ_U64(r2.last_version, r1.last_version);
+    CHECK_EQ_U64(r2.last_position, r1.last_position);
+    CHECK_EQ_U64(r2.first_version, 0);
+    CHECK_RC(factum_client_append(cl, s, FACTUM_ANY, e, 3, &r2), 0);
+    CHECK_EQ_U64(r2.last_position, r1.last_position);
+    CHECK(count_stream(s, NULL) == 3);
+    /* Read back: the ids are the ones we gave. */
+    factum_client_batch *b;
+    REQUIRE(factum_client_read_stream(cl, s, 0, FACTUM_FORWARD, 10, &b) == 0);
+    CHECK(factum_client_batch_count(b) == 3);
+    for (size_t i = 0; i < factum_client_batch_count(b) && i < 3; i++)
+        CHECK(memcmp(factum_client_batch_event(b, i)->id, e[i].id, 16) == 0);
+    factum_client_batch_free(b);
+    /* Part of them again, elsewhere: not idempotent. */
+    factum_event_data mix[2] = {e[2], ev_json("D", "{}")};
+    CHECK(factum_client_append(cl, s, FACTUM_ANY, mix, 2, &r2) != 0);
+    CHECK(count_stream(s, NULL) == 3);
+    /* The same id twice in one append. */
+    factum_event_data dup[2] = {ev_json("X", "{}"), ev_json("Y", "{}")};
+    dup[0].has_id = dup[1].has_id = 1;
+    factum_uuid_v4(dup[0].id);
+    memcpy(dup[1].id, dup[0].id, 16);
+    CHECK_RC(factum_client_append(cl, s, FACTUM_ANY, dup, 2, &r2), FACTUM_EDUPLICATEID);
+    CHECK(count_stream(s, NULL) == 3);
+}
+
+/* ---- reads --------------------------------------------------------------------------- */
+
+static void check_versions(factum_client_batch *b, const uint64_t *want, size_t n)
+{
+    CHECK_EQ_U64(factum_client_batch_count(b), n);
+    for (size_t i = 0; i < n && i < factum_client_batch_count(b); i++)
+        CHECK_EQ_U64(factum_client_batch_event(b, i)->version, want[i]);
+}
+
+static void t_read_stream(void)
+{
+    char s[64];
+    sname(s, sizeof s, "rd");
+    factum_event_data e[10];
+    char data[10][32];
+    for (int i = 0; i < 10; i++) {
+        snprintf(data[i], sizeof data[i], "{\"i\":%d}", i);
+        e[i] = ev_json(i % 2 ? "Odd" : "Even", data[i]);
+        if (i == 9) {
+            e[i].flags = 0; /* binary */
+            e[i].metadata = "meta\0bytes";
+            e[i].metadata_len = 10;
+        }
+    }
+    factum_append_result r;
+    REQUIRE(factum_client_append(cl, s, FACTUM_NO_STREAM, e, 10, &r) == 0);
+    factum_client_batch *b;
+    CHECK_RC(factum_client_read_stream(cl, s, 0, FACTUM_FORWARD, 3, &b), 0);
+    check_versions(b, (const uint64_t[]){0, 1, 2}, 3);
+    const factum_event *ev = factum_client_batch_event(b, 1);
+    REQUIRE(ev);
+    CHECK(strcmp(ev->stream, s) == 0 && ev->stream_len == strlen(s));
+    CHECK(strcmp(ev->type, "Odd") == 0 && ev->type_len == 3);
+    CHECK(ev->data_len == strlen(data[1]) && memcmp(ev->data, data[1], ev->data_len) == 0);
+    CHECK(ev->flags == FACTUM_EVENT_JSON);
+    CHECK(ev->metadata_len == 0);
+    CHECK(ev->position == r.first_position + 1);
+    int64_t now = (int64_t)time(NULL) * 1000000000;
+    CHECK(ev->timestamp_ns > now - 600 * 1000000000LL && ev->timestamp_ns < now + 600 * 1000000000LL);
+    CHECK(factum_client_batch_event(b, 3) == NULL);
+    factum_client_batch_free(b);
+    CHECK_RC(factum_client_read_stream(cl, s, 5, FACTUM_FORWARD, 100, &b), 0);
+    check_versions(b, (const uint64_t[]){5, 6, 7, 8, 9}, 5);
+    ev = factum_client_batch_event(b, 4);
+    REQUIRE(ev);
+    CHECK(ev->flags == 0 && ev->metadata_len == 10 && memcmp(ev->metadata, "meta\0bytes", 10) == 0);
+    factum_client_batch_free(b);
+    CHECK_RC(factum_client_read_stream(cl, s, FACTUM_END, FACTUM_BACKWARD, 2, &b), 0);
+    check_versions(b, (const uint64_t[]){9, 8}, 2);
+    factum_client_batch_free(b);
+    CHECK_RC(factum_client_read_stream(cl, s, 3, FACTUM_BACKWARD, 100, &b), 0);
+    check_versions(b, (const uint64_t[]){3, 2, 1, 0}, 4);
+    factum_client_batch_free(b);
+    CHECK_RC(factum_client_read_stream(cl, s, 10, FACTUM_FORWARD, 100, &b), 0);
+    CHECK(factum_client_batch_count(b) == 0);
+    factum_client_batch_free(b);
+    CHECK_RC(factum_client_read_stream(cl, s, FACTUM_END, FACTUM_FORWARD, 100, &b), 0);
+    CHECK(factum_client_batch_count(b) == 0);
+    factum_client_batch_free(b);
+    CHECK_RC(factum_client_read_stream(cl, s, 0, FACTUM_FORWARD, 0, &b), 0);
+    CHECK(factum_client_batch_count(b) == 0);
+    factum_client_batch_free(b);
+    /* Missing streams and bad arguments. */
+    char m[64];
+    CHECK_RC(factum_client_read_stream(cl, sname(m, sizeof m, "missing"), 0, FACTUM_FORWARD, 10, &b),
+             FACTUM_ENOTFOUND);
+    CHECK(b == NULL);
+    CHECK(strstr(factum_client_last_error(cl), "not found") != NULL);
+    CHECK_RC(factum_client_read_stream(cl, s, 0, 7, 10, &b), FACTUM_EINVAL);
+    CHECK_RC(factum_client_read_stream(cl, "", 0, FACTUM_FORWARD, 10, &b), FACTUM_EBADNAME);
+    factum_client_batch_free(NULL);
+    CHECK(factum_client_batch_count(NULL) == 0);
+}
+
+static void t_read_all(void)
+{
+    char a[64], bn[64], mark[64];
+    sname(a, sizeof a, "allA");
+    sname(bn, sizeof bn, "allB");
+    snprintf(mark, sizeof mark, "Mark%s", tag);
+    factum_append_result r1, r2;
+    factum_event_data ea[3] = {ev_json(mark, "{\"k\":1}"), ev_json("Other", "{\"k\":2}"),
+                               ev_json(mark, "{\"k\":3}")};
+    factum_event_data eb[2] = {ev_json("Other", "{\"k\":4}"), ev_json(mark, "{\"k\":5}")};
+    REQUIRE(factum_client_append(cl, a, FACTUM_NO_STREAM, ea, 3, &r1) == 0);
+    REQUIRE(factum_client_append(cl, bn, FACTUM_NO_STREAM, eb, 2, &r2) == 0);
+    factum_client_batch *b;
+    /* Forward from a position includes it. */
+    CHECK_RC(factum_client_read_all(cl, r1.first_position, FACTUM_FORWARD, NULL, 5, &b), 0);
+    CHECK_EQ_U64(factum_client_batch_count(b), 5);
+    for (size_t i = 0; i < factum_client_batch_count(b); i++)
+        CHECK_EQ_U64(factum_client_batch_event(b, i)->position, r1.first_position + i);
+    factum_client_batch_free(b);
+    /* Backward from a position starts before it. */
+    CHECK_RC(factum_client_read_all(cl, r2.first_position, FACTUM_BACKWARD, NULL, 2, &b), 0);
+    CHECK_EQ_U64(factum_client_batch_count(b), 2);
+    if (factum_client_batch_count(b) == 2) {
+        CHECK_EQ_U64(factum_client_batch_event(b, 0)->position, r1.last_position);
+        CHECK_EQ_U64(factum_client_batch_event(b, 1)->position, r1.last_position - 1);
+    }
+    factum_client_batch_free(b);
+    /* From either end. */
+    CHECK_RC(factum_client_read_all(cl, FACTUM_END, FACTUM_BACKWARD, NULL, 1, &b), 0);
+    CHECK_EQ_U64(factum_client_batch_count(b), 1);
+    uint64_t last = b && factum_client_batch_count(b) ? factum_client_batch_event(b, 0)->position : 0;
+    CHECK(last >= r2.last_position);
+    factum_client_batch_free(b);
+    CHECK_RC(factum_client_read_all(cl, 0, FACTUM_FORWARD, NULL, 1, &b), 0);
+    CHECK(factum_client_batch_count(b) == 1 && factum_client_batch_event(b, 0)->position == 1);
+    factum_client_batch_free(b);
+    CHECK_RC(factum_client_read_all(cl, FACTUM_END, FACTUM_FORWARD, NULL, 10, &b), 0);
+    CHECK(factum_client_batch_count(b) == 0);
+    factum_client_batch_free(b);
+    CHECK_RC(factum_client_read_all(cl, 0, FACTUM_BACKWARD, NULL, 10, &b), 0);
+    CHECK(factum_client_batch_count(b) == 0);
+    factum_client_batch_free(b);
+    /* Stream prefix filter: both streams, from the start. */
+    char prefix[64];
+    snprintf(prefix, sizeof prefix, "all");
+    const char *pre[] = {a, bn};
+    factum_client_filter f = {FACTUM_FILTER_STREAM, pre, 2, NULL};
+    CHECK_RC(factum_client_read_all(cl, 0, FACTUM_FORWARD, &f, 100, &b), 0);
+    CHECK_EQ_U64(factum_client_batch_count(b), 5);
+    factum_client_batch_free(b);
+    const char *pre1[] = {bn};
+    f.prefixes = pre1;
+    f.n_prefixes = 1;
+    CHECK_RC(factum_client_read_all(cl, FACTUM_END, FACTUM_BACKWARD, &f, 100, &b), 0);
+    CHECK_EQ_U64(factum_client_batch_count(b), 2);
+    if (factum_client_batch_count(b) == 2) CHECK_EQ_U64(factum_client_batch_event(b, 0)->version, 1);
+    factum_client_batch_free(b);
+    /* Type prefix: the three Mark events, in order; count limits. */
+    const char *tp[] = {mark};
+    factum_client_filter tf = {FACTUM_FILTER_EVENT_TYPE, tp, 1, NULL};
+    CHECK_RC(factum_client_read_all(cl, 0, FACTUM_FORWARD, &tf, 100, &b), 0);
+    CHECK_EQ_U64(factum_client_batch_count(b), 3);
+    for (size_t i = 0; i < factum_client_batch_count(b); i++)
+        CHECK(strcmp(factum_client_batch_event(b, i)->type, mark) == 0);
+    factum_client_batch_free(b);
+    CHECK_RC(factum_client_read_all(cl, 0, FACTUM_FORWARD, &tf, 2, &b), 0);
+    CHECK_EQ_U64(factum_client_batch_count(b), 2);
+    /* Paging with a filter: from the last position + 1. */
+    uint64_t next = factum_client_batch_count(b) == 2 ? factum_client_batch_event(b, 1)->position + 1 : 0;
+    factum_client_batch_free(b);
+    CHECK_RC(factum_client_read_all(cl, next, FACTUM_FORWARD, &tf, 2, &b), 0);
+    CHECK_EQ_U64(factum_client_batch_count(b), 1);
+    factum_client_batch_free(b);
+    /* Regex on streams and on types. */
+    char re[96];
+    snprintf(re, sizeof re, "^all[AB]-%s$", tag);
+    factum_client_filter rf = {FACTUM_FILTER_STREAM, NULL, 0, re};
+    CHECK_RC(factum_client_read_all(cl, 0, FACTUM_FORWARD, &rf, 100, &b), 0);
+    CHECK_EQ_U64(factum_client_batch_count(b), 5);
+    factum_client_batch_free(b);
+    snprintf(re, sizeof re, "^Mark%s$", tag);
+    rf.on = FACTUM_FILTER_EVENT_TYPE;
+    CHECK_RC(factum_client_read_all(cl, FACTUM_END, FACTUM_BACKWARD, &rf, 100, &b), 0);
+    CHECK_EQ_U64(factum_client_batch_count(b), 3);
+    if (factum_client_batch_count(b) == 3) CHECK(strcmp(factum_client_batch_event(b, 0)->stream, bn) == 0);
+    factum_client_batch_free(b);
+    /* Bad filters. */
+    rf.regex = "([unclosed";
+    CHECK_RC(factum_client_read_all(cl, 0, FACTUM_FORWARD, &rf, 100, &b), FACTUM_EBADREGEX);
+    factum_client_filter both = {FACTUM_FILTER_STREAM, pre, 2, "x"};
+    CHECK_RC(factum_client_read_all(cl, 0, FACTUM_FORWARD, &both, 100, &b), FACTUM_EINVAL);
+    factum_client_filter none = {FACTUM_FILTER_STREAM, NULL, 0, NULL};
+    CHECK_RC(factum_client_read_all(cl, 0, FACTUM_FORWARD, &none, 100, &b), FACTUM_EINVAL);
+    factum_client_filter on = {9, pre, 2, NULL};
+    CHECK_RC(factum_client_read_all(cl, 0, FACTUM_FORWARD, &on, 100, &b), FACTUM_EINVAL);
+}
+
+/* ---- deletion, metadata ---------------------------------------------------------------- */
+
+static void t_delete_tombstone(void)
+{
+    char s[64], t[64];
+    sname(s, sizeof s, "soft");
+    sname(t, sizeof t, "tomb");
+    factum_event_data e = ev_json("E", "{}");
+    factum_append_result r;
+    REQUIRE(factum_client_append(cl, s, FACTUM_ANY, &e, 1, &r) == 0);
+    REQUIRE(factum_client_append(cl, s, FACTUM_ANY, &e, 1, &r) == 0);
+    CHECK_RC(factum_client_delete_stream(cl, s, 0, &r), FACTUM_EWRONGVERSION);
+    CHECK(r.actual_version == 1);
+    CHECK_RC(factum_client_delete_stream(cl, s, 1, &r), 0);
+    CHECK(r.last_position > 0);
+    int rc;
+    CHECK(count_stream(s, &rc) == -1 && rc == FACTUM_ENOTFOUND);
+    /* A soft-deleted stream continues its numbering. */
+    CHECK_RC(factum_client_append(cl, s, FACTUM_NO_STREAM, &e, 1, &r), 0);
+    CHECK_EQ_U64(r.last_version, 2);
+    factum_client_batch *b;
+    CHECK_RC(factum_client_read_stream(cl, s, 0, FACTUM_FORWARD, 10, &b), 0);
+    check_versions(b, (const uint64_t[]){2}, 1);
+    factum_client_batch_free(b);
+    /* Tombstone: gone for good. */
+    REQUIRE(factum_client_append(cl, t, FACTUM_ANY, &e, 1, &r) == 0);
+    CHECK_RC(factum_client_tombstone_stream(cl, t, 5, &r), FACTUM_EWRONGVERSION);
+    CHECK(r.actual_version == 0);
+    CHECK_RC(factum_client_tombstone_stream(cl, t, FACTUM_ANY, &r), 0);
+    CHECK(r.last_position > 0);
+    CHECK_RC(factum_client_read_stream(cl, t, 0, FACTUM_FORWARD, 10, &b), FACTUM_EDELETED);
+    CHECK(strstr(factum_client_last_error(cl), "deleted") != NULL);
+    CHECK_RC(factum_client_append(cl, t, FACTUM_ANY, &e, 1, &r), FACTUM_EDELETED);
+    CHECK_RC(factum_client_delete_stream(cl, t, FACTUM_ANY, &r), FACTUM_EDELETED);
+    CHECK_RC(factum_client_tombstone_stream(cl, t, FACTUM_ANY, &r), FACTUM_EDELETED);
+    /* The tombstone event is in $all. */
+    const char *pre[] = {t};
+    factum_client_filter f = {FACTUM_FILTER_STREAM, pre, 1, NULL};
+    CHECK_RC(factum_client_read_all(cl, FACTUM_END, FACTUM_BACKWARD, &f, 1, &b), 0);
+    if (factum_client_batch_count(b) == 1) {
+        CHECK(strcmp(factum_client_batch_event(b, 0)->type, "$streamDeleted") == 0);
+        CHECK_EQ_U64(factum_client_batch_event(b, 0)->version, FACTUM_TOMBSTONE_VERSION);
+    } else {
+        CHECK(!"tombstone not found in $all");
+    }
+    factum_client_batch_free(b);
+    CHECK_RC(factum_client_delete_stream(cl, "", FACTUM_ANY, &r), FACTUM_EBADNAME);
+    CHECK_RC(factum_client_delete_stream(cl, s, -7, &r), FACTUM_EINVAL);
+}
+
+static void t_metadata(void)
+{
+    char s[64];
+    sname(s, sizeof s, "meta");
+    char *json;
+    int64_t ver;
+    CHECK_RC(factum_client_get_stream_metadata(cl, s, &json, &ver), 0);
+    CHECK(json && strcmp(json, "{}") == 0 && ver == -1);
+    free(json);
+    factum_event_data e[6];
+    for (int i = 0; i < 6; i++)
+        e[i] = ev_json("E", "{}");
+    factum_append_result r;
+    REQUIRE(factum_client_append(cl, s, FACTUM_NO_STREAM, e, 6, &r) == 0);
+    /* $maxCount */
+    CHECK_RC(
+        factum_client_set_stream_metadata(cl, s, FACTUM_NO_STREAM, "{\"$maxCount\":2,\"owner\":\"x\"}", &r),
+        0);
+    CHECK_EQ_U64(r.last_version, 0);
+    CHECK_RC(factum_client_get_stream_metadata(cl, s, &json, &ver), 0);
+    CHECK(json && strcmp(json, "{\"$maxCount\":2,\"owner\":\"x\"}") == 0 && ver == 0);
+    free(json);
+    CHECK_RC(factum_client_get_stream_metadata(cl, s, &json, NULL), 0);
+    free(json);
+    factum_client_batch *b;
+    CHECK_RC(factum_client_read_stream(cl, s, 0, FACTUM_FORWARD, 10, &b), 0);
+    check_versions(b, (const uint64_t[]){4, 5}, 2);
+    factum_client_batch_free(b);
+    /* $tb, with the metadata stream's expectation */
+    CHECK_RC(factum_client_set_stream_metadata(cl, s, 5, "{\"$tb\":3}", &r), FACTUM_EWRONGVERSION);
+    CHECK(r.actual_version == 0);
+    CHECK_RC(factum_client_set_stream_metadata(cl, s, 0, "{\"$tb\":3}", &r), 0);
+    CHECK_RC(factum_client_read_stream(cl, s, 0, FACTUM_FORWARD, 10, &b), 0);
+    check_versions(b, (const uint64_t[]){3, 4, 5}, 3);
+    factum_client_batch_free(b);
+    /* Bad documents never reach the server. */
+    CHECK_RC(factum_client_set_stream_metadata(cl, s, FACTUM_ANY, "{\"$maxCount\":\"two\"}", &r),
+             FACTUM_EBADJSON);
+    CHECK_RC(factum_client_set_stream_metadata(cl, s, FACTUM_ANY, "[1]", &r), FACTUM_EBADJSON);
+    CHECK_RC(factum_client_set_stream_metadata(cl, s, FACTUM_ANY, "{", &r), FACTUM_EBADJSON);
+    CHECK_RC(factum_client_set_stream_metadata(cl, s, FACTUM_ANY, NULL, &r), FACTUM_EBADJSON);
+    CHECK_RC(factum_client_get_stream_metadata(cl, s, &json, &ver), 0);
+    CHECK(json && strcmp(json, "{\"$tb\":3}") == 0 && ver == 1);
+    free(json);
+    /* $maxAge: events older than a second disappear. */
+    char s2[64];
+    sname(s2, sizeof s2, "age");
+    REQUIRE(factum_client_append(cl, s2, FACTUM_NO_STREAM, e, 2, &r) == 0);
+    CHECK_RC(factum_client_set_stream_metadata(cl, s2, FACTUM_ANY, "{\"$maxAge\":1}", &r), 0);
+    CHECK(count_stream(s2, NULL) == 2);
+    struct timespec ts = {1, 300000000};
+    nanosleep(&ts, NULL);
+    CHECK(count_stream(s2, NULL) == 0);
+    REQUIRE(factum_client_append(cl, s2, FACTUM_ANY, e, 1, &r) == 0);
+    CHECK(count_stream(s2, NULL) == 1);
+    /* Metadata of a name whose $$ stream would be too long. */
+    char big[FACTUM_MAX_STREAM_LEN + 1];
+    memset(big, 'm', FACTUM_MAX_STREAM_LEN - 1);
+    big[FACTUM_MAX_STREAM_LEN - 1] = 0;
+    CHECK_RC(factum_client_get_stream_metadata(cl, big, &json, &ver), FACTUM_EBADNAME);
+}
+
+/* ---- sizes and names -------------------------------------------------------------------- */
+
+static void t_large(void)
+{
+    char s[64];
+    sname(s, sizeof s, "thousand");
+    enum { N = 1000 };
+    factum_event_data *e = calloc(N, sizeof *e);
+    char(*data)[32] = calloc(N, 32);
+    REQUIRE(e && data);
+    for (int i = 0; i < N; i++) {
+        snprintf(data[i], 32, "{\"i\":%d}", i);
+        e[i] = ev_json("Many", data[i]);
+    }
+    factum_append_result r;
+    CHECK_RC(factum_client_append(cl, s, FACTUM_NO_STREAM, e, N, &r), 0);
+    CHECK_EQ_U64(r.first_version, 0);
+    CHECK_EQ_U64(r.last_version, N - 1);
+    CHECK_EQ_U64(r.last_position - r.first_position, N - 1);
+    factum_client_batch *b;
+    CHECK_RC(factum_client_read_stream(cl, s, 0, FACTUM_FORWARD, 2 * N, &b), 0);
+    CHECK_EQ_U64(factum_client_batch_count(b), N);
+    int ok = 1;
+    for (size_t i = 0; i < factum_client_batch_count(b); i++) {
+        const factum_event *ev = factum_client_batch_event(b, i);
+        if (ev->version != i || ev->position != r.first_position + i || ev->data_len != strlen(data[i]) ||
+            memcmp(ev->data, data[i], ev->data_len))
+            ok = 0;
+    }
+    CHECK(ok);
+    factum_client_batch_free(b);
+    free(e);
+    free(data);
+
+    /* One event of 1 MiB of binary data, read back byte for byte. */
+    sname(s, sizeof s, "mib");
+    size_t n = 1u << 20;
+    uint8_t *blob = malloc(n);
+    REQUIRE(blob);
+    for (size_t i = 0; i < n; i++)
+        blob[i] = (uint8_t)(i * 131 + (i >> 11));
+    factum_event_data one;
+    memset(&one, 0, sizeof one);
+    one.type = "Blob";
+    one.data = blob;
+    one.data_len = n;
+    one.metadata = "{\"big\":true}";
+    one.metadata_len = 12;
+    CHECK_RC(factum_client_append(cl, s, FACTUM_NO_STREAM, &one, 1, &r), 0);
+    CHECK_RC(factum_client_append(cl, s, FACTUM_ANY, &one, 1, &r), 0);
+    CHECK_RC(factum_client_read_stream(cl, s, 0, FACTUM_FORWARD, 10, &b), 0);
+    CHECK_EQ_U64(factum_client_batch_count(b), 2);
+    for (size_t i = 0; i < factum_client_batch_count(b); i++) {
+        const factum_event *ev = factum_client_batch_event(b, i);
+        CHECK(ev->data_len == n && memcmp(ev->data, blob, n) == 0);
+        CHECK(ev->metadata_len == 12 && memcmp(ev->metadata, "{\"big\":true}", 12) == 0);
+        CHECK(ev->flags == 0);
+    }
+    factum_client_batch_free(b);
+    free(blob);
+}
+
+static void t_names(void)
+{
+    char s[128];
+    snprintf(s, sizeof s,
+             "Stra\xc3\x9f"
+             "e-\xe6\x97\xa5\xe6\x9c\xac-\xf0\x9f\x9a\x80-%s",
+             tag);
+    const char *type = "\xc3\x89v\xc3\xa9nement-\xf0\x9f\x93\xa6";
+    factum_event_data e = ev_json(type, "{\"text\":\"\xe2\x82\xac \xe2\x9c\x93\"}");
+    factum_append_result r;
+    CHECK_RC(factum_client_append(cl, s, FACTUM_NO_STREAM, &e, 1, &r), 0);
+    factum_client_batch *b;
+    CHECK_RC(factum_client_read_stream(cl, s, 0, FACTUM_FORWARD, 10, &b), 0);
+    if (factum_client_batch_count(b) == 1) {
+        const factum_event *ev = factum_client_batch_event(b, 0);
+        CHECK(strcmp(ev->stream, s) == 0 && strcmp(ev->type, type) == 0);
+        CHECK(ev->data_len == e.data_len && memcmp(ev->data, e.data, e.data_len) == 0);
+    } else {
+        CHECK(!"unicode event not read back");
+    }
+    factum_client_batch_free(b);
+    /* The longest name and type, and one byte more. */
+    char *lng = malloc(FACTUM_MAX_STREAM_LEN + 2), *lt = malloc(FACTUM_MAX_TYPE_LEN + 2);
+    REQUIRE(lng && lt);
+    memset(lng, 'n', FACTUM_MAX_STREAM_LEN);
+    memcpy(lng, tag, strlen(tag));
+    lng[FACTUM_MAX_STREAM_LEN] = 0;
+    memset(lt, 't', FACTUM_MAX_TYPE_LEN);
+    lt[FACTUM_MAX_TYPE_LEN] = 0;
+    factum_event_data le = ev_json(lt, "{}");
+    CHECK_RC(factum_client_append(cl, lng, FACTUM_NO_STREAM, &le, 1, &r), 0);
+    CHECK_RC(factum_client_read_stream(cl, lng, FACTUM_END, FACTUM_BACKWARD, 1, &b), 0);
+    if (factum_client_batch_count(b) == 1) {
+        CHECK(factum_client_batch_event(b, 0)->stream_len == FACTUM_MAX_STREAM_LEN);
+        CHECK(factum_client_batch_event(b, 0)->type_len == FACTUM_MAX_TYPE_LEN);
+    }
+    factum_client_batch_free(b);
+    lng[FACTUM_MAX_STREAM_LEN] = 'x';
+    lng[FACTUM_MAX_STREAM_LEN + 1] = 0;
+    CHECK_RC(factum_client_append(cl, lng, FACTUM_ANY, &le, 1, &r), FACTUM_EBADNAME);
+    lt[FACTUM_MAX_TYPE_LEN] = 'x';
+    lt[FACTUM_MAX_TYPE_LEN + 1] = 0;
+    le.type = lt;
+    CHECK_RC(factum_client_append(cl, s, FACTUM_ANY, &le, 1, &r), FACTUM_EBADTYPE);
+    free(lng);
+    free(lt);
+}
+
+/* ---- concurrency -------------------------------------------------------------------------- */
+
+enum { RACERS = 20, WINS_EACH = 8 };
+
+typedef struct racer {
+    int id;
+    const char *stream;
+    int wins, conflicts, errors;
+    uint64_t won[WINS_EACH];
+} racer;
+
+static void *race(void *arg)
+{
+    racer *r = arg;
+    factum_client *c;
+    if (factum_client_connect(url, NULL, &c)) {
+        r->errors++;
+        return NULL;
+    }
+    char data[64];
+    while (r->wins < WINS_EACH && r->errors < 5 && r->conflicts < 100000) {
+        int64_t expected = FACTUM_NO_STREAM;
+        factum_client_batch *b;
+        int rc = factum_client_read_stream(c, r->stream, FACTUM_END, FACTUM_BACKWARD, 1, &b);
+        if (rc == 0 && factum_client_batch_count(b))
+            expected = (int64_t)factum_client_batch_event(b, 0)->version;
+        else if (rc && rc != FACTUM_ENOTFOUND)
+            r->errors++;
+        factum_client_batch_free(b);
+        snprintf(data, sizeof data, "{\"racer\":%d,\"n\":%d}", r->id, r->wins);
+        factum_event_data e = ev_json("Race", data);
+        factum_append_result res;
+        rc = factum_client_append(c, r->stream, expected, &e, 1, &res);
+        if (rc == 0) {
+            if (res.last_version != (uint64_t)(expected + 1)) r->errors++;
+            r->won[r->wins++] = res.last_version;
+        } else if (rc == FACTUM_EWRONGVERSION) {
+            r->conflicts++;
+        } else {
+            r->errors++;
+        }
+    }
+    factum_client_close(c);
+    return NULL;
+}
+
+static void t_race(void)
+{
+    char s[64];
+    sname(s, sizeof s, "race");
+    racer r[RACERS];
+    pthread_t th[RACERS];
+    memset(r, 0, sizeof r);
+    for (int i = 0; i < RACERS; i++) {
+        r[i].id = i;
+        r[i].stream = s;
+        REQUIRE(pthread_create(&th[i], NULL, race, &r[i]) == 0);
+    }
+    for (int i = 0; i < RACERS; i++)
+        pthread_join(th[i], NULL);
+    int total = 0, conflicts = 0;
+    static char won_by[RACERS * WINS_EACH];
+    memset(won_by, 0, sizeof won_by);
+    for (int i = 0; i < RACERS; i++) {
+        CHECK(r[i].errors == 0);
+        CHECK(r[i].wins == WINS_EACH);
+        total += r[i].wins;
+        conflicts += r[i].conflicts;
+        for (int k = 0; k < r[i].wins; k++) {
+            CHECK(r[i].won[k] < RACERS * WINS_EACH);
+            if (r[i].won[k] < RACERS * WINS_EACH) won_by[r[i].won[k]]++;
+        }
+    }
+    /* Exactly one winner per version, no gaps. */
+    for (int v = 0; v < RACERS * WINS_EACH; v++)
+        CHECK(won_by[v] == 1);
+    factum_client_batch *b;
+    CHECK_RC(factum_client_read_stream(cl, s, 0, FACTUM_FORWARD, 10000, &b), 0);
+    CHECK_EQ_U64(factum_client_batch_count(b), (uint64_t)total);
+    for (size_t i = 0; i < factum_client_batch_count(b); i++)
+        CHECK_EQ_U64(factum_client_batch_event(b, i)->version, i);
+    factum_client_batch_free(b);
+    printf("  race: %d appends won, %d lost to a wrong expected version\n", total, conflicts);
+}
+
+/* One client shared by threads: calls are serialised. */
+typedef struct sharer {
+    const char *stream;
+    int errors;
+} sharer;
+
+static void *share(void *arg)
+{
+    sharer *s = arg;
+    for (int i = 0; i < 30; i++) {
+        factum_event_data e = ev_json("Shared", "{}");
+        if (factum_client_append(cl, s->stream, FACTUM_ANY, &e, 1, NULL)) s->errors++;
+        factum_client_batch *b;
+        if (factum_client_read_stream(cl, s->stream, FACTUM_END, FACTUM_BACKWARD, 5, &b)) s->errors++;
+        factum_client_batch_free(b);
+    }
+    return NULL;
+}
+
+static void t_shared_client(void)
+{
+    char s[64];
+    sname(s, sizeof s, "shared");
+    sharer sh[4];
+    pthread_t th[4];
+    for (int i = 0; i < 4; i++) {
+        sh[i].stream = s;
+        sh[i].errors = 0;
+        REQUIRE(pthread_create(&th[i], NULL, share, &sh[i]) == 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(th[i], NULL);
+        CHECK(sh[i].errors == 0);
+    }
+    CHECK(count_stream(s, NULL) == 120);
+}
+
+/* A batch owns its events: it stays valid after its client is closed
+ * (its memory comes from a pool both share), and may be freed after. */
+static void t_batch_outlives_client(void)
+{
+    char s[64];
+    sname(s, sizeof s, "outlive");
+    factum_client *c;
+    REQUIRE(factum_client_connect(url, NULL, &c) == 0);
+    factum_event_data e[3] = {ev_json("O", "{\"o\":1}"), ev_json("O", "{\"o\":2}"),
+                              ev_json("P", "{\"o\":3}")};
+    REQUIRE(factum_client_append(c, s, FACTUM_NO_STREAM, e, 3, NULL) == 0);
+    factum_client_batch *b1, *b2;
+    REQUIRE(factum_client_read_stream(c, s, 0, FACTUM_FORWARD, 10, &b1) == 0);
+    REQUIRE(factum_client_read_stream(c, s, FACTUM_END, FACTUM_BACKWARD, 10, &b2) == 0);
+    factum_client_batch_free(b2); /* its memory goes back to the pool */
+    REQUIRE(factum_client_read_stream(c, s, 1, FACTUM_FORWARD, 10, &b2) == 0);
+    factum_client_close(c);
+    CHECK_EQ_U64(factum_client_batch_count(b1), 3);
+    CHECK_EQ_U64(factum_client_batch_count(b2), 2);
+    for (size_t i = 0; i < factum_client_batch_count(b1); i++) {
+        const factum_event *ev = factum_client_batch_event(b1, i);
+        CHECK(strcmp(ev->stream, s) == 0 && ev->data_len == e[i].data_len &&
+              !memcmp(ev->data, e[i].data, ev->data_len));
+        CHECK(strcmp(ev->type, i < 2 ? "O" : "P") == 0);
+    }
+    CHECK(strcmp(factum_client_batch_event(b2, 1)->type, "P") == 0);
+    factum_client_batch_free(b1);
+    factum_client_batch_free(b2);
+}
+
+/* ---- multi-stream appends ------------------------------------------------------------------- */
+
+static void t_append_multi(void)
+{
+    char a[64], bn[64], t[64];
+    sname(a, sizeof a, "multiA");
+    sname(bn, sizeof bn, "multiB");
+    sname(t, sizeof t, "multiT");
+    factum_event_data ea[2] = {ev_json("A1", "{\"a\":1}"), ev_json("A2", "{\"a\":2}")};
+    factum_event_data eb[1] = {ev_json("B1", "{\"b\":1}")};
+    eb[0].metadata = "{\"user\":\"bob\",\"n\":3,\"nested\":{\"x\":[true,null]}}";
+    eb[0].metadata_len = strlen(eb[0].metadata);
+    factum_append_req q[2] = {{a, FACTUM_NO_STREAM, ea, 2}, {bn, FACTUM_ANY, eb, 1}};
+    factum_append_result res[2];
+    size_t failed = 99;
+    CHECK_RC(factum_client_append_multi(cl, q, 2, res, &failed), 0);
+    CHECK_EQ_U64(res[0].first_version, 0);
+    CHECK_EQ_U64(res[0].last_version, 1);
+    CHECK_EQ_U64(res[1].last_version, 0);
+    CHECK(res[1].last_position == res[0].last_position + 1);
+    factum_client_batch *b;
+    CHECK_RC(factum_client_read_stream(cl, bn, 0, FACTUM_FORWARD, 10, &b), 0);
+    if (factum_client_batch_count(b) == 1) {
+        const factum_event *ev = factum_client_batch_event(b, 0);
+        CHECK(strcmp(ev->type, "B1") == 0);
+        CHECK(ev->metadata_len == strlen(eb[0].metadata) &&
+              !memcmp(ev->metadata, eb[0].metadata, ev->metadata_len));
+    } else {
+        CHECK(!"multi-append event not read");
+    }
+    factum_client_batch_free(b);
+    /* One part's expectation fails: nothing is written. */
+    factum_append_req q2[2] = {{a, 1, ea, 1}, {bn, 5, eb, 1}};
+    failed = 99;
+    CHECK_RC(factum_client_append_multi(cl, q2, 2, res, &failed), FACTUM_EWRONGVERSION);
+    CHECK(failed == 1);
+    CHECK(res[1].actual_version == 0);
+    CHECK(count_stream(a, NULL) == 2);
+    CHECK(count_stream(bn, NULL) == 1);
+    factum_append_req q3[2] = {{a, FACTUM_NO_STREAM, ea, 1}, {bn, 0, eb, 1}};
+    CHECK_RC(factum_client_append_multi(cl, q3, 2, res, &failed), FACTUM_EWRONGVERSION);
+    CHECK(failed == 0 && res[0].actual_version == 1);
+    CHECK(count_stream(bn, NULL) == 1);
+    /* A tombstoned part. */
+    factum_append_result r;
+    REQUIRE(factum_client_append(cl, t, FACTUM_ANY, eb, 1, &r) == 0);
+    REQUIRE(factum_client_tombstone_stream(cl, t, FACTUM_ANY, &r) == 0);
+    factum_append_req q4[2] = {{a, FACTUM_ANY, ea, 1}, {t, FACTUM_ANY, ea, 1}};
+    CHECK_RC(factum_client_append_multi(cl, q4, 2, res, &failed), FACTUM_EDELETED);
+    CHECK(failed == 1);
+    CHECK(count_stream(a, NULL) == 2);
+    /* Checked before sending. */
+    factum_append_req q5[2] = {{a, FACTUM_ANY, ea, 1}, {a, FACTUM_ANY, ea, 1}};
+    CHECK_RC(factum_client_append_multi(cl, q5, 2, res, &failed), FACTUM_EINVAL);
+    CHECK(failed == 1);
+    factum_event_data bin = ev_json("Bin", "{}");
+    bin.metadata = "not json";
+    bin.metadata_len = 8;
+    factum_append_req q6[1] = {{a, FACTUM_ANY, &bin, 1}};
+    CHECK_RC(factum_client_append_multi(cl, q6, 1, res, &failed), FACTUM_EINVAL);
+    CHECK_RC(factum_client_append_multi(cl, q6, 0, res, &failed), FACTUM_EINVAL);
+    factum_append_req q7[1] = {{a, FACTUM_ANY, ea, 2}};
+    CHECK_RC(factum_client_append_multi(cl, q7, 1, NULL, NULL), 0);
+    CHECK(count_stream(a, NULL) == 4);
+}
+
+/* ---- bad input ----------------------------------------------------------------------------------- */
+
+static void t_bad_urls(void)
+{
+    const char *bad[] = {
+        "kurrentdb://127.0.0.1:2113",           /* TLS by default */
+        "kurrentdb://127.0.0.1:2113?tls=true",  /* TLS asked for */
+        "kurrentdb://127.0.0.1:2113?tls=maybe", /* not a boolean */
+        "http://127.0.0.1:2113?tls=false",      /* not a scheme of the clients */
+        "127.0.0.1:2113",
+        "kurrentdb://?tls=false",
+        "kurrentdb://host:0?tls=false",
+        "kurrentdb://host:99999?tls=false",
+        "kurrentdb://host:12ab?tls=false",
+        "kurrentdb://a,,b?tls=false",
+        "kurrentdb://::1?tls=false",
+        "kurrentdb://[::1?tls=false",
+        "kurrentdb://host/path?tls=false",
+        "",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        factum_client *c = (factum_client *)&c;
+        CHECK_RC(factum_client_connect(bad[i], NULL, &c), FACTUM_EBADURL);
+        CHECK(c == NULL);
+        CHECK(factum_client_last_error(NULL)[0] != 0);
+    }
+    factum_client *c;
+    CHECK_RC(factum_client_connect(NULL, NULL, &c), FACTUM_EBADURL);
+    CHECK_RC(factum_client_connect("kurrentdb://127.0.0.1:2113", NULL, &c), FACTUM_EBADURL);
+    CHECK(strstr(factum_client_last_error(NULL), "tls=false") != NULL);
+    CHECK(strstr(factum_strerror(FACTUM_EBADURL), "connection string") != NULL);
+}
+
+/* A port with a listener that never answers, and one that says HTTP/1.1. */
+typedef struct fake {
+    int fd;
+    int port;
+    int reply; /* write an HTTP/1.1 answer and close */
+    pthread_t th;
+} fake;
+
+static void *fake_run(void *arg)
+{
+    fake *f = arg;
+    for (;;) {
+        int c = accept(f->fd, NULL, NULL);
+        if (c < 0) return NULL;
+        if (f->reply) {
+            const char *r = "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+            ssize_t w = write(c, r, strlen(r));
+            (void)w;
+            close(c);
+        } else {
+            char buf[4096];
+            while (read(c, buf, sizeof buf) > 0) {
+            }
+            close(c);
+        }
+    }
+}
+
+static int fake_start(fake *f, int reply)
+{
+    memset(f, 0, sizeof *f);
+    f->reply = reply;
+    f->fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t al = sizeof a;
+    if (f->fd < 0 || bind(f->fd, (struct sockaddr *)&a, sizeof a) || listen(f->fd, 8) ||
+        getsockname(f->fd, (struct sockaddr *)&a, &al))
+        return -1;
+    f->port = ntohs(a.sin_port);
+    return pthread_create(&f->th, NULL, fake_run, f);
+}
+
+static void fake_stop(fake *f)
+{
+    shutdown(f->fd, SHUT_RDWR);
+    close(f->fd);
+    pthread_join(f->th, NULL);
+}
+
+static void t_bad_endpoints(void)
+{
+    /* Refused: a port nobody listens on (bound, then closed). */
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t al = sizeof a;
+    REQUIRE(s >= 0 && bind(s, (struct sockaddr *)&a, sizeof a) == 0 &&
+            getsockname(s, (struct sockaddr *)&a, &al) == 0);
+    close(s);
+    char u[128];
+    snprintf(u, sizeof u, "kurrentdb://127.0.0.1:%d?tls=false", ntohs(a.sin_port));
+    factum_client *c;
+    CHECK_RC(factum_client_connect(u, NULL, &c), FACTUM_ECONNECT);
+    CHECK(strstr(factum_client_last_error(NULL), "refused") != NULL);
+    CHECK_RC(factum_client_connect("kurrentdb://no-such-host.invalid:2113?tls=false", NULL, &c),
+             FACTUM_ECONNECT);
+    /* Silent and HTTP/1.1-only servers are not HTTP/2 servers. */
+    factum_client_options o;
+    factum_client_options_init(&o);
+    CHECK(o.timeout_ms == 10000 && o.connect_timeout_ms == 5000);
+    o.connect_timeout_ms = 300;
+    fake f1, f2;
+    REQUIRE(fake_start(&f1, 0) == 0);
+    REQUIRE(fake_start(&f2, 1) == 0);
+    snprintf(u, sizeof u, "kurrentdb://127.0.0.1:%d?tls=false", f1.port);
+    CHECK_RC(factum_client_connect(u, &o, &c), FACTUM_ECONNECT);
+    CHECK(strstr(factum_client_last_error(NULL), "no HTTP/2 answer") != NULL);
+    snprintf(u, sizeof u, "kurrentdb://127.0.0.1:%d?tls=false", f2.port);
+    CHECK_RC(factum_client_connect(u, &o, &c), FACTUM_ECONNECT);
+    /* ... but the next host of the list may be. */
+    const char *port = strrchr(url, ':');
+    snprintf(u, sizeof u, "kurrentdb://127.0.0.1:%d,127.0.0.1:%d,127.0.0.1:%d?tls=false", f1.port, f2.port,
+             atoi(port + 1));
+    CHECK_RC(factum_client_connect(u, &o, &c), 0);
+    if (c) {
+        char v[32];
+        CHECK_RC(factum_client_server_version(c, v, sizeof v), 0);
+        factum_client_close(c);
+    }
+    fake_stop(&f1);
+    fake_stop(&f2);
+}
+
+static void t_oversized(void)
+{
+    char s[64];
+    sname(s, sizeof s, "big");
+    /* Over the server's event limit (16 MiB by default), in two ways: just
+     * over (refused by the append), and over its message limit (refused by
+     * the framing). The connection survives both. */
+    size_t sizes[] = {FACTUM_DEFAULT_MAX_EVENT_SIZE + 1, FACTUM_DEFAULT_MAX_EVENT_SIZE + (4u << 20)};
+    for (int i = 0; i < 2; i++) {
+        uint8_t *blob = calloc(1, sizes[i]);
+        REQUIRE(blob);
+        factum_event_data e;
+        memset(&e, 0, sizeof e);
+        e.type = "Huge";
+        e.data = blob;
+        e.data_len = sizes[i];
+        factum_append_result r;
+        CHECK_RC(factum_client_append(cl, s, FACTUM_ANY, &e, 1, &r), FACTUM_ETOOBIG);
+        CHECK(factum_client_last_error(cl)[0] != 0);
+        free(blob);
+        int rc;
+        CHECK(count_stream(s, &rc) == -1 && rc == FACTUM_ENOTFOUND);
+    }
+    factum_event_data ok = ev_json("Small", "{}");
+    CHECK_RC(factum_client_append(cl, s, FACTUM_NO_STREAM, &ok, 1, NULL), 0);
+}
+
+static void t_deadline(void)
+{
+    /* A deadline too short for a large read: ETIMEDOUT, and the
+     * connection is still good afterwards (CL-3). */
+    char s[64];
+    sname(s, sizeof s, "deadline");
+    factum_client_options o;
+    factum_client_options_init(&o);
+    o.timeout_ms = 1;
+    factum_client *c;
+    REQUIRE(factum_client_connect(url, &o, &c) == 0);
+    size_t n = 4u << 20;
+    uint8_t *blob = calloc(1, n);
+    REQUIRE(blob);
+    factum_event_data e;
+    memset(&e, 0, sizeof e);
+    e.type = "Slow";
+    e.data = blob;
+    e.data_len = n;
+    factum_event_data es[3] = {e, e, e};
+    REQUIRE(factum_client_append(cl, s, FACTUM_ANY, es, 3, NULL) == 0);
+    int timeouts = 0;
+    for (int i = 0; i < 5; i++) {
+        factum_client_batch *b;
+        int rc = factum_client_read_stream(c, s, 0, FACTUM_FORWARD, 10, &b);
+        if (rc == FACTUM_ETIMEDOUT)
+            timeouts++;
+        else
+            CHECK_RC(rc, 0);
+        factum_client_batch_free(b);
+    }
+    CHECK(timeouts > 0);
+    free(blob);
+    factum_client_close(c);
+    /* The default deadline is fine for the same read. */
+    factum_client_batch *b;
+    CHECK_RC(factum_client_read_stream(cl, s, 0, FACTUM_FORWARD, 10, &b), 0);
+    CHECK_EQ_U64(factum_client_batch_count(b), 3);
+    factum_client_batch_free(b);
+}
+
+int main(void)
+{
+    url = getenv("FACTUMD_URL");
+    if (!url || !*url) {
+        fprintf(stderr, "FACTUMD_URL is not set: run this through tests/integration/client.sh\n");
+        return 1;
+    }
+    snprintf(tag, sizeof tag, "%lx%x", (unsigned long)time(NULL), (unsigned)getpid());
+    int rc = factum_client_connect(url, NULL, &cl);
+    if (rc) {
+        fprintf(stderr, "cannot connect to %s: %s: %s\n", url, factum_strerror(rc),
+                factum_client_last_error(NULL));
+        return 1;
+    }
+    RUN(t_version_stats);
+    RUN(t_connect_forms);
+    RUN(t_expectations);
+    RUN(t_idempotent);
+    RUN(t_read_stream);
+    RUN(t_read_all);
+    RUN(t_delete_tombstone);
+    RUN(t_metadata);
+    RUN(t_large);
+    RUN(t_names);
+    RUN(t_race);
+    RUN(t_shared_client);
+    RUN(t_batch_outlives_client);
+    RUN(t_append_multi);
+    RUN(t_bad_urls);
+    RUN(t_bad_endpoints);
+    RUN(t_oversized);
+    RUN(t_deadline);
+    factum_client_close(cl);
+    return harness_done();
+}

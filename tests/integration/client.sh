@@ -1,0 +1,214 @@
+#!/usr/bin/env bash
+# client.sh - the C client and the command line over the network: starts a
+# real factumd (temporary database, a free port on 127.0.0.1), runs the C
+# client's test program against it (FACTUMD_URL), then drives `factum
+# --server` through every command that works remotely, and finally stops
+# the server with SIGTERM and checks that it shut down cleanly.
+# Usage: tests/integration/client.sh /path/to/factumd /path/to/factum /path/to/integration_client
+set -euo pipefail
+factumd=$(realpath "$1")
+FACTUM=$(realpath "$2")
+client_test=$(realpath "$3")
+: "${FACTUM_TEST_TMP:=${TMPDIR:-/tmp}}"
+mkdir -p "$FACTUM_TEST_TMP"
+T=$(mktemp -d "$FACTUM_TEST_TMP/integration-client.XXXXXX")
+log=$T/factumd.log
+"$factumd" --insecure --mem-db --node-ip 127.0.0.1 --node-port 0 >"$log" 2>&1 &
+pid=$!
+cleanup() { kill -9 "$pid" 2>/dev/null || true; rm -rf "$T"; }
+trap cleanup EXIT
+port=""
+for _ in $(seq 1 100); do
+  port=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$log" | head -1)
+  [ -n "$port" ] && break
+  kill -0 "$pid" 2>/dev/null || { cat "$log"; echo "factumd exited early"; exit 1; }
+  sleep 0.1
+done
+[ -n "$port" ] || { cat "$log"; echo "factumd did not start"; exit 1; }
+URL="kurrentdb://127.0.0.1:$port?tls=false"
+export FACTUMD_URL=$URL
+unset FACTUM_DATA FACTUM_SERVER
+export COLUMNS=120 LC_ALL=C
+
+status=0
+echo "== C client against factumd on port $port"
+if ! "$client_test"; then status=1; fi
+
+echo "== factum --server against factumd on port $port"
+# Every check runs `factum --server $URL ...` (s) or, to compare, the local
+# command line on a data directory (l); both leave stdout in $OUT, stderr
+# in $ERR, and fail on an unexpected exit status or a sanitizer report.
+cli_checks() {
+  set -euo pipefail
+  fail() {
+    local i=0 # the line of cli_checks that failed
+    while [ "${FUNCNAME[i + 1]:-cli_checks}" != cli_checks ]; do i=$((i + 1)); done
+    echo "FAIL (client.sh line ${BASH_LINENO[i]}): $*" >&2
+    exit 1
+  }
+  run() {
+    local want=$1 rc=0
+    shift
+    "$@" >"$T/.out" 2>"$T/.err" || rc=$?
+    OUT=$(cat "$T/.out")
+    ERR=$(cat "$T/.err")
+    case "$ERR" in *Sanitizer*|*"runtime error"*) fail "sanitizer report from: $* :: $ERR" ;; esac
+    [ "$rc" = "$want" ] || fail "exit $rc instead of $want from: $* :: stdout: $OUT :: stderr: $ERR"
+  }
+  s() { local want=$1; shift; run "$want" "$FACTUM" --server "$URL" "$@"; }
+  l() { local want=$1; shift; run "$want" "$FACTUM" --data "$T/local" "$@"; }
+  eq() { [ "$1" = "$2" ] || fail "${3:-value}: expected '$2', got '$1'"; }
+  contains() { case "$1" in *"$2"*) ;; *) fail "${3:-text}: '$1' does not contain '$2'" ;; esac; }
+
+  # append: one event, expectations, NDJSON, --json
+  s 0 append cli-orders --type OrderPlaced --data '{"sku": "a-1", "qty": 2}' --expected no-stream
+  eq "$OUT" "appended 1 event: cli-orders@0, position $(jq -n "$(sed -n 's/.*position \([0-9]*\)$/\1/p' <<<"$OUT")")"
+  P0=$(sed -n 's/.*position \([0-9]*\)$/\1/p' <<<"$OUT")
+  s 0 append cli-orders --type OrderPaid --data '{"amount":10}' --metadata '{"user":"bob"}' --expected 0 --json
+  eq "$(jq -r '[.stream,.count,.firstVersion,.lastVersion,.lastPosition,.idempotent]|@tsv' <<<"$OUT")" \
+    "$(printf 'cli-orders\t1\t1\t1\t%s\tfalse' $((P0 + 1)))" "append --json"
+  s 3 append cli-orders --type X --data '{}' --expected 5
+  contains "$ERR" "factum: append: wrong expected version for stream 'cli-orders': expected 5, actual version 1"
+  s 3 append cli-fresh --type X --data '{}' --expected exists
+  contains "$ERR" "expected exists, the stream has no events"
+  printf '%s\n' '{"type":"A","data":{"n":1}}' '' '{"type":"B","data":"aGk=","dataEncoding":"base64"}' \
+    '{"type":"C","metadata":{"m":true}}' >"$T/three.ndjson"
+  s 0 append cli-batch --file "$T/three.ndjson" --expected no-stream
+  contains "$OUT" "appended 3 events: cli-batch@0..2"
+  s 2 append cli-batch --type X --data '{not json'
+  s 2 append '' --type X
+  # Bad input is refused before anything is sent.
+  s 0 read cli-batch --count 5
+  eq "$(wc -l <<<"$OUT")" 3 "cli-batch events"
+
+  # read: a stream, both ways, --from, --count, --json
+  s 0 read cli-orders
+  contains "$OUT" "cli-orders@0  OrderPlaced"
+  contains "$OUT" "cli-orders@1  OrderPaid"
+  s 0 read cli-orders --backward --count 1 --json
+  eq "$(jq -r '[.version,.type,.data.amount,.metadata.user]|@tsv' <<<"$OUT")" "$(printf '1\tOrderPaid\t10\tbob')"
+  s 0 read cli-batch --from 1 --json
+  eq "$(jq -r .version <<<"$OUT" | tr '\n' ' ')" "1 2 " "read --from 1"
+  eq "$(jq -r 'select(.version==1)|[.data,.dataEncoding]|@tsv' <<<"$OUT")" "$(printf 'aGk=\tbase64')"
+  s 0 read cli-batch --backward --from 1 --json
+  eq "$(jq -r .version <<<"$OUT" | tr '\n' ' ')" "1 0 " "read --backward --from 1"
+  s 4 read cli-nothing
+  eq "$ERR" "factum: read: stream 'cli-nothing' not found"
+
+  # read '$all' with filters, combined as locally: all must hold
+  s 0 read '$all' --stream-prefix cli-o --json
+  eq "$(jq -r .type <<<"$OUT" | tr '\n' ' ')" "OrderPlaced OrderPaid " "stream prefix"
+  s 0 read '$all' --type-prefix Order --stream-regex '^cli-' --json
+  eq "$(jq -r .type <<<"$OUT" | tr '\n' ' ')" "OrderPlaced OrderPaid " "type prefix and stream regex"
+  s 0 read '$all' --stream-prefix cli-batch --type-regex '^[BC]$' --backward --json
+  eq "$(jq -r .type <<<"$OUT" | tr '\n' ' ')" "C B " "backward, prefix and regex"
+  s 0 read '$all' --type-prefix Order --count 1 --json
+  eq "$(jq -r .type <<<"$OUT")" "OrderPlaced" "--count"
+  s 0 read '$all' --from "$P0" --count 2 --json
+  eq "$(jq -r .position <<<"$OUT" | tr '\n' ' ')" "$P0 $((P0 + 1)) " "--from is inclusive"
+  s 0 read '$all' --from "$((P0 + 1))" --backward --count 2 --json
+  eq "$(jq -r .position <<<"$OUT" | tr '\n' ' ')" "$((P0 + 1)) $P0 " "--backward --from is inclusive"
+  s 0 meta set cli-orders '{"owner":"x"}'
+  s 0 read '$all' --stream-prefix '$$cli-orders' --json
+  eq "$(jq -r .type <<<"$OUT")" '$metadata' "system events are in \$all"
+  s 0 read '$all' --stream-prefix '$$cli-orders' --exclude-system --json
+  eq "$OUT" "" "--exclude-system"
+  s 2 read '$all' --stream-regex '([bad'
+  s 2 read cli-orders --type-prefix X
+
+  # info, meta get / set
+  s 0 info cli-orders --json
+  eq "$(jq -r '[.status,.lastVersion,.metadataVersion,.metadata.owner]|@tsv' <<<"$OUT")" "$(printf 'live\t1\t0\tx')"
+  s 0 info cli-none
+  contains "$OUT" "status:           none"
+  s 0 meta get cli-orders
+  eq "$OUT" '{"owner":"x"}'
+  s 3 meta set cli-orders '{"$maxCount":1}' --expected 5
+  contains "$ERR" "wrong expected version for stream '\$\$cli-orders': expected 5, actual version 0"
+  s 0 meta set cli-orders '{"$maxCount":1}' --expected 0 --json
+  eq "$(jq -r '[.stream,.version]|@tsv' <<<"$OUT")" "$(printf 'cli-orders\t1')"
+  s 0 read cli-orders
+  eq "$(wc -l <<<"$OUT")" 1 "\$maxCount hides the older event"
+  s 2 meta set cli-orders '{"$maxCount":"x"}'
+  s 2 meta set cli-orders '[1]'
+
+  # delete and tombstone
+  s 3 delete cli-orders --expected 0
+  s 0 delete cli-orders --expected 1
+  contains "$OUT" "soft-deleted cli-orders (metadata event at position"
+  s 4 read cli-orders
+  eq "$ERR" "factum: read: stream 'cli-orders' is soft-deleted"
+  s 0 info cli-orders --json
+  eq "$(jq -r .status <<<"$OUT")" "soft-deleted"
+  s 0 append cli-orders --type Again --data '{}'
+  eq "$OUT" "appended 1 event: cli-orders@2, position $(jq -n "$(sed -n 's/.*position \([0-9]*\)$/\1/p' <<<"$OUT")")"
+  s 0 tombstone cli-batch --json
+  jq -e '.position > 0' <<<"$OUT" >/dev/null || fail "tombstone --json: $OUT"
+  s 4 read cli-batch
+  eq "$ERR" "factum: read: stream 'cli-batch' is tombstoned (permanently deleted)"
+  s 4 append cli-batch --type X
+  s 4 tombstone cli-batch
+  s 0 info cli-batch
+  contains "$OUT" "status:           tombstoned"
+
+  # export and import: a local store to the server and back
+  l 0 append imp-a --type A --data '{"i":1}' --metadata '{"who":"me"}'
+  l 0 append imp-a --type B --data 'raw bytes' --binary
+  l 0 meta set imp-a '{"$maxCount":5}' --expected no-stream
+  l 0 append imp-t --type T --data '{}'
+  l 0 tombstone imp-t
+  l 0 export "$T/local.ndjson"
+  s 0 import "$T/local.ndjson"
+  contains "$OUT" "imported 5 events into 3 streams"
+  for stream in imp-a '$$imp-a'; do
+    l 0 read "$stream" --json
+    want=$(jq -c 'del(.position,.timestamp)' <<<"$OUT")
+    s 0 read "$stream" --json
+    eq "$(jq -c 'del(.position,.timestamp)' <<<"$OUT")" "$want" "imported $stream"
+  done
+  s 4 read imp-t
+  s 3 import "$T/local.ndjson"
+  contains "$ERR" "wrong expected version"
+  s 0 read imp-a
+  eq "$(wc -l <<<"$OUT")" 2 "a refused import writes nothing"
+  s 0 export "$T/remote.ndjson"
+  contains "$OUT" "exported "
+  eq "$(jq -c 'select(.stream=="imp-a")|del(.position,.timestamp)' "$T/remote.ndjson")" \
+    "$(jq -c 'select(.stream=="imp-a")|del(.position,.timestamp)' "$T/local.ndjson")" "export of imp-a"
+  s 0 export
+  eq "$(wc -l <<<"$OUT")" "$(wc -l <"$T/remote.ndjson")" "export to stdout"
+
+  # stats, and what stays local
+  s 0 stats
+  contains "$OUT" "es-writer-lastPosition "
+  s 0 stats --json
+  jq -e '."es-writer-lastPosition" > 0' <<<"$OUT" >/dev/null || fail "stats --json: $OUT"
+  s 1 streams
+  eq "$ERR" "factum: streams: not available over --server: the protocol has no stream listing (read '\$all' instead)"
+  s 1 verify
+  contains "$ERR" "factum: verify: not available over --server"
+  s 1 dump
+  contains "$ERR" "factum: dump: not available over --server"
+  s 0 read --help
+  contains "$OUT" "usage: factum read"
+
+  # choosing and reaching the server
+  FACTUM_SERVER=$URL run 0 "$FACTUM" read cli-orders --count 1
+  FACTUM_SERVER=$URL run 0 "$FACTUM" --data "$T/local" read imp-a --count 1
+  FACTUM_DATA=$T/local run 0 "$FACTUM" --server "$URL" read cli-orders --count 1
+  run 2 "$FACTUM" --server "$URL" --data "$T/local" read x
+  eq "$ERR" "factum: give --data or --server, not both"
+  run 2 "$FACTUM" --server "kurrentdb://127.0.0.1:$port" read x
+  contains "$ERR" "add ?tls=false"
+  run 2 "$FACTUM" --server "http://127.0.0.1:$port" read x
+  run 1 "$FACTUM" --server "kurrentdb://127.0.0.1:1?tls=false" read x
+  contains "$ERR" "factum: read: cannot connect to 'kurrentdb://127.0.0.1:1?tls=false': no server answered"
+  echo "cli checks passed"
+}
+if ! (cli_checks); then status=1; fi
+
+kill -TERM "$pid"
+if ! wait "$pid"; then echo "factumd did not shut down cleanly"; cat "$log"; status=1; fi
+trap 'rm -rf "$T"' EXIT
+if grep -E "ERROR|runtime error|AddressSanitizer|LeakSanitizer" "$log"; then status=1; fi
+exit $status
