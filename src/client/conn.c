@@ -387,23 +387,20 @@ static int flush_out(factum_client *c)
             c->woff += (size_t)w;
         }
         c->wbuf.len = c->woff = 0;
-        const uint8_t *p;
-        ssize_t n = nghttp2_session_mem_send(c->h2, &p);
-        if (n < 0) {
-            client_seterr(c, "HTTP/2 error: %s", nghttp2_strerror((int)n));
-            return n == NGHTTP2_ERR_NOMEM ? -ENOMEM : FACTUM_ECONNECT;
+        /* Gather every frame nghttp2 has ready (up to 64 KiB) and hand them
+         * to the socket in one send: a call's frames then travel together. */
+        for (;;) {
+            const uint8_t *p;
+            ssize_t n = nghttp2_session_mem_send(c->h2, &p);
+            if (n < 0) {
+                client_seterr(c, "HTTP/2 error: %s", nghttp2_strerror((int)n));
+                return n == NGHTTP2_ERR_NOMEM ? -ENOMEM : FACTUM_ECONNECT;
+            }
+            if (n == 0) break;
+            if (base_buf_append(&c->wbuf, p, (size_t)n)) return -ENOMEM;
+            if (c->wbuf.len >= 65536) break;
         }
-        if (n == 0) return 0;
-        ssize_t w;
-        do
-            w = send(c->fd, p, (size_t)n, MSG_NOSIGNAL);
-        while (w < 0 && errno == EINTR);
-        if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
-            client_seterr(c, "writing to the server failed: %s", strerror(errno));
-            return FACTUM_ECONNECT;
-        }
-        if (w < 0) w = 0;
-        if (w < n && base_buf_append(&c->wbuf, p + w, (size_t)(n - w))) return -ENOMEM;
+        if (c->wbuf.len == 0) return 0;
     }
 }
 

@@ -84,6 +84,11 @@ typedef struct net_config {
     size_t call_buffer_limit; /* queued output per call */
     void (*log_fn)(void *ctx, int level, const char *msg);
     void *log_ctx;
+    /* Optional: non-zero while work posted back soon is in flight (appends
+     * waiting for their fdatasync); the loop then polls briefly instead of
+     * sleeping. */
+    int (*spin_hint)(void *ctx);
+    void *spin_ctx;
 } net_config;
 
 void net_config_init(net_config *c);

@@ -279,6 +279,7 @@ static void done_loop(void *arg)
     batch *b = arg;
     bcall *k = b->owner;
     net_call *c = k->c;
+    k->ctx->inflight--;
     k->in_store--;
     k->busy = 1;
     if (!k->closed) {
@@ -321,9 +322,11 @@ static void submit(bcall *k, batch *b)
 {
     factum_append_req q = {b->stream, b->expected, b->ev.ev, b->ev.n};
     k->in_store++;
+    k->ctx->inflight++;
     net_call_ref(k->c);
     int rc = factum_append_async(k->ctx->store, &q, 1, done_store, b);
     if (rc) {
+        k->ctx->inflight--;
         k->in_store--;
         net_call_unref(k->c);
         k->ctx->st.append_errors++;

@@ -39,9 +39,13 @@ typedef struct rpc_ctx {
     void (*log_fn)(void *ctx, int level, const char *msg);
     void *log_ctx;
     rpc_stats st;
+    uint64_t inflight; /* store operations started and not yet answered */
     uint8_t *pack_buf; /* reused buffer for packing (loop thread only) */
     size_t pack_cap;
 } rpc_ctx;
+
+/* For net_config.spin_hint: is store work in flight? */
+int rpc_spin_hint(void *ctx);
 
 /* The method table, with svc pointing at ctx. The array is owned by the
  * caller (free it after net_server_free). */

@@ -608,6 +608,7 @@ out:
 static void append_done_loop(void *arg)
 {
     append_call *a = arg;
+    a->ctx->inflight--;
     if (a->closed) {
         net_call_unref(a->c);
         append_call_free(a);
@@ -735,8 +736,10 @@ static void append_half_close(net_call *c)
     factum_append_req q = {a->stream, a->expected, a->ev.ev, a->ev.n};
     net_call_ref(c);
     a->pending = 1;
+    a->ctx->inflight++;
     int rc = factum_append_async(a->ctx->store, &q, 1, append_done_store, a);
     if (rc) {
+        a->ctx->inflight--;
         a->pending = 0;
         net_call_unref(c);
         if (rc == FACTUM_EWRONGVERSION) rc = FACTUM_EINVAL;
@@ -795,6 +798,7 @@ static void delete_free(delete_call *d)
 static void delete_done_loop(void *arg)
 {
     delete_call *d = arg;
+    d->ctx->inflight--;
     d->pending = 0;
     net_call *c = d->c;
     if (d->closed) {
@@ -861,9 +865,11 @@ static void delete_message(net_call *c, const uint8_t *msg, size_t len)
     }
     net_call_ref(c);
     d->pending = 1;
+    d->ctx->inflight++;
     rc = d->tombstone ? factum_tombstone_stream_async(d->ctx->store, d->stream, d->expected, delete_done_store, d)
                       : factum_delete_stream_async(d->ctx->store, d->stream, d->expected, delete_done_store, d);
     if (rc) {
+        d->ctx->inflight--;
         d->pending = 0;
         net_call_unref(c);
         rpc_fail_store(c, rc, d->stream, d->expected, -1);
@@ -904,4 +910,13 @@ int rpc_take_event(rpc_ctx *ctx, net_call *c, const EventStore__Client__UUID *id
     if (take_event(ctx, c, id, n_meta, keys, values, data, meta, &e->ev[e->n], &e->store[e->n], &e->bytes)) return -1;
     e->n++;
     return 0;
+}
+
+int rpc_spin_hint(void *ctx)
+{
+    /* A few appends waiting (a lone or a few sequential clients): their
+     * answers come within one fdatasync, worth polling for. With many, the
+     * loop has other work and the clients need the CPU more. */
+    uint64_t n = ((rpc_ctx *)ctx)->inflight;
+    return n > 0 && n <= 4;
 }

@@ -291,6 +291,7 @@ out:
 static void session_done_loop(void *arg)
 {
     session *s = arg;
+    s->ctx->inflight--;
     s->pending = 0;
     net_call *c = s->c;
     if (s->closed) {
@@ -394,9 +395,11 @@ static void session_half_close(net_call *c)
         reqs[i] = (factum_append_req){s->parts[i].stream, s->parts[i].expected, s->parts[i].ev.ev, s->parts[i].ev.n};
     net_call_ref(c);
     s->pending = 1;
+    s->ctx->inflight++;
     int rc = factum_append_async(s->ctx->store, reqs, s->n, session_done_store, s);
     free(reqs); /* the request structs are copied into the writer's request */
     if (rc) {
+        s->ctx->inflight--;
         s->pending = 0;
         net_call_unref(c);
         rpc_fail_store(c, rc, s->parts[0].stream, s->parts[0].expected, -1);

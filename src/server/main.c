@@ -93,6 +93,8 @@ int main(int argc, char **argv)
     nc.max_connections = cfg->max_connections;
     nc.max_message = cfg->max_append_event_size + (1u << 20);
     nc.log_fn = slog_sink;
+    nc.spin_hint = rpc_spin_hint;
+    nc.spin_ctx = r;
     if ((rc = net_server_new(&nc, st.methods, st.n_methods, srv_http, &st, &st.net))) {
         slog_write(SLOG_ERROR, "cannot listen on %s:%d: %s", cfg->node_ip, cfg->node_port, strerror(-rc));
         goto out;

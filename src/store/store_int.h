@@ -136,6 +136,8 @@ struct factum_store {
     unsigned q_waiting_space;
     int leader;        /* someone leads (runs groups); see writer.c */
     int writer_lead;   /* the lead is handed to the writer thread */
+    _Atomic int writer_spinning, writer_kick; /* see writer_main */
+    uint64_t last_group_ns;                   /* writer thread only */
     struct group *grp; /* the leader's working buffers */
     int stopping, abandon;
     _Atomic int failed; /* ST-4: the error that stopped the store, 0 if none */

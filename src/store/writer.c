@@ -875,6 +875,8 @@ static void hand_off(factum_store *s)
 /* Run groups (q_mu held on entry and exit) until `me` is done (or, for the
  * writer thread, me == NULL, until the queue is empty). */
 #define EXTRA_GROUPS 2 /* groups a leader runs for others after its own is done */
+#define SPIN_NS 300000u        /* how long the writer thread looks for work before sleeping */
+#define SPIN_AFTER_NS 2000000u /* ... if it led a group this recently */
 
 static void lead(factum_store *s, wreq *me)
 {
@@ -912,6 +914,22 @@ static void *writer_main(void *arg)
     while (1) {
         int idle = !s->writer_lead && !(s->q_head && !s->leader);
         if (idle && s->stopping && !s->leader && !s->q_head) break;
+        if (idle && !s->stopping && base_mono_ns() - s->last_group_ns < SPIN_AFTER_NS) {
+            /* Busy recently: look for new work for a moment before sleeping.
+             * A thread wake-up costs tens of microseconds on small virtual
+             * machines, about what the next request of a busy client takes to
+             * arrive. Submitters do not signal while we spin (writer_kick). */
+            atomic_store(&s->writer_spinning, 1);
+            pthread_mutex_unlock(&s->q_mu);
+            uint64_t until = base_mono_ns() + SPIN_NS;
+            while (!atomic_load_explicit(&s->writer_kick, memory_order_acquire) && base_mono_ns() < until)
+                __builtin_ia32_pause();
+            atomic_store(&s->writer_spinning, 0);
+            atomic_store(&s->writer_kick, 0);
+            pthread_mutex_lock(&s->q_mu);
+            if (!s->writer_lead && !(s->q_head && !s->leader)) s->last_group_ns = 0; /* nothing came: sleep next */
+            continue;
+        }
         if (idle) {
             if (s->opts.durability == FACTUM_RELAXED) {
                 /* Leaders write without waking this thread, so in relaxed
@@ -947,6 +965,7 @@ static void *writer_main(void *arg)
         s->writer_lead = 0;
         s->leader = 1;
         lead(s, NULL);
+        s->last_group_ns = base_mono_ns();
     }
     /* Closing: make the relaxed tail durable. */
     if (!s->abandon && s->unsynced && !atomic_load(&s->failed)) {
@@ -1010,13 +1029,18 @@ int writer_submit(factum_store *s, wreq *r)
     s->q_tail = r;
     s->q_len++;
     if (r->cb) {
-        /* Asynchronous: the writer thread leads if nobody does. */
-        if (!s->leader && !s->writer_lead) {
+        /* Asynchronous: the writer thread leads if nobody does. Signal after
+         * unlocking, so that it does not wake only to wait for q_mu. */
+        int wake = !s->leader && !s->writer_lead;
+        if (wake) {
             s->writer_lead = 1;
             s->leader = 1; /* reserved for the writer thread */
-            pthread_cond_signal(&s->q_cv);
         }
         pthread_mutex_unlock(&s->q_mu);
+        if (wake) {
+            if (atomic_load(&s->writer_spinning)) atomic_store_explicit(&s->writer_kick, 1, memory_order_release);
+            else pthread_cond_signal(&s->q_cv);
+        }
         return 0;
     }
     if (!s->leader) {
