@@ -28,6 +28,7 @@ static const command commands[] = {
     {"export", cli_cmd_export, "write every event as NDJSON"},
     {"import", cli_cmd_import, "append the events of an export file"},
     {"stats", cli_cmd_stats, "print the store's statistics"},
+    {"bench", cli_cmd_bench, "run the BENCH.md workloads (locally or against --server)"},
 };
 
 #define N_COMMANDS (sizeof commands / sizeof commands[0])

@@ -203,6 +203,11 @@ cli_checks() {
   run 2 "$FACTUM" --server "http://127.0.0.1:$port" read x
   run 1 "$FACTUM" --server "kurrentdb://127.0.0.1:1?tls=false" read x
   contains "$ERR" "factum: read: cannot connect to 'kurrentdb://127.0.0.1:1?tls=false': no server answered"
+  # bench over the network: every workload runs and the contention check passes
+  s 0 bench --count 400 --clients 4 --workload W1,W2,W3,W4,W5,W7
+  contains "$OUT" "factum bench against"
+  contains "$OUT" "PASS"
+  lacks "$OUT" "FAIL"
   echo "cli checks passed"
 }
 if ! (cli_checks); then status=1; fi
