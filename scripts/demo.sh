@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Build factum and show what it does on its embedded storage (the factum
-# command line on a local data directory): the brief's bank-account events
-# appended with optimistic concurrency, read back, the stream and the global
-# order, a concurrency conflict, an idempotent retry, and verification.
+# Build factum and show what it does: first the command line on a local data
+# directory (the embedded storage): the brief's bank-account events appended
+# with optimistic concurrency, read back, the stream and the global order, a
+# concurrency conflict, an idempotent retry, verification; then factumd, the
+# server, on its embedded storage, spoken to over the KurrentDB protocol.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh
@@ -38,3 +39,32 @@ say $factum read '$all'
 say $factum streams
 say $factum info account-42
 say $factum verify
+
+echo
+echo "== factumd: the same engine as a KurrentDB-compatible server =="
+srvlog=$(dirname "$FACTUM_DATA")/factumd.log
+build/release/factumd --insecure --db "$(dirname "$FACTUM_DATA")/server-db" --node-ip 127.0.0.1 --node-port 0 >"$srvlog" 2>&1 &
+srv=$!
+trap 'kill -TERM $srv 2>/dev/null; wait $srv 2>/dev/null; rm -rf "$(dirname "$FACTUM_DATA")"' EXIT
+port=""
+for _ in $(seq 1 100); do
+  port=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$srvlog" | head -1)
+  [ -n "$port" ] && break; sleep 0.1
+done
+url="kurrentdb://127.0.0.1:$port?tls=false"
+cat "$srvlog"
+unset FACTUM_DATA
+say curl -s -o /dev/null -w 'GET /health/live -> %{http_code}\n' "http://127.0.0.1:$port/health/live"
+say curl -s "http://127.0.0.1:$port/info"
+echo "# any KurrentDB/EventStoreDB client connects with $url; here the factum CLI over gRPC:"
+say $factum --server "$url" append account-42 --expected no-stream --type AccountOpened --data '{"owner":"Alice"}'
+say $factum --server "$url" append account-42 --expected 0 --type MoneyDeposited --data '{"amount":1000}'
+say $factum --server "$url" append account-42 --expected 0 --type MoneyDeposited --data '{"amount":1}' || true
+say $factum --server "$url" read account-42
+say $factum --server "$url" bench --count 2000 --workload W1,W2,W4,W7
+echo
+echo "# metrics for Prometheus:"
+curl -s "http://127.0.0.1:$port/metrics" | grep -E '^factum_(appends_total|events_written_total|group_commits_total|grpc_calls_total|connections_total) '
+kill -TERM $srv; wait $srv
+echo
+echo "factumd stopped cleanly. Next: README.md (the Node example, configuration), docs/."
