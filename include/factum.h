@@ -315,6 +315,137 @@ FACTUM_API int factum_read_all(factum_store *s, uint64_t from, int direction, co
  * (no such position), FACTUM_ECORRUPT. */
 FACTUM_API int factum_read_position(factum_store *s, uint64_t position, factum_event *ev);
 
+/* Links: an event of type "$>" whose data is "<version>@<stream>" points
+ * at that event (projections write them). Resolve the link `link` into
+ * *target. Errors: FACTUM_EINVAL (not a link, or malformed data),
+ * FACTUM_ENOTFOUND (the target does not exist or is hidden by its stream's
+ * metadata), FACTUM_EDELETED (its stream is tombstoned), FACTUM_ECORRUPT. */
+#define FACTUM_LINK_TYPE "$>"
+FACTUM_API int factum_resolve_link(factum_store *s, const factum_event *link, factum_event *target);
+
+/* ---------------------------------------------------------------------------
+ * Commit notification
+ * ------------------------------------------------------------------------- */
+
+/* Called after each group of appends is committed (durable mode: after its
+ * fdatasync), with the new last committed position. It runs on the thread
+ * that committed the group (the store's writer or an appending thread),
+ * before the appends of the group are acknowledged: return quickly, do not
+ * block, and call no function of this store from it but the read calls. */
+typedef void (*factum_commit_fn)(void *ctx, uint64_t last_position);
+
+/* Register / unregister a listener (fn and ctx together name it). After
+ * remove returns, fn is not running and will not be called again for ctx.
+ * Errors: -ENOMEM, FACTUM_ENOTFOUND (remove of an unknown listener). */
+FACTUM_API int factum_commit_listener_add(factum_store *s, factum_commit_fn fn, void *ctx);
+FACTUM_API int factum_commit_listener_remove(factum_store *s, factum_commit_fn fn, void *ctx);
+
+/* Wait until the last committed position is greater than `position`, or
+ * timeout_ms passed (< 0: no limit). Returns 1 when it is, 0 on timeout.
+ * Any number of threads may wait at once. */
+FACTUM_API int factum_wait_for_position(factum_store *s, uint64_t position, int timeout_ms);
+
+/* ---------------------------------------------------------------------------
+ * Subscriptions: follow a stream or $all, catching up, then live
+ *
+ * A subscription is a cursor over the log: it reads what is already stored
+ * and then what is committed later, in order, each event exactly once, with
+ * no gap at the switch from history to live (there is no switch in the data
+ * path: history and live events are read from the same log). It holds no
+ * buffer of events: a consumer that reads slowly simply reads from further
+ * back (for the operating system, from disk rather than page cache), so
+ * memory does not grow with its lag.
+ *
+ * Pull style: factum_sub_poll returns the next items (events and markers)
+ * and can wait for more. A subscription is used by one thread at a time;
+ * many subscriptions may run at once from any threads. Close every
+ * subscription before its store.
+ * ------------------------------------------------------------------------- */
+
+typedef struct factum_sub factum_sub;
+
+enum factum_sub_from {
+    FACTUM_SUB_START = 0, /* from the first event */
+    FACTUM_SUB_END = 1,   /* only events committed after the subscription opened */
+    FACTUM_SUB_AFTER = 2, /* after `after` (a version, or for $all a position): exclusive,
+                             as KurrentDB; pass a checkpoint here to resume */
+};
+
+typedef struct factum_sub_options {
+    const char *stream;   /* the stream to follow; NULL or "$all": the global log */
+    int from;             /* enum factum_sub_from (default FACTUM_SUB_START) */
+    uint64_t after;       /* for FACTUM_SUB_AFTER */
+    const factum_filter *filter; /* $all only (NULL: every event); borrowed until close */
+    /* $all: emit a FACTUM_SUB_CHECKPOINT item after every this many events
+     * examined (matching the filter or not), so that a consumer of a sparse
+     * filter can record its progress. 0: never (default). */
+    uint32_t checkpoint_interval;
+    /* A live subscription that is more than this many events (of $all, or
+     * of its stream) behind the head is reported as having fallen behind
+     * (FACTUM_SUB_FELL_BEHIND), and as caught up again when it reaches the
+     * head. Default 10000; 0 is taken as 1. */
+    uint64_t live_lag;
+    int resolve_links; /* deliver the target of "$>" link events, with the link beside it */
+} factum_sub_options;
+
+FACTUM_API void factum_sub_options_init(factum_sub_options *o);
+
+/* Open a subscription per *o (NULL: $all from the start). Subscribing to a
+ * stream that does not exist yet, or is soft-deleted, is allowed (its events
+ * arrive when it is written). Errors: FACTUM_EBADNAME, FACTUM_EDELETED (the
+ * stream is tombstoned), FACTUM_EINVAL (a filter on a stream subscription),
+ * -ENOMEM. */
+FACTUM_API int factum_sub_open(factum_store *s, const factum_sub_options *o, factum_sub **out);
+/* Close and free. NULL is a no-op. */
+FACTUM_API void factum_sub_close(factum_sub *sub);
+
+enum factum_sub_item_kind {
+    FACTUM_SUB_EVENT = 0,       /* `event` (and `link`, for a resolved link) */
+    FACTUM_SUB_CAUGHT_UP = 1,   /* everything up to the head was delivered; live from here */
+    FACTUM_SUB_FELL_BEHIND = 2, /* live, but more than live_lag behind: catching up again */
+    FACTUM_SUB_CHECKPOINT = 3,  /* everything up to `position` was examined ($all) */
+};
+
+typedef struct factum_sub_item {
+    int kind;            /* enum factum_sub_item_kind */
+    factum_event event;  /* FACTUM_SUB_EVENT: the event, or a link's target */
+    factum_event link;   /* the link event when has_link */
+    int has_link;        /* resolve_links and the event was a resolved link */
+    int unresolved;      /* resolve_links, a link whose target is gone: `event` is the link itself */
+    /* Progress after this item: for $all the last position examined; for a
+     * stream, the last version delivered (FACTUM_END if none yet). Resume
+     * with FACTUM_SUB_AFTER and this value. */
+    uint64_t position;
+} factum_sub_item;
+
+/* Fill items[0..cap) with the next items in order and set *n_out. If none
+ * are ready, wait up to timeout_ms (0: return at once with *n_out = 0;
+ * < 0: no limit) for new commits. Event pointers are valid until the store
+ * is closed. The first FACTUM_SUB_CAUGHT_UP comes once the subscription
+ * reached the head (at once for FACTUM_SUB_END). Errors: FACTUM_EDELETED
+ * (the stream was tombstoned; the items before it were delivered by earlier
+ * calls), FACTUM_ECORRUPT, FACTUM_EINVAL (cap < 4). A return with *n_out = 0
+ * does not always mean the subscription is at the head: each call examines
+ * a bounded number of events (a sparse filter may match none of them);
+ * factum_sub_pending tells whether to call again at once. */
+FACTUM_API int factum_sub_poll(factum_sub *sub, factum_sub_item *items, size_t cap, size_t *n_out, int timeout_ms);
+
+/* 1 if committed events wait at the cursor (poll again without waiting),
+ * 0 if the subscription is at the head. */
+FACTUM_API int factum_sub_pending(const factum_sub *sub);
+
+/* Where a subscription stands. */
+typedef struct factum_sub_status {
+    int live;              /* caught up and not fallen behind since */
+    uint64_t position;     /* as factum_sub_item.position after the last item returned */
+    uint64_t delivered;    /* events returned so far */
+    uint64_t lag_events;   /* committed events (of $all, or of its stream) not yet examined */
+    int64_t lag_ns;        /* age of the oldest of them (0 when lag_events is 0) */
+} factum_sub_status;
+
+/* Fill *st (reads the log for lag_ns). Errors: FACTUM_ECORRUPT. */
+FACTUM_API int factum_sub_get_status(factum_sub *sub, factum_sub_status *st);
+
 /* ---------------------------------------------------------------------------
  * Streams: state, metadata, deletion, listing
  * ------------------------------------------------------------------------- */

@@ -245,6 +245,7 @@ static int recover(factum_store *s, const idx_checkpoint *cp)
 static void free_handle(factum_store *s)
 {
     cache_deinit(&s->cache);
+    notify_deinit(s);
     if (s->lock_fd >= 0) close(s->lock_fd);
     pthread_mutex_destroy(&s->q_mu);
     pthread_cond_destroy(&s->q_cv);
@@ -268,7 +269,14 @@ int store_open_io(const char *path, const factum_options *opts, io_env *io, fact
     pthread_mutex_init(&s->q_mu, NULL);
     pthread_cond_init(&s->q_cv, NULL);
     pthread_cond_init(&s->q_space, NULL);
-    int rc = 0;
+    int rc = notify_init(s);
+    if (rc) {
+        pthread_mutex_destroy(&s->q_mu);
+        pthread_cond_destroy(&s->q_cv);
+        pthread_cond_destroy(&s->q_space);
+        free(s);
+        return rc;
+    }
     if (o->durability != FACTUM_DURABLE && o->durability != FACTUM_RELAXED) rc = FACTUM_EINVAL;
     if (!o->max_event_size || !o->max_append_size || !o->memtable_entries) rc = FACTUM_EINVAL;
     if (!o->flush_interval_ms) o->flush_interval_ms = 1;

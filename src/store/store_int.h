@@ -145,6 +145,13 @@ struct factum_store {
     _Atomic uint64_t last_sync_ns;
     _Atomic int unsynced; /* relaxed: writes since the last fdatasync */
 
+    /* commit notification (notify.c) */
+    _Atomic uint32_t commit_seq;  /* futex word, bumped after each publish */
+    _Atomic int commit_waiters;   /* threads waiting on commit_seq */
+    pthread_rwlock_t lis_mu;      /* listeners: read-held while calling them */
+    struct listener *lis;
+    size_t n_lis, cap_lis;
+
     /* statistics */
     _Atomic uint64_t st_appends, st_events, st_bytes, st_fsyncs, st_fsync_ns, st_fsync_max, st_groups,
         st_group_max;
@@ -160,6 +167,12 @@ void store_abandon(factum_store *s);
 int writer_start(factum_store *s);
 void writer_stop(factum_store *s);
 int writer_submit(factum_store *s, wreq *r); /* queues; waits for room */
+
+/* notify.c */
+int notify_init(factum_store *s);
+void notify_deinit(factum_store *s);
+/* After committed_pos moved to `last`: wake waiters, call listeners. */
+void notify_commit(factum_store *s, uint64_t last);
 
 /* state.c */
 /* Build "$$<stream>" into buf (>= len + 3). */

@@ -716,6 +716,7 @@ static int commit_group(factum_store *s, group *g, int want_sync)
     }
     atomic_store(&s->log_end, lo + g->buf.len);
     atomic_store_explicit(&s->committed_pos, g->first_pos + g->n_ev - 1, memory_order_release);
+    notify_commit(s, g->first_pos + g->n_ev - 1);
     if (irc) {
         /* The events are durable, but the in-memory index could not take
          * them: stop accepting appends; reopening rebuilds the index. */
