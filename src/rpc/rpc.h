@@ -11,6 +11,7 @@
 #define FACTUM_RPC_H
 
 #include <protobuf-c/protobuf-c.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "factum.h"
@@ -25,7 +26,10 @@ typedef struct rpc_stats {
     uint64_t reads, read_events, read_bytes;
     uint64_t deletes, tombstones;
     uint64_t calls_unimplemented;
+    uint64_t subs_active, subs_total, sub_events, sub_caught_up, sub_fell_behind, sub_checkpoints;
 } rpc_stats;
+
+struct rpc_sub;
 
 typedef struct rpc_ctx {
     factum_store *store;
@@ -42,7 +46,17 @@ typedef struct rpc_ctx {
     uint64_t inflight; /* store operations started and not yet answered */
     uint8_t *pack_buf; /* reused buffer for packing (loop thread only) */
     size_t pack_cap;
+    /* Subscriptions (subscribe.c): those at the head wait in sub_waiting
+     * until a commit listener posts a wake-up to the loop (RPC-4). */
+    uint64_t sub_live_lag;
+    struct rpc_sub *sub_waiting, *sub_waking;
+    int sub_listening;
+    _Atomic int sub_wake_posted;
 } rpc_ctx;
+
+/* Undo what serving set up on the store (the commit listener). Call before
+ * the store is closed. */
+void rpc_deinit(rpc_ctx *ctx);
 
 /* For net_config.spin_hint: is store work in flight? */
 int rpc_spin_hint(void *ctx);

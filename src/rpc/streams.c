@@ -31,30 +31,36 @@ typedef EventStore__Client__Streams__ReadResp__ReadEvent__RecordedEvent__Metadat
 
 /* ---- events out ------------------------------------------------------ */
 
-void rpc_event_init(rpc_event_msg *b)
+static void recorded_init(rpc_recorded *r)
 {
-    memset(b, 0, sizeof *b);
-    event_store__client__streams__read_resp__init(&b->resp);
-    event_store__client__streams__read_resp__read_event__init(&b->re);
-    event_store__client__streams__read_resp__read_event__recorded_event__init(&b->rec);
-    event_store__client__uuid__init(&b->uuid);
-    event_store__client__uuid__structured__init(&b->su);
-    event_store__client__stream_identifier__init(&b->sid);
+    memset(r, 0, sizeof *r);
+    event_store__client__streams__read_resp__read_event__recorded_event__init(&r->rec);
+    event_store__client__uuid__init(&r->uuid);
+    event_store__client__uuid__structured__init(&r->su);
+    event_store__client__stream_identifier__init(&r->sid);
     for (int i = 0; i < 3; i++) {
-        event_store__client__streams__read_resp__read_event__recorded_event__metadata_entry__init(&b->me[i]);
-        b->mep[i] = &b->me[i];
+        event_store__client__streams__read_resp__read_event__recorded_event__metadata_entry__init(&r->me[i]);
+        r->mep[i] = &r->me[i];
     }
-    b->resp.content_case = EVENT_STORE__CLIENT__STREAMS__READ_RESP__CONTENT_EVENT;
-    b->resp.event = &b->re;
-    b->re.event = &b->rec;
-    b->re.position_case = EVENT_STORE__CLIENT__STREAMS__READ_RESP__READ_EVENT__POSITION_COMMIT_POSITION;
-    b->rec.id = &b->uuid;
-    b->rec.stream_identifier = &b->sid;
-    b->rec.n_metadata = 3;
-    b->rec.metadata = b->mep;
+    r->rec.id = &r->uuid;
+    r->rec.stream_identifier = &r->sid;
+    r->rec.n_metadata = 3;
+    r->rec.metadata = r->mep;
 }
 
-void rpc_event_fill(rpc_event_msg *b, const factum_event *ev, int uuid_string)
+void rpc_event_init(rpc_event_msg *b)
+{
+    event_store__client__streams__read_resp__init(&b->resp);
+    event_store__client__streams__read_resp__read_event__init(&b->re);
+    recorded_init(&b->ev);
+    recorded_init(&b->link);
+    b->resp.content_case = EVENT_STORE__CLIENT__STREAMS__READ_RESP__CONTENT_EVENT;
+    b->resp.event = &b->re;
+    b->re.event = &b->ev.rec;
+    b->re.position_case = EVENT_STORE__CLIENT__STREAMS__READ_RESP__READ_EVENT__POSITION_COMMIT_POSITION;
+}
+
+static void recorded_fill(rpc_recorded *b, const factum_event *ev, int uuid_string)
 {
     if (uuid_string) {
         factum_uuid_format(ev->id, b->idtext);
@@ -75,7 +81,6 @@ void rpc_event_fill(rpc_event_msg *b, const factum_event *ev, int uuid_string)
     b->sid.stream_name.len = ev->stream_len;
     b->rec.stream_revision = ev->version;
     b->rec.prepare_position = b->rec.commit_position = ev->position;
-    b->re.commit_position = ev->position;
     snprintf(b->created, sizeof b->created, "%" PRId64, rpc_ticks(ev->timestamp_ns));
     b->me[0].key = "type";
     b->me[0].value = (char *)ev->type;
@@ -89,12 +94,45 @@ void rpc_event_fill(rpc_event_msg *b, const factum_event *ev, int uuid_string)
     b->rec.custom_metadata.len = ev->metadata_len;
 }
 
+void rpc_event_fill(rpc_event_msg *b, const factum_event *ev, int uuid_string)
+{
+    recorded_fill(&b->ev, ev, uuid_string);
+    b->re.event = &b->ev.rec;
+    b->re.link = NULL;
+    b->re.commit_position = ev->position;
+}
+
+void rpc_event_fill_resolved(rpc_event_msg *b, const factum_event *event, const factum_event *link, int uuid_string)
+{
+    if (!link) {
+        rpc_event_fill(b, event, uuid_string);
+        return;
+    }
+    recorded_fill(&b->link, link, uuid_string);
+    b->re.link = &b->link.rec;
+    b->re.event = NULL;
+    if (event) {
+        recorded_fill(&b->ev, event, uuid_string);
+        b->re.event = &b->ev.rec;
+    }
+    b->re.commit_position = link->position;
+}
+
+int rpc_resolve(rpc_ctx *ctx, const factum_event *ev, factum_event *target)
+{
+    if (ev->type_len != 2 || memcmp(ev->type, FACTUM_LINK_TYPE, 2) != 0) return 0;
+    int rc = factum_resolve_link(ctx->store, ev, target);
+    if (rc == 0) return 1;
+    if (rc == FACTUM_ENOTFOUND || rc == FACTUM_EDELETED || rc == FACTUM_EINVAL) return -1;
+    return rc < -1 ? rc : -1;
+}
+
 /* ---- Read ----------------------------------------------------------- */
 
 typedef struct read_call {
     rpc_ctx *ctx;
     net_call *c;
-    int have_request, is_all, backward, uuid_string, compat, done;
+    int have_request, is_all, backward, uuid_string, compat, done, resolve_links;
     int exhausted; /* nothing more to read in this direction */
     char *stream;
     size_t stream_len;
@@ -103,6 +141,7 @@ typedef struct read_call {
     factum_filter *filter;
     uint64_t last_version; /* for last_stream_position */
     int posted;            /* a continuation is queued */
+    struct rpc_sub *sub;   /* a subscription read (subscribe.c) */
     factum_event page[64];
     size_t page_n, page_i;
 } read_call;
@@ -145,7 +184,14 @@ static int read_flush_page(read_call *r)
     rpc_event_init(&m);
     while (r->page_i < r->page_n) {
         const factum_event *ev = &r->page[r->page_i];
-        rpc_event_fill(&m, ev, r->uuid_string);
+        factum_event target;
+        int res = r->resolve_links ? rpc_resolve(r->ctx, ev, &target) : 0;
+        if (res < -1) {
+            rpc_fail_store(r->c, res, NULL, 0, -1);
+            return -1;
+        }
+        if (res) rpc_event_fill_resolved(&m, res > 0 ? &target : NULL, ev, r->uuid_string);
+        else rpc_event_fill(&m, ev, r->uuid_string);
         int rc = rpc_send(r->ctx, r->c, &m.resp.base);
         if (rc == -EAGAIN) return 0;
         if (rc) return -1;
@@ -244,6 +290,22 @@ static int expr_filter(const EventStore__Client__Streams__ReadReq__Options__Filt
     return FACTUM_EINVAL;
 }
 
+int rpc_read_filter(net_call *c, const EventStore__Client__Streams__ReadReq__Options__FilterOptions *f,
+                    factum_filter **out)
+{
+    int rc;
+    if (f->filter_case == EVENT_STORE__CLIENT__STREAMS__READ_REQ__OPTIONS__FILTER_OPTIONS__FILTER_STREAM_IDENTIFIER)
+        rc = expr_filter(f->stream_identifier, FACTUM_FILTER_STREAM, out);
+    else if (f->filter_case == EVENT_STORE__CLIENT__STREAMS__READ_REQ__OPTIONS__FILTER_OPTIONS__FILTER_EVENT_TYPE)
+        rc = expr_filter(f->event_type, FACTUM_FILTER_EVENT_TYPE, out);
+    else
+        rc = FACTUM_EINVAL;
+    if (rc)
+        rpc_fail(c, GRPC_INVALID_ARGUMENT, rc == FACTUM_EBADREGEX ? "invalid filter regex" : "invalid filter", NULL,
+                 NULL);
+    return rc;
+}
+
 static void read_request(read_call *r, const ReadOpts *o)
 {
     net_call *c = r->c;
@@ -262,10 +324,10 @@ static void read_request(read_call *r, const ReadOpts *o)
         return;
     }
     if (o->count_option_case == EVENT_STORE__CLIENT__STREAMS__READ_REQ__OPTIONS__COUNT_OPTION_SUBSCRIPTION) {
-        r->ctx->st.calls_unimplemented++;
-        rpc_fail(c, GRPC_UNIMPLEMENTED, "subscriptions are not available in this version of factumd", NULL, NULL);
+        r->sub = rpc_sub_start(r->ctx, c, o);
         return;
     }
+    r->resolve_links = o->resolve_links;
     r->uuid_string = o->uuid_option->content_case == EVENT_STORE__CLIENT__STREAMS__READ_REQ__OPTIONS__UUIDOPTION__CONTENT_STRING;
     r->backward = o->read_direction == EVENT_STORE__CLIENT__STREAMS__READ_REQ__OPTIONS__READ_DIRECTION__Backwards;
     r->compat = o->control_option && o->control_option->compatibility >= 1;
@@ -364,20 +426,9 @@ static void read_request(read_call *r, const ReadOpts *o)
             r->next = r->backward ? 0 : 1;
         }
         if (r->backward && r->next == 0) r->exhausted = 1;
-        if (o->filter_option_case == EVENT_STORE__CLIENT__STREAMS__READ_REQ__OPTIONS__FILTER_OPTION_FILTER && o->filter) {
-            int rc;
-            if (o->filter->filter_case == EVENT_STORE__CLIENT__STREAMS__READ_REQ__OPTIONS__FILTER_OPTIONS__FILTER_STREAM_IDENTIFIER)
-                rc = expr_filter(o->filter->stream_identifier, FACTUM_FILTER_STREAM, &r->filter);
-            else if (o->filter->filter_case == EVENT_STORE__CLIENT__STREAMS__READ_REQ__OPTIONS__FILTER_OPTIONS__FILTER_EVENT_TYPE)
-                rc = expr_filter(o->filter->event_type, FACTUM_FILTER_EVENT_TYPE, &r->filter);
-            else
-                rc = FACTUM_EINVAL;
-            if (rc) {
-                rpc_fail(c, GRPC_INVALID_ARGUMENT, rc == FACTUM_EBADREGEX ? "invalid filter regex" : "invalid filter",
-                         NULL, NULL);
-                return;
-            }
-        }
+        if (o->filter_option_case == EVENT_STORE__CLIENT__STREAMS__READ_REQ__OPTIONS__FILTER_OPTION_FILTER && o->filter &&
+            rpc_read_filter(c, o->filter, &r->filter))
+            return;
     } else {
         rpc_fail(c, GRPC_INVALID_ARGUMENT, "read options name neither a stream nor $all", NULL, NULL);
         return;
@@ -409,14 +460,18 @@ static void read_half_close(net_call *c)
 static void read_writable(net_call *c)
 {
     read_call *r = net_call_state(c);
-    if (!r->done && r->have_request) read_pump(r);
+    if (r->sub) rpc_sub_writable(r->sub);
+    else if (!r->done && r->have_request) read_pump(r);
 }
 
 static void read_close(net_call *c)
 {
     read_call *r = net_call_state(c);
     net_call_set_state(c, NULL);
-    if (r) read_free(r);
+    if (r) {
+        rpc_sub_free(r->sub);
+        read_free(r);
+    }
 }
 
 /* ---- appends: events in -------------------------------------------------- */

@@ -46,6 +46,8 @@ static const opt opts[] = {
     {"chunk-size", "segment-size", T_SIZE, OFF(segment_size), 0, "67108864",
      "log segment size for a new database, in bytes"},
     {"max-connections", NULL, T_SIZE, OFF(max_connections), 0, "10000", "concurrent client connections"},
+    {"subscription-live-lag", NULL, T_SIZE, OFF(subscription_live_lag), 0, "10000",
+     "a live subscription this many events behind the head falls behind and reads from the log"},
     {"log-level", NULL, T_LEVEL, OFF(log_level), 0, "info", "error, warning, information or debug"},
     {"log-format", NULL, T_STR, 0, 0, "text", "text or json (structured lines)"},
     {"config", NULL, T_STR, OFF(config_file), SZ(config_file), "", "config file of `Key: value` lines"},

@@ -22,6 +22,7 @@ typedef struct srv_config {
     uint64_t max_append_event_size;
     uint64_t segment_size;
     uint64_t max_connections;
+    uint64_t subscription_live_lag; /* events behind the head before a live subscription falls behind */
     int log_level; /* 0 error, 1 warn, 2 info, 3 debug */
     int log_json;  /* structured JSON log lines instead of text */
     char config_file[4096];

@@ -79,6 +79,17 @@ static void metrics(srv_state *st, net_http_resp *r)
     metric(b, "factum_grpc_reads_total", "counter", "Read calls.", (double)rs->reads);
     metric(b, "factum_grpc_read_events_total", "counter", "Events sent by reads.", (double)rs->read_events);
     metric(b, "factum_grpc_read_bytes_total", "counter", "Event bytes sent by reads.", (double)rs->read_bytes);
+    metric(b, "factum_subscriptions", "gauge", "Catch-up subscriptions open.", (double)rs->subs_active);
+    metric(b, "factum_subscriptions_total", "counter", "Catch-up subscriptions started.", (double)rs->subs_total);
+    metric(b, "factum_subscription_events_total", "counter", "Events sent to catch-up subscriptions.",
+           (double)rs->sub_events);
+    metric(b, "factum_subscription_caught_up_total", "counter", "Subscriptions that reached the head (caught_up sent).",
+           (double)rs->sub_caught_up);
+    metric(b, "factum_subscription_fell_behind_total", "counter",
+           "Live subscriptions that fell more than --subscription-live-lag behind (fell_behind sent).",
+           (double)rs->sub_fell_behind);
+    metric(b, "factum_subscription_checkpoints_total", "counter", "Checkpoints sent to filtered subscriptions.",
+           (double)rs->sub_checkpoints);
     metric(b, "factum_connections", "gauge", "Open client connections.", (double)ns.connections);
     metric(b, "factum_connections_total", "counter", "Client connections accepted.", (double)ns.connections_total);
     metric(b, "factum_grpc_calls", "gauge", "gRPC calls in progress.", (double)ns.calls);

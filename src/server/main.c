@@ -85,6 +85,7 @@ int main(int argc, char **argv)
     r->max_append_size = cfg->max_append_size;
     r->max_event_size = cfg->max_append_event_size;
     r->log_fn = slog_sink;
+    r->sub_live_lag = cfg->subscription_live_lag;
     if ((rc = rpc_methods(r, &st.methods, &st.n_methods))) goto out;
     net_config nc;
     net_config_init(&nc);
@@ -121,6 +122,7 @@ int main(int argc, char **argv)
     slog_write(SLOG_INFO, "shutting down");
 out:
     g_net = NULL;
+    if (st.store) rpc_deinit(&st.rpc);
     /* The store first: it completes the appends in flight, whose answers are
      * posted to the (stopped) server; freeing the server then runs them. */
     int crc = factum_store_close(st.store);

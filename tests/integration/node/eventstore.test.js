@@ -2,4 +2,6 @@
 'use strict';
 const lib = require('@eventstore/db-client');
 const { run } = require('./scenarios');
+const subscriptions = require('./subscriptions');
 run(lib, (url) => lib.EventStoreDBClient.connectionString(url.replace(/^kurrentdb:/, 'esdb:')), { name: 'e6', filters: false, multiStream: false, edgeReads: true, appendOption: 'expectedRevision' });
+subscriptions.run(lib, (url) => lib.EventStoreDBClient.connectionString(url.replace(/^kurrentdb:/, 'esdb:')), { name: 'e6', filters: false, multiStream: false, edgeReads: true, appendOption: 'expectedRevision' });

@@ -2,4 +2,6 @@
 'use strict';
 const lib = require('@kurrent/kurrentdb-client');
 const { run } = require('./scenarios');
+const subscriptions = require('./subscriptions');
 run(lib, (url) => lib.KurrentDBClient.connectionString(url), { name: 'k1', filters: true, multiStream: true, edgeReads: false, appendOption: 'streamState' });
+subscriptions.run(lib, (url) => lib.KurrentDBClient.connectionString(url), { name: 'k1', filters: true, multiStream: true, edgeReads: false, appendOption: 'streamState' });

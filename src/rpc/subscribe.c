@@ -1,0 +1,406 @@
+/*
+ * subscribe.c - Streams.Read in subscription mode: a catch-up subscription
+ * to a stream or $all (factum_sub) served on the loop thread. The call gets
+ * confirmation{subscription_id} first, then the events from its starting
+ * point, caught_up when it reaches the head, the events committed later,
+ * fell_behind / caught_up again if it drops more than --subscription-live-lag
+ * events behind, and (filtered $all) checkpoints every
+ * checkpointIntervalMultiplier x window events examined.
+ *
+ * RPC-4  A subscription at the head costs no work: it sits in the context's
+ *        waiting list. The store calls a commit listener on the committing
+ *        thread, which posts one wake-up to the loop (at most one queued);
+ *        the wake-up pumps every waiting subscription. A commit between a
+ *        subscription's last poll and its entry into the list is not missed:
+ *        the listener runs after the commit is visible and its wake-up runs
+ *        on the loop, after the handler that parked the subscription.
+ *        A subscription whose client does not read stops polling (its queue
+ *        is full, on_writable resumes it): memory stays bounded (NET-2,
+ *        SUB-3) and its cursor simply falls behind.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "google/protobuf/timestamp.pb-c.h"
+#include "net/grpc.h"
+#include "rpc/streams_int.h"
+
+typedef EventStore__Client__Streams__ReadReq__Options ReadOpts;
+typedef EventStore__Client__Streams__ReadResp ReadResp;
+
+#define SUB_ITEMS 66   /* items per poll: up to 64 events and two markers */
+#define SUB_STEP  256  /* messages per turn before yielding to the loop (RPC-2) */
+#define SUB_DEFAULT_WINDOW 32
+
+typedef struct rpc_sub {
+    rpc_ctx *ctx;
+    net_call *c;
+    factum_sub *sub;
+    factum_filter *filter;
+    char *stream; /* NULL: $all */
+    int uuid_string;
+    int waiting; /* 1: in ctx->sub_waiting, 2: in ctx->sub_waking */
+    int posted;  /* a continuation is queued */
+    int closed; /* the call closed while a continuation was queued */
+    int counted; /* in ctx->st.subs_active */
+    struct rpc_sub *wprev, *wnext;
+    size_t n, i; /* items[i..n) not yet sent */
+    factum_sub_item items[SUB_ITEMS];
+} rpc_sub;
+
+/* ---- the waiting list and the wake-up (RPC-4) ------------------------- */
+
+static rpc_sub **list_of(rpc_sub *s)
+{
+    return s->waiting == 1 ? &s->ctx->sub_waiting : &s->ctx->sub_waking;
+}
+
+static void wait_remove(rpc_sub *s)
+{
+    if (!s->waiting) return;
+    rpc_sub **head = list_of(s);
+    if (s->wprev) s->wprev->wnext = s->wnext;
+    else *head = s->wnext;
+    if (s->wnext) s->wnext->wprev = s->wprev;
+    s->wprev = s->wnext = NULL;
+    s->waiting = 0;
+}
+
+static void wait_add(rpc_sub *s)
+{
+    if (s->waiting) return;
+    s->waiting = 1;
+    s->wprev = NULL;
+    s->wnext = s->ctx->sub_waiting;
+    if (s->wnext) s->wnext->wprev = s;
+    s->ctx->sub_waiting = s;
+}
+
+static void sub_pump(rpc_sub *s);
+
+static void wake_all(void *arg)
+{
+    rpc_ctx *ctx = arg;
+    atomic_store(&ctx->sub_wake_posted, 0);
+    /* Move the waiting list aside, then pump each: a pump may park its
+     * subscription again (into sub_waiting) or close others (which unlink
+     * themselves from sub_waking). */
+    ctx->sub_waking = ctx->sub_waiting;
+    ctx->sub_waiting = NULL;
+    for (rpc_sub *s = ctx->sub_waking; s; s = s->wnext)
+        s->waiting = 2;
+    while (ctx->sub_waking) {
+        rpc_sub *s = ctx->sub_waking;
+        wait_remove(s);
+        sub_pump(s);
+    }
+}
+
+static void on_commit(void *arg, uint64_t last)
+{
+    (void)last;
+    rpc_ctx *ctx = arg;
+    if (atomic_exchange(&ctx->sub_wake_posted, 1)) return;
+    if (net_post(ctx->net, wake_all, ctx)) atomic_store(&ctx->sub_wake_posted, 0);
+}
+
+void rpc_deinit(rpc_ctx *ctx)
+{
+    if (ctx->sub_listening) factum_commit_listener_remove(ctx->store, on_commit, ctx);
+    ctx->sub_listening = 0;
+}
+
+/* ---- messages out ----------------------------------------------------- */
+
+static void now_ts(Google__Protobuf__Timestamp *t)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    t->seconds = ts.tv_sec;
+    t->nanos = (int32_t)ts.tv_nsec;
+}
+
+/* Send one item: 0, -EAGAIN (queue full), or -1 (the call is over). */
+static int send_item(rpc_sub *s, const factum_sub_item *it)
+{
+    rpc_ctx *ctx = s->ctx;
+    int rc;
+    if (it->kind == FACTUM_SUB_EVENT) {
+        rpc_event_msg m;
+        rpc_event_init(&m);
+        if (it->has_link) rpc_event_fill_resolved(&m, &it->event, &it->link, s->uuid_string);
+        else if (it->unresolved) rpc_event_fill_resolved(&m, NULL, &it->event, s->uuid_string);
+        else rpc_event_fill(&m, &it->event, s->uuid_string);
+        rc = rpc_send(ctx, s->c, &m.resp.base);
+        if (!rc) {
+            ctx->st.sub_events++;
+            ctx->st.read_bytes += it->event.data_len + it->event.metadata_len;
+        }
+    } else {
+        ReadResp resp = EVENT_STORE__CLIENT__STREAMS__READ_RESP__INIT;
+        Google__Protobuf__Timestamp ts = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
+        EventStore__Client__Streams__ReadResp__Position pos = EVENT_STORE__CLIENT__STREAMS__READ_RESP__POSITION__INIT;
+        EventStore__Client__Streams__ReadResp__CaughtUp cu = EVENT_STORE__CLIENT__STREAMS__READ_RESP__CAUGHT_UP__INIT;
+        EventStore__Client__Streams__ReadResp__FellBehind fb =
+            EVENT_STORE__CLIENT__STREAMS__READ_RESP__FELL_BEHIND__INIT;
+        EventStore__Client__Streams__ReadResp__Checkpoint cp = EVENT_STORE__CLIENT__STREAMS__READ_RESP__CHECKPOINT__INIT;
+        now_ts(&ts);
+        pos.commit_position = pos.prepare_position = it->position;
+        int has_pos = !s->stream && it->position > 0;
+        int has_rev = s->stream && it->position != FACTUM_END;
+        switch (it->kind) {
+        case FACTUM_SUB_CAUGHT_UP:
+            cu.timestamp = &ts;
+            if (has_pos) cu.position = &pos;
+            if (has_rev) {
+                cu.stream_revision_option_case = EVENT_STORE__CLIENT__STREAMS__READ_RESP__CAUGHT_UP__STREAM_REVISION_OPTION_STREAM_REVISION;
+                cu.stream_revision = (int64_t)it->position;
+            }
+            resp.content_case = EVENT_STORE__CLIENT__STREAMS__READ_RESP__CONTENT_CAUGHT_UP;
+            resp.caught_up = &cu;
+            break;
+        case FACTUM_SUB_FELL_BEHIND:
+            fb.timestamp = &ts;
+            if (has_pos) fb.position = &pos;
+            if (has_rev) {
+                fb.stream_revision_option_case = EVENT_STORE__CLIENT__STREAMS__READ_RESP__FELL_BEHIND__STREAM_REVISION_OPTION_STREAM_REVISION;
+                fb.stream_revision = (int64_t)it->position;
+            }
+            resp.content_case = EVENT_STORE__CLIENT__STREAMS__READ_RESP__CONTENT_FELL_BEHIND;
+            resp.fell_behind = &fb;
+            break;
+        default:
+            cp.commit_position = cp.prepare_position = it->position;
+            cp.timestamp = &ts;
+            resp.content_case = EVENT_STORE__CLIENT__STREAMS__READ_RESP__CONTENT_CHECKPOINT;
+            resp.checkpoint = &cp;
+        }
+        rc = rpc_send(ctx, s->c, &resp.base);
+        if (!rc) {
+            if (it->kind == FACTUM_SUB_CAUGHT_UP) ctx->st.sub_caught_up++;
+            else if (it->kind == FACTUM_SUB_FELL_BEHIND) ctx->st.sub_fell_behind++;
+            else ctx->st.sub_checkpoints++;
+        }
+    }
+    if (rc == -EAGAIN) return rc;
+    return rc ? -1 : 0;
+}
+
+/* ---- the pump ---------------------------------------------------------- */
+
+static void sub_destroy(rpc_sub *s)
+{
+    if (s->counted) s->ctx->st.subs_active--;
+    factum_sub_close(s->sub);
+    factum_filter_free(s->filter);
+    free(s->stream);
+    free(s);
+}
+
+static void sub_continue(void *arg)
+{
+    rpc_sub *s = arg;
+    net_call *c = s->c;
+    s->posted = 0;
+    if (s->closed) sub_destroy(s);
+    else if (!net_call_done(c)) sub_pump(s);
+    net_call_unref(c); /* last: the call (and with it s->c) may go here */
+}
+
+static void sub_fail(rpc_sub *s, int rc)
+{
+    if (rc == FACTUM_EDELETED) rpc_fail_store(s->c, rc, s->stream, 0, -1);
+    else rpc_fail(s->c, rpc_status_of(rc), factum_strerror(rc), NULL, NULL);
+}
+
+static void sub_pump(rpc_sub *s)
+{
+    int sent = 0;
+    while (!net_call_done(s->c)) {
+        while (s->i < s->n) {
+            int rc = send_item(s, &s->items[s->i]);
+            if (rc == -EAGAIN) {
+                net_call_want_writable(s->c); /* on_writable resumes (RPC-4) */
+                return;
+            }
+            if (rc) return;
+            s->i++;
+            sent++;
+        }
+        s->i = s->n = 0;
+        if (sent >= SUB_STEP) goto yield;
+        size_t n = 0;
+        int rc = factum_sub_poll(s->sub, s->items, SUB_ITEMS, &n, 0);
+        if (rc) {
+            sub_fail(s, rc);
+            return;
+        }
+        s->n = n;
+        if (n) continue;
+        if (factum_sub_pending(s->sub)) goto yield; /* a sparse filter scanned a while: let others run */
+        wait_add(s);
+        return;
+    }
+    return;
+yield:
+    if (s->posted) return;
+    s->posted = 1;
+    net_call_ref(s->c);
+    if (net_post(s->ctx->net, sub_continue, s)) {
+        s->posted = 0;
+        net_call_unref(s->c);
+        rpc_fail(s->c, GRPC_RESOURCE_EXHAUSTED, "out of memory", NULL, NULL);
+    }
+}
+
+void rpc_sub_writable(rpc_sub *s)
+{
+    if (s && !s->waiting && !s->posted) sub_pump(s);
+}
+
+void rpc_sub_free(rpc_sub *s)
+{
+    if (!s) return;
+    wait_remove(s);
+    if (s->posted) {
+        s->closed = 1; /* sub_continue frees it */
+        return;
+    }
+    sub_destroy(s);
+}
+
+/* ---- starting ---------------------------------------------------------- */
+
+static void invalid_combination(net_call *c, const ReadOpts *o)
+{
+    char msg[160];
+    snprintf(msg, sizeof msg, "The combination of (%s, Subscription, %s, %s) is invalid.",
+             o->stream_option_case == EVENT_STORE__CLIENT__STREAMS__READ_REQ__OPTIONS__STREAM_OPTION_STREAM ? "Stream"
+                                                                                                      : "All",
+             o->read_direction ? "Backwards" : "Forwards",
+             o->filter_option_case == EVENT_STORE__CLIENT__STREAMS__READ_REQ__OPTIONS__FILTER_OPTION_FILTER ? "Filter"
+                                                                                                      : "NoFilter");
+    rpc_fail(c, GRPC_INVALID_ARGUMENT, msg, NULL, NULL);
+}
+
+rpc_sub *rpc_sub_start(rpc_ctx *ctx, net_call *c, const ReadOpts *o)
+{
+    int is_stream = o->stream_option_case == EVENT_STORE__CLIENT__STREAMS__READ_REQ__OPTIONS__STREAM_OPTION_STREAM;
+    int is_all = o->stream_option_case == EVENT_STORE__CLIENT__STREAMS__READ_REQ__OPTIONS__STREAM_OPTION_ALL;
+    int filtered = o->filter_option_case == EVENT_STORE__CLIENT__STREAMS__READ_REQ__OPTIONS__FILTER_OPTION_FILTER;
+    if ((!is_stream || !o->stream) && (!is_all || !o->all)) {
+        rpc_fail(c, GRPC_INVALID_ARGUMENT, "read options name neither a stream nor $all", NULL, NULL);
+        return NULL;
+    }
+    if (o->read_direction != EVENT_STORE__CLIENT__STREAMS__READ_REQ__OPTIONS__READ_DIRECTION__Forwards ||
+        (is_stream && filtered)) {
+        invalid_combination(c, o);
+        return NULL;
+    }
+    rpc_sub *s = calloc(1, sizeof *s);
+    if (!s) {
+        rpc_fail(c, GRPC_RESOURCE_EXHAUSTED, "out of memory", NULL, NULL);
+        return NULL;
+    }
+    s->ctx = ctx;
+    s->c = c;
+    s->uuid_string =
+        o->uuid_option->content_case == EVENT_STORE__CLIENT__STREAMS__READ_REQ__OPTIONS__UUIDOPTION__CONTENT_STRING;
+    factum_sub_options so;
+    factum_sub_options_init(&so);
+    so.live_lag = ctx->sub_live_lag ? ctx->sub_live_lag : 10000;
+    so.resolve_links = o->resolve_links;
+    if (is_stream) {
+        const EventStore__Client__StreamIdentifier *id = o->stream->stream_identifier;
+        if (!id || factum_check_stream_name((const char *)id->stream_name.data, id->stream_name.len)) {
+            rpc_fail(c, GRPC_INVALID_ARGUMENT, "invalid stream name", NULL, NULL);
+            goto fail;
+        }
+        if (!(s->stream = strndup((const char *)id->stream_name.data, id->stream_name.len))) {
+            rpc_fail(c, GRPC_RESOURCE_EXHAUSTED, "out of memory", NULL, NULL);
+            goto fail;
+        }
+        so.stream = s->stream;
+        switch (o->stream->revision_option_case) {
+        case EVENT_STORE__CLIENT__STREAMS__READ_REQ__OPTIONS__STREAM_OPTIONS__REVISION_OPTION_REVISION:
+            so.from = FACTUM_SUB_AFTER; /* exclusive, as KurrentDB */
+            so.after = o->stream->revision;
+            if (so.after >= (uint64_t)INT64_MAX) so.from = FACTUM_SUB_END;
+            break;
+        case EVENT_STORE__CLIENT__STREAMS__READ_REQ__OPTIONS__STREAM_OPTIONS__REVISION_OPTION_END:
+            so.from = FACTUM_SUB_END;
+            break;
+        default: so.from = FACTUM_SUB_START;
+        }
+    } else {
+        switch (o->all->all_option_case) {
+        case EVENT_STORE__CLIENT__STREAMS__READ_REQ__OPTIONS__ALL_OPTIONS__ALL_OPTION_POSITION:
+            if (!o->all->position) {
+                rpc_fail(c, GRPC_INVALID_ARGUMENT, "missing position", NULL, NULL);
+                goto fail;
+            }
+            so.from = FACTUM_SUB_AFTER; /* exclusive, as KurrentDB */
+            so.after = o->all->position->commit_position;
+            break;
+        case EVENT_STORE__CLIENT__STREAMS__READ_REQ__OPTIONS__ALL_OPTIONS__ALL_OPTION_END:
+            so.from = FACTUM_SUB_END;
+            break;
+        default: so.from = FACTUM_SUB_START;
+        }
+        if (filtered && o->filter) {
+            if (rpc_read_filter(c, o->filter, &s->filter)) goto fail;
+            so.filter = s->filter;
+            uint32_t window = o->filter->window_case ==
+                                      EVENT_STORE__CLIENT__STREAMS__READ_REQ__OPTIONS__FILTER_OPTIONS__WINDOW_MAX &&
+                                      o->filter->max
+                                  ? o->filter->max
+                                  : SUB_DEFAULT_WINDOW;
+            uint64_t every = (uint64_t)window * (o->filter->checkpointintervalmultiplier
+                                                     ? o->filter->checkpointintervalmultiplier
+                                                     : 1);
+            so.checkpoint_interval = every > UINT32_MAX ? UINT32_MAX : (uint32_t)every;
+        }
+    }
+    if (!ctx->sub_listening) {
+        if (factum_commit_listener_add(ctx->store, on_commit, ctx)) {
+            rpc_fail(c, GRPC_RESOURCE_EXHAUSTED, "out of memory", NULL, NULL);
+            goto fail;
+        }
+        ctx->sub_listening = 1;
+    }
+    int rc = factum_sub_open(ctx->store, &so, &s->sub);
+    if (rc) {
+        sub_fail(s, rc);
+        goto fail;
+    }
+    /* The confirmation first. */
+    uint8_t uuid[16];
+    char id[37];
+    factum_uuid_v4(uuid);
+    factum_uuid_format(uuid, id);
+    ReadResp resp = EVENT_STORE__CLIENT__STREAMS__READ_RESP__INIT;
+    EventStore__Client__Streams__ReadResp__SubscriptionConfirmation conf =
+        EVENT_STORE__CLIENT__STREAMS__READ_RESP__SUBSCRIPTION_CONFIRMATION__INIT;
+    conf.subscription_id = id;
+    resp.content_case = EVENT_STORE__CLIENT__STREAMS__READ_RESP__CONTENT_CONFIRMATION;
+    resp.confirmation = &conf;
+    if (rpc_send(ctx, c, &resp.base) == -EPIPE) goto fail;
+    ctx->st.subs_total++;
+    ctx->st.subs_active++;
+    s->counted = 1;
+    if (ctx->log_fn) {
+        char line[200];
+        snprintf(line, sizeof line, "subscription %s to %s%s", id, s->stream ? s->stream : "$all",
+                 s->filter ? " (filtered)" : "");
+        ctx->log_fn(ctx->log_ctx, FACTUM_LOG_DEBUG, line);
+    }
+    sub_pump(s);
+    return s;
+fail:
+    sub_destroy(s);
+    return NULL;
+}
