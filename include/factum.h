@@ -404,6 +404,7 @@ enum factum_sub_item_kind {
     FACTUM_SUB_CAUGHT_UP = 1,   /* everything up to the head was delivered; live from here */
     FACTUM_SUB_FELL_BEHIND = 2, /* live, but more than live_lag behind: catching up again */
     FACTUM_SUB_CHECKPOINT = 3,  /* everything up to `position` was examined ($all) */
+    FACTUM_SUB_IDLE = 4,        /* (factum_client_subscribe only) nothing arrived for idle_ms */
 };
 
 typedef struct factum_sub_item {

@@ -177,6 +177,49 @@ FACTUM_API int factum_client_set_stream_metadata(factum_client *c, const char *s
  * malloc'd; free() it. */
 FACTUM_API int factum_client_stats(factum_client *c, char **text_out);
 
+/* ---- catch-up subscriptions ------------------------------------------
+ *
+ * Callback style: factum_client_subscribe runs the subscription on the
+ * calling thread, on this client's connection, until the callback asks to
+ * stop or an error ends it; the client can do nothing else meanwhile (use
+ * one client per subscription, and another for appends). The server sends
+ * history, then FACTUM_SUB_CAUGHT_UP, then live events; FACTUM_SUB_FELL_BEHIND
+ * if this consumer drops too far behind (it catches up again by itself);
+ * FACTUM_SUB_CHECKPOINT for filtered $all subscriptions. A slow callback
+ * slows the server's sending (HTTP/2 flow control), never its memory. */
+typedef struct factum_client_sub_options {
+    const char *stream; /* NULL or "$all": the global log */
+    int from;           /* FACTUM_SUB_START, FACTUM_SUB_END or FACTUM_SUB_AFTER */
+    uint64_t after;     /* FACTUM_SUB_AFTER: a version, or a position of $all (exclusive) */
+    const factum_client_filter *filter; /* $all only */
+    /* $all with a filter: a FACTUM_SUB_CHECKPOINT every this many events
+     * examined (0: every 32). Resume with FACTUM_SUB_AFTER its position. */
+    uint32_t checkpoint_interval;
+    int resolve_links;
+    /* > 0: call the callback with FACTUM_SUB_IDLE after this long without
+     * a message, so that it can decide to stop. */
+    int idle_ms;
+} factum_client_sub_options;
+
+FACTUM_API void factum_client_sub_options_init(factum_client_sub_options *o);
+
+/* Called for each item, in order. The item and the event memory it points
+ * to are valid during the call only (stream and type are NUL-terminated).
+ * it->position: for $all the commit position (of the event, checkpoint or
+ * head); for a stream the version (FACTUM_END before the first). Return 0
+ * to go on, 1 to stop (factum_client_subscribe then returns 0), or a
+ * negative code to stop with that code. */
+typedef int (*factum_client_sub_fn)(void *ctx, const factum_sub_item *it);
+
+/* Subscribe per *o (NULL: $all from the start). Returns 0 when the
+ * callback stopped it, or an error: FACTUM_EDELETED (the stream is or
+ * became tombstoned), FACTUM_EBADNAME, FACTUM_EINVAL, FACTUM_EBADREGEX,
+ * FACTUM_ECONNECT (the connection was lost: subscribe again with
+ * FACTUM_SUB_AFTER the last position seen), and those of every call. No
+ * deadline applies (the client's timeout_ms is for other calls). */
+FACTUM_API int factum_client_subscribe(factum_client *c, const factum_client_sub_options *o,
+                                       factum_client_sub_fn fn, void *ctx);
+
 #ifdef __cplusplus
 }
 #endif

@@ -181,6 +181,7 @@ int cli_cmd_verify(cli_ctx *c, int argc, char **argv);
 int cli_cmd_dump(cli_ctx *c, int argc, char **argv);
 int cli_cmd_stats(cli_ctx *c, int argc, char **argv);
 int cli_cmd_bench(cli_ctx *c, int argc, char **argv);
+int cli_cmd_tail(cli_ctx *c, int argc, char **argv);
 int cli_cmd_export(cli_ctx *c, int argc, char **argv);
 int cli_cmd_import(cli_ctx *c, int argc, char **argv);
 

@@ -18,6 +18,7 @@ typedef struct command {
 static const command commands[] = {
     {"append", cli_cmd_append, "append events to a stream"},
     {"read", cli_cmd_read, "read a stream, or the global log '$all'"},
+    {"tail", cli_cmd_tail, "follow a stream or '$all' on a server, as events are committed"},
     {"streams", cli_cmd_streams, "list streams in creation order"},
     {"info", cli_cmd_info, "show a stream's status, last version and metadata"},
     {"meta", cli_cmd_meta, "get or set a stream's metadata"},

@@ -102,6 +102,10 @@ typedef struct client_call {
     size_t body_off;
     client_msg_fn on_msg;
     void *ctx;
+    int no_deadline; /* a subscription: the client's timeout does not apply */
+    uint32_t idle_ms; /* > 0: on_idle after this long without a message */
+    int (*on_idle)(void *ctx); /* as on_msg's return: 0 go on, CLIENT_ENOUGH, < 0 */
+    int got_msg;     /* a message arrived since the last idle check */
     /* Filled in by conn.c while the call runs. */
     int32_t stream_id;
     int closed;        /* the stream is gone */

@@ -306,6 +306,7 @@ static int deliver(void *arg, const uint8_t *msg, size_t len)
 {
     deliver_ctx *d = arg;
     client_call *k = d->k;
+    k->got_msg = 1;
     int rc = k->on_msg ? k->on_msg(k->ctx, msg, len) : 0;
     if (rc == 0) return 0;
     if (rc < 0) k->cb_rc = rc;
@@ -716,7 +717,10 @@ int client_call_run(factum_client *c, client_call *k)
     }
     k->stream_id = id;
     c->call = k;
-    uint64_t deadline = c->timeout_ms ? client_now_ns() + (uint64_t)c->timeout_ms * 1000000u : 0;
+    uint64_t deadline =
+        c->timeout_ms && !k->no_deadline ? client_now_ns() + (uint64_t)c->timeout_ms * 1000000u : 0;
+    uint64_t idle_ns = (uint64_t)k->idle_ms * 1000000u;
+    uint64_t idle_at = idle_ns ? client_now_ns() + idle_ns : 0;
     int rc = 0;
     while (!k->closed) {
         if (k->remote_closed && !k->local_closed && !k->cancelled && !k->reset_sent) {
@@ -726,7 +730,24 @@ int client_call_run(factum_client *c, client_call *k)
             k->reset_sent = 1;
             nghttp2_submit_rst_stream(c->h2, NGHTTP2_FLAG_NONE, k->stream_id, NGHTTP2_CANCEL);
         }
-        rc = pump(c, deadline, &k->closed);
+        uint64_t wake = deadline;
+        if (idle_at && (!wake || idle_at < wake)) wake = idle_at;
+        rc = pump(c, wake, &k->closed);
+        if (idle_at && (rc == 0 || rc == FACTUM_ETIMEDOUT)) {
+            uint64_t now = client_now_ns();
+            if (rc == FACTUM_ETIMEDOUT && (!deadline || now < deadline)) rc = 0; /* only the idle time */
+            if (k->got_msg) {
+                k->got_msg = 0;
+                idle_at = now + idle_ns;
+            } else if (now >= idle_at && !k->closed && !k->cancelled) {
+                idle_at = now + idle_ns;
+                int r = k->on_idle ? k->on_idle(k->ctx) : 0;
+                if (r) {
+                    if (r < 0) k->cb_rc = r;
+                    cancel(c, k);
+                }
+            }
+        }
         if (rc == FACTUM_ETIMEDOUT || (rc == 0 && deadline && !k->closed && client_now_ns() >= deadline)) {
             if (!k->closed) nghttp2_submit_rst_stream(c->h2, NGHTTP2_FLAG_NONE, k->stream_id, NGHTTP2_CANCEL);
             flush_out(c);

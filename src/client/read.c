@@ -557,3 +557,276 @@ int factum_client_read_all(factum_client *c, uint64_t from, int direction, const
     pthread_mutex_unlock(&c->mu);
     return rc;
 }
+
+/* ---- catch-up subscriptions ------------------------------------------------ */
+
+void factum_client_sub_options_init(factum_client_sub_options *o)
+{
+    memset(o, 0, sizeof *o);
+    o->from = FACTUM_SUB_START;
+}
+
+typedef struct sub_ctx {
+    factum_client *c;
+    factum_client_sub_fn fn;
+    void *ctx;
+    int is_all;
+    int stopped; /* the callback asked to stop */
+    char name[2][FACTUM_MAX_STREAM_LEN + 1];
+} sub_ctx;
+
+/* A recorded event as a factum_event pointing into the unpacked message
+ * (the stream name copied into name, NUL-terminated). */
+static int sub_event(factum_client *c, const RecordedEvent *re, factum_event *ev, char *name)
+{
+    if (!re || !re->stream_identifier || re->stream_identifier->stream_name.len > FACTUM_MAX_STREAM_LEN) {
+        client_seterr(c, "the server sent an event without a valid stream");
+        return FACTUM_EPROTOCOL;
+    }
+    const char *type = NULL, *created = NULL, *ctype = NULL;
+    for (size_t i = 0; i < re->n_metadata; i++) {
+        const char *k = re->metadata[i]->key, *v = re->metadata[i]->value;
+        if (!k || !v) continue;
+        if (!strcmp(k, "type")) type = v;
+        else if (!strcmp(k, "created")) created = v;
+        else if (!strcmp(k, "content-type")) ctype = v;
+    }
+    if (!type) {
+        client_seterr(c, "the server sent an event without a type");
+        return FACTUM_EPROTOCOL;
+    }
+    memset(ev, 0, sizeof *ev);
+    if (uuid_of(re->id, ev->id)) {
+        client_seterr(c, "the server sent an event with a malformed id");
+        return FACTUM_EPROTOCOL;
+    }
+    if (created && parse_ticks(created, &ev->timestamp_ns)) {
+        client_seterr(c, "the server sent an event with a malformed 'created' time");
+        return FACTUM_EPROTOCOL;
+    }
+    if (ctype && !strcmp(ctype, "application/json"))
+        ev->flags = FACTUM_EVENT_JSON | (re->custom_metadata.len ? FACTUM_EVENT_META_JSON : 0);
+    const ProtobufCBinaryData *sn = &re->stream_identifier->stream_name;
+    if (sn->len) memcpy(name, sn->data, sn->len);
+    name[sn->len] = 0;
+    ev->stream = name;
+    ev->stream_len = sn->len;
+    ev->type = type;
+    ev->type_len = strlen(type);
+    ev->version = re->stream_revision;
+    ev->position = re->commit_position;
+    ev->data = re->data.data;
+    ev->data_len = re->data.len;
+    ev->metadata = re->custom_metadata.data;
+    ev->metadata_len = re->custom_metadata.len;
+    return 0;
+}
+
+static int sub_call_fn(sub_ctx *s, const factum_sub_item *it)
+{
+    int rc = s->fn(s->ctx, it);
+    if (rc > 0) {
+        s->stopped = 1;
+        return CLIENT_ENOUGH;
+    }
+    if (rc < 0) client_seterr(s->c, "the subscription's callback stopped it: %s", factum_strerror(rc));
+    return rc;
+}
+
+static int on_sub_msg(void *arg, const uint8_t *msg, size_t len)
+{
+    sub_ctx *s = arg;
+    factum_client *c = s->c;
+    client_arena_reset(&c->arena);
+    ReadResp *resp = (ReadResp *)protobuf_c_message_unpack(&event_store__client__streams__read_resp__descriptor,
+                                                           &c->arena.pa, len, msg);
+    if (!resp) {
+        client_seterr(c, "the server sent a ReadResp that does not decode");
+        return FACTUM_EPROTOCOL;
+    }
+    factum_sub_item it;
+    memset(&it, 0, sizeof it);
+    int rc;
+    switch (resp->content_case) {
+    case EVENT_STORE__CLIENT__STREAMS__READ_RESP__CONTENT_EVENT: {
+        const EventStore__Client__Streams__ReadResp__ReadEvent *re = resp->event;
+        if (!re || (!re->event && !re->link)) {
+            client_seterr(c, "the server sent a ReadResp event without a recorded event");
+            return FACTUM_EPROTOCOL;
+        }
+        it.kind = FACTUM_SUB_EVENT;
+        if (re->event && (rc = sub_event(c, re->event, &it.event, s->name[0]))) return rc;
+        if (re->link) {
+            if ((rc = sub_event(c, re->link, re->event ? &it.link : &it.event, s->name[1]))) return rc;
+            if (re->event) it.has_link = 1;
+            else it.unresolved = 1;
+        }
+        const factum_event *orig = it.has_link ? &it.link : &it.event;
+        it.position = s->is_all ? orig->position : orig->version;
+        return sub_call_fn(s, &it);
+    }
+    case EVENT_STORE__CLIENT__STREAMS__READ_RESP__CONTENT_CAUGHT_UP:
+    case EVENT_STORE__CLIENT__STREAMS__READ_RESP__CONTENT_FELL_BEHIND: {
+        int up = resp->content_case == EVENT_STORE__CLIENT__STREAMS__READ_RESP__CONTENT_CAUGHT_UP;
+        it.kind = up ? FACTUM_SUB_CAUGHT_UP : FACTUM_SUB_FELL_BEHIND;
+        it.position = s->is_all ? 0 : FACTUM_END;
+        if (up && resp->caught_up) {
+            if (resp->caught_up->position) it.position = resp->caught_up->position->commit_position;
+            else if (resp->caught_up->stream_revision_option_case) it.position = (uint64_t)resp->caught_up->stream_revision;
+        } else if (!up && resp->fell_behind) {
+            if (resp->fell_behind->position) it.position = resp->fell_behind->position->commit_position;
+            else if (resp->fell_behind->stream_revision_option_case)
+                it.position = (uint64_t)resp->fell_behind->stream_revision;
+        }
+        return sub_call_fn(s, &it);
+    }
+    case EVENT_STORE__CLIENT__STREAMS__READ_RESP__CONTENT_CHECKPOINT:
+        it.kind = FACTUM_SUB_CHECKPOINT;
+        it.position = resp->checkpoint ? resp->checkpoint->commit_position : 0;
+        return sub_call_fn(s, &it);
+    default:
+        return 0; /* the confirmation, old position messages */
+    }
+}
+
+static int on_sub_idle(void *arg)
+{
+    sub_ctx *s = arg;
+    factum_sub_item it;
+    memset(&it, 0, sizeof it);
+    it.kind = FACTUM_SUB_IDLE;
+    return sub_call_fn(s, &it);
+}
+
+int factum_client_subscribe(factum_client *c, const factum_client_sub_options *o, factum_client_sub_fn fn, void *ctx)
+{
+    if (!c || !fn) return FACTUM_EINVAL;
+    factum_client_sub_options def;
+    if (!o) {
+        factum_client_sub_options_init(&def);
+        o = &def;
+    }
+    pthread_mutex_lock(&c->mu);
+    c->err[0] = 0;
+    int rc = 0;
+    int is_all = !o->stream || !strcmp(o->stream, "$all");
+    if (o->from != FACTUM_SUB_START && o->from != FACTUM_SUB_END && o->from != FACTUM_SUB_AFTER) {
+        client_seterr(c, "invalid starting point");
+        rc = FACTUM_EINVAL;
+    } else if (!is_all && factum_check_stream_name(o->stream, strlen(o->stream))) {
+        client_seterr(c, "invalid stream name");
+        rc = FACTUM_EBADNAME;
+    } else if (!is_all && o->filter) {
+        client_seterr(c, "filters are for subscriptions to $all");
+        rc = FACTUM_EINVAL;
+    } else if (o->filter) {
+        rc = check_filter(c, o->filter);
+    }
+    if (rc) {
+        pthread_mutex_unlock(&c->mu);
+        return rc;
+    }
+    EventStore__Client__Empty empty = EVENT_STORE__CLIENT__EMPTY__INIT;
+    EventStore__Client__StreamIdentifier sid = EVENT_STORE__CLIENT__STREAM_IDENTIFIER__INIT;
+    EventStore__Client__Streams__ReadReq__Options__StreamOptions so =
+        EVENT_STORE__CLIENT__STREAMS__READ_REQ__OPTIONS__STREAM_OPTIONS__INIT;
+    EventStore__Client__Streams__ReadReq__Options__Position pos =
+        EVENT_STORE__CLIENT__STREAMS__READ_REQ__OPTIONS__POSITION__INIT;
+    EventStore__Client__Streams__ReadReq__Options__AllOptions ao =
+        EVENT_STORE__CLIENT__STREAMS__READ_REQ__OPTIONS__ALL_OPTIONS__INIT;
+    EventStore__Client__Streams__ReadReq__Options__FilterOptions fo =
+        EVENT_STORE__CLIENT__STREAMS__READ_REQ__OPTIONS__FILTER_OPTIONS__INIT;
+    EventStore__Client__Streams__ReadReq__Options__FilterOptions__Expression ex =
+        EVENT_STORE__CLIENT__STREAMS__READ_REQ__OPTIONS__FILTER_OPTIONS__EXPRESSION__INIT;
+    EventStore__Client__Streams__ReadReq__Options__SubscriptionOptions subo =
+        EVENT_STORE__CLIENT__STREAMS__READ_REQ__OPTIONS__SUBSCRIPTION_OPTIONS__INIT;
+    EventStore__Client__Streams__ReadReq__Options__UUIDOption uo =
+        EVENT_STORE__CLIENT__STREAMS__READ_REQ__OPTIONS__UUIDOPTION__INIT;
+    ReadOpts ro = EVENT_STORE__CLIENT__STREAMS__READ_REQ__OPTIONS__INIT;
+    if (is_all) {
+        if (o->from == FACTUM_SUB_START) {
+            ao.all_option_case = EVENT_STORE__CLIENT__STREAMS__READ_REQ__OPTIONS__ALL_OPTIONS__ALL_OPTION_START;
+            ao.start = &empty;
+        } else if (o->from == FACTUM_SUB_END) {
+            ao.all_option_case = EVENT_STORE__CLIENT__STREAMS__READ_REQ__OPTIONS__ALL_OPTIONS__ALL_OPTION_END;
+            ao.end = &empty;
+        } else {
+            ao.all_option_case = EVENT_STORE__CLIENT__STREAMS__READ_REQ__OPTIONS__ALL_OPTIONS__ALL_OPTION_POSITION;
+            pos.commit_position = pos.prepare_position = o->after;
+            ao.position = &pos;
+        }
+        ro.stream_option_case = EVENT_STORE__CLIENT__STREAMS__READ_REQ__OPTIONS__STREAM_OPTION_ALL;
+        ro.all = &ao;
+    } else {
+        sid.stream_name.data = (uint8_t *)(uintptr_t)o->stream;
+        sid.stream_name.len = strlen(o->stream);
+        so.stream_identifier = &sid;
+        if (o->from == FACTUM_SUB_START) {
+            so.revision_option_case = EVENT_STORE__CLIENT__STREAMS__READ_REQ__OPTIONS__STREAM_OPTIONS__REVISION_OPTION_START;
+            so.start = &empty;
+        } else if (o->from == FACTUM_SUB_END) {
+            so.revision_option_case = EVENT_STORE__CLIENT__STREAMS__READ_REQ__OPTIONS__STREAM_OPTIONS__REVISION_OPTION_END;
+            so.end = &empty;
+        } else {
+            so.revision_option_case =
+                EVENT_STORE__CLIENT__STREAMS__READ_REQ__OPTIONS__STREAM_OPTIONS__REVISION_OPTION_REVISION;
+            so.revision = o->after;
+        }
+        ro.stream_option_case = EVENT_STORE__CLIENT__STREAMS__READ_REQ__OPTIONS__STREAM_OPTION_STREAM;
+        ro.stream = &so;
+    }
+    ro.read_direction = EVENT_STORE__CLIENT__STREAMS__READ_REQ__OPTIONS__READ_DIRECTION__Forwards;
+    ro.resolve_links = o->resolve_links != 0;
+    ro.count_option_case = EVENT_STORE__CLIENT__STREAMS__READ_REQ__OPTIONS__COUNT_OPTION_SUBSCRIPTION;
+    ro.subscription = &subo;
+    uo.content_case = EVENT_STORE__CLIENT__STREAMS__READ_REQ__OPTIONS__UUIDOPTION__CONTENT_STRING;
+    uo.string = &empty;
+    ro.uuid_option = &uo;
+    if (o->filter) {
+        if (o->filter->regex) ex.regex = (char *)(uintptr_t)o->filter->regex;
+        ex.n_prefix = o->filter->n_prefixes;
+        ex.prefix = (char **)(uintptr_t)o->filter->prefixes;
+        if (o->filter->on == FACTUM_FILTER_STREAM) {
+            fo.filter_case = EVENT_STORE__CLIENT__STREAMS__READ_REQ__OPTIONS__FILTER_OPTIONS__FILTER_STREAM_IDENTIFIER;
+            fo.stream_identifier = &ex;
+        } else {
+            fo.filter_case = EVENT_STORE__CLIENT__STREAMS__READ_REQ__OPTIONS__FILTER_OPTIONS__FILTER_EVENT_TYPE;
+            fo.event_type = &ex;
+        }
+        /* checkpoints every window x multiplier events: the window is the interval */
+        fo.window_case = EVENT_STORE__CLIENT__STREAMS__READ_REQ__OPTIONS__FILTER_OPTIONS__WINDOW_MAX;
+        fo.max = o->checkpoint_interval ? o->checkpoint_interval : 32;
+        fo.checkpointintervalmultiplier = 1;
+        ro.filter_option_case = EVENT_STORE__CLIENT__STREAMS__READ_REQ__OPTIONS__FILTER_OPTION_FILTER;
+        ro.filter = &fo;
+    } else {
+        ro.filter_option_case = EVENT_STORE__CLIENT__STREAMS__READ_REQ__OPTIONS__FILTER_OPTION_NO_FILTER;
+        ro.no_filter = &empty;
+    }
+    ReadReq req = EVENT_STORE__CLIENT__STREAMS__READ_REQ__INIT;
+    req.options = &ro;
+    sub_ctx s;
+    memset(&s, 0, sizeof s);
+    s.c = c;
+    s.fn = fn;
+    s.ctx = ctx;
+    s.is_all = is_all;
+    client_call k;
+    client_call_init(&k, "/event_store.client.streams.Streams/Read", on_sub_msg, &s);
+    k.no_deadline = 1;
+    if (o->idle_ms > 0) {
+        k.idle_ms = (uint32_t)o->idle_ms;
+        k.on_idle = on_sub_idle;
+    }
+    rc = client_call_add(&k, &req.base);
+    if (!rc) rc = client_call_run(c, &k);
+    if (!rc && !s.stopped) {
+        client_seterr(c, "the server ended the subscription");
+        rc = FACTUM_ESERVER;
+    }
+    if (rc == FACTUM_EDELETED) client_seterr(c, "stream '%.200s' is deleted (tombstoned)", is_all ? "$all" : o->stream);
+    client_call_deinit(&k);
+    client_arena_trim(&c->arena);
+    pthread_mutex_unlock(&c->mu);
+    return rc;
+}

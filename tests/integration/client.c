@@ -8,7 +8,9 @@
  * large appends and events, unicode and maximal names, twenty clients
  * racing on one stream (CL-1 on the server's side: one winner per
  * version), the atomic multi-stream append, and bad input: connection
- * strings, refused and silent endpoints, oversized events (CL-2, CL-3).
+ * strings, refused and silent endpoints, oversized events (CL-2, CL-3);
+ * and catch-up subscriptions (history then live from another client,
+ * starting points, idle, filters with checkpoints, links, tombstones).
  * Stream names carry a per-run tag so that the test can be re-run against
  * a server that keeps its data.
  */
@@ -1014,6 +1016,199 @@ static void t_deadline(void)
     factum_client_batch_free(b);
 }
 
+/* ---- catch-up subscriptions ----------------------------------------------------- */
+
+typedef struct sub_rec {
+    size_t n_events, n_caught, n_fell, n_ckpt, n_idle;
+    uint64_t versions[4096];
+    uint64_t positions[4096];
+    char types[4096][16];
+    uint64_t ckpts[1024];
+    size_t n_ckpts;
+    size_t stop_after;     /* events, 0: never by count */
+    int stop_on_caught_up; /* stop at the first caught-up (after stop_after events if set) */
+    int stop_on_idle;
+    int fail_with;         /* return this at the first event */
+    int links_ok;          /* resolved-link checks */
+    char link_target[64];
+    int order_bad;
+    pthread_t writer;
+    int start_writer;      /* start the live writer at caught-up */
+} sub_rec;
+
+static const char *live_stream;
+static void *live_writer(void *arg)
+{
+    (void)arg;
+    factum_client *w;
+    if (factum_client_connect(url, NULL, &w)) return NULL;
+    for (int i = 0; i < 50; i++) {
+        factum_event_data e = ev_json("Live", "{}");
+        factum_client_append(w, live_stream, FACTUM_ANY, &e, 1, NULL);
+    }
+    factum_client_close(w);
+    return NULL;
+}
+
+static int on_sub(void *ctx, const factum_sub_item *it)
+{
+    sub_rec *r = ctx;
+    switch (it->kind) {
+    case FACTUM_SUB_EVENT:
+        if (r->fail_with) return r->fail_with;
+        if (r->n_events < 4096) {
+            r->versions[r->n_events] = it->event.version;
+            r->positions[r->n_events] = it->position;
+            snprintf(r->types[r->n_events], 16, "%s", it->event.type);
+            if (r->n_events && it->position <= r->positions[r->n_events - 1]) r->order_bad++;
+        }
+        if (it->has_link && strcmp(it->event.stream, r->link_target) == 0 && strcmp(it->link.type, "$>") == 0)
+            r->links_ok++;
+        r->n_events++;
+        if (r->stop_after && r->n_events >= r->stop_after && !r->stop_on_caught_up) return 1;
+        return 0;
+    case FACTUM_SUB_CAUGHT_UP:
+        r->n_caught++;
+        if (r->start_writer && r->n_caught == 1) pthread_create(&r->writer, NULL, live_writer, NULL);
+        return r->stop_on_caught_up && r->n_events >= r->stop_after;
+    case FACTUM_SUB_FELL_BEHIND: r->n_fell++; return 0;
+    case FACTUM_SUB_CHECKPOINT:
+        if (r->n_ckpts < 1024) r->ckpts[r->n_ckpts++] = it->position;
+        r->n_ckpt++;
+        return 0;
+    case FACTUM_SUB_IDLE: r->n_idle++; return r->stop_on_idle;
+    }
+    return -1;
+}
+
+static void t_subscribe(void)
+{
+    char s[64];
+    sname(s, sizeof s, "subs");
+    live_stream = s;
+    for (int i = 0; i < 10; i++) {
+        factum_event_data es[10];
+        for (int k = 0; k < 10; k++) es[k] = ev_json("Hist", "{}");
+        REQUIRE(factum_client_append(cl, s, FACTUM_ANY, es, 10, NULL) == 0);
+    }
+    factum_client *c;
+    REQUIRE(factum_client_connect(url, NULL, &c) == 0);
+    /* History (100), caught up, then 50 live events from another client
+     * started at the switch: 150 in order, none twice. */
+    static sub_rec r;
+    memset(&r, 0, sizeof r);
+    r.stop_after = 150;
+    r.start_writer = 1;
+    factum_client_sub_options o;
+    factum_client_sub_options_init(&o);
+    o.stream = s;
+    CHECK_RC(factum_client_subscribe(c, &o, on_sub, &r), 0);
+    pthread_join(r.writer, NULL);
+    CHECK_EQ_U64(r.n_events, 150);
+    for (size_t i = 0; i < 150; i++)
+        CHECK_EQ_U64(r.versions[i], i);
+    CHECK(r.order_bad == 0);
+    CHECK(r.n_caught >= 1);
+    CHECK(strcmp(r.types[99], "Hist") == 0 && strcmp(r.types[100], "Live") == 0);
+    /* After a version (exclusive); the client is usable for other calls after. */
+    memset(&r, 0, sizeof r);
+    r.stop_after = 1;
+    o.from = FACTUM_SUB_AFTER;
+    o.after = 148;
+    CHECK_RC(factum_client_subscribe(c, &o, on_sub, &r), 0);
+    CHECK(r.n_events == 1 && r.versions[0] == 149);
+    CHECK(count_stream(s, NULL) == 150);
+    /* From the end of a quiet stream: caught up, then idle. */
+    memset(&r, 0, sizeof r);
+    r.stop_on_idle = 1;
+    o.from = FACTUM_SUB_END;
+    o.idle_ms = 100;
+    CHECK_RC(factum_client_subscribe(c, &o, on_sub, &r), 0);
+    CHECK(r.n_events == 0 && r.n_caught == 1 && r.n_idle == 1);
+    o.idle_ms = 0;
+    /* The callback's error ends it with that code; the client goes on. */
+    memset(&r, 0, sizeof r);
+    r.fail_with = -EINTR;
+    o.from = FACTUM_SUB_START;
+    CHECK_RC(factum_client_subscribe(c, &o, on_sub, &r), -EINTR);
+    CHECK(count_stream(s, NULL) == 150);
+
+    /* $all, filtered by type, with checkpoints every 10 events examined:
+     * the matching events only, and resuming after a checkpoint loses none. */
+    char ty[48], pre[48];
+    snprintf(ty, sizeof ty, "Sig%s", tag);
+    snprintf(pre, sizeof pre, "Sig%s", tag);
+    factum_append_result a1, a2;
+    factum_event_data sig = ev_json(ty, "{}");
+    factum_event_data noise[40];
+    for (int k = 0; k < 40; k++) noise[k] = ev_json("Noise", "{}");
+    REQUIRE(factum_client_append(cl, s, FACTUM_ANY, &sig, 1, &a1) == 0);
+    REQUIRE(factum_client_append(cl, s, FACTUM_ANY, noise, 40, NULL) == 0);
+    REQUIRE(factum_client_append(cl, s, FACTUM_ANY, &sig, 1, &a2) == 0);
+    const char *prefixes[] = {pre};
+    factum_client_filter f = {FACTUM_FILTER_EVENT_TYPE, prefixes, 1, NULL};
+    factum_client_sub_options ao;
+    factum_client_sub_options_init(&ao);
+    ao.filter = &f;
+    ao.checkpoint_interval = 10;
+    memset(&r, 0, sizeof r);
+    r.stop_after = 2;
+    r.stop_on_caught_up = 1;
+    CHECK_RC(factum_client_subscribe(c, &ao, on_sub, &r), 0);
+    CHECK(r.n_events == 2 && r.positions[0] == a1.last_position && r.positions[1] == a2.last_position);
+    CHECK(r.n_ckpts >= 4);
+    uint64_t resume = 0;
+    for (size_t i = 0; i < r.n_ckpts; i++) {
+        if (i) CHECK(r.ckpts[i] > r.ckpts[i - 1]);
+        if (r.ckpts[i] >= a1.last_position && r.ckpts[i] < a2.last_position) resume = r.ckpts[i];
+    }
+    CHECK(resume != 0);
+    memset(&r, 0, sizeof r);
+    r.stop_after = 1;
+    ao.from = FACTUM_SUB_AFTER;
+    ao.after = resume;
+    CHECK_RC(factum_client_subscribe(c, &ao, on_sub, &r), 0);
+    CHECK(r.n_events == 1 && r.positions[0] == a2.last_position);
+
+    /* Links, resolved. */
+    char target[64], links[64], data[128];
+    sname(target, sizeof target, "sub-target");
+    sname(links, sizeof links, "sub-links");
+    factum_event_data t0 = ev_json("Real", "{}");
+    REQUIRE(factum_client_append(cl, target, FACTUM_ANY, &t0, 1, NULL) == 0);
+    snprintf(data, sizeof data, "0@%s", target);
+    factum_event_data lk;
+    memset(&lk, 0, sizeof lk);
+    lk.type = "$>";
+    lk.data = data;
+    lk.data_len = strlen(data);
+    REQUIRE(factum_client_append(cl, links, FACTUM_ANY, &lk, 1, NULL) == 0);
+    factum_client_sub_options lo;
+    factum_client_sub_options_init(&lo);
+    lo.stream = links;
+    lo.resolve_links = 1;
+    memset(&r, 0, sizeof r);
+    snprintf(r.link_target, sizeof r.link_target, "%s", target);
+    r.stop_after = 1;
+    CHECK_RC(factum_client_subscribe(c, &lo, on_sub, &r), 0);
+    CHECK(r.n_events == 1 && r.links_ok == 1 && r.positions[0] == 0 && strcmp(r.types[0], "Real") == 0);
+
+    /* Bad input, and a tombstoned stream. */
+    factum_client_sub_options bo;
+    factum_client_sub_options_init(&bo);
+    bo.stream = s;
+    bo.filter = &f;
+    CHECK_RC(factum_client_subscribe(c, &bo, on_sub, &r), FACTUM_EINVAL);
+    bo.filter = NULL;
+    bo.stream = "";
+    CHECK_RC(factum_client_subscribe(c, &bo, on_sub, &r), FACTUM_EBADNAME);
+    REQUIRE(factum_client_tombstone_stream(cl, target, FACTUM_ANY, NULL) == 0);
+    bo.stream = target;
+    CHECK_RC(factum_client_subscribe(c, &bo, on_sub, &r), FACTUM_EDELETED);
+    CHECK(strstr(factum_client_last_error(c), "tombstoned") != NULL);
+    factum_client_close(c);
+}
+
 int main(void)
 {
     url = getenv("FACTUMD_URL");
@@ -1046,6 +1241,7 @@ int main(void)
     RUN(t_bad_endpoints);
     RUN(t_oversized);
     RUN(t_deadline);
+    RUN(t_subscribe);
     factum_client_close(cl);
     return harness_done();
 }

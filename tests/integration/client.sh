@@ -59,6 +59,7 @@ cli_checks() {
   l() { local want=$1; shift; run "$want" "$FACTUM" --data "$T/local" "$@"; }
   eq() { [ "$1" = "$2" ] || fail "${3:-value}: expected '$2', got '$1'"; }
   contains() { case "$1" in *"$2"*) ;; *) fail "${3:-text}: '$1' does not contain '$2'" ;; esac; }
+  lacks() { case "$1" in *"$2"*) fail "${3:-text}: '$1' contains '$2'" ;; esac; }
 
   # append: one event, expectations, NDJSON, --json
   s 0 append cli-orders --type OrderPlaced --data '{"sku": "a-1", "qty": 2}' --expected no-stream
@@ -177,6 +178,37 @@ cli_checks() {
     "$(jq -c 'select(.stream=="imp-a")|del(.position,.timestamp)' "$T/local.ndjson")" "export of imp-a"
   s 0 export
   eq "$(wc -l <<<"$OUT")" "$(wc -l <"$T/remote.ndjson")" "export to stdout"
+
+  # tail: follow a stream / $all through a subscription
+  s 0 append cli-tail --type T1 --data '{"n":1}'
+  s 0 append cli-tail --type T2 --data '{"n":2}'
+  s 0 tail cli-tail --from start --count 2 --json
+  eq "$(jq -r '[.version,.type]|@tsv' <<<"$OUT" | tr '\n' ' ')" "$(printf '0\tT1 1\tT2 ')" "tail --from start"
+  s 0 tail cli-tail --from 0 --markers --idle-exit 300
+  contains "$OUT" "cli-tail@1  T2"
+  contains "$OUT" "# caught up at 1"
+  # live: a tail started before the append prints it, then exits after --count
+  ("$FACTUM" --server "$URL" tail cli-tail --count 1 --json >"$T/tail.out" 2>"$T/tail.err") &
+  tail_pid=$!
+  sleep 0.5
+  s 0 append cli-tail --type CliLive --data '{"n":3}'
+  wait "$tail_pid" || fail "tail of a live event: $(cat "$T/tail.err")"
+  eq "$(jq -r '[.version,.type]|@tsv' <"$T/tail.out")" "$(printf '2\tCliLive')" "tail live"
+  TP=$(jq -r .position <"$T/tail.out")
+  s 0 tail '$all' --from "$((TP - 1))" --count 1 --json
+  eq "$(jq -r .type <<<"$OUT")" "CliLive" "tail \$all --from (exclusive)"
+  s 0 tail '$all' --from start --type-prefix CliLive --markers --json --idle-exit 300
+  eq "$(jq -r "select(.type)|.type" <<<"$OUT")" "CliLive" "tail \$all --type-prefix"
+  eq "$(jq -r 'select(.marker=="caught_up")|.position' <<<"$OUT")" "$(s 0 stats --json; jq -r '."es-writer-lastPosition"' <<<"$OUT")" "caught up at the head"
+  s 0 tail cli-nothing-yet --idle-exit 200
+  eq "$OUT" "" "tail of a stream not written yet"
+  s 4 tail cli-batch
+  contains "$ERR" "tombstoned"
+  s 2 tail cli-tail --type-prefix X
+  s 2 tail '$all' --type-prefix X --stream-regex Y
+  s 2 tail '$all' --type-regex '([bad'
+  l 2 tail cli-tail
+  contains "$ERR" "tail follows a server"
 
   # stats, and what stays local
   s 0 stats
