@@ -16,6 +16,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -175,6 +176,45 @@ static double fsync_rate(int prealloc, double *lat_us)
     unlink(path);
     *lat_us = s / n * 1e6;
     return n / s;
+}
+
+
+/* The disk alone at W6's pace: a 4 KiB write + fdatasync every millisecond
+ * on a preallocated file (an idle disk and CPU answer slower than a busy
+ * one: this is the floor of W6's latency). */
+static void paced_fsync(double *p50, double *p99)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/fsync-probe", base_dir);
+    unlink(path);
+    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
+    int n = quick ? 500 : 2000;
+    char buf[4096];
+    memset(buf, 'x', sizeof buf);
+    for (int i = 0; i < n; i++)
+        if (write(fd, buf, sizeof buf) != (ssize_t)sizeof buf) break;
+    fsync(fd);
+    uint64_t *lat = malloc((size_t)n * sizeof *lat);
+    struct timespec next;
+    clock_gettime(CLOCK_MONOTONIC, &next);
+    for (int i = 0; i < n; i++) {
+        next.tv_nsec += 1000000;
+        if (next.tv_nsec >= 1000000000) {
+            next.tv_nsec -= 1000000000;
+            next.tv_sec++;
+        }
+        clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, NULL);
+        uint64_t t = now_ns();
+        if (pwrite(fd, buf, sizeof buf, (off_t)i * 4096) != (ssize_t)sizeof buf) break;
+        fdatasync(fd);
+        lat[i] = now_ns() - t;
+    }
+    close(fd);
+    unlink(path);
+    qsort(lat, (size_t)n, sizeof *lat, cmp_u64);
+    *p50 = pct(lat, (size_t)n, 50);
+    *p99 = pct(lat, (size_t)n, 99);
+    free(lat);
 }
 
 /* ---- W1: single-event appends to random streams ----------------------- */
@@ -658,6 +698,120 @@ static void w9(size_t events)
     fflush(stdout);
 }
 
+/* ---- W6: live subscription latency; catch-up of one subscription ------ */
+
+#define W6_MARK 0xfa
+typedef struct w6_state {
+    factum_store *s;
+    size_t n;
+    uint64_t *start, *got;
+    atomic_int ready;
+} w6_state;
+
+static void *w6_sub(void *p)
+{
+    w6_state *w = p;
+    factum_sub_options o;
+    factum_sub_options_init(&o);
+    o.from = FACTUM_SUB_END;
+    factum_sub *sub;
+    if (factum_sub_open(w->s, &o, &sub)) exit(1);
+    factum_sub_item it[64];
+    size_t received = 0;
+    while (received < w->n) {
+        size_t n;
+        if (factum_sub_poll(sub, it, 64, &n, -1)) exit(1);
+        uint64_t t = now_ns();
+        for (size_t k = 0; k < n; k++) {
+            if (it[k].kind == FACTUM_SUB_CAUGHT_UP) atomic_store(&w->ready, 1);
+            if (it[k].kind != FACTUM_SUB_EVENT || it[k].event.id[8] != W6_MARK) continue;
+            uint64_t i = 0;
+            for (int b = 0; b < 8; b++) i = i << 8 | it[k].event.id[b];
+            if (i < w->n && !w->got[i]) {
+                w->got[i] = t;
+                received++;
+            }
+        }
+    }
+    factum_sub_close(sub);
+    return NULL;
+}
+
+static void w6(void)
+{
+    static w6_state w;
+    w.n = quick ? 2000 : 10000;
+    w.s = open_store("w6", 1);
+    w.start = calloc(w.n, sizeof *w.start);
+    w.got = calloc(w.n, sizeof *w.got);
+    uint64_t *ack = calloc(w.n, sizeof *ack);
+    atomic_store(&w.ready, 0);
+    pthread_t th;
+    pthread_create(&th, NULL, w6_sub, &w);
+    while (!atomic_load(&w.ready)) usleep(1000);
+    evbuf b;
+    struct timespec next;
+    clock_gettime(CLOCK_MONOTONIC, &next);
+    for (size_t i = 0; i < w.n; i++) {
+        next.tv_nsec += 1000000; /* 1,000 appends/s */
+        if (next.tv_nsec >= 1000000000) {
+            next.tv_nsec -= 1000000000;
+            next.tv_sec++;
+        }
+        clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, NULL);
+        make_event(&b, 1, i);
+        for (int k = 0; k < 8; k++) b.ev.id[k] = (uint8_t)(i >> (56 - 8 * k));
+        b.ev.id[8] = W6_MARK;
+        w.start[i] = now_ns();
+        if (factum_append(w.s, "w6", FACTUM_ANY, &b.ev, 1, NULL)) exit(1);
+        ack[i] = now_ns() - w.start[i];
+    }
+    pthread_join(th, NULL);
+    uint64_t *lat = malloc(w.n * sizeof *lat);
+    for (size_t i = 0; i < w.n; i++)
+        lat[i] = w.got[i] - w.start[i];
+    qsort(lat, w.n, sizeof *lat, cmp_u64);
+    qsort(ack, w.n, sizeof *ack, cmp_u64);
+    printf("| W6 | one $all subscriber, %zu single appends at 1,000/s: delivered | p50 %.0f µs, p99 %.0f µs, "
+           "p99.9 %.0f µs | acknowledged: p50 %.0f µs, p99 %.0f µs |\n",
+           w.n, pct(lat, w.n, 50), pct(lat, w.n, 99), pct(lat, w.n, 99.9), pct(ack, w.n, 50), pct(ack, w.n, 99));
+    fflush(stdout);
+    free(lat);
+    free(ack);
+    free(w.start);
+    free(w.got);
+    factum_store_close(w.s);
+}
+
+static void catch_up(void)
+{
+    size_t n = quick ? 200000 : 1300000;
+    factum_store *s = open_store("cu", 1);
+    fill(s, n, 10000);
+    factum_sub *sub;
+    if (factum_sub_open(s, NULL, &sub)) exit(1);
+    factum_sub_item *it = malloc(1024 * sizeof *it);
+    uint64_t events = 0, bytes = 0, t0 = now_ns();
+    for (int live = 0; !live;) {
+        size_t got;
+        if (factum_sub_poll(sub, it, 1024, &got, 0)) exit(1);
+        for (size_t k = 0; k < got; k++) {
+            if (it[k].kind == FACTUM_SUB_CAUGHT_UP) live = 1;
+            if (it[k].kind != FACTUM_SUB_EVENT) continue;
+            events++;
+            bytes += it[k].event.data_len + it[k].event.metadata_len;
+        }
+    }
+    double secs = (double)(now_ns() - t0) / 1e9;
+    printf("| catch-up | one subscription to $all from the start until caught up (%" PRIu64
+           " events) | %.0f ev/s | %.0f MB/s |\n",
+           events, events / secs, bytes / secs / 1e6);
+    fflush(stdout);
+    free(it);
+    factum_sub_close(sub);
+    factum_store_close(s);
+}
+
 int main(int argc, char **argv)
 {
     size_t w9_events = 10000000;
@@ -695,6 +849,12 @@ int main(int argc, char **argv)
     printf("| machine | 4 KiB write + fdatasync | growing file %.0f/s (%.0f µs) | preallocated file %.0f/s "
            "(%.0f µs) |\n",
            grow, grow_us, pre, pre_us);
+    if (wanted("W6") || wanted("PACED")) {
+        double p50, p99;
+        paced_fsync(&p50, &p99);
+        printf("| machine | 4 KiB write + fdatasync paced at 1,000/s (W6's pace) | p50 %.0f µs | p99 %.0f µs |\n", p50,
+               p99);
+    }
     printf("|---|---|---|---|\n");
     fflush(stdout);
     versions = malloc(10000 * sizeof *versions);
@@ -707,6 +867,8 @@ int main(int argc, char **argv)
     }
     if (wanted("W4")) w4();
     if (wanted("W5")) w5();
+    if (wanted("W6")) w6();
+    if (wanted("CU")) catch_up();
     if (wanted("W7")) w7();
     if (do_w9 || wanted("W9")) {
         if (do_w9 || only[0]) w9(quick ? 1000000 : w9_events);

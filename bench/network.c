@@ -2,8 +2,9 @@
  * network.c - BENCH.md's workloads against factumd over the network with the
  * C client (factum_client.h): W1 (single appends), W2 (100-event appends), W3
  * (16 and 256 clients, each its own connection), W4 (stream reads), W5 ($all
- * reads) and W7 (contention correctness), plus the loopback round trip
- * measured in the same run. W6 (live subscriptions) needs subscriptions.
+ * reads), W6 (live subscription latency), CU (catch-up of one subscription
+ * over the log) and W7 (contention correctness), plus the loopback round
+ * trip measured in the same run.
  *
  * Usage: factum-bench-network URL [--quick] [--only W1,...]
  * (bench/run-network.sh starts a factumd and runs this.)
@@ -453,6 +454,165 @@ static void w7(void)
     if (!pass) exit(2);
 }
 
+/* ---- W6: live subscription latency; catch-up throughput ----------------- */
+
+/* The writer stamps each event's id with its index (bytes 0..7, then a
+ * marker) so that the subscriber can match deliveries to appends. */
+#define W6_MARK 0xfa
+typedef struct w6_state {
+    size_t n;
+    uint64_t *start, *got, *acked;
+    size_t received;
+    int ready; /* the subscription is live */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+} w6_state;
+
+static int w6_on(void *ctx, const factum_sub_item *it)
+{
+    w6_state *w = ctx;
+    if (it->kind == FACTUM_SUB_CAUGHT_UP) {
+        pthread_mutex_lock(&w->mu);
+        w->ready = 1;
+        pthread_cond_signal(&w->cv);
+        pthread_mutex_unlock(&w->mu);
+        return 0;
+    }
+    if (it->kind != FACTUM_SUB_EVENT || it->event.id[8] != W6_MARK) return 0;
+    uint64_t t = now_ns(), i = 0;
+    for (int k = 0; k < 8; k++) i = i << 8 | it->event.id[k];
+    if (i < w->n && !w->got[i]) {
+        w->got[i] = t;
+        w->received++;
+    }
+    return w->received >= w->n;
+}
+
+static void *w6_sub(void *p)
+{
+    w6_state *w = p;
+    factum_client *c = connect_or_die();
+    factum_client_sub_options o;
+    factum_client_sub_options_init(&o);
+    o.from = FACTUM_SUB_END;
+    int rc = factum_client_subscribe(c, &o, w6_on, w);
+    if (rc) {
+        fprintf(stderr, "W6 subscription: %s: %s\n", factum_strerror(rc), factum_client_last_error(c));
+        exit(1);
+    }
+    factum_client_close(c);
+    return NULL;
+}
+
+static void w6(void)
+{
+    static w6_state w;
+    w.n = quick ? 2000 : 10000;
+    w.start = calloc(w.n, sizeof *w.start);
+    w.got = calloc(w.n, sizeof *w.got);
+    w.acked = calloc(w.n, sizeof *w.acked);
+    pthread_mutex_init(&w.mu, NULL);
+    pthread_cond_init(&w.cv, NULL);
+    pthread_t th;
+    pthread_create(&th, NULL, w6_sub, &w);
+    pthread_mutex_lock(&w.mu);
+    while (!w.ready) pthread_cond_wait(&w.cv, &w.mu);
+    pthread_mutex_unlock(&w.mu);
+    factum_client *c = connect_or_die();
+    char name[48];
+    snprintf(name, sizeof name, "w6-%s", tag);
+    struct timespec next;
+    clock_gettime(CLOCK_MONOTONIC, &next);
+    for (size_t i = 0; i < w.n; i++) {
+        next.tv_nsec += 1000000; /* 1,000 appends/s */
+        if (next.tv_nsec >= 1000000000) {
+            next.tv_nsec -= 1000000000;
+            next.tv_sec++;
+        }
+        clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, NULL);
+        factum_event_data e = event(i);
+        for (int k = 0; k < 8; k++) e.id[k] = (uint8_t)(i >> (56 - 8 * k));
+        e.id[8] = W6_MARK;
+        w.start[i] = now_ns();
+        int rc = factum_client_append(c, name, FACTUM_ANY, &e, 1, NULL);
+        if (rc) {
+            fprintf(stderr, "W6 append: %s\n", factum_strerror(rc));
+            exit(1);
+        }
+        w.acked[i] = now_ns();
+    }
+    pthread_join(th, NULL);
+    factum_client_close(c);
+    uint64_t *lat = malloc(w.n * sizeof *lat);
+    for (size_t i = 0; i < w.n; i++)
+        lat[i] = w.got[i] - w.start[i];
+    qsort(lat, w.n, sizeof *lat, cmp_u64);
+    uint64_t *ack = malloc(w.n * sizeof *ack);
+    for (size_t i = 0; i < w.n; i++)
+        ack[i] = w.acked[i] - w.start[i];
+    qsort(ack, w.n, sizeof *ack, cmp_u64);
+    printf("| W6 | network | the same appends, acknowledged | p50 %.0f µs, p99 %.0f µs, p99.9 %.0f µs | |\n",
+           pct(ack, w.n, 50), pct(ack, w.n, 99), pct(ack, w.n, 99.9));
+    free(ack);
+    free(w.acked);
+    printf("| W6 | network | one $all subscriber, %zu single appends at 1,000/s | p50 %.0f µs, p99 %.0f µs, p99.9 %.0f µs "
+           "| max %.0f µs |\n",
+           w.n, pct(lat, w.n, 50), pct(lat, w.n, 99), pct(lat, w.n, 99.9), (double)lat[w.n - 1] / 1000.0);
+    fflush(stdout);
+    free(lat);
+    free(w.start);
+    free(w.got);
+}
+
+typedef struct catchup {
+    uint64_t events, bytes;
+} catchup;
+
+static int cu_on(void *ctx, const factum_sub_item *it)
+{
+    catchup *c = ctx;
+    if (it->kind == FACTUM_SUB_CAUGHT_UP) return 1;
+    if (it->kind == FACTUM_SUB_EVENT) {
+        c->events++;
+        c->bytes += it->event.data_len + it->event.metadata_len;
+    }
+    return 0;
+}
+
+/* One subscription to $all from the start until it is caught up. */
+static void catch_up(void)
+{
+    factum_client *c = connect_or_die();
+    size_t target = quick ? 200000 : 1300000;
+    factum_client_batch *b;
+    uint64_t have = 0;
+    if (factum_client_read_all(c, FACTUM_END, FACTUM_BACKWARD, NULL, 1, &b) == 0) {
+        if (factum_client_batch_count(b)) have = factum_client_batch_event(b, 0)->position;
+        factum_client_batch_free(b);
+    }
+    factum_event_data *ev = malloc(1000 * sizeof *ev);
+    char name[48];
+    for (uint64_t i = have; i < target; i += 1000) {
+        snprintf(name, sizeof name, "cu-%s-%" PRIu64, tag, i / 1000 % 1000);
+        for (size_t k = 0; k < 1000; k++) ev[k] = event(i + k);
+        if (factum_client_append(c, name, FACTUM_ANY, ev, 1000, NULL)) exit(1);
+    }
+    free(ev);
+    catchup r = {0, 0};
+    uint64_t t0 = now_ns();
+    int rc = factum_client_subscribe(c, NULL, cu_on, &r);
+    double secs = (double)(now_ns() - t0) / 1e9;
+    if (rc) {
+        fprintf(stderr, "catch-up: %s\n", factum_strerror(rc));
+        exit(1);
+    }
+    printf("| catch-up | network | one subscription to $all from the start until caught up (%" PRIu64
+           " events) | %.0f ev/s | %.0f MB/s |\n",
+           r.events, r.events / secs, r.bytes / secs / 1e6);
+    fflush(stdout);
+    factum_client_close(c);
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -477,6 +637,8 @@ int main(int argc, char **argv)
     }
     if (wanted("W4")) w4();
     if (wanted("W5")) w5();
+    if (wanted("W6")) w6();
+    if (wanted("CU")) catch_up();
     if (wanted("W7")) w7();
     return 0;
 }

@@ -2,7 +2,7 @@
 # The network benchmarks: builds factumd and the benchmark (Release), starts
 # factumd (durable unless --relaxed is given, on a fresh temporary database
 # on this machine's disk, 127.0.0.1), measures the disk's own fdatasync rate,
-# then runs W1-W5 and W7 over the network with the C client.
+# then runs W1-W7 and the catch-up (CU) over the network with the C client.
 # Usage: bench/run-network.sh [--quick] [--relaxed] [--only W1,W2,...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,7 +11,7 @@ for a in "$@"; do case "$a" in --relaxed) relaxed=(--relaxed-durability);; *) ar
 cmake -S . -B build/bench -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF >/dev/null
 cmake --build build/bench -j"$(nproc)" --target factumd factum-bench-network factum-bench-embedded >/dev/null
 dir=$(mktemp -d /tmp/factum-netbench.XXXXXX)
-build/bench/bench/factum-bench-embedded --dir "$dir" --only none | grep machine | head -1
+build/bench/bench/factum-bench-embedded --dir "$dir" --only PACED | grep machine | head -2
 build/bench/factumd --insecure --db "$dir/db" --node-ip 127.0.0.1 --node-port 0 "${relaxed[@]}" >"$dir/log" 2>&1 &
 pid=$!
 trap 'kill -TERM $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$dir"' EXIT

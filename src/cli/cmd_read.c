@@ -116,7 +116,7 @@ static int add_filter(cli_ctx *c, filters *fs, int on, const char *const *prefix
 {
     int rc = factum_filter_new(on, prefixes, n, regex, exclude_system, &fs->f[fs->n]);
     if (rc == FACTUM_EBADREGEX)
-        return cli_usage(c, "%s: '%s' is not a valid POSIX extended regex", opt, regex);
+        return cli_usage(c, "%s: '%s' is not a valid POSIX extended regex", opt, regex ? regex : "");
     if (rc) return cli_fail(c, rc, "%s", opt);
     fs->n++;
     return CLI_OK;
