@@ -89,6 +89,11 @@ typedef struct net_config {
      * sleeping. */
     int (*spin_hint)(void *ctx);
     void *spin_ctx;
+    /* Optional: called on the loop thread about every tick_ms (timers of
+     * the handlers: message timeouts, periodic checkpoints). */
+    void (*tick_fn)(void *ctx);
+    void *tick_ctx;
+    unsigned tick_ms;
 } net_config;
 
 void net_config_init(net_config *c);

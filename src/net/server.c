@@ -104,6 +104,7 @@ struct post {
 
 struct net_server {
     net_config cfg;
+    uint64_t next_tick; /* CLOCK_MONOTONIC ns of the next tick_fn call */
     const net_method *methods;
     size_t n_methods;
     net_http_fn http;
@@ -1057,7 +1058,14 @@ int net_server_run(net_server *s, int drain_ms)
             uint64_t until = mono_ns() + SPIN_POLL_NS;
             while ((n = epoll_wait(s->epfd, evs, 128, 0)) == 0 && mono_ns() < until) __builtin_ia32_pause();
         }
-        if (n == 0) n = epoll_wait(s->epfd, evs, 128, drain_until ? 20 : 1000);
+        int wait_ms = drain_until ? 20 : 1000;
+        if (s->cfg.tick_fn && s->cfg.tick_ms) {
+            uint64_t now = mono_ns();
+            if (!s->next_tick) s->next_tick = now + (uint64_t)s->cfg.tick_ms * 1000000u;
+            int to_tick = now >= s->next_tick ? 0 : (int)((s->next_tick - now + 999999u) / 1000000u);
+            if (to_tick < wait_ms) wait_ms = to_tick;
+        }
+        if (n == 0) n = epoll_wait(s->epfd, evs, 128, wait_ms);
         if (n < 0) {
             if (errno == EINTR) continue;
             return -errno;
@@ -1078,6 +1086,10 @@ int net_server_run(net_server *s, int drain_ms)
                 if (evs[i].events & EPOLLOUT) conn_flush(k);
                 if (!k->dead && evs[i].events & EPOLLIN) conn_readable(k);
             }
+        }
+        if (s->cfg.tick_fn && s->cfg.tick_ms && mono_ns() >= s->next_tick) {
+            s->next_tick = mono_ns() + (uint64_t)s->cfg.tick_ms * 1000000u;
+            s->cfg.tick_fn(s->cfg.tick_ctx);
         }
         free_dead(s);
     }

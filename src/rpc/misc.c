@@ -17,6 +17,7 @@
 #include "kurrentdb/operations.pb-c.h"
 #include "kurrentdb/serverfeatures.pb-c.h"
 #include "net/grpc.h"
+#include "rpc/persistent.h"
 #include "rpc/rpc.h"
 #include "rpc/streams_int.h"
 
@@ -41,8 +42,8 @@ static void unary_half_close(net_call *c)
 
 static void features_message(net_call *c, const uint8_t *msg, size_t len);
 
-static const net_method *all_methods[3];
-static size_t all_counts[3];
+static const net_method *all_methods[4];
+static size_t all_counts[4];
 
 static void features_message(net_call *c, const uint8_t *msg, size_t len)
 {
@@ -54,8 +55,9 @@ static void features_message(net_call *c, const uint8_t *msg, size_t len)
     char names[64][2][128];
     static char *read_features[] = {"position", "events"};
     static char *batch_features[] = {"deadline_duration"};
+    static char *ps_features[] = {"stream", "all"};
     size_t n = 0;
-    for (int t = 0; t < 3; t++)
+    for (int t = 0; t < 4; t++)
         for (size_t i = 0; i < all_counts[t] && n < 64; i++) {
             const char *path = all_methods[t][i].path;
             const char *svc, *meth;
@@ -77,6 +79,10 @@ static void features_message(net_call *c, const uint8_t *msg, size_t len)
                        !strcmp(names[n][0], "batchappend")) {
                 m[n].n_features = 1;
                 m[n].features = batch_features;
+            } else if (!strcmp(names[n][1], "event_store.client.persistent_subscriptions.persistentsubscriptions") &&
+                       strcmp(names[n][0], "restartsubsystem")) {
+                m[n].n_features = 2;
+                m[n].features = ps_features;
             }
             mp[n] = &m[n];
             n++;
@@ -213,11 +219,13 @@ int rpc_methods(rpc_ctx *ctx, net_method **out, size_t *n)
     all_counts[1] = sizeof misc_methods / sizeof *misc_methods;
     all_methods[2] = rpc_v2_methods;
     all_counts[2] = rpc_v2_n;
-    size_t total = all_counts[0] + all_counts[1] + all_counts[2];
+    all_methods[3] = rpc_ps_methods;
+    all_counts[3] = rpc_ps_n;
+    size_t total = all_counts[0] + all_counts[1] + all_counts[2] + all_counts[3];
     net_method *m = calloc(total, sizeof *m);
     if (!m) return -ENOMEM;
     size_t k = 0;
-    for (int t = 0; t < 3; t++)
+    for (int t = 0; t < 4; t++)
         for (size_t i = 0; i < all_counts[t]; i++) {
             m[k] = all_methods[t][i];
             m[k].svc = ctx;

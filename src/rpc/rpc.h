@@ -30,6 +30,7 @@ typedef struct rpc_stats {
 } rpc_stats;
 
 struct rpc_sub;
+struct ps_reg;
 
 typedef struct rpc_ctx {
     factum_store *store;
@@ -52,7 +53,12 @@ typedef struct rpc_ctx {
     struct rpc_sub *sub_waiting, *sub_waking;
     int sub_listening;
     _Atomic int sub_wake_posted;
+    struct ps_reg *ps; /* persistent subscriptions (persistent.c) */
 } rpc_ctx;
+
+/* Register the store's commit listener that wakes subscriptions and
+ * consumer groups (once). 0 or -ENOMEM. */
+int rpc_listen(rpc_ctx *ctx);
 
 /* Undo what serving set up on the store (the commit listener). Call before
  * the store is closed. */

@@ -27,6 +27,7 @@
 
 #include "google/protobuf/timestamp.pb-c.h"
 #include "net/grpc.h"
+#include "rpc/persistent.h"
 #include "rpc/streams_int.h"
 
 typedef EventStore__Client__Streams__ReadReq__Options ReadOpts;
@@ -98,6 +99,7 @@ static void wake_all(void *arg)
         wait_remove(s);
         sub_pump(s);
     }
+    rpc_ps_on_commit(ctx);
 }
 
 static void on_commit(void *arg, uint64_t last)
@@ -106,6 +108,14 @@ static void on_commit(void *arg, uint64_t last)
     rpc_ctx *ctx = arg;
     if (atomic_exchange(&ctx->sub_wake_posted, 1)) return;
     if (net_post(ctx->net, wake_all, ctx)) atomic_store(&ctx->sub_wake_posted, 0);
+}
+
+int rpc_listen(rpc_ctx *ctx)
+{
+    if (ctx->sub_listening) return 0;
+    if (factum_commit_listener_add(ctx->store, on_commit, ctx)) return -ENOMEM;
+    ctx->sub_listening = 1;
+    return 0;
 }
 
 void rpc_deinit(rpc_ctx *ctx)
@@ -365,12 +375,9 @@ rpc_sub *rpc_sub_start(rpc_ctx *ctx, net_call *c, const ReadOpts *o)
             so.checkpoint_interval = every > UINT32_MAX ? UINT32_MAX : (uint32_t)every;
         }
     }
-    if (!ctx->sub_listening) {
-        if (factum_commit_listener_add(ctx->store, on_commit, ctx)) {
-            rpc_fail(c, GRPC_RESOURCE_EXHAUSTED, "out of memory", NULL, NULL);
-            goto fail;
-        }
-        ctx->sub_listening = 1;
+    if (rpc_listen(ctx)) {
+        rpc_fail(c, GRPC_RESOURCE_EXHAUSTED, "out of memory", NULL, NULL);
+        goto fail;
     }
     int rc = factum_sub_open(ctx->store, &so, &s->sub);
     if (rc) {

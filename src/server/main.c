@@ -14,6 +14,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "rpc/persistent.h"
 #include "server/log.h"
 #include "server/server.h"
 
@@ -28,6 +29,11 @@ static void on_signal(int sig)
 static void on_shutdown_rpc(void *arg)
 {
     net_server_stop(arg);
+}
+
+static void on_tick(void *arg)
+{
+    rpc_ps_tick(arg);
 }
 
 static int rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
@@ -87,6 +93,10 @@ int main(int argc, char **argv)
     r->log_fn = slog_sink;
     r->sub_live_lag = cfg->subscription_live_lag;
     if ((rc = rpc_methods(r, &st.methods, &st.n_methods))) goto out;
+    if ((rc = rpc_ps_init(r))) {
+        slog_write(SLOG_ERROR, "cannot load the persistent subscriptions: %s", factum_strerror(rc));
+        goto out;
+    }
     net_config nc;
     net_config_init(&nc);
     nc.host = cfg->node_ip;
@@ -96,11 +106,18 @@ int main(int argc, char **argv)
     nc.log_fn = slog_sink;
     nc.spin_hint = rpc_spin_hint;
     nc.spin_ctx = r;
+    nc.tick_fn = on_tick;
+    nc.tick_ctx = r;
+    nc.tick_ms = 100;
     if ((rc = net_server_new(&nc, st.methods, st.n_methods, srv_http, &st, &st.net))) {
         slog_write(SLOG_ERROR, "cannot listen on %s:%d: %s", cfg->node_ip, cfg->node_port, strerror(-rc));
         goto out;
     }
     r->net = st.net;
+    if (rpc_listen(r)) {
+        rc = -ENOMEM;
+        goto out;
+    }
     r->advertise_port = net_server_port(st.net);
     r->shutdown = on_shutdown_rpc;
     r->shutdown_arg = st.net;
@@ -127,6 +144,7 @@ out:
      * posted to the (stopped) server; freeing the server then runs them. */
     int crc = factum_store_close(st.store);
     net_server_free(st.net);
+    rpc_ps_free(&st.rpc);
     free(st.methods);
     free(st.rpc.pack_buf);
     if (crc) slog_write(SLOG_ERROR, "closing the database: %s", factum_strerror(crc));

@@ -1,0 +1,29 @@
+/*
+ * persistent.h - what persistent.c (consumer groups) shares with the rest
+ * of the services: its method table, its state's life, and the hooks the
+ * loop calls (commits, ticks) and the statistics read.
+ */
+#ifndef FACTUM_RPC_PERSISTENT_H
+#define FACTUM_RPC_PERSISTENT_H
+
+#include "rpc/rpc.h"
+
+extern const net_method rpc_ps_methods[];
+extern const size_t rpc_ps_n;
+
+/* Load the groups persisted in the store (at start, on the loop's thread
+ * before it runs). 0 or an error of the store. */
+int rpc_ps_init(rpc_ctx *ctx);
+/* Free every group (after the server was freed). */
+void rpc_ps_free(rpc_ctx *ctx);
+/* New events were committed: groups with consumers read and dispatch. */
+void rpc_ps_on_commit(rpc_ctx *ctx);
+/* About every 100 ms: message timeouts, periodic checkpoints, rates. */
+void rpc_ps_tick(rpc_ctx *ctx);
+/* Each group's lag and counts (for /metrics and Monitoring.Stats). */
+void rpc_ps_each(rpc_ctx *ctx,
+                 void (*fn)(void *arg, const char *src, const char *group, uint64_t lag_events, double lag_seconds,
+                            uint64_t inflight, uint64_t parked, size_t consumers),
+                 void *arg);
+
+#endif
