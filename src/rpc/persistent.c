@@ -72,7 +72,8 @@ typedef struct ps_settings {
     int32_t live_buffer_size, read_batch_size, history_buffer_size;
     int strategy;
     /* $all filter */
-    int filter_on; /* 0 none, FACTUM_FILTER_STREAM or FACTUM_FILTER_EVENT_TYPE */
+    int has_filter;
+    int filter_on; /* FACTUM_FILTER_STREAM or FACTUM_FILTER_EVENT_TYPE */
     char *filter_regex;
     char **filter_prefixes;
     size_t n_filter_prefixes;
@@ -280,6 +281,7 @@ static int settings_from(net_call *c, const CreateReq *req, int is_update, ps_se
                 rpc_fail(c, GRPC_INVALID_ARGUMENT, "invalid filter", NULL, NULL);
                 return -1;
             }
+            s->has_filter = 1;
             if (e->regex && e->regex[0]) {
                 s->filter_regex = strdup(e->regex);
             } else {
@@ -481,11 +483,11 @@ static int settings_json(base_buf *b, const ps_group *g)
                              ",\"messageTimeoutMs\":%d,\"maxRetryCount\":%d,\"checkpointAfterMs\":%d,"
                              "\"minCheckpointCount\":%d,\"maxCheckpointCount\":%d,\"maxSubscriberCount\":%d,"
                              "\"liveBufferSize\":%d,\"readBatchSize\":%d,\"historyBufferSize\":%d,\"strategy\":%d,"
-                             "\"filterOn\":%d",
+                             "\"hasFilter\":%d,\"filterOn\":%d",
                              s->resolve_links, s->extra_statistics, s->start, s->start_at, s->message_timeout_ms,
                              s->max_retry_count, s->checkpoint_after_ms, s->min_checkpoint_count,
                              s->max_checkpoint_count, s->max_subscriber_count, s->live_buffer_size,
-                             s->read_batch_size, s->history_buffer_size, s->strategy, s->filter_on);
+                             s->read_batch_size, s->history_buffer_size, s->strategy, s->has_filter, s->filter_on);
     if (!rc && s->filter_regex) {
         rc = base_buf_append(b, ",\"filterRegex\":", 15);
         if (!rc) rc = json_write_string(b, s->filter_regex, strlen(s->filter_regex));
@@ -1091,7 +1093,7 @@ static ps_group *group_new(rpc_ctx *ctx, char *stream, const char *name, ps_sett
     g->set = *set;
     memset(set, 0, sizeof *set);
     if (!(g->name = strdup(name))) goto fail_g;
-    if (g->set.filter_on) {
+    if (g->set.has_filter) {
         int rc = factum_filter_new(g->set.filter_on, (const char *const *)g->set.filter_prefixes,
                                    g->set.n_filter_prefixes, g->set.filter_regex, 0, &g->filter);
         if (rc) {
@@ -1477,7 +1479,8 @@ static void create_or_update(net_call *c, const uint8_t *msg, size_t len, int is
     int err = 0;
     if (is_update) {
         /* An update keeps the filter (UpdateReq has none). */
-        if (g->set.filter_on && !set.filter_on) {
+        if (g->set.has_filter && !set.has_filter) {
+            set.has_filter = 1;
             set.filter_on = g->set.filter_on;
             set.filter_regex = g->set.filter_regex ? strdup(g->set.filter_regex) : NULL;
             if (g->set.n_filter_prefixes) {
@@ -1922,6 +1925,7 @@ int rpc_ps_init(rpc_ctx *ctx)
         GETI("readBatchSize", read_batch_size);
         GETI("historyBufferSize", history_buffer_size);
         GETI("strategy", strategy);
+        GETI("hasFilter", has_filter);
         GETI("filterOn", filter_on);
 #undef GETI
         const json_value *sa = json_get(j, "startAt");
