@@ -5,6 +5,7 @@
  * and Operations.Shutdown; and the table of every method factumd serves.
  */
 #include <errno.h>
+#include <stdarg.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -139,6 +140,59 @@ static void gossip_message(net_call *c, const uint8_t *msg, size_t len)
 
 /* ---- Monitoring.Stats -------------------------------------------------- */
 
+typedef struct stat_list {
+    char **keys, **vals;
+    size_t n, cap;
+    int oom;
+} stat_list;
+
+static void stat_add(stat_list *l, const char *key, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void stat_add(stat_list *l, const char *key, const char *fmt, ...)
+{
+    if (l->oom) return;
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 32;
+        char **k = realloc(l->keys, cap * sizeof *k), **v = k ? realloc(l->vals, cap * sizeof *v) : NULL;
+        if (k) l->keys = k;
+        if (!k || !v) {
+            l->oom = 1;
+            return;
+        }
+        l->vals = v;
+        l->cap = cap;
+    }
+    char val[64];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(val, sizeof val, fmt, ap);
+    va_end(ap);
+    l->keys[l->n] = strdup(key);
+    l->vals[l->n] = strdup(val);
+    if (!l->keys[l->n] || !l->vals[l->n]) {
+        free(l->keys[l->n]);
+        free(l->vals[l->n]);
+        l->oom = 1;
+        return;
+    }
+    l->n++;
+}
+
+/* Subscription and group lag as stats entries (es-subscription-<stream>-<id>-lag...,
+ * es-persistentSubscription-<stream>::<group>-lag...). */
+static void stat_lag(void *arg, const char *kind, const char *source, const char *name, uint64_t events,
+                     double seconds)
+{
+    stat_list *l = arg;
+    int group = !strcmp(kind, "group");
+    char key[FACTUM_MAX_STREAM_LEN + 400];
+    snprintf(key, sizeof key, "es-%s-%s%s%s-lagEvents", group ? "persistentSubscription" : "subscription", source,
+             group ? "::" : "-", name);
+    stat_add(l, key, "%" PRIu64, events);
+    snprintf(key, sizeof key, "es-%s-%s%s%s-lagSeconds", group ? "persistentSubscription" : "subscription", source,
+             group ? "::" : "-", name);
+    stat_add(l, key, "%.3f", seconds);
+}
+
 static void stats_message(net_call *c, const uint8_t *msg, size_t len)
 {
     rpc_ctx *ctx = net_call_state(c);
@@ -152,15 +206,8 @@ static void stats_message(net_call *c, const uint8_t *msg, size_t len)
     factum_store_get_stats(ctx->store, &st);
     net_stats ns;
     net_server_stats(ctx->net, &ns);
-    char vals[16][32];
-    const char *keys[16];
-    size_t n = 0;
-#define STAT(k, v)                                                                                                 \
-    do {                                                                                                           \
-        keys[n] = (k);                                                                                             \
-        snprintf(vals[n], sizeof vals[n], "%" PRIu64, (uint64_t)(v));                                              \
-        n++;                                                                                                       \
-    } while (0)
+    stat_list l = {0};
+#define STAT(k, v) stat_add(&l, (k), "%" PRIu64, (uint64_t)(v))
     STAT("es-writer-lastPosition", st.last_position);
     STAT("es-writer-appends", st.appends);
     STAT("es-writer-eventsWritten", st.events_written);
@@ -174,19 +221,35 @@ static void stats_message(net_call *c, const uint8_t *msg, size_t len)
     STAT("es-grpc-bytesSent", ns.bytes_out);
     STAT("es-reads", ctx->st.reads);
     STAT("es-readEvents", ctx->st.read_events);
+    STAT("es-subscriptions", ctx->st.subs_active);
+    STAT("es-subscriptionEvents", ctx->st.sub_events);
 #undef STAT
+    rpc_lag_each(ctx, stat_lag, &l);
     EventStore__Client__Monitoring__StatsResp resp = EVENT_STORE__CLIENT__MONITORING__STATS_RESP__INIT;
-    EventStore__Client__Monitoring__StatsResp__StatsEntry e[16], *ep[16];
-    for (size_t i = 0; i < n; i++) {
-        event_store__client__monitoring__stats_resp__stats_entry__init(&e[i]);
-        e[i].key = (char *)keys[i];
-        e[i].value = vals[i];
-        ep[i] = &e[i];
+    EventStore__Client__Monitoring__StatsResp__StatsEntry *e = calloc(l.n ? l.n : 1, sizeof *e);
+    EventStore__Client__Monitoring__StatsResp__StatsEntry **ep = calloc(l.n ? l.n : 1, sizeof *ep);
+    if (l.oom || !e || !ep) {
+        rpc_fail(c, GRPC_RESOURCE_EXHAUSTED, "out of memory", NULL, NULL);
+    } else {
+        for (size_t i = 0; i < l.n; i++) {
+            event_store__client__monitoring__stats_resp__stats_entry__init(&e[i]);
+            e[i].key = l.keys[i];
+            e[i].value = l.vals[i];
+            ep[i] = &e[i];
+        }
+        resp.n_stats = l.n;
+        resp.stats = ep;
+        if (rpc_send(ctx, c, &resp.base) == 0) net_call_finish(c, GRPC_OK, NULL, NULL, 0);
+        else net_call_finish(c, GRPC_INTERNAL, "could not send the response", NULL, 0);
     }
-    resp.n_stats = n;
-    resp.stats = ep;
-    if (rpc_send(ctx, c, &resp.base) == 0) net_call_finish(c, GRPC_OK, NULL, NULL, 0);
-    else net_call_finish(c, GRPC_INTERNAL, "could not send the response", NULL, 0);
+    for (size_t i = 0; i < l.n; i++) {
+        free(l.keys[i]);
+        free(l.vals[i]);
+    }
+    free(l.keys);
+    free(l.vals);
+    free(e);
+    free(ep);
 }
 
 /* ---- Operations.Shutdown ----------------------------------------------- */

@@ -51,10 +51,19 @@ typedef struct rpc_ctx {
      * until a commit listener posts a wake-up to the loop (RPC-4). */
     uint64_t sub_live_lag;
     struct rpc_sub *sub_waiting, *sub_waking;
+    struct rpc_sub *sub_all; /* every open subscription (for lag reporting) */
     int sub_listening;
     _Atomic int sub_wake_posted;
     struct ps_reg *ps; /* persistent subscriptions (persistent.c) */
 } rpc_ctx;
+
+/* The lag of every catch-up subscription and consumer group, for /metrics
+ * and Monitoring.Stats: kind "subscription" (name: its id) or "group"
+ * (name: the group); events committed and not yet delivered (groups: not
+ * yet acked), and the age of the oldest of them in seconds. */
+typedef void (*rpc_lag_fn)(void *arg, const char *kind, const char *source, const char *name, uint64_t lag_events,
+                           double lag_seconds);
+void rpc_lag_each(rpc_ctx *ctx, rpc_lag_fn fn, void *arg);
 
 /* Register the store's commit listener that wakes subscriptions and
  * consumer groups (once). 0 or -ENOMEM. */

@@ -49,6 +49,8 @@ typedef struct rpc_sub {
     int closed; /* the call closed while a continuation was queued */
     int counted; /* in ctx->st.subs_active */
     struct rpc_sub *wprev, *wnext;
+    struct rpc_sub *aprev, *anext; /* ctx->sub_all */
+    char id[37];
     size_t n, i; /* items[i..n) not yet sent */
     factum_sub_item items[SUB_ITEMS];
 } rpc_sub;
@@ -108,6 +110,32 @@ static void on_commit(void *arg, uint64_t last)
     rpc_ctx *ctx = arg;
     if (atomic_exchange(&ctx->sub_wake_posted, 1)) return;
     if (net_post(ctx->net, wake_all, ctx)) atomic_store(&ctx->sub_wake_posted, 0);
+}
+
+typedef struct lag_fwd {
+    rpc_lag_fn fn;
+    void *arg;
+} lag_fwd;
+
+static void group_lag(void *arg, const char *src, const char *group, uint64_t lag_events, double lag_seconds,
+                      uint64_t inflight, uint64_t parked, size_t consumers)
+{
+    (void)inflight;
+    (void)parked;
+    (void)consumers;
+    lag_fwd *f = arg;
+    f->fn(f->arg, "group", src, group, lag_events, lag_seconds);
+}
+
+void rpc_lag_each(rpc_ctx *ctx, rpc_lag_fn fn, void *arg)
+{
+    for (rpc_sub *s = ctx->sub_all; s; s = s->anext) {
+        factum_sub_status st;
+        if (factum_sub_get_status(s->sub, &st)) continue;
+        fn(arg, "subscription", s->stream ? s->stream : "$all", s->id, st.lag_events, (double)st.lag_ns / 1e9);
+    }
+    lag_fwd f = {fn, arg};
+    rpc_ps_each(ctx, group_lag, &f);
 }
 
 int rpc_listen(rpc_ctx *ctx)
@@ -204,7 +232,12 @@ static int send_item(rpc_sub *s, const factum_sub_item *it)
 
 static void sub_destroy(rpc_sub *s)
 {
-    if (s->counted) s->ctx->st.subs_active--;
+    if (s->counted) {
+        s->ctx->st.subs_active--;
+        if (s->aprev) s->aprev->anext = s->anext;
+        else s->ctx->sub_all = s->anext;
+        if (s->anext) s->anext->aprev = s->aprev;
+    }
     factum_sub_close(s->sub);
     factum_filter_free(s->filter);
     free(s->stream);
@@ -399,6 +432,10 @@ rpc_sub *rpc_sub_start(rpc_ctx *ctx, net_call *c, const ReadOpts *o)
     ctx->st.subs_total++;
     ctx->st.subs_active++;
     s->counted = 1;
+    memcpy(s->id, id, sizeof s->id);
+    s->anext = ctx->sub_all;
+    if (s->anext) s->anext->aprev = s;
+    ctx->sub_all = s;
     if (ctx->log_fn) {
         char line[200];
         snprintf(line, sizeof line, "subscription %s to %s%s", id, s->stream ? s->stream : "$all",

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "rpc/rpc.h"
+#include "rpc/persistent.h"
 #include "server/server.h"
 
 static void info(srv_state *st, net_http_resp *r)
@@ -44,6 +45,101 @@ static void gossip(srv_state *st, net_http_resp *r)
 static void metric(base_buf *b, const char *name, const char *type, const char *help, double v)
 {
     base_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n%s %.17g\n", name, help, name, type, name, v);
+}
+
+/* A Prometheus label value: backslash, quote and newline escaped. */
+static void label(base_buf *b, const char *v)
+{
+    for (; *v; v++) {
+        if (*v == '\\' || *v == '"') base_buf_printf(b, "\\%c", *v);
+        else if (*v == '\n') base_buf_append(b, "\\n", 2);
+        else base_buf_append(b, v, 1);
+    }
+}
+
+typedef struct lag_out {
+    base_buf *b;
+    int seconds; /* this pass prints the seconds, else the events */
+} lag_out;
+
+static void lag_line(void *arg, const char *kind, const char *source, const char *name, uint64_t events,
+                     double seconds)
+{
+    lag_out *o = arg;
+    int group = !strcmp(kind, "group");
+    base_buf_printf(o->b, "factum_%s_lag_%s{stream=\"", group ? "persistent_subscription" : "subscription",
+                    o->seconds ? "seconds" : "events");
+    label(o->b, source);
+    base_buf_printf(o->b, "\",%s=\"", group ? "group" : "id");
+    label(o->b, name);
+    if (o->seconds) base_buf_printf(o->b, "\"} %.6f\n", seconds);
+    else base_buf_printf(o->b, "\"} %llu\n", (unsigned long long)events);
+}
+
+static void lag_line_subs(void *arg, const char *kind, const char *source, const char *name, uint64_t events,
+                          double seconds)
+{
+    if (!strcmp(kind, "subscription")) lag_line(arg, kind, source, name, events, seconds);
+}
+
+static void lag_line_groups(void *arg, const char *kind, const char *source, const char *name, uint64_t events,
+                            double seconds)
+{
+    if (!strcmp(kind, "group")) lag_line(arg, kind, source, name, events, seconds);
+}
+
+typedef struct group_out {
+    base_buf *b;
+    int what; /* 0 in flight, 1 parked, 2 connections */
+} group_out;
+
+static void group_line(void *arg, const char *src, const char *group, uint64_t lag_events, double lag_seconds,
+                       uint64_t inflight, uint64_t parked, size_t consumers)
+{
+    (void)lag_events;
+    (void)lag_seconds;
+    group_out *o = arg;
+    static const char *names[] = {"in_flight_messages", "parked_messages", "connections"};
+    base_buf_printf(o->b, "factum_persistent_subscription_%s{stream=\"", names[o->what]);
+    label(o->b, src);
+    base_buf_append(o->b, "\",group=\"", 9);
+    label(o->b, group);
+    base_buf_printf(o->b, "\"} %llu\n",
+                    (unsigned long long)(o->what == 0 ? inflight : o->what == 1 ? parked : (uint64_t)consumers));
+}
+
+/* Per subscription and group: lag in events and seconds; groups' in-flight,
+ * parked and connection counts. */
+static void lag_metrics(srv_state *st, base_buf *b)
+{
+    static const char *help[2][2] = {
+        {"Committed events a catch-up subscription has not yet been sent.",
+         "Age of the oldest committed event a catch-up subscription has not yet been sent."},
+        {"Committed events of a consumer group's source not yet acknowledged (or not yet read).",
+         "Age of the oldest event a consumer group holds unacknowledged."}};
+    for (int g = 0; g < 2; g++)
+        for (int sec = 0; sec < 2; sec++) {
+            const char *n = g ? "factum_persistent_subscription_lag_" : "factum_subscription_lag_";
+            base_buf_printf(b, "# HELP %s%s %s\n# TYPE %s%s gauge\n", n, sec ? "seconds" : "events", help[g][sec], n,
+                            sec ? "seconds" : "events");
+            lag_out o = {b, sec};
+            if (!g) {
+                /* only the subscriptions: filter the kind */
+                rpc_lag_each(&st->rpc, lag_line_subs, &o);
+            } else {
+                rpc_lag_each(&st->rpc, lag_line_groups, &o);
+            }
+        }
+    static const char *ghelp[] = {"Messages a consumer group has sent and not yet had acknowledged.",
+                                  "Events in a consumer group's parked-messages stream.",
+                                  "Consumers connected to a consumer group."};
+    static const char *gname[] = {"in_flight_messages", "parked_messages", "connections"};
+    for (int w = 0; w < 3; w++) {
+        base_buf_printf(b, "# HELP factum_persistent_subscription_%s %s\n# TYPE factum_persistent_subscription_%s gauge\n",
+                        gname[w], ghelp[w], gname[w]);
+        group_out o = {b, w};
+        rpc_ps_each(&st->rpc, group_line, &o);
+    }
 }
 
 static void metrics(srv_state *st, net_http_resp *r)
@@ -98,6 +194,7 @@ static void metrics(srv_state *st, net_http_resp *r)
     metric(b, "factum_network_bytes_sent_total", "counter", "Bytes sent.", (double)ns.bytes_out);
     metric(b, "factum_protocol_errors_total", "counter", "Malformed frames or messages from clients.",
            (double)ns.protocol_errors);
+    lag_metrics(st, b);
 }
 
 void srv_http(void *ctx, const net_http_req *req, net_http_resp *resp)

@@ -200,6 +200,14 @@ cli_checks() {
   s 0 tail '$all' --from start --type-prefix CliLive --markers --json --idle-exit 300
   eq "$(jq -r "select(.type)|.type" <<<"$OUT")" "CliLive" "tail \$all --type-prefix"
   eq "$(jq -r 'select(.marker=="caught_up")|.position' <<<"$OUT")" "$(s 0 stats --json; jq -r '."es-writer-lastPosition"' <<<"$OUT")" "caught up at the head"
+  # lag monitoring: an open subscription shows in the server's stats
+  ("$FACTUM" --server "$URL" tail cli-tail --idle-exit 3000 >/dev/null 2>&1) &
+  tail_pid=$!
+  sleep 0.5
+  s 0 stats
+  contains "$OUT" "es-subscription-cli-tail-"
+  contains "$OUT" "-lagEvents 0"
+  wait "$tail_pid" || true
   s 0 tail cli-nothing-yet --idle-exit 200
   eq "$OUT" "" "tail of a stream not written yet"
   s 4 tail cli-batch

@@ -44,6 +44,7 @@ function run(lib, makeClient, features) {
   const { jsonEvent, START, END, persistentSubscriptionToStreamSettingsFromDefaults: streamSettings,
     persistentSubscriptionToAllSettingsFromDefaults: allSettings } = lib;
   const url = process.env.FACTUMD_URL;
+  features = { ...features, metricsPort: Number(process.env.FACTUMD_PORT || 0) };
   const tag = features.name + 'ps-' + crypto.randomUUID().slice(0, 8);
   const sn = (s) => `${tag}-${s}`;
   const ev = (type, data) => jsonEvent({ type, data });
@@ -175,6 +176,12 @@ function run(lib, makeClient, features) {
       await client.appendToStream(s, batch(4));
       await until('retries done and parked', async () =>
         (await client.getPersistentSubscriptionToStreamInfo(s, 'g')).stats.parkedMessageCount === 2n);
+      if (features.metricsPort) {
+        const body = await (await fetch(`http://127.0.0.1:${features.metricsPort}/metrics`)).text();
+        const line = body.split('\n').find((l) => l.startsWith(`factum_persistent_subscription_parked_messages{stream="${s}",group="g"}`));
+        assert.ok(line && line.endsWith(' 2'), `parked count in /metrics: ${line}`);
+        assert.ok(body.includes(`factum_persistent_subscription_lag_events{stream="${s}",group="g"}`));
+      }
       const zero = seen.filter(([i]) => i === 0).map(([, r]) => r);
       assert.deepEqual(zero, [0, 1, 2], 'event 0 delivered 1 + maxRetryCount times with its retry count');
       assert.equal(seen.filter(([i]) => i === 1).length, 1, 'skipped: not redelivered');

@@ -247,6 +247,11 @@ function run(lib, makeClient, features) {
         if (pid) rssMax = Math.max(rssMax, rssAnonKiB(pid));
       }
       const m = await metrics(port);
+      // Lag monitoring: the paused subscription's lag is visible.
+      const lagKey = Object.keys(m).find((k) => k.startsWith(`factum_subscription_lag_events{stream="${s}"`));
+      assert.ok(lagKey && m[lagKey] > 1000, `lag in /metrics: ${lagKey} ${m[lagKey]}`);
+      const secKey = lagKey.replace('_lag_events', '_lag_seconds');
+      assert.ok(m[secKey] > 0, `lag in seconds: ${m[secKey]}`);
       st.sub.resume();
       await withTimeout(st.done, 120000, 'slow consumer');
       assert.equal(st.error, null);
