@@ -39,6 +39,9 @@ enum {
     FACTUM_EUNSUPPORTED = -1104, /* the server does not implement this call */
     FACTUM_ETIMEDOUT = -1105,    /* no answer within the deadline */
     FACTUM_EBADURL = -1106, /* the connection string is malformed or asks for what is not supported (TLS) */
+    FACTUM_EEXISTS = -1107,   /* it exists already (a consumer group) */
+    FACTUM_EFULL = -1108,     /* the consumer group has its maximum number of consumers */
+    FACTUM_ECANCELED = -1109, /* the server ended the subscription (its group was deleted or restarted) */
 };
 
 typedef struct factum_client factum_client;
@@ -219,6 +222,65 @@ typedef int (*factum_client_sub_fn)(void *ctx, const factum_sub_item *it);
  * deadline applies (the client's timeout_ms is for other calls). */
 FACTUM_API int factum_client_subscribe(factum_client *c, const factum_client_sub_options *o,
                                        factum_client_sub_fn fn, void *ctx);
+
+/* ---- persistent subscriptions (consumer groups) ------------------------
+ *
+ * A group on a stream or $all lives in the server; any number of consumers
+ * share its events (each event goes to one of them, by the group's
+ * strategy) and acknowledge them; an event not acknowledged within the
+ * message timeout, or nacked with retry, is delivered again (to any
+ * member) up to max_retry_count times, then parked. */
+typedef struct factum_client_ps_settings {
+    int start;          /* FACTUM_SUB_START, FACTUM_SUB_END (default), or FACTUM_SUB_AFTER: from start_at */
+    uint64_t start_at;  /* FACTUM_SUB_AFTER: the first version / position delivered (inclusive) */
+    const factum_client_filter *filter; /* $all groups only */
+    int resolve_links;
+    int32_t message_timeout_ms;   /* default 30000 */
+    int32_t max_retry_count;      /* default 10 */
+    int32_t checkpoint_after_ms;  /* default 2000 */
+    int32_t min_checkpoint_count; /* default 10 */
+    int32_t max_checkpoint_count; /* default 1000 */
+    int32_t max_subscriber_count; /* default 0: unbounded */
+    int32_t live_buffer_size;     /* default 500 */
+    int32_t read_batch_size;      /* default 20 */
+    int32_t history_buffer_size;  /* default 500 */
+    const char *strategy; /* "RoundRobin" (default), "DispatchToSingle", "Pinned", "PinnedByCorrelation" */
+} factum_client_ps_settings;
+
+FACTUM_API void factum_client_ps_settings_init(factum_client_ps_settings *s);
+
+/* Create / update / delete the group `group` on `stream` (NULL or "$all").
+ * Errors: FACTUM_EEXISTS (create of an existing group), FACTUM_ENOTFOUND
+ * (update or delete of a missing one), FACTUM_EINVAL, and those of every call. */
+FACTUM_API int factum_client_ps_create(factum_client *c, const char *stream, const char *group,
+                                       const factum_client_ps_settings *s);
+FACTUM_API int factum_client_ps_update(factum_client *c, const char *stream, const char *group,
+                                       const factum_client_ps_settings *s);
+FACTUM_API int factum_client_ps_delete(factum_client *c, const char *stream, const char *group);
+
+/* What the callback of factum_client_ps_subscribe returns for an event. */
+enum factum_client_ps_action {
+    FACTUM_PS_ACK = 0,   /* done */
+    FACTUM_PS_PARK = 1,  /* nack: park it now */
+    FACTUM_PS_RETRY = 2, /* nack: deliver it again (counts against max_retry_count) */
+    FACTUM_PS_SKIP = 3,  /* nack: drop it (done) */
+    FACTUM_PS_LATER = 4, /* nothing now (the message timeout will redeliver it) */
+    FACTUM_PS_STOP = 5,  /* end the subscription; unacknowledged events go to the others */
+};
+
+/* Called for each event (it->kind FACTUM_SUB_EVENT, with retry_count the
+ * times it was delivered before) and, with idle_ms, for FACTUM_SUB_IDLE
+ * (return FACTUM_PS_STOP to end). Return an action, or a negative code to
+ * end with it. The item is valid during the call only. */
+typedef int (*factum_client_ps_fn)(void *ctx, const factum_sub_item *it, int retry_count);
+
+/* Join the group as one consumer with up to buffer_size events in flight
+ * (0: 10), on this client's connection, until the callback stops it (then
+ * 0). Errors: FACTUM_ENOTFOUND (no such group), FACTUM_EFULL (the group's
+ * max subscriber count is reached), FACTUM_ECANCELED (the group was
+ * deleted or restarted), FACTUM_ECONNECT, and those of every call. */
+FACTUM_API int factum_client_ps_subscribe(factum_client *c, const char *stream, const char *group, int buffer_size,
+                                          int idle_ms, factum_client_ps_fn fn, void *ctx);
 
 #ifdef __cplusplus
 }

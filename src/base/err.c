@@ -62,6 +62,12 @@ const char *factum_strerror(int code)
         return "the server does not implement this call";
     case FACTUM_ETIMEDOUT:
         return "no answer from the server within the deadline";
+    case FACTUM_EEXISTS:
+        return "it exists already";
+    case FACTUM_EFULL:
+        return "the consumer group has its maximum number of consumers";
+    case FACTUM_ECANCELED:
+        return "the server ended the subscription";
     case FACTUM_EBADURL:
         return "malformed connection string, or it asks for what is not supported (TLS)";
     }

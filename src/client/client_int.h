@@ -106,6 +106,8 @@ typedef struct client_call {
     uint32_t idle_ms; /* > 0: on_idle after this long without a message */
     int (*on_idle)(void *ctx); /* as on_msg's return: 0 go on, CLIENT_ENOUGH, < 0 */
     int got_msg;     /* a message arrived since the last idle check */
+    int streaming;   /* bidirectional: the request stays open for client_call_push */
+    int deferred;    /* nghttp2 waits for more request data */
     /* Filled in by conn.c while the call runs. */
     int32_t stream_id;
     int closed;        /* the stream is gone */
@@ -162,6 +164,9 @@ void client_call_init(client_call *k, const char *path, client_msg_fn on_msg, vo
 void client_call_deinit(client_call *k);
 /* Pack m, with its 5-byte prefix, at the end of the request body. */
 int client_call_add(client_call *k, const ProtobufCMessage *m);
+/* A streaming call in progress (k->streaming): send one more request
+ * message (from its callbacks). 0 or -ENOMEM / FACTUM_ETOOBIG. */
+int client_call_push(factum_client *c, client_call *k, const ProtobufCMessage *m);
 /* Run the call on c's connection (connecting first if there is none), with
  * c's deadline: 0 when the server answered OK (and every message was
  * accepted by on_msg), or a factum code with c->err set: the server's error

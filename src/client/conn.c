@@ -184,6 +184,18 @@ int client_call_add(client_call *k, const ProtobufCMessage *m)
     return 0;
 }
 
+int client_call_push(factum_client *c, client_call *k, const ProtobufCMessage *m)
+{
+    if (k->body_off == k->body.len) k->body.len = k->body_off = 0; /* all sent: start again */
+    int rc = client_call_add(k, m);
+    if (rc) return rc;
+    if (k->deferred && c->h2 && !k->closed) {
+        k->deferred = 0;
+        nghttp2_session_resume_data(c->h2, k->stream_id);
+    }
+    return 0;
+}
+
 /* ---- HTTP/2 callbacks (CL-1: only c->call's stream is served) -------------- */
 
 static client_call *call_of(factum_client *c, int32_t stream_id)
@@ -346,9 +358,13 @@ static ssize_t body_read(nghttp2_session *s, int32_t stream_id, uint8_t *buf, si
     if (!k) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* an abandoned stream: reset it */
     size_t left = k->body.len - k->body_off;
     size_t n = left < length ? left : length;
+    if (!n && k->streaming) {
+        k->deferred = 1; /* client_call_push resumes */
+        return NGHTTP2_ERR_DEFERRED;
+    }
     if (n) memcpy(buf, k->body.data + k->body_off, n);
     k->body_off += n;
-    if (k->body_off == k->body.len) {
+    if (k->body_off == k->body.len && !k->streaming) {
         *flags |= NGHTTP2_DATA_FLAG_EOF;
         k->local_closed = 1;
     }
@@ -875,6 +891,10 @@ int client_call_error(const client_call *k)
         {"invalid-transaction", FACTUM_EINVAL},
         {"not-leader", FACTUM_ESERVER},
         {"access-denied", FACTUM_ESERVER},
+        {"persistent-subscription-exists", FACTUM_EEXISTS},
+        {"persistent-subscription-does-not-exist", FACTUM_ENOTFOUND},
+        {"maximum-subscribers-reached", FACTUM_EFULL},
+        {"persistent-subscription-dropped", FACTUM_ECANCELED},
     };
     if (k->grpc_status == GRPC_OK) return 0;
     for (size_t i = 0; i < sizeof exc / sizeof *exc; i++)

@@ -1209,6 +1209,127 @@ static void t_subscribe(void)
     factum_client_close(c);
 }
 
+/* ---- persistent subscriptions ------------------------------------------------------ */
+
+typedef struct ps_rec {
+    size_t n, stop_after;
+    int64_t values[256];
+    int retries[256];
+    int retry_first; /* RETRY every delivery of version 0 */
+    int park_v1;     /* PARK version 1 */
+    int idle_stop;
+    size_t idles;
+} ps_rec;
+
+static int on_ps(void *ctx, const factum_sub_item *it, int retry)
+{
+    ps_rec *r = ctx;
+    if (it->kind == FACTUM_SUB_IDLE) {
+        r->idles++;
+        return r->idle_stop ? FACTUM_PS_STOP : FACTUM_PS_LATER;
+    }
+    if (r->n < 256) {
+        r->values[r->n] = (int64_t)it->event.version;
+        r->retries[r->n] = retry;
+    }
+    r->n++;
+    int action = FACTUM_PS_ACK;
+    if (r->retry_first && it->event.version == 0) action = FACTUM_PS_RETRY;
+    if (r->park_v1 && it->event.version == 1) action = FACTUM_PS_PARK;
+    if (r->stop_after && r->n >= r->stop_after) return action == FACTUM_PS_ACK ? FACTUM_PS_STOP : action;
+    return action;
+}
+
+static void *ps_holder(void *arg)
+{
+    const char *s = arg;
+    factum_client *c;
+    if (factum_client_connect(url, NULL, &c)) return NULL;
+    ps_rec r;
+    memset(&r, 0, sizeof r);
+    r.idle_stop = 1;
+    factum_client_ps_subscribe(c, s, "g", 10, 800, on_ps, &r);
+    factum_client_close(c);
+    return NULL;
+}
+
+static void t_persistent(void)
+{
+    char s[64];
+    sname(s, sizeof s, "psub");
+    factum_client *c;
+    REQUIRE(factum_client_connect(url, NULL, &c) == 0);
+    factum_client_ps_settings st;
+    factum_client_ps_settings_init(&st);
+    st.start = FACTUM_SUB_START;
+    st.max_retry_count = 1;
+    st.max_subscriber_count = 1;
+    CHECK_RC(factum_client_ps_create(cl, s, "g", &st), 0);
+    CHECK_RC(factum_client_ps_create(cl, s, "g", &st), FACTUM_EEXISTS);
+    factum_event_data es[20];
+    for (int k = 0; k < 20; k++) es[k] = ev_json("P", "{}");
+    REQUIRE(factum_client_append(cl, s, FACTUM_ANY, es, 20, NULL) == 0);
+    /* Version 0 is retried once then parked, version 1 parked at once; the
+     * rest acked: 2 + 1 + 18 deliveries. */
+    static ps_rec r;
+    memset(&r, 0, sizeof r);
+    r.retry_first = 1;
+    r.park_v1 = 1;
+    r.stop_after = 21;
+    CHECK_RC(factum_client_ps_subscribe(c, s, "g", 5, 0, on_ps, &r), 0);
+    CHECK_EQ_U64(r.n, 21);
+    int zero = 0, one = 0;
+    for (size_t i = 0; i < r.n && i < 256; i++) {
+        if (r.values[i] == 0) CHECK(r.retries[i] == zero++);
+        if (r.values[i] == 1) one++;
+    }
+    CHECK(zero == 2 && one == 1);
+    /* The parked stream holds the two. */
+    char parked[128];
+    snprintf(parked, sizeof parked, "$persistentsubscription-%s::g-parked", s);
+    long np = 0;
+    for (int i = 0; i < 100 && (np = count_stream(parked, NULL)) != 2; i++)
+        usleep(20000); /* parking is asynchronous */
+    CHECK(np == 2);
+    /* One consumer at most: a second one is refused while the first is in. */
+    pthread_t th;
+    pthread_create(&th, NULL, ps_holder, s);
+    usleep(300000);
+    memset(&r, 0, sizeof r);
+    CHECK_RC(factum_client_ps_subscribe(c, s, "g", 5, 0, on_ps, &r), FACTUM_EFULL);
+    pthread_join(th, NULL);
+    /* Update, delete, and what follows. */
+    st.max_subscriber_count = 0;
+    st.strategy = "PinnedByCorrelation";
+    CHECK_RC(factum_client_ps_update(cl, s, "g", &st), FACTUM_EINVAL); /* creation only */
+    st.strategy = "DispatchToSingle";
+    CHECK_RC(factum_client_ps_update(cl, s, "g", &st), 0);
+    CHECK_RC(factum_client_ps_delete(cl, s, "g"), 0);
+    CHECK_RC(factum_client_ps_delete(cl, s, "g"), FACTUM_ENOTFOUND);
+    CHECK_RC(factum_client_ps_subscribe(c, s, "g", 5, 0, on_ps, &r), FACTUM_ENOTFOUND);
+    CHECK_RC(factum_client_ps_update(cl, s, "nope", &st), FACTUM_ENOTFOUND);
+    /* $all with a filter. */
+    char pre[64], gname[64];
+    sname(pre, sizeof pre, "psall");
+    snprintf(gname, sizeof gname, "g-%s", tag);
+    const char *prefixes[] = {pre};
+    factum_client_filter f = {FACTUM_FILTER_STREAM, prefixes, 1, NULL};
+    factum_client_ps_settings_init(&st);
+    st.filter = &f;
+    CHECK_RC(factum_client_ps_create(cl, "$all", gname, &st), 0); /* from the end */
+    REQUIRE(factum_client_append(cl, s, FACTUM_ANY, es, 3, NULL) == 0);  /* not matching */
+    char mine[96];
+    snprintf(mine, sizeof mine, "%s-x", pre);
+    REQUIRE(factum_client_append(cl, mine, FACTUM_ANY, es, 4, NULL) == 0);
+    memset(&r, 0, sizeof r);
+    r.stop_after = 4;
+    CHECK_RC(factum_client_ps_subscribe(c, NULL, gname, 10, 0, on_ps, &r), 0);
+    CHECK(r.n == 4 && r.values[0] == 0 && r.values[3] == 3);
+    CHECK_RC(factum_client_ps_delete(cl, NULL, gname), 0);
+    CHECK_RC(factum_client_ps_create(cl, s, "", &st), FACTUM_EINVAL);
+    factum_client_close(c);
+}
+
 int main(void)
 {
     url = getenv("FACTUMD_URL");
@@ -1242,6 +1363,7 @@ int main(void)
     RUN(t_oversized);
     RUN(t_deadline);
     RUN(t_subscribe);
+    RUN(t_persistent);
     factum_client_close(cl);
     return harness_done();
 }
