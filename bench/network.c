@@ -16,6 +16,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -613,6 +614,143 @@ static void catch_up(void)
     factum_client_close(c);
 }
 
+/* ---- W8: a consumer group of 10 at a steady 10,000 events/s ------------- */
+
+#define W8_MEMBERS 10
+#define W8_PRODUCERS 2 /* each appends W8_BATCH events every millisecond: 10,000/s */
+#define W8_BATCH 5
+#define W8_MARK 0xfb
+static struct {
+    size_t n;          /* events in all */
+    uint64_t *start;   /* by sequence number */
+    uint64_t *lat;     /* delivery latency of the first delivery */
+    _Atomic size_t received;
+    _Atomic int stop;
+    char group[64], stream[64];
+} w8s;
+
+static int w8_on(void *ctx, const factum_sub_item *it, int retry)
+{
+    (void)ctx;
+    (void)retry;
+    if (it->kind == FACTUM_SUB_IDLE) return atomic_load(&w8s.stop) ? FACTUM_PS_STOP : FACTUM_PS_LATER;
+    if (it->event.id[8] != W8_MARK) return FACTUM_PS_ACK;
+    uint64_t t = now_ns(), i = 0;
+    for (int k = 0; k < 8; k++) i = i << 8 | it->event.id[k];
+    if (i < w8s.n && !w8s.lat[i]) {
+        w8s.lat[i] = t - w8s.start[i];
+        atomic_fetch_add(&w8s.received, 1);
+    }
+    return FACTUM_PS_ACK;
+}
+
+static void *w8_member(void *p)
+{
+    (void)p;
+    factum_client *c = connect_or_die();
+    int rc = factum_client_ps_subscribe(c, w8s.stream, w8s.group, 100, 200, w8_on, NULL);
+    if (rc) {
+        fprintf(stderr, "W8 member: %s: %s\n", factum_strerror(rc), factum_client_last_error(c));
+        exit(1);
+    }
+    factum_client_close(c);
+    return NULL;
+}
+
+static void *w8_producer(void *p)
+{
+    size_t me = (size_t)(uintptr_t)p, per = w8s.n / W8_PRODUCERS;
+    factum_client *c = connect_or_die();
+    struct timespec next;
+    clock_gettime(CLOCK_MONOTONIC, &next);
+    /* Each producer appends W8_BATCH events every millisecond, the
+     * producers offset from each other within the millisecond. */
+    next.tv_nsec += (long)(me * (1000000 / W8_PRODUCERS));
+    factum_event_data e[W8_BATCH];
+    for (size_t j = 0; j < per; j += W8_BATCH) {
+        next.tv_nsec += 1000000;
+        while (next.tv_nsec >= 1000000000) {
+            next.tv_nsec -= 1000000000;
+            next.tv_sec++;
+        }
+        clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, NULL);
+        uint64_t t = now_ns();
+        for (size_t b = 0; b < W8_BATCH; b++) {
+            uint64_t i = me * per + j + b;
+            e[b] = event(i);
+            for (int k = 0; k < 8; k++) e[b].id[k] = (uint8_t)(i >> (56 - 8 * k));
+            e[b].id[8] = W8_MARK;
+            w8s.start[i] = t;
+        }
+        if (factum_client_append(c, w8s.stream, FACTUM_ANY, e, W8_BATCH, NULL)) {
+            fprintf(stderr, "W8 append failed\n");
+            exit(1);
+        }
+    }
+    factum_client_close(c);
+    return NULL;
+}
+
+static void w8(void)
+{
+    int secs = quick ? 10 : 60;
+    w8s.n = (size_t)secs * 10000;
+    w8s.start = calloc(w8s.n, sizeof *w8s.start);
+    w8s.lat = calloc(w8s.n, sizeof *w8s.lat);
+    atomic_store(&w8s.received, 0);
+    atomic_store(&w8s.stop, 0);
+    snprintf(w8s.stream, sizeof w8s.stream, "w8-%s", tag);
+    snprintf(w8s.group, sizeof w8s.group, "w8");
+    factum_client *c = connect_or_die();
+    factum_client_ps_settings st;
+    factum_client_ps_settings_init(&st);
+    st.start = FACTUM_SUB_START;
+    int rc = factum_client_ps_create(c, w8s.stream, w8s.group, &st);
+    if (rc) {
+        fprintf(stderr, "W8 create: %s: %s\n", factum_strerror(rc), factum_client_last_error(c));
+        exit(1);
+    }
+    pthread_t m[W8_MEMBERS], pr[W8_PRODUCERS];
+    for (int i = 0; i < W8_MEMBERS; i++)
+        pthread_create(&m[i], NULL, w8_member, NULL);
+    usleep(300000);
+    uint64_t t0 = now_ns();
+    for (int i = 0; i < W8_PRODUCERS; i++)
+        pthread_create(&pr[i], NULL, w8_producer, (void *)(uintptr_t)i);
+    for (int i = 0; i < W8_PRODUCERS; i++)
+        pthread_join(pr[i], NULL);
+    double prod_secs = (double)(now_ns() - t0) / 1e9;
+    for (int i = 0; i < 1000 && atomic_load(&w8s.received) < w8s.n; i++)
+        usleep(10000);
+    atomic_store(&w8s.stop, 1);
+    for (int i = 0; i < W8_MEMBERS; i++)
+        pthread_join(m[i], NULL);
+    size_t got = atomic_load(&w8s.received);
+    uint64_t *lat = malloc(w8s.n * sizeof *lat);
+    size_t k = 0, le1 = 0, le2 = 0, le5 = 0, le10 = 0;
+    for (size_t i = 0; i < w8s.n; i++) {
+        if (!w8s.lat[i]) continue;
+        lat[k++] = w8s.lat[i];
+        le1 += w8s.lat[i] <= 1000000;
+        le2 += w8s.lat[i] <= 2000000;
+        le5 += w8s.lat[i] <= 5000000;
+        le10 += w8s.lat[i] <= 10000000;
+    }
+    qsort(lat, k, sizeof *lat, cmp_u64);
+    printf("| W8 | network | group of %d members, %d producers (%d events per append, every ms) at 10,000 ev/s for %d s "
+           "(%.0f ev/s achieved), %zu/%zu "
+           "delivered | ≤1 ms %.2f%%, ≤2 ms %.2f%%, ≤5 ms %.2f%%, ≤10 ms %.2f%% | p50 %.0f µs, p99 %.0f µs, p99.9 %.0f µs |\n",
+           W8_MEMBERS, W8_PRODUCERS, W8_BATCH, secs, (double)w8s.n / prod_secs, got, w8s.n, 100.0 * le1 / (double)w8s.n,
+           100.0 * le2 / (double)w8s.n, 100.0 * le5 / (double)w8s.n, 100.0 * le10 / (double)w8s.n, pct(lat, k, 50),
+           pct(lat, k, 99), pct(lat, k, 99.9));
+    fflush(stdout);
+    factum_client_ps_delete(c, w8s.stream, w8s.group);
+    factum_client_close(c);
+    free(lat);
+    free(w8s.start);
+    free(w8s.lat);
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -639,6 +777,7 @@ int main(int argc, char **argv)
     if (wanted("W5")) w5();
     if (wanted("W6")) w6();
     if (wanted("CU")) catch_up();
+    if (wanted("W8")) w8();
     if (wanted("W7")) w7();
     return 0;
 }
