@@ -61,6 +61,9 @@ say $factum --server "$url" append account-42 --expected no-stream --type Accoun
 say $factum --server "$url" append account-42 --expected 0 --type MoneyDeposited --data '{"amount":1000}'
 say $factum --server "$url" append account-42 --expected 0 --type MoneyDeposited --data '{"amount":1}' || true
 say $factum --server "$url" read account-42
+echo "# a live subscription: tail follows account-42 while another client appends to it"
+($factum --server "$url" tail account-42 --from start --markers --count 3 &
+ sleep 0.5; $factum --server "$url" append account-42 --type MoneyWithdrawn --data '{"amount":250}' >/dev/null; wait)
 say $factum --server "$url" bench --count 2000 --workload W1,W2,W4,W7
 echo
 echo "# metrics for Prometheus:"

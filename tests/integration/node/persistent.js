@@ -162,6 +162,40 @@ function run(lib, makeClient, features) {
       assert.ok(cs.every((c) => c.events.every((e) => e.event.streamId.startsWith(pre))));
     });
 
+    if (lib.PINNED_BY_CORRELATION) {
+      it('PinnedByCorrelation keeps each $correlationId on one consumer', async () => {
+        const s = sn('corr');
+        await client.createPersistentSubscriptionToStream(s, 'g',
+          streamSettings({ startFrom: START, consumerStrategyName: lib.PINNED_BY_CORRELATION }));
+        assert.equal((await client.getPersistentSubscriptionToStreamInfo(s, 'g')).settings.consumerStrategyName, 'PinnedByCorrelation');
+        const cs = [consume(sub(s, 'g', { bufferSize: 50 })), consume(sub(s, 'g', { bufferSize: 50 }))];
+        await until('confirmed', () => cs.every((c) => c.confirmed));
+        const evs = [];
+        for (let i = 0; i < 40; i++)
+          evs.push(jsonEvent({ type: 'C', data: { i }, metadata: { $correlationId: `order-${i % 6}` } }));
+        await client.appendToStream(s, evs);
+        await until('40 delivered', () => cs[0].events.length + cs[1].events.length >= 40);
+        for (let k = 0; k < 6; k++) {
+          const owners = cs.map((c) => c.events.filter((e) => e.event.data.i % 6 === k).length);
+          assert.ok(owners.includes(0), `correlation order-${k} went to both: ${owners}`);
+        }
+      });
+    }
+
+    it('resolves links for a group with resolveLinkTos, and acks by the link', async () => {
+      const target = sn('ltarget');
+      const links = sn('llinks');
+      await client.appendToStream(target, batch(3));
+      await client.appendToStream(links, [0, 1, 2].map((r) => lib.binaryEvent({ type: '$>', data: Buffer.from(`${r}@${target}`) })));
+      await client.createPersistentSubscriptionToStream(links, 'g', streamSettings({ startFrom: START, resolveLinkTos: true }));
+      const c = consume(sub(links, 'g'));
+      await until('3 delivered', () => c.events.length >= 3);
+      assert.deepEqual(c.events.map((e) => e.event.data.i), [0, 1, 2]);
+      assert.ok(c.events.every((e) => e.link && e.link.streamId === links && e.event.streamId === target));
+      await until('acked (nothing in flight)', async () =>
+        (await client.getPersistentSubscriptionToStreamInfo(links, 'g')).stats.totalInFlightMessages === 0);
+    });
+
     it('retries a nacked event up to the max retry count, then parks it; skip and park act at once', async () => {
       const s = sn('nack');
       await client.createPersistentSubscriptionToStream(s, 'g', streamSettings({ startFrom: START, maxRetryCount: 2 }));
