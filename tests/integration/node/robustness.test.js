@@ -119,6 +119,16 @@ describe('robustness', () => {
       const r = await result;
       assert.equal(r.status, code, `body ${body.toString('hex')}`);
     }
+    // Every persistent-subscription call refuses bytes that are not its request.
+    for (const m of ['Create', 'Update', 'Delete', 'Read', 'GetInfo', 'ReplayParked', 'TruncateParked', 'List']) {
+      const { result: pr } = grpcCall(s, `/event_store.client.persistent_subscriptions.PersistentSubscriptions/${m}`,
+        grpcFrame(Buffer.from([0xff, 0xff, 0xff, 0xff, 0xff])));
+      assert.equal((await pr).status, 3, `PersistentSubscriptions/${m}`);
+    }
+    // A subscription read backwards is an invalid combination.
+    const { result: back } = grpcCall(s, '/event_store.client.streams.Streams/Read',
+      grpcFrame(Buffer.concat([Buffer.from([0x0a, 0x0a]), Buffer.from([0x12, 0x00, 0x18, 0x01, 0x32, 0x00, 0x4a, 0x02, 0x12, 0x00])])));
+    assert.equal((await back).status, 3, 'backwards subscription');
     const { result } = grpcCall(s, '/event_store.client.streams.Streams/NoSuchMethod', grpcFrame(Buffer.alloc(0)));
     assert.equal((await result).status, 12);
     // the same connection still works
