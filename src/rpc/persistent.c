@@ -93,6 +93,9 @@ typedef struct ps_msg {
     struct ps_consumer *owner;
     uint64_t deadline;
     struct ps_msg *qnext; /* in a dispatch queue */
+    struct ps_msg *hnext; /* in the group's in-flight table */
+    int in_hash;
+    uint64_t sent_ns;     /* when it was last sent */
 } ps_msg;
 
 typedef struct ps_lane {
@@ -116,6 +119,7 @@ typedef struct ps_consumer {
     int32_t inflight;
     int blocked; /* its queue is full: wait for on_writable */
     uint64_t total;
+    uint64_t acked, ack_ns_sum, ack_ns_max; /* extra statistics */
     char name[128], from[64], id[37];
     struct ps_consumer *next;
 } ps_consumer;
@@ -131,6 +135,8 @@ typedef struct ps_group {
     int cur_error;
     ps_lane lane[2];
     ps_queue retry_q, new_q;
+    ps_msg **inflight; /* messages in flight by the id the client acks: a chained table */
+    size_t inflight_mask;
     ps_consumer *consumers;
     size_t n_consumers;
     size_t rr;
@@ -608,12 +614,42 @@ static void lane_advance(ps_lane *l)
     }
 }
 
+static size_t key_slot(const ps_group *g, const uint8_t key[16])
+{
+    uint64_t h;
+    memcpy(&h, key, 8);
+    h ^= h >> 29;
+    h *= 0xbf58476d1ce4e5b9ull;
+    return (size_t)(h ^ (h >> 32)) & g->inflight_mask;
+}
+
+static void hash_add(ps_group *g, ps_msg *m)
+{
+    size_t i = key_slot(g, m->key);
+    m->hnext = g->inflight[i];
+    g->inflight[i] = m;
+    m->in_hash = 1;
+}
+
+static void hash_del(ps_group *g, ps_msg *m)
+{
+    if (!m->in_hash) return;
+    for (ps_msg **p = &g->inflight[key_slot(g, m->key)]; *p; p = &(*p)->hnext)
+        if (*p == m) {
+            *p = m->hnext;
+            break;
+        }
+    m->hnext = NULL;
+    m->in_hash = 0;
+}
+
 static void group_pump(ps_group *g);
 static void maybe_checkpoint(ps_group *g, int timer);
 static void maybe_truncate_parked(ps_group *g);
 
 static void msg_done(ps_group *g, ps_msg *m)
 {
+    hash_del(g, m);
     m->state = M_DONE;
     m->owner = NULL;
     lane_advance(&g->lane[m->lane]);
@@ -645,6 +681,7 @@ static void parked(rpc_ctx *ctx, uint64_t gid, void *arg, int rc, uint64_t versi
 
 static void park(ps_group *g, ps_msg *m, const char *reason)
 {
+    hash_del(g, m);
     const factum_event *orig = m->has_link ? &m->link : &m->ev;
     char data[FACTUM_MAX_STREAM_LEN + 32];
     int dl = snprintf(data, sizeof data, "%" PRIu64 "@%.*s", orig->version, (int)orig->stream_len, orig->stream);
@@ -668,6 +705,7 @@ static void park(ps_group *g, ps_msg *m, const char *reason)
 /* PS-3: a message comes back (timeout, nack retry, or its owner left). */
 static void requeue(ps_group *g, ps_msg *m, int count_retry, const char *why)
 {
+    hash_del(g, m);
     if (m->owner) {
         m->owner->inflight--;
         m->owner = NULL;
@@ -986,7 +1024,9 @@ static void dispatch(ps_group *g)
         }
         m->state = M_INFLIGHT;
         m->owner = k;
+        m->sent_ns = now;
         m->deadline = now + (uint64_t)g->set.message_timeout_ms * 1000000u;
+        hash_add(g, m);
         k->inflight++;
         k->total++;
         g->total_items++;
@@ -1041,6 +1081,7 @@ static void group_free(ps_group *g)
     factum_filter_free(g->filter);
     free(g->lane[0].ring);
     free(g->lane[1].ring);
+    free(g->inflight);
     settings_free(&g->set);
     free(g->stream);
     free(g->name);
@@ -1103,8 +1144,11 @@ static ps_group *group_new(rpc_ctx *ctx, char *stream, const char *name, ps_sett
     }
     g->lane[0].cap = (size_t)g->set.history_buffer_size + (size_t)g->set.live_buffer_size;
     g->lane[1].cap = (size_t)g->set.history_buffer_size;
+    size_t slots = 16;
+    while (slots < 2 * (g->lane[0].cap + g->lane[1].cap)) slots <<= 1;
+    g->inflight_mask = slots - 1;
     if (!(g->lane[0].ring = calloc(g->lane[0].cap, sizeof(ps_msg))) ||
-        !(g->lane[1].ring = calloc(g->lane[1].cap, sizeof(ps_msg))))
+        !(g->lane[1].ring = calloc(g->lane[1].cap, sizeof(ps_msg))) || !(g->inflight = calloc(slots, sizeof(ps_msg *))))
         goto fail_g;
     g->ckpt_time = g->measure_time = mono_now();
     group_load_state(g);
@@ -1201,6 +1245,7 @@ static void consumer_unlink(ps_consumer *k)
         for (size_t i = l->n; i-- > 0;) {
             ps_msg *m = lane_slot(l, i);
             if (m->state == M_INFLIGHT && m->owner == k) {
+                hash_del(g, m);
                 m->owner = NULL;
                 m->state = M_QUEUED;
                 q_push_front(&g->retry_q, m);
@@ -1243,20 +1288,26 @@ static void ack_ids(ps_group *g, ps_consumer *k, EventStore__Client__UUID **ids,
         uint8_t id[16];
         if (rpc_uuid_from(ids[i], id)) continue;
         ps_msg *found = NULL;
-        for (int ln = 0; ln < 2 && !found; ln++) {
-            ps_lane *l = &g->lane[ln];
-            for (size_t j = 0; j < l->n; j++) {
-                ps_msg *m = lane_slot(l, j);
-                if (m->state == M_INFLIGHT && !memcmp(m->key, id, 16) && (m->owner == k || !found)) {
-                    found = m;
-                    if (m->owner == k) break;
-                }
+        for (ps_msg *m = g->inflight[key_slot(g, id)]; m; m = m->hnext) {
+            if (memcmp(m->key, id, 16)) continue;
+            if (m->owner == k) {
+                found = m;
+                break;
             }
+            if (!found) found = m; /* the same id sent to another: an ack is an ack */
         }
         if (!found) continue; /* already done, or timed out and given to another */
         ps_msg *m = found;
         if (action < 0) { /* ack */
-            if (m->owner) m->owner->inflight--;
+            if (m->owner) {
+                m->owner->inflight--;
+                if (g->set.extra_statistics) {
+                    uint64_t dt = mono_now() - m->sent_ns;
+                    m->owner->acked++;
+                    m->owner->ack_ns_sum += dt;
+                    if (dt > m->owner->ack_ns_max) m->owner->ack_ns_max = dt;
+                }
+            }
             msg_done(g, m);
             continue;
         }
@@ -1578,6 +1629,8 @@ typedef struct info_store {
     char start_from[64], last_ckpt[64], last_known[64];
     ConnInfo *conns;
     ConnInfo **connp;
+    EventStore__Client__PersistentSubscriptions__SubscriptionInfo__Measurement *meas;
+    EventStore__Client__PersistentSubscriptions__SubscriptionInfo__Measurement **measp;
 } info_store;
 
 static void group_counts(const ps_group *g, int32_t *inflight, int32_t *outstanding)
@@ -1643,7 +1696,9 @@ static int info_fill(const ps_group *g, SubInfo *si, info_store *is)
     if (g->n_consumers) {
         is->conns = calloc(g->n_consumers, sizeof *is->conns);
         is->connp = calloc(g->n_consumers, sizeof *is->connp);
-        if (!is->conns || !is->connp) return -ENOMEM;
+        is->meas = calloc(g->n_consumers * 3, sizeof *is->meas);
+        is->measp = calloc(g->n_consumers * 3, sizeof *is->measp);
+        if (!is->conns || !is->connp || !is->meas || !is->measp) return -ENOMEM;
         size_t i = 0;
         for (const ps_consumer *k = g->consumers; k; k = k->next, i++) {
             ConnInfo *ci = &is->conns[i];
@@ -1654,6 +1709,21 @@ static int info_fill(const ps_group *g, SubInfo *si, info_store *is)
             ci->available_slots = k->buffer_size - k->inflight;
             ci->in_flight_messages = k->inflight;
             ci->connection_name = (char *)k->name;
+            if (g->set.extra_statistics) {
+                /* Acknowledgement latency since the consumer joined. */
+                static char *const keys[] = {"AckedCount", "AckLatencyMeanUs", "AckLatencyMaxUs"};
+                int64_t vals[3] = {(int64_t)k->acked, k->acked ? (int64_t)(k->ack_ns_sum / k->acked / 1000) : 0,
+                                   (int64_t)(k->ack_ns_max / 1000)};
+                for (int j = 0; j < 3; j++) {
+                    EventStore__Client__PersistentSubscriptions__SubscriptionInfo__Measurement *me = &is->meas[i * 3 + j];
+                    event_store__client__persistent_subscriptions__subscription_info__measurement__init(me);
+                    me->key = keys[j];
+                    me->value = vals[j];
+                    is->measp[i * 3 + j] = me;
+                }
+                ci->n_observed_measurements = 3;
+                ci->observed_measurements = &is->measp[i * 3];
+            }
             is->connp[i] = ci;
         }
         si->n_connections = g->n_consumers;
@@ -1666,6 +1736,8 @@ static void info_free(info_store *is)
 {
     free(is->conns);
     free(is->connp);
+    free(is->meas);
+    free(is->measp);
 }
 
 static void getinfo_message(net_call *c, const uint8_t *msg, size_t len)

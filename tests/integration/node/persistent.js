@@ -111,7 +111,7 @@ function run(lib, makeClient, features) {
 
     it('shares a stream among RoundRobin consumers: disjoint events, all of them', async () => {
       const s = sn('rr');
-      await client.createPersistentSubscriptionToStream(s, 'g', streamSettings({ startFrom: START }));
+      await client.createPersistentSubscriptionToStream(s, 'g', streamSettings({ startFrom: START, extraStatistics: true }));
       const a = consume(sub(s, 'g', { bufferSize: 5 }));
       const b = consume(sub(s, 'g', { bufferSize: 5 }));
       await until('both consumers confirmed', () => a.confirmed && b.confirmed);
@@ -126,6 +126,13 @@ function run(lib, makeClient, features) {
       const info = await client.getPersistentSubscriptionToStreamInfo(s, 'g');
       assert.equal(info.connections.length, 2);
       assert.equal(info.stats.totalItems, 40n);
+      assert.equal(info.settings.extraStatistics, true);
+      const acked = await until('acks counted', async () => {
+        const i = await client.getPersistentSubscriptionToStreamInfo(s, 'g');
+        const n = i.connections.reduce((t, c) => t + (c.extraStatistics ? c.extraStatistics.get('ackedcount') : 0n), 0n);
+        return n === 40n ? i : null;
+      });
+      assert.ok(acked.connections.every((c) => c.extraStatistics.has('acklatencymeanus') && c.availableSlots === 5));
     });
 
     it('DispatchToSingle gives everything to the first consumer while it has room', async () => {
