@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Starts a private Redis 7 on 127.0.0.1 (its own temporary directory and
+# port; installed from Debian if missing), runs factum-bench-systems redis
+# against it, and stops it. Settings, written down: appendonly yes,
+# appendfsync always (an fsync before every reply: durable per append),
+# no RDB snapshots, one Lua script per append for the version check.
+# Usage: bench/run-redis.sh [--quick] [--only W1,W2,...]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if ! command -v redis-server >/dev/null || ! pkg-config --exists hiredis; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server libhiredis-dev >/dev/null
+fi
+cmake -S . -B build/bench -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF >/dev/null
+cmake --build build/bench -j"$(nproc)" --target factum-bench-systems >/dev/null
+dir=$(mktemp -d /tmp/factum-redis.XXXXXX)
+port=${REDIS_PORT_BENCH:-56379}
+redis-server --port "$port" --bind 127.0.0.1 --dir "$dir" --appendonly yes --appendfsync always --save '' \
+  --daemonize no --protected-mode no >"$dir/log" 2>&1 &
+pid=$!
+trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$dir"' EXIT
+for _ in $(seq 1 100); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.1; done
+echo "Redis $(redis-server --version | sed -n 's/.*v=\([0-9.]*\).*/\1/p'), appendonly yes, appendfsync always (durable), 127.0.0.1:$port"
+build/bench/bench/factum-bench-systems redis "127.0.0.1:$port" "$@"

@@ -1,0 +1,896 @@
+/*
+ * systems.c - BENCH.md's workloads against the systems beside factum, through
+ * one driver and a small interface each system implements in C with its own
+ * client library, so that client overhead is small and alike:
+ *   sqlite   SQLite 3 in-process: the brief's event_store table (plus a global
+ *            position), WAL, synchronous=FULL; optimistic concurrency by the
+ *            unique (stream_id, version) key inside BEGIN IMMEDIATE.
+ *   redis    Redis 7 Streams (hiredis): one stream per event stream and a
+ *            global stream for $all, both written by one Lua script that checks
+ *            the expected version; appendonly yes, appendfsync always.
+ * Workloads: W1 (single-event appends, random stream of 10,000, expected
+ * version tracked), W2 (100-event appends), W3 (16 clients, each its own
+ * connection), W4 (a 10,000-event stream read 20 times in pages of 1,000),
+ * W5 ($all read in order), W6 (one $all subscriber, 1,000 appends/s: latency
+ * from the append call to delivery), W7 (4 writers x 2,500 attempts on 10
+ * streams, re-reading on conflict; verified: versions 0..n-1 each once, each
+ * the acknowledged event). Each result is a Markdown row and an "@" line
+ * (system, workload, metric, value) that bench/run-all.sh collects.
+ *
+ * Usage: factum-bench-systems SYSTEM TARGET [--quick] [--only W1,...]
+ *   TARGET: sqlite: a directory for the database; redis: host:port.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "factum.h"
+
+#ifdef HAVE_SQLITE
+#include <sqlite3.h>
+#endif
+#ifdef HAVE_HIREDIS
+#include <hiredis/hiredis.h>
+#endif
+
+static const char *target;
+static int quick;
+static char only[128];
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double pct(uint64_t *v, size_t n, double p)
+{
+    return n ? (double)v[(size_t)(p / 100.0 * (double)(n - 1) + 0.5)] / 1000.0 : 0;
+}
+
+static int wanted(const char *w)
+{
+    return !only[0] || strstr(only, w) != NULL;
+}
+
+static _Noreturn void die(const char *what, const char *why)
+{
+    fprintf(stderr, "%s: %s\n", what, why);
+    exit(1);
+}
+
+/* ---- events (BENCH.md: ~200 B JSON data, ~110 B JSON metadata) ---------- */
+
+typedef struct bev {
+    char id[37];
+    char data[256], meta[160];
+    size_t dlen, mlen;
+} bev;
+
+static void make_event(bev *e, uint64_t account, uint64_t n)
+{
+    uint8_t u[16];
+    char c[37], k[37];
+    factum_uuid_v4(u);
+    factum_uuid_format(u, e->id);
+    factum_uuid_v4(u);
+    factum_uuid_format(u, c);
+    factum_uuid_v4(u);
+    factum_uuid_format(u, k);
+    e->dlen = (size_t)snprintf(e->data, sizeof e->data,
+                               "{\"accountId\":\"account-%" PRIu64 "\",\"amount\":%" PRIu64
+                               ",\"currency\":\"EUR\",\"reference\":\"INV-%08" PRIu64
+                               "\",\"description\":\"Deposit at branch 042, counter 7, teller Ms. J. Smith\","
+                               "\"at\":\"2024-03-15T10:22:31.123Z\"}",
+                               account, 100 + n % 9000, n);
+    e->mlen = (size_t)snprintf(e->meta, sizeof e->meta,
+                               "{\"correlationId\":\"%s\",\"causationId\":\"%s\",\"user\":\"alice\"}", c, k);
+}
+
+/* ---- the interface of a system ------------------------------------------- */
+
+#define ANY (-2)
+#define NO_STREAM (-1)
+
+typedef struct backend {
+    const char *name;
+    void (*setup)(void); /* once: a fresh, empty store */
+    void *(*connect)(void);
+    void (*disconnect)(void *c);
+    /* Append n events; 0 (and *last the new last version), 1 on a wrong
+     * expected version. Errors exit. */
+    int (*append)(void *c, const char *stream, int64_t expected, const bev *e, size_t n, int64_t *last);
+    /* The stream's last version, NO_STREAM if none. */
+    int64_t (*version)(void *c, const char *stream);
+    /* Read up to max events after *cursor (opaque; "" = the start) of a
+     * stream or, stream NULL, of $all; advance the cursor. Returns the count;
+     * *bytes += data + metadata. */
+    size_t (*read)(void *c, const char *stream, char *cursor, size_t max, uint64_t *bytes);
+    /* The event ids of a stream in version order, with their versions. */
+    size_t (*ids)(void *c, const char *stream, char (*ids)[37], int64_t *versions, size_t cap);
+    /* W6: a subscriber positioned at the end of $all; next waits for the
+     * following event and returns its id (1), or 0 after timeout_ms. */
+    void *(*sub_open)(void);
+    int (*sub_next)(void *s, int timeout_ms, char id[37]);
+    void (*sub_close)(void *s);
+} backend;
+
+static const backend *B;
+
+static void result(const char *w, const char *metric, double v)
+{
+    printf("@ %s %s %s %.6g\n", B->name, w, metric, v);
+}
+
+/* ======================= SQLite ============================================ */
+#ifdef HAVE_SQLITE
+
+typedef struct sq {
+    sqlite3 *db;
+    sqlite3_stmt *ver, *ins, *rd_stream, *rd_all, *ids, *after;
+} sq;
+
+static char sq_path[1024];
+
+static void sq_exec(sqlite3 *db, const char *sql)
+{
+    char *err = NULL;
+    if (sqlite3_exec(db, sql, NULL, NULL, &err) != SQLITE_OK) die(sql, err ? err : "?");
+}
+
+static void sq_prep(sqlite3 *db, sqlite3_stmt **st, const char *sql)
+{
+    if (sqlite3_prepare_v2(db, sql, -1, st, NULL) != SQLITE_OK) die(sql, sqlite3_errmsg(db));
+}
+
+static void sq_setup(void)
+{
+    snprintf(sq_path, sizeof sq_path, "%s/events.db", target);
+    unlink(sq_path);
+    char p[1100];
+    snprintf(p, sizeof p, "%s-wal", sq_path);
+    unlink(p);
+    snprintf(p, sizeof p, "%s-shm", sq_path);
+    unlink(p);
+    sqlite3 *db;
+    if (sqlite3_open(sq_path, &db) != SQLITE_OK) die("sqlite open", sqlite3_errmsg(db));
+    sq_exec(db, "PRAGMA journal_mode=WAL");
+    sq_exec(db, "CREATE TABLE event_store (position INTEGER PRIMARY KEY AUTOINCREMENT, stream_id TEXT NOT NULL, "
+                "version INTEGER NOT NULL, event_id TEXT NOT NULL, event_type TEXT NOT NULL, data TEXT NOT NULL, "
+                "metadata TEXT, timestamp TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')), "
+                "UNIQUE (stream_id, version))");
+    sqlite3_close(db);
+}
+
+static void *sq_connect(void)
+{
+    sq *s = calloc(1, sizeof *s);
+    if (sqlite3_open(sq_path, &s->db) != SQLITE_OK) die("sqlite open", sqlite3_errmsg(s->db));
+    sqlite3_busy_timeout(s->db, 60000);
+    sq_exec(s->db, "PRAGMA journal_mode=WAL");
+    sq_exec(s->db, "PRAGMA synchronous=FULL");
+    sq_prep(s->db, &s->ver, "SELECT max(version) FROM event_store WHERE stream_id = ?1");
+    sq_prep(s->db, &s->ins,
+            "INSERT INTO event_store (stream_id, version, event_id, event_type, data, metadata) "
+            "VALUES (?1, ?2, ?3, 'MoneyDeposited', ?4, ?5)");
+    sq_prep(s->db, &s->rd_stream,
+            "SELECT version, data, metadata FROM event_store WHERE stream_id = ?1 AND version > ?2 "
+            "ORDER BY version LIMIT ?3");
+    sq_prep(s->db, &s->rd_all,
+            "SELECT position, data, metadata FROM event_store WHERE position > ?1 ORDER BY position LIMIT ?2");
+    sq_prep(s->db, &s->ids, "SELECT event_id, version FROM event_store WHERE stream_id = ?1 ORDER BY version");
+    sq_prep(s->db, &s->after, "SELECT position, event_id FROM event_store WHERE position > ?1 ORDER BY position LIMIT 1");
+    return s;
+}
+
+static void sq_disconnect(void *c)
+{
+    sq *s = c;
+    sqlite3_finalize(s->ver);
+    sqlite3_finalize(s->ins);
+    sqlite3_finalize(s->rd_stream);
+    sqlite3_finalize(s->rd_all);
+    sqlite3_finalize(s->ids);
+    sqlite3_finalize(s->after);
+    sqlite3_close(s->db);
+    free(s);
+}
+
+static int64_t sq_version_locked(sq *s, const char *stream)
+{
+    sqlite3_bind_text(s->ver, 1, stream, -1, SQLITE_STATIC);
+    int64_t v = NO_STREAM;
+    if (sqlite3_step(s->ver) == SQLITE_ROW && sqlite3_column_type(s->ver, 0) != SQLITE_NULL)
+        v = sqlite3_column_int64(s->ver, 0);
+    sqlite3_reset(s->ver);
+    return v;
+}
+
+static int sq_append(void *c, const char *stream, int64_t expected, const bev *e, size_t n, int64_t *last)
+{
+    sq *s = c;
+    sq_exec(s->db, "BEGIN IMMEDIATE");
+    int64_t cur = sq_version_locked(s, stream);
+    if (expected != ANY && cur != expected) {
+        sq_exec(s->db, "ROLLBACK");
+        return 1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        sqlite3_bind_text(s->ins, 1, stream, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(s->ins, 2, cur + 1 + (int64_t)i);
+        sqlite3_bind_text(s->ins, 3, e[i].id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(s->ins, 4, e[i].data, (int)e[i].dlen, SQLITE_STATIC);
+        sqlite3_bind_text(s->ins, 5, e[i].meta, (int)e[i].mlen, SQLITE_STATIC);
+        if (sqlite3_step(s->ins) != SQLITE_DONE) die("sqlite insert", sqlite3_errmsg(s->db));
+        sqlite3_reset(s->ins);
+    }
+    sq_exec(s->db, "COMMIT");
+    *last = cur + (int64_t)n;
+    return 0;
+}
+
+static int64_t sq_version(void *c, const char *stream)
+{
+    return sq_version_locked(c, stream);
+}
+
+static size_t sq_read(void *c, const char *stream, char *cursor, size_t max, uint64_t *bytes)
+{
+    sq *s = c;
+    int64_t after = cursor[0] ? strtoll(cursor, NULL, 10) : (stream ? -1 : 0);
+    sqlite3_stmt *st = stream ? s->rd_stream : s->rd_all;
+    int k = 1;
+    if (stream) sqlite3_bind_text(st, k++, stream, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, k++, after);
+    sqlite3_bind_int64(st, k, (int64_t)max);
+    size_t n = 0;
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        after = sqlite3_column_int64(st, 0);
+        *bytes += (uint64_t)sqlite3_column_bytes(st, 1) + (uint64_t)sqlite3_column_bytes(st, 2);
+        n++;
+    }
+    sqlite3_reset(st);
+    snprintf(cursor, 32, "%" PRId64, after);
+    return n;
+}
+
+static size_t sq_ids(void *c, const char *stream, char (*ids)[37], int64_t *versions, size_t cap)
+{
+    sq *s = c;
+    sqlite3_bind_text(s->ids, 1, stream, -1, SQLITE_STATIC);
+    size_t n = 0;
+    while (sqlite3_step(s->ids) == SQLITE_ROW && n < cap) {
+        snprintf(ids[n], 37, "%s", (const char *)sqlite3_column_text(s->ids, 0));
+        versions[n++] = sqlite3_column_int64(s->ids, 1);
+    }
+    sqlite3_reset(s->ids);
+    return n;
+}
+
+/* SQLite has no notification between connections: the subscriber polls. */
+typedef struct sq_sub {
+    sq *s;
+    int64_t pos;
+} sq_sub;
+
+static void *sq_sub_open(void)
+{
+    sq_sub *u = calloc(1, sizeof *u);
+    u->s = sq_connect();
+    sqlite3_stmt *st;
+    sq_prep(u->s->db, &st, "SELECT coalesce(max(position), 0) FROM event_store");
+    if (sqlite3_step(st) == SQLITE_ROW) u->pos = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return u;
+}
+
+static int sq_sub_next(void *p, int timeout_ms, char id[37])
+{
+    sq_sub *u = p;
+    uint64_t end = now_ns() + (uint64_t)timeout_ms * 1000000u;
+    for (;;) {
+        sqlite3_bind_int64(u->s->after, 1, u->pos);
+        int got = 0;
+        if (sqlite3_step(u->s->after) == SQLITE_ROW) {
+            u->pos = sqlite3_column_int64(u->s->after, 0);
+            snprintf(id, 37, "%s", (const char *)sqlite3_column_text(u->s->after, 1));
+            got = 1;
+        }
+        sqlite3_reset(u->s->after);
+        if (got) return 1;
+        if (now_ns() >= end) return 0;
+        usleep(50); /* a 50 µs polling period */
+    }
+}
+
+static void sq_sub_close(void *p)
+{
+    sq_sub *u = p;
+    sq_disconnect(u->s);
+    free(u);
+}
+
+static const backend sqlite_backend = {"SQLite",     sq_setup,    sq_connect,  sq_disconnect, sq_append,
+                                       sq_version,   sq_read,     sq_ids,      sq_sub_open,   sq_sub_next,
+                                       sq_sub_close};
+#endif
+
+/* ======================= Redis Streams ====================================== */
+#ifdef HAVE_HIREDIS
+
+static char rd_host[256];
+static int rd_port;
+
+/* KEYS[1] the stream, KEYS[2] the global stream; ARGV[1] expected version
+ * (-2 any, -1 no stream), ARGV[2] the stream name, then id, data, metadata
+ * per event. The version is the stream's length - 1. */
+static const char rd_script[] =
+    "local cur = redis.call('XLEN', KEYS[1]) - 1\n"
+    "local exp = tonumber(ARGV[1])\n"
+    "if exp ~= -2 and exp ~= cur then return -100 - cur end\n"
+    "for i = 3, #ARGV, 3 do\n"
+    "  cur = cur + 1\n"
+    "  redis.call('XADD', KEYS[1], '*', 'v', cur, 'id', ARGV[i], 'type', 'MoneyDeposited', 'data', ARGV[i+1], 'meta', ARGV[i+2])\n"
+    "  redis.call('XADD', KEYS[2], '*', 's', ARGV[2], 'v', cur, 'id', ARGV[i], 'type', 'MoneyDeposited', 'data', ARGV[i+1], 'meta', ARGV[i+2])\n"
+    "end\n"
+    "return cur\n";
+static char rd_sha[64];
+
+static redisContext *rd_conn(void)
+{
+    redisContext *r = redisConnect(rd_host, rd_port);
+    if (!r || r->err) die("redis connect", r ? r->errstr : "out of memory");
+    return r;
+}
+
+static redisReply *rd_cmd(redisContext *r, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    redisReply *x = redisvCommand(r, fmt, ap);
+    va_end(ap);
+    if (!x) die("redis", r->errstr);
+    if (x->type == REDIS_REPLY_ERROR) die("redis", x->str);
+    return x;
+}
+
+static void rd_setup(void)
+{
+    const char *colon = strrchr(target, ':');
+    if (!colon) die("redis target", "host:port");
+    snprintf(rd_host, sizeof rd_host, "%.*s", (int)(colon - target), target);
+    rd_port = atoi(colon + 1);
+    redisContext *r = rd_conn();
+    freeReplyObject(rd_cmd(r, "FLUSHALL"));
+    redisReply *x = rd_cmd(r, "SCRIPT LOAD %s", rd_script);
+    snprintf(rd_sha, sizeof rd_sha, "%s", x->str);
+    freeReplyObject(x);
+    redisFree(r);
+}
+
+static void *rd_connect(void)
+{
+    return rd_conn();
+}
+
+static void rd_disconnect(void *c)
+{
+    redisFree(c);
+}
+
+static int rd_append(void *c, const char *stream, int64_t expected, const bev *e, size_t n, int64_t *last)
+{
+    size_t argc = 7 + 3 * n, k = 0;
+    const char **argv = malloc(argc * sizeof *argv);
+    size_t *lens = malloc(argc * sizeof *lens);
+    char key[80], exp[24];
+    snprintf(key, sizeof key, "s:%s", stream);
+    snprintf(exp, sizeof exp, "%" PRId64, expected);
+#define ARG(p, l) (argv[k] = (p), lens[k] = (l), k++)
+    ARG("EVALSHA", 7);
+    ARG(rd_sha, strlen(rd_sha));
+    ARG("2", 1);
+    ARG(key, strlen(key));
+    ARG("all", 3);
+    ARG(exp, strlen(exp));
+    ARG(stream, strlen(stream));
+    for (size_t i = 0; i < n; i++) {
+        ARG(e[i].id, 36);
+        ARG(e[i].data, e[i].dlen);
+        ARG(e[i].meta, e[i].mlen);
+    }
+#undef ARG
+    redisReply *x = redisCommandArgv(c, (int)k, argv, lens);
+    free(argv);
+    free(lens);
+    if (!x) die("redis append", ((redisContext *)c)->errstr);
+    if (x->type != REDIS_REPLY_INTEGER) die("redis append", x->type == REDIS_REPLY_ERROR ? x->str : "unexpected reply");
+    long long v = x->integer;
+    freeReplyObject(x);
+    if (v <= -100) return 1;
+    *last = v;
+    return 0;
+}
+
+static int64_t rd_version(void *c, const char *stream)
+{
+    redisReply *x = rd_cmd(c, "XLEN s:%s", stream);
+    int64_t v = (int64_t)x->integer - 1;
+    freeReplyObject(x);
+    return v;
+}
+
+/* The value of a field of a stream entry's field list. */
+static const redisReply *rd_field(const redisReply *fields, const char *name)
+{
+    for (size_t i = 0; i + 1 < fields->elements; i += 2)
+        if (!strcmp(fields->element[i]->str, name)) return fields->element[i + 1];
+    return NULL;
+}
+
+static size_t rd_read(void *c, const char *stream, char *cursor, size_t max, uint64_t *bytes)
+{
+    char start[64];
+    snprintf(start, sizeof start, "%s%s", cursor[0] ? "(" : "", cursor[0] ? cursor : "-");
+    redisReply *x = stream ? rd_cmd(c, "XRANGE s:%s %s + COUNT %d", stream, start, (int)max)
+                           : rd_cmd(c, "XRANGE all %s + COUNT %d", start, (int)max);
+    size_t n = x->elements;
+    for (size_t i = 0; i < n; i++) {
+        const redisReply *ent = x->element[i], *f = ent->element[1];
+        const redisReply *d = rd_field(f, "data"), *m = rd_field(f, "meta");
+        *bytes += (d ? d->len : 0) + (m ? m->len : 0);
+        if (i == n - 1) snprintf(cursor, 64, "%s", ent->element[0]->str);
+    }
+    freeReplyObject(x);
+    return n;
+}
+
+static size_t rd_ids(void *c, const char *stream, char (*ids)[37], int64_t *versions, size_t cap)
+{
+    redisReply *x = rd_cmd(c, "XRANGE s:%s - +", stream);
+    size_t n = 0;
+    for (size_t i = 0; i < x->elements && n < cap; i++) {
+        const redisReply *f = x->element[i]->element[1];
+        const redisReply *id = rd_field(f, "id"), *v = rd_field(f, "v");
+        snprintf(ids[n], 37, "%s", id ? id->str : "");
+        versions[n++] = v ? strtoll(v->str, NULL, 10) : -1;
+    }
+    freeReplyObject(x);
+    return n;
+}
+
+typedef struct rd_sub {
+    redisContext *r;
+    char last[64];
+} rd_sub;
+
+static void *rd_sub_open(void)
+{
+    rd_sub *u = calloc(1, sizeof *u);
+    u->r = rd_conn();
+    snprintf(u->last, sizeof u->last, "$");
+    return u;
+}
+
+static int rd_sub_next(void *p, int timeout_ms, char id[37])
+{
+    rd_sub *u = p;
+    redisReply *x = rd_cmd(u->r, "XREAD COUNT 1 BLOCK %d STREAMS all %s", timeout_ms, u->last);
+    int got = 0;
+    if (x->type == REDIS_REPLY_ARRAY && x->elements) {
+        const redisReply *ent = x->element[0]->element[1]->element[0];
+        snprintf(u->last, sizeof u->last, "%s", ent->element[0]->str);
+        const redisReply *f = rd_field(ent->element[1], "id");
+        snprintf(id, 37, "%s", f ? f->str : "");
+        got = 1;
+    }
+    freeReplyObject(x);
+    return got;
+}
+
+static void rd_sub_close(void *p)
+{
+    rd_sub *u = p;
+    redisFree(u->r);
+    free(u);
+}
+
+static const backend redis_backend = {"Redis",     rd_setup, rd_connect, rd_disconnect, rd_append,   rd_version,
+                                      rd_read,     rd_ids,   rd_sub_open, rd_sub_next,  rd_sub_close};
+#endif
+
+/* ======================= the workloads ====================================== */
+
+#define STREAMS 10000
+
+static void w1(void)
+{
+    size_t n = quick ? 2000 : 20000;
+    void *c = B->connect();
+    int64_t *ver = malloc(STREAMS * sizeof *ver);
+    for (size_t i = 0; i < STREAMS; i++) ver[i] = NO_STREAM;
+    uint64_t *lat = malloc(n * sizeof *lat), seed = now_ns() | 1;
+    bev e;
+    char name[32];
+    uint64_t t0 = now_ns();
+    for (size_t i = 0; i < n; i++) {
+        seed ^= seed << 13, seed ^= seed >> 7, seed ^= seed << 17;
+        uint64_t a = seed % STREAMS;
+        snprintf(name, sizeof name, "account-%" PRIu64, a);
+        make_event(&e, a, i);
+        uint64_t t = now_ns();
+        int64_t last;
+        if (B->append(c, name, ver[a], &e, 1, &last)) die("W1", "unexpected conflict");
+        lat[i] = now_ns() - t;
+        ver[a] = last;
+    }
+    double secs = (double)(now_ns() - t0) / 1e9;
+    qsort(lat, n, sizeof *lat, cmp_u64);
+    printf("| W1 | %s | %zu single-event appends, random stream of %d | %.0f ev/s | p50 %.0f µs, p99 %.0f µs, p99.9 %.0f µs |\n",
+           B->name, n, STREAMS, n / secs, pct(lat, n, 50), pct(lat, n, 99), pct(lat, n, 99.9));
+    result("W1", "ev_per_s", n / secs);
+    result("W1", "p50_us", pct(lat, n, 50));
+    result("W1", "p99_us", pct(lat, n, 99));
+    FILE *f = getenv("FACTUM_BENCH_LAT") ? fopen(getenv("FACTUM_BENCH_LAT"), "a") : NULL;
+    if (f) { /* the latency distribution, for the plots */
+        for (size_t i = 0; i < n; i += (n / 1000 ? n / 1000 : 1)) fprintf(f, "%s W1 %.3f %.1f\n", B->name, 100.0 * i / n, lat[i] / 1000.0);
+        fclose(f);
+    }
+    fflush(stdout);
+    free(lat);
+    free(ver);
+    B->disconnect(c);
+}
+
+static void w2(void)
+{
+    size_t appends = quick ? 200 : 2000, per = 100;
+    void *c = B->connect();
+    int64_t *ver = malloc(STREAMS * sizeof *ver);
+    for (size_t i = 0; i < STREAMS; i++) ver[i] = NO_STREAM;
+    bev *e = malloc(per * sizeof *e);
+    uint64_t *lat = malloc(appends * sizeof *lat), seed = now_ns() | 1;
+    char name[32];
+    uint64_t t0 = now_ns();
+    for (size_t i = 0; i < appends; i++) {
+        seed ^= seed << 13, seed ^= seed >> 7, seed ^= seed << 17;
+        uint64_t a = seed % STREAMS;
+        snprintf(name, sizeof name, "batch-%" PRIu64, a);
+        for (size_t k = 0; k < per; k++) make_event(&e[k], a, i * per + k);
+        uint64_t t = now_ns();
+        int64_t last;
+        if (B->append(c, name, ver[a], e, per, &last)) die("W2", "unexpected conflict");
+        lat[i] = now_ns() - t;
+        ver[a] = last;
+    }
+    double secs = (double)(now_ns() - t0) / 1e9;
+    qsort(lat, appends, sizeof *lat, cmp_u64);
+    printf("| W2 | %s | %zu appends of %zu events | %.0f ev/s | per append p50 %.0f µs |\n", B->name, appends, per,
+           appends * per / secs, pct(lat, appends, 50));
+    result("W2", "ev_per_s", appends * per / secs);
+    fflush(stdout);
+    free(lat);
+    free(e);
+    free(ver);
+    B->disconnect(c);
+}
+
+typedef struct w3arg {
+    int t;
+    size_t n;
+} w3arg;
+
+static void *w3_client(void *p)
+{
+    w3arg *a = p;
+    void *c = B->connect();
+    int64_t ver[100];
+    for (int i = 0; i < 100; i++) ver[i] = NO_STREAM;
+    bev e;
+    char name[48];
+    for (size_t i = 0; i < a->n; i++) {
+        int k = (int)(i % 100);
+        snprintf(name, sizeof name, "w3-%d-%d", a->t, k);
+        make_event(&e, (uint64_t)k, i);
+        int64_t last;
+        if (B->append(c, name, ver[k], &e, 1, &last)) die("W3", "unexpected conflict");
+        ver[k] = last;
+    }
+    B->disconnect(c);
+    return NULL;
+}
+
+static void w3(int clients)
+{
+    size_t total = quick ? 4000 : 40000;
+    pthread_t th[256];
+    w3arg args[256];
+    uint64_t t0 = now_ns();
+    for (int i = 0; i < clients; i++) {
+        args[i] = (w3arg){i, total / (size_t)clients};
+        pthread_create(&th[i], NULL, w3_client, &args[i]);
+    }
+    for (int i = 0; i < clients; i++) pthread_join(th[i], NULL);
+    double secs = (double)(now_ns() - t0) / 1e9;
+    size_t done = total / (size_t)clients * (size_t)clients;
+    printf("| W3 | %s | %d clients, %zu single-event appends | %.0f ev/s | |\n", B->name, clients, done, done / secs);
+    result(clients == 16 ? "W3" : "W3_256", "ev_per_s", done / secs);
+    fflush(stdout);
+}
+
+static void w4(void)
+{
+    void *c = B->connect();
+    bev *e = malloc(1000 * sizeof *e);
+    int64_t last = NO_STREAM;
+    for (int b = 0; b < 10; b++) {
+        for (int k = 0; k < 1000; k++) make_event(&e[k], 1, (uint64_t)(b * 1000 + k));
+        if (B->append(c, "w4-stream", last, e, 1000, &last)) die("W4", "conflict");
+    }
+    free(e);
+    uint64_t events = 0, bytes = 0, t0 = now_ns();
+    for (int pass = 0; pass < 20; pass++) {
+        char cursor[64] = "";
+        size_t n;
+        while ((n = B->read(c, "w4-stream", cursor, 1000, &bytes)) > 0) events += n;
+    }
+    double secs = (double)(now_ns() - t0) / 1e9;
+    printf("| W4 | %s | one 10,000-event stream read forward 20 times, pages of 1,000 | %.0f ev/s | %.0f MB/s |\n",
+           B->name, events / secs, bytes / secs / 1e6);
+    result("W4", "ev_per_s", events / secs);
+    fflush(stdout);
+    B->disconnect(c);
+}
+
+static void w5(void)
+{
+    void *c = B->connect();
+    size_t target_n = quick ? 100000 : 500000;
+    /* Top the log up to target_n events (the earlier workloads count). */
+    uint64_t have = 0, bytes = 0;
+    char cursor[64] = "";
+    size_t n;
+    while ((n = B->read(c, NULL, cursor, 10000, &bytes)) > 0) have += n;
+    bev *e = malloc(1000 * sizeof *e);
+    char name[32];
+    for (uint64_t i = have; i < target_n; i += 1000) {
+        snprintf(name, sizeof name, "w5-%" PRIu64, i / 1000 % 1000);
+        for (int k = 0; k < 1000; k++) make_event(&e[k], i / 1000, i + (uint64_t)k);
+        int64_t last;
+        B->append(c, name, ANY, e, 1000, &last);
+    }
+    free(e);
+    uint64_t events = 0;
+    bytes = 0;
+    uint64_t t0 = now_ns();
+    for (int pass = 0; pass < 3; pass++) {
+        cursor[0] = 0;
+        while ((n = B->read(c, NULL, cursor, 1000, &bytes)) > 0) events += n;
+    }
+    double secs = (double)(now_ns() - t0) / 1e9;
+    printf("| W5 | %s | $all (%" PRIu64 " events) read in order, 3 passes | %.0f ev/s | %.0f MB/s |\n", B->name,
+           events / 3, events / secs, bytes / secs / 1e6);
+    result("W5", "ev_per_s", events / secs);
+    fflush(stdout);
+    B->disconnect(c);
+}
+
+/* W6: the subscriber matches deliveries to appends by event id. */
+static struct {
+    size_t n;
+    char (*ids)[37];
+    uint64_t *start, *got;
+    atomic_int ready;
+} w6s;
+
+static void *w6_sub(void *p)
+{
+    (void)p;
+    void *s = B->sub_open();
+    atomic_store(&w6s.ready, 1);
+    size_t received = 0, next = 0;
+    char id[37];
+    while (received < w6s.n) {
+        if (!B->sub_next(s, 5000, id)) break;
+        uint64_t t = now_ns();
+        /* deliveries come in order: look ahead from the last match */
+        for (size_t i = next; i < w6s.n && i < next + 64; i++)
+            if (!strcmp(w6s.ids[i], id)) {
+                w6s.got[i] = t;
+                next = i + 1;
+                received++;
+                break;
+            }
+    }
+    B->sub_close(s);
+    return NULL;
+}
+
+static void w6(void)
+{
+    w6s.n = quick ? 1000 : 10000;
+    w6s.ids = calloc(w6s.n, 37);
+    w6s.start = calloc(w6s.n, sizeof *w6s.start);
+    w6s.got = calloc(w6s.n, sizeof *w6s.got);
+    bev *e = malloc(w6s.n * sizeof *e);
+    for (size_t i = 0; i < w6s.n; i++) {
+        make_event(&e[i], 6, i);
+        memcpy(w6s.ids[i], e[i].id, 37);
+    }
+    atomic_store(&w6s.ready, 0);
+    pthread_t th;
+    pthread_create(&th, NULL, w6_sub, NULL);
+    while (!atomic_load(&w6s.ready)) usleep(1000);
+    usleep(100000);
+    void *c = B->connect();
+    struct timespec next;
+    clock_gettime(CLOCK_MONOTONIC, &next);
+    for (size_t i = 0; i < w6s.n; i++) {
+        next.tv_nsec += 1000000;
+        if (next.tv_nsec >= 1000000000) {
+            next.tv_nsec -= 1000000000;
+            next.tv_sec++;
+        }
+        clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, NULL);
+        w6s.start[i] = now_ns();
+        int64_t last;
+        B->append(c, "w6-stream", ANY, &e[i], 1, &last);
+    }
+    pthread_join(th, NULL);
+    B->disconnect(c);
+    uint64_t *lat = malloc(w6s.n * sizeof *lat);
+    size_t k = 0;
+    for (size_t i = 0; i < w6s.n; i++)
+        if (w6s.got[i]) lat[k++] = w6s.got[i] - w6s.start[i];
+    qsort(lat, k, sizeof *lat, cmp_u64);
+    printf("| W6 | %s | one $all subscriber, %zu single appends at 1,000/s (%zu delivered) | p50 %.0f µs, p99 %.0f µs, "
+           "p99.9 %.0f µs | |\n",
+           B->name, w6s.n, k, pct(lat, k, 50), pct(lat, k, 99), pct(lat, k, 99.9));
+    result("W6", "p50_us", pct(lat, k, 50));
+    result("W6", "p99_us", pct(lat, k, 99));
+    FILE *f = getenv("FACTUM_BENCH_LAT") ? fopen(getenv("FACTUM_BENCH_LAT"), "a") : NULL;
+    if (f) {
+        for (size_t i = 0; i < k; i += (k / 1000 ? k / 1000 : 1)) fprintf(f, "%s W6 %.3f %.1f\n", B->name, 100.0 * i / k, lat[i] / 1000.0);
+        fclose(f);
+    }
+    fflush(stdout);
+    free(lat);
+    free(e);
+    free(w6s.ids);
+    free(w6s.start);
+    free(w6s.got);
+}
+
+/* W7: 4 writers, 2,500 attempts each, on the same 10 streams. */
+typedef struct w7ack {
+    int stream;
+    int64_t version;
+    char id[37];
+} w7ack;
+typedef struct w7arg {
+    int t;
+    size_t attempts;
+    w7ack *acks;
+    size_t n, conflicts;
+} w7arg;
+
+static void *w7_writer(void *p)
+{
+    w7arg *a = p;
+    void *c = B->connect();
+    uint64_t seed = now_ns() ^ (uint64_t)(a->t + 1) * 0x9e3779b97f4a7c15ull;
+    char name[32];
+    for (size_t i = 0; i < a->attempts; i++) {
+        seed ^= seed << 13, seed ^= seed >> 7, seed ^= seed << 17;
+        int k = (int)(seed % 10);
+        snprintf(name, sizeof name, "w7-%d", k);
+        int64_t cur = B->version(c, name), last;
+        bev e;
+        make_event(&e, (uint64_t)k, i);
+        if (B->append(c, name, cur, &e, 1, &last) == 0) {
+            a->acks[a->n] = (w7ack){k, last, ""};
+            memcpy(a->acks[a->n].id, e.id, 37);
+            a->n++;
+        } else {
+            a->conflicts++;
+        }
+    }
+    B->disconnect(c);
+    return NULL;
+}
+
+static void w7(void)
+{
+    static w7arg args[4];
+    pthread_t th[4];
+    size_t attempts = quick ? 500 : 2500;
+    for (int t = 0; t < 4; t++) {
+        args[t] = (w7arg){t, attempts, calloc(attempts, sizeof(w7ack)), 0, 0};
+        pthread_create(&th[t], NULL, w7_writer, &args[t]);
+    }
+    size_t ok = 0, conflicts = 0;
+    for (int t = 0; t < 4; t++) {
+        pthread_join(th[t], NULL);
+        ok += args[t].n;
+        conflicts += args[t].conflicts;
+    }
+    void *c = B->connect();
+    int pass = 1;
+    size_t stored = 0, cap = 4 * attempts;
+    char (*ids)[37] = malloc(cap * 37);
+    int64_t *vers = malloc(cap * sizeof *vers);
+    for (int k = 0; k < 10; k++) {
+        char name[32];
+        snprintf(name, sizeof name, "w7-%d", k);
+        size_t n = B->ids(c, name, ids, vers, cap);
+        stored += n;
+        for (size_t i = 0; i < n; i++) {
+            int found = vers[i] == (int64_t)i ? 0 : -1;
+            for (int t = 0; t < 4 && found == 0; t++)
+                for (size_t j = 0; j < args[t].n; j++)
+                    if (args[t].acks[j].stream == k && args[t].acks[j].version == (int64_t)i &&
+                        !strcmp(args[t].acks[j].id, ids[i]))
+                        found = 1;
+            if (found != 1) pass = 0;
+        }
+    }
+    if (stored != ok) pass = 0;
+    free(ids);
+    free(vers);
+    B->disconnect(c);
+    printf("| W7 | %s | 4 writers x %zu attempts on 10 streams | %zu successes, %zu conflicts | %s |\n", B->name,
+           attempts, ok, conflicts, pass ? "PASS" : "FAIL");
+    result("W7", "pass", pass);
+    fflush(stdout);
+    for (int t = 0; t < 4; t++) free(args[t].acks);
+    if (!pass) exit(2);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 3) {
+        fprintf(stderr, "usage: %s sqlite|redis TARGET [--quick] [--only W1,...]\n", argv[0]);
+        return 2;
+    }
+    B = NULL;
+#ifdef HAVE_SQLITE
+    if (!strcmp(argv[1], "sqlite")) B = &sqlite_backend;
+#endif
+#ifdef HAVE_HIREDIS
+    if (!strcmp(argv[1], "redis")) B = &redis_backend;
+#endif
+    if (!B) {
+        fprintf(stderr, "%s: not built in (its client library was missing at build time)\n", argv[1]);
+        return 2;
+    }
+    target = argv[2];
+    for (int i = 3; i < argc; i++) {
+        if (!strcmp(argv[i], "--quick")) quick = 1;
+        else if (!strcmp(argv[i], "--only") && i + 1 < argc) snprintf(only, sizeof only, "%s", argv[++i]);
+    }
+    B->setup();
+    if (wanted("W1")) w1();
+    if (wanted("W2")) w2();
+    if (wanted("W3")) w3(16);
+    if (wanted("W4")) w4();
+    if (wanted("W5")) w5();
+    if (wanted("W6")) w6();
+    if (wanted("W7")) w7();
+    return 0;
+}
