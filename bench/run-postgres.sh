@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Starts a private PostgreSQL 15 on 127.0.0.1 (its own temporary data
 # directory and port; installed from Debian if missing), runs
-# factum-bench-postgres against it, and stops it. Settings, written down:
+# factum-bench-systems postgres (W1-W7) against it, and stops it. Settings, written down:
 #   fsync=on, synchronous_commit=on, wal_sync_method=fdatasync,
 #   shared_buffers=1GB, max_connections=300 (for W3 with 256 clients).
-# Usage: bench/run-postgres.sh [--quick] [--only W1,W2,W3]
+# Usage: bench/run-postgres.sh [--quick] [--only W1,W2,...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if ! ls /usr/lib/postgresql/15/bin/initdb >/dev/null 2>&1; then
@@ -12,7 +12,7 @@ if ! ls /usr/lib/postgresql/15/bin/initdb >/dev/null 2>&1; then
 fi
 bin=/usr/lib/postgresql/15/bin
 cmake -S . -B build/bench -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF >/dev/null
-cmake --build build/bench -j"$(nproc)" --target factum-bench-postgres >/dev/null
+cmake --build build/bench -j"$(nproc)" --target factum-bench-systems >/dev/null
 dir=$(mktemp -d /tmp/factum-pg.XXXXXX)
 port=${PGPORT_BENCH:-55432}
 chown -R postgres "$dir" 2>/dev/null || true
@@ -22,4 +22,4 @@ as_pg "$bin/pg_ctl -D $dir/data -l $dir/log -w -o \"-p $port -k $dir -c listen_a
 trap 'as_pg "$bin/pg_ctl -D $dir/data -m fast stop >/dev/null" || true; rm -rf "$dir"' EXIT
 as_pg "$bin/createdb -h 127.0.0.1 -p $port -U bench bench" 2>/dev/null || true
 echo "PostgreSQL 15, fsync=on, synchronous_commit=on (durable), 127.0.0.1:$port"
-build/bench/bench/factum-bench-postgres "host=127.0.0.1 port=$port user=bench dbname=bench" "$@"
+build/bench/bench/factum-bench-systems postgres "host=127.0.0.1 port=$port user=bench dbname=bench" "$@"

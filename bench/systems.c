@@ -11,6 +11,9 @@
  *   nats     NATS JetStream (libnats): one JetStream stream, a subject per
  *            event stream; expected-last-subject-sequence for concurrency.
  *            NOT durable per append: its fsync is periodic.
+ *   postgres PostgreSQL 15 (libpq): the brief's event_store table plus a global
+ *            position; synchronous_commit on; concurrency by the primary key;
+ *            one multi-row INSERT per append; W6 by LISTEN/NOTIFY.
  * Workloads: W1 (single-event appends, random stream of 10,000, expected
  * version tracked), W2 (100-event appends), W3 (16 clients, each its own
  * connection), W4 (a 10,000-event stream read 20 times in pages of 1,000),
@@ -21,7 +24,8 @@
  * (system, workload, metric, value) that bench/run-all.sh collects.
  *
  * Usage: factum-bench-systems SYSTEM TARGET [--quick] [--only W1,...]
- *   TARGET: sqlite: a directory for the database; redis, nats: host:port.
+ *   TARGET: sqlite: a directory for the database; redis, nats: host:port;
+ *   postgres: a libpq connection string.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -40,6 +44,10 @@
 
 #ifdef HAVE_SQLITE
 #include <sqlite3.h>
+#endif
+#ifdef HAVE_LIBPQ
+#include <libpq-fe.h>
+#include <poll.h>
 #endif
 #ifdef HAVE_HIREDIS
 #include <hiredis/hiredis.h>
@@ -143,6 +151,202 @@ static void result(const char *w, const char *metric, double v)
 {
     printf("@ %s %s %s %.6g\n", B->name, w, metric, v);
 }
+
+
+/* ======================= PostgreSQL ========================================== */
+#ifdef HAVE_LIBPQ
+
+/* The brief's event_store table plus a global position (BIGSERIAL);
+ * optimistic concurrency by the primary key (stream_id, version): an insert
+ * of a taken version fails with unique_violation (23505). One multi-row
+ * INSERT per append (one round trip, one commit). */
+typedef struct pg {
+    PGconn *c;
+    int prepared[4]; /* insert statements for 1, 100, 1000 rows and "other" */
+} pg;
+
+static PGresult *pg_ok(PGconn *c, PGresult *r, const char *what)
+{
+    ExecStatusType st = PQresultStatus(r);
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) die(what, PQerrorMessage(c));
+    return r;
+}
+
+static PGconn *pg_conn(void)
+{
+    PGconn *c = PQconnectdb(target);
+    if (PQstatus(c) != CONNECTION_OK) die("postgres connect", PQerrorMessage(c));
+    PQclear(pg_ok(c, PQexec(c, "SET client_min_messages TO warning"), "set"));
+    return c;
+}
+
+static void pg_setup(void)
+{
+    PGconn *c = pg_conn();
+    PQclear(pg_ok(c, PQexec(c, "DROP TABLE IF EXISTS event_store"), "drop"));
+    PQclear(pg_ok(c, PQexec(c, "CREATE TABLE event_store (stream_id VARCHAR(255) NOT NULL, version INTEGER NOT NULL, "
+                               "event_id UUID NOT NULL, event_type VARCHAR(255) NOT NULL, data JSONB NOT NULL, "
+                               "metadata JSONB, timestamp TIMESTAMPTZ NOT NULL DEFAULT NOW(), position BIGSERIAL, "
+                               "PRIMARY KEY (stream_id, version))"),
+                  "create"));
+    PQclear(pg_ok(c, PQexec(c, "CREATE INDEX ON event_store (position)"), "index"));
+    PQclear(pg_ok(c, PQexec(c, "CREATE OR REPLACE FUNCTION event_notify() RETURNS trigger AS $$ BEGIN "
+                               "PERFORM pg_notify('events', NEW.event_id::text); RETURN NULL; END $$ LANGUAGE plpgsql"),
+                  "function"));
+    PQfinish(c);
+}
+
+static void *pg_connect(void)
+{
+    pg *p = calloc(1, sizeof *p);
+    p->c = pg_conn();
+    PQclear(pg_ok(p->c, PQprepare(p->c, "ver", "SELECT coalesce(max(version), -1) FROM event_store WHERE stream_id = $1", 1, NULL), "prepare"));
+    PQclear(pg_ok(p->c, PQprepare(p->c, "rds", "SELECT version, data::text, metadata::text FROM event_store WHERE stream_id = $1 "
+                                           "AND version > $2 ORDER BY version LIMIT $3", 3, NULL), "prepare"));
+    PQclear(pg_ok(p->c, PQprepare(p->c, "rda", "SELECT position, data::text, metadata::text FROM event_store WHERE position > $1 "
+                                           "ORDER BY position LIMIT $2", 2, NULL), "prepare"));
+    PQclear(pg_ok(p->c, PQprepare(p->c, "ids", "SELECT event_id::text, version FROM event_store WHERE stream_id = $1 ORDER BY version", 1, NULL), "prepare"));
+    return p;
+}
+
+static void pg_disconnect(void *c)
+{
+    pg *p = c;
+    PQfinish(p->c);
+    free(p);
+}
+
+static int64_t pg_version(void *c, const char *stream)
+{
+    pg *p = c;
+    const char *v[1] = {stream};
+    PGresult *r = pg_ok(p->c, PQexecPrepared(p->c, "ver", 1, v, NULL, NULL, 0), "version");
+    int64_t x = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+    PQclear(r);
+    return x;
+}
+
+static int pg_append(void *c, const char *stream, int64_t expected, const bev *e, size_t n, int64_t *last)
+{
+    pg *p = c;
+    int64_t cur = expected == ANY ? pg_version(c, stream) : expected;
+    int slot = n == 1 ? 0 : n == 100 ? 1 : n == 1000 ? 2 : 3;
+    char name[16];
+    snprintf(name, sizeof name, "ins%zu", n);
+    if (slot == 3 || !p->prepared[slot]) {
+        char *sql = malloc(n * 80 + 200);
+        size_t off = (size_t)sprintf(sql, "INSERT INTO event_store (stream_id, version, event_id, event_type, data, metadata) VALUES ");
+        for (size_t k = 0; k < n; k++)
+            off += (size_t)sprintf(sql + off, "%s($1,$%zu,$%zu::uuid,'MoneyDeposited',$%zu::jsonb,$%zu::jsonb)", k ? "," : "",
+                                   k * 4 + 2, k * 4 + 3, k * 4 + 4, k * 4 + 5);
+        PGresult *r = PQprepare(p->c, name, sql, (int)(1 + 4 * n), NULL);
+        if (PQresultStatus(r) != PGRES_COMMAND_OK && !strstr(PQerrorMessage(p->c), "already exists"))
+            die("prepare insert", PQerrorMessage(p->c));
+        PQclear(r);
+        free(sql);
+        if (slot < 3) p->prepared[slot] = 1;
+    }
+    const char **vals = malloc((1 + 4 * n) * sizeof *vals);
+    char (*vers)[24] = malloc(n * 24);
+    vals[0] = stream;
+    for (size_t k = 0; k < n; k++) {
+        snprintf(vers[k], 24, "%" PRId64, cur + 1 + (int64_t)k);
+        vals[1 + 4 * k] = vers[k];
+        vals[2 + 4 * k] = e[k].id;
+        vals[3 + 4 * k] = e[k].data;
+        vals[4 + 4 * k] = e[k].meta;
+    }
+    PGresult *r = PQexecPrepared(p->c, name, (int)(1 + 4 * n), vals, NULL, NULL, 0);
+    free(vals);
+    free(vers);
+    int conflict = 0;
+    if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+        const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+        if (!state || strcmp(state, "23505")) die("insert", PQerrorMessage(p->c));
+        conflict = 1;
+    }
+    PQclear(r);
+    if (conflict) return 1;
+    *last = cur + (int64_t)n;
+    return 0;
+}
+
+static size_t pg_read(void *c, const char *stream, char *cursor, size_t max, uint64_t *bytes)
+{
+    pg *p = c;
+    char from[24], lim[24];
+    snprintf(from, sizeof from, "%s", cursor[0] ? cursor : stream ? "-1" : "0");
+    snprintf(lim, sizeof lim, "%zu", max);
+    PGresult *r;
+    if (stream) {
+        const char *v[3] = {stream, from, lim};
+        r = pg_ok(p->c, PQexecPrepared(p->c, "rds", 3, v, NULL, NULL, 0), "read stream");
+    } else {
+        const char *v[2] = {from, lim};
+        r = pg_ok(p->c, PQexecPrepared(p->c, "rda", 2, v, NULL, NULL, 0), "read all");
+    }
+    int n = PQntuples(r);
+    for (int i = 0; i < n; i++) *bytes += (uint64_t)PQgetlength(r, i, 1) + (uint64_t)PQgetlength(r, i, 2);
+    if (n) snprintf(cursor, 32, "%s", PQgetvalue(r, n - 1, 0));
+    PQclear(r);
+    return (size_t)n;
+}
+
+static size_t pg_ids(void *c, const char *stream, char (*ids)[37], int64_t *versions, size_t cap)
+{
+    pg *p = c;
+    const char *v[1] = {stream};
+    PGresult *r = pg_ok(p->c, PQexecPrepared(p->c, "ids", 1, v, NULL, NULL, 0), "ids");
+    size_t n = 0;
+    for (int i = 0; i < PQntuples(r) && n < cap; i++, n++) {
+        snprintf(ids[n], 37, "%s", PQgetvalue(r, i, 0));
+        versions[n] = strtoll(PQgetvalue(r, i, 1), NULL, 10);
+    }
+    PQclear(r);
+    return n;
+}
+
+/* W6 with LISTEN/NOTIFY: a trigger notifies every insert (created for W6
+ * only, so that it costs the other workloads nothing). */
+static void *pg_sub_open(void)
+{
+    PGconn *c = pg_conn();
+    PQclear(pg_ok(c, PQexec(c, "CREATE OR REPLACE TRIGGER event_notify AFTER INSERT ON event_store FOR EACH ROW "
+                               "EXECUTE FUNCTION event_notify()"),
+                  "trigger"));
+    PQclear(pg_ok(c, PQexec(c, "LISTEN events"), "listen"));
+    return c;
+}
+
+static int pg_sub_next(void *s, int timeout_ms, char id[37])
+{
+    PGconn *c = s;
+    uint64_t end = now_ns() + (uint64_t)timeout_ms * 1000000u;
+    for (;;) {
+        PQconsumeInput(c);
+        PGnotify *nt = PQnotifies(c);
+        if (nt) {
+            snprintf(id, 37, "%s", nt->extra);
+            PQfreemem(nt);
+            return 1;
+        }
+        uint64_t now = now_ns();
+        if (now >= end) return 0;
+        struct pollfd pfd = {PQsocket(c), POLLIN, 0};
+        poll(&pfd, 1, (int)((end - now) / 1000000u) + 1);
+    }
+}
+
+static void pg_sub_close(void *s)
+{
+    PGconn *c = s;
+    PQclear(pg_ok(c, PQexec(c, "DROP TRIGGER IF EXISTS event_notify ON event_store"), "drop trigger"));
+    PQfinish(c);
+}
+
+static const backend pg_backend = {"PostgreSQL", pg_setup, pg_connect, pg_disconnect, pg_append,   pg_version,
+                                   pg_read,      pg_ids,   pg_sub_open, pg_sub_next,  pg_sub_close};
+#endif
 
 /* ======================= SQLite ============================================ */
 #ifdef HAVE_SQLITE
@@ -1184,6 +1388,9 @@ int main(int argc, char **argv)
         return 2;
     }
     B = NULL;
+#ifdef HAVE_LIBPQ
+    if (!strcmp(argv[1], "postgres")) B = &pg_backend;
+#endif
 #ifdef HAVE_SQLITE
     if (!strcmp(argv[1], "sqlite")) B = &sqlite_backend;
 #endif
