@@ -217,6 +217,25 @@ static void paced_fsync(double *p50, double *p99)
     free(lat);
 }
 
+
+/* A result for bench/run-all.sh: "@ system workload metric value". */
+static void result(const char *w, const char *metric, double v)
+{
+    printf("@ %s %s %s %.6g\n", relaxed ? "factum-relaxed" : "factum", w, metric, v);
+}
+
+/* Every 0.1 percentile of a sorted latency array (ns), for the plots, to
+ * the file $FACTUM_BENCH_LAT names (if any). */
+static void latencies(const char *w, const uint64_t *lat, size_t n)
+{
+    const char *path = getenv("FACTUM_BENCH_LAT");
+    FILE *f = path && n ? fopen(path, "a") : NULL;
+    if (!f) return;
+    for (size_t i = 0; i < 1000; i++)
+        fprintf(f, "%s\t%s\t%.1f\t%.1f\n", relaxed ? "factum-relaxed" : "factum", w, i / 10.0, lat[i * n / 1000] / 1000.0);
+    fclose(f);
+}
+
 /* ---- W1: single-event appends to random streams ----------------------- */
 
 static int64_t *versions; /* per account: last known version */
@@ -251,6 +270,10 @@ static void w1(void)
     printf("| W1 | %zu single-event appends, random stream of %zu | %.0f ev/s | p50 %.0f µs, p99 %.0f µs, "
            "p99.9 %.0f µs |\n",
            n, streams, n / secs, pct(lat, n, 50), pct(lat, n, 99), pct(lat, n, 99.9));
+    result("W1", "ev_per_s", n / secs);
+    result("W1", "p50_us", pct(lat, n, 50));
+    result("W1", "p99_us", pct(lat, n, 99));
+    latencies("W1", lat, n);
     fflush(stdout);
     free(lat);
     factum_store_close(s);
@@ -291,6 +314,7 @@ static void w2(void)
     printf("| W2 | %zu appends of %zu events, random stream | %.0f ev/s | per append p50 %.0f µs, p99 %.0f "
            "µs |\n",
            appends, per, appends * per / secs, pct(lat, appends, 50), pct(lat, appends, 99));
+    result("W2", "ev_per_s", appends * per / secs);
     fflush(stdout);
     free(lat);
     free(ev);
@@ -363,6 +387,7 @@ static void w3(int clients)
            "per fdatasync |\n",
            clients, n, n / secs, pct(lat, n, 50), pct(lat, n, 99),
            st.fsyncs ? (double)st.appends / (double)st.fsyncs : 0);
+    result(clients == 16 ? "W3" : "W3_256", "ev_per_s", n / secs);
     fflush(stdout);
     free(lat);
     free(args);
@@ -402,6 +427,7 @@ static void w4(void)
     printf("| W4 | one %zu-event stream read forward 20 times, pages of 1,000 | %.0f ev/s | %.0f MB/s of "
            "data+metadata |\n",
            n, events / secs, bytes / secs / 1e6);
+    result("W4", "ev_per_s", events / secs);
     fflush(stdout);
     free(page);
     free(ev);
@@ -450,6 +476,7 @@ static void w5(void)
     double secs = (double)(now_ns() - t0) / 1e9;
     printf("| W5 | $all of %zu events read in order, 3 passes | %.0f ev/s | %.0f MB/s of data+metadata |\n",
            n, events / secs, bytes / secs / 1e6);
+    result("W5", "ev_per_s", events / secs);
     fflush(stdout);
     free(page);
     factum_store_close(s);
@@ -543,6 +570,7 @@ static void w7(void)
     if (stored != ok) pass = 0;
     printf("| W7 | 4 writers x 2,500 attempts on 10 streams | %zu successes, %zu conflicts | %s |\n", ok,
            conflicts, pass ? "PASS" : "FAIL");
+    result("W7", "pass", pass);
     fflush(stdout);
     for (int t = 0; t < 4; t++)
         free(args[t].acks);
@@ -775,6 +803,9 @@ static void w6(void)
     printf("| W6 | one $all subscriber, %zu single appends at 1,000/s: delivered | p50 %.0f µs, p99 %.0f µs, "
            "p99.9 %.0f µs | acknowledged: p50 %.0f µs, p99 %.0f µs |\n",
            w.n, pct(lat, w.n, 50), pct(lat, w.n, 99), pct(lat, w.n, 99.9), pct(ack, w.n, 50), pct(ack, w.n, 99));
+    result("W6", "p50_us", pct(lat, w.n, 50));
+    result("W6", "p99_us", pct(lat, w.n, 99));
+    latencies("W6", lat, w.n);
     fflush(stdout);
     free(lat);
     free(ack);
@@ -806,6 +837,7 @@ static void catch_up(void)
     printf("| catch-up | one subscription to $all from the start until caught up (%" PRIu64
            " events) | %.0f ev/s | %.0f MB/s |\n",
            events, events / secs, bytes / secs / 1e6);
+    result("CU", "ev_per_s", events / secs);
     fflush(stdout);
     free(it);
     factum_sub_close(sub);

@@ -112,6 +112,25 @@ static factum_event_data event(uint64_t n)
 
 static char tag[16];
 
+
+/* A result for bench/run-all.sh: "@ system workload metric value". */
+static void result(const char *w, const char *metric, double v)
+{
+    printf("@ %s %s %s %.6g\n", "factumd", w, metric, v);
+}
+
+/* Every 0.1 percentile of a sorted latency array (ns), for the plots, to
+ * the file $FACTUM_BENCH_LAT names (if any). */
+static void latencies(const char *w, const uint64_t *lat, size_t n)
+{
+    const char *path = getenv("FACTUM_BENCH_LAT");
+    FILE *f = path && n ? fopen(path, "a") : NULL;
+    if (!f) return;
+    for (size_t i = 0; i < 1000; i++)
+        fprintf(f, "%s\t%s\t%.1f\t%.1f\n", "factumd", w, i / 10.0, lat[i * n / 1000] / 1000.0);
+    fclose(f);
+}
+
 /* ---- the wire --------------------------------------------------------- */
 
 static double loopback_rtt_us(void)
@@ -170,6 +189,10 @@ static void w1(void)
     printf("| W1 | network | %zu single-event appends, random stream of %zu | %.0f ev/s | p50 %.0f µs, p99 %.0f µs, "
            "p99.9 %.0f µs |\n",
            n, streams, n / secs, pct(lat, n, 50), pct(lat, n, 99), pct(lat, n, 99.9));
+    result("W1", "ev_per_s", n / secs);
+    result("W1", "p50_us", pct(lat, n, 50));
+    result("W1", "p99_us", pct(lat, n, 99));
+    latencies("W1", lat, n);
     fflush(stdout);
     free(lat);
     free(ver);
@@ -206,6 +229,7 @@ static void w2(void)
     printf("| W2 | network | %zu appends of %zu events, random stream | %.0f ev/s | per append p50 %.0f µs, p99 %.0f "
            "µs |\n",
            appends, per, appends * per / secs, pct(lat, appends, 50), pct(lat, appends, 99));
+    result("W2", "ev_per_s", appends * per / secs);
     fflush(stdout);
     free(lat);
     free(ev);
@@ -271,6 +295,7 @@ static void w3(int clients)
     qsort(lat, n, sizeof *lat, cmp_u64);
     printf("| W3 | network | %d clients, %zu single-event appends | %.0f ev/s | p50 %.0f µs, p99 %.0f µs |\n", clients,
            n, n / secs, pct(lat, n, 50), pct(lat, n, 99));
+    result(clients == 16 ? "W3" : "W3_256", "ev_per_s", n / secs);
     fflush(stdout);
     free(args);
     free(th);
@@ -306,6 +331,7 @@ static void w4(void)
     double secs = (double)(now_ns() - t0) / 1e9;
     printf("| W4 | network | one 10,000-event stream read forward 20 times, pages of 1,000 | %.0f ev/s | %.0f MB/s |\n",
            events / secs, bytes / secs / 1e6);
+    result("W4", "ev_per_s", events / secs);
     fflush(stdout);
     factum_client_close(c);
 }
@@ -350,6 +376,7 @@ static void w5(void)
     double secs = (double)(now_ns() - t0) / 1e9;
     printf("| W5 | network | $all (%" PRIu64 " events) read in order, 3 passes | %.0f ev/s | %.0f MB/s |\n",
            events / 3, events / secs, bytes / secs / 1e6);
+    result("W5", "ev_per_s", events / secs);
     fflush(stdout);
     factum_client_close(c);
 }
@@ -451,6 +478,7 @@ static void w7(void)
     factum_client_close(c);
     printf("| W7 | network | 4 writers x 2,500 attempts on 10 streams | %zu successes, %zu conflicts | %s |\n", ok,
            conflicts, pass ? "PASS" : "FAIL");
+    result("W7", "pass", pass);
     fflush(stdout);
     if (!pass) exit(2);
 }
@@ -559,6 +587,9 @@ static void w6(void)
     printf("| W6 | network | one $all subscriber, %zu single appends at 1,000/s | p50 %.0f µs, p99 %.0f µs, p99.9 %.0f µs "
            "| max %.0f µs |\n",
            w.n, pct(lat, w.n, 50), pct(lat, w.n, 99), pct(lat, w.n, 99.9), (double)lat[w.n - 1] / 1000.0);
+    result("W6", "p50_us", pct(lat, w.n, 50));
+    result("W6", "p99_us", pct(lat, w.n, 99));
+    latencies("W6", lat, w.n);
     fflush(stdout);
     free(lat);
     free(w.start);
@@ -610,6 +641,7 @@ static void catch_up(void)
     printf("| catch-up | network | one subscription to $all from the start until caught up (%" PRIu64
            " events) | %.0f ev/s | %.0f MB/s |\n",
            r.events, r.events / secs, r.bytes / secs / 1e6);
+    result("CU", "ev_per_s", r.events / secs);
     fflush(stdout);
     factum_client_close(c);
 }
@@ -743,6 +775,10 @@ static void w8(void)
            W8_MEMBERS, W8_PRODUCERS, W8_BATCH, secs, (double)w8s.n / prod_secs, got, w8s.n, 100.0 * le1 / (double)w8s.n,
            100.0 * le2 / (double)w8s.n, 100.0 * le5 / (double)w8s.n, 100.0 * le10 / (double)w8s.n, pct(lat, k, 50),
            pct(lat, k, 99), pct(lat, k, 99.9));
+    result("W8", "le2ms_pct", 100.0 * le2 / (double)w8s.n);
+    result("W8", "p50_us", pct(lat, k, 50));
+    result("W8", "p999_us", pct(lat, k, 99.9));
+    latencies("W8", lat, k);
     fflush(stdout);
     factum_client_ps_delete(c, w8s.stream, w8s.group);
     factum_client_close(c);

@@ -146,10 +146,24 @@ typedef struct backend {
 } backend;
 
 static const backend *B;
+static const char *sysid; /* the system's name on the command line */
 
+/* A result for bench/run-all.sh: "@ system workload metric value". */
 static void result(const char *w, const char *metric, double v)
 {
-    printf("@ %s %s %s %.6g\n", B->name, w, metric, v);
+    printf("@ %s %s %s %.6g\n", sysid, w, metric, v);
+}
+
+/* Every 0.1 percentile of a sorted latency array (ns), for the plots, to
+ * the file $FACTUM_BENCH_LAT names (if any). */
+static void latencies(const char *w, const uint64_t *lat, size_t n)
+{
+    const char *path = getenv("FACTUM_BENCH_LAT");
+    FILE *f = path && n ? fopen(path, "a") : NULL;
+    if (!f) return;
+    for (size_t i = 0; i < 1000; i++)
+        fprintf(f, "%s\t%s\t%.1f\t%.1f\n", sysid, w, i / 10.0, lat[i * n / 1000] / 1000.0);
+    fclose(f);
 }
 
 
@@ -1066,11 +1080,7 @@ static void w1(void)
     result("W1", "ev_per_s", n / secs);
     result("W1", "p50_us", pct(lat, n, 50));
     result("W1", "p99_us", pct(lat, n, 99));
-    FILE *f = getenv("FACTUM_BENCH_LAT") ? fopen(getenv("FACTUM_BENCH_LAT"), "a") : NULL;
-    if (f) { /* the latency distribution, for the plots */
-        for (size_t i = 0; i < n; i += (n / 1000 ? n / 1000 : 1)) fprintf(f, "%s W1 %.3f %.1f\n", B->name, 100.0 * i / n, lat[i] / 1000.0);
-        fclose(f);
-    }
+    latencies("W1", lat, n);
     fflush(stdout);
     free(lat);
     free(ver);
@@ -1283,11 +1293,7 @@ static void w6(void)
            B->name, w6s.n, k, pct(lat, k, 50), pct(lat, k, 99), pct(lat, k, 99.9));
     result("W6", "p50_us", pct(lat, k, 50));
     result("W6", "p99_us", pct(lat, k, 99));
-    FILE *f = getenv("FACTUM_BENCH_LAT") ? fopen(getenv("FACTUM_BENCH_LAT"), "a") : NULL;
-    if (f) {
-        for (size_t i = 0; i < k; i += (k / 1000 ? k / 1000 : 1)) fprintf(f, "%s W6 %.3f %.1f\n", B->name, 100.0 * i / k, lat[i] / 1000.0);
-        fclose(f);
-    }
+    latencies("W6", lat, k);
     fflush(stdout);
     free(lat);
     free(e);
@@ -1405,6 +1411,7 @@ int main(int argc, char **argv)
         return 2;
     }
     target = argv[2];
+    sysid = argv[1];
     for (int i = 3; i < argc; i++) {
         if (!strcmp(argv[i], "--quick")) quick = 1;
         else if (!strcmp(argv[i], "--only") && i + 1 < argc) snprintf(only, sizeof only, "%s", argv[++i]);
