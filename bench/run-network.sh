@@ -8,11 +8,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 relaxed=(); args=()
 for a in "$@"; do case "$a" in --relaxed) relaxed=(--relaxed-durability);; *) args+=("$a");; esac; done
-cmake -S . -B build/bench -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF >/dev/null
-cmake --build build/bench -j"$(nproc)" --target factumd factum-bench-network factum-bench-embedded >/dev/null
+b=${FACTUM_BENCH_BUILD:-build/bench} # FACTUM_BENCH_BUILD: use an existing build directory
+if [ -z "${FACTUM_BENCH_BUILD:-}" ]; then
+  cmake -S . -B build/bench -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF >/dev/null
+  cmake --build build/bench -j"$(nproc)" --target factumd factum-bench-network factum-bench-embedded >/dev/null
+fi
 dir=$(mktemp -d /tmp/factum-netbench.XXXXXX)
-build/bench/bench/factum-bench-embedded --dir "$dir" --only PACED | grep machine | head -2
-build/bench/factumd --insecure --db "$dir/db" --node-ip 127.0.0.1 --node-port 0 "${relaxed[@]}" >"$dir/log" 2>&1 &
+"$b"/bench/factum-bench-embedded --dir "$dir" --only PACED | grep machine | head -2
+"$b"/factumd --insecure --db "$dir/db" --node-ip 127.0.0.1 --node-port 0 "${relaxed[@]}" >"$dir/log" 2>&1 &
 pid=$!
 trap 'kill -TERM $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$dir"' EXIT
 port=""
@@ -21,4 +24,4 @@ for _ in $(seq 1 100); do
   [ -n "$port" ] && break; sleep 0.1
 done
 echo "factumd ${relaxed[*]:-durable} on 127.0.0.1:$port, $(nproc) CPUs"
-build/bench/bench/factum-bench-network "kurrentdb://127.0.0.1:$port?tls=false" "${args[@]}"
+"$b"/bench/factum-bench-network "kurrentdb://127.0.0.1:$port?tls=false" "${args[@]}"

@@ -11,8 +11,11 @@ if ! ls /usr/lib/postgresql/15/bin/initdb >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-15 libpq-dev >/dev/null
 fi
 bin=/usr/lib/postgresql/15/bin
-cmake -S . -B build/bench -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF >/dev/null
-cmake --build build/bench -j"$(nproc)" --target factum-bench-systems >/dev/null
+b=${FACTUM_BENCH_BUILD:-build/bench} # FACTUM_BENCH_BUILD: use an existing build directory
+if [ -z "${FACTUM_BENCH_BUILD:-}" ]; then
+  cmake -S . -B build/bench -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF >/dev/null
+  cmake --build build/bench -j"$(nproc)" --target factum-bench-systems >/dev/null
+fi
 dir=$(mktemp -d /tmp/factum-pg.XXXXXX)
 port=${PGPORT_BENCH:-55432}
 chown -R postgres "$dir" 2>/dev/null || true
@@ -22,4 +25,4 @@ as_pg "$bin/pg_ctl -D $dir/data -l $dir/log -w -o \"-p $port -k $dir -c listen_a
 trap 'as_pg "$bin/pg_ctl -D $dir/data -m fast stop >/dev/null" || true; rm -rf "$dir"' EXIT
 as_pg "$bin/createdb -h 127.0.0.1 -p $port -U bench bench" 2>/dev/null || true
 echo "PostgreSQL 15, fsync=on, synchronous_commit=on (durable), 127.0.0.1:$port"
-build/bench/bench/factum-bench-systems postgres "host=127.0.0.1 port=$port user=bench dbname=bench" "$@"
+"$b"/bench/factum-bench-systems postgres "host=127.0.0.1 port=$port user=bench dbname=bench" "$@"

@@ -1,0 +1,175 @@
+#!/usr/bin/env bash
+# The whole comparison in one command: BENCH.md's workloads against factum
+# (embedded durable and relaxed, factumd over the network with the C client)
+# and, in the same run, PostgreSQL 15, SQLite, Redis 7 Streams and NATS
+# JetStream, each installed if missing and started privately on 127.0.0.1
+# (bench/run-*.sh write their settings down), plus the machine's own limits
+# (fdatasync latency and rate, sequential write bandwidth, loopback round
+# trip). Writes to OUT (default bench/results/latest):
+#   raw-runN.txt   every program's output of run N (Markdown rows and "@" lines)
+#   results.tsv    system, workload, metric, run, value
+#   summary.md     the table: median of the runs, min-max beside it
+#   *.png          throughput per workload per system; latency distributions of W1, W6, W8 (gnuplot)
+# Usage: bench/run-all.sh [--quick] [--runs N] [--out DIR]
+#   --quick   small workloads, one run (about a minute or two); CI runs it
+#   default   full workloads, 3 runs, medians and min-max
+# FACTUM_BENCH_BUILD=DIR uses an existing build directory instead of building build/bench.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+quick=0 runs="" out=bench/results/latest
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --quick) quick=1 ;;
+    --runs) runs=$2; shift ;;
+    --out) out=$2; shift ;;
+    *) echo "usage: $0 [--quick] [--runs N] [--out DIR]" >&2; exit 2 ;;
+  esac
+  shift
+done
+[ -n "$runs" ] || { [ $quick = 1 ] && runs=1 || runs=3; }
+q=(); [ $quick = 1 ] && q=(--quick)
+
+# What the systems need (Debian packages), once.
+need=()
+have() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
+for pkg in postgresql-15 libpq-dev libsqlite3-dev redis-server libhiredis-dev nats-server libnats-dev gnuplot-nox; do
+  have "$pkg" || need+=("$pkg")
+done
+if [ ${#need[@]} -gt 0 ]; then
+  echo "installing: ${need[*]}"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+if [ -z "${FACTUM_BENCH_BUILD:-}" ]; then
+  cmake -S . -B build/bench -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF >/dev/null
+  cmake --build build/bench -j"$(nproc)" >/dev/null
+  export FACTUM_BENCH_BUILD=build/bench
+fi
+b=$FACTUM_BENCH_BUILD
+mkdir -p "$out"
+out=$(cd "$out" && pwd)
+rm -f "$out"/raw-run*.txt "$out"/results.tsv "$out"/lat-run*.tsv "$out"/*.png
+work=$(mktemp -d /tmp/factum-runall.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+
+# ---- the machine ------------------------------------------------------------
+{
+  echo "| machine | $(nproc) CPUs, $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo), $(uname -sr), $(df -P "$work" | awk 'NR == 2 {print $1}') |"
+  "$b"/bench/factum-bench-embedded --dir "$work/probe" --only PACED "${q[@]}" | grep machine | head -2
+  seq_mb=$(dd if=/dev/zero of="$work/seq" bs=1M count=$([ $quick = 1 ] && echo 256 || echo 1024) conv=fdatasync 2>&1 |
+    sed -n 's/.*, \([0-9.,]*\) \([MG]B\)\/s$/\1 \2\/s/p')
+  rm -f "$work/seq"
+  echo "| machine | sequential write, 1 MiB blocks, then fdatasync | $seq_mb | |"
+} | tee "$out/machine.md"
+
+# ---- the runs ------------------------------------------------------------------
+for r in $(seq 1 "$runs"); do
+  raw="$out/raw-run$r.txt"
+  export FACTUM_BENCH_LAT="$out/lat-run$r.tsv"
+  echo "== run $r of $runs"
+  run() { # name, command...
+    local name=$1; shift
+    echo "-- $name" | tee -a "$raw"
+    if ! "$@" >>"$raw" 2>&1; then echo "FAILED: $name" | tee -a "$raw"; fi
+  }
+  run factum "$b"/bench/factum-bench-embedded --dir "$work/emb" --only W1,W2,W3,W4,W5,W6,W7 "${q[@]}"
+  run factum-relaxed "$b"/bench/factum-bench-embedded --dir "$work/emb" --relaxed --only W1,W2,W3,W4,W5,W7 "${q[@]}"
+  run factumd bench/run-network.sh --only W1,W2,W3,W4,W5,W6,W7,W8,CU "${q[@]}"
+  run postgres bench/run-postgres.sh "${q[@]}"
+  mkdir -p "$work/sqlite"
+  run sqlite "$b"/bench/factum-bench-systems sqlite "$work/sqlite" "${q[@]}"
+  run redis bench/run-redis.sh "${q[@]}"
+  run nats bench/run-nats.sh "${q[@]}"
+  grep '^@ ' "$raw" | awk -v r="$r" '{print $2 "\t" $3 "\t" $4 "\t" r "\t" $5}' >>"$out/results.tsv"
+done
+
+# ---- the summary -----------------------------------------------------------------
+systems="factum factum-relaxed factumd postgres sqlite redis nats"
+rows="W1:ev_per_s W1:p50_us W1:p99_us W2:ev_per_s W3:ev_per_s W3_256:ev_per_s W4:ev_per_s W5:ev_per_s W6:p50_us W6:p99_us W7:pass W8:le2ms_pct W8:p50_us CU:ev_per_s"
+{
+  echo "Median of $runs run(s)$([ "$runs" -gt 1 ] && echo ", min–max in brackets"); $(date -u +%Y-%m-%d). factum and factumd durable"
+  echo "(fdatasync before every acknowledgement), factum-relaxed not; PostgreSQL, SQLite, Redis durable per append;"
+  echo "NATS JetStream NOT durable per append (periodic fsync). Blank: the system has no such workload here."
+  echo
+  printf "| workload |"; for s in $systems; do printf " %s |" "$s"; done; echo
+  printf "|---|"; for s in $systems; do printf -- "---|"; done; echo
+  for row in $rows; do
+    w=${row%%:*} m=${row#*:}
+    printf "| %s %s |" "$w" "$m"
+    for s in $systems; do
+      awk -F'\t' -v s="$s" -v w="$w" -v m="$m" -v runs="$runs" '
+        $1 == s && $2 == w && $3 == m { v[n++] = $5 }
+        END {
+          if (!n) { printf " |"; exit }
+          for (i = 0; i < n; i++) for (j = i + 1; j < n; j++) if (v[j] < v[i]) { t = v[i]; v[i] = v[j]; v[j] = t }
+          med = n % 2 ? v[int(n / 2)] : (v[n / 2 - 1] + v[n / 2]) / 2
+          if (m == "pass") { printf " %s |", (v[0] == 1 ? "PASS" : "FAIL"); exit }
+          fmt = med >= 100 ? "%.0f" : "%.2f"
+          printf " " fmt, med
+          if (n > 1) printf " [" fmt "–" fmt "]", v[0], v[n - 1]
+          printf " |"
+        }' "$out/results.tsv"
+    done
+    echo
+  done
+} >"$out/summary.md"
+cat "$out/summary.md"
+
+# ---- the plots ---------------------------------------------------------------------
+if command -v gnuplot >/dev/null; then
+  # Throughput: one group per workload, one bar per system (medians), log scale.
+  for w in W1 W2 W3 W4 W5; do
+    printf "%s" "$w"
+    for s in $systems; do
+      awk -F'\t' -v s="$s" -v w="$w" '$1 == s && $2 == w && $3 == "ev_per_s" { v[n++] = $5 }
+        END { if (!n) { printf "\t-"; exit } for (i = 0; i < n; i++) for (j = i + 1; j < n; j++) if (v[j] < v[i]) { t = v[i]; v[i] = v[j]; v[j] = t }
+              printf "\t%s", n % 2 ? v[int(n / 2)] : (v[n / 2 - 1] + v[n / 2]) / 2 }' "$out/results.tsv"
+    done
+    echo
+  done >"$work/tput.dat"
+  gnuplot <<EOF
+set terminal pngcairo size 1200,600 noenhanced font ",10"
+set output "$out/throughput.png"
+set title "Throughput (events/s, median of $runs run(s), log scale)"
+set style data histogram
+set style histogram cluster gap 1
+set style fill solid 0.8 border -1
+set logscale y
+set datafile missing "-"
+set key outside right
+set ylabel "events/s"
+set grid ytics
+plot for [i=2:8] "$work/tput.dat" using i:xtic(1) title word("$systems", i - 1)
+EOF
+  # Latency distributions of run 1: latency (µs, log) at each percentile.
+  for w in W1 W6 W8; do
+    awk -F'\t' -v w="$w" '$2 == w' "$out/lat-run1.tsv" 2>/dev/null >"$work/lat-$w.dat" || true
+    [ -s "$work/lat-$w.dat" ] || continue
+    present=$(cut -f1 "$work/lat-$w.dat" | awk '!seen[$0]++' | tr '\n' ' ')
+    gnuplot <<EOF
+set terminal pngcairo size 1000,600 noenhanced font ",10"
+set output "$out/latency-$w.png"
+set title "$w latency distribution (run 1)"
+set xlabel "percentile"
+set ylabel "latency (µs, log scale)"
+set logscale y
+set grid
+set key left top
+set xrange [0:100]
+plot for [s in "$present"] "$work/lat-$w.dat" using (strcol(1) eq s ? \$3 : 1/0):4 with lines lw 2 title s
+EOF
+  done
+  ls "$out"/*.png
+fi
+
+# Every system ran and W7 passed everywhere?
+status=0
+for s in $systems; do
+  grep -q "^$s	W1	ev_per_s" "$out/results.tsv" || { echo "MISSING: $s did not run"; status=1; }
+done
+if awk -F'\t' '$3 == "pass" && $5 != 1 { bad = 1 } END { exit !bad }' "$out/results.tsv"; then
+  echo "W7 FAILED for: $(awk -F'\t' '$3 == "pass" && $5 != 1 {print $1}' "$out/results.tsv" | sort -u | tr '\n' ' ')"
+  status=1
+fi
+grep -q "^FAILED" "$out"/raw-run*.txt && { grep "^FAILED" "$out"/raw-run*.txt; status=1; }
+exit $status
