@@ -83,6 +83,8 @@ for r in $(seq 1 "$runs"); do
   grep '^@ ' "$raw" | awk -v r="$r" '{print $2 "\t" $3 "\t" $4 "\t" r "\t" $5}' >>"$out/results.tsv"
 done
 
+grep -h '^| wire |' "$out"/raw-run1.txt | head -1 | sed 's/^| wire |/| machine |/' >>"$out/machine.md" || true
+
 # ---- the summary -----------------------------------------------------------------
 systems="factum factum-relaxed factumd postgres sqlite redis nats"
 rows="W1:ev_per_s W1:p50_us W1:p99_us W2:ev_per_s W3:ev_per_s W3_256:ev_per_s W4:ev_per_s W5:ev_per_s W6:p50_us W6:p99_us W7:pass W8:le2ms_pct W8:p50_us CU:ev_per_s"
