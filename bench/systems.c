@@ -143,6 +143,14 @@ typedef struct backend {
     void *(*sub_open)(void);
     int (*sub_next)(void *s, int timeout_ms, char id[37]);
     void (*sub_close)(void *s);
+    /* W8 (optional: NULL when the system has no consumer groups): create the
+     * group on $all from now; a member waits for its next message (id out,
+     * 1) or times out (0), and acknowledges it. */
+    void (*group_create)(void);
+    void *(*member_open)(int i);
+    int (*member_next)(void *m, int timeout_ms, char id[37]);
+    void (*member_ack)(void *m);
+    void (*member_close)(void *m);
 } backend;
 
 static const backend *B;
@@ -359,7 +367,8 @@ static void pg_sub_close(void *s)
 }
 
 static const backend pg_backend = {"PostgreSQL", pg_setup, pg_connect, pg_disconnect, pg_append,   pg_version,
-                                   pg_read,      pg_ids,   pg_sub_open, pg_sub_next,  pg_sub_close};
+                                   pg_read,      pg_ids,   pg_sub_open, pg_sub_next,  pg_sub_close,
+                                   NULL,         NULL,     NULL,        NULL,         NULL};
 #endif
 
 /* ======================= SQLite ============================================ */
@@ -552,7 +561,8 @@ static void sq_sub_close(void *p)
 
 static const backend sqlite_backend = {"SQLite",     sq_setup,    sq_connect,  sq_disconnect, sq_append,
                                        sq_version,   sq_read,     sq_ids,      sq_sub_open,   sq_sub_next,
-                                       sq_sub_close};
+                                       sq_sub_close, NULL,       NULL,        NULL,          NULL,
+                                       NULL};
 #endif
 
 /* ======================= Redis Streams ====================================== */
@@ -735,8 +745,91 @@ static void rd_sub_close(void *p)
     free(u);
 }
 
-static const backend redis_backend = {"Redis",     rd_setup, rd_connect, rd_disconnect, rd_append,   rd_version,
-                                      rd_read,     rd_ids,   rd_sub_open, rd_sub_next,  rd_sub_close};
+
+/* W8: a Redis consumer group on the global stream. A member reads up to 10
+ * entries per XREADGROUP and acknowledges them with one XACK once it has
+ * handled them (each XACK is a write: with appendfsync always, an fsync). */
+typedef struct rd_member {
+    redisContext *r;
+    char name[32];
+    redisReply *batch;
+    size_t next;
+    char ids[10][64];
+    size_t n_acks;
+} rd_member;
+
+static void rd_group_create(void)
+{
+    redisContext *r = rd_conn();
+    redisReply *x = redisCommand(r, "XGROUP CREATE all w8 $ MKSTREAM");
+    if (x) freeReplyObject(x);
+    redisFree(r);
+}
+
+static void *rd_member_open(int i)
+{
+    rd_member *m = calloc(1, sizeof *m);
+    m->r = rd_conn();
+    snprintf(m->name, sizeof m->name, "member-%d", i);
+    return m;
+}
+
+static void rd_flush_acks(rd_member *m)
+{
+    if (!m->n_acks) return;
+    const char *argv[13];
+    size_t lens[13], k = 0;
+    argv[k] = "XACK", lens[k++] = 4;
+    argv[k] = "all", lens[k++] = 3;
+    argv[k] = "w8", lens[k++] = 2;
+    for (size_t i = 0; i < m->n_acks; i++) argv[k] = m->ids[i], lens[k++] = strlen(m->ids[i]);
+    redisReply *x = redisCommandArgv(m->r, (int)k, argv, lens);
+    if (x) freeReplyObject(x);
+    m->n_acks = 0;
+}
+
+static int rd_member_next(void *p, int timeout_ms, char id[37])
+{
+    rd_member *m = p;
+    const redisReply *entries = m->batch ? m->batch->element[0]->element[1] : NULL;
+    if (!entries || m->next >= entries->elements) {
+        rd_flush_acks(m);
+        if (m->batch) freeReplyObject(m->batch);
+        m->batch = NULL;
+        m->next = 0;
+        redisReply *x = rd_cmd(m->r, "XREADGROUP GROUP w8 %s COUNT 10 BLOCK %d STREAMS all >", m->name, timeout_ms);
+        if (x->type != REDIS_REPLY_ARRAY || !x->elements) {
+            freeReplyObject(x);
+            return 0;
+        }
+        m->batch = x;
+        entries = x->element[0]->element[1];
+    }
+    const redisReply *ent = entries->element[m->next++];
+    snprintf(m->ids[m->n_acks++], 64, "%s", ent->element[0]->str);
+    const redisReply *f = rd_field(ent->element[1], "id");
+    snprintf(id, 37, "%s", f ? f->str : "");
+    return 1;
+}
+
+static void rd_member_ack(void *p)
+{
+    (void)p; /* acknowledged in batches: rd_flush_acks */
+}
+
+static void rd_member_close(void *p)
+{
+    rd_member *m = p;
+    rd_flush_acks(m);
+    if (m->batch) freeReplyObject(m->batch);
+    redisFree(m->r);
+    free(m);
+}
+
+static const backend redis_backend = {"Redis",        rd_setup,        rd_connect,     rd_disconnect,  rd_append,
+                                      rd_version,     rd_read,         rd_ids,         rd_sub_open,    rd_sub_next,
+                                      rd_sub_close,   rd_group_create, rd_member_open, rd_member_next, rd_member_ack,
+                                      rd_member_close};
 #endif
 
 
@@ -1044,8 +1137,80 @@ static void nt_sub_close(void *p)
     free(u);
 }
 
-static const backend nats_backend = {"NATS JetStream", nt_setup,   nt_connect, nt_disconnect, nt_append,   nt_version,
-                                     nt_read,          nt_ids,     nt_sub_open, nt_sub_next,  nt_sub_close};
+
+/* W8: one durable pull consumer (explicit acks) shared by the members. */
+typedef struct nt_member {
+    nt *n;
+    natsSubscription *sub;
+    natsMsgList list; /* up to 10 fetched at a time */
+    int next;
+    natsMsg *pending;
+} nt_member;
+
+static void nt_group_create(void)
+{
+    nt *n = nt_new();
+    jsConsumerConfig cc;
+    jsConsumerConfig_Init(&cc);
+    cc.Durable = "w8";
+    cc.DeliverPolicy = js_DeliverNew;
+    cc.AckPolicy = js_AckExplicit;
+    cc.FilterSubject = "ev.>";
+    cc.MaxAckPending = 10000;
+    jsConsumerInfo *ci = NULL;
+    nchk(js_AddConsumer(&ci, n->js, "EVENTS", &cc, NULL, NULL), "nats add consumer");
+    jsConsumerInfo_Destroy(ci);
+    nt_disconnect(n);
+}
+
+static void *nt_member_open(int i)
+{
+    (void)i;
+    nt_member *m = calloc(1, sizeof *m);
+    m->n = nt_new();
+    jsSubOptions so;
+    jsSubOptions_Init(&so);
+    so.Stream = "EVENTS";
+    so.Consumer = "w8";
+    nchk(js_PullSubscribe(&m->sub, m->n->js, "ev.>", "w8", NULL, &so, NULL), "nats bind consumer");
+    return m;
+}
+
+static int nt_member_next(void *p, int timeout_ms, char id[37])
+{
+    nt_member *m = p;
+    if (m->next >= m->list.Count) {
+        natsMsgList_Destroy(&m->list);
+        memset(&m->list, 0, sizeof m->list);
+        m->next = 0;
+        if (natsSubscription_Fetch(&m->list, m->sub, 10, timeout_ms, NULL) != NATS_OK || !m->list.Count) return 0;
+    }
+    m->pending = m->list.Msgs[m->next++];
+    const char *v = NULL;
+    natsMsgHeader_Get(m->pending, "id", &v);
+    snprintf(id, 37, "%s", v ? v : "");
+    return 1;
+}
+
+static void nt_member_ack(void *p)
+{
+    nt_member *m = p;
+    natsMsg_Ack(m->pending, NULL); /* each message acknowledged (no fsync: periodic) */
+}
+
+static void nt_member_close(void *p)
+{
+    nt_member *m = p;
+    natsMsgList_Destroy(&m->list);
+    natsSubscription_Destroy(m->sub);
+    nt_disconnect(m->n);
+    free(m);
+}
+
+static const backend nats_backend = {"NATS JetStream", nt_setup,        nt_connect,     nt_disconnect,  nt_append,
+                                     nt_version,       nt_read,         nt_ids,         nt_sub_open,    nt_sub_next,
+                                     nt_sub_close,     nt_group_create, nt_member_open, nt_member_next, nt_member_ack,
+                                     nt_member_close};
 #endif
 
 /* ======================= the workloads ====================================== */
@@ -1387,6 +1552,119 @@ static void w7(void)
     if (!pass) exit(2);
 }
 
+
+/* W8: a consumer group of 10 members; 2 producers append 5 events every
+ * millisecond each (10,000 events/s) for 60 s (quick: 10 s); latency from
+ * the append call to the member's receipt (the ack follows at once). */
+#define W8_MEMBERS 10
+#define W8_BATCH 5
+static struct {
+    size_t n;
+    char (*ids)[37];
+    uint64_t *start, *lat;
+    atomic_size_t received;
+    atomic_int stop;
+} w8s;
+
+/* Events are found by id: their index is in the id's last 12 hex digits. */
+static size_t w8_index(const char *id)
+{
+    return (size_t)strtoull(id + 24, NULL, 16);
+}
+
+static void *w8_member(void *p)
+{
+    void *m = B->member_open((int)(intptr_t)p);
+    char id[37];
+    while (!atomic_load(&w8s.stop)) {
+        if (!B->member_next(m, 100, id)) continue;
+        uint64_t t = now_ns();
+        size_t i = w8_index(id);
+        if (i < w8s.n && !w8s.lat[i] && !strcmp(w8s.ids[i], id)) {
+            w8s.lat[i] = t - w8s.start[i];
+            atomic_fetch_add(&w8s.received, 1);
+        }
+        B->member_ack(m);
+    }
+    B->member_close(m);
+    return NULL;
+}
+
+static void *w8_producer(void *p)
+{
+    size_t me = (size_t)(uintptr_t)p, per = w8s.n / 2;
+    void *c = B->connect();
+    bev e[W8_BATCH];
+    struct timespec next;
+    clock_gettime(CLOCK_MONOTONIC, &next);
+    next.tv_nsec += (long)(me * 500000);
+    for (size_t j = 0; j < per; j += W8_BATCH) {
+        next.tv_nsec += 1000000;
+        while (next.tv_nsec >= 1000000000) {
+            next.tv_nsec -= 1000000000;
+            next.tv_sec++;
+        }
+        clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, NULL);
+        uint64_t t = now_ns();
+        for (size_t b = 0; b < W8_BATCH; b++) {
+            size_t i = me * per + j + b;
+            make_event(&e[b], 8, i);
+            snprintf(e[b].id + 24, 13, "%012zx", i); /* the index, for the members */
+            memcpy(w8s.ids[i], e[b].id, 37);
+            w8s.start[i] = t;
+        }
+        int64_t last;
+        char name[32];
+        snprintf(name, sizeof name, "w8-%zu", me);
+        B->append(c, name, ANY, e, W8_BATCH, &last);
+    }
+    B->disconnect(c);
+    return NULL;
+}
+
+static void w8(void)
+{
+    if (!B->group_create) return;
+    int secs = quick ? 10 : 60;
+    w8s.n = (size_t)secs * 10000;
+    w8s.ids = calloc(w8s.n, 37);
+    w8s.start = calloc(w8s.n, sizeof *w8s.start);
+    w8s.lat = calloc(w8s.n, sizeof *w8s.lat);
+    atomic_store(&w8s.received, 0);
+    atomic_store(&w8s.stop, 0);
+    B->group_create();
+    pthread_t m[W8_MEMBERS], pr[2];
+    for (int i = 0; i < W8_MEMBERS; i++) pthread_create(&m[i], NULL, w8_member, (void *)(intptr_t)i);
+    usleep(300000);
+    for (int i = 0; i < 2; i++) pthread_create(&pr[i], NULL, w8_producer, (void *)(uintptr_t)i);
+    for (int i = 0; i < 2; i++) pthread_join(pr[i], NULL);
+    for (int i = 0; i < 500 && atomic_load(&w8s.received) < w8s.n; i++) usleep(10000);
+    atomic_store(&w8s.stop, 1);
+    for (int i = 0; i < W8_MEMBERS; i++) pthread_join(m[i], NULL);
+    uint64_t *lat = malloc(w8s.n * sizeof *lat);
+    size_t k = 0, le1 = 0, le2 = 0;
+    for (size_t i = 0; i < w8s.n; i++) {
+        if (!w8s.lat[i]) continue;
+        lat[k++] = w8s.lat[i];
+        le1 += w8s.lat[i] <= 1000000;
+        le2 += w8s.lat[i] <= 2000000;
+    }
+    qsort(lat, k, sizeof *lat, cmp_u64);
+    printf("| W8 | %s | group of %d members, 2 producers at 10,000 ev/s for %d s, %zu/%zu delivered | ≤1 ms %.2f%%, ≤2 ms "
+           "%.2f%% | p50 %.0f µs, p99 %.0f µs, p99.9 %.0f µs |\n",
+           B->name, W8_MEMBERS, secs, k, w8s.n, 100.0 * le1 / (double)w8s.n, 100.0 * le2 / (double)w8s.n, pct(lat, k, 50),
+           pct(lat, k, 99), pct(lat, k, 99.9));
+    result("W8", "le2ms_pct", 100.0 * le2 / (double)w8s.n);
+    result("W8", "p50_us", pct(lat, k, 50));
+    result("W8", "p999_us", pct(lat, k, 99.9));
+    latencies("W8", lat, k);
+    fflush(stdout);
+    free(lat);
+    free(w8s.ids);
+    free(w8s.start);
+    free(w8s.lat);
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 3) {
@@ -1424,5 +1702,6 @@ int main(int argc, char **argv)
     if (wanted("W5")) w5();
     if (wanted("W6")) w6();
     if (wanted("W7")) w7();
+    if (wanted("W8")) w8();
     return 0;
 }
