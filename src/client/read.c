@@ -489,6 +489,32 @@ static int check_filter(factum_client *c, const factum_client_filter *f)
     return 0;
 }
 
+/* A $all filter into its request messages (borrowing the strings); window
+ * 0: "count" (the server's default window), else "max" = window. */
+static void fill_filter(const factum_client_filter *f, EventStore__Client__Streams__ReadReq__Options__FilterOptions__Expression *ex,
+                        EventStore__Client__Streams__ReadReq__Options__FilterOptions *fo, uint32_t window)
+{
+    static EventStore__Client__Empty empty = EVENT_STORE__CLIENT__EMPTY__INIT;
+    if (f->regex) ex->regex = (char *)(uintptr_t)f->regex;
+    ex->n_prefix = f->n_prefixes;
+    ex->prefix = (char **)(uintptr_t)f->prefixes;
+    if (f->on == FACTUM_FILTER_STREAM) {
+        fo->filter_case = EVENT_STORE__CLIENT__STREAMS__READ_REQ__OPTIONS__FILTER_OPTIONS__FILTER_STREAM_IDENTIFIER;
+        fo->stream_identifier = ex;
+    } else {
+        fo->filter_case = EVENT_STORE__CLIENT__STREAMS__READ_REQ__OPTIONS__FILTER_OPTIONS__FILTER_EVENT_TYPE;
+        fo->event_type = ex;
+    }
+    if (window) {
+        fo->window_case = EVENT_STORE__CLIENT__STREAMS__READ_REQ__OPTIONS__FILTER_OPTIONS__WINDOW_MAX;
+        fo->max = window;
+    } else {
+        fo->window_case = EVENT_STORE__CLIENT__STREAMS__READ_REQ__OPTIONS__FILTER_OPTIONS__WINDOW_COUNT;
+        fo->count = &empty;
+    }
+    fo->checkpointintervalmultiplier = 1;
+}
+
 int factum_client_read_all(factum_client *c, uint64_t from, int direction, const factum_client_filter *filter,
                            uint64_t max, factum_client_batch **out)
 {
@@ -532,21 +558,7 @@ int factum_client_read_all(factum_client *c, uint64_t from, int direction, const
         EventStore__Client__Streams__ReadReq__Options__FilterOptions__Expression ex =
             EVENT_STORE__CLIENT__STREAMS__READ_REQ__OPTIONS__FILTER_OPTIONS__EXPRESSION__INIT;
         if (filter) {
-            if (filter->regex) ex.regex = (char *)(uintptr_t)filter->regex;
-            ex.n_prefix = filter->n_prefixes;
-            ex.prefix = (char **)(uintptr_t)filter->prefixes;
-            if (filter->on == FACTUM_FILTER_STREAM) {
-                fo.filter_case =
-                    EVENT_STORE__CLIENT__STREAMS__READ_REQ__OPTIONS__FILTER_OPTIONS__FILTER_STREAM_IDENTIFIER;
-                fo.stream_identifier = &ex;
-            } else {
-                fo.filter_case =
-                    EVENT_STORE__CLIENT__STREAMS__READ_REQ__OPTIONS__FILTER_OPTIONS__FILTER_EVENT_TYPE;
-                fo.event_type = &ex;
-            }
-            fo.window_case = EVENT_STORE__CLIENT__STREAMS__READ_REQ__OPTIONS__FILTER_OPTIONS__WINDOW_COUNT;
-            fo.count = &empty;
-            fo.checkpointintervalmultiplier = 1;
+            fill_filter(filter, &ex, &fo, 0);
             o.filter_option_case = EVENT_STORE__CLIENT__STREAMS__READ_REQ__OPTIONS__FILTER_OPTION_FILTER;
             o.filter = &fo;
         } else {
@@ -784,20 +796,8 @@ int factum_client_subscribe(factum_client *c, const factum_client_sub_options *o
     uo.string = &empty;
     ro.uuid_option = &uo;
     if (o->filter) {
-        if (o->filter->regex) ex.regex = (char *)(uintptr_t)o->filter->regex;
-        ex.n_prefix = o->filter->n_prefixes;
-        ex.prefix = (char **)(uintptr_t)o->filter->prefixes;
-        if (o->filter->on == FACTUM_FILTER_STREAM) {
-            fo.filter_case = EVENT_STORE__CLIENT__STREAMS__READ_REQ__OPTIONS__FILTER_OPTIONS__FILTER_STREAM_IDENTIFIER;
-            fo.stream_identifier = &ex;
-        } else {
-            fo.filter_case = EVENT_STORE__CLIENT__STREAMS__READ_REQ__OPTIONS__FILTER_OPTIONS__FILTER_EVENT_TYPE;
-            fo.event_type = &ex;
-        }
         /* checkpoints every window x multiplier events: the window is the interval */
-        fo.window_case = EVENT_STORE__CLIENT__STREAMS__READ_REQ__OPTIONS__FILTER_OPTIONS__WINDOW_MAX;
-        fo.max = o->checkpoint_interval ? o->checkpoint_interval : 32;
-        fo.checkpointintervalmultiplier = 1;
+        fill_filter(o->filter, &ex, &fo, o->checkpoint_interval ? o->checkpoint_interval : 32);
         ro.filter_option_case = EVENT_STORE__CLIENT__STREAMS__READ_REQ__OPTIONS__FILTER_OPTION_FILTER;
         ro.filter = &fo;
     } else {
