@@ -11,8 +11,9 @@ cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release -DFACTUM_BENCH=OFF -DBUIL
 cmake --build build/release -j"$(nproc 2>/dev/null || echo 2)" >/dev/null
 factum=build/release/factum
 export FACTUM_DATA
-FACTUM_DATA=$(mktemp -d /tmp/factum-demo.XXXXXX)/data
-trap 'rm -rf "$(dirname "$FACTUM_DATA")"' EXIT
+demo_dir=$(mktemp -d /tmp/factum-demo.XXXXXX)
+FACTUM_DATA=$demo_dir/data
+trap 'rm -rf "$demo_dir"' EXIT
 say() { printf '\n\033[1m$ %s\033[0m\n' "$*"; "$@"; }
 
 echo "factum demo: an event-sourced bank account in $FACTUM_DATA"
@@ -45,7 +46,7 @@ echo "== factumd: the same engine as a KurrentDB-compatible server =="
 srvlog=$(dirname "$FACTUM_DATA")/factumd.log
 build/release/factumd --insecure --db "$(dirname "$FACTUM_DATA")/server-db" --node-ip 127.0.0.1 --node-port 0 >"$srvlog" 2>&1 &
 srv=$!
-trap 'kill -TERM $srv 2>/dev/null; wait $srv 2>/dev/null; rm -rf "$(dirname "$FACTUM_DATA")"' EXIT
+trap 'kill -TERM $srv 2>/dev/null || true; wait $srv 2>/dev/null || true; rm -rf "$demo_dir"' EXIT
 port=""
 for _ in $(seq 1 100); do
   port=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$srvlog" | head -1)
