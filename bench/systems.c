@@ -1286,7 +1286,7 @@ static void w2(void)
 }
 
 typedef struct w3arg {
-    int t;
+    int t, clients;
     size_t n;
 } w3arg;
 
@@ -1300,7 +1300,7 @@ static void *w3_client(void *p)
     char name[48];
     for (size_t i = 0; i < a->n; i++) {
         int k = (int)(i % 100);
-        snprintf(name, sizeof name, "w3-%d-%d", a->t, k);
+        snprintf(name, sizeof name, "w3-%d-%d-%d", a->clients, a->t, k);
         make_event(&e, (uint64_t)k, i);
         int64_t last;
         if (B->append(c, name, ver[k], &e, 1, &last)) die("W3", "unexpected conflict");
@@ -1317,7 +1317,7 @@ static void w3(int clients)
     w3arg args[256];
     uint64_t t0 = now_ns();
     for (int i = 0; i < clients; i++) {
-        args[i] = (w3arg){i, total / (size_t)clients};
+        args[i] = (w3arg){i, clients, total / (size_t)clients};
         pthread_create(&th[i], NULL, w3_client, &args[i]);
     }
     for (int i = 0; i < clients; i++) pthread_join(th[i], NULL);
@@ -1697,7 +1697,10 @@ int main(int argc, char **argv)
     B->setup();
     if (wanted("W1")) w1();
     if (wanted("W2")) w2();
-    if (wanted("W3")) w3(16);
+    if (wanted("W3")) {
+        w3(16);
+        w3(256);
+    }
     if (wanted("W4")) w4();
     if (wanted("W5")) w5();
     if (wanted("W6")) w6();
