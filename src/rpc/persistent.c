@@ -40,6 +40,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "base/json.h"
 #include "kurrentdb/persistent.pb-c.h"
@@ -163,7 +164,7 @@ typedef struct ps_group {
 struct ps_reg {
     ps_group *groups;
     uint64_t next_id;
-    int config_writing, config_dirty;
+    int closing; /* rpc_ps_close ran: the store is about to close */
     base_buf pack;
 };
 
@@ -412,7 +413,13 @@ static void write_cb(void *ctx, int rc, const factum_append_result *res, size_t 
     ps_write *w = ctx;
     w->rc = rc;
     if (!rc && n) w->version = res[0].last_version;
-    if (net_post(w->ctx->net, write_done_loop, w)) write_done_loop(w); /* no memory: finish here */
+    /* The completion must run on the loop (NET-1). Out of memory, retry for
+     * a while; then give it up: the append itself stands, the group finds
+     * out on its next read (a checkpoint or park is then written again). */
+    for (int i = 0; i < 100; i++) {
+        if (net_post(w->ctx->net, write_done_loop, w) == 0) return;
+        usleep(1000);
+    }
 }
 
 /* Append one event (data/meta copied) and call done on the loop. */
@@ -461,6 +468,7 @@ static int ps_append(rpc_ctx *ctx, uint64_t gid, const char *stream, const char 
 
 static ps_group *group_by_id(rpc_ctx *ctx, uint64_t id)
 {
+    if (ctx->ps && ctx->ps->closing) return NULL; /* the store is closing or closed: touch nothing */
     for (ps_group *g = ctx->ps ? ctx->ps->groups : NULL; g; g = g->next)
         if (g->id == id) return g;
     return NULL;
@@ -644,6 +652,7 @@ static void hash_del(ps_group *g, ps_msg *m)
 }
 
 static void group_pump(ps_group *g);
+static void consumer_drop(struct ps_consumer *k, int code, const char *msg, const char *exc);
 static void maybe_checkpoint(ps_group *g, int timer);
 static void maybe_truncate_parked(ps_group *g);
 
@@ -726,15 +735,15 @@ static void requeue(ps_group *g, ps_msg *m, int count_retry, const char *why)
 static void ckpt_written(rpc_ctx *ctx, uint64_t gid, void *arg, int rc, uint64_t version)
 {
     (void)version;
+    uint64_t pos = *(uint64_t *)arg;
+    free(arg);
     ps_group *g = group_by_id(ctx, gid);
     if (!g) return;
     g->ckpt_writing = 0;
-    uint64_t *pos = arg;
     if (!rc) {
-        g->last_ckpt = *pos;
+        g->last_ckpt = pos;
         g->have_ckpt = 1;
     }
-    free(pos);
     maybe_checkpoint(g, 0);
 }
 
@@ -768,22 +777,28 @@ static void maybe_checkpoint(ps_group *g, int timer)
     free(cs);
 }
 
+static void tb_sync(ps_group *g, int force);
+
 static void tb_written(rpc_ctx *ctx, uint64_t gid, void *arg, int rc, uint64_t version)
 {
     (void)version;
+    uint64_t tb = *(uint64_t *)arg;
+    free(arg);
     ps_group *g = group_by_id(ctx, gid);
-    uint64_t *tb = arg;
-    if (g) {
-        g->tb_writing = 0;
-        if (!rc && *tb > g->tb_written) g->tb_written = *tb;
-        maybe_truncate_parked(g);
-    }
-    free(tb);
+    if (!g) return;
+    g->tb_writing = 0;
+    if (!rc && tb > g->tb_written) g->tb_written = tb;
+    tb_sync(g, 1); /* what moved meanwhile */
 }
 
-/* Move the parked stream's $tb to the first version not yet done. */
-static void set_tb(ps_group *g, uint64_t tb)
+/* Move the parked stream's $tb to parked_first (the first parked message
+ * not yet finished), one write at a time and never backwards (PS-4). */
+static void tb_sync(ps_group *g, int force)
 {
+    if (g->tb_writing || g->parked_first <= g->tb_written) return;
+    if (!force && g->lane[1].n != 0 && g->lane[1].done_since < 100) return; /* batch while replaying */
+    g->lane[1].done_since = 0;
+    uint64_t tb = g->parked_first;
     char *ps = sys_stream(g, "-parked");
     char *meta = ps ? malloc(strlen(ps) + 3) : NULL;
     uint64_t *arg = malloc(sizeof *arg);
@@ -805,15 +820,8 @@ out:
 static void maybe_truncate_parked(ps_group *g)
 {
     ps_lane *l = &g->lane[1];
-    if (g->tb_writing || !l->have_done) return;
-    uint64_t tb = l->done_pos + 1;
-    if (tb <= g->tb_written) return;
-    /* When the replay lane is idle, or every 100 messages. */
-    if (l->n == 0 || l->done_since >= 100) {
-        l->done_since = 0;
-        g->parked_first = tb > g->parked_first ? tb : g->parked_first;
-        set_tb(g, tb);
-    }
+    if (l->have_done && l->done_pos + 1 > g->parked_first) g->parked_first = l->done_pos + 1;
+    tb_sync(g, 0);
 }
 
 /* ---- reading into the lanes ------------------------------------------------ */
@@ -841,6 +849,7 @@ static void fill_main(ps_group *g)
         if (room < 2) return;
         size_t cap = room + 2 < POLL_ITEMS ? room + 2 : POLL_ITEMS;
         if (cap > (size_t)g->set.read_batch_size + 2 && g->n_consumers == 0) cap = (size_t)g->set.read_batch_size + 2;
+        if (cap < 4) cap = 4; /* factum_sub_poll's minimum (room >= 2 was checked: at most room events come) */
         size_t n = 0;
         int rc = factum_sub_poll(g->cur, it, cap, &n, 0);
         if (rc) {
@@ -1019,6 +1028,13 @@ static void dispatch(ps_group *g)
             if (rc == -EAGAIN) {
                 k->blocked = 1;
                 net_call_want_writable(k->c);
+            } else if (!net_call_done(k->c)) {
+                /* The send failed on a live call (out of memory): end it;
+                 * its messages go to the others. */
+                consumer_drop(k, GRPC_RESOURCE_EXHAUSTED, "out of memory", NULL);
+                return;
+            } else {
+                k->blocked = 1; /* gone: on_close drops it */
             }
             continue; /* choose skips k now */
         }
@@ -1185,11 +1201,13 @@ static void group_unlink(rpc_ctx *ctx, ps_group *g)
 }
 
 /* Rebuild a group from its durable state (Update, RestartSubsystem): its
- * consumers are dropped and reconnect; in-flight work is redelivered. */
-static ps_group *group_rebuild(rpc_ctx *ctx, ps_group *old, ps_settings *set)
+ * consumers are dropped and reconnect; in-flight work is redelivered. The
+ * new group is built first: if that fails, the old one stays as it was and
+ * NULL is returned (set, if given, is freed). */
+static ps_group *group_rebuild(rpc_ctx *ctx, ps_group *old, ps_settings *set, int *err)
 {
+    *err = -ENOMEM;
     char *stream = old->stream ? strdup(old->stream) : NULL;
-    char *name = strdup(old->name);
     ps_settings copy;
     if (!set) {
         /* the same settings: copy them (the filter strings too) */
@@ -1207,18 +1225,18 @@ static ps_group *group_rebuild(rpc_ctx *ctx, ps_group *old, ps_settings *set)
         }
         set = &copy;
     }
-    for (ps_consumer *k = old->consumers; k; k = old->consumers)
-        consumer_drop(k, GRPC_CANCELLED, "The persistent subscription was restarted.", "persistent-subscription-dropped");
-    int err;
+    if (old->stream && !stream) {
+        settings_free(set);
+        return NULL;
+    }
+    ps_group *g = group_new(ctx, stream, old->name, set, err); /* takes stream and set */
+    if (!g) return NULL;
+    while (old->consumers)
+        consumer_drop(old->consumers, GRPC_CANCELLED, "The persistent subscription was restarted.",
+                      "persistent-subscription-dropped");
     group_unlink(ctx, old);
     group_free(old);
-    if (!name) {
-        free(stream);
-        settings_free(set);
-    }
-    ps_group *g = name ? group_new(ctx, stream, name, set, &err) : NULL;
-    free(name);
-    if (g) group_link(ctx, g);
+    group_link(ctx, g);
     return g;
 }
 
@@ -1545,8 +1563,7 @@ static void create_or_update(net_call *c, const uint8_t *msg, size_t len, int is
         }
         free(stream);
         stream = NULL;
-        g = group_rebuild(ctx, g, &set);
-        if (!g) err = -ENOMEM;
+        g = group_rebuild(ctx, g, &set, &err);
     } else {
         g = group_new(ctx, stream, gname, &set, &err);
         stream = NULL;
@@ -1848,15 +1865,15 @@ static void replay_message(net_call *c, const uint8_t *msg, size_t len)
         if (!g) {
             fail_missing(c, stream ? stream : "$all", o->group_name);
         } else {
-            uint64_t from = g->replay_end > g->parked_first ? g->replay_end : g->parked_first;
+            /* Replay [parked_first, parked_next), or stop_at of them; a replay
+             * in progress keeps its position (what it has not read yet is
+             * still to come) and may only be extended. */
             uint64_t end = g->parked_next;
             if (o->stop_at_option_case == EVENT_STORE__CLIENT__PERSISTENT_SUBSCRIPTIONS__REPLAY_PARKED_REQ__OPTIONS__STOP_AT_OPTION_STOP_AT &&
-                o->stop_at >= 0 && from + (uint64_t)o->stop_at < end)
-                end = from + (uint64_t)o->stop_at;
-            if (end > g->replay_end) {
-                if (g->replay_next < from) g->replay_next = from;
-                g->replay_end = end;
-            }
+                o->stop_at >= 0 && g->parked_first + (uint64_t)o->stop_at < end)
+                end = g->parked_first + (uint64_t)o->stop_at;
+            if (g->replay_next < g->parked_first) g->replay_next = g->parked_first;
+            if (end > g->replay_end) g->replay_end = end;
             group_pump(g);
             EventStore__Client__Empty e = EVENT_STORE__CLIENT__EMPTY__INIT;
             if (rpc_send(ctx, c, &e.base) == 0) net_call_finish(c, GRPC_OK, NULL, NULL, 0);
@@ -1892,7 +1909,7 @@ static void truncate_message(net_call *c, const uint8_t *msg, size_t len)
                 g->parked_first = tb;
                 if (g->replay_next < tb) g->replay_next = tb;
                 if (g->replay_end < tb) g->replay_end = tb;
-                set_tb(g, tb);
+                tb_sync(g, 1);
             }
             EventStore__Client__Empty e = EVENT_STORE__CLIENT__EMPTY__INIT;
             if (rpc_send(ctx, c, &e.base) == 0) net_call_finish(c, GRPC_OK, NULL, NULL, 0);
@@ -1915,7 +1932,8 @@ static void restart_message(net_call *c, const uint8_t *msg, size_t len)
     for (ps_group *g = ctx->ps->groups; g && ids; g = g->next) ids[k++] = g->id;
     for (size_t i = 0; i < k; i++) {
         ps_group *g = group_by_id(ctx, ids[i]);
-        if (g && (g = group_rebuild(ctx, g, NULL))) group_pump(g);
+        int err;
+        if (g && (g = group_rebuild(ctx, g, NULL, &err))) group_pump(g);
     }
     free(ids);
     EventStore__Client__Empty e = EVENT_STORE__CLIENT__EMPTY__INIT;
@@ -1924,16 +1942,21 @@ static void restart_message(net_call *c, const uint8_t *msg, size_t len)
 
 /* ---- the loop's hooks ------------------------------------------------------------- */
 
+void rpc_ps_close(rpc_ctx *ctx)
+{
+    if (ctx->ps) ctx->ps->closing = 1;
+}
+
 void rpc_ps_on_commit(rpc_ctx *ctx)
 {
-    if (!ctx->ps) return;
+    if (!ctx->ps || ctx->ps->closing) return;
     for (ps_group *g = ctx->ps->groups; g; g = g->next)
         if (g->n_consumers) group_pump(g);
 }
 
 void rpc_ps_tick(rpc_ctx *ctx)
 {
-    if (!ctx->ps) return;
+    if (!ctx->ps || ctx->ps->closing) return;
     uint64_t now = mono_now();
     for (ps_group *g = ctx->ps->groups; g; g = g->next) {
         /* PS-3: message timeouts. */

@@ -14,6 +14,9 @@ extern const size_t rpc_ps_n;
 /* Load the groups persisted in the store (at start, on the loop's thread
  * before it runs). 0 or an error of the store. */
 int rpc_ps_init(rpc_ctx *ctx);
+/* The store is about to close: from now on completions and wake-ups touch
+ * no group (call before factum_store_close). */
+void rpc_ps_close(rpc_ctx *ctx);
 /* Free every group (after the server was freed). */
 void rpc_ps_free(rpc_ctx *ctx);
 /* New events were committed: groups with consumers read and dispatch. */

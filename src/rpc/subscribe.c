@@ -148,6 +148,7 @@ int rpc_listen(rpc_ctx *ctx)
 
 void rpc_deinit(rpc_ctx *ctx)
 {
+    rpc_ps_close(ctx);
     if (ctx->sub_listening) factum_commit_listener_remove(ctx->store, on_commit, ctx);
     ctx->sub_listening = 0;
 }
@@ -270,7 +271,12 @@ static void sub_pump(rpc_sub *s)
                 net_call_want_writable(s->c); /* on_writable resumes (RPC-4) */
                 return;
             }
-            if (rc) return;
+            if (rc) {
+                /* Not sent on a live call (out of memory): end it rather
+                 * than leave it with nothing to wake it. */
+                if (!net_call_done(s->c)) rpc_fail(s->c, GRPC_RESOURCE_EXHAUSTED, "out of memory", NULL, NULL);
+                return;
+            }
             s->i++;
             sent++;
         }
@@ -388,6 +394,7 @@ rpc_sub *rpc_sub_start(rpc_ctx *ctx, net_call *c, const ReadOpts *o)
             }
             so.from = FACTUM_SUB_AFTER; /* exclusive, as KurrentDB */
             so.after = o->all->position->commit_position;
+            if (so.after >= (uint64_t)INT64_MAX) so.from = FACTUM_SUB_END; /* "no position" (u64 max): the end */
             break;
         case EVENT_STORE__CLIENT__STREAMS__READ_REQ__OPTIONS__ALL_OPTIONS__ALL_OPTION_END:
             so.from = FACTUM_SUB_END;
@@ -428,7 +435,11 @@ rpc_sub *rpc_sub_start(rpc_ctx *ctx, net_call *c, const ReadOpts *o)
     conf.subscription_id = id;
     resp.content_case = EVENT_STORE__CLIENT__STREAMS__READ_RESP__CONTENT_CONFIRMATION;
     resp.confirmation = &conf;
-    if (rpc_send(ctx, c, &resp.base) == -EPIPE) goto fail;
+    rc = rpc_send(ctx, c, &resp.base);
+    if (rc) {
+        if (rc != -EPIPE) rpc_fail(c, GRPC_RESOURCE_EXHAUSTED, "out of memory", NULL, NULL);
+        goto fail;
+    }
     ctx->st.subs_total++;
     ctx->st.subs_active++;
     s->counted = 1;

@@ -274,6 +274,19 @@ function run(lib, makeClient, features) {
       assert.equal(c.error, null);
     });
 
+    it('works with the smallest buffers (read batch 1, live and history buffers of 2)', async () => {
+      const s = sn('tiny');
+      await client.appendToStream(s, batch(7));
+      await client.createPersistentSubscriptionToStream(s, 'g',
+        streamSettings({ startFrom: START, readBatchSize: 1, liveBufferSize: 2, historyBufferSize: 2 }));
+      const c = consume(sub(s, 'g', { bufferSize: 1 }));
+      await until('7 delivered through a lane of 4', () => c.events.length >= 7);
+      await client.appendToStream(s, batch(3, 7));
+      await until('and 3 live', () => c.events.length >= 10);
+      assert.deepEqual(c.events.map((e) => e.event.data.i), Array.from({ length: 10 }, (_, i) => i));
+      assert.equal((await client.getPersistentSubscriptionToStreamInfo(s, 'g')).status, 'Live');
+    });
+
     it('refuses consumers beyond the max subscriber count', async () => {
       const s = sn('max');
       await client.createPersistentSubscriptionToStream(s, 'g', streamSettings({ startFrom: START, maxSubscriberCount: 1 }));
