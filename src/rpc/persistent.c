@@ -2023,8 +2023,8 @@ int rpc_ps_init(rpc_ctx *ctx)
         GETI("hasFilter", has_filter);
         GETI("filterOn", filter_on);
 #undef GETI
-        const json_value *sa = json_get(j, "startAt");
-        if (sa && json_int64(sa, &v) == 0) s.start_at = (uint64_t)v;
+        const json_value *sa = json_get(j, "startAt"); /* unsigned 64-bit: from the number's text */
+        if (sa && sa->type == JSON_NUMBER) s.start_at = strtoull(sa->str, NULL, 10);
         const json_value *fr = json_get(j, "filterRegex"), *fp = json_get(j, "filterPrefixes");
         if (fr && fr->type == JSON_STRING) s.filter_regex = strdup(fr->str);
         if (fp && fp->type == JSON_ARRAY && fp->n) {
