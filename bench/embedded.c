@@ -29,27 +29,12 @@
 #include <unistd.h>
 
 #include "factum.h"
+#include "bench.h"
 
 static const char *base_dir = "/tmp/factum-bench";
 static int relaxed, quick;
-static char only[256];
 
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
-static int wanted(const char *w)
-{
-    if (!only[0]) return 1;
-    char buf[300];
-    snprintf(buf, sizeof buf, ",%s,", only);
-    char key[16];
-    snprintf(key, sizeof key, ",%s,", w);
-    return strstr(buf, key) != NULL;
-}
 
 static void rm_rf(const char *p)
 {
@@ -59,18 +44,7 @@ static void rm_rf(const char *p)
     }
 }
 
-static int cmp_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? -1 : x > y;
-}
 
-static double pct(uint64_t *v, size_t n, double p)
-{
-    if (!n) return 0;
-    size_t i = (size_t)(p / 100.0 * (double)(n - 1) + 0.5);
-    return (double)v[i] / 1000.0; /* µs */
-}
 
 /* ---- the event of BENCH.md ------------------------------------------ */
 
@@ -217,24 +191,6 @@ static void paced_fsync(double *p50, double *p99)
     free(lat);
 }
 
-
-/* A result for bench/run-all.sh: "@ system workload metric value". */
-static void result(const char *w, const char *metric, double v)
-{
-    printf("@ %s %s %s %.6g\n", relaxed ? "factum-relaxed" : "factum", w, metric, v);
-}
-
-/* Every 0.1 percentile of a sorted latency array (ns), for the plots, to
- * the file $FACTUM_BENCH_LAT names (if any). */
-static void latencies(const char *w, const uint64_t *lat, size_t n)
-{
-    const char *path = getenv("FACTUM_BENCH_LAT");
-    FILE *f = path && n ? fopen(path, "a") : NULL;
-    if (!f) return;
-    for (size_t i = 0; i < 1000; i++)
-        fprintf(f, "%s\t%s\t%.1f\t%.1f\n", relaxed ? "factum-relaxed" : "factum", w, i / 10.0, lat[i * n / 1000] / 1000.0);
-    fclose(f);
-}
 
 /* ---- W1: single-event appends to random streams ----------------------- */
 
@@ -868,6 +824,7 @@ int main(int argc, char **argv)
             return 2;
         }
     }
+    bench_system = relaxed ? "factum-relaxed" : "factum";
     mkdir(base_dir, 0755);
     struct utsname u;
     uname(&u);

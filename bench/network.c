@@ -25,34 +25,15 @@
 #include <unistd.h>
 
 #include "factum.h"
+#include "bench.h"
 #include "factum_client.h"
 
 static const char *url;
 static int quick;
-static char only[128];
 
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
-static int cmp_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? -1 : x > y;
-}
 
-static double pct(uint64_t *v, size_t n, double p)
-{
-    return n ? (double)v[(size_t)(p / 100.0 * (double)(n - 1) + 0.5)] / 1000.0 : 0;
-}
 
-static int wanted(const char *w)
-{
-    return !only[0] || strstr(only, w) != NULL;
-}
 
 static factum_client *connect_or_die(void)
 {
@@ -112,24 +93,6 @@ static factum_event_data event(uint64_t n)
 
 static char tag[16];
 
-
-/* A result for bench/run-all.sh: "@ system workload metric value". */
-static void result(const char *w, const char *metric, double v)
-{
-    printf("@ %s %s %s %.6g\n", "factumd", w, metric, v);
-}
-
-/* Every 0.1 percentile of a sorted latency array (ns), for the plots, to
- * the file $FACTUM_BENCH_LAT names (if any). */
-static void latencies(const char *w, const uint64_t *lat, size_t n)
-{
-    const char *path = getenv("FACTUM_BENCH_LAT");
-    FILE *f = path && n ? fopen(path, "a") : NULL;
-    if (!f) return;
-    for (size_t i = 0; i < 1000; i++)
-        fprintf(f, "%s\t%s\t%.1f\t%.1f\n", "factumd", w, i / 10.0, lat[i * n / 1000] / 1000.0);
-    fclose(f);
-}
 
 /* ---- the wire --------------------------------------------------------- */
 
@@ -794,6 +757,7 @@ int main(int argc, char **argv)
         return 2;
     }
     url = argv[1];
+    bench_system = "factumd";
     for (int i = 2; i < argc; i++) {
         if (!strcmp(argv[i], "--quick")) quick = 1;
         else if (!strcmp(argv[i], "--only") && i + 1 < argc) snprintf(only, sizeof only, "%s", argv[++i]);
