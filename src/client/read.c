@@ -258,8 +258,9 @@ static int uuid_of(const EventStore__Client__UUID *u, uint8_t out[16])
     return -1;
 }
 
-/* Copy one recorded event into the batch. 0, FACTUM_EPROTOCOL or -ENOMEM. */
-static int batch_add(factum_client *c, factum_client_batch *b, const RecordedEvent *re)
+/* Decode a recorded event into *ev, pointing into the unpacked message
+ * (stream not NUL-terminated; type is). 0 or FACTUM_EPROTOCOL (CL-2). */
+static int decode_recorded(factum_client *c, const RecordedEvent *re, factum_event *ev)
 {
     if (!re || !re->stream_identifier) {
         client_seterr(c, "the server sent an event without a stream");
@@ -280,8 +281,6 @@ static int batch_add(factum_client *c, factum_client_batch *b, const RecordedEve
         client_seterr(c, "the server sent an event without a type");
         return FACTUM_EPROTOCOL;
     }
-    factum_event *ev = batch_next(b);
-    if (!ev) return -ENOMEM;
     memset(ev, 0, sizeof *ev);
     if (uuid_of(re->id, ev->id)) {
         client_seterr(c, "the server sent an event with a malformed id");
@@ -293,41 +292,55 @@ static int batch_add(factum_client *c, factum_client_batch *b, const RecordedEve
     }
     if (ctype && !strcmp(ctype, "application/json"))
         ev->flags = FACTUM_EVENT_JSON | (re->custom_metadata.len ? FACTUM_EVENT_META_JSON : 0);
+    ev->stream = (const char *)re->stream_identifier->stream_name.data;
+    ev->stream_len = re->stream_identifier->stream_name.len;
+    ev->type = type;
+    ev->type_len = strlen(type);
     ev->version = re->stream_revision;
     ev->position = re->commit_position;
-    const ProtobufCBinaryData *sn = &re->stream_identifier->stream_name;
-    size_t tl = strlen(type);
+    ev->data = re->data.data;
+    ev->data_len = re->data.len;
+    ev->metadata = re->custom_metadata.data;
+    ev->metadata_len = re->custom_metadata.len;
+    return 0;
+}
+
+/* Copy one recorded event into the batch. 0, FACTUM_EPROTOCOL or -ENOMEM. */
+static int batch_add(factum_client *c, factum_client_batch *b, const RecordedEvent *re)
+{
+    factum_event in;
+    int rc = decode_recorded(c, re, &in);
+    if (rc) return rc;
+    factum_event *ev = batch_next(b);
+    if (!ev) return -ENOMEM;
+    *ev = in;
     const factum_event *prev = b->last;
-    int same_stream = prev && prev->stream_len == sn->len && !memcmp(prev->stream, sn->data, sn->len);
-    int same_type = prev && prev->type_len == tl && !memcmp(prev->type, type, tl);
-    size_t need =
-        (same_stream ? 0 : sn->len + 1) + (same_type ? 0 : tl + 1) + re->data.len + re->custom_metadata.len;
+    int same_stream = prev && prev->stream_len == in.stream_len && !memcmp(prev->stream, in.stream, in.stream_len);
+    int same_type = prev && prev->type_len == in.type_len && !memcmp(prev->type, in.type, in.type_len);
+    size_t need = (same_stream ? 0 : in.stream_len + 1) + (same_type ? 0 : in.type_len + 1) + in.data_len +
+                  in.metadata_len;
     uint8_t *p = batch_alloc(b, need ? need : 1);
     if (!p) return -ENOMEM;
     if (same_stream) {
         ev->stream = prev->stream;
     } else {
-        if (sn->len) memcpy(p, sn->data, sn->len);
-        p[sn->len] = 0;
+        if (in.stream_len) memcpy(p, in.stream, in.stream_len);
+        p[in.stream_len] = 0;
         ev->stream = (const char *)p;
-        p += sn->len + 1;
+        p += in.stream_len + 1;
     }
-    ev->stream_len = sn->len;
     if (same_type) {
         ev->type = prev->type;
     } else {
-        memcpy(p, type, tl + 1);
+        memcpy(p, in.type, in.type_len + 1);
         ev->type = (const char *)p;
-        p += tl + 1;
+        p += in.type_len + 1;
     }
-    ev->type_len = tl;
     ev->data = p;
-    ev->data_len = re->data.len;
-    if (re->data.len) memcpy(p, re->data.data, re->data.len);
-    p += re->data.len;
+    if (in.data_len) memcpy(p, in.data, in.data_len);
+    p += in.data_len;
     ev->metadata = p;
-    ev->metadata_len = re->custom_metadata.len;
-    if (re->custom_metadata.len) memcpy(p, re->custom_metadata.data, re->custom_metadata.len);
+    if (in.metadata_len) memcpy(p, in.metadata, in.metadata_len);
     b->n++;
     b->last = ev;
     return 0;
@@ -592,46 +605,15 @@ typedef struct sub_ctx {
  * (the stream name copied into name, NUL-terminated). */
 static int sub_event(factum_client *c, const RecordedEvent *re, factum_event *ev, char *name)
 {
-    if (!re || !re->stream_identifier || re->stream_identifier->stream_name.len > FACTUM_MAX_STREAM_LEN) {
-        client_seterr(c, "the server sent an event without a valid stream");
+    int rc = decode_recorded(c, re, ev);
+    if (rc) return rc;
+    if (ev->stream_len > FACTUM_MAX_STREAM_LEN) {
+        client_seterr(c, "the server sent an event with a stream name over %d bytes", FACTUM_MAX_STREAM_LEN);
         return FACTUM_EPROTOCOL;
     }
-    const char *type = NULL, *created = NULL, *ctype = NULL;
-    for (size_t i = 0; i < re->n_metadata; i++) {
-        const char *k = re->metadata[i]->key, *v = re->metadata[i]->value;
-        if (!k || !v) continue;
-        if (!strcmp(k, "type")) type = v;
-        else if (!strcmp(k, "created")) created = v;
-        else if (!strcmp(k, "content-type")) ctype = v;
-    }
-    if (!type) {
-        client_seterr(c, "the server sent an event without a type");
-        return FACTUM_EPROTOCOL;
-    }
-    memset(ev, 0, sizeof *ev);
-    if (uuid_of(re->id, ev->id)) {
-        client_seterr(c, "the server sent an event with a malformed id");
-        return FACTUM_EPROTOCOL;
-    }
-    if (created && parse_ticks(created, &ev->timestamp_ns)) {
-        client_seterr(c, "the server sent an event with a malformed 'created' time");
-        return FACTUM_EPROTOCOL;
-    }
-    if (ctype && !strcmp(ctype, "application/json"))
-        ev->flags = FACTUM_EVENT_JSON | (re->custom_metadata.len ? FACTUM_EVENT_META_JSON : 0);
-    const ProtobufCBinaryData *sn = &re->stream_identifier->stream_name;
-    if (sn->len) memcpy(name, sn->data, sn->len);
-    name[sn->len] = 0;
+    if (ev->stream_len) memcpy(name, ev->stream, ev->stream_len);
+    name[ev->stream_len] = 0;
     ev->stream = name;
-    ev->stream_len = sn->len;
-    ev->type = type;
-    ev->type_len = strlen(type);
-    ev->version = re->stream_revision;
-    ev->position = re->commit_position;
-    ev->data = re->data.data;
-    ev->data_len = re->data.len;
-    ev->metadata = re->custom_metadata.data;
-    ev->metadata_len = re->custom_metadata.len;
     return 0;
 }
 
