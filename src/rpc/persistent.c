@@ -88,6 +88,7 @@ typedef struct ps_msg {
     int has_link, unresolved;
     uint64_t pos;    /* main lane: checkpoint value; parked lane: version in the parked stream */
     uint8_t key[16]; /* the id the client acks: the link's if any, else the event's */
+    uint64_t pin;    /* Pinned strategies: the hash that picks its consumer */
     int retry;
     int state;
     int lane;        /* 0 main, 1 parked */
@@ -220,6 +221,21 @@ static void settings_defaults(ps_settings *s)
     s->read_batch_size = 20;
     s->history_buffer_size = 500;
     s->strategy = STRAT_ROUND_ROBIN;
+}
+
+/* Copy src's filter into dst (whose own filter fields are overwritten). */
+static void settings_copy_filter(ps_settings *dst, const ps_settings *src)
+{
+    dst->has_filter = src->has_filter;
+    dst->filter_on = src->filter_on;
+    dst->filter_regex = src->filter_regex ? strdup(src->filter_regex) : NULL;
+    dst->filter_prefixes = NULL;
+    dst->n_filter_prefixes = 0;
+    if (src->n_filter_prefixes && (dst->filter_prefixes = calloc(src->n_filter_prefixes, sizeof(char *)))) {
+        dst->n_filter_prefixes = src->n_filter_prefixes;
+        for (size_t i = 0; i < src->n_filter_prefixes; i++)
+            dst->filter_prefixes[i] = strdup(src->filter_prefixes[i]);
+    }
 }
 
 static int strategy_of(const char *name)
@@ -826,6 +842,14 @@ static void maybe_truncate_parked(ps_group *g)
 
 /* ---- reading into the lanes ------------------------------------------------ */
 
+static uint64_t hash_bytes(const void *p, size_t n)
+{
+    const uint8_t *b = p;
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 1099511628211ull;
+    return h;
+}
+
 static void fill_msg(ps_group *g, ps_msg *m, const factum_event *ev, const factum_event *link, int unresolved)
 {
     m->ev = *ev;
@@ -836,7 +860,19 @@ static void fill_msg(ps_group *g, ps_msg *m, const factum_event *ev, const factu
     m->unresolved = unresolved;
     memcpy(m->key, link ? link->id : ev->id, 16);
     m->state = M_QUEUED;
-    (void)g;
+    /* Pinned: by the event's stream; PinnedByCorrelation: by $correlationId
+     * of its JSON metadata if it has one. Computed once, not per dispatch. */
+    if (g->set.strategy == STRAT_PINNED || g->set.strategy == STRAT_PINNED_BY_CORRELATION) {
+        m->pin = hash_bytes(ev->stream, ev->stream_len);
+        if (g->set.strategy == STRAT_PINNED_BY_CORRELATION && ev->metadata_len && (ev->flags & FACTUM_EVENT_META_JSON)) {
+            json_value *v;
+            if (json_parse((const char *)ev->metadata, ev->metadata_len, &v) == 0) {
+                const json_value *cid = json_get(v, "$correlationId");
+                if (cid && cid->type == JSON_STRING) m->pin = hash_bytes(cid->str, cid->len);
+                json_free(v);
+            }
+        }
+    }
 }
 
 static void fill_main(ps_group *g)
@@ -927,30 +963,12 @@ static int available(const ps_consumer *k)
     return !k->blocked && k->inflight < k->buffer_size && !net_call_done(k->c);
 }
 
-static uint64_t hash_bytes(const void *p, size_t n)
-{
-    const uint8_t *b = p;
-    uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 1099511628211ull;
-    return h;
-}
-
 /* The consumer a message goes to, or NULL if none can take it now. */
 static ps_consumer *choose(ps_group *g, const ps_msg *m)
 {
     if (!g->n_consumers) return NULL;
     if (g->set.strategy == STRAT_PINNED || g->set.strategy == STRAT_PINNED_BY_CORRELATION) {
-        const factum_event *e = &m->ev;
-        uint64_t h = hash_bytes(e->stream, e->stream_len);
-        if (g->set.strategy == STRAT_PINNED_BY_CORRELATION && e->metadata_len && (e->flags & FACTUM_EVENT_META_JSON)) {
-            json_value *v;
-            if (json_parse((const char *)e->metadata, e->metadata_len, &v) == 0) {
-                const json_value *cid = json_get(v, "$correlationId");
-                if (cid && cid->type == JSON_STRING) h = hash_bytes(cid->str, cid->len);
-                json_free(v);
-            }
-        }
-        size_t want = (size_t)(h % g->n_consumers), i = 0;
+        size_t want = (size_t)(m->pin % g->n_consumers), i = 0;
         for (ps_consumer *k = g->consumers; k; k = k->next, i++)
             if (i == want) return available(k) ? k : NULL;
         return NULL;
@@ -1212,17 +1230,7 @@ static ps_group *group_rebuild(rpc_ctx *ctx, ps_group *old, ps_settings *set, in
     if (!set) {
         /* the same settings: copy them (the filter strings too) */
         copy = old->set;
-        copy.filter_regex = old->set.filter_regex ? strdup(old->set.filter_regex) : NULL;
-        copy.filter_prefixes = NULL;
-        copy.n_filter_prefixes = 0;
-        if (old->set.n_filter_prefixes) {
-            copy.filter_prefixes = calloc(old->set.n_filter_prefixes, sizeof(char *));
-            if (copy.filter_prefixes) {
-                copy.n_filter_prefixes = old->set.n_filter_prefixes;
-                for (size_t i = 0; i < copy.n_filter_prefixes; i++)
-                    copy.filter_prefixes[i] = strdup(old->set.filter_prefixes[i]);
-            }
-        }
+        settings_copy_filter(&copy, &old->set);
         set = &copy;
     }
     if (old->stream && !stream) {
@@ -1548,19 +1556,7 @@ static void create_or_update(net_call *c, const uint8_t *msg, size_t len, int is
     int err = 0;
     if (is_update) {
         /* An update keeps the filter (UpdateReq has none). */
-        if (g->set.has_filter && !set.has_filter) {
-            set.has_filter = 1;
-            set.filter_on = g->set.filter_on;
-            set.filter_regex = g->set.filter_regex ? strdup(g->set.filter_regex) : NULL;
-            if (g->set.n_filter_prefixes) {
-                set.filter_prefixes = calloc(g->set.n_filter_prefixes, sizeof(char *));
-                if (set.filter_prefixes) {
-                    set.n_filter_prefixes = g->set.n_filter_prefixes;
-                    for (size_t i = 0; i < set.n_filter_prefixes; i++)
-                        set.filter_prefixes[i] = strdup(g->set.filter_prefixes[i]);
-                }
-            }
-        }
+        if (g->set.has_filter && !set.has_filter) settings_copy_filter(&set, &g->set);
         free(stream);
         stream = NULL;
         g = group_rebuild(ctx, g, &set, &err);
