@@ -738,6 +738,7 @@ static void w8(void)
            W8_MEMBERS, W8_PRODUCERS, W8_BATCH, secs, (double)w8s.n / prod_secs, got, w8s.n, 100.0 * le1 / (double)w8s.n,
            100.0 * le2 / (double)w8s.n, 100.0 * le5 / (double)w8s.n, 100.0 * le10 / (double)w8s.n, pct(lat, k, 50),
            pct(lat, k, 99), pct(lat, k, 99.9));
+    result("W8", "pace_pct", (double)w8s.n / prod_secs / 100.0); /* of 10,000 ev/s */
     result("W8", "le2ms_pct", 100.0 * le2 / (double)w8s.n);
     result("W8", "p50_us", pct(lat, k, 50));
     result("W8", "p999_us", pct(lat, k, 99.9));

@@ -87,7 +87,7 @@ grep -h '^| wire |' "$out"/raw-run1.txt | head -1 | sed 's/^| wire |/| machine |
 
 # ---- the summary -----------------------------------------------------------------
 systems="factum factum-relaxed factumd postgres sqlite redis nats"
-rows="W1:ev_per_s W1:p50_us W1:p99_us W2:ev_per_s W3:ev_per_s W3_256:ev_per_s W4:ev_per_s W5:ev_per_s W6:p50_us W6:p99_us W7:pass W8:le2ms_pct W8:p50_us CU:ev_per_s"
+rows="W1:ev_per_s W1:p50_us W1:p99_us W2:ev_per_s W3:ev_per_s W3_256:ev_per_s W4:ev_per_s W5:ev_per_s W6:p50_us W6:p99_us W7:pass W8:pace_pct W8:le2ms_pct W8:p50_us W8:p999_us CU:ev_per_s"
 {
   echo "Median of $runs run(s)$([ "$runs" -gt 1 ] && echo ", min–max in brackets"); $(date -u +%Y-%m-%d). factum and factumd durable"
   echo "(fdatasync before every acknowledgement), factum-relaxed not; PostgreSQL, SQLite, Redis durable per append;"
@@ -143,15 +143,26 @@ set ylabel "events/s"
 set grid ytics
 plot for [i=2:8] "$work/tput.dat" using i:xtic(1) title word("$systems", i - 1)
 EOF
-  # Latency distributions of run 1: latency (µs, log) at each percentile.
+  # Latency distributions: latency (µs, log) at each percentile, the median
+  # over the runs at each percentile.
   for w in W1 W6 W8; do
-    awk -F'\t' -v w="$w" '$2 == w' "$out/lat-run1.tsv" 2>/dev/null >"$work/lat-$w.dat" || true
+    cat "$out"/lat-run*.tsv 2>/dev/null | awk -F'\t' -v w="$w" '
+      $2 == w { k = $1 "\t" $3; if (!(k in n)) order[m++] = k; v[k, n[k]++] = $4 }
+      END {
+        for (i = 0; i < m; i++) {
+          k = order[i]; c = n[k]
+          for (a = 0; a < c; a++) x[a] = v[k, a]
+          for (a = 0; a < c; a++) for (b = a + 1; b < c; b++) if (x[b] < x[a]) { t = x[a]; x[a] = x[b]; x[b] = t }
+          split(k, f, "\t")
+          printf "%s\t%s\t%s\t%s\n", f[1], w, f[2], c % 2 ? x[int(c / 2)] : (x[c / 2 - 1] + x[c / 2]) / 2
+        }
+      }' >"$work/lat-$w.dat" || true
     [ -s "$work/lat-$w.dat" ] || continue
     present=$(cut -f1 "$work/lat-$w.dat" | awk '!seen[$0]++' | tr '\n' ' ')
     gnuplot <<EOF
 set terminal pngcairo size 1000,600 noenhanced font ",10"
 set output "$out/latency-$w.png"
-set title "$w latency distribution (run 1)"
+set title "$w latency distribution (median of $runs run(s) at each percentile)"
 set xlabel "percentile"
 set ylabel "latency (µs, log scale)"
 set logscale y

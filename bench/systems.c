@@ -146,7 +146,7 @@ static const backend *B;
  * INSERT per append (one round trip, one commit). */
 typedef struct pg {
     PGconn *c;
-    int prepared[4]; /* insert statements for 1, 100, 1000 rows and "other" */
+    size_t prepared[8], n_prepared; /* the row counts of the insert statements prepared */
 } pg;
 
 static PGresult *pg_ok(PGconn *c, PGresult *r, const char *what)
@@ -214,21 +214,28 @@ static int pg_append(void *c, const char *stream, int64_t expected, const bev *e
 {
     pg *p = c;
     int64_t cur = expected == ANY ? pg_version(c, stream) : expected;
-    int slot = n == 1 ? 0 : n == 100 ? 1 : n == 1000 ? 2 : 3;
-    char name[16];
+    char name[32];
     snprintf(name, sizeof name, "ins%zu", n);
-    if (slot == 3 || !p->prepared[slot]) {
+    size_t known = 0;
+    while (known < p->n_prepared && p->prepared[known] != n) known++;
+    if (known == p->n_prepared) {
         char *sql = malloc(n * 80 + 200);
         size_t off = (size_t)sprintf(sql, "INSERT INTO event_store (stream_id, version, event_id, event_type, data, metadata) VALUES ");
         for (size_t k = 0; k < n; k++)
             off += (size_t)sprintf(sql + off, "%s($1,$%zu,$%zu::uuid,'MoneyDeposited',$%zu::jsonb,$%zu::jsonb)", k ? "," : "",
                                    k * 4 + 2, k * 4 + 3, k * 4 + 4, k * 4 + 5);
         PGresult *r = PQprepare(p->c, name, sql, (int)(1 + 4 * n), NULL);
-        if (PQresultStatus(r) != PGRES_COMMAND_OK && !strstr(PQerrorMessage(p->c), "already exists"))
-            die("prepare insert", PQerrorMessage(p->c));
+        if (PQresultStatus(r) != PGRES_COMMAND_OK) die("prepare insert", PQerrorMessage(p->c));
         PQclear(r);
         free(sql);
-        if (slot < 3) p->prepared[slot] = 1;
+        if (p->n_prepared == 8) { /* the workloads use 3 sizes; forget the oldest */
+            char sq[48];
+            snprintf(sq, sizeof sq, "DEALLOCATE ins%zu", p->prepared[0]);
+            PQclear(pg_ok(p->c, PQexec(p->c, sq), "deallocate"));
+            memmove(p->prepared, p->prepared + 1, 7 * sizeof *p->prepared);
+            p->n_prepared--;
+        }
+        p->prepared[p->n_prepared++] = n;
     }
     const char **vals = malloc((1 + 4 * n) * sizeof *vals);
     char (*vers)[24] = malloc(n * 24);
@@ -328,9 +335,109 @@ static void pg_sub_close(void *s)
     PQfinish(c);
 }
 
-static const backend pg_backend = {"PostgreSQL", pg_setup, pg_connect, pg_disconnect, pg_append,   pg_version,
-                                   pg_read,      pg_ids,   pg_sub_open, pg_sub_next,  pg_sub_close,
-                                   NULL,         NULL,     NULL,        NULL,         NULL};
+/* W8: PostgreSQL has no consumer groups; the usual analogue is a queue
+ * table filled by a trigger in the append's own transaction (an outbox),
+ * from which members claim rows with FOR UPDATE SKIP LOCKED and delete them
+ * in the same transaction: its commit is the acknowledgement (durable, like
+ * every commit here). A member claims up to 10 rows; the commit of a batch
+ * travels with the claim of the next (one round trip). Members sleep on
+ * LISTEN/NOTIFY (one notification per producer transaction) — notifications
+ * reach a session only between transactions, so a member that found nothing
+ * commits first, then waits. */
+typedef struct pg_member {
+    PGconn *c;
+    PGresult *batch;
+    int next, in_txn;
+} pg_member;
+
+static void pg_group_create(void)
+{
+    PGconn *c = pg_conn();
+    PQclear(pg_ok(c, PQexec(c, "DROP TABLE IF EXISTS w8_queue"), "drop queue"));
+    PQclear(pg_ok(c, PQexec(c, "CREATE TABLE w8_queue (position BIGINT PRIMARY KEY, event_id UUID NOT NULL)"), "queue"));
+    PQclear(pg_ok(c, PQexec(c, "CREATE OR REPLACE FUNCTION w8_enqueue() RETURNS trigger AS $$ BEGIN "
+                               "INSERT INTO w8_queue VALUES (NEW.position, NEW.event_id); PERFORM pg_notify('w8', ''); "
+                               "RETURN NULL; END $$ LANGUAGE plpgsql"),
+                  "enqueue function"));
+    PQclear(pg_ok(c, PQexec(c, "CREATE OR REPLACE TRIGGER w8_enqueue AFTER INSERT ON event_store FOR EACH ROW "
+                               "EXECUTE FUNCTION w8_enqueue()"),
+                  "enqueue trigger"));
+    PQfinish(c);
+}
+
+static void *pg_member_open(int i)
+{
+    (void)i;
+    pg_member *m = calloc(1, sizeof *m);
+    m->c = pg_conn();
+    PQclear(pg_ok(m->c, PQexec(m->c, "LISTEN w8"), "listen"));
+    return m;
+}
+
+/* Commit what is claimed (the ack of the previous batch), claim the next. */
+static int pg_member_claim(pg_member *m)
+{
+    if (m->batch) PQclear(m->batch);
+    m->batch = NULL;
+    m->next = 0;
+    PGresult *r = pg_ok(m->c, PQexec(m->c, m->in_txn ? "COMMIT; BEGIN; DELETE FROM w8_queue WHERE position IN (SELECT position "
+                                                       "FROM w8_queue ORDER BY position LIMIT 10 FOR UPDATE SKIP LOCKED) "
+                                                       "RETURNING event_id::text"
+                                                     : "BEGIN; DELETE FROM w8_queue WHERE position IN (SELECT position "
+                                                       "FROM w8_queue ORDER BY position LIMIT 10 FOR UPDATE SKIP LOCKED) "
+                                                       "RETURNING event_id::text"),
+                       "claim");
+    m->in_txn = 1;
+    if (PQntuples(r)) {
+        m->batch = r;
+        return 1;
+    }
+    PQclear(r);
+    PQclear(pg_ok(m->c, PQexec(m->c, "COMMIT"), "commit"));
+    m->in_txn = 0;
+    return 0;
+}
+
+static int pg_member_next(void *p, int timeout_ms, char id[37])
+{
+    pg_member *m = p;
+    uint64_t end = now_ns() + (uint64_t)timeout_ms * 1000000u;
+    while (!m->batch || m->next >= PQntuples(m->batch)) {
+        if (pg_member_claim(m)) break;
+        /* Nothing unclaimed: wait for a producer's commit. */
+        int woken = 0;
+        while (!woken) {
+            PQconsumeInput(m->c);
+            for (PGnotify *nt; (nt = PQnotifies(m->c)); PQfreemem(nt)) woken = 1;
+            if (woken) break;
+            uint64_t now = now_ns();
+            if (now >= end) return 0;
+            struct pollfd pfd = {PQsocket(m->c), POLLIN, 0};
+            poll(&pfd, 1, (int)((end - now) / 1000000u) + 1);
+        }
+    }
+    snprintf(id, 37, "%s", PQgetvalue(m->batch, m->next++, 0));
+    return 1;
+}
+
+static void pg_member_ack(void *p)
+{
+    (void)p; /* the batch's delete commits with the next claim */
+}
+
+static void pg_member_close(void *p)
+{
+    pg_member *m = p;
+    if (m->batch) PQclear(m->batch);
+    if (m->in_txn) PQclear(pg_ok(m->c, PQexec(m->c, "COMMIT"), "commit"));
+    PQfinish(m->c);
+    free(m);
+}
+
+static const backend pg_backend = {"PostgreSQL",   pg_setup,        pg_connect,     pg_disconnect,  pg_append,
+                                   pg_version,     pg_read,         pg_ids,         pg_sub_open,    pg_sub_next,
+                                   pg_sub_close,   pg_group_create, pg_member_open, pg_member_next, pg_member_ack,
+                                   pg_member_close};
 #endif
 
 /* ======================= SQLite ============================================ */
@@ -371,6 +478,19 @@ static void sq_setup(void)
                 "metadata TEXT, timestamp TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')), "
                 "UNIQUE (stream_id, version))");
     sqlite3_close(db);
+}
+
+/* W8's members wait for the lock 20 µs, then twice as long each try up to
+ * 1 ms (for up to 60 s): sqlite3_busy_timeout sleeps 1, 2, 5, 10 ... 100 ms
+ * between tries, which costs a claim tens of milliseconds. (W3 and W7 keep
+ * sqlite3_busy_timeout: with 16 or 256 writers, short sleeps make SQLite
+ * slower, measured.) */
+static int sq_busy(void *arg, int tries)
+{
+    (void)arg;
+    if (tries >= 60000) return 0;
+    usleep(tries < 6 ? 20u << tries : 1000u);
+    return 1;
 }
 
 static void *sq_connect(void)
@@ -521,10 +641,108 @@ static void sq_sub_close(void *p)
     free(u);
 }
 
-static const backend sqlite_backend = {"SQLite",     sq_setup,    sq_connect,  sq_disconnect, sq_append,
-                                       sq_version,   sq_read,     sq_ids,      sq_sub_open,   sq_sub_next,
-                                       sq_sub_close, NULL,       NULL,        NULL,          NULL,
-                                       NULL};
+/* W8: SQLite has neither consumer groups nor notifications between
+ * connections. The analogue: a queue table filled by a trigger in the
+ * append's transaction; a member claims up to 10 unowned rows (UPDATE ...
+ * RETURNING) and deletes them once handled (the ack), both in one write
+ * transaction (BEGIN IMMEDIATE, synchronous=FULL: an fsync). A member with
+ * nothing claimed polls a read-only query every 50 µs, as the W6 subscriber. */
+typedef struct sq_member {
+    sq *s;
+    sqlite3_stmt *peek, *claim, *ack;
+    int64_t me;
+    char ids[10][37];
+    int n, next;
+} sq_member;
+
+static void sq_group_create(void)
+{
+    sq *s = sq_connect();
+    sq_exec(s->db, "DROP TABLE IF EXISTS w8_queue");
+    sq_exec(s->db, "CREATE TABLE w8_queue (position INTEGER PRIMARY KEY, event_id TEXT NOT NULL, owner INTEGER)");
+    sq_exec(s->db, "CREATE TRIGGER IF NOT EXISTS w8_enqueue AFTER INSERT ON event_store BEGIN "
+                   "INSERT INTO w8_queue (position, event_id) VALUES (NEW.position, NEW.event_id); END");
+    sq_disconnect(s);
+}
+
+static void *sq_member_open(int i)
+{
+    sq_member *m = calloc(1, sizeof *m);
+    m->s = sq_connect();
+    sqlite3_busy_handler(m->s->db, sq_busy, NULL);
+    m->me = i + 1;
+    sq_prep(m->s->db, &m->peek, "SELECT 1 FROM w8_queue WHERE owner IS NULL LIMIT 1");
+    sq_prep(m->s->db, &m->claim,
+            "UPDATE w8_queue SET owner = ?1 WHERE position IN (SELECT position FROM w8_queue WHERE owner IS NULL "
+            "ORDER BY position LIMIT 10) RETURNING event_id");
+    sq_prep(m->s->db, &m->ack, "DELETE FROM w8_queue WHERE owner = ?1");
+    return m;
+}
+
+/* Delete the handled batch (if any) and claim the next, in one transaction. */
+static int sq_member_claim(sq_member *m)
+{
+    sq_exec(m->s->db, "BEGIN IMMEDIATE");
+    if (m->n) {
+        sqlite3_bind_int64(m->ack, 1, m->me);
+        if (sqlite3_step(m->ack) != SQLITE_DONE) die("sqlite ack", sqlite3_errmsg(m->s->db));
+        sqlite3_reset(m->ack);
+    }
+    m->n = m->next = 0;
+    sqlite3_bind_int64(m->claim, 1, m->me);
+    int rc;
+    while ((rc = sqlite3_step(m->claim)) == SQLITE_ROW)
+        if (m->n < 10) snprintf(m->ids[m->n++], 37, "%s", (const char *)sqlite3_column_text(m->claim, 0));
+    if (rc != SQLITE_DONE) die("sqlite claim", sqlite3_errmsg(m->s->db));
+    sqlite3_reset(m->claim);
+    sq_exec(m->s->db, "COMMIT");
+    return m->n > 0;
+}
+
+static int sq_member_next(void *p, int timeout_ms, char id[37])
+{
+    sq_member *m = p;
+    uint64_t end = now_ns() + (uint64_t)timeout_ms * 1000000u;
+    while (m->next >= m->n) {
+        int ready = m->n > 0; /* a handled batch to acknowledge */
+        if (!ready) {
+            ready = sqlite3_step(m->peek) == SQLITE_ROW;
+            sqlite3_reset(m->peek);
+        }
+        if (ready && sq_member_claim(m)) break;
+        if (now_ns() >= end) return 0;
+        usleep(50);
+    }
+    memcpy(id, m->ids[m->next++], 37);
+    return 1;
+}
+
+static void sq_member_ack(void *p)
+{
+    (void)p; /* the batch is deleted with the next claim */
+}
+
+static void sq_member_close(void *p)
+{
+    sq_member *m = p;
+    if (m->n) {
+        sq_exec(m->s->db, "BEGIN IMMEDIATE");
+        sqlite3_bind_int64(m->ack, 1, m->me);
+        sqlite3_step(m->ack);
+        sqlite3_reset(m->ack);
+        sq_exec(m->s->db, "COMMIT");
+    }
+    sqlite3_finalize(m->peek);
+    sqlite3_finalize(m->claim);
+    sqlite3_finalize(m->ack);
+    sq_disconnect(m->s);
+    free(m);
+}
+
+static const backend sqlite_backend = {"SQLite",        sq_setup,        sq_connect,     sq_disconnect,  sq_append,
+                                       sq_version,      sq_read,         sq_ids,         sq_sub_open,    sq_sub_next,
+                                       sq_sub_close,    sq_group_create, sq_member_open, sq_member_next, sq_member_ack,
+                                       sq_member_close};
 #endif
 
 /* ======================= Redis Streams ====================================== */
@@ -1524,8 +1742,9 @@ static struct {
     size_t n;
     char (*ids)[37];
     uint64_t *start, *lat;
-    atomic_size_t received;
+    atomic_size_t received, produced;
     atomic_int stop;
+    uint64_t deadline; /* producers that fall behind stop here */
 } w8s;
 
 /* Events are found by id: their index is in the id's last 12 hex digits. */
@@ -1568,6 +1787,7 @@ static void *w8_producer(void *p)
         }
         clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, NULL);
         uint64_t t = now_ns();
+        if (t > w8s.deadline) break; /* the system cannot take the pace */
         for (size_t b = 0; b < W8_BATCH; b++) {
             size_t i = me * per + j + b;
             make_event(&e[b], 8, i);
@@ -1579,6 +1799,7 @@ static void *w8_producer(void *p)
         char name[32];
         snprintf(name, sizeof name, "w8-%zu", me);
         B->append(c, name, ANY, e, W8_BATCH, &last);
+        atomic_fetch_add(&w8s.produced, W8_BATCH);
     }
     B->disconnect(c);
     return NULL;
@@ -1593,14 +1814,19 @@ static void w8(void)
     w8s.start = calloc(w8s.n, sizeof *w8s.start);
     w8s.lat = calloc(w8s.n, sizeof *w8s.lat);
     atomic_store(&w8s.received, 0);
+    atomic_store(&w8s.produced, 0);
     atomic_store(&w8s.stop, 0);
     B->group_create();
     pthread_t m[W8_MEMBERS], pr[2];
     for (int i = 0; i < W8_MEMBERS; i++) pthread_create(&m[i], NULL, w8_member, (void *)(intptr_t)i);
     usleep(300000);
+    uint64_t t0 = now_ns();
+    w8s.deadline = t0 + (uint64_t)secs * 2000000000u; /* twice the planned time */
     for (int i = 0; i < 2; i++) pthread_create(&pr[i], NULL, w8_producer, (void *)(uintptr_t)i);
     for (int i = 0; i < 2; i++) pthread_join(pr[i], NULL);
-    for (int i = 0; i < 500 && atomic_load(&w8s.received) < w8s.n; i++) usleep(10000);
+    size_t produced = atomic_load(&w8s.produced);
+    double took = (double)(now_ns() - t0) / 1e9;
+    for (int i = 0; i < 500 && atomic_load(&w8s.received) < produced; i++) usleep(10000);
     atomic_store(&w8s.stop, 1);
     for (int i = 0; i < W8_MEMBERS; i++) pthread_join(m[i], NULL);
     uint64_t *lat = malloc(w8s.n * sizeof *lat);
@@ -1612,11 +1838,15 @@ static void w8(void)
         le2 += w8s.lat[i] <= 2000000;
     }
     qsort(lat, k, sizeof *lat, cmp_u64);
-    printf("| W8 | %s | group of %d members, 2 producers at 10,000 ev/s for %d s, %zu/%zu delivered | ≤1 ms %.2f%%, ≤2 ms "
-           "%.2f%% | p50 %.0f µs, p99 %.0f µs, p99.9 %.0f µs |\n",
-           B->name, W8_MEMBERS, secs, k, w8s.n, 100.0 * le1 / (double)w8s.n, 100.0 * le2 / (double)w8s.n, pct(lat, k, 50),
-           pct(lat, k, 99), pct(lat, k, 99.9));
-    result("W8", "le2ms_pct", 100.0 * le2 / (double)w8s.n);
+    /* Shares are of the events produced (an event not delivered counts as
+     * late); a system that could not take the pace shows it in "produced". */
+    double base = produced ? (double)produced : 1;
+    printf("| W8 | %s | group of %d members, 2 producers at 10,000 ev/s for %d s: %zu/%zu produced in %.0f s, %zu delivered | "
+           "≤1 ms %.2f%%, ≤2 ms %.2f%% | p50 %.0f µs, p99 %.0f µs, p99.9 %.0f µs |\n",
+           B->name, W8_MEMBERS, secs, produced, w8s.n, took, k,
+           100.0 * le1 / base, 100.0 * le2 / base, pct(lat, k, 50), pct(lat, k, 99), pct(lat, k, 99.9));
+    result("W8", "pace_pct", (double)produced / took / 100.0); /* of 10,000 ev/s */
+    result("W8", "le2ms_pct", 100.0 * le2 / base);
     result("W8", "p50_us", pct(lat, k, 50));
     result("W8", "p999_us", pct(lat, k, 99.9));
     latencies("W8", lat, k);
