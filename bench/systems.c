@@ -20,7 +20,9 @@
  * W5 ($all read in order), W6 (one $all subscriber, 1,000 appends/s: latency
  * from the append call to delivery), W7 (4 writers x 2,500 attempts on 10
  * streams, re-reading on conflict; verified: versions 0..n-1 each once, each
- * the acknowledged event). Each result is a Markdown row and an "@" line
+ * the acknowledged event), W8 (a consumer group of 10 at 10,000 ev/s: each
+ * system's own group, or for PostgreSQL and SQLite a trigger-filled queue
+ * table). Each result is a Markdown row and an "@" line
  * (system, workload, metric, value) that bench/run-all.sh collects.
  *
  * Usage: factum-bench-systems SYSTEM TARGET [--quick] [--only W1,...]
@@ -1860,7 +1862,7 @@ static void w8(void)
 int main(int argc, char **argv)
 {
     if (argc < 3) {
-        fprintf(stderr, "usage: %s sqlite|redis TARGET [--quick] [--only W1,...]\n", argv[0]);
+        fprintf(stderr, "usage: %s postgres|sqlite|redis|nats TARGET [--quick] [--only W1,...]\n", argv[0]);
         return 2;
     }
     B = NULL;
