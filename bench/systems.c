@@ -382,13 +382,11 @@ static int pg_member_claim(pg_member *m)
     if (m->batch) PQclear(m->batch);
     m->batch = NULL;
     m->next = 0;
-    PGresult *r = pg_ok(m->c, PQexec(m->c, m->in_txn ? "COMMIT; BEGIN; DELETE FROM w8_queue WHERE position IN (SELECT position "
-                                                       "FROM w8_queue ORDER BY position LIMIT 10 FOR UPDATE SKIP LOCKED) "
-                                                       "RETURNING event_id::text"
-                                                     : "BEGIN; DELETE FROM w8_queue WHERE position IN (SELECT position "
-                                                       "FROM w8_queue ORDER BY position LIMIT 10 FOR UPDATE SKIP LOCKED) "
-                                                       "RETURNING event_id::text"),
-                       "claim");
+    /* The claim is a materialised CTE: as "position IN (SELECT ...)" the
+     * planner may run the locking subquery once per row of the queue. */
+#define PG_CLAIM "BEGIN; WITH c AS MATERIALIZED (SELECT position FROM w8_queue ORDER BY position LIMIT 10 FOR UPDATE " \
+                 "SKIP LOCKED) DELETE FROM w8_queue q USING c WHERE q.position = c.position RETURNING q.event_id::text"
+    PGresult *r = pg_ok(m->c, PQexec(m->c, m->in_txn ? "COMMIT; " PG_CLAIM : PG_CLAIM), "claim");
     m->in_txn = 1;
     if (PQntuples(r)) {
         m->batch = r;
