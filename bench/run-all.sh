@@ -10,24 +10,34 @@
 #   results.tsv    system, workload, metric, run, value
 #   summary.md     the table: median of the runs, min-max beside it
 #   *.png          throughput per workload per system; latency distributions of W1, W6, W8 (gnuplot)
-# Usage: bench/run-all.sh [--quick] [--runs N] [--out DIR]
-#   --quick   small workloads, one run (about a minute or two); CI runs it
-#   default   full workloads, 3 runs, medians and min-max
+# Usage: bench/run-all.sh [--quick] [--runs N] [--out DIR] [--report]
+#   --quick   small workloads, one run (about two minutes); CI runs it
+#   default   full workloads, 3 runs, medians and min-max (about 40 minutes)
+#   --report  run nothing: write summary.md and the plots again from OUT's results
 # FACTUM_BENCH_BUILD=DIR uses an existing build directory instead of building build/bench.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-quick=0 runs="" out=bench/results/latest
+quick=0 runs="" out=bench/results/latest report=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) quick=1 ;;
     --runs) runs=$2; shift ;;
     --out) out=$2; shift ;;
-    *) echo "usage: $0 [--quick] [--runs N] [--out DIR]" >&2; exit 2 ;;
+    --report) report=1 ;;
+    *) echo "usage: $0 [--quick] [--runs N] [--out DIR] [--report]" >&2; exit 2 ;;
   esac
   shift
 done
 [ -n "$runs" ] || { [ $quick = 1 ] && runs=1 || runs=3; }
 q=(); [ $quick = 1 ] && q=(--quick)
+if [ $report = 1 ]; then
+  [ -s "$out/results.tsv" ] || { echo "$0: no results in $out" >&2; exit 2; }
+  out=$(cd "$out" && pwd)
+  runs=$(cut -f4 "$out/results.tsv" | sort -u | wc -l)
+  rm -f "$out"/*.png
+  work=$(mktemp -d /tmp/factum-runall.XXXXXX)
+  trap 'rm -rf "$work"' EXIT
+else
 
 # What the systems need (Debian packages), once.
 need=()
@@ -84,6 +94,7 @@ for r in $(seq 1 "$runs"); do
 done
 
 grep -h '^| wire |' "$out"/raw-run1.txt | head -1 | sed 's/^| wire |/| machine |/' >>"$out/machine.md" || true
+fi
 
 # ---- the summary -----------------------------------------------------------------
 systems="factum factum-relaxed factumd postgres sqlite redis nats"
@@ -120,7 +131,7 @@ cat "$out/summary.md"
 # ---- the plots ---------------------------------------------------------------------
 if command -v gnuplot >/dev/null; then
   # Throughput: one group per workload, one bar per system (medians), log scale.
-  for w in W1 W2 W3 W4 W5; do
+  for w in W1 W2 W3 W3_256 W4 W5; do
     printf "%s" "$w"
     for s in $systems; do
       awk -F'\t' -v s="$s" -v w="$w" '$1 == s && $2 == w && $3 == "ev_per_s" { v[n++] = $5 }

@@ -2,7 +2,7 @@
 # The network benchmarks: builds factumd and the benchmark (Release), starts
 # factumd (durable unless --relaxed is given, on a fresh temporary database
 # on this machine's disk, 127.0.0.1), measures the disk's own fdatasync rate,
-# then runs W1-W7 and the catch-up (CU) over the network with the C client.
+# then runs W1-W8 and the catch-up (CU) over the network with the C client.
 # Usage: bench/run-network.sh [--quick] [--relaxed] [--only W1,W2,...]
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Starts a private PostgreSQL 15 on 127.0.0.1 (its own temporary data
 # directory and port; installed from Debian if missing), runs
-# factum-bench-systems postgres (W1-W7) against it, and stops it. Settings, written down:
+# factum-bench-systems postgres (W1-W8) against it, and stops it. Settings, written down:
 #   fsync=on, synchronous_commit=on, wal_sync_method=fdatasync,
 #   shared_buffers=1GB, max_connections=300 (for W3 with 256 clients).
 # Usage: bench/run-postgres.sh [--quick] [--only W1,W2,...]

@@ -679,15 +679,19 @@ static void *sq_member_open(int i)
     return m;
 }
 
+/* The ack: delete the member's handled rows (in a write transaction). */
+static void sq_member_delete_handled(sq_member *m)
+{
+    sqlite3_bind_int64(m->ack, 1, m->me);
+    if (sqlite3_step(m->ack) != SQLITE_DONE) die("sqlite ack", sqlite3_errmsg(m->s->db));
+    sqlite3_reset(m->ack);
+}
+
 /* Delete the handled batch (if any) and claim the next, in one transaction. */
 static int sq_member_claim(sq_member *m)
 {
     sq_exec(m->s->db, "BEGIN IMMEDIATE");
-    if (m->n) {
-        sqlite3_bind_int64(m->ack, 1, m->me);
-        if (sqlite3_step(m->ack) != SQLITE_DONE) die("sqlite ack", sqlite3_errmsg(m->s->db));
-        sqlite3_reset(m->ack);
-    }
+    if (m->n) sq_member_delete_handled(m);
     m->n = m->next = 0;
     sqlite3_bind_int64(m->claim, 1, m->me);
     int rc;
@@ -727,9 +731,7 @@ static void sq_member_close(void *p)
     sq_member *m = p;
     if (m->n) {
         sq_exec(m->s->db, "BEGIN IMMEDIATE");
-        sqlite3_bind_int64(m->ack, 1, m->me);
-        sqlite3_step(m->ack);
-        sqlite3_reset(m->ack);
+        sq_member_delete_handled(m);
         sq_exec(m->s->db, "COMMIT");
     }
     sqlite3_finalize(m->peek);
