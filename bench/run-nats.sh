@@ -18,10 +18,11 @@ if [ -z "${FACTUM_BENCH_BUILD:-}" ]; then
   cmake --build build/bench -j"$(nproc)" --target factum-bench-systems >/dev/null
 fi
 dir=$(mktemp -d /tmp/factum-nats.XXXXXX)
-port=${NATS_PORT_BENCH:-54222}
+port=${NATS_PORT_BENCH:-24222} # below the ephemeral range (32768-60999): no client socket holds it
 nats-server -js -sd "$dir" -a 127.0.0.1 -p "$port" >"$dir/log" 2>&1 &
 pid=$!
 trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null || true; rm -rf "$dir"' EXIT
-for _ in $(seq 1 100); do grep -q "Server is ready" "$dir/log" && break; sleep 0.1; done
+. bench/lib.sh
+wait_ready nats-server "$pid" "$dir/log" grep -q "Server is ready" "$dir/log"
 echo "NATS $(nats-server --version | sed 's/.*v//') JetStream, file storage, periodic fsync (NOT durable per append), 127.0.0.1:$port"
 "$b"/bench/factum-bench-systems nats "127.0.0.1:$port" "$@"

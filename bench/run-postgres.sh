@@ -17,7 +17,7 @@ if [ -z "${FACTUM_BENCH_BUILD:-}" ]; then
   cmake --build build/bench -j"$(nproc)" --target factum-bench-systems >/dev/null
 fi
 dir=$(mktemp -d /tmp/factum-pg.XXXXXX)
-port=${PGPORT_BENCH:-55432}
+port=${PGPORT_BENCH:-25432} # below the ephemeral range (32768-60999): no client socket holds it
 chown -R postgres "$dir" 2>/dev/null || true
 as_pg() { if [ "$(id -u)" = 0 ]; then su postgres -s /bin/sh -c "$*"; else sh -c "$*"; fi; }
 as_pg "$bin/initdb -D $dir/data -U bench -A trust >/dev/null"

@@ -16,11 +16,12 @@ if [ -z "${FACTUM_BENCH_BUILD:-}" ]; then
   cmake --build build/bench -j"$(nproc)" --target factum-bench-systems >/dev/null
 fi
 dir=$(mktemp -d /tmp/factum-redis.XXXXXX)
-port=${REDIS_PORT_BENCH:-56379}
+port=${REDIS_PORT_BENCH:-26379} # below the ephemeral range (32768-60999): no client socket holds it
 redis-server --port "$port" --bind 127.0.0.1 --dir "$dir" --appendonly yes --appendfsync always --save '' \
   --daemonize no --protected-mode no >"$dir/log" 2>&1 &
 pid=$!
 trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null || true; rm -rf "$dir"' EXIT
-for _ in $(seq 1 100); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.1; done
+. bench/lib.sh
+wait_ready redis-server "$pid" "$dir/log" redis-cli -p "$port" ping
 echo "Redis $(redis-server --version | sed -n 's/.*v=\([0-9.]*\).*/\1/p'), appendonly yes, appendfsync always (durable), 127.0.0.1:$port"
 "$b"/bench/factum-bench-systems redis "127.0.0.1:$port" "$@"

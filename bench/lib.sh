@@ -1,0 +1,18 @@
+# Shared by bench/run-*.sh (sourced).
+# wait_ready NAME PID LOG CMD...: wait up to 60 s until CMD succeeds; if the
+# server exits first or never gets ready, show its log and exit 1.
+wait_ready() {
+  local name=$1 pid=$2 log=$3; shift 3
+  for _ in $(seq 1 600); do
+    "$@" >/dev/null 2>&1 && return 0
+    if ! kill -0 "$pid" 2>/dev/null; then
+      echo "$name exited before it was ready; its log:" >&2
+      cat "$log" >&2
+      exit 1
+    fi
+    sleep 0.1
+  done
+  echo "$name was not ready after 60 s; its log:" >&2
+  cat "$log" >&2
+  exit 1
+}
