@@ -100,7 +100,7 @@ fi
 systems="factum factum-relaxed factumd postgres sqlite redis nats"
 rows="W1:ev_per_s W1:p50_us W1:p99_us W2:ev_per_s W3:ev_per_s W3_256:ev_per_s W4:ev_per_s W5:ev_per_s W6:p50_us W6:p99_us W7:pass W8:pace_pct W8:le2ms_pct W8:p50_us W8:p999_us CU:ev_per_s"
 {
-  echo "Median of $runs run(s)$([ "$runs" -gt 1 ] && echo ", min–max in brackets"); $(date -u +%Y-%m-%d). factum and factumd durable"
+  echo "Median of $runs run(s)$([ "$runs" -gt 1 ] && echo ", min–max in brackets"); $(date -u -r "$out/results.tsv" +%Y-%m-%d). factum and factumd durable"
   echo "(fdatasync before every acknowledgement), factum-relaxed not; PostgreSQL, SQLite, Redis durable per append;"
   echo "NATS JetStream NOT durable per append (periodic fsync). Blank: the system has no such workload here."
   echo
