@@ -688,7 +688,7 @@ static void *w8_producer(void *p)
 
 static void w8(void)
 {
-    int secs = quick ? 10 : 60;
+    int secs = quick ? 5 : 60;
     w8s.n = (size_t)secs * 10000;
     w8s.start = calloc(w8s.n, sizeof *w8s.start);
     w8s.lat = calloc(w8s.n, sizeof *w8s.lat);

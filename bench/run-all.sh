@@ -11,7 +11,7 @@
 #   summary.md     the table: median of the runs, min-max beside it
 #   *.png          throughput per workload per system; latency distributions of W1, W6, W8 (gnuplot)
 # Usage: bench/run-all.sh [--quick] [--runs N] [--out DIR] [--report]
-#   --quick   small workloads, one run (about two minutes); CI runs it
+#   --quick   small workloads, one run (about 90 seconds); CI runs it
 #   default   full workloads, 3 runs, medians and min-max (about 40 minutes)
 #   --report  run nothing: write summary.md and the plots again from OUT's results
 # FACTUM_BENCH_BUILD=DIR uses an existing build directory instead of building build/bench.
