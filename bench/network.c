@@ -6,7 +6,9 @@
  * over the log) and W7 (contention correctness), plus the loopback round
  * trip measured in the same run.
  *
- * Usage: factum-bench-network URL [--quick] [--only W1,...]
+ * Usage: factum-bench-network URL [--quick] [--only W1,...] [--w4-page N]
+ *   --w4-page N: W4 reads pages of N events (default 1,000, as BENCH.md), to
+ *   show the fixed cost of a read call.
  * (bench/run-network.sh starts a factumd and runs this.)
  */
 #ifndef _GNU_SOURCE
@@ -267,6 +269,8 @@ static void w3(int clients)
 
 /* ---- W4 / W5 ---------------------------------------------------------- */
 
+static uint64_t w4_page = 1000; /* --w4-page: events per read call (BENCH.md: 1,000) */
+
 static void w4(void)
 {
     factum_client *c = connect_or_die();
@@ -279,10 +283,11 @@ static void w4(void)
     }
     free(ev);
     uint64_t events = 0, bytes = 0, t0 = now_ns();
+    uint64_t calls = 0;
     for (int pass = 0; pass < 20; pass++)
-        for (uint64_t from = 0; from < 10000; from += 1000) {
+        for (uint64_t from = 0; from < 10000; from += w4_page, calls++) {
             factum_client_batch *b;
-            if (factum_client_read_stream(c, name, from, FACTUM_FORWARD, 1000, &b)) exit(1);
+            if (factum_client_read_stream(c, name, from, FACTUM_FORWARD, w4_page, &b)) exit(1);
             size_t n = factum_client_batch_count(b);
             for (size_t i = 0; i < n; i++) {
                 const factum_event *e = factum_client_batch_event(b, i);
@@ -292,8 +297,9 @@ static void w4(void)
             factum_client_batch_free(b);
         }
     double secs = (double)(now_ns() - t0) / 1e9;
-    printf("| W4 | network | one 10,000-event stream read forward 20 times, pages of 1,000 | %.0f ev/s | %.0f MB/s |\n",
-           events / secs, bytes / secs / 1e6);
+    printf("| W4 | network | one 10,000-event stream read forward 20 times, pages of %" PRIu64 " | %.0f ev/s | %.0f MB/s, "
+           "%.1f µs per call |\n",
+           w4_page, events / secs, bytes / secs / 1e6, secs * 1e6 / (double)calls);
     result("W4", "ev_per_s", events / secs);
     fflush(stdout);
     factum_client_close(c);
@@ -754,7 +760,7 @@ static void w8(void)
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        fprintf(stderr, "usage: %s URL [--quick] [--only W1,W2,...]\n", argv[0]);
+        fprintf(stderr, "usage: %s URL [--quick] [--only W1,W2,...] [--w4-page N]\n", argv[0]);
         return 2;
     }
     url = argv[1];
@@ -762,6 +768,13 @@ int main(int argc, char **argv)
     for (int i = 2; i < argc; i++) {
         if (!strcmp(argv[i], "--quick")) quick = 1;
         else if (!strcmp(argv[i], "--only") && i + 1 < argc) snprintf(only, sizeof only, "%s", argv[++i]);
+        else if (!strcmp(argv[i], "--w4-page") && i + 1 < argc) {
+            w4_page = strtoull(argv[++i], NULL, 10);
+            if (w4_page < 1 || w4_page > 10000) {
+                fprintf(stderr, "--w4-page: 1 to 10000\n");
+                return 2;
+            }
+        }
     }
     uint8_t u[16];
     factum_uuid_v4(u);
