@@ -50,12 +50,9 @@ if [ ${#need[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
 fi
-if [ -z "${FACTUM_BENCH_BUILD:-}" ]; then
-  cmake -S . -B build/bench -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF >/dev/null
-  cmake --build build/bench -j"$(nproc)" >/dev/null
-  export FACTUM_BENCH_BUILD=build/bench
-fi
-b=$FACTUM_BENCH_BUILD
+. bench/lib.sh
+bench_build
+export FACTUM_BENCH_BUILD=$b # the run-*.sh scripts below use this build
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
 rm -f "$out"/raw-run*.txt "$out"/results.tsv "$out"/lat-run*.tsv "$out"/*.png

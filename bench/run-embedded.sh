@@ -7,15 +7,15 @@ cd "$(dirname "$0")/.."
 runs=${1:-3}; shift || true
 args=(); w9=(--w9)
 for a in "$@"; do case "$a" in --no-w9) w9=();; *) args+=("$a");; esac; done
-cmake -S . -B build/bench -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF >/dev/null
-cmake --build build/bench -j"$(nproc)" --target factum-bench-embedded >/dev/null
+. bench/lib.sh
+bench_build factum-bench-embedded # FACTUM_BENCH_BUILD=DIR: use an existing build directory
 dir=${FACTUM_BENCH_DIR:-/tmp/factum-bench}
 out=$(mktemp)
 for r in $(seq 1 "$runs"); do
   echo "## run $r"
   # W9 (10 M events, several GB) only in the first run
   extra=(); [ "$r" = 1 ] && extra=("${w9[@]}")
-  build/bench/bench/factum-bench-embedded --dir "$dir" "${args[@]}" "${extra[@]}" | tee -a "$out"
+  "$b"/bench/factum-bench-embedded --dir "$dir" "${args[@]}" "${extra[@]}" | tee -a "$out"
   rm -rf "$dir"
   echo
 done

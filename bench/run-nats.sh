@@ -12,17 +12,13 @@ cd "$(dirname "$0")/.."
 if ! command -v nats-server >/dev/null || ! pkg-config --exists libnats; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nats-server libnats-dev >/dev/null
 fi
-b=${FACTUM_BENCH_BUILD:-build/bench} # FACTUM_BENCH_BUILD: use an existing build directory
-if [ -z "${FACTUM_BENCH_BUILD:-}" ]; then
-  cmake -S . -B build/bench -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF >/dev/null
-  cmake --build build/bench -j"$(nproc)" --target factum-bench-systems >/dev/null
-fi
+. bench/lib.sh
+bench_build factum-bench-systems # FACTUM_BENCH_BUILD=DIR: use an existing build directory
 dir=$(mktemp -d /tmp/factum-nats.XXXXXX)
 port=${NATS_PORT_BENCH:-24222} # below the ephemeral range (32768-60999): no client socket holds it
 nats-server -js -sd "$dir" -a 127.0.0.1 -p "$port" >"$dir/log" 2>&1 &
 pid=$!
 trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null || true; rm -rf "$dir"' EXIT
-. bench/lib.sh
 wait_ready nats-server "$pid" "$dir/log" grep -q "Server is ready" "$dir/log"
 echo "NATS $(nats-server --version | sed 's/.*v//') JetStream, file storage, periodic fsync (NOT durable per append), 127.0.0.1:$port"
 "$b"/bench/factum-bench-systems nats "127.0.0.1:$port" "$@"

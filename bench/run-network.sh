@@ -8,11 +8,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 relaxed=(); args=()
 for a in "$@"; do case "$a" in --relaxed) relaxed=(--relaxed-durability);; *) args+=("$a");; esac; done
-b=${FACTUM_BENCH_BUILD:-build/bench} # FACTUM_BENCH_BUILD: use an existing build directory
-if [ -z "${FACTUM_BENCH_BUILD:-}" ]; then
-  cmake -S . -B build/bench -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF >/dev/null
-  cmake --build build/bench -j"$(nproc)" --target factumd factum-bench-network factum-bench-embedded >/dev/null
-fi
+. bench/lib.sh
+bench_build factumd factum-bench-network factum-bench-embedded # FACTUM_BENCH_BUILD=DIR: use an existing build directory
 dir=$(mktemp -d /tmp/factum-netbench.XXXXXX)
 "$b"/bench/factum-bench-embedded --dir "$dir" --only PACED | grep machine | head -2
 "$b"/factumd --insecure --db "$dir/db" --node-ip 127.0.0.1 --node-port 0 "${relaxed[@]}" >"$dir/log" 2>&1 &

@@ -11,11 +11,8 @@ if ! ls /usr/lib/postgresql/15/bin/initdb >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-15 libpq-dev >/dev/null
 fi
 bin=/usr/lib/postgresql/15/bin
-b=${FACTUM_BENCH_BUILD:-build/bench} # FACTUM_BENCH_BUILD: use an existing build directory
-if [ -z "${FACTUM_BENCH_BUILD:-}" ]; then
-  cmake -S . -B build/bench -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF >/dev/null
-  cmake --build build/bench -j"$(nproc)" --target factum-bench-systems >/dev/null
-fi
+. bench/lib.sh
+bench_build factum-bench-systems # FACTUM_BENCH_BUILD=DIR: use an existing build directory
 dir=$(mktemp -d /tmp/factum-pg.XXXXXX)
 port=${PGPORT_BENCH:-25432} # below the ephemeral range (32768-60999): no client socket holds it
 chown -R postgres "$dir" 2>/dev/null || true

@@ -10,18 +10,14 @@ cd "$(dirname "$0")/.."
 if ! command -v redis-server >/dev/null || ! pkg-config --exists hiredis; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server libhiredis-dev >/dev/null
 fi
-b=${FACTUM_BENCH_BUILD:-build/bench} # FACTUM_BENCH_BUILD: use an existing build directory
-if [ -z "${FACTUM_BENCH_BUILD:-}" ]; then
-  cmake -S . -B build/bench -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF >/dev/null
-  cmake --build build/bench -j"$(nproc)" --target factum-bench-systems >/dev/null
-fi
+. bench/lib.sh
+bench_build factum-bench-systems # FACTUM_BENCH_BUILD=DIR: use an existing build directory
 dir=$(mktemp -d /tmp/factum-redis.XXXXXX)
 port=${REDIS_PORT_BENCH:-26379} # below the ephemeral range (32768-60999): no client socket holds it
 redis-server --port "$port" --bind 127.0.0.1 --dir "$dir" --appendonly yes --appendfsync always --save '' \
   --daemonize no --protected-mode no >"$dir/log" 2>&1 &
 pid=$!
 trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null || true; rm -rf "$dir"' EXIT
-. bench/lib.sh
 wait_ready redis-server "$pid" "$dir/log" redis-cli -p "$port" ping
 echo "Redis $(redis-server --version | sed -n 's/.*v=\([0-9.]*\).*/\1/p'), appendonly yes, appendfsync always (durable), 127.0.0.1:$port"
 "$b"/bench/factum-bench-systems redis "127.0.0.1:$port" "$@"
