@@ -16,6 +16,7 @@
 #include "google/protobuf/empty.pb-c.h"
 #include "google/rpc/status.pb-c.h"
 #include "net/grpc.h"
+#include "net/pb.h"
 #include "rpc/streams_int.h"
 
 #define BATCH_MAX_OPEN 256
@@ -340,11 +341,10 @@ static void submit(bcall *k, batch *b)
 void rpc_batch_message(net_call *c, const uint8_t *msg, size_t len)
 {
     bcall *k = net_call_state(c);
-    BatchReq *req = event_store__client__streams__batch_append_req__unpack(NULL, len, msg);
-    if (!req) {
-        rpc_fail(c, GRPC_INVALID_ARGUMENT, "malformed BatchAppendReq", NULL, NULL);
-        return;
-    }
+    pb_alloc pa;
+    BatchReq *req =
+        rpc_unpack(c, &event_store__client__streams__batch_append_req__descriptor, msg, len, &pa, "BatchAppendReq");
+    if (!req) return;
     uint8_t idb[16];
     char corr[37];
     if (rpc_uuid_from(req->correlation_id, idb)) {
@@ -414,7 +414,7 @@ void rpc_batch_message(net_call *c, const uint8_t *msg, size_t len)
         submit(k, b);
     }
 out:
-    event_store__client__streams__batch_append_req__free_unpacked(req, NULL);
+    rpc_unpack_free(req, &pa);
 }
 
 void rpc_batch_half_close(net_call *c)

@@ -13,7 +13,26 @@
 
 #include "kurrentdb/shared.pb-c.h"
 #include "net/grpc.h"
+#include "net/pb.h"
 #include "rpc/rpc.h"
+
+void *rpc_unpack(net_call *c, const ProtobufCMessageDescriptor *d, const uint8_t *msg, size_t len, pb_alloc *pa,
+                 const char *what)
+{
+    pb_alloc_init(pa, pb_decode_limit(len));
+    ProtobufCMessage *m;
+    int rc = pb_unpack(d, msg, len, pa, &m);
+    if (rc == PB_OK) return m;
+    char why[128];
+    snprintf(why, sizeof why, "%s: %s", what, pb_strerror(rc));
+    rpc_fail(c, rc == PB_ETOOBIG ? GRPC_RESOURCE_EXHAUSTED : GRPC_INVALID_ARGUMENT, why, NULL, NULL);
+    return NULL;
+}
+
+void rpc_unpack_free(void *m, pb_alloc *pa)
+{
+    pb_free(m, pa);
+}
 
 int rpc_send(rpc_ctx *ctx, net_call *c, const ProtobufCMessage *m)
 {

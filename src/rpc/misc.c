@@ -18,6 +18,7 @@
 #include "kurrentdb/operations.pb-c.h"
 #include "kurrentdb/serverfeatures.pb-c.h"
 #include "net/grpc.h"
+#include "net/pb.h"
 #include "rpc/persistent.h"
 #include "rpc/rpc.h"
 #include "rpc/streams_int.h"
@@ -196,12 +197,11 @@ static void stat_lag(void *arg, const char *kind, const char *source, const char
 static void stats_message(net_call *c, const uint8_t *msg, size_t len)
 {
     rpc_ctx *ctx = net_call_state(c);
-    EventStore__Client__Monitoring__StatsReq *req = event_store__client__monitoring__stats_req__unpack(NULL, len, msg);
-    if (!req) {
-        rpc_fail(c, GRPC_INVALID_ARGUMENT, "malformed StatsReq", NULL, NULL);
-        return;
-    }
-    event_store__client__monitoring__stats_req__free_unpacked(req, NULL);
+    pb_alloc pa;
+    EventStore__Client__Monitoring__StatsReq *req =
+        rpc_unpack(c, &event_store__client__monitoring__stats_req__descriptor, msg, len, &pa, "StatsReq");
+    if (!req) return;
+    rpc_unpack_free(req, &pa);
     factum_stats st;
     factum_store_get_stats(ctx->store, &st);
     net_stats ns;

@@ -30,6 +30,7 @@ typedef struct rpc_stats {
 } rpc_stats;
 
 struct rpc_sub;
+struct pb_alloc;
 struct ps_reg;
 
 typedef struct rpc_ctx {
@@ -81,6 +82,14 @@ int rpc_spin_hint(void *ctx);
 int rpc_methods(rpc_ctx *ctx, net_method **out, size_t *n);
 
 /* ---- shared helpers (common.c) --------------------------------------- */
+
+/* Decode a request message of type d with the limits of src/net/pb.h
+ * (depth PB-1, decode memory PB-2; pa is the caller's, to free the message
+ * with rpc_unpack_free). On failure finishes c (INVALID_ARGUMENT naming
+ * `what`, or RESOURCE_EXHAUSTED) and returns NULL. */
+void *rpc_unpack(net_call *c, const ProtobufCMessageDescriptor *d, const uint8_t *msg, size_t len,
+                 struct pb_alloc *pa, const char *what);
+void rpc_unpack_free(void *m, struct pb_alloc *pa);
 
 /* Pack m and send it on c. 0, -EAGAIN (queue full), or -errno. */
 int rpc_send(rpc_ctx *ctx, net_call *c, const ProtobufCMessage *m);

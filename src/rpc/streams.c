@@ -16,6 +16,7 @@
 #include "kurrentdb/shared.pb-c.h"
 #include "kurrentdb/streams.pb-c.h"
 #include "net/grpc.h"
+#include "net/pb.h"
 #include "rpc/rpc.h"
 #include "rpc/streams_int.h"
 
@@ -441,14 +442,16 @@ static void read_message(net_call *c, const uint8_t *msg, size_t len)
     read_call *r = net_call_state(c);
     if (r->have_request) return; /* one request per read */
     r->have_request = 1;
-    ReadReq *req = event_store__client__streams__read_req__unpack(NULL, len, msg);
-    if (!req || !req->options) {
-        if (req) event_store__client__streams__read_req__free_unpacked(req, NULL);
+    pb_alloc pa;
+    ReadReq *req = rpc_unpack(c, &event_store__client__streams__read_req__descriptor, msg, len, &pa, "ReadReq");
+    if (!req) return;
+    if (!req->options) {
+        rpc_unpack_free(req, &pa);
         rpc_fail(c, GRPC_INVALID_ARGUMENT, "malformed ReadReq", NULL, NULL);
         return;
     }
     read_request(r, req->options);
-    event_store__client__streams__read_req__free_unpacked(req, NULL);
+    rpc_unpack_free(req, &pa);
 }
 
 static void read_half_close(net_call *c)
@@ -605,11 +608,10 @@ int rpc_expected_of_options(int which, uint64_t revision, int64_t *out)
 static void append_message(net_call *c, const uint8_t *msg, size_t len)
 {
     append_call *a = net_call_state(c);
-    EventStore__Client__Streams__AppendReq *req = event_store__client__streams__append_req__unpack(NULL, len, msg);
-    if (!req) {
-        rpc_fail(c, GRPC_INVALID_ARGUMENT, "malformed AppendReq", NULL, NULL);
-        return;
-    }
+    pb_alloc pa;
+    EventStore__Client__Streams__AppendReq *req =
+        rpc_unpack(c, &event_store__client__streams__append_req__descriptor, msg, len, &pa, "AppendReq");
+    if (!req) return;
     if (!a->have_options) {
         const EventStore__Client__Streams__AppendReq__Options *o = req->options;
         if (req->content_case != EVENT_STORE__CLIENT__STREAMS__APPEND_REQ__CONTENT_OPTIONS || !o ||
@@ -657,7 +659,7 @@ static void append_message(net_call *c, const uint8_t *msg, size_t len)
                    &a->ev.store[a->ev.n], &a->ev.bytes) == 0)
         a->ev.n++;
 out:
-    event_store__client__streams__append_req__free_unpacked(req, NULL);
+    rpc_unpack_free(req, &pa);
 }
 
 static void append_done_loop(void *arg)
@@ -895,9 +897,13 @@ static void delete_message(net_call *c, const uint8_t *msg, size_t len)
     if (d->have_request) return;
     d->have_request = 1;
     /* DeleteReq and TombstoneReq have the same fields and numbers. */
-    EventStore__Client__Streams__DeleteReq *req = event_store__client__streams__delete_req__unpack(NULL, len, msg);
-    if (!req || !req->options || !req->options->stream_identifier) {
-        if (req) event_store__client__streams__delete_req__free_unpacked(req, NULL);
+    pb_alloc pa;
+    const char *what = d->tombstone ? "TombstoneReq" : "DeleteReq";
+    EventStore__Client__Streams__DeleteReq *req =
+        rpc_unpack(c, &event_store__client__streams__delete_req__descriptor, msg, len, &pa, what);
+    if (!req) return;
+    if (!req->options || !req->options->stream_identifier) {
+        rpc_unpack_free(req, &pa);
         rpc_fail(c, GRPC_INVALID_ARGUMENT, d->tombstone ? "malformed TombstoneReq" : "malformed DeleteReq", NULL, NULL);
         return;
     }
@@ -913,7 +919,7 @@ static void delete_message(net_call *c, const uint8_t *msg, size_t len)
     int rc = factum_check_stream_name((const char *)sn->data, sn->len);
     if (!rc) rc = rpc_expected_of_options(which, o->revision, &d->expected);
     if (!rc && !(d->stream = strndup((const char *)sn->data, sn->len))) rc = -ENOMEM;
-    event_store__client__streams__delete_req__free_unpacked(req, NULL);
+    rpc_unpack_free(req, &pa);
     if (rc) {
         rpc_fail(c, rpc_status_of(rc), "invalid stream name or expected revision", NULL, NULL);
         return;

@@ -20,6 +20,7 @@
 #include "kurrentdb/v2/streams.pb-c.h"
 #include "kurrentdb/v2/streams_errors.pb-c.h"
 #include "net/grpc.h"
+#include "net/pb.h"
 #include "rpc/rpc.h"
 #include "rpc/streams_int.h"
 
@@ -221,11 +222,10 @@ static int take_record(session *s, part *p, const AppendRecord *r)
 static void session_message(net_call *c, const uint8_t *msg, size_t len)
 {
     session *s = net_call_state(c);
-    AppendRequest *req = kurrentdb__protocol__v2__streams__append_request__unpack(NULL, len, msg);
-    if (!req) {
-        rpc_fail(c, GRPC_INVALID_ARGUMENT, "malformed AppendRequest", NULL, NULL);
-        return;
-    }
+    pb_alloc pa;
+    AppendRequest *req =
+        rpc_unpack(c, &kurrentdb__protocol__v2__streams__append_request__descriptor, msg, len, &pa, "AppendRequest");
+    if (!req) return;
     const char *stream = req->stream_option_case ? req->stream : NULL;
     if (!stream || factum_check_stream_name(stream, strlen(stream))) {
         rpc_fail(c, GRPC_INVALID_ARGUMENT, "invalid stream name", NULL, NULL);
@@ -285,7 +285,7 @@ static void session_message(net_call *c, const uint8_t *msg, size_t len)
                     "kurrentdb.protocol.v2.streams.errors.AppendTransactionSizeExceededErrorDetails", &d.base);
     }
 out:
-    kurrentdb__protocol__v2__streams__append_request__free_unpacked(req, NULL);
+    rpc_unpack_free(req, &pa);
 }
 
 static void session_done_loop(void *arg)

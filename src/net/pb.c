@@ -1,0 +1,159 @@
+/*
+ * pb.c - the guarded protobuf decoding of pb.h: a non-recursive walk of
+ * the wire format against the message descriptors (PB-1) and a counting
+ * allocator for protobuf-c (PB-2).
+ */
+#include "net/pb.h"
+
+#include <malloc.h>
+#include <stdlib.h>
+
+/* Read a varint at *pos (< end). 0, or -1 if truncated or over 10 bytes. */
+static int varint(const uint8_t *buf, size_t *pos, size_t end, uint64_t *v)
+{
+    uint64_t x = 0;
+    for (unsigned shift = 0; shift < 70; shift += 7) {
+        if (*pos >= end) return -1;
+        uint8_t b = buf[(*pos)++];
+        x |= (uint64_t)(b & 0x7f) << (shift < 64 ? shift : 63);
+        if (!(b & 0x80)) {
+            *v = x;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+int pb_check(const ProtobufCMessageDescriptor *d, const uint8_t *buf, size_t len, unsigned max_depth)
+{
+    /* The open messages: each one's descriptor and where its bytes end. */
+    struct {
+        const ProtobufCMessageDescriptor *d;
+        size_t end;
+    } st[PB_MAX_DEPTH + 1];
+    if (max_depth > PB_MAX_DEPTH) max_depth = PB_MAX_DEPTH;
+    unsigned depth = 0;
+    st[0].d = d;
+    st[0].end = len;
+    size_t pos = 0;
+    for (;;) {
+        while (pos == st[depth].end) {
+            if (depth == 0) return PB_OK;
+            depth--;
+        }
+        size_t end = st[depth].end;
+        uint64_t key, v;
+        if (varint(buf, &pos, end, &key)) return PB_EMALFORMED;
+        uint64_t field = key >> 3;
+        if (field == 0 || field > 0x1fffffff) return PB_EMALFORMED;
+        switch (key & 7) {
+        case 0:
+            if (varint(buf, &pos, end, &v)) return PB_EMALFORMED;
+            break;
+        case 1:
+            if (end - pos < 8) return PB_EMALFORMED;
+            pos += 8;
+            break;
+        case 5:
+            if (end - pos < 4) return PB_EMALFORMED;
+            pos += 4;
+            break;
+        case 2: {
+            if (varint(buf, &pos, end, &v) || v > end - pos) return PB_EMALFORMED;
+            const ProtobufCFieldDescriptor *f =
+                protobuf_c_message_descriptor_get_field(st[depth].d, (unsigned)field);
+            if (f && f->type == PROTOBUF_C_TYPE_MESSAGE && f->descriptor) {
+                if (depth + 1 > max_depth) return PB_EDEPTH;
+                depth++;
+                st[depth].d = f->descriptor;
+                st[depth].end = pos + (size_t)v;
+            } else {
+                pos += (size_t)v;
+            }
+            break;
+        }
+        default: /* groups (3, 4) are not part of proto3; 6 and 7 do not exist */
+            return PB_EMALFORMED;
+        }
+    }
+}
+
+/* What an allocation really costs: what malloc reserved plus its header. */
+static size_t real_size(void *p)
+{
+    return malloc_usable_size(p) + sizeof(size_t);
+}
+
+static void *pa_alloc(void *data, size_t size)
+{
+    pb_alloc *pa = data;
+    /* Refuse before allocating when even the request does not fit. */
+    if (size > pa->limit || pa->used > pa->limit - size) {
+        pa->refused = 1;
+        return NULL;
+    }
+    void *p = malloc(size ? size : 1);
+    if (!p) {
+        pa->refused = 1;
+        return NULL;
+    }
+    size_t n = real_size(p);
+    if (pa->used + n > pa->limit || (pa->charge && pa->charge(pa->charge_ctx, (long)n))) {
+        free(p);
+        pa->refused = 1;
+        return NULL;
+    }
+    pa->used += n;
+    return p;
+}
+
+static void pa_free(void *data, void *p)
+{
+    pb_alloc *pa = data;
+    if (!p) return;
+    size_t n = real_size(p);
+    free(p);
+    pa->used -= n;
+    if (pa->charge) pa->charge(pa->charge_ctx, -(long)n);
+}
+
+void pb_alloc_init(pb_alloc *pa, size_t limit)
+{
+    pa->a.alloc = pa_alloc;
+    pa->a.free = pa_free;
+    pa->a.allocator_data = pa;
+    pa->used = 0;
+    pa->limit = limit;
+    pa->refused = 0;
+    pa->charge = NULL;
+    pa->charge_ctx = NULL;
+}
+
+int pb_unpack(const ProtobufCMessageDescriptor *d, const uint8_t *buf, size_t len, pb_alloc *pa,
+              ProtobufCMessage **out)
+{
+    *out = NULL;
+    int rc = pb_check(d, buf, len, PB_MAX_DEPTH);
+    if (rc) return rc;
+    pa->refused = 0;
+    ProtobufCMessage *m = protobuf_c_message_unpack(d, &pa->a, len, buf);
+    if (!m) return pa->refused ? PB_ETOOBIG : PB_EMALFORMED;
+    *out = m;
+    return PB_OK;
+}
+
+void pb_free(ProtobufCMessage *m, pb_alloc *pa)
+{
+    if (m) protobuf_c_message_free_unpacked(m, &pa->a);
+}
+
+const char *pb_strerror(int rc)
+{
+    switch (rc) {
+    case PB_OK: return "ok";
+    case PB_EMALFORMED: return "malformed message";
+    case PB_EDEPTH: return "message nested too deeply";
+    case PB_ETOOBIG: return "message needs too much memory to decode";
+    }
+    return "unknown error";
+}
