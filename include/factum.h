@@ -51,6 +51,8 @@ extern "C" {
 
 /* Longest stream name, in bytes (not counting the NUL). */
 #define FACTUM_MAX_STREAM_LEN 1024
+/* Longest regular expression of a filter, in bytes. */
+#define FACTUM_MAX_REGEX_LEN 1000
 /* Longest event type, in bytes. */
 #define FACTUM_MAX_TYPE_LEN 1024
 /* Default limit on data + metadata of one event (configurable). */
@@ -80,6 +82,7 @@ enum {
     FACTUM_EREADONLY = -1017,     /* store was opened read-only */
     FACTUM_EBADREGEX = -1018,     /* a filter's regular expression does not compile */
     FACTUM_EDUPLICATEID = -1019,  /* the same event id twice within one append */
+    FACTUM_EREGEXLIMIT = -1020,   /* a filter's regular expression hit its match limits */
 };
 
 /* A human-readable, static message for any code returned by this library
@@ -287,15 +290,23 @@ typedef struct factum_filter factum_filter;
 enum factum_filter_on { FACTUM_FILTER_STREAM = 0, FACTUM_FILTER_EVENT_TYPE = 1 };
 
 /* Compile a filter on stream names or event types (`on`): either a set of
- * prefixes (n_prefixes > 0; matches if any is a prefix) or a POSIX extended
- * regular expression (regex non-NULL, searched anywhere unless anchored).
+ * prefixes (n_prefixes > 0; matches if any is a prefix) or a regular
+ * expression (regex non-NULL, searched anywhere unless anchored). Regular
+ * expressions are PCRE2's (Perl syntax, UTF-8: `^account-\d+$`, `(?i)x`,
+ * classes, alternation, lazy quantifiers; close to the .NET syntax of
+ * KurrentDB's filters), at most FACTUM_MAX_REGEX_LEN bytes, with
+ * parentheses nested at most 64 deep; docs/security.md gives every limit.
  * exclude_system additionally drops events whose type or stream begins
  * with '$'. Pass n_prefixes = 0 and regex = NULL for exclude_system alone.
- * Strings are copied. Errors: FACTUM_EBADREGEX, FACTUM_EINVAL, -ENOMEM. */
+ * Strings are copied. Errors: FACTUM_EBADREGEX (does not compile, or over
+ * a limit), FACTUM_EINVAL, -ENOMEM. */
 FACTUM_API int factum_filter_new(int on, const char *const *prefixes, size_t n_prefixes, const char *regex,
                                  int exclude_system, factum_filter **out);
 FACTUM_API void factum_filter_free(factum_filter *f);
-/* Does the event pass? Thread-safe. */
+/* Does the event pass? 1 yes, 0 no, or FACTUM_EREGEXLIMIT when the regular
+ * expression needed more than its match, depth or heap limit for this
+ * event (a pathological pattern: reads with this filter fail with it),
+ * -ENOMEM. Thread-safe. */
 FACTUM_API int factum_filter_match(const factum_filter *f, const factum_event *ev);
 
 /* Read the global log from position `from` (inclusive; 0 or 1 is the start,
@@ -386,6 +397,12 @@ typedef struct factum_sub_options {
      * head. Default 10000; 0 is taken as 1. */
     uint64_t live_lag;
     int resolve_links; /* deliver the target of "$>" link events, with the link beside it */
+    /* $all: at most this many events are examined by one factum_sub_poll
+     * (a sparse filter may match none of them; factum_sub_pending then
+     * says to poll again at once). Bounds the work of one poll, for callers
+     * that serve many subscriptions on one thread. Default 65536; 0 is
+     * taken as the default. */
+    uint32_t max_scan;
 } factum_sub_options;
 
 FACTUM_API void factum_sub_options_init(factum_sub_options *o);

@@ -4,7 +4,7 @@
 set -euo pipefail
 need=()
 have() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
-for pkg in build-essential cmake pkg-config clang libclang-rt-14-dev git jq libnghttp2-dev libprotobuf-c-dev protobuf-c-compiler; do
+for pkg in build-essential cmake pkg-config clang libclang-rt-14-dev git jq libnghttp2-dev libpcre2-dev libprotobuf-c-dev protobuf-c-compiler; do
   have "$pkg" || need+=("$pkg")
 done
 # The systems the benchmark compares with (bench/run-all.sh, whose quick mode

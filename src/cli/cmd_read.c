@@ -29,7 +29,7 @@ static const char read_help[] =
     "  --count N         print at most N events (default: all)\n"
     "  --stream-prefix P ($all) only streams beginning with P; may be repeated (any matches)\n"
     "  --type-prefix P   ($all) only event types beginning with P; may be repeated\n"
-    "  --stream-regex R  ($all) only streams matching the POSIX extended regex R\n"
+    "  --stream-regex R  ($all) only streams matching the regular expression R (PCRE2)\n"
     "  --type-regex R    ($all) only event types matching R\n"
     "  --exclude-system  ($all) drop events whose stream or type begins with '$'\n"
     "  --json            NDJSON output\n";
@@ -116,7 +116,8 @@ static int add_filter(cli_ctx *c, filters *fs, int on, const char *const *prefix
 {
     int rc = factum_filter_new(on, prefixes, n, regex, exclude_system, &fs->f[fs->n]);
     if (rc == FACTUM_EBADREGEX)
-        return cli_usage(c, "%s: '%s' is not a valid POSIX extended regex", opt, regex ? regex : "");
+        return cli_usage(c, "%s: '%s' is not a valid regular expression (PCRE2 syntax, at most %d bytes)", opt, regex ? regex : "",
+                         FACTUM_MAX_REGEX_LEN);
     if (rc) return cli_fail(c, rc, "%s", opt);
     fs->n++;
     return CLI_OK;
@@ -162,12 +163,17 @@ static int read_all(cli_ctx *c, factum_store *s, uint64_t from, int back, uint64
         }
         for (size_t i = 0; i < n && printed < count; i++) {
             int pass = 1;
-            for (size_t k = 1; k < fs->n && pass; k++)
+            for (size_t k = 1; k < fs->n && pass > 0; k++)
                 pass = factum_filter_match(fs->f[k], &evs[i]);
+            if (pass < 0) {
+                code = cli_fail(c, pass, "filtering $all");
+                break;
+            }
             if (!pass) continue;
             print_event(p, &evs[i]);
             printed++;
         }
+        if (code != CLI_OK) break;
         /* A read returns fewer than PAGE events only at the end (no scan limit). */
         if (n < PAGE || (back && next == 0)) break;
         pos = next;
@@ -245,11 +251,19 @@ static int remote_read_all(cli_ctx *c, factum_client *cl, const cli_args *a, uin
         for (size_t i = 0; i < n && printed < count; i++) {
             const factum_event *ev = factum_client_batch_event(b, i);
             int pass = 1;
-            for (size_t k = first_local; k < fs->n && pass; k++)
+            for (size_t k = first_local; k < fs->n && pass > 0; k++)
                 pass = factum_filter_match(fs->f[k], ev);
+            if (pass < 0) {
+                code = cli_fail(c, pass, "filtering $all");
+                break;
+            }
             if (!pass) continue;
             print_event(p, ev);
             printed++;
+        }
+        if (code != CLI_OK) {
+            factum_client_batch_free(b);
+            break;
         }
         uint64_t last = n ? factum_client_batch_event(b, n - 1)->position : 0;
         factum_client_batch_free(b);

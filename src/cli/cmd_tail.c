@@ -146,7 +146,8 @@ int cli_cmd_tail(cli_ctx *c, int argc, char **argv)
     if ((code = cli_connect(c, &cl))) goto out;
     int rc = factum_client_subscribe(cl, &o, on_item, &t);
     if (rc == FACTUM_EBADREGEX)
-        code = cli_usage(c, "'%s' is not a valid POSIX extended regex", sr ? sr : tr);
+        code = cli_usage(c, "'%s' is not a valid regular expression (PCRE2 syntax, at most %d bytes)", sr ? sr : tr,
+                         FACTUM_MAX_REGEX_LEN);
     else if (rc == -EIO && ferror(stdout))
         code = CLI_FAIL;
     else if (rc)

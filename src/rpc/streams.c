@@ -27,8 +27,8 @@ typedef EventStore__Client__Streams__ReadResp__ReadEvent ReadEvent;
 typedef EventStore__Client__Streams__ReadResp__ReadEvent__RecordedEvent RecordedEvent;
 typedef EventStore__Client__Streams__ReadResp__ReadEvent__RecordedEvent__MetadataEntry MetaEntry;
 
-#define READ_STEP 256      /* events per step before yielding to the loop (RPC-2) */
-#define READ_SCAN_STEP 4096 /* events examined per step by a filtered $all read */
+#define READ_STEP 256       /* events sent per step before yielding to the loop (RPC-2) */
+#define READ_SCAN_STEP 4096 /* events examined per step (a filtered $all read may send none of them) */
 
 /* ---- events out ------------------------------------------------------ */
 
@@ -222,6 +222,7 @@ static void read_finish(read_call *r)
 static void read_pump(read_call *r)
 {
     int sent = 0;
+    size_t examined = 0; /* a step ends after READ_STEP events sent or READ_SCAN_STEP examined */
     while (!net_call_done(r->c)) {
         if (r->page_i < r->page_n) {
             int rc = read_flush_page(r);
@@ -234,7 +235,7 @@ static void read_pump(read_call *r)
             read_finish(r);
             return;
         }
-        if (sent >= READ_STEP) {
+        if (sent >= READ_STEP || examined >= READ_SCAN_STEP) {
             /* Yield to the loop: other connections go first (RPC-2). */
             if (!r->posted) {
                 r->posted = 1;
@@ -252,7 +253,7 @@ static void read_pump(read_call *r)
         int rc;
         if (r->is_all)
             rc = factum_read_all(r->ctx->store, r->next, r->backward ? FACTUM_BACKWARD : FACTUM_FORWARD, r->filter,
-                                 READ_SCAN_STEP, r->page, want, &n, &next);
+                                 READ_SCAN_STEP - examined, r->page, want, &n, &next);
         else
             rc = factum_read_stream(r->ctx->store, r->stream, r->next, r->backward ? FACTUM_BACKWARD : FACTUM_FORWARD,
                                     r->page, want, &n, &next);
@@ -270,6 +271,10 @@ static void read_pump(read_call *r)
         r->remaining -= n;
         sent += (int)n + 1;
         if (r->is_all) {
+            /* at most what was asked for (a backward read from the end
+             * starts below r->next) */
+            uint64_t d = r->backward ? r->next - next : next - r->next;
+            examined += d < READ_SCAN_STEP - examined ? (size_t)d : READ_SCAN_STEP - examined;
             /* forward: next is the first unexamined position, past the last
              * committed one at the end; backward: 0 at the start */
             factum_stats st;

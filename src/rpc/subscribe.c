@@ -35,6 +35,7 @@ typedef EventStore__Client__Streams__ReadResp ReadResp;
 
 #define SUB_ITEMS 66   /* items per poll: up to 64 events and two markers */
 #define SUB_STEP  256  /* messages per turn before yielding to the loop (RPC-2) */
+#define SUB_SCAN_STEP 4096 /* events examined per poll: a sparse filter yields after this many (RPC-2) */
 #define SUB_DEFAULT_WINDOW 32
 
 typedef struct rpc_sub {
@@ -263,7 +264,7 @@ static void sub_fail(rpc_sub *s, int rc)
 
 static void sub_pump(rpc_sub *s)
 {
-    int sent = 0;
+    int sent = 0, polls = 0; /* a step: SUB_STEP messages, or 4 polls of up to SUB_SCAN_STEP events examined */
     while (!net_call_done(s->c)) {
         while (s->i < s->n) {
             int rc = send_item(s, &s->items[s->i]);
@@ -281,7 +282,8 @@ static void sub_pump(rpc_sub *s)
             sent++;
         }
         s->i = s->n = 0;
-        if (sent >= SUB_STEP) goto yield;
+        if (sent >= SUB_STEP || polls >= 4) goto yield;
+        polls++;
         size_t n = 0;
         int rc = factum_sub_poll(s->sub, s->items, SUB_ITEMS, &n, 0);
         if (rc) {
@@ -362,6 +364,7 @@ rpc_sub *rpc_sub_start(rpc_ctx *ctx, net_call *c, const ReadOpts *o)
     factum_sub_options so;
     factum_sub_options_init(&so);
     so.live_lag = ctx->sub_live_lag ? ctx->sub_live_lag : 10000;
+    so.max_scan = SUB_SCAN_STEP;
     so.resolve_links = o->resolve_links;
     if (is_stream) {
         const EventStore__Client__StreamIdentifier *id = o->stream->stream_identifier;

@@ -10,7 +10,6 @@
 #define _GNU_SOURCE
 #endif
 #include <errno.h>
-#include <regex.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -129,81 +128,6 @@ int factum_read_stream(factum_store *s, const char *stream, uint64_t from, int d
     return 0;
 }
 
-/* ---- filters --------------------------------------------------------- */
-
-struct factum_filter {
-    int on;
-    char **prefixes;
-    size_t *prefix_lens;
-    size_t n_prefixes;
-    int has_regex;
-    regex_t re;
-    int exclude_system;
-};
-
-void factum_filter_free(factum_filter *f)
-{
-    if (!f) return;
-    for (size_t i = 0; i < f->n_prefixes; i++)
-        free(f->prefixes[i]);
-    free(f->prefixes);
-    free(f->prefix_lens);
-    if (f->has_regex) regfree(&f->re);
-    free(f);
-}
-
-int factum_filter_new(int on, const char *const *prefixes, size_t n_prefixes, const char *regex,
-                      int exclude_system, factum_filter **out)
-{
-    if (!out || (on != FACTUM_FILTER_STREAM && on != FACTUM_FILTER_EVENT_TYPE)) return FACTUM_EINVAL;
-    if ((n_prefixes && regex) || (n_prefixes && !prefixes)) return FACTUM_EINVAL;
-    factum_filter *f = calloc(1, sizeof *f);
-    if (!f) return -ENOMEM;
-    f->on = on;
-    f->exclude_system = exclude_system;
-    if (n_prefixes) {
-        f->prefixes = calloc(n_prefixes, sizeof *f->prefixes);
-        f->prefix_lens = calloc(n_prefixes, sizeof *f->prefix_lens);
-        if (!f->prefixes || !f->prefix_lens) goto nomem;
-        for (size_t i = 0; i < n_prefixes; i++) {
-            if (!prefixes[i]) {
-                factum_filter_free(f);
-                return FACTUM_EINVAL;
-            }
-            if (!(f->prefixes[i] = strdup(prefixes[i]))) goto nomem;
-            f->prefix_lens[i] = strlen(prefixes[i]);
-            f->n_prefixes++;
-        }
-    }
-    if (regex) {
-        if (regcomp(&f->re, regex, REG_EXTENDED | REG_NOSUB)) {
-            factum_filter_free(f);
-            return FACTUM_EBADREGEX;
-        }
-        f->has_regex = 1;
-    }
-    *out = f;
-    return 0;
-nomem:
-    factum_filter_free(f);
-    return -ENOMEM;
-}
-
-int factum_filter_match(const factum_filter *f, const factum_event *ev)
-{
-    if (!f) return 1;
-    if (f->exclude_system && (ev->type[0] == '$' || ev->stream[0] == '$')) return 0;
-    const char *subj = f->on == FACTUM_FILTER_STREAM ? ev->stream : ev->type;
-    size_t slen = f->on == FACTUM_FILTER_STREAM ? ev->stream_len : ev->type_len;
-    if (f->n_prefixes) {
-        for (size_t i = 0; i < f->n_prefixes; i++)
-            if (slen >= f->prefix_lens[i] && !memcmp(subj, f->prefixes[i], f->prefix_lens[i])) return 1;
-        return 0;
-    }
-    if (f->has_regex) return regexec(&f->re, subj, 0, NULL, 0) == 0;
-    return 1;
-}
-
 /* ---- the global log ------------------------------------------------- */
 
 /* The event frame at lo, checked to be `position`. Skips a batch frame
@@ -273,7 +197,9 @@ int factum_read_all(factum_store *s, uint64_t from, int direction, const factum_
         uint32_t len;
         if ((rc = frame_fwd(s, &lo, pos, ev, &len))) return rc;
         scanned++;
-        if (factum_filter_match(filter, ev)) n++;
+        int m = factum_filter_match(filter, ev);
+        if (m < 0) return m;
+        n += (size_t)m;
         if (!back) {
             lo += len;
             if (++pos > committed) break;

@@ -32,7 +32,7 @@
 
 #define SUB_PAGE       64
 #define SUB_SCAN_ROUND 4096   /* events examined per read of a filtered $all */
-#define SUB_SCAN_POLL  65536  /* events examined per poll before returning */
+#define SUB_SCAN_POLL  65536  /* default of max_scan: events examined per poll before returning */
 
 struct factum_sub {
     factum_store *s;
@@ -42,6 +42,7 @@ struct factum_sub {
     uint32_t ckpt_interval;
     uint64_t since_ckpt; /* events examined since the last checkpoint */
     uint64_t live_lag;
+    uint64_t max_scan; /* events examined per poll */
     int resolve_links;
     int live;
     int error;      /* latched: returned by the next poll */
@@ -88,6 +89,7 @@ int factum_sub_open(factum_store *s, const factum_sub_options *o, factum_sub **o
     sub->filter = o->filter;
     sub->ckpt_interval = all ? o->checkpoint_interval : 0;
     sub->live_lag = o->live_lag ? o->live_lag : 1;
+    sub->max_scan = o->max_scan ? o->max_scan : SUB_SCAN_POLL;
     sub->resolve_links = o->resolve_links;
     if (all) {
         uint64_t head = atomic_load_explicit(&s->committed_pos, memory_order_acquire);
@@ -190,6 +192,7 @@ static int read_step(factum_sub *sub, factum_sub_item *items, size_t cap, size_t
     if (!sub->stream) {
         uint64_t head = atomic_load_explicit(&sub->s->committed_pos, memory_order_acquire);
         size_t max_scan = SUB_SCAN_ROUND;
+        if (sub->max_scan - *scanned < max_scan) max_scan = (size_t)(sub->max_scan - *scanned);
         if (sub->ckpt_interval && sub->ckpt_interval - sub->since_ckpt < max_scan)
             max_scan = (size_t)(sub->ckpt_interval - sub->since_ckpt);
         uint64_t nx;
@@ -251,7 +254,7 @@ int factum_sub_poll(factum_sub *sub, factum_sub_item *items, size_t cap, size_t 
                 sub->live = 0;
             }
         }
-        while (n + 2 < cap && !at_head && scanned < SUB_SCAN_POLL) {
+        while (n + 2 < cap && !at_head && scanned < sub->max_scan) {
             if ((rc = read_step(sub, items, cap, &n, &at_head, &scanned))) goto failed;
             if (n && !sub->filter) break; /* hand over what we have */
         }

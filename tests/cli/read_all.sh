@@ -72,6 +72,16 @@ f 2 read order-1 --stream-prefix x
 one_error_line read
 f 2 read '$all' --stream-regex '('
 one_error_line read
-contains "$ERR" "not a valid POSIX extended regex"
+contains "$ERR" "not a valid regular expression (PCRE2 syntax"
 f 2 read '$all' --type-regex '[z-a]'
+# The syntax KurrentDB users write (.NET-like): \d, classes, (?i).
+f 0 read '$all' --stream-regex '^ORDER-\d+$' --json
+eq "$(positions)" '[]' "case matters"
+f 0 read '$all' --stream-regex '(?i)^ORDER-\d+$' --count 2 --json
+eq "$(jq -s -c 'map(.stream)' <<<"$OUT")" '["order-1","order-2"]' "(?i) and \\d"
+# A pattern that backtracks without end fails the read clearly (FLT-2).
+f 0 append "$(printf 'a%.0s' {1..60})-" --type Long --data '{}'
+f 1 read '$all' --stream-regex '^(\w+\w?)+$'
+one_error_line read
+contains "$ERR" "match limits"
 echo "read_all: ok"

@@ -203,6 +203,21 @@ function run(lib, makeClient, features) {
         const noSystem = await q(lib.excludeSystemEvents());
         assert.ok(noSystem.every((e) => !e.event.type.startsWith('$')));
       });
+      it('filters with the regular expressions KurrentDB users write, and fails a pathological one clearly', async () => {
+        const fs = sn('rx');
+        await client.appendToStream(fs + '-42', [ev('AccountOpened', {})]);
+        await client.appendToStream(fs + '-x1', [ev('AccountOpened', {})]);
+        const q = (filter) => collect(client.readAll({ fromPosition: START, maxCount: 100000, filter }));
+        const esc = fs.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+        const digits = await q(lib.streamNameFilter({ regex: `^${esc}-\\d+$` }));
+        assert.deepEqual(digits.map((e) => e.event.streamId), [fs + '-42']);
+        const ci = await q(lib.streamNameFilter({ regex: `(?i)^${esc.toUpperCase()}-[A-Z]\\d$` }));
+        assert.deepEqual(ci.map((e) => e.event.streamId), [fs + '-x1']);
+        // Catastrophic backtracking hits the match limit: the read fails, the server carries on.
+        await client.appendToStream('a'.repeat(60) + '-' + fs, [ev('E', {})]);
+        await assert.rejects(q(lib.streamNameFilter({ regex: '^(\\w+\\w?)+$' })), /match limits/);
+        assert.equal((await q(lib.streamNameFilter({ prefixes: [fs + '-4'] }))).length, 1);
+      });
     }
   });
 
