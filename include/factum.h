@@ -257,10 +257,12 @@ FACTUM_API int factum_append_multi(factum_store *s, const factum_append_req *req
 typedef void (*factum_append_cb)(void *ctx, int rc, const factum_append_result *results, size_t n,
                                  size_t failed);
 
-/* Queue a multi-stream append and return at once. Everything reqs points to
- * (streams, events, their bytes) stays borrowed until cb has run. Returns 0
- * when queued (cb will run exactly once), or an error for a request that is
- * invalid on its face (then cb does not run). */
+/* Queue a multi-stream append and return at once: it never waits. Everything
+ * reqs points to (streams, events, their bytes) stays borrowed until cb has
+ * run. Returns 0 when queued (cb will run exactly once), -EAGAIN when the
+ * store's queue is full (4096 requests; nothing was queued: try again after
+ * one of the requests in flight completed), or an error for a request that
+ * is invalid on its face (then cb does not run either). */
 FACTUM_API int factum_append_async(factum_store *s, const factum_append_req *reqs, size_t n,
                                    factum_append_cb cb, void *ctx);
 
@@ -528,8 +530,9 @@ FACTUM_API int factum_tombstone_stream(factum_store *s, const char *stream, int6
 
 /* Asynchronous soft delete / tombstone: queue the operation and return;
  * cb runs exactly once on a store thread (as for factum_append_async) with
- * one result. The stream name is copied. Returns 0 when queued, or an error
- * for an invalid name or expectation (then cb does not run). */
+ * one result. The stream name is copied. Returns 0 when queued, -EAGAIN when
+ * the queue is full (as factum_append_async), or an error for an invalid
+ * name or expectation (then cb does not run). */
 FACTUM_API int factum_delete_stream_async(factum_store *s, const char *stream, int64_t expected, factum_append_cb cb,
                                           void *ctx);
 FACTUM_API int factum_tombstone_stream_async(factum_store *s, const char *stream, int64_t expected,

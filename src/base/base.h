@@ -77,6 +77,10 @@ typedef struct base_buf {
 } base_buf;
 
 int base_buf_reserve(base_buf *b, size_t extra); /* 0 or -ENOMEM */
+/* The capacity b would have after base_buf_reserve(b, extra) (b->cap when
+ * no growth is needed; SIZE_MAX on overflow): to account for memory before
+ * taking it. */
+size_t base_buf_cap_after(const base_buf *b, size_t extra);
 int base_buf_append(base_buf *b, const void *p, size_t n);
 int base_buf_printf(base_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void base_buf_free(base_buf *b);

@@ -101,11 +101,11 @@ uint64_t base_mono_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-int base_buf_reserve(base_buf *b, size_t extra)
+size_t base_buf_cap_after(const base_buf *b, size_t extra)
 {
-    if (b->cap - b->len >= extra) return 0;
+    if (b->cap - b->len >= extra) return b->cap;
     size_t need = b->len + extra;
-    if (need < b->len) return -ENOMEM;
+    if (need < b->len) return SIZE_MAX;
     size_t cap = b->cap ? b->cap : 256;
     while (cap < need) {
         if (cap > SIZE_MAX / 2) {
@@ -114,6 +114,14 @@ int base_buf_reserve(base_buf *b, size_t extra)
         }
         cap *= 2;
     }
+    return cap;
+}
+
+int base_buf_reserve(base_buf *b, size_t extra)
+{
+    if (b->cap - b->len >= extra) return 0;
+    size_t cap = base_buf_cap_after(b, extra);
+    if (cap == SIZE_MAX) return -ENOMEM;
     uint8_t *p = realloc(b->data, cap);
     if (!p) return -ENOMEM;
     b->data = p;

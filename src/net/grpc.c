@@ -15,15 +15,44 @@ void grpc_deframer_init(grpc_deframer *d, size_t max_message)
     d->max_message = max_message;
 }
 
-void grpc_deframer_deinit(grpc_deframer *d)
+static void drop_buffer(grpc_deframer *d)
 {
+    if (!d->msg) return;
     free(d->msg);
     d->msg = NULL;
+    if (d->charge) d->charge(d->charge_ctx, -(long)d->msg_cap);
+    d->msg_cap = 0;
+}
+
+void grpc_deframer_deinit(grpc_deframer *d)
+{
+    drop_buffer(d);
+}
+
+/* Room for `need` bytes of the message (need <= msg_need): double, but never
+ * beyond the declared length. */
+static int grow(grpc_deframer *d, size_t need)
+{
+    if (need <= d->msg_cap) return 0;
+    size_t cap = d->msg_cap ? d->msg_cap : 16384;
+    while (cap < need) cap *= 2;
+    if (cap > d->msg_need) cap = d->msg_need;
+    if (d->charge && d->charge(d->charge_ctx, (long)(cap - d->msg_cap))) return GRPC_DEFRAME_NOMEM;
+    uint8_t *m = realloc(d->msg, cap);
+    if (!m) {
+        if (d->charge) d->charge(d->charge_ctx, -(long)(cap - d->msg_cap));
+        return GRPC_DEFRAME_NOMEM;
+    }
+    d->msg = m;
+    d->msg_cap = cap;
+    return 0;
 }
 
 int grpc_deframe(grpc_deframer *d, const uint8_t *data, size_t len,
                  int (*on_msg)(void *ctx, const uint8_t *msg, size_t len), void *ctx)
 {
+    const uint8_t *start = data;
+    d->consumed = 0;
     while (len) {
         if (d->hdr_len < 5) {
             size_t take = 5 - d->hdr_len < len ? 5 - d->hdr_len : len;
@@ -41,23 +70,29 @@ int grpc_deframe(grpc_deframer *d, const uint8_t *data, size_t len,
             if (n == 0) {
                 d->hdr_len = 0;
                 int rc = on_msg(ctx, (const uint8_t *)"", 0);
-                if (rc) return rc;
+                if (rc) {
+                    d->consumed = (size_t)(data - start);
+                    return rc;
+                }
                 continue;
             }
             /* A whole message in this chunk: hand it out without a copy. */
             if (len >= n) {
                 d->hdr_len = 0;
                 int rc = on_msg(ctx, data, n);
-                if (rc) return rc;
                 data += n;
                 len -= n;
+                if (rc) {
+                    d->consumed = (size_t)(data - start);
+                    return rc;
+                }
                 continue;
             }
-            uint8_t *m = realloc(d->msg, n);
-            if (!m) return GRPC_DEFRAME_NOMEM;
-            d->msg = m;
+            if (!len) break; /* the prefix ended the chunk */
         }
         size_t take = d->msg_need - d->msg_len < len ? d->msg_need - d->msg_len : len;
+        int grc = grow(d, d->msg_len + take);
+        if (grc) return grc;
         memcpy(d->msg + d->msg_len, data, take);
         d->msg_len += take;
         data += take;
@@ -65,13 +100,14 @@ int grpc_deframe(grpc_deframer *d, const uint8_t *data, size_t len,
         if (d->msg_len == d->msg_need) {
             d->hdr_len = 0;
             int rc = on_msg(ctx, d->msg, d->msg_len);
-            if (d->msg_need > 65536) { /* do not keep a large buffer for the stream's lifetime */
-                free(d->msg);
-                d->msg = NULL;
+            if (d->msg_cap > 65536) drop_buffer(d); /* do not keep a large buffer for the stream's lifetime */
+            if (rc) {
+                d->consumed = (size_t)(data - start);
+                return rc;
             }
-            if (rc) return rc;
         }
     }
+    d->consumed = (size_t)(data - start);
     return GRPC_DEFRAME_OK;
 }
 

@@ -34,13 +34,19 @@ enum {
     GRPC_UNAUTHENTICATED = 16,
 };
 
-/* Incremental decoder of length-prefixed messages. */
+/* Incremental decoder of length-prefixed messages. The buffer of a partial
+ * message grows with the bytes that arrive, never to the length the prefix
+ * declares before they are there; charge (optional) is told of every
+ * change of its size and may refuse growth. */
 typedef struct grpc_deframer {
     uint8_t hdr[5];
     size_t hdr_len;
     uint8_t *msg; /* the message being assembled */
-    size_t msg_len, msg_need;
+    size_t msg_len, msg_need, msg_cap;
     size_t max_message; /* larger messages are refused */
+    size_t consumed;    /* bytes of the last grpc_deframe input used (all but on an early stop) */
+    int (*charge)(void *ctx, long delta);
+    void *charge_ctx;
 } grpc_deframer;
 
 enum {
@@ -48,20 +54,27 @@ enum {
     GRPC_DEFRAME_TOO_LARGE = -1,  /* a message over max_message */
     GRPC_DEFRAME_COMPRESSED = -2, /* compressed flag set (no compression was negotiated) */
     GRPC_DEFRAME_BAD_FLAG = -3,   /* flag byte neither 0 nor 1 */
-    GRPC_DEFRAME_NOMEM = -4,
+    GRPC_DEFRAME_NOMEM = -4,      /* out of memory, or charge refused the growth */
 };
 
 void grpc_deframer_init(grpc_deframer *d, size_t max_message);
 void grpc_deframer_deinit(grpc_deframer *d);
 /* Feed bytes; calls on_msg for every complete message (the bytes are valid
  * during the call). Returns GRPC_DEFRAME_OK, an error above (the stream is
- * then unusable), or on_msg's non-zero return value. */
+ * then unusable), or on_msg's non-zero return value: then d->consumed says
+ * how many input bytes were used (up to the end of that message); feed the
+ * rest later to go on. */
 int grpc_deframe(grpc_deframer *d, const uint8_t *data, size_t len,
                  int (*on_msg)(void *ctx, const uint8_t *msg, size_t len), void *ctx);
 /* Bytes of a partial message still buffered (0 at a message boundary). */
 static inline int grpc_deframer_partial(const grpc_deframer *d)
 {
     return d->hdr_len != 0;
+}
+/* Bytes held for a partial message (its buffer's size). */
+static inline size_t grpc_deframer_held(const grpc_deframer *d)
+{
+    return d->msg_cap;
 }
 
 /* Append the 5-byte prefix for a message of len bytes. */

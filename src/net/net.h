@@ -19,6 +19,30 @@
  *  NET-4  A call is released only after on_close ran and every reference
  *         (net_call_ref, for work in flight elsewhere) was dropped; once
  *         the stream is gone, sends and finishes on it are ignored.
+ *  NET-5  Every byte a client makes the server hold is charged, in real
+ *         bytes, to its call, its connection and the server: connection
+ *         and call structures, read and write buffers, partial and held
+ *         messages, queued output, nghttp2's own allocations (its memory
+ *         hook) and what handlers charge (net_call_charge: decoded
+ *         requests, events waiting for the store, queued answers). A
+ *         connection never goes over max_connection_memory: the charge that
+ *         would is refused and the call that asked fails
+ *         (RESOURCE_EXHAUSTED), or nghttp2 fails the connection. When the
+ *         server goes over max_client_memory it closes the connection that
+ *         holds the most until it is back under, and takes no new
+ *         connection while less than a reserve is left. Everything charged
+ *         is released when it is freed; a closed connection owes nothing.
+ *  NET-6  HTTP/2 flow control is manual: the connection window reopens as
+ *         bytes arrive (they are taken, held or dropped at once), a
+ *         stream's window only as its call takes them. A paused call
+ *         (net_call_pause) is delivered nothing; what arrives is held and
+ *         charged, and its window stays shut, so its client can be at most
+ *         one stream window ahead. Resuming delivers the held bytes, then a
+ *         half close that came meanwhile, from the loop.
+ *  NET-7  Nothing incomplete waits for ever: a connection's preface or
+ *         HTTP/1.1 request, and a partial gRPC message that stopped
+ *         growing, get request_timeout_ms; then the connection is closed
+ *         (408 for HTTP/1.1) or the call ends (DEADLINE_EXCEEDED).
  */
 #ifndef FACTUM_NET_H
 #define FACTUM_NET_H
@@ -82,6 +106,9 @@ typedef struct net_config {
     size_t max_streams;       /* concurrent calls per connection */
     size_t max_message;       /* largest request message */
     size_t call_buffer_limit; /* queued output per call */
+    size_t max_client_memory;     /* NET-5: all that clients make the server hold */
+    size_t max_connection_memory; /* NET-5: what one connection may make it hold */
+    unsigned request_timeout_ms;  /* NET-7 (0: none) */
     void (*log_fn)(void *ctx, int level, const char *msg);
     void *log_ctx;
     /* Optional: non-zero while work posted back soon is in flight (appends
@@ -124,6 +151,12 @@ typedef struct net_stats {
     uint64_t calls_total;
     uint64_t bytes_in, bytes_out;
     uint64_t protocol_errors;
+    uint64_t connections_refused; /* at max_connections, or with the budget spent */
+    uint64_t evictions;           /* connections closed because the budget was spent */
+    uint64_t refused_charges;     /* allocations refused at a connection's cap */
+    uint64_t timeouts;            /* incomplete requests ended (NET-7) */
+    uint64_t mem, mem_peak;       /* bytes held for clients now, and at most (NET-5) */
+    uint64_t mem_limit;           /* max_client_memory */
 } net_stats;
 /* Loop thread only (or after run returned). */
 void net_server_stats(const net_server *s, net_stats *st);
@@ -149,6 +182,17 @@ void net_call_want_writable(net_call *c);
 void net_call_finish(net_call *c, int status, const char *message, const net_header *trailers, size_t n);
 /* Is the call over (finished or gone)? */
 int net_call_done(const net_call *c);
+/* Stop delivering request messages until net_call_resume (NET-6): for a
+ * handler that cannot take more now (the store's queue is full, answers
+ * are not being read). May be called from on_message: the messages after
+ * the current one wait. */
+void net_call_pause(net_call *c);
+void net_call_resume(net_call *c);
+/* Charge n bytes the handler holds for this call to the budget (NET-5); 0,
+ * or -ENOBUFS when the connection would go over its cap (nothing charged).
+ * Release exactly what was charged, before the last reference goes. */
+int net_call_charge(net_call *c, size_t n);
+void net_call_release(net_call *c, size_t n);
 /* Keep the call object alive across asynchronous work (NET-4). */
 void net_call_ref(net_call *c);
 void net_call_unref(net_call *c);

@@ -3,13 +3,19 @@
  *
  * A connection starts undecided: the first bytes tell HTTP/2 (the client
  * preface "PRI * HTTP/2.0") from HTTP/1.1. HTTP/2 connections get an
- * nghttp2 server session; its output is produced with nghttp2_session_mem_send
- * only when the connection's write buffer is empty, so at most one chunk per
- * connection waits in user space (NET-2). gRPC responses are fed to nghttp2
- * through a data provider that reads the call's queue and defers when it is
- * empty; the trailers are submitted when the queue is drained and the call
- * finished. HTTP/1.1 connections read one request at a time (bounded) and
+ * nghttp2 server session (its calls are call.c's); its output is produced
+ * with nghttp2_session_mem_send only when the connection's write buffer is
+ * empty, so at most one chunk per connection waits in user space (NET-2).
+ * HTTP/1.1 connections read one request at a time (http1.c parses it) and
  * answer through the http handler.
+ *
+ * Everything a client makes the server hold is charged to its connection
+ * and to the server (NET-5): buffers, calls, nghttp2's own memory (through
+ * its allocator hook), decoded messages and the handlers' state. A
+ * connection over its cap has the call that pushed it over refused; the
+ * server over its budget closes the connection holding the most, as Redis
+ * does with maxmemory-clients, and takes no new connections until it is
+ * back under. Incomplete requests are given request_timeout_ms (NET-7).
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -17,14 +23,13 @@
 #include "net/net.h"
 
 #include <arpa/inet.h>
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <nghttp2/nghttp2.h>
-#include <pthread.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,95 +40,20 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "net/grpc.h"
+#include "base/base.h"
+#include "net/http1.h"
+#include "net/server_int.h"
 
 #define READ_CHUNK 65536
-#define MAX_HEADERS 48
-#define MAX_HEADER_BYTES 16384
-#define HTTP1_MAX_REQUEST (1u << 20)
-#define LOW_WATER 65536
+#define HTTP1_MAX_HEAD 16384
+#define HTTP1_MAX_BODY (1u << 20)
 #define SPIN_POLL_NS 400000u
+#define SWEEP_NS 1000000000u
+#define CONN_RESERVE (256u << 10) /* budget left for a new connection to be taken */
 
 static const char H2_PREFACE[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
-typedef struct conn conn;
-typedef struct post post;
-
-struct net_call {
-    int refs;
-    conn *conn; /* NULL once the stream or the connection is gone */
-    net_server *srv;
-    int32_t stream_id;
-    const net_method *m;
-    void *state;
-    grpc_deframer df;
-    int n_headers;
-    char *hname[MAX_HEADERS], *hvalue[MAX_HEADERS];
-    size_t header_bytes;
-    char *path;
-    int is_post, is_grpc;
-    uint64_t deadline;
-    base_buf out; /* framed messages not yet taken by nghttp2 */
-    size_t out_off;
-    int started, headers_sent, deferred, finished, trailers_sent, closed_notified, half_closed;
-    int want_writable;
-    /* trailers kept until nghttp2 has sent them */
-    nghttp2_nv *tnv;
-    size_t n_tnv;
-    base_buf tstore;
-    net_call *next; /* in the connection's list */
-};
-
-enum { CONN_NEW, CONN_H2, CONN_HTTP1, CONN_CLOSING };
-
-struct conn {
-    net_server *srv;
-    int fd;
-    int kind;
-    nghttp2_session *h2;
-    base_buf rbuf; /* undecided / HTTP/1.1 input */
-    base_buf wbuf; /* output not yet written */
-    size_t woff;
-    int want_out; /* EPOLLOUT armed */
-    int close_after_write;
-    int in_recv;       /* inside nghttp2_session_mem_recv: no mem_send now */
-    int flush_pending; /* a flush was asked for meanwhile */
-    int dirty;         /* on the server's dirty list: flush before the next wait */
-    conn *dirty_next;
-    net_call *calls;
-    size_t n_calls;
-    conn *prev, *next;
-    int dead;
-};
-
-struct post {
-    post *next;
-    void (*fn)(void *);
-    void *arg;
-};
-
-struct net_server {
-    net_config cfg;
-    uint64_t next_tick; /* CLOCK_MONOTONIC ns of the next tick_fn call */
-    const net_method *methods;
-    size_t n_methods;
-    net_http_fn http;
-    void *http_ctx;
-    int lfd, epfd, evfd;
-    int port;
-    volatile sig_atomic_t stop;
-    pthread_mutex_t post_mu;
-    post *posts, *posts_tail;
-    conn *conns;
-    conn *dead;  /* closed this round, freed after the event batch */
-    conn *dirty; /* output queued this round, flushed before the next wait */
-    nghttp2_session_callbacks *cbs;
-    nghttp2_option *h2opt;
-    net_stats st;
-};
-
-static void slog(net_server *s, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void slog(net_server *s, int level, const char *fmt, ...)
+void net_log(net_server *s, int level, const char *fmt, ...)
 {
     if (!s->cfg.log_fn) return;
     char buf[512];
@@ -143,99 +73,157 @@ void net_config_init(net_config *c)
     c->max_streams = 100;
     c->max_message = 17u << 20;
     c->call_buffer_limit = 1u << 20;
+    c->max_client_memory = 1024u << 20;
+    c->max_connection_memory = 128u << 20;
+    c->request_timeout_ms = 30000;
 }
 
-static uint64_t mono_ns(void)
+uint64_t net_mono_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-/* ---- calls ---------------------------------------------------------- */
+/* ---- memory accounting (NET-5) ------------------------------------------ */
 
-static void call_free(net_call *c)
+int net_charge(net_server *s, conn *k, net_call *c, size_t n)
 {
-    grpc_deframer_deinit(&c->df);
-    for (int i = 0; i < c->n_headers; i++) {
-        free(c->hname[i]);
-        free(c->hvalue[i]);
+    if (k && (k->mem + n > s->cfg.max_connection_memory || k->mem + n < k->mem)) {
+        s->st.refused_charges++;
+        return -ENOBUFS;
     }
-    free(c->path);
-    base_buf_free(&c->out);
-    base_buf_free(&c->tstore);
-    free(c->tnv);
-    free(c);
+    if (k) k->mem += n;
+    if (c) c->mem += n;
+    s->mem += n;
+    if (s->mem > s->st.mem_peak) s->st.mem_peak = s->mem;
+    return 0;
 }
 
-void net_call_ref(net_call *c)
+void net_release(net_server *s, conn *k, net_call *c, size_t n)
 {
-    c->refs++;
+    if (k) k->mem -= n;
+    if (c) c->mem -= n;
+    s->mem -= n;
 }
 
-void net_call_unref(net_call *c)
+int net_buf_append(net_server *s, conn *k, net_call *c, base_buf *b, const void *p, size_t n)
 {
-    if (--c->refs == 0) call_free(c);
+    size_t cap = base_buf_cap_after(b, n);
+    if (cap == SIZE_MAX) return -ENOMEM;
+    size_t grow = cap - b->cap;
+    if (grow && net_charge(s, k, c, grow)) return -ENOBUFS;
+    if (base_buf_reserve(b, n)) {
+        net_release(s, k, c, grow);
+        return -ENOMEM;
+    }
+    if (p && n) memcpy(b->data + b->len, p, n);
+    b->len += n;
+    return 0;
 }
 
-void net_call_set_state(net_call *c, void *state)
+void net_buf_free(net_server *s, conn *k, net_call *c, base_buf *b)
 {
-    c->state = state;
+    if (b->cap) net_release(s, k, c, b->cap);
+    base_buf_free(b);
+    *b = (base_buf){0};
 }
 
-void *net_call_state(const net_call *c)
+/* nghttp2's allocations, charged to their connection: what malloc really
+ * reserved, plus its header. */
+static size_t real_size(void *p)
 {
-    return c->state;
+    return p ? malloc_usable_size(p) + sizeof(size_t) : 0;
 }
 
-net_server *net_call_server(const net_call *c)
+/* Charge without a cap: the bytes are already taken (exact sizes after
+ * an allocation the cap was checked for). */
+static void charge_force(net_server *s, conn *k, size_t n)
 {
-    return c->srv;
+    k->mem += n;
+    s->mem += n;
+    if (s->mem > s->st.mem_peak) s->st.mem_peak = s->mem;
 }
 
-uint64_t net_call_deadline(const net_call *c)
+static int h2_room(conn *k, size_t n)
 {
-    return c->deadline;
+    if (k->mem + n <= k->srv->cfg.max_connection_memory) return 1;
+    k->srv->st.refused_charges++;
+    return 0; /* nghttp2 fails the session: the connection ends (NET-5) */
 }
 
-const char *net_call_header(const net_call *c, const char *name)
+static void *h2_malloc(size_t size, void *ud)
 {
-    for (int i = 0; i < c->n_headers; i++)
-        if (strcmp(c->hname[i], name) == 0) return c->hvalue[i];
-    return NULL;
+    conn *k = ud;
+    if (!h2_room(k, size)) return NULL;
+    void *p = malloc(size);
+    if (p) charge_force(k->srv, k, real_size(p));
+    return p;
 }
 
-int net_call_done(const net_call *c)
+static void h2_free(void *p, void *ud)
 {
-    return c->finished || !c->conn;
+    conn *k = ud;
+    if (!p) return;
+    size_t n = real_size(p);
+    free(p);
+    net_release(k->srv, k, NULL, n);
 }
 
-size_t net_call_queued(const net_call *c)
+static void *h2_calloc(size_t nmemb, size_t size, void *ud)
 {
-    return c->out.len - c->out_off;
+    if (size && nmemb > SIZE_MAX / size) return NULL;
+    void *p = h2_malloc(nmemb * size, ud);
+    if (p) memset(p, 0, nmemb * size);
+    return p;
 }
 
-void net_call_want_writable(net_call *c)
+static void *h2_realloc(void *p, size_t size, void *ud)
 {
-    c->want_writable = 1;
+    conn *k = ud;
+    if (!p) return h2_malloc(size, ud);
+    size_t before = real_size(p);
+    if (size > before && !h2_room(k, size - before)) return NULL;
+    void *q = realloc(p, size);
+    if (!q) return NULL;
+    net_release(k->srv, k, NULL, before);
+    charge_force(k->srv, k, real_size(q));
+    return q;
 }
 
-/* Tell the handler the call is over, once (NET-4). */
-static void call_closed(net_call *c)
+/* ---- connections ----------------------------------------------------- */
+
+static void conn_close(conn *k)
 {
-    if (c->closed_notified) return;
-    c->closed_notified = 1;
-    if (c->started && c->m && c->m->on_close) c->m->on_close(c);
+    if (k->dead) return;
+    k->dead = 1;
+    net_server *s = k->srv;
+    epoll_ctl(s->epfd, EPOLL_CTL_DEL, k->fd, NULL);
+    close(k->fd);
+    call_close_all(k); /* the calls of this connection are over (NET-4) */
+    if (k->h2) nghttp2_session_del(k->h2);
+    k->h2 = NULL;
+    net_buf_free(s, k, NULL, &k->rbuf);
+    net_buf_free(s, k, NULL, &k->wbuf);
+    if (k->prev) k->prev->next = k->next;
+    else s->conns = k->next;
+    if (k->next) k->next->prev = k->prev;
+    k->next = s->dead;
+    s->dead = k;
+    s->st.connections--;
 }
 
-static ssize_t data_read_cb(nghttp2_session *session, int32_t stream_id, uint8_t *buf, size_t length,
-                            uint32_t *data_flags, nghttp2_data_source *source, void *user_data);
-
-static void conn_flush(conn *k);
+static void arm(conn *k, int out)
+{
+    if (k->want_out == out) return;
+    k->want_out = out;
+    struct epoll_event ev = {.events = EPOLLIN | (out ? EPOLLOUT : 0), .data.ptr = k};
+    epoll_ctl(k->srv->epfd, EPOLL_CTL_MOD, k->fd, &ev);
+}
 
 /* Output was queued on k: write it once this round of events is handled, so
  * that many messages share one write (a read sends hundreds per round). */
-static void conn_mark(conn *k)
+void conn_mark(conn *k)
 {
     if (!k || k->dead || k->dirty) return;
     k->dirty = 1;
@@ -253,352 +241,10 @@ static void flush_dirty(net_server *s)
     }
 }
 
-static int submit_headers(net_call *c)
-{
-    nghttp2_nv nv[2] = {
-        {(uint8_t *)":status", (uint8_t *)"200", 7, 3, NGHTTP2_NV_FLAG_NONE},
-        {(uint8_t *)"content-type", (uint8_t *)"application/grpc", 12, 16, NGHTTP2_NV_FLAG_NONE},
-    };
-    nghttp2_data_provider prd;
-    prd.source.ptr = c;
-    prd.read_callback = data_read_cb;
-    int rc = nghttp2_submit_response(c->conn->h2, c->stream_id, nv, 2, &prd);
-    if (rc == 0) c->headers_sent = 1;
-    return rc;
-}
-
-int net_call_send(net_call *c, const uint8_t *msg, size_t len)
-{
-    if (net_call_done(c)) return -EPIPE;
-    if (net_call_queued(c) >= c->srv->cfg.call_buffer_limit) {
-        c->want_writable = 1;
-        return -EAGAIN;
-    }
-    if (c->out_off && c->out_off == c->out.len) c->out.len = c->out_off = 0;
-    int rc = grpc_frame_prefix(&c->out, len);
-    if (!rc) rc = base_buf_append(&c->out, msg, len);
-    if (rc) return rc;
-    if (!c->headers_sent) {
-        if (submit_headers(c)) return -EIO;
-    } else if (c->deferred) {
-        c->deferred = 0;
-        nghttp2_session_resume_data(c->conn->h2, c->stream_id);
-    }
-    conn_mark(c->conn);
-    return 0;
-}
-
-static int add_nv(net_call *c, size_t *n, const char *name, const char *value)
-{
-    /* Names and values are copied into tstore; pointers fixed up below. */
-    size_t nl = strlen(name), vl = strlen(value);
-    size_t off = c->tstore.len;
-    if (base_buf_append(&c->tstore, name, nl + 1) || base_buf_append(&c->tstore, value, vl + 1)) return -ENOMEM;
-    c->tnv[*n].name = (uint8_t *)(uintptr_t)off;
-    c->tnv[*n].value = (uint8_t *)(uintptr_t)(off + nl + 1);
-    c->tnv[*n].namelen = nl;
-    c->tnv[*n].valuelen = vl;
-    c->tnv[*n].flags = NGHTTP2_NV_FLAG_NONE;
-    (*n)++;
-    return 0;
-}
-
-/* Build the trailer block (optionally with the response headers in front,
- * for a trailers-only response). */
-static int build_trailers(net_call *c, int with_headers, int status, const char *message, const net_header *tr,
-                          size_t n_tr)
-{
-    free(c->tnv);
-    c->tstore.len = 0;
-    c->tnv = calloc(n_tr + 4, sizeof *c->tnv);
-    if (!c->tnv) return -ENOMEM;
-    size_t n = 0;
-    char st[16];
-    snprintf(st, sizeof st, "%d", status);
-    int rc = 0;
-    if (with_headers) {
-        rc = add_nv(c, &n, ":status", "200");
-        if (!rc) rc = add_nv(c, &n, "content-type", "application/grpc");
-    }
-    if (!rc) rc = add_nv(c, &n, "grpc-status", st);
-    if (!rc && message && *message) {
-        base_buf enc = {0};
-        rc = grpc_encode_message(&enc, message);
-        if (!rc) rc = base_buf_append(&enc, "", 1);
-        if (!rc) rc = add_nv(c, &n, "grpc-message", (char *)enc.data);
-        base_buf_free(&enc);
-    }
-    for (size_t i = 0; i < n_tr && !rc; i++) rc = add_nv(c, &n, tr[i].name, tr[i].value ? tr[i].value : "");
-    if (rc) return rc;
-    for (size_t i = 0; i < n; i++) {
-        c->tnv[i].name = c->tstore.data + (uintptr_t)c->tnv[i].name;
-        c->tnv[i].value = c->tstore.data + (uintptr_t)c->tnv[i].value;
-    }
-    c->n_tnv = n;
-    return 0;
-}
-
-void net_call_finish(net_call *c, int status, const char *message, const net_header *trailers, size_t n)
-{
-    if (net_call_done(c)) return;
-    c->finished = 1;
-    conn *k = c->conn;
-    if (!c->headers_sent) {
-        /* Nothing sent yet: a trailers-only response (one HEADERS frame). */
-        if (build_trailers(c, 1, status, message, trailers, n) == 0 &&
-            nghttp2_submit_response(k->h2, c->stream_id, c->tnv, c->n_tnv, NULL) == 0)
-            c->headers_sent = c->trailers_sent = 1;
-        else
-            nghttp2_submit_rst_stream(k->h2, NGHTTP2_FLAG_NONE, c->stream_id, NGHTTP2_INTERNAL_ERROR);
-    } else {
-        if (build_trailers(c, 0, status, message, trailers, n))
-            nghttp2_submit_rst_stream(k->h2, NGHTTP2_FLAG_NONE, c->stream_id, NGHTTP2_INTERNAL_ERROR);
-        else if (c->deferred) {
-            c->deferred = 0;
-            nghttp2_session_resume_data(k->h2, c->stream_id);
-        }
-    }
-    conn_mark(k);
-}
-
-static ssize_t data_read_cb(nghttp2_session *session, int32_t stream_id, uint8_t *buf, size_t length,
-                            uint32_t *data_flags, nghttp2_data_source *source, void *user_data)
-{
-    (void)user_data;
-    net_call *c = source->ptr;
-    size_t avail = c->out.len - c->out_off;
-    if (avail) {
-        size_t n = avail < length ? avail : length;
-        memcpy(buf, c->out.data + c->out_off, n);
-        c->out_off += n;
-        return (ssize_t)n;
-    }
-    if (c->finished && c->tnv && !c->trailers_sent) {
-        *data_flags |= NGHTTP2_DATA_FLAG_EOF | NGHTTP2_DATA_FLAG_NO_END_STREAM;
-        if (nghttp2_submit_trailer(session, stream_id, c->tnv, c->n_tnv) == 0) c->trailers_sent = 1;
-        return 0;
-    }
-    c->deferred = 1;
-    return NGHTTP2_ERR_DEFERRED;
-}
-
-/* ---- HTTP/2 callbacks ------------------------------------------------ */
-
-static const net_method *find_method(net_server *s, const char *path)
-{
-    for (size_t i = 0; i < s->n_methods; i++)
-        if (strcmp(s->methods[i].path, path) == 0) return &s->methods[i];
-    return NULL;
-}
-
-static net_call *stream_call(conn *k, int32_t id)
-{
-    return nghttp2_session_get_stream_user_data(k->h2, id);
-}
-
-static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame, void *user_data)
-{
-    conn *k = user_data;
-    if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
-    net_call *c = calloc(1, sizeof *c);
-    if (!c) return NGHTTP2_ERR_CALLBACK_FAILURE;
-    c->refs = 1; /* the connection's */
-    c->conn = k;
-    c->srv = k->srv;
-    c->stream_id = frame->hd.stream_id;
-    grpc_deframer_init(&c->df, k->srv->cfg.max_message);
-    c->next = k->calls;
-    k->calls = c;
-    k->n_calls++;
-    k->srv->st.calls++;
-    k->srv->st.calls_total++;
-    nghttp2_session_set_stream_user_data(session, frame->hd.stream_id, c);
-    return 0;
-}
-
-static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const uint8_t *name, size_t namelen,
-                     const uint8_t *value, size_t valuelen, uint8_t flags, void *user_data)
-{
-    (void)flags;
-    conn *k = user_data;
-    if (frame->hd.type != NGHTTP2_HEADERS) return 0;
-    net_call *c = stream_call(k, frame->hd.stream_id);
-    if (!c || frame->headers.cat != NGHTTP2_HCAT_REQUEST) return 0; /* trailers from the client: ignored */
-    c->header_bytes += namelen + valuelen;
-    if (c->header_bytes > MAX_HEADER_BYTES) {
-        nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, c->stream_id, NGHTTP2_REFUSED_STREAM);
-        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
-    }
-    if (namelen == 5 && !memcmp(name, ":path", 5)) {
-        free(c->path);
-        c->path = strndup((const char *)value, valuelen);
-        return c->path ? 0 : NGHTTP2_ERR_CALLBACK_FAILURE;
-    }
-    if (namelen == 7 && !memcmp(name, ":method", 7)) {
-        c->is_post = valuelen == 4 && !memcmp(value, "POST", 4);
-        return 0;
-    }
-    if (namelen == 12 && !memcmp(name, "content-type", 12)) {
-        c->is_grpc = valuelen >= 16 && !memcmp(value, "application/grpc", 16);
-        return 0;
-    }
-    if (namelen == 12 && !memcmp(name, "grpc-timeout", 12)) {
-        uint64_t ns;
-        if (grpc_parse_timeout((const char *)value, valuelen, &ns) == 0) c->deadline = mono_ns() + ns;
-        return 0;
-    }
-    if (namelen && name[0] == ':' && !(namelen == 10 && !memcmp(name, ":authority", 10))) return 0;
-    if (c->n_headers < MAX_HEADERS) {
-        c->hname[c->n_headers] = strndup((const char *)name, namelen);
-        c->hvalue[c->n_headers] = strndup((const char *)value, valuelen);
-        if (!c->hname[c->n_headers] || !c->hvalue[c->n_headers]) return NGHTTP2_ERR_CALLBACK_FAILURE;
-        c->n_headers++;
-    }
-    return 0;
-}
-
-/* The request headers are complete: route the call. */
-static void call_start(conn *k, net_call *c)
-{
-    net_server *s = k->srv;
-    c->m = c->path ? find_method(s, c->path) : NULL;
-    if (!c->is_post || !c->is_grpc) {
-        /* Not gRPC at all: a plain HTTP/2 request. */
-        nghttp2_nv nv[1] = {{(uint8_t *)":status", (uint8_t *)"415", 7, 3, NGHTTP2_NV_FLAG_NONE}};
-        c->finished = c->headers_sent = c->trailers_sent = 1;
-        nghttp2_submit_response(k->h2, c->stream_id, nv, 1, NULL);
-        return;
-    }
-    if (!c->m) {
-        c->started = 1; /* so that finish works; there is no on_close */
-        net_call_finish(c, GRPC_UNIMPLEMENTED, "Method not found", NULL, 0);
-        return;
-    }
-    c->started = 1;
-    if (c->m->on_start && c->m->on_start(c, c->m->svc) != 0 && !c->finished)
-        net_call_finish(c, GRPC_INTERNAL, "call refused", NULL, 0);
-}
-
-static void half_close(net_call *c)
-{
-    if (c->half_closed) return;
-    c->half_closed = 1;
-    if (!net_call_done(c) && grpc_deframer_partial(&c->df)) {
-        net_call_finish(c, GRPC_INTERNAL, "incomplete message at end of stream", NULL, 0);
-        return;
-    }
-    if (!net_call_done(c) && c->m && c->m->on_half_close) c->m->on_half_close(c);
-}
-
-static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, void *user_data)
-{
-    (void)session;
-    conn *k = user_data;
-    net_call *c = frame->hd.stream_id ? stream_call(k, frame->hd.stream_id) : NULL;
-    if (!c) return 0;
-    if (frame->hd.type == NGHTTP2_HEADERS && frame->headers.cat == NGHTTP2_HCAT_REQUEST) call_start(k, c);
-    if ((frame->hd.type == NGHTTP2_HEADERS || frame->hd.type == NGHTTP2_DATA) &&
-        (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) && c->started)
-        half_close(c);
-    return 0;
-}
-
-static int deliver(void *ctx, const uint8_t *msg, size_t len)
-{
-    net_call *c = ctx;
-    if (net_call_done(c)) return 1;
-    c->m->on_message(c, msg, len);
-    return net_call_done(c) ? 1 : 0;
-}
-
-static int on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t stream_id, const uint8_t *data, size_t len,
-                         void *user_data)
-{
-    (void)session;
-    (void)flags;
-    conn *k = user_data;
-    net_call *c = stream_call(k, stream_id);
-    if (!c || !c->m || net_call_done(c)) return 0;
-    int rc = grpc_deframe(&c->df, data, len, deliver, c);
-    if (rc < 0) {
-        k->srv->st.protocol_errors++;
-        const char *why = rc == GRPC_DEFRAME_TOO_LARGE    ? "message larger than the server accepts"
-                          : rc == GRPC_DEFRAME_COMPRESSED ? "compressed messages are not supported"
-                          : rc == GRPC_DEFRAME_NOMEM      ? "out of memory"
-                                                          : "malformed gRPC message prefix";
-        net_call_finish(c, rc == GRPC_DEFRAME_TOO_LARGE   ? GRPC_RESOURCE_EXHAUSTED
-                           : rc == GRPC_DEFRAME_COMPRESSED ? GRPC_UNIMPLEMENTED
-                                                           : GRPC_INTERNAL,
-                        why, NULL, 0);
-    }
-    return 0;
-}
-
-static void conn_unlink_call(conn *k, net_call *c)
-{
-    for (net_call **pp = &k->calls; *pp; pp = &(*pp)->next)
-        if (*pp == c) {
-            *pp = c->next;
-            k->n_calls--;
-            k->srv->st.calls--;
-            return;
-        }
-}
-
-static int on_stream_close(nghttp2_session *session, int32_t stream_id, uint32_t error_code, void *user_data)
-{
-    (void)error_code;
-    conn *k = user_data;
-    net_call *c = stream_call(k, stream_id);
-    if (!c) return 0;
-    nghttp2_session_set_stream_user_data(session, stream_id, NULL);
-    conn_unlink_call(k, c);
-    c->conn = NULL;
-    call_closed(c);
-    net_call_unref(c);
-    return 0;
-}
-
-/* ---- connections ----------------------------------------------------- */
-
-static void conn_close(conn *k)
-{
-    if (k->dead) return;
-    k->dead = 1;
-    net_server *s = k->srv;
-    epoll_ctl(s->epfd, EPOLL_CTL_DEL, k->fd, NULL);
-    close(k->fd);
-    /* The calls of this connection are over (NET-4). */
-    while (k->calls) {
-        net_call *c = k->calls;
-        k->calls = c->next;
-        s->st.calls--;
-        c->conn = NULL;
-        call_closed(c);
-        net_call_unref(c);
-    }
-    if (k->h2) nghttp2_session_del(k->h2);
-    k->h2 = NULL;
-    if (k->prev) k->prev->next = k->next;
-    else s->conns = k->next;
-    if (k->next) k->next->prev = k->prev;
-    k->next = s->dead;
-    s->dead = k;
-    s->st.connections--;
-}
-
-static void arm(conn *k, int out)
-{
-    if (k->want_out == out) return;
-    k->want_out = out;
-    struct epoll_event ev = {.events = EPOLLIN | (out ? EPOLLOUT : 0), .data.ptr = k};
-    epoll_ctl(k->srv->epfd, EPOLL_CTL_MOD, k->fd, &ev);
-}
-
 /* Write what is buffered; then, for HTTP/2, produce more from nghttp2 as
  * long as the socket takes it (NET-2: at most one chunk in wbuf). Not
  * re-entered from nghttp2's callbacks (which may not call mem_send). */
-static void conn_flush(conn *k)
+void conn_flush(conn *k)
 {
     if (!k || k->dead) return;
     if (k->in_recv) {
@@ -633,7 +279,7 @@ static void conn_flush(conn *k)
                 return;
             }
             if (n == 0) break;
-            if (base_buf_append(&k->wbuf, data, (size_t)n)) {
+            if (net_buf_append(s, k, NULL, &k->wbuf, data, (size_t)n)) {
                 conn_close(k);
                 return;
             }
@@ -650,35 +296,23 @@ static void conn_flush(conn *k)
         conn_close(k);
         return;
     }
-    /* Output drained: calls that wait for room may produce more. Collect
-     * them first (with references): producing can close streams. */
-    net_call *ready[64];
-    size_t nr = 0;
-    for (net_call *c = k->calls; c && nr < 64; c = c->next)
-        if (c->want_writable && !net_call_done(c) && net_call_queued(c) < LOW_WATER) {
-            c->want_writable = 0;
-            net_call_ref(c);
-            ready[nr++] = c;
-        }
-    for (size_t i = 0; i < nr; i++) {
-        net_call *c = ready[i];
-        if (!net_call_done(c) && c->m && c->m->on_writable) c->m->on_writable(c);
-        net_call_unref(c);
-    }
+    call_writable(k); /* output drained: calls that wait for room may produce more */
 }
 
 static int start_h2(conn *k)
 {
     net_server *s = k->srv;
-    if (nghttp2_session_server_new2(&k->h2, s->cbs, k, s->h2opt)) return -ENOMEM;
+    nghttp2_mem mem = {k, h2_malloc, h2_free, h2_calloc, h2_realloc};
+    if (nghttp2_session_server_new3(&k->h2, s->cbs, k, s->h2opt, &mem)) return -ENOMEM;
     nghttp2_settings_entry iv[] = {
         {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, (uint32_t)s->cfg.max_streams},
-        {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, 1u << 20},
+        {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, STREAM_WINDOW},
         {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, MAX_HEADER_BYTES * 2},
     };
     if (nghttp2_submit_settings(k->h2, NGHTTP2_FLAG_NONE, iv, sizeof iv / sizeof *iv)) return -ENOMEM;
-    nghttp2_session_set_local_window_size(k->h2, NGHTTP2_FLAG_NONE, 0, 16 << 20);
+    nghttp2_session_set_local_window_size(k->h2, NGHTTP2_FLAG_NONE, 0, CONN_WINDOW);
     k->kind = CONN_H2;
+    k->req_started = 0;
     return 0;
 }
 
@@ -691,7 +325,7 @@ static void h2_input(conn *k, const uint8_t *data, size_t len)
     if (rc < 0) {
         /* A protocol error ends this connection only (NET-3). */
         k->srv->st.protocol_errors++;
-        slog(k->srv, 2, "HTTP/2 error from a client: %s", nghttp2_strerror((int)rc));
+        net_log(k->srv, 2, "HTTP/2 error from a client: %s", nghttp2_strerror((int)rc));
         nghttp2_session_terminate_session(k->h2, NGHTTP2_PROTOCOL_ERROR);
         k->close_after_write = 1;
     }
@@ -708,8 +342,10 @@ static const char *reason(int status)
     case 400: return "Bad Request";
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
     case 413: return "Payload Too Large";
     case 431: return "Request Header Fields Too Large";
+    case 501: return "Not Implemented";
     case 500: return "Internal Server Error";
     case 503: return "Service Unavailable";
     }
@@ -718,79 +354,64 @@ static const char *reason(int status)
 
 static void http1_reply(conn *k, int status, const char *ctype, const uint8_t *body, size_t len, int close_conn)
 {
-    base_buf_printf(&k->wbuf,
-                    "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s\r\n", status, reason(status),
-                    ctype ? ctype : "text/plain; charset=utf-8", len, close_conn ? "Connection: close\r\n" : "");
-    base_buf_append(&k->wbuf, body, len);
+    char head[256];
+    int hn = snprintf(head, sizeof head, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s\r\n", status,
+                      reason(status), ctype ? ctype : "text/plain; charset=utf-8", len,
+                      close_conn ? "Connection: close\r\n" : "");
+    size_t keep = k->wbuf.len;
+    if (net_buf_append(k->srv, k, NULL, &k->wbuf, head, (size_t)hn) ||
+        net_buf_append(k->srv, k, NULL, &k->wbuf, body, len)) {
+        k->wbuf.len = keep; /* no room for the answer (NET-5): end the connection after what was queued */
+        close_conn = 1;
+    }
     if (close_conn) k->close_after_write = 1;
 }
 
-static int ieq(const char *a, size_t n, const char *b)
-{
-    return strlen(b) == n && strncasecmp(a, b, n) == 0;
-}
-
-/* Handle every complete request in rbuf. */
+/* Handle every complete request in rbuf (src/net/http1.c parses them). */
 static void http1_input(conn *k)
 {
     net_server *s = k->srv;
-    while (!k->close_after_write) {
-        char *buf = (char *)k->rbuf.data;
-        size_t len = k->rbuf.len;
-        char *end = len >= 4 ? memmem(buf, len, "\r\n\r\n", 4) : NULL;
-        if (!end) {
-            if (len > 16384) http1_reply(k, 431, NULL, (const uint8_t *)"headers too large\n", 18, 1);
+    while (!k->close_after_write && k->rbuf.len) {
+        http1_request hr;
+        int rc = http1_parse(k->rbuf.data, k->rbuf.len, HTTP1_MAX_HEAD, HTTP1_MAX_BODY, &hr);
+        if (rc == HTTP1_INCOMPLETE) break;
+        if (rc < 0) {
+            int status = -rc;
+            const char *why = status == 431   ? "headers too large\n"
+                              : status == 413 ? "request too large\n"
+                              : status == 501 ? "transfer encodings are not supported\n"
+                                              : "bad request\n";
+            s->st.protocol_errors++;
+            http1_reply(k, status, NULL, (const uint8_t *)why, strlen(why), 1);
             break;
         }
-        size_t head_len = (size_t)(end - buf) + 4;
-        /* Request line. */
-        char *line_end = memmem(buf, head_len, "\r\n", 2);
-        char method[16], target[2048];
-        int keep = 1;
-        if (sscanf(buf, "%15s %2047s HTTP/1.%*d", method, target) != 2 || line_end - buf > 4000) {
-            http1_reply(k, 400, NULL, (const uint8_t *)"bad request\n", 12, 1);
-            break;
+        k->req_started = 0; /* a whole request arrived in time */
+        char method[16], target[HTTP1_MAX_TARGET + 1], accept[256] = "";
+        memcpy(method, hr.method, hr.method_len);
+        method[hr.method_len] = 0;
+        memcpy(target, hr.target, hr.target_len);
+        target[hr.target_len] = 0;
+        if (hr.accept && hr.accept_len < sizeof accept) {
+            memcpy(accept, hr.accept, hr.accept_len);
+            accept[hr.accept_len] = 0;
         }
-        size_t content_length = 0;
-        char accept[256] = "";
-        for (char *h = line_end + 2; h < end;) {
-            char *he = memmem(h, (size_t)(end - h) + 2, "\r\n", 2);
-            if (!he) break;
-            char *colon = memchr(h, ':', (size_t)(he - h));
-            if (colon) {
-                char *v = colon + 1;
-                while (v < he && *v == ' ') v++;
-                size_t nlen = (size_t)(colon - h), vlen = (size_t)(he - v);
-                if (ieq(h, nlen, "content-length")) content_length = strtoul(v, NULL, 10);
-                else if (ieq(h, nlen, "connection") && vlen >= 5 && !strncasecmp(v, "close", 5)) keep = 0;
-                else if (ieq(h, nlen, "accept") && vlen < sizeof accept) {
-                    memcpy(accept, v, vlen);
-                    accept[vlen] = 0;
-                }
-            }
-            h = he + 2;
-        }
-        if (content_length > HTTP1_MAX_REQUEST) {
-            http1_reply(k, 413, NULL, (const uint8_t *)"request too large\n", 18, 1);
-            break;
-        }
-        if (len < head_len + content_length) break; /* the body is still coming */
         char *q = strchr(target, '?');
         const char *query = "";
         if (q) {
             *q = 0;
             query = q + 1;
         }
-        net_http_req req = {method, target, query, accept, (const uint8_t *)buf + head_len, content_length};
+        net_http_req req = {method, target, query, accept, k->rbuf.data + hr.head_len, hr.content_length};
         net_http_resp resp = {404, NULL, {0}};
         if (s->http) s->http(s->http_ctx, &req, &resp);
         else base_buf_append(&resp.body, "not found\n", 10);
-        http1_reply(k, resp.status, resp.content_type, resp.body.data, resp.body.len, !keep);
+        http1_reply(k, resp.status, resp.content_type, resp.body.data, resp.body.len, !hr.keep_alive);
         base_buf_free(&resp.body);
-        size_t used = head_len + content_length;
-        memmove(k->rbuf.data, k->rbuf.data + used, len - used);
-        k->rbuf.len = len - used;
+        size_t used = hr.head_len + hr.content_length;
+        memmove(k->rbuf.data, k->rbuf.data + used, k->rbuf.len - used);
+        k->rbuf.len -= used;
     }
+    if (k->rbuf.len && !k->req_started) k->req_started = net_mono_ns(); /* the next request has begun */
     conn_flush(k);
 }
 
@@ -816,10 +437,11 @@ static void conn_readable(conn *k)
             h2_input(k, buf, (size_t)n);
             continue;
         }
-        if (base_buf_append(&k->rbuf, buf, (size_t)n)) {
+        if (net_buf_append(s, k, NULL, &k->rbuf, buf, (size_t)n)) {
             conn_close(k);
             return;
         }
+        if (!k->req_started) k->req_started = net_mono_ns(); /* NET-7 */
         if (k->kind == CONN_NEW) {
             size_t cmp = k->rbuf.len < 24 ? k->rbuf.len : 24;
             if (memcmp(k->rbuf.data, H2_PREFACE, cmp) == 0) {
@@ -831,15 +453,10 @@ static void conn_readable(conn *k)
                 base_buf pending = k->rbuf;
                 k->rbuf = (base_buf){0};
                 h2_input(k, pending.data, pending.len);
-                base_buf_free(&pending);
+                net_buf_free(s, k, NULL, &pending); /* k may be closed by now: it is freed only after this round */
                 continue;
             }
             k->kind = CONN_HTTP1;
-        }
-        if (k->rbuf.len > HTTP1_MAX_REQUEST + 16384) {
-            http1_reply(k, 413, NULL, (const uint8_t *)"request too large\n", 18, 1);
-            conn_flush(k);
-            return;
         }
         http1_input(k);
     }
@@ -852,11 +469,13 @@ static void accept_all(net_server *s)
         if (fd < 0) {
             if (errno == EINTR || errno == ECONNABORTED) continue;
             if (errno == EMFILE || errno == ENFILE)
-                slog(s, 1, "cannot accept a connection: %s", strerror(errno));
+                net_log(s, 1, "cannot accept a connection: %s", strerror(errno));
             return;
         }
-        if (s->st.connections >= s->cfg.max_connections) {
-            close(fd); /* over the limit (NET-2) */
+        if (s->st.connections >= s->cfg.max_connections || s->mem + CONN_RESERVE > s->cfg.max_client_memory) {
+            /* over the limit (NET-2), or the budget is (nearly) spent (NET-5) */
+            s->st.connections_refused++;
+            close(fd);
             continue;
         }
         int one = 1;
@@ -869,6 +488,9 @@ static void accept_all(net_server *s)
         k->srv = s;
         k->fd = fd;
         k->kind = CONN_NEW;
+        k->mem = sizeof *k;
+        s->mem += sizeof *k;
+        k->req_started = net_mono_ns(); /* the first request (or the preface) must come in time (NET-7) */
         struct epoll_event ev = {.events = EPOLLIN, .data.ptr = k};
         if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, fd, &ev)) {
             close(fd);
@@ -928,8 +550,6 @@ void net_server_stop(net_server *s)
     (void)w;
 }
 
-static void flush_dirty(net_server *s);
-
 static void free_dead(net_server *s)
 {
     /* Dirty connections are written first: the list may name dead ones,
@@ -938,8 +558,8 @@ static void free_dead(net_server *s)
     while (s->dead) {
         conn *k = s->dead;
         s->dead = k->next;
-        base_buf_free(&k->rbuf);
-        base_buf_free(&k->wbuf);
+        assert(k->mem == sizeof *k); /* NET-5: everything the connection held was given back */
+        s->mem -= sizeof *k;
         free(k);
     }
 }
@@ -1005,12 +625,10 @@ int net_server_new(const net_config *cfg, const net_method *methods, size_t n_me
         rc = -ENOMEM;
         goto fail;
     }
-    nghttp2_session_callbacks_set_on_begin_headers_callback(s->cbs, on_begin_headers);
-    nghttp2_session_callbacks_set_on_header_callback(s->cbs, on_header);
-    nghttp2_session_callbacks_set_on_frame_recv_callback(s->cbs, on_frame_recv);
-    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(s->cbs, on_data_chunk);
-    nghttp2_session_callbacks_set_on_stream_close_callback(s->cbs, on_stream_close);
-    /* Bound what one client can make us hold (NET-2). */
+    call_h2_callbacks(s->cbs);
+    /* Bound what one client can make us hold (NET-2), and open stream
+     * windows only as calls take their bytes (NET-6). */
+    nghttp2_option_set_no_auto_window_update(s->h2opt, 1);
     nghttp2_option_set_max_deflate_dynamic_table_size(s->h2opt, 4096);
     nghttp2_option_set_max_outbound_ack(s->h2opt, 1000);
     nghttp2_option_set_max_settings(s->h2opt, 64);
@@ -1024,6 +642,54 @@ fail:
 int net_server_port(const net_server *s)
 {
     return s->port;
+}
+
+/* NET-5: the server holds more for its clients than its budget. Close the
+ * connection that holds the most (a well-behaved client holds little, so
+ * it is the last to go), until back under. What a closed connection held
+ * is released as its calls end; work in flight elsewhere (appends waiting
+ * for their fdatasync) releases its share when it completes. */
+static void evict(net_server *s)
+{
+    for (int rounds = 0; rounds < 16 && s->mem > s->cfg.max_client_memory; rounds++) {
+        conn *big = NULL;
+        for (conn *k = s->conns; k; k = k->next)
+            if (!big || k->mem > big->mem) big = k;
+        if (!big || big->mem <= sizeof *big) return;
+        net_log(s, 1, "clients hold %zu bytes, over the budget of %zu: closing the connection that holds the most "
+                      "(%zu bytes, %zu calls)",
+                s->mem, s->cfg.max_client_memory, big->mem, big->n_calls);
+        s->st.evictions++;
+        if (big->h2) {
+            nghttp2_session_terminate_session(big->h2, NGHTTP2_ENHANCE_YOUR_CALM);
+            const uint8_t *data;
+            ssize_t w = nghttp2_session_mem_send(big->h2, &data); /* the GOAWAY, if the socket takes it */
+            if (w > 0 && write(big->fd, data, (size_t)w) < 0) w = 0;
+        }
+        conn_close(big);
+    }
+}
+
+/* NET-7: a connection whose preface or HTTP/1.1 request is still incomplete
+ * after request_timeout_ms is closed (slow-loris); a gRPC message that has
+ * stopped arriving ends its call. */
+static void sweep(net_server *s)
+{
+    uint64_t now = net_mono_ns(), limit = (uint64_t)s->cfg.request_timeout_ms * 1000000u;
+    if (!limit) return;
+    for (conn *k = s->conns; k; k = k->next) {
+        if (k->kind == CONN_H2) {
+            call_sweep(k, now);
+            continue;
+        }
+        if (k->req_started && now - k->req_started > limit && !k->close_after_write) {
+            s->st.timeouts++;
+            if (k->kind == CONN_HTTP1 && k->wbuf.len == 0)
+                http1_reply(k, 408, NULL, (const uint8_t *)"request timeout\n", 16, 1);
+            k->close_after_write = 1;
+            conn_flush(k);
+        }
+    }
 }
 
 int net_server_run(net_server *s, int drain_ms)
@@ -1047,20 +713,20 @@ int net_server_run(net_server *s, int drain_ms)
                 }
             }
             free_dead(s);
-            drain_until = mono_ns() + (uint64_t)drain_ms * 1000000u;
+            drain_until = net_mono_ns() + (uint64_t)drain_ms * 1000000u;
         }
-        if (drain_until && (s->st.calls == 0 || mono_ns() >= drain_until)) break;
+        if (drain_until && (s->st.calls == 0 || net_mono_ns() >= drain_until)) break;
         int n = 0;
         if (s->cfg.spin_hint && s->cfg.spin_hint(s->cfg.spin_ctx) && !drain_until) {
             /* Work is in flight elsewhere and will be posted back soon (an
              * fdatasync): poll for a moment instead of sleeping, which costs
              * a wake-up of tens of microseconds on small virtual machines. */
-            uint64_t until = mono_ns() + SPIN_POLL_NS;
-            while ((n = epoll_wait(s->epfd, evs, 128, 0)) == 0 && mono_ns() < until) __builtin_ia32_pause();
+            uint64_t until = net_mono_ns() + SPIN_POLL_NS;
+            while ((n = epoll_wait(s->epfd, evs, 128, 0)) == 0 && net_mono_ns() < until) __builtin_ia32_pause();
         }
         int wait_ms = drain_until ? 20 : 1000;
         if (s->cfg.tick_fn && s->cfg.tick_ms) {
-            uint64_t now = mono_ns();
+            uint64_t now = net_mono_ns();
             if (!s->next_tick) s->next_tick = now + (uint64_t)s->cfg.tick_ms * 1000000u;
             int to_tick = now >= s->next_tick ? 0 : (int)((s->next_tick - now + 999999u) / 1000000u);
             if (to_tick < wait_ms) wait_ms = to_tick;
@@ -1076,6 +742,7 @@ int net_server_run(net_server *s, int drain_ms)
                 accept_all(s);
             } else if (p == &s->evfd) {
                 run_posts(s);
+                call_run_resumed(s);
             } else {
                 conn *k = p;
                 if (k->dead) continue;
@@ -1086,9 +753,15 @@ int net_server_run(net_server *s, int drain_ms)
                 if (evs[i].events & EPOLLOUT) conn_flush(k);
                 if (!k->dead && evs[i].events & EPOLLIN) conn_readable(k);
             }
+            if (s->mem > s->cfg.max_client_memory) evict(s);
         }
-        if (s->cfg.tick_fn && s->cfg.tick_ms && mono_ns() >= s->next_tick) {
-            s->next_tick = mono_ns() + (uint64_t)s->cfg.tick_ms * 1000000u;
+        call_run_resumed(s);
+        if (net_mono_ns() >= s->next_sweep) {
+            s->next_sweep = net_mono_ns() + SWEEP_NS;
+            sweep(s);
+        }
+        if (s->cfg.tick_fn && s->cfg.tick_ms && net_mono_ns() >= s->next_tick) {
+            s->next_tick = net_mono_ns() + (uint64_t)s->cfg.tick_ms * 1000000u;
             s->cfg.tick_fn(s->cfg.tick_ctx);
         }
         free_dead(s);
@@ -1130,4 +803,6 @@ void net_server_free(net_server *s)
 void net_server_stats(const net_server *s, net_stats *st)
 {
     *st = s->st;
+    st->mem = s->mem;
+    st->mem_limit = s->cfg.max_client_memory;
 }

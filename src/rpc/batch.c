@@ -5,7 +5,10 @@
  * finished batch becomes one asynchronous append; its result goes back
  * in-band as a BatchAppendResp, errors as a google.rpc.Status with a typed
  * Any detail, as KurrentDB does. The call is bounded: at most
- * BATCH_MAX_OPEN batches being assembled, each within the append size limit.
+ * BATCH_MAX_OPEN batches being assembled, each within the append size limit
+ * and all charged to the connection (NET-5); at most BATCH_MAX_IN_STORE
+ * handed to the store; and while answers wait because the client does not
+ * read them, or the store has its share, the call reads no more (RPC-5).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -19,7 +22,10 @@
 #include "net/pb.h"
 #include "rpc/streams_int.h"
 
+#include <stddef.h>
+
 #define BATCH_MAX_OPEN 256
+#define BATCH_MAX_IN_STORE 32
 
 typedef EventStore__Client__Streams__BatchAppendReq BatchReq;
 typedef EventStore__Client__Streams__BatchAppendResp BatchResp;
@@ -35,11 +41,12 @@ typedef struct batch {
     rpc_events ev;
     int rc;
     factum_append_result res;
+    rpc_submit sub;
 } batch;
 
 typedef struct outmsg {
     struct outmsg *next;
-    size_t len;
+    size_t len, mem;
     uint8_t data[];
 } outmsg;
 
@@ -71,6 +78,7 @@ static void bcall_free(bcall *k)
     while (k->out) {
         outmsg *o = k->out;
         k->out = o->next;
+        net_call_release(k->c, o->mem);
         free(o);
     }
     free(k);
@@ -99,18 +107,33 @@ static void send_resp(bcall *k, const BatchResp *r)
         }
     }
     size_t n = event_store__client__streams__batch_append_resp__get_packed_size(r);
+    if (net_call_charge(k->c, sizeof(outmsg) + n + 16)) {
+        net_call_finish(k->c, GRPC_RESOURCE_EXHAUSTED, RPC_MEM_MESSAGE, NULL, 0);
+        return;
+    }
     outmsg *o = malloc(sizeof *o + n);
     if (!o) {
+        net_call_release(k->c, sizeof(outmsg) + n + 16);
         net_call_finish(k->c, GRPC_RESOURCE_EXHAUSTED, "out of memory", NULL, 0);
         return;
     }
     o->next = NULL;
     o->len = n;
+    o->mem = sizeof(outmsg) + n + 16;
     event_store__client__streams__batch_append_resp__pack(r, o->data);
     if (k->out_tail) k->out_tail->next = o;
     else k->out = o;
     k->out_tail = o;
     net_call_want_writable(k->c);
+    net_call_pause(k->c); /* no more requests until the client reads its answers (RPC-5) */
+}
+
+/* Read more requests only while the client reads its answers and the
+ * store does not hold too many of this call's batches (RPC-5). */
+static void flow(bcall *k)
+{
+    if (k->out || k->in_store >= BATCH_MAX_IN_STORE || rpc_submit_waiting(k->ctx, k->c)) net_call_pause(k->c);
+    else net_call_resume(k->c);
 }
 
 static void maybe_end(bcall *k)
@@ -132,8 +155,10 @@ void rpc_batch_writable(net_call *c)
         outmsg *o = k->out;
         k->out = o->next;
         if (!k->out) k->out_tail = NULL;
+        net_call_release(c, o->mem);
         free(o);
     }
+    flow(k);
     maybe_end(k);
 }
 
@@ -280,7 +305,7 @@ static void done_loop(void *arg)
     batch *b = arg;
     bcall *k = b->owner;
     net_call *c = k->c;
-    k->ctx->inflight--;
+    rpc_store_done(k->ctx);
     k->in_store--;
     k->busy = 1;
     if (!k->closed) {
@@ -292,6 +317,7 @@ static void done_loop(void *arg)
             k->ctx->st.append_errors++;
         }
         answer(k, b->corr, b->stream, b->expected, b->rc, &b->res);
+        flow(k);
         maybe_end(k); /* may close the call: rpc_batch_close sees busy */
     }
     k->busy = 0;
@@ -319,23 +345,43 @@ static batch *find_open(bcall *k, const char *corr, batch ***link)
     return NULL;
 }
 
-static void submit(bcall *k, batch *b)
+static int batch_submit(rpc_submit *sb)
 {
+    batch *b = (batch *)((char *)sb - offsetof(batch, sub));
     factum_append_req q = {b->stream, b->expected, b->ev.ev, b->ev.n};
-    k->in_store++;
-    k->ctx->inflight++;
-    net_call_ref(k->c);
-    int rc = factum_append_async(k->ctx->store, &q, 1, done_store, b);
-    if (rc) {
-        k->ctx->inflight--;
-        k->in_store--;
-        net_call_unref(k->c);
+    return factum_append_async(b->owner->ctx->store, &q, 1, done_store, b);
+}
+
+/* The store will not run the batch: answer it with the error (as done_loop
+ * answers a failed append). */
+static void batch_submit_failed(rpc_submit *sb, int rc)
+{
+    batch *b = (batch *)((char *)sb - offsetof(batch, sub));
+    bcall *k = b->owner;
+    net_call *c = k->c;
+    k->in_store--;
+    k->busy = 1;
+    if (!k->closed) {
         k->ctx->st.append_errors++;
         factum_append_result none = {0};
         none.actual_version = FACTUM_NO_STREAM;
         answer(k, b->corr, b->stream, b->expected, rc, &none);
-        batch_free(b);
+        flow(k);
+        maybe_end(k);
     }
+    k->busy = 0;
+    if (k->closed && k->in_store == 0) bcall_free(k);
+    batch_free(b);
+    net_call_unref(c);
+}
+
+static void submit(bcall *k, batch *b)
+{
+    k->in_store++;
+    net_call_ref(k->c);
+    b->sub = (rpc_submit){NULL, k->c, batch_submit, batch_submit_failed};
+    rpc_submit_start(k->ctx, &b->sub);
+    if (!k->closed) flow(k);
 }
 
 void rpc_batch_message(net_call *c, const uint8_t *msg, size_t len)

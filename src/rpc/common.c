@@ -16,10 +16,21 @@
 #include "net/pb.h"
 #include "rpc/rpc.h"
 
+/* A decoded request is charged to its call while it lives (NET-5). */
+static int unpack_charge(void *ctx, long delta)
+{
+    net_call *c = ctx;
+    if (delta >= 0) return net_call_charge(c, (size_t)delta);
+    net_call_release(c, (size_t)-delta);
+    return 0;
+}
+
 void *rpc_unpack(net_call *c, const ProtobufCMessageDescriptor *d, const uint8_t *msg, size_t len, pb_alloc *pa,
                  const char *what)
 {
     pb_alloc_init(pa, pb_decode_limit(len));
+    pa->charge = unpack_charge;
+    pa->charge_ctx = c;
     ProtobufCMessage *m;
     int rc = pb_unpack(d, msg, len, pa, &m);
     if (rc == PB_OK) return m;
@@ -32,6 +43,56 @@ void *rpc_unpack(net_call *c, const ProtobufCMessageDescriptor *d, const uint8_t
 void rpc_unpack_free(void *m, pb_alloc *pa)
 {
     pb_free(m, pa);
+}
+
+/* ---- store submissions (RPC-5) ------------------------------------------- */
+
+static void park(rpc_ctx *ctx, rpc_submit *s)
+{
+    net_call_pause(s->c);
+    s->next = NULL;
+    if (ctx->parked_tail) ctx->parked_tail->next = s;
+    else ctx->parked = s;
+    ctx->parked_tail = s;
+}
+
+void rpc_submit_start(rpc_ctx *ctx, rpc_submit *s)
+{
+    if (ctx->parked) { /* no overtaking those already waiting */
+        park(ctx, s);
+        return;
+    }
+    int rc = s->start(s);
+    if (rc == 0) ctx->inflight++;
+    else if (rc == -EAGAIN) park(ctx, s);
+    else s->fail(s, rc);
+}
+
+void rpc_submit_retry(rpc_ctx *ctx)
+{
+    while (ctx->parked) {
+        rpc_submit *s = ctx->parked;
+        int rc = net_call_done(s->c) ? FACTUM_ECLOSED : s->start(s);
+        if (rc == -EAGAIN) return;
+        ctx->parked = s->next;
+        if (!ctx->parked) ctx->parked_tail = NULL;
+        net_call_resume(s->c);
+        if (rc == 0) ctx->inflight++;
+        else s->fail(s, rc);
+    }
+}
+
+int rpc_submit_waiting(const rpc_ctx *ctx, const net_call *c)
+{
+    for (const rpc_submit *s = ctx->parked; s; s = s->next)
+        if (s->c == c) return 1;
+    return 0;
+}
+
+void rpc_store_done(rpc_ctx *ctx)
+{
+    ctx->inflight--;
+    if (ctx->parked) rpc_submit_retry(ctx);
 }
 
 int rpc_send(rpc_ctx *ctx, net_call *c, const ProtobufCMessage *m)

@@ -6,6 +6,13 @@
  * asynchronously and completed through net_post, so the loop never blocks
  * on fsync (RPC-1). Reads are served in bounded steps that yield to the
  * loop between steps and stop while the client is not reading (RPC-2).
+ *
+ *  RPC-5  The loop never waits for the store's queue: a store operation
+ *         that finds it full (-EAGAIN) pauses its call's input and waits
+ *         in line; completions and the tick start waiting operations again
+ *         in the order they came. A call whose client stops reading its
+ *         answers stops being read (BatchAppend), so nothing a client asks
+ *         for piles up without bound.
  */
 #ifndef FACTUM_RPC_H
 #define FACTUM_RPC_H
@@ -31,6 +38,7 @@ typedef struct rpc_stats {
 
 struct rpc_sub;
 struct pb_alloc;
+struct rpc_submit;
 struct ps_reg;
 
 typedef struct rpc_ctx {
@@ -46,6 +54,7 @@ typedef struct rpc_ctx {
     void *log_ctx;
     rpc_stats st;
     uint64_t inflight; /* store operations started and not yet answered */
+    struct rpc_submit *parked, *parked_tail; /* waiting for room in the store's queue (RPC-5) */
     uint8_t *pack_buf; /* reused buffer for packing (loop thread only) */
     size_t pack_cap;
     /* Subscriptions (subscribe.c): those at the head wait in sub_waiting
@@ -82,6 +91,32 @@ int rpc_spin_hint(void *ctx);
 int rpc_methods(rpc_ctx *ctx, net_method **out, size_t *n);
 
 /* ---- shared helpers (common.c) --------------------------------------- */
+
+/* The message of RESOURCE_EXHAUSTED when a connection is at its cap (NET-5). */
+#define RPC_MEM_MESSAGE "the connection holds more memory than the server allows (--max-connection-memory)"
+
+/* A store operation of a call, started from the loop (RPC-5). start tries
+ * the store's asynchronous call (0 queued, -EAGAIN queue full, or an
+ * error); fail undoes what the handler set up when the operation will not
+ * run (an error, or the call ended while it waited). */
+typedef struct rpc_submit {
+    struct rpc_submit *next;
+    net_call *c;
+    int (*start)(struct rpc_submit *s);
+    void (*fail)(struct rpc_submit *s, int rc);
+} rpc_submit;
+
+/* Start s now or, with the store's queue full or others waiting, when
+ * there is room (pausing s->c's input meanwhile). Counted in inflight once
+ * queued. */
+void rpc_submit_start(rpc_ctx *ctx, rpc_submit *s);
+/* A store operation completed (on the loop): uncount it and start waiting
+ * ones while there is room. */
+void rpc_store_done(rpc_ctx *ctx);
+/* Start waiting operations while there is room (from the tick too). */
+void rpc_submit_retry(rpc_ctx *ctx);
+/* Does an operation of call c wait for room? */
+int rpc_submit_waiting(const rpc_ctx *ctx, const net_call *c);
 
 /* Decode a request message of type d with the limits of src/net/pb.h
  * (depth PB-1, decode memory PB-2; pa is the caller's, to free the message

@@ -7,6 +7,8 @@
  * differences.
  */
 #include <errno.h>
+#include <malloc.h>
+#include <stddef.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -488,8 +490,9 @@ static void read_close(net_call *c)
  * ev, with its bytes in *store. Returns 0 or fails the call. */
 static int take_event(rpc_ctx *ctx, net_call *c, const EventStore__Client__UUID *id, size_t n_meta,
                       char *const *keys, char *const *values, ProtobufCBinaryData data, ProtobufCBinaryData meta,
-                      factum_event_data *ev, char **store, size_t *total)
+                      factum_event_data *ev, char **store, rpc_events *e)
 {
+    size_t *total = &e->bytes;
     const char *type = NULL, *ctype = NULL;
     for (size_t i = 0; i < n_meta; i++) {
         if (!keys[i]) continue;
@@ -530,6 +533,13 @@ static int take_event(rpc_ctx *ctx, net_call *c, const EventStore__Client__UUID 
         rpc_fail(c, GRPC_RESOURCE_EXHAUSTED, "out of memory", NULL, NULL);
         return -1;
     }
+    size_t real = malloc_usable_size(p) + sizeof(size_t);
+    if (net_call_charge(c, real)) {
+        free(p);
+        rpc_fail(c, GRPC_RESOURCE_EXHAUSTED, RPC_MEM_MESSAGE, NULL, NULL);
+        return -1;
+    }
+    e->mem += real;
     memcpy(p, type, tl + 1);
     if (data.len) memcpy(p + tl + 1, data.data, data.len);
     if (meta.len) memcpy(p + tl + 1 + data.len, meta.data, meta.len);
@@ -548,19 +558,30 @@ void rpc_events_free(rpc_events *e)
     for (size_t i = 0; i < e->n; i++) free(e->store[i]);
     free(e->ev);
     free(e->store);
+    if (e->c && e->mem) net_call_release(e->c, e->mem);
     memset(e, 0, sizeof *e);
 }
 
-static int events_grow(rpc_events *e)
+#define EVENT_SLOT (sizeof(factum_event_data) + sizeof(char *))
+
+/* Room for one more event; the arrays' growth is charged (NET-5). */
+static int events_grow(rpc_events *e, net_call *c)
 {
+    if (!e->c) e->c = c;
     if (e->n < e->cap) return 0;
     size_t cap = e->cap ? e->cap * 2 : 16;
+    if (net_call_charge(e->c, (cap - e->cap) * EVENT_SLOT)) return -ENOBUFS;
+    e->mem += (cap - e->cap) * EVENT_SLOT;
     factum_event_data *ev = realloc(e->ev, cap * sizeof *ev);
-    if (!ev) return -ENOMEM;
-    e->ev = ev;
-    char **st = realloc(e->store, cap * sizeof *st);
-    if (!st) return -ENOMEM;
-    e->store = st;
+    if (ev) e->ev = ev;
+    char **st = ev ? realloc(e->store, cap * sizeof *st) : NULL;
+    if (st) e->store = st;
+    if (!st) {
+        /* keep the old capacity's charge; give back the rest */
+        net_call_release(e->c, (cap - e->cap) * EVENT_SLOT);
+        e->mem -= (cap - e->cap) * EVENT_SLOT;
+        return -ENOMEM;
+    }
     e->cap = cap;
     return 0;
 }
@@ -576,6 +597,7 @@ typedef struct append_call {
     rpc_events ev;
     int rc;
     factum_append_result res;
+    rpc_submit sub;
 } append_call;
 
 static void append_call_free(append_call *a)
@@ -650,19 +672,13 @@ static void append_message(net_call *c, const uint8_t *msg, size_t len)
         rpc_fail(c, GRPC_INVALID_ARGUMENT, "expected a proposed message", NULL, NULL);
         goto out;
     }
-    if (events_grow(&a->ev)) {
-        rpc_fail(c, GRPC_RESOURCE_EXHAUSTED, "out of memory", NULL, NULL);
-        goto out;
-    }
     char *keys[16], *values[16];
     size_t nm = pm->n_metadata < 16 ? pm->n_metadata : 16;
     for (size_t i = 0; i < nm; i++) {
         keys[i] = pm->metadata[i]->key;
         values[i] = pm->metadata[i]->value;
     }
-    if (take_event(a->ctx, c, pm->id, nm, keys, values, pm->data, pm->custom_metadata, &a->ev.ev[a->ev.n],
-                   &a->ev.store[a->ev.n], &a->ev.bytes) == 0)
-        a->ev.n++;
+    rpc_take_event(a->ctx, c, pm->id, nm, keys, values, pm->data, pm->custom_metadata, &a->ev);
 out:
     rpc_unpack_free(req, &pa);
 }
@@ -670,10 +686,11 @@ out:
 static void append_done_loop(void *arg)
 {
     append_call *a = arg;
-    a->ctx->inflight--;
+    rpc_store_done(a->ctx);
     if (a->closed) {
-        net_call_unref(a->c);
-        append_call_free(a);
+        net_call *c = a->c;
+        append_call_free(a); /* releases its charges on c: before the last reference goes */
+        net_call_unref(c);
         return;
     }
     /* a->pending stays set until the end: finishing the call can close it
@@ -788,6 +805,27 @@ static void append_done_store(void *ctx, int rc, const factum_append_result *res
     }
 }
 
+static int append_submit(rpc_submit *sb)
+{
+    append_call *a = (append_call *)((char *)sb - offsetof(append_call, sub));
+    factum_append_req q = {a->stream, a->expected, a->ev.ev, a->ev.n};
+    return factum_append_async(a->ctx->store, &q, 1, append_done_store, a);
+}
+
+static void append_submit_failed(rpc_submit *sb, int rc)
+{
+    append_call *a = (append_call *)((char *)sb - offsetof(append_call, sub));
+    net_call *c = a->c;
+    a->pending = 0;
+    if (a->closed) {
+        append_call_free(a);
+    } else {
+        if (rc == FACTUM_EWRONGVERSION) rc = FACTUM_EINVAL;
+        rpc_fail_store(c, rc, a->stream, a->expected, -1);
+    }
+    net_call_unref(c);
+}
+
 static void append_half_close(net_call *c)
 {
     append_call *a = net_call_state(c);
@@ -795,18 +833,10 @@ static void append_half_close(net_call *c)
         rpc_fail(c, GRPC_INVALID_ARGUMENT, "no options were sent", NULL, NULL);
         return;
     }
-    factum_append_req q = {a->stream, a->expected, a->ev.ev, a->ev.n};
     net_call_ref(c);
     a->pending = 1;
-    a->ctx->inflight++;
-    int rc = factum_append_async(a->ctx->store, &q, 1, append_done_store, a);
-    if (rc) {
-        a->ctx->inflight--;
-        a->pending = 0;
-        net_call_unref(c);
-        if (rc == FACTUM_EWRONGVERSION) rc = FACTUM_EINVAL;
-        rpc_fail_store(c, rc, a->stream, a->expected, -1);
-    }
+    a->sub = (rpc_submit){NULL, c, append_submit, append_submit_failed};
+    rpc_submit_start(a->ctx, &a->sub);
 }
 
 static void append_close(net_call *c)
@@ -828,6 +858,7 @@ typedef struct delete_call {
     int64_t expected;
     int rc;
     factum_append_result res;
+    rpc_submit sub;
 } delete_call;
 
 static int delete_start_common(net_call *c, void *svc, int tombstone)
@@ -860,12 +891,12 @@ static void delete_free(delete_call *d)
 static void delete_done_loop(void *arg)
 {
     delete_call *d = arg;
-    d->ctx->inflight--;
+    rpc_store_done(d->ctx);
     d->pending = 0;
     net_call *c = d->c;
     if (d->closed) {
-        net_call_unref(c);
         delete_free(d);
+        net_call_unref(c);
         return;
     }
     if (d->rc) {
@@ -894,6 +925,23 @@ static void delete_done_store(void *ctx, int rc, const factum_append_result *res
     d->rc = rc;
     if (n) d->res = results[0];
     net_post(d->ctx->net, delete_done_loop, d);
+}
+
+static int delete_submit(rpc_submit *sb)
+{
+    delete_call *d = (delete_call *)((char *)sb - offsetof(delete_call, sub));
+    return d->tombstone ? factum_tombstone_stream_async(d->ctx->store, d->stream, d->expected, delete_done_store, d)
+                        : factum_delete_stream_async(d->ctx->store, d->stream, d->expected, delete_done_store, d);
+}
+
+static void delete_submit_failed(rpc_submit *sb, int rc)
+{
+    delete_call *d = (delete_call *)((char *)sb - offsetof(delete_call, sub));
+    net_call *c = d->c;
+    d->pending = 0;
+    if (d->closed) delete_free(d);
+    else rpc_fail_store(c, rc, d->stream, d->expected, -1);
+    net_call_unref(c);
 }
 
 static void delete_message(net_call *c, const uint8_t *msg, size_t len)
@@ -931,15 +979,8 @@ static void delete_message(net_call *c, const uint8_t *msg, size_t len)
     }
     net_call_ref(c);
     d->pending = 1;
-    d->ctx->inflight++;
-    rc = d->tombstone ? factum_tombstone_stream_async(d->ctx->store, d->stream, d->expected, delete_done_store, d)
-                      : factum_delete_stream_async(d->ctx->store, d->stream, d->expected, delete_done_store, d);
-    if (rc) {
-        d->ctx->inflight--;
-        d->pending = 0;
-        net_call_unref(c);
-        rpc_fail_store(c, rc, d->stream, d->expected, -1);
-    }
+    d->sub = (rpc_submit){NULL, c, delete_submit, delete_submit_failed};
+    rpc_submit_start(d->ctx, &d->sub);
 }
 
 static void delete_close(net_call *c)
@@ -969,11 +1010,12 @@ const size_t rpc_streams_n = sizeof rpc_streams_methods / sizeof *rpc_streams_me
 int rpc_take_event(rpc_ctx *ctx, net_call *c, const EventStore__Client__UUID *id, size_t n_meta, char *const *keys,
                    char *const *values, ProtobufCBinaryData data, ProtobufCBinaryData meta, rpc_events *e)
 {
-    if (events_grow(e)) {
-        rpc_fail(c, GRPC_RESOURCE_EXHAUSTED, "out of memory", NULL, NULL);
+    int rc = events_grow(e, c);
+    if (rc) {
+        rpc_fail(c, GRPC_RESOURCE_EXHAUSTED, rc == -ENOBUFS ? RPC_MEM_MESSAGE : "out of memory", NULL, NULL);
         return -1;
     }
-    if (take_event(ctx, c, id, n_meta, keys, values, data, meta, &e->ev[e->n], &e->store[e->n], &e->bytes)) return -1;
+    if (take_event(ctx, c, id, n_meta, keys, values, data, meta, &e->ev[e->n], &e->store[e->n], e)) return -1;
     e->n++;
     return 0;
 }

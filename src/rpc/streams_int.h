@@ -11,12 +11,16 @@
 #include "rpc/rpc.h"
 
 /* Events copied out of request messages (their bytes must outlive the
- * messages, until the store has written them). */
+ * messages, until the store has written them). What they hold is charged
+ * to the call that sent them (NET-5) and released by rpc_events_free,
+ * which must run while that call is still referenced. */
 typedef struct rpc_events {
     factum_event_data *ev;
     char **store;
     size_t n, cap;
     size_t bytes;
+    net_call *c;
+    size_t mem; /* bytes charged to c */
 } rpc_events;
 
 void rpc_events_free(rpc_events *e);

@@ -8,6 +8,7 @@
  * clients decode.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,6 +46,7 @@ typedef struct session {
     int rc;
     size_t failed_part;
     factum_append_result *res;
+    rpc_submit sub;
 } session;
 
 static void session_free(session *s)
@@ -291,12 +293,12 @@ out:
 static void session_done_loop(void *arg)
 {
     session *s = arg;
-    s->ctx->inflight--;
+    rpc_store_done(s->ctx);
     s->pending = 0;
     net_call *c = s->c;
     if (s->closed) {
+        session_free(s); /* releases its charges on c: before the last reference goes */
         net_call_unref(c);
-        session_free(s);
         return;
     }
     rpc_ctx *ctx = s->ctx;
@@ -377,6 +379,28 @@ static void session_done_store(void *arg, int rc, const factum_append_result *re
     net_post(s->ctx->net, session_done_loop, s);
 }
 
+static int session_submit(rpc_submit *sb)
+{
+    session *s = (session *)((char *)sb - offsetof(session, sub));
+    factum_append_req *reqs = calloc(s->n, sizeof *reqs);
+    if (!reqs) return -ENOMEM;
+    for (size_t i = 0; i < s->n; i++)
+        reqs[i] = (factum_append_req){s->parts[i].stream, s->parts[i].expected, s->parts[i].ev.ev, s->parts[i].ev.n};
+    int rc = factum_append_async(s->ctx->store, reqs, s->n, session_done_store, s);
+    free(reqs); /* the request structs are copied into the writer's request */
+    return rc;
+}
+
+static void session_submit_failed(rpc_submit *sb, int rc)
+{
+    session *s = (session *)((char *)sb - offsetof(session, sub));
+    net_call *c = s->c;
+    s->pending = 0;
+    if (s->closed) session_free(s);
+    else rpc_fail_store(c, rc, s->parts[0].stream, s->parts[0].expected, -1);
+    net_call_unref(c);
+}
+
 static void session_half_close(net_call *c)
 {
     session *s = net_call_state(c);
@@ -384,26 +408,15 @@ static void session_half_close(net_call *c)
         fail_detail(c, GRPC_FAILED_PRECONDITION, "The append session has no requests", "", NULL);
         return;
     }
-    factum_append_req *reqs = calloc(s->n, sizeof *reqs);
     s->res = calloc(s->n, sizeof *s->res);
-    if (!reqs || !s->res) {
-        free(reqs);
+    if (!s->res) {
         rpc_fail(c, GRPC_RESOURCE_EXHAUSTED, "out of memory", NULL, NULL);
         return;
     }
-    for (size_t i = 0; i < s->n; i++)
-        reqs[i] = (factum_append_req){s->parts[i].stream, s->parts[i].expected, s->parts[i].ev.ev, s->parts[i].ev.n};
     net_call_ref(c);
     s->pending = 1;
-    s->ctx->inflight++;
-    int rc = factum_append_async(s->ctx->store, reqs, s->n, session_done_store, s);
-    free(reqs); /* the request structs are copied into the writer's request */
-    if (rc) {
-        s->ctx->inflight--;
-        s->pending = 0;
-        net_call_unref(c);
-        rpc_fail_store(c, rc, s->parts[0].stream, s->parts[0].expected, -1);
-    }
+    s->sub = (rpc_submit){NULL, c, session_submit, session_submit_failed};
+    rpc_submit_start(s->ctx, &s->sub);
 }
 
 static void session_close(net_call *c)

@@ -48,6 +48,14 @@ static const opt opts[] = {
     {"max-connections", NULL, T_SIZE, OFF(max_connections), 0, "10000", "concurrent client connections"},
     {"subscription-live-lag", NULL, T_SIZE, OFF(subscription_live_lag), 0, "10000",
      "a live subscription this many events behind the head falls behind and reads from the log"},
+    {"max-client-memory", NULL, T_SIZE, OFF(max_client_memory), 0, "0",
+     "memory all clients together may make the server hold (buffers, requests, queued answers); over it the "
+     "connection holding the most is closed. 0: a quarter of the RAM, at most 1 GiB"},
+    {"max-connection-memory", NULL, T_SIZE, OFF(max_connection_memory), 0, "0",
+     "memory one connection may make the server hold; a call that would go over fails with RESOURCE_EXHAUSTED. "
+     "0: 128 MiB, or more if the append limits need it"},
+    {"request-timeout-ms", NULL, T_INT, OFF(request_timeout_ms), 0, "30000",
+     "how long an incomplete request may wait for its next byte (HTTP/1.1 request, HTTP/2 preface, gRPC message)"},
     {"log-level", NULL, T_LEVEL, OFF(log_level), 0, "info", "error, warning, information or debug"},
     {"log-format", NULL, T_STR, 0, 0, "text", "text or json (structured lines)"},
     {"config", NULL, T_STR, OFF(config_file), SZ(config_file), "", "config file of `Key: value` lines"},
@@ -265,6 +273,10 @@ int srv_config_parse(srv_config *c, int argc, char **argv)
         unsigned char taken[N_OPTS];
         for (size_t i = 0; i < N_OPTS; i++) taken[i] = from_cli[i] | from_env[i];
         if (load_file(c, c->config_file, taken)) return -1;
+    }
+    if (c->request_timeout_ms < 0) {
+        fprintf(stderr, "factumd: --request-timeout-ms must be 0 or more\n");
+        return -1;
     }
     if (c->node_port <= 0 || c->node_port > 65535) {
         if (c->node_port != 0) {

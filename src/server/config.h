@@ -23,6 +23,9 @@ typedef struct srv_config {
     uint64_t segment_size;
     uint64_t max_connections;
     uint64_t subscription_live_lag; /* events behind the head before a live subscription falls behind */
+    uint64_t max_client_memory;     /* all that clients make the server hold (0: a quarter of RAM, at most 1 GiB) */
+    uint64_t max_connection_memory; /* what one connection may make it hold (0: from the append limits) */
+    int request_timeout_ms;         /* an incomplete request's time */
     int log_level; /* 0 error, 1 warn, 2 info, 3 debug */
     int log_json;  /* structured JSON log lines instead of text */
     char config_file[4096];

@@ -194,6 +194,21 @@ static void metrics(srv_state *st, net_http_resp *r)
     metric(b, "factum_network_bytes_sent_total", "counter", "Bytes sent.", (double)ns.bytes_out);
     metric(b, "factum_protocol_errors_total", "counter", "Malformed frames or messages from clients.",
            (double)ns.protocol_errors);
+    metric(b, "factum_client_memory_bytes", "gauge",
+           "Memory held for clients: buffers, requests, queued answers (--max-client-memory).", (double)ns.mem);
+    metric(b, "factum_client_memory_peak_bytes", "gauge", "The most memory held for clients since start.",
+           (double)ns.mem_peak);
+    metric(b, "factum_client_memory_limit_bytes", "gauge", "--max-client-memory.", (double)ns.mem_limit);
+    metric(b, "factum_connections_refused_total", "counter",
+           "Connections refused at --max-connections or with the memory budget spent.",
+           (double)ns.connections_refused);
+    metric(b, "factum_connections_evicted_total", "counter",
+           "Connections closed because clients held more than --max-client-memory (the largest first).",
+           (double)ns.evictions);
+    metric(b, "factum_memory_refusals_total", "counter",
+           "Requests refused because their connection was at --max-connection-memory.", (double)ns.refused_charges);
+    metric(b, "factum_request_timeouts_total", "counter",
+           "Incomplete requests ended after --request-timeout-ms without progress.", (double)ns.timeouts);
     lag_metrics(st, b);
 }
 

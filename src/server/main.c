@@ -34,6 +34,7 @@ static void on_shutdown_rpc(void *arg)
 static void on_tick(void *arg)
 {
     rpc_ps_tick(arg);
+    rpc_submit_retry(arg); /* RPC-5: completions retry too; this covers room made by anything else */
 }
 
 static int rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
@@ -42,6 +43,29 @@ static int rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *ftw
     (void)flag;
     (void)ftw;
     return remove(p);
+}
+
+/* The memory budget for clients (NET-5): configured, or a quarter of the
+ * RAM up to 1 GiB; a connection may hold enough for the largest append
+ * being assembled plus a few messages in flight (128 MiB by default). */
+static void srv_memory_limits(const srv_config *cfg, net_config *nc)
+{
+    uint64_t ram = (uint64_t)sysconf(_SC_PHYS_PAGES) * (uint64_t)sysconf(_SC_PAGESIZE);
+    uint64_t total = cfg->max_client_memory;
+    if (!total) total = ram / 4 < (1u << 30) && ram ? ram / 4 : (1u << 30);
+    uint64_t per = cfg->max_connection_memory;
+    if (!per) {
+        per = 128u << 20;
+        uint64_t need = cfg->max_append_size + 3 * nc->max_message + (4u << 20);
+        if (need > per) per = need;
+    }
+    if (per > total) per = total;
+    nc->max_client_memory = (size_t)total;
+    nc->max_connection_memory = (size_t)per;
+    if (per < cfg->max_append_size + nc->max_message)
+        slog_write(SLOG_WARN, "--max-connection-memory (%llu bytes) is smaller than the largest append and message "
+                              "need (%llu): such appends will fail with RESOURCE_EXHAUSTED",
+                   (unsigned long long)per, (unsigned long long)(cfg->max_append_size + nc->max_message));
 }
 
 int main(int argc, char **argv)
@@ -103,6 +127,8 @@ int main(int argc, char **argv)
     nc.port = cfg->node_port;
     nc.max_connections = cfg->max_connections;
     nc.max_message = cfg->max_append_event_size + (1u << 20);
+    srv_memory_limits(cfg, &nc);
+    nc.request_timeout_ms = (unsigned)cfg->request_timeout_ms;
     nc.log_fn = slog_sink;
     nc.spin_hint = rpc_spin_hint;
     nc.spin_ctx = r;

@@ -166,7 +166,7 @@ void store_abandon(factum_store *s);
 /* writer.c */
 int writer_start(factum_store *s);
 void writer_stop(factum_store *s);
-int writer_submit(factum_store *s, wreq *r); /* queues; waits for room */
+int writer_submit(factum_store *s, wreq *r); /* queues; waits for room (asynchronous requests: -EAGAIN) */
 
 /* notify.c */
 int notify_init(factum_store *s);

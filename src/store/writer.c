@@ -1012,6 +1012,12 @@ void writer_stop(factum_store *s)
 int writer_submit(factum_store *s, wreq *r)
 {
     pthread_mutex_lock(&s->q_mu);
+    if (r->cb && s->q_len >= QUEUE_MAX && !s->stopping) {
+        /* Asynchronous callers never wait (an event loop must not): the
+         * queue is full, they try again after a completion. */
+        pthread_mutex_unlock(&s->q_mu);
+        return -EAGAIN;
+    }
     while (s->q_len >= QUEUE_MAX && !s->stopping) {
         s->q_waiting_space++;
         pthread_cond_wait(&s->q_space, &s->q_mu);

@@ -1,0 +1,144 @@
+/*
+ * server_int.h - what the two halves of net.h's server share: server.c (the
+ * event loop, connections, HTTP/1.1, memory accounting and eviction) and
+ * call.c (gRPC calls over HTTP/2: nghttp2's callbacks, flow control,
+ * pausing input, queued output). Nothing outside src/net includes it.
+ */
+#ifndef FACTUM_NET_SERVER_INT_H
+#define FACTUM_NET_SERVER_INT_H
+
+#include <nghttp2/nghttp2.h>
+#include <pthread.h>
+#include <signal.h>
+
+#include "net/grpc.h"
+#include "net/net.h"
+
+#define MAX_HEADERS 48
+#define MAX_HEADER_BYTES 16384
+#define LOW_WATER 65536
+/* The HTTP/2 stream window: how far a client may send ahead of what a
+ * call has taken (NET-6). The connection window is consumed as bytes are
+ * accepted, so it never holds anything back on its own. */
+#define STREAM_WINDOW (256u << 10)
+#define CONN_WINDOW (16u << 20)
+
+typedef struct conn conn;
+typedef struct post post;
+
+struct net_call {
+    int refs;
+    conn *conn; /* NULL once the stream or the connection is gone */
+    net_server *srv;
+    int32_t stream_id;
+    const net_method *m;
+    void *state;
+    grpc_deframer df;
+    size_t mem; /* bytes charged to this call (NET-5) */
+    int n_headers;
+    char *hname[MAX_HEADERS], *hvalue[MAX_HEADERS];
+    size_t header_bytes;
+    char *path;
+    int is_post, is_grpc;
+    uint64_t deadline;
+    base_buf out; /* framed messages not yet taken by nghttp2 */
+    size_t out_off;
+    /* NET-6: bytes that arrived while input was paused, not yet deframed
+     * (their stream window is still closed) */
+    base_buf in;
+    size_t in_off;
+    int paused, eos_pending, on_resume_list;
+    int delivering; /* inside feed: input buffers stay until it returns */
+    net_call *resume_next;
+    uint64_t partial_since; /* CLOCK_MONOTONIC ns: a partial message last grew (0: none) */
+    int started, headers_sent, deferred, finished, trailers_sent, closed_notified, half_closed;
+    int want_writable;
+    /* trailers kept until nghttp2 has sent them */
+    nghttp2_nv *tnv;
+    size_t n_tnv;
+    base_buf tstore;
+    net_call *next; /* in the connection's list */
+};
+
+enum { CONN_NEW, CONN_H2, CONN_HTTP1, CONN_CLOSING };
+
+struct conn {
+    net_server *srv;
+    int fd;
+    int kind;
+    nghttp2_session *h2;
+    size_t mem; /* bytes charged to this connection, its calls' included (NET-5) */
+    uint64_t req_started; /* CLOCK_MONOTONIC ns: an incomplete preface or HTTP/1.1 request began (0: none) */
+    base_buf rbuf;        /* undecided / HTTP/1.1 input */
+    base_buf wbuf;        /* output not yet written */
+    size_t woff;
+    int want_out; /* EPOLLOUT armed */
+    int close_after_write;
+    int in_recv;       /* inside nghttp2_session_mem_recv: no mem_send now */
+    int flush_pending; /* a flush was asked for meanwhile */
+    int dirty;         /* on the server's dirty list: flush before the next wait */
+    conn *dirty_next;
+    net_call *calls;
+    size_t n_calls;
+    conn *prev, *next;
+    int dead;
+};
+
+struct post {
+    post *next;
+    void (*fn)(void *);
+    void *arg;
+};
+
+struct net_server {
+    net_config cfg;
+    uint64_t next_tick;  /* CLOCK_MONOTONIC ns of the next tick_fn call */
+    uint64_t next_sweep; /* of the next look for requests over request_timeout_ms */
+    const net_method *methods;
+    size_t n_methods;
+    net_http_fn http;
+    void *http_ctx;
+    int lfd, epfd, evfd;
+    int port;
+    volatile sig_atomic_t stop;
+    pthread_mutex_t post_mu;
+    post *posts, *posts_tail;
+    conn *conns;
+    conn *dead;       /* closed this round, freed after the event batch */
+    conn *dirty;      /* output queued this round, flushed before the next wait */
+    net_call *resume; /* calls whose input was resumed: delivered before the next wait */
+    nghttp2_session_callbacks *cbs;
+    nghttp2_option *h2opt;
+    nghttp2_mem h2mem;
+    size_t mem; /* bytes charged in all (NET-5) */
+    net_stats st;
+};
+
+/* server.c */
+void net_log(net_server *s, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+uint64_t net_mono_ns(void);
+void conn_mark(conn *k);
+void conn_flush(conn *k);
+/* Charge n bytes held for k (and c, if not NULL) to the budget (NET-5).
+ * -ENOBUFS if that would put k over its cap (nothing charged). */
+int net_charge(net_server *s, conn *k, net_call *c, size_t n);
+void net_release(net_server *s, conn *k, net_call *c, size_t n);
+/* Append to a buffer, charging its growth first. 0, -ENOBUFS or -ENOMEM. */
+int net_buf_append(net_server *s, conn *k, net_call *c, base_buf *b, const void *p, size_t n);
+/* Free a buffer and release what it held. */
+void net_buf_free(net_server *s, conn *k, net_call *c, base_buf *b);
+
+/* call.c */
+void call_h2_callbacks(nghttp2_session_callbacks *cbs);
+/* Deliver the input of calls that were resumed (NET-6); loop thread, not
+ * from nghttp2's callbacks. */
+void call_run_resumed(net_server *s);
+/* The connection is closing: end its calls (NET-4). */
+void call_close_all(conn *k);
+/* The connection's output drained: tell the calls waiting for room. */
+void call_writable(conn *k);
+/* A partial message that made no progress for request_timeout_ms ends its
+ * call (NET-7). */
+void call_sweep(conn *k, uint64_t now);
+
+#endif
