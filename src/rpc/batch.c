@@ -16,6 +16,7 @@
 #include "google/protobuf/empty.pb-c.h"
 #include "google/rpc/status.pb-c.h"
 #include "net/grpc.h"
+#include "rpc/events.h"
 #include "rpc/streams_int.h"
 
 #define BATCH_MAX_OPEN 256

@@ -21,7 +21,7 @@
 #include "kurrentdb/v2/streams_errors.pb-c.h"
 #include "net/grpc.h"
 #include "rpc/rpc.h"
-#include "rpc/streams_int.h"
+#include "rpc/events.h"
 
 #define SESSION_MAX_STREAMS 1024
 
