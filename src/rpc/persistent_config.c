@@ -180,8 +180,13 @@ int rpc_ps_settings_from(net_call *c, const CreateReq *req, int is_update, ps_se
             s->strategy = k;
         }
     }
+    /* A lower checkpoint bound above the upper one is accepted, as KurrentDB
+     * accepts it (the clients' defaults with checkPointUpperBound 1): the
+     * upper bound then decides, a checkpoint once that many are done (PS-2).
+     * Negative counts and empty or huge buffers KurrentDB takes too; they are
+     * refused here, since the lanes are sized from them (PS-1). */
     if (s->strategy < 0 || s->strategy > 3 || s->message_timeout_ms < 0 || s->max_retry_count < 0 ||
-        s->checkpoint_after_ms < 0 || s->min_checkpoint_count < 0 || s->max_checkpoint_count < s->min_checkpoint_count ||
+        s->checkpoint_after_ms < 0 || s->min_checkpoint_count < 0 || s->max_checkpoint_count < 0 ||
         s->max_subscriber_count < 0 || s->live_buffer_size <= 0 || s->read_batch_size <= 0 ||
         s->history_buffer_size <= 0 || s->live_buffer_size > 1000000 || s->history_buffer_size > 1000000) {
         rpc_fail(c, GRPC_INVALID_ARGUMENT, "invalid persistent subscription settings", NULL, NULL);
