@@ -19,12 +19,14 @@ wait_ready() {
 
 # bench_build [TARGET...]: set b to the build directory: $FACTUM_BENCH_BUILD
 # if set (an existing build), else build/bench, configured (Release) and
-# built here (the given targets, or everything).
+# built here (the given targets, or everything; what building needs is
+# installed first if missing: scripts/deps.sh build).
 bench_build() {
   if [ -n "${FACTUM_BENCH_BUILD:-}" ]; then
     b=$FACTUM_BENCH_BUILD
     return
   fi
+  scripts/deps.sh build
   cmake -S . -B build/bench -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF >/dev/null
   if [ $# -gt 0 ]; then
     cmake --build build/bench -j"$(nproc)" --target "$@" >/dev/null

@@ -39,17 +39,8 @@ if [ $report = 1 ]; then
   trap 'rm -rf "$work"' EXIT
 else
 
-# What the systems need (Debian packages), once.
-need=()
-have() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
-for pkg in postgresql-15 libpq-dev libsqlite3-dev redis-server libhiredis-dev nats-server libnats-dev gnuplot-nox; do
-  have "$pkg" || need+=("$pkg")
-done
-if [ ${#need[@]} -gt 0 ]; then
-  echo "installing: ${need[*]}"
-  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
-fi
+# What building factum and the systems need (Debian packages), once.
+scripts/deps.sh bench
 . bench/lib.sh
 bench_build
 export FACTUM_BENCH_BUILD=$b # the run-*.sh scripts below use this build

@@ -9,9 +9,7 @@
 # Usage: bench/run-nats.sh [--quick] [--only W1,W2,...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if ! command -v nats-server >/dev/null || ! pkg-config --exists libnats; then
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nats-server libnats-dev >/dev/null
-fi
+scripts/deps.sh nats
 . bench/lib.sh
 bench_build factum-bench-systems # FACTUM_BENCH_BUILD=DIR: use an existing build directory
 dir=$(mktemp -d /tmp/factum-nats.XXXXXX)

@@ -9,16 +9,13 @@ cd "$(dirname "$0")/.."
 relaxed=(); args=()
 for a in "$@"; do case "$a" in --relaxed) relaxed=(--relaxed-durability);; *) args+=("$a");; esac; done
 . bench/lib.sh
+. scripts/lib.sh
 bench_build factumd factum-bench-network factum-bench-embedded # FACTUM_BENCH_BUILD=DIR: use an existing build directory
 dir=$(mktemp -d /tmp/factum-netbench.XXXXXX)
 "$b"/bench/factum-bench-embedded --dir "$dir" --only PACED | grep machine | head -2
-"$b"/factumd --insecure --db "$dir/db" --node-ip 127.0.0.1 --node-port 0 "${relaxed[@]}" >"$dir/log" 2>&1 &
-pid=$!
-trap 'kill -TERM $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$dir"' EXIT
-port=""
-for _ in $(seq 1 100); do
-  port=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$dir/log" | head -1)
-  [ -n "$port" ] && break; sleep 0.1
-done
+pid=""
+trap '[ -z "$pid" ] || { kill -TERM $pid 2>/dev/null; wait $pid 2>/dev/null; }; rm -rf "$dir"' EXIT
+factumd_start "$dir/log" "$b"/factumd --insecure --db "$dir/db" --node-ip 127.0.0.1 --node-port 0 "${relaxed[@]}"
+pid=$factumd_pid port=$factumd_port
 echo "factumd ${relaxed[*]:-durable} on 127.0.0.1:$port, $(nproc) CPUs"
 "$b"/bench/factum-bench-network "kurrentdb://127.0.0.1:$port?tls=false" "${args[@]}"

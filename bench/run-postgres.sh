@@ -7,9 +7,7 @@
 # Usage: bench/run-postgres.sh [--quick] [--only W1,W2,...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if ! ls /usr/lib/postgresql/15/bin/initdb >/dev/null 2>&1; then
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-15 libpq-dev >/dev/null
-fi
+scripts/deps.sh postgres
 bin=/usr/lib/postgresql/15/bin
 . bench/lib.sh
 bench_build factum-bench-systems # FACTUM_BENCH_BUILD=DIR: use an existing build directory

@@ -7,9 +7,7 @@
 # Usage: bench/run-redis.sh [--quick] [--only W1,W2,...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if ! command -v redis-server >/dev/null || ! pkg-config --exists hiredis; then
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server libhiredis-dev >/dev/null
-fi
+scripts/deps.sh redis
 . bench/lib.sh
 bench_build factum-bench-systems # FACTUM_BENCH_BUILD=DIR: use an existing build directory
 dir=$(mktemp -d /tmp/factum-redis.XXXXXX)

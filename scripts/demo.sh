@@ -4,9 +4,11 @@
 # with optimistic concurrency, read back, the stream and the global order, a
 # concurrency conflict, an idempotent retry, verification; then factumd, the
 # server, on its embedded storage, spoken to over the KurrentDB protocol.
+# Installs what building and running it needs if missing (scripts/deps.sh demo).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/deps.sh
+scripts/deps.sh demo
+. scripts/lib.sh
 cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release -DFACTUM_BENCH=OFF -DBUILD_TESTING=OFF >/dev/null
 cmake --build build/release -j"$(nproc 2>/dev/null || echo 2)" >/dev/null
 factum=build/release/factum
@@ -44,14 +46,12 @@ say $factum verify
 echo
 echo "== factumd: the same engine as a KurrentDB-compatible server =="
 srvlog=$(dirname "$FACTUM_DATA")/factumd.log
-build/release/factumd --insecure --db "$(dirname "$FACTUM_DATA")/server-db" --node-ip 127.0.0.1 --node-port 0 >"$srvlog" 2>&1 &
-srv=$!
-trap 'kill -TERM $srv 2>/dev/null || true; wait $srv 2>/dev/null || true; rm -rf "$demo_dir"' EXIT
-port=""
-for _ in $(seq 1 100); do
-  port=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$srvlog" | head -1)
-  [ -n "$port" ] && break; sleep 0.1
-done
+srv=""
+trap '[ -z "$srv" ] || { kill -TERM $srv 2>/dev/null || true; wait $srv 2>/dev/null || true; }; rm -rf "$demo_dir"' EXIT
+# Ready when its log names its port and /health/live answers (scripts/lib.sh).
+factumd_start "$srvlog" build/release/factumd --insecure --db "$(dirname "$FACTUM_DATA")/server-db" \
+  --node-ip 127.0.0.1 --node-port 0
+srv=$factumd_pid port=$factumd_port
 url="kurrentdb://127.0.0.1:$port?tls=false"
 cat "$srvlog"
 unset FACTUM_DATA

@@ -1,26 +1,86 @@
 #!/usr/bin/env bash
-# Install what factum needs to build and test, from Debian's archive, if it
-# is missing. Safe to run repeatedly; does nothing when all is present.
+# Install, from Debian 12's archive, what the given purposes need and is
+# missing, without Recommends (--no-install-recommends: only what the
+# packages depend on; Recommends once pulled in cron and through it a mail
+# server). Safe to run repeatedly: does nothing when all is present.
+#
+#   build     compile factum: libfactum, factumd, the CLI, tests, benchmarks
+#   demo      build, and curl (scripts/demo.sh shows the HTTP endpoints)
+#   test      build, and what the suite (scripts/test.sh) runs: jq (cli
+#             tests), Node.js and npm (the official clients, integration),
+#             and everything of bench, since bench_all_quick runs
+#             bench/run-all.sh --quick (the systems' C libraries must be
+#             there when the test build is configured)
+#   bench     build, the systems bench/run-all.sh compares with (postgres,
+#             sqlite, redis, nats) and gnuplot for its plots (plots)
+#   postgres, sqlite, redis, nats, plots   one of those (bench/run-*.sh)
+#   fuzz      build, and clang with its libFuzzer runtime (-DFACTUM_FUZZ=ON)
+#
+# Usage: scripts/deps.sh PURPOSE...        e.g. scripts/deps.sh build
+#        scripts/deps.sh --list PURPOSE... print the packages, install nothing
+# Cross-compiling for arm64 has its own script: scripts/cross-arm64.sh.
 set -euo pipefail
+
+build=(build-essential cmake pkg-config libnghttp2-dev libprotobuf-c-dev protobuf-c-compiler libpcre2-dev)
+postgres=(postgresql-15 libpq-dev)
+sqlite=(libsqlite3-dev)
+redis=(redis-server libhiredis-dev)
+nats=(nats-server libnats-dev)
+plots=(gnuplot-nox)
+
+usage() {
+  echo "usage: $0 [--list] {build|demo|test|bench|postgres|sqlite|redis|nats|plots|fuzz}..." >&2
+  exit 2
+}
+list=0
+[ "${1:-}" = --list ] && { list=1; shift; }
+[ $# -gt 0 ] || usage
+want=()
+node=0
+for purpose in "$@"; do
+  case "$purpose" in
+    build) want+=("${build[@]}") ;;
+    demo) want+=("${build[@]}" curl) ;;
+    bench) want+=("${build[@]}" "${postgres[@]}" "${sqlite[@]}" "${redis[@]}" "${nats[@]}" "${plots[@]}") ;;
+    test)
+      want+=("${build[@]}" jq "${postgres[@]}" "${sqlite[@]}" "${redis[@]}" "${nats[@]}" "${plots[@]}")
+      node=1
+      ;;
+    postgres) want+=("${postgres[@]}") ;;
+    sqlite) want+=("${sqlite[@]}") ;;
+    redis) want+=("${redis[@]}") ;;
+    nats) want+=("${nats[@]}") ;;
+    plots) want+=("${plots[@]}") ;;
+    fuzz) want+=("${build[@]}" clang libclang-rt-14-dev) ;;
+    *) usage ;;
+  esac
+done
+
 need=()
 have() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
-for pkg in build-essential cmake pkg-config clang libclang-rt-14-dev git jq libnghttp2-dev libpcre2-dev libprotobuf-c-dev protobuf-c-compiler; do
-  have "$pkg" || need+=("$pkg")
+for pkg in $(printf '%s\n' "${want[@]}" | awk '!seen[$0]++'); do
+  [ $list = 1 ] || ! have "$pkg" || continue
+  need+=("$pkg")
 done
-# The systems the benchmark compares with (bench/run-all.sh, whose quick mode
-# is a test): PostgreSQL 15, SQLite, Redis 7, NATS JetStream, their C client
-# libraries, and gnuplot for the plots.
-for pkg in postgresql-15 libpq-dev libsqlite3-dev redis-server libhiredis-dev nats-server libnats-dev gnuplot-nox; do
-  have "$pkg" || need+=("$pkg")
-done
-# Node.js >= 20 and npm for the integration tests (the official clients need 20).
-if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+# Node.js and npm, unless a node and an npm are on the PATH already (from
+# Debian or elsewhere: Debian 12's nodejs is 18, while @kurrent/kurrentdb-client
+# 1.x declares node >= 20; npm only warns about that).
+if [ $node = 1 ] && { [ $list = 1 ] || ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; }; then
   need+=(nodejs npm)
 fi
+if [ $list = 1 ]; then
+  echo "${need[*]}"
+  exit 0
+fi
 if [ ${#need[@]} -gt 0 ]; then
-  echo "installing: ${need[*]}"
+  echo "installing (without Recommends): ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq
-  $SUDO apt-get install -y -qq "${need[@]}"
+  $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}"
 fi
+if [ $node = 1 ]; then
+  v=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+  [ "$v" -ge 20 ] || echo "note: node $(node --version 2>/dev/null) is older than the 20 that @kurrent/kurrentdb-client asks for" >&2
+fi
+exit 0

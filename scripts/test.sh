@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
-# The whole test suite: installs what is missing, builds factum twice
+# The whole test suite: installs what is missing (scripts/deps.sh test), builds factum twice
 # (warnings as errors; then with AddressSanitizer + UndefinedBehaviorSanitizer)
 # and runs every CTest test in both builds, plus the fuzz targets' corpora.
 # Usage: scripts/test.sh [extra ctest args]   (e.g. -L unit, or FACTUM_SLOW=1 for the slow label)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/deps.sh
+scripts/deps.sh test
 jobs=$(nproc 2>/dev/null || echo 2)
-exclude=(-LE slow)
-[ "${FACTUM_SLOW:-0}" = 1 ] && exclude=()
+# Label cross (scripts/cross-arm64.sh: installs a cross compiler) is never
+# part of the suite: ctest -L cross runs it.
+exclude=(-LE 'slow|cross')
+[ "${FACTUM_SLOW:-0}" = 1 ] && exclude=(-LE cross)
 
 echo "== npm packages for the integration tests (official KurrentDB clients) =="
 (cd tests/integration/node && npm ci --no-audit --no-fund >/dev/null)

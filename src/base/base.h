@@ -91,4 +91,18 @@ static inline uint64_t base_align_up(uint64_t v, uint64_t a)
     return (v + a - 1) & ~(a - 1);
 }
 
+/* The CPU's hint for one turn of a spin-wait loop (x86 PAUSE, AArch64
+ * YIELD, as Linux's cpu_relax): it lets a sibling hardware thread run and
+ * eases the polled cache line. Elsewhere only a compiler barrier. */
+static inline void base_cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield" ::: "memory");
+#else
+    __asm__ __volatile__("" ::: "memory");
+#endif
+}
+
 #endif

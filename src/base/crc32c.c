@@ -10,7 +10,9 @@
 
 static uint32_t crc_table[8][256];
 static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
-static int crc_have_hw;
+#if defined(__x86_64__)
+static int crc_have_hw; /* SSE4.2 */
+#endif
 
 static void crc_init(void)
 {

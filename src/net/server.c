@@ -722,7 +722,7 @@ int net_server_run(net_server *s, int drain_ms)
              * fdatasync): poll for a moment instead of sleeping, which costs
              * a wake-up of tens of microseconds on small virtual machines. */
             uint64_t until = net_mono_ns() + SPIN_POLL_NS;
-            while ((n = epoll_wait(s->epfd, evs, 128, 0)) == 0 && net_mono_ns() < until) __builtin_ia32_pause();
+            while ((n = epoll_wait(s->epfd, evs, 128, 0)) == 0 && net_mono_ns() < until) base_cpu_relax();
         }
         int wait_ms = drain_until ? 20 : 1000;
         if (s->cfg.tick_fn && s->cfg.tick_ms) {

@@ -20,6 +20,7 @@
 #include "google/rpc/status.pb-c.h"
 #include "net/grpc.h"
 #include "net/pb.h"
+#include "rpc/events.h"
 #include "rpc/streams_int.h"
 
 #include <stddef.h>

@@ -13,6 +13,26 @@
  *         in the order they came. A call whose client stops reading its
  *         answers stops being read (BatchAppend), so nothing a client asks
  *         for piles up without bound.
+ *
+ * The files, in layers: a file calls only files on lower lines, so none
+ * calls back into one that calls it (docs/architecture.md shows how to
+ * check this with nm).
+ *
+ *   misc.c               ServerFeatures, Gossip, Monitoring, Operations; all method tables
+ *   live.c               the commit listener and its wake-up (RPC-4): subscriptions, then
+ *                        groups; the lag of both
+ *   streams.c            Streams: Read, Append, Delete, Tombstone; its method table
+ *   batch.c, v2.c        Streams.BatchAppend (streams_int.h); the v2 AppendSession
+ *   subscribe.c          Streams.Read as a subscription (subscribe.h)
+ *   persistent.c         the PersistentSubscriptions service: Read and management calls
+ *   persistent_stats.c   GetInfo/List's SubscriptionInfo, rpc_ps_each
+ *   persistent_config.c  a group's settings, their snapshot (PS-5), loading at start
+ *   persistent_group.c   the consumer group engine (persistent_int.h: PS-1..6)
+ *   events.c             events in and out of messages, links, filters (events.h)
+ *   common.c             sending, errors and their trailers, UUIDs (this header)
+ *
+ * persistent.h is what the consumer groups offer the files above them and
+ * the server (init, tick, close, free, on_commit, each).
  */
 #ifndef FACTUM_RPC_H
 #define FACTUM_RPC_H
@@ -64,7 +84,7 @@ typedef struct rpc_ctx {
     struct rpc_sub *sub_all; /* every open subscription (for lag reporting) */
     int sub_listening;
     _Atomic int sub_wake_posted;
-    struct ps_reg *ps; /* persistent subscriptions (persistent.c) */
+    struct ps_reg *ps; /* consumer groups (persistent_group.c) */
 } rpc_ctx;
 
 /* The lag of every catch-up subscription and consumer group, for /metrics
@@ -76,7 +96,8 @@ typedef void (*rpc_lag_fn)(void *arg, const char *kind, const char *source, cons
 void rpc_lag_each(rpc_ctx *ctx, rpc_lag_fn fn, void *arg);
 
 /* Register the store's commit listener that wakes subscriptions and
- * consumer groups (once). 0 or -ENOMEM. */
+ * consumer groups (once; live.c). Call it before the loop serves calls:
+ * subscriptions and groups rely on it. 0 or -ENOMEM. */
 int rpc_listen(rpc_ctx *ctx);
 
 /* Undo what serving set up on the store (the commit listener). Call before

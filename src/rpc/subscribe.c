@@ -9,8 +9,9 @@
  *
  * RPC-4  A subscription at the head costs no work: it sits in the context's
  *        waiting list. The store calls a commit listener on the committing
- *        thread, which posts one wake-up to the loop (at most one queued);
- *        the wake-up pumps every waiting subscription. A commit between a
+ *        thread, which posts one wake-up to the loop (at most one queued;
+ *        live.c, registered before the loop serves); the wake-up pumps every
+ *        waiting subscription (rpc_sub_wake_all). A commit between a
  *        subscription's last poll and its entry into the list is not missed:
  *        the listener runs after the commit is visible and its wake-up runs
  *        on the loop, after the handler that parked the subscription.
@@ -27,8 +28,8 @@
 
 #include "google/protobuf/timestamp.pb-c.h"
 #include "net/grpc.h"
-#include "rpc/persistent.h"
-#include "rpc/streams_int.h"
+#include "rpc/events.h"
+#include "rpc/subscribe.h"
 
 typedef EventStore__Client__Streams__ReadReq__Options ReadOpts;
 typedef EventStore__Client__Streams__ReadResp ReadResp;
@@ -86,10 +87,8 @@ static void wait_add(rpc_sub *s)
 
 static void sub_pump(rpc_sub *s);
 
-static void wake_all(void *arg)
+void rpc_sub_wake_all(rpc_ctx *ctx)
 {
-    rpc_ctx *ctx = arg;
-    atomic_store(&ctx->sub_wake_posted, 0);
     /* Move the waiting list aside, then pump each: a pump may park its
      * subscription again (into sub_waiting) or close others (which unlink
      * themselves from sub_waking). */
@@ -102,56 +101,15 @@ static void wake_all(void *arg)
         wait_remove(s);
         sub_pump(s);
     }
-    rpc_ps_on_commit(ctx);
 }
 
-static void on_commit(void *arg, uint64_t last)
-{
-    (void)last;
-    rpc_ctx *ctx = arg;
-    if (atomic_exchange(&ctx->sub_wake_posted, 1)) return;
-    if (net_post(ctx->net, wake_all, ctx)) atomic_store(&ctx->sub_wake_posted, 0);
-}
-
-typedef struct lag_fwd {
-    rpc_lag_fn fn;
-    void *arg;
-} lag_fwd;
-
-static void group_lag(void *arg, const char *src, const char *group, uint64_t lag_events, double lag_seconds,
-                      uint64_t inflight, uint64_t parked, size_t consumers)
-{
-    (void)inflight;
-    (void)parked;
-    (void)consumers;
-    lag_fwd *f = arg;
-    f->fn(f->arg, "group", src, group, lag_events, lag_seconds);
-}
-
-void rpc_lag_each(rpc_ctx *ctx, rpc_lag_fn fn, void *arg)
+void rpc_sub_lag_each(rpc_ctx *ctx, rpc_lag_fn fn, void *arg)
 {
     for (rpc_sub *s = ctx->sub_all; s; s = s->anext) {
         factum_sub_status st;
         if (factum_sub_get_status(s->sub, &st)) continue;
         fn(arg, "subscription", s->stream ? s->stream : "$all", s->id, st.lag_events, (double)st.lag_ns / 1e9);
     }
-    lag_fwd f = {fn, arg};
-    rpc_ps_each(ctx, group_lag, &f);
-}
-
-int rpc_listen(rpc_ctx *ctx)
-{
-    if (ctx->sub_listening) return 0;
-    if (factum_commit_listener_add(ctx->store, on_commit, ctx)) return -ENOMEM;
-    ctx->sub_listening = 1;
-    return 0;
-}
-
-void rpc_deinit(rpc_ctx *ctx)
-{
-    rpc_ps_close(ctx);
-    if (ctx->sub_listening) factum_commit_listener_remove(ctx->store, on_commit, ctx);
-    ctx->sub_listening = 0;
 }
 
 /* ---- messages out ----------------------------------------------------- */
@@ -417,10 +375,6 @@ rpc_sub *rpc_sub_start(rpc_ctx *ctx, net_call *c, const ReadOpts *o)
                                                      : 1);
             so.checkpoint_interval = every > UINT32_MAX ? UINT32_MAX : (uint32_t)every;
         }
-    }
-    if (rpc_listen(ctx)) {
-        rpc_fail(c, GRPC_RESOURCE_EXHAUSTED, "out of memory", NULL, NULL);
-        goto fail;
     }
     int rc = factum_sub_open(ctx->store, &so, &s->sub);
     if (rc) {

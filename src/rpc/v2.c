@@ -23,7 +23,7 @@
 #include "net/grpc.h"
 #include "net/pb.h"
 #include "rpc/rpc.h"
-#include "rpc/streams_int.h"
+#include "rpc/events.h"
 
 #define SESSION_MAX_STREAMS 1024
 

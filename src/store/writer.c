@@ -924,7 +924,7 @@ static void *writer_main(void *arg)
             pthread_mutex_unlock(&s->q_mu);
             uint64_t until = base_mono_ns() + SPIN_NS;
             while (!atomic_load_explicit(&s->writer_kick, memory_order_acquire) && base_mono_ns() < until)
-                __builtin_ia32_pause();
+                base_cpu_relax();
             atomic_store(&s->writer_spinning, 0);
             atomic_store(&s->writer_kick, 0);
             pthread_mutex_lock(&s->q_mu);

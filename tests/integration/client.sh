@@ -13,18 +13,12 @@ client_test=$(realpath "$3")
 mkdir -p "$FACTUM_TEST_TMP"
 T=$(mktemp -d "$FACTUM_TEST_TMP/integration-client.XXXXXX")
 log=$T/factumd.log
-"$factumd" --insecure --mem-db --node-ip 127.0.0.1 --node-port 0 >"$log" 2>&1 &
-pid=$!
-cleanup() { kill -9 "$pid" 2>/dev/null || true; rm -rf "$T"; }
+pid=""
+cleanup() { [ -z "$pid" ] || kill -9 "$pid" 2>/dev/null || true; rm -rf "$T"; }
 trap cleanup EXIT
-port=""
-for _ in $(seq 1 100); do
-  port=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$log" | head -1)
-  [ -n "$port" ] && break
-  kill -0 "$pid" 2>/dev/null || { cat "$log"; echo "factumd exited early"; exit 1; }
-  sleep 0.1
-done
-[ -n "$port" ] || { cat "$log"; echo "factumd did not start"; exit 1; }
+. "$(dirname "$0")/../../scripts/lib.sh"
+factumd_start "$log" "$factumd" --insecure --mem-db --node-ip 127.0.0.1 --node-port 0
+pid=$factumd_pid port=$factumd_port
 URL="kurrentdb://127.0.0.1:$port?tls=false"
 export FACTUMD_URL=$URL
 unset FACTUM_DATA FACTUM_SERVER

@@ -6,19 +6,17 @@
 set -euo pipefail
 factumd=$(realpath "$1")
 here=$(cd "$(dirname "$0")" && pwd)
+. "$here/../../scripts/lib.sh"
 cd "$here/node"
 [ -d node_modules/@kurrent/kurrentdb-client ] || npm ci --no-audit --no-fund >/dev/null
 work=$(mktemp -d /tmp/factum-shutdown.XXXXXX)
-trap 'kill -9 $pid 2>/dev/null || true; rm -rf "$work"' EXIT
+pid=""
+trap '[ -z "$pid" ] || kill -9 $pid 2>/dev/null || true; rm -rf "$work"' EXIT
+# Each start empties the log first: the restart must not read the first
+# run's port (scripts/lib.sh).
 start() {
-  "$factumd" --insecure --db "$work/db" --node-ip 127.0.0.1 --node-port 0 >"$work/log" 2>&1 &
-  pid=$!
-  for _ in $(seq 1 100); do
-    port=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$work/log" | head -1)
-    [ -n "$port" ] && break
-    sleep 0.1
-  done
-  [ -n "$port" ] || { cat "$work/log"; exit 1; }
+  factumd_start "$work/log" "$factumd" --insecure --db "$work/db" --node-ip 127.0.0.1 --node-port 0
+  pid=$factumd_pid port=$factumd_port
   export FACTUMD_URL="kurrentdb://127.0.0.1:$port?tls=false"
 }
 start

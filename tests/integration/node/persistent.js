@@ -318,6 +318,35 @@ function run(lib, makeClient, features) {
       assert.equal(c.error.constructor.name, 'PersistentSubscriptionDroppedError');
     });
 
+    it('accepts a checkpoint lower bound above the upper bound, as KurrentDB: the upper bound decides', async () => {
+      // The clients' defaults (lower bound 10) with checkPointUpperBound: 1, as
+      // the Node client's own tests create groups.
+      const s = sn('bounds');
+      await client.createPersistentSubscriptionToStream(s, 'g',
+        streamSettings({ startFrom: START, checkPointAfter: 60000, checkPointUpperBound: 1 }));
+      const info = await client.getPersistentSubscriptionToStreamInfo(s, 'g');
+      assert.equal(info.settings.checkPointLowerBound, 10);
+      assert.equal(info.settings.checkPointUpperBound, 1);
+      const c = consume(sub(s, 'g'));
+      await client.appendToStream(s, batch(3));
+      await until('all delivered', () => c.events.length >= 3);
+      // Fewer than the lower bound are done and checkPointAfter is a minute
+      // away: only the upper bound can have written this checkpoint.
+      await until('checkpoint at the last event', async () =>
+        (await client.getPersistentSubscriptionToStreamInfo(s, 'g')).stats.lastCheckpointedEventRevision === 2n);
+      assert.equal(c.error, null);
+      await client.updatePersistentSubscriptionToStream(s, 'g',
+        streamSettings({ startFrom: START, checkPointLowerBound: 50, checkPointUpperBound: 2 }));
+      const upd = await client.getPersistentSubscriptionToStreamInfo(s, 'g');
+      assert.equal(upd.settings.checkPointLowerBound, 50);
+      assert.equal(upd.settings.checkPointUpperBound, 2);
+      await client.createPersistentSubscriptionToAll(sn('bounds-all'), allSettings({ startFrom: END, checkPointUpperBound: 1 }),
+        { filter: lib.streamNameFilter({ prefixes: [sn('bounds')] }) });
+      assert.equal((await client.getPersistentSubscriptionToAllInfo(sn('bounds-all'))).settings.checkPointUpperBound, 1);
+      await client.deletePersistentSubscriptionToAll(sn('bounds-all'));
+      await client.deletePersistentSubscriptionToStream(s, 'g');
+    });
+
     it('restarts the subsystem: groups survive, consumers reconnect', async () => {
       const s = sn('restart');
       await client.createPersistentSubscriptionToStream(s, 'g', streamSettings({ startFrom: START }));

@@ -1,0 +1,77 @@
+/*
+ * events.h - events between the protocol's messages and the store
+ * (events.c), shared by every service that carries events: streams.c,
+ * batch.c and v2.c take them from requests; streams.c, subscribe.c and the
+ * consumer groups (persistent*.c) put them into ReadResp messages.
+ */
+#ifndef FACTUM_RPC_EVENTS_H
+#define FACTUM_RPC_EVENTS_H
+
+#include "kurrentdb/shared.pb-c.h"
+#include "kurrentdb/streams.pb-c.h"
+#include "rpc/rpc.h"
+
+/* ---- events in (appends) ---------------------------------------------- */
+
+/* Events copied out of request messages (their bytes must outlive the
+ * messages, until the store has written them). What they hold is charged
+ * to the call that sent them (NET-5) and released by rpc_events_free,
+ * which must run while that call is still referenced. */
+typedef struct rpc_events {
+    factum_event_data *ev;
+    char **store;
+    size_t n, cap;
+    size_t bytes;
+    net_call *c;
+    size_t mem; /* bytes charged to c */
+} rpc_events;
+
+void rpc_events_free(rpc_events *e);
+/* Take one proposed message (type and content-type from its metadata map).
+ * On an error the call is finished and -1 returned. */
+int rpc_take_event(rpc_ctx *ctx, net_call *c, const EventStore__Client__UUID *id, size_t n_meta, char *const *keys,
+                   char *const *values, ProtobufCBinaryData data, ProtobufCBinaryData meta, rpc_events *e);
+/* which: 0 revision, 1 no_stream, 2 any, 3 stream_exists. */
+int rpc_expected_of_options(int which, uint64_t revision, int64_t *out);
+
+/* ---- events out (reads, subscriptions, consumer groups) ---------------- */
+
+/* One RecordedEvent with all its parts in one place. */
+typedef struct rpc_recorded {
+    EventStore__Client__Streams__ReadResp__ReadEvent__RecordedEvent rec;
+    EventStore__Client__UUID uuid;
+    EventStore__Client__UUID__Structured su;
+    EventStore__Client__StreamIdentifier sid;
+    EventStore__Client__Streams__ReadResp__ReadEvent__RecordedEvent__MetadataEntry me[3];
+    EventStore__Client__Streams__ReadResp__ReadEvent__RecordedEvent__MetadataEntry *mep[3];
+    char created[24];
+    char idtext[37];
+} rpc_recorded;
+
+/* A ReadResp carrying one event (and the link that led to it). */
+typedef struct rpc_event_msg {
+    EventStore__Client__Streams__ReadResp resp;
+    EventStore__Client__Streams__ReadResp__ReadEvent re;
+    rpc_recorded ev, link;
+} rpc_event_msg;
+
+void rpc_event_init(rpc_event_msg *m);
+/* A plain event. */
+void rpc_event_fill(rpc_event_msg *m, const factum_event *ev, int uuid_string);
+/* As KurrentDB with resolve_links: event is the link's target and link the
+ * link (event NULL: a link whose target is gone, sent as the link alone;
+ * link NULL: not a link). The position is the link's when there is one. */
+void rpc_event_fill_resolved(rpc_event_msg *m, const factum_event *event, const factum_event *link, int uuid_string);
+
+/* ---- links and filters ------------------------------------------------- */
+
+/* Resolve ev if it is a link (resolve_links): *target and 1 if resolved,
+ * 0 if not a link, -1 if a link that does not resolve. Store errors other
+ * than a missing target are returned as they are (< -1). */
+int rpc_resolve(rpc_ctx *ctx, const factum_event *ev, factum_event *target);
+
+/* A $all filter from read options; on an error the call is failed. */
+int rpc_read_filter(net_call *c, const EventStore__Client__Streams__ReadReq__Options__FilterOptions *f,
+                    factum_filter **out);
+
+#endif

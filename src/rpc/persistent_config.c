@@ -1,0 +1,344 @@
+/*
+ * persistent_config.c - a consumer group's settings and their persistence
+ * (PS-5): the settings of a Create/Update request (the clients' defaults,
+ * KurrentDB's checks), the snapshot of every group's settings appended to
+ * $persistentSubscriptionConfig before a change is answered, and the
+ * groups of the last snapshot built again at start (rpc_ps_init).
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/json.h"
+#include "net/grpc.h"
+#include "rpc/persistent.h"
+#include "rpc/persistent_int.h"
+
+#define CONFIG_STREAM "$persistentSubscriptionConfig"
+
+const char *const rpc_ps_strategy_names[4] = {"RoundRobin", "DispatchToSingle", "Pinned",
+                                               "PinnedByCorrelation"};
+
+/* ---- settings ------------------------------------------------------------ */
+
+static void settings_defaults(ps_settings *s)
+{
+    memset(s, 0, sizeof *s);
+    s->start = ST_END;
+    s->message_timeout_ms = 30000;
+    s->max_retry_count = 10;
+    s->checkpoint_after_ms = 2000;
+    s->min_checkpoint_count = 10;
+    s->max_checkpoint_count = 1000;
+    s->live_buffer_size = 500;
+    s->read_batch_size = 20;
+    s->history_buffer_size = 500;
+    s->strategy = STRAT_ROUND_ROBIN;
+}
+
+
+static int strategy_of(const char *name)
+{
+    for (int i = 0; i < 4; i++)
+        if (!strcmp(name, rpc_ps_strategy_names[i])) return i;
+    return -1;
+}
+
+/* Settings from a CreateReq (UpdateReq is parsed with the same descriptor:
+ * its layout is a subset). Returns 0 or fails the call. */
+int rpc_ps_settings_from(net_call *c, const CreateReq *req, int is_update, ps_settings *s, char **stream_out,
+                         int *is_all_out)
+{
+    settings_defaults(s);
+    const EventStore__Client__PersistentSubscriptions__CreateReq__Options *o = req->options;
+    if (!o || !o->group_name || !o->group_name[0] || strlen(o->group_name) > MAX_GROUP_NAME) {
+        rpc_fail(c, GRPC_INVALID_ARGUMENT, "a group name is required", NULL, NULL);
+        return -1;
+    }
+    const CreateSettings *st = o->settings;
+    const EventStore__Client__StreamIdentifier *sid = NULL;
+    *is_all_out = 0;
+    if (o->stream_option_case == EVENT_STORE__CLIENT__PERSISTENT_SUBSCRIPTIONS__CREATE_REQ__OPTIONS__STREAM_OPTION_STREAM &&
+        o->stream) {
+        sid = o->stream->stream_identifier;
+        switch (o->stream->revision_option_case) {
+        case EVENT_STORE__CLIENT__PERSISTENT_SUBSCRIPTIONS__CREATE_REQ__STREAM_OPTIONS__REVISION_OPTION_REVISION:
+            s->start = ST_AT;
+            s->start_at = o->stream->revision;
+            break;
+        case EVENT_STORE__CLIENT__PERSISTENT_SUBSCRIPTIONS__CREATE_REQ__STREAM_OPTIONS__REVISION_OPTION_START:
+            s->start = ST_START;
+            break;
+        default: s->start = ST_END;
+        }
+    } else if (o->stream_option_case == EVENT_STORE__CLIENT__PERSISTENT_SUBSCRIPTIONS__CREATE_REQ__OPTIONS__STREAM_OPTION_ALL &&
+               o->all) {
+        *is_all_out = 1;
+        switch (o->all->all_option_case) {
+        case EVENT_STORE__CLIENT__PERSISTENT_SUBSCRIPTIONS__CREATE_REQ__ALL_OPTIONS__ALL_OPTION_POSITION:
+            s->start = ST_AT;
+            s->start_at = o->all->position ? o->all->position->commit_position : 0;
+            if (s->start_at == 0) s->start = ST_START;
+            break;
+        case EVENT_STORE__CLIENT__PERSISTENT_SUBSCRIPTIONS__CREATE_REQ__ALL_OPTIONS__ALL_OPTION_START:
+            s->start = ST_START;
+            break;
+        default: s->start = ST_END;
+        }
+        if (o->all->filter_option_case ==
+                EVENT_STORE__CLIENT__PERSISTENT_SUBSCRIPTIONS__CREATE_REQ__ALL_OPTIONS__FILTER_OPTION_FILTER &&
+            o->all->filter) {
+            const EventStore__Client__PersistentSubscriptions__CreateReq__AllOptions__FilterOptions *f = o->all->filter;
+            const EventStore__Client__PersistentSubscriptions__CreateReq__AllOptions__FilterOptions__Expression *e = NULL;
+            if (f->filter_case ==
+                EVENT_STORE__CLIENT__PERSISTENT_SUBSCRIPTIONS__CREATE_REQ__ALL_OPTIONS__FILTER_OPTIONS__FILTER_STREAM_IDENTIFIER) {
+                s->filter_on = FACTUM_FILTER_STREAM;
+                e = f->stream_identifier;
+            } else if (f->filter_case ==
+                       EVENT_STORE__CLIENT__PERSISTENT_SUBSCRIPTIONS__CREATE_REQ__ALL_OPTIONS__FILTER_OPTIONS__FILTER_EVENT_TYPE) {
+                s->filter_on = FACTUM_FILTER_EVENT_TYPE;
+                e = f->event_type;
+            }
+            if (!e || (!(e->regex && e->regex[0]) && !e->n_prefix)) {
+                rpc_fail(c, GRPC_INVALID_ARGUMENT, "invalid filter", NULL, NULL);
+                return -1;
+            }
+            s->has_filter = 1;
+            if (e->regex && e->regex[0]) {
+                s->filter_regex = strdup(e->regex);
+            } else {
+                s->filter_prefixes = calloc(e->n_prefix, sizeof *s->filter_prefixes);
+                if (s->filter_prefixes) {
+                    s->n_filter_prefixes = e->n_prefix;
+                    for (size_t i = 0; i < e->n_prefix; i++)
+                        s->filter_prefixes[i] = strdup(e->prefix[i] ? e->prefix[i] : "");
+                }
+            }
+        }
+    } else {
+        /* The old shape (the Node clients use it for streams): the stream
+         * in Options, the start revision in Settings (u64 max: the end). */
+        sid = o->stream_identifier;
+        if (st) {
+            if (st->revision == UINT64_MAX) s->start = ST_END;
+            else if (st->revision == 0) s->start = ST_START;
+            else {
+                s->start = ST_AT;
+                s->start_at = st->revision;
+            }
+        }
+    }
+    if (!*is_all_out) {
+        if (!sid || factum_check_stream_name((const char *)sid->stream_name.data, sid->stream_name.len)) {
+            rpc_fail(c, GRPC_INVALID_ARGUMENT, "invalid stream name", NULL, NULL);
+            return -1;
+        }
+        *stream_out = strndup((const char *)sid->stream_name.data, sid->stream_name.len);
+    } else {
+        *stream_out = NULL;
+    }
+    if (st) {
+        s->resolve_links = st->resolve_links;
+        s->extra_statistics = st->extra_statistics;
+        if (st->message_timeout_case == EVENT_STORE__CLIENT__PERSISTENT_SUBSCRIPTIONS__CREATE_REQ__SETTINGS__MESSAGE_TIMEOUT_MESSAGE_TIMEOUT_MS)
+            s->message_timeout_ms = st->message_timeout_ms;
+        else if (st->message_timeout_case ==
+                 EVENT_STORE__CLIENT__PERSISTENT_SUBSCRIPTIONS__CREATE_REQ__SETTINGS__MESSAGE_TIMEOUT_MESSAGE_TIMEOUT_TICKS)
+            s->message_timeout_ms = (int32_t)(st->message_timeout_ticks / 10000);
+        if (st->checkpoint_after_case == EVENT_STORE__CLIENT__PERSISTENT_SUBSCRIPTIONS__CREATE_REQ__SETTINGS__CHECKPOINT_AFTER_CHECKPOINT_AFTER_MS)
+            s->checkpoint_after_ms = st->checkpoint_after_ms;
+        else if (st->checkpoint_after_case ==
+                 EVENT_STORE__CLIENT__PERSISTENT_SUBSCRIPTIONS__CREATE_REQ__SETTINGS__CHECKPOINT_AFTER_CHECKPOINT_AFTER_TICKS)
+            s->checkpoint_after_ms = (int32_t)(st->checkpoint_after_ticks / 10000);
+        s->max_retry_count = st->max_retry_count;
+        s->min_checkpoint_count = st->min_checkpoint_count;
+        s->max_checkpoint_count = st->max_checkpoint_count;
+        s->max_subscriber_count = st->max_subscriber_count;
+        s->live_buffer_size = st->live_buffer_size;
+        s->read_batch_size = st->read_batch_size;
+        s->history_buffer_size = st->history_buffer_size;
+        switch (st->named_consumer_strategy) {
+        case EVENT_STORE__CLIENT__PERSISTENT_SUBSCRIPTIONS__CREATE_REQ__CONSUMER_STRATEGY__DispatchToSingle:
+            s->strategy = STRAT_DISPATCH_TO_SINGLE;
+            break;
+        case EVENT_STORE__CLIENT__PERSISTENT_SUBSCRIPTIONS__CREATE_REQ__CONSUMER_STRATEGY__Pinned:
+            s->strategy = STRAT_PINNED;
+            break;
+        case EVENT_STORE__CLIENT__PERSISTENT_SUBSCRIPTIONS__CREATE_REQ__CONSUMER_STRATEGY__RoundRobin:
+            s->strategy = STRAT_ROUND_ROBIN;
+            break;
+        default: s->strategy = -1;
+        }
+        if (st->consumer_strategy && st->consumer_strategy[0] && !is_update) {
+            int k = strategy_of(st->consumer_strategy);
+            if (k < 0) {
+                rpc_fail(c, GRPC_INVALID_ARGUMENT, "unknown consumer strategy", NULL, NULL);
+                goto bad;
+            }
+            s->strategy = k;
+        }
+    }
+    /* A lower checkpoint bound above the upper one is accepted, as KurrentDB
+     * accepts it (the clients' defaults with checkPointUpperBound 1): the
+     * upper bound then decides, a checkpoint once that many are done (PS-2).
+     * Negative counts and empty or huge buffers KurrentDB takes too; they are
+     * refused here, since the lanes are sized from them (PS-1). */
+    if (s->strategy < 0 || s->strategy > 3 || s->message_timeout_ms < 0 || s->max_retry_count < 0 ||
+        s->checkpoint_after_ms < 0 || s->min_checkpoint_count < 0 || s->max_checkpoint_count < 0 ||
+        s->max_subscriber_count < 0 || s->live_buffer_size <= 0 || s->read_batch_size <= 0 ||
+        s->history_buffer_size <= 0 || s->live_buffer_size > 1000000 || s->history_buffer_size > 1000000) {
+        rpc_fail(c, GRPC_INVALID_ARGUMENT, "invalid persistent subscription settings", NULL, NULL);
+        goto bad;
+    }
+    return 0;
+bad:
+    free(*stream_out);
+    *stream_out = NULL;
+    rpc_ps_settings_free(s);
+    return -1;
+}
+
+/* ---- the config snapshot (PS-5) ------------------------------------------ */
+
+static int settings_json(base_buf *b, const ps_group *g)
+{
+    const ps_settings *s = &g->set;
+    int rc = base_buf_append(b, "{\"stream\":", 10);
+    if (!rc) rc = g->stream ? json_write_string(b, g->stream, strlen(g->stream)) : base_buf_append(b, "null", 4);
+    if (!rc) rc = base_buf_append(b, ",\"group\":", 9);
+    if (!rc) rc = json_write_string(b, g->name, strlen(g->name));
+    if (!rc)
+        rc = base_buf_printf(b,
+                             ",\"resolveLinks\":%d,\"extraStatistics\":%d,\"start\":%d,\"startAt\":%" PRIu64
+                             ",\"messageTimeoutMs\":%d,\"maxRetryCount\":%d,\"checkpointAfterMs\":%d,"
+                             "\"minCheckpointCount\":%d,\"maxCheckpointCount\":%d,\"maxSubscriberCount\":%d,"
+                             "\"liveBufferSize\":%d,\"readBatchSize\":%d,\"historyBufferSize\":%d,\"strategy\":%d,"
+                             "\"hasFilter\":%d,\"filterOn\":%d",
+                             s->resolve_links, s->extra_statistics, s->start, s->start_at, s->message_timeout_ms,
+                             s->max_retry_count, s->checkpoint_after_ms, s->min_checkpoint_count,
+                             s->max_checkpoint_count, s->max_subscriber_count, s->live_buffer_size,
+                             s->read_batch_size, s->history_buffer_size, s->strategy, s->has_filter, s->filter_on);
+    if (!rc && s->filter_regex) {
+        rc = base_buf_append(b, ",\"filterRegex\":", 15);
+        if (!rc) rc = json_write_string(b, s->filter_regex, strlen(s->filter_regex));
+    }
+    if (!rc && s->n_filter_prefixes) {
+        rc = base_buf_append(b, ",\"filterPrefixes\":[", 19);
+        for (size_t i = 0; !rc && i < s->n_filter_prefixes; i++) {
+            if (i) rc = base_buf_append(b, ",", 1);
+            if (!rc) rc = json_write_string(b, s->filter_prefixes[i], strlen(s->filter_prefixes[i]));
+        }
+        if (!rc) rc = base_buf_append(b, "]", 1);
+    }
+    if (!rc) rc = base_buf_append(b, "}", 1);
+    return rc;
+}
+
+static void config_written(rpc_ctx *ctx, uint64_t gid, void *arg, int rc, uint64_t version);
+
+/* Write the snapshot of every group; answer c (OK or the error) when it is
+ * durable. Writes are serialised: a change during a write writes again. */
+void rpc_ps_config_save(rpc_ctx *ctx, net_call *c)
+{
+    struct ps_reg *r = ctx->ps;
+    base_buf b = {0};
+    int rc = base_buf_append(&b, "{\"version\":1,\"groups\":[", 23);
+    int first = 1;
+    for (ps_group *g = r->groups; g && !rc; g = g->next) {
+        if (!first) rc = base_buf_append(&b, ",", 1);
+        first = 0;
+        if (!rc) rc = settings_json(&b, g);
+    }
+    if (!rc) rc = base_buf_append(&b, "]}", 2);
+    if (c) net_call_ref(c);
+    if (!rc)
+        rc = rpc_ps_append(ctx, 0, CONFIG_STREAM, "$PersistentConfig", b.data, b.len, 1, NULL, config_written, c);
+    base_buf_free(&b);
+    if (rc && c) {
+        rpc_fail(c, GRPC_INTERNAL, "could not write the persistent subscription configuration", NULL, NULL);
+        net_call_unref(c);
+    }
+}
+
+static void config_written(rpc_ctx *ctx, uint64_t gid, void *arg, int rc, uint64_t version)
+{
+    (void)ctx;
+    (void)gid;
+    (void)version;
+    net_call *c = arg;
+    if (!c) return;
+    if (!net_call_done(c)) {
+        if (rc) {
+            rpc_fail_store(c, rc, CONFIG_STREAM, FACTUM_ANY, -1);
+        } else {
+            /* CreateResp / UpdateResp / DeleteResp are all empty messages. */
+            EventStore__Client__Empty e = EVENT_STORE__CLIENT__EMPTY__INIT;
+            if (rpc_send(ctx, c, &e.base) == 0) net_call_finish(c, GRPC_OK, NULL, NULL, 0);
+        }
+    }
+    net_call_unref(c);
+}
+
+int rpc_ps_init(rpc_ctx *ctx)
+{
+    ctx->ps = calloc(1, sizeof *ctx->ps);
+    if (!ctx->ps) return -ENOMEM;
+    /* PS-5: the groups of the last snapshot. */
+    factum_event ev;
+    size_t n = 0;
+    int rc = factum_read_stream(ctx->store, CONFIG_STREAM, FACTUM_END, FACTUM_BACKWARD, &ev, 1, &n, NULL);
+    if (rc == FACTUM_ENOTFOUND || (!rc && !n)) return 0;
+    if (rc) return rc;
+    json_value *doc;
+    if (json_parse((const char *)ev.data, ev.data_len, &doc)) return FACTUM_ECORRUPT;
+    const json_value *groups = json_get(doc, "groups");
+    for (size_t i = 0; groups && groups->type == JSON_ARRAY && i < groups->n; i++) {
+        const json_value *j = groups->items[i];
+        const json_value *sv = json_get(j, "stream"), *gv = json_get(j, "group");
+        if (!gv || gv->type != JSON_STRING) continue;
+        ps_settings s;
+        settings_defaults(&s);
+        int64_t v;
+#define GETI(key, field)                                                                                        \
+    do {                                                                                                        \
+        const json_value *x = json_get(j, key);                                                                 \
+        if (x && json_int64(x, &v) == 0) s.field = (int32_t)v;                                                  \
+    } while (0)
+        GETI("resolveLinks", resolve_links);
+        GETI("extraStatistics", extra_statistics);
+        GETI("start", start);
+        GETI("messageTimeoutMs", message_timeout_ms);
+        GETI("maxRetryCount", max_retry_count);
+        GETI("checkpointAfterMs", checkpoint_after_ms);
+        GETI("minCheckpointCount", min_checkpoint_count);
+        GETI("maxCheckpointCount", max_checkpoint_count);
+        GETI("maxSubscriberCount", max_subscriber_count);
+        GETI("liveBufferSize", live_buffer_size);
+        GETI("readBatchSize", read_batch_size);
+        GETI("historyBufferSize", history_buffer_size);
+        GETI("strategy", strategy);
+        GETI("hasFilter", has_filter);
+        GETI("filterOn", filter_on);
+#undef GETI
+        const json_value *sa = json_get(j, "startAt"); /* unsigned 64-bit: from the number's text */
+        if (sa && sa->type == JSON_NUMBER) s.start_at = strtoull(sa->str, NULL, 10);
+        const json_value *fr = json_get(j, "filterRegex"), *fp = json_get(j, "filterPrefixes");
+        if (fr && fr->type == JSON_STRING) s.filter_regex = strdup(fr->str);
+        if (fp && fp->type == JSON_ARRAY && fp->n) {
+            s.filter_prefixes = calloc(fp->n, sizeof(char *));
+            for (size_t k = 0; s.filter_prefixes && k < fp->n; k++)
+                s.filter_prefixes[s.n_filter_prefixes++] = strdup(fp->items[k]->type == JSON_STRING ? fp->items[k]->str : "");
+        }
+        if (s.strategy < 0 || s.strategy > 3) s.strategy = STRAT_ROUND_ROBIN;
+        if (s.live_buffer_size <= 0) s.live_buffer_size = 500;
+        if (s.history_buffer_size <= 0) s.history_buffer_size = 500;
+        char *stream = sv && sv->type == JSON_STRING ? strdup(sv->str) : NULL;
+        int err;
+        ps_group *g = rpc_ps_group_new(ctx, stream, gv->str, &s, &err);
+        if (g) rpc_ps_group_link(ctx, g);
+    }
+    json_free(doc);
+    return 0;
+}

@@ -1,0 +1,153 @@
+/*
+ * persistent_stats.c - what a consumer group reports: its SubscriptionInfo
+ * (settings, positions, counts, connections and, with extra statistics,
+ * each consumer's acknowledgement latency) for GetInfo and List, and its
+ * lag and counts for /metrics and Monitoring.Stats (rpc_ps_each).
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rpc/persistent.h"
+#include "rpc/persistent_int.h"
+
+static void group_counts(const ps_group *g, int32_t *inflight, int32_t *outstanding)
+{
+    int32_t f = 0, o = 0;
+    for (int ln = 0; ln < 2; ln++) {
+        const ps_lane *l = &g->lane[ln];
+        for (size_t i = 0; i < l->n; i++) {
+            const ps_msg *m = &l->ring[(l->head + i) % l->cap];
+            if (m->state == M_INFLIGHT) f++;
+            if (m->state != M_DONE && m->state != M_FREE) o++;
+        }
+    }
+    *inflight = f;
+    *outstanding = o;
+}
+
+int rpc_ps_info_fill(const ps_group *g, SubInfo *si, info_store *is)
+{
+    event_store__client__persistent_subscriptions__subscription_info__init(si);
+    memset(is, 0, sizeof *is);
+    si->event_source = (char *)rpc_ps_src_name(g);
+    si->group_name = g->name;
+    si->status = g->cur_error ? "Dropped" : "Live";
+    if (g->stream) {
+        snprintf(is->start_from, sizeof is->start_from, "%s",
+                 g->set.start == ST_START ? "0" : g->set.start == ST_END ? "-1" : "");
+        if (g->set.start == ST_AT) snprintf(is->start_from, sizeof is->start_from, "%" PRIu64, g->set.start_at);
+        if (g->have_ckpt) snprintf(is->last_ckpt, sizeof is->last_ckpt, "%" PRIu64, g->last_ckpt);
+        if (g->have_known) snprintf(is->last_known, sizeof is->last_known, "%" PRIu64, g->last_known);
+    } else {
+        if (g->set.start == ST_START) snprintf(is->start_from, sizeof is->start_from, "C:0/P:0");
+        else if (g->set.start == ST_END) snprintf(is->start_from, sizeof is->start_from, "C:-1/P:-1");
+        else snprintf(is->start_from, sizeof is->start_from, "C:%" PRIu64 "/P:%" PRIu64, g->set.start_at, g->set.start_at);
+        if (g->have_ckpt)
+            snprintf(is->last_ckpt, sizeof is->last_ckpt, "C:%" PRIu64 "/P:%" PRIu64, g->last_ckpt, g->last_ckpt);
+        if (g->have_known)
+            snprintf(is->last_known, sizeof is->last_known, "C:%" PRIu64 "/P:%" PRIu64, g->last_known, g->last_known);
+    }
+    si->start_from = is->start_from;
+    si->last_checkpointed_event_position = is->last_ckpt;
+    si->last_known_event_position = is->last_known;
+    si->resolve_link_tos = g->set.resolve_links;
+    si->message_timeout_milliseconds = g->set.message_timeout_ms;
+    si->extra_statistics = g->set.extra_statistics;
+    si->max_retry_count = g->set.max_retry_count;
+    si->live_buffer_size = g->set.live_buffer_size;
+    si->buffer_size = g->set.history_buffer_size;
+    si->read_batch_size = g->set.read_batch_size;
+    si->check_point_after_milliseconds = g->set.checkpoint_after_ms;
+    si->min_check_point_count = g->set.min_checkpoint_count;
+    si->max_check_point_count = g->set.max_checkpoint_count;
+    si->named_consumer_strategy = (char *)rpc_ps_strategy_names[g->set.strategy];
+    si->max_subscriber_count = g->set.max_subscriber_count;
+    si->parked_message_count = (int64_t)(g->parked_next - g->parked_first);
+    si->total_items = (int64_t)g->total_items;
+    si->average_per_second = g->avg_per_second;
+    si->count_since_last_measurement = (int64_t)(g->total_items - g->items_at_measure);
+    si->read_buffer_count = (int32_t)g->new_q.n;
+    si->live_buffer_count = (int64_t)g->new_q.n;
+    si->retry_buffer_count = (int32_t)g->retry_q.n;
+    group_counts(g, &si->total_in_flight_messages, &si->outstanding_messages_count);
+    if (g->n_consumers) {
+        is->conns = calloc(g->n_consumers, sizeof *is->conns);
+        is->connp = calloc(g->n_consumers, sizeof *is->connp);
+        is->meas = calloc(g->n_consumers * 3, sizeof *is->meas);
+        is->measp = calloc(g->n_consumers * 3, sizeof *is->measp);
+        if (!is->conns || !is->connp || !is->meas || !is->measp) return -ENOMEM;
+        size_t i = 0;
+        for (const ps_consumer *k = g->consumers; k; k = k->next, i++) {
+            ConnInfo *ci = &is->conns[i];
+            event_store__client__persistent_subscriptions__subscription_info__connection_info__init(ci);
+            ci->from = (char *)k->from;
+            ci->username = "$admin";
+            ci->total_items = (int64_t)k->total;
+            ci->available_slots = k->buffer_size - k->inflight;
+            ci->in_flight_messages = k->inflight;
+            ci->connection_name = (char *)k->name;
+            if (g->set.extra_statistics) {
+                /* Acknowledgement latency since the consumer joined. */
+                static char *const keys[] = {"AckedCount", "AckLatencyMeanUs", "AckLatencyMaxUs"};
+                int64_t vals[3] = {(int64_t)k->acked, k->acked ? (int64_t)(k->ack_ns_sum / k->acked / 1000) : 0,
+                                   (int64_t)(k->ack_ns_max / 1000)};
+                for (int j = 0; j < 3; j++) {
+                    EventStore__Client__PersistentSubscriptions__SubscriptionInfo__Measurement *me = &is->meas[i * 3 + j];
+                    event_store__client__persistent_subscriptions__subscription_info__measurement__init(me);
+                    me->key = keys[j];
+                    me->value = vals[j];
+                    is->measp[i * 3 + j] = me;
+                }
+                ci->n_observed_measurements = 3;
+                ci->observed_measurements = &is->measp[i * 3];
+            }
+            is->connp[i] = ci;
+        }
+        si->n_connections = g->n_consumers;
+        si->connections = is->connp;
+    }
+    return 0;
+}
+
+void rpc_ps_info_free(info_store *is)
+{
+    free(is->conns);
+    free(is->connp);
+    free(is->meas);
+    free(is->measp);
+}
+
+/* Lag of every group, for /metrics and Monitoring.Stats: fn(ctx, source,
+ * group, events behind the head, seconds behind, in flight, parked). */
+void rpc_ps_each(rpc_ctx *ctx, void (*fn)(void *arg, const char *src, const char *group, uint64_t lag_events,
+                                         double lag_seconds, uint64_t inflight, uint64_t parked, size_t consumers),
+                 void *arg)
+{
+    if (!ctx->ps) return;
+    factum_stats st;
+    factum_store_get_stats(ctx->store, &st);
+    for (ps_group *g = ctx->ps->groups; g; g = g->next) {
+        uint64_t done = g->lane[0].have_done ? g->lane[0].done_pos : g->have_ckpt ? g->last_ckpt : 0;
+        uint64_t head = st.last_position;
+        if (g->stream) {
+            factum_stream_info info;
+            head = 0;
+            if (factum_stream_get_info(ctx->store, g->stream, &info) == 0 && info.last_version >= 0)
+                head = (uint64_t)info.last_version + (g->lane[0].have_done || g->have_ckpt ? 0 : 1);
+        }
+        uint64_t lag = head > done ? head - done : 0;
+        double secs = 0;
+        const ps_lane *l = &g->lane[0];
+        if (l->n) {
+            int64_t age = base_now_ns() - l->ring[l->head].ev.timestamp_ns;
+            secs = age > 0 ? (double)age / 1e9 : 0;
+        }
+        int32_t inflight, outstanding;
+        group_counts(g, &inflight, &outstanding);
+        fn(arg, rpc_ps_src_name(g), g->name, lag, secs, (uint64_t)inflight, g->parked_next - g->parked_first,
+           g->n_consumers);
+    }
+}
