@@ -47,9 +47,9 @@ void rpc_unpack_free(void *m, pb_alloc *pa)
 
 /* ---- store submissions (RPC-5) ------------------------------------------- */
 
-static void park(rpc_ctx *ctx, rpc_submit *s)
+void rpc_submit_wait(rpc_ctx *ctx, rpc_submit *s)
 {
-    net_call_pause(s->c);
+    if (s->c) net_call_pause(s->c);
     s->next = NULL;
     if (ctx->parked_tail) ctx->parked_tail->next = s;
     else ctx->parked = s;
@@ -59,12 +59,12 @@ static void park(rpc_ctx *ctx, rpc_submit *s)
 void rpc_submit_start(rpc_ctx *ctx, rpc_submit *s)
 {
     if (ctx->parked) { /* no overtaking those already waiting */
-        park(ctx, s);
+        rpc_submit_wait(ctx, s);
         return;
     }
     int rc = s->start(s);
     if (rc == 0) ctx->inflight++;
-    else if (rc == -EAGAIN) park(ctx, s);
+    else if (rc == -EAGAIN) rpc_submit_wait(ctx, s);
     else s->fail(s, rc);
 }
 
@@ -72,11 +72,11 @@ void rpc_submit_retry(rpc_ctx *ctx)
 {
     while (ctx->parked) {
         rpc_submit *s = ctx->parked;
-        int rc = net_call_done(s->c) ? FACTUM_ECLOSED : s->start(s);
+        int rc = s->c && net_call_done(s->c) ? FACTUM_ECLOSED : s->start(s);
         if (rc == -EAGAIN) return;
         ctx->parked = s->next;
         if (!ctx->parked) ctx->parked_tail = NULL;
-        net_call_resume(s->c);
+        if (s->c) net_call_resume(s->c);
         if (rc == 0) ctx->inflight++;
         else s->fail(s, rc);
     }

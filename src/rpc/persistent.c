@@ -21,6 +21,7 @@
 
 #include "kurrentdb/shared.pb-c.h"
 #include "net/grpc.h"
+#include "net/pb.h"
 #include "rpc/persistent.h"
 #include "rpc/persistent_int.h"
 
@@ -116,7 +117,9 @@ static void pread_options(ps_call *pc, net_call *c, const EventStore__Client__Pe
 static void pread_message(net_call *c, const uint8_t *msg, size_t len)
 {
     ps_call *pc = net_call_state(c);
-    PReadReq *req = event_store__client__persistent_subscriptions__read_req__unpack(NULL, len, msg);
+    pb_alloc pa;
+    PReadReq *req = rpc_unpack(c, &event_store__client__persistent_subscriptions__read_req__descriptor, msg, len, &pa,
+                   "ReadReq");
     if (!req) {
         rpc_fail(c, GRPC_INVALID_ARGUMENT, "malformed ReadReq", NULL, NULL);
         return;
@@ -139,7 +142,7 @@ static void pread_message(net_call *c, const uint8_t *msg, size_t len)
             rpc_ps_ack(g, k, req->nack->ids, req->nack->n_ids, (int)req->nack->action, req->nack->reason);
             if (stop) {
                 /* Stop: this consumer leaves; its messages go to the others. */
-                event_store__client__persistent_subscriptions__read_req__free_unpacked(req, NULL);
+                rpc_unpack_free(req, &pa);
                 rpc_ps_consumer_drop(k, GRPC_OK, NULL, NULL);
                 if (!net_call_done(c)) net_call_finish(c, GRPC_OK, NULL, NULL, 0);
                 return;
@@ -147,7 +150,7 @@ static void pread_message(net_call *c, const uint8_t *msg, size_t len)
         }
         rpc_ps_group_pump(g);
     }
-    event_store__client__persistent_subscriptions__read_req__free_unpacked(req, NULL);
+    rpc_unpack_free(req, &pa);
 }
 
 static void pread_half_close(net_call *c)
@@ -214,9 +217,11 @@ static void ps_unary_close(net_call *c)
 static void create_or_update(net_call *c, const uint8_t *msg, size_t len, int is_update)
 {
     rpc_ctx *ctx = uctx(c);
-    CreateReq *req = event_store__client__persistent_subscriptions__create_req__unpack(NULL, len, msg);
+    pb_alloc pa;
+    CreateReq *req = rpc_unpack(c, &event_store__client__persistent_subscriptions__create_req__descriptor, msg, len, &pa,
+                   "CreateReq");
     if (!req || !req->options) {
-        if (req) event_store__client__persistent_subscriptions__create_req__free_unpacked(req, NULL);
+        if (req) rpc_unpack_free(req, &pa);
         rpc_fail(c, GRPC_INVALID_ARGUMENT, is_update ? "malformed UpdateReq" : "malformed CreateReq", NULL, NULL);
         return;
     }
@@ -224,7 +229,7 @@ static void create_or_update(net_call *c, const uint8_t *msg, size_t len, int is
     char *stream = NULL;
     int is_all;
     if (rpc_ps_settings_from(c, req, is_update, &set, &stream, &is_all)) {
-        event_store__client__persistent_subscriptions__create_req__free_unpacked(req, NULL);
+        rpc_unpack_free(req, &pa);
         return;
     }
     const char *gname = req->options->group_name;
@@ -260,7 +265,7 @@ static void create_or_update(net_call *c, const uint8_t *msg, size_t len, int is
 out:
     free(stream);
     rpc_ps_settings_free(&set);
-    event_store__client__persistent_subscriptions__create_req__free_unpacked(req, NULL);
+    rpc_unpack_free(req, &pa);
 }
 
 static void create_message(net_call *c, const uint8_t *msg, size_t len)
@@ -295,10 +300,12 @@ static int target_of(net_call *c, int is_stream, const EventStore__Client__Strea
 static void delete_message(net_call *c, const uint8_t *msg, size_t len)
 {
     rpc_ctx *ctx = uctx(c);
+    pb_alloc pa;
     EventStore__Client__PersistentSubscriptions__DeleteReq *req =
-        event_store__client__persistent_subscriptions__delete_req__unpack(NULL, len, msg);
+        rpc_unpack(c, &event_store__client__persistent_subscriptions__delete_req__descriptor, msg, len, &pa,
+                   "DeleteReq");
     if (!req || !req->options) {
-        if (req) event_store__client__persistent_subscriptions__delete_req__free_unpacked(req, NULL);
+        if (req) rpc_unpack_free(req, &pa);
         rpc_fail(c, GRPC_INVALID_ARGUMENT, "malformed DeleteReq", NULL, NULL);
         return;
     }
@@ -319,16 +326,18 @@ static void delete_message(net_call *c, const uint8_t *msg, size_t len)
         }
         free(stream);
     }
-    event_store__client__persistent_subscriptions__delete_req__free_unpacked(req, NULL);
+    rpc_unpack_free(req, &pa);
 }
 
 static void getinfo_message(net_call *c, const uint8_t *msg, size_t len)
 {
     rpc_ctx *ctx = uctx(c);
+    pb_alloc pa;
     EventStore__Client__PersistentSubscriptions__GetInfoReq *req =
-        event_store__client__persistent_subscriptions__get_info_req__unpack(NULL, len, msg);
+        rpc_unpack(c, &event_store__client__persistent_subscriptions__get_info_req__descriptor, msg, len, &pa,
+                   "GetInfoReq");
     if (!req || !req->options) {
-        if (req) event_store__client__persistent_subscriptions__get_info_req__free_unpacked(req, NULL);
+        if (req) rpc_unpack_free(req, &pa);
         rpc_fail(c, GRPC_INVALID_ARGUMENT, "malformed GetInfoReq", NULL, NULL);
         return;
     }
@@ -354,16 +363,18 @@ static void getinfo_message(net_call *c, const uint8_t *msg, size_t len)
         }
         free(stream);
     }
-    event_store__client__persistent_subscriptions__get_info_req__free_unpacked(req, NULL);
+    rpc_unpack_free(req, &pa);
 }
 
 static void list_message(net_call *c, const uint8_t *msg, size_t len)
 {
     rpc_ctx *ctx = uctx(c);
+    pb_alloc pa;
     EventStore__Client__PersistentSubscriptions__ListReq *req =
-        event_store__client__persistent_subscriptions__list_req__unpack(NULL, len, msg);
+        rpc_unpack(c, &event_store__client__persistent_subscriptions__list_req__descriptor, msg, len, &pa,
+                   "ListReq");
     if (!req || !req->options) {
-        if (req) event_store__client__persistent_subscriptions__list_req__free_unpacked(req, NULL);
+        if (req) rpc_unpack_free(req, &pa);
         rpc_fail(c, GRPC_INVALID_ARGUMENT, "malformed ListReq", NULL, NULL);
         return;
     }
@@ -409,16 +420,18 @@ static void list_message(net_call *c, const uint8_t *msg, size_t len)
     free(sip);
     free(iss);
     free(stream);
-    event_store__client__persistent_subscriptions__list_req__free_unpacked(req, NULL);
+    rpc_unpack_free(req, &pa);
 }
 
 static void replay_message(net_call *c, const uint8_t *msg, size_t len)
 {
     rpc_ctx *ctx = uctx(c);
+    pb_alloc pa;
     EventStore__Client__PersistentSubscriptions__ReplayParkedReq *req =
-        event_store__client__persistent_subscriptions__replay_parked_req__unpack(NULL, len, msg);
+        rpc_unpack(c, &event_store__client__persistent_subscriptions__replay_parked_req__descriptor, msg, len, &pa,
+                   "ReplayParkedReq");
     if (!req || !req->options) {
-        if (req) event_store__client__persistent_subscriptions__replay_parked_req__free_unpacked(req, NULL);
+        if (req) rpc_unpack_free(req, &pa);
         rpc_fail(c, GRPC_INVALID_ARGUMENT, "malformed ReplayParkedReq", NULL, NULL);
         return;
     }
@@ -445,16 +458,18 @@ static void replay_message(net_call *c, const uint8_t *msg, size_t len)
         }
         free(stream);
     }
-    event_store__client__persistent_subscriptions__replay_parked_req__free_unpacked(req, NULL);
+    rpc_unpack_free(req, &pa);
 }
 
 static void truncate_message(net_call *c, const uint8_t *msg, size_t len)
 {
     rpc_ctx *ctx = uctx(c);
+    pb_alloc pa;
     EventStore__Client__PersistentSubscriptions__TruncateParkedReq *req =
-        event_store__client__persistent_subscriptions__truncate_parked_req__unpack(NULL, len, msg);
+        rpc_unpack(c, &event_store__client__persistent_subscriptions__truncate_parked_req__descriptor, msg, len, &pa,
+                   "TruncateParkedReq");
     if (!req || !req->options) {
-        if (req) event_store__client__persistent_subscriptions__truncate_parked_req__free_unpacked(req, NULL);
+        if (req) rpc_unpack_free(req, &pa);
         rpc_fail(c, GRPC_INVALID_ARGUMENT, "malformed TruncateParkedReq", NULL, NULL);
         return;
     }
@@ -481,7 +496,7 @@ static void truncate_message(net_call *c, const uint8_t *msg, size_t len)
         }
         free(stream);
     }
-    event_store__client__persistent_subscriptions__truncate_parked_req__free_unpacked(req, NULL);
+    rpc_unpack_free(req, &pa);
 }
 
 static void restart_message(net_call *c, const uint8_t *msg, size_t len)

@@ -10,6 +10,7 @@
  * (persistent_stats.c) use it; it uses events.c and the store.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +24,7 @@
 #include "rpc/persistent.h"
 #include "rpc/persistent_int.h"
 
+#define GROUP_SCAN 4096 /* events a group's cursor examines per poll (RPC-2) */
 #define POLL_ITEMS 66
 
 static uint64_t mono_now(void)
@@ -87,18 +89,24 @@ typedef struct ps_write {
     base_buf data, meta;
     factum_event_data ev;
     factum_append_req req;
+    rpc_submit sub;
 } ps_write;
 
-static void write_done_loop(void *arg)
+static void write_free(ps_write *w)
 {
-    ps_write *w = arg;
-    w->ctx->inflight--;
-    if (w->done) w->done(w->ctx, w->group_id, w->arg, w->rc, w->version);
     free(w->stream);
     free(w->type);
     base_buf_free(&w->data);
     base_buf_free(&w->meta);
     free(w);
+}
+
+static void write_done_loop(void *arg)
+{
+    ps_write *w = arg;
+    rpc_store_done(w->ctx);
+    if (w->done) w->done(w->ctx, w->group_id, w->arg, w->rc, w->version);
+    write_free(w);
 }
 
 static void write_cb(void *ctx, int rc, const factum_append_result *res, size_t n, size_t failed)
@@ -116,7 +124,22 @@ static void write_cb(void *ctx, int rc, const factum_append_result *res, size_t 
     }
 }
 
-/* Append one event (data/meta copied) and call done on the loop. */
+static int write_start(rpc_submit *sb)
+{
+    ps_write *w = (ps_write *)((char *)sb - offsetof(ps_write, sub));
+    return factum_append_async(w->ctx->store, &w->req, 1, write_cb, w);
+}
+
+/* The store refused a write that waited for room (RPC-5): done hears it. */
+static void write_failed(rpc_submit *sb, int rc)
+{
+    ps_write *w = (ps_write *)((char *)sb - offsetof(ps_write, sub));
+    if (w->done) w->done(w->ctx, w->group_id, w->arg, rc, 0);
+    write_free(w);
+}
+
+/* Append one event (data/meta copied) and call done on the loop (or, when
+ * the store's queue is full, once it has room: RPC-5). */
 int rpc_ps_append(rpc_ctx *ctx, uint64_t gid, const char *stream, const char *type, const void *data,
                   size_t dl, int json, const char *meta, ps_done_fn done, void *arg)
 {
@@ -147,15 +170,17 @@ int rpc_ps_append(rpc_ctx *ctx, uint64_t gid, const char *stream, const char *ty
     w->req.expected = FACTUM_ANY;
     w->req.events = &w->ev;
     w->req.n_events = 1;
-    ctx->inflight++;
-    int rc = factum_append_async(ctx->store, &w->req, 1, write_cb, w);
-    if (rc) {
-        ctx->inflight--;
-        free(w->stream);
-        free(w->type);
-        base_buf_free(&w->data);
-        base_buf_free(&w->meta);
-        free(w);
+    /* done never runs before this returns: when the store's queue is full
+     * (or others wait for it), the write waits in line (RPC-5). */
+    w->sub = (rpc_submit){NULL, NULL, write_start, write_failed};
+    int rc = ctx->parked ? -EAGAIN : factum_append_async(ctx->store, &w->req, 1, write_cb, w);
+    if (rc == 0) {
+        ctx->inflight++;
+    } else if (rc == -EAGAIN) {
+        rpc_submit_wait(ctx, &w->sub);
+        rc = 0;
+    } else {
+        write_free(w);
     }
     return rc;
 }
@@ -469,7 +494,9 @@ static void fill_main(ps_group *g)
     ps_lane *l = &g->lane[0];
     if (!g->cur || g->cur_error) return;
     factum_sub_item it[POLL_ITEMS];
-    for (int rounds = 0; rounds < 64; rounds++) {
+    /* At most 4 polls of up to GROUP_SCAN events examined (a sparse filter
+     * may match none): the pump continues from the loop (RPC-2). */
+    for (int rounds = 0; rounds < 4; rounds++) {
         size_t room = l->cap - l->n;
         if (room < 2) return;
         size_t cap = room + 2 < POLL_ITEMS ? room + 2 : POLL_ITEMS;
@@ -478,7 +505,15 @@ static void fill_main(ps_group *g)
         size_t n = 0;
         int rc = factum_sub_poll(g->cur, it, cap, &n, 0);
         if (rc) {
+            /* The group stops here (GetInfo says Dropped), e.g. a filter
+             * whose regular expression hit its match limits (FLT-2). */
             g->cur_error = rc;
+            if (g->ctx->log_fn) {
+                char line[512];
+                snprintf(line, sizeof line, "consumer group %s of %s stopped reading: %s", g->name,
+                         g->stream ? g->stream : "$all", factum_strerror(rc));
+                g->ctx->log_fn(g->ctx->log_ctx, FACTUM_LOG_ERROR, line);
+            }
             return;
         }
         for (size_t i = 0; i < n; i++) {
@@ -656,6 +691,21 @@ static void dispatch(ps_group *g)
     }
 }
 
+typedef struct pump_later {
+    rpc_ctx *ctx;
+    uint64_t id;
+} pump_later;
+
+static void pump_continue(void *arg)
+{
+    pump_later *p = arg;
+    ps_group *g = rpc_ps_group_by_id(p->ctx, p->id);
+    free(p);
+    if (!g || g->dying) return;
+    g->pump_posted = 0;
+    rpc_ps_group_pump(g);
+}
+
 void rpc_ps_group_pump(ps_group *g)
 {
     for (int i = 0; i < 4; i++) {
@@ -666,6 +716,19 @@ void rpc_ps_group_pump(ps_group *g)
         lane_advance(&g->lane[0]);
         lane_advance(&g->lane[1]);
         if (g->retry_q.n + g->new_q.n == before) break; /* nothing more went out */
+    }
+    /* The scan budget ran out far from the head with room in the lane: go
+     * on after the other clients had their turn (RPC-2). */
+    if (g->cur && !g->cur_error && !g->pump_posted && g->lane[0].cap - g->lane[0].n >= 2 &&
+        factum_sub_pending(g->cur)) {
+        pump_later *p = malloc(sizeof *p);
+        if (!p) return; /* the tick pumps again */
+        *p = (pump_later){g->ctx, g->id};
+        if (net_post(g->ctx->net, pump_continue, p)) {
+            free(p);
+            return;
+        }
+        g->pump_posted = 1;
     }
 }
 
@@ -678,6 +741,7 @@ static int open_cursor(ps_group *g)
     so.stream = g->stream;
     so.resolve_links = g->set.resolve_links;
     so.live_lag = UINT64_MAX / 2; /* a group never "falls behind": it reads at its own pace */
+    so.max_scan = GROUP_SCAN;
     so.filter = g->filter;
     if (g->have_ckpt) {
         so.from = FACTUM_SUB_AFTER;

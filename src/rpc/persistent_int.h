@@ -145,6 +145,7 @@ typedef struct ps_group {
     int32_t avg_per_second;
     uint64_t measure_time;
     int dying; /* being freed: no more pumping */
+    int pump_posted; /* a continuation of a pump that used its scan budget is posted (RPC-2) */
     struct ps_group *next;
 } ps_group;
 

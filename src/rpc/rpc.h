@@ -122,7 +122,7 @@ int rpc_methods(rpc_ctx *ctx, net_method **out, size_t *n);
  * run (an error, or the call ended while it waited). */
 typedef struct rpc_submit {
     struct rpc_submit *next;
-    net_call *c;
+    net_call *c; /* NULL: the server's own work (consumer groups' writes), no input to pause */
     int (*start)(struct rpc_submit *s);
     void (*fail)(struct rpc_submit *s, int rc);
 } rpc_submit;
@@ -131,6 +131,9 @@ typedef struct rpc_submit {
  * there is room (pausing s->c's input meanwhile). Counted in inflight once
  * queued. */
 void rpc_submit_start(rpc_ctx *ctx, rpc_submit *s);
+/* Queue s to start when there is room, without trying now (for a caller
+ * that must not see fail run before it returns). */
+void rpc_submit_wait(rpc_ctx *ctx, rpc_submit *s);
 /* A store operation completed (on the loop): uncount it and start waiting
  * ones while there is room. */
 void rpc_store_done(rpc_ctx *ctx);
