@@ -29,7 +29,8 @@ void grpc_deframer_deinit(grpc_deframer *d)
     drop_buffer(d);
 }
 
-/* Room for `need` bytes of the message (need <= msg_need): double, but never
+/* Room for `need` bytes of the message (need <= msg_need): doubling, so
+ * that a large message is copied a few times, not once per chunk; never
  * beyond the declared length. */
 static int grow(grpc_deframer *d, size_t need)
 {

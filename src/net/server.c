@@ -49,7 +49,14 @@
 #define HTTP1_MAX_BODY (1u << 20)
 #define SPIN_POLL_NS 400000u
 #define SWEEP_NS 1000000000u
-#define CONN_RESERVE (256u << 10) /* budget left for a new connection to be taken */
+#define POST_TURN_NS 2000000u /* posted work run per turn of the loop */
+/* What a connection is charged from its accept until its protocol is known:
+ * about what its HTTP/2 session will cost (nghttp2 allocates ~26 KiB), so
+ * that connections are refused before they put the server over (NET-5). */
+#define CONN_RESERVE (32u << 10)
+/* Connections holding this much are evicted first, the largest first;
+ * below it, the one idle the longest (NET-5). */
+#define EVICT_LARGE (1u << 20)
 
 static const char H2_PREFACE[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
@@ -87,9 +94,23 @@ uint64_t net_mono_ns(void)
 
 /* ---- memory accounting (NET-5) ------------------------------------------ */
 
+/* How far the server may go over its budget before charges are refused:
+ * eviction runs after each event, and one event's growth may overshoot. */
+static size_t over_margin(const net_server *s)
+{
+    size_t m = s->cfg.max_client_memory / 64;
+    return m < (4u << 20) ? (4u << 20) : m;
+}
+
 int net_charge(net_server *s, conn *k, net_call *c, size_t n)
 {
     if (k && (k->mem + n > s->cfg.max_connection_memory || k->mem + n < k->mem)) {
+        s->st.refused_charges++;
+        return -ENOBUFS;
+    }
+    /* A hard ceiling: whoever grows past the budget and its margin before
+     * the next eviction is refused (NET-5). */
+    if (k && s->mem + n > s->cfg.max_client_memory + over_margin(s)) {
         s->st.refused_charges++;
         return -ENOBUFS;
     }
@@ -191,6 +212,15 @@ static void *h2_realloc(void *p, size_t size, void *ud)
     return q;
 }
 
+/* The connection's protocol is known: its reservation gives way to what it
+ * really holds. */
+static void unreserve(conn *k)
+{
+    if (!k->reserved) return;
+    k->reserved = 0;
+    net_release(k->srv, k, NULL, CONN_RESERVE);
+}
+
 /* ---- connections ----------------------------------------------------- */
 
 static void conn_close(conn *k)
@@ -201,6 +231,7 @@ static void conn_close(conn *k)
     epoll_ctl(s->epfd, EPOLL_CTL_DEL, k->fd, NULL);
     close(k->fd);
     call_close_all(k); /* the calls of this connection are over (NET-4) */
+    unreserve(k);
     if (k->h2) nghttp2_session_del(k->h2);
     k->h2 = NULL;
     net_buf_free(s, k, NULL, &k->rbuf);
@@ -267,25 +298,45 @@ void conn_flush(conn *k)
             k->woff += (size_t)n;
             s->st.bytes_out += (uint64_t)n;
         }
-        k->wbuf.len = k->woff = 0;
+        k->woff = 0;
+        net_buf_free(s, k, NULL, &k->wbuf);
         if (k->kind != CONN_H2 || !k->h2) break;
         /* Gather the frames nghttp2 has ready (up to 64 KiB, NET-2) into one
          * write: a response's headers, messages and trailers go together. */
+        base_buf *g = &s->scratch;
+        g->len = 0;
         for (;;) {
             const uint8_t *data;
             ssize_t n = nghttp2_session_mem_send(k->h2, &data);
-            if (n < 0) {
+            if (n < 0 || (n > 0 && base_buf_append(g, data, (size_t)n))) {
                 conn_close(k);
                 return;
             }
-            if (n == 0) break;
-            if (net_buf_append(s, k, NULL, &k->wbuf, data, (size_t)n)) {
-                conn_close(k);
-                return;
-            }
-            if (k->wbuf.len >= 65536) break;
+            if (n == 0 || g->len >= 65536) break;
         }
-        if (k->wbuf.len == 0) break;
+        if (g->len == 0) break;
+        size_t off = 0;
+        while (off < g->len) {
+            ssize_t n = write(k->fd, g->data + off, g->len - off);
+            if (n < 0 && errno == EINTR) continue;
+            if (n < 0 && errno != EAGAIN) {
+                conn_close(k);
+                return;
+            }
+            if (n < 0) break;
+            off += (size_t)n;
+            s->st.bytes_out += (uint64_t)n;
+        }
+        if (off < g->len) {
+            /* The socket is full: the rest waits in the connection (at most
+             * one gathering, NET-2), charged to it. */
+            if (net_buf_append(s, k, NULL, &k->wbuf, g->data + off, g->len - off)) {
+                conn_close(k);
+                return;
+            }
+            arm(k, 1);
+            return;
+        }
     }
     arm(k, 0);
     if (k->close_after_write) {
@@ -313,6 +364,7 @@ static int start_h2(conn *k)
     nghttp2_session_set_local_window_size(k->h2, NGHTTP2_FLAG_NONE, 0, CONN_WINDOW);
     k->kind = CONN_H2;
     k->req_started = 0;
+    unreserve(k);
     return 0;
 }
 
@@ -421,7 +473,8 @@ static void conn_readable(conn *k)
 {
     net_server *s = k->srv;
     uint8_t buf[READ_CHUNK];
-    for (int rounds = 0; rounds < 16 && !k->dead; rounds++) {
+    /* At most 4 reads per event: every ready connection gets its turn soon. */
+    for (int rounds = 0; rounds < 4 && !k->dead; rounds++) {
         ssize_t n = read(k->fd, buf, sizeof buf);
         if (n < 0) {
             if (errno == EINTR) continue;
@@ -433,6 +486,7 @@ static void conn_readable(conn *k)
             return;
         }
         s->st.bytes_in += (uint64_t)n;
+        k->last_active = net_mono_ns();
         if (k->kind == CONN_H2) {
             h2_input(k, buf, (size_t)n);
             continue;
@@ -457,6 +511,7 @@ static void conn_readable(conn *k)
                 continue;
             }
             k->kind = CONN_HTTP1;
+            unreserve(k);
         }
         http1_input(k);
     }
@@ -472,7 +527,8 @@ static void accept_all(net_server *s)
                 net_log(s, 1, "cannot accept a connection: %s", strerror(errno));
             return;
         }
-        if (s->st.connections >= s->cfg.max_connections || s->mem + CONN_RESERVE > s->cfg.max_client_memory) {
+        if (s->st.connections >= s->cfg.max_connections ||
+            s->mem + sizeof(conn) + CONN_RESERVE > s->cfg.max_client_memory) {
             /* over the limit (NET-2), or the budget is (nearly) spent (NET-5) */
             s->st.connections_refused++;
             close(fd);
@@ -488,8 +544,10 @@ static void accept_all(net_server *s)
         k->srv = s;
         k->fd = fd;
         k->kind = CONN_NEW;
-        k->mem = sizeof *k;
-        s->mem += sizeof *k;
+        k->mem = sizeof *k + CONN_RESERVE;
+        s->mem += sizeof *k + CONN_RESERVE;
+        k->reserved = 1;
+        k->last_active = net_mono_ns();
         k->req_started = net_mono_ns(); /* the first request (or the preface) must come in time (NET-7) */
         struct epoll_event ev = {.events = EPOLLIN, .data.ptr = k};
         if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, fd, &ev)) {
@@ -525,6 +583,9 @@ int net_post(net_server *s, void (*fn)(void *arg), void *arg)
     return 0;
 }
 
+/* Run what was posted, for at most POST_TURN_NS: what is left goes back to
+ * the front of the queue and runs after the sockets had their turn, so a
+ * burst of continuations (hundreds of large reads) does not hold the loop. */
 static void run_posts(net_server *s)
 {
     uint64_t v;
@@ -534,7 +595,21 @@ static void run_posts(net_server *s)
     post *list = s->posts;
     s->posts = s->posts_tail = NULL;
     pthread_mutex_unlock(&s->post_mu);
-    while (list) {
+    uint64_t until = net_mono_ns() + POST_TURN_NS;
+    for (int n = 0; list; n++) {
+        if ((n & 15) == 15 && net_mono_ns() >= until) {
+            post *tail = list;
+            while (tail->next) tail = tail->next;
+            pthread_mutex_lock(&s->post_mu);
+            tail->next = s->posts;
+            if (!s->posts) s->posts_tail = tail;
+            s->posts = list;
+            pthread_mutex_unlock(&s->post_mu);
+            uint64_t one = 1;
+            ssize_t w = write(s->evfd, &one, sizeof one);
+            (void)w;
+            return;
+        }
         post *p = list;
         list = p->next;
         p->fn(p->arg);
@@ -651,11 +726,18 @@ int net_server_port(const net_server *s)
  * for their fdatasync) releases its share when it completes. */
 static void evict(net_server *s)
 {
-    for (int rounds = 0; rounds < 16 && s->mem > s->cfg.max_client_memory; rounds++) {
-        conn *big = NULL;
-        for (conn *k = s->conns; k; k = k->next)
+    int evicted = 0;
+    for (int rounds = 0; rounds < 64 && s->mem > s->cfg.max_client_memory; rounds++) {
+        /* The largest holder if it holds much; else many hold little (idle
+         * connections, say): the one idle the longest, so that a client at
+         * work is the last to go. */
+        conn *big = NULL, *idle = NULL;
+        for (conn *k = s->conns; k; k = k->next) {
             if (!big || k->mem > big->mem) big = k;
-        if (!big || big->mem <= sizeof *big) return;
+            if (!idle || k->last_active < idle->last_active) idle = k;
+        }
+        if (!big) return;
+        if (big->mem < EVICT_LARGE) big = idle;
         net_log(s, 1, "clients hold %zu bytes, over the budget of %zu: closing the connection that holds the most "
                       "(%zu bytes, %zu calls)",
                 s->mem, s->cfg.max_client_memory, big->mem, big->n_calls);
@@ -667,7 +749,11 @@ static void evict(net_server *s)
             if (w > 0 && write(big->fd, data, (size_t)w) < 0) w = 0;
         }
         conn_close(big);
+        evicted = 1;
     }
+    /* What the evicted held is free: give the heap's free pages back to the
+     * system, so that the resident size follows the budget down. */
+    if (evicted) malloc_trim(0);
 }
 
 /* NET-7: a connection whose preface or HTTP/1.1 request is still incomplete
@@ -677,7 +763,8 @@ static void sweep(net_server *s)
 {
     uint64_t now = net_mono_ns(), limit = (uint64_t)s->cfg.request_timeout_ms * 1000000u;
     if (!limit) return;
-    for (conn *k = s->conns; k; k = k->next) {
+    for (conn *k = s->conns, *next; k; k = next) {
+        next = k->next; /* closing k moves it to the dead list */
         if (k->kind == CONN_H2) {
             call_sweep(k, now);
             continue;
@@ -702,7 +789,8 @@ int net_server_run(net_server *s, int drain_ms)
             epoll_ctl(s->epfd, EPOLL_CTL_DEL, s->lfd, NULL);
             close(s->lfd);
             s->lfd = -1;
-            for (conn *k = s->conns; k; k = k->next) {
+            for (conn *k = s->conns, *next; k; k = next) {
+                next = k->next; /* flushing may close k */
                 if (k->kind == CONN_H2 && k->h2) {
                     nghttp2_submit_goaway(k->h2, NGHTTP2_FLAG_NONE,
                                           nghttp2_session_get_last_proc_stream_id(k->h2), NGHTTP2_NO_ERROR, NULL, 0);
@@ -796,6 +884,7 @@ void net_server_free(net_server *s)
     if (s->evfd >= 0) close(s->evfd);
     if (s->cbs) nghttp2_session_callbacks_del(s->cbs);
     if (s->h2opt) nghttp2_option_del(s->h2opt);
+    base_buf_free(&s->scratch);
     pthread_mutex_destroy(&s->post_mu);
     free(s);
 }

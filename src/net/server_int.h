@@ -69,6 +69,8 @@ struct conn {
     nghttp2_session *h2;
     size_t mem; /* bytes charged to this connection, its calls' included (NET-5) */
     uint64_t req_started; /* CLOCK_MONOTONIC ns: an incomplete preface or HTTP/1.1 request began (0: none) */
+    uint64_t last_active; /* CLOCK_MONOTONIC ns of the last bytes read */
+    int reserved;         /* CONN_RESERVE is charged (until the protocol is known) */
     base_buf rbuf;        /* undecided / HTTP/1.1 input */
     base_buf wbuf;        /* output not yet written */
     size_t woff;
@@ -109,7 +111,8 @@ struct net_server {
     net_call *resume; /* calls whose input was resumed: delivered before the next wait */
     nghttp2_session_callbacks *cbs;
     nghttp2_option *h2opt;
-    nghttp2_mem h2mem;
+    base_buf scratch; /* HTTP/2 output gathered for one write: only what the socket does not take
+                         is copied into the connection (so idle connections hold no write buffer) */
     size_t mem; /* bytes charged in all (NET-5) */
     net_stats st;
 };

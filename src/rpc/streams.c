@@ -32,6 +32,7 @@ typedef EventStore__Client__Streams__ReadResp__ReadEvent__RecordedEvent__Metadat
 
 #define READ_STEP 256       /* events sent per step before yielding to the loop (RPC-2) */
 #define READ_SCAN_STEP 4096 /* events examined per step (a filtered $all read may send none of them) */
+#define READ_STEP_BYTES (64u << 10) /* event bytes sent per step: many large reads share the loop fairly */
 
 /* ---- Read ----------------------------------------------------------- */
 
@@ -47,6 +48,7 @@ typedef struct read_call {
     factum_filter *filter;
     uint64_t last_version; /* for last_stream_position */
     int posted;            /* a continuation is queued */
+    size_t step_bytes;     /* event bytes sent in this step */
     struct rpc_sub *sub;   /* a subscription read (subscribe.c) */
     factum_event page[64];
     size_t page_n, page_i;
@@ -89,6 +91,7 @@ static int read_flush_page(read_call *r)
     rpc_event_msg m;
     rpc_event_init(&m);
     while (r->page_i < r->page_n) {
+        if (r->step_bytes >= READ_STEP_BYTES) return 2; /* the step's share: yield (RPC-2) */
         const factum_event *ev = &r->page[r->page_i];
         factum_event target;
         int res = r->resolve_links ? rpc_resolve(r->ctx, ev, &target) : 0;
@@ -103,6 +106,7 @@ static int read_flush_page(read_call *r)
         if (rc) return -1;
         r->ctx->st.read_events++;
         r->ctx->st.read_bytes += ev->data_len + ev->metadata_len;
+        r->step_bytes += ev->data_len + ev->metadata_len + ev->stream_len + 64;
         r->page_i++;
     }
     r->page_i = r->page_n = 0;
@@ -128,19 +132,21 @@ static void read_pump(read_call *r)
 {
     int sent = 0;
     size_t examined = 0; /* a step ends after READ_STEP events sent or READ_SCAN_STEP examined */
+    r->step_bytes = 0;   /* ... or READ_STEP_BYTES sent */
     while (!net_call_done(r->c)) {
+        int flushed = 1;
         if (r->page_i < r->page_n) {
-            int rc = read_flush_page(r);
-            if (rc <= 0) {
-                if (rc == 0) net_call_want_writable(r->c);
+            flushed = read_flush_page(r);
+            if (flushed <= 0) {
+                if (flushed == 0) net_call_want_writable(r->c);
                 return;
             }
         }
-        if (r->remaining == 0 || r->exhausted) {
+        if (flushed == 1 && (r->remaining == 0 || r->exhausted)) {
             read_finish(r);
             return;
         }
-        if (sent >= READ_STEP || examined >= READ_SCAN_STEP) {
+        if (flushed == 2 || sent >= READ_STEP || examined >= READ_SCAN_STEP) {
             /* Yield to the loop: other connections go first (RPC-2). */
             if (!r->posted) {
                 r->posted = 1;

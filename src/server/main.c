@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <ftw.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -70,6 +71,10 @@ static void srv_memory_limits(const srv_config *cfg, net_config *nc)
 
 int main(int argc, char **argv)
 {
+    /* Large buffers (partial messages, queued output) come from mmap and go
+     * back to the system when freed: glibc's adaptive threshold would keep
+     * them in the heap, resident after a hostile client is gone (NET-5). */
+    mallopt(M_MMAP_THRESHOLD, 64 * 1024);
     srv_state st;
     memset(&st, 0, sizeof st);
     int prc = srv_config_parse(&st.cfg, argc, argv);
