@@ -2,8 +2,9 @@
  * persistent_int.h - what the consumer group files share: the group
  * engine's types and calls (persistent_group.c), the settings and their
  * persistence (persistent_config.c), the statistics (persistent_stats.c),
- * used by the service's handlers (persistent.c). The direction inside:
- * group <- config <- stats <- persistent.c (the service).
+ * used by the service's handlers (persistent.c). Each uses only those
+ * named before it: config uses the group engine; stats the engine and
+ * config; persistent.c all three.
  *
  * Design note (invariants; tests cite them as PS-n):
  *  PS-1  A group reads its source in order into a bounded lane (at most
@@ -13,7 +14,8 @@
  *        (the last popped position) never passes an unfinished message.
  *  PS-2  Checkpoints are appended to $persistentsubscription-<src>::<group>-checkpoint
  *        after checkpoint_after ms with at least min_checkpoint_count new
- *        done messages, or at once after max_checkpoint_count. A restart
+ *        done messages, or at once after max_checkpoint_count (also when
+ *        that is below min_checkpoint_count, as in KurrentDB). A restart
  *        resumes after the last durable checkpoint: what is redelivered is
  *        at most what was done but not yet checkpointed, or in flight.
  *  PS-3  A message in flight has one owner and a deadline; on timeout, a
