@@ -193,7 +193,7 @@ typedef struct factum_event {
 /* Expected version of an append (KurrentDB's values), or an exact version >= 0. */
 #define FACTUM_ANY           ((int64_t)-2) /* no check */
 #define FACTUM_NO_STREAM     ((int64_t)-1) /* the stream must not exist (or be soft-deleted) */
-#define FACTUM_STREAM_EXISTS ((int64_t)-4) /* the stream must exist and not be soft-deleted */
+#define FACTUM_STREAM_EXISTS ((int64_t)-4) /* the stream must have events or metadata, and not be soft-deleted */
 
 typedef struct factum_append_result {
     /* On success: versions and positions of the first and last event written
@@ -222,8 +222,12 @@ typedef struct factum_append_result {
  *
  * Errors: FACTUM_EWRONGVERSION (res->actual_version set), FACTUM_EDELETED,
  * FACTUM_EIDEMPOTENCY, FACTUM_EDUPLICATEID, FACTUM_EBADNAME, FACTUM_EBADTYPE,
- * FACTUM_ETOOBIG, FACTUM_EINVAL, FACTUM_EFAILED, FACTUM_EREADONLY, -errno of
- * the write or fdatasync (after which the store is fail-stopped). */
+ * FACTUM_ETOOBIG (an event over max_event_size, the events over
+ * max_append_size, or, re-creating a soft-deleted stream, the events and
+ * the `$metadata` event the store adds do not fit in one log segment; only
+ * this append fails), FACTUM_EINVAL, FACTUM_EFAILED, FACTUM_EREADONLY,
+ * -errno of the write or fdatasync (after which the store is fail-stopped).
+ * No request fail-stops the store because of its content or size. */
 FACTUM_API int factum_append(factum_store *s, const char *stream, int64_t expected,
                              const factum_event_data *events, size_t n, factum_append_result *res);
 
@@ -498,8 +502,11 @@ FACTUM_API int factum_set_stream_metadata(factum_store *s, const char *stream, i
 FACTUM_API int factum_stream_metadata_parse(const char *json, size_t len, factum_stream_metadata *out);
 
 /* Soft delete: the stream reads as not found; a later append continues its
- * numbering (old events stay hidden). `expected` is checked against the
- * stream's version. res->last_position is the metadata event's position.
+ * numbering (old events stay hidden). As KurrentDB, it writes a metadata
+ * document holding only `$tb` = INT64_MAX (earlier metadata keys are not
+ * kept); the next append sets `$tb` to its first version in a copy of the
+ * metadata current then. `expected` is checked against the stream's
+ * version. res->last_position is the metadata event's position.
  * Errors: as factum_append(), FACTUM_ENOTFOUND is not an error for FACTUM_ANY. */
 FACTUM_API int factum_delete_stream(factum_store *s, const char *stream, int64_t expected,
                                     factum_append_result *res);

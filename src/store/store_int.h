@@ -21,6 +21,13 @@
  *  ST-5  An append that is an exact replay of events already stored (by
  *        event id, same stream, consecutive, same order) writes nothing
  *        and returns the original result; a partial overlap fails.
+ *  ST-6  No request can fail-stop the store, whatever its size: the writer
+ *        checks every request's real encoded size (with the `$metadata`
+ *        event it adds to re-create a soft-deleted stream) before the batch
+ *        is written. A request that does not fit in a segment on its own
+ *        fails alone with FACTUM_ETOOBIG; one that does not fit after the
+ *        others of its group goes first into the next batch. Only I/O
+ *        errors latch (ST-4).
  */
 #ifndef FACTUM_STORE_INT_H
 #define FACTUM_STORE_INT_H

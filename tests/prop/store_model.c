@@ -118,7 +118,7 @@ static int model_append(int si, int64_t exp, const factum_event_data *ev, size_t
             if (evs[i].stream == si && !memcmp(evs[i].id, ev[k].id, 16)) return FACTUM_EIDEMPOTENCY;
     int sd = soft_deleted(m);
     int ok = exp == FACTUM_ANY || (exp == FACTUM_NO_STREAM && (m->last < 0 || sd)) ||
-             (exp == FACTUM_STREAM_EXISTS && m->last >= 0 && !sd) || (exp >= 0 && m->last == exp);
+             (exp == FACTUM_STREAM_EXISTS && (m->last >= 0 || m->meta_last >= 0) && !sd) || (exp >= 0 && m->last == exp);
     if (!ok) {
         r->actual_version = m->last < 0 ? FACTUM_NO_STREAM : m->last;
         return FACTUM_EWRONGVERSION;
@@ -332,7 +332,8 @@ int main(void)
                 bad = 1;
             }
             if (!rc) {
-                m->tb = INT64_MAX;
+                m->tb = INT64_MAX; /* the document holds $tb alone (KurrentDB) */
+                m->maxcount = -1;
                 add_model_meta(si);
             }
         } else if (dice < 91 && si >= NSTREAMS - 4) { /* a few streams may die */
