@@ -108,10 +108,13 @@ typedef struct flog {
     uint64_t prep_asked; /* writer: highest segment it asked for */
 } flog;
 
-/* Open the log in dir (creating dir and segment 0 when create). Validates
- * every segment header; maps every segment. */
+/* Open the log in dir. With create (a new store only), make dir and
+ * segment 0 when missing; without it, a missing directory, no segment at
+ * all, or a gap in the numbering is FACTUM_ECORRUPT. Validates every
+ * segment header; maps every segment. On failure `why` (may be NULL)
+ * receives what is wrong. */
 int log_open(io_env *io, const char *dir, uint64_t seg_size, const uint8_t uuid[16], int create,
-             int read_only, flog **out);
+             int read_only, char *why, size_t why_len, flog **out);
 void log_close(flog *l);
 
 /* Start/stop the background thread that keeps one segment prepared ahead. */

@@ -2,6 +2,8 @@
  * expectation, reads both ways, $all, reopen. */
 #include "harness.h"
 
+#include <fcntl.h>
+
 #include "store/store_int.h"
 
 static char dir[512];
@@ -188,8 +190,154 @@ static void t_index_rebuild(void)
     harness_rm_rf(dir);
 }
 
+
+typedef struct logcap {
+    char last[512];
+} logcap;
+
+static void capture_log(void *ctx, int level, const char *msg)
+{
+    logcap *c = ctx;
+    if (level == FACTUM_LOG_ERROR) snprintf(c->last, sizeof c->last, "%s", msg);
+}
+
+/* A store of `n` events in 1 MiB segments (about 2.3 KiB each: several
+ * segments), closed cleanly so that the index checkpoint covers it all. */
+static void make_store(const char *name, int n)
+{
+    factum_store *s = open_fresh(name);
+    if (!s) return;
+    static char pad[2048];
+    memset(pad, 'p', sizeof pad - 20);
+    char json[2100];
+    snprintf(json, sizeof json, "{\"pad\":\"%s\"}", pad);
+    for (int i = 0; i < n; i++) {
+        factum_event_data e = harness_event("E", json);
+        CHECK_RC(factum_append(s, "m", FACTUM_ANY, &e, 1, NULL), 0);
+    }
+    factum_store_close(s);
+}
+
+static int open_logged(logcap *c, int read_only, factum_store **out)
+{
+    factum_options o;
+    harness_small_opts(&o);
+    o.read_only = read_only;
+    o.log_fn = capture_log;
+    o.log_ctx = c;
+    c->last[0] = 0;
+    *out = NULL;
+    return factum_store_open(dir, &o, out);
+}
+
+/* An existing store whose log directory or last segment is gone is refused
+ * with a clear error; it is never given a fresh log under its old index. */
+static void t_missing_log_refused(void)
+{
+    char p[700];
+    logcap c;
+    factum_store *s;
+    /* The whole log/ directory. */
+    make_store("nolog", 50);
+    snprintf(p, sizeof p, "%s/log", dir);
+    harness_rm_rf(p);
+    for (int ro = 0; ro < 2; ro++) {
+        CHECK_RC(open_logged(&c, ro, &s), FACTUM_ECORRUPT);
+        CHECK(strstr(c.last, "log") && strstr(c.last, "missing"));
+        if (s) factum_store_close(s);
+    }
+    struct stat st;
+    CHECK(stat(p, &st) != 0); /* nothing was created */
+    CHECK_RC(factum_verify(dir, NULL, NULL, NULL), FACTUM_ECORRUPT);
+    harness_rm_rf(dir);
+
+    /* Every segment, the directory kept. */
+    make_store("nosegs", 50);
+    snprintf(p, sizeof p, "%s/log/00000000.seg", dir);
+    CHECK(unlink(p) == 0);
+    snprintf(p, sizeof p, "%s/log/00000001.seg", dir);
+    unlink(p); /* prepared ahead, maybe */
+    CHECK_RC(open_logged(&c, 0, &s), FACTUM_ECORRUPT);
+    CHECK(strstr(c.last, "segment") != NULL);
+    if (s) factum_store_close(s);
+    snprintf(p, sizeof p, "%s/log/00000000.seg", dir);
+    CHECK(stat(p, &st) != 0);
+    harness_rm_rf(dir);
+
+    /* The last segments, which the index checkpoint covers. */
+    make_store("lastseg", 1000); /* about 2.3 MB: segments 0..2 hold data */
+    int last = -1;
+    for (int i = 0; i < 8; i++) {
+        snprintf(p, sizeof p, "%s/log/%08d.seg", dir, i);
+        if (stat(p, &st) == 0) last = i;
+    }
+    REQUIRE(last >= 2);
+    for (int i = 2; i <= last; i++) {
+        snprintf(p, sizeof p, "%s/log/%08d.seg", dir, i);
+        CHECK(unlink(p) == 0);
+    }
+    for (int ro = 0; ro < 2; ro++) {
+        CHECK_RC(open_logged(&c, ro, &s), FACTUM_ECORRUPT);
+        CHECK(strstr(c.last, "segment 2") && strstr(c.last, "missing"));
+        if (s) factum_store_close(s);
+    }
+    CHECK_RC(factum_verify(dir, NULL, NULL, NULL), FACTUM_ECORRUPT);
+    harness_rm_rf(dir);
+
+    /* A log that does not hold what the index covers: segment 0 is there,
+     * valid, but its frames are gone (zeroed). */
+    make_store("otherlog", 30);
+    snprintf(p, sizeof p, "%s/log/00000000.seg", dir);
+    {
+        int fd = open(p, O_RDWR);
+        static uint8_t zeros[(1 << 20) - 4096];
+        CHECK(pwrite(fd, zeros, sizeof zeros, 4096) == (ssize_t)sizeof zeros);
+        close(fd);
+    }
+    CHECK_RC(open_logged(&c, 0, &s), FACTUM_ECORRUPT);
+    CHECK(strstr(c.last, "index checkpoint") != NULL);
+    if (s) factum_store_close(s);
+    harness_rm_rf(dir);
+}
+
+/* A brand-new directory is still initialised; so is one that holds only
+ * what a creation interrupted by a crash leaves behind (no FACTUM yet,
+ * segment 0 without events). A directory whose log holds events is never
+ * taken for such leftovers. */
+static void t_creation_and_leftovers(void)
+{
+    char p[700];
+    factum_store *s = open_fresh("create");
+    REQUIRE(s);
+    factum_store_close(s);
+    /* Leftovers: no FACTUM, an empty segment 0, an empty index/. */
+    snprintf(p, sizeof p, "%s/FACTUM", dir);
+    CHECK(unlink(p) == 0);
+    snprintf(p, sizeof p, "%s/index", dir);
+    harness_rm_rf(p);
+    CHECK(mkdir(p, 0755) == 0);
+    factum_options o;
+    harness_small_opts(&o);
+    s = NULL;
+    CHECK_RC(factum_store_open(dir, &o, &s), 0);
+    REQUIRE(s);
+    factum_event_data e = harness_event("E", "{}");
+    CHECK_RC(factum_append(s, "x", FACTUM_NO_STREAM, &e, 1, NULL), 0);
+    factum_store_close(s);
+    /* Now segment 0 holds an event: without FACTUM it is not ours to reuse. */
+    snprintf(p, sizeof p, "%s/FACTUM", dir);
+    CHECK(unlink(p) == 0);
+    CHECK_RC(factum_store_open(dir, &o, &s), FACTUM_ENOTSTORE);
+    snprintf(p, sizeof p, "%s/log/00000000.seg", dir);
+    struct stat st;
+    CHECK(stat(p, &st) == 0);
+    harness_rm_rf(dir);
+}
+
 int main(void)
 {
+    RUN(t_missing_log_refused);
+    RUN(t_creation_and_leftovers);
     RUN(t_index_rebuild);
     RUN(t_read_only_after_crash);
     RUN(t_append_read);
