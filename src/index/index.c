@@ -257,10 +257,7 @@ int idx_open(io_env *io, const char *dir, const idx_config *cfg, findex **out, i
     }
     atomic_init(&v->refs, 1);
     x->cur = v;
-    if (!cfg->read_only && mkdir(dir, 0755) && errno != EEXIST) {
-        rc = -errno;
-        goto fail;
-    }
+    if (!cfg->read_only && (rc = io_ensure_dir(io, dir))) goto fail;
     x->cp.covered_lo = 0;
     x->cp.next_position = 1;
     rc = read_manifest(x, v);
@@ -274,6 +271,9 @@ int idx_open(io_env *io, const char *dir, const idx_config *cfg, findex **out, i
         rc = x->posmap_fd;
         goto fail;
     }
+    /* The position map's name must be durable before a manifest relies on
+     * it (a manifest's own fsync of dir would do it too; this says so). */
+    if (!cfg->read_only && (rc = io->fsync_dir(io, dir))) goto fail;
     v->active->first_position = x->cp.next_position;
     v->active->next_position = x->cp.next_position;
     v->active->end_lo = x->cp.covered_lo;

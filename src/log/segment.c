@@ -170,10 +170,7 @@ int log_open(io_env *io, const char *dir, uint64_t seg_size, const uint8_t uuid[
         goto fail;
     }
     create = create && !read_only;
-    if (create && mkdir(dir, 0755) && errno != EEXIST) {
-        rc = -errno;
-        goto fail;
-    }
+    if (create && (rc = io_ensure_dir(io, dir))) goto fail; /* durable before segment 0 is named in it */
     DIR *d = opendir(dir);
     if (!d) {
         rc = -errno;

@@ -387,10 +387,8 @@ int store_open_io(const char *path, const factum_options *opts, io_env *io, fact
             rc = -errno;
             goto fail;
         }
-        if (mkdir(path, 0755) && errno != EEXIST) {
-            rc = -errno;
-            goto fail;
-        }
+        /* Its name must be durable in its parent before anything in it is. */
+        if ((rc = io_ensure_dir(io, path))) goto fail;
     } else if (!S_ISDIR(st.st_mode)) {
         rc = FACTUM_ENOTSTORE;
         goto fail;
@@ -431,6 +429,9 @@ int store_open_io(const char *path, const factum_options *opts, io_env *io, fact
         s->seg_size = o->segment_size;
         factum_uuid_v4(s->uuid);
         if ((rc = remove_leftovers(s))) goto fail;
+        /* The directory may have been made by someone else: make its name
+         * durable too before the store in it is. */
+        if ((rc = io_ensure_dir(io, path))) goto fail;
         fresh = 1;
     } else if ((rc = read_identity(s))) {
         goto fail;
@@ -458,8 +459,8 @@ int store_open_io(const char *path, const factum_options *opts, io_env *io, fact
         char aside[PATH_MAX];
         snprintf(aside, sizeof aside, "%s/index.damaged-%lld", path, (long long)(base_now_ns() / 1000000000));
         store_log(s, FACTUM_LOG_WARN, "the index is damaged; moved it to %s and rebuilding it from the log", aside);
-        if (rename(p, aside)) rc = -errno;
-        else rc = idx_open(io, p, &ic, &s->idx, &cp);
+        rc = io->rename(io, p, aside);
+        if (!rc) rc = idx_open(io, p, &ic, &s->idx, &cp); /* fsyncs path (the rename too) */
     }
     if (rc) goto fail_log;
     /* The index thread runs during the replay, so that a long replay (a
