@@ -99,6 +99,9 @@ typedef struct flog {
     /* Writer state (writer thread only). */
     uint64_t tail_lo;       /* LO where the next batch goes */
     uint64_t unsynced_from; /* lowest segment number with unsynced writes */
+    /* Everything before this LO is known fdatasync'd (any thread reads it;
+     * it only grows). */
+    _Atomic uint64_t synced_lo;
     /* Segment preparation (a background thread creates segments ahead). */
     pthread_mutex_t prep_mu;
     pthread_cond_t prep_cv;
@@ -158,6 +161,10 @@ int log_reserve(flog *l, uint64_t len, uint64_t *lo);
 int log_write(flog *l, uint64_t lo, const void *buf, size_t len);
 /* Writer: fdatasync every segment written since the last sync. */
 int log_sync(flog *l);
+/* Any thread: make the log durable up to `lo` (every segment that may hold
+ * unsynced bytes below lo is fdatasync'd, however many there are). For an
+ * index checkpoint covering lo (IDX-1). 0 or -errno. */
+int log_sync_upto(flog *l, uint64_t lo);
 
 /* Find the first valid batch frame after `from` (for verification after
  * damage): 1 and *lo / *first_position, or 0 if none. */

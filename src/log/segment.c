@@ -365,9 +365,18 @@ int log_write(flog *l, uint64_t lo, const void *buf, size_t len)
     return 0;
 }
 
+/* synced_lo = max(synced_lo, lo). */
+static void raise_synced(flog *l, uint64_t lo)
+{
+    uint64_t cur = atomic_load(&l->synced_lo);
+    while (cur < lo && !atomic_compare_exchange_weak(&l->synced_lo, &cur, lo)) {
+    }
+}
+
 int log_sync(flog *l)
 {
     if (l->unsynced_from == UINT64_MAX) return 0;
+    uint64_t upto = l->tail_lo;
     uint64_t last = l->tail_lo / l->seg_size;
     for (uint64_t no = l->unsynced_from; no <= last; no++) {
         log_seg *s = atomic_load_explicit(&l->segs[no], memory_order_acquire);
@@ -376,6 +385,24 @@ int log_sync(flog *l)
         if (rc) return rc;
     }
     l->unsynced_from = UINT64_MAX;
+    raise_synced(l, upto);
+    return 0;
+}
+
+int log_sync_upto(flog *l, uint64_t lo)
+{
+    uint64_t from = atomic_load(&l->synced_lo);
+    if (lo <= from) return 0;
+    /* The bytes in [from, lo) lie in these segments, all of them written
+     * (and so attached) before lo was handed to us. */
+    uint64_t n = atomic_load_explicit(&l->n_segs, memory_order_acquire);
+    for (uint64_t no = from / l->seg_size; no <= (lo - 1) / l->seg_size; no++) {
+        log_seg *s = no < n ? atomic_load_explicit(&l->segs[no], memory_order_acquire) : NULL;
+        if (!s) return -EIO;
+        int rc = l->io->fdatasync(l->io, s->fd);
+        if (rc) return rc;
+    }
+    raise_synced(l, lo);
     return 0;
 }
 

@@ -232,21 +232,14 @@ static int replay_batch(void *ctx, uint64_t end_lo, uint64_t next_position)
     return rc;
 }
 
+/* Before an index checkpoint covering the log up to lo is made durable
+ * (IDX-1). Durable mode synced every batch before indexing it, so this
+ * finds nothing to do; relaxed mode syncs every segment written since the
+ * last sync, however many a memtable spans. Runs on the index thread. */
 static int sync_log_cb(void *ctx, uint64_t lo)
 {
     factum_store *s = ctx;
-    (void)lo;
-    if (s->opts.durability == FACTUM_DURABLE) return 0; /* every batch was synced before indexing */
-    /* Relaxed: sync every segment the checkpoint covers that may be dirty. */
-    uint64_t n = atomic_load(&s->log->n_segs);
-    uint64_t last = lo / s->seg_size;
-    for (uint64_t i = last >= 1 ? last - 1 : 0; i <= last && i < n; i++) {
-        log_seg *sg = atomic_load(&s->log->segs[i]);
-        if (!sg) continue;
-        int rc = s->io->fdatasync(s->io, sg->fd);
-        if (rc) return rc;
-    }
-    return 0;
+    return log_sync_upto(s->log, lo);
 }
 
 /* The log must hold what the index checkpoint covers: the frame that ends
@@ -299,6 +292,8 @@ static int recover(factum_store *s, const idx_checkpoint *cp)
     }
     replay r = {.s = s};
     uint64_t from_lo = cp->covered_lo ? cp->covered_lo : LOG_SEG_HEADER;
+    /* IDX-1: the log before the checkpoint was synced before it was made. */
+    atomic_store(&s->log->synced_lo, from_lo);
     if (!s->opts.read_only) {
         /* What the replay indexes may come from a relaxed-mode writer that
          * died before its fdatasync: make it durable before any index
@@ -327,6 +322,9 @@ static int recover(factum_store *s, const idx_checkpoint *cp)
         if (!s->opts.read_only && (rc = log_cut_tail(s->log, res.end_lo))) return rc;
     }
     log_set_tail(s->log, res.end_lo);
+    /* Read-only opens synced nothing; the others synced all of the replay
+     * above (or found a clean log). */
+    if (!s->opts.read_only) atomic_store(&s->log->synced_lo, res.end_lo);
     atomic_store(&s->log_end, res.end_lo);
     atomic_store(&s->committed_pos, res.next_position - 1);
     if (res.events)
