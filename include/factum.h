@@ -45,9 +45,10 @@ extern "C" {
 #define FACTUM_VERSION_MINOR  1
 #define FACTUM_VERSION_PATCH  0
 
-/* Version of the on-disk format this library writes and reads. A data
- * directory of a newer format is refused with FACTUM_EFORMAT. */
-#define FACTUM_FORMAT_VERSION 1
+/* Version of the on-disk format this library writes (it reads every
+ * earlier one). A data directory of a newer format is refused with
+ * FACTUM_EFORMAT. 2: index tables with partitioned Bloom filters. */
+#define FACTUM_FORMAT_VERSION 2
 
 /* Longest stream name, in bytes (not counting the NUL). */
 #define FACTUM_MAX_STREAM_LEN 1024

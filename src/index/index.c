@@ -386,10 +386,14 @@ static int level_of(const findex *x, uint64_t n)
     return l;
 }
 
+/* Leaves a merge reads before it drops them from its resident memory. */
+#define MERGE_RELEASE_LEAVES 256
+
 typedef struct merge_src {
     tbl_cur c[MERGE_MAX];
     int live[MERGE_MAX];
     idx_entry cur[MERGE_MAX];
+    uint64_t released[MERGE_MAX]; /* leaves dropped so far, per input */
     size_t n;
     int err;
 } merge_src;
@@ -411,6 +415,12 @@ static int merge_next(void *ctx, idx_entry *out)
     if (r < 0) return r;
     m->live[best] = r;
     if (r) tbl_cur_get(&m->c[best], &m->cur[best]);
+    /* Resident memory of a merge stays bounded: inputs are read once, in
+     * order, through their mappings. */
+    if (r && m->c[best].leaf >= m->released[best] + MERGE_RELEASE_LEAVES) {
+        tbl_release_leaves(m->c[best].t, m->c[best].leaf);
+        m->released[best] = m->c[best].leaf;
+    }
     return 1;
 }
 

@@ -170,6 +170,11 @@ int log_sync_upto(flog *l, uint64_t lo);
  * damage): 1 and *lo / *first_position, or 0 if none. */
 int log_find_batch(flog *l, uint64_t from, uint64_t *lo, uint64_t *first_position);
 
+/* Drop the log's bytes in [from_lo, to_lo) from this process's resident
+ * memory (they stay in the page cache; a later read maps them again): after
+ * a long scan such as recovery's. */
+void log_release(flog *l, uint64_t from_lo, uint64_t to_lo);
+
 /* Map an LO to its bytes; `avail` receives the bytes up to the end of the
  * segment. NULL if the segment does not exist. */
 const uint8_t *log_ptr(flog *l, uint64_t lo, uint64_t *avail);

@@ -16,6 +16,7 @@
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -82,8 +83,14 @@ static int seg_attach_why(flog *l, uint64_t no, char *why, size_t why_len)
         rc = err;
         goto fail_fd;
     }
+    /* The header is read with pread, not through the mapping: touching the
+     * mapping would make its first folio (up to a megabyte on kernels with
+     * large folios) resident in every segment's mapping, a cost that grows
+     * with the log. */
+    uint8_t hdr[LOG_SEG_HEADER];
     char what[96] = "";
-    if ((rc = check_header(l, no, map, what, sizeof what))) {
+    if ((rc = io_read_full(l->io, fd, hdr, sizeof hdr, 0))) goto fail_map;
+    if ((rc = check_header(l, no, hdr, what, sizeof what))) {
         if (why) snprintf(why, why_len, "segment %" PRIu64 ": %s", no, what[0] ? what : "newer format");
         goto fail_map;
     }
@@ -404,6 +411,19 @@ int log_sync_upto(flog *l, uint64_t lo)
     }
     raise_synced(l, lo);
     return 0;
+}
+
+void log_release(flog *l, uint64_t from_lo, uint64_t to_lo)
+{
+    uint64_t n = atomic_load_explicit(&l->n_segs, memory_order_acquire);
+    for (uint64_t no = from_lo / l->seg_size; no < n && no * l->seg_size < to_lo; no++) {
+        log_seg *s = atomic_load_explicit(&l->segs[no], memory_order_acquire);
+        if (!s) continue;
+        uint64_t a = no == from_lo / l->seg_size ? from_lo % l->seg_size : 0;
+        uint64_t b = (no + 1) * l->seg_size <= to_lo ? l->seg_size : to_lo % l->seg_size;
+        a = a / 4096 * 4096;
+        if (b > a) madvise(s->map + a, b - a, MADV_DONTNEED);
+    }
 }
 
 const uint8_t *log_ptr(flog *l, uint64_t lo, uint64_t *avail)

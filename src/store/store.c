@@ -285,6 +285,7 @@ static int recover(factum_store *s, const idx_checkpoint *cp)
         log_scan_result full;
         rc = log_scan(s->log, LOG_SEG_HEADER, 1, NULL, NULL, NULL, &full);
         if (rc) return rc;
+        log_release(s->log, 0, UINT64_MAX);
         if (full.corrupt) {
             store_log(s, FACTUM_LOG_ERROR, "log is damaged: %s", full.what);
             return FACTUM_ECORRUPT;
@@ -321,6 +322,9 @@ static int recover(factum_store *s, const idx_checkpoint *cp)
                   res.end_lo / s->seg_size, res.end_lo % s->seg_size, res.torn_bytes);
         if (!s->opts.read_only && (rc = log_cut_tail(s->log, res.end_lo))) return rc;
     }
+    /* The scan read (mapped) the tail segment to its end (LOG-5) and the
+     * replayed part: none of it needs to stay resident. */
+    log_release(s->log, from_lo, UINT64_MAX);
     log_set_tail(s->log, res.end_lo);
     /* Read-only opens synced nothing; the others synced all of the replay
      * above (or found a clean log). */

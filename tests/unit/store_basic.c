@@ -2,8 +2,10 @@
  * expectation, reads both ways, $all, reopen. */
 #include "harness.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 
+#include "base/base.h"
 #include "store/store_int.h"
 
 static char dir[512];
@@ -334,9 +336,101 @@ static void t_creation_and_leftovers(void)
     harness_rm_rf(dir);
 }
 
+
+/* Rewrite the header's format version of a segment or table file. */
+static void set_file_format(const char *path, int table)
+{
+    int fd = open(path, O_RDWR);
+    uint8_t h[4096];
+    CHECK(fd >= 0 && pread(fd, h, 4096, 0) == 4096);
+    base_put32(h + 8, 1);
+    if (table) {
+        memset(h + 216, 0, 4096 - 216); /* format 1: no partition fields */
+        base_put32(h + 216, base_crc32c(0, h, 216));
+    } else {
+        base_put32(h + 56, base_crc32c(0, h, 56));
+    }
+    CHECK(pwrite(fd, h, 4096, 0) == 4096);
+    close(fd);
+}
+
+/* A store of format 1 (identity, segments and index tables saying 1) is
+ * read and written by this library. */
+static void t_reads_format_1(void)
+{
+    factum_store *s = open_fresh("format1");
+    REQUIRE(s);
+    for (int i = 0; i < 3000; i++) {
+        factum_event_data e = harness_event("E", "{}");
+        char stream[16];
+        snprintf(stream, sizeof stream, "f-%d", i % 10);
+        CHECK_RC(factum_append(s, stream, FACTUM_ANY, &e, 1, NULL), 0);
+    }
+    factum_store_close(s);
+    char p[1200];
+    int tables = 0;
+    DIR *d;
+    struct dirent *de;
+    snprintf(p, sizeof p, "%s/index", dir);
+    REQUIRE((d = opendir(p)));
+    while ((de = readdir(d))) {
+        if (!strstr(de->d_name, ".tbl")) continue;
+        snprintf(p, sizeof p, "%s/index/%s", dir, de->d_name);
+        set_file_format(p, 1);
+        tables++;
+    }
+    closedir(d);
+    CHECK(tables > 0);
+    snprintf(p, sizeof p, "%s/log", dir);
+    REQUIRE((d = opendir(p)));
+    while ((de = readdir(d))) {
+        if (!strstr(de->d_name, ".seg")) continue;
+        snprintf(p, sizeof p, "%s/log/%s", dir, de->d_name);
+        set_file_format(p, 0);
+    }
+    closedir(d);
+    {
+        snprintf(p, sizeof p, "%s/FACTUM", dir);
+        FILE *f = fopen(p, "r");
+        REQUIRE(f);
+        char buf[1024] = {0};
+        size_t len = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+        (void)len;
+        char *fmt = strstr(buf, "\nformat ");
+        REQUIRE(fmt);
+        fmt[8] = '1';
+        char *crc = strstr(buf, "crc ");
+        REQUIRE(crc);
+        sprintf(crc, "crc %08x\n", base_crc32c(0, buf, (size_t)(crc - buf)));
+        f = fopen(p, "w");
+        fputs(buf, f);
+        fclose(f);
+    }
+    CHECK_RC(factum_verify(dir, NULL, NULL, NULL), 0);
+    factum_options o;
+    harness_small_opts(&o);
+    s = NULL;
+    CHECK_RC(factum_store_open(dir, &o, &s), 0);
+    REQUIRE(s);
+    factum_event out[400];
+    size_t n;
+    uint64_t next;
+    CHECK_RC(factum_read_stream(s, "f-3", 0, FACTUM_FORWARD, out, 400, &n, &next), 0);
+    CHECK_EQ_U64(n, 300);
+    factum_event_data e = harness_event("E", "{}");
+    factum_append_result r;
+    CHECK_RC(factum_append(s, "f-3", 299, &e, 1, &r), 0); /* found through format-1 tables */
+    CHECK_EQ_U64(r.first_position, 3001);
+    factum_store_close(s);
+    CHECK_RC(factum_verify(dir, NULL, NULL, NULL), 0);
+    harness_rm_rf(dir);
+}
+
 int main(void)
 {
     RUN(t_missing_log_refused);
+    RUN(t_reads_format_1);
     RUN(t_creation_and_leftovers);
     RUN(t_index_rebuild);
     RUN(t_read_only_after_crash);
