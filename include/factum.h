@@ -134,8 +134,16 @@ FACTUM_API void factum_options_init(factum_options *opts);
  * fails the open with FACTUM_ECORRUPT; damage in older parts of the log is
  * found when those events are read (FACTUM_ECORRUPT, never served) or by
  * factum_verify / `factum verify`, which check everything.
+ * A read-only open cannot write index tables, so it replays the log after
+ * the checkpoint into memory: at most what a writer with the same
+ * memtable_entries leaves behind (two memtables); a longer tail (an index
+ * deleted, or written with larger memtables) fails with FACTUM_EREADONLY:
+ * open read-write once, or pass a larger memtable_entries.
+ * A store whose log directory or segments covered by the index are missing
+ * fails with FACTUM_ECORRUPT (the log line says what is missing).
  * Errors: FACTUM_ENOTSTORE, FACTUM_EFORMAT, FACTUM_ELOCKED, FACTUM_ECORRUPT,
- * FACTUM_EINVAL, -ENOENT (missing and !create), -errno. */
+ * FACTUM_EREADONLY (read-only, see above), FACTUM_EINVAL, -ENOENT (missing
+ * and !create), -errno. */
 FACTUM_API int factum_store_open(const char *path, const factum_options *opts, factum_store **out);
 
 /* Finish in-flight appends, write an index checkpoint, release the lock and

@@ -267,7 +267,9 @@ int idx_open(io_env *io, const char *dir, const idx_config *cfg, findex **out, i
     char pm[PATH_MAX];
     snprintf(pm, sizeof pm, "%s/posmap", dir);
     x->posmap_fd = io->open(io, pm, cfg->read_only ? O_RDONLY : (O_RDWR | O_CREAT), 0644);
-    if (x->posmap_fd < 0) {
+    if (x->posmap_fd == -ENOENT && cfg->read_only && x->cp.next_position == 1) {
+        /* No index at all (deleted): read-only, everything is replayed. */
+    } else if (x->posmap_fd < 0) {
         rc = x->posmap_fd;
         goto fail;
     }
@@ -721,6 +723,7 @@ int idx_posmap_get(findex *x, uint64_t position, uint64_t *lo)
     view_put(v);
     if (found) return 0;
     if (position >= covered) return FACTUM_ENOTFOUND;
+    if (x->posmap_fd < 0) return FACTUM_ECORRUPT; /* not reached: no file, no checkpoint */
     uint8_t b[8];
     ssize_t n = x->io->pread(x->io, x->posmap_fd, b, 8, (off_t)((position - 1) * 8));
     if (n < 0) return (int)n;

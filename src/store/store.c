@@ -193,11 +193,18 @@ typedef struct replay {
     uint64_t *los;
     uint64_t first_pos;
     int rc;
+    /* Read-only: the replay stays in one memtable that never freezes. It
+     * takes what a writer with this memtable_entries can leave behind: two
+     * memtables, each closed at the first batch end at or past
+     * memtable_entries entries (idx_add). */
+    int bounded;
+    uint64_t in_chunk, chunks;
 } replay;
 
 static int replay_event(void *ctx, const factum_event *ev, uint64_t lo, uint32_t ff)
 {
     replay *r = ctx;
+    if (r->bounded && r->chunks >= 2) return FACTUM_EREADONLY;
     if (r->n[IDX_STREAM] == r->cap) {
         size_t cap = r->cap ? r->cap * 2 : 4096;
         for (int k = 0; k < IDX_KINDS; k++) {
@@ -223,6 +230,11 @@ static int replay_batch(void *ctx, uint64_t end_lo, uint64_t next_position)
 {
     replay *r = ctx;
     if (!r->n[IDX_STREAM]) return 0;
+    r->in_chunk += r->n[IDX_STREAM];
+    if (r->in_chunk >= r->s->opts.memtable_entries) {
+        r->chunks++;
+        r->in_chunk = 0;
+    }
     int rc = 0;
     rc = idx_posmap_put(r->s->idx, r->first_pos, r->los, r->n[IDX_STREAM]);
     const idx_entry *e[IDX_KINDS] = {r->ent[0], r->ent[1], r->ent[2]};
@@ -291,7 +303,7 @@ static int recover(factum_store *s, const idx_checkpoint *cp)
             return FACTUM_ECORRUPT;
         }
     }
-    replay r = {.s = s};
+    replay r = {.s = s, .bounded = s->opts.read_only};
     uint64_t from_lo = cp->covered_lo ? cp->covered_lo : LOG_SEG_HEADER;
     /* IDX-1: the log before the checkpoint was synced before it was made. */
     atomic_store(&s->log->synced_lo, from_lo);
@@ -310,6 +322,14 @@ static int recover(factum_store *s, const idx_checkpoint *cp)
     for (int k = 0; k < IDX_KINDS; k++)
         free(r.ent[k]);
     free(r.los);
+    if (rc == FACTUM_EREADONLY) {
+        store_log(s, FACTUM_LOG_ERROR,
+                  "the index checkpoint is more than two memtables (of %zu entries) behind the log, more than a "
+                  "read-only open replays in memory; open the store read-write once to bring the index up to "
+                  "date, or open it with a larger memtable_entries",
+                  s->opts.memtable_entries);
+        return rc;
+    }
     if (rc) return rc;
     if (res.corrupt) {
         store_log(s, FACTUM_LOG_ERROR, "log is damaged: %s; run `factum verify` for details", res.what);

@@ -427,6 +427,59 @@ static void t_reads_format_1(void)
     harness_rm_rf(dir);
 }
 
+
+/* A read-only open replays the log after the index checkpoint into memory
+ * (it may not write tables): bounded to what a writer with the same
+ * memtable_entries can leave behind, two memtables. A longer tail (here: a
+ * deleted index) is refused with FACTUM_EREADONLY, not read into memory. */
+static void t_read_only_replay_bounded(void)
+{
+    factum_store *s = open_fresh("robound");
+    REQUIRE(s);
+    for (int i = 0; i < 5000; i++) {
+        factum_event_data e = harness_event("E", "{}");
+        CHECK_RC(factum_append(s, "rb", FACTUM_ANY, &e, 1, NULL), 0);
+    }
+    store_abandon(s); /* a crash: the tail a writer leaves is read back */
+    logcap c;
+    CHECK_RC(open_logged(&c, 1, &s), 0);
+    factum_stats st;
+    if (s) {
+        factum_store_get_stats(s, &st);
+        CHECK_EQ_U64(st.last_position, 5000);
+        CHECK(st.memtable_entries <= 2 * 1024 + 1);
+        factum_store_close(s);
+    }
+    /* Without an index the whole log is the tail. */
+    char p[700];
+    snprintf(p, sizeof p, "%s/index", dir);
+    harness_rm_rf(p);
+    CHECK_RC(open_logged(&c, 1, &s), FACTUM_EREADONLY);
+    CHECK(strstr(c.last, "read-write") != NULL);
+    if (s) factum_store_close(s);
+    /* A larger memtable_entries allows more. */
+    factum_options o;
+    harness_small_opts(&o);
+    o.read_only = 1;
+    o.memtable_entries = 4096;
+    s = NULL;
+    CHECK_RC(factum_store_open(dir, &o, &s), 0);
+    if (s) {
+        factum_event out[8];
+        size_t n;
+        uint64_t next;
+        CHECK_RC(factum_read_stream(s, "rb", 4990, FACTUM_FORWARD, out, 8, &n, &next), 0);
+        CHECK_EQ_U64(n, 8);
+        factum_store_close(s);
+    }
+    /* A read-write open brings the index up to date; then read-only is fine. */
+    CHECK_RC(open_logged(&c, 0, &s), 0);
+    if (s) factum_store_close(s);
+    CHECK_RC(open_logged(&c, 1, &s), 0);
+    if (s) factum_store_close(s);
+    harness_rm_rf(dir);
+}
+
 int main(void)
 {
     RUN(t_missing_log_refused);
@@ -434,6 +487,7 @@ int main(void)
     RUN(t_creation_and_leftovers);
     RUN(t_index_rebuild);
     RUN(t_read_only_after_crash);
+    RUN(t_read_only_replay_bounded);
     RUN(t_append_read);
     RUN(t_expectations);
     RUN(t_reopen);
