@@ -261,16 +261,30 @@ FACTUM_API int factum_append_multi(factum_store *s, const factum_append_req *req
 
 /* Completion of an asynchronous append. rc is 0 or an error as for
  * factum_append_multi; results has n entries (valid during the call only);
- * failed is the failing part's index when rc != 0. Called on the store's
- * writer thread: return quickly and do not call factum_append (deadlock-free
- * but it would wait for itself) or factum_store_close from it. */
+ * failed is the failing part's index when rc != 0.
+ *
+ * Called on the store's writer thread, never on an application thread (not
+ * inside the caller's own factum_append, whatever thread led the group
+ * commit), one callback at a time, in commit order. The writer thread calls
+ * the next group's callbacks only after this one returned: return quickly
+ * and do not block. From a callback you may call the read functions and the
+ * asynchronous ones (factum_append_async, factum_delete_stream_async,
+ * factum_tombstone_stream_async; with the request queue full they return
+ * -EAGAIN there instead of waiting for room). Functions of the same store
+ * that wait for the writer (factum_append, factum_append_multi,
+ * factum_delete_stream, factum_tombstone_stream, factum_set_stream_metadata,
+ * factum_store_sync, factum_store_close, factum_wait_for_position with a
+ * timeout) would wait for themselves: there they fail at once with
+ * -EDEADLK. Do not block in subscriptions (factum_sub_poll with a timeout)
+ * from a callback either. */
 typedef void (*factum_append_cb)(void *ctx, int rc, const factum_append_result *results, size_t n,
                                  size_t failed);
 
-/* Queue a multi-stream append and return at once. Everything reqs points to
- * (streams, events, their bytes) stays borrowed until cb has run. Returns 0
- * when queued (cb will run exactly once), or an error for a request that is
- * invalid on its face (then cb does not run). */
+/* Queue a multi-stream append and return at once (when the request queue
+ * is full, wait for room; from a callback, -EAGAIN). Everything reqs points
+ * to (streams, events, their bytes) stays borrowed until cb has run. Returns
+ * 0 when queued (cb will run exactly once, on the writer thread), or an
+ * error for a request that is invalid on its face (then cb does not run). */
 FACTUM_API int factum_append_async(factum_store *s, const factum_append_req *reqs, size_t n,
                                    factum_append_cb cb, void *ctx);
 
@@ -526,7 +540,7 @@ FACTUM_API int factum_tombstone_stream(factum_store *s, const char *stream, int6
                                        factum_append_result *res);
 
 /* Asynchronous soft delete / tombstone: queue the operation and return;
- * cb runs exactly once on a store thread (as for factum_append_async) with
+ * cb runs exactly once on the writer thread (as for factum_append_async) with
  * one result. The stream name is copied. Returns 0 when queued, or an error
  * for an invalid name or expectation (then cb does not run). */
 FACTUM_API int factum_delete_stream_async(factum_store *s, const char *stream, int64_t expected, factum_append_cb cb,

@@ -146,6 +146,7 @@ struct factum_store {
     _Atomic int writer_spinning, writer_kick; /* see writer_main */
     uint64_t last_group_ns;                   /* writer thread only */
     struct group *grp; /* the leader's working buffers */
+    wreq *cq_head, *cq_tail; /* completed asynchronous requests for the writer thread to call back (q_mu) */
     int stopping, abandon;
     _Atomic int failed; /* ST-4: the error that stopped the store, 0 if none */
     int64_t last_ts;
@@ -174,6 +175,9 @@ void store_abandon(factum_store *s);
 int writer_start(factum_store *s);
 void writer_stop(factum_store *s);
 int writer_submit(factum_store *s, wreq *r); /* queues; waits for room */
+/* Is the calling thread inside an asynchronous append's callback of s?
+ * (Then calls that wait for the writer would wait for themselves.) */
+int writer_in_callback(const factum_store *s);
 
 /* notify.c */
 int notify_init(factum_store *s);

@@ -788,19 +788,87 @@ static int wstate_wait(wreq *r)
     return st;
 }
 
+/* ---- callbacks --------------------------------------------------------
+ *
+ * Asynchronous appends are called back on the store's writer thread only,
+ * never on an application thread: a thread leading groups inside its own
+ * factum_append hands the asynchronous requests it completed to the writer
+ * thread (cq, in completion order) instead of calling them back itself. So
+ * a callback never runs inside a caller's factum_append (where the caller
+ * may hold its own locks), and callbacks run one at a time, in commit order.
+ * A callback that calls a function waiting for the writer (a synchronous
+ * append, sync, close, waiting for a position) would wait for itself: those
+ * calls fail at once with -EDEADLK there, and an asynchronous append that
+ * finds the queue full fails with -EAGAIN instead of waiting for room.
+ */
+
+static _Thread_local const factum_store *tl_writer_of;   /* set on the writer thread */
+static _Thread_local const factum_store *tl_callback_of; /* set while a callback runs */
+
+int writer_in_callback(const factum_store *s)
+{
+    return tl_callback_of == s;
+}
+
+static void call_back(factum_store *s, wreq *list)
+{
+    const factum_store *outer = tl_callback_of;
+    tl_callback_of = s;
+    for (wreq *r = list; r;) {
+        wreq *next = r->next;
+        r->cb(r->ctx, r->rc, r->results, r->n_parts, r->failed);
+        if (r->owns_memory) free(r); /* parts and results share its allocation */
+        r = next;
+    }
+    tl_callback_of = outer;
+}
+
+/* Wake the writer thread for work it has to do. */
+static void wake_writer(factum_store *s)
+{
+    if (atomic_load(&s->writer_spinning))
+        atomic_store_explicit(&s->writer_kick, 1, memory_order_release);
+    else
+        pthread_cond_signal(&s->q_cv);
+}
+
+/* The callbacks handed to the writer thread so far (q_mu held). */
+static wreq *take_callbacks(factum_store *s)
+{
+    wreq *l = s->cq_head;
+    s->cq_head = s->cq_tail = NULL;
+    return l;
+}
+
 static void complete(factum_store *s, wreq *list)
 {
+    wreq *cbs = NULL, **cbs_tail = &cbs, *cbs_last = NULL;
+    /* Waiting callers first: no callback delays an acknowledgement. */
     for (wreq *r = list; r;) {
         wreq *next = r->next; /* read before the caller may let go of r */
         atomic_fetch_add(&s->st_appends, r->kind == REQ_APPEND);
         if (r->cb) {
-            r->cb(r->ctx, r->rc, r->results, r->n_parts, r->failed);
-            if (r->owns_memory) free(r); /* parts and results share its allocation */
+            r->next = NULL;
+            *cbs_tail = cbs_last = r;
+            cbs_tail = &r->next;
         } else {
             wstate_set(r, WSTATE_DONE);
         }
         r = next;
     }
+    if (!cbs) return;
+    pthread_mutex_lock(&s->q_mu);
+    if (s->cq_tail)
+        s->cq_tail->next = cbs;
+    else
+        s->cq_head = cbs;
+    s->cq_tail = cbs_last;
+    wreq *now = tl_writer_of == s ? take_callbacks(s) : NULL;
+    pthread_mutex_unlock(&s->q_mu);
+    if (now)
+        call_back(s, now); /* earlier ones handed over by other leaders first */
+    else
+        wake_writer(s);
 }
 
 static void fail_all(wreq *list, int rc)
@@ -963,8 +1031,17 @@ static void relaxed_sync(factum_store *s)
 static void *writer_main(void *arg)
 {
     factum_store *s = arg;
+    tl_writer_of = s;
     pthread_mutex_lock(&s->q_mu);
     while (1) {
+        if (s->cq_head) {
+            /* Callbacks of requests other leaders completed. */
+            wreq *l = take_callbacks(s);
+            pthread_mutex_unlock(&s->q_mu);
+            call_back(s, l);
+            pthread_mutex_lock(&s->q_mu);
+            continue;
+        }
         int idle = !s->writer_lead && !(s->q_head && !s->leader);
         if (idle && s->stopping && !s->leader && !s->q_head) break;
         if (idle && !s->stopping && base_mono_ns() - s->last_group_ns < SPIN_AFTER_NS) {
@@ -1063,7 +1140,14 @@ void writer_stop(factum_store *s)
 
 int writer_submit(factum_store *s, wreq *r)
 {
+    if (!r->cb && writer_in_callback(s)) return -EDEADLK; /* it would wait for itself */
     pthread_mutex_lock(&s->q_mu);
+    if (s->q_len >= QUEUE_MAX && tl_writer_of == s) {
+        /* A callback (the writer thread's only user code) cannot wait for
+         * room: only this thread would make it. The queue's policy for it. */
+        pthread_mutex_unlock(&s->q_mu);
+        return -EAGAIN;
+    }
     while (s->q_len >= QUEUE_MAX && !s->stopping) {
         s->q_waiting_space++;
         pthread_cond_wait(&s->q_space, &s->q_mu);
@@ -1090,10 +1174,7 @@ int writer_submit(factum_store *s, wreq *r)
             s->leader = 1; /* reserved for the writer thread */
         }
         pthread_mutex_unlock(&s->q_mu);
-        if (wake) {
-            if (atomic_load(&s->writer_spinning)) atomic_store_explicit(&s->writer_kick, 1, memory_order_release);
-            else pthread_cond_signal(&s->q_cv);
-        }
+        if (wake) wake_writer(s);
         return 0;
     }
     if (!s->leader) {
