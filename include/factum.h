@@ -45,9 +45,10 @@ extern "C" {
 #define FACTUM_VERSION_MINOR  1
 #define FACTUM_VERSION_PATCH  0
 
-/* Version of the on-disk format this library writes and reads. A data
- * directory of a newer format is refused with FACTUM_EFORMAT. */
-#define FACTUM_FORMAT_VERSION 1
+/* Version of the on-disk format this library writes (it reads every
+ * earlier one). A data directory of a newer format is refused with
+ * FACTUM_EFORMAT. 2: index tables with partitioned Bloom filters. */
+#define FACTUM_FORMAT_VERSION 2
 
 /* Longest stream name, in bytes (not counting the NUL). */
 #define FACTUM_MAX_STREAM_LEN 1024
@@ -136,8 +137,16 @@ FACTUM_API void factum_options_init(factum_options *opts);
  * fails the open with FACTUM_ECORRUPT; damage in older parts of the log is
  * found when those events are read (FACTUM_ECORRUPT, never served) or by
  * factum_verify / `factum verify`, which check everything.
+ * A read-only open cannot write index tables, so it replays the log after
+ * the checkpoint into memory: at most what a writer with the same
+ * memtable_entries leaves behind (two memtables); a longer tail (an index
+ * deleted, or written with larger memtables) fails with FACTUM_EREADONLY:
+ * open read-write once, or pass a larger memtable_entries.
+ * A store whose log directory or segments covered by the index are missing
+ * fails with FACTUM_ECORRUPT (the log line says what is missing).
  * Errors: FACTUM_ENOTSTORE, FACTUM_EFORMAT, FACTUM_ELOCKED, FACTUM_ECORRUPT,
- * FACTUM_EINVAL, -ENOENT (missing and !create), -errno. */
+ * FACTUM_EREADONLY (read-only, see above), FACTUM_EINVAL, -ENOENT (missing
+ * and !create), -errno. */
 FACTUM_API int factum_store_open(const char *path, const factum_options *opts, factum_store **out);
 
 /* Finish in-flight appends, write an index checkpoint, release the lock and
@@ -196,7 +205,7 @@ typedef struct factum_event {
 /* Expected version of an append (KurrentDB's values), or an exact version >= 0. */
 #define FACTUM_ANY           ((int64_t)-2) /* no check */
 #define FACTUM_NO_STREAM     ((int64_t)-1) /* the stream must not exist (or be soft-deleted) */
-#define FACTUM_STREAM_EXISTS ((int64_t)-4) /* the stream must exist and not be soft-deleted */
+#define FACTUM_STREAM_EXISTS ((int64_t)-4) /* the stream must have events or metadata, and not be soft-deleted */
 
 typedef struct factum_append_result {
     /* On success: versions and positions of the first and last event written
@@ -225,8 +234,12 @@ typedef struct factum_append_result {
  *
  * Errors: FACTUM_EWRONGVERSION (res->actual_version set), FACTUM_EDELETED,
  * FACTUM_EIDEMPOTENCY, FACTUM_EDUPLICATEID, FACTUM_EBADNAME, FACTUM_EBADTYPE,
- * FACTUM_ETOOBIG, FACTUM_EINVAL, FACTUM_EFAILED, FACTUM_EREADONLY, -errno of
- * the write or fdatasync (after which the store is fail-stopped). */
+ * FACTUM_ETOOBIG (an event over max_event_size, the events over
+ * max_append_size, or, re-creating a soft-deleted stream, the events and
+ * the `$metadata` event the store adds do not fit in one log segment; only
+ * this append fails), FACTUM_EINVAL, FACTUM_EFAILED, FACTUM_EREADONLY,
+ * -errno of the write or fdatasync (after which the store is fail-stopped).
+ * No request fail-stops the store because of its content or size. */
 FACTUM_API int factum_append(factum_store *s, const char *stream, int64_t expected,
                              const factum_event_data *events, size_t n, factum_append_result *res);
 
@@ -251,18 +264,32 @@ FACTUM_API int factum_append_multi(factum_store *s, const factum_append_req *req
 
 /* Completion of an asynchronous append. rc is 0 or an error as for
  * factum_append_multi; results has n entries (valid during the call only);
- * failed is the failing part's index when rc != 0. Called on the store's
- * writer thread: return quickly and do not call factum_append (deadlock-free
- * but it would wait for itself) or factum_store_close from it. */
+ * failed is the failing part's index when rc != 0.
+ *
+ * Called on the store's writer thread, never on an application thread (not
+ * inside the caller's own factum_append, whatever thread led the group
+ * commit), one callback at a time, in commit order. The writer thread calls
+ * the next group's callbacks only after this one returned: return quickly
+ * and do not block. From a callback you may call the read functions and the
+ * asynchronous ones (factum_append_async, factum_delete_stream_async,
+ * factum_tombstone_stream_async; with the request queue full they return
+ * -EAGAIN, as everywhere). Functions of the same store
+ * that wait for the writer (factum_append, factum_append_multi,
+ * factum_delete_stream, factum_tombstone_stream, factum_set_stream_metadata,
+ * factum_store_sync, factum_store_close, factum_wait_for_position with a
+ * timeout) would wait for themselves: there they fail at once with
+ * -EDEADLK. Do not block in subscriptions (factum_sub_poll with a timeout)
+ * from a callback either. */
 typedef void (*factum_append_cb)(void *ctx, int rc, const factum_append_result *results, size_t n,
                                  size_t failed);
 
 /* Queue a multi-stream append and return at once: it never waits. Everything
  * reqs points to (streams, events, their bytes) stays borrowed until cb has
- * run. Returns 0 when queued (cb will run exactly once), -EAGAIN when the
- * store's queue is full (4096 requests; nothing was queued: try again after
- * one of the requests in flight completed), or an error for a request that
- * is invalid on its face (then cb does not run either). */
+ * run. Returns 0 when queued (cb will run exactly once, on the writer
+ * thread), -EAGAIN when the store's queue is full (4096 requests; nothing
+ * was queued: try again after one of the requests in flight completed), or
+ * an error for a request that is invalid on its face (then cb does not run
+ * either). */
 FACTUM_API int factum_append_async(factum_store *s, const factum_append_req *reqs, size_t n,
                                    factum_append_cb cb, void *ctx);
 
@@ -517,8 +544,11 @@ FACTUM_API int factum_set_stream_metadata(factum_store *s, const char *stream, i
 FACTUM_API int factum_stream_metadata_parse(const char *json, size_t len, factum_stream_metadata *out);
 
 /* Soft delete: the stream reads as not found; a later append continues its
- * numbering (old events stay hidden). `expected` is checked against the
- * stream's version. res->last_position is the metadata event's position.
+ * numbering (old events stay hidden). As KurrentDB, it writes a metadata
+ * document holding only `$tb` = INT64_MAX (earlier metadata keys are not
+ * kept); the next append sets `$tb` to its first version in a copy of the
+ * metadata current then. `expected` is checked against the stream's
+ * version. res->last_position is the metadata event's position.
  * Errors: as factum_append(), FACTUM_ENOTFOUND is not an error for FACTUM_ANY. */
 FACTUM_API int factum_delete_stream(factum_store *s, const char *stream, int64_t expected,
                                     factum_append_result *res);
@@ -529,7 +559,7 @@ FACTUM_API int factum_tombstone_stream(factum_store *s, const char *stream, int6
                                        factum_append_result *res);
 
 /* Asynchronous soft delete / tombstone: queue the operation and return;
- * cb runs exactly once on a store thread (as for factum_append_async) with
+ * cb runs exactly once on the writer thread (as for factum_append_async) with
  * one result. The stream name is copied. Returns 0 when queued, -EAGAIN when
  * the queue is full (as factum_append_async), or an error for an invalid
  * name or expectation (then cb does not run). */

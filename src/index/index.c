@@ -257,10 +257,7 @@ int idx_open(io_env *io, const char *dir, const idx_config *cfg, findex **out, i
     }
     atomic_init(&v->refs, 1);
     x->cur = v;
-    if (!cfg->read_only && mkdir(dir, 0755) && errno != EEXIST) {
-        rc = -errno;
-        goto fail;
-    }
+    if (!cfg->read_only && (rc = io_ensure_dir(io, dir))) goto fail;
     x->cp.covered_lo = 0;
     x->cp.next_position = 1;
     rc = read_manifest(x, v);
@@ -270,10 +267,15 @@ int idx_open(io_env *io, const char *dir, const idx_config *cfg, findex **out, i
     char pm[PATH_MAX];
     snprintf(pm, sizeof pm, "%s/posmap", dir);
     x->posmap_fd = io->open(io, pm, cfg->read_only ? O_RDONLY : (O_RDWR | O_CREAT), 0644);
-    if (x->posmap_fd < 0) {
+    if (x->posmap_fd == -ENOENT && cfg->read_only && x->cp.next_position == 1) {
+        /* No index at all (deleted): read-only, everything is replayed. */
+    } else if (x->posmap_fd < 0) {
         rc = x->posmap_fd;
         goto fail;
     }
+    /* The position map's name must be durable before a manifest relies on
+     * it (a manifest's own fsync of dir would do it too; this says so). */
+    if (!cfg->read_only && (rc = io->fsync_dir(io, dir))) goto fail;
     v->active->first_position = x->cp.next_position;
     v->active->next_position = x->cp.next_position;
     v->active->end_lo = x->cp.covered_lo;
@@ -386,10 +388,14 @@ static int level_of(const findex *x, uint64_t n)
     return l;
 }
 
+/* Leaves a merge reads before it drops them from its resident memory. */
+#define MERGE_RELEASE_LEAVES 256
+
 typedef struct merge_src {
     tbl_cur c[MERGE_MAX];
     int live[MERGE_MAX];
     idx_entry cur[MERGE_MAX];
+    uint64_t released[MERGE_MAX]; /* leaves dropped so far, per input */
     size_t n;
     int err;
 } merge_src;
@@ -411,6 +417,12 @@ static int merge_next(void *ctx, idx_entry *out)
     if (r < 0) return r;
     m->live[best] = r;
     if (r) tbl_cur_get(&m->c[best], &m->cur[best]);
+    /* Resident memory of a merge stays bounded: inputs are read once, in
+     * order, through their mappings. */
+    if (r && m->c[best].leaf >= m->released[best] + MERGE_RELEASE_LEAVES) {
+        tbl_release_leaves(m->c[best].t, m->c[best].leaf);
+        m->released[best] = m->c[best].leaf;
+    }
     return 1;
 }
 
@@ -711,6 +723,7 @@ int idx_posmap_get(findex *x, uint64_t position, uint64_t *lo)
     view_put(v);
     if (found) return 0;
     if (position >= covered) return FACTUM_ENOTFOUND;
+    if (x->posmap_fd < 0) return FACTUM_ECORRUPT; /* not reached: no file, no checkpoint */
     uint8_t b[8];
     ssize_t n = x->io->pread(x->io, x->posmap_fd, b, 8, (off_t)((position - 1) * 8));
     if (n < 0) return (int)n;

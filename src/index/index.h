@@ -13,7 +13,8 @@
  * Invariants (IDX-n):
  *  IDX-1  Tables and the position map cover exactly the log before the
  *         manifest's covered offset; the log is fdatasync'd up to that
- *         offset before the manifest is written.
+ *         offset before the manifest is written (cfg.sync_log: in relaxed
+ *         mode that is every segment written since the last sync).
  *  IDX-2  Readers see a consistent view (active memtable, frozen memtable,
  *         tables), swapped atomically and reference-counted; files of tables
  *         merged away are unlinked only after the last reader let go.

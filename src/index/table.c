@@ -7,12 +7,20 @@
  *   then each level       interior pages, 255 keys (k1, k2) each; the key i
  *                         of page p is the first key of child p * 255 + i
  *                         of the level below; the last level is one page
- *   then                  Bloom pages, 63 blocks of 64 bytes each
+ *   then (format 2, more than one Bloom partition)
+ *                         partition index pages: the first k1 of each
+ *                         partition, 510 per page
+ *   then                  Bloom pages, 63 blocks of 64 bytes each; format 2
+ *                         splits them into partitions of part_entries
+ *                         consecutive entries, each starting on a page
  * Each page but the header starts with: u32 crc (of bytes 4..4095),
  * u16 count, u16 page kind, u64 page number.
  *
- * The layout follows from the entry count alone, so the writer streams
- * entries through one buffer page per level and memory stays bounded.
+ * The layout follows from the entry count (and the partition size) alone,
+ * so the writer streams entries through one buffer page per level and one
+ * Bloom partition: memory stays bounded however large the table (TBL-4).
+ * Format 1 had one filter over the whole table, built in memory (1.25 bytes
+ * per entry); it is still read.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -25,6 +33,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "base/base.h"
 
@@ -32,15 +41,38 @@
 #define PK_LEAF              0
 #define PK_NODE              1
 #define PK_BLOOM             2
+#define PK_BIDX              3
 #define BLOOM_BITS_PER_ENTRY 10u
 #define BLOOM_K              6
+#define HDR_CRC_V1           216u /* format 1: CRC of bytes 0..215 here */
+#define HDR_CRC_V2           248u /* format 2: partition fields at 216..247, CRC here */
+
+static uint64_t part_entries_setting;
+
+void tbl_bloom_part_entries_for_tests(uint64_t n)
+{
+    part_entries_setting = n;
+}
 
 typedef struct layout {
     uint64_t leaves, levels, level_first[TBL_MAX_LEVELS], level_pages[TBL_MAX_LEVELS];
     uint64_t bloom_first, bloom_pages, bloom_blocks, total_pages;
+    uint64_t parts, part_pages, blocks_full, blocks_last, bidx_first, bidx_pages;
 } layout;
 
-static int compute_layout(uint64_t n, int bloom, layout *L)
+static uint64_t blocks_for(uint64_t n)
+{
+    return (n * BLOOM_BITS_PER_ENTRY + 511) / 512;
+}
+
+static uint64_t pages_for(uint64_t blocks)
+{
+    return (blocks + TBL_BLOOM_BLOCKS_PER_PAGE - 1) / TBL_BLOOM_BLOCKS_PER_PAGE;
+}
+
+/* The layout of a table of n entries (format `version`; part_entries only
+ * matters for format 2). */
+static int compute_layout(uint64_t n, int bloom, uint32_t version, uint64_t part_entries, layout *L)
 {
     memset(L, 0, sizeof *L);
     L->leaves = (n + TBL_LEAF_CAP - 1) / TBL_LEAF_CAP;
@@ -59,8 +91,21 @@ static int compute_layout(uint64_t n, int bloom, layout *L)
         }
     }
     if (bloom && n) {
-        L->bloom_blocks = (n * BLOOM_BITS_PER_ENTRY + 511) / 512;
-        L->bloom_pages = (L->bloom_blocks + TBL_BLOOM_BLOCKS_PER_PAGE - 1) / TBL_BLOOM_BLOCKS_PER_PAGE;
+        if (version < 2 || n <= part_entries) {
+            L->parts = 1;
+            L->blocks_full = L->blocks_last = L->bloom_blocks = blocks_for(n);
+            L->part_pages = L->bloom_pages = pages_for(L->bloom_blocks);
+        } else {
+            L->parts = (n - 1) / part_entries + 1;
+            L->bidx_first = next;
+            L->bidx_pages = (L->parts - 1) / TBL_BIDX_CAP + 1;
+            next += L->bidx_pages;
+            L->blocks_full = blocks_for(part_entries);
+            L->part_pages = pages_for(L->blocks_full);
+            L->blocks_last = blocks_for(n - (L->parts - 1) * part_entries);
+            L->bloom_blocks = (L->parts - 1) * L->blocks_full + L->blocks_last;
+            L->bloom_pages = (L->parts - 1) * L->part_pages + pages_for(L->blocks_last);
+        }
         L->bloom_first = next;
         next += L->bloom_pages;
     }
@@ -149,6 +194,22 @@ static int flush_leaf(writer *w)
     return rc;
 }
 
+/* Seal and write Bloom partition p from the writer's buffer, then clear
+ * the buffer for the next one. */
+static int flush_bloom_part(writer *w, uint8_t *area, uint64_t p)
+{
+    uint64_t pages = p + 1 == w->L.parts ? pages_for(w->L.blocks_last) : w->L.part_pages;
+    uint64_t first = w->L.bloom_first + p * w->L.part_pages;
+    int rc = 0;
+    for (uint64_t i = 0; i < pages && !rc; i++) {
+        uint8_t *pg = area + i * TBL_PAGE;
+        seal_page(pg, TBL_BLOOM_BLOCKS_PER_PAGE, PK_BLOOM, first + i);
+        rc = write_page(w, pg, first + i);
+    }
+    memset(area, 0, pages * TBL_PAGE);
+    return rc;
+}
+
 int tbl_write(io_env *io, const char *dir, const char *name, uint32_t kind, uint64_t id, uint64_t n,
               tbl_next_fn next, void *ctx, int bloom, uint64_t min_pos, uint64_t max_pos)
 {
@@ -157,16 +218,19 @@ int tbl_write(io_env *io, const char *dir, const char *name, uint32_t kind, uint
         snprintf(path, sizeof path, "%s/%s", dir, name) >= (int)sizeof path)
         return -ENAMETOOLONG;
     writer w = {.io = io};
-    int rc = compute_layout(n, bloom, &w.L);
+    uint64_t part_entries = part_entries_setting ? part_entries_setting : TBL_BLOOM_PART_ENTRIES;
+    int rc = compute_layout(n, bloom, FACTUM_FORMAT_VERSION, part_entries, &w.L);
     if (rc) return rc;
-    uint8_t *bloom_area = NULL;
+    uint8_t *bloom_area = NULL, *bidx = NULL; /* one partition; one page of first keys */
     w.fd = io->open(io, tmp, O_RDWR | O_CREAT | O_TRUNC, 0644);
     if (w.fd < 0) return w.fd;
     w.leaf = calloc(1, TBL_PAGE);
     rc = w.leaf ? 0 : -ENOMEM;
     for (uint32_t i = 0; i < w.L.levels && !rc; i++)
         if (!(w.node[i] = calloc(1, TBL_PAGE))) rc = -ENOMEM;
-    if (!rc && w.L.bloom_pages && !(bloom_area = calloc(w.L.bloom_pages, TBL_PAGE))) rc = -ENOMEM;
+    if (!rc && w.L.bloom_pages && !(bloom_area = calloc(w.L.part_pages, TBL_PAGE))) rc = -ENOMEM;
+    if (!rc && w.L.bidx_pages && !(bidx = calloc(1, TBL_PAGE))) rc = -ENOMEM;
+    uint64_t part = 0, part_left = part_entries;
     idx_entry e, prev = {0, 0, 0};
     for (uint64_t i = 0; i < n && !rc; i++) {
         int r = next(ctx, &e);
@@ -185,16 +249,38 @@ int tbl_write(io_env *io, const char *dir, const char *name, uint32_t kind, uint
         base_put64(q + 8, e.k2);
         base_put64(q + 16, e.v);
         w.leaf_count++;
-        if (bloom_area) bloom_set(bloom_area, w.L.bloom_blocks, e.k1);
+        if (bloom_area) {
+            if (w.L.parts > 1 && part_left == 0) {
+                /* This entry starts the next partition: the last one is
+                 * complete, write it out (TBL-4). */
+                if ((rc = flush_bloom_part(&w, bloom_area, part))) break;
+                part++;
+                part_left = part_entries;
+            }
+            if (bidx && part_left == part_entries) {
+                /* Its first key, in the partition index. */
+                uint64_t slot = part % TBL_BIDX_CAP;
+                if (slot == 0 && part) {
+                    uint64_t no = w.L.bidx_first + part / TBL_BIDX_CAP - 1;
+                    seal_page(bidx, TBL_BIDX_CAP, PK_BIDX, no);
+                    if ((rc = write_page(&w, bidx, no))) break;
+                    memset(bidx, 0, TBL_PAGE);
+                }
+                base_put64(bidx + TBL_PAGE_HDR + slot * 8, e.k1);
+            }
+            bloom_set(bloom_area, part + 1 == w.L.parts ? w.L.blocks_last : w.L.blocks_full, e.k1);
+            part_left--;
+        }
         prev = e;
     }
     if (!rc) rc = flush_leaf(&w);
     for (uint32_t i = 0; i < w.L.levels && !rc; i++)
         rc = flush_node(&w, i);
-    for (uint64_t i = 0; i < w.L.bloom_pages && !rc; i++) {
-        uint8_t *p = bloom_area + i * TBL_PAGE;
-        seal_page(p, TBL_BLOOM_BLOCKS_PER_PAGE, PK_BLOOM, w.L.bloom_first + i);
-        rc = write_page(&w, p, w.L.bloom_first + i);
+    if (!rc && bloom_area) rc = flush_bloom_part(&w, bloom_area, part);
+    if (!rc && bidx) {
+        uint64_t no = w.L.bidx_first + part / TBL_BIDX_CAP;
+        seal_page(bidx, (uint16_t)(part % TBL_BIDX_CAP + 1), PK_BIDX, no);
+        rc = write_page(&w, bidx, no);
     }
     if (!rc) {
         uint8_t *h = w.leaf; /* reuse as the header page */
@@ -215,7 +301,11 @@ int tbl_write(io_env *io, const char *dir, const char *name, uint32_t kind, uint
         base_put64(h + 192, w.L.bloom_blocks);
         base_put64(h + 200, min_pos);
         base_put64(h + 208, max_pos);
-        base_put32(h + 216, base_crc32c(0, h, 216));
+        base_put64(h + 216, w.L.bloom_pages ? part_entries : 0);
+        base_put64(h + 224, w.L.parts);
+        base_put64(h + 232, w.L.bidx_first);
+        base_put64(h + 240, w.L.bidx_pages);
+        base_put32(h + HDR_CRC_V2, base_crc32c(0, h, HDR_CRC_V2));
         rc = write_page(&w, h, 0);
     }
     if (!rc) rc = io->fdatasync(io, w.fd);
@@ -227,6 +317,7 @@ int tbl_write(io_env *io, const char *dir, const char *name, uint32_t kind, uint
     for (uint32_t i = 0; i < TBL_MAX_LEVELS; i++)
         free(w.node[i]);
     free(bloom_area);
+    free(bidx);
     return rc;
 }
 
@@ -261,11 +352,13 @@ int tbl_open(io_env *io, const char *path, tbl **out)
     }
     t->map_len = size;
     const uint8_t *h = t->map;
-    if (memcmp(h, TBL_MAGIC, 8) || base_crc32c(0, h, 216) != base_get32(h + 216)) {
+    t->version = base_get32(h + 8);
+    uint32_t crc_at = t->version >= 2 ? HDR_CRC_V2 : HDR_CRC_V1;
+    if (memcmp(h, TBL_MAGIC, 8) || t->version == 0 || base_crc32c(0, h, crc_at) != base_get32(h + crc_at)) {
         rc = FACTUM_ECORRUPT;
         goto fail;
     }
-    if (base_get32(h + 8) > FACTUM_FORMAT_VERSION) {
+    if (t->version > FACTUM_FORMAT_VERSION) {
         rc = FACTUM_EFORMAT;
         goto fail;
     }
@@ -279,15 +372,33 @@ int tbl_open(io_env *io, const char *path, tbl **out)
     t->bloom_blocks = base_get64(h + 192);
     t->min_position = base_get64(h + 200);
     t->max_position = base_get64(h + 208);
+    uint64_t part_entries = t->version >= 2 ? base_get64(h + 216) : 0;
+    if (t->version >= 2) {
+        t->bloom_parts = base_get64(h + 224);
+        t->bidx_first = base_get64(h + 232);
+        t->bidx_pages = base_get64(h + 240);
+    }
     /* The header must describe exactly the layout its count implies, so that
-     * no later access can leave the mapping. */
+     * no later access can leave the mapping. (A count no file of this size
+     * can hold is refused first, so that the layout's arithmetic stays in
+     * range.) */
     layout L;
-    if (compute_layout(t->n_entries, t->bloom_pages != 0, &L) || L.leaves != t->n_leaves ||
-        L.levels != t->levels || L.bloom_pages != t->bloom_pages || L.bloom_blocks != t->bloom_blocks ||
-        L.bloom_first != t->bloom_first || L.total_pages * TBL_PAGE != size) {
+    if (t->n_entries > size / 24 + TBL_LEAF_CAP ||
+        (t->version >= 2 && t->bloom_pages && (part_entries < 64 || part_entries > (1ull << 40))) ||
+        compute_layout(t->n_entries, t->bloom_pages != 0, t->version, part_entries, &L) ||
+        L.leaves != t->n_leaves || L.levels != t->levels || L.bloom_pages != t->bloom_pages ||
+        L.bloom_blocks != t->bloom_blocks || L.bloom_first != t->bloom_first ||
+        L.total_pages * TBL_PAGE != size ||
+        (t->version >= 2 && (L.parts != t->bloom_parts || L.bidx_first != t->bidx_first ||
+                             L.bidx_pages != t->bidx_pages))) {
         rc = FACTUM_ECORRUPT;
         goto fail;
     }
+    t->bloom_parts = L.parts;
+    t->bloom_part_entries = part_entries;
+    t->bloom_part_pages = L.part_pages;
+    t->bloom_blocks_full = L.blocks_full;
+    t->bloom_blocks_last = L.blocks_last;
     for (int i = 0; i < TBL_MAX_LEVELS; i++) {
         t->level_first[i] = base_get64(h + 48 + 8 * i);
         t->level_pages[i] = base_get64(h + 112 + 8 * i);
@@ -339,18 +450,46 @@ static const uint8_t *page(tbl *t, uint64_t no, uint16_t kind)
     uint16_t count = base_get16(p + 4);
     if (kind == PK_LEAF   ? (count == 0 || count > TBL_LEAF_CAP)
         : kind == PK_NODE ? (count == 0 || count > TBL_NODE_CAP)
+        : kind == PK_BIDX ? (count == 0 || count > TBL_BIDX_CAP)
                           : count != TBL_BLOOM_BLOCKS_PER_PAGE)
         return NULL;
     atomic_fetch_or_explicit(&t->verified[no / 64], bit, memory_order_relaxed);
     return p;
 }
 
+/* First key of Bloom partition i: 1 and *k, or 0 if its page is damaged. */
+static int bidx_key(tbl *t, uint64_t i, uint64_t *k)
+{
+    const uint8_t *p = page(t, t->bidx_first + i / TBL_BIDX_CAP, PK_BIDX);
+    if (!p || i % TBL_BIDX_CAP >= base_get16(p + 4)) return 0;
+    *k = base_get64(p + TBL_PAGE_HDR + (i % TBL_BIDX_CAP) * 8);
+    return 1;
+}
+
 int tbl_may_contain(tbl *t, uint64_t k1)
 {
     if (!t->bloom_pages) return 1;
+    uint64_t part = 0;
+    if (t->bloom_parts > 1) {
+        /* The last partition whose first key is <= k1 holds k1's last
+         * entries if it has any (TBL-1: partitions follow the key order). */
+        uint64_t lo = 0, hi = t->bloom_parts;
+        while (lo < hi) {
+            uint64_t mid = lo + (hi - lo) / 2, k;
+            if (!bidx_key(t, mid, &k)) return 1; /* damaged: fall back to the search */
+            if (k <= k1)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        if (lo == 0) return 0; /* below every key of the table */
+        part = lo - 1;
+    }
+    uint64_t blocks = part + 1 == t->bloom_parts ? t->bloom_blocks_last : t->bloom_blocks_full;
     uint64_t h = tbl_bloom_hash(k1);
-    uint64_t b = h % t->bloom_blocks;
-    const uint8_t *p = page(t, t->bloom_first + b / TBL_BLOOM_BLOCKS_PER_PAGE, PK_BLOOM);
+    uint64_t b = h % blocks;
+    const uint8_t *p =
+        page(t, t->bloom_first + part * t->bloom_part_pages + b / TBL_BLOOM_BLOCKS_PER_PAGE, PK_BLOOM);
     if (!p) return 1; /* damaged filter: fall back to the search, which checks pages */
     const uint8_t *blk = p + TBL_PAGE_HDR + (b % TBL_BLOOM_BLOCKS_PER_PAGE) * 64;
     uint64_t h2 = h * 0x9e3779b97f4a7c15ull;
@@ -464,6 +603,14 @@ int tbl_last(tbl *t, tbl_cur *c)
     return 1;
 }
 
+void tbl_release_leaves(tbl *t, uint64_t leaf)
+{
+    /* Leaves start at page 1; the mapping itself is page-aligned. */
+    if (leaf == 0) return;
+    uint64_t end = 1 + (leaf < t->n_leaves ? leaf : t->n_leaves);
+    madvise((void *)t->map, end * TBL_PAGE, MADV_DONTNEED);
+}
+
 int tbl_verify(tbl *t)
 {
     uint64_t total = 0;
@@ -487,5 +634,12 @@ int tbl_verify(tbl *t)
             if (!page(t, t->level_first[l] + i, PK_NODE)) return FACTUM_ECORRUPT;
     for (uint64_t i = 0; i < t->bloom_pages; i++)
         if (!page(t, t->bloom_first + i, PK_BLOOM)) return FACTUM_ECORRUPT;
+    /* Partition index: the first key of each partition's first entry. */
+    for (uint64_t i = 0; t->bloom_parts > 1 && i < t->bloom_parts; i++) {
+        uint64_t k, e = i * t->bloom_part_entries;
+        const uint8_t *p = page(t, 1 + e / TBL_LEAF_CAP, PK_LEAF);
+        if (!bidx_key(t, i, &k) || !p || base_get64(p + TBL_PAGE_HDR + (e % TBL_LEAF_CAP) * 24u) != k)
+            return FACTUM_ECORRUPT;
+    }
     return 0;
 }

@@ -14,6 +14,11 @@
  *         used (a bit per page remembers it). A bad page is FACTUM_ECORRUPT.
  *  TBL-3  A table is visible only after it was fdatasync'd and renamed into
  *         place; the manifest that lists it is written after that.
+ *  TBL-4  Writing a table takes memory independent of its size: one page
+ *         per B-tree level and one Bloom partition (the filter is split
+ *         into partitions of a fixed number of consecutive entries, each
+ *         written as soon as its entries are; format 2). A lookup finds its
+ *         partition from the partitions' first keys, then probes one block.
  */
 #ifndef FACTUM_TABLE_H
 #define FACTUM_TABLE_H
@@ -30,6 +35,8 @@
 #define TBL_NODE_CAP              ((TBL_PAGE - TBL_PAGE_HDR) / 16u) /* 255 keys */
 #define TBL_MAX_LEVELS            8
 #define TBL_BLOOM_BLOCKS_PER_PAGE 63u /* 63 x 64 bytes + crc */
+#define TBL_BIDX_CAP              ((TBL_PAGE - TBL_PAGE_HDR) / 8u) /* 510 partition first keys */
+#define TBL_BLOOM_PART_ENTRIES    (1u << 20) /* entries per Bloom partition (format 2) */
 
 typedef struct idx_entry {
     uint64_t k1, k2, v;
@@ -50,7 +57,14 @@ typedef struct tbl {
     uint32_t levels; /* interior levels above the leaves */
     uint64_t level_first[TBL_MAX_LEVELS];
     uint64_t level_pages[TBL_MAX_LEVELS];
+    uint32_t version; /* 1: one Bloom filter for the table; 2: partitioned (TBL-4) */
     uint64_t bloom_first, bloom_pages, bloom_blocks;
+    uint64_t bloom_parts;       /* partitions (1 for format 1 and small tables) */
+    uint64_t bloom_part_entries; /* entries per partition (format 2) */
+    uint64_t bloom_part_pages;  /* pages of every partition but the last */
+    uint64_t bloom_blocks_full; /* blocks of every partition but the last */
+    uint64_t bloom_blocks_last;
+    uint64_t bidx_first, bidx_pages; /* pages of the partitions' first keys */
     uint64_t min_position, max_position; /* log positions the table covers */
     _Atomic uint64_t *verified;          /* bit per page (TBL-2) */
 } tbl;
@@ -62,6 +76,10 @@ typedef int (*tbl_next_fn)(void *ctx, idx_entry *out); /* 1 = entry, 0 = end, < 
  * dir/name atomically (TBL-3). bloom: 1 to build the k1 Bloom filter. */
 int tbl_write(io_env *io, const char *dir, const char *name, uint32_t kind, uint64_t id, uint64_t n,
               tbl_next_fn next, void *ctx, int bloom, uint64_t min_pos, uint64_t max_pos);
+
+/* Tests: entries per Bloom partition of the tables written from now on
+ * (0: the default, TBL_BLOOM_PART_ENTRIES). Not thread-safe. */
+void tbl_bloom_part_entries_for_tests(uint64_t n);
 
 /* Open a table file (validates its header only). */
 int tbl_open(io_env *io, const char *path, tbl **out);
@@ -89,6 +107,12 @@ int tbl_next(tbl_cur *c);
 int tbl_prev(tbl_cur *c);
 /* Position at the last entry (1), or 0 if empty. */
 int tbl_last(tbl *t, tbl_cur *c);
+
+/* Drop the leaves before `leaf` from this process's resident memory (they
+ * stay in the page cache; a later access maps them again). For a long
+ * sequential scan (a merge), so that its resident memory does not grow
+ * with the table. */
+void tbl_release_leaves(tbl *t, uint64_t leaf);
 
 /* Check every page of the table (for verify). Returns 0 or FACTUM_ECORRUPT. */
 int tbl_verify(tbl *t);

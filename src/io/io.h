@@ -6,6 +6,11 @@
  *
  * Functions return >= 0 on success, -errno on failure. Files are plain file
  * descriptors owned by the caller between open and close.
+ *
+ * Durability of names: a file created (open with O_CREAT), a directory made
+ * or a rename is durable only after fsync_dir of the directory holding the
+ * new name. Whatever depends on such a name (a manifest naming a table, a
+ * store naming its log) is written only after that fsync_dir.
  */
 #ifndef FACTUM_IO_H
 #define FACTUM_IO_H
@@ -25,6 +30,7 @@ struct io_env {
     int (*rename)(io_env *e, const char *from, const char *to);
     int (*unlink)(io_env *e, const char *path);
     int (*fsync_dir)(io_env *e, const char *dir);
+    int (*mkdir)(io_env *e, const char *path, int mode); /* 0 or -errno (-EEXIST if it exists) */
     /* Map `len` bytes of fd read-only and shared (writes through pwrite are
      * visible). Returns the address or NULL with *err = -errno. */
     void *(*map)(io_env *e, int fd, size_t len, int *err);
@@ -41,6 +47,13 @@ int io_read_full(io_env *e, int fd, void *buf, size_t len, off_t off);
 /* Size of an open file (fstat; not interposed). 0 or -errno. */
 int io_file_size(int fd, uint64_t *size);
 
+/* The directory holding `path` ("." for a bare name) into buf. 0 or
+ * -ENAMETOOLONG. */
+int io_parent_dir(const char *path, char *buf, size_t n);
+/* Make directory `path` if missing, then fsync its parent so that the name
+ * is durable (always: a directory found existing may be the leftover of a
+ * crash before its parent was fsynced). 0 or -errno. */
+int io_ensure_dir(io_env *e, const char *path);
 /* Write a small file atomically: temp file, fdatasync, rename, fsync dir. */
 int io_write_file_atomic(io_env *e, const char *dir, const char *name, const void *buf, size_t len);
 /* Read a whole small file into a malloc'd buffer (NUL-terminated). */
@@ -67,6 +80,13 @@ void io_fault_short_writes(io_fault *f, int on);
 void io_fault_target(io_fault *f, const char *substr);
 uint64_t io_fault_writes(io_fault *f);
 uint64_t io_fault_fsyncs(io_fault *f);
+/* Directory entries made through this env and not yet durable. */
+uint64_t io_fault_pending_entries(io_fault *f);
+/* Also cover names made under `dir` behind this env's back (a plain mkdir
+ * or open): from now on, power loss removes whatever a directory under dir
+ * holds beyond what it held at the last fsync_dir of it through this env
+ * (or now, for the directories that exist now). 0 or -errno. */
+int io_fault_watch(io_fault *f, const char *dir);
 
 enum io_power_loss_mode {
     IO_LOSE_UNSYNCED = 0, /* every byte written since the file's last fdatasync is reverted */
@@ -74,8 +94,12 @@ enum io_power_loss_mode {
     IO_TEAR_RANDOM = 2,   /* unsynced writes keep a random subset of their 512-byte sectors */
 };
 /* Simulate power loss on every file written through this env: revert (or
- * tear) what was not fsynced. Call after the store using the env has been
- * abandoned (not closed). Files are addressed by path; returns 0 or -errno. */
+ * tear) what was not fsynced, then undo every directory entry made through
+ * this env (file created, directory made, rename) whose directory was not
+ * fsync_dir'd since: the new name vanishes (a rename goes back, and a file
+ * it replaced comes back). Unlinks are taken as durable at once. Call after
+ * the store using the env has been abandoned (not closed). Files are
+ * addressed by path; returns 0 or -errno. */
 int io_fault_power_loss(io_fault *f, int mode);
 
 #endif

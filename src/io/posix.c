@@ -75,6 +75,11 @@ static int px_fsync_dir(io_env *e, const char *dir)
     close(fd);
     return rc;
 }
+static int px_mkdir(io_env *e, const char *path, int mode)
+{
+    (void)e;
+    return mkdir(path, (mode_t)mode) ? -errno : 0;
+}
 static void *px_map(io_env *e, int fd, size_t len, int *err)
 {
     (void)e;
@@ -92,7 +97,7 @@ static void px_unmap(io_env *e, void *addr, size_t len)
 }
 
 static io_env posix_env = {px_open,   px_close,  px_pread,     px_pwrite, px_fdatasync, px_ftruncate,
-                           px_rename, px_unlink, px_fsync_dir, px_map,    px_unmap};
+                           px_rename, px_unlink, px_fsync_dir, px_mkdir,  px_map,       px_unmap};
 
 io_env *io_posix(void)
 {
@@ -133,6 +138,31 @@ int io_file_size(int fd, uint64_t *size)
     if (fstat(fd, &st)) return -errno;
     *size = (uint64_t)st.st_size;
     return 0;
+}
+
+int io_parent_dir(const char *path, char *buf, size_t n)
+{
+    size_t len = strlen(path);
+    while (len > 1 && path[len - 1] == '/')
+        len--;
+    while (len > 0 && path[len - 1] != '/')
+        len--;
+    while (len > 1 && path[len - 1] == '/')
+        len--;
+    if (len == 0) return snprintf(buf, n, ".") >= (int)n ? -ENAMETOOLONG : 0;
+    if (len >= n) return -ENAMETOOLONG;
+    memcpy(buf, path, len);
+    buf[len] = 0;
+    return 0;
+}
+
+int io_ensure_dir(io_env *e, const char *path)
+{
+    char parent[PATH_MAX];
+    int rc = e->mkdir(e, path, 0755);
+    if (rc && rc != -EEXIST) return rc;
+    if ((rc = io_parent_dir(path, parent, sizeof parent))) return rc;
+    return e->fsync_dir(e, parent);
 }
 
 int io_write_file_atomic(io_env *e, const char *dir, const char *name, const void *buf, size_t len)

@@ -99,6 +99,9 @@ typedef struct flog {
     /* Writer state (writer thread only). */
     uint64_t tail_lo;       /* LO where the next batch goes */
     uint64_t unsynced_from; /* lowest segment number with unsynced writes */
+    /* Everything before this LO is known fdatasync'd (any thread reads it;
+     * it only grows). */
+    _Atomic uint64_t synced_lo;
     /* Segment preparation (a background thread creates segments ahead). */
     pthread_mutex_t prep_mu;
     pthread_cond_t prep_cv;
@@ -108,10 +111,13 @@ typedef struct flog {
     uint64_t prep_asked; /* writer: highest segment it asked for */
 } flog;
 
-/* Open the log in dir (creating dir and segment 0 when create). Validates
- * every segment header; maps every segment. */
+/* Open the log in dir. With create (a new store only), make dir and
+ * segment 0 when missing; without it, a missing directory, no segment at
+ * all, or a gap in the numbering is FACTUM_ECORRUPT. Validates every
+ * segment header; maps every segment. On failure `why` (may be NULL)
+ * receives what is wrong. */
 int log_open(io_env *io, const char *dir, uint64_t seg_size, const uint8_t uuid[16], int create,
-             int read_only, flog **out);
+             int read_only, char *why, size_t why_len, flog **out);
 void log_close(flog *l);
 
 /* Start/stop the background thread that keeps one segment prepared ahead. */
@@ -155,10 +161,19 @@ int log_reserve(flog *l, uint64_t len, uint64_t *lo);
 int log_write(flog *l, uint64_t lo, const void *buf, size_t len);
 /* Writer: fdatasync every segment written since the last sync. */
 int log_sync(flog *l);
+/* Any thread: make the log durable up to `lo` (every segment that may hold
+ * unsynced bytes below lo is fdatasync'd, however many there are). For an
+ * index checkpoint covering lo (IDX-1). 0 or -errno. */
+int log_sync_upto(flog *l, uint64_t lo);
 
 /* Find the first valid batch frame after `from` (for verification after
  * damage): 1 and *lo / *first_position, or 0 if none. */
 int log_find_batch(flog *l, uint64_t from, uint64_t *lo, uint64_t *first_position);
+
+/* Drop the log's bytes in [from_lo, to_lo) from this process's resident
+ * memory (they stay in the page cache; a later read maps them again): after
+ * a long scan such as recovery's. */
+void log_release(flog *l, uint64_t from_lo, uint64_t to_lo);
 
 /* Map an LO to its bytes; `avail` receives the bytes up to the end of the
  * segment. NULL if the segment does not exist. */

@@ -16,6 +16,7 @@
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -60,8 +61,9 @@ static int check_header(const flog *l, uint64_t no, const uint8_t *h, char *why,
     return 0;
 }
 
-/* Map segment `no` (already on disk) and publish it. */
-static int seg_attach(flog *l, uint64_t no)
+/* Map segment `no` (already on disk) and publish it. On failure, why
+ * (may be NULL) says what is wrong with it. */
+static int seg_attach_why(flog *l, uint64_t no, char *why, size_t why_len)
 {
     char path[PATH_MAX];
     seg_path(l, no, "", path, sizeof path);
@@ -71,6 +73,7 @@ static int seg_attach(flog *l, uint64_t no)
     int rc = io_file_size(fd, &size);
     if (rc) goto fail_fd;
     if (size != l->seg_size) {
+        if (why) snprintf(why, why_len, "segment %" PRIu64 " has %" PRIu64 " bytes, not %" PRIu64, no, size, l->seg_size);
         rc = FACTUM_ECORRUPT;
         goto fail_fd;
     }
@@ -80,8 +83,17 @@ static int seg_attach(flog *l, uint64_t no)
         rc = err;
         goto fail_fd;
     }
-    char why[96];
-    if ((rc = check_header(l, no, map, why, sizeof why))) goto fail_map;
+    /* The header is read with pread, not through the mapping: touching the
+     * mapping would make its first folio (up to a megabyte on kernels with
+     * large folios) resident in every segment's mapping, a cost that grows
+     * with the log. */
+    uint8_t hdr[LOG_SEG_HEADER];
+    char what[96] = "";
+    if ((rc = io_read_full(l->io, fd, hdr, sizeof hdr, 0))) goto fail_map;
+    if ((rc = check_header(l, no, hdr, what, sizeof what))) {
+        if (why) snprintf(why, why_len, "segment %" PRIu64 ": %s", no, what[0] ? what : "newer format");
+        goto fail_map;
+    }
     log_seg *s = malloc(sizeof *s);
     if (!s) {
         rc = -ENOMEM;
@@ -98,6 +110,11 @@ fail_map:
 fail_fd:
     l->io->close(l->io, fd);
     return rc;
+}
+
+static int seg_attach(flog *l, uint64_t no)
+{
+    return seg_attach_why(l, no, NULL, 0);
 }
 
 /* Create segment `no`: header and zeros, fdatasync, rename, fsync the dir
@@ -136,8 +153,14 @@ static int seg_has_data(flog *l, uint64_t no)
 }
 
 int log_open(io_env *io, const char *dir, uint64_t seg_size, const uint8_t uuid[16], int create,
-             int read_only, flog **out)
+             int read_only, char *why, size_t why_len, flog **out)
 {
+    char none[8];
+    if (!why) {
+        why = none;
+        why_len = sizeof none;
+    }
+    why[0] = 0;
     if (seg_size < (1u << 20) || (seg_size & (LOG_SEG_HEADER - 1))) return FACTUM_EINVAL;
     flog *l = calloc(1, sizeof *l);
     if (!l) return -ENOMEM;
@@ -148,17 +171,20 @@ int log_open(io_env *io, const char *dir, uint64_t seg_size, const uint8_t uuid[
     pthread_mutex_init(&l->prep_mu, NULL);
     pthread_cond_init(&l->prep_cv, NULL);
     int rc = 0;
-    if (!(l->dir = strdup(dir))) {
+    uint8_t *seen = NULL; /* bit per segment number found */
+    if (!(l->dir = strdup(dir)) || !(seen = calloc(LOG_MAX_SEGMENTS / 8, 1))) {
         rc = -ENOMEM;
         goto fail;
     }
-    if (create && !read_only && mkdir(dir, 0755) && errno != EEXIST) {
-        rc = -errno;
-        goto fail;
-    }
+    create = create && !read_only;
+    if (create && (rc = io_ensure_dir(io, dir))) goto fail; /* durable before segment 0 is named in it */
     DIR *d = opendir(dir);
     if (!d) {
         rc = -errno;
+        if (rc == -ENOENT) {
+            snprintf(why, why_len, "the log directory %s is missing", dir);
+            rc = FACTUM_ECORRUPT;
+        }
         goto fail;
     }
     uint64_t max_no = 0, count = 0;
@@ -179,34 +205,43 @@ int log_open(io_env *io, const char *dir, uint64_t seg_size, const uint8_t uuid[
         if (strlen(de->d_name) != 12) continue;
         if (no >= LOG_MAX_SEGMENTS) {
             closedir(d);
+            snprintf(why, why_len, "segment number %" PRIu64 " is out of range", no);
             rc = FACTUM_ECORRUPT;
             goto fail;
         }
         count++;
+        seen[no / 8] |= (uint8_t)(1u << (no % 8));
         if (no > max_no) max_no = no;
     }
     closedir(d);
     if (count == 0) {
-        if (!create || read_only) {
-            rc = FACTUM_ECORRUPT; /* a store always has segment 0 */
+        if (!create) {
+            snprintf(why, why_len, "log segment 0 is missing from %s (a store always has it)", dir);
+            rc = FACTUM_ECORRUPT;
             goto fail;
-        } else {
-            if ((rc = seg_create(l, 0))) goto fail;
-            count = 1;
-            max_no = 0;
         }
+        if ((rc = seg_create(l, 0))) goto fail;
+        count = 1;
+        max_no = 0;
     }
-    if (count && count != max_no + 1) {
-        rc = FACTUM_ECORRUPT; /* a segment in the middle is missing */
+    if (count != max_no + 1) {
+        uint64_t gap = 0;
+        while (seen[gap / 8] & (1u << (gap % 8)))
+            gap++;
+        snprintf(why, why_len, "log segment %" PRIu64 " is missing (segments up to %" PRIu64 " exist)", gap,
+                 max_no);
+        rc = FACTUM_ECORRUPT;
         goto fail;
     }
-    for (uint64_t no = 0; count && no <= max_no; no++)
-        if ((rc = seg_attach(l, no))) goto fail;
+    for (uint64_t no = 0; no <= max_no; no++)
+        if ((rc = seg_attach_why(l, no, why, why_len))) goto fail;
     l->tail_lo = LOG_SEG_HEADER;
     l->unsynced_from = UINT64_MAX;
+    free(seen);
     *out = l;
     return 0;
 fail:
+    free(seen);
     log_close(l);
     return rc;
 }
@@ -337,9 +372,18 @@ int log_write(flog *l, uint64_t lo, const void *buf, size_t len)
     return 0;
 }
 
+/* synced_lo = max(synced_lo, lo). */
+static void raise_synced(flog *l, uint64_t lo)
+{
+    uint64_t cur = atomic_load(&l->synced_lo);
+    while (cur < lo && !atomic_compare_exchange_weak(&l->synced_lo, &cur, lo)) {
+    }
+}
+
 int log_sync(flog *l)
 {
     if (l->unsynced_from == UINT64_MAX) return 0;
+    uint64_t upto = l->tail_lo;
     uint64_t last = l->tail_lo / l->seg_size;
     for (uint64_t no = l->unsynced_from; no <= last; no++) {
         log_seg *s = atomic_load_explicit(&l->segs[no], memory_order_acquire);
@@ -348,7 +392,38 @@ int log_sync(flog *l)
         if (rc) return rc;
     }
     l->unsynced_from = UINT64_MAX;
+    raise_synced(l, upto);
     return 0;
+}
+
+int log_sync_upto(flog *l, uint64_t lo)
+{
+    uint64_t from = atomic_load(&l->synced_lo);
+    if (lo <= from) return 0;
+    /* The bytes in [from, lo) lie in these segments, all of them written
+     * (and so attached) before lo was handed to us. */
+    uint64_t n = atomic_load_explicit(&l->n_segs, memory_order_acquire);
+    for (uint64_t no = from / l->seg_size; no <= (lo - 1) / l->seg_size; no++) {
+        log_seg *s = no < n ? atomic_load_explicit(&l->segs[no], memory_order_acquire) : NULL;
+        if (!s) return -EIO;
+        int rc = l->io->fdatasync(l->io, s->fd);
+        if (rc) return rc;
+    }
+    raise_synced(l, lo);
+    return 0;
+}
+
+void log_release(flog *l, uint64_t from_lo, uint64_t to_lo)
+{
+    uint64_t n = atomic_load_explicit(&l->n_segs, memory_order_acquire);
+    for (uint64_t no = from_lo / l->seg_size; no < n && no * l->seg_size < to_lo; no++) {
+        log_seg *s = atomic_load_explicit(&l->segs[no], memory_order_acquire);
+        if (!s) continue;
+        uint64_t a = no == from_lo / l->seg_size ? from_lo % l->seg_size : 0;
+        uint64_t b = (no + 1) * l->seg_size <= to_lo ? l->seg_size : to_lo % l->seg_size;
+        a = a / 4096 * 4096;
+        if (b > a) madvise(s->map + a, b - a, MADV_DONTNEED);
+    }
 }
 
 const uint8_t *log_ptr(flog *l, uint64_t lo, uint64_t *avail)

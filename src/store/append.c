@@ -56,7 +56,9 @@ static int check_part(factum_store *s, const factum_append_req *q, wpart *p, siz
         }
         total += log_event_frame_len(slen, strlen(d->type), d->data_len, d->metadata_len);
     }
-    /* Room for a metadata event the writer may add (soft-deleted streams). */
+    /* An estimate of the metadata event the writer may add (re-creating a
+     * soft-deleted stream), for grouping only: the writer checks the real
+     * size before anything is written (ST-6). */
     total += 4096;
     if (total > s->opts.max_append_size + 4096) return FACTUM_ETOOBIG;
     p->stream = q->stream;

@@ -95,6 +95,7 @@ int factum_commit_listener_remove(factum_store *s, factum_commit_fn fn, void *ct
 int factum_wait_for_position(factum_store *s, uint64_t position, int timeout_ms)
 {
     if (!s) return FACTUM_EINVAL;
+    if (timeout_ms != 0 && writer_in_callback(s)) return -EDEADLK; /* a callback must not wait */
     uint64_t deadline = timeout_ms >= 0 ? base_mono_ns() + (uint64_t)timeout_ms * 1000000u : 0;
     for (;;) {
         uint32_t seq = atomic_load_explicit(&s->commit_seq, memory_order_acquire);

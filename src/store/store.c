@@ -106,24 +106,82 @@ static int read_identity(factum_store *s)
     return 0;
 }
 
-/* Is the directory empty (but for the leftovers of an interrupted creation)? */
+/* ---- creation ------------------------------------------------------- *
+ *
+ * A store is created in this order: LOCK, log/ with segment 0, and last
+ * the FACTUM file (written atomically), which makes it a store. A creation
+ * cut short by a crash therefore leaves at most LOCK, FACTUM.tmp and a log/
+ * holding a segment 0 (or its .tmp) without events; such a directory is
+ * still empty to us and is created again. Once FACTUM exists, a missing log
+ * is damage, never a reason to start a fresh one.
+ */
+
+/* Does segment file `path` hold no event (its first frame word is zero)? */
+static int seg_file_unused(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    uint8_t w[4] = {0};
+    ssize_t n = pread(fd, w, 4, LOG_SEG_HEADER);
+    close(fd);
+    return n == 0 || (n == 4 && base_get32(w) == 0);
+}
+
+/* Is `sub` (a subdirectory of path) absent, or holding only the files an
+ * interrupted creation leaves? */
+static int leftover_subdir(const char *path, const char *sub)
+{
+    char d[PATH_MAX];
+    snprintf(d, sizeof d, "%s/%s", path, sub);
+    DIR *dd = opendir(d);
+    if (!dd) return errno == ENOENT;
+    struct dirent *de;
+    int ok = 1;
+    while (ok && (de = readdir(dd))) {
+        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
+        char f[PATH_MAX + 256];
+        snprintf(f, sizeof f, "%s/%s", d, de->d_name);
+        if (!strcmp(sub, "log") && !strcmp(de->d_name, "00000000.seg.tmp")) continue;
+        if (!strcmp(sub, "log") && !strcmp(de->d_name, "00000000.seg") && seg_file_unused(f)) continue;
+        ok = 0;
+    }
+    closedir(dd);
+    return ok;
+}
+
+/* Is the directory empty but for the leftovers of an interrupted creation? */
 static int dir_is_empty(const char *path)
 {
     DIR *d = opendir(path);
     if (!d) return 0;
     struct dirent *de;
     int empty = 1;
-    while ((de = readdir(d))) {
-        /* LOCK and FACTUM.tmp are what a creation interrupted by a crash
-         * leaves behind: the directory is still ours to create in. */
-        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..") || !strcmp(de->d_name, "LOCK") ||
-            !strcmp(de->d_name, "FACTUM.tmp"))
-            continue;
+    while (empty && (de = readdir(d))) {
+        const char *n = de->d_name;
+        if (!strcmp(n, ".") || !strcmp(n, "..") || !strcmp(n, "LOCK") || !strcmp(n, "FACTUM.tmp")) continue;
+        if ((!strcmp(n, "log") || !strcmp(n, "index")) && leftover_subdir(path, n)) continue;
         empty = 0;
-        break;
     }
     closedir(d);
     return empty;
+}
+
+/* Remove what an interrupted creation left (dir_is_empty said so). */
+static int remove_leftovers(factum_store *s)
+{
+    static const char *const files[] = {"log/00000000.seg.tmp", "log/00000000.seg", "FACTUM.tmp"};
+    char p[PATH_MAX];
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        snprintf(p, sizeof p, "%s/%s", s->path, files[i]);
+        int rc = s->io->unlink(s->io, p);
+        if (rc && rc != -ENOENT) return rc;
+    }
+    static const char *const dirs[] = {"log", "index"};
+    for (size_t i = 0; i < 2; i++) {
+        snprintf(p, sizeof p, "%s/%s", s->path, dirs[i]);
+        if (rmdir(p) && errno != ENOENT) return -errno;
+    }
+    return 0;
 }
 
 /* ---- recovery ------------------------------------------------------- */
@@ -135,11 +193,18 @@ typedef struct replay {
     uint64_t *los;
     uint64_t first_pos;
     int rc;
+    /* Read-only: the replay stays in one memtable that never freezes. It
+     * takes what a writer with this memtable_entries can leave behind: two
+     * memtables, each closed at the first batch end at or past
+     * memtable_entries entries (idx_add). */
+    int bounded;
+    uint64_t in_chunk, chunks;
 } replay;
 
 static int replay_event(void *ctx, const factum_event *ev, uint64_t lo, uint32_t ff)
 {
     replay *r = ctx;
+    if (r->bounded && r->chunks >= 2) return FACTUM_EREADONLY;
     if (r->n[IDX_STREAM] == r->cap) {
         size_t cap = r->cap ? r->cap * 2 : 4096;
         for (int k = 0; k < IDX_KINDS; k++) {
@@ -165,6 +230,11 @@ static int replay_batch(void *ctx, uint64_t end_lo, uint64_t next_position)
 {
     replay *r = ctx;
     if (!r->n[IDX_STREAM]) return 0;
+    r->in_chunk += r->n[IDX_STREAM];
+    if (r->in_chunk >= r->s->opts.memtable_entries) {
+        r->chunks++;
+        r->in_chunk = 0;
+    }
     int rc = 0;
     rc = idx_posmap_put(r->s->idx, r->first_pos, r->los, r->n[IDX_STREAM]);
     const idx_entry *e[IDX_KINDS] = {r->ent[0], r->ent[1], r->ent[2]};
@@ -174,37 +244,69 @@ static int replay_batch(void *ctx, uint64_t end_lo, uint64_t next_position)
     return rc;
 }
 
+/* Before an index checkpoint covering the log up to lo is made durable
+ * (IDX-1). Durable mode synced every batch before indexing it, so this
+ * finds nothing to do; relaxed mode syncs every segment written since the
+ * last sync, however many a memtable spans. Runs on the index thread. */
 static int sync_log_cb(void *ctx, uint64_t lo)
 {
     factum_store *s = ctx;
-    (void)lo;
-    if (s->opts.durability == FACTUM_DURABLE) return 0; /* every batch was synced before indexing */
-    /* Relaxed: sync every segment the checkpoint covers that may be dirty. */
-    uint64_t n = atomic_load(&s->log->n_segs);
-    uint64_t last = lo / s->seg_size;
-    for (uint64_t i = last >= 1 ? last - 1 : 0; i <= last && i < n; i++) {
-        log_seg *sg = atomic_load(&s->log->segs[i]);
-        if (!sg) continue;
-        int rc = s->io->fdatasync(s->io, sg->fd);
-        if (rc) return rc;
+    return log_sync_upto(s->log, lo);
+}
+
+/* The log must hold what the index checkpoint covers: the frame that ends
+ * at covered_lo is the event at position next_position - 1 (LOG-1: frames
+ * end with their length). A log that lost its directory or its last
+ * segments, or is not the one the index was built from, fails here rather
+ * than having the old index served over it. */
+static int check_checkpoint(factum_store *s, const idx_checkpoint *cp)
+{
+    if (cp->next_position <= 1) return 0; /* covers nothing */
+    uint64_t end = cp->covered_lo, avail = 0;
+    const uint8_t *tail = end >= LOG_SEG_HEADER + 4 ? log_ptr(s->log, end - 4, &avail) : NULL;
+    if (!tail) {
+        store_log(s, FACTUM_LOG_ERROR,
+                  "log segment %" PRIu64 " is missing: the index checkpoint covers the log up to segment %" PRIu64
+                  " offset %" PRIu64 " (position %" PRIu64 "); refusing to open",
+                  (end - 1) / s->seg_size, (end - 1) / s->seg_size, (end - 1) % s->seg_size + 1,
+                  cp->next_position - 1);
+        return FACTUM_ECORRUPT;
+    }
+    uint64_t in_seg = (end - 4) % s->seg_size + 4; /* covered_lo's offset in the segment of its last frame */
+    uint32_t len = base_get32(tail);
+    factum_event ev;
+    int type = 0;
+    const uint8_t *p = NULL;
+    if (len >= LOG_EVENT_HDR_LEN && len % 8 == 0 && len <= in_seg - LOG_SEG_HEADER) p = log_ptr(s->log, end - len, &avail);
+    if (!p || log_decode_frame(p, avail, &type, &ev, NULL, NULL) != (int)len || type != LOG_FRAME_EVENT ||
+        ev.position != cp->next_position - 1) {
+        store_log(s, FACTUM_LOG_ERROR,
+                  "the log does not hold what the index checkpoint covers: position %" PRIu64
+                  " should end at segment %" PRIu64 " offset %" PRIu64 "; refusing to open",
+                  cp->next_position - 1, (end - 4) / s->seg_size, in_seg);
+        return FACTUM_ECORRUPT;
     }
     return 0;
 }
 
 static int recover(factum_store *s, const idx_checkpoint *cp)
 {
-    int rc;
+    int rc = check_checkpoint(s, cp);
+    if (rc) return rc;
     if (s->opts.verify_on_open) {
         log_scan_result full;
         rc = log_scan(s->log, LOG_SEG_HEADER, 1, NULL, NULL, NULL, &full);
         if (rc) return rc;
+        log_release(s->log, 0, UINT64_MAX);
         if (full.corrupt) {
             store_log(s, FACTUM_LOG_ERROR, "log is damaged: %s", full.what);
             return FACTUM_ECORRUPT;
         }
     }
-    replay r = {.s = s};
+    replay r = {.s = s, .bounded = s->opts.read_only};
     uint64_t from_lo = cp->covered_lo ? cp->covered_lo : LOG_SEG_HEADER;
+    /* IDX-1: the log before the checkpoint was synced before it was made. */
+    atomic_store(&s->log->synced_lo, from_lo);
     if (!s->opts.read_only) {
         /* What the replay indexes may come from a relaxed-mode writer that
          * died before its fdatasync: make it durable before any index
@@ -220,6 +322,14 @@ static int recover(factum_store *s, const idx_checkpoint *cp)
     for (int k = 0; k < IDX_KINDS; k++)
         free(r.ent[k]);
     free(r.los);
+    if (rc == FACTUM_EREADONLY) {
+        store_log(s, FACTUM_LOG_ERROR,
+                  "the index checkpoint is more than two memtables (of %zu entries) behind the log, more than a "
+                  "read-only open replays in memory; open the store read-write once to bring the index up to "
+                  "date, or open it with a larger memtable_entries",
+                  s->opts.memtable_entries);
+        return rc;
+    }
     if (rc) return rc;
     if (res.corrupt) {
         store_log(s, FACTUM_LOG_ERROR, "log is damaged: %s; run `factum verify` for details", res.what);
@@ -232,7 +342,13 @@ static int recover(factum_store *s, const idx_checkpoint *cp)
                   res.end_lo / s->seg_size, res.end_lo % s->seg_size, res.torn_bytes);
         if (!s->opts.read_only && (rc = log_cut_tail(s->log, res.end_lo))) return rc;
     }
+    /* The scan read (mapped) the tail segment to its end (LOG-5) and the
+     * replayed part: none of it needs to stay resident. */
+    log_release(s->log, from_lo, UINT64_MAX);
     log_set_tail(s->log, res.end_lo);
+    /* Read-only opens synced nothing; the others synced all of the replay
+     * above (or found a clean log). */
+    if (!s->opts.read_only) atomic_store(&s->log->synced_lo, res.end_lo);
     atomic_store(&s->log_end, res.end_lo);
     atomic_store(&s->committed_pos, res.next_position - 1);
     if (res.events)
@@ -293,10 +409,8 @@ int store_open_io(const char *path, const factum_options *opts, io_env *io, fact
             rc = -errno;
             goto fail;
         }
-        if (mkdir(path, 0755) && errno != EEXIST) {
-            rc = -errno;
-            goto fail;
-        }
+        /* Its name must be durable in its parent before anything in it is. */
+        if ((rc = io_ensure_dir(io, path))) goto fail;
     } else if (!S_ISDIR(st.st_mode)) {
         rc = FACTUM_ENOTSTORE;
         goto fail;
@@ -336,7 +450,10 @@ int store_open_io(const char *path, const factum_options *opts, io_env *io, fact
         }
         s->seg_size = o->segment_size;
         factum_uuid_v4(s->uuid);
-        if ((rc = write_identity(s))) goto fail;
+        if ((rc = remove_leftovers(s))) goto fail;
+        /* The directory may have been made by someone else: make its name
+         * durable too before the store in it is. */
+        if ((rc = io_ensure_dir(io, path))) goto fail;
         fresh = 1;
     } else if ((rc = read_identity(s))) {
         goto fail;
@@ -347,7 +464,13 @@ int store_open_io(const char *path, const factum_options *opts, io_env *io, fact
     if (o->max_event_size > o->max_append_size) o->max_event_size = o->max_append_size;
 
     snprintf(p, sizeof p, "%s/log", path);
-    if ((rc = log_open(io, p, s->seg_size, s->uuid, fresh || o->create, o->read_only, &s->log))) goto fail;
+    char why[256];
+    if ((rc = log_open(io, p, s->seg_size, s->uuid, fresh, o->read_only, why, sizeof why, &s->log))) {
+        if (why[0]) store_log(s, FACTUM_LOG_ERROR, "the log is damaged: %s; refusing to open", why);
+        goto fail;
+    }
+    /* The identity file comes last: it makes the directory a store. */
+    if (fresh && (rc = write_identity(s))) goto fail_log;
     idx_config ic = {o->memtable_entries, o->read_only, sync_log_cb, s, o->log_fn, o->log_ctx};
     idx_checkpoint cp;
     snprintf(p, sizeof p, "%s/index", path);
@@ -358,8 +481,8 @@ int store_open_io(const char *path, const factum_options *opts, io_env *io, fact
         char aside[PATH_MAX];
         snprintf(aside, sizeof aside, "%s/index.damaged-%lld", path, (long long)(base_now_ns() / 1000000000));
         store_log(s, FACTUM_LOG_WARN, "the index is damaged; moved it to %s and rebuilding it from the log", aside);
-        if (rename(p, aside)) rc = -errno;
-        else rc = idx_open(io, p, &ic, &s->idx, &cp);
+        rc = io->rename(io, p, aside);
+        if (!rc) rc = idx_open(io, p, &ic, &s->idx, &cp); /* fsyncs path (the rename too) */
     }
     if (rc) goto fail_log;
     /* The index thread runs during the replay, so that a long replay (a
@@ -407,6 +530,7 @@ static int close_impl(factum_store *s, int abandon)
 
 int factum_store_close(factum_store *s)
 {
+    if (s && writer_in_callback(s)) return -EDEADLK; /* it would wait for the writer thread, itself */
     return close_impl(s, 0);
 }
 

@@ -21,6 +21,13 @@
  *  ST-5  An append that is an exact replay of events already stored (by
  *        event id, same stream, consecutive, same order) writes nothing
  *        and returns the original result; a partial overlap fails.
+ *  ST-6  No request can fail-stop the store, whatever its size: the writer
+ *        checks every request's real encoded size (with the `$metadata`
+ *        event it adds to re-create a soft-deleted stream) before the batch
+ *        is written. A request that does not fit in a segment on its own
+ *        fails alone with FACTUM_ETOOBIG; one that does not fit after the
+ *        others of its group goes first into the next batch. Only I/O
+ *        errors latch (ST-4).
  */
 #ifndef FACTUM_STORE_INT_H
 #define FACTUM_STORE_INT_H
@@ -139,6 +146,7 @@ struct factum_store {
     _Atomic int writer_spinning, writer_kick; /* see writer_main */
     uint64_t last_group_ns;                   /* writer thread only */
     struct group *grp; /* the leader's working buffers */
+    wreq *cq_head, *cq_tail; /* completed asynchronous requests for the writer thread to call back (q_mu) */
     int stopping, abandon;
     _Atomic int failed; /* ST-4: the error that stopped the store, 0 if none */
     int64_t last_ts;
@@ -167,6 +175,9 @@ void store_abandon(factum_store *s);
 int writer_start(factum_store *s);
 void writer_stop(factum_store *s);
 int writer_submit(factum_store *s, wreq *r); /* queues; waits for room (asynchronous requests: -EAGAIN) */
+/* Is the calling thread inside an asynchronous append's callback of s?
+ * (Then calls that wait for the writer would wait for themselves.) */
+int writer_in_callback(const factum_store *s);
 
 /* notify.c */
 int notify_init(factum_store *s);

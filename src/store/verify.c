@@ -80,9 +80,11 @@ static int verify_event(void *ctx, const factum_event *ev, uint64_t lo, uint32_t
     return 0;
 }
 
-/* Open the parts of a store needed to read it offline. */
-static int open_offline(const char *path, factum_store **out, idx_checkpoint *cp)
+/* Open the parts of a store needed to read it offline. On
+ * FACTUM_ECORRUPT, why says what is damaged (or is empty). */
+static int open_offline(const char *path, factum_store **out, idx_checkpoint *cp, char *why, size_t why_len)
 {
+    why[0] = 0;
     factum_store *s = calloc(1, sizeof *s);
     if (!s) return -ENOMEM;
     factum_options_init(&s->opts);
@@ -122,7 +124,7 @@ static int open_offline(const char *path, factum_store **out, idx_checkpoint *cp
         if (rc) goto fail;
     }
     snprintf(p, sizeof p, "%s/log", path);
-    if ((rc = log_open(s->io, p, s->seg_size, s->uuid, 0, 1, &s->log))) goto fail;
+    if ((rc = log_open(s->io, p, s->seg_size, s->uuid, 0, 1, why, why_len, &s->log))) goto fail;
     idx_config ic = {1u << 30, 1, NULL, NULL, NULL, NULL};
     snprintf(p, sizeof p, "%s/index", path);
     if ((rc = idx_open(s->io, p, &ic, &s->idx, cp))) goto fail;
@@ -154,7 +156,13 @@ int factum_verify(const char *path, void (*cb)(void *ctx, const factum_damage *d
     if (!path) return FACTUM_EINVAL;
     factum_store *s;
     idx_checkpoint cp;
-    int rc = open_offline(path, &s, &cp);
+    char why[256];
+    int rc = open_offline(path, &s, &cp, why, sizeof why);
+    if (rc == FACTUM_ECORRUPT && why[0]) {
+        /* The log is not all there (a missing directory or segment). */
+        vctx v0 = {NULL, cb, ctx, rep, 0, "", ""};
+        damage_file(&v0, "log", why);
+    }
     if (rc) return rc;
     vctx v = {s, cb, ctx, rep, cp.next_position, "", ""};
     rep->segments = atomic_load(&s->log->n_segs);
@@ -213,7 +221,8 @@ int factum_dump(const char *path, int (*cb)(void *ctx, const factum_raw_record *
     if (!path || !cb) return FACTUM_EINVAL;
     factum_store *s;
     idx_checkpoint cp;
-    int rc = open_offline(path, &s, &cp);
+    char why[256];
+    int rc = open_offline(path, &s, &cp, why, sizeof why);
     if (rc) return rc;
     char file[64];
     uint64_t lo = LOG_SEG_HEADER, nsegs = atomic_load(&s->log->n_segs);

@@ -11,10 +11,14 @@
  *   encode  the accepted parts' events into the group's batch buffer with
  *           consecutive positions and versions, and update the overlay.
  *
+ *   size    the batch's real encoded size: a request that does not fit in a
+ *           segment fails alone; one that does not fit after the others
+ *           starts the next batch (ST-6).
+ *
  * Then it writes the batch (LOG-3), fdatasyncs it once (durable mode),
  * indexes it, upserts the cache (ST-3), publishes the committed position
- * (ST-2) and completes every request of the group. A failed write or
- * fdatasync fails the group and latches the store (ST-4).
+ * (ST-2) and completes every request of the batch. A failed write or
+ * fdatasync fails the batch and latches the store (ST-4).
  */
 #include <errno.h>
 #include <linux/futex.h>
@@ -344,7 +348,7 @@ static int check_expected(const sstate *st, int64_t expected, factum_append_resu
     else if (expected == FACTUM_NO_STREAM)
         ok = last < 0 || sd;
     else if (expected == FACTUM_STREAM_EXISTS)
-        ok = last >= 0 && !sd;
+        ok = (last >= 0 || st->meta_version >= 0) && !sd; /* KurrentDB: metadata alone makes it exist */
     else
         ok = expected >= 0 && last == expected;
     if (ok) return 0;
@@ -386,8 +390,9 @@ static int add_event(factum_store *s, group *g, ovs *o, const char *type, size_t
     return 0;
 }
 
-/* The metadata document of stream state `o` with $tb set to tb (or removed
- * when tb < 0), into g->scratch. */
+/* The metadata document of stream state `o` with $tb set to tb (>= 0),
+ * into g->scratch. Its size is the old document's: up to max_event_size,
+ * which is why process_request checks the real encoded size (ST-6). */
 static int meta_with_tb(factum_store *s, group *g, const ovs *o, int64_t tb)
 {
     const uint8_t *data = NULL;
@@ -423,7 +428,7 @@ static int meta_with_tb(factum_store *s, group *g, const ovs *o, int64_t tb)
         if (!rc) rc = base_buf_append(b, ":", 1);
         if (!rc) rc = json_write_value(b, doc->items[i]);
     }
-    if (!rc && tb >= 0) rc = base_buf_printf(b, "%s\"$tb\":%lld", first ? "" : ",", (long long)tb);
+    if (!rc) rc = base_buf_printf(b, "%s\"$tb\":%lld", first ? "" : ",", (long long)tb);
     if (!rc) rc = base_buf_append(b, "}", 1);
     json_free(doc);
     return rc;
@@ -513,7 +518,9 @@ static int encode_part(factum_store *s, group *g, const wpart *p, size_t oi, fac
         return 0;
     }
     if (p->op == OP_DELETE) {
-        if ((rc = meta_with_tb(s, g, o, ST_TB_DELETED))) return rc;
+        /* As KurrentDB: the document holds $tb alone; earlier keys go. */
+        g->scratch.len = 0;
+        if ((rc = base_buf_printf(&g->scratch, "{\"$tb\":%lld}", (long long)ST_TB_DELETED))) return rc;
         size_t before = g->n_ev;
         rc = add_meta_event(s, g, oi, commit_first | (last_part ? LOG_EV_COMMIT_LAST : 0));
         if (rc) return rc;
@@ -565,7 +572,30 @@ static int encode_part(factum_store *s, group *g, const wpart *p, size_t oi, fac
     return 0;
 }
 
-/* Check, then encode, one request (all or nothing). */
+/* ---- sizes (ST-6) ---------------------------------------------------- */
+
+/* A batch, its frame included, never crosses a segment (LOG-1). */
+static uint64_t batch_room(const factum_store *s)
+{
+    return s->seg_size - LOG_SEG_HEADER;
+}
+
+/* What a group's batch should hold at most: take_group's target (on the
+ * requests' estimates) and process_request's split point (on real sizes). */
+static size_t group_limit(const factum_store *s)
+{
+    size_t limit = GROUP_MAX_BYTES;
+    if (limit > batch_room(s) - LOG_BATCH_FRAME_LEN) limit = (size_t)(batch_room(s) - LOG_BATCH_FRAME_LEN);
+    return limit;
+}
+
+/* process_request: the request does not fit after the others of this
+ * batch; it was undone and goes first into the next batch. */
+#define REQ_NEXT_BATCH 1
+
+/* Check, then encode, one request (all or nothing). Returns 0 (r->rc is
+ * then the request's outcome), a negative code for the request, or
+ * REQ_NEXT_BATCH. */
 static int process_request(factum_store *s, group *g, wreq *r)
 {
     size_t mark_buf = g->buf.len, mark_ev = g->n_ev, mark_ov = g->n_ov;
@@ -622,13 +652,20 @@ static int process_request(factum_store *s, group *g, wreq *r)
      * keeping them is harmless even when the request fails. */
     g->req_seq++;
     g->n_undo = 0;
+    /* Sizes are checked here, on the real encoded size, before anything
+     * is written (ST-6): re-creating a soft-deleted stream adds a copy of
+     * its metadata that no estimate made in the caller's thread can know. */
+    int alone = mark_buf == LOG_BATCH_FRAME_LEN;
     for (size_t i = 0; i < nparts && !rc; i++) {
         if (dec[i] == CHECK_REPLAY) continue;
         rc = encode_part(s, g, &r->parts[i], oi[i], &r->results[i], i == 0, i + 1 == nparts);
+        if (!rc && g->buf.len > (alone ? batch_room(s) : LOG_BATCH_FRAME_LEN + group_limit(s)))
+            rc = alone ? FACTUM_ETOOBIG : REQ_NEXT_BATCH;
         if (rc) r->failed = i;
     }
     if (rc && (g->buf.len != mark_buf || g->n_ev != mark_ev || g->n_undo)) {
-        /* A resource error half-way through encoding: undo this request. */
+        /* A resource error or a size limit half-way through encoding: undo
+         * this request. */
         for (size_t k = g->n_undo; k-- > 0;)
             g->ov[g->undo[k].idx] = g->undo[k].saved;
         g->buf.len = mark_buf;
@@ -683,7 +720,12 @@ static int commit_group(factum_store *s, group *g, int want_sync)
     if (!rc) rc = log_write(s->log, lo, g->buf.data, g->buf.len);
     if (!rc) {
         s->unsynced = 1;
-        if (durable || want_sync) rc = do_sync(s);
+        /* Relaxed: the writer thread syncs every interval when idle; a
+         * leader that never lets go of the lead (a queue that never empties)
+         * syncs here, so the loss window stays flush_interval_ms. */
+        int due = !durable && base_mono_ns() - atomic_load(&s->last_sync_ns) >=
+                                  (uint64_t)s->opts.flush_interval_ms * 1000000u;
+        if (durable || want_sync || due) rc = do_sync(s);
     }
     if (rc) return rc;
     atomic_fetch_add(&s->st_events, g->n_ev);
@@ -746,19 +788,87 @@ static int wstate_wait(wreq *r)
     return st;
 }
 
+/* ---- callbacks --------------------------------------------------------
+ *
+ * Asynchronous appends are called back on the store's writer thread only,
+ * never on an application thread: a thread leading groups inside its own
+ * factum_append hands the asynchronous requests it completed to the writer
+ * thread (cq, in completion order) instead of calling them back itself. So
+ * a callback never runs inside a caller's factum_append (where the caller
+ * may hold its own locks), and callbacks run one at a time, in commit order.
+ * A callback that calls a function waiting for the writer (a synchronous
+ * append, sync, close, waiting for a position) would wait for itself: those
+ * calls fail at once with -EDEADLK there, and an asynchronous append that
+ * finds the queue full fails with -EAGAIN instead of waiting for room.
+ */
+
+static _Thread_local const factum_store *tl_writer_of;   /* set on the writer thread */
+static _Thread_local const factum_store *tl_callback_of; /* set while a callback runs */
+
+int writer_in_callback(const factum_store *s)
+{
+    return tl_callback_of == s;
+}
+
+static void call_back(factum_store *s, wreq *list)
+{
+    const factum_store *outer = tl_callback_of;
+    tl_callback_of = s;
+    for (wreq *r = list; r;) {
+        wreq *next = r->next;
+        r->cb(r->ctx, r->rc, r->results, r->n_parts, r->failed);
+        if (r->owns_memory) free(r); /* parts and results share its allocation */
+        r = next;
+    }
+    tl_callback_of = outer;
+}
+
+/* Wake the writer thread for work it has to do. */
+static void wake_writer(factum_store *s)
+{
+    if (atomic_load(&s->writer_spinning))
+        atomic_store_explicit(&s->writer_kick, 1, memory_order_release);
+    else
+        pthread_cond_signal(&s->q_cv);
+}
+
+/* The callbacks handed to the writer thread so far (q_mu held). */
+static wreq *take_callbacks(factum_store *s)
+{
+    wreq *l = s->cq_head;
+    s->cq_head = s->cq_tail = NULL;
+    return l;
+}
+
 static void complete(factum_store *s, wreq *list)
 {
+    wreq *cbs = NULL, **cbs_tail = &cbs, *cbs_last = NULL;
+    /* Waiting callers first: no callback delays an acknowledgement. */
     for (wreq *r = list; r;) {
         wreq *next = r->next; /* read before the caller may let go of r */
         atomic_fetch_add(&s->st_appends, r->kind == REQ_APPEND);
         if (r->cb) {
-            r->cb(r->ctx, r->rc, r->results, r->n_parts, r->failed);
-            if (r->owns_memory) free(r); /* parts and results share its allocation */
+            r->next = NULL;
+            *cbs_tail = cbs_last = r;
+            cbs_tail = &r->next;
         } else {
             wstate_set(r, WSTATE_DONE);
         }
         r = next;
     }
+    if (!cbs) return;
+    pthread_mutex_lock(&s->q_mu);
+    if (s->cq_tail)
+        s->cq_tail->next = cbs;
+    else
+        s->cq_head = cbs;
+    s->cq_tail = cbs_last;
+    wreq *now = tl_writer_of == s ? take_callbacks(s) : NULL;
+    pthread_mutex_unlock(&s->q_mu);
+    if (now)
+        call_back(s, now); /* earlier ones handed over by other leaders first */
+    else
+        wake_writer(s);
 }
 
 static void fail_all(wreq *list, int rc)
@@ -769,15 +879,17 @@ static void fail_all(wreq *list, int rc)
     }
 }
 
-/* Process one group: check and encode requests, commit, complete. */
-static void run_group(factum_store *s, group *g, wreq *list)
+/* Check and encode requests of `list` into one batch, commit it and
+ * complete its requests. Returns the requests that did not fit in this
+ * batch (the tail of list, from the first that did not), or NULL. */
+static wreq *run_batch(factum_store *s, group *g, wreq *list)
 {
     group_reset(g);
     int failed = atomic_load(&s->failed);
     if (failed) {
         fail_all(list, FACTUM_EFAILED);
         complete(s, list);
-        return;
+        return NULL;
     }
     g->first_pos = atomic_load(&s->committed_pos) + 1;
     int64_t now = base_now_ns();
@@ -787,10 +899,11 @@ static void run_group(factum_store *s, group *g, wreq *list)
     if (base_buf_reserve(&g->buf, LOG_BATCH_FRAME_LEN)) {
         fail_all(list, -ENOMEM);
         complete(s, list);
-        return;
+        return NULL;
     }
     g->buf.len = LOG_BATCH_FRAME_LEN;
-    for (wreq *r = list; r; r = r->next) {
+    wreq *rest = NULL;
+    for (wreq *r = list, *prev = NULL; r; prev = r, r = r->next) {
         r->rc = 0;
         r->failed = 0;
         if (r->kind == REQ_SYNC) {
@@ -798,6 +911,12 @@ static void run_group(factum_store *s, group *g, wreq *list)
             continue;
         }
         int rc = process_request(s, g, r);
+        if (rc == REQ_NEXT_BATCH) {
+            /* Only a request after others can be moved, so prev is set. */
+            prev->next = NULL;
+            rest = r;
+            break;
+        }
         r->rc = rc;
     }
     int rc = commit_group(s, g, want_sync);
@@ -813,6 +932,15 @@ static void run_group(factum_store *s, group *g, wreq *list)
     uint64_t mx = atomic_load(&s->st_group_max);
     if (nreq > mx) atomic_store(&s->st_group_max, nreq);
     complete(s, list);
+    return rest;
+}
+
+/* Process one group: as many batches as its requests' real sizes need,
+ * in queue order. */
+static void run_group(factum_store *s, group *g, wreq *list)
+{
+    while (list)
+        list = run_batch(s, g, list);
 }
 
 /* ---- leadership ------------------------------------------------------
@@ -828,14 +956,6 @@ static void run_group(factum_store *s, group *g, wreq *list)
  * queue on close. Leadership passes under q_mu, which orders the leader-only
  * state (the group, the log tail, `unsynced`) between leaders.
  */
-
-static size_t group_limit(const factum_store *s)
-{
-    size_t limit = GROUP_MAX_BYTES;
-    if (limit > s->seg_size - LOG_SEG_HEADER - LOG_BATCH_FRAME_LEN)
-        limit = (size_t)(s->seg_size - LOG_SEG_HEADER - LOG_BATCH_FRAME_LEN);
-    return limit;
-}
 
 /* Take a group off the queue (q_mu held, queue non-empty). */
 static wreq *take_group(factum_store *s)
@@ -911,8 +1031,17 @@ static void relaxed_sync(factum_store *s)
 static void *writer_main(void *arg)
 {
     factum_store *s = arg;
+    tl_writer_of = s;
     pthread_mutex_lock(&s->q_mu);
     while (1) {
+        if (s->cq_head) {
+            /* Callbacks of requests other leaders completed. */
+            wreq *l = take_callbacks(s);
+            pthread_mutex_unlock(&s->q_mu);
+            call_back(s, l);
+            pthread_mutex_lock(&s->q_mu);
+            continue;
+        }
         int idle = !s->writer_lead && !(s->q_head && !s->leader);
         if (idle && s->stopping && !s->leader && !s->q_head) break;
         if (idle && !s->stopping && base_mono_ns() - s->last_group_ns < SPIN_AFTER_NS) {
@@ -1011,10 +1140,12 @@ void writer_stop(factum_store *s)
 
 int writer_submit(factum_store *s, wreq *r)
 {
+    if (!r->cb && writer_in_callback(s)) return -EDEADLK; /* it would wait for itself */
     pthread_mutex_lock(&s->q_mu);
     if (r->cb && s->q_len >= QUEUE_MAX && !s->stopping) {
-        /* Asynchronous callers never wait (an event loop must not): the
-         * queue is full, they try again after a completion. */
+        /* Asynchronous callers never wait (an event loop must not, and a
+         * callback on the writer thread cannot: only this thread would make
+         * room): the queue is full, they try again after a completion. */
         pthread_mutex_unlock(&s->q_mu);
         return -EAGAIN;
     }
@@ -1044,10 +1175,7 @@ int writer_submit(factum_store *s, wreq *r)
             s->leader = 1; /* reserved for the writer thread */
         }
         pthread_mutex_unlock(&s->q_mu);
-        if (wake) {
-            if (atomic_load(&s->writer_spinning)) atomic_store_explicit(&s->writer_kick, 1, memory_order_release);
-            else pthread_cond_signal(&s->q_cv);
-        }
+        if (wake) wake_writer(s);
         return 0;
     }
     if (!s->leader) {

@@ -1,15 +1,16 @@
 /* Randomised test of the store against a small in-memory model: appends
- * with every kind of expectation (and exact replays of earlier appends),
- * reads of streams both ways, reads of $all both ways, metadata ($maxCount,
- * $tb), soft deletes, tombstones and reopens. Every result is compared with
- * the model. Prints its seed; FACTUM_SEED=<seed> replays a run, and
- * FACTUM_PROP_OPS sets the number of operations (default 4000). */
+ * with every kind of expectation (and exact replays of earlier appends,
+ * drawn from the whole run), reads of streams both ways, reads of $all both
+ * ways, metadata ($maxCount, $tb), soft deletes, tombstones and reopens.
+ * Every result is compared with the model. Prints its seed; FACTUM_SEED=<seed>
+ * replays a run, and FACTUM_PROP_OPS sets the number of operations (default
+ * 4000). The model grows with the run: every operation asked for is run. */
 #include "harness.h"
 
 #include "base/base.h"
 
 #define NSTREAMS 16
-#define MAXEV    20000
+#define HISTORY  512 /* appends kept for replays: a uniform sample of the whole run */
 
 typedef struct mev {
     int stream; /* index; -1 - i for the metadata stream of i */
@@ -24,22 +25,33 @@ typedef struct mstream {
     int64_t tb;       /* -1 none */
     int64_t maxcount; /* -1 none */
     int64_t meta_last;
-    uint64_t evpos[MAXEV / 4]; /* positions of versions 0.. */
+    uint64_t *evpos; /* positions of versions 0.. */
+    size_t evpos_cap;
 } mstream;
 
-static mev evs[MAXEV];
-static size_t n_evs;
+static mev *evs;
+static size_t n_evs, cap_evs;
 static mstream ms[NSTREAMS];
+
+/* (stream, event id) -> version of the event: the model's event-id index. */
+typedef struct idslot {
+    uint8_t id[16];
+    int stream; /* -1: empty */
+    uint64_t version;
+} idslot;
+static idslot *ids;
+static size_t ids_cap, ids_n;
 
 typedef struct past {
     int stream;
     int64_t expected;
     size_t n;
     factum_event_data ev[4];
-    uint64_t first_version, first_position;
+    char data[4][32];
 } past;
-static past history[512];
-static size_t n_hist;
+static past history[HISTORY];
+static size_t n_hist;     /* slots in use */
+static uint64_t n_appended; /* successful new appends so far (the sample's population) */
 
 static char dir[512];
 static h_rng rng;
@@ -62,15 +74,80 @@ static int soft_deleted(const mstream *m)
     return m->last != INT64_MAX && m->tb == INT64_MAX;
 }
 
+static void *grow_or_die(void *p, size_t *cap, size_t need, size_t elem)
+{
+    if (need <= *cap) return p;
+    size_t c = *cap ? *cap : 1024;
+    while (c < need)
+        c *= 2;
+    void *n = realloc(p, c * elem);
+    if (!n) {
+        fprintf(stderr, "out of memory\n");
+        exit(2);
+    }
+    *cap = c;
+    return n;
+}
+
+static size_t id_slot(const uint8_t *id, int stream)
+{
+    uint64_t h = base_get64(id) ^ (base_get64(id + 8) * 31) ^ (uint64_t)stream * 0x9e3779b97f4a7c15ull;
+    size_t i = (size_t)(h ^ (h >> 29)) & (ids_cap - 1);
+    while (ids[i].stream != -1 && !(ids[i].stream == stream && !memcmp(ids[i].id, id, 16)))
+        i = (i + 1) & (ids_cap - 1);
+    return i;
+}
+
+/* Version of event `id` in stream `stream`: 1 and *v, or 0. */
+static int id_find(int stream, const uint8_t *id, uint64_t *v)
+{
+    if (!ids_cap) return 0;
+    idslot *sl = &ids[id_slot(id, stream)];
+    if (sl->stream == -1) return 0;
+    *v = sl->version;
+    return 1;
+}
+
+static void id_add(int stream, const uint8_t *id, uint64_t version)
+{
+    if ((ids_n + 1) * 2 > ids_cap) {
+        idslot *old = ids;
+        size_t oc = ids_cap;
+        ids_cap = ids_cap ? ids_cap * 2 : 4096;
+        ids = malloc(ids_cap * sizeof *ids);
+        if (!ids) {
+            fprintf(stderr, "out of memory\n");
+            exit(2);
+        }
+        for (size_t i = 0; i < ids_cap; i++)
+            ids[i].stream = -1;
+        for (size_t i = 0; i < oc; i++)
+            if (old[i].stream != -1) ids[id_slot(old[i].id, old[i].stream)] = old[i];
+        free(old);
+    }
+    idslot *sl = &ids[id_slot(id, stream)];
+    if (sl->stream != -1) return; /* the first (oldest) one is the one the index finds */
+    memcpy(sl->id, id, 16);
+    sl->stream = stream;
+    sl->version = version;
+    ids_n++;
+}
+
 static uint64_t add_model_event(int stream, uint64_t version, const uint8_t *id, const char *type)
 {
+    evs = grow_or_die(evs, &cap_evs, n_evs + 1, sizeof *evs);
     mev *e = &evs[n_evs];
     e->stream = stream;
     e->version = version;
     e->position = ++n_evs;
     memcpy(e->id, id, 16);
     snprintf(e->type, sizeof e->type, "%s", type);
-    if (stream >= 0 && version != FACTUM_TOMBSTONE_VERSION) ms[stream].evpos[version] = e->position;
+    if (stream >= 0 && version != FACTUM_TOMBSTONE_VERSION) {
+        mstream *m = &ms[stream];
+        m->evpos = grow_or_die(m->evpos, &m->evpos_cap, version + 1, sizeof *m->evpos);
+        m->evpos[version] = e->position;
+        id_add(stream, id, version);
+    }
     return e->position;
 }
 
@@ -92,12 +169,10 @@ static int model_append(int si, int64_t exp, const factum_event_data *ev, size_t
             start = exp + 1;
         else if (exp == FACTUM_NO_STREAM)
             start = (m->tb > 0 && m->tb != INT64_MAX) ? m->tb : 0;
-        else
-            for (size_t i = 0; i < n_evs; i++)
-                if (evs[i].stream == si && !memcmp(evs[i].id, ev[0].id, 16)) {
-                    start = (int64_t)evs[i].version; /* the oldest, as the index finds it */
-                    break;
-                }
+        else {
+            uint64_t v;
+            if (id_find(si, ev[0].id, &v)) start = (int64_t)v;
+        }
     }
     size_t matched = 0;
     if (start >= 0 && start <= m->last)
@@ -113,12 +188,13 @@ static int model_append(int si, int64_t exp, const factum_event_data *ev, size_t
         return 0;
     }
     if (matched) return FACTUM_EIDEMPOTENCY;
-    for (size_t k = 0; k < n; k++) /* an id is never twice in a stream */
-        for (size_t i = 0; i < n_evs; i++)
-            if (evs[i].stream == si && !memcmp(evs[i].id, ev[k].id, 16)) return FACTUM_EIDEMPOTENCY;
+    for (size_t k = 0; k < n; k++) { /* an id is never twice in a stream */
+        uint64_t v;
+        if (id_find(si, ev[k].id, &v)) return FACTUM_EIDEMPOTENCY;
+    }
     int sd = soft_deleted(m);
     int ok = exp == FACTUM_ANY || (exp == FACTUM_NO_STREAM && (m->last < 0 || sd)) ||
-             (exp == FACTUM_STREAM_EXISTS && m->last >= 0 && !sd) || (exp >= 0 && m->last == exp);
+             (exp == FACTUM_STREAM_EXISTS && (m->last >= 0 || m->meta_last >= 0) && !sd) || (exp >= 0 && m->last == exp);
     if (!ok) {
         r->actual_version = m->last < 0 ? FACTUM_NO_STREAM : m->last;
         return FACTUM_EWRONGVERSION;
@@ -228,7 +304,17 @@ bad:
     return 1;
 }
 
-static char datas[512][32];
+/* Keep a successful new append for later replays: reservoir sampling, so
+ * that the HISTORY kept are a uniform sample of every append so far. */
+static void remember(const past *p)
+{
+    n_appended++;
+    size_t slot = n_hist < HISTORY ? n_hist++ : (size_t)h_below(&rng, n_appended);
+    if (slot >= HISTORY) return;
+    history[slot] = *p;
+    for (size_t i = 0; i < p->n; i++)
+        history[slot].ev[i].data = history[slot].data[i]; /* its own copy of the bytes */
+}
 
 int main(void)
 {
@@ -248,7 +334,8 @@ int main(void)
     }
     factum_store *s = reopen(NULL);
     int bad = 0;
-    for (long op = 0; op < ops && !bad && s && n_evs + 10 < MAXEV; op++) {
+    long op = 0;
+    for (; op < ops && !bad && s; op++) {
         int si = (int)h_below(&rng, NSTREAMS);
         mstream *m = &ms[si];
         uint64_t dice = h_below(&rng, 100);
@@ -271,9 +358,8 @@ int main(void)
                                       : (m->last == INT64_MAX ? 0 : m->last);
                 if (p.expected == -1 && k >= 3) p.expected = FACTUM_NO_STREAM;
                 for (size_t i = 0; i < p.n; i++) {
-                    snprintf(datas[n_hist % 512], 32, "{\"op\":%ld}", op);
-                    p.ev[i] =
-                        harness_event(h_below(&rng, 2) ? "Deposited" : "Withdrawn", datas[n_hist % 512]);
+                    snprintf(p.data[i], sizeof p.data[i], "{\"op\":%ld}", op);
+                    p.ev[i] = harness_event(h_below(&rng, 2) ? "Deposited" : "Withdrawn", p.data[i]);
                 }
             }
             int rc = factum_append(s, m->name, p.expected, p.ev, p.n, &r);
@@ -292,7 +378,7 @@ int main(void)
                         mr.first_position, mr.idempotent, mr.actual_version);
                 bad = 1;
             }
-            if (!rc && !replay && p.n && n_hist < 512) history[n_hist++] = p;
+            if (!rc && !replay && p.n) remember(&p);
         } else if (dice < 65) {
             bad = check_stream_read(s, si);
         } else if (dice < 80) {
@@ -332,7 +418,8 @@ int main(void)
                 bad = 1;
             }
             if (!rc) {
-                m->tb = INT64_MAX;
+                m->tb = INT64_MAX; /* the document holds $tb alone (KurrentDB) */
+                m->maxcount = -1;
                 add_model_meta(si);
             }
         } else if (dice < 91 && si >= NSTREAMS - 4) { /* a few streams may die */
@@ -364,9 +451,14 @@ int main(void)
     if (bad)
         fprintf(stderr, "FAILED with seed %" PRIu64 "\n", seed);
     else
-        printf("%ld operations, %zu events match the model\n", ops, n_evs);
+        printf("%ld operations, %zu events match the model (replays drawn from %" PRIu64 " appends)\n", op,
+               n_evs, n_appended);
     factum_store_close(s);
     if (!bad) harness_rm_rf(dir);
+    for (int i = 0; i < NSTREAMS; i++)
+        free(ms[i].evpos);
+    free(evs);
+    free(ids);
     printf("%d passed, %d failed\n", !bad, bad);
     return bad;
 }

@@ -2,6 +2,10 @@
  * expectation, reads both ways, $all, reopen. */
 #include "harness.h"
 
+#include <dirent.h>
+#include <fcntl.h>
+
+#include "base/base.h"
 #include "store/store_int.h"
 
 static char dir[512];
@@ -188,10 +192,302 @@ static void t_index_rebuild(void)
     harness_rm_rf(dir);
 }
 
+
+typedef struct logcap {
+    char last[512];
+} logcap;
+
+static void capture_log(void *ctx, int level, const char *msg)
+{
+    logcap *c = ctx;
+    if (level == FACTUM_LOG_ERROR) snprintf(c->last, sizeof c->last, "%s", msg);
+}
+
+/* A store of `n` events in 1 MiB segments (about 2.3 KiB each: several
+ * segments), closed cleanly so that the index checkpoint covers it all. */
+static void make_store(const char *name, int n)
+{
+    factum_store *s = open_fresh(name);
+    if (!s) return;
+    static char pad[2048];
+    memset(pad, 'p', sizeof pad - 20);
+    char json[2100];
+    snprintf(json, sizeof json, "{\"pad\":\"%s\"}", pad);
+    for (int i = 0; i < n; i++) {
+        factum_event_data e = harness_event("E", json);
+        CHECK_RC(factum_append(s, "m", FACTUM_ANY, &e, 1, NULL), 0);
+    }
+    factum_store_close(s);
+}
+
+static int open_logged(logcap *c, int read_only, factum_store **out)
+{
+    factum_options o;
+    harness_small_opts(&o);
+    o.read_only = read_only;
+    o.log_fn = capture_log;
+    o.log_ctx = c;
+    c->last[0] = 0;
+    *out = NULL;
+    return factum_store_open(dir, &o, out);
+}
+
+/* An existing store whose log directory or last segment is gone is refused
+ * with a clear error; it is never given a fresh log under its old index. */
+static void t_missing_log_refused(void)
+{
+    char p[700];
+    logcap c;
+    factum_store *s;
+    /* The whole log/ directory. */
+    make_store("nolog", 50);
+    snprintf(p, sizeof p, "%s/log", dir);
+    harness_rm_rf(p);
+    for (int ro = 0; ro < 2; ro++) {
+        CHECK_RC(open_logged(&c, ro, &s), FACTUM_ECORRUPT);
+        CHECK(strstr(c.last, "log") && strstr(c.last, "missing"));
+        if (s) factum_store_close(s);
+    }
+    struct stat st;
+    CHECK(stat(p, &st) != 0); /* nothing was created */
+    CHECK_RC(factum_verify(dir, NULL, NULL, NULL), FACTUM_ECORRUPT);
+    harness_rm_rf(dir);
+
+    /* Every segment, the directory kept. */
+    make_store("nosegs", 50);
+    snprintf(p, sizeof p, "%s/log/00000000.seg", dir);
+    CHECK(unlink(p) == 0);
+    snprintf(p, sizeof p, "%s/log/00000001.seg", dir);
+    unlink(p); /* prepared ahead, maybe */
+    CHECK_RC(open_logged(&c, 0, &s), FACTUM_ECORRUPT);
+    CHECK(strstr(c.last, "segment") != NULL);
+    if (s) factum_store_close(s);
+    snprintf(p, sizeof p, "%s/log/00000000.seg", dir);
+    CHECK(stat(p, &st) != 0);
+    harness_rm_rf(dir);
+
+    /* The last segments, which the index checkpoint covers. */
+    make_store("lastseg", 1000); /* about 2.3 MB: segments 0..2 hold data */
+    int last = -1;
+    for (int i = 0; i < 8; i++) {
+        snprintf(p, sizeof p, "%s/log/%08d.seg", dir, i);
+        if (stat(p, &st) == 0) last = i;
+    }
+    REQUIRE(last >= 2);
+    for (int i = 2; i <= last; i++) {
+        snprintf(p, sizeof p, "%s/log/%08d.seg", dir, i);
+        CHECK(unlink(p) == 0);
+    }
+    for (int ro = 0; ro < 2; ro++) {
+        CHECK_RC(open_logged(&c, ro, &s), FACTUM_ECORRUPT);
+        CHECK(strstr(c.last, "segment 2") && strstr(c.last, "missing"));
+        if (s) factum_store_close(s);
+    }
+    CHECK_RC(factum_verify(dir, NULL, NULL, NULL), FACTUM_ECORRUPT);
+    harness_rm_rf(dir);
+
+    /* A log that does not hold what the index covers: segment 0 is there,
+     * valid, but its frames are gone (zeroed). */
+    make_store("otherlog", 30);
+    snprintf(p, sizeof p, "%s/log/00000000.seg", dir);
+    {
+        int fd = open(p, O_RDWR);
+        static uint8_t zeros[(1 << 20) - 4096];
+        CHECK(pwrite(fd, zeros, sizeof zeros, 4096) == (ssize_t)sizeof zeros);
+        close(fd);
+    }
+    CHECK_RC(open_logged(&c, 0, &s), FACTUM_ECORRUPT);
+    CHECK(strstr(c.last, "index checkpoint") != NULL);
+    if (s) factum_store_close(s);
+    harness_rm_rf(dir);
+}
+
+/* A brand-new directory is still initialised; so is one that holds only
+ * what a creation interrupted by a crash leaves behind (no FACTUM yet,
+ * segment 0 without events). A directory whose log holds events is never
+ * taken for such leftovers. */
+static void t_creation_and_leftovers(void)
+{
+    char p[700];
+    factum_store *s = open_fresh("create");
+    REQUIRE(s);
+    factum_store_close(s);
+    /* Leftovers: no FACTUM, an empty segment 0, an empty index/. */
+    snprintf(p, sizeof p, "%s/FACTUM", dir);
+    CHECK(unlink(p) == 0);
+    snprintf(p, sizeof p, "%s/index", dir);
+    harness_rm_rf(p);
+    CHECK(mkdir(p, 0755) == 0);
+    factum_options o;
+    harness_small_opts(&o);
+    s = NULL;
+    CHECK_RC(factum_store_open(dir, &o, &s), 0);
+    REQUIRE(s);
+    factum_event_data e = harness_event("E", "{}");
+    CHECK_RC(factum_append(s, "x", FACTUM_NO_STREAM, &e, 1, NULL), 0);
+    factum_store_close(s);
+    /* Now segment 0 holds an event: without FACTUM it is not ours to reuse. */
+    snprintf(p, sizeof p, "%s/FACTUM", dir);
+    CHECK(unlink(p) == 0);
+    CHECK_RC(factum_store_open(dir, &o, &s), FACTUM_ENOTSTORE);
+    snprintf(p, sizeof p, "%s/log/00000000.seg", dir);
+    struct stat st;
+    CHECK(stat(p, &st) == 0);
+    harness_rm_rf(dir);
+}
+
+
+/* Rewrite the header's format version of a segment or table file. */
+static void set_file_format(const char *path, int table)
+{
+    int fd = open(path, O_RDWR);
+    uint8_t h[4096];
+    CHECK(fd >= 0 && pread(fd, h, 4096, 0) == 4096);
+    base_put32(h + 8, 1);
+    if (table) {
+        memset(h + 216, 0, 4096 - 216); /* format 1: no partition fields */
+        base_put32(h + 216, base_crc32c(0, h, 216));
+    } else {
+        base_put32(h + 56, base_crc32c(0, h, 56));
+    }
+    CHECK(pwrite(fd, h, 4096, 0) == 4096);
+    close(fd);
+}
+
+/* A store of format 1 (identity, segments and index tables saying 1) is
+ * read and written by this library. */
+static void t_reads_format_1(void)
+{
+    factum_store *s = open_fresh("format1");
+    REQUIRE(s);
+    for (int i = 0; i < 3000; i++) {
+        factum_event_data e = harness_event("E", "{}");
+        char stream[16];
+        snprintf(stream, sizeof stream, "f-%d", i % 10);
+        CHECK_RC(factum_append(s, stream, FACTUM_ANY, &e, 1, NULL), 0);
+    }
+    factum_store_close(s);
+    char p[1200];
+    int tables = 0;
+    DIR *d;
+    struct dirent *de;
+    snprintf(p, sizeof p, "%s/index", dir);
+    REQUIRE((d = opendir(p)));
+    while ((de = readdir(d))) {
+        if (!strstr(de->d_name, ".tbl")) continue;
+        snprintf(p, sizeof p, "%s/index/%s", dir, de->d_name);
+        set_file_format(p, 1);
+        tables++;
+    }
+    closedir(d);
+    CHECK(tables > 0);
+    snprintf(p, sizeof p, "%s/log", dir);
+    REQUIRE((d = opendir(p)));
+    while ((de = readdir(d))) {
+        if (!strstr(de->d_name, ".seg")) continue;
+        snprintf(p, sizeof p, "%s/log/%s", dir, de->d_name);
+        set_file_format(p, 0);
+    }
+    closedir(d);
+    {
+        snprintf(p, sizeof p, "%s/FACTUM", dir);
+        FILE *f = fopen(p, "r");
+        REQUIRE(f);
+        char buf[1024] = {0};
+        size_t len = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+        (void)len;
+        char *fmt = strstr(buf, "\nformat ");
+        REQUIRE(fmt);
+        fmt[8] = '1';
+        char *crc = strstr(buf, "crc ");
+        REQUIRE(crc);
+        sprintf(crc, "crc %08x\n", base_crc32c(0, buf, (size_t)(crc - buf)));
+        f = fopen(p, "w");
+        fputs(buf, f);
+        fclose(f);
+    }
+    CHECK_RC(factum_verify(dir, NULL, NULL, NULL), 0);
+    factum_options o;
+    harness_small_opts(&o);
+    s = NULL;
+    CHECK_RC(factum_store_open(dir, &o, &s), 0);
+    REQUIRE(s);
+    factum_event out[400];
+    size_t n;
+    uint64_t next;
+    CHECK_RC(factum_read_stream(s, "f-3", 0, FACTUM_FORWARD, out, 400, &n, &next), 0);
+    CHECK_EQ_U64(n, 300);
+    factum_event_data e = harness_event("E", "{}");
+    factum_append_result r;
+    CHECK_RC(factum_append(s, "f-3", 299, &e, 1, &r), 0); /* found through format-1 tables */
+    CHECK_EQ_U64(r.first_position, 3001);
+    factum_store_close(s);
+    CHECK_RC(factum_verify(dir, NULL, NULL, NULL), 0);
+    harness_rm_rf(dir);
+}
+
+
+/* A read-only open replays the log after the index checkpoint into memory
+ * (it may not write tables): bounded to what a writer with the same
+ * memtable_entries can leave behind, two memtables. A longer tail (here: a
+ * deleted index) is refused with FACTUM_EREADONLY, not read into memory. */
+static void t_read_only_replay_bounded(void)
+{
+    factum_store *s = open_fresh("robound");
+    REQUIRE(s);
+    for (int i = 0; i < 5000; i++) {
+        factum_event_data e = harness_event("E", "{}");
+        CHECK_RC(factum_append(s, "rb", FACTUM_ANY, &e, 1, NULL), 0);
+    }
+    store_abandon(s); /* a crash: the tail a writer leaves is read back */
+    logcap c;
+    CHECK_RC(open_logged(&c, 1, &s), 0);
+    factum_stats st;
+    if (s) {
+        factum_store_get_stats(s, &st);
+        CHECK_EQ_U64(st.last_position, 5000);
+        CHECK(st.memtable_entries <= 2 * 1024 + 1);
+        factum_store_close(s);
+    }
+    /* Without an index the whole log is the tail. */
+    char p[700];
+    snprintf(p, sizeof p, "%s/index", dir);
+    harness_rm_rf(p);
+    CHECK_RC(open_logged(&c, 1, &s), FACTUM_EREADONLY);
+    CHECK(strstr(c.last, "read-write") != NULL);
+    if (s) factum_store_close(s);
+    /* A larger memtable_entries allows more. */
+    factum_options o;
+    harness_small_opts(&o);
+    o.read_only = 1;
+    o.memtable_entries = 4096;
+    s = NULL;
+    CHECK_RC(factum_store_open(dir, &o, &s), 0);
+    if (s) {
+        factum_event out[8];
+        size_t n;
+        uint64_t next;
+        CHECK_RC(factum_read_stream(s, "rb", 4990, FACTUM_FORWARD, out, 8, &n, &next), 0);
+        CHECK_EQ_U64(n, 8);
+        factum_store_close(s);
+    }
+    /* A read-write open brings the index up to date; then read-only is fine. */
+    CHECK_RC(open_logged(&c, 0, &s), 0);
+    if (s) factum_store_close(s);
+    CHECK_RC(open_logged(&c, 1, &s), 0);
+    if (s) factum_store_close(s);
+    harness_rm_rf(dir);
+}
+
 int main(void)
 {
+    RUN(t_missing_log_refused);
+    RUN(t_reads_format_1);
+    RUN(t_creation_and_leftovers);
     RUN(t_index_rebuild);
     RUN(t_read_only_after_crash);
+    RUN(t_read_only_replay_bounded);
     RUN(t_append_read);
     RUN(t_expectations);
     RUN(t_reopen);

@@ -1,10 +1,13 @@
-/* Unit tests of the store's semantics (ST-1..ST-5): idempotency rules,
+/* Unit tests of the store's semantics (ST-1..ST-6): idempotency rules,
  * multi-stream atomic appends, metadata and its effect on reads, soft
  * delete, tombstone, system streams and $all filters, the stream catalog,
  * and bad input. */
 #include "harness.h"
 
+#include <pthread.h>
+
 #include "base/base.h"
+#include "store/store_int.h"
 
 static char dir[512];
 
@@ -193,6 +196,12 @@ static void t_soft_delete(void)
     CHECK_RC(factum_delete_stream(s, "sd", 0, &r), FACTUM_EWRONGVERSION);
     CHECK(r.actual_version == 1);
     CHECK_RC(factum_delete_stream(s, "sd", 1, &r), 0);
+    {
+        char *dj;
+        CHECK_RC(factum_get_stream_metadata(s, "sd", &dj, NULL, NULL), 0);
+        CHECK(!strcmp(dj, "{\"$tb\":9223372036854775807}"));
+        free(dj);
+    }
     factum_event out[8];
     size_t n;
     uint64_t next;
@@ -207,13 +216,17 @@ static void t_soft_delete(void)
     CHECK_EQ_U64(r.first_version, 2);
     CHECK_RC(factum_read_stream(s, "sd", 0, FACTUM_FORWARD, out, 8, &n, &next), 0);
     CHECK(n == 1 && out[0].version == 2 && !strcmp(out[0].type, "C"));
-    /* Other metadata survived the delete and the re-creation. */
+    /* As KurrentDB: the delete wrote a metadata document holding only $tb
+     * (earlier keys are gone), and the re-creation set $tb to the first new
+     * version, starting from that document. */
     char *json;
-    CHECK_RC(factum_get_stream_metadata(s, "sd", &json, NULL, NULL), 0);
-    CHECK(strstr(json, "\"owner\":\"x\"") && strstr(json, "\"$tb\":2") && strstr(json, "$maxCount"));
+    int64_t mv;
+    CHECK_RC(factum_get_stream_metadata(s, "sd", &json, NULL, &mv), 0);
+    CHECK(!strcmp(json, "{\"$tb\":2}"));
+    CHECK_EQ_U64(mv, 2);
     free(json);
     CHECK_RC(factum_stream_get_info(s, "sd", &info), 0);
-    CHECK(info.status == FACTUM_STREAM_LIVE && info.meta.truncate_before == 2);
+    CHECK(info.status == FACTUM_STREAM_LIVE && info.meta.truncate_before == 2 && info.meta.max_count == -1);
     factum_store_close(s);
     harness_rm_rf(dir);
 }
@@ -411,7 +424,9 @@ static void t_bad_input(void)
     size_t len = fread(buf, 1, sizeof buf - 1, fp);
     fclose(fp);
     (void)len;
-    char *fmt = strstr(buf, "format 1");
+    char want[32];
+    snprintf(want, sizeof want, "format %d\n", FACTUM_FORMAT_VERSION);
+    char *fmt = strstr(buf, want);
     REQUIRE(fmt);
     fmt[7] = '9';
     char *crc = strstr(buf, "crc ");
@@ -460,9 +475,244 @@ static void t_default_size_limit(void)
     harness_rm_rf(dir);
 }
 
+
+/* KurrentDB accepts StreamExists on a stream that has metadata but no
+ * events (and refuses it on a soft-deleted one, or one with neither). */
+static void t_stream_exists_with_metadata_only(void)
+{
+    factum_store *s = open_at("exists", 1);
+    REQUIRE(s);
+    factum_event_data e = harness_event("A", "{}");
+    factum_append_result r;
+    CHECK_RC(factum_append(s, "nothing", FACTUM_STREAM_EXISTS, &e, 1, &r), FACTUM_EWRONGVERSION);
+    CHECK(r.actual_version == FACTUM_NO_STREAM);
+    const char *md = "{\"$maxCount\":5}";
+    CHECK_RC(factum_set_stream_metadata(s, "mo", FACTUM_NO_STREAM, md, strlen(md), NULL), 0);
+    CHECK_RC(factum_append(s, "mo", FACTUM_STREAM_EXISTS, &e, 1, &r), 0);
+    CHECK_EQ_U64(r.first_version, 0);
+    /* Soft-deleted before any event: metadata exists, the stream does not. */
+    CHECK_RC(factum_delete_stream(s, "gone", FACTUM_ANY, NULL), 0);
+    e = harness_event("A", "{}");
+    CHECK_RC(factum_append(s, "gone", FACTUM_STREAM_EXISTS, &e, 1, &r), FACTUM_EWRONGVERSION);
+    /* The same after a reopen (state from the index, not the cache). */
+    factum_store_close(s);
+    s = open_at("exists", 0);
+    REQUIRE(s);
+    const char *md2 = "{\"custom\":1}";
+    CHECK_RC(factum_set_stream_metadata(s, "mo2", FACTUM_ANY, md2, strlen(md2), NULL), 0);
+    factum_store_close(s);
+    s = open_at("exists", 0);
+    REQUIRE(s);
+    e = harness_event("A", "{}");
+    CHECK_RC(factum_append(s, "mo2", FACTUM_STREAM_EXISTS, &e, 1, &r), 0);
+    e = harness_event("A", "{}");
+    CHECK_RC(factum_append(s, "gone", FACTUM_STREAM_EXISTS, &e, 1, &r), FACTUM_EWRONGVERSION);
+    factum_store_close(s);
+    harness_rm_rf(dir);
+}
+
+/* A metadata document of `pad` bytes of padding with the given $tb (or
+ * none when tb < 0), malloc'd. */
+static char *big_metadata(size_t pad, int64_t tb)
+{
+    char *j = malloc(pad + 64);
+    if (!j) return NULL;
+    size_t n = 0;
+    n += (size_t)sprintf(j, "{\"pad\":\"");
+    memset(j + n, 'p', pad);
+    n += pad;
+    if (tb >= 0)
+        sprintf(j + n, "\",\"$tb\":%lld}", (long long)tb);
+    else
+        sprintf(j + n, "\"}");
+    return j;
+}
+
+static int store_failed(factum_store *s)
+{
+    factum_stats st;
+    factum_store_get_stats(s, &st);
+    return st.failed;
+}
+
+/* Re-creating a soft-deleted stream adds a $metadata event copied from its
+ * metadata. No request may latch the store whatever its size: if that copy
+ * and the append do not fit in a segment, this append alone fails with
+ * FACTUM_ETOOBIG, before anything is written. */
+static void t_oversized_recreate_refused_alone(void)
+{
+    factum_store *s = open_at("oversize", 1); /* 1 MiB segments */
+    REQUIRE(s);
+    size_t room = (1u << 20) - LOG_SEG_HEADER - LOG_BATCH_FRAME_LEN;
+    uint8_t *blob = malloc(room);
+    REQUIRE(blob);
+    memset(blob, 'x', room);
+    factum_event_data e = harness_event("Big", "{}");
+    e.flags = 0;
+    e.data = blob;
+
+    /* 1. Metadata with big custom keys, then a soft delete: the delete keeps
+     * none of them (KurrentDB), so re-creating with a big event works. */
+    char *md = big_metadata(600u << 10, -1);
+    REQUIRE(md);
+    CHECK_RC(factum_set_stream_metadata(s, "a", FACTUM_ANY, md, strlen(md), NULL), 0);
+    free(md);
+    CHECK_RC(factum_append(s, "a", FACTUM_ANY, &e, 1, NULL), 0); /* data_len 0 */
+    CHECK_RC(factum_delete_stream(s, "a", FACTUM_ANY, NULL), 0);
+    factum_uuid_v4(e.id);
+    e.data_len = 500u << 10;
+    factum_append_result r;
+    CHECK_RC(factum_append(s, "a", FACTUM_ANY, &e, 1, &r), 0);
+    CHECK_EQ_U64(r.first_version, 1);
+    CHECK(!store_failed(s));
+
+    /* 2. Metadata that is both big and soft-deleting (a client may write
+     * that): the copy plus the append outgrow the segment. */
+    md = big_metadata(600u << 10, INT64_MAX);
+    REQUIRE(md);
+    CHECK_RC(factum_set_stream_metadata(s, "b", FACTUM_ANY, md, strlen(md), NULL), 0);
+    free(md);
+    factum_stream_info info;
+    CHECK_RC(factum_stream_get_info(s, "b", &info), 0);
+    CHECK(info.meta.truncate_before == INT64_MAX);
+    uint64_t before;
+    {
+        factum_stats st;
+        factum_store_get_stats(s, &st);
+        before = st.last_position;
+    }
+    e = harness_event("Big", "{}");
+    e.flags = 0;
+    e.data = blob;
+    e.data_len = 500u << 10;
+    CHECK_RC(factum_append(s, "b", FACTUM_ANY, &e, 1, &r), FACTUM_ETOOBIG);
+    /* A multi-stream append holding it fails as a whole, at that part. */
+    factum_event_data small = harness_event("Small", "{}");
+    factum_append_req q[2] = {{"c", FACTUM_ANY, &small, 1}, {"b", FACTUM_ANY, &e, 1}};
+    size_t failed = 9;
+    factum_append_result rr[2];
+    CHECK_RC(factum_append_multi(s, q, 2, rr, &failed), FACTUM_ETOOBIG);
+    CHECK_EQ_U64(failed, 1);
+    /* Nothing was written, and the store goes on. */
+    CHECK(!store_failed(s));
+    {
+        factum_stats st;
+        factum_store_get_stats(s, &st);
+        CHECK_EQ_U64(st.last_position, before);
+    }
+    small = harness_event("Small", "{}");
+    CHECK_RC(factum_append(s, "b", FACTUM_ANY, &small, 1, &r), 0);
+    CHECK_EQ_U64(r.first_version, 0);
+    CHECK_RC(factum_stream_get_info(s, "b", &info), 0);
+    CHECK(info.status == FACTUM_STREAM_LIVE && info.meta.truncate_before == 0);
+    small = harness_event("Small", "{}");
+    CHECK_RC(factum_append(s, "c", FACTUM_ANY, &small, 1, &r), 0);
+    CHECK(!store_failed(s));
+    free(blob);
+    factum_store_close(s);
+    /* And it reopens with everything acknowledged. */
+    s = open_at("oversize", 0);
+    REQUIRE(s);
+    factum_event out[4];
+    size_t n;
+    uint64_t next;
+    CHECK_RC(factum_read_stream(s, "b", 0, FACTUM_FORWARD, out, 4, &n, &next), 0);
+    CHECK(n == 1 && !strcmp(out[0].type, "Small"));
+    factum_store_close(s);
+    harness_rm_rf(dir);
+}
+
+typedef struct acb {
+    pthread_mutex_t mu;
+    int done, rc[2];
+    factum_append_result res[2];
+} acb;
+
+typedef struct acb_slot {
+    acb *a;
+    int i;
+} acb_slot;
+
+static void async_done(void *ctx, int rc, const factum_append_result *results, size_t n, size_t failed)
+{
+    (void)n;
+    (void)failed;
+    acb_slot *sl = ctx;
+    pthread_mutex_lock(&sl->a->mu);
+    sl->a->rc[sl->i] = rc;
+    sl->a->res[sl->i] = results[0];
+    sl->a->done++;
+    pthread_mutex_unlock(&sl->a->mu);
+}
+
+/* Two requests whose estimates fit one batch but whose real encoded size
+ * (with the metadata copy) does not: the second goes into the next batch
+ * instead of failing or latching the store. Deterministic: the test holds
+ * the lead while both are queued (ST-1's leadership, see writer.c). */
+static void t_group_split_on_real_size(void)
+{
+    factum_store *s = open_at("split", 1);
+    REQUIRE(s);
+    char *md = big_metadata(500u << 10, INT64_MAX);
+    REQUIRE(md);
+    CHECK_RC(factum_set_stream_metadata(s, "y", FACTUM_ANY, md, strlen(md), NULL), 0);
+    free(md);
+    uint8_t *blob = malloc(300u << 10);
+    REQUIRE(blob);
+    memset(blob, 'z', 300u << 10);
+    factum_event_data ex = harness_event("X", "{}"), ey = harness_event("Y", "{}");
+    ex.flags = ey.flags = 0;
+    ex.data = ey.data = blob;
+    ex.data_len = ey.data_len = 300u << 10;
+    factum_append_req qx = {"x", FACTUM_ANY, &ex, 1}, qy = {"y", FACTUM_ANY, &ey, 1};
+    acb a = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    acb_slot slot[2] = {{&a, 0}, {&a, 1}};
+    factum_stats st0;
+    factum_store_get_stats(s, &st0);
+
+    pthread_mutex_lock(&s->q_mu);
+    REQUIRE(!s->leader);
+    s->leader = 1; /* nobody runs groups until we say so */
+    pthread_mutex_unlock(&s->q_mu);
+    CHECK_RC(factum_append_async(s, &qx, 1, async_done, &slot[0]), 0);
+    CHECK_RC(factum_append_async(s, &qy, 1, async_done, &slot[1]), 0);
+    pthread_mutex_lock(&s->q_mu);
+    CHECK_EQ_U64(s->q_len, 2);
+    s->writer_lead = 1; /* hand the lead to the writer thread */
+    pthread_cond_signal(&s->q_cv);
+    atomic_store(&s->writer_kick, 1);
+    pthread_mutex_unlock(&s->q_mu);
+    for (int i = 0; i < 10000; i++) {
+        pthread_mutex_lock(&a.mu);
+        int done = a.done;
+        pthread_mutex_unlock(&a.mu);
+        if (done == 2) break;
+        usleep(1000);
+    }
+    CHECK(a.done == 2);
+    CHECK_RC(a.rc[0], 0);
+    CHECK_RC(a.rc[1], 0);
+    CHECK_EQ_U64(a.res[1].first_version, 0);
+    /* y's metadata copy and event follow x's event. */
+    CHECK_EQ_U64(a.res[1].first_position, a.res[0].first_position + 2);
+    factum_stats st;
+    factum_store_get_stats(s, &st);
+    CHECK_EQ_U64(st.groups - st0.groups, 2);
+    CHECK(!st.failed);
+    factum_event ev;
+    CHECK_RC(factum_read_position(s, a.res[1].first_position, &ev), 0);
+    CHECK(ev.data_len == 300u << 10 && !strcmp(ev.stream, "y"));
+    free(blob);
+    factum_store_close(s);
+    harness_rm_rf(dir);
+}
+
 int main(void)
 {
     RUN(t_default_size_limit);
+    RUN(t_stream_exists_with_metadata_only);
+    RUN(t_oversized_recreate_refused_alone);
+    RUN(t_group_split_on_real_size);
     RUN(t_idempotency);
     RUN(t_multi_stream);
     RUN(t_metadata);
