@@ -1,0 +1,192 @@
+/* Fuzz target: factumd's own service handlers, not only the generated
+ * decoders. One factumd lives in this process - a real store in a temporary
+ * directory, the real method table, the real event loop on 127.0.0.1 - and
+ * each input becomes one gRPC call over a real HTTP/2 connection:
+ *
+ *   byte 0       which method (of paths[] below)
+ *   byte 1       bit 0: the rest is sent raw, not as gRPC messages (framing
+ *                errors); bit 1: no half close (the call is cut off instead)
+ *   the rest     messages, each as a 3-byte little-endian length and its bytes
+ *                (a length past the end takes what is left)
+ *
+ * The call gets up to 50 ms to be answered, then its connection is closed.
+ * Whatever the bytes - nested thousands deep, regex bombs, megabytes - the
+ * server must not crash, leak or read out of bounds; at exit it is stopped
+ * cleanly (NET-5's accounting checked in Debug builds) and its store closed.
+ * tests/fuzz/gen_handlers_corpus.py writes the seed corpus. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../harness.h"
+#include "../hostile/h2c.h"
+#include "net/net.h"
+#include "rpc/persistent.h"
+#include "rpc/rpc.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static const char *const paths[] = {
+    "/event_store.client.streams.Streams/Read",
+    "/event_store.client.streams.Streams/Append",
+    "/event_store.client.streams.Streams/Delete",
+    "/event_store.client.streams.Streams/Tombstone",
+    "/event_store.client.streams.Streams/BatchAppend",
+    "/kurrentdb.protocol.v2.streams.StreamsService/AppendSession",
+    "/event_store.client.persistent_subscriptions.PersistentSubscriptions/Create",
+    "/event_store.client.persistent_subscriptions.PersistentSubscriptions/Update",
+    "/event_store.client.persistent_subscriptions.PersistentSubscriptions/Delete",
+    "/event_store.client.persistent_subscriptions.PersistentSubscriptions/Read",
+    "/event_store.client.persistent_subscriptions.PersistentSubscriptions/GetInfo",
+    "/event_store.client.persistent_subscriptions.PersistentSubscriptions/ReplayParked",
+    "/event_store.client.persistent_subscriptions.PersistentSubscriptions/TruncateParked",
+    "/event_store.client.persistent_subscriptions.PersistentSubscriptions/List",
+    "/event_store.client.persistent_subscriptions.PersistentSubscriptions/RestartSubsystem",
+    "/event_store.client.monitoring.Monitoring/Stats",
+    "/event_store.client.server_features.ServerFeatures/GetSupportedMethods",
+    "/event_store.client.gossip.Gossip/Read",
+    "/event_store.client.operations.Operations/Shutdown",
+    "/no.such.Service/Method",
+};
+#define N_PATHS (sizeof paths / sizeof *paths)
+
+static struct {
+    int ready;
+    char dir[512];
+    factum_store *store;
+    rpc_ctx rpc;
+    net_method *methods;
+    size_t n_methods;
+    net_server *net;
+    pthread_t loop;
+} g;
+
+static void on_tick(void *arg)
+{
+    rpc_ps_tick(arg);
+    rpc_submit_retry(arg);
+}
+
+static void no_shutdown(void *arg)
+{
+    (void)arg; /* Operations.Shutdown must not stop the fuzzed server */
+}
+
+static void *run_loop(void *arg)
+{
+    (void)arg;
+    net_server_run(g.net, 1000);
+    return NULL;
+}
+
+static void teardown(void)
+{
+    if (!g.ready) return;
+    net_server_stop(g.net);
+    pthread_join(g.loop, NULL);
+    rpc_deinit(&g.rpc);
+    factum_store_close(g.store);
+    net_server_free(g.net);
+    rpc_ps_free(&g.rpc);
+    free(g.methods);
+    free(g.rpc.pack_buf);
+    harness_rm_rf(g.dir);
+    g.ready = 0;
+}
+
+static void setup(void)
+{
+    const char *tmp = getenv("FACTUM_TEST_TMP") ? getenv("FACTUM_TEST_TMP") : "/tmp";
+    mkdir(tmp, 0755);
+    snprintf(g.dir, sizeof g.dir, "%s/fuzz-handlers-XXXXXX", tmp);
+    if (!mkdtemp(g.dir)) abort();
+    factum_options o;
+    factum_options_init(&o);
+    o.durability = FACTUM_RELAXED; /* fdatasync is not what is fuzzed */
+    if (factum_store_open(g.dir, &o, &g.store)) abort();
+    g.rpc.store = g.store;
+    factum_uuid_v4(g.rpc.instance_id);
+    snprintf(g.rpc.advertise_host, sizeof g.rpc.advertise_host, "127.0.0.1");
+    g.rpc.max_append_size = 64u << 20;
+    g.rpc.max_event_size = 16u << 20;
+    g.rpc.sub_live_lag = 10000;
+    g.rpc.shutdown = no_shutdown;
+    if (rpc_methods(&g.rpc, &g.methods, &g.n_methods) || rpc_ps_init(&g.rpc)) abort();
+    net_config nc;
+    net_config_init(&nc);
+    nc.port = 0;
+    nc.max_message = (16u << 20) + (1u << 20);
+    nc.max_client_memory = 256u << 20;
+    nc.max_connection_memory = 128u << 20;
+    nc.request_timeout_ms = 2000;
+    nc.spin_hint = rpc_spin_hint;
+    nc.spin_ctx = &g.rpc;
+    nc.tick_fn = on_tick;
+    nc.tick_ctx = &g.rpc;
+    nc.tick_ms = 100;
+    if (net_server_new(&nc, g.methods, g.n_methods, NULL, NULL, &g.net)) abort();
+    g.rpc.net = g.net;
+    if (rpc_listen(&g.rpc)) abort();
+    g.rpc.advertise_port = net_server_port(g.net);
+    if (pthread_create(&g.loop, NULL, run_loop, NULL)) abort();
+    g.ready = 1;
+    atexit(teardown);
+}
+
+typedef struct body {
+    wbuf b;
+    size_t off;
+    int end;
+} body;
+
+static ssize_t produce(void *ctx, uint8_t *buf, size_t len)
+{
+    body *s = ctx;
+    if (s->off == s->b.len) return s->end ? -1 : 0;
+    size_t n = s->b.len - s->off < len ? s->b.len - s->off : len;
+    memcpy(buf, s->b.data + s->off, n);
+    s->off += n;
+    return (ssize_t)n;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (size < 2) return 0;
+    if (!g.ready) setup();
+    const char *path = paths[data[0] % N_PATHS];
+    int raw = data[1] & 1, cut = data[1] & 2;
+    data += 2;
+    size -= 2;
+    body bd = {{0}, 0, !cut};
+    if (raw) {
+        wb_put(&bd.b, data, size);
+    } else {
+        while (size >= 3) {
+            size_t n = (size_t)data[0] | (size_t)data[1] << 8 | (size_t)data[2] << 16;
+            data += 3;
+            size -= 3;
+            if (n > size) n = size;
+            wbuf m = {(uint8_t *)data, n, n};
+            wb_grpc(&bd.b, &m);
+            data += n;
+            size -= n;
+        }
+    }
+    h2c *h = h2c_open(net_server_port(g.net));
+    if (!h) abort(); /* the server must still take connections */
+    h2c_stream st = {.produce = produce, .ctx = &bd};
+    h2c_call(h, path, &st);
+    for (int i = 0; i < 10 && !st.closed && h2c_ok(h); i++) h2c_pump(h, 5, 1);
+    if (getenv("FUZZ_HANDLERS_VERBOSE"))
+        fprintf(stderr, "%s: %s, grpc-status %d %s, %zu bytes back\n", path, st.closed ? "closed" : "open",
+                st.grpc_status, st.message, st.data_in);
+    h2c_close(h);
+    wb_free(&bd.b);
+    return 0;
+}

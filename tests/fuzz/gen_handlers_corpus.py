@@ -1,0 +1,174 @@
+#!/usr/bin/env python3
+"""Writes the seed corpus of tests/fuzz/fuzz_handlers.c into corpus/handlers:
+well-formed requests of every service and the hostile ones of issue 10 (deep
+nesting, regex bombs, large events, many batches, junk). Each file is: byte 0
+the method (the order of paths[] in fuzz_handlers.c), byte 1 the flags, then
+messages as a 3-byte little-endian length and the bytes. Protobuf is encoded
+by hand here from the field numbers of proto/ (no generated code needed).
+Run it from anywhere; it rewrites the files it names and leaves others."""
+import os
+import struct
+
+OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus", "handlers")
+(READ, APPEND, DELETE, TOMBSTONE, BATCH, SESSION, PS_CREATE, PS_UPDATE, PS_DELETE, PS_READ, PS_GETINFO,
+ PS_REPLAY, PS_TRUNCATE, PS_LIST, PS_RESTART, STATS, FEATURES, GOSSIP, SHUTDOWN, NOSUCH) = range(20)
+
+
+def varint(v):
+    out = bytearray()
+    while True:
+        b = v & 0x7F
+        v >>= 7
+        out.append(b | (0x80 if v else 0))
+        if not v:
+            return bytes(out)
+
+
+def f(field, payload):  # length-delimited field
+    if isinstance(payload, str):
+        payload = payload.encode()
+    return varint(field << 3 | 2) + varint(len(payload)) + payload
+
+
+def u(field, value):  # varint field
+    return varint(field << 3) + varint(value)
+
+
+EMPTY = b""
+UUIDS = "0f8fad5b-d9cb-469f-a165-70867728950e"
+
+
+def uuid(i=0):
+    s = "%08x-d9cb-469f-a165-70867728950e" % i
+    return f(2, s)
+
+
+def sid(name):
+    return f(3, name)
+
+
+def meta(k, v):
+    return f(1, k) + f(2, v)
+
+
+def proposed(i, data=b"{}", typ="E"):
+    return f(1, uuid(i)) + f(2, meta("type", typ)) + f(2, meta("content-type", "application/json")) + f(4, data)
+
+
+def read_req(stream=None, regex=None, on_type=False, count=100, subscribe=False):
+    o = b""
+    if stream:
+        o += f(1, f(1, sid(stream)) + f(3, EMPTY))
+    else:
+        o += f(2, f(2, EMPTY))
+    o += (f(6, EMPTY) if subscribe else u(5, count))
+    if regex is not None:
+        o += f(7, f(2 if on_type else 1, f(1, regex)) + f(4, EMPTY) + u(5, 1))
+    else:
+        o += f(8, EMPTY)
+    o += f(9, f(2, EMPTY))
+    return f(1, o)
+
+
+def nested_value(depth, structs):
+    v = f(3, "x")
+    for _ in range(depth):
+        if structs:
+            v = f(5, f(1, f(1, "k") + f(2, v)))
+        else:
+            v = f(6, f(1, v))
+    return v
+
+
+def session_req(stream, props=None, data=b"{}"):
+    rec = f(1, UUIDS)
+    for k, v in (props or []):
+        rec += f(2, f(1, k) + f(2, v))
+    rec += f(3, u(1, 1) + f(2, "Deep")) + f(4, data)
+    return f(1, stream) + f(2, rec)
+
+
+def batch_req(i, stream, final=True):
+    opts = f(1, sid(stream)) + f(4, EMPTY)
+    return f(1, uuid(10000 + i)) + f(2, opts) + f(3, proposed(i)) + (u(4, 1) if final else b"")
+
+
+def ps_create(group, regex=None, stream=None):
+    settings = u(5, 3) + u(10, 100) + u(11, 20) + u(12, 100) + u(14, 10000) + u(15, 1000) + u(7, 1) + u(8, 10)
+    if stream:
+        where = f(4, f(1, sid(stream)) + f(3, EMPTY))
+    else:
+        flt = f(4, f(1, f(1, regex)) + f(4, EMPTY) + u(5, 1)) if regex else f(5, EMPTY)
+        where = f(5, f(2, EMPTY) + flt)
+    return f(1, f(2, group) + f(3, settings) + where)
+
+
+def ps_read(group, stream=None):
+    where = f(1, sid(stream)) if stream else f(5, EMPTY)
+    return f(1, where + f(2, group) + u(3, 10) + f(4, f(2, EMPTY)))
+
+
+def write(name, method, messages, flags=0):
+    body = bytes([method, flags])
+    for m in messages:
+        n = len(m)
+        body += struct.pack("<I", n)[:3] + m
+    with open(os.path.join(OUT, name), "wb") as fh:
+        fh.write(body)
+
+
+def write_raw(name, method, raw, flags=1):
+    with open(os.path.join(OUT, name), "wb") as fh:
+        fh.write(bytes([method, flags]) + raw)
+
+
+def main():
+    os.makedirs(OUT, exist_ok=True)
+    longname = "a" * 60 + "-!"
+    write("append-three", APPEND, [f(1, f(1, sid("fz-a")) + f(4, EMPTY))] + [f(2, proposed(i)) for i in range(3)])
+    write("append-long-name", APPEND, [f(1, f(1, sid(longname)) + f(4, EMPTY)), f(2, proposed(7, typ=longname))])
+    write("append-300k", APPEND, [f(1, f(1, sid("fz-big")) + f(4, EMPTY)), f(2, proposed(8, b"x" * 300000))])
+    write("append-no-options", APPEND, [f(2, proposed(9))])
+    write("append-no-type", APPEND, [f(1, f(1, sid("fz-b")) + f(4, EMPTY)), f(2, f(1, uuid(3)) + f(4, b"{}"))])
+    write("append-cut", APPEND, [f(1, f(1, sid("fz-c")) + f(4, EMPTY)), f(2, proposed(11))], flags=2)
+    write("read-stream", READ, [read_req("fz-a")])
+    write("read-all", READ, [read_req()])
+    write("read-all-regex-bomb", READ, [read_req(regex=r"^(\w+\w?)+$", count=100000)])
+    write("read-all-regex-bomb-type", READ, [read_req(regex="^(a|aa)+$", on_type=True, count=100000)])
+    write("read-all-regex-compile-bomb", READ, [read_req(regex="((a{1,100}){1,100}){1,100}")])
+    write("read-all-regex-invalid", READ, [read_req(regex="([")])
+    write("subscribe-regex-bomb", READ, [read_req(regex="^(a+)+$", subscribe=True)])
+    write("subscribe-stream", READ, [read_req("fz-a", subscribe=True)])
+    write("delete", DELETE, [f(1, f(1, sid("fz-a")) + f(4, EMPTY))])
+    write("tombstone", TOMBSTONE, [f(1, f(1, sid("fz-t")) + f(4, EMPTY))])
+    write("batch-50", BATCH, [batch_req(i, "fz-batch-%d" % (i % 5)) for i in range(50)])
+    write("batch-open-256", BATCH, [batch_req(i, "fz-open", final=False) for i in range(300)])
+    write("session", SESSION, [session_req("fz-s1", [("k", f(3, "v"))]), session_req("fz-s2")])
+    write("session-deep-list", SESSION, [session_req("fz-deep", [("k", nested_value(2500, False))])])
+    write("session-deep-struct", SESSION, [session_req("fz-deep", [("k", nested_value(3000, True))])])
+    write("session-depth-edge", SESSION, [session_req("fz-edge", [("k", nested_value(30, False))])])
+    write("session-twice", SESSION, [session_req("fz-s3"), session_req("fz-s3")])
+    write("ps-create-regex-bomb", PS_CREATE, [ps_create("fz-evil", regex=r"^(\w+\w?)+$")])
+    write("ps-create-stream", PS_CREATE, [ps_create("fz-g", stream="fz-a")])
+    write("ps-update", PS_UPDATE, [ps_create("fz-g", stream="fz-a")])
+    write("ps-read", PS_READ, [ps_read("fz-g", "fz-a")])
+    write("ps-read-all", PS_READ, [ps_read("fz-evil")])
+    write("ps-getinfo", PS_GETINFO, [f(1, f(1, sid("fz-a")) + f(3, "fz-g"))])
+    write("ps-list", PS_LIST, [f(1, f(2, EMPTY))])
+    write("ps-replay", PS_REPLAY, [f(1, f(2, sid("fz-a")) + f(4, "fz-g") + f(6, EMPTY))])
+    write("ps-delete", PS_DELETE, [f(1, f(1, sid("fz-a")) + f(3, "fz-g"))])
+    write("ps-restart", PS_RESTART, [b""])
+    write("stats", STATS, [u(1, 1) + u(2, 1000)])
+    write("features", FEATURES, [b""])
+    write("gossip", GOSSIP, [b""])
+    write("shutdown", SHUTDOWN, [b""])
+    write("no-such-method", NOSUCH, [b"\x0a\x00"])
+    write_raw("raw-bad-prefix", READ, b"\x07\x00\x00\x00\x05hello")
+    write_raw("raw-compressed", APPEND, b"\x01\x00\x00\x00\x02\x0a\x00")
+    write_raw("raw-too-large", BATCH, b"\x00\x7f\xff\xff\xff" + b"\x00" * 100)
+    write_raw("raw-truncated", SESSION, b"\x00\x00\x00\x01\x00" + b"\x0a" * 50)
+    write_raw("raw-junk", PS_READ, bytes((i * 37 + 11) % 256 for i in range(4096)))
+
+
+if __name__ == "__main__":
+    main()
