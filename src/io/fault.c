@@ -254,7 +254,7 @@ static int dl_record(io_fault *f, const char *n)
         if (d) dl_free(d);
         return rc;
     }
-    qsort(d->names, d->n, sizeof *d->names, cmp_str);
+    if (d->n) qsort(d->names, d->n, sizeof *d->names, cmp_str);
     for (dlist **pp = &f->lists; *pp; pp = &(*pp)->next)
         if (!strcmp((*pp)->dir, n)) {
             dlist *old = *pp;
@@ -302,7 +302,7 @@ static int dl_prune(io_fault *f, const char *n)
         snprintf(p, sizeof p, "%s/%s", n, de->d_name);
         const char *key = de->d_name;
         struct stat st;
-        if (!d || !bsearch(&key, d->names, d->n, sizeof *d->names, cmp_str)) {
+        if (!d || !d->n || !bsearch(&key, d->names, d->n, sizeof *d->names, cmp_str)) {
             if (nftw(p, rm_cb, 16, FTW_DEPTH | FTW_PHYS) && !rc) rc = -errno;
         } else if (lstat(p, &st) == 0 && S_ISDIR(st.st_mode)) {
             int r = dl_prune(f, p);
