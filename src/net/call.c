@@ -344,7 +344,7 @@ static size_t feed(net_call *c, const uint8_t *data, size_t len)
     c->delivering = 0;
     if (net_call_done(c)) drop_input(c); /* finished by the handler: its input is of no more use */
     if (rc >= 0) {
-        c->partial_since = grpc_deframer_partial(&c->df) ? net_mono_ns() : 0;
+        c->partial_since = grpc_deframer_partial(&c->df) ? c->srv->now : 0;
         return net_call_done(c) ? len : c->df.consumed;
     }
     c->srv->st.protocol_errors++;

@@ -6,6 +6,7 @@
 #include "net/pb.h"
 
 #include <malloc.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 
 /* Read a varint at *pos (< end). 0, or -1 if truncated or over 10 bytes. */
@@ -129,11 +130,59 @@ void pb_alloc_init(pb_alloc *pa, size_t limit)
     pa->charge_ctx = NULL;
 }
 
+/* Can a message of type d nest without bound (a message type reachable
+ * from itself)? Depth-first over the schema; `on` holds the path. */
+static int reaches_itself(const ProtobufCMessageDescriptor *d, const ProtobufCMessageDescriptor **on, int depth)
+{
+    for (int i = 0; i < depth; i++)
+        if (on[i] == d) return 1;
+    if (depth >= PB_MAX_DEPTH) return 1; /* a schema this deep is treated as unbounded */
+    on[depth] = d;
+    for (unsigned i = 0; i < d->n_fields; i++) {
+        const ProtobufCFieldDescriptor *f = &d->fields[i];
+        if (f->type == PROTOBUF_C_TYPE_MESSAGE && f->descriptor && reaches_itself(f->descriptor, on, depth + 1))
+            return 1;
+    }
+    return 0;
+}
+
+/* Whether d's messages need the depth walk (PB-1), remembered per type:
+ * messages whose schema cannot nest (most of KurrentDB's: at most 6 deep)
+ * skip it. A lock-free table; a type not in it (full) is walked. */
+static int needs_walk(const ProtobufCMessageDescriptor *d)
+{
+    static _Atomic(const ProtobufCMessageDescriptor *) keys[64];
+    static _Atomic int vals[64];
+    size_t h = ((uintptr_t)d >> 4) % 64;
+    for (size_t i = 0; i < 64; i++) {
+        size_t j = (h + i) % 64;
+        const ProtobufCMessageDescriptor *k = atomic_load_explicit(&keys[j], memory_order_acquire);
+        if (k == d) {
+            int v = atomic_load_explicit(&vals[j], memory_order_acquire); /* 0: not stored yet */
+            if (v) return v - 1;
+            break;
+        }
+        if (k) continue;
+        const ProtobufCMessageDescriptor *empty = NULL;
+        if (atomic_compare_exchange_strong_explicit(&keys[j], &empty, d, memory_order_acq_rel,
+                                                    memory_order_acquire)) {
+            const ProtobufCMessageDescriptor *on[PB_MAX_DEPTH + 1];
+            int v = reaches_itself(d, on, 0);
+            atomic_store_explicit(&vals[j], v + 1, memory_order_release);
+            return v;
+        }
+        if (empty == d) break; /* another thread is filling this slot for d */
+        /* the slot went to another type: try the next one */
+    }
+    const ProtobufCMessageDescriptor *on[PB_MAX_DEPTH + 1];
+    return reaches_itself(d, on, 0);
+}
+
 int pb_unpack(const ProtobufCMessageDescriptor *d, const uint8_t *buf, size_t len, pb_alloc *pa,
               ProtobufCMessage **out)
 {
     *out = NULL;
-    int rc = pb_check(d, buf, len, PB_MAX_DEPTH);
+    int rc = needs_walk(d) ? pb_check(d, buf, len, PB_MAX_DEPTH) : PB_OK;
     if (rc) return rc;
     pa->refused = 0;
     ProtobufCMessage *m = protobuf_c_message_unpack(d, &pa->a, len, buf);

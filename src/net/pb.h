@@ -7,11 +7,14 @@
  * 34 KB request 5,000 levels deep overflows the stack), and a message of
  * empty sub-messages costs tens of bytes of memory per byte of wire. So:
  *
- *  PB-1  Before a message is decoded, its raw bytes are walked once,
- *        without recursion, against the descriptor: every length-delimited
- *        field whose schema type is a message is entered, and nesting
- *        deeper than PB_MAX_DEPTH is refused. The walk is linear in the
- *        bytes and needs no memory.
+ *  PB-1  Before a message whose schema can nest without bound (a type
+ *        reachable from itself, such as google.protobuf.Value) is decoded,
+ *        its raw bytes are walked once, without recursion, against the
+ *        descriptor: every length-delimited field whose schema type is a
+ *        message is entered, and nesting deeper than PB_MAX_DEPTH is
+ *        refused. The walk is linear in the bytes and needs no memory.
+ *        Other types nest only as deep as their schema (KurrentDB's: at
+ *        most 6) and are not walked.
  *  PB-2  The decoder allocates through a counting allocator with a byte
  *        limit: a message that would need more is refused, never
  *        half-decoded. What a decoded message holds is known in real bytes

@@ -463,7 +463,7 @@ static void http1_input(conn *k)
         memmove(k->rbuf.data, k->rbuf.data + used, k->rbuf.len - used);
         k->rbuf.len -= used;
     }
-    if (k->rbuf.len && !k->req_started) k->req_started = net_mono_ns(); /* the next request has begun */
+    if (k->rbuf.len && !k->req_started) k->req_started = s->now; /* the next request has begun */
     conn_flush(k);
 }
 
@@ -486,7 +486,7 @@ static void conn_readable(conn *k)
             return;
         }
         s->st.bytes_in += (uint64_t)n;
-        k->last_active = net_mono_ns();
+        k->last_active = s->now;
         if (k->kind == CONN_H2) {
             h2_input(k, buf, (size_t)n);
             continue;
@@ -495,7 +495,7 @@ static void conn_readable(conn *k)
             conn_close(k);
             return;
         }
-        if (!k->req_started) k->req_started = net_mono_ns(); /* NET-7 */
+        if (!k->req_started) k->req_started = s->now; /* NET-7 */
         if (k->kind == CONN_NEW) {
             size_t cmp = k->rbuf.len < 24 ? k->rbuf.len : 24;
             if (memcmp(k->rbuf.data, H2_PREFACE, cmp) == 0) {
@@ -547,8 +547,8 @@ static void accept_all(net_server *s)
         k->mem = sizeof *k + CONN_RESERVE;
         s->mem += sizeof *k + CONN_RESERVE;
         k->reserved = 1;
-        k->last_active = net_mono_ns();
-        k->req_started = net_mono_ns(); /* the first request (or the preface) must come in time (NET-7) */
+        k->last_active = s->now;
+        k->req_started = s->now; /* the first request (or the preface) must come in time (NET-7) */
         struct epoll_event ev = {.events = EPOLLIN, .data.ptr = k};
         if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, fd, &ev)) {
             close(fd);
@@ -824,6 +824,7 @@ int net_server_run(net_server *s, int drain_ms)
             if (errno == EINTR) continue;
             return -errno;
         }
+        s->now = net_mono_ns(); /* the time of this turn: connections' activity, partial messages (NET-7) */
         for (int i = 0; i < n; i++) {
             void *p = evs[i].data.ptr;
             if (p == &s->lfd) {

@@ -114,6 +114,7 @@ struct net_server {
     base_buf scratch; /* HTTP/2 output gathered for one write: only what the socket does not take
                          is copied into the connection (so idle connections hold no write buffer) */
     size_t mem; /* bytes charged in all (NET-5) */
+    uint64_t now; /* CLOCK_MONOTONIC ns when this turn of the loop began */
     net_stats st;
 };
 

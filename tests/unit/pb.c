@@ -244,8 +244,31 @@ static void t_legitimate_within_limit(void)
     base_buf_free(&req);
 }
 
+/* PB-1 applies where nesting is unbounded: a type reachable from itself is
+ * walked; KurrentDB's other messages nest only as deep as their schema. The
+ * walk refuses depth, so only a walked type refuses the deep request -
+ * here a v2 request's bytes read as a v1 AppendReq are just malformed. */
+static void t_walk_only_recursive_types(void)
+{
+    base_buf value = {0}, req = {0};
+    nested_value(&value, 2500);
+    append_request(&req, &value);
+    pb_alloc pa;
+    ProtobufCMessage *m = NULL;
+    pb_alloc_init(&pa, pb_decode_limit(req.len));
+    CHECK_RC(pb_unpack(v2_desc(), req.data, req.len, &pa, &m), PB_EDEPTH); /* walked */
+    pb_alloc_init(&pa, pb_decode_limit(req.len));
+    int rc = pb_unpack(&event_store__client__streams__append_req__descriptor, req.data, req.len, &pa, &m);
+    CHECK(rc != PB_EDEPTH); /* not walked: the schema bounds it */
+    if (m) pb_free(m, &pa);
+    CHECK_EQ_U64(pa.used, 0);
+    base_buf_free(&value);
+    base_buf_free(&req);
+}
+
 int main(void)
 {
+    RUN(t_walk_only_recursive_types);
     RUN(t_deep_nesting_refused);
     RUN(t_depth_limit_exact);
     RUN(t_malformed);
