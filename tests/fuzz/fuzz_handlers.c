@@ -139,22 +139,6 @@ static void setup(void)
     atexit(teardown);
 }
 
-typedef struct body {
-    wbuf b;
-    size_t off;
-    int end;
-} body;
-
-static ssize_t produce(void *ctx, uint8_t *buf, size_t len)
-{
-    body *s = ctx;
-    if (s->off == s->b.len) return s->end ? -1 : 0;
-    size_t n = s->b.len - s->off < len ? s->b.len - s->off : len;
-    memcpy(buf, s->b.data + s->off, n);
-    s->off += n;
-    return (ssize_t)n;
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 2) return 0;
@@ -163,7 +147,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int raw = data[1] & 1, cut = data[1] & 2;
     data += 2;
     size -= 2;
-    body bd = {{0}, 0, !cut};
+    h2c_bytes bd = {{0}, 0, !cut};
     if (raw) {
         wb_put(&bd.b, data, size);
     } else {
@@ -180,7 +164,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     h2c *h = h2c_open(net_server_port(g.net));
     if (!h) abort(); /* the server must still take connections */
-    h2c_stream st = {.produce = produce, .ctx = &bd};
+    h2c_stream st = {.produce = h2c_bytes_produce, .ctx = &bd};
     h2c_call(h, path, &st);
     for (int i = 0; i < 10 && !st.closed && h2c_ok(h); i++) h2c_pump(h, 5, 1);
     if (getenv("FUZZ_HANDLERS_VERBOSE"))

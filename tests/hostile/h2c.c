@@ -457,3 +457,13 @@ void wb_free(wbuf *b)
     free(b->data);
     memset(b, 0, sizeof *b);
 }
+
+ssize_t h2c_bytes_produce(void *ctx, uint8_t *buf, size_t len)
+{
+    h2c_bytes *s = ctx;
+    if (s->off == s->b.len) return s->end ? -1 : 0;
+    size_t n = s->b.len - s->off < len ? s->b.len - s->off : len;
+    memcpy(buf, s->b.data + s->off, n);
+    s->off += n;
+    return (ssize_t)n;
+}

@@ -93,4 +93,13 @@ void wb_string(wbuf *b, unsigned field, const char *s);
 void wb_grpc(wbuf *b, const wbuf *msg);
 void wb_free(wbuf *b);
 
+/* A request body from a buffer, for h2c_stream.produce: end says whether
+ * the request ends (half close) after the last byte, or waits. */
+typedef struct h2c_bytes {
+    wbuf b;
+    size_t off;
+    int end;
+} h2c_bytes;
+ssize_t h2c_bytes_produce(void *ctx, uint8_t *buf, size_t len);
+
 #endif

@@ -255,22 +255,6 @@ static void nested_value(wbuf *out, int depth, int structs)
     wb_free(&w);
 }
 
-typedef struct bytes_src {
-    wbuf b;
-    size_t off;
-    int end; /* -1 at the end (half close) instead of waiting */
-} bytes_src;
-
-static ssize_t bytes_produce(void *ctx, uint8_t *buf, size_t len)
-{
-    bytes_src *s = ctx;
-    if (s->off == s->b.len) return s->end ? -1 : 0;
-    size_t n = s->b.len - s->off < len ? s->b.len - s->off : len;
-    memcpy(buf, s->b.data + s->off, n);
-    s->off += n;
-    return (ssize_t)n;
-}
-
 static void phase_deep(void)
 {
     phase_ctx p;
@@ -279,7 +263,7 @@ static void phase_deep(void)
     for (int round = 0; round < 40; round++) {
         h2c *h = h2c_open(server.port);
         REQUIRE(h);
-        bytes_src src[2] = {{{0}, 0, 1}, {{0}, 0, 1}};
+        h2c_bytes src[2] = {{{0}, 0, 1}, {{0}, 0, 1}};
         h2c_stream st[2];
         for (int k = 0; k < 2; k++) {
             wbuf value = {0}, entry = {0}, record = {0}, req = {0};
@@ -294,7 +278,7 @@ static void phase_deep(void)
             wb_free(&entry);
             wb_free(&record);
             wb_free(&req);
-            st[k] = (h2c_stream){.produce = bytes_produce, .ctx = &src[k]};
+            st[k] = (h2c_stream){.produce = h2c_bytes_produce, .ctx = &src[k]};
             h2c_call(h, "/kurrentdb.protocol.v2.streams.StreamsService/AppendSession", &st[k]);
         }
         for (int i = 0; i < 400 && !(st[0].closed && st[1].closed); i++) h2c_pump(h, 5, 1);
@@ -653,14 +637,14 @@ static void phase_noread(void)
     enum { CONNS = 6, STREAMS = 50 };
     h2c *h[CONNS];
     static h2c_stream st[CONNS][STREAMS];
-    static bytes_src src[CONNS][STREAMS];
+    static h2c_bytes src[CONNS][STREAMS];
     for (int i = 0; i < CONNS; i++) {
         h[i] = h2c_open(server.port);
         REQUIRE(h[i]);
         for (int k = 0; k < STREAMS; k++) {
-            src[i][k] = (bytes_src){{0}, 0, 1};
+            src[i][k] = (h2c_bytes){{0}, 0, 1};
             wb_grpc(&src[i][k].b, &msg);
-            st[i][k] = (h2c_stream){.produce = bytes_produce, .ctx = &src[i][k]};
+            st[i][k] = (h2c_stream){.produce = h2c_bytes_produce, .ctx = &src[i][k]};
             h2c_call(h[i], "/event_store.client.streams.Streams/Read", &st[i][k]);
         }
         h2c_pump(h[i], 50, 1); /* the requests go out; from now on nothing is read */
