@@ -143,6 +143,11 @@ void net_server_stop(net_server *s);
 void net_server_free(net_server *s);
 /* Run fn(arg) on the loop thread soon. Thread-safe. 0 or -ENOMEM. */
 int net_post(net_server *s, void (*fn)(void *arg), void *arg);
+/* Run fn(arg) in a later turn of the loop, after the sockets and posted
+ * completions, within the turn's budget for such work (2 ms): for a handler
+ * that yields in the middle of long work (RPC-2). Loop thread only. 0 or
+ * -ENOMEM. */
+int net_defer(net_server *s, void (*fn)(void *arg), void *arg);
 
 typedef struct net_stats {
     uint64_t connections;       /* open now */

@@ -49,7 +49,7 @@
 #define HTTP1_MAX_BODY (1u << 20)
 #define SPIN_POLL_NS 400000u
 #define SWEEP_NS 1000000000u
-#define POST_TURN_NS 2000000u /* posted work run per turn of the loop */
+#define POST_TURN_NS 2000000u /* deferred work run per turn of the loop */
 /* What a connection is charged from its accept until its protocol is known:
  * about what its HTTP/2 session will cost (nghttp2 allocates ~26 KiB), so
  * that connections are refused before they put the server over (NET-5). */
@@ -583,9 +583,8 @@ int net_post(net_server *s, void (*fn)(void *arg), void *arg)
     return 0;
 }
 
-/* Run what was posted, for at most POST_TURN_NS: what is left goes back to
- * the front of the queue and runs after the sockets had their turn, so a
- * burst of continuations (hundreds of large reads) does not hold the loop. */
+/* Run what other threads posted (completions: cheap, and what clients
+ * wait for), all of it. */
 static void run_posts(net_server *s)
 {
     uint64_t v;
@@ -595,19 +594,42 @@ static void run_posts(net_server *s)
     post *list = s->posts;
     s->posts = s->posts_tail = NULL;
     pthread_mutex_unlock(&s->post_mu);
+    while (list) {
+        post *p = list;
+        list = p->next;
+        p->fn(p->arg);
+        free(p);
+    }
+}
+
+int net_defer(net_server *s, void (*fn)(void *arg), void *arg)
+{
+    post *p = malloc(sizeof *p);
+    if (!p) return -ENOMEM;
+    p->fn = fn;
+    p->arg = arg;
+    p->next = NULL;
+    if (s->deferred_tail) s->deferred_tail->next = p;
+    else s->deferred = p;
+    s->deferred_tail = p;
+    return 0;
+}
+
+/* Run deferred work (the continuations of long reads, subscriptions and
+ * groups) for at most POST_TURN_NS: what is left waits for the next turn,
+ * after the sockets and the completions, so a burst of continuations
+ * (hundreds of large reads) holds nobody's answers back. What is deferred
+ * meanwhile runs in a later turn. */
+static void run_deferred(net_server *s)
+{
+    post *list = s->deferred, *last = s->deferred_tail;
+    s->deferred = s->deferred_tail = NULL;
     uint64_t until = net_mono_ns() + POST_TURN_NS;
     for (int n = 0; list; n++) {
-        if ((n & 15) == 15 && net_mono_ns() >= until) {
-            post *tail = list;
-            while (tail->next) tail = tail->next;
-            pthread_mutex_lock(&s->post_mu);
-            tail->next = s->posts;
-            if (!s->posts) s->posts_tail = tail;
-            s->posts = list;
-            pthread_mutex_unlock(&s->post_mu);
-            uint64_t one = 1;
-            ssize_t w = write(s->evfd, &one, sizeof one);
-            (void)w;
+        if ((n & 7) == 7 && net_mono_ns() >= until) {
+            last->next = s->deferred; /* the rest goes first next turn */
+            if (!s->deferred) s->deferred_tail = last;
+            s->deferred = list;
             return;
         }
         post *p = list;
@@ -812,7 +834,7 @@ int net_server_run(net_server *s, int drain_ms)
             uint64_t until = net_mono_ns() + SPIN_POLL_NS;
             while ((n = epoll_wait(s->epfd, evs, 128, 0)) == 0 && net_mono_ns() < until) base_cpu_relax();
         }
-        int wait_ms = drain_until ? 20 : 1000;
+        int wait_ms = s->deferred ? 0 : drain_until ? 20 : 1000;
         if (s->cfg.tick_fn && s->cfg.tick_ms) {
             uint64_t now = net_mono_ns();
             if (!s->next_tick) s->next_tick = now + (uint64_t)s->cfg.tick_ms * 1000000u;
@@ -845,6 +867,7 @@ int net_server_run(net_server *s, int drain_ms)
             if (s->mem > s->cfg.max_client_memory) evict(s);
         }
         call_run_resumed(s);
+        run_deferred(s);
         if (net_mono_ns() >= s->next_sweep) {
             s->next_sweep = net_mono_ns() + SWEEP_NS;
             sweep(s);
@@ -857,8 +880,10 @@ int net_server_run(net_server *s, int drain_ms)
     }
     flush_dirty(s);
     while (s->conns) conn_close(s->conns);
-    /* Work posted by other threads for calls that are gone. */
+    /* Work posted by other threads for calls that are gone, and deferred
+     * continuations (their calls are over: they only let go). */
     run_posts(s);
+    while (s->deferred) run_deferred(s);
     free_dead(s);
     return 0;
 }
@@ -883,6 +908,7 @@ void net_server_free(net_server *s)
     if (s->lfd >= 0) close(s->lfd);
     if (s->epfd >= 0) close(s->epfd);
     if (s->evfd >= 0) close(s->evfd);
+    while (s->deferred) run_deferred(s);
     if (s->cbs) nghttp2_session_callbacks_del(s->cbs);
     if (s->h2opt) nghttp2_option_del(s->h2opt);
     base_buf_free(&s->scratch);

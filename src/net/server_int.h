@@ -105,6 +105,7 @@ struct net_server {
     volatile sig_atomic_t stop;
     pthread_mutex_t post_mu;
     post *posts, *posts_tail;
+    post *deferred, *deferred_tail; /* net_defer: loop thread only, run in bounded turns */
     conn *conns;
     conn *dead;       /* closed this round, freed after the event batch */
     conn *dirty;      /* output queued this round, flushed before the next wait */

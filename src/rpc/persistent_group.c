@@ -724,7 +724,7 @@ void rpc_ps_group_pump(ps_group *g)
         pump_later *p = malloc(sizeof *p);
         if (!p) return; /* the tick pumps again */
         *p = (pump_later){g->ctx, g->id};
-        if (net_post(g->ctx->net, pump_continue, p)) {
+        if (net_defer(g->ctx->net, pump_continue, p)) {
             free(p);
             return;
         }

@@ -151,7 +151,7 @@ static void read_pump(read_call *r)
             if (!r->posted) {
                 r->posted = 1;
                 net_call_ref(r->c);
-                if (net_post(r->ctx->net, read_continue, r->c)) {
+                if (net_defer(r->ctx->net, read_continue, r->c)) {
                     r->posted = 0;
                     net_call_unref(r->c);
                     net_call_finish(r->c, GRPC_RESOURCE_EXHAUSTED, "out of memory", NULL, 0);

@@ -259,7 +259,7 @@ yield:
     if (s->posted) return;
     s->posted = 1;
     net_call_ref(s->c);
-    if (net_post(s->ctx->net, sub_continue, s)) {
+    if (net_defer(s->ctx->net, sub_continue, s)) {
         s->posted = 0;
         net_call_unref(s->c);
         rpc_fail(s->c, GRPC_RESOURCE_EXHAUSTED, "out of memory", NULL, NULL);
