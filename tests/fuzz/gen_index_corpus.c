@@ -9,10 +9,12 @@
  *   tables     empty, one entry, one full leaf, two leaves, repeated keys,
  *              format 1, format 2 in several Bloom partitions (a small
  *              partition size through the test hook) with runs of one key
- *              across partitions, a catalog table without a filter, a
- *              table of two interior levels (the deepest that stays near
- *              1 MiB: 256 leaves), the tables of a real store, and
- *              damaged copies (cut, bit flips in each kind of page).
+ *              across partitions and a last partition of one entry, a
+ *              catalog table without a filter, a table of two interior
+ *              levels (the deepest that stays near 1 MiB: 256 leaves, a
+ *              catalog), the smallest table of each kind of a real store,
+ *              and damaged copies (cut, bits flipped in the header, an
+ *              interior page and the partition index).
  * A table of more than 2^20 entries (several partitions at the default
  * size) would take 25 MiB: not a seed; the unit tests write one.
  * Usage: gen_index_corpus tests/fuzz/corpus. Rewrites the files it names
@@ -139,25 +141,39 @@ static void manifests(void)
     size_t cuts[] = {1, 14, n / 3, n / 2, n - 14, n - 13, n - 1, 0};
     size_t flips[] = {0, 13, 20, 40, 60, n / 2, n - 12, n - 3, n - 2, 0};
     variants(out_manifest, "store-merged", m, n, cuts, flips);
-    /* Its tables, as real store tables (the table corpus). */
+    /* Its smallest table of each kind, as real store tables (the table
+     * corpus). */
     snprintf(p, sizeof p, "%s/index", merged);
     DIR *d = opendir(p);
+    if (!d) die(p, -errno);
     struct dirent *de;
-    int copied[IDX_KINDS] = {0};
-    while (d && (de = readdir(d))) {
+    char best[IDX_KINDS][300] = {{0}};
+    off_t best_size[IDX_KINDS] = {0};
+    while ((de = readdir(d))) {
         size_t l = strlen(de->d_name);
-        if (l < 5 || strcmp(de->d_name + l - 4, ".tbl")) continue;
+        if (l < 5 || l >= sizeof best[0] || strcmp(de->d_name + l - 4, ".tbl")) continue;
         int k = de->d_name[0] == 's' ? 0 : de->d_name[0] == 'i' ? 1 : 2;
-        if (copied[k]++ >= 2) continue;
-        char tp[8400], nm[300];
+        char tp[8600];
+        struct stat st;
         snprintf(tp, sizeof tp, "%s/%s", p, de->d_name);
+        if (stat(tp, &st)) die(tp, -errno);
+        if (!best[k][0] || st.st_size < best_size[k] ||
+            (st.st_size == best_size[k] && strcmp(de->d_name, best[k]) < 0)) {
+            snprintf(best[k], sizeof best[k], "%s", de->d_name);
+            best_size[k] = st.st_size;
+        }
+    }
+    closedir(d);
+    for (int k = 0; k < IDX_KINDS; k++) {
+        if (!best[k][0]) die("no table of a kind", FACTUM_ECORRUPT);
+        char tp[sizeof p + sizeof best + 2], nm[32];
+        snprintf(tp, sizeof tp, "%s/%s", p, best[k]);
         size_t tn;
         uint8_t *t = slurp(tp, &tn);
-        snprintf(nm, sizeof nm, "store-%c%d", de->d_name[0], copied[k]);
+        snprintf(nm, sizeof nm, "store-%c", idx_kind_char(k));
         put(out_table, nm, t, tn);
         free(t);
     }
-    if (d) closedir(d);
 
     /* A valid CRC over contents the parser must refuse. The body of the
      * merged store's manifest, without its crc line, then changed. */
@@ -262,7 +278,7 @@ static void tables(void)
     free(table("two-leaves", 0, TBL_LEAF_CAP + 1, 2, 1000, 0, &n));
     free(table("catalog", 2, 500, 1, 1, 0, &n));
     /* Repeated keys, one partition (the layout of format 1)... */
-    uint8_t *t = table("runs", 0, 2000, 3, UINT64_MAX / 700, 0, &n);
+    uint8_t *t = table("runs", 0, 500, 3, UINT64_MAX / 200, 0, &n);
     /* ...and the same as format 1: one filter, the CRC at byte 216. */
     base_put32(t + 8, 1);
     memset(t + 216, 0, TBL_PAGE - 216);
@@ -271,33 +287,21 @@ static void tables(void)
     free(t);
     /* Format 2 in partitions of 64 entries: 16 partitions with runs of
      * five; one key over three partitions; a last partition of one entry. */
-    free(table("parts", 0, 1000, 5, 1ull << 50, 64, &n));
     free(table("parts-long-run", 1, 300, 150, 12345, 64, &n));
     free(table("parts-last-one", 0, 129, 1, 2, 64, &n));
     /* Damaged copies of a small partitioned table: 200 entries, 4
      * partitions; pages: 0 header, 1-2 leaves, 3 root, 4 partition index,
-     * 5-8 Bloom. */
+     * 5-8 Bloom. Flips in the header's version and partition count, the
+     * root's key and the partition index's first key (fuzz_table tries
+     * each with valid CRCs too). */
     t = table("parts-small", 0, 200, 2, 1ull << 40, 64, &n);
-    size_t cuts[] = {TBL_PAGE - 1, TBL_PAGE, 3 * TBL_PAGE, n - TBL_PAGE, n - 1, 0};
-    size_t flips[] = {8,
-                      24,
-                      40,
-                      224,
-                      232,
-                      TBL_PAGE + 4,
-                      TBL_PAGE + 100,
-                      2 * TBL_PAGE + 16,
-                      3 * TBL_PAGE + 5,
-                      3 * TBL_PAGE + 32,
-                      4 * TBL_PAGE + 4,
-                      4 * TBL_PAGE + 24,
-                      5 * TBL_PAGE + 6,
-                      7 * TBL_PAGE + 300,
-                      0};
+    size_t cuts[] = {TBL_PAGE - 1, TBL_PAGE, 0};
+    size_t flips[] = {8, 224, 3 * TBL_PAGE + 32, 4 * TBL_PAGE + 16, 0};
     variants(out_table, "parts-small", t, n, cuts, flips);
     free(t);
-    /* Two interior levels: 256 leaves. */
-    free(table("two-levels", 0, 256 * TBL_LEAF_CAP, 1, UINT64_MAX / (256 * TBL_LEAF_CAP), 0, &n));
+    /* Two interior levels: 256 leaves, a catalog table (no filter: 1 MiB
+     * rather than 1.1). */
+    free(table("two-levels", 2, 256 * TBL_LEAF_CAP, 1, UINT64_MAX / (256 * TBL_LEAF_CAP), 0, &n));
     char p[8192];
     snprintf(p, sizeof p, "%s/t.tbl", work);
     unlink(p);
