@@ -155,10 +155,9 @@ int idx_manifest_format(const idx_manifest *m, base_buf *b)
 {
     if (!check(m)) return FACTUM_EINVAL;
     size_t start = b->len;
-    int rc = base_buf_printf(b,
-                             "factum-index %d\ncovered_lo %" PRIu64 "\nnext_position %" PRIu64
-                             "\nnext_table_id %" PRIu64 "\n",
-                             IDX_MANIFEST_VERSION, m->cp.covered_lo, m->cp.next_position, m->next_table_id);
+    int rc = base_buf_printf(
+        b, "factum-index %d\ncovered_lo %" PRIu64 "\nnext_position %" PRIu64 "\nnext_table_id %" PRIu64 "\n",
+        IDX_MANIFEST_VERSION, m->cp.covered_lo, m->cp.next_position, m->next_table_id);
     for (int k = 0; k < IDX_KINDS && !rc; k++)
         for (size_t i = 0; i < m->nt[k] && !rc; i++) {
             const idx_manifest_table *t = &m->t[k][i];

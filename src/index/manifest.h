@@ -27,7 +27,7 @@
 #include "index/index.h"
 
 #define IDX_MANIFEST_VERSION 1
-#define IDX_NAME_MAX         255 /* bytes of a table's file name */
+#define IDX_NAME_MAX         255         /* bytes of a table's file name */
 #define IDX_MANIFEST_MAX     (16u << 20) /* bytes of a manifest file read on open */
 
 typedef struct idx_manifest_table {

@@ -668,7 +668,8 @@ int tbl_verify(tbl *t)
             for (uint32_t j = 0; j < base_get16(p + 4); j++) {
                 uint64_t k1, k2;
                 if (!first_key(t, (int)l - 1, i * TBL_NODE_CAP + j, &k1, &k2) ||
-                    base_get64(p + TBL_PAGE_HDR + j * 16u) != k1 || base_get64(p + TBL_PAGE_HDR + j * 16u + 8) != k2)
+                    base_get64(p + TBL_PAGE_HDR + j * 16u) != k1 ||
+                    base_get64(p + TBL_PAGE_HDR + j * 16u + 8) != k2)
                     return FACTUM_ECORRUPT;
             }
         }

@@ -43,7 +43,8 @@ static void run(const uint8_t *data, size_t size)
                     for (size_t j = 0; j < m.nt[k2]; j++) {
                         const idx_manifest_table *u = &m.t[k2][j];
                         if (u == t) continue;
-                        if (u->id == t->id || (u->name_len == t->name_len && !memcmp(u->name, n, t->name_len)))
+                        if (u->id == t->id ||
+                            (u->name_len == t->name_len && !memcmp(u->name, n, t->name_len)))
                             abort();
                     }
             }

@@ -227,7 +227,8 @@ static void manifests(void)
             int l = snprintf(names[k][i], sizeof names[k][i], "%c-%08zu-", idx_kind_char(k), i + 1);
             memset(names[k][i] + l, 'a' + (int)(i % 26), IDX_NAME_MAX - (size_t)l - 4);
             memcpy(names[k][i] + IDX_NAME_MAX - 4, ".tbl", 5);
-            big.t[k][i] = (idx_manifest_table){(uint64_t)k * IDX_MAX_TABLES + i + 1, names[k][i], IDX_NAME_MAX};
+            big.t[k][i] =
+                (idx_manifest_table){(uint64_t)k * IDX_MAX_TABLES + i + 1, names[k][i], IDX_NAME_MAX};
         }
         big.nt[k] = IDX_MAX_TABLES;
     }

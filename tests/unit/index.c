@@ -235,8 +235,10 @@ static void t_manifest(void)
     base_buf b = {0}, b2 = {0};
     const char *hdr = "factum-index 1\ncovered_lo 8192\nnext_position 10\nnext_table_id 5\n";
     char body[1024];
-    snprintf(body, sizeof body, "%stable s 1 s-00000001.tbl\ntable s 3 s-00000003.tbl\ntable i 2 i-00000002.tbl\n"
-                                "table c 4 c-00000004.tbl\n", hdr);
+    snprintf(body, sizeof body,
+             "%stable s 1 s-00000001.tbl\ntable s 3 s-00000003.tbl\ntable i 2 i-00000002.tbl\n"
+             "table c 4 c-00000004.tbl\n",
+             hdr);
     CHECK_RC(parse_with_crc(body, &m, &b), 0);
     CHECK_EQ_U64(m.cp.covered_lo, 8192);
     CHECK_EQ_U64(m.cp.next_position, 10);
@@ -256,14 +258,14 @@ static void t_manifest(void)
     static const char *const bad_tables[] = {
         "table s 1 s-00000001.tbl\ntable s 1 s-00000002.tbl\n", /* id twice */
         "table s 1 s-00000001.tbl\ntable i 2 s-00000001.tbl\n", /* name twice */
-        "table s 5 s-00000005.tbl\n",                           /* id >= next_table_id: a new table would take it */
-        "table s 0 s-00000000.tbl\n",                           /* id 0 */
-        "table s 1 ../s-00000001.tbl\n",                        /* not a plain name */
-        "table s 1 s 00000001.tbl\n",                           /* a space in the name */
-        "table s 1 posmap\n",                                   /* not a table's name */
-        "table s 1 .tbl\n",                                     /* empty stem */
-        "table s 1 \n",                                         /* no name */
-        "table x 1 x-00000001.tbl\n",                           /* unknown kind */
+        "table s 5 s-00000005.tbl\n",    /* id >= next_table_id: a new table would take it */
+        "table s 0 s-00000000.tbl\n",    /* id 0 */
+        "table s 1 ../s-00000001.tbl\n", /* not a plain name */
+        "table s 1 s 00000001.tbl\n",    /* a space in the name */
+        "table s 1 posmap\n",            /* not a table's name */
+        "table s 1 .tbl\n",              /* empty stem */
+        "table s 1 \n",                  /* no name */
+        "table x 1 x-00000001.tbl\n",    /* unknown kind */
         "table i 2 i-00000002.tbl\ntable s 1 s-00000001.tbl\n", /* kinds out of order */
         "table s 01 s-00000001.tbl\n",                          /* leading zero */
         "table s -1 s-00000001.tbl\n",                          /* sign */
@@ -283,8 +285,8 @@ static void t_manifest(void)
         "factum-index 1\ncovered_lo 0\nnext_position 5\nnext_table_id 1\n",    /* covers positions, no log */
         "factum-index 1\ncovered_lo 4096\nnext_position 1\nnext_table_id 1\n", /* covers log, no position */
         "factum-index 1\ncovered_lo 0\nnext_position 0\nnext_table_id 1\n",
-        "factum-index 1\nnext_position 1\ncovered_lo 0\nnext_table_id 1\n",    /* out of order */
-        "factum-index 1\ncovered_lo 0\nnext_position 1\n",                     /* missing */
+        "factum-index 1\nnext_position 1\ncovered_lo 0\nnext_table_id 1\n", /* out of order */
+        "factum-index 1\ncovered_lo 0\nnext_position 1\n",                  /* missing */
         "factum-index 1\ncovered_lo 0\ncovered_lo 0\nnext_position 1\nnext_table_id 1\n",
         "factum-index 1\ncovered_lo 18446744073709551616\nnext_position 1\nnext_table_id 1\n", /* 2^64 */
         "factum-index 1\ncovered_lo 0\nnext_position 1\nnext_table_id 1\n\n",
@@ -296,9 +298,10 @@ static void t_manifest(void)
         if (rc != FACTUM_ECORRUPT) fprintf(stderr, "  accepted: %s", bad_headers[i]);
         CHECK_RC(rc, FACTUM_ECORRUPT);
     }
-    CHECK_RC(parse_with_crc("factum-index 1\ncovered_lo 18446744073709551615\nnext_position 2\nnext_table_id 1\n",
-                            &m, &b),
-             0);
+    CHECK_RC(
+        parse_with_crc("factum-index 1\ncovered_lo 18446744073709551615\nnext_position 2\nnext_table_id 1\n",
+                       &m, &b),
+        0);
     /* The CRC line: wrong value, upper-case hex, cut, bytes after it. */
     const char *good = "factum-index 1\ncovered_lo 0\nnext_position 1\nnext_table_id 1\n";
     CHECK_RC(parse_with_crc(good, &m, &b), 0);
@@ -434,7 +437,8 @@ static void t_table_verify_structure(void)
         const char *what;
         uint64_t page;
         void (*edit)(uint8_t *);
-    } cases[] = {{"bloom", 7 + 3, clear_bloom}, {"separator", 5, low_separator}, {"node count", 5, short_node}};
+    } cases[] = {
+        {"bloom", 7 + 3, clear_bloom}, {"separator", 5, low_separator}, {"node count", 5, short_node}};
     tbl_bloom_part_entries_for_tests(64);
     for (size_t ci = 0; ci < sizeof cases / sizeof *cases; ci++) {
         rgen g = {0, 600, 1};
@@ -454,7 +458,7 @@ static void t_table_verify_structure(void)
         } else if (cases[ci].edit == low_separator) {
             CHECK(tbl_seek(t, 2 * 300, 0, &c) == 1); /* entry 300, in leaf 1 */
             tbl_cur_get(&c, &e);
-            CHECK(e.k1 != 2 * 300);               /* landed in leaf 2 */
+            CHECK(e.k1 != 2 * 300); /* landed in leaf 2 */
         }
         printf("  %s damaged behind a valid CRC\n", cases[ci].what);
         CHECK_RC(tbl_verify(t), FACTUM_ECORRUPT);
