@@ -11,7 +11,7 @@
  *         FACTUM_EFORMAT for a valid CRC over a newer version line).
  *  MAN-2  What a successful parse returns is within bounds: at most
  *         IDX_MAX_TABLES tables of each kind; each name a plain file name
- *         (1..IDX_NAME_MAX printable bytes, no '/', ending in ".tbl")
+ *         (5..IDX_NAME_MAX printable bytes, no '/', ending in ".tbl")
  *         inside the parsed buffer; names and ids unique; every id in
  *         1..next_table_id-1, so a new table never takes a listed table's
  *         name; next_position >= 1, and covered_lo is 0 exactly when

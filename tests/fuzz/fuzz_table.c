@@ -38,6 +38,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static int file_fd = -1;
 static char file_path[4200];
 
+static void file_remove(void)
+{
+    unlink(file_path);
+}
+
 /* The file every input is written to, made once. */
 static int file_open(void)
 {
@@ -56,7 +61,9 @@ static int file_open(void)
     mkdir(tmp, 0755);
     snprintf(file_path, sizeof file_path, "%s/fuzz_table-%d.tbl", tmp, (int)getpid());
     file_fd = open(file_path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    return file_fd >= 0 ? 0 : -1;
+    if (file_fd < 0) return -1;
+    atexit(file_remove);
+    return 0;
 }
 
 static void file_put(const uint8_t *p, size_t n)
