@@ -3,13 +3,9 @@
  * checkpoint), the background thread that writes frozen memtables as tables
  * and merges tables, the position map, and the merged lookups.
  *
- * Manifest (text, written atomically; docs/format.md):
- *   factum-index 1
- *   covered_lo <u64>
- *   next_position <u64>
- *   next_table_id <u64>
- *   table <kind> <id> <file>        (oldest first within each kind)
- *   crc <hex of CRC32C of the lines above>
+ * The manifest (the index checkpoint) is text written atomically; its
+ * syntax and bounds are manifest.c's (MAN-1, MAN-2), this file reads and
+ * writes the file and opens the tables it names.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -28,18 +24,16 @@
 #include <sys/stat.h>
 
 #include "base/base.h"
+#include "index/manifest.h"
 #include "index/memtable.h"
 
 #define MERGE_FANIN 4
 #define MERGE_MAX   8
-#define MAX_TABLES  64
-
-static const char kind_char[IDX_KINDS] = {'s', 'i', 'c'};
 
 typedef struct view {
     _Atomic int refs;
     memtable *active, *frozen;
-    tbl *t[IDX_KINDS][MAX_TABLES]; /* oldest first */
+    tbl *t[IDX_KINDS][IDX_MAX_TABLES]; /* oldest first */
     size_t nt[IDX_KINDS];
 } view;
 
@@ -124,30 +118,27 @@ static void view_publish(findex *x, view *n)
 
 static int write_manifest(findex *x, const view *v, uint64_t covered_lo, uint64_t next_position)
 {
-    base_buf b = {0};
-    int rc = base_buf_printf(
-        &b, "factum-index 1\ncovered_lo %" PRIu64 "\nnext_position %" PRIu64 "\nnext_table_id %" PRIu64 "\n",
-        covered_lo, next_position, x->next_table_id);
-    for (int k = 0; k < IDX_KINDS && !rc; k++)
-        for (size_t i = 0; i < v->nt[k] && !rc; i++) {
-            const char *name = strrchr(v->t[k][i]->path, '/');
-            rc = base_buf_printf(&b, "table %c %" PRIu64 " %s\n", kind_char[k], v->t[k][i]->id, name + 1);
+    idx_manifest *m = calloc(1, sizeof *m);
+    if (!m) return -ENOMEM;
+    m->cp.covered_lo = covered_lo;
+    m->cp.next_position = next_position;
+    m->next_table_id = x->next_table_id;
+    for (int k = 0; k < IDX_KINDS; k++)
+        for (size_t i = 0; i < v->nt[k]; i++) {
+            const char *name = strrchr(v->t[k][i]->path, '/') + 1;
+            m->t[k][i] = (idx_manifest_table){v->t[k][i]->id, name, strlen(name)};
+            m->nt[k]++;
         }
-    if (!rc) rc = base_buf_printf(&b, "crc %08x\n", base_crc32c(0, b.data, b.len));
+    base_buf b = {0};
+    int rc = idx_manifest_format(m, &b);
     if (!rc) rc = io_write_file_atomic(x->io, x->dir, "MANIFEST", b.data, b.len);
     base_buf_free(&b);
+    free(m);
     if (!rc) {
         x->cp.covered_lo = covered_lo;
         x->cp.next_position = next_position;
     }
     return rc;
-}
-
-static int kind_of(char c)
-{
-    for (int k = 0; k < IDX_KINDS; k++)
-        if (kind_char[k] == c) return k;
-    return -1;
 }
 
 /* Is `name` listed in the view? */
@@ -161,60 +152,55 @@ static int listed(const view *v, const char *name)
     return 0;
 }
 
+/* Read the manifest and open the tables it names into v. 1 if there is
+ * none yet. */
 static int read_manifest(findex *x, view *v)
 {
     char path[PATH_MAX];
     snprintf(path, sizeof path, "%s/MANIFEST", x->dir);
     uint8_t *buf;
     size_t len;
-    int rc = io_read_file(x->io, path, 16u << 20, &buf, &len);
+    int rc = io_read_file(x->io, path, IDX_MANIFEST_MAX, &buf, &len);
     if (rc == -ENOENT) return 1; /* no checkpoint yet */
     if (rc) return rc;
-    char *text = (char *)buf;
-    char *crc_line = strstr(text, "crc ");
-    unsigned crc;
-    if (!crc_line || (crc_line != text && crc_line[-1] != '\n') || sscanf(crc_line, "crc %x", &crc) != 1 ||
-        crc != base_crc32c(0, buf, (size_t)(crc_line - text))) {
-        free(buf);
-        return FACTUM_ECORRUPT;
+    idx_manifest *m = calloc(1, sizeof *m);
+    if (!m) {
+        rc = -ENOMEM;
+        goto free_buf;
     }
-    *crc_line = 0;
-    int version = 0;
-    rc = 0;
-    for (char *line = strtok(text, "\n"); line && !rc; line = strtok(NULL, "\n")) {
-        char kc, name[256];
-        uint64_t id;
-        if (sscanf(line, "factum-index %d", &version) == 1) {
-            if (version > 1) rc = FACTUM_EFORMAT;
-        } else if (sscanf(line, "covered_lo %" SCNu64, &x->cp.covered_lo) == 1) {
-        } else if (sscanf(line, "next_position %" SCNu64, &x->cp.next_position) == 1) {
-        } else if (sscanf(line, "next_table_id %" SCNu64, &x->next_table_id) == 1) {
-        } else if (sscanf(line, "table %c %" SCNu64 " %255s", &kc, &id, name) == 3) {
-            int k = kind_of(kc);
-            if (k < 0 || v->nt[k] >= MAX_TABLES || strchr(name, '/')) {
-                rc = FACTUM_ECORRUPT;
-                break;
-            }
+    if ((rc = idx_manifest_parse(buf, len, m))) {
+        xlog(x, FACTUM_LOG_ERROR, "index manifest %s: %s", path, factum_strerror(rc));
+        goto free_m;
+    }
+    for (int k = 0; k < IDX_KINDS && !rc; k++)
+        for (size_t i = 0; i < m->nt[k]; i++) {
+            const idx_manifest_table *mt = &m->t[k][i];
             char tp[PATH_MAX];
-            snprintf(tp, sizeof tp, "%s/%s", x->dir, name);
+            snprintf(tp, sizeof tp, "%s/%.*s", x->dir, (int)mt->name_len, mt->name);
             tbl *t;
             if ((rc = tbl_open(x->io, tp, &t))) {
-                xlog(x, FACTUM_LOG_ERROR, "index table %s: %s", name, factum_strerror(rc));
+                xlog(x, FACTUM_LOG_ERROR, "index table %.*s: %s", (int)mt->name_len, mt->name,
+                     factum_strerror(rc));
                 if (rc == -ENOENT) rc = FACTUM_ECORRUPT;
                 break;
             }
-            if (t->id != id || t->kind != (uint32_t)k) {
+            if (t->id != mt->id || t->kind != (uint32_t)k) {
+                xlog(x, FACTUM_LOG_ERROR, "index table %.*s is not the table the manifest names",
+                     (int)mt->name_len, mt->name);
                 tbl_unref(t);
                 rc = FACTUM_ECORRUPT;
                 break;
             }
             v->t[k][v->nt[k]++] = t;
-        } else {
-            rc = FACTUM_ECORRUPT;
         }
+    if (!rc) {
+        x->cp = m->cp;
+        x->next_table_id = m->next_table_id;
     }
+free_m:
+    free(m);
+free_buf:
     free(buf);
-    if (!rc && version != 1) rc = FACTUM_ECORRUPT;
     return rc;
 }
 
@@ -309,7 +295,7 @@ static int new_table(findex *x, int kind, uint64_t n, tbl_next_fn next, void *ct
 {
     uint64_t id = x->next_table_id++;
     char name[64], path[PATH_MAX];
-    snprintf(name, sizeof name, "%c-%08" PRIu64 ".tbl", kind_char[kind], id);
+    snprintf(name, sizeof name, "%c-%08" PRIu64 ".tbl", idx_kind_char(kind), id);
     int rc =
         tbl_write(x->io, x->dir, name, (uint32_t)kind, id, n, next, ctx, kind != IDX_CAT, min_pos, max_pos);
     if (rc) return rc;
@@ -344,7 +330,7 @@ static int flush_frozen(findex *x, memtable *m)
         if (!n) rc = -ENOMEM;
     }
     for (int k = 0; k < IDX_KINDS && !rc; k++)
-        if (nt[k] && n->nt[k] >= MAX_TABLES) rc = -ENOSPC;
+        if (nt[k] && n->nt[k] >= IDX_MAX_TABLES) rc = -ENOSPC;
     if (!rc) {
         for (int k = 0; k < IDX_KINDS; k++)
             if (nt[k]) {
@@ -822,7 +808,7 @@ int idx_stream_range(findex *x, uint64_t hash, uint64_t from, int backward, idx_
 {
     *n = 0;
     view *v = view_get(x);
-    src srcs[MAX_TABLES + 2];
+    src srcs[IDX_MAX_TABLES + 2];
     size_t ns = 0;
     int rc = 0;
     memtable *mts[2] = {v->frozen, v->active};

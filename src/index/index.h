@@ -33,6 +33,10 @@
 
 enum { IDX_STREAM = 0, IDX_ID = 1, IDX_CAT = 2, IDX_KINDS = 3 };
 
+/* Tables of one kind at most (merges keep far fewer; a flush past it fails
+ * with -ENOSPC, a manifest listing more is damaged). */
+#define IDX_MAX_TABLES 64
+
 typedef struct findex findex;
 
 typedef struct idx_checkpoint {

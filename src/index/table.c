@@ -466,6 +466,25 @@ static int bidx_key(tbl *t, uint64_t i, uint64_t *k)
     return 1;
 }
 
+/* Probe partition part's filter for k1: 1 maybe, 0 no, -1 its page is
+ * damaged. */
+static int bloom_probe(tbl *t, uint64_t part, uint64_t k1)
+{
+    uint64_t blocks = part + 1 == t->bloom_parts ? t->bloom_blocks_last : t->bloom_blocks_full;
+    uint64_t h = tbl_bloom_hash(k1);
+    uint64_t b = h % blocks;
+    const uint8_t *p =
+        page(t, t->bloom_first + part * t->bloom_part_pages + b / TBL_BLOOM_BLOCKS_PER_PAGE, PK_BLOOM);
+    if (!p) return -1;
+    const uint8_t *blk = p + TBL_PAGE_HDR + (b % TBL_BLOOM_BLOCKS_PER_PAGE) * 64;
+    uint64_t h2 = h * 0x9e3779b97f4a7c15ull;
+    for (int i = 0; i < BLOOM_K; i++) {
+        unsigned bit = (unsigned)((h2 >> (i * 9)) & 511);
+        if (!(blk[bit >> 3] & (1u << (bit & 7)))) return 0;
+    }
+    return 1;
+}
+
 int tbl_may_contain(tbl *t, uint64_t k1)
 {
     if (!t->bloom_pages) return 1;
@@ -485,19 +504,8 @@ int tbl_may_contain(tbl *t, uint64_t k1)
         if (lo == 0) return 0; /* below every key of the table */
         part = lo - 1;
     }
-    uint64_t blocks = part + 1 == t->bloom_parts ? t->bloom_blocks_last : t->bloom_blocks_full;
-    uint64_t h = tbl_bloom_hash(k1);
-    uint64_t b = h % blocks;
-    const uint8_t *p =
-        page(t, t->bloom_first + part * t->bloom_part_pages + b / TBL_BLOOM_BLOCKS_PER_PAGE, PK_BLOOM);
-    if (!p) return 1; /* damaged filter: fall back to the search, which checks pages */
-    const uint8_t *blk = p + TBL_PAGE_HDR + (b % TBL_BLOOM_BLOCKS_PER_PAGE) * 64;
-    uint64_t h2 = h * 0x9e3779b97f4a7c15ull;
-    for (int i = 0; i < BLOOM_K; i++) {
-        unsigned bit = (unsigned)((h2 >> (i * 9)) & 511);
-        if (!(blk[bit >> 3] & (1u << (bit & 7)))) return 0;
-    }
-    return 1;
+    /* A damaged filter page: fall back to the search, which checks pages. */
+    return bloom_probe(t, part, k1) != 0;
 }
 
 static inline int key_lt(const uint8_t *q, uint64_t k1, uint64_t k2)
@@ -611,6 +619,23 @@ void tbl_release_leaves(tbl *t, uint64_t leaf)
     madvise((void *)t->map, end * TBL_PAGE, MADV_DONTNEED);
 }
 
+/* The first key of child `i` of interior level `lvl` (level -1: the
+ * leaves): 1, or 0 if its page is damaged. */
+static int first_key(tbl *t, int lvl, uint64_t i, uint64_t *k1, uint64_t *k2)
+{
+    const uint8_t *p = lvl < 0 ? page(t, 1 + i, PK_LEAF) : page(t, t->level_first[lvl] + i, PK_NODE);
+    if (!p) return 0;
+    *k1 = base_get64(p + TBL_PAGE_HDR);
+    *k2 = base_get64(p + TBL_PAGE_HDR + 8);
+    return 1;
+}
+
+/* Everything a lookup relies on, so that a table that passes is one where
+ * every entry is found (a checksum only says that a page is as written):
+ * every page sound (TBL-2); the leaves full but the last, sorted (TBL-1)
+ * and holding n_entries; each interior page holding exactly the first keys
+ * of its children; each entry's k1 in its partition's filter, and each
+ * partition's first key in the partition index (TBL-4). */
 int tbl_verify(tbl *t)
 {
     uint64_t total = 0;
@@ -624,14 +649,31 @@ int tbl_verify(tbl *t)
             const uint8_t *q = p + TBL_PAGE_HDR + j * 24u;
             idx_entry e = {base_get64(q), base_get64(q + 8), 0};
             if (total && (e.k1 < prev.k1 || (e.k1 == prev.k1 && e.k2 < prev.k2))) return FACTUM_ECORRUPT;
+            if (total >= t->n_entries) return FACTUM_ECORRUPT;
+            if (t->bloom_pages &&
+                bloom_probe(t, t->bloom_parts > 1 ? total / t->bloom_part_entries : 0, e.k1) != 1)
+                return FACTUM_ECORRUPT;
             prev = e;
             total++;
         }
     }
     if (total != t->n_entries) return FACTUM_ECORRUPT;
-    for (uint32_t l = 0; l < t->levels; l++)
-        for (uint64_t i = 0; i < t->level_pages[l]; i++)
-            if (!page(t, t->level_first[l] + i, PK_NODE)) return FACTUM_ECORRUPT;
+    for (uint32_t l = 0; l < t->levels; l++) {
+        uint64_t children = l == 0 ? t->n_leaves : t->level_pages[l - 1];
+        for (uint64_t i = 0; i < t->level_pages[l]; i++) {
+            const uint8_t *p = page(t, t->level_first[l] + i, PK_NODE);
+            if (!p) return FACTUM_ECORRUPT;
+            uint64_t left = children - i * TBL_NODE_CAP;
+            if (base_get16(p + 4) != (left < TBL_NODE_CAP ? left : TBL_NODE_CAP)) return FACTUM_ECORRUPT;
+            for (uint32_t j = 0; j < base_get16(p + 4); j++) {
+                uint64_t k1, k2;
+                if (!first_key(t, (int)l - 1, i * TBL_NODE_CAP + j, &k1, &k2) ||
+                    base_get64(p + TBL_PAGE_HDR + j * 16u) != k1 ||
+                    base_get64(p + TBL_PAGE_HDR + j * 16u + 8) != k2)
+                    return FACTUM_ECORRUPT;
+            }
+        }
+    }
     for (uint64_t i = 0; i < t->bloom_pages; i++)
         if (!page(t, t->bloom_first + i, PK_BLOOM)) return FACTUM_ECORRUPT;
     /* Partition index: the first key of each partition's first entry. */

@@ -114,7 +114,11 @@ int tbl_last(tbl *t, tbl_cur *c);
  * with the table. */
 void tbl_release_leaves(tbl *t, uint64_t leaf);
 
-/* Check every page of the table (for verify). Returns 0 or FACTUM_ECORRUPT. */
+/* Check every page of the table and everything lookups rely on (for
+ * verify): sorted, counted leaves (TBL-1), every page's CRC (TBL-2), the
+ * interior pages' keys and counts, every entry's k1 in its partition's
+ * filter and the partition index (TBL-4). A table that passes answers every
+ * lookup of its entries. Returns 0 or FACTUM_ECORRUPT. */
 int tbl_verify(tbl *t);
 
 /* Bloom hash of k1 (k1 is itself a hash for streams; mixed again). */

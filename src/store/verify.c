@@ -3,8 +3,9 @@
  * Both read a data directory without changing it (a shared lock keeps a
  * writer out). verify checks every frame of the log and, after damage,
  * resynchronises on the next valid batch so that every damaged place is
- * reported, then checks every index table page and that each checkpointed
- * event is found through the stream index and the position map.
+ * reported, then checks every index table (every page, and the structure
+ * lookups rely on: tbl_verify) and that each checkpointed event is found
+ * through the stream index and the position map.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
