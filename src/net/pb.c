@@ -128,6 +128,7 @@ void pb_alloc_init(pb_alloc *pa, size_t limit)
     pa->refused = 0;
     pa->charge = NULL;
     pa->charge_ctx = NULL;
+    pa->charged = 0;
 }
 
 /* Can a message of type d nest without bound (a message type reachable

@@ -55,6 +55,7 @@ typedef struct pb_alloc {
     int refused; /* an allocation was refused (limit or charge) */
     int (*charge)(void *ctx, long delta);
     void *charge_ctx;
+    size_t charged; /* for a caller that charges the decoded size once, itself */
 } pb_alloc;
 
 void pb_alloc_init(pb_alloc *pa, size_t limit);

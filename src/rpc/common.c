@@ -16,24 +16,24 @@
 #include "net/pb.h"
 #include "rpc/rpc.h"
 
-/* A decoded request is charged to its call while it lives (NET-5). */
-static int unpack_charge(void *ctx, long delta)
-{
-    net_call *c = ctx;
-    if (delta >= 0) return net_call_charge(c, (size_t)delta);
-    net_call_release(c, (size_t)-delta);
-    return 0;
-}
-
+/* A decoded request is charged to its call while it lives (NET-5): once,
+ * when decoded (the decode itself is bounded by its limit, PB-2), and
+ * released when freed. */
 void *rpc_unpack(net_call *c, const ProtobufCMessageDescriptor *d, const uint8_t *msg, size_t len, pb_alloc *pa,
                  const char *what)
 {
     pb_alloc_init(pa, pb_decode_limit(len));
-    pa->charge = unpack_charge;
-    pa->charge_ctx = c;
     ProtobufCMessage *m;
     int rc = pb_unpack(d, msg, len, pa, &m);
-    if (rc == PB_OK) return m;
+    if (rc == PB_OK && net_call_charge(c, pa->used)) {
+        pb_free(m, pa);
+        rc = PB_ETOOBIG;
+    }
+    if (rc == PB_OK) {
+        pa->charge_ctx = c; /* what rpc_unpack_free releases */
+        pa->charged = pa->used;
+        return m;
+    }
     char why[128];
     snprintf(why, sizeof why, "%s: %s", what, pb_strerror(rc));
     rpc_fail(c, rc == PB_ETOOBIG ? GRPC_RESOURCE_EXHAUSTED : GRPC_INVALID_ARGUMENT, why, NULL, NULL);
@@ -43,6 +43,8 @@ void *rpc_unpack(net_call *c, const ProtobufCMessageDescriptor *d, const uint8_t
 void rpc_unpack_free(void *m, pb_alloc *pa)
 {
     pb_free(m, pa);
+    if (pa->charge_ctx) net_call_release(pa->charge_ctx, pa->charged);
+    pa->charge_ctx = NULL;
 }
 
 /* ---- store submissions (RPC-5) ------------------------------------------- */
