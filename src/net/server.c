@@ -764,7 +764,7 @@ static void evict(net_server *s)
                       "(%zu bytes, %zu calls)",
                 s->mem, s->cfg.max_client_memory, big->mem, big->n_calls);
         s->st.evictions++;
-        if (big->h2) {
+        if (big->h2 && big->woff == big->wbuf.len) { /* not in the middle of a frame */
             nghttp2_session_terminate_session(big->h2, NGHTTP2_ENHANCE_YOUR_CALM);
             const uint8_t *data;
             ssize_t w = nghttp2_session_mem_send(big->h2, &data); /* the GOAWAY, if the socket takes it */
