@@ -45,6 +45,7 @@
 #include "net/server_int.h"
 
 #define READ_CHUNK 65536
+#define TURN_READ_BYTES (1u << 20) /* bytes read from all connections in one turn of the loop */
 #define HTTP1_MAX_HEAD 16384
 #define HTTP1_MAX_BODY (1u << 20)
 #define SPIN_POLL_NS 400000u
@@ -469,13 +470,14 @@ static void http1_input(conn *k)
 
 /* ---- reading ---------------------------------------------------------- */
 
-static void conn_readable(conn *k)
+/* Read at most `budget` bytes (this connection's share of the turn). */
+static void conn_readable(conn *k, size_t budget)
 {
     net_server *s = k->srv;
     uint8_t buf[READ_CHUNK];
-    /* At most 4 reads per event: every ready connection gets its turn soon. */
-    for (int rounds = 0; rounds < 4 && !k->dead; rounds++) {
-        ssize_t n = read(k->fd, buf, sizeof buf);
+    for (size_t got = 0; got < budget && !k->dead;) {
+        size_t want = budget - got < sizeof buf ? budget - got : sizeof buf;
+        ssize_t n = read(k->fd, buf, want);
         if (n < 0) {
             if (errno == EINTR) continue;
             if (errno != EAGAIN) conn_close(k);
@@ -486,6 +488,7 @@ static void conn_readable(conn *k)
             return;
         }
         s->st.bytes_in += (uint64_t)n;
+        got += (size_t)n;
         k->last_active = s->now;
         if (k->kind == CONN_H2) {
             h2_input(k, buf, (size_t)n);
@@ -847,6 +850,13 @@ int net_server_run(net_server *s, int drain_ms)
             return -errno;
         }
         s->now = net_mono_ns(); /* the time of this turn: connections' activity, partial messages (NET-7) */
+        /* What each connection may read this turn: the turn's share split
+         * among those ready, at least 16 KiB. A turn costs about the same
+         * however many clients flood it, so a well-behaved client's request
+         * waits for at most about one turn's reading (the rest stays in
+         * the sockets for the next turn; epoll is level-triggered). */
+        size_t share = TURN_READ_BYTES / (size_t)(n > 0 ? n : 1);
+        if (share < (16u << 10)) share = 16u << 10;
         for (int i = 0; i < n; i++) {
             void *p = evs[i].data.ptr;
             if (p == &s->lfd) {
@@ -862,7 +872,7 @@ int net_server_run(net_server *s, int drain_ms)
                     continue;
                 }
                 if (evs[i].events & EPOLLOUT) conn_flush(k);
-                if (!k->dead && evs[i].events & EPOLLIN) conn_readable(k);
+                if (!k->dead && evs[i].events & EPOLLIN) conn_readable(k, share);
             }
             if (s->mem > s->cfg.max_client_memory) evict(s);
         }
