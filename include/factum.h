@@ -84,6 +84,7 @@ enum {
     FACTUM_EBADREGEX = -1018,     /* a filter's regular expression does not compile */
     FACTUM_EDUPLICATEID = -1019,  /* the same event id twice within one append */
     FACTUM_EREGEXLIMIT = -1020,   /* a filter's regular expression hit its match limits */
+    FACTUM_EFAULTED = -1021,      /* the projection is faulted (its status says why) */
 };
 
 /* A human-readable, static message for any code returned by this library
@@ -492,6 +493,168 @@ typedef struct factum_sub_status {
 
 /* Fill *st (reads the log for lag_ns). Errors: FACTUM_ECORRUPT. */
 FACTUM_API int factum_sub_get_status(factum_sub *sub, factum_sub_status *st);
+
+/* ---------------------------------------------------------------------------
+ * Projections
+ *
+ * A projection reads the log ($all) in order and appends what it derives to
+ * streams of its own. A projection manager holds a store's projections:
+ * their definitions (kept in the store itself, in KurrentDB's
+ * `$projections-...` streams), whether each is enabled, how far each has
+ * read, and one thread that runs them. It runs KurrentDB's five system
+ * projections, written in C:
+ *
+ *   $streams             the first event of every stream  -> `$streams`
+ *   $by_category         every event of `<category>-...`  -> `$ce-<category>`
+ *   $stream_by_category  every stream `<category>-...`    -> `$category-<category>`
+ *   $by_event_type       every event                      -> `$et-<type>`
+ *   $by_correlation_id   every event with a correlation id in its metadata
+ *                                                         -> `$bc-<id>`
+ *
+ * They write link events (type FACTUM_LINK_TYPE, data "<version>@<stream>";
+ * `$stream_by_category` writes `$@` events holding a stream name), which
+ * reads resolve when asked (factum_sub_options.resolve_links,
+ * factum_resolve_link). docs/projections.md says exactly which events each
+ * takes, what it writes, and how to configure it.
+ *
+ * Exactly once: what a projection writes for a stretch of the log is
+ * appended in one atomic append together with its checkpoint (the position
+ * up to which it has read), so after a crash it goes on after its last
+ * committed batch; no source event is projected twice or skipped.
+ *
+ * The calls below may be made from any thread. Commands (enable, disable,
+ * reset, set_query) run on the manager's thread: pass a callback to be told
+ * when one is done (the call then never waits: an event loop may use it),
+ * or NULL to wait for it.
+ * ------------------------------------------------------------------------- */
+
+typedef struct factum_projections factum_projections;
+
+typedef struct factum_projections_options {
+    /* Create the five system projections, stopped, if the store has not got
+     * them yet (default 1). */
+    int create_system;
+    /* Enable the five system projections on opening, as KurrentDB's
+     * StartStandardProjections does (default 0). */
+    int start_system;
+    /* Source events a projection reads into one batch, at most (default
+     * 4096, 1..65536). A batch is also cut at 1 MiB of output and whenever
+     * the projection reaches the head of the log. */
+    uint32_t batch_events;
+    /* Batches a projection may have appended and not yet committed (default
+     * 2, 1..16): it prepares the next batch while the store writes one. */
+    uint32_t batches_in_flight;
+    /* Optional sink for log lines, called from the manager's thread (and
+     * from the opening thread). */
+    void (*log_fn)(void *ctx, int level, const char *message);
+    void *log_ctx;
+} factum_projections_options;
+
+FACTUM_API void factum_projections_options_init(factum_projections_options *o);
+
+/* Open the projection manager of store s (o may be NULL: the defaults):
+ * read the definitions, create the system projections if asked and
+ * missing, and start the thread that runs the enabled projections, each
+ * from its last checkpoint. At most one manager per store; close it before
+ * the store. The manager's own writes are appends to s.
+ * Errors: FACTUM_EREADONLY, FACTUM_EINVAL, FACTUM_ECORRUPT, -ENOMEM, and
+ * errors of the store's reads and appends. */
+FACTUM_API int factum_projections_open(factum_store *s, const factum_projections_options *o,
+                                       factum_projections **out);
+
+/* Stop the thread, wait for the appends in flight, free everything. What a
+ * projection read after its last committed batch is read again at the next
+ * open (and projected then, once). NULL is a no-op. */
+FACTUM_API void factum_projections_close(factum_projections *m);
+
+enum factum_projection_mode {
+    FACTUM_PROJECTION_CONTINUOUS = 0, /* follows the log for ever (every system projection) */
+    FACTUM_PROJECTION_ONE_TIME = 1,
+    FACTUM_PROJECTION_TRANSIENT = 2,
+};
+
+enum factum_projection_state {
+    FACTUM_PROJECTION_STOPPED = 0,  /* disabled, or not running yet */
+    FACTUM_PROJECTION_RUNNING = 1,
+    FACTUM_PROJECTION_FAULTED = 2,  /* stopped by an error: `reason`; enable (or reset) starts it again */
+    FACTUM_PROJECTION_STOPPING = 3, /* disabled; waiting for its appends in flight */
+};
+
+/* Where a projection stands (KurrentDB's Statistics). */
+typedef struct factum_projection_status {
+    const char *name;    /* valid until factum_projections_close */
+    const char *handler; /* KurrentDB's handler type, e.g. "native:...CategorizeEventsByStreamPath" */
+    int mode;            /* enum factum_projection_mode */
+    int system;          /* 1: one of the five system projections */
+    int enabled;         /* as stored: should run */
+    int state;           /* enum factum_projection_state */
+    char reason[256];    /* FAULTED: why; otherwise empty */
+    int64_t epoch;       /* bumped by every reset */
+    int64_t version;     /* bumped by every change of the definition */
+    uint64_t position;   /* last position of $all read (0: none) */
+    uint64_t checkpoint; /* last position whose output is committed with its checkpoint */
+    uint64_t events_processed; /* events read since the manager opened (KurrentDB's eventsProcessedAfterRestart) */
+    uint64_t events_emitted;   /* events written since the manager opened */
+    uint64_t lag_events;       /* committed events after `position` */
+    int64_t lag_ns;            /* age of the oldest of them (0 if none) */
+    double progress;           /* 100 * position / last committed position */
+    uint32_t writes_in_flight; /* batches appended, not yet committed */
+    uint32_t buffered_events;  /* events prepared for the next batch */
+} factum_projection_status;
+
+/* A command's completion: rc is 0 or its error. Runs on the manager's
+ * thread: return quickly, do not wait for other commands. */
+typedef void (*factum_projection_cb)(void *ctx, int rc);
+
+/* Enable `name` (stored in its definition) and start it from its last
+ * checkpoint; a faulted projection starts again. Enabling one that runs
+ * is a no-op. Returns 0 when queued (cb runs once) or, with cb NULL, the
+ * command's result. Errors: FACTUM_ENOTFOUND (no such projection),
+ * FACTUM_ECLOSED (the manager is closing), errors of the store's appends. */
+FACTUM_API int factum_projection_enable(factum_projections *m, const char *name, factum_projection_cb cb,
+                                        void *ctx);
+
+/* Disable `name` (stored) and stop it once its appends in flight are done;
+ * events read into a batch not yet appended are read again when it is
+ * enabled. Errors as factum_projection_enable. */
+FACTUM_API int factum_projection_disable(factum_projections *m, const char *name, factum_projection_cb cb,
+                                         void *ctx);
+
+/* Reset `name`: a new epoch; the streams it wrote are truncated (their
+ * `$tb` set past their last event, so reads show only what comes after),
+ * and it starts again from the beginning of the log (if enabled). Errors
+ * as factum_projection_enable. */
+FACTUM_API int factum_projection_reset(factum_projections *m, const char *name, factum_projection_cb cb,
+                                       void *ctx);
+
+/* Replace the query (configuration) of `name`, e.g. "last\n-" for
+ * $by_category, and store it; a running projection applies it from the
+ * next event it reads (what it wrote stays). Errors: FACTUM_EINVAL (the
+ * handler refuses the query; docs/projections.md), and as
+ * factum_projection_enable. */
+FACTUM_API int factum_projection_set_query(factum_projections *m, const char *name, const char *query,
+                                           factum_projection_cb cb, void *ctx);
+
+/* The status of `name`. Errors: FACTUM_ENOTFOUND. */
+FACTUM_API int factum_projection_get_status(factum_projections *m, const char *name,
+                                            factum_projection_status *st);
+
+/* The query of `name` into *out (malloc'd, NUL-terminated; free() it).
+ * Errors: FACTUM_ENOTFOUND, -ENOMEM. */
+FACTUM_API int factum_projection_get_query(factum_projections *m, const char *name, char **out);
+
+/* Call cb with the status of every projection, in the order they were
+ * created; cb returns 0 to go on, anything else to stop (returned). */
+FACTUM_API int factum_projections_each(factum_projections *m,
+                                       int (*cb)(void *ctx, const factum_projection_status *st), void *ctx);
+
+/* Wait until everything `name` writes for the events at positions <=
+ * `position` is committed (it has read that far and its batches are
+ * done), or timeout_ms passed (< 0: no limit). Returns 1 when it is, 0 on
+ * timeout or if the projection is stopped, FACTUM_EFAULTED if it faulted,
+ * FACTUM_ENOTFOUND. Do not call it from a command's callback. */
+FACTUM_API int factum_projection_wait(factum_projections *m, const char *name, uint64_t position,
+                                      int timeout_ms);
 
 /* ---------------------------------------------------------------------------
  * Streams: state, metadata, deletion, listing

@@ -53,6 +53,8 @@ const char *factum_strerror(int code)
         return "the same event id appears twice in one append";
     case FACTUM_EREGEXLIMIT:
         return "a filter's regular expression needed more than its match limits";
+    case FACTUM_EFAULTED:
+        return "the projection is faulted (its status says why)";
     /* The client's codes (factum_client.h). */
     case FACTUM_ECONNECT:
         return "cannot connect to the server, or the connection was lost";

@@ -19,6 +19,84 @@ static int check_type(const char *type)
     return 0;
 }
 
+/* Duplicate detection within one request: pairwise for a few items, an
+ * open-addressing table of indexes for more (a projection's batch carries
+ * thousands of events and parts; pairwise, that was 30% of its cost). */
+#define DUP_PAIRWISE 16
+
+typedef int (*dup_eq_fn)(const void *items, size_t a, size_t b);
+
+/* The index + 1 of the first item of items[0..n) equal by eq to an
+ * earlier one (hash[i] their hashes), 0 if none, -ENOMEM. */
+static long dup_find(const void *items, const uint64_t *hash, size_t n, dup_eq_fn eq)
+{
+    if (n <= DUP_PAIRWISE) {
+        for (size_t i = 1; i < n; i++)
+            for (size_t j = 0; j < i; j++)
+                if (eq(items, i, j)) return (long)i + 1;
+        return 0;
+    }
+    size_t cap = 64;
+    while (cap < 2 * n)
+        cap <<= 1;
+    uint32_t *slot = calloc(cap, sizeof *slot); /* index + 1; 0 = empty */
+    if (!slot) return -ENOMEM;
+    long found = 0;
+    for (size_t i = 0; i < n && !found; i++) {
+        size_t k = (size_t)hash[i] & (cap - 1);
+        for (; slot[k]; k = (k + 1) & (cap - 1)) {
+            size_t j = slot[k] - 1;
+            if (hash[j] == hash[i] && eq(items, i, j)) {
+                found = (long)i + 1;
+                break;
+            }
+        }
+        slot[k] = (uint32_t)(i + 1);
+    }
+    free(slot);
+    return found;
+}
+
+static int event_id_eq(const void *items, size_t a, size_t b)
+{
+    const factum_event_data *ev = items;
+    return ev[a].has_id && ev[b].has_id && !memcmp(ev[a].id, ev[b].id, 16);
+}
+
+/* FACTUM_EDUPLICATEID if two events of the part carry the same id. */
+static int check_dup_ids(const factum_event_data *ev, size_t n)
+{
+    uint64_t *hash = NULL;
+    if (n > DUP_PAIRWISE) {
+        if (!(hash = malloc(n * sizeof *hash))) return -ENOMEM;
+        for (size_t i = 0; i < n; i++)
+            hash[i] = ev[i].has_id ? base_hash64(ev[i].id, 16) : ~(uint64_t)i;
+    }
+    long rc = dup_find(ev, hash, n, event_id_eq);
+    free(hash);
+    return rc > 0 ? FACTUM_EDUPLICATEID : (int)rc;
+}
+
+static int part_name_eq(const void *items, size_t a, size_t b)
+{
+    const wpart *p = items;
+    return p[a].stream_len == p[b].stream_len && !memcmp(p[a].stream, p[b].stream, p[a].stream_len);
+}
+
+/* The index + 1 of a part whose stream an earlier part has, 0, -ENOMEM. */
+static long find_dup_stream(const wpart *parts, size_t n)
+{
+    uint64_t *hash = NULL;
+    if (n > DUP_PAIRWISE) {
+        if (!(hash = malloc(n * sizeof *hash))) return -ENOMEM;
+        for (size_t i = 0; i < n; i++)
+            hash[i] = base_hash64(parts[i].stream, parts[i].stream_len);
+    }
+    long rc = dup_find(parts, hash, n, part_name_eq);
+    free(hash);
+    return rc;
+}
+
 static int check_expected_value(int64_t e)
 {
     return (e >= 0 || e == FACTUM_ANY || e == FACTUM_NO_STREAM || e == FACTUM_STREAM_EXISTS) ? 0
@@ -50,10 +128,6 @@ static int check_part(factum_store *s, const factum_append_req *q, wpart *p, siz
             if (strcmp(d->type, "$metadata") != 0) return FACTUM_EINVAL;
             if ((rc = factum_stream_metadata_parse(d->data, d->data_len, &m))) return rc;
         }
-        if (d->has_id) {
-            for (size_t j = 0; j < i; j++)
-                if (q->events[j].has_id && !memcmp(q->events[j].id, d->id, 16)) return FACTUM_EDUPLICATEID;
-        }
         total += log_event_frame_len(slen, strlen(d->type), d->data_len, d->metadata_len);
     }
     /* An estimate of the metadata event the writer may add (re-creating a
@@ -61,6 +135,7 @@ static int check_part(factum_store *s, const factum_append_req *q, wpart *p, siz
      * size before anything is written (ST-6). */
     total += 4096;
     if (total > s->opts.max_append_size + 4096) return FACTUM_ETOOBIG;
+    if ((rc = check_dup_ids(q->events, q->n_events))) return rc;
     p->stream = q->stream;
     p->stream_len = slen;
     p->expected = q->expected;
@@ -87,16 +162,15 @@ static int build(factum_store *s, const factum_append_req *reqs, size_t n, wreq 
     size_t bytes = 0;
     for (size_t i = 0; i < n; i++) {
         int rc = check_part(s, &reqs[i], &parts[i], &bytes);
-        if (!rc) {
-            for (size_t j = 0; j < i; j++)
-                if (parts[j].stream_len == parts[i].stream_len &&
-                    !memcmp(parts[j].stream, parts[i].stream, parts[i].stream_len))
-                    rc = FACTUM_EINVAL; /* a stream may appear in one part only */
-        }
         if (rc) {
             if (failed) *failed = i;
             return rc;
         }
+    }
+    long dup = find_dup_stream(parts, n); /* a stream may appear in one part only */
+    if (dup) {
+        if (failed) *failed = dup > 0 ? (size_t)dup - 1 : 0;
+        return dup > 0 ? FACTUM_EINVAL : (int)dup;
     }
     if (bytes > s->opts.max_append_size + 4096 * n) {
         if (failed) *failed = 0;
@@ -221,7 +295,8 @@ static int stream_op_async(factum_store *s, const char *stream, int64_t expected
     return rc;
 }
 
-int factum_delete_stream_async(factum_store *s, const char *stream, int64_t expected, factum_append_cb cb, void *ctx)
+int factum_delete_stream_async(factum_store *s, const char *stream, int64_t expected, factum_append_cb cb,
+                               void *ctx)
 {
     return stream_op_async(s, stream, expected, OP_DELETE, cb, ctx);
 }

@@ -113,12 +113,34 @@ static void t_multi_stream(void)
     /* The same stream twice in one request is refused. */
     factum_append_req twice[2] = {{"left", FACTUM_ANY, &c, 1}, {"left", FACTUM_ANY, &c, 1}};
     CHECK_RC(factum_append_multi(s, twice, 2, res, &failed), FACTUM_EINVAL);
+    CHECK_EQ_U64(failed, 1);
+    /* Also among many parts (found through a hash table past 16 parts),
+     * and duplicate ids among many events of one part. */
+    enum { MANY = 300 };
+    static factum_append_req many[MANY];
+    static factum_append_result many_res[MANY];
+    static char names[MANY][16];
+    static factum_event_data evs[MANY];
+    for (int i = 0; i < MANY; i++) {
+        snprintf(names[i], sizeof names[i], "many-%d", i);
+        many[i] = (factum_append_req){names[i], FACTUM_ANY, &c, 1};
+        evs[i] = harness_event("E", "{}");
+    }
+    many[257].stream = names[31];
+    CHECK_RC(factum_append_multi(s, many, MANY, many_res, &failed), FACTUM_EINVAL);
+    CHECK_EQ_U64(failed, 257);
+    evs[250] = evs[7];
+    CHECK_RC(factum_append(s, "many-ids", FACTUM_ANY, evs, MANY, NULL), FACTUM_EDUPLICATEID);
+    evs[250] = harness_event("E", "{}");
+    evs[250].has_id = 0; /* events without ids never collide */
+    evs[251].has_id = 0;
+    CHECK_RC(factum_append(s, "many-ids", FACTUM_ANY, evs, MANY, NULL), 0);
     /* A replay of the whole multi-stream append writes nothing. */
     CHECK_RC(factum_append_multi(s, reqs, 2, res, &failed), 0);
     CHECK(res[0].idempotent && res[1].idempotent);
     factum_stats st;
     factum_store_get_stats(s, &st);
-    CHECK_EQ_U64(st.last_position, 2);
+    CHECK_EQ_U64(st.last_position, 2 + MANY);
     factum_store_close(s);
     harness_rm_rf(dir);
 }
@@ -474,7 +496,6 @@ static void t_default_size_limit(void)
     factum_store_close(s);
     harness_rm_rf(dir);
 }
-
 
 /* KurrentDB accepts StreamExists on a stream that has metadata but no
  * events (and refuses it on a soft-deleted one, or one with neither). */
