@@ -365,9 +365,9 @@ static int flush_frozen(findex *x, memtable *m)
 
 /* ---- merging -------------------------------------------------------- */
 
-static int level_of(const findex *x, uint64_t n)
+static int level_of(uint64_t memtable_entries, uint64_t n)
 {
-    uint64_t m = x->cfg.memtable_entries ? x->cfg.memtable_entries : 1;
+    uint64_t m = memtable_entries ? memtable_entries : 1;
     int l = 0;
     for (uint64_t q = n / m; q >= 4; q /= 4)
         l++;
@@ -482,24 +482,63 @@ static int merge_tables(findex *x, int k, size_t from, size_t cnt)
     return rc;
 }
 
-/* Find a run of >= MERGE_FANIN newest tables of one level and merge it. */
+/* Tables of one kind past which the smallest neighbours are merged
+ * whatever their levels (a safety valve, far below IDX_MAX_TABLES). */
+#define MERGE_PRESSURE 24
+
+/* idx_merge_choice (index.h): what to merge next in one kind's list of
+ * tables.
+ *  - The newest run of >= MERGE_FANIN tables of one level. A run longer
+ *    than MERGE_MAX (flushes outran merging) is merged from its oldest end,
+ *    so the rest stays the newest run and is merged next: merging its newest
+ *    end would bury the older ones under a table of a higher level, where no
+ *    newest run ever reaches them again (each restart adds such stragglers:
+ *    a store opened and closed a few hundred times hit IDX_MAX_TABLES and
+ *    stopped with -ENOSPC).
+ *  - Past MERGE_PRESSURE tables, the MERGE_FANIN neighbours with the fewest
+ *    entries (stragglers left by an earlier version). */
+int idx_merge_choice(uint64_t memtable_entries, const uint64_t *n_entries, size_t nt, size_t *from,
+                     size_t *cnt)
+{
+    if (nt < MERGE_FANIN) return 0;
+    int lvl = level_of(memtable_entries, n_entries[nt - 1]);
+    size_t run = 0;
+    while (run < nt && level_of(memtable_entries, n_entries[nt - 1 - run]) == lvl)
+        run++;
+    if (run >= MERGE_FANIN) {
+        *from = nt - run;
+        *cnt = run < MERGE_MAX ? run : MERGE_MAX;
+        return 1;
+    }
+    if (nt <= MERGE_PRESSURE) return 0;
+    uint64_t best = UINT64_MAX;
+    for (size_t i = 0; i + MERGE_FANIN <= nt; i++) {
+        uint64_t sum = 0;
+        for (size_t j = 0; j < MERGE_FANIN; j++)
+            sum += n_entries[i + j];
+        if (sum < best) {
+            best = sum;
+            *from = i;
+        }
+    }
+    *cnt = MERGE_FANIN;
+    return 1;
+}
+
+/* Merge what merge_choice picks, in each kind. */
 static int maybe_merge(findex *x, int *merged)
 {
     *merged = 0;
     for (int k = 0; k < IDX_KINDS; k++) {
         view *v = view_get(x);
-        size_t nt = v->nt[k];
-        if (nt < MERGE_FANIN) {
-            view_put(v);
-            continue;
-        }
-        int lvl = level_of(x, v->t[k][nt - 1]->n_entries);
-        size_t run = 0;
-        while (run < nt && run < MERGE_MAX && level_of(x, v->t[k][nt - 1 - run]->n_entries) == lvl)
-            run++;
+        uint64_t n_entries[IDX_MAX_TABLES];
+        for (size_t i = 0; i < v->nt[k]; i++)
+            n_entries[i] = v->t[k][i]->n_entries;
+        size_t from = 0, cnt = 0;
+        int pick = idx_merge_choice(x->cfg.memtable_entries, n_entries, v->nt[k], &from, &cnt);
         view_put(v);
-        if (run >= MERGE_FANIN) {
-            int rc = merge_tables(x, k, nt - run, run);
+        if (pick) {
+            int rc = merge_tables(x, k, from, cnt);
             if (rc) return rc;
             *merged = 1;
         }

@@ -39,6 +39,15 @@ enum { IDX_STREAM = 0, IDX_ID = 1, IDX_CAT = 2, IDX_KINDS = 3 };
 
 typedef struct findex findex;
 
+/* What the background thread merges next in one kind's tables, given their
+ * entry counts (oldest first): 1 with the neighbours *from .. *from + *cnt,
+ * or 0. Levels are powers of 4 of memtable_entries; the newest run of one
+ * level is merged from its oldest end, and past a pressure limit the
+ * smallest neighbours are merged whatever their levels (index.c says why).
+ * Pure: exposed for the tests. */
+int idx_merge_choice(uint64_t memtable_entries, const uint64_t *n_entries, size_t nt, size_t *from,
+                     size_t *cnt);
+
 typedef struct idx_checkpoint {
     uint64_t covered_lo;    /* log offset the tables cover up to (a batch boundary) */
     uint64_t next_position; /* first position not covered */

@@ -326,8 +326,11 @@ int prj_step(prj *p)
             return 1;
         }
         if (!at_head) continue;
-        /* At the head: what was read goes out now, if there is room. */
-        if (prj_batch_events(p->fill) && p->flight_n < cap && submit(p) > 0) did = 1;
+        /* At the head: what was read goes out now if nothing is in flight;
+         * otherwise it waits for the batch in flight and goes with what
+         * arrives meanwhile (as a group commit does: no wait when idle,
+         * fewer and larger batches under load). */
+        if (prj_batch_events(p->fill) && !p->flight_n && submit(p) > 0) did = 1;
         break;
     }
     publish(p);

@@ -63,6 +63,10 @@ struct ps_reg;
 
 typedef struct rpc_ctx {
     factum_store *store;
+    /* The projection manager (NULL with --run-projections None): what the
+     * Projections service answers from. Its commands take a callback, so
+     * that the loop never waits for them. */
+    factum_projections *projections;
     net_server *net;
     uint8_t instance_id[16];
     char advertise_host[256]; /* what Gossip tells clients to connect to */
@@ -73,9 +77,9 @@ typedef struct rpc_ctx {
     void (*log_fn)(void *ctx, int level, const char *msg);
     void *log_ctx;
     rpc_stats st;
-    uint64_t inflight; /* store operations started and not yet answered */
+    uint64_t inflight;                       /* store operations started and not yet answered */
     struct rpc_submit *parked, *parked_tail; /* waiting for room in the store's queue (RPC-5) */
-    uint8_t *pack_buf; /* reused buffer for packing (loop thread only) */
+    uint8_t *pack_buf;                       /* reused buffer for packing (loop thread only) */
     size_t pack_cap;
     /* Subscriptions (subscribe.c): those at the head wait in sub_waiting
      * until a commit listener posts a wake-up to the loop (RPC-4). */
@@ -91,8 +95,8 @@ typedef struct rpc_ctx {
  * and Monitoring.Stats: kind "subscription" (name: its id) or "group"
  * (name: the group); events committed and not yet delivered (groups: not
  * yet acked), and the age of the oldest of them in seconds. */
-typedef void (*rpc_lag_fn)(void *arg, const char *kind, const char *source, const char *name, uint64_t lag_events,
-                           double lag_seconds);
+typedef void (*rpc_lag_fn)(void *arg, const char *kind, const char *source, const char *name,
+                           uint64_t lag_events, double lag_seconds);
 void rpc_lag_each(rpc_ctx *ctx, rpc_lag_fn fn, void *arg);
 
 /* Register the store's commit listener that wakes subscriptions and

@@ -15,7 +15,7 @@
 
 #include "factum.h"
 
-enum { T_STR, T_BOOL, T_INT, T_SIZE, T_LEVEL };
+enum { T_STR, T_BOOL, T_INT, T_SIZE, T_LEVEL, T_PROJ };
 
 typedef struct opt {
     const char *name;  /* flag without dashes, lower-case with dashes */
@@ -28,7 +28,7 @@ typedef struct opt {
 } opt;
 
 #define OFF(f) offsetof(srv_config, f)
-#define SZ(f) sizeof(((srv_config *)0)->f)
+#define SZ(f)  sizeof(((srv_config *)0)->f)
 
 static const opt opts[] = {
     {"db", NULL, T_STR, OFF(db), SZ(db), "/var/lib/factum", "data directory"},
@@ -52,15 +52,21 @@ static const opt opts[] = {
      "memory all clients together may make the server hold (buffers, requests, queued answers); over it the "
      "connection holding the most is closed. 0: a quarter of the RAM, at most 1 GiB"},
     {"max-connection-memory", NULL, T_SIZE, OFF(max_connection_memory), 0, "0",
-     "memory one connection may make the server hold; a call that would go over fails with RESOURCE_EXHAUSTED. "
+     "memory one connection may make the server hold; a call that would go over fails with "
+     "RESOURCE_EXHAUSTED. "
      "0: 128 MiB, or more if the append limits need it"},
     {"request-timeout-ms", NULL, T_INT, OFF(request_timeout_ms), 0, "30000",
-     "how long an incomplete request may wait for its next byte (HTTP/1.1 request, HTTP/2 preface, gRPC message)"},
+     "how long an incomplete request may wait for its next byte (HTTP/1.1 request, HTTP/2 preface, gRPC "
+     "message)"},
     {"log-level", NULL, T_LEVEL, OFF(log_level), 0, "info", "error, warning, information or debug"},
     {"log-format", NULL, T_STR, 0, 0, "text", "text or json (structured lines)"},
     {"config", NULL, T_STR, OFF(config_file), SZ(config_file), "", "config file of `Key: value` lines"},
     {"shutdown-timeout-ms", NULL, T_INT, OFF(drain_ms), 0, "5000",
      "on SIGTERM, how long calls in flight may take before the server closes"},
+    {"run-projections", NULL, T_PROJ, OFF(run_projections), 0, "None",
+     "None, System (the five system projections exist; enabled ones run) or All (user projections too)"},
+    {"start-standard-projections", NULL, T_BOOL, OFF(start_standard_projections), 0, "false",
+     "enable the five system projections at start (with --run-projections System or All)"},
 };
 #define N_OPTS (sizeof opts / sizeof *opts)
 
@@ -68,9 +74,12 @@ static int set(srv_config *c, const opt *o, const char *v, const char *where)
 {
     char *p = (char *)c + o->off;
     if (!strcmp(o->name, "log-format")) {
-        if (!strcasecmp(v, "json")) c->log_json = 1;
-        else if (!strcasecmp(v, "text")) c->log_json = 0;
-        else goto bad;
+        if (!strcasecmp(v, "json"))
+            c->log_json = 1;
+        else if (!strcasecmp(v, "text"))
+            c->log_json = 0;
+        else
+            goto bad;
         return 0;
     }
     switch (o->type) {
@@ -79,9 +88,12 @@ static int set(srv_config *c, const opt *o, const char *v, const char *where)
         strcpy(p, v);
         return 0;
     case T_BOOL:
-        if (!strcasecmp(v, "true") || !strcmp(v, "1") || !strcasecmp(v, "yes")) *(int *)p = 1;
-        else if (!strcasecmp(v, "false") || !strcmp(v, "0") || !strcasecmp(v, "no")) *(int *)p = 0;
-        else goto bad;
+        if (!strcasecmp(v, "true") || !strcmp(v, "1") || !strcasecmp(v, "yes"))
+            *(int *)p = 1;
+        else if (!strcasecmp(v, "false") || !strcmp(v, "0") || !strcasecmp(v, "no"))
+            *(int *)p = 0;
+        else
+            goto bad;
         return 0;
     case T_INT: {
         char *end;
@@ -96,19 +108,37 @@ static int set(srv_config *c, const opt *o, const char *v, const char *where)
         errno = 0;
         unsigned long long x = strtoull(v, &end, 10);
         if (errno || end == v) goto bad;
-        if (*end == 'k' || *end == 'K') x <<= 10, end++;
-        else if (*end == 'm' || *end == 'M') x <<= 20, end++;
-        else if (*end == 'g' || *end == 'G') x <<= 30, end++;
+        if (*end == 'k' || *end == 'K')
+            x <<= 10, end++;
+        else if (*end == 'm' || *end == 'M')
+            x <<= 20, end++;
+        else if (*end == 'g' || *end == 'G')
+            x <<= 30, end++;
         if (*end) goto bad;
         *(uint64_t *)p = x;
         return 0;
     }
+    case T_PROJ:
+        if (!strcasecmp(v, "none"))
+            *(int *)p = SRV_PROJ_NONE;
+        else if (!strcasecmp(v, "system"))
+            *(int *)p = SRV_PROJ_SYSTEM;
+        else if (!strcasecmp(v, "all"))
+            *(int *)p = SRV_PROJ_ALL;
+        else
+            goto bad;
+        return 0;
     case T_LEVEL:
-        if (!strncasecmp(v, "err", 3) || !strcasecmp(v, "fatal")) *(int *)p = 0;
-        else if (!strncasecmp(v, "warn", 4)) *(int *)p = 1;
-        else if (!strncasecmp(v, "info", 4)) *(int *)p = 2;
-        else if (!strcasecmp(v, "debug") || !strcasecmp(v, "verbose")) *(int *)p = 3;
-        else goto bad;
+        if (!strncasecmp(v, "err", 3) || !strcasecmp(v, "fatal"))
+            *(int *)p = 0;
+        else if (!strncasecmp(v, "warn", 4))
+            *(int *)p = 1;
+        else if (!strncasecmp(v, "info", 4))
+            *(int *)p = 2;
+        else if (!strcasecmp(v, "debug") || !strcasecmp(v, "verbose"))
+            *(int *)p = 3;
+        else
+            goto bad;
         return 0;
     }
 bad:
@@ -149,7 +179,8 @@ static int load_file(srv_config *c, const char *path, const unsigned char *from_
     while (fgets(line, sizeof line, f) && !rc) {
         n++;
         char *s = line;
-        while (isspace((unsigned char)*s)) s++;
+        while (isspace((unsigned char)*s))
+            s++;
         if (!*s || *s == '#' || !strncmp(s, "---", 3)) continue;
         char *colon = strchr(s, ':');
         if (!colon) {
@@ -159,10 +190,13 @@ static int load_file(srv_config *c, const char *path, const unsigned char *from_
         }
         *colon = 0;
         char *v = colon + 1, *e = s + strlen(s);
-        while (e > s && isspace((unsigned char)e[-1])) *--e = 0;
-        while (isspace((unsigned char)*v)) v++;
+        while (e > s && isspace((unsigned char)e[-1]))
+            *--e = 0;
+        while (isspace((unsigned char)*v))
+            v++;
         e = v + strlen(v);
-        while (e > v && isspace((unsigned char)e[-1])) *--e = 0;
+        while (e > v && isspace((unsigned char)e[-1]))
+            *--e = 0;
         if ((*v == '"' || *v == '\'') && e > v + 1 && e[-1] == *v) {
             v++;
             e[-1] = 0;
@@ -184,8 +218,10 @@ static int load_file(srv_config *c, const char *path, const unsigned char *from_
 
 void srv_config_usage(void)
 {
-    printf("usage: factumd [OPTIONS]\n\nfactumd %s - the factum event store server, speaking the KurrentDB gRPC client "
-           "protocol.\n\nOptions (environment: FACTUM_<NAME>, KURRENTDB_<NAME> or EVENTSTORE_<NAME>; config file: "
+    printf("usage: factumd [OPTIONS]\n\nfactumd %s - the factum event store server, speaking the KurrentDB "
+           "gRPC client "
+           "protocol.\n\nOptions (environment: FACTUM_<NAME>, KURRENTDB_<NAME> or EVENTSTORE_<NAME>; config "
+           "file: "
            "<Name>: value):\n",
            FACTUM_VERSION_STRING);
     for (size_t i = 0; i < N_OPTS; i++) {
@@ -200,8 +236,10 @@ void srv_config_usage(void)
 static void env_name(const char *prefix, const char *name, char *out, size_t n)
 {
     size_t j = 0;
-    for (const char *p = prefix; *p && j + 1 < n; p++) out[j++] = *p;
-    for (const char *p = name; *p && j + 1 < n; p++) out[j++] = *p == '-' ? '_' : (char)toupper((unsigned char)*p);
+    for (const char *p = prefix; *p && j + 1 < n; p++)
+        out[j++] = *p;
+    for (const char *p = name; *p && j + 1 < n; p++)
+        out[j++] = *p == '-' ? '_' : (char)toupper((unsigned char)*p);
     out[j] = 0;
 }
 
@@ -239,8 +277,10 @@ int srv_config_parse(srv_config *c, int argc, char **argv)
         }
         const char *v = eq ? eq + 1 : NULL;
         if (!v) {
-            if (o->type == T_BOOL) v = "true";
-            else if (i + 1 < argc) v = argv[++i];
+            if (o->type == T_BOOL)
+                v = "true";
+            else if (i + 1 < argc)
+                v = argv[++i];
             else {
                 fprintf(stderr, "factumd: option --%s needs a value\n", o->name);
                 return -1;
@@ -271,7 +311,8 @@ int srv_config_parse(srv_config *c, int argc, char **argv)
     /* Config file (lowest precedence but the defaults). */
     if (c->config_file[0]) {
         unsigned char taken[N_OPTS];
-        for (size_t i = 0; i < N_OPTS; i++) taken[i] = from_cli[i] | from_env[i];
+        for (size_t i = 0; i < N_OPTS; i++)
+            taken[i] = from_cli[i] | from_env[i];
         if (load_file(c, c->config_file, taken)) return -1;
     }
     if (c->request_timeout_ms < 0) {

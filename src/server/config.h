@@ -23,14 +23,21 @@ typedef struct srv_config {
     uint64_t segment_size;
     uint64_t max_connections;
     uint64_t subscription_live_lag; /* events behind the head before a live subscription falls behind */
-    uint64_t max_client_memory;     /* all that clients make the server hold (0: a quarter of RAM, at most 1 GiB) */
+    uint64_t
+        max_client_memory; /* all that clients make the server hold (0: a quarter of RAM, at most 1 GiB) */
     uint64_t max_connection_memory; /* what one connection may make it hold (0: from the append limits) */
     int request_timeout_ms;         /* an incomplete request's time */
-    int log_level; /* 0 error, 1 warn, 2 info, 3 debug */
-    int log_json;  /* structured JSON log lines instead of text */
+    int log_level;                  /* 0 error, 1 warn, 2 info, 3 debug */
+    int log_json;                   /* structured JSON log lines instead of text */
     char config_file[4096];
-    int drain_ms; /* graceful shutdown: how long calls in flight may take */
+    int drain_ms;                   /* graceful shutdown: how long calls in flight may take */
+    int run_projections;            /* SRV_PROJ_NONE, _SYSTEM or _ALL (KurrentDB's RunProjections) */
+    int start_standard_projections; /* enable the five system projections at start */
 } srv_config;
+
+/* RunProjections: None (no projections at all), System (the five system
+ * projections exist and those enabled run), All (user projections too). */
+enum { SRV_PROJ_NONE = 0, SRV_PROJ_SYSTEM = 1, SRV_PROJ_ALL = 2 };
 
 /* Parse argv (and the environment and the config file it names). Returns
  * 0, 1 if --help/--version was handled (exit 0), or -1 after printing a

@@ -4,10 +4,12 @@
  *   GET /info          JSON: version, state, features
  *   GET /gossip        JSON: this node as the leader (KurrentDB's shape)
  *   GET /metrics       Prometheus text format: appends, reads, bytes,
- *                      group commits, fdatasync latency, connections, calls
+ *                      group commits, fdatasync latency, connections, calls,
+ *                      subscriptions' and projections' progress and lag
  */
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "rpc/rpc.h"
@@ -20,12 +22,13 @@ static void info(srv_state *st, net_http_resp *r)
     factum_store_get_stats(st->store, &fs);
     r->status = 200;
     r->content_type = "application/json";
-    base_buf_printf(&r->body,
-                    "{\"esVersion\":\"%s\",\"factumVersion\":\"%s\",\"state\":\"leader\",\"authentication\":{\"type\":"
-                    "\"insecure\"},\"features\":{\"projections\":false,\"userManagement\":false,\"atomPub\":false},"
-                    "\"durability\":\"%s\",\"lastPosition\":%" PRIu64 "}\n",
-                    RPC_SERVER_VERSION, FACTUM_VERSION_STRING, fs.durability ? "relaxed" : "durable",
-                    fs.last_position);
+    base_buf_printf(
+        &r->body,
+        "{\"esVersion\":\"%s\",\"factumVersion\":\"%s\",\"state\":\"leader\",\"authentication\":{\"type\":"
+        "\"insecure\"},\"features\":{\"projections\":%s,\"userManagement\":false,\"atomPub\":false},"
+        "\"durability\":\"%s\",\"lastPosition\":%" PRIu64 "}\n",
+        RPC_SERVER_VERSION, FACTUM_VERSION_STRING, st->proj ? "true" : "false",
+        fs.durability ? "relaxed" : "durable", fs.last_position);
 }
 
 static void gossip(srv_state *st, net_http_resp *r)
@@ -36,10 +39,11 @@ static void gossip(srv_state *st, net_http_resp *r)
     if (!strcmp(host, "0.0.0.0") || !strcmp(host, "::")) host = "127.0.0.1";
     r->status = 200;
     r->content_type = "application/json";
-    base_buf_printf(&r->body,
-                    "{\"members\":[{\"instanceId\":\"%s\",\"state\":\"Leader\",\"isAlive\":true,\"httpEndPointIp\":"
-                    "\"%s\",\"httpEndPointPort\":%d}],\"serverIp\":\"%s\",\"serverPort\":%d}\n",
-                    id, host, st->rpc.advertise_port, host, st->rpc.advertise_port);
+    base_buf_printf(
+        &r->body,
+        "{\"members\":[{\"instanceId\":\"%s\",\"state\":\"Leader\",\"isAlive\":true,\"httpEndPointIp\":"
+        "\"%s\",\"httpEndPointPort\":%d}],\"serverIp\":\"%s\",\"serverPort\":%d}\n",
+        id, host, st->rpc.advertise_port, host, st->rpc.advertise_port);
 }
 
 static void metric(base_buf *b, const char *name, const char *type, const char *help, double v)
@@ -51,9 +55,12 @@ static void metric(base_buf *b, const char *name, const char *type, const char *
 static void label(base_buf *b, const char *v)
 {
     for (; *v; v++) {
-        if (*v == '\\' || *v == '"') base_buf_printf(b, "\\%c", *v);
-        else if (*v == '\n') base_buf_append(b, "\\n", 2);
-        else base_buf_append(b, v, 1);
+        if (*v == '\\' || *v == '"')
+            base_buf_printf(b, "\\%c", *v);
+        else if (*v == '\n')
+            base_buf_append(b, "\\n", 2);
+        else
+            base_buf_append(b, v, 1);
     }
 }
 
@@ -72,8 +79,10 @@ static void lag_line(void *arg, const char *kind, const char *source, const char
     label(o->b, source);
     base_buf_printf(o->b, "\",%s=\"", group ? "group" : "id");
     label(o->b, name);
-    if (o->seconds) base_buf_printf(o->b, "\"} %.6f\n", seconds);
-    else base_buf_printf(o->b, "\"} %llu\n", (unsigned long long)events);
+    if (o->seconds)
+        base_buf_printf(o->b, "\"} %.6f\n", seconds);
+    else
+        base_buf_printf(o->b, "\"} %llu\n", (unsigned long long)events);
 }
 
 static void lag_line_subs(void *arg, const char *kind, const char *source, const char *name, uint64_t events,
@@ -82,8 +91,8 @@ static void lag_line_subs(void *arg, const char *kind, const char *source, const
     if (!strcmp(kind, "subscription")) lag_line(arg, kind, source, name, events, seconds);
 }
 
-static void lag_line_groups(void *arg, const char *kind, const char *source, const char *name, uint64_t events,
-                            double seconds)
+static void lag_line_groups(void *arg, const char *kind, const char *source, const char *name,
+                            uint64_t events, double seconds)
 {
     if (!strcmp(kind, "group")) lag_line(arg, kind, source, name, events, seconds);
 }
@@ -105,7 +114,92 @@ static void group_line(void *arg, const char *src, const char *group, uint64_t l
     base_buf_append(o->b, "\",group=\"", 9);
     label(o->b, group);
     base_buf_printf(o->b, "\"} %llu\n",
-                    (unsigned long long)(o->what == 0 ? inflight : o->what == 1 ? parked : (uint64_t)consumers));
+                    (unsigned long long)(o->what == 0   ? inflight
+                                         : o->what == 1 ? parked
+                                                        : (uint64_t)consumers));
+}
+
+/* ---- projections: KurrentDB's kurrentdb_projection_* with our prefix, plus
+ * position and lag ------------------------------------------------------- */
+
+typedef struct proj_list {
+    factum_projection_status *v;
+    size_t n, cap;
+} proj_list;
+
+static int proj_collect(void *ctx, const factum_projection_status *ps)
+{
+    proj_list *l = ctx;
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 8;
+        factum_projection_status *v = realloc(l->v, cap * sizeof *v);
+        if (!v) return -1;
+        l->v = v;
+        l->cap = cap;
+    }
+    l->v[l->n++] = *ps;
+    return 0;
+}
+
+static double proj_value(const factum_projection_status *ps, int what)
+{
+    switch (what) {
+    case 0:
+        return (double)ps->events_processed;
+    case 1:
+        return (double)ps->events_emitted;
+    case 2:
+        return ps->progress / 100.0;
+    case 3:
+        return ps->state == FACTUM_PROJECTION_RUNNING;
+    case 4:
+        return (double)ps->position;
+    case 5:
+        return (double)ps->checkpoint;
+    case 6:
+        return (double)ps->lag_events;
+    default:
+        return (double)ps->lag_ns / 1e9;
+    }
+}
+
+static void projection_metrics(srv_state *st, base_buf *b)
+{
+    if (!st->proj) return;
+    proj_list l = {0};
+    factum_projections_each(st->proj, proj_collect, &l);
+    static const struct {
+        const char *name, *type, *help;
+    } m[] = {
+        {"events_processed_after_restart_total", "counter",
+         "Events of $all a projection has read since the start."},
+        {"events_emitted_total", "counter", "Events a projection has written (links) since the start."},
+        {"progress", "gauge", "How far a projection has read, 0 - 1 of the last committed position."},
+        {"running", "gauge", "1 if the projection is running."},
+        {"position", "gauge", "Last position of $all a projection has read."},
+        {"checkpoint_position", "gauge", "Last position whose output is committed with its checkpoint."},
+        {"lag_events", "gauge", "Committed events a projection has not read yet."},
+        {"lag_seconds", "gauge", "Age of the oldest committed event a projection has not read yet."},
+    };
+    for (size_t k = 0; k < sizeof m / sizeof *m; k++) {
+        base_buf_printf(b, "# HELP factum_projection_%s %s\n# TYPE factum_projection_%s %s\n", m[k].name,
+                        m[k].help, m[k].name, m[k].type);
+        for (size_t i = 0; i < l.n; i++) {
+            base_buf_printf(b, "factum_projection_%s{projection=\"", m[k].name);
+            label(b, l.v[i].name);
+            base_buf_printf(b, "\"} %.17g\n", proj_value(&l.v[i], (int)k));
+        }
+    }
+    static const char *states[] = {"Stopped", "Running", "Faulted", "Stopping"};
+    base_buf_printf(b, "# HELP factum_projection_status 1 if the projection is in that state.\n"
+                       "# TYPE factum_projection_status gauge\n");
+    for (size_t i = 0; i < l.n; i++)
+        for (int s = 0; s < 4; s++) {
+            base_buf_append(b, "factum_projection_status{projection=\"", 37);
+            label(b, l.v[i].name);
+            base_buf_printf(b, "\",status=\"%s\"} %d\n", states[s], l.v[i].state == s);
+        }
+    free(l.v);
 }
 
 /* Per subscription and group: lag in events and seconds; groups' in-flight,
@@ -120,8 +214,8 @@ static void lag_metrics(srv_state *st, base_buf *b)
     for (int g = 0; g < 2; g++)
         for (int sec = 0; sec < 2; sec++) {
             const char *n = g ? "factum_persistent_subscription_lag_" : "factum_subscription_lag_";
-            base_buf_printf(b, "# HELP %s%s %s\n# TYPE %s%s gauge\n", n, sec ? "seconds" : "events", help[g][sec], n,
-                            sec ? "seconds" : "events");
+            base_buf_printf(b, "# HELP %s%s %s\n# TYPE %s%s gauge\n", n, sec ? "seconds" : "events",
+                            help[g][sec], n, sec ? "seconds" : "events");
             lag_out o = {b, sec};
             if (!g) {
                 /* only the subscriptions: filter the kind */
@@ -135,8 +229,10 @@ static void lag_metrics(srv_state *st, base_buf *b)
                                   "Consumers connected to a consumer group."};
     static const char *gname[] = {"in_flight_messages", "parked_messages", "connections"};
     for (int w = 0; w < 3; w++) {
-        base_buf_printf(b, "# HELP factum_persistent_subscription_%s %s\n# TYPE factum_persistent_subscription_%s gauge\n",
-                        gname[w], ghelp[w], gname[w]);
+        base_buf_printf(
+            b,
+            "# HELP factum_persistent_subscription_%s %s\n# TYPE factum_persistent_subscription_%s gauge\n",
+            gname[w], ghelp[w], gname[w]);
         group_out o = {b, w};
         rpc_ps_each(&st->rpc, group_line, &o);
     }
@@ -152,9 +248,11 @@ static void metrics(srv_state *st, net_http_resp *r)
     base_buf *b = &r->body;
     r->status = 200;
     r->content_type = "text/plain; version=0.0.4; charset=utf-8";
-    metric(b, "factum_log_last_position", "gauge", "Last committed global position.", (double)fs.last_position);
+    metric(b, "factum_log_last_position", "gauge", "Last committed global position.",
+           (double)fs.last_position);
     metric(b, "factum_log_bytes", "gauge", "Bytes of log in use.", (double)fs.log_bytes);
-    metric(b, "factum_appends_total", "counter", "Append requests completed by the store.", (double)fs.appends);
+    metric(b, "factum_appends_total", "counter", "Append requests completed by the store.",
+           (double)fs.appends);
     metric(b, "factum_events_written_total", "counter", "Events written.", (double)fs.events_written);
     metric(b, "factum_bytes_written_total", "counter", "Log bytes written.", (double)fs.bytes_written);
     metric(b, "factum_group_commits_total", "counter", "Group commits (one write, one fdatasync each).",
@@ -164,30 +262,38 @@ static void metrics(srv_state *st, net_http_resp *r)
     metric(b, "factum_fsync_total", "counter", "fdatasync calls on the log.", (double)fs.fsyncs);
     metric(b, "factum_fsync_seconds_total", "counter", "Time spent in fdatasync on the log.",
            (double)fs.fsync_ns_total / 1e9);
-    metric(b, "factum_fsync_seconds_max", "gauge", "Longest fdatasync on the log.", (double)fs.fsync_ns_max / 1e9);
+    metric(b, "factum_fsync_seconds_max", "gauge", "Longest fdatasync on the log.",
+           (double)fs.fsync_ns_max / 1e9);
     metric(b, "factum_index_tables", "gauge", "Index tables on disk.", (double)fs.index_tables);
     metric(b, "factum_memtable_entries", "gauge", "Index entries in memory.", (double)fs.memtable_entries);
-    metric(b, "factum_store_failed", "gauge", "1 if the store stopped after an I/O error.", (double)fs.failed);
+    metric(b, "factum_store_failed", "gauge", "1 if the store stopped after an I/O error.",
+           (double)fs.failed);
     metric(b, "factum_grpc_appends_total", "counter", "Appends served over gRPC.", (double)rs->appends);
-    metric(b, "factum_grpc_append_events_total", "counter", "Events appended over gRPC.", (double)rs->append_events);
-    metric(b, "factum_grpc_append_bytes_total", "counter", "Event bytes appended over gRPC.", (double)rs->append_bytes);
-    metric(b, "factum_grpc_append_errors_total", "counter", "Appends that failed.", (double)rs->append_errors);
+    metric(b, "factum_grpc_append_events_total", "counter", "Events appended over gRPC.",
+           (double)rs->append_events);
+    metric(b, "factum_grpc_append_bytes_total", "counter", "Event bytes appended over gRPC.",
+           (double)rs->append_bytes);
+    metric(b, "factum_grpc_append_errors_total", "counter", "Appends that failed.",
+           (double)rs->append_errors);
     metric(b, "factum_grpc_reads_total", "counter", "Read calls.", (double)rs->reads);
     metric(b, "factum_grpc_read_events_total", "counter", "Events sent by reads.", (double)rs->read_events);
-    metric(b, "factum_grpc_read_bytes_total", "counter", "Event bytes sent by reads.", (double)rs->read_bytes);
+    metric(b, "factum_grpc_read_bytes_total", "counter", "Event bytes sent by reads.",
+           (double)rs->read_bytes);
     metric(b, "factum_subscriptions", "gauge", "Catch-up subscriptions open.", (double)rs->subs_active);
-    metric(b, "factum_subscriptions_total", "counter", "Catch-up subscriptions started.", (double)rs->subs_total);
+    metric(b, "factum_subscriptions_total", "counter", "Catch-up subscriptions started.",
+           (double)rs->subs_total);
     metric(b, "factum_subscription_events_total", "counter", "Events sent to catch-up subscriptions.",
            (double)rs->sub_events);
-    metric(b, "factum_subscription_caught_up_total", "counter", "Subscriptions that reached the head (caught_up sent).",
-           (double)rs->sub_caught_up);
+    metric(b, "factum_subscription_caught_up_total", "counter",
+           "Subscriptions that reached the head (caught_up sent).", (double)rs->sub_caught_up);
     metric(b, "factum_subscription_fell_behind_total", "counter",
            "Live subscriptions that fell more than --subscription-live-lag behind (fell_behind sent).",
            (double)rs->sub_fell_behind);
-    metric(b, "factum_subscription_checkpoints_total", "counter", "Checkpoints sent to filtered subscriptions.",
-           (double)rs->sub_checkpoints);
+    metric(b, "factum_subscription_checkpoints_total", "counter",
+           "Checkpoints sent to filtered subscriptions.", (double)rs->sub_checkpoints);
     metric(b, "factum_connections", "gauge", "Open client connections.", (double)ns.connections);
-    metric(b, "factum_connections_total", "counter", "Client connections accepted.", (double)ns.connections_total);
+    metric(b, "factum_connections_total", "counter", "Client connections accepted.",
+           (double)ns.connections_total);
     metric(b, "factum_grpc_calls", "gauge", "gRPC calls in progress.", (double)ns.calls);
     metric(b, "factum_grpc_calls_total", "counter", "gRPC calls started.", (double)ns.calls_total);
     metric(b, "factum_network_bytes_received_total", "counter", "Bytes received.", (double)ns.bytes_in);
@@ -195,7 +301,8 @@ static void metrics(srv_state *st, net_http_resp *r)
     metric(b, "factum_protocol_errors_total", "counter", "Malformed frames or messages from clients.",
            (double)ns.protocol_errors);
     metric(b, "factum_client_memory_bytes", "gauge",
-           "Memory held for clients: buffers, requests, queued answers (--max-client-memory).", (double)ns.mem);
+           "Memory held for clients: buffers, requests, queued answers (--max-client-memory).",
+           (double)ns.mem);
     metric(b, "factum_client_memory_peak_bytes", "gauge", "The most memory held for clients since start.",
            (double)ns.mem_peak);
     metric(b, "factum_client_memory_limit_bytes", "gauge", "--max-client-memory.", (double)ns.mem_limit);
@@ -206,10 +313,12 @@ static void metrics(srv_state *st, net_http_resp *r)
            "Connections closed because clients held more than --max-client-memory (the largest first).",
            (double)ns.evictions);
     metric(b, "factum_memory_refusals_total", "counter",
-           "Requests refused because their connection was at --max-connection-memory.", (double)ns.refused_charges);
+           "Requests refused because their connection was at --max-connection-memory.",
+           (double)ns.refused_charges);
     metric(b, "factum_request_timeouts_total", "counter",
            "Incomplete requests ended after --request-timeout-ms without progress.", (double)ns.timeouts);
     lag_metrics(st, b);
+    projection_metrics(st, b);
 }
 
 void srv_http(void *ctx, const net_http_req *req, net_http_resp *resp)

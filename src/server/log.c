@@ -31,8 +31,8 @@ static void emit(int level, const char *msg)
     struct tm tm;
     gmtime_r(&ts.tv_sec, &tm);
     char when[96];
-    snprintf(when, sizeof when, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-             tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000);
+    snprintf(when, sizeof when, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900, tm.tm_mon + 1,
+             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000);
     base_buf b = {0};
     if (as_json) {
         base_buf_printf(&b, "{\"time\":\"%s\",\"level\":\"%s\",\"msg\":", when, jnames[level & 3]);

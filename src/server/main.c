@@ -64,8 +64,9 @@ static void srv_memory_limits(const srv_config *cfg, net_config *nc)
     nc->max_client_memory = (size_t)total;
     nc->max_connection_memory = (size_t)per;
     if (per < cfg->max_append_size + nc->max_message)
-        slog_write(SLOG_WARN, "--max-connection-memory (%llu bytes) is smaller than the largest append and message "
-                              "need (%llu): such appends will fail with RESOURCE_EXHAUSTED",
+        slog_write(SLOG_WARN,
+                   "--max-connection-memory (%llu bytes) is smaller than the largest append and message "
+                   "need (%llu): such appends will fail with RESOURCE_EXHAUSTED",
                    (unsigned long long)per, (unsigned long long)(cfg->max_append_size + nc->max_message));
 }
 
@@ -113,8 +114,20 @@ int main(int argc, char **argv)
         slog_write(SLOG_ERROR, "cannot open the database %s: %s", cfg->db, factum_strerror(rc));
         goto out;
     }
+    if (cfg->run_projections != SRV_PROJ_NONE) {
+        factum_projections_options po;
+        factum_projections_options_init(&po);
+        po.create_system = 1;
+        po.start_system = cfg->start_standard_projections;
+        po.log_fn = slog_sink;
+        if ((rc = factum_projections_open(st.store, &po, &st.proj))) {
+            slog_write(SLOG_ERROR, "cannot start the projections: %s", factum_strerror(rc));
+            goto out;
+        }
+    }
     rpc_ctx *r = &st.rpc;
     r->store = st.store;
+    r->projections = st.proj;
     factum_uuid_v4(r->instance_id);
     snprintf(r->advertise_host, sizeof r->advertise_host, "%s", cfg->node_ip);
     r->max_append_size = cfg->max_append_size;
@@ -161,9 +174,12 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     factum_stats fs;
     factum_store_get_stats(st.store, &fs);
-    slog_write(SLOG_INFO, "factumd %s: database %s%s, %s durability, %llu events", FACTUM_VERSION_STRING, cfg->db,
-               cfg->mem_db ? " (temporary)" : "", cfg->relaxed ? "RELAXED" : "full",
-               (unsigned long long)fs.last_position);
+    slog_write(SLOG_INFO, "factumd %s: database %s%s, %s durability, %llu events, projections: %s",
+               FACTUM_VERSION_STRING, cfg->db, cfg->mem_db ? " (temporary)" : "",
+               cfg->relaxed ? "RELAXED" : "full", (unsigned long long)fs.last_position,
+               cfg->run_projections == SRV_PROJ_ALL      ? "all"
+               : cfg->run_projections == SRV_PROJ_SYSTEM ? "system"
+                                                         : "none");
     slog_write(SLOG_INFO, "listening on %s:%d (gRPC over HTTP/2 cleartext, and HTTP/1.1)", cfg->node_ip,
                r->advertise_port);
     rc = net_server_run(st.net, cfg->drain_ms);
@@ -171,6 +187,8 @@ int main(int argc, char **argv)
 out:
     g_net = NULL;
     if (st.store) rpc_deinit(&st.rpc);
+    /* The projections before the store: their appends in flight finish. */
+    factum_projections_close(st.proj);
     /* The store first: it completes the appends in flight, whose answers are
      * posted to the (stopped) server; freeing the server then runs them. */
     int crc = factum_store_close(st.store);

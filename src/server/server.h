@@ -12,6 +12,7 @@
 typedef struct srv_state {
     srv_config cfg;
     factum_store *store;
+    factum_projections *proj; /* NULL with --run-projections None */
     net_server *net;
     rpc_ctx rpc;
     net_method *methods;

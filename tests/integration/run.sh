@@ -27,7 +27,9 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 [ -n "$port" ] || { cat "$log"; echo "factumd did not start"; exit 1; }
-export FACTUMD_URL="kurrentdb://127.0.0.1:$port?tls=false" FACTUMD_PORT=$port FACTUMD_PID=$pid
+# FACTUMD_BIN: for the files that start a factumd of their own with other
+# settings (projections-*.test.js: --run-projections).
+export FACTUMD_URL="kurrentdb://127.0.0.1:$port?tls=false" FACTUMD_PORT=$port FACTUMD_PID=$pid FACTUMD_BIN=$factumd
 status=0
 for f in "${files[@]}"; do
   echo "== $f against factumd on port $port"

@@ -111,7 +111,6 @@ static void t_table(void)
     harness_rm_rf(dir);
 }
 
-
 /* Entries whose k1 comes in runs of `run` (even k1 only), k2 0..run-1. */
 typedef struct rgen {
     uint64_t i, n, run;
@@ -151,7 +150,7 @@ static void t_table_partitioned_bloom(void)
         CHECK_RC(tbl_verify(t), 0);
         uint64_t keys = (n + run - 1) / run;
         int missed = 0, fp = 0, probes = 0;
-        for (uint64_t k = 0; k < keys; k += keys > 5000 ? 7 : 1) {
+        for (uint64_t k = 0; k<keys; k += keys> 5000 ? 7 : 1) {
             missed += !tbl_may_contain(t, k * 2);
             fp += tbl_may_contain(t, k * 2 + 1); /* absent, inside the key range */
             probes++;
@@ -606,8 +605,58 @@ static void t_index_flush_merge(void)
     harness_rm_rf(dir);
 }
 
+/* What the background thread merges (idx_merge_choice): the newest run of
+ * one level, from its oldest end when it is longer than one merge takes (a
+ * run merged from its newest end left its oldest tables under a table of a
+ * higher level for ever: restarts piled such stragglers up until a flush
+ * failed at IDX_MAX_TABLES with -ENOSPC); past the pressure limit, the
+ * smallest neighbours. Memtables of 100 entries: level 0 below 400. */
+static void t_merge_choice(void)
+{
+    size_t from = 99, cnt = 99;
+    uint64_t few[3] = {10, 10, 10};
+    CHECK(idx_merge_choice(100, few, 3, &from, &cnt) == 0);
+    uint64_t run4[6] = {5000, 800, 10, 20, 30, 40}; /* L2, L1, then four L0 */
+    CHECK(idx_merge_choice(100, run4, 6, &from, &cnt) == 1 && from == 2 && cnt == 4);
+    uint64_t mixed[5] = {10, 10, 10, 900, 10}; /* newest run of 1: nothing */
+    CHECK(idx_merge_choice(100, mixed, 5, &from, &cnt) == 0);
+    uint64_t longrun[13] = {900, 100, 100, 100, 100, 100, 100, 100, 100, 100, 100, 100, 100};
+    CHECK(idx_merge_choice(100, longrun, 13, &from, &cnt) == 1 && from == 1 && cnt == 8); /* the oldest end */
+    /* Stragglers of an earlier version: L0 pairs between L1 tables, no
+     * newest run to merge; past the limit, the smallest four neighbours. */
+    uint64_t strag[30];
+    for (int i = 0; i < 30; i++)
+        strag[i] = i % 3 == 2 ? 900 : 50 + (uint64_t)i;
+    strag[29] = 900;
+    CHECK(idx_merge_choice(100, strag, 24, &from, &cnt) == 0);
+    CHECK(idx_merge_choice(100, strag, 30, &from, &cnt) == 1 && cnt == 4 && from == 0);
+    /* Flushes outrunning the merges (a burst of flushes, then up to two
+     * merges): the choice keeps the list short. (The earlier choice, the
+     * newest end of a long run with no pressure limit, went past
+     * IDX_MAX_TABLES here.) */
+    h_rng r = {42};
+    uint64_t t[IDX_MAX_TABLES + 16];
+    size_t nt = 0, most = 0;
+    for (int round = 0; round < 3000; round++) {
+        for (uint64_t b = 1 + h_below(&r, 12); b-- > 0 && nt < IDX_MAX_TABLES + 16;)
+            t[nt++] =
+                h_below(&r, 5) ? 100 : 1 + h_below(&r, 30); /* full memtables, and restarts' stragglers */
+        for (int merges = 0; merges < 2 && idx_merge_choice(100, t, nt, &from, &cnt); merges++) {
+            uint64_t sum = 0;
+            for (size_t i = 0; i < cnt; i++)
+                sum += t[from + i];
+            t[from] = sum;
+            memmove(&t[from + 1], &t[from + cnt], (nt - from - cnt) * sizeof *t);
+            nt -= cnt - 1;
+        }
+        if (nt > most) most = nt;
+    }
+    CHECK(most < 40); /* the pressure limit (24) and a burst */
+}
+
 int main(void)
 {
+    RUN(t_merge_choice);
     RUN(t_table);
     RUN(t_table_partitioned_bloom);
     RUN(t_table_verify_structure);

@@ -17,8 +17,8 @@ static void t_defaults_and_flags(void)
     CHECK_RC(parse(&c, 1, a0), 0);
     CHECK(!strcmp(c.db, "/var/lib/factum") && c.node_port == 2113 && !c.insecure && !c.mem_db);
     CHECK(c.max_append_event_size == 16u << 20);
-    const char *a1[] = {"factumd", "--db", "/tmp/x", "--insecure", "--http-port=2200", "--max-append-size", "8M",
-                        "--log-level", "debug", "--mem-db=false"};
+    const char *a1[] = {"factumd",           "--db", "/tmp/x",      "--insecure", "--http-port=2200",
+                        "--max-append-size", "8M",   "--log-level", "debug",      "--mem-db=false"};
     CHECK_RC(parse(&c, 10, a1), 0);
     CHECK(!strcmp(c.db, "/tmp/x") && c.insecure && c.node_port == 2200 && c.max_append_size == 8u << 20);
     CHECK(c.log_level == 3 && !c.mem_db);
@@ -39,7 +39,9 @@ static void t_env_and_file(void)
     mkdir(dir, 0755);
     snprintf(path, sizeof path, "%s/factumd.conf", dir);
     FILE *f = fopen(path, "w");
-    fputs("# a KurrentDB-style file\n---\nDb: \"/srv/from-file\"\nInsecure: true\nNodePort: 3000\nMemDb: false\n", f);
+    fputs("# a KurrentDB-style file\n---\nDb: \"/srv/from-file\"\nInsecure: true\nNodePort: 3000\nMemDb: "
+          "false\n",
+          f);
     fclose(f);
     srv_config c;
     const char *a[] = {"factumd", "--config", path, "--node-port", "4000"};
@@ -65,9 +67,45 @@ static void t_env_and_file(void)
     harness_rm_rf(dir);
 }
 
+/* KurrentDB's RunProjections and StartStandardProjections: flags,
+ * environment (its own names), config-file keys. */
+static void t_projections(void)
+{
+    srv_config c;
+    const char *a0[] = {"factumd"};
+    CHECK_RC(parse(&c, 1, a0), 0);
+    CHECK(c.run_projections == SRV_PROJ_NONE && !c.start_standard_projections);
+    const char *a1[] = {"factumd", "--run-projections=All", "--start-standard-projections=true"};
+    CHECK_RC(parse(&c, 3, a1), 0);
+    CHECK(c.run_projections == SRV_PROJ_ALL && c.start_standard_projections);
+    const char *a2[] = {"factumd", "--run-projections", "system", "--start-standard-projections"};
+    CHECK_RC(parse(&c, 4, a2), 0);
+    CHECK(c.run_projections == SRV_PROJ_SYSTEM && c.start_standard_projections);
+    const char *bad[] = {"factumd", "--run-projections", "some"};
+    CHECK_RC(parse(&c, 3, bad), -1);
+    setenv("KURRENTDB_RUN_PROJECTIONS", "System", 1);
+    setenv("EVENTSTORE_START_STANDARD_PROJECTIONS", "True", 1);
+    CHECK_RC(parse(&c, 1, a0), 0);
+    CHECK(c.run_projections == SRV_PROJ_SYSTEM && c.start_standard_projections);
+    unsetenv("KURRENTDB_RUN_PROJECTIONS");
+    unsetenv("EVENTSTORE_START_STANDARD_PROJECTIONS");
+    char dir[512], path[600];
+    harness_tmpdir(dir, sizeof dir, "cfg-proj");
+    mkdir(dir, 0755);
+    snprintf(path, sizeof path, "%s/factumd.conf", dir);
+    FILE *f = fopen(path, "w");
+    fputs("RunProjections: All\nStartStandardProjections: true\n", f);
+    fclose(f);
+    const char *a3[] = {"factumd", "--config", path};
+    CHECK_RC(parse(&c, 3, a3), 0);
+    CHECK(c.run_projections == SRV_PROJ_ALL && c.start_standard_projections);
+    harness_rm_rf(dir);
+}
+
 int main(void)
 {
     RUN(t_defaults_and_flags);
     RUN(t_env_and_file);
+    RUN(t_projections);
     return harness_done();
 }
