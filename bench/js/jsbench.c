@@ -206,9 +206,17 @@ typedef struct run {
     char fault[1024];
     size_t handled;
     double secs;
+    double cpu_secs;   /* of every thread and process involved (the worker's too) */
     size_t state_len;  /* of the last checkpoint or the final state */
     char *final_state; /* malloc'd */
 } run;
+
+static uint64_t cpu_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
 
 /* Run r in this thread, with the watchdog watching. */
 static void run_inproc(run *r)
@@ -224,6 +232,7 @@ static void run_inproc(run *r)
     if (rc == JS_OK) rc = js_eval(e, r->src, strlen(r->src), "projection.js");
     if (rc == JS_OK) rc = js_init_state(e);
     t0 = now_ns();
+    uint64_t c0 = cpu_ns();
     size_t i = 0;
     while (rc == JS_OK && i < r->n) {
         size_t k = r->n - i < (size_t)r->batch ? r->n - i : (size_t)r->batch, done = 0;
@@ -244,6 +253,7 @@ static void run_inproc(run *r)
         }
     }
     r->secs = (double)(now_ns() - t0) / 1e9;
+    r->cpu_secs = (double)(cpu_ns() - c0) / 1e9;
     r->handled = i;
     r->rc = rc;
     if (rc == JS_OK && js_state_json(e, &r->final_state, &r->state_len) != JS_OK) r->final_state = NULL;
@@ -265,7 +275,7 @@ static void *run_thread(void *arg)
  * events (flag CKPT: reply with the state's JSON). The child answers each
  * message with {rc, len} and len bytes (the fault's reason, or the state).
  */
-enum { W_LOAD = 1, W_BATCH = 2, W_STATE = 3, W_QUIT = 4 };
+enum { W_LOAD = 1, W_BATCH = 2, W_STATE = 3, W_CPU = 4, W_QUIT = 5 };
 #define CKPT 0x80000000u
 typedef struct msg_hdr {
     uint32_t kind, n;
@@ -410,6 +420,12 @@ static int child_main(int fd)
         case W_STATE:
             rc = js_state_json(e, &json, &json_len);
             break;
+        case W_CPU: { /* the worker's CPU time so far, in ns */
+            uint64_t c = cpu_ns();
+            json = malloc(sizeof c);
+            if (json) memcpy(json, &c, sizeof c), json_len = sizeof c;
+            break;
+        }
         default:
             goto out;
         }
@@ -502,6 +518,19 @@ static void worker_stop(worker *wk)
     close(wk->fd);
 }
 
+static uint64_t worker_cpu(worker *wk)
+{
+    msg_hdr h = {.kind = W_CPU};
+    char *p = NULL, why[256];
+    size_t len = 0;
+    uint64_t c = 0;
+    if (write_all(wk->fd, &h, sizeof h) == 0 && worker_reply(wk, &p, &len, why, sizeof why, 10000) == JS_OK &&
+        len == sizeof c)
+        memcpy(&c, p, sizeof c);
+    free(p);
+    return c;
+}
+
 /* Run r in a worker process: batches of BATCH, two in flight. */
 static void run_worker(run *r, uint32_t crash_after)
 {
@@ -524,6 +553,7 @@ static void run_worker(run *r, uint32_t crash_after)
     msg_hdr h = {.kind = W_LOAD, .len = sizeof lm + slen};
     int rc = write_all(wk.fd, &h, sizeof h) || write_all(wk.fd, buf, h.len) ? JS_ERR_SCRIPT : JS_OK;
     if (rc == JS_OK) rc = worker_reply(&wk, NULL, NULL, r->fault, sizeof r->fault, 10000);
+    uint64_t child_c0 = rc == JS_OK ? worker_cpu(&wk) : 0, c0 = cpu_ns();
     t0 = now_ns();
     size_t sent = 0, acked = 0, in_flight = 0;
     while (rc == JS_OK && acked < r->n) {
@@ -549,6 +579,7 @@ static void run_worker(run *r, uint32_t crash_after)
     r->secs = (double)(now_ns() - t0) / 1e9;
     r->handled = acked;
     r->rc = rc;
+    if (rc == JS_OK) r->cpu_secs = (double)(cpu_ns() - c0 + worker_cpu(&wk) - child_c0) / 1e9;
     if (rc == JS_OK) {
         h = (msg_hdr){.kind = W_STATE};
         if (write_all(wk.fd, &h, sizeof h) == 0)
@@ -595,11 +626,16 @@ static double eps(const run *r)
 static void print_run(const char *what, const char *w, const char *metric, run *r)
 {
     if (r->rc != JS_OK) {
-        printf("| %s | failed: %s %s | | |\n", what, rc_name(r->rc), cell(r->fault));
+        printf("| %s | failed: %s %s | | | | |\n", what, rc_name(r->rc), cell(r->fault));
         return;
     }
-    printf("| %s | %.0f | %.3f | %zu |\n", what, eps(r), r->secs, r->state_len);
+    double cpu_eps = r->cpu_secs > 0 ? (double)r->handled / r->cpu_secs : 0;
+    printf("| %s | %.0f | %.0f | %.2f | %.3f | %zu |\n", what, eps(r), cpu_eps,
+           r->handled ? r->cpu_secs * 1e6 / (double)r->handled : 0, r->secs, r->state_len);
     result(w, metric, eps(r));
+    char m[64];
+    snprintf(m, sizeof m, "%s_cpu", metric);
+    result(w, m, cpu_eps);
     fflush(stdout);
 }
 
@@ -621,7 +657,9 @@ static void bench_throughput(int checkpoint, int in_worker)
 {
     const char *mode = in_worker ? (checkpoint ? "worker process, checkpoint every 1,000" : "worker process, state in engine")
                                  : (checkpoint ? "in-process, checkpoint every 1,000" : "in-process, state in engine");
-    printf("\n### %s: %s\n\n| projection | events/s | s | state bytes |\n|---|---|---|---|\n", js_engine_name(), mode);
+    printf("\n### %s: %s\n\n| projection | events/s | events per CPU-second | CPU µs/event | s | state bytes |\n"
+           "|---|---|---|---|---|---|\n",
+           js_engine_name(), mode);
     struct {
         const char *name, *src, *metric;
         int batch;
@@ -642,7 +680,7 @@ static void bench_throughput(int checkpoint, int in_worker)
         snprintf(w, sizeof w, "W10%s%s", in_worker ? "-worker" : "", checkpoint ? "-ckpt" : "");
         print_run(cases[i].name, w, cases[i].metric, &r);
         if (r.rc == JS_OK && cases[i].src == W10_ES5 && !w10_total_ok(&r))
-            printf("| (the counts do not add up to %zu: %s) | | | |\n", r.handled, cell(r.final_state ? r.final_state : ""));
+            printf("| (the counts do not add up to %zu: %s) | | | | | |\n", r.handled, cell(r.final_state ? r.final_state : ""));
         free(r.final_state);
     }
 }
