@@ -15,6 +15,15 @@
 #             sqlite, redis, nats) and gnuplot for its plots (plots)
 #   postgres, sqlite, redis, nats, plots   one of those (bench/run-*.sh)
 #   fuzz      build, and clang with its libFuzzer runtime (-DFACTUM_FUZZ=ON)
+#   js        build, and the JavaScript engines that bench/run-js.sh compares
+#             (docs/adr/0006-javascript-engine.md): duktape-dev, and V8 from
+#             libnode-dev (Node 18). Debian's libnode108 conflicts with a
+#             Node.js package from outside Debian (it Provides nodejs-legacy,
+#             which libnode108 Conflicts with; apt would remove that Node):
+#             then libnode108 and libnode-dev are unpacked, not installed,
+#             into $FACTUM_LIBNODE_PREFIX (/opt/factum-libnode), where
+#             bench/js/CMakeLists.txt looks, and only their library
+#             dependencies are installed.
 #
 # Usage: scripts/deps.sh PURPOSE...        e.g. scripts/deps.sh build
 #        scripts/deps.sh --list PURPOSE... print the packages, install nothing
@@ -27,9 +36,12 @@ sqlite=(libsqlite3-dev)
 redis=(redis-server libhiredis-dev)
 nats=(nats-server libnats-dev)
 plots=(gnuplot-nox)
+js=(duktape-dev libduktape207)
+# libnode108's own dependencies, for the unpacked copy (see js above).
+libnode_deps=(libbrotli1 libc-ares2 libicu72 libuv1 libssl3 libnghttp2-14 zlib1g)
 
 usage() {
-  echo "usage: $0 [--list] {build|demo|test|bench|postgres|sqlite|redis|nats|plots|fuzz}..." >&2
+  echo "usage: $0 [--list] {build|demo|test|bench|postgres|sqlite|redis|nats|plots|fuzz|js}..." >&2
   exit 2
 }
 list=0
@@ -37,6 +49,7 @@ list=0
 [ $# -gt 0 ] || usage
 want=()
 node=0
+libnode=0
 for purpose in "$@"; do
   case "$purpose" in
     build) want+=("${build[@]}") ;;
@@ -52,6 +65,7 @@ for purpose in "$@"; do
     nats) want+=("${nats[@]}") ;;
     plots) want+=("${plots[@]}") ;;
     fuzz) want+=("${build[@]}" clang libclang-rt-14-dev) ;;
+    js) want+=("${build[@]}" "${js[@]}"); libnode=1 ;;
     *) usage ;;
   esac
 done
@@ -68,8 +82,25 @@ done
 if [ $node = 1 ] && { [ $list = 1 ] || ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; }; then
   need+=(nodejs npm)
 fi
+# libnode-dev: installed normally unless apt would have to remove something
+# for it (a Node.js from outside Debian); then unpacked (see js above).
+libnode_prefix=${FACTUM_LIBNODE_PREFIX:-/opt/factum-libnode}
+libnode_unpack=0
+if [ $libnode = 1 ] && { [ $list = 1 ] || ! have libnode-dev; } \
+   && [ ! -e "$libnode_prefix/usr/include/node/v8.h" ]; then
+  if apt-get install -s --no-install-recommends libnode-dev 2>/dev/null | grep -q '^Remv '; then
+    libnode_unpack=1
+    for pkg in "${libnode_deps[@]}"; do
+      [ $list = 1 ] || ! have "$pkg" || continue
+      need+=("$pkg")
+    done
+  else
+    need+=(libnode-dev)
+  fi
+fi
 if [ $list = 1 ]; then
   echo "${need[*]}"
+  [ $libnode_unpack = 0 ] || echo "(and libnode108 libnode-dev unpacked into $libnode_prefix)"
   exit 0
 fi
 if [ ${#need[@]} -gt 0 ]; then
@@ -78,6 +109,16 @@ if [ ${#need[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq
   $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}"
+fi
+if [ $libnode_unpack = 1 ]; then
+  echo "unpacking libnode108 and libnode-dev into $libnode_prefix (installing them would remove $(dpkg-query -W -f='${Package} ${Version}' nodejs 2>/dev/null || echo a package))"
+  tmp=$(mktemp -d)
+  chmod 777 "$tmp" # apt-get download writes as the _apt user where it can
+  (cd "$tmp" && apt-get download -qq libnode108 libnode-dev)
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO mkdir -p "$libnode_prefix"
+  for deb in "$tmp"/*.deb; do $SUDO dpkg -x "$deb" "$libnode_prefix"; done
+  rm -rf "$tmp"
 fi
 if [ $node = 1 ]; then
   v=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)

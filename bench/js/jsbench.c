@@ -33,16 +33,20 @@
 #define _GNU_SOURCE
 #endif
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+extern char **environ;
 
 #include "../bench.h"
 #include "jsrt.h"
@@ -206,9 +210,30 @@ typedef struct run {
     char fault[1024];
     size_t handled;
     double secs;
+    double cpu_secs;   /* of every thread and process involved (the worker's too) */
     size_t state_len;  /* of the last checkpoint or the final state */
     char *final_state; /* malloc'd */
 } run;
+
+/* A field of /proc/self/status in KiB ("VmRSS:", "RssAnon:", ...), or -1. */
+static long status_kib(const char *field)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long v = -1;
+    size_t n = strlen(field);
+    while (f && fgets(line, sizeof line, f))
+        if (!strncmp(line, field, n)) v = strtol(line + n, NULL, 10);
+    if (f) fclose(f);
+    return v;
+}
+
+static uint64_t cpu_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
 
 /* Run r in this thread, with the watchdog watching. */
 static void run_inproc(run *r)
@@ -224,6 +249,7 @@ static void run_inproc(run *r)
     if (rc == JS_OK) rc = js_eval(e, r->src, strlen(r->src), "projection.js");
     if (rc == JS_OK) rc = js_init_state(e);
     t0 = now_ns();
+    uint64_t c0 = cpu_ns();
     size_t i = 0;
     while (rc == JS_OK && i < r->n) {
         size_t k = r->n - i < (size_t)r->batch ? r->n - i : (size_t)r->batch, done = 0;
@@ -244,6 +270,7 @@ static void run_inproc(run *r)
         }
     }
     r->secs = (double)(now_ns() - t0) / 1e9;
+    r->cpu_secs = (double)(cpu_ns() - c0) / 1e9;
     r->handled = i;
     r->rc = rc;
     if (rc == JS_OK && js_state_json(e, &r->final_state, &r->state_len) != JS_OK) r->final_state = NULL;
@@ -265,7 +292,7 @@ static void *run_thread(void *arg)
  * events (flag CKPT: reply with the state's JSON). The child answers each
  * message with {rc, len} and len bytes (the fault's reason, or the state).
  */
-enum { W_LOAD = 1, W_BATCH = 2, W_STATE = 3, W_QUIT = 4 };
+enum { W_LOAD = 1, W_BATCH = 2, W_STATE = 3, W_CPU = 4, W_QUIT = 5 };
 #define CKPT 0x80000000u
 typedef struct msg_hdr {
     uint32_t kind, n;
@@ -410,6 +437,12 @@ static int child_main(int fd)
         case W_STATE:
             rc = js_state_json(e, &json, &json_len);
             break;
+        case W_CPU: { /* the worker's CPU time so far (ns), and its resident memory (KiB) */
+            uint64_t c[3] = {cpu_ns(), (uint64_t)status_kib("RssAnon:"), (uint64_t)status_kib("RssFile:")};
+            json = malloc(sizeof c);
+            if (json) memcpy(json, c, sizeof c), json_len = sizeof c;
+            break;
+        }
         default:
             goto out;
         }
@@ -441,15 +474,26 @@ static int worker_start(worker *wk)
     int sz = 4 << 20;
     setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &sz, sizeof sz);
     setsockopt(sv[1], SOL_SOCKET, SO_RCVBUF, &sz, sizeof sz);
-    pid_t pid = fork();
-    if (pid < 0) return -errno;
-    if (pid == 0) {
-        /* Only async-signal-safe calls until exec: the parent may run V8's threads. */
-        dup2(sv[1], 3);
-        execl(self_exe, "factum-js-worker", "--child", "3", (char *)NULL);
-        _exit(127);
+    if (sv[1] == 3) { /* dup2 onto itself would keep close-on-exec */
+        int fd = fcntl(sv[1], F_DUPFD_CLOEXEC, 10);
+        close(sv[1]);
+        sv[1] = fd;
     }
+    /* posix_spawn, not fork: it does not copy the parent's page tables (a
+     * server with a large heap would pay for that at every start) and the
+     * parent may run V8's threads, which a forked child must not touch. */
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, sv[1], 3);
+    char *const args[] = {"factum-js-worker", "--child", "3", NULL};
+    pid_t pid;
+    int rc = posix_spawn(&pid, self_exe, &fa, NULL, args, environ);
+    posix_spawn_file_actions_destroy(&fa);
     close(sv[1]);
+    if (rc) {
+        close(sv[0]);
+        return -rc;
+    }
     wk->pid = pid;
     wk->fd = sv[0];
     return 0;
@@ -502,6 +546,21 @@ static void worker_stop(worker *wk)
     close(wk->fd);
 }
 
+/* The worker's CPU time in ns; its RssAnon and RssFile in KiB in mem[2] if not NULL. */
+static uint64_t worker_cpu(worker *wk, uint64_t *mem)
+{
+    msg_hdr h = {.kind = W_CPU};
+    char *p = NULL, why[256];
+    size_t len = 0;
+    uint64_t c[3] = {0};
+    if (write_all(wk->fd, &h, sizeof h) == 0 && worker_reply(wk, &p, &len, why, sizeof why, 10000) == JS_OK &&
+        len == sizeof c)
+        memcpy(c, p, sizeof c);
+    free(p);
+    if (mem) mem[0] = c[1], mem[1] = c[2];
+    return c[0];
+}
+
 /* Run r in a worker process: batches of BATCH, two in flight. */
 static void run_worker(run *r, uint32_t crash_after)
 {
@@ -524,6 +583,7 @@ static void run_worker(run *r, uint32_t crash_after)
     msg_hdr h = {.kind = W_LOAD, .len = sizeof lm + slen};
     int rc = write_all(wk.fd, &h, sizeof h) || write_all(wk.fd, buf, h.len) ? JS_ERR_SCRIPT : JS_OK;
     if (rc == JS_OK) rc = worker_reply(&wk, NULL, NULL, r->fault, sizeof r->fault, 10000);
+    uint64_t child_c0 = rc == JS_OK ? worker_cpu(&wk, NULL) : 0, c0 = cpu_ns();
     t0 = now_ns();
     size_t sent = 0, acked = 0, in_flight = 0;
     while (rc == JS_OK && acked < r->n) {
@@ -549,6 +609,7 @@ static void run_worker(run *r, uint32_t crash_after)
     r->secs = (double)(now_ns() - t0) / 1e9;
     r->handled = acked;
     r->rc = rc;
+    if (rc == JS_OK) r->cpu_secs = (double)(cpu_ns() - c0 + worker_cpu(&wk, NULL) - child_c0) / 1e9;
     if (rc == JS_OK) {
         h = (msg_hdr){.kind = W_STATE};
         if (write_all(wk.fd, &h, sizeof h) == 0)
@@ -579,7 +640,7 @@ static const char *rc_name(int rc)
 /* The fault reason on one line, shortened for a table cell. */
 static const char *cell(const char *s)
 {
-    static char buf[200];
+    static char buf[120];
     size_t j = 0;
     for (size_t i = 0; s[i] && j < sizeof buf - 4; i++) buf[j++] = s[i] == '\n' ? ' ' : s[i] == '|' ? '/' : s[i];
     if (strlen(s) >= sizeof buf - 4) j = sizeof buf - 4, memcpy(buf + j, "...", 3), j += 3;
@@ -595,11 +656,16 @@ static double eps(const run *r)
 static void print_run(const char *what, const char *w, const char *metric, run *r)
 {
     if (r->rc != JS_OK) {
-        printf("| %s | failed: %s %s | | |\n", what, rc_name(r->rc), cell(r->fault));
+        printf("| %s | failed: %s %s | | | | |\n", what, rc_name(r->rc), cell(r->fault));
         return;
     }
-    printf("| %s | %.0f | %.3f | %zu |\n", what, eps(r), r->secs, r->state_len);
+    double cpu_eps = r->cpu_secs > 0 ? (double)r->handled / r->cpu_secs : 0;
+    printf("| %s | %.0f | %.0f | %.2f | %.3f | %zu |\n", what, eps(r), cpu_eps,
+           r->handled ? r->cpu_secs * 1e6 / (double)r->handled : 0, r->secs, r->state_len);
     result(w, metric, eps(r));
+    char m[64];
+    snprintf(m, sizeof m, "%s_cpu", metric);
+    result(w, m, cpu_eps);
     fflush(stdout);
 }
 
@@ -621,7 +687,9 @@ static void bench_throughput(int checkpoint, int in_worker)
 {
     const char *mode = in_worker ? (checkpoint ? "worker process, checkpoint every 1,000" : "worker process, state in engine")
                                  : (checkpoint ? "in-process, checkpoint every 1,000" : "in-process, state in engine");
-    printf("\n### %s: %s\n\n| projection | events/s | s | state bytes |\n|---|---|---|---|\n", js_engine_name(), mode);
+    printf("\n### %s: %s\n\n| projection | events/s | events per CPU-second | CPU µs/event | s | state bytes |\n"
+           "|---|---|---|---|---|---|\n",
+           js_engine_name(), mode);
     struct {
         const char *name, *src, *metric;
         int batch;
@@ -642,7 +710,7 @@ static void bench_throughput(int checkpoint, int in_worker)
         snprintf(w, sizeof w, "W10%s%s", in_worker ? "-worker" : "", checkpoint ? "-ckpt" : "");
         print_run(cases[i].name, w, cases[i].metric, &r);
         if (r.rc == JS_OK && cases[i].src == W10_ES5 && !w10_total_ok(&r))
-            printf("| (the counts do not add up to %zu: %s) | | | |\n", r.handled, cell(r.final_state ? r.final_state : ""));
+            printf("| (the counts do not add up to %zu: %s) | | | | | |\n", r.handled, cell(r.final_state ? r.final_state : ""));
         free(r.final_state);
     }
 }
@@ -666,9 +734,9 @@ static const struct fault_case {
      "fromAll().when({ $init: function () { return { l: [] }; },\n"
      "  $any: function (s, e) { s.l.push(e.bodyRaw + e.metadataRaw + e.bodyRaw + e.metadataRaw); return s; } })",
      512u << 20, 400000, 1, 0},
-    {"heap past its limit (64 MiB) within one event",
-     "fromAll().when({ $any: function (s, e) { var a = []; for (;;) a.push({ i: a.length, s: 'x' + a.length }); } })",
-     64u << 20, 10, 0, 0},
+    {"heap past its limit (32 MiB) within one event",
+     "fromAll().when({ $any: function (s, e) { var keep = [], a = [e]; for (;;) { a = a.concat(a); keep.push(a); } } })",
+     32u << 20, 10, 0, 0},
     {"exception in $init", "fromAll().when({ $init: function () { throw new Error('boom in $init'); }, $any: function (s) { return s; } })",
      0, 10, 0, 0},
     {"a cyclic state (checkpoint)", "fromAll().when({ $any: function (s, e) { s.self = s; return s; } })", 0, 2000, 1, 0},
@@ -786,23 +854,12 @@ static void bench_es2015(void)
 
 /* ---- footprint -------------------------------------------------------- */
 
-static long rss_kib(void)
-{
-    FILE *f = fopen("/proc/self/status", "r");
-    char line[256];
-    long v = -1;
-    while (f && fgets(line, sizeof line, f))
-        if (!strncmp(line, "VmRSS:", 6)) v = strtol(line + 6, NULL, 10);
-    if (f) fclose(f);
-    return v;
-}
-
 static void bench_footprint(void)
 {
     enum { N = 50 };
     js_engine *es[N];
     js_limits lim = default_limits();
-    long before = rss_kib();
+    long before = status_kib("VmRSS:");
     uint64_t t0 = now_ns();
     int made = 0;
     for (int i = 0; i < N; i++) {
@@ -813,13 +870,43 @@ static void bench_footprint(void)
         made++;
     }
     double ms = (double)(now_ns() - t0) / 1e6 / (made ? made : 1);
-    long after = rss_kib();
+    long after = status_kib("VmRSS:");
     for (int i = 0; i < made; i++) js_engine_free(es[i]);
     printf("\n### %s: footprint\n\n%d projections (W10 loaded, 1,000 events handled each): %.2f ms to start one, "
            "%.0f KiB of resident memory each\n",
            js_engine_name(), made, ms, (double)(after - before) / (made ? made : 1));
     result("footprint", "start_ms", ms);
     result("footprint", "rss_kib", (double)(after - before) / (made ? made : 1));
+
+    /* One worker process with one projection: spawn to loaded, and its memory. */
+    worker wk = {0};
+    t0 = now_ns();
+    if (worker_start(&wk)) return;
+    size_t slen = strlen(W10_ES5);
+    char *buf = malloc(BATCH * 512);
+    load_msg lm = {.heap_max = lim.heap_max_bytes, .state_max = lim.state_max_bytes};
+    memcpy(buf, &lm, sizeof lm);
+    memcpy(buf + sizeof lm, W10_ES5, slen);
+    msg_hdr h = {.kind = W_LOAD, .len = sizeof lm + slen};
+    char why[256];
+    int rc = write_all(wk.fd, &h, sizeof h) || write_all(wk.fd, buf, h.len) ? JS_ERR_SCRIPT
+             : worker_reply(&wk, NULL, NULL, why, sizeof why, 10000);
+    double start_ms = (double)(now_ns() - t0) / 1e6;
+    if (rc == JS_OK) {
+        h = (msg_hdr){.kind = W_BATCH, .n = BATCH};
+        h.len = encode_batch(buf, events, BATCH);
+        if (write_all(wk.fd, &h, sizeof h) == 0 && write_all(wk.fd, buf, h.len) == 0)
+            rc = worker_reply(&wk, NULL, NULL, why, sizeof why, 10000);
+    }
+    uint64_t mem[2] = {0};
+    if (rc == JS_OK) worker_cpu(&wk, mem);
+    printf("one worker process with that projection: %.1f ms from spawn to loaded, RssAnon %" PRIu64
+           " KiB (its own), RssFile %" PRIu64 " KiB (mostly the engine's library, shared between workers)\n",
+           start_ms, mem[0], mem[1]);
+    result("footprint", "worker_start_ms", start_ms);
+    result("footprint", "worker_rss_anon_kib", (double)mem[0]);
+    free(buf);
+    worker_stop(&wk);
 }
 
 int main(int argc, char **argv)

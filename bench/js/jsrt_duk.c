@@ -137,8 +137,8 @@ static int fail(js_engine *e, int code_hint)
 {
     int code = code_hint;
     const char *msg = duk_safe_to_stacktrace(e->ctx, -1);
-    if (__atomic_load_n(&e->terminate, __ATOMIC_RELAXED)) code = JS_ERR_TIMEOUT;
-    else if (e->heap_hit) code = JS_ERR_HEAP;
+    if (e->heap_hit) code = JS_ERR_HEAP; /* the slow emergency collections may also have run out the clock */
+    else if (__atomic_load_n(&e->terminate, __ATOMIC_RELAXED)) code = JS_ERR_TIMEOUT;
     snprintf(e->fault, sizeof e->fault, "%s%s",
              code == JS_ERR_TIMEOUT ? "time limit exceeded: "
              : code == JS_ERR_HEAP  ? "heap limit exceeded: "
