@@ -1,0 +1,173 @@
+/*
+ * jsproc.h - a JavaScript projection's engine: V8 running in a worker
+ * process of its own (factum-js, src/js/), one per projection, driven by
+ * the projection manager over a socket (docs/adr/0006-javascript-engine.md).
+ *
+ * Why a process: a script's infinite loop, runaway heap, deep recursion or
+ * a crash of the engine itself must fault that projection only. V8 stops a
+ * loop (TerminateExecution) and most heap growth on its own, but a fatal
+ * out-of-memory in V8 aborts the process that hosts it; in a worker that
+ * process is not factumd. The worker is also where libfactum's embedders
+ * get JavaScript without linking V8 (C++) themselves.
+ *
+ * The worker keeps every partition's state as a JavaScript value between
+ * batches and asks the host for a partition's state the first time it
+ * meets it (the host reads it from the store). The host keeps nothing but
+ * what a batch's result tells it to write.
+ *
+ * All calls are made by one thread (the manager's); none blocks longer than
+ * the limits allow (a batch: ms_per_event per event, plus a grace period,
+ * after which the worker is killed). Errors latch: after an error other
+ * than FACTUM_EINVAL from prj_js_open the engine is faulted, prj_js_error()
+ * says why, and it is closed and opened again to retry.
+ */
+#ifndef FACTUM_PROJ_JSPROC_H
+#define FACTUM_PROJ_JSPROC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct prj_js prj_js;
+
+typedef struct prj_js_limits {
+    uint32_t ms_per_event; /* a handler's time for one event (0: 250) */
+    uint32_t heap_mib;     /* the script's heap (0: 256) */
+    uint32_t state_bytes;  /* one state's JSON, at most (0: 16 MiB, MaxProjectionStateSize) */
+    /* The worker program; NULL: $FACTUM_JS_WORKER, else factum-js beside
+     * the running program, else in the installed libexec directory, else
+     * on the PATH. */
+    const char *worker;
+    /* log() lines of the script (may be NULL), called on the caller's thread. */
+    void (*log_fn)(void *ctx, const char *msg, size_t len);
+    void *log_ctx;
+} prj_js_limits;
+
+/* What the script defines (KurrentDB's query sources and options). Owned
+ * by the engine; valid until prj_js_close. */
+typedef struct prj_js_def {
+    int all_streams;         /* fromAll() */
+    char **streams;          /* fromStream()/fromStreams() */
+    size_t n_streams;
+    char **categories;       /* fromCategory()/fromCategories() */
+    size_t n_categories;
+    int all_events;          /* a $any handler, or no handler (every event) */
+    char **events;           /* the types with a handler of their own */
+    size_t n_events;
+    int by_streams;          /* foreachStream(): a partition per stream */
+    int by_custom_partitions; /* partitionBy(): a partition per key */
+    int defines_fold;        /* when() */
+    int handles_deleted;     /* a $deleted handler */
+    int produces_results;    /* outputState(), transformBy(), filterBy() */
+    int include_links;       /* options({$includeLinks: true}) */
+    int reorder_events;      /* options({reorderEvents: true}) */
+    int processing_lag;      /* options({processingLag: ms}) */
+    int bi_state;            /* options({biState: true}): a shared state besides each partition's */
+    char *result_stream;     /* options({resultStreamName}) or outputTo(name); NULL: KurrentDB's default */
+    char *partition_result_stream; /* outputTo's second argument ("{0}" is the partition); NULL: default */
+} prj_js_def;
+
+/* One source event as the handler sees it. Pointers are borrowed for the
+ * call. When the event was read through a link (a "$>" in a source stream,
+ * with $includeLinks off the link is resolved), stream/seq/type/... are the
+ * target's and link_meta is the link's metadata. */
+typedef struct prj_js_event {
+    uint64_t position;   /* its position in $all (of the link, if through one) */
+    const char *stream;
+    size_t stream_len;
+    uint64_t seq;        /* its number in its stream */
+    const char *type;
+    size_t type_len;
+    const uint8_t *id;   /* 16 bytes */
+    const uint8_t *data;
+    size_t data_len;
+    int is_json;
+    const uint8_t *meta;
+    size_t meta_len;
+    const uint8_t *link_meta; /* NULL: not read through a link */
+    size_t link_meta_len;
+    int deleted;         /* a notification that `stream` was deleted ($deleted) */
+} prj_js_event;
+
+enum {
+    PRJ_JS_OUT_EMIT = 0,        /* emit(stream, type, body, metadata) / copyTo */
+    PRJ_JS_OUT_LINK_TO = 1,     /* linkTo(stream, event, metadata): type "$>", data "<seq>@<stream>" */
+    PRJ_JS_OUT_LINK_STREAM = 2, /* linkStreamTo(stream, linked, metadata): type "$@", data the stream name */
+};
+
+/* One event a batch writes. Valid until the next call on the engine. */
+typedef struct prj_js_out {
+    uint32_t source; /* index, in the events given, of the event whose handler wrote it */
+    int kind;        /* PRJ_JS_OUT_* */
+    const char *stream;
+    size_t stream_len;
+    const char *type;
+    size_t type_len;
+    const char *data;
+    size_t data_len;
+    int is_json;
+    const char *meta; /* a JSON object of the metadata the script gave, or NULL */
+    size_t meta_len;
+} prj_js_out;
+
+/* A partition whose state a batch changed, as it stands after the batch. */
+typedef struct prj_js_part {
+    const char *partition; /* "" : the state of a projection without partitions */
+    size_t partition_len;
+    const char *state;     /* JSON */
+    size_t state_len;
+    const char *result;    /* JSON of the result (transformBy/filterBy/outputState), NULL: none */
+    size_t result_len;
+} prj_js_part;
+
+/* What prj_js_process reports; valid until the next call on the engine. */
+typedef struct prj_js_result {
+    const prj_js_out *out; /* in the order the handlers wrote them */
+    size_t n_out;
+    const prj_js_part *parts; /* each changed partition once */
+    size_t n_parts;
+    const char *shared;    /* biState: the shared state's JSON if it changed, else NULL */
+    size_t shared_len;
+    /* PRJ_JS_NEED: the state the worker needs before it goes on. */
+    const char *need_partition; /* the partition's key; "" the only state */
+    size_t need_partition_len;
+    int need_shared; /* 1: the shared state (biState) is needed, not a partition's */
+    size_t need_at;  /* events before this index are done */
+} prj_js_result;
+
+#define PRJ_JS_NEED 1
+
+/* Start a worker and run `query` (the projection's source) in it. 0 with
+ * *out; FACTUM_EINVAL with the reason in err (a syntax error, a definition
+ * KurrentDB refuses, e.g. foreachStream with fromAll... as its engine
+ * does); -ENOENT (no worker program: err says where it looked), or another
+ * error with err set. */
+int prj_js_open(const prj_js_limits *l, const char *name, const char *query, size_t query_len, prj_js **out,
+                char *err, size_t err_len);
+const prj_js_def *prj_js_definition(const prj_js *j);
+
+/* Give the worker a partition's state (state NULL: it has none yet: the
+ * worker runs $init, and $initShared for the shared state, and $created
+ * for a new partition as KurrentDB does). Called after PRJ_JS_NEED, or
+ * before the first batch to preload. */
+int prj_js_load(prj_js *j, const char *partition, size_t partition_len, int shared, const char *state,
+                size_t state_len);
+
+/* Handle events ev[0..n) in order. 0: all done, *res says what to write.
+ * PRJ_JS_NEED: the worker stopped before event res->need_at for want of a
+ * state; call prj_js_load for it, then prj_js_resume (res accumulates over
+ * the whole batch). Another value: an error (the engine is faulted). */
+int prj_js_process(prj_js *j, const prj_js_event *ev, size_t n, prj_js_result *res);
+int prj_js_resume(prj_js *j, prj_js_result *res);
+
+/* The current state of a partition, as the worker holds it (JSON, malloc'd,
+ * free()), or *json NULL if the worker has not got it. */
+int prj_js_get_state(prj_js *j, const char *partition, size_t partition_len, int shared, char **json,
+                     size_t *len);
+
+/* Why the engine faulted ("" if it has not). */
+const char *prj_js_error(const prj_js *j);
+
+/* Kill the worker if it still runs, reap it, free everything. NULL is a no-op. */
+void prj_js_close(prj_js *j);
+
+#endif
