@@ -85,6 +85,8 @@ enum {
     FACTUM_EDUPLICATEID = -1019,  /* the same event id twice within one append */
     FACTUM_EREGEXLIMIT = -1020,   /* a filter's regular expression hit its match limits */
     FACTUM_EFAULTED = -1021,      /* the projection is faulted (its status says why) */
+    FACTUM_EBADSTATE = -1023,     /* not in a state that allows it (e.g. deleting a running projection) */
+    FACTUM_EEXISTS = -1107,       /* it exists already (a projection, a consumer group) */
 };
 
 /* A human-readable, static message for any code returned by this library
@@ -600,6 +602,10 @@ typedef struct factum_projection_status {
     double progress;           /* 100 * position / last committed position */
     uint32_t writes_in_flight; /* batches appended, not yet committed */
     uint32_t buffered_events;  /* events prepared for the next batch */
+    double events_per_second;  /* source events handled per second, over the last few seconds */
+    uint32_t partitions_cached; /* partitions whose state the engine holds (JavaScript) */
+    int emit_enabled;          /* JavaScript: may emit */
+    int track_emitted_streams; /* JavaScript: lists its emitted streams */
 } factum_projection_status;
 
 /* A command's completion: rc is 0 or its error. Runs on the manager's
@@ -655,6 +661,67 @@ FACTUM_API int factum_projections_each(factum_projections *m,
  * FACTUM_ENOTFOUND. Do not call it from a command's callback. */
 FACTUM_API int factum_projection_wait(factum_projections *m, const char *name, uint64_t position,
                                       int timeout_ms);
+
+/* ---- JavaScript projections -------------------------------------------
+ *
+ * A user projection is a JavaScript source in KurrentDB's projection API
+ * (fromAll().when({...}), partitionBy, outputState, emit, linkTo, ...; see
+ * docs/projections.md), run by V8 in a worker process of its own, so that
+ * a runaway script faults its projection and nothing else. Its state,
+ * result, checkpoints and emitted-stream list are kept as KurrentDB keeps
+ * them ($projections-<name>-checkpoint, -result, -emittedstreams, and
+ * -<partition>-... for partitions); what it emits is appended together
+ * with its checkpoint (exactly once, as for the system projections). */
+
+typedef struct factum_projection_def {
+    const char *name;          /* not empty, no '$' first (system names are KurrentDB's) */
+    const char *query;         /* the JavaScript source */
+    int mode;                  /* enum factum_projection_mode (default CONTINUOUS) */
+    int enabled;               /* start it at once (default 1) */
+    int emit_enabled;          /* may emit()/linkTo() (default 0: a script that emits faults) */
+    int track_emitted_streams; /* list emitted streams in -emittedstreams (default 0) */
+} factum_projection_def;
+
+FACTUM_API void factum_projection_def_init(factum_projection_def *d);
+
+/* Create a JavaScript projection and store its definition. A script that
+ * does not compile is created all the same and faults with the reason in
+ * its status, as in KurrentDB. Errors: FACTUM_EEXISTS, FACTUM_EINVAL (a bad
+ * name or mode), FACTUM_ECLOSED, errors of the store's appends. A
+ * TRANSIENT projection's definition is not stored (it is gone after a
+ * restart). */
+FACTUM_API int factum_projection_create(factum_projections *m, const factum_projection_def *d,
+                                        factum_projection_cb cb, void *ctx);
+
+/* Replace a projection's query (NULL: keep it) and its emit option (-1:
+ * keep it); a running projection restarts from its checkpoint with it.
+ * For a system projection the query is its configuration
+ * (factum_projection_set_query). Errors as factum_projection_enable. */
+FACTUM_API int factum_projection_update(factum_projections *m, const char *name, const char *query,
+                                        int emit_enabled, factum_projection_cb cb, void *ctx);
+
+enum {
+    FACTUM_PROJECTION_DELETE_EMITTED_STREAMS = 1, /* delete the streams it emitted to (tracked ones) */
+    FACTUM_PROJECTION_DELETE_STATE_STREAM = 2,    /* delete -result and the partitions' streams */
+    FACTUM_PROJECTION_DELETE_CHECKPOINT_STREAM = 4,
+};
+
+/* Delete a stopped projection (its definition; with flags, what it wrote).
+ * Errors: FACTUM_EBADSTATE (it runs: disable it first, as KurrentDB
+ * requires), FACTUM_EINVAL (a system projection), and as
+ * factum_projection_enable. */
+FACTUM_API int factum_projection_delete(factum_projections *m, const char *name, unsigned flags,
+                                        factum_projection_cb cb, void *ctx);
+
+/* The state (or the result) of `name` as last committed, for `partition`
+ * (NULL or "": the projection's only state, or the shared one): JSON into
+ * *json (malloc'd, NUL-terminated, free() it) and *len; "" when it has
+ * none yet. A system projection has no state (""). Errors:
+ * FACTUM_ENOTFOUND (no such projection), -ENOMEM, read errors. */
+FACTUM_API int factum_projection_get_state(factum_projections *m, const char *name, const char *partition,
+                                           char **json, size_t *len);
+FACTUM_API int factum_projection_get_result(factum_projections *m, const char *name, const char *partition,
+                                            char **json, size_t *len);
 
 /* ---------------------------------------------------------------------------
  * Streams: state, metadata, deletion, listing

@@ -39,7 +39,7 @@ enum {
     FACTUM_EUNSUPPORTED = -1104, /* the server does not implement this call */
     FACTUM_ETIMEDOUT = -1105,    /* no answer within the deadline */
     FACTUM_EBADURL = -1106, /* the connection string is malformed or asks for what is not supported (TLS) */
-    FACTUM_EEXISTS = -1107,   /* it exists already (a consumer group) */
+    /* -1107 is FACTUM_EEXISTS (factum.h): it exists already */
     FACTUM_EFULL = -1108,     /* the consumer group has its maximum number of consumers */
     FACTUM_ECANCELED = -1109, /* the server ended the subscription (its group was deleted or restarted) */
 };

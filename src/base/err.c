@@ -55,6 +55,8 @@ const char *factum_strerror(int code)
         return "a filter's regular expression needed more than its match limits";
     case FACTUM_EFAULTED:
         return "the projection is faulted (its status says why)";
+    case FACTUM_EBADSTATE:
+        return "the projection is not in a state that allows it";
     /* The client's codes (factum_client.h). */
     case FACTUM_ECONNECT:
         return "cannot connect to the server, or the connection was lost";
