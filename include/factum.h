@@ -551,6 +551,9 @@ typedef struct factum_projections_options {
      * MiB), a state's size at most (default 16 MiB, KurrentDB's
      * MaxProjectionStateSize), and the worker program (NULL: found as
      * docs/projections.md says). 0 means the default. */
+    /* Run JavaScript projections (default 1); 0: they may be created and
+     * listed but do not run (KurrentDB's RunProjections=System). */
+    int run_user;
     uint32_t js_ms_per_event;
     uint32_t js_heap_mib;
     uint32_t js_state_bytes;

@@ -137,6 +137,10 @@ int prj_start(prj *p)
         prj_fault(p, 0, "no handler for '%s' in this build", p->type);
         return FACTUM_EINVAL;
     }
+    if (p->js && !m->opts.run_user) { /* RunProjections=System: not this one */
+        prj_stop(p, FACTUM_PROJECTION_STOPPED);
+        return 0;
+    }
     if (!p->js && p->cfg_rc) {
         prj_fault(p, 0, "invalid query: %s", p->cfg_err);
         return p->cfg_rc;

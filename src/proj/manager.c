@@ -53,6 +53,7 @@ void factum_projections_options_init(factum_projections_options *o)
 {
     memset(o, 0, sizeof *o);
     o->create_system = 1;
+    o->run_user = 1;
     o->batch_events = 4096;
     o->batches_in_flight = 2;
 }
