@@ -29,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "base/json.h"
 #include "proj/jsproc.h"
@@ -40,6 +41,7 @@
 
 typedef struct staged {
     uint64_t position;
+    int64_t timestamp_ns;
     size_t stream_off, type_off, data_off, meta_off, link_meta_off;
     uint32_t stream_len, type_len, data_len, meta_len, link_meta_len;
     uint64_t seq;
@@ -332,6 +334,7 @@ static int stage(prj_jsrun *r, const factum_event *rec, const factum_event *ev, 
     staged *s = &r->ev[r->n_ev];
     memset(s, 0, sizeof *s);
     s->position = rec->position;
+    s->timestamp_ns = ev->timestamp_ns;
     s->seq = ev->version;
     memcpy(s->id, ev->id, 16);
     s->is_json = (ev->flags & FACTUM_EVENT_JSON) != 0;
@@ -550,6 +553,14 @@ static int provide(prj *p, prj_jsrun *r, const prj_js_result *res)
     }
     size_t n = part_stream(r, p, res->need_partition, res->need_partition_len, "-checkpoint");
     if (!n) return FACTUM_EBADNAME;
+    /* The worker keeps only so many partitions; one it let go may have its
+     * latest state in a batch still in flight: read it once that is
+     * committed (rare: the worker keeps the recent ones). */
+    for (int i = 0; p->flight_n && i < 60000; i++) {
+        if (!prj_reap(p)) usleep(100);
+        if (p->state != FACTUM_PROJECTION_RUNNING) return FACTUM_EFAULTED;
+    }
+    if (p->flight_n) return -ETIMEDOUT;
     factum_event ev;
     int rc = last_event(p, r->name_buf, &ev);
     if (rc < 0) return rc;
@@ -583,6 +594,7 @@ static int handle(prj *p, prj_jsrun *r)
                                    .type = a + s->type_off,
                                    .type_len = s->type_len,
                                    .id = s->id,
+                                   .timestamp_ns = s->timestamp_ns,
                                    .data = (const uint8_t *)a + s->data_off,
                                    .data_len = s->data_len,
                                    .is_json = s->is_json,
@@ -597,7 +609,7 @@ static int handle(prj *p, prj_jsrun *r)
     int rc = prj_js_process(r->j, r->jev, r->n_ev, &res);
     while (rc == PRJ_JS_NEED) {
         if ((rc = provide(p, r, &res))) {
-            prj_fault(p, rc, "loading a partition's state");
+            if (p->state == FACTUM_PROJECTION_RUNNING) prj_fault(p, rc, "loading a partition's state");
             return rc;
         }
         rc = prj_js_resume(r->j, &res);
