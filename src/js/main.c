@@ -60,7 +60,8 @@ static int read_all(void *p, size_t n, int eof_ok)
     while (got < n) {
         ssize_t r = read(sock, (char *)p + got, n - got);
         if (r < 0 && errno == EINTR) continue;
-        if (r == 0 && got == 0 && eof_ok) return 1;
+        /* the host closed (or died: ECONNRESET when it had unread bytes) */
+        if ((r == 0 || (r < 0 && errno == ECONNRESET)) && got == 0 && eof_ok) return 1;
         if (r <= 0) return -1;
         got += (size_t)r;
     }
