@@ -38,7 +38,7 @@ static const char projection_help[] =
     "in a data directory (--data; opening it runs the enabled projections in this process until the\n"
     "command ends). The five system projections ($streams, $by_category, $by_event_type,\n"
     "$by_correlation_id, $stream_by_category) are there from the start, stopped; a system projection's\n"
-    "query is its configuration (e.g. 'last\\n-' for $by_category). docs/projections.md has the details.\n"
+    "query is its configuration (e.g. 'last\\n-' for $by_category). docs/cli.md has the details.\n"
     "\n"
     "  list           every projection: name, status, mode, position read, progress, events processed\n"
     "  show           one projection's status in full (and its query, on a data directory)\n"
