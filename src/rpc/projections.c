@@ -38,9 +38,12 @@
 #include "rpc/rpc.h"
 
 /* A state or result converted for State/Result: nesting and memory of the
- * google.protobuf.Value, at most (JV-1, JV-2). KurrentDB's own limit on a
- * state is 16 MiB of JSON (MaxProjectionStateSize). */
-#define STATE_MAX_DEPTH PB_MAX_DEPTH
+ * google.protobuf.Value, at most (JV-1, JV-2). Each level of JSON is two
+ * levels of messages (Value, then Struct or ListValue) under StateResp,
+ * so 31 levels of JSON are 63 of messages: what a client that guards its
+ * decoding as PB-1 does (ours; .NET's protobuf stops at 100) can read.
+ * KurrentDB's own limit on a state is 16 MiB of JSON (MaxProjectionStateSize). */
+#define STATE_MAX_DEPTH ((PB_MAX_DEPTH - 2) / 2)
 #define STATE_MAX_VALUE (256u << 20)
 
 enum { P_CREATE, P_UPDATE, P_DELETE, P_STATISTICS, P_DISABLE, P_ENABLE, P_RESET, P_STATE, P_RESULT, P_RESTART };
