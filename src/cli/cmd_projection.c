@@ -93,8 +93,8 @@ static int target_open(cli_ctx *c, target *t, int need_store)
     int code = cli_need_dir(c);
     if (code) return code;
     if (need_store && !cli_store_present(c)) {
-        cli_msg(c, "'%s' holds no store (and so no projections)", c->data_dir);
-        return CLI_NOT_FOUND;
+        cli_msg(c, "no factum store in '%s' (the first write creates it)", c->data_dir);
+        return CLI_FAIL;
     }
     if ((code = cli_open_write(c, 0, &t->s))) return code;
     factum_projections_options po;

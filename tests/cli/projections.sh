@@ -16,9 +16,10 @@ SYSTEM='["$streams","$stream_by_category","$by_category","$by_event_type","$by_c
 
 # ---- a local data directory ----------------------------------------------
 
-f 4 projection list
+f 1 projection list
 one_error_line "projection list"
-contains "$ERR" "holds no store"
+contains "$ERR" "no factum store in"
+[ ! -e "$D" ] || fail "projection list created the store"
 f 0 append acct-1 --type Opened --data '{"n":1}'
 f 0 append acct-2 --type Opened --data '{"n":2}'
 
