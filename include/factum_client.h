@@ -282,6 +282,62 @@ typedef int (*factum_client_ps_fn)(void *ctx, const factum_sub_item *it, int ret
 FACTUM_API int factum_client_ps_subscribe(factum_client *c, const char *stream, const char *group, int buffer_size,
                                           int idle_ms, factum_client_ps_fn fn, void *ctx);
 
+/* ---- projections ------------------------------------------------------
+ *
+ * The Projections service of a server that runs projections (factumd
+ * with --run-projections System or All, KurrentDB with
+ * RunProjections): the calls of factum.h's projection manager, over the
+ * network. A server without projections answers FACTUM_EUNSUPPORTED.
+ * Errors of every call below, beyond those of every call:
+ * FACTUM_ENOTFOUND (no projection of that name), FACTUM_EEXISTS (create:
+ * the name is taken), FACTUM_EBADSTATE (e.g. deleting one that runs),
+ * FACTUM_EINVAL (refused by the server, e.g. a bad name, or a system
+ * projection's query it cannot use). KurrentDB itself reports EEXISTS and
+ * EBADSTATE only as unknown errors: those come back as FACTUM_ESERVER,
+ * with its message in factum_client_last_error. */
+
+/* Create a projection (and start it) per d: name, query, mode (one-time
+ * projections are named by the server: d->name is not sent), and for a
+ * continuous one emit_enabled and track_emitted_streams (which needs
+ * emit_enabled: FACTUM_EINVAL). d->enabled is not sent (the server starts
+ * every new projection). d and its strings are borrowed for the call. */
+FACTUM_API int factum_client_projection_create(factum_client *c, const factum_projection_def *d);
+/* Replace the query of `name` (NULL or "": keep it) and its emit option
+ * (-1: keep it, 0 or 1). */
+FACTUM_API int factum_client_projection_update(factum_client *c, const char *name, const char *query,
+                                               int emit_enabled);
+/* Delete a stopped projection; flags are factum.h's
+ * FACTUM_PROJECTION_DELETE_*. */
+FACTUM_API int factum_client_projection_delete(factum_client *c, const char *name, unsigned flags);
+FACTUM_API int factum_client_projection_enable(factum_client *c, const char *name);
+FACTUM_API int factum_client_projection_disable(factum_client *c, const char *name);
+FACTUM_API int factum_client_projection_reset(factum_client *c, const char *name);
+
+/* The status of projections (Statistics): of `name` only, or (name NULL)
+ * of every projection of mode `mode` (an enum factum_projection_mode, or
+ * -1 for all). cb runs once per projection with the fields the protocol
+ * carries: name, mode, enabled and state (from KurrentDB's status text:
+ * "Running", "Stopped (Enabled)", "Faulted", ...; `handler` points at that
+ * text), reason, epoch, version, position and checkpoint (from its
+ * "C:<commit>/P:<prepare>" positions; 0 for none), events_processed,
+ * progress, writes_in_flight, buffered_events, partitions_cached; system
+ * is 1 for a name starting with '$'; the rest is 0. The struct and its
+ * strings are valid during the call only; cb returns 0 to go on, anything
+ * else to stop (then returned). */
+FACTUM_API int factum_client_projection_list(factum_client *c, const char *name, int mode,
+                                             int (*cb)(void *ctx, const factum_projection_status *st),
+                                             void *ctx);
+
+/* The state (or result) of `name`, of `partition` (NULL or "": the
+ * projection's own), as compact JSON into *json (malloc'd, NUL-terminated;
+ * free() it) and *len. A projection without one gives "{}", as KurrentDB
+ * answers then. Numbers come as the protocol carries them, doubles:
+ * integers beyond 2^53 lose precision. */
+FACTUM_API int factum_client_projection_state(factum_client *c, const char *name, const char *partition,
+                                              char **json, size_t *len);
+FACTUM_API int factum_client_projection_result(factum_client *c, const char *name, const char *partition,
+                                               char **json, size_t *len);
+
 #ifdef __cplusplus
 }
 #endif

@@ -29,6 +29,7 @@ static const command commands[] = {
     {"export", cli_cmd_export, "write every event as NDJSON"},
     {"import", cli_cmd_import, "append the events of an export file"},
     {"stats", cli_cmd_stats, "print the store's statistics"},
+    {"projection", cli_cmd_projection, "list, create, change and inspect projections"},
     {"bench", cli_cmd_bench, "run the BENCH.md workloads (locally or against --server)"},
 };
 

@@ -26,6 +26,11 @@
 /* v2.c */
 extern const net_method rpc_v2_methods[];
 extern const size_t rpc_v2_n;
+/* projections.c */
+extern const net_method rpc_projections_methods[];
+extern const size_t rpc_projections_n;
+
+#define N_TABLES 5
 
 /* The state of a unary call: just whether the request arrived. */
 static int unary_start(net_call *c, void *svc)
@@ -44,8 +49,8 @@ static void unary_half_close(net_call *c)
 
 static void features_message(net_call *c, const uint8_t *msg, size_t len);
 
-static const net_method *all_methods[4];
-static size_t all_counts[4];
+static const net_method *all_methods[N_TABLES];
+static size_t all_counts[N_TABLES];
 
 static void features_message(net_call *c, const uint8_t *msg, size_t len)
 {
@@ -58,8 +63,9 @@ static void features_message(net_call *c, const uint8_t *msg, size_t len)
     static char *read_features[] = {"position", "events"};
     static char *batch_features[] = {"deadline_duration"};
     static char *ps_features[] = {"stream", "all"};
+    static char *create_features[] = {"track_emitted_streams"};
     size_t n = 0;
-    for (int t = 0; t < 4; t++)
+    for (int t = 0; t < N_TABLES; t++)
         for (size_t i = 0; i < all_counts[t] && n < 64; i++) {
             const char *path = all_methods[t][i].path;
             const char *svc, *meth;
@@ -85,6 +91,10 @@ static void features_message(net_call *c, const uint8_t *msg, size_t len)
                        strcmp(names[n][0], "restartsubsystem")) {
                 m[n].n_features = 2;
                 m[n].features = ps_features;
+            } else if (!strcmp(names[n][1], "event_store.client.projections.projections") &&
+                       !strcmp(names[n][0], "create")) {
+                m[n].n_features = 1;
+                m[n].features = create_features;
             }
             mp[n] = &m[n];
             n++;
@@ -284,11 +294,16 @@ int rpc_methods(rpc_ctx *ctx, net_method **out, size_t *n)
     all_counts[2] = rpc_v2_n;
     all_methods[3] = rpc_ps_methods;
     all_counts[3] = rpc_ps_n;
-    size_t total = all_counts[0] + all_counts[1] + all_counts[2] + all_counts[3];
+    /* Without a projection manager (--run-projections None) the service is
+     * not there at all, as in KurrentDB: UNIMPLEMENTED, and not listed. */
+    all_methods[4] = rpc_projections_methods;
+    all_counts[4] = ctx->projections ? rpc_projections_n : 0;
+    size_t total = 0;
+    for (int t = 0; t < N_TABLES; t++) total += all_counts[t];
     net_method *m = calloc(total, sizeof *m);
     if (!m) return -ENOMEM;
     size_t k = 0;
-    for (int t = 0; t < 4; t++)
+    for (int t = 0; t < N_TABLES; t++)
         for (size_t i = 0; i < all_counts[t]; i++) {
             m[k] = all_methods[t][i];
             m[k].svc = ctx;

@@ -24,6 +24,8 @@
  *   streams.c            Streams: Read, Append, Delete, Tombstone; its method table
  *   batch.c, v2.c        Streams.BatchAppend (streams_int.h); the v2 AppendSession
  *   subscribe.c          Streams.Read as a subscription (subscribe.h)
+ *   projections.c        the Projections service, on the projection manager (rpc_ctx.projections)
+ *   jsonvalue.c          a projection's state as google.protobuf.Value (jsonvalue.h: JV-1..3)
  *   persistent.c         the PersistentSubscriptions service: Read and management calls
  *   persistent_stats.c   GetInfo/List's SubscriptionInfo, rpc_ps_each
  *   persistent_config.c  a group's settings, their snapshot (PS-5), loading at start

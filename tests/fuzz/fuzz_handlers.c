@@ -53,6 +53,17 @@ static const char *const paths[] = {
     "/event_store.client.gossip.Gossip/Read",
     "/event_store.client.operations.Operations/Shutdown",
     "/no.such.Service/Method",
+    /* Added after the end, so that the older seeds keep their methods. */
+    "/event_store.client.projections.Projections/Create",
+    "/event_store.client.projections.Projections/Update",
+    "/event_store.client.projections.Projections/Delete",
+    "/event_store.client.projections.Projections/Statistics",
+    "/event_store.client.projections.Projections/Disable",
+    "/event_store.client.projections.Projections/Enable",
+    "/event_store.client.projections.Projections/Reset",
+    "/event_store.client.projections.Projections/State",
+    "/event_store.client.projections.Projections/Result",
+    "/event_store.client.projections.Projections/RestartSubsystem",
 };
 #define N_PATHS (sizeof paths / sizeof *paths)
 
@@ -91,6 +102,7 @@ static void teardown(void)
     net_server_stop(g.net);
     pthread_join(g.loop, NULL);
     rpc_deinit(&g.rpc);
+    factum_projections_close(g.rpc.projections);
     factum_store_close(g.store);
     net_server_free(g.net);
     rpc_ps_free(&g.rpc);
@@ -117,6 +129,7 @@ static void setup(void)
     g.rpc.max_event_size = 16u << 20;
     g.rpc.sub_live_lag = 10000;
     g.rpc.shutdown = no_shutdown;
+    if (factum_projections_open(g.store, NULL, &g.rpc.projections)) abort();
     if (rpc_methods(&g.rpc, &g.methods, &g.n_methods) || rpc_ps_init(&g.rpc)) abort();
     net_config nc;
     net_config_init(&nc);

@@ -11,7 +11,9 @@ import struct
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus", "handlers")
 (READ, APPEND, DELETE, TOMBSTONE, BATCH, SESSION, PS_CREATE, PS_UPDATE, PS_DELETE, PS_READ, PS_GETINFO,
- PS_REPLAY, PS_TRUNCATE, PS_LIST, PS_RESTART, STATS, FEATURES, GOSSIP, SHUTDOWN, NOSUCH) = range(20)
+ PS_REPLAY, PS_TRUNCATE, PS_LIST, PS_RESTART, STATS, FEATURES, GOSSIP, SHUTDOWN, NOSUCH,
+ P_CREATE, P_UPDATE, P_DELETE, P_STATISTICS, P_DISABLE, P_ENABLE, P_RESET, P_STATE, P_RESULT,
+ P_RESTART) = range(30)
 
 
 def varint(v):
@@ -163,6 +165,28 @@ def main():
     write("gossip", GOSSIP, [b""])
     write("shutdown", SHUTDOWN, [b""])
     write("no-such-method", NOSUCH, [b"\x0a\x00"])
+    # Projections (the system projections exist; JavaScript ones may not run here).
+    query = "fromAll().when({$init: function () { return {}; }})"
+    write("proj-create", P_CREATE, [f(1, f(3, f(1, "fz-p") + u(2, 1)) + f(4, query))])
+    write("proj-create-onetime", P_CREATE, [f(1, f(1, EMPTY) + f(4, query))])
+    write("proj-create-track-no-emit", P_CREATE, [f(1, f(3, f(1, "fz-p2") + u(3, 1)) + f(4, query))])
+    write("proj-create-no-mode", P_CREATE, [f(1, f(4, query))])
+    write("proj-create-deep-properties", P_CREATE,
+          [f(1, f(3, f(1, "fz-p3")) + f(4, query) + f(6, f(1, "k") + f(2, nested_value(3000, True))))])
+    write("proj-update-system", P_UPDATE, [f(1, f(1, "$by_category") + f(2, "last\n-") + f(4, EMPTY))])
+    write("proj-update-bad-query", P_UPDATE, [f(1, f(1, "$by_category") + f(2, "x" * 5000) + u(3, 1))])
+    write("proj-delete", P_DELETE, [f(1, f(1, "fz-p") + u(2, 1) + u(3, 1) + u(4, 1))])
+    write("proj-statistics-all", P_STATISTICS, [f(1, f(2, EMPTY))])
+    write("proj-statistics-name", P_STATISTICS, [f(1, f(1, "$by_category"))])
+    write("proj-statistics-continuous", P_STATISTICS, [f(1, f(4, EMPTY))])
+    write("proj-statistics-missing", P_STATISTICS, [f(1, f(1, "nope"))])
+    write("proj-enable", P_ENABLE, [f(1, f(1, "$by_category"))])
+    write("proj-disable", P_DISABLE, [f(1, f(1, "$by_category") + u(2, 1))])
+    write("proj-reset", P_RESET, [f(1, f(1, "$streams"))])
+    write("proj-state-partition", P_STATE, [f(1, f(1, "$by_category") + f(2, "fz"))])
+    write("proj-result-missing", P_RESULT, [f(1, f(1, "nope"))])
+    write("proj-restart", P_RESTART, [b""])
+    write("proj-enable-twice", P_ENABLE, [f(1, f(1, "$by_event_type")), f(1, f(1, "$by_event_type"))])
     write_raw("raw-bad-prefix", READ, b"\x07\x00\x00\x00\x05hello")
     write_raw("raw-compressed", APPEND, b"\x01\x00\x00\x00\x02\x0a\x00")
     write_raw("raw-too-large", BATCH, b"\x00\x7f\xff\xff\xff" + b"\x00" * 100)
