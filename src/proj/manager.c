@@ -190,6 +190,7 @@ static int persist(prj *p, const char *query, int enabled, int64_t epoch)
 static void prj_free(prj *p)
 {
     if (!p) return;
+    if (p->jr) prj_js_stop(p);
     prj_free_run(p);
     free(p->name);
     free(p->ckpt_stream);
@@ -674,8 +675,6 @@ static int run_commands(factum_projections *m)
 static void *run(void *arg)
 {
     factum_projections *m = arg;
-    for (size_t i = 0; i < m->n; i++)
-        if (m->p[i]->enabled) prj_start(m->p[i]);
     for (;;) {
         pthread_mutex_lock(&m->mu);
         int stop = m->stopping;
@@ -766,6 +765,10 @@ int factum_projections_open(factum_store *s, const factum_projections_options *o
     if (rc) goto fail;
     if ((rc = factum_commit_listener_add(s, on_commit, m))) goto fail;
     m->listening = 1;
+    /* The enabled ones start before the call returns (their status says
+     * Running at once); the thread takes over from there. */
+    for (size_t i = 0; i < m->n; i++)
+        if (m->p[i]->enabled) prj_start(m->p[i]);
     if ((rc = -pthread_create(&m->thread, NULL, run, m))) goto fail;
     m->thread_running = 1;
     *out = m;
