@@ -691,6 +691,7 @@ int prj_js_step(prj *p, int *did)
      * engine.c does); so does a checkpoint after a long quiet stretch. */
     if (at_head && !p->flight_n && (r->n_ev || prj_batch_events(p->fill) || p->since_cut >= PRJ_IDLE_CHECKPOINT)) {
         if (cut(p, r) > 0) *did = 1;
+        if (p->state != FACTUM_PROJECTION_RUNNING) return 0; /* it faulted: r is gone */
     }
     if (at_head && r->one_time && !p->flight_n && !r->n_ev && p->state == FACTUM_PROJECTION_RUNNING &&
         p->read_pos >= r->stop_at) {
@@ -700,6 +701,7 @@ int prj_js_step(prj *p, int *did)
             *did = 1;
             return 0;
         }
+        if (p->state != FACTUM_PROJECTION_RUNNING) return 0; /* the cut faulted it */
         prj_stop(p, FACTUM_PROJECTION_COMPLETED);
         *did = 1;
     }
