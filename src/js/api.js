@@ -580,8 +580,9 @@
         // The end of a batch: for each partition whose state changed, its
         // key, state JSON (null: none) and result JSON (null: removed,
         // undefined: the projection has no results), then the shared state
-        // (undefined if unchanged). Then the cache is trimmed to keep.
-        finish(keep) {
+        // (undefined if unchanged). Then the cache is trimmed to keep (to
+        // half its size if halve).
+        finish(keep, halve) {
             const r = [];
             for (const key of touched) {
                 const p = parts.get(key);
@@ -600,6 +601,7 @@
                 if (json !== sharedJson) sh = sharedJson = json;
             }
             r.push(sh);
+            if (halve) keep = Math.min(keep, parts.size >> 1);
             if (parts.size > keep) {
                 for (const key of parts.keys()) {
                     if (parts.size <= keep) break;

@@ -406,9 +406,17 @@ int too_large(jse *e, const char *what, const std::string &key, size_t n)
 
 int finish(jse *e, Entry &en, size_t n)
 {
-    v8::Local<v8::Value> keep = v8::Integer::NewFromUnsigned(e->iso, e->lim.keep_partitions), r;
+    // The partition states kept for the next batches: all of them (up to
+    // keep_partitions) while the heap is less than half full, else the
+    // most recently used half (the host has every state the batches
+    // reported, and gives them back when asked: NEED).
+    v8::HeapStatistics hs;
+    e->iso->GetHeapStatistics(&hs);
+    v8::Local<v8::Value> argv[2] = {v8::Integer::NewFromUnsigned(e->iso, e->lim.keep_partitions),
+                                    v8::Boolean::New(e->iso, hs.used_heap_size() > hs.heap_size_limit() / 2)},
+                         r;
     guard(e, 1000 + 4 * (uint64_t)e->lim.ms_per_event);
-    if (!call(e, en.ctx, F_FINISH, 1, &keep).ToLocal(&r) || !r->IsArray())
+    if (!call(e, en.ctx, F_FINISH, 2, argv).ToLocal(&r) || !r->IsArray())
         return fail(e, en.ctx, en.tc, "at the end of the batch (the states to JSON, transformBy, filterBy)",
                     PJP_ERR_SCRIPT);
     unguard(e);
