@@ -681,6 +681,48 @@ static void t_state_round_trip(void)
     prj_js_close(second);
 }
 
+/* When its heap is more than half full the worker drops the least
+ * recently used half of its partition states after a batch, and asks for
+ * one again when it is met: the host gives back what the batches said. */
+static void t_partition_cache(void)
+{
+    prj_js_limits lim = {.heap_mib = 16};
+    prj_js *j = open_lim("fromAll().partitionBy(e => e.streamId).when({\n"
+                         "  $init: () => ({ n: 0, pad: 'x'.repeat(100000) }),\n"
+                         "  $any: (s) => { s.n++; return s; }\n"
+                         "})",
+                         &lim);
+    REQUIRE(j);
+    enum { N = 50 };
+    static char names[N][8], *saved[N];
+    prj_js_event e[N];
+    for (int i = 0; i < N; i++) {
+        snprintf(names[i], sizeof names[i], "p%d", i);
+        e[i] = ev(names[i], 0, "T", "{}", NULL);
+    }
+    prj_js_result res;
+    CHECK_RC(run(j, e, N, &res, NULL), 0);
+    CHECK(needs == N && res.n_parts == N);
+    for (size_t i = 0; i < res.n_parts; i++) {
+        int k = atoi(res.parts[i].partition + 1);
+        if (k >= 0 && k < N) saved[k] = strndup(res.parts[i].state, res.parts[i].state_len);
+    }
+    store_state have[N + 1] = {{0}};
+    for (int i = 0; i < N; i++)
+        have[i] = (store_state){names[i], saved[i], 0};
+    /* the first partitions were used least recently: gone */
+    prj_js_event again[2] = {ev("p0", 1, "T", "{}", NULL), ev("p49", 1, "T", "{}", NULL)};
+    CHECK_RC(run(j, again, 2, &res, have), 0);
+    CHECK(!strcmp(need_log, "0:p0"));
+    const prj_js_part *p = part(&res, "p0");
+    CHECK(p && p->state_len > 7 && !memcmp(p->state, "{\"n\":2,", 7));
+    p = part(&res, "p49");
+    CHECK(p && p->state_len > 7 && !memcmp(p->state, "{\"n\":2,", 7));
+    for (int i = 0; i < N; i++)
+        free(saved[i]);
+    prj_js_close(j);
+}
+
 /* ---- isolation ------------------------------------------------------------ */
 
 typedef struct bad_case {
@@ -837,6 +879,7 @@ int main(void)
     RUN(t_event_object);
     RUN(t_modern_javascript);
     RUN(t_state_round_trip);
+    RUN(t_partition_cache);
     RUN(t_script_faults);
     RUN(t_worker_dies);
     RUN(t_misuse);
