@@ -5,7 +5,7 @@
  *
  * Limits, and how each ends up in an ERROR frame with a reason:
  *  - time: a watchdog thread sees how long the current event has run
- *    (step_since) and calls Isolate::TerminateExecution() past
+ *    (`since`) and calls Isolate::TerminateExecution() past
  *    ms_per_event; the handler unwinds with an uncatchable termination.
  *    The source's first run gets twice that (KurrentDB's compilation
  *    timeout is twice its execution timeout), the end of a batch (states
