@@ -152,7 +152,7 @@ typedef struct prj_js_result {
  * refuses - e.g. foreachStream over fromStream, $deleted without
  * foreachStream - with its message); -ENOENT (no worker program: err says
  * where it looked); -EIO (the worker crashed or did not answer); or
- * another error with err set. name appears in error messages' lines. */
+ * another error with err set. */
 int prj_js_open(const prj_js_limits *l, const char *name, const char *query, size_t query_len, prj_js **out,
                 char *err, size_t err_len);
 const prj_js_def *prj_js_definition(const prj_js *j);
