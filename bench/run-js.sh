@@ -2,7 +2,8 @@
 # The JavaScript engine evaluation (docs/adr/0006-javascript-engine.md):
 # every factum-bench-js-* that the build has (bench/js: V8 from libnode-dev,
 # Duktape from duktape-dev, Duktape from its shipped source with the
-# execution timeout), RUNS times each, then the median of each "@" figure.
+# execution timeout) and the production engine (factum-js driven by
+# src/proj/jsproc.c), RUNS times each, then the median of each "@" figure.
 #
 #   bench/run-js.sh [--runs N] [--events N] [--out DIR] [--only LIST]
 #
@@ -24,12 +25,14 @@ done
 if [ -z "${FACTUM_BENCH_BUILD:-}" ]; then
   scripts/deps.sh js
   cmake -S . -B build/js -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF >/dev/null
-  cmake --build build/js -j2 --target factum-bench-js-v8 factum-bench-js-duk factum-bench-js-duk-src >/dev/null 2>&1 || true
+  cmake --build build/js -j2 --target factum-bench-js-v8 factum-bench-js-duk factum-bench-js-duk-src factum-bench-js-worker factum-js >/dev/null 2>&1 || true
   b=build/js
 else
   b=$FACTUM_BENCH_BUILD
 fi
 mkdir -p "$out"
+# factum-bench-js-worker drives the production worker of that build.
+export FACTUM_JS_WORKER=${FACTUM_JS_WORKER:-$(cd "$b" && pwd)/factum-js}
 {
   echo "date: $(date -u +%FT%TZ)"
   echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo ?)"

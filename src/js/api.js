@@ -385,7 +385,12 @@
     function partitionOf(stream, type, seq, id, data, isJson, meta, linkMeta, ms, ticks) {
         if (def.byStreams) {
             if (linkMeta !== null && linkMeta.indexOf('"$o"') >= 0) {
-                const m = JSON.parse(linkMeta);
+                let m = null;
+                try {
+                    m = JSON.parse(linkMeta);
+                } catch (x) {
+                    // not JSON: the link's own stream, as for any other link
+                }
                 if (m !== null && typeof m === 'object' && typeof m.$o === 'string') return m.$o;
             }
             return stream.startsWith('$$') ? stream.slice(2) : stream;
@@ -580,8 +585,8 @@
         // The end of a batch: for each partition whose state changed, its
         // key, state JSON (null: none) and result JSON (null: removed,
         // undefined: the projection has no results), then the shared state
-        // (undefined if unchanged). Then the cache is trimmed to keep.
-        finish(keep) {
+        // (undefined if unchanged).
+        finish() {
             const r = [];
             for (const key of touched) {
                 const p = parts.get(key);
@@ -600,13 +605,19 @@
                 if (json !== sharedJson) sh = sharedJson = json;
             }
             r.push(sh);
+            return r;
+        },
+
+        // Keep at most `keep` partition states (half of them if halve),
+        // the most recently used.
+        trim(keep, halve) {
+            if (halve) keep = Math.min(keep, parts.size >> 1);
             if (parts.size > keep) {
                 for (const key of parts.keys()) {
                     if (parts.size <= keep) break;
                     if (key !== lastKey) parts.delete(key);
                 }
             }
-            return r;
         },
 
         // The state as the worker holds it (JSON), or null.

@@ -5,7 +5,7 @@
  *
  * Limits, and how each ends up in an ERROR frame with a reason:
  *  - time: a watchdog thread sees how long the current event has run
- *    (step_since) and calls Isolate::TerminateExecution() past
+ *    (`since`) and calls Isolate::TerminateExecution() past
  *    ms_per_event; the handler unwinds with an uncatchable termination.
  *    The source's first run gets twice that (KurrentDB's compilation
  *    timeout is twice its execution timeout), the end of a batch (states
@@ -102,8 +102,9 @@ void fatal_error(const char *location, const char *message)
     _exit(70);
 }
 
-enum { F_DEFINE, F_STEP, F_TAKE, F_NEED_KEY, F_LOAD, F_FINISH, F_GET, N_FN };
-const char *const fn_names[N_FN] = {"define", "step", "takeOutputs", "needKey", "load", "finish", "getState"};
+enum { F_DEFINE, F_STEP, F_TAKE, F_NEED_KEY, F_LOAD, F_FINISH, F_TRIM, F_GET, N_FN };
+const char *const fn_names[N_FN] = {"define", "step",   "takeOutputs", "needKey",
+                                    "load",   "finish", "trim",        "getState"};
 
 } // namespace
 
@@ -348,7 +349,6 @@ int take_outputs(jse *e, Entry &en, const jse_event *ev)
         pjp_u32(b, (uint32_t)v[0]->Uint32Value(en.ctx).FromMaybe(0), re);
         pjp_u8(b, (uint8_t)v[1]->Uint32Value(en.ctx).FromMaybe(0), re);
         pjp_u8(b, v[5]->IsTrue() ? 1 : 0, re);
-        std::string stream = v[2]->IsString() ? utf8(e->iso, v[2]) : std::string();
         const char *what = nullptr;
         size_t max = 0;
         if (!put_string(e, v[2], false, PJP_NAME_MAX, &len))
@@ -362,6 +362,7 @@ int take_outputs(jse *e, Entry &en, const jse_event *ev)
         if (what) {
             unguard(e);
             b->len = at;
+            std::string stream = v[2]->IsString() ? utf8(e->iso, v[2]) : std::string();
             if (stream.size() > 200) stream.resize(200);
             error_frame(e->out, PJP_ERR_OUTPUT,
                         "an event written to '" + stream + "' has " + what + " of " + std::to_string(len) +
@@ -379,18 +380,16 @@ int take_outputs(jse *e, Entry &en, const jse_event *ev)
     return 0;
 }
 
-std::string uuid(const uint8_t *b)
+// .NET's Guid "D" format of the bytes as stored (RFC 4122 order), 36 chars.
+void uuid(const uint8_t *b, char *s)
 {
-    // .NET's Guid "D" format of the bytes as stored (RFC 4122 order).
     static const char hex[] = "0123456789abcdef";
-    char s[36];
     int j = 0;
     for (int i = 0; i < 16; i++) {
         if (i == 4 || i == 6 || i == 8 || i == 10) s[j++] = '-';
         s[j++] = hex[b[i] >> 4];
         s[j++] = hex[b[i] & 15];
     }
-    return std::string(s, 36);
 }
 
 int too_large(jse *e, const char *what, const std::string &key, size_t n)
@@ -406,11 +405,21 @@ int too_large(jse *e, const char *what, const std::string &key, size_t n)
 
 int finish(jse *e, Entry &en, size_t n)
 {
-    v8::Local<v8::Value> keep = v8::Integer::NewFromUnsigned(e->iso, e->lim.keep_partitions), r;
+    v8::Local<v8::Value> r;
     guard(e, 1000 + 4 * (uint64_t)e->lim.ms_per_event);
-    if (!call(e, en.ctx, F_FINISH, 1, &keep).ToLocal(&r) || !r->IsArray())
+    if (!call(e, en.ctx, F_FINISH, 0, nullptr).ToLocal(&r) || !r->IsArray())
         return fail(e, en.ctx, en.tc, "at the end of the batch (the states to JSON, transformBy, filterBy)",
                     PJP_ERR_SCRIPT);
+    // The partition states kept for the next batches: all of them (up to
+    // keep_partitions) while the heap is less than half full, else the
+    // most recently used half (the host has every state the batches
+    // reported, and gives them back when asked: NEED).
+    v8::HeapStatistics hs;
+    e->iso->GetHeapStatistics(&hs);
+    v8::Local<v8::Value> argv[2] = {v8::Integer::NewFromUnsigned(e->iso, e->lim.keep_partitions),
+                                    v8::Boolean::New(e->iso, hs.used_heap_size() > hs.heap_size_limit() / 2)};
+    if (call(e, en.ctx, F_TRIM, 2, argv).IsEmpty())
+        return fail(e, en.ctx, en.tc, "at the end of the batch", PJP_ERR_SCRIPT);
     unguard(e);
     v8::Local<v8::Array> a = r.As<v8::Array>();
     uint32_t len = a->Length();
@@ -634,10 +643,11 @@ int jse_run(jse *e, const jse_event *ev, size_t n, size_t *at, jse_out *o)
         argv[0] = v8::Number::New(iso, (double)i);
         // Event types are few and used as keys: internalized once, they are
         // looked up, not copied.
-        std::string id = uuid(x->id);
+        char id[36];
+        uuid(x->id, id);
         if (!new_str(iso, x->stream, x->stream_len, &argv[1]) ||
             !new_str(iso, x->type, x->type_len, &argv[2], v8::NewStringType::kInternalized) ||
-            !new_str(iso, id.data(), id.size(), &argv[4]) || !new_str(iso, x->data, x->data_len, &argv[5]) ||
+            !new_str(iso, id, sizeof id, &argv[4]) || !new_str(iso, x->data, x->data_len, &argv[5]) ||
             !new_str(iso, x->meta, x->meta_len, &argv[7])) {
             error_frame(o, PJP_ERR_NOMEM, "an event too large for a JavaScript string");
             return -PJP_ERR_NOMEM;

@@ -23,7 +23,9 @@
 
 #include "engine.h"
 
-#define KEEP_PARTITIONS 4096 /* partition states kept between batches (the rest are asked for again) */
+/* Partition states kept between batches, at most (the engine keeps fewer
+ * when its heap fills; the rest are asked for again). */
+#define KEEP_PARTITIONS (1u << 20)
 
 static int sock = 3;
 
@@ -53,19 +55,54 @@ static int flush(void *ctx, pjp_buf *b)
     return rc;
 }
 
-/* 0, 1 at the end of the stream (before a frame only), -1 on error. */
-static int read_all(void *p, size_t n, int eof_ok)
+/* What the host sent, read in large pieces: a frame is usually far
+ * smaller than one read, and a system call per frame header and payload
+ * cost more than the handlers of small events. */
+static struct {
+    uint8_t *p;
+    size_t cap, start, end;
+} rb;
+
+/* At least n bytes at rb.p + rb.start: 0, 1 at the end of the stream when
+ * nothing is buffered and eof_ok, -1 on an error. */
+static int rb_need(size_t n, int eof_ok)
 {
-    size_t got = 0;
-    while (got < n) {
-        ssize_t r = read(sock, (char *)p + got, n - got);
+    if (rb.end - rb.start >= n) return 0;
+    if (rb.start) {
+        memmove(rb.p, rb.p + rb.start, rb.end - rb.start);
+        rb.end -= rb.start;
+        rb.start = 0;
+    }
+    if (n > rb.cap) {
+        size_t cap = rb.cap ? rb.cap : 256u << 10;
+        while (cap < n)
+            cap *= 2;
+        uint8_t *p = realloc(rb.p, cap);
+        if (!p) return -1;
+        rb.p = p;
+        rb.cap = cap;
+    }
+    while (rb.end < n) {
+        ssize_t r = read(sock, rb.p + rb.end, rb.cap - rb.end);
         if (r < 0 && errno == EINTR) continue;
+<<<<<<< HEAD
         /* the host closed (or died: ECONNRESET when it had unread bytes) */
         if ((r == 0 || (r < 0 && errno == ECONNRESET)) && got == 0 && eof_ok) return 1;
+=======
+        if (r == 0 && rb.end == 0 && eof_ok) return 1;
+>>>>>>> js
         if (r <= 0) return -1;
-        got += (size_t)r;
+        rb.end += (size_t)r;
     }
     return 0;
+}
+
+/* Take n bytes (made available by rb_need). */
+static const uint8_t *rb_take(size_t n)
+{
+    const uint8_t *p = rb.p + rb.start;
+    rb.start += n;
+    return p;
 }
 
 /* The largest payload accepted for each frame type from the host. */
@@ -91,22 +128,22 @@ static size_t max_len(uint32_t type)
 
 typedef struct frame {
     uint32_t type, len;
-    uint8_t *p; /* malloc'd payload (NULL when len is 0) */
+    const uint8_t *p; /* the payload, in the read buffer until the next read */
 } frame;
 
 /* Read one frame: 0, 1 at the end of the stream, -1 on an error (a
  * message in why). */
 static int read_frame(frame *f, char *why, size_t why_len)
 {
-    uint32_t h[2];
-    int rc = read_all(h, sizeof h, 1);
+    int rc = rb_need(PJP_HDR_LEN, 1);
     if (rc) {
         if (rc < 0) snprintf(why, why_len, "the connection broke in a frame header");
         return rc;
     }
+    uint32_t h[2];
+    memcpy(h, rb_take(PJP_HDR_LEN), sizeof h);
     f->type = h[0];
     f->len = h[1];
-    f->p = NULL;
     if (f->type < PJP_OPEN || f->type > PJP_GET || f->type == PJP_EVENT) {
         snprintf(why, why_len, "a frame of unknown type %u", f->type);
         return -1;
@@ -116,15 +153,11 @@ static int read_frame(frame *f, char *why, size_t why_len)
                  max_len(f->type));
         return -1;
     }
-    if (f->len) {
-        f->p = malloc(f->len);
-        if (!f->p || read_all(f->p, f->len, 0)) {
-            snprintf(why, why_len, f->p ? "the connection broke in a frame" : "out of memory for a frame");
-            free(f->p);
-            f->p = NULL;
-            return -1;
-        }
+    if (rb_need(f->len, 0)) {
+        snprintf(why, why_len, "the connection broke in a frame (or no memory for its %u bytes)", f->len);
+        return -1;
     }
+    f->p = rb_take(f->len);
     return 0;
 }
 
@@ -142,18 +175,18 @@ static int protocol_error(const char *why)
     return 2;
 }
 
-/* The events of one batch: their frames' payloads, decoded in place. */
+/* The events of one batch: their frames' payloads copied into one block,
+ * decoded in place once all are read. */
 typedef struct batch {
     jse_event *ev;
-    uint8_t **payload;
     size_t n;
+    uint8_t *bytes;
+    size_t len, cap;
 } batch;
 
 static void batch_free(batch *b)
 {
-    for (size_t i = 0; i < b->n; i++)
-        free(b->payload[i]);
-    free(b->payload);
+    free(b->bytes);
     free(b->ev);
     memset(b, 0, sizeof *b);
 }
@@ -183,34 +216,56 @@ static int read_batch(uint32_t n, batch *b, char *why, size_t why_len)
         return -1;
     }
     b->ev = calloc(n ? n : 1, sizeof *b->ev);
-    b->payload = calloc(n ? n : 1, sizeof *b->payload);
-    if (!b->ev || !b->payload) {
+    size_t *off = calloc(n ? n : 1, 2 * sizeof *off);
+    if (!b->ev || !off) {
+        free(off);
         snprintf(why, why_len, "out of memory for a batch of %u events", n);
         return -1;
     }
-    size_t total = 0;
     for (uint32_t i = 0; i < n; i++) {
         uint32_t h[2];
-        if (read_all(h, sizeof h, 0)) {
+        if (rb_need(PJP_HDR_LEN, 0)) {
             snprintf(why, why_len, "the connection broke in a batch");
-            return -1;
+            goto fail;
         }
-        if (h[0] != PJP_EVENT || h[1] > max_len(PJP_EVENT) || (total += h[1]) > PJP_BATCH_BYTES) {
+        memcpy(h, rb_take(PJP_HDR_LEN), sizeof h);
+        if (h[0] != PJP_EVENT || h[1] > max_len(PJP_EVENT) || b->len + h[1] > PJP_BATCH_BYTES) {
             snprintf(why, why_len, "event %u of a batch: a frame of type %u and %u bytes", i, h[0], h[1]);
-            return -1;
+            goto fail;
         }
-        b->payload[i] = malloc(h[1] ? h[1] : 1);
-        b->n = i + 1;
-        if (!b->payload[i] || read_all(b->payload[i], h[1], 0)) {
+        if (b->len + h[1] > b->cap) {
+            size_t cap = b->cap ? b->cap : 64u << 10;
+            while (cap < b->len + h[1])
+                cap *= 2;
+            uint8_t *p = realloc(b->bytes, cap);
+            if (!p) {
+                snprintf(why, why_len, "out of memory for a batch of %zu bytes", cap);
+                goto fail;
+            }
+            b->bytes = p;
+            b->cap = cap;
+        }
+        if (rb_need(h[1], 0)) {
             snprintf(why, why_len, "the connection broke in a batch");
-            return -1;
+            goto fail;
         }
-        if (decode_event(b->payload[i], h[1], &b->ev[i])) {
+        memcpy(b->bytes + b->len, rb_take(h[1]), h[1]);
+        off[2 * i] = b->len;
+        off[2 * i + 1] = h[1];
+        b->len += h[1];
+    }
+    b->n = n;
+    for (uint32_t i = 0; i < n; i++) {
+        if (decode_event(b->bytes + off[2 * i], off[2 * i + 1], &b->ev[i])) {
             snprintf(why, why_len, "event %u of a batch does not decode", i);
-            return -1;
+            goto fail;
         }
     }
+    free(off);
     return 0;
+fail:
+    free(off);
+    return -1;
 }
 
 static int usage(void)
@@ -253,15 +308,12 @@ int main(int argc, char **argv)
     const char *name = pjp_get_str(&r, &name_len, PJP_NAME_MAX);
     const char *query = pjp_get_str(&r, &query_len, PJP_QUERY_MAX);
     if (pjp_done(&r) || !lim.ms_per_event || lim.ms_per_event > 3600000 || lim.heap_mib < 4 ||
-        lim.heap_mib > 65536 || !lim.state_bytes || lim.state_bytes > PJP_STATE_MAX) {
-        free(f.p);
+        lim.heap_mib > 65536 || !lim.state_bytes || lim.state_bytes > PJP_STATE_MAX)
         return protocol_error("OPEN does not decode or its limits are out of range");
-    }
 
     jse_out out = {.flush = flush};
     jse *e = NULL;
     rc = jse_open(&lim, name, name_len, query, query_len, &out, &e);
-    free(f.p);
     if (flush(NULL, &out.buf) || rc) goto done;
 
     batch b = {0};
@@ -330,7 +382,6 @@ int main(int argc, char **argv)
             rc = protocol_error("a frame out of place");
             break;
         }
-        free(f.p);
         if (rc) break;
         if (run) {
             int s = jse_run(e, b.ev, b.n, &at, &out);
@@ -345,5 +396,6 @@ int main(int argc, char **argv)
 done:
     jse_free(e);
     free(out.buf.p);
+    free(rb.p);
     return rc == 2 ? 2 : 0;
 }

@@ -65,6 +65,8 @@ struct prj_js {
     prj_js_def def;
     size_t frame_max; /* the largest frame this engine's worker can send (JSP-2) */
     pjp_buf wbuf;
+    uint8_t *rb; /* read ahead from the worker */
+    size_t rb_cap, rb_start, rb_end;
 
     /* the batch in progress */
     size_t batch_n;
@@ -206,14 +208,31 @@ static int send_buf(prj_js *j, uint64_t deadline, uint64_t budget_ms)
     return 0;
 }
 
-/* Read n bytes by the deadline: 0, or the latched error. */
-static int recv_all(prj_js *j, void *buf, size_t n, uint64_t deadline, uint64_t budget_ms)
+/* At least n bytes read ahead (in rb, from rb_start) by the deadline: 0,
+ * or the latched error. The worker's frames are read in large pieces: a
+ * system call per frame would cost more than a small event's handler. */
+static int rb_need(prj_js *j, size_t n, uint64_t deadline, uint64_t budget_ms)
 {
-    size_t got = 0;
-    while (got < n) {
-        ssize_t r = recv(j->fd, (char *)buf + got, n - got, 0);
+    if (j->rb_end - j->rb_start >= n) return 0;
+    if (j->rb_start) {
+        memmove(j->rb, j->rb + j->rb_start, j->rb_end - j->rb_start);
+        j->rb_end -= j->rb_start;
+        j->rb_start = 0;
+    }
+    if (n > j->rb_cap) {
+        size_t cap = j->rb_cap ? j->rb_cap : 256u << 10;
+        while (cap < n)
+            cap *= 2;
+        uint8_t *p = realloc(j->rb, cap);
+        if (!p)
+            return fault(j, -ENOMEM, "out of memory for a frame of %zu bytes from the JavaScript engine", n);
+        j->rb = p;
+        j->rb_cap = cap;
+    }
+    while (j->rb_end < n) {
+        ssize_t r = recv(j->fd, j->rb + j->rb_end, j->rb_cap - j->rb_end, 0);
         if (r > 0) {
-            got += (size_t)r;
+            j->rb_end += (size_t)r;
             continue;
         }
         if (r < 0 && errno == EINTR) continue;
@@ -288,18 +307,21 @@ static int receive(prj_js *j, int want, uint64_t deadline, uint64_t budget_ms, i
 {
     for (;;) {
         uint32_t h[2];
-        int rc = recv_all(j, h, sizeof h, deadline, budget_ms);
+        int rc = rb_need(j, PJP_HDR_LEN, deadline, budget_ms);
         if (rc) return rc;
+        memcpy(h, j->rb + j->rb_start, sizeof h);
         uint32_t type = h[0], len = h[1];
         if (len > j->frame_max) return protocol(j, "a frame longer than any the engine may send", type);
-        uint8_t *p = malloc(len ? len : 1);
+        rc = rb_need(j, PJP_HDR_LEN + (size_t)len, deadline, budget_ms);
+        if (rc) return rc;
+        const uint8_t *in = j->rb + j->rb_start + PJP_HDR_LEN;
+        j->rb_start += PJP_HDR_LEN + (size_t)len;
+        /* Frames the result points into are copied out of the read-ahead. */
+        int kept = type == PJP_OUT || type == PJP_PART || type == PJP_SHARED || type == PJP_NEED;
+        uint8_t *p = kept ? malloc(len ? len : 1) : (uint8_t *)in;
         if (!p)
             return fault(j, -ENOMEM, "out of memory for a frame of %u bytes from the JavaScript engine", len);
-        rc = recv_all(j, p, len, deadline, budget_ms);
-        if (rc) {
-            free(p);
-            return rc;
-        }
+        if (kept) memcpy(p, in, len);
         pjp_rd r = {p, len, 0};
         int keep = 0, last = 0;
         switch (type) {
@@ -312,12 +334,12 @@ static int receive(prj_js *j, int want, uint64_t deadline, uint64_t budget_ms, i
         }
         case PJP_ERROR:
             rc = worker_error(j, p, len, rc_error);
-            free(p);
+            if (kept) free(p);
             return rc;
         case PJP_DEF:
             if (!(want & WANT_DEF)) goto bad;
             rc = decode_def(j, p, len);
-            free(p);
+            if (kept) free(p);
             return rc;
         case PJP_OUT: {
             if (!(want & WANT_BATCH)) goto bad;
@@ -325,7 +347,7 @@ static int receive(prj_js *j, int want, uint64_t deadline, uint64_t budget_ms, i
                 size_t cap = j->cap_out ? 2 * j->cap_out : 64;
                 prj_js_out *o = realloc(j->out, cap * sizeof *o);
                 if (!o) {
-                    free(p);
+                    if (kept) free(p);
                     return fault(j, -ENOMEM, "out of memory for a batch's output");
                 }
                 j->out = o;
@@ -344,7 +366,7 @@ static int receive(prj_js *j, int want, uint64_t deadline, uint64_t budget_ms, i
                 goto bad;
             j->out_bytes += len;
             if (j->out_bytes > PJP_OUT_BYTES) {
-                free(p);
+                if (kept) free(p);
                 return fault(j, FACTUM_EFAULTED, "the events one batch writes exceed %u bytes",
                              PJP_OUT_BYTES);
             }
@@ -358,7 +380,7 @@ static int receive(prj_js *j, int want, uint64_t deadline, uint64_t budget_ms, i
                 size_t cap = j->cap_parts ? 2 * j->cap_parts : 16;
                 prj_js_part *q = realloc(j->parts, cap * sizeof *q);
                 if (!q) {
-                    free(p);
+                    if (kept) free(p);
                     return fault(j, -ENOMEM, "out of memory for a batch's states");
                 }
                 j->parts = q;
@@ -411,14 +433,14 @@ static int receive(prj_js *j, int want, uint64_t deadline, uint64_t budget_ms, i
             if (s) {
                 j->state = malloc(n + 1);
                 if (!j->state) {
-                    free(p);
+                    if (kept) free(p);
                     return fault(j, -ENOMEM, "out of memory for a state of %zu bytes", n);
                 }
                 memcpy(j->state, s, n);
                 j->state[n] = 0;
                 j->state_len = n;
             }
-            free(p);
+            if (kept) free(p);
             return 0;
         }
         default:
@@ -428,11 +450,10 @@ static int receive(prj_js *j, int want, uint64_t deadline, uint64_t budget_ms, i
             free(p);
             return fault(j, -ENOMEM, "out of memory for a batch's output");
         }
-        if (!keep) free(p);
         if (last) return rc;
         continue;
     bad:
-        free(p);
+        if (kept) free(p);
         return protocol(j, "a frame that does not decode or is out of place", type);
     }
 }
@@ -851,6 +872,7 @@ void prj_js_close(prj_js *j)
     free(j->parts);
     free(j->state);
     free(j->wbuf.p);
+    free(j->rb);
     free_def(&j->def);
     free(j);
 }

@@ -147,10 +147,12 @@ typedef struct prj_js_result {
 #define PRJ_JS_NEED 1
 
 /* Start a worker and run `query` (the projection's source) in it. 0 with
- * *out; FACTUM_EINVAL with the reason in err (a syntax error, a definition
- * KurrentDB refuses, e.g. foreachStream with fromAll... as its engine
- * does); -ENOENT (no worker program: err says where it looked), or another
- * error with err set. */
+ * *out; FACTUM_EINVAL with the reason in err (a syntax error, an exception
+ * or a time or heap limit while the source runs, a definition KurrentDB
+ * refuses - e.g. foreachStream over fromStream, $deleted without
+ * foreachStream - with its message); -ENOENT (no worker program: err says
+ * where it looked); -EIO (the worker crashed or did not answer); or
+ * another error with err set. */
 int prj_js_open(const prj_js_limits *l, const char *name, const char *query, size_t query_len, prj_js **out,
                 char *err, size_t err_len);
 const prj_js_def *prj_js_definition(const prj_js *j);
