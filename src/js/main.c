@@ -85,12 +85,8 @@ static int rb_need(size_t n, int eof_ok)
     while (rb.end < n) {
         ssize_t r = read(sock, rb.p + rb.end, rb.cap - rb.end);
         if (r < 0 && errno == EINTR) continue;
-<<<<<<< HEAD
         /* the host closed (or died: ECONNRESET when it had unread bytes) */
-        if ((r == 0 || (r < 0 && errno == ECONNRESET)) && got == 0 && eof_ok) return 1;
-=======
-        if (r == 0 && rb.end == 0 && eof_ok) return 1;
->>>>>>> js
+        if ((r == 0 || (r < 0 && errno == ECONNRESET)) && rb.end == 0 && eof_ok) return 1;
         if (r <= 0) return -1;
         rb.end += (size_t)r;
     }
