@@ -42,6 +42,16 @@ say $factum read '$all'
 say $factum streams
 say $factum info account-42
 say $factum verify
+echo
+echo "# a read model: a JavaScript projection (KurrentDB's API; V8 in a process of its own) keeps each"
+echo "# account's balance, partitioned by stream, exactly once, from the log"
+say $factum projection create balances --wait --query "fromCategory('account').foreachStream().when({
+  \$init: () => ({ balance: 0 }),
+  MoneyDeposited: (s, e) => { s.balance += e.body.amount; return s; },
+  MoneyWithdrawn: (s, e) => { s.balance -= e.body.amount; return s; } })"
+say $factum projection state balances --partition account-42
+say $factum projection state balances --partition account-7
+say $factum projection list
 
 echo
 echo "== factumd: the same engine as a KurrentDB-compatible server =="
