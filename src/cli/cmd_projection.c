@@ -203,6 +203,8 @@ static int print_status(void *arg, const factum_projection_status *st)
         if (!p->t->cl) {
             printf("%-22s %" PRIu64 "\n", "events written", st->events_emitted);
             printf("%-22s %" PRIu64 "\n", "lag events", st->lag_events);
+            printf("%-22s %.3f\n", "lag seconds", (double)st->lag_ns / 1e9);
+            printf("%-22s %.0f\n", "events per second", st->events_per_second);
         }
         printf("%-22s %" PRId64 "\n", "epoch", st->epoch);
         printf("%-22s %" PRId64 "\n", "version", st->version);
