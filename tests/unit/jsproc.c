@@ -286,6 +286,8 @@ static void t_refused(void)
         {"fromAll();\nthrow new Error('top-level boom');", "Error: top-level boom (line 2)"},
         {"fromAll().when({ $any: (s) => s }); eval('1 + 1');", "EvalError"},
     };
+    prj_js *good = open_js(COUNT);
+    REQUIRE(good);
     for (size_t i = 0; i < sizeof c / sizeof *c; i++) {
         prj_js *j = NULL;
         int rc = prj_js_open(NULL, "test", c[i].q, strlen(c[i].q), &j, err, sizeof err);
@@ -293,6 +295,8 @@ static void t_refused(void)
         CHECK(!j && contains(err, c[i].why));
         prj_js_close(j);
     }
+    check_healthy(good, 1);
+    prj_js_close(good);
 }
 
 /* partitionBy: a state per key, the NEED protocol for each, a preloaded
@@ -753,7 +757,7 @@ static void t_script_faults(void)
         {"heap past its limit",
          "fromAll().when({ $any: (s, e) => { const keep = []; for (;;) keep.push(new Array(10000).fill(e)); "
          "} })",
-         0, 16, 0, "the script's heap reached its limit of 16 MiB in the handler for event 0@a (T)"},
+         0, 16, 0, "the script reached its heap limit of 16 MiB in the handler for event 0@a (T)"},
         /* one allocation past anything the heap can grant: V8's fatal
          * out-of-memory, which ends the worker (it says why first) */
         {"fatal out-of-memory",
