@@ -201,7 +201,7 @@ std::string reason(jse *e, v8::Local<v8::Context> ctx, v8::TryCatch &tc, const s
         e->iso->CancelTerminateExecution();
         if (e->heap_hit.load()) {
             *kind = PJP_ERR_HEAP;
-            return "the script's heap reached its limit of " + std::to_string(e->lim.heap_mib) + " MiB " +
+            return "the script reached its heap limit of " + std::to_string(e->lim.heap_mib) + " MiB " +
                    where;
         }
         *kind = PJP_ERR_TIMEOUT;

@@ -57,7 +57,6 @@ extern char **environ;
 
 struct prj_js {
     prj_js_limits lim;
-    uint64_t grace_ms;
     pid_t pid; /* 0: reaped (or never started) */
     int fd;
     int faulted; /* the latched error (JSP-3), 0 if none */
@@ -91,6 +90,13 @@ struct prj_js {
 static void *re(void *p, size_t n)
 {
     return realloc(p, n);
+}
+
+/* Read at each wait, so that a test can shorten it for one call. */
+static uint64_t grace_ms(void)
+{
+    const char *g = getenv("FACTUM_JS_GRACE_MS");
+    return g && *g ? strtoull(g, NULL, 10) : JSP_GRACE_MS_DEFAULT;
 }
 
 static uint64_t deadline_after(uint64_t ms)
@@ -677,8 +683,6 @@ int prj_js_open(const prj_js_limits *l, const char *name, const char *query, siz
     prj_js *j = calloc(1, sizeof *j);
     if (!j) return -ENOMEM;
     j->fd = -1;
-    const char *g = getenv("FACTUM_JS_GRACE_MS");
-    j->grace_ms = g && *g ? strtoull(g, NULL, 10) : JSP_GRACE_MS_DEFAULT;
     lim.worker = NULL;
     j->lim = lim;
     size_t big = 2 * (size_t)(lim.state_bytes > PJP_EVENT_MAX ? lim.state_bytes : PJP_EVENT_MAX);
@@ -696,7 +700,7 @@ int prj_js_open(const prj_js_limits *l, const char *name, const char *query, siz
     pjp_str(&j->wbuf, name, name_len, re);
     pjp_str(&j->wbuf, query, query_len, re);
     pjp_end(&j->wbuf, at);
-    uint64_t budget = j->grace_ms + 2 * (uint64_t)lim.ms_per_event;
+    uint64_t budget = grace_ms() + 2 * (uint64_t)lim.ms_per_event;
     uint64_t deadline = deadline_after(budget);
     rc = send_buf(j, deadline, budget);
     if (!rc) rc = receive(j, WANT_DEF, deadline, budget, FACTUM_EINVAL);
@@ -738,7 +742,7 @@ int prj_js_load(prj_js *j, const char *partition, size_t partition_len, int shar
     pjp_str(&j->wbuf, partition, partition_len, re);
     pjp_opt(&j->wbuf, state, state_len, re);
     pjp_end(&j->wbuf, at);
-    uint64_t budget = j->grace_ms;
+    uint64_t budget = grace_ms();
     return send_buf(j, deadline_after(budget), budget);
 }
 
@@ -762,7 +766,7 @@ static void fill_result(prj_js *j, prj_js_result *res)
 /* Wait for the end of the batch (or a NEED) from event `from` on. */
 static int run(prj_js *j, size_t from, prj_js_result *res)
 {
-    uint64_t budget = j->grace_ms + (uint64_t)(j->batch_n - from + 4) * j->lim.ms_per_event;
+    uint64_t budget = grace_ms() + (uint64_t)(j->batch_n - from + 4) * j->lim.ms_per_event;
     int rc = receive(j, WANT_BATCH, deadline_after(budget), budget, FACTUM_EFAULTED);
     j->waiting = rc == PRJ_JS_NEED;
     if (rc == 0 || rc == PRJ_JS_NEED) fill_result(j, res);
@@ -807,7 +811,7 @@ int prj_js_process(prj_js *j, const prj_js_event *ev, size_t n, prj_js_result *r
                          PJP_BATCH_BYTES);
     }
     j->batch_n = n;
-    uint64_t budget = j->grace_ms + (uint64_t)n * j->lim.ms_per_event;
+    uint64_t budget = grace_ms() + (uint64_t)n * j->lim.ms_per_event;
     rc = send_buf(j, deadline_after(budget), budget); /* JSP-5: all of it first */
     if (rc) return rc;
     return run(j, 0, res);
@@ -821,7 +825,7 @@ int prj_js_resume(prj_js *j, prj_js_result *res)
     if (!j->waiting) return fault(j, FACTUM_EINVAL, "prj_js_resume without a PRJ_JS_NEED");
     size_t at = pjp_begin(&j->wbuf, PJP_RESUME, re);
     pjp_end(&j->wbuf, at);
-    rc = send_buf(j, deadline_after(j->grace_ms), j->grace_ms);
+    rc = send_buf(j, deadline_after(grace_ms()), grace_ms());
     if (rc) return rc;
     return run(j, j->need_at, res);
 }
@@ -839,7 +843,7 @@ int prj_js_get_state(prj_js *j, const char *partition, size_t partition_len, int
     pjp_u8(&j->wbuf, shared ? 1 : 0, re);
     pjp_str(&j->wbuf, partition, partition_len, re);
     pjp_end(&j->wbuf, at);
-    uint64_t budget = j->grace_ms + 1000 + 4 * (uint64_t)j->lim.ms_per_event;
+    uint64_t budget = grace_ms() + 1000 + 4 * (uint64_t)j->lim.ms_per_event;
     uint64_t deadline = deadline_after(budget);
     rc = send_buf(j, deadline, budget);
     if (!rc) rc = receive(j, WANT_STATE, deadline, budget, FACTUM_EFAULTED);
