@@ -103,7 +103,7 @@ static int set_add(strset *s, const char *k, size_t len)
         s->v = v;
         s->cap = cap;
     }
-    size_t slot;
+    size_t slot = 0;
     set_has(s, k, len, &slot);
     if (!(s->v[slot] = strndup(k, len))) return -ENOMEM;
     s->n++;
