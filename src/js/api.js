@@ -618,6 +618,7 @@
                     if (key !== lastKey) parts.delete(key);
                 }
             }
+            return parts.size; // the partitions kept (KurrentDB's partitionsCached)
         },
 
         // The state as the worker holds it (JSON), or null.

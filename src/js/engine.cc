@@ -418,8 +418,10 @@ int finish(jse *e, Entry &en, size_t n)
     e->iso->GetHeapStatistics(&hs);
     v8::Local<v8::Value> argv[2] = {v8::Integer::NewFromUnsigned(e->iso, e->lim.keep_partitions),
                                     v8::Boolean::New(e->iso, hs.used_heap_size() > hs.heap_size_limit() / 2)};
-    if (call(e, en.ctx, F_TRIM, 2, argv).IsEmpty())
+    v8::Local<v8::Value> kept;
+    if (!call(e, en.ctx, F_TRIM, 2, argv).ToLocal(&kept))
         return fail(e, en.ctx, en.tc, "at the end of the batch", PJP_ERR_SCRIPT);
+    uint32_t n_kept = kept->IsUint32() ? kept.As<v8::Uint32>()->Value() : 0;
     unguard(e);
     v8::Local<v8::Array> a = r.As<v8::Array>();
     uint32_t len = a->Length();
@@ -462,6 +464,7 @@ int finish(jse *e, Entry &en, size_t n)
     }
     size_t at = pjp_begin(b, PJP_DONE, re);
     pjp_u32(b, (uint32_t)n, re);
+    pjp_u32(b, n_kept, re);
     pjp_end(b, at);
     if (b->failed) {
         error_frame(e->out, PJP_ERR_NOMEM, "the worker ran out of memory");

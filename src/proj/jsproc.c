@@ -57,6 +57,7 @@ extern char **environ;
 
 struct prj_js {
     prj_js_limits lim;
+    uint32_t partitions; /* the partition states the worker keeps (its last DONE) */
     pid_t pid; /* 0: reaped (or never started) */
     int fd;
     int faulted; /* the latched error (JSP-3), 0 if none */
@@ -423,7 +424,9 @@ static int receive(prj_js *j, int want, uint64_t deadline, uint64_t budget_ms, i
         case PJP_DONE: {
             if (!(want & WANT_BATCH)) goto bad;
             uint32_t n = pjp_get_u32(&r);
+            uint32_t n_kept = pjp_get_u32(&r);
             if (pjp_done(&r) || n != j->batch_n) goto bad;
+            j->partitions = n_kept;
             last = 1;
             rc = 0;
             break;
@@ -755,6 +758,7 @@ static void fill_result(prj_js *j, prj_js_result *res)
     res->n_parts = j->n_parts;
     res->shared = j->shared;
     res->shared_len = j->shared_len;
+    res->partitions = j->partitions;
     if (j->waiting) {
         res->need_partition = j->need;
         res->need_partition_len = j->need_len;

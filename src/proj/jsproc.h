@@ -137,6 +137,7 @@ typedef struct prj_js_result {
     size_t n_parts;
     const char *shared; /* biState: the shared state's JSON if it changed, else NULL */
     size_t shared_len;
+    uint32_t partitions; /* when all is done: the partition states the worker keeps now */
     /* PRJ_JS_NEED: the state the worker needs before it goes on. */
     const char *need_partition; /* the partition's key; "" the only state */
     size_t need_partition_len;

@@ -43,7 +43,8 @@
  *   NEED     u32 at, u8 shared, str partition
  *   PART     str partition, opt state, opt result (absent state: "")
  *   SHARED   str state
- *   DONE     u32 n: the batch is done
+ *   DONE     u32 n: the batch is done; u32 partitions: the partition states the
+ *            worker keeps now
  *   STATE    opt state
  *   ERROR    u32 kind (PJP_ERR_*), str message. The worker exits after it.
  */

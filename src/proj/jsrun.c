@@ -618,6 +618,9 @@ static int handle(prj *p, prj_jsrun *r)
         prj_fault(p, 0, "%s", prj_js_error(r->j)[0] ? prj_js_error(r->j) : factum_strerror(rc));
         return rc;
     }
+    pthread_mutex_lock(&p->m->mu);
+    p->partitions = res.partitions;
+    pthread_mutex_unlock(&p->m->mu);
     if ((rc = apply(p, r, &res))) {
         if (p->state == FACTUM_PROJECTION_RUNNING) prj_fault(p, rc, "writing what its handlers emitted");
         return rc;

@@ -253,6 +253,9 @@ static void t_partitions_and_emit(void)
     CHECK(state_is(m, "per-cart", "cart-1", "{\"added\":10,\"removed\":0}"));
     CHECK(state_is(m, "by-sku", "x", "{\"n\":40}"));
     CHECK(state_is(m, "per-cart", "other-1", ""));
+    factum_projection_status pst;
+    CHECK_RC(factum_projection_get_status(m, "per-cart", &pst), 0);
+    CHECK(pst.partitions_cached == 4); /* cart-0 .. cart-3, kept by the worker */
     /* linkTo: 20 links to the ItemAdded events, resolvable. */
     factum_event evs[32];
     size_t n = 0;
