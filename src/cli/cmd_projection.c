@@ -44,7 +44,7 @@ static const char projection_help[] =
     "  show           one projection's status in full (and its query, on a data directory)\n"
     "  state, result  the projection's state or result as JSON ({} when it has none)\n"
     "  create         a JavaScript projection from --query or --file (- for stdin), started at once;\n"
-    "                 a one-time projection is named by the server (NAME is then ignored)\n"
+    "                 over --server a one-time projection is named by the server (NAME is ignored)\n"
     "  update         replace the query and/or the emit option; a running projection restarts with it\n"
     "  enable         start it from its last checkpoint (also after a fault)\n"
     "  disable        stop it once its writes in flight are done\n"
