@@ -10,8 +10,15 @@
  *        events (the projection's status, sampled every millisecond) and in
  *        milliseconds (for every link: its commit time minus its source
  *        event's commit time)
+ *   W10  BENCH.md's W10: a JavaScript projection counting events by type
+ *        (V8 in its worker process, state checkpointed with every batch)
+ *        catching up over the same N events: source events per second
+ *   LAGJS W3 while that JavaScript projection and $by_category run: W3's
+ *        rate beside W3 alone, each projection's lag in events and in
+ *        milliseconds (the age of the oldest event it has not handled),
+ *        sampled every millisecond
  *
- * Usage: factum-bench-projections [--events N] [--relaxed] [--quick] [--only CU1,CU5,LAG] DIR
+ * Usage: factum-bench-projections [--events N] [--relaxed] [--quick] [--only CU1,CU5,LAG,W10,LAGJS] DIR
  * The events carry `$correlationId` in their metadata (KurrentDB's key),
  * one per ten events, so that $by_correlation_id has work in CU5.
  */
@@ -133,6 +140,23 @@ static factum_projections *open_manager(factum_store *s)
     return m;
 }
 
+static const char W10_QUERY[] =
+    "fromAll().when({ $init: () => ({}), $any: (s, e) => { s[e.eventType] = (s[e.eventType] || 0) + 1; return s; } })";
+
+static void create_js(factum_projections *m, const char *name, const char *query, int enabled)
+{
+    factum_projection_def d;
+    factum_projection_def_init(&d);
+    d.name = name;
+    d.query = query;
+    d.enabled = enabled;
+    int rc = factum_projection_create(m, &d, NULL, NULL);
+    if (rc) {
+        fprintf(stderr, "create %s: %s\n", name, factum_strerror(rc));
+        exit(1);
+    }
+}
+
 static const char *SYSTEM[] = {"$streams", "$stream_by_category", "$by_category", "$by_event_type",
                                "$by_correlation_id"};
 
@@ -158,6 +182,8 @@ static void catch_up(const char *w, const char **names, int n)
     factum_store_get_stats(s, &st);
     uint64_t last = st.last_position;
     factum_projections *m = open_manager(s);
+    for (int i = 0; i < n; i++)
+        if (names[i][0] != '$') create_js(m, names[i], W10_QUERY, 0);
     uint64_t t0 = now_ns();
     for (int i = 0; i < n; i++)
         factum_projection_enable(m, names[i], NULL, NULL);
@@ -175,7 +201,7 @@ static void catch_up(const char *w, const char **names, int n)
     factum_store_get_stats(s, &st);
     printf("| %s | %s over %" PRIu64 " events | **%.0f source ev/s** | %.2f s; %" PRIu64
            " events written (%.0f/s), %" PRIu64 " appends, %.1f MB of log |\n",
-           w, n == 1 ? names[0] : "the five system projections", last, (double)last / secs, secs, emitted,
+           w, n == 1 ? (names[0][0] == '$' ? names[0] : "JavaScript count by type") : "the five system projections", last, (double)last / secs, secs, emitted,
            (double)emitted / secs, st.appends, (double)st.bytes_written / 1e6);
     result(w, "source_ev_per_s", (double)last / secs);
     result(w, "written_ev_per_s", (double)emitted / secs);
@@ -216,8 +242,10 @@ static void *w3_client(void *p)
 
 typedef struct sampler {
     factum_projections *m;
+    const char *name;
     atomic_int stop;
     uint64_t *lag;
+    int64_t *lag_ns;
     size_t n, cap;
 } sampler;
 
@@ -226,7 +254,10 @@ static void *sample(void *p)
     sampler *sm = p;
     while (!atomic_load(&sm->stop) && sm->n < sm->cap) {
         factum_projection_status st;
-        if (!factum_projection_get_status(sm->m, "$by_category", &st)) sm->lag[sm->n++] = st.lag_events;
+        if (!factum_projection_get_status(sm->m, sm->name, &st)) {
+            if (sm->lag_ns) sm->lag_ns[sm->n] = st.lag_ns;
+            sm->lag[sm->n++] = st.lag_events;
+        }
         usleep(1000);
     }
     return NULL;
@@ -264,7 +295,7 @@ static void lag(void)
     s = open_store("lag", 1, dur);
     factum_projections *m = open_manager(s);
     factum_projection_enable(m, "$by_category", NULL, NULL);
-    sampler sm = {m, 0, NULL, 0, 600000};
+    sampler sm = {m, "$by_category", 0, NULL, NULL, 0, 600000};
     sm.lag = malloc(sm.cap * sizeof *sm.lag);
     pthread_t st;
     pthread_create(&st, NULL, sample, &sm);
@@ -312,6 +343,63 @@ static void lag(void)
     factum_store_close(s);
 }
 
+/* ---- LAGJS: W3 with a JavaScript projection and $by_category following -- */
+
+static void lag_js(void)
+{
+    size_t total = quick ? 20000 : 200000;
+    int dur = relaxed ? FACTUM_RELAXED : FACTUM_DURABLE;
+    factum_store *s = open_store("lagjs-alone", 1, dur);
+    double alone = w3_run(s, total);
+    factum_store_close(s);
+
+    s = open_store("lagjs", 1, dur);
+    factum_projections *m = open_manager(s);
+    factum_projection_enable(m, "$by_category", NULL, NULL);
+    create_js(m, "count-by-type", W10_QUERY, 1);
+    sampler sm[2] = {{m, "count-by-type", 0, NULL, NULL, 0, 600000}, {m, "$by_category", 0, NULL, NULL, 0, 600000}};
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++) {
+        sm[i].lag = malloc(sm[i].cap * sizeof *sm[i].lag);
+        sm[i].lag_ns = malloc(sm[i].cap * sizeof *sm[i].lag_ns);
+        pthread_create(&th[i], NULL, sample, &sm[i]);
+    }
+    double with = w3_run(s, total);
+    factum_stats fs;
+    factum_store_get_stats(s, &fs);
+    uint64_t t_end = now_ns();
+    factum_projection_wait(m, "count-by-type", fs.last_position, -1);
+    double drain_js = (double)(now_ns() - t_end) / 1e6;
+    factum_projection_wait(m, "$by_category", fs.last_position, -1);
+    for (int i = 0; i < 2; i++) {
+        atomic_store(&sm[i].stop, 1);
+        pthread_join(th[i], NULL);
+    }
+    printf("| LAGJS | W3 (16 clients, %zu single-event appends) with a JavaScript projection and $by_category "
+           "running | W3 %.0f ev/s (alone %.0f) |",
+           total, with, alone);
+    result("LAGJS", "w3_ev_per_s", with);
+    result("LAGJS", "w3_alone_ev_per_s", alone);
+    for (int i = 0; i < 2; i++) {
+        qsort(sm[i].lag, sm[i].n, sizeof *sm[i].lag, cmp_u64);
+        qsort(sm[i].lag_ns, sm[i].n, sizeof *sm[i].lag_ns, cmp_i64);
+        printf(" %s: lag p50 %" PRIu64 " / p99 %" PRIu64 " events, p50 %.2f / p99 %.2f ms;", sm[i].name,
+               P(sm[i].lag, sm[i].n, 50), P(sm[i].lag, sm[i].n, 99), (double)P(sm[i].lag_ns, sm[i].n, 50) / 1e6,
+               (double)P(sm[i].lag_ns, sm[i].n, 99) / 1e6);
+        char w[64];
+        snprintf(w, sizeof w, "LAGJS-%s", i ? "by_category" : "js");
+        result(w, "lag_events_p50", (double)P(sm[i].lag, sm[i].n, 50));
+        result(w, "lag_events_p99", (double)P(sm[i].lag, sm[i].n, 99));
+        result(w, "lag_ms_p50", (double)P(sm[i].lag_ns, sm[i].n, 50) / 1e6);
+        result(w, "lag_ms_p99", (double)P(sm[i].lag_ns, sm[i].n, 99) / 1e6);
+        free(sm[i].lag);
+        free(sm[i].lag_ns);
+    }
+    printf(" the JavaScript projection drained %.1f ms after the last append |\n", drain_js);
+    factum_projections_close(m);
+    factum_store_close(s);
+}
+
 int main(int argc, char **argv)
 {
     bench_system = "factum";
@@ -327,13 +415,13 @@ int main(int argc, char **argv)
         else if (argv[i][0] != '-')
             base_dir = argv[i];
         else {
-            fprintf(stderr, "usage: %s [--events N] [--relaxed] [--quick] [--only CU1,CU5,LAG] DIR\n",
+            fprintf(stderr, "usage: %s [--events N] [--relaxed] [--quick] [--only CU1,CU5,LAG,W10,LAGJS] DIR\n",
                     argv[0]);
             return 2;
         }
     }
     if (!base_dir) {
-        fprintf(stderr, "usage: %s [--events N] [--relaxed] [--quick] [--only CU1,CU5,LAG] DIR\n", argv[0]);
+        fprintf(stderr, "usage: %s [--events N] [--relaxed] [--quick] [--only CU1,CU5,LAG,W10,LAGJS] DIR\n", argv[0]);
         return 2;
     }
     if (quick && n_events == 1000000) n_events = 100000;
@@ -342,5 +430,8 @@ int main(int argc, char **argv)
     if (wanted("CU1")) catch_up("CU1", &by_cat, 1);
     if (wanted("CU5")) catch_up("CU5", SYSTEM, 5);
     if (wanted("LAG")) lag();
+    const char *w10 = "count-by-type";
+    if (wanted("W10")) catch_up("W10", &w10, 1);
+    if (wanted("LAGJS")) lag_js();
     return 0;
 }

@@ -546,6 +546,18 @@ typedef struct factum_projections_options {
     /* Batches a projection may have appended and not yet committed (default
      * 2, 1..16): it prepares the next batch while the store writes one. */
     uint32_t batches_in_flight;
+    /* JavaScript projections (docs/projections.md): the time a handler may
+     * take for one event (default 250 ms), the script's heap (default 256
+     * MiB), a state's size at most (default 16 MiB, KurrentDB's
+     * MaxProjectionStateSize), and the worker program (NULL: found as
+     * docs/projections.md says). 0 means the default. */
+    /* Run JavaScript projections (default 1); 0: they may be created and
+     * listed but do not run (KurrentDB's RunProjections=System). */
+    int run_user;
+    uint32_t js_ms_per_event;
+    uint32_t js_heap_mib;
+    uint32_t js_state_bytes;
+    const char *js_worker;
     /* Optional sink for log lines, called from the manager's thread (and
      * from the opening thread). */
     void (*log_fn)(void *ctx, int level, const char *message);
@@ -580,6 +592,7 @@ enum factum_projection_state {
     FACTUM_PROJECTION_RUNNING = 1,
     FACTUM_PROJECTION_FAULTED = 2,  /* stopped by an error: `reason`; enable (or reset) starts it again */
     FACTUM_PROJECTION_STOPPING = 3, /* disabled; waiting for its appends in flight */
+    FACTUM_PROJECTION_COMPLETED = 4, /* a one-time projection that has read the whole log */
 };
 
 /* Where a projection stands (KurrentDB's Statistics). */

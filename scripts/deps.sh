@@ -4,7 +4,10 @@
 # packages depend on; Recommends once pulled in cron and through it a mail
 # server). Safe to run repeatedly: does nothing when all is present.
 #
-#   build     compile factum: libfactum, factumd, the CLI, tests, benchmarks
+#   build     compile factum: libfactum, factumd, the CLI, tests, benchmarks,
+#             and factum-js, the JavaScript projections' worker, which needs
+#             V8 from libnode-dev (Node 18; see js below for how it is
+#             installed beside a Node.js from outside Debian)
 #   demo      build, and curl (scripts/demo.sh shows the HTTP endpoints)
 #   test      build, and what the suite (scripts/test.sh) runs: jq (cli
 #             tests), Node.js and npm (the official clients, integration),
@@ -16,8 +19,8 @@
 #   postgres, sqlite, redis, nats, plots   one of those (bench/run-*.sh)
 #   fuzz      build, and clang with its libFuzzer runtime (-DFACTUM_FUZZ=ON)
 #   js        build, and the JavaScript engines that bench/run-js.sh compares
-#             (docs/adr/0006-javascript-engine.md): duktape-dev, and V8 from
-#             libnode-dev (Node 18). Debian's libnode108 conflicts with a
+#             (docs/adr/0006-javascript-engine.md): duktape-dev besides V8
+#             from libnode-dev (Node 18). Debian's libnode108 conflicts with a
 #             Node.js package from outside Debian (it Provides nodejs-legacy,
 #             which libnode108 Conflicts with; apt would remove that Node):
 #             then libnode108 and libnode-dev are unpacked, not installed,
@@ -52,19 +55,20 @@ node=0
 libnode=0
 for purpose in "$@"; do
   case "$purpose" in
-    build) want+=("${build[@]}") ;;
-    demo) want+=("${build[@]}" curl) ;;
-    bench) want+=("${build[@]}" "${postgres[@]}" "${sqlite[@]}" "${redis[@]}" "${nats[@]}" "${plots[@]}") ;;
+    build) want+=("${build[@]}"); libnode=1 ;;
+    demo) want+=("${build[@]}" curl); libnode=1 ;;
+    bench) want+=("${build[@]}" "${postgres[@]}" "${sqlite[@]}" "${redis[@]}" "${nats[@]}" "${plots[@]}"); libnode=1 ;;
     test)
       want+=("${build[@]}" jq "${postgres[@]}" "${sqlite[@]}" "${redis[@]}" "${nats[@]}" "${plots[@]}")
       node=1
+      libnode=1
       ;;
     postgres) want+=("${postgres[@]}") ;;
     sqlite) want+=("${sqlite[@]}") ;;
     redis) want+=("${redis[@]}") ;;
     nats) want+=("${nats[@]}") ;;
     plots) want+=("${plots[@]}") ;;
-    fuzz) want+=("${build[@]}" clang libclang-rt-14-dev) ;;
+    fuzz) want+=("${build[@]}" clang libclang-rt-14-dev); libnode=1 ;;
     js) want+=("${build[@]}" "${js[@]}"); libnode=1 ;;
     *) usage ;;
   esac
@@ -86,8 +90,14 @@ fi
 # for it (a Node.js from outside Debian); then unpacked (see js above).
 libnode_prefix=${FACTUM_LIBNODE_PREFIX:-/opt/factum-libnode}
 libnode_unpack=0
+SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 if [ $libnode = 1 ] && { [ $list = 1 ] || ! have libnode-dev; } \
    && [ ! -e "$libnode_prefix/usr/include/node/v8.h" ]; then
+  # The simulation below needs the package lists (empty on a fresh machine:
+  # then it would find no removal, and the real install would remove Node).
+  if [ $list = 0 ] && ! apt-cache show libnode-dev >/dev/null 2>&1; then
+    $SUDO apt-get update -qq
+  fi
   if apt-get install -s --no-install-recommends libnode-dev 2>/dev/null | grep -q '^Remv '; then
     libnode_unpack=1
     for pkg in "${libnode_deps[@]}"; do

@@ -149,6 +149,7 @@ static void status_text(const target *t, const factum_projection_status *st, cha
     switch (st->state) {
     case FACTUM_PROJECTION_RUNNING: snprintf(buf, n, "Running"); break;
     case FACTUM_PROJECTION_STOPPING: snprintf(buf, n, "Stopping"); break;
+    case FACTUM_PROJECTION_COMPLETED: snprintf(buf, n, "Completed"); break;
     case FACTUM_PROJECTION_FAULTED: snprintf(buf, n, "Faulted%s", en); break;
     default: snprintf(buf, n, "Stopped%s", en);
     }

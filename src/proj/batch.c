@@ -19,9 +19,10 @@
 
 typedef struct plink {
     uint32_t part;
-    uint32_t type; /* 0: "$>", 1: "$@" */
-    size_t data_off, meta_off;
-    uint32_t data_len, meta_len;
+    uint32_t type; /* 0: "$>", 1: "$@", 2: its own (type_off, type_len) */
+    size_t data_off, meta_off, type_off;
+    uint32_t data_len, meta_len, type_len;
+    uint32_t flags; /* type 2: FACTUM_EVENT_* */
 } plink;
 
 typedef struct ppart {
@@ -50,6 +51,8 @@ struct prj_batch {
     factum_event_data ckpt_ev, ckpt_meta_ev;
     char *ckpt_meta_stream;
     base_buf ckpt_meta;
+    base_buf ckpt_data; /* the checkpoint event's data (a JavaScript projection's state) */
+    int has_ckpt_data;
     void (*cb)(void *ctx, int rc);
     void *cb_ctx;
     _Atomic int state;
@@ -67,6 +70,7 @@ void prj_batch_free(prj_batch *b)
     if (!b) return;
     base_buf_free(&b->arena);
     base_buf_free(&b->ckpt_meta);
+    base_buf_free(&b->ckpt_data);
     free(b->links);
     free(b->parts);
     free(b->idx);
@@ -83,7 +87,16 @@ void prj_batch_reset(prj_batch *b, uint64_t from)
     if (b->n_parts) memset(b->idx, 0, b->idx_cap * sizeof *b->idx);
     b->n_parts = 0;
     b->from = b->to = from;
+    b->ckpt_data.len = 0;
+    b->has_ckpt_data = 0;
     atomic_store(&b->state, B_IDLE);
+}
+
+int prj_batch_set_checkpoint_data(prj_batch *b, const void *data, size_t len)
+{
+    b->ckpt_data.len = 0;
+    b->has_ckpt_data = 1;
+    return base_buf_append(&b->ckpt_data, data, len);
 }
 
 void prj_batch_cover(prj_batch *b, uint64_t to)
@@ -342,6 +355,37 @@ int prj_batch_add(prj_batch *b, const prj_src *src, const prj_emit *e)
     return 0;
 }
 
+int prj_batch_add_event(prj_batch *b, const char *stream, size_t stream_len, const char *type, size_t type_len,
+                        uint32_t flags, const void *data, size_t data_len, const void *meta, size_t meta_len)
+{
+    if (!stream_len || stream_len > FACTUM_MAX_STREAM_LEN) return FACTUM_EBADNAME;
+    uint32_t part;
+    int rc = part_of(b, stream, stream_len, &part);
+    if (rc) return rc;
+    if (grow((void **)&b->links, &b->cap_links, b->n_links + 1, sizeof *b->links)) return -ENOMEM;
+    if (base_buf_reserve(&b->arena, type_len + 1 + data_len + meta_len)) return -ENOMEM;
+    plink *l = &b->links[b->n_links];
+    l->part = part;
+    l->type = 2;
+    l->flags = flags;
+    l->type_off = b->arena.len;
+    l->type_len = (uint32_t)type_len;
+    memcpy(b->arena.data + b->arena.len, type, type_len);
+    b->arena.data[b->arena.len + type_len] = 0; /* factum_event_data.type is a C string */
+    b->arena.len += type_len + 1;
+    l->data_off = b->arena.len;
+    l->data_len = (uint32_t)data_len;
+    if (data_len) memcpy(b->arena.data + b->arena.len, data, data_len);
+    b->arena.len += data_len;
+    l->meta_off = b->arena.len;
+    l->meta_len = (uint32_t)meta_len;
+    if (meta_len) memcpy(b->arena.data + b->arena.len, meta, meta_len);
+    b->arena.len += meta_len;
+    b->parts[part].n++;
+    b->n_links++;
+    return 0;
+}
+
 /* ---- checkpoints ------------------------------------------------------ */
 
 int prj_checkpoint_meta(base_buf *b, int64_t projection_id, int64_t epoch, int64_t version, uint64_t position)
@@ -407,8 +451,8 @@ int prj_batch_submit(prj_batch *b, factum_store *s, const prj_batch_ctx *c, void
         factum_append_req *q = &b->reqs[l->part];
         factum_event_data *d = (factum_event_data *)q->events + q->n_events++;
         memset(d, 0, sizeof *d);
-        d->type = l->type ? "$@" : FACTUM_LINK_TYPE;
-        d->flags = FACTUM_EVENT_META_JSON;
+        d->type = l->type == 2 ? (const char *)b->arena.data + l->type_off : l->type ? "$@" : FACTUM_LINK_TYPE;
+        d->flags = l->type == 2 ? l->flags : FACTUM_EVENT_META_JSON;
         d->data = b->arena.data + l->data_off;
         d->data_len = l->data_len;
         d->metadata = b->arena.data + l->meta_off;
@@ -433,6 +477,10 @@ int prj_batch_submit(prj_batch *b, factum_store *s, const prj_batch_ctx *c, void
                                      .flags = FACTUM_EVENT_JSON | FACTUM_EVENT_META_JSON,
                                      .metadata = b->ckpt_meta.data,
                                      .metadata_len = b->ckpt_meta.len};
+    if (b->has_ckpt_data) {
+        b->ckpt_ev.data = b->ckpt_data.data;
+        b->ckpt_ev.data_len = b->ckpt_data.len;
+    }
     b->reqs[k++] = (factum_append_req){c->ckpt_stream, c->ckpt_expected, &b->ckpt_ev, 1};
     b->n_reqs = k;
     b->cb = cb;

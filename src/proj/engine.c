@@ -55,10 +55,17 @@ void prj_free_run(prj *p)
 }
 
 /* Publish the thread's view of p (shared fields) and wake the waiters. */
-static void publish(prj *p)
+void prj_publish(prj *p)
 {
     factum_projections *m = p->m;
+    int64_t now = base_now_ns();
     pthread_mutex_lock(&m->mu);
+    if (now - p->rate_at_ns >= 1000000000LL) { /* events per second over the last second or more */
+        if (p->rate_at_ns)
+            p->rate = (double)(p->events_processed - p->rate_events) * 1e9 / (double)(now - p->rate_at_ns);
+        p->rate_events = p->events_processed;
+        p->rate_at_ns = now;
+    }
     p->position = p->read_pos;
     p->in_flight = (uint32_t)p->flight_n;
     p->buffered = p->fill ? (uint32_t)prj_batch_events(p->fill) : 0;
@@ -75,6 +82,7 @@ void prj_stop(prj *p, int state)
 {
     factum_sub_close(p->sub);
     p->sub = NULL;
+    if (p->js) prj_js_stop(p);
     if (p->fill) prj_batch_reset(p->fill, p->checkpoint);
     p->since_cut = 0;
     pthread_mutex_lock(&p->m->mu);
@@ -100,7 +108,7 @@ void prj_fault(prj *p, int rc, const char *fmt, ...)
 
 /* The last committed checkpoint: *pos (0: none), its epoch, and the
  * version the checkpoint stream is at (-1: no stream). */
-static int read_checkpoint(prj *p, uint64_t *pos, int64_t *epoch, int64_t *version)
+int prj_read_checkpoint(prj *p, uint64_t *pos, int64_t *epoch, int64_t *version)
 {
     factum_stream_info info;
     *pos = 0;
@@ -125,23 +133,28 @@ int prj_start(prj *p)
     factum_projections *m = p->m;
     int rc;
     p->want_start = 0;
-    if (!p->h) {
+    if (!p->h && !p->js) {
         prj_fault(p, 0, "no handler for '%s' in this build", p->type);
         return FACTUM_EINVAL;
     }
-    if (p->cfg_rc) {
+    if (p->js && !m->opts.run_user) { /* RunProjections=System: not this one */
+        prj_stop(p, FACTUM_PROJECTION_STOPPED);
+        return 0;
+    }
+    if (!p->js && p->cfg_rc) {
         prj_fault(p, 0, "invalid query: %s", p->cfg_err);
         return p->cfg_rc;
     }
     if ((rc = prj_init_run(p))) goto fail;
     uint64_t pos;
     int64_t epoch, version;
-    if ((rc = read_checkpoint(p, &pos, &epoch, &version))) goto fail;
+    if ((rc = prj_read_checkpoint(p, &pos, &epoch, &version))) goto fail;
     if (version >= 0 && epoch < p->epoch) { /* PRJ-6: a reset to finish */
         prj_log(m, FACTUM_LOG_INFO, "projection %s: finishing its reset to epoch %lld", p->name,
                 (long long)p->epoch);
-        if ((rc = prj_reset_streams(p)) || (rc = read_checkpoint(p, &pos, &epoch, &version))) goto fail;
+        if ((rc = prj_reset_streams(p)) || (rc = prj_read_checkpoint(p, &pos, &epoch, &version))) goto fail;
     }
+    if (p->js && (rc = prj_js_start(p, pos))) return rc; /* it faulted p with the reason */
     factum_sub_options so;
     factum_sub_options_init(&so);
     so.from = pos ? FACTUM_SUB_AFTER : FACTUM_SUB_START;
@@ -158,7 +171,7 @@ int prj_start(prj *p)
     p->reason[0] = 0;
     p->checkpoint = pos;
     pthread_mutex_unlock(&m->mu);
-    publish(p);
+    prj_publish(p);
     prj_log(m, FACTUM_LOG_INFO, "projection %s started after position %llu", p->name,
             (unsigned long long)pos);
     return 0;
@@ -181,7 +194,7 @@ static void on_batch_done(void *ctx, int rc)
 }
 
 /* Take completed batches off the ring, in order (PRJ-2). */
-static int reap(prj *p)
+int prj_reap(prj *p)
 {
     uint32_t cap = p->m->opts.batches_in_flight;
     int did = 0;
@@ -212,7 +225,7 @@ static int reap(prj *p)
     return did;
 }
 
-static int submit(prj *p)
+int prj_submit(prj *p)
 {
     factum_projections *m = p->m;
     prj_batch_ctx c = {p->ckpt_stream,   p->ckpt_version, p->ckpt_version < 0,
@@ -304,9 +317,14 @@ static int read_some(prj *p, int *at_head, int *did)
 
 int prj_step(prj *p)
 {
-    int did = reap(p);
+    int did = prj_reap(p);
     if (p->state != FACTUM_PROJECTION_RUNNING) {
-        if (did) publish(p);
+        if (did) prj_publish(p);
+        return did;
+    }
+    if (p->js) {
+        prj_js_step(p, &did);
+        prj_publish(p);
         return did;
     }
     uint32_t cap = p->m->opts.batches_in_flight;
@@ -314,7 +332,7 @@ int prj_step(prj *p)
         /* PRJ-4: a full batch waits for room in flight; nothing more is read. */
         if (batch_full(p)) {
             if (p->flight_n >= cap) break;
-            int rc = submit(p);
+            int rc = prj_submit(p);
             if (rc <= 0) break;
             did = 1;
             continue;
@@ -330,10 +348,10 @@ int prj_step(prj *p)
          * otherwise it waits for the batch in flight and goes with what
          * arrives meanwhile (as a group commit does: no wait when idle,
          * fewer and larger batches under load). */
-        if (prj_batch_events(p->fill) && !p->flight_n && submit(p) > 0) did = 1;
+        if (prj_batch_events(p->fill) && !p->flight_n && prj_submit(p) > 0) did = 1;
         break;
     }
-    publish(p);
+    prj_publish(p);
     return did;
 }
 
@@ -372,7 +390,7 @@ static int collect(void *ctx, const char *name, size_t len, uint64_t created)
 
 /* Hide a stream's events: its metadata with `$tb` past its last event,
  * every other key kept. */
-static int truncate_stream(factum_store *s, const char *stream)
+int prj_truncate_stream(factum_store *s, const char *stream)
 {
     factum_stream_info info;
     int rc = factum_stream_get_info(s, stream, &info);
@@ -411,6 +429,10 @@ int prj_reset_streams(prj *p)
     names c = {0};
     c.h = p->h;
     int rc = 0;
+    if (p->js) {
+        if ((rc = prj_js_reset_streams(p))) return rc;
+        goto checkpoint;
+    }
     uint64_t after = 0;
     for (;;) {
         c.n = 0;
@@ -418,7 +440,7 @@ int prj_reset_streams(prj *p)
         int lrc = factum_list_streams(s, after, collect, &c); /* 1: a page is full */
         if (lrc < 0) rc = lrc;
         for (size_t i = 0; i < c.n; i++) {
-            if (!rc) rc = truncate_stream(s, c.v[i]);
+            if (!rc) rc = prj_truncate_stream(s, c.v[i]);
             free(c.v[i]);
         }
         if (rc || lrc == 0) break;
@@ -426,10 +448,11 @@ int prj_reset_streams(prj *p)
     }
     free(c.v);
     if (rc) return rc;
+checkpoint:
     /* The new epoch's checkpoint at position 0 marks the reset done. */
     uint64_t pos;
     int64_t epoch, version;
-    if ((rc = read_checkpoint(p, &pos, &epoch, &version))) return rc;
+    if ((rc = prj_read_checkpoint(p, &pos, &epoch, &version))) return rc;
     base_buf meta = {0};
     if ((rc = prj_checkpoint_meta(&meta, p->projection_id, p->epoch, p->version, 0))) return rc;
     factum_event_data ev = {.type = PRJ_CHECKPOINT_TYPE,

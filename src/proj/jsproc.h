@@ -45,24 +45,26 @@ typedef struct prj_js_limits {
 /* What the script defines (KurrentDB's query sources and options). Owned
  * by the engine; valid until prj_js_close. */
 typedef struct prj_js_def {
-    int all_streams;         /* fromAll() */
-    char **streams;          /* fromStream()/fromStreams() */
+    int all_streams; /* fromAll() */
+    char **streams;  /* fromStream()/fromStreams() */
     size_t n_streams;
-    char **categories;       /* fromCategory()/fromCategories() */
+    char **categories; /* fromCategory(c): one; fromCategories([a, b]) reads the streams
+                          "$ce-a", "$ce-b" (in streams), as KurrentDB does */
     size_t n_categories;
-    int all_events;          /* a $any handler, or no handler (every event) */
-    char **events;           /* the types with a handler of their own */
+    int all_events; /* a $any handler, or no handler (every event) */
+    char **events;  /* the types with a handler of their own */
     size_t n_events;
-    int by_streams;          /* foreachStream(): a partition per stream */
-    int by_custom_partitions; /* partitionBy(): a partition per key */
-    int defines_fold;        /* when() */
-    int handles_deleted;     /* a $deleted handler */
-    int produces_results;    /* outputState(), transformBy(), filterBy() */
-    int include_links;       /* options({$includeLinks: true}) */
-    int reorder_events;      /* options({reorderEvents: true}) */
-    int processing_lag;      /* options({processingLag: ms}) */
-    int bi_state;            /* options({biState: true}): a shared state besides each partition's */
-    char *result_stream;     /* options({resultStreamName}) or outputTo(name); NULL: KurrentDB's default */
+    int by_streams;              /* foreachStream(): a partition per stream */
+    int by_custom_partitions;    /* partitionBy(): a partition per key (events it maps to none are skipped) */
+    int defines_fold;            /* when() */
+    int handles_deleted;         /* a $deleted handler */
+    int produces_results;        /* outputState(), transformBy(), filterBy() */
+    int defines_state_transform; /* transformBy(), filterBy(): the result is not the state */
+    int include_links;           /* options({$includeLinks: true}) */
+    int reorder_events;          /* options({reorderEvents: true}) */
+    int processing_lag;          /* options({processingLag: ms}) */
+    int bi_state;                /* options({biState: true}): a shared state besides each partition's */
+    char *result_stream; /* options({resultStreamName}) or outputTo(name); NULL: KurrentDB's default */
     char *partition_result_stream; /* outputTo's second argument ("{0}" is the partition); NULL: default */
 } prj_js_def;
 
@@ -71,13 +73,14 @@ typedef struct prj_js_def {
  * with $includeLinks off the link is resolved), stream/seq/type/... are the
  * target's and link_meta is the link's metadata. */
 typedef struct prj_js_event {
-    uint64_t position;   /* its position in $all (of the link, if through one) */
+    uint64_t position; /* its position in $all (of the link, if through one) */
     const char *stream;
     size_t stream_len;
-    uint64_t seq;        /* its number in its stream */
+    uint64_t seq; /* its number in its stream */
     const char *type;
     size_t type_len;
-    const uint8_t *id;   /* 16 bytes */
+    const uint8_t *id;    /* 16 bytes (NULL: zeros) */
+    int64_t timestamp_ns; /* its commit time (the event's `created`) */
     const uint8_t *data;
     size_t data_len;
     int is_json;
@@ -85,7 +88,7 @@ typedef struct prj_js_event {
     size_t meta_len;
     const uint8_t *link_meta; /* NULL: not read through a link */
     size_t link_meta_len;
-    int deleted;         /* a notification that `stream` was deleted ($deleted) */
+    int deleted; /* a notification that `stream` was deleted ($deleted) */
 } prj_js_event;
 
 enum {
@@ -94,7 +97,8 @@ enum {
     PRJ_JS_OUT_LINK_STREAM = 2, /* linkStreamTo(stream, linked, metadata): type "$@", data the stream name */
 };
 
-/* One event a batch writes. Valid until the next call on the engine. */
+/* One event a batch writes. Valid until the next call on the engine;
+ * the strings are not NUL-terminated. */
 typedef struct prj_js_out {
     uint32_t source; /* index, in the events given, of the event whose handler wrote it */
     int kind;        /* PRJ_JS_OUT_* */
@@ -105,17 +109,23 @@ typedef struct prj_js_out {
     const char *data;
     size_t data_len;
     int is_json;
-    const char *meta; /* a JSON object of the metadata the script gave, or NULL */
+    const char *meta; /* a JSON object of the metadata the script gave, or NULL; for copyTo the
+                         copied event's metadata with the script's merged in */
     size_t meta_len;
 } prj_js_out;
 
-/* A partition whose state a batch changed, as it stands after the batch. */
+/* A partition whose state a batch changed, as it stands after the batch
+ * (the strings are not NUL-terminated). */
 typedef struct prj_js_part {
     const char *partition; /* "" : the state of a projection without partitions */
     size_t partition_len;
-    const char *state;     /* JSON */
+    const char *state; /* JSON; "" (state_len 0) when the handler left no state (null) */
     size_t state_len;
-    const char *result;    /* JSON of the result (transformBy/filterBy/outputState), NULL: none */
+    /* JSON of the result (outputState: the state itself; transformBy/filterBy:
+     * transformed). NULL: none - the projection produces no results
+     * (prj_js_def.produces_results), or, if it does, filterBy refused or
+     * transformBy gave null (KurrentDB writes "ResultRemoved"). */
+    const char *result;
     size_t result_len;
 } prj_js_part;
 
@@ -125,7 +135,7 @@ typedef struct prj_js_result {
     size_t n_out;
     const prj_js_part *parts; /* each changed partition once */
     size_t n_parts;
-    const char *shared;    /* biState: the shared state's JSON if it changed, else NULL */
+    const char *shared; /* biState: the shared state's JSON if it changed, else NULL */
     size_t shared_len;
     /* PRJ_JS_NEED: the state the worker needs before it goes on. */
     const char *need_partition; /* the partition's key; "" the only state */
@@ -155,7 +165,11 @@ int prj_js_load(prj_js *j, const char *partition, size_t partition_len, int shar
 /* Handle events ev[0..n) in order. 0: all done, *res says what to write.
  * PRJ_JS_NEED: the worker stopped before event res->need_at for want of a
  * state; call prj_js_load for it, then prj_js_resume (res accumulates over
- * the whole batch). Another value: an error (the engine is faulted). */
+ * the whole batch). Another value: an error (the engine is faulted):
+ * FACTUM_EFAULTED (the script failed, ran out of time or heap, a state
+ * grew past state_bytes, the worker crashed or stopped answering: see
+ * prj_js_error), FACTUM_ETOOBIG (an event too large to hand over),
+ * -ENOMEM. */
 int prj_js_process(prj_js *j, const prj_js_event *ev, size_t n, prj_js_result *res);
 int prj_js_resume(prj_js *j, prj_js_result *res);
 
@@ -166,6 +180,9 @@ int prj_js_get_state(prj_js *j, const char *partition, size_t partition_len, int
 
 /* Why the engine faulted ("" if it has not). */
 const char *prj_js_error(const prj_js *j);
+
+/* The worker's process id (0 once it is gone), for status and tests. */
+int prj_js_pid(const prj_js *j);
 
 /* Kill the worker if it still runs, reap it, free everything. NULL is a no-op. */
 void prj_js_close(prj_js *j);

@@ -34,13 +34,16 @@
 #define DEFER    1
 #define SLEEP_MS 1000
 
-enum { CMD_ENABLE, CMD_DISABLE, CMD_RESET, CMD_QUERY };
+enum { CMD_ENABLE, CMD_DISABLE, CMD_RESET, CMD_QUERY, CMD_CREATE, CMD_UPDATE, CMD_DELETE };
 
 struct prj_cmd {
     prj_cmd *next;
     int kind;
     prj *p;
     char *query;
+    char *name;       /* CMD_CREATE */
+    int mode, enabled, emit, track; /* CMD_CREATE; emit also CMD_UPDATE (-1: keep) */
+    unsigned flags;   /* CMD_DELETE */
     factum_projection_cb cb;
     void *ctx;
     int rc, done;
@@ -50,6 +53,7 @@ void factum_projections_options_init(factum_projections_options *o)
 {
     memset(o, 0, sizeof *o);
     o->create_system = 1;
+    o->run_user = 1;
     o->batch_events = 4096;
     o->batches_in_flight = 2;
 }
@@ -122,11 +126,11 @@ static int def_json(base_buf *b, const prj *p, const char *query, int enabled, i
     if (!rc)
         rc = base_buf_printf(
             b,
-            ",\"Mode\":\"%s\",\"Enabled\":%s,\"EmitEnabled\":true,\"CheckpointsDisabled\":false,"
-            "\"TrackEmittedStreams\":false,\"Epoch\":%lld,\"Version\":%lld,"
+            ",\"Mode\":\"%s\",\"Enabled\":%s,\"EmitEnabled\":%s,\"CheckpointsDisabled\":false,"
+            "\"TrackEmittedStreams\":%s,\"Epoch\":%lld,\"Version\":%lld,"
             "\"ProjectionSubsystemVersion\":%d}",
-            mode_name(p->mode), enabled ? "true" : "false", (long long)epoch, (long long)version,
-            PRJ_SUBSYSTEM);
+            mode_name(p->mode), enabled ? "true" : "false", p->emit_enabled ? "true" : "false",
+            p->track_emitted ? "true" : "false", (long long)epoch, (long long)version, PRJ_SUBSYSTEM);
     return rc;
 }
 
@@ -143,6 +147,20 @@ static int persist(prj *p, const char *query, int enabled, int64_t epoch)
 {
     base_buf b = {0};
     int64_t version = p->version + 1;
+    if (p->transient) { /* kept in memory only */
+        char *q = query == p->query ? NULL : strdup(query);
+        if (query != p->query && !q) return -ENOMEM;
+        pthread_mutex_lock(&p->m->mu);
+        if (q) {
+            free(p->query);
+            p->query = q;
+        }
+        p->enabled = enabled;
+        p->epoch = epoch;
+        p->version = version;
+        pthread_mutex_unlock(&p->m->mu);
+        return 0;
+    }
     int rc = def_json(&b, p, query, enabled, epoch, version);
     factum_event_data ev = {
         .type = "$ProjectionUpdated", .flags = FACTUM_EVENT_JSON, .data = b.data, .data_len = b.len};
@@ -172,6 +190,7 @@ static int persist(prj *p, const char *query, int enabled, int64_t epoch)
 static void prj_free(prj *p)
 {
     if (!p) return;
+    if (p->jr) prj_js_stop(p);
     prj_free_run(p);
     free(p->name);
     free(p->ckpt_stream);
@@ -208,11 +227,33 @@ static prj *find(factum_projections *m, const char *name)
 
 static int add(factum_projections *m, prj *p)
 {
+    pthread_mutex_lock(&m->mu);
     prj **v = realloc(m->p, (m->n + 1) * sizeof *v);
-    if (!v) return -ENOMEM;
-    m->p = v;
-    m->p[m->n++] = p;
-    return 0;
+    if (v) {
+        m->p = v;
+        m->p[m->n++] = p;
+    }
+    pthread_mutex_unlock(&m->mu);
+    return v ? 0 : -ENOMEM;
+}
+
+/* Take p out of the list into the dead ones (freed at close). */
+static int bury(factum_projections *m, prj *p)
+{
+    pthread_mutex_lock(&m->mu);
+    prj **v = realloc(m->dead, (m->n_dead + 1) * sizeof *v);
+    if (v) {
+        m->dead = v;
+        m->dead[m->n_dead++] = p;
+        for (size_t k = 0; k < m->n; k++) {
+            if (m->p[k] != p) continue;
+            memmove(&m->p[k], &m->p[k + 1], (m->n - k - 1) * sizeof *m->p);
+            m->n--;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&m->mu);
+    return v ? 0 : -ENOMEM;
 }
 
 /* Read p's definition (the last event of its stream). */
@@ -245,6 +286,10 @@ static int load_definition(prj *p)
     if (mo && mo->type == JSON_STRING && !strcmp(mo->str, "OneTime")) p->mode = FACTUM_PROJECTION_ONE_TIME;
     if (mo && mo->type == JSON_STRING && !strcmp(mo->str, "Transient")) p->mode = FACTUM_PROJECTION_TRANSIENT;
     p->enabled = en && en->type == JSON_TRUE;
+    const json_value *em = json_get(doc, "EmitEnabled"), *tr = json_get(doc, "TrackEmittedStreams");
+    p->emit_enabled = em && em->type == JSON_TRUE;
+    p->track_emitted = tr && tr->type == JSON_TRUE;
+    p->js = !strcmp(p->type, "JS");
     if (!ep || json_int64(ep, &p->epoch)) p->epoch = 0;
     if (!ve || json_int64(ve, &p->version)) p->version = 0;
     const prj_handler *h = prj_system_handler(p->name);
@@ -338,6 +383,7 @@ static int create_system(factum_projections *m)
         }
         p->h = h;
         p->mode = FACTUM_PROJECTION_CONTINUOUS;
+        p->emit_enabled = 1;
         p->projection_id = next_id++;
         made[k] = p;
         reg[n_reg++] =
@@ -375,11 +421,15 @@ out:
 
 /* ---- commands ----------------------------------------------------------- */
 
+static int create_js(factum_projections *m, prj_cmd *c);
+static int delete_js(factum_projections *m, prj *p, unsigned flags);
+
 static int exec(factum_projections *m, prj_cmd *c)
 {
     prj *p = c->p;
     int rc;
-    (void)m;
+    if (c->kind == CMD_CREATE) return create_js(m, c);
+    if (p->deleted) return FACTUM_ENOTFOUND;
     switch (c->kind) {
     case CMD_ENABLE:
         if (p->enabled && p->state == FACTUM_PROJECTION_RUNNING) return 0;
@@ -422,8 +472,141 @@ static int exec(factum_projections *m, prj_cmd *c)
         configure(p); /* the next event read is projected with it */
         return 0;
     }
+    case CMD_UPDATE: {
+        if (!p->js) {
+            if (!c->query) return 0;
+            c->kind = CMD_QUERY;
+            return exec(m, c);
+        }
+        /* A JavaScript projection restarts from its checkpoint with it. */
+        int was = p->state == FACTUM_PROJECTION_RUNNING;
+        if (was) prj_stop(p, FACTUM_PROJECTION_STOPPED);
+        if (p->flight_n) {
+            p->want_start |= was;
+            return DEFER;
+        }
+        int old_emit = p->emit_enabled;
+        if (c->emit >= 0) p->emit_enabled = c->emit;
+        if ((rc = persist(p, c->query ? c->query : p->query, p->enabled, p->epoch))) {
+            p->emit_enabled = old_emit;
+            return rc;
+        }
+        p->want_start = 0;
+        if (p->enabled) return prj_start(p);
+        return 0;
+    }
+    case CMD_DELETE:
+        if (p->h) return FACTUM_EINVAL;
+        if (p->state == FACTUM_PROJECTION_RUNNING || p->state == FACTUM_PROJECTION_STOPPING) return FACTUM_EBADSTATE;
+        if (p->flight_n) return DEFER;
+        return delete_js(m, p, c->flags);
     }
     return FACTUM_EINVAL;
+}
+
+/* ---- JavaScript projections: create and delete ------------------------------ */
+
+static int valid_name(const char *name)
+{
+    size_t len = strlen(name);
+    if (!len || len > 200 || name[0] == '$' || !base_utf8_valid(name, len)) return 0;
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)name[i] < 0x20) return 0;
+    return 1;
+}
+
+static int create_js(factum_projections *m, prj_cmd *c)
+{
+    if (find(m, c->name)) return FACTUM_EEXISTS;
+    prj *p = prj_new(m, c->name, strlen(c->name));
+    if (!p || !(p->type = strdup("JS")) || !(p->query = strdup(c->query))) {
+        prj_free(p);
+        return -ENOMEM;
+    }
+    p->js = 1;
+    p->mode = c->mode;
+    p->transient = c->mode == FACTUM_PROJECTION_TRANSIENT;
+    p->emit_enabled = c->emit;
+    p->track_emitted = c->track;
+    p->enabled = c->enabled;
+    int rc = 0;
+    if (!p->transient) {
+        factum_event_data reg[2], def;
+        size_t n_reg = 0;
+        if (m->registry_version < 0) reg[n_reg++] = (factum_event_data){.type = "$ProjectionsInitialized"};
+        reg[n_reg++] =
+            (factum_event_data){.type = "$ProjectionCreated", .data = p->name, .data_len = strlen(p->name)};
+        base_buf json = {0};
+        if ((rc = def_json(&json, p, p->query, p->enabled, 0, 0))) {
+            base_buf_free(&json);
+            prj_free(p);
+            return rc;
+        }
+        def = (factum_event_data){
+            .type = "$ProjectionUpdated", .flags = FACTUM_EVENT_JSON, .data = json.data, .data_len = json.len};
+        factum_append_req reqs[2] = {{REGISTRY, m->registry_version, reg, n_reg}, {p->def_stream, FACTUM_ANY, &def, 1}};
+        factum_append_result res[2];
+        rc = factum_append_multi(m->s, reqs, 2, res, NULL);
+        base_buf_free(&json);
+        if (rc) {
+            prj_log(m, FACTUM_LOG_ERROR, "projection %s: cannot store its definition: %s", p->name,
+                    factum_strerror(rc));
+            prj_free(p);
+            return rc;
+        }
+        m->registry_version = (int64_t)res[0].last_version;
+        p->projection_id = (int64_t)res[0].last_version;
+        p->def_version = (int64_t)res[1].last_version;
+    } else {
+        p->projection_id = -1;
+    }
+    if ((rc = add(m, p))) {
+        prj_free(p);
+        return rc;
+    }
+    prj_log(m, FACTUM_LOG_INFO, "created the projection %s (%s%s)", p->name, mode_name(p->mode),
+            p->enabled ? "" : ", stopped");
+    if (p->enabled) prj_start(p); /* a script that does not run faults it: still created */
+    return 0;
+}
+
+typedef struct del_ctx {
+    factum_store *s;
+    int rc;
+} del_ctx;
+
+static int delete_one(void *ctx, const char *stream)
+{
+    del_ctx *d = ctx;
+    int rc = factum_delete_stream(d->s, stream, FACTUM_ANY, NULL);
+    if (rc && rc != FACTUM_ENOTFOUND && rc != FACTUM_EDELETED) d->rc = rc;
+    return 0;
+}
+
+static int delete_js(factum_projections *m, prj *p, unsigned flags)
+{
+    int rc;
+    if (flags) {
+        del_ctx d = {m->s, 0};
+        rc = prj_js_each_stream(p, !!(flags & FACTUM_PROJECTION_DELETE_EMITTED_STREAMS),
+                                !!(flags & FACTUM_PROJECTION_DELETE_STATE_STREAM),
+                                !!(flags & FACTUM_PROJECTION_DELETE_CHECKPOINT_STREAM), delete_one, &d);
+        if (rc || (rc = d.rc)) return rc;
+    }
+    if (!p->transient) {
+        factum_event_data ev = {.type = "$ProjectionDeleted", .data = p->name, .data_len = strlen(p->name)};
+        factum_append_result res;
+        if ((rc = factum_append(m->s, REGISTRY, FACTUM_ANY, &ev, 1, &res))) return rc;
+        m->registry_version = (int64_t)res.last_version;
+        rc = factum_delete_stream(m->s, p->def_stream, FACTUM_ANY, NULL);
+        if (rc && rc != FACTUM_ENOTFOUND) return rc;
+    }
+    prj_stop(p, FACTUM_PROJECTION_STOPPED);
+    pthread_mutex_lock(&m->mu);
+    p->deleted = 1;
+    pthread_mutex_unlock(&m->mu);
+    prj_log(m, FACTUM_LOG_INFO, "deleted the projection %s", p->name);
+    return bury(m, p);
 }
 
 static void complete(factum_projections *m, prj_cmd *c, int rc)
@@ -431,6 +614,7 @@ static void complete(factum_projections *m, prj_cmd *c, int rc)
     if (c->cb) {
         c->cb(c->ctx, rc);
         free(c->query);
+        free(c->name);
         free(c);
         return;
     }
@@ -491,8 +675,6 @@ static int run_commands(factum_projections *m)
 static void *run(void *arg)
 {
     factum_projections *m = arg;
-    for (size_t i = 0; i < m->n; i++)
-        if (m->p[i]->enabled) prj_start(m->p[i]);
     for (;;) {
         pthread_mutex_lock(&m->mu);
         int stop = m->stopping;
@@ -539,7 +721,10 @@ static void free_manager(factum_projections *m)
 {
     for (size_t i = 0; i < m->n; i++)
         prj_free(m->p[i]);
+    for (size_t i = 0; i < m->n_dead; i++)
+        prj_free(m->dead[i]);
     free(m->p);
+    free(m->dead);
     pthread_cond_destroy(&m->cv);
     pthread_cond_destroy(&m->done_cv);
     pthread_mutex_destroy(&m->mu);
@@ -580,6 +765,10 @@ int factum_projections_open(factum_store *s, const factum_projections_options *o
     if (rc) goto fail;
     if ((rc = factum_commit_listener_add(s, on_commit, m))) goto fail;
     m->listening = 1;
+    /* The enabled ones start before the call returns (their status says
+     * Running at once); the thread takes over from there. */
+    for (size_t i = 0; i < m->n; i++)
+        if (m->p[i]->enabled) prj_start(m->p[i]);
     if ((rc = -pthread_create(&m->thread, NULL, run, m))) goto fail;
     m->thread_running = 1;
     *out = m;
@@ -606,27 +795,14 @@ void factum_projections_close(factum_projections *m)
     free_manager(m);
 }
 
-static int command(factum_projections *m, int kind, const char *name, const char *query,
-                   factum_projection_cb cb, void *ctx)
+/* Queue c and, without a callback, wait for it. c->p or c->name set. */
+static int queue(factum_projections *m, prj_cmd *c)
 {
-    if (!m || !name) return FACTUM_EINVAL;
-    if (!cb && m->thread_running && pthread_equal(pthread_self(), m->thread)) return -EDEADLK;
-    prj *p = find(m, name);
-    if (!p) return FACTUM_ENOTFOUND;
-    prj_cmd *c = calloc(1, sizeof *c);
-    if (!c) return -ENOMEM;
-    c->kind = kind;
-    c->p = p;
-    c->cb = cb;
-    c->ctx = ctx;
-    if (query && !(c->query = strdup(query))) {
-        free(c);
-        return -ENOMEM;
-    }
     pthread_mutex_lock(&m->mu);
     if (m->stopping) {
         pthread_mutex_unlock(&m->mu);
         free(c->query);
+        free(c->name);
         free(c);
         return FACTUM_ECLOSED;
     }
@@ -637,15 +813,159 @@ static int command(factum_projections *m, int kind, const char *name, const char
     m->cmd_tail = c;
     pthread_mutex_unlock(&m->mu);
     prj_kick(m);
-    if (cb) return 0;
+    if (c->cb) return 0;
     pthread_mutex_lock(&m->mu);
     while (!c->done)
         pthread_cond_wait(&m->done_cv, &m->mu);
     pthread_mutex_unlock(&m->mu);
     int rc = c->rc;
     free(c->query);
+    free(c->name);
     free(c);
     return rc;
+}
+
+static prj *find_locked(factum_projections *m, const char *name)
+{
+    pthread_mutex_lock(&m->mu);
+    prj *p = find(m, name);
+    pthread_mutex_unlock(&m->mu);
+    return p;
+}
+
+static prj_cmd *new_cmd(factum_projections *m, int kind, const char *name, const char *query,
+                        factum_projection_cb cb, void *ctx, int *rc)
+{
+    *rc = FACTUM_EINVAL;
+    if (!m || !name) return NULL;
+    *rc = -EDEADLK;
+    if (!cb && m->thread_running && pthread_equal(pthread_self(), m->thread)) return NULL;
+    prj *p = NULL;
+    if (kind != CMD_CREATE) {
+        *rc = FACTUM_ENOTFOUND;
+        if (!(p = find_locked(m, name))) return NULL;
+    }
+    *rc = -ENOMEM;
+    prj_cmd *c = calloc(1, sizeof *c);
+    if (!c) return NULL;
+    c->kind = kind;
+    c->p = p;
+    c->cb = cb;
+    c->ctx = ctx;
+    c->emit = -1;
+    if ((query && !(c->query = strdup(query))) || (kind == CMD_CREATE && !(c->name = strdup(name)))) {
+        free(c->query);
+        free(c);
+        return NULL;
+    }
+    *rc = 0;
+    return c;
+}
+
+static int command(factum_projections *m, int kind, const char *name, const char *query,
+                   factum_projection_cb cb, void *ctx)
+{
+    int rc;
+    prj_cmd *c = new_cmd(m, kind, name, query, cb, ctx, &rc);
+    return c ? queue(m, c) : rc;
+}
+
+void factum_projection_def_init(factum_projection_def *d)
+{
+    memset(d, 0, sizeof *d);
+    d->mode = FACTUM_PROJECTION_CONTINUOUS;
+    d->enabled = 1;
+}
+
+int factum_projection_create(factum_projections *m, const factum_projection_def *d, factum_projection_cb cb,
+                             void *ctx)
+{
+    if (!m || !d || !d->name || !d->query || !valid_name(d->name) || !d->query[0] ||
+        d->mode < FACTUM_PROJECTION_CONTINUOUS || d->mode > FACTUM_PROJECTION_TRANSIENT)
+        return FACTUM_EINVAL;
+    int rc;
+    prj_cmd *c = new_cmd(m, CMD_CREATE, d->name, d->query, cb, ctx, &rc);
+    if (!c) return rc;
+    c->mode = d->mode;
+    c->enabled = !!d->enabled;
+    c->emit = !!d->emit_enabled;
+    c->track = !!d->track_emitted_streams;
+    return queue(m, c);
+}
+
+int factum_projection_update(factum_projections *m, const char *name, const char *query, int emit_enabled,
+                             factum_projection_cb cb, void *ctx)
+{
+    int rc;
+    prj_cmd *c = new_cmd(m, CMD_UPDATE, name, query, cb, ctx, &rc);
+    if (!c) return rc;
+    c->emit = emit_enabled < 0 ? -1 : !!emit_enabled;
+    return queue(m, c);
+}
+
+int factum_projection_delete(factum_projections *m, const char *name, unsigned flags, factum_projection_cb cb,
+                             void *ctx)
+{
+    int rc;
+    prj_cmd *c = new_cmd(m, CMD_DELETE, name, NULL, cb, ctx, &rc);
+    if (!c) return rc;
+    c->flags = flags;
+    return queue(m, c);
+}
+
+/* The stored "[state]"/"[state,result]" of a partition: element `which`. */
+static int stored(factum_projections *m, const char *name, const char *partition, int which, char **json,
+                  size_t *len)
+{
+    if (!m || !name || !json || !len) return FACTUM_EINVAL;
+    *json = NULL;
+    *len = 0;
+    prj *p = find_locked(m, name);
+    if (!p) return FACTUM_ENOTFOUND;
+    char stream[FACTUM_MAX_STREAM_LEN + 64];
+    int n = partition && partition[0]
+                ? snprintf(stream, sizeof stream, "$projections-%s-%s-checkpoint", p->name, partition)
+                : snprintf(stream, sizeof stream, "%s", p->ckpt_stream);
+    base_buf out = {0};
+    int rc = 0;
+    if (p->js && n > 0 && (size_t)n <= FACTUM_MAX_STREAM_LEN) {
+        factum_event ev;
+        size_t got = 0;
+        rc = factum_read_stream(m->s, stream, FACTUM_END, FACTUM_BACKWARD, &ev, 1, &got, NULL);
+        if (rc == FACTUM_ENOTFOUND || rc == FACTUM_EDELETED) rc = 0, got = 0;
+        if (!rc && got && ev.data_len) {
+            json_value *doc = NULL;
+            if (!json_parse((const char *)ev.data, ev.data_len, &doc)) {
+                const json_value *v = NULL;
+                if (doc->type == JSON_ARRAY && doc->n > (size_t)which)
+                    v = doc->items[which];
+                else if (doc->type == JSON_OBJECT && !which)
+                    v = doc;
+                if (v) rc = json_write_value(&out, v);
+            }
+            json_free(doc);
+        }
+    }
+    if (!rc) rc = base_buf_append(&out, "", 1); /* NUL */
+    if (rc) {
+        base_buf_free(&out);
+        return rc;
+    }
+    *len = out.len - 1;
+    *json = (char *)out.data;
+    return 0;
+}
+
+int factum_projection_get_state(factum_projections *m, const char *name, const char *partition, char **json,
+                                size_t *len)
+{
+    return stored(m, name, partition, 0, json, len);
+}
+
+int factum_projection_get_result(factum_projections *m, const char *name, const char *partition, char **json,
+                                 size_t *len)
+{
+    return stored(m, name, partition, 1, json, len);
 }
 
 int factum_projection_enable(factum_projections *m, const char *name, factum_projection_cb cb, void *ctx)
@@ -689,6 +1009,10 @@ static void status_of(const prj *p, factum_projection_status *st)
     st->events_emitted = p->events_emitted;
     st->writes_in_flight = p->in_flight;
     st->buffered_events = p->buffered;
+    st->events_per_second = p->rate;
+    st->partitions_cached = p->partitions;
+    st->emit_enabled = p->emit_enabled;
+    st->track_emitted_streams = p->track_emitted;
 }
 
 /* The lag (reads the log: outside m->mu). */
@@ -708,11 +1032,11 @@ static void lag_of(factum_projections *m, factum_projection_status *st)
 int factum_projection_get_status(factum_projections *m, const char *name, factum_projection_status *st)
 {
     if (!m || !st) return FACTUM_EINVAL;
-    prj *p = find(m, name);
-    if (!p) return FACTUM_ENOTFOUND;
     pthread_mutex_lock(&m->mu);
-    status_of(p, st);
+    prj *p = find(m, name);
+    if (p) status_of(p, st);
     pthread_mutex_unlock(&m->mu);
+    if (!p) return FACTUM_ENOTFOUND;
     lag_of(m, st);
     return 0;
 }
@@ -720,11 +1044,11 @@ int factum_projection_get_status(factum_projections *m, const char *name, factum
 int factum_projection_get_query(factum_projections *m, const char *name, char **out)
 {
     if (!m || !out) return FACTUM_EINVAL;
-    prj *p = find(m, name);
-    if (!p) return FACTUM_ENOTFOUND;
     pthread_mutex_lock(&m->mu);
-    *out = strdup(p->query);
+    prj *p = find(m, name);
+    *out = p ? strdup(p->query) : NULL;
     pthread_mutex_unlock(&m->mu);
+    if (!p) return FACTUM_ENOTFOUND;
     return *out ? 0 : -ENOMEM;
 }
 
@@ -732,11 +1056,13 @@ int factum_projections_each(factum_projections *m, int (*cb)(void *ctx, const fa
                             void *ctx)
 {
     if (!m || !cb) return FACTUM_EINVAL;
-    for (size_t i = 0; i < m->n; i++) {
+    for (size_t i = 0;; i++) {
         factum_projection_status st;
         pthread_mutex_lock(&m->mu);
-        status_of(m->p[i], &st);
+        int more = i < m->n;
+        if (more) status_of(m->p[i], &st);
         pthread_mutex_unlock(&m->mu);
+        if (!more) break;
         lag_of(m, &st);
         int rc = cb(ctx, &st);
         if (rc) return rc;
@@ -747,7 +1073,7 @@ int factum_projections_each(factum_projections *m, int (*cb)(void *ctx, const fa
 int factum_projection_wait(factum_projections *m, const char *name, uint64_t position, int timeout_ms)
 {
     if (!m) return FACTUM_EINVAL;
-    prj *p = find(m, name);
+    prj *p = find_locked(m, name);
     if (!p) return FACTUM_ENOTFOUND;
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -770,7 +1096,8 @@ int factum_projection_wait(factum_projections *m, const char *name, uint64_t pos
             rc = FACTUM_EFAULTED;
             break;
         }
-        if ((p->state == FACTUM_PROJECTION_STOPPED && !p->enabled) || m->stopping || !timeout_ms) {
+        if ((p->state == FACTUM_PROJECTION_STOPPED && !p->enabled) || p->state == FACTUM_PROJECTION_COMPLETED ||
+            p->deleted || m->stopping || !timeout_ms) {
             rc = 0;
             break;
         }

@@ -167,6 +167,13 @@ uint64_t prj_batch_from(const prj_batch *b);
  * queued; -EAGAIN when the store's queue is full; another error. */
 int prj_batch_submit(prj_batch *b, factum_store *s, const prj_batch_ctx *c, void (*cb)(void *ctx, int rc),
                      void *ctx);
+/* A JavaScript projection's event: stream, type, data and metadata copied
+ * (type is stored NUL-terminated). 0, or -ENOMEM / FACTUM_EBADNAME. */
+int prj_batch_add_event(prj_batch *b, const char *stream, size_t stream_len, const char *type, size_t type_len,
+                        uint32_t flags, const void *data, size_t data_len, const void *meta, size_t meta_len);
+/* The data of the batch's checkpoint event (a JavaScript projection's
+ * state, "[state]" or "[state,result]" as KurrentDB serializes it). */
+int prj_batch_set_checkpoint_data(prj_batch *b, const void *data, size_t len);
 /* Has the append completed? 1 with its result (and, if it failed, the
  * stream of the part that failed, or NULL), 0 if it is still in flight. */
 int prj_batch_done(prj_batch *b, int *rc, const char **failed_stream);
@@ -185,6 +192,7 @@ int prj_checkpoint_parse(const uint8_t *meta, size_t len, uint64_t *position, in
 
 typedef struct prj prj;
 typedef struct prj_cmd prj_cmd;
+typedef struct prj_jsrun prj_jsrun;
 
 struct factum_projections {
     factum_store *s;
@@ -199,8 +207,10 @@ struct factum_projections {
     _Atomic int callbacks; /* batch completions not yet returned (close waits for 0) */
     int listening;         /* the commit listener is registered */
     int stopping;
-    prj **p;
+    prj **p; /* written by the manager's thread under mu; other threads read under mu */
     size_t n;
+    prj **dead; /* deleted projections, kept until close (their status names stay valid) */
+    size_t n_dead;
     prj_cmd *cmd_head, *cmd_tail;
     int64_t registry_version; /* of `$projections-$all` (-1: none) */
 };
@@ -224,6 +234,10 @@ struct prj {
     char cfg_err[200];
     int64_t def_version; /* version of the definition stream */
     int64_t projection_id;
+    int js;           /* a JavaScript projection (HandlerType "JS") */
+    int transient;    /* its definition is not stored */
+    int deleted;      /* deleted: in m->dead, commands for it fail */
+    prj_jsrun *jr;    /* a JavaScript projection's run (jsrun.c), NULL when not running */
     /* shared */
     char *query;
     int mode, enabled, state;
@@ -231,6 +245,11 @@ struct prj {
     int64_t epoch, version;
     uint64_t position, checkpoint, done;
     uint64_t events_processed, events_emitted;
+    int emit_enabled, track_emitted;
+    uint32_t partitions;   /* JavaScript: partitions the engine holds */
+    double rate;           /* events handled per second (recent) */
+    uint64_t rate_events;  /* events_processed when rate was last computed */
+    int64_t rate_at_ns;
     uint32_t in_flight, buffered;
     /* the manager's thread */
     factum_sub *sub;
@@ -245,6 +264,22 @@ struct prj {
     size_t n_spare;
     int want_start; /* start once its batches in flight are done */
 };
+
+/* engine.c: shared with jsrun.c. */
+void prj_publish(prj *p);
+int prj_reap(prj *p);
+int prj_submit(prj *p);
+int prj_read_checkpoint(prj *p, uint64_t *pos, int64_t *epoch, int64_t *version);
+int prj_truncate_stream(factum_store *s, const char *stream);
+
+/* jsrun.c: a JavaScript projection's engine on the manager's thread. */
+int prj_js_start(prj *p, uint64_t pos);   /* open the worker (after prj_init_run and the checkpoint read) */
+int prj_js_step(prj *p, int *did);        /* read, handle, append; an error faults p */
+void prj_js_stop(prj *p);                 /* close the worker, drop what is staged */
+int prj_js_reset_streams(prj *p);         /* the streams a reset truncates (PRJ-6) */
+/* Streams a JavaScript projection wrote, for delete: cb per stream name. */
+int prj_js_each_stream(prj *p, int emitted, int state, int checkpoint, int (*cb)(void *ctx, const char *stream),
+                       void *ctx);
 
 /* engine.c: called on the manager's thread. */
 int prj_init_run(prj *p); /* the batches and buffers of a projection */

@@ -397,6 +397,7 @@ static void fmt_status(char *buf, size_t n, const factum_projection_status *st)
     switch (st->state) {
     case FACTUM_PROJECTION_RUNNING: snprintf(buf, n, "Running"); break;
     case FACTUM_PROJECTION_STOPPING: snprintf(buf, n, "Stopping"); break;
+    case FACTUM_PROJECTION_COMPLETED: snprintf(buf, n, "Completed"); break;
     case FACTUM_PROJECTION_FAULTED: snprintf(buf, n, "Faulted%s", st->enabled ? " (Enabled)" : ""); break;
     default: snprintf(buf, n, "Stopped%s", st->enabled ? " (Enabled)" : ""); break;
     }

@@ -67,6 +67,12 @@ static const opt opts[] = {
      "None, System (the five system projections exist; enabled ones run) or All (user projections too)"},
     {"start-standard-projections", NULL, T_BOOL, OFF(start_standard_projections), 0, "false",
      "enable the five system projections at start (with --run-projections System or All)"},
+    {"projection-execution-timeout", NULL, T_INT, OFF(projection_execution_timeout), 0, "250",
+     "milliseconds a JavaScript projection's handler may take for one event before the projection faults"},
+    {"max-projection-state-size", NULL, T_SIZE, OFF(max_projection_state_size), 0, "16777216",
+     "largest state (JSON) of a JavaScript projection or of one of its partitions, in bytes"},
+    {"projection-heap-mib", NULL, T_INT, OFF(projection_heap_mib), 0, "256",
+     "memory a JavaScript projection's engine may use for its heap, in MiB"},
 };
 #define N_OPTS (sizeof opts / sizeof *opts)
 

@@ -33,6 +33,9 @@ typedef struct srv_config {
     int drain_ms;                   /* graceful shutdown: how long calls in flight may take */
     int run_projections;            /* SRV_PROJ_NONE, _SYSTEM or _ALL (KurrentDB's RunProjections) */
     int start_standard_projections; /* enable the five system projections at start */
+    int projection_execution_timeout; /* ms a JavaScript handler may take for one event */
+    uint64_t max_projection_state_size; /* a JavaScript projection's state, at most */
+    int projection_heap_mib;          /* a JavaScript projection's heap */
 } srv_config;
 
 /* RunProjections: None (no projections at all), System (the five system

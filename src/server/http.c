@@ -158,8 +158,10 @@ static double proj_value(const factum_projection_status *ps, int what)
         return (double)ps->checkpoint;
     case 6:
         return (double)ps->lag_events;
-    default:
+    case 7:
         return (double)ps->lag_ns / 1e9;
+    default:
+        return ps->events_per_second;
     }
 }
 
@@ -180,6 +182,7 @@ static void projection_metrics(srv_state *st, base_buf *b)
         {"checkpoint_position", "gauge", "Last position whose output is committed with its checkpoint."},
         {"lag_events", "gauge", "Committed events a projection has not read yet."},
         {"lag_seconds", "gauge", "Age of the oldest committed event a projection has not read yet."},
+        {"events_per_second", "gauge", "Events of $all a projection read per second, over the last second or more."},
     };
     for (size_t k = 0; k < sizeof m / sizeof *m; k++) {
         base_buf_printf(b, "# HELP factum_projection_%s %s\n# TYPE factum_projection_%s %s\n", m[k].name,
@@ -190,11 +193,11 @@ static void projection_metrics(srv_state *st, base_buf *b)
             base_buf_printf(b, "\"} %.17g\n", proj_value(&l.v[i], (int)k));
         }
     }
-    static const char *states[] = {"Stopped", "Running", "Faulted", "Stopping"};
+    static const char *states[] = {"Stopped", "Running", "Faulted", "Stopping", "Completed"};
     base_buf_printf(b, "# HELP factum_projection_status 1 if the projection is in that state.\n"
                        "# TYPE factum_projection_status gauge\n");
     for (size_t i = 0; i < l.n; i++)
-        for (int s = 0; s < 4; s++) {
+        for (int s = 0; s < 5; s++) {
             base_buf_append(b, "factum_projection_status{projection=\"", 37);
             label(b, l.v[i].name);
             base_buf_printf(b, "\",status=\"%s\"} %d\n", states[s], l.v[i].state == s);

@@ -119,6 +119,11 @@ int main(int argc, char **argv)
         factum_projections_options_init(&po);
         po.create_system = 1;
         po.start_system = cfg->start_standard_projections;
+        po.run_user = cfg->run_projections == SRV_PROJ_ALL;
+        po.js_ms_per_event = (uint32_t)cfg->projection_execution_timeout;
+        po.js_state_bytes = cfg->max_projection_state_size > UINT32_MAX ? UINT32_MAX
+                                                                         : (uint32_t)cfg->max_projection_state_size;
+        po.js_heap_mib = (uint32_t)cfg->projection_heap_mib;
         po.log_fn = slog_sink;
         if ((rc = factum_projections_open(st.store, &po, &st.proj))) {
             slog_write(SLOG_ERROR, "cannot start the projections: %s", factum_strerror(rc));

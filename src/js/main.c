@@ -1,0 +1,349 @@
+/*
+ * main.c - factum-js, the worker process that runs one JavaScript
+ * projection for the projection manager (src/proj/jsproc.c). It reads
+ * frames of the worker protocol (src/proj/jsproto.h) from the socket on
+ * fd 3, checks each strictly, hands them to the engine (engine.cc, V8)
+ * and writes the engine's answers back. A separate process so that what
+ * the script does - or V8 itself, on a fatal out-of-memory - can end this
+ * process and nothing else (docs/adr/0006-javascript-engine.md).
+ *
+ * Usage: factum-js [--fd N]     (the host starts it; N defaults to 3)
+ *        factum-js --version
+ * Exits 0 when the host closes the socket or after it reported an error
+ * in an ERROR frame; 2 on a protocol error or a bad command line.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "engine.h"
+
+#define KEEP_PARTITIONS 4096 /* partition states kept between batches (the rest are asked for again) */
+
+static int sock = 3;
+
+static void *re(void *p, size_t n)
+{
+    return realloc(p, n);
+}
+
+static int write_all(const void *p, size_t n)
+{
+    while (n) {
+        ssize_t w = send(sock, p, n, MSG_NOSIGNAL);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) return -1;
+        p = (const char *)p + w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+static int flush(void *ctx, pjp_buf *b)
+{
+    (void)ctx;
+    if (b->failed) return -1;
+    int rc = write_all(b->p, b->len);
+    b->len = 0;
+    return rc;
+}
+
+/* 0, 1 at the end of the stream (before a frame only), -1 on error. */
+static int read_all(void *p, size_t n, int eof_ok)
+{
+    size_t got = 0;
+    while (got < n) {
+        ssize_t r = read(sock, (char *)p + got, n - got);
+        if (r < 0 && errno == EINTR) continue;
+        /* the host closed (or died: ECONNRESET when it had unread bytes) */
+        if ((r == 0 || (r < 0 && errno == ECONNRESET)) && got == 0 && eof_ok) return 1;
+        if (r <= 0) return -1;
+        got += (size_t)r;
+    }
+    return 0;
+}
+
+/* The largest payload accepted for each frame type from the host. */
+static size_t max_len(uint32_t type)
+{
+    switch (type) {
+    case PJP_OPEN:
+        return 12 + 8 + PJP_NAME_MAX + PJP_QUERY_MAX;
+    case PJP_LOAD:
+        return 1 + 8 + PJP_NAME_MAX + PJP_STATE_MAX;
+    case PJP_BATCH:
+        return 4;
+    case PJP_EVENT:
+        return 8 * 3 + 1 + 16 + 5 * 4 + 2 * PJP_NAME_MAX + 3 * PJP_EVENT_MAX;
+    case PJP_RESUME:
+        return 0;
+    case PJP_GET:
+        return 1 + 4 + PJP_NAME_MAX;
+    default:
+        return 0;
+    }
+}
+
+typedef struct frame {
+    uint32_t type, len;
+    uint8_t *p; /* malloc'd payload (NULL when len is 0) */
+} frame;
+
+/* Read one frame: 0, 1 at the end of the stream, -1 on an error (a
+ * message in why). */
+static int read_frame(frame *f, char *why, size_t why_len)
+{
+    uint32_t h[2];
+    int rc = read_all(h, sizeof h, 1);
+    if (rc) {
+        if (rc < 0) snprintf(why, why_len, "the connection broke in a frame header");
+        return rc;
+    }
+    f->type = h[0];
+    f->len = h[1];
+    f->p = NULL;
+    if (f->type < PJP_OPEN || f->type > PJP_GET || f->type == PJP_EVENT) {
+        snprintf(why, why_len, "a frame of unknown type %u", f->type);
+        return -1;
+    }
+    if (f->len > max_len(f->type)) {
+        snprintf(why, why_len, "a frame of type %u and %u bytes (at most %zu)", f->type, f->len,
+                 max_len(f->type));
+        return -1;
+    }
+    if (f->len) {
+        f->p = malloc(f->len);
+        if (!f->p || read_all(f->p, f->len, 0)) {
+            snprintf(why, why_len, f->p ? "the connection broke in a frame" : "out of memory for a frame");
+            free(f->p);
+            f->p = NULL;
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* A protocol error: said in an ERROR frame, then the worker exits. */
+static int protocol_error(const char *why)
+{
+    pjp_buf b = {0};
+    size_t at = pjp_begin(&b, PJP_ERROR, re);
+    pjp_u32(&b, PJP_ERR_PROTOCOL, re);
+    pjp_str(&b, why, strlen(why), re);
+    pjp_end(&b, at);
+    if (!b.failed) write_all(b.p, b.len);
+    free(b.p);
+    fprintf(stderr, "factum-js: protocol error: %s\n", why);
+    return 2;
+}
+
+/* The events of one batch: their frames' payloads, decoded in place. */
+typedef struct batch {
+    jse_event *ev;
+    uint8_t **payload;
+    size_t n;
+} batch;
+
+static void batch_free(batch *b)
+{
+    for (size_t i = 0; i < b->n; i++)
+        free(b->payload[i]);
+    free(b->payload);
+    free(b->ev);
+    memset(b, 0, sizeof *b);
+}
+
+static int decode_event(const uint8_t *p, size_t len, jse_event *ev)
+{
+    pjp_rd r = {p, len, 0};
+    ev->position = pjp_get_u64(&r);
+    ev->seq = pjp_get_u64(&r);
+    ev->timestamp_ns = (int64_t)pjp_get_u64(&r);
+    ev->flags = pjp_get_u8(&r);
+    pjp_get(&r, ev->id, 16);
+    ev->stream = pjp_get_str(&r, &ev->stream_len, PJP_NAME_MAX);
+    ev->type = pjp_get_str(&r, &ev->type_len, PJP_NAME_MAX);
+    ev->data = pjp_get_str(&r, &ev->data_len, PJP_EVENT_MAX);
+    ev->meta = pjp_get_str(&r, &ev->meta_len, PJP_EVENT_MAX);
+    ev->link_meta = pjp_get_opt(&r, &ev->link_meta_len, PJP_EVENT_MAX);
+    if (ev->flags & ~(uint32_t)(PJP_EV_JSON | PJP_EV_DELETED)) return -1;
+    return pjp_done(&r);
+}
+
+/* Read BATCH's n EVENT frames. */
+static int read_batch(uint32_t n, batch *b, char *why, size_t why_len)
+{
+    if (n > PJP_BATCH_MAX) {
+        snprintf(why, why_len, "a batch of %u events (at most %u)", n, PJP_BATCH_MAX);
+        return -1;
+    }
+    b->ev = calloc(n ? n : 1, sizeof *b->ev);
+    b->payload = calloc(n ? n : 1, sizeof *b->payload);
+    if (!b->ev || !b->payload) {
+        snprintf(why, why_len, "out of memory for a batch of %u events", n);
+        return -1;
+    }
+    size_t total = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t h[2];
+        if (read_all(h, sizeof h, 0)) {
+            snprintf(why, why_len, "the connection broke in a batch");
+            return -1;
+        }
+        if (h[0] != PJP_EVENT || h[1] > max_len(PJP_EVENT) || (total += h[1]) > PJP_BATCH_BYTES) {
+            snprintf(why, why_len, "event %u of a batch: a frame of type %u and %u bytes", i, h[0], h[1]);
+            return -1;
+        }
+        b->payload[i] = malloc(h[1] ? h[1] : 1);
+        b->n = i + 1;
+        if (!b->payload[i] || read_all(b->payload[i], h[1], 0)) {
+            snprintf(why, why_len, "the connection broke in a batch");
+            return -1;
+        }
+        if (decode_event(b->payload[i], h[1], &b->ev[i])) {
+            snprintf(why, why_len, "event %u of a batch does not decode", i);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int usage(void)
+{
+    fprintf(stderr, "usage: factum-js [--fd N] | --version\n"
+                    "The JavaScript projection worker of factum: the projection manager starts it,\n"
+                    "with its end of a socket on fd N (default 3).\n");
+    return 2;
+}
+
+int main(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--version")) {
+            printf("factum-js (%s)\n", jse_version());
+            return 0;
+        } else if (!strcmp(argv[i], "--fd") && i + 1 < argc) {
+            sock = atoi(argv[++i]);
+        } else {
+            return usage();
+        }
+    }
+    struct stat st;
+    if (fstat(sock, &st) || !S_ISSOCK(st.st_mode)) return usage();
+    signal(SIGPIPE, SIG_IGN);
+
+    char why[512];
+    frame f;
+    int rc = read_frame(&f, why, sizeof why);
+    if (rc) return rc > 0 ? 0 : protocol_error(why);
+    if (f.type != PJP_OPEN) return protocol_error("the first frame is not OPEN");
+    pjp_rd r = {f.p, f.len, 0};
+    jse_limits lim = {0};
+    lim.ms_per_event = pjp_get_u32(&r);
+    lim.heap_mib = pjp_get_u32(&r);
+    lim.state_bytes = pjp_get_u32(&r);
+    lim.keep_partitions = KEEP_PARTITIONS;
+    lim.fatal_fd = sock;
+    size_t name_len, query_len;
+    const char *name = pjp_get_str(&r, &name_len, PJP_NAME_MAX);
+    const char *query = pjp_get_str(&r, &query_len, PJP_QUERY_MAX);
+    if (pjp_done(&r) || !lim.ms_per_event || lim.ms_per_event > 3600000 || lim.heap_mib < 4 ||
+        lim.heap_mib > 65536 || !lim.state_bytes || lim.state_bytes > PJP_STATE_MAX) {
+        free(f.p);
+        return protocol_error("OPEN does not decode or its limits are out of range");
+    }
+
+    jse_out out = {.flush = flush};
+    jse *e = NULL;
+    rc = jse_open(&lim, name, name_len, query, query_len, &out, &e);
+    free(f.p);
+    if (flush(NULL, &out.buf) || rc) goto done;
+
+    batch b = {0};
+    int waiting = 0; /* stopped for a state (NEED sent): LOAD and RESUME may come */
+    size_t at = 0;
+    for (;;) {
+        rc = read_frame(&f, why, sizeof why);
+        if (rc) {
+            if (rc < 0)
+                rc = protocol_error(why);
+            else
+                rc = 0;
+            break;
+        }
+        r = (pjp_rd){f.p, f.len, 0};
+        int run = 0;
+        switch (f.type) {
+        case PJP_LOAD: {
+            uint8_t shared = pjp_get_u8(&r);
+            size_t klen, slen;
+            const char *key = pjp_get_str(&r, &klen, PJP_NAME_MAX);
+            const char *state = pjp_get_opt(&r, &slen, PJP_STATE_MAX);
+            if (pjp_done(&r) || shared > 1) {
+                rc = protocol_error("LOAD does not decode");
+                break;
+            }
+            jse_load(e, shared, key, klen, state, slen);
+            break;
+        }
+        case PJP_BATCH: {
+            uint32_t n = pjp_get_u32(&r);
+            if (pjp_done(&r) || waiting) {
+                rc = protocol_error(waiting ? "BATCH while a batch waits for a state"
+                                            : "BATCH does not decode");
+                break;
+            }
+            batch_free(&b);
+            if (read_batch(n, &b, why, sizeof why)) {
+                rc = protocol_error(why);
+                break;
+            }
+            at = 0;
+            run = 1;
+            break;
+        }
+        case PJP_RESUME:
+            if (!waiting) {
+                rc = protocol_error("RESUME without a NEED");
+                break;
+            }
+            run = 1;
+            break;
+        case PJP_GET: {
+            uint8_t shared = pjp_get_u8(&r);
+            size_t klen;
+            const char *key = pjp_get_str(&r, &klen, PJP_NAME_MAX);
+            if (pjp_done(&r) || shared > 1) {
+                rc = protocol_error("GET does not decode");
+                break;
+            }
+            rc = jse_get(e, shared, key, klen, &out) < 0 ? 1 : 0;
+            if (flush(NULL, &out.buf)) rc = 1;
+            break;
+        }
+        default:
+            rc = protocol_error("a frame out of place");
+            break;
+        }
+        free(f.p);
+        if (rc) break;
+        if (run) {
+            int s = jse_run(e, b.ev, b.n, &at, &out);
+            if (flush(NULL, &out.buf) || s < 0) {
+                rc = 1;
+                break;
+            }
+            waiting = s == 1;
+        }
+    }
+    batch_free(&b);
+done:
+    jse_free(e);
+    free(out.buf.p);
+    return rc == 2 ? 2 : 0;
+}

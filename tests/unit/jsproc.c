@@ -1,0 +1,838 @@
+/*
+ * jsproc.c - JavaScript projections through their engine (src/proj/jsproc.c
+ * driving the worker factum-js, src/js): KurrentDB's projection API from
+ * real scripts (sources, options, handlers, partitions, biState, outputs,
+ * results, the event object), the NEED protocol, states saved and loaded
+ * again, and isolation: every way a script or the worker can fail faults
+ * its own engine with a reason while another engine goes on (JSP-1..5).
+ *
+ * The worker is found through FACTUM_JS_WORKER (tests/CMakeLists.txt sets
+ * it); without one the test is skipped (exit 77).
+ */
+#include <pthread.h>
+#include <signal.h>
+#include <sys/wait.h>
+
+#include "harness.h"
+#include "proj/jsproc.h"
+
+/* ---- helpers ------------------------------------------------------------ */
+
+static char logbuf[8192];
+static size_t loglen;
+
+static void on_log(void *ctx, const char *msg, size_t len)
+{
+    (void)ctx;
+    if (loglen + len + 1 < sizeof logbuf) {
+        memcpy(logbuf + loglen, msg, len);
+        loglen += len;
+        logbuf[loglen++] = '\n';
+        logbuf[loglen] = 0;
+    }
+}
+
+static char err[1024];
+
+static prj_js *open_lim(const char *query, const prj_js_limits *lim)
+{
+    prj_js_limits l = lim ? *lim : (prj_js_limits){0};
+    l.log_fn = on_log;
+    prj_js *j = NULL;
+    int rc = prj_js_open(&l, "test", query, strlen(query), &j, err, sizeof err);
+    if (rc) fprintf(stderr, "  open: %d %s\n", rc, err);
+    return j;
+}
+
+static prj_js *open_js(const char *query)
+{
+    return open_lim(query, NULL);
+}
+
+static uint8_t ids[64][16];
+
+static prj_js_event ev(const char *stream, uint64_t seq, const char *type, const char *data, const char *meta)
+{
+    static int n;
+    uint8_t *id = ids[n++ % 64];
+    for (int i = 0; i < 16; i++)
+        id[i] = (uint8_t)(0x10 * (i % 16) + (unsigned)seq);
+    prj_js_event e = {
+        .position = 100 + seq,
+        .stream = stream,
+        .stream_len = strlen(stream),
+        .seq = seq,
+        .type = type,
+        .type_len = strlen(type),
+        .id = id,
+        .timestamp_ns = INT64_C(1735689600123456789), /* 2025-01-01T00:00:00.1234567Z */
+        .data = (const uint8_t *)data,
+        .data_len = strlen(data),
+        .is_json = 1,
+        .meta = (const uint8_t *)(meta ? meta : ""),
+        .meta_len = meta ? strlen(meta) : 0,
+    };
+    return e;
+}
+
+/* States the "store" holds, for NEED: key -> JSON (or none). */
+typedef struct store_state {
+    const char *key;
+    const char *json;
+    int shared;
+} store_state;
+
+static int needs; /* NEEDs answered by the last run() */
+static char need_log[512];
+
+/* Run a batch, answering each NEED from `have` (else no state yet). */
+static int run(prj_js *j, const prj_js_event *e, size_t n, prj_js_result *res, const store_state *have)
+{
+    needs = 0;
+    need_log[0] = 0;
+    int rc = prj_js_process(j, e, n, res);
+    while (rc == PRJ_JS_NEED) {
+        const char *json = NULL;
+        for (const store_state *h = have; h && h->key; h++)
+            if (h->shared == res->need_shared && strlen(h->key) == res->need_partition_len &&
+                !memcmp(h->key, res->need_partition, res->need_partition_len))
+                json = h->json;
+        size_t l = strlen(need_log);
+        snprintf(need_log + l, sizeof need_log - l, "%s%zu:%s%.*s", l ? " " : "", res->need_at,
+                 res->need_shared ? "shared" : "", (int)res->need_partition_len, res->need_partition);
+        needs++;
+        rc = prj_js_load(j, res->need_partition, res->need_partition_len, res->need_shared, json,
+                         json ? strlen(json) : 0);
+        if (rc) return rc;
+        rc = prj_js_resume(j, res);
+    }
+    if (rc) fprintf(stderr, "  run: %d %s\n", rc, prj_js_error(j));
+    return rc;
+}
+
+static const prj_js_part *part(const prj_js_result *r, const char *key)
+{
+    for (size_t i = 0; i < r->n_parts; i++)
+        if (r->parts[i].partition_len == strlen(key) && !memcmp(r->parts[i].partition, key, strlen(key)))
+            return &r->parts[i];
+    return NULL;
+}
+
+static int eq(const char *p, size_t len, const char *want)
+{
+    if (p && len == strlen(want) && !memcmp(p, want, len)) return 1;
+    fprintf(stderr, "  got  %.*s\n  want %s\n", p ? (int)len : 6, p ? p : "(null)", want);
+    return 0;
+}
+
+#define STATE_IS(res, key, want)                                                                             \
+    do {                                                                                                     \
+        const prj_js_part *p_ = part(res, key);                                                              \
+        CHECK(p_ &&eq(p_->state, p_->state_len, want));                                                      \
+    } while (0)
+
+static int contains(const char *s, const char *want)
+{
+    if (s && strstr(s, want)) return 1;
+    fprintf(stderr, "  \"%s\"\n  does not contain \"%s\"\n", s ? s : "(null)", want);
+    return 0;
+}
+
+/* A healthy projection beside a failing one: it must still work. */
+static const char COUNT[] =
+    "fromAll().when({ $init: () => ({ n: 0 }), $any: (s, e) => { s.n++; return s; } })";
+
+static void check_healthy(prj_js *good, int batch)
+{
+    prj_js_event e[3] = {ev("a", 0, "T", "{}", NULL), ev("a", 1, "T", "{}", NULL),
+                         ev("b", 0, "T", "{}", NULL)};
+    prj_js_result res;
+    CHECK_RC(run(good, e, 3, &res, NULL), 0);
+    char want[32];
+    snprintf(want, sizeof want, "{\"n\":%d}", 3 * batch);
+    STATE_IS(&res, "", want);
+}
+
+/* ---- the API ------------------------------------------------------------- */
+
+static void t_count_by_type(void)
+{
+    prj_js *j = open_js("fromAll().when({\n"
+                        "  $init: function () { return {}; },\n"
+                        "  $any: function (s, e) { s[e.eventType] = (s[e.eventType] || 0) + 1; return s; }\n"
+                        "})");
+    REQUIRE(j);
+    const prj_js_def *d = prj_js_definition(j);
+    CHECK(d->all_streams && d->all_events && d->defines_fold && !d->by_streams && !d->by_custom_partitions);
+    CHECK(d->n_streams == 0 && d->n_categories == 0 && d->n_events == 0 && !d->produces_results);
+    prj_js_event e[5] = {ev("a", 0, "A", "{}", NULL), ev("a", 1, "B", "{}", NULL),
+                         ev("b", 0, "A", "{}", NULL), ev("c", 0, "A", "{}", NULL),
+                         ev("c", 1, "B", "{}", NULL)};
+    prj_js_result res;
+    CHECK_RC(run(j, e, 5, &res, NULL), 0);
+    CHECK(needs == 1 && !strcmp(need_log, "0:")); /* the one state, asked for once */
+    CHECK(res.n_parts == 1 && res.n_out == 0 && !res.shared);
+    STATE_IS(&res, "", "{\"A\":3,\"B\":2}");
+    CHECK(part(&res, "") && !part(&res, "")->result);
+    CHECK_RC(run(j, e, 2, &res, NULL), 0);
+    CHECK(needs == 0);
+    STATE_IS(&res, "", "{\"A\":4,\"B\":3}");
+    /* a batch that changes nothing reports nothing */
+    prj_js_event other = ev("x", 0, "C", "", NULL); /* empty data: not given to handlers */
+    CHECK_RC(run(j, &other, 1, &res, NULL), 0);
+    CHECK(res.n_parts == 0);
+    char *json = NULL;
+    size_t len = 0;
+    CHECK_RC(prj_js_get_state(j, "", 0, 0, &json, &len), 0);
+    CHECK(json && eq(json, len, "{\"A\":4,\"B\":3}"));
+    free(json);
+    prj_js_close(j);
+}
+
+static void t_sources_and_options(void)
+{
+    static const struct {
+        const char *q;
+        int all, all_events, by_streams, by_custom, deleted, results, transform, links, reorder, lag, bi;
+        const char *streams, *categories, *events, *result_stream, *partition_stream;
+    } c[] = {
+        {"fromStream('s1').when({ $any: (s, e) => s })", 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, "s1", "", "", NULL,
+         NULL},
+        {"fromStreams(['a', 'b']).when({ A: (s) => s, B: (s) => s })", 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, "a,b",
+         "", "A,B", NULL, NULL},
+        {"fromStreams('a', 'b', 'c').when({ $any: (s) => s })", 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, "a,b,c", "",
+         "", NULL, NULL},
+        {"fromCategory('account').foreachStream().when({ $any: (s) => s, $deleted: (s) => {} })", 0, 1, 1, 0,
+         1, 0, 0, 0, 0, 0, 0, "", "account", "", NULL, NULL},
+        {"fromCategories(['x', 'y']).partitionBy(e => e.streamId).when({ $any: (s) => s })", 0, 1, 0, 1, 0, 0,
+         0, 0, 0, 0, 0, "$ce-x,$ce-y", "", "", NULL, NULL},
+        {"fromCategories('x', 'y').when({ $any: (s) => s }).outputState()", 0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0,
+         "$ce-x,$ce-y", "", "", NULL, NULL},
+        {"options({ resultStreamName: 'res', $includeLinks: true, reorderEvents: true, processingLag: 100 "
+         "});\n"
+         "fromStreams(['a', 'b']).when({ $any: (s) => s })",
+         0, 1, 0, 0, 0, 0, 0, 1, 1, 100, 0, "a,b", "", "", "res", NULL},
+        {"options({ biState: true }); fromAll().foreachStream().when({ $any: (s) => s }).transformBy(s => s)",
+         1, 1, 1, 0, 0, 1, 1, 0, 0, 0, 1, "", "", "", NULL, NULL},
+        {"fromAll().when({ $initShared: () => ({}), $any: (s) => s }).filterBy(s => true).outputTo('out', "
+         "'out-{0}')",
+         1, 1, 0, 0, 0, 1, 1, 0, 0, 0, 1, "", "", "", "out", "out-{0}"},
+        {"on_any(function (s, e) { return s; }); fromAll();", 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, "", "", "",
+         NULL, NULL},
+        {"fromAll()", 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, "", "", "", NULL, NULL},
+    };
+    for (size_t i = 0; i < sizeof c / sizeof *c; i++) {
+        prj_js *j = open_js(c[i].q);
+        CHECK(j);
+        if (!j) {
+            fprintf(stderr, "  (case %zu)\n", i);
+            continue;
+        }
+        const prj_js_def *d = prj_js_definition(j);
+        char s[256] = "", cat[256] = "", evs[256] = "";
+        for (size_t k = 0; k < d->n_streams; k++)
+            snprintf(s + strlen(s), sizeof s - strlen(s), "%s%s", k ? "," : "", d->streams[k]);
+        for (size_t k = 0; k < d->n_categories; k++)
+            snprintf(cat + strlen(cat), sizeof cat - strlen(cat), "%s%s", k ? "," : "", d->categories[k]);
+        for (size_t k = 0; k < d->n_events; k++)
+            snprintf(evs + strlen(evs), sizeof evs - strlen(evs), "%s%s", k ? "," : "", d->events[k]);
+        int ok =
+            d->all_streams == c[i].all && d->all_events == c[i].all_events &&
+            d->by_streams == c[i].by_streams && d->by_custom_partitions == c[i].by_custom &&
+            d->handles_deleted == c[i].deleted && d->produces_results == c[i].results &&
+            d->defines_state_transform == c[i].transform && d->include_links == c[i].links &&
+            d->reorder_events == c[i].reorder && d->processing_lag == c[i].lag && d->bi_state == c[i].bi &&
+            !strcmp(s, c[i].streams) && !strcmp(cat, c[i].categories) && !strcmp(evs, c[i].events) &&
+            (c[i].result_stream ? d->result_stream && !strcmp(d->result_stream, c[i].result_stream)
+                                : !d->result_stream) &&
+            (c[i].partition_stream
+                 ? d->partition_result_stream && !strcmp(d->partition_result_stream, c[i].partition_stream)
+                 : !d->partition_result_stream);
+        CHECK(ok);
+        if (!ok)
+            fprintf(stderr, "  case %zu: %s: streams '%s' categories '%s' events '%s'\n", i, c[i].q, s, cat,
+                    evs);
+        prj_js_close(j);
+    }
+}
+
+/* Definitions KurrentDB refuses, with its reasons; syntax errors. */
+static void t_refused(void)
+{
+    static const struct {
+        const char *q, *why;
+    } c[] = {
+        {"fromStream('s').foreachStream().when({ $any: (s) => s })", "foreachStream is not a function"},
+        {"fromAll().when({ $any: (s) => s, $deleted: (s) => s })",
+         "Deleted stream notifications are only supported with foreachStream()"},
+        {"fromAll().when({ A: (s) => s, $any: (s) => s })",
+         "Both AllEvents and specific event filters cannot be set"},
+        {"options({ reorderEvents: true, processingLag: 100 }); fromAll().when({ $any: (s) => s })",
+         "Event reordering cannot be used with fromAll()"},
+        {"options({ reorderEvents: true, processingLag: 10 }); fromStreams('a', 'b').when({ $any: (s) => s "
+         "})",
+         "Event reordering requires processing lag at least of 50ms"},
+        {"options({ colour: 'blue' }); fromAll().when({})", "Unrecognized option: colour"},
+        {"options({ biState: 'yes' }); fromAll().when({})", "Invalid value"},
+        {"options({ biState: true }); fromAll().foreachStream().when({ $deleted: (s) => s })",
+         "Cannot handle deletes in bi-state projections"},
+        {"when({})", "when is not defined"},
+        {"var x = 1;", "None of streams and categories are included"},
+        {"fromAll().when({ $any: function (s, e) { return s; } ", "SyntaxError"},
+        {"fromAll();\nthrow new Error('top-level boom');", "Error: top-level boom (line 2)"},
+        {"fromAll().when({ $any: (s) => s }); eval('1 + 1');", "EvalError"},
+    };
+    for (size_t i = 0; i < sizeof c / sizeof *c; i++) {
+        prj_js *j = NULL;
+        int rc = prj_js_open(NULL, "test", c[i].q, strlen(c[i].q), &j, err, sizeof err);
+        CHECK_RC(rc, FACTUM_EINVAL);
+        CHECK(!j && contains(err, c[i].why));
+        prj_js_close(j);
+    }
+}
+
+/* partitionBy: a state per key, the NEED protocol for each, a preloaded
+ * state carried on, events mapped to no partition skipped. */
+static void t_partition_by(void)
+{
+    prj_js *j = open_js("fromAll().partitionBy(function (e) { return e.body.region; }).when({\n"
+                        "  $init: function () { return { n: 0, sum: 0 }; },\n"
+                        "  Sale: function (s, e) { s.n++; s.sum += e.body.amount; return s; }\n"
+                        "})");
+    REQUIRE(j);
+    const prj_js_def *d = prj_js_definition(j);
+    CHECK(d->by_custom_partitions && !d->all_events && d->n_events == 1 && !strcmp(d->events[0], "Sale"));
+    prj_js_event e[5] = {
+        ev("s-1", 0, "Sale", "{\"region\":\"eu\",\"amount\":5}", NULL),
+        ev("s-2", 0, "Sale", "{\"region\":\"us\",\"amount\":7}", NULL),
+        ev("s-3", 0, "Sale", "{\"amount\":100}", NULL), /* no region: no partition */
+        ev("s-1", 1, "Sale", "{\"region\":\"eu\",\"amount\":1}", NULL),
+        ev("s-4", 0, "Sale", "{\"region\":42,\"amount\":2}", NULL), /* a number is a key too */
+    };
+    store_state have[] = {{"us", "{\"n\":10,\"sum\":70}", 0}, {NULL, NULL, 0}};
+    prj_js_result res;
+    CHECK_RC(run(j, e, 5, &res, have), 0);
+    CHECK(needs == 3 && !strcmp(need_log, "0:eu 1:us 4:42"));
+    CHECK(res.n_parts == 3);
+    STATE_IS(&res, "eu", "{\"n\":2,\"sum\":6}");
+    STATE_IS(&res, "us", "{\"n\":11,\"sum\":77}");
+    STATE_IS(&res, "42", "{\"n\":1,\"sum\":2}");
+    /* the states stay in the worker: no NEED the second time */
+    CHECK_RC(run(j, e, 2, &res, NULL), 0);
+    CHECK(needs == 0);
+    STATE_IS(&res, "eu", "{\"n\":3,\"sum\":11}");
+    prj_js_close(j);
+}
+
+/* foreachStream: a state per stream; $init, then $created, then the
+ * handler, for a new partition only; a link's "$o" names the partition. */
+static void t_foreach_stream(void)
+{
+    prj_js *j = open_js("fromAll().foreachStream().when({\n"
+                        "  $init: function () { log('init'); return { n: 0 }; },\n"
+                        "  $created: function (s, e) { log('created ' + e.partition); s.created = true;\n"
+                        "    emit('created-' + e.partition, 'Created', { at: e.sequenceNumber }); },\n"
+                        "  $any: function (s, e) { log('any ' + e.streamId); s.n++; return s; }\n"
+                        "})");
+    REQUIRE(j);
+    CHECK(prj_js_definition(j)->by_streams);
+    loglen = 0;
+    logbuf[0] = 0;
+    prj_js_event e[4] = {ev("a", 0, "T", "{}", NULL), ev("a", 1, "T", "{}", NULL),
+                         ev("$$b", 0, "$metadata", "{}", NULL), ev("$ce-x", 0, "T", "{}", NULL)};
+    e[3].link_meta = (const uint8_t *)"{\"$o\":\"x-1\"}";
+    e[3].link_meta_len = strlen("{\"$o\":\"x-1\"}");
+    prj_js_result res;
+    CHECK_RC(run(j, e, 4, &res, NULL), 0);
+    CHECK(!strcmp(need_log, "0:a 2:b 3:x-1"));
+    CHECK(contains(
+        logbuf, "init\ncreated a\nany a\nany a\ninit\ncreated b\nany $$b\ninit\ncreated x-1\nany $ce-x\n"));
+    STATE_IS(&res, "a", "{\"n\":2,\"created\":true}");
+    STATE_IS(&res, "b", "{\"n\":1,\"created\":true}");
+    STATE_IS(&res, "x-1", "{\"n\":1,\"created\":true}");
+    CHECK(res.n_out == 3);
+    CHECK(res.n_out == 3 && res.out[0].source == 0 &&
+          eq(res.out[0].stream, res.out[0].stream_len, "created-a") &&
+          eq(res.out[1].stream, res.out[1].stream_len, "created-b") && res.out[1].source == 2 &&
+          eq(res.out[2].data, res.out[2].data_len, "{\"at\":0}"));
+    /* a partition with a stored state is not created again */
+    prj_js_close(j);
+    j = open_js("fromAll().foreachStream().when({ $created: function (s, e) { emit('c', 'C', {}); },\n"
+                "  $any: function (s, e) { s.n = (s.n || 0) + 1; return s; } })");
+    REQUIRE(j);
+    store_state have[] = {{"a", "{\"n\":5}", 0}, {NULL, NULL, 0}};
+    CHECK_RC(run(j, e, 1, &res, have), 0);
+    CHECK(res.n_out == 0);
+    STATE_IS(&res, "a", "{\"n\":6}");
+    prj_js_close(j);
+}
+
+/* biState: handlers get [state, shared]; $initShared; the shared state is
+ * asked for (NEED with need_shared) and reported when it changes. */
+static void t_bi_state(void)
+{
+    prj_js *j = open_js("options({ biState: true });\n"
+                        "fromAll().foreachStream().when({\n"
+                        "  $init: () => ({ count: 0 }),\n"
+                        "  $initShared: () => ({ total: 0 }),\n"
+                        "  T: (s, e) => { s[0].count++; s[1].total++; return s; },\n"
+                        "  U: ([mine, all], e) => [mine, all]\n"
+                        "})");
+    REQUIRE(j);
+    CHECK(prj_js_definition(j)->bi_state);
+    prj_js_event e[3] = {ev("a", 0, "T", "{}", NULL), ev("b", 0, "T", "{}", NULL),
+                         ev("a", 1, "T", "{}", NULL)};
+    prj_js_result res;
+    CHECK_RC(run(j, e, 3, &res, NULL), 0);
+    CHECK(!strcmp(need_log, "0:a 0:shared 1:b"));
+    STATE_IS(&res, "a", "{\"count\":2}");
+    STATE_IS(&res, "b", "{\"count\":1}");
+    CHECK(eq(res.shared, res.shared_len, "{\"total\":3}"));
+    /* an event that leaves the shared state as it was: not reported */
+    prj_js_event u = ev("a", 2, "U", "{}", NULL);
+    CHECK_RC(run(j, &u, 1, &res, NULL), 0);
+    CHECK(!res.shared && res.n_parts == 0);
+    char *json = NULL;
+    CHECK_RC(prj_js_get_state(j, "", 0, 1, &json, NULL), 0);
+    CHECK(json && !strcmp(json, "{\"total\":3}"));
+    free(json);
+    prj_js_close(j);
+
+    /* a stored shared state is used */
+    j = open_js("options({ biState: true }); fromAll().foreachStream().when({\n"
+                "  $initShared: () => ({ total: 0 }), T: (s, e) => { s[1].total++; return s; } })");
+    REQUIRE(j);
+    store_state have[] = {{"", "{\"total\":40}", 1}, {NULL, NULL, 0}};
+    CHECK_RC(run(j, e, 2, &res, have), 0);
+    CHECK(eq(res.shared, res.shared_len, "{\"total\":42}"));
+    prj_js_close(j);
+}
+
+/* $deleted(state, null, partition, isSoftDelete) for a deleted stream. */
+static void t_deleted(void)
+{
+    prj_js *j = open_js("fromAll().foreachStream().when({\n"
+                        "  $init: () => ({ n: 0 }),\n"
+                        "  $created: (s, e) => { s.created = true; },\n"
+                        "  $any: (s, e) => { s.n++; },\n"
+                        "  $deleted: function (s, e, partition, soft) { s.deleted = [e, partition, soft]; }\n"
+                        "})");
+    REQUIRE(j);
+    CHECK(prj_js_definition(j)->handles_deleted);
+    prj_js_event e[3] = {ev("a", 0, "T", "{}", NULL), ev("a", 1, "$streamDeleted", "{}", NULL),
+                         ev("z", 7, "$streamDeleted", "{}", NULL)};
+    e[1].deleted = 1;
+    e[2].deleted = 1;
+    prj_js_result res;
+    CHECK_RC(run(j, e, 3, &res, NULL), 0);
+    STATE_IS(&res, "a", "{\"n\":1,\"created\":true,\"deleted\":[null,\"a\",false]}");
+    /* a stream met first by its deletion: $init, no $created */
+    STATE_IS(&res, "z", "{\"n\":0,\"deleted\":[null,\"z\",false]}");
+    prj_js_close(j);
+}
+
+/* emit, linkTo, linkStreamTo, copyTo: what a batch writes, with the index
+ * of the event that wrote it and the metadata the script gave. */
+static void t_outputs(void)
+{
+    prj_js *j = open_js("fromAll().when({\n"
+                        "  A: function (s, e) {\n"
+                        "    emit('out-' + e.streamId, 'Seen', { n: e.sequenceNumber }, { by: 'test', n: 1, "
+                        "u: undefined });\n"
+                        "    emit('plain', 'Seen', { a: [1, 'x'] });\n"
+                        "  },\n"
+                        "  B: function (s, e) {\n"
+                        "    linkTo('links', e, { why: 'b' });\n"
+                        "    linkStreamTo('streams', e.streamId);\n"
+                        "    copyTo('copies', e, { extra: true });\n"
+                        "    linkTo('links2', e);\n"
+                        "  }\n"
+                        "})");
+    REQUIRE(j);
+    prj_js_event e[3] = {ev("s1", 3, "A", "{}", NULL), ev("s2", 9, "C", "{}", NULL),
+                         ev("s3", 4, "B", "{\"v\":1}", "{\"m\":2}")};
+    prj_js_result res;
+    CHECK_RC(run(j, e, 3, &res, NULL), 0);
+    REQUIRE(res.n_out == 6);
+    const prj_js_out *o = res.out;
+    CHECK(o[0].source == 0 && o[0].kind == PRJ_JS_OUT_EMIT && o[0].is_json &&
+          eq(o[0].stream, o[0].stream_len, "out-s1") && eq(o[0].type, o[0].type_len, "Seen") &&
+          eq(o[0].data, o[0].data_len, "{\"n\":3}") &&
+          eq(o[0].meta, o[0].meta_len, "{\"by\":\"test\",\"n\":1}"));
+    CHECK(o[1].source == 0 && eq(o[1].data, o[1].data_len, "{\"a\":[1,\"x\"]}") && !o[1].meta);
+    CHECK(o[2].source == 2 && o[2].kind == PRJ_JS_OUT_LINK_TO && !o[2].is_json &&
+          eq(o[2].stream, o[2].stream_len, "links") && eq(o[2].type, o[2].type_len, "$>") &&
+          eq(o[2].data, o[2].data_len, "4@s3") && eq(o[2].meta, o[2].meta_len, "{\"why\":\"b\"}"));
+    CHECK(o[3].kind == PRJ_JS_OUT_LINK_STREAM && eq(o[3].type, o[3].type_len, "$@") &&
+          eq(o[3].stream, o[3].stream_len, "streams") && eq(o[3].data, o[3].data_len, "s3") && !o[3].meta);
+    CHECK(o[4].kind == PRJ_JS_OUT_EMIT && o[4].is_json && eq(o[4].stream, o[4].stream_len, "copies") &&
+          eq(o[4].type, o[4].type_len, "B") && eq(o[4].data, o[4].data_len, "{\"v\":1}") &&
+          eq(o[4].meta, o[4].meta_len, "{\"m\":2,\"extra\":true}"));
+    CHECK(o[5].kind == PRJ_JS_OUT_LINK_TO && !o[5].meta);
+    prj_js_close(j);
+
+    /* KurrentDB's argument checks fault the projection */
+    static const struct {
+        const char *q, *why;
+    } bad[] = {
+        {"fromAll().when({ $any: (s, e) => { emit('', 'T', {}); } })",
+         "streamId may not be null or empty (line 1)"},
+        {"fromAll().when({ $any: (s, e) => { emit('x', 'T', null); } })",
+         "eventBody may not be null or empty"},
+        {"fromAll().when({ $any: (s, e) => { emit('x', 'T', {}, 'meta'); } })",
+         "metadata: an object expected"},
+        {"fromAll().when({ $any: (s, e) => { linkTo('x', {}); } })",
+         "Invalid link to event undefined@undefined"},
+        {"fromAll().when({ $any: (s, e) => {\n emit('x', 'T', { big: 'y'.repeat(17 << 20) }); } })",
+         "has data of 17825802 bytes, more than the limit of 16777216 bytes, in the handler for event 0@a "
+         "(T)"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        prj_js_limits lim = {.ms_per_event = 5000}; /* 17 MiB to JSON on a loaded machine */
+        j = open_lim(bad[i].q, &lim);
+        CHECK(j);
+        if (!j) continue;
+        prj_js_event one = ev("a", 0, "T", "{}", NULL);
+        CHECK_RC(run(j, &one, 1, &res, NULL), FACTUM_EFAULTED);
+        CHECK(contains(prj_js_error(j), bad[i].why));
+        CHECK_RC(prj_js_process(j, &one, 1, &res), FACTUM_EFAULTED); /* latched (JSP-3) */
+        prj_js_close(j);
+    }
+}
+
+/* outputState: the result is the state; transformBy/filterBy: a
+ * transformed result, none (NULL) when the filter says no. */
+static void t_results(void)
+{
+    static const struct {
+        const char *q, *state, *result; /* result NULL: none */
+        int produces;
+    } c[] = {
+        {"fromAll().when({ $init: () => ({ n: 0 }), $any: (s) => { s.n++; } })", "{\"n\":2}", NULL, 0},
+        {"fromAll().when({ $init: () => ({ n: 0 }), $any: (s) => { s.n++; } }).outputState()", "{\"n\":2}",
+         "{\"n\":2}", 1},
+        {"fromAll().when({ $init: () => ({ n: 0 }), $any: (s) => { s.n++; } }).transformBy(s => ({ total: "
+         "s.n * 10 }))",
+         "{\"n\":2}", "{\"total\":20}", 1},
+        {"fromAll().when({ $init: () => ({ n: 0 }), $any: (s) => { s.n++; } })\n"
+         "  .transformBy(s => ({ total: s.n })).transformBy(s => [s.total]).outputState()",
+         "{\"n\":2}", "[2]", 1},
+        {"fromAll().when({ $init: () => ({ n: 0 }), $any: (s) => { s.n++; } }).filterBy(s => s.n > 5)",
+         "{\"n\":2}", NULL, 1},
+        {"fromAll().when({ $init: () => ({ n: 0 }), $any: (s) => { s.n++; } }).filterBy(s => s.n > 1)",
+         "{\"n\":2}", "{\"n\":2}", 1},
+        {"fromAll().when({ $init: () => ({ n: 0 }), $any: (s) => { s.n++; } }).filterBy(s => 1)", "{\"n\":2}",
+         NULL, 1}, /* only true passes */
+        {"fromAll().when({ $init: () => ({ n: 0 }), $any: (s) => { s.n++; } }).transformBy(s => null)",
+         "{\"n\":2}", NULL, 1},
+        /* no handler for the type and no $any: the state becomes the body (KurrentDB's default) */
+        {"fromAll().when({ Other: (s) => s })", "{\"v\":2}", NULL, 0},
+        {"fromAll()", "{\"v\":2}", NULL, 0},
+        /* a handler's null: no state */
+        {"fromAll().when({ $any: (s) => null })", "", NULL, 0},
+    };
+    for (size_t i = 0; i < sizeof c / sizeof *c; i++) {
+        prj_js *j = open_js(c[i].q);
+        CHECK(j);
+        if (!j) continue;
+        CHECK(prj_js_definition(j)->produces_results == c[i].produces);
+        prj_js_event e[2] = {ev("a", 0, "T", "{\"v\":1}", NULL), ev("a", 1, "T", "{\"v\":2}", NULL)};
+        prj_js_result res;
+        CHECK_RC(run(j, e, 2, &res, NULL), 0);
+        const prj_js_part *p = part(&res, "");
+        int ok = p && eq(p->state, p->state_len, c[i].state) &&
+                 (c[i].result ? eq(p->result, p->result_len, c[i].result) : !p->result);
+        if (*c[i].state == 0) ok = !p; /* null from the start: nothing changed */
+        CHECK(ok);
+        if (!ok) fprintf(stderr, "  case %zu: %s\n", i, c[i].q);
+        prj_js_close(j);
+    }
+}
+
+/* The event object as KurrentDB builds it; body parsed only when read. */
+static void t_event_object(void)
+{
+    prj_js *j = open_js(
+        "fromCategory('acct').when({\n"
+        "  $any: function (s, e) {\n"
+        "    return { streamId: e.streamId, sequenceNumber: e.sequenceNumber, eventType: e.eventType,\n"
+        "      eventId: e.eventId, isJson: e.isJson, bodyRaw: e.bodyRaw, x: e.body.x, same: e.data === "
+        "e.body,\n"
+        "      metadataRaw: e.metadataRaw, m: e.metadata.m, linkMetadataRaw: e.linkMetadataRaw,\n"
+        "      link: e.linkMetadata, partition: e.partition, category: e.category, created: e.created,\n"
+        "      keys: Object.keys(e).length, forIn: Array.from((function* () { for (const k in e) yield k; "
+        "})()).sort().join(','),\n"
+        "      json: JSON.parse(JSON.stringify(e)).body };\n"
+        "  }\n"
+        "})");
+    REQUIRE(j);
+    prj_js_event e = ev("acct-1", 5, "Opened", "{\"x\":[1,2]}", "{\"m\":\"meta\"}");
+    e.link_meta = (const uint8_t *)"{\"l\":1}";
+    e.link_meta_len = 7;
+    prj_js_result res;
+    CHECK_RC(run(j, &e, 1, &res, NULL), 0);
+    STATE_IS(
+        &res, "",
+        "{\"streamId\":\"acct-1\",\"sequenceNumber\":5,\"eventType\":\"Opened\","
+        "\"eventId\":\"05152535-4555-6575-8595-a5b5c5d5e5f5\",\"isJson\":true,\"bodyRaw\":\"{\\\"x\\\":[1,2]}"
+        "\","
+        "\"x\":[1,2],\"same\":true,\"metadataRaw\":\"{\\\"m\\\":\\\"meta\\\"}\",\"m\":\"meta\","
+        "\"linkMetadataRaw\":\"{\\\"l\\\":1}\",\"link\":{\"l\":1},\"partition\":\"\",\"category\":\"acct\","
+        "\"created\":\"2025-01-01T00:00:00.1234567Z\","
+        "\"keys\":10,\"forIn\":\"body,bodyRaw,category,created,data,eventId,eventType,isJson,linkMetadata,"
+        "linkMetadataRaw,metadata,metadataRaw,partition,sequenceNumber,streamId\",\"json\":{\"x\":[1,2]}}");
+    prj_js_close(j);
+
+    /* not JSON: no body; a body that is not valid JSON is fine until read */
+    j = open_js(
+        "fromAll().when({\n"
+        "  Bin: (s, e) => ({ isJson: e.isJson, body: typeof e.body, raw: e.bodyRaw, meta: e.metadata }),\n"
+        "  Lazy: (s, e) => ({ raw: e.bodyRaw }),\n"
+        "  Eager: (s, e) => ({ x: e.body.x })\n"
+        "})");
+    REQUIRE(j);
+    prj_js_event b[3] = {ev("a", 0, "Bin", "raw bytes", NULL), ev("a", 1, "Lazy", "{not json", NULL),
+                         ev("a", 2, "Eager", "{not json", NULL)};
+    b[0].is_json = 0;
+    CHECK_RC(run(j, b, 1, &res, NULL), 0);
+    STATE_IS(&res, "", "{\"isJson\":false,\"body\":\"undefined\",\"raw\":\"raw bytes\",\"meta\":null}");
+    CHECK_RC(run(j, b + 1, 1, &res, NULL), 0);
+    STATE_IS(&res, "", "{\"raw\":\"{not json\"}");
+    CHECK_RC(run(j, b + 2, 1, &res, NULL), FACTUM_EFAULTED);
+    CHECK(contains(prj_js_error(j), "SyntaxError") &&
+          contains(prj_js_error(j), "(line 4) in the handler for event 2@a (Eager)"));
+    prj_js_close(j);
+}
+
+/* ES2015+ as KurrentDB users write it. */
+static void t_modern_javascript(void)
+{
+    prj_js *j = open_js(
+        "class Tally {\n"
+        "  constructor(o = {}) { this.byType = { ...o.byType }; this.n = o.n ?? 0; }\n"
+        "  add({ eventType: t }) { this.byType[t] = (this.byType[t] || 0) + 1; this.n++; return this; }\n"
+        "}\n"
+        "const label = (t, n) => `${t}:${n}`;\n"
+        "fromAll().when({\n"
+        "  $init: () => ({ byType: {}, n: 0, labels: [] }),\n"
+        "  $any: (s, e) => {\n"
+        "    let t = new Tally(s).add(e);\n"
+        "    const [first, ...rest] = [e.body.a, e.body.b, e.body.c];\n"
+        "    const labels = [...s.labels, label(e.eventType, first + rest.length)];\n"
+        "    for (const [k, v] of Object.entries({ k: 1 })) t[k] = v;\n"
+        "    return { byType: t.byType, n: t.n, labels, k: t.k };\n"
+        "  }\n"
+        "})");
+    REQUIRE(j);
+    prj_js_event e[2] = {ev("a", 0, "X", "{\"a\":1,\"b\":2,\"c\":3}", NULL),
+                         ev("a", 1, "Y", "{\"a\":5}", NULL)};
+    prj_js_result res;
+    CHECK_RC(run(j, e, 2, &res, NULL), 0);
+    STATE_IS(&res, "", "{\"byType\":{\"X\":1,\"Y\":1},\"n\":2,\"labels\":[\"X:3\",\"Y:7\"],\"k\":1}");
+    prj_js_close(j);
+}
+
+/* States saved after a batch and loaded into a new engine give what one
+ * engine running on gives. */
+static void t_state_round_trip(void)
+{
+    const char *q = "fromAll().partitionBy(e => e.streamId).when({\n"
+                    "  $init: () => ({ n: 0, seen: [] }),\n"
+                    "  $any: (s, e) => { s.n++; s.seen.push(e.sequenceNumber); return s; }\n"
+                    "})";
+    prj_js_event e[4] = {ev("a", 0, "T", "{}", NULL), ev("b", 0, "T", "{}", NULL),
+                         ev("a", 1, "T", "{}", NULL), ev("b", 1, "T", "{}", NULL)};
+    prj_js *one = open_js(q), *first = open_js(q), *second = open_js(q);
+    REQUIRE(one && first && second);
+    prj_js_result res;
+    CHECK_RC(run(one, e, 4, &res, NULL), 0);
+    CHECK_RC(run(first, e, 2, &res, NULL), 0);
+    char *a = NULL, *b = NULL;
+    CHECK_RC(prj_js_get_state(first, "a", 1, 0, &a, NULL), 0);
+    CHECK_RC(prj_js_get_state(first, "b", 1, 0, &b, NULL), 0);
+    char *none = (char *)1;
+    CHECK_RC(prj_js_get_state(first, "zz", 2, 0, &none, NULL), 0);
+    CHECK(none == NULL);
+    REQUIRE(a && b);
+    /* preloaded before the batch: no NEED */
+    CHECK_RC(prj_js_load(second, "a", 1, 0, a, strlen(a)), 0);
+    CHECK_RC(prj_js_load(second, "b", 1, 0, b, strlen(b)), 0);
+    CHECK_RC(run(second, e + 2, 2, &res, NULL), 0);
+    CHECK(needs == 0);
+    STATE_IS(&res, "a", "{\"n\":2,\"seen\":[0,1]}");
+    STATE_IS(&res, "b", "{\"n\":2,\"seen\":[0,1]}");
+    for (const char *k = "a"; *k <= 'b'; k = *k == 'a' ? "b" : "c") {
+        char *x = NULL, *y = NULL;
+        CHECK_RC(prj_js_get_state(one, k, 1, 0, &x, NULL), 0);
+        CHECK_RC(prj_js_get_state(second, k, 1, 0, &y, NULL), 0);
+        CHECK(x && y && !strcmp(x, y));
+        free(x);
+        free(y);
+    }
+    /* a stored state that is not JSON faults with the partition's name */
+    CHECK_RC(prj_js_load(first, "c", 1, 0, "{broken", 7), 0);
+    prj_js_event c = ev("c", 0, "T", "{}", NULL);
+    CHECK_RC(run(first, &c, 1, &res, NULL), FACTUM_EFAULTED);
+    CHECK(contains(prj_js_error(first), "loading the state of partition 'c'"));
+    free(a);
+    free(b);
+    prj_js_close(one);
+    prj_js_close(first);
+    prj_js_close(second);
+}
+
+/* ---- isolation ------------------------------------------------------------ */
+
+typedef struct bad_case {
+    const char *name, *q;
+    uint32_t ms, heap_mib, state_bytes;
+    const char *why;
+} bad_case;
+
+static void t_script_faults(void)
+{
+    static const bad_case c[] = {
+        {"infinite loop", "fromAll().when({ $any: function (s, e) {\n for (;;) {} } })", 100, 0, 0,
+         "timed out after 100 ms in the handler for event 0@a (T)"},
+        {"infinite loop catching everything",
+         "fromAll().when({ $any: (s, e) => { for (;;) { try { for (;;) {} } catch (x) {} } } })", 100, 0, 0,
+         "timed out after 100 ms"},
+        {"deep recursion",
+         "fromAll().when({ $any: (s, e) => {\n const r = (n) => r(n + 1) + 1; return r(0); } })", 0, 0, 0,
+         "RangeError: Maximum call stack size exceeded (line 2) in the handler for event 0@a (T)"},
+        {"state past its limit",
+         "fromAll().when({ $init: () => ({ l: [] }), $any: (s, e) => { s.l.push('x'.repeat(600)); return s; "
+         "} })",
+         0, 0, 1000, "the state is 1213 bytes, more than the limit (MaxProjectionStateSize) of 1000 bytes"},
+        {"heap past its limit",
+         "fromAll().when({ $any: (s, e) => { const keep = []; for (;;) keep.push(new Array(10000).fill(e)); "
+         "} })",
+         0, 16, 0, "the script's heap reached its limit of 16 MiB in the handler for event 0@a (T)"},
+        {"exception in $init",
+         "fromAll().when({\n $init: function () { throw new Error('boom in $init'); },\n $any: (s) => s })",
+         0, 0, 0, "Error: boom in $init (line 2) in the handler for event 0@a (T)"},
+        {"a thrown string", "fromAll().when({ $any: (s) => { throw 'plain'; } })", 0, 0, 0, "plain (line 1)"},
+        {"a cyclic state", "fromAll().when({ $any: (s) => { s.self = s; return s; } })", 0, 0, 0,
+         "TypeError: Converting circular structure to JSON"},
+    };
+    prj_js *good = open_js(COUNT);
+    REQUIRE(good);
+    for (size_t i = 0; i < sizeof c / sizeof *c; i++) {
+        prj_js_limits lim = {
+            .ms_per_event = c[i].ms, .heap_mib = c[i].heap_mib, .state_bytes = c[i].state_bytes};
+        prj_js *j = open_lim(c[i].q, &lim);
+        CHECK(j);
+        if (!j) continue;
+        prj_js_event e[2] = {ev("a", 0, "T", "{}", NULL), ev("a", 1, "T", "{}", NULL)};
+        prj_js_result res;
+        CHECK_RC(run(j, e, 2, &res, NULL), FACTUM_EFAULTED);
+        if (!contains(prj_js_error(j), c[i].why)) fprintf(stderr, "  (%s)\n", c[i].name);
+        CHECK(prj_js_pid(j) == 0); /* the worker is gone */
+        CHECK_RC(prj_js_process(j, e, 1, &res), FACTUM_EFAULTED);
+        prj_js_close(j);
+        check_healthy(good, (int)i + 1);
+    }
+    prj_js_close(good);
+}
+
+typedef struct killer {
+    int pid, sig, after_ms;
+} killer;
+
+static void *kill_later(void *arg)
+{
+    killer *k = arg;
+    usleep((useconds_t)k->after_ms * 1000);
+    kill(k->pid, k->sig);
+    return NULL;
+}
+
+/* The worker dies in the middle of a batch: by a signal, or it stops
+ * answering (SIGSTOP) and the host's deadline kills it (JSP-1). */
+static void t_worker_dies(void)
+{
+    static const struct {
+        int sig;
+        const char *why;
+    } c[] = {
+        {SIGSEGV, "the JavaScript engine crashed (signal 11"},
+        {SIGKILL, "the JavaScript engine crashed (signal 9"},
+        {SIGSTOP, "did not answer within"},
+    };
+    prj_js *good = open_js(COUNT);
+    REQUIRE(good);
+    setenv("FACTUM_JS_GRACE_MS", "300", 1);
+    for (size_t i = 0; i < sizeof c / sizeof *c; i++) {
+        prj_js_limits lim = {.ms_per_event = 200};
+        prj_js *j = open_lim(
+            "fromAll().when({ $any: (s, e) => { const t = Date.now(); while (Date.now() - t < 150) {} } })",
+            &lim);
+        CHECK(j);
+        if (!j) continue;
+        killer k = {prj_js_pid(j), c[i].sig, 50};
+        pthread_t th;
+        pthread_create(&th, NULL, kill_later, &k);
+        prj_js_event e[4] = {ev("a", 0, "T", "{}", NULL), ev("a", 1, "T", "{}", NULL),
+                             ev("a", 2, "T", "{}", NULL), ev("a", 3, "T", "{}", NULL)};
+        prj_js_result res;
+        uint64_t t0 = (uint64_t)time(NULL);
+        CHECK_RC(run(j, e, c[i].sig == SIGSTOP ? 1 : 4, &res, NULL), FACTUM_EFAULTED);
+        pthread_join(th, NULL);
+        CHECK(contains(prj_js_error(j), c[i].why));
+        CHECK((uint64_t)time(NULL) - t0 < 10);
+        prj_js_close(j); /* reaps a stopped worker too */
+        check_healthy(good, (int)i + 1);
+    }
+    unsetenv("FACTUM_JS_GRACE_MS");
+    /* no worker program: where it looked */
+    prj_js_limits lim = {.worker = "/nonexistent/factum-js"};
+    prj_js *j = NULL;
+    CHECK_RC(prj_js_open(&lim, "x", COUNT, strlen(COUNT), &j, err, sizeof err), -ENOENT);
+    CHECK(!j && contains(err, "/nonexistent/factum-js"));
+    prj_js_close(good);
+}
+
+/* The host's calls out of order fault the engine rather than confuse it. */
+static void t_misuse(void)
+{
+    prj_js *j = open_js("fromAll().partitionBy(e => e.streamId).when({ $any: (s) => s })");
+    REQUIRE(j);
+    prj_js_result res;
+    CHECK_RC(prj_js_resume(j, &res), FACTUM_EINVAL);
+    CHECK(contains(prj_js_error(j), "without a PRJ_JS_NEED"));
+    CHECK_RC(prj_js_process(j, NULL, 0, &res), FACTUM_EFAULTED);
+    prj_js_close(j);
+    j = open_js("fromAll().partitionBy(e => e.streamId).when({ $any: (s) => s })");
+    REQUIRE(j);
+    prj_js_event e = ev("a", 0, "T", "{}", NULL);
+    CHECK_RC(prj_js_process(j, &e, 1, &res), PRJ_JS_NEED);
+    CHECK_RC(prj_js_process(j, &e, 1, &res), FACTUM_EINVAL);
+    prj_js_close(j);
+    prj_js_close(NULL);
+}
+
+int main(void)
+{
+    const char *w = getenv("FACTUM_JS_WORKER");
+    if (!w || !*w || access(w, X_OK)) {
+        printf("skipped: no JavaScript worker (FACTUM_JS_WORKER)\n");
+        return 77;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    RUN(t_count_by_type);
+    RUN(t_sources_and_options);
+    RUN(t_refused);
+    RUN(t_partition_by);
+    RUN(t_foreach_stream);
+    RUN(t_bi_state);
+    RUN(t_deleted);
+    RUN(t_outputs);
+    RUN(t_results);
+    RUN(t_event_object);
+    RUN(t_modern_javascript);
+    RUN(t_state_round_trip);
+    RUN(t_script_faults);
+    RUN(t_worker_dies);
+    RUN(t_misuse);
+    return harness_done();
+}
