@@ -640,6 +640,13 @@ static int cut(prj *p, prj_jsrun *r)
 {
     if (p->flight_n >= p->m->opts.batches_in_flight) return 0;
     if (handle(p, r)) return -1;
+    /* Every checkpoint carries the state, also one whose stretch held no
+     * source event (nothing handled, nothing applied): the state is read
+     * back from the last checkpoint, and a restart goes on from it. */
+    if (r->root.len && prj_batch_set_checkpoint_data(p->fill, r->root.data, r->root.len)) {
+        prj_fault(p, -ENOMEM, "writing its checkpoint");
+        return -1;
+    }
     prj_batch_cover(p->fill, p->read_pos);
     return prj_submit(p);
 }
