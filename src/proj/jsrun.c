@@ -698,13 +698,14 @@ int prj_js_step(prj *p, int *did)
      * engine.c does); so does a checkpoint after a long quiet stretch. */
     if (at_head && !p->flight_n && (r->n_ev || prj_batch_events(p->fill) || p->since_cut >= PRJ_IDLE_CHECKPOINT)) {
         if (cut(p, r) > 0) *did = 1;
+        if (p->state != FACTUM_PROJECTION_RUNNING) return 0; /* it faulted: p->jr (r) is freed */
     }
-    if (at_head && r->one_time && !p->flight_n && !r->n_ev && p->state == FACTUM_PROJECTION_RUNNING &&
-        p->read_pos >= r->stop_at) {
-        /* one-time: the whole log as it was at the start is done, and its
-         * last checkpoint written */
-        if (p->since_cut && cut(p, r) > 0) {
-            *did = 1;
+    if (at_head && r->one_time && !p->flight_n && !r->n_ev && p->read_pos >= r->stop_at) {
+        /* one-time: the whole log as it was at the start is done once its
+         * last checkpoint is written. Not appended yet (the store's queue
+         * was full), it is tried again at the next step; a fault stands. */
+        if (p->since_cut) {
+            if (cut(p, r) > 0) *did = 1;
             return 0;
         }
         prj_stop(p, FACTUM_PROJECTION_COMPLETED);

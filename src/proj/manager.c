@@ -798,6 +798,9 @@ void factum_projections_close(factum_projections *m)
 /* Queue c and, without a callback, wait for it. c->p or c->name set. */
 static int queue(factum_projections *m, prj_cmd *c)
 {
+    /* With a callback, c belongs to the manager's thread once queued: it
+     * may be run and freed before this function looks at it again. */
+    int async = c->cb != NULL;
     pthread_mutex_lock(&m->mu);
     if (m->stopping) {
         pthread_mutex_unlock(&m->mu);
@@ -813,7 +816,7 @@ static int queue(factum_projections *m, prj_cmd *c)
     m->cmd_tail = c;
     pthread_mutex_unlock(&m->mu);
     prj_kick(m);
-    if (c->cb) return 0;
+    if (async) return 0;
     pthread_mutex_lock(&m->mu);
     while (!c->done)
         pthread_cond_wait(&m->done_cv, &m->mu);
