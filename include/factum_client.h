@@ -279,8 +279,8 @@ typedef int (*factum_client_ps_fn)(void *ctx, const factum_sub_item *it, int ret
  * 0). Errors: FACTUM_ENOTFOUND (no such group), FACTUM_EFULL (the group's
  * max subscriber count is reached), FACTUM_ECANCELED (the group was
  * deleted or restarted), FACTUM_ECONNECT, and those of every call. */
-FACTUM_API int factum_client_ps_subscribe(factum_client *c, const char *stream, const char *group, int buffer_size,
-                                          int idle_ms, factum_client_ps_fn fn, void *ctx);
+FACTUM_API int factum_client_ps_subscribe(factum_client *c, const char *stream, const char *group,
+                                          int buffer_size, int idle_ms, factum_client_ps_fn fn, void *ctx);
 
 /* ---- projections ------------------------------------------------------
  *

@@ -44,7 +44,7 @@ static const char projection_help[] =
     "  show           one projection's status in full (and its query, on a data directory)\n"
     "  state, result  the projection's state or result as JSON ({} when it has none)\n"
     "  create         a JavaScript projection from --query or --file (- for stdin), started at once;\n"
-    "                 a one-time projection is named by the server (NAME is then ignored)\n"
+    "                 over --server a one-time projection is named by the server (NAME is ignored)\n"
     "  update         replace the query and/or the emit option; a running projection restarts with it\n"
     "  enable         start it from its last checkpoint (also after a fault)\n"
     "  disable        stop it once its writes in flight are done\n"
@@ -173,14 +173,15 @@ static int print_status(void *arg, const factum_projection_status *st)
         if (!rc) rc = base_buf_append(&b, ",\"status\":", 10);
         if (!rc) rc = json_write_string(&b, status, strlen(status));
         if (!rc)
-            rc = base_buf_printf(&b,
-                                 ",\"mode\":\"%s\",\"enabled\":%s,\"position\":%" PRIu64 ",\"lastCheckpoint\":%" PRIu64
-                                 ",\"progress\":%.1f,\"eventsProcessedAfterRestart\":%" PRIu64 ",\"epoch\":%" PRId64
-                                 ",\"version\":%" PRId64 ",\"writesInProgress\":%" PRIu32 ",\"bufferedEvents\":%" PRIu32
-                                 ",\"partitionsCached\":%" PRIu32 ",\"stateReason\":",
-                                 mode_text(st->mode), st->enabled ? "true" : "false", st->position, st->checkpoint,
-                                 st->progress, st->events_processed, st->epoch, st->version, st->writes_in_flight,
-                                 st->buffered_events, st->partitions_cached);
+            rc = base_buf_printf(
+                &b,
+                ",\"mode\":\"%s\",\"enabled\":%s,\"position\":%" PRIu64 ",\"lastCheckpoint\":%" PRIu64
+                ",\"progress\":%.1f,\"eventsProcessedAfterRestart\":%" PRIu64 ",\"epoch\":%" PRId64
+                ",\"version\":%" PRId64 ",\"writesInProgress\":%" PRIu32 ",\"bufferedEvents\":%" PRIu32
+                ",\"partitionsCached\":%" PRIu32 ",\"stateReason\":",
+                mode_text(st->mode), st->enabled ? "true" : "false", st->position, st->checkpoint,
+                st->progress, st->events_processed, st->epoch, st->version, st->writes_in_flight,
+                st->buffered_events, st->partitions_cached);
         if (!rc) rc = json_write_string(&b, st->reason, strlen(st->reason));
         if (!rc && p->query) {
             rc = base_buf_append(&b, ",\"query\":", 9);
@@ -216,7 +217,8 @@ static int print_status(void *arg, const factum_projection_status *st)
         return 0;
     }
     if (!p->header) {
-        printf("%-24s %-18s %-10s %12s %8s %12s\n", "NAME", "STATUS", "MODE", "POSITION", "PROGRESS", "EVENTS");
+        printf("%-24s %-18s %-10s %12s %8s %12s\n", "NAME", "STATUS", "MODE", "POSITION", "PROGRESS",
+               "EVENTS");
         p->header = 1;
     }
     printf("%-24s %-18s %-10s %12" PRIu64 " %7.1f%% %12" PRIu64 "\n", st->name, status, mode_text(st->mode),
@@ -236,7 +238,8 @@ static int parse_mode(cli_ctx *c, const char *text, int allow_all, int *out)
     else if (!strcmp(text, "transient")) *out = FACTUM_PROJECTION_TRANSIENT;
     else if (allow_all && !strcmp(text, "all")) *out = -1;
     else
-        return cli_usage(c, "--mode '%s': use continuous, one-time, transient%s", text, allow_all ? " or all" : "");
+        return cli_usage(c, "--mode '%s': use continuous, one-time, transient%s", text,
+                         allow_all ? " or all" : "");
     return CLI_OK;
 }
 
@@ -301,8 +304,9 @@ static int cmd_state(target *t, const cli_args *a, const char *name, int result)
     else
         rc = result ? factum_projection_get_result(t->m, name, partition, &json, &len)
                     : factum_projection_get_state(t->m, name, partition, &json, &len);
-    if (rc) return target_fail(t, rc, result ? "reading the result of projection" : "reading the state of projection",
-                               name);
+    if (rc)
+        return target_fail(
+            t, rc, result ? "reading the result of projection" : "reading the state of projection", name);
     /* As the server answers a projection without one: an empty object. */
     if (len) fwrite(json, 1, len, stdout);
     else fputs("{}", stdout);
@@ -324,7 +328,8 @@ static int read_query(cli_ctx *c, const cli_args *a, int required, char **out)
         }
         return CLI_OK;
     }
-    if (!file) return required ? cli_usage(c, "the query is missing: give --query JS or --file FILE") : CLI_OK;
+    if (!file)
+        return required ? cli_usage(c, "the query is missing: give --query JS or --file FILE") : CLI_OK;
     FILE *f = strcmp(file, "-") ? fopen(file, "rb") : stdin;
     if (!f) {
         cli_msg(c, "cannot read '%s': %s", file, strerror(errno));
@@ -403,7 +408,8 @@ static int wait_caught_up(target *t, const char *name, int timeout_ms)
             cli_msg(t->c, "projection '%s' faulted: %s", name, w.reason);
             return CLI_FAIL;
         }
-        if (w.seen && w.st.state == FACTUM_PROJECTION_RUNNING && w.st.progress >= 100.0 && !w.st.writes_in_flight)
+        if (w.seen && w.st.state == FACTUM_PROJECTION_RUNNING && w.st.progress >= 100.0 &&
+            !w.st.writes_in_flight)
             return CLI_OK;
         if (now_ms() >= end) {
             cli_msg(t->c, "projection '%s' did not catch up within %d ms", name, timeout_ms);
@@ -438,7 +444,8 @@ static int cmd_create(target *t, const cli_args *a, const char *name)
     d.enabled = 1;
     d.emit_enabled = cli_has(a, "emit");
     d.track_emitted_streams = cli_has(a, "track-emitted-streams");
-    int rc = t->cl ? factum_client_projection_create(t->cl, &d) : factum_projection_create(t->m, &d, NULL, NULL);
+    int rc =
+        t->cl ? factum_client_projection_create(t->cl, &d) : factum_projection_create(t->m, &d, NULL, NULL);
     free(query);
     if (rc == FACTUM_EEXISTS) {
         cli_msg(t->c, "a projection '%s' exists already", name);
@@ -452,10 +459,12 @@ static int cmd_create(target *t, const cli_args *a, const char *name)
 static int cmd_update(target *t, const cli_args *a, const char *name)
 {
     int emit = cli_has(a, "emit") ? 1 : cli_has(a, "no-emit") ? 0 : -1, code;
-    if (cli_has(a, "emit") && cli_has(a, "no-emit")) return cli_usage(t->c, "give --emit or --no-emit, not both");
+    if (cli_has(a, "emit") && cli_has(a, "no-emit"))
+        return cli_usage(t->c, "give --emit or --no-emit, not both");
     char *query;
     if ((code = read_query(t->c, a, 0, &query))) return code;
-    if (!query && emit < 0) return cli_usage(t->c, "nothing to update: give --query JS, --file FILE, --emit or --no-emit");
+    if (!query && emit < 0)
+        return cli_usage(t->c, "nothing to update: give --query JS, --file FILE, --emit or --no-emit");
     int rc = t->cl ? factum_client_projection_update(t->cl, name, query, emit)
                    : factum_projection_update(t->m, name, query, emit, NULL, NULL);
     free(query);
@@ -468,11 +477,14 @@ static int cmd_command(target *t, const cli_args *a, const char *name, const cha
     if ((code = parse_timeout(t->c, a, &timeout))) return code;
     int rc;
     if (!strcmp(verb, "enable"))
-        rc = t->cl ? factum_client_projection_enable(t->cl, name) : factum_projection_enable(t->m, name, NULL, NULL);
+        rc = t->cl ? factum_client_projection_enable(t->cl, name)
+                   : factum_projection_enable(t->m, name, NULL, NULL);
     else if (!strcmp(verb, "disable"))
-        rc = t->cl ? factum_client_projection_disable(t->cl, name) : factum_projection_disable(t->m, name, NULL, NULL);
+        rc = t->cl ? factum_client_projection_disable(t->cl, name)
+                   : factum_projection_disable(t->m, name, NULL, NULL);
     else
-        rc = t->cl ? factum_client_projection_reset(t->cl, name) : factum_projection_reset(t->m, name, NULL, NULL);
+        rc = t->cl ? factum_client_projection_reset(t->cl, name)
+                   : factum_projection_reset(t->m, name, NULL, NULL);
     if (rc) {
         const char *what = !strcmp(verb, "enable")    ? "enabling projection"
                            : !strcmp(verb, "disable") ? "disabling projection"
@@ -505,7 +517,8 @@ static int cmd_delete(target *t, const cli_args *a, const char *name)
 int cli_cmd_projection(cli_ctx *c, int argc, char **argv)
 {
     cli_args a;
-    int code = cli_parse(c, argc, argv, projection_opts, sizeof projection_opts / sizeof projection_opts[0], &a);
+    int code =
+        cli_parse(c, argc, argv, projection_opts, sizeof projection_opts / sizeof projection_opts[0], &a);
     if (code) return code;
     if (a.help) {
         code = cli_help(projection_help);

@@ -73,7 +73,8 @@ int factum_client_projection_create(factum_client *c, const factum_projection_de
     c->err[0] = 0;
     int rc = 0;
     EventStore__Client__Projections__CreateReq req = EVENT_STORE__CLIENT__PROJECTIONS__CREATE_REQ__INIT;
-    EventStore__Client__Projections__CreateReq__Options o = EVENT_STORE__CLIENT__PROJECTIONS__CREATE_REQ__OPTIONS__INIT;
+    EventStore__Client__Projections__CreateReq__Options o =
+        EVENT_STORE__CLIENT__PROJECTIONS__CREATE_REQ__OPTIONS__INIT;
     EventStore__Client__Projections__CreateReq__Options__Continuous cont =
         EVENT_STORE__CLIENT__PROJECTIONS__CREATE_REQ__OPTIONS__CONTINUOUS__INIT;
     EventStore__Client__Projections__CreateReq__Options__Transient tr =
@@ -129,10 +130,12 @@ int factum_client_projection_update(factum_client *c, const char *name, const ch
         o.name = (char *)(uintptr_t)name;
         if (query) o.query = (char *)(uintptr_t)query;
         if (emit_enabled < 0) {
-            o.emit_option_case = EVENT_STORE__CLIENT__PROJECTIONS__UPDATE_REQ__OPTIONS__EMIT_OPTION_NO_EMIT_OPTIONS;
+            o.emit_option_case =
+                EVENT_STORE__CLIENT__PROJECTIONS__UPDATE_REQ__OPTIONS__EMIT_OPTION_NO_EMIT_OPTIONS;
             o.no_emit_options = &empty;
         } else {
-            o.emit_option_case = EVENT_STORE__CLIENT__PROJECTIONS__UPDATE_REQ__OPTIONS__EMIT_OPTION_EMIT_ENABLED;
+            o.emit_option_case =
+                EVENT_STORE__CLIENT__PROJECTIONS__UPDATE_REQ__OPTIONS__EMIT_OPTION_EMIT_ENABLED;
             o.emit_enabled = emit_enabled;
         }
         req.options = &o;
@@ -278,7 +281,8 @@ static int on_details(void *arg, const uint8_t *msg, size_t len)
     st.events_processed = d->eventsprocessedafterrestart > 0 ? (uint64_t)d->eventsprocessedafterrestart : 0;
     st.progress = d->progress;
     st.writes_in_flight = d->writesinprogress > 0 ? (uint32_t)d->writesinprogress : 0;
-    st.buffered_events = d->bufferedevents > 0 && d->bufferedevents <= UINT32_MAX ? (uint32_t)d->bufferedevents : 0;
+    st.buffered_events =
+        d->bufferedevents > 0 && d->bufferedevents <= UINT32_MAX ? (uint32_t)d->bufferedevents : 0;
     st.partitions_cached = d->partitionscached > 0 ? (uint32_t)d->partitionscached : 0;
     int rc = l->cb(l->ctx, &st);
     if (rc) {
@@ -294,7 +298,8 @@ int factum_client_projection_list(factum_client *c, const char *name, int mode,
     if (!c || !cb || mode < -1 || mode > FACTUM_PROJECTION_TRANSIENT) return FACTUM_EINVAL;
     pthread_mutex_lock(&c->mu);
     c->err[0] = 0;
-    EventStore__Client__Projections__StatisticsReq req = EVENT_STORE__CLIENT__PROJECTIONS__STATISTICS_REQ__INIT;
+    EventStore__Client__Projections__StatisticsReq req =
+        EVENT_STORE__CLIENT__PROJECTIONS__STATISTICS_REQ__INIT;
     EventStore__Client__Projections__StatisticsReq__Options o =
         EVENT_STORE__CLIENT__PROJECTIONS__STATISTICS_REQ__OPTIONS__INIT;
     EventStore__Client__Empty empty = EVENT_STORE__CLIENT__EMPTY__INIT;
@@ -302,10 +307,13 @@ int factum_client_projection_list(factum_client *c, const char *name, int mode,
         o.mode_case = EVENT_STORE__CLIENT__PROJECTIONS__STATISTICS_REQ__OPTIONS__MODE_NAME;
         o.name = (char *)(uintptr_t)name;
     } else {
-        o.mode_case = mode == FACTUM_PROJECTION_CONTINUOUS ? EVENT_STORE__CLIENT__PROJECTIONS__STATISTICS_REQ__OPTIONS__MODE_CONTINUOUS
-                      : mode == FACTUM_PROJECTION_ONE_TIME ? EVENT_STORE__CLIENT__PROJECTIONS__STATISTICS_REQ__OPTIONS__MODE_ONE_TIME
-                      : mode == FACTUM_PROJECTION_TRANSIENT ? EVENT_STORE__CLIENT__PROJECTIONS__STATISTICS_REQ__OPTIONS__MODE_TRANSIENT
-                                                            : EVENT_STORE__CLIENT__PROJECTIONS__STATISTICS_REQ__OPTIONS__MODE_ALL;
+        o.mode_case = mode == FACTUM_PROJECTION_CONTINUOUS
+                          ? EVENT_STORE__CLIENT__PROJECTIONS__STATISTICS_REQ__OPTIONS__MODE_CONTINUOUS
+                      : mode == FACTUM_PROJECTION_ONE_TIME
+                          ? EVENT_STORE__CLIENT__PROJECTIONS__STATISTICS_REQ__OPTIONS__MODE_ONE_TIME
+                      : mode == FACTUM_PROJECTION_TRANSIENT
+                          ? EVENT_STORE__CLIENT__PROJECTIONS__STATISTICS_REQ__OPTIONS__MODE_TRANSIENT
+                          : EVENT_STORE__CLIENT__PROJECTIONS__STATISTICS_REQ__OPTIONS__MODE_ALL;
         o.all = &empty; /* the union: every Empty member is the same pointer */
     }
     req.options = &o;
@@ -402,8 +410,8 @@ static int on_state(void *arg, const uint8_t *msg, size_t len)
     return 0;
 }
 
-static int get_state(factum_client *c, const char *method, const char *name, const char *partition, char **json,
-                     size_t *len)
+static int get_state(factum_client *c, const char *method, const char *name, const char *partition,
+                     char **json, size_t *len)
 {
     if (!c || !json) return FACTUM_EINVAL;
     *json = NULL;

@@ -643,6 +643,13 @@ static int cut(prj *p, prj_jsrun *r)
 {
     if (p->flight_n >= p->m->opts.batches_in_flight) return 0;
     if (handle(p, r)) return -1;
+    /* Every checkpoint carries the state, also one whose stretch held no
+     * source event (nothing handled, nothing applied): the state is read
+     * back from the last checkpoint, and a restart goes on from it. */
+    if (r->root.len && prj_batch_set_checkpoint_data(p->fill, r->root.data, r->root.len)) {
+        prj_fault(p, -ENOMEM, "writing its checkpoint");
+        return -1;
+    }
     prj_batch_cover(p->fill, p->read_pos);
     return prj_submit(p);
 }
@@ -694,17 +701,16 @@ int prj_js_step(prj *p, int *did)
      * engine.c does); so does a checkpoint after a long quiet stretch. */
     if (at_head && !p->flight_n && (r->n_ev || prj_batch_events(p->fill) || p->since_cut >= PRJ_IDLE_CHECKPOINT)) {
         if (cut(p, r) > 0) *did = 1;
-        if (p->state != FACTUM_PROJECTION_RUNNING) return 0; /* it faulted: r is gone */
+        if (p->state != FACTUM_PROJECTION_RUNNING) return 0; /* it faulted: p->jr (r) is freed */
     }
-    if (at_head && r->one_time && !p->flight_n && !r->n_ev && p->state == FACTUM_PROJECTION_RUNNING &&
-        p->read_pos >= r->stop_at) {
-        /* one-time: the whole log as it was at the start is done, and its
-         * last checkpoint written */
-        if (p->since_cut && cut(p, r) > 0) {
-            *did = 1;
+    if (at_head && r->one_time && !p->flight_n && !r->n_ev && p->read_pos >= r->stop_at) {
+        /* one-time: the whole log as it was at the start is done once its
+         * last checkpoint is written. Not appended yet (the store's queue
+         * was full), it is tried again at the next step; a fault stands. */
+        if (p->since_cut) {
+            if (cut(p, r) > 0) *did = 1;
             return 0;
         }
-        if (p->state != FACTUM_PROJECTION_RUNNING) return 0; /* the cut faulted it */
         prj_stop(p, FACTUM_PROJECTION_COMPLETED);
         *did = 1;
     }

@@ -798,7 +798,9 @@ void factum_projections_close(factum_projections *m)
 /* Queue c and, without a callback, wait for it. c->p or c->name set. */
 static int queue(factum_projections *m, prj_cmd *c)
 {
-    int async = c->cb != NULL; /* with a callback, c is the thread's (and freed) once queued */
+    /* With a callback, c belongs to the manager's thread once queued: it
+     * may be run and freed before this function looks at it again. */
+    int async = c->cb != NULL;
     pthread_mutex_lock(&m->mu);
     if (m->stopping) {
         pthread_mutex_unlock(&m->mu);

@@ -208,8 +208,8 @@ static char *parse_string(jv_parser *ps)
             unsigned cp, lo;
             if (q - s < 4 || hex4(s, &cp)) goto bad;
             s += 4;
-            if (cp >= 0xD800 && cp <= 0xDBFF && q - s >= 6 && s[0] == '\\' && s[1] == 'u' && !hex4(s + 2, &lo) &&
-                lo >= 0xDC00 && lo <= 0xDFFF) {
+            if (cp >= 0xD800 && cp <= 0xDBFF && q - s >= 6 && s[0] == '\\' && s[1] == 'u' &&
+                !hex4(s + 2, &lo) && lo >= 0xDC00 && lo <= 0xDFFF) {
                 cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
                 s += 6;
             } else if ((cp >= 0xD800 && cp <= 0xDFFF) || cp == 0) {

@@ -46,7 +46,18 @@
 #define STATE_MAX_DEPTH ((PB_MAX_DEPTH - 2) / 2)
 #define STATE_MAX_VALUE (256u << 20)
 
-enum { P_CREATE, P_UPDATE, P_DELETE, P_STATISTICS, P_DISABLE, P_ENABLE, P_RESET, P_STATE, P_RESULT, P_RESTART };
+enum {
+    P_CREATE,
+    P_UPDATE,
+    P_DELETE,
+    P_STATISTICS,
+    P_DISABLE,
+    P_ENABLE,
+    P_RESET,
+    P_STATE,
+    P_RESULT,
+    P_RESTART
+};
 
 typedef struct proj_call {
     rpc_ctx *ctx;
@@ -220,8 +231,8 @@ static int issue_create(proj_call *pc)
 static void create_message(proj_call *pc, const uint8_t *msg, size_t len)
 {
     pb_alloc pa;
-    EventStore__Client__Projections__CreateReq *req =
-        rpc_unpack(pc->c, &event_store__client__projections__create_req__descriptor, msg, len, &pa, "CreateReq");
+    EventStore__Client__Projections__CreateReq *req = rpc_unpack(
+        pc->c, &event_store__client__projections__create_req__descriptor, msg, len, &pa, "CreateReq");
     if (!req) return;
     const EventStore__Client__Projections__CreateReq__Options *o = req->options;
     pc->mode = FACTUM_PROJECTION_CONTINUOUS;
@@ -275,8 +286,8 @@ static int issue_update(proj_call *pc)
 static void update_message(proj_call *pc, const uint8_t *msg, size_t len)
 {
     pb_alloc pa;
-    EventStore__Client__Projections__UpdateReq *req =
-        rpc_unpack(pc->c, &event_store__client__projections__update_req__descriptor, msg, len, &pa, "UpdateReq");
+    EventStore__Client__Projections__UpdateReq *req = rpc_unpack(
+        pc->c, &event_store__client__projections__update_req__descriptor, msg, len, &pa, "UpdateReq");
     if (!req) return;
     const EventStore__Client__Projections__UpdateReq__Options *o = req->options;
     if (!o) {
@@ -286,9 +297,10 @@ static void update_message(proj_call *pc, const uint8_t *msg, size_t len)
     }
     /* No emit option (or no_emit_options): keep the projection's. An
      * empty query keeps the query (the clients always send one). */
-    pc->emit = o->emit_option_case == EVENT_STORE__CLIENT__PROJECTIONS__UPDATE_REQ__OPTIONS__EMIT_OPTION_EMIT_ENABLED
-                   ? !!o->emit_enabled
-                   : -1;
+    pc->emit =
+        o->emit_option_case == EVENT_STORE__CLIENT__PROJECTIONS__UPDATE_REQ__OPTIONS__EMIT_OPTION_EMIT_ENABLED
+            ? !!o->emit_enabled
+            : -1;
     int rc = keep(pc, o->name ? o->name : "", &pc->name);
     if (!rc && o->query && o->query[0]) rc = keep(pc, o->query, &pc->query);
     rpc_unpack_free(req, &pa);
@@ -307,8 +319,8 @@ static int issue_delete(proj_call *pc)
 static void delete_message(proj_call *pc, const uint8_t *msg, size_t len)
 {
     pb_alloc pa;
-    EventStore__Client__Projections__DeleteReq *req =
-        rpc_unpack(pc->c, &event_store__client__projections__delete_req__descriptor, msg, len, &pa, "DeleteReq");
+    EventStore__Client__Projections__DeleteReq *req = rpc_unpack(
+        pc->c, &event_store__client__projections__delete_req__descriptor, msg, len, &pa, "DeleteReq");
     if (!req) return;
     const EventStore__Client__Projections__DeleteReq__Options *o = req->options;
     int rc = 0;
@@ -340,7 +352,8 @@ static void name_message(proj_call *pc, const uint8_t *msg, size_t len)
         const char *what;
         int (*issue)(proj_call *pc);
     } m[] = {
-        [P_DISABLE] = {&event_store__client__projections__disable_req__descriptor, "DisableReq", issue_disable},
+        [P_DISABLE] = {&event_store__client__projections__disable_req__descriptor, "DisableReq",
+                       issue_disable},
         [P_ENABLE] = {&event_store__client__projections__enable_req__descriptor, "EnableReq", issue_enable},
         [P_RESET] = {&event_store__client__projections__reset_req__descriptor, "ResetReq", issue_reset},
     };
@@ -398,7 +411,8 @@ static int clamp32(uint64_t v)
 /* Send one Details message. 0, -EAGAIN (queue full) or an error. */
 static int send_details(proj_call *pc, const factum_projection_status *st)
 {
-    EventStore__Client__Projections__StatisticsResp resp = EVENT_STORE__CLIENT__PROJECTIONS__STATISTICS_RESP__INIT;
+    EventStore__Client__Projections__StatisticsResp resp =
+        EVENT_STORE__CLIENT__PROJECTIONS__STATISTICS_RESP__INIT;
     EventStore__Client__Projections__StatisticsResp__Details d =
         EVENT_STORE__CLIENT__PROJECTIONS__STATISTICS_RESP__DETAILS__INIT;
     char status[32], pos[64], ckpt[64], reason[sizeof st->reason];
@@ -420,7 +434,8 @@ static int send_details(proj_call *pc, const factum_projection_status *st)
     d.position = pos;
     d.progress = (float)st->progress;
     d.lastcheckpoint = ckpt;
-    d.eventsprocessedafterrestart = (int64_t)(st->events_processed > INT64_MAX ? INT64_MAX : st->events_processed);
+    d.eventsprocessedafterrestart =
+        (int64_t)(st->events_processed > INT64_MAX ? INT64_MAX : st->events_processed);
     d.checkpointstatus = st->writes_in_flight ? "Writing" : "";
     d.bufferedevents = st->buffered_events;
     d.writependingeventsbeforecheckpoint = clamp32(st->buffered_events);
@@ -490,8 +505,8 @@ static void statistics_message(proj_call *pc, const uint8_t *msg, size_t len)
     int rc = 0;
     pc->stats_mode = -1;
     /* As KurrentDB: an empty name means every projection. */
-    if (o && o->mode_case == EVENT_STORE__CLIENT__PROJECTIONS__STATISTICS_REQ__OPTIONS__MODE_NAME && o->name &&
-        o->name[0]) {
+    if (o && o->mode_case == EVENT_STORE__CLIENT__PROJECTIONS__STATISTICS_REQ__OPTIONS__MODE_NAME &&
+        o->name && o->name[0]) {
         rc = keep(pc, o->name, &pc->name);
     } else if (o) {
         switch (o->mode_case) {
@@ -586,11 +601,13 @@ static void state_message(proj_call *pc, const uint8_t *msg, size_t len)
     if (jrc == JV_OK) {
         int sent;
         if (result) {
-            EventStore__Client__Projections__ResultResp resp = EVENT_STORE__CLIENT__PROJECTIONS__RESULT_RESP__INIT;
+            EventStore__Client__Projections__ResultResp resp =
+                EVENT_STORE__CLIENT__PROJECTIONS__RESULT_RESP__INIT;
             resp.result = v;
             sent = rpc_send(pc->ctx, pc->c, &resp.base);
         } else {
-            EventStore__Client__Projections__StateResp resp = EVENT_STORE__CLIENT__PROJECTIONS__STATE_RESP__INIT;
+            EventStore__Client__Projections__StateResp resp =
+                EVENT_STORE__CLIENT__PROJECTIONS__STATE_RESP__INIT;
             resp.state = v;
             sent = rpc_send(pc->ctx, pc->c, &resp.base);
         }
@@ -691,8 +708,10 @@ static void proj_close(net_call *c)
 }
 
 #define PM(method, start, writable)                                                                          \
-    {"/event_store.client.projections.Projections/" method, start, proj_message, proj_half_close, writable,    \
-     proj_close, NULL}
+    {                                                                                                        \
+        "/event_store.client.projections.Projections/" method, start, proj_message, proj_half_close,         \
+            writable, proj_close, NULL                                                                       \
+    }
 const net_method rpc_projections_methods[] = {
     PM("Create", create_start, NULL),
     PM("Update", update_start, NULL),

@@ -59,11 +59,13 @@ static void t_scalars(void)
     const struct {
         const char *text;
         double want;
-    } nums[] = {{"0", 0}, {"-0", 0}, {"42", 42}, {"-17", -17}, {"3.25", 3.25}, {"1e3", 1000}, {"2.5E-1", 0.25},
-                {"-1.5e+2", -150}, {"9007199254740993", 9007199254740992.0}};
+    } nums[] = {{"0", 0},         {"-0", 0},         {"42", 42},
+                {"-17", -17},     {"3.25", 3.25},    {"1e3", 1000},
+                {"2.5E-1", 0.25}, {"-1.5e+2", -150}, {"9007199254740993", 9007199254740992.0}};
     for (size_t i = 0; i < sizeof nums / sizeof *nums; i++) {
         CHECK_RC(parse(nums[i].text, &v, &a), JV_OK);
-        CHECK(v && v->kind_case == GOOGLE__PROTOBUF__VALUE__KIND_NUMBER_VALUE && v->number_value == nums[i].want);
+        CHECK(v && v->kind_case == GOOGLE__PROTOBUF__VALUE__KIND_NUMBER_VALUE &&
+              v->number_value == nums[i].want);
         jv_free(&a);
     }
     /* A number longer than the parser's small buffer. */
@@ -102,7 +104,8 @@ static void t_containers(void)
 {
     jv_arena a;
     Google__Protobuf__Value *v;
-    CHECK_RC(parse("{\"count\": 3, \"names\": [\"a\", {\"b\": null}, []], \"e\": {}, \"count\": 4}", &v, &a), JV_OK);
+    CHECK_RC(parse("{\"count\": 3, \"names\": [\"a\", {\"b\": null}, []], \"e\": {}, \"count\": 4}", &v, &a),
+             JV_OK);
     REQUIRE(v->kind_case == GOOGLE__PROTOBUF__VALUE__KIND_STRUCT_VALUE);
     Google__Protobuf__Struct *s = v->struct_value;
     REQUIRE(s->n_fields == 4); /* order kept, a repeated key kept twice (the last wins when decoded) */
@@ -112,7 +115,8 @@ static void t_containers(void)
     REQUIRE(l && l->n_values == 3);
     CHECK(!strcmp(l->values[0]->string_value, "a"));
     CHECK(l->values[1]->struct_value->n_fields == 1);
-    CHECK(l->values[2]->kind_case == GOOGLE__PROTOBUF__VALUE__KIND_LIST_VALUE && l->values[2]->list_value->n_values == 0);
+    CHECK(l->values[2]->kind_case == GOOGLE__PROTOBUF__VALUE__KIND_LIST_VALUE &&
+          l->values[2]->list_value->n_values == 0);
     CHECK(s->fields[2]->value->struct_value->n_fields == 0);
     jv_free(&a);
     /* Many members: the arrays grow. */
@@ -122,10 +126,12 @@ static void t_containers(void)
     base_buf_append(&b, "]", 1);
     jv_init(&a, DEPTH, BIG);
     CHECK_RC(jv_parse(&a, (const char *)b.data, b.len, &v), JV_OK);
-    CHECK(v && v->list_value->n_values == 10000 && v->list_value->values[9999]->struct_value->fields[0]->value->number_value == 9999);
+    CHECK(v && v->list_value->n_values == 10000 &&
+          v->list_value->values[9999]->struct_value->fields[0]->value->number_value == 9999);
     jv_free(&a);
     base_buf_free(&b);
-    CHECK(roundtrip_kind("{\"a\":[1,2,{\"b\":\"c\"}],\"d\":true}") == GOOGLE__PROTOBUF__VALUE__KIND_STRUCT_VALUE);
+    CHECK(roundtrip_kind("{\"a\":[1,2,{\"b\":\"c\"}],\"d\":true}") ==
+          GOOGLE__PROTOBUF__VALUE__KIND_STRUCT_VALUE);
     CHECK(roundtrip_kind("[]") == GOOGLE__PROTOBUF__VALUE__KIND_LIST_VALUE);
     CHECK(roundtrip_kind("\"\\u0000\"") == GOOGLE__PROTOBUF__VALUE__KIND_STRING_VALUE);
 }
@@ -134,14 +140,49 @@ static void t_containers(void)
 static void t_malformed(void)
 {
     static const char *const bad[] = {
-        "", " ", "{", "}", "[", "[1,]", "[,1]", "[1 2]", "{\"a\"}", "{\"a\":}", "{\"a\":1,}", "{a:1}", "{'a':1}",
-        "01", "1.", ".5", "-", "+1", "1e", "1e+", "0x10", "NaN", "Infinity", "tru", "nul", "falsey", "1 2",
-        "\"abc", "\"\\x\"", "\"\\u12\"", "\"\\u12g4\"", "\"a\nb\"", "\"\t\"", "\"\\", "[\"a\"",
-        "\"\xc0\x80\"",         /* overlong NUL */
-        "\"\xed\xa0\x80\"",     /* an encoded surrogate */
-        "\"\xff\"", "\"\xe2\x82\"", /* not UTF-8, a cut sequence */
+        "",
+        " ",
+        "{",
+        "}",
+        "[",
+        "[1,]",
+        "[,1]",
+        "[1 2]",
+        "{\"a\"}",
+        "{\"a\":}",
+        "{\"a\":1,}",
+        "{a:1}",
+        "{'a':1}",
+        "01",
+        "1.",
+        ".5",
+        "-",
+        "+1",
+        "1e",
+        "1e+",
+        "0x10",
+        "NaN",
+        "Infinity",
+        "tru",
+        "nul",
+        "falsey",
+        "1 2",
+        "\"abc",
+        "\"\\x\"",
+        "\"\\u12\"",
+        "\"\\u12g4\"",
+        "\"a\nb\"",
+        "\"\t\"",
+        "\"\\",
+        "[\"a\"",
+        "\"\xc0\x80\"",     /* overlong NUL */
+        "\"\xed\xa0\x80\"", /* an encoded surrogate */
+        "\"\xff\"",
+        "\"\xe2\x82\"",         /* not UTF-8, a cut sequence */
         "\"\xf4\x90\x80\x80\"", /* beyond U+10FFFF */
-        "{\"a\":1}}", "[]]", "/*c*/1",
+        "{\"a\":1}}",
+        "[]]",
+        "/*c*/1",
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         jv_arena a;

@@ -4,7 +4,8 @@
  * recomputed, not doubled), restart (continued, not doubled), partitions,
  * emit and linkTo with their metadata, emit refused when not enabled, a
  * script that does not compile, a runaway script faulting only its own
- * projection, one-time mode, delete, existing names. The worker's own
+ * projection, one-time mode, delete, existing names, the state kept by a
+ * checkpoint whose stretch holds none of the sources. The worker's own
  * behaviour (the API, limits) is tested in tests/unit/jsproc.c. */
 #include <pthread.h>
 #include <string.h>
@@ -344,6 +345,45 @@ static void t_faults_isolated(void)
     factum_store_close(s);
 }
 
+/* A checkpoint written for a stretch of the log without any of its
+ * source events (events of other streams only: a batch that fills up, or
+ * a quiet stretch at the head) carries the state all the same: the
+ * state read back and the one a restart goes on from stay the last one
+ * (PRJ-1, PRJ-3). It once carried nothing: the state read as {} and a
+ * restart began again from $init. */
+static void t_checkpoint_without_sources(void)
+{
+    factum_store *s = open_store(1);
+    factum_projections *m = s ? open_mgr(s) : NULL;
+    CHECK(m != NULL);
+    if (!m) return;
+    static const char Q[] =
+        "fromStream('src').when({ $init: () => ({ n: 0 }), $any: (s, e) => { s.n++; return s; } })"
+        ".outputState();";
+    for (int i = 0; i < 3; i++)
+        append_ev(s, "src", "A", "{}", NULL);
+    CHECK_RC(create(m, "quiet", Q, FACTUM_PROJECTION_CONTINUOUS, 0, 0), 0);
+    CHECK_RC(factum_projection_wait(m, "quiet", last_pos(s), 20000), 1);
+    CHECK(state_is(m, "quiet", NULL, "{\"n\":3}"));
+    for (int i = 0; i < 300; i++) /* past batch_events (64): checkpoints with no source in their stretch */
+        append_ev(s, "other", "B", "{}", NULL);
+    CHECK_RC(factum_projection_wait(m, "quiet", last_pos(s), 20000), 1);
+    factum_projection_status st;
+    CHECK_RC(factum_projection_get_status(m, "quiet", &st), 0);
+    CHECK(st.checkpoint > 200); /* such a checkpoint was written */
+    CHECK(state_is(m, "quiet", NULL, "{\"n\":3}"));
+    CHECK(result_is(m, "quiet", NULL, "{\"n\":3}"));
+    factum_projections_close(m);
+    m = open_mgr(s);
+    CHECK(m != NULL);
+    if (!m) return;
+    append_ev(s, "src", "A", "{}", NULL);
+    CHECK_RC(factum_projection_wait(m, "quiet", last_pos(s), 20000), 1);
+    CHECK(state_is(m, "quiet", NULL, "{\"n\":4}"));
+    factum_projections_close(m);
+    factum_store_close(s);
+}
+
 static void t_one_time(void)
 {
     factum_store *s = open_store(1);
@@ -372,5 +412,6 @@ int main(void)
     RUN(t_partitions_and_emit);
     RUN(t_faults_isolated);
     RUN(t_one_time);
+    RUN(t_checkpoint_without_sources);
     return harness_done();
 }
