@@ -196,7 +196,9 @@ static int wait_all(factum_projections *m, factum_store *s)
     for (int i = 0; i < 5; i++) {
         int rc = factum_projection_wait(m, SYSTEM[i], st.last_position, 60000);
         if (rc != 1) {
-            fprintf(stderr, "  wait %s: %d (%s)\n", SYSTEM[i], rc, factum_strerror(rc));
+            factum_projection_status ps;
+            factum_projection_get_status(m, SYSTEM[i], &ps);
+            fprintf(stderr, "  wait %s: %d (%s): %s\n", SYSTEM[i], rc, factum_strerror(rc), ps.reason);
             return 0;
         }
     }
