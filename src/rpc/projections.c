@@ -135,9 +135,6 @@ static void proj_fail(net_call *c, int rc, const char *name)
         snprintf(msg, sizeof msg, "Projection '%s': %s", n, factum_strerror(rc));
         rpc_fail(c, GRPC_INVALID_ARGUMENT, msg, NULL, NULL);
         return;
-    case -ENOSYS:
-        rpc_fail(c, GRPC_UNIMPLEMENTED, "this server does not run JavaScript projections", NULL, NULL);
-        return;
     case -ENOBUFS:
         rpc_fail(c, GRPC_RESOURCE_EXHAUSTED, RPC_MEM_MESSAGE, NULL, NULL);
         return;
