@@ -20,6 +20,7 @@
  * the seed is printed (FACTUM_SEED replays the choices, not the timing). */
 #include "harness.h"
 
+#include <dirent.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -189,6 +190,38 @@ static int verify(factum_store *s, uint64_t *n_sources)
     return bad;
 }
 
+/* Open descriptors and mappings of this process, printed where a store
+ * stopped or a projection did not finish: fault_proj_crash_long keeps two
+ * stores of a thousand 1 MiB segments open (a descriptor and a mapping
+ * each), so a limit is the first thing to rule out. */
+static void diag_resources(const char *where)
+{
+    size_t fds = 0, maps = 0;
+    DIR *d = opendir("/proc/self/fd");
+    if (d) {
+        while (readdir(d))
+            fds++;
+        closedir(d);
+    }
+    FILE *f = fopen("/proc/self/maps", "r");
+    if (f) {
+        int c;
+        while ((c = getc(f)) != EOF)
+            maps += c == '\n';
+        fclose(f);
+    }
+    fprintf(stderr, "  %s: %zu open descriptors, %zu mappings\n", where, fds, maps);
+}
+
+/* The stores' error lines (the errno behind a fail-stop: a projection
+ * only sees FACTUM_EFAILED). ctx names the store. */
+static void error_log(void *ctx, int level, const char *msg)
+{
+    if (level != FACTUM_LOG_ERROR) return;
+    fprintf(stderr, "  %s store: %s\n", (const char *)ctx, msg);
+    diag_resources("then");
+}
+
 static int wait_all(factum_projections *m, factum_store *s)
 {
     factum_stats st;
@@ -199,6 +232,7 @@ static int wait_all(factum_projections *m, factum_store *s)
             factum_projection_status ps;
             factum_projection_get_status(m, SYSTEM[i], &ps);
             fprintf(stderr, "  wait %s: %d (%s): %s\n", SYSTEM[i], rc, factum_strerror(rc), ps.reason);
+            diag_resources("then");
             return 0;
         }
     }
@@ -223,6 +257,8 @@ static factum_store *open_plain(int durability)
     factum_options o;
     harness_small_opts(&o);
     o.durability = durability;
+    o.log_fn = error_log;
+    o.log_ctx = "crashed";
     factum_store *s = NULL;
     int rc = factum_store_open(dir, &o, &s);
     if (rc) fprintf(stderr, "  open: %s\n", factum_strerror(rc));
@@ -392,6 +428,8 @@ static int compare_uninterrupted(factum_store *crashed)
     factum_options o;
     harness_small_opts(&o);
     o.durability = FACTUM_RELAXED;
+    o.log_fn = error_log;
+    o.log_ctx = "uninterrupted";
     factum_store *s = NULL;
     if (factum_store_open(other, &o, &s)) return 1;
     uint64_t from = 1;
