@@ -411,14 +411,8 @@ static int emitted_meta(prj *p, prj_jsrun *r, const staged *src, const prj_js_ou
         json_free(doc);
     }
     if (!rc) {
-        static const char hex[] = "0123456789abcdef";
-        char u[37], *q = u;
-        for (int i = 0; i < 16; i++) {
-            if (i == 4 || i == 6 || i == 8 || i == 10) *q++ = '-';
-            *q++ = hex[src->id[i] >> 4];
-            *q++ = hex[src->id[i] & 15];
-        }
-        *q = 0;
+        char u[37];
+        factum_uuid_format(src->id, u);
         rc = base_buf_printf(b, ",\"$causedBy\":\"%s\"", u);
     }
     if (!rc && !corr_given && src->meta_len) {
