@@ -55,6 +55,7 @@ static void call_free(net_call *c)
     net_buf_free(s, c->conn, c, &c->out);
     base_buf_free(&c->tstore);
     free(c->tnv);
+    if (c->auth_free) c->auth_free(c->auth);
     /* What is left is the call's own size and whatever a handler forgot to
      * release: both leave the budget with the call. */
     net_release(s, NULL, c, c->mem);
@@ -74,6 +75,18 @@ void net_call_set_state(net_call *c, void *state)
 void *net_call_state(const net_call *c)
 {
     return c->state;
+}
+
+void net_call_set_auth(net_call *c, void *auth, void (*free_fn)(void *auth))
+{
+    if (c->auth_free) c->auth_free(c->auth);
+    c->auth = auth;
+    c->auth_free = free_fn;
+}
+
+void *net_call_auth(const net_call *c)
+{
+    return c->auth;
 }
 
 net_server *net_call_server(const net_call *c)

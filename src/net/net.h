@@ -170,6 +170,11 @@ void net_server_stats(const net_server *s, net_stats *st);
 
 void net_call_set_state(net_call *c, void *state);
 void *net_call_state(const net_call *c);
+/* Who the call acts as (set by authentication, read by authorization: an
+ * auth_principal, src/auth/principal.h; the net layer only keeps it).
+ * free_fn(auth) runs when the call is freed or the slot is set again. */
+void net_call_set_auth(net_call *c, void *auth, void (*free_fn)(void *auth));
+void *net_call_auth(const net_call *c);
 net_server *net_call_server(const net_call *c);
 /* A request header (lower-case name), or NULL. */
 const char *net_call_header(const net_call *c, const char *name);

@@ -33,6 +33,8 @@ struct net_call {
     int32_t stream_id;
     const net_method *m;
     void *state;
+    void *auth; /* net_call_set_auth */
+    void (*auth_free)(void *);
     grpc_deframer df;
     size_t mem; /* bytes charged to this call (NET-5) */
     int n_headers;

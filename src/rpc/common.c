@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth/principal.h"
 #include "kurrentdb/shared.pb-c.h"
 #include "net/grpc.h"
 #include "net/pb.h"
@@ -195,4 +196,10 @@ int rpc_uuid_from(const EventStore__Client__UUID *u, uint8_t out[16])
         return 0;
     }
     return FACTUM_EBADUUID;
+}
+
+const auth_principal *rpc_principal(const net_call *c)
+{
+    const auth_principal *p = net_call_auth(c);
+    return p ? p : auth_principal_system();
 }

@@ -161,6 +161,12 @@ int rpc_send(rpc_ctx *ctx, net_call *c, const ProtobufCMessage *m);
 /* Finish c with a status and KurrentDB's `exception` trailer and extras
  * (pairs of name, value; NULL-terminated). */
 void rpc_fail(net_call *c, int code, const char *message, const char *exception, ...);
+/* Who the call acts as (src/auth/principal.h): what authentication put in
+ * the call (net_call_auth), or the system principal when none did (an
+ * insecure server: no authentication, no authorization). Borrowed for the
+ * call's life. */
+struct auth_principal;
+const struct auth_principal *rpc_principal(const net_call *c);
 /* Finish c with the status and trailers KurrentDB gives a store error on a
  * non-append operation (RPC-3). stream may be NULL. */
 void rpc_fail_store(net_call *c, int rc, const char *stream, int64_t expected, int64_t actual);
