@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 dir=${1:-build/cross-arm64}
 scripts/deps.sh build
 
-arm64_dev=(libnghttp2-dev:arm64 libprotobuf-c-dev:arm64 libpcre2-dev:arm64)
+arm64_dev=(libnghttp2-dev:arm64 libprotobuf-c-dev:arm64 libpcre2-dev:arm64 libssl-dev:arm64)
 have() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
 need=()
 for pkg in crossbuild-essential-arm64 "${arm64_dev[@]}"; do
