@@ -176,6 +176,13 @@ void *net_call_state(const net_call *c);
 void net_call_set_auth(net_call *c, void *auth, void (*free_fn)(void *auth));
 void *net_call_auth(const net_call *c);
 net_server *net_call_server(const net_call *c);
+/* Does the call's connection speak TLS? 1 or 0. */
+int net_call_is_tls(const net_call *c);
+/* The subject CN of the verified client certificate of the call's
+ * connection (TLS with a certificate that chains to the trusted roots), or
+ * NULL (no TLS, no certificate, no CN, or the connection is gone). Valid
+ * while the call is in a handler callback (until it returns). */
+const char *net_call_peer_cn(const net_call *c);
 /* A request header (lower-case name), or NULL. */
 const char *net_call_header(const net_call *c, const char *name);
 /* Absolute deadline (CLOCK_MONOTONIC ns) from grpc-timeout, or 0. */

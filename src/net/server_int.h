@@ -86,6 +86,8 @@ struct conn {
     size_t n_calls;
     conn *prev, *next;
     int dead;
+    int is_tls;    /* the connection speaks TLS (tls.h) */
+    char *peer_cn; /* subject CN of its verified client certificate, or NULL */
 };
 
 struct post {
