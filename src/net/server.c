@@ -726,6 +726,12 @@ static int tls_step(conn *k)
         return 0;
     }
     k->peer_cn = cn;
+    if (s->cfg.log_fn) {
+        char alpn[32];
+        tls_conn_alpn(k->ssl, alpn, sizeof alpn);
+        net_log_conn(s, 3, "TLS connection: %s, ALPN %s, client certificate %s%s", SSL_get_version(k->ssl),
+                     alpn[0] ? alpn : "none", cn ? "CN=" : "none", cn ? cn : "");
+    }
     return 1;
 }
 

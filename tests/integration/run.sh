@@ -21,7 +21,19 @@ if [ ! -d node_modules/@kurrent/kurrentdb-client ] || [ ! -d node_modules/@event
   npm ci --no-audit --no-fund >/dev/null
 fi
 files=("$@")
-[ ${#files[@]} -gt 0 ] || files=(*.test.js)
+if [ ${#files[@]} -eq 0 ]; then
+  for f in *.test.js; do
+    # In secure mode, only the files that use the shared server (FACTUMD_URL,
+    # in the file or a module it requires): the others start a factumd of
+    # their own with --insecure, and the insecure run has run them.
+    if [ "$secure" = 1 ]; then
+      mods=$(sed -n "s/.*require('\.\/\([^']*\)').*/\1.js/p" "$f")
+      # shellcheck disable=SC2086
+      grep -q FACTUMD_URL "$f" $mods 2>/dev/null || continue
+    fi
+    files+=("$f")
+  done
+fi
 log=$(mktemp)
 certs=$(mktemp -d)
 ulimit -n 8192 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
