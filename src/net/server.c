@@ -381,9 +381,18 @@ static void flush_dirty(net_server *s)
 /* Write what is buffered; then, for HTTP/2, produce more from nghttp2 as
  * long as the socket takes it (NET-2: at most one chunk in wbuf). Not
  * re-entered from nghttp2's callbacks (which may not call mem_send). */
+static void tls_account(conn *k);
+static void conn_flush_io(conn *k);
+
 void conn_flush(conn *k)
 {
     if (!k || k->dead) return;
+    conn_flush_io(k);
+    if (k->ssl) tls_account(k);
+}
+
+static void conn_flush_io(conn *k)
+{
     if (k->in_recv) {
         k->flush_pending = 1;
         return;
@@ -735,6 +744,21 @@ static int tls_step(conn *k)
     return 1;
 }
 
+/* TLS-5: an open TLS connection is charged TLS_MEM_OPEN, and a record
+ * buffer more for each direction in which OpenSSL holds a partial record
+ * (bytes it read and we have not taken; a write the socket did not take,
+ * which then also waits in wbuf). Those bytes are already held: charged
+ * without a cap, like nghttp2's. */
+static void tls_account(conn *k)
+{
+    if (!k->ssl || !k->tls_open || k->dead) return;
+    size_t want = TLS_MEM_OPEN + (tls_conn_pending(k->ssl) ? TLS_MEM_RECORD : 0) +
+                  (k->woff < k->wbuf.len ? TLS_MEM_RECORD : 0);
+    if (want > k->tls_mem) charge_force(k->srv, k, want - k->tls_mem);
+    else if (want < k->tls_mem) net_release(k->srv, k, NULL, k->tls_mem - want);
+    k->tls_mem = want;
+}
+
 static void pending_add(conn *k)
 {
     if (k->pending || k->dead) return;
@@ -766,7 +790,7 @@ static void conn_readable(conn *k, size_t budget)
     for (; got < budget && !k->dead;) {
         size_t want = budget - got < sizeof buf ? budget - got : sizeof buf;
         ssize_t n = conn_recv(k, buf, want);
-        if (n == -EAGAIN) return;
+        if (n == -EAGAIN) break;
         if (n <= 0) {
             conn_close(k);
             return;
@@ -805,6 +829,7 @@ static void conn_readable(conn *k, size_t budget)
     /* The share is spent: bytes OpenSSL already holds would not wake epoll
      * again. */
     if (got >= budget && k->ssl && !k->dead && tls_conn_pending(k->ssl)) pending_add(k);
+    tls_account(k);
 }
 
 static void accept_all(net_server *s)
