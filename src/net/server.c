@@ -74,7 +74,7 @@
 #define EVICT_LARGE (1u << 20)
 /* Time the TLS handshakes of one turn may take (at least one step runs):
  * a flood of handshakes delays everyone else by about this per turn. */
-#define HS_TURN_NS 2000000u
+#define HS_TURN_NS 1000000u
 /* Per-connection log lines (failed handshakes, wrong protocols) per second:
  * a flood must not flood the log. */
 #define LOG_PER_SEC 10
