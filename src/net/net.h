@@ -1,8 +1,8 @@
 /*
  * net.h - factumd's network server: one epoll event loop that accepts TCP
- * connections, speaks gRPC over HTTP/2 (cleartext, prior knowledge; nghttp2)
- * and plain HTTP/1.1 on the same port, and hands each gRPC call to the
- * handlers of its method. The loop never blocks: handlers start work (for
+ * connections, speaks gRPC over HTTP/2 (nghttp2) and plain HTTP/1.1 on the
+ * same port, over TLS (net_server_set_tls; src/net/tls.h, TLS-1..5) or in
+ * cleartext, and hands each gRPC call to the handlers of its method. The loop never blocks: handlers start work (for
  * example an asynchronous append) and finish the call later from the loop
  * thread (net_post).
  *
@@ -39,10 +39,10 @@
  *         charged, and its window stays shut, so its client can be at most
  *         one stream window ahead. Resuming delivers the held bytes, then a
  *         half close that came meanwhile, from the loop.
- *  NET-7  Nothing incomplete waits for ever: a connection's preface or
- *         HTTP/1.1 request, and a partial gRPC message that stopped
- *         growing, get request_timeout_ms; then the connection is closed
- *         (408 for HTTP/1.1) or the call ends (DEADLINE_EXCEEDED).
+ *  NET-7  Nothing incomplete waits for ever: a connection's TLS handshake
+ *         and preface or HTTP/1.1 request, and a partial gRPC message that
+ *         stopped growing, get request_timeout_ms; then the connection is
+ *         closed (408 for HTTP/1.1) or the call ends (DEADLINE_EXCEEDED).
  */
 #ifndef FACTUM_NET_H
 #define FACTUM_NET_H
