@@ -135,6 +135,22 @@ check "  ... whose debug data says tls=true" grep -q "factumd requires TLS on th
   "$work/goaway"
 check "both logged" grep -q "cleartext HTTP/2 (gRPC with tls=false?) to the TLS port" "$work/log"
 
+# ---- the official Node clients ------------------------------------------
+# Both connect with tls=true and the CA; with tls=false they get the GOAWAY
+# (grpc-js reports INADEQUATE_SECURITY as "Protocol not secure enough"); with
+# another CA they refuse factumd's certificate.
+nodedir=$here/node
+[ -d "$nodedir/node_modules/@kurrent/kurrentdb-client" ] || (cd "$nodedir" && npm ci --no-audit --no-fund >/dev/null)
+nodeclient() { (cd "$nodedir" && timeout 60 node tls-connect.js "$@" 2>/dev/null | tail -1); }
+for lib in @kurrent/kurrentdb-client @eventstore/db-client; do
+  out=$(nodeclient $lib "kurrentdb://admin:changeit@localhost:$port?tls=true&tlsCAFile=$c/ca/ca.crt")
+  check "$lib connects with tls=true and the CA" test "$out" = OK
+  out=$(nodeclient $lib "kurrentdb://127.0.0.1:$port?tls=false")
+  check "$lib with tls=false is told the protocol is not secure enough: $out" grep -q "Protocol not secure enough" <<<"$out"
+  out=$(nodeclient $lib "kurrentdb://127.0.0.1:$port?tls=true&tlsCAFile=$c/other-ca/ca.crt")
+  check "$lib trusting another CA refuses factumd's certificate: $out" grep -q "certificate" <<<"$out"
+done
+
 # ---- reload (TLS-4) ------------------------------------------------------
 subject() { sc -CAfile "$c/ca/ca.crt" | sed -n 's/^Peer certificate: //p'; }
 check "serves the first certificate" grep -q "CN = factumd$" <<<"$(subject)"
@@ -162,6 +178,20 @@ wait "$pid"
 check "the TLS server stops cleanly" test $? -eq 0
 pid=""
 grep -E "runtime error|AddressSanitizer|LeakSanitizer" "$work/log" && bad "sanitizer reports in the log"
+
+# ---- a certificate for another host ------------------------------------
+# factumd starts (the certificate is valid and trusted: the host is the
+# clients' to check), and verifying clients refuse it.
+factumd_start "$work/log3" "$factumd" --certificate-file "$c/wronghost.crt" --certificate-private-key-file \
+  "$c/wronghost.key" --trusted-root-certificates-path "$c/ca" --mem-db --node-ip 127.0.0.1 --node-port 0 || exit 1
+pid=$factumd_pid port=$factumd_port
+out=$(sc -CAfile "$c/ca/ca.crt" -verify_return_error -verify_ip 127.0.0.1)
+check "a client connecting to 127.0.0.1 refuses a certificate for example.com" grep -qi "mismatch" <<<"$out"
+out=$(nodeclient @kurrent/kurrentdb-client "kurrentdb://127.0.0.1:$port?tls=true&tlsCAFile=$c/ca/ca.crt")
+check "  ... and so does the official client: $out" grep -qi "does not match\|altnames" <<<"$out"
+kill -TERM "$pid"
+wait "$pid"
+pid=""
 
 # ---- TLS to an --insecure port -------------------------------------------
 factumd_start "$work/log2" "$factumd" --insecure --mem-db --node-ip 127.0.0.1 --node-port 0 || exit 1
