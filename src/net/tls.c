@@ -65,7 +65,8 @@ static int readable(const char *what, const char *path, char *err, size_t errlen
  * of a directory (KurrentDB's TrustedRootCertificatesPath is a directory).
  * Also collects their subjects: the CAs a client certificate may come
  * from. */
-static int load_roots(const char *path, X509_STORE *store, STACK_OF(X509_NAME) * names, char *err, size_t errlen)
+static int load_roots(const char *path, X509_STORE *store, STACK_OF(X509_NAME) * names, char *err,
+                      size_t errlen)
 {
     struct stat sb;
     if (stat(path, &sb)) {
@@ -77,14 +78,16 @@ static int load_roots(const char *path, X509_STORE *store, STACK_OF(X509_NAME) *
     if (S_ISDIR(sb.st_mode)) {
         DIR *d = opendir(path);
         if (!d) {
-            snprintf(err, errlen, "cannot read the trusted root certificates directory %s: %s", path, strerror(errno));
+            snprintf(err, errlen, "cannot read the trusted root certificates directory %s: %s", path,
+                     strerror(errno));
             return -EACCES;
         }
         struct dirent *de;
         while ((de = readdir(d))) {
             if (de->d_name[0] == '.') continue;
             size_t l = strlen(de->d_name);
-            if (l > 4 && !strcmp(de->d_name + l - 4, ".key")) continue; /* a CA's key beside it (factum certs) */
+            if (l > 4 && !strcmp(de->d_name + l - 4, ".key"))
+                continue; /* a CA's key beside it (factum certs) */
             char p[4096];
             snprintf(p, sizeof p, "%s/%s", path, de->d_name);
             struct stat fs;
@@ -180,9 +183,10 @@ int tls_server_ctx_new(const tls_files *f, SSL_CTX **out, char *err, size_t errl
     /* TLS-1 */
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
     SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION);
-    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION | SSL_OP_CIPHER_SERVER_PREFERENCE |
-                                 SSL_OP_IGNORE_UNEXPECTED_EOF);
-    if (SSL_CTX_set_cipher_list(ctx, TLS12_CIPHERS) != 1 || SSL_CTX_set1_groups_list(ctx, "X25519:P-256:P-384") != 1) {
+    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION |
+                                 SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_IGNORE_UNEXPECTED_EOF);
+    if (SSL_CTX_set_cipher_list(ctx, TLS12_CIPHERS) != 1 ||
+        SSL_CTX_set1_groups_list(ctx, "X25519:P-256:P-384") != 1) {
         ssl_err(why, sizeof why);
         snprintf(err, errlen, "cannot set the TLS ciphers: %s", why);
         rc = -EINVAL;
@@ -213,8 +217,10 @@ int tls_server_ctx_new(const tls_files *f, SSL_CTX **out, char *err, size_t errl
             snprintf(err, errlen, "the private key in %s does not match the certificate in %s", f->key_file,
                      f->cert_file);
         else
-            snprintf(err, errlen, "cannot load the certificate private key file %s: %s (an unencrypted PEM key is "
-                     "expected)", f->key_file, why);
+            snprintf(err, errlen,
+                     "cannot load the certificate private key file %s: %s (an unencrypted PEM key is "
+                     "expected)",
+                     f->key_file, why);
         rc = -EINVAL;
         goto fail;
     }
@@ -272,11 +278,18 @@ SSL *tls_conn_new(SSL_CTX *ctx, int fd)
 static int outcome(SSL *ssl, int r, int *want)
 {
     switch (SSL_get_error(ssl, r)) {
-    case SSL_ERROR_WANT_READ: *want = TLS_WANT_READ; return -EAGAIN;
-    case SSL_ERROR_WANT_WRITE: *want = TLS_WANT_WRITE; return -EAGAIN;
-    case SSL_ERROR_ZERO_RETURN: return 0;
-    case SSL_ERROR_SYSCALL: return -EPIPE; /* the socket failed or the peer went away */
-    default: return -EPROTO;
+    case SSL_ERROR_WANT_READ:
+        *want = TLS_WANT_READ;
+        return -EAGAIN;
+    case SSL_ERROR_WANT_WRITE:
+        *want = TLS_WANT_WRITE;
+        return -EAGAIN;
+    case SSL_ERROR_ZERO_RETURN:
+        return 0;
+    case SSL_ERROR_SYSCALL:
+        return -EPIPE; /* the socket failed or the peer went away */
+    default:
+        return -EPROTO;
     }
 }
 

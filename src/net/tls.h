@@ -43,8 +43,8 @@
  * partial record (decrypted bytes not yet taken; a write the socket did
  * not take). */
 #define TLS_MEM_HANDSHAKE (48u << 10)
-#define TLS_MEM_OPEN (32u << 10)
-#define TLS_MEM_RECORD (20u << 10)
+#define TLS_MEM_OPEN      (32u << 10)
+#define TLS_MEM_RECORD    (20u << 10)
 
 typedef struct tls_files {
     const char *cert_file;     /* CertificateFile: PEM, the node certificate then its intermediates */

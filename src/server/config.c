@@ -44,8 +44,8 @@ static const opt opts[] = {
      SZ(certificate_private_key_file), "", "the node certificate's private key (PEM, unencrypted)"},
     {"trusted-root-certificates-path", NULL, T_STR, OFF(trusted_root_certificates_path),
      SZ(trusted_root_certificates_path), "",
-     "a directory of trusted root CA certificates (PEM; or one file): the node's and clients' certificates must "
-     "chain to one"},
+     "a directory of trusted root CA certificates (PEM; or one file): the certificates of the node and of "
+     "clients must chain to one"},
     {"relaxed-durability", NULL, T_BOOL, OFF(relaxed), 0, "false",
      "acknowledge appends before fdatasync (fdatasync every 100 ms)"},
     {"max-append-size", NULL, T_SIZE, OFF(max_append_size), 0, "67108864", "largest append, in bytes"},
@@ -242,18 +242,18 @@ srv_security srv_config_security(const srv_config *c)
 
 int srv_config_check_certificates(const srv_config *c)
 {
-    const char *missing = !c->certificate_file[0]               ? "--certificate-file"
-                          : !c->certificate_private_key_file[0] ? "--certificate-private-key-file"
+    const char *missing = !c->certificate_file[0]                 ? "--certificate-file"
+                          : !c->certificate_private_key_file[0]   ? "--certificate-private-key-file"
                           : !c->trusted_root_certificates_path[0] ? "--trusted-root-certificates-path"
                                                                   : NULL;
     if (!missing) return 0;
-    fprintf(stderr,
-            "factumd: TLS needs a certificate, and %s is not set. Give --certificate-file, "
-            "--certificate-private-key-file and --trusted-root-certificates-path (config file: CertificateFile, "
-            "CertificatePrivateKeyFile, TrustedRootCertificatesPath; environment: KURRENTDB_CERTIFICATE_FILE, ...). "
-            "`factum certs` creates a development CA and a node certificate. --insecure serves cleartext without "
-            "authentication (development only).\n",
-            missing);
+    static const char why[] =
+        "Give --certificate-file, --certificate-private-key-file and --trusted-root-certificates-path "
+        "(config "
+        "file: CertificateFile, CertificatePrivateKeyFile, TrustedRootCertificatesPath; environment: "
+        "KURRENTDB_CERTIFICATE_FILE, ...). `factum certs` creates a development CA and a node certificate. "
+        "--insecure serves cleartext without authentication (development only).";
+    fprintf(stderr, "factumd: TLS needs a certificate, and %s is not set. %s\n", missing, why);
     return -1;
 }
 

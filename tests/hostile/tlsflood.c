@@ -185,8 +185,8 @@ static void row(const char *name, double secs, const char *what)
     int an, bn;
     lat_take(&est, &a50, &a99, &amx, &an);
     lat_take(&fresh, &b50, &b99, &bmx, &bn);
-    printf("| %-7s | %5.1f s | %5d | %6u | %6u | %7u | %4d | %6u | %6u | %7u | %s |\n", name, secs, an, a50, a99, amx,
-           bn, b50, b99, bmx, what);
+    printf("| %-7s | %5.1f s | %5d | %6u | %6u | %7u | %4d | %6u | %6u | %7u | %s |\n", name, secs, an, a50,
+           a99, amx, bn, b50, b99, bmx, what);
     fflush(stdout);
     CHECK(an > 0 && bn > 0); /* they kept working (a new connection's handshake queues behind the
                                 flood's, within the request timeout or it fails) */
@@ -317,8 +317,15 @@ int hostile_tls_phase(const char *factumd, const char *tmp)
     snprintf(key, sizeof key, "%s/node.key", dir);
     snprintf(ca, sizeof ca, "%s/ca", dir);
     snprintf(cafile, sizeof cafile, "%s/ca/ca.crt", dir);
-    const char *args[] = {"--certificate-file", crt, "--certificate-private-key-file", key,
-                          "--trusted-root-certificates-path", ca, "--request-timeout-ms", "1500", NULL};
+    const char *args[] = {"--certificate-file",
+                          crt,
+                          "--certificate-private-key-file",
+                          key,
+                          "--trusted-root-certificates-path",
+                          ca,
+                          "--request-timeout-ms",
+                          "1500",
+                          NULL};
     srv ts;
     if (srv_start(&ts, factumd, tmp, args)) {
         fprintf(stderr, "  FAIL [tls]: factumd did not start with TLS; its log: %s\n", ts.log);
@@ -330,7 +337,8 @@ int hostile_tls_phase(const char *factumd, const char *tmp)
     SSL_CTX_load_verify_locations(cctx, cafile, NULL);
     SSL_CTX_set_verify(cctx, SSL_VERIFY_PEER, NULL);
     printf("\nTLS: factumd on port %d with certificates (ECDSA P-256), --request-timeout-ms 1500\n\n", port);
-    printf("| phase   | time    | established: requests | p50 µs | p99 µs | max µs | new connections | p50 µs | p99 µs "
+    printf("| phase   | time    | established: requests | p50 µs | p99 µs | max µs | new connections | p50 "
+           "µs | p99 µs "
            "| max µs | what happened |\n|---|---|---|---|---|---|---|---|---|---|---|\n");
     atomic_store(&stop_good, 0);
     pthread_t g1, g2;

@@ -170,13 +170,13 @@ static long inuse(void)
     return (long)(mi.uordblks + mi.hblkhd);
 }
 
-#define SRV(p, call)                                                                                        \
-    ({                                                                                                      \
-        long before_ = inuse();                                                                             \
-        __typeof__(call) r_ = (call);                                                                       \
-        (p)->held += inuse() - before_;                                                                     \
-        if ((p)->held > (p)->peak) (p)->peak = (p)->held;                                                   \
-        r_;                                                                                                 \
+#define SRV(p, call)                                                                                         \
+    ({                                                                                                       \
+        long before_ = inuse();                                                                              \
+        __typeof__(call) r_ = (call);                                                                        \
+        (p)->held += inuse() - before_;                                                                      \
+        if ((p)->held > (p)->peak) (p)->peak = (p)->held;                                                    \
+        r_;                                                                                                  \
     })
 
 static SSL_CTX *client_ctx(int min, int max, const char *ciphers, const char *cert)
@@ -264,8 +264,8 @@ static void t_protocols(void)
         {TLS1_2_VERSION, TLS1_2_VERSION, "ECDHE-ECDSA-AES128-GCM-SHA256", 1},
         {TLS1_2_VERSION, TLS1_2_VERSION, "ECDHE-ECDSA-CHACHA20-POLY1305", 1},
         {TLS1_VERSION, TLS1_1_VERSION, "ALL:@SECLEVEL=0", 0},          /* TLS-1: no TLS 1.1 */
-        {TLS1_2_VERSION, TLS1_2_VERSION, "ECDHE-ECDSA-AES128-SHA", 0},  /* no CBC */
-        {TLS1_2_VERSION, TLS1_2_VERSION, "AES128-GCM-SHA256", 0},       /* no static RSA */
+        {TLS1_2_VERSION, TLS1_2_VERSION, "ECDHE-ECDSA-AES128-SHA", 0}, /* no CBC */
+        {TLS1_2_VERSION, TLS1_2_VERSION, "AES128-GCM-SHA256", 0},      /* no static RSA */
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         SSL_CTX *c = client_ctx(cases[i].min, cases[i].max, cases[i].ciphers, NULL);
@@ -350,9 +350,10 @@ static void t_memory(void)
         if (p.held > busy) busy = p.held;
         pair_close(&p);
     }
-    printf("  OpenSSL per server connection: handshake %ld bytes, open and idle %ld, holding a partial record "
-           "each way %ld (charged: %u during the handshake, %u open, + %u per direction holding a record)\n",
-           hs, idle, busy, TLS_MEM_HANDSHAKE, TLS_MEM_OPEN, TLS_MEM_RECORD);
+    printf(
+        "  OpenSSL per server connection: handshake %ld bytes, open and idle %ld, holding a partial record "
+        "each way %ld (charged: %u during the handshake, %u open, + %u per direction holding a record)\n",
+        hs, idle, busy, TLS_MEM_HANDSHAKE, TLS_MEM_OPEN, TLS_MEM_RECORD);
 #if defined(__SANITIZE_ADDRESS__)
     /* The sanitizer's allocator is not glibc's: mallinfo2 sees nothing. The
      * connections above were still driven through every state. */
