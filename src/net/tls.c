@@ -117,6 +117,30 @@ static int load_roots(const char *path, X509_STORE *store, STACK_OF(X509_NAME) *
     return 0;
 }
 
+/* The key's password: the setting, never a prompt (a prompt would block). */
+static int key_password(char *buf, int size, int rwflag, void *u)
+{
+    (void)rwflag;
+    const char *pw = u;
+    size_t n = pw ? strlen(pw) : 0;
+    if (!n || n > (size_t)size) return 0;
+    memcpy(buf, pw, n);
+    return (int)n;
+}
+
+/* Does the PEM file hold an encrypted key? */
+static int key_encrypted(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) return 0;
+    char line[256];
+    int enc = 0;
+    while (!enc && fgets(line, sizeof line, f))
+        enc = strstr(line, "ENCRYPTED") != NULL;
+    fclose(f);
+    return enc;
+}
+
 static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen, const unsigned char *in,
                        unsigned int inlen, void *arg)
 {
@@ -210,16 +234,22 @@ int tls_server_ctx_new(const tls_files *f, SSL_CTX **out, char *err, size_t errl
         rc = -EINVAL;
         goto fail;
     }
+    SSL_CTX_set_default_passwd_cb(ctx, key_password);
+    SSL_CTX_set_default_passwd_cb_userdata(ctx, (void *)f->key_password);
     if (SSL_CTX_use_PrivateKey_file(ctx, f->key_file, SSL_FILETYPE_PEM) != 1) {
         unsigned long e = ERR_peek_last_error();
         ssl_err(why, sizeof why);
-        if (ERR_GET_LIB(e) == ERR_LIB_X509 && ERR_GET_REASON(e) == X509_R_KEY_VALUES_MISMATCH)
+        if (key_encrypted(f->key_file))
+            snprintf(err, errlen, "cannot decrypt the certificate private key file %s: %s", f->key_file,
+                     f->key_password && *f->key_password
+                         ? "wrong password (--certificate-private-key-password)"
+                         : "it is encrypted: give --certificate-private-key-password");
+        else if (ERR_GET_LIB(e) == ERR_LIB_X509 && ERR_GET_REASON(e) == X509_R_KEY_VALUES_MISMATCH)
             snprintf(err, errlen, "the private key in %s does not match the certificate in %s", f->key_file,
                      f->cert_file);
         else
             snprintf(err, errlen,
-                     "cannot load the certificate private key file %s: %s (an unencrypted PEM key is "
-                     "expected)",
+                     "cannot load the certificate private key file %s: %s (a PEM key is expected)",
                      f->key_file, why);
         rc = -EINVAL;
         goto fail;

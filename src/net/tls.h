@@ -49,6 +49,7 @@
 typedef struct tls_files {
     const char *cert_file;     /* CertificateFile: PEM, the node certificate then its intermediates */
     const char *key_file;      /* CertificatePrivateKeyFile: PEM */
+    const char *key_password;  /* CertificatePrivateKeyPassword: for an encrypted key, or NULL */
     const char *trusted_roots; /* TrustedRootCertificatesPath: a directory of PEM files, or one file */
 } tls_files;
 

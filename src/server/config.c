@@ -41,7 +41,9 @@ static const opt opts[] = {
     {"certificate-file", NULL, T_STR, OFF(certificate_file), SZ(certificate_file), "",
      "the node's certificate (PEM; intermediates after it), required unless --insecure"},
     {"certificate-private-key-file", NULL, T_STR, OFF(certificate_private_key_file),
-     SZ(certificate_private_key_file), "", "the node certificate's private key (PEM, unencrypted)"},
+     SZ(certificate_private_key_file), "", "the node certificate's private key (PEM)"},
+    {"certificate-private-key-password", NULL, T_STR, OFF(certificate_private_key_password),
+     SZ(certificate_private_key_password), "", "the password of an encrypted private key"},
     {"trusted-root-certificates-path", NULL, T_STR, OFF(trusted_root_certificates_path),
      SZ(trusted_root_certificates_path), "",
      "a directory of trusted root CA certificates (PEM; or one file): the certificates of the node and of "

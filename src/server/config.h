@@ -19,6 +19,7 @@ typedef struct srv_config {
     int insecure;     /* cleartext, no authentication, no authorization (development) */
     char certificate_file[4096];             /* CertificateFile: the node's PEM certificate (and chain) */
     char certificate_private_key_file[4096]; /* CertificatePrivateKeyFile */
+    char certificate_private_key_password[256]; /* CertificatePrivateKeyPassword: for an encrypted key */
     char trusted_root_certificates_path[4096]; /* TrustedRootCertificatesPath: a directory (or file) of CAs */
     int relaxed;      /* relaxed durability */
     uint64_t max_append_size;

@@ -37,7 +37,8 @@ static void on_hup(int sig)
 int srv_tls_load(srv_state *st, SSL_CTX **out)
 {
     const srv_config *c = &st->cfg;
-    tls_files f = {c->certificate_file, c->certificate_private_key_file, c->trusted_root_certificates_path};
+    tls_files f = {c->certificate_file, c->certificate_private_key_file, c->certificate_private_key_password,
+                   c->trusted_root_certificates_path};
     char err[1024];
     if (tls_server_ctx_new(&f, out, err, sizeof err)) {
         slog_write(SLOG_ERROR, "%s", err);

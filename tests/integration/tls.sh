@@ -58,6 +58,17 @@ refuses "is not signed by a trusted root in $c/ca" --certificate-file "$c/untrus
   --certificate-private-key-file "$c/untrusted.key" --trusted-root-certificates-path "$c/ca"
 refuses "the private key in $c/node2.key does not match the certificate in $c/node.crt" \
   --certificate-file "$c/node.crt" --certificate-private-key-file "$c/node2.key" --trusted-root-certificates-path "$c/ca"
+# An encrypted key: its password from CertificatePrivateKeyPassword, never a prompt.
+openssl pkcs8 -topk8 -v2 aes-256-cbc -passout pass:s3cret -in "$c/node.key" -out "$c/node-enc.key" 2>/dev/null
+enc=(--certificate-file "$c/node.crt" --certificate-private-key-file "$c/node-enc.key" --trusted-root-certificates-path "$c/ca")
+refuses "it is encrypted: give --certificate-private-key-password" "${enc[@]}" </dev/null
+refuses "wrong password" "${enc[@]}" --certificate-private-key-password wrong </dev/null
+if KURRENTDB_CERTIFICATE_PRIVATE_KEY_PASSWORD=s3cret factumd_start "$work/log0" "$factumd" "${enc[@]}" --mem-db \
+  --node-ip 127.0.0.1 --node-port 0; then
+  ok "an encrypted key with its password (KURRENTDB_CERTIFICATE_PRIVATE_KEY_PASSWORD)"
+  kill -TERM "$factumd_pid"
+  wait "$factumd_pid"
+else bad "an encrypted key with its password"; fi
 # The environment and config-file forms of the settings (KurrentDB's names).
 out=$(KURRENTDB_CERTIFICATE_FILE=$c/expired.crt KURRENTDB_CERTIFICATE_PRIVATE_KEY_FILE=$c/expired.key \
   EVENTSTORE_TRUSTED_ROOT_CERTIFICATES_PATH=$c/ca timeout 20 "$factumd" --mem-db --node-port 0 2>&1)

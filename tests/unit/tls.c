@@ -121,7 +121,7 @@ static int ctx_for(const char *crt, const char *key, SSL_CTX **out, char *err, s
     snprintf(c, sizeof c, "%s/%s.crt", dir, crt);
     snprintf(k, sizeof k, "%s/%s.key", dir, key);
     snprintf(r, sizeof r, "%s/roots", dir);
-    tls_files f = {c, k, r};
+    tls_files f = {c, k, NULL, r};
     return tls_server_ctx_new(&f, out, err, n);
 }
 
