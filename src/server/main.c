@@ -54,10 +54,37 @@ void srv_tls_reload(void *arg)
         slog_write(SLOG_INFO, "reload: no certificates to reload (TLS is off)");
         return;
     }
+    /* As KurrentDB does, read the settings again (the config file may name
+     * other files now); only the certificate settings change. */
+    srv_config *fresh = malloc(sizeof *fresh);
+    if (!fresh || srv_config_parse(fresh, st->argc, st->argv) != 0) {
+        free(fresh);
+        slog_write(SLOG_ERROR,
+                   "reload: the settings cannot be read (see above): the current certificates stay in use");
+        return;
+    }
+    srv_config *c = &st->cfg;
+    char keep[3][4096], keep_pw[sizeof c->certificate_private_key_password];
+    memcpy(keep[0], c->certificate_file, sizeof keep[0]);
+    memcpy(keep[1], c->certificate_private_key_file, sizeof keep[1]);
+    memcpy(keep[2], c->trusted_root_certificates_path, sizeof keep[2]);
+    memcpy(keep_pw, c->certificate_private_key_password, sizeof keep_pw);
+    memcpy(c->certificate_file, fresh->certificate_file, sizeof c->certificate_file);
+    memcpy(c->certificate_private_key_file, fresh->certificate_private_key_file,
+           sizeof c->certificate_private_key_file);
+    memcpy(c->trusted_root_certificates_path, fresh->trusted_root_certificates_path,
+           sizeof c->trusted_root_certificates_path);
+    memcpy(c->certificate_private_key_password, fresh->certificate_private_key_password, sizeof keep_pw);
+    free(fresh);
     SSL_CTX *ctx = NULL;
     slog_write(SLOG_INFO, "reloading the certificates");
-    if (srv_tls_load(st, &ctx)) {
-        slog_write(SLOG_ERROR, "the certificates were not reloaded (see above): the current ones stay in use");
+    if (srv_config_check_certificates(c) || srv_tls_load(st, &ctx)) {
+        memcpy(c->certificate_file, keep[0], sizeof keep[0]); /* a failed reload changes nothing (TLS-4) */
+        memcpy(c->certificate_private_key_file, keep[1], sizeof keep[1]);
+        memcpy(c->trusted_root_certificates_path, keep[2], sizeof keep[2]);
+        memcpy(c->certificate_private_key_password, keep_pw, sizeof keep_pw);
+        slog_write(SLOG_ERROR,
+                   "the certificates were not reloaded (see above): the current ones stay in use");
         return;
     }
     char d[512];
@@ -117,6 +144,8 @@ int main(int argc, char **argv)
     mallopt(M_MMAP_THRESHOLD, 64 * 1024);
     srv_state st;
     memset(&st, 0, sizeof st);
+    st.argc = argc;
+    st.argv = argv;
     int prc = srv_config_parse(&st.cfg, argc, argv);
     if (prc) return prc > 0 ? 0 : 2;
     srv_config *cfg = &st.cfg;
@@ -128,9 +157,10 @@ int main(int argc, char **argv)
         if (srv_tls_load(&st, &tls)) return 2;
     }
     if (!st.sec.tls && !st.sec.auth)
-        slog_write(SLOG_WARN, "INSECURE MODE: --insecure serves cleartext (no TLS) with NO AUTHENTICATION and NO "
-                              "AUTHORIZATION: anyone who reaches the port may read, write and delete every stream "
-                              "and shut the server down. For development only.");
+        slog_write(SLOG_WARN,
+                   "INSECURE MODE: --insecure serves cleartext (no TLS) with NO AUTHENTICATION and NO "
+                   "AUTHORIZATION: anyone who reaches the port may read, write and delete every stream "
+                   "and shut the server down. For development only.");
     /* Many connections need many descriptors: raise the soft limit. */
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {

@@ -18,6 +18,8 @@ typedef struct srv_state {
     net_method *methods;
     size_t n_methods;
     srv_security sec; /* TLS on the port, authentication on (srv_config_security) */
+    int argc;         /* the command line, parsed again on a reload */
+    char **argv;
 } srv_state;
 
 /* Build the TLS context from the certificate settings (checked: readable,

@@ -190,6 +190,27 @@ check "the TLS server stops cleanly" test $? -eq 0
 pid=""
 grep -E "runtime error|AddressSanitizer|LeakSanitizer" "$work/log" && bad "sanitizer reports in the log"
 
+# A reload reads the settings again: a config file that names other files.
+printf 'CertificateFile: %s\nCertificatePrivateKeyFile: %s\nTrustedRootCertificatesPath: %s\n' \
+  "$c/node.crt" "$c/node.key" "$c/ca" >"$work/reload.yaml"
+factumd_start "$work/log4" "$factumd" --config "$work/reload.yaml" --mem-db --node-ip 127.0.0.1 --node-port 0 || exit 1
+pid=$factumd_pid port=$factumd_port
+printf 'CertificateFile: %s\nCertificatePrivateKeyFile: %s\nTrustedRootCertificatesPath: %s\n' \
+  "$c/node2.crt" "$c/node2.key" "$c/ca" >"$work/reload.yaml"
+kill -HUP "$pid"
+sleep 0.5
+check "a reload reads the config file again (it names another certificate now)" \
+  grep -q "CN = factumd-reloaded" <<<"$(subject)"
+printf 'CertificateFile: %s\n' "$c/nothere.crt" >"$work/reload.yaml"
+kill -HUP "$pid"
+sleep 0.5
+check "a config file that now lacks settings keeps the current certificate" \
+  grep -q "CN = factumd-reloaded" <<<"$(subject)"
+check "  ... and the log says why" grep -q "certificate-private-key-file is not set" "$work/log4"
+kill -TERM "$pid"
+wait "$pid"
+pid=""
+
 # ---- a certificate for another host ------------------------------------
 # factumd starts (the certificate is valid and trusted: the host is the
 # clients' to check), and verifying clients refuse it.
