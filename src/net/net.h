@@ -221,6 +221,9 @@ void *net_call_state(const net_call *c);
  * free_fn(auth) runs when the call is freed or the slot is set again. */
 void net_call_set_auth(net_call *c, void *auth, void (*free_fn)(void *auth));
 void *net_call_auth(const net_call *c);
+/* The client's address as "ip:port" ("[ip6]:port") in buf (cap bytes);
+ * "" when unknown or the connection is gone. Returns buf. */
+char *net_call_peer(const net_call *c, char *buf, size_t cap);
 net_server *net_call_server(const net_call *c);
 /* A request header (lower-case name), or NULL. */
 const char *net_call_header(const net_call *c, const char *name);
