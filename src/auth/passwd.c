@@ -23,7 +23,7 @@ void auth_hash_params_default(auth_hash *h)
 {
     memset(h, 0, sizeof *h);
     h->alg = AUTH_KDF_SCRYPT;
-    h->n = 1u << 15;
+    h->n = 1u << 14;
     h->r = 8;
     h->p = 1;
 }

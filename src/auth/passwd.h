@@ -37,7 +37,7 @@ typedef struct auth_hash {
     size_t key_len;
 } auth_hash;
 
-/* The parameters of new hashes: scrypt N=2^15, r=8, p=1 (32 MiB, ~50-100 ms). */
+/* The parameters of new hashes: scrypt N=2^14, r=8, p=1 (16 MiB, tens of ms). */
 void auth_hash_params_default(auth_hash *h);
 
 /* Hash `pw` with h's parameters (alg, n, r, p) and a fresh random salt into

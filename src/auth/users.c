@@ -63,6 +63,7 @@ struct auth_users {
     auth_pool *pool;
     auth_hash dummy; /* USERS-4 */
     vjob *verifying;
+    int closing; /* auth_users_stop ran: the store may be closed, answers only */
     auth_users_stats st;
 };
 
@@ -410,7 +411,7 @@ int auth_users_open(const auth_users_options *o, auth_users **out)
     u->o = *o;
     u->store = o->store;
     int rc = auth_cache_new(o->cache_slots, user_ref, user_unref, &u->cache);
-    if (!rc) rc = auth_limiter_new(4096, o->fail_burst, o->fail_per_minute, &u->limiter);
+    if (!rc && o->fail_burst) rc = auth_limiter_new(4096, o->fail_burst, o->fail_per_minute, &u->limiter);
     if (rc) goto fail;
     /* USERS-4: unknown logins are checked against this (a random password). */
     auth_hash_params_default(&u->dummy);
@@ -446,6 +447,7 @@ void auth_users_set_net(auth_users *u, net_server *net)
 void auth_users_stop(auth_users *u)
 {
     if (!u) return;
+    u->closing = 1;
     auth_pool_free(u->pool);
     u->pool = NULL;
 }
@@ -478,7 +480,7 @@ static void refuse(auth_users *u, net_auth *a, int count_failure)
 {
     if (count_failure) {
         const char *peer = net_auth_peer(a);
-        if (peer[0] && auth_limiter_fail(u->limiter, peer, base_mono_ns()))
+        if (u->limiter && peer[0] && auth_limiter_fail(u->limiter, peer, base_mono_ns()))
             ulog(u, 1, "too many failed logins from %s: its logins are refused for a while", peer);
         u->st.failures++;
     }
@@ -555,7 +557,7 @@ int auth_users_authenticate(void *ctx, net_auth *a)
     }
     /* USERS-5: a source out of failures gets no KDF */
     const char *peer = net_auth_peer(a);
-    if (peer[0] && auth_limiter_blocked(u->limiter, peer, base_mono_ns())) {
+    if (u->limiter && peer[0] && auth_limiter_blocked(u->limiter, peer, base_mono_ns())) {
         OPENSSL_cleanse(pw, sizeof pw);
         u->st.rate_limited++;
         refuse(u, a, 0);
@@ -744,6 +746,7 @@ static void notified(void *ctx, int rc, const factum_append_result *res, size_t 
 
 static void notify(auth_users *u, const char *login)
 {
+    if (u->closing) return;
     note *x = calloc(1, sizeof *x);
     if (!x) return;
     int rc = base_buf_printf(&x->data, "{\"loginName\":");
@@ -770,26 +773,21 @@ static void deleted(void *ctx, int rc, const factum_append_result *res, size_t n
     post_back(c);
 }
 
-/* Write the record (and what goes with it) for c; finishes c on error. */
-static void write_record(cjob *c)
+/* Write the record (and what goes with it) for c: 0 (appended() follows)
+ * or an error (c is the caller's still). */
+static int write_record(cjob *c)
 {
     auth_users *u = c->u;
     auth_user *x = c->op == OP_CREATE ? NULL : find(u, c->login);
-    if (c->op != OP_CREATE && !x) {
-        finish(c, AUTH_ENOTFOUND);
-        return;
-    }
-    if (c->op == OP_CREATE && find(u, c->login)) {
-        finish(c, AUTH_ECONFLICT);
-        return;
-    }
+    if (c->op != OP_CREATE && !x) return AUTH_ENOTFOUND;
+    if (c->op == OP_CREATE && find(u, c->login)) return AUTH_ECONFLICT;
     snprintf(c->stream, sizeof c->stream, USER_PREFIX "%s", c->login);
     snprintf(c->meta_stream, sizeof c->meta_stream, "$$" USER_PREFIX "%s", c->login);
     if (c->op == OP_DELETE) {
         int rc = factum_delete_stream_async(u->store, c->stream, x->version, deleted, c);
-        if (rc) finish(c, map_store_rc(rc));
-        else x->cred_gen++; /* its cached credentials go now (USERS-3); the copy when it committed */
-        return;
+        if (rc) return map_store_rc(rc);
+        x->cred_gen++; /* its cached credentials go now (USERS-3); the copy when it committed */
+        return 0;
     }
     const auth_hash *h = c->op == OP_CREATE || c->op == OP_RESET || c->op == OP_CHANGE ? &c->hash : &x->hash;
     const char *full = c->op == OP_CREATE || c->op == OP_UPDATE ? c->full : x->full_name;
@@ -819,7 +817,7 @@ static void write_record(cjob *c)
         c->req[n++] = (factum_append_req){NOTIFY_STREAM, FACTUM_ANY, &c->ev[1], 1};
     }
     if (!rc) rc = factum_append_async(u->store, c->req, n, appended, c);
-    if (rc) finish(c, map_store_rc(rc));
+    return rc ? map_store_rc(rc) : 0;
 }
 
 static void kdf_work(auth_job *j)
@@ -836,7 +834,7 @@ static void kdf_work(auth_job *j)
 static void kdf_done(auth_job *j)
 {
     cjob *c = (cjob *)j;
-    if (j->cancelled) {
+    if (j->cancelled || c->u->closing) {
         finish(c, AUTH_EBUSY);
         return;
     }
@@ -851,11 +849,16 @@ static void kdf_done(auth_job *j)
             return;
         }
     }
-    if (c->rc) {
-        finish(c, c->rc);
-        return;
-    }
-    write_record(c);
+    int rc = c->rc ? c->rc : write_record(c);
+    if (rc) finish(c, rc);
+}
+
+/* A change without a KDF: write it now, or give the error at once. */
+static int start_write(cjob *c)
+{
+    int rc = write_record(c);
+    if (rc) cjob_free(c);
+    return rc;
 }
 
 static int valid_groups(const char *const *groups, size_t n)
@@ -941,24 +944,21 @@ int auth_users_update(auth_users *u, const auth_user_spec *s, auth_users_cb cb, 
         cjob_free(c);
         return rc;
     }
-    write_record(c);
-    return 0;
+    return start_write(c);
 }
 
 int auth_users_delete(auth_users *u, const char *login, auth_users_cb cb, void *arg)
 {
     cjob *c = cjob_new(u, OP_DELETE, login, cb, arg);
     if (!c) return AUTH_EINVAL;
-    write_record(c);
-    return 0;
+    return start_write(c);
 }
 
 int auth_users_set_disabled(auth_users *u, const char *login, int disabled, auth_users_cb cb, void *arg)
 {
     cjob *c = cjob_new(u, disabled ? OP_DISABLE : OP_ENABLE, login, cb, arg);
     if (!c) return AUTH_EINVAL;
-    write_record(c);
-    return 0;
+    return start_write(c);
 }
 
 int auth_users_reset_password(auth_users *u, const char *login, const char *pw, size_t pw_len, auth_users_cb cb,

@@ -69,7 +69,7 @@ typedef struct auth_users_options {
     unsigned workers;    /* password workers (default 2) */
     size_t max_queue;    /* verifications waiting, at most (default 64) */
     size_t cache_slots;  /* cached credentials (default 4096) */
-    unsigned fail_burst; /* failed logins a source may make at once (default 10) */
+    unsigned fail_burst; /* failed logins a source may make at once (default 10; 0: no limit) */
     unsigned fail_per_minute; /* and then per minute (default 10) */
     void (*log_fn)(void *ctx, int level, const char *msg);
     void *log_ctx;

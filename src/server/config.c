@@ -37,7 +37,12 @@ static const opt opts[] = {
     {"node-ip", "http-ip", T_STR, OFF(node_ip), SZ(node_ip), "0.0.0.0", "address to listen on"},
     {"node-port", "http-port", T_INT, OFF(node_port), 0, "2113", "port for gRPC and HTTP"},
     {"insecure", NULL, T_BOOL, OFF(insecure), 0, "false",
-     "serve without TLS or authentication (required: TLS is not available yet)"},
+     "serve cleartext without authentication or authorization (development only)"},
+    {"disable-tls", NULL, T_BOOL, OFF(disable_tls), 0, "false",
+     "serve cleartext but keep authentication and authorization on (credentials cross the network in the clear)"},
+    {"failed-logins-per-minute", NULL, T_INT, OFF(failed_logins_per_minute), 0, "10",
+     "failed logins a client address may make (at once, and then per minute) before its logins are refused "
+     "without being checked; 0: no limit"},
     {"relaxed-durability", NULL, T_BOOL, OFF(relaxed), 0, "false",
      "acknowledge appends before fdatasync (fdatasync every 100 ms)"},
     {"max-append-size", NULL, T_SIZE, OFF(max_append_size), 0, "67108864", "largest append, in bytes"},

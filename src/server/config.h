@@ -16,7 +16,9 @@ typedef struct srv_config {
     int mem_db;       /* a temporary directory, removed at exit */
     char node_ip[64]; /* listen address */
     int node_port;    /* gRPC + HTTP port */
-    int insecure;     /* cleartext, no authentication (the only mode for now) */
+    int insecure;     /* cleartext, no authentication, no authorization */
+    int disable_tls;  /* cleartext, but authentication and authorization on (KurrentDB 26.2's DisableTls) */
+    int failed_logins_per_minute; /* per client address, before its logins are refused (0: no limit) */
     int relaxed;      /* relaxed durability */
     uint64_t max_append_size;
     uint64_t max_append_event_size;
@@ -41,6 +43,20 @@ typedef struct srv_config {
 /* RunProjections: None (no projections at all), System (the five system
  * projections exist and those enabled run), All (user projections too). */
 enum { SRV_PROJ_NONE = 0, SRV_PROJ_SYSTEM = 1, SRV_PROJ_ALL = 2 };
+
+/* The one place that decides the security mode (docs/security.md):
+ *  --insecure      cleartext; no authentication, no authorization (every
+ *                  call acts as the system principal);
+ *  --disable-tls   cleartext; authentication and authorization on;
+ *  neither         TLS on the port; authentication and authorization on. */
+static inline int srv_tls_on(const srv_config *c)
+{
+    return !c->insecure && !c->disable_tls;
+}
+static inline int srv_auth_on(const srv_config *c)
+{
+    return !c->insecure;
+}
 
 /* Parse argv (and the environment and the config file it names). Returns
  * 0, 1 if --help/--version was handled (exit 0), or -1 after printing a

@@ -6,12 +6,20 @@
  *   GET /metrics       Prometheus text format: appends, reads, bytes,
  *                      group commits, fdatasync latency, connections, calls,
  *                      subscriptions' and projections' progress and lag
+ *
+ * Who may ask (KurrentDB's LegacyPolicySelectorFactory; a secure server
+ * authenticates every request first, NET-8): /health/live and /info
+ * anyone; /gossip and /metrics (KurrentDB's statistics) an authenticated
+ * user - anonymous gets 401 with `WWW-Authenticate: Basic realm="factum"`,
+ * wrong credentials too (before this handler runs).
  */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth/principal.h"
+#include "auth/users.h"
 #include "rpc/rpc.h"
 #include "rpc/persistent.h"
 #include "server/server.h"
@@ -25,9 +33,10 @@ static void info(srv_state *st, net_http_resp *r)
     base_buf_printf(
         &r->body,
         "{\"esVersion\":\"%s\",\"factumVersion\":\"%s\",\"state\":\"leader\",\"authentication\":{\"type\":"
-        "\"insecure\"},\"features\":{\"projections\":%s,\"userManagement\":false,\"atomPub\":false},"
+        "\"%s\"},\"features\":{\"projections\":%s,\"userManagement\":%s,\"atomPub\":false},"
         "\"durability\":\"%s\",\"lastPosition\":%" PRIu64 "}\n",
-        RPC_SERVER_VERSION, FACTUM_VERSION_STRING, st->proj ? "true" : "false",
+        RPC_SERVER_VERSION, FACTUM_VERSION_STRING, srv_auth_on(&st->cfg) ? "internal" : "insecure",
+        st->proj ? "true" : "false", st->users ? "true" : "false",
         fs.durability ? "relaxed" : "durable", fs.last_position);
 }
 
@@ -324,6 +333,16 @@ static void metrics(srv_state *st, net_http_resp *r)
     projection_metrics(st, b);
 }
 
+/* Does the endpoint's "an authenticated user" hold? Otherwise answer 401. */
+static int authenticated(const net_http_req *req, net_http_resp *resp)
+{
+    const auth_principal *p = req->auth ? req->auth : auth_principal_system(); /* no auth_fn: insecure */
+    if (auth_principal_authenticated(p)) return 1;
+    resp->status = 401;
+    base_buf_append(&resp->body, "authentication required\n", 24);
+    return 0;
+}
+
 void srv_http(void *ctx, const net_http_req *req, net_http_resp *resp)
 {
     srv_state *st = ctx;
@@ -337,9 +356,9 @@ void srv_http(void *ctx, const net_http_req *req, net_http_resp *resp)
     } else if (!strcmp(req->path, "/info")) {
         info(st, resp);
     } else if (!strcmp(req->path, "/gossip")) {
-        gossip(st, resp);
+        if (authenticated(req, resp)) gossip(st, resp);
     } else if (!strcmp(req->path, "/metrics")) {
-        metrics(st, resp);
+        if (authenticated(req, resp)) metrics(st, resp);
     } else {
         resp->status = 404;
         base_buf_append(&resp->body, "not found\n", 10);

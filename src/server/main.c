@@ -15,6 +15,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "auth/users.h"
 #include "rpc/persistent.h"
 #include "server/log.h"
 #include "server/server.h"
@@ -82,11 +83,17 @@ int main(int argc, char **argv)
     if (prc) return prc > 0 ? 0 : 2;
     srv_config *cfg = &st.cfg;
     slog_setup(cfg->log_level, cfg->log_json);
-    if (!cfg->insecure) {
-        slog_write(SLOG_ERROR, "TLS is not available in this version of factumd: start it with --insecure "
-                               "(or Insecure: true) to serve cleartext gRPC without authentication");
+    if (srv_tls_on(cfg)) {
+        slog_write(SLOG_ERROR, "TLS is not available in this version of factumd: start it with --disable-tls "
+                               "(cleartext with authentication) or --insecure (cleartext, no authentication)");
         return 2;
     }
+    if (!srv_auth_on(cfg))
+        slog_write(SLOG_WARN, "INSECURE MODE: no TLS, no authentication, no authorization - anyone who reaches "
+                              "the port may do anything. For development only.");
+    else if (!srv_tls_on(cfg))
+        slog_write(SLOG_WARN, "TLS is disabled (--disable-tls): authentication is on, but credentials and data "
+                              "cross the network in the clear");
     /* Many connections need many descriptors: raise the soft limit. */
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
@@ -130,7 +137,19 @@ int main(int argc, char **argv)
             goto out;
         }
     }
+    /* The users, also with --insecure (the Users service works; no call is
+     * authenticated). Blocking: the default users' hashes are made here. */
+    auth_users_options ao;
+    auth_users_options_init(&ao);
+    ao.store = st.store;
+    ao.log_fn = slog_sink;
+    ao.fail_burst = ao.fail_per_minute = (unsigned)cfg->failed_logins_per_minute;
+    if ((rc = auth_users_open(&ao, &st.users))) {
+        slog_write(SLOG_ERROR, "cannot load the users: %s", factum_strerror(rc));
+        goto out;
+    }
     rpc_ctx *r = &st.rpc;
+    r->users = st.users;
     r->store = st.store;
     r->projections = st.proj;
     factum_uuid_v4(r->instance_id);
@@ -158,11 +177,17 @@ int main(int argc, char **argv)
     nc.tick_fn = on_tick;
     nc.tick_ctx = r;
     nc.tick_ms = 100;
+    if (srv_auth_on(cfg)) {
+        nc.auth_fn = auth_users_authenticate; /* NET-8: every call and HTTP request */
+        nc.auth_ctx = st.users;
+        nc.http_challenge = "Basic realm=\"factum\"";
+    }
     if ((rc = net_server_new(&nc, st.methods, st.n_methods, srv_http, &st, &st.net))) {
         slog_write(SLOG_ERROR, "cannot listen on %s:%d: %s", cfg->node_ip, cfg->node_port, strerror(-rc));
         goto out;
     }
     r->net = st.net;
+    auth_users_set_net(st.users, st.net);
     if (rpc_listen(r)) {
         rc = -ENOMEM;
         goto out;
@@ -185,12 +210,15 @@ int main(int argc, char **argv)
                cfg->run_projections == SRV_PROJ_ALL      ? "all"
                : cfg->run_projections == SRV_PROJ_SYSTEM ? "system"
                                                          : "none");
-    slog_write(SLOG_INFO, "listening on %s:%d (gRPC over HTTP/2 cleartext, and HTTP/1.1)", cfg->node_ip,
-               r->advertise_port);
+    slog_write(SLOG_INFO, "listening on %s:%d (gRPC over HTTP/2 cleartext, and HTTP/1.1; authentication %s)",
+               cfg->node_ip, r->advertise_port, srv_auth_on(cfg) ? "on" : "off");
     rc = net_server_run(st.net, cfg->drain_ms);
     slog_write(SLOG_INFO, "shutting down");
 out:
     g_net = NULL;
+    /* The password workers' last answers go to the server's queue (run by
+     * net_server_free below); from here on nothing touches the store. */
+    auth_users_stop(st.users);
     if (st.store) rpc_deinit(&st.rpc);
     /* The projections before the store: their appends in flight finish. */
     factum_projections_close(st.proj);
@@ -198,6 +226,7 @@ out:
      * posted to the (stopped) server; freeing the server then runs them. */
     int crc = factum_store_close(st.store);
     net_server_free(st.net);
+    auth_users_free(st.users);
     rpc_ps_free(&st.rpc);
     free(st.methods);
     free(st.rpc.pack_buf);

@@ -17,6 +17,7 @@ typedef struct srv_state {
     rpc_ctx rpc;
     net_method *methods;
     size_t n_methods;
+    struct auth_users *users; /* src/auth/users.h */
 } srv_state;
 
 void srv_http(void *ctx, const net_http_req *req, net_http_resp *resp);
