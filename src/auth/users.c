@@ -534,7 +534,17 @@ int auth_users_authenticate(void *ctx, net_auth *a)
     size_t pw_len = 0;
     int kind = auth_parse_basic(net_auth_header(a, "authorization"), login, pw, &pw_len);
     if (kind == AUTH_CRED_NONE) {
-        net_auth_done(a, 0, NULL, (void *)auth_principal_anonymous(), NULL);
+        /* X.509 (KurrentDB licenses it): a verified client certificate whose
+         * CN names an existing, enabled user is that user; any other is
+         * anonymous, as no certificate is. */
+        char cn[AUTH_LOGIN_MAX + 1];
+        auth_user *x = auth_cert_login(net_auth_peer_cn(a), cn) == 0 ? find(u, cn) : NULL;
+        if (x && !x->disabled) {
+            u->st.cert_logins++;
+            net_auth_done(a, 0, NULL, (void *)auth_principal_ref(x->principal), auth_principal_release);
+        } else {
+            net_auth_done(a, 0, NULL, (void *)auth_principal_anonymous(), NULL);
+        }
         return NET_AUTH_DONE;
     }
     if (kind != AUTH_CRED_BASIC) {

@@ -36,6 +36,10 @@
  *  USERS-5  A source (client address) past its failed-login budget is
  *           refused without a key derivation until its budget refills;
  *           when it runs out it is logged once.
+ *  USERS-6  A call without an `authorization` header over TLS with a
+ *           verified client certificate acts as the user its subject CN
+ *           names, if that user exists and is enabled; otherwise (and
+ *           without a certificate) as anonymous. A header always wins.
  */
 #ifndef FACTUM_AUTH_USERS_H
 #define FACTUM_AUTH_USERS_H
@@ -137,7 +141,7 @@ int auth_users_change_password(auth_users *u, const char *login, const char *cur
 typedef struct auth_users_stats {
     uint64_t users;
     uint64_t cache_hits, cache_misses, cache_entries;
-    uint64_t verifications, failures, rate_limited, busy;
+    uint64_t verifications, failures, rate_limited, busy, cert_logins;
 } auth_users_stats;
 void auth_users_get_stats(auth_users *u, auth_users_stats *st);
 

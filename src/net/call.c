@@ -112,6 +112,16 @@ char *net_call_peer(const net_call *c, char *buf, size_t cap)
     return buf;
 }
 
+int net_call_is_tls(const net_call *c)
+{
+    return c->conn && c->conn->is_tls;
+}
+
+const char *net_call_peer_cn(const net_call *c)
+{
+    return c->conn ? c->conn->peer_cn : NULL;
+}
+
 net_server *net_call_server(const net_call *c)
 {
     return c->srv;
@@ -541,6 +551,15 @@ const char *net_auth_header(const net_auth *a, const char *name)
 net_call *net_auth_call(const net_auth *a)
 {
     return a->c;
+}
+
+int net_auth_gone(const net_auth *a);
+
+const char *net_auth_peer_cn(const net_auth *a)
+{
+    if (net_auth_gone(a)) return NULL;
+    conn *k = a->c ? a->c->conn : a->k;
+    return k ? k->peer_cn : NULL;
 }
 
 int net_auth_gone(const net_auth *a)

@@ -16,7 +16,10 @@ typedef struct srv_config {
     int mem_db;       /* a temporary directory, removed at exit */
     char node_ip[64]; /* listen address */
     int node_port;    /* gRPC + HTTP port */
-    int insecure;     /* cleartext, no authentication, no authorization */
+    int insecure;     /* cleartext, no authentication, no authorization (development) */
+    char certificate_file[4096];             /* CertificateFile: the node's PEM certificate (and chain) */
+    char certificate_private_key_file[4096]; /* CertificatePrivateKeyFile */
+    char trusted_root_certificates_path[4096]; /* TrustedRootCertificatesPath: a directory (or file) of CAs */
     int disable_tls;  /* cleartext, but authentication and authorization on (KurrentDB 26.2's DisableTls) */
     int failed_logins_per_minute; /* per client address, before its logins are refused (0: no limit) */
     int relaxed;      /* relaxed durability */
@@ -44,24 +47,26 @@ typedef struct srv_config {
  * projections exist and those enabled run), All (user projections too). */
 enum { SRV_PROJ_NONE = 0, SRV_PROJ_SYSTEM = 1, SRV_PROJ_ALL = 2 };
 
-/* The one place that decides the security mode (docs/security.md):
- *  --insecure      cleartext; no authentication, no authorization (every
- *                  call acts as the system principal);
- *  --disable-tls   cleartext; authentication and authorization on;
- *  neither         TLS on the port; authentication and authorization on. */
-static inline int srv_tls_on(const srv_config *c)
-{
-    return !c->insecure && !c->disable_tls;
-}
-static inline int srv_auth_on(const srv_config *c)
-{
-    return !c->insecure;
-}
-
 /* Parse argv (and the environment and the config file it names). Returns
  * 0, 1 if --help/--version was handled (exit 0), or -1 after printing a
  * one-line error (exit 2). */
 int srv_config_parse(srv_config *c, int argc, char **argv);
+
+/* What the port speaks and whether calls are authenticated: the one place
+ * that decides (docs/security.md):
+ *  --insecure      cleartext; no authentication, no authorization (every
+ *                  call acts as the system principal);
+ *  --disable-tls   cleartext; authentication and authorization on;
+ *  neither         TLS on the port; authentication and authorization on. */
+typedef struct srv_security {
+    int tls;  /* TLS on the port (certificates required) */
+    int auth; /* calls are authenticated and authorized */
+} srv_security;
+srv_security srv_config_security(const srv_config *c);
+
+/* With TLS on: are the three certificate settings given? 0, or -1 after
+ * logging an error that names the settings and `factum certs`. */
+int srv_config_check_certificates(const srv_config *c);
 
 /* Print the option reference (for --help and docs). */
 void srv_config_usage(void);

@@ -22,6 +22,7 @@
 #include "auth/users.h"
 #include "rpc/rpc.h"
 #include "rpc/persistent.h"
+#include "server/log.h"
 #include "server/server.h"
 
 static void info(srv_state *st, net_http_resp *r)
@@ -33,10 +34,10 @@ static void info(srv_state *st, net_http_resp *r)
     base_buf_printf(
         &r->body,
         "{\"esVersion\":\"%s\",\"factumVersion\":\"%s\",\"state\":\"leader\",\"authentication\":{\"type\":"
-        "\"%s\"},\"features\":{\"projections\":%s,\"userManagement\":%s,\"atomPub\":false},"
-        "\"durability\":\"%s\",\"lastPosition\":%" PRIu64 "}\n",
-        RPC_SERVER_VERSION, FACTUM_VERSION_STRING, srv_auth_on(&st->cfg) ? "internal" : "insecure",
-        st->proj ? "true" : "false", st->users ? "true" : "false",
+        "\"%s\",\"properties\":{}},\"tls\":%s,\"features\":{\"projections\":%s,\"userManagement\":%s,"
+        "\"atomPub\":false},\"durability\":\"%s\",\"lastPosition\":%" PRIu64 "}\n",
+        RPC_SERVER_VERSION, FACTUM_VERSION_STRING, st->sec.auth ? "internal" : "insecure",
+        st->sec.tls ? "true" : "false", st->proj ? "true" : "false", st->users ? "true" : "false",
         fs.durability ? "relaxed" : "durable", fs.last_position);
 }
 
@@ -329,6 +330,12 @@ static void metrics(srv_state *st, net_http_resp *r)
            (double)ns.refused_charges);
     metric(b, "factum_request_timeouts_total", "counter",
            "Incomplete requests ended after --request-timeout-ms without progress.", (double)ns.timeouts);
+    metric(b, "factum_tls_handshakes_total", "counter", "TLS handshakes completed.", (double)ns.tls_handshakes);
+    metric(b, "factum_tls_failures_total", "counter",
+           "TLS handshakes that failed, and cleartext sent to the TLS port.", (double)ns.tls_failures);
+    metric(b, "factum_tls_handshakes_deferred_total", "counter",
+           "TLS handshake steps put off to a later turn of the loop (its handshake budget was spent).",
+           (double)ns.tls_deferred);
     lag_metrics(st, b);
     projection_metrics(st, b);
 }
@@ -346,6 +353,20 @@ static int authenticated(const net_http_req *req, net_http_resp *resp)
 void srv_http(void *ctx, const net_http_req *req, net_http_resp *resp)
 {
     srv_state *st = ctx;
+    if (!strcmp(req->path, "/admin/reloadconfig")) {
+        /* KurrentDB's reload of the configuration (Operations.Node.ReloadConfiguration:
+         * $ops and $admins); here, the certificates. */
+        if (strcmp(req->method, "POST")) {
+            resp->status = 405;
+            base_buf_append(&resp->body, "method not allowed\n", 19);
+            return;
+        }
+        slog_write(SLOG_INFO, "reloading the configuration: a request was received on /admin/reloadconfig");
+        net_server_request_reload(st->net);
+        resp->status = 200;
+        base_buf_append(&resp->body, "OK", 2);
+        return;
+    }
     if (strcmp(req->method, "GET") && strcmp(req->method, "HEAD")) {
         resp->status = 405;
         base_buf_append(&resp->body, "method not allowed\n", 19);
