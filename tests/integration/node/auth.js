@@ -13,7 +13,7 @@
 'use strict';
 const { test, after, before } = require('node:test');
 const assert = require('node:assert/strict');
-const { spawn } = require('node:child_process');
+const { spawn, execFileSync } = require('node:child_process');
 const path = require('node:path');
 const fs = require('node:fs');
 const os = require('node:os');
@@ -261,6 +261,47 @@ test('users are loaded at start: a restart keeps them, their passwords and flags
     assert.equal((await details(c, 'lee', auth('lee', 'l1'))).err.code, grpc.status.UNAUTHENTICATED);
     assert.equal((await details(c, '', A)).err.code, grpc.status.UNAUTHENTICATED);
     c.close();
+    assert.equal(await stop(s), 0);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('X.509 user certificates (USERS-6): a verified client certificate whose CN names an enabled user is that user', async () => {
+  const dir = fs.mkdtempSync(path.join(process.env.FACTUM_TEST_TMP || os.tmpdir(), 'auth-x509-'));
+  try {
+    execFileSync('bash', [path.join(__dirname, '..', 'mkcerts.sh'), dir], { env: { ...process.env, MKCERTS_EXTRA: '1' } });
+    const s = await start(['--certificate-file', `${dir}/node.crt`, '--certificate-private-key-file', `${dir}/node.key`,
+      '--trusted-root-certificates-path', `${dir}/ca`]);
+    const ca = fs.readFileSync(`${dir}/ca/ca.crt`);
+    const client = (cert) => new proto.event_store.client.users.Users(`localhost:${s.port}`,
+      cert ? grpc.credentials.createSsl(ca, fs.readFileSync(`${dir}/${cert}.key`), fs.readFileSync(`${dir}/${cert}.crt`))
+        : grpc.credentials.createSsl(ca));
+    const asAdmin = client('user-admin'); // CN=admin
+    let d = await details(asAdmin, '', new grpc.Metadata());
+    assert.equal(d.err, null, 'the certificate of admin lists users');
+    assert.deepEqual(d.out.map((u) => u.login_name), ['admin', 'ops']);
+    const plain = client(null);
+    d = await details(plain, '', new grpc.Metadata());
+    assert.equal(d.err.code, grpc.status.PERMISSION_DENIED, 'no certificate: anonymous');
+    // a header wins over the certificate
+    d = await details(asAdmin, '', auth('ops', 'changeit'));
+    assert.equal(d.err.code, grpc.status.PERMISSION_DENIED, 'ops (the header), not admin (the certificate)');
+    d = await details(asAdmin, '', auth('admin', 'wrong'));
+    assert.equal(d.err.code, grpc.status.UNAUTHENTICATED, 'a wrong header is not saved by the certificate');
+    // a disabled user's certificate is anonymous
+    assert.equal((await unary(asAdmin, 'Create', { options: { login_name: 'root', password: 'r', groups: ['$admins'] } }, new grpc.Metadata())).err, null);
+    assert.equal((await unary(asAdmin, 'Disable', { options: { login_name: 'admin' } }, auth('root', 'r'))).err, null);
+    d = await details(asAdmin, '', new grpc.Metadata());
+    assert.equal(d.err.code, grpc.status.PERMISSION_DENIED, 'disabled: anonymous');
+    assert.equal((await unary(plain, 'Enable', { options: { login_name: 'admin' } }, auth('root', 'r'))).err, null);
+    d = await details(asAdmin, '', new grpc.Metadata());
+    assert.equal(d.err, null);
+    // a certificate from a CA the server does not trust never names a user
+    const bad = client('user-bad');
+    d = await details(bad, '', new grpc.Metadata());
+    assert.notEqual(d.err, null);
+    for (const c of [asAdmin, plain, bad]) c.close();
     assert.equal(await stop(s), 0);
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
