@@ -31,6 +31,7 @@ static const command commands[] = {
     {"stats", cli_cmd_stats, "print the store's statistics"},
     {"projection", cli_cmd_projection, "list, create, change and inspect projections"},
     {"bench", cli_cmd_bench, "run the BENCH.md workloads (locally or against --server)"},
+    {"certs", cli_cmd_certs, "create a development CA, node and user certificates (TLS)"},
 };
 
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
