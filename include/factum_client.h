@@ -61,8 +61,12 @@ enum {
 
 typedef struct factum_client factum_client;
 
+/* timeout_ms's default: the connection string's defaultDeadline if it has
+ * one, else 10000 ms. */
+#define FACTUM_CLIENT_DEFAULT_TIMEOUT UINT32_MAX
+
 typedef struct factum_client_options {
-    uint32_t timeout_ms;         /* deadline of each call (default 10000; 0: none) */
+    uint32_t timeout_ms;         /* deadline of each call (default FACTUM_CLIENT_DEFAULT_TIMEOUT; 0: none) */
     uint32_t connect_timeout_ms; /* default 5000 (TCP, the TLS handshake and HTTP/2's SETTINGS) */
     /* Each non-NULL field overrides the connection string's (NULL, the
      * default: as the string says). Borrowed for factum_client_connect. */
@@ -88,7 +92,7 @@ FACTUM_API void factum_client_options_init(factum_client_options *o);
  *   tlsVerifyCert=false  accept any server certificate (testing only)
  *   userCertFile=PATH&userKeyFile=PATH  a client certificate (PEM) for
  *                      mutual TLS; both or neither
- *   defaultDeadline=MS used as timeout_ms when opts is NULL
+ *   defaultDeadline=MS the deadline of each call, unless opts sets timeout_ms
  *   connectionName=X   sent as the connection-name header
  * every other key (keepAliveInterval, nodePreference, ...) is accepted and
  * ignored. TLS: 1.2 or 1.3, ALPN h2, SNI with the host name, and the

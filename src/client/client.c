@@ -30,7 +30,7 @@ static _Thread_local char connect_err[1024];
 void factum_client_options_init(factum_client_options *o)
 {
     memset(o, 0, sizeof *o);
-    o->timeout_ms = 10000;
+    o->timeout_ms = FACTUM_CLIENT_DEFAULT_TIMEOUT;
     o->connect_timeout_ms = 5000;
 }
 
@@ -115,10 +115,9 @@ int factum_client_connect(const char *url, const factum_client_options *opts, fa
     }
     factum_client_options o;
     factum_client_options_init(&o);
-    if (opts)
-        o = *opts;
-    else if (c->url.default_deadline_ms >= 0)
-        o.timeout_ms = (uint32_t)c->url.default_deadline_ms;
+    if (opts) o = *opts;
+    if (o.timeout_ms == FACTUM_CLIENT_DEFAULT_TIMEOUT)
+        o.timeout_ms = c->url.default_deadline_ms >= 0 ? (uint32_t)c->url.default_deadline_ms : 10000;
     rc = apply_options(c, &o);
     if (rc) {
         free(c);

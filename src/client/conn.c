@@ -731,9 +731,9 @@ static int h2_start(factum_client *c, char *why, size_t wlen)
         if (rc) {
             if (c->ssl)
                 snprintf(why, wlen, "no HTTP/2 over TLS (%.300s)", c->err);
-            else if (c->rx_bytes == 0 && !strcmp(c->err, "the server closed the connection"))
-                snprintf(why, wlen, "the server closed the connection without an HTTP/2 answer (does it "
-                                    "speak TLS? then leave out tls=false)");
+            else if (c->rx_bytes == 0 && rc == FACTUM_ECONNECT)
+                snprintf(why, wlen, "no HTTP/2 answer, the connection ended (%.200s): does the server speak "
+                                    "TLS? then leave out tls=false", c->err);
             else
                 snprintf(why, wlen, "it does not speak HTTP/2 with prior knowledge (%.300s)", c->err);
             return FACTUM_ECONNECT;
@@ -1086,11 +1086,11 @@ static int call_result(factum_client *c, client_call *k)
     }
     int rc = client_call_error(k);
     if (rc == FACTUM_EUNAUTHENTICATED)
-        client_seterr(c, "not authenticated: %s%s", k->message[0] ? k->message : "the server wants credentials",
+        client_seterr(c, "%s%s", k->message[0] ? k->message : "the server wants credentials",
                       c->auth[0] ? " (check the user name and password)"
                                  : " (give user:password@ in the connection string)");
     else if (rc == FACTUM_EACCESSDENIED)
-        client_seterr(c, "access denied: %s", k->message[0] ? k->message : "the user may not do this");
+        client_seterr(c, "%s", k->message[0] ? k->message : "the user may not do this");
     else if (k->message[0])
         client_seterr(c, "%s", k->message);
     else

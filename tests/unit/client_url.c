@@ -230,7 +230,7 @@ static void t_connect_refuses(void)
     /* Options override the string, and are checked as it is. */
     factum_client_options o;
     factum_client_options_init(&o);
-    CHECK(o.timeout_ms == 10000 && o.connect_timeout_ms == 5000);
+    CHECK(o.timeout_ms == FACTUM_CLIENT_DEFAULT_TIMEOUT && o.connect_timeout_ms == 5000);
     CHECK(o.username == NULL && o.password == NULL && o.tls_ca_file == NULL);
     o.tls_ca_file = "/nonexistent/other.crt";
     CHECK_RC(factum_client_connect("kurrentdb://127.0.0.1:1?tlsCAFile=/x", &o, &c), FACTUM_ETLS);
