@@ -453,6 +453,8 @@ static int out_tls(factum_client *c)
     return 0;
 }
 
+static ssize_t take_in(factum_client *c);
+
 /* Send what wbuf holds until the socket takes no more: 0 (sent or
  * blocked), or FACTUM_ECONNECT. */
 static int out_send(factum_client *c)
@@ -463,6 +465,10 @@ static int out_send(factum_client *c)
             if (errno == EINTR) continue;
             if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
             client_seterr(c, "writing to the server failed: %s", strerror(errno));
+            /* A TLS server that ends the connection says why in an alert
+             * first (e.g. it refuses our client certificate): it may wait
+             * unread behind the reset. */
+            if (c->ssl && c->h2 && take_in(c) == FACTUM_ETLS) return FACTUM_ETLS;
             return FACTUM_ECONNECT;
         }
         c->woff += (size_t)w;
@@ -803,8 +809,14 @@ static int tls_context(factum_client *c)
             goto fail;
         }
         if (SSL_CTX_use_PrivateKey_file(ctx, u->user_key_file, SSL_FILETYPE_PEM) != 1) {
-            snprintf(why, sizeof why, "userKeyFile '%.300s' holds no unencrypted PEM private key (%s)",
-                     u->user_key_file, tls_reason(reason, sizeof reason));
+            int mismatch = ERR_GET_REASON(ERR_peek_last_error()) == X509_R_KEY_VALUES_MISMATCH;
+            tls_reason(reason, sizeof reason);
+            if (mismatch)
+                snprintf(why, sizeof why, "userKeyFile '%.300s' is not the key of userCertFile '%.300s'",
+                         u->user_key_file, u->user_cert_file);
+            else
+                snprintf(why, sizeof why, "userKeyFile '%.300s' holds no unencrypted PEM private key (%s)",
+                         u->user_key_file, reason);
             goto fail;
         }
         if (SSL_CTX_check_private_key(ctx) != 1) {

@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -114,7 +115,8 @@ int main(int argc, char **argv)
         if (!strcmp(argv[i], "--client-ca")) client_ca = argv[i + 1];
         if (!strcmp(argv[i], "--alpn")) alpn_mode = argv[i + 1];
     }
-    signal(SIGCHLD, SIG_IGN); /* no zombies */
+    signal(SIGCHLD, SIG_IGN);            /* no zombies */
+    prctl(PR_SET_PDEATHSIG, SIGTERM);    /* the test that started us is gone: so are we */
     SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
     if (SSL_CTX_use_certificate_chain_file(ctx, argv[1]) != 1 ||
         SSL_CTX_use_PrivateKey_file(ctx, argv[2], SSL_FILETYPE_PEM) != 1) {
@@ -149,6 +151,7 @@ int main(int argc, char **argv)
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         pid_t pid = fork();
         if (pid == 0) {
+            prctl(PR_SET_PDEATHSIG, SIGTERM);
             close(ls);
             serve(ctx, fd, upstream);
             _exit(0);
