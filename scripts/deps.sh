@@ -9,7 +9,8 @@
 #             V8 from libnode-dev (Node 18; see js below for how it is
 #             installed beside a Node.js from outside Debian)
 #   demo      build, and curl (scripts/demo.sh shows the HTTP endpoints)
-#   test      build, and what the suite (scripts/test.sh) runs: jq (cli
+#   test      build, and what the suite (scripts/test.sh) runs: openssl (the
+#             TLS tests make certificates with it), jq (cli
 #             tests), Node.js and npm (the official clients, integration),
 #             and everything of bench, since bench_all_quick runs
 #             bench/run-all.sh --quick (the systems' C libraries must be
@@ -59,7 +60,7 @@ for purpose in "$@"; do
     demo) want+=("${build[@]}" curl); libnode=1 ;;
     bench) want+=("${build[@]}" "${postgres[@]}" "${sqlite[@]}" "${redis[@]}" "${nats[@]}" "${plots[@]}"); libnode=1 ;;
     test)
-      want+=("${build[@]}" jq "${postgres[@]}" "${sqlite[@]}" "${redis[@]}" "${nats[@]}" "${plots[@]}")
+      want+=("${build[@]}" jq openssl "${postgres[@]}" "${sqlite[@]}" "${redis[@]}" "${nats[@]}" "${plots[@]}")
       node=1
       libnode=1
       ;;

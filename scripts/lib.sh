@@ -3,14 +3,17 @@
 # choosing and knowing when it is ready, without racing its log.
 
 # factumd_health PORT: 0 if GET /health/live on 127.0.0.1:PORT answers 204
-# (HTTP/1.1 shares the gRPC port; bash's /dev/tcp, so no curl is needed).
+# (HTTP/1.1 shares the gRPC port; bash's /dev/tcp, so no curl is needed), or,
+# on a TLS port, the 400 that says cleartext is not served there.
 factumd_health() {
   local fd reply=""
   exec {fd}<>"/dev/tcp/127.0.0.1/$1" || return 1
   printf 'GET /health/live HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n' >&"$fd"
   IFS= read -r -t 5 reply <&"$fd" || true
   exec {fd}>&-
-  [[ $reply == "HTTP/1.1 204"* ]]
+  # 400 is the answer of a TLS port to cleartext (factumd started with
+  # certificates): the server is up.
+  [[ $reply == "HTTP/1.1 204"* || $reply == "HTTP/1.1 400"* ]]
 }
 
 # factumd_start LOG FACTUMD ARGS...: start FACTUMD ARGS... in the background

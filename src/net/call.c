@@ -89,6 +89,16 @@ void *net_call_auth(const net_call *c)
     return c->auth;
 }
 
+int net_call_is_tls(const net_call *c)
+{
+    return c->conn && c->conn->is_tls;
+}
+
+const char *net_call_peer_cn(const net_call *c)
+{
+    return c->conn ? c->conn->peer_cn : NULL;
+}
+
 net_server *net_call_server(const net_call *c)
 {
     return c->srv;

@@ -53,6 +53,7 @@
 #include "base/base.h"
 
 typedef struct net_server net_server;
+struct ssl_ctx_st; /* OpenSSL's SSL_CTX */
 typedef struct net_call net_call;
 
 typedef struct net_header {
@@ -121,6 +122,10 @@ typedef struct net_config {
     void (*tick_fn)(void *ctx);
     void *tick_ctx;
     unsigned tick_ms;
+    /* Optional: called on the loop thread after net_server_request_reload
+     * (SIGHUP, /admin/reloadconfig): reload the certificates. */
+    void (*reload_fn)(void *ctx);
+    void *reload_ctx;
 } net_config;
 
 void net_config_init(net_config *c);
@@ -141,6 +146,15 @@ void net_server_stop(net_server *s);
 /* Free the server. Work that other threads post after run returned is still
  * run here (so finish that work, e.g. close the store, before this). */
 void net_server_free(net_server *s);
+/* TLS on the port (tls.h, TLS-4): new connections use ctx from now on
+ * (the server takes this reference; connections keep the context they
+ * started with); NULL serves cleartext. Before run, or on the loop thread
+ * (cfg.reload_fn). Without TLS a TLS ClientHello is answered with an
+ * alert; with it, cleartext HTTP/1.1 gets 400 and a cleartext HTTP/2
+ * preface SETTINGS and GOAWAY, each saying why. */
+void net_server_set_tls(net_server *s, struct ssl_ctx_st *ctx);
+/* Ask the loop to call cfg.reload_fn. Thread-safe and async-signal-safe. */
+void net_server_request_reload(net_server *s);
 /* Run fn(arg) on the loop thread soon. Thread-safe. 0 or -ENOMEM. */
 int net_post(net_server *s, void (*fn)(void *arg), void *arg);
 /* Run fn(arg) in a later turn of the loop, after the sockets and posted
@@ -160,6 +174,9 @@ typedef struct net_stats {
     uint64_t evictions;           /* connections closed because the budget was spent */
     uint64_t refused_charges;     /* allocations refused at a connection's cap */
     uint64_t timeouts;            /* incomplete requests ended (NET-7) */
+    uint64_t tls_handshakes;      /* TLS handshakes completed */
+    uint64_t tls_failures;        /* TLS handshakes that failed (and cleartext sent to the TLS port) */
+    uint64_t tls_deferred;        /* handshake steps put off to a later turn (the turn's budget was spent) */
     uint64_t mem, mem_peak;       /* bytes held for clients now, and at most (NET-5) */
     uint64_t mem_limit;           /* max_client_memory */
 } net_stats;
@@ -176,6 +193,13 @@ void *net_call_state(const net_call *c);
 void net_call_set_auth(net_call *c, void *auth, void (*free_fn)(void *auth));
 void *net_call_auth(const net_call *c);
 net_server *net_call_server(const net_call *c);
+/* Does the call's connection speak TLS? 1 or 0. */
+int net_call_is_tls(const net_call *c);
+/* The subject CN of the verified client certificate of the call's
+ * connection (TLS with a certificate that chains to the trusted roots), or
+ * NULL (no TLS, no certificate, no CN, or the connection is gone). Valid
+ * while the call is in a handler callback (until it returns). */
+const char *net_call_peer_cn(const net_call *c);
 /* A request header (lower-case name), or NULL. */
 const char *net_call_header(const net_call *c, const char *name);
 /* Absolute deadline (CLOCK_MONOTONIC ns) from grpc-timeout, or 0. */

@@ -16,6 +16,19 @@
  * server over its budget closes the connection holding the most, as Redis
  * does with maxmemory-clients, and takes no new connections until it is
  * back under. Incomplete requests are given request_timeout_ms (NET-7).
+ *
+ * With TLS on the port (net_server_set_tls), a connection's first byte
+ * tells a TLS ClientHello (0x16) from cleartext sent to the wrong port
+ * (answered in cleartext, then closed). Every byte of a connection passes
+ * through one small transport, conn_recv/conn_send: read/write on the
+ * socket, or tls.c's SSL on it. The handshake runs on the loop,
+ * non-blocking, within a budget of time per turn (HS_TURN_NS) so that a
+ * flood of handshakes delays established clients by at most about that
+ * much per turn; a handshake that does not finish gets request_timeout_ms
+ * like any incomplete request (NET-7). Bytes OpenSSL has read from the
+ * socket but not yet handed out when a connection's share of the turn is
+ * spent are invisible to epoll: such connections go on a pending list and
+ * are read in the next turn, which then does not sleep.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -43,6 +56,7 @@
 #include "base/base.h"
 #include "net/http1.h"
 #include "net/server_int.h"
+#include "net/tls.h"
 
 #define READ_CHUNK 65536
 #define TURN_READ_BYTES (1u << 20) /* bytes read from all connections in one turn of the loop */
@@ -58,6 +72,12 @@
 /* Connections holding this much are evicted first, the largest first;
  * below it, the one idle the longest (NET-5). */
 #define EVICT_LARGE (1u << 20)
+/* Time the TLS handshakes of one turn may take (at least one step runs):
+ * a flood of handshakes delays everyone else by about this per turn. */
+#define HS_TURN_NS 2000000u
+/* Per-connection log lines (failed handshakes, wrong protocols) per second:
+ * a flood must not flood the log. */
+#define LOG_PER_SEC 10
 
 static const char H2_PREFACE[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
@@ -84,6 +104,27 @@ void net_config_init(net_config *c)
     c->max_client_memory = 1024u << 20;
     c->max_connection_memory = 128u << 20;
     c->request_timeout_ms = 30000;
+}
+
+/* A per-connection log line, rate-limited. */
+static void net_log_conn(net_server *s, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void net_log_conn(net_server *s, int level, const char *fmt, ...)
+{
+    uint64_t sec = s->now / 1000000000u;
+    if (sec != s->log_sec) {
+        if (s->log_n > LOG_PER_SEC)
+            net_log(s, 1, "%llu more connection errors like the above in the last second were not logged",
+                    (unsigned long long)(s->log_n - LOG_PER_SEC));
+        s->log_sec = sec;
+        s->log_n = 0;
+    }
+    if (++s->log_n > LOG_PER_SEC || !s->cfg.log_fn) return;
+    char buf[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    s->cfg.log_fn(s->cfg.log_ctx, level, buf);
 }
 
 uint64_t net_mono_ns(void)
@@ -230,9 +271,24 @@ static void conn_close(conn *k)
     k->dead = 1;
     net_server *s = k->srv;
     epoll_ctl(s->epfd, EPOLL_CTL_DEL, k->fd, NULL);
+    if (k->ssl) tls_conn_free(k->ssl, !k->tls_failed); /* close_notify, if it can go now */
+    k->ssl = NULL;
     close(k->fd);
     call_close_all(k); /* the calls of this connection are over (NET-4) */
     unreserve(k);
+    if (k->tls_mem) net_release(s, k, NULL, k->tls_mem);
+    k->tls_mem = 0;
+    if (k->peer_cn) net_release(s, k, NULL, real_size(k->peer_cn));
+    free(k->peer_cn);
+    k->peer_cn = NULL;
+    if (k->pending) { /* off the pending list */
+        for (conn **pp = &s->pending; *pp; pp = &(*pp)->pending_next)
+            if (*pp == k) {
+                *pp = k->pending_next;
+                break;
+            }
+        k->pending = 0;
+    }
     if (k->h2) nghttp2_session_del(k->h2);
     k->h2 = NULL;
     net_buf_free(s, k, NULL, &k->rbuf);
@@ -247,10 +303,59 @@ static void conn_close(conn *k)
 
 static void arm(conn *k, int out)
 {
+    out = out || k->tls_read_wants_write; /* TLS-2: a read that waits for room */
     if (k->want_out == out) return;
     k->want_out = out;
     struct epoll_event ev = {.events = EPOLLIN | (out ? EPOLLOUT : 0), .data.ptr = k};
     epoll_ctl(k->srv->epfd, EPOLL_CTL_MOD, k->fd, &ev);
+}
+
+/* ---- the transport: every byte of a connection passes here ---------- */
+
+/* Read up to n bytes: > 0, 0 at the end, -EAGAIN (nothing now), or another
+ * negative value (the connection is broken). */
+static ssize_t conn_recv(conn *k, void *buf, size_t n)
+{
+    if (!k->ssl) {
+        for (;;) {
+            ssize_t r = read(k->fd, buf, n);
+            if (r >= 0) return r;
+            if (errno == EINTR) continue;
+            return errno == EAGAIN ? -EAGAIN : -EPIPE;
+        }
+    }
+    int want = 0;
+    char why[160] = "";
+    ssize_t r = tls_conn_read(k->ssl, buf, n, &want, why, sizeof why);
+    int was = k->tls_read_wants_write;
+    k->tls_read_wants_write = r == -EAGAIN && want == TLS_WANT_WRITE;
+    if (k->tls_read_wants_write != was) arm(k, k->want_out);
+    if (r == -EPROTO) {
+        k->tls_failed = 1;
+        net_log_conn(k->srv, 2, "TLS error from a client: %s; closing its connection", why);
+    }
+    if (r == -EPIPE) k->tls_failed = 1;
+    return r;
+}
+
+/* Write up to n bytes: > 0 taken, -EAGAIN (the socket is full; the same
+ * bytes again later, from wherever they are then), or another negative
+ * value (the connection is broken). */
+static ssize_t conn_send(conn *k, const void *p, size_t n)
+{
+    if (!k->ssl) {
+        for (;;) {
+            ssize_t r = write(k->fd, p, n);
+            if (r >= 0) return r;
+            if (errno == EINTR) continue;
+            return errno == EAGAIN ? -EAGAIN : -EPIPE;
+        }
+    }
+    int want = 0;
+    ssize_t r = tls_conn_write(k->ssl, p, n, &want);
+    k->tls_write_wants_read = r == -EAGAIN && want == TLS_WANT_READ;
+    if (r < 0 && r != -EAGAIN) k->tls_failed = 1;
+    return r;
 }
 
 /* Output was queued on k: write it once this round of events is handled, so
@@ -276,9 +381,18 @@ static void flush_dirty(net_server *s)
 /* Write what is buffered; then, for HTTP/2, produce more from nghttp2 as
  * long as the socket takes it (NET-2: at most one chunk in wbuf). Not
  * re-entered from nghttp2's callbacks (which may not call mem_send). */
+static void tls_account(conn *k);
+static void conn_flush_io(conn *k);
+
 void conn_flush(conn *k)
 {
     if (!k || k->dead) return;
+    conn_flush_io(k);
+    if (k->ssl) tls_account(k);
+}
+
+static void conn_flush_io(conn *k)
+{
     if (k->in_recv) {
         k->flush_pending = 1;
         return;
@@ -286,11 +400,10 @@ void conn_flush(conn *k)
     net_server *s = k->srv;
     for (;;) {
         while (k->woff < k->wbuf.len) {
-            ssize_t n = write(k->fd, k->wbuf.data + k->woff, k->wbuf.len - k->woff);
+            ssize_t n = conn_send(k, k->wbuf.data + k->woff, k->wbuf.len - k->woff);
             if (n < 0) {
-                if (errno == EINTR) continue;
-                if (errno == EAGAIN) {
-                    arm(k, 1);
+                if (n == -EAGAIN) {
+                    arm(k, !k->tls_write_wants_read); /* TLS-2: or wait for bytes from the peer */
                     return;
                 }
                 conn_close(k);
@@ -318,9 +431,8 @@ void conn_flush(conn *k)
         if (g->len == 0) break;
         size_t off = 0;
         while (off < g->len) {
-            ssize_t n = write(k->fd, g->data + off, g->len - off);
-            if (n < 0 && errno == EINTR) continue;
-            if (n < 0 && errno != EAGAIN) {
+            ssize_t n = conn_send(k, g->data + off, g->len - off);
+            if (n < 0 && n != -EAGAIN) {
                 conn_close(k);
                 return;
             }
@@ -335,7 +447,7 @@ void conn_flush(conn *k)
                 conn_close(k);
                 return;
             }
-            arm(k, 1);
+            arm(k, !k->tls_write_wants_read);
             return;
         }
     }
@@ -470,20 +582,216 @@ static void http1_input(conn *k)
 
 /* ---- reading ---------------------------------------------------------- */
 
+/* ---- protocols on the wrong port ------------------------------------- */
+
+static const char TLS_REQUIRED_HTTP[] =
+    "This port speaks TLS: factumd requires it (use https://, or a client with tls=true). Cleartext is served "
+    "only when factumd runs with --insecure.\n";
+static const char TLS_REQUIRED_H2[] =
+    "factumd requires TLS on this port: connect with tls=true (kurrentdb://host:port?tls=true&tlsCAFile=ca.crt)";
+
+/* Cleartext on the TLS port: HTTP/1.1 gets 400, an HTTP/2 preface SETTINGS
+ * and GOAWAY (INADEQUATE_SECURITY) whose debug data says why; then the
+ * connection closes. What the client sent is read and dropped. */
+static void plaintext_on_tls_port(conn *k, size_t budget)
+{
+    net_server *s = k->srv;
+    uint8_t buf[4096], head[24];
+    size_t got = 0, hl = 0;
+    ssize_t n = 0;
+    while (got < budget && (n = conn_recv(k, buf, sizeof buf)) > 0) {
+        size_t c = sizeof head - hl < (size_t)n ? sizeof head - hl : (size_t)n;
+        memcpy(head + hl, buf, c);
+        hl += c;
+        got += (size_t)n;
+    }
+    if (got == 0) {
+        if (n != -EAGAIN) conn_close(k);
+        return;
+    }
+    s->st.tls_failures++;
+    s->st.protocol_errors++;
+    int h2 = memcmp(head, H2_PREFACE, hl) == 0;
+    net_log_conn(s, 1, "a client sent cleartext %s to the TLS port: answered that factumd requires TLS",
+                 h2 ? "HTTP/2 (gRPC with tls=false?)" : "HTTP/1.1");
+    unreserve(k);
+    k->kind = CONN_HTTP1; /* answered in cleartext, then closed */
+    if (h2) {
+        uint8_t f[9 + 9 + 8 + sizeof TLS_REQUIRED_H2];
+        size_t dl = sizeof TLS_REQUIRED_H2 - 1, gl = 8 + dl;
+        memset(f, 0, sizeof f);
+        f[3] = 4; /* SETTINGS, empty */
+        f[9] = (uint8_t)(gl >> 16), f[10] = (uint8_t)(gl >> 8), f[11] = (uint8_t)gl;
+        f[12] = 7;                       /* GOAWAY, stream 0, last stream 0 */
+        f[18 + 7] = 0x0c;                /* INADEQUATE_SECURITY */
+        memcpy(f + 26, TLS_REQUIRED_H2, dl);
+        if (net_buf_append(s, k, NULL, &k->wbuf, f, 26 + dl)) {
+            conn_close(k);
+            return;
+        }
+        k->close_after_write = 1;
+    } else {
+        http1_reply(k, 400, NULL, (const uint8_t *)TLS_REQUIRED_HTTP, sizeof TLS_REQUIRED_HTTP - 1, 1);
+    }
+    conn_flush(k);
+}
+
+/* A TLS ClientHello on a cleartext (--insecure) port: a TLS alert record
+ * (handshake_failure) the client's TLS library reports, and a log line. */
+static void tls_on_plain_port(conn *k)
+{
+    static const uint8_t alert[] = {0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x28};
+    net_server *s = k->srv;
+    s->st.protocol_errors++;
+    net_log_conn(s, 1, "a client started a TLS handshake, but factumd runs with --insecure and speaks cleartext: "
+                       "connect with tls=false, or start factumd with certificates");
+    unreserve(k);
+    k->kind = CONN_HTTP1;
+    net_buf_free(s, k, NULL, &k->rbuf);
+    if (net_buf_append(s, k, NULL, &k->wbuf, alert, sizeof alert)) {
+        conn_close(k);
+        return;
+    }
+    k->close_after_write = 1;
+    conn_flush(k);
+}
+
+/* ---- TLS handshakes ------------------------------------------------------ */
+
+/* The first bytes on a TLS port: a ClientHello starts the handshake,
+ * anything else is cleartext sent to the wrong port. 1 if TLS goes on. */
+static int tls_classify(conn *k, size_t budget)
+{
+    net_server *s = k->srv;
+    uint8_t b;
+    ssize_t n;
+    while ((n = recv(k->fd, &b, 1, MSG_PEEK)) < 0 && errno == EINTR) {
+    }
+    if (n == 0 || (n < 0 && errno != EAGAIN)) {
+        conn_close(k);
+        return 0;
+    }
+    if (n < 0) return 0;
+    if (b != 0x16) { /* not a TLS handshake record */
+        plaintext_on_tls_port(k, budget);
+        return 0;
+    }
+    if (net_charge(s, k, NULL, TLS_MEM_HANDSHAKE)) { /* TLS-5 */
+        conn_close(k);
+        return 0;
+    }
+    k->tls_mem = TLS_MEM_HANDSHAKE;
+    k->ssl = tls_conn_new(s->tls, k->fd);
+    if (!k->ssl) {
+        conn_close(k);
+        return 0;
+    }
+    k->is_tls = 1;
+    return 1;
+}
+
+/* One step of k's handshake, within the turn's budget. 1 when the
+ * connection is open for application bytes. */
+static int tls_step(conn *k)
+{
+    net_server *s = k->srv;
+    if (s->hs_spent >= HS_TURN_NS) {
+        s->st.tls_deferred++; /* the next turn: its bytes stay in the socket (epoll is level-triggered) */
+        return 0;
+    }
+    char why[256];
+    uint64_t t0 = net_mono_ns();
+    int rc = tls_conn_handshake(k->ssl, why, sizeof why);
+    s->hs_spent += net_mono_ns() - t0;
+    if (rc > 0) {
+        int was = k->tls_read_wants_write;
+        k->tls_read_wants_write = rc == TLS_WANT_WRITE;
+        if (was != k->tls_read_wants_write) arm(k, k->want_out);
+        return 0;
+    }
+    if (rc < 0) {
+        s->st.tls_failures++;
+        k->tls_failed = 1;
+        if (rc == -EPROTO) net_log_conn(s, 2, "TLS handshake with a client failed: %s", why);
+        conn_close(k);
+        return 0;
+    }
+    k->tls_open = 1;
+    k->tls_read_wants_write = 0;
+    arm(k, k->want_out);
+    s->st.tls_handshakes++;
+    /* TLS-5: from the handshake's share to an open connection's */
+    net_release(s, k, NULL, k->tls_mem);
+    k->tls_mem = 0;
+    if (net_charge(s, k, NULL, TLS_MEM_OPEN)) {
+        conn_close(k);
+        return 0;
+    }
+    k->tls_mem = TLS_MEM_OPEN;
+    char *cn = tls_conn_peer_cn(k->ssl);
+    if (cn && net_charge(s, k, NULL, real_size(cn))) {
+        free(cn);
+        conn_close(k);
+        return 0;
+    }
+    k->peer_cn = cn;
+    if (s->cfg.log_fn) {
+        char alpn[32];
+        tls_conn_alpn(k->ssl, alpn, sizeof alpn);
+        net_log_conn(s, 3, "TLS connection: %s, ALPN %s, client certificate %s%s", SSL_get_version(k->ssl),
+                     alpn[0] ? alpn : "none", cn ? "CN=" : "none", cn ? cn : "");
+    }
+    return 1;
+}
+
+/* TLS-5: an open TLS connection is charged TLS_MEM_OPEN, and a record
+ * buffer more for each direction in which OpenSSL holds a partial record
+ * (bytes it read and we have not taken; a write the socket did not take,
+ * which then also waits in wbuf). Those bytes are already held: charged
+ * without a cap, like nghttp2's. */
+static void tls_account(conn *k)
+{
+    if (!k->ssl || !k->tls_open || k->dead) return;
+    size_t want = TLS_MEM_OPEN + (tls_conn_pending(k->ssl) ? TLS_MEM_RECORD : 0) +
+                  (k->woff < k->wbuf.len ? TLS_MEM_RECORD : 0);
+    if (want > k->tls_mem) charge_force(k->srv, k, want - k->tls_mem);
+    else if (want < k->tls_mem) net_release(k->srv, k, NULL, k->tls_mem - want);
+    k->tls_mem = want;
+}
+
+static void pending_add(conn *k)
+{
+    if (k->pending || k->dead) return;
+    k->pending = 1;
+    k->pending_next = k->srv->pending;
+    k->srv->pending = k;
+}
+
+/* ---- reading ---------------------------------------------------------- */
+
 /* Read at most `budget` bytes (this connection's share of the turn). */
 static void conn_readable(conn *k, size_t budget)
 {
     net_server *s = k->srv;
-    uint8_t buf[READ_CHUNK];
-    for (size_t got = 0; got < budget && !k->dead;) {
-        size_t want = budget - got < sizeof buf ? budget - got : sizeof buf;
-        ssize_t n = read(k->fd, buf, want);
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            if (errno != EAGAIN) conn_close(k);
-            return;
+    if (k->kind == CONN_NEW && !k->ssl) {
+        if (s->tls) {
+            if (!tls_classify(k, budget)) return;
+        } else if (k->rbuf.len == 0) {
+            uint8_t b;
+            if (recv(k->fd, &b, 1, MSG_PEEK) == 1 && b == 0x16) {
+                tls_on_plain_port(k);
+                return;
+            }
         }
-        if (n == 0) {
+    }
+    if (k->ssl && !k->tls_open && !tls_step(k)) return;
+    uint8_t buf[READ_CHUNK];
+    size_t got = 0;
+    for (; got < budget && !k->dead;) {
+        size_t want = budget - got < sizeof buf ? budget - got : sizeof buf;
+        ssize_t n = conn_recv(k, buf, want);
+        if (n == -EAGAIN) break;
+        if (n <= 0) {
             conn_close(k);
             return;
         }
@@ -518,6 +826,10 @@ static void conn_readable(conn *k, size_t budget)
         }
         http1_input(k);
     }
+    /* The share is spent: bytes OpenSSL already holds would not wake epoll
+     * again. */
+    if (got >= budget && k->ssl && !k->dead && tls_conn_pending(k->ssl)) pending_add(k);
+    tls_account(k);
 }
 
 static void accept_all(net_server *s)
@@ -640,6 +952,20 @@ static void run_deferred(net_server *s)
         p->fn(p->arg);
         free(p);
     }
+}
+
+void net_server_set_tls(net_server *s, struct ssl_ctx_st *ctx)
+{
+    if (s->tls) SSL_CTX_free(s->tls); /* connections hold their own references (TLS-4) */
+    s->tls = ctx;
+}
+
+void net_server_request_reload(net_server *s)
+{
+    s->reload = 1;
+    uint64_t one = 1;
+    ssize_t w = write(s->evfd, &one, sizeof one);
+    (void)w;
 }
 
 void net_server_stop(net_server *s)
@@ -771,7 +1097,7 @@ static void evict(net_server *s)
             nghttp2_session_terminate_session(big->h2, NGHTTP2_ENHANCE_YOUR_CALM);
             const uint8_t *data;
             ssize_t w = nghttp2_session_mem_send(big->h2, &data); /* the GOAWAY, if the socket takes it */
-            if (w > 0 && write(big->fd, data, (size_t)w) < 0) w = 0;
+            if (w > 0 && conn_send(big, data, (size_t)w) < 0) w = 0;
         }
         conn_close(big);
         evicted = 1;
@@ -837,7 +1163,7 @@ int net_server_run(net_server *s, int drain_ms)
             uint64_t until = net_mono_ns() + SPIN_POLL_NS;
             while ((n = epoll_wait(s->epfd, evs, 128, 0)) == 0 && net_mono_ns() < until) base_cpu_relax();
         }
-        int wait_ms = s->deferred ? 0 : drain_until ? 20 : 1000;
+        int wait_ms = s->deferred || s->pending ? 0 : drain_until ? 20 : 1000;
         if (s->cfg.tick_fn && s->cfg.tick_ms) {
             uint64_t now = net_mono_ns();
             if (!s->next_tick) s->next_tick = now + (uint64_t)s->cfg.tick_ms * 1000000u;
@@ -850,6 +1176,7 @@ int net_server_run(net_server *s, int drain_ms)
             return -errno;
         }
         s->now = net_mono_ns(); /* the time of this turn: connections' activity, partial messages (NET-7) */
+        s->hs_spent = 0;        /* the turn's budget of TLS handshakes */
         /* What each connection may read this turn: the turn's share split
          * among those ready, at least 16 KiB. A turn costs about the same
          * however many clients flood it, so a well-behaved client's request
@@ -871,10 +1198,32 @@ int net_server_run(net_server *s, int drain_ms)
                     conn_close(k);
                     continue;
                 }
-                if (evs[i].events & EPOLLOUT) conn_flush(k);
-                if (!k->dead && evs[i].events & EPOLLIN) conn_readable(k, share);
+                if (evs[i].events & EPOLLOUT) {
+                    conn_flush(k);
+                    if (!k->dead && k->tls_read_wants_write) conn_readable(k, share); /* TLS-2 */
+                }
+                if (!k->dead && evs[i].events & EPOLLIN) {
+                    if (k->tls_write_wants_read) conn_flush(k); /* TLS-2 */
+                    if (!k->dead) conn_readable(k, share);
+                }
             }
             if (s->mem > s->cfg.max_client_memory) evict(s);
+        }
+        /* TLS connections whose share ran out with decrypted bytes inside
+         * OpenSSL (epoll does not see those): their next share now. */
+        conn *list = s->pending;
+        s->pending = NULL;
+        while (list) {
+            conn *k = list;
+            list = k->pending_next;
+            k->pending = 0;
+            k->pending_next = NULL;
+            if (!k->dead) conn_readable(k, share);
+            if (s->mem > s->cfg.max_client_memory) evict(s);
+        }
+        if (s->reload) {
+            s->reload = 0;
+            if (s->cfg.reload_fn) s->cfg.reload_fn(s->cfg.reload_ctx);
         }
         call_run_resumed(s);
         run_deferred(s);
@@ -922,6 +1271,7 @@ void net_server_free(net_server *s)
     if (s->cbs) nghttp2_session_callbacks_del(s->cbs);
     if (s->h2opt) nghttp2_option_del(s->h2opt);
     base_buf_free(&s->scratch);
+    if (s->tls) SSL_CTX_free(s->tls);
     pthread_mutex_destroy(&s->post_mu);
     free(s);
 }

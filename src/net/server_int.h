@@ -11,6 +11,8 @@
 #include <pthread.h>
 #include <signal.h>
 
+#include <openssl/ssl.h>
+
 #include "net/grpc.h"
 #include "net/net.h"
 
@@ -86,6 +88,17 @@ struct conn {
     size_t n_calls;
     conn *prev, *next;
     int dead;
+    int is_tls;    /* the connection speaks TLS (tls.h) */
+    char *peer_cn; /* subject CN of its verified client certificate, or NULL */
+    /* The transport (conn_recv/conn_send in server.c): NULL for cleartext. */
+    SSL *ssl;
+    int tls_open;              /* the handshake is done */
+    int tls_failed;            /* a fatal TLS error: no close_notify */
+    int tls_read_wants_write;  /* SSL_read waits for the socket to take bytes (TLS-2) */
+    int tls_write_wants_read;  /* SSL_write waits for bytes from the peer */
+    size_t tls_mem;            /* charged for OpenSSL's share (TLS-5) */
+    int pending;               /* on the server's pending list: decrypted bytes wait in the SSL */
+    conn *pending_next;
 };
 
 struct post {
@@ -117,6 +130,11 @@ struct net_server {
     base_buf scratch; /* HTTP/2 output gathered for one write: only what the socket does not take
                          is copied into the connection (so idle connections hold no write buffer) */
     size_t mem; /* bytes charged in all (NET-5) */
+    SSL_CTX *tls; /* TLS on the port (net_server_set_tls), or NULL: cleartext */
+    volatile sig_atomic_t reload; /* net_server_request_reload: run cfg.reload_fn on the loop */
+    conn *pending; /* TLS connections whose SSL holds bytes epoll cannot see: read next turn */
+    uint64_t hs_spent; /* ns spent in TLS handshakes this turn */
+    uint64_t log_sec, log_n; /* rate limit of per-connection log lines */
     uint64_t now; /* CLOCK_MONOTONIC ns when this turn of the loop began */
     net_stats st;
 };

@@ -37,7 +37,15 @@ static const opt opts[] = {
     {"node-ip", "http-ip", T_STR, OFF(node_ip), SZ(node_ip), "0.0.0.0", "address to listen on"},
     {"node-port", "http-port", T_INT, OFF(node_port), 0, "2113", "port for gRPC and HTTP"},
     {"insecure", NULL, T_BOOL, OFF(insecure), 0, "false",
-     "serve without TLS or authentication (required: TLS is not available yet)"},
+     "serve cleartext without TLS, authentication or authorization (development only)"},
+    {"certificate-file", NULL, T_STR, OFF(certificate_file), SZ(certificate_file), "",
+     "the node's certificate (PEM; intermediates after it), required unless --insecure"},
+    {"certificate-private-key-file", NULL, T_STR, OFF(certificate_private_key_file),
+     SZ(certificate_private_key_file), "", "the node certificate's private key (PEM, unencrypted)"},
+    {"trusted-root-certificates-path", NULL, T_STR, OFF(trusted_root_certificates_path),
+     SZ(trusted_root_certificates_path), "",
+     "a directory of trusted root CA certificates (PEM; or one file): the node's and clients' certificates must "
+     "chain to one"},
     {"relaxed-durability", NULL, T_BOOL, OFF(relaxed), 0, "false",
      "acknowledge appends before fdatasync (fdatasync every 100 ms)"},
     {"max-append-size", NULL, T_SIZE, OFF(max_append_size), 0, "67108864", "largest append, in bytes"},
@@ -220,6 +228,33 @@ static int load_file(srv_config *c, const char *path, const unsigned char *from_
     }
     fclose(f);
     return rc;
+}
+
+srv_security srv_config_security(const srv_config *c)
+{
+    /* --insecure: cleartext, everyone is the system principal. The
+     * default: TLS and authentication. (--disable-tls, KurrentDB 26.2,
+     * would be cleartext with authentication: tls 0, auth 1.) */
+    srv_security s = {1, 1};
+    if (c->insecure) s.tls = s.auth = 0;
+    return s;
+}
+
+int srv_config_check_certificates(const srv_config *c)
+{
+    const char *missing = !c->certificate_file[0]               ? "--certificate-file"
+                          : !c->certificate_private_key_file[0] ? "--certificate-private-key-file"
+                          : !c->trusted_root_certificates_path[0] ? "--trusted-root-certificates-path"
+                                                                  : NULL;
+    if (!missing) return 0;
+    fprintf(stderr,
+            "factumd: TLS needs a certificate, and %s is not set. Give --certificate-file, "
+            "--certificate-private-key-file and --trusted-root-certificates-path (config file: CertificateFile, "
+            "CertificatePrivateKeyFile, TrustedRootCertificatesPath; environment: KURRENTDB_CERTIFICATE_FILE, ...). "
+            "`factum certs` creates a development CA and a node certificate. --insecure serves cleartext without "
+            "authentication (development only).\n",
+            missing);
+    return -1;
 }
 
 void srv_config_usage(void)

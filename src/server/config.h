@@ -16,7 +16,10 @@ typedef struct srv_config {
     int mem_db;       /* a temporary directory, removed at exit */
     char node_ip[64]; /* listen address */
     int node_port;    /* gRPC + HTTP port */
-    int insecure;     /* cleartext, no authentication (the only mode for now) */
+    int insecure;     /* cleartext, no authentication, no authorization (development) */
+    char certificate_file[4096];             /* CertificateFile: the node's PEM certificate (and chain) */
+    char certificate_private_key_file[4096]; /* CertificatePrivateKeyFile */
+    char trusted_root_certificates_path[4096]; /* TrustedRootCertificatesPath: a directory (or file) of CAs */
     int relaxed;      /* relaxed durability */
     uint64_t max_append_size;
     uint64_t max_append_event_size;
@@ -46,6 +49,18 @@ enum { SRV_PROJ_NONE = 0, SRV_PROJ_SYSTEM = 1, SRV_PROJ_ALL = 2 };
  * 0, 1 if --help/--version was handled (exit 0), or -1 after printing a
  * one-line error (exit 2). */
 int srv_config_parse(srv_config *c, int argc, char **argv);
+
+/* What the port speaks and whether calls are authenticated: the one place
+ * that decides (--insecure: neither; the default: both). */
+typedef struct srv_security {
+    int tls;  /* TLS on the port (certificates required) */
+    int auth; /* calls are authenticated and authorized */
+} srv_security;
+srv_security srv_config_security(const srv_config *c);
+
+/* With TLS on: are the three certificate settings given? 0, or -1 after
+ * logging an error that names the settings and `factum certs`. */
+int srv_config_check_certificates(const srv_config *c);
 
 /* Print the option reference (for --help and docs). */
 void srv_config_usage(void);

@@ -14,6 +14,7 @@
 
 #include "rpc/rpc.h"
 #include "rpc/persistent.h"
+#include "server/log.h"
 #include "server/server.h"
 
 static void info(srv_state *st, net_http_resp *r)
@@ -25,9 +26,10 @@ static void info(srv_state *st, net_http_resp *r)
     base_buf_printf(
         &r->body,
         "{\"esVersion\":\"%s\",\"factumVersion\":\"%s\",\"state\":\"leader\",\"authentication\":{\"type\":"
-        "\"insecure\"},\"features\":{\"projections\":%s,\"userManagement\":false,\"atomPub\":false},"
-        "\"durability\":\"%s\",\"lastPosition\":%" PRIu64 "}\n",
-        RPC_SERVER_VERSION, FACTUM_VERSION_STRING, st->proj ? "true" : "false",
+        "\"%s\",\"properties\":{}},\"tls\":%s,\"features\":{\"projections\":%s,\"userManagement\":false,"
+        "\"atomPub\":false},\"durability\":\"%s\",\"lastPosition\":%" PRIu64 "}\n",
+        RPC_SERVER_VERSION, FACTUM_VERSION_STRING, st->sec.auth ? "internal" : "insecure",
+        st->sec.tls ? "true" : "false", st->proj ? "true" : "false",
         fs.durability ? "relaxed" : "durable", fs.last_position);
 }
 
@@ -327,6 +329,20 @@ static void metrics(srv_state *st, net_http_resp *r)
 void srv_http(void *ctx, const net_http_req *req, net_http_resp *resp)
 {
     srv_state *st = ctx;
+    if (!strcmp(req->path, "/admin/reloadconfig")) {
+        /* KurrentDB's reload of the configuration (Operations.Node.ReloadConfiguration:
+         * $ops and $admins); here, the certificates. */
+        if (strcmp(req->method, "POST")) {
+            resp->status = 405;
+            base_buf_append(&resp->body, "method not allowed\n", 19);
+            return;
+        }
+        slog_write(SLOG_INFO, "reloading the configuration: a request was received on /admin/reloadconfig");
+        net_server_request_reload(st->net);
+        resp->status = 200;
+        base_buf_append(&resp->body, "OK", 2);
+        return;
+    }
     if (strcmp(req->method, "GET") && strcmp(req->method, "HEAD")) {
         resp->status = 405;
         base_buf_append(&resp->body, "method not allowed\n", 19);

@@ -15,6 +15,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "net/tls.h"
 #include "rpc/persistent.h"
 #include "server/log.h"
 #include "server/server.h"
@@ -25,6 +26,43 @@ static void on_signal(int sig)
 {
     (void)sig;
     if (g_net) net_server_stop(g_net);
+}
+
+static void on_hup(int sig)
+{
+    (void)sig;
+    if (g_net) net_server_request_reload(g_net);
+}
+
+int srv_tls_load(srv_state *st, SSL_CTX **out)
+{
+    const srv_config *c = &st->cfg;
+    tls_files f = {c->certificate_file, c->certificate_private_key_file, c->trusted_root_certificates_path};
+    char err[1024];
+    if (tls_server_ctx_new(&f, out, err, sizeof err)) {
+        slog_write(SLOG_ERROR, "%s", err);
+        return -1;
+    }
+    return 0;
+}
+
+void srv_tls_reload(void *arg)
+{
+    srv_state *st = arg;
+    if (!st->sec.tls) {
+        slog_write(SLOG_INFO, "reload: no certificates to reload (TLS is off)");
+        return;
+    }
+    SSL_CTX *ctx = NULL;
+    slog_write(SLOG_INFO, "reloading the certificates");
+    if (srv_tls_load(st, &ctx)) {
+        slog_write(SLOG_ERROR, "the certificates were not reloaded (see above): the current ones stay in use");
+        return;
+    }
+    char d[512];
+    tls_ctx_describe(ctx, d, sizeof d);
+    net_server_set_tls(st->net, ctx);
+    slog_write(SLOG_INFO, "certificates reloaded: new connections get %s", d);
 }
 
 static void on_shutdown_rpc(void *arg)
@@ -82,11 +120,16 @@ int main(int argc, char **argv)
     if (prc) return prc > 0 ? 0 : 2;
     srv_config *cfg = &st.cfg;
     slog_setup(cfg->log_level, cfg->log_json);
-    if (!cfg->insecure) {
-        slog_write(SLOG_ERROR, "TLS is not available in this version of factumd: start it with --insecure "
-                               "(or Insecure: true) to serve cleartext gRPC without authentication");
-        return 2;
+    st.sec = srv_config_security(cfg);
+    SSL_CTX *tls = NULL;
+    if (st.sec.tls) {
+        if (srv_config_check_certificates(cfg)) return 2;
+        if (srv_tls_load(&st, &tls)) return 2;
     }
+    if (!st.sec.tls && !st.sec.auth)
+        slog_write(SLOG_WARN, "INSECURE MODE: --insecure serves cleartext (no TLS) with NO AUTHENTICATION and NO "
+                              "AUTHORIZATION: anyone who reaches the port may read, write and delete every stream "
+                              "and shut the server down. For development only.");
     /* Many connections need many descriptors: raise the soft limit. */
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
@@ -158,10 +201,16 @@ int main(int argc, char **argv)
     nc.tick_fn = on_tick;
     nc.tick_ctx = r;
     nc.tick_ms = 100;
+    nc.reload_fn = srv_tls_reload;
+    nc.reload_ctx = &st;
     if ((rc = net_server_new(&nc, st.methods, st.n_methods, srv_http, &st, &st.net))) {
         slog_write(SLOG_ERROR, "cannot listen on %s:%d: %s", cfg->node_ip, cfg->node_port, strerror(-rc));
+        SSL_CTX_free(tls);
         goto out;
     }
+    char tls_desc[512] = "";
+    if (tls) tls_ctx_describe(tls, tls_desc, sizeof tls_desc);
+    net_server_set_tls(st.net, tls); /* the server owns it now */
     r->net = st.net;
     if (rpc_listen(r)) {
         rc = -ENOMEM;
@@ -176,6 +225,8 @@ int main(int argc, char **argv)
     sa.sa_handler = on_signal;
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
+    sa.sa_handler = on_hup;
+    sigaction(SIGHUP, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
     factum_stats fs;
     factum_store_get_stats(st.store, &fs);
@@ -185,8 +236,12 @@ int main(int argc, char **argv)
                cfg->run_projections == SRV_PROJ_ALL      ? "all"
                : cfg->run_projections == SRV_PROJ_SYSTEM ? "system"
                                                          : "none");
-    slog_write(SLOG_INFO, "listening on %s:%d (gRPC over HTTP/2 cleartext, and HTTP/1.1)", cfg->node_ip,
-               r->advertise_port);
+    if (st.sec.tls)
+        slog_write(SLOG_INFO, "listening on %s:%d (TLS: gRPC over HTTP/2 and HTTP/1.1; certificate %s)",
+                   cfg->node_ip, r->advertise_port, tls_desc);
+    else
+        slog_write(SLOG_INFO, "listening on %s:%d (CLEARTEXT: gRPC over HTTP/2, and HTTP/1.1)", cfg->node_ip,
+                   r->advertise_port);
     rc = net_server_run(st.net, cfg->drain_ms);
     slog_write(SLOG_INFO, "shutting down");
 out:

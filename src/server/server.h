@@ -17,7 +17,17 @@ typedef struct srv_state {
     rpc_ctx rpc;
     net_method *methods;
     size_t n_methods;
+    srv_security sec; /* TLS on the port, authentication on (srv_config_security) */
 } srv_state;
+
+/* Build the TLS context from the certificate settings (checked: readable,
+ * matching key, valid now, signed by a trusted root). 0, or -1 after
+ * logging why. */
+int srv_tls_load(srv_state *st, struct ssl_ctx_st **out);
+/* Reload the certificates (SIGHUP, POST /admin/reloadconfig), on the loop
+ * thread: new connections use the new ones; a failure keeps the old and
+ * logs why. */
+void srv_tls_reload(void *st);
 
 void srv_http(void *ctx, const net_http_req *req, net_http_resp *resp);
 

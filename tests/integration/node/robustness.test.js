@@ -9,6 +9,7 @@
 const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const net = require('node:net');
+const tls = require('node:tls');
 const http2 = require('node:http2');
 const fs = require('node:fs');
 const crypto = require('node:crypto');
@@ -60,13 +61,19 @@ function grpcCall(session, path, body, { end = true } = {}) {
   return { req, result };
 }
 
-const h2 = () => http2.connect(`http://127.0.0.1:${port}`);
+// In secure mode (run.sh --secure) the same bytes go through TLS (ALPN h2;
+// the test CA from NODE_EXTRA_CA_CERTS).
+const secure = process.env.FACTUMD_TLS === '1';
+const base = secure ? `https://127.0.0.1:${port}` : `http://127.0.0.1:${port}`;
+const h2 = (opts) => http2.connect(base, opts);
+const rawConnect = (cb) => secure ? tls.connect({ port, host: '127.0.0.1', ALPNProtocols: ['h2'] }, cb)
+                                  : net.connect(port, '127.0.0.1', cb);
 
 async function serverHealthy(client) {
   const s = `${tag}-probe-${crypto.randomUUID().slice(0, 6)}`;
   const r = await client.appendToStream(s, [lib.jsonEvent({ type: 'Probe', data: { ok: true } })]);
   assert.equal(r.nextExpectedRevision, 0n);
-  const res = await fetch(`http://127.0.0.1:${port}/health/live`);
+  const res = await fetch(`${base}/health/live`);
   assert.equal(res.status, 204);
 }
 
@@ -86,7 +93,7 @@ describe('robustness', () => {
                         Buffer.from([0, 0x40, 0, 0, 0, 0, 0, 0, 1, 1, 2, 3]) /* a DATA frame cut short */,
                         Buffer.from([0xff, 0xff, 0xff, 0x09, 0xff, 0xff, 0xff, 0xff, 0xff]) /* absurd length */]) {
       await new Promise((resolve) => {
-        const sock = net.connect(port, '127.0.0.1', () => {
+        const sock = rawConnect(() => {
           sock.write('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
           sock.write(Buffer.from([0, 0, 0, 4, 0, 0, 0, 0, 0])); // empty SETTINGS
           sock.write(tail);
@@ -98,7 +105,7 @@ describe('robustness', () => {
     }
     // plain garbage, and an HTTP/1.1 request line that never ends
     await new Promise((resolve) => {
-      const sock = net.connect(port, '127.0.0.1', () => { sock.write('GARBAGE\x00\x01\x02' + 'x'.repeat(20000)); setTimeout(() => sock.destroy(), 100); });
+      const sock = rawConnect(() => { sock.write('GARBAGE\x00\x01\x02' + 'x'.repeat(20000)); setTimeout(() => sock.destroy(), 100); });
       sock.on('error', () => {});
       sock.on('close', resolve);
     });
@@ -164,7 +171,7 @@ describe('robustness', () => {
       field(5, 0, varint(1000000000)), msgField(9, [bytesField(2, Buffer.alloc(0))]), bytesField(8, Buffer.alloc(0))]);
     const slow = [];
     for (let i = 0; i < 10; i++) {
-      const s = http2.connect(`http://127.0.0.1:${port}`, { settings: { initialWindowSize: 65535 } });
+      const s = h2({ settings: { initialWindowSize: 65535 } });
       const { req } = grpcCall(s, '/event_store.client.streams.Streams/Read', grpcFrame(readReq));
       req.pause(); // never read: the flow-control windows fill up and stay full
       slow.push(s);

@@ -12,6 +12,7 @@ const assert = require('node:assert/strict');
 const crypto = require('node:crypto');
 const fs = require('node:fs');
 const http = require('node:http');
+const https = require('node:https');
 
 function withTimeout(p, ms, what) {
   let t;
@@ -24,7 +25,9 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 function metrics(port) {
   return new Promise((resolve, reject) => {
-    http.get({ host: '127.0.0.1', port, path: '/metrics' }, (res) => {
+    // FACTUMD_HTTP (run.sh): http:// or, in secure mode, https:// (the CA from NODE_EXTRA_CA_CERTS)
+    const base = process.env.FACTUMD_HTTP || `http://127.0.0.1:${port}`;
+    (base.startsWith('https:') ? https : http).get(`${base}/metrics`, (res) => {
       let body = '';
       res.on('data', (d) => { body += d; });
       res.on('end', () => {
