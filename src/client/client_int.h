@@ -164,6 +164,8 @@ struct factum_client {
     nghttp2_session *h2;
     char authority[300];
     int got_settings, goaway;
+    uint32_t goaway_code; /* the GOAWAY's error code and debug data */
+    char goaway_msg[256];
     client_call *call; /* the call the callbacks serve (CL-1) */
     uint8_t *rbuf;
     size_t rcap;

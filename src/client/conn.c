@@ -290,7 +290,17 @@ static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void *ud)
     (void)s;
     factum_client *c = ud;
     if (f->hd.type == NGHTTP2_SETTINGS && !(f->hd.flags & NGHTTP2_FLAG_ACK)) c->got_settings = 1;
-    if (f->hd.type == NGHTTP2_GOAWAY) c->goaway = 1;
+    if (f->hd.type == NGHTTP2_GOAWAY) {
+        c->goaway = 1;
+        c->goaway_code = f->goaway.error_code;
+        size_t n = f->goaway.opaque_data_len < sizeof c->goaway_msg - 1 ? f->goaway.opaque_data_len
+                                                                          : sizeof c->goaway_msg - 1;
+        for (size_t i = 0; i < n; i++) /* printable only: it goes into messages */
+            c->goaway_msg[i] = f->goaway.opaque_data[i] >= 0x20 && f->goaway.opaque_data[i] < 0x7f
+                                   ? (char)f->goaway.opaque_data[i]
+                                   : '?';
+        c->goaway_msg[n] = 0;
+    }
     client_call *k = call_of(c, f->hd.stream_id);
     if (k && (f->hd.type == NGHTTP2_HEADERS || f->hd.type == NGHTTP2_DATA) &&
         (f->hd.flags & NGHTTP2_FLAG_END_STREAM))
@@ -392,6 +402,8 @@ static void drop(factum_client *c)
     c->fd = -1;
     c->wbuf.len = c->woff = 0;
     c->got_settings = c->goaway = 0;
+    c->goaway_code = 0;
+    c->goaway_msg[0] = 0;
 }
 
 void client_disconnect(factum_client *c)
@@ -745,6 +757,15 @@ static int h2_start(factum_client *c, char *why, size_t wlen)
             return FACTUM_ECONNECT;
         }
     }
+    /* A server that says goodbye at once says why (factumd's TLS port
+     * answers cleartext HTTP/2 so: INADEQUATE_SECURITY). */
+    if (c->goaway) {
+        int tls = c->goaway_code == NGHTTP2_INADEQUATE_SECURITY;
+        snprintf(why, wlen, "%s%s%s", tls && !c->ssl ? "the server speaks TLS: leave out tls=false ("
+                                                      : "the server closed the connection at once (",
+                 c->goaway_msg[0] ? c->goaway_msg : nghttp2_http2_strerror(c->goaway_code), ")");
+        return tls ? FACTUM_ETLS : FACTUM_ECONNECT;
+    }
     return 0;
 }
 
@@ -861,6 +882,11 @@ static void handshake_error(factum_client *c, const client_host *h, int ssl_err,
         snprintf(why, wlen, "the server closed the connection during the TLS handshake");
     } else if (strstr(reason, "no application protocol")) {
         snprintf(why, wlen, "the server does not offer HTTP/2 over TLS (ALPN h2): %s", reason);
+    } else if (c->rx_bytes <= 7 && strstr(reason, "alert handshake failure")) {
+        /* One alert and nothing else: what factumd --insecure answers a
+         * ClientHello with (and a TLS server that shares nothing with us). */
+        snprintf(why, wlen, "TLS handshake failed: %s (a server started with --insecure answers so: then add "
+                            "tls=false)", reason);
     } else {
         snprintf(why, wlen, "TLS handshake failed: %s", reason);
     }
