@@ -33,6 +33,9 @@
  *        the handshake has the same deadline as everything else. What is
  *        received is decrypted at once (SSL_read until it wants more), so
  *        the input BIO holds at most one partial record.
+ *  CL-6  A TLS context (CA, client certificate) is shared by the clients
+ *        of the process that name the same files, unchanged (same inode,
+ *        size and modification time); each client holds a reference.
  */
 #ifndef FACTUM_CLIENT_INT_H
 #define FACTUM_CLIENT_INT_H

@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -495,12 +496,13 @@ static int flush_out(factum_client *c)
 {
     if (out_tls(c)) return -ENOMEM;
     for (;;) {
-        int rc = out_send(c);
-        if (rc || c->woff < c->wbuf.len) return rc;
-        /* Gather every frame nghttp2 has ready (up to 64 KiB) and hand them
-         * to the socket in one send: a call's frames then travel together
-         * (and, with TLS, in as few records as possible). */
-        for (;;) {
+        /* Gather every frame nghttp2 has ready (up to 64 KiB beside what
+         * waits) behind what waits, and hand it all to the socket in one
+         * send: a call's frames then travel together (with TLS, in as few
+         * records as possible, and behind the handshake's last flight). */
+        size_t before = c->wbuf.len;
+        int rc;
+        while (c->wbuf.len - c->woff + c->pbuf.len < 65536) {
             const uint8_t *p;
             ssize_t n = nghttp2_session_mem_send(c->h2, &p);
             if (n < 0) {
@@ -509,10 +511,11 @@ static int flush_out(factum_client *c)
             }
             if (n == 0) break;
             if (base_buf_append(c->ssl ? &c->pbuf : &c->wbuf, p, (size_t)n)) return -ENOMEM;
-            if (c->pbuf.len + c->wbuf.len >= 65536) break;
         }
         if (c->ssl && ((rc = seal(c)) || (rc = out_tls(c)))) return rc;
-        if (c->wbuf.len == 0) return 0;
+        int gathered = c->wbuf.len != before;
+        rc = out_send(c);
+        if (rc || c->woff < c->wbuf.len || !gathered) return rc;
     }
 }
 
@@ -550,6 +553,7 @@ static void tls_read_error(factum_client *c)
 }
 
 static int tls_drain(factum_client *c);
+static int tls_context_new(factum_client *c);
 
 /* One recv into nghttp2 (through TLS when on). The number of bytes
  * received (> 0), 0 when there was nothing, or an error with c->err set:
@@ -782,10 +786,93 @@ static int file_readable(const char *path, char *why, size_t wlen, const char *w
     return 0;
 }
 
+/* Contexts are shared by the clients of a process that ask for the same
+ * files (CL-6): making one costs ~0.5 ms, and loading the system's roots
+ * ~40 ms, which a program opening many clients (or reconnecting) should
+ * not pay each time. An entry is keyed by the settings and by each file's
+ * identity and modification time, so a renewed CA or client certificate
+ * is loaded afresh. At most CTX_CACHE entries; the oldest goes. */
+#define CTX_CACHE 8
+typedef struct ctx_entry {
+    SSL_CTX *ctx;
+    char key[3 * 1100 + 200];
+    uint64_t used;
+} ctx_entry;
+static pthread_mutex_t ctx_mu = PTHREAD_MUTEX_INITIALIZER;
+static ctx_entry ctx_cache[CTX_CACHE];
+static uint64_t ctx_clock;
+
+static void file_id(char *buf, size_t n, const char *path)
+{
+    struct stat st;
+    if (!path[0] || stat(path, &st))
+        snprintf(buf, n, "%s|-", path);
+    else
+        snprintf(buf, n, "%s|%ju.%ju.%jd.%ld.%jd", path, (uintmax_t)st.st_dev, (uintmax_t)st.st_ino,
+                 (intmax_t)st.st_mtim.tv_sec, st.st_mtim.tv_nsec, (intmax_t)st.st_size);
+}
+
+static void ctx_key(const client_url *u, char *key, size_t n)
+{
+    char a[1100], b[1100], d[1100];
+    file_id(a, sizeof a, u->tls_verify_cert ? u->ca_file : "");
+    file_id(b, sizeof b, u->user_cert_file);
+    file_id(d, sizeof d, u->user_key_file);
+    snprintf(key, n, "%d\n%s\n%s\n%s", u->tls_verify_cert, a, b, d);
+}
+
+static SSL_CTX *ctx_lookup(const char *key)
+{
+    SSL_CTX *ctx = NULL;
+    pthread_mutex_lock(&ctx_mu);
+    for (int i = 0; i < CTX_CACHE; i++)
+        if (ctx_cache[i].ctx && !strcmp(ctx_cache[i].key, key) && SSL_CTX_up_ref(ctx_cache[i].ctx)) {
+            ctx = ctx_cache[i].ctx;
+            ctx_cache[i].used = ++ctx_clock;
+            break;
+        }
+    pthread_mutex_unlock(&ctx_mu);
+    return ctx;
+}
+
+static void ctx_store(const char *key, SSL_CTX *ctx)
+{
+    if (strlen(key) >= sizeof ctx_cache[0].key || !SSL_CTX_up_ref(ctx)) return;
+    pthread_mutex_lock(&ctx_mu);
+    int victim = 0;
+    for (int i = 0; i < CTX_CACHE; i++) {
+        if (ctx_cache[i].ctx && !strcmp(ctx_cache[i].key, key)) { /* raced: keep the first */
+            victim = -1;
+            break;
+        }
+        if (!ctx_cache[i].ctx || ctx_cache[i].used < ctx_cache[victim].used) victim = i;
+        if (!ctx_cache[i].ctx) break;
+    }
+    SSL_CTX *old = NULL;
+    if (victim >= 0) {
+        old = ctx_cache[victim].ctx;
+        ctx_cache[victim].ctx = ctx;
+        snprintf(ctx_cache[victim].key, sizeof ctx_cache[victim].key, "%s", key);
+        ctx_cache[victim].used = ++ctx_clock;
+    }
+    pthread_mutex_unlock(&ctx_mu);
+    SSL_CTX_free(victim >= 0 ? old : ctx);
+}
+
 /* The context every connection of c uses: TLS 1.2+, modern ciphers, ALPN
  * h2, the CA (or the system's roots), the client certificate. 0, or
  * FACTUM_ETLS / -ENOMEM with c->err set. */
 static int tls_context(factum_client *c)
+{
+    char key[sizeof ctx_cache[0].key];
+    ctx_key(&c->url, key, sizeof key);
+    if ((c->ssl_ctx = ctx_lookup(key)) != NULL) return 0;
+    int rc = tls_context_new(c);
+    if (!rc) ctx_store(key, c->ssl_ctx);
+    return rc;
+}
+
+static int tls_context_new(factum_client *c)
 {
     char why[700], reason[200];
     SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
@@ -933,12 +1020,14 @@ static int tls_start(factum_client *c, const client_host *h, char *why, size_t w
         int r = SSL_connect(ssl);
         int e = r == 1 ? SSL_ERROR_NONE : SSL_get_error(ssl, r);
         if (out_tls(c)) return -ENOMEM;
+        /* Done: the last flight (Finished, a certificate) waits in wbuf and
+         * leaves with HTTP/2's preface. */
+        if (e == SSL_ERROR_NONE) break;
         int rc = out_send(c);
         if (rc) {
             snprintf(why, wlen, "%.300s", c->err);
             return rc;
         }
-        if (e == SSL_ERROR_NONE && c->woff == c->wbuf.len) break;
         if (e != SSL_ERROR_NONE && e != SSL_ERROR_WANT_READ) {
             handshake_error(c, h, e, why, wlen);
             return FACTUM_ETLS;
