@@ -237,3 +237,11 @@ int auth_limiter_fail(auth_limiter *l, const char *source, uint64_t now_ns)
     e->tokens = before >= 1.0 ? before - 1.0 : 0;
     return before >= 1.0 && e->tokens < 1.0;
 }
+
+void auth_limiter_refund(auth_limiter *l, const char *source, uint64_t now_ns)
+{
+    lentry *e = find(l, source, now_ns, 0);
+    if (!e) return; /* replaced meanwhile: it starts full anyway */
+    refill(l, e, now_ns);
+    e->tokens = e->tokens + 1.0 > l->burst ? l->burst : e->tokens + 1.0;
+}

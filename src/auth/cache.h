@@ -15,8 +15,10 @@
  *    new entry replaces the older of its set.
  *
  *  - the failed-login limiter: a token bucket per source address. Every
- *    failure takes a token; tokens come back at a steady rate up to the
- *    burst; a source without a token is refused before any KDF runs.
+ *    verification takes a token when it starts and gives it back if it
+ *    succeeds (so failures and verifications in flight both count); tokens
+ *    come back at a steady rate up to the burst; a source without a token
+ *    is refused before any KDF runs.
  *    Bounded: a fixed table; when a probe window is full the entry with
  *    the most tokens (the least suspicious) is replaced.
  */
@@ -56,5 +58,9 @@ void auth_limiter_free(auth_limiter *l);
 int auth_limiter_blocked(auth_limiter *l, const char *source, uint64_t now_ns);
 /* Count a failure of `source`; 1 if this one used its last token (log it). */
 int auth_limiter_fail(auth_limiter *l, const char *source, uint64_t now_ns);
+/* Give back a token taken by auth_limiter_fail (the login it stood for
+ * succeeded): a source's tokens bound its failures and the verifications it
+ * has in flight. */
+void auth_limiter_refund(auth_limiter *l, const char *source, uint64_t now_ns);
 
 #endif

@@ -49,6 +49,7 @@ typedef struct vjob {
     auth_user *user; /* NULL: unknown login (checked against the dummy hash) */
     uint64_t gen;
     int result;
+    char peer[64]; /* whose token it took (USERS-5), or "" */
     waiter *waiters;
 } vjob;
 
@@ -476,14 +477,16 @@ void auth_users_get_stats(auth_users *u, auth_users_stats *st)
 
 /* ---- authentication (NET-8) ------------------------------------------------------ */
 
-static void refuse(auth_users *u, net_auth *a, int count_failure)
+/* Take a token of peer's (USERS-5). */
+static void take_token(auth_users *u, const char *peer)
 {
-    if (count_failure) {
-        const char *peer = net_auth_peer(a);
-        if (u->limiter && peer[0] && auth_limiter_fail(u->limiter, peer, base_mono_ns()))
-            ulog(u, 1, "too many failed logins from %s: its logins are refused for a while", peer);
-        u->st.failures++;
-    }
+    if (u->limiter && peer[0] && auth_limiter_fail(u->limiter, peer, base_mono_ns()))
+        ulog(u, 1, "too many failed logins from %s: its logins are refused for a while", peer);
+}
+
+static void refuse(auth_users *u, net_auth *a)
+{
+    u->st.failures++;
     net_auth_done(a, GRPC_UNAUTHENTICATED, UNAUTH_MESSAGE, NULL, NULL);
 }
 
@@ -513,6 +516,8 @@ static void verify_done(auth_job *j)
     /* USERS-3: a change of the user meanwhile makes this verification void */
     int ok = !j->cancelled && v->result == 1 && x && !x->deleted && !x->disabled && x->cred_gen == v->gen;
     if (ok) auth_cache_put(u->cache, v->mac, x, v->gen);
+    /* the token it took stays taken for a failure (USERS-5) */
+    if (ok && u->limiter && v->peer[0]) auth_limiter_refund(u->limiter, v->peer, base_mono_ns());
     while (v->waiters) {
         waiter *w = v->waiters;
         v->waiters = w->next;
@@ -521,7 +526,7 @@ static void verify_done(auth_job *j)
         else if (ok)
             net_auth_done(w->a, 0, NULL, (void *)auth_principal_ref(x->principal), auth_principal_release);
         else
-            refuse(u, w->a, 1);
+            refuse(u, w->a);
         free(w);
     }
     vjob_free(v);
@@ -548,7 +553,8 @@ int auth_users_authenticate(void *ctx, net_auth *a)
         return NET_AUTH_DONE;
     }
     if (kind != AUTH_CRED_BASIC) {
-        refuse(u, a, 1);
+        take_token(u, net_auth_peer(a)); /* a failure without a KDF */
+        refuse(u, a);
         return NET_AUTH_DONE;
     }
     uint8_t mac[AUTH_MAC_LEN];
@@ -570,7 +576,7 @@ int auth_users_authenticate(void *ctx, net_auth *a)
     if (u->limiter && peer[0] && auth_limiter_blocked(u->limiter, peer, base_mono_ns())) {
         OPENSSL_cleanse(pw, sizeof pw);
         u->st.rate_limited++;
-        refuse(u, a, 0);
+        refuse(u, a);
         return NET_AUTH_DONE;
     }
     waiter *w = malloc(sizeof *w);
@@ -611,6 +617,8 @@ int auth_users_authenticate(void *ctx, net_auth *a)
         goto busy;
     }
     u->st.verifications++;
+    snprintf(v->peer, sizeof v->peer, "%s", peer);
+    take_token(u, v->peer); /* given back if it succeeds */
     w->next = NULL;
     v->waiters = w;
     v->next = u->verifying;

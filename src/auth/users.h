@@ -35,7 +35,9 @@
  *           login is checked against a dummy hash.
  *  USERS-5  A source (client address) past its failed-login budget is
  *           refused without a key derivation until its budget refills;
- *           when it runs out it is logged once.
+ *           when it runs out it is logged once. A verification takes a
+ *           token when it starts and gives it back when it succeeds, so a
+ *           source cannot have more KDFs in flight than its budget either.
  *  USERS-6  A call without an `authorization` header over TLS with a
  *           verified client certificate acts as the user its subject CN
  *           names, if that user exists and is enabled; otherwise (and

@@ -252,6 +252,16 @@ static void t_limiter(void)
     CHECK(auth_limiter_fail(l, "10.0.0.1", t + 10 * s) == 1);
     CHECK(auth_limiter_blocked(l, "10.0.0.1", t + 10 * s));
     CHECK(!auth_limiter_blocked(l, "10.0.0.1", t + 1000 * s));
+    /* a refund gives a token back (a verification that succeeded), never past the burst */
+    auth_limiter_fail(l, "10.0.0.3", t);
+    auth_limiter_fail(l, "10.0.0.3", t);
+    auth_limiter_fail(l, "10.0.0.3", t);
+    CHECK(auth_limiter_blocked(l, "10.0.0.3", t));
+    auth_limiter_refund(l, "10.0.0.3", t);
+    CHECK(!auth_limiter_blocked(l, "10.0.0.3", t));
+    for (int i = 0; i < 10; i++) auth_limiter_refund(l, "10.0.0.3", t);
+    CHECK(auth_limiter_fail(l, "10.0.0.3", t) == 0 && auth_limiter_fail(l, "10.0.0.3", t) == 0 &&
+          auth_limiter_fail(l, "10.0.0.3", t) == 1);
     /* bounded: a flood of sources never grows the table; the blocked one is the last to go */
     auth_limiter_fail(l, "10.0.0.9", t + 1000 * s);
     auth_limiter_fail(l, "10.0.0.9", t + 1000 * s);
