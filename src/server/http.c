@@ -281,6 +281,26 @@ static void metrics(srv_state *st, net_http_resp *r)
     metric(b, "factum_memtable_entries", "gauge", "Index entries in memory.", (double)fs.memtable_entries);
     metric(b, "factum_store_failed", "gauge", "1 if the store stopped after an I/O error.",
            (double)fs.failed);
+    if (st->users) {
+        auth_users_stats as;
+        auth_users_get_stats(st->users, &as);
+        metric(b, "factum_users", "gauge", "Users (src/auth/users.h).", (double)as.users);
+        metric(b, "factum_auth_cache_hits_total", "counter", "Calls whose credentials were found verified in the cache.",
+               (double)as.cache_hits);
+        metric(b, "factum_auth_cache_misses_total", "counter", "Calls whose credentials were not in the cache.",
+               (double)as.cache_misses);
+        metric(b, "factum_auth_cache_entries", "gauge", "Verified credentials cached.", (double)as.cache_entries);
+        metric(b, "factum_auth_verifications_total", "counter", "Password verifications run (key derivations).",
+               (double)as.verifications);
+        metric(b, "factum_auth_failures_total", "counter", "Calls and requests refused as unauthenticated.",
+               (double)as.failures);
+        metric(b, "factum_auth_rate_limited_total", "counter",
+               "Logins refused unchecked: their source had no failed-login budget left.", (double)as.rate_limited);
+        metric(b, "factum_auth_busy_total", "counter", "Logins refused because the password workers' queue was full.",
+               (double)as.busy);
+        metric(b, "factum_auth_certificate_logins_total", "counter", "Calls authenticated by a client certificate.",
+               (double)as.cert_logins);
+    }
     metric(b, "factum_grpc_appends_total", "counter", "Appends served over gRPC.", (double)rs->appends);
     metric(b, "factum_grpc_append_events_total", "counter", "Events appended over gRPC.",
            (double)rs->append_events);

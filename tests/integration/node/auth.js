@@ -297,6 +297,33 @@ test('X.509 user certificates (USERS-6): a verified client certificate whose CN 
     assert.equal((await unary(plain, 'Enable', { options: { login_name: 'admin' } }, auth('root', 'r'))).err, null);
     d = await details(asAdmin, '', new grpc.Metadata());
     assert.equal(d.err, null);
+    // both official clients over TLS: the right password works, a wrong one, an unknown user and a
+    // disabled one are AccessDeniedError (status 16). Each client in a process of its own (the two
+    // cannot share one: their generated protobuf code collides).
+    assert.equal((await unary(asAdmin, 'Create', { options: { login_name: 'off', password: 'o' } }, new grpc.Metadata())).err, null);
+    assert.equal((await unary(asAdmin, 'Disable', { options: { login_name: 'off' } }, new grpc.Metadata())).err, null);
+    const probe = `
+      const [pkg, cls, scheme, port, ca] = process.argv.slice(1);
+      const lib = require(pkg);
+      (async () => {
+        const out = {};
+        for (const cred of ['admin:changeit', 'admin:wrong', 'nobody:changeit', 'off:o']) {
+          const c = lib[cls].connectionString(scheme + '://' + cred + '@localhost:' + port + '?tls=true&tlsCAFile=' + ca);
+          try {
+            await c.appendToStream('tls-probe', lib.jsonEvent({ type: 't', data: {} }));
+            out[cred] = 'ok';
+          } catch (e) { out[cred] = e.constructor.name; }
+          await c.dispose();
+        }
+        console.log(JSON.stringify(out));
+      })();`;
+    for (const [pkg, cls, scheme] of [['@kurrent/kurrentdb-client', 'KurrentDBClient', 'kurrentdb'],
+      ['@eventstore/db-client', 'EventStoreDBClient', 'esdb']]) {
+      const out = JSON.parse(execFileSync('node', ['-e', probe, pkg, cls, scheme, String(s.port), `${dir}/ca/ca.crt`],
+        { cwd: __dirname, encoding: 'utf8' }).trim().split('\n').pop());
+      assert.deepEqual(out, { 'admin:changeit': 'ok', 'admin:wrong': 'AccessDeniedError', 'nobody:changeit': 'AccessDeniedError',
+        'off:o': 'AccessDeniedError' }, pkg);
+    }
     // a certificate from a CA the server does not trust never names a user
     const bad = client('user-bad');
     d = await details(bad, '', new grpc.Metadata());
@@ -318,6 +345,8 @@ test('HTTP Basic: /info for anyone, /metrics and /gossip for authenticated users
   assert.equal(r.status, 401);
   r = await httpGet(srv.port, '/metrics', 'ops', 'changeit');
   assert.equal(r.status, 200);
+  for (const m of ['factum_users', 'factum_auth_cache_hits_total', 'factum_auth_verifications_total', 'factum_auth_failures_total'])
+    assert.match(r.body, new RegExp(`^${m} \\d`, 'm'), m);
   r = await httpGet(srv.port, '/gossip', 'admin', 'changeit');
   assert.equal(r.status, 200);
 });
@@ -338,6 +367,40 @@ test('failed logins are rate-limited per source (USERS-5), and logged', async ()
   assert.equal(err.code, grpc.status.UNAUTHENTICATED);
   console.log(`# a rate-limited login was refused in ${ms.toFixed(2)} ms`);
   c.close();
+});
+
+test('a flood of wrong passwords does not stall a client whose credentials are cached (USERS-1, POOL-1)', async () => {
+  const c = new proto.event_store.client.server_features.ServerFeatures(`127.0.0.1:${srv.port}`, grpc.credentials.createInsecure());
+  const good = auth('ops', 'changeit');
+  assert.equal((await unary(c, 'GetSupportedMethods', {}, good)).err, null); // cached now
+  const flood = new proto.event_store.client.server_features.ServerFeatures(`127.0.0.1:${srv.port}`, grpc.credentials.createInsecure(),
+    { 'grpc.use_local_subchannel_pool': 1 });
+  let stop = false;
+  const codes = {};
+  const flooding = (async () => {
+    let i = 0;
+    while (!stop) {
+      const batch = Array.from({ length: 100 }, () => unary(flood, 'GetSupportedMethods', {}, auth('admin', `guess-${i++}`)));
+      for (const { err } of await Promise.all(batch)) codes[err ? err.code : 0] = (codes[err ? err.code : 0] || 0) + 1;
+    }
+  })();
+  const lat = [];
+  const t0 = Date.now();
+  while (Date.now() - t0 < 3000) {
+    const t = process.hrtime.bigint();
+    const { err } = await unary(c, 'GetSupportedMethods', {}, good);
+    assert.equal(err, null);
+    lat.push(Number(process.hrtime.bigint() - t) / 1e6);
+  }
+  stop = true;
+  await flooding;
+  lat.sort((a, b) => a - b);
+  const p = (q) => lat[Math.min(lat.length - 1, Math.floor(q * lat.length))].toFixed(2);
+  console.log(`# during a flood of wrong passwords (${JSON.stringify(codes)}): ${lat.length} cached calls, p50 ${p(0.5)} ms, p99 ${p(0.99)} ms`);
+  assert.ok(!codes[0], 'no guess got in');
+  assert.ok(codes[grpc.status.UNAUTHENTICATED] > 0);
+  c.close();
+  flood.close();
 });
 
 test('cached credentials: calls per second beside an insecure server (a figure)', async () => {
