@@ -403,6 +403,43 @@ test('a flood of wrong passwords does not stall a client whose credentials are c
   flood.close();
 });
 
+test('clients that leave while their credentials are being checked (NET-8: the answer finds no one)', async () => {
+  const net = require('node:net');
+  const c = new proto.event_store.client.server_features.ServerFeatures(`127.0.0.1:${srv.port}`, grpc.credentials.createInsecure());
+  // gRPC: cancelled right after the headers went, with credentials not cached yet (a KDF runs for each)
+  for (let i = 0; i < 20; i++) {
+    const call = c.GetSupportedMethods({}, auth('ops', `cancel-${i}`), () => {});
+    setTimeout(() => call.cancel(), i % 3);
+  }
+  // HTTP/1.1: the connection closed while its request is held
+  await Promise.all(Array.from({ length: 20 }, (_, i) => new Promise((resolve) => {
+    const sock = net.connect(srv.port, '127.0.0.1', () => {
+      const cred = Buffer.from(`ops:http-${i}`).toString('base64');
+      sock.write(`GET /metrics HTTP/1.1\r\nHost: x\r\nAuthorization: Basic ${cred}\r\n\r\nGET /info HTTP/1.1\r\n\r\n`);
+      setTimeout(() => { sock.destroy(); resolve(); }, i % 4);
+    });
+    sock.on('error', resolve);
+  })));
+  // and a held HTTP request answered in order with the one behind it
+  const answers = await new Promise((resolve, reject) => {
+    const sock = net.connect(srv.port, '127.0.0.1', () => {
+      const cred = Buffer.from('admin:changeit').toString('base64');
+      sock.write(`GET /gossip HTTP/1.1\r\nHost: x\r\nAuthorization: Basic ${cred}\r\n\r\nGET /info HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`);
+    });
+    let buf = '';
+    sock.on('data', (d) => { buf += d; });
+    sock.on('end', () => resolve(buf));
+    sock.on('error', reject);
+  });
+  const statuses = [...answers.matchAll(/^HTTP\/1\.1 (\d+)/gm)].map((m) => m[1]);
+  assert.deepEqual(statuses, ['200', '200']);
+  assert.ok(answers.indexOf('"members"') < answers.indexOf('"esVersion"'), 'in order');
+  // the server is fine, and every pending check was answered or dropped
+  await new Promise((r) => setTimeout(r, 1500));
+  assert.equal((await unary(c, 'GetSupportedMethods', {}, auth('ops', 'changeit'))).err, null);
+  c.close();
+});
+
 test('cached credentials: calls per second beside an insecure server (a figure)', async () => {
   const ins = await start(['--insecure']);
   const measure = async (port, md) => {
