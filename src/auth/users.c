@@ -349,8 +349,11 @@ static int load_all(auth_users *u)
     }
 }
 
-static int create_default(auth_users *u, const char *login, const char *full, const char *group, int first)
+/* Create a default user if its stream was never written; *created says so. */
+static int create_default(auth_users *u, const char *login, const char *full, const char *group, int first,
+                          int *created)
 {
+    *created = 0;
     char stream[64], meta[64];
     snprintf(stream, sizeof stream, USER_PREFIX "%s", login);
     snprintf(meta, sizeof meta, "$$" USER_PREFIX "%s", login);
@@ -381,6 +384,7 @@ static int create_default(auth_users *u, const char *login, const char *full, co
     rc = factum_append_multi(u->store, req, first ? 4 : 3, NULL, NULL);
     if (rc) goto out;
     ulog(u, 2, "the '%s' user account has been created (password '%s')", login, DEFAULT_PASSWORD);
+    *created = 1;
     rc = load_user(u, login);
 out:
     base_buf_free(&rec);
@@ -420,13 +424,16 @@ int auth_users_open(const auth_users_options *o, auth_users **out)
     factum_uuid_v4(rnd);
     if ((rc = auth_hash_make(&u->dummy, (const char *)rnd, sizeof rnd))) goto fail;
     if ((rc = load_all(u))) goto fail;
-    int first = u->n == 0;
-    if ((rc = create_default(u, AUTH_USER_ADMIN, "factum Administrator", AUTH_ROLE_ADMINS, first))) goto fail;
-    if ((rc = create_default(u, AUTH_USER_OPS, "factum Operations", AUTH_ROLE_OPS, 0))) goto fail;
+    int first = u->n == 0, created[2];
+    if ((rc = create_default(u, AUTH_USER_ADMIN, "factum Administrator", AUTH_ROLE_ADMINS, first, &created[0])))
+        goto fail;
+    if ((rc = create_default(u, AUTH_USER_OPS, "factum Operations", AUTH_ROLE_OPS, 0, &created[1]))) goto fail;
     static const char *const defaults[] = {AUTH_USER_ADMIN, AUTH_USER_OPS};
     for (int i = 0; i < 2; i++) {
         auth_user *x = find(u, defaults[i]);
-        if (x && !x->disabled && auth_hash_verify(&x->hash, DEFAULT_PASSWORD, strlen(DEFAULT_PASSWORD)) == 1)
+        /* just created: it has the default password without asking a KDF */
+        if (x && !x->disabled &&
+            (created[i] || auth_hash_verify(&x->hash, DEFAULT_PASSWORD, strlen(DEFAULT_PASSWORD)) == 1))
             ulog(u, 1,
                  "the '%s' user still has the default password '%s': change it (factum user change-password %s, "
                  "or the Users service)",
