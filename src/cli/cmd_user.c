@@ -178,7 +178,7 @@ int cli_cmd_user(cli_ctx *c, int argc, char **argv)
         cli_msg(c, "no user '%s'", login);
         code = CLI_NOT_FOUND;
     } else if (rc) {
-        code = cli_remote_fail(c, cl, rc, "%s%s%s", sub, login ? " " : "", login ? login : "");
+        code = login ? cli_remote_fail(c, cl, rc, "user '%s'", login) : cli_remote_fail(c, cl, rc, "the users");
     }
 out:
     memset(pw1, 0, sizeof pw1);
