@@ -10,8 +10,9 @@
  * Who may ask (KurrentDB's LegacyPolicySelectorFactory; a secure server
  * authenticates every request first, NET-8): /health/live and /info
  * anyone; /gossip and /metrics (KurrentDB's statistics) an authenticated
- * user - anonymous gets 401 with `WWW-Authenticate: Basic realm="factum"`,
- * wrong credentials too (before this handler runs).
+ * user; POST /admin/reloadconfig `$ops` and `$admins` (a user without
+ * either gets 403). Anonymous gets 401 with `WWW-Authenticate: Basic
+ * realm="factum"`, wrong credentials too (before this handler runs).
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -370,6 +371,17 @@ static int authenticated(const net_http_req *req, net_http_resp *resp)
     return 0;
 }
 
+/* KurrentDB's OperationsOrAdmins: anonymous gets 401, another user 403. */
+static int ops_or_admin(const net_http_req *req, net_http_resp *resp)
+{
+    const auth_principal *p = req->auth ? req->auth : auth_principal_system();
+    if (!authenticated(req, resp)) return 0;
+    if (auth_principal_is_ops_or_admin(p)) return 1;
+    resp->status = 403;
+    base_buf_append(&resp->body, "forbidden: for $ops and $admins\n", 32);
+    return 0;
+}
+
 void srv_http(void *ctx, const net_http_req *req, net_http_resp *resp)
 {
     srv_state *st = ctx;
@@ -381,6 +393,7 @@ void srv_http(void *ctx, const net_http_req *req, net_http_resp *resp)
             base_buf_append(&resp->body, "method not allowed\n", 19);
             return;
         }
+        if (!ops_or_admin(req, resp)) return;
         slog_write(SLOG_INFO, "reloading the configuration: a request was received on /admin/reloadconfig");
         net_server_request_reload(st->net);
         resp->status = 200;

@@ -335,7 +335,7 @@ test('X.509 user certificates (USERS-6): a verified client certificate whose CN 
   }
 });
 
-test('HTTP Basic: /info for anyone, /metrics and /gossip for authenticated users (401 with a challenge)', async () => {
+test('HTTP Basic: /info for anyone, /metrics and /gossip for authenticated users (401 with a challenge), reloads for $ops (403)', async () => {
   let r = await httpGet(srv.port, '/info');
   assert.equal(r.status, 200);
   r = await httpGet(srv.port, '/metrics');
@@ -349,6 +349,19 @@ test('HTTP Basic: /info for anyone, /metrics and /gossip for authenticated users
     assert.match(r.body, new RegExp(`^${m} \\d`, 'm'), m);
   r = await httpGet(srv.port, '/gossip', 'admin', 'changeit');
   assert.equal(r.status, 200);
+  // POST /admin/reloadconfig: $ops and $admins; anonymous 401, another user 403
+  const post = (user, pass) => new Promise((resolve, reject) => {
+    const headers = user ? { authorization: 'Basic ' + Buffer.from(`${user}:${pass}`).toString('base64') } : {};
+    const rq = http.request({ host: '127.0.0.1', port: srv.port, path: '/admin/reloadconfig', method: 'POST', headers }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode));
+    });
+    rq.on('error', reject);
+    rq.end();
+  });
+  assert.equal(await post(), 401);
+  assert.equal((await unary(users, 'Create', { options: { login_name: 'plain', password: 'p' } }, auth('admin', 'changeit'))).err, null);
+  assert.equal(await post('plain', 'p'), 403);
 });
 
 test('failed logins are rate-limited per source (USERS-5), and logged', async () => {
