@@ -455,6 +455,16 @@ test('clients that leave while their credentials are being checked (NET-8: the a
 
 test('cached credentials: calls per second beside an insecure server (a figure)', async () => {
   const ins = await start(['--insecure']);
+  // --insecure: no authentication runs; any authorization header is ignored (the system principal)
+  {
+    const c = new proto.event_store.client.users.Users(`127.0.0.1:${ins.port}`, grpc.credentials.createInsecure());
+    for (const md of [auth('admin', 'wrong'), auth('ghost', 'x'), new grpc.Metadata()]) {
+      const d = await details(c, '', md);
+      assert.equal(d.err, null);
+      assert.deepEqual(d.out.map((u) => u.login_name), ['admin', 'ops']);
+    }
+    c.close();
+  }
   const measure = async (port, md) => {
     const c = new proto.event_store.client.server_features.ServerFeatures(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
     await unary(c, 'GetSupportedMethods', {}, md); // warm: the first one runs the KDF
