@@ -34,7 +34,8 @@ int auth_cache_new(size_t n_slots, void (*ref)(void *), void (*unref)(void *), a
 {
     *out = NULL;
     size_t sets = 1;
-    while (sets * 2 < n_slots) sets <<= 1;
+    while (sets * 2 < n_slots)
+        sets <<= 1;
     auth_cache *c = calloc(1, sizeof *c);
     if (!c) return -ENOMEM;
     c->slots = calloc(sets * 2, sizeof *c->slots);
@@ -47,7 +48,8 @@ int auth_cache_new(size_t n_slots, void (*ref)(void *), void (*unref)(void *), a
     c->proto = c->mac ? EVP_MAC_CTX_new(c->mac) : NULL;
     OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, "SHA256", 0),
                            OSSL_PARAM_construct_end()};
-    if (!c->proto || RAND_bytes(key, sizeof key) != 1 || EVP_MAC_init(c->proto, key, sizeof key, params) != 1) {
+    if (!c->proto || RAND_bytes(key, sizeof key) != 1 ||
+        EVP_MAC_init(c->proto, key, sizeof key, params) != 1) {
         OPENSSL_cleanse(key, sizeof key);
         auth_cache_free(c);
         return -EIO;
@@ -144,7 +146,7 @@ void auth_cache_get_stats(const auth_cache *c, auth_cache_stats *st)
 
 /* ---- the failed-login limiter ---------------------------------------------- */
 
-#define PROBE 8
+#define PROBE   8
 #define SRC_MAX 64
 
 typedef struct lentry {
@@ -186,7 +188,8 @@ void auth_limiter_free(auth_limiter *l)
 static uint64_t hash_src(const char *s)
 {
     uint64_t h = 1469598103934665603ull; /* FNV-1a: the table is bounded, collisions only cost probes */
-    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ull;
     return h;
 }
 

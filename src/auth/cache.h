@@ -37,7 +37,8 @@ typedef struct auth_cache auth_cache;
 int auth_cache_new(size_t n_slots, void (*ref)(void *v), void (*unref)(void *v), auth_cache **out);
 void auth_cache_free(auth_cache *c);
 /* The key of `login` with `password`. 0 or -EIO. */
-int auth_cache_mac(auth_cache *c, const char *login, const char *pw, size_t pw_len, uint8_t mac[AUTH_MAC_LEN]);
+int auth_cache_mac(auth_cache *c, const char *login, const char *pw, size_t pw_len,
+                   uint8_t mac[AUTH_MAC_LEN]);
 /* The value cached under mac and its generation then, or NULL. The caller
  * compares the generation with the value's current one. */
 void *auth_cache_get(auth_cache *c, const uint8_t mac[AUTH_MAC_LEN], uint64_t *gen);

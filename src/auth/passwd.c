@@ -32,8 +32,8 @@ static int scrypt(const auth_hash *h, const char *pw, size_t pw_len, uint8_t *ou
 {
     /* Bounds: a record is data from the store, never trusted to ask for
      * gigabytes (N*r*128 bytes) or hours. */
-    if (h->n < 2 || (h->n & (h->n - 1)) || h->n > (1u << 20) || h->r < 1 || h->r > 32 || h->p < 1 || h->p > 16 ||
-        h->n * h->r * 128u > (256u << 20))
+    if (h->n < 2 || (h->n & (h->n - 1)) || h->n > (1u << 20) || h->r < 1 || h->r > 32 || h->p < 1 ||
+        h->p > 16 || h->n * h->r * 128u > (256u << 20))
         return -EINVAL;
     EVP_KDF *kdf = EVP_KDF_fetch(NULL, "SCRYPT", NULL);
     EVP_KDF_CTX *kctx = kdf ? EVP_KDF_CTX_new(kdf) : NULL;
@@ -57,12 +57,13 @@ static int scrypt(const auth_hash *h, const char *pw, size_t pw_len, uint8_t *ou
 
 static int derive(const auth_hash *h, const char *pw, size_t pw_len, uint8_t *out, size_t out_len)
 {
-    if (out_len == 0 || out_len > AUTH_KEY_MAX || h->salt_len == 0 || h->salt_len > sizeof h->salt) return -EINVAL;
+    if (out_len == 0 || out_len > AUTH_KEY_MAX || h->salt_len == 0 || h->salt_len > sizeof h->salt)
+        return -EINVAL;
     if (h->alg == AUTH_KDF_SCRYPT) return scrypt(h, pw, pw_len, out, out_len);
     if (h->alg == AUTH_KDF_PBKDF2_SHA1) {
         if (h->n < 1 || h->n > 1000000) return -EINVAL;
-        return PKCS5_PBKDF2_HMAC(pw, (int)pw_len, h->salt, (int)h->salt_len, (int)h->n, EVP_sha1(), (int)out_len,
-                                 out) == 1
+        return PKCS5_PBKDF2_HMAC(pw, (int)pw_len, h->salt, (int)h->salt_len, (int)h->n, EVP_sha1(),
+                                 (int)out_len, out) == 1
                    ? 0
                    : -EIO;
     }
@@ -169,9 +170,11 @@ int auth_parse_basic(const char *header, char login[AUTH_LOGIN_MAX + 1], char pa
     /* The scheme is case-insensitive (RFC 9110), one space, then the token. */
     if (strncasecmp(header, "Basic ", 6) != 0) return AUTH_CRED_BAD;
     const char *t = header + 6;
-    while (*t == ' ') t++;
+    while (*t == ' ')
+        t++;
     size_t tl = strlen(t);
-    while (tl && t[tl - 1] == ' ') tl--;
+    while (tl && t[tl - 1] == ' ')
+        tl--;
     /* login + ':' + password, base64: at most this long */
     if (tl == 0 || tl > 4 * ((AUTH_LOGIN_MAX + 1 + AUTH_PASSWORD_MAX + 2) / 3)) return AUTH_CRED_BAD;
     uint8_t raw[AUTH_LOGIN_MAX + 1 + AUTH_PASSWORD_MAX + 3];

@@ -19,18 +19,18 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define AUTH_LOGIN_MAX 256    /* bytes of a login name */
+#define AUTH_LOGIN_MAX    256  /* bytes of a login name */
 #define AUTH_PASSWORD_MAX 1024 /* bytes of a password */
-#define AUTH_SALT_LEN 16
-#define AUTH_KEY_MAX 64
+#define AUTH_SALT_LEN     16
+#define AUTH_KEY_MAX      64
 
 enum { AUTH_KDF_PBKDF2_SHA1 = 0, AUTH_KDF_SCRYPT = 1 };
 
 /* A stored hash: how it was made and what it is. */
 typedef struct auth_hash {
-    int alg;                  /* AUTH_KDF_* */
-    uint64_t n;               /* scrypt: CPU/memory cost (a power of 2); pbkdf2: iterations */
-    uint32_t r, p;            /* scrypt: block size, parallelism */
+    int alg;       /* AUTH_KDF_* */
+    uint64_t n;    /* scrypt: CPU/memory cost (a power of 2); pbkdf2: iterations */
+    uint32_t r, p; /* scrypt: block size, parallelism */
     uint8_t salt[AUTH_SALT_LEN + 16];
     size_t salt_len;
     uint8_t key[AUTH_KEY_MAX];

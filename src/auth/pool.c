@@ -32,7 +32,8 @@ static void run_done(void *arg)
 static void hand_back(auth_pool *p, auth_job *j)
 {
     /* net_post fails only without memory: try again shortly (POOL-2) */
-    while (p->post(p->post_ctx, run_done, j) != 0) nanosleep(&(struct timespec){0, 1000000}, NULL);
+    while (p->post(p->post_ctx, run_done, j) != 0)
+        nanosleep(&(struct timespec){0, 1000000}, NULL);
 }
 
 static void *worker(void *arg)
@@ -40,7 +41,8 @@ static void *worker(void *arg)
     auth_pool *p = arg;
     pthread_mutex_lock(&p->mu);
     for (;;) {
-        while (!p->head && !p->stop) pthread_cond_wait(&p->cv, &p->mu);
+        while (!p->head && !p->stop)
+            pthread_cond_wait(&p->cv, &p->mu);
         if (!p->head) break;
         auth_job *j = p->head;
         p->head = j->next;
@@ -94,8 +96,10 @@ int auth_pool_submit(auth_pool *p, auth_job *j)
     }
     j->next = NULL;
     j->cancelled = 0;
-    if (p->tail) p->tail->next = j;
-    else p->head = j;
+    if (p->tail)
+        p->tail->next = j;
+    else
+        p->head = j;
     p->tail = j;
     p->queued++;
     pthread_cond_signal(&p->cv);
@@ -118,7 +122,8 @@ void auth_pool_free(auth_pool *p)
     p->stop = 1;
     pthread_cond_broadcast(&p->cv);
     pthread_mutex_unlock(&p->mu);
-    for (unsigned i = 0; i < p->n_threads; i++) pthread_join(p->th[i], NULL);
+    for (unsigned i = 0; i < p->n_threads; i++)
+        pthread_join(p->th[i], NULL);
     /* With no thread (creation failed) jobs cannot be waiting: submit needs the pool. */
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->cv);

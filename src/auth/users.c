@@ -20,15 +20,15 @@
 #include "base/base.h"
 #include "base/json.h"
 
-#define DEFAULT_PASSWORD "changeit"
-#define USERS_STREAM "$users"
-#define NOTIFY_STREAM "$users-password-notifications"
-#define USER_PREFIX "$user-"
-#define USER_ACL "{\"$w\":\"$admins\",\"$d\":\"$admins\",\"$mw\":\"$admins\"}"
-#define MAX_GROUPS 64
+#define DEFAULT_PASSWORD     "changeit"
+#define USERS_STREAM         "$users"
+#define NOTIFY_STREAM        "$users-password-notifications"
+#define USER_PREFIX          "$user-"
+#define USER_ACL             "{\"$w\":\"$admins\",\"$d\":\"$admins\",\"$mw\":\"$admins\"}"
+#define MAX_GROUPS           64
 #define GRPC_UNAUTHENTICATED 16
-#define GRPC_UNAVAILABLE 14
-#define UNAUTH_MESSAGE "Unauthenticated"
+#define GRPC_UNAVAILABLE     14
+#define UNAUTH_MESSAGE       "Unauthenticated"
 
 typedef struct waiter {
     struct waiter *next;
@@ -98,7 +98,8 @@ static void user_unref(void *p)
     if (!x || --x->refs > 0) return;
     free(x->login);
     free(x->full_name);
-    for (size_t i = 0; i < x->n_groups; i++) free(x->groups[i]);
+    for (size_t i = 0; i < x->n_groups; i++)
+        free(x->groups[i]);
     free(x->groups);
     auth_principal_unref(x->principal);
     OPENSSL_cleanse(&x->hash, sizeof x->hash);
@@ -117,7 +118,8 @@ static int user_set_identity(auth_user *x, const char *full, const char *const *
         if (!(g[i] = strdup(groups[i]))) goto nomem;
     if (auth_principal_new(x->login, (const char *const *)g, ng, &p)) goto nomem;
     free(x->full_name);
-    for (size_t k = 0; k < x->n_groups; k++) free(x->groups[k]);
+    for (size_t k = 0; k < x->n_groups; k++)
+        free(x->groups[k]);
     free(x->groups);
     auth_principal_unref(x->principal);
     x->full_name = f;
@@ -126,7 +128,8 @@ static int user_set_identity(auth_user *x, const char *full, const char *const *
     x->principal = p;
     return 0;
 nomem:
-    while (i) free(g[--i]);
+    while (i)
+        free(g[--i]);
     free(g);
     free(f);
     return -ENOMEM;
@@ -161,11 +164,12 @@ static int record_json(base_buf *b, const char *login, const char *full, char *c
         if (i) rc = base_buf_append(b, ",", 1);
         if (!rc) rc = json_write_string(b, groups[i], strlen(groups[i]));
     }
-    if (!rc) rc = base_buf_printf(b, "],\"hash\":\"%s\",\"salt\":\"%s\",\"disabled\":%s", hash, salt,
-                                  disabled ? "true" : "false");
+    if (!rc)
+        rc = base_buf_printf(b, "],\"hash\":\"%s\",\"salt\":\"%s\",\"disabled\":%s", hash, salt,
+                             disabled ? "true" : "false");
     if (!rc && h->alg == AUTH_KDF_SCRYPT)
-        rc = base_buf_printf(b, ",\"kdf\":{\"alg\":\"scrypt\",\"n\":%llu,\"r\":%u,\"p\":%u}", (unsigned long long)h->n,
-                             h->r, h->p);
+        rc = base_buf_printf(b, ",\"kdf\":{\"alg\":\"scrypt\",\"n\":%llu,\"r\":%u,\"p\":%u}",
+                             (unsigned long long)h->n, h->r, h->p);
     if (!rc) rc = base_buf_append(b, "}", 1);
     return rc;
 }
@@ -194,8 +198,8 @@ static int record_parse(auth_user *x, const uint8_t *data, size_t len)
         const char *alg = jstr(kdf, "alg");
         int64_t n, r, p;
         if (!alg || strcmp(alg, "scrypt") || json_int64(json_get(kdf, "n"), &n) ||
-            json_int64(json_get(kdf, "r"), &r) || json_int64(json_get(kdf, "p"), &p) || n < 2 || r < 1 || p < 1 ||
-            r > 1024 || p > 1024)
+            json_int64(json_get(kdf, "r"), &r) || json_int64(json_get(kdf, "p"), &p) || n < 2 || r < 1 ||
+            p < 1 || r > 1024 || p > 1024)
             goto out;
         h.alg = AUTH_KDF_SCRYPT;
         h.n = (uint64_t)n;
@@ -236,8 +240,10 @@ static size_t lower_bound(auth_users *u, const char *login, int *found)
             *found = 1;
             return mid;
         }
-        if (c < 0) lo = mid + 1;
-        else hi = mid;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
     }
     *found = 0;
     return lo;
@@ -373,7 +379,10 @@ static int create_default(auth_users *u, const char *login, const char *full, co
         {.type = "$UserCreated", .flags = FACTUM_EVENT_JSON, .data = rec.data, .data_len = rec.len},
         {.type = "$metadata", .flags = FACTUM_EVENT_JSON, .data = acl, .data_len = strlen(acl)},
         {.type = "$User", .data = login, .data_len = strlen(login)},
-        {.type = "$metadata", .flags = FACTUM_EVENT_JSON, .data = notify_meta, .data_len = strlen(notify_meta)},
+        {.type = "$metadata",
+         .flags = FACTUM_EVENT_JSON,
+         .data = notify_meta,
+         .data_len = strlen(notify_meta)},
     };
     factum_append_req req[4] = {
         {stream, FACTUM_NO_STREAM, &ev[0], 1},
@@ -425,9 +434,11 @@ int auth_users_open(const auth_users_options *o, auth_users **out)
     if ((rc = auth_hash_make(&u->dummy, (const char *)rnd, sizeof rnd))) goto fail;
     if ((rc = load_all(u))) goto fail;
     int first = u->n == 0, created[2];
-    if ((rc = create_default(u, AUTH_USER_ADMIN, "factum Administrator", AUTH_ROLE_ADMINS, first, &created[0])))
+    if ((rc = create_default(u, AUTH_USER_ADMIN, "factum Administrator", AUTH_ROLE_ADMINS, first,
+                             &created[0])))
         goto fail;
-    if ((rc = create_default(u, AUTH_USER_OPS, "factum Operations", AUTH_ROLE_OPS, 0, &created[1]))) goto fail;
+    if ((rc = create_default(u, AUTH_USER_OPS, "factum Operations", AUTH_ROLE_OPS, 0, &created[1])))
+        goto fail;
     static const char *const defaults[] = {AUTH_USER_ADMIN, AUTH_USER_OPS};
     for (int i = 0; i < 2; i++) {
         auth_user *x = find(u, defaults[i]);
@@ -435,7 +446,8 @@ int auth_users_open(const auth_users_options *o, auth_users **out)
         if (x && !x->disabled &&
             (created[i] || auth_hash_verify(&x->hash, DEFAULT_PASSWORD, strlen(DEFAULT_PASSWORD)) == 1))
             ulog(u, 1,
-                 "the '%s' user still has the default password '%s': change it (factum user change-password %s, "
+                 "the '%s' user still has the default password '%s': change it (factum user change-password "
+                 "%s, "
                  "or the Users service)",
                  defaults[i], DEFAULT_PASSWORD, defaults[i]);
     }
@@ -464,7 +476,8 @@ void auth_users_free(auth_users *u)
 {
     if (!u) return;
     auth_users_stop(u);
-    for (size_t i = 0; i < u->n; i++) user_unref(u->v[i]);
+    for (size_t i = 0; i < u->n; i++)
+        user_unref(u->v[i]);
     free(u->v);
     auth_cache_free(u->cache);
     auth_limiter_free(u->limiter);
@@ -656,8 +669,8 @@ typedef struct cjob {
     auth_hash hash;  /* new (create, reset, change) */
     auth_hash check; /* change: the current one, to verify */
     int verified;
-    int disabled;   /* the record's flag */
-    uint64_t gen;   /* change: the user's credential generation when it began */
+    int disabled;      /* the record's flag */
+    uint64_t gen;      /* change: the user's credential generation when it began */
     int64_t stream_tb; /* create over a deleted user: its `$tb` */
     /* the append */
     base_buf rec, meta;
@@ -673,7 +686,8 @@ static void cjob_free(cjob *c)
 {
     free(c->login);
     free(c->full);
-    for (size_t i = 0; i < c->n_groups; i++) free(c->groups[i]);
+    for (size_t i = 0; i < c->n_groups; i++)
+        free(c->groups[i]);
     free(c->groups);
     base_buf_free(&c->rec);
     base_buf_free(&c->meta);
@@ -777,12 +791,15 @@ static void notify(auth_users *u, const char *login)
     int rc = base_buf_printf(&x->data, "{\"loginName\":");
     if (!rc) rc = json_write_string(&x->data, login, strlen(login));
     if (!rc) rc = base_buf_append(&x->data, "}", 1);
-    x->ev = (factum_event_data){.type = "$PasswordChanged", .flags = FACTUM_EVENT_JSON, .data = x->data.data,
+    x->ev = (factum_event_data){.type = "$PasswordChanged",
+                                .flags = FACTUM_EVENT_JSON,
+                                .data = x->data.data,
                                 .data_len = x->data.len};
     x->req = (factum_append_req){NOTIFY_STREAM, FACTUM_ANY, &x->ev, 1};
     if (!rc) rc = factum_append_async(u->store, &x->req, 1, notified, x);
     if (rc) {
-        ulog(u, 1, "user '%s': cannot write its %s notification: %s", login, NOTIFY_STREAM, factum_strerror(rc));
+        ulog(u, 1, "user '%s': cannot write its %s notification: %s", login, NOTIFY_STREAM,
+             factum_strerror(rc));
         base_buf_free(&x->data);
         free(x);
     }
@@ -822,13 +839,18 @@ static int write_record(cjob *c)
     int rc = record_json(&c->rec, c->login, full, groups, ng, h, disabled);
     size_t n = 0;
     c->ev[0] = (factum_event_data){.type = c->op == OP_CREATE ? "$UserCreated" : "$UserUpdated",
-                                   .flags = FACTUM_EVENT_JSON, .data = c->rec.data, .data_len = c->rec.len};
-    c->req[n++] = (factum_append_req){c->stream, c->op == OP_CREATE ? FACTUM_NO_STREAM : x->version, &c->ev[0], 1};
+                                   .flags = FACTUM_EVENT_JSON,
+                                   .data = c->rec.data,
+                                   .data_len = c->rec.len};
+    c->req[n++] =
+        (factum_append_req){c->stream, c->op == OP_CREATE ? FACTUM_NO_STREAM : x->version, &c->ev[0], 1};
     if (c->op == OP_CREATE) {
-        if (!rc && c->stream_tb >= 0) rc = base_buf_printf(&c->meta, "{\"$tb\":%lld,\"$acl\":" USER_ACL "}", (long long)c->stream_tb);
-        else if (!rc) rc = base_buf_printf(&c->meta, "{\"$acl\":" USER_ACL "}");
-        c->ev[1] = (factum_event_data){.type = "$metadata", .flags = FACTUM_EVENT_JSON, .data = c->meta.data,
-                                       .data_len = c->meta.len};
+        if (!rc && c->stream_tb >= 0)
+            rc = base_buf_printf(&c->meta, "{\"$tb\":%lld,\"$acl\":" USER_ACL "}", (long long)c->stream_tb);
+        else if (!rc)
+            rc = base_buf_printf(&c->meta, "{\"$acl\":" USER_ACL "}");
+        c->ev[1] = (factum_event_data){
+            .type = "$metadata", .flags = FACTUM_EVENT_JSON, .data = c->meta.data, .data_len = c->meta.len};
         c->req[n++] = (factum_append_req){c->meta_stream, FACTUM_ANY, &c->ev[1], 1};
         c->ev[2] = (factum_event_data){.type = "$User", .data = c->login, .data_len = strlen(c->login)};
         c->req[n++] = (factum_append_req){USERS_STREAM, FACTUM_ANY, &c->ev[2], 1};
@@ -837,7 +859,9 @@ static int write_record(cjob *c)
         if (!rc) rc = base_buf_printf(&c->meta, "{\"loginName\":");
         if (!rc) rc = json_write_string(&c->meta, c->login, strlen(c->login));
         if (!rc) rc = base_buf_append(&c->meta, "}", 1);
-        c->ev[1] = (factum_event_data){.type = "$PasswordChanged", .flags = FACTUM_EVENT_JSON, .data = c->meta.data,
+        c->ev[1] = (factum_event_data){.type = "$PasswordChanged",
+                                       .flags = FACTUM_EVENT_JSON,
+                                       .data = c->meta.data,
                                        .data_len = c->meta.len};
         c->req[n++] = (factum_append_req){NOTIFY_STREAM, FACTUM_ANY, &c->ev[1], 1};
     }
@@ -986,8 +1010,8 @@ int auth_users_set_disabled(auth_users *u, const char *login, int disabled, auth
     return start_write(c);
 }
 
-int auth_users_reset_password(auth_users *u, const char *login, const char *pw, size_t pw_len, auth_users_cb cb,
-                              void *arg)
+int auth_users_reset_password(auth_users *u, const char *login, const char *pw, size_t pw_len,
+                              auth_users_cb cb, void *arg)
 {
     if (!pw || pw_len > AUTH_PASSWORD_MAX) return AUTH_EINVAL;
     if (login && !find(u, login)) return AUTH_ENOTFOUND;

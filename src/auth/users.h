@@ -62,9 +62,9 @@ typedef struct auth_user {
     auth_hash hash;
     int disabled;
     int deleted;
-    int64_t version;         /* of `$user-<login>` */
-    int64_t updated_ns;      /* time of its last event */
-    uint64_t cred_gen;       /* USERS-3 */
+    int64_t version;           /* of `$user-<login>` */
+    int64_t updated_ns;        /* time of its last event */
+    uint64_t cred_gen;         /* USERS-3 */
     auth_principal *principal; /* login and groups */
 } auth_user;
 
@@ -72,10 +72,10 @@ typedef struct auth_users auth_users;
 
 typedef struct auth_users_options {
     factum_store *store;
-    unsigned workers;    /* password workers (default 2) */
-    size_t max_queue;    /* verifications waiting, at most (default 64) */
-    size_t cache_slots;  /* cached credentials (default 4096) */
-    unsigned fail_burst; /* failed logins a source may make at once (default 10; 0: no limit) */
+    unsigned workers;         /* password workers (default 2) */
+    size_t max_queue;         /* verifications waiting, at most (default 64) */
+    size_t cache_slots;       /* cached credentials (default 4096) */
+    unsigned fail_burst;      /* failed logins a source may make at once (default 10; 0: no limit) */
     unsigned fail_per_minute; /* and then per minute (default 10) */
     void (*log_fn)(void *ctx, int level, const char *msg);
     void *log_ctx;
@@ -134,8 +134,8 @@ int auth_users_create(auth_users *u, const auth_user_spec *s, auth_users_cb cb, 
 int auth_users_update(auth_users *u, const auth_user_spec *s, auth_users_cb cb, void *arg);
 int auth_users_delete(auth_users *u, const char *login, auth_users_cb cb, void *arg);
 int auth_users_set_disabled(auth_users *u, const char *login, int disabled, auth_users_cb cb, void *arg);
-int auth_users_reset_password(auth_users *u, const char *login, const char *pw, size_t pw_len, auth_users_cb cb,
-                              void *arg);
+int auth_users_reset_password(auth_users *u, const char *login, const char *pw, size_t pw_len,
+                              auth_users_cb cb, void *arg);
 int auth_users_change_password(auth_users *u, const char *login, const char *current, size_t current_len,
                                const char *pw, size_t pw_len, auth_users_cb cb, void *arg);
 

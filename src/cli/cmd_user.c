@@ -40,11 +40,8 @@ static const char user_help[] =
     "do it; 1 for other failures (e.g. the login is taken).\n";
 
 static const cli_opt user_opts[] = {
-    {"full-name", CLI_ARG},
-    {"group", CLI_ARG | CLI_MULTI},
-    {"json", 0},
-    {"new-password-file", CLI_ARG},
-    {"current-password-file", CLI_ARG},
+    {"full-name", CLI_ARG},         {"group", CLI_ARG | CLI_MULTI},     {"json", 0},
+    {"new-password-file", CLI_ARG}, {"current-password-file", CLI_ARG},
 };
 
 /* A password from FILE ('-': stdin), its first line, into buf. */
@@ -87,14 +84,15 @@ static int print_user(void *arg, const factum_user_info *u)
             if (!rc) rc = json_write_string(&b, u->groups[i], strlen(u->groups[i]));
         }
         if (!rc)
-            rc = base_buf_printf(&b, "],\"disabled\":%s,\"dateLastUpdated\":\"%s\"}\n", u->disabled ? "true" : "false",
-                                 when);
+            rc = base_buf_printf(&b, "],\"disabled\":%s,\"dateLastUpdated\":\"%s\"}\n",
+                                 u->disabled ? "true" : "false", when);
         if (!rc) fwrite(b.data, 1, b.len, stdout);
         base_buf_free(&b);
         return rc;
     }
     printf("%-20s %-8s %-24s %s  ", u->login, u->disabled ? "disabled" : "enabled", when, u->full_name);
-    for (size_t i = 0; i < u->n_groups; i++) printf("%s%s", i ? "," : "[", u->groups[i]);
+    for (size_t i = 0; i < u->n_groups; i++)
+        printf("%s%s", i ? "," : "[", u->groups[i]);
     printf("%s\n", u->n_groups ? "]" : "[]");
     return 0;
 }
@@ -119,7 +117,8 @@ int cli_cmd_user(cli_ctx *c, int argc, char **argv)
                                        "enable", "disable", "change-password", "reset-password"};
     const char *sub = a.pos[0];
     size_t k = 0;
-    while (k < sizeof subs / sizeof *subs && strcmp(subs[k], sub)) k++;
+    while (k < sizeof subs / sizeof *subs && strcmp(subs[k], sub))
+        k++;
     if (k == sizeof subs / sizeof *subs) {
         code = cli_usage(c, "unknown subcommand '%s' (see --help)", sub);
         goto out;
@@ -133,7 +132,9 @@ int cli_cmd_user(cli_ctx *c, int argc, char **argv)
         goto out;
     }
     /* positional passwords: how many the subcommand takes, unless given by files */
-    int n_pw = !strcmp(sub, "create") || !strcmp(sub, "reset-password") ? 1 : !strcmp(sub, "change-password") ? 2 : 0;
+    int n_pw = !strcmp(sub, "create") || !strcmp(sub, "reset-password") ? 1
+               : !strcmp(sub, "change-password")                        ? 2
+                                                                        : 0;
     const char *new_file = cli_get(&a, "new-password-file"), *cur_file = cli_get(&a, "current-password-file");
     size_t from_files = (new_file ? 1u : 0u) + (n_pw == 2 && cur_file ? 1u : 0u);
     size_t want = !strcmp(sub, "list") ? 1 : 2 + (size_t)n_pw - (n_pw ? from_files : 0);
@@ -164,21 +165,40 @@ int cli_cmd_user(cli_ctx *c, int argc, char **argv)
     int rc = 0;
     show_ctx sc = {cli_has(&a, "json"), 0};
     switch (k) {
-    case 0: rc = factum_client_user_list(cl, NULL, print_user, &sc); break;
-    case 1: rc = factum_client_user_list(cl, login, print_user, &sc); break;
-    case 2: rc = factum_client_user_create(cl, login, full, groups, n_groups, neu); break;
-    case 3: rc = factum_client_user_update(cl, login, full, groups, n_groups); break;
-    case 4: rc = factum_client_user_delete(cl, login); break;
-    case 5: rc = factum_client_user_enable(cl, login); break;
-    case 6: rc = factum_client_user_disable(cl, login); break;
-    case 7: rc = factum_client_user_change_password(cl, login, cur, neu); break;
-    case 8: rc = factum_client_user_reset_password(cl, login, neu); break;
+    case 0:
+        rc = factum_client_user_list(cl, NULL, print_user, &sc);
+        break;
+    case 1:
+        rc = factum_client_user_list(cl, login, print_user, &sc);
+        break;
+    case 2:
+        rc = factum_client_user_create(cl, login, full, groups, n_groups, neu);
+        break;
+    case 3:
+        rc = factum_client_user_update(cl, login, full, groups, n_groups);
+        break;
+    case 4:
+        rc = factum_client_user_delete(cl, login);
+        break;
+    case 5:
+        rc = factum_client_user_enable(cl, login);
+        break;
+    case 6:
+        rc = factum_client_user_disable(cl, login);
+        break;
+    case 7:
+        rc = factum_client_user_change_password(cl, login, cur, neu);
+        break;
+    case 8:
+        rc = factum_client_user_reset_password(cl, login, neu);
+        break;
     }
     if (rc == FACTUM_ENOTFOUND && login) {
         cli_msg(c, "no user '%s'", login);
         code = CLI_NOT_FOUND;
     } else if (rc) {
-        code = login ? cli_remote_fail(c, cl, rc, "user '%s'", login) : cli_remote_fail(c, cl, rc, "the users");
+        code =
+            login ? cli_remote_fail(c, cl, rc, "user '%s'", login) : cli_remote_fail(c, cl, rc, "the users");
     }
 out:
     memset(pw1, 0, sizeof pw1);

@@ -177,8 +177,8 @@ static int on_details(void *arg, const uint8_t *msg, size_t len)
     return 0;
 }
 
-int factum_client_user_list(factum_client *c, const char *login, int (*cb)(void *ctx, const factum_user_info *u),
-                            void *ctx)
+int factum_client_user_list(factum_client *c, const char *login,
+                            int (*cb)(void *ctx, const factum_user_info *u), void *ctx)
 {
     if (!c || !cb) return FACTUM_EINVAL;
     pthread_mutex_lock(&c->mu);

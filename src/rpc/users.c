@@ -36,8 +36,9 @@
 
 enum { U_CREATE, U_UPDATE, U_DELETE, U_DISABLE, U_ENABLE, U_DETAILS, U_CHANGE, U_RESET };
 
-static const char *const action_names[] = {"user-created",  "user-updated", "user-deleted",  "user-disabled",
-                                           "user-enabled",  "",             "password-changed", "password-reset"};
+static const char *const action_names[] = {"user-created",     "user-updated",  "user-deleted",
+                                           "user-disabled",    "user-enabled",  "",
+                                           "password-changed", "password-reset"};
 
 /* A call in flight. */
 typedef struct ucall {
@@ -94,8 +95,10 @@ static void answer_empty(ucall *uc)
 {
     /* Every response of a change is an empty message: zero bytes. */
     static const uint8_t none[1];
-    if (net_call_send(uc->c, none, 0) == 0) net_call_finish(uc->c, GRPC_OK, NULL, NULL, 0);
-    else net_call_finish(uc->c, GRPC_INTERNAL, "could not send the response", NULL, 0);
+    if (net_call_send(uc->c, none, 0) == 0)
+        net_call_finish(uc->c, GRPC_OK, NULL, NULL, 0);
+    else
+        net_call_finish(uc->c, GRPC_INTERNAL, "could not send the response", NULL, 0);
 }
 
 static void changed(void *arg, int rc)
@@ -112,8 +115,10 @@ static void changed(void *arg, int rc)
     } else if (!rc && uc->method != U_DETAILS) {
         rpc_audit(uc->ctx, NULL, action_names[uc->method], uc->login, NULL); /* done, even if no one hears */
     }
-    if (net_call_state(c) == NULL) ucall_free(uc); /* closed meanwhile */
-    else uc->have_request = 2;                       /* answered: on_close frees it */
+    if (net_call_state(c) == NULL)
+        ucall_free(uc); /* closed meanwhile */
+    else
+        uc->have_request = 2; /* answered: on_close frees it */
     net_call_unref(c);
 }
 
@@ -121,7 +126,7 @@ static void changed(void *arg, int rc)
 static void started(ucall *uc, int rc)
 {
     if (rc == 0) {
-        net_call_ref(uc->c); /* until changed() */
+        net_call_ref(uc->c);  /* until changed() */
         uc->have_request = 3; /* pending */
         return;
     }
@@ -141,9 +146,10 @@ static int change_message(ucall *uc, const uint8_t *msg, size_t len)
     case U_UPDATE: {
         /* CreateReq and UpdateReq have the same shape */
         EventStore__Client__Users__CreateReq *req =
-            uc->method == U_CREATE
-                ? rpc_unpack(c, &event_store__client__users__create_req__descriptor, msg, len, &pa, "CreateReq")
-                : rpc_unpack(c, &event_store__client__users__update_req__descriptor, msg, len, &pa, "UpdateReq");
+            uc->method == U_CREATE ? rpc_unpack(c, &event_store__client__users__create_req__descriptor, msg,
+                                                len, &pa, "CreateReq")
+                                   : rpc_unpack(c, &event_store__client__users__update_req__descriptor, msg,
+                                                len, &pa, "UpdateReq");
         if (!req) return 0;
         const EventStore__Client__Users__CreateReq__Options *o = req->options;
         if (!auth_principal_is_admin(p)) {
@@ -152,10 +158,11 @@ static int change_message(ucall *uc, const uint8_t *msg, size_t len)
             rpc_fail(c, GRPC_INVALID_ARGUMENT, "the request names no user (options.login_name)", NULL, NULL);
         } else {
             snprintf(uc->login, sizeof uc->login, "%s", o->login_name);
-            auth_user_spec s = {o->login_name, o->full_name, (const char *const *)o->groups, o->n_groups,
-                                o->password, o->password ? strlen(o->password) : 0};
+            auth_user_spec s = {o->login_name, o->full_name, (const char *const *)o->groups,
+                                o->n_groups,   o->password,  o->password ? strlen(o->password) : 0};
             if (uc->method == U_CREATE && (!o->password || !*o->password))
-                rpc_fail(c, GRPC_INVALID_ARGUMENT, "a new user needs a password (options.password)", NULL, NULL);
+                rpc_fail(c, GRPC_INVALID_ARGUMENT, "a new user needs a password (options.password)", NULL,
+                         NULL);
             else
                 started(uc, uc->method == U_CREATE ? auth_users_create(ctx->users, &s, changed, uc)
                                                    : auth_users_update(ctx->users, &s, changed, uc));
@@ -166,9 +173,10 @@ static int change_message(ucall *uc, const uint8_t *msg, size_t len)
     case U_DELETE:
     case U_DISABLE:
     case U_ENABLE: {
-        const ProtobufCMessageDescriptor *d = uc->method == U_DELETE    ? &event_store__client__users__delete_req__descriptor
-                                              : uc->method == U_DISABLE ? &event_store__client__users__disable_req__descriptor
-                                                                        : &event_store__client__users__enable_req__descriptor;
+        const ProtobufCMessageDescriptor *d =
+            uc->method == U_DELETE    ? &event_store__client__users__delete_req__descriptor
+            : uc->method == U_DISABLE ? &event_store__client__users__disable_req__descriptor
+                                      : &event_store__client__users__enable_req__descriptor;
         /* DeleteReq, DisableReq and EnableReq have the same shape */
         EventStore__Client__Users__DeleteReq *req = rpc_unpack(c, d, msg, len, &pa, d->short_name);
         if (!req) return 0;
@@ -179,16 +187,18 @@ static int change_message(ucall *uc, const uint8_t *msg, size_t len)
             rpc_fail(c, GRPC_INVALID_ARGUMENT, "the request names no user (options.login_name)", NULL, NULL);
         } else {
             snprintf(uc->login, sizeof uc->login, "%s", login);
-            started(uc, uc->method == U_DELETE ? auth_users_delete(ctx->users, login, changed, uc)
-                                               : auth_users_set_disabled(ctx->users, login, uc->method == U_DISABLE,
-                                                                         changed, uc));
+            started(uc,
+                    uc->method == U_DELETE
+                        ? auth_users_delete(ctx->users, login, changed, uc)
+                        : auth_users_set_disabled(ctx->users, login, uc->method == U_DISABLE, changed, uc));
         }
         rpc_unpack_free(req, &pa);
         return 0;
     }
     case U_RESET: {
-        EventStore__Client__Users__ResetPasswordReq *req = rpc_unpack(
-            c, &event_store__client__users__reset_password_req__descriptor, msg, len, &pa, "ResetPasswordReq");
+        EventStore__Client__Users__ResetPasswordReq *req =
+            rpc_unpack(c, &event_store__client__users__reset_password_req__descriptor, msg, len, &pa,
+                       "ResetPasswordReq");
         if (!req) return 0;
         const EventStore__Client__Users__ResetPasswordReq__Options *o = req->options;
         if (!auth_principal_is_admin(p)) {
@@ -204,8 +214,9 @@ static int change_message(ucall *uc, const uint8_t *msg, size_t len)
         return 0;
     }
     case U_CHANGE: {
-        EventStore__Client__Users__ChangePasswordReq *req = rpc_unpack(
-            c, &event_store__client__users__change_password_req__descriptor, msg, len, &pa, "ChangePasswordReq");
+        EventStore__Client__Users__ChangePasswordReq *req =
+            rpc_unpack(c, &event_store__client__users__change_password_req__descriptor, msg, len, &pa,
+                       "ChangePasswordReq");
         if (!req) return 0;
         const EventStore__Client__Users__ChangePasswordReq__Options *o = req->options;
         if (!o || !o->login_name || !*o->login_name) {
@@ -217,8 +228,8 @@ static int change_message(ucall *uc, const uint8_t *msg, size_t len)
             snprintf(uc->login, sizeof uc->login, "%s", o->login_name);
             const char *cur = o->current_password ? o->current_password : "";
             const char *pw = o->new_password ? o->new_password : "";
-            started(uc, auth_users_change_password(ctx->users, o->login_name, cur, strlen(cur), pw, strlen(pw),
-                                                   changed, uc));
+            started(uc, auth_users_change_password(ctx->users, o->login_name, cur, strlen(cur), pw,
+                                                   strlen(pw), changed, uc));
         }
         rpc_unpack_free(req, &pa);
         return 0;
@@ -232,7 +243,8 @@ static int change_message(ucall *uc, const uint8_t *msg, size_t len)
 static int send_user(ucall *uc, const auth_user *x)
 {
     EventStore__Client__Users__DetailsResp r = EVENT_STORE__CLIENT__USERS__DETAILS_RESP__INIT;
-    EventStore__Client__Users__DetailsResp__UserDetails d = EVENT_STORE__CLIENT__USERS__DETAILS_RESP__USER_DETAILS__INIT;
+    EventStore__Client__Users__DetailsResp__UserDetails d =
+        EVENT_STORE__CLIENT__USERS__DETAILS_RESP__USER_DETAILS__INIT;
     EventStore__Client__Users__DetailsResp__UserDetails__DateTime t =
         EVENT_STORE__CLIENT__USERS__DETAILS_RESP__USER_DETAILS__DATE_TIME__INIT;
     d.login_name = x->login;
@@ -254,7 +266,8 @@ static void list_more(ucall *uc)
     /* the table is sorted by login: continue after the last one sent */
     size_t i = 0;
     if (uc->started_listing)
-        while (i < n && strcmp(all[i]->login, uc->after) <= 0) i++;
+        while (i < n && strcmp(all[i]->login, uc->after) <= 0)
+            i++;
     for (; i < n; i++) {
         int rc = send_user(uc, all[i]);
         if (rc == -EAGAIN) return; /* on_writable goes on */
@@ -279,7 +292,8 @@ static void details_message(ucall *uc, const uint8_t *msg, size_t len)
     const auth_principal *p = rpc_principal(c);
     int admin = auth_principal_is_admin(p);
     if (!*login) {
-        if (!admin) access_denied(c); /* Users.List */
+        if (!admin)
+            access_denied(c); /* Users.List */
         else {
             uc->listing = 1;
             list_more(uc);
@@ -336,8 +350,10 @@ static void u_message(net_call *c, const uint8_t *msg, size_t len)
     ucall *uc = net_call_state(c);
     if (!uc || uc->have_request) return; /* unary: one request */
     uc->have_request = 1;
-    if (uc->method == U_DETAILS) details_message(uc, msg, len);
-    else change_message(uc, msg, len);
+    if (uc->method == U_DETAILS)
+        details_message(uc, msg, len);
+    else
+        change_message(uc, msg, len);
 }
 
 static void u_half_close(net_call *c)
@@ -367,8 +383,8 @@ static void u_close(net_call *c)
         "/event_store.client.users.Users/" method, start, u_message, u_half_close, u_writable, u_close, NULL \
     }
 const net_method rpc_users_methods[] = {
-    UM("Create", create_start),   UM("Update", update_start),          UM("Delete", delete_start),
-    UM("Disable", disable_start), UM("Enable", enable_start),          UM("Details", details_start),
+    UM("Create", create_start),         UM("Update", update_start),       UM("Delete", delete_start),
+    UM("Disable", disable_start),       UM("Enable", enable_start),       UM("Details", details_start),
     UM("ChangePassword", change_start), UM("ResetPassword", reset_start),
 };
 #undef UM

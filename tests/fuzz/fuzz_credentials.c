@@ -36,8 +36,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         auth_b64_encode((const uint8_t *)raw, ll + 1 + pl, hdr + 6);
         char login2[AUTH_LOGIN_MAX + 1], pw2[AUTH_PASSWORD_MAX + 1];
         size_t pl2 = 0;
-        if (auth_parse_basic(hdr, login2, pw2, &pl2) != AUTH_CRED_BASIC || strcmp(login, login2) || pl != pl2 ||
-            memcmp(pw, pw2, pl))
+        if (auth_parse_basic(hdr, login2, pw2, &pl2) != AUTH_CRED_BASIC || strcmp(login, login2) ||
+            pl != pl2 || memcmp(pw, pw2, pl))
             abort();
     } else if (kind != AUTH_CRED_BAD) {
         abort(); /* never NONE for a header that is there */

@@ -98,7 +98,8 @@ static void t_base64(void)
         uint8_t in[40], back[40];
         char txt[64];
         size_t len = (size_t)(rand() % 40);
-        for (size_t k = 0; k < len; k++) in[k] = (uint8_t)rand();
+        for (size_t k = 0; k < len; k++)
+            in[k] = (uint8_t)rand();
         size_t tl = auth_b64_encode(in, len, txt);
         CHECK_RC(auth_b64_decode(txt, tl, back, sizeof back, &n), 0);
         CHECK(n == len && !memcmp(in, back, len));
@@ -117,20 +118,22 @@ static void t_basic(void)
     CHECK_RC(basic(NULL, login, pw, &pl), AUTH_CRED_NONE);
     CHECK_RC(basic("Basic YWRtaW46Y2hhbmdlaXQ=", login, pw, &pl), AUTH_CRED_BASIC); /* admin:changeit */
     CHECK(!strcmp(login, "admin") && pl == 8 && !memcmp(pw, "changeit", 8));
-    CHECK_RC(basic("basic  YWRtaW46Y2hhbmdlaXQ= ", login, pw, &pl), AUTH_CRED_BASIC); /* scheme case, spaces */
+    CHECK_RC(basic("basic  YWRtaW46Y2hhbmdlaXQ= ", login, pw, &pl),
+             AUTH_CRED_BASIC);                                      /* scheme case, spaces */
     CHECK_RC(basic("Basic YTo=", login, pw, &pl), AUTH_CRED_BASIC); /* "a:" - an empty password */
     CHECK(!strcmp(login, "a") && pl == 0);
-    CHECK_RC(basic("Basic YTpiOmM=", login, pw, &pl), AUTH_CRED_BASIC); /* "a:b:c": the password has a colon */
+    CHECK_RC(basic("Basic YTpiOmM=", login, pw, &pl),
+             AUTH_CRED_BASIC); /* "a:b:c": the password has a colon */
     CHECK(!strcmp(login, "a") && pl == 3 && !memcmp(pw, "b:c", 3));
     CHECK_RC(basic("Bearer abc", login, pw, &pl), AUTH_CRED_BAD);
     CHECK_RC(basic("Basic", login, pw, &pl), AUTH_CRED_BAD);
     CHECK_RC(basic("Basic ", login, pw, &pl), AUTH_CRED_BAD);
-    CHECK_RC(basic("Basic YWRtaW4=", login, pw, &pl), AUTH_CRED_BAD);   /* "admin": no colon */
-    CHECK_RC(basic("Basic OnB3", login, pw, &pl), AUTH_CRED_BAD);       /* ":pw": no login */
-    CHECK_RC(basic("Basic YQliOmM=", login, pw, &pl), AUTH_CRED_BAD);   /* "a\tb:c": a control character */
+    CHECK_RC(basic("Basic YWRtaW4=", login, pw, &pl), AUTH_CRED_BAD); /* "admin": no colon */
+    CHECK_RC(basic("Basic OnB3", login, pw, &pl), AUTH_CRED_BAD);     /* ":pw": no login */
+    CHECK_RC(basic("Basic YQliOmM=", login, pw, &pl), AUTH_CRED_BAD); /* "a\tb:c": a control character */
     CHECK_RC(basic("Basic !!!!", login, pw, &pl), AUTH_CRED_BAD);
-    CHECK_RC(basic("Basic /w==Og==", login, pw, &pl), AUTH_CRED_BAD);   /* padding in the middle */
-    CHECK_RC(basic("Basic /zpi", login, pw, &pl), AUTH_CRED_BAD);       /* "\xff:b": not UTF-8 */
+    CHECK_RC(basic("Basic /w==Og==", login, pw, &pl), AUTH_CRED_BAD); /* padding in the middle */
+    CHECK_RC(basic("Basic /zpi", login, pw, &pl), AUTH_CRED_BAD);     /* "\xff:b": not UTF-8 */
     /* bounds: a login of AUTH_LOGIN_MAX bytes passes, one more does not; the same for passwords */
     char raw[AUTH_LOGIN_MAX + AUTH_PASSWORD_MAX + 8], hdr[2 * sizeof raw];
     for (int over = 0; over < 2; over++) {
@@ -199,8 +202,8 @@ static void t_cache(void)
     auth_cache_put(c, m1, &users[0], 7);
     CHECK(refs == 1);
     CHECK(auth_cache_get(c, m1, &gen) == &users[0] && gen == 7); /* hit, with its generation */
-    CHECK(auth_cache_get(c, m2, &gen) == NULL);                 /* another password: a miss */
-    auth_cache_put(c, m1, &users[0], 8);                          /* replaced, not added */
+    CHECK(auth_cache_get(c, m2, &gen) == NULL);                  /* another password: a miss */
+    auth_cache_put(c, m1, &users[0], 8);                         /* replaced, not added */
     CHECK(refs == 1);
     CHECK(auth_cache_get(c, m1, &gen) == &users[0] && gen == 8);
     auth_cache_forget(c, &users[0]);
@@ -259,7 +262,8 @@ static void t_limiter(void)
     CHECK(auth_limiter_blocked(l, "10.0.0.3", t));
     auth_limiter_refund(l, "10.0.0.3", t);
     CHECK(!auth_limiter_blocked(l, "10.0.0.3", t));
-    for (int i = 0; i < 10; i++) auth_limiter_refund(l, "10.0.0.3", t);
+    for (int i = 0; i < 10; i++)
+        auth_limiter_refund(l, "10.0.0.3", t);
     CHECK(auth_limiter_fail(l, "10.0.0.3", t) == 0 && auth_limiter_fail(l, "10.0.0.3", t) == 0 &&
           auth_limiter_fail(l, "10.0.0.3", t) == 1);
     /* bounded: a flood of sources never grows the table; the blocked one is the last to go */
@@ -309,7 +313,8 @@ static void run_posted(void)
     int n = n_posted;
     n_posted = 0;
     pthread_mutex_unlock(&post_mu);
-    for (int i = 0; i < n; i++) posted_fn[i](posted_arg[i]);
+    for (int i = 0; i < n; i++)
+        posted_fn[i](posted_arg[i]);
 }
 
 static void slow_work(auth_job *j)
@@ -340,7 +345,8 @@ static void t_pool(void)
         jobs[i].job.done = count_done;
         jobs[i].gate = &gate;
         int rc = auth_pool_submit(p, &jobs[i].job);
-        if (rc == 0) accepted++;
+        if (rc == 0)
+            accepted++;
         else {
             CHECK_RC(rc, -EAGAIN); /* POOL-1 */
             refused++;
@@ -348,11 +354,14 @@ static void t_pool(void)
     }
     CHECK(accepted <= 2 + 4 && accepted >= 4 && refused == 10 - accepted);
     pthread_mutex_unlock(&gate);
-    for (int k = 0; k < 2000 && auth_pool_pending(p); k++) usleep(1000);
+    for (int k = 0; k < 2000 && auth_pool_pending(p); k++)
+        usleep(1000);
     CHECK(auth_pool_pending(p) == 0);
     run_posted();
-    for (int i = 0; i < accepted; i++) CHECK(jobs[i].worked == 1 && jobs[i].done == 1);
-    for (int i = accepted; i < 10; i++) CHECK(jobs[i].worked == 0 && jobs[i].done == 0);
+    for (int i = 0; i < accepted; i++)
+        CHECK(jobs[i].worked == 1 && jobs[i].done == 1);
+    for (int i = accepted; i < 10; i++)
+        CHECK(jobs[i].worked == 0 && jobs[i].done == 0);
     /* POOL-2: jobs still waiting when the pool is freed are done, cancelled */
     pthread_mutex_lock(&gate);
     tjob more[4];
@@ -366,7 +375,8 @@ static void t_pool(void)
     pthread_mutex_unlock(&gate);
     auth_pool_free(p);
     run_posted();
-    for (int i = 0; i < 4; i++) CHECK(more[i].done == 1 && (more[i].worked == 1 || more[i].job.cancelled));
+    for (int i = 0; i < 4; i++)
+        CHECK(more[i].done == 1 && (more[i].worked == 1 || more[i].job.cancelled));
 }
 
 int main(void)
