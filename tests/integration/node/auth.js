@@ -245,6 +245,11 @@ test('users are loaded at start: a restart keeps them, their passwords and flags
     assert.equal((await unary(c, 'Create', { options: { login_name: 'kim', password: 'k1', full_name: 'Kim', groups: ['g'] } }, A)).err, null);
     assert.equal((await unary(c, 'Create', { options: { login_name: 'lee', password: 'l1' } }, A)).err, null);
     assert.equal((await unary(c, 'Disable', { options: { login_name: 'lee' } }, A)).err, null);
+    assert.equal((await unary(c, 'Create', { options: { login_name: 'gone', password: 'g' } }, A)).err, null);
+    assert.equal((await unary(c, 'Delete', { options: { login_name: 'gone' } }, A)).err, null);
+    assert.equal((await unary(c, 'Create', { options: { login_name: 'back', password: 'b1', full_name: 'first' } }, A)).err, null);
+    assert.equal((await unary(c, 'Delete', { options: { login_name: 'back' } }, A)).err, null);
+    assert.equal((await unary(c, 'Create', { options: { login_name: 'back', password: 'b2', full_name: 'second' } }, A)).err, null);
     assert.equal((await unary(c, 'ChangePassword', { options: { login_name: 'admin', current_password: 'changeit', new_password: 'secret' } }, A)).err, null);
     c.close();
     assert.equal(await stop(s), 0);
@@ -256,7 +261,10 @@ test('users are loaded at start: a restart keeps them, their passwords and flags
     const d = await details(c, '', auth('admin', 'secret'));
     assert.equal(d.err, null);
     assert.deepEqual(d.out.map((u) => [u.login_name, u.full_name, u.groups, u.disabled]),
-      [['admin', 'factum Administrator', ['$admins'], false], ['kim', 'Kim', ['g'], false], ['lee', '', [], true], ['ops', 'factum Operations', ['$ops'], false]]);
+      [['admin', 'factum Administrator', ['$admins'], false], ['back', 'second', [], false], ['kim', 'Kim', ['g'], false],
+        ['lee', '', [], true], ['ops', 'factum Operations', ['$ops'], false]]);
+    assert.equal((await details(c, 'back', auth('back', 'b2'))).err, null, 'the second life of a deleted login');
+    assert.equal((await details(c, 'back', auth('back', 'b1'))).err.code, grpc.status.UNAUTHENTICATED);
     assert.equal((await details(c, 'kim', auth('kim', 'k1'))).err, null);
     assert.equal((await details(c, 'lee', auth('lee', 'l1'))).err.code, grpc.status.UNAUTHENTICATED);
     assert.equal((await details(c, '', A)).err.code, grpc.status.UNAUTHENTICATED);
