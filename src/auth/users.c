@@ -669,8 +669,9 @@ typedef struct cjob {
     auth_hash hash;  /* new (create, reset, change) */
     auth_hash check; /* change: the current one, to verify */
     int verified;
-    int disabled;      /* the record's flag */
-    uint64_t gen;      /* change: the user's credential generation when it began */
+    int exists;   /* create of an existing login: only check its password (KurrentDB's idempotent create) */
+    int disabled; /* the record's flag */
+    uint64_t gen; /* change: the user's credential generation when it began */
     int64_t stream_tb; /* create over a deleted user: its `$tb` */
     /* the append */
     base_buf rec, meta;
@@ -872,6 +873,10 @@ static int write_record(cjob *c)
 static void kdf_work(auth_job *j)
 {
     cjob *c = (cjob *)j;
+    if (c->exists) {
+        c->verified = auth_hash_verify(&c->check, c->pw, c->pw_len) == 1;
+        return;
+    }
     if (c->op == OP_CHANGE) {
         c->verified = auth_hash_verify(&c->check, c->cur, c->cur_len) == 1;
         if (!c->verified) return;
@@ -885,6 +890,11 @@ static void kdf_done(auth_job *j)
     cjob *c = (cjob *)j;
     if (j->cancelled || c->u->closing) {
         finish(c, AUTH_EBUSY);
+        return;
+    }
+    if (c->exists) { /* the same password: done already, nothing written */
+        auth_user *x = find(c->u, c->login);
+        finish(c, c->verified && x && x->cred_gen == c->gen ? AUTH_UNCHANGED : AUTH_ECONFLICT);
         return;
     }
     if (c->op == OP_CHANGE) {
@@ -970,17 +980,22 @@ int auth_users_create(auth_users *u, const auth_user_spec *s, auth_users_cb cb, 
         cjob_free(c);
         return rc;
     }
-    if (find(u, s->login)) {
-        cjob_free(c);
-        return AUTH_ECONFLICT;
+    memcpy(c->pw, s->password, s->password_len);
+    c->pw_len = s->password_len;
+    auth_user *x = find(u, s->login);
+    if (x) {
+        /* As KurrentDB: creating a user that exists with the same password succeeds (a retried
+         * create), with another password it is a conflict. */
+        c->exists = 1;
+        c->check = x->hash;
+        c->gen = x->cred_gen;
+        return submit_kdf(c);
     }
     /* A user deleted before: the new life of its stream starts after the old events. */
     factum_stream_info info;
     snprintf(c->stream, sizeof c->stream, USER_PREFIX "%s", c->login);
     if (factum_stream_get_info(u->store, c->stream, &info) == 0 && info.status == FACTUM_STREAM_SOFT_DELETED)
         c->stream_tb = info.last_version + 1;
-    memcpy(c->pw, s->password, s->password_len);
-    c->pw_len = s->password_len;
     return submit_kdf(c);
 }
 

@@ -108,7 +108,7 @@ const auth_user *const *auth_users_all(auth_users *u, size_t *n);
 
 /* ---- changes (loop thread; cb runs later on the loop, exactly once) -------- */
 
-/* Results: 0, AUTH_ENOTFOUND, AUTH_ECONFLICT, AUTH_EDENIED (change-password:
+/* Results: 0, AUTH_UNCHANGED, AUTH_ENOTFOUND, AUTH_ECONFLICT, AUTH_EDENIED (change-password:
  * the current password is wrong), AUTH_EBUSY (the workers' queue is full),
  * AUTH_EINVAL (a bad name, group or password), or a store error. */
 enum {
@@ -118,6 +118,9 @@ enum {
     AUTH_EBUSY = -20004,
     AUTH_EINVAL = -20005,
 };
+/* A success that wrote nothing (create of an existing user with the same
+ * password, as KurrentDB answers a retried create). */
+#define AUTH_UNCHANGED 1
 typedef void (*auth_users_cb)(void *arg, int rc);
 
 typedef struct auth_user_spec {

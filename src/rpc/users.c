@@ -13,7 +13,8 @@
  *
  * Errors as KurrentDB's service gives them (RpcExceptions): an unknown user
  * is NOT_FOUND "User 'x' is not found." with `exception: user-not-found` and
- * `login-name: x`; an existing one (Create) or a change that lost a race is
+ * `login-name: x`; creating an existing user succeeds if the password is the
+ * same (KurrentDB's retried create); otherwise, or for a change that lost a race, it is
  * FAILED_PRECONDITION "Conflict." with `user-conflict`; a wrong current
  * password (ChangePassword) is "Access Denied". A request that names no
  * user or carries a bad name, group or password is INVALID_ARGUMENT.
@@ -106,13 +107,15 @@ static void changed(void *arg, int rc)
     ucall *uc = arg;
     net_call *c = uc->c;
     if (!net_call_done(c)) {
-        if (rc) {
+        if (rc == AUTH_UNCHANGED) {
+            answer_empty(uc); /* nothing changed: nothing to audit */
+        } else if (rc) {
             user_fail(c, rc, uc->login);
         } else {
             if (uc->method != U_DETAILS) rpc_audit(uc->ctx, c, action_names[uc->method], uc->login, NULL);
             answer_empty(uc);
         }
-    } else if (!rc && uc->method != U_DETAILS) {
+    } else if (rc == 0 && uc->method != U_DETAILS) {
         rpc_audit(uc->ctx, NULL, action_names[uc->method], uc->login, NULL); /* done, even if no one hears */
     }
     if (net_call_state(c) == NULL)

@@ -32,6 +32,7 @@ as 0 $A user show ann --json
 eq "$(jq -c '[.loginName,.fullName,.groups,.disabled]' <<<"$OUT")" '["ann","Ann A",["team","ops2"],false]'
 as 0 "ann:pw 1" user show ann
 contains "$OUT" "Ann A"
+as 0 $A user create ann 'pw 1' # a retried create: the same password
 as 1 $A user create ann x
 contains "$ERR" "exists"
 as 5 "ann:pw 1" user create bob x

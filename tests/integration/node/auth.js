@@ -142,6 +142,8 @@ test('the Users service: create, details, update, disable, enable, change and re
   let r = await unary(users, 'Create', { options: { login_name: 'ann', password: 'pw-1', full_name: 'Ann', groups: ['team'] } }, A);
   assert.equal(r.err, null);
   r = await unary(users, 'Create', { options: { login_name: 'ann', password: 'pw-1', full_name: 'Ann', groups: [] } }, A);
+  assert.equal(r.err, null, 'a retried create (the same password) succeeds, as in KurrentDB');
+  r = await unary(users, 'Create', { options: { login_name: 'ann', password: 'pw-X', full_name: 'Ann', groups: [] } }, A);
   assert.equal(r.err.code, grpc.status.FAILED_PRECONDITION);
   assert.equal(r.err.metadata.get('exception')[0], 'user-conflict');
   assert.equal(r.err.metadata.get('login-name')[0], 'ann');
