@@ -4,11 +4,17 @@
  * (16 and 256 clients, each its own connection), W4 (stream reads), W5 ($all
  * reads), W6 (live subscription latency), CU (catch-up of one subscription
  * over the log) and W7 (contention correctness), plus the loopback round
- * trip measured in the same run.
+ * trip measured in the same run; and two measures of what security costs
+ * (issue 12), run when asked for by name: SETUP (a new connection until
+ * its first answer: TCP, the TLS handshake, HTTP/2's SETTINGS, one call)
+ * and CALLS (small calls per second on one connection and on 8, each
+ * carrying the connection string's credentials: a cached user's cost).
  *
- * Usage: factum-bench-network URL [--quick] [--only W1,...] [--w4-page N]
+ * Usage: factum-bench-network URL [--quick] [--only W1,...] [--w4-page N] [--system NAME]
  *   --w4-page N: W4 reads pages of N events (default 1,000, as BENCH.md), to
  *   show the fixed cost of a read call.
+ *   --system NAME: the name in the "@" result lines (default factumd), e.g.
+ *   factumd-tls for the secure half of bench/run-network.sh --secure.
  * (bench/run-network.sh starts a factumd and runs this.)
  */
 #ifndef _GNU_SOURCE
@@ -615,6 +621,100 @@ static void catch_up(void)
     factum_client_close(c);
 }
 
+/* ---- SETUP, CALLS: the cost of TLS and authentication ------------------- */
+
+/* A new connection until its first answer, n times (each closed after). */
+static void setup(void)
+{
+    size_t n = quick ? 100 : 1000;
+    uint64_t *lat = malloc(n * sizeof *lat);
+    char v[64];
+    uint64_t t0 = now_ns();
+    for (size_t i = 0; i < n; i++) {
+        uint64_t t = now_ns();
+        factum_client *c = connect_or_die();
+        int rc = factum_client_server_version(c, v, sizeof v);
+        lat[i] = now_ns() - t;
+        if (rc) {
+            fprintf(stderr, "SETUP: %s (%s)\n", factum_strerror(rc), factum_client_last_error(c));
+            exit(1);
+        }
+        factum_client_close(c);
+    }
+    double secs = (double)(now_ns() - t0) / 1e9;
+    qsort(lat, n, sizeof *lat, cmp_u64);
+    printf("| SETUP | network | %zu new connections until their first answer (connect, handshake, SETTINGS, one "
+           "call) | %.0f conn/s | p50 %.0f µs, p99 %.0f µs |\n",
+           n, n / secs, pct(lat, n, 50), pct(lat, n, 99));
+    result("SETUP", "p50_us", pct(lat, n, 50));
+    result("SETUP", "p99_us", pct(lat, n, 99));
+    result("SETUP", "conn_per_s", n / secs);
+    fflush(stdout);
+    free(lat);
+}
+
+typedef struct calls_arg {
+    size_t n;
+    const char *stream;
+    uint64_t *lat;
+} calls_arg;
+
+/* Read the one event of a small stream, n times: the smallest call that
+ * goes through authentication and authorization of a stream. */
+static void *calls_client(void *p)
+{
+    calls_arg *a = p;
+    factum_client *c = connect_or_die();
+    for (size_t i = 0; i < a->n; i++) {
+        factum_client_batch *b;
+        uint64_t t = now_ns();
+        int rc = factum_client_read_stream(c, a->stream, 0, FACTUM_FORWARD, 1, &b);
+        a->lat[i] = now_ns() - t;
+        if (rc) {
+            fprintf(stderr, "CALLS: %s (%s)\n", factum_strerror(rc), factum_client_last_error(c));
+            exit(1);
+        }
+        factum_client_batch_free(b);
+    }
+    factum_client_close(c);
+    return NULL;
+}
+
+static void calls(void)
+{
+    char name[48];
+    snprintf(name, sizeof name, "calls-%s", tag);
+    factum_client *c = connect_or_die();
+    factum_event_data e = event(0);
+    if (factum_client_append(c, name, FACTUM_ANY, &e, 1, NULL)) exit(1);
+    factum_client_close(c);
+    static const int widths[] = {1, 8};
+    for (size_t w = 0; w < sizeof widths / sizeof *widths; w++) {
+        int k = widths[w];
+        size_t per = (quick ? 4000 : 40000) / (size_t)k, n = per * (size_t)k;
+        uint64_t *lat = malloc(n * sizeof *lat);
+        calls_arg *args = malloc((size_t)k * sizeof *args);
+        pthread_t *th = malloc((size_t)k * sizeof *th);
+        uint64_t t0 = now_ns();
+        for (int t = 0; t < k; t++) {
+            args[t] = (calls_arg){per, name, lat + (size_t)t * per};
+            pthread_create(&th[t], NULL, calls_client, &args[t]);
+        }
+        for (int t = 0; t < k; t++) pthread_join(th[t], NULL);
+        double secs = (double)(now_ns() - t0) / 1e9;
+        qsort(lat, n, sizeof *lat, cmp_u64);
+        printf("| CALLS | network | %d client%s, %zu one-event reads, credentials on each | %.0f calls/s | p50 %.0f µs, "
+               "p99 %.0f µs |\n",
+               k, k > 1 ? "s" : "", n, n / secs, pct(lat, n, 50), pct(lat, n, 99));
+        result(k == 1 ? "CALLS" : "CALLS_8", "calls_per_s", n / secs);
+        result(k == 1 ? "CALLS" : "CALLS_8", "p50_us", pct(lat, n, 50));
+        fflush(stdout);
+        free(th);
+        free(args);
+        free(lat);
+    }
+}
+
 /* ---- W8: a consumer group of 10 at a steady 10,000 events/s ------------- */
 
 #define W8_MEMBERS 10
@@ -760,7 +860,7 @@ static void w8(void)
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        fprintf(stderr, "usage: %s URL [--quick] [--only W1,W2,...] [--w4-page N]\n", argv[0]);
+        fprintf(stderr, "usage: %s URL [--quick] [--only W1,W2,...] [--w4-page N] [--system NAME]\n", argv[0]);
         return 2;
     }
     url = argv[1];
@@ -768,6 +868,7 @@ int main(int argc, char **argv)
     for (int i = 2; i < argc; i++) {
         if (!strcmp(argv[i], "--quick")) quick = 1;
         else if (!strcmp(argv[i], "--only") && i + 1 < argc) snprintf(only, sizeof only, "%s", argv[++i]);
+        else if (!strcmp(argv[i], "--system") && i + 1 < argc) bench_system = argv[++i];
         else if (!strcmp(argv[i], "--w4-page") && i + 1 < argc) {
             w4_page = strtoull(argv[++i], NULL, 10);
             if (w4_page < 1 || w4_page > 10000) {
@@ -793,5 +894,8 @@ int main(int argc, char **argv)
     if (wanted("CU")) catch_up();
     if (wanted("W8")) w8();
     if (wanted("W7")) w7();
+    /* Only when named: they measure the cost of security (run-network.sh --secure). */
+    if (only[0] && wanted("SETUP")) setup();
+    if (only[0] && wanted("CALLS")) calls();
     return 0;
 }

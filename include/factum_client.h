@@ -8,8 +8,12 @@
  * serialised (a mutex), so it may be shared by threads, but threads that
  * want parallelism should each use their own client.
  *
- * Connections: cleartext HTTP/2 with prior knowledge (what KurrentDB calls
- * tls=false). When the connection is lost (the server went away, a
+ * Connections: HTTP/2 over TLS 1.2 or 1.3 (ALPN h2, the server's
+ * certificate verified against tlsCAFile or the system's roots, and its
+ * host name or address checked), with a client certificate for mutual TLS
+ * when the connection string names one; or cleartext HTTP/2 with prior
+ * knowledge (tls=false). Credentials are sent on every call as
+ * `authorization: Basic ...`. When the connection is lost (the server went away, a
  * protocol error), the call in progress fails with FACTUM_ECONNECT and the
  * next call connects again, to the first host of the connection string
  * that answers. A call that fails with FACTUM_ECONNECT or
@@ -38,39 +42,74 @@ enum {
     FACTUM_ESERVER = -1103,      /* the server failed the call (see factum_client_last_error) */
     FACTUM_EUNSUPPORTED = -1104, /* the server does not implement this call */
     FACTUM_ETIMEDOUT = -1105,    /* no answer within the deadline */
-    FACTUM_EBADURL = -1106, /* the connection string is malformed or asks for what is not supported (TLS) */
+    FACTUM_EBADURL = -1106,  /* the connection string (or an option) is malformed */
     /* -1107 is FACTUM_EEXISTS (factum.h): it exists already */
     FACTUM_EFULL = -1108,     /* the consumer group has its maximum number of consumers */
     FACTUM_ECANCELED = -1109, /* the server ended the subscription (its group was deleted or restarted) */
+    /* TLS failed: the server's certificate was refused ("certificate verify
+     * failed: <OpenSSL's reason>"), a file of the connection string cannot
+     * be used, the server refused ours, or one side speaks TLS and the
+     * other does not (the message says which). */
+    FACTUM_ETLS = -1110,
+    /* The server did not accept the credentials, or wants some (gRPC
+     * UNAUTHENTICATED: wrong password, unknown or disabled user). */
+    FACTUM_EUNAUTHENTICATED = -1111,
+    /* The user may not do this (gRPC PERMISSION_DENIED, KurrentDB's
+     * AccessDenied): nothing was done. */
+    FACTUM_EACCESSDENIED = -1112,
 };
 
 typedef struct factum_client factum_client;
 
+/* timeout_ms's default: the connection string's defaultDeadline if it has
+ * one, else 10000 ms. */
+#define FACTUM_CLIENT_DEFAULT_TIMEOUT UINT32_MAX
+
 typedef struct factum_client_options {
-    uint32_t timeout_ms;         /* deadline of each call (default 10000; 0: none) */
-    uint32_t connect_timeout_ms; /* default 5000 */
+    uint32_t timeout_ms;         /* deadline of each call (default FACTUM_CLIENT_DEFAULT_TIMEOUT; 0: none) */
+    uint32_t connect_timeout_ms; /* default 5000 (TCP, the TLS handshake and HTTP/2's SETTINGS) */
+    /* Each non-NULL field overrides the connection string's (NULL, the
+     * default: as the string says). Borrowed for factum_client_connect. */
+    const char *username;       /* with password: the credentials of every call */
+    const char *password;
+    const char *tls_ca_file;    /* tlsCAFile */
+    const char *user_cert_file; /* userCertFile and userKeyFile (mutual TLS) */
+    const char *user_key_file;
 } factum_client_options;
 
 FACTUM_API void factum_client_options_init(factum_client_options *o);
 
-/* Connect to the server named by a connection string:
- *   kurrentdb://host:port?tls=false   (also kurrent://, kdb://, esdb://,
- *                                      the +discover forms, several hosts:
- *                                      the first that answers is used)
- * TLS is not supported yet: tls=true (the default of the scheme) fails
- * with FACTUM_EBADURL unless the string says tls=false. opts may be NULL.
- * The port defaults to 2113; IPv6 addresses go in brackets. "Answers"
- * means the TCP connection is accepted and the server's HTTP/2 SETTINGS
+/* Connect to the server named by a connection string, as KurrentDB's
+ * clients read it:
+ *   kurrentdb://[user:pass@]host:port[,host:port...][?key=value&...]
+ *   (also kurrent://, kdb://, esdb://, and the +discover forms; several
+ *   hosts: the first that answers is used)
+ * The port defaults to 2113; IPv6 addresses go in brackets; user and
+ * password are percent-decoded. opts may be NULL. Options used:
+ *   tls=true|false     TLS (the default) or cleartext HTTP/2
+ *   tlsCAFile=PATH     the CA certificates (PEM) to verify the server with;
+ *                      without it, the system's roots
+ *   tlsVerifyCert=false  accept any server certificate (testing only)
+ *   userCertFile=PATH&userKeyFile=PATH  a client certificate (PEM) for
+ *                      mutual TLS; both or neither
+ *   defaultDeadline=MS the deadline of each call, unless opts sets timeout_ms
+ *   connectionName=X   sent as the connection-name header
+ * every other key (keepAliveInterval, nodePreference, ...) is accepted and
+ * ignored. TLS: 1.2 or 1.3, ALPN h2, SNI with the host name, and the
+ * server's certificate must name the host (DNS) or address (IP) of the
+ * connection string. Credentials go with every call, also with tls=false
+ * (as the Rust-based KurrentDB client does; a server without
+ * authentication ignores them). "Answers" means the TCP connection is
+ * accepted, the TLS handshake succeeds, and the server's HTTP/2 SETTINGS
  * arrive within connect_timeout_ms. The +discover forms then ask the
- * server (Gossip.Read) for the cluster's leader and connect to it if it is
- * another node. Credentials (user:pass@) are accepted and ignored: without
- * TLS there is no authentication (KurrentDB's grpc-js client drops them
- * too). Of the query options, defaultDeadline (ms; used as timeout_ms when
- * opts is NULL) and connectionName (sent as the connection-name header)
- * are used; every other key (keepAliveInterval, keepAliveTimeout,
- * nodePreference, tlsVerifyCert, ...) is accepted and ignored.
- * Errors: FACTUM_EBADURL, FACTUM_ECONNECT, -ENOMEM; the reason is
- * factum_client_last_error(NULL). */
+ * server (Gossip.Read) for the cluster's leader and connect to it if it
+ * is another node.
+ * Errors: FACTUM_EBADURL, FACTUM_ECONNECT, FACTUM_ETLS (every host that
+ * was reached failed TLS: "certificate verify failed: ...", "the server
+ * does not speak TLS ...", "the server speaks TLS ...", a file that cannot
+ * be loaded), -ENOMEM; the reason is factum_client_last_error(NULL).
+ * Calls that the server refuses for their credentials fail with
+ * FACTUM_EUNAUTHENTICATED, for their rights with FACTUM_EACCESSDENIED. */
 FACTUM_API int factum_client_connect(const char *url, const factum_client_options *opts, factum_client **out);
 /* Close the connection and free. NULL is a no-op. */
 FACTUM_API void factum_client_close(factum_client *c);
@@ -337,6 +376,44 @@ FACTUM_API int factum_client_projection_state(factum_client *c, const char *name
                                               char **json, size_t *len);
 FACTUM_API int factum_client_projection_result(factum_client *c, const char *name, const char *partition,
                                                char **json, size_t *len);
+
+/* ---------------------------------------------------------------------------
+ * Users (the Users service; docs/security.md). Admins create, update,
+ * delete, enable, disable, reset passwords and list users; a user may read
+ * its own details and change its own password. Errors: FACTUM_ENOTFOUND (no
+ * such user), FACTUM_EEXISTS (create: the login is taken; or a change that
+ * raced with another), FACTUM_EACCESSDENIED (not allowed, or change-password:
+ * the current password is wrong), FACTUM_EUNAUTHENTICATED, FACTUM_EINVAL (a
+ * bad login, group or password), FACTUM_EUNSUPPORTED (a server without
+ * users), and the connection's errors. Every string is borrowed for the call.
+ * ------------------------------------------------------------------------- */
+
+typedef struct factum_user_info {
+    const char *login;
+    const char *full_name;
+    const char *const *groups;
+    size_t n_groups;
+    int disabled;
+    int64_t updated_ns; /* when the user last changed (ns since the Unix epoch) */
+} factum_user_info;
+
+FACTUM_API int factum_client_user_create(factum_client *c, const char *login, const char *full_name,
+                                         const char *const *groups, size_t n_groups, const char *password);
+/* Replace the full name and the groups (the password stays). */
+FACTUM_API int factum_client_user_update(factum_client *c, const char *login, const char *full_name,
+                                         const char *const *groups, size_t n_groups);
+FACTUM_API int factum_client_user_delete(factum_client *c, const char *login);
+FACTUM_API int factum_client_user_enable(factum_client *c, const char *login);
+FACTUM_API int factum_client_user_disable(factum_client *c, const char *login);
+FACTUM_API int factum_client_user_change_password(factum_client *c, const char *login, const char *current,
+                                                  const char *new_password);
+FACTUM_API int factum_client_user_reset_password(factum_client *c, const char *login, const char *new_password);
+/* The details of `login`, or (login NULL or "") of every user, sorted by
+ * login: cb runs once per user (the struct and its strings are valid during
+ * the call only) and returns 0 to go on, anything else to stop (then
+ * returned). */
+FACTUM_API int factum_client_user_list(factum_client *c, const char *login,
+                                       int (*cb)(void *ctx, const factum_user_info *u), void *ctx);
 
 #ifdef __cplusplus
 }

@@ -75,7 +75,13 @@ const char *factum_strerror(int code)
     case FACTUM_ECANCELED:
         return "the server ended the subscription";
     case FACTUM_EBADURL:
-        return "malformed connection string, or it asks for what is not supported (TLS)";
+        return "malformed connection string";
+    case FACTUM_ETLS:
+        return "TLS failed";
+    case FACTUM_EUNAUTHENTICATED:
+        return "not authenticated (wrong or missing credentials)";
+    case FACTUM_EACCESSDENIED:
+        return "access denied";
     }
     if (code < 0 && code > -4096) {
         /* strerror's table is static for known errno values in glibc. */

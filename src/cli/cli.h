@@ -6,7 +6,8 @@
  * its own cmd_*.c file and is reached through the table in main.c.
  *
  * Exit codes (docs/cli.md): 0 success, 1 failure, 2 usage or malformed
- * input, 3 wrong expected version, 4 stream not found or deleted.
+ * input, 3 wrong expected version, 4 stream not found or deleted, 5 not
+ * authenticated or access denied.
  */
 #ifndef FACTUM_CLI_H
 #define FACTUM_CLI_H
@@ -20,7 +21,7 @@
 #include "factum.h"
 #include "factum_client.h"
 
-enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2, CLI_WRONG_VERSION = 3, CLI_NOT_FOUND = 4 };
+enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2, CLI_WRONG_VERSION = 3, CLI_NOT_FOUND = 4, CLI_DENIED = 5 };
 
 /* One invocation: the data directory or the server, and the command being
  * run, for messages ("factum: meta set: ..."). */
@@ -28,6 +29,10 @@ typedef struct cli_ctx {
     const char *data_dir; /* --data or FACTUM_DATA; NULL if neither (or with a server) */
     const char *cmd;      /* command name as shown in messages */
     const char *server;   /* --server or FACTUM_SERVER: work through the client; NULL: locally */
+    /* With a server: what overrides the connection string (NULL: as it
+     * says): --username/FACTUM_USERNAME, --password/FACTUM_PASSWORD,
+     * --tls-ca-file/FACTUM_TLS_CA_FILE, --user-cert-file, --user-key-file. */
+    const char *username, *password, *tls_ca_file, *user_cert_file, *user_key_file;
 } cli_ctx;
 
 /* ---- option parsing -------------------------------------------------- */
@@ -185,6 +190,8 @@ int cli_cmd_tail(cli_ctx *c, int argc, char **argv);
 int cli_cmd_export(cli_ctx *c, int argc, char **argv);
 int cli_cmd_import(cli_ctx *c, int argc, char **argv);
 int cli_cmd_projection(cli_ctx *c, int argc, char **argv);
+int cli_cmd_user(cli_ctx *c, int argc, char **argv);
+int cli_cmd_certs(cli_ctx *c, int argc, char **argv);
 
 /* Print a command's help text (stdout) and return CLI_OK. */
 int cli_help(const char *text);

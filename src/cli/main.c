@@ -30,7 +30,9 @@ static const command commands[] = {
     {"import", cli_cmd_import, "append the events of an export file"},
     {"stats", cli_cmd_stats, "print the store's statistics"},
     {"projection", cli_cmd_projection, "list, create, change and inspect projections"},
+    {"user", cli_cmd_user, "create, change, list and delete a server's users"},
     {"bench", cli_cmd_bench, "run the BENCH.md workloads (locally or against --server)"},
+    {"certs", cli_cmd_certs, "create a development CA, node and user certificates (TLS)"},
 };
 
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
@@ -45,9 +47,15 @@ static void usage(FILE *out)
             "\n"
             "Global options (before the command):\n"
             "  --data DIR     data directory (default: $FACTUM_DATA); the first write creates the store\n"
-            "  --server URL   work on a factumd (or KurrentDB) server instead, e.g.\n"
-            "                 kurrentdb://127.0.0.1:2113?tls=false (default: $FACTUM_SERVER);\n"
+            "  --server URL   work on a factumd (or KurrentDB) server instead (default: $FACTUM_SERVER), e.g.\n"
+            "                 'kurrentdb://admin:changeit@localhost:2113?tlsCAFile=certs/ca/ca.crt', or\n"
+            "                 kurrentdb://127.0.0.1:2113?tls=false for a server started with --insecure;\n"
             "                 streams, verify and dump need a data directory\n"
+            "  --username U, --password P   credentials for the server, over the connection string's\n"
+            "                 (default: $FACTUM_USERNAME, $FACTUM_PASSWORD)\n"
+            "  --tls-ca-file F  the CA to verify the server with, over tlsCAFile (default: $FACTUM_TLS_CA_FILE)\n"
+            "  --user-cert-file F, --user-key-file F  a client certificate for mutual TLS\n"
+            "                 (default: $FACTUM_USER_CERT_FILE, $FACTUM_USER_KEY_FILE)\n"
             "  --help, -h     this help; 'factum COMMAND --help' explains a command\n"
             "  --version      print the version\n"
             "\n"
@@ -57,7 +65,8 @@ static void usage(FILE *out)
         fprintf(out, "  %-10s  %s\n", commands[i].name, commands[i].summary);
     fprintf(out, "\n"
                  "Exit codes: 0 success, 1 failure, 2 usage error or malformed input,\n"
-                 "3 wrong expected version, 4 stream not found or deleted.\n");
+                 "3 wrong expected version, 4 stream not found or deleted,\n"
+                 "5 not authenticated or access denied (a server).\n");
 }
 
 static const command *find_command(const char *name)
@@ -69,8 +78,21 @@ static const command *find_command(const char *name)
 
 int main(int argc, char **argv)
 {
-    cli_ctx c = {NULL, NULL, NULL};
+    cli_ctx c = {0};
     const char *data_opt = NULL, *server_opt = NULL;
+    /* The options that go with a server, and their environment variables. */
+    struct {
+        const char *name, *env;
+        const char **dst;
+        const char *given;
+    } conn_opts[] = {
+        {"username", "FACTUM_USERNAME", &c.username, NULL},
+        {"password", "FACTUM_PASSWORD", &c.password, NULL},
+        {"tls-ca-file", "FACTUM_TLS_CA_FILE", &c.tls_ca_file, NULL},
+        {"user-cert-file", "FACTUM_USER_CERT_FILE", &c.user_cert_file, NULL},
+        {"user-key-file", "FACTUM_USER_KEY_FILE", &c.user_key_file, NULL},
+    };
+    const size_t n_conn_opts = sizeof conn_opts / sizeof *conn_opts;
     int i = 1;
     for (; i < argc && argv[i][0] == '-'; i++) {
         const char *w = argv[i];
@@ -93,7 +115,20 @@ int main(int argc, char **argv)
         } else if (!strncmp(w, "--server=", 9)) {
             server_opt = w + 9;
         } else {
-            return cli_usage(&c, "unknown global option '%s' (see factum --help)", w);
+            size_t k = 0, len = 0;
+            for (; k < n_conn_opts; k++) {
+                len = strlen(conn_opts[k].name);
+                if (!strncmp(w, "--", 2) && !strncmp(w + 2, conn_opts[k].name, len) &&
+                    (w[2 + len] == 0 || w[2 + len] == '='))
+                    break;
+            }
+            if (k == n_conn_opts) return cli_usage(&c, "unknown global option '%s' (see factum --help)", w);
+            if (w[2 + len] == '=') {
+                conn_opts[k].given = w + 3 + len;
+            } else {
+                if (i + 1 >= argc) return cli_usage(&c, "option '%s' needs a value", w);
+                conn_opts[k].given = argv[++i];
+            }
         }
     }
     /* Options beat the environment; FACTUM_SERVER beats FACTUM_DATA. */
@@ -108,6 +143,12 @@ int main(int argc, char **argv)
     else
         c.data_dir = getenv("FACTUM_DATA");
     if (c.server && !*c.server) return cli_usage(&c, "--server needs a connection string");
+    for (size_t k = 0; k < n_conn_opts; k++) {
+        if (conn_opts[k].given && !c.server)
+            return cli_usage(&c, "--%s goes with --server (or FACTUM_SERVER)", conn_opts[k].name);
+        const char *env = getenv(conn_opts[k].env);
+        *conn_opts[k].dst = conn_opts[k].given ? conn_opts[k].given : c.server && env && *env ? env : NULL;
+    }
     if (i >= argc) {
         usage(stderr);
         return CLI_USAGE;

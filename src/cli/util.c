@@ -59,6 +59,9 @@ int cli_exit_code(int rc)
     case FACTUM_EBADREGEX:
     case FACTUM_EBADURL:
         return CLI_USAGE;
+    case FACTUM_EUNAUTHENTICATED:
+    case FACTUM_EACCESSDENIED:
+        return CLI_DENIED;
     default:
         return CLI_FAIL;
     }
@@ -286,7 +289,15 @@ int cli_close(cli_ctx *c, factum_store *s, int code)
 
 int cli_connect(cli_ctx *c, factum_client **out)
 {
-    int rc = factum_client_connect(c->server, NULL, out);
+    factum_client_options o;
+    factum_client_options_init(&o);
+    o.username = c->username;
+    o.password = c->password;
+    o.tls_ca_file = c->tls_ca_file;
+    o.user_cert_file = c->user_cert_file;
+    o.user_key_file = c->user_key_file;
+    /* The connection string's defaultDeadline, as without options. */
+    int rc = factum_client_connect(c->server, &o, out);
     if (rc == FACTUM_EBADURL) {
         cli_msg(c, "--server '%s': %s", c->server, factum_client_last_error(NULL));
         return CLI_USAGE;

@@ -14,6 +14,9 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include <openssl/crypto.h>
+#include <openssl/ssl.h>
+
 #include "base/json.h"
 #include "client/client_int.h"
 #include "kurrentdb/monitoring.pb-c.h"
@@ -27,8 +30,70 @@ static _Thread_local char connect_err[1024];
 void factum_client_options_init(factum_client_options *o)
 {
     memset(o, 0, sizeof *o);
-    o->timeout_ms = 10000;
+    o->timeout_ms = FACTUM_CLIENT_DEFAULT_TIMEOUT;
     o->connect_timeout_ms = 5000;
+}
+
+/* Copy an option over the connection string's value. */
+static int override(char *dst, size_t cap, const char *v, const char *what)
+{
+    if (!v) return 0;
+    size_t n = strlen(v);
+    int ctl = 0;
+    for (size_t i = 0; i < n; i++)
+        ctl |= (unsigned char)v[i] < 0x20 || v[i] == 0x7f;
+    if (n >= cap || ctl) {
+        snprintf(connect_err, sizeof connect_err, "%s is too long or has a control character", what);
+        return FACTUM_EBADURL;
+    }
+    memcpy(dst, v, n + 1);
+    return 0;
+}
+
+/* The options that override the connection string, and the authorization
+ * header made once from the credentials. */
+static int apply_options(factum_client *c, const factum_client_options *o)
+{
+    client_url *u = &c->url;
+    int rc = override(u->username, sizeof u->username, o->username, "the user name");
+    if (!rc) rc = override(u->password, sizeof u->password, o->password, "the password");
+    if (!rc) rc = override(u->ca_file, sizeof u->ca_file, o->tls_ca_file, "tls_ca_file");
+    if (!rc) rc = override(u->user_cert_file, sizeof u->user_cert_file, o->user_cert_file, "user_cert_file");
+    if (!rc) rc = override(u->user_key_file, sizeof u->user_key_file, o->user_key_file, "user_key_file");
+    if (rc) return rc;
+    if (o->username) {
+        if (!o->username[0] || strchr(o->username, ':')) {
+            snprintf(connect_err, sizeof connect_err, "the user name is empty or has a ':'");
+            return FACTUM_EBADURL;
+        }
+        u->has_credentials = 1;
+    }
+    if (!u->user_cert_file[0] != !u->user_key_file[0]) {
+        snprintf(connect_err, sizeof connect_err,
+                 "a client certificate needs both its certificate and its key file");
+        return FACTUM_EBADURL;
+    }
+    c->auth[0] = 0;
+    if (u->has_credentials) {
+        /* authorization: Basic base64(user:password) (RFC 7617). */
+        static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        char plain[sizeof u->username + sizeof u->password + 1];
+        int pn = snprintf(plain, sizeof plain, "%s:%s", u->username, u->password);
+        size_t j = 0;
+        j += (size_t)snprintf(c->auth, sizeof c->auth, "Basic ");
+        for (int i = 0; i < pn; i += 3) {
+            uint32_t v = (uint32_t)(unsigned char)plain[i] << 16;
+            if (i + 1 < pn) v |= (uint32_t)(unsigned char)plain[i + 1] << 8;
+            if (i + 2 < pn) v |= (unsigned char)plain[i + 2];
+            c->auth[j++] = b64[v >> 18 & 63];
+            c->auth[j++] = b64[v >> 12 & 63];
+            c->auth[j++] = i + 1 < pn ? b64[v >> 6 & 63] : '=';
+            c->auth[j++] = i + 2 < pn ? b64[v & 63] : '=';
+        }
+        c->auth[j] = 0;
+        OPENSSL_cleanse(plain, sizeof plain);
+    }
+    return 0;
 }
 
 int factum_client_connect(const char *url, const factum_client_options *opts, factum_client **out)
@@ -50,10 +115,14 @@ int factum_client_connect(const char *url, const factum_client_options *opts, fa
     }
     factum_client_options o;
     factum_client_options_init(&o);
-    if (opts)
-        o = *opts;
-    else if (c->url.default_deadline_ms >= 0)
-        o.timeout_ms = (uint32_t)c->url.default_deadline_ms;
+    if (opts) o = *opts;
+    if (o.timeout_ms == FACTUM_CLIENT_DEFAULT_TIMEOUT)
+        o.timeout_ms = c->url.default_deadline_ms >= 0 ? (uint32_t)c->url.default_deadline_ms : 10000;
+    rc = apply_options(c, &o);
+    if (rc) {
+        free(c);
+        return rc;
+    }
     c->timeout_ms = o.timeout_ms;
     c->connect_timeout_ms = o.connect_timeout_ms;
     if (client_pool_new(&c->pool)) {
@@ -80,17 +149,14 @@ int factum_client_connect(const char *url, const factum_client_options *opts, fa
 void factum_client_close(factum_client *c)
 {
     if (!c) return;
-    if (c->h2 && c->fd >= 0) {
-        /* A polite goodbye; the server would notice the close anyway. */
-        nghttp2_session_terminate_session(c->h2, NGHTTP2_NO_ERROR);
-        const uint8_t *p;
-        ssize_t n;
-        while ((n = nghttp2_session_mem_send(c->h2, &p)) > 0)
-            if (send(c->fd, p, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) != n) break;
-    }
+    client_goodbye(c);
     client_disconnect(c);
+    SSL_CTX_free(c->ssl_ctx);
+    OPENSSL_cleanse(c->url.password, sizeof c->url.password);
+    OPENSSL_cleanse(c->auth, sizeof c->auth);
     client_arena_deinit(&c->arena);
     base_buf_free(&c->wbuf);
+    base_buf_free(&c->pbuf);
     free(c->rbuf);
     client_pool_unref(c->pool);
     pthread_mutex_destroy(&c->mu);

@@ -26,6 +26,16 @@
  *  CL-4  Reads never hold more than one undecoded message: each ReadResp
  *        is unpacked as soon as its last byte arrives and copied into the
  *        caller's batch, which owns every byte it points to.
+ *  CL-5  TLS never does I/O of its own: OpenSSL works on memory BIOs, and
+ *        conn.c moves bytes between them and the socket (send with
+ *        MSG_NOSIGNAL, recv, poll with the call's deadline), so TLS and
+ *        cleartext share one path, a closed peer never raises SIGPIPE, and
+ *        the handshake has the same deadline as everything else. What is
+ *        received is decrypted at once (SSL_read until it wants more), so
+ *        the input BIO holds at most one partial record.
+ *  CL-6  A TLS context (CA, client certificate) is shared by the clients
+ *        of the process that name the same files, unchanged (same inode,
+ *        size and modification time); each client holds a reference.
  */
 #ifndef FACTUM_CLIENT_INT_H
 #define FACTUM_CLIENT_INT_H
@@ -54,9 +64,16 @@ typedef struct client_url {
     client_host hosts[CLIENT_MAX_HOSTS];
     size_t n_hosts;
     int discover;                /* the +discover form: ask Gossip for the leader */
-    int has_credentials;         /* user:pass@ was given (and is ignored: no TLS, no auth) */
+    int has_credentials;         /* user[:pass]@ was given: username/password, percent-decoded */
+    char username[256];
+    char password[256];
     int64_t default_deadline_ms; /* defaultDeadline=, -1 if absent */
     char connection_name[128];   /* connectionName=, sent as the connection-name header */
+    int tls;                     /* tls= (default 1, as KurrentDB's clients) */
+    int tls_verify_cert;         /* tlsVerifyCert= (default 1) */
+    char ca_file[1024];          /* tlsCAFile=, percent-decoded; "" = the system's roots */
+    char user_cert_file[1024];   /* userCertFile= and userKeyFile= (both or neither) */
+    char user_key_file[1024];
 } client_url;
 
 /* Parse a KurrentDB connection string. Returns 0, or FACTUM_EBADURL with
@@ -131,19 +148,32 @@ typedef struct client_call {
 
 typedef struct client_pool client_pool;
 
+typedef struct ssl_ctx_st SSL_CTX;
+typedef struct ssl_st SSL;
+
 struct factum_client {
     pthread_mutex_t mu; /* CL-1 */
     client_url url;
     uint32_t timeout_ms, connect_timeout_ms;
+    /* TLS (url.tls): the context is made once (CA, client certificate) and
+     * kept across reconnections; ssl is the connection's, over memory BIOs
+     * (CL-5). */
+    SSL_CTX *ssl_ctx;
+    SSL *ssl;
+    uint64_t rx_bytes;   /* bytes received on this connection (mismatch detection) */
+    char auth[700];      /* "Basic base64(user:pass)", or "" without credentials */
     /* The connection; fd < 0 when there is none (CL-3). */
     int fd;
     nghttp2_session *h2;
     char authority[300];
     int got_settings, goaway;
+    uint32_t goaway_code; /* the GOAWAY's error code and debug data */
+    char goaway_msg[256];
     client_call *call; /* the call the callbacks serve (CL-1) */
     uint8_t *rbuf;
     size_t rcap;
-    base_buf wbuf; /* output nghttp2 produced that the socket did not take yet */
+    base_buf wbuf; /* output (encrypted, with TLS) that the socket did not take yet */
+    base_buf pbuf; /* TLS: nghttp2's output gathered, to be encrypted in as few records as possible */
     size_t woff;
     client_arena arena; /* response messages are unpacked here */
     client_pool *pool;  /* memory for batches (read.c) */
@@ -159,6 +189,9 @@ void client_seterr(factum_client *c, const char *fmt, ...) __attribute__((format
 int client_connect_hosts(factum_client *c);
 /* Close the connection (if any). */
 void client_disconnect(factum_client *c);
+/* A polite goodbye before closing (GOAWAY, TLS close_notify), without
+ * waiting: the server would notice the close anyway. */
+void client_goodbye(factum_client *c);
 
 void client_call_init(client_call *k, const char *path, client_msg_fn on_msg, void *ctx);
 void client_call_deinit(client_call *k);

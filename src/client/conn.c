@@ -7,7 +7,8 @@
  * are cut out of the DATA frames as they arrive (net/grpc.h's deframer)
  * and handed to the call's callback at once; the status and KurrentDB's
  * trailers are kept and turned into factum codes by client_call_error.
- * The invariants CL-1..CL-3 of client_int.h are kept here.
+ * With TLS, the bytes pass through OpenSSL on memory BIOs on their way
+ * (CL-5). The invariants CL-1..CL-5 of client_int.h are kept here.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -21,8 +22,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <arpa/inet.h>
+#include <openssl/bio.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 
 #include "client/client_int.h"
 #include "google/protobuf/any.pb-c.h"
@@ -283,7 +291,17 @@ static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void *ud)
     (void)s;
     factum_client *c = ud;
     if (f->hd.type == NGHTTP2_SETTINGS && !(f->hd.flags & NGHTTP2_FLAG_ACK)) c->got_settings = 1;
-    if (f->hd.type == NGHTTP2_GOAWAY) c->goaway = 1;
+    if (f->hd.type == NGHTTP2_GOAWAY) {
+        c->goaway = 1;
+        c->goaway_code = f->goaway.error_code;
+        size_t n = f->goaway.opaque_data_len < sizeof c->goaway_msg - 1 ? f->goaway.opaque_data_len
+                                                                          : sizeof c->goaway_msg - 1;
+        for (size_t i = 0; i < n; i++) /* printable only: it goes into messages */
+            c->goaway_msg[i] = f->goaway.opaque_data[i] >= 0x20 && f->goaway.opaque_data[i] < 0x7f
+                                   ? (char)f->goaway.opaque_data[i]
+                                   : '?';
+        c->goaway_msg[n] = 0;
+    }
     client_call *k = call_of(c, f->hd.stream_id);
     if (k && (f->hd.type == NGHTTP2_HEADERS || f->hd.type == NGHTTP2_DATA) &&
         (f->hd.flags & NGHTTP2_FLAG_END_STREAM))
@@ -377,10 +395,16 @@ static void drop(factum_client *c)
 {
     if (c->h2) nghttp2_session_del(c->h2);
     c->h2 = NULL;
+    if (c->ssl) SSL_free(c->ssl); /* frees its BIOs */
+    c->ssl = NULL;
+    c->pbuf.len = 0;
+    c->rx_bytes = 0;
     if (c->fd >= 0) close(c->fd);
     c->fd = -1;
     c->wbuf.len = c->woff = 0;
     c->got_settings = c->goaway = 0;
+    c->goaway_code = 0;
+    c->goaway_msg[0] = 0;
 }
 
 void client_disconnect(factum_client *c)
@@ -388,25 +412,97 @@ void client_disconnect(factum_client *c)
     drop(c);
 }
 
+static int flush_out(factum_client *c);
+static int out_tls(factum_client *c);
+static int out_send(factum_client *c);
+
+void client_goodbye(factum_client *c)
+{
+    if (!c->h2 || c->fd < 0) return;
+    nghttp2_session_terminate_session(c->h2, NGHTTP2_NO_ERROR);
+    if (flush_out(c)) return;
+    if (c->ssl) {
+        SSL_shutdown(c->ssl);
+        ERR_clear_error();
+        if (!out_tls(c)) out_send(c);
+    }
+}
+
+/* OpenSSL's reason for the last error (the queue is cleared). */
+static const char *tls_reason(char *buf, size_t n)
+{
+    unsigned long e = ERR_peek_last_error();
+    const char *r = e ? ERR_reason_error_string(e) : NULL;
+    snprintf(buf, n, "%s", r ? r : "unknown reason");
+    ERR_clear_error();
+    return buf;
+}
+
+/* Encrypt what pbuf gathered (CL-5); the records land in the write BIO. */
+static int seal(factum_client *c)
+{
+    size_t done;
+    if (c->pbuf.len && SSL_write_ex(c->ssl, c->pbuf.data, c->pbuf.len, &done) != 1) {
+        char why[200];
+        client_seterr(c, "TLS: cannot encrypt: %s", tls_reason(why, sizeof why));
+        return FACTUM_ECONNECT;
+    }
+    c->pbuf.len = 0;
+    return 0;
+}
+
+/* What TLS has produced (records, alerts, handshake messages) into wbuf. */
+static int out_tls(factum_client *c)
+{
+    if (!c->ssl) return 0;
+    BIO *w = SSL_get_wbio(c->ssl);
+    size_t pending;
+    while ((pending = BIO_ctrl_pending(w)) > 0) {
+        if (base_buf_reserve(&c->wbuf, pending)) return -ENOMEM;
+        int got = BIO_read(w, c->wbuf.data + c->wbuf.len, (int)(pending < INT32_MAX ? pending : INT32_MAX));
+        if (got <= 0) break;
+        c->wbuf.len += (size_t)got;
+    }
+    return 0;
+}
+
+static ssize_t take_in(factum_client *c);
+
+/* Send what wbuf holds until the socket takes no more: 0 (sent or
+ * blocked), or FACTUM_ECONNECT. */
+static int out_send(factum_client *c)
+{
+    while (c->woff < c->wbuf.len) {
+        ssize_t w = send(c->fd, c->wbuf.data + c->woff, c->wbuf.len - c->woff, MSG_NOSIGNAL);
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
+            client_seterr(c, "writing to the server failed: %s", strerror(errno));
+            /* A TLS server that ends the connection says why in an alert
+             * first (e.g. it refuses our client certificate): it may wait
+             * unread behind the reset. */
+            if (c->ssl && c->h2 && take_in(c) == FACTUM_ETLS) return FACTUM_ETLS;
+            return FACTUM_ECONNECT;
+        }
+        c->woff += (size_t)w;
+    }
+    c->wbuf.len = c->woff = 0;
+    return 0;
+}
+
 /* Hand nghttp2's output to the socket; what it does not take waits in
  * wbuf. 0 or FACTUM_ECONNECT. */
 static int flush_out(factum_client *c)
 {
+    if (out_tls(c)) return -ENOMEM;
     for (;;) {
-        while (c->woff < c->wbuf.len) {
-            ssize_t w = send(c->fd, c->wbuf.data + c->woff, c->wbuf.len - c->woff, MSG_NOSIGNAL);
-            if (w < 0) {
-                if (errno == EINTR) continue;
-                if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
-                client_seterr(c, "writing to the server failed: %s", strerror(errno));
-                return FACTUM_ECONNECT;
-            }
-            c->woff += (size_t)w;
-        }
-        c->wbuf.len = c->woff = 0;
-        /* Gather every frame nghttp2 has ready (up to 64 KiB) and hand them
-         * to the socket in one send: a call's frames then travel together. */
-        for (;;) {
+        /* Gather every frame nghttp2 has ready (up to 64 KiB beside what
+         * waits) behind what waits, and hand it all to the socket in one
+         * send: a call's frames then travel together (with TLS, in as few
+         * records as possible, and behind the handshake's last flight). */
+        size_t before = c->wbuf.len;
+        int rc;
+        while (c->wbuf.len - c->woff + c->pbuf.len < 65536) {
             const uint8_t *p;
             ssize_t n = nghttp2_session_mem_send(c->h2, &p);
             if (n < 0) {
@@ -414,11 +510,111 @@ static int flush_out(factum_client *c)
                 return n == NGHTTP2_ERR_NOMEM ? -ENOMEM : FACTUM_ECONNECT;
             }
             if (n == 0) break;
-            if (base_buf_append(&c->wbuf, p, (size_t)n)) return -ENOMEM;
-            if (c->wbuf.len >= 65536) break;
+            if (base_buf_append(c->ssl ? &c->pbuf : &c->wbuf, p, (size_t)n)) return -ENOMEM;
         }
-        if (c->wbuf.len == 0) return 0;
+        if (c->ssl && ((rc = seal(c)) || (rc = out_tls(c)))) return rc;
+        int gathered = c->wbuf.len != before;
+        rc = out_send(c);
+        if (rc || c->woff < c->wbuf.len || !gathered) return rc;
     }
+}
+
+/* The first bytes of a cleartext connection are TLS records (a handshake
+ * or an alert): the server speaks TLS. */
+static int looks_like_tls(const uint8_t *p, size_t n)
+{
+    return n >= 3 && (p[0] == 0x15 || p[0] == 0x16) && p[1] == 0x03 && p[2] <= 0x04;
+}
+
+/* Received bytes into nghttp2. */
+static int feed_h2(factum_client *c, const uint8_t *p, size_t n)
+{
+    ssize_t used = nghttp2_session_mem_recv(c->h2, p, n);
+    if (used < 0) {
+        client_seterr(c, "the server broke the HTTP/2 protocol: %s", nghttp2_strerror((int)used));
+        return used == NGHTTP2_ERR_NOMEM ? -ENOMEM : FACTUM_EPROTOCOL;
+    }
+    return 0;
+}
+
+/* The message for a TLS failure after the handshake (the server ended the
+ * connection with an alert, e.g. it wants a client certificate). */
+static void tls_read_error(factum_client *c)
+{
+    char why[200];
+    tls_reason(why, sizeof why);
+    if (strstr(why, "certificate required"))
+        client_seterr(c, "the server refused the TLS connection: %s (it wants a client certificate: "
+                         "userCertFile and userKeyFile)", why);
+    else if (strstr(why, "alert"))
+        client_seterr(c, "the server refused the TLS connection: %s", why);
+    else
+        client_seterr(c, "TLS error: %s", why);
+}
+
+static int tls_drain(factum_client *c);
+static int tls_context_new(factum_client *c);
+
+/* One recv into nghttp2 (through TLS when on). The number of bytes
+ * received (> 0), 0 when there was nothing, or an error with c->err set:
+ * FACTUM_ECONNECT, FACTUM_ETLS, FACTUM_EPROTOCOL, -ENOMEM. */
+static ssize_t take_in(factum_client *c)
+{
+    ssize_t n;
+    do
+        n = recv(c->fd, c->rbuf, c->rcap, MSG_DONTWAIT);
+    while (n < 0 && errno == EINTR);
+    if (n < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
+        client_seterr(c, "reading from the server failed: %s", strerror(errno));
+        return FACTUM_ECONNECT;
+    }
+    if (n == 0) {
+        client_seterr(c, "the server closed the connection");
+        return FACTUM_ECONNECT;
+    }
+    int first = c->rx_bytes == 0;
+    c->rx_bytes += (uint64_t)n;
+    if (!c->ssl) {
+        if (first && looks_like_tls(c->rbuf, (size_t)n)) {
+            client_seterr(c, "the server speaks TLS: connect with tls=true (the default) and its CA in "
+                             "tlsCAFile, not tls=false");
+            return FACTUM_ETLS;
+        }
+        int rc = feed_h2(c, c->rbuf, (size_t)n);
+        return rc ? rc : n;
+    }
+    /* CL-5: all of it into the TLS engine, then decrypt until it wants more
+     * (rbuf is free again once copied). */
+    if (BIO_write(SSL_get_rbio(c->ssl), c->rbuf, (int)n) != (int)n) {
+        client_seterr(c, "out of memory");
+        return -ENOMEM;
+    }
+    int rc = tls_drain(c);
+    return rc ? rc : n;
+}
+
+/* Decrypt every whole record the input BIO holds into nghttp2. */
+static int tls_drain(factum_client *c)
+{
+    for (;;) {
+        size_t got;
+        if (SSL_read_ex(c->ssl, c->rbuf, c->rcap, &got) == 1) {
+            int rc = feed_h2(c, c->rbuf, got);
+            if (rc) return rc;
+            continue;
+        }
+        int e = SSL_get_error(c->ssl, 0);
+        if (e == SSL_ERROR_WANT_READ) break;
+        if (e == SSL_ERROR_ZERO_RETURN) {
+            client_seterr(c, "the server closed the connection");
+            ERR_clear_error();
+            return FACTUM_ECONNECT;
+        }
+        tls_read_error(c);
+        return FACTUM_ETLS;
+    }
+    return 0;
 }
 
 /* One round of I/O: flush, wait (until deadline_ns, 0: forever) for the
@@ -448,22 +644,8 @@ static int pump(factum_client *c, uint64_t deadline_ns, const int *done)
     if (pr == 0) return 0; /* the caller checks the deadline */
     if (!(pfd.revents & (POLLIN | POLLHUP | POLLERR))) return 0;
     for (int i = 0; i < 16; i++) {
-        ssize_t n = recv(c->fd, c->rbuf, c->rcap, 0);
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
-            client_seterr(c, "reading from the server failed: %s", strerror(errno));
-            return FACTUM_ECONNECT;
-        }
-        if (n == 0) {
-            client_seterr(c, "the server closed the connection");
-            return FACTUM_ECONNECT;
-        }
-        ssize_t used = nghttp2_session_mem_recv(c->h2, c->rbuf, (size_t)n);
-        if (used < 0) {
-            client_seterr(c, "the server broke the HTTP/2 protocol: %s", nghttp2_strerror((int)used));
-            return used == NGHTTP2_ERR_NOMEM ? -ENOMEM : FACTUM_EPROTOCOL;
-        }
+        ssize_t n = take_in(c);
+        if (n <= 0) return (int)n;
         if ((size_t)n < c->rcap) return 0;
         /* A full buffer: more may be waiting; acknowledge windows first. */
         if ((rc = flush_out(c))) return rc;
@@ -551,6 +733,12 @@ static int h2_start(factum_client *c, char *why, size_t wlen)
         return -ENOMEM;
     uint64_t deadline =
         c->connect_timeout_ms ? client_now_ns() + (uint64_t)c->connect_timeout_ms * 1000000u : 0;
+    /* Records that came with the end of the TLS handshake (the server's
+     * SETTINGS, say) wait in the input BIO: take them first. */
+    if (c->ssl && (rc = tls_drain(c)) != 0) {
+        snprintf(why, wlen, "%.500s", c->err);
+        return rc;
+    }
     while (!c->got_settings) {
         rc = pump(c, deadline, &c->got_settings);
         if (rc == FACTUM_ETIMEDOUT) {
@@ -558,11 +746,353 @@ static int h2_start(factum_client *c, char *why, size_t wlen)
             return FACTUM_ECONNECT;
         }
         if (rc == -ENOMEM) return rc;
+        if (rc == FACTUM_ETLS) {
+            snprintf(why, wlen, "%.500s", c->err);
+            return rc;
+        }
         if (rc) {
-            snprintf(why, wlen, "it does not speak HTTP/2 with prior knowledge (%.300s)", c->err);
+            if (c->ssl)
+                snprintf(why, wlen, "no HTTP/2 over TLS (%.300s)", c->err);
+            else if (c->rx_bytes == 0 && rc == FACTUM_ECONNECT)
+                snprintf(why, wlen, "no HTTP/2 answer, the connection ended (%.200s): does the server speak "
+                                    "TLS? then leave out tls=false", c->err);
+            else
+                snprintf(why, wlen, "it does not speak HTTP/2 with prior knowledge (%.300s)", c->err);
             return FACTUM_ECONNECT;
         }
     }
+    /* A server that says goodbye at once says why (factumd's TLS port
+     * answers cleartext HTTP/2 so: INADEQUATE_SECURITY). */
+    if (c->goaway) {
+        int tls = c->goaway_code == NGHTTP2_INADEQUATE_SECURITY;
+        snprintf(why, wlen, "%s%s%s", tls && !c->ssl ? "the server speaks TLS: leave out tls=false ("
+                                                      : "the server closed the connection at once (",
+                 c->goaway_msg[0] ? c->goaway_msg : nghttp2_http2_strerror(c->goaway_code), ")");
+        return tls ? FACTUM_ETLS : FACTUM_ECONNECT;
+    }
+    return 0;
+}
+
+/* ---- TLS -------------------------------------------------------------------- */
+
+static int file_readable(const char *path, char *why, size_t wlen, const char *what)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        snprintf(why, wlen, "cannot read %s '%.300s': %s", what, path, strerror(errno));
+        return -1;
+    }
+    fclose(f);
+    return 0;
+}
+
+/* Contexts are shared by the clients of a process that ask for the same
+ * files (CL-6): making one costs ~0.5 ms, and loading the system's roots
+ * ~40 ms, which a program opening many clients (or reconnecting) should
+ * not pay each time. An entry is keyed by the settings and by each file's
+ * identity and modification time, so a renewed CA or client certificate
+ * is loaded afresh. At most CTX_CACHE entries; the oldest goes. */
+#define CTX_CACHE 8
+typedef struct ctx_entry {
+    SSL_CTX *ctx;
+    char key[3 * 1100 + 200];
+    uint64_t used;
+} ctx_entry;
+static pthread_mutex_t ctx_mu = PTHREAD_MUTEX_INITIALIZER;
+static ctx_entry ctx_cache[CTX_CACHE];
+static uint64_t ctx_clock;
+
+static void file_id(char *buf, size_t n, const char *path)
+{
+    struct stat st;
+    if (!path[0] || stat(path, &st))
+        snprintf(buf, n, "%s|-", path);
+    else
+        snprintf(buf, n, "%s|%ju.%ju.%jd.%ld.%jd", path, (uintmax_t)st.st_dev, (uintmax_t)st.st_ino,
+                 (intmax_t)st.st_mtim.tv_sec, st.st_mtim.tv_nsec, (intmax_t)st.st_size);
+}
+
+static void ctx_key(const client_url *u, char *key, size_t n)
+{
+    char a[1100], b[1100], d[1100];
+    file_id(a, sizeof a, u->tls_verify_cert ? u->ca_file : "");
+    file_id(b, sizeof b, u->user_cert_file);
+    file_id(d, sizeof d, u->user_key_file);
+    snprintf(key, n, "%d\n%s\n%s\n%s", u->tls_verify_cert, a, b, d);
+}
+
+static SSL_CTX *ctx_lookup(const char *key)
+{
+    SSL_CTX *ctx = NULL;
+    pthread_mutex_lock(&ctx_mu);
+    for (int i = 0; i < CTX_CACHE; i++)
+        if (ctx_cache[i].ctx && !strcmp(ctx_cache[i].key, key) && SSL_CTX_up_ref(ctx_cache[i].ctx)) {
+            ctx = ctx_cache[i].ctx;
+            ctx_cache[i].used = ++ctx_clock;
+            break;
+        }
+    pthread_mutex_unlock(&ctx_mu);
+    return ctx;
+}
+
+static void ctx_store(const char *key, SSL_CTX *ctx)
+{
+    if (strlen(key) >= sizeof ctx_cache[0].key || !SSL_CTX_up_ref(ctx)) return;
+    pthread_mutex_lock(&ctx_mu);
+    int victim = 0;
+    for (int i = 0; i < CTX_CACHE; i++) {
+        if (ctx_cache[i].ctx && !strcmp(ctx_cache[i].key, key)) { /* raced: keep the first */
+            victim = -1;
+            break;
+        }
+        if (!ctx_cache[i].ctx || ctx_cache[i].used < ctx_cache[victim].used) victim = i;
+        if (!ctx_cache[i].ctx) break;
+    }
+    SSL_CTX *old = NULL;
+    if (victim >= 0) {
+        old = ctx_cache[victim].ctx;
+        ctx_cache[victim].ctx = ctx;
+        snprintf(ctx_cache[victim].key, sizeof ctx_cache[victim].key, "%s", key);
+        ctx_cache[victim].used = ++ctx_clock;
+    }
+    pthread_mutex_unlock(&ctx_mu);
+    SSL_CTX_free(victim >= 0 ? old : ctx);
+}
+
+/* The context every connection of c uses: TLS 1.2+, modern ciphers, ALPN
+ * h2, the CA (or the system's roots), the client certificate. 0, or
+ * FACTUM_ETLS / -ENOMEM with c->err set. */
+static int tls_context(factum_client *c)
+{
+    char key[sizeof ctx_cache[0].key];
+    ctx_key(&c->url, key, sizeof key);
+    if ((c->ssl_ctx = ctx_lookup(key)) != NULL) return 0;
+    int rc = tls_context_new(c);
+    if (!rc) ctx_store(key, c->ssl_ctx);
+    return rc;
+}
+
+static int tls_context_new(factum_client *c)
+{
+    char why[700], reason[200];
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    if (!ctx) {
+        client_seterr(c, "TLS: %s", tls_reason(reason, sizeof reason));
+        return -ENOMEM;
+    }
+    static const unsigned char alpn[] = {2, 'h', '2'};
+    if (!SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) ||
+        !SSL_CTX_set_cipher_list(ctx, "ECDHE+AESGCM:ECDHE+CHACHA20:DHE+AESGCM:DHE+CHACHA20") ||
+        SSL_CTX_set_alpn_protos(ctx, alpn, sizeof alpn) != 0) {
+        client_seterr(c, "TLS: %s", tls_reason(reason, sizeof reason));
+        SSL_CTX_free(ctx);
+        return -ENOMEM;
+    }
+    SSL_CTX_set_mode(ctx, SSL_MODE_AUTO_RETRY);
+    const client_url *u = &c->url;
+    if (u->tls_verify_cert) {
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+        if (u->ca_file[0]) {
+            if (file_readable(u->ca_file, why, sizeof why, "tlsCAFile")) goto fail;
+            if (SSL_CTX_load_verify_locations(ctx, u->ca_file, NULL) != 1) {
+                snprintf(why, sizeof why, "tlsCAFile '%.300s' holds no PEM certificate (%s)", u->ca_file,
+                         tls_reason(reason, sizeof reason));
+                goto fail;
+            }
+        } else if (SSL_CTX_set_default_verify_paths(ctx) != 1) {
+            snprintf(why, sizeof why, "cannot load the system's CA certificates (%s); give tlsCAFile",
+                     tls_reason(reason, sizeof reason));
+            goto fail;
+        }
+    } else {
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+    }
+    if (u->user_cert_file[0]) {
+        if (file_readable(u->user_cert_file, why, sizeof why, "userCertFile") ||
+            file_readable(u->user_key_file, why, sizeof why, "userKeyFile"))
+            goto fail;
+        if (SSL_CTX_use_certificate_chain_file(ctx, u->user_cert_file) != 1) {
+            snprintf(why, sizeof why, "userCertFile '%.300s' holds no PEM certificate (%s)", u->user_cert_file,
+                     tls_reason(reason, sizeof reason));
+            goto fail;
+        }
+        if (SSL_CTX_use_PrivateKey_file(ctx, u->user_key_file, SSL_FILETYPE_PEM) != 1) {
+            int mismatch = ERR_GET_REASON(ERR_peek_last_error()) == X509_R_KEY_VALUES_MISMATCH;
+            tls_reason(reason, sizeof reason);
+            if (mismatch)
+                snprintf(why, sizeof why, "userKeyFile '%.300s' is not the key of userCertFile '%.300s'",
+                         u->user_key_file, u->user_cert_file);
+            else
+                snprintf(why, sizeof why, "userKeyFile '%.300s' holds no unencrypted PEM private key (%s)",
+                         u->user_key_file, reason);
+            goto fail;
+        }
+        if (SSL_CTX_check_private_key(ctx) != 1) {
+            ERR_clear_error();
+            snprintf(why, sizeof why, "userKeyFile '%.300s' is not the key of userCertFile '%.300s'",
+                     u->user_key_file, u->user_cert_file);
+            goto fail;
+        }
+    }
+    c->ssl_ctx = ctx;
+    return 0;
+fail:
+    client_seterr(c, "%s", why);
+    SSL_CTX_free(ctx);
+    return FACTUM_ETLS;
+}
+
+/* Why a handshake failed, in words a user can act on. */
+static void handshake_error(factum_client *c, const client_host *h, int ssl_err, char *why, size_t wlen)
+{
+    char reason[200];
+    long vr = SSL_get_verify_result(c->ssl);
+    unsigned long e = ERR_peek_last_error();
+    tls_reason(reason, sizeof reason);
+    if (vr != X509_V_OK && ERR_GET_REASON(e) == SSL_R_CERTIFICATE_VERIFY_FAILED) {
+        const char *what = X509_verify_cert_error_string(vr);
+        if (vr == X509_V_ERR_HOSTNAME_MISMATCH || vr == X509_V_ERR_IP_ADDRESS_MISMATCH)
+            snprintf(why, wlen, "certificate verify failed: %s (the server's certificate does not name '%.200s')",
+                     what, h->name);
+        else if (vr == X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY || vr == X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN ||
+                 vr == X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT || vr == X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE)
+            snprintf(why, wlen, "certificate verify failed: %s (%s)", what,
+                     c->url.ca_file[0] ? "the server's certificate is not signed by the CA of tlsCAFile"
+                                       : "give the server's CA with tlsCAFile");
+        else
+            snprintf(why, wlen, "certificate verify failed: %s", what);
+    } else if (ERR_GET_REASON(e) == SSL_R_WRONG_VERSION_NUMBER || ERR_GET_REASON(e) == SSL_R_PACKET_LENGTH_TOO_LONG ||
+               ERR_GET_REASON(e) == SSL_R_HTTP_REQUEST) {
+        snprintf(why, wlen, "the server does not speak TLS (%s): for a server started with --insecure, "
+                            "add tls=false", reason);
+    } else if (ssl_err == SSL_ERROR_SYSCALL || ssl_err == SSL_ERROR_ZERO_RETURN || strstr(reason, "unexpected eof")) {
+        snprintf(why, wlen, "the server closed the connection during the TLS handshake");
+    } else if (strstr(reason, "no application protocol")) {
+        snprintf(why, wlen, "the server does not offer HTTP/2 over TLS (ALPN h2): %s", reason);
+    } else if (c->rx_bytes <= 7 && strstr(reason, "alert handshake failure")) {
+        /* One alert and nothing else: what factumd --insecure answers a
+         * ClientHello with (and a TLS server that shares nothing with us). */
+        snprintf(why, wlen, "TLS handshake failed: %s (a server started with --insecure answers so: then add "
+                            "tls=false)", reason);
+    } else {
+        snprintf(why, wlen, "TLS handshake failed: %s", reason);
+    }
+}
+
+/* The TLS handshake on the connected socket, over memory BIOs (CL-5), by
+ * connect_timeout_ms. 0, or FACTUM_ETLS / FACTUM_ECONNECT / -ENOMEM with
+ * why. */
+static int tls_start(factum_client *c, const client_host *h, char *why, size_t wlen)
+{
+    char reason[200];
+    SSL *ssl = SSL_new(c->ssl_ctx);
+    BIO *rb = BIO_new(BIO_s_mem()), *wb = BIO_new(BIO_s_mem());
+    if (!ssl || !rb || !wb) {
+        SSL_free(ssl);
+        BIO_free(rb);
+        BIO_free(wb);
+        ERR_clear_error();
+        return -ENOMEM;
+    }
+    BIO_set_mem_eof_return(rb, -1); /* empty: "retry", not end of file */
+    SSL_set_bio(ssl, rb, wb);
+    c->ssl = ssl;
+    /* SNI and the name the certificate must carry: a DNS name, or an
+     * address (without an IPv6 zone) checked against its IP entries. */
+    char addr[256];
+    snprintf(addr, sizeof addr, "%s", h->name);
+    char *zone = strchr(addr, '%');
+    if (zone) *zone = 0;
+    unsigned char raw[16];
+    int is_ip = inet_pton(AF_INET, addr, raw) == 1 || inet_pton(AF_INET6, addr, raw) == 1;
+    int ok = 1;
+    if (!is_ip) ok = SSL_set_tlsext_host_name(ssl, h->name) == 1;
+    if (ok && c->url.tls_verify_cert)
+        ok = is_ip ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), addr) == 1
+                   : SSL_set1_host(ssl, h->name) == 1;
+    if (!ok) {
+        snprintf(why, wlen, "TLS: cannot use the host name '%.200s': %s", h->name, tls_reason(reason, sizeof reason));
+        return FACTUM_ETLS;
+    }
+    uint64_t deadline = c->connect_timeout_ms ? client_now_ns() + (uint64_t)c->connect_timeout_ms * 1000000u : 0;
+    for (;;) {
+        ERR_clear_error();
+        int r = SSL_connect(ssl);
+        int e = r == 1 ? SSL_ERROR_NONE : SSL_get_error(ssl, r);
+        if (out_tls(c)) return -ENOMEM;
+        /* Done: the last flight (Finished, a certificate) waits in wbuf and
+         * leaves with HTTP/2's preface. */
+        if (e == SSL_ERROR_NONE) break;
+        int rc = out_send(c);
+        if (rc) {
+            snprintf(why, wlen, "%.300s", c->err);
+            return rc;
+        }
+        if (e != SSL_ERROR_NONE && e != SSL_ERROR_WANT_READ) {
+            handshake_error(c, h, e, why, wlen);
+            return FACTUM_ETLS;
+        }
+        int timeout = -1;
+        if (deadline) {
+            uint64_t now = client_now_ns();
+            if (now >= deadline) {
+                snprintf(why, wlen, "no TLS handshake within %u ms", c->connect_timeout_ms);
+                return FACTUM_ECONNECT;
+            }
+            timeout = (int)((deadline - now + 999999) / 1000000);
+        }
+        struct pollfd pfd = {c->fd, (short)(e == SSL_ERROR_WANT_READ ? POLLIN : 0), 0};
+        if (c->woff < c->wbuf.len) pfd.events |= POLLOUT;
+        int pr = poll(&pfd, 1, timeout);
+        if (pr < 0 && errno != EINTR) {
+            snprintf(why, wlen, "poll: %s", strerror(errno));
+            return FACTUM_ECONNECT;
+        }
+        if (pr <= 0 || !(pfd.revents & (POLLIN | POLLHUP | POLLERR))) continue;
+        ssize_t n;
+        do
+            n = recv(c->fd, c->rbuf, c->rcap, MSG_DONTWAIT);
+        while (n < 0 && errno == EINTR);
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) continue;
+        if (n < 0) {
+            snprintf(why, wlen, "reading from the server failed: %s", strerror(errno));
+            return FACTUM_ECONNECT;
+        }
+        if (n == 0) {
+            snprintf(why, wlen, "%s", c->rx_bytes ? "the server closed the connection during the TLS handshake"
+                                                  : "the server closed the connection at the TLS handshake "
+                                                    "(does it speak TLS? for a server started with --insecure, "
+                                                    "add tls=false)");
+            return c->rx_bytes ? FACTUM_ETLS : FACTUM_ECONNECT;
+        }
+        if (!c->rx_bytes && !looks_like_tls(c->rbuf, (size_t)n)) {
+            /* Not a TLS record: a cleartext server (its HTTP/2 SETTINGS, or
+             * an HTTP/1 answer whose first line may say why). */
+            if (n > 5 && !memcmp(c->rbuf, "HTTP/", 5)) {
+                size_t l = 0;
+                while (l < (size_t)n && l < 200 && c->rbuf[l] != '\r' && c->rbuf[l] != '\n')
+                    l++;
+                snprintf(why, wlen, "the server does not speak TLS (it answered '%.*s'): for a server started "
+                                    "with --insecure, add tls=false", (int)l, (const char *)c->rbuf);
+            } else {
+                snprintf(why, wlen, "the server does not speak TLS: for a server started with --insecure, "
+                                    "add tls=false");
+            }
+            return FACTUM_ETLS;
+        }
+        c->rx_bytes += (uint64_t)n;
+        if (BIO_write(rb, c->rbuf, (int)n) != (int)n) return -ENOMEM;
+    }
+    /* ALPN: h2, or nothing chosen (a server that knows no ALPN: HTTP/2 is
+     * tried with prior knowledge); anything else cannot carry gRPC. */
+    const unsigned char *proto;
+    unsigned int plen;
+    SSL_get0_alpn_selected(ssl, &proto, &plen);
+    if (plen && !(plen == 2 && !memcmp(proto, "h2", 2))) {
+        snprintf(why, wlen, "the server chose '%.*s' over TLS, not HTTP/2 (ALPN h2)", (int)plen, (const char *)proto);
+        return FACTUM_ETLS;
+    }
+    c->rx_bytes = 0; /* what follows is HTTP/2 */
     return 0;
 }
 
@@ -577,6 +1107,7 @@ static int connect_host(factum_client *c, const client_host *h, char *why, size_
     drop(c);
     host_text(h, c->authority, sizeof c->authority);
     int rc = tcp_connect(c, h, why, wlen);
+    if (!rc && c->url.tls) rc = tls_start(c, h, why, wlen);
     if (!rc) rc = h2_start(c, why, wlen);
     if (rc) drop(c);
     return rc;
@@ -591,8 +1122,13 @@ int client_connect_hosts(factum_client *c)
         if (!(c->rbuf = malloc(READ_BUF))) return -ENOMEM;
         c->rcap = READ_BUF;
     }
+    if (c->url.tls && !c->ssl_ctx) {
+        int rc = tls_context(c);
+        if (rc) return rc;
+    }
     char why[600] = "", all[1000] = "";
     size_t used = 0;
+    int tls_failed = 0;
     for (size_t i = 0; i < c->url.n_hosts; i++) {
         const client_host *h = &c->url.hosts[i];
         int rc = connect_host(c, h, why, sizeof why);
@@ -618,10 +1154,16 @@ int client_connect_hosts(factum_client *c)
             }
         }
         if (!rc) return 0;
+        if (rc == FACTUM_ETLS) tls_failed = 1;
         char ht[300];
         host_text(h, ht, sizeof ht);
         int n = snprintf(all + used, sizeof all - used, "%s%s: %s", used ? "; " : "", ht, why);
         if (n > 0) used = used + (size_t)n < sizeof all ? used + (size_t)n : sizeof all - 1;
+    }
+    if (tls_failed) {
+        /* Someone answered, and TLS is what failed: say that first. */
+        client_seterr(c, "%s", all);
+        return FACTUM_ETLS;
     }
     client_seterr(c, "no server answered: %s", all);
     return FACTUM_ECONNECT;
@@ -670,7 +1212,13 @@ static int call_result(factum_client *c, client_call *k)
         return 0;
     }
     int rc = client_call_error(k);
-    if (k->message[0])
+    if (rc == FACTUM_EUNAUTHENTICATED)
+        client_seterr(c, "%s%s", k->message[0] ? k->message : "the server wants credentials",
+                      c->auth[0] ? " (check the user name and password)"
+                                 : " (give user:password@ in the connection string)");
+    else if (rc == FACTUM_EACCESSDENIED)
+        client_seterr(c, "%s", k->message[0] ? k->message : "the user may not do this");
+    else if (k->message[0])
         client_seterr(c, "%s", k->message);
     else
         client_seterr(c, "the server failed the call with gRPC status %d", k->grpc_status);
@@ -686,9 +1234,9 @@ static void check_idle(factum_client *c)
     if (c->fd < 0 || !c->h2) return;
     struct pollfd pfd = {c->fd, POLLIN, 0};
     while (poll(&pfd, 1, 0) == 1 && (pfd.revents & (POLLIN | POLLHUP | POLLERR))) {
-        ssize_t n = recv(c->fd, c->rbuf, c->rcap, MSG_DONTWAIT);
-        if (n < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)) break;
-        if (n <= 0 || nghttp2_session_mem_recv(c->h2, c->rbuf, (size_t)n) < 0) {
+        ssize_t n = take_in(c);
+        if (n == 0) break;
+        if (n < 0) {
             drop(c);
             return;
         }
@@ -710,10 +1258,10 @@ int client_call_run(factum_client *c, client_call *k)
         else
             snprintf(timeout, sizeof timeout, "%" PRIu32 "S", (c->timeout_ms + 999) / 1000);
     }
-    nghttp2_nv nv[10];
+    nghttp2_nv nv[11];
     size_t n = 0;
     add_nv(nv, &n, ":method", "POST");
-    add_nv(nv, &n, ":scheme", "http");
+    add_nv(nv, &n, ":scheme", c->url.tls ? "https" : "http");
     add_nv(nv, &n, ":path", k->path);
     add_nv(nv, &n, ":authority", c->authority);
     add_nv(nv, &n, "content-type", "application/grpc");
@@ -721,6 +1269,7 @@ int client_call_run(factum_client *c, client_call *k)
     add_nv(nv, &n, "user-agent", "factum-client/" FACTUM_VERSION_STRING);
     if (timeout[0]) add_nv(nv, &n, "grpc-timeout", timeout);
     if (c->url.connection_name[0]) add_nv(nv, &n, "connection-name", c->url.connection_name);
+    if (c->auth[0]) add_nv(nv, &n, "authorization", c->auth);
     nghttp2_data_provider prd;
     prd.source.ptr = NULL;
     prd.read_callback = body_read;
@@ -859,7 +1408,7 @@ static int detail_code(const client_call *k)
         {"StreamAlreadyInAppendSessionErrorDetails", FACTUM_EINVAL},
         {"AppendConsistencyViolationErrorDetails", FACTUM_EWRONGVERSION},
         {"NotLeaderNodeErrorDetails", FACTUM_ESERVER},
-        {"AccessDeniedErrorDetails", FACTUM_ESERVER},
+        {"AccessDeniedErrorDetails", FACTUM_EACCESSDENIED},
     };
     if (!k->details) return 0;
     size_t n = k->details_len;
@@ -890,7 +1439,7 @@ int client_call_error(const client_call *k)
         {"missing-required-metadata-property", FACTUM_EINVAL},
         {"invalid-transaction", FACTUM_EINVAL},
         {"not-leader", FACTUM_ESERVER},
-        {"access-denied", FACTUM_ESERVER},
+        {"access-denied", FACTUM_EACCESSDENIED},
         {"persistent-subscription-exists", FACTUM_EEXISTS},
         {"persistent-subscription-does-not-exist", FACTUM_ENOTFOUND},
         {"maximum-subscribers-reached", FACTUM_EFULL},
@@ -913,6 +1462,10 @@ int client_call_error(const client_call *k)
         return FACTUM_ETIMEDOUT;
     case GRPC_UNIMPLEMENTED:
         return FACTUM_EUNSUPPORTED;
+    case GRPC_UNAUTHENTICATED:
+        return FACTUM_EUNAUTHENTICATED;
+    case GRPC_PERMISSION_DENIED:
+        return FACTUM_EACCESSDENIED;
     case GRPC_RESOURCE_EXHAUSTED:
         if (strstr(k->message, "larger than")) return FACTUM_ETOOBIG;
         return FACTUM_ESERVER;

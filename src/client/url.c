@@ -6,13 +6,14 @@
  * with scheme kurrentdb, kurrent, kdb or esdb, each also as <scheme>+discover
  * (case-insensitive); hosts are names, IPv4 addresses or [IPv6] addresses,
  * the port defaults to 2113. Keys are case-insensitive; the last of a
- * repeated key wins. The client speaks cleartext HTTP/2 only, so `tls`
- * must be given as false (the schemes default to TLS). Credentials are
- * accepted and ignored: without TLS there is no authentication (the
- * official grpc-js client drops them too). Of the other options,
- * defaultDeadline (ms) and connectionName are used; the rest (keepAlive*,
- * nodePreference, discovery and TLS file options, ...) are accepted and
- * ignored, as are keys this client does not know. No I/O happens here.
+ * repeated key wins. As in KurrentDB's clients, TLS is the default (tls=true)
+ * and tls=false asks for cleartext HTTP/2. Used: tls, tlsVerifyCert,
+ * tlsCAFile, userCertFile and userKeyFile (both or neither), the
+ * credentials (user name and password, percent-decoded as in any URL),
+ * defaultDeadline (ms) and connectionName; the rest (keepAlive*,
+ * nodePreference, discovery options, ...) and keys this client does not
+ * know are accepted and ignored. No I/O happens here (a file named by
+ * tlsCAFile is read when connecting).
  */
 #include <ctype.h>
 #include <stdarg.h>
@@ -138,6 +139,45 @@ static int parse_bool(const char *v, size_t vl, int *out)
     return 0;
 }
 
+static int hexdigit(char ch)
+{
+    if (ch >= '0' && ch <= '9') return ch - '0';
+    if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
+    if (ch >= 'A' && ch <= 'F') return ch - 'A' + 10;
+    return -1;
+}
+
+/* Percent-decode [v, v+vl) into dst (cap bytes with the NUL). A '%' not
+ * followed by two hex digits stays as it is. -1 if it does not fit or
+ * decodes to a NUL or a control character. */
+static int pct_decode(const char *v, size_t vl, char *dst, size_t cap)
+{
+    size_t j = 0;
+    for (size_t i = 0; i < vl; i++) {
+        int hi, lo;
+        unsigned char ch = (unsigned char)v[i];
+        if (ch == '%' && i + 2 < vl && (hi = hexdigit(v[i + 1])) >= 0 && (lo = hexdigit(v[i + 2])) >= 0) {
+            ch = (unsigned char)(hi << 4 | lo);
+            i += 2;
+        }
+        if (ch < 0x20 || ch == 0x7f) return -1;
+        if (j + 1 >= cap) return -1;
+        dst[j++] = (char)ch;
+    }
+    dst[j] = 0;
+    return 0;
+}
+
+/* A file option (tlsCAFile, userCertFile, userKeyFile): decoded, not empty. */
+static int file_opt(const char *k, size_t kl, const char *v, size_t vl, char *dst, size_t cap, char *err,
+                    size_t errlen)
+{
+    if (!vl) return bad(err, errlen, "%.*s is empty", (int)kl, k);
+    if (pct_decode(v, vl, dst, cap))
+        return bad(err, errlen, "%.*s is too long or has a control character", (int)kl, k);
+    return 0;
+}
+
 int client_url_parse(const char *url, client_url *u, char *err, size_t errlen)
 {
     memset(u, 0, sizeof *u);
@@ -164,6 +204,13 @@ int client_url_parse(const char *url, client_url *u, char *err, size_t errlen)
         if (*s == '@') at = s;
     if (at) {
         if (at == p || *p == ':') return bad(err, errlen, "empty user name before '@'");
+        const char *colon = memchr(p, ':', (size_t)(at - p));
+        const char *ue = colon ? colon : at;
+        if (pct_decode(p, (size_t)(ue - p), u->username, sizeof u->username))
+            return bad(err, errlen, "the user name is too long or has a control character");
+        if (colon && pct_decode(colon + 1, (size_t)(at - colon - 1), u->password, sizeof u->password))
+            return bad(err, errlen, "the password is too long or has a control character");
+        if (strchr(u->username, ':')) return bad(err, errlen, "the user name has a ':'");
         u->has_credentials = 1;
         p = at + 1;
     }
@@ -178,7 +225,7 @@ int client_url_parse(const char *url, client_url *u, char *err, size_t errlen)
         if (comma && comma + 1 == hosts_end) return bad(err, errlen, "empty host after ','");
         p = comma ? comma + 1 : hosts_end;
     }
-    int tls = -1;
+    int tls = 1, verify = 1;
     if (q) {
         p = q + 1;
         while (*p) {
@@ -195,6 +242,18 @@ int client_url_parse(const char *url, client_url *u, char *err, size_t errlen)
             if (is_key(k, kl, "tls")) {
                 if (parse_bool(v, vl, &tls))
                     return bad(err, errlen, "tls must be true or false, not '%.*s'", (int)vl, v);
+            } else if (is_key(k, kl, "tlsVerifyCert")) {
+                if (parse_bool(v, vl, &verify))
+                    return bad(err, errlen, "tlsVerifyCert must be true or false, not '%.*s'", (int)vl, v);
+            } else if (is_key(k, kl, "tlsCAFile")) {
+                int rc = file_opt(k, kl, v, vl, u->ca_file, sizeof u->ca_file, err, errlen);
+                if (rc) return rc;
+            } else if (is_key(k, kl, "userCertFile")) {
+                int rc = file_opt(k, kl, v, vl, u->user_cert_file, sizeof u->user_cert_file, err, errlen);
+                if (rc) return rc;
+            } else if (is_key(k, kl, "userKeyFile")) {
+                int rc = file_opt(k, kl, v, vl, u->user_key_file, sizeof u->user_key_file, err, errlen);
+                if (rc) return rc;
             } else if (is_key(k, kl, "defaultDeadline")) {
                 uint64_t ms;
                 if (parse_num(v, vl, 0, UINT32_MAX, &ms))
@@ -210,17 +269,15 @@ int client_url_parse(const char *url, client_url *u, char *err, size_t errlen)
                 u->connection_name[vl] = 0;
             }
             /* Anything else (keepAliveInterval, keepAliveTimeout,
-             * nodePreference, tlsVerifyCert, tlsCAFile, maxDiscoverAttempts,
-             * discoveryInterval, gossipTimeout, throwOnAppendFailure, ...)
-             * does not apply to this client and is ignored. */
+             * nodePreference, maxDiscoverAttempts, discoveryInterval,
+             * gossipTimeout, throwOnAppendFailure, ...) does not apply to
+             * this client and is ignored. */
             p = amp ? amp + 1 : pe;
         }
     }
-    if (tls != 0)
-        return bad(err, errlen,
-                   tls == 1
-                       ? "tls=true: TLS is not supported by this client yet; use tls=false"
-                       : "TLS is the default of the connection string but is not supported by this client "
-                         "yet: add ?tls=false");
+    u->tls = tls;
+    u->tls_verify_cert = verify;
+    if (!u->user_cert_file[0] != !u->user_key_file[0])
+        return bad(err, errlen, "userCertFile and userKeyFile go together: give both or neither");
     return 0;
 }

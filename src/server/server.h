@@ -20,6 +20,7 @@ typedef struct srv_state {
     srv_security sec; /* TLS on the port, authentication on (srv_config_security) */
     int argc;         /* the command line, parsed again on a reload */
     char **argv;
+    struct auth_users *users; /* src/auth/users.h */
 } srv_state;
 
 /* Build the TLS context from the certificate settings (checked: readable,

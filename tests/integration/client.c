@@ -23,6 +23,12 @@
 #include "harness.h"
 
 static const char *url;
+/* FACTUMD_URL without tls=false: the server (or tests/integration/tls_proxy
+ * in front of it) speaks TLS, and the strings the tests make carry the
+ * query of FACTUMD_URL (its tlsCAFile) and its credentials. */
+static int secure;
+static char query[1200]; /* FACTUMD_URL's "?..." (or "?tls=false") */
+static char creds[300];  /* its "user:pass@", or "" */
 static char tag[32];
 static factum_client *cl;
 
@@ -81,7 +87,7 @@ static void t_connect_forms(void)
     const char *port = strrchr(url, ':');
     REQUIRE(port);
     int p = atoi(port + 1);
-    char u[256];
+    char u[2048];
     /* Each form, then the port. */
     const char *forms[] = {
         "kurrent://127.0.0.1:",
@@ -97,8 +103,24 @@ static void t_connect_forms(void)
         "?tls=false&connectionName=test-client",
         "?tls=false&defaultDeadline=5000",
     };
+    const char *secure_queries[] = {
+        "", "&keepAliveInterval=10000&keepAliveTimeout=10000", "&TLS=True&nodePreference=leader",
+        "&connectionName=test-client", "&defaultDeadline=5000",
+    };
+    /* Behind tests/integration/tls_proxy, Gossip names factumd's own
+     * (cleartext) port: +discover would leave the proxy. */
+    int proxied = getenv("FACTUMD_BEHIND_PROXY") != NULL;
     for (size_t i = 0; i < sizeof forms / sizeof *forms; i++) {
-        snprintf(u, sizeof u, "%s%d%s", forms[i], p, queries[i]);
+        if (proxied && strstr(forms[i], "+discover")) continue;
+        if (secure) {
+            /* The forms with the secure string's credentials and query. */
+            const char *f = forms[i], *sep = strstr(f, "://") + 3, *at = strchr(f, '@');
+            snprintf(u, sizeof u, "%.*s%s%s%d%s%s", (int)(sep - f), f, creds, at ? at + 1 : sep, p,
+                     i == 1 ? "/" : "", query);
+            snprintf(u + strlen(u), sizeof u - strlen(u), "%s", secure_queries[i]);
+        } else {
+            snprintf(u, sizeof u, "%s%d%s", forms[i], p, queries[i]);
+        }
         factum_client *c;
         int rc = factum_client_connect(u, NULL, &c);
         CHECK_RC(rc, 0);
@@ -822,9 +844,9 @@ static void t_append_multi(void)
 static void t_bad_urls(void)
 {
     const char *bad[] = {
-        "kurrentdb://127.0.0.1:2113",           /* TLS by default */
-        "kurrentdb://127.0.0.1:2113?tls=true",  /* TLS asked for */
-        "kurrentdb://127.0.0.1:2113?tls=maybe", /* not a boolean */
+        "kurrentdb://127.0.0.1:2113?userCertFile=/x.crt", /* without userKeyFile */
+        "kurrentdb://127.0.0.1:2113?tlsVerifyCert=no",    /* not a boolean */
+        "kurrentdb://127.0.0.1:2113?tls=maybe",           /* not a boolean */
         "http://127.0.0.1:2113?tls=false",      /* not a scheme of the clients */
         "127.0.0.1:2113",
         "kurrentdb://?tls=false",
@@ -845,8 +867,8 @@ static void t_bad_urls(void)
     }
     factum_client *c;
     CHECK_RC(factum_client_connect(NULL, NULL, &c), FACTUM_EBADURL);
-    CHECK_RC(factum_client_connect("kurrentdb://127.0.0.1:2113", NULL, &c), FACTUM_EBADURL);
-    CHECK(strstr(factum_client_last_error(NULL), "tls=false") != NULL);
+    CHECK_RC(factum_client_connect("kurrentdb://127.0.0.1:2113?userKeyFile=k", NULL, &c), FACTUM_EBADURL);
+    CHECK(strstr(factum_client_last_error(NULL), "userCertFile and userKeyFile go together") != NULL);
     CHECK(strstr(factum_strerror(FACTUM_EBADURL), "connection string") != NULL);
 }
 
@@ -914,30 +936,34 @@ static void t_bad_endpoints(void)
     REQUIRE(s >= 0 && bind(s, (struct sockaddr *)&a, sizeof a) == 0 &&
             getsockname(s, (struct sockaddr *)&a, &al) == 0);
     close(s);
-    char u[128];
-    snprintf(u, sizeof u, "kurrentdb://127.0.0.1:%d?tls=false", ntohs(a.sin_port));
+    char u[2048];
+    snprintf(u, sizeof u, "kurrentdb://127.0.0.1:%d%s", ntohs(a.sin_port), query);
     factum_client *c;
     CHECK_RC(factum_client_connect(u, NULL, &c), FACTUM_ECONNECT);
     CHECK(strstr(factum_client_last_error(NULL), "refused") != NULL);
-    CHECK_RC(factum_client_connect("kurrentdb://no-such-host.invalid:2113?tls=false", NULL, &c),
-             FACTUM_ECONNECT);
+    snprintf(u, sizeof u, "kurrentdb://no-such-host.invalid:2113%s", query);
+    CHECK_RC(factum_client_connect(u, NULL, &c), FACTUM_ECONNECT);
     /* Silent and HTTP/1.1-only servers are not HTTP/2 servers. */
     factum_client_options o;
     factum_client_options_init(&o);
-    CHECK(o.timeout_ms == 10000 && o.connect_timeout_ms == 5000);
+    CHECK(o.timeout_ms == FACTUM_CLIENT_DEFAULT_TIMEOUT && o.connect_timeout_ms == 5000);
     o.connect_timeout_ms = 300;
     fake f1, f2;
     REQUIRE(fake_start(&f1, 0) == 0);
     REQUIRE(fake_start(&f2, 1) == 0);
-    snprintf(u, sizeof u, "kurrentdb://127.0.0.1:%d?tls=false", f1.port);
+    snprintf(u, sizeof u, "kurrentdb://127.0.0.1:%d%s", f1.port, query);
     CHECK_RC(factum_client_connect(u, &o, &c), FACTUM_ECONNECT);
-    CHECK(strstr(factum_client_last_error(NULL), "no HTTP/2 answer") != NULL);
-    snprintf(u, sizeof u, "kurrentdb://127.0.0.1:%d?tls=false", f2.port);
-    CHECK_RC(factum_client_connect(u, &o, &c), FACTUM_ECONNECT);
+    CHECK(strstr(factum_client_last_error(NULL), secure ? "no TLS handshake within" : "no HTTP/2 answer") != NULL);
+    snprintf(u, sizeof u, "kurrentdb://127.0.0.1:%d%s", f2.port, query);
+    /* With TLS, an HTTP/1.1 answer to the ClientHello: not a TLS server. */
+    CHECK_RC(factum_client_connect(u, &o, &c), secure ? FACTUM_ETLS : FACTUM_ECONNECT);
+    if (secure)
+        CHECK(strstr(factum_client_last_error(NULL),
+                     "does not speak TLS (it answered 'HTTP/1.1 400 Bad Request')") != NULL);
     /* ... but the next host of the list may be. */
     const char *port = strrchr(url, ':');
-    snprintf(u, sizeof u, "kurrentdb://127.0.0.1:%d,127.0.0.1:%d,127.0.0.1:%d?tls=false", f1.port, f2.port,
-             atoi(port + 1));
+    snprintf(u, sizeof u, "kurrentdb://%s127.0.0.1:%d,127.0.0.1:%d,127.0.0.1:%d%s", creds, f1.port, f2.port,
+             atoi(port + 1), query);
     CHECK_RC(factum_client_connect(u, &o, &c), 0);
     if (c) {
         char v[32];
@@ -1337,6 +1363,12 @@ int main(void)
         fprintf(stderr, "FACTUMD_URL is not set: run this through tests/integration/client.sh\n");
         return 1;
     }
+    secure = strstr(url, "tls=false") == NULL;
+    const char *q = strchr(url, '?');
+    snprintf(query, sizeof query, "%s", q ? q : "?tls=true");
+    const char *sep = strstr(url, "://"), *at = strchr(url, '@');
+    if (sep && at && at > sep) snprintf(creds, sizeof creds, "%.*s", (int)(at + 1 - (sep + 3)), sep + 3);
+    if (secure) printf("secure mode: TLS%s\n", creds[0] ? " with credentials" : "");
     snprintf(tag, sizeof tag, "%lx%x", (unsigned long)time(NULL), (unsigned)getpid());
     int rc = factum_client_connect(url, NULL, &cl);
     if (rc) {

@@ -181,6 +181,10 @@ check "  ... and that the current one stays" grep -q "the current ones stay in u
 cp "$c/node.key" "$work/live/node.key"
 out=$(printf 'POST /admin/reloadconfig HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n' |
   timeout 10 openssl s_client -connect "127.0.0.1:$port" -CAfile "$c/ca/ca.crt" -quiet 2>/dev/null)
+check "POST /admin/reloadconfig without credentials answers 401" grep -q "HTTP/1.1 401" <<<"$out"
+# ops:changeit (the reload is for $ops and $admins)
+out=$(printf 'POST /admin/reloadconfig HTTP/1.1\r\nHost: x\r\nAuthorization: Basic b3BzOmNoYW5nZWl0\r\nContent-Length: 0\r\nConnection: close\r\n\r\n' |
+  timeout 10 openssl s_client -connect "127.0.0.1:$port" -CAfile "$c/ca/ca.crt" -quiet 2>/dev/null)
 check "POST /admin/reloadconfig answers 200" grep -q "HTTP/1.1 200" <<<"$out"
 sleep 0.5
 check "  ... and reloads" grep -q "CN = factumd$" <<<"$(subject)"

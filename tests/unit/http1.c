@@ -28,6 +28,18 @@ static void t_accepts(void)
     CHECK_RC(parse("GET / HTTP/1.1\r\nConnection: upgrade, close\r\n\r\n", &r), HTTP1_DONE);
     CHECK(!r.keep_alive);
     CHECK_RC(parse("GET / HTTP/1.1\r\nContent-Length: 2\r\ncontent-length: 2\r\n\r\nab", &r), HTTP1_DONE);
+    /* credentials (NET-8): the value, trimmed; none without the header */
+    CHECK(!r.authorization);
+    CHECK_RC(parse("GET /metrics HTTP/1.1\r\nAuthorization:  Basic YTpi \r\n\r\n", &r), HTTP1_DONE);
+    CHECK(r.authorization_len == 10 && !memcmp(r.authorization, "Basic YTpi", 10));
+}
+
+/* Two sets of credentials: which one would count? Refused. */
+static void t_authorization_once(void)
+{
+    http1_request r;
+    CHECK_RC(parse("GET / HTTP/1.1\r\nAuthorization: Basic YTpi\r\nauthorization: Basic YzpkCg==\r\n\r\n", &r),
+             HTTP1_EBAD);
 }
 
 static void t_refuses(void)
@@ -76,6 +88,7 @@ int main(void)
 {
     RUN(t_accepts);
     RUN(t_refuses);
+    RUN(t_authorization_once);
     RUN(t_incomplete_at_every_length);
     return harness_done();
 }
