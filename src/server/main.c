@@ -139,6 +139,7 @@ int main(int argc, char **argv)
     r->max_event_size = cfg->max_append_event_size;
     r->log_fn = slog_sink;
     r->sub_live_lag = cfg->subscription_live_lag;
+    if ((rc = rpc_authz_init(r, cfg->allow_anonymous_stream_access, cfg->allow_anonymous_endpoint_access))) goto out;
     if ((rc = rpc_methods(r, &st.methods, &st.n_methods))) goto out;
     if ((rc = rpc_ps_init(r))) {
         slog_write(SLOG_ERROR, "cannot load the persistent subscriptions: %s", factum_strerror(rc));
@@ -192,6 +193,7 @@ int main(int argc, char **argv)
 out:
     g_net = NULL;
     if (st.store) rpc_deinit(&st.rpc);
+    rpc_authz_free(&st.rpc);
     /* The projections before the store: their appends in flight finish. */
     factum_projections_close(st.proj);
     /* The store first: it completes the appends in flight, whose answers are
