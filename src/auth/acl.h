@@ -42,6 +42,23 @@
  *         fixed direct-mapped table (AUTH_ACL_CACHE_SLOTS); a stream
  *         without metadata, or a hit, allocates nothing. Only a miss
  *         (metadata written since) parses and allocates.
+ *
+ * Stream policies (KurrentDB's licensed alternative to ACLs, 24.10): the
+ * last event of `$authorization-policy-settings` (type
+ * `$authorization-policy-changed`, {"streamAccessPolicyType": "acl" |
+ * "streampolicy"}) chooses the mechanism, else the configured default.
+ * With "streampolicy", stream ACLs and `$settings` are ignored and the
+ * last valid `$policy-updated` event of `$policies` decides: named access
+ * policies ({"$r": [roles], ...}), prefix rules (the first whose
+ * `startsWith` begins the stream name wins) and the defaults for user and
+ * system streams; an empty `$policies` is KurrentDB's default policy.
+ *  ACL-8  Stream policies fail closed: an invalid last event of
+ *         `$authorization-policy-settings` restricts every stream to
+ *         admins; an invalid `$policies` event is skipped for the last
+ *         valid one (of the AUTH_POLICY_SCAN last), none valid restricts
+ *         every stream to admins. Anonymous principals never pass, and
+ *         `$all` in a policy does not include a principal whose groups
+ *         are all `$ops` (KurrentDB's rule).
  */
 #ifndef FACTUM_AUTH_ACL_H
 #define FACTUM_AUTH_ACL_H
@@ -67,6 +84,20 @@ enum auth_action {
 
 #define AUTH_ACL_CACHE_SLOTS 1024
 #define AUTH_SETTINGS_STREAM "$settings"
+#define AUTH_POLICY_SETTINGS_STREAM "$authorization-policy-settings"
+#define AUTH_POLICY_SETTINGS_TYPE "$authorization-policy-changed"
+#define AUTH_POLICIES_STREAM "$policies"
+#define AUTH_POLICIES_TYPE "$policy-updated"
+#define AUTH_POLICY_SCAN 64
+
+/* The stream access mechanism (KurrentDB's streamAccessPolicyType). */
+enum auth_policy_type {
+    AUTH_POLICY_ACL = 0,        /* "acl": stream ACLs and `$settings` */
+    AUTH_POLICY_STREAMS = 1,    /* "streampolicy": prefix rules in `$policies` */
+    AUTH_POLICY_RESTRICTED = 2, /* an invalid choice: admins only (ACL-8) */
+};
+/* "acl" / "streampolicy" -> enum; -1 for anything else. */
+int auth_policy_type_parse(const char *name);
 
 /* A parsed ACL: for each action, either not given (roles[a] == NULL) or a
  * list of n[a] roles (possibly empty). One allocation; free with
@@ -79,6 +110,17 @@ typedef struct auth_acl {
 /* Parse the `$acl` of a stream metadata document. *out = NULL (and 0) when
  * the document has no usable `$acl` (ACL-5); 0 or -ENOMEM. */
 int auth_acl_from_metadata(const char *json, size_t len, auth_acl **out);
+/* Stream policies (ACL-8): a parsed `$policies` document. */
+typedef struct auth_policies auth_policies;
+/* Parse a `$policy-updated` document; *out NULL (and 0) when invalid. */
+int auth_policies_parse(const char *json, size_t len, auth_policies **out);
+/* KurrentDB's default policy (static). */
+const auth_policies *auth_policies_default(void);
+void auth_policies_free(auth_policies *p);
+/* The access policy of `stream` (not a metastream): its roles for action. */
+void auth_policies_roles(const auth_policies *p, const char *stream, int action, const char *const **roles,
+                         size_t *n);
+
 /* Parse a `$settings` document: its `$userStreamAcl` and
  * `$systemStreamAcl` (each NULL when absent or when the document does not
  * parse, ACL-5). 0 or -ENOMEM. */
@@ -107,10 +149,13 @@ typedef struct auth_meta_source {
     int (*meta_version)(void *ctx, const char *stream, int64_t *version);
     /* The metadata document (malloc'd, the caller frees) and its version. */
     int (*meta_load)(void *ctx, const char *stream, char **json, size_t *len, int64_t *version);
-    /* The version of the `$settings` stream's last event (-1: none); cheap. */
-    int (*settings_version)(void *ctx, int64_t *version);
-    /* Its data (malloc'd) and version. */
-    int (*settings_load)(void *ctx, char **json, size_t *len, int64_t *version);
+    /* The version of `stream`'s last event (-1: none, or not live);
+     * cheap, called on every check for `$settings` and the policy streams. */
+    int (*last_version)(void *ctx, const char *stream, int64_t *version);
+    /* The event of `stream` at `version`: its data (malloc'd, the caller
+     * frees) and its type (NUL-terminated, cut to type_cap). */
+    int (*event_load)(void *ctx, const char *stream, int64_t version, char **json, size_t *len, char *type,
+                      size_t type_cap);
     void *ctx;
 } auth_meta_source;
 
@@ -120,8 +165,12 @@ typedef struct auth_authz_stats {
     uint64_t checks, hits, misses, denied;
 } auth_authz_stats;
 
-/* 0 or -ENOMEM. allow_anonymous_streams: ACL-4. */
-int auth_authz_new(const auth_meta_source *src, int allow_anonymous_streams, auth_authz **out);
+/* 0 or -ENOMEM. allow_anonymous_streams: ACL-4. default_type: the
+ * mechanism while `$authorization-policy-settings` is empty
+ * (AUTH_POLICY_ACL or AUTH_POLICY_STREAMS). */
+int auth_authz_new(const auth_meta_source *src, int allow_anonymous_streams, int default_type, auth_authz **out);
+/* The mechanism in force now (enum auth_policy_type). */
+int auth_authz_policy_type(auth_authz *z);
 void auth_authz_free(auth_authz *z);
 void auth_authz_stats_get(const auth_authz *z, auth_authz_stats *st);
 
@@ -133,8 +182,10 @@ int auth_check_stream(auth_authz *z, const auth_principal *p, const char *stream
  * that decided it. A subscription keeps one and asks auth_stamp_changed
  * on each wake-up; when it changed it checks again. */
 typedef struct auth_stamp {
-    int64_t meta_version;
-    int64_t settings_version;
+    int64_t meta_version;     /* the stream's metadata */
+    int64_t settings_version; /* `$settings` */
+    int64_t mode_version;     /* `$authorization-policy-settings` */
+    int64_t policies_version; /* `$policies` */
 } auth_stamp;
 /* Fill *st with the current versions for `stream` (a metastream: those of
  * its stream). */

@@ -11,6 +11,7 @@
  * client would raise UnknownError).
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -35,41 +36,38 @@ static int src_meta_load(void *ctx, const char *stream, char **json, size_t *len
     return factum_get_stream_metadata(ctx, stream, json, len, version);
 }
 
-/* `$settings`: its last event, when the stream is live (a deleted
- * `$settings` is the built-in default). */
-static int src_settings_version(void *ctx, int64_t *version)
+/* `$settings`, `$authorization-policy-settings`, `$policies`: their last
+ * event, when the stream is live (a deleted one counts as empty). */
+static int src_last_version(void *ctx, const char *stream, int64_t *version)
 {
     factum_stream_info info;
-    int rc = factum_stream_get_info(ctx, AUTH_SETTINGS_STREAM, &info);
+    int rc = factum_stream_get_info(ctx, stream, &info);
     if (rc) return rc;
     *version = info.status == FACTUM_STREAM_LIVE ? info.last_version : -1;
     return 0;
 }
 
-static int src_settings_load(void *ctx, char **json, size_t *len, int64_t *version)
+static int src_event_load(void *ctx, const char *stream, int64_t version, char **json, size_t *len, char *type,
+                          size_t type_cap)
 {
     factum_event ev;
     size_t n = 0;
-    int rc = factum_read_stream(ctx, AUTH_SETTINGS_STREAM, FACTUM_END, FACTUM_BACKWARD, &ev, 1, &n, NULL);
-    if (rc == FACTUM_ENOTFOUND || rc == FACTUM_EDELETED || (!rc && !n)) {
-        *version = -1;
-        *len = 2;
-        return (*json = strdup("{}")) ? 0 : -ENOMEM;
-    }
+    int rc = factum_read_stream(ctx, stream, (uint64_t)version, FACTUM_FORWARD, &ev, 1, &n, NULL);
     if (rc) return rc;
+    if (!n || ev.version != (uint64_t)version) return FACTUM_ENOTFOUND; /* hidden by $maxCount, $tb, ... */
     if (!(*json = malloc(ev.data_len + 1))) return -ENOMEM;
     memcpy(*json, ev.data, ev.data_len);
     (*json)[ev.data_len] = 0;
     *len = ev.data_len;
-    *version = (int64_t)ev.version;
+    snprintf(type, type_cap, "%.*s", (int)ev.type_len, ev.type);
     return 0;
 }
 
-int rpc_authz_init(rpc_ctx *ctx, int allow_anonymous_streams, int allow_anonymous_endpoints)
+int rpc_authz_init(rpc_ctx *ctx, int allow_anonymous_streams, int allow_anonymous_endpoints, int default_type)
 {
-    auth_meta_source src = {src_meta_version, src_meta_load, src_settings_version, src_settings_load, ctx->store};
+    auth_meta_source src = {src_meta_version, src_meta_load, src_last_version, src_event_load, ctx->store};
     ctx->allow_anonymous_endpoints = allow_anonymous_endpoints;
-    return auth_authz_new(&src, allow_anonymous_streams, &ctx->authz);
+    return auth_authz_new(&src, allow_anonymous_streams, default_type, &ctx->authz);
 }
 
 void rpc_authz_free(rpc_ctx *ctx)
@@ -122,6 +120,10 @@ void rpc_audit_stream_write(rpc_ctx *ctx, net_call *c, const char *stream, const
 {
     if (strcmp(stream, AUTH_SETTINGS_STREAM) == 0) {
         rpc_audit(ctx, c, "settings-changed", stream, NULL);
+        return;
+    }
+    if (strcmp(stream, AUTH_POLICY_SETTINGS_STREAM) == 0 || strcmp(stream, AUTH_POLICIES_STREAM) == 0) {
+        rpc_audit(ctx, c, "stream-policy-changed", stream, NULL);
         return;
     }
     if (!auth_is_metastream(stream)) return;

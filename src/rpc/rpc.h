@@ -178,8 +178,10 @@ const struct auth_principal *rpc_principal(const net_call *c);
 
 /* Set up the stream ACL evaluator on ctx->store (after it is set). The two
  * flags are KurrentDB's AllowAnonymousStreamAccess and
- * AllowAnonymousEndpointAccess. 0 or -ENOMEM. */
-int rpc_authz_init(rpc_ctx *ctx, int allow_anonymous_streams, int allow_anonymous_endpoints);
+ * AllowAnonymousEndpointAccess; default_type its
+ * Authorization:DefaultPolicyType (enum auth_policy_type: ACL or stream
+ * policies while `$authorization-policy-settings` is empty). 0 or -ENOMEM. */
+int rpc_authz_init(rpc_ctx *ctx, int allow_anonymous_streams, int allow_anonymous_endpoints, int default_type);
 void rpc_authz_free(rpc_ctx *ctx);
 /* May c's principal do `action` (enum auth_action) on `stream` ("" or
  * "$all": the global log; "$$x": x's metadata)? AUTH_OK, AUTH_DENIED or

@@ -15,6 +15,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "auth/acl.h"
 #include "rpc/persistent.h"
 #include "server/log.h"
 #include "server/server.h"
@@ -139,7 +140,16 @@ int main(int argc, char **argv)
     r->max_event_size = cfg->max_append_event_size;
     r->log_fn = slog_sink;
     r->sub_live_lag = cfg->subscription_live_lag;
-    if ((rc = rpc_authz_init(r, cfg->allow_anonymous_stream_access, cfg->allow_anonymous_endpoint_access))) goto out;
+    int policy_type = auth_policy_type_parse(cfg->authorization_default_policy_type);
+    if (policy_type < 0) {
+        slog_write(SLOG_ERROR, "unknown --authorization-default-policy-type %s (acl or streampolicy)",
+                   cfg->authorization_default_policy_type);
+        rc = FACTUM_EINVAL;
+        goto out;
+    }
+    if ((rc = rpc_authz_init(r, cfg->allow_anonymous_stream_access, cfg->allow_anonymous_endpoint_access,
+                             policy_type)))
+        goto out;
     if ((rc = rpc_methods(r, &st.methods, &st.n_methods))) goto out;
     if ((rc = rpc_ps_init(r))) {
         slog_write(SLOG_ERROR, "cannot load the persistent subscriptions: %s", factum_strerror(rc));

@@ -29,6 +29,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "auth/acl.h"
 #include "auth/principal.h"
 #include "net/grpc.h"
 #include "net/net.h"
@@ -157,7 +158,7 @@ int main(int argc, char **argv)
     r.max_append_size = 64u << 20;
     r.max_event_size = 16u << 20;
     r.log_fn = log_line;
-    if ((rc = rpc_authz_init(&r, allow_anon, 0))) goto out;
+    if ((rc = rpc_authz_init(&r, allow_anon, 0, AUTH_POLICY_ACL))) goto out;
     if ((rc = rpc_methods(&r, &methods, &n_methods))) goto out;
     if ((rc = rpc_ps_init(&r))) goto out;
     net_config nc;

@@ -18,12 +18,33 @@ typedef struct model {
     char json[MAXS][512];
     int64_t version[MAXS];
     size_t n;
-    char settings[512];
-    int64_t settings_version;
     int fail;       /* every call fails */
     int loads;      /* meta_load calls */
     int version_calls;
 } model;
+
+/* $settings and the policy streams: their events by version. */
+#define MAXE 16
+typedef struct mstream {
+    const char *name;
+    char data[MAXE][512];
+    char type[MAXE][40];
+    int64_t last;
+} mstream;
+static mstream SETTINGS = {.name = AUTH_SETTINGS_STREAM}, PSET = {.name = AUTH_POLICY_SETTINGS_STREAM},
+              POLS = {.name = AUTH_POLICIES_STREAM};
+
+static mstream *ms_of(const char *s)
+{
+    return !strcmp(s, SETTINGS.name) ? &SETTINGS : !strcmp(s, PSET.name) ? &PSET : !strcmp(s, POLS.name) ? &POLS : NULL;
+}
+
+static void ms_append(mstream *m, const char *type, const char *json)
+{
+    m->last++;
+    snprintf(m->data[m->last % MAXE], sizeof m->data[0], "%s", json);
+    snprintf(m->type[m->last % MAXE], sizeof m->type[0], "%s", type);
+}
 
 static int m_find(model *m, const char *s)
 {
@@ -46,8 +67,8 @@ static void m_set(model *m, const char *stream, const char *json)
 
 static void m_settings(model *m, const char *json)
 {
-    snprintf(m->settings, sizeof m->settings, "%s", json);
-    m->settings_version++;
+    (void)m;
+    ms_append(&SETTINGS, "$settings", json);
 }
 
 static int src_version(void *ctx, const char *stream, int64_t *v)
@@ -73,20 +94,24 @@ static int src_load(void *ctx, const char *stream, char **json, size_t *len, int
     return *json ? 0 : -ENOMEM;
 }
 
-static int src_sversion(void *ctx, int64_t *v)
+static int src_last(void *ctx, const char *stream, int64_t *v)
 {
     model *m = ctx;
     if (m->fail) return -EIO;
-    *v = m->settings_version;
+    mstream *x = ms_of(stream);
+    *v = x ? x->last : -1;
     return 0;
 }
 
-static int src_sload(void *ctx, char **json, size_t *len, int64_t *v)
+static int src_event(void *ctx, const char *stream, int64_t v, char **json, size_t *len, char *type, size_t cap)
 {
     model *m = ctx;
-    *json = strdup(m->settings);
-    *len = strlen(m->settings);
-    *v = m->settings_version;
+    m->loads++;
+    mstream *x = ms_of(stream);
+    if (!x || v < 0 || v > x->last || v <= x->last - MAXE) return FACTUM_ENOTFOUND;
+    *json = strdup(x->data[v % MAXE]);
+    *len = strlen(x->data[v % MAXE]);
+    snprintf(type, cap, "%s", x->type[v % MAXE]);
     return *json ? 0 : -ENOMEM;
 }
 
@@ -97,11 +122,11 @@ static auth_principal *alice, *bob, *admin, *ops, *carol_admins, *dave_ops;
 static void setup(int allow_anon)
 {
     memset(&M, 0, sizeof M);
-    M.settings_version = -1;
-    auth_meta_source src = {src_version, src_load, src_sversion, src_sload, &M};
+    SETTINGS.last = PSET.last = POLS.last = -1;
+    auth_meta_source src = {src_version, src_load, src_last, src_event, &M};
     auth_authz_free(Z);
     Z = NULL;
-    CHECK_RC(auth_authz_new(&src, allow_anon, &Z), 0);
+    CHECK_RC(auth_authz_new(&src, allow_anon, AUTH_POLICY_ACL, &Z), 0);
 }
 
 static const auth_principal *anon(void)
@@ -369,6 +394,99 @@ static void t_policy(void)
     for (int op = 0; op < AUTH_N_OPS; op++) CHECK(strcmp(auth_op_name(op), "?") != 0);
 }
 
+static const char *CUSTOM =
+    "{\"streamPolicies\":{\"pub\":{\"$r\":[\"$all\"],\"$w\":[\"$all\"],\"$d\":[\"$all\"],\"$mr\":[\"$all\"],"
+    "\"$mw\":[\"$all\"]},\"adm\":{\"$r\":[\"$admins\"]},"
+    "\"acct\":{\"$r\":[\"readers\",\"writers\"],\"$w\":[\"writers\"],\"$mr\":[\"alice\"],\"$d\":null}},"
+    "\"streamRules\":[{\"startsWith\":\"account-vip\",\"policy\":\"adm\"},"
+    "{\"startsWith\":\"account\",\"policy\":\"acct\"}],"
+    "\"defaultStreamRules\":{\"userStreams\":\"pub\",\"systemStreams\":\"adm\"}}";
+
+static void t_stream_policies(void)
+{
+    setup(1);
+    m_set(&M, "o", "{\"$acl\":{\"$r\":\"bob\"}}");
+    CHECK(chk(alice, "o", AUTH_READ) == AUTH_DENIED); /* ACLs now */
+    auth_stamp st;
+    auth_stamp_take(Z, "o", &st);
+    ms_append(&PSET, AUTH_POLICY_SETTINGS_TYPE, "{\"streamAccessPolicyType\":\"streampolicy\"}");
+    CHECK(auth_stamp_changed(Z, "o", &st));
+    CHECK(auth_authz_policy_type(Z) == AUTH_POLICY_STREAMS);
+    /* an empty $policies: KurrentDB's default policy; ACLs and $settings are ignored */
+    CHECK(chk(alice, "o", AUTH_READ) == AUTH_OK);
+    CHECK(chk(alice, "o", AUTH_WRITE) == AUTH_OK);
+    CHECK(chk(alice, "$ce-o", AUTH_READ) == AUTH_OK);
+    CHECK(chk(alice, "$$$ce-o", AUTH_READ) == AUTH_OK); /* $mr */
+    CHECK(chk(alice, "$ce-o", AUTH_WRITE) == AUTH_DENIED);
+    CHECK(chk(alice, "$streams", AUTH_READ) == AUTH_OK);
+    CHECK(chk(alice, "$settings", AUTH_READ) == AUTH_DENIED);
+    CHECK(chk(alice, "$all", AUTH_READ) == AUTH_DENIED);
+    CHECK(chk(dave_ops, "o", AUTH_READ) == AUTH_DENIED); /* $all leaves out $ops-only principals */
+    CHECK(chk(dave_ops, "$ce-o", AUTH_READ) == AUTH_DENIED);
+    CHECK(chk(ops, "o", AUTH_READ) == AUTH_OK); /* login ops without the group: not ops-only */
+    CHECK(chk(admin, "$settings", AUTH_WRITE) == AUTH_OK);
+    CHECK(chk(anon(), "o", AUTH_READ) == AUTH_UNAUTHENTICATED); /* never anonymous (ACL-8) */
+    /* a custom policy: the first matching prefix wins */
+    ms_append(&POLS, AUTH_POLICIES_TYPE, CUSTOM);
+    CHECK(auth_stamp_changed(Z, "o", &st));
+    CHECK(chk(alice, "account-1", AUTH_READ) == AUTH_DENIED);
+    CHECK(chk(alice, "$$account-1", AUTH_READ) == AUTH_OK);
+    CHECK(chk(bob, "account-1", AUTH_WRITE) == AUTH_OK);
+    CHECK(chk(bob, "account-1", AUTH_DELETE) == AUTH_DENIED); /* null: nobody */
+    CHECK(chk(bob, "account-vip-1", AUTH_READ) == AUTH_DENIED);
+    CHECK(chk(alice, "other", AUTH_WRITE) == AUTH_OK);
+    CHECK(chk(alice, "$ce-o", AUTH_READ) == AUTH_DENIED); /* no rule: the system default (adm) */
+    /* an invalid event is skipped for the last valid one */
+    ms_append(&POLS, AUTH_POLICIES_TYPE, "{\"streamPolicies\":{},\"streamRules\":[],\"defaultStreamRules\":{}}");
+    CHECK(chk(bob, "account-1", AUTH_WRITE) == AUTH_OK);
+    ms_append(&POLS, "other-type", CUSTOM);
+    CHECK(chk(bob, "account-1", AUTH_WRITE) == AUTH_OK);
+    static const char *bad[] = {
+        "{\"streamPolicies\":{\"p\":{\"$r\":\"alice\"}},\"streamRules\":[],"
+        "\"defaultStreamRules\":{\"userStreams\":\"p\",\"systemStreams\":\"p\"}}", /* a string, not an array */
+        "{\"streamPolicies\":{\"p\":{}},\"streamRules\":[{\"startsWith\":\"\",\"policy\":\"p\"}],"
+        "\"defaultStreamRules\":{\"userStreams\":\"p\",\"systemStreams\":\"p\"}}", /* an empty prefix */
+        "{\"streamPolicies\":{\"p\":{}},\"streamRules\":[{\"startsWith\":\"a\",\"policy\":\"q\"}],"
+        "\"defaultStreamRules\":{\"userStreams\":\"p\",\"systemStreams\":\"p\"}}", /* an unknown policy */
+        "{\"streamPolicies\":{\"p\":{}},\"streamRules\":[],\"defaultStreamRules\":{\"userStreams\":\"p\"}}",
+        "[]",
+        "nope",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        auth_policies *p;
+        CHECK_RC(auth_policies_parse(bad[i], strlen(bad[i]), &p), 0);
+        CHECK(p == NULL);
+    }
+    /* none valid: admins only */
+    setup(0);
+    ms_append(&PSET, AUTH_POLICY_SETTINGS_TYPE, "{\"streamAccessPolicyType\":\"streampolicy\"}");
+    ms_append(&POLS, AUTH_POLICIES_TYPE, bad[0]);
+    CHECK(chk(alice, "o", AUTH_READ) == AUTH_DENIED);
+    CHECK(chk(admin, "o", AUTH_READ) == AUTH_OK);
+    /* an invalid choice of mechanism: admins only (KurrentDB's fallback) */
+    ms_append(&PSET, AUTH_POLICY_SETTINGS_TYPE, "{\"streamAccessPolicyType\":\"ldap\"}");
+    CHECK(auth_authz_policy_type(Z) == AUTH_POLICY_RESTRICTED);
+    CHECK(chk(alice, "o", AUTH_READ) == AUTH_DENIED);
+    CHECK(chk(admin, "o", AUTH_READ) == AUTH_OK);
+    ms_append(&PSET, "wrong-type", "{\"streamAccessPolicyType\":\"acl\"}");
+    CHECK(auth_authz_policy_type(Z) == AUTH_POLICY_RESTRICTED);
+    ms_append(&PSET, AUTH_POLICY_SETTINGS_TYPE, "{\"streamAccessPolicyType\":\"acl\"}");
+    CHECK(auth_authz_policy_type(Z) == AUTH_POLICY_ACL);
+    CHECK(chk(alice, "o", AUTH_READ) == AUTH_OK);
+    /* the configured default while $authorization-policy-settings is empty */
+    setup(0);
+    auth_meta_source src = {src_version, src_load, src_last, src_event, &M};
+    auth_authz *z;
+    CHECK_RC(auth_authz_new(&src, 0, AUTH_POLICY_STREAMS, &z), 0);
+    CHECK(auth_authz_policy_type(z) == AUTH_POLICY_STREAMS);
+    CHECK(auth_check_stream(z, dave_ops, "o", AUTH_READ) == AUTH_DENIED);
+    CHECK(auth_check_stream(z, alice, "o", AUTH_READ) == AUTH_OK);
+    auth_authz_free(z);
+    CHECK(auth_policy_type_parse("acl") == AUTH_POLICY_ACL);
+    CHECK(auth_policy_type_parse("streampolicy") == AUTH_POLICY_STREAMS);
+    CHECK(auth_policy_type_parse("ACL") == -1);
+}
+
 /* The cached evaluator against a fresh one (no cache) after random
  * metadata and $settings changes: the same answer every time (ACL-6). */
 static void t_random(void)
@@ -384,7 +502,7 @@ static void t_random(void)
         "{}", "{\"$userStreamAcl\":{\"$r\":\"bob\"}}", "{\"$systemStreamAcl\":{\"$r\":\"$all\"}}",
         "{\"$userStreamAcl\":{\"$w\":[]},\"$systemStreamAcl\":{\"$w\":\"alice\"}}", "[]",
     };
-    static const char *streams[] = {"a", "b", "$c", "$$a", "$all", "$$$all", "$$$c"};
+    static const char *streams[] = {"a", "account-1", "$c", "$$a", "$all", "$$$all", "$$$c"};
     const auth_principal *ps[] = {alice, bob, ops, dave_ops, admin, auth_principal_anonymous()};
     uint64_t x = seed | 1;
     for (int i = 0; i < 20000; i++) {
@@ -396,13 +514,19 @@ static void t_random(void)
             m_set(&M, s, docs[x / 1000 % 7]);
         } else if (r < 7) {
             m_settings(&M, sets[x / 1000 % 5]);
+        } else if (r < 8) {
+            static const char *modes[] = {"{\"streamAccessPolicyType\":\"acl\"}",
+                                          "{\"streamAccessPolicyType\":\"streampolicy\"}", "{}"};
+            ms_append(&PSET, AUTH_POLICY_SETTINGS_TYPE, modes[x / 1000 % 3]);
+        } else if (r < 9) {
+            ms_append(&POLS, AUTH_POLICIES_TYPE, x / 1000 % 2 ? CUSTOM : "{}");
         } else {
             const char *s = streams[x / 100 % 7];
             const auth_principal *p = ps[x / 1000 % 6];
             int a = (int)(x / 10000 % AUTH_N_ACTIONS);
-            auth_meta_source src = {src_version, src_load, src_sversion, src_sload, &M};
+            auth_meta_source src = {src_version, src_load, src_last, src_event, &M};
             auth_authz *fresh;
-            CHECK_RC(auth_authz_new(&src, 0, &fresh), 0);
+            CHECK_RC(auth_authz_new(&src, 0, AUTH_POLICY_ACL, &fresh), 0);
             int want = auth_check_stream(fresh, p, s, a);
             auth_authz_free(fresh);
             int got = chk(p, s, a);
@@ -437,6 +561,7 @@ int main(void)
     RUN(t_fail_closed);
     RUN(t_anonymous_allowed);
     RUN(t_policy);
+    RUN(t_stream_policies);
     RUN(t_random);
     auth_authz_free(Z);
     auth_principal_unref(alice);

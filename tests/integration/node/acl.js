@@ -63,7 +63,7 @@ describe('authorization', { skip: bin ? false : 'ACL_SERVER_BIN is not set (ctes
   let srv;
   const clients = [];
   const as = (login, groups = '-') => {
-    const g = encodeURIComponent(groups);
+    const g = encodeURIComponent(groups).replace(/%24/g, '$'); // `$` is fine in a URL and must arrive as is
     const c = KurrentDBClient.connectionString(
       `kurrentdb://${login}:${g}@127.0.0.1:${srv.port}?tls=false&connectionName=as:${login}:${g}`);
     clients.push(c);
@@ -104,6 +104,7 @@ describe('authorization', { skip: bin ? false : 'ACL_SERVER_BIN is not set (ctes
     await denied(all(alice), '$all read');
     await denied(all(anon), '$all read, anonymous');
     assert.ok(await all(admin) > 0);
+    assert.ok(await all(as('carol', '$admins')) > 0, 'a member of $admins');
     // $all is read through its own ACL ($$$all); writes and deletes never
     await admin.setStreamMetadata('$all', { acl: { readRoles: ['alice', '$admins'] } });
     assert.ok(await all(alice) > 0, 'alice may read $all once $$$all says so');
@@ -258,6 +259,41 @@ describe('authorization', { skip: bin ? false : 'ACL_SERVER_BIN is not set (ctes
     await ops.restartSubsystem();
   });
 
+  it('stream policies (prefix rules in $policies) instead of ACLs, and back', async () => {
+    const acct = sn('account'), open = sn('free');
+    await admin.appendToStream(acct, [ev('E', {})]);
+    await admin.setStreamMetadata(open, { acl: { readRoles: ['bob'] } });
+    await admin.appendToStream(open, [ev('E', {})]);
+    await denied(readAll(alice, open), 'the ACL first');
+    const policy = {
+      streamPolicies: {
+        pub: { $r: ['$all'], $w: ['$all'], $d: ['$all'], $mr: ['$all'], $mw: ['$all'] },
+        adm: { $r: ['$admins'], $w: ['$admins'], $d: ['$admins'], $mr: ['$admins'], $mw: ['$admins'] },
+        acct: { $r: ['writers'], $w: ['writers'], $d: [], $mr: ['writers'], $mw: [] },
+      },
+      streamRules: [{ startsWith: acct, policy: 'acct' }],
+      defaultStreamRules: { userStreams: 'pub', systemStreams: 'adm' },
+    };
+    await denied(alice.appendToStream('$policies', [ev('$policy-updated', policy)]), '$policies by alice');
+    await admin.appendToStream('$policies', [ev('$policy-updated', policy)]);
+    await admin.appendToStream('$authorization-policy-settings',
+      [ev('$authorization-policy-changed', { streamAccessPolicyType: 'streampolicy' })]);
+    try {
+      assert.equal((await readAll(alice, open)).length, 1, 'ACLs are not enforced under stream policies');
+      await denied(readAll(alice, acct), 'alice on the account prefix');
+      assert.equal((await readAll(bob, acct)).length, 1);
+      await bob.appendToStream(acct, [ev('E', {})]);
+      await denied(alice.appendToStream(acct, [ev('E', {})]), 'alice appending on the prefix');
+      await denied(bob.deleteStream(acct), 'delete: nobody but admins');
+      await denied(readAll(ops, open), '$all does not include $ops-only users');
+    } finally {
+      await admin.appendToStream('$authorization-policy-settings',
+        [ev('$authorization-policy-changed', { streamAccessPolicyType: 'acl' })]);
+    }
+    await denied(readAll(alice, open), 'ACLs again');
+    assert.equal((await readAll(alice, acct)).length, 2);
+  });
+
   it('records administrative actions in $audit (readable by admins only)', async () => {
     await denied(readAll(alice, '$audit'), '$audit by alice');
     const actions = (await readAll(admin, '$audit')).map((e) => `${e.event.type} ${e.event.data.user} ${e.event.data.target}`);
@@ -266,6 +302,8 @@ describe('authorization', { skip: bin ? false : 'ACL_SERVER_BIN is not set (ctes
     assert.ok(actions.includes('settings-changed admin $settings'));
     assert.ok(actions.includes(`subscription-group-deleted admin ${sn('ps')}::g1`));
     assert.ok(actions.includes('projections-restarted ops '));
+    assert.ok(actions.includes('stream-policy-changed admin $authorization-policy-settings'));
+    assert.ok(actions.includes('stream-policy-changed admin $policies'));
     assert.ok(!actions.some((a) => a.startsWith('stream-deleted alice')), 'refused actions are not recorded as done');
   });
 });
