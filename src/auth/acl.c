@@ -345,6 +345,7 @@ typedef struct acl_slot {
     uint64_t hash;
     int64_t version; /* of the stream's metadata when parsed */
     auth_acl *acl;   /* NULL: the metadata has no `$acl` */
+    uint64_t used;   /* the evaluator's tick when last used */
 } acl_slot;
 
 struct auth_authz {
@@ -359,6 +360,7 @@ struct auth_authz {
     int64_t settings_version; /* of the parsed settings; -2: not read yet */
     auth_acl *set_user, *set_system;
     auth_authz_stats st;
+    uint64_t tick;
     acl_slot slots[AUTH_ACL_CACHE_SLOTS];
 };
 
@@ -495,7 +497,17 @@ static int stream_acl(auth_authz *z, const char *stream, const auth_acl **out)
     if (rc) return rc;
     if (v < 0) return 0; /* the fast path: no metadata */
     uint64_t h = name_hash(stream);
-    acl_slot *sl = &z->slots[h & (AUTH_ACL_CACHE_SLOTS - 1)];
+    acl_slot *set = &z->slots[(h % (AUTH_ACL_CACHE_SLOTS / AUTH_ACL_CACHE_WAYS)) * AUTH_ACL_CACHE_WAYS];
+    acl_slot *sl = NULL; /* the stream's slot, else the least recently used */
+    for (int w = 0; w < AUTH_ACL_CACHE_WAYS; w++) {
+        acl_slot *x = &set[w];
+        if (x->stream && x->hash == h && strcmp(x->stream, stream) == 0) {
+            sl = x;
+            break;
+        }
+        if (!sl || (sl->stream && (!x->stream || x->used < sl->used))) sl = x;
+    }
+    sl->used = ++z->tick;
     if (sl->stream && sl->hash == h && sl->version == v && strcmp(sl->stream, stream) == 0) {
         z->st.hits++;
         *out = sl->acl;
@@ -516,7 +528,7 @@ static int stream_acl(auth_authz *z, const char *stream, const auth_acl **out)
     }
     free(sl->stream);
     auth_acl_free(sl->acl);
-    *sl = (acl_slot){name, h, v, acl};
+    *sl = (acl_slot){name, h, v, acl, z->tick};
     *out = acl;
     return 0;
 }

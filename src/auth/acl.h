@@ -39,7 +39,7 @@
  *         `$settings`, looked up on every check (so a change takes effect
  *         on the very next call).
  *  ACL-7  Bounded and allocation-free on the hot path: the cache is a
- *         fixed direct-mapped table (AUTH_ACL_CACHE_SLOTS); a stream
+ *         fixed set-associative table (AUTH_ACL_CACHE_SLOTS); a stream
  *         without metadata, or a hit, allocates nothing. Only a miss
  *         (metadata written since) parses and allocates.
  *
@@ -82,7 +82,8 @@ enum auth_action {
 #define AUTH_DENIED 1          /* authenticated, not allowed: PERMISSION_DENIED, access-denied */
 #define AUTH_UNAUTHENTICATED 2 /* anonymous where a user is needed: UNAUTHENTICATED */
 
-#define AUTH_ACL_CACHE_SLOTS 1024
+#define AUTH_ACL_CACHE_SLOTS 4096 /* in sets of AUTH_ACL_CACHE_WAYS, least recently used out */
+#define AUTH_ACL_CACHE_WAYS 4
 #define AUTH_SETTINGS_STREAM "$settings"
 #define AUTH_POLICY_SETTINGS_STREAM "$authorization-policy-settings"
 #define AUTH_POLICY_SETTINGS_TYPE "$authorization-policy-changed"
