@@ -113,27 +113,3 @@ int rpc_may_read_link_target(rpc_ctx *ctx, const net_call *c, const factum_event
     if (!c) return 1;
     return rpc_check_stream(ctx, c, target->stream, AUTH_READ) == AUTH_OK;
 }
-
-/* ---- audit of ACL changes ---------------------------------------------------- */
-
-void rpc_audit_stream_write(rpc_ctx *ctx, net_call *c, const char *stream, const factum_event_data *evs, size_t n)
-{
-    if (strcmp(stream, AUTH_SETTINGS_STREAM) == 0) {
-        rpc_audit(ctx, c, "settings-changed", stream, NULL);
-        return;
-    }
-    if (strcmp(stream, AUTH_POLICY_SETTINGS_STREAM) == 0 || strcmp(stream, AUTH_POLICIES_STREAM) == 0) {
-        rpc_audit(ctx, c, "stream-policy-changed", stream, NULL);
-        return;
-    }
-    if (!auth_is_metastream(stream)) return;
-    /* Every metadata write replaces the whole document: one that carries
-     * `$acl` sets or changes the ACL; one without it may remove one, so it
-     * is recorded too (as a metadata change). */
-    int acl = 0;
-    for (size_t i = 0; i < n && !acl; i++) {
-        const char *d = evs[i].data;
-        acl = d && evs[i].data_len >= 6 && memmem(d, evs[i].data_len, "\"$acl\"", 6);
-    }
-    rpc_audit(ctx, c, acl ? "acl-changed" : "metadata-changed", stream + 2, NULL);
-}

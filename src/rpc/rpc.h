@@ -201,10 +201,6 @@ void rpc_fail_auth(net_call *c, int result);
  * stream's read ACL)? A link whose target it may not read is sent
  * unresolved, as a link whose target is gone. c NULL: yes. */
 int rpc_may_read_link_target(rpc_ctx *ctx, const net_call *c, const factum_event *target);
-/* After a successful write of events to `stream`: record ACL and
- * `$settings` changes in the audit trail (writes to `$$x` and
- * `$settings`; other streams: nothing). */
-void rpc_audit_stream_write(rpc_ctx *ctx, net_call *c, const char *stream, const factum_event_data *evs, size_t n);
 
 /* ---- the audit trail (audit.c) ----------------------------------------- */
 
@@ -216,6 +212,10 @@ void rpc_audit_stream_write(rpc_ctx *ctx, net_call *c, const char *stream, const
  * (a JSON value, or NULL). Asynchronous, in the store's queue (RPC-5); a
  * record that cannot be written is logged. Loop thread only. */
 void rpc_audit(rpc_ctx *ctx, net_call *c, const char *action, const char *target, const char *detail_json);
+/* After a successful write of events to `stream`: record ACL, `$settings`
+ * and stream-policy changes (writes to `$$x`, `$settings`,
+ * `$authorization-policy-settings`, `$policies`; other streams: nothing). */
+void rpc_audit_stream_write(rpc_ctx *ctx, net_call *c, const char *stream, const factum_event_data *evs, size_t n);
 /* Finish c with the status and trailers KurrentDB gives a store error on a
  * non-append operation (RPC-3). stream may be NULL. */
 void rpc_fail_store(net_call *c, int rc, const char *stream, int64_t expected, int64_t actual);
