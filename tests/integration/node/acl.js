@@ -250,6 +250,27 @@ describe('authorization', { skip: bin ? false : 'ACL_SERVER_BIN is not set (ctes
     await admin.deletePersistentSubscriptionToStream(s, g);
   });
 
+  it('$all: subscriptions and consumer groups need read access to $all', async () => {
+    const first = (sub) => new Promise((resolve) => {
+      sub.on('error', resolve);
+      sub.on('data', () => resolve('data'));
+    });
+    const s1 = alice.subscribeToAll({ fromPosition: START });
+    const e1 = await first(s1);
+    assert.ok(e1 instanceof AccessDeniedError, `alice subscribing to $all: ${e1}`);
+    await s1.unsubscribe().catch(() => {});
+    const g = sn('allgroup');
+    await ops.createPersistentSubscriptionToAll(g, lib.persistentSubscriptionToAllSettingsFromDefaults({ startFrom: START }));
+    const s2 = alice.subscribeToPersistentSubscriptionToAll(g);
+    const e2 = await first(s2);
+    assert.ok(e2 instanceof AccessDeniedError, `alice consuming a group on $all: ${e2}`);
+    await s2.unsubscribe().catch(() => {});
+    const s3 = admin.subscribeToPersistentSubscriptionToAll(g);
+    assert.equal(await first(s3), 'data', 'an admin consumes it');
+    await s3.unsubscribe().catch(() => {});
+    await ops.deletePersistentSubscriptionToAll(g);
+  });
+
   it('projections: reading for users, deleting and restarting for $ops/$admins, nothing for anonymous', async () => {
     const list = (c) => c.listProjections();
     assert.ok((await list(alice)).length >= 1);
@@ -294,6 +315,28 @@ describe('authorization', { skip: bin ? false : 'ACL_SERVER_BIN is not set (ctes
     assert.equal((await readAll(alice, acct)).length, 2);
   });
 
+  it('Operations.Shutdown: $ops/$admins only; the exact status and trailer of each refusal', async () => {
+    const grpc = require('@grpc/grpc-js');
+    const raw = new grpc.Client(`127.0.0.1:${srv.port}`, grpc.credentials.createInsecure());
+    const call = (who) => new Promise((resolve) => {
+      const md = new grpc.Metadata();
+      if (who) md.set('connection-name', `as:${who}`);
+      raw.makeUnaryRequest('/event_store.client.operations.Operations/Shutdown', (x) => x, (b) => b,
+        Buffer.alloc(0), md, (err) => resolve(err));
+    });
+    try {
+      const a = await call('alice:-');
+      assert.equal(a && a.code, grpc.status.PERMISSION_DENIED, String(a));
+      assert.deepEqual(a.metadata.get('exception'), ['access-denied']);
+      const n = await call(null);
+      assert.equal(n && n.code, grpc.status.UNAUTHENTICATED, String(n));
+    } finally {
+      raw.close();
+    }
+    // the server is still up
+    assert.equal((await readAll(admin, sn('open'))).length, 1);
+  });
+
   it('records administrative actions in $audit (readable by admins only)', async () => {
     await denied(readAll(alice, '$audit'), '$audit by alice');
     const actions = (await readAll(admin, '$audit')).map((e) => `${e.event.type} ${e.event.data.user} ${e.event.data.target}`);
@@ -305,5 +348,6 @@ describe('authorization', { skip: bin ? false : 'ACL_SERVER_BIN is not set (ctes
     assert.ok(actions.includes('stream-policy-changed admin $authorization-policy-settings'));
     assert.ok(actions.includes('stream-policy-changed admin $policies'));
     assert.ok(!actions.some((a) => a.startsWith('stream-deleted alice')), 'refused actions are not recorded as done');
+    assert.ok(!actions.some((a) => a.startsWith('shutdown')), 'a refused shutdown is not recorded');
   });
 });
