@@ -19,7 +19,10 @@
  * authorization (src/auth/acl.c, src/rpc/authz.c) is tested end to end with
  * the official clients independently of the password store. It prints
  * "listening on 127.0.0.1:<port>" like factumd and stops on SIGTERM.
- * Usage: aclsrv [--allow-anonymous-stream-access]
+ * Usage: aclsrv [--allow-anonymous-stream-access] [--durable]
+ *               [--as <login>:<groups>]   calls without credentials act as this user
+ *               [--no-auth]               no authentication: the system principal
+ *                                         (for measuring what authorization costs)
  */
 #include <errno.h>
 #include <ftw.h>
@@ -76,6 +79,8 @@ static void principal_free(void *p)
     auth_principal_unref(p);
 }
 
+static char g_as[256]; /* --as: the principal of calls without credentials */
+
 static int trust_auth(void *ctx, net_auth *a)
 {
     (void)ctx;
@@ -87,6 +92,10 @@ static int trust_auth(void *ctx, net_auth *a)
     unsigned acc = 0;
     if (!h && cn && strncmp(cn, "as:", 3) == 0 && strlen(cn) < sizeof text) {
         snprintf(text, sizeof text, "%s", cn + 3);
+        goto named;
+    }
+    if (!h && g_as[0]) {
+        snprintf(text, sizeof text, "%s", g_as);
         goto named;
     }
     if (!h) {
@@ -136,13 +145,24 @@ static int rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *ftw
 
 int main(int argc, char **argv)
 {
-    int allow_anon = argc > 1 && strcmp(argv[1], "--allow-anonymous-stream-access") == 0;
+    int allow_anon = 0, durable = 0, no_auth = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--allow-anonymous-stream-access")) allow_anon = 1;
+        else if (!strcmp(argv[i], "--durable")) durable = 1;
+        else if (!strcmp(argv[i], "--no-auth")) no_auth = 1;
+        else if (!strcmp(argv[i], "--as") && i + 1 < argc) snprintf(g_as, sizeof g_as, "%s", argv[++i]);
+        else {
+            fprintf(stderr, "usage: %s [--allow-anonymous-stream-access] [--durable] [--as login:groups] [--no-auth]\n",
+                    argv[0]);
+            return 2;
+        }
+    }
     char dir[64] = "/tmp/aclsrv-XXXXXX", db[96];
     if (!mkdtemp(dir)) return 1;
     snprintf(db, sizeof db, "%s/data", dir);
     factum_options o;
     factum_options_init(&o);
-    o.durability = FACTUM_RELAXED;
+    o.durability = durable ? FACTUM_DURABLE : FACTUM_RELAXED;
     static rpc_ctx r;
     net_method *methods = NULL;
     size_t n_methods = 0;
@@ -172,7 +192,7 @@ int main(int argc, char **argv)
     nc.tick_fn = on_tick;
     nc.tick_ctx = &r;
     nc.tick_ms = 100;
-    nc.auth_fn = trust_auth;
+    nc.auth_fn = no_auth ? NULL : trust_auth;
     if ((rc = net_server_new(&nc, methods, n_methods, NULL, NULL, &net))) goto out;
     r.net = net;
     if ((rc = rpc_listen(&r))) goto out;
