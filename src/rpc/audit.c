@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth/acl.h"
 #include "auth/principal.h"
 #include "base/json.h"
 #include "rpc/persistent_int.h"
@@ -71,4 +72,28 @@ void rpc_audit(rpc_ctx *ctx, net_call *c, const char *action, const char *target
         free(what);
     }
     base_buf_free(&b);
+}
+
+/* ---- ACL, `$settings` and stream-policy changes (authz.c decides, this records) --- */
+
+void rpc_audit_stream_write(rpc_ctx *ctx, net_call *c, const char *stream, const factum_event_data *evs, size_t n)
+{
+    if (strcmp(stream, AUTH_SETTINGS_STREAM) == 0) {
+        rpc_audit(ctx, c, "settings-changed", stream, NULL);
+        return;
+    }
+    if (strcmp(stream, AUTH_POLICY_SETTINGS_STREAM) == 0 || strcmp(stream, AUTH_POLICIES_STREAM) == 0) {
+        rpc_audit(ctx, c, "stream-policy-changed", stream, NULL);
+        return;
+    }
+    if (!auth_is_metastream(stream)) return;
+    /* Every metadata write replaces the whole document: one that carries
+     * `$acl` sets or changes the ACL; one without it may remove one, so it
+     * is recorded too (as a metadata change). */
+    int acl = 0;
+    for (size_t i = 0; i < n && !acl; i++) {
+        const char *d = evs[i].data;
+        acl = d && evs[i].data_len >= 6 && memmem(d, evs[i].data_len, "\"$acl\"", 6);
+    }
+    rpc_audit(ctx, c, acl ? "acl-changed" : "metadata-changed", stream + 2, NULL);
 }

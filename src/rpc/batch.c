@@ -17,6 +17,7 @@
 
 #include "google/protobuf/any.pb-c.h"
 #include "google/protobuf/empty.pb-c.h"
+#include "auth/acl.h"
 #include "google/rpc/status.pb-c.h"
 #include "net/grpc.h"
 #include "net/pb.h"
@@ -270,6 +271,12 @@ static void answer(bcall *k, const char *corr, const char *stream, int64_t expec
         type = "type.googleapis.com/event_store.client.StreamDeleted";
         st.code = GRPC_NOT_FOUND;
         st.message = "Event stream is deleted.";
+    } else if (rc == -EACCES || rc == -EPERM) { /* refused by authorization (-EPERM: not authenticated) */
+        EventStore__Client__AccessDenied d = EVENT_STORE__CLIENT__ACCESS_DENIED__INIT;
+        dn = event_store__client__access_denied__pack(&d, detail);
+        type = "type.googleapis.com/event_store.client.AccessDenied";
+        st.code = rc == -EPERM ? GRPC_UNAUTHENTICATED : GRPC_PERMISSION_DENIED;
+        st.message = rc == -EPERM ? "Authentication required." : "Access denied.";
     } else if (rc == FACTUM_ETOOBIG) {
         EventStore__Client__MaximumAppendSizeExceeded m = EVENT_STORE__CLIENT__MAXIMUM_APPEND_SIZE_EXCEEDED__INIT;
         m.maxappendsize = (uint32_t)k->ctx->max_append_size;
@@ -311,6 +318,7 @@ static void done_loop(void *arg)
     k->busy = 1;
     if (!k->closed) {
         if (b->rc == 0) {
+            if (!b->res.idempotent) rpc_audit_stream_write(k->ctx, c, b->stream, b->ev.ev, b->ev.n);
             k->ctx->st.appends++;
             k->ctx->st.append_events += b->ev.n;
             k->ctx->st.append_bytes += b->ev.bytes;
@@ -424,6 +432,18 @@ void rpc_batch_message(net_call *c, const uint8_t *msg, size_t len)
         }
         const ProtobufCBinaryData *sn = o && o->stream_identifier ? &o->stream_identifier->stream_name : NULL;
         if (!rc && factum_check_stream_name((const char *)sn->data, sn->len)) rc = FACTUM_EBADNAME;
+        if (!rc) {
+            /* checked before any event is taken (nothing is held for a refused writer) */
+            char name[FACTUM_MAX_STREAM_LEN + 1];
+            memcpy(name, sn->data, sn->len);
+            name[sn->len] = 0;
+            int a = rpc_check_stream(k->ctx, c, name, AUTH_WRITE);
+            if (a != AUTH_OK) {
+                rc = a == AUTH_UNAUTHENTICATED ? -EPERM : -EACCES;
+                answer(k, corr, name, expected, rc, &(factum_append_result){.actual_version = FACTUM_NO_STREAM});
+                goto out;
+            }
+        }
         if (!rc && k->n_open >= BATCH_MAX_OPEN) rc = FACTUM_ETOOBIG;
         if (!rc && !(b = calloc(1, sizeof *b))) rc = -ENOMEM;
         if (!rc && !(b->stream = strndup((const char *)sn->data, sn->len))) {

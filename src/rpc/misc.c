@@ -13,6 +13,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "auth/policy.h"
 #include "kurrentdb/gossip.pb-c.h"
 #include "kurrentdb/monitoring.pb-c.h"
 #include "kurrentdb/operations.pb-c.h"
@@ -271,6 +272,8 @@ static void shutdown_message(net_call *c, const uint8_t *msg, size_t len)
     (void)msg;
     (void)len;
     rpc_ctx *ctx = net_call_state(c);
+    if (rpc_authorize_op(ctx, c, AUTH_OP_NODE_SHUTDOWN, NULL)) return;
+    rpc_audit(ctx, c, "shutdown", "", NULL);
     EventStore__Client__Empty e = EVENT_STORE__CLIENT__EMPTY__INIT;
     if (rpc_send(ctx, c, &e.base) == 0) net_call_finish(c, GRPC_OK, NULL, NULL, 0);
     if (ctx->shutdown) ctx->shutdown(ctx->shutdown_arg);

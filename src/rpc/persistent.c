@@ -19,6 +19,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth/acl.h"
+#include "auth/policy.h"
 #include "kurrentdb/shared.pb-c.h"
 #include "net/grpc.h"
 #include "net/pb.h"
@@ -63,6 +65,13 @@ static void pread_options(ps_call *pc, net_call *c, const EventStore__Client__Pe
         rpc_fail(c, GRPC_INVALID_ARGUMENT, "read options name neither a stream nor $all", NULL, NULL);
         return;
     }
+    /* KurrentDB's ProcessMessages: authenticated, and allowed to read the
+     * group's stream (or `$all`), before anything about the group is told */
+    if (rpc_authorize_op(ctx, c, AUTH_OP_SUBS_CONSUME, NULL) ||
+        rpc_authorize_stream(ctx, c, stream ? stream : "$all", AUTH_READ)) {
+        free(stream);
+        return;
+    }
     const char *gname = o->group_name ? o->group_name : "";
     ps_group *g = rpc_ps_group_find(ctx, stream, gname);
     if (!g) {
@@ -88,6 +97,10 @@ static void pread_options(ps_call *pc, net_call *c, const EventStore__Client__Pe
     k->g = g;
     k->c = c;
     k->buffer_size = o->buffer_size;
+    if (!(rpc_principal(c)->flags & AUTH_P_SYSTEM) && ctx->authz) {
+        k->authz = 1;
+        auth_stamp_take(ctx->authz, g->stream ? g->stream : "$all", &k->stamp);
+    }
     k->uuid_string = o->uuid_option &&
                      o->uuid_option->content_case == EVENT_STORE__CLIENT__PERSISTENT_SUBSCRIPTIONS__READ_REQ__OPTIONS__UUIDOPTION__CONTENT_STRING;
     const char *cn = net_call_header(c, "connection-name");
@@ -217,6 +230,7 @@ static void ps_unary_close(net_call *c)
 static void create_or_update(net_call *c, const uint8_t *msg, size_t len, int is_update)
 {
     rpc_ctx *ctx = uctx(c);
+    if (rpc_authorize_op(ctx, c, is_update ? AUTH_OP_SUBS_UPDATE : AUTH_OP_SUBS_CREATE, NULL)) return;
     pb_alloc pa;
     CreateReq *req = rpc_unpack(c, &event_store__client__persistent_subscriptions__create_req__descriptor, msg, len, &pa,
                    "CreateReq");
@@ -300,6 +314,7 @@ static int target_of(net_call *c, int is_stream, const EventStore__Client__Strea
 static void delete_message(net_call *c, const uint8_t *msg, size_t len)
 {
     rpc_ctx *ctx = uctx(c);
+    if (rpc_authorize_op(ctx, c, AUTH_OP_SUBS_DELETE, NULL)) return;
     pb_alloc pa;
     EventStore__Client__PersistentSubscriptions__DeleteReq *req =
         rpc_unpack(c, &event_store__client__persistent_subscriptions__delete_req__descriptor, msg, len, &pa,
@@ -320,9 +335,12 @@ static void delete_message(net_call *c, const uint8_t *msg, size_t len)
             while (g->consumers)
                 rpc_ps_consumer_drop(g->consumers, GRPC_CANCELLED, "The persistent subscription was deleted.",
                               "persistent-subscription-dropped");
+            char what[MAX_GROUP_NAME + FACTUM_MAX_STREAM_LEN + 4];
+            snprintf(what, sizeof what, "%s::%s", stream ? stream : "$all", o->group_name);
             rpc_ps_group_unlink(ctx, g);
             rpc_ps_group_free(g);
             rpc_ps_config_save(ctx, c);
+            rpc_audit(ctx, c, "subscription-group-deleted", what, NULL);
         }
         free(stream);
     }
@@ -332,6 +350,7 @@ static void delete_message(net_call *c, const uint8_t *msg, size_t len)
 static void getinfo_message(net_call *c, const uint8_t *msg, size_t len)
 {
     rpc_ctx *ctx = uctx(c);
+    if (rpc_authorize_op(ctx, c, AUTH_OP_SUBS_STATISTICS, NULL)) return;
     pb_alloc pa;
     EventStore__Client__PersistentSubscriptions__GetInfoReq *req =
         rpc_unpack(c, &event_store__client__persistent_subscriptions__get_info_req__descriptor, msg, len, &pa,
@@ -369,6 +388,7 @@ static void getinfo_message(net_call *c, const uint8_t *msg, size_t len)
 static void list_message(net_call *c, const uint8_t *msg, size_t len)
 {
     rpc_ctx *ctx = uctx(c);
+    if (rpc_authorize_op(ctx, c, AUTH_OP_SUBS_STATISTICS, NULL)) return;
     pb_alloc pa;
     EventStore__Client__PersistentSubscriptions__ListReq *req =
         rpc_unpack(c, &event_store__client__persistent_subscriptions__list_req__descriptor, msg, len, &pa,
@@ -426,6 +446,7 @@ static void list_message(net_call *c, const uint8_t *msg, size_t len)
 static void replay_message(net_call *c, const uint8_t *msg, size_t len)
 {
     rpc_ctx *ctx = uctx(c);
+    if (rpc_authorize_op(ctx, c, AUTH_OP_SUBS_REPLAY_PARKED, NULL)) return;
     pb_alloc pa;
     EventStore__Client__PersistentSubscriptions__ReplayParkedReq *req =
         rpc_unpack(c, &event_store__client__persistent_subscriptions__replay_parked_req__descriptor, msg, len, &pa,
@@ -464,6 +485,7 @@ static void replay_message(net_call *c, const uint8_t *msg, size_t len)
 static void truncate_message(net_call *c, const uint8_t *msg, size_t len)
 {
     rpc_ctx *ctx = uctx(c);
+    if (rpc_authorize_op(ctx, c, AUTH_OP_SUBS_REPLAY_PARKED, NULL)) return;
     pb_alloc pa;
     EventStore__Client__PersistentSubscriptions__TruncateParkedReq *req =
         rpc_unpack(c, &event_store__client__persistent_subscriptions__truncate_parked_req__descriptor, msg, len, &pa,
@@ -504,6 +526,7 @@ static void restart_message(net_call *c, const uint8_t *msg, size_t len)
     (void)msg;
     (void)len;
     rpc_ctx *ctx = uctx(c);
+    if (rpc_authorize_op(ctx, c, AUTH_OP_SUBS_RESTART, NULL)) return;
     /* Rebuild every group from its durable state. */
     size_t n = 0;
     for (ps_group *g = ctx->ps->groups; g; g = g->next) n++;
@@ -516,6 +539,7 @@ static void restart_message(net_call *c, const uint8_t *msg, size_t len)
         if (g && (g = rpc_ps_group_rebuild(ctx, g, NULL, &err))) rpc_ps_group_pump(g);
     }
     free(ids);
+    rpc_audit(ctx, c, "subscriptions-restarted", "", NULL);
     EventStore__Client__Empty e = EVENT_STORE__CLIENT__EMPTY__INIT;
     if (rpc_send(ctx, c, &e.base) == 0) net_call_finish(c, GRPC_OK, NULL, NULL, 0);
 }

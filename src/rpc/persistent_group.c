@@ -623,7 +623,9 @@ static int send_msg(ps_group *g, ps_consumer *k, ps_msg *m)
     rpc_ctx *ctx = g->ctx;
     rpc_event_msg em;
     rpc_event_init(&em);
-    if (m->has_link) rpc_event_fill_resolved(&em, &m->ev, &m->link, k->uuid_string);
+    if (m->has_link && !rpc_may_read_link_target(ctx, k->c, &m->ev))
+        rpc_event_fill_resolved(&em, NULL, &m->link, k->uuid_string); /* as a link gone (RPC-6) */
+    else if (m->has_link) rpc_event_fill_resolved(&em, &m->ev, &m->link, k->uuid_string);
     else if (m->unresolved) rpc_event_fill_resolved(&em, NULL, &m->ev, k->uuid_string);
     else rpc_event_fill(&em, &m->ev, k->uuid_string);
     /* The persistent ReadResp.ReadEvent is the streams one plus
@@ -1002,11 +1004,30 @@ void rpc_ps_close(rpc_ctx *ctx)
     if (ctx->ps) ctx->ps->closing = 1;
 }
 
+/* RPC-6 for consumers: one whose group's stream (or `$all`) ACL or
+ * `$settings` moved is checked again, and dropped with PERMISSION_DENIED
+ * when it may no longer read (its messages in flight go back to the
+ * group, as for any consumer that leaves). */
+static void recheck_consumers(ps_group *g)
+{
+    const char *name = g->stream ? g->stream : "$all";
+    ps_consumer *k = g->consumers;
+    while (k) {
+        ps_consumer *next = k->next;
+        if (k->authz && auth_stamp_changed(g->ctx->authz, name, &k->stamp) &&
+            rpc_check_stream(g->ctx, k->c, name, AUTH_READ) != AUTH_OK)
+            rpc_ps_consumer_drop(k, GRPC_PERMISSION_DENIED, "Access denied.", "access-denied");
+        k = next;
+    }
+}
+
 void rpc_ps_on_commit(rpc_ctx *ctx)
 {
     if (!ctx->ps || ctx->ps->closing) return;
-    for (ps_group *g = ctx->ps->groups; g; g = g->next)
+    for (ps_group *g = ctx->ps->groups; g; g = g->next) {
+        if (g->n_consumers && ctx->authz) recheck_consumers(g);
         if (g->n_consumers) rpc_ps_group_pump(g);
+    }
 }
 
 void rpc_ps_tick(rpc_ctx *ctx)

@@ -36,6 +36,7 @@
 #ifndef FACTUM_RPC_PERSISTENT_INT_H
 #define FACTUM_RPC_PERSISTENT_INT_H
 
+#include "auth/acl.h"
 #include "base/base.h"
 #include "kurrentdb/persistent.pb-c.h"
 #include "rpc/rpc.h"
@@ -111,6 +112,8 @@ typedef struct ps_consumer {
     uint64_t total;
     uint64_t acked, ack_ns_sum, ack_ns_max; /* extra statistics */
     char name[128], from[64], id[37];
+    int authz;        /* not the system principal: checked again when the ACL moves (RPC-6) */
+    auth_stamp stamp; /* the versions of the metadata it was allowed under */
     struct ps_consumer *next;
 } ps_consumer;
 

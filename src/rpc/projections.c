@@ -29,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth/policy.h"
 #include "google/protobuf/struct.pb-c.h"
 #include "kurrentdb/projections.pb-c.h"
 #include "kurrentdb/shared.pb-c.h"
@@ -161,6 +162,7 @@ static void command_done_loop(void *arg)
     proj_call *pc = arg;
     net_call *c = pc->c;
     pc->pending = 0;
+    if (!pc->rc && pc->method == P_DELETE) rpc_audit(pc->ctx, c, "projection-deleted", pc->name, NULL);
     if (pc->closed) {
         call_free(pc);
     } else if (pc->rc) {
@@ -636,6 +638,7 @@ static void restart_message(proj_call *pc, const uint8_t *msg, size_t len)
         rpc_unpack(pc->c, &event_store__client__empty__descriptor, msg, len, &pa, "Empty");
     if (!req) return;
     rpc_unpack_free(req, &pa);
+    rpc_audit(pc->ctx, pc->c, "projections-restarted", "", NULL);
     answer_empty(pc);
 }
 
@@ -674,6 +677,19 @@ static void proj_message(net_call *c, const uint8_t *msg, size_t len)
     proj_call *pc = net_call_state(c);
     if (!pc || pc->have_request) return; /* unary: one request */
     pc->have_request = 1;
+    /* KurrentDB's rules (src/auth/policy.c): before the request is read */
+    int op;
+    switch (pc->method) {
+    case P_CREATE: op = AUTH_OP_PROJ_CREATE; break;
+    case P_UPDATE: op = AUTH_OP_PROJ_UPDATE; break;
+    case P_DELETE: op = AUTH_OP_PROJ_DELETE; break;
+    case P_DISABLE: op = AUTH_OP_PROJ_DISABLE; break;
+    case P_ENABLE: op = AUTH_OP_PROJ_ENABLE; break;
+    case P_RESET: op = AUTH_OP_PROJ_RESET; break;
+    case P_RESTART: op = AUTH_OP_PROJ_RESTART; break;
+    default: op = AUTH_OP_PROJ_READ; /* Statistics, State, Result */
+    }
+    if (rpc_authorize_op(pc->ctx, c, op, NULL)) return;
     switch (pc->method) {
     case P_CREATE: create_message(pc, msg, len); break;
     case P_UPDATE: update_message(pc, msg, len); break;

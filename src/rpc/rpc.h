@@ -33,6 +33,7 @@
  *   audit.c              the audit trail of administrative actions (`$audit`)
  *   persistent_group.c   the consumer group engine (persistent_int.h: PS-1..6)
  *   events.c             events in and out of messages, links, filters (events.h)
+ *   authz.c              authorization: stream ACLs and operation rules (src/auth), their errors
  *   common.c             sending, errors and their trailers, UUIDs (this header)
  *
  * persistent.h is what the consumer groups offer the files above them and
@@ -97,6 +98,10 @@ typedef struct rpc_ctx {
     int sub_listening;
     _Atomic int sub_wake_posted;
     struct ps_reg *ps; /* consumer groups (persistent_group.c) */
+    /* Authorization (authz.c; NULL until rpc_authz_init: then only the
+     * system principal passes). */
+    struct auth_authz *authz;
+    int allow_anonymous_endpoints;
 } rpc_ctx;
 
 /* The lag of every catch-up subscription and consumer group, for /metrics
@@ -174,6 +179,34 @@ void rpc_fail(net_call *c, int code, const char *message, const char *exception,
 struct auth_principal;
 const struct auth_principal *rpc_principal(const net_call *c);
 
+/* ---- authorization (authz.c) ------------------------------------------ */
+
+/* Set up the stream ACL evaluator on ctx->store (after it is set). The two
+ * flags are KurrentDB's AllowAnonymousStreamAccess and
+ * AllowAnonymousEndpointAccess; default_type its
+ * Authorization:DefaultPolicyType (enum auth_policy_type: ACL or stream
+ * policies while `$authorization-policy-settings` is empty). 0 or -ENOMEM. */
+int rpc_authz_init(rpc_ctx *ctx, int allow_anonymous_streams, int allow_anonymous_endpoints, int default_type);
+void rpc_authz_free(rpc_ctx *ctx);
+/* May c's principal do `action` (enum auth_action) on `stream` ("" or
+ * "$all": the global log; "$$x": x's metadata)? AUTH_OK, AUTH_DENIED or
+ * AUTH_UNAUTHENTICATED (src/auth/acl.h). Finishes nothing. */
+int rpc_check_stream(rpc_ctx *ctx, const net_call *c, const char *stream, int action);
+/* As rpc_check_stream, and on a refusal finishes c with the clients'
+ * error (rpc_fail_auth). Returns AUTH_OK (0) when allowed. */
+int rpc_authorize_stream(rpc_ctx *ctx, net_call *c, const char *stream, int action);
+/* May c's principal run operation op (enum auth_op, src/auth/policy.h)?
+ * self: the login the call names (Users), else NULL. On a refusal finishes
+ * c. Returns AUTH_OK (0) when allowed. */
+int rpc_authorize_op(rpc_ctx *ctx, net_call *c, int op, const char *self);
+/* Finish c for a refusal: AUTH_UNAUTHENTICATED -> UNAUTHENTICATED,
+ * AUTH_DENIED -> PERMISSION_DENIED with `exception: access-denied`. */
+void rpc_fail_auth(net_call *c, int result);
+/* Link resolution: may c's principal see the target of a link (its
+ * stream's read ACL)? A link whose target it may not read is sent
+ * unresolved, as a link whose target is gone. c NULL: yes. */
+int rpc_may_read_link_target(rpc_ctx *ctx, const net_call *c, const factum_event *target);
+
 /* ---- the audit trail (audit.c) ----------------------------------------- */
 
 #define RPC_AUDIT_STREAM "$audit"
@@ -184,6 +217,10 @@ const struct auth_principal *rpc_principal(const net_call *c);
  * (a JSON value, or NULL). Asynchronous, in the store's queue (RPC-5); a
  * record that cannot be written is logged. Loop thread only. */
 void rpc_audit(rpc_ctx *ctx, net_call *c, const char *action, const char *target, const char *detail_json);
+/* After a successful write of events to `stream`: record ACL, `$settings`
+ * and stream-policy changes (writes to `$$x`, `$settings`,
+ * `$authorization-policy-settings`, `$policies`; other streams: nothing). */
+void rpc_audit_stream_write(rpc_ctx *ctx, net_call *c, const char *stream, const factum_event_data *evs, size_t n);
 /* Finish c with the status and trailers KurrentDB gives a store error on a
  * non-append operation (RPC-3). stream may be NULL. */
 void rpc_fail_store(net_call *c, int rc, const char *stream, int64_t expected, int64_t actual);

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth/acl.h"
 #include "google/rpc/status.pb-c.h"
 #include "kurrentdb/shared.pb-c.h"
 #include "kurrentdb/streams.pb-c.h"
@@ -95,6 +96,7 @@ static int read_flush_page(read_call *r)
         const factum_event *ev = &r->page[r->page_i];
         factum_event target;
         int res = r->resolve_links ? rpc_resolve(r->ctx, ev, &target) : 0;
+        if (res > 0 && !rpc_may_read_link_target(r->ctx, r->c, &target)) res = -1; /* as a link gone */
         if (res < -1) {
             rpc_fail_store(r->c, res, NULL, 0, -1);
             return -1;
@@ -243,6 +245,7 @@ static void read_request(read_call *r, const ReadOpts *o)
             rpc_fail(c, GRPC_RESOURCE_EXHAUSTED, "out of memory", NULL, NULL);
             return;
         }
+        if (rpc_authorize_stream(r->ctx, c, r->stream, AUTH_READ)) return;
         switch (so->revision_option_case) {
         case EVENT_STORE__CLIENT__STREAMS__READ_REQ__OPTIONS__STREAM_OPTIONS__REVISION_OPTION_REVISION:
             r->next = so->revision;
@@ -298,6 +301,7 @@ static void read_request(read_call *r, const ReadOpts *o)
         }
     } else if (o->stream_option_case == EVENT_STORE__CLIENT__STREAMS__READ_REQ__OPTIONS__STREAM_OPTION_ALL && o->all) {
         r->is_all = 1;
+        if (rpc_authorize_stream(r->ctx, c, "$all", AUTH_READ)) return;
         switch (o->all->all_option_case) {
         case EVENT_STORE__CLIENT__STREAMS__READ_REQ__OPTIONS__ALL_OPTIONS__ALL_OPTION_POSITION:
             if (!o->all->position) {
@@ -431,6 +435,8 @@ static void append_message(net_call *c, const uint8_t *msg, size_t len)
             rpc_fail(c, GRPC_RESOURCE_EXHAUSTED, "out of memory", NULL, NULL);
             goto out;
         }
+        /* before any event is taken: a refused writer makes factumd hold nothing */
+        if (rpc_authorize_stream(a->ctx, c, a->stream, AUTH_WRITE)) goto out;
         a->have_options = 1;
         goto out;
     }
@@ -471,6 +477,7 @@ static void append_done_loop(void *arg)
         EVENT_STORE__CLIENT__STREAMS__APPEND_RESP__WRONG_EXPECTED_VERSION__INIT;
     EventStore__Client__Empty empty = EVENT_STORE__CLIENT__EMPTY__INIT;
     if (a->rc == 0) {
+        if (!a->res.idempotent) rpc_audit_stream_write(ctx, c, a->stream, a->ev.ev, a->ev.n);
         ctx->st.appends++;
         ctx->st.append_events += a->ev.n;
         ctx->st.append_bytes += a->ev.bytes;
@@ -673,6 +680,7 @@ static void delete_done_loop(void *arg)
     } else {
         if (d->tombstone) d->ctx->st.tombstones++;
         else d->ctx->st.deletes++;
+        rpc_audit(d->ctx, c, d->tombstone ? "stream-tombstoned" : "stream-deleted", d->stream, NULL);
         /* DeleteResp and TombstoneResp have the same shape. */
         EventStore__Client__Streams__DeleteResp resp = EVENT_STORE__CLIENT__STREAMS__DELETE_RESP__INIT;
         EventStore__Client__Streams__DeleteResp__Position pos = EVENT_STORE__CLIENT__STREAMS__DELETE_RESP__POSITION__INIT;
@@ -744,6 +752,7 @@ static void delete_message(net_call *c, const uint8_t *msg, size_t len)
         rpc_fail(c, rpc_status_of(rc), "invalid stream name or expected revision", NULL, NULL);
         return;
     }
+    if (rpc_authorize_stream(d->ctx, c, d->stream, AUTH_DELETE)) return;
     net_call_ref(c);
     d->pending = 1;
     d->sub = (rpc_submit){NULL, c, delete_submit, delete_submit_failed};

@@ -18,6 +18,17 @@
  *        A subscription whose client does not read stops polling (its queue
  *        is full, on_writable resumes it): memory stays bounded (NET-2,
  *        SUB-3) and its cursor simply falls behind.
+ * RPC-6  A subscription loses its access as soon as its ACL changes: every
+ *        pump of one that is not the system principal's first compares
+ *        the versions of its stream's metadata (`$$S`, for $all `$$$all`)
+ *        and of `$settings` with those it was allowed under
+ *        (auth_stamp); when one moved it checks again and, refused, ends
+ *        with the clients' error before it sends anything more. A write
+ *        of metadata is a commit, which wakes every waiting subscription,
+ *        so the check runs right after the change; a subscription that is
+ *        not pumped (its client does not read) sends nothing until it is.
+ *        A resolved link whose target the subscriber may not read is sent
+ *        as a link whose target is gone.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -26,6 +37,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "auth/acl.h"
+#include "auth/principal.h"
 #include "google/protobuf/timestamp.pb-c.h"
 #include "net/grpc.h"
 #include "rpc/events.h"
@@ -50,6 +63,8 @@ typedef struct rpc_sub {
     int posted;  /* a continuation is queued */
     int closed; /* the call closed while a continuation was queued */
     int counted; /* in ctx->st.subs_active */
+    int authz;   /* not the system principal: check again when the ACL moves (RPC-6) */
+    auth_stamp stamp;
     struct rpc_sub *wprev, *wnext;
     struct rpc_sub *aprev, *anext; /* ctx->sub_all */
     char id[37];
@@ -130,7 +145,9 @@ static int send_item(rpc_sub *s, const factum_sub_item *it)
     if (it->kind == FACTUM_SUB_EVENT) {
         rpc_event_msg m;
         rpc_event_init(&m);
-        if (it->has_link) rpc_event_fill_resolved(&m, &it->event, &it->link, s->uuid_string);
+        if (it->has_link && !rpc_may_read_link_target(ctx, s->c, &it->event))
+            rpc_event_fill_resolved(&m, NULL, &it->link, s->uuid_string); /* RPC-6: as a link gone */
+        else if (it->has_link) rpc_event_fill_resolved(&m, &it->event, &it->link, s->uuid_string);
         else if (it->unresolved) rpc_event_fill_resolved(&m, NULL, &it->event, s->uuid_string);
         else rpc_event_fill(&m, &it->event, s->uuid_string);
         rc = rpc_send(ctx, s->c, &m.resp.base);
@@ -223,6 +240,12 @@ static void sub_fail(rpc_sub *s, int rc)
 static void sub_pump(rpc_sub *s)
 {
     int sent = 0, polls = 0; /* a step: SUB_STEP messages, or 4 polls of up to SUB_SCAN_STEP events examined */
+    if (s->authz && !net_call_done(s->c)) { /* RPC-6 */
+        const char *name = s->stream ? s->stream : "$all";
+        if (auth_stamp_changed(s->ctx->authz, name, &s->stamp) &&
+            rpc_authorize_stream(s->ctx, s->c, name, AUTH_READ) != AUTH_OK)
+            return;
+    }
     while (!net_call_done(s->c)) {
         while (s->i < s->n) {
             int rc = send_item(s, &s->items[s->i]);
@@ -375,6 +398,11 @@ rpc_sub *rpc_sub_start(rpc_ctx *ctx, net_call *c, const ReadOpts *o)
                                                      : 1);
             so.checkpoint_interval = every > UINT32_MAX ? UINT32_MAX : (uint32_t)every;
         }
+    }
+    if (rpc_authorize_stream(ctx, c, s->stream ? s->stream : "$all", AUTH_READ)) goto fail;
+    if (!(rpc_principal(c)->flags & AUTH_P_SYSTEM) && ctx->authz) {
+        s->authz = 1;
+        auth_stamp_take(ctx->authz, s->stream ? s->stream : "$all", &s->stamp);
     }
     int rc = factum_sub_open(ctx->store, &so, &s->sub);
     if (rc) {

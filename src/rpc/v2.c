@@ -17,6 +17,7 @@
 #include "base/json.h"
 #include "google/protobuf/any.pb-c.h"
 #include "google/protobuf/struct.pb-c.h"
+#include "auth/acl.h"
 #include "google/rpc/status.pb-c.h"
 #include "kurrentdb/v2/streams.pb-c.h"
 #include "kurrentdb/v2/streams_errors.pb-c.h"
@@ -242,6 +243,9 @@ static void session_message(net_call *c, const uint8_t *msg, size_t len)
                         "kurrentdb.protocol.v2.streams.errors.StreamAlreadyInAppendSessionErrorDetails", &d.base);
             goto out;
         }
+    /* Each stream as it comes, before its records are taken; nothing is
+     * written before the last one (all or nothing). */
+    if (rpc_authorize_stream(s->ctx, c, stream, AUTH_WRITE)) goto out;
     if (s->n >= SESSION_MAX_STREAMS) {
         rpc_fail(c, GRPC_INVALID_ARGUMENT, "too many streams in one append session", NULL, NULL);
         goto out;
@@ -328,6 +332,8 @@ static void session_done_loop(void *arg)
                 if (s->res[i].last_position > last_pos) last_pos = s->res[i].last_position;
             }
             outp[i] = &out[i];
+            if (!s->res[i].idempotent)
+                rpc_audit_stream_write(ctx, c, s->parts[i].stream, s->parts[i].ev.ev, s->parts[i].ev.n);
             ctx->st.append_events += s->parts[i].ev.n;
             ctx->st.append_bytes += s->parts[i].ev.bytes;
         }

@@ -53,6 +53,14 @@ static const opt opts[] = {
     {"failed-logins-per-minute", NULL, T_INT, OFF(failed_logins_per_minute), 0, "10",
      "failed logins a client address may make (at once, and then per minute) before its logins are refused "
      "without being checked; 0: no limit"},
+    {"allow-anonymous-stream-access", NULL, T_BOOL, OFF(allow_anonymous_stream_access), 0, "false",
+     "let calls without credentials use streams their ACL opens to $all (otherwise they need a user)"},
+    {"allow-anonymous-endpoint-access", NULL, T_BOOL, OFF(allow_anonymous_endpoint_access), 0, "false",
+     "let calls without credentials read the statistics endpoints"},
+    {"authorization-default-policy-type", NULL, T_STR, OFF(authorization_default_policy_type),
+     SZ(authorization_default_policy_type), "acl",
+     "acl (stream ACLs and $settings) or streampolicy (prefix rules in $policies), while "
+     "$authorization-policy-settings holds no choice"},
     {"relaxed-durability", NULL, T_BOOL, OFF(relaxed), 0, "false",
      "acknowledge appends before fdatasync (fdatasync every 100 ms)"},
     {"max-append-size", NULL, T_SIZE, OFF(max_append_size), 0, "67108864", "largest append, in bytes"},

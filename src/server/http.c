@@ -21,6 +21,8 @@
 
 #include "auth/principal.h"
 #include "auth/users.h"
+#include "auth/acl.h"
+#include "auth/policy.h"
 #include "rpc/rpc.h"
 #include "rpc/persistent.h"
 #include "server/log.h"
@@ -412,7 +414,17 @@ void srv_http(void *ctx, const net_http_req *req, net_http_resp *resp)
     } else if (!strcmp(req->path, "/gossip")) {
         if (authenticated(req, resp)) gossip(st, resp);
     } else if (!strcmp(req->path, "/metrics")) {
-        if (authenticated(req, resp)) metrics(st, resp);
+        /* KurrentDB's Node.Statistics.Read: a user, unless anonymous
+         * endpoint access is allowed (src/auth/policy.c) */
+        const auth_principal *p = req->auth ? req->auth : auth_principal_system();
+        int a = auth_check_op(p, AUTH_OP_STATS_READ, NULL, st->rpc.allow_anonymous_endpoints);
+        if (a == AUTH_OK) {
+            metrics(st, resp);
+        } else {
+            resp->status = a == AUTH_UNAUTHENTICATED ? 401 : 403;
+            base_buf_append(&resp->body, a == AUTH_UNAUTHENTICATED ? "authentication required\n" : "access denied\n",
+                            a == AUTH_UNAUTHENTICATED ? 24 : 14);
+        }
     } else {
         resp->status = 404;
         base_buf_append(&resp->body, "not found\n", 10);

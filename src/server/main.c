@@ -17,6 +17,7 @@
 
 #include "auth/users.h"
 #include "net/tls.h"
+#include "auth/acl.h"
 #include "rpc/persistent.h"
 #include "server/log.h"
 #include "server/server.h"
@@ -228,6 +229,16 @@ int main(int argc, char **argv)
     r->max_event_size = cfg->max_append_event_size;
     r->log_fn = slog_sink;
     r->sub_live_lag = cfg->subscription_live_lag;
+    int policy_type = auth_policy_type_parse(cfg->authorization_default_policy_type);
+    if (policy_type < 0) {
+        slog_write(SLOG_ERROR, "unknown --authorization-default-policy-type %s (acl or streampolicy)",
+                   cfg->authorization_default_policy_type);
+        rc = FACTUM_EINVAL;
+        goto out;
+    }
+    if ((rc = rpc_authz_init(r, cfg->allow_anonymous_stream_access, cfg->allow_anonymous_endpoint_access,
+                             policy_type)))
+        goto out;
     if ((rc = rpc_methods(r, &st.methods, &st.n_methods))) goto out;
     if ((rc = rpc_ps_init(r))) {
         slog_write(SLOG_ERROR, "cannot load the persistent subscriptions: %s", factum_strerror(rc));
@@ -303,6 +314,7 @@ out:
      * net_server_free below); from here on nothing touches the store. */
     auth_users_stop(st.users);
     if (st.store) rpc_deinit(&st.rpc);
+    rpc_authz_free(&st.rpc);
     /* The projections before the store: their appends in flight finish. */
     factum_projections_close(st.proj);
     /* The store first: it completes the appends in flight, whose answers are

@@ -1,0 +1,353 @@
+// Authorization end to end with @kurrent/kurrentdb-client: stream ACLs,
+// $settings defaults, operations, every path (reads, $all, subscriptions,
+// Append, BatchAppend, the v2 multi-stream append, deletes, metadata,
+// consumer groups, projections), links, live subscriptions losing access,
+// and the audit trail.
+//
+// The server is tests/acl/aclsrv.c (ACL_SERVER_BIN): factumd's services
+// behind an authentication that trusts the login and groups a client names
+// (Basic <login>:<groups>, or the connection name `as:<login>:<groups>`,
+// which the clients' grpc-js path sends where it sends no credentials
+// without TLS). So every client below is "a user in these groups".
+'use strict';
+const { describe, it, before, after } = require('node:test');
+const assert = require('node:assert/strict');
+const crypto = require('node:crypto');
+const { spawn } = require('node:child_process');
+const lib = require('@kurrent/kurrentdb-client');
+
+const { KurrentDBClient, jsonEvent, binaryEvent, AccessDeniedError, ANY, NO_STREAM, START, END } = lib;
+const bin = process.env.ACL_SERVER_BIN;
+const slow = process.env.FACTUM_SANITIZED ? 5 : 1;
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+function startServer() {
+  return new Promise((resolve, reject) => {
+    const p = spawn(bin, [], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let log = '';
+    const onData = (d) => {
+      log += d;
+      const m = /listening on 127\.0\.0\.1:(\d+)/.exec(log);
+      if (m) resolve({ p, port: Number(m[1]), log: () => log });
+    };
+    p.stdout.on('data', onData);
+    p.stderr.on('data', onData);
+    p.on('exit', (code) => reject(new Error(`aclsrv exited (${code}): ${log}`)));
+  });
+}
+
+const tag = 'acl' + crypto.randomUUID().slice(0, 8);
+const sn = (s) => `${tag}-${s}`;
+const ev = (type, data) => jsonEvent({ type, data });
+
+// The promise rejects with AccessDeniedError.
+async function denied(p, what) {
+  await assert.rejects(p, (e) => {
+    assert.ok(e instanceof AccessDeniedError, `${what}: expected AccessDeniedError, got ${e && e.constructor && e.constructor.name}: ${e && e.message}`);
+    return true;
+  }, what);
+}
+
+async function readAll(client, stream, opts = {}) {
+  const out = [];
+  try {
+    for await (const e of client.readStream(stream, opts)) out.push(e);
+  } catch (e) {
+    if (e.type === 'stream-not-found') return [];
+    throw e;
+  }
+  return out;
+}
+
+describe('authorization', { skip: bin ? false : 'ACL_SERVER_BIN is not set (ctest runs this file)' }, () => {
+  let srv;
+  const clients = [];
+  const as = (login, groups = '-') => {
+    const g = encodeURIComponent(groups).replace(/%24/g, '$'); // `$` is fine in a URL and must arrive as is
+    const c = KurrentDBClient.connectionString(
+      `kurrentdb://${login}:${g}@127.0.0.1:${srv.port}?tls=false&connectionName=as:${login}:${g}`);
+    clients.push(c);
+    return c;
+  };
+  let admin, ops, alice, bob, anon;
+
+  before(async () => {
+    srv = await startServer();
+    admin = as('admin', '$admins');
+    ops = as('ops', '$ops');
+    alice = as('alice');
+    bob = as('bob', 'writers');
+    anon = KurrentDBClient.connectionString(`kurrentdb://127.0.0.1:${srv.port}?tls=false`);
+    clients.push(anon);
+  });
+
+  after(async () => {
+    for (const c of clients) await c.dispose().catch(() => {});
+    if (!srv) return;
+    srv.p.removeAllListeners('exit');
+    const exited = new Promise((r) => srv.p.on('exit', (code) => r(code)));
+    srv.p.kill('SIGTERM');
+    assert.equal(await exited, 0, `aclsrv did not shut down cleanly: ${srv.log()}`);
+    assert.doesNotMatch(srv.log(), /ERROR|runtime error|AddressSanitizer|LeakSanitizer/);
+  });
+
+  it('by default: users use user streams, anonymous nothing, system streams and $all only admins', async () => {
+    const s = sn('open');
+    await alice.appendToStream(s, [ev('A', { n: 1 })]);
+    assert.equal((await readAll(bob, s)).length, 1);
+    await denied(readAll(anon, s), 'anonymous read');
+    await denied(anon.appendToStream(s, [ev('A', { n: 2 })]), 'anonymous append');
+    assert.equal((await readAll(admin, s)).length, 1, 'nothing written by the refused append');
+    await denied(readAll(alice, '$settings'), 'system stream read');
+    await denied(alice.appendToStream('$' + s, [ev('A', {})]), 'system stream append');
+    const all = async (c) => { let n = 0; for await (const e of c.readAll({ maxCount: 5 })) n += e ? 1 : 0; return n; };
+    await denied(all(alice), '$all read');
+    await denied(all(anon), '$all read, anonymous');
+    assert.ok(await all(admin) > 0);
+    assert.ok(await all(as('carol', '$admins')) > 0, 'a member of $admins');
+    // $all is read through its own ACL ($$$all); writes and deletes never
+    await admin.setStreamMetadata('$all', { acl: { readRoles: ['alice', '$admins'] } });
+    assert.ok(await all(alice) > 0, 'alice may read $all once $$$all says so');
+    await denied(all(bob), '$all read, bob');
+    await admin.setStreamMetadata('$all', {});
+    await denied(all(alice), '$all read after the ACL went');
+  });
+
+  it('stream ACL: each key, users and groups, on every append path; nothing is written when refused', async () => {
+    const s = sn('secret'), other = sn('other');
+    await admin.setStreamMetadata(s, {
+      acl: { readRoles: ['alice'], writeRoles: ['writers'], deleteRoles: [], metaReadRoles: 'alice', metaWriteRoles: [] },
+    });
+    // BatchAppend (no per-call credentials) and Append (per-call credentials)
+    await bob.appendToStream(s, [ev('W', { by: 'bob' })]);
+    await bob.appendToStream(s, [ev('W', { by: 'bob-append' })], { credentials: { username: 'bob', password: 'writers' } });
+    await denied(alice.appendToStream(s, [ev('W', { by: 'alice' })]), 'BatchAppend by alice');
+    await denied(alice.appendToStream(s, [ev('W', { by: 'alice' })], { credentials: { username: 'alice', password: '-' } }),
+      'Append by alice');
+    // v2 multi-stream append: all or nothing
+    await denied(alice.multiStreamAppend([
+      { streamName: other, expectedState: NO_STREAM, events: [ev('O', {})] },
+      { streamName: s, expectedState: ANY, events: [ev('W', { by: 'alice-v2' })] },
+    ]), 'multi-stream append by alice');
+    assert.equal((await readAll(admin, other)).length, 0, 'no part of the refused multi-stream append');
+    const events = await readAll(alice, s);
+    assert.deepEqual(events.map((e) => e.event.data.by), ['bob', 'bob-append']);
+    await denied(readAll(bob, s), 'read by bob');
+    await denied(readAll(bob, s, { direction: 'backwards', fromRevision: END }), 'backward read by bob');
+    // metadata: $mr, $mw
+    assert.deepEqual((await alice.getStreamMetadata(s)).metadata.acl.readRoles, ['alice']);
+    await denied(bob.getStreamMetadata(s), 'metadata read by bob');
+    await denied(alice.setStreamMetadata(s, {}), 'metadata write by alice');
+    // deletes: $d is empty (admins only)
+    await denied(alice.deleteStream(s), 'delete by alice');
+    await denied(bob.tombstoneStream(s), 'tombstone by bob');
+    assert.equal((await readAll(alice, s)).length, 2, 'still there');
+    await admin.deleteStream(s);
+    assert.equal((await readAll(admin, s)).length, 0);
+  });
+
+  it('an ACL change counts from the very next call', async () => {
+    const s = sn('next');
+    await admin.appendToStream(s, [ev('E', {})]);
+    assert.equal((await readAll(alice, s)).length, 1);
+    await admin.setStreamMetadata(s, { acl: { readRoles: ['bob'] } });
+    await denied(readAll(alice, s), 'alice right after the change');
+    assert.equal((await readAll(bob, s)).length, 1);
+    await admin.setStreamMetadata(s, { acl: { readRoles: ['alice'] } });
+    assert.equal((await readAll(alice, s)).length, 1);
+    await denied(readAll(bob, s), 'bob right after the change back');
+  });
+
+  it('$settings: the default ACL of user streams', async () => {
+    const s = sn('settings');
+    await admin.appendToStream('$settings', [ev('$settings', { $userStreamAcl: { $r: '$all', $w: 'writers' } })]);
+    try {
+      await denied(alice.appendToStream(s, [ev('E', {})]), 'alice under $userStreamAcl');
+      await bob.appendToStream(s, [ev('E', {})]);
+      assert.equal((await readAll(alice, s)).length, 1);
+    } finally {
+      await admin.appendToStream('$settings', [ev('$settings', {})]);
+    }
+    await alice.appendToStream(s, [ev('E', {})]);
+  });
+
+  it('a live subscription (stream and $all) ends with AccessDenied when its ACL is taken away', async () => {
+    const s = sn('live');
+    await admin.appendToStream(s, [ev('E', { i: 0 })]);
+    for (const target of ['stream', '$all']) {
+      if (target === '$all') await admin.setStreamMetadata('$all', { acl: { readRoles: ['alice'] } });
+      const sub = target === 'stream' ? alice.subscribeToStream(s, { fromRevision: START })
+        : alice.subscribeToAll({ fromPosition: START, filter: lib.streamNameFilter({ prefixes: [s] }) });
+      const got = [];
+      const ended = new Promise((resolve) => {
+        sub.on('data', (e) => got.push(e.event.data.i));
+        sub.on('error', resolve);
+        sub.on('end', () => resolve(null));
+      });
+      const deadline = Date.now() + 10000 * slow;
+      while (!got.length && Date.now() < deadline) await sleep(20);
+      assert.ok(got.length >= 1, `${target}: the subscription delivers first`);
+      if (target === 'stream') await admin.setStreamMetadata(s, { acl: { readRoles: ['bob'] } });
+      else await admin.setStreamMetadata('$all', {});
+      const n = got.length;
+      await admin.appendToStream(s, [ev('E', { i: 100 })]);
+      const err = await Promise.race([ended, sleep(10000 * slow).then(() => 'timeout')]);
+      assert.ok(err instanceof AccessDeniedError, `${target}: ended with ${err && err.constructor && err.constructor.name}: ${err}`);
+      assert.ok(!got.slice(n).includes(100), `${target}: nothing after the change`);
+      await sub.unsubscribe().catch(() => {});
+      if (target === 'stream') await admin.setStreamMetadata(s, {});
+    }
+  });
+
+  it('a link does not reveal an event its reader may not read', async () => {
+    const secret = sn('hidden'), links = sn('links');
+    await admin.appendToStream(secret, [ev('Secret', { pin: 1234 })]);
+    await admin.setStreamMetadata(secret, { acl: { readRoles: ['bob'] } });
+    await admin.appendToStream(links, [binaryEvent({ type: '$>', data: Buffer.from(`0@${secret}`) })]);
+    const [a] = await readAll(alice, links, { resolveLinkTos: true });
+    assert.equal(a.event, undefined, 'alice gets the link alone, as a link whose target is gone');
+    assert.equal(a.link.type, '$>');
+    assert.doesNotMatch(JSON.stringify(a, (k, v) => (typeof v === 'bigint' ? String(v) : v)), /1234/);
+    const [b] = await readAll(bob, links, { resolveLinkTos: true });
+    assert.equal(b.event.type, 'Secret', 'bob gets the target');
+    assert.equal(b.event.data.pin, 1234);
+    assert.equal(b.link.type, '$>');
+  });
+
+  it('consumer groups: administration for $ops/$admins, consuming needs stream read, access lost on change', async () => {
+    const s = sn('ps'), g = 'g1';
+    const settings = lib.persistentSubscriptionToStreamSettingsFromDefaults({ startFrom: START });
+    await denied(alice.createPersistentSubscriptionToStream(s, g, settings), 'create by alice');
+    await denied(anon.createPersistentSubscriptionToStream(s, g, settings), 'create by anonymous');
+    await ops.createPersistentSubscriptionToStream(s, g, settings);
+    await denied(alice.updatePersistentSubscriptionToStream(s, g, settings), 'update by alice');
+    await denied(alice.replayParkedMessagesToStream(s, g), 'replay parked by alice');
+    await denied(alice.restartPersistentSubscriptionSubsystem(), 'restart by alice');
+    await admin.setStreamMetadata(s, { acl: { readRoles: ['alice'] } });
+    await admin.appendToStream(s, [ev('E', { i: 0 })]);
+    // bob may not read the stream: his connection is refused
+    const bsub = bob.subscribeToPersistentSubscriptionToStream(s, g);
+    const berr = await new Promise((resolve) => { bsub.on('error', resolve); bsub.on('data', () => resolve('data')); });
+    assert.ok(berr instanceof AccessDeniedError, `bob consuming: ${berr}`);
+    await bsub.unsubscribe().catch(() => {});
+    // alice consumes, then loses access
+    const sub = alice.subscribeToPersistentSubscriptionToStream(s, g);
+    const got = [];
+    const ended = new Promise((resolve) => {
+      sub.on('data', async (e) => { got.push(e.event.data.i); await sub.ack(e).catch(() => {}); });
+      sub.on('error', resolve);
+    });
+    const deadline = Date.now() + 10000 * slow;
+    while (!got.length && Date.now() < deadline) await sleep(20);
+    assert.deepEqual(got, [0]);
+    await admin.setStreamMetadata(s, { acl: { readRoles: ['bob'] } });
+    await admin.appendToStream(s, [ev('E', { i: 1 })]);
+    const err = await Promise.race([ended, sleep(10000 * slow).then(() => 'timeout')]);
+    assert.ok(err instanceof AccessDeniedError, `alice's connection ended with ${err}`);
+    assert.deepEqual(got, [0], 'nothing after the change');
+    await sub.unsubscribe().catch(() => {});
+    await denied(alice.deletePersistentSubscriptionToStream(s, g), 'delete by alice');
+    await admin.deletePersistentSubscriptionToStream(s, g);
+  });
+
+  it('$all: subscriptions and consumer groups need read access to $all', async () => {
+    const first = (sub) => new Promise((resolve) => {
+      sub.on('error', resolve);
+      sub.on('data', () => resolve('data'));
+    });
+    const s1 = alice.subscribeToAll({ fromPosition: START });
+    const e1 = await first(s1);
+    assert.ok(e1 instanceof AccessDeniedError, `alice subscribing to $all: ${e1}`);
+    await s1.unsubscribe().catch(() => {});
+    const g = sn('allgroup');
+    await ops.createPersistentSubscriptionToAll(g, lib.persistentSubscriptionToAllSettingsFromDefaults({ startFrom: START }));
+    const s2 = alice.subscribeToPersistentSubscriptionToAll(g);
+    const e2 = await first(s2);
+    assert.ok(e2 instanceof AccessDeniedError, `alice consuming a group on $all: ${e2}`);
+    await s2.unsubscribe().catch(() => {});
+    const s3 = admin.subscribeToPersistentSubscriptionToAll(g);
+    assert.equal(await first(s3), 'data', 'an admin consumes it');
+    await s3.unsubscribe().catch(() => {});
+    await ops.deletePersistentSubscriptionToAll(g);
+  });
+
+  it('projections: reading for users, deleting and restarting for $ops/$admins, nothing for anonymous', async () => {
+    const list = (c) => c.listProjections();
+    assert.ok((await list(alice)).length >= 1);
+    await denied(list(anon), 'list by anonymous');
+    await denied(alice.deleteProjection('$by_category'), 'delete by alice');
+    await denied(alice.restartSubsystem(), 'restart subsystem by alice');
+    await ops.restartSubsystem();
+  });
+
+  it('stream policies (prefix rules in $policies) instead of ACLs, and back', async () => {
+    const acct = sn('account'), open = sn('free');
+    await admin.appendToStream(acct, [ev('E', {})]);
+    await admin.setStreamMetadata(open, { acl: { readRoles: ['bob'] } });
+    await admin.appendToStream(open, [ev('E', {})]);
+    await denied(readAll(alice, open), 'the ACL first');
+    const policy = {
+      streamPolicies: {
+        pub: { $r: ['$all'], $w: ['$all'], $d: ['$all'], $mr: ['$all'], $mw: ['$all'] },
+        adm: { $r: ['$admins'], $w: ['$admins'], $d: ['$admins'], $mr: ['$admins'], $mw: ['$admins'] },
+        acct: { $r: ['writers'], $w: ['writers'], $d: [], $mr: ['writers'], $mw: [] },
+      },
+      streamRules: [{ startsWith: acct, policy: 'acct' }],
+      defaultStreamRules: { userStreams: 'pub', systemStreams: 'adm' },
+    };
+    await denied(alice.appendToStream('$policies', [ev('$policy-updated', policy)]), '$policies by alice');
+    await admin.appendToStream('$policies', [ev('$policy-updated', policy)]);
+    await admin.appendToStream('$authorization-policy-settings',
+      [ev('$authorization-policy-changed', { streamAccessPolicyType: 'streampolicy' })]);
+    try {
+      assert.equal((await readAll(alice, open)).length, 1, 'ACLs are not enforced under stream policies');
+      await denied(readAll(alice, acct), 'alice on the account prefix');
+      assert.equal((await readAll(bob, acct)).length, 1);
+      await bob.appendToStream(acct, [ev('E', {})]);
+      await denied(alice.appendToStream(acct, [ev('E', {})]), 'alice appending on the prefix');
+      await denied(bob.deleteStream(acct), 'delete: nobody but admins');
+      await denied(readAll(ops, open), '$all does not include $ops-only users');
+    } finally {
+      await admin.appendToStream('$authorization-policy-settings',
+        [ev('$authorization-policy-changed', { streamAccessPolicyType: 'acl' })]);
+    }
+    await denied(readAll(alice, open), 'ACLs again');
+    assert.equal((await readAll(alice, acct)).length, 2);
+  });
+
+  it('Operations.Shutdown: $ops/$admins only; the exact status and trailer of each refusal', async () => {
+    const grpc = require('@grpc/grpc-js');
+    const raw = new grpc.Client(`127.0.0.1:${srv.port}`, grpc.credentials.createInsecure());
+    const call = (who) => new Promise((resolve) => {
+      const md = new grpc.Metadata();
+      if (who) md.set('connection-name', `as:${who}`);
+      raw.makeUnaryRequest('/event_store.client.operations.Operations/Shutdown', (x) => x, (b) => b,
+        Buffer.alloc(0), md, (err) => resolve(err));
+    });
+    try {
+      const a = await call('alice:-');
+      assert.equal(a && a.code, grpc.status.PERMISSION_DENIED, String(a));
+      assert.deepEqual(a.metadata.get('exception'), ['access-denied']);
+      const n = await call(null);
+      assert.equal(n && n.code, grpc.status.UNAUTHENTICATED, String(n));
+    } finally {
+      raw.close();
+    }
+    // the server is still up
+    assert.equal((await readAll(admin, sn('open'))).length, 1);
+  });
+
+  it('records administrative actions in $audit (readable by admins only)', async () => {
+    await denied(readAll(alice, '$audit'), '$audit by alice');
+    const actions = (await readAll(admin, '$audit')).map((e) => `${e.event.type} ${e.event.data.user} ${e.event.data.target}`);
+    assert.ok(actions.includes(`acl-changed admin ${sn('secret')}`), actions.join('\n'));
+    assert.ok(actions.includes(`stream-deleted admin ${sn('secret')}`));
+    assert.ok(actions.includes('settings-changed admin $settings'));
+    assert.ok(actions.includes(`subscription-group-deleted admin ${sn('ps')}::g1`));
+    assert.ok(actions.includes('projections-restarted ops '));
+    assert.ok(actions.includes('stream-policy-changed admin $authorization-policy-settings'));
+    assert.ok(actions.includes('stream-policy-changed admin $policies'));
+    assert.ok(!actions.some((a) => a.startsWith('stream-deleted alice')), 'refused actions are not recorded as done');
+    assert.ok(!actions.some((a) => a.startsWith('shutdown')), 'a refused shutdown is not recorded');
+  });
+});
