@@ -1212,12 +1212,15 @@ static int call_result(factum_client *c, client_call *k)
         return 0;
     }
     int rc = client_call_error(k);
-    if (rc == FACTUM_EUNAUTHENTICATED)
-        client_seterr(c, "%s%s", k->message[0] ? k->message : "the server wants credentials",
-                      c->auth[0] ? " (check the user name and password)"
-                                 : " (give user:password@ in the connection string)");
+    const char *said = k->message[0] ? k->message : "no message";
+    if (rc == FACTUM_EUNAUTHENTICATED && c->auth[0])
+        client_seterr(c, "the server did not accept the credentials of user '%.200s': %s", c->url.username, said);
+    else if (rc == FACTUM_EUNAUTHENTICATED)
+        client_seterr(c, "the server wants credentials (user:password@ in the connection string): %s", said);
+    else if (rc == FACTUM_EACCESSDENIED && c->auth[0])
+        client_seterr(c, "user '%.200s' may not do this: %s", c->url.username, said);
     else if (rc == FACTUM_EACCESSDENIED)
-        client_seterr(c, "%s", k->message[0] ? k->message : "the user may not do this");
+        client_seterr(c, "access denied without credentials (user:password@ in the connection string): %s", said);
     else if (k->message[0])
         client_seterr(c, "%s", k->message);
     else

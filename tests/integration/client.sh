@@ -412,9 +412,14 @@ secure_checks() {
   contains "$ERR" "certificate verify failed: "
   contains "$ERR" "(the server's certificate is not signed by the CA of tlsCAFile)"
   # A wrong password: accepted until authentication lands (auth), refused after; either way clearly.
-  run_any() { "$@" >"$T/.out" 2>"$T/.err" || true; ERR=$(cat "$T/.err"); }
-  run_any "$FACTUM" --server "kurrentdb://admin:wrong@localhost:$sport?tlsCAFile=$CA" read sec-s
-  case "$ERR" in "" | *"not authenticated"*) ;; *) fail "a wrong password: $ERR" ;; esac
+  rc=0
+  "$FACTUM" --server "kurrentdb://admin:wrong@localhost:$sport?tlsCAFile=$CA" read sec-s >/dev/null 2>"$T/.err" || rc=$?
+  ERR=$(cat "$T/.err")
+  case "$rc:$ERR" in
+    0:) echo "   (credentials not checked by this factumd yet)" ;;
+    "5:factum: read: stream 'sec-s': not authenticated (wrong or missing credentials) (the server did not accept the credentials of user 'admin': "*) ;;
+    *) fail "a wrong password: exit $rc: $ERR" ;;
+  esac
   run 1 "$FACTUM" --server "kurrentdb://localhost:$sport?tls=false" read sec-s
   contains "$ERR" "the server speaks TLS: leave out tls=false (factumd requires TLS on this port"
   run 1 "$FACTUM" --server "kurrentdb://localhost:$port?tlsCAFile=$CA" read sec-s
