@@ -1007,9 +1007,11 @@ static int tls_start(factum_client *c, const client_host *h, char *why, size_t w
     int is_ip = inet_pton(AF_INET, addr, raw) == 1 || inet_pton(AF_INET6, addr, raw) == 1;
     int ok = 1;
     if (!is_ip) ok = SSL_set_tlsext_host_name(ssl, h->name) == 1;
-    if (ok && c->url.tls_verify_cert)
+    if (ok && c->url.tls_verify_cert) {
+        SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
         ok = is_ip ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), addr) == 1
                    : SSL_set1_host(ssl, h->name) == 1;
+    }
     if (!ok) {
         snprintf(why, wlen, "TLS: cannot use the host name '%.200s': %s", h->name, tls_reason(reason, sizeof reason));
         return FACTUM_ETLS;
