@@ -548,6 +548,14 @@ static int maybe_merge(findex *x, int *merged)
 
 /* ---- the background thread ----------------------------------------- */
 
+/* Has some kind IDX_MERGE_STALL tables or more (IDX-5)? Caller holds mu. */
+static int at_stall(const view *v)
+{
+    for (int k = 0; k < IDX_KINDS; k++)
+        if (v->nt[k] >= IDX_MERGE_STALL) return 1;
+    return 0;
+}
+
 static void *bg_main(void *arg)
 {
     findex *x = arg;
@@ -567,6 +575,22 @@ static void *bg_main(void *arg)
             }
             if (!merged && !x->cur->frozen && !x->stop) pthread_cond_wait(&x->cv, &x->mu);
             continue;
+        }
+        if (at_stall(x->cur)) {
+            /* IDX-5: a writer that refills the memtable while the last one
+             * is written would keep a frozen memtable here forever and
+             * merges would never run: merge first; the writer waits. */
+            pthread_mutex_unlock(&x->mu);
+            int merged = 0;
+            int rc = maybe_merge(x, &merged);
+            pthread_mutex_lock(&x->mu);
+            if (rc) {
+                x->err = rc;
+                xlog(x, FACTUM_LOG_ERROR, "index merge failed: %s", factum_strerror(rc));
+                pthread_cond_broadcast(&x->cv);
+                break;
+            }
+            if (merged) continue;
         }
         mt_ref(fz);
         pthread_mutex_unlock(&x->mu);

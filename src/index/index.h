@@ -21,6 +21,9 @@
  *  IDX-3  Lookups return entries in key order; entries with the same key
  *         (hash collisions) may be several: the caller checks the event.
  *  IDX-4  Memory is bounded: at most two memtables of memtable_entries.
+ *  IDX-5  Merges are never starved: a kind with IDX_MERGE_STALL tables is
+ *         merged before the next flush, however fast the writer refills
+ *         the memtable (it waits), so no flush meets IDX_MAX_TABLES.
  */
 #ifndef FACTUM_INDEX_H
 #define FACTUM_INDEX_H
@@ -36,6 +39,9 @@ enum { IDX_STREAM = 0, IDX_ID = 1, IDX_CAT = 2, IDX_KINDS = 3 };
 /* Tables of one kind at most (merges keep far fewer; a flush past it fails
  * with -ENOSPC, a manifest listing more is damaged). */
 #define IDX_MAX_TABLES 64
+/* IDX-5: with this many tables of one kind, the background thread merges
+ * before it writes the next frozen memtable (the writer waits meanwhile). */
+#define IDX_MERGE_STALL 32
 
 typedef struct findex findex;
 

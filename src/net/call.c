@@ -16,6 +16,9 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -97,6 +100,26 @@ int net_call_is_tls(const net_call *c)
 const char *net_call_peer_cn(const net_call *c)
 {
     return c->conn ? c->conn->peer_cn : NULL;
+}
+
+char *net_call_peer(const net_call *c, char *buf, size_t cap)
+{
+    if (!cap) return buf;
+    buf[0] = 0;
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    if (!c->conn || getpeername(c->conn->fd, (struct sockaddr *)&ss, &sl)) return buf;
+    char host[INET6_ADDRSTRLEN] = "";
+    if (ss.ss_family == AF_INET) {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)&ss;
+        inet_ntop(AF_INET, &a->sin_addr, host, sizeof host);
+        snprintf(buf, cap, "%s:%u", host, (unsigned)ntohs(a->sin_port));
+    } else if (ss.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&ss;
+        inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof host);
+        snprintf(buf, cap, "[%s]:%u", host, (unsigned)ntohs(a->sin6_port));
+    }
+    return buf;
 }
 
 net_server *net_call_server(const net_call *c)

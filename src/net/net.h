@@ -1,8 +1,8 @@
 /*
  * net.h - factumd's network server: one epoll event loop that accepts TCP
- * connections, speaks gRPC over HTTP/2 (cleartext, prior knowledge; nghttp2)
- * and plain HTTP/1.1 on the same port, and hands each gRPC call to the
- * handlers of its method. The loop never blocks: handlers start work (for
+ * connections, speaks gRPC over HTTP/2 (nghttp2) and plain HTTP/1.1 on the
+ * same port, over TLS (net_server_set_tls; src/net/tls.h, TLS-1..5) or in
+ * cleartext, and hands each gRPC call to the handlers of its method. The loop never blocks: handlers start work (for
  * example an asynchronous append) and finish the call later from the loop
  * thread (net_post).
  *
@@ -39,10 +39,10 @@
  *         charged, and its window stays shut, so its client can be at most
  *         one stream window ahead. Resuming delivers the held bytes, then a
  *         half close that came meanwhile, from the loop.
- *  NET-7  Nothing incomplete waits for ever: a connection's preface or
- *         HTTP/1.1 request, and a partial gRPC message that stopped
- *         growing, get request_timeout_ms; then the connection is closed
- *         (408 for HTTP/1.1) or the call ends (DEADLINE_EXCEEDED).
+ *  NET-7  Nothing incomplete waits for ever: a connection's TLS handshake
+ *         and preface or HTTP/1.1 request, and a partial gRPC message that
+ *         stopped growing, get request_timeout_ms; then the connection is
+ *         closed (408 for HTTP/1.1) or the call ends (DEADLINE_EXCEEDED).
  */
 #ifndef FACTUM_NET_H
 #define FACTUM_NET_H
@@ -192,6 +192,9 @@ void *net_call_state(const net_call *c);
  * free_fn(auth) runs when the call is freed or the slot is set again. */
 void net_call_set_auth(net_call *c, void *auth, void (*free_fn)(void *auth));
 void *net_call_auth(const net_call *c);
+/* The client's address as "ip:port" ("[ip6]:port") in buf (cap bytes);
+ * "" when unknown or the connection is gone. Returns buf. */
+char *net_call_peer(const net_call *c, char *buf, size_t cap);
 net_server *net_call_server(const net_call *c);
 /* Does the call's connection speak TLS? 1 or 0. */
 int net_call_is_tls(const net_call *c);

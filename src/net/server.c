@@ -74,7 +74,7 @@
 #define EVICT_LARGE (1u << 20)
 /* Time the TLS handshakes of one turn may take (at least one step runs):
  * a flood of handshakes delays everyone else by about this per turn. */
-#define HS_TURN_NS 2000000u
+#define HS_TURN_NS 1000000u
 /* Per-connection log lines (failed handshakes, wrong protocols) per second:
  * a flood must not flood the log. */
 #define LOG_PER_SEC 10
@@ -532,6 +532,13 @@ static void http1_reply(conn *k, int status, const char *ctype, const uint8_t *b
     if (close_conn) k->close_after_write = 1;
 }
 
+/* What cleartext on the TLS port is told. */
+static const char TLS_REQUIRED_HTTP[] =
+    "This port speaks TLS: factumd requires it (use https://, or a client with tls=true). Cleartext is served "
+    "only when factumd runs with --insecure.\n";
+static const char TLS_REQUIRED_H2[] =
+    "factumd requires TLS on this port: connect with tls=true (kurrentdb://host:port?tls=true&tlsCAFile=ca.crt)";
+
 /* Handle every complete request in rbuf (src/net/http1.c parses them). */
 static void http1_input(conn *k)
 {
@@ -540,6 +547,10 @@ static void http1_input(conn *k)
         http1_request hr;
         int rc = http1_parse(k->rbuf.data, k->rbuf.len, HTTP1_MAX_HEAD, HTTP1_MAX_BODY, &hr);
         if (rc == HTTP1_INCOMPLETE) break;
+        if (k->tls_required) { /* cleartext on the TLS port: the whole request came, or a bad one */
+            http1_reply(k, 400, NULL, (const uint8_t *)TLS_REQUIRED_HTTP, sizeof TLS_REQUIRED_HTTP - 1, 1);
+            break;
+        }
         if (rc < 0) {
             int status = -rc;
             const char *why = status == 431   ? "headers too large\n"
@@ -584,39 +595,32 @@ static void http1_input(conn *k)
 
 /* ---- protocols on the wrong port ------------------------------------- */
 
-static const char TLS_REQUIRED_HTTP[] =
-    "This port speaks TLS: factumd requires it (use https://, or a client with tls=true). Cleartext is served "
-    "only when factumd runs with --insecure.\n";
-static const char TLS_REQUIRED_H2[] =
-    "factumd requires TLS on this port: connect with tls=true (kurrentdb://host:port?tls=true&tlsCAFile=ca.crt)";
-
-/* Cleartext on the TLS port: HTTP/1.1 gets 400, an HTTP/2 preface SETTINGS
- * and GOAWAY (INADEQUATE_SECURITY) whose debug data says why; then the
- * connection closes. What the client sent is read and dropped. */
-static void plaintext_on_tls_port(conn *k, size_t budget)
+/* Cleartext on the TLS port. An HTTP/1.1 request is read as usual (the
+ * parser's limits and NET-7's timeout hold) and answered 400 saying why
+ * (http1_input, tls_required). An HTTP/2 preface gets SETTINGS and GOAWAY
+ * (INADEQUATE_SECURITY) whose debug data says why; what it sent is read
+ * and dropped. Then the connection closes. 1 if the bytes are to be read
+ * as HTTP/1.1. */
+static int plaintext_on_tls_port(conn *k, size_t budget, const uint8_t *head, size_t hl)
 {
     net_server *s = k->srv;
-    uint8_t buf[4096], head[24];
-    size_t got = 0, hl = 0;
-    ssize_t n = 0;
-    while (got < budget && (n = conn_recv(k, buf, sizeof buf)) > 0) {
-        size_t c = sizeof head - hl < (size_t)n ? sizeof head - hl : (size_t)n;
-        memcpy(head + hl, buf, c);
-        hl += c;
-        got += (size_t)n;
-    }
-    if (got == 0) {
-        if (n != -EAGAIN) conn_close(k);
-        return;
-    }
     s->st.tls_failures++;
     s->st.protocol_errors++;
-    int h2 = memcmp(head, H2_PREFACE, hl) == 0;
+    int h2 = hl >= 3 && memcmp(head, H2_PREFACE, hl) == 0; /* "PRI", not "POST", "PUT" or "PATCH" */
     net_log_conn(s, 1, "a client sent cleartext %s to the TLS port: answered that factumd requires TLS",
                  h2 ? "HTTP/2 (gRPC with tls=false?)" : "HTTP/1.1");
     unreserve(k);
     k->kind = CONN_HTTP1; /* answered in cleartext, then closed */
-    if (h2) {
+    if (!h2) {
+        k->tls_required = 1;
+        return 1;
+    }
+    uint8_t buf[4096];
+    size_t got = 0;
+    ssize_t n;
+    while (got < budget && (n = conn_recv(k, buf, sizeof buf)) > 0)
+        got += (size_t)n;
+    if (!k->dead) {
         uint8_t f[9 + 9 + 8 + sizeof TLS_REQUIRED_H2];
         size_t dl = sizeof TLS_REQUIRED_H2 - 1, gl = 8 + dl;
         memset(f, 0, sizeof f);
@@ -627,13 +631,12 @@ static void plaintext_on_tls_port(conn *k, size_t budget)
         memcpy(f + 26, TLS_REQUIRED_H2, dl);
         if (net_buf_append(s, k, NULL, &k->wbuf, f, 26 + dl)) {
             conn_close(k);
-            return;
+            return 0;
         }
         k->close_after_write = 1;
-    } else {
-        http1_reply(k, 400, NULL, (const uint8_t *)TLS_REQUIRED_HTTP, sizeof TLS_REQUIRED_HTTP - 1, 1);
     }
     conn_flush(k);
+    return 0;
 }
 
 /* A TLS ClientHello on a cleartext (--insecure) port: a TLS alert record
@@ -659,23 +662,22 @@ static void tls_on_plain_port(conn *k)
 /* ---- TLS handshakes ------------------------------------------------------ */
 
 /* The first bytes on a TLS port: a ClientHello starts the handshake,
- * anything else is cleartext sent to the wrong port. 1 if TLS goes on. */
+ * anything else is cleartext sent to the wrong port. 1 if TLS goes on, 2
+ * if cleartext HTTP/1.1 is to be read (and refused), 0 if not now. */
 static int tls_classify(conn *k, size_t budget)
 {
     net_server *s = k->srv;
-    uint8_t b;
+    uint8_t head[24];
     ssize_t n;
-    while ((n = recv(k->fd, &b, 1, MSG_PEEK)) < 0 && errno == EINTR) {
+    while ((n = recv(k->fd, head, sizeof head, MSG_PEEK)) < 0 && errno == EINTR) {
     }
     if (n == 0 || (n < 0 && errno != EAGAIN)) {
         conn_close(k);
         return 0;
     }
     if (n < 0) return 0;
-    if (b != 0x16) { /* not a TLS handshake record */
-        plaintext_on_tls_port(k, budget);
-        return 0;
-    }
+    if (head[0] != 0x16) /* not a TLS handshake record */
+        return plaintext_on_tls_port(k, budget, head, (size_t)n) ? 2 : 0;
     if (net_charge(s, k, NULL, TLS_MEM_HANDSHAKE)) { /* TLS-5 */
         conn_close(k);
         return 0;
@@ -735,10 +737,10 @@ static int tls_step(conn *k)
         return 0;
     }
     k->peer_cn = cn;
-    if (s->cfg.log_fn) {
+    if (s->cfg.log_fn) { /* debug level, opt-in: not rate-limited */
         char alpn[32];
         tls_conn_alpn(k->ssl, alpn, sizeof alpn);
-        net_log_conn(s, 3, "TLS connection: %s, ALPN %s, client certificate %s%s", SSL_get_version(k->ssl),
+        net_log(s, 3, "TLS connection: %s, ALPN %s, client certificate %s%s", SSL_get_version(k->ssl),
                      alpn[0] ? alpn : "none", cn ? "CN=" : "none", cn ? cn : "");
     }
     return 1;

@@ -98,6 +98,7 @@ struct conn {
     int tls_write_wants_read;  /* SSL_write waits for bytes from the peer */
     size_t tls_mem;            /* charged for OpenSSL's share (TLS-5) */
     int pending;               /* on the server's pending list: decrypted bytes wait in the SSL */
+    int tls_required;          /* cleartext HTTP/1.1 on the TLS port: its request gets 400 */
     conn *pending_next;
 };
 

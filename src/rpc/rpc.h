@@ -29,6 +29,7 @@
  *   persistent.c         the PersistentSubscriptions service: Read and management calls
  *   persistent_stats.c   GetInfo/List's SubscriptionInfo, rpc_ps_each
  *   persistent_config.c  a group's settings, their snapshot (PS-5), loading at start
+ *   audit.c              the audit trail of administrative actions (`$audit`)
  *   persistent_group.c   the consumer group engine (persistent_int.h: PS-1..6)
  *   events.c             events in and out of messages, links, filters (events.h)
  *   common.c             sending, errors and their trailers, UUIDs (this header)
@@ -167,6 +168,17 @@ void rpc_fail(net_call *c, int code, const char *message, const char *exception,
  * call's life. */
 struct auth_principal;
 const struct auth_principal *rpc_principal(const net_call *c);
+
+/* ---- the audit trail (audit.c) ----------------------------------------- */
+
+#define RPC_AUDIT_STREAM "$audit"
+/* Record an administrative action done by call c (NULL: by factumd itself)
+ * in RPC_AUDIT_STREAM: event type `action` (e.g. "user-created",
+ * "stream-deleted", "acl-changed", "shutdown"), JSON data with the action,
+ * the principal's login, the client's address, the target and detail_json
+ * (a JSON value, or NULL). Asynchronous, in the store's queue (RPC-5); a
+ * record that cannot be written is logged. Loop thread only. */
+void rpc_audit(rpc_ctx *ctx, net_call *c, const char *action, const char *target, const char *detail_json);
 /* Finish c with the status and trailers KurrentDB gives a store error on a
  * non-append operation (RPC-3). stream may be NULL. */
 void rpc_fail_store(net_call *c, int rc, const char *stream, int64_t expected, int64_t actual);

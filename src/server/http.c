@@ -322,6 +322,12 @@ static void metrics(srv_state *st, net_http_resp *r)
            (double)ns.refused_charges);
     metric(b, "factum_request_timeouts_total", "counter",
            "Incomplete requests ended after --request-timeout-ms without progress.", (double)ns.timeouts);
+    metric(b, "factum_tls_handshakes_total", "counter", "TLS handshakes completed.", (double)ns.tls_handshakes);
+    metric(b, "factum_tls_failures_total", "counter",
+           "TLS handshakes that failed, and cleartext sent to the TLS port.", (double)ns.tls_failures);
+    metric(b, "factum_tls_handshakes_deferred_total", "counter",
+           "TLS handshake steps put off to a later turn of the loop (its handshake budget was spent).",
+           (double)ns.tls_deferred);
     lag_metrics(st, b);
     projection_metrics(st, b);
 }

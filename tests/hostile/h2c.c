@@ -35,14 +35,18 @@ static uint64_t now_ms(void)
 
 int srv_start(srv *s, const char *path, const char *base, const char *const *args)
 {
+    static int n_started;
     memset(s, 0, sizeof *s);
-    snprintf(s->dir, sizeof s->dir, "%s/hostile-%d", base, (int)getpid());
+    snprintf(s->dir, sizeof s->dir, "%s/hostile-%d-%d", base, (int)getpid(), n_started++);
     snprintf(s->log, sizeof s->log, "%s.log", s->dir);
     mkdir(base, 0755);
     const char *argv[40];
     int n = 0;
+    int tls = 0; /* certificates given: TLS, else --insecure */
+    for (int i = 0; args && args[i]; i++)
+        if (!strcmp(args[i], "--certificate-file")) tls = 1;
     argv[n++] = path;
-    argv[n++] = "--insecure";
+    if (!tls) argv[n++] = "--insecure";
     argv[n++] = "--db";
     argv[n++] = s->dir;
     argv[n++] = "--node-ip";

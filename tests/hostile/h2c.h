@@ -23,7 +23,8 @@ typedef struct srv {
 } srv;
 
 /* Start factumd (path) with a fresh data directory under base and the extra
- * arguments (NULL-terminated); wait until it listens. 0 or -1. */
+ * arguments (NULL-terminated; --insecure is added unless they name a
+ * --certificate-file); wait until it listens. 0 or -1. */
 int srv_start(srv *s, const char *path, const char *base, const char *const *args);
 /* SIGTERM and wait: the exit status (0 for a clean stop), or -1. */
 int srv_stop(srv *s);

@@ -15,6 +15,9 @@
  *             from clients that never do
  *   noread    clients that start large reads and never read the answers
  *   idle      10,000 idle connections (fewer if the descriptor limit says so)
+ *   tls       (a second factumd, with certificates: tlsflood.c) a handshake
+ *             flood and slow handshakes while well-behaved TLS clients
+ *             measure their latency
  * While each runs, a well-behaved client (the C client) keeps appending and
  * reading; every call of it must succeed (its latency is reported, not
  * asserted: timings are for bench/, NET-5..7 are the assertions here), the
@@ -38,6 +41,7 @@
 #include "google/protobuf/empty.pb-c.h"
 #include "h2c.h"
 #include "harness.h"
+#include "tlsflood.h"
 #include "kurrentdb/shared.pb-c.h"
 #include "kurrentdb/streams.pb-c.h"
 
@@ -784,6 +788,8 @@ static void t_hostile_clients(void)
     CHECK_RC(srv_stop(&server), 0);
     harness_rm_rf(server.dir);
     unlink(server.log);
+    /* TLS: handshake floods and slow handshakes, against a factumd of its own. */
+    if (want_phase(argc, argv, "tls")) CHECK(hostile_tls_phase(argv[1], tmp) == 0);
 }
 
 int main(int argc, char **argv)

@@ -654,6 +654,54 @@ static void t_merge_choice(void)
     CHECK(most < 40); /* the pressure limit (24) and a burst */
 }
 
+/* IDX-5: a writer that keeps the background thread flushing (every
+ * memtable frozen the moment the previous one is written) must not starve
+ * merges: the table count stays bounded and no flush fails with -ENOSPC
+ * (before the fix, 64 flushes without a merge stopped the store with
+ * "index flush failed: No space left on device"). */
+static void t_index_writer_outruns_merges(void)
+{
+    harness_tmpdir(dir, sizeof dir, "idxstarve");
+    idx_config cfg = {8, 0, NULL, NULL, NULL, NULL}; /* tiny memtables: a flush per 8 entries */
+    findex *x;
+    idx_checkpoint cp;
+    REQUIRE(idx_open(io_posix(), dir, &cfg, &x, &cp) == 0);
+    REQUIRE(idx_start(x) == 0);
+    uint64_t pos = 1, most = 0;
+    int failed = 0;
+    for (int round = 0; round < 3000 && !failed; round++) {
+        idx_entry st[8], id[8];
+        size_t n[IDX_KINDS] = {8, 8, 0};
+        uint64_t los[8];
+        for (int i = 0; i < 8; i++) {
+            uint64_t lo = 4096 + pos * 8;
+            st[i] = (idx_entry){base_hash64(&pos, 8), 0, lo};
+            id[i] = (idx_entry){pos, ~pos, lo};
+            los[i] = lo;
+            pos++;
+        }
+        const idx_entry *e[IDX_KINDS] = {st, id, NULL};
+        CHECK_RC(idx_posmap_put(x, pos - 8, los, 8), 0);
+        int rc = idx_add(x, e, n, 4096 + pos * 8, pos);
+        if (rc) {
+            CHECK_RC(rc, 0);
+            failed = 1;
+        }
+        idx_stats stt;
+        idx_get_stats(x, &stt);
+        if (stt.tables > most) most = stt.tables;
+    }
+    CHECK_RC(idx_flush_sync(x), 0);
+    CHECK_RC(idx_error(x), 0);
+    idx_stats stt;
+    idx_get_stats(x, &stt);
+    printf("  flushes %llu, merges %llu, most tables at once %llu\n", (unsigned long long)stt.flushes,
+           (unsigned long long)stt.merges, (unsigned long long)most);
+    CHECK(stt.flushes >= 100);
+    CHECK(most <= 2 * (IDX_MERGE_STALL + 1)); /* two kinds with entries, each held at the stall limit */
+    CHECK_RC(idx_close(x, 1), 0);
+}
+
 int main(void)
 {
     RUN(t_merge_choice);
@@ -665,5 +713,6 @@ int main(void)
     RUN(t_manifest_next_id);
     RUN(t_memtable_order);
     RUN(t_index_flush_merge);
+    RUN(t_index_writer_outruns_merges);
     return harness_done();
 }

@@ -102,10 +102,48 @@ static void t_projections(void)
     harness_rm_rf(dir);
 }
 
+/* The certificate settings (KurrentDB's names in their three forms) and
+ * the one decision of what the port speaks. */
+static void t_security(void)
+{
+    srv_config c;
+    const char *a0[] = {"factumd"};
+    CHECK_RC(parse(&c, 1, a0), 0);
+    srv_security sec = srv_config_security(&c);
+    CHECK(sec.tls && sec.auth); /* secure by default */
+    CHECK_RC(srv_config_check_certificates(&c), -1); /* ... and so a certificate is needed */
+    const char *a1[] = {"factumd", "--insecure"};
+    CHECK_RC(parse(&c, 2, a1), 0);
+    sec = srv_config_security(&c);
+    CHECK(!sec.tls && !sec.auth);
+    const char *a2[] = {"factumd", "--certificate-file", "/c/node.crt", "--certificate-private-key-file=/c/node.key"};
+    setenv("EVENTSTORE_TRUSTED_ROOT_CERTIFICATES_PATH", "/c/ca", 1);
+    CHECK_RC(parse(&c, 4, a2), 0);
+    unsetenv("EVENTSTORE_TRUSTED_ROOT_CERTIFICATES_PATH");
+    CHECK(!strcmp(c.certificate_file, "/c/node.crt") && !strcmp(c.certificate_private_key_file, "/c/node.key"));
+    CHECK(!strcmp(c.trusted_root_certificates_path, "/c/ca"));
+    CHECK_RC(srv_config_check_certificates(&c), 0);
+    char dir[512], path[600];
+    harness_tmpdir(dir, sizeof dir, "cfgtls");
+    mkdir(dir, 0755);
+    snprintf(path, sizeof path, "%s/factumd.conf", dir);
+    FILE *f = fopen(path, "w");
+    fputs("CertificateFile: /f/a.crt\nCertificatePrivateKeyFile: /f/a.key\nTrustedRootCertificatesPath: /f/ca\n", f);
+    fclose(f);
+    const char *a3[] = {"factumd", "--config", path};
+    setenv("KURRENTDB_CERTIFICATE_FILE", "/e/b.crt", 1);
+    CHECK_RC(parse(&c, 3, a3), 0);
+    unsetenv("KURRENTDB_CERTIFICATE_FILE");
+    CHECK(!strcmp(c.certificate_file, "/e/b.crt")); /* the environment beats the file */
+    CHECK(!strcmp(c.certificate_private_key_file, "/f/a.key") && !strcmp(c.trusted_root_certificates_path, "/f/ca"));
+    harness_rm_rf(dir);
+}
+
 int main(void)
 {
     RUN(t_defaults_and_flags);
     RUN(t_env_and_file);
     RUN(t_projections);
+    RUN(t_security);
     return harness_done();
 }

@@ -353,9 +353,15 @@ static void t_memory(void)
     printf("  OpenSSL per server connection: handshake %ld bytes, open and idle %ld, holding a partial record "
            "each way %ld (charged: %u during the handshake, %u open, + %u per direction holding a record)\n",
            hs, idle, busy, TLS_MEM_HANDSHAKE, TLS_MEM_OPEN, TLS_MEM_RECORD);
+#if defined(__SANITIZE_ADDRESS__)
+    /* The sanitizer's allocator is not glibc's: mallinfo2 sees nothing. The
+     * connections above were still driven through every state. */
+    printf("  (a sanitizer build: not measured)\n");
+#else
     CHECK(hs > 0 && hs <= (long)TLS_MEM_HANDSHAKE);
     CHECK(idle > 0 && idle <= (long)TLS_MEM_OPEN);
     CHECK(busy <= (long)(TLS_MEM_OPEN + 2 * TLS_MEM_RECORD));
+#endif
     SSL_CTX_free(c);
     SSL_CTX_free(sctx);
 }
