@@ -336,6 +336,18 @@ tls_checks() {
   run 1 "$FACTUM" --server "kurrentdb://localhost:$good?tlsCAFile=$C/node/node.crt" read tls-s
   contains "$ERR" "certificate verify failed"
 
+  # Expired and not yet valid certificates (openssl ca can date them; tests/integration/mkcerts.sh).
+  if MKCERTS_EXTRA=1 bash "$(dirname "$0")/mkcerts.sh" "$T/dated" >/dev/null 2>&1; then
+    start_proxy "$T/dated/expired.crt" "$T/dated/expired.key"
+    run 1 "$FACTUM" --server "kurrentdb://localhost:$pport?tlsCAFile=$T/dated/ca/ca.crt" read tls-s
+    contains "$ERR" "certificate verify failed: certificate has expired"
+    start_proxy "$T/dated/future.crt" "$T/dated/future.key"
+    run 1 "$FACTUM" --server "kurrentdb://localhost:$pport?tlsCAFile=$T/dated/ca/ca.crt" read tls-s
+    contains "$ERR" "certificate verify failed: certificate is not yet valid"
+  else
+    echo "   (no dated certificates: mkcerts.sh failed; expiry not checked)"
+  fi
+
   echo "-- mutual TLS"
   start_proxy "$C/node/node.crt" "$C/node/node.key" --client-ca "$CA"
   mtls=$pport
