@@ -377,6 +377,44 @@ FACTUM_API int factum_client_projection_state(factum_client *c, const char *name
 FACTUM_API int factum_client_projection_result(factum_client *c, const char *name, const char *partition,
                                                char **json, size_t *len);
 
+/* ---------------------------------------------------------------------------
+ * Users (the Users service; docs/security.md). Admins create, update,
+ * delete, enable, disable, reset passwords and list users; a user may read
+ * its own details and change its own password. Errors: FACTUM_ENOTFOUND (no
+ * such user), FACTUM_EEXISTS (create: the login is taken; or a change that
+ * raced with another), FACTUM_EACCESSDENIED (not allowed, or change-password:
+ * the current password is wrong), FACTUM_EUNAUTHENTICATED, FACTUM_EINVAL (a
+ * bad login, group or password), FACTUM_EUNSUPPORTED (a server without
+ * users), and the connection's errors. Every string is borrowed for the call.
+ * ------------------------------------------------------------------------- */
+
+typedef struct factum_user_info {
+    const char *login;
+    const char *full_name;
+    const char *const *groups;
+    size_t n_groups;
+    int disabled;
+    int64_t updated_ns; /* when the user last changed (ns since the Unix epoch) */
+} factum_user_info;
+
+FACTUM_API int factum_client_user_create(factum_client *c, const char *login, const char *full_name,
+                                         const char *const *groups, size_t n_groups, const char *password);
+/* Replace the full name and the groups (the password stays). */
+FACTUM_API int factum_client_user_update(factum_client *c, const char *login, const char *full_name,
+                                         const char *const *groups, size_t n_groups);
+FACTUM_API int factum_client_user_delete(factum_client *c, const char *login);
+FACTUM_API int factum_client_user_enable(factum_client *c, const char *login);
+FACTUM_API int factum_client_user_disable(factum_client *c, const char *login);
+FACTUM_API int factum_client_user_change_password(factum_client *c, const char *login, const char *current,
+                                                  const char *new_password);
+FACTUM_API int factum_client_user_reset_password(factum_client *c, const char *login, const char *new_password);
+/* The details of `login`, or (login NULL or "") of every user, sorted by
+ * login: cb runs once per user (the struct and its strings are valid during
+ * the call only) and returns 0 to go on, anything else to stop (then
+ * returned). */
+FACTUM_API int factum_client_user_list(factum_client *c, const char *login,
+                                       int (*cb)(void *ctx, const factum_user_info *u), void *ctx);
+
 #ifdef __cplusplus
 }
 #endif

@@ -352,8 +352,8 @@ void net_call_resume(net_call *c)
 static void half_close(net_call *c)
 {
     if (c->half_closed) return;
-    if (c->paused || c->in.len > c->in_off) {
-        c->eos_pending = 1; /* after the held bytes (NET-6) */
+    if (c->paused || c->auth_hold || c->in.len > c->in_off) {
+        c->eos_pending = 1; /* after the held bytes (NET-6, NET-8) */
         return;
     }
     c->half_closed = 1;
@@ -424,7 +424,7 @@ void call_run_resumed(net_server *s)
         s->resume = c->resume_next;
         c->on_resume_list = 0;
         conn *k = c->conn;
-        if (!net_call_done(c) && !c->paused && k && !k->dead) {
+        if (!net_call_done(c) && !c->paused && !c->auth_hold && k && !k->dead) {
             size_t avail = c->in.len - c->in_off;
             if (avail) {
                 size_t used = feed(c, c->in.data + c->in_off, avail);
@@ -436,7 +436,7 @@ void call_run_resumed(net_server *s)
             if (c->in.len == c->in_off) {
                 net_buf_free(s, c->conn, c, &c->in);
                 c->in_off = 0;
-                if (c->eos_pending && !c->paused) half_close(c);
+                if (c->eos_pending && !c->paused && !c->auth_hold) half_close(c);
             }
         }
         net_call_unref(c);
@@ -531,6 +531,103 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const
     return 0;
 }
 
+/* Hand the call to its handler. */
+static void call_begin(net_call *c)
+{
+    c->started = 1;
+    if (c->m->on_start && c->m->on_start(c, c->m->svc) != 0 && !c->finished)
+        net_call_finish(c, GRPC_INTERNAL, "call refused", NULL, 0);
+}
+
+/* ---- authentication (NET-8) ------------------------------------------------ */
+
+const char *net_auth_header(const net_auth *a, const char *name)
+{
+    if (a->c) return net_call_header(a->c, name);
+    if (a->authorization && strcmp(name, "authorization") == 0) return a->authorization;
+    return NULL;
+}
+
+net_call *net_auth_call(const net_auth *a)
+{
+    return a->c;
+}
+
+int net_auth_gone(const net_auth *a);
+
+const char *net_auth_peer_cn(const net_auth *a)
+{
+    if (net_auth_gone(a)) return NULL;
+    conn *k = a->c ? a->c->conn : a->k;
+    return k ? k->peer_cn : NULL;
+}
+
+int net_auth_gone(const net_auth *a)
+{
+    return a->c ? net_call_done(a->c) : !a->k || a->k->dead;
+}
+
+const char *net_auth_peer(net_auth *a)
+{
+    if (!a->peer[0] && !net_auth_gone(a)) {
+        conn *k = a->c ? a->c->conn : a->k;
+        if (k) snprintf(a->peer, sizeof a->peer, "%s", conn_peer(k));
+    }
+    return a->peer;
+}
+
+void call_authenticate(net_call *c)
+{
+    net_server *s = c->srv;
+    net_auth *a = calloc(1, sizeof *a);
+    if (!a) {
+        c->started = 1;
+        net_call_finish(c, GRPC_RESOURCE_EXHAUSTED, "out of memory", NULL, 0);
+        return;
+    }
+    a->srv = s;
+    a->c = c;
+    net_call_ref(c); /* until net_auth_done */
+    c->auth_hold = 1;
+    s->cfg.auth_fn(s->cfg.auth_ctx, a);
+}
+
+void net_auth_done(net_auth *a, int status, const char *message, void *principal, void (*free_fn)(void *))
+{
+    net_call *c = a->c;
+    if (!c) {
+        if (a->k && !a->k->dead) {
+            a->k->http_auth = NULL;
+            http1_auth_done(a->k, status, principal, free_fn);
+        } else if (free_fn) {
+            free_fn(principal);
+        }
+        free(a->authorization);
+        free(a);
+        return;
+    }
+    free(a);
+    c->auth_hold = 0;
+    if (net_call_done(c)) {
+        if (free_fn) free_fn(principal);
+    } else if (status) {
+        if (free_fn) free_fn(principal);
+        net_call_finish(c, status, message, NULL, 0); /* never started: no on_close */
+    } else {
+        net_call_set_auth(c, principal, free_fn);
+        call_begin(c);
+        /* What arrived meanwhile goes to the handler from the loop (NET-6). */
+        if (!net_call_done(c) && !c->paused && !c->on_resume_list && (c->in.len > c->in_off || c->eos_pending)) {
+            net_call_ref(c);
+            c->on_resume_list = 1;
+            c->resume_next = c->srv->resume;
+            c->srv->resume = c;
+        }
+    }
+    if (c->conn) conn_mark(c->conn);
+    net_call_unref(c);
+}
+
 /* The request headers are complete: route the call. */
 static void call_start(conn *k, net_call *c)
 {
@@ -548,9 +645,11 @@ static void call_start(conn *k, net_call *c)
         net_call_finish(c, GRPC_UNIMPLEMENTED, "Method not found", NULL, 0);
         return;
     }
-    c->started = 1;
-    if (c->m->on_start && c->m->on_start(c, c->m->svc) != 0 && !c->finished)
-        net_call_finish(c, GRPC_INTERNAL, "call refused", NULL, 0);
+    if (s->cfg.auth_fn) {
+        call_authenticate(c); /* NET-8: started when it is decided */
+        return;
+    }
+    call_begin(c);
 }
 
 static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, void *user_data)
@@ -561,7 +660,7 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, v
     if (!c) return 0;
     if (frame->hd.type == NGHTTP2_HEADERS && frame->headers.cat == NGHTTP2_HCAT_REQUEST) call_start(k, c);
     if ((frame->hd.type == NGHTTP2_HEADERS || frame->hd.type == NGHTTP2_DATA) &&
-        (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) && c->started)
+        (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) && (c->started || c->auth_hold))
         half_close(c);
     return 0;
 }
@@ -579,7 +678,7 @@ static int on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t stream
         nghttp2_session_consume_stream(session, stream_id, len);
         return 0;
     }
-    if (c->paused || c->in.len > c->in_off) {
+    if (c->paused || c->auth_hold || c->in.len > c->in_off) {
         hold(c, data, len);
         if (net_call_done(c)) nghttp2_session_consume_stream(session, stream_id, len);
         return 0;

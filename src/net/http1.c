@@ -112,6 +112,10 @@ int http1_parse(const uint8_t *buf, size_t len, size_t max_head, size_t max_body
         } else if (name_is(name, nl, "accept")) {
             req->accept = (const char *)v;
             req->accept_len = vl;
+        } else if (name_is(name, nl, "authorization")) {
+            if (req->authorization) return HTTP1_EBAD; /* two sets of credentials: which one? */
+            req->authorization = (const char *)v;
+            req->authorization_len = vl;
         }
     }
     if (conn_close) req->keep_alive = 0;

@@ -14,6 +14,7 @@
  *    control characters but tab), at most HTTP1_MAX_HEADERS of them;
  *    no line folding; the head (request line and headers) at most
  *    max_head bytes (431 beyond);
+ *  - at most one Authorization header;
  *  - a body only with Content-Length (digits, at most max_body: 413
  *    beyond; repeated only with the same value); Transfer-Encoding is 501.
  */
@@ -35,6 +36,8 @@ typedef struct http1_request {
     int keep_alive; /* 1.1 unless "Connection: close"; 1.0 only with "keep-alive" */
     const char *accept; /* the Accept header's value, or NULL */
     size_t accept_len;
+    const char *authorization; /* the Authorization header's value (at most one), or NULL */
+    size_t authorization_len;
     size_t head_len;       /* bytes of the request line and headers, final CRLF included */
     size_t content_length; /* body bytes after the head */
 } http1_request;

@@ -43,6 +43,8 @@
  *         and preface or HTTP/1.1 request, and a partial gRPC message that
  *         stopped growing, get request_timeout_ms; then the connection is
  *         closed (408 for HTTP/1.1) or the call ends (DEADLINE_EXCEEDED).
+ *  NET-8  Authentication holds a request until it is decided (at
+ *         net_auth below).
  */
 #ifndef FACTUM_NET_H
 #define FACTUM_NET_H
@@ -90,15 +92,54 @@ typedef struct net_http_req {
     const char *accept; /* Accept header or "" */
     const uint8_t *body;
     size_t body_len;
+    void *auth; /* NET-8: the principal authentication gave (NULL without auth_fn) */
 } net_http_req;
 
 typedef struct net_http_resp {
-    int status;
+    int status; /* 401 adds `WWW-Authenticate: <net_config.http_challenge>` */
     const char *content_type;
     base_buf body;
 } net_http_resp;
 
 typedef void (*net_http_fn)(void *ctx, const net_http_req *req, net_http_resp *resp);
+
+/* ---- authentication (NET-8) ------------------------------------------------
+ * One request to authenticate: a gRPC call whose headers have arrived (before
+ * its handler's on_start) or an HTTP/1.1 request (before the http handler).
+ * The net layer knows nothing of users: it asks net_config.auth_fn, which
+ * decides now or later and answers with net_auth_done exactly once.
+ *
+ *  NET-8  While an authentication is pending, nothing of its request reaches
+ *         a handler: a call's messages and half close are held as for a
+ *         paused call (NET-6: charged, its window shut), an HTTP/1.1
+ *         connection parses no further request (and is closed if it sends
+ *         more than two requests' worth meanwhile). A call whose
+ *         authentication failed never sees on_start or on_close; one whose
+ *         client left meanwhile is dropped when the answer comes. */
+typedef struct net_auth net_auth;
+enum {
+    NET_AUTH_DONE = 0,    /* auth_fn called net_auth_done before returning */
+    NET_AUTH_PENDING = 1, /* it will, later, on the loop thread (a stays valid until then) */
+};
+/* A request header of what is being authenticated (lower-case name), or
+ * NULL. For HTTP/1.1 only `authorization` is kept. */
+const char *net_auth_header(const net_auth *a, const char *name);
+/* The gRPC call being authenticated, or NULL for an HTTP/1.1 request. */
+net_call *net_auth_call(const net_auth *a);
+/* The client's address as text ("127.0.0.1", "::1"), or "" when it is
+ * gone or unknown. Valid until net_auth_done. */
+const char *net_auth_peer(net_auth *a);
+/* The subject CN of the connection's verified client certificate (TLS),
+ * or NULL. Valid until net_auth_done. */
+const char *net_auth_peer_cn(const net_auth *a);
+/* Has the client gone away meanwhile (nothing will be answered)? */
+int net_auth_gone(const net_auth *a);
+/* The answer (loop thread only, NET-1; frees a). status 0: the request goes
+ * on acting as `principal` (kept like net_call_set_auth; free_fn runs when
+ * it is released, also when the request is gone). Otherwise it is refused:
+ * a call ends with that gRPC status and message, an HTTP/1.1 request is
+ * answered 401 with net_config.http_challenge (503 for GRPC_UNAVAILABLE). */
+void net_auth_done(net_auth *a, int status, const char *message, void *principal, void (*free_fn)(void *));
 
 typedef struct net_config {
     const char *host; /* address to listen on ("127.0.0.1", "0.0.0.0", "::") */
@@ -122,6 +163,14 @@ typedef struct net_config {
     void (*tick_fn)(void *ctx);
     void *tick_ctx;
     unsigned tick_ms;
+    /* Optional (NET-8): authenticate every gRPC call and HTTP/1.1 request;
+     * returns NET_AUTH_DONE or NET_AUTH_PENDING. NULL: no authentication
+     * (net_call_auth stays NULL, net_http_req.auth NULL). */
+    int (*auth_fn)(void *ctx, net_auth *a);
+    void *auth_ctx;
+    /* The WWW-Authenticate value of a 401 (e.g. `Basic realm="factum"`);
+     * NULL: none. */
+    const char *http_challenge;
     /* Optional: called on the loop thread after net_server_request_reload
      * (SIGHUP, /admin/reloadconfig): reload the certificates. */
     void (*reload_fn)(void *ctx);

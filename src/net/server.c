@@ -265,6 +265,9 @@ static void unreserve(conn *k)
 
 /* ---- connections ----------------------------------------------------- */
 
+static void http1_input(conn *k);
+static void http1_drop_principal(conn *k);
+
 static void conn_close(conn *k)
 {
     if (k->dead) return;
@@ -275,6 +278,9 @@ static void conn_close(conn *k)
     k->ssl = NULL;
     close(k->fd);
     call_close_all(k); /* the calls of this connection are over (NET-4) */
+    if (k->http_auth) k->http_auth->k = NULL; /* NET-8: its answer finds no one */
+    k->http_auth = NULL;
+    http1_drop_principal(k);
     unreserve(k);
     if (k->tls_mem) net_release(s, k, NULL, k->tls_mem);
     k->tls_mem = 0;
@@ -505,6 +511,8 @@ static const char *reason(int status)
     case 200: return "OK";
     case 204: return "No Content";
     case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
     case 408: return "Request Timeout";
@@ -519,9 +527,11 @@ static const char *reason(int status)
 
 static void http1_reply(conn *k, int status, const char *ctype, const uint8_t *body, size_t len, int close_conn)
 {
-    char head[256];
-    int hn = snprintf(head, sizeof head, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s\r\n", status,
-                      reason(status), ctype ? ctype : "text/plain; charset=utf-8", len,
+    char head[512];
+    const char *chal = status == 401 ? k->srv->cfg.http_challenge : NULL;
+    int hn = snprintf(head, sizeof head, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s%.200s%s%s\r\n",
+                      status, reason(status), ctype ? ctype : "text/plain; charset=utf-8", len,
+                      chal ? "WWW-Authenticate: " : "", chal ? chal : "", chal ? "\r\n" : "",
                       close_conn ? "Connection: close\r\n" : "");
     size_t keep = k->wbuf.len;
     if (net_buf_append(k->srv, k, NULL, &k->wbuf, head, (size_t)hn) ||
@@ -530,6 +540,63 @@ static void http1_reply(conn *k, int status, const char *ctype, const uint8_t *b
         close_conn = 1;
     }
     if (close_conn) k->close_after_write = 1;
+}
+
+static void http1_drop_principal(conn *k)
+{
+    if (k->http_principal_free) k->http_principal_free(k->http_principal);
+    k->http_principal = NULL;
+    k->http_principal_free = NULL;
+    k->http_authed = 0;
+}
+
+/* NET-8: ask auth_fn about the request at the head of rbuf. Returns 1 while
+ * it is pending (the connection parses nothing more), 0 when decided. */
+static int http1_authenticate(conn *k, const http1_request *hr)
+{
+    net_server *s = k->srv;
+    net_auth *a = calloc(1, sizeof *a);
+    if (a && hr->authorization) a->authorization = strndup(hr->authorization, hr->authorization_len);
+    if (!a || (hr->authorization && !a->authorization)) {
+        free(a);
+        http1_reply(k, 503, NULL, (const uint8_t *)"out of memory\n", 14, 1);
+        return 0;
+    }
+    a->srv = s;
+    a->k = k;
+    k->http_auth = a;
+    s->cfg.auth_fn(s->cfg.auth_ctx, a);
+    return k->http_auth != NULL;
+}
+
+void http1_auth_done(conn *k, int status, void *principal, void (*free_fn)(void *))
+{
+    if (status) {
+        if (free_fn) free_fn(principal);
+        if (status == 14 /* UNAVAILABLE */)
+            http1_reply(k, 503, NULL, (const uint8_t *)"server busy\n", 12, 1);
+        else
+            http1_reply(k, 401, NULL, (const uint8_t *)"unauthorized\n", 13, 1);
+        conn_mark(k);
+        return;
+    }
+    k->http_principal = principal;
+    k->http_principal_free = free_fn;
+    k->http_authed = 1;
+    if (k->in_http1) return; /* decided inside http1_input: it goes on */
+    http1_input(k);
+}
+
+const char *conn_peer(conn *k)
+{
+    if (!k->peer[0]) {
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof ss;
+        if (getpeername(k->fd, (struct sockaddr *)&ss, &sl) == 0 &&
+            getnameinfo((struct sockaddr *)&ss, sl, k->peer, sizeof k->peer, NULL, 0, NI_NUMERICHOST) != 0)
+            k->peer[0] = 0;
+    }
+    return k->peer;
 }
 
 /* What cleartext on the TLS port is told. */
@@ -543,6 +610,13 @@ static const char TLS_REQUIRED_H2[] =
 static void http1_input(conn *k)
 {
     net_server *s = k->srv;
+    if (k->http_auth) {
+        /* NET-8: a request is being authenticated; what comes meanwhile
+         * waits, up to two requests' worth. */
+        if (k->rbuf.len > 2 * (HTTP1_MAX_HEAD + HTTP1_MAX_BODY)) conn_close(k);
+        return;
+    }
+    k->in_http1 = 1;
     while (!k->close_after_write && k->rbuf.len) {
         http1_request hr;
         int rc = http1_parse(k->rbuf.data, k->rbuf.len, HTTP1_MAX_HEAD, HTTP1_MAX_BODY, &hr);
@@ -561,6 +635,11 @@ static void http1_input(conn *k)
             http1_reply(k, status, NULL, (const uint8_t *)why, strlen(why), 1);
             break;
         }
+        if (s->cfg.auth_fn && !k->http_authed) {
+            /* NET-8: authenticate it first; it stays at the head of rbuf. */
+            if (http1_authenticate(k, &hr)) break;
+            if (k->close_after_write || k->dead) break;
+        }
         k->req_started = 0; /* a whole request arrived in time */
         char method[16], target[HTTP1_MAX_TARGET + 1], accept[256] = "";
         memcpy(method, hr.method, hr.method_len);
@@ -577,16 +656,19 @@ static void http1_input(conn *k)
             *q = 0;
             query = q + 1;
         }
-        net_http_req req = {method, target, query, accept, k->rbuf.data + hr.head_len, hr.content_length};
+        net_http_req req = {method, target, query, accept, k->rbuf.data + hr.head_len, hr.content_length,
+                            k->http_principal};
         net_http_resp resp = {404, NULL, {0}};
         if (s->http) s->http(s->http_ctx, &req, &resp);
         else base_buf_append(&resp.body, "not found\n", 10);
         http1_reply(k, resp.status, resp.content_type, resp.body.data, resp.body.len, !hr.keep_alive);
         base_buf_free(&resp.body);
+        http1_drop_principal(k);
         size_t used = hr.head_len + hr.content_length;
         memmove(k->rbuf.data, k->rbuf.data + used, k->rbuf.len - used);
         k->rbuf.len -= used;
     }
+    k->in_http1 = 0;
     if (k->rbuf.len && !k->req_started) k->req_started = s->now; /* the next request has begun */
     conn_flush(k);
 }

@@ -57,6 +57,7 @@ struct net_call {
     uint64_t partial_since; /* CLOCK_MONOTONIC ns: a partial message last grew (0: none) */
     int started, headers_sent, deferred, finished, trailers_sent, closed_notified, half_closed;
     int want_writable;
+    int auth_hold; /* NET-8: authentication pending; input held as when paused */
     /* trailers kept until nghttp2 has sent them */
     nghttp2_nv *tnv;
     size_t n_tnv;
@@ -88,6 +89,12 @@ struct conn {
     size_t n_calls;
     conn *prev, *next;
     int dead;
+    net_auth *http_auth;   /* NET-8: the HTTP/1.1 request at the head of rbuf is being authenticated */
+    void *http_principal;  /* ...and what it was given, for that one request */
+    void (*http_principal_free)(void *);
+    int http_authed;       /* http_principal is the answer for the request at the head of rbuf */
+    int in_http1;          /* inside http1_input */
+    char peer[64];         /* the client's address as text, once asked for ("" before) */
     int is_tls;    /* the connection speaks TLS (tls.h) */
     char *peer_cn; /* subject CN of its verified client certificate, or NULL */
     /* The transport (conn_recv/conn_send in server.c): NULL for cleartext. */
@@ -100,6 +107,15 @@ struct conn {
     int pending;               /* on the server's pending list: decrypted bytes wait in the SSL */
     int tls_required;          /* cleartext HTTP/1.1 on the TLS port: its request gets 400 */
     conn *pending_next;
+};
+
+/* NET-8: one authentication in progress (call.c's net_auth_*). */
+struct net_auth {
+    net_server *srv;
+    net_call *c; /* a gRPC call (referenced while pending), or NULL */
+    conn *k;     /* an HTTP/1.1 request's connection (NULL once it closed) */
+    char *authorization; /* HTTP/1.1: the header's value (copied: rbuf may move), or NULL */
+    char peer[64];
 };
 
 struct post {
@@ -154,7 +170,14 @@ int net_buf_append(net_server *s, conn *k, net_call *c, base_buf *b, const void 
 /* Free a buffer and release what it held. */
 void net_buf_free(net_server *s, conn *k, net_call *c, base_buf *b);
 
+/* The client's address of k as text ("" if unknown), kept in k->peer. */
+const char *conn_peer(conn *k);
+/* NET-8: the answer for the HTTP/1.1 request k held (server.c). */
+void http1_auth_done(conn *k, int status, void *principal, void (*free_fn)(void *));
+
 /* call.c */
+/* NET-8: authenticate c (auth_fn set), then start it. */
+void call_authenticate(net_call *c);
 void call_h2_callbacks(nghttp2_session_callbacks *cbs);
 /* Deliver the input of calls that were resumed (NET-6); loop thread, not
  * from nghttp2's callbacks. */

@@ -29,8 +29,10 @@ extern const size_t rpc_v2_n;
 /* projections.c */
 extern const net_method rpc_projections_methods[];
 extern const size_t rpc_projections_n;
+extern const net_method rpc_users_methods[];
+extern const size_t rpc_users_n;
 
-#define N_TABLES 5
+#define N_TABLES 6
 
 /* The state of a unary call: just whether the request arrived. */
 static int unary_start(net_call *c, void *svc)
@@ -298,6 +300,8 @@ int rpc_methods(rpc_ctx *ctx, net_method **out, size_t *n)
      * not there at all, as in KurrentDB: UNIMPLEMENTED, and not listed. */
     all_methods[4] = rpc_projections_methods;
     all_counts[4] = ctx->projections ? rpc_projections_n : 0;
+    all_methods[5] = rpc_users_methods;
+    all_counts[5] = ctx->users ? rpc_users_n : 0;
     size_t total = 0;
     for (int t = 0; t < N_TABLES; t++) total += all_counts[t];
     net_method *m = calloc(total, sizeof *m);

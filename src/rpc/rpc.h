@@ -25,6 +25,7 @@
  *   batch.c, v2.c        Streams.BatchAppend (streams_int.h); the v2 AppendSession
  *   subscribe.c          Streams.Read as a subscription (subscribe.h)
  *   projections.c        the Projections service, on the projection manager (rpc_ctx.projections)
+ *   users.c              the Users service, on src/auth/users.h (rpc_ctx.users)
  *   jsonvalue.c          a projection's state as google.protobuf.Value (jsonvalue.h: JV-1..3)
  *   persistent.c         the PersistentSubscriptions service: Read and management calls
  *   persistent_stats.c   GetInfo/List's SubscriptionInfo, rpc_ps_each
@@ -62,6 +63,7 @@ typedef struct rpc_stats {
 struct rpc_sub;
 struct pb_alloc;
 struct rpc_submit;
+struct auth_users;
 struct ps_reg;
 
 typedef struct rpc_ctx {
@@ -70,6 +72,9 @@ typedef struct rpc_ctx {
      * Projections service answers from. Its commands take a callback, so
      * that the loop never waits for them. */
     factum_projections *projections;
+    /* The users (src/auth/users.h): what the Users service changes and
+     * answers from; NULL: the service is not there. */
+    struct auth_users *users;
     net_server *net;
     uint8_t instance_id[16];
     char advertise_host[256]; /* what Gossip tells clients to connect to */

@@ -46,6 +46,11 @@ static const opt opts[] = {
      SZ(trusted_root_certificates_path), "",
      "a directory of trusted root CA certificates (PEM; or one file): the node's and clients' certificates must "
      "chain to one"},
+    {"disable-tls", NULL, T_BOOL, OFF(disable_tls), 0, "false",
+     "serve cleartext but keep authentication and authorization on (credentials cross the network in the clear)"},
+    {"failed-logins-per-minute", NULL, T_INT, OFF(failed_logins_per_minute), 0, "10",
+     "failed logins a client address may make (at once, and then per minute) before its logins are refused "
+     "without being checked; 0: no limit"},
     {"relaxed-durability", NULL, T_BOOL, OFF(relaxed), 0, "false",
      "acknowledge appends before fdatasync (fdatasync every 100 ms)"},
     {"max-append-size", NULL, T_SIZE, OFF(max_append_size), 0, "67108864", "largest append, in bytes"},
@@ -233,9 +238,10 @@ static int load_file(srv_config *c, const char *path, const unsigned char *from_
 srv_security srv_config_security(const srv_config *c)
 {
     /* --insecure: cleartext, everyone is the system principal. The
-     * default: TLS and authentication. (--disable-tls, KurrentDB 26.2,
-     * would be cleartext with authentication: tls 0, auth 1.) */
+     * default: TLS and authentication. --disable-tls (KurrentDB 26.2):
+     * cleartext with authentication. --insecure wins over both. */
     srv_security s = {1, 1};
+    if (c->disable_tls) s.tls = 0;
     if (c->insecure) s.tls = s.auth = 0;
     return s;
 }

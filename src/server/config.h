@@ -20,6 +20,8 @@ typedef struct srv_config {
     char certificate_file[4096];             /* CertificateFile: the node's PEM certificate (and chain) */
     char certificate_private_key_file[4096]; /* CertificatePrivateKeyFile */
     char trusted_root_certificates_path[4096]; /* TrustedRootCertificatesPath: a directory (or file) of CAs */
+    int disable_tls;  /* cleartext, but authentication and authorization on (KurrentDB 26.2's DisableTls) */
+    int failed_logins_per_minute; /* per client address, before its logins are refused (0: no limit) */
     int relaxed;      /* relaxed durability */
     uint64_t max_append_size;
     uint64_t max_append_event_size;
@@ -51,7 +53,11 @@ enum { SRV_PROJ_NONE = 0, SRV_PROJ_SYSTEM = 1, SRV_PROJ_ALL = 2 };
 int srv_config_parse(srv_config *c, int argc, char **argv);
 
 /* What the port speaks and whether calls are authenticated: the one place
- * that decides (--insecure: neither; the default: both). */
+ * that decides (docs/security.md):
+ *  --insecure      cleartext; no authentication, no authorization (every
+ *                  call acts as the system principal);
+ *  --disable-tls   cleartext; authentication and authorization on;
+ *  neither         TLS on the port; authentication and authorization on. */
 typedef struct srv_security {
     int tls;  /* TLS on the port (certificates required) */
     int auth; /* calls are authenticated and authorized */

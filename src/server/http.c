@@ -6,12 +6,20 @@
  *   GET /metrics       Prometheus text format: appends, reads, bytes,
  *                      group commits, fdatasync latency, connections, calls,
  *                      subscriptions' and projections' progress and lag
+ *
+ * Who may ask (KurrentDB's LegacyPolicySelectorFactory; a secure server
+ * authenticates every request first, NET-8): /health/live and /info
+ * anyone; /gossip and /metrics (KurrentDB's statistics) an authenticated
+ * user - anonymous gets 401 with `WWW-Authenticate: Basic realm="factum"`,
+ * wrong credentials too (before this handler runs).
  */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth/principal.h"
+#include "auth/users.h"
 #include "rpc/rpc.h"
 #include "rpc/persistent.h"
 #include "server/log.h"
@@ -26,10 +34,10 @@ static void info(srv_state *st, net_http_resp *r)
     base_buf_printf(
         &r->body,
         "{\"esVersion\":\"%s\",\"factumVersion\":\"%s\",\"state\":\"leader\",\"authentication\":{\"type\":"
-        "\"%s\",\"properties\":{}},\"tls\":%s,\"features\":{\"projections\":%s,\"userManagement\":false,"
+        "\"%s\",\"properties\":{}},\"tls\":%s,\"features\":{\"projections\":%s,\"userManagement\":%s,"
         "\"atomPub\":false},\"durability\":\"%s\",\"lastPosition\":%" PRIu64 "}\n",
         RPC_SERVER_VERSION, FACTUM_VERSION_STRING, st->sec.auth ? "internal" : "insecure",
-        st->sec.tls ? "true" : "false", st->proj ? "true" : "false",
+        st->sec.tls ? "true" : "false", st->proj ? "true" : "false", st->users ? "true" : "false",
         fs.durability ? "relaxed" : "durable", fs.last_position);
 }
 
@@ -273,6 +281,26 @@ static void metrics(srv_state *st, net_http_resp *r)
     metric(b, "factum_memtable_entries", "gauge", "Index entries in memory.", (double)fs.memtable_entries);
     metric(b, "factum_store_failed", "gauge", "1 if the store stopped after an I/O error.",
            (double)fs.failed);
+    if (st->users) {
+        auth_users_stats as;
+        auth_users_get_stats(st->users, &as);
+        metric(b, "factum_users", "gauge", "Users (src/auth/users.h).", (double)as.users);
+        metric(b, "factum_auth_cache_hits_total", "counter", "Calls whose credentials were found verified in the cache.",
+               (double)as.cache_hits);
+        metric(b, "factum_auth_cache_misses_total", "counter", "Calls whose credentials were not in the cache.",
+               (double)as.cache_misses);
+        metric(b, "factum_auth_cache_entries", "gauge", "Verified credentials cached.", (double)as.cache_entries);
+        metric(b, "factum_auth_verifications_total", "counter", "Password verifications run (key derivations).",
+               (double)as.verifications);
+        metric(b, "factum_auth_failures_total", "counter", "Calls and requests refused as unauthenticated.",
+               (double)as.failures);
+        metric(b, "factum_auth_rate_limited_total", "counter",
+               "Logins refused unchecked: their source had no failed-login budget left.", (double)as.rate_limited);
+        metric(b, "factum_auth_busy_total", "counter", "Logins refused because the password workers' queue was full.",
+               (double)as.busy);
+        metric(b, "factum_auth_certificate_logins_total", "counter", "Calls authenticated by a client certificate.",
+               (double)as.cert_logins);
+    }
     metric(b, "factum_grpc_appends_total", "counter", "Appends served over gRPC.", (double)rs->appends);
     metric(b, "factum_grpc_append_events_total", "counter", "Events appended over gRPC.",
            (double)rs->append_events);
@@ -332,6 +360,16 @@ static void metrics(srv_state *st, net_http_resp *r)
     projection_metrics(st, b);
 }
 
+/* Does the endpoint's "an authenticated user" hold? Otherwise answer 401. */
+static int authenticated(const net_http_req *req, net_http_resp *resp)
+{
+    const auth_principal *p = req->auth ? req->auth : auth_principal_system(); /* no auth_fn: insecure */
+    if (auth_principal_authenticated(p)) return 1;
+    resp->status = 401;
+    base_buf_append(&resp->body, "authentication required\n", 24);
+    return 0;
+}
+
 void srv_http(void *ctx, const net_http_req *req, net_http_resp *resp)
 {
     srv_state *st = ctx;
@@ -359,9 +397,9 @@ void srv_http(void *ctx, const net_http_req *req, net_http_resp *resp)
     } else if (!strcmp(req->path, "/info")) {
         info(st, resp);
     } else if (!strcmp(req->path, "/gossip")) {
-        gossip(st, resp);
+        if (authenticated(req, resp)) gossip(st, resp);
     } else if (!strcmp(req->path, "/metrics")) {
-        metrics(st, resp);
+        if (authenticated(req, resp)) metrics(st, resp);
     } else {
         resp->status = 404;
         base_buf_append(&resp->body, "not found\n", 10);

@@ -15,6 +15,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "auth/users.h"
 #include "net/tls.h"
 #include "rpc/persistent.h"
 #include "server/log.h"
@@ -130,6 +131,9 @@ int main(int argc, char **argv)
         slog_write(SLOG_WARN, "INSECURE MODE: --insecure serves cleartext (no TLS) with NO AUTHENTICATION and NO "
                               "AUTHORIZATION: anyone who reaches the port may read, write and delete every stream "
                               "and shut the server down. For development only.");
+    if (st.sec.auth && !st.sec.tls)
+        slog_write(SLOG_WARN, "TLS is disabled (--disable-tls): authentication and authorization are on, but "
+                              "credentials and data cross the network in the clear");
     /* Many connections need many descriptors: raise the soft limit. */
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
@@ -173,7 +177,19 @@ int main(int argc, char **argv)
             goto out;
         }
     }
+    /* The users, also with --insecure (the Users service works; no call is
+     * authenticated). Blocking: the default users' hashes are made here. */
+    auth_users_options ao;
+    auth_users_options_init(&ao);
+    ao.store = st.store;
+    ao.log_fn = slog_sink;
+    ao.fail_burst = ao.fail_per_minute = (unsigned)cfg->failed_logins_per_minute;
+    if ((rc = auth_users_open(&ao, &st.users))) {
+        slog_write(SLOG_ERROR, "cannot load the users: %s", factum_strerror(rc));
+        goto out;
+    }
     rpc_ctx *r = &st.rpc;
+    r->users = st.users;
     r->store = st.store;
     r->projections = st.proj;
     factum_uuid_v4(r->instance_id);
@@ -203,6 +219,11 @@ int main(int argc, char **argv)
     nc.tick_ms = 100;
     nc.reload_fn = srv_tls_reload;
     nc.reload_ctx = &st;
+    if (st.sec.auth) {
+        nc.auth_fn = auth_users_authenticate; /* NET-8: every call and HTTP request */
+        nc.auth_ctx = st.users;
+        nc.http_challenge = "Basic realm=\"factum\"";
+    }
     if ((rc = net_server_new(&nc, st.methods, st.n_methods, srv_http, &st, &st.net))) {
         slog_write(SLOG_ERROR, "cannot listen on %s:%d: %s", cfg->node_ip, cfg->node_port, strerror(-rc));
         SSL_CTX_free(tls);
@@ -212,6 +233,7 @@ int main(int argc, char **argv)
     if (tls) tls_ctx_describe(tls, tls_desc, sizeof tls_desc);
     net_server_set_tls(st.net, tls); /* the server owns it now */
     r->net = st.net;
+    auth_users_set_net(st.users, st.net);
     if (rpc_listen(r)) {
         rc = -ENOMEM;
         goto out;
@@ -237,15 +259,19 @@ int main(int argc, char **argv)
                : cfg->run_projections == SRV_PROJ_SYSTEM ? "system"
                                                          : "none");
     if (st.sec.tls)
-        slog_write(SLOG_INFO, "listening on %s:%d (TLS: gRPC over HTTP/2 and HTTP/1.1; certificate %s)",
+        slog_write(SLOG_INFO,
+                   "listening on %s:%d (TLS: gRPC over HTTP/2 and HTTP/1.1; certificate %s; authentication on)",
                    cfg->node_ip, r->advertise_port, tls_desc);
     else
-        slog_write(SLOG_INFO, "listening on %s:%d (CLEARTEXT: gRPC over HTTP/2, and HTTP/1.1)", cfg->node_ip,
-                   r->advertise_port);
+        slog_write(SLOG_INFO, "listening on %s:%d (CLEARTEXT: gRPC over HTTP/2, and HTTP/1.1; authentication %s)",
+                   cfg->node_ip, r->advertise_port, st.sec.auth ? "on" : "off");
     rc = net_server_run(st.net, cfg->drain_ms);
     slog_write(SLOG_INFO, "shutting down");
 out:
     g_net = NULL;
+    /* The password workers' last answers go to the server's queue (run by
+     * net_server_free below); from here on nothing touches the store. */
+    auth_users_stop(st.users);
     if (st.store) rpc_deinit(&st.rpc);
     /* The projections before the store: their appends in flight finish. */
     factum_projections_close(st.proj);
@@ -253,6 +279,7 @@ out:
      * posted to the (stopped) server; freeing the server then runs them. */
     int crc = factum_store_close(st.store);
     net_server_free(st.net);
+    auth_users_free(st.users);
     rpc_ps_free(&st.rpc);
     free(st.methods);
     free(st.rpc.pack_buf);

@@ -18,6 +18,7 @@ typedef struct srv_state {
     net_method *methods;
     size_t n_methods;
     srv_security sec; /* TLS on the port, authentication on (srv_config_security) */
+    struct auth_users *users; /* src/auth/users.h */
 } srv_state;
 
 /* Build the TLS context from the certificate settings (checked: readable,

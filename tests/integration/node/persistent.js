@@ -218,7 +218,9 @@ function run(lib, makeClient, features) {
       await until('retries done and parked', async () =>
         (await client.getPersistentSubscriptionToStreamInfo(s, 'g')).stats.parkedMessageCount === 2n);
       if (features.metricsPort) {
-        const body = await (await fetch(`${process.env.FACTUMD_HTTP || `http://127.0.0.1:${features.metricsPort}`}/metrics`)).text();
+        // /metrics needs an authenticated user on a secure server (an insecure one ignores the header)
+        const body = await (await fetch(`${process.env.FACTUMD_HTTP || `http://127.0.0.1:${features.metricsPort}`}/metrics`,
+          { headers: { authorization: 'Basic ' + Buffer.from('admin:changeit').toString('base64') } })).text();
         const line = body.split('\n').find((l) => l.startsWith(`factum_persistent_subscription_parked_messages{stream="${s}",group="g"}`));
         assert.ok(line && line.endsWith(' 2'), `parked count in /metrics: ${line}`);
         assert.ok(body.includes(`factum_persistent_subscription_lag_events{stream="${s}",group="g"}`));

@@ -27,7 +27,9 @@ function metrics(port) {
   return new Promise((resolve, reject) => {
     // FACTUMD_HTTP (run.sh): http:// or, in secure mode, https:// (the CA from NODE_EXTRA_CA_CERTS)
     const base = process.env.FACTUMD_HTTP || `http://127.0.0.1:${port}`;
-    (base.startsWith('https:') ? https : http).get(`${base}/metrics`, (res) => {
+    // /metrics needs an authenticated user on a secure server (an insecure one ignores the header)
+    const headers = { authorization: 'Basic ' + Buffer.from('admin:changeit').toString('base64') };
+    (base.startsWith('https:') ? https : http).get(`${base}/metrics`, { headers }, (res) => {
       let body = '';
       res.on('data', (d) => { body += d; });
       res.on('end', () => {
