@@ -424,14 +424,21 @@ secure_checks() {
   contains "$ERR" "certificate verify failed: "
   contains "$ERR" "(the server's certificate is not signed by the CA of tlsCAFile)"
   # A wrong password: accepted until authentication lands (auth), refused after; either way clearly.
-  rc=0
-  "$FACTUM" --server "kurrentdb://admin:wrong@localhost:$sport?tlsCAFile=$CA" read sec-s >/dev/null 2>"$T/.err" || rc=$?
-  ERR=$(cat "$T/.err")
-  case "$rc:$ERR" in
-    0:) echo "   (credentials not checked by this factumd yet)" ;;
-    "5:factum: read: stream 'sec-s': not authenticated (wrong or missing credentials) (the server did not accept the credentials of user 'admin': "*) ;;
-    *) fail "a wrong password: exit $rc: $ERR" ;;
-  esac
+  echo "-- credentials and rights: not authenticated and access denied, each exit 5 with its reason"
+  run 5 "$FACTUM" --server "kurrentdb://admin:wrong@localhost:$sport?tlsCAFile=$CA" read sec-s
+  contains "$ERR" "factum: read: stream 'sec-s': not authenticated (wrong or missing credentials) (the server did not accept the credentials of user 'admin': "
+  run 5 "$FACTUM" --server "kurrentdb://nobody:x@localhost:$sport?tlsCAFile=$CA" read sec-s
+  contains "$ERR" "the server did not accept the credentials of user 'nobody'"
+  run 5 "$FACTUM" --server "kurrentdb://ops:changeit@localhost:$sport?tlsCAFile=$CA" user list
+  contains "$ERR" "access denied (user 'ops' may not do this: "
+  run 5 "$FACTUM" --server "kurrentdb://localhost:$sport?tlsCAFile=$CA" user list
+  contains "$ERR" "access denied without credentials (user:password@ in the connection string)"
+  run 0 "$FACTUM" --server "$SURL" user list
+  contains "$OUT" "admin"
+  # A user certificate (CN=admin) authenticates without a password.
+  run 0 "$FACTUM" --server "kurrentdb://localhost:$sport?tlsCAFile=$CA" --user-cert-file "$C/user-admin/user-admin.crt" \
+    --user-key-file "$C/user-admin/user-admin.key" user list
+  contains "$OUT" "ops"
   run 1 "$FACTUM" --server "kurrentdb://localhost:$sport?tls=false" read sec-s
   contains "$ERR" "the server speaks TLS: leave out tls=false (factumd requires TLS on this port"
   run 1 "$FACTUM" --server "kurrentdb://localhost:$port?tlsCAFile=$CA" read sec-s
