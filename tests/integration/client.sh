@@ -456,6 +456,7 @@ if factumd_start "$slog" "$factumd" --mem-db --node-ip 127.0.0.1 --node-port 0 \
   if ! wait "$spid"; then echo "the secure factumd did not shut down cleanly"; cat "$slog"; status=1; fi
   if grep -E "ERROR|runtime error|AddressSanitizer|LeakSanitizer" "$slog"; then status=1; fi
 else
+  [ -z "${factumd_pid:-}" ] || kill -9 "$factumd_pid" 2>/dev/null || true
   status=1
 fi
 
