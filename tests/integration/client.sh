@@ -424,6 +424,14 @@ secure_checks() {
   contains "$ERR" "certificate verify failed: "
   contains "$ERR" "(the server's certificate is not signed by the CA of tlsCAFile)"
   # A wrong password: accepted until authentication lands (auth), refused after; either way clearly.
+  # The official Node client with the same certificates (grpc-js and the Rust bridge's rustls).
+  nm=${FACTUM_NODE_MODULES:-$(dirname "$0")/node/node_modules}
+  if command -v node >/dev/null && [ -d "$nm/@kurrent/kurrentdb-client" ]; then
+    NODE_PATH=$nm timeout 120 node "$(dirname "$0")/node/certs-client.js" "$sport" "$C" ||
+      fail "the official Node client with the certificates of factum certs"
+  else
+    echo "   (no Node client in $nm: npm ci in tests/integration/node, or FACTUM_NODE_MODULES=DIR)"
+  fi
   echo "-- credentials and rights: not authenticated and access denied, each exit 5 with its reason"
   run 5 "$FACTUM" --server "kurrentdb://admin:wrong@localhost:$sport?tlsCAFile=$CA" read sec-s
   contains "$ERR" "factum: read: stream 'sec-s': not authenticated (wrong or missing credentials) (the server did not accept the credentials of user 'admin': "
