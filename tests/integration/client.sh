@@ -265,6 +265,9 @@ C=$T/certs
   --dns-names elsewhere.example.com --ip-addresses 10.9.9.9 >/dev/null
 "$FACTUM" certs create-user --ca-certificate "$C/other-ca/ca.crt" --ca-key "$C/other-ca/ca.key" \
   --username mallory --out "$C/mallory" >/dev/null
+"$FACTUM" certs create-ca --ca-certificate "$C/ca/ca.crt" --ca-key "$C/ca/ca.key" --out "$C/inter" >/dev/null
+"$FACTUM" certs create-node --ca-certificate "$C/inter/ca.crt" --ca-key "$C/inter/ca.key" --out "$C/inter-node" \
+  --dns-names localhost >/dev/null
 
 # start_proxy CERT KEY ARGS...: a tls_proxy in front of factumd; sets pport.
 start_proxy() {
@@ -315,6 +318,10 @@ tls_checks() {
   run 0 "$FACTUM" --server "kurrentdb://localhost:$good?tlsCAFile=$CA" --username admin --password changeit read tls-s
   run 2 "$FACTUM" --data "$T/x" --tls-ca-file "$CA" read tls-s
   contains "$ERR" "--tls-ca-file goes with --server"
+
+  # A node certificate from an intermediate CA (its file carries the intermediate): the root suffices.
+  start_proxy "$C/inter-node/node.crt" "$C/inter-node/node.key"
+  run 0 "$FACTUM" --server "kurrentdb://localhost:$pport?tlsCAFile=$CA" read tls-s
 
   echo "-- certificates refused, with the reason"
   run 1 "$FACTUM" --server "kurrentdb://localhost:$good?tlsCAFile=$C/other-ca/ca.crt" read tls-s
