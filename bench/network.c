@@ -643,9 +643,12 @@ static void setup(void)
     }
     double secs = (double)(now_ns() - t0) / 1e9;
     qsort(lat, n, sizeof *lat, cmp_u64);
-    printf("| SETUP | network | %zu new connections until their first answer (connect, handshake, SETTINGS, one "
+    factum_client *c = connect_or_die();
+    const char *tls = factum_client_tls(c);
+    printf("| SETUP | network | %zu new connections until their first answer (connect, %s%s, SETTINGS, one "
            "call) | %.0f conn/s | p50 %.0f µs, p99 %.0f µs |\n",
-           n, n / secs, pct(lat, n, 50), pct(lat, n, 99));
+           n, tls[0] ? "handshake " : "no TLS", tls, n / secs, pct(lat, n, 50), pct(lat, n, 99));
+    factum_client_close(c);
     result("SETUP", "p50_us", pct(lat, n, 50));
     result("SETUP", "p99_us", pct(lat, n, 99));
     result("SETUP", "conn_per_s", n / secs);

@@ -114,6 +114,11 @@ FACTUM_API int factum_client_connect(const char *url, const factum_client_option
 /* Close the connection and free. NULL is a no-op. */
 FACTUM_API void factum_client_close(factum_client *c);
 
+/* What protects the connection now: e.g. "TLSv1.3 TLS_AES_256_GCM_SHA384",
+ * or "" (cleartext, or no connection at the moment). Valid until the next
+ * call on c. */
+FACTUM_API const char *factum_client_tls(factum_client *c);
+
 /* The server's message for the last FACTUM_ESERVER (or any failed call):
  * valid until the next call on c. Never NULL. With c == NULL: why the last
  * factum_client_connect of the calling thread failed. */

@@ -45,6 +45,7 @@
 
 static const char certs_help[] =
     "usage: factum certs create-ca [--out DIR] [--days N] [--key-type ec|rsa] [--force]\n"
+    "                              [--ca-certificate F --ca-key F]\n"
     "       factum certs create-node [--ca-certificate F] [--ca-key F] [--out DIR]\n"
     "                                [--ip-addresses A,B] [--dns-names N,M] [--common-name CN]\n"
     "                                [--days N] [--key-type ec|rsa] [--force]\n"
@@ -56,7 +57,8 @@ static const char certs_help[] =
     "and file names; options may be written -name as there, or --name):\n"
     "\n"
     "  create-ca    a certificate authority: DIR/ca.crt and DIR/ca.key (default DIR ./ca,\n"
-    "               valid 5 years)\n"
+    "               valid 5 years); with --ca-certificate and --ca-key, an intermediate CA signed\n"
+    "               by that one (the certificates it signs then carry it after themselves)\n"
     "  create-node  a server certificate signed by the CA, for factumd's --certificate-file and\n"
     "               --certificate-private-key-file: DIR/node.crt and DIR/node.key (default DIR\n"
     "               ./node1, or the first free ./nodeN; valid 1 year). Give the addresses and names\n"
@@ -79,6 +81,10 @@ static const char certs_help[] =
     "Private keys are written with mode 0600, certificates 0644, in PEM.\n";
 
 static const cli_opt ca_opts[] = {
+    {"out", CLI_ARG},           {"days", CLI_ARG},  {"key-type", CLI_ARG}, {"force", 0},
+    {"ca-certificate", CLI_ARG}, {"ca-key", CLI_ARG},
+};
+static const cli_opt dev_opts[] = {
     {"out", CLI_ARG}, {"days", CLI_ARG}, {"key-type", CLI_ARG}, {"force", 0},
 };
 static const cli_opt node_opts[] = {
@@ -175,7 +181,8 @@ static X509 *make_cert(const cert_spec *s, EVP_PKEY *key, X509 *issuer, EVP_PKEY
     rc |= add_ext(x, &ctx, NID_subject_key_identifier, "hash");
     rc |= add_ext(x, &ctx, NID_authority_key_identifier, "keyid:always");
     if (s->kind == KIND_CA) {
-        rc |= add_ext(x, &ctx, NID_basic_constraints, "critical,CA:TRUE");
+        /* An intermediate signs leaves only (pathlen 0). */
+        rc |= add_ext(x, &ctx, NID_basic_constraints, issuer ? "critical,CA:TRUE,pathlen:0" : "critical,CA:TRUE");
         rc |= add_ext(x, &ctx, NID_key_usage, "critical,keyCertSign,cRLSign");
     } else {
         rc |= add_ext(x, &ctx, NID_basic_constraints, "critical,CA:FALSE");
@@ -214,7 +221,7 @@ static int mkdir_p(const char *dir)
 /* Write the PEM of a certificate or a key to path: a temporary file in the
  * same directory (0600), fsync, then into place (link: never over an
  * existing file; rename with force). */
-static int write_pem(cli_ctx *c, const char *path, X509 *cert, EVP_PKEY *key, mode_t mode, int force)
+static int write_pem(cli_ctx *c, const char *path, X509 *cert, X509 *chain, EVP_PKEY *key, mode_t mode, int force)
 {
     char tmp[4200];
     snprintf(tmp, sizeof tmp, "%s.tmp.XXXXXX", path);
@@ -224,7 +231,8 @@ static int write_pem(cli_ctx *c, const char *path, X509 *cert, EVP_PKEY *key, mo
         return -1;
     }
     BIO *b = BIO_new(BIO_s_mem());
-    int ok = b && (cert ? PEM_write_bio_X509(b, cert) : PEM_write_bio_PrivateKey(b, key, NULL, NULL, 0, NULL, NULL));
+    int ok = b && (cert ? PEM_write_bio_X509(b, cert) && (!chain || PEM_write_bio_X509(b, chain))
+                        : PEM_write_bio_PrivateKey(b, key, NULL, NULL, 0, NULL, NULL));
     char *data = NULL;
     long len = ok ? BIO_get_mem_data(b, &data) : 0;
     int err = 0;
@@ -469,7 +477,12 @@ static int issue(cli_ctx *c, const cert_spec *s, X509 *ca, EVP_PKEY *ca_key, con
     /* The key first: a certificate without its key is of no use, the
      * reverse would be worse (a key nobody can tell the purpose of is just
      * removed). */
-    if (write_pem(c, key_path, NULL, key, 0600, force) || write_pem(c, crt, x, NULL, 0644, force)) {
+    /* A leaf signed by an intermediate carries it after itself, as servers
+     * (--certificate-file) and clients (userCertFile) send their chain. */
+    X509 *chain = ca && s->kind != KIND_CA && X509_NAME_cmp(X509_get_subject_name(ca), X509_get_issuer_name(ca))
+                      ? ca
+                      : NULL;
+    if (write_pem(c, key_path, NULL, NULL, key, 0600, force) || write_pem(c, crt, x, chain, NULL, 0644, force)) {
         code = CLI_FAIL;
     } else {
         sync_dir(dir);
@@ -484,7 +497,7 @@ static int issue(cli_ctx *c, const cert_spec *s, X509 *ca, EVP_PKEY *ca_key, con
     return code;
 }
 
-static int create_ca(cli_ctx *c, const char *dir, int days, int rsa, int force)
+static int create_ca(cli_ctx *c, const char *dir, int days, int rsa, int force, X509 *parent, EVP_PKEY *parent_key)
 {
     cert_spec s = {.kind = KIND_CA, .days = days, .rsa = rsa};
     unsigned char r[4];
@@ -493,9 +506,9 @@ static int create_ca(cli_ctx *c, const char *dir, int days, int rsa, int force)
         cli_msg(c, "no random numbers");
         return CLI_FAIL;
     }
-    snprintf(cn, sizeof cn, "factum dev CA %02x%02x%02x%02x", r[0], r[1], r[2], r[3]);
+    snprintf(cn, sizeof cn, "factum dev %sCA %02x%02x%02x%02x", parent ? "intermediate " : "", r[0], r[1], r[2], r[3]);
     s.cn = cn;
-    return issue(c, &s, NULL, NULL, dir, "ca", force);
+    return issue(c, &s, parent, parent_key, dir, "ca", force);
 }
 
 /* The first ./nodeN that does not exist (es-gencert-cli's default). */
@@ -514,7 +527,17 @@ static int cmd_create_ca(cli_ctx *c, const cli_args *a)
     int days, rsa, rc;
     if ((rc = parse_days(c, a, 5 * 365 + 1, &days)) || (rc = parse_key_type(c, a, &rsa))) return rc;
     const char *out = cli_get(a, "out");
-    return create_ca(c, out ? out : "ca", days, rsa, cli_has(a, "force"));
+    const char *cc = cli_get(a, "ca-certificate"), *ck = cli_get(a, "ca-key");
+    if (!cc != !ck) return cli_usage(c, "an intermediate CA needs both --ca-certificate and --ca-key");
+    if (!cc) return create_ca(c, out ? out : "ca", days, rsa, cli_has(a, "force"), NULL, NULL);
+    /* An intermediate CA, signed by the given one (es-gencert-cli's create-ca -ca-certificate -ca-key). */
+    X509 *parent;
+    EVP_PKEY *parent_key;
+    if (load_ca(c, cc, ck, &parent, &parent_key)) return CLI_FAIL;
+    rc = create_ca(c, out ? out : "ca", days, rsa, cli_has(a, "force"), parent, parent_key);
+    X509_free(parent);
+    EVP_PKEY_free(parent_key);
+    return rc;
 }
 
 static int cmd_create_node(cli_ctx *c, const cli_args *a)
@@ -598,7 +621,7 @@ static int cmd_dev(cli_ctx *c, const cli_args *a)
     cert_spec node = {.kind = KIND_NODE, .cn = "eventstoredb-node", .days = days, .rsa = rsa};
     if ((rc = add_sans(c, &node, "127.0.0.1,::1", 1, &count)) || (rc = add_sans(c, &node, "localhost", 0, &count)))
         return rc;
-    if ((rc = create_ca(c, ca_dir, days > 5 * 365 + 1 ? days : 5 * 365 + 1, rsa, force))) return rc;
+    if ((rc = create_ca(c, ca_dir, days > 5 * 365 + 1 ? days : 5 * 365 + 1, rsa, force, NULL, NULL))) return rc;
     X509 *ca;
     EVP_PKEY *cak;
     if (load_ca(c, ca_crt, ca_key, &ca, &cak)) return CLI_FAIL;
@@ -633,7 +656,7 @@ int cli_cmd_certs(cli_ctx *c, int argc, char **argv)
         {"create-ca", cmd_create_ca, ca_opts, sizeof ca_opts / sizeof *ca_opts},
         {"create-node", cmd_create_node, node_opts, sizeof node_opts / sizeof *node_opts},
         {"create-user", cmd_create_user, user_opts, sizeof user_opts / sizeof *user_opts},
-        {"dev", cmd_dev, ca_opts, sizeof ca_opts / sizeof *ca_opts},
+        {"dev", cmd_dev, dev_opts, sizeof dev_opts / sizeof *dev_opts},
     };
     size_t which = 0;
     while (which < sizeof subs / sizeof *subs && strcmp(subs[which].name, sub))

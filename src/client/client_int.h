@@ -178,6 +178,7 @@ struct factum_client {
     client_arena arena; /* response messages are unpacked here */
     client_pool *pool;  /* memory for batches (read.c) */
     char err[1024];     /* factum_client_last_error */
+    char tls_text[96];  /* factum_client_tls */
 };
 
 /* Format the message of the failing call into c->err. */

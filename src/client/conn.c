@@ -1007,9 +1007,11 @@ static int tls_start(factum_client *c, const client_host *h, char *why, size_t w
     int is_ip = inet_pton(AF_INET, addr, raw) == 1 || inet_pton(AF_INET6, addr, raw) == 1;
     int ok = 1;
     if (!is_ip) ok = SSL_set_tlsext_host_name(ssl, h->name) == 1;
-    if (ok && c->url.tls_verify_cert)
+    if (ok && c->url.tls_verify_cert) {
+        SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
         ok = is_ip ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), addr) == 1
                    : SSL_set1_host(ssl, h->name) == 1;
+    }
     if (!ok) {
         snprintf(why, wlen, "TLS: cannot use the host name '%.200s': %s", h->name, tls_reason(reason, sizeof reason));
         return FACTUM_ETLS;
@@ -1212,12 +1214,15 @@ static int call_result(factum_client *c, client_call *k)
         return 0;
     }
     int rc = client_call_error(k);
-    if (rc == FACTUM_EUNAUTHENTICATED)
-        client_seterr(c, "%s%s", k->message[0] ? k->message : "the server wants credentials",
-                      c->auth[0] ? " (check the user name and password)"
-                                 : " (give user:password@ in the connection string)");
+    const char *said = k->message[0] ? k->message : "no message";
+    if (rc == FACTUM_EUNAUTHENTICATED && c->auth[0])
+        client_seterr(c, "the server did not accept the credentials of user '%.200s': %s", c->url.username, said);
+    else if (rc == FACTUM_EUNAUTHENTICATED)
+        client_seterr(c, "the server wants credentials (user:password@ in the connection string): %s", said);
+    else if (rc == FACTUM_EACCESSDENIED && c->auth[0])
+        client_seterr(c, "user '%.200s' may not do this: %s", c->url.username, said);
     else if (rc == FACTUM_EACCESSDENIED)
-        client_seterr(c, "%s", k->message[0] ? k->message : "the user may not do this");
+        client_seterr(c, "access denied without credentials (user:password@ in the connection string): %s", said);
     else if (k->message[0])
         client_seterr(c, "%s", k->message);
     else

@@ -134,6 +134,23 @@ openssl verify -CAfile rsa-ca/ca.crt node1/node.crt >/dev/null 2>&1 && fail "nod
 run 0 "$FACTUM" certs create-node --ca-certificate rsa-ca/ca.crt --ca-key rsa-ca/ca.key --out rn2 --dns-names h
 contains "$ERR" "warning: the CA expires before this certificate"
 
+# ---- An intermediate CA (es-gencert-cli's create-ca -ca-certificate -ca-key): it chains to the root,
+# may sign leaves only, and the leaves it signs carry it after themselves.
+run 0 "$FACTUM" certs create-ca -ca-certificate ca/ca.crt -ca-key ca/ca.key -out inter
+TXT=$(text inter/ca.crt)
+contains "$TXT" "CA:TRUE, pathlen:0"
+contains "$TXT" "factum dev intermediate CA"
+openssl verify -CAfile ca/ca.crt inter/ca.crt >/dev/null || fail "intermediate under the root"
+run 0 "$FACTUM" certs create-node --ca-certificate inter/ca.crt --ca-key inter/ca.key --out in --dns-names localhost
+eq "$(grep -c 'BEGIN CERTIFICATE' in/node.crt)" 2 "certificates in a node file signed by an intermediate"
+openssl verify -CAfile ca/ca.crt -untrusted in/node.crt -purpose sslserver -verify_hostname localhost in/node.crt \
+    >/dev/null || fail "node under the intermediate, with the root only"
+run 0 "$FACTUM" certs create-user --ca-certificate inter/ca.crt --ca-key inter/ca.key --username iu
+eq "$(grep -c 'BEGIN CERTIFICATE' user-iu/user-iu.crt)" 2 "certificates in a user file signed by an intermediate"
+eq "$(grep -c 'BEGIN CERTIFICATE' node1/node.crt)" 1 "certificates in a node file signed by the root"
+run 2 "$FACTUM" certs create-ca --out inter2 --ca-certificate ca/ca.crt
+contains "$ERR" "needs both --ca-certificate and --ca-key"
+
 # ---- CERTS-3: bad arguments write nothing.
 snap() { find . -not -name '.out' -not -name '.err' -printf '%p %s\n' | sort; }
 BEFORE=$(snap)

@@ -81,6 +81,19 @@ static void t_version_stats(void)
     CHECK_RC(factum_client_server_version(cl, v, sizeof v), 0);
 }
 
+/* What protects the connection: TLS 1.3 against factumd (both offer it;
+ * TLS 1.2 from a server that knows no better), nothing in cleartext. */
+static void t_tls(void)
+{
+    const char *tls = factum_client_tls(cl);
+    printf("  connection: %s\n", tls[0] ? tls : "cleartext");
+    if (secure)
+        CHECK(strncmp(tls, "TLSv1.3 TLS_", 12) == 0 || strncmp(tls, "TLSv1.2 ", 8) == 0);
+    else
+        CHECK(tls[0] == 0);
+    CHECK(factum_client_tls(NULL)[0] == 0);
+}
+
 static void t_connect_forms(void)
 {
     /* The same server through other spellings of the connection string. */
@@ -1376,6 +1389,7 @@ int main(void)
                 factum_client_last_error(NULL));
         return 1;
     }
+    RUN(t_tls);
     RUN(t_version_stats);
     RUN(t_connect_forms);
     RUN(t_expectations);
