@@ -419,8 +419,11 @@ secure_checks() {
   tail -1 "$T/secure-factumd-client.log"
   echo "-- factum --server against the secure factumd"
   run 0 "$FACTUM" --server "$SURL" append sec-s --type T --data '{"secure":true}' --expected no-stream
-  run 0 "$FACTUM" --server "kurrentdb://127.0.0.1:$sport?tlsCAFile=$CA" read sec-s --json
+  run 0 "$FACTUM" --server "kurrentdb://admin:changeit@127.0.0.1:$sport?tlsCAFile=$CA" read sec-s --json
   contains "$OUT" '"secure":true'
+  # Without credentials the call is anonymous, and anonymous may not read streams (ACL-4): exit 5.
+  run 5 "$FACTUM" --server "kurrentdb://127.0.0.1:$sport?tlsCAFile=$CA" read sec-s --json
+  contains "$ERR" "not authenticated"
   run 0 env FACTUM_SERVER="kurrentdb://localhost:$sport" FACTUM_TLS_CA_FILE="$CA" FACTUM_USERNAME=admin \
     FACTUM_PASSWORD=changeit "$FACTUM" read sec-s
   run 0 "$FACTUM" --server "kurrentdb://localhost:$sport?tlsCAFile=$CA" \
@@ -430,7 +433,6 @@ secure_checks() {
   run 1 "$FACTUM" --server "kurrentdb://localhost:$sport?tlsCAFile=$C/other-ca/ca.crt" read sec-s
   contains "$ERR" "certificate verify failed: "
   contains "$ERR" "(the server's certificate is not signed by the CA of tlsCAFile)"
-  # A wrong password: accepted until authentication lands (auth), refused after; either way clearly.
   # The official Node client with the same certificates (grpc-js and the Rust bridge's rustls).
   nm=${FACTUM_NODE_MODULES:-$(dirname "$0")/node/node_modules}
   if command -v node >/dev/null && [ -d "$nm/@kurrent/kurrentdb-client" ]; then

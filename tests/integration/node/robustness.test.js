@@ -44,8 +44,13 @@ function proposed(type, data) {
   return msgField(2, [msgField(1, [bytesField(2, Buffer.from(crypto.randomUUID()))]), entry('type', type), entry('content-type', 'application/json'), bytesField(4, Buffer.from(data))]);
 }
 
+// The connection string's credentials (secure mode: admin:changeit), sent as
+// the official clients send them: a secure server authorizes every call.
+const cred = (() => { const u = new URL(url.replace(/^[a-z+]+:/, 'http:')); return u.username ? `${decodeURIComponent(u.username)}:${decodeURIComponent(u.password)}` : ''; })();
+const authHeader = cred ? { authorization: 'Basic ' + Buffer.from(cred).toString('base64') } : {};
+
 function grpcCall(session, path, body, { end = true } = {}) {
-  const req = session.request({ ':method': 'POST', ':path': path, 'content-type': 'application/grpc', te: 'trailers' });
+  const req = session.request({ ':method': 'POST', ':path': path, 'content-type': 'application/grpc', te: 'trailers', ...authHeader });
   const result = new Promise((resolve) => {
     const chunks = [];
     let trailers = {};
