@@ -209,7 +209,12 @@ int tls_server_ctx_new(const tls_files *f, SSL_CTX **out, char *err, size_t errl
     SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION);
     SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION |
                                  SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_IGNORE_UNEXPECTED_EOF);
+    /* TLS 1.3: AES-128-GCM first (server preference): as strong as the
+     * protocol needs and a third cheaper per byte than AES-256 with AES-NI,
+     * which bulk reads ($all, catch-up) feel. */
     if (SSL_CTX_set_cipher_list(ctx, TLS12_CIPHERS) != 1 ||
+        SSL_CTX_set_ciphersuites(ctx, "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256") !=
+            1 ||
         SSL_CTX_set1_groups_list(ctx, "X25519:P-256:P-384") != 1) {
         ssl_err(why, sizeof why);
         snprintf(err, errlen, "cannot set the TLS ciphers: %s", why);
@@ -221,6 +226,12 @@ int tls_server_ctx_new(const tls_files *f, SSL_CTX **out, char *err, size_t errl
      * when a connection is idle. */
     SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
                               SSL_MODE_RELEASE_BUFFERS);
+    /* Read ahead: one read() takes what the socket holds into the record
+     * buffer, instead of a read for each record's header and one for its
+     * body (three system calls per small request otherwise). What it keeps
+     * past a turn's budget, SSL_has_pending reports: server.c reads it in
+     * the next turn. */
+    SSL_CTX_set_read_ahead(ctx, 1);
     SSL_CTX_set_alpn_select_cb(ctx, alpn_select, NULL);
     /* Sessions resume across a reconnect (stateless tickets); the context
      * id lets a resumed session keep its verified client certificate. */
