@@ -80,5 +80,32 @@ echo
 echo "# metrics for Prometheus:"
 curl -s "http://127.0.0.1:$port/metrics" | grep -E '^factum_(appends_total|events_written_total|group_commits_total|grpc_calls_total|connections_total) '
 kill -TERM $srv; wait $srv
+srv=""
 echo
-echo "factumd stopped cleanly. Next: README.md (the Node example, configuration), docs/."
+echo "== factumd secure, as by default: TLS, users, access control =="
+certs=$(dirname "$srvlog")/certs
+say $factum certs dev --out "$certs"
+factum_start_log=$(dirname "$srvlog")/factumd-secure.log
+factumd_start "$factum_start_log" build/release/factumd --db "$(dirname "$srvlog")/secure-db" --node-ip 127.0.0.1 \
+  --node-port 0 --certificate-file "$certs/node/node.crt" --certificate-private-key-file "$certs/node/node.key" \
+  --trusted-root-certificates-path "$certs/ca"
+srv=$factumd_pid port=$factumd_port
+grep -E "listening|default password" "$factum_start_log"
+admin="kurrentdb://admin:changeit@localhost:$port?tlsCAFile=$certs/ca/ca.crt"
+say $factum --server "$admin" user create alice --full-name Alice wonderland
+say $factum --server "$admin" append account-7 --type AccountOpened --data '{"owner":"Alice"}'
+say $factum --server "$admin" meta set account-7 '{"$acl":{"$r":"alice","$w":"$admins"}}'
+alice="kurrentdb://alice:wonderland@localhost:$port?tlsCAFile=$certs/ca/ca.crt"
+say $factum --server "$alice" read account-7
+echo "# alice may read account-7 but not write it; no credentials, or a wrong password, may do nothing:"
+say $factum --server "$alice" append account-7 --type MoneyDeposited --data '{"amount":5}' || true
+say $factum --server "kurrentdb://localhost:$port?tlsCAFile=$certs/ca/ca.crt" read account-7 || true
+say $factum --server "kurrentdb://alice:guess@localhost:$port?tlsCAFile=$certs/ca/ca.crt" read account-7 || true
+echo "# and TLS without the CA is refused by the client:"
+say $factum --server "kurrentdb://admin:changeit@localhost:$port" read account-7 || true
+echo "# every administrative action is in \$audit:"
+say $factum --server "$admin" read '$audit' --json
+kill -TERM $srv; wait $srv
+srv=""
+echo
+echo "factumd stopped cleanly. Next: README.md (the Node example, configuration, the secure quick start), docs/."
