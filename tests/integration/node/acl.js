@@ -1,44 +1,75 @@
-// Authorization end to end with @kurrent/kurrentdb-client: stream ACLs,
-// $settings defaults, operations, every path (reads, $all, subscriptions,
-// Append, BatchAppend, the v2 multi-stream append, deletes, metadata,
-// consumer groups, projections), links, live subscriptions losing access,
-// and the audit trail.
+// Authorization end to end with @kurrent/kurrentdb-client against the real
+// factumd (docs/security.md, Authorization): stream ACLs, $settings defaults,
+// operations, every path (reads, $all, subscriptions, Append, BatchAppend,
+// the v2 multi-stream append, deletes, metadata, consumer groups,
+// projections), links, live subscriptions losing access, stream policies and
+// the audit trail.
 //
-// The server is tests/acl/aclsrv.c (ACL_SERVER_BIN): factumd's services
-// behind an authentication that trusts the login and groups a client names
-// (Basic <login>:<groups>, or the connection name `as:<login>:<groups>`,
-// which the clients' grpc-js path sends where it sends no credentials
-// without TLS). So every client below is "a user in these groups".
+// factumd runs secure, as in production: TLS with the certificates of
+// `factum certs dev`, --mem-db, --run-projections All. Its users are real:
+// admin and ops (password changeit) are factumd's own; alice (no groups),
+// bob (group writers) and carol ($admins) are made through the Users service
+// (raw grpc-js with proto/kurrentdb/users.proto, as auth.js does). Every client
+// connects with tls=true, since grpc-js sends no credentials without TLS; the
+// anonymous client is one without credentials.
+// Usage: node acl.js FACTUMD FACTUM (or FACTUMD_BIN and FACTUM_BIN set)
 'use strict';
 const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const crypto = require('node:crypto');
-const { spawn } = require('node:child_process');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+const { spawn, execFileSync } = require('node:child_process');
+const grpc = require('@grpc/grpc-js');
+const loader = require('@grpc/proto-loader');
 const lib = require('@kurrent/kurrentdb-client');
 
 const { KurrentDBClient, jsonEvent, binaryEvent, AccessDeniedError, ANY, NO_STREAM, START, END } = lib;
-const bin = process.env.ACL_SERVER_BIN;
+const factumd = process.argv[2] || process.env.FACTUMD_BIN;
+const factum = process.argv[3] || process.env.FACTUM_BIN;
 const slow = process.env.FACTUM_SANITIZED ? 5 : 1;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+process.removeAllListeners('warning'); // grpc-js warns about an IP address as SNI; not ours to fix
 
-function startServer() {
+// Certificates as a user makes them, then factumd with TLS on them.
+function startServer(dir) {
+  execFileSync(factum, ['certs', 'dev', '--out', dir], { stdio: ['ignore', 'ignore', 'inherit'] });
   return new Promise((resolve, reject) => {
-    const p = spawn(bin, [], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let log = '';
+    const p = spawn(factumd, ['--mem-db', '--node-ip', '127.0.0.1', '--node-port', '0', '--run-projections', 'All',
+      '--certificate-file', path.join(dir, 'node', 'node.crt'),
+      '--certificate-private-key-file', path.join(dir, 'node', 'node.key'),
+      '--trusted-root-certificates-path', path.join(dir, 'ca')], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let log = '', port = 0;
     const onData = (d) => {
       log += d;
       const m = /listening on 127\.0\.0\.1:(\d+)/.exec(log);
-      if (m) resolve({ p, port: Number(m[1]), log: () => log });
+      if (m && !port) resolve({ p, port: (port = Number(m[1])), log: () => log });
     };
     p.stdout.on('data', onData);
     p.stderr.on('data', onData);
-    p.on('exit', (code) => reject(new Error(`aclsrv exited (${code}): ${log}`)));
+    p.on('exit', (code) => reject(new Error(`factumd exited (${code}): ${log}`)));
   });
 }
+
+// The Users service and Operations.Shutdown through grpc-js, with hand-made credentials.
+const protoRoot = path.join(__dirname, '..', '..', '..', 'proto');
+const proto = grpc.loadPackageDefinition(loader.loadSync(['kurrentdb/users.proto'], {
+  includeDirs: [protoRoot], keepCase: true, longs: String, defaults: true,
+}));
+const basic = (login, password) => {
+  const md = new grpc.Metadata();
+  if (login !== undefined) md.set('authorization', 'Basic ' + Buffer.from(`${login}:${password}`).toString('base64'));
+  return md;
+};
+const unary = (client, method, req, md) => new Promise((resolve) => {
+  client[method](req, md, (err, res) => resolve({ err, res }));
+});
 
 const tag = 'acl' + crypto.randomUUID().slice(0, 8);
 const sn = (s) => `${tag}-${s}`;
 const ev = (type, data) => jsonEvent({ type, data });
+const password = (login) => (login === 'admin' || login === 'ops' ? 'changeit' : `pw-${login}-${tag}`);
 
 // The promise rejects with AccessDeniedError.
 async function denied(p, what) {
@@ -59,36 +90,53 @@ async function readAll(client, stream, opts = {}) {
   return out;
 }
 
-describe('authorization', { skip: bin ? false : 'ACL_SERVER_BIN is not set (ctest runs this file)' }, () => {
-  let srv;
+describe('authorization', { skip: factumd && factum ? false : 'FACTUMD_BIN and FACTUM_BIN are not set (ctest runs this file)' }, () => {
+  let srv, dir, ca, users;
   const clients = [];
-  const as = (login, groups = '-') => {
-    const g = encodeURIComponent(groups).replace(/%24/g, '$'); // `$` is fine in a URL and must arrive as is
+  // A client that authenticates as this (real) user on every call.
+  const as = (login) => {
     const c = KurrentDBClient.connectionString(
-      `kurrentdb://${login}:${g}@127.0.0.1:${srv.port}?tls=false&connectionName=as:${login}:${g}`);
+      `kurrentdb://${login}:${encodeURIComponent(password(login))}@127.0.0.1:${srv.port}?tls=true&tlsCAFile=${ca}`);
     clients.push(c);
     return c;
+  };
+  const createUser = async (login, groups) => {
+    const { err } = await unary(users, 'Create',
+      { options: { login_name: login, password: password(login), full_name: login, groups } }, basic('admin', 'changeit'));
+    assert.equal(err, null, `creating ${login}: ${err}`);
   };
   let admin, ops, alice, bob, anon;
 
   before(async () => {
-    srv = await startServer();
-    admin = as('admin', '$admins');
-    ops = as('ops', '$ops');
+    const tmp = process.env.FACTUM_TEST_TMP || os.tmpdir();
+    fs.mkdirSync(tmp, { recursive: true });
+    dir = fs.mkdtempSync(path.join(tmp, 'acl-'));
+    ca = path.join(dir, 'ca', 'ca.crt');
+    srv = await startServer(dir);
+    users = new proto.event_store.client.users.Users(`127.0.0.1:${srv.port}`,
+      grpc.credentials.createSsl(fs.readFileSync(ca)));
+    await createUser('alice', []);
+    await createUser('bob', ['writers']);
+    await createUser('carol', ['$admins']);
+    admin = as('admin');
+    ops = as('ops');
     alice = as('alice');
-    bob = as('bob', 'writers');
-    anon = KurrentDBClient.connectionString(`kurrentdb://127.0.0.1:${srv.port}?tls=false`);
+    bob = as('bob');
+    anon = KurrentDBClient.connectionString(`kurrentdb://127.0.0.1:${srv.port}?tls=true&tlsCAFile=${ca}`);
     clients.push(anon);
   });
 
   after(async () => {
     for (const c of clients) await c.dispose().catch(() => {});
-    if (!srv) return;
-    srv.p.removeAllListeners('exit');
-    const exited = new Promise((r) => srv.p.on('exit', (code) => r(code)));
-    srv.p.kill('SIGTERM');
-    assert.equal(await exited, 0, `aclsrv did not shut down cleanly: ${srv.log()}`);
-    assert.doesNotMatch(srv.log(), /ERROR|runtime error|AddressSanitizer|LeakSanitizer/);
+    if (users) users.close();
+    if (srv) {
+      srv.p.removeAllListeners('exit');
+      const exited = new Promise((r) => srv.p.on('exit', (code) => r(code)));
+      srv.p.kill('SIGTERM');
+      assert.equal(await exited, 0, `factumd did not shut down cleanly: ${srv.log()}`);
+      assert.doesNotMatch(srv.log(), /ERROR|runtime error|AddressSanitizer|LeakSanitizer/);
+    }
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
   });
 
   it('by default: users use user streams, anonymous nothing, system streams and $all only admins', async () => {
@@ -104,7 +152,7 @@ describe('authorization', { skip: bin ? false : 'ACL_SERVER_BIN is not set (ctes
     await denied(all(alice), '$all read');
     await denied(all(anon), '$all read, anonymous');
     assert.ok(await all(admin) > 0);
-    assert.ok(await all(as('carol', '$admins')) > 0, 'a member of $admins');
+    assert.ok(await all(as('carol')) > 0, 'a member of $admins');
     // $all is read through its own ACL ($$$all); writes and deletes never
     await admin.setStreamMetadata('$all', { acl: { readRoles: ['alice', '$admins'] } });
     assert.ok(await all(alice) > 0, 'alice may read $all once $$$all says so');
@@ -120,9 +168,9 @@ describe('authorization', { skip: bin ? false : 'ACL_SERVER_BIN is not set (ctes
     });
     // BatchAppend (no per-call credentials) and Append (per-call credentials)
     await bob.appendToStream(s, [ev('W', { by: 'bob' })]);
-    await bob.appendToStream(s, [ev('W', { by: 'bob-append' })], { credentials: { username: 'bob', password: 'writers' } });
+    await bob.appendToStream(s, [ev('W', { by: 'bob-append' })], { credentials: { username: 'bob', password: password('bob') } });
     await denied(alice.appendToStream(s, [ev('W', { by: 'alice' })]), 'BatchAppend by alice');
-    await denied(alice.appendToStream(s, [ev('W', { by: 'alice' })], { credentials: { username: 'alice', password: '-' } }),
+    await denied(alice.appendToStream(s, [ev('W', { by: 'alice' })], { credentials: { username: 'alice', password: password('alice') } }),
       'Append by alice');
     // v2 multi-stream append: all or nothing
     await denied(alice.multiStreamAppend([
@@ -316,20 +364,22 @@ describe('authorization', { skip: bin ? false : 'ACL_SERVER_BIN is not set (ctes
   });
 
   it('Operations.Shutdown: $ops/$admins only; the exact status and trailer of each refusal', async () => {
-    const grpc = require('@grpc/grpc-js');
-    const raw = new grpc.Client(`127.0.0.1:${srv.port}`, grpc.credentials.createInsecure());
-    const call = (who) => new Promise((resolve) => {
-      const md = new grpc.Metadata();
-      if (who) md.set('connection-name', `as:${who}`);
+    const raw = new grpc.Client(`127.0.0.1:${srv.port}`, grpc.credentials.createSsl(fs.readFileSync(ca)));
+    const call = (md) => new Promise((resolve) => {
       raw.makeUnaryRequest('/event_store.client.operations.Operations/Shutdown', (x) => x, (b) => b,
         Buffer.alloc(0), md, (err) => resolve(err));
     });
     try {
-      const a = await call('alice:-');
-      assert.equal(a && a.code, grpc.status.PERMISSION_DENIED, String(a));
-      assert.deepEqual(a.metadata.get('exception'), ['access-denied']);
-      const n = await call(null);
+      for (const who of ['alice', 'bob']) {
+        const a = await call(basic(who, password(who)));
+        assert.equal(a && a.code, grpc.status.PERMISSION_DENIED, `${who}: ${a}`);
+        assert.deepEqual(a.metadata.get('exception'), ['access-denied']);
+      }
+      const n = await call(new grpc.Metadata());
       assert.equal(n && n.code, grpc.status.UNAUTHENTICATED, String(n));
+      const w = await call(basic('ops', 'wrong'));
+      assert.equal(w && w.code, grpc.status.UNAUTHENTICATED, `a wrong password: ${w}`);
+      assert.equal(w.details, 'Unauthenticated');
     } finally {
       raw.close();
     }
