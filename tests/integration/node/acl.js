@@ -2,8 +2,9 @@
 // factumd (docs/security.md, Authorization): stream ACLs, $settings defaults,
 // operations, every path (reads, $all, subscriptions, Append, BatchAppend,
 // the v2 multi-stream append, deletes, metadata, consumer groups,
-// projections), links, live subscriptions losing access, stream policies and
-// the audit trail.
+// projections), links, live subscriptions losing access, a user's changes
+// (groups, disabling) reaching its open calls (PRINCIPAL-1 in
+// src/auth/principal.h), stream policies and the audit trail.
 //
 // factumd runs secure, as in production: TLS with the certificates of
 // `factum certs dev`, --mem-db, --run-projections All. Its users are real:
@@ -204,6 +205,72 @@ describe('authorization', { skip: factumd && factum ? false : 'FACTUMD_BIN and F
     await admin.setStreamMetadata(s, { acl: { readRoles: ['alice'] } });
     assert.equal((await readAll(alice, s)).length, 1);
     await denied(readAll(bob, s), 'bob right after the change back');
+  });
+
+  it("a user's change counts from the very next call and on its open calls (Users: Update, Disable, Enable)", async () => {
+    const s = sn('groups'), g = 'dave-group';
+    await admin.setStreamMetadata(s, { acl: { readRoles: ['writers'], writeRoles: ['writers'] } });
+    await createUser('dave', ['writers']);
+    const dave = as('dave');
+    const userOp = async (method, options) => {
+      const { err } = await unary(users, method, { options }, basic('admin', 'changeit'));
+      assert.equal(err, null, `${method} dave: ${err}`);
+    };
+    // a live subscription or a consumer of dave's: what it got and how it ended
+    const watch = (sub, ack) => {
+      const got = [];
+      const ended = new Promise((resolve) => {
+        sub.on('data', (e) => { got.push(e.event.data.n); if (ack) sub.ack(e).catch(() => {}); });
+        sub.on('error', resolve);
+        sub.on('end', () => resolve(null));
+      });
+      return { got, ended: Promise.race([ended, sleep(10000 * slow).then(() => 'timeout')]) };
+    };
+    const until = async (w, n) => {
+      const deadline = Date.now() + 10000 * slow;
+      while (w.got.length < n && Date.now() < deadline) await sleep(20);
+      assert.equal(w.got.length, n, 'the subscription delivers first');
+    };
+    await dave.appendToStream(s, [ev('E', { n: 1 })]); // opens dave's BatchAppend call, which stays open
+    const sub1 = dave.subscribeToStream(s, { fromRevision: START });
+    const w1 = watch(sub1);
+    await until(w1, 1);
+    // out of writers: the next call, the open BatchAppend call and the live subscription
+    await userOp('Update', { login_name: 'dave', full_name: 'dave', groups: [] });
+    const e1 = await w1.ended;
+    assert.ok(e1 instanceof AccessDeniedError, `the live subscription ended with ${e1}`);
+    await sub1.unsubscribe().catch(() => {});
+    await denied(readAll(dave, s), 'dave reading out of writers');
+    await denied(dave.appendToStream(s, [ev('E', { n: 2 })], { credentials: { username: 'dave', password: password('dave') } }),
+      'dave appending (Append) out of writers');
+    await denied(dave.appendToStream(s, [ev('E', { n: 2 })]), 'dave appending on his open BatchAppend call out of writers');
+    assert.equal((await readAll(admin, s)).length, 1, 'nothing written by the refused appends');
+    await userOp('Update', { login_name: 'dave', full_name: 'dave', groups: ['writers'] });
+    await dave.appendToStream(s, [ev('E', { n: 3 })]);
+    // disabled: his open calls end (BatchAppend, a subscription, a consumer), new ones are refused
+    await ops.createPersistentSubscriptionToStream(s, g,
+      lib.persistentSubscriptionToStreamSettingsFromDefaults({ startFrom: START }));
+    const sub2 = dave.subscribeToStream(s, { fromRevision: START });
+    const con = dave.subscribeToPersistentSubscriptionToStream(s, g);
+    const w2 = watch(sub2), wc = watch(con, true);
+    await until(w2, 2);
+    await until(wc, 2);
+    await userOp('Disable', { login_name: 'dave' });
+    for (const [what, w] of [['live subscription', w2], ['consumer', wc]]) {
+      const e = await w.ended;
+      assert.ok(e instanceof AccessDeniedError, `the ${what} ended with ${e}`);
+    }
+    await sub2.unsubscribe().catch(() => {});
+    await con.unsubscribe().catch(() => {});
+    await denied(dave.appendToStream(s, [ev('E', { n: 4 })]), 'dave appending on his open BatchAppend call, disabled');
+    await denied(dave.appendToStream(s, [ev('E', { n: 4 })]), 'dave appending on a new BatchAppend call, disabled');
+    await denied(readAll(dave, s), 'dave reading, disabled');
+    assert.deepEqual((await readAll(admin, s)).map((e) => e.event.data.n), [1, 3]);
+    // enabled again: the same client, with the same password, works again
+    await userOp('Enable', { login_name: 'dave' });
+    await dave.appendToStream(s, [ev('E', { n: 5 })]);
+    assert.deepEqual((await readAll(dave, s)).map((e) => e.event.data.n), [1, 3, 5]);
+    await ops.deletePersistentSubscriptionToStream(s, g);
   });
 
   it('$settings: the default ACL of user streams', async () => {
