@@ -56,13 +56,34 @@ void auth_principal_unref(const auth_principal *cp)
     for (size_t i = 0; i < p->n_groups; i++) free(p->groups[i]);
     free(p->groups);
     free(p->login);
+    auth_principal *next = p->successor;
     free(p);
+    auth_principal_unref(next);
+}
+
+const auth_principal *auth_principal_current(const auth_principal *p)
+{
+    while (p && p->successor)
+        p = p->successor;
+    return p;
+}
+
+void auth_principal_supersede(auth_principal *p, const auth_principal *next)
+{
+    if (!p || atomic_load(&p->refs) < 0) return;
+    p = (auth_principal *)auth_principal_current(p);
+    if (p == next || p->revoked) return;
+    if (next)
+        p->successor = (auth_principal *)auth_principal_ref(next);
+    else
+        p->revoked = 1;
 }
 
 int auth_principal_has_role(const auth_principal *p, const char *role)
 {
     if (!p || !role) return 0;
     if (p->flags & AUTH_P_SYSTEM) return 1;
+    if (p->revoked) return 0; /* PRINCIPAL-1 */
     if (strcmp(role, AUTH_ROLE_ALL) == 0) return 1;
     if (p->flags & AUTH_P_ANONYMOUS) return 0;
     if (strcmp(role, p->login) == 0) return 1;
@@ -84,5 +105,5 @@ int auth_principal_is_ops_or_admin(const auth_principal *p)
 
 int auth_principal_authenticated(const auth_principal *p)
 {
-    return p && !(p->flags & AUTH_P_ANONYMOUS);
+    return p && !(p->flags & AUTH_P_ANONYMOUS) && !p->revoked;
 }

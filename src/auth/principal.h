@@ -4,9 +4,20 @@
  * authorization check (src/auth/acl.c, the rpc handlers) reads. Kept tiny
  * and free of the store so that both sides and the unit tests share it.
  *
- * A principal is immutable once made and reference counted (atomically:
- * the credential cache and calls on the loop hold references, the password
- * workers make new ones). Two principals are static and never freed:
+ * A principal is immutable once made, but for what became of its user, and
+ * reference counted (atomically: the credential cache and calls on the loop
+ * hold references, the password workers make new ones). A call keeps the
+ * principal it was authenticated as for its whole life, and a stream call
+ * (BatchAppend, a subscription, a consumer) can live as long as its
+ * connection, so:
+ *  PRINCIPAL-1  When a user changes, src/auth/users.c (on the loop) links
+ *               the principals made for it before to what it is now: a new
+ *               identity (groups) becomes their `successor`; disabling,
+ *               deleting it or changing its password `revoke`s them. Checks
+ *               ask auth_principal_current(): a call acts as its user is
+ *               now, and as nobody (no roles, not authenticated) once its
+ *               credentials no longer hold.
+ * Two principals are static and never freed:
  *  - system: what a call acts as when factumd runs with --insecure (as in
  *    KurrentDB, no authentication and no authorization: every check passes)
  *    and what factumd's own work acts as;
@@ -39,6 +50,10 @@ typedef struct auth_principal {
     char *login;     /* "" for anonymous and system */
     size_t n_groups;
     char **groups;
+    /* PRINCIPAL-1, loop thread only: what its user became (a reference), and
+     * whether its user was disabled, deleted or its password changed. */
+    struct auth_principal *successor;
+    int revoked;
 } auth_principal;
 
 /* A principal for `login` with these groups (copied). 0 or -ENOMEM. */
@@ -48,17 +63,26 @@ const auth_principal *auth_principal_ref(const auth_principal *p);
 /* Drop a reference (NULL and static principals are ignored). */
 void auth_principal_unref(const auth_principal *p);
 
+/* PRINCIPAL-1: who p's user is now: the last of its successors (p itself
+ * when its user has not changed), revoked or not. Borrowed, valid while p
+ * is. Loop thread. */
+const auth_principal *auth_principal_current(const auth_principal *p);
+/* PRINCIPAL-1 (src/auth/users.c): p's user is now `next` (a reference is
+ * taken), or no longer anyone (next NULL: p is revoked). Loop thread. */
+void auth_principal_supersede(auth_principal *p, const auth_principal *next);
+
 const auth_principal *auth_principal_system(void);
 const auth_principal *auth_principal_anonymous(void);
 
 /* Has p the role `role` (its login, one of its groups, or `$all`)? The
- * system principal has every role; anonymous has only `$all`. */
+ * system principal has every role; anonymous has only `$all`; a revoked
+ * principal none. */
 int auth_principal_has_role(const auth_principal *p, const char *role);
 /* KurrentDB's "Admins" claim set: group `$admins` or login `admin`. */
 int auth_principal_is_admin(const auth_principal *p);
 /* KurrentDB's "OperationsOrAdmins": admins, group `$ops` or login `ops`. */
 int auth_principal_is_ops_or_admin(const auth_principal *p);
-/* Authenticated: not anonymous (the system principal counts). */
+/* Authenticated: neither anonymous nor revoked (the system principal counts). */
 int auth_principal_authenticated(const auth_principal *p);
 
 #endif

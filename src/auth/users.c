@@ -57,6 +57,8 @@ struct auth_users {
     auth_users_options o;
     factum_store *store;
     net_server *net;
+    void (*on_change)(void *arg); /* auth_users_set_on_change */
+    void *on_change_arg;
     auth_user **v; /* sorted by login */
     size_t n, cap;
     auth_cache *cache;
@@ -121,6 +123,8 @@ static int user_set_identity(auth_user *x, const char *full, const char *const *
     for (size_t k = 0; k < x->n_groups; k++)
         free(x->groups[k]);
     free(x->groups);
+    if (x->principal)
+        auth_principal_supersede(x->principal, p); /* PRINCIPAL-1: open calls act as it is now */
     auth_principal_unref(x->principal);
     x->full_name = f;
     x->groups = g;
@@ -133,6 +137,19 @@ nomem:
     free(g);
     free(f);
     return -ENOMEM;
+}
+
+/* PRINCIPAL-1: the calls authenticated as x until now act as nobody (its
+ * credentials changed, or it was disabled); later ones get a new principal.
+ * Out of memory, x keeps the revoked one: its logins fail until a restart. */
+static int user_revoke(auth_user *x)
+{
+    auth_principal *p;
+    auth_principal_supersede(x->principal, NULL);
+    if (auth_principal_new(x->login, (const char *const *)x->groups, x->n_groups, &p)) return -ENOMEM;
+    auth_principal_unref(x->principal);
+    x->principal = p;
+    return 0;
 }
 
 static auth_user *user_new(const char *login)
@@ -290,6 +307,7 @@ static void table_remove(auth_users *u, const char *login)
     u->n--;
     x->deleted = 1;
     x->cred_gen++;
+    auth_principal_supersede(x->principal, NULL); /* PRINCIPAL-1 */
     auth_cache_forget(u->cache, x);
     user_unref(x);
 }
@@ -462,6 +480,12 @@ fail:
 void auth_users_set_net(auth_users *u, net_server *net)
 {
     u->net = net;
+}
+
+void auth_users_set_on_change(auth_users *u, void (*fn)(void *arg), void *arg)
+{
+    u->on_change = fn;
+    u->on_change_arg = arg;
 }
 
 void auth_users_stop(auth_users *u)
@@ -732,6 +756,9 @@ static void apply(cjob *c)
         x->disabled = c->op == OP_DISABLE;
         x->cred_gen++;
     }
+    if ((c->op == OP_RESET || c->op == OP_CHANGE || c->op == OP_DISABLE) && user_revoke(x))
+        ulog(u, 0, "user '%s': out of memory renewing its identity; its logins fail until a restart",
+             c->login);
     x->version = c->version;
     x->updated_ns = c->ts;
     if (c->op == OP_CREATE && table_put(u, x)) user_unref(x);
@@ -742,6 +769,8 @@ static void appended_on_loop(void *arg)
     cjob *c = arg;
     if (c->rc == 0) apply(c);
     if (c->rc == 0 && c->op == OP_DELETE) notify(c->u, c->login);
+    /* PRINCIPAL-1: the commit woke the subscriptions before this ran */
+    if (c->rc == 0 && c->u->on_change) c->u->on_change(c->u->on_change_arg);
     finish(c, map_store_rc(c->rc));
 }
 

@@ -28,7 +28,8 @@
  *           password) with the user's credential generation; changing the
  *           password, disabling or deleting the user bumps it, so no
  *           cached credential outlives the change. A verification that
- *           raced with such a change does not count (it fails).
+ *           raced with such a change does not count (it fails). Calls
+ *           already open as the user follow it (PRINCIPAL-1, principal.h).
  *  USERS-4  Failures look the same to a client whatever their cause (wrong
  *           password, unknown user, disabled user: UNAUTHENTICATED,
  *           "Unauthenticated"), and take about the same time: an unknown
@@ -89,6 +90,10 @@ void auth_users_options_init(auth_users_options *o);
 int auth_users_open(const auth_users_options *o, auth_users **out);
 /* The loop that answers (net_post) - before the first call. */
 void auth_users_set_net(auth_users *u, net_server *net);
+/* Called on the loop after a change through this module is in force in the
+ * copy in memory (USERS-2): what holds a principal for long (subscriptions,
+ * consumers) checks again (PRINCIPAL-1). Before the first call. */
+void auth_users_set_on_change(auth_users *u, void (*fn)(void *arg), void *arg);
 /* Stop the workers (their answers are posted to the net server: free that
  * after this), then, after net_server_free, auth_users_free. */
 void auth_users_stop(auth_users *u);

@@ -407,6 +407,12 @@ void rpc_batch_message(net_call *c, const uint8_t *msg, size_t len)
         goto out;
     }
     factum_uuid_format(idb, corr);
+    if (rpc_principal(c)->revoked) {
+        /* PRINCIPAL-1: its user was disabled or deleted or its password changed since the call
+         * began; ending the call makes the client open another, which authenticates again */
+        rpc_fail(c, GRPC_UNAUTHENTICATED, "Authentication required.", NULL, NULL);
+        goto out;
+    }
     batch **link = NULL;
     batch *b = find_open(k, corr, &link);
     if (!b) {

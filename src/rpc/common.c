@@ -201,5 +201,5 @@ int rpc_uuid_from(const EventStore__Client__UUID *u, uint8_t out[16])
 const auth_principal *rpc_principal(const net_call *c)
 {
     const auth_principal *p = net_call_auth(c);
-    return p ? p : auth_principal_system();
+    return p ? auth_principal_current(p) : auth_principal_system(); /* PRINCIPAL-1 */
 }

@@ -32,6 +32,13 @@ static void on_commit(void *arg, uint64_t last)
     if (net_post(ctx->net, wake_all, ctx)) atomic_store(&ctx->sub_wake_posted, 0);
 }
 
+void rpc_live_recheck(void *arg)
+{
+    rpc_ctx *ctx = arg;
+    rpc_sub_wake_all(ctx);
+    rpc_ps_on_commit(ctx);
+}
+
 int rpc_listen(rpc_ctx *ctx)
 {
     if (ctx->sub_listening) return 0;

@@ -99,6 +99,7 @@ static void pread_options(ps_call *pc, net_call *c, const EventStore__Client__Pe
     k->buffer_size = o->buffer_size;
     if (!(rpc_principal(c)->flags & AUTH_P_SYSTEM) && ctx->authz) {
         k->authz = 1;
+        k->as = rpc_principal(c);
         auth_stamp_take(ctx->authz, g->stream ? g->stream : "$all", &k->stamp);
     }
     k->uuid_string = o->uuid_option &&

@@ -1014,9 +1014,18 @@ static void recheck_consumers(ps_group *g)
     ps_consumer *k = g->consumers;
     while (k) {
         ps_consumer *next = k->next;
-        if (k->authz && auth_stamp_changed(g->ctx->authz, name, &k->stamp) &&
-            rpc_check_stream(g->ctx, k->c, name, AUTH_READ) != AUTH_OK)
-            rpc_ps_consumer_drop(k, GRPC_PERMISSION_DENIED, "Access denied.", "access-denied");
+        if (k->authz) {
+            const auth_principal *as = rpc_principal(k->c); /* PRINCIPAL-1 */
+            int moved = as != k->as || as->revoked, r;
+            k->as = as;
+            if ((auth_stamp_changed(g->ctx->authz, name, &k->stamp) || moved) &&
+                (r = rpc_check_stream(g->ctx, k->c, name, AUTH_READ)) != AUTH_OK) {
+                if (r == AUTH_UNAUTHENTICATED)
+                    rpc_ps_consumer_drop(k, GRPC_UNAUTHENTICATED, "Authentication required.", NULL);
+                else
+                    rpc_ps_consumer_drop(k, GRPC_PERMISSION_DENIED, "Access denied.", "access-denied");
+            }
+        }
         k = next;
     }
 }

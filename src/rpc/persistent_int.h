@@ -114,6 +114,7 @@ typedef struct ps_consumer {
     char name[128], from[64], id[37];
     int authz;        /* not the system principal: checked again when the ACL moves (RPC-6) */
     auth_stamp stamp; /* the versions of the metadata it was allowed under */
+    const struct auth_principal *as; /* who it was allowed as (borrowed from the call; PRINCIPAL-1) */
     struct ps_consumer *next;
 } ps_consumer;
 

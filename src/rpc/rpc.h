@@ -117,6 +117,12 @@ void rpc_lag_each(rpc_ctx *ctx, rpc_lag_fn fn, void *arg);
  * subscriptions and groups rely on it. 0 or -ENOMEM. */
 int rpc_listen(rpc_ctx *ctx);
 
+/* Pump every live subscription and consumer group now, as a commit does,
+ * so that each checks its access again (for auth_users_set_on_change: a
+ * user's change is in force after the commit that woke them; PRINCIPAL-1).
+ * On the loop; ctx is the rpc_ctx. */
+void rpc_live_recheck(void *ctx);
+
 /* Undo what serving set up on the store (the commit listener). Call before
  * the store is closed. */
 void rpc_deinit(rpc_ctx *ctx);

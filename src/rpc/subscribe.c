@@ -27,6 +27,10 @@
  *        of metadata is a commit, which wakes every waiting subscription,
  *        so the check runs right after the change; a subscription that is
  *        not pumped (its client does not read) sends nothing until it is.
+ *        It checks again too when its principal moved (its user's groups
+ *        changed, or it was revoked: PRINCIPAL-1); users.c then pumps
+ *        every subscription (rpc_live_recheck), since the wake-up of the
+ *        change's commit may have run before the change was in force.
  *        A resolved link whose target the subscriber may not read is sent
  *        as a link whose target is gone.
  */
@@ -65,6 +69,7 @@ typedef struct rpc_sub {
     int counted; /* in ctx->st.subs_active */
     int authz;   /* not the system principal: check again when the ACL moves (RPC-6) */
     auth_stamp stamp;
+    const auth_principal *as; /* who it was allowed as (borrowed from the call; PRINCIPAL-1) */
     struct rpc_sub *wprev, *wnext;
     struct rpc_sub *aprev, *anext; /* ctx->sub_all */
     char id[37];
@@ -242,7 +247,10 @@ static void sub_pump(rpc_sub *s)
     int sent = 0, polls = 0; /* a step: SUB_STEP messages, or 4 polls of up to SUB_SCAN_STEP events examined */
     if (s->authz && !net_call_done(s->c)) { /* RPC-6 */
         const char *name = s->stream ? s->stream : "$all";
-        if (auth_stamp_changed(s->ctx->authz, name, &s->stamp) &&
+        const auth_principal *as = rpc_principal(s->c);
+        int moved = as != s->as || as->revoked;
+        s->as = as;
+        if ((auth_stamp_changed(s->ctx->authz, name, &s->stamp) || moved) &&
             rpc_authorize_stream(s->ctx, s->c, name, AUTH_READ) != AUTH_OK)
             return;
     }
@@ -402,6 +410,7 @@ rpc_sub *rpc_sub_start(rpc_ctx *ctx, net_call *c, const ReadOpts *o)
     if (rpc_authorize_stream(ctx, c, s->stream ? s->stream : "$all", AUTH_READ)) goto fail;
     if (!(rpc_principal(c)->flags & AUTH_P_SYSTEM) && ctx->authz) {
         s->authz = 1;
+        s->as = rpc_principal(c);
         auth_stamp_take(ctx->authz, s->stream ? s->stream : "$all", &s->stamp);
     }
     int rc = factum_sub_open(ctx->store, &so, &s->sub);

@@ -275,6 +275,7 @@ int main(int argc, char **argv)
     net_server_set_tls(st.net, tls); /* the server owns it now */
     r->net = st.net;
     auth_users_set_net(st.users, st.net);
+    auth_users_set_on_change(st.users, rpc_live_recheck, r);
     if (rpc_listen(r)) {
         rc = -ENOMEM;
         goto out;

@@ -3,8 +3,9 @@
  * `$settings` and the built-in ones, system streams, metadata streams and
  * `$all` (ACL-2), admins (ACL-3), anonymous (ACL-4), malformed documents
  * (ACL-5), cache invalidation by version (ACL-6, ACL-7), the system
- * principal (ACL-1), failing closed, the operation table, and a randomised
- * run of the cached evaluator against a fresh one (seed printed). */
+ * principal (ACL-1), failing closed, the operation table, principals whose
+ * user changed (PRINCIPAL-1), and a randomised run of the cached evaluator
+ * against a fresh one (seed printed). */
 #include "harness.h"
 
 #include "auth/acl.h"
@@ -353,6 +354,45 @@ static void t_anonymous_allowed(void)
     CHECK(chk(anon(), "o", AUTH_READ) == AUTH_UNAUTHENTICATED);
 }
 
+/* PRINCIPAL-1: a call's principal follows its user: new groups count at
+ * once, and a revoked one (disabled, deleted, password changed) is nobody,
+ * whatever anonymous may do. */
+static void t_superseded(void)
+{
+    setup(1);
+    m_set(&M, "w", "{\"$acl\":{\"$r\":\"writers\",\"$w\":\"writers\"}}");
+    const char *wg[] = {"writers"};
+    auth_principal *p1, *p2, *p3, *p4;
+    CHECK_RC(auth_principal_new("erin", wg, 1, &p1), 0);
+    CHECK_RC(auth_principal_new("erin", NULL, 0, &p2), 0);
+    CHECK_RC(auth_principal_new("erin", wg, 1, &p3), 0);
+    CHECK_RC(auth_principal_new("erin", wg, 1, &p4), 0);
+    CHECK(auth_principal_current(p1) == p1);
+    CHECK(chk(auth_principal_current(p1), "w", AUTH_WRITE) == AUTH_OK);
+    auth_principal_supersede(p1, p2); /* out of writers */
+    CHECK(auth_principal_current(p1) == p2);
+    CHECK(chk(auth_principal_current(p1), "w", AUTH_WRITE) == AUTH_DENIED);
+    auth_principal_supersede(p2, p3); /* back in */
+    CHECK(auth_principal_current(p1) == p3);
+    CHECK(chk(auth_principal_current(p1), "w", AUTH_READ) == AUTH_OK);
+    auth_principal_supersede(p3, NULL); /* revoked */
+    auth_principal_supersede(p3, p4);   /* stays revoked: its credentials never hold again */
+    const auth_principal *now = auth_principal_current(p1);
+    CHECK(now == p3 && now->revoked);
+    CHECK(!auth_principal_authenticated(now));
+    CHECK(!auth_principal_has_role(now, AUTH_ROLE_ALL));
+    CHECK(chk(now, "w", AUTH_READ) == AUTH_UNAUTHENTICATED);
+    CHECK(chk(now, "open", AUTH_READ) == AUTH_UNAUTHENTICATED); /* though anonymous may (setup(1)) */
+    CHECK(chk(anon(), "open", AUTH_READ) == AUTH_OK);
+    CHECK(auth_check_op(now, AUTH_OP_NODE_SHUTDOWN, NULL, 0) == AUTH_UNAUTHENTICATED);
+    /* the chain holds its successors: dropping the others first frees nothing early (ASan) */
+    auth_principal_unref(p4);
+    auth_principal_unref(p3);
+    auth_principal_unref(p2);
+    CHECK(chk(auth_principal_current(p1), "w", AUTH_READ) == AUTH_UNAUTHENTICATED);
+    auth_principal_unref(p1);
+}
+
 static void t_policy(void)
 {
     const auth_principal *a = auth_principal_anonymous();
@@ -560,6 +600,7 @@ int main(void)
     RUN(t_stamps);
     RUN(t_fail_closed);
     RUN(t_anonymous_allowed);
+    RUN(t_superseded);
     RUN(t_policy);
     RUN(t_stream_policies);
     RUN(t_random);

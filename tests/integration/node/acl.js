@@ -1,44 +1,76 @@
-// Authorization end to end with @kurrent/kurrentdb-client: stream ACLs,
-// $settings defaults, operations, every path (reads, $all, subscriptions,
-// Append, BatchAppend, the v2 multi-stream append, deletes, metadata,
-// consumer groups, projections), links, live subscriptions losing access,
-// and the audit trail.
+// Authorization end to end with @kurrent/kurrentdb-client against the real
+// factumd (docs/security.md, Authorization): stream ACLs, $settings defaults,
+// operations, every path (reads, $all, subscriptions, Append, BatchAppend,
+// the v2 multi-stream append, deletes, metadata, consumer groups,
+// projections), links, live subscriptions losing access, a user's changes
+// (groups, disabling) reaching its open calls (PRINCIPAL-1 in
+// src/auth/principal.h), stream policies and the audit trail.
 //
-// The server is tests/acl/aclsrv.c (ACL_SERVER_BIN): factumd's services
-// behind an authentication that trusts the login and groups a client names
-// (Basic <login>:<groups>, or the connection name `as:<login>:<groups>`,
-// which the clients' grpc-js path sends where it sends no credentials
-// without TLS). So every client below is "a user in these groups".
+// factumd runs secure, as in production: TLS with the certificates of
+// `factum certs dev`, --mem-db, --run-projections All. Its users are real:
+// admin and ops (password changeit) are factumd's own; alice (no groups),
+// bob (group writers) and carol ($admins) are made through the Users service
+// (raw grpc-js with proto/kurrentdb/users.proto, as auth.js does). Every client
+// connects with tls=true, since grpc-js sends no credentials without TLS; the
+// anonymous client is one without credentials.
+// Usage: node acl.js FACTUMD FACTUM (or FACTUMD_BIN and FACTUM_BIN set)
 'use strict';
 const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const crypto = require('node:crypto');
-const { spawn } = require('node:child_process');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+const { spawn, execFileSync } = require('node:child_process');
+const grpc = require('@grpc/grpc-js');
+const loader = require('@grpc/proto-loader');
 const lib = require('@kurrent/kurrentdb-client');
 
 const { KurrentDBClient, jsonEvent, binaryEvent, AccessDeniedError, ANY, NO_STREAM, START, END } = lib;
-const bin = process.env.ACL_SERVER_BIN;
+const factumd = process.argv[2] || process.env.FACTUMD_BIN;
+const factum = process.argv[3] || process.env.FACTUM_BIN;
 const slow = process.env.FACTUM_SANITIZED ? 5 : 1;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+process.removeAllListeners('warning'); // grpc-js warns about an IP address as SNI; not ours to fix
 
-function startServer() {
+// Certificates as a user makes them, then factumd with TLS on them.
+function startServer(dir) {
+  execFileSync(factum, ['certs', 'dev', '--out', dir], { stdio: ['ignore', 'ignore', 'inherit'] });
   return new Promise((resolve, reject) => {
-    const p = spawn(bin, [], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let log = '';
+    const p = spawn(factumd, ['--mem-db', '--node-ip', '127.0.0.1', '--node-port', '0', '--run-projections', 'All',
+      '--certificate-file', path.join(dir, 'node', 'node.crt'),
+      '--certificate-private-key-file', path.join(dir, 'node', 'node.key'),
+      '--trusted-root-certificates-path', path.join(dir, 'ca')], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let log = '', port = 0;
     const onData = (d) => {
       log += d;
       const m = /listening on 127\.0\.0\.1:(\d+)/.exec(log);
-      if (m) resolve({ p, port: Number(m[1]), log: () => log });
+      if (m && !port) resolve({ p, port: (port = Number(m[1])), log: () => log });
     };
     p.stdout.on('data', onData);
     p.stderr.on('data', onData);
-    p.on('exit', (code) => reject(new Error(`aclsrv exited (${code}): ${log}`)));
+    p.on('exit', (code) => reject(new Error(`factumd exited (${code}): ${log}`)));
   });
 }
+
+// The Users service and Operations.Shutdown through grpc-js, with hand-made credentials.
+const protoRoot = path.join(__dirname, '..', '..', '..', 'proto');
+const proto = grpc.loadPackageDefinition(loader.loadSync(['kurrentdb/users.proto'], {
+  includeDirs: [protoRoot], keepCase: true, longs: String, defaults: true,
+}));
+const basic = (login, password) => {
+  const md = new grpc.Metadata();
+  if (login !== undefined) md.set('authorization', 'Basic ' + Buffer.from(`${login}:${password}`).toString('base64'));
+  return md;
+};
+const unary = (client, method, req, md) => new Promise((resolve) => {
+  client[method](req, md, (err, res) => resolve({ err, res }));
+});
 
 const tag = 'acl' + crypto.randomUUID().slice(0, 8);
 const sn = (s) => `${tag}-${s}`;
 const ev = (type, data) => jsonEvent({ type, data });
+const password = (login) => (login === 'admin' || login === 'ops' ? 'changeit' : `pw-${login}-${tag}`);
 
 // The promise rejects with AccessDeniedError.
 async function denied(p, what) {
@@ -59,36 +91,53 @@ async function readAll(client, stream, opts = {}) {
   return out;
 }
 
-describe('authorization', { skip: bin ? false : 'ACL_SERVER_BIN is not set (ctest runs this file)' }, () => {
-  let srv;
+describe('authorization', { skip: factumd && factum ? false : 'FACTUMD_BIN and FACTUM_BIN are not set (ctest runs this file)' }, () => {
+  let srv, dir, ca, users;
   const clients = [];
-  const as = (login, groups = '-') => {
-    const g = encodeURIComponent(groups).replace(/%24/g, '$'); // `$` is fine in a URL and must arrive as is
+  // A client that authenticates as this (real) user on every call.
+  const as = (login) => {
     const c = KurrentDBClient.connectionString(
-      `kurrentdb://${login}:${g}@127.0.0.1:${srv.port}?tls=false&connectionName=as:${login}:${g}`);
+      `kurrentdb://${login}:${encodeURIComponent(password(login))}@127.0.0.1:${srv.port}?tls=true&tlsCAFile=${ca}`);
     clients.push(c);
     return c;
+  };
+  const createUser = async (login, groups) => {
+    const { err } = await unary(users, 'Create',
+      { options: { login_name: login, password: password(login), full_name: login, groups } }, basic('admin', 'changeit'));
+    assert.equal(err, null, `creating ${login}: ${err}`);
   };
   let admin, ops, alice, bob, anon;
 
   before(async () => {
-    srv = await startServer();
-    admin = as('admin', '$admins');
-    ops = as('ops', '$ops');
+    const tmp = process.env.FACTUM_TEST_TMP || os.tmpdir();
+    fs.mkdirSync(tmp, { recursive: true });
+    dir = fs.mkdtempSync(path.join(tmp, 'acl-'));
+    ca = path.join(dir, 'ca', 'ca.crt');
+    srv = await startServer(dir);
+    users = new proto.event_store.client.users.Users(`127.0.0.1:${srv.port}`,
+      grpc.credentials.createSsl(fs.readFileSync(ca)));
+    await createUser('alice', []);
+    await createUser('bob', ['writers']);
+    await createUser('carol', ['$admins']);
+    admin = as('admin');
+    ops = as('ops');
     alice = as('alice');
-    bob = as('bob', 'writers');
-    anon = KurrentDBClient.connectionString(`kurrentdb://127.0.0.1:${srv.port}?tls=false`);
+    bob = as('bob');
+    anon = KurrentDBClient.connectionString(`kurrentdb://127.0.0.1:${srv.port}?tls=true&tlsCAFile=${ca}`);
     clients.push(anon);
   });
 
   after(async () => {
     for (const c of clients) await c.dispose().catch(() => {});
-    if (!srv) return;
-    srv.p.removeAllListeners('exit');
-    const exited = new Promise((r) => srv.p.on('exit', (code) => r(code)));
-    srv.p.kill('SIGTERM');
-    assert.equal(await exited, 0, `aclsrv did not shut down cleanly: ${srv.log()}`);
-    assert.doesNotMatch(srv.log(), /ERROR|runtime error|AddressSanitizer|LeakSanitizer/);
+    if (users) users.close();
+    if (srv) {
+      srv.p.removeAllListeners('exit');
+      const exited = new Promise((r) => srv.p.on('exit', (code) => r(code)));
+      srv.p.kill('SIGTERM');
+      assert.equal(await exited, 0, `factumd did not shut down cleanly: ${srv.log()}`);
+      assert.doesNotMatch(srv.log(), /ERROR|runtime error|AddressSanitizer|LeakSanitizer/);
+    }
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
   });
 
   it('by default: users use user streams, anonymous nothing, system streams and $all only admins', async () => {
@@ -104,7 +153,7 @@ describe('authorization', { skip: bin ? false : 'ACL_SERVER_BIN is not set (ctes
     await denied(all(alice), '$all read');
     await denied(all(anon), '$all read, anonymous');
     assert.ok(await all(admin) > 0);
-    assert.ok(await all(as('carol', '$admins')) > 0, 'a member of $admins');
+    assert.ok(await all(as('carol')) > 0, 'a member of $admins');
     // $all is read through its own ACL ($$$all); writes and deletes never
     await admin.setStreamMetadata('$all', { acl: { readRoles: ['alice', '$admins'] } });
     assert.ok(await all(alice) > 0, 'alice may read $all once $$$all says so');
@@ -120,9 +169,9 @@ describe('authorization', { skip: bin ? false : 'ACL_SERVER_BIN is not set (ctes
     });
     // BatchAppend (no per-call credentials) and Append (per-call credentials)
     await bob.appendToStream(s, [ev('W', { by: 'bob' })]);
-    await bob.appendToStream(s, [ev('W', { by: 'bob-append' })], { credentials: { username: 'bob', password: 'writers' } });
+    await bob.appendToStream(s, [ev('W', { by: 'bob-append' })], { credentials: { username: 'bob', password: password('bob') } });
     await denied(alice.appendToStream(s, [ev('W', { by: 'alice' })]), 'BatchAppend by alice');
-    await denied(alice.appendToStream(s, [ev('W', { by: 'alice' })], { credentials: { username: 'alice', password: '-' } }),
+    await denied(alice.appendToStream(s, [ev('W', { by: 'alice' })], { credentials: { username: 'alice', password: password('alice') } }),
       'Append by alice');
     // v2 multi-stream append: all or nothing
     await denied(alice.multiStreamAppend([
@@ -156,6 +205,72 @@ describe('authorization', { skip: bin ? false : 'ACL_SERVER_BIN is not set (ctes
     await admin.setStreamMetadata(s, { acl: { readRoles: ['alice'] } });
     assert.equal((await readAll(alice, s)).length, 1);
     await denied(readAll(bob, s), 'bob right after the change back');
+  });
+
+  it("a user's change counts from the very next call and on its open calls (Users: Update, Disable, Enable)", async () => {
+    const s = sn('groups'), g = 'dave-group';
+    await admin.setStreamMetadata(s, { acl: { readRoles: ['writers'], writeRoles: ['writers'] } });
+    await createUser('dave', ['writers']);
+    const dave = as('dave');
+    const userOp = async (method, options) => {
+      const { err } = await unary(users, method, { options }, basic('admin', 'changeit'));
+      assert.equal(err, null, `${method} dave: ${err}`);
+    };
+    // a live subscription or a consumer of dave's: what it got and how it ended
+    const watch = (sub, ack) => {
+      const got = [];
+      const ended = new Promise((resolve) => {
+        sub.on('data', (e) => { got.push(e.event.data.n); if (ack) sub.ack(e).catch(() => {}); });
+        sub.on('error', resolve);
+        sub.on('end', () => resolve(null));
+      });
+      return { got, ended: Promise.race([ended, sleep(10000 * slow).then(() => 'timeout')]) };
+    };
+    const until = async (w, n) => {
+      const deadline = Date.now() + 10000 * slow;
+      while (w.got.length < n && Date.now() < deadline) await sleep(20);
+      assert.equal(w.got.length, n, 'the subscription delivers first');
+    };
+    await dave.appendToStream(s, [ev('E', { n: 1 })]); // opens dave's BatchAppend call, which stays open
+    const sub1 = dave.subscribeToStream(s, { fromRevision: START });
+    const w1 = watch(sub1);
+    await until(w1, 1);
+    // out of writers: the next call, the open BatchAppend call and the live subscription
+    await userOp('Update', { login_name: 'dave', full_name: 'dave', groups: [] });
+    const e1 = await w1.ended;
+    assert.ok(e1 instanceof AccessDeniedError, `the live subscription ended with ${e1}`);
+    await sub1.unsubscribe().catch(() => {});
+    await denied(readAll(dave, s), 'dave reading out of writers');
+    await denied(dave.appendToStream(s, [ev('E', { n: 2 })], { credentials: { username: 'dave', password: password('dave') } }),
+      'dave appending (Append) out of writers');
+    await denied(dave.appendToStream(s, [ev('E', { n: 2 })]), 'dave appending on his open BatchAppend call out of writers');
+    assert.equal((await readAll(admin, s)).length, 1, 'nothing written by the refused appends');
+    await userOp('Update', { login_name: 'dave', full_name: 'dave', groups: ['writers'] });
+    await dave.appendToStream(s, [ev('E', { n: 3 })]);
+    // disabled: his open calls end (BatchAppend, a subscription, a consumer), new ones are refused
+    await ops.createPersistentSubscriptionToStream(s, g,
+      lib.persistentSubscriptionToStreamSettingsFromDefaults({ startFrom: START }));
+    const sub2 = dave.subscribeToStream(s, { fromRevision: START });
+    const con = dave.subscribeToPersistentSubscriptionToStream(s, g);
+    const w2 = watch(sub2), wc = watch(con, true);
+    await until(w2, 2);
+    await until(wc, 2);
+    await userOp('Disable', { login_name: 'dave' });
+    for (const [what, w] of [['live subscription', w2], ['consumer', wc]]) {
+      const e = await w.ended;
+      assert.ok(e instanceof AccessDeniedError, `the ${what} ended with ${e}`);
+    }
+    await sub2.unsubscribe().catch(() => {});
+    await con.unsubscribe().catch(() => {});
+    await denied(dave.appendToStream(s, [ev('E', { n: 4 })]), 'dave appending on his open BatchAppend call, disabled');
+    await denied(dave.appendToStream(s, [ev('E', { n: 4 })]), 'dave appending on a new BatchAppend call, disabled');
+    await denied(readAll(dave, s), 'dave reading, disabled');
+    assert.deepEqual((await readAll(admin, s)).map((e) => e.event.data.n), [1, 3]);
+    // enabled again: the same client, with the same password, works again
+    await userOp('Enable', { login_name: 'dave' });
+    await dave.appendToStream(s, [ev('E', { n: 5 })]);
+    assert.deepEqual((await readAll(dave, s)).map((e) => e.event.data.n), [1, 3, 5]);
+    await ops.deletePersistentSubscriptionToStream(s, g);
   });
 
   it('$settings: the default ACL of user streams', async () => {
@@ -316,20 +431,22 @@ describe('authorization', { skip: bin ? false : 'ACL_SERVER_BIN is not set (ctes
   });
 
   it('Operations.Shutdown: $ops/$admins only; the exact status and trailer of each refusal', async () => {
-    const grpc = require('@grpc/grpc-js');
-    const raw = new grpc.Client(`127.0.0.1:${srv.port}`, grpc.credentials.createInsecure());
-    const call = (who) => new Promise((resolve) => {
-      const md = new grpc.Metadata();
-      if (who) md.set('connection-name', `as:${who}`);
+    const raw = new grpc.Client(`127.0.0.1:${srv.port}`, grpc.credentials.createSsl(fs.readFileSync(ca)));
+    const call = (md) => new Promise((resolve) => {
       raw.makeUnaryRequest('/event_store.client.operations.Operations/Shutdown', (x) => x, (b) => b,
         Buffer.alloc(0), md, (err) => resolve(err));
     });
     try {
-      const a = await call('alice:-');
-      assert.equal(a && a.code, grpc.status.PERMISSION_DENIED, String(a));
-      assert.deepEqual(a.metadata.get('exception'), ['access-denied']);
-      const n = await call(null);
+      for (const who of ['alice', 'bob']) {
+        const a = await call(basic(who, password(who)));
+        assert.equal(a && a.code, grpc.status.PERMISSION_DENIED, `${who}: ${a}`);
+        assert.deepEqual(a.metadata.get('exception'), ['access-denied']);
+      }
+      const n = await call(new grpc.Metadata());
       assert.equal(n && n.code, grpc.status.UNAUTHENTICATED, String(n));
+      const w = await call(basic('ops', 'wrong'));
+      assert.equal(w && w.code, grpc.status.UNAUTHENTICATED, `a wrong password: ${w}`);
+      assert.equal(w.details, 'Unauthenticated');
     } finally {
       raw.close();
     }
