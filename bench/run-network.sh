@@ -7,9 +7,8 @@
 # --secure: the cost of security (issue 12), in one run. Two factumd side by
 # side, each on its own fresh database: one --insecure, one with TLS (the
 # certificates of `factum certs dev`, ECDSA P-256) whose clients connect
-# with TLS, the CA file and admin:changeit (authentication is on when
-# factumd has it; until then the credentials are sent and ignored, and the
-# figures show TLS alone). Each workload runs against both, alternating
+# with TLS, the CA file and admin:changeit (every call authenticated, every
+# stream access checked against the ACLs). Each workload runs against both, alternating
 # which goes first, then a table gives TLS+auth / insecure for every figure.
 # Default workloads: W1,W2,W3,W5,W6 (BENCH.md), SETUP (a new connection until
 # its first answer: TCP + TLS 1.3 handshake + HTTP/2 + one call) and CALLS
