@@ -556,6 +556,21 @@ static int at_stall(const view *v)
     return 0;
 }
 
+/* One merge step with mu released (caller holds it, and holds it again on
+ * return). A failure latches x->err: returns it. */
+static int merge_unlocked(findex *x, int *merged)
+{
+    pthread_mutex_unlock(&x->mu);
+    int rc = maybe_merge(x, merged);
+    pthread_mutex_lock(&x->mu);
+    if (rc) {
+        x->err = rc;
+        xlog(x, FACTUM_LOG_ERROR, "index merge failed: %s", factum_strerror(rc));
+        pthread_cond_broadcast(&x->cv);
+    }
+    return rc;
+}
+
 static void *bg_main(void *arg)
 {
     findex *x = arg;
@@ -563,16 +578,8 @@ static void *bg_main(void *arg)
     while (!x->stop && !x->err) {
         memtable *fz = x->cur->frozen;
         if (!fz) {
-            pthread_mutex_unlock(&x->mu);
             int merged = 0;
-            int rc = maybe_merge(x, &merged);
-            pthread_mutex_lock(&x->mu);
-            if (rc) {
-                x->err = rc;
-                xlog(x, FACTUM_LOG_ERROR, "index merge failed: %s", factum_strerror(rc));
-                pthread_cond_broadcast(&x->cv);
-                break;
-            }
+            if (merge_unlocked(x, &merged)) break;
             if (!merged && !x->cur->frozen && !x->stop) pthread_cond_wait(&x->cv, &x->mu);
             continue;
         }
@@ -580,16 +587,8 @@ static void *bg_main(void *arg)
             /* IDX-5: a writer that refills the memtable while the last one
              * is written would keep a frozen memtable here forever and
              * merges would never run: merge first; the writer waits. */
-            pthread_mutex_unlock(&x->mu);
             int merged = 0;
-            int rc = maybe_merge(x, &merged);
-            pthread_mutex_lock(&x->mu);
-            if (rc) {
-                x->err = rc;
-                xlog(x, FACTUM_LOG_ERROR, "index merge failed: %s", factum_strerror(rc));
-                pthread_cond_broadcast(&x->cv);
-                break;
-            }
+            if (merge_unlocked(x, &merged)) break;
             if (merged) continue;
         }
         mt_ref(fz);
