@@ -37,12 +37,19 @@ static void audit_done(rpc_ctx *ctx, uint64_t gid, void *arg, int rc, uint64_t v
 
 void rpc_audit(rpc_ctx *ctx, net_call *c, const char *action, const char *target, const char *detail_json)
 {
-    const auth_principal *p = c ? rpc_principal(c) : auth_principal_system();
+    char source[80] = "";
+    if (c) net_call_peer(c, source, sizeof source);
+    rpc_audit_as(ctx, c ? rpc_principal(c) : NULL, source, action, target, detail_json);
+}
+
+void rpc_audit_as(rpc_ctx *ctx, const auth_principal *p, const char *source, const char *action, const char *target,
+                  const char *detail_json)
+{
+    if (!p) p = auth_principal_system();
+    if (!source) source = "";
     const char *user = (p->flags & AUTH_P_SYSTEM)      ? "$system"
                        : (p->flags & AUTH_P_ANONYMOUS) ? "$anonymous"
                                                        : p->login;
-    char source[80] = "";
-    if (c) net_call_peer(c, source, sizeof source);
     base_buf b = {0};
     int bad = base_buf_append(&b, "{\"action\":", 10) || json_write_string(&b, action, strlen(action)) ||
               base_buf_append(&b, ",\"user\":", 8) || json_write_string(&b, user, strlen(user)) ||

@@ -223,6 +223,11 @@ int rpc_may_read_link_target(rpc_ctx *ctx, const net_call *c, const factum_event
  * (a JSON value, or NULL). Asynchronous, in the store's queue (RPC-5); a
  * record that cannot be written is logged. Loop thread only. */
 void rpc_audit(rpc_ctx *ctx, net_call *c, const char *action, const char *target, const char *detail_json);
+/* The same for an action that is not a gRPC call (an HTTP request, a
+ * signal): done by principal p (NULL: factumd itself) from source ("ip:port",
+ * or "" / NULL when unknown). Loop thread only. */
+void rpc_audit_as(rpc_ctx *ctx, const struct auth_principal *p, const char *source, const char *action,
+                  const char *target, const char *detail_json);
 /* After a successful write of events to `stream`: record ACL, `$settings`
  * and stream-policy changes (writes to `$$x`, `$settings`,
  * `$authorization-policy-settings`, `$policies`; other streams: nothing). */

@@ -397,6 +397,7 @@ void srv_http(void *ctx, const net_http_req *req, net_http_resp *resp)
         }
         if (!ops_or_admin(req, resp)) return;
         slog_write(SLOG_INFO, "reloading the configuration: a request was received on /admin/reloadconfig");
+        rpc_audit_as(&st->rpc, req->auth, NULL, "configuration-reload-requested", "/admin/reloadconfig", NULL);
         net_server_request_reload(st->net);
         resp->status = 200;
         base_buf_append(&resp->body, "OK", 2);

@@ -87,12 +87,14 @@ void srv_tls_reload(void *arg)
         memcpy(c->certificate_private_key_password, keep_pw, sizeof keep_pw);
         slog_write(SLOG_ERROR,
                    "the certificates were not reloaded (see above): the current ones stay in use");
+        rpc_audit_as(&st->rpc, NULL, NULL, "certificates-reload-failed", c->certificate_file, NULL);
         return;
     }
     char d[512];
     tls_ctx_describe(ctx, d, sizeof d);
     net_server_set_tls(st->net, ctx);
     slog_write(SLOG_INFO, "certificates reloaded: new connections get %s", d);
+    rpc_audit_as(&st->rpc, NULL, NULL, "certificates-reloaded", c->certificate_file, NULL);
 }
 
 static void on_shutdown_rpc(void *arg)

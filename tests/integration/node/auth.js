@@ -373,6 +373,20 @@ test('HTTP Basic: /info for anyone, /metrics and /gossip for authenticated users
   assert.equal(await post(), 401);
   assert.equal((await unary(users, 'Create', { options: { login_name: 'plain', password: 'p' } }, auth('admin', 'changeit'))).err, null);
   assert.equal(await post('plain', 'p'), 403);
+  // a reload asked for by an operator is audited with who asked; refused ones are not
+  assert.equal(await post('ops', 'changeit'), 200);
+  const client = lib.KurrentDBClient.connectionString(`kurrentdb://admin:changeit@127.0.0.1:${srv.port}?tls=false`);
+  const reloads = [];
+  for (let i = 0; i < 50 && reloads.length === 0; i++) {
+    for await (const e of client.readStream('$audit')) {
+      if (e.event.type === 'configuration-reload-requested') reloads.push(e.event.data);
+    }
+    if (reloads.length === 0) await new Promise((r) => setTimeout(r, 100));
+  }
+  await client.dispose();
+  assert.equal(reloads.length, 1, 'one audited reload (the refused ones are not recorded)');
+  assert.equal(reloads[0].user, 'ops');
+  assert.equal(reloads[0].action, 'configuration-reload-requested');
 });
 
 test('failed logins are rate-limited per source (USERS-5), and logged', async () => {
