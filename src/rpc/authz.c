@@ -91,7 +91,7 @@ void rpc_fail_auth(net_call *c, int result)
     if (result == AUTH_UNAUTHENTICATED)
         rpc_fail(c, GRPC_UNAUTHENTICATED, "Authentication required.", NULL, NULL);
     else
-        rpc_fail(c, GRPC_PERMISSION_DENIED, "Access denied.", "access-denied", NULL);
+        rpc_fail(c, GRPC_PERMISSION_DENIED, "Access Denied", "access-denied", NULL);
 }
 
 int rpc_authorize_stream(rpc_ctx *ctx, net_call *c, const char *stream, int action)

@@ -276,7 +276,7 @@ static void answer(bcall *k, const char *corr, const char *stream, int64_t expec
         dn = event_store__client__access_denied__pack(&d, detail);
         type = "type.googleapis.com/event_store.client.AccessDenied";
         st.code = rc == -EPERM ? GRPC_UNAUTHENTICATED : GRPC_PERMISSION_DENIED;
-        st.message = rc == -EPERM ? "Authentication required." : "Access denied.";
+        st.message = rc == -EPERM ? "Authentication required." : "Access Denied";
     } else if (rc == FACTUM_ETOOBIG) {
         EventStore__Client__MaximumAppendSizeExceeded m = EVENT_STORE__CLIENT__MAXIMUM_APPEND_SIZE_EXCEEDED__INIT;
         m.maxappendsize = (uint32_t)k->ctx->max_append_size;

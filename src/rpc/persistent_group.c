@@ -1023,7 +1023,7 @@ static void recheck_consumers(ps_group *g)
                 if (r == AUTH_UNAUTHENTICATED)
                     rpc_ps_consumer_drop(k, GRPC_UNAUTHENTICATED, "Authentication required.", NULL);
                 else
-                    rpc_ps_consumer_drop(k, GRPC_PERMISSION_DENIED, "Access denied.", "access-denied");
+                    rpc_ps_consumer_drop(k, GRPC_PERMISSION_DENIED, "Access Denied", "access-denied");
             }
         }
         k = next;
