@@ -83,24 +83,41 @@ void rpc_audit_as(rpc_ctx *ctx, const auth_principal *p, const char *source, con
 
 /* ---- ACL, `$settings` and stream-policy changes (authz.c decides, this records) --- */
 
+/* The document a write sets (its last event's data), as the record's
+ * detail: NUL-terminated copy, or NULL when there is none or it is larger
+ * than 16 KiB (rpc_audit_as leaves out a detail that is not JSON). */
+static char *written_document(const factum_event_data *evs, size_t n)
+{
+    if (!n || !evs[n - 1].data || !evs[n - 1].data_len || evs[n - 1].data_len > 16384) return NULL;
+    char *d = malloc(evs[n - 1].data_len + 1);
+    if (!d) return NULL;
+    memcpy(d, evs[n - 1].data, evs[n - 1].data_len);
+    d[evs[n - 1].data_len] = 0;
+    return d;
+}
+
 void rpc_audit_stream_write(rpc_ctx *ctx, net_call *c, const char *stream, const factum_event_data *evs, size_t n)
 {
+    const char *action = NULL, *target = stream;
     if (strcmp(stream, AUTH_SETTINGS_STREAM) == 0) {
-        rpc_audit(ctx, c, "settings-changed", stream, NULL);
+        action = "settings-changed";
+    } else if (strcmp(stream, AUTH_POLICY_SETTINGS_STREAM) == 0 || strcmp(stream, AUTH_POLICIES_STREAM) == 0) {
+        action = "stream-policy-changed";
+    } else if (auth_is_metastream(stream)) {
+        /* Every metadata write replaces the whole document: one that carries
+         * `$acl` sets or changes the ACL; one without it may remove one, so
+         * it is recorded too (as a metadata change). */
+        int acl = 0;
+        for (size_t i = 0; i < n && !acl; i++) {
+            const char *d = evs[i].data;
+            acl = d && evs[i].data_len >= 6 && memmem(d, evs[i].data_len, "\"$acl\"", 6);
+        }
+        action = acl ? "acl-changed" : "metadata-changed";
+        target = stream + 2;
+    } else {
         return;
     }
-    if (strcmp(stream, AUTH_POLICY_SETTINGS_STREAM) == 0 || strcmp(stream, AUTH_POLICIES_STREAM) == 0) {
-        rpc_audit(ctx, c, "stream-policy-changed", stream, NULL);
-        return;
-    }
-    if (!auth_is_metastream(stream)) return;
-    /* Every metadata write replaces the whole document: one that carries
-     * `$acl` sets or changes the ACL; one without it may remove one, so it
-     * is recorded too (as a metadata change). */
-    int acl = 0;
-    for (size_t i = 0; i < n && !acl; i++) {
-        const char *d = evs[i].data;
-        acl = d && evs[i].data_len >= 6 && memmem(d, evs[i].data_len, "\"$acl\"", 6);
-    }
-    rpc_audit(ctx, c, acl ? "acl-changed" : "metadata-changed", stream + 2, NULL);
+    char *doc = written_document(evs, n);
+    rpc_audit(ctx, c, action, target, doc);
+    free(doc);
 }

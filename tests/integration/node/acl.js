@@ -456,8 +456,12 @@ describe('authorization', { skip: factumd && factum ? false : 'FACTUMD_BIN and F
 
   it('records administrative actions in $audit (readable by admins only)', async () => {
     await denied(readAll(alice, '$audit'), '$audit by alice');
-    const actions = (await readAll(admin, '$audit')).map((e) => `${e.event.type} ${e.event.data.user} ${e.event.data.target}`);
+    const records = await readAll(admin, '$audit');
+    const actions = records.map((e) => `${e.event.type} ${e.event.data.user} ${e.event.data.target}`);
     assert.ok(actions.includes(`acl-changed admin ${sn('secret')}`), actions.join('\n'));
+    // an ACL change carries the document it set
+    const aclChange = records.find((e) => e.event.type === 'acl-changed' && e.event.data.target === sn('secret'));
+    assert.ok(aclChange.event.data.detail && aclChange.event.data.detail.$acl, JSON.stringify(aclChange.event.data));
     assert.ok(actions.includes(`stream-deleted admin ${sn('secret')}`));
     assert.ok(actions.includes('settings-changed admin $settings'));
     assert.ok(actions.includes(`subscription-group-deleted admin ${sn('ps')}::g1`));
