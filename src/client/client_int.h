@@ -228,6 +228,20 @@ int client_unary(factum_client *c, client_call *keep, const char *path, const Pr
 
 /* 0 for a valid expected version (>= 0, ANY, NO_STREAM, STREAM_EXISTS). */
 int client_check_expected(int64_t e);
+
+/* TLS (tls.c, and the record movers of conn.c it drives) */
+/* OpenSSL's reason for its last error, in buf (the error queue is cleared). */
+const char *client_tls_reason(char *buf, size_t n);
+/* Move what TLS produced (records, alerts) from the write BIO into wbuf. 0 or -ENOMEM. */
+int client_out_tls(factum_client *c);
+/* Write wbuf to the socket as far as it takes it. */
+int client_out_send(factum_client *c);
+/* Do these first bytes from a server look like a TLS record? */
+int client_looks_like_tls(const uint8_t *p, size_t n);
+/* The connection's SSL_CTX (shared, CL-6), made or found for c->url: 0 or an error with its reason set. */
+int client_tls_context(factum_client *c);
+/* The TLS handshake on c's connected socket to h: 0, or FACTUM_ETLS / FACTUM_ECONNECT with why. */
+int client_tls_start(factum_client *c, const client_host *h, char *why, size_t wlen);
 /* Monotonic clock, ns. */
 uint64_t client_now_ns(void);
 

@@ -321,7 +321,7 @@ static void details_message(ucall *uc, const uint8_t *msg, size_t len)
 static int u_start(net_call *c, rpc_ctx *ctx, int method)
 {
     if (!ctx->users) {
-        rpc_fail(c, GRPC_UNIMPLEMENTED, "user management is not available", NULL, NULL);
+        rpc_fail(c, GRPC_UNIMPLEMENTED, "no users on this server: it runs with --insecure (no authentication, so no user management)", NULL, NULL);
         return 0;
     }
     ucall *uc = calloc(1, sizeof *uc);
