@@ -86,7 +86,9 @@ enum {
     FACTUM_EREGEXLIMIT = -1020,   /* a filter's regular expression hit its match limits */
     FACTUM_EFAULTED = -1021,      /* the projection is faulted (its status says why) */
     FACTUM_EBADSTATE = -1023,     /* not in a state that allows it (e.g. deleting a running projection) */
-    FACTUM_EEXISTS = -1107,       /* it exists already (a projection, a consumer group) */
+    FACTUM_ETARGET = -1024,       /* a read model's target (SQLite, PostgreSQL) failed; its message says why */
+    FACTUM_ETIMEDOUT = -1105,     /* no answer, or not reached, within the deadline */
+    FACTUM_EEXISTS = -1107,       /* it exists already (a projection, a consumer group, a read model) */
 };
 
 /* A human-readable, static message for any code returned by this library
@@ -387,6 +389,34 @@ FACTUM_API int factum_commit_listener_remove(factum_store *s, factum_commit_fn f
  * timeout_ms passed (< 0: no limit). Returns 1 when it is, 0 on timeout.
  * Any number of threads may wait at once. */
 FACTUM_API int factum_wait_for_position(factum_store *s, uint64_t position, int timeout_ms);
+
+/* ---------------------------------------------------------------------------
+ * Acknowledgement gates
+ *
+ * A gate lets a consumer that must have applied an append before its
+ * writer is told (an inline read model, factum_readmodel.h) hold the
+ * acknowledgements: while a gate has not been released up to a committed
+ * position, the appends committed up to it are durable and readable but
+ * not acknowledged (factum_append does not return, an asynchronous
+ * append's callback does not run). Appends that fail are acknowledged at
+ * once. The writer does not wait for gates: it goes on committing later
+ * appends meanwhile. A gate that is never released holds every append for
+ * ever: release it as you apply, and remove it when you stop.
+ * ------------------------------------------------------------------------- */
+
+typedef struct factum_ack_gate factum_ack_gate;
+
+/* Add a gate that has passed `position` (appends up to it are not held).
+ * Errors: FACTUM_EINVAL, -ENOMEM. */
+FACTUM_API int factum_ack_gate_add(factum_store *s, uint64_t position, factum_ack_gate **out);
+/* Everything up to `position` is applied: acknowledge what every gate has
+ * passed. Any thread; never blocks on the writer. Lower positions than the
+ * gate's are ignored. */
+FACTUM_API void factum_ack_gate_release(factum_ack_gate *g, uint64_t position);
+/* Remove the gate (what only it held is acknowledged) and free it. Call it
+ * before closing the store; a gate left at close is let go there, and then
+ * only freed by this call. NULL is a no-op. */
+FACTUM_API void factum_ack_gate_remove(factum_ack_gate *g);
 
 /* ---------------------------------------------------------------------------
  * Subscriptions: follow a stream or $all, catching up, then live

@@ -41,7 +41,6 @@ enum {
     FACTUM_EPROTOCOL = -1102,    /* the server's answer is not what the protocol allows */
     FACTUM_ESERVER = -1103,      /* the server failed the call (see factum_client_last_error) */
     FACTUM_EUNSUPPORTED = -1104, /* the server does not implement this call */
-    FACTUM_ETIMEDOUT = -1105,    /* no answer within the deadline */
     FACTUM_EBADURL = -1106,  /* the connection string (or an option) is malformed */
     /* -1107 is FACTUM_EEXISTS (factum.h): it exists already */
     FACTUM_EFULL = -1108,     /* the consumer group has its maximum number of consumers */

@@ -54,9 +54,11 @@ const char *factum_strerror(int code)
     case FACTUM_EREGEXLIMIT:
         return "a filter's regular expression needed more than its match limits";
     case FACTUM_EFAULTED:
-        return "the projection is faulted (its status says why)";
+        return "the projection or read model is faulted (its status says why)";
     case FACTUM_EBADSTATE:
         return "the projection is not in a state that allows it";
+    case FACTUM_ETARGET:
+        return "the read model's target database failed";
     /* The client's codes (factum_client.h). */
     case FACTUM_ECONNECT:
         return "cannot connect to the server, or the connection was lost";
@@ -67,7 +69,7 @@ const char *factum_strerror(int code)
     case FACTUM_EUNSUPPORTED:
         return "the server does not implement this call";
     case FACTUM_ETIMEDOUT:
-        return "no answer from the server within the deadline";
+        return "not done within the deadline (no answer from the server, or a wait timed out)";
     case FACTUM_EEXISTS:
         return "it exists already";
     case FACTUM_EFULL:

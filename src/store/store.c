@@ -362,6 +362,7 @@ static void free_handle(factum_store *s)
 {
     cache_deinit(&s->cache);
     notify_deinit(s);
+    gate_deinit(s);
     if (s->lock_fd >= 0) close(s->lock_fd);
     pthread_mutex_destroy(&s->q_mu);
     pthread_cond_destroy(&s->q_cv);
@@ -386,6 +387,7 @@ int store_open_io(const char *path, const factum_options *opts, io_env *io, fact
     pthread_cond_init(&s->q_cv, NULL);
     pthread_cond_init(&s->q_space, NULL);
     int rc = notify_init(s);
+    if (!rc && (rc = gate_init(s))) notify_deinit(s);
     if (rc) {
         pthread_mutex_destroy(&s->q_mu);
         pthread_cond_destroy(&s->q_cv);
@@ -518,6 +520,7 @@ static int close_impl(factum_store *s, int abandon)
         s->abandon = 1;
         pthread_mutex_unlock(&s->q_mu);
     }
+    gate_release_all(s); /* nobody will release them now */
     writer_stop(s);
     log_prep_stop(s->log);
     int ok = !abandon && !atomic_load(&s->failed) && !s->opts.read_only;

@@ -114,6 +114,7 @@ typedef struct wreq {
     size_t failed;
     _Atomic int wstate; /* synchronous callers: WSTATE_* bits, waited on with a futex */
     int owns_memory;         /* async: parts/results/request are freed after cb */
+    uint64_t gate_pos;       /* held by a gate until every gate passed this position (gate.c) */
 } wreq;
 
 /* ---- the handle ----------------------------------------------------- */
@@ -160,6 +161,14 @@ struct factum_store {
     struct listener *lis;
     size_t n_lis, cap_lis;
 
+    /* acknowledgement gates (gate.c) */
+    pthread_mutex_t gate_mu;
+    _Atomic size_t n_gates;
+    struct factum_ack_gate **gates;
+    size_t cap_gates;
+    uint64_t gate_min;           /* the lowest position the gates passed (gate_mu) */
+    wreq *held_head, *held_tail; /* completions held, in commit order (gate_mu) */
+
     /* statistics */
     _Atomic uint64_t st_appends, st_events, st_bytes, st_fsyncs, st_fsync_ns, st_fsync_max, st_groups,
         st_group_max;
@@ -178,6 +187,18 @@ int writer_submit(factum_store *s, wreq *r); /* queues; waits for room (asynchro
 /* Is the calling thread inside an asynchronous append's callback of s?
  * (Then calls that wait for the writer would wait for themselves.) */
 int writer_in_callback(const factum_store *s);
+/* Acknowledge the requests of list now (wake their callers, or hand their
+ * callbacks to the writer thread). Any thread. */
+void writer_complete_now(factum_store *s, wreq *list);
+
+/* gate.c */
+int gate_init(factum_store *s);
+void gate_deinit(factum_store *s);
+/* Hold the committed requests of list that a gate has not passed yet;
+ * returns the rest (to complete now). */
+wreq *gate_hold(factum_store *s, wreq *list);
+/* Let every held request go (closing). */
+void gate_release_all(factum_store *s);
 
 /* notify.c */
 int notify_init(factum_store *s);

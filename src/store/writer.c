@@ -840,7 +840,7 @@ static wreq *take_callbacks(factum_store *s)
     return l;
 }
 
-static void complete(factum_store *s, wreq *list)
+void writer_complete_now(factum_store *s, wreq *list)
 {
     wreq *cbs = NULL, **cbs_tail = &cbs, *cbs_last = NULL;
     /* Waiting callers first: no callback delays an acknowledgement. */
@@ -869,6 +869,14 @@ static void complete(factum_store *s, wreq *list)
         call_back(s, now); /* earlier ones handed over by other leaders first */
     else
         wake_writer(s);
+}
+
+/* Complete the requests of list, except those an acknowledgement gate
+ * holds (gate.c): they are completed when the gates let them go. */
+static void complete(factum_store *s, wreq *list)
+{
+    if (atomic_load_explicit(&s->n_gates, memory_order_acquire)) list = gate_hold(s, list);
+    if (list) writer_complete_now(s, list);
 }
 
 static void fail_all(wreq *list, int rc)
@@ -1181,13 +1189,14 @@ int writer_submit(factum_store *s, wreq *r)
     if (!s->leader) {
         s->leader = 1;
         lead(s, r);
-        pthread_mutex_unlock(&s->q_mu);
-        return 0;
     }
     pthread_mutex_unlock(&s->q_mu);
-    if (wstate_wait(r) & WSTATE_LEAD) {
+    /* Done, or waiting: for the lead, for a leader to run it, or (after it
+     * was committed) for an acknowledgement gate to let it go. */
+    while (!(wstate_wait(r) & WSTATE_DONE)) {
         /* The lead was handed to us: run groups until our request is done
          * (it may be already), then pass the lead on. */
+        atomic_fetch_and(&r->wstate, ~WSTATE_LEAD);
         pthread_mutex_lock(&s->q_mu);
         lead(s, r);
         pthread_mutex_unlock(&s->q_mu);
