@@ -102,6 +102,10 @@ typedef struct factum_readmodel_status {
     uint64_t error_position;
     char error_stream[256];
     uint64_t error_version;
+    /* Who may query it: the definition's "readers", a JSON array of roles
+     * (users or groups; "$all": every authenticated user). */
+    char readers[512];
+    int live; /* it has reached the head since it started (an inline one holds appends only then) */
 } factum_readmodel_status;
 
 /* Create a read model from its definition (a JSON document,
@@ -152,6 +156,21 @@ FACTUM_API int factum_readmodel_get_definition(factum_readmodels *m, const char 
  * FACTUM_ENOTFOUND, FACTUM_ECLOSED. */
 FACTUM_API int factum_readmodel_wait(factum_readmodels *m, const char *name, uint64_t position,
                                      int timeout_ms);
+
+/* The same, without blocking (for an event loop): cb(ctx, rc) runs once, on
+ * a read model's thread, with 0 when `name` has applied `position`,
+ * FACTUM_EFAULTED, FACTUM_ENOTFOUND (dropped) or FACTUM_ECLOSED - unless
+ * cancelled first. Returns 1 if the position is applied already (cb will
+ * not run, *out is NULL), 0 with *out when cb will run, or an error
+ * (FACTUM_ENOTFOUND, FACTUM_EFAULTED, -ENOMEM; cb will not run). There is
+ * no timeout: cancel the wait when yours expires. */
+typedef struct factum_readmodel_waiter factum_readmodel_waiter;
+FACTUM_API int factum_readmodel_wait_async(factum_readmodels *m, const char *name, uint64_t position,
+                                           void (*cb)(void *ctx, int rc), void *ctx,
+                                           factum_readmodel_waiter **out);
+/* Cancel a wait: 1 if cb will not run (the waiter is freed), 0 if cb has
+ * run or is running (it frees the waiter itself; do not touch it). */
+FACTUM_API int factum_readmodel_wait_cancel(factum_readmodels *m, factum_readmodel_waiter *w);
 
 typedef struct factum_query_options {
     /* Wait first until the read model has applied this position (0: do not
