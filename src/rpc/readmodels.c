@@ -210,7 +210,7 @@ int rpc_rm_wait(rpc_ctx *ctx, const char *name, uint64_t position, int timeout_m
 
 int rpc_rm_wait_abandon(rpc_ctx *ctx, rm_wait *w)
 {
-    if (!w->expiring && factum_readmodel_wait_cancel(ctx->readmodels, w->w)) {
+    if (!w->expiring && ctx->readmodels && factum_readmodel_wait_cancel(ctx->readmodels, w->w)) {
         unlink_wait(w);
         free(w);
         return 1;

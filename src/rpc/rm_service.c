@@ -235,8 +235,9 @@ static void answer_wait(rm_call *rc)
 {
     Factum__Readmodels__WaitResp w = FACTUM__READMODELS__WAIT_RESP__INIT;
     factum_readmodel_status st;
-    w.position =
-        factum_readmodel_get_status(rc->ctx->readmodels, rc->name, &st) == 0 ? st.position : rc->position;
+    w.position = rc->ctx->readmodels && factum_readmodel_get_status(rc->ctx->readmodels, rc->name, &st) == 0
+                     ? st.position
+                     : rc->position;
     answer(rc, &w.base);
 }
 
