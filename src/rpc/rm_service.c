@@ -411,6 +411,7 @@ static void rm_message(net_call *c, const uint8_t *msg, size_t len)
             j->qo.min_position = req->min_position;
             if (req->row_limit) j->qo.row_limit = req->row_limit;
             if (req->time_limit_ms) j->qo.time_limit_ms = req->time_limit_ms;
+            if (req->wait_ms) j->qo.wait_ms = req->wait_ms > RM_MAX_WAIT_MS ? RM_MAX_WAIT_MS : (int)req->wait_ms;
         }
         rpc_unpack_free(req, &pa);
         if (bad) return;

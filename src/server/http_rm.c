@@ -8,8 +8,8 @@
  *   POST   /readmodels/<name>/rebuild       (the body: a new definition, or empty)
  *   POST   /readmodels/<name>/pause, /resume
  *   GET    /readmodels/<name>/wait?position=P&timeout=MS   200, or 408 on timeout
- *   GET    /readmodels/<name>/query?sql=...&params=...&min_position=P&row_limit=N&time_limit_ms=MS
- *   POST   /readmodels/<name>/query         {"sql","params","minPosition","rowLimit","timeLimitMs"}
+ *   GET    /readmodels/<name>/query?sql=...&params=...&min_position=P&row_limit=N&time_limit_ms=MS&wait_ms=MS
+ *   POST   /readmodels/<name>/query         {"sql","params","minPosition","rowLimit","timeLimitMs","waitMs"}
  *   GET    /readmodels/<name>/parked?limit=N
  * A query's answer carries Factum-ReadModel-Position, -Lag-Events and
  * -Lag-Ms headers. Errors are {"error": "..."} with 400 (bad input), 401,
@@ -286,19 +286,22 @@ static int query_from_body(rm_job *j, const net_http_req *req, net_http_resp *re
     if (!sql || sql->type != JSON_STRING || memchr(sql->str, 0, sql->len)) bad = "\"sql\" must be a string";
     else if (params && params->type != JSON_OBJECT && params->type != JSON_NULL)
         bad = "\"params\" must be an object";
-    static const char *const nums[] = {"minPosition", "rowLimit", "timeLimitMs"};
-    for (int i = 0; i < 3 && !bad; i++) {
+    static const char *const nums[] = {"minPosition", "rowLimit", "timeLimitMs", "waitMs"};
+    for (int i = 0; i < 4 && !bad; i++) {
         const json_value *n = json_get(v, nums[i]);
         if (!n || n->type == JSON_NULL) continue;
-        if (n->type != JSON_NUMBER || json_int64(n, &x) || x < 0 || (i > 0 && x > UINT32_MAX)) {
-            bad = i == 0 ? "\"minPosition\" must be a position (an integer >= 0)"
-                         : i == 1 ? "\"rowLimit\" must be an integer >= 0"
-                                  : "\"timeLimitMs\" must be an integer >= 0";
+        if (n->type != JSON_NUMBER || json_int64(n, &x) || x < 0 || (i > 0 && x > UINT32_MAX) ||
+            (i == 3 && x > RM_MAX_WAIT_MS)) {
+            bad = i == 0   ? "\"minPosition\" must be a position (an integer >= 0)"
+                  : i == 1 ? "\"rowLimit\" must be an integer >= 0"
+                  : i == 2 ? "\"timeLimitMs\" must be an integer >= 0"
+                           : "\"waitMs\" must be an integer, 0 to 300000";
             break;
         }
         if (i == 0) j->qo.min_position = (uint64_t)x;
         else if (i == 1 && x) j->qo.row_limit = (uint32_t)x;
         else if (i == 2 && x) j->qo.time_limit_ms = (uint32_t)x;
+        else if (i == 3 && x) j->qo.wait_ms = (int)x;
     }
     int oom = 0;
     if (!bad) {
@@ -343,13 +346,15 @@ static int query_from_qs(rm_job *j, const char *qs, net_http_resp *resp)
     if (rc && v) j->qo.row_limit = (uint32_t)v;
     if ((rc = qs_u64(qs, "time_limit_ms", UINT32_MAX, &v)) < 0) goto bad_num;
     if (rc && v) j->qo.time_limit_ms = (uint32_t)v;
+    if ((rc = qs_u64(qs, "wait_ms", RM_MAX_WAIT_MS, &v)) < 0) goto bad_num;
+    if (rc && v) j->qo.wait_ms = (int)v;
     if (oom) {
         error_rc(resp, -ENOMEM, NULL, NULL);
         return -1;
     }
     return 0;
 bad_num:
-    error_body(resp, 400, "min_position, row_limit and time_limit_ms must be integers >= 0");
+    error_body(resp, 400, "min_position, row_limit, time_limit_ms and wait_ms must be integers >= 0 (wait_ms at most 300000)");
     return -1;
 }
 
