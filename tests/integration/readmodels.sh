@@ -1,0 +1,241 @@
+#!/usr/bin/env bash
+# readmodels.sh - the read models of a real factumd over the network: the
+# ReadModels gRPC service through `factum --server` (create, append, wait,
+# query, pause, resume, rebuild, drop, bad definitions and statements, a
+# wait that times out: DEADLINE_EXCEEDED, exit 1) and the /readmodels HTTP
+# endpoints with curl (the same, 408 for a wait that times out, 400s for
+# bad input, the Factum-ReadModel-* headers), and the factum_readmodel_*
+# lines of /metrics. Run twice: with --insecure, then with TLS and
+# authentication (certificates from mkcerts.sh), where readers are
+# enforced: a user not among a read model's readers gets 403 /
+# PERMISSION_DENIED (exit 5), anonymous 401, and only $ops/$admins may
+# administer. Each run ends with SIGTERM and a clean shutdown.
+# Usage: tests/integration/readmodels.sh /path/to/factumd /path/to/factum
+set -euo pipefail
+factumd=$(realpath "$1")
+FACTUM=$(realpath "$2")
+here=$(cd "$(dirname "$0")" && pwd)
+: "${FACTUM_TEST_TMP:=${TMPDIR:-/tmp}}"
+mkdir -p "$FACTUM_TEST_TMP"
+T=$(mktemp -d "$FACTUM_TEST_TMP/integration-readmodels.XXXXXX")
+pid=""
+cleanup() {
+  [ -z "$pid" ] || kill -9 "$pid" 2>/dev/null || true
+  rm -rf "$T"
+}
+trap cleanup EXIT
+. "$here/../../scripts/lib.sh"
+unset FACTUM_DATA FACTUM_SERVER FACTUM_USERNAME FACTUM_PASSWORD
+export COLUMNS=120 LC_ALL=C
+
+fail() {
+  echo "FAIL (readmodels.sh line ${BASH_LINENO[0]}, $mode): $*" >&2
+  exit 1
+}
+eq() { [ "$1" = "$2" ] || fail "${3:-value}: expected '$2', got '$1'"; }
+contains() { case "$1" in *"$2"*) ;; *) fail "${3:-text}: '$1' does not contain '$2'" ;; esac; }
+# s CODE ARGS...: factum --server $URL ARGS, expecting exit CODE (stdout in OUT, stderr in ERR)
+s() {
+  local want=$1 rc=0
+  shift
+  "$FACTUM" --server "$URL" "$@" >"$T/.out" 2>"$T/.err" || rc=$?
+  OUT=$(cat "$T/.out")
+  ERR=$(cat "$T/.err")
+  case "$ERR" in *Sanitizer*|*"runtime error"*) fail "sanitizer report from: $* :: $ERR" ;; esac
+  [ "$rc" = "$want" ] || fail "exit $rc instead of $want from: factum $* :: stdout: $OUT :: stderr: $ERR"
+}
+# h CODE METHOD PATH [curl args...]: an HTTP request, expecting status CODE
+# (body in BODY, headers in HDRS).
+h() {
+  local want=$1 method=$2 path=$3 code
+  shift 3
+  code=$(curl -sS "${CURL[@]}" -X "$method" -o "$T/.body" -D "$T/.hdrs" -w '%{http_code}' "$@" "$HTTP$path") ||
+    fail "curl $method $path failed"
+  BODY=$(cat "$T/.body")
+  HDRS=$(tr -d '\r' <"$T/.hdrs")
+  [ "$code" = "$want" ] || fail "HTTP $code instead of $want from $method $path :: $BODY"
+}
+
+cat >"$T/balances.json" <<'EOF'
+{
+  "name": "balances",
+  "readers": ["$all"],
+  "streams": ["account-"],
+  "schema": ["CREATE TABLE balances(id TEXT PRIMARY KEY, balance INTEGER NOT NULL)"],
+  "handlers": {
+    "AccountOpened": "INSERT INTO balances(id, balance) VALUES (:data.id, 0)",
+    "Deposited": ["UPDATE balances SET balance = balance + :data.amount WHERE id = :data.id"]
+  }
+}
+EOF
+cat >"$T/secret.json" <<'EOF'
+{
+  "name": "secret",
+  "readers": ["auditors"],
+  "streams": ["account-"],
+  "schema": ["CREATE TABLE opened(id TEXT PRIMARY KEY)"],
+  "handlers": {"AccountOpened": "INSERT INTO opened(id) VALUES (:data.id)"}
+}
+EOF
+
+checks() {
+  # ---- gRPC, through the command line ----
+  s 0 readmodel create "$T/balances.json"
+  s 0 append account-1 --type AccountOpened --data '{"id":"a1"}'
+  s 0 append account-1 --type Deposited --data '{"id":"a1","amount":10}' --json
+  P=$(jq -r .lastPosition <<<"$OUT")
+  s 0 readmodel wait balances "$P"
+  contains "$OUT" "balances reached position" "wait over gRPC"
+  s 0 query balances 'SELECT id, balance FROM balances WHERE id = :id' --param id=a1 --json
+  eq "$(jq -c .rows <<<"$OUT")" '[["a1",10]]' "query over gRPC"
+  s 0 query balances 'SELECT id, balance FROM balances'
+  contains "$OUT" "(1 row)" "table over gRPC"
+  s 0 readmodel list --json
+  eq "$(jq -r .name <<<"$OUT")" "balances" "list over gRPC"
+  s 0 readmodel status balances
+  contains "$OUT" "state        running" "status over gRPC"
+  s 0 readmodel status balances --definition
+  contains "$OUT" "AccountOpened" "definition over gRPC"
+  # a wait beyond the head times out (DEADLINE_EXCEEDED): exit 1
+  local t0 t1
+  t0=$(date +%s%N)
+  s 1 readmodel wait balances $((P + 1000)) --timeout 300
+  t1=$(date +%s%N)
+  contains "$ERR" "did not reach position" "wait timeout over gRPC"
+  [ $(((t1 - t0) / 1000000)) -ge 250 ] || fail "the wait gave up after $(((t1 - t0) / 1000000)) ms"
+  # bad definitions and statements: INVALID_ARGUMENT with the reason, exit 2; a name taken: exit 1
+  printf '{"name":"bad","schema":["CREATE TABLE t(x)"],"handlers":{"A":"INSERT INTO t VALUES (:data.x"}}' >"$T/bad.json"
+  s 2 readmodel create "$T/bad.json"
+  contains "$ERR" "syntax" "SQL syntax error over gRPC"
+  printf '{"name":"bad","schema":["CREATE TABLE t(x)"],"handlers":{"A":"INSERT INTO t VALUES (:nosuch)"}}' >"$T/bad2.json"
+  s 2 readmodel create "$T/bad2.json"
+  contains "$ERR" "nosuch" "unknown parameter over gRPC"
+  s 1 readmodel create "$T/balances.json"
+  contains "$ERR" "exists" "ALREADY_EXISTS"
+  s 4 readmodel status bad
+  s 2 query balances 'DELETE FROM balances'
+  s 0 query balances 'SELECT count(*) FROM balances' --json
+  eq "$(jq -c .rows <<<"$OUT")" '[[1]]' "rows after a refused write"
+  s 4 query nosuch 'SELECT 1'
+  s 0 readmodel pause balances
+  s 0 readmodel status balances --json
+  eq "$(jq -r .state <<<"$OUT")" paused "paused over gRPC"
+  s 0 readmodel resume balances
+
+  # ---- HTTP, with curl ----
+  h 200 GET /readmodels
+  eq "$(jq -r '.readModels[0].name' <<<"$BODY")" balances "GET /readmodels"
+  h 200 GET /readmodels/balances
+  eq "$(jq -r '.status.state' <<<"$BODY")" running "GET /readmodels/balances state"
+  eq "$(jq -r '.definition.name' <<<"$BODY")" balances "GET /readmodels/balances definition"
+  h 404 GET /readmodels/nosuch
+  contains "$BODY" "error" "404 body"
+  h 400 GET '/readmodels/bad%20name'
+  h 200 GET /readmodels/balances/query -G --data-urlencode 'sql=SELECT balance FROM balances WHERE id = :id' \
+    --data-urlencode 'params={"id":"a1"}'
+  eq "$(jq -c .rows <<<"$BODY")" '[[10]]' "GET query"
+  contains "$HDRS" "Factum-ReadModel-Position: " "position header"
+  contains "$HDRS" "Factum-ReadModel-Lag-Events: " "lag header"
+  contains "$HDRS" "Factum-ReadModel-Lag-Ms: " "lag ms header"
+  [ "$(sed -n 's/^Factum-ReadModel-Position: //p' <<<"$HDRS")" -ge "$P" ] || fail "position header < $P: $HDRS"
+  h 200 POST /readmodels/balances/query -H 'Content-Type: application/json' \
+    --data "{\"sql\":\"SELECT id FROM balances\",\"minPosition\":$P,\"rowLimit\":10}"
+  eq "$(jq -c .rows <<<"$BODY")" '[["a1"]]' "POST query"
+  h 400 POST /readmodels/balances/query --data '{"sql": 1}'
+  h 400 POST /readmodels/balances/query --data 'not json'
+  h 400 GET /readmodels/balances/query -G --data-urlencode 'sql=DELETE FROM balances'
+  h 400 GET '/readmodels/balances/query?sql=SELECT%201&min_position=abc'
+  h 400 GET '/readmodels/balances/query?sql=%zz'
+  h 400 GET /readmodels/balances/query
+  h 200 GET "/readmodels/balances/wait?position=$P"
+  eq "$(jq -r .name <<<"$BODY")" balances "wait body"
+  t0=$(date +%s%N)
+  h 408 GET "/readmodels/balances/wait?position=$((P + 1000))&timeout=300"
+  t1=$(date +%s%N)
+  [ $(((t1 - t0) / 1000000)) -ge 250 ] || fail "the HTTP wait gave up after $(((t1 - t0) / 1000000)) ms"
+  h 400 GET /readmodels/balances/wait
+  h 200 POST /readmodels/balances/pause
+  h 200 GET /readmodels/balances
+  eq "$(jq -r '.status.state' <<<"$BODY")" paused "paused over HTTP"
+  h 200 POST /readmodels/balances/resume
+  h 400 POST /readmodels --data '{"name": "x", "schema": ['
+  h 400 POST /readmodels --data-binary @"$T/bad.json"
+  h 409 POST /readmodels --data-binary @"$T/balances.json"
+  h 201 POST /readmodels --data-binary @"$T/secret.json"
+  h 200 POST /readmodels/secret/rebuild
+  h 200 GET /readmodels/secret/parked
+  eq "$(jq '.rows|length' <<<"$BODY")" 0 "parked over HTTP"
+  h 405 PUT /readmodels/balances
+  h 404 GET /readmodels/balances/frobnicate
+  # /metrics
+  h 200 GET /metrics
+  for m in position lag_events lag_seconds applied_total parked_total skipped_total; do
+    contains "$BODY" "factum_readmodel_${m}{readmodel=\"balances\"}" "metric $m"
+  done
+  contains "$BODY" 'factum_readmodel_state{readmodel="balances",state="running"} 1' "state metric"
+
+  if [ "$mode" = secure ]; then
+    # readers (RM-4): carl is neither a reader of secret nor an admin
+    s 0 user create carl 'carl pw'
+    local admin_url=$URL
+    URL="kurrentdb://carl:carl%20pw@127.0.0.1:$port?tls=true&tlsCAFile=$certs/ca/ca.crt"
+    s 5 query secret 'SELECT id FROM opened'
+    s 5 readmodel wait secret 1
+    s 5 readmodel pause balances
+    s 5 readmodel create "$T/bad.json"
+    s 0 query balances 'SELECT id FROM balances' --json # balances: readers $all
+    eq "$(jq -c .rows <<<"$OUT")" '[["a1"]]' "a reader"
+    s 0 readmodel list --json
+    URL=$admin_url
+    local keep=("${CURL[@]}")
+    CURL=(--http1.1 --cacert "$certs/ca/ca.crt" -u 'carl:carl pw')
+    h 403 GET /readmodels/secret/query -G --data-urlencode 'sql=SELECT id FROM opened'
+    h 403 GET /readmodels/secret
+    h 403 GET "/readmodels/secret/wait?position=1"
+    h 403 POST /readmodels/balances/pause
+    h 403 DELETE /readmodels/balances
+    h 200 GET /readmodels/balances/query -G --data-urlencode 'sql=SELECT id FROM balances'
+    CURL=(--http1.1 --cacert "$certs/ca/ca.crt")
+    h 401 GET /readmodels/balances/query -G --data-urlencode 'sql=SELECT id FROM balances'
+    h 401 GET /readmodels
+    CURL=("${keep[@]}")
+    h 200 GET /readmodels/secret/query -G --data-urlencode 'sql=SELECT id FROM opened' # admin
+    eq "$(jq -c .rows <<<"$BODY")" '[["a1"]]' "admin reads secret"
+  fi
+
+  h 200 DELETE /readmodels/secret
+  h 404 GET /readmodels/secret
+  s 0 readmodel drop balances
+  s 0 readmodel list
+  eq "$OUT" "" "nothing left"
+}
+
+certs=$T/certs
+for mode in insecure secure; do
+  log=$T/factumd-$mode.log
+  if [ "$mode" = secure ]; then
+    bash "$here/mkcerts.sh" "$certs" >/dev/null
+    factumd_start "$log" "$factumd" --certificate-file "$certs/node.crt" --certificate-private-key-file "$certs/node.key" \
+      --trusted-root-certificates-path "$certs/ca" --mem-db --node-ip 127.0.0.1 --node-port 0
+    port=$factumd_port
+    URL="kurrentdb://admin:changeit@127.0.0.1:$port?tls=true&tlsCAFile=$certs/ca/ca.crt"
+    HTTP="https://127.0.0.1:$port"
+    CURL=(--http1.1 --cacert "$certs/ca/ca.crt" -u admin:changeit)
+  else
+    factumd_start "$log" "$factumd" --insecure --mem-db --node-ip 127.0.0.1 --node-port 0
+    port=$factumd_port
+    URL="kurrentdb://127.0.0.1:$port?tls=false"
+    HTTP="http://127.0.0.1:$port"
+    CURL=()
+  fi
+  pid=$factumd_pid
+  echo "== read models over gRPC and HTTP, factumd $mode on port $port"
+  checks
+  kill -TERM "$pid"
+  rc=0
+  wait "$pid" || rc=$?
+  pid=""
+  [ "$rc" = 0 ] || { cat "$log"; fail "factumd did not shut down cleanly (exit $rc)"; }
+  if grep -E "ERROR|runtime error|AddressSanitizer|LeakSanitizer" "$log"; then fail "errors in the log"; fi
+done
+echo "readmodels.sh: ok"
