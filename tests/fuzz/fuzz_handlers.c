@@ -27,7 +27,9 @@
 #include "../harness.h"
 #include "../hostile/h2c.h"
 #include "net/net.h"
+#include "factum_readmodel.h"
 #include "rpc/persistent.h"
+#include "rpc/readmodels.h"
 #include "rpc/rpc.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -64,6 +66,16 @@ static const char *const paths[] = {
     "/event_store.client.projections.Projections/State",
     "/event_store.client.projections.Projections/Result",
     "/event_store.client.projections.Projections/RestartSubsystem",
+    "/factum.readmodels.ReadModels/Create",
+    "/factum.readmodels.ReadModels/Rebuild",
+    "/factum.readmodels.ReadModels/Pause",
+    "/factum.readmodels.ReadModels/Resume",
+    "/factum.readmodels.ReadModels/Drop",
+    "/factum.readmodels.ReadModels/Get",
+    "/factum.readmodels.ReadModels/List",
+    "/factum.readmodels.ReadModels/Wait",
+    "/factum.readmodels.ReadModels/Query",
+    "/factum.readmodels.ReadModels/Parked",
 };
 #define N_PATHS (sizeof paths / sizeof *paths)
 
@@ -81,6 +93,7 @@ static struct {
 static void on_tick(void *arg)
 {
     rpc_ps_tick(arg);
+    rpc_rm_tick(arg);
     rpc_submit_retry(arg);
 }
 
@@ -102,6 +115,9 @@ static void teardown(void)
     net_server_stop(g.net);
     pthread_join(g.loop, NULL);
     rpc_deinit(&g.rpc);
+    rpc_rm_stop(&g.rpc);
+    factum_readmodels_close(g.rpc.readmodels);
+    g.rpc.readmodels = NULL;
     factum_projections_close(g.rpc.projections);
     factum_store_close(g.store);
     net_server_free(g.net);
@@ -130,6 +146,7 @@ static void setup(void)
     g.rpc.sub_live_lag = 10000;
     g.rpc.shutdown = no_shutdown;
     if (factum_projections_open(g.store, NULL, &g.rpc.projections)) abort();
+    if (factum_readmodels_open(g.store, NULL, &g.rpc.readmodels)) abort();
     if (rpc_methods(&g.rpc, &g.methods, &g.n_methods) || rpc_ps_init(&g.rpc)) abort();
     net_config nc;
     net_config_init(&nc);
@@ -145,7 +162,7 @@ static void setup(void)
     nc.tick_ms = 100;
     if (net_server_new(&nc, g.methods, g.n_methods, NULL, NULL, &g.net)) abort();
     g.rpc.net = g.net;
-    if (rpc_listen(&g.rpc)) abort();
+    if (rpc_rm_init(&g.rpc) || rpc_listen(&g.rpc)) abort();
     g.rpc.advertise_port = net_server_port(g.net);
     if (pthread_create(&g.loop, NULL, run_loop, NULL)) abort();
     g.ready = 1;
