@@ -1,6 +1,6 @@
 /*
  * readmodels.c - what factumd's two front ends of the read models share
- * (readmodels.h, RM-1..4): the jobs that run the library's blocking calls
+ * (readmodels.h, RMS-1..4): the jobs that run the library's blocking calls
  * on a few worker threads, the asynchronous waits and their expiry, the
  * authorization rules, and the mapping of the library's errors to gRPC
  * and HTTP statuses.
@@ -19,12 +19,12 @@
 #include "base/json.h"
 #include "net/grpc.h"
 
-/* Workers and their queue (RM-1). SQLite readers run in parallel; a
+/* Workers and their queue (RMS-1). SQLite readers run in parallel; a
  * PostgreSQL create may wait for its connection. */
 #define RM_THREADS 4
 #define RM_QUEUE 256
 
-/* ---- jobs (RM-1) ---------------------------------------------------------- */
+/* ---- jobs (RMS-1) ---------------------------------------------------------- */
 
 rm_job *rm_job_new(rpc_ctx *ctx, int op)
 {
@@ -133,7 +133,7 @@ int rpc_rm_submit(rpc_ctx *ctx, rm_job *j)
     return auth_pool_submit(ctx->rm_pool, &j->job);
 }
 
-/* ---- waits (RM-2) ---------------------------------------------------------- */
+/* ---- waits (RMS-2) ---------------------------------------------------------- */
 
 struct rm_wait {
     rpc_ctx *ctx;
@@ -176,7 +176,7 @@ static void wait_fired(void *arg, int rc)
 {
     rm_wait *w = arg;
     w->rc = rc;
-    /* net_post fails only without memory: try again shortly (RM-2: the
+    /* net_post fails only without memory: try again shortly (RMS-2: the
      * wait must end). */
     while (net_post(w->ctx->net, wait_fired_loop, w) != 0)
         nanosleep(&(struct timespec){0, 1000000}, NULL);
@@ -236,7 +236,7 @@ void rpc_rm_tick(rpc_ctx *ctx)
     }
 }
 
-/* ---- authorization (RM-4) ---------------------------------------------------- */
+/* ---- authorization (RMS-4) ---------------------------------------------------- */
 
 int rpc_rm_may_admin(const auth_principal *p)
 {

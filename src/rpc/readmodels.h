@@ -5,19 +5,19 @@
  * run the library's calls that may block, the waits, who may do what, and
  * the errors.
  *
- *  RM-1  The loop never runs SQL and never waits for a read model (NET-1):
+ *  RMS-1  The loop never runs SQL and never waits for a read model (NET-1):
  *        create, rebuild, pause, resume, drop, get, list, query and parked
  *        run as jobs on a few worker threads (src/auth/pool.h: a bounded
  *        queue; a job that finds it full is refused at once, UNAVAILABLE /
  *        503); their `done` runs on the loop.
- *  RM-2  A wait never occupies a thread: factum_readmodel_wait_async's
+ *  RMS-2  A wait never occupies a thread: factum_readmodel_wait_async's
  *        callback posts to the loop; the tick (about every 100 ms) expires
  *        waits whose time is up by cancelling them. Each wait ends exactly
  *        once: done(rc) on the loop, or abandoned by its caller (then done
  *        never runs, or runs having been told nothing is listening).
- *  RM-3  A query with a min_position first waits (RM-2) and only then
+ *  RMS-3  A query with a min_position first waits (RMS-2) and only then
  *        takes a worker, so that waiting queries hold no thread.
- *  RM-4  Authorization is decided on the loop before any work starts:
+ *  RMS-4  Authorization is decided on the loop before any work starts:
  *        create, rebuild, pause, resume and drop need `$ops` or `$admins`;
  *        get, wait, query and parked a principal with one of the read
  *        model's readers (`$all`: any authenticated user; admins always).
@@ -42,7 +42,7 @@ enum rm_op { RM_CREATE, RM_REBUILD, RM_PAUSE, RM_RESUME, RM_DROP, RM_GET, RM_LIS
 #define RM_MAX_WAIT_MS 300000
 #define RM_DEFAULT_WAIT_MS 5000
 
-/* One library call run on a worker (RM-1). The strings are the job's
+/* One library call run on a worker (RMS-1). The strings are the job's
  * (malloc'd, freed by rm_job_free). */
 typedef struct rm_job {
     auth_job job; /* first: the pool's */
@@ -72,7 +72,7 @@ rm_job *rm_job_new(rpc_ctx *ctx, int op);
 void rm_job_free(rm_job *j);
 /* Copy n bytes of s into *dst (NUL-terminated). 0 or -ENOMEM. */
 int rm_dup(char **dst, const char *s, size_t n);
-/* Start j (RM-1): 0 (j->done will run), -EAGAIN (the queue is full) or
+/* Start j (RMS-1): 0 (j->done will run), -EAGAIN (the queue is full) or
  * FACTUM_ECLOSED (no read models); j is still the caller's on an error. */
 int rpc_rm_submit(rpc_ctx *ctx, rm_job *j);
 
@@ -81,10 +81,10 @@ int rpc_rm_submit(rpc_ctx *ctx, rm_job *j);
  * queued end with FACTUM_ECLOSED). 0 or -errno. */
 int rpc_rm_init(rpc_ctx *ctx);
 void rpc_rm_stop(rpc_ctx *ctx);
-/* RM-2: expire waits (the server's tick). */
+/* RMS-2: expire waits (the server's tick). */
 void rpc_rm_tick(rpc_ctx *ctx);
 
-/* ---- waits (RM-2) -------------------------------------------------------- */
+/* ---- waits (RMS-2) -------------------------------------------------------- */
 
 typedef struct rm_wait rm_wait;
 /* Wait until `name` has applied `position`, at most timeout_ms. Returns 1
@@ -97,7 +97,7 @@ int rpc_rm_wait(rpc_ctx *ctx, const char *name, uint64_t position, int timeout_m
  * if it runs later all the same (the caller must expect it). */
 int rpc_rm_wait_abandon(rpc_ctx *ctx, rm_wait *w);
 
-/* ---- who may do what (RM-4) ---------------------------------------------- */
+/* ---- who may do what (RMS-4) ---------------------------------------------- */
 
 /* AUTH_OK, AUTH_DENIED or AUTH_UNAUTHENTICATED (src/auth/acl.h). */
 int rpc_rm_may_admin(const struct auth_principal *p);

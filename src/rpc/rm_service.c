@@ -6,8 +6,8 @@
  * without them every method answers UNAVAILABLE saying so.
  *
  * Every method is unary. Authorization is decided first, on the loop
- * (RM-4); then the library's call runs as a job on a worker (RM-1) or, for
- * Wait and a Query's min_position, as an asynchronous wait (RM-2, RM-3).
+ * (RMS-4); then the library's call runs as a job on a worker (RMS-1) or, for
+ * Wait and a Query's min_position, as an asynchronous wait (RMS-2, RMS-3).
  * The call is referenced while work is in flight (NET-4); a call the
  * client gave up on is freed when the work comes back (a wait is
  * cancelled at once). The copies a call keeps are charged to it (NET-5).
@@ -39,7 +39,7 @@ typedef struct rm_call {
     int closed;   /* the call ended meanwhile: free when it comes back */
     size_t charged;
     rm_job *job;  /* the job being prepared or in flight */
-    rm_wait *wait; /* Wait, or a Query's min_position (RM-3) */
+    rm_wait *wait; /* Wait, or a Query's min_position (RMS-3) */
     char name[64];
     uint64_t position; /* Wait */
 } rm_call;
@@ -129,7 +129,7 @@ static const char *audit_action(int op)
     }
 }
 
-/* On the loop (RM-1). */
+/* On the loop (RMS-1). */
 static void job_done(rm_job *j)
 {
     rm_call *rc = j->arg;
@@ -227,7 +227,7 @@ static int set_name(rm_call *rc, const char *name)
     return 0;
 }
 
-/* ---- waits (RM-2) ------------------------------------------------------------- */
+/* ---- waits (RMS-2) ------------------------------------------------------------- */
 
 static void query_after_wait(rm_call *rc);
 
@@ -285,7 +285,7 @@ static int start_wait(rm_call *rc, uint64_t position, int timeout_ms)
 
 static void query_after_wait(rm_call *rc)
 {
-    rc->job->qo.min_position = 0; /* reached (RM-3) */
+    rc->job->qo.min_position = 0; /* reached (RMS-3) */
     run_job(rc);
 }
 

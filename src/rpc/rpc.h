@@ -28,7 +28,7 @@
  *   users.c              the Users service, on src/auth/users.h (rpc_ctx.users)
  *   rm_service.c         factum.readmodels.ReadModels, on readmodels.c
  *   readmodels.c         the read models' workers, waits, authorization, errors
- *                        (readmodels.h: RM-1..4; also used by src/server/http_rm.c)
+ *                        (readmodels.h: RMS-1..4; also used by src/server/http_rm.c)
  *   jsonvalue.c          a projection's state as google.protobuf.Value (jsonvalue.h: JV-1..3)
  *   persistent.c         the PersistentSubscriptions service: Read and management calls
  *   persistent_stats.c   GetInfo/List's SubscriptionInfo, rpc_ps_each

@@ -16,9 +16,9 @@
  * 403, 404, 408 (a wait or query out of time), 409 (exists; faulted), 413
  * (an answer over 16 MiB) or 503 (busy, stopping, no read models).
  *
- * The work never runs on the loop (RM-1..3): each request is deferred
+ * The work never runs on the loop (RMS-1..3): each request is deferred
  * (NET-9) and answered when its job or wait comes back. Who may do what is
- * decided first (RM-4). Every input is the network's: names are checked,
+ * decided first (RMS-4). Every input is the network's: names are checked,
  * the query string is percent-decoded into bounded buffers, bodies are at
  * most the HTTP parser's 1 MiB.
  */
@@ -165,7 +165,7 @@ static void wait_done(void *arg, int rc)
     if (rc) {
         error_rc(&r, rc, h->name, NULL);
     } else if (!h->is_wait) {
-        h->job->qo.min_position = 0; /* reached (RM-3) */
+        h->job->qo.min_position = 0; /* reached (RMS-3) */
         int jrc = start_job(h);
         if (jrc == 0) return;
         error_rc(&r, jrc, h->name, NULL);
@@ -258,7 +258,7 @@ static const auth_principal *principal(const net_http_req *req)
     return req->auth ? req->auth : auth_principal_system(); /* no auth_fn: insecure */
 }
 
-/* RM-4: 1 if allowed, else resp says why. */
+/* RMS-4: 1 if allowed, else resp says why. */
 static int allowed(srv_state *st, const net_http_req *req, net_http_resp *resp, int admin, const char *name)
 {
     int r = admin ? rpc_rm_may_admin(principal(req)) : rpc_rm_may_read(&st->rpc, principal(req), name);
@@ -490,7 +490,7 @@ void srv_http_readmodels(srv_state *st, const net_http_req *req, net_http_resp *
     }
     h->p = auth_principal_ref(principal(req));
     net_http_resp r = {0};
-    /* A wait, or a query's min_position first (RM-2, RM-3). */
+    /* A wait, or a query's min_position first (RMS-2, RMS-3). */
     uint64_t need = wait ? wait_pos : op == RM_QUERY ? j->qo.min_position : 0;
     if (wait || need) {
         int rc = rpc_rm_wait(&st->rpc, name, need, wait ? (int)timeout : j->qo.wait_ms, wait_done, h, &h->wait);

@@ -107,7 +107,7 @@ static void on_shutdown_rpc(void *arg)
 static void on_tick(void *arg)
 {
     rpc_ps_tick(arg);
-    rpc_rm_tick(arg); /* RM-2: waits whose time is up */
+    rpc_rm_tick(arg); /* RMS-2: waits whose time is up */
     rpc_submit_retry(arg); /* RPC-5: completions retry too; this covers room made by anything else */
 }
 
