@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "base/json.h"
 #include "cli/cli.h"
@@ -84,6 +85,12 @@ static void rm_log(void *ctx, int level, const char *msg)
     if (level <= 1) fprintf(stderr, "factum: read models: %s\n", msg);
 }
 
+static int any_starting(void *ctx, const factum_readmodel_status *st)
+{
+    (void)ctx;
+    return st->state == FACTUM_READMODEL_STARTING;
+}
+
 static int target_open(cli_ctx *c, target *t)
 {
     memset(t, 0, sizeof *t);
@@ -100,6 +107,11 @@ static int target_open(cli_ctx *c, target *t)
         code = cli_fail(c, rc, "opening the read models of '%s'", c->data_dir);
         return cli_close(c, t->s, code);
     }
+    /* Let each read model's thread read its checkpoint (STARTING ends), so
+     * that statuses and answers say where its tables stand; 5 s at most
+     * (a PostgreSQL target that does not answer stays STARTING). */
+    for (int i = 0; i < 500 && factum_readmodels_each(t->m, any_starting, NULL); i++)
+        nanosleep(&(struct timespec){0, 10000000}, NULL);
     return CLI_OK;
 }
 

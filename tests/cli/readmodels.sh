@@ -97,7 +97,7 @@ f 2 readmodel create "$T/bad.json"
 one_error_line readmodel
 unchanged "malformed JSON"
 cat >"$T/syntax.json" <<'EOF'
-{"name": "syntax", "schema": ["CREATE TABLE t(x INTEGER)"], "handlers": {"A": "INSERT INTO t VALUES (:data.x"}}
+{"name": "syntax", "schema": ["CREATE TABLE t(x INTEGER)"], "handlers": {"A": "INSERT INTO t VALUE (:data.x)"}}
 EOF
 f 2 readmodel create "$T/syntax.json"
 one_error_line readmodel

@@ -104,7 +104,7 @@ checks() {
   contains "$ERR" "did not reach position" "wait timeout over gRPC"
   [ $(((t1 - t0) / 1000000)) -ge 250 ] || fail "the wait gave up after $(((t1 - t0) / 1000000)) ms"
   # bad definitions and statements: INVALID_ARGUMENT with the reason, exit 2; a name taken: exit 1
-  printf '{"name":"bad","schema":["CREATE TABLE t(x)"],"handlers":{"A":"INSERT INTO t VALUES (:data.x"}}' >"$T/bad.json"
+  printf '{"name":"bad","schema":["CREATE TABLE t(x)"],"handlers":{"A":"INSERT INTO t VALUE (:data.x)"}}' >"$T/bad.json"
   s 2 readmodel create "$T/bad.json"
   contains "$ERR" "syntax" "SQL syntax error over gRPC"
   printf '{"name":"bad","schema":["CREATE TABLE t(x)"],"handlers":{"A":"INSERT INTO t VALUES (:nosuch)"}}' >"$T/bad2.json"
