@@ -247,7 +247,12 @@ static void wait_done(void *arg, int r)
     net_call *c = rc->c;
     rc->wait = NULL;
     if (!come_back(rc)) return;
-    if (r) rm_fail(rc, r, NULL);
+    if (r == FACTUM_ETIMEDOUT) {
+        char why[160];
+        snprintf(why, sizeof why, "did not reach position %" PRIu64 " in time",
+                 rc->method == M_QUERY ? rc->job->qo.min_position : rc->position);
+        rm_fail(rc, r, why);
+    } else if (r) rm_fail(rc, r, NULL);
     else if (rc->method == M_QUERY) query_after_wait(rc);
     else answer_wait(rc);
     net_call_unref(c);

@@ -162,7 +162,11 @@ static void wait_done(void *arg, int rc)
     rm_http *h = arg;
     h->wait = NULL;
     net_http_resp r = {0};
-    if (rc) {
+    if (rc == FACTUM_ETIMEDOUT) {
+        char why[160];
+        snprintf(why, sizeof why, "did not reach position %" PRIu64 " in time", h->position);
+        error_rc(&r, rc, h->name, why);
+    } else if (rc) {
         error_rc(&r, rc, h->name, NULL);
     } else if (!h->is_wait) {
         h->job->qo.min_position = 0; /* reached (RMS-3) */
@@ -492,6 +496,7 @@ void srv_http_readmodels(srv_state *st, const net_http_req *req, net_http_resp *
     net_http_resp r = {0};
     /* A wait, or a query's min_position first (RMS-2, RMS-3). */
     uint64_t need = wait ? wait_pos : op == RM_QUERY ? j->qo.min_position : 0;
+    h->position = need;
     if (wait || need) {
         int rc = rpc_rm_wait(&st->rpc, name, need, wait ? (int)timeout : j->qo.wait_ms, wait_done, h, &h->wait);
         if (rc == 0) return; /* wait_done answers */
