@@ -432,3 +432,40 @@ void rpc_rm_answer_figures(const char *json, uint64_t *position, uint64_t *lag_e
     *lag_events = top_u64(json, "lag_events");
     *lag_ms = top_u64(json, "lag_ms");
 }
+
+int rpc_rm_definition_shown(base_buf *b, const char *def, int admin)
+{
+    size_t len = strlen(def);
+    json_value *v = NULL;
+    if (json_parse(def, len, &v) || v->type != JSON_OBJECT) {
+        json_free(v);
+        return json_write_string(b, def, len) ? -ENOMEM : 0;
+    }
+    int rc = 0;
+    if (admin) {
+        rc = base_buf_append(b, def, len);
+    } else {
+        rc = base_buf_append(b, "{", 1);
+        for (size_t i = 0; i < v->n && !rc; i++) {
+            const json_value *x = v->items[i];
+            rc = (i && base_buf_append(b, ",", 1)) || json_write_string(b, v->keys[i], v->key_lens[i]) ||
+                 base_buf_append(b, ":", 1);
+            if (rc) break;
+            if (strcmp(v->keys[i], "target") || x->type != JSON_OBJECT) {
+                rc = json_write_value(b, x);
+                continue;
+            }
+            rc = base_buf_append(b, "{", 1);
+            for (size_t k = 0; k < x->n && !rc; k++) {
+                rc = (k && base_buf_append(b, ",", 1)) || json_write_string(b, x->keys[k], x->key_lens[k]) ||
+                     base_buf_append(b, ":", 1) ||
+                     (strcmp(x->keys[k], "connection") ? json_write_value(b, x->items[k])
+                                                       : base_buf_append(b, "\"(hidden)\"", 10));
+            }
+            rc = rc || base_buf_append(b, "}", 1);
+        }
+        rc = rc || base_buf_append(b, "}", 1);
+    }
+    json_free(v);
+    return rc ? -ENOMEM : 0;
+}

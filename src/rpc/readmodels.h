@@ -119,6 +119,11 @@ const char *rpc_rm_state_name(int state);
 const char *rpc_rm_lifecycle_name(int lifecycle);
 /* A status as a JSON object (camelCase names, docs/protocol.md). 0 or -ENOMEM. */
 int rpc_rm_status_json(base_buf *b, const factum_readmodel_status *st);
+/* The definition as shown to a reader who may not administer: a
+ * PostgreSQL target's connection string (which may hold a password) is
+ * replaced by "(hidden)". Into b; 0 or -ENOMEM (text that is not JSON is
+ * copied as a JSON string). */
+int rpc_rm_definition_shown(base_buf *b, const char *def, int admin);
 /* Read "position", "lag_events" and "lag_ms" of a query's JSON answer (0 when absent). */
 void rpc_rm_answer_figures(const char *json, uint64_t *position, uint64_t *lag_events, uint64_t *lag_ms);
 

@@ -42,6 +42,7 @@ typedef struct rm_call {
     rm_wait *wait; /* Wait, or a Query's min_position (RMS-3) */
     char name[64];
     uint64_t position; /* Wait */
+    int admin_view;    /* Get: the caller may administer (sees connection strings) */
 } rm_call;
 
 static void call_free(rm_call *rc)
@@ -145,7 +146,8 @@ static void job_done(rm_job *j)
             }
             json_free(v);
         }
-        rpc_audit(rc->ctx, c, action, rc->name, j->op == RM_CREATE || (j->op == RM_REBUILD && j->text) ? j->text : NULL);
+        /* without the definition: a PostgreSQL target's connection string may hold a password */
+        rpc_audit(rc->ctx, c, action, rc->name, NULL);
     }
     if (!come_back(rc)) return;
     rc->job = NULL;
@@ -156,8 +158,14 @@ static void job_done(rm_job *j)
         Factum__Readmodels__Status s;
         fill_status(&s, &j->st);
         r.status = &s;
-        r.definition = j->out ? j->out : "";
-        answer(rc, &r.base);
+        base_buf d = {0};
+        if (rpc_rm_definition_shown(&d, j->out ? j->out : "", rc->admin_view) || base_buf_append(&d, "", 1)) {
+            rm_fail(rc, -ENOMEM, NULL);
+        } else {
+            r.definition = (char *)d.data;
+            answer(rc, &r.base);
+        }
+        base_buf_free(&d);
     } else if (j->op == RM_LIST) {
         Factum__Readmodels__ListResp r = FACTUM__READMODELS__LIST_RESP__INIT;
         Factum__Readmodels__Status *s = calloc(j->n_list ? j->n_list : 1, sizeof *s);
@@ -364,7 +372,10 @@ static void rm_message(net_call *c, const uint8_t *msg, size_t len)
         int bad = set_name(rc, req->name);
         rpc_unpack_free(req, &pa);
         if (bad) return;
-        if (rc->method == M_GET && authorize(rc, 0)) return;
+        if (rc->method == M_GET) {
+            if (authorize(rc, 0)) return;
+            rc->admin_view = rpc_rm_may_admin(rpc_principal(c)) == AUTH_OK;
+        }
         r = rm_dup(&rc->job->name, rc->name, strlen(rc->name));
         break;
     }

@@ -98,19 +98,14 @@ static void job_done(rm_job *j)
     net_http_resp r = {.status = 200, .content_type = "application/json"};
     const char *action = audit_action(j->op);
     if (!j->rc && action)
-        rpc_audit_as(&h->st->rpc, h->p, NULL, action, h->name,
-                     j->op == RM_CREATE || (j->op == RM_REBUILD && j->text) ? j->text : NULL);
+        rpc_audit_as(&h->st->rpc, h->p, NULL, action, h->name, NULL); /* no definition: it may hold a password */
     int oom = 0;
     if (j->rc) {
         error_rc(&r, j->rc, h->name, j->err);
     } else if (j->op == RM_GET) {
         oom = base_buf_append(&r.body, "{\"status\":", 10) || rpc_rm_status_json(&r.body, &j->st) ||
               base_buf_append(&r.body, ",\"definition\":", 14);
-        /* the definition is JSON as stored; anything else goes as a string */
-        const char *d = j->out ? j->out : "null";
-        if (!oom)
-            oom = json_validate(d, strlen(d)) == 0 ? base_buf_append(&r.body, d, strlen(d))
-                                                   : json_write_string(&r.body, d, strlen(d));
+        oom = oom || rpc_rm_definition_shown(&r.body, j->out ? j->out : "", rpc_rm_may_admin(h->p) == AUTH_OK);
         oom = oom || base_buf_append(&r.body, "}\n", 2);
     } else if (j->op == RM_LIST) {
         oom = base_buf_append(&r.body, "{\"readModels\":[", 15);
