@@ -652,8 +652,9 @@ int factum_readmodel_rebuild(factum_readmodels *m, const char *name, const char 
     }
     if (rc) return rc;
     if (strcmp(def->name, name)) {
+        rc = fail(err, err_len, FACTUM_EINVAL, "the definition is named %s, not %s", def->name, name);
         rm_def_free(def);
-        return fail(err, err_len, FACTUM_EINVAL, "the definition is named %s, not %s", def->name, name);
+        return rc;
     }
     pthread_mutex_lock(&m->admin_mu);
     if (find_locked(m, name) != x) {
