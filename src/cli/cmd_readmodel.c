@@ -204,7 +204,7 @@ static int status_json(base_buf *b, const factum_readmodel_status *st)
         rc = rc || base_buf_printf(b, ",\"rebuild\":{\"generation\":%" PRIu64 ",\"position\":%" PRIu64 "}",
                                    st->building, st->building_position);
     if (st->state == FACTUM_READMODEL_FAULTED)
-        rc = rc || base_buf_append(b, ",\"error\":{\"message\":", 21) ||
+        rc = rc || base_buf_append(b, ",\"error\":{\"message\":", 20) ||
              json_write_string(b, st->error, strlen(st->error)) || base_buf_append(b, ",\"statement\":", 13) ||
              json_write_string(b, st->statement, strlen(st->statement)) ||
              base_buf_printf(b, ",\"position\":%" PRIu64 ",\"version\":%" PRIu64 ",\"stream\":", st->error_position,

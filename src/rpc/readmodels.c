@@ -353,6 +353,17 @@ void rpc_rm_message(char *buf, size_t n, int rc, const char *name, const char *e
         snprintf(buf, n, "%s", what);
 }
 
+void rpc_rm_fault_text(rpc_ctx *ctx, const char *name, char *buf, size_t n)
+{
+    buf[0] = 0;
+    factum_readmodel_status *st = ctx->readmodels ? malloc(sizeof *st) : NULL;
+    if (st && factum_readmodel_get_status(ctx->readmodels, name, st) == 0 &&
+        st->state == FACTUM_READMODEL_FAULTED)
+        snprintf(buf, n, "stopped at position %" PRIu64 " (%.200s@%" PRIu64 "): %.300s", st->error_position,
+                 st->error_stream, st->error_version, st->error);
+    free(st);
+}
+
 const char *rpc_rm_state_name(int state)
 {
     switch (state) {

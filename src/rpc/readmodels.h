@@ -114,6 +114,9 @@ int rpc_rm_grpc_status(int rc);
 int rpc_rm_http_status(int rc);
 /* The message for rc on `name` (err: the library's text, may be "" or NULL). */
 void rpc_rm_message(char *buf, size_t n, int rc, const char *name, const char *err);
+/* Why `name` is faulted, into buf ("stopped at position P (stream@v): the
+ * error"), or "" when it is not (or is gone). Loop thread. */
+void rpc_rm_fault_text(rpc_ctx *ctx, const char *name, char *buf, size_t n);
 /* The state and lifecycle as text ("running", ...; "async", "inline"). */
 const char *rpc_rm_state_name(int state);
 const char *rpc_rm_lifecycle_name(int lifecycle);

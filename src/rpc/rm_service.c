@@ -260,6 +260,10 @@ static void wait_done(void *arg, int r)
         snprintf(why, sizeof why, "did not reach position %" PRIu64 " in time",
                  rc->method == M_QUERY ? rc->job->qo.min_position : rc->position);
         rm_fail(rc, r, why);
+    } else if (r == FACTUM_EFAULTED) {
+        char why[600];
+        rpc_rm_fault_text(rc->ctx, rc->name, why, sizeof why);
+        rm_fail(rc, r, why);
     } else if (r) rm_fail(rc, r, NULL);
     else if (rc->method == M_QUERY) query_after_wait(rc);
     else answer_wait(rc);
@@ -286,7 +290,9 @@ static int start_wait(rm_call *rc, uint64_t position, int timeout_ms)
     int r = rpc_rm_wait(rc->ctx, rc->name, position, timeout_ms, wait_done, rc, &rc->wait);
     if (r == 1) return 1;
     if (r < 0) {
-        rm_fail(rc, r, NULL);
+        char why[600] = "";
+        if (r == FACTUM_EFAULTED) rpc_rm_fault_text(rc->ctx, rc->name, why, sizeof why);
+        rm_fail(rc, r, why);
         return -1;
     }
     net_call_ref(rc->c);

@@ -161,6 +161,10 @@ static void wait_done(void *arg, int rc)
         char why[160];
         snprintf(why, sizeof why, "did not reach position %" PRIu64 " in time", h->position);
         error_rc(&r, rc, h->name, why);
+    } else if (rc == FACTUM_EFAULTED) {
+        char why[600];
+        rpc_rm_fault_text(&h->st->rpc, h->name, why, sizeof why);
+        error_rc(&r, rc, h->name, why);
     } else if (rc) {
         error_rc(&r, rc, h->name, NULL);
     } else if (!h->is_wait) {
@@ -496,8 +500,13 @@ void srv_http_readmodels(srv_state *st, const net_http_req *req, net_http_resp *
         int rc = rpc_rm_wait(&st->rpc, name, need, wait ? (int)timeout : j->qo.wait_ms, wait_done, h, &h->wait);
         if (rc == 0) return; /* wait_done answers */
         if (rc < 0 || wait) {
-            if (rc < 0) error_rc(&r, rc, name, NULL);
-            else wait_answer(h, &r);
+            if (rc < 0) {
+                char why[600] = "";
+                if (rc == FACTUM_EFAULTED) rpc_rm_fault_text(&st->rpc, name, why, sizeof why);
+                error_rc(&r, rc, name, why);
+            } else {
+                wait_answer(h, &r);
+            }
             finish(h, &r);
             return;
         }

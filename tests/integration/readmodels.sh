@@ -39,6 +39,7 @@ s() {
   local want=$1 rc=0
   shift
   "$FACTUM" --server "$URL" "$@" >"$T/.out" 2>"$T/.err" || rc=$?
+  [ "$(tr -d '\000' <"$T/.out" | wc -c)" = "$(wc -c <"$T/.out")" ] || fail "a NUL byte in the output of factum $*"
   OUT=$(cat "$T/.out")
   ERR=$(cat "$T/.err")
   case "$ERR" in *Sanitizer*|*"runtime error"*) fail "sanitizer report from: $* :: $ERR" ;; esac
@@ -51,6 +52,7 @@ h() {
   shift 3
   code=$(curl -sS "${CURL[@]}" -X "$method" -o "$T/.body" -D "$T/.hdrs" -w '%{http_code}' "$@" "$HTTP$path") ||
     fail "curl $method $path failed"
+  [ "$(tr -d '\000' <"$T/.body" | wc -c)" = "$(wc -c <"$T/.body")" ] || fail "a NUL byte in the body of $method $path"
   BODY=$(cat "$T/.body")
   HDRS=$(tr -d '\r' <"$T/.hdrs")
   [ "$code" = "$want" ] || fail "HTTP $code instead of $want from $method $path :: $BODY"
@@ -68,6 +70,15 @@ cat >"$T/balances.json" <<'EOF'
   }
 }
 EOF
+cat >"$T/fragile.json" <<'EOF2'
+{
+  "name": "fragile",
+  "onError": "stop",
+  "streams": ["fragile-"],
+  "schema": ["CREATE TABLE f(id TEXT PRIMARY KEY)"],
+  "handlers": {"Added": "INSERT INTO f(id) VALUES (:data.id)"}
+}
+EOF2
 cat >"$T/secret.json" <<'EOF'
 {
   "name": "secret",
@@ -121,6 +132,29 @@ checks() {
   s 0 readmodel status balances --json
   eq "$(jq -r .state <<<"$OUT")" paused "paused over gRPC"
   s 0 readmodel resume balances
+
+  s 0 query balances 'SELECT id FROM balances' --min-position "$P" --row-limit 1 --json
+  eq "$(jq -c '[.rows, .truncated]' <<<"$OUT")" '[[["a1"]],false]' "query options over gRPC"
+  s 1 query balances 'SELECT id FROM balances' --min-position $((P + 1000)) --wait-ms 200
+  contains "$ERR" "did not reach position" "query's min-position out of time"
+  s 0 readmodel parked balances --json
+  eq "$(jq '.rows|length' <<<"$OUT")" 0 "parked over gRPC"
+  # a statement that fails stops the read model (onError stop): FAILED_PRECONDITION, with why
+  s 0 readmodel create "$T/fragile.json"
+  s 0 append fragile-1 --type Added --data '{"id":"x"}'
+  s 0 append fragile-1 --type Added --data '{"id":"x"}' --json
+  local PF
+  PF=$(jq -r .lastPosition <<<"$OUT")
+  s 1 readmodel wait fragile "$PF" --timeout 5000
+  contains "$ERR" "faulted" "wait on a faulted read model"
+  contains "$ERR" "stopped at position $PF" "the event that stopped it"
+  s 0 readmodel status fragile --json
+  eq "$(jq -r '[.state, .error.position]|@tsv' <<<"$OUT")" "$(printf 'faulted\t%s' "$PF")" "faulted status"
+  h 409 GET "/readmodels/fragile/wait?position=$PF"
+  contains "$BODY" "stopped at position $PF" "HTTP wait on a faulted read model"
+  h 200 GET /metrics
+  contains "$BODY" 'factum_readmodel_state{readmodel="fragile",state="faulted"} 1' "faulted metric"
+  s 0 readmodel drop fragile
 
   # ---- HTTP, with curl ----
   h 200 GET /readmodels
@@ -246,6 +280,9 @@ for mode in insecure secure; do
   wait "$pid" || rc=$?
   pid=""
   [ "$rc" = 0 ] || { cat "$log"; fail "factumd did not shut down cleanly (exit $rc)"; }
-  if grep -E "ERROR|runtime error|AddressSanitizer|LeakSanitizer" "$log"; then fail "errors in the log"; fi
+  # (the read model faulted on purpose logs why, as an ERROR)
+  if grep -E "ERROR|runtime error|AddressSanitizer|LeakSanitizer" "$log" | grep -v "read model fragile stopped at the event"; then
+    fail "errors in the log"
+  fi
 done
 echo "readmodels.sh: ok"
