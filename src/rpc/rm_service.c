@@ -45,6 +45,10 @@ typedef struct rm_call {
     int admin_view;    /* Get: the caller may administer (sees connection strings) */
 } rm_call;
 
+/* What a call holds besides its copies, charged to it (NET-5): its state
+ * and, for a wait, the waiter here and in the library. */
+#define RM_CALL_COST (sizeof(rm_call) + 256)
+
 static void call_free(rm_call *rc)
 {
     rm_job_free(rc->job);
@@ -323,6 +327,11 @@ static void rm_message(net_call *c, const uint8_t *msg, size_t len)
     rm_call *rc = net_call_state(c);
     if (!rc || rc->have_request) return; /* unary: one request */
     rc->have_request = 1;
+    if (net_call_charge(c, RM_CALL_COST)) {
+        rpc_fail(c, GRPC_RESOURCE_EXHAUSTED, RPC_MEM_MESSAGE, NULL, NULL);
+        return;
+    }
+    rc->charged += RM_CALL_COST;
     if (!rc->ctx->readmodels) {
         rm_fail(rc, FACTUM_ECLOSED, NULL);
         return;
