@@ -247,6 +247,15 @@ checks() {
     eq "$(jq -c .rows <<<"$BODY")" '[["a1"]]' "admin reads secret"
   fi
 
+  # the administrative actions are in $audit, without the definitions
+  s 0 read '$audit' --json
+  for a in readmodel-created readmodel-paused readmodel-resumed readmodel-rebuilt; do
+    contains "$OUT" "\"type\":\"$a\"" "audit record $a"
+  done
+  eq "$(jq -r 'select(.type == "readmodel-created") | .data.target' <<<"$OUT" | sort -u | tr '\n' ' ')" \
+    "balances fragile secret " "audited creations"
+  case "$OUT" in *CREATE\ TABLE*) fail "a definition in the audit trail" ;; esac
+
   h 200 DELETE /readmodels/secret
   h 404 GET /readmodels/secret
   s 0 readmodel drop balances
