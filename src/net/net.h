@@ -122,6 +122,11 @@ net_http_later *net_http_defer(const net_http_req *req);
 void net_http_answer(net_http_later *l, const net_http_resp *resp);
 /* Has the client of l gone away (nothing will be sent)? */
 int net_http_gone(const net_http_later *l);
+/* Call fn(arg) on the loop if the connection closes before l is answered
+ * (so that the handler can give up its work). fn must not answer l nor
+ * free what the answer needs... except by net_http_answer, which it may
+ * call: l is then gone. */
+void net_http_on_gone(net_http_later *l, void (*fn)(void *arg), void *arg);
 
 /* ---- authentication (NET-8) ------------------------------------------------
  * One request to authenticate: a gRPC call whose headers have arrived (before

@@ -283,8 +283,12 @@ static void conn_close(conn *k)
     call_close_all(k); /* the calls of this connection are over (NET-4) */
     if (k->http_auth) k->http_auth->k = NULL; /* NET-8: its answer finds no one */
     k->http_auth = NULL;
-    if (k->http_later) k->http_later->k = NULL; /* NET-9: nor does this one */
+    net_http_later *later = k->http_later;
     k->http_later = NULL;
+    if (later) { /* NET-9: nor does this one; its handler may give up its work */
+        later->k = NULL;
+        if (later->gone_fn) later->gone_fn(later->gone_arg);
+    }
     http1_drop_principal(k);
     unreserve(k);
     if (k->tls_mem) net_release(s, k, NULL, k->tls_mem);
@@ -714,6 +718,12 @@ net_http_later *net_http_defer(const net_http_req *req)
     l->k = k;
     k->http_deferring = l;
     return l;
+}
+
+void net_http_on_gone(net_http_later *l, void (*fn)(void *arg), void *arg)
+{
+    l->gone_fn = fn;
+    l->gone_arg = arg;
 }
 
 int net_http_gone(const net_http_later *l)

@@ -126,6 +126,8 @@ struct net_auth {
 struct net_http_later {
     conn *k; /* NULL once the connection closed */
     int keep_alive;
+    void (*gone_fn)(void *arg); /* net_http_on_gone */
+    void *gone_arg;
 };
 
 struct post {

@@ -75,6 +75,10 @@ static int collect(void *arg, const factum_readmodel_status *st)
 static void job_work(auth_job *aj)
 {
     rm_job *j = (rm_job *)aj;
+    if (atomic_load(&j->abandoned)) {
+        j->rc = -ECANCELED;
+        return;
+    }
     factum_readmodels *m = j->ctx->readmodels;
     char *e = j->err;
     size_t el = sizeof j->err;

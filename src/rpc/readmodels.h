@@ -26,6 +26,8 @@
 #ifndef FACTUM_RPC_READMODELS_H
 #define FACTUM_RPC_READMODELS_H
 
+#include <stdatomic.h>
+
 #include "auth/pool.h"
 #include "base/base.h"
 #include "factum_readmodel.h"
@@ -65,6 +67,10 @@ typedef struct rm_job {
      * rc is FACTUM_ECLOSED then). */
     void (*done)(struct rm_job *j);
     void *arg;
+    /* Set (any thread) when nobody waits for the answer any more: a job
+     * not yet started is skipped (rc -ECANCELED), so that work queued by
+     * clients that left does not hold the workers (RMS-1). */
+    _Atomic int abandoned;
 } rm_job;
 
 /* A new job of op for ctx (NULL without memory). */

@@ -495,6 +495,7 @@ static void rm_close(net_call *c)
         net_call_unref(c);
         return;
     }
+    if (rc->job && rc->pending) atomic_store(&rc->job->abandoned, 1); /* not started: skipped */
     if (rc->pending) rc->closed = 1; /* job_done or wait_done frees it */
     else call_free(rc);
 }

@@ -152,6 +152,21 @@ static void wait_answer(rm_http *h, net_http_resp *r)
 
 static int start_job(rm_http *h);
 
+/* NET-9: the client left before its answer. A wait is cancelled (and all
+ * freed) if it can be; a job not yet started is skipped. Either way what
+ * comes back later answers no one. */
+static void rh_gone(void *arg)
+{
+    rm_http *h = arg;
+    if (h->wait && rpc_rm_wait_abandon(&h->st->rpc, h->wait)) {
+        h->wait = NULL;
+        net_http_resp r = {0};
+        finish(h, &r); /* the connection is gone: this only frees */
+        return;
+    }
+    if (h->job) atomic_store(&h->job->abandoned, 1);
+}
+
 static void wait_done(void *arg, int rc)
 {
     rm_http *h = arg;
@@ -167,6 +182,8 @@ static void wait_done(void *arg, int rc)
         error_rc(&r, rc, h->name, why);
     } else if (rc) {
         error_rc(&r, rc, h->name, NULL);
+    } else if (!h->is_wait && net_http_gone(h->later)) {
+        /* the client left: no query for no one */
     } else if (!h->is_wait) {
         h->job->qo.min_position = 0; /* reached (RMS-3) */
         int jrc = start_job(h);
@@ -492,6 +509,7 @@ void srv_http_readmodels(srv_state *st, const net_http_req *req, net_http_resp *
         return;
     }
     h->p = auth_principal_ref(principal(req));
+    net_http_on_gone(h->later, rh_gone, h);
     net_http_resp r = {0};
     /* A wait, or a query's min_position first (RMS-2, RMS-3). */
     uint64_t need = wait ? wait_pos : op == RM_QUERY ? j->qo.min_position : 0;
