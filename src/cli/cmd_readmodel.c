@@ -613,8 +613,8 @@ int cli_cmd_query(cli_ctx *c, int argc, char **argv)
     }
     if (cli_get(&a, "time-limit")) {
         if ((code = cli_parse_u64(c, "--time-limit", cli_get(&a, "time-limit"), &v))) goto out;
-        if (v < 1 || v > 3600000) {
-            code = cli_usage(c, "--time-limit is 1 to 3600000 ms");
+        if (v < 1 || v > 60000) {
+            code = cli_usage(c, "--time-limit is 1 to 60000 ms");
             goto out;
         }
         o.time_limit_ms = (uint32_t)v;

@@ -22,7 +22,9 @@
 /* Workers and their queue (RMS-1). SQLite readers run in parallel; a
  * PostgreSQL create may wait for its connection. */
 #define RM_THREADS 4
-#define RM_QUEUE 256
+#define RM_QUEUE 64
+
+static uint64_t mono_ns(void);
 
 /* ---- jobs (RMS-1) ---------------------------------------------------------- */
 
@@ -77,6 +79,11 @@ static void job_work(auth_job *aj)
     rm_job *j = (rm_job *)aj;
     if (atomic_load(&j->abandoned)) {
         j->rc = -ECANCELED;
+        return;
+    }
+    if (j->deadline_ns && mono_ns() >= j->deadline_ns) {
+        j->rc = FACTUM_ETIMEDOUT;
+        snprintf(j->err, sizeof j->err, "the call's deadline passed while it waited for a worker");
         return;
     }
     factum_readmodels *m = j->ctx->readmodels;

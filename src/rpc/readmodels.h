@@ -43,6 +43,10 @@ enum rm_op { RM_CREATE, RM_REBUILD, RM_PAUSE, RM_RESUME, RM_DROP, RM_GET, RM_LIS
 /* A wait's time, at most (a longer one is cut to this). */
 #define RM_MAX_WAIT_MS 300000
 #define RM_DEFAULT_WAIT_MS 5000
+/* A query's time limit, at most (a longer one is refused): with the
+ * workers and their queue, what bounds how long a client that fills the
+ * queue with slow queries delays everyone else's (RMS-1). */
+#define RM_MAX_QUERY_MS 60000
 
 /* One library call run on a worker (RMS-1). The strings are the job's
  * (malloc'd, freed by rm_job_free). */
@@ -71,6 +75,9 @@ typedef struct rm_job {
      * not yet started is skipped (rc -ECANCELED), so that work queued by
      * clients that left does not hold the workers (RMS-1). */
     _Atomic int abandoned;
+    /* CLOCK_MONOTONIC ns after which nobody waits for it either (the gRPC
+     * call's deadline), or 0: skipped then with FACTUM_ETIMEDOUT. */
+    uint64_t deadline_ns;
 } rm_job;
 
 /* A new job of op for ctx (NULL without memory). */

@@ -205,6 +205,7 @@ static void run_job(rm_call *rc)
     rm_job *j = rc->job;
     j->done = job_done;
     j->arg = rc;
+    j->deadline_ns = net_call_deadline(rc->c);
     net_call_ref(rc->c);
     rc->pending = 1;
     int r = rpc_rm_submit(rc->ctx, j);
@@ -441,6 +442,10 @@ static void rm_message(net_call *c, const uint8_t *msg, size_t len)
             if (!r && req->params && req->params[0]) r = keep(rc, &j->params, req->params, strlen(req->params));
             j->qo.min_position = req->min_position;
             if (req->row_limit) j->qo.row_limit = req->row_limit;
+            if (req->time_limit_ms > RM_MAX_QUERY_MS) {
+                rpc_fail(c, GRPC_INVALID_ARGUMENT, "time_limit_ms is at most 60000", NULL, NULL);
+                bad = 1;
+            }
             if (req->time_limit_ms) j->qo.time_limit_ms = req->time_limit_ms;
             if (req->wait_ms) j->qo.wait_ms = req->wait_ms > RM_MAX_WAIT_MS ? RM_MAX_WAIT_MS : (int)req->wait_ms;
         }

@@ -311,10 +311,10 @@ static int query_from_body(rm_job *j, const net_http_req *req, net_http_resp *re
         const json_value *n = json_get(v, nums[i]);
         if (!n || n->type == JSON_NULL) continue;
         if (n->type != JSON_NUMBER || json_int64(n, &x) || x < 0 || (i > 0 && x > UINT32_MAX) ||
-            (i == 3 && x > RM_MAX_WAIT_MS)) {
+            (i == 2 && x > RM_MAX_QUERY_MS) || (i == 3 && x > RM_MAX_WAIT_MS)) {
             bad = i == 0   ? "\"minPosition\" must be a position (an integer >= 0)"
                   : i == 1 ? "\"rowLimit\" must be an integer >= 0"
-                  : i == 2 ? "\"timeLimitMs\" must be an integer >= 0"
+                  : i == 2 ? "\"timeLimitMs\" must be an integer, 0 to 60000"
                            : "\"waitMs\" must be an integer, 0 to 300000";
             break;
         }
@@ -364,7 +364,7 @@ static int query_from_qs(rm_job *j, const char *qs, net_http_resp *resp)
     if (rc) j->qo.min_position = v;
     if ((rc = qs_u64(qs, "row_limit", UINT32_MAX, &v)) < 0) goto bad_num;
     if (rc && v) j->qo.row_limit = (uint32_t)v;
-    if ((rc = qs_u64(qs, "time_limit_ms", UINT32_MAX, &v)) < 0) goto bad_num;
+    if ((rc = qs_u64(qs, "time_limit_ms", RM_MAX_QUERY_MS, &v)) < 0) goto bad_num;
     if (rc && v) j->qo.time_limit_ms = (uint32_t)v;
     if ((rc = qs_u64(qs, "wait_ms", RM_MAX_WAIT_MS, &v)) < 0) goto bad_num;
     if (rc && v) j->qo.wait_ms = (int)v;
@@ -374,7 +374,7 @@ static int query_from_qs(rm_job *j, const char *qs, net_http_resp *resp)
     }
     return 0;
 bad_num:
-    error_body(resp, 400, "min_position, row_limit, time_limit_ms and wait_ms must be integers >= 0 (wait_ms at most 300000)");
+    error_body(resp, 400, "min_position, row_limit, time_limit_ms and wait_ms must be integers >= 0 (time_limit_ms at most 60000, wait_ms 300000)");
     return -1;
 }
 
