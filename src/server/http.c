@@ -40,9 +40,10 @@ static void info(srv_state *st, net_http_resp *r)
         &r->body,
         "{\"esVersion\":\"%s\",\"factumVersion\":\"%s\",\"state\":\"leader\",\"authentication\":{\"type\":"
         "\"%s\",\"properties\":{}},\"tls\":%s,\"features\":{\"projections\":%s,\"userManagement\":%s,"
-        "\"atomPub\":false},\"durability\":\"%s\",\"lastPosition\":%" PRIu64 "}\n",
+        "\"atomPub\":false,\"readModels\":%s},\"durability\":\"%s\",\"lastPosition\":%" PRIu64 "}\n",
         RPC_SERVER_VERSION, FACTUM_VERSION_STRING, st->sec.auth ? "internal" : "insecure",
         st->sec.tls ? "true" : "false", st->proj ? "true" : "false", st->users ? "true" : "false",
+        st->rm ? "true" : "false",
         fs.durability ? "relaxed" : "durable", fs.last_position);
 }
 
