@@ -133,6 +133,22 @@ checks() {
   eq "$(jq -r .state <<<"$OUT")" paused "paused over gRPC"
   s 0 readmodel resume balances
 
+  # rebuilds over gRPC: with the definition it has, with a new one, with one of another name (refused)
+  s 0 readmodel rebuild balances
+  eq "$OUT" "rebuilding balances" "rebuild over gRPC"
+  s 0 readmodel rebuild balances "$T/balances.json"
+  s 2 readmodel rebuild balances "$T/secret.json"
+  contains "$ERR" "named secret, not balances" "a rebuild under another name"
+  s 4 readmodel rebuild nosuch
+  local i
+  for i in $(seq 1 100); do
+    s 0 readmodel status balances --json
+    [ "$(jq 'has("rebuild")' <<<"$OUT")" = false ] && [ "$(jq .generation <<<"$OUT")" -ge 3 ] && break
+    sleep 0.1
+  done
+  [ "$(jq .generation <<<"$OUT")" -ge 3 ] || fail "the rebuilds did not switch: $OUT"
+  s 0 query balances 'SELECT id, balance FROM balances' --min-position "$P" --json
+  eq "$(jq -c .rows <<<"$OUT")" '[["a1",10]]' "rows after the rebuilds"
   s 0 query balances 'SELECT id FROM balances' --min-position "$P" --row-limit 1 --json
   eq "$(jq -c '[.rows, .truncated]' <<<"$OUT")" '[[["a1"]],false]' "query options over gRPC"
   s 1 query balances 'SELECT id FROM balances' --min-position $((P + 1000)) --wait-ms 200
