@@ -430,8 +430,9 @@ FACTUM_API int factum_client_user_list(factum_client *c, const char *login,
  * FACTUM_EACCESSDENIED / FACTUM_EUNAUTHENTICATED, FACTUM_EUNSUPPORTED (a
  * server without the service: KurrentDB), FACTUM_ESERVER (the server is
  * busy, or runs no read models), and the connection's errors. Every
- * string argument is borrowed for the call. A wait or a query whose time
- * is longer than the client's timeout gets that time plus 5 s instead.
+ * string argument is borrowed for the call. A wait, or a query whose wait
+ * and time limit together are longer than the client's timeout, gets that
+ * time plus 2 s instead.
  * ------------------------------------------------------------------------- */
 
 FACTUM_API int factum_client_readmodel_create(factum_client *c, const char *definition, size_t len);

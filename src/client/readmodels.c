@@ -48,13 +48,14 @@ static int check_name(factum_client *c, const char *name)
     return 0;
 }
 
-/* Lengthen the client's timeout for a call that waits up to wait_ms on
- * the server; returns the timeout to restore. */
+/* Lengthen the client's timeout for a call that may take wait_ms on the
+ * server (a wait, a query's wait and time limit) to that plus 2 s, if it
+ * is shorter; returns the timeout to restore. */
 static uint32_t stretch(factum_client *c, uint64_t wait_ms)
 {
     uint32_t keep = c->timeout_ms;
-    if (c->timeout_ms && wait_ms + 5000 > c->timeout_ms)
-        c->timeout_ms = wait_ms + 5000 > UINT32_MAX - 1 ? UINT32_MAX - 1 : (uint32_t)(wait_ms + 5000);
+    if (c->timeout_ms && wait_ms + 2000 > c->timeout_ms)
+        c->timeout_ms = wait_ms + 2000 > UINT32_MAX - 1 ? UINT32_MAX - 1 : (uint32_t)(wait_ms + 2000);
     return keep;
 }
 
@@ -277,7 +278,8 @@ int factum_client_readmodel_query(factum_client *c, const char *name, const char
         req.row_limit = o->row_limit;
         req.time_limit_ms = o->time_limit_ms;
         req.wait_ms = o->wait_ms > 0 ? (uint32_t)o->wait_ms : 0;
-        uint64_t wait = (o->min_position ? (uint64_t)(o->wait_ms > 0 ? o->wait_ms : 0) : 0) + o->time_limit_ms;
+        uint64_t wait = (o->min_position ? (uint64_t)(o->wait_ms > 0 ? o->wait_ms : 5000) : 0) +
+                        (o->time_limit_ms ? o->time_limit_ms : 5000);
         uint32_t keep = stretch(c, wait);
         ProtobufCMessage *m;
         rc = run(c, "Query", &req.base, &factum__readmodels__query_resp__descriptor, &m);

@@ -9,6 +9,9 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +26,10 @@
  * PostgreSQL create may wait for its connection. */
 #define RM_THREADS 4
 #define RM_QUEUE 64
+/* The workers' niceness: a query that burns CPU for its whole time limit
+ * must not take it from the loop (and the store's threads) on a small
+ * machine. Linux gives each thread its own. */
+#define RM_NICE 10
 
 static uint64_t mono_ns(void);
 
@@ -76,6 +83,11 @@ static int collect(void *arg, const factum_readmodel_status *st)
 /* On a worker. */
 static void job_work(auth_job *aj)
 {
+    static _Thread_local int niced;
+    if (!niced) {
+        niced = 1;
+        setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), RM_NICE); /* best effort */
+    }
     rm_job *j = (rm_job *)aj;
     if (atomic_load(&j->abandoned)) {
         j->rc = -ECANCELED;
