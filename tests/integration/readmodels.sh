@@ -79,6 +79,15 @@ cat >"$T/fragile.json" <<'EOF2'
   "handlers": {"Added": "INSERT INTO f(id) VALUES (:data.id)"}
 }
 EOF2
+cat >"$T/inline.json" <<'EOF2'
+{
+  "name": "inline",
+  "lifecycle": "inline",
+  "streams": ["inline-"],
+  "schema": ["CREATE TABLE seen(id TEXT PRIMARY KEY)"],
+  "handlers": {"Added": "INSERT INTO seen(id) VALUES (:data.id)"}
+}
+EOF2
 cat >"$T/secret.json" <<'EOF'
 {
   "name": "secret",
@@ -171,6 +180,17 @@ checks() {
   h 200 GET /metrics
   contains "$BODY" 'factum_readmodel_state{readmodel="fragile",state="faulted"} 1' "faulted metric"
   s 0 readmodel drop fragile
+
+  # inline: an acknowledged append is in the table before the next query, without a wait
+  s 0 readmodel create "$T/inline.json"
+  for i in 1 2 3 4 5 6 7 8; do
+    s 0 append inline-1 --type Added --data "{\"id\":\"k$i\"}"
+    s 0 query inline 'SELECT count(*) FROM seen' --json
+    eq "$(jq -c .rows <<<"$OUT")" "[[$i]]" "inline: the append before the query"
+  done
+  h 200 POST /readmodels/inline/query --data '{"sql":"SELECT count(*) FROM seen"}'
+  eq "$(jq -c .rows <<<"$BODY")" "[[8]]" "inline over HTTP"
+  s 0 readmodel drop inline
 
   # ---- HTTP, with curl ----
   h 200 GET /readmodels
@@ -269,7 +289,7 @@ checks() {
     contains "$OUT" "\"type\":\"$a\"" "audit record $a"
   done
   eq "$(jq -r 'select(.type == "readmodel-created") | .data.target' <<<"$OUT" | sort -u | tr '\n' ' ')" \
-    "balances fragile secret " "audited creations"
+    "balances fragile inline secret " "audited creations"
   case "$OUT" in *CREATE\ TABLE*) fail "a definition in the audit trail" ;; esac
 
   h 200 DELETE /readmodels/secret
