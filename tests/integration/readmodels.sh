@@ -9,7 +9,8 @@
 # authentication (certificates from mkcerts.sh), where readers are
 # enforced: a user not among a read model's readers gets 403 /
 # PERMISSION_DENIED (exit 5), anonymous 401, and only $ops/$admins may
-# administer. Each run ends with SIGTERM and a clean shutdown.
+# administer. With FACTUM_TEST_PG (tests/lib/with-postgres.sh) a PostgreSQL
+# target too. Each run ends with SIGTERM and a clean shutdown.
 # Usage: tests/integration/readmodels.sh /path/to/factumd /path/to/factum
 set -euo pipefail
 factumd=$(realpath "$1")
@@ -292,6 +293,34 @@ checks() {
     "balances fragile inline secret " "audited creations"
   case "$OUT" in *CREATE\ TABLE*) fail "a definition in the audit trail" ;; esac
 
+  if [ -n "${FACTUM_TEST_PG:-}" ]; then
+    # a PostgreSQL target (tests/lib/with-postgres.sh): the same calls; its connection string is shown
+    # only to those who may administer
+    local pgname="pg_$mode"
+    jq -n --arg name "$pgname" --arg conn "$FACTUM_TEST_PG" '{name: $name, target: {type: "postgres", connection: $conn},
+      readers: ["$all"], streams: ["account-"],
+      schema: ["CREATE TABLE balances(id TEXT PRIMARY KEY, balance BIGINT NOT NULL)"],
+      handlers: {AccountOpened: "INSERT INTO balances(id, balance) VALUES (:data.id, 0)",
+                 Deposited: "UPDATE balances SET balance = balance + :data.amount WHERE id = :data.id"}}' >"$T/pg.json"
+    h 201 POST /readmodels --data-binary @"$T/pg.json"
+    s 0 readmodel wait "$pgname" "$P" --timeout 10000
+    s 0 query "$pgname" 'SELECT id, balance FROM balances WHERE id = :id' --param id=a1 --json
+    eq "$(jq -c .rows <<<"$OUT")" '[["a1",10]]' "a PostgreSQL target over gRPC"
+    h 200 GET "/readmodels/$pgname/query" -G --data-urlencode 'sql=SELECT count(*) AS n FROM balances'
+    eq "$(jq -c .rows <<<"$BODY")" '[[1]]' "a PostgreSQL target over HTTP"
+    h 400 GET "/readmodels/$pgname/query" -G --data-urlencode 'sql=DELETE FROM balances'
+    h 200 GET "/readmodels/$pgname"
+    eq "$(jq -r .status.target <<<"$BODY")" postgres "the target"
+    eq "$(jq -r .definition.target.connection <<<"$BODY")" "$FACTUM_TEST_PG" "the connection, to an admin"
+    if [ "$mode" = secure ]; then
+      local keep_pg=("${CURL[@]}")
+      CURL=(--http1.1 --cacert "$certs/ca/ca.crt" -u 'carl:carl pw')
+      h 200 GET "/readmodels/$pgname"
+      eq "$(jq -r .definition.target.connection <<<"$BODY")" "(hidden)" "the connection, to a reader"
+      CURL=("${keep_pg[@]}")
+    fi
+    s 0 readmodel drop "$pgname"
+  fi
   h 200 DELETE /readmodels/secret
   h 404 GET /readmodels/secret
   s 0 readmodel drop balances
