@@ -279,16 +279,16 @@ int rm_model_switch(rm_model *model, rm_gen *g, uint64_t p)
     rm_mgr *m = model->m;
     if (pthread_mutex_trylock(&m->admin_mu)) return 0; /* an administrative call runs: later */
     pthread_mutex_lock(&model->mu);
-    int ok = model->build == g && p >= atomic_load(&model->position);
+    /* Paused: the rebuild waits for the resume to switch. */
+    int ok = model->build == g && !model->paused && p >= atomic_load(&model->position);
     rm_ns *bns = model->build_ns, *old_ns = model->ns;
-    int paused = model->paused;
     pthread_mutex_unlock(&model->mu);
     if (!ok) {
         pthread_mutex_unlock(&m->admin_mu);
         return 0;
     }
     /* RM-6: stored first; a crash after this opens the new generation. */
-    int rc = append_record(m, model->name, bns->def, bns->gen, paused, NULL, 0, 0);
+    int rc = append_record(m, model->name, bns->def, bns->gen, 0, NULL, 0, 0);
     if (rc) {
         pthread_mutex_unlock(&m->admin_mu);
         rm_log(m, FACTUM_LOG_WARN, "read model %s: storing the switch to generation %" PRIu64 ": %s", model->name,
@@ -297,17 +297,15 @@ int rm_model_switch(rm_model *model, rm_gen *g, uint64_t p)
     }
     pthread_mutex_lock(&model->mu);
     rm_gen *old = model->live;
-    model->live = paused ? NULL : g;
+    model->live = g;
     model->ns = bns;
     model->build = NULL;
     model->build_ns = NULL;
     old_ns->retired = 1;
-    if (!paused) {
-        rm_gen_set_live(g);
-        model->state = FACTUM_READMODEL_RUNNING;
-        model->error[0] = 0;
-        model->is_live = 1;
-    }
+    rm_gen_set_live(g);
+    model->state = FACTUM_READMODEL_RUNNING;
+    model->error[0] = model->statement[0] = model->error_stream[0] = 0;
+    model->is_live = 1;
     pthread_mutex_unlock(&model->mu);
     rm_log(m, FACTUM_LOG_INFO, "read model %s: generation %" PRIu64 " replaces %" PRIu64 " at position %" PRIu64,
            model->name, bns->gen, old_ns->gen, p);
@@ -317,11 +315,6 @@ int rm_model_switch(rm_model *model, rm_gen *g, uint64_t p)
     pthread_mutex_unlock(&model->mu);
     rm_model_publish(model, p);
     pthread_mutex_unlock(&m->admin_mu);
-    if (paused) {
-        /* Paused during the rebuild: the new generation stays, stopped.
-         * (Its thread is this one: it ends when it sees the stop flag.) */
-        return 0;
-    }
     return 1;
 }
 
@@ -458,7 +451,7 @@ static int add_model(rm_mgr *m, const char *name, rm_def *def, uint64_t gen, int
     pthread_mutex_unlock(&m->mu);
     int rc = 0;
     if (!paused && m->opts.start) rc = start_live(model);
-    if (!rc && build_def) {
+    if (!rc && build_def && m->opts.start) {
         if (!(model->build_ns = ns_new(model, build_def, build_gen)))
             rc = -ENOMEM;
         else if ((rc = rm_gen_start(model, model->build_ns, 1, &model->build)))
