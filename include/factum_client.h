@@ -28,6 +28,7 @@
 #define FACTUM_CLIENT_H
 
 #include "factum.h"
+#include "factum_readmodel.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -418,6 +419,47 @@ FACTUM_API int factum_client_user_reset_password(factum_client *c, const char *l
  * returned). */
 FACTUM_API int factum_client_user_list(factum_client *c, const char *login,
                                        int (*cb)(void *ctx, const factum_user_info *u), void *ctx);
+
+/* ---------------------------------------------------------------------------
+ * Read models (factumd's own ReadModels service, docs/protocol.md; the
+ * calls of factum_readmodel.h over the network). Errors: FACTUM_ENOTFOUND
+ * (no read model of that name), FACTUM_EEXISTS (create), FACTUM_EINVAL (a
+ * bad definition, statement or parameter: factum_client_last_error has the
+ * server's reason), FACTUM_ETIMEDOUT (a wait, or a query's time limit or
+ * min_position), FACTUM_EFAULTED (the read model stopped on an error),
+ * FACTUM_EACCESSDENIED / FACTUM_EUNAUTHENTICATED, FACTUM_EUNSUPPORTED (a
+ * server without the service: KurrentDB), FACTUM_ESERVER (the server is
+ * busy, or runs no read models), and the connection's errors. Every
+ * string argument is borrowed for the call. A wait, or a query whose wait
+ * and time limit together are longer than the client's timeout, gets that
+ * time plus 2 s instead.
+ * ------------------------------------------------------------------------- */
+
+FACTUM_API int factum_client_readmodel_create(factum_client *c, const char *definition, size_t len);
+/* Rebuild `name` (definition NULL: with its current one). */
+FACTUM_API int factum_client_readmodel_rebuild(factum_client *c, const char *name, const char *definition,
+                                               size_t len);
+FACTUM_API int factum_client_readmodel_pause(factum_client *c, const char *name);
+FACTUM_API int factum_client_readmodel_resume(factum_client *c, const char *name);
+FACTUM_API int factum_client_readmodel_drop(factum_client *c, const char *name);
+/* The status of `name` into *st and (definition not NULL) its definition
+ * into *definition (malloc'd JSON; free() it). */
+FACTUM_API int factum_client_readmodel_get(factum_client *c, const char *name, factum_readmodel_status *st,
+                                           char **definition);
+/* cb once per read model, by name (st valid during the call); cb returns 0
+ * to go on, anything else to stop (returned). */
+FACTUM_API int factum_client_readmodel_list(factum_client *c,
+                                            int (*cb)(void *ctx, const factum_readmodel_status *st), void *ctx);
+/* Wait until `name` has applied `position`, at most timeout_ms (0: the
+ * server's default, 5000). *reached (may be NULL): where it stands then. */
+FACTUM_API int factum_client_readmodel_wait(factum_client *c, const char *name, uint64_t position,
+                                            int timeout_ms, uint64_t *reached);
+/* A read-only query (factum_readmodel_query's): *out receives the JSON
+ * answer (malloc'd; free() it). o may be NULL (the defaults). */
+FACTUM_API int factum_client_readmodel_query(factum_client *c, const char *name, const char *sql,
+                                             const char *params_json, const factum_query_options *o, char **out);
+/* Parked events (limit 0: 100), as a query's JSON answer into *out. */
+FACTUM_API int factum_client_readmodel_parked(factum_client *c, const char *name, uint32_t limit, char **out);
 
 #ifdef __cplusplus
 }

@@ -30,6 +30,8 @@ static const command commands[] = {
     {"import", cli_cmd_import, "append the events of an export file"},
     {"stats", cli_cmd_stats, "print the store's statistics"},
     {"projection", cli_cmd_projection, "list, create, change and inspect projections"},
+    {"readmodel", cli_cmd_readmodel, "create, list, pause, rebuild, drop and wait for read models"},
+    {"query", cli_cmd_query, "run a read-only SQL query on a read model"},
     {"user", cli_cmd_user, "create, change, list and delete a server's users"},
     {"bench", cli_cmd_bench, "run the BENCH.md workloads (locally or against --server)"},
     {"certs", cli_cmd_certs, "create a development CA, node and user certificates (TLS)"},

@@ -93,15 +93,40 @@ typedef struct net_http_req {
     const uint8_t *body;
     size_t body_len;
     void *auth; /* NET-8: the principal authentication gave (NULL without auth_fn) */
+    void *conn; /* the net layer's (for net_http_defer) */
 } net_http_req;
 
 typedef struct net_http_resp {
     int status; /* 401 adds `WWW-Authenticate: <net_config.http_challenge>` */
     const char *content_type;
     base_buf body;
+    /* Extra header lines, each `Name: value\r\n` (the handler's, sent as
+     * they are: no CR or LF inside a value). */
+    base_buf headers;
 } net_http_resp;
 
 typedef void (*net_http_fn)(void *ctx, const net_http_req *req, net_http_resp *resp);
+
+/* ---- HTTP/1.1 requests answered later ---------------------------------------
+ *  NET-9  A handler whose answer needs work that must not run on the loop
+ *         (SQL, a wait) defers it: net_http_defer in the handler, then
+ *         net_http_answer exactly once, later, on the loop. Meanwhile the
+ *         connection parses no further request (pipelined bytes wait,
+ *         bounded as during NET-8); if the client goes away, the answer is
+ *         dropped. What the handler filled in resp is then ignored. */
+typedef struct net_http_later net_http_later;
+/* In the http handler only: answer req later. NULL without memory (then
+ * answer now). */
+net_http_later *net_http_defer(const net_http_req *req);
+/* The answer (loop thread; frees l; resp is borrowed for the call). */
+void net_http_answer(net_http_later *l, const net_http_resp *resp);
+/* Has the client of l gone away (nothing will be sent)? */
+int net_http_gone(const net_http_later *l);
+/* Call fn(arg) on the loop if the connection closes before l is answered
+ * (so that the handler can give up its work). fn must not answer l nor
+ * free what the answer needs... except by net_http_answer, which it may
+ * call: l is then gone. */
+void net_http_on_gone(net_http_later *l, void (*fn)(void *arg), void *arg);
 
 /* ---- authentication (NET-8) ------------------------------------------------
  * One request to authenticate: a gRPC call whose headers have arrived (before

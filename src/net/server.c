@@ -283,6 +283,12 @@ static void conn_close(conn *k)
     call_close_all(k); /* the calls of this connection are over (NET-4) */
     if (k->http_auth) k->http_auth->k = NULL; /* NET-8: its answer finds no one */
     k->http_auth = NULL;
+    net_http_later *later = k->http_later;
+    k->http_later = NULL;
+    if (later) { /* NET-9: nor does this one; its handler may give up its work */
+        later->k = NULL;
+        if (later->gone_fn) later->gone_fn(later->gone_arg);
+    }
     http1_drop_principal(k);
     unreserve(k);
     if (k->tls_mem) net_release(s, k, NULL, k->tls_mem);
@@ -512,6 +518,7 @@ static const char *reason(int status)
 {
     switch (status) {
     case 200: return "OK";
+    case 201: return "Created";
     case 204: return "No Content";
     case 400: return "Bad Request";
     case 401: return "Unauthorized";
@@ -519,6 +526,7 @@ static const char *reason(int status)
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
     case 408: return "Request Timeout";
+    case 409: return "Conflict";
     case 413: return "Payload Too Large";
     case 431: return "Request Header Fields Too Large";
     case 501: return "Not Implemented";
@@ -528,21 +536,29 @@ static const char *reason(int status)
     return "Unknown";
 }
 
-static void http1_reply(conn *k, int status, const char *ctype, const uint8_t *body, size_t len, int close_conn)
+static void http1_reply_with(conn *k, int status, const char *ctype, const uint8_t *body, size_t len,
+                             int close_conn, const char *extra, size_t extra_len)
 {
     char head[512];
     const char *chal = status == 401 ? k->srv->cfg.http_challenge : NULL;
-    int hn = snprintf(head, sizeof head, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s%.200s%s%s\r\n",
+    int hn = snprintf(head, sizeof head, "HTTP/1.1 %d %s\r\nContent-Type: %.100s\r\nContent-Length: %zu\r\n%s%.200s%s%s",
                       status, reason(status), ctype ? ctype : "text/plain; charset=utf-8", len,
                       chal ? "WWW-Authenticate: " : "", chal ? chal : "", chal ? "\r\n" : "",
                       close_conn ? "Connection: close\r\n" : "");
     size_t keep = k->wbuf.len;
     if (net_buf_append(k->srv, k, NULL, &k->wbuf, head, (size_t)hn) ||
+        (extra_len && net_buf_append(k->srv, k, NULL, &k->wbuf, extra, extra_len)) ||
+        net_buf_append(k->srv, k, NULL, &k->wbuf, "\r\n", 2) ||
         net_buf_append(k->srv, k, NULL, &k->wbuf, body, len)) {
         k->wbuf.len = keep; /* no room for the answer (NET-5): end the connection after what was queued */
         close_conn = 1;
     }
     if (close_conn) k->close_after_write = 1;
+}
+
+static void http1_reply(conn *k, int status, const char *ctype, const uint8_t *body, size_t len, int close_conn)
+{
+    http1_reply_with(k, status, ctype, body, len, close_conn, NULL, 0);
 }
 
 static void http1_drop_principal(conn *k)
@@ -613,9 +629,9 @@ static const char TLS_REQUIRED_H2[] =
 static void http1_input(conn *k)
 {
     net_server *s = k->srv;
-    if (k->http_auth) {
-        /* NET-8: a request is being authenticated; what comes meanwhile
-         * waits, up to two requests' worth. */
+    if (k->http_auth || k->http_later) {
+        /* NET-8, NET-9: a request is being authenticated or answered; what
+         * comes meanwhile waits, up to two requests' worth. */
         if (k->rbuf.len > 2 * (HTTP1_MAX_HEAD + HTTP1_MAX_BODY)) conn_close(k);
         return;
     }
@@ -660,20 +676,82 @@ static void http1_input(conn *k)
             query = q + 1;
         }
         net_http_req req = {method, target, query, accept, k->rbuf.data + hr.head_len, hr.content_length,
-                            k->http_principal};
-        net_http_resp resp = {404, NULL, {0}};
+                            k->http_principal, k};
+        net_http_resp resp = {.status = 404};
+        k->http_deferring = NULL;
+        k->http_answered = 0;
+        k->http_keep_alive = hr.keep_alive;
         if (s->http) s->http(s->http_ctx, &req, &resp);
         else base_buf_append(&resp.body, "not found\n", 10);
-        http1_reply(k, resp.status, resp.content_type, resp.body.data, resp.body.len, !hr.keep_alive);
+        net_http_later *later = k->http_deferring;
+        k->http_deferring = NULL;
+        if (k->http_answered) {
+            /* net_http_answer ran inside the handler */
+        } else if (later) {
+            later->keep_alive = hr.keep_alive; /* NET-9: answered by net_http_answer */
+        } else {
+            http1_reply_with(k, resp.status, resp.content_type, resp.body.data, resp.body.len, !hr.keep_alive,
+                             (const char *)resp.headers.data, resp.headers.len);
+        }
         base_buf_free(&resp.body);
+        base_buf_free(&resp.headers);
         http1_drop_principal(k);
         size_t used = hr.head_len + hr.content_length;
         memmove(k->rbuf.data, k->rbuf.data + used, k->rbuf.len - used);
         k->rbuf.len -= used;
+        if (later) {
+            k->http_later = later;
+            break;
+        }
     }
     k->in_http1 = 0;
     if (k->rbuf.len && !k->req_started) k->req_started = s->now; /* the next request has begun */
     conn_flush(k);
+}
+
+net_http_later *net_http_defer(const net_http_req *req)
+{
+    conn *k = req->conn;
+    if (!k || k->http_deferring) return k ? k->http_deferring : NULL;
+    net_http_later *l = calloc(1, sizeof *l);
+    if (!l) return NULL;
+    l->k = k;
+    k->http_deferring = l;
+    return l;
+}
+
+void net_http_on_gone(net_http_later *l, void (*fn)(void *arg), void *arg)
+{
+    l->gone_fn = fn;
+    l->gone_arg = arg;
+}
+
+int net_http_gone(const net_http_later *l)
+{
+    return !l->k || l->k->dead;
+}
+
+void net_http_answer(net_http_later *l, const net_http_resp *resp)
+{
+    conn *k = l->k;
+    int keep_alive = l->keep_alive;
+    if (k && k->http_deferring == l) {
+        /* Answered inside the handler after all: now, and http1_input goes on. */
+        k->http_deferring = NULL;
+        k->http_answered = 1;
+        keep_alive = k->http_keep_alive;
+        free(l);
+        http1_reply_with(k, resp->status, resp->content_type, resp->body.data, resp->body.len, !keep_alive,
+                         (const char *)resp->headers.data, resp->headers.len);
+        return;
+    }
+    free(l);
+    if (!k || k->dead) return;
+    k->http_later = NULL;
+    http1_reply_with(k, resp->status, resp->content_type, resp->body.data, resp->body.len, !keep_alive,
+                     (const char *)resp->headers.data, resp->headers.len);
+    if (!k->close_after_write && k->rbuf.len) http1_input(k); /* what was pipelined meanwhile */
+    else conn_flush(k);
 }
 
 /* ---- reading ---------------------------------------------------------- */

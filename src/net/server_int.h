@@ -94,6 +94,10 @@ struct conn {
     void (*http_principal_free)(void *);
     int http_authed;       /* http_principal is the answer for the request at the head of rbuf */
     int in_http1;          /* inside http1_input */
+    net_http_later *http_later; /* NET-9: the request answered later (parsing waits for it) */
+    net_http_later *http_deferring; /* set by net_http_defer inside the handler */
+    int http_answered;   /* ...and answered by net_http_answer before the handler returned */
+    int http_keep_alive; /* the request in the handler keeps the connection */
     char peer[64];         /* the client's address as text, once asked for ("" before) */
     int is_tls;    /* the connection speaks TLS (tls.h) */
     char *peer_cn; /* subject CN of its verified client certificate, or NULL */
@@ -116,6 +120,14 @@ struct net_auth {
     conn *k;     /* an HTTP/1.1 request's connection (NULL once it closed) */
     char *authorization; /* HTTP/1.1: the header's value (copied: rbuf may move), or NULL */
     char peer[64];
+};
+
+/* NET-9: an HTTP/1.1 request answered later. */
+struct net_http_later {
+    conn *k; /* NULL once the connection closed */
+    int keep_alive;
+    void (*gone_fn)(void *arg); /* net_http_on_gone */
+    void *gone_arg;
 };
 
 struct post {

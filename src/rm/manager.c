@@ -309,6 +309,7 @@ int rm_model_switch(rm_model *model, rm_gen *g, uint64_t p)
     pthread_mutex_unlock(&model->mu);
     rm_log(m, FACTUM_LOG_INFO, "read model %s: generation %" PRIu64 " replaces %" PRIu64 " at position %" PRIu64,
            model->name, bns->gen, old_ns->gen, p);
+    rm_gen_hold(g); /* before the old generation lets go of its gate (RM-5) */
     rm_gen_stop(old);
     pthread_mutex_lock(&model->mu);
     rm_ns_unref(old_ns); /* the model's reference */
@@ -646,8 +647,9 @@ int factum_readmodel_rebuild(factum_readmodels *m, const char *name, const char 
     }
     if (rc) return rc;
     if (strcmp(def->name, name)) {
+        rc = fail(err, err_len, FACTUM_EINVAL, "the definition is named %s, not %s", def->name, name);
         rm_def_free(def);
-        return fail(err, err_len, FACTUM_EINVAL, "the definition is named %s, not %s", def->name, name);
+        return rc;
     }
     pthread_mutex_lock(&m->admin_mu);
     if (find_locked(m, name) != x) {
@@ -972,14 +974,19 @@ static int acquire(rm_mgr *m, const char *name, rm_ns **ns_out, rm_conn **c_out,
 static void release(rm_ns *ns, rm_conn *c, int keep)
 {
     rm_model *x = ns->model;
+    const rm_target_ops *ops = rm_target(ns->def->target);
     pthread_mutex_lock(&x->mu);
     if (keep && ns->n_idle < 4 && !ns->retired) {
         ns->idle[ns->n_idle++] = c;
         c = NULL;
     }
+    pthread_mutex_unlock(&x->mu);
+    /* Closed before the reference goes: the last one frees ns (and, retired,
+     * deletes its tables), so nothing of ns is touched after it. */
+    if (c) ops->close(c);
+    pthread_mutex_lock(&x->mu);
     rm_ns_unref(ns);
     pthread_mutex_unlock(&x->mu);
-    if (c) rm_target(ns->def->target)->close(c);
 }
 
 int factum_readmodel_query(factum_readmodels *m, const char *name, const char *sql, const char *params_json,

@@ -32,8 +32,11 @@ extern const net_method rpc_projections_methods[];
 extern const size_t rpc_projections_n;
 extern const net_method rpc_users_methods[];
 extern const size_t rpc_users_n;
+/* rm_service.c */
+extern const net_method rpc_rm_methods[];
+extern const size_t rpc_rm_n;
 
-#define N_TABLES 6
+#define N_TABLES 7
 
 /* The state of a unary call: just whether the request arrived. */
 static int unary_start(net_call *c, void *svc)
@@ -305,6 +308,10 @@ int rpc_methods(rpc_ctx *ctx, net_method **out, size_t *n)
     all_counts[4] = ctx->projections ? rpc_projections_n : 0;
     all_methods[5] = rpc_users_methods;
     all_counts[5] = ctx->users ? rpc_users_n : 0;
+    /* factum's own (not listed by ServerFeatures); without read models it
+     * answers UNAVAILABLE saying why. */
+    all_methods[6] = rpc_rm_methods;
+    all_counts[6] = rpc_rm_n;
     size_t total = 0;
     for (int t = 0; t < N_TABLES; t++) total += all_counts[t];
     net_method *m = calloc(total, sizeof *m);

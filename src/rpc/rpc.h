@@ -26,6 +26,9 @@
  *   subscribe.c          Streams.Read as a subscription (subscribe.h)
  *   projections.c        the Projections service, on the projection manager (rpc_ctx.projections)
  *   users.c              the Users service, on src/auth/users.h (rpc_ctx.users)
+ *   rm_service.c         factum.readmodels.ReadModels, on readmodels.c
+ *   readmodels.c         the read models' workers, waits, authorization, errors
+ *                        (readmodels.h: RMS-1..4; also used by src/server/http_rm.c)
  *   jsonvalue.c          a projection's state as google.protobuf.Value (jsonvalue.h: JV-1..3)
  *   persistent.c         the PersistentSubscriptions service: Read and management calls
  *   persistent_stats.c   GetInfo/List's SubscriptionInfo, rpc_ps_each
@@ -66,6 +69,9 @@ struct pb_alloc;
 struct rpc_submit;
 struct auth_users;
 struct ps_reg;
+struct factum_readmodels;
+struct auth_pool;
+struct rm_wait;
 
 typedef struct rpc_ctx {
     factum_store *store;
@@ -76,6 +82,12 @@ typedef struct rpc_ctx {
     /* The users (src/auth/users.h): what the Users service changes and
      * answers from; NULL: the service is not there. */
     struct auth_users *users;
+    /* The read models (NULL with --run-readmodels false): what the
+     * ReadModels service and the /readmodels endpoints answer from, through
+     * the workers of rm_pool and the waits of rm_waits (readmodels.h). */
+    struct factum_readmodels *readmodels;
+    struct auth_pool *rm_pool;
+    struct rm_wait *rm_waits;
     net_server *net;
     uint8_t instance_id[16];
     char advertise_host[256]; /* what Gossip tells clients to connect to */

@@ -96,6 +96,10 @@ static const opt opts[] = {
      "largest state (JSON) of a JavaScript projection or of one of its partitions, in bytes"},
     {"projection-heap-mib", NULL, T_INT, OFF(projection_heap_mib), 0, "256",
      "memory a JavaScript projection's engine may use for its heap, in MiB"},
+    {"run-readmodels", NULL, T_BOOL, OFF(run_readmodels), 0, "true",
+     "keep the read models (SQL tables maintained from the log; docs/readmodels.md) and serve them"},
+    {"readmodels-dir", NULL, T_STR, OFF(readmodels_dir), SZ(readmodels_dir), "",
+     "directory of the read models' SQLite files (default: <db>/readmodels)"},
 };
 #define N_OPTS (sizeof opts / sizeof *opts)
 

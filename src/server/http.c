@@ -5,7 +5,8 @@
  *   GET /gossip        JSON: this node as the leader (KurrentDB's shape)
  *   GET /metrics       Prometheus text format: appends, reads, bytes,
  *                      group commits, fdatasync latency, connections, calls,
- *                      subscriptions' and projections' progress and lag
+ *                      subscriptions', projections' and read models' progress and lag
+ *   /readmodels...     the read models (http_rm.c)
  *
  * Who may ask (KurrentDB's LegacyPolicySelectorFactory; a secure server
  * authenticates every request first, NET-8): /health/live and /info
@@ -23,6 +24,7 @@
 #include "auth/users.h"
 #include "auth/acl.h"
 #include "auth/policy.h"
+#include "factum_readmodel.h"
 #include "rpc/rpc.h"
 #include "rpc/persistent.h"
 #include "server/log.h"
@@ -38,9 +40,10 @@ static void info(srv_state *st, net_http_resp *r)
         &r->body,
         "{\"esVersion\":\"%s\",\"factumVersion\":\"%s\",\"state\":\"leader\",\"authentication\":{\"type\":"
         "\"%s\",\"properties\":{}},\"tls\":%s,\"features\":{\"projections\":%s,\"userManagement\":%s,"
-        "\"atomPub\":false},\"durability\":\"%s\",\"lastPosition\":%" PRIu64 "}\n",
+        "\"atomPub\":false,\"readModels\":%s},\"durability\":\"%s\",\"lastPosition\":%" PRIu64 "}\n",
         RPC_SERVER_VERSION, FACTUM_VERSION_STRING, st->sec.auth ? "internal" : "insecure",
         st->sec.tls ? "true" : "false", st->proj ? "true" : "false", st->users ? "true" : "false",
+        st->rm ? "true" : "false",
         fs.durability ? "relaxed" : "durable", fs.last_position);
 }
 
@@ -218,6 +221,75 @@ static void projection_metrics(srv_state *st, base_buf *b)
     free(l.v);
 }
 
+/* ---- read models: position, lag, counters and state per read model ---------- */
+
+typedef struct rm_list {
+    factum_readmodel_status *v;
+    size_t n, cap;
+} rm_list;
+
+static int rm_collect(void *ctx, const factum_readmodel_status *rs)
+{
+    rm_list *l = ctx;
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 8;
+        factum_readmodel_status *v = realloc(l->v, cap * sizeof *v);
+        if (!v) return -1;
+        l->v = v;
+        l->cap = cap;
+    }
+    l->v[l->n++] = *rs;
+    return 0;
+}
+
+static double rm_value(const factum_readmodel_status *rs, int what)
+{
+    switch (what) {
+    case 0: return (double)rs->position;
+    case 1: return (double)rs->lag_events;
+    case 2: return (double)rs->lag_ns / 1e9;
+    case 3: return (double)rs->applied;
+    case 4: return (double)rs->parked;
+    default: return (double)rs->skipped;
+    }
+}
+
+static void readmodel_metrics(srv_state *st, base_buf *b)
+{
+    if (!st->rm) return;
+    rm_list l = {0};
+    factum_readmodels_each(st->rm, rm_collect, &l);
+    static const struct {
+        const char *name, *type, *help;
+    } m[] = {
+        {"position", "gauge", "Position of $all up to which a read model has applied every event."},
+        {"lag_events", "gauge", "Committed events a read model has not applied yet."},
+        {"lag_seconds", "gauge", "Age of the oldest committed event a read model has not applied yet."},
+        {"applied_total", "counter", "Events that ran a read model's statements, since factumd started."},
+        {"parked_total", "counter", "Events a read model parked (onError: park), since factumd started."},
+        {"skipped_total", "counter", "Events a read model skipped (onError: skip), since factumd started."},
+    };
+    for (size_t k = 0; k < sizeof m / sizeof *m; k++) {
+        base_buf_printf(b, "# HELP factum_readmodel_%s %s\n# TYPE factum_readmodel_%s %s\n", m[k].name, m[k].help,
+                        m[k].name, m[k].type);
+        for (size_t i = 0; i < l.n; i++) {
+            base_buf_printf(b, "factum_readmodel_%s{readmodel=\"", m[k].name);
+            label(b, l.v[i].name);
+            base_buf_printf(b, "\"} %.17g\n", rm_value(&l.v[i], (int)k));
+        }
+    }
+    static const char *states[] = {"running", "paused", "faulted", "starting"};
+    base_buf_printf(b, "# HELP factum_readmodel_state 1 if the read model is in that state.\n"
+                       "# TYPE factum_readmodel_state gauge\n");
+    for (size_t i = 0; i < l.n; i++)
+        for (int s = 0; s < 4; s++) {
+            base_buf_append(b, "factum_readmodel_state{readmodel=\"", 34);
+            label(b, l.v[i].name);
+            base_buf_printf(b, "\",state=\"%s\"} %d\n", states[s], l.v[i].state == s);
+        }
+    free(l.v);
+}
+
 /* Per subscription and group: lag in events and seconds; groups' in-flight,
  * parked and connection counts. */
 static void lag_metrics(srv_state *st, base_buf *b)
@@ -361,6 +433,7 @@ static void metrics(srv_state *st, net_http_resp *r)
            (double)ns.tls_deferred);
     lag_metrics(st, b);
     projection_metrics(st, b);
+    readmodel_metrics(st, b);
 }
 
 /* Does the endpoint's "an authenticated user" hold? Otherwise answer 401. */
@@ -401,6 +474,10 @@ void srv_http(void *ctx, const net_http_req *req, net_http_resp *resp)
         net_server_request_reload(st->net);
         resp->status = 200;
         base_buf_append(&resp->body, "OK", 2);
+        return;
+    }
+    if (!strncmp(req->path, "/readmodels", 11) && (!req->path[11] || req->path[11] == '/')) {
+        srv_http_readmodels(st, req, resp); /* http_rm.c */
         return;
     }
     if (strcmp(req->method, "GET") && strcmp(req->method, "HEAD")) {

@@ -16,6 +16,8 @@
 #include <unistd.h>
 
 #include "auth/users.h"
+#include "factum_readmodel.h"
+#include "rpc/readmodels.h"
 #include "net/tls.h"
 #include "auth/acl.h"
 #include "rpc/persistent.h"
@@ -105,6 +107,7 @@ static void on_shutdown_rpc(void *arg)
 static void on_tick(void *arg)
 {
     rpc_ps_tick(arg);
+    rpc_rm_tick(arg); /* RMS-2: waits whose time is up */
     rpc_submit_retry(arg); /* RPC-5: completions retry too; this covers room made by anything else */
 }
 
@@ -210,6 +213,16 @@ int main(int argc, char **argv)
             goto out;
         }
     }
+    if (cfg->run_readmodels) {
+        factum_readmodels_options ro;
+        factum_readmodels_options_init(&ro);
+        ro.dir = cfg->readmodels_dir[0] ? cfg->readmodels_dir : NULL;
+        ro.log_fn = slog_sink;
+        if ((rc = factum_readmodels_open(st.store, &ro, &st.rm))) {
+            slog_write(SLOG_ERROR, "cannot open the read models: %s", factum_strerror(rc));
+            goto out;
+        }
+    }
     /* The users, also with --insecure (the Users service works; no call is
      * authenticated). Blocking: the default users' hashes are made here. */
     auth_users_options ao;
@@ -225,6 +238,7 @@ int main(int argc, char **argv)
     r->users = st.users;
     r->store = st.store;
     r->projections = st.proj;
+    r->readmodels = st.rm;
     factum_uuid_v4(r->instance_id);
     snprintf(r->advertise_host, sizeof r->advertise_host, "%s", cfg->node_ip);
     r->max_append_size = cfg->max_append_size;
@@ -276,6 +290,10 @@ int main(int argc, char **argv)
     if (tls) tls_ctx_describe(tls, tls_desc, sizeof tls_desc);
     net_server_set_tls(st.net, tls); /* the server owns it now */
     r->net = st.net;
+    if ((rc = rpc_rm_init(r))) {
+        slog_write(SLOG_ERROR, "cannot start the read models' workers: %s", strerror(-rc));
+        goto out;
+    }
     auth_users_set_net(st.users, st.net);
     auth_users_set_on_change(st.users, rpc_live_recheck, r);
     if (rpc_listen(r)) {
@@ -296,12 +314,13 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     factum_stats fs;
     factum_store_get_stats(st.store, &fs);
-    slog_write(SLOG_INFO, "factumd %s: database %s%s, %s durability, %llu events, projections: %s",
+    slog_write(SLOG_INFO, "factumd %s: database %s%s, %s durability, %llu events, projections: %s, read models: %s",
                FACTUM_VERSION_STRING, cfg->db, cfg->mem_db ? " (temporary)" : "",
                cfg->relaxed ? "RELAXED" : "full", (unsigned long long)fs.last_position,
                cfg->run_projections == SRV_PROJ_ALL      ? "all"
                : cfg->run_projections == SRV_PROJ_SYSTEM ? "system"
-                                                         : "none");
+                                                         : "none",
+               st.rm ? "on" : "off");
     if (st.sec.tls)
         slog_write(SLOG_INFO,
                    "listening on %s:%d (TLS: gRPC over HTTP/2 and HTTP/1.1; certificate %s; authentication on)",
@@ -318,6 +337,12 @@ out:
     auth_users_stop(st.users);
     if (st.store) rpc_deinit(&st.rpc);
     rpc_authz_free(&st.rpc);
+    /* The read models' workers finish their jobs (those still queued are
+     * answered as cancelled), then the read models stop at their last
+     * committed batch; both before the store. */
+    rpc_rm_stop(&st.rpc);
+    factum_readmodels_close(st.rm);
+    st.rpc.readmodels = NULL;
     /* The projections before the store: their appends in flight finish. */
     factum_projections_close(st.proj);
     /* The store first: it completes the appends in flight, whose answers are

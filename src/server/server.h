@@ -13,6 +13,7 @@ typedef struct srv_state {
     srv_config cfg;
     factum_store *store;
     factum_projections *proj; /* NULL with --run-projections None */
+    struct factum_readmodels *rm; /* NULL with --run-readmodels false */
     net_server *net;
     rpc_ctx rpc;
     net_method *methods;
@@ -33,5 +34,7 @@ int srv_tls_load(srv_state *st, struct ssl_ctx_st **out);
 void srv_tls_reload(void *st);
 
 void srv_http(void *ctx, const net_http_req *req, net_http_resp *resp);
+/* The /readmodels endpoints (http_rm.c). */
+void srv_http_readmodels(srv_state *st, const net_http_req *req, net_http_resp *resp);
 
 #endif

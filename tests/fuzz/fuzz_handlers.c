@@ -5,7 +5,10 @@
  *
  *   byte 0       which method (of paths[] below)
  *   byte 1       bit 0: the rest is sent raw, not as gRPC messages (framing
- *                errors); bit 1: no half close (the call is cut off instead)
+ *                errors); bit 1: no half close (the call is cut off instead);
+ *                bit 2: an HTTP/1.1 request instead (byte 0 is then ignored):
+ *                the rest is a method byte (GET, POST, DELETE, PUT), the
+ *                request target up to a newline, and the body
  *   the rest     messages, each as a 3-byte little-endian length and its bytes
  *                (a length past the end takes what is left)
  *
@@ -17,18 +20,23 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
+#include <poll.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../harness.h"
 #include "../hostile/h2c.h"
 #include "net/net.h"
+#include "factum_readmodel.h"
 #include "rpc/persistent.h"
+#include "rpc/readmodels.h"
 #include "rpc/rpc.h"
+#include "server/server.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -64,6 +72,16 @@ static const char *const paths[] = {
     "/event_store.client.projections.Projections/State",
     "/event_store.client.projections.Projections/Result",
     "/event_store.client.projections.Projections/RestartSubsystem",
+    "/factum.readmodels.ReadModels/Create",
+    "/factum.readmodels.ReadModels/Rebuild",
+    "/factum.readmodels.ReadModels/Pause",
+    "/factum.readmodels.ReadModels/Resume",
+    "/factum.readmodels.ReadModels/Drop",
+    "/factum.readmodels.ReadModels/Get",
+    "/factum.readmodels.ReadModels/List",
+    "/factum.readmodels.ReadModels/Wait",
+    "/factum.readmodels.ReadModels/Query",
+    "/factum.readmodels.ReadModels/Parked",
 };
 #define N_PATHS (sizeof paths / sizeof *paths)
 
@@ -71,7 +89,7 @@ static struct {
     int ready;
     char dir[512];
     factum_store *store;
-    rpc_ctx rpc;
+    srv_state st; /* its rpc: the handlers' context; the rest for the HTTP endpoints */
     net_method *methods;
     size_t n_methods;
     net_server *net;
@@ -81,6 +99,7 @@ static struct {
 static void on_tick(void *arg)
 {
     rpc_ps_tick(arg);
+    rpc_rm_tick(arg);
     rpc_submit_retry(arg);
 }
 
@@ -101,13 +120,16 @@ static void teardown(void)
     if (!g.ready) return;
     net_server_stop(g.net);
     pthread_join(g.loop, NULL);
-    rpc_deinit(&g.rpc);
-    factum_projections_close(g.rpc.projections);
+    rpc_deinit(&g.st.rpc);
+    rpc_rm_stop(&g.st.rpc);
+    factum_readmodels_close(g.st.rpc.readmodels);
+    g.st.rpc.readmodels = NULL;
+    factum_projections_close(g.st.rpc.projections);
     factum_store_close(g.store);
     net_server_free(g.net);
-    rpc_ps_free(&g.rpc);
+    rpc_ps_free(&g.st.rpc);
     free(g.methods);
-    free(g.rpc.pack_buf);
+    free(g.st.rpc.pack_buf);
     harness_rm_rf(g.dir);
     g.ready = 0;
 }
@@ -122,15 +144,16 @@ static void setup(void)
     factum_options_init(&o);
     o.durability = FACTUM_RELAXED; /* fdatasync is not what is fuzzed */
     if (factum_store_open(g.dir, &o, &g.store)) abort();
-    g.rpc.store = g.store;
-    factum_uuid_v4(g.rpc.instance_id);
-    snprintf(g.rpc.advertise_host, sizeof g.rpc.advertise_host, "127.0.0.1");
-    g.rpc.max_append_size = 64u << 20;
-    g.rpc.max_event_size = 16u << 20;
-    g.rpc.sub_live_lag = 10000;
-    g.rpc.shutdown = no_shutdown;
-    if (factum_projections_open(g.store, NULL, &g.rpc.projections)) abort();
-    if (rpc_methods(&g.rpc, &g.methods, &g.n_methods) || rpc_ps_init(&g.rpc)) abort();
+    g.st.rpc.store = g.store;
+    factum_uuid_v4(g.st.rpc.instance_id);
+    snprintf(g.st.rpc.advertise_host, sizeof g.st.rpc.advertise_host, "127.0.0.1");
+    g.st.rpc.max_append_size = 64u << 20;
+    g.st.rpc.max_event_size = 16u << 20;
+    g.st.rpc.sub_live_lag = 10000;
+    g.st.rpc.shutdown = no_shutdown;
+    if (factum_projections_open(g.store, NULL, &g.st.rpc.projections)) abort();
+    if (factum_readmodels_open(g.store, NULL, &g.st.rpc.readmodels)) abort();
+    if (rpc_methods(&g.st.rpc, &g.methods, &g.n_methods) || rpc_ps_init(&g.st.rpc)) abort();
     net_config nc;
     net_config_init(&nc);
     nc.port = 0;
@@ -139,23 +162,82 @@ static void setup(void)
     nc.max_connection_memory = 128u << 20;
     nc.request_timeout_ms = 2000;
     nc.spin_hint = rpc_spin_hint;
-    nc.spin_ctx = &g.rpc;
+    nc.spin_ctx = &g.st.rpc;
     nc.tick_fn = on_tick;
-    nc.tick_ctx = &g.rpc;
+    nc.tick_ctx = &g.st.rpc;
     nc.tick_ms = 100;
-    if (net_server_new(&nc, g.methods, g.n_methods, NULL, NULL, &g.net)) abort();
-    g.rpc.net = g.net;
-    if (rpc_listen(&g.rpc)) abort();
-    g.rpc.advertise_port = net_server_port(g.net);
+    g.st.store = g.store;
+    g.st.rm = g.st.rpc.readmodels;
+    if (net_server_new(&nc, g.methods, g.n_methods, srv_http, &g.st, &g.net)) abort();
+    g.st.net = g.net;
+    g.st.rpc.net = g.net;
+    if (rpc_rm_init(&g.st.rpc) || rpc_listen(&g.st.rpc)) abort();
+    g.st.rpc.advertise_port = net_server_port(g.net);
     if (pthread_create(&g.loop, NULL, run_loop, NULL)) abort();
     g.ready = 1;
     atexit(teardown);
+}
+
+/* An HTTP/1.1 request (the /readmodels endpoints, and the others): sent
+ * whole, then the answer read for up to 200 ms; then the connection closes
+ * (a deferred answer is given up, NET-9). */
+static void http_input(const uint8_t *data, size_t size)
+{
+    static const char *const methods[] = {"GET", "POST", "DELETE", "PUT"};
+    if (size < 1) return;
+    const char *method = methods[data[0] % 4];
+    data++;
+    size--;
+    const uint8_t *nl = memchr(data, '\n', size);
+    size_t tl = nl ? (size_t)(nl - data) : size;
+    const uint8_t *body = nl ? nl + 1 : data + size;
+    size_t bl = nl ? size - tl - 1 : 0;
+    wbuf req = {0};
+    char head[128];
+    wb_put(&req, method, strlen(method));
+    wb_put(&req, " ", 1);
+    wb_put(&req, data, tl);
+    int hn = snprintf(head, sizeof head, " HTTP/1.1\r\nHost: f\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n", bl);
+    wb_put(&req, head, (size_t)hn);
+    wb_put(&req, body, bl);
+    int fd = tcp_connect(net_server_port(g.net));
+    if (fd < 0) abort(); /* the server must still take connections */
+    size_t off = 0;
+    uint64_t t0 = (uint64_t)time(NULL);
+    while (off < req.len && (uint64_t)time(NULL) - t0 < 2) {
+        ssize_t w = write(fd, req.data + off, req.len - off);
+        if (w > 0) off += (size_t)w;
+        else if (w < 0 && errno != EAGAIN) break;
+        else {
+            struct pollfd p = {fd, POLLOUT, 0};
+            poll(&p, 1, 10);
+        }
+    }
+    char buf[4096], status[16] = "";
+    size_t got = 0;
+    for (int i = 0; i < 20; i++) {
+        struct pollfd p = {fd, POLLIN, 0};
+        if (poll(&p, 1, 10) <= 0) continue;
+        ssize_t r = read(fd, buf, sizeof buf);
+        if (r <= 0) break;
+        if (!got) snprintf(status, sizeof status, "%.12s", buf);
+        got += (size_t)r;
+    }
+    if (getenv("FUZZ_HANDLERS_VERBOSE"))
+        fprintf(stderr, "HTTP %s %.*s: %s, %zu bytes back\n", method, (int)(tl > 80 ? 80 : tl), (const char *)data,
+                status, got);
+    close(fd);
+    wb_free(&req);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 2) return 0;
     if (!g.ready) setup();
+    if (data[1] & 4) {
+        http_input(data + 2, size - 2);
+        return 0;
+    }
     const char *path = paths[data[0] % N_PATHS];
     int raw = data[1] & 1, cut = data[1] & 2;
     data += 2;

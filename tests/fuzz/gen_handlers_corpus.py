@@ -13,7 +13,8 @@ OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus", "handle
 (READ, APPEND, DELETE, TOMBSTONE, BATCH, SESSION, PS_CREATE, PS_UPDATE, PS_DELETE, PS_READ, PS_GETINFO,
  PS_REPLAY, PS_TRUNCATE, PS_LIST, PS_RESTART, STATS, FEATURES, GOSSIP, SHUTDOWN, NOSUCH,
  P_CREATE, P_UPDATE, P_DELETE, P_STATISTICS, P_DISABLE, P_ENABLE, P_RESET, P_STATE, P_RESULT,
- P_RESTART) = range(30)
+ P_RESTART, RM_CREATE, RM_REBUILD, RM_PAUSE, RM_RESUME, RM_DROP, RM_GET, RM_LIST, RM_WAIT, RM_QUERY,
+ RM_PARKED) = range(40)
 
 
 def varint(v):
@@ -187,6 +188,76 @@ def main():
     write("proj-result-missing", P_RESULT, [f(1, f(1, "nope"))])
     write("proj-restart", P_RESTART, [b""])
     write("proj-enable-twice", P_ENABLE, [f(1, f(1, "$by_event_type")), f(1, f(1, "$by_event_type"))])
+    # ReadModels (proto/factum/readmodels.proto): a valid read model, then
+    # every call on it and on names that do not exist or are malformed.
+    rm_def = ('{"name":"fzrm","schema":["CREATE TABLE t(id TEXT PRIMARY KEY, n INTEGER)"],'
+              '"handlers":{"*":"INSERT OR REPLACE INTO t(id, n) VALUES (:stream, :data.n)"}}')
+    write("rm-create", RM_CREATE, [f(1, rm_def)])
+    write("rm-create-bad-json", RM_CREATE, [f(1, '{"name":"fzrm2","schema":[')])
+    write("rm-create-bad-sql", RM_CREATE, [f(1, rm_def.replace("fzrm", "fzrm3").replace("VALUES (", "VALUES ((("))])
+    write("rm-create-deep-json", RM_CREATE, [f(1, "[" * 5000 + "]" * 5000)])
+    write("rm-create-huge-name", RM_CREATE, [f(1, rm_def.replace("fzrm", "x" * 5000))])
+    write("rm-rebuild", RM_REBUILD, [f(1, "fzrm")])
+    write("rm-rebuild-new", RM_REBUILD, [f(1, "fzrm") + f(2, rm_def)])
+    write("rm-rebuild-other-name", RM_REBUILD, [f(1, "fzrm") + f(2, rm_def.replace("fzrm", "other"))])
+    write("rm-pause", RM_PAUSE, [f(1, "fzrm")])
+    write("rm-resume", RM_RESUME, [f(1, "fzrm")])
+    write("rm-get", RM_GET, [f(1, "fzrm")])
+    write("rm-get-bad-name", RM_GET, [f(1, "../../etc/passwd")])
+    write("rm-get-empty", RM_GET, [b""])
+    write("rm-list", RM_LIST, [b""])
+    write("rm-wait", RM_WAIT, [f(1, "fzrm") + u(2, 1) + u(3, 30)])
+    write("rm-wait-far", RM_WAIT, [f(1, "fzrm") + u(2, 1 << 60) + u(3, 20)])
+    write("rm-wait-cut", RM_WAIT, [f(1, "fzrm") + u(2, 1 << 40) + u(3, 100000)], flags=2)
+    write("rm-wait-negative", RM_WAIT, [f(1, "fzrm") + u(2, 1) + varint(3 << 3) + b"\xff" * 9 + b"\x01"])
+    write("rm-query", RM_QUERY, [f(1, "fzrm") + f(2, "SELECT id, n FROM t WHERE n > :min") + f(3, '{"min":0}')])
+    write("rm-query-write", RM_QUERY, [f(1, "fzrm") + f(2, "DELETE FROM t")])
+    write("rm-query-two", RM_QUERY, [f(1, "fzrm") + f(2, "SELECT 1; SELECT 2")])
+    write("rm-query-missing-param", RM_QUERY, [f(1, "fzrm") + f(2, "SELECT :nope")])
+    write("rm-query-bad-params", RM_QUERY, [f(1, "fzrm") + f(2, "SELECT :a") + f(3, "{" * 3000)])
+    write("rm-query-recursive", RM_QUERY, [f(1, "fzrm") + f(2, "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL "
+                                                                "SELECT x + 1 FROM c) SELECT count(*) FROM c")
+                                          + u(5, 10) + u(6, 20)])
+    write("rm-query-min-position", RM_QUERY, [f(1, "fzrm") + f(2, "SELECT 1") + u(4, 1 << 50) + u(7, 20)])
+    write("rm-query-rows", RM_QUERY, [f(1, "fzrm") + f(2, "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 "
+                                                          "FROM c LIMIT 200000) SELECT x, x FROM c") + u(5, 100000)])
+    write("rm-parked", RM_PARKED, [f(1, "fzrm") + u(2, 5)])
+    write("rm-drop", RM_DROP, [f(1, "fzrm")])
+    write("rm-drop-missing", RM_DROP, [f(1, "nope")])
+    write("rm-two-requests", RM_GET, [f(1, "fzrm"), f(1, "fzrm")])
+    # The same over HTTP/1.1 (flags bit 2): a method byte (0 GET, 1 POST, 2 DELETE, 3 PUT), the target, a
+    # newline, the body.
+    def http(name, method, target, body=b""):
+        write_raw(name, 0, bytes([method]) + target.encode() + b"\n" + body, flags=4)
+    http("http-rm-create", 1, "/readmodels", rm_def.replace("fzrm", "fzh").encode())
+    http("http-rm-create-bad", 1, "/readmodels", b'{"name":"fzh2","schema":[1]}')
+    http("http-rm-create-nul", 1, "/readmodels", b'{"name":"fz\x00h"}')
+    http("http-rm-list", 0, "/readmodels")
+    http("http-rm-get", 0, "/readmodels/fzh")
+    http("http-rm-get-bad-name", 0, "/readmodels/fz%2Fh")
+    http("http-rm-query", 0, "/readmodels/fzh/query?sql=SELECT%20id%2C%20n%20FROM%20t%20WHERE%20n%20%3E%20%3Amin"
+                             "&params=%7B%22min%22%3A0%7D&row_limit=5&time_limit_ms=50")
+    http("http-rm-query-bad-escape", 0, "/readmodels/fzh/query?sql=%zz%2")
+    http("http-rm-query-nul", 0, "/readmodels/fzh/query?sql=SELECT%00")
+    http("http-rm-query-write", 0, "/readmodels/fzh/query?sql=DROP%20TABLE%20t")
+    http("http-rm-query-min-position", 0, "/readmodels/fzh/query?sql=SELECT%201&min_position=99999999999&wait_ms=20")
+    http("http-rm-query-numbers", 0, "/readmodels/fzh/query?sql=SELECT%201&row_limit=-1&time_limit_ms=1e9")
+    http("http-rm-query-post", 1, "/readmodels/fzh/query", b'{"sql":"SELECT :a AS a","params":{"a":[1,{"b":2}]},'
+                                                          b'"rowLimit":3,"timeLimitMs":50,"minPosition":1}')
+    http("http-rm-query-post-deep", 1, "/readmodels/fzh/query", b'{"sql":"SELECT 1","params":' + b"[" * 3000 + b"]" * 3000 + b"}")
+    http("http-rm-query-post-types", 1, "/readmodels/fzh/query", b'{"sql":["SELECT 1"],"rowLimit":"x","waitMs":1e300}')
+    http("http-rm-wait", 0, "/readmodels/fzh/wait?position=1&timeout=20")
+    http("http-rm-wait-far", 0, "/readmodels/fzh/wait?position=18446744073709551615&timeout=300000")
+    http("http-rm-wait-bad", 0, "/readmodels/fzh/wait?position=&timeout=x")
+    http("http-rm-pause", 1, "/readmodels/fzh/pause")
+    http("http-rm-resume", 1, "/readmodels/fzh/resume")
+    http("http-rm-rebuild", 1, "/readmodels/fzh/rebuild")
+    http("http-rm-rebuild-other", 1, "/readmodels/fzh/rebuild", rm_def.encode())
+    http("http-rm-parked", 0, "/readmodels/fzh/parked?limit=100001")
+    http("http-rm-put", 3, "/readmodels/fzh")
+    http("http-rm-unknown", 0, "/readmodels/fzh/x/y")
+    http("http-rm-drop", 2, "/readmodels/fzh")
+    http("http-metrics", 0, "/metrics")
     write_raw("raw-bad-prefix", READ, b"\x07\x00\x00\x00\x05hello")
     write_raw("raw-compressed", APPEND, b"\x01\x00\x00\x00\x02\x0a\x00")
     write_raw("raw-too-large", BATCH, b"\x00\x7f\xff\xff\xff" + b"\x00" * 100)

@@ -14,6 +14,10 @@
  *   flood     BatchAppend floods, from clients that read their answers and
  *             from clients that never do
  *   noread    clients that start large reads and never read the answers
+ *   rm        read models: 2,000 gRPC waits and 300 HTTP waits that are never
+ *             reached, 400 queries that run to their time limit (more than
+ *             the workers' queue holds), while a well-behaved reader waits
+ *             and queries; then they all leave (RMS-1..3, NET-9)
  *   idle      10,000 idle connections (fewer if the descriptor limit says so)
  *   tls       (a second factumd, with certificates: tlsflood.c) a handshake
  *             flood and slow handshakes while well-behaved TLS clients
@@ -716,6 +720,146 @@ static void phase_idle(void)
     usleep(500000);
 }
 
+/* ---- read models: waits and slow queries by the thousand (RMS-1..3, NET-9) ---------------- */
+
+#define RM_WAIT_CONNS 20  /* HTTP/2 connections of 100 Wait calls each, never reached */
+#define RM_QUERY_CONNS 4  /* ... of 100 queries each that run to their time limit: more than the queue holds */
+#define RM_HTTP_WAITS 300 /* HTTP/1.1 connections each waiting, never reached */
+
+static void rm_request(wbuf *out, int wait)
+{
+    wbuf m = {0};
+    wb_string(&m, 1, "hostile");
+    if (wait) {
+        wb_varint(&m, 2 << 3); /* position: far ahead */
+        wb_varint(&m, 1ull << 62);
+        wb_varint(&m, 3 << 3); /* timeout_ms */
+        wb_varint(&m, 300000);
+    } else {
+        wb_string(&m, 2, "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c");
+        wb_varint(&m, 6 << 3); /* time_limit_ms */
+        wb_varint(&m, 2000);
+    }
+    wb_grpc(out, &m);
+    wb_free(&m);
+}
+
+static void phase_readmodels(void)
+{
+    factum_client_options o;
+    factum_client_options_init(&o);
+    o.timeout_ms = 20000;
+    factum_client *c;
+    REQUIRE(factum_client_connect(url, &o, &c) == 0);
+    static const char def[] = "{\"name\":\"hostile\",\"streams\":[\"good-\"],\"schema\":[\"CREATE TABLE n(stream "
+                              "TEXT PRIMARY KEY, v INTEGER)\"],\"handlers\":{\"*\":\"INSERT OR REPLACE INTO "
+                              "n(stream, v) VALUES (:stream, :version)\"}}";
+    REQUIRE(factum_client_readmodel_create(c, def, sizeof def - 1) == 0);
+    phase_ctx p;
+    phase_begin(&p, "rm");
+    enum { NH = RM_WAIT_CONNS + RM_QUERY_CONNS };
+    static h2c *h[NH];
+    static h2c_stream st[NH][100];
+    static h2c_bytes bd[NH][100];
+    for (int i = 0; i < NH; i++) {
+        h[i] = h2c_open(server.port);
+        REQUIRE(h[i]);
+        int wait = i < RM_WAIT_CONNS;
+        for (int k = 0; k < 100; k++) {
+            bd[i][k] = (h2c_bytes){{0}, 0, 1};
+            rm_request(&bd[i][k].b, wait);
+            st[i][k] = (h2c_stream){.produce = h2c_bytes_produce, .ctx = &bd[i][k]};
+            h2c_call(h[i], wait ? "/factum.readmodels.ReadModels/Wait" : "/factum.readmodels.ReadModels/Query",
+                     &st[i][k]);
+        }
+    }
+    static int fd[RM_HTTP_WAITS];
+    int n_http = 0;
+    static const char get[] = "GET /readmodels/hostile/wait?position=4611686018427387904&timeout=300000 HTTP/1.1\r\n"
+                              "Host: x\r\n\r\n";
+    for (int i = 0; i < RM_HTTP_WAITS; i++) {
+        if ((fd[n_http] = tcp_connect(server.port)) < 0) break;
+        if (write(fd[n_http], get, sizeof get - 1) != (ssize_t)(sizeof get - 1)) {
+            close(fd[n_http]);
+            break;
+        }
+        n_http++;
+    }
+    /* Meanwhile a well-behaved reader waits for the log's head (a wait
+     * holds no worker: it must work however busy they are) and queries
+     * with a 2 s deadline (served, refused at once while the queue is
+     * full, or out of time behind the slow ones: its call then ends and
+     * its job is skipped). */
+    factum_client_options qo;
+    factum_client_options_init(&qo);
+    qo.timeout_ms = 2000;
+    factum_client *q;
+    REQUIRE(factum_client_connect(url, &qo, &q) == 0);
+    int good_waits = 0, good_queries = 0, busy = 0, late = 0, other = 0;
+    char why[300] = "";
+    uint64_t end = mono_us() + 1000000;
+    while (mono_us() < end) /* every request sent, the queue full */
+        for (int i = 0; i < NH; i++) h2c_pump(h[i], 1, 1);
+    end = mono_us() + 4000000;
+    while (mono_us() < end) {
+        for (int i = 0; i < NH; i++) h2c_pump(h[i], 1, 1);
+        double head = srv_metric(&server, "factum_log_last_position");
+        int rc = factum_client_readmodel_wait(c, "hostile", head > 0 ? (uint64_t)head : 1, 10000, NULL);
+        if (rc == 0) good_waits++;
+        else if (other++ == 0) snprintf(why, sizeof why, "wait: %s", factum_client_last_error(c));
+        char *out = NULL;
+        factum_query_options fo;
+        factum_query_options_init(&fo);
+        fo.time_limit_ms = 500;
+        rc = factum_client_readmodel_query(q, "hostile", "SELECT count(*) FROM n", NULL, &fo, &out);
+        if (rc == 0) good_queries++;
+        else if (rc == FACTUM_ESERVER && strstr(factum_client_last_error(q), "busy")) busy++;
+        else if (rc == FACTUM_ETIMEDOUT) late++;
+        else if (other++ == 0) snprintf(why, sizeof why, "query: %s", factum_client_last_error(q));
+        free(out);
+    }
+    factum_client_close(q);
+    int refused = 0, out_of_time = 0, waits_open = 0;
+    for (int i = 0; i < NH; i++)
+        for (int k = 0; k < 100; k++) {
+            if (i < RM_WAIT_CONNS) waits_open += !st[i][k].closed;
+            else if (st[i][k].grpc_status == 14) refused++;
+            else if (st[i][k].grpc_status == 4) out_of_time++;
+        }
+    /* They leave: their queued queries are skipped, their waits cancelled;
+     * a query is served again as soon as the running ones end. */
+    for (int i = 0; i < NH; i++) {
+        h2c_close(h[i]);
+        for (int k = 0; k < 100; k++) wb_free(&bd[i][k].b);
+    }
+    for (int i = 0; i < n_http; i++) close(fd[i]);
+    uint64_t t0 = mono_us();
+    int served = 0;
+    while (!served && mono_us() - t0 < 10000000) {
+        char *out = NULL;
+        served = factum_client_readmodel_query(c, "hostile", "SELECT count(*) FROM n", NULL, NULL, &out) == 0;
+        free(out);
+        if (!served) usleep(50000);
+    }
+    double back_ms = (double)(mono_us() - t0) / 1000.0;
+    char extra[800];
+    snprintf(extra, sizeof extra,
+             "%d waits held (+%d over HTTP), %d slow queries refused at once, %d out of time; the good reader: "
+             "%d waits, %d queries served, %d refused (busy), %d out of time, %d other%s%s; served again %.0f ms "
+             "after they left",
+             waits_open, n_http, refused, out_of_time, good_waits, good_queries, busy, late, other,
+             other ? ": " : "", why, back_ms);
+    CHECK(waits_open == RM_WAIT_CONNS * 100); /* RMS-2: none ended early, none refused */
+    CHECK(refused > 0);                        /* RMS-1: the queue is bounded */
+    CHECK(good_waits > 0 && other == 0);       /* a wait needs no worker */
+    CHECK(served);
+    CHECK(back_ms < 5000); /* not after the 400 queries: those of clients gone are skipped */
+    CHECK(good_queries + busy + late > 0);
+    REQUIRE(factum_client_readmodel_drop(c, "hostile") == 0);
+    factum_client_close(c);
+    phase_end(&p, extra);
+}
+
 /* ---- main ---------------------------------------------------------------------------- */
 
 static int want_phase(int argc, char **argv, const char *name)
@@ -759,6 +903,7 @@ static void t_hostile_clients(void)
     if (want_phase(argc, argv, "partial")) phase_partial();
     if (want_phase(argc, argv, "flood")) phase_flood();
     if (want_phase(argc, argv, "noread")) phase_noread();
+    if (want_phase(argc, argv, "rm")) phase_readmodels();
     if (want_phase(argc, argv, "idle")) phase_idle();
     atomic_store(&good_stop, 1);
     pthread_join(good, NULL);
