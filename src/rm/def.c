@@ -515,7 +515,7 @@ int rm_def_parse(const char *json, size_t len, rm_def **out, char *err, size_t e
             if ((rc = parse_handler(d, type, x->items[i], h, &total, err, err_len))) goto out;
         }
     }
-    qsort(d->handlers, d->n_handlers, sizeof *d->handlers, handler_cmp);
+    if (d->n_handlers) qsort(d->handlers, d->n_handlers, sizeof *d->handlers, handler_cmp);
     for (size_t i = 0; i <= d->n_handlers; i++) {
         rm_handler *h = i < d->n_handlers ? &d->handlers[i] : d->any;
         for (size_t j = 0; h && j < h->n_stmts; j++)
