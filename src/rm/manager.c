@@ -544,6 +544,7 @@ static int check_def(rm_mgr *m, const char *definition, size_t len, rm_def **out
     int rc = rm_def_parse(definition, len, out, err, err_len);
     if (rc) return rc;
     rc = rm_target((*out)->target)->check(*out, m->dir, err, err_len);
+    if (!rc && (*out)->script) rc = rm_js_check(*out, err, err_len); /* JavaScript handlers (js.c) */
     if (rc) {
         rm_def_free(*out);
         *out = NULL;
