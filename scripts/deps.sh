@@ -18,6 +18,9 @@
 #   bench     build, the systems bench/run-all.sh compares with (postgres,
 #             sqlite, redis, nats) and gnuplot for its plots (plots)
 #   postgres, sqlite, redis, nats, plots   one of those (bench/run-*.sh)
+#   readmodels  build, postgres, sqlite, Node.js and npm, and python3 (with
+#             build-essential's make and g++, what node-gyp needs to build
+#             better-sqlite3 from its source for bench/run-readmodels.sh)
 #   fuzz      build, and clang with its libFuzzer runtime (-DFACTUM_FUZZ=ON)
 #   js        build, and the JavaScript engines that bench/run-js.sh compares
 #             (docs/adr/0006-javascript-engine.md): duktape-dev besides V8
@@ -45,7 +48,7 @@ js=(duktape-dev libduktape207)
 libnode_deps=(libbrotli1 libc-ares2 libicu72 libuv1 libssl3 libnghttp2-14 zlib1g)
 
 usage() {
-  echo "usage: $0 [--list] {build|demo|test|bench|postgres|sqlite|redis|nats|plots|fuzz|js}..." >&2
+  echo "usage: $0 [--list] {build|demo|test|bench|readmodels|postgres|sqlite|redis|nats|plots|fuzz|js}..." >&2
   exit 2
 }
 list=0
@@ -64,6 +67,7 @@ for purpose in "$@"; do
       node=1
       libnode=1
       ;;
+    readmodels) want+=("${build[@]}" "${postgres[@]}" "${sqlite[@]}" python3); node=1; libnode=1 ;;
     postgres) want+=("${postgres[@]}") ;;
     sqlite) want+=("${sqlite[@]}") ;;
     redis) want+=("${redis[@]}") ;;
