@@ -154,6 +154,9 @@ FACTUM_API void factum_options_init(factum_options *opts);
  * and !create), -errno. */
 FACTUM_API int factum_store_open(const char *path, const factum_options *opts, factum_store **out);
 
+/* The directory the store was opened with (valid until close). */
+FACTUM_API const char *factum_store_path(const factum_store *s);
+
 /* Finish in-flight appends, write an index checkpoint, release the lock and
  * free the handle. Pointers handed out by reads become invalid. NULL is a
  * no-op. No other call on this store may be running or start. Returns 0 or

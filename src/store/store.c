@@ -507,6 +507,11 @@ fail:
     return rc;
 }
 
+const char *factum_store_path(const factum_store *s)
+{
+    return s ? s->path : NULL;
+}
+
 int factum_store_open(const char *path, const factum_options *opts, factum_store **out)
 {
     return store_open_io(path, opts, io_posix(), out);
