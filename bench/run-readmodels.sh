@@ -12,9 +12,12 @@
 # factum-bench-readmodels (FILL, relaxed durability: setup); factumd opens a
 # copy of that store. PostgreSQL 15 is private, as bench/run-postgres.sh's:
 # fsync=on, synchronous_commit=on, wal_sync_method=fdatasync,
-# shared_buffers=1GB; a database for each side. The baseline's SQLite
-# settings follow factum's SQLite target (journal_mode=WAL,
-# synchronous=$RM_SQLITE_SYNC, default FULL).
+# shared_buffers=1GB; a database for each side. Both sides commit to their
+# targets as factum's targets do (src/rm): SQLite journal_mode=WAL,
+# synchronous=NORMAL; PostgreSQL synchronous_commit=off on the applying
+# connection (the checkpoint is in every transaction: a crash loses
+# batches with their checkpoint, applied again from the log).
+# RM_SQLITE_SYNC=FULL / RM_PG_SYNC=on make the baseline's commits durable.
 # Prints every row, then the table factum / baseline (docs/PERFORMANCE.md).
 #
 # Usage: bench/run-readmodels.sh [--quick] [--events N] [--out DIR]
@@ -34,7 +37,7 @@ while [ $# -gt 0 ]; do
 done
 q=(); [ $quick = 1 ] && q=(--quick)
 ev=(); [ -n "$events" ] && ev=(--events "$events")
-sync=${RM_SQLITE_SYNC:-FULL}
+sync=${RM_SQLITE_SYNC:-NORMAL} pgsync=${RM_PG_SYNC:-off}
 
 scripts/deps.sh readmodels
 . bench/lib.sh
@@ -89,7 +92,7 @@ pg="host=127.0.0.1 port=$pgport user=bench"
   echo "| machine | $(nproc) CPUs, $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo), $(uname -sr), $(date -u +%FT%TZ), commit $(git rev-parse --short HEAD) |"
   "$b"/bench/factum-bench-embedded --dir "$dir/probe" --only PACED --quick | grep machine | head -2
   rm -rf "$dir/probe"
-  echo "| settings | PostgreSQL 15 fsync=on synchronous_commit=on; SQLite (baseline) WAL synchronous=$sync; factum and factumd durable |"
+  echo "| settings | PostgreSQL 15 fsync=on, synchronous_commit=on (server), off on the applying connections (factum; baseline: $pgsync); SQLite WAL, synchronous=NORMAL (factum; baseline: $sync); factum's store and factumd durable |"
 } | tee -a "$raw"
 "$b"/bench/factum-bench-readmodels --only FILL "${q[@]}" "${ev[@]}" "$dir/w" | grep '^| FILL' | tee -a "$raw"
 head=$(cat "$dir/w/head")
@@ -99,7 +102,7 @@ cp -a "$dir/w/source" "$dir/db"
 factumd_start "$dir/factumd.log" "$b"/factumd --insecure --db "$dir/db" --node-ip 127.0.0.1 --node-port 0
 fpid=$factumd_pid
 url="kurrentdb://127.0.0.1:$factumd_port?tls=false"
-base() { node bench/readmodels/baseline.js "$@" --url "$url" --sync "$sync" | tee -a "$raw" | { grep -v '^@' || true; }; }
+base() { node bench/readmodels/baseline.js "$@" --url "$url" --sync "$sync" --pgsync "$pgsync" | tee -a "$raw" | { grep -v '^@' || true; }; }
 echo "-- baseline (the official Node client against factumd $url)"
 base catchup --target sqlite --sqlite "$dir/base.db" --fresh --head "$head" --expect "$dir/w/expect.json"
 base catchup --target postgres --pg "$pg dbname=baseline" --fresh --head "$head" --expect "$dir/w/expect.json"

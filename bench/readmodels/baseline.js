@@ -8,7 +8,11 @@
 // its checkpoint in the same transaction as each batch's updates (the honest,
 // exactly-once way). Batches: up to --batch events (2,000, factum's default),
 // cut early at the end of an event-loop turn once the subscription is live
-// (caught up), as factum cuts a batch at the head of the log.
+// (caught up), as factum cuts a batch at the head of the log. Durability as
+// factum's targets (src/rm): SQLite in WAL mode with synchronous=NORMAL and
+// PostgreSQL with synchronous_commit=off - a crash may lose the last
+// batches, always with their checkpoint, and they are applied again from the
+// log (--sync FULL, --pgsync on: durable commits).
 //
 // Modes (each prints Markdown rows and "@ baseline-<target> WORKLOAD metric value" lines):
 //   catchup  apply the log from the stored checkpoint until --head (RM1 with
@@ -26,7 +30,7 @@
 //            clients) with and without that wait, as ratios
 //
 // Usage: node bench/readmodels/baseline.js MODE --url URL --target sqlite|postgres
-//          [--sqlite FILE] [--pg CONNINFO] [--sync FULL|NORMAL] [--batch N]
+//          [--sqlite FILE] [--pg CONNINFO] [--sync NORMAL|FULL] [--pgsync off|on] [--batch N]
 //          [--head P] [--expect FILE] [--n N] [--fresh]
 'use strict';
 const path = require('node:path');
@@ -75,7 +79,7 @@ if (!isMainThread) {
 // ---- arguments -----------------------------------------------------------------------
 const argv = process.argv.slice(2);
 const mode = argv.shift();
-const opt = { url: process.env.FACTUMD_URL, target: 'sqlite', sqlite: '/tmp/baseline.db', pg: process.env.PG_CONNINFO, sync: 'FULL', batch: 2000, head: 0n, expect: null, n: 0, fresh: false };
+const opt = { url: process.env.FACTUMD_URL, target: 'sqlite', sqlite: '/tmp/baseline.db', pg: process.env.PG_CONNINFO, sync: 'NORMAL', pgsync: 'off', batch: 2000, head: 0n, expect: null, n: 0, fresh: false };
 for (let i = 0; i < argv.length; i++) {
   const k = argv[i].replace(/^--/, '');
   if (k === 'fresh') { opt.fresh = true; continue; }
@@ -84,7 +88,7 @@ for (let i = 0; i < argv.length; i++) {
   opt[k] = k === 'head' ? BigInt(v) : ['batch', 'n'].includes(k) ? Number(v) : v;
 }
 function usage() {
-  console.error('usage: node baseline.js catchup|lag|ryow --url URL --target sqlite|postgres [--sqlite FILE] [--pg CONNINFO] [--sync FULL|NORMAL] [--batch N] [--head P] [--expect FILE] [--n N] [--fresh]');
+  console.error('usage: node baseline.js catchup|lag|ryow --url URL --target sqlite|postgres [--sqlite FILE] [--pg CONNINFO] [--sync NORMAL|FULL] [--pgsync off|on] [--batch N] [--head P] [--expect FILE] [--n N] [--fresh]');
   process.exit(2);
 }
 if (!['catchup', 'lag', 'ryow'].includes(mode) || !opt.url || !['sqlite', 'postgres'].includes(opt.target)) usage();
@@ -152,6 +156,7 @@ async function pgTarget() {
   if (opt.fresh) await db.query('DROP SCHEMA IF EXISTS rm_baseline CASCADE');
   await db.query('CREATE SCHEMA IF NOT EXISTS rm_baseline');
   await db.query('SET search_path TO rm_baseline');
+  await db.query(`SET synchronous_commit = ${opt.pgsync === 'on' ? 'on' : 'off'}`);
   for (const s of SCHEMA) await db.query(s);
   // Named statements: prepared once per connection, then only bound.
   const run = (name, ...values) =>
@@ -196,11 +201,11 @@ function handle(e, exec) {
 
 // ---- the subscription and its batches ------------------------------------------------
 // follow(target, client, onCommit[, from]): subscribe from the target's checkpoint;
-// returns { position(), live(), close() }. onCommit(position, events) runs
+// returns { position(), idle(), close() }. onCommit(position, events) runs
 // after each batch is committed.
 function follow(target, client, onCommit, from = target.checkpoint) {
   let position = from;
-  let pending = [], applying = false, live = false, scheduled = false, failed = null, timer = null;
+  let pending = [], applying = false, live = false, scheduled = false, timer = null, last = 0;
   const sub = client.subscribeToAll({
     fromPosition: position > 0n ? { commit: position, prepare: position } : lib.START,
     filter: lib.streamNameFilter({ prefixes: ['account-'] }),
@@ -214,7 +219,6 @@ function follow(target, client, onCommit, from = target.checkpoint) {
     try {
       await target.apply(batch);
     } catch (err) {
-      failed = err;
       console.error(`baseline: applying the batch ending at ${batch[batch.length - 1].event.position.commit}: ${err.message}`);
       process.exit(1);
     }
@@ -232,15 +236,25 @@ function follow(target, client, onCommit, from = target.checkpoint) {
       else schedule();
     } else if (live) schedule();
     else {
-      // Before caught up: a batch is cut when full; a stalled tail is
-      // flushed after 10 ms (belt and braces, caughtUp normally does it).
-      clearTimeout(timer);
-      timer = setTimeout(schedule, 10);
+      // Before caught up: a batch is cut when full; a tail that stalls for
+      // 10 ms is flushed (belt and braces: caughtUp normally does it).
+      last = Date.now();
+      if (!timer) timer = setTimeout(stalled, 10);
     }
   });
+  const stalled = () => {
+    timer = null;
+    if (Date.now() - last >= 10) schedule();
+    else if (!live) timer = setTimeout(stalled, 10);
+  };
   sub.on('caughtUp', () => { live = true; schedule(); });
   sub.on('error', (err) => { console.error(`baseline: subscription: ${err.message}`); process.exit(1); });
-  return { position: () => position, live: () => live, failed: () => failed, close: () => { clearTimeout(timer); return sub.unsubscribe(); } };
+  return {
+    position: () => position,
+    // Caught up, and everything received is committed.
+    idle: () => live && !applying && pending.length === 0,
+    close: () => { clearTimeout(timer); return sub.unsubscribe(); },
+  };
 }
 
 async function openTarget() {
@@ -292,7 +306,7 @@ function committedWaiters() {
 }
 
 async function caughtUp(f) {
-  while (!f.live()) await new Promise((r) => setTimeout(r, 5));
+  while (!f.idle()) await new Promise((r) => setTimeout(r, 5));
 }
 
 // ---- lag: RMLAG --------------------------------------------------------------------------
