@@ -18,20 +18,25 @@
 # connection (the checkpoint is in every transaction: a crash loses
 # batches with their checkpoint, applied again from the log).
 # RM_SQLITE_SYNC=FULL / RM_PG_SYNC=on make the baseline's commits durable.
-# Prints every row, then the table factum / baseline (docs/PERFORMANCE.md).
+# Prints every row, then the table factum / baseline (docs/PERFORMANCE.md):
+# with --runs N, the median of the runs and their min-max; the two sides
+# take turns going first. OUT (default a temporary directory) keeps raw.txt
+# (every row), results.tsv (system, workload, metric, run, value) and
+# summary.md.
 #
-# Usage: bench/run-readmodels.sh [--quick] [--events N] [--out DIR]
-#   --quick: 100,000 events and short loops (about a minute)
+# Usage: bench/run-readmodels.sh [--quick] [--runs N] [--events N] [--out DIR]
+#   --quick: 100,000 events and short loops, one run (about a minute)
 # FACTUM_BENCH_BUILD=DIR uses an existing build directory.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-quick=0 events="" out=""
+quick=0 events="" out="" runs=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) quick=1 ;;
+    --runs) runs=$2; shift ;;
     --events) events=$2; shift ;;
     --out) out=$2; shift ;;
-    *) echo "usage: $0 [--quick] [--events N] [--out DIR]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--quick] [--runs N] [--events N] [--out DIR]" >&2; exit 2 ;;
   esac
   shift
 done
@@ -64,27 +69,29 @@ if [ ! -e bench/readmodels/node_modules/better-sqlite3/build/Release/better_sqli
 fi
 
 dir=$(mktemp -d /tmp/factum-rmbench.XXXXXX)
+chmod 755 "$dir" # PostgreSQL's user reaches its directory inside
 [ -n "$out" ] || out=$dir/out
 mkdir -p "$out"
+out=$(cd "$out" && pwd)
 raw=$out/raw.txt
 : >"$raw"
 
 # ---- PostgreSQL -------------------------------------------------------------------
 pgbin=/usr/lib/postgresql/15/bin
 pgport=${PGPORT_RMBENCH:-25433} # below the ephemeral range; not run-postgres.sh's
-chown -R postgres "$dir" 2>/dev/null || true
 as_pg() { if [ "$(id -u)" = 0 ]; then su postgres -s /bin/sh -c "$*"; else sh -c "$*"; fi; }
-mkdir -p "$dir/pg" && chown postgres "$dir/pg" 2>/dev/null || true
+mkdir -p "$dir/pg"
+chown -R postgres "$dir/pg" 2>/dev/null || true
 as_pg "$pgbin/initdb -D $dir/pg/data -U bench -A trust >/dev/null"
 as_pg "$pgbin/pg_ctl -D $dir/pg/data -l $dir/pg/log -w -o \"-p $pgport -k $dir/pg -c listen_addresses=127.0.0.1 -c fsync=on -c synchronous_commit=on -c wal_sync_method=fdatasync -c shared_buffers=1GB\" start >/dev/null"
 fpid=""
 cleanup() {
   [ -z "$fpid" ] || { kill -TERM "$fpid" 2>/dev/null || true; wait "$fpid" 2>/dev/null || true; }
   as_pg "$pgbin/pg_ctl -D $dir/pg/data -m fast stop >/dev/null" || true
-  rm -rf "$dir/pg" "$dir/w" "$dir/db" "$dir/base.db"*
+  rm -rf "$dir/pg" "$dir/w" "$dir/db" "$dir/base.db"* "$dir/factumd.log"
+  rmdir "$dir" 2>/dev/null || true
 }
 trap cleanup EXIT
-for db in factum baseline; do as_pg "$pgbin/createdb -h 127.0.0.1 -p $pgport -U bench $db"; done
 pg="host=127.0.0.1 port=$pgport user=bench"
 
 # ---- the machine, the events ----------------------------------------------------------
@@ -96,60 +103,90 @@ pg="host=127.0.0.1 port=$pgport user=bench"
 } | tee -a "$raw"
 "$b"/bench/factum-bench-readmodels --only FILL "${q[@]}" "${ev[@]}" "$dir/w" | grep '^| FILL' | tee -a "$raw"
 head=$(cat "$dir/w/head")
+n_ryow=$([ $quick = 1 ] && echo 1000 || echo 5000)
+n_w3=$([ $quick = 1 ] && echo 20000 || echo 200000)
 
 # ---- the baseline: factumd on a copy of the store ------------------------------------------
-cp -a "$dir/w/source" "$dir/db"
-factumd_start "$dir/factumd.log" "$b"/factumd --insecure --db "$dir/db" --node-ip 127.0.0.1 --node-port 0
-fpid=$factumd_pid
-url="kurrentdb://127.0.0.1:$factumd_port?tls=false"
-base() { node bench/readmodels/baseline.js "$@" --url "$url" --sync "$sync" --pgsync "$pgsync" | tee -a "$raw" | { grep -v '^@' || true; }; }
-echo "-- baseline (the official Node client against factumd $url)"
-base catchup --target sqlite --sqlite "$dir/base.db" --fresh --head "$head" --expect "$dir/w/expect.json"
-base catchup --target postgres --pg "$pg dbname=baseline" --fresh --head "$head" --expect "$dir/w/expect.json"
-base ryow --target sqlite --sqlite "$dir/base.db" --n "$([ $quick = 1 ] && echo 1000 || echo 5000)"
-base lag --target sqlite --sqlite "$dir/base.db" --n "$([ $quick = 1 ] && echo 20000 || echo 200000)"
-base lag --target postgres --pg "$pg dbname=baseline" --n "$([ $quick = 1 ] && echo 20000 || echo 200000)"
-kill -TERM "$fpid"
-wait "$fpid" 2>/dev/null || true
-fpid=""
-rm -rf "$dir/db" "$dir/base.db"*
+baseline() { # run
+  rm -rf "$dir/db" "$dir/base.db"*
+  cp -a "$dir/w/source" "$dir/db"
+  factumd_start "$dir/factumd.log" "$b"/factumd --insecure --db "$dir/db" --node-ip 127.0.0.1 --node-port 0
+  fpid=$factumd_pid
+  local url="kurrentdb://127.0.0.1:$factumd_port?tls=false" pgdb="$pg dbname=baseline$1"
+  as_pg "$pgbin/createdb -h 127.0.0.1 -p $pgport -U bench baseline$1"
+  base() { node bench/readmodels/baseline.js "$@" --url "$url" --sync "$sync" --pgsync "$pgsync" | tee -a "$raw" | { grep -v '^@' || true; }; }
+  echo "-- baseline, run $1 (the official Node client against factumd $url)" | tee -a "$raw"
+  base catchup --target sqlite --sqlite "$dir/base.db" --fresh --head "$head" --expect "$dir/w/expect.json"
+  base catchup --target postgres --pg "$pgdb" --fresh --head "$head" --expect "$dir/w/expect.json"
+  base ryow --target sqlite --sqlite "$dir/base.db" --n "$n_ryow"
+  base lag --target sqlite --sqlite "$dir/base.db" --n "$n_w3"
+  base lag --target postgres --pg "$pgdb" --n "$n_w3"
+  kill -TERM "$fpid"
+  wait "$fpid" 2>/dev/null || true
+  fpid=""
+  as_pg "$pgbin/dropdb -h 127.0.0.1 -p $pgport -U bench baseline$1"
+  rm -rf "$dir/db" "$dir/base.db"*
+}
 
 # ---- factum ------------------------------------------------------------------------------------
-echo "-- factum (embedded)"
-"$b"/bench/factum-bench-readmodels --only RM1,RM2,RYOW,RMINL,RMLAG,RMLAGPG --pg "$pg dbname=factum" "${q[@]}" \
-  "${ev[@]}" "$dir/w" | tee -a "$raw" | { grep -v '^@\|^| workload\|^|---' || true; }
+factum() { # run
+  as_pg "$pgbin/createdb -h 127.0.0.1 -p $pgport -U bench factum$1"
+  echo "-- factum (embedded), run $1" | tee -a "$raw"
+  "$b"/bench/factum-bench-readmodels --only RM1,RM2,RYOW,RMINL,RMLAG,RMLAGPG --pg "$pg dbname=factum$1" "${q[@]}" \
+    "${ev[@]}" "$dir/w" | tee -a "$raw" | { grep -v '^@\|^| workload\|^|---' || true; }
+  as_pg "$pgbin/dropdb -h 127.0.0.1 -p $pgport -U bench factum$1"
+}
 
-# ---- the table -----------------------------------------------------------------------------
-grep '^@ ' "$raw" | awk '{print $2 "\t" $3 "\t" $4 "\t" $5}' >"$out/results.tsv"
+: >"$out/results.tsv"
+for r in $(seq 1 "$runs"); do
+  mark=$(wc -l <"$raw")
+  if [ $((r % 2)) = 1 ]; then baseline "$r"; factum "$r"; else factum "$r"; baseline "$r"; fi
+  tail -n +"$((mark + 1))" "$raw" | grep '^@ ' | awk -v r="$r" '{print $2 "\t" $3 "\t" $4 "\t" r "\t" $5}' >>"$out/results.tsv"
+done
+
+# ---- the table: medians (min-max), factum / baseline ---------------------------------------
 {
+  echo
+  echo "Median of $runs run(s)$([ "$runs" -gt 1 ] && echo ", min–max in brackets"). factum embedded; the hand-written side the official Node"
+  echo "client over loopback to factumd. Lag and latency: lower is better."
   echo
   echo "| figure | factum | hand-written (Node client) | factum / hand-written | target |"
   echo "|---|---|---|---|---|"
-  row() { # label workload metric baseline-system target [lower-is-better]
-    awk -F'\t' -v w="$2" -v m="$3" -v bs="$4" -v label="$1" -v target="$5" -v low="${6:-0}" '
-      $2 == w && $3 == m && $1 == "factum" { f = $4; hf = 1 }
-      $2 == w && $3 == m && $1 == bs { bv = $4; hb = 1 }
+  row() { # label workload metric baseline-system target
+    awk -F'\t' -v w="$2" -v m="$3" -v bs="$4" -v label="$1" -v target="$5" '
+      function med(v, n,   i, j, t) {
+        for (i = 0; i < n; i++) for (j = i + 1; j < n; j++) if (v[j] < v[i]) { t = v[i]; v[i] = v[j]; v[j] = t }
+        return n % 2 ? v[int(n / 2)] : (v[n / 2 - 1] + v[n / 2]) / 2
+      }
       function fmt(v) { return v >= 100 ? sprintf("%.0f", v) : sprintf("%.2f", v) }
+      function cell(v, n,   m) {
+        if (!n) return ""
+        m = med(v, n)
+        return n > 1 ? fmt(m) " [" fmt(v[0]) "–" fmt(v[n - 1]) "]" : fmt(m)
+      }
+      $2 == w && $3 == m && $1 == "factum" { f[nf++] = $5 }
+      $2 == w && $3 == m && $1 == bs { g[ng++] = $5 }
       END {
-        r = (hf && hb && bv != 0) ? sprintf("%.2f", f / bv) : ""
-        if (low && hf && hb && f != 0) r = r " (" sprintf("%.1f", bv / f) "x lower)"
-        printf "| %s | %s | %s | %s | %s |\n", label, hf ? fmt(f) : "", hb ? fmt(bv) : "", r, target
+        cf = cell(f, nf); cg = cell(g, ng)
+        mf = nf ? med(f, nf) : 0; mg = ng ? med(g, ng) : 0
+        printf "| %s | %s | %s | %s | %s |\n", label, cf, cg, (nf && ng && mg != 0) ? sprintf("%.2f", mf / mg) : "", target
       }' "$out/results.tsv"
   }
   row "RM1 catch-up into SQLite, ev/s" RM1 ev_per_s baseline-sqlite "≥ 200,000"
   row "RM2 catch-up into PostgreSQL, ev/s" RM2 ev_per_s baseline-postgres "≥ 50,000"
-  row "RMLAG (SQLite) lag p50, events" RMLAG lag_events_p50 baseline-sqlite "" 1
-  row "RMLAG (SQLite) lag p99, events" RMLAG lag_events_p99 baseline-sqlite "" 1
-  row "RMLAG (SQLite) lag p50, ms" RMLAG lag_ms_p50 baseline-sqlite "" 1
-  row "RMLAG (SQLite) lag p99, ms" RMLAG lag_ms_p99 baseline-sqlite "" 1
-  row "RMLAG (SQLite) W3 meanwhile, ev/s" RMLAG w3_ev_per_s baseline-sqlite ""
-  row "RMLAGPG (PostgreSQL) lag p50, events" RMLAGPG lag_events_p50 baseline-postgres "" 1
-  row "RMLAGPG (PostgreSQL) lag p99, events" RMLAGPG lag_events_p99 baseline-postgres "" 1
-  row "RMLAGPG (PostgreSQL) lag p50, ms" RMLAGPG lag_ms_p50 baseline-postgres "" 1
-  row "RMLAGPG (PostgreSQL) lag p99, ms" RMLAGPG lag_ms_p99 baseline-postgres "" 1
-  row "RMINL W1 with / without (inline; baseline: waiting for its subscription)" RMINL W1_ratio baseline-sqlite ""
-  row "RMINL W3 with / without" RMINL W3_ratio baseline-sqlite ""
-  row "RYOW append -> applied, p50 µs" RYOW p50_us baseline-sqlite "" 1
-  row "RYOW append -> applied, p99 µs" RYOW p99_us baseline-sqlite "" 1
+  row "RMLAG (SQLite) lag p50, ms" RMLAG lag_ms_p50 baseline-sqlite ""
+  row "RMLAG (SQLite) lag p99, ms" RMLAG lag_ms_p99 baseline-sqlite ""
+  row "RMLAG (SQLite) lag p50, events" RMLAG lag_events_p50 baseline-sqlite ""
+  row "RMLAG (SQLite) lag p99, events" RMLAG lag_events_p99 baseline-sqlite ""
+  row "RMLAG (SQLite): W3 meanwhile, ev/s" RMLAG w3_ev_per_s baseline-sqlite ""
+  row "RMLAGPG (PostgreSQL) lag p50, ms" RMLAGPG lag_ms_p50 baseline-postgres ""
+  row "RMLAGPG (PostgreSQL) lag p99, ms" RMLAGPG lag_ms_p99 baseline-postgres ""
+  row "RMLAGPG (PostgreSQL) lag p50, events" RMLAGPG lag_events_p50 baseline-postgres ""
+  row "RMLAGPG (PostgreSQL) lag p99, events" RMLAGPG lag_events_p99 baseline-postgres ""
+  row "RMLAGPG (PostgreSQL): W3 meanwhile, ev/s" RMLAGPG w3_ev_per_s baseline-postgres ""
+  row "RMINL W1 inline / none (baseline: waiting for its subscription / not)" RMINL W1_ratio baseline-sqlite ""
+  row "RMINL W3 inline / none" RMINL W3_ratio baseline-sqlite ""
+  row "RYOW append -> applied, p50 µs" RYOW p50_us baseline-sqlite ""
+  row "RYOW append -> applied, p99 µs" RYOW p99_us baseline-sqlite ""
 } | tee "$out/summary.md"
-echo "(factum: embedded; the hand-written side: Node client over loopback to factumd; raw rows in $out)"
+echo "(raw rows in $out)"
