@@ -22,7 +22,8 @@
  *          wait returns, and of the wait alone
  *   RMINL  the cost of an inline read model: W1 (one thread, single-event
  *          durable appends) and W3 (16 threads) without and with an inline
- *          read model (SQLite): the ratio with / without
+ *          read model (SQLite), in three alternating rounds: the ratio of the
+ *          medians with / without, and W1's latency per append
  *   RMLAG  W3 while the async read model follows (SQLite; RMLAGPG:
  *          PostgreSQL): status.lag_events and lag_ns sampled every
  *          millisecond, p50/p99, and how long after the last append it has
@@ -98,7 +99,11 @@ static void day_text(unsigned d, char out[11])
     d %= 366;
     while (d >= len[m])
         d -= len[m++];
-    snprintf(out, 11, "2024-%02u-%02u", m + 1, d + 1);
+    memcpy(out, "2024-MM-DD", 11);
+    out[5] = (char)('0' + (m + 1) / 10);
+    out[6] = (char)('0' + (m + 1) % 10);
+    out[8] = (char)('0' + (d + 1) / 10);
+    out[9] = (char)('0' + (d + 1) % 10);
 }
 
 static void set_meta(evbuf *b)
@@ -485,10 +490,23 @@ static void ryow(void)
 
 /* ---- W1 / W3 loops (RMINL, RMLAG) ---------------------------------------- */
 
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
 typedef struct writer {
     factum_store *s;
     int t, n_threads;
     size_t n;
+    uint64_t *lat; /* each append's latency (ns), if not NULL */
 } writer;
 
 static void *write_loop(void *p)
@@ -505,20 +523,23 @@ static void *write_loop(void *p)
         uint64_t acct = (r % (ACCOUNTS / (uint64_t)a->n_threads)) * (uint64_t)a->n_threads + (uint64_t)a->t;
         snprintf(name, sizeof name, "account-%" PRIu64, acct);
         make_money(&b, acct, 0, 100 + i % 900, (unsigned)(i % 366), i);
+        uint64_t t0 = a->lat ? now_ns() : 0;
         int rc = factum_append(a->s, name, FACTUM_ANY, &b.ev, 1, NULL);
         if (rc) die("append", rc, NULL);
+        if (a->lat) a->lat[i] = now_ns() - t0;
     }
     return NULL;
 }
 
-/* total single-event appends by `threads` threads: events per second. */
-static double write_run(factum_store *s, int threads, size_t total)
+/* total single-event appends by `threads` threads: events per second.
+ * lat (one thread only, may be NULL) receives each append's latency. */
+static double write_run(factum_store *s, int threads, size_t total, uint64_t *lat)
 {
     pthread_t th[16];
     writer a[16];
     uint64_t t0 = now_ns();
     for (int t = 0; t < threads; t++) {
-        a[t] = (writer){s, t, threads, total / (size_t)threads};
+        a[t] = (writer){s, t, threads, total / (size_t)threads, threads == 1 ? lat : NULL};
         pthread_create(&th[t], NULL, write_loop, &a[t]);
     }
     for (int t = 0; t < threads; t++)
@@ -528,40 +549,69 @@ static double write_run(factum_store *s, int threads, size_t total)
 
 /* ---- RMINL ----------------------------------------------------------------- */
 
+/* Three rounds, each W1 (or W3) on a fresh store without a read model and
+ * then on a fresh store with an inline one: the medians of the rounds (the
+ * disk of a shared machine drifts; alternating keeps both sides in step). */
 static void rminl(void)
 {
+    enum { ROUNDS = 3 };
     static const struct {
         const char *w;
         int threads;
         size_t n, n_quick;
-    } runs[2] = {{"W1", 1, 20000, 2000}, {"W3", 16, 200000, 20000}};
+    } runs[2] = {{"W1", 1, 30000, 3000}, {"W3", 16, 240000, 24000}};
     for (int i = 0; i < 2; i++) {
-        size_t n = quick ? runs[i].n_quick : runs[i].n;
-        factum_store *s = accounts_store("rminl-alone");
-        double alone = write_run(s, runs[i].threads, n);
-        factum_store_close(s);
+        size_t n = (quick ? runs[i].n_quick : runs[i].n) / ROUNDS;
+        double alone[ROUNDS], with[ROUNDS];
+        uint64_t *lat[2] = {NULL, NULL};
+        size_t n_lat = runs[i].threads == 1 ? n * ROUNDS : 0;
+        if (n_lat)
+            for (int k = 0; k < 2; k++)
+                lat[k] = malloc(n_lat * sizeof *lat[k]);
+        for (int r = 0; r < ROUNDS; r++) {
+            factum_store *s = accounts_store("rminl-alone");
+            alone[r] = write_run(s, runs[i].threads, n, lat[0] ? lat[0] + (size_t)r * n : NULL);
+            factum_store_close(s);
 
-        s = accounts_store("rminl");
-        factum_readmodels *m = open_models(s);
-        create(m, definition("\"sqlite\"", "inline"));
-        wait_live(m);
-        double with = write_run(s, runs[i].threads, n);
-        factum_readmodel_status st;
-        factum_readmodel_get_status(m, "balances", &st);
-        printf("| RMINL | %s (%d thread%s, %zu durable single-event appends) with an inline read model (SQLite) / "
-               "without | **%.2f** | %.0f / %.0f ev/s; lag at the end %" PRIu64 " events |\n",
-               runs[i].w, runs[i].threads, runs[i].threads > 1 ? "s" : "", n, with / alone, with, alone,
-               st.lag_events);
+            s = accounts_store("rminl");
+            factum_readmodels *m = open_models(s);
+            create(m, definition("\"sqlite\"", "inline"));
+            wait_live(m);
+            with[r] = write_run(s, runs[i].threads, n, lat[1] ? lat[1] + (size_t)r * n : NULL);
+            factum_readmodels_close(m);
+            factum_store_close(s);
+        }
+        qsort(alone, ROUNDS, sizeof *alone, cmp_double);
+        qsort(with, ROUNDS, sizeof *with, cmp_double);
+        double a = alone[ROUNDS / 2], w = with[ROUNDS / 2];
+        char lat_text[160] = "";
+        if (n_lat) {
+            for (int k = 0; k < 2; k++)
+                qsort(lat[k], n_lat, sizeof *lat[k], cmp_u64);
+            snprintf(lat_text, sizeof lat_text, "; per append p50 %.0f / p99 %.0f µs (without: %.0f / %.0f)",
+                     pct(lat[1], n_lat, 50), pct(lat[1], n_lat, 99), pct(lat[0], n_lat, 50), pct(lat[0], n_lat, 99));
+        }
+        printf("| RMINL | %s (%d thread%s, %d × %zu durable single-event appends) with an inline read model (SQLite) / "
+               "without | **%.2f** | %.0f / %.0f ev/s (medians of %d alternating rounds; with %.0f–%.0f, without "
+               "%.0f–%.0f)%s |\n",
+               runs[i].w, runs[i].threads, runs[i].threads > 1 ? "s" : "", ROUNDS, n, w / a, w, a, ROUNDS, with[0],
+               with[ROUNDS - 1], alone[0], alone[ROUNDS - 1], lat_text);
         char metric[32];
         snprintf(metric, sizeof metric, "%s_ratio", runs[i].w);
-        result("RMINL", metric, with / alone);
+        result("RMINL", metric, w / a);
         snprintf(metric, sizeof metric, "%s_with_ev_per_s", runs[i].w);
-        result("RMINL", metric, with);
+        result("RMINL", metric, w);
         snprintf(metric, sizeof metric, "%s_alone_ev_per_s", runs[i].w);
-        result("RMINL", metric, alone);
+        result("RMINL", metric, a);
+        if (n_lat) {
+            result("RMINL", "W1_with_p50_us", pct(lat[1], n_lat, 50));
+            result("RMINL", "W1_with_p99_us", pct(lat[1], n_lat, 99));
+            result("RMINL", "W1_alone_p50_us", pct(lat[0], n_lat, 50));
+            result("RMINL", "W1_alone_p99_us", pct(lat[0], n_lat, 99));
+        }
         fflush(stdout);
-        factum_readmodels_close(m);
-        factum_store_close(s);
+        free(lat[0]);
+        free(lat[1]);
     }
 }
 
@@ -589,11 +639,6 @@ static void *sample(void *p)
     return NULL;
 }
 
-static int cmp_i64(const void *a, const void *b)
-{
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-    return x < y ? -1 : x > y;
-}
 
 static void rmlag(const char *w, const char *target)
 {
@@ -607,7 +652,7 @@ static void rmlag(const char *w, const char *target)
     sm.lag_ns = malloc(sm.cap * sizeof *sm.lag_ns);
     pthread_t th;
     pthread_create(&th, NULL, sample, &sm);
-    double rate = write_run(s, 16, total);
+    double rate = write_run(s, 16, total, NULL);
     factum_stats fs;
     factum_store_get_stats(s, &fs);
     uint64_t t_end = now_ns();

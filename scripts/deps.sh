@@ -14,7 +14,8 @@
 #             tests), Node.js and npm (the official clients, integration),
 #             and everything of bench, since bench_all_quick runs
 #             bench/run-all.sh --quick (the systems' C libraries must be
-#             there when the test build is configured)
+#             there when the test build is configured), and python3 for
+#             node-gyp (bench/run-readmodels.sh builds better-sqlite3)
 #   bench     build, the systems bench/run-all.sh compares with (postgres,
 #             sqlite, redis, nats) and gnuplot for its plots (plots)
 #   postgres, sqlite, redis, nats, plots   one of those (bench/run-*.sh)
@@ -63,7 +64,7 @@ for purpose in "$@"; do
     demo) want+=("${build[@]}" curl); libnode=1 ;;
     bench) want+=("${build[@]}" "${postgres[@]}" "${sqlite[@]}" "${redis[@]}" "${nats[@]}" "${plots[@]}"); libnode=1 ;;
     test)
-      want+=("${build[@]}" jq openssl "${postgres[@]}" "${sqlite[@]}" "${redis[@]}" "${nats[@]}" "${plots[@]}")
+      want+=("${build[@]}" jq openssl python3 "${postgres[@]}" "${sqlite[@]}" "${redis[@]}" "${nats[@]}" "${plots[@]}")
       node=1
       libnode=1
       ;;
