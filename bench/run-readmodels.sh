@@ -116,6 +116,7 @@ baseline() { # run
   as_pg "$pgbin/createdb -h 127.0.0.1 -p $pgport -U bench baseline$1"
   base() { node bench/readmodels/baseline.js "$@" --url "$url" --sync "$sync" --pgsync "$pgsync" | tee -a "$raw" | { grep -v '^@' || true; }; }
   echo "-- baseline, run $1 (the official Node client against factumd $url)" | tee -a "$raw"
+  base catchup --target none --head "$head"
   base catchup --target sqlite --sqlite "$dir/base.db" --fresh --head "$head" --expect "$dir/w/expect.json"
   base catchup --target postgres --pg "$pgdb" --fresh --head "$head" --expect "$dir/w/expect.json"
   base ryow --target sqlite --sqlite "$dir/base.db" --n "$n_ryow"
@@ -174,6 +175,7 @@ done
   }
   row "RM1 catch-up into SQLite, ev/s" RM1 ev_per_s baseline-sqlite "≥ 200,000"
   row "RM2 catch-up into PostgreSQL, ev/s" RM2 ev_per_s baseline-postgres "≥ 50,000"
+  row "(the Node client's subscription alone, no SQL, ev/s)" SUB ev_per_s baseline-sqlite ""
   row "RMLAG (SQLite) lag p50, ms" RMLAG lag_ms_p50 baseline-sqlite ""
   row "RMLAG (SQLite) lag p99, ms" RMLAG lag_ms_p99 baseline-sqlite ""
   row "RMLAG (SQLite) lag p50, events" RMLAG lag_events_p50 baseline-sqlite ""

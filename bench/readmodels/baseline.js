@@ -17,7 +17,8 @@
 // Modes (each prints Markdown rows and "@ baseline-<target> WORKLOAD metric value" lines):
 //   catchup  apply the log from the stored checkpoint until --head (RM1 with
 //            sqlite, RM2 with postgres); then check the tables against
-//            --expect (the totals bench/readmodels.c's generator computed)
+//            --expect (the totals bench/readmodels.c's generator computed).
+//            --target none (SUB): the subscription and batches alone, no SQL
 //   lag      RMLAG: W3 (16 clients in a worker thread, --n single-event
 //            appends in all) while the subscription follows; lag in events
 //            (the last acknowledged position minus the committed checkpoint,
@@ -88,12 +89,13 @@ for (let i = 0; i < argv.length; i++) {
   opt[k] = k === 'head' ? BigInt(v) : ['batch', 'n'].includes(k) ? Number(v) : v;
 }
 function usage() {
-  console.error('usage: node baseline.js catchup|lag|ryow --url URL --target sqlite|postgres [--sqlite FILE] [--pg CONNINFO] [--sync NORMAL|FULL] [--pgsync off|on] [--batch N] [--head P] [--expect FILE] [--n N] [--fresh]');
+  console.error('usage: node baseline.js catchup|lag|ryow --url URL --target sqlite|postgres|none [--sqlite FILE] [--pg CONNINFO] [--sync NORMAL|FULL] [--pgsync off|on] [--batch N] [--head P] [--expect FILE] [--n N] [--fresh]');
   process.exit(2);
 }
-if (!['catchup', 'lag', 'ryow'].includes(mode) || !opt.url || !['sqlite', 'postgres'].includes(opt.target)) usage();
+if (!['catchup', 'lag', 'ryow'].includes(mode) || !opt.url || !['sqlite', 'postgres', 'none'].includes(opt.target)) usage();
+if (opt.target === 'none' && mode !== 'catchup') usage();
 if (opt.target === 'postgres' && !opt.pg) usage();
-const system = `baseline-${opt.target}`;
+const system = `baseline-${opt.target === 'none' ? 'sqlite' : opt.target}`;
 const result = (w, metric, v) => console.log(`@ ${system} ${w} ${metric} ${v}`);
 const pct = (sorted, p) => (sorted.length ? sorted[Math.round((p / 100) * (sorted.length - 1))] : 0);
 
@@ -257,13 +259,20 @@ function follow(target, client, onCommit, from = target.checkpoint) {
   };
 }
 
+// No target: the subscription and its batches alone (where the hand-written
+// side's time goes: catchup --target none).
+function noTarget() {
+  return { checkpoint: 0n, apply: () => {}, check: () => ({}), close: () => {} };
+}
+
 async function openTarget() {
+  if (opt.target === 'none') return noTarget();
   return opt.target === 'sqlite' ? sqliteTarget() : pgTarget();
 }
 
 // ---- catchup: RM1 / RM2 ----------------------------------------------------------------
 async function catchup() {
-  const w = opt.target === 'sqlite' ? 'RM1' : 'RM2';
+  const w = { sqlite: 'RM1', postgres: 'RM2', none: 'SUB' }[opt.target];
   const target = await openTarget();
   const client = lib.KurrentDBClient.connectionString(opt.url);
   const from = target.checkpoint;
@@ -279,7 +288,7 @@ async function catchup() {
   const n = Number(opt.head - from);
   const got = await target.check();
   let verdict = 'not checked';
-  if (opt.expect) {
+  if (opt.expect && opt.target !== 'none') {
     const want = JSON.parse(fs.readFileSync(opt.expect, 'utf8'));
     const bad = Object.keys(want).filter((k) => k in got && BigInt(got[k] ?? 0) !== BigInt(want[k]));
     if (bad.length) {
@@ -288,7 +297,8 @@ async function catchup() {
     }
     verdict = `totals checked (${got.accounts} accounts, balance ${got.balance}, ${got.events} money events)`;
   }
-  console.log(`| ${w} | hand-written catch-up (Node client + ${opt.target === 'sqlite' ? 'better-sqlite3' : 'pg'}) over ${n} events | **${Math.round(n / secs)} ev/s** | ${secs.toFixed(2)} s, ${batches} transactions; ${verdict} |`);
+  const how = { sqlite: '+ better-sqlite3', postgres: '+ pg', none: 'alone, no SQL' }[opt.target];
+  console.log(`| ${w} | hand-written catch-up (Node client ${how}) over ${n} events | **${Math.round(n / secs)} ev/s** | ${secs.toFixed(2)} s, ${batches} transactions; ${verdict} |`);
   result(w, 'ev_per_s', n / secs);
   await client.dispose();
   await target.close();
