@@ -147,6 +147,13 @@
                 const f = obj[k];
                 if (typeof f !== 'function')
                     throw new TypeError(`the script's member "${k}" must be a handler function, not ${describe(f)}`);
+                // sql() queues statements: there is nothing to await, and what
+                // an async or generator function did after its first step
+                // would be lost.
+                const kind = Object.getPrototypeOf(f).constructor.name;
+                if (kind !== 'Function')
+                    throw new TypeError(`the script's handler "${k}" is async or a generator (${kind}): handlers ` +
+                        'must be plain synchronous functions');
                 if (k === '$any') {
                     any = f;
                 } else {
@@ -168,7 +175,9 @@
             if (f === null) return 0;
             current = i;
             try {
-                f.call(self, new Event(type, stream, version, position, id, data, meta, ms, micros));
+                const r = f.call(self, new Event(type, stream, version, position, id, data, meta, ms, micros));
+                if (r !== null && typeof r === 'object' && typeof r.then === 'function')
+                    throw new TypeError('the handler returned a promise: handlers must be synchronous');
             } catch (x) {
                 out = [];
                 throw x;

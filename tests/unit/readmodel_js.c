@@ -300,6 +300,7 @@ static void t_bad_statements(void)
                          "  Commit(e) { sql('COMMIT'); },\n"
                          "  Syntax(e) { sql('INSERT INTO nowhere VALUES (1)'); },\n"
                          "  NotObject(e) { sql('INSERT INTO t VALUES (:a, 0)', [1]); },\n"
+                         "  Promise(e) { return Promise.resolve(1); },\n"
                          "  Good(e) { sql('INSERT INTO t VALUES (:a, :b)', {a: e.data.a, b: e.data.b}); },\n"
                          "})";
     char err[1024] = "";
@@ -307,14 +308,14 @@ static void t_bad_statements(void)
         def("bad", "[\"CREATE TABLE t(a BIGINT, b BIGINT)\"]", NULL, script, ",\"onError\":\"park\"");
     CHECK_RC(factum_readmodel_create(m, d, strlen(d), err, sizeof err), 0);
     if (err[0]) fprintf(stderr, "  create: %s\n", err);
-    const char *types[] = {"Missing", "Two", "Commit", "Syntax", "NotObject"};
-    for (int i = 0; i < 5; i++) {
+    const char *types[] = {"Missing", "Two", "Commit", "Syntax", "NotObject", "Promise"};
+    for (int i = 0; i < 6; i++) {
         append(s, "x-1", "Good", "{\"a\":1,\"b\":2}");
         append(s, "x-1", types[i], "{}");
     }
     uint64_t last = append(s, "x-1", "Good", "{\"a\":3,\"b\":4}");
     CHECK_RC(factum_readmodel_wait(m, "bad", last, 20000), 0);
-    QUERY_HAS(m, "bad", "SELECT count(*), sum(a), sum(b) FROM t", "[[6,8,14]]");
+    QUERY_HAS(m, "bad", "SELECT count(*), sum(a), sum(b) FROM t", "[[7,9,16]]");
     char *out = NULL;
     CHECK_RC(factum_readmodel_parked(m, "bad", 10, &out, err, sizeof err), 0);
     CHECK(has(out, "parameter :b is not given"));
@@ -322,10 +323,11 @@ static void t_bad_statements(void)
     CHECK(has(out, "transaction control"));
     CHECK(has(out, T("no such table: nowhere", "relation \\\"nowhere\\\" does not exist")));
     CHECK(has(out, "params must be an object"));
+    CHECK(has(out, "the handler returned a promise"));
     free(out);
     factum_readmodel_status st;
     CHECK_RC(factum_readmodel_get_status(m, "bad", &st), 0);
-    CHECK_EQ_U64(st.parked, 5);
+    CHECK_EQ_U64(st.parked, 6);
     factum_readmodels_close(m);
     CHECK_RC(factum_store_close(s), 0);
 }
@@ -439,6 +441,8 @@ static void t_bad_scripts(void)
         {"\n\nthrow new Error('at load')", "Error: at load (line 3)"},
         {"for (;;) {}", "timed out"},
         {"sql('INSERT INTO t VALUES (1)'); ({ A(e) {} })", "sql() can only be called from a handler"},
+        {"({ async A(e) { sql('INSERT INTO t VALUES (1)'); } })", "handler \"A\" is async or a generator (AsyncFunction)"},
+        {"({ *A(e) { sql('INSERT INTO t VALUES (1)'); } })", "handler \"A\" is async or a generator (GeneratorFunction)"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         char err[1024] = "";
