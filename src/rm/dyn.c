@@ -59,20 +59,23 @@ static int named(void *ctx, const char *name, size_t len, rm_param *p, char *err
 
 /* Statements that would end or split the batch's transaction (RM-2) or
  * change the connection: refused by their first word. */
-static const char *const refused[] = {"begin",   "start",   "commit",     "end",    "rollback", "abort",
-                                      "savepoint", "release", "prepare",  "set",    "reset",    "discard",
-                                      "deallocate", "attach", "detach",   "pragma", "vacuum",   "listen",
-                                      "unlisten", "notify",   "copy",   "checkpoint", NULL};
+static const char *const refused[] = {"begin",      "start",   "commit",  "end",        "rollback", "abort",
+                                      "savepoint",  "release", "prepare", "set",        "reset",    "discard",
+                                      "deallocate", "attach",  "detach",  "pragma",     "vacuum",   "listen",
+                                      "unlisten",   "notify",  "copy",    "checkpoint", NULL};
 
 static int refused_word(const char *p, const char *e)
 {
     for (;;) {
-        while (p < e && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r' || *p == '(')) p++;
+        while (p < e && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r' || *p == '('))
+            p++;
         if (e - p >= 2 && p[0] == '-' && p[1] == '-') {
-            while (p < e && *p != '\n') p++;
+            while (p < e && *p != '\n')
+                p++;
         } else if (e - p >= 2 && p[0] == '/' && p[1] == '*') {
             const char *q = p + 2;
-            while (q + 1 < e && !(q[0] == '*' && q[1] == '/')) q++;
+            while (q + 1 < e && !(q[0] == '*' && q[1] == '/'))
+                q++;
             p = q + 2 > e ? e : q + 2;
         } else {
             break;

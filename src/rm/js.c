@@ -77,7 +77,8 @@ static int cmp_str(const void *a, const void *b)
 static void script_log(void *ctx, const char *msg, size_t len)
 {
     rm_js *js = ctx;
-    rm_log(js->m, FACTUM_LOG_INFO, "read model %s: log: %.*s", js->def->name, (int)(len > 900 ? 900 : len), msg);
+    rm_log(js->m, FACTUM_LOG_INFO, "read model %s: log: %.*s", js->def->name, (int)(len > 900 ? 900 : len),
+           msg);
 }
 
 static void limits(const rm_def *def, prj_js_limits *l)
@@ -182,8 +183,8 @@ static size_t keep(rm_js *js, const char *p, size_t n)
 static int record_fail(rm_js *js, const factum_event *ev, ev_res *r, const char *msg, size_t len)
 {
     char what[200];
-    int n = snprintf(what, sizeof what, "(the JavaScript handler for %.*s)", (int)(ev->type_len > 100 ? 100 : ev->type_len),
-                     ev->type);
+    int n = snprintf(what, sizeof what, "(the JavaScript handler for %.*s)",
+                     (int)(ev->type_len > 100 ? 100 : ev->type_len), ev->type);
     r->failed = 1;
     r->n_sql = 0;
     r->fail_len = len;
@@ -284,8 +285,8 @@ int rm_js_page(rm_js *js, const factum_event *evs, size_t n, const rm_target_ops
             snprintf(why, sizeof why, "%s", prj_js_error(js->eng));
             prj_js_close(js->eng);
             js->eng = NULL;
-            rm_log(js->m, FACTUM_LOG_WARN, "read model %s: the JavaScript worker is restarted: %s", js->def->name,
-                   why);
+            rm_log(js->m, FACTUM_LOG_WARN, "read model %s: the JavaScript worker is restarted: %s",
+                   js->def->name, why);
             if (cnt > 1) {
                 single = 1; /* find the event that does it */
                 continue;

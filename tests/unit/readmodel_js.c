@@ -31,7 +31,8 @@ static factum_store *open_store(void)
     return s;
 }
 
-static uint64_t append_meta(factum_store *s, const char *stream, const char *type, const char *json, const char *meta)
+static uint64_t append_meta(factum_store *s, const char *stream, const char *type, const char *json,
+                            const char *meta)
 {
     factum_event_data e = {0};
     e.type = type;
@@ -87,7 +88,8 @@ static void escape(char *out, size_t n, const char *s)
 
 /* A definition: name, schema (a JSON array), handlers (a JSON object or
  * NULL), script (JavaScript or NULL), extra members (",..." or ""). */
-static char *def(const char *name, const char *schema, const char *handlers, const char *script, const char *extra)
+static char *def(const char *name, const char *schema, const char *handlers, const char *script,
+                 const char *extra)
 {
     static char buf[16384];
     char js[12000] = "";
@@ -122,21 +124,25 @@ static int has(const char *text, const char *needle)
         free(q_);                                                                                            \
     } while (0)
 
-static const char *BANK_SCHEMA = "[\"CREATE TABLE acc(id TEXT PRIMARY KEY, owner TEXT, balance BIGINT NOT NULL "
-                                 "CHECK (balance >= 0), n BIGINT NOT NULL)\","
-                                 "\"CREATE TABLE big(id TEXT, amount BIGINT, pos BIGINT)\"]";
+static const char *BANK_SCHEMA =
+    "[\"CREATE TABLE acc(id TEXT PRIMARY KEY, owner TEXT, balance BIGINT NOT NULL "
+    "CHECK (balance >= 0), n BIGINT NOT NULL)\","
+    "\"CREATE TABLE big(id TEXT, amount BIGINT, pos BIGINT)\"]";
 
 static const char *BANK_JS =
     "({\n"
     "  Opened(e) { sql('INSERT INTO acc(id, owner, balance, n) VALUES (:id, :owner, 0, 0)',\n"
     "                  {id: e.data.id, owner: e.data.owner.name}); },\n"
     "  Deposited(e) {\n"
-    "    if (e.data.amount > 1000) sql('INSERT INTO big VALUES (:id, :a, :p)', {id: e.data.id, a: e.data.amount, p: "
+    "    if (e.data.amount > 1000) sql('INSERT INTO big VALUES (:id, :a, :p)', {id: e.data.id, a: "
+    "e.data.amount, p: "
     "e.position});\n"
     "    if (e.data.amount < 0) throw new Error('negative deposit ' + e.data.amount);\n"
-    "    sql('UPDATE acc SET balance = balance + :a, n = n + 1 WHERE id = :id', {id: e.data.id, a: e.data.amount});\n"
+    "    sql('UPDATE acc SET balance = balance + :a, n = n + 1 WHERE id = :id', {id: e.data.id, a: "
+    "e.data.amount});\n"
     "  },\n"
-    "  Withdrawn(e) { sql('UPDATE acc SET balance = balance - :a, n = n + 1 WHERE id = :id', {id: e.data.id, a: "
+    "  Withdrawn(e) { sql('UPDATE acc SET balance = balance - :a, n = n + 1 WHERE id = :id', {id: e.data.id, "
+    "a: "
     "e.data.amount}); },\n"
     "})\n";
 
@@ -185,21 +191,26 @@ static void t_fields_and_mixed(void)
     factum_readmodels *m = NULL;
     CHECK_RC(factum_readmodels_open(s, NULL, &m), 0);
     const char *schema =
-        "[\"CREATE TABLE a(pos BIGINT PRIMARY KEY, stream TEXT, cat TEXT, type TEXT, version BIGINT, ts TEXT, id "
-        "TEXT, who TEXT, note TEXT)\",\"CREATE TABLE b(pos BIGINT PRIMARY KEY, stream TEXT, cat TEXT, type TEXT, "
+        "[\"CREATE TABLE a(pos BIGINT PRIMARY KEY, stream TEXT, cat TEXT, type TEXT, version BIGINT, ts "
+        "TEXT, id "
+        "TEXT, who TEXT, note TEXT)\",\"CREATE TABLE b(pos BIGINT PRIMARY KEY, stream TEXT, cat TEXT, type "
+        "TEXT, "
         "version BIGINT, ts TEXT, id TEXT, who TEXT, data TEXT, tags TEXT, flag BIGINT, nada TEXT)\"]";
-    const char *handlers = "{\"Thing\":\"INSERT INTO a VALUES (:position, :stream, :category, :type, :version, "
-                           ":timestamp, :event_id, :metadata.who, NULL)\"}";
+    const char *handlers =
+        "{\"Thing\":\"INSERT INTO a VALUES (:position, :stream, :category, :type, :version, "
+        ":timestamp, :event_id, :metadata.who, NULL)\"}";
     const char *script =
         "({\n"
         "  Thing(e) {\n"
         "    log('thing', e.position);\n"
         "    sql('UPDATE a SET note = :n WHERE pos = :p', {n: 'after the SQL handler', p: e.position});\n"
-        "    sql('INSERT INTO b VALUES (:pos, :stream, :cat, :type, :version, :ts, :id, :who, :data, :tags, :flag, "
+        "    sql('INSERT INTO b VALUES (:pos, :stream, :cat, :type, :version, :ts, :id, :who, :data, :tags, "
+        ":flag, "
         ":nada)',\n"
         "        {pos: e.position, stream: e.stream, cat: e.category, type: e.type, version: e.version, ts: "
         "e.timestamp,\n"
-        "         id: e.id, who: e.metadata.who, data: typeof e.data === 'string' ? e.data : JSON.stringify(e.data),\n"
+        "         id: e.id, who: e.metadata.who, data: typeof e.data === 'string' ? e.data : "
+        "JSON.stringify(e.data),\n"
         "         tags: e.data.tags, flag: e.data.flag ? 1 : 0, nada: undefined});\n"
         "  },\n"
         "  $any(e) { sql('INSERT INTO b(pos, type, data) VALUES (:p, :t, :d)', {p: e.position, t: e.type, d: "
@@ -218,7 +229,8 @@ static void t_fields_and_mixed(void)
     CHECK_RC(factum_readmodel_wait(m, "mix", r.last_position, 20000), 0);
     /* The script saw what the SQL handler binds, and ran after it. */
     QUERY_HAS(m, "mix",
-              "SELECT count(*) FROM a JOIN b ON a.pos = b.pos AND a.stream = b.stream AND a.cat = b.cat AND a.type = "
+              "SELECT count(*) FROM a JOIN b ON a.pos = b.pos AND a.stream = b.stream AND a.cat = b.cat AND "
+              "a.type = "
               "b.type AND a.version = b.version AND a.ts = b.ts AND a.id = b.id AND a.who = b.who",
               "[[2]]");
     QUERY_HAS(m, "mix", "SELECT count(*) FROM a WHERE note = 'after the SQL handler'", "[[2]]");
@@ -392,7 +404,8 @@ static void t_limits(void)
     d = def("lim3", schema, NULL, script, ",\"scriptLimits\":{\"heapMiB\":1}");
     CHECK_RC(factum_readmodel_create(m, d, strlen(d), err, sizeof err), FACTUM_EINVAL);
     CHECK(has(err, "\"scriptLimits\""));
-    d = def("lim3", schema, "{\"A\":\"INSERT INTO t VALUES (1)\"}", NULL, ",\"scriptLimits\":{\"msPerEvent\":10}");
+    d = def("lim3", schema, "{\"A\":\"INSERT INTO t VALUES (1)\"}", NULL,
+            ",\"scriptLimits\":{\"msPerEvent\":10}");
     CHECK_RC(factum_readmodel_create(m, d, strlen(d), err, sizeof err), FACTUM_EINVAL);
     CHECK(has(err, "beside a \"script\""));
     factum_readmodels_close(m);
@@ -441,8 +454,10 @@ static void t_bad_scripts(void)
         {"\n\nthrow new Error('at load')", "Error: at load (line 3)"},
         {"for (;;) {}", "timed out"},
         {"sql('INSERT INTO t VALUES (1)'); ({ A(e) {} })", "sql() can only be called from a handler"},
-        {"({ async A(e) { sql('INSERT INTO t VALUES (1)'); } })", "handler \"A\" is async or a generator (AsyncFunction)"},
-        {"({ *A(e) { sql('INSERT INTO t VALUES (1)'); } })", "handler \"A\" is async or a generator (GeneratorFunction)"},
+        {"({ async A(e) { sql('INSERT INTO t VALUES (1)'); } })",
+         "handler \"A\" is async or a generator (AsyncFunction)"},
+        {"({ *A(e) { sql('INSERT INTO t VALUES (1)'); } })",
+         "handler \"A\" is async or a generator (GeneratorFunction)"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         char err[1024] = "";
@@ -453,7 +468,8 @@ static void t_bad_scripts(void)
     /* Not a string; neither handlers nor a script. */
     char err[1024] = "";
     char d[1024];
-    snprintf(d, sizeof d, "{\"name\":\"x\"%s,\"schema\":\"CREATE TABLE t(a BIGINT)\",\"script\":5}", pg_target);
+    snprintf(d, sizeof d, "{\"name\":\"x\"%s,\"schema\":\"CREATE TABLE t(a BIGINT)\",\"script\":5}",
+             pg_target);
     CHECK_RC(factum_readmodel_create(m, d, strlen(d), err, sizeof err), FACTUM_EINVAL);
     CHECK(has(err, "\"script\" must be a non-empty string"));
     snprintf(d, sizeof d, "{\"name\":\"x\"%s,\"schema\":\"CREATE TABLE t(a BIGINT)\"}", pg_target);
@@ -467,7 +483,8 @@ static void t_bad_scripts(void)
     int rc = factum_read_stream(s, "$readmodels", 0, FACTUM_FORWARD, ev, 1, &n, NULL);
     CHECK(rc == FACTUM_ENOTFOUND || n == 0);
     /* A rebuild with a bad script changes nothing either. */
-    const char *good = def("x", "[\"CREATE TABLE t(a BIGINT)\"]", NULL, "({ A(e) { sql('INSERT INTO t VALUES (1)'); } })", "");
+    const char *good = def("x", "[\"CREATE TABLE t(a BIGINT)\"]", NULL,
+                           "({ A(e) { sql('INSERT INTO t VALUES (1)'); } })", "");
     CHECK_RC(factum_readmodel_create(m, good, strlen(good), err, sizeof err), 0);
     const char *worse = def("x", "[\"CREATE TABLE t(a BIGINT)\"]", NULL, "({ A(e) { ", "");
     CHECK_RC(factum_readmodel_rebuild(m, "x", worse, strlen(worse), err, sizeof err), FACTUM_EINVAL);
@@ -490,10 +507,12 @@ static void t_rebuild_changed_script(void)
     factum_readmodels_options_init(&o);
     o.batch_events = 300;
     CHECK_RC(factum_readmodels_open(s, &o, &m), 0);
-    const char *v1 = "({ Deposited(e) { sql('INSERT INTO t(id, x) VALUES (:id, :a) ON CONFLICT (id) DO UPDATE SET x "
-                     "= t.x + excluded.x', {id: e.data.id, a: e.data.amount}); } })";
-    const char *v2 = "({ Deposited(e) { sql('INSERT INTO t(id, x) VALUES (:id, :a) ON CONFLICT (id) DO UPDATE SET x "
-                     "= t.x + excluded.x', {id: e.data.id, a: 2 * e.data.amount}); } })";
+    const char *v1 =
+        "({ Deposited(e) { sql('INSERT INTO t(id, x) VALUES (:id, :a) ON CONFLICT (id) DO UPDATE SET x "
+        "= t.x + excluded.x', {id: e.data.id, a: e.data.amount}); } })";
+    const char *v2 =
+        "({ Deposited(e) { sql('INSERT INTO t(id, x) VALUES (:id, :a) ON CONFLICT (id) DO UPDATE SET x "
+        "= t.x + excluded.x', {id: e.data.id, a: 2 * e.data.amount}); } })";
     const char *schema = "[\"CREATE TABLE t(id TEXT PRIMARY KEY, x BIGINT NOT NULL)\"]";
     char err[1024] = "";
     char d1[16384];
@@ -532,7 +551,8 @@ int main(void)
     }
     pg = getenv("FACTUM_TEST_PG");
     if (pg && *pg)
-        snprintf(pg_target, sizeof pg_target, ",\"target\":{\"type\":\"postgres\",\"connection\":\"%s\"}", pg);
+        snprintf(pg_target, sizeof pg_target, ",\"target\":{\"type\":\"postgres\",\"connection\":\"%s\"}",
+                 pg);
     else
         pg = NULL;
     printf("target: %s\n", pg ? "postgres" : "sqlite");
