@@ -75,6 +75,7 @@
     }
 
     const DATA = Symbol('data'), META = Symbol('metadata'), UNSET = Symbol('unset');
+    const MS = Symbol('ms'), MICROS = Symbol('micros');
 
     function Event(type, stream, version, position, id, dataRaw, metaRaw, ms, micros) {
         this.type = type;
@@ -82,8 +83,8 @@
         this.version = version;
         this.position = position;
         this.id = id;
-        this.ms = ms;
-        this.micros = micros;
+        this[MS] = ms;
+        this[MICROS] = micros;
         this.dataRaw = dataRaw;
         this.metadataRaw = metaRaw;
         this[DATA] = UNSET;
@@ -115,7 +116,7 @@
         // ISO 8601 UTC with microseconds, as :timestamp.
         timestamp: {
             get() {
-                return new Date(this.ms).toISOString().slice(0, 23) + String(this.micros).padStart(3, '0') + 'Z';
+                return new Date(this[MS]).toISOString().slice(0, 23) + String(this[MICROS]).padStart(3, '0') + 'Z';
             },
             enumerable: true,
         },
