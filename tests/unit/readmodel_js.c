@@ -9,8 +9,8 @@
  * missing parameter, an infinite loop ended by the time limit, the heap
  * limit (the worker restarted), more distinct statements in a page than
  * the statement cache holds, exactly once across a reopen, bad scripts
- * refused at create with nothing changed, and a rebuild with a changed
- * script (RM-6). Skipped (exit 77) when the worker was not built.
+ * refused at create with nothing changed, an inline read model with a
+ * script (RM-5), and a rebuild with a changed script (RM-6). Skipped (exit 77) when the worker was not built.
  */
 #include "factum_readmodel.h"
 #include "harness.h"
@@ -412,6 +412,40 @@ static void t_limits(void)
     CHECK_RC(factum_store_close(s), 0);
 }
 
+/* Inline (RM-5): after each acknowledged append, a query sees what the
+ * script made of it. */
+static void t_inline(void)
+{
+    harness_tmpdir(dir, sizeof dir, "rmjs-inline");
+    factum_store *s = open_store();
+    factum_readmodels *m = NULL;
+    CHECK_RC(factum_readmodels_open(s, NULL, &m), 0);
+    char err[1024] = "";
+    const char *d = def("bank", BANK_SCHEMA, NULL, BANK_JS, ",\"lifecycle\":\"inline\"");
+    CHECK_RC(factum_readmodel_create(m, d, strlen(d), err, sizeof err), 0);
+    uint64_t p = opened(s, 1);
+    CHECK_RC(factum_readmodel_wait(m, "bank", p, 20000), 0);
+    factum_readmodel_status st;
+    for (int i = 0; i < 500 && (factum_readmodel_get_status(m, "bank", &st), !st.live); i++)
+        usleep(10000);
+    CHECK(st.live);
+    int misses = 0;
+    for (int k = 1; k <= 50; k++) {
+        money(s, 1, "Deposited", 1);
+        char *out = NULL, want[64];
+        if (factum_readmodel_query(m, "bank", "SELECT n FROM acc WHERE id = 'a1'", NULL, NULL, &out, NULL, 0)) {
+            misses++;
+            continue;
+        }
+        snprintf(want, sizeof want, "[[%d]]", k);
+        if (!strstr(out, want)) misses++;
+        free(out);
+    }
+    CHECK(misses == 0);
+    factum_readmodels_close(m);
+    CHECK_RC(factum_store_close(s), 0);
+}
+
 /* More distinct statements in one page than a connection's cache holds. */
 static void t_many_statements(void)
 {
@@ -562,6 +596,7 @@ int main(void)
     RUN(t_bad_statements);
     RUN(t_limits);
     RUN(t_many_statements);
+    RUN(t_inline);
     RUN(t_bad_scripts);
     RUN(t_rebuild_changed_script);
     return harness_done();
