@@ -392,7 +392,7 @@ static void t_limits(void)
     CHECK_RC(factum_readmodel_get_status(m, "lim", &st), 0);
     CHECK_EQ_U64(st.parked, 3);
     /* stop: the loop faults a read model with it. */
-    d = def("lim2", schema, NULL, script, ",\"scriptLimits\":{\"msPerEvent\":300}");
+    d = def("lim2", schema, NULL, script, ",\"scriptLimits\":{\"msPerEvent\":300,\"heapMiB\":16}");
     CHECK_RC(factum_readmodel_create(m, d, strlen(d), err, sizeof err), 0);
     CHECK_RC(factum_readmodel_wait(m, "lim2", last, 60000), FACTUM_EFAULTED);
     CHECK_RC(factum_readmodel_get_status(m, "lim2", &st), 0);
