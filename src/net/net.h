@@ -217,6 +217,9 @@ int net_server_port(const net_server *s);
 int net_server_run(net_server *s, int drain_ms);
 /* Ask the loop to stop. Thread-safe and async-signal-safe. */
 void net_server_stop(net_server *s);
+/* Has a stop been asked for (the loop drains its calls)? For handlers
+ * whose calls would otherwise wait out the drain (a long wait). */
+int net_server_stopping(const net_server *s);
 /* Free the server. Work that other threads post after run returned is still
  * run here (so finish that work, e.g. close the store, before this). */
 void net_server_free(net_server *s);

@@ -1141,6 +1141,11 @@ void net_server_stop(net_server *s)
     (void)w;
 }
 
+int net_server_stopping(const net_server *s)
+{
+    return s->stop != 0;
+}
+
 static void free_dead(net_server *s)
 {
     /* Dirty connections are written first: the list may name dead ones,

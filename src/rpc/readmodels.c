@@ -246,12 +246,15 @@ void rpc_rm_tick(rpc_ctx *ctx)
 {
     if (!ctx->rm_waits) return;
     uint64_t now = mono_ns();
+    /* Stopping: the waits end now (UNAVAILABLE), so that the drain does not
+     * wait for them. */
+    int stopping = ctx->net && net_server_stopping(ctx->net);
     for (rm_wait *w = ctx->rm_waits, *next; w; w = next) {
         next = w->next;
-        if (w->expiring || now < w->deadline_ns) continue;
+        if (w->expiring || (now < w->deadline_ns && !stopping)) continue;
         if (factum_readmodel_wait_cancel(ctx->readmodels, w->w)) {
             unlink_wait(w);
-            if (!w->abandoned) w->done(w->arg, FACTUM_ETIMEDOUT);
+            if (!w->abandoned) w->done(w->arg, stopping ? FACTUM_ECLOSED : FACTUM_ETIMEDOUT);
             free(w);
         } else {
             w->expiring = 1; /* answered meanwhile: that answer stands */

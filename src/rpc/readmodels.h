@@ -94,7 +94,8 @@ int rpc_rm_submit(rpc_ctx *ctx, rm_job *j);
  * queued end with FACTUM_ECLOSED). 0 or -errno. */
 int rpc_rm_init(rpc_ctx *ctx);
 void rpc_rm_stop(rpc_ctx *ctx);
-/* RMS-2: expire waits (the server's tick). */
+/* RMS-2: expire waits (the server's tick); all of them, FACTUM_ECLOSED,
+ * once the server is stopping. */
 void rpc_rm_tick(rpc_ctx *ctx);
 
 /* ---- waits (RMS-2) -------------------------------------------------------- */
