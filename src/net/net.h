@@ -113,7 +113,9 @@ typedef void (*net_http_fn)(void *ctx, const net_http_req *req, net_http_resp *r
  *         net_http_answer exactly once, later, on the loop. Meanwhile the
  *         connection parses no further request (pipelined bytes wait,
  *         bounded as during NET-8); if the client goes away, the answer is
- *         dropped. What the handler filled in resp is then ignored. */
+ *         dropped (and net_http_on_gone tells the handler, which may give
+ *         up its work). What the handler filled in resp is then ignored;
+ *         an answer given before the handler returns is sent as usual. */
 typedef struct net_http_later net_http_later;
 /* In the http handler only: answer req later. NULL without memory (then
  * answer now). */
@@ -122,10 +124,9 @@ net_http_later *net_http_defer(const net_http_req *req);
 void net_http_answer(net_http_later *l, const net_http_resp *resp);
 /* Has the client of l gone away (nothing will be sent)? */
 int net_http_gone(const net_http_later *l);
-/* Call fn(arg) on the loop if the connection closes before l is answered
- * (so that the handler can give up its work). fn must not answer l nor
- * free what the answer needs... except by net_http_answer, which it may
- * call: l is then gone. */
+/* Call fn(arg) on the loop if the connection closes before l is answered,
+ * so that the handler can give up its work. l stays valid: it is still to
+ * be answered exactly once (fn may do it: nothing is sent, l is freed). */
 void net_http_on_gone(net_http_later *l, void (*fn)(void *arg), void *arg);
 
 /* ---- authentication (NET-8) ------------------------------------------------
