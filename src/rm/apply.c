@@ -258,12 +258,11 @@ static void *gen_main(void *arg)
         progressed(g);
         /* At the head? (Nothing committed after what was examined.) */
         if (factum_wait_for_position(s, g->pos, 0)) continue;
-        if (!g->gate && g->def->lifecycle == FACTUM_READMODEL_INLINE) {
-            /* RM-5: from now on an append waits for this read model (a
-             * rebuild's too, before it switches: no append slips between
-             * the old generation's gate and the new one's). */
-            if (factum_ack_gate_add(s, g->pos, &g->gate)) g->gate = NULL;
-        }
+        /* RM-5: from now on an append waits for this read model. (A
+         * rebuild's generation takes its gate when it switches over, before
+         * the old one lets go of its own; not earlier: the switch appends,
+         * and would wait for itself.) */
+        if (!g->building) rm_gen_hold(g);
         if (!caught_up) {
             caught_up = 1;
             if (g->building && !rm_model_switch(model, g, g->pos)) caught_up = 0; /* try again */
@@ -321,6 +320,12 @@ int rm_gen_start(rm_model *model, rm_ns *ns, int building, rm_gen **out)
 void rm_gen_set_live(rm_gen *g)
 {
     g->building = 0;
+}
+
+void rm_gen_hold(rm_gen *g)
+{
+    if (g->gate || g->def->lifecycle != FACTUM_READMODEL_INLINE) return;
+    if (factum_ack_gate_add(store_of(g), g->pos, &g->gate)) g->gate = NULL;
 }
 
 void rm_gen_stop(rm_gen *g)

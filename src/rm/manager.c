@@ -309,6 +309,7 @@ int rm_model_switch(rm_model *model, rm_gen *g, uint64_t p)
     pthread_mutex_unlock(&model->mu);
     rm_log(m, FACTUM_LOG_INFO, "read model %s: generation %" PRIu64 " replaces %" PRIu64 " at position %" PRIu64,
            model->name, bns->gen, old_ns->gen, p);
+    rm_gen_hold(g); /* before the old generation lets go of its gate (RM-5) */
     rm_gen_stop(old);
     pthread_mutex_lock(&model->mu);
     rm_ns_unref(old_ns); /* the model's reference */

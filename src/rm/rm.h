@@ -297,6 +297,9 @@ int rm_gen_start(rm_model *model, rm_ns *ns, int building, rm_gen **out);
 void rm_gen_stop(rm_gen *g);
 /* A rebuild's generation becomes the live one (model->mu held). */
 void rm_gen_set_live(rm_gen *g);
+/* An inline generation takes its acknowledgement gate at its position (on
+ * its own thread: when it has caught up, or when it switches over). */
+void rm_gen_hold(rm_gen *g);
 /* Its applied position (racy read: status only). */
 uint64_t rm_gen_pos(const rm_gen *g);
 
