@@ -368,7 +368,7 @@ void rpc_rm_message(char *buf, size_t n, int rc, const char *name, const char *e
     case -EAGAIN: what = "the server is busy (its read-model workers' queue is full): try again"; break;
     case -EMSGSIZE: what = "the answer is larger than 16 MiB: ask for fewer rows (rowLimit)"; break;
     case -ENOBUFS: what = RPC_MEM_MESSAGE; break;
-    case FACTUM_ECLOSED: what = "the server runs no read models (--run-readmodels false) or is stopping"; break;
+    case FACTUM_ECLOSED: what = "the server runs no read models (--run-readmodels=false) or is stopping"; break;
     default: what = factum_strerror(rc);
     }
     if (err && err[0])

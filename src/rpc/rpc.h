@@ -82,7 +82,7 @@ typedef struct rpc_ctx {
     /* The users (src/auth/users.h): what the Users service changes and
      * answers from; NULL: the service is not there. */
     struct auth_users *users;
-    /* The read models (NULL with --run-readmodels false): what the
+    /* The read models (NULL with --run-readmodels=false): what the
      * ReadModels service and the /readmodels endpoints answer from, through
      * the workers of rm_pool and the waits of rm_waits (readmodels.h). */
     struct factum_readmodels *readmodels;

@@ -371,4 +371,19 @@ for mode in insecure secure; do
     fail "errors in the log"
   fi
 done
+# --run-readmodels=false: nothing is served, and every call says why
+mode=off
+log=$T/factumd-off.log
+factumd_start "$log" "$factumd" --insecure --mem-db --node-ip 127.0.0.1 --node-port 0 --run-readmodels=false
+pid=$factumd_pid port=$factumd_port
+URL="kurrentdb://127.0.0.1:$port?tls=false" HTTP="http://127.0.0.1:$port" CURL=()
+s 1 readmodel list
+contains "$ERR" "runs no read models" "gRPC without read models"
+h 503 GET /readmodels
+contains "$BODY" "runs no read models" "HTTP without read models"
+h 200 GET /info
+eq "$(jq .features.readModels <<<"$BODY")" false "/info"
+kill -TERM "$pid"
+wait "$pid" || fail "factumd did not shut down cleanly"
+pid=""
 echo "readmodels.sh: ok"
