@@ -122,6 +122,8 @@ typedef struct net_http_later net_http_later;
 net_http_later *net_http_defer(const net_http_req *req);
 /* The answer (loop thread; frees l; resp is borrowed for the call). */
 void net_http_answer(net_http_later *l, const net_http_resp *resp);
+/* The id of req's connection (1, 2, ...: unique for the server's life). */
+uint64_t net_http_conn_id(const net_http_req *req);
 /* Has the client of l gone away (nothing will be sent)? */
 int net_http_gone(const net_http_later *l);
 /* Call fn(arg) on the loop if the connection closes before l is answered,
@@ -274,6 +276,9 @@ void *net_call_auth(const net_call *c);
  * "" when unknown or the connection is gone. Returns buf. */
 char *net_call_peer(const net_call *c, char *buf, size_t cap);
 net_server *net_call_server(const net_call *c);
+/* The id of the call's connection (as net_http_conn_id), or 0 once it is gone:
+ * for handlers that share something fairly among connections. */
+uint64_t net_call_conn_id(const net_call *c);
 /* Does the call's connection speak TLS? 1 or 0. */
 int net_call_is_tls(const net_call *c);
 /* The subject CN of the verified client certificate of the call's

@@ -726,6 +726,17 @@ void net_http_on_gone(net_http_later *l, void (*fn)(void *arg), void *arg)
     l->gone_arg = arg;
 }
 
+uint64_t net_http_conn_id(const net_http_req *req)
+{
+    const conn *k = req->conn;
+    return k ? k->id : 0;
+}
+
+uint64_t net_call_conn_id(const net_call *c)
+{
+    return c->conn ? c->conn->id : 0;
+}
+
 int net_http_gone(const net_http_later *l)
 {
     return !l->k || l->k->dead;
@@ -1040,6 +1051,7 @@ static void accept_all(net_server *s)
         s->conns = k;
         s->st.connections++;
         s->st.connections_total++;
+        k->id = s->st.connections_total;
     }
 }
 

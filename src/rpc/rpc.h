@@ -72,6 +72,7 @@ struct ps_reg;
 struct factum_readmodels;
 struct auth_pool;
 struct rm_wait;
+struct rm_sched;
 
 typedef struct rpc_ctx {
     factum_store *store;
@@ -87,6 +88,7 @@ typedef struct rpc_ctx {
      * the workers of rm_pool and the waits of rm_waits (readmodels.h). */
     struct factum_readmodels *readmodels;
     struct auth_pool *rm_pool;
+    struct rm_sched *rm_sched;
     struct rm_wait *rm_waits;
     net_server *net;
     uint8_t instance_id[16];
