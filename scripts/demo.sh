@@ -75,6 +75,25 @@ say $factum --server "$url" read account-42
 echo "# a live subscription: tail follows account-42 while another client appends to it"
 ($factum --server "$url" tail account-42 --from start --markers --count 3 &
  sleep 0.5; $factum --server "$url" append account-42 --type MoneyWithdrawn --data '{"amount":250}' >/dev/null; wait)
+echo "# a read model: SQL tables factumd keeps from the log, exactly once (docs/readmodels.md)"
+cat >"$demo_dir/balances.json" <<'EOD'
+{"name": "balances", "lifecycle": "inline", "streams": ["account-"],
+ "schema": "CREATE TABLE balances(id TEXT PRIMARY KEY, owner TEXT, balance INTEGER NOT NULL)",
+ "handlers": {
+   "AccountOpened": "INSERT INTO balances VALUES (:stream, :data.owner, 0)",
+   "MoneyDeposited": "UPDATE balances SET balance = balance + :data.amount WHERE id = :stream",
+   "MoneyWithdrawn": "UPDATE balances SET balance = balance - :data.amount WHERE id = :stream"}}
+EOD
+cat "$demo_dir/balances.json"
+say $factum --server "$url" readmodel create "$demo_dir/balances.json"
+pos=$($factum --server "$url" append account-42 --type MoneyDeposited --data '{"amount":5}' --json |
+  sed -n 's/.*"lastPosition":\([0-9]*\).*/\1/p')
+say $factum --server "$url" readmodel wait balances "$pos"
+echo "# inline: once an append is acknowledged, queries see it"
+say $factum --server "$url" query balances 'SELECT id, owner, balance FROM balances ORDER BY id'
+say curl -s -G "http://127.0.0.1:$port/readmodels/balances/query" --data-urlencode 'sql=SELECT balance FROM balances WHERE id = :id' --data-urlencode 'params={"id":"account-42"}'
+echo
+say $factum --server "$url" readmodel list
 say $factum --server "$url" bench --count 2000 --workload W1,W2,W4,W7
 echo
 echo "# metrics for Prometheus:"

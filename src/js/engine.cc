@@ -1,7 +1,11 @@
 /*
  * engine.cc - engine.h over V8 (Debian's libnode108: V8 10.2): one
  * isolate and one context for the projection, api.js loaded before its
- * source, states kept as JavaScript values between batches.
+ * source, states kept as JavaScript values between batches. A read
+ * model's engine loads rmapi.js instead and runs stateless handlers: a
+ * handler's exception or time limit fails its event only (FAIL), the
+ * engine goes on with the next (after TerminateExecution it cancels the
+ * termination); its heap limit ends the engine after the event.
  *
  * Limits, and how each ends up in an ERROR frame with a reason:
  *  - time: a watchdog thread sees how long the current event has run
@@ -42,6 +46,8 @@
 extern "C" {
 extern const char factum_js_api[];
 extern const size_t factum_js_api_len;
+extern const char factum_js_rmapi[];
+extern const size_t factum_js_rmapi_len;
 }
 
 namespace
@@ -127,6 +133,9 @@ struct jse {
     std::atomic<uint64_t> limit_ns{0}; // how long it may take
     std::atomic<int> fired{0};
     std::atomic<int> heap_hit{0};
+
+    // a read model's engine (rmapi.js): its control functions
+    v8::Global<v8::Function> rm_step, rm_take;
 
     // a failure of jse_load, reported by the next call
     int pending_kind = 0;
@@ -545,6 +554,215 @@ int open_in(jse *e, const char *src, size_t src_len, jse_out *o)
     return 0;
 }
 
+// ---- read models (rmapi.js) ----------------------------------------------
+
+// Why event ev's handler failed: *kind (PJP_ERR_*) and the message, with
+// the script's part of the stack.
+std::string rm_reason(jse *e, v8::Local<v8::Context> ctx, v8::TryCatch &tc, const jse_event *ev, int *kind)
+{
+    unguard(e);
+    std::string where = where_event(ev);
+    if (tc.HasTerminated() || e->iso->IsExecutionTerminating() || e->heap_hit.load() || e->fired.load()) {
+        e->iso->CancelTerminateExecution();
+        e->fired.store(0);
+        if (e->heap_hit.load()) {
+            *kind = PJP_ERR_HEAP;
+            return "the script reached its heap limit of " + std::to_string(e->lim.heap_mib) + " MiB " + where;
+        }
+        *kind = PJP_ERR_TIMEOUT;
+        return "timed out after " + std::to_string(e->limit_ns.load() / NS_PER_MS) + " ms " + where;
+    }
+    *kind = PJP_ERR_SCRIPT;
+    std::string msg = tc.HasCaught() ? utf8(e->iso, tc.Exception()) : std::string("an exception");
+    std::string out = msg + " " + where;
+    v8::Local<v8::Value> st;
+    if (tc.HasCaught() && tc.StackTrace(ctx).ToLocal(&st) && st->IsString()) {
+        // The frames in the script (not rmapi.js's), after the message.
+        std::string stack = utf8(e->iso, st);
+        size_t p = 0;
+        while (p < stack.size()) {
+            size_t nl = stack.find('\n', p);
+            std::string line = stack.substr(p, nl == std::string::npos ? std::string::npos : nl - p);
+            p = nl == std::string::npos ? stack.size() : nl + 1;
+            size_t at = line.find_first_not_of(' ');
+            if (at == std::string::npos || line.compare(at, 3, "at ") || line.find(e->name) == std::string::npos)
+                continue;
+            out += "\n    " + line.substr(at);
+        }
+    }
+    if (out.size() > PJP_FAIL_MAX) out.resize(PJP_FAIL_MAX);
+    return out;
+}
+
+int open_rm_in(jse *e, const char *src, size_t src_len, jse_out *o)
+{
+    v8::Isolate::Scope iscope(e->iso);
+    v8::HandleScope hscope(e->iso);
+    v8::Local<v8::Context> ctx = v8::Context::New(e->iso);
+    e->ctx.Reset(e->iso, ctx);
+    v8::Context::Scope cscope(ctx);
+    v8::TryCatch tc(e->iso);
+    ctx->AllowCodeGenerationFromStrings(false);
+    v8::Local<v8::Value> api, ctl;
+    v8::Local<v8::Function> log_fn;
+    if (!run_script(e, ctx, factum_js_rmapi, factum_js_rmapi_len, "rmapi.js", &api) || !api->IsFunction() ||
+        !v8::Function::New(ctx, log_cb, v8::External::New(e->iso, e)).ToLocal(&log_fn))
+        return fail(e, ctx, tc, "loading rmapi.js", PJP_ERR_DEFINITION);
+    v8::Local<v8::Value> argv[2] = {ctx->Global(), log_fn};
+    if (!api.As<v8::Function>()->Call(ctx, v8::Undefined(e->iso), 2, argv).ToLocal(&ctl) || !ctl->IsObject())
+        return fail(e, ctx, tc, "loading rmapi.js", PJP_ERR_DEFINITION);
+    e->ctl.Reset(e->iso, ctl.As<v8::Object>());
+    const char *const names[3] = {"define", "step", "take"};
+    v8::Local<v8::Function> fns[3];
+    for (int i = 0; i < 3; i++) {
+        v8::Local<v8::Value> f, k;
+        if (!new_str(e->iso, names[i], std::strlen(names[i]), &k) || !ctl.As<v8::Object>()->Get(ctx, k).ToLocal(&f) ||
+            !f->IsFunction())
+            return fail(e, ctx, tc, "loading rmapi.js", PJP_ERR_DEFINITION);
+        fns[i] = f.As<v8::Function>();
+    }
+    e->rm_step.Reset(e->iso, fns[1]);
+    e->rm_take.Reset(e->iso, fns[2]);
+
+    // The script, and its value: the handlers.
+    guard(e, 2 * (uint64_t)e->lim.ms_per_event);
+    v8::Local<v8::Value> value, def;
+    if (!run_script(e, ctx, src, src_len, e->name, &value) ||
+        !fns[0]->Call(ctx, ctl, 1, &value).ToLocal(&def) || !def->IsArray())
+        return fail(e, ctx, tc, "in the read model's script", PJP_ERR_DEFINITION);
+    unguard(e);
+    v8::Local<v8::Array> d = def.As<v8::Array>();
+    v8::Local<v8::Value> flags, types;
+    if (!d->Get(ctx, 0).ToLocal(&flags) || !d->Get(ctx, 6).ToLocal(&types) || !types->IsArray())
+        return fail(e, ctx, tc, "in the read model's script", PJP_ERR_DEFINITION);
+    pjp_buf *b = &o->buf;
+    size_t at = pjp_begin(b, PJP_DEF, re), len;
+    pjp_u32(b, flags->Uint32Value(ctx).FromMaybe(0), re);
+    pjp_u32(b, 0, re);
+    pjp_u32(b, PJP_ABSENT, re);
+    pjp_u32(b, PJP_ABSENT, re);
+    pjp_u32(b, 0, re);
+    pjp_u32(b, 0, re);
+    v8::Local<v8::Array> list = types.As<v8::Array>();
+    pjp_u32(b, list->Length(), re);
+    for (uint32_t i = 0; i < list->Length(); i++) {
+        v8::Local<v8::Value> t;
+        if (!list->Get(ctx, i).ToLocal(&t) || !put_string(e, t, false, PJP_NAME_MAX, &len)) {
+            b->len = at;
+            error_frame(o, PJP_ERR_DEFINITION,
+                        "a handler's event type longer than " + std::to_string(PJP_NAME_MAX) + " bytes");
+            return -PJP_ERR_DEFINITION;
+        }
+    }
+    pjp_end(b, at);
+    if (b->failed) {
+        error_frame(o, PJP_ERR_NOMEM, "the worker ran out of memory");
+        return -PJP_ERR_NOMEM;
+    }
+    return 0;
+}
+
+void rm_fail_frame(jse_out *o, size_t i, int kind, const std::string &msg)
+{
+    size_t at = pjp_begin(&o->buf, PJP_FAIL, re);
+    pjp_u32(&o->buf, (uint32_t)i, re);
+    pjp_u32(&o->buf, (uint32_t)kind, re);
+    pjp_str(&o->buf, msg.data(), msg.size(), re);
+    pjp_end(&o->buf, at);
+}
+
+void rm_done_frame(jse_out *o, size_t n)
+{
+    size_t at = pjp_begin(&o->buf, PJP_DONE, re);
+    pjp_u32(&o->buf, (uint32_t)n, re);
+    pjp_u32(&o->buf, 0, re);
+    pjp_end(&o->buf, at);
+}
+
+// Every event of the batch through its handler: SQL frames for the
+// statements it asked for, a FAIL if it failed; DONE.
+int run_rm(jse *e, const jse_event *ev, size_t n, jse_out *o)
+{
+    v8::Isolate *iso = e->iso;
+    v8::Isolate::Scope iscope(iso);
+    v8::HandleScope hscope(iso);
+    v8::Local<v8::Context> ctx = e->ctx.Get(iso);
+    v8::Context::Scope cscope(ctx);
+    v8::Local<v8::Function> step = e->rm_step.Get(iso), take = e->rm_take.Get(iso);
+    v8::Local<v8::Object> ctl = e->ctl.Get(iso);
+    pjp_buf *b = &o->buf;
+    for (size_t i = 0; i < n; i++) {
+        const jse_event *x = &ev[i];
+        v8::HandleScope hs(iso);
+        v8::TryCatch tc(iso);
+        v8::Local<v8::Value> argv[10];
+        char id[36];
+        uuid(x->id, id);
+        argv[0] = v8::Number::New(iso, (double)i);
+        if (!new_str(iso, x->type, x->type_len, &argv[1], v8::NewStringType::kInternalized) ||
+            !new_str(iso, x->stream, x->stream_len, &argv[2]) || !new_str(iso, id, sizeof id, &argv[5]) ||
+            !new_str(iso, x->data, x->data_len, &argv[6]) || !new_str(iso, x->meta, x->meta_len, &argv[7])) {
+            rm_fail_frame(o, i, PJP_ERR_SCRIPT, "the event is too large for a JavaScript string " + where_event(x));
+            continue;
+        }
+        argv[3] = v8::Number::New(iso, (double)x->seq);
+        argv[4] = v8::Number::New(iso, (double)x->position);
+        int64_t ms = x->timestamp_ns / 1000000, sub = x->timestamp_ns % 1000000;
+        if (sub < 0) sub += 1000000, ms -= 1;
+        argv[8] = v8::Number::New(iso, (double)ms);
+        argv[9] = v8::Integer::New(iso, (int32_t)(sub / 1000));
+        guard(e, e->lim.ms_per_event);
+        v8::Local<v8::Value> r, taken;
+        if (!step->Call(ctx, ctl, 10, argv).ToLocal(&r)) {
+            int kind;
+            std::string why = rm_reason(e, ctx, tc, x, &kind);
+            rm_fail_frame(o, i, kind, why);
+            if (kind == PJP_ERR_HEAP) {
+                // The heap limit was raised to unwind: the engine ends here.
+                rm_done_frame(o, i + 1);
+                return -PJP_ERR_HEAP;
+            }
+            continue;
+        }
+        unguard(e);
+        uint32_t count = r->Uint32Value(ctx).FromMaybe(0);
+        if (!count) continue;
+        if (!take->Call(ctx, ctl, 0, nullptr).ToLocal(&taken) || !taken->IsArray()) {
+            int kind;
+            rm_fail_frame(o, i, PJP_ERR_SCRIPT, rm_reason(e, ctx, tc, x, &kind));
+            continue;
+        }
+        v8::Local<v8::Array> a = taken.As<v8::Array>();
+        size_t mark = b->len;
+        std::string bad;
+        for (uint32_t k = 0; k + 2 <= a->Length() && bad.empty(); k += 2) {
+            v8::Local<v8::Value> text, params;
+            size_t at = pjp_begin(b, PJP_SQL, re), len = 0;
+            pjp_u32(b, (uint32_t)i, re);
+            if (!a->Get(ctx, k).ToLocal(&text) || !a->Get(ctx, k + 1).ToLocal(&params))
+                bad = "the statements could not be taken";
+            else if (!put_string(e, text, false, PJP_SQL_MAX, &len))
+                bad = "sql(): a statement of " + std::to_string(len) + " bytes (at most " +
+                      std::to_string(PJP_SQL_MAX) + ")";
+            else if (!put_string(e, params, false, PJP_EVENT_MAX, &len))
+                bad = "sql(): parameters of " + std::to_string(len) + " bytes (at most " +
+                      std::to_string(PJP_EVENT_MAX) + ")";
+            pjp_end(b, at);
+        }
+        if (!bad.empty()) {
+            b->len = mark;
+            rm_fail_frame(o, i, PJP_ERR_SCRIPT, bad + " " + where_event(x));
+        }
+        if (b->failed) {
+            error_frame(o, PJP_ERR_NOMEM, "the worker ran out of memory");
+            return -PJP_ERR_NOMEM;
+        }
+        if (b->len > (1u << 20) && o->flush(o->ctx, b)) return -PJP_ERR_PROTOCOL;
+    }
+    rm_done_frame(o, n);
+    return 0;
+}
+
 } // namespace
 
 extern "C" {
@@ -594,7 +812,7 @@ int jse_open(const jse_limits *l, const char *name, size_t name_len, const char 
     e->iso->SetCaptureStackTraceForUncaughtExceptions(true, 32);
     e->limit_ns.store((uint64_t)l->ms_per_event * NS_PER_MS);
     e->watchdog = std::thread(watch, e);
-    int rc = open_in(e, src, src_len, o);
+    int rc = l->readmodel ? open_rm_in(e, src, src_len, o) : open_in(e, src, src_len, o);
     if (rc) {
         jse_free(e);
         return rc;
@@ -633,6 +851,10 @@ int jse_run(jse *e, const jse_event *ev, size_t n, size_t *at, jse_out *o)
     if (e->pending_kind) {
         error_frame(o, e->pending_kind, e->pending);
         return -e->pending_kind;
+    }
+    if (e->lim.readmodel) {
+        *at = n;
+        return run_rm(e, ev, n, o);
     }
     Entry en(e);
     v8::Isolate *iso = e->iso;
@@ -741,6 +963,8 @@ void jse_free(jse *e)
     }
     for (auto &f : e->fn)
         f.Reset();
+    e->rm_step.Reset();
+    e->rm_take.Reset();
     e->ctl.Reset();
     e->ctx.Reset();
     if (e->iso) e->iso->Dispose();

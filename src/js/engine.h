@@ -30,6 +30,7 @@ typedef struct jse_limits {
     uint32_t state_bytes;     /* one state's (or result's) JSON */
     uint32_t keep_partitions; /* partition states kept between batches, at least */
     int fatal_fd;             /* where a fatal error of V8 (out of memory) is reported before exiting */
+    int readmodel;            /* a read model's handlers (OPEN_RM, rmapi.js), not a projection */
 } jse_limits;
 
 /* Where an engine's frames go. */
@@ -65,7 +66,10 @@ void jse_load(jse *e, int shared, const char *key, size_t key_len, const char *s
 
 /* Handle ev[*at..n): 0 when all are done (OUT, PART, SHARED, DONE frames
  * in o); 1 when it stopped at *at for want of a state (NEED in o:
- * jse_load it, then call again); a negative PJP_ERR_* (ERROR). */
+ * jse_load it, then call again); a negative PJP_ERR_* (ERROR).
+ * A read model's engine: SQL and FAIL frames, then DONE; 0, or a negative
+ * PJP_ERR_* after a DONE of fewer events (out of heap: the engine is
+ * dead) or an ERROR. */
 int jse_run(jse *e, const jse_event *ev, size_t n, size_t *at, jse_out *o);
 
 /* The state of a partition: 0 with a STATE frame, or a negative PJP_ERR_*. */

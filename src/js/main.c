@@ -7,6 +7,9 @@
  * the script does - or V8 itself, on a fatal out-of-memory - can end this
  * process and nothing else (docs/adr/0006-javascript-engine.md).
  *
+ * The first frame says which: OPEN a projection, OPEN_RM a read model's
+ * JavaScript handlers (src/rm/js.c).
+ *
  * Usage: factum-js [--fd N]     (the host starts it; N defaults to 3)
  *        factum-js --version
  * Exits 0 when the host closes the socket or after it reported an error
@@ -117,6 +120,8 @@ static size_t max_len(uint32_t type)
         return 0;
     case PJP_GET:
         return 1 + 4 + PJP_NAME_MAX;
+    case PJP_OPEN_RM:
+        return 8 + 8 + PJP_NAME_MAX + PJP_QUERY_MAX;
     default:
         return 0;
     }
@@ -140,7 +145,7 @@ static int read_frame(frame *f, char *why, size_t why_len)
     memcpy(h, rb_take(PJP_HDR_LEN), sizeof h);
     f->type = h[0];
     f->len = h[1];
-    if (f->type < PJP_OPEN || f->type > PJP_GET || f->type == PJP_EVENT) {
+    if (f->type < PJP_OPEN || f->type > PJP_OPEN_RM || f->type == PJP_EVENT) {
         snprintf(why, why_len, "a frame of unknown type %u", f->type);
         return -1;
     }
@@ -292,12 +297,13 @@ int main(int argc, char **argv)
     frame f;
     int rc = read_frame(&f, why, sizeof why);
     if (rc) return rc > 0 ? 0 : protocol_error(why);
-    if (f.type != PJP_OPEN) return protocol_error("the first frame is not OPEN");
+    if (f.type != PJP_OPEN && f.type != PJP_OPEN_RM) return protocol_error("the first frame is not OPEN");
     pjp_rd r = {f.p, f.len, 0};
     jse_limits lim = {0};
+    lim.readmodel = f.type == PJP_OPEN_RM;
     lim.ms_per_event = pjp_get_u32(&r);
     lim.heap_mib = pjp_get_u32(&r);
-    lim.state_bytes = pjp_get_u32(&r);
+    lim.state_bytes = lim.readmodel ? PJP_EVENT_MAX : pjp_get_u32(&r);
     lim.keep_partitions = KEEP_PARTITIONS;
     lim.fatal_fd = sock;
     size_t name_len, query_len;
@@ -326,6 +332,10 @@ int main(int argc, char **argv)
         }
         r = (pjp_rd){f.p, f.len, 0};
         int run = 0;
+        if (lim.readmodel && f.type != PJP_BATCH) {
+            rc = protocol_error("a read model's worker takes only BATCH frames after OPEN_RM");
+            break;
+        }
         switch (f.type) {
         case PJP_LOAD: {
             uint8_t shared = pjp_get_u8(&r);

@@ -448,7 +448,7 @@ int prj_reset_streams(prj *p)
     }
     free(c.v);
     if (rc) return rc;
-checkpoint:
+checkpoint:;
     /* The new epoch's checkpoint at position 0 marks the reset done. */
     uint64_t pos;
     int64_t epoch, version;

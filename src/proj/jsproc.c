@@ -83,6 +83,12 @@ struct prj_js {
     size_t need_len;
     int need_shared;
     size_t need_at;
+    int rm;      /* a read model's handlers (OPEN_RM) */
+    prj_js_sql *sql;
+    size_t n_sql, cap_sql;
+    prj_js_fail *fails;
+    size_t n_fails, cap_fails;
+    size_t rm_done;
     char *state; /* prj_js_get_state's answer, until handed over */
     size_t state_len;
     int have_state;
@@ -274,6 +280,7 @@ static void drop_frames(prj_js *j)
         free(j->frames[i]);
     j->n_frames = 0;
     j->n_out = j->n_parts = j->out_bytes = 0;
+    j->n_sql = j->n_fails = j->rm_done = 0;
     j->shared = j->need = NULL;
     j->shared_len = j->need_len = 0;
 }
@@ -304,7 +311,19 @@ static int worker_error(prj_js *j, const uint8_t *p, uint32_t len, int rc)
     return rc;
 }
 
-enum { WANT_DEF = 1, WANT_BATCH = 2, WANT_STATE = 4 };
+enum { WANT_DEF = 1, WANT_BATCH = 2, WANT_STATE = 4, WANT_RM = 8 };
+
+/* Room for one more element of a growing array. */
+static int grow(void **a, size_t n, size_t *cap, size_t size)
+{
+    if (n < *cap) return 0;
+    size_t c = *cap ? 2 * *cap : 64;
+    void *p = realloc(*a, c * size);
+    if (!p) return -1;
+    *a = p;
+    *cap = c;
+    return 0;
+}
 
 static int decode_def(prj_js *j, const uint8_t *p, uint32_t len);
 
@@ -324,7 +343,8 @@ static int receive(prj_js *j, int want, uint64_t deadline, uint64_t budget_ms, i
         const uint8_t *in = j->rb + j->rb_start + PJP_HDR_LEN;
         j->rb_start += PJP_HDR_LEN + (size_t)len;
         /* Frames the result points into are copied out of the read-ahead. */
-        int kept = type == PJP_OUT || type == PJP_PART || type == PJP_SHARED || type == PJP_NEED;
+        int kept = type == PJP_OUT || type == PJP_PART || type == PJP_SHARED || type == PJP_NEED ||
+                   type == PJP_SQL || type == PJP_FAIL;
         uint8_t *p = kept ? malloc(len ? len : 1) : (uint8_t *)in;
         if (!p)
             return fault(j, -ENOMEM, "out of memory for a frame of %u bytes from the JavaScript engine", len);
@@ -421,7 +441,57 @@ static int receive(prj_js *j, int want, uint64_t deadline, uint64_t budget_ms, i
             rc = PRJ_JS_NEED;
             break;
         }
+        case PJP_SQL: {
+            if (!(want & WANT_RM)) goto bad;
+            if (grow((void **)&j->sql, j->n_sql, &j->cap_sql, sizeof *j->sql)) {
+                free(p);
+                return fault(j, -ENOMEM, "out of memory for a batch's statements");
+            }
+            prj_js_sql *q = &j->sql[j->n_sql];
+            q->source = pjp_get_u32(&r);
+            q->sql = pjp_get_str(&r, &q->sql_len, PJP_SQL_MAX);
+            q->params = pjp_get_str(&r, &q->params_len, PJP_EVENT_MAX);
+            if (pjp_done(&r) || q->source >= j->batch_n || !q->sql_len || !q->params_len ||
+                (j->n_sql && q->source < j->sql[j->n_sql - 1].source))
+                goto bad;
+            j->out_bytes += len;
+            if (j->out_bytes > PJP_OUT_BYTES) {
+                free(p);
+                return fault(j, FACTUM_EFAULTED, "the statements of one batch exceed %u bytes", PJP_OUT_BYTES);
+            }
+            j->n_sql++;
+            keep = 1;
+            break;
+        }
+        case PJP_FAIL: {
+            if (!(want & WANT_RM)) goto bad;
+            if (grow((void **)&j->fails, j->n_fails, &j->cap_fails, sizeof *j->fails)) {
+                free(p);
+                return fault(j, -ENOMEM, "out of memory for a batch's failures");
+            }
+            prj_js_fail *q = &j->fails[j->n_fails];
+            q->source = pjp_get_u32(&r);
+            q->kind = (int)pjp_get_u32(&r);
+            q->message = pjp_get_str(&r, &q->message_len, PJP_FAIL_MAX);
+            if (pjp_done(&r) || q->source >= j->batch_n ||
+                (q->kind != PJP_ERR_SCRIPT && q->kind != PJP_ERR_TIMEOUT && q->kind != PJP_ERR_HEAP))
+                goto bad;
+            j->n_fails++;
+            keep = 1;
+            break;
+        }
         case PJP_DONE: {
+            if (want & WANT_RM) {
+                uint32_t n = pjp_get_u32(&r);
+                uint32_t zero = pjp_get_u32(&r);
+                if (pjp_done(&r) || n > j->batch_n || zero || (n < j->batch_n && (!j->n_fails ||
+                    j->fails[j->n_fails - 1].source != n - 1 || j->fails[j->n_fails - 1].kind != PJP_ERR_HEAP)))
+                    goto bad;
+                j->rm_done = n;
+                last = 1;
+                rc = 0;
+                break;
+            }
             if (!(want & WANT_BATCH)) goto bad;
             uint32_t n = pjp_get_u32(&r);
             uint32_t n_kept = pjp_get_u32(&r);
@@ -665,8 +735,8 @@ static int spawn(prj_js *j, const char *path, char *err, size_t err_len)
 
 /* ---- the calls ------------------------------------------------------- */
 
-int prj_js_open(const prj_js_limits *l, const char *name, const char *query, size_t query_len, prj_js **out,
-                char *err, size_t err_len)
+static int open_engine(const prj_js_limits *l, int rm, const char *name, const char *query, size_t query_len,
+                       prj_js **out, char *err, size_t err_len)
 {
     *out = NULL;
     if (err_len) err[0] = 0;
@@ -688,6 +758,7 @@ int prj_js_open(const prj_js_limits *l, const char *name, const char *query, siz
     j->fd = -1;
     lim.worker = NULL;
     j->lim = lim;
+    j->rm = rm;
     size_t big = 2 * (size_t)(lim.state_bytes > PJP_EVENT_MAX ? lim.state_bytes : PJP_EVENT_MAX);
     j->frame_max = big + 4 * PJP_NAME_MAX + 64;
     rc = spawn(j, path, err, err_len);
@@ -696,10 +767,10 @@ int prj_js_open(const prj_js_limits *l, const char *name, const char *query, siz
         return rc;
     }
 
-    size_t at = pjp_begin(&j->wbuf, PJP_OPEN, re);
+    size_t at = pjp_begin(&j->wbuf, rm ? PJP_OPEN_RM : PJP_OPEN, re);
     pjp_u32(&j->wbuf, lim.ms_per_event, re);
     pjp_u32(&j->wbuf, lim.heap_mib, re);
-    pjp_u32(&j->wbuf, lim.state_bytes, re);
+    if (!rm) pjp_u32(&j->wbuf, lim.state_bytes, re);
     pjp_str(&j->wbuf, name, name_len, re);
     pjp_str(&j->wbuf, query, query_len, re);
     pjp_end(&j->wbuf, at);
@@ -717,6 +788,18 @@ int prj_js_open(const prj_js_limits *l, const char *name, const char *query, siz
     }
     *out = j;
     return 0;
+}
+
+int prj_js_open(const prj_js_limits *l, const char *name, const char *query, size_t query_len, prj_js **out,
+                char *err, size_t err_len)
+{
+    return open_engine(l, 0, name, query, query_len, out, err, err_len);
+}
+
+int prj_js_open_rm(const prj_js_limits *l, const char *name, const char *script, size_t script_len, prj_js **out,
+                   char *err, size_t err_len)
+{
+    return open_engine(l, 1, name, script, script_len, out, err, err_len);
 }
 
 const prj_js_def *prj_js_definition(const prj_js *j)
@@ -777,13 +860,9 @@ static int run(prj_js *j, size_t from, prj_js_result *res)
     return rc;
 }
 
-int prj_js_process(prj_js *j, const prj_js_event *ev, size_t n, prj_js_result *res)
+/* Send a batch of events (JSP-5: all of it before anything is read). */
+static int send_batch(prj_js *j, const prj_js_event *ev, size_t n)
 {
-    memset(res, 0, sizeof *res);
-    int rc = check_usable(j);
-    if (rc) return rc;
-    if (j->waiting)
-        return fault(j, FACTUM_EINVAL, "prj_js_process while a batch waits for a state (PRJ_JS_NEED)");
     if (n > PJP_BATCH_MAX)
         return fault(j, FACTUM_EINVAL, "a batch of %zu events (at most %u)", n, PJP_BATCH_MAX);
     drop_frames(j);
@@ -816,9 +895,46 @@ int prj_js_process(prj_js *j, const prj_js_event *ev, size_t n, prj_js_result *r
     }
     j->batch_n = n;
     uint64_t budget = grace_ms() + (uint64_t)n * j->lim.ms_per_event;
-    rc = send_buf(j, deadline_after(budget), budget); /* JSP-5: all of it first */
+    return send_buf(j, deadline_after(budget), budget);
+}
+
+int prj_js_process(prj_js *j, const prj_js_event *ev, size_t n, prj_js_result *res)
+{
+    memset(res, 0, sizeof *res);
+    int rc = check_usable(j);
     if (rc) return rc;
+    if (j->waiting)
+        return fault(j, FACTUM_EINVAL, "prj_js_process while a batch waits for a state (PRJ_JS_NEED)");
+    if (j->rm) return fault(j, FACTUM_EINVAL, "prj_js_process on a read model's engine");
+    if ((rc = send_batch(j, ev, n))) return rc;
     return run(j, 0, res);
+}
+
+int prj_js_rm_process(prj_js *j, const prj_js_event *ev, size_t n, prj_js_rm_result *res)
+{
+    memset(res, 0, sizeof *res);
+    int rc = check_usable(j);
+    if (rc) return rc;
+    if (!j->rm) return fault(j, FACTUM_EINVAL, "prj_js_rm_process on a projection's engine");
+    if ((rc = send_batch(j, ev, n))) return rc;
+    uint64_t budget = grace_ms() + (uint64_t)(n + 4) * j->lim.ms_per_event;
+    rc = receive(j, WANT_RM, deadline_after(budget), budget, FACTUM_EFAULTED);
+    if (rc) return rc;
+    res->sql = j->sql;
+    res->n_sql = j->n_sql;
+    res->fail = j->fails;
+    res->n_fail = j->n_fails;
+    res->done = j->rm_done;
+    if (j->rm_done < n) {
+        /* The worker exits after a DONE of fewer events (its heap). */
+        if (j->fd >= 0) close(j->fd);
+        j->fd = -1;
+        reap(j, NULL, 0);
+        j->faulted = FACTUM_EFAULTED;
+        snprintf(j->err, sizeof j->err, "%.*s", (int)res->fail[res->n_fail - 1].message_len,
+                 res->fail[res->n_fail - 1].message);
+    }
+    return 0;
 }
 
 int prj_js_resume(prj_js *j, prj_js_result *res)
@@ -878,6 +994,8 @@ void prj_js_close(prj_js *j)
     free(j->frames);
     free(j->out);
     free(j->parts);
+    free(j->sql);
+    free(j->fails);
     free(j->state);
     free(j->wbuf.p);
     free(j->rb);

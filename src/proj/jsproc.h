@@ -190,4 +190,54 @@ int prj_js_pid(const prj_js *j);
 /* Kill the worker if it still runs, reap it, free everything. NULL is a no-op. */
 void prj_js_close(prj_js *j);
 
+/* ---- read models (src/rm/js.c) -----------------------------------------
+ * The same worker runs a read model's JavaScript handlers (OPEN_RM,
+ * jsproto.h; src/js/rmapi.js): stateless, each event's handler asks for
+ * SQL statements with their named parameters. */
+
+/* One statement a handler asked for (strings not NUL-terminated). */
+typedef struct prj_js_sql {
+    uint32_t source; /* index, in the events given, of the event whose handler asked */
+    const char *sql;
+    size_t sql_len;
+    const char *params; /* a JSON object */
+    size_t params_len;
+} prj_js_sql;
+
+/* An event whose handler failed: threw, ran past ms_per_event, or out of heap. */
+typedef struct prj_js_fail {
+    uint32_t source;
+    int kind; /* PJP_ERR_SCRIPT, PJP_ERR_TIMEOUT, PJP_ERR_HEAP */
+    const char *message; /* the error, where, and the script's stack */
+    size_t message_len;
+} prj_js_fail;
+
+/* What prj_js_rm_process reports; valid until the next call on the engine. */
+typedef struct prj_js_rm_result {
+    const prj_js_sql *sql; /* in order of events, then of the calls */
+    size_t n_sql;
+    const prj_js_fail *fail;
+    size_t n_fail;
+    /* Events handled: [0, done). Less than the batch's count when the
+     * script ran out of heap at event done - 1: the worker is gone (the
+     * engine faulted); open another for the rest. */
+    size_t done;
+} prj_js_rm_result;
+
+/* Start a worker for a read model's script (name: for messages and the
+ * script's stack). 0 with *out, whose prj_js_definition() has all_events
+ * (a $any handler) and events (the types with a handler); otherwise as
+ * prj_js_open (FACTUM_EINVAL with the reason and line: the script does not
+ * compile, throws, or is not an object of functions). state_bytes is not
+ * used. */
+int prj_js_open_rm(const prj_js_limits *l, const char *name, const char *script, size_t script_len, prj_js **out,
+                   char *err, size_t err_len);
+
+/* Run ev[0..n) through their handlers (the fields of prj_js_event but
+ * link_meta and deleted). 0 with *res (a handler's failure is in res, not
+ * an error of the call); FACTUM_EFAULTED (the worker crashed, stopped
+ * answering or broke the protocol: prj_js_error; nothing of the batch is
+ * usable), FACTUM_ETOOBIG, -ENOMEM. */
+int prj_js_rm_process(prj_js *j, const prj_js_event *ev, size_t n, prj_js_rm_result *res);
+
 #endif

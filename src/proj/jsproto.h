@@ -47,6 +47,24 @@
  *            worker keeps now
  *   STATE    opt state
  *   ERROR    u32 kind (PJP_ERR_*), str message. The worker exits after it.
+ *
+ * Read models (src/rm/js.c): the same worker runs a read model's
+ * JavaScript handlers when its first frame is OPEN_RM instead of OPEN.
+ * Handlers keep no state, so there is no LOAD, RESUME, GET, NEED or PART.
+ *   OPEN_RM  u32 ms_per_event, u32 heap_mib, str name, str script.
+ *            Answered by DEF (flags: PJP_DEF_ALL_EVENTS for a $any handler;
+ *            events: the types with a handler of their own; the rest
+ *            empty), or ERROR (then the worker exits).
+ *   BATCH, EVENT as above (link_meta absent). Answered by LOG, SQL and FAIL
+ *            frames as the handlers run, then DONE (u32 n: the events
+ *            handled, u32 0). A handler's failure does not end the batch:
+ *            its event gets a FAIL and no SQL. n is less than the batch's
+ *            count only when the script ran out of heap at event n - 1:
+ *            the worker exits after that DONE.
+ *   SQL      u32 source, str sql (at most PJP_SQL_MAX bytes), str params
+ *            (a JSON object, at most PJP_EVENT_MAX bytes)
+ *   FAIL     u32 source, u32 kind (PJP_ERR_SCRIPT, _TIMEOUT, _HEAP),
+ *            str message (the error, where, and the script's stack)
  */
 #ifndef FACTUM_PROJ_JSPROTO_H
 #define FACTUM_PROJ_JSPROTO_H
@@ -63,6 +81,7 @@ enum {
     PJP_EVENT = 4,
     PJP_RESUME = 5,
     PJP_GET = 6,
+    PJP_OPEN_RM = 7,
     /* worker to host */
     PJP_DEF = 101,
     PJP_LOG = 102,
@@ -73,6 +92,8 @@ enum {
     PJP_DONE = 107,
     PJP_STATE = 108,
     PJP_ERROR = 109,
+    PJP_SQL = 110,
+    PJP_FAIL = 111,
 };
 
 #define PJP_HDR_LEN     8
@@ -86,6 +107,9 @@ enum {
 #define PJP_BATCH_BYTES (512u << 20) /* the encoded events of one batch, in the worker */
 #define PJP_OUT_BYTES   (256u << 20) /* the OUT frames of one batch, in the host */
 #define PJP_NAME_MAX    4096u        /* a stream, type or partition name */
+#define PJP_SQL_MAX     (1u << 20)   /* the text of one sql() statement (read models) */
+#define PJP_SQL_CALLS   10000u       /* sql() calls of one event's handler, at most */
+#define PJP_FAIL_MAX    (16u << 10)  /* a FAIL frame's message */
 
 /* EVENT flags */
 #define PJP_EV_JSON    0x1u /* data is JSON */

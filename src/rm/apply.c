@@ -38,6 +38,7 @@ struct rm_gen {
     rm_value *vals;
     size_t cap_vals;
     factum_ack_gate *gate;
+    rm_js *js; /* the definition's script (js.c), or NULL */
     uint64_t pos, saved; /* applied; and stored as the checkpoint */
     char err[512];
 };
@@ -47,11 +48,12 @@ static factum_store *store_of(rm_gen *g)
     return g->model->m->s;
 }
 
-/* Run the statements of h for ev. 0, or the target's error (err) with
- * *failed the statement. */
-static int run_event(rm_gen *g, const rm_handler *h, const factum_event *ev, const rm_stmt **failed)
+/* Run the statements of h (may be NULL) for ev, event i of the page, then
+ * those its script asked for. 0, or the target's error (err) with *failed
+ * the statement. */
+static int run_event(rm_gen *g, const rm_handler *h, size_t ev_i, const factum_event *ev, const char **failed)
 {
-    for (size_t i = 0; i < h->n_stmts; i++) {
+    for (size_t i = 0; h && i < h->n_stmts; i++) {
         const rm_stmt *st = &h->stmts[i];
         if (st->n_params > g->cap_vals) {
             rm_value *v = realloc(g->vals, st->n_params * sizeof *v);
@@ -67,10 +69,11 @@ static int run_event(rm_gen *g, const rm_handler *h, const factum_event *ev, con
         rm_values_fix(g->vals, st->n_params, &g->scratch);
         int rc = g->ops->exec(g->conn, st->slot, g->vals, st->n_params, g->err, sizeof g->err);
         if (rc) {
-            *failed = st;
+            *failed = st->text;
             return rc;
         }
     }
+    if (g->js) return rm_js_apply(g->js, ev_i, g->ops, g->conn, failed, g->err, sizeof g->err);
     return 0;
 }
 
@@ -92,10 +95,10 @@ static int careful(rm_gen *g, const factum_event *evs, size_t n, uint64_t to)
     for (size_t i = 0; !rc && i < n; i++) {
         const factum_event *ev = &evs[i];
         const rm_handler *h = handler_of(g, ev);
-        if (!h) continue;
+        if (!h && !(g->js && rm_js_has(g->js, i))) continue;
         if ((rc = o->savepoint(g->conn, 0, g->err, sizeof g->err))) break;
-        const rm_stmt *failed = NULL;
-        rc = run_event(g, h, ev, &failed);
+        const char *failed = NULL;
+        rc = run_event(g, h, i, ev, &failed);
         if (rc == -ENOMEM || !failed) {
             if (!rc) rc = o->savepoint(g->conn, 1, g->err, sizeof g->err);
             if (!rc) applied++;
@@ -115,7 +118,7 @@ static int careful(rm_gen *g, const factum_event *evs, size_t n, uint64_t to)
         }
         if (policy == RM_PARK) {
             rm_evinfo info = {ev->position, ev->version, ev->stream, ev->type, ev->id, ev->timestamp_ns};
-            if (!(rc = o->park(g->conn, &info, failed->text, error, g->err, sizeof g->err))) {
+            if (!(rc = o->park(g->conn, &info, failed, error, g->err, sizeof g->err))) {
                 parked++;
                 continue;
             }
@@ -127,7 +130,7 @@ static int careful(rm_gen *g, const factum_event *evs, size_t n, uint64_t to)
             g->pos = g->saved = ev->position - 1;
             atomic_fetch_add(&g->model->applied, applied);
             if (!g->building) rm_model_publish(g->model, g->pos);
-            rm_model_fault(g->model, error, failed->text, ev);
+            rm_model_fault(g->model, error, failed, ev);
             o->pipeline(g->conn, 1);
             return 1;
         }
@@ -150,18 +153,22 @@ static int careful(rm_gen *g, const factum_event *evs, size_t n, uint64_t to)
 }
 
 /* Apply evs[0..n) and the checkpoint `to` as one transaction (RM-2).
- * 0, 1 (stopped by the policy), or an error of the target. */
+ * 0, 1 (stopped by the policy, or asked to stop), or an error of the
+ * target. */
 static int apply_page(rm_gen *g, const factum_event *evs, size_t n, uint64_t to)
 {
     const rm_target_ops *o = g->ops;
-    int rc = o->begin(g->conn, g->err, sizeof g->err);
-    if (rc) return rc;
+    int rc;
+    /* The script's part of the page first: one round trip, outside the
+     * transaction (js.c). */
+    if (g->js && (rc = rm_js_page(g->js, evs, n, o, g->conn, &g->stop, g->err, sizeof g->err))) return rc;
+    if ((rc = o->begin(g->conn, g->err, sizeof g->err))) return rc;
     uint64_t applied = 0;
     for (size_t i = 0; i < n; i++) {
         const rm_handler *h = handler_of(g, &evs[i]);
-        if (!h) continue;
-        const rm_stmt *failed = NULL;
-        if ((rc = run_event(g, h, &evs[i], &failed))) {
+        if (!h && !(g->js && rm_js_has(g->js, i))) continue;
+        const char *failed = NULL;
+        if ((rc = run_event(g, h, i, &evs[i], &failed))) {
             if (rc == -ENOMEM) goto undo;
             return careful(g, evs, n, to);
         }
@@ -215,6 +222,7 @@ static int start(rm_gen *g)
     g->saved = g->pos;
     o->pipeline(g->conn, 1);
     const rm_def *d = g->def;
+    if (d->script && (rc = rm_js_new(m, d, &g->js))) return rc;
     return factum_filter_new(FACTUM_FILTER_STREAM, (const char *const *)d->streams, d->n_streams, NULL, 1,
                              &g->filter);
 }
@@ -339,6 +347,7 @@ void rm_gen_stop(rm_gen *g)
         g->ops->close(g->conn);
     }
     factum_filter_free(g->filter);
+    rm_js_free(g->js);
     free(g->page);
     free(g->vals);
     base_buf_free(&g->scratch);

@@ -76,6 +76,45 @@ static size_t param_len(const char *p, const char *e)
     return (size_t)(p - s);
 }
 
+int rm_first_keyword(const char *sql, char *out, size_t n)
+{
+    const char *p = sql;
+    for (;;) {
+        while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r' || *p == '(')
+            p++;
+        if (p[0] == '-' && p[1] == '-') {
+            while (*p && *p != '\n')
+                p++;
+        } else if (p[0] == '/' && p[1] == '*') {
+            const char *e = strstr(p + 2, "*/");
+            p = e ? e + 2 : p + strlen(p);
+        } else {
+            break;
+        }
+    }
+    size_t k = 0;
+    while (k + 1 < n && ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z'))) {
+        char c = *p++;
+        out[k++] = (char)(c >= 'a' ? c - 32 : c);
+    }
+    out[k] = 0;
+    return k > 0;
+}
+
+/* Statements a definition may hold: data and schema changes and reads;
+ * not ATTACH, VACUUM INTO, PRAGMA and the like, which reach files or
+ * settings beyond the read model's own tables. */
+static int stmt_kind_ok(const char *sql, int schema)
+{
+    static const char *const handler_ok[] = {"INSERT", "UPDATE", "DELETE", "REPLACE", "WITH", "SELECT", NULL};
+    static const char *const schema_ok[] = {"CREATE", "ALTER", "DROP", "INSERT", "UPDATE", "DELETE", "WITH", NULL};
+    char kw[16];
+    if (!rm_first_keyword(sql, kw, sizeof kw)) return 0;
+    for (const char *const *k = schema ? schema_ok : handler_ok; *k; k++)
+        if (!strcmp(kw, *k)) return 1;
+    return 0;
+}
+
 void rm_stmt_free(rm_stmt *st)
 {
     if (!st) return;
@@ -251,6 +290,7 @@ void rm_def_free(rm_def *d)
         free(d->any);
     }
     free(d->json);
+    free(d->script);
     free(d);
 }
 
@@ -308,6 +348,13 @@ static int parse_handler(rm_def *d, const char *type, const json_value *v, rm_ha
     }
     for (size_t i = 0; i < n; i++) {
         char e2[400];
+        if (!stmt_kind_ok(sql[i], 0)) {
+            rc = fail(err, err_len, FACTUM_EINVAL,
+                      "handler \"%.100s\", statement %zu: only INSERT, UPDATE, DELETE, REPLACE, WITH and SELECT "
+                      "statements may be run for an event",
+                      type, i + 1);
+            goto out;
+        }
         rc = rm_stmt_compile(&h->stmts[i], sql[i], d->target, rm_event_param, NULL, e2, sizeof e2);
         if (rc) {
             if (rc == FACTUM_EINVAL) fail(err, err_len, rc, "handler \"%.100s\", statement %zu: %s", type, i + 1, e2);
@@ -358,7 +405,8 @@ static int parse_target(rm_def *d, const json_value *t, char *err, size_t err_le
 }
 
 static const char *const known_members[] = {"name",   "target",   "lifecycle", "onError",     "readers",
-                                            "streams", "schema", "handlers",  "description", NULL};
+                                            "streams", "schema", "handlers",  "description", "script", "scriptLimits",
+                                            NULL};
 
 int rm_def_parse(const char *json, size_t len, rm_def **out, char *err, size_t err_len)
 {
@@ -451,17 +499,55 @@ int rm_def_parse(const char *json, size_t len, rm_def **out, char *err, size_t e
         goto out;
     }
     if ((rc = strings(x, "schema", &d->schema, &d->n_schema, 0, err, err_len))) goto out;
+    for (size_t i = 0; i < d->n_schema; i++)
+        if (!stmt_kind_ok(d->schema[i], 1)) {
+            rc = fail(err, err_len, FACTUM_EINVAL,
+                      "schema statement %zu: only CREATE, ALTER, DROP, INSERT, UPDATE, DELETE and WITH statements "
+                      "may create a read model's tables",
+                      i + 1);
+            goto out;
+        }
+    /* JavaScript handlers (js.c): checked by running them (rm_js_check). */
+    if ((x = json_get(v, "script"))) {
+        if (x->type != JSON_STRING || !x->len || memchr(x->str, 0, x->len)) {
+            rc = fail(err, err_len, FACTUM_EINVAL, "\"script\" must be a non-empty string (JavaScript)");
+            goto out;
+        }
+        if (!(d->script = strdup(x->str))) {
+            rc = -ENOMEM;
+            goto out;
+        }
+    }
+    if ((x = json_get(v, "scriptLimits"))) {
+        const json_value *ms = x->type == JSON_OBJECT ? json_get(x, "msPerEvent") : NULL;
+        const json_value *heap = x->type == JSON_OBJECT ? json_get(x, "heapMiB") : NULL;
+        int64_t a = 0, b = 0;
+        int ok = d->script && x->type == JSON_OBJECT && x->n == (size_t)(!!ms + !!heap) &&
+                 (!ms || (!json_int64(ms, &a) && a >= 1 && a <= 60000)) &&
+                 (!heap || (!json_int64(heap, &b) && b >= 16 && b <= 4096));
+        if (!ok) {
+            rc = fail(err, err_len, FACTUM_EINVAL,
+                      "\"scriptLimits\" must be an object with \"msPerEvent\" (1 to 60000) and/or \"heapMiB\" (16 "
+                      "to 4096), beside a \"script\"");
+            goto out;
+        }
+        d->script_ms = (uint32_t)a;
+        d->script_heap_mib = (uint32_t)b;
+    }
     x = json_get(v, "handlers");
-    if (!x || x->type != JSON_OBJECT || !x->n) {
-        rc = fail(err, err_len, FACTUM_EINVAL, "\"handlers\" must be an object: event type -> statements");
+    if (x ? x->type != JSON_OBJECT || (!x->n && !d->script) : !d->script) {
+        rc = fail(err, err_len, FACTUM_EINVAL,
+                  "\"handlers\" must be an object: event type -> statements (or give a \"script\")");
         goto out;
     }
-    if (!(d->handlers = calloc(x->n, sizeof *d->handlers))) {
+    if (!x) {
+        /* A script alone. */
+    } else if (!(d->handlers = calloc(x->n ? x->n : 1, sizeof *d->handlers))) {
         rc = -ENOMEM;
         goto out;
     }
     size_t total = 0;
-    for (size_t i = 0; i < x->n; i++) {
+    for (size_t i = 0; x && i < x->n; i++) {
         const char *type = x->keys[i];
         if (!x->key_lens[i] || strlen(type) != x->key_lens[i] || x->key_lens[i] > FACTUM_MAX_TYPE_LEN) {
             rc = fail(err, err_len, FACTUM_EINVAL, "a handler's event type is empty or too long");
@@ -483,7 +569,7 @@ int rm_def_parse(const char *json, size_t len, rm_def **out, char *err, size_t e
             if ((rc = parse_handler(d, type, x->items[i], h, &total, err, err_len))) goto out;
         }
     }
-    qsort(d->handlers, d->n_handlers, sizeof *d->handlers, handler_cmp);
+    if (d->n_handlers) qsort(d->handlers, d->n_handlers, sizeof *d->handlers, handler_cmp);
     for (size_t i = 0; i <= d->n_handlers; i++) {
         rm_handler *h = i < d->n_handlers ? &d->handlers[i] : d->any;
         for (size_t j = 0; h && j < h->n_stmts; j++)

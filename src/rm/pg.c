@@ -37,6 +37,10 @@ struct rm_conn {
     size_t queued;   /* results to read before the next sync */
     char first_err[512];
     int failed;
+    rm_dyn_cache dyn; /* a script's statements (dyn.c), prepared as "factum_d<id>" */
+    base_buf dyn_scratch;
+    rm_value *dyn_vals;
+    size_t dyn_cap;
 };
 
 static int fail(char *err, size_t err_len, int rc, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
@@ -83,6 +87,12 @@ static int exec_ok(PGconn *pg, const char *sql, char *err, size_t err_len, const
 static void pg_close(rm_conn *c)
 {
     if (!c) return;
+    for (rm_dyn *d = rm_dyn_clear(&c->dyn), *next; d; d = next) {
+        next = d->next;
+        rm_dyn_free(d);
+    }
+    base_buf_free(&c->dyn_scratch);
+    free(c->dyn_vals);
     if (c->pg) PQfinish(c->pg);
     free(c);
 }
@@ -259,12 +269,14 @@ static int pg_send(rm_conn *c, const char *prepared, const char *sql, int n, con
     if (c->in_pipe) {
         if (c->failed) return 0; /* the rest is skipped by the server; the error shows at the drain */
         int ok = prepared ? PQsendQueryPrepared(c->pg, prepared, n, vals, NULL, NULL, 0)
-                          : PQsendQueryParams(c->pg, sql, 0, NULL, NULL, NULL, NULL, 0);
+                          : PQsendQueryParams(c->pg, sql, n, NULL, vals, NULL, NULL, 0);
         if (!ok) return res_fail(NULL, c->pg, err, err_len, what);
         if (++c->queued >= PIPE_CHUNK) return drain(c, err, err_len);
         return 0;
     }
-    PGresult *r = prepared ? PQexecPrepared(c->pg, prepared, n, vals, NULL, NULL, 0) : PQexec(c->pg, sql);
+    PGresult *r = prepared ? PQexecPrepared(c->pg, prepared, n, vals, NULL, NULL, 0)
+                  : vals   ? PQexecParams(c->pg, sql, n, NULL, vals, NULL, NULL, 0) /* one statement only */
+                           : PQexec(c->pg, sql);
     int st = PQresultStatus(r);
     int rc = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK ? 0 : res_fail(r, c->pg, err, err_len, what);
     if (rc) {
@@ -549,6 +561,85 @@ out:
     return rc;
 }
 
+/* ---- dynamic statements (a script's sql(), dyn.c) -------------------- */
+
+static void dyn_drop(rm_conn *c, rm_dyn *d)
+{
+    if (d->prepared && !c->in_pipe) {
+        char sql[64];
+        snprintf(sql, sizeof sql, "DEALLOCATE factum_d%" PRIu32, d->id);
+        PQclear(PQexec(c->pg, sql));
+    }
+    rm_dyn_free(d);
+}
+
+/* The statement for the text: cached (prepared), or compiled now and
+ * prepared unless pipelined or the cache is full of this page's (*tmp:
+ * run it by its text, then free it). */
+static int dyn_get(rm_conn *c, const char *sql, size_t len, rm_dyn **out, int *tmp, char *err, size_t err_len)
+{
+    *tmp = 0;
+    if ((*out = rm_dyn_find(&c->dyn, sql, len))) return 0;
+    rm_dyn *d, *victim = NULL;
+    int rc = rm_dyn_new(&c->dyn, sql, len, RM_POSTGRES, &d, err, err_len);
+    if (rc) return rc;
+    *out = d;
+    if (c->in_pipe || rm_dyn_room(&c->dyn, &victim)) {
+        *tmp = 1;
+        return 0;
+    }
+    if (victim) dyn_drop(c, victim);
+    char name[32];
+    snprintf(name, sizeof name, "factum_d%" PRIu32, d->id);
+    if ((rc = prep(c->pg, name, d->st.target_text, err, err_len, "sql()"))) {
+        rm_dyn_free(d);
+        *out = NULL;
+        return rc;
+    }
+    d->prepared = d; /* on the server */
+    if (rm_dyn_add(&c->dyn, d)) {
+        dyn_drop(c, d);
+        *out = NULL;
+        return -ENOMEM;
+    }
+    return 0;
+}
+
+static int pg_sql_prepare(rm_conn *c, const char *sql, size_t sql_len, int first, char *err, size_t err_len)
+{
+    if (first) rm_dyn_page(&c->dyn);
+    /* Between batches the connection may still be in pipeline mode, idle:
+     * leave it to prepare (the next begin enters it again). */
+    if (c->in_pipe && !c->queued && PQexitPipelineMode(c->pg)) c->in_pipe = 0;
+    rm_dyn *d;
+    int tmp;
+    int rc = dyn_get(c, sql, sql_len, &d, &tmp, err, err_len);
+    if (!rc && tmp) rm_dyn_free(d);
+    return rc;
+}
+
+static int pg_sql_exec(rm_conn *c, const char *sql, size_t sql_len, const char *params, size_t params_len,
+                       char *err, size_t err_len)
+{
+    rm_dyn *d;
+    int tmp;
+    int rc = dyn_get(c, sql, sql_len, &d, &tmp, err, err_len);
+    if (rc) return rc;
+    const char *vals[100];
+    char num[100][32];
+    rc = rm_dyn_bind(d, params, params_len, &c->dyn_scratch, &c->dyn_vals, &c->dyn_cap, err, err_len);
+    if (!rc && d->st.n_params > 100) rc = FACTUM_EINVAL; /* rm_stmt_compile allows no more */
+    if (!rc) {
+        texts(c->dyn_vals, d->st.n_params, vals, num);
+        char name[32];
+        snprintf(name, sizeof name, "factum_d%" PRIu32, d->id);
+        rc = tmp ? pg_send(c, NULL, d->st.target_text, (int)d->st.n_params, vals, err, err_len, "sql()")
+                 : pg_send(c, name, NULL, (int)d->st.n_params, vals, err, err_len, "sql()");
+    }
+    if (tmp) rm_dyn_free(d);
+    return rc;
+}
+
 const rm_target_ops rm_pg_ops = {
     .name = "postgres",
     .open = pg_open,
@@ -568,4 +659,6 @@ const rm_target_ops rm_pg_ops = {
     .query = pg_query,
     .drop = pg_drop,
     .check = pg_check,
+    .sql_prepare = pg_sql_prepare,
+    .sql_exec = pg_sql_exec,
 };

@@ -6,6 +6,10 @@
  *   def.c      the definition document: parsing, checking, statements with
  *              their named parameters rewritten for each target
  *   jscan.c    values at JSON paths of an event's data, without a tree
+ *   js.c       JavaScript handlers: the script run by the factum-js worker
+ *              (src/proj/jsproc.h) a page at a time, its statements
+ *   dyn.c      statements known only when they run (a script's sql()):
+ *              the targets' bounded caches of them, their parameters
  *   target.c   the target interface; sqlite.c and pg.c implement it
  *   apply.c    one generation of a read model applied by its own thread:
  *              batches, checkpoints, failure policies, waits, the gate
@@ -119,6 +123,9 @@ int rm_stmt_compile(rm_stmt *st, const char *sql, int target_kind,
                                    size_t err_len),
                     void *ctx, char *err, size_t err_len);
 void rm_stmt_free(rm_stmt *st);
+/* The first keyword of a statement, upper-cased (comments, spaces and
+ * opening parentheses skipped): 1, or 0 if it starts with none. */
+int rm_first_keyword(const char *sql, char *out, size_t n);
 /* The event parameters (`:data.x`, `:stream`...): the resolver of handlers. */
 int rm_event_param(void *ctx, const char *name, size_t len, rm_param *p, char *err, size_t err_len);
 
@@ -143,6 +150,8 @@ typedef struct rm_def {
     size_t n_handlers;
     rm_handler *any; /* the "*" handler or NULL */
     size_t n_stmts;  /* statements of all handlers (slots 0..n_stmts-1) */
+    char *script;    /* JavaScript handlers (js.c), or NULL */
+    uint32_t script_ms, script_heap_mib; /* "scriptLimits" (0: js.c's defaults) */
     char *json;      /* the document as given (validated) */
 } rm_def;
 
@@ -216,6 +225,18 @@ typedef struct rm_target_ops {
     /* Check the definition against the target without changing anything
      * (the schema and every statement, in a scratch namespace). */
     int (*check)(const rm_def *def, const char *dir, char *err, size_t err_len);
+    /* Dynamic statements (a script's sql(), js.c): `sql` (sql_len bytes, no
+     * NUL needed) with named parameters from params (a JSON object), through
+     * the connection's bounded cache of compiled and prepared statements
+     * (dyn.c). sql_prepare readies one before a batch, outside its
+     * transaction (first: a new page begins; what a page prepared is not
+     * evicted before the next page); sql_exec runs one in the batch
+     * (pipelined on PostgreSQL: errors at commit). Errors of the statement:
+     * FACTUM_EINVAL (not exactly one statement, a parameter not given, a
+     * syntax error) or FACTUM_ETARGET, with err. */
+    int (*sql_prepare)(rm_conn *c, const char *sql, size_t sql_len, int first, char *err, size_t err_len);
+    int (*sql_exec)(rm_conn *c, const char *sql, size_t sql_len, const char *params, size_t params_len, char *err,
+                    size_t err_len);
 } rm_target_ops;
 
 extern const rm_target_ops rm_sqlite_ops;
@@ -230,6 +251,77 @@ int rm_bind_named(const rm_param *p, const char *json, size_t len, base_buf *scr
 /* Texts made while binding live in scratch, which may move as it grows:
  * call after all values of a statement are bound, to point at them. */
 void rm_values_fix(rm_value *v, size_t n, const base_buf *scratch);
+
+/* ---- dyn.c ----------------------------------------------------------- */
+
+/* A dynamic statement: its text, compiled (named parameters, RMP_NAMED),
+ * and the target's prepared form. */
+typedef struct rm_dyn {
+    char *text; /* NUL-terminated */
+    size_t len;
+    uint64_t hash;
+    rm_stmt st;
+    void *prepared; /* SQLite: the sqlite3_stmt */
+    uint32_t id;    /* PostgreSQL: prepared as "factum_d<id>" */
+    uint64_t used;  /* the cache's clock when last used */
+    struct rm_dyn *next;
+} rm_dyn;
+
+#define RM_DYN_MAX 256 /* statements a connection keeps, unless one page needs more */
+
+typedef struct rm_dyn_cache {
+    rm_dyn **buckets;
+    size_t n_buckets, n;
+    uint64_t clock, page; /* entries used at or after `page` belong to the current page */
+    uint32_t next_id;
+} rm_dyn_cache;
+
+/* The cached statement for the text (its use recorded), or NULL. */
+rm_dyn *rm_dyn_find(rm_dyn_cache *c, const char *sql, size_t len);
+/* A new page begins (what it uses is kept until the next). */
+void rm_dyn_page(rm_dyn_cache *c);
+/* Compile the text for target_kind (not cached yet). 0 with *out;
+ * FACTUM_EINVAL (err), -ENOMEM. */
+int rm_dyn_new(rm_dyn_cache *c, const char *sql, size_t len, int target_kind, rm_dyn **out, char *err,
+               size_t err_len);
+/* Room for one more: 0 (*victim: an entry taken out to unprepare and free,
+ * or NULL), or 1 when the cache is full of the current page's (keep d
+ * out of the cache: run it, then free it). */
+int rm_dyn_room(rm_dyn_cache *c, rm_dyn **victim);
+/* Add d (after rm_dyn_room said 0). -ENOMEM: not added. */
+int rm_dyn_add(rm_dyn_cache *c, rm_dyn *d);
+void rm_dyn_free(rm_dyn *d);
+/* Take every entry out (each to unprepare and free) and free the table. */
+rm_dyn *rm_dyn_clear(rm_dyn_cache *c);
+/* Bind d's parameters from params into *v (grown as needed; texts in
+ * scratch, which is reset). FACTUM_EINVAL (err): a parameter not given. */
+int rm_dyn_bind(const rm_dyn *d, const char *params, size_t params_len, base_buf *scratch, rm_value **v,
+                size_t *cap, char *err, size_t err_len);
+
+/* ---- js.c ------------------------------------------------------------ */
+
+typedef struct rm_js rm_js;
+
+/* Check a definition's script: it compiles and evaluates to an object of
+ * handler functions. 0, or FACTUM_EINVAL with err (the line), or another
+ * error (no worker program: err says where it looked). */
+int rm_js_check(const rm_def *def, char *err, size_t err_len);
+/* A generation's script runner (its worker starts at the first page). */
+int rm_js_new(struct factum_readmodels *m, const rm_def *def, rm_js **out);
+void rm_js_free(rm_js *js);
+/* Run the script over evs[0..n) (those of the types it handles), the
+ * worker restarted as needed, and ready their statements in the target
+ * (sql_prepare, outside a transaction). The results stay until the next
+ * page. 0; 1 when *stop was set meanwhile; or an error with err (the
+ * worker cannot start, -ENOMEM). */
+int rm_js_page(rm_js *js, const factum_event *evs, size_t n, const rm_target_ops *o, rm_conn *c,
+               _Atomic int *stop, char *err, size_t err_len);
+/* Has event i of the page anything to do (statements or a failure)? */
+int rm_js_has(const rm_js *js, size_t i);
+/* Run event i's statements (sql_exec). 0, or its error: err says why and
+ * *failed is the statement (or what failed in the script). */
+int rm_js_apply(rm_js *js, size_t i, const rm_target_ops *o, rm_conn *c, const char **failed, char *err,
+                size_t err_len);
 
 /* ---- apply.c, manager.c ---------------------------------------------- */
 

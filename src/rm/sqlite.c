@@ -34,6 +34,10 @@ struct rm_conn {
     sqlite3_stmt *ckpt, *park, *begin, *commit, *rollback, *sp_set, *sp_release, *sp_rollback;
     uint64_t deadline_ns; /* a query's time limit (0: none) */
     int timed_out;
+    rm_dyn_cache dyn; /* a script's statements (dyn.c) */
+    base_buf dyn_scratch;
+    rm_value *dyn_vals;
+    size_t dyn_cap;
 };
 
 static int fail(char *err, size_t err_len, int rc, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
@@ -86,6 +90,13 @@ static int authorize(void *ctx, int action, const char *a, const char *b, const 
 static void sq_close(rm_conn *c)
 {
     if (!c) return;
+    for (rm_dyn *d = rm_dyn_clear(&c->dyn), *next; d; d = next) {
+        next = d->next;
+        sqlite3_finalize(d->prepared);
+        rm_dyn_free(d);
+    }
+    base_buf_free(&c->dyn_scratch);
+    free(c->dyn_vals);
     for (size_t i = 0; i < c->n_st; i++)
         sqlite3_finalize(c->st[i]);
     free(c->st);
@@ -127,6 +138,7 @@ static int sq_open_path(const rm_def *def, const char *path, int create, int que
         return rc;
     }
     sqlite3_busy_timeout(c->db, 5000);
+    sqlite3_limit(c->db, SQLITE_LIMIT_ATTACHED, 0); /* no other database files, ever */
     int rc = 0;
     if (!query && strcmp(path, ":memory:"))
         rc = exec_sql(c, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;", err, err_len, "setting WAL mode");
@@ -472,6 +484,61 @@ static int sq_check(const rm_def *def, const char *dir, char *err, size_t err_le
     return rc;
 }
 
+/* ---- dynamic statements (a script's sql(), dyn.c) -------------------- */
+
+static void dyn_drop(rm_dyn *d)
+{
+    sqlite3_finalize(d->prepared);
+    rm_dyn_free(d);
+}
+
+/* The prepared statement for the text: cached, or made now (*tmp: kept out
+ * of a full cache; drop it after use). */
+static int dyn_get(rm_conn *c, const char *sql, size_t len, rm_dyn **out, int *tmp, char *err, size_t err_len)
+{
+    *tmp = 0;
+    if ((*out = rm_dyn_find(&c->dyn, sql, len))) return 0;
+    rm_dyn *d;
+    int rc = rm_dyn_new(&c->dyn, sql, len, RM_SQLITE, &d, err, err_len);
+    if (rc) return rc;
+    if ((rc = prep(c, d->st.target_text, (sqlite3_stmt **)&d->prepared, err, err_len, "sql()"))) {
+        if (sqlite3_errcode(c->db) == SQLITE_NOMEM) rc = -ENOMEM;
+        rm_dyn_free(d);
+        return rc;
+    }
+    rm_dyn *victim;
+    if (rm_dyn_room(&c->dyn, &victim) || rm_dyn_add(&c->dyn, d)) *tmp = 1;
+    if (victim) dyn_drop(victim);
+    *out = d;
+    return 0;
+}
+
+static int sq_sql_prepare(rm_conn *c, const char *sql, size_t sql_len, int first, char *err, size_t err_len)
+{
+    if (first) rm_dyn_page(&c->dyn);
+    rm_dyn *d;
+    int tmp;
+    int rc = dyn_get(c, sql, sql_len, &d, &tmp, err, err_len);
+    if (!rc && tmp) dyn_drop(d);
+    return rc;
+}
+
+static int sq_sql_exec(rm_conn *c, const char *sql, size_t sql_len, const char *params, size_t params_len,
+                       char *err, size_t err_len)
+{
+    rm_dyn *d;
+    int tmp;
+    int rc = dyn_get(c, sql, sql_len, &d, &tmp, err, err_len);
+    if (rc) return rc;
+    sqlite3_stmt *st = d->prepared;
+    rc = rm_dyn_bind(d, params, params_len, &c->dyn_scratch, &c->dyn_vals, &c->dyn_cap, err, err_len);
+    if (!rc && bind(st, c->dyn_vals, d->st.n_params) != SQLITE_OK) rc = db_fail(c, err, err_len, "binding");
+    if (!rc && (rc = run(c, st, err, err_len, "statement"))) fail(err, err_len, rc, "%s", sqlite3_errmsg(c->db));
+    sqlite3_clear_bindings(st);
+    if (tmp) dyn_drop(d);
+    return rc;
+}
+
 const rm_target_ops rm_sqlite_ops = {
     .name = "sqlite",
     .open = sq_open,
@@ -491,4 +558,6 @@ const rm_target_ops rm_sqlite_ops = {
     .query = sq_query,
     .drop = sq_drop,
     .check = sq_check,
+    .sql_prepare = sq_sql_prepare,
+    .sql_exec = sq_sql_exec,
 };

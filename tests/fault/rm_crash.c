@@ -9,6 +9,10 @@
  *     event shows), and
  *   - the table of a second read model built once, uninterrupted, over the
  *     same log.
+ * When the JavaScript worker is there (FACTUM_JS_WORKER), a third read model
+ * applies the same events with JavaScript handlers (src/rm/js.c: its
+ * statements come from the script, its worker dies with the process) and
+ * must end with the same table.
  * SQLite by default; PostgreSQL with FACTUM_TEST_PG (tests/lib/with-postgres.sh).
  * FACTUM_RM_CRASH_CYCLES sets the cycles (default 12); the seed is printed
  * (FACTUM_SEED replays the choices, not the timing). */
@@ -23,6 +27,7 @@
 
 static char dir[512];
 static const char *pg;
+static int with_js; /* the JavaScript worker is there: also "bankjs" */
 
 static void definition(char *buf, size_t n, const char *name, int inl, const char *extra)
 {
@@ -35,6 +40,22 @@ static void definition(char *buf, size_t n, const char *name, int inl, const cha
              "\"Moved\":[\"UPDATE acc SET balance = balance + :data.amount WHERE id = :data.id\","
              "\"UPDATE acc SET n = n + 1 WHERE id = :data.id\"]}%s}",
              name, target, inl ? "inline" : "async", extra);
+}
+
+/* The same read model with JavaScript handlers for Moved. */
+static void definition_js(char *buf, size_t n, const char *name)
+{
+    char target[512] = "";
+    if (pg) snprintf(target, sizeof target, ",\"target\":{\"type\":\"postgres\",\"connection\":\"%s\"}", pg);
+    snprintf(buf, n,
+             "{\"name\":\"%s\"%s,\"streams\":[\"acct-\"],"
+             "\"schema\":\"CREATE TABLE acc(id TEXT PRIMARY KEY, balance BIGINT NOT NULL, n BIGINT NOT NULL)\","
+             "\"handlers\":{\"Opened\":\"INSERT INTO acc VALUES (:data.id, 0, 1)\"},"
+             "\"script\":\"({ Moved(e) {\\n"
+             "  sql('UPDATE acc SET balance = balance + :a WHERE id = :id', {a: e.data.amount, id: e.data.id});\\n"
+             "  sql('UPDATE acc SET n = n + 1 WHERE id = :id', {id: e.data.id});\\n"
+             "} })\"}",
+             name, target);
 }
 
 static void child(uint64_t seed, int cycle)
@@ -53,8 +74,13 @@ static void child(uint64_t seed, int cycle)
     char def[2048], err[512];
     int inl = (int)h_below(&r, 2);
     definition(def, sizeof def, "bank", inl, "");
-    if (h_below(&r, 3) == 0 && factum_readmodel_rebuild(m, "bank", def, strlen(def), err, sizeof err)) {
+    int rebuild = h_below(&r, 3) == 0;
+    if (rebuild && factum_readmodel_rebuild(m, "bank", def, strlen(def), err, sizeof err)) {
         fprintf(stderr, "rebuild: %s\n", err);
+        _exit(5);
+    }
+    if (with_js && rebuild && factum_readmodel_rebuild(m, "bankjs", NULL, 0, err, sizeof err)) {
+        fprintf(stderr, "rebuild bankjs: %s\n", err);
         _exit(5);
     }
     /* Open accounts once (idempotent: fixed ids per account). */
@@ -138,6 +164,10 @@ static void t_kill9(void)
         char def[2048], err[512];
         definition(def, sizeof def, "bank", 0, "");
         CHECK_RC(factum_readmodel_create(m, def, strlen(def), err, sizeof err), 0);
+        if (with_js) {
+            definition_js(def, sizeof def, "bankjs");
+            CHECK_RC(factum_readmodel_create(m, def, strlen(def), err, sizeof err), 0);
+        }
         factum_readmodels_close(m);
         CHECK_RC(factum_store_close(s), 0);
     }
@@ -167,6 +197,7 @@ static void t_kill9(void)
     printf("%d cycles, %" PRIu64 " events\n", cycles, fs.last_position);
     CHECK_RC(factum_readmodel_wait(m, "bank", fs.last_position, 60000), 0);
     CHECK_RC(factum_readmodel_wait(m, "fresh", fs.last_position, 60000), 0);
+    if (with_js) CHECK_RC(factum_readmodel_wait(m, "bankjs", fs.last_position, 60000), 0);
     int64_t bal[ACCOUNTS], cnt[ACCOUNTS];
     expected(s, bal, cnt);
     char want[4096] = "[";
@@ -188,6 +219,13 @@ static void t_kill9(void)
     if (t1 && !strstr(t1, want)) fprintf(stderr, "  want %s\n  got  %.4000s\n", want, t1);
     free(t1);
     free(t2);
+    if (with_js) {
+        char *t3 = table(m, "bankjs");
+        CHECK(t3 && strstr(t3, want));
+        if (t3 && !strstr(t3, want)) fprintf(stderr, "  want %s\n  got  %.4000s (bankjs)\n", want, t3);
+        free(t3);
+        factum_readmodel_drop(m, "bankjs");
+    }
     factum_readmodel_drop(m, "fresh");
     factum_readmodel_drop(m, "bank");
     factum_readmodels_close(m);
@@ -198,7 +236,8 @@ int main(void)
 {
     pg = getenv("FACTUM_TEST_PG");
     if (pg && !*pg) pg = NULL;
-    printf("target: %s\n", pg ? "postgres" : "sqlite");
+    with_js = getenv("FACTUM_JS_WORKER") && *getenv("FACTUM_JS_WORKER");
+    printf("target: %s%s\n", pg ? "postgres" : "sqlite", with_js ? ", with JavaScript handlers" : "");
     RUN(t_kill9);
     return harness_done();
 }

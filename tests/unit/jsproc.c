@@ -6,6 +6,11 @@
  * again, and isolation: every way a script or the worker can fail faults
  * its own engine with a reason while another engine goes on (JSP-1..5).
  *
+ * The worker's read-model mode (OPEN_RM, src/js/rmapi.js) is tested at the
+ * end: its definition, the statements and failures of a batch, the heap
+ * limit ending it after a partial DONE, misuse. Read models through it:
+ * tests/unit/readmodel_js.c.
+ *
  * The worker is found through FACTUM_JS_WORKER (tests/CMakeLists.txt sets
  * it); without one the test is skipped (exit 77).
  */
@@ -14,6 +19,7 @@
 
 #include "harness.h"
 #include "proj/jsproc.h"
+#include "proj/jsproto.h"
 
 /* ---- helpers ------------------------------------------------------------ */
 
@@ -869,6 +875,103 @@ static void t_misuse(void)
     prj_js_close(NULL);
 }
 
+/* ---- read models (OPEN_RM) ------------------------------------------------ */
+
+static prj_js *open_rm(const char *script, uint32_t ms, uint32_t heap_mib)
+{
+    prj_js_limits l = {.ms_per_event = ms ? ms : 5000, .heap_mib = heap_mib, .log_fn = on_log};
+    prj_js *j = NULL;
+    int rc = prj_js_open_rm(&l, "rm.js", script, strlen(script), &j, err, sizeof err);
+    if (rc) fprintf(stderr, "  open_rm: %d %s\n", rc, err);
+    return j;
+}
+
+static void t_readmodel_mode(void)
+{
+    static const char script[] =
+        "({\n"
+        "  A(e) { log('a', e.position, e.version, e.stream, e.category, e.timestamp, e.id);\n"
+        "         sql('INSERT INTO t VALUES (:x, :y)', {x: e.data.x, y: [e.type, e.metadata && e.metadata.m]});\n"
+        "         sql('UPDATE t SET n = n + 1', null); },\n"
+        "  B(e) { if (e.data.bad) throw new TypeError('bad B'); },\n"
+        "  Slow(e) { for (;;) {} },\n"
+        "  $any(e) { sql('SELECT :d', {d: e.data, u: undefined, b: 12345678901234567890n}); },\n"
+        "})";
+    prj_js *j = open_rm(script, 300, 0);
+    REQUIRE(j);
+    const prj_js_def *d = prj_js_definition(j);
+    CHECK(d->all_events);
+    CHECK(d->n_events == 3);
+    loglen = 0;
+    logbuf[0] = 0;
+    prj_js_event e[6] = {ev("acc-1", 0, "A", "{\"x\":7}", "{\"m\":true}"), ev("acc-1", 1, "B", "{\"bad\":1}", NULL),
+                         ev("acc-1", 2, "B", "{}", NULL),                        ev("acc-1", 3, "Slow", "{}", NULL),
+                         ev("acc-1", 4, "Other", "not json", NULL),             ev("acc-1", 5, "A", "{}", NULL)};
+    e[4].is_json = 0;
+    prj_js_rm_result r;
+    CHECK_RC(prj_js_rm_process(j, e, 6, &r), 0);
+    CHECK(r.done == 6);
+    CHECK(contains(logbuf, "a 100 0 acc-1 acc 2025-01-01T00:00:00.123456Z 00102030-4050-6070-8090-a0b0c0d0e0f0"));
+    REQUIRE(r.n_sql == 5);
+    CHECK(r.sql[0].source == 0 && eq(r.sql[0].sql, r.sql[0].sql_len, "INSERT INTO t VALUES (:x, :y)"));
+    CHECK(eq(r.sql[0].params, r.sql[0].params_len, "{\"x\":7,\"y\":[\"A\",true]}"));
+    CHECK(r.sql[1].source == 0 && eq(r.sql[1].params, r.sql[1].params_len, "{}"));
+    CHECK(r.sql[2].source == 4 &&
+          eq(r.sql[2].params, r.sql[2].params_len, "{\"d\":\"not json\",\"u\":null,\"b\":\"12345678901234567890\"}"));
+    CHECK(r.sql[3].source == 5 && eq(r.sql[3].params, r.sql[3].params_len, "{\"x\":null,\"y\":[\"A\",null]}"));
+    REQUIRE(r.n_fail == 2);
+    CHECK(r.fail[0].source == 1 && r.fail[0].kind == PJP_ERR_SCRIPT);
+    char msg[2048];
+    snprintf(msg, sizeof msg, "%.*s", (int)r.fail[0].message_len, r.fail[0].message);
+    CHECK(contains(msg, "TypeError: bad B in the handler for event 1@acc-1 (B)\n    at Object.B (rm.js:5:"));
+    CHECK(r.fail[1].source == 3 && r.fail[1].kind == PJP_ERR_TIMEOUT);
+    snprintf(msg, sizeof msg, "%.*s", (int)r.fail[1].message_len, r.fail[1].message);
+    CHECK(contains(msg, "timed out after 300 ms in the handler for event 3@acc-1 (Slow)"));
+    /* The engine goes on after both. */
+    CHECK_RC(prj_js_rm_process(j, e + 5, 1, &r), 0);
+    CHECK(r.done == 1 && r.n_sql == 2 && r.n_fail == 0);
+    /* A projection's call on it is misuse. */
+    prj_js_result pres;
+    CHECK_RC(prj_js_process(j, e, 1, &pres), FACTUM_EINVAL);
+    prj_js_close(j);
+
+    /* The heap limit: the events after are not handled; the worker is gone. */
+    j = open_rm("({ Hog(e) { const a = []; for (;;) a.push(new Array(10000).fill(1)); },\n"
+                "   A(e) { sql('SELECT 1'); } })",
+                0, 16);
+    REQUIRE(j);
+    prj_js_event h[3] = {ev("a", 0, "A", "{}", NULL), ev("a", 1, "Hog", "{}", NULL), ev("a", 2, "A", "{}", NULL)};
+    CHECK_RC(prj_js_rm_process(j, h, 3, &r), 0);
+    CHECK(r.done == 2 && r.n_sql == 1 && r.n_fail == 1);
+    CHECK(r.n_fail == 1 && r.fail[0].kind == PJP_ERR_HEAP);
+    CHECK(prj_js_pid(j) == 0);
+    CHECK_RC(prj_js_rm_process(j, h, 1, &r), FACTUM_EFAULTED);
+    CHECK(contains(prj_js_error(j), "heap limit of 16 MiB"));
+    prj_js_close(j);
+
+    /* Scripts refused at open, with the reason and the line. */
+    static const struct {
+        const char *script, *why;
+    } bad[] = {
+        {"fromAll().when({ $any: (s) => s })", "ReferenceError: fromAll is not defined (line 1)"},
+        {"({ A(e) {} }) +", "SyntaxError"},
+        {"[function () {}]", "must evaluate to an object of handler functions"},
+        {"({ A: 'INSERT' })", "member \"A\" must be a handler function"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        prj_js_limits l = {0};
+        j = NULL;
+        CHECK_RC(prj_js_open_rm(&l, "rm.js", bad[i].script, strlen(bad[i].script), &j, err, sizeof err),
+                 FACTUM_EINVAL);
+        CHECK(!j && contains(err, bad[i].why));
+    }
+    /* A projection's engine refuses the read models' call. */
+    j = open_js(COUNT);
+    REQUIRE(j);
+    CHECK_RC(prj_js_rm_process(j, e, 1, &r), FACTUM_EINVAL);
+    prj_js_close(j);
+}
+
 int main(void)
 {
     const char *w = getenv("FACTUM_JS_WORKER");
@@ -893,5 +996,6 @@ int main(void)
     RUN(t_script_faults);
     RUN(t_worker_dies);
     RUN(t_misuse);
+    RUN(t_readmodel_mode);
     return harness_done();
 }

@@ -123,6 +123,11 @@ static void t_bad_definitions(void)
          "schema statement 1"},
         {"{\"name\":\"x\",\"schema\":\"CREATE TABLE t(a integer)\",\"handlers\":{\"E\":\"SELECT 1; SELECT 2\"}}",
          FACTUM_EINVAL, T("exactly one statement", "multiple commands")},
+        {"{\"name\":\"x\",\"schema\":\"CREATE TABLE t(a integer)\",\"handlers\":{\"E\":\"ATTACH 'x.db' AS x\"}}",
+         FACTUM_EINVAL, "only INSERT, UPDATE"},
+        {"{\"name\":\"x\",\"schema\":[\"CREATE TABLE t(a integer)\",\"PRAGMA journal_mode=DELETE\"],\"handlers\":{"
+         "\"E\":\"SELECT 1\"}}",
+         FACTUM_EINVAL, "schema statement 2: only CREATE"},
         {"{\"name\":\"x\",\"schema\":\"CREATE TABLE t(a integer)\",\"handlers\":{\"E\":\"SELECT 1\"},\"lifecycle\":\"soon\"}",
          FACTUM_EINVAL, "lifecycle"},
         {"{\"name\":\"x\",\"target\":{\"type\":\"postgres\"},\"schema\":\"CREATE TABLE t(a integer)\",\"handlers\":{\"E\":"
@@ -200,6 +205,13 @@ static void t_apply_query_reopen(void)
              FACTUM_EINVAL);
     CHECK_RC(factum_readmodel_query(m, "bank", "PRAGMA writable_schema = 1", NULL, NULL, &o2, err, sizeof err),
              FACTUM_EINVAL);
+    char vac[700], vsql[800];
+    snprintf(vac, sizeof vac, "%s/vacuumed.db", dir);
+    snprintf(vsql, sizeof vsql, "VACUUM INTO '%s'", vac);
+    CHECK_RC(factum_readmodel_query(m, "bank", vsql, NULL, NULL, &o2, err, sizeof err), FACTUM_EINVAL);
+    CHECK(access(vac, F_OK) != 0);
+    CHECK_RC(factum_readmodel_query(m, "bank", " /* c */ SELECT 1", NULL, NULL, &o2, err, sizeof err), 0);
+    free(o2);
     CHECK_RC(factum_readmodel_query(m, "bank", "SELECT :x", "{}", NULL, &o2, err, sizeof err), FACTUM_EINVAL);
     CHECK(has(err, ":x is not given"));
     CHECK_RC(factum_readmodel_query(m, "bank", "SELECT nonsense FROM WHERE", NULL, NULL, &o2, err, sizeof err),
