@@ -10,6 +10,8 @@
 #   results.tsv    system, workload, metric, run, value
 #   summary.md     the table: median of the runs, min-max beside it
 #   *.png          throughput per workload per system; latency distributions of W1, W6, W8 (gnuplot)
+#   readmodels-runN/  bench/run-readmodels.sh's run N: SQL read models beside the hand-written
+#                  way (its own summary.md; not in the table above)
 # Usage: bench/run-all.sh [--quick] [--runs N] [--out DIR] [--report]
 #   --quick   small workloads, one run (about 90 seconds); CI runs it
 #   default   full workloads, 3 runs, medians and min-max (about 40 minutes)
@@ -46,7 +48,7 @@ bench_build
 export FACTUM_BENCH_BUILD=$b # the run-*.sh scripts below use this build
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
-rm -f "$out"/raw-run*.txt "$out"/results.tsv "$out"/lat-run*.tsv "$out"/*.png
+rm -rf "$out"/raw-run*.txt "$out"/results.tsv "$out"/lat-run*.tsv "$out"/*.png "$out"/readmodels-run*
 work=$(mktemp -d /tmp/factum-runall.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 
@@ -78,6 +80,7 @@ for r in $(seq 1 "$runs"); do
   run sqlite "$b"/bench/factum-bench-systems sqlite "$work/sqlite" "${q[@]}"
   run redis bench/run-redis.sh "${q[@]}"
   run nats bench/run-nats.sh "${q[@]}"
+  run readmodels bench/run-readmodels.sh "${q[@]}" --out "$out/readmodels-run$r"
   grep '^@ ' "$raw" | awk -v r="$r" '{print $2 "\t" $3 "\t" $4 "\t" r "\t" $5}' >>"$out/results.tsv"
 done
 

@@ -11,13 +11,18 @@
 #   demo      build, and curl (scripts/demo.sh shows the HTTP endpoints)
 #   test      build, and what the suite (scripts/test.sh) runs: openssl (the
 #             TLS tests make certificates with it), jq (cli
-#             tests), Node.js and npm (the official clients, integration),
+#             tests), curl (the read models' HTTP endpoints), Node.js and
+#             npm (the official clients, integration),
 #             and everything of bench, since bench_all_quick runs
 #             bench/run-all.sh --quick (the systems' C libraries must be
-#             there when the test build is configured)
+#             there when the test build is configured), and python3 for
+#             node-gyp (bench/run-readmodels.sh builds better-sqlite3)
 #   bench     build, the systems bench/run-all.sh compares with (postgres,
 #             sqlite, redis, nats) and gnuplot for its plots (plots)
 #   postgres, sqlite, redis, nats, plots   one of those (bench/run-*.sh)
+#   readmodels  build, postgres, sqlite, Node.js and npm, and python3 (with
+#             build-essential's make and g++, what node-gyp needs to build
+#             better-sqlite3 from its source for bench/run-readmodels.sh)
 #   fuzz      build, and clang with its libFuzzer runtime (-DFACTUM_FUZZ=ON)
 #   js        build, and the JavaScript engines that bench/run-js.sh compares
 #             (docs/adr/0006-javascript-engine.md): duktape-dev besides V8
@@ -45,7 +50,7 @@ js=(duktape-dev libduktape207)
 libnode_deps=(libbrotli1 libc-ares2 libicu72 libuv1 libssl3 libnghttp2-14 zlib1g)
 
 usage() {
-  echo "usage: $0 [--list] {build|demo|test|bench|postgres|sqlite|redis|nats|plots|fuzz|js}..." >&2
+  echo "usage: $0 [--list] {build|demo|test|bench|readmodels|postgres|sqlite|redis|nats|plots|fuzz|js}..." >&2
   exit 2
 }
 list=0
@@ -60,10 +65,11 @@ for purpose in "$@"; do
     demo) want+=("${build[@]}" curl); libnode=1 ;;
     bench) want+=("${build[@]}" "${postgres[@]}" "${sqlite[@]}" "${redis[@]}" "${nats[@]}" "${plots[@]}"); libnode=1 ;;
     test)
-      want+=("${build[@]}" jq openssl "${postgres[@]}" "${sqlite[@]}" "${redis[@]}" "${nats[@]}" "${plots[@]}")
+      want+=("${build[@]}" jq curl openssl python3 "${postgres[@]}" "${sqlite[@]}" "${redis[@]}" "${nats[@]}" "${plots[@]}")
       node=1
       libnode=1
       ;;
+    readmodels) want+=("${build[@]}" "${postgres[@]}" "${sqlite[@]}" python3); node=1; libnode=1 ;;
     postgres) want+=("${postgres[@]}") ;;
     sqlite) want+=("${sqlite[@]}") ;;
     redis) want+=("${redis[@]}") ;;

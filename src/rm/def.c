@@ -76,6 +76,45 @@ static size_t param_len(const char *p, const char *e)
     return (size_t)(p - s);
 }
 
+int rm_first_keyword(const char *sql, char *out, size_t n)
+{
+    const char *p = sql;
+    for (;;) {
+        while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r' || *p == '(')
+            p++;
+        if (p[0] == '-' && p[1] == '-') {
+            while (*p && *p != '\n')
+                p++;
+        } else if (p[0] == '/' && p[1] == '*') {
+            const char *e = strstr(p + 2, "*/");
+            p = e ? e + 2 : p + strlen(p);
+        } else {
+            break;
+        }
+    }
+    size_t k = 0;
+    while (k + 1 < n && ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z'))) {
+        char c = *p++;
+        out[k++] = (char)(c >= 'a' ? c - 32 : c);
+    }
+    out[k] = 0;
+    return k > 0;
+}
+
+/* Statements a definition may hold: data and schema changes and reads;
+ * not ATTACH, VACUUM INTO, PRAGMA and the like, which reach files or
+ * settings beyond the read model's own tables. */
+static int stmt_kind_ok(const char *sql, int schema)
+{
+    static const char *const handler_ok[] = {"INSERT", "UPDATE", "DELETE", "REPLACE", "WITH", "SELECT", NULL};
+    static const char *const schema_ok[] = {"CREATE", "ALTER", "DROP", "INSERT", "UPDATE", "DELETE", "WITH", NULL};
+    char kw[16];
+    if (!rm_first_keyword(sql, kw, sizeof kw)) return 0;
+    for (const char *const *k = schema ? schema_ok : handler_ok; *k; k++)
+        if (!strcmp(kw, *k)) return 1;
+    return 0;
+}
+
 void rm_stmt_free(rm_stmt *st)
 {
     if (!st) return;
@@ -309,6 +348,13 @@ static int parse_handler(rm_def *d, const char *type, const json_value *v, rm_ha
     }
     for (size_t i = 0; i < n; i++) {
         char e2[400];
+        if (!stmt_kind_ok(sql[i], 0)) {
+            rc = fail(err, err_len, FACTUM_EINVAL,
+                      "handler \"%.100s\", statement %zu: only INSERT, UPDATE, DELETE, REPLACE, WITH and SELECT "
+                      "statements may be run for an event",
+                      type, i + 1);
+            goto out;
+        }
         rc = rm_stmt_compile(&h->stmts[i], sql[i], d->target, rm_event_param, NULL, e2, sizeof e2);
         if (rc) {
             if (rc == FACTUM_EINVAL) fail(err, err_len, rc, "handler \"%.100s\", statement %zu: %s", type, i + 1, e2);
@@ -453,6 +499,14 @@ int rm_def_parse(const char *json, size_t len, rm_def **out, char *err, size_t e
         goto out;
     }
     if ((rc = strings(x, "schema", &d->schema, &d->n_schema, 0, err, err_len))) goto out;
+    for (size_t i = 0; i < d->n_schema; i++)
+        if (!stmt_kind_ok(d->schema[i], 1)) {
+            rc = fail(err, err_len, FACTUM_EINVAL,
+                      "schema statement %zu: only CREATE, ALTER, DROP, INSERT, UPDATE, DELETE and WITH statements "
+                      "may create a read model's tables",
+                      i + 1);
+            goto out;
+        }
     /* JavaScript handlers (js.c): checked by running them (rm_js_check). */
     if ((x = json_get(v, "script"))) {
         if (x->type != JSON_STRING || !x->len || memchr(x->str, 0, x->len)) {

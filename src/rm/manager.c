@@ -1017,6 +1017,12 @@ int factum_readmodel_query(factum_readmodels *m, const char *name, const char *s
                         o->min_position, o->wait_ms);
         if (rc) return rc;
     }
+    /* Queries read: a SELECT, WITH ... SELECT or VALUES, nothing else
+     * (VACUUM INTO, for one, would write a file even on a read-only
+     * connection). */
+    char kw[16];
+    if (!rm_first_keyword(sql, kw, sizeof kw) || (strcmp(kw, "SELECT") && strcmp(kw, "WITH") && strcmp(kw, "VALUES")))
+        return fail(err, err_len, FACTUM_EINVAL, "queries are read-only: a SELECT, WITH ... SELECT or VALUES statement");
     rm_ns *ns;
     rm_conn *c;
     int rc = acquire(m, name, &ns, &c, err, err_len);

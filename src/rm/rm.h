@@ -123,6 +123,9 @@ int rm_stmt_compile(rm_stmt *st, const char *sql, int target_kind,
                                    size_t err_len),
                     void *ctx, char *err, size_t err_len);
 void rm_stmt_free(rm_stmt *st);
+/* The first keyword of a statement, upper-cased (comments, spaces and
+ * opening parentheses skipped): 1, or 0 if it starts with none. */
+int rm_first_keyword(const char *sql, char *out, size_t n);
 /* The event parameters (`:data.x`, `:stream`...): the resolver of handlers. */
 int rm_event_param(void *ctx, const char *name, size_t len, rm_param *p, char *err, size_t err_len);
 

@@ -138,6 +138,7 @@ static int sq_open_path(const rm_def *def, const char *path, int create, int que
         return rc;
     }
     sqlite3_busy_timeout(c->db, 5000);
+    sqlite3_limit(c->db, SQLITE_LIMIT_ATTACHED, 0); /* no other database files, ever */
     int rc = 0;
     if (!query && strcmp(path, ":memory:"))
         rc = exec_sql(c, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;", err, err_len, "setting WAL mode");
