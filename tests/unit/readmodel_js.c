@@ -332,7 +332,7 @@ static void t_bad_statements(void)
     CHECK_RC(factum_readmodel_parked(m, "bad", 10, &out, err, sizeof err), 0);
     CHECK(has(out, "parameter :b is not given"));
     CHECK(has(out, T("exactly one statement", "multiple commands")));
-    CHECK(has(out, "transaction control"));
+    CHECK(has(out, "only INSERT, UPDATE, DELETE, REPLACE, WITH and SELECT statements may be run for an event: COMMIT"));
     CHECK(has(out, T("no such table: nowhere", "relation \\\"nowhere\\\" does not exist")));
     CHECK(has(out, "params must be an object"));
     CHECK(has(out, "the handler returned a promise"));
