@@ -332,7 +332,9 @@ static void t_bad_statements(void)
     CHECK_RC(factum_readmodel_parked(m, "bad", 10, &out, err, sizeof err), 0);
     CHECK(has(out, "parameter :b is not given"));
     CHECK(has(out, T("exactly one statement", "multiple commands")));
-    CHECK(has(out, "only INSERT, UPDATE, DELETE, REPLACE, WITH and SELECT statements may be run for an event: COMMIT"));
+    CHECK(has(
+        out,
+        "only INSERT, UPDATE, DELETE, REPLACE, WITH and SELECT statements may be run for an event: COMMIT"));
     CHECK(has(out, T("no such table: nowhere", "relation \\\"nowhere\\\" does not exist")));
     CHECK(has(out, "params must be an object"));
     CHECK(has(out, "the handler returned a promise"));
@@ -433,7 +435,8 @@ static void t_inline(void)
     for (int k = 1; k <= 50; k++) {
         money(s, 1, "Deposited", 1);
         char *out = NULL, want[64];
-        if (factum_readmodel_query(m, "bank", "SELECT n FROM acc WHERE id = 'a1'", NULL, NULL, &out, NULL, 0)) {
+        if (factum_readmodel_query(m, "bank", "SELECT n FROM acc WHERE id = 'a1'", NULL, NULL, &out, NULL,
+                                   0)) {
             misses++;
             continue;
         }
@@ -442,6 +445,46 @@ static void t_inline(void)
         free(out);
     }
     CHECK(misses == 0);
+    factum_readmodels_close(m);
+    CHECK_RC(factum_store_close(s), 0);
+}
+
+/* The same failures when each page is one event: the worker already has
+ * the next page's events while a page's statements run, so each failure
+ * happens in what was sent ahead (a crash there: those events again, one
+ * at a time). */
+static void t_limits_paged(void)
+{
+    harness_tmpdir(dir, sizeof dir, "rmjs-paged");
+    factum_store *s = open_store();
+    factum_readmodels *m = NULL;
+    factum_readmodels_options o;
+    factum_readmodels_options_init(&o);
+    o.batch_events = 1;
+    CHECK_RC(factum_readmodels_open(s, &o, &m), 0);
+    const char *script = "({\n"
+                         "  Loop(e) { for (;;) {} },\n"
+                         "  Hog(e) { const a = []; for (;;) a.push(new Array(10000).fill(e.position)); },\n"
+                         "  Boom(e) { sql('SELECT 1', {n: new Array(2e8).fill(1.5).length}); },\n"
+                         "  Good(e) { sql('INSERT INTO t VALUES (:p)', {p: e.position}); },\n"
+                         "})";
+    const char *types[] = {"Good", "Loop", "Good", "Hog", "Good", "Boom", "Good", "Good"};
+    uint64_t last = 0;
+    for (int i = 0; i < 8; i++)
+        last = append(s, "x-1", types[i], "{}");
+    char err[1024] = "";
+    const char *d = def("lim", "[\"CREATE TABLE t(p BIGINT)\"]", NULL, script,
+                        ",\"onError\":\"park\",\"scriptLimits\":{\"msPerEvent\":400,\"heapMiB\":16}");
+    CHECK_RC(factum_readmodel_create(m, d, strlen(d), err, sizeof err), 0);
+    CHECK_RC(factum_readmodel_wait(m, "lim", last, 60000), 0);
+    QUERY_HAS(m, "lim", "SELECT count(*), sum(p) FROM t", "[[5,24]]");
+    char *out = NULL;
+    CHECK_RC(factum_readmodel_parked(m, "lim", 10, &out, err, sizeof err), 0);
+    CHECK(has(out, "timed out after 400 ms in the handler for event 1@x-1 (Loop)"));
+    CHECK(has(out, "the script reached its heap limit of 16 MiB in the handler for event 3@x-1 (Hog)"));
+    CHECK(has(out, "[6,\"x-1\",5,\"Boom\""));
+    CHECK(has(out, "the JavaScript engine ran out of memory"));
+    free(out);
     factum_readmodels_close(m);
     CHECK_RC(factum_store_close(s), 0);
 }
@@ -595,6 +638,7 @@ int main(void)
     RUN(t_failures_and_policies);
     RUN(t_bad_statements);
     RUN(t_limits);
+    RUN(t_limits_paged);
     RUN(t_many_statements);
     RUN(t_inline);
     RUN(t_bad_scripts);
