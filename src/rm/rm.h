@@ -53,6 +53,7 @@
 #include "factum_readmodel.h"
 
 #define RM_NAME_MAX 63
+#define RM_QUERY_MAX_BYTES (16u << 20) /* a query's answer, at most */
 #define RM_STREAM   "$readmodels"
 #define RM_TYPE     "$ReadModel"
 

@@ -446,6 +446,7 @@ int rpc_rm_grpc_status(int rc)
     case FACTUM_ETIMEDOUT: return GRPC_DEADLINE_EXCEEDED;
     case FACTUM_EFAULTED:
     case FACTUM_EBADSTATE: return GRPC_FAILED_PRECONDITION;
+    case FACTUM_ETOOBIG:
     case -EMSGSIZE:
     case -ENOBUFS:
     case -ENOMEM: return GRPC_RESOURCE_EXHAUSTED;
@@ -468,6 +469,7 @@ int rpc_rm_http_status(int rc)
     case FACTUM_ETIMEDOUT: return 408;
     case FACTUM_EFAULTED:
     case FACTUM_EBADSTATE: return 409;
+    case FACTUM_ETOOBIG:
     case -EMSGSIZE: return 413;
     case -EAGAIN:
     case -ENOBUFS:

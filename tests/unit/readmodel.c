@@ -232,6 +232,16 @@ static void t_apply_query_reopen(void)
                                     "FROM c",
                                     NULL, &qo, &o2, err, sizeof err),
              FACTUM_ETIMEDOUT);
+    /* An answer over 16 MiB is refused, not built. */
+    qo.row_limit = 100000;
+    qo.time_limit_ms = 20000;
+    CHECK_RC(factum_readmodel_query(m, "bank",
+                                    pg ? "SELECT repeat('x', 1000000) FROM generate_series(1, 40)"
+                                       : "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 40) "
+                                         "SELECT printf('%.*c', 1000000, 'x') FROM c",
+                                    NULL, &qo, &o2, err, sizeof err),
+             FACTUM_ETOOBIG);
+    CHECK(has(err, "over 16 MiB"));
     /* Still unchanged. */
     out = query(m, "bank", "SELECT count(*) FROM acc", NULL);
     CHECK(has(out, "[[10]]"));
