@@ -365,7 +365,7 @@ static void t_limits(void)
     const char *schema = "[\"CREATE TABLE t(p BIGINT)\"]";
     char err[1024] = "";
     const char *d = def("lim", schema, NULL, script,
-                        ",\"onError\":\"park\",\"scriptLimits\":{\"msPerEvent\":400,\"heapMiB\":16}");
+                        ",\"onError\":\"park\",\"scriptLimits\":{\"msPerEvent\":2000,\"heapMiB\":16}");
     CHECK_RC(factum_readmodel_create(m, d, strlen(d), err, sizeof err), 0);
     if (err[0]) fprintf(stderr, "  create: %s\n", err);
     append(s, "x-1", "Good", "{}");
@@ -382,7 +382,7 @@ static void t_limits(void)
     char want[128];
     snprintf(want, sizeof want, "[%" PRIu64 ",\"x-1\",1,\"Loop\"", loop);
     CHECK(has(out, want));
-    CHECK(has(out, "timed out after 400 ms in the handler for event 1@x-1 (Loop)"));
+    CHECK(has(out, "timed out after 2000 ms in the handler for event 1@x-1 (Loop)"));
     snprintf(want, sizeof want, "[%" PRIu64 ",\"x-1\",3,\"Hog\"", hog);
     CHECK(has(out, want));
     CHECK(has(out, "the script reached its heap limit of 16 MiB in the handler for event 3@x-1 (Hog)"));
@@ -474,13 +474,13 @@ static void t_limits_paged(void)
         last = append(s, "x-1", types[i], "{}");
     char err[1024] = "";
     const char *d = def("lim", "[\"CREATE TABLE t(p BIGINT)\"]", NULL, script,
-                        ",\"onError\":\"park\",\"scriptLimits\":{\"msPerEvent\":400,\"heapMiB\":16}");
+                        ",\"onError\":\"park\",\"scriptLimits\":{\"msPerEvent\":2000,\"heapMiB\":16}");
     CHECK_RC(factum_readmodel_create(m, d, strlen(d), err, sizeof err), 0);
     CHECK_RC(factum_readmodel_wait(m, "lim", last, 60000), 0);
     QUERY_HAS(m, "lim", "SELECT count(*), sum(p) FROM t", "[[5,24]]");
     char *out = NULL;
     CHECK_RC(factum_readmodel_parked(m, "lim", 10, &out, err, sizeof err), 0);
-    CHECK(has(out, "timed out after 400 ms in the handler for event 1@x-1 (Loop)"));
+    CHECK(has(out, "timed out after 2000 ms in the handler for event 1@x-1 (Loop)"));
     CHECK(has(out, "the script reached its heap limit of 16 MiB in the handler for event 3@x-1 (Hog)"));
     CHECK(has(out, "[6,\"x-1\",5,\"Boom\""));
     CHECK(has(out, "the JavaScript engine ran out of memory"));
