@@ -240,6 +240,7 @@ static void *gen_main(void *arg)
                g->ns->gen, g->err[0] ? g->err : factum_strerror(rc));
         return NULL;
     }
+    atomic_store(&g->ns->ready, 1);
     if (!g->building) {
         pthread_mutex_lock(&model->mu);
         model->state = FACTUM_READMODEL_RUNNING;

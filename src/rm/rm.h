@@ -342,6 +342,7 @@ typedef struct rm_ns {
     uint64_t gen;
     int refs;
     int retired; /* delete the namespace when the last reference goes */
+    _Atomic int ready; /* its tables exist (its applier has started once) */
     rm_conn *idle[4];
     int n_idle;
 } rm_ns;

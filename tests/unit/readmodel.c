@@ -417,8 +417,10 @@ static void t_rebuild_under_load(void)
     char err[512];
     const char *d = def_with("");
     CHECK_RC(factum_readmodel_create(m, d, strlen(d), err, sizeof err), 0);
+    uint64_t before = 0;
     for (int k = 0; k < 3000; k++)
-        money(s, k % 4, "Deposited", 1);
+        before = money(s, k % 4, "Deposited", 1);
+    CHECK_RC(factum_readmodel_wait(m, "bank", before, 60000), 0); /* so that there is something to serve */
     pthread_t th[2];
     writer_arg a[2];
     for (int i = 0; i < 2; i++) {
@@ -434,6 +436,10 @@ static void t_rebuild_under_load(void)
         /* Queries keep being served meanwhile. */
         char *out = query(m, "bank", "SELECT count(*) FROM acc", NULL);
         CHECK(has(out, "[[4]]"));
+        if (!out || !strstr(out, "[[4]]"))
+            fprintf(stderr, "  status: state %d, generation %" PRIu64 ", position %" PRIu64 ", building %" PRIu64
+                            " at %" PRIu64 ", error '%s'\n",
+                    st.state, st.generation, st.position, st.building, st.building_position, st.error);
         free(out);
         usleep(5000);
     }
