@@ -189,7 +189,8 @@ FACTUM_API void factum_query_options_init(factum_query_options *o);
  *   {"columns":["a","b"],"rows":[[1,"x"],...],"truncated":false,
  *    "position":P,"lag_events":N,"lag_ms":M}
  * A statement that could write, more than one statement, a parameter not
- * given: FACTUM_EINVAL with err. Errors: FACTUM_ENOTFOUND,
+ * given: FACTUM_EINVAL with err. An answer over 16 MiB: FACTUM_ETOOBIG
+ * (nothing returned; select fewer rows). Errors: FACTUM_ENOTFOUND,
  * FACTUM_ETIMEDOUT (waiting for min_position, or the time limit),
  * FACTUM_ETARGET (the target's error, in err), -ENOMEM. */
 FACTUM_API int factum_readmodel_query(factum_readmodels *m, const char *name, const char *sql,

@@ -11,7 +11,8 @@
 #   demo      build, and curl (scripts/demo.sh shows the HTTP endpoints)
 #   test      build, and what the suite (scripts/test.sh) runs: openssl (the
 #             TLS tests make certificates with it), jq (cli
-#             tests), Node.js and npm (the official clients, integration),
+#             tests), curl (the read models' HTTP endpoints), Node.js and
+#             npm (the official clients, integration),
 #             and everything of bench, since bench_all_quick runs
 #             bench/run-all.sh --quick (the systems' C libraries must be
 #             there when the test build is configured), and python3 for
@@ -64,7 +65,7 @@ for purpose in "$@"; do
     demo) want+=("${build[@]}" curl); libnode=1 ;;
     bench) want+=("${build[@]}" "${postgres[@]}" "${sqlite[@]}" "${redis[@]}" "${nats[@]}" "${plots[@]}"); libnode=1 ;;
     test)
-      want+=("${build[@]}" jq openssl python3 "${postgres[@]}" "${sqlite[@]}" "${redis[@]}" "${nats[@]}" "${plots[@]}")
+      want+=("${build[@]}" jq curl openssl python3 "${postgres[@]}" "${sqlite[@]}" "${redis[@]}" "${nats[@]}" "${plots[@]}")
       node=1
       libnode=1
       ;;

@@ -75,6 +75,7 @@
     }
 
     const DATA = Symbol('data'), META = Symbol('metadata'), UNSET = Symbol('unset');
+    const MS = Symbol('ms'), MICROS = Symbol('micros');
 
     function Event(type, stream, version, position, id, dataRaw, metaRaw, ms, micros) {
         this.type = type;
@@ -82,8 +83,8 @@
         this.version = version;
         this.position = position;
         this.id = id;
-        this.ms = ms;
-        this.micros = micros;
+        this[MS] = ms;
+        this[MICROS] = micros;
         this.dataRaw = dataRaw;
         this.metadataRaw = metaRaw;
         this[DATA] = UNSET;
@@ -115,7 +116,7 @@
         // ISO 8601 UTC with microseconds, as :timestamp.
         timestamp: {
             get() {
-                return new Date(this.ms).toISOString().slice(0, 23) + String(this.micros).padStart(3, '0') + 'Z';
+                return new Date(this[MS]).toISOString().slice(0, 23) + String(this[MICROS]).padStart(3, '0') + 'Z';
             },
             enumerable: true,
         },
@@ -147,6 +148,13 @@
                 const f = obj[k];
                 if (typeof f !== 'function')
                     throw new TypeError(`the script's member "${k}" must be a handler function, not ${describe(f)}`);
+                // sql() queues statements: there is nothing to await, and what
+                // an async or generator function did after its first step
+                // would be lost.
+                const kind = Object.getPrototypeOf(f).constructor.name;
+                if (kind !== 'Function')
+                    throw new TypeError(`the script's handler "${k}" is async or a generator (${kind}): handlers ` +
+                        'must be plain synchronous functions');
                 if (k === '$any') {
                     any = f;
                 } else {
@@ -168,7 +176,9 @@
             if (f === null) return 0;
             current = i;
             try {
-                f.call(self, new Event(type, stream, version, position, id, data, meta, ms, micros));
+                const r = f.call(self, new Event(type, stream, version, position, id, data, meta, ms, micros));
+                if (r !== null && typeof r === 'object' && typeof r.then === 'function')
+                    throw new TypeError('the handler returned a promise: handlers must be synchronous');
             } catch (x) {
                 out = [];
                 throw x;

@@ -113,19 +113,22 @@ typedef void (*net_http_fn)(void *ctx, const net_http_req *req, net_http_resp *r
  *         net_http_answer exactly once, later, on the loop. Meanwhile the
  *         connection parses no further request (pipelined bytes wait,
  *         bounded as during NET-8); if the client goes away, the answer is
- *         dropped. What the handler filled in resp is then ignored. */
+ *         dropped (and net_http_on_gone tells the handler, which may give
+ *         up its work). What the handler filled in resp is then ignored;
+ *         an answer given before the handler returns is sent as usual. */
 typedef struct net_http_later net_http_later;
 /* In the http handler only: answer req later. NULL without memory (then
  * answer now). */
 net_http_later *net_http_defer(const net_http_req *req);
 /* The answer (loop thread; frees l; resp is borrowed for the call). */
 void net_http_answer(net_http_later *l, const net_http_resp *resp);
+/* The id of req's connection (1, 2, ...: unique for the server's life). */
+uint64_t net_http_conn_id(const net_http_req *req);
 /* Has the client of l gone away (nothing will be sent)? */
 int net_http_gone(const net_http_later *l);
-/* Call fn(arg) on the loop if the connection closes before l is answered
- * (so that the handler can give up its work). fn must not answer l nor
- * free what the answer needs... except by net_http_answer, which it may
- * call: l is then gone. */
+/* Call fn(arg) on the loop if the connection closes before l is answered,
+ * so that the handler can give up its work. l stays valid: it is still to
+ * be answered exactly once (fn may do it: nothing is sent, l is freed). */
 void net_http_on_gone(net_http_later *l, void (*fn)(void *arg), void *arg);
 
 /* ---- authentication (NET-8) ------------------------------------------------
@@ -217,6 +220,9 @@ int net_server_port(const net_server *s);
 int net_server_run(net_server *s, int drain_ms);
 /* Ask the loop to stop. Thread-safe and async-signal-safe. */
 void net_server_stop(net_server *s);
+/* Has a stop been asked for (the loop drains its calls)? For handlers
+ * whose calls would otherwise wait out the drain (a long wait). */
+int net_server_stopping(const net_server *s);
 /* Free the server. Work that other threads post after run returned is still
  * run here (so finish that work, e.g. close the store, before this). */
 void net_server_free(net_server *s);
@@ -270,6 +276,9 @@ void *net_call_auth(const net_call *c);
  * "" when unknown or the connection is gone. Returns buf. */
 char *net_call_peer(const net_call *c, char *buf, size_t cap);
 net_server *net_call_server(const net_call *c);
+/* The id of the call's connection (as net_http_conn_id), or 0 once it is gone:
+ * for handlers that share something fairly among connections. */
+uint64_t net_call_conn_id(const net_call *c);
 /* Does the call's connection speak TLS? 1 or 0. */
 int net_call_is_tls(const net_call *c);
 /* The subject CN of the verified client certificate of the call's

@@ -726,6 +726,17 @@ void net_http_on_gone(net_http_later *l, void (*fn)(void *arg), void *arg)
     l->gone_arg = arg;
 }
 
+uint64_t net_http_conn_id(const net_http_req *req)
+{
+    const conn *k = req->conn;
+    return k ? k->id : 0;
+}
+
+uint64_t net_call_conn_id(const net_call *c)
+{
+    return c->conn ? c->conn->id : 0;
+}
+
 int net_http_gone(const net_http_later *l)
 {
     return !l->k || l->k->dead;
@@ -1040,6 +1051,7 @@ static void accept_all(net_server *s)
         s->conns = k;
         s->st.connections++;
         s->st.connections_total++;
+        k->id = s->st.connections_total;
     }
 }
 
@@ -1139,6 +1151,11 @@ void net_server_stop(net_server *s)
     uint64_t one = 1;
     ssize_t w = write(s->evfd, &one, sizeof one);
     (void)w;
+}
+
+int net_server_stopping(const net_server *s)
+{
+    return s->stop != 0;
 }
 
 static void free_dead(net_server *s)

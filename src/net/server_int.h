@@ -69,6 +69,7 @@ enum { CONN_NEW, CONN_H2, CONN_HTTP1, CONN_CLOSING };
 
 struct conn {
     net_server *srv;
+    uint64_t id; /* 1, 2, ...: unique for the server's life (net_call_conn_id) */
     int fd;
     int kind;
     nghttp2_session *h2;

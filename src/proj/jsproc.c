@@ -84,6 +84,7 @@ struct prj_js {
     int need_shared;
     size_t need_at;
     int rm;      /* a read model's handlers (OPEN_RM) */
+    int rm_sent; /* a batch is out: prj_js_rm_receive next */
     prj_js_sql *sql;
     size_t n_sql, cap_sql;
     prj_js_fail *fails;
@@ -910,13 +911,25 @@ int prj_js_process(prj_js *j, const prj_js_event *ev, size_t n, prj_js_result *r
     return run(j, 0, res);
 }
 
-int prj_js_rm_process(prj_js *j, const prj_js_event *ev, size_t n, prj_js_rm_result *res)
+int prj_js_rm_send(prj_js *j, const prj_js_event *ev, size_t n)
+{
+    int rc = check_usable(j);
+    if (rc) return rc;
+    if (!j->rm) return fault(j, FACTUM_EINVAL, "prj_js_rm_send on a projection's engine");
+    if (j->rm_sent) return fault(j, FACTUM_EINVAL, "prj_js_rm_send while a batch is out");
+    if ((rc = send_batch(j, ev, n))) return rc;
+    j->rm_sent = 1;
+    return 0;
+}
+
+int prj_js_rm_receive(prj_js *j, prj_js_rm_result *res)
 {
     memset(res, 0, sizeof *res);
     int rc = check_usable(j);
     if (rc) return rc;
-    if (!j->rm) return fault(j, FACTUM_EINVAL, "prj_js_rm_process on a projection's engine");
-    if ((rc = send_batch(j, ev, n))) return rc;
+    if (!j->rm_sent) return fault(j, FACTUM_EINVAL, "prj_js_rm_receive without a batch out");
+    j->rm_sent = 0;
+    size_t n = j->batch_n;
     uint64_t budget = grace_ms() + (uint64_t)(n + 4) * j->lim.ms_per_event;
     rc = receive(j, WANT_RM, deadline_after(budget), budget, FACTUM_EFAULTED);
     if (rc) return rc;
@@ -935,6 +948,13 @@ int prj_js_rm_process(prj_js *j, const prj_js_event *ev, size_t n, prj_js_rm_res
                  res->fail[res->n_fail - 1].message);
     }
     return 0;
+}
+
+int prj_js_rm_process(prj_js *j, const prj_js_event *ev, size_t n, prj_js_rm_result *res)
+{
+    memset(res, 0, sizeof *res);
+    int rc = prj_js_rm_send(j, ev, n);
+    return rc ? rc : prj_js_rm_receive(j, res);
 }
 
 int prj_js_resume(prj_js *j, prj_js_result *res)

@@ -240,4 +240,11 @@ int prj_js_open_rm(const prj_js_limits *l, const char *name, const char *script,
  * usable), FACTUM_ETOOBIG, -ENOMEM. */
 int prj_js_rm_process(prj_js *j, const prj_js_event *ev, size_t n, prj_js_rm_result *res);
 
+/* The same in two halves, so that the worker runs a batch while the caller
+ * does something else: send (0, or an error as above), then receive (the
+ * answer, as prj_js_rm_process's). Anything else in between faults the
+ * engine (FACTUM_EINVAL). */
+int prj_js_rm_send(prj_js *j, const prj_js_event *ev, size_t n);
+int prj_js_rm_receive(prj_js *j, prj_js_rm_result *res);
+
 #endif

@@ -161,7 +161,8 @@ static int apply_page(rm_gen *g, const factum_event *evs, size_t n, uint64_t to)
     int rc;
     /* The script's part of the page first: one round trip, outside the
      * transaction (js.c). */
-    if (g->js && (rc = rm_js_page(g->js, evs, n, o, g->conn, &g->stop, g->err, sizeof g->err))) return rc;
+    if (g->js && (rc = rm_js_page(g->js, evs, n, to, g->filter, o, g->conn, &g->stop, g->err, sizeof g->err)))
+        return rc;
     if ((rc = o->begin(g->conn, g->err, sizeof g->err))) return rc;
     uint64_t applied = 0;
     for (size_t i = 0; i < n; i++) {
@@ -239,6 +240,7 @@ static void *gen_main(void *arg)
                g->ns->gen, g->err[0] ? g->err : factum_strerror(rc));
         return NULL;
     }
+    atomic_store(&g->ns->ready, 1);
     if (!g->building) {
         pthread_mutex_lock(&model->mu);
         model->state = FACTUM_READMODEL_RUNNING;

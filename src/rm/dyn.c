@@ -57,37 +57,14 @@ static int named(void *ctx, const char *name, size_t len, rm_param *p, char *err
     return 0;
 }
 
-/* Statements that would end or split the batch's transaction (RM-2) or
- * change the connection: refused by their first word. */
-static const char *const refused[] = {"begin",   "start",   "commit",     "end",    "rollback", "abort",
-                                      "savepoint", "release", "prepare",  "set",    "reset",    "discard",
-                                      "deallocate", "attach", "detach",   "pragma", "vacuum",   "listen",
-                                      "unlisten", "notify",   "copy",   "checkpoint", NULL};
-
-static int refused_word(const char *p, const char *e)
+/* What an event's statement may be: as a SQL handler's (def.c). */
+static int kind_ok(const char *sql)
 {
-    for (;;) {
-        while (p < e && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r' || *p == '(')) p++;
-        if (e - p >= 2 && p[0] == '-' && p[1] == '-') {
-            while (p < e && *p != '\n') p++;
-        } else if (e - p >= 2 && p[0] == '/' && p[1] == '*') {
-            const char *q = p + 2;
-            while (q + 1 < e && !(q[0] == '*' && q[1] == '/')) q++;
-            p = q + 2 > e ? e : q + 2;
-        } else {
-            break;
-        }
-    }
-    char w[16];
-    size_t n = 0;
-    while (p < e && n < sizeof w - 1 && ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z'))) {
-        w[n++] = (char)(*p >= 'A' && *p <= 'Z' ? *p + 32 : *p);
-        p++;
-    }
-    w[n] = 0;
-    if (!n) return 0;
-    for (size_t i = 0; refused[i]; i++)
-        if (!strcmp(w, refused[i])) return 1;
+    static const char *const ok[] = {"INSERT", "UPDATE", "DELETE", "REPLACE", "WITH", "SELECT", NULL};
+    char kw[16];
+    if (!rm_first_keyword(sql, kw, sizeof kw)) return 0;
+    for (const char *const *k = ok; *k; k++)
+        if (!strcmp(kw, *k)) return 1;
     return 0;
 }
 
@@ -99,13 +76,6 @@ int rm_dyn_new(rm_dyn_cache *c, const char *sql, size_t len, int target_kind, rm
         snprintf(err, err_len, "a statement with a NUL character");
         return FACTUM_EINVAL;
     }
-    if (refused_word(sql, sql + len)) {
-        snprintf(err, err_len,
-                 "transaction control and session statements are not allowed (factum runs each batch in a "
-                 "transaction of its own): %.*s",
-                 (int)(len > 200 ? 200 : len), sql);
-        return FACTUM_EINVAL;
-    }
     rm_dyn *d = calloc(1, sizeof *d);
     if (!d || !(d->text = malloc(len + 1))) {
         free(d);
@@ -114,6 +84,17 @@ int rm_dyn_new(rm_dyn_cache *c, const char *sql, size_t len, int target_kind, rm
     memcpy(d->text, sql, len);
     d->text[len] = 0;
     d->len = len;
+    if (!kind_ok(d->text)) {
+        /* Not transaction control (the batch's transaction is factum's,
+         * RM-2), nor ATTACH, PRAGMA, VACUUM, SET and the like. */
+        snprintf(err, err_len,
+                 "only INSERT, UPDATE, DELETE, REPLACE, WITH and SELECT statements may be run for an event: "
+                 "%.200s",
+                 d->text);
+        free(d->text);
+        free(d);
+        return FACTUM_EINVAL;
+    }
     d->hash = hash(sql, len);
     int rc = rm_stmt_compile(&d->st, d->text, target_kind, named, NULL, err, err_len);
     if (rc) {

@@ -16,6 +16,10 @@
  * handler's failure is the failure of its event, under the read model's
  * policy (RM-3), as a failing statement is.
  *
+ * While a page's statements run, the worker already runs the first events
+ * of the next page (read ahead from the log; used if the next page begins
+ * with them, as it does unless the read model stopped).
+ *
  * The worker is restarted when it dies. If it died in the middle of a page
  * (a crash of V8, the host's deadline, a broken frame), the rest of the
  * page goes through it one event at a time, so that the event that kills
@@ -67,6 +71,15 @@ struct rm_js {
     base_buf text;
     prj_js_event *pev;
     size_t *sel;
+    /* The next page's first chunk, sent to the worker before this page's
+     * statements run (it works while the target does): its events'
+     * positions, to be matched with the next page's. */
+    factum_event *ahead;
+    size_t ahead_cap;
+    prj_js_event *pre_pev;
+    uint64_t *pre_pos;
+    size_t pre_n;
+    int pre_out;
 };
 
 static int cmp_str(const void *a, const void *b)
@@ -77,7 +90,8 @@ static int cmp_str(const void *a, const void *b)
 static void script_log(void *ctx, const char *msg, size_t len)
 {
     rm_js *js = ctx;
-    rm_log(js->m, FACTUM_LOG_INFO, "read model %s: log: %.*s", js->def->name, (int)(len > 900 ? 900 : len), msg);
+    rm_log(js->m, FACTUM_LOG_INFO, "read model %s: log: %.*s", js->def->name, (int)(len > 900 ? 900 : len),
+           msg);
 }
 
 static void limits(const rm_def *def, prj_js_limits *l)
@@ -107,6 +121,13 @@ int rm_js_new(rm_mgr *m, const rm_def *def, rm_js **out)
     if (!js) return -ENOMEM;
     js->m = m;
     js->def = def;
+    js->ahead_cap = m->opts.batch_events;
+    if (!(js->ahead = calloc(js->ahead_cap, sizeof *js->ahead)) ||
+        !(js->pre_pev = calloc(JS_CHUNK, sizeof *js->pre_pev)) ||
+        !(js->pre_pos = calloc(JS_CHUNK, sizeof *js->pre_pos))) {
+        rm_js_free(js);
+        return -ENOMEM;
+    }
     *out = js;
     return 0;
 }
@@ -122,6 +143,9 @@ void rm_js_free(rm_js *js)
     free(js->sql);
     free(js->pev);
     free(js->sel);
+    free(js->ahead);
+    free(js->pre_pev);
+    free(js->pre_pos);
     base_buf_free(&js->text);
     free(js);
 }
@@ -171,6 +195,56 @@ static int handles(const rm_js *js, const factum_event *ev)
     return 0;
 }
 
+static prj_js_event to_pev(const factum_event *ev)
+{
+    return (prj_js_event){
+        .position = ev->position,
+        .stream = ev->stream,
+        .stream_len = ev->stream_len,
+        .seq = ev->version,
+        .type = ev->type,
+        .type_len = ev->type_len,
+        .id = ev->id,
+        .timestamp_ns = ev->timestamp_ns,
+        .data = ev->data,
+        .data_len = ev->data_len,
+        .is_json = (ev->flags & FACTUM_EVENT_JSON) != 0,
+        .meta = ev->metadata,
+        .meta_len = ev->metadata_len,
+    };
+}
+
+static void restarted(rm_js *js, const char *why)
+{
+    rm_log(js->m, FACTUM_LOG_WARN, "read model %s: the JavaScript worker is restarted: %s", js->def->name,
+           why);
+}
+
+/* Send the first chunk of the page after `to` to the worker (read ahead);
+ * rm_js_page takes its answer with the next page. */
+static void prefetch(rm_js *js, uint64_t to, const factum_filter *filter)
+{
+    size_t n = 0, k = 0;
+    uint64_t next = 0;
+    if (!js->eng ||
+        factum_read_all(js->m->s, to + 1, FACTUM_FORWARD, filter, 65536, js->ahead, js->ahead_cap, &n, &next))
+        return;
+    for (size_t i = 0; i < n && k < JS_CHUNK; i++) {
+        if (!handles(js, &js->ahead[i])) continue;
+        js->pre_pos[k] = js->ahead[i].position;
+        js->pre_pev[k++] = to_pev(&js->ahead[i]);
+    }
+    if (!k) return;
+    if (prj_js_rm_send(js->eng, js->pre_pev, k)) {
+        restarted(js, prj_js_error(js->eng));
+        prj_js_close(js->eng);
+        js->eng = NULL;
+        return;
+    }
+    js->pre_n = k;
+    js->pre_out = 1;
+}
+
 /* Keep a string in the page's text (NUL-terminated): its offset, or (size_t)-1. */
 static size_t keep(rm_js *js, const char *p, size_t n)
 {
@@ -182,8 +256,8 @@ static size_t keep(rm_js *js, const char *p, size_t n)
 static int record_fail(rm_js *js, const factum_event *ev, ev_res *r, const char *msg, size_t len)
 {
     char what[200];
-    int n = snprintf(what, sizeof what, "(the JavaScript handler for %.*s)", (int)(ev->type_len > 100 ? 100 : ev->type_len),
-                     ev->type);
+    int n = snprintf(what, sizeof what, "(the JavaScript handler for %.*s)",
+                     (int)(ev->type_len > 100 ? 100 : ev->type_len), ev->type);
     r->failed = 1;
     r->n_sql = 0;
     r->fail_len = len;
@@ -223,8 +297,8 @@ static int take(rm_js *js, const factum_event *evs, size_t pos, const prj_js_rm_
     return 0;
 }
 
-int rm_js_page(rm_js *js, const factum_event *evs, size_t n, const rm_target_ops *o, rm_conn *c,
-               _Atomic int *stop, char *err, size_t err_len)
+int rm_js_page(rm_js *js, const factum_event *evs, size_t n, uint64_t to, const factum_filter *filter,
+               const rm_target_ops *o, rm_conn *c, _Atomic int *stop, char *err, size_t err_len)
 {
     if (n > js->cap_ev) {
         ev_res *r = realloc(js->res, n * sizeof *r);
@@ -250,24 +324,40 @@ int rm_js_page(rm_js *js, const factum_event *evs, size_t n, const rm_target_ops
         if (!handles(js, ev)) continue;
         js->res[i].has = 1;
         js->sel[nsel] = i;
-        js->pev[nsel++] = (prj_js_event){
-            .position = ev->position,
-            .stream = ev->stream,
-            .stream_len = ev->stream_len,
-            .seq = ev->version,
-            .type = ev->type,
-            .type_len = ev->type_len,
-            .id = ev->id,
-            .timestamp_ns = ev->timestamp_ns,
-            .data = ev->data,
-            .data_len = ev->data_len,
-            .is_json = (ev->flags & FACTUM_EVENT_JSON) != 0,
-            .meta = ev->metadata,
-            .meta_len = ev->metadata_len,
-        };
+        js->pev[nsel++] = to_pev(ev);
     }
     size_t pos = 0;
     int single = 0;
+    if (js->pre_out) {
+        /* The answer to what was sent ahead: this page's first chunk, if
+         * the page begins with those events (it does unless the last one
+         * stopped). */
+        js->pre_out = 0;
+        int match = nsel >= js->pre_n;
+        for (size_t k = 0; match && k < js->pre_n; k++)
+            match = js->pev[k].position == js->pre_pos[k];
+        prj_js_rm_result r;
+        rc = prj_js_rm_receive(js->eng, &r);
+        if (rc == -ENOMEM) {
+            snprintf(err, err_len, "out of memory running the JavaScript handlers");
+            return rc;
+        }
+        if (rc) {
+            restarted(js, prj_js_error(js->eng));
+            prj_js_close(js->eng);
+            js->eng = NULL;
+            single = match; /* one of these events may be what killed it */
+        } else {
+            if (match) {
+                if ((rc = take(js, evs, 0, &r))) return rc;
+                pos = r.done;
+            }
+            if (r.done < js->pre_n) {
+                prj_js_close(js->eng);
+                js->eng = NULL;
+            }
+        }
+    }
     while (pos < nsel) {
         if (atomic_load(stop)) return 1;
         if (!js->eng && (rc = start(js, err, err_len))) return rc;
@@ -284,8 +374,7 @@ int rm_js_page(rm_js *js, const factum_event *evs, size_t n, const rm_target_ops
             snprintf(why, sizeof why, "%s", prj_js_error(js->eng));
             prj_js_close(js->eng);
             js->eng = NULL;
-            rm_log(js->m, FACTUM_LOG_WARN, "read model %s: the JavaScript worker is restarted: %s", js->def->name,
-                   why);
+            restarted(js, why);
             if (cnt > 1) {
                 single = 1; /* find the event that does it */
                 continue;
@@ -302,6 +391,9 @@ int rm_js_page(rm_js *js, const factum_event *evs, size_t n, const rm_target_ops
         }
         pos += r.done;
     }
+    /* The worker goes on with the next page while this one's statements
+     * run. */
+    if (!single && !atomic_load(stop)) prefetch(js, to, filter);
     /* Ready the statements before the transaction (PostgreSQL prepares
      * them outside its pipeline). A statement that does not prepare fails
      * its event when it runs. */

@@ -955,6 +955,16 @@ static int acquire(rm_mgr *m, const char *name, rm_ns **ns_out, rm_conn **c_out,
     pthread_mutex_lock(&x->mu);
     pthread_mutex_unlock(&m->mu);
     rm_ns *ns = x->ns;
+    if (!atomic_load(&ns->ready)) {
+        /* A new read model whose tables are not there yet (or whose
+         * target could not be reached since it was opened). */
+        int faulted = x->state == FACTUM_READMODEL_FAULTED;
+        pthread_mutex_unlock(&x->mu);
+        if (faulted) return fail(err, err_len, FACTUM_EFAULTED, "read model %s could not start: %s", name, x->error);
+        return fail(err, err_len, FACTUM_EBADSTATE,
+                    "read model %s is starting (its tables are being created): try again, or wait for a position",
+                    name);
+    }
     ns->refs++;
     rm_conn *c = ns->n_idle ? ns->idle[--ns->n_idle] : NULL;
     pthread_mutex_unlock(&x->mu);
@@ -1023,8 +1033,8 @@ int factum_readmodel_query(factum_readmodels *m, const char *name, const char *s
     char kw[16];
     if (!rm_first_keyword(sql, kw, sizeof kw) || (strcmp(kw, "SELECT") && strcmp(kw, "WITH") && strcmp(kw, "VALUES")))
         return fail(err, err_len, FACTUM_EINVAL, "queries are read-only: a SELECT, WITH ... SELECT or VALUES statement");
-    rm_ns *ns;
-    rm_conn *c;
+    rm_ns *ns = NULL;
+    rm_conn *c = NULL;
     int rc = acquire(m, name, &ns, &c, err, err_len);
     if (rc) return rc;
     rm_stmt st;

@@ -485,34 +485,62 @@ static int pg_query(rm_conn *c, const rm_stmt *q, const char *params, size_t par
         goto undo;
     }
     PQclear(r);
-    char fetch[64];
-    snprintf(fetch, sizeof fetch, "FETCH %" PRIu32 " FROM factum_q", row_limit + 1);
-    r = PQexec(c->pg, fetch);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
-        rc = res_fail(r, c->pg, err, err_len, "query");
-        if (state && !strcmp(state, "57014"))
+    /* Fetched in chunks, so that the answer's size is checked as it grows
+     * (RM_QUERY_MAX_BYTES), not after every row is in memory. */
+    uint32_t got = 0;
+    int truncated = 0, first = 1;
+    uint64_t deadline = base_mono_ns() + (uint64_t)time_limit_ms * 1000000u;
+    for (;;) {
+        uint32_t want = row_limit + 1 - got;
+        if (want > 256) want = 256;
+        char fetch[64];
+        snprintf(fetch, sizeof fetch, "FETCH %" PRIu32 " FROM factum_q", want);
+        r = PQexec(c->pg, fetch);
+        if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+            const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+            rc = res_fail(r, c->pg, err, err_len, "query");
+            if (state && !strcmp(state, "57014"))
+                rc = fail(err, err_len, FACTUM_ETIMEDOUT, "the query ran over its time limit of %" PRIu32 " ms",
+                          time_limit_ms);
+            else if (state && (state[0] == '2' || state[0] == '4'))
+                rc = FACTUM_EINVAL;
+            goto undo;
+        }
+        int cols = PQnfields(r), nrows = PQntuples(r);
+        rc = -ENOMEM;
+        if (first) {
+            first = 0;
+            if (base_buf_append(out, "\"columns\":[", 11)) goto undo;
+            for (int i = 0; i < cols; i++) {
+                const char *name = PQfname(r, i);
+                if ((i && base_buf_append(out, ",", 1)) || json_write_string(out, name, strlen(name))) goto undo;
+            }
+            if (base_buf_append(out, "],\"rows\":[", 10)) goto undo;
+        }
+        for (int k = 0; k < nrows; k++) {
+            if (got == row_limit) {
+                truncated = 1;
+                break;
+            }
+            if (base_buf_append(out, got ? ",[" : "[", got ? 2 : 1)) goto undo;
+            for (int i = 0; i < cols; i++)
+                if ((i && base_buf_append(out, ",", 1)) || write_value(out, r, k, i)) goto undo;
+            if (base_buf_append(out, "]", 1)) goto undo;
+            got++;
+            if (out->len > RM_QUERY_MAX_BYTES) {
+                rc = fail(err, err_len, FACTUM_ETOOBIG,
+                          "the answer is over %u MiB: select fewer rows or columns (LIMIT)", RM_QUERY_MAX_BYTES >> 20);
+                goto undo;
+            }
+        }
+        PQclear(r);
+        r = NULL;
+        if (truncated || (uint32_t)nrows < want) break;
+        if (base_mono_ns() > deadline) {
             rc = fail(err, err_len, FACTUM_ETIMEDOUT, "the query ran over its time limit of %" PRIu32 " ms",
                       time_limit_ms);
-        else if (state && (state[0] == '2' || state[0] == '4'))
-            rc = FACTUM_EINVAL;
-        goto undo;
-    }
-    int cols = PQnfields(r), rows = PQntuples(r);
-    int truncated = (uint32_t)rows > row_limit;
-    if (truncated) rows = (int)row_limit;
-    rc = -ENOMEM;
-    if (base_buf_append(out, "\"columns\":[", 11)) goto undo;
-    for (int i = 0; i < cols; i++) {
-        const char *name = PQfname(r, i);
-        if ((i && base_buf_append(out, ",", 1)) || json_write_string(out, name, strlen(name))) goto undo;
-    }
-    if (base_buf_append(out, "],\"rows\":[", 10)) goto undo;
-    for (int k = 0; k < rows; k++) {
-        if (base_buf_append(out, k ? ",[" : "[", k ? 2 : 1)) goto undo;
-        for (int i = 0; i < cols; i++)
-            if ((i && base_buf_append(out, ",", 1)) || write_value(out, r, k, i)) goto undo;
-        if (base_buf_append(out, "]", 1)) goto undo;
+            goto undo;
+        }
     }
     rc = base_buf_printf(out, "],\"truncated\":%s", truncated ? "true" : "false") ? -ENOMEM : 0;
 undo:

@@ -53,6 +53,7 @@
 #include "factum_readmodel.h"
 
 #define RM_NAME_MAX 63
+#define RM_QUERY_MAX_BYTES (16u << 20) /* a query's answer, at most */
 #define RM_STREAM   "$readmodels"
 #define RM_TYPE     "$ReadModel"
 
@@ -312,10 +313,11 @@ void rm_js_free(rm_js *js);
 /* Run the script over evs[0..n) (those of the types it handles), the
  * worker restarted as needed, and ready their statements in the target
  * (sql_prepare, outside a transaction). The results stay until the next
- * page. 0; 1 when *stop was set meanwhile; or an error with err (the
+ * page. The page covers $all up to `to` through `filter`: meanwhile the
+ * worker is given the start of the next page. 0; 1 when *stop was set meanwhile; or an error with err (the
  * worker cannot start, -ENOMEM). */
-int rm_js_page(rm_js *js, const factum_event *evs, size_t n, const rm_target_ops *o, rm_conn *c,
-               _Atomic int *stop, char *err, size_t err_len);
+int rm_js_page(rm_js *js, const factum_event *evs, size_t n, uint64_t to, const factum_filter *filter,
+               const rm_target_ops *o, rm_conn *c, _Atomic int *stop, char *err, size_t err_len);
 /* Has event i of the page anything to do (statements or a failure)? */
 int rm_js_has(const rm_js *js, size_t i);
 /* Run event i's statements (sql_exec). 0, or its error: err says why and
@@ -340,6 +342,7 @@ typedef struct rm_ns {
     uint64_t gen;
     int refs;
     int retired; /* delete the namespace when the last reference goes */
+    _Atomic int ready; /* its tables exist (its applier has started once) */
     rm_conn *idle[4];
     int n_idle;
 } rm_ns;

@@ -143,6 +143,8 @@ static int sq_open_path(const rm_def *def, const char *path, int create, int que
     if (!query && strcmp(path, ":memory:"))
         rc = exec_sql(c, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;", err, err_len, "setting WAL mode");
     if (!rc && query) {
+        /* No value of a query's answer over the answer's own limit. */
+        sqlite3_limit(c->db, SQLITE_LIMIT_LENGTH, RM_QUERY_MAX_BYTES);
         sqlite3_set_authorizer(c->db, authorize, c);
         sqlite3_progress_handler(c->db, 1000, progress, c);
     }
@@ -439,6 +441,16 @@ static int sq_query(rm_conn *c, const rm_stmt *q, const char *params, size_t par
             if ((i && base_buf_append(out, ",", 1)) || write_value(out, st, i)) goto out;
         if (base_buf_append(out, "]", 1)) goto out;
         rows++;
+        if (out->len > RM_QUERY_MAX_BYTES) {
+            rc = fail(err, err_len, FACTUM_ETOOBIG, "the answer is over %u MiB: select fewer rows or columns (LIMIT)",
+                      RM_QUERY_MAX_BYTES >> 20);
+            goto out;
+        }
+        if (base_mono_ns() > c->deadline_ns) { /* the rows' text too, not only SQLite's steps */
+            c->timed_out = 1;
+            r = SQLITE_INTERRUPT;
+            break;
+        }
     }
     c->deadline_ns = 0;
     if (!truncated && r != SQLITE_DONE) {

@@ -123,12 +123,65 @@ static void job_work(auth_job *aj)
     }
 }
 
+/* ---- the queue: a lane per connection, served in turn (RMS-1) ----------------
+ *
+ * The workers are given at most RM_THREADS jobs at a time; the others wait
+ * here, on the loop, in a lane per client connection, and a free worker
+ * takes the next job of the next lane in turn. So a connection that queues
+ * many slow queries delays another's by at most one job per worker, not by
+ * all of its own. At most RM_QUEUE jobs wait in all; when they do, a job
+ * of a connection that has fewer waiting than the longest lane takes the
+ * place of that lane's last job (refused, as busy), so a greedy client
+ * cannot keep the others out of the queue either. */
+
+struct rm_sched {
+    struct rm_lane {
+        uint64_t conn;
+        rm_job *head, *tail;
+        size_t n;
+    } lanes[RM_QUEUE + 1]; /* a lane per connection with jobs waiting (at most one job each, at worst) */
+    size_t n_lanes, next; /* next: the lane whose turn it is */
+    size_t queued;        /* jobs in the lanes */
+    size_t running;       /* jobs handed to the workers */
+};
+
+static void pump(rpc_ctx *ctx);
+
 /* On the loop. */
 static void job_done(auth_job *aj)
 {
     rm_job *j = (rm_job *)aj;
+    rpc_ctx *ctx = j->ctx;
     if (aj->cancelled) j->rc = FACTUM_ECLOSED; /* POOL-2: at shutdown */
+    if (ctx->rm_sched) ctx->rm_sched->running--;
     j->done(j);
+    pump(ctx);
+}
+
+/* Hand jobs to free workers, a lane at a time. */
+static void pump(rpc_ctx *ctx)
+{
+    struct rm_sched *q = ctx->rm_sched;
+    while (q && ctx->rm_pool && q->queued && q->running < RM_THREADS) {
+        if (q->next >= q->n_lanes) q->next = 0;
+        struct rm_lane *l = &q->lanes[q->next];
+        rm_job *j = l->head;
+        l->head = j->next_in_lane;
+        l->n--;
+        if (!l->head) {
+            l->tail = NULL;
+            *l = q->lanes[--q->n_lanes]; /* the last lane takes its place, and this turn */
+        } else {
+            q->next++;
+        }
+        q->queued--;
+        q->running++;
+        if (auth_pool_submit(ctx->rm_pool, &j->job)) { /* cannot happen: at most RM_THREADS given */
+            q->running--;
+            j->rc = -EAGAIN;
+            j->done(j);
+        }
+    }
 }
 
 static int post_loop(void *ctx, void (*fn)(void *), void *arg)
@@ -139,21 +192,88 @@ static int post_loop(void *ctx, void (*fn)(void *), void *arg)
 int rpc_rm_init(rpc_ctx *ctx)
 {
     if (!ctx->readmodels) return 0;
-    return auth_pool_new(RM_THREADS, RM_QUEUE, post_loop, ctx->net, &ctx->rm_pool);
+    if (!(ctx->rm_sched = calloc(1, sizeof *ctx->rm_sched))) return -ENOMEM;
+    return auth_pool_new(RM_THREADS, RM_THREADS, post_loop, ctx->net, &ctx->rm_pool);
+}
+
+static void cancelled_loop(void *arg)
+{
+    rm_job *j = arg;
+    j->rc = FACTUM_ECLOSED;
+    j->done(j);
+}
+
+/* A job pushed out of the queue by another connection's (answered from a
+ * later turn: its caller's state is not to be touched from inside another
+ * request's handler). */
+static void evicted_loop(void *arg)
+{
+    rm_job *j = arg;
+    j->rc = -EAGAIN;
+    j->done(j);
 }
 
 void rpc_rm_stop(rpc_ctx *ctx)
 {
-    auth_pool_free(ctx->rm_pool); /* the jobs still queued: done with FACTUM_ECLOSED */
+    auth_pool_free(ctx->rm_pool); /* the jobs given to it: done with FACTUM_ECLOSED */
     ctx->rm_pool = NULL;
+    struct rm_sched *q = ctx->rm_sched;
+    if (!q) return;
+    /* The jobs still in the lanes end the same way, on the loop (the
+     * server runs what is posted when it is freed). */
+    for (size_t i = 0; i < q->n_lanes; i++)
+        for (rm_job *j = q->lanes[i].head, *next; j; j = next) {
+            next = j->next_in_lane;
+            while (net_post(ctx->net, cancelled_loop, j) != 0)
+                nanosleep(&(struct timespec){0, 1000000}, NULL);
+        }
+    free(q);
+    ctx->rm_sched = NULL;
 }
 
 int rpc_rm_submit(rpc_ctx *ctx, rm_job *j)
 {
-    if (!ctx->readmodels || !ctx->rm_pool) return FACTUM_ECLOSED;
+    struct rm_sched *q = ctx->rm_sched;
+    if (!ctx->readmodels || !ctx->rm_pool || !q) return FACTUM_ECLOSED;
+    size_t i = 0;
+    while (i < q->n_lanes && q->lanes[i].conn != j->conn) i++;
+    if (q->queued >= RM_QUEUE) {
+        /* Full: the longest lane gives up its last job, unless it is this one's. */
+        size_t L = 0;
+        for (size_t k = 1; k < q->n_lanes; k++)
+            if (q->lanes[k].n > q->lanes[L].n) L = k;
+        size_t mine = i < q->n_lanes ? q->lanes[i].n : 0;
+        if (!q->n_lanes || q->lanes[L].n <= mine + 1) return -EAGAIN;
+        struct rm_lane *big = &q->lanes[L];
+        rm_job *prev = big->head;
+        while (prev->next_in_lane != big->tail) prev = prev->next_in_lane;
+        rm_job *out = big->tail;
+        prev->next_in_lane = NULL;
+        big->tail = prev;
+        big->n--;
+        q->queued--;
+        if (net_post(ctx->net, evicted_loop, out)) { /* no memory: undo, refuse this one */
+            prev->next_in_lane = out;
+            big->tail = out;
+            big->n++;
+            q->queued++;
+            return -EAGAIN;
+        }
+    }
     j->job.work = job_work;
     j->job.done = job_done;
-    return auth_pool_submit(ctx->rm_pool, &j->job);
+    j->next_in_lane = NULL;
+    if (i == q->n_lanes) { /* a new lane: its turn comes after the current one's */
+        q->lanes[q->n_lanes++] = (struct rm_lane){j->conn, NULL, NULL, 0};
+    }
+    struct rm_lane *l = &q->lanes[i];
+    if (l->tail) l->tail->next_in_lane = j;
+    else l->head = j;
+    l->tail = j;
+    l->n++;
+    q->queued++;
+    pump(ctx);
+    return 0;
 }
 
 /* ---- waits (RMS-2) ---------------------------------------------------------- */
@@ -246,12 +366,15 @@ void rpc_rm_tick(rpc_ctx *ctx)
 {
     if (!ctx->rm_waits) return;
     uint64_t now = mono_ns();
+    /* Stopping: the waits end now (UNAVAILABLE), so that the drain does not
+     * wait for them. */
+    int stopping = ctx->net && net_server_stopping(ctx->net);
     for (rm_wait *w = ctx->rm_waits, *next; w; w = next) {
         next = w->next;
-        if (w->expiring || now < w->deadline_ns) continue;
+        if (w->expiring || (now < w->deadline_ns && !stopping)) continue;
         if (factum_readmodel_wait_cancel(ctx->readmodels, w->w)) {
             unlink_wait(w);
-            if (!w->abandoned) w->done(w->arg, FACTUM_ETIMEDOUT);
+            if (!w->abandoned) w->done(w->arg, stopping ? FACTUM_ECLOSED : FACTUM_ETIMEDOUT);
             free(w);
         } else {
             w->expiring = 1; /* answered meanwhile: that answer stands */
@@ -323,6 +446,7 @@ int rpc_rm_grpc_status(int rc)
     case FACTUM_ETIMEDOUT: return GRPC_DEADLINE_EXCEEDED;
     case FACTUM_EFAULTED:
     case FACTUM_EBADSTATE: return GRPC_FAILED_PRECONDITION;
+    case FACTUM_ETOOBIG:
     case -EMSGSIZE:
     case -ENOBUFS:
     case -ENOMEM: return GRPC_RESOURCE_EXHAUSTED;
@@ -345,6 +469,7 @@ int rpc_rm_http_status(int rc)
     case FACTUM_ETIMEDOUT: return 408;
     case FACTUM_EFAULTED:
     case FACTUM_EBADSTATE: return 409;
+    case FACTUM_ETOOBIG:
     case -EMSGSIZE: return 413;
     case -EAGAIN:
     case -ENOBUFS:
@@ -365,7 +490,7 @@ void rpc_rm_message(char *buf, size_t n, int rc, const char *name, const char *e
     case -EAGAIN: what = "the server is busy (its read-model workers' queue is full): try again"; break;
     case -EMSGSIZE: what = "the answer is larger than 16 MiB: ask for fewer rows (rowLimit)"; break;
     case -ENOBUFS: what = RPC_MEM_MESSAGE; break;
-    case FACTUM_ECLOSED: what = "the server runs no read models (--run-readmodels false) or is stopping"; break;
+    case FACTUM_ECLOSED: what = "the server runs no read models (--run-readmodels=false) or is stopping"; break;
     default: what = factum_strerror(rc);
     }
     if (err && err[0])

@@ -7,9 +7,11 @@
  *
  *  RMS-1  The loop never runs SQL and never waits for a read model (NET-1):
  *        create, rebuild, pause, resume, drop, get, list, query and parked
- *        run as jobs on a few worker threads (src/auth/pool.h: a bounded
- *        queue; a job that finds it full is refused at once, UNAVAILABLE /
- *        503); their `done` runs on the loop.
+ *        run as jobs on a few worker threads (src/auth/pool.h), their
+ *        `done` on the loop. Jobs wait in a bounded queue with a lane per
+ *        client connection, served in turn (a job that finds it full is
+ *        refused at once, UNAVAILABLE / 503), so that one client's slow
+ *        queries delay another's by at most one job per worker.
  *  RMS-2  A wait never occupies a thread: factum_readmodel_wait_async's
  *        callback posts to the loop; the tick (about every 100 ms) expires
  *        waits whose time is up by cancelling them. Each wait ends exactly
@@ -78,6 +80,10 @@ typedef struct rm_job {
     /* CLOCK_MONOTONIC ns after which nobody waits for it either (the gRPC
      * call's deadline), or 0: skipped then with FACTUM_ETIMEDOUT. */
     uint64_t deadline_ns;
+    /* The client's connection (net_call_conn_id, net_http_conn_id): its
+     * lane in the queue (RMS-1). */
+    uint64_t conn;
+    struct rm_job *next_in_lane;
 } rm_job;
 
 /* A new job of op for ctx (NULL without memory). */
@@ -94,7 +100,8 @@ int rpc_rm_submit(rpc_ctx *ctx, rm_job *j);
  * queued end with FACTUM_ECLOSED). 0 or -errno. */
 int rpc_rm_init(rpc_ctx *ctx);
 void rpc_rm_stop(rpc_ctx *ctx);
-/* RMS-2: expire waits (the server's tick). */
+/* RMS-2: expire waits (the server's tick); all of them, FACTUM_ECLOSED,
+ * once the server is stopping. */
 void rpc_rm_tick(rpc_ctx *ctx);
 
 /* ---- waits (RMS-2) -------------------------------------------------------- */

@@ -43,6 +43,7 @@ typedef struct rm_call {
     char name[64];
     uint64_t position; /* Wait */
     int admin_view;    /* Get: the caller may administer (sees connection strings) */
+    uint64_t conn_id;  /* its connection: its lane in the workers' queue (RMS-1) */
 } rm_call;
 
 /* What a call holds besides its copies, charged to it (NET-5): its state
@@ -206,6 +207,7 @@ static void run_job(rm_call *rc)
     j->done = job_done;
     j->arg = rc;
     j->deadline_ns = net_call_deadline(rc->c);
+    j->conn = rc->conn_id;
     net_call_ref(rc->c);
     rc->pending = 1;
     int r = rpc_rm_submit(rc->ctx, j);
@@ -333,6 +335,7 @@ static void rm_message(net_call *c, const uint8_t *msg, size_t len)
         return;
     }
     rc->charged += RM_CALL_COST;
+    rc->conn_id = net_call_conn_id(c);
     if (!rc->ctx->readmodels) {
         rm_fail(rc, FACTUM_ECLOSED, NULL);
         return;

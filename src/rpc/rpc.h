@@ -72,6 +72,7 @@ struct ps_reg;
 struct factum_readmodels;
 struct auth_pool;
 struct rm_wait;
+struct rm_sched;
 
 typedef struct rpc_ctx {
     factum_store *store;
@@ -82,11 +83,12 @@ typedef struct rpc_ctx {
     /* The users (src/auth/users.h): what the Users service changes and
      * answers from; NULL: the service is not there. */
     struct auth_users *users;
-    /* The read models (NULL with --run-readmodels false): what the
+    /* The read models (NULL with --run-readmodels=false): what the
      * ReadModels service and the /readmodels endpoints answer from, through
      * the workers of rm_pool and the waits of rm_waits (readmodels.h). */
     struct factum_readmodels *readmodels;
     struct auth_pool *rm_pool;
+    struct rm_sched *rm_sched;
     struct rm_wait *rm_waits;
     net_server *net;
     uint8_t instance_id[16];

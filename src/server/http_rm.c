@@ -41,6 +41,7 @@ typedef struct rm_http {
     rm_job *job;
     rm_wait *wait;
     int is_wait; /* a wait request (else a job, perhaps after a min_position wait) */
+    uint64_t conn_id; /* its connection: its lane in the workers' queue (RMS-1) */
     char name[64];
     uint64_t position;
 } rm_http;
@@ -199,6 +200,7 @@ static int start_job(rm_http *h)
 {
     h->job->done = job_done;
     h->job->arg = h;
+    h->job->conn = h->conn_id;
     return rpc_rm_submit(&h->st->rpc, h->job);
 }
 
@@ -453,6 +455,7 @@ void srv_http_readmodels(srv_state *st, const net_http_req *req, net_http_resp *
     }
     h->st = st;
     h->is_wait = wait;
+    h->conn_id = net_http_conn_id(req);
     snprintf(h->name, sizeof h->name, "%s", name);
     int bad = 0, oom = 0;
     rm_job *j = h->job;

@@ -13,7 +13,7 @@ typedef struct srv_state {
     srv_config cfg;
     factum_store *store;
     factum_projections *proj; /* NULL with --run-projections None */
-    struct factum_readmodels *rm; /* NULL with --run-readmodels false */
+    struct factum_readmodels *rm; /* NULL with --run-readmodels=false */
     net_server *net;
     rpc_ctx rpc;
     net_method *methods;

@@ -10,7 +10,9 @@
  * version), the atomic multi-stream append, and bad input: connection
  * strings, refused and silent endpoints, oversized events (CL-2, CL-3);
  * and catch-up subscriptions (history then live from another client,
- * starting points, idle, filters with checkpoints, links, tombstones).
+ * starting points, idle, filters with checkpoints, links, tombstones); the
+ * read models (create, wait, query, status, list, pause, a fault, rebuild,
+ * drop, and the error of each refusal).
  * Stream names carry a per-run tag so that the test can be re-run against
  * a server that keeps its data.
  */
@@ -1369,6 +1371,90 @@ static void t_persistent(void)
     factum_client_close(c);
 }
 
+/* ---- read models (factumd's ReadModels service) ------------------------------ */
+
+static int find_rm(void *ctx, const factum_readmodel_status *st)
+{
+    return !strcmp(st->name, (const char *)ctx) ? 1 : 0;
+}
+
+static void t_readmodels(void)
+{
+    char name[64], s[64], def[1024];
+    snprintf(name, sizeof name, "rm_%s", tag);
+    sname(s, sizeof s, "rmacct");
+    snprintf(def, sizeof def,
+             "{\"name\":\"%s\",\"streams\":[\"%s\"],\"schema\":[\"CREATE TABLE t(id TEXT PRIMARY KEY, n INTEGER "
+             "NOT NULL)\"],\"handlers\":{\"Add\":\"INSERT INTO t(id, n) VALUES (:data.id, :data.n)\"}}",
+             name, s);
+    CHECK_RC(factum_client_readmodel_create(cl, def, strlen(def)), 0);
+    CHECK_RC(factum_client_readmodel_create(cl, def, strlen(def)), FACTUM_EEXISTS);
+    factum_event_data es[3] = {ev_json("Add", "{\"id\":\"a\",\"n\":1}"), ev_json("Add", "{\"id\":\"b\",\"n\":2}"),
+                               ev_json("Add", "{\"id\":\"c\",\"n\":3}")};
+    factum_append_result res;
+    REQUIRE(factum_client_append(cl, s, FACTUM_NO_STREAM, es, 3, &res) == 0);
+    uint64_t reached = 0;
+    CHECK_RC(factum_client_readmodel_wait(cl, name, res.last_position, 5000, &reached), 0);
+    CHECK(reached >= res.last_position);
+    char *out = NULL;
+    CHECK_RC(factum_client_readmodel_query(cl, name, "SELECT sum(n) AS s FROM t", NULL, NULL, &out), 0);
+    CHECK(out && strstr(out, "\"columns\":[\"s\"]") && strstr(out, "\"rows\":[[6]]"));
+    free(out);
+    factum_query_options o;
+    factum_query_options_init(&o);
+    o.min_position = res.last_position;
+    o.row_limit = 1;
+    CHECK_RC(factum_client_readmodel_query(cl, name, "SELECT n FROM t WHERE id >= :id ORDER BY id", "{\"id\":\"b\"}",
+                                           &o, &out),
+             0);
+    CHECK(out && strstr(out, "\"rows\":[[2]]") && strstr(out, "\"truncated\":true"));
+    free(out);
+    /* refused statements: INVALID_ARGUMENT with the reason */
+    CHECK_RC(factum_client_readmodel_query(cl, name, "DELETE FROM t", NULL, NULL, &out), FACTUM_EINVAL);
+    CHECK(out == NULL && factum_client_last_error(cl)[0]);
+    CHECK_RC(factum_client_readmodel_query(cl, name, "SELECT :nope", NULL, NULL, &out), FACTUM_EINVAL);
+    CHECK(strstr(factum_client_last_error(cl), "nope") != NULL);
+    /* status, definition, list */
+    factum_readmodel_status st;
+    char *d = NULL;
+    CHECK_RC(factum_client_readmodel_get(cl, name, &st, &d), 0);
+    CHECK(!strcmp(st.name, name) && !strcmp(st.target, "sqlite") && st.state == FACTUM_READMODEL_RUNNING);
+    CHECK(st.position >= res.last_position && st.lifecycle == FACTUM_READMODEL_ASYNC);
+    CHECK(d && strstr(d, name));
+    free(d);
+    CHECK_RC(factum_client_readmodel_list(cl, find_rm, name), 1);
+    /* a wait out of time; pause and resume; parked */
+    CHECK_RC(factum_client_readmodel_wait(cl, name, res.last_position + 1000000, 200, NULL), FACTUM_ETIMEDOUT);
+    CHECK_RC(factum_client_readmodel_pause(cl, name), 0);
+    CHECK_RC(factum_client_readmodel_get(cl, name, &st, NULL), 0);
+    CHECK(st.state == FACTUM_READMODEL_PAUSED);
+    CHECK_RC(factum_client_readmodel_resume(cl, name), 0);
+    CHECK_RC(factum_client_readmodel_parked(cl, name, 10, &out), 0);
+    CHECK(out && strstr(out, "\"rows\":[]"));
+    free(out);
+    /* a statement that fails stops it: FAILED_PRECONDITION for waits */
+    factum_event_data dup = ev_json("Add", "{\"id\":\"a\",\"n\":9}");
+    REQUIRE(factum_client_append(cl, s, FACTUM_ANY, &dup, 1, &res) == 0);
+    CHECK_RC(factum_client_readmodel_wait(cl, name, res.last_position, 5000, NULL), FACTUM_EFAULTED);
+    CHECK(strstr(factum_client_last_error(cl), "stopped at position") != NULL);
+    CHECK_RC(factum_client_readmodel_get(cl, name, &st, NULL), 0);
+    CHECK(st.state == FACTUM_READMODEL_FAULTED && st.error_position == res.last_position && st.error[0]);
+    /* unknown names, bad input */
+    char nosuch[64];
+    snprintf(nosuch, sizeof nosuch, "nosuch_%s", tag);
+    CHECK_RC(factum_client_readmodel_get(cl, nosuch, &st, NULL), FACTUM_ENOTFOUND);
+    CHECK_RC(factum_client_readmodel_query(cl, nosuch, "SELECT 1", NULL, NULL, &out), FACTUM_ENOTFOUND);
+    CHECK_RC(factum_client_readmodel_wait(cl, nosuch, 1, 100, NULL), FACTUM_ENOTFOUND);
+    CHECK_RC(factum_client_readmodel_get(cl, "", &st, NULL), FACTUM_EINVAL);
+    CHECK_RC(factum_client_readmodel_get(cl, "no/such", &st, NULL), FACTUM_EINVAL);
+    CHECK_RC(factum_client_readmodel_create(cl, "{\"name\":", 8), FACTUM_EINVAL);
+    /* rebuild (it replaces the faulted generation), drop */
+    CHECK_RC(factum_client_readmodel_rebuild(cl, name, NULL, 0), 0);
+    CHECK_RC(factum_client_readmodel_drop(cl, name), 0);
+    CHECK_RC(factum_client_readmodel_drop(cl, name), FACTUM_ENOTFOUND);
+    CHECK_RC(factum_client_readmodel_list(cl, find_rm, name), 0);
+}
+
 int main(void)
 {
     url = getenv("FACTUMD_URL");
@@ -1410,6 +1496,7 @@ int main(void)
     RUN(t_deadline);
     RUN(t_subscribe);
     RUN(t_persistent);
+    RUN(t_readmodels);
     factum_client_close(cl);
     return harness_done();
 }

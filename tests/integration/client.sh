@@ -34,6 +34,9 @@ unset FACTUM_DATA FACTUM_SERVER
 export COLUMNS=120 LC_ALL=C
 
 status=0
+# What the C client's program makes factumd log as an error on purpose: the
+# read model it stops with a duplicate key (t_readmodels).
+expected_errors='read model rm_[0-9a-f]+ stopped at the event'
 echo "== C client against factumd on port $port"
 if ! "$client_test"; then status=1; fi
 
@@ -471,7 +474,7 @@ if factumd_start "$slog" "$factumd" --mem-db --node-ip 127.0.0.1 --node-port 0 \
   if ! (secure_checks); then status=1; fi
   kill -TERM "$spid"
   if ! wait "$spid"; then echo "the secure factumd did not shut down cleanly"; cat "$slog"; status=1; fi
-  if grep -E "ERROR|runtime error|AddressSanitizer|LeakSanitizer" "$slog"; then status=1; fi
+  if grep -E "ERROR|runtime error|AddressSanitizer|LeakSanitizer" "$slog" | grep -Ev "$expected_errors"; then status=1; fi
 else
   [ -z "${factumd_pid:-}" ] || kill -9 "$factumd_pid" 2>/dev/null || true
   status=1
@@ -480,5 +483,5 @@ fi
 kill -TERM "$pid"
 if ! wait "$pid"; then echo "factumd did not shut down cleanly"; cat "$log"; status=1; fi
 trap 'rm -rf "$T"' EXIT
-if grep -E "ERROR|runtime error|AddressSanitizer|LeakSanitizer" "$log"; then status=1; fi
+if grep -E "ERROR|runtime error|AddressSanitizer|LeakSanitizer" "$log" | grep -Ev "$expected_errors"; then status=1; fi
 exit $status

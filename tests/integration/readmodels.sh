@@ -349,9 +349,21 @@ for mode in insecure secure; do
   pid=$factumd_pid
   echo "== read models over gRPC and HTTP, factumd $mode on port $port"
   checks
+  # a wait in progress ends at once when factumd stops (UNAVAILABLE), not at the end of the drain
+  s 0 readmodel create "$T/balances.json"
+  "$FACTUM" --server "$URL" readmodel wait balances 999999999 --timeout 60000 >"$T/w.out" 2>&1 &
+  wpid=$!
+  sleep 0.5
+  t0=$(date +%s%N)
   kill -TERM "$pid"
   rc=0
   wait "$pid" || rc=$?
+  t1=$(date +%s%N)
+  wrc=0
+  wait "$wpid" || wrc=$?
+  [ "$wrc" = 1 ] || fail "the wait ended with $wrc: $(cat "$T/w.out")"
+  contains "$(cat "$T/w.out")" "stopping" "a wait ended by the shutdown"
+  [ $(((t1 - t0) / 1000000)) -lt 4000 ] || fail "factumd took $(((t1 - t0) / 1000000)) ms to stop"
   pid=""
   [ "$rc" = 0 ] || { cat "$log"; fail "factumd did not shut down cleanly (exit $rc)"; }
   # (the read model faulted on purpose logs why, as an ERROR)
@@ -359,4 +371,19 @@ for mode in insecure secure; do
     fail "errors in the log"
   fi
 done
+# --run-readmodels=false: nothing is served, and every call says why
+mode=off
+log=$T/factumd-off.log
+factumd_start "$log" "$factumd" --insecure --mem-db --node-ip 127.0.0.1 --node-port 0 --run-readmodels=false
+pid=$factumd_pid port=$factumd_port
+URL="kurrentdb://127.0.0.1:$port?tls=false" HTTP="http://127.0.0.1:$port" CURL=()
+s 1 readmodel list
+contains "$ERR" "runs no read models" "gRPC without read models"
+h 503 GET /readmodels
+contains "$BODY" "runs no read models" "HTTP without read models"
+h 200 GET /info
+eq "$(jq .features.readModels <<<"$BODY")" false "/info"
+kill -TERM "$pid"
+wait "$pid" || fail "factumd did not shut down cleanly"
+pid=""
 echo "readmodels.sh: ok"

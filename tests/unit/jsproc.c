@@ -8,7 +8,8 @@
  *
  * The worker's read-model mode (OPEN_RM, src/js/rmapi.js) is tested at the
  * end: its definition, the statements and failures of a batch, the heap
- * limit ending it after a partial DONE, misuse. Read models through it:
+ * limit ending it after a partial DONE, misuse, and a hostile worker's
+ * malformed answers (this program playing the worker). Read models through it:
  * tests/unit/readmodel_js.c.
  *
  * The worker is found through FACTUM_JS_WORKER (tests/CMakeLists.txt sets
@@ -972,8 +973,160 @@ static void t_readmodel_mode(void)
     prj_js_close(j);
 }
 
+/* A hostile read-model worker (JSP-2): this program itself, started as the
+ * worker with FACTUM_FAKE_RM_WORKER=<case> in its environment. It answers
+ * OPEN_RM properly, reads a batch, then sends a malformed answer. */
+static int fake_read(int fd, void *p, size_t n)
+{
+    for (size_t off = 0; off < n;) {
+        ssize_t r = read(fd, (char *)p + off, n - off);
+        if (r <= 0) return -1;
+        off += (size_t)r;
+    }
+    return 0;
+}
+
+static int fake_frame(int fd, uint32_t *type, uint8_t **payload)
+{
+    uint32_t h[2];
+    if (fake_read(fd, h, 8)) return -1;
+    *type = h[0];
+    *payload = malloc(h[1] ? h[1] : 1);
+    return *payload && !fake_read(fd, *payload, h[1]) ? 0 : -1;
+}
+
+static void *fake_re(void *p, size_t n)
+{
+    return realloc(p, n);
+}
+
+static int fake_worker(int which)
+{
+    int fd = 3;
+    uint32_t type;
+    uint8_t *p;
+    if (fake_frame(fd, &type, &p) || type != PJP_OPEN_RM) return 2;
+    free(p);
+    pjp_buf b = {0};
+    size_t at = pjp_begin(&b, PJP_DEF, fake_re);
+    pjp_u32(&b, PJP_DEF_ALL_EVENTS, fake_re);
+    pjp_u32(&b, 0, fake_re);
+    pjp_u32(&b, PJP_ABSENT, fake_re);
+    pjp_u32(&b, PJP_ABSENT, fake_re);
+    for (int i = 0; i < 3; i++)
+        pjp_u32(&b, 0, fake_re);
+    pjp_end(&b, at);
+    if (b.failed || write(fd, b.p, b.len) != (ssize_t)b.len) return 2;
+    b.len = 0;
+    if (fake_frame(fd, &type, &p) == 0 && type == PJP_BATCH) {
+        uint32_t n;
+        memcpy(&n, p, 4);
+        free(p);
+        for (uint32_t i = 0; i < n; i++) {
+            if (fake_frame(fd, &type, &p)) return 2;
+            free(p);
+        }
+    } else {
+        free(p);
+        return 2;
+    }
+    switch (which) {
+    case 1: /* a statement for an event not in the batch */
+        at = pjp_begin(&b, PJP_SQL, fake_re);
+        pjp_u32(&b, 7, fake_re);
+        pjp_str(&b, "SELECT 1", 8, fake_re);
+        pjp_str(&b, "{}", 2, fake_re);
+        pjp_end(&b, at);
+        break;
+    case 2: /* statements out of the events' order */
+        for (int k = 0; k < 2; k++) {
+            uint32_t src = k ? 0 : 1;
+            at = pjp_begin(&b, PJP_SQL, fake_re);
+            pjp_u32(&b, src, fake_re);
+            pjp_str(&b, "SELECT 1", 8, fake_re);
+            pjp_str(&b, "{}", 2, fake_re);
+            pjp_end(&b, at);
+        }
+        break;
+    case 3: /* fewer events done, without running out of heap */
+        at = pjp_begin(&b, PJP_DONE, fake_re);
+        pjp_u32(&b, 1, fake_re);
+        pjp_u32(&b, 0, fake_re);
+        pjp_end(&b, at);
+        break;
+    case 4: /* a failure of an unknown kind */
+        at = pjp_begin(&b, PJP_FAIL, fake_re);
+        pjp_u32(&b, 0, fake_re);
+        pjp_u32(&b, 99, fake_re);
+        pjp_str(&b, "x", 1, fake_re);
+        pjp_end(&b, at);
+        break;
+    case 5: { /* a frame longer than any the worker may send */
+        uint32_t h[2] = {PJP_SQL, 0xfffffff0u};
+        pjp_put(&b, h, 8, fake_re);
+        break;
+    }
+    case 6: /* an empty statement */
+        at = pjp_begin(&b, PJP_SQL, fake_re);
+        pjp_u32(&b, 0, fake_re);
+        pjp_str(&b, "", 0, fake_re);
+        pjp_str(&b, "{}", 2, fake_re);
+        pjp_end(&b, at);
+        break;
+    case 7: /* a projection's frame */
+        at = pjp_begin(&b, PJP_PART, fake_re);
+        pjp_str(&b, "", 0, fake_re);
+        pjp_u32(&b, PJP_ABSENT, fake_re);
+        pjp_u32(&b, PJP_ABSENT, fake_re);
+        pjp_end(&b, at);
+        break;
+    }
+    /* then a proper end, which must not be reached */
+    at = pjp_begin(&b, PJP_DONE, fake_re);
+    pjp_u32(&b, 2, fake_re);
+    pjp_u32(&b, 0, fake_re);
+    pjp_end(&b, at);
+    for (size_t off = 0; off < b.len;) {
+        ssize_t w = write(fd, b.p + off, b.len - off);
+        if (w <= 0) break;
+        off += (size_t)w;
+    }
+    free(b.p);
+    char c;
+    while (read(fd, &c, 1) > 0) {
+    }
+    return 0;
+}
+
+static void t_readmodel_hostile_worker(void)
+{
+    char self[4096];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    REQUIRE(n > 0);
+    self[n] = 0;
+    for (int which = 1; which <= 7; which++) {
+        char v[8];
+        snprintf(v, sizeof v, "%d", which);
+        setenv("FACTUM_FAKE_RM_WORKER", v, 1);
+        prj_js_limits l = {.worker = self};
+        prj_js *j = NULL;
+        int rc = prj_js_open_rm(&l, "rm.js", "({})", 4, &j, err, sizeof err);
+        unsetenv("FACTUM_FAKE_RM_WORKER");
+        CHECK_RC(rc, 0);
+        if (rc) continue;
+        prj_js_event e[2] = {ev("a", 0, "A", "{}", NULL), ev("a", 1, "A", "{}", NULL)};
+        prj_js_rm_result r;
+        CHECK_RC(prj_js_rm_process(j, e, 2, &r), FACTUM_EFAULTED);
+        if (!contains(prj_js_error(j), "protocol error")) fprintf(stderr, "  (case %d)\n", which);
+        CHECK(prj_js_pid(j) == 0);
+        prj_js_close(j);
+    }
+}
+
 int main(void)
 {
+    const char *fake = getenv("FACTUM_FAKE_RM_WORKER");
+    if (fake) return fake_worker(atoi(fake));
     const char *w = getenv("FACTUM_JS_WORKER");
     if (!w || !*w || access(w, X_OK)) {
         printf("skipped: no JavaScript worker (FACTUM_JS_WORKER)\n");
@@ -997,5 +1150,6 @@ int main(void)
     RUN(t_worker_dies);
     RUN(t_misuse);
     RUN(t_readmodel_mode);
+    RUN(t_readmodel_hostile_worker);
     return harness_done();
 }

@@ -232,6 +232,16 @@ static void t_apply_query_reopen(void)
                                     "FROM c",
                                     NULL, &qo, &o2, err, sizeof err),
              FACTUM_ETIMEDOUT);
+    /* An answer over 16 MiB is refused, not built. */
+    qo.row_limit = 100000;
+    qo.time_limit_ms = 20000;
+    CHECK_RC(factum_readmodel_query(m, "bank",
+                                    pg ? "SELECT repeat('x', 1000000) FROM generate_series(1, 40)"
+                                       : "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 40) "
+                                         "SELECT printf('%.*c', 1000000, 'x') FROM c",
+                                    NULL, &qo, &o2, err, sizeof err),
+             FACTUM_ETOOBIG);
+    CHECK(has(err, "over 16 MiB"));
     /* Still unchanged. */
     out = query(m, "bank", "SELECT count(*) FROM acc", NULL);
     CHECK(has(out, "[[10]]"));
@@ -407,8 +417,10 @@ static void t_rebuild_under_load(void)
     char err[512];
     const char *d = def_with("");
     CHECK_RC(factum_readmodel_create(m, d, strlen(d), err, sizeof err), 0);
+    uint64_t before = 0;
     for (int k = 0; k < 3000; k++)
-        money(s, k % 4, "Deposited", 1);
+        before = money(s, k % 4, "Deposited", 1);
+    CHECK_RC(factum_readmodel_wait(m, "bank", before, 60000), 0); /* so that there is something to serve */
     pthread_t th[2];
     writer_arg a[2];
     for (int i = 0; i < 2; i++) {
@@ -424,6 +436,10 @@ static void t_rebuild_under_load(void)
         /* Queries keep being served meanwhile. */
         char *out = query(m, "bank", "SELECT count(*) FROM acc", NULL);
         CHECK(has(out, "[[4]]"));
+        if (!out || !strstr(out, "[[4]]"))
+            fprintf(stderr, "  status: state %d, generation %" PRIu64 ", position %" PRIu64 ", building %" PRIu64
+                            " at %" PRIu64 ", error '%s'\n",
+                    st.state, st.generation, st.position, st.building, st.building_position, st.error);
         free(out);
         usleep(5000);
     }
