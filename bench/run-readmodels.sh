@@ -90,8 +90,9 @@ as_pg "$pgbin/pg_ctl -D $dir/pg/data -l $dir/pg/log -w -o \"-p $pgport -k $dir/p
 fpid=""
 cleanup() {
   [ -z "$fpid" ] || { kill -TERM "$fpid" 2>/dev/null || true; wait "$fpid" 2>/dev/null || true; }
-  as_pg "$pgbin/pg_ctl -D $dir/pg/data -m fast stop >/dev/null" || true
-  rm -rf "$dir/pg" "$dir/w" "$dir/db" "$dir/base.db"* "$dir/factumd.log"
+  as_pg "$pgbin/pg_ctl -D $dir/pg/data -m fast -w stop >/dev/null" || true
+  # Everything but the results (OUT may be inside, by default).
+  find "$dir" -mindepth 1 -maxdepth 1 ! -name out -exec rm -rf {} + 2>/dev/null || true
   rmdir "$dir" 2>/dev/null || true
 }
 trap cleanup EXIT
