@@ -290,7 +290,7 @@ async function catchup() {
   let verdict = 'not checked';
   if (opt.expect && opt.target !== 'none') {
     const want = JSON.parse(fs.readFileSync(opt.expect, 'utf8'));
-    const bad = Object.keys(want).filter((k) => k in got && BigInt(got[k] ?? 0) !== BigInt(want[k]));
+    const bad = Object.keys(want).filter((k) => got[k] === undefined || got[k] === null || BigInt(got[k]) !== BigInt(want[k]));
     if (bad.length) {
       console.error(`baseline ${w}: the tables do not match the generator: ${bad.map((k) => `${k} ${got[k]} != ${want[k]}`).join(', ')}`);
       process.exit(1);
