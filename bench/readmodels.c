@@ -11,8 +11,9 @@
  *   FILL   the source store: N events (default 1,000,000; --quick 100,000)
  *          appended in RELAXED durability (setup, not measured), runs of
  *          1-8 events to one random account; writes DIR/expect.json (the
- *          totals the tables must hold, computed by the generator) and
+ *          totals the tables must hold, computed by the generator),
  *          DIR/head (the last position) for bench/readmodels/baseline.js
+ *          and DIR/balances.json (the definition) for factumd.js
  *   RM1    catch-up into SQLite: on a copy of the source (opened durable),
  *          create the read model and time until it has applied the head;
  *          then check its tables against the generator's totals
@@ -171,6 +172,8 @@ static factum_store *open_store(const char *name, int fresh, int durability)
     return s;
 }
 
+static char *definition(const char *target, const char *lifecycle);
+
 /* FILL: the source store and what its read model must hold. */
 static void fill(void)
 {
@@ -227,6 +230,14 @@ static void fill(void)
             "{\"accounts\":%" PRId64 ",\"balance\":%" PRId64 ",\"versions\":%" PRId64 ",\"deposited\":%" PRId64
             ",\"withdrawn\":%" PRId64 ",\"events\":%" PRId64 "}\n",
             t.accounts, t.balance, t.versions, t.deposited, t.withdrawn, t.events);
+    fclose(f);
+    snprintf(path, sizeof path, "%s/balances.json", base_dir); /* for bench/readmodels/factumd.js */
+    f = fopen(path, "w");
+    if (!f) {
+        perror(path);
+        exit(1);
+    }
+    fprintf(f, "%s\n", definition("\"sqlite\"", "async"));
     fclose(f);
     snprintf(path, sizeof path, "%s/head", base_dir);
     f = fopen(path, "w");

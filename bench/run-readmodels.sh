@@ -3,6 +3,9 @@
 #   factum      build/bench/bench/factum-bench-readmodels (bench/readmodels.c),
 #               libfactum embedded, durable: RM1 (catch-up into SQLite), RM2
 #               (into PostgreSQL), RYOW, RMINL, RMLAG (SQLite) and RMLAGPG
+#   factumd     bench/readmodels/factumd.js: factumd's own read model, driven
+#               by the same Node client as the baseline (RYOW: append, then
+#               GET /readmodels/balances/wait; RMINL: inline or none)
 #   baseline    bench/readmodels/baseline.js: the official Node client's
 #               catch-up subscription on $all from a checkpoint, updating the
 #               same tables through better-sqlite3 / pg with its checkpoint
@@ -122,6 +125,9 @@ baseline() { # run
   base ryow --target sqlite --sqlite "$dir/base.db" --n "$n_ryow"
   base lag --target sqlite --sqlite "$dir/base.db" --n "$n_w3"
   base lag --target postgres --pg "$pgdb" --n "$n_w3"
+  echo "-- factumd, run $1: its read model driven by the same Node client (RYOW, RMINL)" | tee -a "$raw"
+  node bench/readmodels/factumd.js --url "$url" --def "$dir/w/balances.json" --n "$n_ryow" | tee -a "$raw" |
+    { grep -v '^@' || true; }
   kill -TERM "$fpid"
   wait "$fpid" 2>/dev/null || true
   fpid=""
@@ -153,8 +159,10 @@ done
   echo
   echo "| figure | factum | hand-written (Node client) | factum / hand-written | target |"
   echo "|---|---|---|---|---|"
-  row() { # label workload metric baseline-system target
-    awk -F'\t' -v w="$2" -v m="$3" -v bs="$4" -v label="$1" -v target="$5" '
+  row() { # label workload metric baseline-system target | label workload metric baseline-system factumd
+    local sys=factum target=$5
+    [ "${5:-}" = factumd ] && { sys=factumd; target=""; }
+    awk -F'\t' -v w="$2" -v m="$3" -v bs="$4" -v label="$1" -v target="$target" -v sys="$sys" '
       function med(v, n,   i, j, t) {
         for (i = 0; i < n; i++) for (j = i + 1; j < n; j++) if (v[j] < v[i]) { t = v[i]; v[i] = v[j]; v[j] = t }
         return n % 2 ? v[int(n / 2)] : (v[n / 2 - 1] + v[n / 2]) / 2
@@ -165,12 +173,14 @@ done
         m = med(v, n)
         return n > 1 ? fmt(m) " [" fmt(v[0]) "–" fmt(v[n - 1]) "]" : fmt(m)
       }
-      $2 == w && $3 == m && $1 == "factum" { f[nf++] = $5 }
+      $2 == w && $3 == m && $1 == sys { f[nf++] = $5 }
       $2 == w && $3 == m && $1 == bs { g[ng++] = $5 }
       END {
         cf = cell(f, nf); cg = cell(g, ng)
         mf = nf ? med(f, nf) : 0; mg = ng ? med(g, ng) : 0
-        printf "| %s | %s | %s | %s | %s |\n", label, cf, cg, (nf && ng && mg != 0) ? sprintf("%.2f", mf / mg) : "", target
+        r = (nf && ng && mg != 0) ? sprintf("%.2f", mf / mg) : ""
+        if (sys == "factumd") printf "| %s | %s | %s | %s |\n", label, cf, cg, r
+        else printf "| %s | %s | %s | %s | %s |\n", label, cf, cg, r, target
       }' "$out/results.tsv"
   }
   row "RM1 catch-up into SQLite, ev/s" RM1 ev_per_s baseline-sqlite "≥ 200,000"
@@ -190,5 +200,15 @@ done
   row "RMINL W3 inline / none" RMINL W3_ratio baseline-sqlite ""
   row "RYOW append -> applied, p50 µs" RYOW p50_us baseline-sqlite ""
   row "RYOW append -> applied, p99 µs" RYOW p99_us baseline-sqlite ""
+  echo
+  echo "Over the same network with the same Node client: factumd's read model (inline, or async + GET .../wait)"
+  echo "beside the hand-written subscription."
+  echo
+  echo "| figure | factumd | hand-written (Node client) | factumd / hand-written |"
+  echo "|---|---|---|---|"
+  row "RMINL W1 inline / none" RMINL W1_ratio baseline-sqlite factumd
+  row "RMINL W3 inline / none" RMINL W3_ratio baseline-sqlite factumd
+  row "RYOW append -> applied, p50 µs" RYOW p50_us baseline-sqlite factumd
+  row "RYOW append -> applied, p99 µs" RYOW p99_us baseline-sqlite factumd
 } | tee "$out/summary.md"
 echo "(raw rows in $out)"
