@@ -285,6 +285,11 @@ struct rm_wait {
     int rc;
     int abandoned; /* nobody listens: the completion only frees it */
     int expiring;  /* its cancel came too late: the completion is on its way */
+    /* Set by the read model's thread before it posts the completion: the
+     * library has then freed w (its waiter), and a cancel must not be tried
+     * with that pointer (another wait started meanwhile on this loop may
+     * have been given the same address). */
+    _Atomic int fired;
     void (*done)(void *arg, int rc);
     void *arg;
     rm_wait *prev, *next; /* ctx->rm_waits */
@@ -319,6 +324,7 @@ static void wait_fired(void *arg, int rc)
 {
     rm_wait *w = arg;
     w->rc = rc;
+    atomic_store(&w->fired, 1);
     /* net_post fails only without memory: try again shortly (RMS-2: the
      * wait must end). */
     while (net_post(w->ctx->net, wait_fired_loop, w) != 0)
@@ -353,7 +359,8 @@ int rpc_rm_wait(rpc_ctx *ctx, const char *name, uint64_t position, int timeout_m
 
 int rpc_rm_wait_abandon(rpc_ctx *ctx, rm_wait *w)
 {
-    if (!w->expiring && ctx->readmodels && factum_readmodel_wait_cancel(ctx->readmodels, w->w)) {
+    if (!w->expiring && !atomic_load(&w->fired) && ctx->readmodels &&
+        factum_readmodel_wait_cancel(ctx->readmodels, w->w)) {
         unlink_wait(w);
         free(w);
         return 1;
@@ -372,7 +379,7 @@ void rpc_rm_tick(rpc_ctx *ctx)
     for (rm_wait *w = ctx->rm_waits, *next; w; w = next) {
         next = w->next;
         if (w->expiring || (now < w->deadline_ns && !stopping)) continue;
-        if (factum_readmodel_wait_cancel(ctx->readmodels, w->w)) {
+        if (!atomic_load(&w->fired) && factum_readmodel_wait_cancel(ctx->readmodels, w->w)) {
             unlink_wait(w);
             if (!w->abandoned) w->done(w->arg, stopping ? FACTUM_ECLOSED : FACTUM_ETIMEDOUT);
             free(w);

@@ -153,6 +153,7 @@ static void t_bad_definitions(void)
     CHECK(rc == FACTUM_ENOTFOUND || n == 0);
     factum_readmodels_close(m);
     CHECK_RC(factum_store_close(s), 0);
+    if (!h_checks_failed_in_test) harness_rm_rf(dir); /* kept for a look when it failed */
 }
 
 static void t_apply_query_reopen(void)
@@ -248,6 +249,7 @@ static void t_apply_query_reopen(void)
     free(out);
     factum_readmodels_close(m);
     CHECK_RC(factum_store_close(s), 0);
+    if (!h_checks_failed_in_test) harness_rm_rf(dir); /* kept for a look when it failed */
 }
 
 static void t_policies(void)
@@ -333,6 +335,7 @@ static void t_policies(void)
     CHECK_RC(factum_readmodel_get_status(m, "bank", &st), FACTUM_ENOTFOUND);
     factum_readmodels_close(m);
     CHECK_RC(factum_store_close(s), 0);
+    if (!h_checks_failed_in_test) harness_rm_rf(dir); /* kept for a look when it failed */
 }
 
 /* Inline: after an acknowledged append, a query sees it, every time. */
@@ -392,6 +395,7 @@ static void t_inline(void)
     money(s, 0, "Deposited", 1);
     factum_readmodels_close(m);
     CHECK_RC(factum_store_close(s), 0);
+    if (!h_checks_failed_in_test) harness_rm_rf(dir); /* kept for a look when it failed */
 }
 
 /* A rebuild while writers append: the new generation has every event. */
@@ -453,6 +457,7 @@ static void t_rebuild_under_load(void)
     free(out);
     factum_readmodels_close(m);
     CHECK_RC(factum_store_close(s), 0);
+    if (!h_checks_failed_in_test) harness_rm_rf(dir); /* kept for a look when it failed */
 }
 
 static void wait_cb(void *ctx, int rc)
@@ -499,6 +504,7 @@ static void t_waits(void)
     CHECK_RC(factum_readmodel_query(m, "bank", "SELECT 1", NULL, &qo, &out, err, sizeof err), FACTUM_ETIMEDOUT);
     factum_readmodels_close(m);
     CHECK_RC(factum_store_close(s), 0);
+    if (!h_checks_failed_in_test) harness_rm_rf(dir); /* kept for a look when it failed */
 }
 
 /* GATE-1: an acknowledgement gate holds appends until released. */
@@ -543,6 +549,7 @@ static void t_gate(void)
     pthread_join(th, NULL);
     CHECK(a.done == 1);
     CHECK_RC(factum_store_close(s), 0);
+    if (!h_checks_failed_in_test) harness_rm_rf(dir); /* kept for a look when it failed */
 }
 
 int main(void)

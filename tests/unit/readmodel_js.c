@@ -181,6 +181,7 @@ static void t_script_end_to_end(void)
     QUERY_HAS(m, "bank", "SELECT count(*), sum(balance), sum(n) FROM acc", "[[5,5995,103]]");
     factum_readmodels_close(m);
     CHECK_RC(factum_store_close(s), 0);
+    if (!h_checks_failed_in_test) harness_rm_rf(dir); /* kept for a look when it failed */
 }
 
 /* Every field of the event, as SQL handlers bind them; handlers first. */
@@ -240,6 +241,7 @@ static void t_fields_and_mixed(void)
     QUERY_HAS(m, "mix", "SELECT type, data FROM b WHERE type = 'Other'", "[[\"Other\",\"plain text\"]]");
     factum_readmodels_close(m);
     CHECK_RC(factum_store_close(s), 0);
+    if (!h_checks_failed_in_test) harness_rm_rf(dir); /* kept for a look when it failed */
 }
 
 static void t_failures_and_policies(void)
@@ -297,6 +299,7 @@ static void t_failures_and_policies(void)
     QUERY_HAS(m, "bank", "SELECT balance, n FROM acc", "[[12,3]]");
     factum_readmodels_close(m);
     CHECK_RC(factum_store_close(s), 0);
+    if (!h_checks_failed_in_test) harness_rm_rf(dir); /* kept for a look when it failed */
 }
 
 /* Statements the handler gets wrong: each fails its event only. */
@@ -344,6 +347,7 @@ static void t_bad_statements(void)
     CHECK_EQ_U64(st.parked, 6);
     factum_readmodels_close(m);
     CHECK_RC(factum_store_close(s), 0);
+    if (!h_checks_failed_in_test) harness_rm_rf(dir); /* kept for a look when it failed */
 }
 
 /* An infinite loop ends at the time limit; the heap limit ends the worker,
@@ -412,6 +416,7 @@ static void t_limits(void)
     CHECK(has(err, "beside a \"script\""));
     factum_readmodels_close(m);
     CHECK_RC(factum_store_close(s), 0);
+    if (!h_checks_failed_in_test) harness_rm_rf(dir); /* kept for a look when it failed */
 }
 
 /* Inline (RM-5): after each acknowledged append, a query sees what the
@@ -447,6 +452,7 @@ static void t_inline(void)
     CHECK(misses == 0);
     factum_readmodels_close(m);
     CHECK_RC(factum_store_close(s), 0);
+    if (!h_checks_failed_in_test) harness_rm_rf(dir); /* kept for a look when it failed */
 }
 
 /* The same failures when each page is one event: the worker already has
@@ -487,6 +493,7 @@ static void t_limits_paged(void)
     free(out);
     factum_readmodels_close(m);
     CHECK_RC(factum_store_close(s), 0);
+    if (!h_checks_failed_in_test) harness_rm_rf(dir); /* kept for a look when it failed */
 }
 
 /* More distinct statements in one page than a connection's cache holds. */
@@ -511,6 +518,7 @@ static void t_many_statements(void)
     QUERY_HAS(m, "many", "SELECT count(*), sum(n) FROM t", "[[701,184651]]");
     factum_readmodels_close(m);
     CHECK_RC(factum_store_close(s), 0);
+    if (!h_checks_failed_in_test) harness_rm_rf(dir); /* kept for a look when it failed */
 }
 
 static void t_bad_scripts(void)
@@ -571,6 +579,7 @@ static void t_bad_scripts(void)
     CHECK_EQ_U64(st.generation, 1);
     factum_readmodels_close(m);
     CHECK_RC(factum_store_close(s), 0);
+    if (!h_checks_failed_in_test) harness_rm_rf(dir); /* kept for a look when it failed */
 }
 
 /* A rebuild with a changed script: the new generation from the start of
@@ -618,6 +627,7 @@ static void t_rebuild_changed_script(void)
     free(text);
     factum_readmodels_close(m);
     CHECK_RC(factum_store_close(s), 0);
+    if (!h_checks_failed_in_test) harness_rm_rf(dir); /* kept for a look when it failed */
 }
 
 int main(void)
