@@ -244,7 +244,7 @@ static int parse_mode(cli_ctx *c, const char *text, int allow_all, int *out)
 }
 
 typedef struct mode_filter {
-    int mode;
+    int mode = 0;
     print_ctx *p;
 } mode_filter;
 
@@ -257,7 +257,7 @@ static int print_if_mode(void *arg, const factum_projection_status *st)
 
 static int cmd_list(target *t, const cli_args *a)
 {
-    int mode, code;
+    int mode = 0, code;
     if ((code = parse_mode(t->c, cli_get(a, "mode"), 1, &mode))) return code;
     print_ctx p = {t, cli_has(a, "json"), 0, 0, NULL};
     int rc;
