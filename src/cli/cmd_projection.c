@@ -244,7 +244,7 @@ static int parse_mode(cli_ctx *c, const char *text, int allow_all, int *out)
 }
 
 typedef struct mode_filter {
-    int mode = 0;
+    int mode;
     print_ctx *p;
 } mode_filter;
 
@@ -431,7 +431,7 @@ static int parse_timeout(cli_ctx *c, const cli_args *a, int *out)
 
 static int cmd_create(target *t, const cli_args *a, const char *name)
 {
-    int mode, code, timeout;
+    int mode = 0, code, timeout;
     if ((code = parse_mode(t->c, cli_get(a, "mode"), 0, &mode)) || (code = parse_timeout(t->c, a, &timeout)))
         return code;
     char *query;
