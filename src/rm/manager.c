@@ -955,22 +955,35 @@ static int acquire(rm_mgr *m, const char *name, rm_ns **ns_out, rm_conn **c_out,
     pthread_mutex_lock(&x->mu);
     pthread_mutex_unlock(&m->mu);
     rm_ns *ns = x->ns;
-    if (!atomic_load(&ns->ready)) {
-        /* A new read model whose tables are not there yet (or whose
-         * target could not be reached since it was opened). */
-        int faulted = x->state == FACTUM_READMODEL_FAULTED;
-        pthread_mutex_unlock(&x->mu);
-        if (faulted) return fail(err, err_len, FACTUM_EFAULTED, "read model %s could not start: %s", name, x->error);
-        return fail(err, err_len, FACTUM_EBADSTATE,
-                    "read model %s is starting (its tables are being created): try again, or wait for a position",
-                    name);
-    }
+    int faulted = x->state == FACTUM_READMODEL_FAULTED;
     ns->refs++;
     rm_conn *c = ns->n_idle ? ns->idle[--ns->n_idle] : NULL;
     pthread_mutex_unlock(&x->mu);
+    const rm_target_ops *o = rm_target(ns->def->target);
     int rc = 0;
-    if (!c) rc = rm_target(ns->def->target)->open(ns->def, m->dir, ns->gen, 0, 1, &c, err, err_len);
+    if (!c) rc = o->open(ns->def, m->dir, ns->gen, 0, 1, &c, err, err_len);
+    if (!atomic_load(&ns->ready)) {
+        /* Have its tables been created? (Yes for a generation opened
+         * from before, paused or not; maybe not yet for a new one.) */
+        int init = rc ? 0 : o->initialized(c, err, err_len);
+        if (init == 1) {
+            atomic_store(&ns->ready, 1);
+        } else if (init == 0) {
+            if (c) o->close(c);
+            c = NULL;
+            if (faulted)
+                rc = fail(err, err_len, FACTUM_EFAULTED, "read model %s could not start (its status says why)", name);
+            else
+                rc = fail(err, err_len, FACTUM_EBADSTATE,
+                          "read model %s is starting (its tables are being created): try again, or wait for a "
+                          "position",
+                          name);
+        } else {
+            rc = init;
+        }
+    }
     if (rc) {
+        if (c) o->close(c);
         pthread_mutex_lock(&x->mu);
         rm_ns_unref(ns);
         pthread_mutex_unlock(&x->mu);
