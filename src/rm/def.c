@@ -18,7 +18,7 @@
 #define RM_MAX_STATEMENTS 1000
 #define RM_MAX_PARAMS     100
 
-static int fail(char *err, size_t err_len, int rc, const char *fmt, ...)
+int rm_fail(char *err, size_t err_len, int rc, const char *fmt, ...)
 {
     if (err && err_len) {
         va_list ap;
@@ -153,7 +153,7 @@ int rm_stmt_compile(rm_stmt *st, const char *sql, int target_kind,
                         break;
                 }
             if (p >= e) {
-                rc = fail(err, err_len, FACTUM_EINVAL, "unterminated quote in: %.200s", sql);
+                rc = rm_fail(err, err_len, FACTUM_EINVAL, "unterminated quote in: %.200s", sql);
                 goto fail;
             }
             p++;
@@ -174,7 +174,7 @@ int rm_stmt_compile(rm_stmt *st, const char *sql, int target_kind,
                 while (end + tl <= e && memcmp(end, p, tl))
                     end++;
                 if (end + tl > e) {
-                    rc = fail(err, err_len, FACTUM_EINVAL, "unterminated dollar quote in: %.200s", sql);
+                    rc = rm_fail(err, err_len, FACTUM_EINVAL, "unterminated dollar quote in: %.200s", sql);
                     goto fail;
                 }
                 p = end + tl;
@@ -191,7 +191,7 @@ int rm_stmt_compile(rm_stmt *st, const char *sql, int target_kind,
                 if (name_lens[k] == nl && !memcmp(names[k], name, nl)) break;
             if (k == st->n_params) {
                 if (k == RM_MAX_PARAMS) {
-                    rc = fail(err, err_len, FACTUM_EINVAL, "more than %d parameters in: %.200s", RM_MAX_PARAMS, sql);
+                    rc = rm_fail(err, err_len, FACTUM_EINVAL, "more than %d parameters in: %.200s", RM_MAX_PARAMS, sql);
                     goto fail;
                 }
                 if ((rc = resolve(ctx, name, nl, &st->params[k], err, err_len))) goto fail;
@@ -255,7 +255,7 @@ int rm_event_param(void *ctx, const char *name, size_t len, rm_param *p, char *e
             return 0;
         }
     }
-    return fail(err, err_len, FACTUM_EINVAL,
+    return rm_fail(err, err_len, FACTUM_EINVAL,
                 "unknown parameter :%.*s (an event has :stream, :category, :type, :version, :position, "
                 ":timestamp, :timestamp_ms, :event_id, :data, :data.<path>, :metadata, :metadata.<path>)",
                 (int)(len > 100 ? 100 : len), name);
@@ -300,8 +300,8 @@ static int strings(const json_value *v, const char *what, char ***out, size_t *n
 {
     size_t k = v->type == JSON_STRING ? 1 : v->type == JSON_ARRAY ? v->n : 0;
     if (v->type != JSON_STRING && v->type != JSON_ARRAY)
-        return fail(err, err_len, FACTUM_EINVAL, "\"%s\" must be a string or an array of strings", what);
-    if (!k && !allow_empty) return fail(err, err_len, FACTUM_EINVAL, "\"%s\" is empty", what);
+        return rm_fail(err, err_len, FACTUM_EINVAL, "\"%s\" must be a string or an array of strings", what);
+    if (!k && !allow_empty) return rm_fail(err, err_len, FACTUM_EINVAL, "\"%s\" is empty", what);
     char **a = calloc(k ? k : 1, sizeof *a);
     if (!a) return -ENOMEM;
     for (size_t i = 0; i < k; i++) {
@@ -310,7 +310,7 @@ static int strings(const json_value *v, const char *what, char ***out, size_t *n
             for (size_t j = 0; j < i; j++)
                 free(a[j]);
             free(a);
-            return fail(err, err_len, FACTUM_EINVAL, "\"%s\" must hold non-empty strings", what);
+            return rm_fail(err, err_len, FACTUM_EINVAL, "\"%s\" must hold non-empty strings", what);
         }
         if (!(a[i] = strdup(s->str))) {
             for (size_t j = 0; j < i; j++)
@@ -339,7 +339,7 @@ static int parse_handler(rm_def *d, const char *type, const json_value *v, rm_ha
     int rc = strings(v, what, &sql, &n, 0, err, err_len);
     if (rc) return rc;
     if ((*total += n) > RM_MAX_STATEMENTS) {
-        rc = fail(err, err_len, FACTUM_EINVAL, "more than %d statements", RM_MAX_STATEMENTS);
+        rc = rm_fail(err, err_len, FACTUM_EINVAL, "more than %d statements", RM_MAX_STATEMENTS);
         goto out;
     }
     if (!(h->type = strdup(type)) || !(h->stmts = calloc(n, sizeof *h->stmts))) {
@@ -349,7 +349,7 @@ static int parse_handler(rm_def *d, const char *type, const json_value *v, rm_ha
     for (size_t i = 0; i < n; i++) {
         char e2[400];
         if (!stmt_kind_ok(sql[i], 0)) {
-            rc = fail(err, err_len, FACTUM_EINVAL,
+            rc = rm_fail(err, err_len, FACTUM_EINVAL,
                       "handler \"%.100s\", statement %zu: only INSERT, UPDATE, DELETE, REPLACE, WITH and SELECT "
                       "statements may be run for an event",
                       type, i + 1);
@@ -357,7 +357,7 @@ static int parse_handler(rm_def *d, const char *type, const json_value *v, rm_ha
         }
         rc = rm_stmt_compile(&h->stmts[i], sql[i], d->target, rm_event_param, NULL, e2, sizeof e2);
         if (rc) {
-            if (rc == FACTUM_EINVAL) fail(err, err_len, rc, "handler \"%.100s\", statement %zu: %s", type, i + 1, e2);
+            if (rc == FACTUM_EINVAL) rm_fail(err, err_len, rc, "handler \"%.100s\", statement %zu: %s", type, i + 1, e2);
             goto out;
         }
         h->n_stmts++;
@@ -378,28 +378,28 @@ static int parse_target(rm_def *d, const json_value *t, char *err, size_t err_le
     } else if (t->type == JSON_OBJECT) {
         for (size_t i = 0; i < t->n; i++)
             if (strcmp(t->keys[i], "type") && strcmp(t->keys[i], "connection"))
-                return fail(err, err_len, FACTUM_EINVAL, "unknown member \"target.%.100s\"", t->keys[i]);
+                return rm_fail(err, err_len, FACTUM_EINVAL, "unknown member \"target.%.100s\"", t->keys[i]);
         const json_value *k = json_get(t, "type");
-        if (!k || k->type != JSON_STRING) return fail(err, err_len, FACTUM_EINVAL, "\"target.type\" is missing");
+        if (!k || k->type != JSON_STRING) return rm_fail(err, err_len, FACTUM_EINVAL, "\"target.type\" is missing");
         kind = k->str;
         const json_value *c = json_get(t, "connection");
         if (c) {
             if (c->type != JSON_STRING || memchr(c->str, 0, c->len))
-                return fail(err, err_len, FACTUM_EINVAL, "\"target.connection\" must be a string");
+                return rm_fail(err, err_len, FACTUM_EINVAL, "\"target.connection\" must be a string");
             if (!(d->conninfo = strdup(c->str))) return -ENOMEM;
         }
     } else {
-        return fail(err, err_len, FACTUM_EINVAL, "\"target\" must be \"sqlite\" or an object");
+        return rm_fail(err, err_len, FACTUM_EINVAL, "\"target\" must be \"sqlite\" or an object");
     }
     if (!strcmp(kind, "sqlite")) {
         d->target = RM_SQLITE;
-        if (d->conninfo) return fail(err, err_len, FACTUM_EINVAL, "a sqlite target takes no connection");
+        if (d->conninfo) return rm_fail(err, err_len, FACTUM_EINVAL, "a sqlite target takes no connection");
     } else if (!strcmp(kind, "postgres") || !strcmp(kind, "postgresql")) {
         d->target = RM_POSTGRES;
         if (!d->conninfo)
-            return fail(err, err_len, FACTUM_EINVAL, "a postgres target needs \"connection\" (a libpq connection string)");
+            return rm_fail(err, err_len, FACTUM_EINVAL, "a postgres target needs \"connection\" (a libpq connection string)");
     } else {
-        return fail(err, err_len, FACTUM_EINVAL, "unknown target \"%.50s\" (sqlite or postgres)", kind);
+        return rm_fail(err, err_len, FACTUM_EINVAL, "unknown target \"%.50s\" (sqlite or postgres)", kind);
     }
     return 0;
 }
@@ -411,9 +411,9 @@ static const char *const known_members[] = {"name",   "target",   "lifecycle", "
 int rm_def_parse(const char *json, size_t len, rm_def **out, char *err, size_t err_len)
 {
     if (err && err_len) err[0] = 0;
-    if (len > RM_MAX_DEF_BYTES) return fail(err, err_len, FACTUM_EINVAL, "the definition is over 1 MiB");
+    if (len > RM_MAX_DEF_BYTES) return rm_fail(err, err_len, FACTUM_EINVAL, "the definition is over 1 MiB");
     json_value *v = NULL;
-    if (json_parse(json, len, &v)) return fail(err, err_len, FACTUM_EBADJSON, "the definition is not valid JSON");
+    if (json_parse(json, len, &v)) return rm_fail(err, err_len, FACTUM_EBADJSON, "the definition is not valid JSON");
     int rc;
     rm_def *d = calloc(1, sizeof *d);
     if (!d) {
@@ -421,7 +421,7 @@ int rm_def_parse(const char *json, size_t len, rm_def **out, char *err, size_t e
         return -ENOMEM;
     }
     if (v->type != JSON_OBJECT) {
-        rc = fail(err, err_len, FACTUM_EINVAL, "the definition must be a JSON object");
+        rc = rm_fail(err, err_len, FACTUM_EINVAL, "the definition must be a JSON object");
         goto out;
     }
     for (size_t i = 0; i < v->n; i++) {
@@ -429,13 +429,13 @@ int rm_def_parse(const char *json, size_t len, rm_def **out, char *err, size_t e
         for (size_t k = 0; known_members[k]; k++)
             ok |= !strcmp(v->keys[i], known_members[k]);
         if (!ok) {
-            rc = fail(err, err_len, FACTUM_EINVAL, "unknown member \"%.100s\"", v->keys[i]);
+            rc = rm_fail(err, err_len, FACTUM_EINVAL, "unknown member \"%.100s\"", v->keys[i]);
             goto out;
         }
     }
     const json_value *x = json_get(v, "name");
     if (!x || x->type != JSON_STRING || !rm_name_ok(x->str)) {
-        rc = fail(err, err_len, FACTUM_EINVAL, "\"name\" must be 1 to %d letters, digits, '_' or '-'", RM_NAME_MAX);
+        rc = rm_fail(err, err_len, FACTUM_EINVAL, "\"name\" must be 1 to %d letters, digits, '_' or '-'", RM_NAME_MAX);
         goto out;
     }
     strcpy(d->name, x->str);
@@ -446,7 +446,7 @@ int rm_def_parse(const char *json, size_t len, rm_def **out, char *err, size_t e
         else if (x->type == JSON_STRING && !strcmp(x->str, "inline"))
             d->lifecycle = FACTUM_READMODEL_INLINE;
         else {
-            rc = fail(err, err_len, FACTUM_EINVAL, "\"lifecycle\" must be \"async\" or \"inline\"");
+            rc = rm_fail(err, err_len, FACTUM_EINVAL, "\"lifecycle\" must be \"async\" or \"inline\"");
             goto out;
         }
     }
@@ -458,12 +458,12 @@ int rm_def_parse(const char *json, size_t len, rm_def **out, char *err, size_t e
         else if (x->type == JSON_STRING && !strcmp(x->str, "park"))
             d->on_error = RM_PARK;
         else {
-            rc = fail(err, err_len, FACTUM_EINVAL, "\"onError\" must be \"stop\", \"skip\" or \"park\"");
+            rc = rm_fail(err, err_len, FACTUM_EINVAL, "\"onError\" must be \"stop\", \"skip\" or \"park\"");
             goto out;
         }
     }
     if ((x = json_get(v, "description")) && x->type != JSON_STRING) {
-        rc = fail(err, err_len, FACTUM_EINVAL, "\"description\" must be a string");
+        rc = rm_fail(err, err_len, FACTUM_EINVAL, "\"description\" must be a string");
         goto out;
     }
     {
@@ -495,13 +495,13 @@ int rm_def_parse(const char *json, size_t len, rm_def **out, char *err, size_t e
     if ((x = json_get(v, "streams")) && (rc = strings(x, "streams", &d->streams, &d->n_streams, 1, err, err_len)))
         goto out;
     if (!(x = json_get(v, "schema"))) {
-        rc = fail(err, err_len, FACTUM_EINVAL, "\"schema\" is missing (the CREATE TABLE statements)");
+        rc = rm_fail(err, err_len, FACTUM_EINVAL, "\"schema\" is missing (the CREATE TABLE statements)");
         goto out;
     }
     if ((rc = strings(x, "schema", &d->schema, &d->n_schema, 0, err, err_len))) goto out;
     for (size_t i = 0; i < d->n_schema; i++)
         if (!stmt_kind_ok(d->schema[i], 1)) {
-            rc = fail(err, err_len, FACTUM_EINVAL,
+            rc = rm_fail(err, err_len, FACTUM_EINVAL,
                       "schema statement %zu: only CREATE, ALTER, DROP, INSERT, UPDATE, DELETE and WITH statements "
                       "may create a read model's tables",
                       i + 1);
@@ -510,7 +510,7 @@ int rm_def_parse(const char *json, size_t len, rm_def **out, char *err, size_t e
     /* JavaScript handlers (js.c): checked by running them (rm_js_check). */
     if ((x = json_get(v, "script"))) {
         if (x->type != JSON_STRING || !x->len || memchr(x->str, 0, x->len)) {
-            rc = fail(err, err_len, FACTUM_EINVAL, "\"script\" must be a non-empty string (JavaScript)");
+            rc = rm_fail(err, err_len, FACTUM_EINVAL, "\"script\" must be a non-empty string (JavaScript)");
             goto out;
         }
         if (!(d->script = strdup(x->str))) {
@@ -526,7 +526,7 @@ int rm_def_parse(const char *json, size_t len, rm_def **out, char *err, size_t e
                  (!ms || (!json_int64(ms, &a) && a >= 1 && a <= 60000)) &&
                  (!heap || (!json_int64(heap, &b) && b >= 16 && b <= 4096));
         if (!ok) {
-            rc = fail(err, err_len, FACTUM_EINVAL,
+            rc = rm_fail(err, err_len, FACTUM_EINVAL,
                       "\"scriptLimits\" must be an object with \"msPerEvent\" (1 to 60000) and/or \"heapMiB\" (16 "
                       "to 4096), beside a \"script\"");
             goto out;
@@ -536,7 +536,7 @@ int rm_def_parse(const char *json, size_t len, rm_def **out, char *err, size_t e
     }
     x = json_get(v, "handlers");
     if (x ? x->type != JSON_OBJECT || (!x->n && !d->script) : !d->script) {
-        rc = fail(err, err_len, FACTUM_EINVAL,
+        rc = rm_fail(err, err_len, FACTUM_EINVAL,
                   "\"handlers\" must be an object: event type -> statements (or give a \"script\")");
         goto out;
     }
@@ -550,12 +550,12 @@ int rm_def_parse(const char *json, size_t len, rm_def **out, char *err, size_t e
     for (size_t i = 0; x && i < x->n; i++) {
         const char *type = x->keys[i];
         if (!x->key_lens[i] || strlen(type) != x->key_lens[i] || x->key_lens[i] > FACTUM_MAX_TYPE_LEN) {
-            rc = fail(err, err_len, FACTUM_EINVAL, "a handler's event type is empty or too long");
+            rc = rm_fail(err, err_len, FACTUM_EINVAL, "a handler's event type is empty or too long");
             goto out;
         }
         for (size_t j = 0; j < i; j++)
             if (!strcmp(x->keys[j], type)) {
-                rc = fail(err, err_len, FACTUM_EINVAL, "handler \"%.100s\" is given twice", type);
+                rc = rm_fail(err, err_len, FACTUM_EINVAL, "handler \"%.100s\" is given twice", type);
                 goto out;
             }
         if (!strcmp(type, "*")) {

@@ -54,18 +54,6 @@ void rm_log(rm_mgr *m, int level, const char *fmt, ...)
     m->opts.log_fn(m->opts.log_ctx, level, msg);
 }
 
-static int fail(char *err, size_t err_len, int rc, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static int fail(char *err, size_t err_len, int rc, const char *fmt, ...)
-{
-    if (err && err_len) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, err_len, fmt, ap);
-        va_end(ap);
-    }
-    return rc;
-}
-
 /* ---- namespaces and models ------------------------------------------- */
 
 static rm_ns *ns_new(rm_model *model, rm_def *def, uint64_t gen)
@@ -540,7 +528,7 @@ void factum_readmodels_close(factum_readmodels *m)
 
 static int check_def(rm_mgr *m, const char *definition, size_t len, rm_def **out, char *err, size_t err_len)
 {
-    if (!definition) return fail(err, err_len, FACTUM_EINVAL, "no definition");
+    if (!definition) return rm_fail(err, err_len, FACTUM_EINVAL, "no definition");
     int rc = rm_def_parse(definition, len, out, err, err_len);
     if (rc) return rc;
     rc = rm_target((*out)->target)->check(*out, m->dir, err, err_len);
@@ -563,7 +551,7 @@ int factum_readmodel_create(factum_readmodels *m, const char *definition, size_t
     if (m->closing) {
         rc = FACTUM_ECLOSED;
     } else if (find_locked(m, def->name)) {
-        rc = fail(err, err_len, FACTUM_EEXISTS, "read model %s exists already", def->name);
+        rc = rm_fail(err, err_len, FACTUM_EEXISTS, "read model %s exists already", def->name);
     } else {
         /* A namespace left by a model of the same name dropped earlier. */
         char e2[256];
@@ -647,7 +635,7 @@ int factum_readmodel_rebuild(factum_readmodels *m, const char *name, const char 
     }
     if (rc) return rc;
     if (strcmp(def->name, name)) {
-        rc = fail(err, err_len, FACTUM_EINVAL, "the definition is named %s, not %s", def->name, name);
+        rc = rm_fail(err, err_len, FACTUM_EINVAL, "the definition is named %s, not %s", def->name, name);
         rm_def_free(def);
         return rc;
     }
@@ -972,9 +960,9 @@ static int acquire(rm_mgr *m, const char *name, rm_ns **ns_out, rm_conn **c_out,
             if (c) o->close(c);
             c = NULL;
             if (faulted)
-                rc = fail(err, err_len, FACTUM_EFAULTED, "read model %s could not start (its status says why)", name);
+                rc = rm_fail(err, err_len, FACTUM_EFAULTED, "read model %s could not start (its status says why)", name);
             else
-                rc = fail(err, err_len, FACTUM_EBADSTATE,
+                rc = rm_fail(err, err_len, FACTUM_EBADSTATE,
                           "read model %s is starting (its tables are being created): try again, or wait for a "
                           "position",
                           name);
@@ -1031,12 +1019,12 @@ int factum_readmodel_query(factum_readmodels *m, const char *name, const char *s
         int prc = json_parse(params_json, params_len, &pv);
         int obj = !prc && pv->type == JSON_OBJECT;
         json_free(pv);
-        if (!obj) return fail(err, err_len, FACTUM_EINVAL, "the parameters must be a JSON object");
+        if (!obj) return rm_fail(err, err_len, FACTUM_EINVAL, "the parameters must be a JSON object");
     }
     if (o->min_position) {
         int rc = factum_readmodel_wait(m, name, o->min_position, o->wait_ms);
         if (rc == FACTUM_ETIMEDOUT)
-            return fail(err, err_len, rc, "the read model did not reach position %" PRIu64 " within %d ms",
+            return rm_fail(err, err_len, rc, "the read model did not reach position %" PRIu64 " within %d ms",
                         o->min_position, o->wait_ms);
         if (rc) return rc;
     }
@@ -1045,7 +1033,7 @@ int factum_readmodel_query(factum_readmodels *m, const char *name, const char *s
      * connection). */
     char kw[16];
     if (!rm_first_keyword(sql, kw, sizeof kw) || (strcmp(kw, "SELECT") && strcmp(kw, "WITH") && strcmp(kw, "VALUES")))
-        return fail(err, err_len, FACTUM_EINVAL, "queries are read-only: a SELECT, WITH ... SELECT or VALUES statement");
+        return rm_fail(err, err_len, FACTUM_EINVAL, "queries are read-only: a SELECT, WITH ... SELECT or VALUES statement");
     rm_ns *ns = NULL;
     rm_conn *c = NULL;
     int rc = acquire(m, name, &ns, &c, err, err_len);

@@ -43,18 +43,6 @@ struct rm_conn {
     size_t dyn_cap;
 };
 
-static int fail(char *err, size_t err_len, int rc, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static int fail(char *err, size_t err_len, int rc, const char *fmt, ...)
-{
-    if (err && err_len) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, err_len, fmt, ap);
-        va_end(ap);
-    }
-    return rc;
-}
-
 static void trim(char *s)
 {
     size_t n = strlen(s);
@@ -67,7 +55,7 @@ static int res_fail(PGresult *r, PGconn *pg, char *err, size_t err_len, const ch
     char msg[400];
     snprintf(msg, sizeof msg, "%s", r ? PQresultErrorMessage(r) : PQerrorMessage(pg));
     trim(msg);
-    return fail(err, err_len, FACTUM_ETARGET, "%s: %s", what, msg);
+    return rm_fail(err, err_len, FACTUM_ETARGET, "%s: %s", what, msg);
 }
 
 static void schema_name(char *out, size_t n, const char *name, uint64_t gen)
@@ -105,7 +93,7 @@ static int connect_db(const rm_def *def, PGconn **out, char *err, size_t err_len
         snprintf(msg, sizeof msg, "%s", pg ? PQerrorMessage(pg) : "out of memory");
         trim(msg);
         if (pg) PQfinish(pg);
-        return fail(err, err_len, FACTUM_ETARGET, "cannot connect to PostgreSQL: %s", msg);
+        return rm_fail(err, err_len, FACTUM_ETARGET, "cannot connect to PostgreSQL: %s", msg);
     }
     PQsetNoticeProcessor(pg, NULL, NULL);
     *out = pg;
@@ -257,8 +245,8 @@ static int drain(rm_conn *c, char *err, size_t err_len)
         PQclear(r);
     }
     c->queued = 0;
-    if (dead) return fail(err, err_len, FACTUM_ETARGET, "connection lost: %s", PQerrorMessage(c->pg));
-    if (c->failed) return fail(err, err_len, FACTUM_ETARGET, "%s", c->first_err);
+    if (dead) return rm_fail(err, err_len, FACTUM_ETARGET, "connection lost: %s", PQerrorMessage(c->pg));
+    if (c->failed) return rm_fail(err, err_len, FACTUM_ETARGET, "%s", c->first_err);
     return 0;
 }
 
@@ -283,7 +271,7 @@ static int pg_send(rm_conn *c, const char *prepared, const char *sql, int n, con
         char msg[400];
         snprintf(msg, sizeof msg, "%s", PQresultErrorMessage(r));
         trim(msg);
-        fail(err, err_len, rc, "%s", msg);
+        rm_fail(err, err_len, rc, "%s", msg);
     }
     PQclear(r);
     return rc;
@@ -329,7 +317,7 @@ static int pg_exec(rm_conn *c, size_t k, const rm_value *v, size_t n, char *err,
 {
     const char *vals[100];
     char num[100][32];
-    if (n > 100) return fail(err, err_len, FACTUM_EINVAL, "too many parameters");
+    if (n > 100) return rm_fail(err, err_len, FACTUM_EINVAL, "too many parameters");
     texts(v, n, vals, num);
     char name[32];
     snprintf(name, sizeof name, "s%zu", k);
@@ -354,13 +342,11 @@ static int pg_set_checkpoint(rm_conn *c, uint64_t position, char *err, size_t er
 
 static int pg_park(rm_conn *c, const rm_evinfo *ev, const char *stmt, const char *error, char *err, size_t err_len)
 {
-    char pos[32], ver[32], ms[32], id[40];
-    const uint8_t *u = ev->id;
+    char pos[32], ver[32], ms[32], id[37];
     snprintf(pos, sizeof pos, "%" PRIu64, ev->position);
     snprintf(ver, sizeof ver, "%" PRIu64, ev->version);
     snprintf(ms, sizeof ms, "%" PRId64, base_now_ns() / 1000000);
-    snprintf(id, sizeof id, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", u[0], u[1], u[2],
-             u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13], u[14], u[15]);
+    factum_uuid_format(ev->id, id);
     const char *vals[8] = {pos, ev->stream, ver, ev->type, id, stmt, error, ms};
     return pg_send(c, "park", NULL, 8, vals, err, err_len, "parking");
 }
@@ -405,7 +391,7 @@ static int pg_get_checkpoint(rm_conn *c, uint64_t *position, char *err, size_t e
     if (PQresultStatus(r) != PGRES_TUPLES_OK)
         rc = res_fail(r, c->pg, err, err_len, "reading the checkpoint");
     else if (PQntuples(r) != 1)
-        rc = fail(err, err_len, FACTUM_ETARGET, "the checkpoint row is missing");
+        rc = rm_fail(err, err_len, FACTUM_ETARGET, "the checkpoint row is missing");
     else
         *position = strtoull(PQgetvalue(r, 0, 0), NULL, 10);
     PQclear(r);
@@ -441,11 +427,11 @@ static int pg_query(rm_conn *c, const rm_stmt *q, const char *params, size_t par
     char num[100][32];
     PGresult *r = NULL;
     int rc;
-    if (q->n_params > 100) return fail(err, err_len, FACTUM_EINVAL, "more than 100 parameters");
+    if (q->n_params > 100) return rm_fail(err, err_len, FACTUM_EINVAL, "more than 100 parameters");
     for (size_t i = 0; i < q->n_params; i++) {
         rc = rm_bind_named(&q->params[i], params, params_len, &scratch, &v[i]);
         if (rc == FACTUM_ENOTFOUND) {
-            rc = fail(err, err_len, FACTUM_EINVAL, "parameter :%s is not given", q->params[i].path);
+            rc = rm_fail(err, err_len, FACTUM_EINVAL, "parameter :%s is not given", q->params[i].path);
             goto out;
         }
         if (rc) goto out;
@@ -473,11 +459,11 @@ static int pg_query(rm_conn *c, const rm_stmt *q, const char *params, size_t par
             char msg[300];
             snprintf(msg, sizeof msg, "%s", PQresultErrorMessage(r));
             trim(msg);
-            rc = fail(err, err_len, FACTUM_EINVAL, "queries are read-only SELECTs: %s", msg);
+            rc = rm_fail(err, err_len, FACTUM_EINVAL, "queries are read-only SELECTs: %s", msg);
         } else {
             rc = res_fail(r, c->pg, err, err_len, "query");
             if (state && !strcmp(state, "57014"))
-                rc = fail(err, err_len, FACTUM_ETIMEDOUT, "the query ran over its time limit of %" PRIu32 " ms",
+                rc = rm_fail(err, err_len, FACTUM_ETIMEDOUT, "the query ran over its time limit of %" PRIu32 " ms",
                           time_limit_ms);
             else if (state && state[0] == '4' && state[1] == '2')
                 rc = FACTUM_EINVAL; /* syntax or access rule: the query's fault */
@@ -500,7 +486,7 @@ static int pg_query(rm_conn *c, const rm_stmt *q, const char *params, size_t par
             const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
             rc = res_fail(r, c->pg, err, err_len, "query");
             if (state && !strcmp(state, "57014"))
-                rc = fail(err, err_len, FACTUM_ETIMEDOUT, "the query ran over its time limit of %" PRIu32 " ms",
+                rc = rm_fail(err, err_len, FACTUM_ETIMEDOUT, "the query ran over its time limit of %" PRIu32 " ms",
                           time_limit_ms);
             else if (state && (state[0] == '2' || state[0] == '4'))
                 rc = FACTUM_EINVAL;
@@ -528,7 +514,7 @@ static int pg_query(rm_conn *c, const rm_stmt *q, const char *params, size_t par
             if (base_buf_append(out, "]", 1)) goto undo;
             got++;
             if (out->len > RM_QUERY_MAX_BYTES) {
-                rc = fail(err, err_len, FACTUM_ETOOBIG,
+                rc = rm_fail(err, err_len, FACTUM_ETOOBIG,
                           "the answer is over %u MiB: select fewer rows or columns (LIMIT)", RM_QUERY_MAX_BYTES >> 20);
                 goto undo;
             }
@@ -537,7 +523,7 @@ static int pg_query(rm_conn *c, const rm_stmt *q, const char *params, size_t par
         r = NULL;
         if (truncated || (uint32_t)nrows < want) break;
         if (base_mono_ns() > deadline) {
-            rc = fail(err, err_len, FACTUM_ETIMEDOUT, "the query ran over its time limit of %" PRIu32 " ms",
+            rc = rm_fail(err, err_len, FACTUM_ETIMEDOUT, "the query ran over its time limit of %" PRIu32 " ms",
                       time_limit_ms);
             goto undo;
         }

@@ -57,6 +57,10 @@
 #define RM_STREAM   "$readmodels"
 #define RM_TYPE     "$ReadModel"
 
+/* Write a message into err (may be NULL) and return rc: how every file of
+ * src/rm reports an error with its reason (def.c). */
+int rm_fail(char *err, size_t err_len, int rc, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
 /* ---- jscan.c --------------------------------------------------------- */
 
 enum { JV_MISSING = 0, JV_NULL, JV_FALSE, JV_TRUE, JV_NUMBER, JV_STRING, JV_OBJECT, JV_ARRAY };

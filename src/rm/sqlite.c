@@ -40,21 +40,9 @@ struct rm_conn {
     size_t dyn_cap;
 };
 
-static int fail(char *err, size_t err_len, int rc, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static int fail(char *err, size_t err_len, int rc, const char *fmt, ...)
-{
-    if (err && err_len) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, err_len, fmt, ap);
-        va_end(ap);
-    }
-    return rc;
-}
-
 static int db_fail(rm_conn *c, char *err, size_t err_len, const char *what)
 {
-    return fail(err, err_len, FACTUM_ETARGET, "%s: %s", what, sqlite3_errmsg(c->db));
+    return rm_fail(err, err_len, FACTUM_ETARGET, "%s: %s", what, sqlite3_errmsg(c->db));
 }
 
 static void file_path(char *out, size_t n, const char *dir, const char *name, uint64_t gen)
@@ -116,7 +104,7 @@ static int exec_sql(rm_conn *c, const char *sql, char *err, size_t err_len, cons
 {
     char *msg = NULL;
     if (sqlite3_exec(c->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-        fail(err, err_len, FACTUM_ETARGET, "%s: %s", what, msg ? msg : sqlite3_errmsg(c->db));
+        rm_fail(err, err_len, FACTUM_ETARGET, "%s: %s", what, msg ? msg : sqlite3_errmsg(c->db));
         sqlite3_free(msg);
         return FACTUM_ETARGET;
     }
@@ -132,7 +120,7 @@ static int sq_open_path(const rm_def *def, const char *path, int create, int que
     int flags = SQLITE_OPEN_NOMUTEX | (query ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE);
     if (create && !query) flags |= SQLITE_OPEN_CREATE;
     if (sqlite3_open_v2(path, &c->db, flags, NULL) != SQLITE_OK) {
-        int rc = fail(err, err_len, FACTUM_ETARGET, "cannot open %s: %s", path,
+        int rc = rm_fail(err, err_len, FACTUM_ETARGET, "cannot open %s: %s", path,
                       c->db ? sqlite3_errmsg(c->db) : "out of memory");
         sq_close(c);
         return rc;
@@ -161,7 +149,7 @@ static int sq_open(const rm_def *def, const char *dir, uint64_t gen, int create,
 {
     char path[4096];
     file_path(path, sizeof path, dir, def->name, gen);
-    if (!create && access(path, F_OK)) return fail(err, err_len, FACTUM_ETARGET, "%s is missing", path);
+    if (!create && access(path, F_OK)) return rm_fail(err, err_len, FACTUM_ETARGET, "%s is missing", path);
     return sq_open_path(def, path, create, query, out, err, err_len);
 }
 
@@ -211,13 +199,13 @@ static int prep(rm_conn *c, const char *sql, sqlite3_stmt **out, char *err, size
 {
     const char *tail = NULL;
     if (sqlite3_prepare_v3(c->db, sql, -1, SQLITE_PREPARE_PERSISTENT, out, &tail) != SQLITE_OK)
-        return fail(err, err_len, FACTUM_EINVAL, "%s: %s", what, sqlite3_errmsg(c->db));
+        return rm_fail(err, err_len, FACTUM_EINVAL, "%s: %s", what, sqlite3_errmsg(c->db));
     while (tail && (*tail == ' ' || *tail == '\n' || *tail == '\t' || *tail == '\r' || *tail == ';'))
         tail++;
     if (!*out || (tail && *tail)) {
         sqlite3_finalize(*out);
         *out = NULL;
-        return fail(err, err_len, FACTUM_EINVAL, "%s: must be exactly one statement", what);
+        return rm_fail(err, err_len, FACTUM_EINVAL, "%s: must be exactly one statement", what);
     }
     return 0;
 }
@@ -295,7 +283,7 @@ static int sq_exec(rm_conn *c, size_t k, const rm_value *v, size_t n, char *err,
     if (bind(st, v, n) != SQLITE_OK) return db_fail(c, err, err_len, "binding");
     int rc = run(c, st, err, err_len, "statement");
     sqlite3_clear_bindings(st);
-    if (rc) fail(err, err_len, FACTUM_ETARGET, "%s", sqlite3_errmsg(c->db));
+    if (rc) rm_fail(err, err_len, FACTUM_ETARGET, "%s", sqlite3_errmsg(c->db));
     return rc;
 }
 
@@ -313,10 +301,8 @@ static int sq_set_checkpoint(rm_conn *c, uint64_t position, char *err, size_t er
 
 static int sq_park(rm_conn *c, const rm_evinfo *ev, const char *stmt, const char *error, char *err, size_t err_len)
 {
-    char id[40];
-    const uint8_t *u = ev->id;
-    snprintf(id, sizeof id, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", u[0], u[1], u[2],
-             u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13], u[14], u[15]);
+    char id[37];
+    factum_uuid_format(ev->id, id);
     sqlite3_bind_int64(c->park, 1, (int64_t)ev->position);
     sqlite3_bind_text(c->park, 2, ev->stream, -1, SQLITE_STATIC);
     sqlite3_bind_int64(c->park, 3, (int64_t)ev->version);
@@ -353,7 +339,7 @@ static int sq_get_checkpoint(rm_conn *c, uint64_t *position, char *err, size_t e
     int r = sqlite3_step(st);
     if (r == SQLITE_ROW) *position = (uint64_t)sqlite3_column_int64(st, 0);
     sqlite3_finalize(st);
-    if (r != SQLITE_ROW) return fail(err, err_len, FACTUM_ETARGET, "the checkpoint row is missing");
+    if (r != SQLITE_ROW) return rm_fail(err, err_len, FACTUM_ETARGET, "the checkpoint row is missing");
     return 0;
 }
 
@@ -394,11 +380,11 @@ static int sq_query(rm_conn *c, const rm_stmt *q, const char *params, size_t par
     if (rc) {
         /* The authorizer refuses writes at prepare time. */
         if (sqlite3_errcode(c->db) == SQLITE_AUTH)
-            fail(err, err_len, FACTUM_EINVAL, "queries are read-only: the statement would write or change settings");
+            rm_fail(err, err_len, FACTUM_EINVAL, "queries are read-only: the statement would write or change settings");
         return rc;
     }
     if (!sqlite3_stmt_readonly(st)) {
-        rc = fail(err, err_len, FACTUM_EINVAL, "queries are read-only: the statement would write");
+        rc = rm_fail(err, err_len, FACTUM_EINVAL, "queries are read-only: the statement would write");
         goto out;
     }
     if (q->n_params && !(v = calloc(q->n_params, sizeof *v))) {
@@ -408,7 +394,7 @@ static int sq_query(rm_conn *c, const rm_stmt *q, const char *params, size_t par
     for (size_t i = 0; i < q->n_params; i++) {
         rc = rm_bind_named(&q->params[i], params, params_len, &scratch, &v[i]);
         if (rc == FACTUM_ENOTFOUND) {
-            rc = fail(err, err_len, FACTUM_EINVAL, "parameter :%s is not given", q->params[i].path);
+            rc = rm_fail(err, err_len, FACTUM_EINVAL, "parameter :%s is not given", q->params[i].path);
             goto out;
         }
         if (rc) goto out;
@@ -442,7 +428,7 @@ static int sq_query(rm_conn *c, const rm_stmt *q, const char *params, size_t par
         if (base_buf_append(out, "]", 1)) goto out;
         rows++;
         if (out->len > RM_QUERY_MAX_BYTES) {
-            rc = fail(err, err_len, FACTUM_ETOOBIG, "the answer is over %u MiB: select fewer rows or columns (LIMIT)",
+            rc = rm_fail(err, err_len, FACTUM_ETOOBIG, "the answer is over %u MiB: select fewer rows or columns (LIMIT)",
                       RM_QUERY_MAX_BYTES >> 20);
             goto out;
         }
@@ -455,7 +441,7 @@ static int sq_query(rm_conn *c, const rm_stmt *q, const char *params, size_t par
     c->deadline_ns = 0;
     if (!truncated && r != SQLITE_DONE) {
         if (c->timed_out)
-            rc = fail(err, err_len, FACTUM_ETIMEDOUT, "the query ran over its time limit of %" PRIu32 " ms",
+            rc = rm_fail(err, err_len, FACTUM_ETIMEDOUT, "the query ran over its time limit of %" PRIu32 " ms",
                       time_limit_ms);
         else
             rc = db_fail(c, err, err_len, "query");
@@ -478,7 +464,7 @@ static int sq_drop(const rm_def *def, const char *dir, uint64_t gen, char *err, 
     unlink(side);
     snprintf(side, sizeof side, "%s-shm", path);
     unlink(side);
-    if (unlink(path) && errno != ENOENT) return fail(err, err_len, -errno, "deleting %s: %s", path, strerror(errno));
+    if (unlink(path) && errno != ENOENT) return rm_fail(err, err_len, -errno, "deleting %s: %s", path, strerror(errno));
     return 0;
 }
 
@@ -545,7 +531,7 @@ static int sq_sql_exec(rm_conn *c, const char *sql, size_t sql_len, const char *
     sqlite3_stmt *st = d->prepared;
     rc = rm_dyn_bind(d, params, params_len, &c->dyn_scratch, &c->dyn_vals, &c->dyn_cap, err, err_len);
     if (!rc && bind(st, c->dyn_vals, d->st.n_params) != SQLITE_OK) rc = db_fail(c, err, err_len, "binding");
-    if (!rc && (rc = run(c, st, err, err_len, "statement"))) fail(err, err_len, rc, "%s", sqlite3_errmsg(c->db));
+    if (!rc && (rc = run(c, st, err, err_len, "statement"))) rm_fail(err, err_len, rc, "%s", sqlite3_errmsg(c->db));
     sqlite3_clear_bindings(st);
     if (tmp) dyn_drop(d);
     return rc;

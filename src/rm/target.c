@@ -124,11 +124,8 @@ int rm_bind_event(const rm_param *p, const factum_event *ev, base_buf *scratch, 
         return scratch_text(scratch, v, tmp, (size_t)n);
     }
     case RMP_EVENT_ID: {
-        const uint8_t *u = ev->id;
-        int n = snprintf(tmp, sizeof tmp,
-                         "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", u[0], u[1], u[2],
-                         u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13], u[14], u[15]);
-        return scratch_text(scratch, v, tmp, (size_t)n);
+        factum_uuid_format(ev->id, tmp);
+        return scratch_text(scratch, v, tmp, 36);
     }
     case RMP_DATA:
     case RMP_META: {
