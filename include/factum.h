@@ -770,6 +770,81 @@ FACTUM_API int factum_projection_get_result(factum_projections *m, const char *n
                                             char **json, size_t *len);
 
 /* ---------------------------------------------------------------------------
+ * Snapshots
+ *
+ * A snapshot is an application's state of stream S as of version V, kept
+ * so that loading S need not replay it from the start. The convention
+ * (docs/app-toolkit.md), which every client language can follow with plain
+ * appends and reads:
+ *   - the snapshots of S are the events of stream `$snapshots-S`, one event
+ *     per snapshot; its type is the application's, its data the state, its
+ *     metadata a JSON object with "$streamVersion": V (other keys allowed);
+ *   - retention is `$maxCount` of `$snapshots-S`'s metadata (older
+ *     snapshots are hidden by it; a scavenge reclaims them);
+ *   - reading S never shows its snapshots: they live in another stream;
+ *   - loading S takes the newest usable snapshot, then S's events from
+ *     V + 1. A snapshot is usable when V <= S's last version, no visible
+ *     event of S is missing after it (V + 1 >= S's truncate-before point),
+ *     and it was written after S's latest soft delete, if any (a stream
+ *     deleted and re-created continues its numbering, and the old state
+ *     must not come back). An unusable snapshot is ignored, not an error.
+ * factumd checks appends to `$snapshots-S` made over the network
+ * (docs/protocol.md): each event's metadata must carry "$streamVersion" as
+ * an integer within S's versions, or the append fails with
+ * InvalidArgument and writes nothing.
+ * ------------------------------------------------------------------------- */
+
+/* Prefix of the stream that holds the snapshots of a stream. */
+#define FACTUM_SNAPSHOT_PREFIX "$snapshots-"
+/* Snapshots kept by factum_snapshot_write when `keep` is 0. */
+#define FACTUM_SNAPSHOT_KEEP_DEFAULT 3u
+
+/* Write a snapshot of `stream` at `version`: appends one event of type
+ * `type` with data[0..len) (flagged as JSON when it is valid JSON) and
+ * metadata {"$streamVersion": version} to `$snapshots-<stream>`, and makes
+ * sure that stream's `$maxCount` is `keep` (0: FACTUM_SNAPSHOT_KEEP_DEFAULT),
+ * rewriting its metadata (other keys kept) only when it differs. res (may
+ * be NULL) receives the snapshot append's result. All pointers are
+ * borrowed for the call. Blocks like factum_append.
+ * The caller's state must be exactly the fold of the stream's events up to
+ * `version`: factum cannot check that, only that the version exists.
+ * Errors: FACTUM_ENOTFOUND (the stream does not exist or is soft-deleted),
+ * FACTUM_EDELETED (tombstoned), FACTUM_EINVAL (version beyond the stream's
+ * last version, a NULL argument, or a stream name so long that the
+ * snapshot stream's name would pass FACTUM_MAX_STREAM_LEN), FACTUM_EBADNAME,
+ * FACTUM_EBADTYPE, errors of factum_append (the snapshot is not written)
+ * and of factum_set_stream_metadata (the snapshot is written, the
+ * retention not yet set: the next call sets it). Thread-safe. */
+FACTUM_API int factum_snapshot_write(factum_store *s, const char *stream, uint64_t version, const char *type,
+                                     const void *data, size_t len, uint32_t keep, factum_append_result *res);
+
+/* What factum_snapshot_load found. */
+typedef struct factum_snapshot {
+    int found;              /* 1: `event` is the newest usable snapshot; 0: none (replay from the start) */
+    factum_event event;     /* the snapshot event of `$snapshots-S` (type, data = the state); pointers
+                               valid until the store is closed */
+    uint64_t version;       /* found: the version of S it captures ($streamVersion) */
+    uint64_t from;          /* the first version of S to replay: version + 1, or the first visible one */
+    int64_t last_version;   /* S's last version when it was loaded */
+} factum_snapshot;
+
+/* Load `stream` in one call: the newest usable snapshot (see above) into
+ * *snap, and the first events of S after it into events[0..cap), *n_out
+ * of them, in version order. *next_out receives the version to continue
+ * from with factum_read_stream(..., FACTUM_FORWARD, ...), or FACTUM_END
+ * when the stream's end was reached: page through the rest that way
+ * (cap may be 0: then only the snapshot is loaded, and *next_out is
+ * snap->from, or FACTUM_END when nothing follows it). The snapshot and the events are read
+ * consistently: if S is truncated between the two reads, the load starts
+ * again. Event pointers are valid until the store is closed.
+ * Errors: FACTUM_ENOTFOUND (missing or soft-deleted), FACTUM_EDELETED,
+ * FACTUM_EBADNAME, FACTUM_EINVAL (NULL snap or n_out, events NULL with
+ * cap > 0), FACTUM_ECORRUPT. A malformed snapshot event (not usable) is
+ * skipped, never an error. Thread-safe. */
+FACTUM_API int factum_snapshot_load(factum_store *s, const char *stream, factum_snapshot *snap,
+                                    factum_event *events, size_t cap, size_t *n_out, uint64_t *next_out);
+
+/* ---------------------------------------------------------------------------
  * Streams: state, metadata, deletion, listing
  * ------------------------------------------------------------------------- */
 
