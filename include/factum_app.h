@@ -36,7 +36,8 @@
 extern "C" {
 #endif
 
-struct sqlite3; /* <sqlite3.h>'s connection handle (sqlite3 *) */
+struct sqlite3;        /* <sqlite3.h>'s connection handle (sqlite3 *) */
+struct factum_client; /* factum_client.h: a connection to factumd */
 
 /* ---------------------------------------------------------------------------
  * Deterministic event ids
@@ -139,6 +140,27 @@ typedef struct factum_decider factum_decider;
  * store is closed. Errors: FACTUM_EINVAL (a required function missing,
  * snapshot functions only in part, max_attempts 0), -ENOMEM. */
 FACTUM_API int factum_decider_new(factum_store *s, const factum_decider_def *def, factum_decider **out);
+/* The same decider over the network: loads, appends and snapshots go
+ * through a connection to factumd (or any KurrentDB-compatible server)
+ * with the C client, so that many processes (and clients in other
+ * languages) can decide on the same streams; factumd's expected-version
+ * check plays the part of the store's (DC-1). Snapshots follow the same
+ * convention (`$snapshots-S`, factum.h "Snapshots"): the newest snapshot
+ * whose $streamVersion is within the stream and is followed by exactly the
+ * next event is used, else the stream is replayed from its start (the
+ * soft-delete rule of a local load needs the store's metadata history and
+ * is not applied: after re-creating a soft-deleted stream, delete its
+ * `$snapshots-S` too). A command id is recognised among the events read
+ * by the load (those after the snapshot): a command retried after a newer
+ * snapshot was written may be decided again; its events, if the decision
+ * is the same, are then refused by the server's idempotency check (same
+ * ids) rather than written twice. The client is borrowed until
+ * factum_decider_free; calls on one client are serialised (factum_client.h):
+ * give each thread its own decider and client for parallelism.
+ * Errors as factum_decider_new. */
+FACTUM_API int factum_decider_new_remote(struct factum_client *c, const factum_decider_def *def,
+                                         factum_decider **out);
+
 /* NULL is a no-op. No call of d may be running. */
 FACTUM_API void factum_decider_free(factum_decider *d);
 

@@ -30,7 +30,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/json.h"
 #include "factum_app.h"
+#include "factum_client.h"
 #include "store/snapshot.h"
 
 #define DECISION_MAX 4096u
@@ -152,7 +154,8 @@ int factum_decision_add_json(factum_decision *d, const char *type, const char *j
 /* ---- the decider ------------------------------------------------------ */
 
 struct factum_decider {
-    factum_store *store;
+    factum_store *store;   /* embedded, or */
+    factum_client *client; /* over the network (one of the two) */
     factum_decider_def def;
     char *snapshot_type;
 };
@@ -165,9 +168,9 @@ void factum_decider_def_init(factum_decider_def *d)
     d->backoff_max_ms = 50;
 }
 
-int factum_decider_new(factum_store *s, const factum_decider_def *def, factum_decider **out)
+static int decider_new(factum_store *s, factum_client *client, const factum_decider_def *def, factum_decider **out)
 {
-    if (!s || !def || !out) return FACTUM_EINVAL;
+    if ((!s && !client) || !def || !out) return FACTUM_EINVAL;
     *out = NULL;
     if (!def->initial || !def->evolve || !def->decide || !def->state_free || !def->max_attempts)
         return FACTUM_EINVAL;
@@ -179,6 +182,7 @@ int factum_decider_new(factum_store *s, const factum_decider_def *def, factum_de
     factum_decider *d = calloc(1, sizeof *d);
     if (!d) return -ENOMEM;
     d->store = s;
+    d->client = client;
     d->def = *def;
     if (def->snapshot_type && !(d->snapshot_type = strdup(def->snapshot_type))) {
         free(d);
@@ -187,6 +191,18 @@ int factum_decider_new(factum_store *s, const factum_decider_def *def, factum_de
     d->def.snapshot_type = d->snapshot_type;
     *out = d;
     return 0;
+}
+
+int factum_decider_new(factum_store *s, const factum_decider_def *def, factum_decider **out)
+{
+    if (!s) return FACTUM_EINVAL;
+    return decider_new(s, NULL, def, out);
+}
+
+int factum_decider_new_remote(struct factum_client *c, const factum_decider_def *def, factum_decider **out)
+{
+    if (!c) return FACTUM_EINVAL;
+    return decider_new(NULL, c, def, out);
 }
 
 void factum_decider_free(factum_decider *d)
@@ -255,14 +271,188 @@ static int load(factum_decider *d, const char *stream, void **state_out, int64_t
     return 0;
 }
 
+/* ---- over the network (factum_decider_new_remote) -------------------- */
+
+/* The events of one command id seen while loading (DC-2 over the network). */
+typedef struct seen_cmd {
+    const uint8_t *cmd; /* NULL: no command id */
+    const char *stream;
+    size_t slen;
+    uint32_t next;      /* index of the next derived id to look for */
+    uint8_t want[16];   /* its id */
+    int found;
+    uint64_t first_version, first_position, last_version, last_position;
+} seen_cmd;
+
+static void seen_init(seen_cmd *sc, const uint8_t *cmd, const char *stream, size_t slen)
+{
+    memset(sc, 0, sizeof *sc);
+    sc->cmd = cmd;
+    sc->stream = stream;
+    sc->slen = slen;
+    if (cmd) factum_app_derive_id(cmd, stream, slen, 0, sc->want);
+}
+
+static void seen_check(seen_cmd *sc, const factum_event *ev)
+{
+    if (!sc->cmd || memcmp(ev->id, sc->want, 16)) return;
+    if (!sc->found) {
+        sc->found = 1;
+        sc->first_version = ev->version;
+        sc->first_position = ev->position;
+    }
+    sc->last_version = ev->version;
+    sc->last_position = ev->position;
+    factum_app_derive_id(sc->cmd, sc->stream, sc->slen, ++sc->next, sc->want);
+}
+
+#define REMOTE_SNAPSHOTS 16 /* newest snapshots examined */
+
+/* The newest snapshot the decoder accepts with $streamVersion <= last. */
+static int remote_snapshot(factum_decider *d, const char *stream, uint64_t last, void **st, uint64_t *v)
+{
+    const factum_decider_def *def = &d->def;
+    char name[FACTUM_MAX_STREAM_LEN + 1];
+    if (strlen(stream) + sizeof FACTUM_SNAPSHOT_PREFIX - 1 > FACTUM_MAX_STREAM_LEN) return 0;
+    snprintf(name, sizeof name, FACTUM_SNAPSHOT_PREFIX "%s", stream);
+    factum_client_batch *b;
+    int rc = factum_client_read_stream(d->client, name, FACTUM_END, FACTUM_BACKWARD, REMOTE_SNAPSHOTS, &b);
+    if (rc == FACTUM_ENOTFOUND || rc == FACTUM_EDELETED) return 0;
+    if (rc) return rc;
+    size_t n = factum_client_batch_count(b);
+    for (size_t i = 0; i < n && !*st; i++) {
+        const factum_event *ev = factum_client_batch_event(b, i);
+        if (ev->type_len != strlen(def->snapshot_type) || memcmp(ev->type, def->snapshot_type, ev->type_len))
+            continue;
+        json_value *doc;
+        if (!ev->metadata_len || json_parse((const char *)ev->metadata, ev->metadata_len, &doc)) continue;
+        int64_t x = -1;
+        const json_value *f = doc->type == JSON_OBJECT ? json_get(doc, "$streamVersion") : NULL;
+        int ok = f && json_int64(f, &x) == 0 && x >= 0 && (uint64_t)x <= last;
+        json_free(doc);
+        void *s2 = NULL;
+        if (ok && def->snapshot_decode(def->ctx, ev->data, ev->data_len, &s2) == 0 && s2) {
+            *st = s2;
+            *v = (uint64_t)x;
+        }
+    }
+    factum_client_batch_free(b);
+    return 0;
+}
+
+static int remote_load(factum_decider *d, const char *stream, void **state_out, int64_t *version,
+                       int64_t *snap_version, seen_cmd *sc)
+{
+    const factum_decider_def *def = &d->def;
+    *snap_version = FACTUM_NO_STREAM;
+    factum_client_batch *b;
+    int rc = factum_client_read_stream(d->client, stream, FACTUM_END, FACTUM_BACKWARD, 1, &b);
+    uint64_t last = 0;
+    int empty = rc == FACTUM_ENOTFOUND;
+    if (rc && !empty) return rc;
+    if (!rc) {
+        empty = factum_client_batch_count(b) == 0;
+        if (!empty) last = factum_client_batch_event(b, 0)->version;
+        factum_client_batch_free(b);
+    }
+    if (empty) {
+        void *st = def->initial(def->ctx);
+        if (!st) return -ENOMEM;
+        *state_out = st;
+        *version = FACTUM_NO_STREAM;
+        return 0;
+    }
+    void *st = NULL;
+    uint64_t sv = 0;
+    if (def->snapshot_decode && (rc = remote_snapshot(d, stream, last, &st, &sv))) return rc;
+    for (int with_snapshot = st != NULL;; with_snapshot = 0) {
+        uint64_t from = 0;
+        if (with_snapshot) {
+            from = sv + 1;
+            *snap_version = *version = (int64_t)sv;
+        } else {
+            if (st) def->state_free(def->ctx, st);
+            if (!(st = def->initial(def->ctx))) return -ENOMEM;
+            *snap_version = *version = FACTUM_NO_STREAM;
+            seen_init(sc, sc->cmd, sc->stream, sc->slen);
+        }
+        int restart = 0, first = 1;
+        for (;;) {
+            /* UPCAST: as in load() */
+            rc = factum_client_read_stream(d->client, stream, from, FACTUM_FORWARD, LOAD_PAGE, &b);
+            if (rc == FACTUM_ENOTFOUND) rc = FACTUM_EWRONGVERSION; /* deleted meanwhile: load again */
+            if (rc) {
+                def->state_free(def->ctx, st);
+                return rc;
+            }
+            size_t n = factum_client_batch_count(b);
+            if (first && with_snapshot && (n ? factum_client_batch_event(b, 0)->version != from : from <= last)) {
+                restart = 1; /* the stream was truncated after the snapshot: replay it whole */
+                factum_client_batch_free(b);
+                break;
+            }
+            first = 0;
+            for (size_t i = 0; i < n && !rc; i++) {
+                const factum_event *ev = factum_client_batch_event(b, i);
+                seen_check(sc, ev);
+                rc = def->evolve(def->ctx, st, ev);
+                *version = (int64_t)ev->version;
+                from = ev->version + 1;
+            }
+            factum_client_batch_free(b);
+            if (rc) {
+                def->state_free(def->ctx, st);
+                return rc;
+            }
+            if (n < LOAD_PAGE) break;
+        }
+        if (!restart) break;
+    }
+    *state_out = st;
+    return 0;
+}
+
+static int remote_snapshot_write(factum_decider *d, const char *stream, uint64_t version, const char *data,
+                                 size_t len)
+{
+    char name[FACTUM_MAX_STREAM_LEN + 1];
+    if (strlen(stream) + sizeof FACTUM_SNAPSHOT_PREFIX - 1 > FACTUM_MAX_STREAM_LEN) return FACTUM_EINVAL;
+    snprintf(name, sizeof name, FACTUM_SNAPSHOT_PREFIX "%s", stream);
+    char meta[64];
+    int ml = snprintf(meta, sizeof meta, "{\"$streamVersion\":%llu}", (unsigned long long)version);
+    factum_event_data ev = {0};
+    ev.type = d->def.snapshot_type;
+    ev.flags = FACTUM_EVENT_META_JSON | (json_validate(data, len) == 0 ? FACTUM_EVENT_JSON : 0);
+    ev.data = data;
+    ev.data_len = len;
+    ev.metadata = meta;
+    ev.metadata_len = (size_t)ml;
+    int rc = factum_client_append(d->client, name, FACTUM_ANY, &ev, 1, NULL);
+    if (rc) return rc;
+    /* retention: `$maxCount` of the snapshot stream (only when it differs) */
+    uint32_t keep = d->def.snapshot_keep ? d->def.snapshot_keep : FACTUM_SNAPSHOT_KEEP_DEFAULT;
+    char *json = NULL;
+    int64_t mv;
+    if ((rc = factum_client_get_stream_metadata(d->client, name, &json, &mv))) return rc;
+    factum_stream_metadata m;
+    int parsed = factum_stream_metadata_parse(json, strlen(json), &m) == 0;
+    free(json);
+    if (parsed && m.max_count == (int64_t)keep) return 0;
+    char doc[64];
+    snprintf(doc, sizeof doc, "{\"$maxCount\":%u}", keep);
+    return factum_client_set_stream_metadata(d->client, name, FACTUM_ANY, doc, NULL);
+}
+
 int factum_decider_load(factum_decider *d, const char *stream, void **state, int64_t *version,
                         int64_t *snapshot_version)
 {
     if (!d || !stream || !state || !version) return FACTUM_EINVAL;
     int64_t sv;
     int rc;
+    seen_cmd sc;
+    seen_init(&sc, NULL, stream, 0);
     for (int i = 0; i < 4; i++) {
-        rc = load(d, stream, state, version, &sv);
+        rc = d->store ? load(d, stream, state, version, &sv) : remote_load(d, stream, state, version, &sv, &sc);
         if (rc != FACTUM_EWRONGVERSION) break;
     }
     if (!rc && snapshot_version) *snapshot_version = sv;
@@ -313,8 +503,11 @@ static int snapshot_after(factum_decider *d, const char *stream, void *state, co
     size_t len = 0;
     int rc = def->snapshot_encode(def->ctx, state, &data, &len);
     if (rc) return rc;
-    rc = factum_snapshot_write(d->store, stream, ar->last_version, def->snapshot_type, data, len, def->snapshot_keep,
-                               NULL);
+    if (d->store)
+        rc = factum_snapshot_write(d->store, stream, ar->last_version, def->snapshot_type, data, len,
+                                   def->snapshot_keep, NULL);
+    else
+        rc = remote_snapshot_write(d, stream, ar->last_version, data, len);
     free(data);
     return rc;
 }
@@ -339,8 +532,8 @@ int factum_decider_handle(factum_decider *d, const char *stream, const void *com
     rc = FACTUM_EWRONGVERSION;
     for (uint32_t attempt = 0; attempt < def->max_attempts; attempt++) {
         if (attempt) backoff(def, attempt - 1);
-        /* DC-2: handled before? */
-        if (command_id) {
+        /* DC-2: handled before? (over the network: found by the load) */
+        if (command_id && d->store) {
             factum_event found;
             int f = store_find_event_id(d->store, stream, id0, &found);
             if (f < 0) {
@@ -372,8 +565,23 @@ int factum_decider_handle(factum_decider *d, const char *stream, const void *com
         }
         void *state;
         int64_t version, snap_version;
-        if ((rc = load(d, stream, &state, &version, &snap_version))) {
+        seen_cmd sc;
+        seen_init(&sc, d->store ? NULL : command_id, stream, slen);
+        rc = d->store ? load(d, stream, &state, &version, &snap_version)
+                      : remote_load(d, stream, &state, &version, &snap_version, &sc);
+        if (rc) {
             if (rc == FACTUM_EWRONGVERSION) continue;
+            break;
+        }
+        if (sc.found) {
+            def->state_free(def->ctx, state);
+            res->idempotent = 1;
+            res->first_version = sc.first_version;
+            res->first_position = sc.first_position;
+            res->last_version = sc.last_version;
+            res->last_position = sc.last_position;
+            res->version = version;
+            rc = 0;
             break;
         }
         res->attempts = attempt + 1;
@@ -408,7 +616,8 @@ int factum_decider_handle(factum_decider *d, const char *stream, const void *com
             else factum_uuid_v4(e->id);
         }
         factum_append_result ar;
-        rc = factum_append(d->store, stream, version, evs, dec.n, &ar);
+        rc = d->store ? factum_append(d->store, stream, version, evs, dec.n, &ar)
+                      : factum_client_append(d->client, stream, version, evs, dec.n, &ar);
         if (rc == FACTUM_EWRONGVERSION) {
             def->state_free(def->ctx, state);
             continue; /* DC-1: someone came first; decide again on their state */
