@@ -434,13 +434,14 @@ static int remote_snapshot_write(factum_decider *d, const char *stream, uint64_t
     char *json = NULL;
     int64_t mv;
     if ((rc = factum_client_get_stream_metadata(d->client, name, &json, &mv))) return rc;
-    factum_stream_metadata m;
-    int parsed = factum_stream_metadata_parse(json, strlen(json), &m) == 0;
+    base_buf b = {0};
+    rc = snapshot_retention_doc(json, strlen(json), keep, &b);
     free(json);
-    if (parsed && m.max_count == (int64_t)keep) return 0;
-    char doc[64];
-    snprintf(doc, sizeof doc, "{\"$maxCount\":%u}", keep);
-    return factum_client_set_stream_metadata(d->client, name, FACTUM_ANY, doc, NULL);
+    if (rc == 1)
+        rc = factum_client_set_stream_metadata(d->client, name, mv < 0 ? FACTUM_NO_STREAM : mv, (const char *)b.data,
+                                               NULL);
+    base_buf_free(&b);
+    return rc == FACTUM_EWRONGVERSION ? 0 : rc; /* another writer set it meanwhile: the next snapshot checks again */
 }
 
 int factum_decider_load(factum_decider *d, const char *stream, void **state, int64_t *version,

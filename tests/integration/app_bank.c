@@ -118,6 +118,13 @@ int main(int argc, char **argv)
                ", snapshot at %" PRId64 "), lowest %" PRId64 "\n",
                n_events, 2 + accepted, bal, model, loaded, sv, min);
         if (min < 0 || bal != model || loaded != model || n_events != 2 + accepted || sv < 0) status = 1;
+        /* retention: $maxCount 3 on the snapshot stream, set by the remote decider */
+        factum_client_batch *sb;
+        if (factum_client_read_stream(c, "$snapshots-" STREAM, 0, FACTUM_FORWARD, 100, &sb)) return 1;
+        size_t kept = factum_client_batch_count(sb);
+        factum_client_batch_free(sb);
+        printf("snapshots kept: %zu\n", kept);
+        if (kept < 1 || kept > FACTUM_SNAPSHOT_KEEP_DEFAULT) status = 1;
         /* factumd checks snapshot appends (factum.h "Snapshots"): InvalidArgument, nothing written */
         const char *metas[] = {"", "{\"$streamVersion\":99999}", "{\"$streamVersion\":\"1\"}",
                                "{\"$streamVersion\":1}"};
