@@ -140,7 +140,8 @@ int main(int argc, char **argv)
 {
     bench_system = "factum";
     if (argc < 3) {
-        fprintf(stderr, "usage: %s fill DIR [EVENTS] | embedded DIR [LOADS] | network URL [LOADS]\n", argv[0]);
+        fprintf(stderr, "usage: %s fill DIR [EVENTS] | embedded DIR [LOADS] | network URL [LOADS]\n",
+                argv[0]);
         return 2;
     }
     if (!strcmp(argv[1], "fill")) return fill(argv[2], argc > 3 ? atoi(argv[3]) : 10000);

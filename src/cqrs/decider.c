@@ -36,7 +36,7 @@
 #include "store/snapshot.h"
 
 #define DECISION_MAX 4096u
-#define LOAD_PAGE 256
+#define LOAD_PAGE    256
 
 /* ---- derived ids ----------------------------------------------------- */
 
@@ -46,24 +46,28 @@ void factum_app_derive_id(const uint8_t base[16], const void *salt, size_t salt_
     static const char domain[] = "factum-derived-id/1";
     uint8_t ix[4] = {(uint8_t)(index >> 24), (uint8_t)(index >> 16), (uint8_t)(index >> 8), (uint8_t)index};
     uint8_t lenb[8];
-    for (int i = 0; i < 8; i++) lenb[i] = (uint8_t)((uint64_t)salt_len >> (56 - 8 * i));
+    for (int i = 0; i < 8; i++)
+        lenb[i] = (uint8_t)((uint64_t)salt_len >> (56 - 8 * i));
     uint8_t md[EVP_MAX_MD_SIZE];
     unsigned mdlen = 0;
     EVP_MD_CTX *c = EVP_MD_CTX_new();
-    int ok = c && EVP_DigestInit_ex(c, EVP_sha256(), NULL) && EVP_DigestUpdate(c, domain, sizeof domain - 1) &&
-             EVP_DigestUpdate(c, base, 16) && EVP_DigestUpdate(c, lenb, 8) &&
-             (!salt_len || EVP_DigestUpdate(c, salt, salt_len)) && EVP_DigestUpdate(c, ix, 4) &&
-             EVP_DigestFinal_ex(c, md, &mdlen);
+    int ok = c && EVP_DigestInit_ex(c, EVP_sha256(), NULL) &&
+             EVP_DigestUpdate(c, domain, sizeof domain - 1) && EVP_DigestUpdate(c, base, 16) &&
+             EVP_DigestUpdate(c, lenb, 8) && (!salt_len || EVP_DigestUpdate(c, salt, salt_len)) &&
+             EVP_DigestUpdate(c, ix, 4) && EVP_DigestFinal_ex(c, md, &mdlen);
     EVP_MD_CTX_free(c);
     if (!ok || mdlen < 16) {
         /* OpenSSL cannot fail SHA-256 short of memory exhaustion; keep the
          * id deterministic all the same (a weaker mix of the same inputs). */
         uint64_t h = 1469598103934665603ull;
         const uint8_t *p = base;
-        for (size_t i = 0; i < 16; i++) h = (h ^ p[i]) * 1099511628211ull;
+        for (size_t i = 0; i < 16; i++)
+            h = (h ^ p[i]) * 1099511628211ull;
         p = salt;
-        for (size_t i = 0; i < salt_len; i++) h = (h ^ p[i]) * 1099511628211ull;
-        for (int i = 0; i < 4; i++) h = (h ^ ix[i]) * 1099511628211ull;
+        for (size_t i = 0; i < salt_len; i++)
+            h = (h ^ p[i]) * 1099511628211ull;
+        for (int i = 0; i < 4; i++)
+            h = (h ^ ix[i]) * 1099511628211ull;
         for (int i = 0; i < 16; i++) {
             md[i] = (uint8_t)(h >> (8 * (i % 8)));
             if (i == 7) h = (h ^ 0x5bd1e995u) * 1099511628211ull;
@@ -119,7 +123,8 @@ int factum_decision_add(factum_decision *d, const char *type, uint32_t flags, co
                         const void *metadata, size_t metadata_len)
 {
     if (!d || (len && !data) || (metadata_len && !metadata)) return FACTUM_EINVAL;
-    if (!type || !*type || strnlen(type, FACTUM_MAX_TYPE_LEN + 1) > FACTUM_MAX_TYPE_LEN) return FACTUM_EBADTYPE;
+    if (!type || !*type || strnlen(type, FACTUM_MAX_TYPE_LEN + 1) > FACTUM_MAX_TYPE_LEN)
+        return FACTUM_EBADTYPE;
     if (d->n >= DECISION_MAX) return FACTUM_ETOOBIG;
     if (d->n == d->cap) {
         size_t cap = d->cap ? d->cap * 2 : 4;
@@ -168,16 +173,18 @@ void factum_decider_def_init(factum_decider_def *d)
     d->backoff_max_ms = 50;
 }
 
-static int decider_new(factum_store *s, factum_client *client, const factum_decider_def *def, factum_decider **out)
+static int decider_new(factum_store *s, factum_client *client, const factum_decider_def *def,
+                       factum_decider **out)
 {
     if ((!s && !client) || !def || !out) return FACTUM_EINVAL;
     *out = NULL;
     if (!def->initial || !def->evolve || !def->decide || !def->state_free || !def->max_attempts)
         return FACTUM_EINVAL;
-    int snaps = (def->snapshot_encode != NULL) + (def->snapshot_decode != NULL) + (def->snapshot_type != NULL);
+    int snaps =
+        (def->snapshot_encode != NULL) + (def->snapshot_decode != NULL) + (def->snapshot_type != NULL);
     if (snaps != 0 && snaps != 3) return FACTUM_EINVAL;
-    if (def->snapshot_type && (!*def->snapshot_type ||
-                               strnlen(def->snapshot_type, FACTUM_MAX_TYPE_LEN + 1) > FACTUM_MAX_TYPE_LEN))
+    if (def->snapshot_type &&
+        (!*def->snapshot_type || strnlen(def->snapshot_type, FACTUM_MAX_TYPE_LEN + 1) > FACTUM_MAX_TYPE_LEN))
         return FACTUM_EINVAL;
     factum_decider *d = calloc(1, sizeof *d);
     if (!d) return -ENOMEM;
@@ -214,7 +221,8 @@ void factum_decider_free(factum_decider *d)
 
 /* The state of a stream, loaded: snapshot + replay (SN-3 of snapshot.c
  * keeps the two consistent). */
-static int load(factum_decider *d, const char *stream, void **state_out, int64_t *version, int64_t *snap_version)
+static int load(factum_decider *d, const char *stream, void **state_out, int64_t *version,
+                int64_t *snap_version)
 {
     const factum_decider_def *def = &d->def;
     factum_event page[LOAD_PAGE];
@@ -243,7 +251,8 @@ static int load(factum_decider *d, const char *stream, void **state_out, int64_t
         if (snap.found) {
             size_t m;
             uint64_t nx;
-            if ((rc = factum_read_stream(d->store, stream, 0, FACTUM_FORWARD, page, LOAD_PAGE, &m, &nx))) return rc;
+            if ((rc = factum_read_stream(d->store, stream, 0, FACTUM_FORWARD, page, LOAD_PAGE, &m, &nx)))
+                return rc;
             n = m;
             next = nx;
         }
@@ -278,8 +287,8 @@ typedef struct seen_cmd {
     const uint8_t *cmd; /* NULL: no command id */
     const char *stream;
     size_t slen;
-    uint32_t next;      /* index of the next derived id to look for */
-    uint8_t want[16];   /* its id */
+    uint32_t next;    /* index of the next derived id to look for */
+    uint8_t want[16]; /* its id */
     int found;
     uint64_t first_version, first_position, last_version, last_position;
 } seen_cmd;
@@ -386,7 +395,8 @@ static int remote_load(factum_decider *d, const char *stream, void **state_out, 
                 return rc;
             }
             size_t n = factum_client_batch_count(b);
-            if (first && with_snapshot && (n ? factum_client_batch_event(b, 0)->version != from : from <= last)) {
+            if (first && with_snapshot &&
+                (n ? factum_client_batch_event(b, 0)->version != from : from <= last)) {
                 restart = 1; /* the stream was truncated after the snapshot: replay it whole */
                 factum_client_batch_free(b);
                 break;
@@ -438,10 +448,12 @@ static int remote_snapshot_write(factum_decider *d, const char *stream, uint64_t
     rc = snapshot_retention_doc(json, strlen(json), keep, &b);
     free(json);
     if (rc == 1)
-        rc = factum_client_set_stream_metadata(d->client, name, mv < 0 ? FACTUM_NO_STREAM : mv, (const char *)b.data,
-                                               NULL);
+        rc = factum_client_set_stream_metadata(d->client, name, mv < 0 ? FACTUM_NO_STREAM : mv,
+                                               (const char *)b.data, NULL);
     base_buf_free(&b);
-    return rc == FACTUM_EWRONGVERSION ? 0 : rc; /* another writer set it meanwhile: the next snapshot checks again */
+    return rc == FACTUM_EWRONGVERSION
+               ? 0
+               : rc; /* another writer set it meanwhile: the next snapshot checks again */
 }
 
 int factum_decider_load(factum_decider *d, const char *stream, void **state, int64_t *version,
@@ -453,7 +465,8 @@ int factum_decider_load(factum_decider *d, const char *stream, void **state, int
     seen_cmd sc;
     seen_init(&sc, NULL, stream, 0);
     for (int i = 0; i < 4; i++) {
-        rc = d->store ? load(d, stream, state, version, &sv) : remote_load(d, stream, state, version, &sv, &sc);
+        rc = d->store ? load(d, stream, state, version, &sv)
+                      : remote_load(d, stream, state, version, &sv, &sc);
         if (rc != FACTUM_EWRONGVERSION) break;
     }
     if (!rc && snapshot_version) *snapshot_version = sv;
@@ -478,8 +491,8 @@ static void backoff(const factum_decider_def *def, uint32_t attempt)
 
 /* Fold the events just appended into the loaded state and write a
  * snapshot of it (DC-4). */
-static int snapshot_after(factum_decider *d, const char *stream, void *state, const factum_event_data *evs, size_t n,
-                          const factum_append_result *ar)
+static int snapshot_after(factum_decider *d, const char *stream, void *state, const factum_event_data *evs,
+                          size_t n, const factum_append_result *ar)
 {
     const factum_decider_def *def = &d->def;
     for (size_t i = 0; i < n; i++) {
@@ -513,8 +526,8 @@ static int snapshot_after(factum_decider *d, const char *stream, void *state, co
     return rc;
 }
 
-int factum_decider_handle(factum_decider *d, const char *stream, const void *command, const uint8_t *command_id,
-                          factum_decide_result *res)
+int factum_decider_handle(factum_decider *d, const char *stream, const void *command,
+                          const uint8_t *command_id, factum_decide_result *res)
 {
     factum_decide_result local;
     if (!res) res = &local;
@@ -558,8 +571,9 @@ int factum_decider_handle(factum_decider *d, const char *stream, const void *com
                     res->last_position = e.position;
                 }
                 res->n_events = 0;
-                res->version = factum_stream_get_info(d->store, stream, &info) == 0 ? info.last_version
-                                                                                     : (int64_t)res->last_version;
+                res->version = factum_stream_get_info(d->store, stream, &info) == 0
+                                   ? info.last_version
+                                   : (int64_t)res->last_version;
                 rc = 0;
                 break;
             }
@@ -613,8 +627,10 @@ int factum_decider_handle(factum_decider *d, const char *stream, const void *com
             e->metadata = dec.ev[i].meta;
             e->metadata_len = dec.ev[i].meta_len;
             e->has_id = 1;
-            if (command_id) factum_app_derive_id(command_id, stream, slen, (uint32_t)i, e->id);
-            else factum_uuid_v4(e->id);
+            if (command_id)
+                factum_app_derive_id(command_id, stream, slen, (uint32_t)i, e->id);
+            else
+                factum_uuid_v4(e->id);
         }
         factum_append_result ar;
         rc = d->store ? factum_append(d->store, stream, version, evs, dec.n, &ar)
@@ -635,7 +651,8 @@ int factum_decider_handle(factum_decider *d, const char *stream, const void *com
         res->last_position = ar.last_position;
         res->version = (int64_t)ar.last_version;
         int64_t base = snap_version < 0 ? -1 : snap_version;
-        if (def->snapshot_every && !ar.idempotent && (int64_t)ar.last_version - base >= (int64_t)def->snapshot_every) {
+        if (def->snapshot_every && !ar.idempotent &&
+            (int64_t)ar.last_version - base >= (int64_t)def->snapshot_every) {
             res->snapshot_rc = snapshot_after(d, stream, state, evs, dec.n, &ar);
             res->snapshot_written = res->snapshot_rc == 0;
         }

@@ -31,8 +31,8 @@
 #include "store/store_int.h"
 
 #define SNAP_PREFIX_LEN (sizeof FACTUM_SNAPSHOT_PREFIX - 1)
-#define SNAP_PAGE 16
-#define LOAD_TRIES 4
+#define SNAP_PAGE       16
+#define LOAD_TRIES      4
 
 int snapshot_source(const char *stream, size_t len, const char **source, size_t *source_len)
 {
@@ -239,8 +239,8 @@ static int set_retention(factum_store *s, const char *name, uint32_t keep)
         rc = snapshot_retention_doc(json, len, keep, &b);
         free(json);
         if (rc == 1)
-            rc = factum_set_stream_metadata(s, name, mv < 0 ? FACTUM_NO_STREAM : mv, (const char *)b.data, b.len,
-                                            NULL);
+            rc = factum_set_stream_metadata(s, name, mv < 0 ? FACTUM_NO_STREAM : mv, (const char *)b.data,
+                                            b.len, NULL);
         base_buf_free(&b);
         if (rc != FACTUM_EWRONGVERSION) return rc;
     }
@@ -320,7 +320,8 @@ int store_find_event_id(factum_store *s, const char *stream, const uint8_t id[16
     for (size_t i = 0; i < n; i++) {
         factum_event e;
         if ((rc = event_at(s, los[i], &e))) return rc;
-        if (e.position > committed || memcmp(e.id, id, 16) || e.stream_len != len || memcmp(e.stream, stream, len))
+        if (e.position > committed || memcmp(e.id, id, 16) || e.stream_len != len ||
+            memcmp(e.stream, stream, len))
             continue;
         *ev = e;
         return 1;

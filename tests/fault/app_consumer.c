@@ -23,7 +23,8 @@ static int effect_sql(void *ctx, struct sqlite3 *db, const factum_event *ev)
 {
     (void)ctx;
     sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(db, "INSERT INTO effects(stream, version) VALUES (?1, ?2)", -1, &st, NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v2(db, "INSERT INTO effects(stream, version) VALUES (?1, ?2)", -1, &st, NULL) !=
+        SQLITE_OK)
         return FACTUM_ETARGET;
     sqlite3_bind_text(st, 1, ev->stream, (int)ev->stream_len, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, (sqlite3_int64)ev->version);
@@ -130,8 +131,10 @@ static void t_kill9(void)
         kill(pid, SIGKILL);
         int status;
         waitpid(pid, &status, 0);
-        if (WIFSIGNALED(status)) killed_busy++;
-        else CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        if (WIFSIGNALED(status))
+            killed_busy++;
+        else
+            CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
         add_orders(&r, (int)h_below(&r, 60), &total);
     }
     /* a last run to the end, not killed */
@@ -148,8 +151,8 @@ static void t_kill9(void)
     sqlite3 *db;
     REQUIRE(sqlite3_open(dbpath, &db) == SQLITE_OK);
     sqlite3_stmt *st;
-    REQUIRE(sqlite3_prepare_v2(db, "SELECT count(*), count(DISTINCT stream || '/' || version) FROM effects", -1, &st,
-                               NULL) == SQLITE_OK);
+    REQUIRE(sqlite3_prepare_v2(db, "SELECT count(*), count(DISTINCT stream || '/' || version) FROM effects",
+                               -1, &st, NULL) == SQLITE_OK);
     REQUIRE(sqlite3_step(st) == SQLITE_ROW);
     int rows = sqlite3_column_int(st, 0), distinct = sqlite3_column_int(st, 1);
     sqlite3_finalize(st);

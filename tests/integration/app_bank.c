@@ -56,7 +56,8 @@ int main(int argc, char **argv)
     int status = 0;
     if (!strcmp(argv[1], "setup")) {
         bank_command open = {BANK_OPEN, 0, "Alice"}, dep = {BANK_DEPOSIT, 5000, NULL};
-        if (factum_decider_handle(d, STREAM, &open, NULL, NULL) || factum_decider_handle(d, STREAM, &dep, NULL, NULL))
+        if (factum_decider_handle(d, STREAM, &open, NULL, NULL) ||
+            factum_decider_handle(d, STREAM, &dep, NULL, NULL))
             status = 1;
     } else if (!strcmp(argv[1], "work") && argc == 5) {
         uint64_t seed = strtoull(argv[3], NULL, 0);
@@ -65,8 +66,8 @@ int main(int argc, char **argv)
         int acc = 0, refused = 0;
         uint64_t attempts = 0;
         for (int i = 0; i < ops; i++) {
-            bank_command cmd = {rnd(&seed) % 4 == 0 ? BANK_DEPOSIT : BANK_WITHDRAW, 1 + (int64_t)(rnd(&seed) % 120),
-                                NULL};
+            bank_command cmd = {rnd(&seed) % 4 == 0 ? BANK_DEPOSIT : BANK_WITHDRAW,
+                                1 + (int64_t)(rnd(&seed) % 120), NULL};
             uint8_t id[16];
             factum_uuid_v4(id);
             factum_decide_result r;
@@ -74,8 +75,10 @@ int main(int argc, char **argv)
             attempts += r.attempts;
             if (rc == 0 && r.n_events == 1) {
                 acc++;
-                if (cmd.kind == BANK_DEPOSIT) dep += cmd.amount;
-                else wd += cmd.amount;
+                if (cmd.kind == BANK_DEPOSIT)
+                    dep += cmd.amount;
+                else
+                    wd += cmd.amount;
             } else if (rc == BANK_EINSUFFICIENT) {
                 refused++;
             } else {

@@ -230,7 +230,8 @@ static void t_bounded_retries(void)
     size_t n;
     CHECK_RC(factum_read_stream(s, "m-1", 0, FACTUM_FORWARD, ev, 16, &n, NULL), 0);
     CHECK(n == 5); /* the meddler's only */
-    for (size_t i = 0; i < n; i++) CHECK(!strcmp(ev[i].type, "Meddle"));
+    for (size_t i = 0; i < n; i++)
+        CHECK(!strcmp(ev[i].type, "Meddle"));
     factum_decider_free(d);
     CHECK_RC(factum_store_close(s), 0);
     harness_rm_rf(dir);
@@ -239,7 +240,7 @@ static void t_bounded_retries(void)
 /* ---- many threads, one account ---------------------------------------- */
 
 #define THREADS 8
-#define OPS 150
+#define OPS     150
 
 typedef struct worker {
     factum_decider *d;
@@ -265,8 +266,10 @@ static void *work(void *arg)
         w->attempts += res.attempts;
         if (rc == 0 && res.n_events == 1) {
             w->accepted++;
-            if (deposit) w->deposited += amount;
-            else w->withdrawn += amount;
+            if (deposit)
+                w->deposited += amount;
+            else
+                w->withdrawn += amount;
         } else if (rc == BANK_EINSUFFICIENT) {
             w->refused++;
         } else {
@@ -321,8 +324,8 @@ static void t_concurrent_withdrawals(void)
     int64_t model = 5000 + dep - wd + 7; /* + the one shared command, once */
     int64_t v;
     CHECK(balance_of(d, "account-c", &v, NULL) == model);
-    printf("  %d accepted, %d refused, %" PRIu64 " decide attempts for %d commands; balance %" PRId64 "\n", acc,
-           refused, attempts, THREADS * OPS, model);
+    printf("  %d accepted, %d refused, %" PRIu64 " decide attempts for %d commands; balance %" PRId64 "\n",
+           acc, refused, attempts, THREADS * OPS, model);
     /* the stream: every accepted op once (no lost update), running balance >= 0 */
     CHECK(v == 2 + acc); /* open, first deposit, the accepted ops, the shared one */
     int64_t bal = 0, min = 0, n_events = 0;

@@ -81,7 +81,8 @@ static void t_write_load_and_reads_unchanged(void)
     CHECK_EQ_U64(sn.version, 6);
     CHECK_EQ_U64(sn.from, 7);
     CHECK(sn.last_version == 9);
-    CHECK(sn.event.data_len == strlen("{\"upto\":6}") && !memcmp(sn.event.data, "{\"upto\":6}", sn.event.data_len));
+    CHECK(sn.event.data_len == strlen("{\"upto\":6}") &&
+          !memcmp(sn.event.data, "{\"upto\":6}", sn.event.data_len));
     CHECK(!strcmp(sn.event.type, "Snap"));
     CHECK(sn.event.flags & FACTUM_EVENT_JSON);
     CHECK_EQ_U64(n, 3);
@@ -156,7 +157,8 @@ static void t_retention(void)
     /* a custom key of the snapshot stream's metadata survives */
     const char *m = "{\"owner\":\"ops\"}";
     CHECK_RC(factum_set_stream_metadata(s, "$snapshots-acc-1", FACTUM_ANY, m, strlen(m), NULL), 0);
-    for (uint64_t v = 0; v < 10; v++) snap(s, "acc-1", v, 0);
+    for (uint64_t v = 0; v < 10; v++)
+        snap(s, "acc-1", v, 0);
     factum_event ev[16];
     size_t n;
     CHECK_RC(factum_read_stream(s, "$snapshots-acc-1", 0, FACTUM_FORWARD, ev, 16, &n, NULL), 0);
@@ -190,8 +192,12 @@ static void t_unusable(void)
     append_n(s, "acc-1", 5);
     snap(s, "acc-1", 2, 10);
     /* written by hand (embedded appends are not checked): beyond the stream, malformed */
-    const char *metas[] = {"{\"$streamVersion\":100}", "{\"$streamVersion\":-1}", "{\"$streamVersion\":\"3\"}",
-                           "not json", "[]", ""};
+    const char *metas[] = {"{\"$streamVersion\":100}",
+                           "{\"$streamVersion\":-1}",
+                           "{\"$streamVersion\":\"3\"}",
+                           "not json",
+                           "[]",
+                           ""};
     for (size_t i = 0; i < sizeof metas / sizeof metas[0]; i++) {
         factum_event_data e = harness_event("Snap", "{\"bad\":1}");
         e.metadata = metas[i];
