@@ -37,6 +37,9 @@
 
 #define DECISION_MAX 4096u
 #define LOAD_PAGE    256
+/* Events per read over the network: fewer round trips (the client keeps
+ * its pages' memory for the next reads; factum_client.h). */
+#define REMOTE_PAGE  2048
 
 /* ---- derived ids ----------------------------------------------------- */
 
@@ -388,7 +391,7 @@ static int remote_load(factum_decider *d, const char *stream, void **state_out, 
         int restart = 0, first = 1;
         for (;;) {
             /* UPCAST: as in load() */
-            rc = factum_client_read_stream(d->client, stream, from, FACTUM_FORWARD, LOAD_PAGE, &b);
+            rc = factum_client_read_stream(d->client, stream, from, FACTUM_FORWARD, REMOTE_PAGE, &b);
             if (rc == FACTUM_ENOTFOUND) rc = FACTUM_EWRONGVERSION; /* deleted meanwhile: load again */
             if (rc) {
                 def->state_free(def->ctx, st);
@@ -414,7 +417,7 @@ static int remote_load(factum_decider *d, const char *stream, void **state_out, 
                 def->state_free(def->ctx, st);
                 return rc;
             }
-            if (n < LOAD_PAGE) break;
+            if (n < REMOTE_PAGE) break;
         }
         if (!restart) break;
     }
