@@ -284,6 +284,15 @@ static void *work(void *arg)
     return NULL;
 }
 
+/* The account's decide, slowed down a little: more commands decide on the
+ * same version, so conflicts (and their retries) are certain, not lucky. */
+static int (*bank_decide)(void *, const void *, const void *, factum_decision *);
+static int slow_decide(void *ctx, const void *command, const void *state, factum_decision *out)
+{
+    usleep(50);
+    return bank_decide(ctx, command, state, out);
+}
+
 static void t_concurrent_withdrawals(void)
 {
     uint64_t seed = harness_seed("concurrent withdrawals");
@@ -293,6 +302,8 @@ static void t_concurrent_withdrawals(void)
     factum_decider_def def;
     bank_decider_def(&def, 16); /* snapshots written while others write */
     def.max_attempts = 1000;
+    bank_decide = def.decide;
+    def.decide = slow_decide;
     factum_decider *d;
     REQUIRE(factum_decider_new(s, &def, &d) == 0);
     CHECK_RC(cmd(d, "account-c", BANK_OPEN, 0, NULL, NULL), 0);
