@@ -56,6 +56,13 @@ static void t_derive_id(void)
     CHECK(!memcmp(a, b, 16));
     CHECK(memcmp(a, c, 16) && memcmp(a, d, 16) && memcmp(a, base, 16));
     CHECK((a[6] >> 4) == 8 && (a[8] & 0xc0) == 0x80);
+    /* a fixed vector: examples/bank/node/bank.js derives the same (bank-example.test.js) */
+    uint8_t b16[16];
+    char text[37];
+    for (int i = 0; i < 16; i++) b16[i] = (uint8_t)i;
+    factum_app_derive_id(b16, "account-1", 9, 2, a);
+    factum_uuid_format(a, text);
+    CHECK(!strcmp(text, "c2bd4492-a06f-845d-a42d-d728fe105c39"));
 }
 
 static void t_bank_rules(void)
