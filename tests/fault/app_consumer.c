@@ -129,7 +129,7 @@ static void t_kill9(void)
     unlink(dbpath);
     int total = 0, killed_busy = 0;
     add_orders(&r, 300, &total);
-    int cycles = getenv("FACTUM_CONSUMER_CYCLES") ? atoi(getenv("FACTUM_CONSUMER_CYCLES")) : 30;
+    int cycles = getenv("FACTUM_CONSUMER_CYCLES") ? atoi(getenv("FACTUM_CONSUMER_CYCLES")) : 20;
     for (int c = 0; c < cycles; c++) {
         pid_t pid = fork();
         REQUIRE(pid >= 0);
@@ -153,7 +153,7 @@ static void t_kill9(void)
             }
             sqlite3_close(db);
         }
-        add_orders(&r, 100 + (int)h_below(&r, 300), &total);
+        add_orders(&r, 80 + (int)h_below(&r, 200), &total);
     }
     /* a last run to the end, not killed */
     pid_t pid = fork();
