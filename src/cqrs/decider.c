@@ -39,7 +39,7 @@
 #define LOAD_PAGE    256
 /* Events per read over the network: fewer round trips (the client keeps
  * its pages' memory for the next reads; factum_client.h). */
-#define REMOTE_PAGE  2048
+#define REMOTE_PAGE 2048
 
 /* ---- derived ids ----------------------------------------------------- */
 
