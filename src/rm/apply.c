@@ -107,7 +107,9 @@ static int careful(rm_gen *g, const factum_event *evs, size_t n, uint64_t to)
     for (size_t i = 0; !rc && i < n; i++) {
         const factum_event *ev = &evs[i];
         const rm_handler *h = handler_of(g, ev);
-        int upfail = g->upfail[i] && (h || g->js); /* a failed upcast of an event it may handle */
+        /* An event of its streams that cannot be upcast goes through the
+         * policy whatever its type: the type it would have is unknown. */
+        int upfail = g->upfail[i] != NULL;
         if (!upfail && !h && !(g->js && rm_js_has(g->js, i))) continue;
         if ((rc = o->savepoint(g->conn, 0, g->err, sizeof g->err))) break;
         const char *failed = NULL;
@@ -181,7 +183,7 @@ static int apply_page(rm_gen *g, const factum_event *evs, size_t n, uint64_t to)
     uint64_t applied = 0;
     for (size_t i = 0; i < n; i++) {
         const rm_handler *h = handler_of(g, &evs[i]);
-        int upfail = g->upfail[i] && (h || g->js);
+        int upfail = g->upfail[i] != NULL; /* as in careful() */
         if (!upfail && !h && !(g->js && rm_js_has(g->js, i))) continue;
         const char *failed = NULL;
         if ((rc = run_event(g, h, i, &evs[i], &failed))) {
