@@ -857,24 +857,12 @@ static void event_err(factum_upcast_buf *b, const factum_event *ev, int64_t vers
     va_end(ap);
 }
 
-int factum_upcast(factum_store *s, const factum_event *in, factum_upcast_buf *b, factum_event *out)
+/* Upcast `in` through table t (whose read lock the caller holds, if it
+ * has one): factum_upcast after the fast path. */
+static int upcast_core(const upc_table *t, size_t max_size, const factum_event *in, uint64_t hash,
+                       factum_upcast_buf *b, factum_event *out)
 {
-    if (!s || !in || !b || !out) return FACTUM_EINVAL;
-    b->err[0] = 0;
-    int rc = reg_refresh(s);
-    if (rc) return rc;
-    upc_reg *r = s->upc;
-    if (!atomic_load_explicit(&r->count, memory_order_relaxed) || !in->type || in->type[0] == '$') {
-        if (out != in) *out = *in;
-        return 0;
-    }
-    uint64_t hash = base_hash64(in->type, in->type_len);
-    pthread_rwlock_rdlock(&r->rw);
-    if (!table_has_type(&r->t, in->type, in->type_len, hash)) { /* UPC-4 */
-        pthread_rwlock_unlock(&r->rw);
-        if (out != in) *out = *in;
-        return 0;
-    }
+    int rc = 0;
     json_value *meta = NULL, *data = NULL;
     int64_t v = 1;
     if (in->metadata_len) json_parse((const char *)in->metadata, in->metadata_len, &meta);
@@ -891,7 +879,7 @@ int factum_upcast(factum_store *s, const factum_event *in, factum_upcast_buf *b,
         goto done;
     }
     int64_t v0 = v;
-    u = table_find(&r->t, type, type_len, hash, v);
+    u = table_find(t, type, type_len, hash, v);
     if (!u) goto done; /* at or past every registered version */
     rc = json_parse((const char *)in->data, in->data_len, &data);
     if (rc == -ENOMEM) goto done;
@@ -918,10 +906,9 @@ int factum_upcast(factum_store *s, const factum_event *in, factum_upcast_buf *b,
         }
         v = u->to;
         type_len = strlen(type);
-        u = table_find(&r->t, type, type_len, base_hash64(type, type_len), v);
+        u = table_find(t, type, type_len, base_hash64(type, type_len), v);
     }
-    /* The new data and metadata (the read lock is still held: `type` may
-     * point into the registry). */
+    /* The new data and metadata. */
     b->d.len = b->m.len = 0;
     rc = json_write_value(&b->d, data);
     if (!rc) {
@@ -940,9 +927,9 @@ int factum_upcast(factum_store *s, const factum_event *in, factum_upcast_buf *b,
         }
     }
     if (rc) goto done;
-    if (b->d.len + b->m.len > s->opts.max_event_size) {
+    if (b->d.len + b->m.len > max_size) {
         event_err(b, in, v0, "the upcast event (%zu bytes) is over the event size limit (%zu)", b->d.len + b->m.len,
-                  s->opts.max_event_size);
+                  max_size);
         rc = FACTUM_EUPCAST;
         goto done;
     }
@@ -971,9 +958,61 @@ int factum_upcast(factum_store *s, const factum_event *in, factum_upcast_buf *b,
     *out = e;
     rc = 1;
 done:
-    if (r) pthread_rwlock_unlock(&r->rw);
     json_free(meta);
     json_free(data);
     if (!rc && out != in) *out = *in;
+    return rc;
+}
+
+int factum_upcast(factum_store *s, const factum_event *in, factum_upcast_buf *b, factum_event *out)
+{
+    if (!s || !in || !b || !out) return FACTUM_EINVAL;
+    b->err[0] = 0;
+    int rc = reg_refresh(s);
+    if (rc) return rc;
+    upc_reg *r = s->upc;
+    if (!atomic_load_explicit(&r->count, memory_order_relaxed) || !in->type || in->type[0] == '$') {
+        if (out != in) *out = *in;
+        return 0;
+    }
+    uint64_t hash = base_hash64(in->type, in->type_len);
+    pthread_rwlock_rdlock(&r->rw);
+    if (!table_has_type(&r->t, in->type, in->type_len, hash)) { /* UPC-4 */
+        pthread_rwlock_unlock(&r->rw);
+        if (out != in) *out = *in;
+        return 0;
+    }
+    /* The read lock stays held until the output is written: the new type
+     * may point into the registry (UPC-3). */
+    rc = upcast_core(&r->t, s->opts.max_event_size, in, hash, b, out);
+    pthread_rwlock_unlock(&r->rw);
+    return rc;
+}
+
+int upc_apply_docs(const char *const *docs, const size_t *lens, size_t n, size_t max_size, const factum_event *in,
+                   factum_upcast_buf *b, factum_event *out)
+{
+    upc_table t = {calloc(UPC_BUCKETS, sizeof(upcaster *)), 0};
+    if (!t.b) return -ENOMEM;
+    int rc = 0;
+    for (size_t i = 0; !rc && i < n; i++) {
+        upcaster *u;
+        if (parse_doc(docs[i], lens[i], &u, NULL, 0)) continue;
+        upcaster **pp = table_slot(&t, u->type, u->type_len, u->hash, u->from);
+        if (*pp) {
+            u->next = (*pp)->next;
+            upcaster_free(*pp);
+        } else {
+            t.n++;
+        }
+        *pp = u;
+    }
+    b->err[0] = 0;
+    if (!in->type || in->type[0] == '$' || !table_has_type(&t, in->type, in->type_len, base_hash64(in->type, in->type_len))) {
+        if (out != in) *out = *in;
+    } else {
+        rc = upcast_core(&t, max_size, in, base_hash64(in->type, in->type_len), b, out);
+    }
+    table_free(&t);
     return rc;
 }

@@ -26,6 +26,13 @@ void upc_reg_free(upc_reg *r);
  * Returns 0, FACTUM_EBADJSON or FACTUM_EINVAL. */
 int upc_check_event(const char *type, const void *data, size_t len, char *err, size_t err_len);
 
+/* Upcast `in` with the upcasters of documents docs[0..n) (invalid ones are
+ * ignored; later ones replace earlier ones of the same type and version)
+ * instead of a store's registry, with max_size as the output limit: what
+ * factum_upcast does, without a store (the fuzz target). */
+int upc_apply_docs(const char *const *docs, const size_t *lens, size_t n, size_t max_size, const factum_event *in,
+                   factum_upcast_buf *b, factum_event *out);
+
 /* Is `name` (len bytes) the registry's stream? (writer.c) */
 static inline int upc_is_stream(const char *name, size_t len)
 {
