@@ -5,8 +5,8 @@
 // server). Upcasters are registered by appending to `$upcasters` with the
 // client, after the events were written; then every read path returns the
 // upcast events: readStream both ways, readAll both ways, subscribeToStream,
-// subscribeToAll with a filter, a persistent subscription (consumer group)
-// and a JavaScript projection's handlers. A chain v1 -> v2 -> v3 with a type
+// subscribeToAll with a filter, a persistent subscription (consumer group,
+// parked events replayed too) and a JavaScript projection's handlers. A chain v1 -> v2 -> v3 with a type
 // rename composes; a bad document is refused at append time with its
 // reason; a failing upcaster ends each read path with an error naming the
 // event, and faults a projection.
@@ -159,6 +159,29 @@ describe('upcasting by the store, through the official Node client', () => {
     await sub.unsubscribe();
     assert.deepEqual(got[0].data, { money: { cents: 100, currency: 'EUR' } });
     assert.deepEqual(got[0].metadata, { $schemaVersion: 3 });
+  });
+
+  it('upcasts parked events replayed to a consumer group', async () => {
+    await client.createPersistentSubscriptionToStream(ACC, 'parking', streamSettings({ startFrom: START }));
+    const sub = client.subscribeToPersistentSubscriptionToStream(ACC, 'parking');
+    const replayed = [];
+    let parked = false;
+    sub.on('data', async (e) => {
+      if (!parked && e.event.revision === 0n) {
+        parked = true;
+        await sub.nack('park', 'later', e);
+        return;
+      }
+      if (parked && e.event.revision === 0n) replayed.push(e.event);
+      await sub.ack(e);
+    });
+    await until('parked', async () =>
+      (await client.getPersistentSubscriptionToStreamInfo(ACC, 'parking')).stats.parkedMessageCount === 1n);
+    await client.replayParkedMessagesToStream(ACC, 'parking');
+    await until('replayed', () => replayed.length === 1);
+    await sub.unsubscribe();
+    assert.equal(replayed[0].type, 'FundsDeposited');
+    assert.deepEqual(replayed[0].data, { money: { cents: 100, currency: 'EUR' } });
   });
 
   it('gives a JavaScript projection the upcast events, by their new type', async () => {
