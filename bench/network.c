@@ -344,9 +344,10 @@ static void w5(void)
         static const char doc[] = W5U_DOC;
         factum_event_data up = {.type = FACTUM_UPCASTER_SET_TYPE, .flags = FACTUM_EVENT_JSON, .data = doc,
                                 .data_len = sizeof doc - 1};
+        none = w5_passes(c, "W5N", ", again: the baseline of W5U");
         if (factum_client_append(c, FACTUM_UPCASTERS_STREAM, FACTUM_ANY, &up, 1, NULL)) exit(1);
         double with = w5_passes(c, "W5U", ", one upcaster (2 steps) on every event");
-        printf("| W5U/W5 | network | upcasting's cost on W5 | %.3f | |\n", with / none);
+        printf("| W5U/W5N | network | upcasting's cost on W5 | %.3f | |\n", with / none);
         result("W5U", "ratio", with / none);
         static const char rm[] = "{\"eventType\":\"MoneyDeposited\",\"fromVersion\":1}";
         factum_event_data del = {.type = FACTUM_UPCASTER_REMOVED_TYPE, .flags = FACTUM_EVENT_JSON, .data = rm,

@@ -88,17 +88,6 @@ struct upc_reg {
     _Atomic size_t count;
 };
 
-struct factum_upcast_buf {
-    struct ublk *blocks;
-    base_buf d, m;
-    char err[1536];
-};
-
-typedef struct ublk {
-    struct ublk *next;
-    uint8_t data[];
-} ublk;
-
 /* ---- messages ---------------------------------------------------------- */
 
 static void set_err(char *err, size_t el, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -657,6 +646,72 @@ int factum_upcaster_remove(factum_store *s, const char *type, int64_t from_versi
 
 /* ---- scratch buffers ---------------------------------------------------- */
 
+/* Bump allocation in chunks: `tree` holds the parsed data and metadata of
+ * one upcast (reset at the start of each: nothing in it is freed one by
+ * one), `out` the upcast events (reset by factum_upcast_buf_reset). A
+ * parse costs no malloc once the first chunk is there. */
+#define ARENA_CHUNK (64u * 1024u)
+
+typedef struct achunk {
+    struct achunk *next;
+    size_t size;
+    uint8_t data[];
+} achunk;
+
+typedef struct arena {
+    achunk *chunks; /* the current one first */
+    uint8_t *p, *end;
+} arena;
+
+struct factum_upcast_buf {
+    arena tree, out;
+    base_buf d, m;
+    char err[1536];
+};
+
+static void *aalloc(arena *a, size_t n)
+{
+    n = (n + 7) & ~(size_t)7;
+    if ((size_t)(a->end - a->p) < n) {
+        size_t size = n > ARENA_CHUNK ? n : ARENA_CHUNK;
+        achunk *c = malloc(sizeof *c + size);
+        if (!c) return NULL;
+        c->size = size;
+        c->next = a->chunks;
+        a->chunks = c;
+        a->p = c->data;
+        a->end = c->data + size;
+    }
+    void *r = a->p;
+    a->p += n;
+    return r;
+}
+
+/* Forget everything; keep the last chunk (the first made) if it is the
+ * ordinary size, so that the next use does not allocate. */
+static void areset(arena *a)
+{
+    achunk *keep = NULL;
+    for (achunk *c = a->chunks, *nx; c; c = nx) {
+        nx = c->next;
+        if (!nx && c->size == ARENA_CHUNK) keep = c;
+        else free(c);
+    }
+    a->chunks = keep;
+    if (keep) keep->next = NULL;
+    a->p = keep ? keep->data : NULL;
+    a->end = keep ? keep->data + keep->size : NULL;
+}
+
+static void afree(arena *a)
+{
+    for (achunk *c = a->chunks, *nx; c; c = nx) {
+        nx = c->next;
+        free(c);
+    }
+    memset(a, 0, sizeof *a);
+}
+
 int factum_upcast_buf_new(factum_upcast_buf **out)
 {
     if (!out) return FACTUM_EINVAL;
@@ -667,11 +722,7 @@ int factum_upcast_buf_new(factum_upcast_buf **out)
 void factum_upcast_buf_reset(factum_upcast_buf *b)
 {
     if (!b) return;
-    for (ublk *k = b->blocks, *nx; k; k = nx) {
-        nx = k->next;
-        free(k);
-    }
-    b->blocks = NULL;
+    areset(&b->out);
     b->err[0] = 0;
     /* Do not keep a large scratch buffer after a large event. */
     if (b->d.cap > (1u << 20)) base_buf_free(&b->d);
@@ -681,7 +732,8 @@ void factum_upcast_buf_reset(factum_upcast_buf *b)
 void factum_upcast_buf_free(factum_upcast_buf *b)
 {
     if (!b) return;
-    factum_upcast_buf_reset(b);
+    afree(&b->tree);
+    afree(&b->out);
     base_buf_free(&b->d);
     base_buf_free(&b->m);
     free(b);
@@ -692,7 +744,165 @@ const char *factum_upcast_buf_error(const factum_upcast_buf *b)
     return b ? b->err : "";
 }
 
-/* ---- applying ------------------------------------------------------------ */
+/* ---- parsing into the arena ---------------------------------------------- */
+
+/* Parse text that json_validate accepted (so: well formed, nested at most
+ * 64 deep, strings valid UTF-8 with paired surrogates) into a tree in a.
+ * Strings are decoded as json.c decodes them. NULL: out of memory. */
+static json_value *tparse(arena *a, const char **pp, const char *end);
+
+static void tskip(const char **pp, const char *end)
+{
+    const char *p = *pp;
+    while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')) p++;
+    *pp = p;
+}
+
+static unsigned thex4(const char *p)
+{
+    unsigned v = 0;
+    for (int i = 0; i < 4; i++) {
+        char c = p[i];
+        v = v << 4 | (unsigned)(c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10);
+    }
+    return v;
+}
+
+/* The string at *pp (its opening quote): decoded into the arena. */
+static char *tstring(arena *a, const char **pp, size_t *len)
+{
+    const char *p = *pp + 1, *q = p;
+    while (*q != '"') q += *q == '\\' ? 2 : 1; /* valid: every escape is whole */
+    char *s = aalloc(a, (size_t)(q - p) + 1), *o = s;
+    if (!s) return NULL;
+    while (p < q) {
+        if (*p != '\\') {
+            *o++ = *p++;
+            continue;
+        }
+        char e = p[1];
+        p += 2;
+        switch (e) {
+        case 'b': *o++ = '\b'; break;
+        case 'f': *o++ = '\f'; break;
+        case 'n': *o++ = '\n'; break;
+        case 'r': *o++ = '\r'; break;
+        case 't': *o++ = '\t'; break;
+        case 'u': {
+            unsigned cp = thex4(p);
+            p += 4;
+            if (cp >= 0xd800 && cp <= 0xdbff) {
+                cp = 0x10000 + ((cp - 0xd800) << 10) + (thex4(p + 2) - 0xdc00);
+                p += 6;
+            }
+            if (cp < 0x80) {
+                *o++ = (char)cp;
+            } else if (cp < 0x800) {
+                *o++ = (char)(0xc0 | (cp >> 6));
+                *o++ = (char)(0x80 | (cp & 0x3f));
+            } else if (cp < 0x10000) {
+                *o++ = (char)(0xe0 | (cp >> 12));
+                *o++ = (char)(0x80 | ((cp >> 6) & 0x3f));
+                *o++ = (char)(0x80 | (cp & 0x3f));
+            } else {
+                *o++ = (char)(0xf0 | (cp >> 18));
+                *o++ = (char)(0x80 | ((cp >> 12) & 0x3f));
+                *o++ = (char)(0x80 | ((cp >> 6) & 0x3f));
+                *o++ = (char)(0x80 | (cp & 0x3f));
+            }
+            break;
+        }
+        default: *o++ = e; /* " \ / */
+        }
+    }
+    *o = 0;
+    *len = (size_t)(o - s);
+    *pp = q + 1;
+    return s;
+}
+
+static json_value *tparse(arena *a, const char **pp, const char *end)
+{
+    tskip(pp, end);
+    const char *p = *pp;
+    json_value *v = aalloc(a, sizeof *v);
+    if (!v) return NULL;
+    memset(v, 0, sizeof *v);
+    switch (*p) {
+    case 'n': v->type = JSON_NULL; *pp = p + 4; return v;
+    case 't': v->type = JSON_TRUE; *pp = p + 4; return v;
+    case 'f': v->type = JSON_FALSE; *pp = p + 5; return v;
+    case '"':
+        v->type = JSON_STRING;
+        return (v->str = tstring(a, pp, &v->len)) ? v : NULL;
+    case '[':
+    case '{': {
+        int obj = *p == '{';
+        v->type = obj ? JSON_OBJECT : JSON_ARRAY;
+        *pp = p + 1;
+        size_t cap = 0;
+        for (;;) {
+            tskip(pp, end);
+            if (**pp == ']' || **pp == '}') {
+                (*pp)++;
+                return v;
+            }
+            if (**pp == ',') {
+                (*pp)++;
+                tskip(pp, end);
+            }
+            if (v->n == cap) { /* grow by copying: the old arrays stay in the arena */
+                size_t nc = cap ? cap * 2 : 8;
+                json_value **it = aalloc(a, nc * sizeof *it);
+                char **k = obj ? aalloc(a, nc * sizeof *k) : NULL;
+                size_t *kl = obj ? aalloc(a, nc * sizeof *kl) : NULL;
+                if (!it || (obj && (!k || !kl))) return NULL;
+                if (v->n) {
+                    memcpy(it, v->items, v->n * sizeof *it);
+                    if (obj) {
+                        memcpy(k, v->keys, v->n * sizeof *k);
+                        memcpy(kl, v->key_lens, v->n * sizeof *kl);
+                    }
+                }
+                v->items = it;
+                v->keys = k;
+                v->key_lens = kl;
+                cap = nc;
+            }
+            if (obj) {
+                if (!(v->keys[v->n] = tstring(a, pp, &v->key_lens[v->n]))) return NULL;
+                tskip(pp, end);
+                (*pp)++; /* ':' */
+            }
+            if (!(v->items[v->n] = tparse(a, pp, end))) return NULL;
+            v->n++;
+        }
+    }
+    default: { /* a number: its text */
+        const char *q = p;
+        while (q < end && (*q == '-' || *q == '+' || *q == '.' || *q == 'e' || *q == 'E' || (*q >= '0' && *q <= '9')))
+            q++;
+        v->type = JSON_NUMBER;
+        v->len = (size_t)(q - p);
+        if (!(v->str = aalloc(a, v->len + 1))) return NULL;
+        memcpy(v->str, p, v->len);
+        v->str[v->len] = 0;
+        *pp = q;
+        return v;
+    }
+    }
+}
+
+/* Validate and parse text into the arena: 0 and *out, FACTUM_EBADJSON, or
+ * -ENOMEM. */
+static int aparse(arena *a, const char *text, size_t len, json_value **out)
+{
+    if (json_validate(text, len)) return FACTUM_EBADJSON;
+    const char *p = text;
+    return (*out = tparse(a, &p, text + len)) ? 0 : -ENOMEM;
+}
+
+/* ---- changing a tree in the arena ------------------------------------------ */
 
 static long member_index(const json_value *o, const char *key, size_t len)
 {
@@ -701,11 +911,10 @@ static long member_index(const json_value *o, const char *key, size_t len)
     return -1;
 }
 
-/* Take member i out of o (its value is returned, its key freed). */
+/* Take member i out of o (its value is returned). */
 static json_value *member_take(json_value *o, size_t i)
 {
     json_value *v = o->items[i];
-    free(o->keys[i]);
     memmove(&o->keys[i], &o->keys[i + 1], (o->n - i - 1) * sizeof *o->keys);
     memmove(&o->key_lens[i], &o->key_lens[i + 1], (o->n - i - 1) * sizeof *o->key_lens);
     memmove(&o->items[i], &o->items[i + 1], (o->n - i - 1) * sizeof *o->items);
@@ -717,44 +926,130 @@ static json_value *member_take(json_value *o, size_t i)
 static void member_remove_all(json_value *o, const char *key, size_t len)
 {
     long i;
-    while ((i = member_index(o, key, len)) >= 0) json_free(member_take(o, (size_t)i));
+    while ((i = member_index(o, key, len)) >= 0) member_take(o, (size_t)i);
 }
 
-/* Add key: v to o (v is owned by o afterwards, or freed on failure). */
-static int member_add(json_value *o, const char *key, size_t len, json_value *v)
+/* Add key: v at the end of o (new arrays in the arena). */
+static int member_add(arena *a, json_value *o, const char *key, size_t len, json_value *v)
 {
-    char **k = realloc(o->keys, (o->n + 1) * sizeof *k);
-    if (k) o->keys = k;
-    size_t *kl = k ? realloc(o->key_lens, (o->n + 1) * sizeof *kl) : NULL;
-    if (kl) o->key_lens = kl;
-    json_value **it = kl ? realloc(o->items, (o->n + 1) * sizeof *it) : NULL;
-    if (it) o->items = it;
-    char *dup = it ? strndup(key, len) : NULL;
-    if (!dup) {
-        json_free(v);
-        return -ENOMEM;
+    char **k = aalloc(a, (o->n + 1) * sizeof *k);
+    size_t *kl = aalloc(a, (o->n + 1) * sizeof *kl);
+    json_value **it = aalloc(a, (o->n + 1) * sizeof *it);
+    char *dup = aalloc(a, len + 1);
+    if (!k || !kl || !it || !dup) return -ENOMEM;
+    if (o->n) {
+        memcpy(k, o->keys, o->n * sizeof *k);
+        memcpy(kl, o->key_lens, o->n * sizeof *kl);
+        memcpy(it, o->items, o->n * sizeof *it);
     }
-    o->keys[o->n] = dup;
-    o->key_lens[o->n] = len;
-    o->items[o->n] = v;
+    memcpy(dup, key, len);
+    dup[len] = 0;
+    k[o->n] = dup;
+    kl[o->n] = len;
+    it[o->n] = v;
+    o->keys = k;
+    o->key_lens = kl;
+    o->items = it;
     o->n++;
     return 0;
 }
 
-static json_value *value_clone(const json_value *v)
+/* A copy of v (a document's value) in the arena (NULL: out of memory). */
+static json_value *value_clone(arena *a, const json_value *v)
 {
-    base_buf b = {0};
-    json_value *out = NULL;
-    if (!json_write_value(&b, v)) json_parse((const char *)b.data, b.len, &out);
-    base_buf_free(&b);
-    return out;
+    json_value *c = aalloc(a, sizeof *c);
+    if (!c) return NULL;
+    *c = (json_value){.type = v->type, .len = v->len, .n = v->n};
+    if (v->str) {
+        if (!(c->str = aalloc(a, v->len + 1))) return NULL;
+        memcpy(c->str, v->str, v->len + 1);
+    }
+    if (!v->n) return c;
+    if (!(c->items = aalloc(a, v->n * sizeof *c->items))) return NULL;
+    if (v->type == JSON_OBJECT &&
+        (!(c->keys = aalloc(a, v->n * sizeof *c->keys)) || !(c->key_lens = aalloc(a, v->n * sizeof *c->key_lens))))
+        return NULL;
+    for (size_t i = 0; i < v->n; i++) {
+        if (!(c->items[i] = value_clone(a, v->items[i]))) return NULL;
+        if (v->type == JSON_OBJECT) {
+            if (!(c->keys[i] = aalloc(a, v->key_lens[i] + 1))) return NULL;
+            memcpy(c->keys[i], v->keys[i], v->key_lens[i] + 1);
+            c->key_lens[i] = v->key_lens[i];
+        }
+    }
+    return c;
+}
+
+/* ---- writing (compact JSON; a string is reserved for at once) ---------- */
+
+static int wr_string(base_buf *b, const char *s, size_t len)
+{
+    static const char hex[] = "0123456789abcdef";
+    if (len > (SIZE_MAX - 2) / 6 || base_buf_reserve(b, len * 6 + 2)) return -ENOMEM;
+    uint8_t *o = b->data + b->len;
+    *o++ = '"';
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c != '"' && c != '\\') {
+            *o++ = c;
+            continue;
+        }
+        *o++ = '\\';
+        switch (c) {
+        case '"': *o++ = '"'; break;
+        case '\\': *o++ = '\\'; break;
+        case '\n': *o++ = 'n'; break;
+        case '\r': *o++ = 'r'; break;
+        case '\t': *o++ = 't'; break;
+        default:
+            *o++ = 'u';
+            *o++ = '0';
+            *o++ = '0';
+            *o++ = (uint8_t)hex[c >> 4];
+            *o++ = (uint8_t)hex[c & 15];
+        }
+    }
+    *o++ = '"';
+    b->len = (size_t)(o - b->data);
+    return 0;
+}
+
+static int wr_byte(base_buf *b, char c)
+{
+    if (b->len == b->cap && base_buf_reserve(b, 1)) return -ENOMEM;
+    b->data[b->len++] = (uint8_t)c;
+    return 0;
+}
+
+static int wr_value(base_buf *b, const json_value *v)
+{
+    int rc = 0;
+    switch (v->type) {
+    case JSON_NULL: return base_buf_append(b, "null", 4);
+    case JSON_FALSE: return base_buf_append(b, "false", 5);
+    case JSON_TRUE: return base_buf_append(b, "true", 4);
+    case JSON_NUMBER: return base_buf_append(b, v->str, v->len);
+    case JSON_STRING: return wr_string(b, v->str, v->len);
+    default:
+        rc = wr_byte(b, v->type == JSON_ARRAY ? '[' : '{');
+        for (size_t i = 0; i < v->n && !rc; i++) {
+            if (i) rc = wr_byte(b, ',');
+            if (!rc && v->type == JSON_OBJECT) {
+                rc = wr_string(b, v->keys[i], v->key_lens[i]);
+                if (!rc) rc = wr_byte(b, ':');
+            }
+            if (!rc) rc = wr_value(b, v->items[i]);
+        }
+        if (!rc) rc = wr_byte(b, v->type == JSON_ARRAY ? ']' : '}');
+        return rc;
+    }
 }
 
 /* The object holding the last member of p, walking from root. create:
  * objects missing on the way are made. *parent NULL: a member on the way
  * is missing (and !create). Returns 0, -ENOMEM, or 1 with `why` set: a
  * member on the way is not an object. */
-static int walk(json_value *root, const upc_path *p, int create, json_value **parent, char *why, size_t wl)
+static int walk(arena *a, json_value *root, const upc_path *p, int create, json_value **parent, char *why, size_t wl)
 {
     json_value *o = root;
     for (size_t i = 0; i + 1 < p->n; i++) {
@@ -764,10 +1059,10 @@ static int walk(json_value *root, const upc_path *p, int create, json_value **pa
                 *parent = NULL;
                 return 0;
             }
-            json_value *nv = calloc(1, sizeof *nv);
+            json_value *nv = aalloc(a, sizeof *nv);
             if (!nv) return -ENOMEM;
-            nv->type = JSON_OBJECT;
-            if (member_add(o, p->seg[i], p->seg_len[i], nv)) return -ENOMEM;
+            *nv = (json_value){.type = JSON_OBJECT};
+            if (member_add(a, o, p->seg[i], p->seg_len[i], nv)) return -ENOMEM;
             o = nv;
             continue;
         }
@@ -782,7 +1077,8 @@ static int walk(json_value *root, const upc_path *p, int create, json_value **pa
 }
 
 /* Apply one step to the data tree. 0, -ENOMEM, or 1 with `why`. */
-static int apply_step(json_value *root, const upc_step *st, const char **type, char *why, size_t wl)
+static int apply_step(arena *ar, json_value *root, const upc_step *st, const char **type, char *why,
+                      size_t wl)
 {
     json_value *pa, *pb;
     int rc;
@@ -792,7 +1088,7 @@ static int apply_step(json_value *root, const upc_step *st, const char **type, c
     switch (st->op) {
     case OP_RENAME:
     case OP_MOVE: {
-        if ((rc = walk(root, a, 0, &pa, why, wl)) || !pa) return rc;
+        if ((rc = walk(ar, root, a, 0, &pa, why, wl)) || !pa) return rc;
         long k = member_index(pa, last, last_len);
         if (k < 0) return 0; /* nothing to move */
         json_value *v = member_take(pa, (size_t)k);
@@ -800,30 +1096,28 @@ static int apply_step(json_value *root, const upc_step *st, const char **type, c
         const upc_path *b = &st->b;
         if (st->op == OP_RENAME) {
             pb = pa;
-        } else if ((rc = walk(root, b, 1, &pb, why, wl))) {
-            json_free(v);
+        } else if ((rc = walk(ar, root, b, 1, &pb, why, wl))) {
             return rc;
         }
         if (member_index(pb, b->seg[b->n - 1], b->seg_len[b->n - 1]) >= 0) {
             set_err(why, wl, "\"%s\" exists already", b->text);
-            json_free(v);
             return 1;
         }
-        return member_add(pb, b->seg[b->n - 1], b->seg_len[b->n - 1], v);
+        return member_add(ar, pb, b->seg[b->n - 1], b->seg_len[b->n - 1], v);
     }
     case OP_DEFAULT:
     case OP_SET: {
-        if ((rc = walk(root, a, 1, &pa, why, wl))) return rc;
+        if ((rc = walk(ar, root, a, 1, &pa, why, wl))) return rc;
         if (member_index(pa, last, last_len) >= 0) {
             if (st->op == OP_DEFAULT) return 0;
             member_remove_all(pa, last, last_len);
         }
-        json_value *v = value_clone(st->value);
+        json_value *v = value_clone(ar, st->value);
         if (!v) return -ENOMEM;
-        return member_add(pa, last, last_len, v);
+        return member_add(ar, pa, last, last_len, v);
     }
     case OP_REMOVE:
-        if ((rc = walk(root, a, 0, &pa, why, wl)) || !pa) return rc;
+        if ((rc = walk(ar, root, a, 0, &pa, why, wl)) || !pa) return rc;
         member_remove_all(pa, last, last_len);
         return 0;
     default:
@@ -865,11 +1159,13 @@ static int upcast_core(const upc_table *t, size_t max_size, const factum_event *
     int rc = 0;
     json_value *meta = NULL, *data = NULL;
     int64_t v = 1;
-    if (in->metadata_len) json_parse((const char *)in->metadata, in->metadata_len, &meta);
-    if (meta && meta->type != JSON_OBJECT) {
-        json_free(meta);
-        meta = NULL;
+    areset(&b->tree);
+    if (in->metadata_len && (rc = aparse(&b->tree, (const char *)in->metadata, in->metadata_len, &meta))) {
+        if (rc == -ENOMEM) goto done;
+        meta = NULL; /* not JSON: replaced */
+        rc = 0;
     }
+    if (meta && meta->type != JSON_OBJECT) meta = NULL;
     const char *type = in->type;
     size_t type_len = in->type_len;
     const upcaster *u = NULL;
@@ -881,7 +1177,7 @@ static int upcast_core(const upc_table *t, size_t max_size, const factum_event *
     int64_t v0 = v;
     u = table_find(t, type, type_len, hash, v);
     if (!u) goto done; /* at or past every registered version */
-    rc = json_parse((const char *)in->data, in->data_len, &data);
+    rc = aparse(&b->tree, (const char *)in->data, in->data_len, &data);
     if (rc == -ENOMEM) goto done;
     if (rc || data->type != JSON_OBJECT) {
         event_err(b, in, v0, "its data is not a JSON object");
@@ -896,7 +1192,7 @@ static int upcast_core(const upc_table *t, size_t max_size, const factum_event *
         }
         for (size_t i = 0; i < u->n_steps; i++) {
             char why[600] = "";
-            rc = apply_step(data, &u->steps[i], &type, why, sizeof why);
+            rc = apply_step(&b->tree, data, &u->steps[i], &type, why, sizeof why);
             if (rc == 1) {
                 event_err(b, in, v0, "upcaster %s v%" PRId64 "->v%" PRId64 ", step %zu (%s): %s", u->type, u->from,
                           u->to, i + 1, op_names[u->steps[i].op], why);
@@ -910,15 +1206,15 @@ static int upcast_core(const upc_table *t, size_t max_size, const factum_event *
     }
     /* The new data and metadata. */
     b->d.len = b->m.len = 0;
-    rc = json_write_value(&b->d, data);
+    rc = wr_value(&b->d, data);
     if (!rc) {
         if (meta) {
             member_remove_all(meta, "$schemaVersion", 14);
             rc = base_buf_append(&b->m, "{", 1);
             for (size_t i = 0; !rc && i < meta->n; i++) {
-                rc = json_write_string(&b->m, meta->keys[i], meta->key_lens[i]);
-                if (!rc) rc = base_buf_append(&b->m, ":", 1);
-                if (!rc) rc = json_write_value(&b->m, meta->items[i]);
+                rc = wr_string(&b->m, meta->keys[i], meta->key_lens[i]);
+                if (!rc) rc = wr_byte(&b->m, ':');
+                if (!rc) rc = wr_value(&b->m, meta->items[i]);
                 if (!rc) rc = base_buf_append(&b->m, ",", 1);
             }
             if (!rc) rc = base_buf_printf(&b->m, "\"$schemaVersion\":%" PRId64 "}", v);
@@ -933,14 +1229,11 @@ static int upcast_core(const upc_table *t, size_t max_size, const factum_event *
         rc = FACTUM_EUPCAST;
         goto done;
     }
-    ublk *k = malloc(sizeof *k + type_len + 1 + b->d.len + b->m.len + 1);
-    if (!k) {
+    uint8_t *p = aalloc(&b->out, type_len + 1 + b->d.len + b->m.len + 1);
+    if (!p) {
         rc = -ENOMEM;
         goto done;
     }
-    k->next = b->blocks;
-    b->blocks = k;
-    uint8_t *p = k->data;
     memcpy(p, type, type_len);
     p[type_len] = 0;
     factum_event e = *in;
@@ -958,8 +1251,6 @@ static int upcast_core(const upc_table *t, size_t max_size, const factum_event *
     *out = e;
     rc = 1;
 done:
-    json_free(meta);
-    json_free(data);
     if (!rc && out != in) *out = *in;
     return rc;
 }

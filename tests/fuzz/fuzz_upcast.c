@@ -7,7 +7,8 @@
  * "T" (upc_apply_docs). What must hold: no crash, no leak; a success is
  * 0 (as stored) or 1 (upcast: JSON object data, metadata holding
  * "$schemaVersion", within the size limit); a failure is FACTUM_EUPCAST
- * with a message naming the event, or -ENOMEM. */
+ * with a message naming the event, or -ENOMEM. And with an upcaster of no
+ * steps the data comes out as json.c parses and writes it. */
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -75,6 +76,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     } else if (rc != -ENOMEM) {
         abort();
     }
+    /* Differential: an upcaster without steps rewrites the data as json.c
+     * would (upcast.c parses into its arena and writes by itself). */
+    static const char none[] = "{\"eventType\":\"T\",\"fromVersion\":1,\"toVersion\":2,\"steps\":[]}";
+    const char *d1[] = {none};
+    size_t l1[] = {sizeof none - 1};
+    factum_event plain = ev;
+    plain.metadata_len = 0;
+    rc = upc_apply_docs(d1, l1, 1, SIZE_MAX, &plain, b, &out);
+    json_value *v = NULL;
+    int ok = json_parse((const char *)ev.data, ev.data_len, &v) == 0 && v->type == JSON_OBJECT;
+    if (rc == 1) {
+        base_buf w = {0};
+        if (!ok || json_write_value(&w, v) || w.len != out.data_len || memcmp(w.data, out.data, w.len)) abort();
+        base_buf_free(&w);
+    } else if (rc != -ENOMEM && (rc != FACTUM_EUPCAST || ok)) {
+        abort();
+    }
+    json_free(v);
     factum_upcast_buf_free(b);
     return 0;
 }
