@@ -1160,7 +1160,22 @@ static int upcast_core(const upc_table *t, size_t max_size, const factum_event *
     json_value *meta = NULL, *data = NULL;
     int64_t v = 1;
     areset(&b->tree);
-    if (in->metadata_len && (rc = aparse(&b->tree, (const char *)in->metadata, in->metadata_len, &meta))) {
+    /* Metadata without "$schemaVersion" anywhere (the common case: version
+     * 1) is not parsed: the member is appended to its text at the end. */
+    const char *mt = (const char *)in->metadata;
+    size_t ml = in->metadata_len, m_open = 0, m_close = 0;
+    int meta_text = 0;
+    if (ml && !memmem(mt, ml, "$schemaVersion", 14)) {
+        if (!json_validate(mt, ml)) {
+            while (m_open < ml && mt[m_open] != '{' && mt[m_open] != '[' && mt[m_open] != '"') m_open++;
+            if (m_open < ml && mt[m_open] == '{') {
+                meta_text = 1;
+                m_close = ml;
+                while (mt[--m_close] != '}') {
+                }
+            }
+        }
+    } else if (ml && (rc = aparse(&b->tree, mt, ml, &meta))) {
         if (rc == -ENOMEM) goto done;
         meta = NULL; /* not JSON: replaced */
         rc = 0;
@@ -1208,7 +1223,12 @@ static int upcast_core(const upc_table *t, size_t max_size, const factum_event *
     b->d.len = b->m.len = 0;
     rc = wr_value(&b->d, data);
     if (!rc) {
-        if (meta) {
+        if (meta_text) { /* {...} -> {..., "$schemaVersion":N} */
+            size_t k = m_open + 1;
+            while (k < m_close && (mt[k] == ' ' || mt[k] == '\t' || mt[k] == '\n' || mt[k] == '\r')) k++;
+            rc = base_buf_append(&b->m, mt + m_open, k < m_close ? m_close - m_open : 1);
+            if (!rc) rc = base_buf_printf(&b->m, "%s\"$schemaVersion\":%" PRId64 "}", k < m_close ? "," : "", v);
+        } else if (meta) {
             member_remove_all(meta, "$schemaVersion", 14);
             rc = base_buf_append(&b->m, "{", 1);
             for (size_t i = 0; !rc && i < meta->n; i++) {

@@ -245,6 +245,21 @@ static void t_registry_via_appends(void)
     factum_event e;
     CHECK_RC(read_up(s, "x", 0, b, &e), 1);
     CHECK(eq(e.metadata, e.metadata_len, "{\"o\":2,\"$schemaVersion\":2}"));
+    /* Metadata without "$schemaVersion" gets it appended to its text;
+     * metadata that is not a JSON object is replaced. */
+    const char *metas[][2] = {
+        {"{ \"a\" : [1, {\"b\":2}] }  ", "{ \"a\" : [1, {\"b\":2}] ,\"$schemaVersion\":2}"},
+        {" { } ", "{\"$schemaVersion\":2}"},
+        {"{\"x\":{\"$schemaVersion\":9}}", "{\"x\":{\"$schemaVersion\":9},\"$schemaVersion\":2}"},
+        {"[1]", "{\"$schemaVersion\":2}"},
+        {"\"{\"", "{\"$schemaVersion\":2}"},
+        {"not json {", "{\"$schemaVersion\":2}"},
+    };
+    for (size_t i = 0; i < sizeof metas / sizeof *metas; i++) {
+        append_meta(s, "y", "A", "{}", metas[i][0]);
+        CHECK_RC(read_up(s, "y", i, b, &e), 1);
+        CHECK(eq(e.metadata, e.metadata_len, metas[i][1]));
+    }
     factum_upcast_buf_free(b);
     close_rm(s);
 }
