@@ -420,6 +420,14 @@ FACTUM_API int factum_resolve_link(factum_store *s, const factum_event *link, fa
  * document: a missing or unknown member, a bad step, a limit). */
 FACTUM_API int factum_upcaster_check(const char *json, size_t len, char *err, size_t err_len);
 
+/* Check one event as an append to `$upcasters` would: type
+ * FACTUM_UPCASTER_SET_TYPE with a valid document, or
+ * FACTUM_UPCASTER_REMOVED_TYPE with {"eventType": ..., "fromVersion": ...}.
+ * err as for factum_upcaster_check. Thread-safe. Errors: FACTUM_EBADJSON,
+ * FACTUM_EINVAL (another type, or a document that is not valid). */
+FACTUM_API int factum_upcaster_check_event(const char *type, const void *data, size_t len, char *err,
+                                           size_t err_len);
+
 /* Register an upcaster: append its document (checked first) to
  * `$upcasters`. It replaces one of the same (eventType, fromVersion).
  * Errors: those of factum_upcaster_check, FACTUM_EINVAL (FACTUM_UPCASTERS_MAX

@@ -56,15 +56,7 @@ const char *rpc_upcasters_refusal(const char *stream, const rpc_events *e, char 
     for (size_t i = 0; i < e->n; i++) {
         const factum_event_data *d = &e->ev[i];
         char why[400] = "";
-        if (!strcmp(d->type, FACTUM_UPCASTER_SET_TYPE)) {
-            if (!factum_upcaster_check(d->data, d->data_len, why, sizeof why)) continue;
-        } else if (!strcmp(d->type, FACTUM_UPCASTER_REMOVED_TYPE)) {
-            snprintf(why, sizeof why, "a %s document is {\"eventType\":..., \"fromVersion\":...}",
-                     FACTUM_UPCASTER_REMOVED_TYPE);
-        } else {
-            snprintf(why, sizeof why, "its events are %s or %s", FACTUM_UPCASTER_SET_TYPE,
-                     FACTUM_UPCASTER_REMOVED_TYPE);
-        }
+        if (!factum_upcaster_check_event(d->type, d->data, d->data_len, why, sizeof why)) continue;
         snprintf(buf, n, "%s refused event %zu (%.100s): %s", FACTUM_UPCASTERS_STREAM, i, d->type, why);
         return buf;
     }

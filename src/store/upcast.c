@@ -392,6 +392,12 @@ int upc_check_event(const char *type, const void *data, size_t len, char *err, s
     return FACTUM_EINVAL;
 }
 
+int factum_upcaster_check_event(const char *type, const void *data, size_t len, char *err, size_t err_len)
+{
+    if (err && err_len) err[0] = 0;
+    return upc_check_event(type, data, len, err, err_len);
+}
+
 int factum_upcaster_check(const char *json, size_t len, char *err, size_t err_len)
 {
     if (err && err_len) err[0] = 0;

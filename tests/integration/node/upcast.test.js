@@ -97,6 +97,11 @@ describe('upcasting by the store, through the official Node client', () => {
     await assert.rejects(register(many), (e) => /steps/.test(e.message));
     await assert.rejects(client.appendToStream('$upcasters', jsonEvent({ type: 'Other', data: {} })),
       (e) => /\$upcaster-set/.test(e.message));
+    // A valid removal beside a bad document: the message names the bad one (event 1), nothing is written.
+    await assert.rejects(client.appendToStream('$upcasters', [
+      jsonEvent({ type: '$upcaster-removed', data: { eventType: 'X', fromVersion: 1 } }),
+      jsonEvent({ type: '$upcaster-removed', data: { eventType: 'X' } })]),
+      (e) => /refused event 1 .*fromVersion/.test(e.message));
   });
 
   it('upcasts on readStream (both directions), with $schemaVersion in the metadata', async () => {
