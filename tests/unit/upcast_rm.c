@@ -3,7 +3,8 @@
  * after the events were written applies to them), the type handled is the
  * one after upcasting, and an event whose upcast fails goes through the
  * read model's onError policy like a failing statement: stop faults it at
- * that event (the message names it), skip goes past it, park parks it. */
+ * that event (the message names it), skip goes past it, park parks it;
+ * JavaScript handlers likewise (when the worker was built). */
 #include <inttypes.h>
 #include <unistd.h>
 
@@ -116,8 +117,64 @@ static void t_policies(void)
     harness_rm_rf(dir);
 }
 
+/* A read model's JavaScript handlers (src/rm/js.c) get upcast events, by
+ * the upcast type, over pages and the read-ahead of the next one (more
+ * events than a chunk), and an event whose upcast fails goes through the
+ * policy (park) without reaching the script. Needs the worker. */
+static void t_script(void)
+{
+    if (!getenv("FACTUM_JS_WORKER")) {
+        fprintf(stderr, "  FACTUM_JS_WORKER is not set: the JavaScript part is skipped\n");
+        return;
+    }
+    harness_tmpdir(dir, sizeof dir, "upcast-rm-js");
+    factum_options o;
+    harness_small_opts(&o);
+    o.durability = FACTUM_RELAXED;
+    factum_store *s = NULL;
+    REQUIRE(factum_store_open(dir, &o, &s) == 0);
+    char err[512];
+    REQUIRE(factum_upcaster_set(s, UP, strlen(UP), err, sizeof err) == 0);
+    enum { N = 1500 };
+    uint64_t last = 0, sum = 0;
+    for (int i = 1; i <= N; i++) {
+        char js[96];
+        if (i == 700) { /* one that cannot be upcast */
+            last = append(s, "acct-9", "MoneyDeposited", "{\"id\":\"x\",\"amount\":1,\"money\":[]}");
+            continue;
+        }
+        snprintf(js, sizeof js, "{\"id\":\"a%d\",\"amount\":%d}", i % 7, i);
+        sum += (uint64_t)i;
+        last = append(s, "acct-9", "MoneyDeposited", js);
+    }
+    factum_readmodels *m = NULL;
+    REQUIRE(factum_readmodels_open(s, NULL, &m) == 0);
+    const char *d = "{\"name\":\"bal\",\"schema\":[\"CREATE TABLE b(id TEXT PRIMARY KEY, cents INTEGER NOT NULL, "
+                    "cur TEXT NOT NULL)\"],\"streams\":[\"acct-\"],\"onError\":\"park\",\"script\":\"({ "
+                    "FundsDeposited(e) { sql('INSERT INTO b VALUES (:id, :c, :cur) ON CONFLICT(id) DO UPDATE SET "
+                    "cents = cents + excluded.cents', {id: e.data.id, c: e.data.money.cents, cur: e.data.money.cur + "
+                    "'/' + e.metadata.$schemaVersion}); }, MoneyDeposited(e) { throw new Error('raw event seen'); } "
+                    "})\"}";
+    int crc = factum_readmodel_create(m, d, strlen(d), err, sizeof err);
+    if (crc) fprintf(stderr, "  create: %s\n", err);
+    REQUIRE(crc == 0);
+    CHECK_RC(factum_readmodel_wait(m, "bal", last, 60000), 0);
+    char want[96];
+    snprintf(want, sizeof want, "[[%" PRIu64 ",7,\"EUR/2\"]]", sum);
+    char *out = query(m, "SELECT sum(cents), count(*), min(cur) FROM b");
+    CHECK(has(out, want));
+    free(out);
+    CHECK_RC(factum_readmodel_parked(m, "bal", 10, &out, err, sizeof err), 0);
+    CHECK(has(out, "cannot upcast event 699@acct-9"));
+    free(out);
+    factum_readmodels_close(m);
+    factum_store_close(s);
+    harness_rm_rf(dir);
+}
+
 int main(void)
 {
     RUN(t_policies);
+    RUN(t_script);
     return harness_done();
 }
