@@ -499,6 +499,12 @@ int store_open_io(const char *path, const factum_options *opts, io_env *io, fact
         if ((rc = log_prep_start(s->log))) goto fail_idx;
         if ((rc = writer_start(s))) goto fail_idx;
     }
+    /* The upcasters, loaded now so that a document that cannot be used is
+     * logged at open; a failure here is met again by the reads that need
+     * them (UPC-2), it does not fail the open. */
+    int urc = upc_reg_load(s);
+    if (urc) store_log(s, FACTUM_LOG_WARN, "loading the upcasters of %s: %s", FACTUM_UPCASTERS_STREAM,
+                       factum_strerror(urc));
     *out = s;
     return 0;
 fail_idx:

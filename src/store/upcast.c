@@ -563,6 +563,11 @@ static int reg_refresh(factum_store *s)
     return rc;
 }
 
+int upc_reg_load(factum_store *s)
+{
+    return reg_refresh(s);
+}
+
 int factum_upcasters_each(factum_store *s, int (*cb)(void *ctx, const factum_upcaster_info *u), void *ctx)
 {
     if (!s || !cb) return FACTUM_EINVAL;

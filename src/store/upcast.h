@@ -20,6 +20,12 @@ typedef struct upc_reg upc_reg;
 int upc_reg_new(upc_reg **out);
 void upc_reg_free(upc_reg *r);
 
+/* Build the registry from `$upcasters` now if a commit changed it (at the
+ * end of opening, so that documents ignored are logged then; every upcast
+ * does it too, UPC-2). 0 or a read error. */
+struct factum_store;
+int upc_reg_load(struct factum_store *s);
+
 /* Check one event appended to `$upcasters` (append.c, before it is
  * queued): `$upcaster-set` with a valid document, or `$upcaster-removed`
  * with {"eventType":..,"fromVersion":..}. err (may be NULL) receives why.
