@@ -58,11 +58,19 @@ checks() { # $1: local or server; x: factum against it
   contains "$ERR" '"b" of "b.c" is not an object'
   x 0 read frag-1 --raw --json
   eq "$(jq -c '.data' <<<"$OUT")" '{"a":1,"b":7}'
+  if [ "$1" = server ]; then
+    x 0 tail acct-1 --from start --count 1 --json
+    eq "$(jq -c '.data' <<<"$OUT")" '{"amountCents":100,"currency":"EUR"}'
+    x 0 tail acct-1 --from start --count 1 --json --raw
+    eq "$(jq -c '.data' <<<"$OUT")" '{"amount":100}'
+    x 1 tail frag-1 --from start --count 1
+    contains "$ERR" "cannot upcast event 0@frag-1"
+  fi
 }
 
 # ---- locally ----------------------------------------------------------------
 x() { f "$@"; }
-checks
+checks local
 f 1 upcaster remove Nope 1
 contains "$ERR" "no upcaster of Nope from version 1"
 # The registry is the stream: a restart keeps it (a new process reads it).
@@ -77,7 +85,7 @@ factumd_start "$T/factumd.log" "$FACTUMD" --insecure --mem-db --node-ip 127.0.0.
 pid=$factumd_pid
 URL="kurrentdb://127.0.0.1:$factumd_port?tls=false"
 x() { local want=$1; shift; run "$want" "$FACTUM" --server "$URL" "$@"; }
-checks
+checks server
 kill -TERM "$pid"
 wait "$pid" || fail "factumd did not shut down cleanly: $(cat "$T/factumd.log")"
 pid=""
