@@ -540,7 +540,7 @@ static int reg_refresh(factum_store *s)
         while (!rc && from != FACTUM_END) {
             size_t n = 0;
             rc = factum_read_stream(s, FACTUM_UPCASTERS_STREAM, from, FACTUM_FORWARD, page, 64, &n, &from);
-            if (rc == FACTUM_ENOTFOUND) {
+            if (rc == FACTUM_ENOTFOUND || rc == FACTUM_EDELETED) { /* never written, deleted: none */
                 rc = 0;
                 break;
             }

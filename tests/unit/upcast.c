@@ -238,6 +238,17 @@ static void t_registry_via_appends(void)
     n = 0;
     CHECK_RC(factum_upcasters_each(s, count_cb, &n), 0);
     CHECK(n == 2);
+    /* $maxCount on $upcasters hides the older documents: the registry is
+     * rebuilt from what the stream shows (UPC-1, UPC-2). */
+    factum_append_result mr;
+    CHECK_RC(factum_set_stream_metadata(s, FACTUM_UPCASTERS_STREAM, FACTUM_ANY, "{\"$maxCount\":1}", 15, &mr), 0);
+    n = 0;
+    CHECK_RC(factum_upcasters_each(s, count_cb, &n), 0);
+    CHECK(n == 0); /* the last event is the removal of B */
+    CHECK_RC(factum_set_stream_metadata(s, FACTUM_UPCASTERS_STREAM, FACTUM_ANY, "{}", 2, &mr), 0);
+    n = 0;
+    CHECK_RC(factum_upcasters_each(s, count_cb, &n), 0);
+    CHECK(n == 2);
     /* An empty-steps upcaster still bumps the version. */
     append_meta(s, "x", "A", "{\"q\":1}", "{\"$schemaVersion\":1,\"o\":2}");
     factum_upcast_buf *b;
@@ -260,6 +271,12 @@ static void t_registry_via_appends(void)
         CHECK_RC(read_up(s, "y", i, b, &e), 1);
         CHECK(eq(e.metadata, e.metadata_len, metas[i][1]));
     }
+    /* A tombstoned $upcasters is an empty registry, not an error. */
+    CHECK_RC(factum_tombstone_stream(s, FACTUM_UPCASTERS_STREAM, FACTUM_ANY, NULL), 0);
+    CHECK_RC(read_up(s, "x", 0, b, &e), 0);
+    n = 0;
+    CHECK_RC(factum_upcasters_each(s, count_cb, &n), 0);
+    CHECK(n == 0);
     factum_upcast_buf_free(b);
     close_rm(s);
 }
