@@ -375,7 +375,11 @@ static void batch_submit_failed(rpc_submit *sb, int rc)
         k->ctx->st.append_errors++;
         factum_append_result none = {0};
         none.actual_version = FACTUM_NO_STREAM;
-        answer(k, b->corr, b->stream, b->expected, rc, &none, NULL);
+        char why[600];
+        const char *m = rc == FACTUM_EINVAL || rc == FACTUM_EBADJSON
+                            ? rpc_upcasters_refusal(b->stream, &b->ev, why, sizeof why)
+                            : NULL;
+        answer(k, b->corr, b->stream, b->expected, rc, &none, m);
         flow(k);
         maybe_end(k);
     }

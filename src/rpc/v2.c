@@ -403,7 +403,12 @@ static void session_submit_failed(rpc_submit *sb, int rc)
     session *s = (session *)((char *)sb - offsetof(session, sub));
     net_call *c = s->c;
     s->pending = 0;
+    char why[600];
+    const char *m = NULL;
+    for (size_t i = 0; !m && (rc == FACTUM_EINVAL || rc == FACTUM_EBADJSON) && i < s->n; i++)
+        m = rpc_upcasters_refusal(s->parts[i].stream, &s->parts[i].ev, why, sizeof why);
     if (s->closed) session_free(s);
+    else if (m) rpc_fail(c, GRPC_INVALID_ARGUMENT, m, NULL, NULL);
     else rpc_fail_store(c, rc, s->parts[0].stream, s->parts[0].expected, -1);
     net_call_unref(c);
 }

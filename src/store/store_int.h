@@ -169,6 +169,11 @@ struct factum_store {
     uint64_t gate_min;           /* the lowest position the gates passed (gate_mu) */
     wreq *held_head, *held_tail; /* completions held, in commit order (gate_mu) */
 
+    /* upcasting (upcast.c): the registry, and the generation of
+     * `$upcasters` the writer bumps before publishing a commit to it (UPC-2) */
+    struct upc_reg *upc;
+    _Atomic uint64_t upc_gen;
+
     /* statistics */
     _Atomic uint64_t st_appends, st_events, st_bytes, st_fsyncs, st_fsync_ns, st_fsync_max, st_groups,
         st_group_max;
