@@ -262,25 +262,35 @@ static int load(factum_decider *d, const char *stream, void **state_out, int64_t
         if (!(st = def->initial(def->ctx))) return -ENOMEM;
         *version = FACTUM_NO_STREAM;
     }
-    /* UPCAST: when the store upcasts events (the upcast branch), each event
-     * of page[] is upcast here, before evolve sees it; snapshots hold
-     * states, not events, and are not upcast. */
+    /* evolve sees events upcast by the store's upcasters (docs/upcasting.md),
+     * as every other reader does; snapshots hold states, not events, and
+     * are not upcast. */
+    factum_upcast_buf *ub;
+    if ((rc = factum_upcast_buf_new(&ub))) {
+        def->state_free(def->ctx, st);
+        return rc;
+    }
     for (;;) {
+        factum_upcast_buf_reset(ub);
         for (size_t i = 0; i < n; i++) {
-            if ((rc = def->evolve(def->ctx, st, &page[i]))) {
-                def->state_free(def->ctx, st);
-                return rc;
-            }
+            factum_event ev;
+            if ((rc = factum_upcast(d->store, &page[i], ub, &ev)) < 0 || (rc = def->evolve(def->ctx, st, &ev)))
+                goto fail;
             *version = (int64_t)page[i].version;
         }
         if (next == FACTUM_END) break;
         if ((rc = factum_read_stream(d->store, stream, next, FACTUM_FORWARD, page, LOAD_PAGE, &n, &next))) {
-            def->state_free(def->ctx, st);
-            return rc == FACTUM_ENOTFOUND ? FACTUM_EWRONGVERSION : rc; /* deleted meanwhile: load again */
+            if (rc == FACTUM_ENOTFOUND) rc = FACTUM_EWRONGVERSION; /* deleted meanwhile: load again */
+            goto fail;
         }
     }
+    factum_upcast_buf_free(ub);
     *state_out = st;
     return 0;
+fail:
+    factum_upcast_buf_free(ub);
+    def->state_free(def->ctx, st);
+    return rc;
 }
 
 /* ---- over the network (factum_decider_new_remote) -------------------- */
@@ -390,7 +400,7 @@ static int remote_load(factum_decider *d, const char *stream, void **state_out, 
         }
         int restart = 0, first = 1;
         for (;;) {
-            /* UPCAST: as in load() */
+            /* factumd sends the events upcast (the client does not ask for raw ones) */
             rc = factum_client_read_stream(d->client, stream, from, FACTUM_FORWARD, REMOTE_PAGE, &b);
             if (rc == FACTUM_ENOTFOUND) rc = FACTUM_EWRONGVERSION; /* deleted meanwhile: load again */
             if (rc) {
