@@ -92,8 +92,8 @@ static int evolve(void *ctx, void *state, const factum_event *ev)
     (void)ctx;
     bank_state *st = state;
     int64_t amount;
-    /* UPCAST: a MoneyDeposited of an older shape reaches here already
-     * upcast by the store (docs/upcasting.md); this code reads the newest. */
+    /* A MoneyDeposited of version 1 ({"value": N}) reaches here already
+     * upcast by the store (docs/upcasting.md): this code reads version 2. */
     if (is_type(ev, "AccountOpened")) {
         st->opened = 1;
         if (json_str(ev->data, ev->data_len, "owner", st->owner, sizeof st->owner)) st->owner[0] = 0;
@@ -134,9 +134,14 @@ static int decide(void *ctx, const void *command, const void *state, factum_deci
         if (c->amount <= 0 || c->amount > BANK_MAX_AMOUNT) return BANK_EAMOUNT;
         /* the invariant: never below zero */
         if (c->kind == BANK_WITHDRAW && c->amount > st->balance) return BANK_EINSUFFICIENT;
+        if (c->kind == BANK_DEPOSIT) {
+            static const char v2[] = "{\"$schemaVersion\":2}";
+            int n = snprintf(buf, sizeof buf, "{\"amount\":%" PRId64 ",\"currency\":\"EUR\"}", c->amount);
+            return factum_decision_add(out, "MoneyDeposited", FACTUM_EVENT_JSON | FACTUM_EVENT_META_JSON, buf,
+                                       (size_t)n, v2, sizeof v2 - 1);
+        }
         snprintf(buf, sizeof buf, "{\"amount\":%" PRId64 "}", c->amount);
-        return factum_decision_add_json(out, c->kind == BANK_DEPOSIT ? "MoneyDeposited" : "MoneyWithdrawn",
-                                        buf);
+        return factum_decision_add_json(out, "MoneyWithdrawn", buf);
     default:
         return FACTUM_EINVAL;
     }
@@ -188,4 +193,19 @@ void bank_decider_def(factum_decider_def *def, uint32_t snapshot_every)
     def->snapshot_type = "AccountSnapshot";
     def->snapshot_every = snapshot_every;
     def->max_attempts = 64; /* many writers on one account in the tests */
+}
+
+static int has_upcaster(void *ctx, const factum_upcaster_info *u)
+{
+    (void)ctx;
+    return !strcmp(u->event_type, "MoneyDeposited") && u->from_version == 1 &&
+           u->json_len == sizeof BANK_DEPOSIT_UPCASTER - 1 && !memcmp(u->json, BANK_DEPOSIT_UPCASTER, u->json_len);
+}
+
+int bank_register_upcaster(factum_store *s)
+{
+    int rc = factum_upcasters_each(s, has_upcaster, NULL);
+    if (rc < 0) return rc;
+    if (rc > 0) return 0; /* registered already */
+    return factum_upcaster_set(s, BANK_DEPOSIT_UPCASTER, sizeof BANK_DEPOSIT_UPCASTER - 1, NULL, 0);
 }

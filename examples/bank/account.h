@@ -7,8 +7,14 @@
  *
  * Event data (JSON):
  *   AccountOpened   {"owner": "Alice"}
- *   MoneyDeposited  {"amount": 100}        (integer cents)
+ *   MoneyDeposited  {"amount": 100, "currency": "EUR"}   (integer cents;
+ *                   metadata {"$schemaVersion": 2})
  *   MoneyWithdrawn  {"amount": 40}
+ * MoneyDeposited had another shape before (version 1, no $schemaVersion):
+ * {"value": 100}. Such events are still in the log; the store upcasts them
+ * to version 2 when they are read (BANK_DEPOSIT_UPCASTER, registered by
+ * bank_register_upcaster; docs/upcasting.md), so evolve and the read model
+ * only know version 2.
  * Stream: "account-<id>". Snapshot type "AccountSnapshot", data
  * {"owner": "...", "balance": N, "opened": 1}.
  */
@@ -45,6 +51,17 @@ typedef struct bank_command {
 /* Fill a decider definition for the account (snapshot every
  * `snapshot_every` events; 0: none). */
 void bank_decider_def(factum_decider_def *def, uint32_t snapshot_every);
+
+/* The upcaster of MoneyDeposited 1 -> 2 (an upcaster document). */
+#define BANK_DEPOSIT_UPCASTER                                                                               \
+    "{\"eventType\":\"MoneyDeposited\",\"fromVersion\":1,\"toVersion\":2,"                                \
+    "\"description\":\"value became amount; currency added\","                                              \
+    "\"steps\":[{\"op\":\"rename\",\"from\":\"value\",\"to\":\"amount\"},"                                    \
+    "{\"op\":\"default\",\"path\":\"currency\",\"value\":\"EUR\"}]}"
+
+/* Register BANK_DEPOSIT_UPCASTER in the store unless it is registered
+ * already. Returns 0 or a factum error. */
+int bank_register_upcaster(factum_store *s);
 
 /* Largest amount one command may move (keeps sums far from overflow). */
 #define BANK_MAX_AMOUNT 1000000000000LL

@@ -6,6 +6,7 @@
  *   example_bank [--snapshot-every N] DIR deposit ACCOUNT AMOUNT [COMMAND-ID]
  *   example_bank [--snapshot-every N] DIR withdraw ACCOUNT AMOUNT [COMMAND-ID]
  *   example_bank DIR balance ACCOUNT
+ *   example_bank DIR import-v1 ACCOUNT AMOUNT
  *
  * DIR is a factum data directory (created if missing). Commands go through
  * the account's decider (account.c): the state is loaded from the newest
@@ -17,6 +18,11 @@
  * events (default 20). `balance` prints the balance twice: from the
  * decider's load, and from the `balances` read model (SQLite,
  * factum_readmodel.h), which this program registers on first use.
+ * `import-v1` appends a MoneyDeposited in the shape an older version of
+ * the application wrote ({"value": N}, schema version 1), as a migration
+ * from it would: the program registers the upcaster of MoneyDeposited
+ * 1 -> 2 (account.h) when it opens the store, so the decider and the read
+ * model read that event as version 2, while the log keeps it as written.
  * Amounts are integers (cents). Exit status: 0 done, 2 refused by the
  * domain (the message says why), 1 an error.
  */
@@ -47,7 +53,8 @@ static int usage(void)
     fprintf(stderr,
             "usage: example_bank [--snapshot-every N] DIR open ACCOUNT OWNER\n"
             "       example_bank [--snapshot-every N] DIR deposit|withdraw ACCOUNT AMOUNT [COMMAND-ID]\n"
-            "       example_bank DIR balance ACCOUNT\n");
+            "       example_bank DIR balance ACCOUNT\n"
+            "       example_bank DIR import-v1 ACCOUNT AMOUNT\n");
     return 1;
 }
 
@@ -117,6 +124,10 @@ int main(int argc, char **argv)
             }
             id = idb;
         }
+    } else if (!strcmp(cmd, "import-v1") && rest == 1) {
+        char *end;
+        c.amount = strtoll(args[0], &end, 10);
+        if (*end || end == args[0] || c.amount <= 0 || c.amount > BANK_MAX_AMOUNT) return usage();
     } else if (strcmp(cmd, "balance") || rest != 0) {
         return usage();
     }
@@ -126,6 +137,22 @@ int main(int argc, char **argv)
     if (rc) {
         fprintf(stderr, "open %s: %s\n", dir, factum_strerror(rc));
         return 1;
+    }
+    if ((rc = bank_register_upcaster(store))) {
+        fprintf(stderr, "upcaster: %s\n", factum_strerror(rc));
+        factum_store_close(store);
+        return 1;
+    }
+    if (!strcmp(cmd, "import-v1")) {
+        /* the old application's shape, as stored by it: no $schemaVersion */
+        char data[64];
+        factum_event_data ev = {.type = "MoneyDeposited", .flags = FACTUM_EVENT_JSON, .data = data};
+        ev.data_len = (size_t)snprintf(data, sizeof data, "{\"value\":%lld}", (long long)c.amount);
+        factum_append_result res;
+        rc = factum_append(store, stream, FACTUM_STREAM_EXISTS, &ev, 1, &res);
+        if (rc) fprintf(stderr, "import-v1 %s: %s\n", stream, factum_strerror(rc));
+        else printf("import-v1 %s: version %llu (stored as version 1)\n", stream, (unsigned long long)res.last_version);
+        return factum_store_close(store) || rc ? 1 : 0;
     }
     factum_decider_def def;
     bank_decider_def(&def, every);

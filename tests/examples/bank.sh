@@ -2,7 +2,9 @@
 # bank.sh - the bank account example (examples/bank) end to end from its
 # command line: opening, deposits, a refused overdraft (exit status 2), a
 # command id that makes a repeated command idempotent, snapshots every N
-# events, and the balance from the decider and from the read model.
+# events, the balance from the decider and from the read model, and an
+# event of the old MoneyDeposited shape (version 1) read through the
+# upcaster the program registers, by the decider and by the read model.
 # Usage: tests/examples/bank.sh /path/to/example_bank
 set -euo pipefail
 bank=$(realpath "$1")
@@ -36,5 +38,12 @@ run 0 "$D" balance 42
 echo "$OUT"
 echo "$OUT" | grep -q "owner Alice balance 30 version 9 (snapshot at [0-9]" || fail "balance: $OUT"
 echo "$OUT" | grep -q '"rows":\[\[30\]\]' || fail "read model: $OUT"
+# an event of the old shape: stored as written, read as version 2 everywhere
+run 0 "$D" import-v1 42 25
+run 0 "$D" balance 42
+echo "$OUT" | grep -q "owner Alice balance 55 version 10" || fail "balance after import-v1: $OUT"
+echo "$OUT" | grep -q '"rows":\[\[55\]\]' || fail "read model after import-v1: $OUT"
+run 0 "$D" withdraw 42 55
+run 2 "$D" withdraw 42 1
 run 1 "$D" deposit 42 abc || true
 echo ok
