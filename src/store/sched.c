@@ -533,7 +533,9 @@ static void *sched_main(void *arg)
         }
         int stop = c->stop;
         pthread_mutex_unlock(&c->mu);
-        if (stop) break;
+        /* Closing: one last pass, so that what is due is delivered even by
+         * a store opened briefly (a command line), unless crashing. */
+        if (stop && s->abandon_sched) break;
         atomic_store(&c->kick, 0);
         if (atomic_load(&s->failed)) {
             struct timespec ts = {0, 100000000};
@@ -551,7 +553,7 @@ static void *sched_main(void *arg)
         while (1) {
             pthread_mutex_lock(&c->mu);
             int64_t now = base_now_ns();
-            if (c->stop || !c->n || c->heap[0].due > now) {
+            if (!c->n || c->heap[0].due > now) {
                 pthread_mutex_unlock(&c->mu);
                 break;
             }
@@ -577,6 +579,7 @@ static void *sched_main(void *arg)
         pthread_mutex_unlock(&c->mu);
         if (again && (rc = rescan(c)))
             store_log(s, FACTUM_LOG_ERROR, "scheduler: reading %s: %s", SCHED_STREAM, factum_strerror(rc));
+        if (stop) break;
         if (plow > c->ckpt_low && (int64_t)base_mono_ns() - c->ckpt_ns >= CKPT_EVERY_NS) ckpt_write(c, plow);
     }
     if (!c->s->abandon_sched) {
