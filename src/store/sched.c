@@ -68,7 +68,7 @@ struct sched {
     _Atomic int64_t seen_version; /* of $scheduled, by on_commit */
     int stop;
     sitem *heap; /* min-heap on due (mu) */
-    size_t n, max;
+    size_t n, cap, max;
     uint64_t scanned; /* next version of $scheduled to read (thread only) */
     int dropped;      /* SC-5 (mu) */
     int64_t dropped_due;
@@ -215,8 +215,9 @@ static int each_request(factum_store *s, uint64_t from, int (*cb)(void *ctx, con
         if (rc == FACTUM_ENOTFOUND) rc = 0, n = 0, nx = FACTUM_END;
         if (rc) break;
         for (size_t i = 0; i < n && !rc; i++) {
-            rc = cb(ctx, &evs[i]);
-            cur = evs[i].version + 1;
+            /* Past an event only once it was handled: a scan that failed
+             * goes on from it next time (SC-4). */
+            if (!(rc = cb(ctx, &evs[i]))) cur = evs[i].version + 1;
         }
         if (rc || nx == FACTUM_END) break;
         cur = nx;
@@ -301,12 +302,19 @@ static void drop(struct sched *c, const sitem *it)
     if (it->version < c->dropped_min_version) c->dropped_min_version = it->version;
 }
 
-/* Add (mu held). When full, the latest due of the set and it is let go. */
+/* Add (mu held). When full, the latest due of the set and it is let go. The
+ * set grows by doubling up to max (an allocation that fails is "full"). */
 static void pending_add(struct sched *c, const sitem *it)
 {
-    for (size_t i = 0; i < c->n; i++)
-        if (c->heap[i].version == it->version) return; /* already held (a retry) */
-    if (c->n < c->max) {
+    if (c->n == c->cap && c->cap < c->max) {
+        size_t cap = c->cap * 2 < c->max ? c->cap * 2 : c->max;
+        sitem *h = realloc(c->heap, cap * sizeof *h);
+        if (h) {
+            c->heap = h;
+            c->cap = cap;
+        }
+    }
+    if (c->n < c->cap) {
         c->heap[c->n] = *it;
         heap_up(c->heap, c->n++);
         return;
@@ -600,7 +608,8 @@ int sched_start(factum_store *s)
     c->dropped_due = INT64_MAX;
     c->dropped_min_version = UINT64_MAX;
     atomic_store(&c->seen_version, INT64_MIN);
-    if (!(c->heap = malloc(c->max * sizeof *c->heap))) {
+    c->cap = c->max < 64 ? c->max : 64;
+    if (!(c->heap = malloc(c->cap * sizeof *c->heap))) {
         free(c);
         return -ENOMEM;
     }
