@@ -149,6 +149,10 @@ async function main() {
     srv.p.removeAllListeners('exit');
     srv.p.kill('SIGTERM');
     await new Promise((r) => srv.p.on('exit', r));
+    if (/Sanitizer|runtime error/.test(srv.log())) {
+      failed = true;
+      console.error('FAIL: a sanitizer report from factumd:\n' + srv.log());
+    }
     fs.rmSync(dir, { recursive: true, force: true });
   }
   process.exit(failed ? 1 : 0);
