@@ -139,6 +139,18 @@ async function main() {
     }
     got = await collect(client.readStream('$scheduled'));
     assert.equal(got.length, 1);
+    // The same through the v2 AppendSession (multiStreamAppend): checked, and delivered.
+    await throws(() => client.multiStreamAppend([{ streamName: '$scheduled', expectedState: lib.ANY,
+      events: [lib.jsonEvent({ type: 'T', data: {}, metadata: { $deliverTo: 'x' } })] }]), 'v2 request without $deliverAt');
+    await client.multiStreamAppend([{ streamName: '$scheduled', expectedState: lib.ANY,
+      events: [lib.jsonEvent({ type: 'Reminder', data: { n: 2 },
+        metadata: { $deliverAt: new Date(Date.now() + 200).toISOString(), $deliverTo: 'reminders-v2' } })] }]);
+    delivered = [];
+    for (let i = 0; i < 100 && delivered.length === 0; i++) {
+      await sleep(50);
+      try { delivered = await collect(client.readStream('reminders-v2')); } catch { /* not yet */ }
+    }
+    assert.deepEqual(delivered.map((e) => [e.type, e.data.n]), [['Reminder', 2]]);
     console.log('ok temporal reads and scheduled events through the official client');
   } catch (e) {
     failed = true;
