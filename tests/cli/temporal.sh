@@ -59,4 +59,21 @@ f 2 schedule reminders Ping 'not json' --in 1s
 f 2 schedule reminders Ping '{}' --in soon
 f 2 schedule reminders Ping '{}' --in 1s --metadata '{"$deliverTo":"x"}'
 f 1 schedule '$scheduled' Ping '{}' --in 1s
+# a read model's tables as of a position or a time
+cat >"$T/bal.json" <<'JSON'
+{"name":"bal","schema":["CREATE TABLE b(id TEXT PRIMARY KEY, n INTEGER NOT NULL)"],"streams":["acct"],
+ "handlers":{"Deposited":"INSERT INTO b VALUES ('acct', :data.n) ON CONFLICT(id) DO UPDATE SET n = n + :data.n",
+             "Corrected":"INSERT INTO b VALUES ('acct', :data.n) ON CONFLICT(id) DO UPDATE SET n = n + :data.n"}}
+JSON
+f 0 readmodel create "$T/bal.json"
+f 0 query bal 'SELECT n FROM b' --min-position 3 --json
+eq "$(jq -c .rows <<<"$OUT")" '[[6]]'
+f 0 query bal 'SELECT n FROM b' --as-of-position 2 --json
+eq "$(jq -c '[.rows, .position]' <<<"$OUT")" '[[[3]],2]'
+f 0 query bal 'SELECT n FROM b' --as-of "$T1" --json
+eq "$(jq -c .rows <<<"$OUT")" '[[1]]'
+f 0 query bal 'SELECT n FROM b' --as-of 2000-01-01 --json
+eq "$(jq -c .rows <<<"$OUT")" '[]'
+f 2 query bal 'SELECT n FROM b' --as-of soon
+f 2 query bal 'DELETE FROM b' --as-of-position 2
 echo ok
