@@ -33,8 +33,9 @@ f 2 read acct --as-of "$T1" --as-of-position 3
 f 2 read acct --valid-at 2026-13-01
 
 # schedule: --in, --at, list, cancel.
-f 0 schedule reminders Ping '{"x":1}' --in 1s
-SOON=$OUT
+f 0 schedule reminders Ping '{"x":1}' --in 4s --json
+SOON=$(jq -r .id <<<"$OUT")
+SOON_AT=$(date -d "$(jq -r .deliverAt <<<"$OUT")" +%s.%N)
 f 0 schedule reminders Ping '{"x":2}' --at 2030-01-01T00:00:00Z --metadata '{"k":"v"}' --json
 LATER=$(jq -r .id <<<"$OUT")
 eq "$(jq -r .deliverAt <<<"$OUT")" 2030-01-01T00:00:00.000000000Z
@@ -45,7 +46,7 @@ f 4 schedule cancel "$LATER"
 f 2 schedule cancel not-a-uuid
 # due while nothing had the store open: delivered when it is next opened
 # for writing (a read-only open delivers nothing)
-sleep 1.2
+sleep "$(awk -v t="$SOON_AT" -v n="$(date +%s.%N)" 'BEGIN { d = t - n + 0.2; print (d > 0 ? d : 0) }')"
 f 0 schedule list
 f 4 schedule cancel 00000000-0000-4000-8000-000000000000
 f 0 schedule list
