@@ -222,6 +222,16 @@ int event_at(factum_store *s, uint64_t lo, factum_event *ev);
 /* The event of `name` at `version` (collisions resolved): 1 found, 0 not, < 0 error. */
 int stream_event(factum_store *s, const char *name, size_t len, uint64_t hash, uint64_t version,
                  factum_event *ev, uint64_t *lo_out);
+/* read.c: the versions [first, last] of a stream, events at positions up
+ * to `committed`, committed at or after min_ts, valid (factum_event_valid_time)
+ * at or before valid_until (INT64_MAX: no bound): what factum_read_stream
+ * and factum_read_stream_asof read, with their paging. */
+typedef struct stream_range {
+    uint64_t first, last, committed;
+    int64_t min_ts, valid_until;
+} stream_range;
+int stream_read_range(factum_store *s, const char *stream, size_t len, const stream_range *r, uint64_t from,
+                      int back, factum_event *events, size_t cap, size_t *n_out, uint64_t *next_out);
 /* Parse a metadata document (lenient: invalid means "no metadata"). */
 void meta_parse_lenient(const uint8_t *data, size_t len, factum_stream_metadata *m);
 void meta_none(factum_stream_metadata *m);

@@ -272,9 +272,6 @@ static int state_asof(factum_store *s, const char *name, size_t len, uint64_t p,
     return 0;
 }
 
-/* Events a page of an as-of read examines at most beyond cap. */
-#define ASOF_SCAN_EXTRA 4096
-
 int factum_read_stream_asof(factum_store *s, const char *stream, const factum_asof *a, uint64_t from,
                             int direction, factum_event *events, size_t cap, size_t *n_out, uint64_t *next_out)
 {
@@ -298,34 +295,8 @@ int factum_read_stream_asof(factum_store *s, const char *stream, const factum_as
         int64_t mc = st.last_version - st.meta.max_count + 1;
         if (mc > 0 && (uint64_t)mc > first) first = (uint64_t)mc;
     }
-    int back = direction == FACTUM_BACKWARD;
-    uint64_t cur;
-    if (!back) {
-        cur = from < first ? first : from;
-        if (cur > last) return 0;
-    } else {
-        cur = from > last ? last : from;
-        if (cur < first) return 0;
-    }
-    uint64_t hash = base_hash64(stream, len);
-    size_t n = 0, scanned = 0;
-    int end = 0;
-    while (n < cap && scanned < cap + ASOF_SCAN_EXTRA) {
-        factum_event *ev = &events[n];
-        rc = stream_event(s, stream, len, hash, cur, ev, NULL);
-        if (rc < 0) return rc;
-        if (rc == 0) return FACTUM_ECORRUPT; /* TM-2 */
-        scanned++;
-        if (factum_event_valid_time(ev) <= a->valid_until_ns) n++;
-        if (back ? cur == first : cur == last) {
-            end = 1;
-            break;
-        }
-        cur = back ? cur - 1 : cur + 1;
-    }
-    *n_out = n;
-    if (next_out) *next_out = end ? FACTUM_END : cur;
-    return 0;
+    stream_range r = {first, last, p, INT64_MIN, a->valid_until_ns};
+    return stream_read_range(s, stream, len, &r, from, direction == FACTUM_BACKWARD, events, cap, n_out, next_out);
 }
 
 /* ---- $all as of a position ------------------------------------------ */
@@ -357,7 +328,9 @@ int factum_read_all_asof(factum_store *s, const factum_asof *a, uint64_t from, i
         size_t base = n;
         for (size_t i = 0; i < got; i++) {
             factum_event *ev = &events[base + i];
-            if (ev->position > p || factum_event_valid_time(ev) > a->valid_until_ns) continue;
+            if (ev->position > p ||
+                (a->valid_until_ns != FACTUM_VALID_ANY && factum_event_valid_time(ev) > a->valid_until_ns))
+                continue;
             if (&events[n] != ev) events[n] = *ev;
             n++;
         }
