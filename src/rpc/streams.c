@@ -853,6 +853,11 @@ static void delete_message(net_call *c, const uint8_t *msg, size_t len)
     }
     const ProtobufCBinaryData *sn = &o->stream_identifier->stream_name;
     int rc = factum_check_stream_name((const char *)sn->data, sn->len);
+    if (!rc && rpc_vstream_is((const char *)sn->data, sn->len)) {
+        rpc_unpack_free(req, &pa);
+        rpc_fail(c, GRPC_INVALID_ARGUMENT, "virtual streams ($asof/...) are read-only", NULL, NULL);
+        return;
+    }
     if (!rc) rc = rpc_expected_of_options(which, o->revision, &d->expected);
     if (!rc && !(d->stream = strndup((const char *)sn->data, sn->len))) rc = -ENOMEM;
     rpc_unpack_free(req, &pa);

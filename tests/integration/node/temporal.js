@@ -113,6 +113,8 @@ async function main() {
       setTimeout(() => { sub.unsubscribe(); resolve(); }, 3000);
     }), 'subscription to a virtual stream');
     await throws(() => client.appendToStream(`$asof/acct-1?time=${t1}`, [ev('X', 1)]), 'append to a virtual stream');
+    await throws(() => client.deleteStream(`$asof/acct-1?time=${t1}`), 'delete of a virtual stream');
+    await throws(() => client.tombstoneStream(`$asof/acct-1?time=${t1}`), 'tombstone of a virtual stream');
 
     // Scheduled events: a request appended by the client, delivered by factumd.
     const at = new Date(Date.now() + 400).toISOString();
