@@ -546,6 +546,7 @@ static void *sched_main(void *arg)
         if (stop && s->abandon_sched) break;
         atomic_store(&c->kick, 0);
         if (atomic_load(&s->failed)) {
+            if (stop) break; /* fail-stopped (ST-4): nothing can be delivered until reopened */
             struct timespec ts = {0, 100000000};
             nanosleep(&ts, NULL);
             continue;

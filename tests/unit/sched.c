@@ -5,6 +5,7 @@
 #include "harness.h"
 
 #include "base/base.h"
+#include "io/io.h"
 #include "store/store_int.h"
 
 static const int64_t MS = 1000000;
@@ -329,6 +330,40 @@ static void t_clock_restart(void)
     harness_rm_rf(dir);
 }
 
+/* A delivery whose append fails the store (EIO on fdatasync, ST-4): close
+ * still returns, the request stays pending, and the next open delivers it. */
+static void t_failstop(void)
+{
+    char dir[512];
+    harness_tmpdir(dir, sizeof dir, "sched-failstop");
+    io_fault *f = io_fault_new(1);
+    REQUIRE(f);
+    factum_store *s = NULL;
+    CHECK_RC(store_open_io(dir, NULL, io_fault_env(f), &s), 0);
+    if (!s) {
+        io_fault_free(f);
+        return;
+    }
+    CHECK_RC(sched(s, "fs-target", base_now_ns() + 300 * MS, "T", "{}", NULL, NULL), 0);
+    io_fault_fail_fsync(f, 1, -EIO); /* the next one: the delivery's (nothing else writes meanwhile) */
+    factum_stats st;
+    for (int i = 0; i < 300; i++) {
+        factum_store_get_stats(s, &st);
+        if (st.failed) break;
+        struct timespec ts = {0, 10 * MS};
+        nanosleep(&ts, NULL);
+    }
+    CHECK(st.failed);
+    factum_store_close(s); /* reports the failure; must not hang */
+    io_fault_free(f);
+    s = open_store(dir);
+    REQUIRE(s);
+    factum_event evs[2];
+    CHECK_EQ_U64(wait_events(s, "fs-target", 1, 3000, evs, 2), 1);
+    CHECK_RC(factum_store_close(s), 0);
+    harness_rm_rf(dir);
+}
+
 int main(void)
 {
     RUN(t_times);
@@ -339,5 +374,6 @@ int main(void)
     RUN(t_restart_pending);
     RUN(t_failures);
     RUN(t_paging);
+    RUN(t_failstop);
     return harness_done();
 }
