@@ -137,8 +137,11 @@ static void t_cancel_race(void)
         CHECK_RC(sched(s, "r-target", now + (100 + i * 3) * MS, "E", "{}", NULL, ids[i]), 0);
     int won = 0;
     for (int i = 0; i < N; i++) {
-        while (base_now_ns() < now + (100 + i * 3) * MS)
-            ;
+        int64_t wait = now + (100 + i * 3) * MS - base_now_ns();
+        if (wait > 0) {
+            struct timespec ts = {wait / 1000000000, wait % 1000000000};
+            nanosleep(&ts, NULL);
+        }
         int rc = factum_schedule_cancel(s, ids[i]);
         CHECK(rc == 0 || rc == FACTUM_ENOTFOUND);
         won += rc == 0;
