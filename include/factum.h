@@ -511,7 +511,7 @@ FACTUM_API int factum_read_all_asof(factum_store *s, const factum_asof *a, uint6
  * `$scheduled` from there, not from the start.
  *
  * Memory: at most FACTUM_SCHEDULE_MAX_PENDING requests are held in memory
- * (about 48 bytes each), the earliest due; when more are pending, the rest
+ * (32 bytes each), the earliest due; when more are pending, the rest
  * are found again by reading `$scheduled` from the checkpoint when the
  * earliest of them comes due or room frees (docs/temporal.md).
  * ------------------------------------------------------------------------- */
