@@ -496,10 +496,12 @@ FACTUM_API int factum_read_all_asof(factum_store *s, const factum_asof *a, uint6
  * derived from the schedule id, so a delivery repeated after a crash is an
  * idempotent replay: each request is delivered at most once and, while the
  * store runs, at least once. A request already due at open (the store was
- * closed at its time) is delivered at once.
+ * closed at its time) is delivered at once, and closing a store delivers
+ * what is due first. Read-only stores deliver nothing.
  *
  * Markers (event types, data JSON {"id": "<schedule id>", ...}):
- *   "$delivered"  appended to the target (data also holds "stream" and "position")
+ *   "$delivered"  appended to the target (data also holds "stream", the target,
+ *                 and "version", the request's version in `$scheduled`)
  *   "$cancelled"  factum_schedule_cancel won
  *   "$failed"     the target refused the append or the request is malformed
  *                 (data also holds "error" and "code"); never retried.
