@@ -116,6 +116,38 @@ async function main() {
     await throws(() => client.deleteStream(`$asof/acct-1?time=${t1}`), 'delete of a virtual stream');
     await throws(() => client.tombstoneStream(`$asof/acct-1?time=${t1}`), 'tombstone of a virtual stream');
 
+    // A read model's tables as of a time or a position, over HTTP (factumd's /readmodels).
+    const http = `http://127.0.0.1:${srv.port}`;
+    const def = {
+      name: 'balances', schema: ['CREATE TABLE b(id TEXT PRIMARY KEY, n INTEGER NOT NULL)'], streams: ['acct-'],
+      handlers: {
+        MoneyDeposited: "INSERT INTO b VALUES (:stream, :data.amount) ON CONFLICT(id) DO UPDATE SET n = n + :data.amount",
+        MoneyWithdrawn: "INSERT INTO b VALUES (:stream, -:data.amount) ON CONFLICT(id) DO UPDATE SET n = n - :data.amount",
+      },
+    };
+    let r = await fetch(`${http}/readmodels`, { method: 'POST', body: JSON.stringify(def) });
+    assert.equal(r.status, 201, await r.text());
+    const q = async (extra) => {
+      const res = await fetch(`${http}/readmodels/balances/query`, {
+        method: 'POST', body: JSON.stringify({ sql: 'SELECT id, n FROM b ORDER BY id', ...extra }),
+      });
+      return [res.status, await res.json()];
+    };
+    let [code, body] = await q({ asOf: t1 });
+    assert.equal(code, 200, JSON.stringify(body));
+    assert.deepEqual(body.rows, [['acct-1', 150]]);
+    [code, body] = await q({ asOfPosition: Number(p1) });
+    assert.deepEqual(body.rows, [['acct-1', 150]]);
+    [code, body] = await q({ asOf: now });
+    assert.deepEqual(body.rows, [['acct-1', 121], ['acct-2', 7]]);
+    r = await fetch(`${http}/readmodels/balances/query?sql=${encodeURIComponent('SELECT n FROM b')}&as_of=${t1}`);
+    assert.equal(r.status, 200);
+    assert.deepEqual((await r.json()).rows, [[150]]);
+    [code, body] = await q({ asOf: 'yesterday' });
+    assert.equal(code, 400);
+    [code, body] = await q({ asOf: t1, asOfPosition: 3 });
+    assert.equal(code, 400);
+
     // Scheduled events: a request appended by the client, delivered by factumd.
     const at = new Date(Date.now() + 400).toISOString();
     await client.appendToStream('$scheduled', [lib.jsonEvent({
