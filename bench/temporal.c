@@ -23,10 +23,14 @@ static void fill(factum_store *s, uint64_t total)
         int agg = (i / 100) % 100 == 0 && i / 100 / 100 < STREAM_EVENTS / 100; /* one stream of 10,000 */
         for (int k = 0; k < 100; k++) {
             snprintf(data, sizeof data, "{\"n\":%" PRIu64 "}", i + (uint64_t)k);
-            snprintf(meta, sizeof meta, "{\"$validFrom\":%" PRIu64 "}", (uint64_t)1700000000000 + (i + (uint64_t)k) * 7 % 100000);
-            evs[k] = (factum_event_data){.type = "E", .flags = FACTUM_EVENT_JSON | FACTUM_EVENT_META_JSON,
-                                         .data = strdup(data), .data_len = strlen(data),
-                                         .metadata = strdup(meta), .metadata_len = strlen(meta)};
+            snprintf(meta, sizeof meta, "{\"$validFrom\":%" PRIu64 "}",
+                     (uint64_t)1700000000000 + (i + (uint64_t)k) * 7 % 100000);
+            evs[k] = (factum_event_data){.type = "E",
+                                         .flags = FACTUM_EVENT_JSON | FACTUM_EVENT_META_JSON,
+                                         .data = strdup(data),
+                                         .data_len = strlen(data),
+                                         .metadata = strdup(meta),
+                                         .metadata_len = strlen(meta)};
         }
         char stream[32];
         snprintf(stream, sizeof stream, agg ? "account-1" : "other-%" PRIu64, i / 100 % 1000);
@@ -106,23 +110,27 @@ int main(int argc, char **argv)
     uint64_t seed = 88172645463325252ull;
     for (int i = 0; i < Q; i++) {
         seed ^= seed << 13, seed ^= seed >> 7, seed ^= seed << 17;
-        int64_t t = first.timestamp_ns + (int64_t)(seed % (uint64_t)(last.timestamp_ns - first.timestamp_ns + 1));
+        int64_t t =
+            first.timestamp_ns + (int64_t)(seed % (uint64_t)(last.timestamp_ns - first.timestamp_ns + 1));
         uint64_t p, q0 = now_ns();
         factum_position_at(s, t, &p);
         lat[i] = now_ns() - q0;
     }
     qsort(lat, Q, sizeof lat[0], cmp_u64);
-    printf("position_at over %" PRIu64 " events: p50 %.2f us, p99 %.2f us\n", total, pct(lat, Q, 50), pct(lat, Q, 99));
+    printf("position_at over %" PRIu64 " events: p50 %.2f us, p99 %.2f us\n", total, pct(lat, Q, 50),
+           pct(lat, Q, 99));
     result("T1-position-at", "p50_us", pct(lat, Q, 50));
     result("T1-position-at", "p99_us", pct(lat, Q, 99));
 
     /* A 10,000-event stream: plain, as of the head, as of the head with a valid-time bound. */
     read_stream_rate(s, NULL, 2); /* warm: the comparisons below read what is in the page cache */
     read_all_rate(s, NULL, st.last_position / 2);
-    factum_asof head = {FACTUM_END, FACTUM_VALID_ANY}, valid = {FACTUM_END, 1700000000000ll * 1000000 + 50000ll * 1000000};
+    factum_asof head = {FACTUM_END, FACTUM_VALID_ANY},
+                valid = {FACTUM_END, 1700000000000ll * 1000000 + 50000ll * 1000000};
     double plain = read_stream_rate(s, NULL, 20), asof = read_stream_rate(s, &head, 20),
            bi = read_stream_rate(s, &valid, 20);
-    printf("stream of %d events: plain %.0f ev/s, as of %.0f ev/s (%.2fx), as of + valid time (about half pass) %.0f ev/s returned\n",
+    printf("stream of %d events: plain %.0f ev/s, as of %.0f ev/s (%.2fx), as of + valid time (about half "
+           "pass) %.0f ev/s returned\n",
            STREAM_EVENTS, plain, asof, asof / plain, bi);
     result("T2-stream-read", "plain_ev_s", plain);
     result("T2-stream-read", "asof_ev_s", asof);
@@ -161,11 +169,13 @@ int main(int argc, char **argv)
     uint64_t d0 = now_ns();
     for (;;) {
         factum_stream_info info;
-        if (!factum_stream_get_info(s, FACTUM_SCHEDULED_DONE_STREAM, &info) && info.last_version == N - 1) break;
+        if (!factum_stream_get_info(s, FACTUM_SCHEDULED_DONE_STREAM, &info) && info.last_version == N - 1)
+            break;
         usleep(1000);
     }
     double secs = (double)(now_ns() - d0) / 1e9;
-    printf("scheduler (durable): %d requests due at once delivered in %.2f s: %.0f deliveries/s\n", N, secs, N / secs);
+    printf("scheduler (durable): %d requests due at once delivered in %.2f s: %.0f deliveries/s\n", N, secs,
+           N / secs);
     result("T4-scheduler", "deliveries_s", N / secs);
     factum_store_close(s);
     char cmd[1300];

@@ -99,7 +99,8 @@ int64_t base_now_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec + atomic_load_explicit(&clock_offset_ns, memory_order_relaxed);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec +
+           atomic_load_explicit(&clock_offset_ns, memory_order_relaxed);
 }
 
 uint64_t base_mono_ns(void)

@@ -98,10 +98,11 @@ static int read_stream(cli_ctx *c, factum_store *s, const char *stream, uint64_t
     uint64_t printed = 0, next = from;
     while (printed < count) {
         size_t want = count - printed < PAGE ? (size_t)(count - printed) : PAGE, n;
-        int rc = t->on ? factum_read_stream_asof(s, stream, &t->asof, next, back ? FACTUM_BACKWARD : FACTUM_FORWARD,
-                                                 evs, want, &n, &next)
-                       : factum_read_stream(s, stream, next, back ? FACTUM_BACKWARD : FACTUM_FORWARD, evs, want, &n,
-                                            &next);
+        int rc = t->on
+                     ? factum_read_stream_asof(s, stream, &t->asof, next,
+                                               back ? FACTUM_BACKWARD : FACTUM_FORWARD, evs, want, &n, &next)
+                     : factum_read_stream(s, stream, next, back ? FACTUM_BACKWARD : FACTUM_FORWARD, evs, want,
+                                          &n, &next);
         if (rc) {
             code = cli_stream_error(c, s, stream, FACTUM_ANY, rc, NULL);
             break;
@@ -134,8 +135,8 @@ static int add_filter(cli_ctx *c, filters *fs, int on, const char *const *prefix
 {
     int rc = factum_filter_new(on, prefixes, n, regex, exclude_system, &fs->f[fs->n]);
     if (rc == FACTUM_EBADREGEX)
-        return cli_usage(c, "%s: '%s' is not a valid regular expression (PCRE2 syntax, at most %d bytes)", opt, regex ? regex : "",
-                         FACTUM_MAX_REGEX_LEN);
+        return cli_usage(c, "%s: '%s' is not a valid regular expression (PCRE2 syntax, at most %d bytes)",
+                         opt, regex ? regex : "", FACTUM_MAX_REGEX_LEN);
     if (rc) return cli_fail(c, rc, "%s", opt);
     fs->n++;
     return CLI_OK;
@@ -175,8 +176,8 @@ static int read_all(cli_ctx *c, factum_store *s, uint64_t from, int back, uint64
         uint64_t next;
         int rc = t->on ? factum_read_all_asof(s, &t->asof, pos, back ? FACTUM_BACKWARD : FACTUM_FORWARD,
                                               fs->n ? fs->f[0] : NULL, 0, evs, PAGE, &n, &next)
-                       : factum_read_all(s, pos, back ? FACTUM_BACKWARD : FACTUM_FORWARD, fs->n ? fs->f[0] : NULL, 0,
-                                         evs, PAGE, &n, &next);
+                       : factum_read_all(s, pos, back ? FACTUM_BACKWARD : FACTUM_FORWARD,
+                                         fs->n ? fs->f[0] : NULL, 0, evs, PAGE, &n, &next);
         if (rc) {
             code = cli_fail(c, rc, "reading $all");
             break;
@@ -319,7 +320,8 @@ static int remote_read_vall(cli_ctx *c, factum_client *cl, const char *name, uin
     uint64_t printed = 0, next = from;
     while (printed < count) {
         factum_client_batch *b;
-        int rc = factum_client_read_stream(cl, name, next, back ? FACTUM_BACKWARD : FACTUM_FORWARD, REMOTE_PAGE, &b);
+        int rc = factum_client_read_stream(cl, name, next, back ? FACTUM_BACKWARD : FACTUM_FORWARD,
+                                           REMOTE_PAGE, &b);
         if (rc) return cli_remote_fail(c, cl, rc, "reading $all");
         size_t n = factum_client_batch_count(b);
         for (size_t i = 0; i < n && printed < count; i++) {
@@ -384,13 +386,15 @@ int cli_cmd_read(cli_ctx *c, int argc, char **argv)
         goto out;
     }
     if (t.time && factum_time_parse(t.time, strlen(t.time), &at_ns)) {
-        code = cli_usage(c, "--as-of: '%s' is not an RFC 3339 time (2026-03-15T10:00:00Z) or a date (2026-03-15)", t.time);
+        code = cli_usage(
+            c, "--as-of: '%s' is not an RFC 3339 time (2026-03-15T10:00:00Z) or a date (2026-03-15)", t.time);
         goto out;
     }
     if (t.position && (code = cli_parse_u64(c, "--as-of-position", t.position, &t.asof.position))) goto out;
     if (t.valid && factum_time_parse(t.valid, strlen(t.valid), &t.asof.valid_until_ns)) {
-        code = cli_usage(c, "--valid-at: '%s' is not an RFC 3339 time (2026-03-15T10:00:00Z) or a date (2026-03-15)",
-                         t.valid);
+        code = cli_usage(
+            c, "--valid-at: '%s' is not an RFC 3339 time (2026-03-15T10:00:00Z) or a date (2026-03-15)",
+            t.valid);
         goto out;
     }
     if (c->server && t.on) {

@@ -12,7 +12,8 @@
 #include "cli/cli.h"
 
 static const char help[] =
-    "usage: factum schedule STREAM TYPE DATA (--at TIME | --in DURATION) [--metadata JSON] [--id UUID] [--json]\n"
+    "usage: factum schedule STREAM TYPE DATA (--at TIME | --in DURATION) [--metadata JSON] [--id UUID] "
+    "[--json]\n"
     "       factum schedule list [--json]\n"
     "       factum schedule cancel ID\n"
     "\n"
@@ -135,7 +136,8 @@ int cli_cmd_schedule(cli_ctx *c, int argc, char **argv)
         goto out;
     }
     if ((code = cli_want_pos(c, &a, 3, 3, "STREAM TYPE DATA (or list, or cancel ID)"))) goto out;
-    const char *stream = a.pos[0], *type = a.pos[1], *at_text = cli_get(&a, "at"), *in_text = cli_get(&a, "in");
+    const char *stream = a.pos[0], *type = a.pos[1], *at_text = cli_get(&a, "at"),
+               *in_text = cli_get(&a, "in");
     if ((code = cli_check_stream(c, stream))) goto out;
     if (!!at_text == !!in_text) {
         code = cli_usage(c, "give exactly one of --at TIME and --in DURATION");
@@ -162,8 +164,8 @@ int cli_cmd_schedule(cli_ctx *c, int argc, char **argv)
     const char *mt = cli_get(&a, "metadata"), *idt = cli_get(&a, "id");
     if (mt) {
         json_value *doc = NULL;
-        int bad = json_parse(mt, strlen(mt), &doc) || doc->type != JSON_OBJECT || json_get(doc, "$deliverAt") ||
-                  json_get(doc, "$deliverTo");
+        int bad = json_parse(mt, strlen(mt), &doc) || doc->type != JSON_OBJECT ||
+                  json_get(doc, "$deliverAt") || json_get(doc, "$deliverTo");
         json_free(doc);
         if (bad || cli_json_compact(&meta, mt, strlen(mt))) {
             code = cli_usage(c, "--metadata must be a JSON object without \"$deliverAt\" or \"$deliverTo\"");

@@ -33,7 +33,8 @@ static int asof_parse(factum_store *s, const char *rest, size_t len, rpc_vstream
             break;
         }
     if (!q || q == rest) {
-        *why = "$asof/ needs a stream and a query: $asof/<stream>?time=<RFC 3339>|position=<n>[&valid=<RFC 3339>]";
+        *why = "$asof/ needs a stream and a query: $asof/<stream>?time=<RFC 3339>|position=<n>[&valid=<RFC "
+               "3339>]";
         return FACTUM_EINVAL;
     }
     size_t slen = (size_t)(q - rest);

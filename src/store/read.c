@@ -15,7 +15,7 @@
 
 #include "store/store_int.h"
 
-#define KV_BATCH 256
+#define KV_BATCH       256
 #define RANGE_SKIP_MAX 4096 /* events a stream read skips by valid time in one call, at most */
 
 static int name_arg(const char *stream, size_t *len)
@@ -55,7 +55,8 @@ int factum_read_stream(factum_store *s, const char *stream, uint64_t from, int d
     int64_t min_ts = INT64_MIN;
     if (st.meta.max_age_s >= 0) min_ts = base_now_ns() - st.meta.max_age_s * 1000000000ll;
     stream_range r = {first_visible(&st), (uint64_t)st.last_version, committed, min_ts, INT64_MAX};
-    return stream_read_range(s, stream, len, &r, from, direction == FACTUM_BACKWARD, events, cap, n_out, next_out);
+    return stream_read_range(s, stream, len, &r, from, direction == FACTUM_BACKWARD, events, cap, n_out,
+                             next_out);
 }
 
 int stream_read_range(factum_store *s, const char *stream, size_t len, const stream_range *r, uint64_t from,

@@ -45,10 +45,10 @@
 #include "base/json.h"
 #include "store/store_int.h"
 
-#define SCHED_STREAM FACTUM_SCHEDULED_STREAM
-#define DONE_STREAM FACTUM_SCHEDULED_DONE_STREAM
-#define CKPT_STREAM "$scheduled-checkpoint"
-#define RETRY_NS 1000000000ll /* a delivery that failed for a passing reason is tried again after this */
+#define SCHED_STREAM  FACTUM_SCHEDULED_STREAM
+#define DONE_STREAM   FACTUM_SCHEDULED_DONE_STREAM
+#define CKPT_STREAM   "$scheduled-checkpoint"
+#define RETRY_NS      1000000000ll /* a delivery that failed for a passing reason is tried again after this */
 #define CKPT_EVERY_NS 1000000000ll
 
 enum { DERIVE_TARGET = 1, DERIVE_MARKER = 2 };
@@ -202,8 +202,8 @@ static int delivered_meta(const request *r, base_buf *b)
 
 /* Read `$scheduled` forward from version `from`; cb(ctx, ev) for every
  * event (0 go on). *next: the version after the last read. */
-static int each_request(factum_store *s, uint64_t from, int (*cb)(void *ctx, const factum_event *ev), void *ctx,
-                        uint64_t *next)
+static int each_request(factum_store *s, uint64_t from, int (*cb)(void *ctx, const factum_event *ev),
+                        void *ctx, uint64_t *next)
 {
     factum_event evs[128];
     uint64_t cur = from;
@@ -236,7 +236,8 @@ static int marker_append(factum_store *s, const uint8_t id[16], const char *type
     base_buf b = {0};
     int rc = base_buf_printf(&b, "{\"id\":\"%s\"%s%s}", idt, extra ? "," : "", extra ? extra : "");
     if (rc) return rc;
-    factum_event_data m = {.type = type, .has_id = 1, .flags = FACTUM_EVENT_JSON, .data = b.data, .data_len = b.len};
+    factum_event_data m = {
+        .type = type, .has_id = 1, .flags = FACTUM_EVENT_JSON, .data = b.data, .data_len = b.len};
     derive_id(id, DERIVE_MARKER, m.id);
     rc = factum_append(s, DONE_STREAM, FACTUM_ANY, &m, 1, res);
     base_buf_free(&b);
@@ -371,7 +372,8 @@ static int ckpt_write(struct sched *c, uint64_t low)
         return rc;
     char data[64];
     int len = snprintf(data, sizeof data, "{\"low\":%" PRIu64 "}", low);
-    factum_event_data e = {.type = "$checkpoint", .flags = FACTUM_EVENT_JSON, .data = data, .data_len = (size_t)len};
+    factum_event_data e = {
+        .type = "$checkpoint", .flags = FACTUM_EVENT_JSON, .data = data, .data_len = (size_t)len};
     if ((rc = factum_append(s, CKPT_STREAM, FACTUM_ANY, &e, 1, NULL))) return rc;
     c->ckpt_low = low;
     c->ckpt_ns = (int64_t)base_mono_ns();
@@ -433,12 +435,13 @@ static int deliver(struct sched *c, const sitem *it)
 {
     factum_store *s = c->s;
     factum_event req;
-    int rc = stream_event(s, SCHED_STREAM, strlen(SCHED_STREAM), base_hash64(SCHED_STREAM, strlen(SCHED_STREAM)),
-                          it->version, &req, NULL);
+    int rc = stream_event(s, SCHED_STREAM, strlen(SCHED_STREAM),
+                          base_hash64(SCHED_STREAM, strlen(SCHED_STREAM)), it->version, &req, NULL);
     if (rc <= 0) return rc < 0 ? rc : FACTUM_ECORRUPT;
     request r;
     const char *why;
-    if (request_parse(req.metadata, req.metadata_len, &r, &why)) return marker_failed(s, it->id, FACTUM_EINVAL, why);
+    if (request_parse(req.metadata, req.metadata_len, &r, &why))
+        return marker_failed(s, it->id, FACTUM_EINVAL, why);
     base_buf meta = {0}, mdata = {0};
     char idt[37];
     factum_uuid_format(it->id, idt);
@@ -455,7 +458,10 @@ static int deliver(struct sched *c, const sitem *it)
                             .metadata = meta.data,
                             .metadata_len = meta.len};
     derive_id(it->id, DERIVE_TARGET, te.id);
-    factum_event_data me = {.type = "$delivered", .has_id = 1, .flags = FACTUM_EVENT_JSON, .data = mdata.data,
+    factum_event_data me = {.type = "$delivered",
+                            .has_id = 1,
+                            .flags = FACTUM_EVENT_JSON,
+                            .data = mdata.data,
                             .data_len = mdata.len};
     derive_id(it->id, DERIVE_MARKER, me.id);
     factum_append_req parts[2] = {{r.target, FACTUM_ANY, &te, 1}, {DONE_STREAM, FACTUM_ANY, &me, 1}};
@@ -469,8 +475,14 @@ static int deliver(struct sched *c, const sitem *it)
         goto out;
     }
     switch (rc) {
-    case FACTUM_EDELETED: case FACTUM_EBADNAME: case FACTUM_EBADTYPE: case FACTUM_ETOOBIG:
-    case FACTUM_EIDEMPOTENCY: case FACTUM_EDUPLICATEID: case FACTUM_EINVAL: case FACTUM_EWRONGVERSION: {
+    case FACTUM_EDELETED:
+    case FACTUM_EBADNAME:
+    case FACTUM_EBADTYPE:
+    case FACTUM_ETOOBIG:
+    case FACTUM_EIDEMPOTENCY:
+    case FACTUM_EDUPLICATEID:
+    case FACTUM_EINVAL:
+    case FACTUM_EWRONGVERSION: {
         char msg[256];
         snprintf(msg, sizeof msg, "appending to %s: %s", r.target, factum_strerror(rc));
         rc = marker_failed(s, it->id, rc, msg);
@@ -556,7 +568,8 @@ static void *sched_main(void *arg)
         if (!factum_stream_get_info(s, SCHED_STREAM, &info) && info.last_version != last_seen_version) {
             last_seen_version = info.last_version;
             if ((rc = scan_from(c, c->scanned)))
-                store_log(s, FACTUM_LOG_ERROR, "scheduler: reading %s: %s", SCHED_STREAM, factum_strerror(rc));
+                store_log(s, FACTUM_LOG_ERROR, "scheduler: reading %s: %s", SCHED_STREAM,
+                          factum_strerror(rc));
         }
         /* Deliver what is due. */
         while (1) {
@@ -742,8 +755,11 @@ static int list_one(void *ctx, const factum_event *ev)
     request r;
     const char *why;
     if (request_parse(ev->metadata, ev->metadata_len, &r, &why)) return 0; /* will fail, not pending */
-    factum_schedule_info info = {.stream = r.target, .type = ev->type, .deliver_at_ns = r.due,
-                                 .position = ev->position, .version = ev->version};
+    factum_schedule_info info = {.stream = r.target,
+                                 .type = ev->type,
+                                 .deliver_at_ns = r.due,
+                                 .position = ev->position,
+                                 .version = ev->version};
     memcpy(info.id, ev->id, 16);
     rc = l->cb(l->ctx, &info);
     request_free(&r);

@@ -149,7 +149,8 @@ int tm_json_time(const json_value *v, int64_t *ns)
 
 int64_t factum_event_valid_time(const factum_event *ev)
 {
-    if (!ev->metadata_len || !memmem(ev->metadata, ev->metadata_len, "\"$validFrom\"", 12)) return ev->timestamp_ns;
+    if (!ev->metadata_len || !memmem(ev->metadata, ev->metadata_len, "\"$validFrom\"", 12))
+        return ev->timestamp_ns;
     json_value *doc;
     if (json_parse((const char *)ev->metadata, ev->metadata_len, &doc)) return ev->timestamp_ns;
     int64_t ns = ev->timestamp_ns;
@@ -273,7 +274,8 @@ static int state_asof(factum_store *s, const char *name, size_t len, uint64_t p,
 }
 
 int factum_read_stream_asof(factum_store *s, const char *stream, const factum_asof *a, uint64_t from,
-                            int direction, factum_event *events, size_t cap, size_t *n_out, uint64_t *next_out)
+                            int direction, factum_event *events, size_t cap, size_t *n_out,
+                            uint64_t *next_out)
 {
     if (!s || !a || !n_out || (cap && !events)) return FACTUM_EINVAL;
     *n_out = 0;
@@ -296,7 +298,8 @@ int factum_read_stream_asof(factum_store *s, const char *stream, const factum_as
         if (mc > 0 && (uint64_t)mc > first) first = (uint64_t)mc;
     }
     stream_range r = {first, last, p, INT64_MIN, a->valid_until_ns};
-    return stream_read_range(s, stream, len, &r, from, direction == FACTUM_BACKWARD, events, cap, n_out, next_out);
+    return stream_read_range(s, stream, len, &r, from, direction == FACTUM_BACKWARD, events, cap, n_out,
+                             next_out);
 }
 
 /* ---- $all as of a position ------------------------------------------ */
@@ -321,7 +324,8 @@ int factum_read_all_asof(factum_store *s, const factum_asof *a, uint64_t from, i
         if (!back && (!scan_left || scan_left > p - pos + 1)) scan_left = (size_t)(p - pos + 1);
         size_t got;
         uint64_t next;
-        if ((rc = factum_read_all(s, pos, direction, filter, scan_left, events + n, want, &got, &next))) return rc;
+        if ((rc = factum_read_all(s, pos, direction, filter, scan_left, events + n, want, &got, &next)))
+            return rc;
         scanned += (size_t)(back ? pos - next : next - pos);
         /* Forward reads stop at p through scan_left; keep only what is
          * recorded by p and valid by valid_until. */

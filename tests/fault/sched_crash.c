@@ -20,7 +20,7 @@
 #include <sys/wait.h>
 
 #define TARGETS 4
-#define MAXREQ 20000
+#define MAXREQ  20000
 
 typedef struct rec {
     uint8_t id[16];
@@ -197,7 +197,8 @@ static void t_crash(void)
             from = next;
         }
         from = 0;
-        while (!factum_read_stream(s, FACTUM_SCHEDULED_DONE_STREAM, from, FACTUM_FORWARD, evs, 64, &n, &next)) {
+        while (
+            !factum_read_stream(s, FACTUM_SCHEDULED_DONE_STREAM, from, FACTUM_FORWARD, evs, 64, &n, &next)) {
             n_marks += n;
             for (size_t i = 0; i < n; i++)
                 n_deliv_marks += !strcmp(evs[i].type, "$delivered");
@@ -207,8 +208,8 @@ static void t_crash(void)
     }
     CHECK_EQ_U64(n_marks, n_req);
     CHECK_EQ_U64(n_deliv_marks, n_got);
-    printf("  %d kills: %zu requests, %zu acknowledged, %zu cancellations acknowledged, %zu delivered\n", cycles,
-           n_req, n_sched, n_cancel, n_got);
+    printf("  %d kills: %zu requests, %zu acknowledged, %zu cancellations acknowledged, %zu delivered\n",
+           cycles, n_req, n_sched, n_cancel, n_got);
     CHECK_RC(factum_store_close(s), 0);
     CHECK_RC(factum_verify(dir, NULL, NULL, NULL), 0);
     harness_rm_rf(dir);

@@ -13,15 +13,15 @@
 #include "base/base.h"
 
 #define STREAMS 5
-#define MAXEV 4096
+#define MAXEV   4096
 
 typedef struct mev {
-    int stream;      /* 0..STREAMS-1, or -1 for another stream ($$s, ...) */
+    int stream; /* 0..STREAMS-1, or -1 for another stream ($$s, ...) */
     uint64_t version;
     uint64_t position;
     int64_t ts;
     int64_t valid;
-    int kind; /* 0 event, 1 metadata of `stream`, 2 tombstone of `stream` */
+    int kind;          /* 0 event, 1 metadata of `stream`, 2 tombstone of `stream` */
     int64_t max_count; /* kind 1 */
 } mev;
 
@@ -72,7 +72,8 @@ static void check_stream(factum_store *s, h_rng *r, int si, uint64_t p, int64_t 
         uint64_t next;
         int rc = factum_read_stream_asof(s, name, &a, from, back, evs, cap, &n, &next);
         if (rc) {
-            if (rc != wrc) fprintf(stderr, "  stream %s as of %" PRIu64 ": rc %d, model %d\n", name, p, rc, wrc);
+            if (rc != wrc)
+                fprintf(stderr, "  stream %s as of %" PRIu64 ": rc %d, model %d\n", name, p, rc, wrc);
             CHECK_RC(rc, wrc);
             return;
         }
@@ -207,7 +208,8 @@ static void t_model(void)
         factum_event_data evs[3];
         char metas[3][128];
         for (size_t i = 0; i < n; i++) {
-            int64_t valid = t0 + ((int64_t)h_below(&r, 400) - 200) * SEC + (int64_t)h_below(&r, 1000) * 1000000;
+            int64_t valid =
+                t0 + ((int64_t)h_below(&r, 400) - 200) * SEC + (int64_t)h_below(&r, 1000) * 1000000;
             switch (h_below(&r, 4)) {
             case 0: {
                 char tb[40];
@@ -219,13 +221,18 @@ static void t_model(void)
                 snprintf(metas[i], sizeof metas[i], "{\"$validFrom\":%" PRId64 "}", valid / 1000000);
                 break;
             case 2:
-                snprintf(metas[i], sizeof metas[i], "{\"$validFrom\":\"yesterday\"}"); /* malformed: commit time */
+                snprintf(metas[i], sizeof metas[i],
+                         "{\"$validFrom\":\"yesterday\"}"); /* malformed: commit time */
                 break;
             default:
                 metas[i][0] = 0;
             }
-            evs[i] = (factum_event_data){.type = "E", .data = "{}", .data_len = 2, .metadata = metas[i],
-                                         .metadata_len = strlen(metas[i]), .flags = FACTUM_EVENT_JSON};
+            evs[i] = (factum_event_data){.type = "E",
+                                         .data = "{}",
+                                         .data_len = 2,
+                                         .metadata = metas[i],
+                                         .metadata_len = strlen(metas[i]),
+                                         .flags = FACTUM_EVENT_JSON};
         }
         int rc = factum_append(s, name, FACTUM_ANY, evs, n, &res);
         if (tomb[si]) {
@@ -251,17 +258,22 @@ static void t_model(void)
         int64_t t;
         size_t at = h_below(&r, n_model);
         switch (h_below(&r, 3)) {
-        case 0: t = model[at].ts; break;
-        case 1: t = model[at].ts - 1; break;
-        default: t = model[0].ts - (int64_t)h_below(&r, 2) + (int64_t)h_below(&r, (uint64_t)(model[n_model - 1].ts - model[0].ts + 2));
+        case 0:
+            t = model[at].ts;
+            break;
+        case 1:
+            t = model[at].ts - 1;
+            break;
+        default:
+            t = model[0].ts - (int64_t)h_below(&r, 2) +
+                (int64_t)h_below(&r, (uint64_t)(model[n_model - 1].ts - model[0].ts + 2));
         }
         CHECK_RC(factum_position_at(s, t, &p), 0);
         uint64_t want = 0;
         for (size_t i = 0; i < n_model && model[i].ts <= t; i++)
             want = model[i].position;
         CHECK_EQ_U64(p, want);
-        int64_t v = h_below(&r, 4) == 0 ? FACTUM_VALID_ANY
-                                        : t0 + ((int64_t)h_below(&r, 440) - 220) * SEC;
+        int64_t v = h_below(&r, 4) == 0 ? FACTUM_VALID_ANY : t0 + ((int64_t)h_below(&r, 440) - 220) * SEC;
         if (h_below(&r, 2)) p = h_below(&r, n_model + 2);
         for (int si = 0; si < STREAMS; si++)
             check_stream(s, &r, si, p, v);

@@ -73,13 +73,20 @@ static void t_asof(void)
         uint64_t pos;
         const char *rows;
     } cases[] = {
-        {0, "[]"}, {p0, "[]"}, {p1, "[[\"a\",0]]"}, {p2, "[[\"a\",100]]"}, {p3, "[[\"a\",100],[\"b\",0]]"},
-        {p4, "[[\"a\",150],[\"b\",0]]"}, {p5, "[[\"a\",120],[\"b\",0]]"}, {FACTUM_END, "[[\"a\",120],[\"b\",0]]"},
+        {0, "[]"},
+        {p0, "[]"},
+        {p1, "[[\"a\",0]]"},
+        {p2, "[[\"a\",100]]"},
+        {p3, "[[\"a\",100],[\"b\",0]]"},
+        {p4, "[[\"a\",150],[\"b\",0]]"},
+        {p5, "[[\"a\",120],[\"b\",0]]"},
+        {FACTUM_END, "[[\"a\",120],[\"b\",0]]"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char *out = NULL, rows[256];
-        int rc = factum_readmodel_query_asof(m, "bank", cases[i].pos, "SELECT id, balance FROM acc ORDER BY id", NULL,
-                                             NULL, &out, err, sizeof err);
+        int rc =
+            factum_readmodel_query_asof(m, "bank", cases[i].pos, "SELECT id, balance FROM acc ORDER BY id",
+                                        NULL, NULL, &out, err, sizeof err);
         CHECK_RC(rc, 0);
         if (rc) {
             fprintf(stderr, "  %s\n", err);
@@ -87,14 +94,15 @@ static void t_asof(void)
         }
         CHECK(!rows_of(out, rows, sizeof rows));
         if (strcmp(rows, cases[i].rows))
-            fprintf(stderr, "  as of %" PRIu64 ": %s, expected %s (%s)\n", cases[i].pos, rows, cases[i].rows, out);
+            fprintf(stderr, "  as of %" PRIu64 ": %s, expected %s (%s)\n", cases[i].pos, rows, cases[i].rows,
+                    out);
         CHECK(!strcmp(rows, cases[i].rows));
         free(out);
     }
     /* The live read model: as it was; the scratch tables: gone. */
     char *out = NULL, rows[256];
-    CHECK_RC(factum_readmodel_query(m, "bank", "SELECT id, balance FROM acc ORDER BY id", NULL, NULL, &out, err,
-                                    sizeof err),
+    CHECK_RC(factum_readmodel_query(m, "bank", "SELECT id, balance FROM acc ORDER BY id", NULL, NULL, &out,
+                                    err, sizeof err),
              0);
     CHECK(out && !rows_of(out, rows, sizeof rows) && !strcmp(rows, "[[\"a\",120],[\"b\",0]]"));
     free(out);
@@ -112,9 +120,11 @@ static void t_asof(void)
     /* A statement the target refuses: as the live query says. */
     int want = factum_readmodel_query(m, "bank", "SELECT * FROM missing", NULL, NULL, &out, err, sizeof err);
     CHECK(want < 0);
-    CHECK_RC(factum_readmodel_query_asof(m, "bank", 3, "SELECT * FROM missing", NULL, NULL, &out, err, sizeof err),
-             want);
-    CHECK_RC(factum_readmodel_query_asof(m, "bank", 3, "SELECT 1", "[1]", NULL, &out, err, sizeof err), FACTUM_EINVAL);
+    CHECK_RC(
+        factum_readmodel_query_asof(m, "bank", 3, "SELECT * FROM missing", NULL, NULL, &out, err, sizeof err),
+        want);
+    CHECK_RC(factum_readmodel_query_asof(m, "bank", 3, "SELECT 1", "[1]", NULL, &out, err, sizeof err),
+             FACTUM_EINVAL);
     CHECK(out == NULL);
     CHECK(count_files(rmdir_) == files);
     /* An event whose statement fails (policy stop): the state after it never
@@ -127,8 +137,8 @@ static void t_asof(void)
     char where[64];
     snprintf(where, sizeof where, "position %" PRIu64, pb);
     CHECK(strstr(err, where) != NULL);
-    CHECK_RC(factum_readmodel_query_asof(m, "bank", p5, "SELECT balance FROM acc WHERE id = 'a'", NULL, NULL, &out,
-                                         err, sizeof err),
+    CHECK_RC(factum_readmodel_query_asof(m, "bank", p5, "SELECT balance FROM acc WHERE id = 'a'", NULL, NULL,
+                                         &out, err, sizeof err),
              0);
     CHECK(out && strstr(out, "[[120]]"));
     free(out);

@@ -31,7 +31,8 @@ static int sched(factum_store *s, const char *stream, int64_t at, const char *ty
 }
 
 /* Events of stream (up to cap) after waiting up to ms for at least want. */
-static size_t wait_events(factum_store *s, const char *stream, size_t want, int ms, factum_event *evs, size_t cap)
+static size_t wait_events(factum_store *s, const char *stream, size_t want, int ms, factum_event *evs,
+                          size_t cap)
 {
     size_t n = 0;
     for (int waited = 0;; waited += 10) {
@@ -69,7 +70,8 @@ static void t_due_order(void)
     for (int i = 0; i < 5; i++) {
         char data[32];
         snprintf(data, sizeof data, "{\"n\":%d}", order[i]);
-        CHECK_RC(sched(s, "target", now + (200 + 60 * order[i]) * MS, "Tick", data, "{\"k\":\"v\"}", NULL), 0);
+        CHECK_RC(sched(s, "target", now + (200 + 60 * order[i]) * MS, "Tick", data, "{\"k\":\"v\"}", NULL),
+                 0);
     }
     CHECK(pending(s) == 5);
     factum_event evs[8];
@@ -185,7 +187,8 @@ static void t_restart_pending(void)
     REQUIRE(s);
     factum_event ck;
     size_t n;
-    CHECK_RC(factum_read_stream(s, "$scheduled-checkpoint", FACTUM_END, FACTUM_BACKWARD, &ck, 1, &n, NULL), 0);
+    CHECK_RC(factum_read_stream(s, "$scheduled-checkpoint", FACTUM_END, FACTUM_BACKWARD, &ck, 1, &n, NULL),
+             0);
     CHECK(n == 1 && ck.data_len == 9 && !memcmp(ck.data, "{\"low\":2}", 9));
     CHECK(pending(s) == 1);
     CHECK_RC(factum_store_close(s), 0);
@@ -204,8 +207,8 @@ static void t_failures(void)
     CHECK_RC(sched(s, "$scheduled", now, "T", "{}", NULL, NULL), FACTUM_EINVAL);
     CHECK_RC(sched(s, "x", now, "T", "{}", "[1]", NULL), FACTUM_EBADJSON);
     CHECK_RC(sched(s, "x", now, "T", "{}", "{\"$deliverTo\":\"y\"}", NULL), FACTUM_EINVAL);
-    CHECK_RC(factum_schedule_check_request("{\"$deliverTo\":\"y\",\"$deliverAt\":\"2026-01-01T00:00:00Z\"}", 54,
-                                           NULL),
+    CHECK_RC(factum_schedule_check_request("{\"$deliverTo\":\"y\",\"$deliverAt\":\"2026-01-01T00:00:00Z\"}",
+                                           54, NULL),
              0);
     const char *why = NULL;
     CHECK_RC(factum_schedule_check_request("{\"$deliverTo\":\"y\",\"$deliverAt\":\"tomorrow\"}", 42, &why),
@@ -219,7 +222,8 @@ static void t_failures(void)
     CHECK_RC(sched(s, "dead", now, "T", "{}", NULL, id), 0);
     /* A malformed request appended directly (not through factumd). */
     const char *bad = "{\"$deliverTo\":\"y\",\"$deliverAt\":\"not a time\"}";
-    factum_event_data r = {.type = "T", .flags = FACTUM_EVENT_META_JSON, .metadata = bad, .metadata_len = strlen(bad)};
+    factum_event_data r = {
+        .type = "T", .flags = FACTUM_EVENT_META_JSON, .metadata = bad, .metadata_len = strlen(bad)};
     CHECK_RC(factum_append(s, FACTUM_SCHEDULED_STREAM, FACTUM_ANY, &r, 1, NULL), 0);
     factum_event m[4];
     size_t n = wait_events(s, FACTUM_SCHEDULED_DONE_STREAM, 2, 3000, m, 4);
@@ -286,8 +290,14 @@ static void t_times(void)
     CHECK(ns == 1773532800ll * 1000000000 + 500000000);
     CHECK_RC(factum_time_parse("1969-12-31T23:59:59.999999999Z", 30, &ns), 0);
     CHECK(ns == -1);
-    static const char *const bad[] = {"", "2026-02-29", "2026-13-01", "2026-03-15T00:00:00", "2026-03-15T25:00:00Z",
-                                      "2026-03-15T00:00:00.Z", "tomorrow", "2026-03-15T00:00:00Zjunk"};
+    static const char *const bad[] = {"",
+                                      "2026-02-29",
+                                      "2026-13-01",
+                                      "2026-03-15T00:00:00",
+                                      "2026-03-15T25:00:00Z",
+                                      "2026-03-15T00:00:00.Z",
+                                      "tomorrow",
+                                      "2026-03-15T00:00:00Zjunk"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         CHECK_RC(factum_time_parse(bad[i], strlen(bad[i]), &ns), FACTUM_EINVAL);
     char buf[40];
