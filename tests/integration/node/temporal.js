@@ -115,6 +115,8 @@ async function main() {
     await throws(() => client.appendToStream(`$asof/acct-1?time=${t1}`, [ev('X', 1)]), 'append to a virtual stream');
     await throws(() => client.deleteStream(`$asof/acct-1?time=${t1}`), 'delete of a virtual stream');
     await throws(() => client.tombstoneStream(`$asof/acct-1?time=${t1}`), 'tombstone of a virtual stream');
+    await throws(() => client.createPersistentSubscriptionToStream(`$asof/acct-1?time=${t1}`, 'g',
+      lib.persistentSubscriptionToStreamSettingsFromDefaults()), 'a consumer group on a virtual stream');
 
     // A read model's tables as of a time or a position, over HTTP (factumd's /readmodels).
     const http = `http://127.0.0.1:${srv.port}`;
