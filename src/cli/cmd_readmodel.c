@@ -61,7 +61,7 @@ static const char query_help[] =
     "  --row-limit N      rows at most (default 1000); --time-limit MS: the statement's time (5000)\n"
     "  --as-of TIME       the tables as they were at TIME (RFC 3339 or a date), built afresh from\n"
     "                     the log up to then (a replay: slow on a long log; the read model is not\n"
-    "                     touched); --as-of-position P: as they were at global position P (local only)\n"
+    "                     touched); --as-of-position P: as they were at global position P\n"
     "\n"
     "Exit codes: 2 for a statement or parameter refused (not read-only, unknown parameter, bad\n"
     "SQL), 4 when there is no read model of that name, 1 for other failures (timeouts).\n";
@@ -637,19 +637,20 @@ int cli_cmd_query(cli_ctx *c, int argc, char **argv)
         goto out;
     }
     if (asof_p && (code = cli_parse_u64(c, "--as-of-position", asof_p, &asof_pos))) goto out;
-    if ((asof_t || asof_p) && (code = cli_local_only(c, "a read model as of a time is built from the local log")))
-        goto out;
     target t;
     if ((code = target_open(c, &t))) goto out;
     char *out = NULL, err[512] = "";
     int rc = 0;
-    if (asof_t) rc = factum_position_at(t.s, asof_ns, &asof_pos);
-    if (!rc && (asof_t || asof_p))
-        rc = factum_readmodel_query_asof(t.m, name, asof_pos, sql, (const char *)params.data, &o, &out, err,
-                                         sizeof err);
-    else if (!rc)
-        rc = t.cl ? factum_client_readmodel_query(t.cl, name, sql, (const char *)params.data, &o, &out)
-                  : factum_readmodel_query(t.m, name, sql, (const char *)params.data, &o, &out, err, sizeof err);
+    const char *pj = (const char *)params.data;
+    if (!asof_t && !asof_p) {
+        rc = t.cl ? factum_client_readmodel_query(t.cl, name, sql, pj, &o, &out)
+                  : factum_readmodel_query(t.m, name, sql, pj, &o, &out, err, sizeof err);
+    } else if (t.cl) {
+        rc = factum_client_readmodel_query_asof(t.cl, name, asof_t, asof_pos, sql, pj, &o, &out);
+    } else {
+        if (asof_t) rc = factum_position_at(t.s, asof_ns, &asof_pos);
+        if (!rc) rc = factum_readmodel_query_asof(t.m, name, asof_pos, sql, pj, &o, &out, err, sizeof err);
+    }
     if (rc == FACTUM_ETIMEDOUT) {
         const char *why = t.cl ? factum_client_last_error(t.cl) : err;
         cli_msg(c, "read model %s: %s%s%s", name, o.min_position ? "position not reached, or the statement ran out of time" : "the statement ran out of time", why[0] ? ": " : "", why);

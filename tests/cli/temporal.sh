@@ -77,4 +77,52 @@ f 0 query bal 'SELECT n FROM b' --as-of 2000-01-01 --json
 eq "$(jq -c .rows <<<"$OUT")" '[]'
 f 2 query bal 'SELECT n FROM b' --as-of soon
 f 2 query bal 'DELETE FROM b' --as-of-position 2
+
+# ---- the same over the network (--server: a factumd beside factum) ----------
+FACTUMD=$(dirname "$(realpath "$FACTUM")")/factumd
+[ -x "$FACTUMD" ] || fail "no factumd beside $FACTUM"
+. "$(dirname "$0")/../../scripts/lib.sh"
+pid=""
+trap '[ -z "$pid" ] || kill -9 "$pid" 2>/dev/null || true; rm -rf "$T"' EXIT
+factumd_start "$T/factumd.log" "$FACTUMD" --insecure --db "$T/srv" --node-ip 127.0.0.1 --node-port 0
+pid=$factumd_pid
+URL="kurrentdb://127.0.0.1:$factumd_port?tls=false"
+s() { local want=$1; shift; run "$want" "$FACTUM" --server "$URL" "$@"; }
+s 0 append acct --type Deposited --data '{"n":1}' --metadata '{"$validFrom":"2026-03-10T00:00:00Z"}'
+sleep 0.05
+S1=$(date -u +%Y-%m-%dT%H:%M:%S.%NZ)
+sleep 0.05
+s 0 append acct --type Corrected --data '{"n":2}' --metadata '{"$validFrom":"2026-03-09T00:00:00Z"}'
+s 0 read acct --as-of "$S1" --json
+eq "$(jq -s -c 'map(.data.n)' <<<"$OUT")" '[1]'
+s 0 read acct --valid-at 2026-03-09T12:00:00Z --json
+eq "$(jq -s -c 'map(.data.n)' <<<"$OUT")" '[2]'
+s 0 read '$all' --as-of "$S1" --exclude-system --json
+eq "$(jq -s -c 'map(.data.n)' <<<"$OUT")" '[1]'
+s 4 read acct --as-of 2000-01-01
+s 0 schedule reminders Ping '{"x":9}' --in 300ms
+for _ in $(seq 1 100); do
+  run 0 "$FACTUM" --server "$URL" read '$all' --json
+  grep -q '"stream":"reminders"' <<<"$OUT" && break
+  sleep 0.05
+done
+s 0 read reminders --json
+eq "$(jq -s -c 'map([.type,.data.x])' <<<"$OUT")" '[["Ping",9]]'
+s 1 schedule list
+s 0 readmodel create "$T/bal.json"
+s 0 read acct --json
+P2=$(jq -s '.[1].position' <<<"$OUT")
+s 0 query bal 'SELECT n FROM b' --min-position "$P2" --json
+eq "$(jq -c .rows <<<"$OUT")" '[[3]]'
+s 0 query bal 'SELECT n FROM b' --as-of "$S1" --json
+eq "$(jq -c .rows <<<"$OUT")" '[[1]]'
+s 0 read acct --json
+P1=$(jq -s '.[0].position' <<<"$OUT")
+s 0 query bal 'SELECT n FROM b' --as-of-position "$P1" --json
+eq "$(jq -c .rows <<<"$OUT")" '[[1]]'
+s 2 query bal 'SELECT n FROM b' --as-of yesterday
+kill -TERM "$pid"
+wait "$pid" || fail "factumd did not shut down cleanly: $(cat "$T/factumd.log")"
+pid=""
+if grep -E "ERROR|runtime error|AddressSanitizer|LeakSanitizer" "$T/factumd.log"; then fail "factumd's log"; fi
 echo ok
