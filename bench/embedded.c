@@ -411,11 +411,10 @@ static void fill(factum_store *s, size_t target, size_t streams)
     free(b);
 }
 
-static void w5(void)
+/* W5's reads: $all in order, 3 passes; with ub, each event through
+ * factum_upcast. Prints the row and returns ev/s. */
+static double w5_passes(factum_store *s, size_t n, factum_upcast_buf *ub, const char *label, const char *what)
 {
-    size_t n = quick ? 200000 : 1300000;
-    factum_store *s = open_store("w5", 1);
-    fill(s, n, 10000);
     factum_event *page = malloc(1000 * sizeof *page);
     uint64_t events = 0, bytes = 0;
     uint64_t t0 = now_ns();
@@ -424,17 +423,48 @@ static void w5(void)
         size_t got;
         do {
             if (factum_read_all(s, pos, FACTUM_FORWARD, NULL, 0, page, 1000, &got, &pos)) exit(1);
-            for (size_t i = 0; i < got; i++)
+            if (ub) factum_upcast_buf_reset(ub);
+            for (size_t i = 0; i < got; i++) {
+                if (ub && factum_upcast(s, &page[i], ub, &page[i]) < 0) exit(1);
                 bytes += page[i].data_len + page[i].metadata_len;
+            }
             events += got;
         } while (got);
     }
     double secs = (double)(now_ns() - t0) / 1e9;
-    printf("| W5 | $all of %zu events read in order, 3 passes | %.0f ev/s | %.0f MB/s of data+metadata |\n",
-           n, events / secs, bytes / secs / 1e6);
-    result("W5", "ev_per_s", events / secs);
+    printf("| %s | $all of %zu events read in order, 3 passes%s | %.0f ev/s | %.0f MB/s of data+metadata |\n", label,
+           n, what, events / secs, bytes / secs / 1e6);
+    result(label, "ev_per_s", events / secs);
     fflush(stdout);
     free(page);
+    return events / secs;
+}
+
+static void w5(void)
+{
+    size_t n = quick ? 200000 : 1300000;
+    factum_store *s = open_store("w5", 1);
+    fill(s, n, 10000);
+    double none = w5_passes(s, n, NULL, "W5", "");
+    if (wanted("W5U")) {
+        /* Issue 14: factum_upcast on every event, first with no upcaster
+         * (the fast path), then with one (2 steps) on every event. */
+        static const char doc[] = "{\"eventType\":\"MoneyDeposited\",\"fromVersion\":1,\"toVersion\":2,\"steps\":[" \
+                   "{\"op\":\"rename\",\"from\":\"amount\",\"to\":\"amountCents\"}," \
+                   "{\"op\":\"default\",\"path\":\"channel\",\"value\":\"branch\"}]}";
+        factum_upcast_buf *ub;
+        if (factum_upcast_buf_new(&ub)) exit(1);
+        /* The baseline again, in the same state of the page cache. */
+        none = w5_passes(s, n, NULL, "W5N", ", again: the baseline of W5U");
+        double fast = w5_passes(s, n, ub, "W5U0", ", factum_upcast on each, no upcaster");
+        if (factum_upcaster_set(s, doc, sizeof doc - 1, NULL, 0)) exit(1);
+        double with = w5_passes(s, n, ub, "W5U", ", one upcaster (2 steps) on every event");
+        printf("| W5U0/W5N | the fast path's cost | %.3f | |\n| W5U/W5N | upcasting's cost on W5 | %.3f | |\n",
+               fast / none, with / none);
+        result("W5U0", "ratio", fast / none);
+        result("W5U", "ratio", with / none);
+        factum_upcast_buf_free(ub);
+    }
     factum_store_close(s);
 }
 

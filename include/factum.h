@@ -87,6 +87,7 @@ enum {
     FACTUM_EFAULTED = -1021,      /* the projection is faulted (its status says why) */
     FACTUM_EBADSTATE = -1023,     /* not in a state that allows it (e.g. deleting a running projection) */
     FACTUM_ETARGET = -1024,       /* a read model's target (SQLite, PostgreSQL) failed; its message says why */
+    FACTUM_EUPCAST = -1025,       /* an upcaster could not be applied to an event (docs/upcasting.md) */
     FACTUM_ETIMEDOUT = -1105,     /* no answer, or not reached, within the deadline */
     FACTUM_EEXISTS = -1107,       /* it exists already (a projection, a consumer group, a read model) */
 };
@@ -372,6 +373,121 @@ FACTUM_API int factum_read_position(factum_store *s, uint64_t position, factum_e
 FACTUM_API int factum_resolve_link(factum_store *s, const factum_event *link, factum_event *target);
 
 /* ---------------------------------------------------------------------------
+ * Upcasting: old event shapes read as new ones (docs/upcasting.md)
+ *
+ * An upcaster turns the data of events of one type at one schema version
+ * into the next shape: {"eventType":"MoneyDeposited","fromVersion":1,
+ * "toVersion":2,"steps":[{"op":"rename","from":"amount","to":"value"}, ...]}.
+ * Steps: rename (a member to another name in the same object), move (a
+ * path to another path, objects created on the way), default (set if
+ * missing), set (always), remove, type (rename the event type); paths are
+ * member names joined by '.'. An event's schema version is its JSON
+ * metadata's "$schemaVersion" (absent: 1). Upcasting an event applies the
+ * upcaster registered for (its type, its version), then the one for (the
+ * type now, the version reached), and so on: chains compose.
+ *
+ * Upcasters live as events in stream `$upcasters` (type `$upcaster-set`,
+ * data the document; `$upcaster-removed`, data {"eventType","fromVersion"});
+ * the latest per (eventType, fromVersion) wins. Appends to `$upcasters`
+ * from anywhere (these calls, factumd, a client) are checked and a bad
+ * document is refused with FACTUM_EBADJSON or FACTUM_EINVAL. A commit to
+ * `$upcasters` is seen by every upcast that starts after it.
+ *
+ * The stored bytes never change: factum_read_* return events as stored
+ * (raw). factumd, projections and read models upcast what they deliver;
+ * an embedding application asks for it per subscription
+ * (factum_sub_options.upcast) or per event (factum_upcast).
+ * ------------------------------------------------------------------------- */
+
+#define FACTUM_UPCASTERS_STREAM "$upcasters"
+#define FACTUM_UPCASTER_SET_TYPE "$upcaster-set"
+#define FACTUM_UPCASTER_REMOVED_TYPE "$upcaster-removed"
+
+/* Limits of an upcaster document (docs/upcasting.md). A document over one
+ * is refused; an upcast output over the store's max_event_size fails
+ * with FACTUM_EUPCAST. */
+#define FACTUM_UPCAST_MAX_DOC      (64u * 1024u) /* bytes of one document */
+#define FACTUM_UPCAST_MAX_STEPS    64            /* steps of one upcaster */
+#define FACTUM_UPCAST_MAX_DEPTH    16            /* members in one path */
+#define FACTUM_UPCAST_MAX_PATH     256           /* bytes of one path */
+#define FACTUM_UPCAST_MAX_VERSION  1000000       /* highest schema version */
+#define FACTUM_UPCASTERS_MAX       1024          /* upcasters registered at once */
+#define FACTUM_UPCAST_MAX_CHAIN    64            /* upcasters applied to one event */
+
+/* Check an upcaster document without registering it. err (may be NULL)
+ * receives a NUL-terminated reason of at most err_len bytes. Thread-safe.
+ * Errors: FACTUM_EBADJSON (not JSON), FACTUM_EINVAL (not a valid
+ * document: a missing or unknown member, a bad step, a limit). */
+FACTUM_API int factum_upcaster_check(const char *json, size_t len, char *err, size_t err_len);
+
+/* Check one event as an append to `$upcasters` would: type
+ * FACTUM_UPCASTER_SET_TYPE with a valid document, or
+ * FACTUM_UPCASTER_REMOVED_TYPE with {"eventType": ..., "fromVersion": ...}.
+ * err as for factum_upcaster_check. Thread-safe. Errors: FACTUM_EBADJSON,
+ * FACTUM_EINVAL (another type, or a document that is not valid). */
+FACTUM_API int factum_upcaster_check_event(const char *type, const void *data, size_t len, char *err,
+                                           size_t err_len);
+
+/* Register an upcaster: append its document (checked first) to
+ * `$upcasters`. It replaces one of the same (eventType, fromVersion).
+ * Errors: those of factum_upcaster_check, FACTUM_EINVAL (FACTUM_UPCASTERS_MAX
+ * reached), errors of factum_append(). */
+FACTUM_API int factum_upcaster_set(factum_store *s, const char *json, size_t len, char *err, size_t err_len);
+
+/* Remove the upcaster of (`type`, `from_version`): append a
+ * `$upcaster-removed` event. Errors: FACTUM_ENOTFOUND (none registered),
+ * FACTUM_EBADTYPE, FACTUM_EINVAL, errors of factum_append(). */
+FACTUM_API int factum_upcaster_remove(factum_store *s, const char *type, int64_t from_version);
+
+/* One registered upcaster, for factum_upcasters_each. Pointers are valid
+ * during the callback only. */
+typedef struct factum_upcaster_info {
+    const char *event_type;
+    int64_t from_version;
+    int64_t to_version;
+    const char *json; /* the document as registered */
+    size_t json_len;
+    uint64_t position; /* of the `$upcaster-set` event */
+} factum_upcaster_info;
+
+/* Call cb for every registered upcaster, by event type and version.
+ * cb returns 0 to go on, anything else to stop (returned). cb must not
+ * call factum_upcaster_* or factum_upcast (a lock is held). Errors: read
+ * errors of `$upcasters`, -ENOMEM. */
+FACTUM_API int factum_upcasters_each(factum_store *s, int (*cb)(void *ctx, const factum_upcaster_info *u),
+                                     void *ctx);
+
+/* Scratch memory for upcast events: what factum_upcast writes stays valid
+ * until factum_upcast_buf_reset or _free. One buffer is used by one thread
+ * at a time. */
+typedef struct factum_upcast_buf factum_upcast_buf;
+
+/* Errors: -ENOMEM. */
+FACTUM_API int factum_upcast_buf_new(factum_upcast_buf **out);
+/* Forget every event written into b (their pointers become invalid). */
+FACTUM_API void factum_upcast_buf_reset(factum_upcast_buf *b);
+/* NULL is a no-op. */
+FACTUM_API void factum_upcast_buf_free(factum_upcast_buf *b);
+/* Why the last factum_upcast on b failed, naming the event ("" if none).
+ * Valid until the next call on b. */
+FACTUM_API const char *factum_upcast_buf_error(const factum_upcast_buf *b);
+
+/* The upcast form of the stored event *in into *out. If no upcaster
+ * applies (the fast path: one hash lookup of the type), *out = *in
+ * (pointers into the log) and 0 is returned. Otherwise the data is
+ * rewritten, the metadata's "$schemaVersion" set to the version reached
+ * (JSON metadata keeps its other members; metadata that is empty or not
+ * a JSON object becomes {"$schemaVersion":N}), both flags JSON, the type
+ * renamed if a step says so; these bytes live in b; 1 is returned. The
+ * stored event is never changed. in and out may be the same. Thread-safe
+ * (with one b per thread). Errors: FACTUM_EUPCAST (the data is not a JSON
+ * object, the metadata's "$schemaVersion" is not an integer >= 1, a step
+ * cannot apply, the output is over max_event_size:
+ * factum_upcast_buf_error(b) names the event and the step), -ENOMEM, read
+ * errors of `$upcasters`. */
+FACTUM_API int factum_upcast(factum_store *s, const factum_event *in, factum_upcast_buf *b, factum_event *out);
+
+/* ---------------------------------------------------------------------------
  * Commit notification
  * ------------------------------------------------------------------------- */
 
@@ -643,6 +759,15 @@ typedef struct factum_sub_options {
      * that serve many subscriptions on one thread. Default 65536; 0 is
      * taken as the default. */
     uint32_t max_scan;
+    /* Deliver events upcast (factum_upcast; docs/upcasting.md). Upcast
+     * events live in the subscription's memory until the next
+     * factum_sub_poll or close (other events: until the store closes).
+     * An event whose upcast fails is not delivered: the poll returns the
+     * items before it, and the next poll fails with FACTUM_EUPCAST
+     * (factum_sub_error says why), and again at every poll until an
+     * upcaster that works is registered; it is never skipped. Default 0:
+     * events as stored. */
+    int upcast;
 } factum_sub_options;
 
 FACTUM_API void factum_sub_options_init(factum_sub_options *o);
@@ -679,14 +804,19 @@ typedef struct factum_sub_item {
 /* Fill items[0..cap) with the next items in order and set *n_out. If none
  * are ready, wait up to timeout_ms (0: return at once with *n_out = 0;
  * < 0: no limit) for new commits. Event pointers are valid until the store
- * is closed. The first FACTUM_SUB_CAUGHT_UP comes once the subscription
+ * is closed (upcast ones: see factum_sub_options.upcast). The first FACTUM_SUB_CAUGHT_UP comes once the subscription
  * reached the head (at once for FACTUM_SUB_END). Errors: FACTUM_EDELETED
  * (the stream was tombstoned; the items before it were delivered by earlier
- * calls), FACTUM_ECORRUPT, FACTUM_EINVAL (cap < 4). A return with *n_out = 0
+ * calls), FACTUM_ECORRUPT, FACTUM_EINVAL (cap < 4), FACTUM_EUPCAST (the
+ * upcast option). A return with *n_out = 0
  * does not always mean the subscription is at the head: each call examines
  * a bounded number of events (a sparse filter may match none of them);
  * factum_sub_pending tells whether to call again at once. */
 FACTUM_API int factum_sub_poll(factum_sub *sub, factum_sub_item *items, size_t cap, size_t *n_out, int timeout_ms);
+
+/* Why the last poll failed with FACTUM_EUPCAST, naming the event ("" if
+ * it did not, or without the upcast option). Valid until the next poll. */
+FACTUM_API const char *factum_sub_error(const factum_sub *sub);
 
 /* 1 if committed events wait at the cursor (poll again without waiting),
  * 0 if the subscription is at the head. */
@@ -943,6 +1073,81 @@ FACTUM_API int factum_projection_get_state(factum_projections *m, const char *na
                                            char **json, size_t *len);
 FACTUM_API int factum_projection_get_result(factum_projections *m, const char *name, const char *partition,
                                             char **json, size_t *len);
+
+/* ---------------------------------------------------------------------------
+ * Snapshots
+ *
+ * A snapshot is an application's state of stream S as of version V, kept
+ * so that loading S need not replay it from the start. The convention
+ * (docs/app-toolkit.md), which every client language can follow with plain
+ * appends and reads:
+ *   - the snapshots of S are the events of stream `$snapshots-S`, one event
+ *     per snapshot; its type is the application's, its data the state, its
+ *     metadata a JSON object with "$streamVersion": V (other keys allowed);
+ *   - retention is `$maxCount` of `$snapshots-S`'s metadata (older
+ *     snapshots are hidden by it; a scavenge reclaims them);
+ *   - reading S never shows its snapshots: they live in another stream;
+ *   - loading S takes the newest usable snapshot, then S's events from
+ *     V + 1. A snapshot is usable when V <= S's last version, no visible
+ *     event of S is missing after it (V + 1 >= S's truncate-before point),
+ *     and it was written after S's latest soft delete, if any (a stream
+ *     deleted and re-created continues its numbering, and the old state
+ *     must not come back). An unusable snapshot is ignored, not an error.
+ * factumd checks appends to `$snapshots-S` made over the network
+ * (docs/protocol.md): each event's metadata must carry "$streamVersion" as
+ * an integer within S's versions, or the append fails with
+ * InvalidArgument and writes nothing.
+ * ------------------------------------------------------------------------- */
+
+/* Prefix of the stream that holds the snapshots of a stream. */
+#define FACTUM_SNAPSHOT_PREFIX "$snapshots-"
+/* Snapshots kept by factum_snapshot_write when `keep` is 0. */
+#define FACTUM_SNAPSHOT_KEEP_DEFAULT 3u
+
+/* Write a snapshot of `stream` at `version`: appends one event of type
+ * `type` with data[0..len) (flagged as JSON when it is valid JSON) and
+ * metadata {"$streamVersion": version} to `$snapshots-<stream>`, and makes
+ * sure that stream's `$maxCount` is `keep` (0: FACTUM_SNAPSHOT_KEEP_DEFAULT),
+ * rewriting its metadata (other keys kept) only when it differs. res (may
+ * be NULL) receives the snapshot append's result. All pointers are
+ * borrowed for the call. Blocks like factum_append.
+ * The caller's state must be exactly the fold of the stream's events up to
+ * `version`: factum cannot check that, only that the version exists.
+ * Errors: FACTUM_ENOTFOUND (the stream does not exist or is soft-deleted),
+ * FACTUM_EDELETED (tombstoned), FACTUM_EINVAL (version beyond the stream's
+ * last version, a NULL argument, or a stream name so long that the
+ * snapshot stream's name would pass FACTUM_MAX_STREAM_LEN), FACTUM_EBADNAME,
+ * FACTUM_EBADTYPE, errors of factum_append (the snapshot is not written)
+ * and of factum_set_stream_metadata (the snapshot is written, the
+ * retention not yet set: the next call sets it). Thread-safe. */
+FACTUM_API int factum_snapshot_write(factum_store *s, const char *stream, uint64_t version, const char *type,
+                                     const void *data, size_t len, uint32_t keep, factum_append_result *res);
+
+/* What factum_snapshot_load found. */
+typedef struct factum_snapshot {
+    int found;              /* 1: `event` is the newest usable snapshot; 0: none (replay from the start) */
+    factum_event event;     /* the snapshot event of `$snapshots-S` (type, data = the state); pointers
+                               valid until the store is closed */
+    uint64_t version;       /* found: the version of S it captures ($streamVersion) */
+    uint64_t from;          /* the first version of S to replay: version + 1, or the first visible one */
+    int64_t last_version;   /* S's last version when it was loaded */
+} factum_snapshot;
+
+/* Load `stream` in one call: the newest usable snapshot (see above) into
+ * *snap, and the first events of S after it into events[0..cap), *n_out
+ * of them, in version order. *next_out receives the version to continue
+ * from with factum_read_stream(..., FACTUM_FORWARD, ...), or FACTUM_END
+ * when the stream's end was reached: page through the rest that way
+ * (cap may be 0: then only the snapshot is loaded, and *next_out is
+ * snap->from, or FACTUM_END when nothing follows it). The snapshot and the events are read
+ * consistently: if S is truncated between the two reads, the load starts
+ * again. Event pointers are valid until the store is closed.
+ * Errors: FACTUM_ENOTFOUND (missing or soft-deleted), FACTUM_EDELETED,
+ * FACTUM_EBADNAME, FACTUM_EINVAL (NULL snap or n_out, events NULL with
+ * cap > 0), FACTUM_ECORRUPT. A malformed snapshot event (not usable) is
+ * skipped, never an error. Thread-safe. */
+FACTUM_API int factum_snapshot_load(factum_store *s, const char *stream, factum_snapshot *snap,
+                                    factum_event *events, size_t cap, size_t *n_out, uint64_t *next_out);
 
 /* ---------------------------------------------------------------------------
  * Streams: state, metadata, deletion, listing

@@ -75,6 +75,10 @@ typedef struct factum_client_options {
     const char *tls_ca_file;    /* tlsCAFile */
     const char *user_cert_file; /* userCertFile and userKeyFile (mutual TLS) */
     const char *user_key_file;
+    /* 1: ask for events as stored, not upcast (every read, subscription
+     * and consumer group of this connection sends the request header
+     * `factum-raw: 1`; docs/upcasting.md). Default 0. */
+    int raw;
 } factum_client_options;
 
 FACTUM_API void factum_client_options_init(factum_client_options *o);

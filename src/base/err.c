@@ -59,6 +59,8 @@ const char *factum_strerror(int code)
         return "the projection is not in a state that allows it";
     case FACTUM_ETARGET:
         return "the read model's target database failed";
+    case FACTUM_EUPCAST:
+        return "an upcaster could not be applied to an event";
     /* The client's codes (factum_client.h). */
     case FACTUM_ECONNECT:
         return "cannot connect to the server, or the connection was lost";

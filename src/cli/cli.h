@@ -33,6 +33,7 @@ typedef struct cli_ctx {
      * says): --username/FACTUM_USERNAME, --password/FACTUM_PASSWORD,
      * --tls-ca-file/FACTUM_TLS_CA_FILE, --user-cert-file, --user-key-file. */
     const char *username, *password, *tls_ca_file, *user_cert_file, *user_key_file;
+    int raw; /* events as stored, not upcast (`read --raw`; the server: header factum-raw) */
 } cli_ctx;
 
 /* ---- option parsing -------------------------------------------------- */
@@ -193,6 +194,7 @@ int cli_cmd_projection(cli_ctx *c, int argc, char **argv);
 int cli_cmd_user(cli_ctx *c, int argc, char **argv);
 int cli_cmd_readmodel(cli_ctx *c, int argc, char **argv);
 int cli_cmd_query(cli_ctx *c, int argc, char **argv);
+int cli_cmd_upcaster(cli_ctx *c, int argc, char **argv);
 int cli_cmd_certs(cli_ctx *c, int argc, char **argv);
 int cli_cmd_schedule(cli_ctx *c, int argc, char **argv);
 

@@ -18,7 +18,7 @@ static const char read_help[] =
     "                          [--as-of TIME | --as-of-position P] [--valid-at TIME]\n"
     "       factum read '$all' [--from POSITION] [--backward] [--count N] [--stream-prefix P]...\n"
     "                          [--type-prefix P]... [--stream-regex R] [--type-regex R] [--exclude-system]\n"
-    "                          [--json]\n"
+    "                          [--json] [--raw]\n"
     "\n"
     "Print the events of a stream (hidden ones, under $maxCount, $maxAge or $tb, are skipped) or of the\n"
     "global log. Human output: one line per event with position, stream@version, type, short id,\n"
@@ -38,7 +38,9 @@ static const char read_help[] =
     "  --as-of-position P  read as recorded up to global position P\n"
     "  --valid-at TIME   only events valid at TIME (their \"$validFrom\" metadata, else their commit\n"
     "                    time): with --as-of, \"as recorded at T1 about T2\" (docs/temporal.md)\n"
-    "  --json            NDJSON output\n";
+    "  --json            NDJSON output\n"
+    "  --raw             events as stored: without upcasting (docs/upcasting.md); by default events\n"
+    "                    are upcast by the registered upcasters, and one that fails stops the read\n";
 
 static const cli_opt read_opts[] = {
     {"from", CLI_ARG},
@@ -53,6 +55,7 @@ static const cli_opt read_opts[] = {
     {"as-of", CLI_ARG},
     {"as-of-position", CLI_ARG},
     {"valid-at", CLI_ARG},
+    {"raw", 0},
 };
 
 static const char *const all_only[] = {"stream-prefix", "type-prefix", "stream-regex", "type-regex",
@@ -64,19 +67,36 @@ typedef struct printer {
     int width;
     base_buf buf;
     int failed;
+    factum_store *s;       /* local reads: upcast with it (NULL: raw, or a server did) */
+    factum_upcast_buf *ub;
+    cli_ctx *c;
 } printer;
 
-static void print_event(printer *p, const factum_event *ev)
+/* Upcast (local reads) and print. CLI_OK, or CLI_FAIL after saying why. */
+static int print_event(printer *p, const factum_event *in)
 {
+    factum_event up;
+    const factum_event *ev = in;
+    if (p->s) {
+        factum_upcast_buf_reset(p->ub);
+        int rc = factum_upcast(p->s, in, p->ub, &up);
+        if (rc == FACTUM_EUPCAST) {
+            cli_msg(p->c, "%s", factum_upcast_buf_error(p->ub));
+            return CLI_FAIL;
+        }
+        if (rc < 0) return cli_fail(p->c, rc, "upcasting");
+        ev = &up;
+    }
     if (!p->json) {
         cli_event_line(ev, p->width);
-        return;
+        return CLI_OK;
     }
     p->buf.len = 0;
     if (cli_event_json(&p->buf, ev))
         p->failed = 1;
     else
         fwrite(p->buf.data, 1, p->buf.len, stdout);
+    return CLI_OK;
 }
 
 /* A temporal read (--as-of, --as-of-position, --valid-at): asof is set. */
@@ -107,8 +127,9 @@ static int read_stream(cli_ctx *c, factum_store *s, const char *stream, uint64_t
             code = cli_stream_error(c, s, stream, FACTUM_ANY, rc, NULL);
             break;
         }
-        for (size_t i = 0; i < n; i++)
-            print_event(p, &evs[i]);
+        for (size_t i = 0; i < n && code == CLI_OK; i++)
+            code = print_event(p, &evs[i]);
+        if (code != CLI_OK) break;
         printed += n;
         if (next == FACTUM_END || (n == 0 && !t->on)) break; /* as of: a page may be thinned by valid time */
     }
@@ -191,7 +212,7 @@ static int read_all(cli_ctx *c, factum_store *s, uint64_t from, int back, uint64
                 break;
             }
             if (!pass) continue;
-            print_event(p, &evs[i]);
+            if ((code = print_event(p, &evs[i]))) break;
             printed++;
         }
         if (code != CLI_OK) break;
@@ -279,7 +300,7 @@ static int remote_read_all(cli_ctx *c, factum_client *cl, const cli_args *a, uin
                 break;
             }
             if (!pass) continue;
-            print_event(p, ev);
+            print_event(p, ev); /* the server upcast it (or not: --raw) */
             printed++;
         }
         if (code != CLI_OK) {
@@ -351,7 +372,8 @@ int cli_cmd_read(cli_ctx *c, int argc, char **argv)
     int code = cli_parse(c, argc, argv, read_opts, sizeof read_opts / sizeof read_opts[0], &a);
     if (code) return code;
     filters fs = {{0}, 0};
-    printer p = {cli_has(&a, "json"), cli_output_width(), {0}, 0};
+    printer p = {cli_has(&a, "json"), cli_output_width(), {0}, 0, NULL, NULL, c};
+    c->raw = cli_has(&a, "raw");
     if (a.help) {
         code = cli_help(read_help);
         goto out;
@@ -429,6 +451,15 @@ int cli_cmd_read(cli_ctx *c, int argc, char **argv)
     }
     factum_store *s;
     if ((code = cli_open_read(c, &s))) goto out;
+    if (!c->raw) {
+        if (factum_upcast_buf_new(&p.ub)) {
+            factum_store_close(s);
+            cli_msg(c, "out of memory");
+            code = CLI_FAIL;
+            goto out;
+        }
+        p.s = s;
+    }
     int rc = t.time ? factum_asof_at_time(s, at_ns, t.asof.valid_until_ns, &t.asof) : 0;
     if (rc)
         code = cli_fail(c, rc, "finding the position at %s", t.time);
@@ -443,6 +474,7 @@ int cli_cmd_read(cli_ctx *c, int argc, char **argv)
     code = cli_finish_output(c, code);
     code = cli_close(c, s, code);
 out:
+    factum_upcast_buf_free(p.ub);
     base_buf_free(&p.buf);
     filters_free(&fs);
     cli_args_free(&a);

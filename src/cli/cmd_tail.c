@@ -27,12 +27,14 @@ static const char tail_help[] =
     "  --markers           also print '# caught up', '# fell behind' and filter checkpoints\n"
     "                      (with --json: {\"marker\":...,\"position\":N} objects)\n"
     "  --resolve-links     print the targets of link events ($>) instead of the links\n"
+    "  --raw               events as stored, not upcast (docs/upcasting.md)\n"
     "  --stream-prefix P, --type-prefix P, --stream-regex R, --type-regex R\n"
     "                      ($all) one server-side filter (prefixes may be repeated)\n";
 
 static const cli_opt tail_opts[] = {
     {"from", CLI_ARG},          {"count", CLI_ARG},          {"idle-exit", CLI_ARG},
     {"json", 0},                {"markers", 0},              {"resolve-links", 0},
+    {"raw", 0},
     {"stream-prefix", CLI_ARG | CLI_MULTI}, {"type-prefix", CLI_ARG | CLI_MULTI},
     {"stream-regex", CLI_ARG}, {"type-regex", CLI_ARG},
 };
@@ -86,6 +88,7 @@ int cli_cmd_tail(cli_ctx *c, int argc, char **argv)
     int code = cli_parse(c, argc, argv, tail_opts, sizeof tail_opts / sizeof tail_opts[0], &a);
     if (code) return code;
     tail_ctx t = {cli_has(&a, "json"), cli_has(&a, "markers"), cli_output_width(), UINT64_MAX, 0, {0}, 0};
+    c->raw = cli_has(&a, "raw"); /* the header factum-raw: 1 (cli_connect) */
     const char **sp = NULL, **tp = NULL;
     if (a.help) {
         code = cli_help(tail_help);

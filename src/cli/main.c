@@ -33,6 +33,7 @@ static const command commands[] = {
     {"projection", cli_cmd_projection, "list, create, change and inspect projections"},
     {"readmodel", cli_cmd_readmodel, "create, list, pause, rebuild, drop and wait for read models"},
     {"query", cli_cmd_query, "run a read-only SQL query on a read model"},
+    {"upcaster", cli_cmd_upcaster, "register, list and remove upcasters (old event shapes read as new)"},
     {"user", cli_cmd_user, "create, change, list and delete a server's users"},
     {"bench", cli_cmd_bench, "run the BENCH.md workloads (locally or against --server)"},
     {"certs", cli_cmd_certs, "create a development CA, node and user certificates (TLS)"},

@@ -296,6 +296,7 @@ int cli_connect(cli_ctx *c, factum_client **out)
     o.tls_ca_file = c->tls_ca_file;
     o.user_cert_file = c->user_cert_file;
     o.user_key_file = c->user_key_file;
+    o.raw = c->raw;
     /* The connection string's defaultDeadline, as without options. */
     int rc = factum_client_connect(c->server, &o, out);
     if (rc == FACTUM_EBADURL) {

@@ -124,6 +124,7 @@ int factum_client_connect(const char *url, const factum_client_options *opts, fa
         return rc;
     }
     c->timeout_ms = o.timeout_ms;
+    c->raw = o.raw;
     c->connect_timeout_ms = o.connect_timeout_ms;
     if (client_pool_new(&c->pool)) {
         free(c);

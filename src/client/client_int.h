@@ -161,6 +161,7 @@ struct factum_client {
     SSL_CTX *ssl_ctx;
     SSL *ssl;
     uint64_t rx_bytes;   /* bytes received on this connection (mismatch detection) */
+    int raw;             /* options.raw: send factum-raw: 1 */
     char auth[700];      /* "Basic base64(user:pass)", or "" without credentials */
     /* The connection; fd < 0 when there is none (CL-3). */
     int fd;

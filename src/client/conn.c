@@ -935,7 +935,7 @@ int client_call_run(factum_client *c, client_call *k)
         else
             snprintf(timeout, sizeof timeout, "%" PRIu32 "S", (c->timeout_ms + 999) / 1000);
     }
-    nghttp2_nv nv[11];
+    nghttp2_nv nv[12];
     size_t n = 0;
     add_nv(nv, &n, ":method", "POST");
     add_nv(nv, &n, ":scheme", c->url.tls ? "https" : "http");
@@ -947,6 +947,7 @@ int client_call_run(factum_client *c, client_call *k)
     if (timeout[0]) add_nv(nv, &n, "grpc-timeout", timeout);
     if (c->url.connection_name[0]) add_nv(nv, &n, "connection-name", c->url.connection_name);
     if (c->auth[0]) add_nv(nv, &n, "authorization", c->auth);
+    if (c->raw) add_nv(nv, &n, "factum-raw", "1");
     nghttp2_data_provider prd;
     prd.source.ptr = NULL;
     prd.read_callback = body_read;

@@ -59,6 +59,7 @@ typedef struct strset {
 struct prj_jsrun {
     prj_js *j;
     const prj_js_def *def;
+    factum_upcast_buf *ub; /* the event take() upcast (staged copies it at once) */
     base_buf arena;
     staged *ev;
     size_t n_ev, cap_ev;
@@ -209,6 +210,7 @@ static void run_free(prj_jsrun *r)
 {
     if (!r) return;
     prj_js_close(r->j);
+    factum_upcast_buf_free(r->ub);
     base_buf_free(&r->arena);
     base_buf_free(&r->root);
     base_buf_free(&r->tmp);
@@ -379,6 +381,16 @@ static int take(prj *p, prj_jsrun *r, const factum_event *rec)
         if (rc) return rc;
         ev = &target;
     }
+    /* Handlers see events upcast (docs/upcasting.md), chosen by the type
+     * after upcasting; a failing upcast faults the projection (UPC-5). */
+    factum_event up;
+    int rc = r->ub ? 0 : factum_upcast_buf_new(&r->ub);
+    if (!rc) {
+        factum_upcast_buf_reset(r->ub);
+        rc = factum_upcast(p->m->s, ev, r->ub, &up);
+    }
+    if (rc < 0) return rc;
+    ev = &up;
     if (!d->all_events && !name_in(d->events, d->n_events, ev->type, ev->type_len)) return 0;
     return stage(r, rec, ev, 0);
 }
@@ -672,7 +684,10 @@ int prj_js_step(prj *p, int *did)
             if (it[i].kind != FACTUM_SUB_EVENT) continue;
             if (r->one_time && it[i].event.position > r->stop_at) break;
             if ((rc = take(p, r, &it[i].event))) {
-                prj_fault(p, rc, "reading the event at position %llu", (unsigned long long)it[i].event.position);
+                if (rc == FACTUM_EUPCAST)
+                    prj_fault(p, 0, "%s", factum_upcast_buf_error(r->ub));
+                else
+                    prj_fault(p, rc, "reading the event at position %llu", (unsigned long long)it[i].event.position);
                 return rc;
             }
             p->read_pos = it[i].event.position;

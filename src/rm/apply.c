@@ -40,6 +40,13 @@ struct rm_gen {
     size_t cap_vals;
     factum_ack_gate *gate;
     rm_js *js; /* the definition's script (js.c), or NULL */
+    /* The page upcast in place (docs/upcasting.md): upcast events live in
+     * ub until the next page; upfail[i] is why event i could not be upcast
+     * (it stays as stored, and fails like a statement: the policy
+     * decides), skip[i] says so to the script. */
+    factum_upcast_buf *ub;
+    char **upfail;
+    uint8_t *skip;
     uint64_t pos, saved; /* applied; and stored as the checkpoint */
     char err[512];
 };
@@ -54,6 +61,11 @@ static factum_store *store_of(rm_gen *g)
  * the statement. */
 static int run_event(rm_gen *g, const rm_handler *h, size_t ev_i, const factum_event *ev, const char **failed)
 {
+    if (g->upfail[ev_i]) {
+        snprintf(g->err, sizeof g->err, "%s", g->upfail[ev_i]);
+        *failed = "(upcasting the event)";
+        return FACTUM_EUPCAST;
+    }
     for (size_t i = 0; h && i < h->n_stmts; i++) {
         const rm_stmt *st = &h->stmts[i];
         if (st->n_params > g->cap_vals) {
@@ -96,7 +108,10 @@ static int careful(rm_gen *g, const factum_event *evs, size_t n, uint64_t to)
     for (size_t i = 0; !rc && i < n; i++) {
         const factum_event *ev = &evs[i];
         const rm_handler *h = handler_of(g, ev);
-        if (!h && !(g->js && rm_js_has(g->js, i))) continue;
+        /* An event of its streams that cannot be upcast goes through the
+         * policy whatever its type: the type it would have is unknown. */
+        int upfail = g->upfail[i] != NULL;
+        if (!upfail && !h && !(g->js && rm_js_has(g->js, i))) continue;
         if ((rc = o->savepoint(g->conn, 0, g->err, sizeof g->err))) break;
         const char *failed = NULL;
         rc = run_event(g, h, i, ev, &failed);
@@ -174,13 +189,15 @@ static int apply_page(rm_gen *g, const factum_event *evs, size_t n, uint64_t to)
     int rc;
     /* The script's part of the page first: one round trip, outside the
      * transaction (js.c). */
-    if (g->js && (rc = rm_js_page(g->js, evs, n, to, g->filter, o, g->conn, &g->stop, g->err, sizeof g->err)))
+    if (g->js &&
+        (rc = rm_js_page(g->js, evs, g->skip, n, to, g->filter, o, g->conn, &g->stop, g->err, sizeof g->err)))
         return rc;
     if ((rc = o->begin(g->conn, g->err, sizeof g->err))) return rc;
     uint64_t applied = 0;
     for (size_t i = 0; i < n; i++) {
         const rm_handler *h = handler_of(g, &evs[i]);
-        if (!h && !(g->js && rm_js_has(g->js, i))) continue;
+        int upfail = g->upfail[i] != NULL; /* as in careful() */
+        if (!upfail && !h && !(g->js && rm_js_has(g->js, i))) continue;
         const char *failed = NULL;
         if ((rc = run_event(g, h, i, &evs[i], &failed))) {
             if (rc == -ENOMEM) goto undo;
@@ -199,6 +216,28 @@ static int apply_page(rm_gen *g, const factum_event *evs, size_t n, uint64_t to)
 undo:
     o->rollback(g->conn);
     return rc;
+}
+
+/* Upcast the page in place (see rm_gen.ub). 0, or an error other than
+ * FACTUM_EUPCAST (err says why). */
+static int upcast_page(rm_gen *g, size_t n)
+{
+    factum_upcast_buf_reset(g->ub);
+    for (size_t i = 0; i < n; i++) {
+        free(g->upfail[i]);
+        g->upfail[i] = NULL;
+        g->skip[i] = 0;
+        int rc = factum_upcast(store_of(g), &g->page[i], g->ub, &g->page[i]);
+        if (rc == FACTUM_EUPCAST) {
+            if (!(g->upfail[i] = strdup(factum_upcast_buf_error(g->ub)))) return -ENOMEM;
+            g->skip[i] = 1;
+        } else if (rc < 0) {
+            snprintf(g->err, sizeof g->err, "upcasting the event at position %" PRIu64 ": %s", g->page[i].position,
+                     factum_strerror(rc));
+            return rc;
+        }
+    }
+    return 0;
 }
 
 /* A checkpoint alone (after many events without effect). */
@@ -270,6 +309,7 @@ static void *gen_main(void *arg)
             break;
         }
         uint64_t to = next ? next - 1 : g->pos;
+        if (n && (rc = upcast_page(g, n))) break;
         if (n) {
             rc = apply_page(g, g->page, n, to);
             if (rc == 1) return NULL; /* faulted by the policy */
@@ -320,7 +360,11 @@ int rm_gen_start(rm_model *model, rm_ns *ns, int building, rm_gen **out)
     g->ops = rm_target(ns->def->target);
     g->building = building;
     g->cap = model->m->opts.batch_events;
-    if (!(g->page = calloc(g->cap, sizeof *g->page))) {
+    if (!(g->page = calloc(g->cap, sizeof *g->page)) || !(g->upfail = calloc(g->cap, sizeof *g->upfail)) ||
+        !(g->skip = calloc(g->cap, 1)) || factum_upcast_buf_new(&g->ub)) {
+        free(g->page);
+        free(g->upfail);
+        free(g->skip);
         free(g);
         return -ENOMEM;
     }
@@ -333,6 +377,9 @@ int rm_gen_start(rm_model *model, rm_ns *ns, int building, rm_gen **out)
         rm_ns_unref(ns);
         pthread_mutex_unlock(&model->mu);
         free(g->page);
+        free(g->upfail);
+        free(g->skip);
+        factum_upcast_buf_free(g->ub);
         free(g);
         return -rc;
     }
@@ -364,6 +411,10 @@ void rm_gen_stop(rm_gen *g)
     factum_filter_free(g->filter);
     rm_js_free(g->js);
     free(g->page);
+    for (size_t i = 0; i < g->cap; i++) free(g->upfail[i]);
+    free(g->upfail);
+    free(g->skip);
+    factum_upcast_buf_free(g->ub);
     free(g->vals);
     base_buf_free(&g->scratch);
     rm_model *model = g->model;
@@ -385,7 +436,10 @@ int rm_gen_build_upto(rm_model *model, rm_ns *ns, uint64_t upto, char *err, size
     g->temporal = 1;
     g->cap = model->m->opts.batch_events;
     factum_store *s = store_of(g);
-    int rc = (g->page = calloc(g->cap, sizeof *g->page)) ? start(g) : -ENOMEM;
+    int rc = (g->page = calloc(g->cap, sizeof *g->page)) && (g->upfail = calloc(g->cap, sizeof *g->upfail)) &&
+                     (g->skip = calloc(g->cap, 1)) && !factum_upcast_buf_new(&g->ub)
+                 ? start(g)
+                 : -ENOMEM;
     factum_stats st;
     if (!rc) rc = factum_store_get_stats(s, &st);
     uint64_t limit = !rc && upto > st.last_position ? st.last_position : upto;
@@ -400,6 +454,7 @@ int rm_gen_build_upto(rm_model *model, rm_ns *ns, uint64_t upto, char *err, size
         }
         uint64_t to = next ? next - 1 : g->pos;
         if (to > limit) to = limit;
+        if (n && (rc = upcast_page(g, n))) break;
         if (n) {
             rc = apply_page(g, g->page, n, to);
             if (rc == 1) rc = FACTUM_EFAULTED;
@@ -417,6 +472,11 @@ int rm_gen_build_upto(rm_model *model, rm_ns *ns, uint64_t upto, char *err, size
     factum_filter_free(g->filter);
     rm_js_free(g->js);
     free(g->page);
+    for (size_t i = 0; g->upfail && i < g->cap; i++)
+        free(g->upfail[i]);
+    free(g->upfail);
+    free(g->skip);
+    factum_upcast_buf_free(g->ub);
     free(g->vals);
     base_buf_free(&g->scratch);
     free(g);

@@ -57,6 +57,7 @@ typedef struct sql_ref {
 
 struct rm_js {
     rm_mgr *m;
+    factum_upcast_buf *ub; /* the read-ahead events, upcast (prefetch) */
     const rm_def *def;
     prj_js *eng;
     char **types; /* the types with a handler of their own, sorted */
@@ -136,6 +137,7 @@ void rm_js_free(rm_js *js)
 {
     if (!js) return;
     prj_js_close(js->eng);
+    factum_upcast_buf_free(js->ub);
     for (size_t i = 0; i < js->n_types; i++)
         free(js->types[i]);
     free(js->types);
@@ -229,7 +231,12 @@ static void prefetch(rm_js *js, uint64_t to, const factum_filter *filter)
     if (!js->eng ||
         factum_read_all(js->m->s, to + 1, FACTUM_FORWARD, filter, 65536, js->ahead, js->ahead_cap, &n, &next))
         return;
+    if (!js->ub && factum_upcast_buf_new(&js->ub)) return;
+    factum_upcast_buf_reset(js->ub);
     for (size_t i = 0; i < n && k < JS_CHUNK; i++) {
+        /* Upcast as apply.c upcasts the page; stop before one that fails
+         * (the page itself meets it and applies the policy). */
+        if (factum_upcast(js->m->s, &js->ahead[i], js->ub, &js->ahead[i]) < 0) break;
         if (!handles(js, &js->ahead[i])) continue;
         js->pre_pos[k] = js->ahead[i].position;
         js->pre_pev[k++] = to_pev(&js->ahead[i]);
@@ -297,8 +304,9 @@ static int take(rm_js *js, const factum_event *evs, size_t pos, const prj_js_rm_
     return 0;
 }
 
-int rm_js_page(rm_js *js, const factum_event *evs, size_t n, uint64_t to, const factum_filter *filter,
-               const rm_target_ops *o, rm_conn *c, _Atomic int *stop, char *err, size_t err_len)
+int rm_js_page(rm_js *js, const factum_event *evs, const uint8_t *skip, size_t n, uint64_t to,
+               const factum_filter *filter, const rm_target_ops *o, rm_conn *c, _Atomic int *stop, char *err,
+               size_t err_len)
 {
     if (n > js->cap_ev) {
         ev_res *r = realloc(js->res, n * sizeof *r);
@@ -321,7 +329,7 @@ int rm_js_page(rm_js *js, const factum_event *evs, size_t n, uint64_t to, const 
     size_t nsel = 0;
     for (size_t i = 0; i < n; i++) {
         const factum_event *ev = &evs[i];
-        if (!handles(js, ev)) continue;
+        if ((skip && skip[i]) || !handles(js, ev)) continue;
         js->res[i].has = 1;
         js->sel[nsel] = i;
         js->pev[nsel++] = to_pev(ev);

@@ -318,10 +318,12 @@ void rm_js_free(rm_js *js);
  * worker restarted as needed, and ready their statements in the target
  * (sql_prepare, outside a transaction). The results stay until the next
  * page. The page covers $all up to `to` through `filter`: meanwhile the
- * worker is given the start of the next page. 0; 1 when *stop was set meanwhile; or an error with err (the
+ * worker is given the start of the next page (upcast, as the page is:
+ * events with skip[i] set, whose upcast failed, are not given to it). 0; 1 when *stop was set meanwhile; or an error with err (the
  * worker cannot start, -ENOMEM). */
-int rm_js_page(rm_js *js, const factum_event *evs, size_t n, uint64_t to, const factum_filter *filter,
-               const rm_target_ops *o, rm_conn *c, _Atomic int *stop, char *err, size_t err_len);
+int rm_js_page(rm_js *js, const factum_event *evs, const uint8_t *skip, size_t n, uint64_t to,
+               const factum_filter *filter, const rm_target_ops *o, rm_conn *c, _Atomic int *stop, char *err,
+               size_t err_len);
 /* Has event i of the page anything to do (statements or a failure)? */
 int rm_js_has(const rm_js *js, size_t i);
 /* Run event i's statements (sql_exec). 0, or its error: err says why and

@@ -22,6 +22,7 @@
 #include "net/grpc.h"
 #include "net/pb.h"
 #include "rpc/events.h"
+#include "store/snapshot.h"
 #include "rpc/streams_int.h"
 #include "rpc/vstream.h"
 
@@ -44,6 +45,7 @@ typedef struct batch {
     rpc_events ev;
     int rc;
     int refused; /* an event failed rpc_vstream_check_append: answered at is_final, not written */
+    const char *refused_why; /* its reason (static) */
     factum_append_result res;
     rpc_submit sub;
 } batch;
@@ -168,7 +170,7 @@ void rpc_batch_writable(net_call *c)
 
 /* Answer a batch: success, or an error Status with a typed detail. */
 static void answer(bcall *k, const char *corr, const char *stream, int64_t expected, int rc,
-                   const factum_append_result *res)
+                   const factum_append_result *res, const char *why)
 {
     BatchResp r = EVENT_STORE__CLIENT__STREAMS__BATCH_APPEND_RESP__INIT;
     EventStore__Client__UUID id = EVENT_STORE__CLIENT__UUID__INIT;
@@ -289,11 +291,11 @@ static void answer(bcall *k, const char *corr, const char *stream, int64_t expec
     } else if (rc == FACTUM_EINVAL || rc == FACTUM_EBADNAME || rc == FACTUM_EBADTYPE || rc == FACTUM_EBADUUID ||
                rc == FACTUM_EDUPLICATEID || rc == FACTUM_EBADJSON) {
         EventStore__Client__BadRequest b = EVENT_STORE__CLIENT__BAD_REQUEST__INIT;
-        b.message = (char *)factum_strerror(rc);
+        b.message = (char *)(why ? why : factum_strerror(rc));
         dn = event_store__client__bad_request__pack(&b, detail);
         type = "type.googleapis.com/event_store.client.BadRequest";
         st.code = GRPC_INVALID_ARGUMENT;
-        st.message = (char *)factum_strerror(rc);
+        st.message = b.message;
     } else {
         EventStore__Client__Unknown u = EVENT_STORE__CLIENT__UNKNOWN__INIT;
         dn = event_store__client__unknown__pack(&u, detail);
@@ -327,7 +329,7 @@ static void done_loop(void *arg)
         } else {
             k->ctx->st.append_errors++;
         }
-        answer(k, b->corr, b->stream, b->expected, b->rc, &b->res);
+        answer(k, b->corr, b->stream, b->expected, b->rc, &b->res, NULL);
         flow(k);
         maybe_end(k); /* may close the call: rpc_batch_close sees busy */
     }
@@ -376,7 +378,11 @@ static void batch_submit_failed(rpc_submit *sb, int rc)
         k->ctx->st.append_errors++;
         factum_append_result none = {0};
         none.actual_version = FACTUM_NO_STREAM;
-        answer(k, b->corr, b->stream, b->expected, rc, &none);
+        char why[600];
+        const char *m = rc == FACTUM_EINVAL || rc == FACTUM_EBADJSON
+                            ? rpc_upcasters_refusal(b->stream, &b->ev, why, sizeof why)
+                            : NULL;
+        answer(k, b->corr, b->stream, b->expected, rc, &none, m);
         flow(k);
         maybe_end(k);
     }
@@ -448,7 +454,7 @@ void rpc_batch_message(net_call *c, const uint8_t *msg, size_t len)
             int a = rpc_check_stream(k->ctx, c, name, AUTH_WRITE);
             if (a != AUTH_OK) {
                 rc = a == AUTH_UNAUTHENTICATED ? -EPERM : -EACCES;
-                answer(k, corr, name, expected, rc, &(factum_append_result){.actual_version = FACTUM_NO_STREAM});
+                answer(k, corr, name, expected, rc, &(factum_append_result){.actual_version = FACTUM_NO_STREAM}, NULL);
                 goto out;
             }
         }
@@ -462,7 +468,7 @@ void rpc_batch_message(net_call *c, const uint8_t *msg, size_t len)
         if (rc) {
             factum_append_result none = {0};
             none.actual_version = FACTUM_NO_STREAM;
-            answer(k, corr, NULL, expected, rc, &none);
+            answer(k, corr, NULL, expected, rc, &none, NULL);
             goto out;
         }
         b->owner = k;
@@ -484,6 +490,7 @@ void rpc_batch_message(net_call *c, const uint8_t *msg, size_t len)
         const char *why;
         if (b->refused || rpc_vstream_check_append(b->stream, strlen(b->stream), pm->custom_metadata.data,
                                                    pm->custom_metadata.len, &why)) {
+            if (!b->refused) b->refused_why = why;
             b->refused = 1; /* a `$scheduled` request without its keys, a virtual stream */
             continue;
         }
@@ -495,7 +502,16 @@ void rpc_batch_message(net_call *c, const uint8_t *msg, size_t len)
         if (b->refused) {
             factum_append_result none = {0};
             none.actual_version = FACTUM_NO_STREAM;
-            answer(k, corr, b->stream, b->expected, FACTUM_EINVAL, &none);
+            answer(k, b->corr, b->stream, b->expected, FACTUM_EINVAL, &none, b->refused_why);
+            batch_free(b);
+            goto out;
+        }
+        /* the snapshot convention (factum.h "Snapshots"): $streamVersion checked */
+        char why[512];
+        if (snapshot_check_append(k->ctx->store, b->stream, b->ev.ev, b->ev.n, why, sizeof why)) {
+            factum_append_result none = {0};
+            none.actual_version = FACTUM_NO_STREAM;
+            answer(k, b->corr, b->stream, b->expected, FACTUM_EINVAL, &none, why); /* < 512 bytes: fits detail */
             batch_free(b);
             goto out;
         }

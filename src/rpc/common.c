@@ -151,7 +151,8 @@ int rpc_status_of(int rc)
     case FACTUM_EDUPLICATEID:
     case FACTUM_EINVAL: return GRPC_INVALID_ARGUMENT;
     case FACTUM_ECORRUPT: return GRPC_DATA_LOSS;
-    case FACTUM_EREADONLY: return GRPC_FAILED_PRECONDITION;
+    case FACTUM_EREADONLY:
+    case FACTUM_EUPCAST: return GRPC_FAILED_PRECONDITION;
     case FACTUM_EREGEXLIMIT:
     case -ENOMEM: return GRPC_RESOURCE_EXHAUSTED;
     default: return GRPC_UNAVAILABLE; /* fail-stopped, closing, I/O errors */

@@ -20,6 +20,49 @@
 #include "rpc/events.h"
 #include "rpc/rpc.h"
 
+/* ---- upcasting ---------------------------------------------------------- */
+
+int rpc_wants_raw(const net_call *c)
+{
+    const char *h = net_call_header(c, "factum-raw");
+    return h && (strcmp(h, "1") == 0 || strcmp(h, "true") == 0);
+}
+
+int rpc_upcast(rpc_ctx *ctx, net_call *c, const factum_event *ev, factum_event *out, int raw)
+{
+    if (raw) {
+        *out = *ev;
+        return 0;
+    }
+    if (!ctx->upcast_buf && factum_upcast_buf_new(&ctx->upcast_buf)) {
+        rpc_fail(c, GRPC_RESOURCE_EXHAUSTED, "out of memory", NULL, NULL);
+        return -1;
+    }
+    factum_upcast_buf_reset(ctx->upcast_buf); /* the previous event was packed already */
+    int rc = factum_upcast(ctx->store, ev, ctx->upcast_buf, out);
+    if (rc >= 0) return 0;
+    if (rc == FACTUM_EUPCAST) {
+        ctx->st.upcast_failures++;
+        rpc_fail(c, GRPC_FAILED_PRECONDITION, factum_upcast_buf_error(ctx->upcast_buf), "upcast-failed", NULL);
+    } else {
+        rpc_fail_store(c, rc, NULL, 0, -1);
+    }
+    return -1;
+}
+
+const char *rpc_upcasters_refusal(const char *stream, const rpc_events *e, char *buf, size_t n)
+{
+    if (!stream || strcmp(stream, FACTUM_UPCASTERS_STREAM) != 0 || !e) return NULL;
+    for (size_t i = 0; i < e->n; i++) {
+        const factum_event_data *d = &e->ev[i];
+        char why[400] = "";
+        if (!factum_upcaster_check_event(d->type, d->data, d->data_len, why, sizeof why)) continue;
+        snprintf(buf, n, "%s refused event %zu (%.100s): %s", FACTUM_UPCASTERS_STREAM, i, d->type, why);
+        return buf;
+    }
+    return NULL;
+}
+
 /* ---- events out ------------------------------------------------------ */
 
 static void recorded_init(rpc_recorded *r)

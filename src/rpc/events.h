@@ -63,6 +63,23 @@ void rpc_event_fill(rpc_event_msg *m, const factum_event *ev, int uuid_string);
  * link NULL: not a link). The position is the link's when there is one. */
 void rpc_event_fill_resolved(rpc_event_msg *m, const factum_event *event, const factum_event *link, int uuid_string);
 
+/* ---- upcasting (docs/upcasting.md) ------------------------------------- */
+
+/* Does the call ask for events as stored (request header `factum-raw: 1`)? */
+int rpc_wants_raw(const net_call *c);
+/* The form of ev to send now: ev itself when raw or when no upcaster
+ * applies, else its upcast form in ctx's scratch (valid until the next
+ * call; the loop thread only). 0, or -1 after failing the call: a failing
+ * upcast ends it with FAILED_PRECONDITION, exception "upcast-failed" and a
+ * message naming the event (UPC-5). */
+int rpc_upcast(rpc_ctx *ctx, net_call *c, const factum_event *ev, factum_event *out, int raw);
+
+/* Why the store refused events appended to `$upcasters` (an upcaster
+ * document that is not valid; the store says only FACTUM_EINVAL or
+ * FACTUM_EBADJSON): the reason in buf, or NULL when `stream` is another
+ * stream or no event is at fault. */
+const char *rpc_upcasters_refusal(const char *stream, const rpc_events *e, char *buf, size_t n);
+
 /* ---- links and filters ------------------------------------------------- */
 
 /* Resolve ev if it is a link (resolve_links): *target and 1 if resolved,

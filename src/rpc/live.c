@@ -50,6 +50,8 @@ int rpc_listen(rpc_ctx *ctx)
 void rpc_deinit(rpc_ctx *ctx)
 {
     rpc_ps_close(ctx);
+    factum_upcast_buf_free(ctx->upcast_buf);
+    ctx->upcast_buf = NULL;
     if (ctx->sub_listening) factum_commit_listener_remove(ctx->store, on_commit, ctx);
     ctx->sub_listening = 0;
 }

@@ -25,6 +25,7 @@
 #include "net/grpc.h"
 #include "net/pb.h"
 #include "rpc/persistent.h"
+#include "rpc/events.h"
 #include "rpc/persistent_int.h"
 
 typedef EventStore__Client__PersistentSubscriptions__ReadReq PReadReq;
@@ -102,6 +103,7 @@ static void pread_options(ps_call *pc, net_call *c, const EventStore__Client__Pe
         k->as = rpc_principal(c);
         auth_stamp_take(ctx->authz, g->stream ? g->stream : "$all", &k->stamp);
     }
+    k->raw = rpc_wants_raw(c);
     k->uuid_string = o->uuid_option &&
                      o->uuid_option->content_case == EVENT_STORE__CLIENT__PERSISTENT_SUBSCRIPTIONS__READ_REQ__OPTIONS__UUIDOPTION__CONTENT_STRING;
     const char *cn = net_call_header(c, "connection-name");

@@ -623,11 +623,16 @@ static int send_msg(ps_group *g, ps_consumer *k, ps_msg *m)
     rpc_ctx *ctx = g->ctx;
     rpc_event_msg em;
     rpc_event_init(&em);
-    if (m->has_link && !rpc_may_read_link_target(ctx, k->c, &m->ev))
+    factum_event up;
+    int gone = m->has_link && !rpc_may_read_link_target(ctx, k->c, &m->ev);
+    /* A failing upcast ends k's call with a message naming the event; the
+     * message stays first in the queue (never skipped, UPC-5). */
+    if (!gone && !m->unresolved && rpc_upcast(ctx, k->c, &m->ev, &up, k->raw)) return -1;
+    if (gone)
         rpc_event_fill_resolved(&em, NULL, &m->link, k->uuid_string); /* as a link gone (RPC-6) */
-    else if (m->has_link) rpc_event_fill_resolved(&em, &m->ev, &m->link, k->uuid_string);
+    else if (m->has_link) rpc_event_fill_resolved(&em, &up, &m->link, k->uuid_string);
     else if (m->unresolved) rpc_event_fill_resolved(&em, NULL, &m->ev, k->uuid_string);
-    else rpc_event_fill(&em, &m->ev, k->uuid_string);
+    else rpc_event_fill(&em, &up, k->uuid_string);
     /* The persistent ReadResp.ReadEvent is the streams one plus
      * retry_count (field 5): pack that, add the field, wrap it as field 1. */
     base_buf *b = &ctx->ps->pack;

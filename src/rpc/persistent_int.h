@@ -106,6 +106,7 @@ typedef struct ps_consumer {
     struct ps_group *g;
     net_call *c;
     int uuid_string;
+    int raw; /* events as stored (rpc_wants_raw) */
     int32_t buffer_size;
     int32_t inflight;
     int blocked; /* its queue is full: wait for on_writable */

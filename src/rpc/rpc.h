@@ -61,6 +61,7 @@ typedef struct rpc_stats {
     uint64_t reads, read_events, read_bytes;
     uint64_t deletes, tombstones;
     uint64_t calls_unimplemented;
+    uint64_t upcast_failures; /* reads ended by an upcaster that failed (events.c) */
     uint64_t subs_active, subs_total, sub_events, sub_caught_up, sub_fell_behind, sub_checkpoints;
 } rpc_stats;
 
@@ -103,6 +104,7 @@ typedef struct rpc_ctx {
     uint64_t inflight;                       /* store operations started and not yet answered */
     struct rpc_submit *parked, *parked_tail; /* waiting for room in the store's queue (RPC-5) */
     uint8_t *pack_buf;                       /* reused buffer for packing (loop thread only) */
+    factum_upcast_buf *upcast_buf;           /* events upcast for sending now (events.c; loop thread only) */
     size_t pack_cap;
     /* Subscriptions (subscribe.c): those at the head wait in sub_waiting
      * until a commit listener posts a wake-up to the loop (RPC-4). */

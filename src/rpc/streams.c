@@ -24,6 +24,7 @@
 #include "rpc/streams_int.h"
 #include "rpc/subscribe.h"
 #include "rpc/vstream.h"
+#include "store/snapshot.h"
 
 typedef EventStore__Client__Streams__ReadReq ReadReq;
 typedef EventStore__Client__Streams__ReadReq__Options ReadOpts;
@@ -42,6 +43,7 @@ typedef struct read_call {
     rpc_ctx *ctx;
     net_call *c;
     int have_request, is_all, backward, uuid_string, compat, done, resolve_links;
+    int raw; /* events as stored: header factum-raw (rpc_wants_raw), or a $raw/ read */
     int exhausted; /* nothing more to read in this direction */
     char *stream;
     size_t stream_len;
@@ -104,8 +106,11 @@ static int read_flush_page(read_call *r)
             rpc_fail_store(r->c, res, NULL, 0, -1);
             return -1;
         }
+        factum_event up;
+        if (res <= 0 && rpc_upcast(r->ctx, r->c, ev, &up, r->raw)) return -1;
+        if (res > 0 && rpc_upcast(r->ctx, r->c, &target, &target, r->raw)) return -1;
         if (res) rpc_event_fill_resolved(&m, res > 0 ? &target : NULL, ev, r->uuid_string);
-        else rpc_event_fill(&m, ev, r->uuid_string);
+        else rpc_event_fill(&m, &up, r->uuid_string);
         int rc = rpc_send(r->ctx, r->c, &m.resp.base);
         if (rc == -EAGAIN) return 0;
         if (rc) return -1;
@@ -321,6 +326,7 @@ static void read_request(read_call *r, const ReadOpts *o)
         return;
     }
     r->resolve_links = o->resolve_links;
+    r->raw = rpc_wants_raw(c);
     r->uuid_string = o->uuid_option->content_case == EVENT_STORE__CLIENT__STREAMS__READ_REQ__OPTIONS__UUIDOPTION__CONTENT_STRING;
     r->backward = o->read_direction == EVENT_STORE__CLIENT__STREAMS__READ_REQ__OPTIONS__READ_DIRECTION__Backwards;
     r->compat = o->control_option && o->control_option->compatibility >= 1;
@@ -703,7 +709,12 @@ static void append_submit_failed(rpc_submit *sb, int rc)
         append_call_free(a);
     } else {
         if (rc == FACTUM_EWRONGVERSION) rc = FACTUM_EINVAL;
-        rpc_fail_store(c, rc, a->stream, a->expected, -1);
+        char why[600];
+        const char *m = rc == FACTUM_EINVAL || rc == FACTUM_EBADJSON
+                            ? rpc_upcasters_refusal(a->stream, &a->ev, why, sizeof why)
+                            : NULL;
+        if (m) rpc_fail(c, GRPC_INVALID_ARGUMENT, m, NULL, NULL);
+        else rpc_fail_store(c, rc, a->stream, a->expected, -1);
     }
     net_call_unref(c);
 }
@@ -713,6 +724,12 @@ static void append_half_close(net_call *c)
     append_call *a = net_call_state(c);
     if (!a->have_options) {
         rpc_fail(c, GRPC_INVALID_ARGUMENT, "no options were sent", NULL, NULL);
+        return;
+    }
+    /* the snapshot convention (factum.h "Snapshots"): $streamVersion checked */
+    char why[512];
+    if (snapshot_check_append(a->ctx->store, a->stream, a->ev.ev, a->ev.n, why, sizeof why)) {
+        rpc_fail(c, GRPC_INVALID_ARGUMENT, why, NULL, NULL);
         return;
     }
     net_call_ref(c);

@@ -63,6 +63,7 @@ typedef struct rpc_sub {
     factum_filter *filter;
     char *stream; /* NULL: $all */
     int uuid_string;
+    int raw; /* events as stored (rpc_wants_raw) */
     int waiting; /* 1: in ctx->sub_waiting, 2: in ctx->sub_waking */
     int posted;  /* a continuation is queued */
     int closed; /* the call closed while a continuation was queued */
@@ -150,11 +151,14 @@ static int send_item(rpc_sub *s, const factum_sub_item *it)
     if (it->kind == FACTUM_SUB_EVENT) {
         rpc_event_msg m;
         rpc_event_init(&m);
-        if (it->has_link && !rpc_may_read_link_target(ctx, s->c, &it->event))
+        factum_event up;
+        int gone = it->has_link && !rpc_may_read_link_target(ctx, s->c, &it->event);
+        if (!gone && !it->unresolved && rpc_upcast(ctx, s->c, &it->event, &up, s->raw)) return -1;
+        if (gone)
             rpc_event_fill_resolved(&m, NULL, &it->link, s->uuid_string); /* RPC-6: as a link gone */
-        else if (it->has_link) rpc_event_fill_resolved(&m, &it->event, &it->link, s->uuid_string);
+        else if (it->has_link) rpc_event_fill_resolved(&m, &up, &it->link, s->uuid_string);
         else if (it->unresolved) rpc_event_fill_resolved(&m, NULL, &it->event, s->uuid_string);
-        else rpc_event_fill(&m, &it->event, s->uuid_string);
+        else rpc_event_fill(&m, &up, s->uuid_string);
         rc = rpc_send(ctx, s->c, &m.resp.base);
         if (!rc) {
             ctx->st.sub_events++;
@@ -348,6 +352,7 @@ rpc_sub *rpc_sub_start(rpc_ctx *ctx, net_call *c, const ReadOpts *o)
     }
     s->ctx = ctx;
     s->c = c;
+    s->raw = rpc_wants_raw(c);
     s->uuid_string =
         o->uuid_option->content_case == EVENT_STORE__CLIENT__STREAMS__READ_REQ__OPTIONS__UUIDOPTION__CONTENT_STRING;
     factum_sub_options so;

@@ -23,6 +23,7 @@
 #include "kurrentdb/v2/streams_errors.pb-c.h"
 #include "net/grpc.h"
 #include "net/pb.h"
+#include "store/snapshot.h"
 #include "rpc/rpc.h"
 #include "rpc/events.h"
 #include "rpc/vstream.h"
@@ -409,7 +410,12 @@ static void session_submit_failed(rpc_submit *sb, int rc)
     session *s = (session *)((char *)sb - offsetof(session, sub));
     net_call *c = s->c;
     s->pending = 0;
+    char why[600];
+    const char *m = NULL;
+    for (size_t i = 0; !m && (rc == FACTUM_EINVAL || rc == FACTUM_EBADJSON) && i < s->n; i++)
+        m = rpc_upcasters_refusal(s->parts[i].stream, &s->parts[i].ev, why, sizeof why);
     if (s->closed) session_free(s);
+    else if (m) rpc_fail(c, GRPC_INVALID_ARGUMENT, m, NULL, NULL);
     else rpc_fail_store(c, rc, s->parts[0].stream, s->parts[0].expected, -1);
     net_call_unref(c);
 }
@@ -420,6 +426,15 @@ static void session_half_close(net_call *c)
     if (!s->n) {
         fail_detail(c, GRPC_FAILED_PRECONDITION, "The append session has no requests", "", NULL);
         return;
+    }
+    /* the snapshot convention (factum.h "Snapshots"): $streamVersion checked */
+    for (size_t i = 0; i < s->n; i++) {
+        char why[512];
+        if (snapshot_check_append(s->ctx->store, s->parts[i].stream, s->parts[i].ev.ev, s->parts[i].ev.n, why,
+                                  sizeof why)) {
+            rpc_fail(c, GRPC_INVALID_ARGUMENT, why, NULL, NULL);
+            return;
+        }
     }
     s->res = calloc(s->n, sizeof *s->res);
     if (!s->res) {

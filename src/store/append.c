@@ -10,6 +10,7 @@
 
 #include "base/json.h"
 #include "store/store_int.h"
+#include "store/upcast.h"
 
 static int check_type(const char *type)
 {
@@ -128,6 +129,8 @@ static int check_part(factum_store *s, const factum_append_req *q, wpart *p, siz
             if (strcmp(d->type, "$metadata") != 0) return FACTUM_EINVAL;
             if ((rc = factum_stream_metadata_parse(d->data, d->data_len, &m))) return rc;
         }
+        if (upc_is_stream(q->stream, slen) && (rc = upc_check_event(d->type, d->data, d->data_len, NULL, 0)))
+            return rc; /* UPC-1: a bad upcaster is refused here, whoever appends it */
         total += log_event_frame_len(slen, strlen(d->type), d->data_len, d->metadata_len);
     }
     /* An estimate of the metadata event the writer may add (re-creating a

@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "store/store_int.h"
+#include "store/upcast.h"
 
 #define DEFAULT_SEGMENT_SIZE (64ull << 20)
 
@@ -360,6 +361,7 @@ static int recover(factum_store *s, const idx_checkpoint *cp)
 
 static void free_handle(factum_store *s)
 {
+    upc_reg_free(s->upc);
     cache_deinit(&s->cache);
     notify_deinit(s);
     gate_deinit(s);
@@ -400,6 +402,8 @@ int store_open_io(const char *path, const factum_options *opts, io_env *io, fact
     if (!o->flush_interval_ms) o->flush_interval_ms = 1;
     if (!rc && !(s->path = strdup(path))) rc = -ENOMEM;
     if (!rc) rc = cache_init(&s->cache, o->stream_cache_entries);
+    if (!rc) rc = upc_reg_new(&s->upc);
+    s->upc_gen = 1; /* the registry is built at the first use (UPC-2) */
     if (rc) {
         free_handle(s);
         return rc;
@@ -508,6 +512,12 @@ int store_open_io(const char *path, const factum_options *opts, io_env *io, fact
             goto fail_idx;
         }
     }
+    /* The upcasters, loaded now so that a document that cannot be used is
+     * logged at open; a failure here is met again by the reads that need
+     * them (UPC-2), it does not fail the open. */
+    int urc = upc_reg_load(s);
+    if (urc) store_log(s, FACTUM_LOG_WARN, "loading the upcasters of %s: %s", FACTUM_UPCASTERS_STREAM,
+                       factum_strerror(urc));
     *out = s;
     return 0;
 fail_idx:

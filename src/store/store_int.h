@@ -173,6 +173,11 @@ struct factum_store {
     struct sched *sched;
     int abandon_sched; /* stopping as a crash would: no final checkpoint */
 
+    /* upcasting (upcast.c): the registry, and the generation of
+     * `$upcasters` the writer bumps before publishing a commit to it (UPC-2) */
+    struct upc_reg *upc;
+    _Atomic uint64_t upc_gen;
+
     /* statistics */
     _Atomic uint64_t st_appends, st_events, st_bytes, st_fsyncs, st_fsync_ns, st_fsync_max, st_groups,
         st_group_max;

@@ -29,6 +29,7 @@
 
 #include "base/json.h"
 #include "store/store_int.h"
+#include "store/upcast.h"
 
 #define QUEUE_MAX       4096
 #define GROUP_MAX_REQS  4096
@@ -755,6 +756,9 @@ static int commit_group(factum_store *s, group *g, int want_sync)
         if (!o->dirty) continue;
         if (o->meta_off) o->st.meta_lo = lo + o->meta_off;
         cache_put(&s->cache, o->hash, o->name, o->len, &o->st);
+        if (upc_is_stream(o->name, o->len) || (o->len > 2 && o->name[0] == '$' && o->name[1] == '$' &&
+                                                upc_is_stream(o->name + 2, o->len - 2)))
+            atomic_fetch_add(&s->upc_gen, 1); /* UPC-2 */
     }
     atomic_store(&s->log_end, lo + g->buf.len);
     atomic_store_explicit(&s->committed_pos, g->first_pos + g->n_ev - 1, memory_order_release);

@@ -23,6 +23,10 @@
  *  SUB-5  A CHECKPOINT's position p means: every event at a position <= p
  *         was examined and, if it matched, delivered before the checkpoint.
  *         Resuming with FACTUM_SUB_AFTER p continues without loss.
+ *  SUB-6  Upcasting (upcast option): an event whose upcast fails stops the
+ *         poll before it; the cursor stays on it, so every later poll fails
+ *         with FACTUM_EUPCAST again (not latched) until an upcaster that
+ *         works is registered: never skipped (UPC-5).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -44,6 +48,7 @@ struct factum_sub {
     uint64_t live_lag;
     uint64_t max_scan; /* events examined per poll */
     int resolve_links;
+    factum_upcast_buf *ub; /* upcast: what this poll's events were upcast into (NULL: raw) */
     int live;
     int error;      /* latched: returned by the next poll */
     uint64_t next;  /* SUB-1 */
@@ -91,6 +96,13 @@ int factum_sub_open(factum_store *s, const factum_sub_options *o, factum_sub **o
     sub->live_lag = o->live_lag ? o->live_lag : 1;
     sub->max_scan = o->max_scan ? o->max_scan : SUB_SCAN_POLL;
     sub->resolve_links = o->resolve_links;
+    if (o->upcast) {
+        int rc = factum_upcast_buf_new(&sub->ub);
+        if (rc) {
+            free(sub);
+            return rc;
+        }
+    }
     if (all) {
         uint64_t head = atomic_load_explicit(&s->committed_pos, memory_order_acquire);
         switch (o->from) {
@@ -126,6 +138,7 @@ int factum_sub_open(factum_store *s, const factum_sub_options *o, factum_sub **o
 void factum_sub_close(factum_sub *sub)
 {
     if (!sub) return;
+    factum_upcast_buf_free(sub->ub);
     free(sub->stream);
     free(sub);
 }
@@ -176,7 +189,16 @@ static int event_item(factum_sub *sub, const factum_event *ev, factum_sub_item *
             return rc;
         }
     }
+    if (sub->ub && !it->unresolved) {
+        int rc = factum_upcast(sub->s, &it->event, sub->ub, &it->event);
+        if (rc < 0) return rc; /* SUB-6 */
+    }
     return 0;
+}
+
+const char *factum_sub_error(const factum_sub *sub)
+{
+    return sub && sub->ub ? factum_upcast_buf_error(sub->ub) : "";
 }
 
 /* One read at the cursor into items[*n..cap-2) (two slots stay free: a
@@ -199,8 +221,15 @@ static int read_step(factum_sub *sub, factum_sub_item *items, size_t cap, size_t
         if (!sub->filter && room < max_scan) max_scan = room;
         rc = factum_read_all(sub->s, sub->next, FACTUM_FORWARD, sub->filter, max_scan, sub->page, room, &got, &nx);
         if (rc) return rc;
+        int up_rc = 0;
         for (size_t i = 0; i < got; i++) {
-            if ((rc = event_item(sub, &sub->page[i], &items[*n]))) return rc;
+            if ((rc = event_item(sub, &sub->page[i], &items[*n]))) {
+                if (rc != FACTUM_EUPCAST) return rc;
+                nx = sub->page[i].position; /* SUB-6: stop before it */
+                got = i;
+                up_rc = rc;
+                break;
+            }
             items[(*n)++].position = sub->page[i].position;
         }
         uint64_t examined = nx - sub->next;
@@ -214,7 +243,7 @@ static int read_step(factum_sub *sub, factum_sub_item *items, size_t cap, size_t
             sub->since_ckpt = 0;
         }
         *at_head = nx > head;
-        return 0;
+        return up_rc;
     }
     uint64_t nx;
     rc = factum_read_stream(sub->s, sub->stream, sub->next, FACTUM_FORWARD, sub->page, room, &got, &nx);
@@ -240,6 +269,7 @@ int factum_sub_poll(factum_sub *sub, factum_sub_item *items, size_t cap, size_t 
     if (!sub || !n_out || !items || cap < 4) return FACTUM_EINVAL;
     *n_out = 0;
     if (sub->error) return sub->error;
+    if (sub->ub) factum_upcast_buf_reset(sub->ub); /* the last poll's upcast events end here */
     uint64_t deadline = timeout_ms > 0 ? base_mono_ns() + (uint64_t)timeout_ms * 1000000u : 0;
     for (;;) {
         size_t n = 0;
@@ -279,7 +309,7 @@ int factum_sub_poll(factum_sub *sub, factum_sub_item *items, size_t cap, size_t 
         continue;
     failed:
         if (n) { /* deliver what came before the error; report it next time */
-            sub->error = rc;
+            if (rc != FACTUM_EUPCAST) sub->error = rc; /* SUB-6: read again at the cursor */
             *n_out = n;
             return 0;
         }

@@ -1,0 +1,1340 @@
+/*
+ * upcast.c - store-side upcasting: the registry of upcasters (kept as
+ * events in stream `$upcasters`), the checks of their documents, and the
+ * function that turns a stored event into its upcast form. Readers in every
+ * layer call factum_upcast on what they deliver; the stored bytes never
+ * change. docs/upcasting.md is the user's manual, docs/adr/0012 the why.
+ *
+ * Design note (invariants; tests cite them as UPC-n):
+ *  UPC-1  The registry is derived from `$upcasters` only: the latest
+ *         `$upcaster-set` or `$upcaster-removed` per (eventType,
+ *         fromVersion) decides. Every document in the stream was checked
+ *         when it was appended (append.c calls upc_check_event); one that
+ *         fails the check anyway (written by an older version) is logged
+ *         and ignored, so it can never break reads.
+ *  UPC-2  The writer bumps store->upc_gen before it publishes a commit
+ *         that touched `$upcasters` (writer.c). An upcast compares it with
+ *         the generation the registry was built from and rebuilds first if
+ *         they differ, so a read that starts after an append of an upcaster
+ *         was acknowledged applies it.
+ *  UPC-3  Readers hold the registry's read lock only while they look up
+ *         and apply (bounded CPU: the limits in factum.h); a rebuild reads
+ *         and parses the stream without it and takes the write lock only
+ *         to swap the tables. The writer thread never takes either lock.
+ *  UPC-4  The fast path (no registry, or no upcaster for the event's type)
+ *         is one hash lookup and returns the stored event as it is.
+ *  UPC-5  An upcast that cannot be done fails with FACTUM_EUPCAST and a
+ *         message naming the event; it never returns the stored event as if
+ *         it were upcast, and never skips it.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/json.h"
+#include "store/store_int.h"
+#include "store/upcast.h"
+
+#define UPC_BUCKETS 1024u
+
+enum { OP_RENAME = 0, OP_MOVE, OP_DEFAULT, OP_SET, OP_REMOVE, OP_TYPE };
+static const char *const op_names[] = {"rename", "move", "default", "set", "remove", "type"};
+
+typedef struct upc_path {
+    char *text;   /* as written, for messages */
+    char **seg;   /* members, NUL-terminated */
+    size_t *seg_len;
+    size_t n;
+} upc_path;
+
+typedef struct upc_step {
+    int op;
+    upc_path a, b;     /* rename/move: from, to; default/set/remove: a only */
+    json_value *value; /* default/set */
+    char *type;        /* type: the new event type */
+} upc_step;
+
+typedef struct upcaster upcaster;
+struct upcaster {
+    upcaster *next; /* bucket chain */
+    char *type;
+    size_t type_len;
+    uint64_t hash;
+    int64_t from, to;
+    upc_step *steps;
+    size_t n_steps;
+    char *doc;
+    size_t doc_len;
+    uint64_t position;
+};
+
+typedef struct upc_table {
+    upcaster **b; /* UPC_BUCKETS chains by hash of the type */
+    size_t n;
+} upc_table;
+
+struct upc_reg {
+    pthread_rwlock_t rw;     /* UPC-3 */
+    pthread_mutex_t load_mu; /* one rebuild at a time */
+    upc_table t;
+    _Atomic uint64_t loaded_gen;
+    _Atomic size_t count;
+};
+
+/* ---- messages ---------------------------------------------------------- */
+
+static void set_err(char *err, size_t el, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void set_err(char *err, size_t el, const char *fmt, ...)
+{
+    if (!err || !el) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, el, fmt, ap);
+    va_end(ap);
+}
+
+/* ---- documents ---------------------------------------------------------- */
+
+static void path_free(upc_path *p)
+{
+    for (size_t i = 0; i < p->n; i++) free(p->seg[i]);
+    free(p->seg);
+    free(p->seg_len);
+    free(p->text);
+    memset(p, 0, sizeof *p);
+}
+
+static void upcaster_free(upcaster *u)
+{
+    if (!u) return;
+    for (size_t i = 0; i < u->n_steps; i++) {
+        path_free(&u->steps[i].a);
+        path_free(&u->steps[i].b);
+        json_free(u->steps[i].value);
+        free(u->steps[i].type);
+    }
+    free(u->steps);
+    free(u->type);
+    free(u->doc);
+    free(u);
+}
+
+static int str_clean(const json_value *v)
+{
+    return v && v->type == JSON_STRING && v->len == strlen(v->str);
+}
+
+static int parse_path(const json_value *v, const char *what, size_t si, upc_path *p, char *err, size_t el)
+{
+    if (!str_clean(v) || v->len == 0) {
+        set_err(err, el, "step %zu: \"%s\" must be a non-empty string", si + 1, what);
+        return FACTUM_EINVAL;
+    }
+    if (v->len > FACTUM_UPCAST_MAX_PATH) {
+        set_err(err, el, "step %zu: \"%s\" is longer than %u bytes", si + 1, what, FACTUM_UPCAST_MAX_PATH);
+        return FACTUM_EINVAL;
+    }
+    size_t n = 1;
+    for (size_t i = 0; i < v->len; i++) n += v->str[i] == '.';
+    if (n > FACTUM_UPCAST_MAX_DEPTH) {
+        set_err(err, el, "step %zu: \"%s\" has more than %d members", si + 1, what, FACTUM_UPCAST_MAX_DEPTH);
+        return FACTUM_EINVAL;
+    }
+    p->seg = calloc(n, sizeof *p->seg);
+    p->seg_len = calloc(n, sizeof *p->seg_len);
+    p->text = strdup(v->str);
+    if (!p->seg || !p->seg_len || !p->text) return -ENOMEM;
+    const char *s = v->str, *end = v->str + v->len;
+    while (p->n < n) {
+        const char *dot = memchr(s, '.', (size_t)(end - s));
+        size_t l = (size_t)((dot ? dot : end) - s);
+        if (!l) {
+            set_err(err, el, "step %zu: \"%s\" has an empty member name", si + 1, what);
+            return FACTUM_EINVAL;
+        }
+        if (!(p->seg[p->n] = strndup(s, l))) return -ENOMEM;
+        p->seg_len[p->n++] = l;
+        s = dot ? dot + 1 : end;
+    }
+    return 0;
+}
+
+static int check_type_name(const json_value *v, const char *what, char *err, size_t el)
+{
+    if (!str_clean(v) || v->len == 0 || v->len > FACTUM_MAX_TYPE_LEN) {
+        set_err(err, el, "\"%s\" must be a non-empty string of at most %d bytes", what, FACTUM_MAX_TYPE_LEN);
+        return FACTUM_EINVAL;
+    }
+    if (v->str[0] == '$') {
+        set_err(err, el, "\"%s\": system event types ($...) cannot be upcast", what);
+        return FACTUM_EINVAL;
+    }
+    return 0;
+}
+
+static int version_member(const json_value *doc, const char *key, int64_t *out, char *err, size_t el)
+{
+    const json_value *v = json_get(doc, key);
+    if (!v || json_int64(v, out) || *out < 1 || *out > FACTUM_UPCAST_MAX_VERSION) {
+        set_err(err, el, "\"%s\" must be an integer from 1 to %d", key, FACTUM_UPCAST_MAX_VERSION);
+        return FACTUM_EINVAL;
+    }
+    return 0;
+}
+
+static int only_members(const json_value *o, const char *const *allowed, const char *where, char *err, size_t el)
+{
+    for (size_t i = 0; i < o->n; i++) {
+        int ok = 0;
+        for (const char *const *a = allowed; *a && !ok; a++) ok = strcmp(o->keys[i], *a) == 0;
+        if (!ok) {
+            set_err(err, el, "%s: unknown member \"%.64s\"", where, o->keys[i]);
+            return FACTUM_EINVAL;
+        }
+    }
+    return 0;
+}
+
+static int parse_step(const json_value *sv, size_t si, upc_step *st, char *err, size_t el)
+{
+    char where[32];
+    snprintf(where, sizeof where, "step %zu", si + 1);
+    if (!sv || sv->type != JSON_OBJECT) {
+        set_err(err, el, "%s must be an object", where);
+        return FACTUM_EINVAL;
+    }
+    const json_value *op = json_get(sv, "op");
+    st->op = -1;
+    for (int i = 0; op && str_clean(op) && i < (int)(sizeof op_names / sizeof *op_names); i++)
+        if (strcmp(op->str, op_names[i]) == 0) st->op = i;
+    if (st->op < 0) {
+        set_err(err, el, "%s: \"op\" must be one of rename, move, default, set, remove, type", where);
+        return FACTUM_EINVAL;
+    }
+    static const char *const two[] = {"op", "from", "to", NULL};
+    static const char *const val[] = {"op", "path", "value", NULL};
+    static const char *const one[] = {"op", "path", NULL};
+    static const char *const typ[] = {"op", "to", NULL};
+    int rc;
+    switch (st->op) {
+    case OP_RENAME:
+    case OP_MOVE:
+        if ((rc = only_members(sv, two, where, err, el))) return rc;
+        if ((rc = parse_path(json_get(sv, "from"), "from", si, &st->a, err, el))) return rc;
+        if ((rc = parse_path(json_get(sv, "to"), "to", si, &st->b, err, el))) return rc;
+        if (st->op == OP_RENAME && st->b.n != 1) {
+            set_err(err, el, "%s: rename's \"to\" is a member name (no '.'); use move for another place", where);
+            return FACTUM_EINVAL;
+        }
+        break;
+    case OP_DEFAULT:
+    case OP_SET: {
+        if ((rc = only_members(sv, val, where, err, el))) return rc;
+        if ((rc = parse_path(json_get(sv, "path"), "path", si, &st->a, err, el))) return rc;
+        const json_value *v = json_get(sv, "value");
+        if (!v) {
+            set_err(err, el, "%s: \"value\" is missing", where);
+            return FACTUM_EINVAL;
+        }
+        /* Keep the value by re-parsing its text: an independent tree. */
+        base_buf b = {0};
+        rc = json_write_value(&b, v);
+        if (!rc) rc = json_parse((const char *)b.data, b.len, &st->value);
+        base_buf_free(&b);
+        if (rc) return rc == FACTUM_EBADJSON ? FACTUM_EINVAL : rc;
+        break;
+    }
+    case OP_REMOVE:
+        if ((rc = only_members(sv, one, where, err, el))) return rc;
+        if ((rc = parse_path(json_get(sv, "path"), "path", si, &st->a, err, el))) return rc;
+        break;
+    default: { /* OP_TYPE */
+        if ((rc = only_members(sv, typ, where, err, el))) return rc;
+        const json_value *t = json_get(sv, "to");
+        char e2[256] = "";
+        if ((rc = check_type_name(t, "to", e2, sizeof e2))) {
+            set_err(err, el, "%s: %s", where, e2);
+            return rc;
+        }
+        if (!(st->type = strdup(t->str))) return -ENOMEM;
+    }
+    }
+    return 0;
+}
+
+/* Parse and check an upcaster document into a new upcaster. */
+static int parse_doc(const char *json, size_t len, upcaster **out, char *err, size_t el)
+{
+    *out = NULL;
+    if (!json && len) return FACTUM_EINVAL;
+    if (len > FACTUM_UPCAST_MAX_DOC) {
+        set_err(err, el, "the document is longer than %u bytes", FACTUM_UPCAST_MAX_DOC);
+        return FACTUM_EINVAL;
+    }
+    json_value *doc = NULL;
+    int rc = json_parse(json ? json : "", len, &doc);
+    if (rc) {
+        set_err(err, el, "the document is not valid JSON");
+        return rc;
+    }
+    upcaster *u = calloc(1, sizeof *u);
+    if (!u) {
+        rc = -ENOMEM;
+        goto fail;
+    }
+    if (doc->type != JSON_OBJECT) {
+        set_err(err, el, "the document must be a JSON object");
+        rc = FACTUM_EINVAL;
+        goto fail;
+    }
+    if (json_get(doc, "script")) {
+        set_err(err, el, "script upcasters are not supported yet: describe the change with \"steps\"");
+        rc = FACTUM_EINVAL;
+        goto fail;
+    }
+    static const char *const allowed[] = {"eventType", "fromVersion", "toVersion", "steps", "description", NULL};
+    if ((rc = only_members(doc, allowed, "the document", err, el))) goto fail;
+    const json_value *t = json_get(doc, "eventType");
+    if ((rc = check_type_name(t, "eventType", err, el))) goto fail;
+    if ((rc = version_member(doc, "fromVersion", &u->from, err, el))) goto fail;
+    if ((rc = version_member(doc, "toVersion", &u->to, err, el))) goto fail;
+    if (u->to <= u->from) {
+        set_err(err, el, "\"toVersion\" must be greater than \"fromVersion\"");
+        rc = FACTUM_EINVAL;
+        goto fail;
+    }
+    const json_value *d = json_get(doc, "description");
+    if (d && d->type != JSON_STRING) {
+        set_err(err, el, "\"description\" must be a string");
+        rc = FACTUM_EINVAL;
+        goto fail;
+    }
+    const json_value *steps = json_get(doc, "steps");
+    if (!steps || steps->type != JSON_ARRAY) {
+        set_err(err, el, "\"steps\" must be an array");
+        rc = FACTUM_EINVAL;
+        goto fail;
+    }
+    if (steps->n > FACTUM_UPCAST_MAX_STEPS) {
+        set_err(err, el, "more than %d steps", FACTUM_UPCAST_MAX_STEPS);
+        rc = FACTUM_EINVAL;
+        goto fail;
+    }
+    if (steps->n && !(u->steps = calloc(steps->n, sizeof *u->steps))) {
+        rc = -ENOMEM;
+        goto fail;
+    }
+    for (size_t i = 0; i < steps->n; i++) {
+        u->n_steps = i + 1;
+        if ((rc = parse_step(steps->items[i], i, &u->steps[i], err, el))) goto fail;
+    }
+    u->type_len = t->len;
+    u->hash = base_hash64(t->str, t->len);
+    if (!(u->type = strdup(t->str)) || !(u->doc = malloc(len + 1))) {
+        rc = -ENOMEM;
+        goto fail;
+    }
+    memcpy(u->doc, json, len);
+    u->doc[len] = 0;
+    u->doc_len = len;
+    json_free(doc);
+    *out = u;
+    return 0;
+fail:
+    upcaster_free(u);
+    json_free(doc);
+    return rc;
+}
+
+/* A `$upcaster-removed` document: its type and version. */
+static int parse_removal(const void *data, size_t len, char **type, int64_t *from, char *err, size_t el)
+{
+    json_value *doc = NULL;
+    int rc = json_parse(data ? data : "", len, &doc);
+    if (rc) {
+        set_err(err, el, "the document is not valid JSON");
+        return rc;
+    }
+    static const char *const allowed[] = {"eventType", "fromVersion", NULL};
+    rc = FACTUM_EINVAL;
+    if (doc->type != JSON_OBJECT)
+        set_err(err, el, "the document must be a JSON object");
+    else if (!(rc = only_members(doc, allowed, "the document", err, el)) &&
+             !(rc = check_type_name(json_get(doc, "eventType"), "eventType", err, el)) &&
+             !(rc = version_member(doc, "fromVersion", from, err, el)) && type &&
+             !(*type = strdup(json_get(doc, "eventType")->str)))
+        rc = -ENOMEM;
+    json_free(doc);
+    return rc;
+}
+
+int upc_check_event(const char *type, const void *data, size_t len, char *err, size_t err_len)
+{
+    if (type && strcmp(type, FACTUM_UPCASTER_SET_TYPE) == 0) {
+        upcaster *u;
+        int rc = parse_doc(data, len, &u, err, err_len);
+        upcaster_free(u);
+        return rc;
+    }
+    if (type && strcmp(type, FACTUM_UPCASTER_REMOVED_TYPE) == 0) {
+        int64_t from;
+        return parse_removal(data, len, NULL, &from, err, err_len);
+    }
+    set_err(err, err_len, "events of %s are %s or %s", FACTUM_UPCASTERS_STREAM, FACTUM_UPCASTER_SET_TYPE,
+            FACTUM_UPCASTER_REMOVED_TYPE);
+    return FACTUM_EINVAL;
+}
+
+int factum_upcaster_check_event(const char *type, const void *data, size_t len, char *err, size_t err_len)
+{
+    if (err && err_len) err[0] = 0;
+    return upc_check_event(type, data, len, err, err_len);
+}
+
+int factum_upcaster_check(const char *json, size_t len, char *err, size_t err_len)
+{
+    if (err && err_len) err[0] = 0;
+    upcaster *u;
+    int rc = parse_doc(json, len, &u, err, err_len);
+    upcaster_free(u);
+    return rc;
+}
+
+/* ---- the registry ------------------------------------------------------- */
+
+static void table_free(upc_table *t)
+{
+    if (!t->b) return;
+    for (size_t i = 0; i < UPC_BUCKETS; i++) {
+        for (upcaster *u = t->b[i], *nx; u; u = nx) {
+            nx = u->next;
+            upcaster_free(u);
+        }
+    }
+    free(t->b);
+    t->b = NULL;
+    t->n = 0;
+}
+
+static upcaster **table_slot(upc_table *t, const char *type, size_t len, uint64_t hash, int64_t from)
+{
+    upcaster **pp = &t->b[hash % UPC_BUCKETS];
+    for (; *pp; pp = &(*pp)->next)
+        if ((*pp)->hash == hash && (*pp)->type_len == len && (*pp)->from == from &&
+            memcmp((*pp)->type, type, len) == 0)
+            break;
+    return pp;
+}
+
+static const upcaster *table_find(const upc_table *t, const char *type, size_t len, uint64_t hash, int64_t from)
+{
+    if (!t->b) return NULL;
+    for (const upcaster *u = t->b[hash % UPC_BUCKETS]; u; u = u->next)
+        if (u->hash == hash && u->type_len == len && u->from == from && memcmp(u->type, type, len) == 0) return u;
+    return NULL;
+}
+
+static int table_has_type(const upc_table *t, const char *type, size_t len, uint64_t hash)
+{
+    if (!t->b) return 0;
+    for (const upcaster *u = t->b[hash % UPC_BUCKETS]; u; u = u->next)
+        if (u->hash == hash && u->type_len == len && memcmp(u->type, type, len) == 0) return 1;
+    return 0;
+}
+
+int upc_reg_new(upc_reg **out)
+{
+    upc_reg *r = calloc(1, sizeof *r);
+    if (!r) return -ENOMEM;
+    pthread_rwlock_init(&r->rw, NULL);
+    pthread_mutex_init(&r->load_mu, NULL);
+    *out = r;
+    return 0;
+}
+
+void upc_reg_free(upc_reg *r)
+{
+    if (!r) return;
+    table_free(&r->t);
+    pthread_rwlock_destroy(&r->rw);
+    pthread_mutex_destroy(&r->load_mu);
+    free(r);
+}
+
+/* Apply one event of `$upcasters` to table t (UPC-1). */
+static int table_apply(factum_store *s, upc_table *t, const factum_event *ev)
+{
+    char err[256] = "";
+    if (ev->type_len == sizeof FACTUM_UPCASTER_SET_TYPE - 1 && strcmp(ev->type, FACTUM_UPCASTER_SET_TYPE) == 0) {
+        upcaster *u;
+        int rc = parse_doc((const char *)ev->data, ev->data_len, &u, err, sizeof err);
+        if (rc == -ENOMEM) return rc;
+        if (rc) {
+            store_log(s, FACTUM_LOG_WARN, "%s: ignoring event %" PRIu64 " (position %" PRIu64 "): %s",
+                      FACTUM_UPCASTERS_STREAM, ev->version, ev->position, err);
+            return 0;
+        }
+        u->position = ev->position;
+        upcaster **pp = table_slot(t, u->type, u->type_len, u->hash, u->from);
+        if (*pp) {
+            u->next = (*pp)->next;
+            upcaster_free(*pp);
+            *pp = u;
+        } else if (t->n >= FACTUM_UPCASTERS_MAX) {
+            store_log(s, FACTUM_LOG_WARN, "%s: ignoring event %" PRIu64 ": more than %d upcasters",
+                      FACTUM_UPCASTERS_STREAM, ev->version, FACTUM_UPCASTERS_MAX);
+            upcaster_free(u);
+        } else {
+            *pp = u;
+            t->n++;
+        }
+        return 0;
+    }
+    if (ev->type_len == sizeof FACTUM_UPCASTER_REMOVED_TYPE - 1 &&
+        strcmp(ev->type, FACTUM_UPCASTER_REMOVED_TYPE) == 0) {
+        char *type = NULL;
+        int64_t from;
+        int rc = parse_removal(ev->data, ev->data_len, &type, &from, err, sizeof err);
+        if (rc == -ENOMEM) return rc;
+        if (rc) {
+            store_log(s, FACTUM_LOG_WARN, "%s: ignoring event %" PRIu64 ": %s", FACTUM_UPCASTERS_STREAM,
+                      ev->version, err);
+            return 0;
+        }
+        size_t len = strlen(type);
+        upcaster **pp = table_slot(t, type, len, base_hash64(type, len), from);
+        if (*pp) {
+            upcaster *u = *pp;
+            *pp = u->next;
+            upcaster_free(u);
+            t->n--;
+        }
+        free(type);
+        return 0;
+    }
+    /* `$metadata` of the stream and the like are not upcasters. */
+    return 0;
+}
+
+/* Rebuild the registry if `$upcasters` changed since it was built (UPC-2). */
+static int reg_refresh(factum_store *s)
+{
+    upc_reg *r = s->upc;
+    uint64_t gen = atomic_load(&s->upc_gen);
+    if (atomic_load(&r->loaded_gen) == gen) return 0;
+    pthread_mutex_lock(&r->load_mu);
+    gen = atomic_load(&s->upc_gen);
+    int rc = 0;
+    if (atomic_load(&r->loaded_gen) != gen) {
+        upc_table t = {calloc(UPC_BUCKETS, sizeof(upcaster *)), 0};
+        if (!t.b) rc = -ENOMEM;
+        uint64_t from = 0;
+        factum_event page[64];
+        while (!rc && from != FACTUM_END) {
+            size_t n = 0;
+            rc = factum_read_stream(s, FACTUM_UPCASTERS_STREAM, from, FACTUM_FORWARD, page, 64, &n, &from);
+            if (rc == FACTUM_ENOTFOUND || rc == FACTUM_EDELETED) { /* never written, deleted: none */
+                rc = 0;
+                break;
+            }
+            for (size_t i = 0; !rc && i < n; i++) rc = table_apply(s, &t, &page[i]);
+            if (!rc && !n) break;
+        }
+        if (rc) {
+            table_free(&t);
+        } else {
+            pthread_rwlock_wrlock(&r->rw);
+            upc_table old = r->t;
+            r->t = t;
+            atomic_store(&r->count, t.n);
+            pthread_rwlock_unlock(&r->rw);
+            table_free(&old);
+            atomic_store(&r->loaded_gen, gen);
+        }
+    }
+    pthread_mutex_unlock(&r->load_mu);
+    return rc;
+}
+
+int upc_reg_load(factum_store *s)
+{
+    return reg_refresh(s);
+}
+
+int factum_upcasters_each(factum_store *s, int (*cb)(void *ctx, const factum_upcaster_info *u), void *ctx)
+{
+    if (!s || !cb) return FACTUM_EINVAL;
+    int rc = reg_refresh(s);
+    if (rc) return rc;
+    upc_reg *r = s->upc;
+    pthread_rwlock_rdlock(&r->rw);
+    /* In order of type, then version: collect and sort. */
+    const upcaster **all = r->t.n ? malloc(r->t.n * sizeof *all) : NULL;
+    size_t n = 0;
+    if (r->t.n && !all) rc = -ENOMEM;
+    for (size_t i = 0; !rc && i < UPC_BUCKETS && r->t.b; i++)
+        for (const upcaster *u = r->t.b[i]; u; u = u->next) all[n++] = u;
+    for (size_t i = 1; i < n; i++) { /* insertion sort: at most FACTUM_UPCASTERS_MAX */
+        const upcaster *x = all[i];
+        size_t j = i;
+        for (; j > 0; j--) {
+            int c = strcmp(all[j - 1]->type, x->type);
+            if (c < 0 || (c == 0 && all[j - 1]->from < x->from)) break;
+            all[j] = all[j - 1];
+        }
+        all[j] = x;
+    }
+    for (size_t i = 0; !rc && i < n; i++) {
+        factum_upcaster_info info = {all[i]->type, all[i]->from, all[i]->to, all[i]->doc, all[i]->doc_len,
+                                     all[i]->position};
+        rc = cb(ctx, &info);
+    }
+    pthread_rwlock_unlock(&r->rw);
+    free(all);
+    return rc;
+}
+
+static int has_upcaster(factum_store *s, const char *type, int64_t from, int *out)
+{
+    int rc = reg_refresh(s);
+    if (rc) return rc;
+    size_t len = strlen(type);
+    pthread_rwlock_rdlock(&s->upc->rw);
+    *out = table_find(&s->upc->t, type, len, base_hash64(type, len), from) != NULL;
+    size_t n = s->upc->t.n;
+    pthread_rwlock_unlock(&s->upc->rw);
+    return *out ? 0 : (n >= FACTUM_UPCASTERS_MAX ? 1 : 0);
+}
+
+int factum_upcaster_set(factum_store *s, const char *json, size_t len, char *err, size_t err_len)
+{
+    if (err && err_len) err[0] = 0;
+    if (!s) return FACTUM_EINVAL;
+    upcaster *u;
+    int rc = parse_doc(json, len, &u, err, err_len);
+    if (rc) return rc;
+    int exists = 0;
+    rc = has_upcaster(s, u->type, u->from, &exists);
+    upcaster_free(u);
+    if (rc == 1) {
+        set_err(err, err_len, "%d upcasters are registered already", FACTUM_UPCASTERS_MAX);
+        return FACTUM_EINVAL;
+    }
+    if (rc) return rc;
+    factum_event_data ev = {.type = FACTUM_UPCASTER_SET_TYPE, .flags = FACTUM_EVENT_JSON, .data = json,
+                            .data_len = len};
+    return factum_append(s, FACTUM_UPCASTERS_STREAM, FACTUM_ANY, &ev, 1, NULL);
+}
+
+int factum_upcaster_remove(factum_store *s, const char *type, int64_t from_version)
+{
+    if (!s) return FACTUM_EINVAL;
+    if (!type || !*type || strlen(type) > FACTUM_MAX_TYPE_LEN) return FACTUM_EBADTYPE;
+    if (from_version < 1 || from_version > FACTUM_UPCAST_MAX_VERSION) return FACTUM_EINVAL;
+    int exists = 0;
+    int rc = has_upcaster(s, type, from_version, &exists);
+    if (rc < 0) return rc;
+    if (!exists) return FACTUM_ENOTFOUND;
+    base_buf b = {0};
+    rc = base_buf_append(&b, "{\"eventType\":", 13);
+    if (!rc) rc = json_write_string(&b, type, strlen(type));
+    if (!rc) rc = base_buf_printf(&b, ",\"fromVersion\":%" PRId64 "}", from_version);
+    if (!rc) {
+        factum_event_data ev = {.type = FACTUM_UPCASTER_REMOVED_TYPE, .flags = FACTUM_EVENT_JSON, .data = b.data,
+                                .data_len = b.len};
+        rc = factum_append(s, FACTUM_UPCASTERS_STREAM, FACTUM_ANY, &ev, 1, NULL);
+    }
+    base_buf_free(&b);
+    return rc;
+}
+
+/* ---- scratch buffers ---------------------------------------------------- */
+
+/* Bump allocation in chunks: `tree` holds the parsed data and metadata of
+ * one upcast (reset at the start of each: nothing in it is freed one by
+ * one), `out` the upcast events (reset by factum_upcast_buf_reset). A
+ * parse costs no malloc once the first chunk is there. */
+#define ARENA_CHUNK (64u * 1024u)
+
+typedef struct achunk {
+    struct achunk *next;
+    size_t size;
+    uint8_t data[];
+} achunk;
+
+typedef struct arena {
+    achunk *chunks; /* the current one first */
+    uint8_t *p, *end;
+} arena;
+
+struct factum_upcast_buf {
+    arena tree, out;
+    base_buf d, m;
+    char err[1536];
+};
+
+static void *aalloc(arena *a, size_t n)
+{
+    n = (n + 7) & ~(size_t)7;
+    if ((size_t)(a->end - a->p) < n) {
+        size_t size = n > ARENA_CHUNK ? n : ARENA_CHUNK;
+        achunk *c = malloc(sizeof *c + size);
+        if (!c) return NULL;
+        c->size = size;
+        c->next = a->chunks;
+        a->chunks = c;
+        a->p = c->data;
+        a->end = c->data + size;
+    }
+    void *r = a->p;
+    a->p += n;
+    return r;
+}
+
+/* Forget everything; keep the last chunk (the first made) if it is the
+ * ordinary size, so that the next use does not allocate. */
+static void areset(arena *a)
+{
+    achunk *keep = NULL;
+    for (achunk *c = a->chunks, *nx; c; c = nx) {
+        nx = c->next;
+        if (!nx && c->size == ARENA_CHUNK) keep = c;
+        else free(c);
+    }
+    a->chunks = keep;
+    if (keep) keep->next = NULL;
+    a->p = keep ? keep->data : NULL;
+    a->end = keep ? keep->data + keep->size : NULL;
+}
+
+static void afree(arena *a)
+{
+    for (achunk *c = a->chunks, *nx; c; c = nx) {
+        nx = c->next;
+        free(c);
+    }
+    memset(a, 0, sizeof *a);
+}
+
+int factum_upcast_buf_new(factum_upcast_buf **out)
+{
+    if (!out) return FACTUM_EINVAL;
+    *out = calloc(1, sizeof **out);
+    return *out ? 0 : -ENOMEM;
+}
+
+void factum_upcast_buf_reset(factum_upcast_buf *b)
+{
+    if (!b) return;
+    areset(&b->out);
+    b->err[0] = 0;
+    /* Do not keep a large scratch buffer after a large event. */
+    if (b->d.cap > (1u << 20)) base_buf_free(&b->d);
+    if (b->m.cap > (1u << 20)) base_buf_free(&b->m);
+}
+
+void factum_upcast_buf_free(factum_upcast_buf *b)
+{
+    if (!b) return;
+    afree(&b->tree);
+    afree(&b->out);
+    base_buf_free(&b->d);
+    base_buf_free(&b->m);
+    free(b);
+}
+
+const char *factum_upcast_buf_error(const factum_upcast_buf *b)
+{
+    return b ? b->err : "";
+}
+
+/* ---- parsing into the arena ---------------------------------------------- */
+
+/* Parse text that json_validate accepted (so: well formed, nested at most
+ * 64 deep, strings valid UTF-8 with paired surrogates) into a tree in a.
+ * Strings are decoded as json.c decodes them. NULL: out of memory. */
+static json_value *tparse(arena *a, const char **pp, const char *end);
+
+static void tskip(const char **pp, const char *end)
+{
+    const char *p = *pp;
+    while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')) p++;
+    *pp = p;
+}
+
+static unsigned thex4(const char *p)
+{
+    unsigned v = 0;
+    for (int i = 0; i < 4; i++) {
+        char c = p[i];
+        v = v << 4 | (unsigned)(c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10);
+    }
+    return v;
+}
+
+/* The string at *pp (its opening quote): decoded into the arena. */
+static char *tstring(arena *a, const char **pp, size_t *len)
+{
+    const char *p = *pp + 1, *q = p;
+    while (*q != '"') q += *q == '\\' ? 2 : 1; /* valid: every escape is whole */
+    char *s = aalloc(a, (size_t)(q - p) + 1), *o = s;
+    if (!s) return NULL;
+    while (p < q) {
+        if (*p != '\\') {
+            *o++ = *p++;
+            continue;
+        }
+        char e = p[1];
+        p += 2;
+        switch (e) {
+        case 'b': *o++ = '\b'; break;
+        case 'f': *o++ = '\f'; break;
+        case 'n': *o++ = '\n'; break;
+        case 'r': *o++ = '\r'; break;
+        case 't': *o++ = '\t'; break;
+        case 'u': {
+            unsigned cp = thex4(p);
+            p += 4;
+            if (cp >= 0xd800 && cp <= 0xdbff) {
+                cp = 0x10000 + ((cp - 0xd800) << 10) + (thex4(p + 2) - 0xdc00);
+                p += 6;
+            }
+            if (cp < 0x80) {
+                *o++ = (char)cp;
+            } else if (cp < 0x800) {
+                *o++ = (char)(0xc0 | (cp >> 6));
+                *o++ = (char)(0x80 | (cp & 0x3f));
+            } else if (cp < 0x10000) {
+                *o++ = (char)(0xe0 | (cp >> 12));
+                *o++ = (char)(0x80 | ((cp >> 6) & 0x3f));
+                *o++ = (char)(0x80 | (cp & 0x3f));
+            } else {
+                *o++ = (char)(0xf0 | (cp >> 18));
+                *o++ = (char)(0x80 | ((cp >> 12) & 0x3f));
+                *o++ = (char)(0x80 | ((cp >> 6) & 0x3f));
+                *o++ = (char)(0x80 | (cp & 0x3f));
+            }
+            break;
+        }
+        default: *o++ = e; /* " \ / */
+        }
+    }
+    *o = 0;
+    *len = (size_t)(o - s);
+    *pp = q + 1;
+    return s;
+}
+
+static json_value *tparse(arena *a, const char **pp, const char *end)
+{
+    tskip(pp, end);
+    const char *p = *pp;
+    json_value *v = aalloc(a, sizeof *v);
+    if (!v) return NULL;
+    memset(v, 0, sizeof *v);
+    switch (*p) {
+    case 'n': v->type = JSON_NULL; *pp = p + 4; return v;
+    case 't': v->type = JSON_TRUE; *pp = p + 4; return v;
+    case 'f': v->type = JSON_FALSE; *pp = p + 5; return v;
+    case '"':
+        v->type = JSON_STRING;
+        return (v->str = tstring(a, pp, &v->len)) ? v : NULL;
+    case '[':
+    case '{': {
+        int obj = *p == '{';
+        v->type = obj ? JSON_OBJECT : JSON_ARRAY;
+        *pp = p + 1;
+        size_t cap = 0;
+        for (;;) {
+            tskip(pp, end);
+            if (**pp == ']' || **pp == '}') {
+                (*pp)++;
+                return v;
+            }
+            if (**pp == ',') {
+                (*pp)++;
+                tskip(pp, end);
+            }
+            if (v->n == cap) { /* grow by copying: the old arrays stay in the arena */
+                size_t nc = cap ? cap * 2 : 8;
+                json_value **it = aalloc(a, nc * sizeof *it);
+                char **k = obj ? aalloc(a, nc * sizeof *k) : NULL;
+                size_t *kl = obj ? aalloc(a, nc * sizeof *kl) : NULL;
+                if (!it || (obj && (!k || !kl))) return NULL;
+                if (v->n) {
+                    memcpy(it, v->items, v->n * sizeof *it);
+                    if (obj) {
+                        memcpy(k, v->keys, v->n * sizeof *k);
+                        memcpy(kl, v->key_lens, v->n * sizeof *kl);
+                    }
+                }
+                v->items = it;
+                v->keys = k;
+                v->key_lens = kl;
+                cap = nc;
+            }
+            if (obj) {
+                if (!(v->keys[v->n] = tstring(a, pp, &v->key_lens[v->n]))) return NULL;
+                tskip(pp, end);
+                (*pp)++; /* ':' */
+            }
+            if (!(v->items[v->n] = tparse(a, pp, end))) return NULL;
+            v->n++;
+        }
+    }
+    default: { /* a number: its text */
+        const char *q = p;
+        while (q < end && (*q == '-' || *q == '+' || *q == '.' || *q == 'e' || *q == 'E' || (*q >= '0' && *q <= '9')))
+            q++;
+        v->type = JSON_NUMBER;
+        v->len = (size_t)(q - p);
+        if (!(v->str = aalloc(a, v->len + 1))) return NULL;
+        memcpy(v->str, p, v->len);
+        v->str[v->len] = 0;
+        *pp = q;
+        return v;
+    }
+    }
+}
+
+/* Validate and parse text into the arena: 0 and *out, FACTUM_EBADJSON, or
+ * -ENOMEM. */
+static int aparse(arena *a, const char *text, size_t len, json_value **out)
+{
+    if (json_validate(text, len)) return FACTUM_EBADJSON;
+    const char *p = text;
+    return (*out = tparse(a, &p, text + len)) ? 0 : -ENOMEM;
+}
+
+/* ---- changing a tree in the arena ------------------------------------------ */
+
+static long member_index(const json_value *o, const char *key, size_t len)
+{
+    for (size_t i = o->n; i-- > 0;)
+        if (o->key_lens[i] == len && memcmp(o->keys[i], key, len) == 0) return (long)i;
+    return -1;
+}
+
+/* Take member i out of o (its value is returned). */
+static json_value *member_take(json_value *o, size_t i)
+{
+    json_value *v = o->items[i];
+    memmove(&o->keys[i], &o->keys[i + 1], (o->n - i - 1) * sizeof *o->keys);
+    memmove(&o->key_lens[i], &o->key_lens[i + 1], (o->n - i - 1) * sizeof *o->key_lens);
+    memmove(&o->items[i], &o->items[i + 1], (o->n - i - 1) * sizeof *o->items);
+    o->n--;
+    return v;
+}
+
+/* Remove every member `key` of o. */
+static void member_remove_all(json_value *o, const char *key, size_t len)
+{
+    long i;
+    while ((i = member_index(o, key, len)) >= 0) member_take(o, (size_t)i);
+}
+
+/* Add key: v at the end of o (new arrays in the arena). */
+static int member_add(arena *a, json_value *o, const char *key, size_t len, json_value *v)
+{
+    char **k = aalloc(a, (o->n + 1) * sizeof *k);
+    size_t *kl = aalloc(a, (o->n + 1) * sizeof *kl);
+    json_value **it = aalloc(a, (o->n + 1) * sizeof *it);
+    char *dup = aalloc(a, len + 1);
+    if (!k || !kl || !it || !dup) return -ENOMEM;
+    if (o->n) {
+        memcpy(k, o->keys, o->n * sizeof *k);
+        memcpy(kl, o->key_lens, o->n * sizeof *kl);
+        memcpy(it, o->items, o->n * sizeof *it);
+    }
+    memcpy(dup, key, len);
+    dup[len] = 0;
+    k[o->n] = dup;
+    kl[o->n] = len;
+    it[o->n] = v;
+    o->keys = k;
+    o->key_lens = kl;
+    o->items = it;
+    o->n++;
+    return 0;
+}
+
+/* A copy of v (a document's value) in the arena (NULL: out of memory). */
+static json_value *value_clone(arena *a, const json_value *v)
+{
+    json_value *c = aalloc(a, sizeof *c);
+    if (!c) return NULL;
+    *c = (json_value){.type = v->type, .len = v->len, .n = v->n};
+    if (v->str) {
+        if (!(c->str = aalloc(a, v->len + 1))) return NULL;
+        memcpy(c->str, v->str, v->len + 1);
+    }
+    if (!v->n) return c;
+    if (!(c->items = aalloc(a, v->n * sizeof *c->items))) return NULL;
+    if (v->type == JSON_OBJECT &&
+        (!(c->keys = aalloc(a, v->n * sizeof *c->keys)) || !(c->key_lens = aalloc(a, v->n * sizeof *c->key_lens))))
+        return NULL;
+    for (size_t i = 0; i < v->n; i++) {
+        if (!(c->items[i] = value_clone(a, v->items[i]))) return NULL;
+        if (v->type == JSON_OBJECT) {
+            if (!(c->keys[i] = aalloc(a, v->key_lens[i] + 1))) return NULL;
+            memcpy(c->keys[i], v->keys[i], v->key_lens[i] + 1);
+            c->key_lens[i] = v->key_lens[i];
+        }
+    }
+    return c;
+}
+
+/* ---- writing (compact JSON; a string is reserved for at once) ---------- */
+
+static int wr_string(base_buf *b, const char *s, size_t len)
+{
+    static const char hex[] = "0123456789abcdef";
+    if (len > (SIZE_MAX - 2) / 6 || base_buf_reserve(b, len * 6 + 2)) return -ENOMEM;
+    uint8_t *o = b->data + b->len;
+    *o++ = '"';
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c != '"' && c != '\\') {
+            *o++ = c;
+            continue;
+        }
+        *o++ = '\\';
+        switch (c) {
+        case '"': *o++ = '"'; break;
+        case '\\': *o++ = '\\'; break;
+        case '\n': *o++ = 'n'; break;
+        case '\r': *o++ = 'r'; break;
+        case '\t': *o++ = 't'; break;
+        default:
+            *o++ = 'u';
+            *o++ = '0';
+            *o++ = '0';
+            *o++ = (uint8_t)hex[c >> 4];
+            *o++ = (uint8_t)hex[c & 15];
+        }
+    }
+    *o++ = '"';
+    b->len = (size_t)(o - b->data);
+    return 0;
+}
+
+static int wr_byte(base_buf *b, char c)
+{
+    if (b->len == b->cap && base_buf_reserve(b, 1)) return -ENOMEM;
+    b->data[b->len++] = (uint8_t)c;
+    return 0;
+}
+
+static int wr_value(base_buf *b, const json_value *v)
+{
+    int rc = 0;
+    switch (v->type) {
+    case JSON_NULL: return base_buf_append(b, "null", 4);
+    case JSON_FALSE: return base_buf_append(b, "false", 5);
+    case JSON_TRUE: return base_buf_append(b, "true", 4);
+    case JSON_NUMBER: return base_buf_append(b, v->str, v->len);
+    case JSON_STRING: return wr_string(b, v->str, v->len);
+    default:
+        rc = wr_byte(b, v->type == JSON_ARRAY ? '[' : '{');
+        for (size_t i = 0; i < v->n && !rc; i++) {
+            if (i) rc = wr_byte(b, ',');
+            if (!rc && v->type == JSON_OBJECT) {
+                rc = wr_string(b, v->keys[i], v->key_lens[i]);
+                if (!rc) rc = wr_byte(b, ':');
+            }
+            if (!rc) rc = wr_value(b, v->items[i]);
+        }
+        if (!rc) rc = wr_byte(b, v->type == JSON_ARRAY ? ']' : '}');
+        return rc;
+    }
+}
+
+/* The object holding the last member of p, walking from root. create:
+ * objects missing on the way are made. *parent NULL: a member on the way
+ * is missing (and !create). Returns 0, -ENOMEM, or 1 with `why` set: a
+ * member on the way is not an object. */
+static int walk(arena *a, json_value *root, const upc_path *p, int create, json_value **parent, char *why, size_t wl)
+{
+    json_value *o = root;
+    for (size_t i = 0; i + 1 < p->n; i++) {
+        long k = member_index(o, p->seg[i], p->seg_len[i]);
+        if (k < 0) {
+            if (!create) {
+                *parent = NULL;
+                return 0;
+            }
+            json_value *nv = aalloc(a, sizeof *nv);
+            if (!nv) return -ENOMEM;
+            *nv = (json_value){.type = JSON_OBJECT};
+            if (member_add(a, o, p->seg[i], p->seg_len[i], nv)) return -ENOMEM;
+            o = nv;
+            continue;
+        }
+        o = o->items[k];
+        if (o->type != JSON_OBJECT) {
+            set_err(why, wl, "member \"%s\" of \"%s\" is not an object", p->seg[i], p->text);
+            return 1;
+        }
+    }
+    *parent = o;
+    return 0;
+}
+
+/* Apply one step to the data tree. 0, -ENOMEM, or 1 with `why`. */
+static int apply_step(arena *ar, json_value *root, const upc_step *st, const char **type, char *why,
+                      size_t wl)
+{
+    json_value *pa, *pb;
+    int rc;
+    const upc_path *a = &st->a;
+    const char *last = a->n ? a->seg[a->n - 1] : NULL;
+    size_t last_len = a->n ? a->seg_len[a->n - 1] : 0;
+    switch (st->op) {
+    case OP_RENAME:
+    case OP_MOVE: {
+        if ((rc = walk(ar, root, a, 0, &pa, why, wl)) || !pa) return rc;
+        long k = member_index(pa, last, last_len);
+        if (k < 0) return 0; /* nothing to move */
+        json_value *v = member_take(pa, (size_t)k);
+        member_remove_all(pa, last, last_len); /* a repeated key: the last one counted */
+        const upc_path *b = &st->b;
+        if (st->op == OP_RENAME) {
+            pb = pa;
+        } else if ((rc = walk(ar, root, b, 1, &pb, why, wl))) {
+            return rc;
+        }
+        if (member_index(pb, b->seg[b->n - 1], b->seg_len[b->n - 1]) >= 0) {
+            set_err(why, wl, "\"%s\" exists already", b->text);
+            return 1;
+        }
+        return member_add(ar, pb, b->seg[b->n - 1], b->seg_len[b->n - 1], v);
+    }
+    case OP_DEFAULT:
+    case OP_SET: {
+        if ((rc = walk(ar, root, a, 1, &pa, why, wl))) return rc;
+        if (member_index(pa, last, last_len) >= 0) {
+            if (st->op == OP_DEFAULT) return 0;
+            member_remove_all(pa, last, last_len);
+        }
+        json_value *v = value_clone(ar, st->value);
+        if (!v) return -ENOMEM;
+        return member_add(ar, pa, last, last_len, v);
+    }
+    case OP_REMOVE:
+        if ((rc = walk(ar, root, a, 0, &pa, why, wl)) || !pa) return rc;
+        member_remove_all(pa, last, last_len);
+        return 0;
+    default:
+        *type = st->type;
+        return 0;
+    }
+}
+
+/* The schema version in JSON metadata: 0 and *v (1 if absent), or 1. */
+static int meta_version(const json_value *meta, int64_t *v)
+{
+    *v = 1;
+    const json_value *x = meta && meta->type == JSON_OBJECT ? json_get(meta, "$schemaVersion") : NULL;
+    if (!x) return 0;
+    if (json_int64(x, v) || *v < 1) return 1;
+    return 0;
+}
+
+static void event_err(factum_upcast_buf *b, const factum_event *ev, int64_t version, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void event_err(factum_upcast_buf *b, const factum_event *ev, int64_t version, const char *fmt, ...)
+{
+    int n = snprintf(b->err, sizeof b->err,
+                     "cannot upcast event %" PRIu64 "@%.512s (position %" PRIu64 ", type %.256s, schema version %" PRId64
+                     "): ",
+                     ev->version, ev->stream, ev->position, ev->type, version);
+    if (n < 0 || (size_t)n >= sizeof b->err) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(b->err + n, sizeof b->err - (size_t)n, fmt, ap);
+    va_end(ap);
+}
+
+/* Upcast `in` through table t (whose read lock the caller holds, if it
+ * has one): factum_upcast after the fast path. */
+static int upcast_core(const upc_table *t, size_t max_size, const factum_event *in, uint64_t hash,
+                       factum_upcast_buf *b, factum_event *out)
+{
+    int rc = 0;
+    json_value *meta = NULL, *data = NULL;
+    int64_t v = 1;
+    areset(&b->tree);
+    /* Metadata without "$schemaVersion" anywhere (the common case: version
+     * 1) is not parsed: the member is appended to its text at the end. */
+    const char *mt = (const char *)in->metadata;
+    size_t ml = in->metadata_len, m_open = 0, m_close = 0;
+    int meta_text = 0;
+    if (ml && !memmem(mt, ml, "$schemaVersion", 14)) {
+        if (!json_validate(mt, ml)) {
+            while (m_open < ml && mt[m_open] != '{' && mt[m_open] != '[' && mt[m_open] != '"') m_open++;
+            if (m_open < ml && mt[m_open] == '{') {
+                meta_text = 1;
+                m_close = ml;
+                while (mt[--m_close] != '}') {
+                }
+            }
+        }
+    } else if (ml && (rc = aparse(&b->tree, mt, ml, &meta))) {
+        if (rc == -ENOMEM) goto done;
+        meta = NULL; /* not JSON: replaced */
+        rc = 0;
+    }
+    if (meta && meta->type != JSON_OBJECT) meta = NULL;
+    const char *type = in->type;
+    size_t type_len = in->type_len;
+    const upcaster *u = NULL;
+    if (meta_version(meta, &v)) {
+        event_err(b, in, 0, "its metadata's \"$schemaVersion\" is not an integer >= 1");
+        rc = FACTUM_EUPCAST;
+        goto done;
+    }
+    int64_t v0 = v;
+    u = table_find(t, type, type_len, hash, v);
+    if (!u) goto done; /* at or past every registered version */
+    rc = aparse(&b->tree, (const char *)in->data, in->data_len, &data);
+    if (rc == -ENOMEM) goto done;
+    if (rc || data->type != JSON_OBJECT) {
+        event_err(b, in, v0, "its data is not a JSON object");
+        rc = FACTUM_EUPCAST;
+        goto done;
+    }
+    for (int hops = 0; u; hops++) {
+        if (hops == FACTUM_UPCAST_MAX_CHAIN) {
+            event_err(b, in, v0, "more than %d upcasters in its chain", FACTUM_UPCAST_MAX_CHAIN);
+            rc = FACTUM_EUPCAST;
+            goto done;
+        }
+        for (size_t i = 0; i < u->n_steps; i++) {
+            char why[600] = "";
+            rc = apply_step(&b->tree, data, &u->steps[i], &type, why, sizeof why);
+            if (rc == 1) {
+                event_err(b, in, v0, "upcaster %s v%" PRId64 "->v%" PRId64 ", step %zu (%s): %s", u->type, u->from,
+                          u->to, i + 1, op_names[u->steps[i].op], why);
+                rc = FACTUM_EUPCAST;
+            }
+            if (rc) goto done;
+        }
+        v = u->to;
+        type_len = strlen(type);
+        u = table_find(t, type, type_len, base_hash64(type, type_len), v);
+    }
+    /* The new data and metadata. */
+    b->d.len = b->m.len = 0;
+    rc = wr_value(&b->d, data);
+    if (!rc) {
+        if (meta_text) { /* {...} -> {..., "$schemaVersion":N} */
+            size_t k = m_open + 1;
+            while (k < m_close && (mt[k] == ' ' || mt[k] == '\t' || mt[k] == '\n' || mt[k] == '\r')) k++;
+            rc = base_buf_append(&b->m, mt + m_open, k < m_close ? m_close - m_open : 1);
+            if (!rc) rc = base_buf_printf(&b->m, "%s\"$schemaVersion\":%" PRId64 "}", k < m_close ? "," : "", v);
+        } else if (meta) {
+            member_remove_all(meta, "$schemaVersion", 14);
+            rc = base_buf_append(&b->m, "{", 1);
+            for (size_t i = 0; !rc && i < meta->n; i++) {
+                rc = wr_string(&b->m, meta->keys[i], meta->key_lens[i]);
+                if (!rc) rc = wr_byte(&b->m, ':');
+                if (!rc) rc = wr_value(&b->m, meta->items[i]);
+                if (!rc) rc = base_buf_append(&b->m, ",", 1);
+            }
+            if (!rc) rc = base_buf_printf(&b->m, "\"$schemaVersion\":%" PRId64 "}", v);
+        } else {
+            rc = base_buf_printf(&b->m, "{\"$schemaVersion\":%" PRId64 "}", v);
+        }
+    }
+    if (rc) goto done;
+    if (b->d.len + b->m.len > max_size) {
+        event_err(b, in, v0, "the upcast event (%zu bytes) is over the event size limit (%zu)", b->d.len + b->m.len,
+                  max_size);
+        rc = FACTUM_EUPCAST;
+        goto done;
+    }
+    uint8_t *p = aalloc(&b->out, type_len + 1 + b->d.len + b->m.len + 1);
+    if (!p) {
+        rc = -ENOMEM;
+        goto done;
+    }
+    memcpy(p, type, type_len);
+    p[type_len] = 0;
+    factum_event e = *in;
+    e.type = (const char *)p;
+    e.type_len = type_len;
+    p += type_len + 1;
+    if (b->d.len) memcpy(p, b->d.data, b->d.len);
+    e.data = p;
+    e.data_len = b->d.len;
+    p += b->d.len;
+    memcpy(p, b->m.data, b->m.len);
+    e.metadata = p;
+    e.metadata_len = b->m.len;
+    e.flags |= FACTUM_EVENT_JSON | FACTUM_EVENT_META_JSON;
+    *out = e;
+    rc = 1;
+done:
+    if (!rc && out != in) *out = *in;
+    return rc;
+}
+
+int factum_upcast(factum_store *s, const factum_event *in, factum_upcast_buf *b, factum_event *out)
+{
+    if (!s || !in || !b || !out) return FACTUM_EINVAL;
+    b->err[0] = 0;
+    int rc = reg_refresh(s);
+    if (rc) return rc;
+    upc_reg *r = s->upc;
+    if (!atomic_load_explicit(&r->count, memory_order_relaxed) || !in->type || in->type[0] == '$') {
+        if (out != in) *out = *in;
+        return 0;
+    }
+    uint64_t hash = base_hash64(in->type, in->type_len);
+    pthread_rwlock_rdlock(&r->rw);
+    if (!table_has_type(&r->t, in->type, in->type_len, hash)) { /* UPC-4 */
+        pthread_rwlock_unlock(&r->rw);
+        if (out != in) *out = *in;
+        return 0;
+    }
+    /* The read lock stays held until the output is written: the new type
+     * may point into the registry (UPC-3). */
+    rc = upcast_core(&r->t, s->opts.max_event_size, in, hash, b, out);
+    pthread_rwlock_unlock(&r->rw);
+    return rc;
+}
+
+int upc_apply_docs(const char *const *docs, const size_t *lens, size_t n, size_t max_size, const factum_event *in,
+                   factum_upcast_buf *b, factum_event *out)
+{
+    upc_table t = {calloc(UPC_BUCKETS, sizeof(upcaster *)), 0};
+    if (!t.b) return -ENOMEM;
+    int rc = 0;
+    for (size_t i = 0; !rc && i < n; i++) {
+        upcaster *u;
+        if (parse_doc(docs[i], lens[i], &u, NULL, 0)) continue;
+        upcaster **pp = table_slot(&t, u->type, u->type_len, u->hash, u->from);
+        if (*pp) {
+            u->next = (*pp)->next;
+            upcaster_free(*pp);
+        } else {
+            t.n++;
+        }
+        *pp = u;
+    }
+    b->err[0] = 0;
+    if (!in->type || in->type[0] == '$' || !table_has_type(&t, in->type, in->type_len, base_hash64(in->type, in->type_len))) {
+        if (out != in) *out = *in;
+    } else {
+        rc = upcast_core(&t, max_size, in, base_hash64(in->type, in->type_len), b, out);
+    }
+    table_free(&t);
+    return rc;
+}
