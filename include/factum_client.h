@@ -460,6 +460,15 @@ FACTUM_API int factum_client_readmodel_wait(factum_client *c, const char *name, 
                                             int timeout_ms, uint64_t *reached);
 /* A read-only query (factum_readmodel_query's): *out receives the JSON
  * answer (malloc'd; free() it). o may be NULL (the defaults). */
+/* The same on the tables as they were at a time (as_of_time: RFC 3339) or,
+ * with as_of_time NULL, at global position as_of_position: the server's
+ * factum_readmodel_query_asof, a replay of the log up to then (the call
+ * may take long: its deadline is stretched by five minutes).
+ * o->min_position is ignored. Errors: as factum_client_readmodel_query,
+ * FACTUM_EFAULTED (an event's statement failed before that point). */
+FACTUM_API int factum_client_readmodel_query_asof(factum_client *c, const char *name, const char *as_of_time,
+                                                  uint64_t as_of_position, const char *sql, const char *params_json,
+                                                  const factum_query_options *o, char **out);
 FACTUM_API int factum_client_readmodel_query(factum_client *c, const char *name, const char *sql,
                                              const char *params_json, const factum_query_options *o, char **out);
 /* Parked events (limit 0: 100), as a query's JSON answer into *out. */

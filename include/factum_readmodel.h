@@ -197,6 +197,28 @@ FACTUM_API int factum_readmodel_query(factum_readmodels *m, const char *name, co
                                       const char *params_json, const factum_query_options *o, char **out,
                                       char *err, size_t err_len);
 
+/* Run a query on `name`'s tables as they were at global position
+ * `position` (FACTUM_END or any position past the head: the head): a
+ * scratch generation of the read model (its current definition) is built
+ * from the start of the log up to that position in the calling thread, the
+ * query runs on it as factum_readmodel_query would (same statement rules,
+ * limits and answer, with "position" the as-of position), and the scratch
+ * tables are deleted. The live read model is not touched. The cost is a
+ * replay of the log up to `position` (the read model's events only): meant
+ * for occasional questions about the past ("the balances on March 15":
+ * factum_position_at gives the position of a time), not for a hot path.
+ * o->min_position and o->wait_ms are ignored. An event whose statement
+ * fails is handled by the definition's policy (skip; park, into the
+ * scratch tables); with the policy stop, the read model would have faulted
+ * there, so a position at or after it is FACTUM_EFAULTED with err naming
+ * the event. The live read model's state is irrelevant (a paused or faulted
+ * one can be asked about a position it never reached). Errors: as
+ * factum_readmodel_query, FACTUM_EFAULTED, errors of the target in
+ * building (FACTUM_ETARGET with err). Thread-safe; many may run at once. */
+FACTUM_API int factum_readmodel_query_asof(factum_readmodels *m, const char *name, uint64_t position,
+                                           const char *sql, const char *params_json, const factum_query_options *o,
+                                           char **out, char *err, size_t err_len);
+
 /* Parked events of `name`, as JSON rows (the same shape as a query's). */
 FACTUM_API int factum_readmodel_parked(factum_readmodels *m, const char *name, uint32_t limit, char **out,
                                        char *err, size_t err_len);

@@ -196,6 +196,7 @@ int cli_cmd_readmodel(cli_ctx *c, int argc, char **argv);
 int cli_cmd_query(cli_ctx *c, int argc, char **argv);
 int cli_cmd_upcaster(cli_ctx *c, int argc, char **argv);
 int cli_cmd_certs(cli_ctx *c, int argc, char **argv);
+int cli_cmd_schedule(cli_ctx *c, int argc, char **argv);
 
 /* Print a command's help text (stdout) and return CLI_OK. */
 int cli_help(const char *text);

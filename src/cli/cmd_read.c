@@ -15,6 +15,7 @@
 
 static const char read_help[] =
     "usage: factum read STREAM [--from VERSION] [--backward] [--count N] [--json]\n"
+    "                          [--as-of TIME | --as-of-position P] [--valid-at TIME]\n"
     "       factum read '$all' [--from POSITION] [--backward] [--count N] [--stream-prefix P]...\n"
     "                          [--type-prefix P]... [--stream-regex R] [--type-regex R] [--exclude-system]\n"
     "                          [--json] [--raw]\n"
@@ -32,6 +33,11 @@ static const char read_help[] =
     "  --stream-regex R  ($all) only streams matching the regular expression R (PCRE2)\n"
     "  --type-regex R    ($all) only event types matching R\n"
     "  --exclude-system  ($all) drop events whose stream or type begins with '$'\n"
+    "  --as-of TIME      read as recorded at TIME (RFC 3339, e.g. 2026-03-15T00:00:00Z, or a date):\n"
+    "                    only events committed by then, the stream's metadata as it was then\n"
+    "  --as-of-position P  read as recorded up to global position P\n"
+    "  --valid-at TIME   only events valid at TIME (their \"$validFrom\" metadata, else their commit\n"
+    "                    time): with --as-of, \"as recorded at T1 about T2\" (docs/temporal.md)\n"
     "  --json            NDJSON output\n"
     "  --raw             events as stored: without upcasting (docs/upcasting.md); by default events\n"
     "                    are upcast by the registered upcasters, and one that fails stops the read\n";
@@ -46,6 +52,9 @@ static const cli_opt read_opts[] = {
     {"stream-regex", CLI_ARG},
     {"type-regex", CLI_ARG},
     {"exclude-system", 0},
+    {"as-of", CLI_ARG},
+    {"as-of-position", CLI_ARG},
+    {"valid-at", CLI_ARG},
     {"raw", 0},
 };
 
@@ -90,8 +99,15 @@ static int print_event(printer *p, const factum_event *in)
     return CLI_OK;
 }
 
+/* A temporal read (--as-of, --as-of-position, --valid-at): asof is set. */
+typedef struct temporal {
+    int on;
+    factum_asof asof;
+    const char *time, *position, *valid; /* as given, for --server */
+} temporal;
+
 static int read_stream(cli_ctx *c, factum_store *s, const char *stream, uint64_t from, int back,
-                       uint64_t count, printer *p)
+                       uint64_t count, printer *p, const temporal *t)
 {
     factum_event *evs = malloc(PAGE * sizeof *evs);
     if (!evs) {
@@ -102,8 +118,11 @@ static int read_stream(cli_ctx *c, factum_store *s, const char *stream, uint64_t
     uint64_t printed = 0, next = from;
     while (printed < count) {
         size_t want = count - printed < PAGE ? (size_t)(count - printed) : PAGE, n;
-        int rc = factum_read_stream(s, stream, next, back ? FACTUM_BACKWARD : FACTUM_FORWARD, evs, want, &n,
-                                    &next);
+        int rc = t->on
+                     ? factum_read_stream_asof(s, stream, &t->asof, next,
+                                               back ? FACTUM_BACKWARD : FACTUM_FORWARD, evs, want, &n, &next)
+                     : factum_read_stream(s, stream, next, back ? FACTUM_BACKWARD : FACTUM_FORWARD, evs, want,
+                                          &n, &next);
         if (rc) {
             code = cli_stream_error(c, s, stream, FACTUM_ANY, rc, NULL);
             break;
@@ -112,7 +131,7 @@ static int read_stream(cli_ctx *c, factum_store *s, const char *stream, uint64_t
             code = print_event(p, &evs[i]);
         if (code != CLI_OK) break;
         printed += n;
-        if (next == FACTUM_END || n == 0) break;
+        if (next == FACTUM_END || (n == 0 && !t->on)) break; /* as of: a page may be thinned by valid time */
     }
     free(evs);
     return code;
@@ -137,8 +156,8 @@ static int add_filter(cli_ctx *c, filters *fs, int on, const char *const *prefix
 {
     int rc = factum_filter_new(on, prefixes, n, regex, exclude_system, &fs->f[fs->n]);
     if (rc == FACTUM_EBADREGEX)
-        return cli_usage(c, "%s: '%s' is not a valid regular expression (PCRE2 syntax, at most %d bytes)", opt, regex ? regex : "",
-                         FACTUM_MAX_REGEX_LEN);
+        return cli_usage(c, "%s: '%s' is not a valid regular expression (PCRE2 syntax, at most %d bytes)",
+                         opt, regex ? regex : "", FACTUM_MAX_REGEX_LEN);
     if (rc) return cli_fail(c, rc, "%s", opt);
     fs->n++;
     return CLI_OK;
@@ -164,7 +183,7 @@ out:
 }
 
 static int read_all(cli_ctx *c, factum_store *s, uint64_t from, int back, uint64_t count, const filters *fs,
-                    printer *p)
+                    printer *p, const temporal *t)
 {
     factum_event *evs = malloc(PAGE * sizeof *evs);
     if (!evs) {
@@ -176,8 +195,10 @@ static int read_all(cli_ctx *c, factum_store *s, uint64_t from, int back, uint64
     while (printed < count) {
         size_t n;
         uint64_t next;
-        int rc = factum_read_all(s, pos, back ? FACTUM_BACKWARD : FACTUM_FORWARD, fs->n ? fs->f[0] : NULL, 0,
-                                 evs, PAGE, &n, &next);
+        int rc = t->on ? factum_read_all_asof(s, &t->asof, pos, back ? FACTUM_BACKWARD : FACTUM_FORWARD,
+                                              fs->n ? fs->f[0] : NULL, 0, evs, PAGE, &n, &next)
+                       : factum_read_all(s, pos, back ? FACTUM_BACKWARD : FACTUM_FORWARD,
+                                         fs->n ? fs->f[0] : NULL, 0, evs, PAGE, &n, &next);
         if (rc) {
             code = cli_fail(c, rc, "reading $all");
             break;
@@ -196,7 +217,7 @@ static int read_all(cli_ctx *c, factum_store *s, uint64_t from, int back, uint64
         }
         if (code != CLI_OK) break;
         /* A read returns fewer than PAGE events only at the end (no scan limit). */
-        if (n < PAGE || (back && next == 0)) break;
+        if (n < PAGE || (back && next == 0) || (!back && t->on && next > t->asof.position)) break;
         pos = next;
     }
     free(evs);
@@ -296,6 +317,55 @@ static int remote_read_all(cli_ctx *c, factum_client *cl, const cli_args *a, uin
     return code;
 }
 
+/* The name of the virtual stream that reads `stream` as of t on a server. */
+static char *asof_name(const char *stream, const temporal *t)
+{
+    base_buf b = {0};
+    int rc = base_buf_printf(&b, "$asof/%s?", stream);
+    if (!rc && t->time) rc = base_buf_printf(&b, "time=%s", t->time);
+    if (!rc && t->position) rc = base_buf_printf(&b, "position=%s", t->position);
+    if (!rc && !t->time && !t->position) rc = base_buf_printf(&b, "position=18446744073709551615");
+    if (!rc && t->valid) rc = base_buf_printf(&b, "&valid=%s", t->valid);
+    if (!rc) rc = base_buf_append(&b, "", 1);
+    if (rc) {
+        base_buf_free(&b);
+        return NULL;
+    }
+    return (char *)b.data;
+}
+
+/* `$asof/$all?...` over the protocol: a stream read whose revisions are positions. */
+static int remote_read_vall(cli_ctx *c, factum_client *cl, const char *name, uint64_t from, int back,
+                            uint64_t count, const filters *fs, printer *p)
+{
+    uint64_t printed = 0, next = from;
+    while (printed < count) {
+        factum_client_batch *b;
+        int rc = factum_client_read_stream(cl, name, next, back ? FACTUM_BACKWARD : FACTUM_FORWARD,
+                                           REMOTE_PAGE, &b);
+        if (rc) return cli_remote_fail(c, cl, rc, "reading $all");
+        size_t n = factum_client_batch_count(b);
+        for (size_t i = 0; i < n && printed < count; i++) {
+            const factum_event *ev = factum_client_batch_event(b, i);
+            int pass = 1;
+            for (size_t k = 0; k < fs->n && pass > 0; k++)
+                pass = factum_filter_match(fs->f[k], ev);
+            if (pass < 0) {
+                factum_client_batch_free(b);
+                return cli_fail(c, pass, "filtering $all");
+            }
+            if (!pass) continue;
+            print_event(p, ev);
+            printed++;
+        }
+        uint64_t last = n ? factum_client_batch_event(b, n - 1)->position : 0;
+        factum_client_batch_free(b);
+        if (n < REMOTE_PAGE || (back && last <= 1)) break;
+        next = back ? last - 1 : last + 1;
+    }
+    return CLI_OK;
+}
+
 int cli_cmd_read(cli_ctx *c, int argc, char **argv)
 {
     cli_args a;
@@ -325,6 +395,46 @@ int cli_cmd_read(cli_ctx *c, int argc, char **argv)
     } else if ((code = build_filters(c, &a, &fs))) {
         goto out;
     }
+    temporal t = {0};
+    t.time = cli_get(&a, "as-of");
+    t.position = cli_get(&a, "as-of-position");
+    t.valid = cli_get(&a, "valid-at");
+    t.on = t.time || t.position || t.valid;
+    t.asof.position = FACTUM_END;
+    t.asof.valid_until_ns = FACTUM_VALID_ANY;
+    int64_t at_ns = 0;
+    if (t.time && t.position) {
+        code = cli_usage(c, "give --as-of or --as-of-position, not both");
+        goto out;
+    }
+    if (t.time && factum_time_parse(t.time, strlen(t.time), &at_ns)) {
+        code = cli_usage(
+            c, "--as-of: '%s' is not an RFC 3339 time (2026-03-15T10:00:00Z) or a date (2026-03-15)", t.time);
+        goto out;
+    }
+    if (t.position && (code = cli_parse_u64(c, "--as-of-position", t.position, &t.asof.position))) goto out;
+    if (t.valid && factum_time_parse(t.valid, strlen(t.valid), &t.asof.valid_until_ns)) {
+        code = cli_usage(
+            c, "--valid-at: '%s' is not an RFC 3339 time (2026-03-15T10:00:00Z) or a date (2026-03-15)",
+            t.valid);
+        goto out;
+    }
+    if (c->server && t.on) {
+        char *name = asof_name(stream, &t);
+        factum_client *cl;
+        if (!name) {
+            cli_msg(c, "out of memory");
+            code = CLI_FAIL;
+            goto out;
+        }
+        if (!(code = cli_connect(c, &cl))) {
+            code = all ? remote_read_vall(c, cl, name, from, back, count, &fs, &p)
+                       : remote_read_stream(c, cl, name, from, back, count, &p);
+            factum_client_close(cl);
+        }
+        free(name);
+        goto out;
+    }
     if (c->server) {
         factum_client *cl;
         if ((code = cli_connect(c, &cl))) goto out;
@@ -350,10 +460,13 @@ int cli_cmd_read(cli_ctx *c, int argc, char **argv)
         }
         p.s = s;
     }
-    if (all)
-        code = read_all(c, s, from, back, count, &fs, &p);
+    int rc = t.time ? factum_asof_at_time(s, at_ns, t.asof.valid_until_ns, &t.asof) : 0;
+    if (rc)
+        code = cli_fail(c, rc, "finding the position at %s", t.time);
+    else if (all)
+        code = read_all(c, s, from, back, count, &fs, &p, &t);
     else
-        code = read_stream(c, s, stream, from, back, count, &p);
+        code = read_stream(c, s, stream, from, back, count, &p, &t);
     if (p.failed && !code) {
         cli_msg(c, "out of memory");
         code = CLI_FAIL;

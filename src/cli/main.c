@@ -24,6 +24,7 @@ static const command commands[] = {
     {"meta", cli_cmd_meta, "get or set a stream's metadata"},
     {"delete", cli_cmd_delete, "soft-delete a stream"},
     {"tombstone", cli_cmd_tombstone, "delete a stream permanently"},
+    {"schedule", cli_cmd_schedule, "schedule an event for a later time; list or cancel scheduled events"},
     {"verify", cli_cmd_verify, "check every record of the store"},
     {"dump", cli_cmd_dump, "print every raw log record"},
     {"export", cli_cmd_export, "write every event as NDJSON"},

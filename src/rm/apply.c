@@ -28,6 +28,7 @@ struct rm_gen {
     const rm_def *def;
     const rm_target_ops *ops;
     int building; /* until it switched over */
+    int temporal; /* a temporal query's generation (rm_gen_build_upto): touches nothing of the model */
     pthread_t thread;
     _Atomic int stop;
     rm_conn *conn;
@@ -138,6 +139,18 @@ static int careful(rm_gen *g, const factum_event *evs, size_t n, uint64_t to)
                 continue;
             }
             break;
+        }
+        if (g->temporal) {
+            /* A temporal query stops here, with the reason; the model is not faulted. */
+            int k = snprintf(g->err, sizeof g->err, "the event at position %" PRIu64 " (%.200s@%" PRIu64 ") failed: ",
+                             ev->position, ev->stream, ev->version);
+            if (k > 0 && (size_t)k < sizeof g->err - 1) {
+                size_t room = sizeof g->err - 1 - (size_t)k, el = strnlen(error, room);
+                memcpy(g->err + k, error, el);
+                g->err[(size_t)k + el] = 0;
+            }
+            o->rollback(g->conn);
+            return 1;
         }
         /* Stop: commit what came before it, with the checkpoint before it. */
         if (!(rc = o->set_checkpoint(g->conn, ev->position - 1, g->err, sizeof g->err)) &&
@@ -409,6 +422,65 @@ void rm_gen_stop(rm_gen *g)
     rm_ns_unref(g->ns);
     pthread_mutex_unlock(&model->mu);
     free(g);
+}
+
+int rm_gen_build_upto(rm_model *model, rm_ns *ns, uint64_t upto, char *err, size_t err_len)
+{
+    rm_gen *g = calloc(1, sizeof *g);
+    if (!g) return -ENOMEM;
+    g->model = model;
+    g->ns = ns;
+    g->def = ns->def;
+    g->ops = rm_target(ns->def->target);
+    g->building = 1;
+    g->temporal = 1;
+    g->cap = model->m->opts.batch_events;
+    factum_store *s = store_of(g);
+    int rc = (g->page = calloc(g->cap, sizeof *g->page)) && (g->upfail = calloc(g->cap, sizeof *g->upfail)) &&
+                     (g->skip = calloc(g->cap, 1)) && !factum_upcast_buf_new(&g->ub)
+                 ? start(g)
+                 : -ENOMEM;
+    factum_stats st;
+    if (!rc) rc = factum_store_get_stats(s, &st);
+    uint64_t limit = !rc && upto > st.last_position ? st.last_position : upto;
+    factum_asof a = {limit, FACTUM_VALID_ANY};
+    while (!rc && g->pos < limit) {
+        size_t n = 0;
+        uint64_t next = 0;
+        if ((rc = factum_read_all_asof(s, &a, g->pos + 1, FACTUM_FORWARD, g->filter, 65536, g->page, g->cap, &n,
+                                       &next))) {
+            snprintf(g->err, sizeof g->err, "reading the log: %s", factum_strerror(rc));
+            break;
+        }
+        uint64_t to = next ? next - 1 : g->pos;
+        if (to > limit) to = limit;
+        if (n && (rc = upcast_page(g, n))) break;
+        if (n) {
+            rc = apply_page(g, g->page, n, to);
+            if (rc == 1) rc = FACTUM_EFAULTED;
+        } else if (to > g->pos) {
+            g->pos = to;
+        } else {
+            break; /* nothing more */
+        }
+    }
+    if (rc) rm_fail(err, err_len, rc, "%s", g->err[0] ? g->err : factum_strerror(rc));
+    if (g->conn) {
+        g->ops->rollback(g->conn);
+        g->ops->close(g->conn);
+    }
+    factum_filter_free(g->filter);
+    rm_js_free(g->js);
+    free(g->page);
+    for (size_t i = 0; g->upfail && i < g->cap; i++)
+        free(g->upfail[i]);
+    free(g->upfail);
+    free(g->skip);
+    factum_upcast_buf_free(g->ub);
+    free(g->vals);
+    base_buf_free(&g->scratch);
+    free(g);
+    return rc;
 }
 
 uint64_t rm_gen_pos(const rm_gen *g)

@@ -1076,3 +1076,84 @@ int factum_readmodel_parked(factum_readmodels *m, const char *name, uint32_t lim
                                   "FROM factum_parked ORDER BY position",
                                   NULL, &o, out, err, err_len);
 }
+
+/* ---- temporal queries -------------------------------------------------- */
+
+/* Generations of temporal queries are numbered from here (rebuilds count
+ * from 1 upwards and never get near it), one number per query. */
+#define RM_TEMPORAL_GEN_BASE (1ull << 48)
+static _Atomic uint64_t temporal_seq;
+
+int factum_readmodel_query_asof(factum_readmodels *m, const char *name, uint64_t position, const char *sql,
+                                const char *params_json, const factum_query_options *o, char **out, char *err,
+                                size_t err_len)
+{
+    if (!m || !sql || !out) return FACTUM_EINVAL;
+    if (err && err_len) err[0] = 0;
+    factum_query_options def_o;
+    if (!o) {
+        factum_query_options_init(&def_o);
+        o = &def_o;
+    }
+    uint32_t row_limit = o->row_limit ? o->row_limit : 1000;
+    if (row_limit > 100000) row_limit = 100000;
+    uint32_t time_limit = o->time_limit_ms ? o->time_limit_ms : 5000;
+    size_t params_len = params_json ? strlen(params_json) : 0;
+    if (params_json) {
+        json_value *pv = NULL;
+        int prc = json_parse(params_json, params_len, &pv);
+        int obj = !prc && pv->type == JSON_OBJECT;
+        json_free(pv);
+        if (!obj) return rm_fail(err, err_len, FACTUM_EINVAL, "the parameters must be a JSON object");
+    }
+    char kw[16];
+    if (!rm_first_keyword(sql, kw, sizeof kw) || (strcmp(kw, "SELECT") && strcmp(kw, "WITH") && strcmp(kw, "VALUES")))
+        return rm_fail(err, err_len, FACTUM_EINVAL, "queries are read-only: a SELECT, WITH ... SELECT or VALUES statement");
+    /* The definition as it is now, parsed again: the scratch namespace owns its copy. */
+    char *json = NULL;
+    int rc = factum_readmodel_get_definition(m, name, &json);
+    if (rc) return rc;
+    rm_def *d = NULL;
+    rc = rm_def_parse(json, strlen(json), &d, err, err_len);
+    free(json);
+    if (rc) return rc;
+    rm_model *x = find_locked(m, name);
+    rm_ns *ns = x ? ns_new(x, d, RM_TEMPORAL_GEN_BASE + atomic_fetch_add(&temporal_seq, 1)) : NULL;
+    if (!ns) {
+        rm_def_free(d);
+        return x ? -ENOMEM : FACTUM_ENOTFOUND;
+    }
+    ns->retired = 1; /* its tables go with the last reference */
+    const rm_target_ops *ops = rm_target(d->target);
+    rm_conn *c = NULL;
+    base_buf b = {0};
+    rc = rm_gen_build_upto(x, ns, position, err, err_len);
+    if (!rc) rc = ops->open(d, m->dir, ns->gen, 0, 1, &c, err, err_len);
+    if (!rc) {
+        rm_stmt st;
+        rc = rm_stmt_compile(&st, sql, d->target, named_param, NULL, err, err_len);
+        if (!rc) {
+            rc = base_buf_append(&b, "{", 1) ? -ENOMEM : 0;
+            if (!rc) rc = ops->query(c, &st, params_json, params_len, row_limit, time_limit, &b, err, err_len);
+            rm_stmt_free(&st);
+        }
+    }
+    if (c) ops->close(c);
+    pthread_mutex_lock(&x->mu);
+    rm_ns_unref(ns); /* deletes the scratch tables */
+    pthread_mutex_unlock(&x->mu);
+    if (!rc) {
+        factum_stats st;
+        factum_store_get_stats(m->s, &st);
+        uint64_t p = position < st.last_position ? position : st.last_position;
+        if (base_buf_printf(&b, ",\"position\":%" PRIu64 ",\"lag_events\":0,\"lag_ms\":0}", p) ||
+            base_buf_append(&b, "", 1))
+            rc = -ENOMEM;
+    }
+    if (rc) {
+        base_buf_free(&b);
+        return rc;
+    }
+    *out = (char *)b.data;
+    return 0;
+}

@@ -396,6 +396,11 @@ void rm_log(rm_mgr *m, int level, const char *fmt, ...) __attribute__((format(pr
 int rm_gen_start(rm_model *model, rm_ns *ns, int building, rm_gen **out);
 /* Stop the thread and free it (its gate removed, its reference dropped). */
 void rm_gen_stop(rm_gen *g);
+/* Build generation ns (a scratch namespace of a temporal query) from the
+ * start of the log up to position `upto`, in the calling thread, touching
+ * nothing of the model (no publishing, no gate, no fault: a failing event
+ * is FACTUM_EFAULTED with err). 0 or an error with err. */
+int rm_gen_build_upto(rm_model *model, rm_ns *ns, uint64_t upto, char *err, size_t err_len);
 /* A rebuild's generation becomes the live one (model->mu held). */
 void rm_gen_set_live(rm_gen *g);
 /* An inline generation takes its acknowledgement gate at its position (on

@@ -24,6 +24,7 @@
 #include "rpc/events.h"
 #include "store/snapshot.h"
 #include "rpc/streams_int.h"
+#include "rpc/vstream.h"
 
 #include <stddef.h>
 
@@ -43,6 +44,8 @@ typedef struct batch {
     int64_t expected;
     rpc_events ev;
     int rc;
+    int refused; /* an event failed rpc_vstream_check_append: answered at is_final, not written */
+    const char *refused_why; /* its reason (static) */
     factum_append_result res;
     rpc_submit sub;
 } batch;
@@ -484,11 +487,25 @@ void rpc_batch_message(net_call *c, const uint8_t *msg, size_t len)
             keys[j] = pm->metadata[j]->key;
             values[j] = pm->metadata[j]->value;
         }
+        const char *why;
+        if (b->refused || rpc_vstream_check_append(b->stream, strlen(b->stream), pm->custom_metadata.data,
+                                                   pm->custom_metadata.len, &why)) {
+            if (!b->refused) b->refused_why = why;
+            b->refused = 1; /* a `$scheduled` request without its keys, a virtual stream */
+            continue;
+        }
         if (rpc_take_event(k->ctx, c, pm->id, nm, keys, values, pm->data, pm->custom_metadata, &b->ev)) goto out;
     }
     if (req->is_final) {
         *link = b->next;
         k->n_open--;
+        if (b->refused) {
+            factum_append_result none = {0};
+            none.actual_version = FACTUM_NO_STREAM;
+            answer(k, b->corr, b->stream, b->expected, FACTUM_EINVAL, &none, b->refused_why);
+            batch_free(b);
+            goto out;
+        }
         /* the snapshot convention (factum.h "Snapshots"): $streamVersion checked */
         char why[512];
         if (snapshot_check_append(k->ctx->store, b->stream, b->ev.ev, b->ev.n, why, sizeof why)) {

@@ -15,6 +15,7 @@
 #include "net/grpc.h"
 #include "rpc/persistent.h"
 #include "rpc/persistent_int.h"
+#include "rpc/vstream.h"
 
 #define CONFIG_STREAM "$persistentSubscriptionConfig"
 
@@ -133,6 +134,11 @@ int rpc_ps_settings_from(net_call *c, const CreateReq *req, int is_update, ps_se
     if (!*is_all_out) {
         if (!sid || factum_check_stream_name((const char *)sid->stream_name.data, sid->stream_name.len)) {
             rpc_fail(c, GRPC_INVALID_ARGUMENT, "invalid stream name", NULL, NULL);
+            return -1;
+        }
+        if (rpc_vstream_is((const char *)sid->stream_name.data, sid->stream_name.len)) {
+            rpc_fail(c, GRPC_INVALID_ARGUMENT,
+                     "virtual streams ($asof/...) read the past: a consumer group cannot follow one", NULL, NULL);
             return -1;
         }
         *stream_out = strndup((const char *)sid->stream_name.data, sid->stream_name.len);

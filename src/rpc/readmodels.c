@@ -112,7 +112,15 @@ static void job_work(auth_job *aj)
         if (!j->rc) j->rc = factum_readmodel_get_definition(m, j->name, &j->out);
         break;
     case RM_LIST: j->rc = factum_readmodels_each(m, collect, j); break;
-    case RM_QUERY: j->rc = factum_readmodel_query(m, j->name, j->text, j->params, &j->qo, &j->out, e, el); break;
+    case RM_QUERY:
+        if (!j->asof) {
+            j->rc = factum_readmodel_query(m, j->name, j->text, j->params, &j->qo, &j->out, e, el);
+            break;
+        }
+        j->rc = j->asof_time ? factum_position_at(j->ctx->store, j->asof_ns, &j->asof_pos) : 0;
+        if (!j->rc)
+            j->rc = factum_readmodel_query_asof(m, j->name, j->asof_pos, j->text, j->params, &j->qo, &j->out, e, el);
+        break;
     case RM_PARKED: j->rc = factum_readmodel_parked(m, j->name, j->limit, &j->out, e, el); break;
     default: j->rc = FACTUM_EINVAL;
     }

@@ -61,6 +61,11 @@ typedef struct rm_job {
     size_t text_len;
     char *params; /* query: a JSON object, or NULL */
     factum_query_options qo;
+    /* query: as of a time (RFC 3339, asof_time) or a position (asof_pos),
+     * when asof is set (factum_readmodel_query_asof: a replay on the worker) */
+    int asof, asof_time;
+    int64_t asof_ns;
+    uint64_t asof_pos;
     uint32_t limit; /* parked */
     /* Results, written on the worker. */
     int rc;

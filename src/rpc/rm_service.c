@@ -451,6 +451,19 @@ static void rm_message(net_call *c, const uint8_t *msg, size_t len)
             }
             if (req->time_limit_ms) j->qo.time_limit_ms = req->time_limit_ms;
             if (req->wait_ms) j->qo.wait_ms = req->wait_ms > RM_MAX_WAIT_MS ? RM_MAX_WAIT_MS : (int)req->wait_ms;
+            if (!bad && req->as_of_option_case == FACTUM__READMODELS__QUERY_REQ__AS_OF_OPTION_AS_OF) {
+                const char *t = req->as_of ? req->as_of : "";
+                if (factum_time_parse(t, strlen(t), &j->asof_ns)) {
+                    rpc_fail(c, GRPC_INVALID_ARGUMENT, "as_of must be an RFC 3339 time (2026-03-15T00:00:00Z)", NULL,
+                             NULL);
+                    bad = 1;
+                }
+                j->asof = j->asof_time = 1;
+            } else if (req->as_of_option_case == FACTUM__READMODELS__QUERY_REQ__AS_OF_OPTION_AS_OF_POSITION) {
+                j->asof = 1;
+                j->asof_pos = req->as_of_position;
+            }
+            if (j->asof) j->qo.min_position = 0; /* the past: nothing to wait for */
         }
         rpc_unpack_free(req, &pa);
         if (bad) return;

@@ -23,6 +23,7 @@
 #include "rpc/rpc.h"
 #include "rpc/streams_int.h"
 #include "rpc/subscribe.h"
+#include "rpc/vstream.h"
 #include "store/snapshot.h"
 
 typedef EventStore__Client__Streams__ReadReq ReadReq;
@@ -53,6 +54,7 @@ typedef struct read_call {
     int posted;            /* a continuation is queued */
     size_t step_bytes;     /* event bytes sent in this step */
     struct rpc_sub *sub;   /* a subscription read (subscribe.c) */
+    rpc_vstream *vs;       /* a virtual stream's read (vstream.h) */
     factum_event page[64];
     size_t page_n, page_i;
 } read_call;
@@ -61,6 +63,7 @@ static void read_free(read_call *r)
 {
     free(r->stream);
     factum_filter_free(r->filter);
+    rpc_vstream_free(r->vs);
     free(r);
 }
 
@@ -169,13 +172,27 @@ static void read_pump(read_call *r)
         size_t want = r->remaining < 64 ? (size_t)r->remaining : 64, n = 0;
         uint64_t next;
         int rc;
-        if (r->is_all)
+        if (r->vs) {
+            int end = 0;
+            rc = rpc_vstream_read(r->ctx->store, r->vs, r->next, r->backward ? FACTUM_BACKWARD : FACTUM_FORWARD,
+                                  READ_SCAN_STEP - examined, r->page, want, &n, &next, &end);
+            if (!rc) {
+                r->page_n = n;
+                r->page_i = 0;
+                r->remaining -= n;
+                sent += (int)n + 1;
+                examined += n + 1;
+                if (end) r->exhausted = 1;
+                r->next = next;
+                continue;
+            }
+        } else if (r->is_all)
             rc = factum_read_all(r->ctx->store, r->next, r->backward ? FACTUM_BACKWARD : FACTUM_FORWARD, r->filter,
                                  READ_SCAN_STEP - examined, r->page, want, &n, &next);
         else
             rc = factum_read_stream(r->ctx->store, r->stream, r->next, r->backward ? FACTUM_BACKWARD : FACTUM_FORWARD,
                                     r->page, want, &n, &next);
-        if (rc == FACTUM_ENOTFOUND && !r->is_all) {
+        if (rc == FACTUM_ENOTFOUND && !r->is_all && !(r->vs && r->vs->is_all)) {
             /* Deleted while we were reading: the stream ends here. */
             read_finish(r);
             return;
@@ -205,6 +222,79 @@ static void read_pump(read_call *r)
     }
 }
 
+/* StreamNotFound for r->stream, and the end of the call. */
+static void read_not_found(read_call *r)
+{
+    ReadResp resp = EVENT_STORE__CLIENT__STREAMS__READ_RESP__INIT;
+    EventStore__Client__Streams__ReadResp__StreamNotFound nf = EVENT_STORE__CLIENT__STREAMS__READ_RESP__STREAM_NOT_FOUND__INIT;
+    EventStore__Client__StreamIdentifier sid = EVENT_STORE__CLIENT__STREAM_IDENTIFIER__INIT;
+    sid.stream_name.data = (uint8_t *)r->stream;
+    sid.stream_name.len = r->stream_len;
+    nf.stream_identifier = &sid;
+    resp.content_case = EVENT_STORE__CLIENT__STREAMS__READ_RESP__CONTENT_STREAM_NOT_FOUND;
+    resp.stream_not_found = &nf;
+    rpc_send(r->ctx, r->c, &resp.base);
+    r->done = 1;
+    net_call_finish(r->c, GRPC_OK, NULL, NULL, 0);
+}
+
+/* A read of a virtual stream (vstream.h): the name is parsed, read access
+ * to the stream it reads is checked, then read_pump pages through it. */
+static void read_virtual(read_call *r, const ReadOpts *o)
+{
+    net_call *c = r->c;
+    const EventStore__Client__Streams__ReadReq__Options__StreamOptions *so = o->stream;
+    if (o->filter_option_case == EVENT_STORE__CLIENT__STREAMS__READ_REQ__OPTIONS__FILTER_OPTION_FILTER) {
+        rpc_fail(c, GRPC_INVALID_ARGUMENT, "The combination of stream read and filter is invalid", NULL, NULL);
+        return;
+    }
+    const ProtobufCBinaryData *sn = &so->stream_identifier->stream_name;
+    r->stream_len = sn->len;
+    if (!(r->stream = strndup((const char *)sn->data, sn->len)) || strlen(r->stream) != sn->len) {
+        rpc_fail(c, GRPC_INVALID_ARGUMENT, "invalid stream name", NULL, NULL);
+        return;
+    }
+    const char *why = NULL;
+    int rc = rpc_vstream_open(r->ctx->store, r->stream, r->stream_len, &r->vs, &why);
+    if (rc == FACTUM_EINVAL) {
+        rpc_fail(c, GRPC_INVALID_ARGUMENT, why, NULL, NULL);
+        return;
+    }
+    if (rc) {
+        rpc_fail_store(c, rc, r->stream, 0, -1);
+        return;
+    }
+    if (rpc_authorize_stream(r->ctx, c, r->vs->is_all ? "$all" : r->vs->target, AUTH_READ)) return;
+    switch (so->revision_option_case) {
+    case EVENT_STORE__CLIENT__STREAMS__READ_REQ__OPTIONS__STREAM_OPTIONS__REVISION_OPTION_REVISION:
+        r->next = so->revision;
+        break;
+    case EVENT_STORE__CLIENT__STREAMS__READ_REQ__OPTIONS__STREAM_OPTIONS__REVISION_OPTION_END:
+        r->next = FACTUM_END;
+        break;
+    default: r->next = 0;
+    }
+    if (!r->backward && r->next == FACTUM_END) r->exhausted = 1;
+    if (!r->vs->is_all) {
+        /* The stream as of then: missing, deleted, or its last version. */
+        factum_event ev;
+        size_t n;
+        uint64_t nx;
+        int end;
+        rc = rpc_vstream_read(r->ctx->store, r->vs, FACTUM_END, FACTUM_BACKWARD, 1, &ev, 1, &n, &nx, &end);
+        if (rc == FACTUM_ENOTFOUND) {
+            read_not_found(r);
+            return;
+        }
+        if (rc) {
+            rpc_fail_store(c, rc, r->vs->target, 0, -1);
+            return;
+        }
+        r->last_version = n ? ev.version : 0;
+    }
+    read_pump(r);
+}
+
 static void read_request(read_call *r, const ReadOpts *o)
 {
     net_call *c = r->c;
@@ -222,7 +312,16 @@ static void read_request(read_call *r, const ReadOpts *o)
         rpc_fail(c, GRPC_INVALID_ARGUMENT, "uuid_option is required", NULL, NULL);
         return;
     }
+    int virtual_read = o->stream_option_case == EVENT_STORE__CLIENT__STREAMS__READ_REQ__OPTIONS__STREAM_OPTION_STREAM &&
+                       o->stream && o->stream->stream_identifier &&
+                       rpc_vstream_is((const char *)o->stream->stream_identifier->stream_name.data,
+                                      o->stream->stream_identifier->stream_name.len);
     if (o->count_option_case == EVENT_STORE__CLIENT__STREAMS__READ_REQ__OPTIONS__COUNT_OPTION_SUBSCRIPTION) {
+        if (virtual_read) {
+            rpc_fail(c, GRPC_INVALID_ARGUMENT,
+                     "virtual streams ($asof/...) read the past: they cannot be subscribed to; read them", NULL, NULL);
+            return;
+        }
         r->sub = rpc_sub_start(r->ctx, c, o);
         return;
     }
@@ -235,6 +334,10 @@ static void read_request(read_call *r, const ReadOpts *o)
                        ? o->count
                        : UINT64_MAX;
     r->ctx->st.reads++;
+    if (virtual_read) {
+        read_virtual(r, o);
+        return;
+    }
     if (o->stream_option_case == EVENT_STORE__CLIENT__STREAMS__READ_REQ__OPTIONS__STREAM_OPTION_STREAM && o->stream) {
         const EventStore__Client__Streams__ReadReq__Options__StreamOptions *so = o->stream;
         if (o->filter_option_case == EVENT_STORE__CLIENT__STREAMS__READ_REQ__OPTIONS__FILTER_OPTION_FILTER) {
@@ -456,6 +559,11 @@ static void append_message(net_call *c, const uint8_t *msg, size_t len)
     for (size_t i = 0; i < nm; i++) {
         keys[i] = pm->metadata[i]->key;
         values[i] = pm->metadata[i]->value;
+    }
+    const char *why = NULL;
+    if (rpc_vstream_check_append(a->stream, strlen(a->stream), pm->custom_metadata.data, pm->custom_metadata.len, &why)) {
+        rpc_fail(c, GRPC_INVALID_ARGUMENT, why, NULL, NULL);
+        goto out;
     }
     rpc_take_event(a->ctx, c, pm->id, nm, keys, values, pm->data, pm->custom_metadata, &a->ev); /* fails c on error */
 out:
@@ -762,6 +870,11 @@ static void delete_message(net_call *c, const uint8_t *msg, size_t len)
     }
     const ProtobufCBinaryData *sn = &o->stream_identifier->stream_name;
     int rc = factum_check_stream_name((const char *)sn->data, sn->len);
+    if (!rc && rpc_vstream_is((const char *)sn->data, sn->len)) {
+        rpc_unpack_free(req, &pa);
+        rpc_fail(c, GRPC_INVALID_ARGUMENT, "virtual streams ($asof/...) are read-only", NULL, NULL);
+        return;
+    }
     if (!rc) rc = rpc_expected_of_options(which, o->revision, &d->expected);
     if (!rc && !(d->stream = strndup((const char *)sn->data, sn->len))) rc = -ENOMEM;
     rpc_unpack_free(req, &pa);

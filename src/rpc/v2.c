@@ -26,6 +26,7 @@
 #include "store/snapshot.h"
 #include "rpc/rpc.h"
 #include "rpc/events.h"
+#include "rpc/vstream.h"
 
 #define SESSION_MAX_STREAMS 1024
 
@@ -216,6 +217,12 @@ static int take_record(session *s, part *p, const AppendRecord *r)
     ProtobufCBinaryData md = {meta.len, meta.data};
     if (record_size_check(s, p, id.string, r->data.len + meta.len)) {
         base_buf_free(&meta);
+        return -1;
+    }
+    const char *why = NULL;
+    if (rpc_vstream_check_append(p->stream, strlen(p->stream), meta.data, meta.len, &why)) {
+        base_buf_free(&meta);
+        rpc_fail(s->c, GRPC_INVALID_ARGUMENT, why, NULL, NULL);
         return -1;
     }
     int rc = rpc_take_event(ctx, s->c, &id, 2, keys, values, r->data, md, &p->ev);

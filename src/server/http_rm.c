@@ -9,7 +9,9 @@
  *   POST   /readmodels/<name>/pause, /resume
  *   GET    /readmodels/<name>/wait?position=P&timeout=MS   200, or 408 on timeout
  *   GET    /readmodels/<name>/query?sql=...&params=...&min_position=P&row_limit=N&time_limit_ms=MS&wait_ms=MS
- *   POST   /readmodels/<name>/query         {"sql","params","minPosition","rowLimit","timeLimitMs","waitMs"}
+ *                                            [&as_of=<RFC 3339>|&as_of_position=P]
+ *   POST   /readmodels/<name>/query         {"sql","params","minPosition","rowLimit","timeLimitMs","waitMs",
+ *                                            "asOf","asOfPosition"}
  *   GET    /readmodels/<name>/parked?limit=N
  * A query's answer carries Factum-ReadModel-Position, -Lag-Events and
  * -Lag-Ms headers. Errors are {"error": "..."} with 400 (bad input), 401,
@@ -325,6 +327,19 @@ static int query_from_body(rm_job *j, const net_http_req *req, net_http_resp *re
         else if (i == 2 && x) j->qo.time_limit_ms = (uint32_t)x;
         else if (i == 3 && x) j->qo.wait_ms = (int)x;
     }
+    const json_value *at = json_get(v, "asOf"), *atp = json_get(v, "asOfPosition");
+    if (!bad && at && at->type != JSON_NULL) {
+        if (at->type != JSON_STRING || factum_time_parse(at->str, at->len, &j->asof_ns))
+            bad = "\"asOf\" must be an RFC 3339 time (2026-03-15T00:00:00Z)";
+        j->asof = j->asof_time = 1;
+    }
+    if (!bad && atp && atp->type != JSON_NULL) {
+        if (j->asof || atp->type != JSON_NUMBER || json_int64(atp, &x) || x < 0)
+            bad = "\"asOfPosition\" must be a position (an integer >= 0), and not with \"asOf\"";
+        j->asof = 1;
+        j->asof_pos = (uint64_t)x;
+    }
+    if (j->asof) j->qo.min_position = 0; /* the past: nothing to wait for */
     int oom = 0;
     if (!bad) {
         oom = rm_dup(&j->text, sql->str, sql->len);
@@ -370,6 +385,21 @@ static int query_from_qs(rm_job *j, const char *qs, net_http_resp *resp)
     if (rc && v) j->qo.time_limit_ms = (uint32_t)v;
     if ((rc = qs_u64(qs, "wait_ms", RM_MAX_WAIT_MS, &v)) < 0) goto bad_num;
     if (rc && v) j->qo.wait_ms = (int)v;
+    if ((rc = qs_u64(qs, "as_of_position", UINT64_MAX, &v)) < 0) goto bad_num;
+    if (rc) {
+        j->asof = 1;
+        j->asof_pos = v;
+    }
+    if ((rc = qs_get(qs, "as_of", &b)) != 0) {
+        int bad_t = rc < 0 || j->asof || factum_time_parse((const char *)b.data, b.len - 1, &j->asof_ns);
+        base_buf_free(&b);
+        if (bad_t) {
+            error_body(resp, 400, "as_of must be an RFC 3339 time (2026-03-15T00:00:00Z), and not with as_of_position");
+            return -1;
+        }
+        j->asof = j->asof_time = 1;
+    }
+    if (j->asof) j->qo.min_position = 0; /* the past: nothing to wait for */
     if (oom) {
         error_rc(resp, -ENOMEM, NULL, NULL);
         return -1;

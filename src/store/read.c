@@ -15,7 +15,8 @@
 
 #include "store/store_int.h"
 
-#define KV_BATCH 256
+#define KV_BATCH       256
+#define RANGE_SKIP_MAX 4096 /* events a stream read skips by valid time in one call, at most */
 
 static int name_arg(const char *stream, size_t *len)
 {
@@ -51,11 +52,22 @@ int factum_read_stream(factum_store *s, const char *stream, uint64_t from, int d
     if ((rc = state_get(s, stream, len, &st))) return rc;
     if (st.last_version < 0 || sstate_soft_deleted(&st)) return FACTUM_ENOTFOUND;
     if (sstate_tombstoned(&st)) return FACTUM_EDELETED;
-    uint64_t last = (uint64_t)st.last_version, first = first_visible(&st);
     int64_t min_ts = INT64_MIN;
     if (st.meta.max_age_s >= 0) min_ts = base_now_ns() - st.meta.max_age_s * 1000000000ll;
+    stream_range r = {first_visible(&st), (uint64_t)st.last_version, committed, min_ts, INT64_MAX};
+    return stream_read_range(s, stream, len, &r, from, direction == FACTUM_BACKWARD, events, cap, n_out,
+                             next_out);
+}
+
+int stream_read_range(factum_store *s, const char *stream, size_t len, const stream_range *r, uint64_t from,
+                      int back, factum_event *events, size_t cap, size_t *n_out, uint64_t *next_out)
+{
+    *n_out = 0;
+    if (next_out) *next_out = FACTUM_END;
+    uint64_t first = r->first, last = r->last, committed = r->committed;
+    int64_t min_ts = r->min_ts;
+    int rc;
     uint64_t hash = base_hash64(stream, len);
-    int back = direction == FACTUM_BACKWARD;
     uint64_t cur;
     if (!back) {
         cur = from < first ? first : from;
@@ -65,7 +77,7 @@ int factum_read_stream(factum_store *s, const char *stream, uint64_t from, int d
         if (cur < first) return 0;
     }
     idx_kv kv[KV_BATCH];
-    size_t n = 0;
+    size_t n = 0, skipped = 0;
     int end = 0;
     size_t extra = 8;
     while (n < cap && !end) {
@@ -113,6 +125,11 @@ int factum_read_stream(factum_store *s, const char *stream, uint64_t from, int d
                 break;
             }
             if (ev->timestamp_ns < min_ts) continue; /* older than $maxAge */
+            if (r->valid_until != INT64_MAX && factum_event_valid_time(ev) > r->valid_until) {
+                /* Bounded work per call: a page thinned by valid time ends early. */
+                if (++skipped >= RANGE_SKIP_MAX) full = 1;
+                continue;
+            }
             if (++n == cap) full = 1;
         }
         if (stop || at_zero) end = 1;

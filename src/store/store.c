@@ -495,9 +495,22 @@ int store_open_io(const char *path, const factum_options *opts, io_env *io, fact
      * rebuilt index) is written out as tables instead of filling memory. */
     if (!o->read_only && (rc = idx_start(s->idx))) goto fail_idx;
     if ((rc = recover(s, &cp))) goto fail_idx;
+    /* TM-1 (temporal.c): commit times never go backwards, across restarts
+     * too: the next group is stamped after the log's last event even if the
+     * clock now reads earlier. */
+    uint64_t last_pos = atomic_load(&s->committed_pos);
+    if (last_pos) {
+        factum_event last_ev;
+        if ((rc = factum_read_position(s, last_pos, &last_ev))) goto fail_idx;
+        s->last_ts = last_ev.timestamp_ns;
+    }
     if (!o->read_only) {
         if ((rc = log_prep_start(s->log))) goto fail_idx;
         if ((rc = writer_start(s))) goto fail_idx;
+        if ((rc = sched_start(s))) {
+            writer_stop(s);
+            goto fail_idx;
+        }
     }
     /* The upcasters, loaded now so that a document that cannot be used is
      * logged at open; a failure here is met again by the reads that need
@@ -536,6 +549,7 @@ static int close_impl(factum_store *s, int abandon)
         pthread_mutex_unlock(&s->q_mu);
     }
     gate_release_all(s); /* nobody will release them now */
+    sched_stop(s, abandon); /* it appends: before the writer stops */
     writer_stop(s);
     log_prep_stop(s->log);
     int ok = !abandon && !atomic_load(&s->failed) && !s->opts.read_only;

@@ -169,6 +169,10 @@ struct factum_store {
     uint64_t gate_min;           /* the lowest position the gates passed (gate_mu) */
     wreq *held_head, *held_tail; /* completions held, in commit order (gate_mu) */
 
+    /* scheduled events (sched.c): read-write stores only */
+    struct sched *sched;
+    int abandon_sched; /* stopping as a crash would: no final checkpoint */
+
     /* upcasting (upcast.c): the registry, and the generation of
      * `$upcasters` the writer bumps before publishing a commit to it (UPC-2) */
     struct upc_reg *upc;
@@ -223,8 +227,32 @@ int event_at(factum_store *s, uint64_t lo, factum_event *ev);
 /* The event of `name` at `version` (collisions resolved): 1 found, 0 not, < 0 error. */
 int stream_event(factum_store *s, const char *name, size_t len, uint64_t hash, uint64_t version,
                  factum_event *ev, uint64_t *lo_out);
+/* read.c: the versions [first, last] of a stream, events at positions up
+ * to `committed`, committed at or after min_ts, valid (factum_event_valid_time)
+ * at or before valid_until (INT64_MAX: no bound): what factum_read_stream
+ * and factum_read_stream_asof read, with their paging. */
+typedef struct stream_range {
+    uint64_t first, last, committed;
+    int64_t min_ts, valid_until;
+} stream_range;
+int stream_read_range(factum_store *s, const char *stream, size_t len, const stream_range *r, uint64_t from,
+                      int back, factum_event *events, size_t cap, size_t *n_out, uint64_t *next_out);
 /* Parse a metadata document (lenient: invalid means "no metadata"). */
 void meta_parse_lenient(const uint8_t *data, size_t len, factum_stream_metadata *m);
 void meta_none(factum_stream_metadata *m);
+
+/* sched.c */
+/* Start the scheduler thread (after the writer); stop it (before). */
+int sched_start(factum_store *s);
+void sched_stop(factum_store *s, int abandon);
+/* Tests only: hold at most max pending requests in memory (0: the default)
+ * in schedulers started from now on. */
+void sched_test_max_pending(size_t max);
+
+/* temporal.c */
+struct json_value;
+/* A time in metadata ("$validFrom", "$deliverAt"): an RFC 3339 string or
+ * integer milliseconds, into ns. Errors: FACTUM_EINVAL. */
+int tm_json_time(const struct json_value *v, int64_t *ns);
 
 #endif
