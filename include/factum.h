@@ -394,6 +394,173 @@ FACTUM_API int factum_commit_listener_remove(factum_store *s, factum_commit_fn f
 FACTUM_API int factum_wait_for_position(factum_store *s, uint64_t position, int timeout_ms);
 
 /* ---------------------------------------------------------------------------
+ * Temporal reads
+ *
+ * Every event carries its commit time (factum_event.timestamp_ns), and
+ * commit times never go backwards along the log: the writer stamps each
+ * group max(wall clock, previous stamp + 1 ns), and at open it takes the
+ * previous stamp from the last event of the log, so a clock stepped back
+ * (NTP, a VM restored, a restart on another machine) cannot make a later
+ * position look older (docs/temporal.md). Positions and times therefore
+ * order the log the same way, and "the log as of time T" is "the log up to
+ * the last position committed at or before T".
+ *
+ * Bi-temporal: an event may say when the fact it records became true in
+ * the world with the metadata key "$validFrom" (an RFC 3339 UTC string,
+ * "2026-03-15T00:00:00Z", fractional seconds allowed, or an integer of
+ * milliseconds since the epoch); without it (or with metadata that is not
+ * JSON, or a value that does not parse) its valid time is its commit time.
+ * A read "as recorded at T1 about T2" returns the events committed at or
+ * before T1 whose valid time is at or before T2: corrections that arrived
+ * late are included only when asked as of a time after they arrived.
+ * ------------------------------------------------------------------------- */
+
+/* "No bound on valid time" for factum_asof.valid_until_ns. */
+#define FACTUM_VALID_ANY INT64_MAX
+
+/* The valid time of `ev`: its "$validFrom" when present and well formed,
+ * else its commit time. Never fails. Thread-safe. */
+FACTUM_API int64_t factum_event_valid_time(const factum_event *ev);
+
+/* Parse a time as the conventions above write it: RFC 3339 with "Z" or an
+ * offset ("2026-03-15T10:00:00.5+02:00"), or a date alone ("2026-03-15",
+ * midnight UTC), into nanoseconds since the epoch. len bytes of text (no
+ * NUL needed). Errors: FACTUM_EINVAL (anything else, or out of range). */
+FACTUM_API int factum_time_parse(const char *text, size_t len, int64_t *ns_out);
+
+/* Format ns as RFC 3339 UTC with nanoseconds ("2026-03-15T00:00:00.000000000Z")
+ * into buf (>= 40 bytes). */
+FACTUM_API void factum_time_format(int64_t ns, char buf[40]);
+
+/* The last position committed at or before time_ns into *pos (0 when the
+ * first event is later, or the store is empty). A binary search over the
+ * log's positions: O(log n) event reads. Errors: FACTUM_ECORRUPT, FACTUM_EINVAL. */
+FACTUM_API int factum_position_at(factum_store *s, int64_t time_ns, uint64_t *pos);
+
+/* The point of view of a temporal read. */
+typedef struct factum_asof {
+    /* As recorded up to this global position (inclusive); FACTUM_END: up to
+     * the last committed. factum_asof_at_time() fills it from a time. */
+    uint64_t position;
+    /* Only events whose valid time (factum_event_valid_time) is <= this;
+     * FACTUM_VALID_ANY: every event. */
+    int64_t valid_until_ns;
+} factum_asof;
+
+/* Fill *a for "as recorded at time_ns about valid_until_ns" (pass
+ * FACTUM_VALID_ANY for no valid-time bound). Errors as factum_position_at. */
+FACTUM_API int factum_asof_at_time(factum_store *s, int64_t time_ns, int64_t valid_until_ns, factum_asof *a);
+
+/* Read `stream` as it was recorded at a->position, restricted to events
+ * whose valid time is <= a->valid_until_ns: as factum_read_stream (same
+ * paging: from, direction, cap, *n_out, *next_out; backward from
+ * FACTUM_END starts at the last event recorded by then), except that:
+ *   - events committed after a->position do not exist for the read;
+ *   - a stream created after it is FACTUM_ENOTFOUND; a stream tombstoned
+ *     after it reads as it was (the tombstone is later than the read);
+ *   - the stream's metadata (truncate-before, max count) applies as it was
+ *     at a->position; max age is not applied (the past is asked for);
+ *   - a soft deletion later than a->position is not seen.
+ * Events excluded by valid time are skipped like hidden ones (a page may be
+ * shorter than cap while *next_out != FACTUM_END).
+ * Errors: as factum_read_stream, FACTUM_EINVAL (a NULL argument). */
+FACTUM_API int factum_read_stream_asof(factum_store *s, const char *stream, const factum_asof *a, uint64_t from,
+                                       int direction, factum_event *events, size_t cap, size_t *n_out,
+                                       uint64_t *next_out);
+
+/* Read `$all` as it was recorded at a->position (positions after it do not
+ * exist for the read), restricted by valid time: as factum_read_all, with
+ * the same paging and max_scan (events skipped by valid time count as
+ * examined). Errors as factum_read_all. */
+FACTUM_API int factum_read_all_asof(factum_store *s, const factum_asof *a, uint64_t from, int direction,
+                                    const factum_filter *filter, size_t max_scan, factum_event *events, size_t cap,
+                                    size_t *n_out, uint64_t *next_out);
+
+/* ---------------------------------------------------------------------------
+ * Scheduled events
+ *
+ * Append an event to a stream at a future time, durably and once. A request
+ * is an event appended to the stream `$scheduled` (FACTUM_SCHEDULED_STREAM)
+ * whose JSON metadata holds "$deliverAt" (RFC 3339 UTC or integer
+ * milliseconds since the epoch) and "$deliverTo" (the target stream); its
+ * type, data, flags and the rest of its metadata are what is appended to the
+ * target when the time comes. Any client may write such a request (factumd
+ * checks the two keys of appends to `$scheduled`); factum_schedule writes
+ * one for you. The request's event id is the schedule id.
+ *
+ * A read-write store runs a scheduler thread from open to close. It wakes
+ * at the next due time (the wall clock) or when `$scheduled` grows, and
+ * appends every due event to its target together with an outcome marker in
+ * `$scheduled-done` (FACTUM_SCHEDULED_DONE_STREAM), in one atomic
+ * multi-stream append. The delivered event's id and the marker's id are
+ * derived from the schedule id, so a delivery repeated after a crash is an
+ * idempotent replay: each request is delivered at most once and, while the
+ * store runs, at least once. A request already due at open (the store was
+ * closed at its time) is delivered at once.
+ *
+ * Markers (event types, data JSON {"id": "<schedule id>", ...}):
+ *   "$delivered"  appended to the target (data also holds "stream" and "position")
+ *   "$cancelled"  factum_schedule_cancel won
+ *   "$failed"     the target refused the append or the request is malformed
+ *                 (data also holds "error" and "code"); never retried.
+ * A request has at most one marker (its id is derived from the schedule id),
+ * so a cancellation and a delivery racing each other cannot both win.
+ *
+ * Restarts: the scheduler keeps a checkpoint in `$scheduled-checkpoint` (the
+ * lowest version of `$scheduled` not yet resolved); at open it reads
+ * `$scheduled` from there, not from the start.
+ *
+ * Memory: at most FACTUM_SCHEDULE_MAX_PENDING requests are held in memory
+ * (about 48 bytes each), the earliest due; when more are pending, the rest
+ * are found again by reading `$scheduled` from the checkpoint when the
+ * earliest of them comes due or room frees (docs/temporal.md).
+ * ------------------------------------------------------------------------- */
+
+#define FACTUM_SCHEDULED_STREAM      "$scheduled"
+#define FACTUM_SCHEDULED_DONE_STREAM "$scheduled-done"
+#define FACTUM_SCHEDULE_MAX_PENDING  65536
+
+/* Schedule *ev to be appended to `stream` (with FACTUM_ANY) at deliver_at_ns
+ * (nanoseconds since the epoch, wall clock; a time in the past is delivered
+ * at once). ev is borrowed for the call; its metadata, if any, must be a
+ * JSON object (it may not hold "$deliverAt" or "$deliverTo"), and is kept
+ * with those two keys added. ev->has_id: the schedule id is ev->id (so
+ * scheduling the same request twice is an idempotent replay), else a random
+ * one. *schedule_id (may be NULL) receives it. Returns once the request is
+ * durable. Errors: FACTUM_EBADNAME (stream), FACTUM_EBADTYPE, FACTUM_EBADJSON
+ * (metadata not a JSON object), FACTUM_EINVAL (NULL arguments, the reserved
+ * keys given, a target that is a `$scheduled...` stream), FACTUM_EREADONLY,
+ * and errors of factum_append() on `$scheduled`. Thread-safe. */
+FACTUM_API int factum_schedule(factum_store *s, const char *stream, int64_t deliver_at_ns,
+                               const factum_event_data *ev, uint8_t schedule_id[16]);
+
+/* Cancel a pending request: appends its "$cancelled" marker. Exactly one of
+ * a cancellation and a delivery racing each other wins (the first marker
+ * committed). Errors: FACTUM_ENOTFOUND (no such request, or it was already
+ * delivered, cancelled or failed), FACTUM_EREADONLY, errors of
+ * factum_append(). Thread-safe. */
+FACTUM_API int factum_schedule_cancel(factum_store *s, const uint8_t schedule_id[16]);
+
+/* One pending request, for factum_schedule_list. Pointers are valid during
+ * the callback only. */
+typedef struct factum_schedule_info {
+    uint8_t id[16];        /* the schedule id (the request's event id) */
+    const char *stream;    /* target stream (NUL-terminated) */
+    const char *type;      /* event type (NUL-terminated) */
+    int64_t deliver_at_ns; /* when it is due */
+    uint64_t position;     /* the request's position in the log */
+    uint64_t version;      /* its version in `$scheduled` */
+} factum_schedule_info;
+
+/* Call cb for every pending request (not yet delivered, cancelled or
+ * failed), in `$scheduled` order, reading `$scheduled` from the
+ * scheduler's checkpoint (works on read-only stores too). cb returns 0 to
+ * go on, anything else to stop (that value is returned). Errors:
+ * FACTUM_ECORRUPT, -ENOMEM. Thread-safe. */
+FACTUM_API int factum_schedule_list(factum_store *s, int (*cb)(void *ctx, const factum_schedule_info *info),
+                                    void *ctx);
+
+/* ---------------------------------------------------------------------------
  * Acknowledgement gates
  *
  * A gate lets a consumer that must have applied an append before its

@@ -28,6 +28,9 @@ int base_utf8_valid(const char *s, size_t len);
 
 /* Wall-clock time in ns since the epoch, and a monotonic clock in ns. */
 int64_t base_now_ns(void);
+/* Tests only: add delta_ns to what base_now_ns returns from now on (steps
+ * the wall clock backwards or forwards, as NTP or a restored VM would). */
+void base_clock_step_for_tests(int64_t delta_ns);
 uint64_t base_mono_ns(void);
 
 /* Little-endian fixed-width encoding. */

@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdatomic.h>
 #include <time.h>
 
 /* A 64-bit multiply-xorshift hash over 8-byte words. The constants are odd
@@ -87,11 +88,18 @@ int base_utf8_valid(const char *str, size_t len)
     return 1;
 }
 
+static _Atomic int64_t clock_offset_ns; /* tests only (base_clock_step_for_tests) */
+
+void base_clock_step_for_tests(int64_t delta_ns)
+{
+    atomic_fetch_add(&clock_offset_ns, delta_ns);
+}
+
 int64_t base_now_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec + atomic_load_explicit(&clock_offset_ns, memory_order_relaxed);
 }
 
 uint64_t base_mono_ns(void)

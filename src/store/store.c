@@ -491,6 +491,15 @@ int store_open_io(const char *path, const factum_options *opts, io_env *io, fact
      * rebuilt index) is written out as tables instead of filling memory. */
     if (!o->read_only && (rc = idx_start(s->idx))) goto fail_idx;
     if ((rc = recover(s, &cp))) goto fail_idx;
+    /* TM-1 (temporal.c): commit times never go backwards, across restarts
+     * too: the next group is stamped after the log's last event even if the
+     * clock now reads earlier. */
+    uint64_t last_pos = atomic_load(&s->committed_pos);
+    if (last_pos) {
+        factum_event last_ev;
+        if ((rc = factum_read_position(s, last_pos, &last_ev))) goto fail_idx;
+        s->last_ts = last_ev.timestamp_ns;
+    }
     if (!o->read_only) {
         if ((rc = log_prep_start(s->log))) goto fail_idx;
         if ((rc = writer_start(s))) goto fail_idx;

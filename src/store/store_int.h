@@ -222,4 +222,10 @@ int stream_event(factum_store *s, const char *name, size_t len, uint64_t hash, u
 void meta_parse_lenient(const uint8_t *data, size_t len, factum_stream_metadata *m);
 void meta_none(factum_stream_metadata *m);
 
+/* temporal.c */
+struct json_value;
+/* A time in metadata ("$validFrom", "$deliverAt"): an RFC 3339 string or
+ * integer milliseconds, into ns. Errors: FACTUM_EINVAL. */
+int tm_json_time(const struct json_value *v, int64_t *ns);
+
 #endif
