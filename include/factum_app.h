@@ -104,7 +104,7 @@ typedef struct factum_decider_def {
     void (*state_free)(void *ctx, void *state);
 
     /* Snapshots (optional; all three or none): encode a state into
-     * *data/*len (malloc'd; factum frees it), decode a snapshot's data
+     * *data and *len (malloc'd; factum frees it), decode a snapshot's data
      * into a new state (*state, freed with state_free). Either returns 0 or
      * a negative code: a snapshot that does not decode is ignored and the
      * stream replayed from the start. snapshot_type is the snapshot event's

@@ -22,6 +22,7 @@
 #include "net/grpc.h"
 #include "net/pb.h"
 #include "rpc/events.h"
+#include "store/snapshot.h"
 #include "rpc/streams_int.h"
 
 #include <stddef.h>
@@ -165,8 +166,8 @@ void rpc_batch_writable(net_call *c)
 }
 
 /* Answer a batch: success, or an error Status with a typed detail. */
-static void answer(bcall *k, const char *corr, const char *stream, int64_t expected, int rc,
-                   const factum_append_result *res)
+static void answer_why(bcall *k, const char *corr, const char *stream, int64_t expected, int rc,
+                       const factum_append_result *res, const char *why)
 {
     BatchResp r = EVENT_STORE__CLIENT__STREAMS__BATCH_APPEND_RESP__INIT;
     EventStore__Client__UUID id = EVENT_STORE__CLIENT__UUID__INIT;
@@ -287,11 +288,12 @@ static void answer(bcall *k, const char *corr, const char *stream, int64_t expec
     } else if (rc == FACTUM_EINVAL || rc == FACTUM_EBADNAME || rc == FACTUM_EBADTYPE || rc == FACTUM_EBADUUID ||
                rc == FACTUM_EDUPLICATEID || rc == FACTUM_EBADJSON) {
         EventStore__Client__BadRequest b = EVENT_STORE__CLIENT__BAD_REQUEST__INIT;
-        b.message = (char *)factum_strerror(rc);
-        dn = event_store__client__bad_request__pack(&b, detail);
+        b.message = (char *)(why ? why : factum_strerror(rc));
+        if (event_store__client__bad_request__get_packed_size(&b) <= sizeof detail)
+            dn = event_store__client__bad_request__pack(&b, detail);
         type = "type.googleapis.com/event_store.client.BadRequest";
         st.code = GRPC_INVALID_ARGUMENT;
-        st.message = (char *)factum_strerror(rc);
+        st.message = b.message;
     } else {
         EventStore__Client__Unknown u = EVENT_STORE__CLIENT__UNKNOWN__INIT;
         dn = event_store__client__unknown__pack(&u, detail);
@@ -306,6 +308,12 @@ static void answer(bcall *k, const char *corr, const char *stream, int64_t expec
     r.result_case = EVENT_STORE__CLIENT__STREAMS__BATCH_APPEND_RESP__RESULT_ERROR;
     r.error = &st;
     send_resp(k, &r);
+}
+
+static void answer(bcall *k, const char *corr, const char *stream, int64_t expected, int rc,
+                   const factum_append_result *res)
+{
+    answer_why(k, corr, stream, expected, rc, res, NULL);
 }
 
 static void done_loop(void *arg)
@@ -484,6 +492,15 @@ void rpc_batch_message(net_call *c, const uint8_t *msg, size_t len)
     if (req->is_final) {
         *link = b->next;
         k->n_open--;
+        /* the snapshot convention (factum.h "Snapshots"): $streamVersion checked */
+        char why[512];
+        if (snapshot_check_append(k->ctx->store, b->stream, b->ev.ev, b->ev.n, why, sizeof why)) {
+            factum_append_result none = {0};
+            none.actual_version = FACTUM_NO_STREAM;
+            answer_why(k, b->corr, b->stream, b->expected, FACTUM_EINVAL, &none, why);
+            batch_free(b);
+            goto out;
+        }
         submit(k, b);
     }
 out:

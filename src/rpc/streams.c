@@ -23,6 +23,7 @@
 #include "rpc/rpc.h"
 #include "rpc/streams_int.h"
 #include "rpc/subscribe.h"
+#include "store/snapshot.h"
 
 typedef EventStore__Client__Streams__ReadReq ReadReq;
 typedef EventStore__Client__Streams__ReadReq__Options ReadOpts;
@@ -605,6 +606,12 @@ static void append_half_close(net_call *c)
     append_call *a = net_call_state(c);
     if (!a->have_options) {
         rpc_fail(c, GRPC_INVALID_ARGUMENT, "no options were sent", NULL, NULL);
+        return;
+    }
+    /* the snapshot convention (factum.h "Snapshots"): $streamVersion checked */
+    char why[512];
+    if (snapshot_check_append(a->ctx->store, a->stream, a->ev.ev, a->ev.n, why, sizeof why)) {
+        rpc_fail(c, GRPC_INVALID_ARGUMENT, why, NULL, NULL);
         return;
     }
     net_call_ref(c);

@@ -23,6 +23,7 @@
 #include "kurrentdb/v2/streams_errors.pb-c.h"
 #include "net/grpc.h"
 #include "net/pb.h"
+#include "store/snapshot.h"
 #include "rpc/rpc.h"
 #include "rpc/events.h"
 
@@ -413,6 +414,15 @@ static void session_half_close(net_call *c)
     if (!s->n) {
         fail_detail(c, GRPC_FAILED_PRECONDITION, "The append session has no requests", "", NULL);
         return;
+    }
+    /* the snapshot convention (factum.h "Snapshots"): $streamVersion checked */
+    for (size_t i = 0; i < s->n; i++) {
+        char why[512];
+        if (snapshot_check_append(s->ctx->store, s->parts[i].stream, s->parts[i].ev.ev, s->parts[i].ev.n, why,
+                                  sizeof why)) {
+            rpc_fail(c, GRPC_INVALID_ARGUMENT, why, NULL, NULL);
+            return;
+        }
     }
     s->res = calloc(s->n, sizeof *s->res);
     if (!s->res) {
