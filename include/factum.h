@@ -541,6 +541,12 @@ FACTUM_API int factum_schedule(factum_store *s, const char *stream, int64_t deli
  * factum_append(). Thread-safe. */
 FACTUM_API int factum_schedule_cancel(factum_store *s, const uint8_t schedule_id[16]);
 
+/* Check the metadata of a request to `$scheduled` (what factumd does for
+ * appends from clients): a JSON object with a valid "$deliverTo" (not a
+ * `$scheduled...` stream) and "$deliverAt". Returns 0 or FACTUM_EINVAL with
+ * *why (may be NULL) set to a static message. Thread-safe. */
+FACTUM_API int factum_schedule_check_request(const void *metadata, size_t len, const char **why);
+
 /* One pending request, for factum_schedule_list. Pointers are valid during
  * the callback only. */
 typedef struct factum_schedule_info {

@@ -503,6 +503,10 @@ int store_open_io(const char *path, const factum_options *opts, io_env *io, fact
     if (!o->read_only) {
         if ((rc = log_prep_start(s->log))) goto fail_idx;
         if ((rc = writer_start(s))) goto fail_idx;
+        if ((rc = sched_start(s))) {
+            writer_stop(s);
+            goto fail_idx;
+        }
     }
     *out = s;
     return 0;
@@ -535,6 +539,7 @@ static int close_impl(factum_store *s, int abandon)
         pthread_mutex_unlock(&s->q_mu);
     }
     gate_release_all(s); /* nobody will release them now */
+    sched_stop(s, abandon); /* it appends: before the writer stops */
     writer_stop(s);
     log_prep_stop(s->log);
     int ok = !abandon && !atomic_load(&s->failed) && !s->opts.read_only;

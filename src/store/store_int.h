@@ -169,6 +169,10 @@ struct factum_store {
     uint64_t gate_min;           /* the lowest position the gates passed (gate_mu) */
     wreq *held_head, *held_tail; /* completions held, in commit order (gate_mu) */
 
+    /* scheduled events (sched.c): read-write stores only */
+    struct sched *sched;
+    int abandon_sched; /* stopping as a crash would: no final checkpoint */
+
     /* statistics */
     _Atomic uint64_t st_appends, st_events, st_bytes, st_fsyncs, st_fsync_ns, st_fsync_max, st_groups,
         st_group_max;
@@ -221,6 +225,14 @@ int stream_event(factum_store *s, const char *name, size_t len, uint64_t hash, u
 /* Parse a metadata document (lenient: invalid means "no metadata"). */
 void meta_parse_lenient(const uint8_t *data, size_t len, factum_stream_metadata *m);
 void meta_none(factum_stream_metadata *m);
+
+/* sched.c */
+/* Start the scheduler thread (after the writer); stop it (before). */
+int sched_start(factum_store *s);
+void sched_stop(factum_store *s, int abandon);
+/* Tests only: hold at most max pending requests in memory (0: the default)
+ * in schedulers started from now on. */
+void sched_test_max_pending(size_t max);
 
 /* temporal.c */
 struct json_value;
