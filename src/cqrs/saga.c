@@ -654,6 +654,14 @@ static int append_progress(factum_saga *sg, inst *in, const char *type, const ui
     if (rc) goto out;
     in->version = (int64_t)res.last_version;
     in->ts_ns = res.timestamp_ns;
+    if (res.idempotent) { /* stored before (a replay reports no time): its commit time */
+        factum_event ev;
+        size_t n = 0;
+        rc = factum_read_stream(sg->s, stream, res.last_version, FACTUM_FORWARD, &ev, 1, &n, NULL);
+        if (!rc && n == 1) in->ts_ns = ev.timestamp_ns;
+        else if (!rc) rc = FACTUM_ECORRUPT;
+        if (rc) goto out;
+    }
     in->exists = 1;
     pthread_mutex_lock(&sg->mu);
     if (!res.idempotent) sg->st.transitions++;
@@ -678,6 +686,9 @@ static int correlate(factum_saga *sg, const factum_event *ev, char *key, int *ti
 {
     *timeout_ix = -1;
     int found = 0;
+    /* Requests waiting in $scheduled (with the types of the events they
+     * will deliver) are not facts yet. */
+    if (!strncmp(ev->stream, FACTUM_SCHEDULED_STREAM, strlen(FACTUM_SCHEDULED_STREAM))) return 0;
     if ((ev->flags & FACTUM_EVENT_META_JSON) && ev->metadata_len > 0) {
         json_value *m = NULL;
         if (!json_parse((const char *)ev->metadata, ev->metadata_len, &m) && m->type == JSON_OBJECT) {
@@ -693,6 +704,15 @@ static int correlate(factum_saga *sg, const factum_event *ev, char *key, int *ti
                 key_valid(c->str, c->len)) {
                 memcpy(key, c->str, c->len + 1);
                 found = 1;
+            }
+            /* A timeout counts only where this saga delivers it. */
+            char want[FACTUM_MAX_STREAM_LEN + 1];
+            if (*timeout_ix >= 0 && (!found || timeout_stream(sg, *timeout_ix, key, want, sizeof want) ||
+                                     strcmp(want, ev->stream))) {
+                *timeout_ix = -1;
+                found = 0;
+                json_free(m);
+                return 0;
             }
         }
         json_free(m);
@@ -894,6 +914,10 @@ static int run_batch(factum_saga *sg, int timeout_ms, size_t *handled)
         }
         if (it->kind == FACTUM_SUB_EVENT || it->kind == FACTUM_SUB_CHECKPOINT) set_handled(sg, it->position);
     }
+    /* Every item returned is handled: the subscription's position (the
+     * last event examined, matching or not) is too. */
+    factum_sub_status sst;
+    if (!factum_sub_get_status(sg->sub, &sst) && sst.position != FACTUM_END) set_handled(sg, sst.position);
     pthread_mutex_lock(&sg->mu);
     uint64_t h = sg->handled;
     pthread_mutex_unlock(&sg->mu);
