@@ -42,7 +42,9 @@
  *
  * Thread safety: a factum_saga runner is driven by its own thread, or (with
  * options.threaded = 0) by one thread of the caller's at a time through
- * factum_saga_run. The other calls may be made from any thread.
+ * factum_saga_run; either hands each batch's events to its worker threads
+ * (an instance's events always to the same one). The other calls may be
+ * made from any thread.
  * Conventions as in factum.h (0 or a negative code; borrowed pointers
  * unless said otherwise).
  */
@@ -105,8 +107,11 @@ typedef struct factum_saga_command {
  * negative code for an error: the runner calls it again (with the same
  * id) after a backoff; a step's command that still fails after
  * options.max_attempts calls fails the step (reason "error"), a
- * compensation is retried until it succeeds. Called on the runner's
- * thread. It must be idempotent for cmd->id. */
+ * compensation is retried until it succeeds. Called on one of the
+ * runner's worker threads (options.workers), concurrently for different
+ * instances, never for two commands of one instance at once. It must be
+ * idempotent for cmd->id (it may be called again after a crash, or by a
+ * second runner of the same saga). */
 typedef int (*factum_saga_command_fn)(void *ctx, const factum_saga_command *cmd);
 
 /* One step. Type lists are arrays of n NUL-terminated strings; borrowed
@@ -160,11 +165,12 @@ typedef struct factum_saga_def {
      * return 1 if the event belongs to an instance, 0 if not (it is
      * ignored). NULL: the string "$correlationId" of its JSON metadata.
      * Events the saga wrote itself (timeouts) are always correlated by
-     * their metadata. Called on the runner's thread. */
+     * their metadata. Called on the runner's thread (the one polling). */
     int (*correlate)(void *ctx, const factum_event *ev, char *key, size_t cap);
     /* Called once an instance has ended (FACTUM_SAGA_COMPLETED or
-     * FACTUM_SAGA_COMPENSATED), after its last progress is durable; it may
-     * be called again for the same instance after a crash. Optional. */
+     * FACTUM_SAGA_COMPENSATED), after its last progress is durable, from a
+     * worker thread; it may be called again for the same instance after a
+     * crash. Optional. */
     void (*on_end)(void *ctx, const char *key, int status);
     void *ctx; /* passed to every function */
 } factum_saga_def;
@@ -174,8 +180,13 @@ typedef struct factum_saga_options {
     uint32_t batch_events; /* events handled between two checkpoints, at most (default 256) */
     uint32_t max_attempts; /* calls of a step's command that fails with an error (default 5) */
     uint32_t backoff_ms;   /* first wait before a retry, doubled up to 1 s (default 10) */
-    /* Optional sink for log lines (errors retried, events ignored), called
-     * on the runner's thread. */
+    /* Threads that handle the events of a batch, instances shared out by
+     * key: one instance's events are handled in order by one of them,
+     * different instances in parallel (default 16, 1..64). Command
+     * functions are called from these threads, several at once. */
+    uint32_t workers;
+    /* Optional sink for log lines (errors retried), called from the
+     * runner's threads (must be thread-safe). */
     void (*log_fn)(void *ctx, int level, const char *message);
     void *log_ctx;
 } factum_saga_options;
@@ -202,7 +213,7 @@ FACTUM_API int factum_saga_open(factum_store *s, const factum_saga_def *def, con
  * free it. NULL is a no-op. */
 FACTUM_API void factum_saga_close(factum_saga *sg);
 
-/* options.threaded = 0 only: handle the events that are ready (up to
+/* options.threaded = 0 only (the workers still run): handle the events that are ready (up to
  * batch_events), waiting up to timeout_ms for the first (as
  * factum_sub_poll), then write the checkpoint. *handled (may be NULL)
  * receives the number of events examined. Errors: FACTUM_EINVAL (a

@@ -329,7 +329,10 @@ orders_app *orders_open(factum_store *s, const orders_config *cfg, int run_saga)
     }
     define_saga(a);
     if (run_saga) {
-        int rc = factum_saga_open(s, &a->def, NULL, &a->saga);
+        factum_saga_options so;
+        factum_saga_options_init(&so);
+        if (a->cfg.saga_workers) so.workers = a->cfg.saga_workers;
+        int rc = factum_saga_open(s, &a->def, &so, &a->saga);
         if (rc) {
             fprintf(stderr, "saga: %s\n", factum_strerror(rc));
             orders_close(a);

@@ -37,6 +37,7 @@ typedef struct orders_config {
     double fail[N_STEPS];      /* probability that the step fails (payment: declined) */
     double silent_payment;     /* probability that the payment service never answers (-> timeout) */
     int64_t payment_timeout_ms; /* default 30000 */
+    uint32_t saga_workers;      /* the saga runner's worker threads (0: its default) */
 } orders_config;
 
 typedef struct orders_app orders_app;

@@ -37,6 +37,13 @@
  *          step is compensated at most once (its bit in `undone`), and a
  *          step that completes late, after the saga failed (its answer lost
  *          the race with a timeout elsewhere), is compensated then, once.
+ *  SAGA-6  Workers: the events of one polled batch are shared out among
+ *          options.workers threads by a hash of their key, so one
+ *          instance's events are handled by one worker, in log order, and
+ *          different instances in parallel (their appends share group
+ *          commits). The runner's position moves past the batch only when
+ *          every worker has finished it; a worker's error sends the whole
+ *          batch round again (SAGA-2 makes that harmless).
  *
  * States (RUNNING i: waiting for step i; COMPENSATING j: waiting for the
  * compensation of step j):
@@ -103,6 +110,18 @@ struct factum_saga {
     int stop;
     int threaded;
     pthread_t thread;
+    /* Workers (SAGA-6): each batch's events are shared out by key. */
+    uint32_t n_workers;
+    pthread_t *workers;
+    char (*keys)[FACTUM_SAGA_MAX_KEY + 1]; /* per item: its key ("" none) */
+    int *timeout_ix;                       /* per item */
+    uint32_t *owner;                       /* per item: the worker that handles it */
+    size_t batch_n;
+    uint64_t batch_gen;
+    uint32_t batch_left; /* workers not done with the batch */
+    int batch_rc;
+    int quit;
+    pthread_cond_t work_cv, done_cv;
 };
 
 /* ---- small helpers ------------------------------------------------------ */
@@ -788,15 +807,8 @@ static const char *transition(const factum_saga *sg, inst *in, const factum_even
 }
 
 /* Handle one event of the subscription: SAGA-1..3. */
-static int handle(factum_saga *sg, const factum_event *ev)
+static int handle(factum_saga *sg, const factum_event *ev, const char *key, int timeout_ix)
 {
-    char key[FACTUM_SAGA_MAX_KEY + 1];
-    int timeout_ix;
-    count(sg, &sg->st.events, 1);
-    if (!correlate(sg, ev, key, &timeout_ix)) {
-        count(sg, &sg->st.ignored, 1);
-        return 0;
-    }
     char *data = json_data(ev);
     inst in = {0};
     int rc = 0;
@@ -904,14 +916,41 @@ static int run_batch(factum_saga *sg, int timeout_ms, size_t *handled)
     int rc = factum_sub_poll(sg->sub, sg->items, sg->o.batch_events < POLL_CAP ? sg->o.batch_events + 4 : POLL_CAP,
                              &n, timeout_ms);
     if (rc) goto fail;
+    /* Keys first (on this thread), then the events of each instance on the
+     * worker its key hashes to, all workers at once (SAGA-6). */
+    size_t n_events = 0;
     for (size_t i = 0; i < n; i++) {
         const factum_sub_item *it = &sg->items[i];
-        if (it->kind == FACTUM_SUB_EVENT) {
-            rc = handle(sg, &it->event);
-            if (rc) goto fail;
-            sg->since_cp++;
-            if (handled) (*handled)++;
+        sg->keys[i][0] = 0;
+        if (it->kind != FACTUM_SUB_EVENT) continue;
+        n_events++;
+        if (!correlate(sg, &it->event, sg->keys[i], &sg->timeout_ix[i])) {
+            sg->keys[i][0] = 0;
+            count(sg, &sg->st.ignored, 1);
         }
+        sg->owner[i] = (uint32_t)(base_hash64(sg->keys[i], strlen(sg->keys[i])) % sg->n_workers);
+    }
+    count(sg, &sg->st.events, n_events);
+    if (sg->n_workers == 1) {
+        for (size_t i = 0; i < n && !rc; i++)
+            if (sg->items[i].kind == FACTUM_SUB_EVENT && sg->keys[i][0])
+                rc = handle(sg, &sg->items[i].event, sg->keys[i], sg->timeout_ix[i]);
+    } else if (n_events) {
+        pthread_mutex_lock(&sg->mu);
+        sg->batch_n = n;
+        sg->batch_rc = 0;
+        sg->batch_left = sg->n_workers;
+        sg->batch_gen++;
+        pthread_cond_broadcast(&sg->work_cv);
+        while (sg->batch_left) pthread_cond_wait(&sg->done_cv, &sg->mu);
+        rc = sg->batch_rc;
+        pthread_mutex_unlock(&sg->mu);
+    }
+    if (rc) goto fail;
+    sg->since_cp += n_events;
+    if (handled) *handled = n_events;
+    for (size_t i = 0; i < n; i++) {
+        const factum_sub_item *it = &sg->items[i];
         if (it->kind == FACTUM_SUB_EVENT || it->kind == FACTUM_SUB_CHECKPOINT) set_handled(sg, it->position);
     }
     /* Every item returned is handled: the subscription's position (the
@@ -933,6 +972,37 @@ fail:
     factum_sub_close(sg->sub);
     sg->sub = NULL;
     return rc;
+}
+
+typedef struct worker_arg {
+    factum_saga *sg;
+    uint32_t ix;
+} worker_arg;
+
+static void *worker_main(void *arg)
+{
+    worker_arg *wa = arg;
+    factum_saga *sg = wa->sg;
+    uint32_t ix = wa->ix;
+    free(wa);
+    uint64_t seen = 0;
+    pthread_mutex_lock(&sg->mu);
+    for (;;) {
+        while (sg->batch_gen == seen && !sg->quit) pthread_cond_wait(&sg->work_cv, &sg->mu);
+        if (sg->quit) break;
+        seen = sg->batch_gen;
+        size_t n = sg->batch_n;
+        pthread_mutex_unlock(&sg->mu);
+        int rc = 0;
+        for (size_t i = 0; i < n && !rc; i++)
+            if (sg->items[i].kind == FACTUM_SUB_EVENT && sg->keys[i][0] && sg->owner[i] == ix)
+                rc = handle(sg, &sg->items[i].event, sg->keys[i], sg->timeout_ix[i]);
+        pthread_mutex_lock(&sg->mu);
+        if (rc && !sg->batch_rc) sg->batch_rc = rc;
+        if (--sg->batch_left == 0) pthread_cond_signal(&sg->done_cv);
+    }
+    pthread_mutex_unlock(&sg->mu);
+    return NULL;
 }
 
 static void *runner_main(void *arg)
@@ -964,6 +1034,7 @@ void factum_saga_options_init(factum_saga_options *o)
     o->batch_events = 256;
     o->max_attempts = 5;
     o->backoff_ms = 10;
+    o->workers = 16;
 }
 
 static int types_valid(const char *const *list, size_t n)
@@ -1048,6 +1119,24 @@ static int make_filter(factum_saga *sg)
     return rc;
 }
 
+static void stop_workers(factum_saga *sg, uint32_t n)
+{
+    pthread_mutex_lock(&sg->mu);
+    sg->quit = 1;
+    pthread_cond_broadcast(&sg->work_cv);
+    pthread_mutex_unlock(&sg->mu);
+    for (uint32_t i = 0; i < n; i++) pthread_join(sg->workers[i], NULL);
+}
+
+static void free_arrays(factum_saga *sg)
+{
+    free(sg->items);
+    free(sg->keys);
+    free(sg->timeout_ix);
+    free(sg->owner);
+    free(sg->workers);
+}
+
 int factum_saga_open(factum_store *s, const factum_saga_def *def, const factum_saga_options *o, factum_saga **out)
 {
     if (!s || !out || !def_valid(def)) return FACTUM_EINVAL;
@@ -1065,8 +1154,17 @@ int factum_saga_open(factum_store *s, const factum_saga_def *def, const factum_s
     pthread_mutex_init(&sg->mu, NULL);
     pthread_cond_init(&sg->cv, NULL);
     int rc = -ENOMEM;
+    if (!sg->o.workers) sg->o.workers = 1;
+    if (sg->o.workers > 64) sg->o.workers = 64;
+    sg->n_workers = sg->o.workers;
+    pthread_cond_init(&sg->work_cv, NULL);
+    pthread_cond_init(&sg->done_cv, NULL);
     sg->items = calloc(POLL_CAP, sizeof *sg->items);
-    if (!sg->items) goto fail;
+    sg->keys = calloc(POLL_CAP, sizeof *sg->keys);
+    sg->timeout_ix = calloc(POLL_CAP, sizeof *sg->timeout_ix);
+    sg->owner = calloc(POLL_CAP, sizeof *sg->owner);
+    sg->workers = calloc(sg->n_workers, sizeof *sg->workers);
+    if (!sg->items || !sg->keys || !sg->timeout_ix || !sg->owner || !sg->workers) goto fail;
     rc = make_filter(sg);
     if (rc) goto fail;
     rc = read_checkpoint(sg, &sg->checkpoint);
@@ -1080,18 +1178,32 @@ int factum_saga_open(factum_store *s, const factum_saga_def *def, const factum_s
     if (!rc && info.metadata_version < 0)
         rc = factum_set_stream_metadata(s, sg->cp_stream, FACTUM_ANY, "{\"$maxCount\":4}", 15, NULL);
     if (rc) goto fail;
+    uint32_t started = 0;
+    for (; sg->n_workers > 1 && started < sg->n_workers; started++) {
+        worker_arg *wa = malloc(sizeof *wa);
+        if (wa) *wa = (worker_arg){sg, started};
+        if (!wa || pthread_create(&sg->workers[started], NULL, worker_main, wa)) {
+            free(wa);
+            rc = -EAGAIN;
+            goto fail_workers;
+        }
+    }
     sg->threaded = sg->o.threaded;
     if (sg->threaded && pthread_create(&sg->thread, NULL, runner_main, sg)) {
         rc = -EAGAIN;
-        goto fail;
+        goto fail_workers;
     }
     *out = sg;
     return 0;
+fail_workers:
+    stop_workers(sg, started);
 fail:
     factum_filter_free(sg->filter);
-    free(sg->items);
+    free_arrays(sg);
     pthread_mutex_destroy(&sg->mu);
     pthread_cond_destroy(&sg->cv);
+    pthread_cond_destroy(&sg->work_cv);
+    pthread_cond_destroy(&sg->done_cv);
     free(sg);
     return rc;
 }
@@ -1104,12 +1216,15 @@ void factum_saga_close(factum_saga *sg)
     pthread_cond_broadcast(&sg->cv);
     pthread_mutex_unlock(&sg->mu);
     if (sg->threaded) pthread_join(sg->thread, NULL);
+    stop_workers(sg, sg->n_workers > 1 ? sg->n_workers : 0);
     if (sg->handled > sg->checkpoint) write_checkpoint(sg, sg->handled);
     factum_sub_close(sg->sub);
     factum_filter_free(sg->filter);
-    free(sg->items);
+    free_arrays(sg);
     pthread_mutex_destroy(&sg->mu);
     pthread_cond_destroy(&sg->cv);
+    pthread_cond_destroy(&sg->work_cv);
+    pthread_cond_destroy(&sg->done_cv);
     free(sg);
 }
 
