@@ -36,7 +36,8 @@
 extern "C" {
 #endif
 
-struct sqlite3; /* <sqlite3.h>'s connection handle (sqlite3 *) */
+struct sqlite3;       /* <sqlite3.h>'s connection handle (sqlite3 *) */
+struct factum_client; /* factum_client.h: a connection to factumd */
 
 /* ---------------------------------------------------------------------------
  * Deterministic event ids
@@ -50,8 +51,8 @@ struct sqlite3; /* <sqlite3.h>'s connection handle (sqlite3 *) */
  * different inputs collide with negligible probability. Appending events
  * with derived ids twice is an idempotent replay (docs/durability.md
  * "Idempotent appends"). Thread-safe; cannot fail. */
-FACTUM_API void factum_app_derive_id(const uint8_t base[16], const void *salt, size_t salt_len, uint32_t index,
-                                     uint8_t out[16]);
+FACTUM_API void factum_app_derive_id(const uint8_t base[16], const void *salt, size_t salt_len,
+                                     uint32_t index, uint8_t out[16]);
 
 /* ---------------------------------------------------------------------------
  * Decisions: the events a command produces
@@ -139,6 +140,27 @@ typedef struct factum_decider factum_decider;
  * store is closed. Errors: FACTUM_EINVAL (a required function missing,
  * snapshot functions only in part, max_attempts 0), -ENOMEM. */
 FACTUM_API int factum_decider_new(factum_store *s, const factum_decider_def *def, factum_decider **out);
+/* The same decider over the network: loads, appends and snapshots go
+ * through a connection to factumd (or any KurrentDB-compatible server)
+ * with the C client, so that many processes (and clients in other
+ * languages) can decide on the same streams; factumd's expected-version
+ * check plays the part of the store's (DC-1). Snapshots follow the same
+ * convention (`$snapshots-S`, factum.h "Snapshots"): the newest snapshot
+ * whose $streamVersion is within the stream and is followed by exactly the
+ * next event is used, else the stream is replayed from its start (the
+ * soft-delete rule of a local load needs the store's metadata history and
+ * is not applied: after re-creating a soft-deleted stream, delete its
+ * `$snapshots-S` too). A command id is recognised among the events read
+ * by the load (those after the snapshot): a command retried after a newer
+ * snapshot was written may be decided again; its events, if the decision
+ * is the same, are then refused by the server's idempotency check (same
+ * ids) rather than written twice. The client is borrowed until
+ * factum_decider_free; calls on one client are serialised (factum_client.h):
+ * give each thread its own decider and client for parallelism.
+ * Errors as factum_decider_new. */
+FACTUM_API int factum_decider_new_remote(struct factum_client *c, const factum_decider_def *def,
+                                         factum_decider **out);
+
 /* NULL is a no-op. No call of d may be running. */
 FACTUM_API void factum_decider_free(factum_decider *d);
 
@@ -161,10 +183,10 @@ typedef struct factum_decide_result {
     uint64_t last_version;
     uint64_t first_position;
     uint64_t last_position;
-    int64_t version;        /* the stream's version after the command (FACTUM_NO_STREAM: none) */
-    int idempotent;         /* 1: this command id was handled before; nothing was decided or written */
-    int snapshot_written;   /* 1: a snapshot was written after the append */
-    int snapshot_rc;        /* the error of that snapshot write (the command still succeeded) */
+    int64_t version;      /* the stream's version after the command (FACTUM_NO_STREAM: none) */
+    int idempotent;       /* 1: this command id was handled before; nothing was decided or written */
+    int snapshot_written; /* 1: a snapshot was written after the append */
+    int snapshot_rc;      /* the error of that snapshot write (the command still succeeded) */
 } factum_decide_result;
 
 /* Handle `command` (borrowed, passed to decide) on `stream`: load, decide,
@@ -220,15 +242,15 @@ typedef struct factum_consumer factum_consumer;
 typedef int (*factum_consumer_fn)(void *ctx, struct sqlite3 *db, const factum_event *ev);
 
 typedef struct factum_consumer_options {
-    const char *name;             /* the checkpoint's name: 1..200 bytes, required */
-    const char *stream;           /* a stream, or NULL / "$all" for the global log */
-    const factum_filter *filter;  /* $all only (may be NULL); borrowed until close */
-    struct sqlite3 *db;           /* mode (a); NULL: mode (b). Borrowed until close; used by the
-                                     consumer's thread only while it polls */
-    factum_consumer_fn handle;    /* required */
+    const char *name;            /* the checkpoint's name: 1..200 bytes, required */
+    const char *stream;          /* a stream, or NULL / "$all" for the global log */
+    const factum_filter *filter; /* $all only (may be NULL); borrowed until close */
+    struct sqlite3 *db;          /* mode (a); NULL: mode (b). Borrowed until close; used by the
+                                    consumer's thread only while it polls */
+    factum_consumer_fn handle;   /* required */
     void *ctx;
-    uint32_t batch_events;        /* events per transaction or checkpoint, at most (default 256) */
-    int exclude_system;           /* skip events whose stream or type begins with '$' (default 1) */
+    uint32_t batch_events; /* events per transaction or checkpoint, at most (default 256) */
+    int exclude_system;    /* skip events whose stream or type begins with '$' (default 1) */
 } factum_consumer_options;
 
 FACTUM_API void factum_consumer_options_init(factum_consumer_options *o);
@@ -258,8 +280,8 @@ FACTUM_API void factum_consumer_close(factum_consumer *c);
 /* The id of the index-th event appended as the effect of `source` by the
  * consumer named `consumer_name`: factum_app_derive_id(source->id,
  * "<consumer_name>\n<source stream>", index). Thread-safe. */
-FACTUM_API void factum_consumer_effect_id(const char *consumer_name, const factum_event *source, uint32_t index,
-                                          uint8_t out[16]);
+FACTUM_API void factum_consumer_effect_id(const char *consumer_name, const factum_event *source,
+                                          uint32_t index, uint8_t out[16]);
 
 #ifdef __cplusplus
 }

@@ -18,12 +18,18 @@
 const char *bank_strerror(int code)
 {
     switch (code) {
-    case BANK_ENOTOPEN: return "the account is not open";
-    case BANK_EOPEN: return "the account is open already";
-    case BANK_EINSUFFICIENT: return "insufficient funds: the account may not be overdrawn";
-    case BANK_EAMOUNT: return "the amount must be a whole number of cents, > 0 and <= 10^12";
-    case BANK_EOWNER: return "the owner must be 1 to 63 characters of letters, digits, space, '.', '_' or '-'";
-    default: return factum_strerror(code);
+    case BANK_ENOTOPEN:
+        return "the account is not open";
+    case BANK_EOPEN:
+        return "the account is open already";
+    case BANK_EINSUFFICIENT:
+        return "insufficient funds: the account may not be overdrawn";
+    case BANK_EAMOUNT:
+        return "the amount must be a whole number of cents, > 0 and <= 10^12";
+    case BANK_EOWNER:
+        return "the owner must be 1 to 63 characters of letters, digits, space, '.', '_' or '-'";
+    default:
+        return factum_strerror(code);
     }
 }
 
@@ -37,10 +43,12 @@ static int json_int(const uint8_t *data, size_t len, const char *key, int64_t *o
     if (!p) return -1;
     p += pl;
     const uint8_t *end = data + len;
-    while (p < end && (*p == ' ' || *p == ':' || *p == '\t' || *p == '\n')) p++;
+    while (p < end && (*p == ' ' || *p == ':' || *p == '\t' || *p == '\n'))
+        p++;
     char num[32];
     size_t n = 0;
-    while (p < end && n < sizeof num - 1 && (isdigit(*p) || (*p == '-' && n == 0))) num[n++] = (char)*p++;
+    while (p < end && n < sizeof num - 1 && (isdigit(*p) || (*p == '-' && n == 0)))
+        num[n++] = (char)*p++;
     num[n] = 0;
     if (!n || (n == 1 && num[0] == '-')) return -1;
     *out = strtoll(num, NULL, 10);
@@ -57,11 +65,13 @@ static int json_str(const uint8_t *data, size_t len, const char *key, char *out,
     if (!p) return -1;
     p += pl;
     const uint8_t *end = data + len;
-    while (p < end && (*p == ' ' || *p == ':')) p++;
+    while (p < end && (*p == ' ' || *p == ':'))
+        p++;
     if (p >= end || *p != '"') return -1;
     p++;
     size_t n = 0;
-    while (p < end && *p != '"' && n < cap - 1) out[n++] = (char)*p++;
+    while (p < end && *p != '"' && n < cap - 1)
+        out[n++] = (char)*p++;
     out[n] = 0;
     return 0;
 }
@@ -125,8 +135,10 @@ static int decide(void *ctx, const void *command, const void *state, factum_deci
         /* the invariant: never below zero */
         if (c->kind == BANK_WITHDRAW && c->amount > st->balance) return BANK_EINSUFFICIENT;
         snprintf(buf, sizeof buf, "{\"amount\":%" PRId64 "}", c->amount);
-        return factum_decision_add_json(out, c->kind == BANK_DEPOSIT ? "MoneyDeposited" : "MoneyWithdrawn", buf);
-    default: return FACTUM_EINVAL;
+        return factum_decision_add_json(out, c->kind == BANK_DEPOSIT ? "MoneyDeposited" : "MoneyWithdrawn",
+                                        buf);
+    default:
+        return FACTUM_EINVAL;
     }
 }
 

@@ -32,18 +32,22 @@ static const char BALANCES[] =
     "\"schema\":[\"CREATE TABLE balances(account TEXT PRIMARY KEY, owner TEXT, balance INTEGER NOT NULL, "
     "version INTEGER NOT NULL)\"],"
     "\"handlers\":{"
-    "\"AccountOpened\":\"INSERT INTO balances(account, owner, balance, version) VALUES (:stream, :data.owner, 0, "
+    "\"AccountOpened\":\"INSERT INTO balances(account, owner, balance, version) VALUES (:stream, "
+    ":data.owner, 0, "
     ":version)\","
-    "\"MoneyDeposited\":\"UPDATE balances SET balance = balance + :data.amount, version = :version WHERE account = "
+    "\"MoneyDeposited\":\"UPDATE balances SET balance = balance + :data.amount, version = :version WHERE "
+    "account = "
     ":stream\","
-    "\"MoneyWithdrawn\":\"UPDATE balances SET balance = balance - :data.amount, version = :version WHERE account = "
+    "\"MoneyWithdrawn\":\"UPDATE balances SET balance = balance - :data.amount, version = :version WHERE "
+    "account = "
     ":stream\"}}";
 
 static int usage(void)
 {
-    fprintf(stderr, "usage: example_bank [--snapshot-every N] DIR open ACCOUNT OWNER\n"
-                    "       example_bank [--snapshot-every N] DIR deposit|withdraw ACCOUNT AMOUNT [COMMAND-ID]\n"
-                    "       example_bank DIR balance ACCOUNT\n");
+    fprintf(stderr,
+            "usage: example_bank [--snapshot-every N] DIR open ACCOUNT OWNER\n"
+            "       example_bank [--snapshot-every N] DIR deposit|withdraw ACCOUNT AMOUNT [COMMAND-ID]\n"
+            "       example_bank DIR balance ACCOUNT\n");
     return 1;
 }
 
@@ -70,10 +74,12 @@ static int read_model_balance(factum_store *store, const char *stream, uint64_t 
     char params[1200];
     snprintf(params, sizeof params, "{\"a\":\"%s\"}", stream);
     char *out = NULL;
-    rc = factum_readmodel_query(rms, "balances", "SELECT balance FROM balances WHERE account = :a", params, &qo, &out,
-                                err, sizeof err);
-    if (rc) fprintf(stderr, "query: %s %s\n", factum_strerror(rc), err);
-    else printf("read model: %s\n", out);
+    rc = factum_readmodel_query(rms, "balances", "SELECT balance FROM balances WHERE account = :a", params,
+                                &qo, &out, err, sizeof err);
+    if (rc)
+        fprintf(stderr, "query: %s %s\n", factum_strerror(rc), err);
+    else
+        printf("read model: %s\n", out);
     free(out);
     factum_readmodels_close(rms);
     return rc;

@@ -28,7 +28,7 @@
 #include "factum_app.h"
 
 #define NAME_MAX_LEN 200
-#define CP_PREFIX "$consumer-"
+#define CP_PREFIX    "$consumer-"
 
 struct factum_consumer {
     factum_store *store;
@@ -60,8 +60,8 @@ static int cp_read_sql(factum_consumer *c)
                           "name TEXT PRIMARY KEY, position INTEGER NOT NULL)"))
         return FACTUM_ETARGET;
     sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(c->o.db, "SELECT position FROM factum_consumer_checkpoints WHERE name = ?1", -1, &st,
-                           NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v2(c->o.db, "SELECT position FROM factum_consumer_checkpoints WHERE name = ?1", -1,
+                           &st, NULL) != SQLITE_OK)
         return FACTUM_ETARGET;
     sqlite3_bind_text(st, 1, c->name, -1, SQLITE_STATIC);
     int r = sqlite3_step(st);
@@ -245,7 +245,7 @@ int factum_consumer_poll(factum_consumer *c, int timeout_ms, size_t *handled)
     return 0;
 rollback:
     if (c->o.db) sql_exec(c->o.db, "ROLLBACK");
-reposition: {
+reposition : {
     /* CN-3 */
     int r2 = subscribe(c);
     (void)r2; /* the next poll reports it (a NULL subscription fails there) */

@@ -30,11 +30,16 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/json.h"
 #include "factum_app.h"
+#include "factum_client.h"
 #include "store/snapshot.h"
 
 #define DECISION_MAX 4096u
-#define LOAD_PAGE 256
+#define LOAD_PAGE    256
+/* Events per read over the network: fewer round trips (the client keeps
+ * its pages' memory for the next reads; factum_client.h). */
+#define REMOTE_PAGE  2048
 
 /* ---- derived ids ----------------------------------------------------- */
 
@@ -44,24 +49,28 @@ void factum_app_derive_id(const uint8_t base[16], const void *salt, size_t salt_
     static const char domain[] = "factum-derived-id/1";
     uint8_t ix[4] = {(uint8_t)(index >> 24), (uint8_t)(index >> 16), (uint8_t)(index >> 8), (uint8_t)index};
     uint8_t lenb[8];
-    for (int i = 0; i < 8; i++) lenb[i] = (uint8_t)((uint64_t)salt_len >> (56 - 8 * i));
+    for (int i = 0; i < 8; i++)
+        lenb[i] = (uint8_t)((uint64_t)salt_len >> (56 - 8 * i));
     uint8_t md[EVP_MAX_MD_SIZE];
     unsigned mdlen = 0;
     EVP_MD_CTX *c = EVP_MD_CTX_new();
-    int ok = c && EVP_DigestInit_ex(c, EVP_sha256(), NULL) && EVP_DigestUpdate(c, domain, sizeof domain - 1) &&
-             EVP_DigestUpdate(c, base, 16) && EVP_DigestUpdate(c, lenb, 8) &&
-             (!salt_len || EVP_DigestUpdate(c, salt, salt_len)) && EVP_DigestUpdate(c, ix, 4) &&
-             EVP_DigestFinal_ex(c, md, &mdlen);
+    int ok = c && EVP_DigestInit_ex(c, EVP_sha256(), NULL) &&
+             EVP_DigestUpdate(c, domain, sizeof domain - 1) && EVP_DigestUpdate(c, base, 16) &&
+             EVP_DigestUpdate(c, lenb, 8) && (!salt_len || EVP_DigestUpdate(c, salt, salt_len)) &&
+             EVP_DigestUpdate(c, ix, 4) && EVP_DigestFinal_ex(c, md, &mdlen);
     EVP_MD_CTX_free(c);
     if (!ok || mdlen < 16) {
         /* OpenSSL cannot fail SHA-256 short of memory exhaustion; keep the
          * id deterministic all the same (a weaker mix of the same inputs). */
         uint64_t h = 1469598103934665603ull;
         const uint8_t *p = base;
-        for (size_t i = 0; i < 16; i++) h = (h ^ p[i]) * 1099511628211ull;
+        for (size_t i = 0; i < 16; i++)
+            h = (h ^ p[i]) * 1099511628211ull;
         p = salt;
-        for (size_t i = 0; i < salt_len; i++) h = (h ^ p[i]) * 1099511628211ull;
-        for (int i = 0; i < 4; i++) h = (h ^ ix[i]) * 1099511628211ull;
+        for (size_t i = 0; i < salt_len; i++)
+            h = (h ^ p[i]) * 1099511628211ull;
+        for (int i = 0; i < 4; i++)
+            h = (h ^ ix[i]) * 1099511628211ull;
         for (int i = 0; i < 16; i++) {
             md[i] = (uint8_t)(h >> (8 * (i % 8)));
             if (i == 7) h = (h ^ 0x5bd1e995u) * 1099511628211ull;
@@ -117,7 +126,8 @@ int factum_decision_add(factum_decision *d, const char *type, uint32_t flags, co
                         const void *metadata, size_t metadata_len)
 {
     if (!d || (len && !data) || (metadata_len && !metadata)) return FACTUM_EINVAL;
-    if (!type || !*type || strnlen(type, FACTUM_MAX_TYPE_LEN + 1) > FACTUM_MAX_TYPE_LEN) return FACTUM_EBADTYPE;
+    if (!type || !*type || strnlen(type, FACTUM_MAX_TYPE_LEN + 1) > FACTUM_MAX_TYPE_LEN)
+        return FACTUM_EBADTYPE;
     if (d->n >= DECISION_MAX) return FACTUM_ETOOBIG;
     if (d->n == d->cap) {
         size_t cap = d->cap ? d->cap * 2 : 4;
@@ -152,7 +162,8 @@ int factum_decision_add_json(factum_decision *d, const char *type, const char *j
 /* ---- the decider ------------------------------------------------------ */
 
 struct factum_decider {
-    factum_store *store;
+    factum_store *store;   /* embedded, or */
+    factum_client *client; /* over the network (one of the two) */
     factum_decider_def def;
     char *snapshot_type;
 };
@@ -165,20 +176,23 @@ void factum_decider_def_init(factum_decider_def *d)
     d->backoff_max_ms = 50;
 }
 
-int factum_decider_new(factum_store *s, const factum_decider_def *def, factum_decider **out)
+static int decider_new(factum_store *s, factum_client *client, const factum_decider_def *def,
+                       factum_decider **out)
 {
-    if (!s || !def || !out) return FACTUM_EINVAL;
+    if ((!s && !client) || !def || !out) return FACTUM_EINVAL;
     *out = NULL;
     if (!def->initial || !def->evolve || !def->decide || !def->state_free || !def->max_attempts)
         return FACTUM_EINVAL;
-    int snaps = (def->snapshot_encode != NULL) + (def->snapshot_decode != NULL) + (def->snapshot_type != NULL);
+    int snaps =
+        (def->snapshot_encode != NULL) + (def->snapshot_decode != NULL) + (def->snapshot_type != NULL);
     if (snaps != 0 && snaps != 3) return FACTUM_EINVAL;
-    if (def->snapshot_type && (!*def->snapshot_type ||
-                               strnlen(def->snapshot_type, FACTUM_MAX_TYPE_LEN + 1) > FACTUM_MAX_TYPE_LEN))
+    if (def->snapshot_type &&
+        (!*def->snapshot_type || strnlen(def->snapshot_type, FACTUM_MAX_TYPE_LEN + 1) > FACTUM_MAX_TYPE_LEN))
         return FACTUM_EINVAL;
     factum_decider *d = calloc(1, sizeof *d);
     if (!d) return -ENOMEM;
     d->store = s;
+    d->client = client;
     d->def = *def;
     if (def->snapshot_type && !(d->snapshot_type = strdup(def->snapshot_type))) {
         free(d);
@@ -187,6 +201,18 @@ int factum_decider_new(factum_store *s, const factum_decider_def *def, factum_de
     d->def.snapshot_type = d->snapshot_type;
     *out = d;
     return 0;
+}
+
+int factum_decider_new(factum_store *s, const factum_decider_def *def, factum_decider **out)
+{
+    if (!s) return FACTUM_EINVAL;
+    return decider_new(s, NULL, def, out);
+}
+
+int factum_decider_new_remote(struct factum_client *c, const factum_decider_def *def, factum_decider **out)
+{
+    if (!c) return FACTUM_EINVAL;
+    return decider_new(NULL, c, def, out);
 }
 
 void factum_decider_free(factum_decider *d)
@@ -198,7 +224,8 @@ void factum_decider_free(factum_decider *d)
 
 /* The state of a stream, loaded: snapshot + replay (SN-3 of snapshot.c
  * keeps the two consistent). */
-static int load(factum_decider *d, const char *stream, void **state_out, int64_t *version, int64_t *snap_version)
+static int load(factum_decider *d, const char *stream, void **state_out, int64_t *version,
+                int64_t *snap_version)
 {
     const factum_decider_def *def = &d->def;
     factum_event page[LOAD_PAGE];
@@ -227,7 +254,8 @@ static int load(factum_decider *d, const char *stream, void **state_out, int64_t
         if (snap.found) {
             size_t m;
             uint64_t nx;
-            if ((rc = factum_read_stream(d->store, stream, 0, FACTUM_FORWARD, page, LOAD_PAGE, &m, &nx))) return rc;
+            if ((rc = factum_read_stream(d->store, stream, 0, FACTUM_FORWARD, page, LOAD_PAGE, &m, &nx)))
+                return rc;
             n = m;
             next = nx;
         }
@@ -255,14 +283,193 @@ static int load(factum_decider *d, const char *stream, void **state_out, int64_t
     return 0;
 }
 
+/* ---- over the network (factum_decider_new_remote) -------------------- */
+
+/* The events of one command id seen while loading (DC-2 over the network). */
+typedef struct seen_cmd {
+    const uint8_t *cmd; /* NULL: no command id */
+    const char *stream;
+    size_t slen;
+    uint32_t next;    /* index of the next derived id to look for */
+    uint8_t want[16]; /* its id */
+    int found;
+    uint64_t first_version, first_position, last_version, last_position;
+} seen_cmd;
+
+static void seen_init(seen_cmd *sc, const uint8_t *cmd, const char *stream, size_t slen)
+{
+    memset(sc, 0, sizeof *sc);
+    sc->cmd = cmd;
+    sc->stream = stream;
+    sc->slen = slen;
+    if (cmd) factum_app_derive_id(cmd, stream, slen, 0, sc->want);
+}
+
+static void seen_check(seen_cmd *sc, const factum_event *ev)
+{
+    if (!sc->cmd || memcmp(ev->id, sc->want, 16)) return;
+    if (!sc->found) {
+        sc->found = 1;
+        sc->first_version = ev->version;
+        sc->first_position = ev->position;
+    }
+    sc->last_version = ev->version;
+    sc->last_position = ev->position;
+    factum_app_derive_id(sc->cmd, sc->stream, sc->slen, ++sc->next, sc->want);
+}
+
+#define REMOTE_SNAPSHOTS 16 /* newest snapshots examined */
+
+/* The newest snapshot the decoder accepts with $streamVersion <= last. */
+static int remote_snapshot(factum_decider *d, const char *stream, uint64_t last, void **st, uint64_t *v)
+{
+    const factum_decider_def *def = &d->def;
+    char name[FACTUM_MAX_STREAM_LEN + 1];
+    if (strlen(stream) + sizeof FACTUM_SNAPSHOT_PREFIX - 1 > FACTUM_MAX_STREAM_LEN) return 0;
+    snprintf(name, sizeof name, FACTUM_SNAPSHOT_PREFIX "%s", stream);
+    factum_client_batch *b;
+    int rc = factum_client_read_stream(d->client, name, FACTUM_END, FACTUM_BACKWARD, REMOTE_SNAPSHOTS, &b);
+    if (rc == FACTUM_ENOTFOUND || rc == FACTUM_EDELETED) return 0;
+    if (rc) return rc;
+    size_t n = factum_client_batch_count(b);
+    for (size_t i = 0; i < n && !*st; i++) {
+        const factum_event *ev = factum_client_batch_event(b, i);
+        if (ev->type_len != strlen(def->snapshot_type) || memcmp(ev->type, def->snapshot_type, ev->type_len))
+            continue;
+        json_value *doc;
+        if (!ev->metadata_len || json_parse((const char *)ev->metadata, ev->metadata_len, &doc)) continue;
+        int64_t x = -1;
+        const json_value *f = doc->type == JSON_OBJECT ? json_get(doc, "$streamVersion") : NULL;
+        int ok = f && json_int64(f, &x) == 0 && x >= 0 && (uint64_t)x <= last;
+        json_free(doc);
+        void *s2 = NULL;
+        if (ok && def->snapshot_decode(def->ctx, ev->data, ev->data_len, &s2) == 0 && s2) {
+            *st = s2;
+            *v = (uint64_t)x;
+        }
+    }
+    factum_client_batch_free(b);
+    return 0;
+}
+
+static int remote_load(factum_decider *d, const char *stream, void **state_out, int64_t *version,
+                       int64_t *snap_version, seen_cmd *sc)
+{
+    const factum_decider_def *def = &d->def;
+    *snap_version = FACTUM_NO_STREAM;
+    factum_client_batch *b;
+    int rc = factum_client_read_stream(d->client, stream, FACTUM_END, FACTUM_BACKWARD, 1, &b);
+    uint64_t last = 0;
+    int empty = rc == FACTUM_ENOTFOUND;
+    if (rc && !empty) return rc;
+    if (!rc) {
+        empty = factum_client_batch_count(b) == 0;
+        if (!empty) last = factum_client_batch_event(b, 0)->version;
+        factum_client_batch_free(b);
+    }
+    if (empty) {
+        void *st = def->initial(def->ctx);
+        if (!st) return -ENOMEM;
+        *state_out = st;
+        *version = FACTUM_NO_STREAM;
+        return 0;
+    }
+    void *st = NULL;
+    uint64_t sv = 0;
+    if (def->snapshot_decode && (rc = remote_snapshot(d, stream, last, &st, &sv))) return rc;
+    for (int with_snapshot = st != NULL;; with_snapshot = 0) {
+        uint64_t from = 0;
+        if (with_snapshot) {
+            from = sv + 1;
+            *snap_version = *version = (int64_t)sv;
+        } else {
+            if (st) def->state_free(def->ctx, st);
+            if (!(st = def->initial(def->ctx))) return -ENOMEM;
+            *snap_version = *version = FACTUM_NO_STREAM;
+            seen_init(sc, sc->cmd, sc->stream, sc->slen);
+        }
+        int restart = 0, first = 1;
+        for (;;) {
+            /* UPCAST: as in load() */
+            rc = factum_client_read_stream(d->client, stream, from, FACTUM_FORWARD, REMOTE_PAGE, &b);
+            if (rc == FACTUM_ENOTFOUND) rc = FACTUM_EWRONGVERSION; /* deleted meanwhile: load again */
+            if (rc) {
+                def->state_free(def->ctx, st);
+                return rc;
+            }
+            size_t n = factum_client_batch_count(b);
+            if (first && with_snapshot &&
+                (n ? factum_client_batch_event(b, 0)->version != from : from <= last)) {
+                restart = 1; /* the stream was truncated after the snapshot: replay it whole */
+                factum_client_batch_free(b);
+                break;
+            }
+            first = 0;
+            for (size_t i = 0; i < n && !rc; i++) {
+                const factum_event *ev = factum_client_batch_event(b, i);
+                seen_check(sc, ev);
+                rc = def->evolve(def->ctx, st, ev);
+                *version = (int64_t)ev->version;
+                from = ev->version + 1;
+            }
+            factum_client_batch_free(b);
+            if (rc) {
+                def->state_free(def->ctx, st);
+                return rc;
+            }
+            if (n < REMOTE_PAGE) break;
+        }
+        if (!restart) break;
+    }
+    *state_out = st;
+    return 0;
+}
+
+static int remote_snapshot_write(factum_decider *d, const char *stream, uint64_t version, const char *data,
+                                 size_t len)
+{
+    char name[FACTUM_MAX_STREAM_LEN + 1];
+    if (strlen(stream) + sizeof FACTUM_SNAPSHOT_PREFIX - 1 > FACTUM_MAX_STREAM_LEN) return FACTUM_EINVAL;
+    snprintf(name, sizeof name, FACTUM_SNAPSHOT_PREFIX "%s", stream);
+    char meta[64];
+    int ml = snprintf(meta, sizeof meta, "{\"$streamVersion\":%llu}", (unsigned long long)version);
+    factum_event_data ev = {0};
+    ev.type = d->def.snapshot_type;
+    ev.flags = FACTUM_EVENT_META_JSON | (json_validate(data, len) == 0 ? FACTUM_EVENT_JSON : 0);
+    ev.data = data;
+    ev.data_len = len;
+    ev.metadata = meta;
+    ev.metadata_len = (size_t)ml;
+    int rc = factum_client_append(d->client, name, FACTUM_ANY, &ev, 1, NULL);
+    if (rc) return rc;
+    /* retention: `$maxCount` of the snapshot stream (only when it differs) */
+    uint32_t keep = d->def.snapshot_keep ? d->def.snapshot_keep : FACTUM_SNAPSHOT_KEEP_DEFAULT;
+    char *json = NULL;
+    int64_t mv;
+    if ((rc = factum_client_get_stream_metadata(d->client, name, &json, &mv))) return rc;
+    base_buf b = {0};
+    rc = snapshot_retention_doc(json, strlen(json), keep, &b);
+    free(json);
+    if (rc == 1)
+        rc = factum_client_set_stream_metadata(d->client, name, mv < 0 ? FACTUM_NO_STREAM : mv,
+                                               (const char *)b.data, NULL);
+    base_buf_free(&b);
+    return rc == FACTUM_EWRONGVERSION
+               ? 0
+               : rc; /* another writer set it meanwhile: the next snapshot checks again */
+}
+
 int factum_decider_load(factum_decider *d, const char *stream, void **state, int64_t *version,
                         int64_t *snapshot_version)
 {
     if (!d || !stream || !state || !version) return FACTUM_EINVAL;
     int64_t sv;
     int rc;
+    seen_cmd sc;
+    seen_init(&sc, NULL, stream, 0);
     for (int i = 0; i < 4; i++) {
-        rc = load(d, stream, state, version, &sv);
+        rc = d->store ? load(d, stream, state, version, &sv)
+                      : remote_load(d, stream, state, version, &sv, &sc);
         if (rc != FACTUM_EWRONGVERSION) break;
     }
     if (!rc && snapshot_version) *snapshot_version = sv;
@@ -287,8 +494,8 @@ static void backoff(const factum_decider_def *def, uint32_t attempt)
 
 /* Fold the events just appended into the loaded state and write a
  * snapshot of it (DC-4). */
-static int snapshot_after(factum_decider *d, const char *stream, void *state, const factum_event_data *evs, size_t n,
-                          const factum_append_result *ar)
+static int snapshot_after(factum_decider *d, const char *stream, void *state, const factum_event_data *evs,
+                          size_t n, const factum_append_result *ar)
 {
     const factum_decider_def *def = &d->def;
     for (size_t i = 0; i < n; i++) {
@@ -313,14 +520,17 @@ static int snapshot_after(factum_decider *d, const char *stream, void *state, co
     size_t len = 0;
     int rc = def->snapshot_encode(def->ctx, state, &data, &len);
     if (rc) return rc;
-    rc = factum_snapshot_write(d->store, stream, ar->last_version, def->snapshot_type, data, len, def->snapshot_keep,
-                               NULL);
+    if (d->store)
+        rc = factum_snapshot_write(d->store, stream, ar->last_version, def->snapshot_type, data, len,
+                                   def->snapshot_keep, NULL);
+    else
+        rc = remote_snapshot_write(d, stream, ar->last_version, data, len);
     free(data);
     return rc;
 }
 
-int factum_decider_handle(factum_decider *d, const char *stream, const void *command, const uint8_t *command_id,
-                          factum_decide_result *res)
+int factum_decider_handle(factum_decider *d, const char *stream, const void *command,
+                          const uint8_t *command_id, factum_decide_result *res)
 {
     factum_decide_result local;
     if (!res) res = &local;
@@ -339,8 +549,8 @@ int factum_decider_handle(factum_decider *d, const char *stream, const void *com
     rc = FACTUM_EWRONGVERSION;
     for (uint32_t attempt = 0; attempt < def->max_attempts; attempt++) {
         if (attempt) backoff(def, attempt - 1);
-        /* DC-2: handled before? */
-        if (command_id) {
+        /* DC-2: handled before? (over the network: found by the load) */
+        if (command_id && d->store) {
             factum_event found;
             int f = store_find_event_id(d->store, stream, id0, &found);
             if (f < 0) {
@@ -364,16 +574,32 @@ int factum_decider_handle(factum_decider *d, const char *stream, const void *com
                     res->last_position = e.position;
                 }
                 res->n_events = 0;
-                res->version = factum_stream_get_info(d->store, stream, &info) == 0 ? info.last_version
-                                                                                     : (int64_t)res->last_version;
+                res->version = factum_stream_get_info(d->store, stream, &info) == 0
+                                   ? info.last_version
+                                   : (int64_t)res->last_version;
                 rc = 0;
                 break;
             }
         }
         void *state;
         int64_t version, snap_version;
-        if ((rc = load(d, stream, &state, &version, &snap_version))) {
+        seen_cmd sc;
+        seen_init(&sc, d->store ? NULL : command_id, stream, slen);
+        rc = d->store ? load(d, stream, &state, &version, &snap_version)
+                      : remote_load(d, stream, &state, &version, &snap_version, &sc);
+        if (rc) {
             if (rc == FACTUM_EWRONGVERSION) continue;
+            break;
+        }
+        if (sc.found) {
+            def->state_free(def->ctx, state);
+            res->idempotent = 1;
+            res->first_version = sc.first_version;
+            res->first_position = sc.first_position;
+            res->last_version = sc.last_version;
+            res->last_position = sc.last_position;
+            res->version = version;
+            rc = 0;
             break;
         }
         res->attempts = attempt + 1;
@@ -404,11 +630,14 @@ int factum_decider_handle(factum_decider *d, const char *stream, const void *com
             e->metadata = dec.ev[i].meta;
             e->metadata_len = dec.ev[i].meta_len;
             e->has_id = 1;
-            if (command_id) factum_app_derive_id(command_id, stream, slen, (uint32_t)i, e->id);
-            else factum_uuid_v4(e->id);
+            if (command_id)
+                factum_app_derive_id(command_id, stream, slen, (uint32_t)i, e->id);
+            else
+                factum_uuid_v4(e->id);
         }
         factum_append_result ar;
-        rc = factum_append(d->store, stream, version, evs, dec.n, &ar);
+        rc = d->store ? factum_append(d->store, stream, version, evs, dec.n, &ar)
+                      : factum_client_append(d->client, stream, version, evs, dec.n, &ar);
         if (rc == FACTUM_EWRONGVERSION) {
             def->state_free(def->ctx, state);
             continue; /* DC-1: someone came first; decide again on their state */
@@ -425,7 +654,8 @@ int factum_decider_handle(factum_decider *d, const char *stream, const void *com
         res->last_position = ar.last_position;
         res->version = (int64_t)ar.last_version;
         int64_t base = snap_version < 0 ? -1 : snap_version;
-        if (def->snapshot_every && !ar.idempotent && (int64_t)ar.last_version - base >= (int64_t)def->snapshot_every) {
+        if (def->snapshot_every && !ar.idempotent &&
+            (int64_t)ar.last_version - base >= (int64_t)def->snapshot_every) {
             res->snapshot_rc = snapshot_after(d, stream, state, evs, dec.n, &ar);
             res->snapshot_written = res->snapshot_rc == 0;
         }

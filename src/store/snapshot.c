@@ -31,8 +31,8 @@
 #include "store/store_int.h"
 
 #define SNAP_PREFIX_LEN (sizeof FACTUM_SNAPSHOT_PREFIX - 1)
-#define SNAP_PAGE 16
-#define LOAD_TRIES 4
+#define SNAP_PAGE       16
+#define LOAD_TRIES      4
 
 int snapshot_source(const char *stream, size_t len, const char **source, size_t *source_len)
 {
@@ -193,6 +193,38 @@ int snapshot_latest(factum_store *s, const char *stream, factum_snapshot *snap, 
     return factum_snapshot_load(s, stream, snap, NULL, 0, &n, from);
 }
 
+int snapshot_retention_doc(const char *json, size_t len, uint32_t keep, base_buf *out)
+{
+    json_value *doc = NULL;
+    int rc = json_parse(json, len, &doc);
+    if (rc == -ENOMEM) return rc;
+    if (!rc && doc->type != JSON_OBJECT) {
+        json_free(doc);
+        doc = NULL;
+    }
+    int64_t cur = -1;
+    const json_value *mc = doc ? json_get(doc, "$maxCount") : NULL;
+    if (mc && json_int64(mc, &cur) == 0 && cur == (int64_t)keep) {
+        json_free(doc);
+        return 0;
+    }
+    rc = base_buf_append(out, "{", 1);
+    int comma = 0;
+    for (size_t i = 0; doc && !rc && i < doc->n; i++) {
+        if (!strcmp(doc->keys[i], "$maxCount")) continue;
+        if (comma) rc = base_buf_append(out, ",", 1);
+        if (!rc) rc = json_write_string(out, doc->keys[i], doc->key_lens[i]);
+        if (!rc) rc = base_buf_append(out, ":", 1);
+        if (!rc) rc = json_write_value(out, doc->items[i]);
+        comma = 1;
+    }
+    if (!rc) rc = base_buf_printf(out, "%s\"$maxCount\":%" PRIu32 "}", comma ? "," : "", keep);
+    if (!rc) rc = base_buf_append(out, "", 1); /* NUL-terminated; len excludes it */
+    if (!rc) out->len--;
+    json_free(doc);
+    return rc ? rc : 1;
+}
+
 /* Make `$maxCount` of the snapshot stream `keep`, keeping the other keys
  * of its metadata document; written only when it differs. */
 static int set_retention(factum_store *s, const char *name, uint32_t keep)
@@ -203,36 +235,12 @@ static int set_retention(factum_store *s, const char *name, uint32_t keep)
         int64_t mv;
         int rc = factum_get_stream_metadata(s, name, &json, &len, &mv);
         if (rc) return rc;
-        json_value *doc = NULL;
-        rc = json_parse(json, len, &doc);
-        free(json);
-        if (rc == -ENOMEM) return rc;
-        if (!rc && doc->type != JSON_OBJECT) {
-            json_free(doc);
-            doc = NULL;
-        }
-        int64_t cur = -1;
-        const json_value *mc = doc ? json_get(doc, "$maxCount") : NULL;
-        if (mc && json_int64(mc, &cur) == 0 && cur == (int64_t)keep) {
-            json_free(doc);
-            return 0;
-        }
         base_buf b = {0};
-        rc = base_buf_append(&b, "{", 1);
-        int comma = 0;
-        for (size_t i = 0; doc && !rc && i < doc->n; i++) {
-            if (!strcmp(doc->keys[i], "$maxCount")) continue;
-            if (comma) rc = base_buf_append(&b, ",", 1);
-            if (!rc) rc = json_write_string(&b, doc->keys[i], doc->key_lens[i]);
-            if (!rc) rc = base_buf_append(&b, ":", 1);
-            if (!rc) rc = json_write_value(&b, doc->items[i]);
-            comma = 1;
-        }
-        if (!rc) rc = base_buf_printf(&b, "%s\"$maxCount\":%" PRIu32 "}", comma ? "," : "", keep);
-        json_free(doc);
-        if (!rc)
-            rc = factum_set_stream_metadata(s, name, mv < 0 ? FACTUM_NO_STREAM : mv, (const char *)b.data, b.len,
-                                            NULL);
+        rc = snapshot_retention_doc(json, len, keep, &b);
+        free(json);
+        if (rc == 1)
+            rc = factum_set_stream_metadata(s, name, mv < 0 ? FACTUM_NO_STREAM : mv, (const char *)b.data,
+                                            b.len, NULL);
         base_buf_free(&b);
         if (rc != FACTUM_EWRONGVERSION) return rc;
     }
@@ -312,7 +320,8 @@ int store_find_event_id(factum_store *s, const char *stream, const uint8_t id[16
     for (size_t i = 0; i < n; i++) {
         factum_event e;
         if ((rc = event_at(s, los[i], &e))) return rc;
-        if (e.position > committed || memcmp(e.id, id, 16) || e.stream_len != len || memcmp(e.stream, stream, len))
+        if (e.position > committed || memcmp(e.id, id, 16) || e.stream_len != len ||
+            memcmp(e.stream, stream, len))
             continue;
         *ev = e;
         return 1;

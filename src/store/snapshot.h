@@ -9,6 +9,7 @@
 
 #include <stddef.h>
 
+#include "base/base.h"
 #include "factum.h"
 
 /* Is `stream` (len bytes) a snapshot stream `$snapshots-S`? Then 1 and
@@ -30,6 +31,13 @@ int snapshot_check_append(factum_store *s, const char *stream, const factum_even
  * from (FACTUM_END when no event follows it). The same as
  * factum_snapshot_load with cap 0. Errors as factum_snapshot_load. */
 int snapshot_latest(factum_store *s, const char *stream, factum_snapshot *snap, uint64_t *from);
+
+/* The metadata document of a snapshot stream with `$maxCount` = keep and
+ * its other keys kept, from its current document json[0..len) ("{}" or
+ * anything not an object: none). Returns 1 with the new document in *out
+ * (NUL-terminated, out->len without the NUL), 0 when json has that
+ * `$maxCount` already (out untouched), -ENOMEM. */
+int snapshot_retention_doc(const char *json, size_t len, uint32_t keep, base_buf *out);
 
 /* For the toolkit (src/cqrs: a command's idempotency): the committed event
  * of `stream` whose id is `id`, through the event-id index. 1 and *ev if
