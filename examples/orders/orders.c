@@ -471,8 +471,19 @@ int orders_check(factum_store *s, const char *id, char *why, size_t why_len)
     }
     factum_saga_instance in;
     int rc = factum_saga_instance_get(s, "orders", id, &in);
-    if (!pos[0] || rc) {
-        snprintf(why, why_len, "not placed, or no saga instance (%s)", factum_strerror(rc));
+    if (rc == FACTUM_ENOTFOUND || !pos[0]) { /* not placed yet, or the saga has not seen it yet */
+        for (int t = 1; t < N; t++)
+            if (pos[t]) {
+                int rc2 = factum_saga_instance_get(s, "orders", id, &in);
+                return snprintf(why, why_len, "%s without a saga instance (again: %s; pos %llu)", names[t],
+                                factum_strerror(rc2), (unsigned long long)pos[t]),
+                       -1;
+            }
+        snprintf(why, why_len, "%s", pos[0] ? "placed, the saga has not started yet" : "not placed");
+        return 0;
+    }
+    if (rc) {
+        snprintf(why, why_len, "saga instance: %s", factum_strerror(rc));
         return -1;
     }
     /* What may never be, even in the middle of a saga: a completed order

@@ -68,7 +68,8 @@ int orders_readmodels(factum_readmodels *m);
  * (OrderCancelled, and each completed step's compensation, once, in
  * reverse order), no event type twice in a stream, and the saga instance
  * agrees. Returns FACTUM_SAGA_COMPLETED or FACTUM_SAGA_COMPENSATED, 0 when
- * the order is still in progress, -1 for a violation; `why` says what. */
+ * the order is still in progress (or not placed yet), -1 for a violation;
+ * `why` says what. */
 int orders_check(factum_store *s, const char *id, char *why, size_t why_len);
 
 /* The read model names. */
