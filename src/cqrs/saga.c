@@ -814,6 +814,17 @@ static int handle(factum_saga *sg, const factum_event *ev, const char *key, int 
     int rc = 0;
     for (int attempt = 0; attempt < 64; attempt++) {
         rc = load(sg, &in, key);
+        if (rc == FACTUM_ECORRUPT) {
+            /* Its stream ends in an event this library did not write (a
+             * client appended to it): the instance cannot move safely; its
+             * events are ignored (and logged) rather than stop every other
+             * instance. */
+            slog(sg, FACTUM_LOG_ERROR, "saga %s: instance %s: its last progress event is not one of a saga %s; "
+                 "event at position %llu ignored", sg->name, key, sg->name, (unsigned long long)ev->position);
+            count(sg, &sg->st.ignored, 1);
+            rc = 0;
+            break;
+        }
         if (rc) break;
         if (in.exists && ev->position < in.pos) break; /* SAGA-2: applied already */
         if (in.exists && ev->position == in.pos) {    /* applied; its effects may not be */

@@ -547,6 +547,32 @@ static void t_ignored(void)
     world_free(w);
 }
 
+/* An instance whose stream ends in an event the runner did not write
+ * (a client appended to it) is left alone, logged; the others go on. */
+static void t_foreign_progress(void)
+{
+    char d[512];
+    world *w = world_new(harness_tmpdir(d, sizeof d, "saga-foreign"));
+    REQUIRE(w);
+    make_def(w, 0);
+    factum_event_data e = harness_event("SagaStarted", "{\"status\":\"completed\"}");
+    CHECK_RC(factum_append(w->s, "saga-orders-zz", FACTUM_ANY, &e, 1, NULL), 0);
+    factum_saga *sg = open_manual(w);
+    REQUIRE(sg);
+    CHECK(place(w, "zz"));
+    CHECK(place(w, "fine"));
+    drain(sg, w, 50);
+    factum_saga_instance in;
+    CHECK_RC(factum_saga_instance_get(w->s, "orders", "fine", &in), 0);
+    CHECK(in.status == FACTUM_SAGA_COMPLETED);
+    CHECK_RC(factum_saga_instance_get(w->s, "orders", "zz", &in), FACTUM_ECORRUPT);
+    factum_saga_stats st;
+    factum_saga_get_stats(sg, &st);
+    CHECK_EQ_U64(st.ignored, 1);
+    factum_saga_close(sg);
+    world_free(w);
+}
+
 static void t_bad_definitions(void)
 {
     char d[512];
@@ -584,6 +610,7 @@ int main(void)
     RUN(t_replay);
     RUN(t_two_runners);
     RUN(t_ignored);
+    RUN(t_foreign_progress);
     RUN(t_bad_definitions);
     return harness_done();
 }
