@@ -11,6 +11,11 @@
  *   SAGAF    10% of the orders fail at each step (payment declined,
  *            inventory unavailable, shipment failed, completion refused):
  *            orders/s ended (completed or fully compensated)
+ *   SAGA1    one order at a time (N/10, at least 50): place it, wait until
+ *            its saga has completed; p50/p99 of that time, with no backlog
+ *
+ * SAGA and SAGAF place all N orders at once (K threads), so an order's
+ * start -> end time there includes waiting behind the others.
  *
  * One order is 5 progress events of the saga, 5 events of the
  * participants (OrderPlaced, PaymentCharged, InventoryReserved,
@@ -20,7 +25,7 @@
  * commit across the threads) unless --relaxed.
  *
  * Usage: factum-bench-sagas [--orders N] [--clients K] [--workers W] [--quick] [--relaxed]
- *          [--only SAGA,SAGAF] DIR
+ *          [--only SAGA,SAGAF,SAGA1] DIR
  * Prints a Markdown row per workload and "@ factum WORKLOAD metric value"
  * lines (bench/README.md).
  */
@@ -70,7 +75,8 @@ static void run(const char *w, double fail)
         exit(1);
     }
     orders_config cfg = {.seed = 42, .payment_timeout_ms = 600000, .saga_workers = (uint32_t)workers};
-    for (int k = 0; k < N_STEPS; k++) cfg.fail[k] = fail;
+    for (int k = 0; k < N_STEPS; k++)
+        cfg.fail[k] = fail;
     orders_app *app = orders_open(s, &cfg, 1);
     if (!app) exit(1);
     factum_saga *sg = orders_saga(app);
@@ -95,8 +101,8 @@ static void run(const char *w, double fail)
         factum_saga_get_stats(sg, &st);
         if (st.completed + st.compensated >= (uint64_t)n_orders) break;
         if (now_ns() - t0 > 600000000000ull) {
-            fprintf(stderr, "%s: only %" PRIu64 " of %d orders ended after 600 s\n", w, st.completed + st.compensated,
-                    n_orders);
+            fprintf(stderr, "%s: only %" PRIu64 " of %d orders ended after 600 s\n", w,
+                    st.completed + st.compensated, n_orders);
             exit(1);
         }
         usleep(1000);
@@ -126,12 +132,13 @@ static void run(const char *w, double fail)
     factum_store_get_stats(s, &fs);
     factum_saga_options so;
     factum_saga_options_init(&so);
-    printf("| %s | %d orders, %d client threads, %u saga workers, %s | %.0f orders/s ended (%" PRIu64 " completed, %" PRIu64
+    printf("| %s | %d orders, %d client threads, %u saga workers, %s | %.0f orders/s ended (%" PRIu64
+           " completed, %" PRIu64
            " compensated; placing took %.2f s) | start -> end p50 %.1f ms, p99 %.1f ms | %.0f events/s, %.0f "
            "fsyncs/s | %d wrong |\n",
-           w, n_orders, n_clients, workers ? (unsigned)workers : so.workers, relaxed ? "relaxed" : "durable", rate, st.completed, st.compensated,
-           (double)(placed - t0) / 1e9, pct(lat, nl, 50) / 1000, pct(lat, nl, 99) / 1000,
-           (double)fs.events_written / secs, (double)fs.fsyncs / secs, wrong);
+           w, n_orders, n_clients, workers ? (unsigned)workers : so.workers, relaxed ? "relaxed" : "durable",
+           rate, st.completed, st.compensated, (double)(placed - t0) / 1e9, pct(lat, nl, 50) / 1000,
+           pct(lat, nl, 99) / 1000, (double)fs.events_written / secs, (double)fs.fsyncs / secs, wrong);
     result(w, "orders_per_s", rate);
     result(w, "latency_ms_p50", pct(lat, nl, 50) / 1000);
     result(w, "latency_ms_p99", pct(lat, nl, 99) / 1000);
@@ -142,25 +149,78 @@ static void run(const char *w, double fail)
     if (wrong) exit(1);
 }
 
+/* One order at a time: place it, wait until its saga has ended; the time
+ * from the append of OrderPlaced to SagaCompleted, with no backlog. */
+static void run_one_at_a_time(void)
+{
+    const char *w = "SAGA1";
+    if (!wanted(w)) return;
+    char dir[1024];
+    snprintf(dir, sizeof dir, "%s/%s", base_dir, w);
+    factum_options o;
+    factum_options_init(&o);
+    if (relaxed) o.durability = FACTUM_RELAXED;
+    factum_store *s;
+    if (factum_store_open(dir, &o, &s)) exit(1);
+    orders_config cfg = {.seed = 42, .payment_timeout_ms = 600000, .saga_workers = (uint32_t)workers};
+    orders_app *app = orders_open(s, &cfg, 1);
+    if (!app) exit(1);
+    int n = n_orders / 10 < 50 ? 50 : n_orders / 10;
+    uint64_t *lat = calloc((size_t)n, sizeof *lat);
+    uint64_t t0 = now_ns();
+    for (int i = 0; i < n && lat; i++) {
+        char id[64];
+        snprintf(id, sizeof id, "one%d", i);
+        uint64_t a = now_ns();
+        if (orders_place(app, id, "customer", 100, "sku-1", 1, NULL)) exit(1);
+        factum_saga_instance in;
+        for (;;) {
+            if (!factum_saga_instance_get(s, "orders", id, &in) && in.status == FACTUM_SAGA_COMPLETED) break;
+            usleep(100);
+        }
+        lat[i] = now_ns() - a;
+    }
+    double secs = (double)(now_ns() - t0) / 1e9;
+    qsort(lat, (size_t)n, sizeof *lat, cmp_u64);
+    printf("| %s | %d orders one at a time, %s | %.0f orders/s | place -> completed p50 %.1f ms, p99 %.1f ms "
+           "| | |\n",
+           w, n, relaxed ? "relaxed" : "durable", n / secs, pct(lat, (size_t)n, 50) / 1000,
+           pct(lat, (size_t)n, 99) / 1000);
+    result(w, "latency_ms_p50", pct(lat, (size_t)n, 50) / 1000);
+    result(w, "latency_ms_p99", pct(lat, (size_t)n, 99) / 1000);
+    free(lat);
+    orders_close(app);
+    factum_store_close(s);
+}
+
 int main(int argc, char **argv)
 {
     bench_system = "factum";
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--orders") && i + 1 < argc) n_orders = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--clients") && i + 1 < argc) n_clients = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--workers") && i + 1 < argc) workers = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--quick")) n_orders = 300;
-        else if (!strcmp(argv[i], "--relaxed")) relaxed = 1;
-        else if (!strcmp(argv[i], "--only") && i + 1 < argc) snprintf(only, sizeof only, "%s", argv[++i]);
-        else base_dir = argv[i];
+        if (!strcmp(argv[i], "--orders") && i + 1 < argc)
+            n_orders = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--clients") && i + 1 < argc)
+            n_clients = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--workers") && i + 1 < argc)
+            workers = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--quick"))
+            n_orders = 300;
+        else if (!strcmp(argv[i], "--relaxed"))
+            relaxed = 1;
+        else if (!strcmp(argv[i], "--only") && i + 1 < argc)
+            snprintf(only, sizeof only, "%s", argv[++i]);
+        else
+            base_dir = argv[i];
     }
     if (!base_dir || n_orders < 1 || n_clients < 1 || n_clients > 64) {
-        fprintf(stderr, "usage: factum-bench-sagas [--orders N] [--clients K] [--workers W] [--quick] [--relaxed] [--only SAGA,SAGAF] "
-                        "DIR\n");
+        fprintf(stderr,
+                "usage: factum-bench-sagas [--orders N] [--clients K] [--workers W] [--quick] [--relaxed]\n"
+                "         [--only SAGA,SAGAF,SAGA1] DIR\n");
         return 2;
     }
     printf("| workload | setup | throughput | order latency | store | check |\n|---|---|---|---|---|---|\n");
     run("SAGA", 0);
     run("SAGAF", 0.1);
+    run_one_at_a_time();
     return 0;
 }

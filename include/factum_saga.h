@@ -235,14 +235,14 @@ enum factum_saga_status {
 };
 
 typedef struct factum_saga_instance {
-    int status;        /* enum factum_saga_status */
-    int step;          /* RUNNING/COMPENSATING: the step (FACTUM_SAGA_START: the start's compensation) */
-    int failed_step;   /* the step that failed, -2 if none */
-    char reason[128];  /* why it failed: the failing event's type, "timeout", "rejected" or "error" */
-    uint64_t completed; /* bit i: step i completed */
+    int status;           /* enum factum_saga_status */
+    int step;             /* RUNNING/COMPENSATING: the step (FACTUM_SAGA_START: the start's compensation) */
+    int failed_step;      /* the step that failed, -2 if none */
+    char reason[128];     /* why it failed: the failing event's type, "timeout", "rejected" or "error" */
+    uint64_t completed;   /* bit i: step i completed */
     uint64_t compensated; /* bit i: step i compensated; bit FACTUM_SAGA_START_BIT: the start */
-    uint64_t version;  /* of the instance's progress stream */
-    uint64_t position; /* the last event of $all that moved it */
+    uint64_t version;     /* of the instance's progress stream */
+    uint64_t position;    /* the last event of $all that moved it */
 } factum_saga_instance;
 
 /* The status of instance `key` of saga `name`, from its progress stream
@@ -262,7 +262,7 @@ typedef struct factum_saga_stats {
     uint64_t conflicts;   /* progress appends that lost to another runner (state reloaded) */
     uint64_t ignored;     /* events that moved no instance (no key, unknown instance, not awaited) */
     uint64_t started, completed, compensated; /* instances */
-    int last_error;       /* the last error retried (0: none) */
+    int last_error;                           /* the last error retried (0: none) */
 } factum_saga_stats;
 
 FACTUM_API void factum_saga_get_stats(factum_saga *sg, factum_saga_stats *st);

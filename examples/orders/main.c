@@ -50,23 +50,36 @@ static int query(factum_readmodels *m, const char *name, const char *sql, char *
 
 int main(int argc, char **argv)
 {
-    orders_config cfg = {.seed = 1, .fail = {0.1, 0.1, 0.1, 0.1}, .silent_payment = 0.05, .payment_timeout_ms = 1000};
+    orders_config cfg = {
+        .seed = 1, .fail = {0.1, 0.1, 0.1, 0.1}, .silent_payment = 0.05, .payment_timeout_ms = 1000};
     int n_orders = 100, relaxed = 0;
     const char *dir = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--relaxed")) relaxed = 1;
-        else if (!v) dir = a;
-        else if (!strcmp(a, "--orders")) n_orders = atoi(argv[++i]);
-        else if (!strcmp(a, "--seed")) cfg.seed = strtoull(argv[++i], NULL, 0);
-        else if (!strcmp(a, "--fail-payment")) cfg.fail[STEP_PAYMENT] = atof(argv[++i]);
-        else if (!strcmp(a, "--fail-inventory")) cfg.fail[STEP_INVENTORY] = atof(argv[++i]);
-        else if (!strcmp(a, "--fail-shipment")) cfg.fail[STEP_SHIPMENT] = atof(argv[++i]);
-        else if (!strcmp(a, "--fail-completion")) cfg.fail[STEP_COMPLETION] = atof(argv[++i]);
-        else if (!strcmp(a, "--silent-payment")) cfg.silent_payment = atof(argv[++i]);
-        else if (!strcmp(a, "--payment-timeout-ms")) cfg.payment_timeout_ms = atoll(argv[++i]);
-        else if (a[0] == '-') return usage();
-        else dir = a;
+        if (!strcmp(a, "--relaxed"))
+            relaxed = 1;
+        else if (!v)
+            dir = a;
+        else if (!strcmp(a, "--orders"))
+            n_orders = atoi(argv[++i]);
+        else if (!strcmp(a, "--seed"))
+            cfg.seed = strtoull(argv[++i], NULL, 0);
+        else if (!strcmp(a, "--fail-payment"))
+            cfg.fail[STEP_PAYMENT] = atof(argv[++i]);
+        else if (!strcmp(a, "--fail-inventory"))
+            cfg.fail[STEP_INVENTORY] = atof(argv[++i]);
+        else if (!strcmp(a, "--fail-shipment"))
+            cfg.fail[STEP_SHIPMENT] = atof(argv[++i]);
+        else if (!strcmp(a, "--fail-completion"))
+            cfg.fail[STEP_COMPLETION] = atof(argv[++i]);
+        else if (!strcmp(a, "--silent-payment"))
+            cfg.silent_payment = atof(argv[++i]);
+        else if (!strcmp(a, "--payment-timeout-ms"))
+            cfg.payment_timeout_ms = atoll(argv[++i]);
+        else if (a[0] == '-')
+            return usage();
+        else
+            dir = a;
     }
     if (!dir || n_orders < 1) return usage();
 
@@ -92,7 +105,7 @@ int main(int argc, char **argv)
     /* Place the orders. */
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    char (*ids)[64] = calloc((size_t)n_orders, sizeof *ids);
+    char(*ids)[64] = calloc((size_t)n_orders, sizeof *ids);
     for (int i = 0; i < n_orders && ids; i++) {
         snprintf(ids[i], sizeof ids[i], "o%llu-%d", (unsigned long long)cfg.seed, i);
         char customer[32], sku[32];
@@ -119,8 +132,10 @@ int main(int argc, char **argv)
             struct timespec ts = {0, 5000000};
             nanosleep(&ts, NULL);
         }
-        if (st == FACTUM_SAGA_COMPLETED) completed++;
-        else if (st == FACTUM_SAGA_COMPENSATED) compensated++;
+        if (st == FACTUM_SAGA_COMPLETED)
+            completed++;
+        else if (st == FACTUM_SAGA_COMPENSATED)
+            compensated++;
         else {
             bad++;
             fprintf(stderr, "order %s: %s\n", ids[i], why);
@@ -128,29 +143,34 @@ int main(int argc, char **argv)
     }
     clock_gettime(CLOCK_MONOTONIC, &t1);
     double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
-    printf("%d orders: %d completed, %d compensated, %d wrong, in %.2f s (%s)\n", n_orders, completed, compensated,
-           bad, secs, relaxed ? "relaxed" : "durable");
+    printf("%d orders: %d completed, %d compensated, %d wrong, in %.2f s (%s)\n", n_orders, completed,
+           compensated, bad, secs, relaxed ? "relaxed" : "durable");
 
     /* The read models, once they have applied everything. */
     factum_stats st;
     factum_store_get_stats(s, &st);
-    for (int i = 0; i < 3; i++) factum_readmodel_wait(rms, orders_readmodel_names[i], st.last_position, 30000);
+    for (int i = 0; i < 3; i++)
+        factum_readmodel_wait(rms, orders_readmodel_names[i], st.last_position, 30000);
     char rows[4096], net[128], expect[128], ready[128], want_ready[128];
-    if (!query(rms, "order_summary", "SELECT status, count(*), sum(amount) FROM orders GROUP BY status ORDER BY status",
-               rows, sizeof rows))
-        printf("order_summary      [status, orders, amount]: %s\n", rows);
-    if (!query(rms, "revenue", "SELECT day, charged, refunded, charged - refunded FROM revenue ORDER BY day", rows,
+    if (!query(rms, "order_summary",
+               "SELECT status, count(*), sum(amount) FROM orders GROUP BY status ORDER BY status", rows,
                sizeof rows))
+        printf("order_summary      [status, orders, amount]: %s\n", rows);
+    if (!query(rms, "revenue", "SELECT day, charged, refunded, charged - refunded FROM revenue ORDER BY day",
+               rows, sizeof rows))
         printf("revenue            [day, charged, refunded, net]: %s\n", rows);
-    if (!query(rms, "shipping_manifest", "SELECT status, carrier, count(*) FROM manifest GROUP BY status, carrier "
-                                         "ORDER BY status, carrier",
+    if (!query(rms, "shipping_manifest",
+               "SELECT status, carrier, count(*) FROM manifest GROUP BY status, carrier "
+               "ORDER BY status, carrier",
                rows, sizeof rows))
         printf("shipping_manifest  [status, carrier, shipments]: %s\n", rows);
     /* The three read models agree with each other. */
-    if (!query(rms, "revenue", "SELECT coalesce(sum(charged) - sum(refunded), 0) FROM revenue", net, sizeof net) &&
-        !query(rms, "order_summary", "SELECT coalesce(sum(amount), 0) FROM orders WHERE status = 'completed'", expect,
-               sizeof expect) &&
-        !query(rms, "shipping_manifest", "SELECT count(*) FROM manifest WHERE status = 'ready'", ready, sizeof ready) &&
+    if (!query(rms, "revenue", "SELECT coalesce(sum(charged) - sum(refunded), 0) FROM revenue", net,
+               sizeof net) &&
+        !query(rms, "order_summary", "SELECT coalesce(sum(amount), 0) FROM orders WHERE status = 'completed'",
+               expect, sizeof expect) &&
+        !query(rms, "shipping_manifest", "SELECT count(*) FROM manifest WHERE status = 'ready'", ready,
+               sizeof ready) &&
         !query(rms, "order_summary", "SELECT count(*) FROM orders WHERE status = 'completed'", want_ready,
                sizeof want_ready)) {
         int agree = !strcmp(net, expect) && !strcmp(ready, want_ready);

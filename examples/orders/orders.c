@@ -31,7 +31,17 @@ static const char *const agg_types[N_AGG][4] = {
 /* Domain refusal (a positive code of factum_decider_handle). */
 #define REFUSED 1
 
-enum { CMD_PLACE, CMD_COMPLETE, CMD_CANCEL, CMD_CHARGE, CMD_REFUND, CMD_RESERVE, CMD_RELEASE, CMD_SHIP, CMD_UNSHIP };
+enum {
+    CMD_PLACE,
+    CMD_COMPLETE,
+    CMD_CANCEL,
+    CMD_CHARGE,
+    CMD_REFUND,
+    CMD_RESERVE,
+    CMD_RELEASE,
+    CMD_SHIP,
+    CMD_UNSHIP
+};
 
 typedef struct command {
     int kind;
@@ -75,7 +85,8 @@ static uint64_t mix(uint64_t z)
 static double draw(uint64_t seed, const char *id, int what)
 {
     uint64_t h = 1469598103934665603ull;
-    for (const char *p = id; *p; p++) h = (h ^ (unsigned char)*p) * 1099511628211ull;
+    for (const char *p = id; *p; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211ull;
     return (double)(mix(h ^ mix(seed + (uint64_t)what)) >> 11) / 9007199254740992.0;
 }
 
@@ -108,7 +119,8 @@ static void json_str(const char *json, const char *key, char *out, size_t cap)
     if (!p) return;
     p += strlen(pat);
     size_t n = 0;
-    while (p[n] && p[n] != '"' && n + 1 < cap) n++;
+    while (p[n] && p[n] != '"' && n + 1 < cap)
+        n++;
     memcpy(out, p, n);
     out[n] = 0;
 }
@@ -185,7 +197,8 @@ static int st_decide(void *ctx, const void *vcmd, const void *vst, factum_decisi
         if (HAS(st, 0) || HAS(st, 1)) return 0;
         if (orders_silent(cfg, c->id)) return 0; /* the gateway never answers */
         snprintf(data, sizeof data, "{\"orderId\":\"%s\",\"amount\":%ld}", c->id, c->amount);
-        return emit(out, orders_fails(cfg, c->id, STEP_PAYMENT) ? "PaymentDeclined" : "PaymentCharged", c->id, data);
+        return emit(out, orders_fails(cfg, c->id, STEP_PAYMENT) ? "PaymentDeclined" : "PaymentCharged", c->id,
+                    data);
     case CMD_REFUND:
         if (!HAS(st, 0) || HAS(st, 3)) return 0;
         snprintf(data, sizeof data, "{\"orderId\":\"%s\",\"amount\":%ld}", c->id, st->amount);
@@ -193,8 +206,9 @@ static int st_decide(void *ctx, const void *vcmd, const void *vst, factum_decisi
     case CMD_RESERVE:
         if (st->seen) return 0;
         snprintf(data, sizeof data, "{\"orderId\":\"%s\",\"sku\":\"%s\",\"qty\":%d}", c->id, c->sku, c->qty);
-        return emit(out, orders_fails(cfg, c->id, STEP_INVENTORY) ? "InventoryUnavailable" : "InventoryReserved", c->id,
-                    data);
+        return emit(out,
+                    orders_fails(cfg, c->id, STEP_INVENTORY) ? "InventoryUnavailable" : "InventoryReserved",
+                    c->id, data);
     case CMD_RELEASE:
         if (!HAS(st, 0) || HAS(st, 2)) return 0;
         snprintf(data, sizeof data, "{\"orderId\":\"%s\",\"sku\":\"%s\",\"qty\":%d}", c->id, c->sku, c->qty);
@@ -205,11 +219,12 @@ static int st_decide(void *ctx, const void *vcmd, const void *vst, factum_decisi
             snprintf(data, sizeof data, "{\"orderId\":\"%s\"}", c->id);
             return emit(out, "ShipmentFailed", c->id, data);
         }
-        snprintf(data, sizeof data,
-                 "{\"orderId\":\"%s\",\"carrier\":\"carrier-%d\",\"address\":\"%d Main Street\",\"sku\":\"%s\","
-                 "\"qty\":%d}",
-                 c->id, (int)(draw(cfg->seed, c->id, 300) * 3), (int)(draw(cfg->seed, c->id, 200) * 1000), c->sku,
-                 c->qty);
+        snprintf(
+            data, sizeof data,
+            "{\"orderId\":\"%s\",\"carrier\":\"carrier-%d\",\"address\":\"%d Main Street\",\"sku\":\"%s\","
+            "\"qty\":%d}",
+            c->id, (int)(draw(cfg->seed, c->id, 300) * 3), (int)(draw(cfg->seed, c->id, 200) * 1000), c->sku,
+            c->qty);
         return emit(out, "ShipmentCreated", c->id, data);
     case CMD_UNSHIP:
         if (!HAS(st, 0) || HAS(st, 2)) return 0;
@@ -261,19 +276,44 @@ static int backward(orders_app *a, const factum_saga_command *sc, int aggk, int 
     return rc < 0 ? rc : FACTUM_SAGA_PENDING;
 }
 
-static int do_charge(void *ctx, const factum_saga_command *c) { return forward(ctx, c, AGG_PAYMENT, CMD_CHARGE); }
-static int do_refund(void *ctx, const factum_saga_command *c) { return backward(ctx, c, AGG_PAYMENT, CMD_REFUND); }
-static int do_reserve(void *ctx, const factum_saga_command *c) { return forward(ctx, c, AGG_INVENTORY, CMD_RESERVE); }
-static int do_release(void *ctx, const factum_saga_command *c) { return backward(ctx, c, AGG_INVENTORY, CMD_RELEASE); }
-static int do_ship(void *ctx, const factum_saga_command *c) { return forward(ctx, c, AGG_SHIPMENT, CMD_SHIP); }
-static int do_unship(void *ctx, const factum_saga_command *c) { return backward(ctx, c, AGG_SHIPMENT, CMD_UNSHIP); }
-static int do_complete(void *ctx, const factum_saga_command *c) { return forward(ctx, c, AGG_ORDER, CMD_COMPLETE); }
-static int do_cancel(void *ctx, const factum_saga_command *c) { return backward(ctx, c, AGG_ORDER, CMD_CANCEL); }
+static int do_charge(void *ctx, const factum_saga_command *c)
+{
+    return forward(ctx, c, AGG_PAYMENT, CMD_CHARGE);
+}
+static int do_refund(void *ctx, const factum_saga_command *c)
+{
+    return backward(ctx, c, AGG_PAYMENT, CMD_REFUND);
+}
+static int do_reserve(void *ctx, const factum_saga_command *c)
+{
+    return forward(ctx, c, AGG_INVENTORY, CMD_RESERVE);
+}
+static int do_release(void *ctx, const factum_saga_command *c)
+{
+    return backward(ctx, c, AGG_INVENTORY, CMD_RELEASE);
+}
+static int do_ship(void *ctx, const factum_saga_command *c)
+{
+    return forward(ctx, c, AGG_SHIPMENT, CMD_SHIP);
+}
+static int do_unship(void *ctx, const factum_saga_command *c)
+{
+    return backward(ctx, c, AGG_SHIPMENT, CMD_UNSHIP);
+}
+static int do_complete(void *ctx, const factum_saga_command *c)
+{
+    return forward(ctx, c, AGG_ORDER, CMD_COMPLETE);
+}
+static int do_cancel(void *ctx, const factum_saga_command *c)
+{
+    return backward(ctx, c, AGG_ORDER, CMD_CANCEL);
+}
 
 static const char *const t_placed[] = {"OrderPlaced"}, *const t_cancelled[] = {"OrderCancelled"};
 static const char *const t_charged[] = {"PaymentCharged"}, *const t_declined[] = {"PaymentDeclined"};
 static const char *const t_refunded[] = {"PaymentRefunded"};
-static const char *const t_reserved[] = {"InventoryReserved"}, *const t_unavailable[] = {"InventoryUnavailable"};
+static const char *const t_reserved[] = {"InventoryReserved"}, *const t_unavailable[] = {
+                                                                   "InventoryUnavailable"};
 static const char *const t_released[] = {"InventoryReleased"};
 static const char *const t_shipped[] = {"ShipmentCreated"}, *const t_shipfailed[] = {"ShipmentFailed"};
 static const char *const t_unshipped[] = {"ShipmentCancelled"};
@@ -283,25 +323,50 @@ static void define_saga(orders_app *a)
 {
     factum_saga_step *s = a->steps;
     memset(s, 0, sizeof a->steps);
-    s[STEP_PAYMENT] = (factum_saga_step){
-        .name = "payment", .run = do_charge, .done_types = t_charged, .n_done = 1, .failed_types = t_declined,
-        .n_failed = 1, .compensate = do_refund, .compensated_types = t_refunded, .n_compensated = 1,
-        /* The timeout goes to the payment's own stream: the payment decider
-         * sees it and refuses a charge that comes later, so exactly one of
-         * "charged" and "timed out" is ever true of a payment. */
-        .timeout_ms = a->cfg.payment_timeout_ms, .timeout_stream = "payment-{key}", .timeout_type = "PaymentTimedOut"};
-    s[STEP_INVENTORY] = (factum_saga_step){
-        .name = "inventory", .run = do_reserve, .done_types = t_reserved, .n_done = 1, .failed_types = t_unavailable,
-        .n_failed = 1, .compensate = do_release, .compensated_types = t_released, .n_compensated = 1};
-    s[STEP_SHIPMENT] = (factum_saga_step){
-        .name = "shipment", .run = do_ship, .done_types = t_shipped, .n_done = 1, .failed_types = t_shipfailed,
-        .n_failed = 1, .compensate = do_unship, .compensated_types = t_unshipped, .n_compensated = 1};
-    s[STEP_COMPLETION] = (factum_saga_step){
-        .name = "completion", .run = do_complete, .done_types = t_completed, .n_done = 1};
-    a->def = (factum_saga_def){
-        .name = "orders", .start_types = t_placed, .n_start = 1, .compensate_start = do_cancel,
-        .start_compensated_types = t_cancelled, .n_start_compensated = 1, .steps = a->steps, .n_steps = N_STEPS,
-        .ctx = a};
+    s[STEP_PAYMENT] = (factum_saga_step){.name = "payment",
+                                         .run = do_charge,
+                                         .done_types = t_charged,
+                                         .n_done = 1,
+                                         .failed_types = t_declined,
+                                         .n_failed = 1,
+                                         .compensate = do_refund,
+                                         .compensated_types = t_refunded,
+                                         .n_compensated = 1,
+                                         /* The timeout goes to the payment's own stream: the payment decider
+                                          * sees it and refuses a charge that comes later, so exactly one of
+                                          * "charged" and "timed out" is ever true of a payment. */
+                                         .timeout_ms = a->cfg.payment_timeout_ms,
+                                         .timeout_stream = "payment-{key}",
+                                         .timeout_type = "PaymentTimedOut"};
+    s[STEP_INVENTORY] = (factum_saga_step){.name = "inventory",
+                                           .run = do_reserve,
+                                           .done_types = t_reserved,
+                                           .n_done = 1,
+                                           .failed_types = t_unavailable,
+                                           .n_failed = 1,
+                                           .compensate = do_release,
+                                           .compensated_types = t_released,
+                                           .n_compensated = 1};
+    s[STEP_SHIPMENT] = (factum_saga_step){.name = "shipment",
+                                          .run = do_ship,
+                                          .done_types = t_shipped,
+                                          .n_done = 1,
+                                          .failed_types = t_shipfailed,
+                                          .n_failed = 1,
+                                          .compensate = do_unship,
+                                          .compensated_types = t_unshipped,
+                                          .n_compensated = 1};
+    s[STEP_COMPLETION] =
+        (factum_saga_step){.name = "completion", .run = do_complete, .done_types = t_completed, .n_done = 1};
+    a->def = (factum_saga_def){.name = "orders",
+                               .start_types = t_placed,
+                               .n_start = 1,
+                               .compensate_start = do_cancel,
+                               .start_compensated_types = t_cancelled,
+                               .n_start_compensated = 1,
+                               .steps = a->steps,
+                               .n_steps = N_STEPS,
+                               .ctx = a};
 }
 
 orders_app *orders_open(factum_store *s, const orders_config *cfg, int run_saga)
@@ -346,7 +411,8 @@ void orders_close(orders_app *a)
 {
     if (!a) return;
     factum_saga_close(a->saga);
-    for (int k = 0; k < N_AGG; k++) factum_decider_free(a->dec[k]);
+    for (int k = 0; k < N_AGG; k++)
+        factum_decider_free(a->dec[k]);
     free(a);
 }
 
@@ -385,26 +451,38 @@ static const char ORDER_SUMMARY[] =
     "\"handlers\":{"
     "\"OrderPlaced\":\"INSERT INTO orders(id, customer, amount, status, updated) VALUES (:data.orderId, "
     ":data.customer, :data.amount, 'placed', :timestamp)\","
-    "\"PaymentCharged\":\"UPDATE orders SET paid = 1, status = 'paid', updated = :timestamp WHERE id = :data.orderId\","
-    "\"InventoryReserved\":\"UPDATE orders SET reserved = 1, status = 'reserved', updated = :timestamp WHERE id = "
+    "\"PaymentCharged\":\"UPDATE orders SET paid = 1, status = 'paid', updated = :timestamp WHERE id = "
     ":data.orderId\","
-    "\"ShipmentCreated\":\"UPDATE orders SET shipped = 1, status = 'shipped', updated = :timestamp WHERE id = "
+    "\"InventoryReserved\":\"UPDATE orders SET reserved = 1, status = 'reserved', updated = :timestamp WHERE "
+    "id = "
     ":data.orderId\","
-    "\"OrderCompleted\":\"UPDATE orders SET status = 'completed', updated = :timestamp WHERE id = :data.orderId\","
-    "\"PaymentDeclined\":\"UPDATE orders SET status = 'compensating', reason = :type WHERE id = :data.orderId\","
-    "\"InventoryUnavailable\":\"UPDATE orders SET status = 'compensating', reason = :type WHERE id = :data.orderId\","
-    "\"ShipmentFailed\":\"UPDATE orders SET status = 'compensating', reason = :type WHERE id = :data.orderId\","
-    "\"ShipmentCancelled\":\"UPDATE orders SET shipped = 0, status = 'compensating', updated = :timestamp WHERE id = "
+    "\"ShipmentCreated\":\"UPDATE orders SET shipped = 1, status = 'shipped', updated = :timestamp WHERE id "
+    "= "
     ":data.orderId\","
-    "\"InventoryReleased\":\"UPDATE orders SET reserved = 0, status = 'compensating', updated = :timestamp WHERE id = "
+    "\"OrderCompleted\":\"UPDATE orders SET status = 'completed', updated = :timestamp WHERE id = "
     ":data.orderId\","
-    "\"PaymentRefunded\":\"UPDATE orders SET paid = 0, status = 'compensating', updated = :timestamp WHERE id = "
+    "\"PaymentDeclined\":\"UPDATE orders SET status = 'compensating', reason = :type WHERE id = "
     ":data.orderId\","
-    "\"OrderCancelled\":\"UPDATE orders SET status = 'cancelled', updated = :timestamp WHERE id = :data.orderId\"}}";
+    "\"InventoryUnavailable\":\"UPDATE orders SET status = 'compensating', reason = :type WHERE id = "
+    ":data.orderId\","
+    "\"ShipmentFailed\":\"UPDATE orders SET status = 'compensating', reason = :type WHERE id = "
+    ":data.orderId\","
+    "\"ShipmentCancelled\":\"UPDATE orders SET shipped = 0, status = 'compensating', updated = :timestamp "
+    "WHERE id = "
+    ":data.orderId\","
+    "\"InventoryReleased\":\"UPDATE orders SET reserved = 0, status = 'compensating', updated = :timestamp "
+    "WHERE id = "
+    ":data.orderId\","
+    "\"PaymentRefunded\":\"UPDATE orders SET paid = 0, status = 'compensating', updated = :timestamp WHERE "
+    "id = "
+    ":data.orderId\","
+    "\"OrderCancelled\":\"UPDATE orders SET status = 'cancelled', updated = :timestamp WHERE id = "
+    ":data.orderId\"}}";
 
 static const char REVENUE[] =
     "{\"name\":\"revenue\",\"streams\":[\"payment-\"],"
-    "\"schema\":[\"CREATE TABLE revenue(day TEXT PRIMARY KEY, charged INTEGER NOT NULL, refunded INTEGER NOT NULL, "
+    "\"schema\":[\"CREATE TABLE revenue(day TEXT PRIMARY KEY, charged INTEGER NOT NULL, refunded INTEGER NOT "
+    "NULL, "
     "payments INTEGER NOT NULL, refunds INTEGER NOT NULL)\"],"
     "\"handlers\":{"
     "\"PaymentCharged\":\"INSERT INTO revenue VALUES (substr(:timestamp, 1, 10), :data.amount, 0, 1, 0) "
@@ -414,10 +492,12 @@ static const char REVENUE[] =
 
 static const char MANIFEST[] =
     "{\"name\":\"shipping_manifest\",\"streams\":[\"shipment-\",\"order-\"],"
-    "\"schema\":[\"CREATE TABLE manifest(order_id TEXT PRIMARY KEY, carrier TEXT NOT NULL, address TEXT NOT NULL, "
+    "\"schema\":[\"CREATE TABLE manifest(order_id TEXT PRIMARY KEY, carrier TEXT NOT NULL, address TEXT NOT "
+    "NULL, "
     "sku TEXT, qty INTEGER, status TEXT NOT NULL)\"],"
     "\"handlers\":{"
-    "\"ShipmentCreated\":\"INSERT INTO manifest VALUES (:data.orderId, :data.carrier, :data.address, :data.sku, "
+    "\"ShipmentCreated\":\"INSERT INTO manifest VALUES (:data.orderId, :data.carrier, :data.address, "
+    ":data.sku, "
     ":data.qty, 'created')\","
     "\"ShipmentCancelled\":\"UPDATE manifest SET status = 'cancelled' WHERE order_id = :data.orderId\","
     "\"OrderCompleted\":\"UPDATE manifest SET status = 'ready' WHERE order_id = :data.orderId\"}}";
@@ -442,9 +522,9 @@ int orders_readmodels(factum_readmodels *m)
 int orders_check(factum_store *s, const char *id, char *why, size_t why_len)
 {
     /* The position of each event type of the order's four streams (0: absent). */
-    static const char *const names[] = {
-        "OrderPlaced", "PaymentCharged", "InventoryReserved", "ShipmentCreated", "OrderCompleted",
-        "ShipmentCancelled", "InventoryReleased", "PaymentRefunded", "OrderCancelled"};
+    static const char *const names[] = {"OrderPlaced",       "PaymentCharged",  "InventoryReserved",
+                                        "ShipmentCreated",   "OrderCompleted",  "ShipmentCancelled",
+                                        "InventoryReleased", "PaymentRefunded", "OrderCancelled"};
     enum { N = sizeof names / sizeof *names };
     uint64_t pos[N] = {0};
     for (int k = 0; k < N_AGG; k++) {
@@ -495,9 +575,12 @@ int orders_check(factum_store *s, const char *id, char *why, size_t why_len)
     uint64_t prev = 0;
     for (int t = 3; t >= 0; t--) {
         uint64_t u = pos[undo_of[t]];
-        if (t > 0 && !pos[t] && u) return snprintf(why, why_len, "%s without %s", names[undo_of[t]], names[t]), -1;
+        if (t > 0 && !pos[t] && u)
+            return snprintf(why, why_len, "%s without %s", names[undo_of[t]], names[t]), -1;
         if (!u) continue;
-        if (u < prev) return snprintf(why, why_len, "%s before the compensation of a later step", names[undo_of[t]]), -1;
+        if (u < prev)
+            return snprintf(why, why_len, "%s before the compensation of a later step", names[undo_of[t]]),
+                   -1;
         prev = u;
     }
     if (in.status == FACTUM_SAGA_COMPLETED) { /* every step, no compensation */

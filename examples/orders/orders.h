@@ -34,8 +34,8 @@ enum { STEP_PAYMENT = 0, STEP_INVENTORY, STEP_SHIPMENT, STEP_COMPLETION, N_STEPS
 
 typedef struct orders_config {
     uint64_t seed;
-    double fail[N_STEPS];      /* probability that the step fails (payment: declined) */
-    double silent_payment;     /* probability that the payment service never answers (-> timeout) */
+    double fail[N_STEPS];       /* probability that the step fails (payment: declined) */
+    double silent_payment;      /* probability that the payment service never answers (-> timeout) */
     int64_t payment_timeout_ms; /* default 30000 */
     uint32_t saga_workers;      /* the saga runner's worker threads (0: its default) */
 } orders_config;

@@ -66,8 +66,8 @@
 #include "factum_app.h"
 #include "factum_saga.h"
 
-#define NSTEP (FACTUM_SAGA_MAX_STEPS + 1) /* internal index 0 is the start, step i is i + 1 */
-#define POLL_CAP 256
+#define NSTEP       (FACTUM_SAGA_MAX_STEPS + 1) /* internal index 0 is the start, step i is i + 1 */
+#define POLL_CAP    256
 #define MAX_EFFECTS 8
 
 enum { EF_CANCEL = 1, EF_SCHEDULE = 2, EF_DO = 3, EF_UNDO = 4, EF_LATE_UNDO = 5 };
@@ -75,17 +75,17 @@ enum { EF_CANCEL = 1, EF_SCHEDULE = 2, EF_DO = 3, EF_UNDO = 4, EF_LATE_UNDO = 5 
 /* One instance, as loaded from (or about to be written to) its stream. */
 typedef struct inst {
     char key[FACTUM_SAGA_MAX_KEY + 1];
-    uint8_t id[16];  /* base of every id derived for this instance */
+    uint8_t id[16]; /* base of every id derived for this instance */
     int exists;
     int64_t version; /* of the progress stream; FACTUM_NO_STREAM if none */
     int status;
-    int step;        /* internal index (0 = start) */
-    int failed;      /* internal index of the failed step, -1 if none */
+    int step;   /* internal index (0 = start) */
+    int failed; /* internal index of the failed step, -1 if none */
     char reason[128];
     uint64_t done, undone, late; /* bits by internal index */
-    uint64_t pos;    /* SAGA-2 */
-    int64_t ts_ns;   /* commit time of the last progress (timeouts count from it) */
-    char *data[NSTEP]; /* JSON text of the start event and of each step's done event, or NULL */
+    uint64_t pos;                /* SAGA-2 */
+    int64_t ts_ns;               /* commit time of the last progress (timeouts count from it) */
+    char *data[NSTEP];           /* JSON text of the start event and of each step's done event, or NULL */
     uint32_t effects[MAX_EFFECTS];
     size_t n_effects;
 } inst;
@@ -100,12 +100,12 @@ struct factum_saga {
     factum_filter *filter;
     factum_sub *sub;
     factum_sub_item *items;
-    uint64_t checkpoint;   /* as written */
-    uint64_t since_cp;     /* events handled since it was written */
+    uint64_t checkpoint; /* as written */
+    uint64_t since_cp;   /* events handled since it was written */
     uint64_t cp_mono_ns;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    uint64_t handled;      /* SAGA-4: every position <= this is handled */
+    uint64_t handled; /* SAGA-4: every position <= this is handled */
     factum_saga_stats st;
     int stop;
     int threaded;
@@ -201,7 +201,8 @@ static int name_valid(const char *n)
     if (len == 0 || len > FACTUM_SAGA_MAX_NAME) return 0;
     for (size_t i = 0; i < len; i++) {
         char c = n[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '.'))
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+              c == '.'))
             return 0;
     }
     return 1;
@@ -276,10 +277,14 @@ static void inst_init(const factum_saga *sg, inst *in, const char *key)
 static const char *status_name(int st)
 {
     switch (st) {
-    case FACTUM_SAGA_RUNNING: return "running";
-    case FACTUM_SAGA_COMPENSATING: return "compensating";
-    case FACTUM_SAGA_COMPLETED: return "completed";
-    default: return "compensated";
+    case FACTUM_SAGA_RUNNING:
+        return "running";
+    case FACTUM_SAGA_COMPENSATING:
+        return "compensating";
+    case FACTUM_SAGA_COMPLETED:
+        return "completed";
+    default:
+        return "compensated";
     }
 }
 
@@ -300,7 +305,9 @@ static int encode(const factum_saga *sg, const inst *in, base_buf *b)
     if (!rc) rc = base_buf_printf(b, ",\"data\":[");
     for (size_t i = 0; !rc && i <= sg->def->n_steps; i++) {
         if (i) rc = base_buf_append(b, ",", 1);
-        if (!rc) rc = in->data[i] ? base_buf_append(b, in->data[i], strlen(in->data[i])) : base_buf_append(b, "null", 4);
+        if (!rc)
+            rc = in->data[i] ? base_buf_append(b, in->data[i], strlen(in->data[i]))
+                             : base_buf_append(b, "null", 4);
     }
     if (!rc) rc = base_buf_printf(b, "],\"effects\":[");
     for (size_t i = 0; !rc && i < in->n_effects; i++)
@@ -334,13 +341,19 @@ static int decode(const factum_saga *sg, inst *in, const factum_event *ev)
     if (get_int(root, "step", &step) || get_int(root, "failed", &failed) || get_int(root, "done", &done) ||
         get_int(root, "undone", &undone) || get_int(root, "late", &late) || get_int(root, "pos", &pos))
         goto out;
-    if (step < -1 || step > (int64_t)sg->def->n_steps + 1 || failed < -1 || failed > (int64_t)sg->def->n_steps)
+    if (step < -1 || step > (int64_t)sg->def->n_steps + 1 || failed < -1 ||
+        failed > (int64_t)sg->def->n_steps)
         goto out;
-    if (!strcmp(st->str, "running")) in->status = FACTUM_SAGA_RUNNING;
-    else if (!strcmp(st->str, "compensating")) in->status = FACTUM_SAGA_COMPENSATING;
-    else if (!strcmp(st->str, "completed")) in->status = FACTUM_SAGA_COMPLETED;
-    else if (!strcmp(st->str, "compensated")) in->status = FACTUM_SAGA_COMPENSATED;
-    else goto out;
+    if (!strcmp(st->str, "running"))
+        in->status = FACTUM_SAGA_RUNNING;
+    else if (!strcmp(st->str, "compensating"))
+        in->status = FACTUM_SAGA_COMPENSATING;
+    else if (!strcmp(st->str, "completed"))
+        in->status = FACTUM_SAGA_COMPLETED;
+    else if (!strcmp(st->str, "compensated"))
+        in->status = FACTUM_SAGA_COMPENSATED;
+    else
+        goto out;
     in->step = (int)step;
     in->failed = (int)failed;
     in->done = (uint64_t)done;
@@ -457,10 +470,11 @@ static void undone(const factum_saga *sg, inst *in, int ix)
 
 /* ---- effects (SAGA-3) --------------------------------------------------- */
 
-static int append_progress(factum_saga *sg, inst *in, const char *type, const uint8_t id[16], const uint8_t cause[16]);
+static int append_progress(factum_saga *sg, inst *in, const char *type, const uint8_t id[16],
+                           const uint8_t cause[16]);
 
-static void fill_command(const factum_saga *sg, const inst *in, int ix, int compensate, factum_saga_command *c,
-                         const char **step_data)
+static void fill_command(const factum_saga *sg, const inst *in, int ix, int compensate,
+                         factum_saga_command *c, const char **step_data)
 {
     memset(c, 0, sizeof *c);
     c->saga = sg->name;
@@ -496,8 +510,9 @@ static int call_command(factum_saga *sg, inst *in, int ix, int compensate)
     const char *step_data[FACTUM_SAGA_MAX_STEPS];
     factum_saga_command c;
     fill_command(sg, in, ix, compensate, &c, step_data);
-    factum_saga_command_fn fn = compensate ? (ix == 0 ? sg->def->compensate_start : step_of(sg, ix)->compensate)
-                                           : step_of(sg, ix)->run;
+    factum_saga_command_fn fn = compensate
+                                    ? (ix == 0 ? sg->def->compensate_start : step_of(sg, ix)->compensate)
+                                    : step_of(sg, ix)->run;
     for (uint32_t attempt = 1;; attempt++) {
         c.attempt = attempt;
         count(sg, &sg->st.commands, 1);
@@ -601,11 +616,14 @@ static int run_effects(factum_saga *sg, inst *in)
                 if (r == FACTUM_SAGA_PENDING && st->n_done == 0) r = FACTUM_SAGA_DONE;
                 if (r == FACTUM_SAGA_PENDING) break;
                 in->n_effects = 0;
-                if (r == FACTUM_SAGA_DONE) complete(sg, in, ix, NULL);
-                else fail(sg, in, ix, r == FACTUM_SAGA_FAILED ? "rejected" : "error");
+                if (r == FACTUM_SAGA_DONE)
+                    complete(sg, in, ix, NULL);
+                else
+                    fail(sg, in, ix, r == FACTUM_SAGA_FAILED ? "rejected" : "error");
                 uint8_t id[16];
                 derive(in, "sync-do", (uint32_t)ix, id);
-                rc = append_progress(sg, in, r == FACTUM_SAGA_DONE ? "SagaStepCompleted" : "SagaStepFailed", id, NULL);
+                rc = append_progress(sg, in, r == FACTUM_SAGA_DONE ? "SagaStepCompleted" : "SagaStepFailed",
+                                     id, NULL);
                 if (rc) return rc;
                 moved = 1;
                 break;
@@ -638,10 +656,13 @@ static int run_effects(factum_saga *sg, inst *in)
 /* Append in's state as a progress event with expectation in->version.
  * On success in->version and ts_ns are the new ones. A lost race
  * (FACTUM_EWRONGVERSION, FACTUM_EIDEMPOTENCY) is returned as it is. */
-static int append_progress(factum_saga *sg, inst *in, const char *type, const uint8_t id[16], const uint8_t cause[16])
+static int append_progress(factum_saga *sg, inst *in, const char *type, const uint8_t id[16],
+                           const uint8_t cause[16])
 {
-    if (in->status == FACTUM_SAGA_COMPLETED) type = "SagaCompleted";
-    else if (in->status == FACTUM_SAGA_COMPENSATED) type = "SagaCompensated";
+    if (in->status == FACTUM_SAGA_COMPLETED)
+        type = "SagaCompleted";
+    else if (in->status == FACTUM_SAGA_COMPENSATED)
+        type = "SagaCompensated";
     base_buf data = {0}, meta = {0};
     int rc = encode(sg, in, &data);
     if (!rc) rc = base_buf_printf(&meta, "{\"$correlationId\":");
@@ -677,8 +698,10 @@ static int append_progress(factum_saga *sg, inst *in, const char *type, const ui
         factum_event ev;
         size_t n = 0;
         rc = factum_read_stream(sg->s, stream, res.last_version, FACTUM_FORWARD, &ev, 1, &n, NULL);
-        if (!rc && n == 1) in->ts_ns = ev.timestamp_ns;
-        else if (!rc) rc = FACTUM_ECORRUPT;
+        if (!rc && n == 1)
+            in->ts_ns = ev.timestamp_ns;
+        else if (!rc)
+            rc = FACTUM_ECORRUPT;
         if (rc) goto out;
     }
     in->exists = 1;
@@ -714,13 +737,13 @@ static int correlate(factum_saga *sg, const factum_event *ev, char *key, int *ti
             const json_value *c = json_get(m, "$correlationId"), *saga = json_get(m, "$saga");
             const json_value *step = json_get(m, "$sagaStep");
             int64_t s;
-            if (saga && saga->type == JSON_STRING && !strcmp(saga->str, sg->name) && step && !json_int64(step, &s) &&
-                s >= 0 && s < (int64_t)sg->def->n_steps && c && c->type == JSON_STRING &&
-                !strcmp(ev->type, timeout_type(sg, (int)s + 1))) {
+            if (saga && saga->type == JSON_STRING && !strcmp(saga->str, sg->name) && step &&
+                !json_int64(step, &s) && s >= 0 && s < (int64_t)sg->def->n_steps && c &&
+                c->type == JSON_STRING && !strcmp(ev->type, timeout_type(sg, (int)s + 1))) {
                 *timeout_ix = (int)s + 1;
             }
-            if ((*timeout_ix >= 0 || !sg->def->correlate) && c && c->type == JSON_STRING && c->len < FACTUM_SAGA_MAX_KEY + 1 &&
-                key_valid(c->str, c->len)) {
+            if ((*timeout_ix >= 0 || !sg->def->correlate) && c && c->type == JSON_STRING &&
+                c->len < FACTUM_SAGA_MAX_KEY + 1 && key_valid(c->str, c->len)) {
                 memcpy(key, c->str, c->len + 1);
                 found = 1;
             }
@@ -819,15 +842,17 @@ static int handle(factum_saga *sg, const factum_event *ev, const char *key, int 
              * client appended to it): the instance cannot move safely; its
              * events are ignored (and logged) rather than stop every other
              * instance. */
-            slog(sg, FACTUM_LOG_ERROR, "saga %s: instance %s: its last progress event is not one of a saga %s; "
-                 "event at position %llu ignored", sg->name, key, sg->name, (unsigned long long)ev->position);
+            slog(sg, FACTUM_LOG_ERROR,
+                 "saga %s: instance %s: its last progress event is not one of a saga %s; "
+                 "event at position %llu ignored",
+                 sg->name, key, sg->name, (unsigned long long)ev->position);
             count(sg, &sg->st.ignored, 1);
             rc = 0;
             break;
         }
         if (rc) break;
         if (in.exists && ev->position < in.pos) break; /* SAGA-2: applied already */
-        if (in.exists && ev->position == in.pos) {    /* applied; its effects may not be */
+        if (in.exists && ev->position == in.pos) {     /* applied; its effects may not be */
             rc = run_effects(sg, &in);
             break;
         }
@@ -924,8 +949,9 @@ static int run_batch(factum_saga *sg, int timeout_ms, size_t *handled)
         if (rc) return rc;
     }
     size_t n = 0;
-    int rc = factum_sub_poll(sg->sub, sg->items, sg->o.batch_events < POLL_CAP ? sg->o.batch_events + 4 : POLL_CAP,
-                             &n, timeout_ms);
+    int rc =
+        factum_sub_poll(sg->sub, sg->items, sg->o.batch_events < POLL_CAP ? sg->o.batch_events + 4 : POLL_CAP,
+                        &n, timeout_ms);
     if (rc) goto fail;
     /* Keys first (on this thread), then the events of each instance on the
      * worker its key hashes to, all workers at once (SAGA-6). */
@@ -953,7 +979,8 @@ static int run_batch(factum_saga *sg, int timeout_ms, size_t *handled)
         sg->batch_left = sg->n_workers;
         sg->batch_gen++;
         pthread_cond_broadcast(&sg->work_cv);
-        while (sg->batch_left) pthread_cond_wait(&sg->done_cv, &sg->mu);
+        while (sg->batch_left)
+            pthread_cond_wait(&sg->done_cv, &sg->mu);
         rc = sg->batch_rc;
         pthread_mutex_unlock(&sg->mu);
     }
@@ -999,7 +1026,8 @@ static void *worker_main(void *arg)
     uint64_t seen = 0;
     pthread_mutex_lock(&sg->mu);
     for (;;) {
-        while (sg->batch_gen == seen && !sg->quit) pthread_cond_wait(&sg->work_cv, &sg->mu);
+        while (sg->batch_gen == seen && !sg->quit)
+            pthread_cond_wait(&sg->work_cv, &sg->mu);
         if (sg->quit) break;
         seen = sg->batch_gen;
         size_t n = sg->batch_n;
@@ -1068,7 +1096,8 @@ static int disjoint(const char *const *a, size_t na, const char *const *b, size_
 
 static int def_valid(const factum_saga_def *d)
 {
-    if (!d || !name_valid(d->name) || !d->steps || d->n_steps < 1 || d->n_steps > FACTUM_SAGA_MAX_STEPS) return 0;
+    if (!d || !name_valid(d->name) || !d->steps || d->n_steps < 1 || d->n_steps > FACTUM_SAGA_MAX_STEPS)
+        return 0;
     if (d->n_start < 1 || !types_valid(d->start_types, d->n_start)) return 0;
     if (!types_valid(d->start_compensated_types, d->n_start_compensated)) return 0;
     if (d->n_start_compensated && !d->compensate_start) return 0;
@@ -1099,7 +1128,8 @@ static int def_valid(const factum_saga_def *d)
                 o += n;
                 p += n == 1 ? 1 : 5;
             }
-            if (factum_check_stream_name(buf, o) || !strncmp(buf, FACTUM_SCHEDULED_STREAM, strlen(FACTUM_SCHEDULED_STREAM)))
+            if (factum_check_stream_name(buf, o) ||
+                !strncmp(buf, FACTUM_SCHEDULED_STREAM, strlen(FACTUM_SCHEDULED_STREAM)))
                 return 0;
         }
     }
@@ -1113,16 +1143,22 @@ static int make_filter(factum_saga *sg)
     const factum_saga_def *d = sg->def;
     size_t n = d->n_start + d->n_start_compensated, k = 0;
     for (size_t i = 0; i < d->n_steps; i++)
-        n += d->steps[i].n_done + d->steps[i].n_failed + d->steps[i].n_compensated + (d->steps[i].timeout_ms > 0);
+        n += d->steps[i].n_done + d->steps[i].n_failed + d->steps[i].n_compensated +
+             (d->steps[i].timeout_ms > 0);
     const char **p = calloc(n, sizeof *p);
     if (!p) return -ENOMEM;
-    for (size_t i = 0; i < d->n_start; i++) p[k++] = d->start_types[i];
-    for (size_t i = 0; i < d->n_start_compensated; i++) p[k++] = d->start_compensated_types[i];
+    for (size_t i = 0; i < d->n_start; i++)
+        p[k++] = d->start_types[i];
+    for (size_t i = 0; i < d->n_start_compensated; i++)
+        p[k++] = d->start_compensated_types[i];
     for (size_t i = 0; i < d->n_steps; i++) {
         const factum_saga_step *s = &d->steps[i];
-        for (size_t j = 0; j < s->n_done; j++) p[k++] = s->done_types[j];
-        for (size_t j = 0; j < s->n_failed; j++) p[k++] = s->failed_types[j];
-        for (size_t j = 0; j < s->n_compensated; j++) p[k++] = s->compensated_types[j];
+        for (size_t j = 0; j < s->n_done; j++)
+            p[k++] = s->done_types[j];
+        for (size_t j = 0; j < s->n_failed; j++)
+            p[k++] = s->failed_types[j];
+        for (size_t j = 0; j < s->n_compensated; j++)
+            p[k++] = s->compensated_types[j];
         if (s->timeout_ms > 0) p[k++] = timeout_type(sg, (int)i + 1);
     }
     int rc = factum_filter_new(FACTUM_FILTER_EVENT_TYPE, p, k, NULL, 0, &sg->filter);
@@ -1136,7 +1172,8 @@ static void stop_workers(factum_saga *sg, uint32_t n)
     sg->quit = 1;
     pthread_cond_broadcast(&sg->work_cv);
     pthread_mutex_unlock(&sg->mu);
-    for (uint32_t i = 0; i < n; i++) pthread_join(sg->workers[i], NULL);
+    for (uint32_t i = 0; i < n; i++)
+        pthread_join(sg->workers[i], NULL);
 }
 
 static void free_arrays(factum_saga *sg)
@@ -1148,15 +1185,18 @@ static void free_arrays(factum_saga *sg)
     free(sg->workers);
 }
 
-int factum_saga_open(factum_store *s, const factum_saga_def *def, const factum_saga_options *o, factum_saga **out)
+int factum_saga_open(factum_store *s, const factum_saga_def *def, const factum_saga_options *o,
+                     factum_saga **out)
 {
     if (!s || !out || !def_valid(def)) return FACTUM_EINVAL;
     factum_saga *sg = calloc(1, sizeof *sg);
     if (!sg) return -ENOMEM;
     sg->s = s;
     sg->def = def;
-    if (o) sg->o = *o;
-    else factum_saga_options_init(&sg->o);
+    if (o)
+        sg->o = *o;
+    else
+        factum_saga_options_init(&sg->o);
     if (!sg->o.batch_events) sg->o.batch_events = 256;
     if (!sg->o.max_attempts) sg->o.max_attempts = 1;
     snprintf(sg->name, sizeof sg->name, "%s", def->name);
@@ -1264,7 +1304,8 @@ int factum_saga_wait(factum_saga *sg, uint64_t position, int timeout_ms)
             ok = 0;
             break;
         }
-        if (timeout_ms < 0) pthread_cond_wait(&sg->cv, &sg->mu);
+        if (timeout_ms < 0)
+            pthread_cond_wait(&sg->cv, &sg->mu);
         else if (pthread_cond_timedwait(&sg->cv, &sg->mu, &dl) == ETIMEDOUT) {
             ok = sg->handled >= position;
             break;
@@ -1299,16 +1340,22 @@ int factum_saga_instance_get(factum_store *s, const char *name, const char *key,
     rc = FACTUM_ECORRUPT;
     int64_t step, failed, done, undone;
     const json_value *st = json_get(v, "status"), *reason = json_get(v, "reason");
-    if (!st || st->type != JSON_STRING || !reason || reason->type != JSON_STRING || get_int(v, "step", &step) ||
-        get_int(v, "failed", &failed) || get_int(v, "done", &done) || get_int(v, "undone", &undone) ||
-        step < -1 || step > FACTUM_SAGA_MAX_STEPS + 1 || failed < -1 || failed > FACTUM_SAGA_MAX_STEPS)
+    if (!st || st->type != JSON_STRING || !reason || reason->type != JSON_STRING ||
+        get_int(v, "step", &step) || get_int(v, "failed", &failed) || get_int(v, "done", &done) ||
+        get_int(v, "undone", &undone) || step < -1 || step > FACTUM_SAGA_MAX_STEPS + 1 || failed < -1 ||
+        failed > FACTUM_SAGA_MAX_STEPS)
         goto out;
     memset(out, 0, sizeof *out);
-    if (!strcmp(st->str, "running")) out->status = FACTUM_SAGA_RUNNING;
-    else if (!strcmp(st->str, "compensating")) out->status = FACTUM_SAGA_COMPENSATING;
-    else if (!strcmp(st->str, "completed")) out->status = FACTUM_SAGA_COMPLETED;
-    else if (!strcmp(st->str, "compensated")) out->status = FACTUM_SAGA_COMPENSATED;
-    else goto out;
+    if (!strcmp(st->str, "running"))
+        out->status = FACTUM_SAGA_RUNNING;
+    else if (!strcmp(st->str, "compensating"))
+        out->status = FACTUM_SAGA_COMPENSATING;
+    else if (!strcmp(st->str, "completed"))
+        out->status = FACTUM_SAGA_COMPLETED;
+    else if (!strcmp(st->str, "compensated"))
+        out->status = FACTUM_SAGA_COMPENSATED;
+    else
+        goto out;
     /* Internal bit/step i is the start (0) or step i - 1. */
     out->step = (int)step - 1;
     out->failed_step = failed >= 1 ? (int)failed - 1 : -2;

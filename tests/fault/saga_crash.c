@@ -57,7 +57,8 @@ static void child(uint64_t seed, int cycle, int final)
         }
     }
     if (!final) {
-        for (;;) pause(); /* until killed */
+        for (;;)
+            pause(); /* until killed */
     }
     /* The last run: until every order has ended (or 60 s). */
     for (int waited = 0; waited < 60000; waited += 20) {
@@ -104,7 +105,8 @@ static int count_type(factum_store *s, const char *stream, const char *type, con
     size_t n = 0;
     if (factum_read_stream(s, stream, 0, FACTUM_FORWARD, evs, 64, &n, NULL)) return -1;
     int c = 0;
-    for (size_t i = 0; i < n; i++) c += !strcmp(evs[i].type, type);
+    for (size_t i = 0; i < n; i++)
+        c += !strcmp(evs[i].type, type);
     if (last) *last = n ? evs[n - 1].type : "";
     return c;
 }
@@ -125,7 +127,8 @@ static void t_crash(void)
     int cycles = e ? atoi(e) : 20;
     memset(&cfg, 0, sizeof cfg);
     cfg.seed = seed;
-    for (int k = 0; k < N_STEPS; k++) cfg.fail[k] = 0.15;
+    for (int k = 0; k < N_STEPS; k++)
+        cfg.fail[k] = 0.15;
     cfg.silent_payment = 0.1;
     cfg.payment_timeout_ms = 250;
     /* Enough orders that every kind of failure happens (the injection is a
@@ -135,7 +138,8 @@ static void t_crash(void)
     while (n_orders < MAX_ORDERS) {
         snprintf(ids[n_orders], sizeof ids[n_orders], "o%d", n_orders);
         const char *id = ids[n_orders++];
-        if (orders_silent(&cfg, id)) seen[N_STEPS]++;
+        if (orders_silent(&cfg, id))
+            seen[N_STEPS]++;
         else
             for (int k = 0; k < N_STEPS; k++)
                 if (orders_fails(&cfg, id, k)) {
@@ -143,10 +147,12 @@ static void t_crash(void)
                     break;
                 }
         int all = n_orders >= 120;
-        for (int k = 0; k <= N_STEPS; k++) all &= seen[k] > 0;
+        for (int k = 0; k <= N_STEPS; k++)
+            all &= seen[k] > 0;
         if (all) break;
     }
-    printf("  %d orders, failures injected: payment %d, inventory %d, shipment %d, completion %d, payment timeouts %d\n",
+    printf("  %d orders, failures injected: payment %d, inventory %d, shipment %d, completion %d, payment "
+           "timeouts %d\n",
            n_orders, seen[0], seen[1], seen[2], seen[3], seen[4]);
     for (int c = 0; c < cycles; c++) {
         int ms = 5 + (int)h_below(&r, 250);
@@ -170,10 +176,12 @@ static void t_crash(void)
          * unless its payment timed out for real (the process was dead when
          * the timeout came due). */
         int fails = orders_silent(&cfg, ids[i]);
-        for (int k = 0; k < N_STEPS; k++) fails |= orders_fails(&cfg, ids[i], k);
+        for (int k = 0; k < N_STEPS; k++)
+            fails |= orders_fails(&cfg, ids[i], k);
         factum_saga_instance in;
         CHECK_RC(factum_saga_instance_get(s, "orders", ids[i], &in), 0);
-        if (fails) CHECK(st == FACTUM_SAGA_COMPENSATED);
+        if (fails)
+            CHECK(st == FACTUM_SAGA_COMPENSATED);
         else if (st == FACTUM_SAGA_COMPENSATED) {
             timed_out++;
             /* The timeout reached the saga first ("timeout"), or the payment
@@ -190,11 +198,13 @@ static void t_crash(void)
         snprintf(stream, sizeof stream, "saga-orders-%s", ids[i]);
         const char *last = NULL;
         CHECK(count_type(s, stream, "SagaStarted", NULL) == 1);
-        int ends = count_type(s, stream, "SagaCompleted", &last) + count_type(s, stream, "SagaCompensated", NULL);
+        int ends =
+            count_type(s, stream, "SagaCompleted", &last) + count_type(s, stream, "SagaCompensated", NULL);
         CHECK(ends == 1);
         CHECK(last && (!strcmp(last, "SagaCompleted") || !strcmp(last, "SagaCompensated")));
     }
-    printf("  %d cycles: %d completed, %d compensated (%d of them because a kill outlasted the payment's timeout)\n",
+    printf("  %d cycles: %d completed, %d compensated (%d of them because a kill outlasted the payment's "
+           "timeout)\n",
            cycles, completed, compensated, timed_out);
     /* Nothing left scheduled: every timeout was delivered or cancelled. */
     int pending = 0;

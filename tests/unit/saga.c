@@ -34,9 +34,12 @@ typedef struct world {
 } world;
 
 static const char *const start_t[] = {"Placed"};
-static const char *const done0[] = {"Charged"}, *const fail0[] = {"Declined"}, *const undone0[] = {"Refunded"};
-static const char *const done1[] = {"Reserved"}, *const fail1[] = {"OutOfStock"}, *const undone1[] = {"Released"};
-static const char *const done2[] = {"Shipped"}, *const fail2[] = {"Unshippable"}, *const undone2[] = {"ShipCancelled"};
+static const char *const done0[] = {"Charged"}, *const fail0[] = {"Declined"},
+                         *const undone0[] = {"Refunded"};
+static const char *const done1[] = {"Reserved"}, *const fail1[] = {"OutOfStock"},
+                         *const undone1[] = {"Released"};
+static const char *const done2[] = {"Shipped"}, *const fail2[] = {"Unshippable"},
+                         *const undone2[] = {"ShipCancelled"};
 static const char *const start_undone[] = {"Cancelled"};
 
 static int reply(world *w, const factum_saga_command *c, const char *type)
@@ -44,16 +47,23 @@ static int reply(world *w, const factum_saga_command *c, const char *type)
     char stream[256], meta[300], data[300];
     snprintf(stream, sizeof stream, "svc%d-%s", c->step, c->key);
     snprintf(meta, sizeof meta, "{\"$correlationId\":\"%s\"}", c->key);
-    snprintf(data, sizeof data, "{\"step\":%d,\"start\":%s}", c->step, *c->start_data ? c->start_data : "null");
-    factum_event_data e = {.type = type, .has_id = 1, .flags = FACTUM_EVENT_JSON | FACTUM_EVENT_META_JSON,
-                           .data = data, .data_len = strlen(data), .metadata = meta, .metadata_len = strlen(meta)};
+    snprintf(data, sizeof data, "{\"step\":%d,\"start\":%s}", c->step,
+             *c->start_data ? c->start_data : "null");
+    factum_event_data e = {.type = type,
+                           .has_id = 1,
+                           .flags = FACTUM_EVENT_JSON | FACTUM_EVENT_META_JSON,
+                           .data = data,
+                           .data_len = strlen(data),
+                           .metadata = meta,
+                           .metadata_len = strlen(meta)};
     memcpy(e.id, c->id, 16);
     return factum_append(w->s, stream, FACTUM_ANY, &e, 1, NULL);
 }
 
 static const char *const *types_of(int step, int kind) /* kind 0 done, 1 failed, 2 undone */
 {
-    static const char *const *t[3][3] = {{done0, fail0, undone0}, {done1, fail1, undone1}, {done2, fail2, undone2}};
+    static const char *const *t[3][3] = {
+        {done0, fail0, undone0}, {done1, fail1, undone1}, {done2, fail2, undone2}};
     return t[step][kind];
 }
 
@@ -79,8 +89,13 @@ static int undo_cmd(void *ctx, const factum_saga_command *c)
         char stream[256], meta[300];
         snprintf(stream, sizeof stream, "order-%s", c->key);
         snprintf(meta, sizeof meta, "{\"$correlationId\":\"%s\"}", c->key);
-        factum_event_data e = {.type = "Cancelled", .has_id = 1, .flags = FACTUM_EVENT_JSON | FACTUM_EVENT_META_JSON,
-                               .data = "{}", .data_len = 2, .metadata = meta, .metadata_len = strlen(meta)};
+        factum_event_data e = {.type = "Cancelled",
+                               .has_id = 1,
+                               .flags = FACTUM_EVENT_JSON | FACTUM_EVENT_META_JSON,
+                               .data = "{}",
+                               .data_len = 2,
+                               .metadata = meta,
+                               .metadata_len = strlen(meta)};
         memcpy(e.id, c->id, 16);
         int rc = factum_append(w->s, stream, FACTUM_ANY, &e, 1, NULL);
         return rc ? rc : FACTUM_SAGA_PENDING;
@@ -178,8 +193,10 @@ static void drain(factum_saga *sg, world *w, int quiet_ms)
         if (rc) fprintf(stderr, "run: %s\n", factum_strerror(rc));
         factum_saga_stats st;
         factum_saga_get_stats(sg, &st);
-        if (n == 0 && st.position >= h && head(w) == h) quiet += 10;
-        else quiet = 0;
+        if (n == 0 && st.position >= h && head(w) == h)
+            quiet += 10;
+        else
+            quiet = 0;
     }
 }
 
@@ -228,7 +245,8 @@ static void compensations(world *w, const char *key, char *out, size_t cap)
         if (factum_read_all(w->s, from, FACTUM_FORWARD, NULL, 0, evs, 256, &n, &next) || n == 0) break;
         for (size_t i = 0; i < n; i++) {
             int is = 0;
-            for (int k = 0; k < 4; k++) is |= !strcmp(evs[i].type, want[k]);
+            for (int k = 0; k < 4; k++)
+                is |= !strcmp(evs[i].type, want[k]);
             char tail[260];
             snprintf(tail, sizeof tail, "-%s", key);
             size_t sl = strlen(evs[i].stream), tl = strlen(tail);
@@ -257,7 +275,8 @@ static void t_completes(void)
     CHECK_EQ_U64(in.completed, 7);
     CHECK_EQ_U64(in.compensated, 0);
     CHECK(in.failed_step == -2);
-    for (int i = 1; i <= 3; i++) CHECK(w->calls[i][0] == 1 && w->calls[i][1] == 0);
+    for (int i = 1; i <= 3; i++)
+        CHECK(w->calls[i][0] == 1 && w->calls[i][1] == 0);
     char t[512];
     types_in(w, "saga-orders-a1", t, sizeof t);
     CHECK(!strcmp(t, "SagaStarted SagaStepCompleted SagaStepCompleted SagaCompleted"));
@@ -300,9 +319,11 @@ static void t_compensation_order(void)
         CHECK_EQ_U64(in.compensated, ((1u << f) - 1) | (1ull << FACTUM_SAGA_START_BIT));
         char c[512];
         compensations(w, "b", c, sizeof c);
-        if (strcmp(c, want[f])) fprintf(stderr, "  step %d failed: compensations '%s', want '%s'\n", f, c, want[f]);
+        if (strcmp(c, want[f]))
+            fprintf(stderr, "  step %d failed: compensations '%s', want '%s'\n", f, c, want[f]);
         CHECK(!strcmp(c, want[f]));
-        for (int i = 0; i <= 3; i++) CHECK(w->calls[i][1] == (i == 0 || i <= f ? 1 : 0));
+        for (int i = 0; i <= 3; i++)
+            CHECK(w->calls[i][1] == (i == 0 || i <= f ? 1 : 0));
         factum_saga_close(sg);
         world_free(w);
     }
@@ -508,8 +529,9 @@ static void t_two_runners(void)
     factum_saga_stats sa, sb;
     factum_saga_get_stats(a, &sa);
     factum_saga_get_stats(b, &sb);
-    printf("  two runners: transitions %llu + %llu, conflicts %llu + %llu\n", (unsigned long long)sa.transitions,
-           (unsigned long long)sb.transitions, (unsigned long long)sa.conflicts, (unsigned long long)sb.conflicts);
+    printf("  two runners: transitions %llu + %llu, conflicts %llu + %llu\n",
+           (unsigned long long)sa.transitions, (unsigned long long)sb.transitions,
+           (unsigned long long)sa.conflicts, (unsigned long long)sb.conflicts);
     CHECK_EQ_U64(sa.transitions + sb.transitions, 40 * 7);
     factum_saga_close(a);
     factum_saga_close(b);
@@ -525,8 +547,13 @@ static void t_ignored(void)
     make_def(w, 0);
     factum_saga *sg = open_manual(w);
     REQUIRE(sg);
-    const char *metas[] = {NULL, "{}", "{\"$correlationId\":5}", "{\"$correlationId\":\"\"}",
-                           "{\"$correlationId\":\"a\\u0001b\"}", "not json", "{\"$correlationId\":\"nobody\"}"};
+    const char *metas[] = {NULL,
+                           "{}",
+                           "{\"$correlationId\":5}",
+                           "{\"$correlationId\":\"\"}",
+                           "{\"$correlationId\":\"a\\u0001b\"}",
+                           "not json",
+                           "{\"$correlationId\":\"nobody\"}"};
     for (size_t i = 0; i < sizeof metas / sizeof *metas; i++) {
         factum_event_data e = harness_event(i % 2 ? "Charged" : "Placed", "{}");
         if (metas[i]) {
@@ -584,15 +611,36 @@ static void t_bad_definitions(void)
     for (int k = 0; k < 9; k++) {
         make_def(w, 0);
         switch (k) {
-        case 0: def.name = "has space"; break;
-        case 1: def.n_steps = 0; break;
-        case 2: def.n_start = 0; break;
-        case 3: steps[1].done_types = dup; steps[1].n_done = 2; break;
-        case 4: steps[1].failed_types = done1; break; /* done and failed alike */
-        case 5: steps[0].done_types = start_t; break;  /* a start type as a step's */
-        case 6: steps[2].run = NULL; steps[2].n_done = 0; break;
-        case 7: steps[0].timeout_ms = 10; steps[0].timeout_stream = "$scheduled"; break;
-        case 8: steps[1].compensated_types = empty; break;
+        case 0:
+            def.name = "has space";
+            break;
+        case 1:
+            def.n_steps = 0;
+            break;
+        case 2:
+            def.n_start = 0;
+            break;
+        case 3:
+            steps[1].done_types = dup;
+            steps[1].n_done = 2;
+            break;
+        case 4:
+            steps[1].failed_types = done1;
+            break; /* done and failed alike */
+        case 5:
+            steps[0].done_types = start_t;
+            break; /* a start type as a step's */
+        case 6:
+            steps[2].run = NULL;
+            steps[2].n_done = 0;
+            break;
+        case 7:
+            steps[0].timeout_ms = 10;
+            steps[0].timeout_stream = "$scheduled";
+            break;
+        case 8:
+            steps[1].compensated_types = empty;
+            break;
         }
         CHECK_RC(factum_saga_open(w->s, &def, NULL, &sg), FACTUM_EINVAL);
     }
