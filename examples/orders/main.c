@@ -55,31 +55,43 @@ int main(int argc, char **argv)
     int n_orders = 100, relaxed = 0;
     const char *dir = NULL;
     for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--relaxed"))
+        const char *a = argv[i];
+        if (!strcmp(a, "--relaxed")) {
             relaxed = 1;
-        else if (!v)
+            continue;
+        }
+        if (a[0] != '-') {
             dir = a;
-        else if (!strcmp(a, "--orders"))
-            n_orders = atoi(argv[++i]);
+            continue;
+        }
+        if (i + 1 >= argc) return usage(); /* every other option takes a value */
+        const char *v = argv[++i];
+        char *end = NULL;
+        double p = strtod(v, &end);
+        int bad = !*v || *end;
+        if (!strcmp(a, "--orders"))
+            n_orders = bad || p < 1 || p > 10000000 ? 0 : (int)p;
         else if (!strcmp(a, "--seed"))
-            cfg.seed = strtoull(argv[++i], NULL, 0);
-        else if (!strcmp(a, "--fail-payment"))
-            cfg.fail[STEP_PAYMENT] = atof(argv[++i]);
-        else if (!strcmp(a, "--fail-inventory"))
-            cfg.fail[STEP_INVENTORY] = atof(argv[++i]);
-        else if (!strcmp(a, "--fail-shipment"))
-            cfg.fail[STEP_SHIPMENT] = atof(argv[++i]);
-        else if (!strcmp(a, "--fail-completion"))
-            cfg.fail[STEP_COMPLETION] = atof(argv[++i]);
-        else if (!strcmp(a, "--silent-payment"))
-            cfg.silent_payment = atof(argv[++i]);
+            cfg.seed = strtoull(v, &end, 0), bad = !*v || *end;
         else if (!strcmp(a, "--payment-timeout-ms"))
-            cfg.payment_timeout_ms = atoll(argv[++i]);
-        else if (a[0] == '-')
-            return usage();
+            cfg.payment_timeout_ms = bad || p < 1 ? (bad = 1, 0) : (int64_t)p;
+        else if (!strcmp(a, "--fail-payment"))
+            cfg.fail[STEP_PAYMENT] = p;
+        else if (!strcmp(a, "--fail-inventory"))
+            cfg.fail[STEP_INVENTORY] = p;
+        else if (!strcmp(a, "--fail-shipment"))
+            cfg.fail[STEP_SHIPMENT] = p;
+        else if (!strcmp(a, "--fail-completion"))
+            cfg.fail[STEP_COMPLETION] = p;
+        else if (!strcmp(a, "--silent-payment"))
+            cfg.silent_payment = p;
         else
-            dir = a;
+            return usage();
+        if (bad || p < 0 || (strncmp(a, "--fail-", 7) == 0 && p > 1) ||
+            (!strcmp(a, "--silent-payment") && p > 1)) {
+            fprintf(stderr, "example_orders: bad value for %s: %s\n", a, v);
+            return usage();
+        }
     }
     if (!dir || n_orders < 1) return usage();
 
