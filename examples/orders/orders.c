@@ -555,8 +555,8 @@ int orders_check(factum_store *s, const char *id, char *why, size_t why_len)
         for (int t = 1; t < N; t++)
             if (pos[t]) {
                 int rc2 = factum_saga_instance_get(s, "orders", id, &in);
-                return snprintf(why, why_len, "%s without a saga instance (read again: %s; at %llu)", names[t],
-                                factum_strerror(rc2), (unsigned long long)pos[t]),
+                return snprintf(why, why_len, "%s without a saga instance (read again: %s; at %llu)",
+                                names[t], factum_strerror(rc2), (unsigned long long)pos[t]),
                        -1;
             }
         snprintf(why, why_len, "%s", pos[0] ? "placed, the saga has not started yet" : "not placed");

@@ -518,13 +518,15 @@ static int call_command(factum_saga *sg, inst *in, int ix, int compensate)
         count(sg, &sg->st.commands, 1);
         int r = fn(sg->def->ctx, &c);
         if (r >= 0) return r;
+        int last = !compensate && attempt >= sg->o.max_attempts;
         pthread_mutex_lock(&sg->mu);
-        sg->st.retries++;
+        sg->st.retries += !last;
         sg->st.last_error = r;
         pthread_mutex_unlock(&sg->mu);
-        slog(sg, FACTUM_LOG_WARN, "saga %s: %s of step %d of %s failed (attempt %u): %s", sg->name,
-             compensate ? "compensation" : "command", ix - 1, in->key, attempt, factum_strerror(r));
-        if (!compensate && attempt >= sg->o.max_attempts) return r;
+        slog(sg, FACTUM_LOG_WARN, "saga %s: %s of step %d of %s failed (attempt %u%s): %s", sg->name,
+             compensate ? "compensation" : "command", ix - 1, in->key, attempt, last ? ", the last" : "",
+             factum_strerror(r));
+        if (last) return r;
         if (nap(sg, backoff(sg, attempt))) return FACTUM_ECLOSED;
     }
 }

@@ -24,6 +24,8 @@ typedef struct plan {
     int reject_step;
     int silent_step;
     int late_answer; /* the silent step's service answers after its timeout */
+    int error_step;  /* the step whose command always fails with -EIO */
+    int undo_errors; /* compensations fail with -EIO this many times first */
 } plan;
 
 typedef struct world {
@@ -75,6 +77,7 @@ static int run_cmd(void *ctx, const factum_saga_command *c)
     pthread_mutex_unlock(&w->mu);
     if (c->step == w->p.reject_step) return FACTUM_SAGA_FAILED;
     if (c->step == w->p.silent_step) return FACTUM_SAGA_PENDING;
+    if (c->step == w->p.error_step) return -EIO;
     int rc = reply(w, c, types_of(c->step, c->step == w->p.fail_step ? 1 : 0)[0]);
     return rc ? rc : FACTUM_SAGA_PENDING;
 }
@@ -84,7 +87,9 @@ static int undo_cmd(void *ctx, const factum_saga_command *c)
     world *w = ctx;
     pthread_mutex_lock(&w->mu);
     w->calls[c->step + 1][1]++;
+    int error = w->p.undo_errors > 0 ? w->p.undo_errors-- : 0;
     pthread_mutex_unlock(&w->mu);
+    if (error) return -EIO;
     if (c->step == FACTUM_SAGA_START) {
         char stream[256], meta[300];
         snprintf(stream, sizeof stream, "order-%s", c->key);
@@ -148,7 +153,7 @@ static world *world_new(const char *dir)
         free(w);
         return NULL;
     }
-    w->p = (plan){-9, -9, -9, 0};
+    w->p = (plan){-9, -9, -9, 0, -9, 0};
     return w;
 }
 
@@ -349,6 +354,38 @@ static void t_rejected(void)
     char c[512];
     compensations(w, "c", c, sizeof c);
     CHECK(!strcmp(c, "Released Refunded Cancelled"));
+    factum_saga_close(sg);
+    world_free(w);
+}
+
+/* A step's command that keeps failing with an error fails the step after
+ * max_attempts calls (reason "error"); a compensation that fails is
+ * retried until it succeeds, and still happens once. */
+static void t_command_errors(void)
+{
+    char d[512];
+    world *w = world_new(harness_tmpdir(d, sizeof d, "saga-err"));
+    REQUIRE(w);
+    make_def(w, 0);
+    w->p.error_step = 1;
+    w->p.undo_errors = 3;
+    factum_saga *sg = open_manual(w); /* max_attempts 5 (the default), backoff 1 ms */
+    REQUIRE(sg);
+    CHECK(place(w, "e"));
+    drain(sg, w, 50);
+    factum_saga_instance in;
+    CHECK_RC(factum_saga_instance_get(w->s, "orders", "e", &in), 0);
+    CHECK(in.status == FACTUM_SAGA_COMPENSATED);
+    CHECK(in.failed_step == 1 && !strcmp(in.reason, "error"));
+    CHECK(w->calls[2][0] == 5);
+    char c[512];
+    compensations(w, "e", c, sizeof c);
+    CHECK(!strcmp(c, "Refunded Cancelled"));
+    CHECK(w->calls[1][1] == 4); /* 3 errors, then the refund */
+    factum_saga_stats st;
+    factum_saga_get_stats(sg, &st);
+    CHECK_EQ_U64(st.retries, 4 + 3);
+    CHECK(st.last_error == -EIO);
     factum_saga_close(sg);
     world_free(w);
 }
@@ -653,6 +690,7 @@ int main(void)
     RUN(t_completes);
     RUN(t_compensation_order);
     RUN(t_rejected);
+    RUN(t_command_errors);
     RUN(t_timeout);
     RUN(t_timeout_cancelled);
     RUN(t_replay);
