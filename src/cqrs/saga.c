@@ -12,7 +12,7 @@
  *  SAGA-1  Transitions are a pure function of (state, event): replaying an
  *          event gives the same progress event, with the same id (derived
  *          from the instance and the event's position, or for a command's
- *          immediate answer from the instance, the step and do/undo), so a
+ *          immediate answer from the instance, the step and the answer), so a
  *          progress append repeated after a crash is an idempotent replay,
  *          and one that races another runner fails on its expectation
  *          (the version loaded), never both.
@@ -618,12 +618,20 @@ static int run_effects(factum_saga *sg, inst *in)
                 if (r == FACTUM_SAGA_PENDING && st->n_done == 0) r = FACTUM_SAGA_DONE;
                 if (r == FACTUM_SAGA_PENDING) break;
                 in->n_effects = 0;
+                const char *why = r == FACTUM_SAGA_DONE     ? "done"
+                                  : r == FACTUM_SAGA_FAILED ? "rejected"
+                                                            : "error";
                 if (r == FACTUM_SAGA_DONE)
                     complete(sg, in, ix, NULL);
                 else
-                    fail(sg, in, ix, r == FACTUM_SAGA_FAILED ? "rejected" : "error");
+                    fail(sg, in, ix, why);
+                /* The answer is in the id (SAGA-1): a second runner that got
+                 * another answer for the same command fails on the
+                 * expectation instead of replaying a different event. */
+                char salt[32];
+                snprintf(salt, sizeof salt, "sync-%s", why);
                 uint8_t id[16];
-                derive(in, "sync-do", (uint32_t)ix, id);
+                derive(in, salt, (uint32_t)ix, id);
                 rc = append_progress(sg, in, r == FACTUM_SAGA_DONE ? "SagaStepCompleted" : "SagaStepFailed",
                                      id, NULL);
                 if (rc) return rc;
