@@ -713,6 +713,17 @@ static int append_progress(factum_saga *sg, inst *in, const char *type, const ui
         else if (!rc)
             rc = FACTUM_ECORRUPT;
         if (rc) goto out;
+        /* Another runner wrote it and has moved the instance on since: its
+         * effects are that runner's (or, after its crash, the last
+         * progress's); reload rather than issue stale ones. */
+        factum_stream_info info;
+        rc = factum_stream_get_info(sg->s, stream, &info);
+        if (rc) goto out;
+        if (info.last_version > (int64_t)res.last_version) {
+            count(sg, &sg->st.conflicts, 1);
+            rc = FACTUM_EWRONGVERSION;
+            goto out;
+        }
     }
     in->exists = 1;
     pthread_mutex_lock(&sg->mu);
