@@ -39,7 +39,7 @@
 #define LOAD_PAGE    256
 /* Events per read over the network: fewer round trips (the client keeps
  * its pages' memory for the next reads; factum_client.h). */
-#define REMOTE_PAGE  2048
+#define REMOTE_PAGE 2048
 
 /* ---- derived ids ----------------------------------------------------- */
 
@@ -454,9 +454,8 @@ static int remote_snapshot_write(factum_decider *d, const char *stream, uint64_t
         rc = factum_client_set_stream_metadata(d->client, name, mv < 0 ? FACTUM_NO_STREAM : mv,
                                                (const char *)b.data, NULL);
     base_buf_free(&b);
-    return rc == FACTUM_EWRONGVERSION
-               ? 0
-               : rc; /* another writer set it meanwhile: the next snapshot checks again */
+    /* FACTUM_EWRONGVERSION: another writer changed it meanwhile; the next snapshot checks again */
+    return rc == FACTUM_EWRONGVERSION ? 0 : rc;
 }
 
 int factum_decider_load(factum_decider *d, const char *stream, void **state, int64_t *version,

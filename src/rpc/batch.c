@@ -166,8 +166,8 @@ void rpc_batch_writable(net_call *c)
 }
 
 /* Answer a batch: success, or an error Status with a typed detail. */
-static void answer_why(bcall *k, const char *corr, const char *stream, int64_t expected, int rc,
-                       const factum_append_result *res, const char *why)
+static void answer(bcall *k, const char *corr, const char *stream, int64_t expected, int rc,
+                   const factum_append_result *res, const char *why)
 {
     BatchResp r = EVENT_STORE__CLIENT__STREAMS__BATCH_APPEND_RESP__INIT;
     EventStore__Client__UUID id = EVENT_STORE__CLIENT__UUID__INIT;
@@ -289,8 +289,7 @@ static void answer_why(bcall *k, const char *corr, const char *stream, int64_t e
                rc == FACTUM_EDUPLICATEID || rc == FACTUM_EBADJSON) {
         EventStore__Client__BadRequest b = EVENT_STORE__CLIENT__BAD_REQUEST__INIT;
         b.message = (char *)(why ? why : factum_strerror(rc));
-        if (event_store__client__bad_request__get_packed_size(&b) <= sizeof detail)
-            dn = event_store__client__bad_request__pack(&b, detail);
+        dn = event_store__client__bad_request__pack(&b, detail);
         type = "type.googleapis.com/event_store.client.BadRequest";
         st.code = GRPC_INVALID_ARGUMENT;
         st.message = b.message;
@@ -310,12 +309,6 @@ static void answer_why(bcall *k, const char *corr, const char *stream, int64_t e
     send_resp(k, &r);
 }
 
-static void answer(bcall *k, const char *corr, const char *stream, int64_t expected, int rc,
-                   const factum_append_result *res)
-{
-    answer_why(k, corr, stream, expected, rc, res, NULL);
-}
-
 static void done_loop(void *arg)
 {
     batch *b = arg;
@@ -333,7 +326,7 @@ static void done_loop(void *arg)
         } else {
             k->ctx->st.append_errors++;
         }
-        answer(k, b->corr, b->stream, b->expected, b->rc, &b->res);
+        answer(k, b->corr, b->stream, b->expected, b->rc, &b->res, NULL);
         flow(k);
         maybe_end(k); /* may close the call: rpc_batch_close sees busy */
     }
@@ -382,7 +375,7 @@ static void batch_submit_failed(rpc_submit *sb, int rc)
         k->ctx->st.append_errors++;
         factum_append_result none = {0};
         none.actual_version = FACTUM_NO_STREAM;
-        answer(k, b->corr, b->stream, b->expected, rc, &none);
+        answer(k, b->corr, b->stream, b->expected, rc, &none, NULL);
         flow(k);
         maybe_end(k);
     }
@@ -454,7 +447,7 @@ void rpc_batch_message(net_call *c, const uint8_t *msg, size_t len)
             int a = rpc_check_stream(k->ctx, c, name, AUTH_WRITE);
             if (a != AUTH_OK) {
                 rc = a == AUTH_UNAUTHENTICATED ? -EPERM : -EACCES;
-                answer(k, corr, name, expected, rc, &(factum_append_result){.actual_version = FACTUM_NO_STREAM});
+                answer(k, corr, name, expected, rc, &(factum_append_result){.actual_version = FACTUM_NO_STREAM}, NULL);
                 goto out;
             }
         }
@@ -468,7 +461,7 @@ void rpc_batch_message(net_call *c, const uint8_t *msg, size_t len)
         if (rc) {
             factum_append_result none = {0};
             none.actual_version = FACTUM_NO_STREAM;
-            answer(k, corr, NULL, expected, rc, &none);
+            answer(k, corr, NULL, expected, rc, &none, NULL);
             goto out;
         }
         b->owner = k;
@@ -497,7 +490,7 @@ void rpc_batch_message(net_call *c, const uint8_t *msg, size_t len)
         if (snapshot_check_append(k->ctx->store, b->stream, b->ev.ev, b->ev.n, why, sizeof why)) {
             factum_append_result none = {0};
             none.actual_version = FACTUM_NO_STREAM;
-            answer_why(k, b->corr, b->stream, b->expected, FACTUM_EINVAL, &none, why);
+            answer(k, b->corr, b->stream, b->expected, FACTUM_EINVAL, &none, why); /* < 512 bytes: fits detail */
             batch_free(b);
             goto out;
         }
