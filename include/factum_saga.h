@@ -191,16 +191,19 @@ typedef struct factum_saga_options {
     void *log_ctx;
 } factum_saga_options;
 
+/* Fill *o with the defaults above. Call it first, then change what you
+ * need, so that fields added later get their defaults. */
 FACTUM_API void factum_saga_options_init(factum_saga_options *o);
 
 typedef struct factum_saga factum_saga;
 
 /* Check *def, read the runner's checkpoint and start following $all after
- * it (on the runner's thread if options.threaded). def and everything it
- * points to stay borrowed until factum_saga_close. o may be NULL (the
- * defaults). Several runners of one saga may run at once (threads or
- * processes of factumd clients do not: the store is one process's); they
- * do not both advance an instance, and each effect still happens once.
+ * it (on the runner's thread if options.threaded), with options.workers
+ * worker threads. def and everything it points to stay borrowed until
+ * factum_saga_close. o may be NULL (the defaults). Several runners of one
+ * saga may run at once on one store (each its own handle); they do not
+ * both advance an instance, and each effect still happens once. Close
+ * every runner before its store.
  * Errors: FACTUM_EINVAL (a bad definition: a name, no steps, a step with
  * neither a command nor done types, a type empty or listed twice within a
  * step or also as a start type, a timeout_stream that does not name a
@@ -213,17 +216,19 @@ FACTUM_API int factum_saga_open(factum_store *s, const factum_saga_def *def, con
  * free it. NULL is a no-op. */
 FACTUM_API void factum_saga_close(factum_saga *sg);
 
-/* options.threaded = 0 only (the workers still run): handle the events that are ready (up to
- * batch_events), waiting up to timeout_ms for the first (as
- * factum_sub_poll), then write the checkpoint. *handled (may be NULL)
- * receives the number of events examined. Errors: FACTUM_EINVAL (a
- * threaded runner), errors of the store (after which the runner is back at
- * its checkpoint: call again). */
+/* options.threaded = 0 only: handle the events that are ready (up to
+ * batch_events; the workers still share them out), waiting up to
+ * timeout_ms for the first (as factum_sub_poll), and write the checkpoint
+ * when it is due. *handled (may be NULL) receives the number of events of
+ * the definition's types examined. Errors: FACTUM_EINVAL (a threaded
+ * runner), errors of the store (the batch is then handled again at the
+ * next call: SAGA-2 makes that harmless). One thread at a time. */
 FACTUM_API int factum_saga_run(factum_saga *sg, int timeout_ms, size_t *handled);
 
 /* Wait until the runner has handled every event at positions <= position
  * (progress durable and effects done), at most timeout_ms (< 0: no limit).
- * Returns 1 when it has, 0 on timeout. */
+ * Returns 1 when it has, 0 on timeout. A runner driven by factum_saga_run
+ * is not waited for (the answer is given at once). Any thread. */
 FACTUM_API int factum_saga_wait(factum_saga *sg, uint64_t position, int timeout_ms);
 
 /* An instance's status. */
@@ -265,6 +270,7 @@ typedef struct factum_saga_stats {
     int last_error;                           /* the last error retried (0: none) */
 } factum_saga_stats;
 
+/* Copy the runner's counters into *st. Any thread. */
 FACTUM_API void factum_saga_get_stats(factum_saga *sg, factum_saga_stats *st);
 
 #ifdef __cplusplus
