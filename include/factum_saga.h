@@ -177,7 +177,10 @@ typedef struct factum_saga_def {
 
 typedef struct factum_saga_options {
     int threaded;          /* run on a thread of the runner's own (default 1); 0: call factum_saga_run */
-    uint32_t batch_events; /* events handled between two checkpoints, at most (default 256) */
+    /* Events polled and shared out at once, at most (default 256; one poll
+     * takes about 250 at most); the checkpoint is written once this many
+     * events were handled since the last one, or a second has passed. */
+    uint32_t batch_events;
     uint32_t max_attempts; /* calls of a step's command that fails with an error (default 5) */
     uint32_t backoff_ms;   /* first wait before a retry, doubled up to 1 s (default 10) */
     /* Threads that handle the events of a batch, instances shared out by

@@ -971,7 +971,8 @@ static int run_batch(factum_saga *sg, int timeout_ms, size_t *handled)
     }
     size_t n = 0;
     int rc =
-        factum_sub_poll(sg->sub, sg->items, sg->o.batch_events < POLL_CAP ? sg->o.batch_events + 4 : POLL_CAP,
+        factum_sub_poll(sg->sub, sg->items,
+                        (size_t)sg->o.batch_events + 4 < POLL_CAP ? (size_t)sg->o.batch_events + 4 : POLL_CAP,
                         &n, timeout_ms);
     if (rc) goto fail;
     /* Keys first (on this thread), then the events of each instance on the
