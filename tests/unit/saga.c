@@ -520,6 +520,8 @@ static void t_two_runners(void)
     factum_saga_options_init(&o);
     o.log_fn = log_line;
     CHECK_RC(factum_saga_open(w->s, &def, &o, &a), 0);
+    o.batch_events = 255; /* near the poll array's size */
+    o.workers = 3;
     CHECK_RC(factum_saga_open(w->s, &def, &o, &b), 0);
     REQUIRE(a && b);
     w->p.fail_step = 2;
