@@ -109,6 +109,11 @@ int factum_read_stream(factum_store *s, const char *stream, uint64_t from, int d
             if ((rc = event_at(s, kv[i].v, ev))) return rc;
             if (ev->stream_len != len || memcmp(ev->stream, stream, len)) continue; /* hash collision */
             if (ev->position > committed) {
+                /* Committed after this read began (the stream's state,
+                 * read after `committed`, already counts it): going
+                 * forward nothing lies beyond it; going backward the
+                 * older events do, and are served. */
+                if (back) continue;
                 stop = 1;
                 break;
             }
