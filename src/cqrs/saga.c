@@ -399,8 +399,17 @@ static int load(const factum_saga *sg, inst *in, const char *key)
     factum_event ev;
     size_t n = 0;
     int rc = factum_read_stream(sg->s, stream, FACTUM_END, FACTUM_BACKWARD, &ev, 1, &n, NULL);
-    if (rc == FACTUM_ENOTFOUND || (!rc && n == 0)) return 0;
+    if (rc == FACTUM_ENOTFOUND) return 0;
     if (rc) return rc;
+    if (n == 0) {
+        /* Never take a stream that has events for a missing instance (its
+         * event would be ignored and the instance stuck): the batch is
+         * handled again after a backoff. */
+        factum_stream_info info;
+        rc = factum_stream_get_info(sg->s, stream, &info);
+        if (rc) return rc;
+        return info.status == FACTUM_STREAM_LIVE ? -EAGAIN : 0;
+    }
     return decode(sg, in, &ev);
 }
 
