@@ -121,6 +121,11 @@ int stream_read_range(factum_store *s, const char *stream, size_t len, const str
             if ((rc = event_at(s, kv[i].v, ev))) return rc;
             if (ev->stream_len != len || memcmp(ev->stream, stream, len)) continue; /* hash collision */
             if (ev->position > committed) {
+                /* Committed after this read began (the stream's state,
+                 * read after `committed`, already counts it): going
+                 * forward nothing lies beyond it; going backward the
+                 * older events do, and are served. */
+                if (back) continue;
                 stop = 1;
                 break;
             }
