@@ -187,7 +187,7 @@ static void t_crash(void)
             /* The timeout reached the saga first ("timeout"), or the payment
              * service first, which then refused the charge ("rejected"). */
             char pay[64];
-            snprintf(pay, sizeof pay, "payment-%s", ids[i]);
+            snprintf(pay, sizeof pay, "payment-%.31s", ids[i]);
             int ok = in.failed_step == STEP_PAYMENT && count_type(s, pay, "PaymentTimedOut", NULL) == 1 &&
                      (!strcmp(in.reason, "timeout") || !strcmp(in.reason, "rejected"));
             if (!ok)
@@ -195,7 +195,7 @@ static void t_crash(void)
                         in.failed_step, in.reason);
             CHECK(ok);
         }
-        snprintf(stream, sizeof stream, "saga-orders-%s", ids[i]);
+        snprintf(stream, sizeof stream, "saga-orders-%.31s", ids[i]);
         const char *last = NULL;
         CHECK(count_type(s, stream, "SagaStarted", NULL) == 1);
         int ends =
