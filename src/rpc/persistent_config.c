@@ -138,7 +138,7 @@ int rpc_ps_settings_from(net_call *c, const CreateReq *req, int is_update, ps_se
         }
         if (rpc_vstream_is((const char *)sid->stream_name.data, sid->stream_name.len)) {
             rpc_fail(c, GRPC_INVALID_ARGUMENT,
-                     "virtual streams ($asof/...) read the past: a consumer group cannot follow one", NULL, NULL);
+                     "virtual streams ($asof/, $load/, $raw/) cannot be followed by a consumer group", NULL, NULL);
             return -1;
         }
         *stream_out = strndup((const char *)sid->stream_name.data, sid->stream_name.len);

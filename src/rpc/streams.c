@@ -264,7 +264,10 @@ static void read_virtual(read_call *r, const ReadOpts *o)
         rpc_fail_store(c, rc, r->stream, 0, -1);
         return;
     }
+    /* Access is the stream's: `$load/S` serves S's snapshot on S's right,
+     * the snapshot being S's state (docs/app-toolkit.md). */
     if (rpc_authorize_stream(r->ctx, c, r->vs->is_all ? "$all" : r->vs->target, AUTH_READ)) return;
+    if (r->vs->raw) r->raw = 1;
     switch (so->revision_option_case) {
     case EVENT_STORE__CLIENT__STREAMS__READ_REQ__OPTIONS__STREAM_OPTIONS__REVISION_OPTION_REVISION:
         r->next = so->revision;
@@ -319,7 +322,7 @@ static void read_request(read_call *r, const ReadOpts *o)
     if (o->count_option_case == EVENT_STORE__CLIENT__STREAMS__READ_REQ__OPTIONS__COUNT_OPTION_SUBSCRIPTION) {
         if (virtual_read) {
             rpc_fail(c, GRPC_INVALID_ARGUMENT,
-                     "virtual streams ($asof/...) read the past: they cannot be subscribed to; read them", NULL, NULL);
+                     "virtual streams ($asof/, $load/, $raw/) cannot be subscribed to; read them", NULL, NULL);
             return;
         }
         r->sub = rpc_sub_start(r->ctx, c, o);
@@ -872,7 +875,7 @@ static void delete_message(net_call *c, const uint8_t *msg, size_t len)
     int rc = factum_check_stream_name((const char *)sn->data, sn->len);
     if (!rc && rpc_vstream_is((const char *)sn->data, sn->len)) {
         rpc_unpack_free(req, &pa);
-        rpc_fail(c, GRPC_INVALID_ARGUMENT, "virtual streams ($asof/...) are read-only", NULL, NULL);
+        rpc_fail(c, GRPC_INVALID_ARGUMENT, "virtual streams ($asof/, $load/, $raw/) are read-only", NULL, NULL);
         return;
     }
     if (!rc) rc = rpc_expected_of_options(which, o->revision, &d->expected);

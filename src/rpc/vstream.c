@@ -1,12 +1,14 @@
 /*
  * vstream.c - the virtual read-only streams of vstream.h: the table of
- * kinds, name parsing (`<prefix><stream>?key=value&...`) and `$asof/`.
+ * kinds, name parsing (`<prefix><stream>?key=value&...`), `$asof/`, `$load/`
+ * and `$raw/`.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "rpc/vstream.h"
+#include "store/snapshot.h"
 
 /* ---- $asof/<S>?time=<T>|position=<P>[&valid=<T2>] ------------------- */
 
@@ -116,10 +118,99 @@ static int asof_read(factum_store *s, rpc_vstream *v, uint64_t from, int directi
     return rc;
 }
 
+/* ---- $load/<S> and $raw/<S> -------------------------------------------- */
+
+/* The name after the prefix: a stream (or, for $raw/, `$all`), no query. */
+static int plain_parse(const char *kind, int all_ok, const char *rest, size_t len, rpc_vstream *v,
+                       const char **why)
+{
+    if (all_ok && len == 4 && !memcmp(rest, "$all", 4)) {
+        v->is_all = 1;
+    } else if (factum_check_stream_name(rest, len) || rpc_vstream_is(rest, len)) {
+        *why = kind;
+        return FACTUM_EINVAL;
+    }
+    if (!(v->target = strndup(rest, len))) return -ENOMEM;
+    return 0;
+}
+
+static int load_parse(factum_store *s, const char *rest, size_t len, rpc_vstream *v, const char **why)
+{
+    (void)s;
+    return plain_parse("$load/<stream>: an invalid stream name", 0, rest, len, v, why);
+}
+
+/* Forward, the first page is the newest usable snapshot of S (an event of
+ * `$snapshots-S`, factum.h "Snapshots") followed by S's events after it;
+ * the next pages go on in S. Without a snapshot it is S from its start.
+ * Backward it is S backward (there is nothing to load from the end). */
+static int load_read(factum_store *s, rpc_vstream *v, uint64_t from, int direction, size_t max_scan,
+                     factum_event *events, size_t cap, size_t *n_out, uint64_t *next_out, int *end)
+{
+    (void)max_scan;
+    size_t got = 0;
+    int rc;
+    if (direction == FACTUM_FORWARD && !v->loaded) {
+        factum_snapshot snap;
+        if ((rc = snapshot_latest(s, v->target, &snap, &from))) return rc;
+        v->loaded = 1;
+        if (snap.found && cap) {
+            events[got++] = snap.event;
+            cap--;
+        }
+        if (from == FACTUM_END) {
+            *n_out = got;
+            *next_out = FACTUM_END;
+            *end = 1;
+            return 0;
+        }
+    }
+    size_t n = 0;
+    rc = factum_read_stream(s, v->target, from, direction, events + got, cap, &n, next_out);
+    if (rc == FACTUM_ENOTFOUND && got) { /* deleted after the snapshot was read: the snapshot alone */
+        n = 0;
+        *next_out = FACTUM_END;
+        rc = 0;
+    }
+    if (rc) return rc;
+    *n_out = got + n;
+    *end = *next_out == FACTUM_END;
+    return 0;
+}
+
+static int raw_parse(factum_store *s, const char *rest, size_t len, rpc_vstream *v, const char **why)
+{
+    (void)s;
+    v->raw = 1;
+    return plain_parse("$raw/<stream>: an invalid stream name ($raw/$all for the log)", 1, rest, len, v, why);
+}
+
+/* The stream (or the log) as a plain read gives it; the caller sends the
+ * events as stored (v->raw). */
+static int raw_read(factum_store *s, rpc_vstream *v, uint64_t from, int direction, size_t max_scan,
+                    factum_event *events, size_t cap, size_t *n_out, uint64_t *next_out, int *end)
+{
+    int rc;
+    if (v->is_all) {
+        rc = factum_read_all(s, from, direction, NULL, max_scan, events, cap, n_out, next_out);
+        if (!rc) {
+            factum_stats st;
+            factum_store_get_stats(s, &st);
+            *end = direction == FACTUM_BACKWARD ? *next_out == 0 : *next_out > st.last_position;
+        }
+    } else {
+        rc = factum_read_stream(s, v->target, from, direction, events, cap, n_out, next_out);
+        if (!rc) *end = *next_out == FACTUM_END;
+    }
+    return rc;
+}
+
 /* ---- the table -------------------------------------------------------- */
 
 static const rpc_vstream_kind kinds[] = {
     {"$asof/", asof_parse, asof_read},
+    {"$load/", load_parse, load_read},
+    {"$raw/", raw_parse, raw_read},
 };
 
 static const rpc_vstream_kind *kind_of(const char *name, size_t len)
@@ -171,7 +262,7 @@ int rpc_vstream_check_append(const char *stream, size_t len, const void *metadat
                              const char **why)
 {
     if (rpc_vstream_is(stream, len)) {
-        *why = "virtual streams ($asof/...) are read-only";
+        *why = "virtual streams ($asof/, $load/, $raw/) are read-only";
         return FACTUM_EINVAL;
     }
     size_t sl = strlen(FACTUM_SCHEDULED_STREAM);

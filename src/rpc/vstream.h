@@ -4,6 +4,8 @@
  * official clients reach store features with a plain readStream:
  *
  *   $asof/<S>?time=<T>|position=<P>[&valid=<T2>]   S (or $all) as recorded at T
+ *   $load/<S>      the newest usable snapshot of S, then S's events after it
+ *   $raw/<S>       S (or $all) as stored: no upcasting
  *
  * A kind is a prefix and two functions (parse the rest of the name, read a
  * page); adding one is a table entry in vstream.c. Events come back with
@@ -39,6 +41,8 @@ struct rpc_vstream {
     char *target; /* the stream it reads ("$all": the log) */
     int is_all;
     factum_asof asof; /* $asof/ */
+    int loaded;       /* $load/: the snapshot was read (the first forward page) */
+    int raw;          /* $raw/: send the events as stored */
 };
 
 /* Is `name` (len bytes) a virtual stream's name (one of the prefixes)? */
