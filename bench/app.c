@@ -43,7 +43,7 @@ static int fill(const char *dir, int events)
     bank_decider_def(&def, 0);
     factum_decider *d;
     if (factum_decider_new(s, &def, &d)) return 1;
-    bank_command open = {BANK_OPEN, 0, "Alice"};
+    bank_command open = {BANK_OPEN, 0, "Alice", NULL};
     if ((rc = factum_decider_handle(d, STREAM, &open, NULL, NULL))) return 1;
     /* deposits and withdrawals, appended in pages (as commands would, but faster to set up) */
     factum_event_data ev[100];

@@ -175,6 +175,21 @@ FACTUM_API void factum_decider_free(factum_decider *d);
 FACTUM_API int factum_decider_load(factum_decider *d, const char *stream, void **state, int64_t *version,
                                    int64_t *snapshot_version);
 
+/* The state of `stream` as recorded at a->position and restricted to the
+ * events whose valid time is <= a->valid_until_ns (factum.h "Temporal
+ * reads": "the balance on March 15", as known then or as known now): the
+ * events a temporal read returns (factum_read_stream_asof; over the
+ * network the `$asof/` virtual stream), upcast, folded with evolve from
+ * initial(). Snapshots are not used (they hold the current state, and a
+ * valid-time bound can leave out events they include). On success *state
+ * is a new state (free it with def->state_free) and *version the version
+ * of the last event folded (FACTUM_NO_STREAM if none). A stream that did
+ * not exist then gives initial() and FACTUM_NO_STREAM. Errors:
+ * FACTUM_EDELETED (tombstoned by then), FACTUM_EBADNAME, FACTUM_EINVAL,
+ * evolve's errors, read errors, -ENOMEM. */
+FACTUM_API int factum_decider_load_asof(factum_decider *d, const char *stream, const factum_asof *a, void **state,
+                                        int64_t *version);
+
 /* What factum_decider_handle did. */
 typedef struct factum_decide_result {
     uint32_t attempts;      /* decide calls made (1 + conflicts retried) */

@@ -28,6 +28,8 @@ const char *bank_strerror(int code)
         return "the amount must be a whole number of cents, > 0 and <= 10^12";
     case BANK_EOWNER:
         return "the owner must be 1 to 63 characters of letters, digits, space, '.', '_' or '-'";
+    case BANK_EVALIDFROM:
+        return "--valid-from must be an RFC 3339 time (2026-03-15T10:00:00Z) or a date (2026-03-15)";
     default:
         return factum_strerror(code);
     }
@@ -127,6 +129,16 @@ static int decide(void *ctx, const void *command, const void *state, factum_deci
         if (st->opened) return BANK_EOPEN;
         if (!owner_ok(c->owner)) return BANK_EOWNER;
         snprintf(buf, sizeof buf, "{\"owner\":\"%s\"}", c->owner);
+        if (c->valid_from) {
+            char meta[80], when[40];
+            int64_t t;
+            if (strlen(c->valid_from) > 64 || factum_time_parse(c->valid_from, strlen(c->valid_from), &t))
+                return BANK_EVALIDFROM;
+            factum_time_format(t, when);
+            int m = snprintf(meta, sizeof meta, "{\"$validFrom\":\"%s\"}", when);
+            return factum_decision_add(out, "AccountOpened", FACTUM_EVENT_JSON | FACTUM_EVENT_META_JSON, buf,
+                                       strlen(buf), meta, (size_t)m);
+        }
         return factum_decision_add_json(out, "AccountOpened", buf);
     case BANK_DEPOSIT:
     case BANK_WITHDRAW:
@@ -134,14 +146,27 @@ static int decide(void *ctx, const void *command, const void *state, factum_deci
         if (c->amount <= 0 || c->amount > BANK_MAX_AMOUNT) return BANK_EAMOUNT;
         /* the invariant: never below zero */
         if (c->kind == BANK_WITHDRAW && c->amount > st->balance) return BANK_EINSUFFICIENT;
-        if (c->kind == BANK_DEPOSIT) {
-            static const char v2[] = "{\"$schemaVersion\":2}";
-            int n = snprintf(buf, sizeof buf, "{\"amount\":%" PRId64 ",\"currency\":\"EUR\"}", c->amount);
-            return factum_decision_add(out, "MoneyDeposited", FACTUM_EVENT_JSON | FACTUM_EVENT_META_JSON, buf,
-                                       (size_t)n, v2, sizeof v2 - 1);
+        /* metadata: the shape's version of a deposit, and when it
+         * happened if that was before now (checked: a time we can parse) */
+        char meta[160];
+        int64_t t;
+        size_t m = 0;
+        const char *vf = c->valid_from;
+        int dep = c->kind == BANK_DEPOSIT;
+        char when[40];
+        if (vf) { /* written in the canonical form: RFC 3339 UTC */
+            if (strlen(vf) > 64 || factum_time_parse(vf, strlen(vf), &t)) return BANK_EVALIDFROM;
+            factum_time_format(t, when);
         }
-        snprintf(buf, sizeof buf, "{\"amount\":%" PRId64 "}", c->amount);
-        return factum_decision_add_json(out, "MoneyWithdrawn", buf);
+        if (dep || vf)
+            m = (size_t)snprintf(meta, sizeof meta, "{%s%s%s%s%s}", dep ? "\"$schemaVersion\":2" : "",
+                                 dep && vf ? "," : "", vf ? "\"$validFrom\":\"" : "", vf ? when : "", vf ? "\"" : "");
+        int n = c->kind == BANK_DEPOSIT
+                    ? snprintf(buf, sizeof buf, "{\"amount\":%" PRId64 ",\"currency\":\"EUR\"}", c->amount)
+                    : snprintf(buf, sizeof buf, "{\"amount\":%" PRId64 "}", c->amount);
+        return factum_decision_add(out, c->kind == BANK_DEPOSIT ? "MoneyDeposited" : "MoneyWithdrawn",
+                                   FACTUM_EVENT_JSON | (m ? FACTUM_EVENT_META_JSON : 0), buf, (size_t)n,
+                                   m ? meta : NULL, m);
     default:
         return FACTUM_EINVAL;
     }

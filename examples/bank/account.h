@@ -10,6 +10,9 @@
  *   MoneyDeposited  {"amount": 100, "currency": "EUR"}   (integer cents;
  *                   metadata {"$schemaVersion": 2})
  *   MoneyWithdrawn  {"amount": 40}
+ * A deposit or withdrawal recorded late carries when it happened in its
+ * metadata ("$validFrom", docs/temporal.md), so that "the balance on
+ * March 15" can be asked as known then or as known now.
  * MoneyDeposited had another shape before (version 1, no $schemaVersion):
  * {"value": 100}. Such events are still in the log; the store upcasts them
  * to version 2 when they are read (BANK_DEPOSIT_UPCASTER, registered by
@@ -32,6 +35,7 @@ enum {
     BANK_EINSUFFICIENT = 3, /* the withdrawal would overdraw it */
     BANK_EAMOUNT = 4,       /* amount <= 0 or too large */
     BANK_EOWNER = 5,        /* owner empty, too long, or not [A-Za-z0-9 ._-] */
+    BANK_EVALIDFROM = 6,    /* valid_from is not an RFC 3339 time or a date */
 };
 const char *bank_strerror(int code); /* a domain code or a factum code */
 
@@ -46,6 +50,10 @@ typedef struct bank_command {
     int kind;
     int64_t amount;    /* deposit, withdraw */
     const char *owner; /* open */
+    /* deposit, withdraw: when it happened, if earlier than now (an RFC 3339
+     * time or a date): the event's "$validFrom" (docs/temporal.md); NULL:
+     * now, its commit time. */
+    const char *valid_from;
 } bank_command;
 
 /* Fill a decider definition for the account (snapshot every

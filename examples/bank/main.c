@@ -2,10 +2,10 @@
  * main.c - the bank account of the brief, event-sourced with libfactum and
  * its application toolkit (factum_app.h), from the command line:
  *
- *   example_bank [--snapshot-every N] DIR open ACCOUNT OWNER
- *   example_bank [--snapshot-every N] DIR deposit ACCOUNT AMOUNT [COMMAND-ID]
- *   example_bank [--snapshot-every N] DIR withdraw ACCOUNT AMOUNT [COMMAND-ID]
- *   example_bank DIR balance ACCOUNT
+ *   example_bank [--snapshot-every N] DIR open ACCOUNT OWNER [--valid-from T]
+ *   example_bank [--snapshot-every N] DIR deposit ACCOUNT AMOUNT [COMMAND-ID] [--valid-from T]
+ *   example_bank [--snapshot-every N] DIR withdraw ACCOUNT AMOUNT [COMMAND-ID] [--valid-from T]
+ *   example_bank DIR balance ACCOUNT [--valid-at T] [--as-of T]
  *   example_bank DIR import-v1 ACCOUNT AMOUNT
  *
  * DIR is a factum data directory (created if missing). Commands go through
@@ -18,6 +18,14 @@
  * events (default 20). `balance` prints the balance twice: from the
  * decider's load, and from the `balances` read model (SQLite,
  * factum_readmodel.h), which this program registers on first use.
+ * Time (docs/temporal.md): --valid-from records that an opening, a deposit
+ * or a withdrawal happened at an earlier time T (an RFC 3339 time or a date; the
+ * event's "$validFrom"), e.g. one made at a branch and booked days later.
+ * `balance --valid-at T` answers "the balance at T" (events that had
+ * happened by T, as known now); with `--as-of T1` as well, as it was known
+ * at T1 (events recorded by T1): a late booking changes the first answer,
+ * not the second. Either option alone works; both fold the account from
+ * its start through the temporal read (factum_decider_load_asof).
  * `import-v1` appends a MoneyDeposited in the shape an older version of
  * the application wrote ({"value": N}, schema version 1), as a migration
  * from it would: the program registers the upcaster of MoneyDeposited
@@ -51,9 +59,10 @@ static const char BALANCES[] =
 static int usage(void)
 {
     fprintf(stderr,
-            "usage: example_bank [--snapshot-every N] DIR open ACCOUNT OWNER\n"
+            "usage: example_bank [--snapshot-every N] DIR open ACCOUNT OWNER [--valid-from T]\n"
             "       example_bank [--snapshot-every N] DIR deposit|withdraw ACCOUNT AMOUNT [COMMAND-ID]\n"
-            "       example_bank DIR balance ACCOUNT\n"
+            "                    [--valid-from T]\n"
+            "       example_bank DIR balance ACCOUNT [--valid-at T] [--as-of T]\n"
             "       example_bank DIR import-v1 ACCOUNT AMOUNT\n");
     return 1;
 }
@@ -92,16 +101,61 @@ static int read_model_balance(factum_store *store, const char *stream, uint64_t 
     return rc;
 }
 
+/* The balance of `stream` as of a time (NULL: now) about a valid time
+ * (NULL: any): the temporal read folded by the decider. */
+static int balance_asof(factum_store *store, factum_decider *d, const factum_decider_def *def, const char *stream,
+                        const char *as_of, const char *valid_at)
+{
+    int64_t t1 = 0, t2 = FACTUM_VALID_ANY;
+    if ((as_of && factum_time_parse(as_of, strlen(as_of), &t1)) ||
+        (valid_at && factum_time_parse(valid_at, strlen(valid_at), &t2))) {
+        fprintf(stderr, "%s\n", bank_strerror(BANK_EVALIDFROM));
+        return 1;
+    }
+    factum_asof a = {.position = FACTUM_END, .valid_until_ns = t2};
+    int rc = as_of ? factum_asof_at_time(store, t1, t2, &a) : 0;
+    void *st = NULL;
+    int64_t version;
+    if (!rc) rc = factum_decider_load_asof(d, stream, &a, &st, &version);
+    if (rc) {
+        fprintf(stderr, "load %s: %s\n", stream, factum_strerror(rc));
+        return 1;
+    }
+    const bank_state *b = st;
+    printf("%s balance %lld at %s as known %s%s (%s)\n", stream, (long long)b->balance, valid_at ? valid_at : "any time",
+           as_of ? "at " : "now", as_of ? as_of : "", b->opened ? "open" : "not open then");
+    def->state_free(def->ctx, st);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     uint32_t every = 20;
-    int a = 1;
-    if (a + 1 < argc && !strcmp(argv[a], "--snapshot-every")) {
-        every = (uint32_t)strtoul(argv[a + 1], NULL, 10);
-        a += 2;
+    const char *valid_from = NULL, *valid_at = NULL, *as_of = NULL;
+    /* options anywhere; the rest are the positional arguments, in order */
+    char *pos[9] = {argv[0]};
+    int np = 1;
+    for (int i = 1; i < argc; i++) {
+        const char *o = argv[i];
+        int opt = !strcmp(o, "--snapshot-every") || !strcmp(o, "--valid-from") || !strcmp(o, "--valid-at") ||
+                  !strcmp(o, "--as-of");
+        if (opt && i + 1 >= argc) return usage();
+        if (!strcmp(o, "--snapshot-every")) every = (uint32_t)strtoul(argv[++i], NULL, 10);
+        else if (!strcmp(o, "--valid-from")) valid_from = argv[++i];
+        else if (!strcmp(o, "--valid-at")) valid_at = argv[++i];
+        else if (!strcmp(o, "--as-of")) as_of = argv[++i];
+        else if (np < (int)(sizeof pos / sizeof pos[0])) pos[np++] = argv[i];
+        else return usage();
     }
+    argv = pos; /* argv[1..np) are the positional arguments */
+    argc = np;
+    int a = 1;
     if (argc - a < 3) return usage();
     const char *dir = argv[a], *cmd = argv[a + 1], *account = argv[a + 2];
+    int temporal = valid_at || as_of;
+    if ((valid_from && strcmp(cmd, "open") && strcmp(cmd, "deposit") && strcmp(cmd, "withdraw")) ||
+        (temporal && strcmp(cmd, "balance")))
+        return usage();
     char stream[256];
     if (snprintf(stream, sizeof stream, "account-%s", account) >= (int)sizeof stream) return usage();
 
@@ -112,8 +166,10 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "open") && rest == 1) {
         c.kind = BANK_OPEN;
         c.owner = args[0];
+        c.valid_from = valid_from;
     } else if ((!strcmp(cmd, "deposit") || !strcmp(cmd, "withdraw")) && (rest == 1 || rest == 2)) {
         c.kind = !strcmp(cmd, "deposit") ? BANK_DEPOSIT : BANK_WITHDRAW;
+        c.valid_from = valid_from;
         char *end;
         c.amount = strtoll(args[0], &end, 10);
         if (*end || end == args[0]) return usage();
@@ -163,7 +219,9 @@ int main(int argc, char **argv)
         return 1;
     }
     int status = 0;
-    if (!strcmp(cmd, "balance")) {
+    if (temporal) {
+        status = balance_asof(store, d, &def, stream, as_of, valid_at);
+    } else if (!strcmp(cmd, "balance")) {
         void *st;
         int64_t version, snap;
         rc = factum_decider_load(d, stream, &st, &version, &snap);

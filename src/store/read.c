@@ -54,12 +54,22 @@ int factum_read_stream(factum_store *s, const char *stream, uint64_t from, int d
     if (sstate_tombstoned(&st)) return FACTUM_EDELETED;
     int64_t min_ts = INT64_MIN;
     if (st.meta.max_age_s >= 0) min_ts = base_now_ns() - st.meta.max_age_s * 1000000000ll;
-    stream_range r = {first_visible(&st), (uint64_t)st.last_version, committed, min_ts, INT64_MAX};
-    return stream_read_range(s, stream, len, &r, from, direction == FACTUM_BACKWARD, events, cap, n_out,
-                             next_out);
+    uint64_t first = first_visible(&st);
+    stream_range r = {first, (uint64_t)st.last_version, committed, min_ts, INT64_MAX, 0, 0};
+    rc = stream_read_range(s, stream, len, &r, from, direction == FACTUM_BACKWARD, events, cap, n_out, next_out);
+    /* ST-2: the state counts appends committed after `committed` was read.
+     * When every event the read met is one of them, and it began at the
+     * stream's start (forward) or went down to it (backward: versions grow
+     * with positions, so nothing below was committed either), the stream
+     * had no event yet as of this read: not found, as it would have been a
+     * moment earlier, rather than an existing stream without events. */
+    if (!rc && *n_out == 0 && r.examined && r.beyond == r.examined &&
+        (direction == FACTUM_BACKWARD ? (!next_out || *next_out == FACTUM_END) : from <= first))
+        return FACTUM_ENOTFOUND;
+    return rc;
 }
 
-int stream_read_range(factum_store *s, const char *stream, size_t len, const stream_range *r, uint64_t from,
+int stream_read_range(factum_store *s, const char *stream, size_t len, stream_range *r, uint64_t from,
                       int back, factum_event *events, size_t cap, size_t *n_out, uint64_t *next_out)
 {
     *n_out = 0;
@@ -120,7 +130,9 @@ int stream_read_range(factum_store *s, const char *stream, size_t len, const str
             factum_event *ev = &events[n];
             if ((rc = event_at(s, kv[i].v, ev))) return rc;
             if (ev->stream_len != len || memcmp(ev->stream, stream, len)) continue; /* hash collision */
+            r->examined++;
             if (ev->position > committed) {
+                r->beyond++;
                 /* Committed after this read began (the stream's state,
                  * read after `committed`, already counts it): going
                  * forward nothing lies beyond it; going backward the

@@ -234,8 +234,12 @@ int stream_event(factum_store *s, const char *name, size_t len, uint64_t hash, u
 typedef struct stream_range {
     uint64_t first, last, committed;
     int64_t min_ts, valid_until;
+    /* out: events of the stream examined, and how many of them were
+     * committed after `committed` (the stream's state, read after it, may
+     * count them: ST-2) */
+    size_t examined, beyond;
 } stream_range;
-int stream_read_range(factum_store *s, const char *stream, size_t len, const stream_range *r, uint64_t from,
+int stream_read_range(factum_store *s, const char *stream, size_t len, stream_range *r, uint64_t from,
                       int back, factum_event *events, size_t cap, size_t *n_out, uint64_t *next_out);
 /* Parse a metadata document (lenient: invalid means "no metadata"). */
 void meta_parse_lenient(const uint8_t *data, size_t len, factum_stream_metadata *m);

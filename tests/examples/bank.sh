@@ -4,7 +4,9 @@
 # command id that makes a repeated command idempotent, snapshots every N
 # events, the balance from the decider and from the read model, and an
 # event of the old MoneyDeposited shape (version 1) read through the
-# upcaster the program registers, by the decider and by the read model.
+# upcaster the program registers, by the decider and by the read model;
+# "the balance on March 15" as known now and as known then, with a
+# withdrawal booked late (--valid-from), through the temporal read.
 # Usage: tests/examples/bank.sh /path/to/example_bank
 set -euo pipefail
 bank=$(realpath "$1")
@@ -45,5 +47,29 @@ echo "$OUT" | grep -q "owner Alice balance 55 version 10" || fail "balance after
 echo "$OUT" | grep -q '"rows":\[\[55\]\]' || fail "read model after import-v1: $OUT"
 run 0 "$D" withdraw 42 55
 run 2 "$D" withdraw 42 1
+# the balance on March 15: a branch's withdrawal of March 12 is booked late
+E=$T/time
+run 0 "$E" open 7 Bob --valid-from 2026-03-01
+run 0 "$E" deposit 7 100 --valid-from 2026-03-10
+run 0 "$E" deposit 7 50 --valid-from 2026-03-14T09:30:00Z
+run 0 "$E" balance 7 --valid-at 2026-03-15
+echo "$OUT" | grep -q "balance 150 at 2026-03-15 as known now (open)" || fail "March 15 before the late booking: $OUT"
+sleep 0.05
+before=$(date -u +%Y-%m-%dT%H:%M:%S.%NZ)
+sleep 0.05
+run 0 "$E" withdraw 7 30 --valid-from 2026-03-12
+run 0 "$E" balance 7 --valid-at 2026-03-15
+echo "$OUT" | grep -q "balance 120 at 2026-03-15 as known now" || fail "March 15 as known now: $OUT"
+run 0 "$E" balance 7 --valid-at 2026-03-15 --as-of "$before"
+echo "$OUT" | grep -q "balance 150 at 2026-03-15 as known at" || fail "March 15 as known then: $OUT"
+run 0 "$E" balance 7 --valid-at 2026-03-11
+echo "$OUT" | grep -q "balance 100 at 2026-03-11" || fail "March 11: $OUT"
+run 0 "$E" balance 7 --valid-at 2026-02-01
+echo "$OUT" | grep -q "balance 0 at 2026-02-01 as known now (not open then)" || fail "February: $OUT"
+run 0 "$E" balance 7 --as-of 2020-01-01
+echo "$OUT" | grep -q "balance 0 at any time as known at 2020-01-01 (not open then)" || fail "2020: $OUT"
+run 2 "$E" deposit 7 5 --valid-from yesterday
+echo "$OUT" | grep -q "RFC 3339" || fail "bad --valid-from: $OUT"
+run 1 "$E" deposit 7 5 --valid-at 2026-03-01
 run 1 "$D" deposit 42 abc || true
 echo ok

@@ -55,7 +55,7 @@ int main(int argc, char **argv)
     if (factum_decider_new_remote(c, &def, &d)) return 1;
     int status = 0;
     if (!strcmp(argv[1], "setup")) {
-        bank_command open = {BANK_OPEN, 0, "Alice"}, dep = {BANK_DEPOSIT, 5000, NULL};
+        bank_command open = {BANK_OPEN, 0, "Alice", NULL}, dep = {BANK_DEPOSIT, 5000, NULL, NULL};
         if (factum_decider_handle(d, STREAM, &open, NULL, NULL) ||
             factum_decider_handle(d, STREAM, &dep, NULL, NULL))
             status = 1;
@@ -67,7 +67,7 @@ int main(int argc, char **argv)
         uint64_t attempts = 0;
         for (int i = 0; i < ops; i++) {
             bank_command cmd = {rnd(&seed) % 4 == 0 ? BANK_DEPOSIT : BANK_WITHDRAW,
-                                1 + (int64_t)(rnd(&seed) % 120), NULL};
+                                1 + (int64_t)(rnd(&seed) % 120), NULL, NULL};
             uint8_t id[16];
             factum_uuid_v4(id);
             factum_decide_result r;
@@ -90,8 +90,9 @@ int main(int argc, char **argv)
     } else if (!strcmp(argv[1], "check") && argc == 6) {
         int64_t model = 5000 + strtoll(argv[3], NULL, 10) - strtoll(argv[4], NULL, 10);
         long accepted = atol(argv[5]);
-        int64_t bal = 0, min = 0;
+        int64_t bal = 0, min = 0, mid_bal = 0;
         long n_events = 0;
+        uint64_t mid_pos = 0; /* the position of the middle event, for the as-of load */
         uint64_t from = 0;
         for (;;) {
             factum_client_batch *b;
@@ -105,6 +106,7 @@ int main(int argc, char **argv)
                 if (!strcmp(ev->type, "MoneyWithdrawn")) bal -= a;
                 if (bal < min) min = bal;
                 n_events++;
+                if (n_events == (2 + accepted) / 2) mid_pos = ev->position, mid_bal = bal;
                 from = ev->version + 1;
             }
             factum_client_batch_free(b);
@@ -121,6 +123,16 @@ int main(int argc, char **argv)
                ", snapshot at %" PRId64 "), lowest %" PRId64 "\n",
                n_events, 2 + accepted, bal, model, loaded, sv, min);
         if (min < 0 || bal != model || loaded != model || n_events != 2 + accepted || sv < 0) status = 1;
+        /* the account as of the middle event's position, through $asof/ */
+        factum_asof a = {.position = mid_pos, .valid_until_ns = FACTUM_VALID_ANY};
+        int64_t at = INT64_MIN, atv = -2;
+        if (factum_decider_load_asof(d, STREAM, &a, &st, &atv) == 0) {
+            at = ((bank_state *)st)->balance;
+            def.state_free(def.ctx, st);
+        }
+        printf("as of position %" PRIu64 ": balance %" PRId64 " (model %" PRId64 "), version %" PRId64 "\n", mid_pos,
+               at, mid_bal, atv);
+        if (at != mid_bal || atv != (2 + accepted) / 2 - 1) status = 1;
         /* retention: $maxCount 3 on the snapshot stream, set by the remote decider */
         factum_client_batch *sb;
         if (factum_client_read_stream(c, "$snapshots-" STREAM, 0, FACTUM_FORWARD, 100, &sb)) return 1;

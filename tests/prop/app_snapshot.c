@@ -86,7 +86,7 @@ int main(void)
             if (factum_store_open(dir, &o, &s)) return 1;
             if (factum_decider_new(s, &with, &dw) || factum_decider_new(s, &plain, &dp)) return 1;
         } else {
-            bank_command c = {BANK_OPEN, 0, "Owner"};
+            bank_command c = {BANK_OPEN, 0, "Owner", NULL};
             if (m[a].opened) {
                 c.kind = h_below(&r, 2) ? BANK_DEPOSIT : BANK_WITHDRAW;
                 c.amount = 1 + (int64_t)h_below(&r, 200);

@@ -27,7 +27,7 @@ static factum_store *open_store(const char *name, char *dir, size_t n)
 static int cmd(factum_decider *d, const char *stream, int kind, int64_t amount, const uint8_t *id,
                factum_decide_result *res)
 {
-    bank_command c = {kind, amount, "Alice"};
+    bank_command c = {kind, amount, "Alice", NULL};
     return factum_decider_handle(d, stream, &c, id, res);
 }
 
@@ -87,7 +87,7 @@ static void t_bank_rules(void)
     int64_t v;
     CHECK(balance_of(d, "account-1", &v, NULL) == 0);
     CHECK(v == 2); /* rejected commands wrote nothing */
-    bank_command bad = {BANK_OPEN, 0, "Bob\"}"};
+    bank_command bad = {BANK_OPEN, 0, "Bob\"}", NULL};
     CHECK_RC(factum_decider_handle(d, "account-2", &bad, NULL, NULL), BANK_EOWNER);
     factum_stream_info info;
     CHECK_RC(factum_stream_get_info(s, "account-2", &info), 0);
