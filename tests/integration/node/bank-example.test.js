@@ -2,7 +2,10 @@
 // official client against factumd: its command line, snapshots by factum's
 // convention, command ids derived as libfactum derives them, and concurrent
 // withdrawals from four connections against one account (the no-overdraft
-// invariant holds, conflicts are retried, the final balance is the model's).
+// invariant holds, conflicts are retried, the final balance is the model's);
+// loading through $load/, old deposits upcast by factumd (and the stored bytes
+// through $raw/), and the balance at a valid time as known now and before a
+// late booking ($asof/).
 'use strict';
 const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
@@ -91,5 +94,48 @@ describe('the bank account in Node', () => {
     const snaps = [];
     for await (const { event: e } of client.readStream(`$snapshots-${stream}`)) snaps.push(e);
     assert.ok(snaps.length >= 1 && snaps.length <= 3, `retention keeps 3 (${snaps.length})`);
+  });
+
+  it('reads an old deposit upcast, and the stored bytes through $raw/', async () => {
+    const a = `u${tag}`, stream = `account-${a}`;
+    assert.equal((await cli('open', a, 'Carol')).code, 0);
+    assert.equal((await cli('deposit', a, '100')).code, 0);
+    const imp = await cli('import-v1', a, '25');
+    assert.equal(imp.code, 0, imp.out);
+    const b = await cli('balance', a);
+    assert.match(b.out, /balance 125 version 2/);
+    const up = [], raw = [];
+    for await (const { event: e } of client.readStream(stream)) up.push(e);
+    for await (const { event: e } of client.readStream(`$raw/${stream}`)) raw.push(e);
+    assert.deepEqual(up[2].data, { amount: 25, currency: 'EUR' });
+    assert.equal(up[2].metadata.$schemaVersion, 2);
+    assert.deepEqual(raw[2].data, { value: 25 });
+    assert.deepEqual(up[1].data, raw[1].data, 'a version 2 deposit is not changed');
+    assert.equal((await cli('withdraw', a, '125')).code, 0);
+    assert.equal((await cli('withdraw', a, '1')).code, 2);
+  });
+
+  it('answers the balance on March 15, as known now and as known before a late booking', async () => {
+    const a = `t${tag}`;
+    assert.equal((await cli('open', a, 'Dan', '--valid-from', '2026-03-01')).code, 0);
+    assert.equal((await cli('deposit', a, '100', '--valid-from', '2026-03-10')).code, 0);
+    assert.equal((await cli('deposit', a, '50', '--valid-from', '2026-03-14T09:30:00Z')).code, 0);
+    let r = await cli('balance', a, '--valid-at', '2026-03-15');
+    assert.match(r.out, /balance 150 at 2026-03-15 as known now \(open\)/);
+    await new Promise((res) => setTimeout(res, 50));
+    const before = new Date().toISOString();
+    await new Promise((res) => setTimeout(res, 50));
+    assert.equal((await cli('withdraw', a, '30', '--valid-from', '2026-03-12')).code, 0);
+    r = await cli('balance', a, '--valid-at', '2026-03-15');
+    assert.match(r.out, /balance 120 at 2026-03-15 as known now/);
+    r = await cli('balance', a, '--valid-at', '2026-03-15', '--as-of', before);
+    assert.match(r.out, /balance 150 at 2026-03-15 as known at /);
+    r = await cli('balance', a, '--valid-at', '2026-03-11');
+    assert.match(r.out, /balance 100 at 2026-03-11/);
+    r = await cli('balance', a, '--valid-at', '2026-02-01');
+    assert.match(r.out, /balance 0 at 2026-02-01 as known now \(not open then\)/);
+    r = await cli('deposit', a, '5', '--valid-from', 'yesterday');
+    assert.equal(r.code, 2);
+    assert.match(r.out, /RFC 3339/);
   });
 });
