@@ -2,7 +2,9 @@
 # Build factum and show what it does: first the command line on a local data
 # directory (the embedded storage): the brief's bank-account events appended
 # with optimistic concurrency, read back, the stream and the global order, a
-# concurrency conflict, an idempotent retry, verification; then factumd, the
+# concurrency conflict, an idempotent retry, verification, a projection, the
+# bank account and the orders examples (deciders, upcasting, the balance on a
+# past date, a saga); then factumd, the
 # server, on its embedded storage, spoken to over the KurrentDB protocol.
 # Installs what building and running it needs if missing (scripts/deps.sh demo).
 set -euo pipefail
@@ -52,6 +54,21 @@ say $factum projection create balances --wait --query "fromCategory('account').f
 say $factum projection state balances --partition account-42
 say $factum projection state balances --partition account-7
 say $factum projection list
+
+echo
+echo "# event sourcing for applications (docs/guide.md): the bank account as a decider (no overdraft, ever),"
+echo "# an old event shape upcast by the store, and the balance on March 15 from a late booking"
+bank="build/release/example_bank $demo_dir/bank"
+say $bank open 1 Carol --valid-from 2026-03-01
+say $bank deposit 1 100 --valid-from 2026-03-10
+say $bank withdraw 1 500 || true
+say $bank import-v1 1 25
+say $bank withdraw 1 30 --valid-from 2026-03-12
+say $bank balance 1
+say $bank balance 1 --valid-at 2026-03-15
+echo "# the orders of the brief driven by a saga: failures compensated in reverse order, three read models"
+say build/release/example_orders --orders 20 --seed 7 --payment-timeout-ms 300 "$demo_dir/orders"
+echo
 
 echo
 echo "== factumd: the same engine as a KurrentDB-compatible server =="
