@@ -584,6 +584,14 @@ FACTUM_API int factum_read_stream_asof(factum_store *s, const char *stream, cons
                                        int direction, factum_event *events, size_t cap, size_t *n_out,
                                        uint64_t *next_out);
 
+/* Resolve the link `link` (factum_resolve_link) as of *a: its target as a
+ * temporal read of its stream returns it (recorded by a->position, valid
+ * by a->valid_until_ns, the target stream's metadata as it was then).
+ * Errors as factum_resolve_link (FACTUM_ENOTFOUND also when the target is
+ * excluded by *a). */
+FACTUM_API int factum_resolve_link_asof(factum_store *s, const factum_event *link, const factum_asof *a,
+                                        factum_event *target);
+
 /* Read `$all` as it was recorded at a->position (positions after it do not
  * exist for the read), restricted by valid time: as factum_read_all, with
  * the same paging and max_scan (events skipped by valid time count as

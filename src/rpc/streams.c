@@ -100,7 +100,9 @@ static int read_flush_page(read_call *r)
         if (r->step_bytes >= READ_STEP_BYTES) return 2; /* the step's share: yield (RPC-2) */
         const factum_event *ev = &r->page[r->page_i];
         factum_event target;
-        int res = r->resolve_links ? rpc_resolve(r->ctx, ev, &target) : 0;
+        int res = !r->resolve_links ? 0
+                  : r->vs           ? rpc_vstream_resolve(r->ctx->store, r->vs, ev, &target)
+                                    : rpc_resolve(r->ctx, ev, &target);
         if (res > 0 && !rpc_may_read_link_target(r->ctx, r->c, &target)) res = -1; /* as a link gone */
         if (res < -1) {
             rpc_fail_store(r->c, res, NULL, 0, -1);

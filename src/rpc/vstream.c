@@ -258,6 +258,16 @@ int rpc_vstream_read(factum_store *s, rpc_vstream *v, uint64_t from, int directi
     return v->kind->read(s, v, from, direction, max_scan, events, cap, n_out, next_out, end);
 }
 
+int rpc_vstream_resolve(factum_store *s, const rpc_vstream *v, const factum_event *ev, factum_event *target)
+{
+    if (ev->type_len != 2 || memcmp(ev->type, FACTUM_LINK_TYPE, 2) != 0) return 0;
+    int rc = v->kind->parse == asof_parse ? factum_resolve_link_asof(s, ev, &v->asof, target)
+                                          : factum_resolve_link(s, ev, target);
+    if (rc == 0) return 1;
+    if (rc == FACTUM_ENOTFOUND || rc == FACTUM_EDELETED || rc == FACTUM_EINVAL) return -1;
+    return rc < -1 ? rc : -1;
+}
+
 int rpc_vstream_check_append(const char *stream, size_t len, const void *metadata, size_t metadata_len,
                              const char **why)
 {

@@ -55,6 +55,11 @@ void rpc_vstream_free(rpc_vstream *v);
 int rpc_vstream_read(factum_store *s, rpc_vstream *v, uint64_t from, int direction, size_t max_scan,
                      factum_event *events, size_t cap, size_t *n_out, uint64_t *next_out, int *end);
 
+/* Resolve a link met in a read of v (resolveLinkTos), as rpc_resolve
+ * does: `$asof/` resolves it as of its point of view (the target as it was
+ * then), the other kinds as a plain read. */
+int rpc_vstream_resolve(factum_store *s, const rpc_vstream *v, const factum_event *ev, factum_event *target);
+
 /* Checks of an append to `stream` from a client: a virtual stream is
  * read-only; a request to `$scheduled` must have the metadata of the
  * convention (factum_schedule_check_request). 0, or FACTUM_EINVAL with

@@ -346,28 +346,49 @@ int factum_stream_count(factum_store *s, uint64_t *count)
     return 0;
 }
 
-int factum_resolve_link(factum_store *s, const factum_event *link, factum_event *target)
+/* A link's data, "<version>@<stream>", into *version and name (NUL-terminated). */
+static int link_parse(const factum_event *link, uint64_t *version, char name[FACTUM_MAX_STREAM_LEN + 1])
 {
-    if (!s || !link || !target) return FACTUM_EINVAL;
     if (link->type_len != 2 || memcmp(link->type, FACTUM_LINK_TYPE, 2)) return FACTUM_EINVAL;
-    /* "<version>@<stream>" */
     const uint8_t *d = link->data, *end = d + link->data_len;
-    uint64_t version = 0;
+    uint64_t v = 0;
     size_t digits = 0;
     while (d < end && *d >= '0' && *d <= '9' && digits < 19) {
-        version = version * 10 + (uint64_t)(*d++ - '0');
+        v = v * 10 + (uint64_t)(*d++ - '0');
         digits++;
     }
     if (!digits || d == end || *d != '@') return FACTUM_EINVAL;
     d++;
     size_t len = (size_t)(end - d);
     if (factum_check_stream_name((const char *)d, len)) return FACTUM_EINVAL;
-    char name[FACTUM_MAX_STREAM_LEN + 1];
     memcpy(name, d, len);
     name[len] = 0;
-    size_t n;
-    int rc = factum_read_stream(s, name, version, FACTUM_FORWARD, target, 1, &n, NULL);
+    *version = v;
+    return 0;
+}
+
+int factum_resolve_link(factum_store *s, const factum_event *link, factum_event *target)
+{
+    if (!s || !link || !target) return FACTUM_EINVAL;
+    char name[FACTUM_MAX_STREAM_LEN + 1];
+    uint64_t version;
+    int rc = link_parse(link, &version, name);
     if (rc) return rc;
+    size_t n;
+    if ((rc = factum_read_stream(s, name, version, FACTUM_FORWARD, target, 1, &n, NULL))) return rc;
+    if (n != 1 || target->version != version) return FACTUM_ENOTFOUND;
+    return 0;
+}
+
+int factum_resolve_link_asof(factum_store *s, const factum_event *link, const factum_asof *a, factum_event *target)
+{
+    if (!s || !link || !a || !target) return FACTUM_EINVAL;
+    char name[FACTUM_MAX_STREAM_LEN + 1];
+    uint64_t version;
+    int rc = link_parse(link, &version, name);
+    if (rc) return rc;
+    size_t n;
+    if ((rc = factum_read_stream_asof(s, name, a, version, FACTUM_FORWARD, target, 1, &n, NULL))) return rc;
     if (n != 1 || target->version != version) return FACTUM_ENOTFOUND;
     return 0;
 }

@@ -150,6 +150,24 @@ async function main() {
     [code, body] = await q({ asOf: t1, asOfPosition: 3 });
     assert.equal(code, 400);
 
+    // Links resolve as of the read: a link stream to tgt-3 (not an acct- stream: the read model below takes those), whose events are
+    // then truncated away ($tb): read now, the links lead nowhere; read as of
+    // before the truncation, they lead to the events as they were.
+    const a3 = await client.appendToStream('tgt-3', [ev('MoneyDeposited', 3), ev('MoneyDeposited', 4)]);
+    await client.appendToStream('links-3', [0, 1].map((v) => lib.binaryEvent({ type: '$>', data: Buffer.from(`${v}@tgt-3`) })));
+    await sleep(30);
+    const beforeTb = new Date().toISOString();
+    await sleep(30);
+    await client.setStreamMetadata('tgt-3', { truncateBefore: 2 });
+    const resolved = async (name) => {
+      const out = [];
+      for await (const r of client.readStream(name, { resolveLinkTos: true })) out.push(r.link ? (r.event ? r.event.data.amount : null) : 'no link');
+      return out;
+    };
+    assert.deepEqual(await resolved(`$asof/links-3?time=${beforeTb}`), [3, 4]);
+    assert.deepEqual(await resolved('links-3'), [null, null], 'read now, the links lead nowhere (the link alone)');
+    assert.ok(a3.position.commit > 0n);
+
     // Scheduled events: a request appended by the client, delivered by factumd.
     const at = new Date(Date.now() + 400).toISOString();
     await client.appendToStream('$scheduled', [lib.jsonEvent({
