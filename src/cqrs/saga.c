@@ -288,6 +288,16 @@ static const char *status_name(int st)
     }
 }
 
+/* The status a progress event names, or -1. */
+static int status_parse(const char *name)
+{
+    static const int all[] = {FACTUM_SAGA_RUNNING, FACTUM_SAGA_COMPENSATING, FACTUM_SAGA_COMPLETED,
+                              FACTUM_SAGA_COMPENSATED};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        if (!strcmp(name, status_name(all[i]))) return all[i];
+    return -1;
+}
+
 static int encode(const factum_saga *sg, const inst *in, base_buf *b)
 {
     int rc = base_buf_printf(b, "{\"saga\":");
@@ -344,16 +354,7 @@ static int decode(const factum_saga *sg, inst *in, const factum_event *ev)
     if (step < -1 || step > (int64_t)sg->def->n_steps + 1 || failed < -1 ||
         failed > (int64_t)sg->def->n_steps)
         goto out;
-    if (!strcmp(st->str, "running"))
-        in->status = FACTUM_SAGA_RUNNING;
-    else if (!strcmp(st->str, "compensating"))
-        in->status = FACTUM_SAGA_COMPENSATING;
-    else if (!strcmp(st->str, "completed"))
-        in->status = FACTUM_SAGA_COMPLETED;
-    else if (!strcmp(st->str, "compensated"))
-        in->status = FACTUM_SAGA_COMPENSATED;
-    else
-        goto out;
+    if ((in->status = status_parse(st->str)) < 0) goto out;
     in->step = (int)step;
     in->failed = (int)failed;
     in->done = (uint64_t)done;
@@ -1377,16 +1378,7 @@ int factum_saga_instance_get(factum_store *s, const char *name, const char *key,
         failed > FACTUM_SAGA_MAX_STEPS)
         goto out;
     memset(out, 0, sizeof *out);
-    if (!strcmp(st->str, "running"))
-        out->status = FACTUM_SAGA_RUNNING;
-    else if (!strcmp(st->str, "compensating"))
-        out->status = FACTUM_SAGA_COMPENSATING;
-    else if (!strcmp(st->str, "completed"))
-        out->status = FACTUM_SAGA_COMPLETED;
-    else if (!strcmp(st->str, "compensated"))
-        out->status = FACTUM_SAGA_COMPENSATED;
-    else
-        goto out;
+    if ((out->status = status_parse(st->str)) < 0) goto out;
     /* Internal bit/step i is the start (0) or step i - 1. */
     out->step = (int)step - 1;
     out->failed_step = failed >= 1 ? (int)failed - 1 : -2;

@@ -240,6 +240,16 @@ static void read_not_found(read_call *r)
     net_call_finish(r->c, GRPC_OK, NULL, NULL, 0);
 }
 
+/* Where a stream read starts: its revision, the end, or the start. */
+static uint64_t read_from_revision(const EventStore__Client__Streams__ReadReq__Options__StreamOptions *so)
+{
+    switch (so->revision_option_case) {
+    case EVENT_STORE__CLIENT__STREAMS__READ_REQ__OPTIONS__STREAM_OPTIONS__REVISION_OPTION_REVISION: return so->revision;
+    case EVENT_STORE__CLIENT__STREAMS__READ_REQ__OPTIONS__STREAM_OPTIONS__REVISION_OPTION_END: return FACTUM_END;
+    default: return 0;
+    }
+}
+
 /* A read of a virtual stream (vstream.h): the name is parsed, read access
  * to the stream it reads is checked, then read_pump pages through it. */
 static void read_virtual(read_call *r, const ReadOpts *o)
@@ -270,15 +280,7 @@ static void read_virtual(read_call *r, const ReadOpts *o)
      * the snapshot being S's state (docs/app-toolkit.md). */
     if (rpc_authorize_stream(r->ctx, c, r->vs->is_all ? "$all" : r->vs->target, AUTH_READ)) return;
     if (r->vs->raw) r->raw = 1;
-    switch (so->revision_option_case) {
-    case EVENT_STORE__CLIENT__STREAMS__READ_REQ__OPTIONS__STREAM_OPTIONS__REVISION_OPTION_REVISION:
-        r->next = so->revision;
-        break;
-    case EVENT_STORE__CLIENT__STREAMS__READ_REQ__OPTIONS__STREAM_OPTIONS__REVISION_OPTION_END:
-        r->next = FACTUM_END;
-        break;
-    default: r->next = 0;
-    }
+    r->next = read_from_revision(so);
     if (!r->backward && r->next == FACTUM_END) r->exhausted = 1;
     if (!r->vs->is_all) {
         /* The stream as of then: missing, deleted, or its last version. */
@@ -360,15 +362,7 @@ static void read_request(read_call *r, const ReadOpts *o)
             return;
         }
         if (rpc_authorize_stream(r->ctx, c, r->stream, AUTH_READ)) return;
-        switch (so->revision_option_case) {
-        case EVENT_STORE__CLIENT__STREAMS__READ_REQ__OPTIONS__STREAM_OPTIONS__REVISION_OPTION_REVISION:
-            r->next = so->revision;
-            break;
-        case EVENT_STORE__CLIENT__STREAMS__READ_REQ__OPTIONS__STREAM_OPTIONS__REVISION_OPTION_END:
-            r->next = FACTUM_END;
-            break;
-        default: r->next = 0;
-        }
+        r->next = read_from_revision(so);
         factum_stream_info info;
         int rc = factum_stream_get_info(r->ctx->store, r->stream, &info);
         if (rc) {
