@@ -258,8 +258,10 @@ static int take_result(factum_client *c, const ProtobufCMessage *m, char **out)
     return 0;
 }
 
-int factum_client_readmodel_query(factum_client *c, const char *name, const char *sql, const char *params_json,
-                                  const factum_query_options *o, char **out)
+/* One Query call: now (as_of 0, waiting for o->min_position) or as of a
+ * time (as_of_time) or a position (as_of 1, as_of_position). */
+static int query_call(factum_client *c, const char *name, int as_of, const char *as_of_time, uint64_t as_of_position,
+                      const char *sql, const char *params_json, const factum_query_options *o, char **out)
 {
     if (!c || !sql || !out) return FACTUM_EINVAL;
     *out = NULL;
@@ -274,12 +276,23 @@ int factum_client_readmodel_query(factum_client *c, const char *name, const char
         req.name = (char *)(uintptr_t)name;
         req.sql = (char *)(uintptr_t)sql;
         req.params = (char *)(uintptr_t)(params_json ? params_json : "");
-        req.min_position = o->min_position;
         req.row_limit = o->row_limit;
         req.time_limit_ms = o->time_limit_ms;
-        req.wait_ms = o->wait_ms > 0 ? (uint32_t)o->wait_ms : 0;
-        uint64_t wait = (o->min_position ? (uint64_t)(o->wait_ms > 0 ? o->wait_ms : 5000) : 0) +
-                        (o->time_limit_ms ? o->time_limit_ms : 5000);
+        uint64_t wait = o->time_limit_ms ? o->time_limit_ms : 5000;
+        if (!as_of) {
+            req.min_position = o->min_position;
+            req.wait_ms = o->wait_ms > 0 ? (uint32_t)o->wait_ms : 0;
+            wait += o->min_position ? (uint64_t)(o->wait_ms > 0 ? o->wait_ms : 5000) : 0;
+        } else {
+            if (as_of_time) {
+                req.as_of_option_case = FACTUM__READMODELS__QUERY_REQ__AS_OF_OPTION_AS_OF;
+                req.as_of = (char *)(uintptr_t)as_of_time;
+            } else {
+                req.as_of_option_case = FACTUM__READMODELS__QUERY_REQ__AS_OF_OPTION_AS_OF_POSITION;
+                req.as_of_position = as_of_position;
+            }
+            wait += 300000; /* the server replays the read model up to then */
+        }
         uint32_t keep = stretch(c, wait);
         ProtobufCMessage *m;
         rc = run(c, "Query", &req.base, &factum__readmodels__query_resp__descriptor, &m);
@@ -291,41 +304,17 @@ int factum_client_readmodel_query(factum_client *c, const char *name, const char
     return rc;
 }
 
+int factum_client_readmodel_query(factum_client *c, const char *name, const char *sql, const char *params_json,
+                                  const factum_query_options *o, char **out)
+{
+    return query_call(c, name, 0, NULL, 0, sql, params_json, o, out);
+}
+
 int factum_client_readmodel_query_asof(factum_client *c, const char *name, const char *as_of_time,
                                        uint64_t as_of_position, const char *sql, const char *params_json,
                                        const factum_query_options *o, char **out)
 {
-    if (!c || !sql || !out) return FACTUM_EINVAL;
-    *out = NULL;
-    factum_query_options dflt;
-    factum_query_options_init(&dflt);
-    if (!o) o = &dflt;
-    pthread_mutex_lock(&c->mu);
-    c->err[0] = 0;
-    int rc = check_name(c, name);
-    if (!rc) {
-        Factum__Readmodels__QueryReq req = FACTUM__READMODELS__QUERY_REQ__INIT;
-        req.name = (char *)(uintptr_t)name;
-        req.sql = (char *)(uintptr_t)sql;
-        req.params = (char *)(uintptr_t)(params_json ? params_json : "");
-        req.row_limit = o->row_limit;
-        req.time_limit_ms = o->time_limit_ms;
-        if (as_of_time) {
-            req.as_of_option_case = FACTUM__READMODELS__QUERY_REQ__AS_OF_OPTION_AS_OF;
-            req.as_of = (char *)(uintptr_t)as_of_time;
-        } else {
-            req.as_of_option_case = FACTUM__READMODELS__QUERY_REQ__AS_OF_OPTION_AS_OF_POSITION;
-            req.as_of_position = as_of_position;
-        }
-        uint32_t keep = stretch(c, 300000 + (o->time_limit_ms ? o->time_limit_ms : 5000));
-        ProtobufCMessage *m;
-        rc = run(c, "Query", &req.base, &factum__readmodels__query_resp__descriptor, &m);
-        c->timeout_ms = keep;
-        if (!rc) rc = take_result(c, m, out);
-        client_arena_trim(&c->arena);
-    }
-    pthread_mutex_unlock(&c->mu);
-    return rc;
+    return query_call(c, name, 1, as_of_time, as_of_position, sql, params_json, o, out);
 }
 
 int factum_client_readmodel_parked(factum_client *c, const char *name, uint32_t limit, char **out)

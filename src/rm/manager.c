@@ -1000,6 +1000,30 @@ static void release(rm_ns *ns, rm_conn *c, int keep)
     pthread_mutex_unlock(&x->mu);
 }
 
+/* What every query checks before it runs: the limits (defaults, caps),
+ * parameters that are a JSON object, and a statement that reads: a SELECT,
+ * WITH ... SELECT or VALUES, nothing else (VACUUM INTO, for one, would
+ * write a file even on a read-only connection). */
+static int query_check(const char *sql, const char *params_json, const factum_query_options *o,
+                       uint32_t *row_limit, uint32_t *time_limit, size_t *params_len, char *err, size_t err_len)
+{
+    *row_limit = o->row_limit ? o->row_limit : 1000;
+    if (*row_limit > 100000) *row_limit = 100000;
+    *time_limit = o->time_limit_ms ? o->time_limit_ms : 5000;
+    *params_len = params_json ? strlen(params_json) : 0;
+    if (params_json) {
+        json_value *pv = NULL;
+        int prc = json_parse(params_json, *params_len, &pv);
+        int obj = !prc && pv->type == JSON_OBJECT;
+        json_free(pv);
+        if (!obj) return rm_fail(err, err_len, FACTUM_EINVAL, "the parameters must be a JSON object");
+    }
+    char kw[16];
+    if (!rm_first_keyword(sql, kw, sizeof kw) || (strcmp(kw, "SELECT") && strcmp(kw, "WITH") && strcmp(kw, "VALUES")))
+        return rm_fail(err, err_len, FACTUM_EINVAL, "queries are read-only: a SELECT, WITH ... SELECT or VALUES statement");
+    return 0;
+}
+
 int factum_readmodel_query(factum_readmodels *m, const char *name, const char *sql, const char *params_json,
                            const factum_query_options *o, char **out, char *err, size_t err_len)
 {
@@ -1010,33 +1034,20 @@ int factum_readmodel_query(factum_readmodels *m, const char *name, const char *s
         factum_query_options_init(&def);
         o = &def;
     }
-    uint32_t row_limit = o->row_limit ? o->row_limit : 1000;
-    if (row_limit > 100000) row_limit = 100000;
-    uint32_t time_limit = o->time_limit_ms ? o->time_limit_ms : 5000;
-    size_t params_len = params_json ? strlen(params_json) : 0;
-    if (params_json) {
-        json_value *pv = NULL;
-        int prc = json_parse(params_json, params_len, &pv);
-        int obj = !prc && pv->type == JSON_OBJECT;
-        json_free(pv);
-        if (!obj) return rm_fail(err, err_len, FACTUM_EINVAL, "the parameters must be a JSON object");
-    }
+    uint32_t row_limit, time_limit;
+    size_t params_len;
+    int rc = query_check(sql, params_json, o, &row_limit, &time_limit, &params_len, err, err_len);
+    if (rc) return rc;
     if (o->min_position) {
-        int rc = factum_readmodel_wait(m, name, o->min_position, o->wait_ms);
+        rc = factum_readmodel_wait(m, name, o->min_position, o->wait_ms);
         if (rc == FACTUM_ETIMEDOUT)
             return rm_fail(err, err_len, rc, "the read model did not reach position %" PRIu64 " within %d ms",
                         o->min_position, o->wait_ms);
         if (rc) return rc;
     }
-    /* Queries read: a SELECT, WITH ... SELECT or VALUES, nothing else
-     * (VACUUM INTO, for one, would write a file even on a read-only
-     * connection). */
-    char kw[16];
-    if (!rm_first_keyword(sql, kw, sizeof kw) || (strcmp(kw, "SELECT") && strcmp(kw, "WITH") && strcmp(kw, "VALUES")))
-        return rm_fail(err, err_len, FACTUM_EINVAL, "queries are read-only: a SELECT, WITH ... SELECT or VALUES statement");
     rm_ns *ns = NULL;
     rm_conn *c = NULL;
-    int rc = acquire(m, name, &ns, &c, err, err_len);
+    rc = acquire(m, name, &ns, &c, err, err_len);
     if (rc) return rc;
     rm_stmt st;
     base_buf b = {0};
@@ -1095,23 +1106,13 @@ int factum_readmodel_query_asof(factum_readmodels *m, const char *name, uint64_t
         factum_query_options_init(&def_o);
         o = &def_o;
     }
-    uint32_t row_limit = o->row_limit ? o->row_limit : 1000;
-    if (row_limit > 100000) row_limit = 100000;
-    uint32_t time_limit = o->time_limit_ms ? o->time_limit_ms : 5000;
-    size_t params_len = params_json ? strlen(params_json) : 0;
-    if (params_json) {
-        json_value *pv = NULL;
-        int prc = json_parse(params_json, params_len, &pv);
-        int obj = !prc && pv->type == JSON_OBJECT;
-        json_free(pv);
-        if (!obj) return rm_fail(err, err_len, FACTUM_EINVAL, "the parameters must be a JSON object");
-    }
-    char kw[16];
-    if (!rm_first_keyword(sql, kw, sizeof kw) || (strcmp(kw, "SELECT") && strcmp(kw, "WITH") && strcmp(kw, "VALUES")))
-        return rm_fail(err, err_len, FACTUM_EINVAL, "queries are read-only: a SELECT, WITH ... SELECT or VALUES statement");
+    uint32_t row_limit, time_limit;
+    size_t params_len;
+    int rc = query_check(sql, params_json, o, &row_limit, &time_limit, &params_len, err, err_len);
+    if (rc) return rc;
     /* The definition as it is now, parsed again: the scratch namespace owns its copy. */
     char *json = NULL;
-    int rc = factum_readmodel_get_definition(m, name, &json);
+    rc = factum_readmodel_get_definition(m, name, &json);
     if (rc) return rc;
     rm_def *d = NULL;
     rc = rm_def_parse(json, strlen(json), &d, err, err_len);
