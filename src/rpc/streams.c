@@ -24,6 +24,7 @@
 #include "rpc/streams_int.h"
 #include "rpc/subscribe.h"
 #include "rpc/vstream.h"
+#include "rpc/wire.h"
 #include "store/snapshot.h"
 
 typedef EventStore__Client__Streams__ReadReq ReadReq;
@@ -515,9 +516,11 @@ static void append_message(net_call *c, const uint8_t *msg, size_t len)
 {
     append_call *a = net_call_state(c);
     pb_alloc pa;
-    EventStore__Client__Streams__AppendReq *req =
-        rpc_unpack(c, &event_store__client__streams__append_req__descriptor, msg, len, &pa, "AppendReq");
-    if (!req) return;
+    rpc_wire_append w; /* the canonical form without protobuf-c's heap (WIRE-1) */
+    EventStore__Client__Streams__AppendReq *req = &w.req;
+    int slow = rpc_wire_append_req(msg, len, &w);
+    if (slow && !(req = rpc_unpack(c, &event_store__client__streams__append_req__descriptor, msg, len, &pa, "AppendReq")))
+        return;
     if (!a->have_options) {
         const EventStore__Client__Streams__AppendReq__Options *o = req->options;
         if (req->content_case != EVENT_STORE__CLIENT__STREAMS__APPEND_REQ__CONTENT_OPTIONS || !o ||
@@ -566,7 +569,7 @@ static void append_message(net_call *c, const uint8_t *msg, size_t len)
     }
     rpc_take_event(a->ctx, c, pm->id, nm, keys, values, pm->data, pm->custom_metadata, &a->ev); /* fails c on error */
 out:
-    rpc_unpack_free(req, &pa);
+    if (slow) rpc_unpack_free(req, &pa);
 }
 
 static void append_done_loop(void *arg)

@@ -1,0 +1,53 @@
+/*
+ * wire.h - the hot request messages decoded without protobuf-c's heap
+ * (issue 15): an Append call's AppendReq (its options, then one proposed
+ * message per event) is read straight from the request's bytes into
+ * protobuf-c's own structures kept on the caller's stack, so that the code
+ * after it is the same whichever decoder ran.
+ *
+ *  WIRE-1  Only the canonical encoding is taken: every known field at most
+ *          once (a map entry once per entry), no unknown field, no other
+ *          wire type, at most RPC_WIRE_META entries and RPC_WIRE_TEXT bytes
+ *          of strings. Anything else answers "not mine" (1) and the caller
+ *          decodes with protobuf-c (rpc_unpack), which settles merges,
+ *          duplicates and errors as before. Real clients send the canonical
+ *          form.
+ *  WIRE-2  What it accepts, it decodes to exactly what protobuf-c would
+ *          (tests/unit/wire.c compares the two on random and mutated
+ *          messages): strings are NUL-terminated copies (a string with a
+ *          NUL inside reads as protobuf-c's does: up to the NUL), bytes
+ *          point into the message, absent fields hold protobuf-c's defaults.
+ *  WIRE-3  It allocates nothing and holds nothing: the result is valid while
+ *          the message's bytes and the rpc_wire_append are.
+ */
+#ifndef FACTUM_RPC_WIRE_H
+#define FACTUM_RPC_WIRE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kurrentdb/shared.pb-c.h"
+#include "kurrentdb/streams.pb-c.h"
+
+#define RPC_WIRE_META 16  /* metadata entries of a proposed message */
+#define RPC_WIRE_TEXT 768 /* bytes of its strings, each with its NUL */
+
+typedef struct rpc_wire_append {
+    EventStore__Client__Streams__AppendReq req;
+    EventStore__Client__Streams__AppendReq__Options opt;
+    EventStore__Client__StreamIdentifier sid;
+    EventStore__Client__Empty empty;
+    EventStore__Client__Streams__AppendReq__ProposedMessage pm;
+    EventStore__Client__UUID id;
+    EventStore__Client__UUID__Structured su;
+    EventStore__Client__Streams__AppendReq__ProposedMessage__MetadataEntry me[RPC_WIRE_META];
+    EventStore__Client__Streams__AppendReq__ProposedMessage__MetadataEntry *mep[RPC_WIRE_META];
+    char text[RPC_WIRE_TEXT];
+    size_t text_used;
+} rpc_wire_append;
+
+/* Decode an AppendReq (WIRE-1..3). 0: w->req is the message; 1: not the
+ * canonical form (or malformed): decode it with protobuf-c instead. */
+int rpc_wire_append_req(const uint8_t *msg, size_t len, rpc_wire_append *w);
+
+#endif

@@ -1,0 +1,21 @@
+/* Fuzz target: src/rpc/wire.c, factumd's AppendReq decoder without
+ * protobuf-c's heap, against protobuf-c itself (WIRE-1..3): whatever the
+ * bytes, the fast path either declines them or decodes exactly what
+ * protobuf-c decodes; a difference aborts. */
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "lib/wire_same.h"
+#include "rpc/wire.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    static rpc_wire_append w;
+    int fast = rpc_wire_append_req(data, size, &w);
+    EventStore__Client__Streams__AppendReq *ref = event_store__client__streams__append_req__unpack(NULL, size, data);
+    if (fast == 0 && (!ref || !same_req(&w.req, ref))) abort();
+    if (ref) event_store__client__streams__append_req__free_unpacked(ref, NULL);
+    return 0;
+}
