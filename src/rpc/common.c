@@ -98,17 +98,20 @@ void rpc_store_done(rpc_ctx *ctx)
     if (ctx->parked) rpc_submit_retry(ctx);
 }
 
-int rpc_send(rpc_ctx *ctx, net_call *c, const ProtobufCMessage *m)
+uint8_t *rpc_pack_buf(rpc_ctx *ctx, size_t n)
 {
-    size_t n = protobuf_c_message_get_packed_size(m);
     if (n > ctx->pack_cap) {
         size_t cap = n < 65536 ? 65536 : n;
         uint8_t *b = realloc(ctx->pack_buf, cap);
-        if (!b) return -ENOMEM;
+        if (!b) return NULL;
         ctx->pack_buf = b;
         ctx->pack_cap = cap;
     }
-    protobuf_c_message_pack(m, ctx->pack_buf);
+    return ctx->pack_buf;
+}
+
+int rpc_send_buf(rpc_ctx *ctx, net_call *c, size_t n)
+{
     int rc = net_call_send(c, ctx->pack_buf, n);
     if (ctx->pack_cap > (1u << 20) && n < 65536) { /* do not hold a large buffer after a large event */
         free(ctx->pack_buf);
@@ -116,6 +119,15 @@ int rpc_send(rpc_ctx *ctx, net_call *c, const ProtobufCMessage *m)
         ctx->pack_cap = 0;
     }
     return rc;
+}
+
+int rpc_send(rpc_ctx *ctx, net_call *c, const ProtobufCMessage *m)
+{
+    size_t n = protobuf_c_message_get_packed_size(m);
+    uint8_t *b = rpc_pack_buf(ctx, n);
+    if (!b) return -ENOMEM;
+    protobuf_c_message_pack(m, b);
+    return rpc_send_buf(ctx, c, n);
 }
 
 void rpc_fail(net_call *c, int code, const char *message, const char *exception, ...)

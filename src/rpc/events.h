@@ -56,6 +56,9 @@ typedef struct rpc_event_msg {
 } rpc_event_msg;
 
 void rpc_event_init(rpc_event_msg *m);
+/* Send m (a ReadResp carrying m->re) on c, packed by hand (wire.h, WIRE-4:
+ * the bytes protobuf-c would write). As rpc_send: 0, -EAGAIN, -errno. */
+int rpc_send_event(rpc_ctx *ctx, net_call *c, const rpc_event_msg *m);
 /* A plain event. */
 void rpc_event_fill(rpc_event_msg *m, const factum_event *ev, int uuid_string);
 /* As KurrentDB with resolve_links: event is the link's target and link the

@@ -23,6 +23,7 @@
 #include "rpc/events.h"
 #include "rpc/persistent.h"
 #include "rpc/persistent_int.h"
+#include "rpc/wire.h"
 
 #define GROUP_SCAN 4096 /* events a group's cursor examines per poll (RPC-2) */
 #define POLL_ITEMS 66
@@ -636,7 +637,7 @@ static int send_msg(ps_group *g, ps_consumer *k, ps_msg *m)
     /* The persistent ReadResp.ReadEvent is the streams one plus
      * retry_count (field 5): pack that, add the field, wrap it as field 1. */
     base_buf *b = &ctx->ps->pack;
-    size_t inner = protobuf_c_message_get_packed_size(&em.re.base);
+    size_t inner = rpc_wire_read_event_size(&em.re); /* WIRE-4 */
     b->len = 0;
     uint8_t hdr[16];
     size_t extra = 1, v = (size_t)(uint32_t)m->retry;
@@ -649,7 +650,7 @@ static int send_msg(ps_group *g, ps_consumer *k, ps_msg *m)
     }
     if (base_buf_reserve(b, hl + total)) return -1;
     memcpy(b->data, hdr, hl);
-    protobuf_c_message_pack(&em.re.base, b->data + hl);
+    rpc_wire_read_event_pack(&em.re, b->data + hl);
     size_t o = hl + inner;
     b->data[o++] = 0x28; /* field 5, varint */
     for (uint64_t t = (uint32_t)m->retry; ; t >>= 7) {

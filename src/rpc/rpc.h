@@ -191,6 +191,11 @@ void rpc_unpack_free(void *m, struct pb_alloc *pa);
 
 /* Pack m and send it on c. 0, -EAGAIN (queue full), or -errno. */
 int rpc_send(rpc_ctx *ctx, net_call *c, const ProtobufCMessage *m);
+/* The loop's packing buffer with room for n bytes (NULL: out of memory),
+ * and the send of its first n bytes as one message (as rpc_send; a buffer
+ * grown past 1 MiB is given back after a small message). */
+uint8_t *rpc_pack_buf(rpc_ctx *ctx, size_t n);
+int rpc_send_buf(rpc_ctx *ctx, net_call *c, size_t n);
 /* Finish c with a status and KurrentDB's `exception` trailer and extras
  * (pairs of name, value; NULL-terminated). */
 void rpc_fail(net_call *c, int code, const char *message, const char *exception, ...);

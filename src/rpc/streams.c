@@ -114,7 +114,7 @@ static int read_flush_page(read_call *r)
         if (res > 0 && rpc_upcast(r->ctx, r->c, &target, &target, r->raw)) return -1;
         if (res) rpc_event_fill_resolved(&m, res > 0 ? &target : NULL, ev, r->uuid_string);
         else rpc_event_fill(&m, &up, r->uuid_string);
-        int rc = rpc_send(r->ctx, r->c, &m.resp.base);
+        int rc = rpc_send_event(r->ctx, r->c, &m);
         if (rc == -EAGAIN) return 0;
         if (rc) return -1;
         r->ctx->st.read_events++;

@@ -159,7 +159,7 @@ static int send_item(rpc_sub *s, const factum_sub_item *it)
         else if (it->has_link) rpc_event_fill_resolved(&m, &up, &it->link, s->uuid_string);
         else if (it->unresolved) rpc_event_fill_resolved(&m, NULL, &it->event, s->uuid_string);
         else rpc_event_fill(&m, &up, s->uuid_string);
-        rc = rpc_send(ctx, s->c, &m.resp.base);
+        rc = rpc_send_event(ctx, s->c, &m);
         if (!rc) {
             ctx->st.sub_events++;
             ctx->st.read_bytes += it->event.data_len + it->event.metadata_len;

@@ -222,3 +222,166 @@ int rpc_wire_append_req(const uint8_t *msg, size_t len, rpc_wire_append *w)
     }
     return 0;
 }
+
+/* ---- ReadResp.ReadEvent out (WIRE-4) ------------------------------------- */
+
+typedef EventStore__Client__Streams__ReadResp__ReadEvent ReadEvent;
+typedef EventStore__Client__Streams__ReadResp__ReadEvent__RecordedEvent Recorded;
+
+static size_t vlen(uint64_t v)
+{
+    size_t n = 1;
+    while (v >= 0x80) {
+        v >>= 7;
+        n++;
+    }
+    return n;
+}
+
+static uint8_t *put_v(uint8_t *p, uint64_t v)
+{
+    while (v >= 0x80) {
+        *p++ = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    *p++ = (uint8_t)v;
+    return p;
+}
+
+/* Every field number here is below 16: a key is one byte. */
+#define KEY(f, wt) ((uint8_t)((f) << 3 | (wt)))
+
+/* A length-delimited field of n bytes, key included. */
+static size_t ld_size(size_t n)
+{
+    return 1 + vlen(n) + n;
+}
+
+static uint8_t *put_ld(uint8_t *p, unsigned f, const void *data, size_t n)
+{
+    *p++ = KEY(f, 2);
+    p = put_v(p, n);
+    if (n) memcpy(p, data, n);
+    return p + n;
+}
+
+/* A proto3 varint field: left out when zero. */
+static size_t u64_size(uint64_t v)
+{
+    return v ? 1 + vlen(v) : 0;
+}
+
+static uint8_t *put_u64(uint8_t *p, unsigned f, uint64_t v)
+{
+    if (!v) return p;
+    *p++ = KEY(f, 0);
+    return put_v(p, v);
+}
+
+/* A proto3 string field: left out when NULL or empty. */
+static size_t str_size(const char *s)
+{
+    return s && *s ? ld_size(strlen(s)) : 0;
+}
+
+static uint8_t *put_str(uint8_t *p, unsigned f, const char *s)
+{
+    return s && *s ? put_ld(p, f, s, strlen(s)) : p;
+}
+
+static size_t uuid_inner(const EventStore__Client__UUID *u)
+{
+    if (u->value_case == EVENT_STORE__CLIENT__UUID__VALUE_STRUCTURED && u->structured)
+        return ld_size(u64_size((uint64_t)u->structured->most_significant_bits) +
+                       u64_size((uint64_t)u->structured->least_significant_bits));
+    if (u->value_case == EVENT_STORE__CLIENT__UUID__VALUE_STRING && u->string) return ld_size(strlen(u->string));
+    return 0;
+}
+
+static size_t entry_inner(const EventStore__Client__Streams__ReadResp__ReadEvent__RecordedEvent__MetadataEntry *e)
+{
+    return str_size(e->key) + str_size(e->value);
+}
+
+static size_t recorded_inner(const Recorded *r)
+{
+    size_t n = 0;
+    if (r->id) n += ld_size(uuid_inner(r->id));
+    if (r->stream_identifier) {
+        size_t sl = r->stream_identifier->stream_name.len;
+        n += ld_size(sl ? ld_size(sl) : 0);
+    }
+    n += u64_size(r->stream_revision) + u64_size(r->prepare_position) + u64_size(r->commit_position);
+    for (size_t i = 0; i < r->n_metadata; i++) n += ld_size(entry_inner(r->metadata[i]));
+    if (r->custom_metadata.len) n += ld_size(r->custom_metadata.len);
+    if (r->data.len) n += ld_size(r->data.len);
+    return n;
+}
+
+static uint8_t *put_recorded(uint8_t *p, unsigned f, const Recorded *r)
+{
+    *p++ = KEY(f, 2);
+    p = put_v(p, recorded_inner(r));
+    if (r->id) {
+        const EventStore__Client__UUID *u = r->id;
+        *p++ = KEY(1, 2);
+        p = put_v(p, uuid_inner(u));
+        if (u->value_case == EVENT_STORE__CLIENT__UUID__VALUE_STRUCTURED && u->structured) {
+            uint64_t m = (uint64_t)u->structured->most_significant_bits;
+            uint64_t l = (uint64_t)u->structured->least_significant_bits;
+            *p++ = KEY(1, 2);
+            p = put_v(p, u64_size(m) + u64_size(l));
+            p = put_u64(p, 1, m);
+            p = put_u64(p, 2, l);
+        } else if (u->value_case == EVENT_STORE__CLIENT__UUID__VALUE_STRING && u->string) {
+            p = put_ld(p, 2, u->string, strlen(u->string));
+        }
+    }
+    if (r->stream_identifier) {
+        const ProtobufCBinaryData *sn = &r->stream_identifier->stream_name;
+        *p++ = KEY(2, 2);
+        p = put_v(p, sn->len ? ld_size(sn->len) : 0);
+        if (sn->len) p = put_ld(p, 3, sn->data, sn->len);
+    }
+    p = put_u64(p, 3, r->stream_revision);
+    p = put_u64(p, 4, r->prepare_position);
+    p = put_u64(p, 5, r->commit_position);
+    for (size_t i = 0; i < r->n_metadata; i++) {
+        *p++ = KEY(6, 2);
+        p = put_v(p, entry_inner(r->metadata[i]));
+        p = put_str(p, 1, r->metadata[i]->key);
+        p = put_str(p, 2, r->metadata[i]->value);
+    }
+    if (r->custom_metadata.len) p = put_ld(p, 7, r->custom_metadata.data, r->custom_metadata.len);
+    if (r->data.len) p = put_ld(p, 8, r->data.data, r->data.len);
+    return p;
+}
+
+size_t rpc_wire_read_event_size(const ReadEvent *re)
+{
+    size_t n = 0;
+    if (re->event) n += ld_size(recorded_inner(re->event));
+    if (re->link) n += ld_size(recorded_inner(re->link));
+    if (re->position_case == EVENT_STORE__CLIENT__STREAMS__READ_RESP__READ_EVENT__POSITION_COMMIT_POSITION)
+        n += 1 + vlen(re->commit_position);
+    else if (re->position_case == EVENT_STORE__CLIENT__STREAMS__READ_RESP__READ_EVENT__POSITION_NO_POSITION &&
+             re->no_position)
+        n += 2;
+    return n;
+}
+
+size_t rpc_wire_read_event_pack(const ReadEvent *re, uint8_t *out)
+{
+    uint8_t *p = out;
+    if (re->event) p = put_recorded(p, 1, re->event);
+    if (re->link) p = put_recorded(p, 2, re->link);
+    if (re->position_case == EVENT_STORE__CLIENT__STREAMS__READ_RESP__READ_EVENT__POSITION_COMMIT_POSITION) {
+        *p++ = KEY(3, 0);
+        p = put_v(p, re->commit_position);
+    } else if (re->position_case == EVENT_STORE__CLIENT__STREAMS__READ_RESP__READ_EVENT__POSITION_NO_POSITION &&
+               re->no_position) {
+        *p++ = KEY(4, 2);
+        *p++ = 0;
+    }
+    return (size_t)(p - out);
+}

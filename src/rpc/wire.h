@@ -19,6 +19,15 @@
  *          point into the message, absent fields hold protobuf-c's defaults.
  *  WIRE-3  It allocates nothing and holds nothing: the result is valid while
  *          the message's bytes and the rpc_wire_append are.
+ *
+ * And the hot answer: a ReadResp.ReadEvent (every event a read, a
+ * subscription or a consumer group sends) packed by hand.
+ *
+ *  WIRE-4  The bytes are exactly protobuf-c's for the same structure (the
+ *          fields in number order, proto3's zero values left out, oneof
+ *          members written when their case is set; tests/unit/wire.c
+ *          compares them on random events). Unknown fields kept in the
+ *          structures are not written: the server never sets any.
  */
 #ifndef FACTUM_RPC_WIRE_H
 #define FACTUM_RPC_WIRE_H
@@ -49,5 +58,10 @@ typedef struct rpc_wire_append {
 /* Decode an AppendReq (WIRE-1..3). 0: w->req is the message; 1: not the
  * canonical form (or malformed): decode it with protobuf-c instead. */
 int rpc_wire_append_req(const uint8_t *msg, size_t len, rpc_wire_append *w);
+
+/* ReadResp.ReadEvent packed (WIRE-4): its size, and the bytes written to
+ * out (which has room for the size), returning the size. */
+size_t rpc_wire_read_event_size(const EventStore__Client__Streams__ReadResp__ReadEvent *re);
+size_t rpc_wire_read_event_pack(const EventStore__Client__Streams__ReadResp__ReadEvent *re, uint8_t *out);
 
 #endif

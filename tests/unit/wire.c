@@ -351,10 +351,135 @@ static void t_declined(void)
     base_buf_free(&m);
 }
 
+
+/* ---- ReadResp.ReadEvent packed by hand (WIRE-4) ------------------------ */
+
+typedef EventStore__Client__Streams__ReadResp__ReadEvent ReadEvent;
+typedef EventStore__Client__Streams__ReadResp__ReadEvent__RecordedEvent Recorded;
+typedef EventStore__Client__Streams__ReadResp__ReadEvent__RecordedEvent__MetadataEntry Entry;
+
+typedef struct rec_parts {
+    Recorded rec;
+    EventStore__Client__UUID uuid;
+    EventStore__Client__UUID__Structured su;
+    EventStore__Client__StreamIdentifier sid;
+    Entry me[4];
+    Entry *mep[4];
+    char text[6][48];
+    uint8_t data[2][200];
+} rec_parts;
+
+static uint64_t rand_u64(h_rng *r)
+{
+    switch (h_below(r, 4)) {
+    case 0: return 0;
+    case 1: return h_below(r, 200);
+    case 2: return h_rand(r) >> h_below(r, 64);
+    default: return h_rand(r);
+    }
+}
+
+static char *rand_str(h_rng *r, char *buf)
+{
+    if (!h_below(r, 8)) return NULL;
+    size_t n = h_below(r, 4) ? h_below(r, 40) : 0;
+    for (size_t i = 0; i < n; i++) buf[i] = (char)(1 + h_below(r, 255));
+    buf[n] = '\0';
+    return buf;
+}
+
+static Recorded *gen_recorded(h_rng *r, rec_parts *x)
+{
+    event_store__client__streams__read_resp__read_event__recorded_event__init(&x->rec);
+    event_store__client__uuid__init(&x->uuid);
+    event_store__client__uuid__structured__init(&x->su);
+    event_store__client__stream_identifier__init(&x->sid);
+    if (h_below(r, 6)) {
+        x->rec.id = &x->uuid;
+        switch (h_below(r, 4)) {
+        case 0: break;
+        case 1:
+            x->uuid.value_case = EVENT_STORE__CLIENT__UUID__VALUE_STRING;
+            x->uuid.string = rand_str(r, x->text[0]);
+            break;
+        default:
+            x->uuid.value_case = EVENT_STORE__CLIENT__UUID__VALUE_STRUCTURED;
+            x->uuid.structured = h_below(r, 8) ? &x->su : NULL;
+            x->su.most_significant_bits = (int64_t)rand_u64(r);
+            x->su.least_significant_bits = (int64_t)rand_u64(r);
+        }
+    }
+    if (h_below(r, 6)) {
+        x->rec.stream_identifier = &x->sid;
+        size_t n = h_below(r, 30);
+        for (size_t i = 0; i < n; i++) x->data[0][i] = (uint8_t)h_rand(r);
+        x->sid.stream_name.data = n || h_below(r, 2) ? x->data[0] : NULL;
+        x->sid.stream_name.len = n;
+    }
+    x->rec.stream_revision = rand_u64(r);
+    x->rec.prepare_position = rand_u64(r);
+    x->rec.commit_position = rand_u64(r);
+    x->rec.n_metadata = h_below(r, 5);
+    for (size_t i = 0; i < x->rec.n_metadata; i++) {
+        event_store__client__streams__read_resp__read_event__recorded_event__metadata_entry__init(&x->me[i]);
+        x->me[i].key = i < 2 ? rand_str(r, x->text[1 + 2 * i]) : (char *)"created";
+        x->me[i].value = i < 2 ? rand_str(r, x->text[2 + 2 * i]) : (char *)"638000000000000000";
+        x->mep[i] = &x->me[i];
+    }
+    x->rec.metadata = x->rec.n_metadata ? x->mep : NULL;
+    size_t n = h_below(r, 3) ? h_below(r, 200) : 0;
+    for (size_t i = 0; i < n; i++) x->data[1][i] = (uint8_t)h_rand(r);
+    x->rec.data.data = x->data[1];
+    x->rec.data.len = n;
+    n = h_below(r, 3) ? h_below(r, 48) : 0;
+    x->rec.custom_metadata.data = (uint8_t *)x->text[5];
+    memset(x->text[5], 'm', sizeof x->text[5]);
+    x->rec.custom_metadata.len = n;
+    return &x->rec;
+}
+
+static void t_read_event_packed(void)
+{
+    h_rng r = {harness_seed("wire read event")};
+    static rec_parts ev, link;
+    static uint8_t mine[4096], ref[4096];
+    EventStore__Client__Empty empty = EVENT_STORE__CLIENT__EMPTY__INIT;
+    int bad = 0;
+    for (int i = 0; i < 200000 && !bad; i++) {
+        ReadEvent re = EVENT_STORE__CLIENT__STREAMS__READ_RESP__READ_EVENT__INIT;
+        if (h_below(&r, 8)) re.event = gen_recorded(&r, &ev);
+        if (!h_below(&r, 3)) re.link = gen_recorded(&r, &link);
+        switch (h_below(&r, 4)) {
+        case 0: break;
+        case 1:
+            re.position_case = EVENT_STORE__CLIENT__STREAMS__READ_RESP__READ_EVENT__POSITION_NO_POSITION;
+            re.no_position = h_below(&r, 4) ? &empty : NULL;
+            break;
+        default:
+            re.position_case = EVENT_STORE__CLIENT__STREAMS__READ_RESP__READ_EVENT__POSITION_COMMIT_POSITION;
+            re.commit_position = rand_u64(&r);
+        }
+        size_t want = protobuf_c_message_get_packed_size(&re.base);
+        size_t n = rpc_wire_read_event_size(&re);
+        if (n != want || want > sizeof ref) {
+            fprintf(stderr, "  event %d: size %zu, protobuf-c %zu\n", i, n, want);
+            bad = 1;
+            break;
+        }
+        protobuf_c_message_pack(&re.base, ref);
+        if (rpc_wire_read_event_pack(&re, mine) != n || memcmp(mine, ref, n) != 0) {
+            fprintf(stderr, "  event %d: bytes differ\n", i);
+            bad = 1;
+        }
+    }
+    CHECK(!bad);
+}
+
 int main(void)
 {
     RUN(t_packed_by_protobuf_c);
     RUN(t_declined);
     RUN(t_random_and_mutated);
+    RUN(t_read_event_packed);
     return harness_done();
 }
