@@ -3,7 +3,9 @@
  * (snapshot + replay), decide a command, append the decision with the
  * loaded version as the expectation, retry on conflict with a bounded,
  * jittered backoff, and write snapshots by policy. Also the decision list
- * and the derived event ids the toolkit rests on.
+ * and the derived event ids the toolkit rests on. Over the network the
+ * decider calls the C client through the table every factum_client
+ * carries (common/remote.h): libfactum does not link libfactum-client.
  *
  * Design note (tests cite DC-n):
  *  DC-1  Nothing is appended that decide did not compute from the state at
