@@ -4,7 +4,7 @@
 #     libfactum-client, and names no client function but the weak hook of
 #     factum_strerror; libfactum-client.so needs neither libfactum, SQLite
 #     nor libpq, and exports no store function.
-#  2. `cmake --install` into a fresh prefix gives factum.pc and
+#  2. `cmake --install` (the component `libraries`) into a fresh prefix gives factum.pc and
 #     factum-client.pc; with them, cc builds a program of libfactum alone
 #     (tests/libs/embedded.c and examples/bank, both run: no client library
 #     loaded), one of libfactum-client alone (tests/libs/client.c, run
@@ -44,7 +44,7 @@ fi
 nm -D --defined-only "$client" | awk '{print $NF}' | grep -qx factum_client_connect || fail "no factum_client_connect"
 
 # 2. Installed, and used through pkg-config.
-cmake --install "$build" --prefix "$work/prefix" >"$work/install.log" 2>&1 || { cat "$work/install.log"; fail "cmake --install"; }
+cmake --install "$build" --component libraries --prefix "$work/prefix" >"$work/install.log" 2>&1 || { cat "$work/install.log"; fail "cmake --install"; }
 pcdir=$(dirname "$(find "$work/prefix" -name factum-client.pc | head -1)")
 [ -f "$pcdir/factum.pc" ] && [ -f "$pcdir/factum-client.pc" ] || fail "factum.pc and factum-client.pc not installed"
 export PKG_CONFIG_PATH=$pcdir
