@@ -51,7 +51,7 @@ export PKG_CONFIG_PATH=$pcdir
 libdir=$(pkg-config --variable=libdir factum)
 export LD_LIBRARY_PATH=$libdir
 cflags=(-std=c11 -Wall -Wextra -Wno-unused-parameter -Werror -D_GNU_SOURCE)
-if [ -n "${FACTUM_SANITIZED:-}" ]; then cflags+=(-fsanitize=address,undefined); fi
+if [ -n "${FACTUM_SANITIZED:-}" ]; then cflags+=("-fsanitize=address,undefined"); fi
 build_prog() { # OUT PKGS SOURCES...
   local out=$1 pkgs=$2
   shift 2
