@@ -92,8 +92,20 @@ enum {
     FACTUM_EEXISTS = -1107,       /* it exists already (a projection, a consumer group, a read model) */
 };
 
-/* A human-readable, static message for any code returned by this library
- * (0, -errno or FACTUM_E*). Never NULL. Thread-safe. */
+/* The codes from FACTUM_CLIENT_ECODE_FIRST down to FACTUM_CLIENT_ECODE_LAST,
+ * but for the two above, are libfactum-client's (factum_client.h:
+ * FACTUM_ECONNECT, FACTUM_ETLS, ...). Their values never change. */
+#define FACTUM_CLIENT_ECODE_FIRST (-1101)
+#define FACTUM_CLIENT_ECODE_LAST  (-1199)
+
+/* A human-readable, static message for any code (0, -errno or FACTUM_E*),
+ * those of libfactum-client included: a program that links both libraries
+ * gets the client's messages from either one (libfactum asks the client
+ * library's factum_client_strerror, found when the program links it).
+ * With libfactum alone, a client code, which none of its calls returns,
+ * gets a message naming the client library. libfactum-client exports this
+ * function too (a program of the client alone calls it as well). Never
+ * NULL. Thread-safe. */
 FACTUM_API const char *factum_strerror(int code);
 
 /* ---------------------------------------------------------------------------

@@ -156,8 +156,12 @@ FACTUM_API int factum_decider_new(factum_store *s, const factum_decider_def *def
  * is the same, are then refused by the server's idempotency check (same
  * ids) rather than written twice. The client is borrowed until
  * factum_decider_free; calls on one client are serialised (factum_client.h):
- * give each thread its own decider and client for parallelism.
- * Errors as factum_decider_new. */
+ * give each thread its own decider and client for parallelism. The
+ * client is libfactum-client's: a program that calls this links both
+ * libraries (pkg-config factum factum-client); libfactum calls the client
+ * through a table the client carries, never by name (ADR 0018).
+ * Errors as factum_decider_new; FACTUM_EINVAL also for a client of
+ * another release of libfactum-client (its table is not this library's). */
 FACTUM_API int factum_decider_new_remote(struct factum_client *c, const factum_decider_def *def,
                                          factum_decider **out);
 

@@ -1,8 +1,15 @@
 /*
  * factum_client.h - the C client of factumd (and of any server speaking the
- * KurrentDB gRPC client protocol over cleartext HTTP/2). It is part of
- * libfactum; the conventions of factum.h apply (0 or a negative code,
- * factum_strerror, borrowed vs owned pointers stated per function).
+ * KurrentDB gRPC client protocol over HTTP/2). It is its own library,
+ * libfactum-client (pkg-config factum-client; link -lfactum-client), which
+ * needs neither libfactum nor the storage engine: it carries the parts of
+ * factum.h that need no store (factum_strerror, the factum_uuid_*
+ * functions, factum_check_stream_name, factum_stream_metadata_parse,
+ * filters, factum_query_options_init, factum_projection_def_init) and
+ * exports them as well. A program that uses the store too, or the
+ * toolkit's remote decider (factum_app.h), links both. The conventions of
+ * factum.h apply (0 or a negative code, factum_strerror, borrowed vs owned
+ * pointers stated per function).
  *
  * A factum_client is one HTTP/2 connection. Calls on one client are
  * serialised (a mutex), so it may be shared by threads, but threads that
@@ -58,6 +65,11 @@ enum {
      * AccessDenied): nothing was done. */
     FACTUM_EACCESSDENIED = -1112,
 };
+
+/* A static message for any code: the ones above, and every other code as
+ * factum_strerror describes it (factum.h's, -errno). factum_strerror
+ * answers for the codes above too. Never NULL. Thread-safe. */
+FACTUM_API const char *factum_client_strerror(int code);
 
 typedef struct factum_client factum_client;
 

@@ -4,7 +4,7 @@
 # packages depend on; Recommends once pulled in cron and through it a mail
 # server). Safe to run repeatedly: does nothing when all is present.
 #
-#   build     compile factum: libfactum, factumd, the CLI, tests, benchmarks,
+#   build     compile factum: libfactum, libfactum-client, factumd, the CLI, tests, benchmarks,
 #             and factum-js, the JavaScript projections' worker, which needs
 #             V8 from libnode-dev (Node 18; see js below for how it is
 #             installed beside a Node.js from outside Debian)

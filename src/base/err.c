@@ -1,12 +1,21 @@
 /*
- * err.c - factum_strerror: one static message for every code the library
- * returns, its own FACTUM_E* codes (those of factum_client.h too) and
- * -errno alike.
+ * err.c - factum_strerror: one static message for every code of factum.h
+ * and for -errno. The codes of libfactum-client (factum_client.h, -1101 to
+ * -1199 but for factum.h's FACTUM_ETIMEDOUT and FACTUM_EEXISTS) are the
+ * client library's to describe: this file names none of them, and hands
+ * that range to factum_client_strerror when the client library is in the
+ * process (docs/adr/0018-client-library.md).
  */
 #include "base/base.h"
-#include "factum_client.h"
 
 #include <string.h>
+
+/* A weak reference: resolved to libfactum-client's function when the
+ * program links that library too (or when this copy of base is the client
+ * library's own), NULL when it does not: then no code of that range can
+ * have reached the program through a call of ours, and the range gets a
+ * message that names the library. */
+extern const char *factum_client_strerror(int code) __attribute__((weak));
 
 const char *factum_strerror(int code)
 {
@@ -61,32 +70,14 @@ const char *factum_strerror(int code)
         return "the read model's target database failed";
     case FACTUM_EUPCAST:
         return "an upcaster could not be applied to an event";
-    /* The client's codes (factum_client.h). */
-    case FACTUM_ECONNECT:
-        return "cannot connect to the server, or the connection was lost";
-    case FACTUM_EPROTOCOL:
-        return "the server's answer breaks the protocol";
-    case FACTUM_ESERVER:
-        return "the server failed the call";
-    case FACTUM_EUNSUPPORTED:
-        return "the server does not implement this call";
     case FACTUM_ETIMEDOUT:
         return "not done within the deadline (no answer from the server, or a wait timed out)";
     case FACTUM_EEXISTS:
         return "it exists already";
-    case FACTUM_EFULL:
-        return "the consumer group has its maximum number of consumers";
-    case FACTUM_ECANCELED:
-        return "the server ended the subscription";
-    case FACTUM_EBADURL:
-        return "malformed connection string";
-    case FACTUM_ETLS:
-        return "TLS failed";
-    case FACTUM_EUNAUTHENTICATED:
-        return "not authenticated (wrong or missing credentials)";
-    case FACTUM_EACCESSDENIED:
-        return "access denied";
     }
+    if (code <= FACTUM_CLIENT_ECODE_FIRST && code >= FACTUM_CLIENT_ECODE_LAST)
+        return factum_client_strerror ? factum_client_strerror(code)
+                                      : "an error of libfactum-client (factum_client_strerror describes it)";
     if (code < 0 && code > -4096) {
         /* strerror's table is static for known errno values in glibc. */
         return strerror(-code);

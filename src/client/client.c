@@ -4,7 +4,8 @@
  * request and one answer: Delete and Tombstone, stream metadata (a read
  * of `$$<stream>` backwards and an append of a `$metadata` event to it),
  * ServerFeatures.GetSupportedMethods for the server's version, and
- * Monitoring.Stats. Appends are in append.c, reads in read.c, the
+ * Monitoring.Stats; the table through which libfactum's remote decider
+ * calls a client (common/remote.h). Appends are in append.c, reads in read.c, the
  * transport in conn.c.
  */
 #include <errno.h>
@@ -96,6 +97,19 @@ static int apply_options(factum_client *c, const factum_client_options *o)
     return 0;
 }
 
+/* The calls libfactum's remote decider makes (common/remote.h, RM-1). */
+static const remote_ops client_remote_ops = {
+    .abi = REMOTE_ABI,
+    .size = sizeof(remote_ops),
+    .read_stream = factum_client_read_stream,
+    .batch_count = factum_client_batch_count,
+    .batch_event = factum_client_batch_event,
+    .batch_free = factum_client_batch_free,
+    .append = factum_client_append,
+    .get_stream_metadata = factum_client_get_stream_metadata,
+    .set_stream_metadata = factum_client_set_stream_metadata,
+};
+
 int factum_client_connect(const char *url, const factum_client_options *opts, factum_client **out)
 {
     if (!out) return FACTUM_EINVAL;
@@ -106,6 +120,7 @@ int factum_client_connect(const char *url, const factum_client_options *opts, fa
         snprintf(connect_err, sizeof connect_err, "out of memory");
         return -ENOMEM;
     }
+    c->head.ops = &client_remote_ops;
     c->fd = -1;
     client_arena_init(&c->arena);
     int rc = client_url_parse(url, &c->url, connect_err, sizeof connect_err);

@@ -47,6 +47,7 @@
 #include <stdint.h>
 
 #include "base/base.h"
+#include "common/remote.h"
 #include "factum_client.h"
 #include "net/grpc.h"
 
@@ -152,6 +153,7 @@ typedef struct ssl_ctx_st SSL_CTX;
 typedef struct ssl_st SSL;
 
 struct factum_client {
+    remote_head head;   /* first (RM-2 of common/remote.h): libfactum's remote decider calls through it */
     pthread_mutex_t mu; /* CL-1 */
     client_url url;
     uint32_t timeout_ms, connect_timeout_ms;

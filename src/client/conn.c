@@ -6,8 +6,8 @@
  * included), its framed request messages and END_STREAM; response messages
  * are cut out of the DATA frames as they arrive (net/grpc.h's deframer)
  * and handed to the call's callback at once; the status and KurrentDB's
- * trailers are kept and turned into factum codes by client_call_error.
- * With TLS, the bytes pass through OpenSSL on memory BIOs on their way
+ * trailers are kept and turned into factum codes by client_call_error,
+ * whose messages factum_client_strerror gives. With TLS, the bytes pass through OpenSSL on memory BIOs on their way
  * (CL-5). The invariants CL-1..CL-5 of client_int.h are kept here.
  */
 #include <errno.h>
@@ -1028,6 +1028,49 @@ static int ends_with(const char *s, const char *suffix)
 {
     size_t a = strlen(s), b = strlen(suffix);
     return a >= b && !strcmp(s + a - b, suffix);
+}
+
+/* The messages of factum_client.h's codes; NULL for any other code. */
+static const char *client_message(int code)
+{
+    switch (code) {
+    case FACTUM_ECONNECT:
+        return "cannot connect to the server, or the connection was lost";
+    case FACTUM_EPROTOCOL:
+        return "the server's answer breaks the protocol";
+    case FACTUM_ESERVER:
+        return "the server failed the call";
+    case FACTUM_EUNSUPPORTED:
+        return "the server does not implement this call";
+    case FACTUM_EFULL:
+        return "the consumer group has its maximum number of consumers";
+    case FACTUM_ECANCELED:
+        return "the server ended the subscription";
+    case FACTUM_EBADURL:
+        return "malformed connection string";
+    case FACTUM_ETLS:
+        return "TLS failed";
+    case FACTUM_EUNAUTHENTICATED:
+        return "not authenticated (wrong or missing credentials)";
+    case FACTUM_EACCESSDENIED:
+        return "access denied";
+    }
+    return NULL;
+}
+
+/* Also the target of factum_strerror's hook for the client's range (base/
+ * err.c): a code of that range that is not ours is answered here, never
+ * handed back (the two would call each other). In this file because every
+ * program of the client links it (the hook is a weak reference, which
+ * does not pull a member out of a static archive). */
+const char *factum_client_strerror(int code)
+{
+    const char *m = client_message(code);
+    if (m) return m;
+    if (code <= FACTUM_CLIENT_ECODE_FIRST && code >= FACTUM_CLIENT_ECODE_LAST && code != FACTUM_ETIMEDOUT &&
+        code != FACTUM_EEXISTS)
+        return "unknown error";
+    return factum_strerror(code);
 }
 
 /* The factum codes whose factum_strerror text factumd sends as the

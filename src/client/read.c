@@ -490,7 +490,7 @@ static int check_filter(factum_client *c, const factum_client_filter *f)
             }
         return 0;
     }
-    /* The server compiles the same PCRE2 syntax (src/store/filter.c): refuse what it
+    /* The server compiles the same PCRE2 syntax (src/common/filter.c): refuse what it
      * would refuse before asking it. */
     factum_filter *tmp;
     int rc = factum_filter_new(f->on, NULL, 0, f->regex, 0, &tmp);

@@ -3,7 +3,9 @@
  * (snapshot + replay), decide a command, append the decision with the
  * loaded version as the expectation, retry on conflict with a bounded,
  * jittered backoff, and write snapshots by policy. Also the decision list
- * and the derived event ids the toolkit rests on.
+ * and the derived event ids the toolkit rests on. Over the network the
+ * decider calls the C client through the table every factum_client
+ * carries (common/remote.h): libfactum does not link libfactum-client.
  *
  * Design note (tests cite DC-n):
  *  DC-1  Nothing is appended that decide did not compute from the state at
@@ -32,7 +34,7 @@
 
 #include "base/json.h"
 #include "factum_app.h"
-#include "factum_client.h"
+#include "common/remote.h"
 #include "store/snapshot.h"
 
 #define DECISION_MAX 4096u
@@ -163,7 +165,8 @@ int factum_decision_add_json(factum_decision *d, const char *type, const char *j
 
 struct factum_decider {
     factum_store *store;   /* embedded, or */
-    factum_client *client; /* over the network (one of the two) */
+    factum_client *client; /* over the network (one of the two), */
+    const remote_ops *ops; /* through the client library's table (common/remote.h) */
     factum_decider_def def;
     char *snapshot_type;
 };
@@ -211,8 +214,11 @@ int factum_decider_new(factum_store *s, const factum_decider_def *def, factum_de
 
 int factum_decider_new_remote(struct factum_client *c, const factum_decider_def *def, factum_decider **out)
 {
-    if (!c) return FACTUM_EINVAL;
-    return decider_new(NULL, c, def, out);
+    const remote_ops *ops = c ? remote_ops_of(c) : NULL;
+    if (!ops) return FACTUM_EINVAL; /* RM-1 */
+    int rc = decider_new(NULL, c, def, out);
+    if (!rc) (*out)->ops = ops;
+    return rc;
 }
 
 void factum_decider_free(factum_decider *d)
@@ -338,12 +344,12 @@ static int remote_snapshot(factum_decider *d, const char *stream, uint64_t last,
     if (strlen(stream) + sizeof FACTUM_SNAPSHOT_PREFIX - 1 > FACTUM_MAX_STREAM_LEN) return 0;
     snprintf(name, sizeof name, FACTUM_SNAPSHOT_PREFIX "%s", stream);
     factum_client_batch *b;
-    int rc = factum_client_read_stream(d->client, name, FACTUM_END, FACTUM_BACKWARD, REMOTE_SNAPSHOTS, &b);
+    int rc = d->ops->read_stream(d->client, name, FACTUM_END, FACTUM_BACKWARD, REMOTE_SNAPSHOTS, &b);
     if (rc == FACTUM_ENOTFOUND || rc == FACTUM_EDELETED) return 0;
     if (rc) return rc;
-    size_t n = factum_client_batch_count(b);
+    size_t n = d->ops->batch_count(b);
     for (size_t i = 0; i < n && !*st; i++) {
-        const factum_event *ev = factum_client_batch_event(b, i);
+        const factum_event *ev = d->ops->batch_event(b, i);
         if (ev->type_len != strlen(def->snapshot_type) || memcmp(ev->type, def->snapshot_type, ev->type_len))
             continue;
         json_value *doc;
@@ -358,7 +364,7 @@ static int remote_snapshot(factum_decider *d, const char *stream, uint64_t last,
             *v = (uint64_t)x;
         }
     }
-    factum_client_batch_free(b);
+    d->ops->batch_free(b);
     return 0;
 }
 
@@ -368,14 +374,14 @@ static int remote_load(factum_decider *d, const char *stream, void **state_out, 
     const factum_decider_def *def = &d->def;
     *snap_version = FACTUM_NO_STREAM;
     factum_client_batch *b;
-    int rc = factum_client_read_stream(d->client, stream, FACTUM_END, FACTUM_BACKWARD, 1, &b);
+    int rc = d->ops->read_stream(d->client, stream, FACTUM_END, FACTUM_BACKWARD, 1, &b);
     uint64_t last = 0;
     int empty = rc == FACTUM_ENOTFOUND;
     if (rc && !empty) return rc;
     if (!rc) {
-        empty = factum_client_batch_count(b) == 0;
-        if (!empty) last = factum_client_batch_event(b, 0)->version;
-        factum_client_batch_free(b);
+        empty = d->ops->batch_count(b) == 0;
+        if (!empty) last = d->ops->batch_event(b, 0)->version;
+        d->ops->batch_free(b);
     }
     if (empty) {
         void *st = def->initial(def->ctx);
@@ -401,28 +407,28 @@ static int remote_load(factum_decider *d, const char *stream, void **state_out, 
         int restart = 0, first = 1;
         for (;;) {
             /* factumd sends the events upcast (the client does not ask for raw ones) */
-            rc = factum_client_read_stream(d->client, stream, from, FACTUM_FORWARD, REMOTE_PAGE, &b);
+            rc = d->ops->read_stream(d->client, stream, from, FACTUM_FORWARD, REMOTE_PAGE, &b);
             if (rc == FACTUM_ENOTFOUND) rc = FACTUM_EWRONGVERSION; /* deleted meanwhile: load again */
             if (rc) {
                 def->state_free(def->ctx, st);
                 return rc;
             }
-            size_t n = factum_client_batch_count(b);
+            size_t n = d->ops->batch_count(b);
             if (first && with_snapshot &&
-                (n ? factum_client_batch_event(b, 0)->version != from : from <= last)) {
+                (n ? d->ops->batch_event(b, 0)->version != from : from <= last)) {
                 restart = 1; /* the stream was truncated after the snapshot: replay it whole */
-                factum_client_batch_free(b);
+                d->ops->batch_free(b);
                 break;
             }
             first = 0;
             for (size_t i = 0; i < n && !rc; i++) {
-                const factum_event *ev = factum_client_batch_event(b, i);
+                const factum_event *ev = d->ops->batch_event(b, i);
                 seen_check(sc, ev);
                 rc = def->evolve(def->ctx, st, ev);
                 *version = (int64_t)ev->version;
                 from = ev->version + 1;
             }
-            factum_client_batch_free(b);
+            d->ops->batch_free(b);
             if (rc) {
                 def->state_free(def->ctx, st);
                 return rc;
@@ -450,18 +456,18 @@ static int remote_snapshot_write(factum_decider *d, const char *stream, uint64_t
     ev.data_len = len;
     ev.metadata = meta;
     ev.metadata_len = (size_t)ml;
-    int rc = factum_client_append(d->client, name, FACTUM_ANY, &ev, 1, NULL);
+    int rc = d->ops->append(d->client, name, FACTUM_ANY, &ev, 1, NULL);
     if (rc) return rc;
     /* retention: `$maxCount` of the snapshot stream (only when it differs) */
     uint32_t keep = d->def.snapshot_keep ? d->def.snapshot_keep : FACTUM_SNAPSHOT_KEEP_DEFAULT;
     char *json = NULL;
     int64_t mv;
-    if ((rc = factum_client_get_stream_metadata(d->client, name, &json, &mv))) return rc;
+    if ((rc = d->ops->get_stream_metadata(d->client, name, &json, &mv))) return rc;
     base_buf b = {0};
     rc = snapshot_retention_doc(json, strlen(json), keep, &b);
     free(json);
     if (rc == 1)
-        rc = factum_client_set_stream_metadata(d->client, name, mv < 0 ? FACTUM_NO_STREAM : mv,
+        rc = d->ops->set_stream_metadata(d->client, name, mv < 0 ? FACTUM_NO_STREAM : mv,
                                                (const char *)b.data, NULL);
     base_buf_free(&b);
     /* FACTUM_EWRONGVERSION: another writer changed it meanwhile; the next snapshot checks again */
@@ -529,16 +535,16 @@ static int load_asof_remote(factum_decider *d, const char *stream, const factum_
     int rc;
     for (;;) {
         factum_client_batch *b;
-        rc = factum_client_read_stream(d->client, name, from, FACTUM_FORWARD, REMOTE_PAGE, &b);
+        rc = d->ops->read_stream(d->client, name, from, FACTUM_FORWARD, REMOTE_PAGE, &b);
         if (rc == FACTUM_ENOTFOUND && *version == FACTUM_NO_STREAM) rc = 0; /* not then */
         if (rc) break;
-        size_t n = factum_client_batch_count(b);
+        size_t n = d->ops->batch_count(b);
         for (size_t i = 0; i < n && !rc; i++) {
-            const factum_event *ev = factum_client_batch_event(b, i);
+            const factum_event *ev = d->ops->batch_event(b, i);
             if (!(rc = def->evolve(def->ctx, st, ev))) *version = (int64_t)ev->version;
             from = ev->version + 1;
         }
-        factum_client_batch_free(b);
+        d->ops->batch_free(b);
         if (rc || n < REMOTE_PAGE) break;
     }
     free(name);
@@ -724,7 +730,7 @@ int factum_decider_handle(factum_decider *d, const char *stream, const void *com
         }
         factum_append_result ar;
         rc = d->store ? factum_append(d->store, stream, version, evs, dec.n, &ar)
-                      : factum_client_append(d->client, stream, version, evs, dec.n, &ar);
+                      : d->ops->append(d->client, stream, version, evs, dec.n, &ar);
         if (rc == FACTUM_EWRONGVERSION) {
             def->state_free(def->ctx, state);
             continue; /* DC-1: someone came first; decide again on their state */

@@ -873,13 +873,6 @@ static int command(factum_projections *m, int kind, const char *name, const char
     return c ? queue(m, c) : rc;
 }
 
-void factum_projection_def_init(factum_projection_def *d)
-{
-    memset(d, 0, sizeof *d);
-    d->mode = FACTUM_PROJECTION_CONTINUOUS;
-    d->enabled = 1;
-}
-
 int factum_projection_create(factum_projections *m, const factum_projection_def *d, factum_projection_cb cb,
                              void *ctx)
 {

@@ -35,14 +35,6 @@ void factum_readmodels_options_init(factum_readmodels_options *o)
     o->start = 1;
 }
 
-void factum_query_options_init(factum_query_options *o)
-{
-    memset(o, 0, sizeof *o);
-    o->wait_ms = 5000;
-    o->row_limit = 1000;
-    o->time_limit_ms = 5000;
-}
-
 void rm_log(rm_mgr *m, int level, const char *fmt, ...)
 {
     if (!m->opts.log_fn) return;

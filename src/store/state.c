@@ -2,7 +2,8 @@
  * state.c - what the store knows about a stream: its last version and
  * position, its metadata (from `$$<stream>`), found through the index with
  * hash collisions resolved by reading the events themselves; the bounded
- * LRU cache of those states (ST-3); and metadata documents.
+ * LRU cache of those states (ST-3). Metadata documents are parsed by
+ * src/common/meta.c.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -10,54 +11,6 @@
 
 #include "base/json.h"
 #include "store/store_int.h"
-
-/* ---- metadata documents --------------------------------------------- */
-
-void meta_none(factum_stream_metadata *m)
-{
-    m->max_age_s = m->max_count = m->truncate_before = m->cache_control_s = -1;
-}
-
-static int meta_field(const json_value *doc, const char *key, int64_t *out, int strict)
-{
-    const json_value *v = json_get(doc, key);
-    if (!v || v->type == JSON_NULL) return 0;
-    int64_t x;
-    if (json_int64(v, &x) || x < 0) return strict ? FACTUM_EBADJSON : 0;
-    *out = x;
-    return 0;
-}
-
-static int meta_parse(const char *json, size_t len, factum_stream_metadata *m, int strict)
-{
-    meta_none(m);
-    json_value *doc;
-    int rc = json_parse(json, len, &doc);
-    if (rc) return rc == -ENOMEM ? rc : FACTUM_EBADJSON;
-    if (doc->type != JSON_OBJECT) {
-        json_free(doc);
-        return FACTUM_EBADJSON;
-    }
-    rc = meta_field(doc, "$maxAge", &m->max_age_s, strict);
-    if (!rc) rc = meta_field(doc, "$maxCount", &m->max_count, strict);
-    if (!rc) rc = meta_field(doc, "$tb", &m->truncate_before, strict);
-    if (!rc) rc = meta_field(doc, "$cacheControl", &m->cache_control_s, strict);
-    const json_value *acl = json_get(doc, "$acl");
-    if (!rc && strict && acl && acl->type != JSON_OBJECT && acl->type != JSON_NULL) rc = FACTUM_EBADJSON;
-    json_free(doc);
-    return rc;
-}
-
-int factum_stream_metadata_parse(const char *json, size_t len, factum_stream_metadata *out)
-{
-    if (!json || !out) return FACTUM_EINVAL;
-    return meta_parse(json, len, out, 1);
-}
-
-void meta_parse_lenient(const uint8_t *data, size_t len, factum_stream_metadata *m)
-{
-    if (meta_parse((const char *)data, len, m, 0)) meta_none(m);
-}
 
 size_t meta_stream_name(const char *stream, size_t len, char *buf)
 {

@@ -37,6 +37,7 @@
 #include <stdint.h>
 
 #include "base/base.h"
+#include "common/common.h"
 #include "index/index.h"
 #include "io/io.h"
 #include "log/log.h"
@@ -241,9 +242,7 @@ typedef struct stream_range {
 } stream_range;
 int stream_read_range(factum_store *s, const char *stream, size_t len, stream_range *r, uint64_t from,
                       int back, factum_event *events, size_t cap, size_t *n_out, uint64_t *next_out);
-/* Parse a metadata document (lenient: invalid means "no metadata"). */
-void meta_parse_lenient(const uint8_t *data, size_t len, factum_stream_metadata *m);
-void meta_none(factum_stream_metadata *m);
+/* meta_parse_lenient, meta_none: common/common.h */
 
 /* sched.c */
 /* Start the scheduler thread (after the writer); stop it (before). */

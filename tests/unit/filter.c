@@ -1,4 +1,4 @@
-/* Unit tests of the $all filters' regular expressions (src/store/filter.c):
+/* Unit tests of the $all filters' regular expressions (src/common/filter.c):
  * the syntax KurrentDB users write (.NET-like, through PCRE2), and the
  * limits that keep a client's pattern from costing more than a bounded
  * amount of work (FLT-1, FLT-2). */

@@ -28,7 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "store/store_int.h"
+#include "factum.h"
 
 #define REGEX_NEST 64
 #define REGEX_MATCH_LIMIT 20000u
