@@ -25,6 +25,7 @@
 #include "store/snapshot.h"
 #include "rpc/streams_int.h"
 #include "rpc/vstream.h"
+#include "rpc/wire.h"
 
 #include <stddef.h>
 
@@ -405,9 +406,12 @@ void rpc_batch_message(net_call *c, const uint8_t *msg, size_t len)
 {
     bcall *k = net_call_state(c);
     pb_alloc pa;
-    BatchReq *req =
-        rpc_unpack(c, &event_store__client__streams__batch_append_req__descriptor, msg, len, &pa, "BatchAppendReq");
-    if (!req) return;
+    static _Thread_local rpc_wire_batch wb; /* the canonical form without protobuf-c's heap (WIRE-1) */
+    BatchReq *req = &wb.req;
+    int slow = rpc_wire_batch_req(msg, len, &wb);
+    if (slow &&
+        !(req = rpc_unpack(c, &event_store__client__streams__batch_append_req__descriptor, msg, len, &pa, "BatchAppendReq")))
+        return;
     uint8_t idb[16];
     char corr[37];
     if (rpc_uuid_from(req->correlation_id, idb)) {
@@ -518,7 +522,7 @@ void rpc_batch_message(net_call *c, const uint8_t *msg, size_t len)
         submit(k, b);
     }
 out:
-    rpc_unpack_free(req, &pa);
+    if (slow) rpc_unpack_free(req, &pa);
 }
 
 void rpc_batch_half_close(net_call *c)

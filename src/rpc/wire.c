@@ -26,12 +26,21 @@ static int rd_varint(rd *r, uint64_t *v)
     return -1;
 }
 
+/* A varint that protobuf-c reads as at most 5 bytes (keys, lengths: it
+ * refuses longer ones, so must we). */
+static int rd_varint5(rd *r, uint64_t *v)
+{
+    const uint8_t *start = r->p;
+    if (rd_varint(r, v)) return -1;
+    return r->p - start > 5 ? -1 : 0;
+}
+
 /* The next field's number and wire type; 1 at the end, -1 if malformed. */
 static int rd_key(rd *r, uint32_t *field, unsigned *wt)
 {
     if (r->p == r->end) return 1;
     uint64_t k;
-    if (rd_varint(r, &k) || (k >> 3) == 0 || (k >> 3) > 0x1fffffff) return -1;
+    if (rd_varint5(r, &k) || (k >> 3) == 0 || (k >> 3) > 0x1fffffff) return -1;
     *field = (uint32_t)(k >> 3);
     *wt = (unsigned)(k & 7);
     return 0;
@@ -41,23 +50,28 @@ static int rd_key(rd *r, uint32_t *field, unsigned *wt)
 static int rd_sub(rd *r, rd *sub)
 {
     uint64_t n;
-    if (rd_varint(r, &n) || n > (uint64_t)(r->end - r->p)) return -1;
+    if (rd_varint5(r, &n) || n > (uint64_t)(r->end - r->p)) return -1;
     sub->p = r->p;
     sub->end = r->p + n;
     r->p += n;
     return 0;
 }
 
-/* A NUL-terminated copy of a string field in w's text (WIRE-2). */
-static int take_text(rpc_wire_append *w, const rd *s, char **out)
+/* Where the NUL-terminated copies of strings go (WIRE-2). */
+typedef struct wtext {
+    char *buf;
+    size_t cap, used;
+} wtext;
+
+static int take_text(wtext *t, const rd *s, char **out)
 {
     size_t n = (size_t)(s->end - s->p);
-    if (n + 1 > sizeof w->text - w->text_used) return -1;
-    char *t = w->text + w->text_used;
-    if (n) memcpy(t, s->p, n);
-    t[n] = '\0';
-    w->text_used += n + 1;
-    *out = t;
+    if (n + 1 > t->cap - t->used) return -1;
+    char *d = t->buf + t->used;
+    if (n) memcpy(d, s->p, n);
+    d[n] = '\0';
+    t->used += n + 1;
+    *out = d;
     return 0;
 }
 
@@ -79,6 +93,14 @@ static int stream_identifier(rd r, EventStore__Client__StreamIdentifier *sid)
     }
 }
 
+/* An empty message (event_store.client.Empty, google.protobuf.Empty): a
+ * field of length 0, or it is not the canonical form. */
+static int empty_msg(rd *r)
+{
+    rd s;
+    return rd_sub(r, &s) || s.p != s.end ? -1 : 0;
+}
+
 static int options(rd r, rpc_wire_append *w)
 {
     EventStore__Client__Streams__AppendReq__Options *o = &w->opt;
@@ -98,8 +120,7 @@ static int options(rd r, rpc_wire_append *w)
             if (rd_varint(&r, &o->revision)) return -1;
             o->expected_stream_revision_case = EVENT_STORE__CLIENT__STREAMS__APPEND_REQ__OPTIONS__EXPECTED_STREAM_REVISION_REVISION;
         } else if (f >= 3 && f <= 5 && wt == 2 && !o->expected_stream_revision_case) {
-            /* an Empty: nothing inside, or it is not the canonical form */
-            if (rd_sub(&r, &s) || s.p != s.end) return -1;
+            if (empty_msg(&r)) return -1;
             o->expected_stream_revision_case = (EventStore__Client__Streams__AppendReq__Options__ExpectedStreamRevisionCase)f;
             o->no_stream = &w->empty; /* the union's members are alike */
         } else {
@@ -108,25 +129,23 @@ static int options(rd r, rpc_wire_append *w)
     }
 }
 
-static int structured(rd r, EventStore__Client__UUID__Structured *su)
+/* Two varint fields 1 and 2 at most once each (UUID.Structured, Timestamp,
+ * Duration): their raw values. */
+static int two_varints(rd r, uint64_t *a, uint64_t *b)
 {
-    event_store__client__uuid__structured__init(su);
     int seen1 = 0, seen2 = 0;
+    *a = *b = 0;
     for (;;) {
         uint32_t f;
         unsigned wt;
         int k = rd_key(&r, &f, &wt);
         if (k) return k > 0 ? 0 : -1;
-        uint64_t v;
-        if (wt != 0 || (f == 1 ? seen1++ : f == 2 ? seen2++ : 1) || rd_varint(&r, &v)) return -1;
-        if (f == 1) su->most_significant_bits = (int64_t)v;
-        else su->least_significant_bits = (int64_t)v;
+        if (wt != 0 || (f == 1 ? seen1++ : f == 2 ? seen2++ : 1) || rd_varint(&r, f == 1 ? a : b)) return -1;
     }
 }
 
-static int uuid(rd r, rpc_wire_append *w)
+static int uuid(rd r, EventStore__Client__UUID *u, EventStore__Client__UUID__Structured *su, wtext *t)
 {
-    EventStore__Client__UUID *u = &w->id;
     event_store__client__uuid__init(u);
     for (;;) {
         uint32_t f;
@@ -136,20 +155,24 @@ static int uuid(rd r, rpc_wire_append *w)
         rd s;
         if (wt != 2 || u->value_case || (f != 1 && f != 2) || rd_sub(&r, &s)) return -1;
         if (f == 1) {
-            if (structured(s, &w->su)) return -1;
+            uint64_t m, l;
+            if (two_varints(s, &m, &l)) return -1;
+            event_store__client__uuid__structured__init(su);
+            su->most_significant_bits = (int64_t)m;
+            su->least_significant_bits = (int64_t)l;
             u->value_case = EVENT_STORE__CLIENT__UUID__VALUE_STRUCTURED;
-            u->structured = &w->su;
+            u->structured = su;
         } else {
-            if (take_text(w, &s, &u->string)) return -1;
+            if (take_text(t, &s, &u->string)) return -1;
             u->value_case = EVENT_STORE__CLIENT__UUID__VALUE_STRING;
         }
     }
 }
 
-static int metadata_entry(rd r, rpc_wire_append *w, EventStore__Client__Streams__AppendReq__ProposedMessage__MetadataEntry *e)
+/* A map<string, string> entry: key 1 and value 2, each at most once. */
+static int entry_kv(rd r, char **key, char **value, wtext *t)
 {
-    event_store__client__streams__append_req__proposed_message__metadata_entry__init(e);
-    e->key = e->value = empty_text;
+    *key = *value = empty_text;
     int seen1 = 0, seen2 = 0;
     for (;;) {
         uint32_t f;
@@ -158,54 +181,64 @@ static int metadata_entry(rd r, rpc_wire_append *w, EventStore__Client__Streams_
         if (k) return k > 0 ? 0 : -1;
         rd s;
         if (wt != 2 || (f == 1 ? seen1++ : f == 2 ? seen2++ : 1) || rd_sub(&r, &s)) return -1;
-        if (take_text(w, &s, f == 1 ? &e->key : &e->value)) return -1;
+        if (take_text(t, &s, f == 1 ? key : value)) return -1;
     }
 }
 
-static int proposed(rd r, rpc_wire_append *w)
-{
-    EventStore__Client__Streams__AppendReq__ProposedMessage *pm = &w->pm;
-    event_store__client__streams__append_req__proposed_message__init(pm);
-    int seen_id = 0, seen3 = 0, seen4 = 0;
-    for (;;) {
-        uint32_t f;
-        unsigned wt;
-        int k = rd_key(&r, &f, &wt);
-        if (k < 0) return -1;
-        if (k) break;
-        rd s;
-        if (wt != 2 || rd_sub(&r, &s)) return -1;
-        switch (f) {
-        case 1:
-            if (seen_id++ || uuid(s, w)) return -1;
-            pm->id = &w->id;
-            break;
-        case 2:
-            if (pm->n_metadata == RPC_WIRE_META || metadata_entry(s, w, &w->me[pm->n_metadata])) return -1;
-            w->mep[pm->n_metadata] = &w->me[pm->n_metadata];
-            pm->n_metadata++;
-            break;
-        case 3:
-        case 4: {
-            if (f == 3 ? seen3++ : seen4++) return -1;
-            ProtobufCBinaryData *b = f == 3 ? &pm->custom_metadata : &pm->data;
-            b->data = (uint8_t *)s.p;
-            b->len = (size_t)(s.end - s.p);
-            break;
-        }
-        default:
-            return -1;
-        }
+/* A proposed message (AppendReq's and BatchAppendReq's have the same
+ * fields, in types of their own): its metadata entries taken from me[0..
+ * *me_left], the pointers to them from mep. */
+#define DEFINE_PROPOSED(fn, PM, ENTRY, pm_init, entry_init)                                                     \
+    static int fn(rd r, PM *pm, EventStore__Client__UUID *id, EventStore__Client__UUID__Structured *su,           \
+                  ENTRY *me, ENTRY **mep, size_t *me_left, wtext *t)                                              \
+    {                                                                                                             \
+        pm_init(pm);                                                                                              \
+        int seen_id = 0, seen3 = 0, seen4 = 0;                                                                    \
+        for (;;) {                                                                                                \
+            uint32_t f;                                                                                           \
+            unsigned wt;                                                                                          \
+            int k = rd_key(&r, &f, &wt);                                                                          \
+            if (k < 0) return -1;                                                                                 \
+            if (k) break;                                                                                         \
+            rd s;                                                                                                 \
+            if (wt != 2 || rd_sub(&r, &s)) return -1;                                                             \
+            if (f == 1) {                                                                                         \
+                if (seen_id++ || uuid(s, id, su, t)) return -1;                                                   \
+                pm->id = id;                                                                                      \
+            } else if (f == 2) {                                                                                  \
+                if (!*me_left) return -1;                                                                         \
+                ENTRY *e = &me[pm->n_metadata];                                                                   \
+                entry_init(e);                                                                                    \
+                if (entry_kv(s, &e->key, &e->value, t)) return -1;                                                \
+                mep[pm->n_metadata++] = e;                                                                        \
+                (*me_left)--;                                                                                     \
+            } else if (f == 3 || f == 4) {                                                                        \
+                if (f == 3 ? seen3++ : seen4++) return -1;                                                        \
+                ProtobufCBinaryData *b = f == 3 ? &pm->custom_metadata : &pm->data;                               \
+                b->data = (uint8_t *)s.p;                                                                         \
+                b->len = (size_t)(s.end - s.p);                                                                   \
+            } else {                                                                                              \
+                return -1;                                                                                        \
+            }                                                                                                     \
+        }                                                                                                         \
+        if (pm->n_metadata) pm->metadata = mep;                                                                   \
+        return 0;                                                                                                 \
     }
-    if (pm->n_metadata) pm->metadata = w->mep;
-    return 0;
-}
+
+DEFINE_PROPOSED(proposed, EventStore__Client__Streams__AppendReq__ProposedMessage,
+                EventStore__Client__Streams__AppendReq__ProposedMessage__MetadataEntry,
+                event_store__client__streams__append_req__proposed_message__init,
+                event_store__client__streams__append_req__proposed_message__metadata_entry__init)
+DEFINE_PROPOSED(batch_proposed, EventStore__Client__Streams__BatchAppendReq__ProposedMessage,
+                EventStore__Client__Streams__BatchAppendReq__ProposedMessage__MetadataEntry,
+                event_store__client__streams__batch_append_req__proposed_message__init,
+                event_store__client__streams__batch_append_req__proposed_message__metadata_entry__init)
 
 int rpc_wire_append_req(const uint8_t *msg, size_t len, rpc_wire_append *w)
 {
     rd r = {msg, msg + len};
     event_store__client__streams__append_req__init(&w->req);
-    w->text_used = 0;
+    wtext t = {w->text, sizeof w->text, 0};
     uint32_t f;
     unsigned wt;
     rd s;
@@ -216,10 +249,101 @@ int rpc_wire_append_req(const uint8_t *msg, size_t len, rpc_wire_append *w)
         w->req.content_case = EVENT_STORE__CLIENT__STREAMS__APPEND_REQ__CONTENT_OPTIONS;
         w->req.options = &w->opt;
     } else {
-        if (proposed(s, w)) return 1;
+        size_t left = RPC_WIRE_META;
+        if (proposed(s, &w->pm, &w->id, &w->su, w->me, w->mep, &left, &t)) return 1;
         w->req.content_case = EVENT_STORE__CLIENT__STREAMS__APPEND_REQ__CONTENT_PROPOSED_MESSAGE;
         w->req.proposed_message = &w->pm;
     }
+    return 0;
+}
+
+/* ---- BatchAppendReq in ------------------------------------------------------ */
+
+static int batch_options(rd r, rpc_wire_batch *w)
+{
+    EventStore__Client__Streams__BatchAppendReq__Options *o = &w->opt;
+    event_store__client__streams__batch_append_req__options__init(o);
+    google__protobuf__empty__init(&w->empty);
+    int seen_sid = 0;
+    for (;;) {
+        uint32_t f;
+        unsigned wt;
+        int k = rd_key(&r, &f, &wt);
+        if (k) return k > 0 ? 0 : -1;
+        rd s;
+        if (f == 1 && wt == 2 && !seen_sid++) {
+            if (rd_sub(&r, &s) || stream_identifier(s, &w->sid)) return -1;
+            o->stream_identifier = &w->sid;
+        } else if (f == 2 && wt == 0 && !o->expected_stream_position_case) {
+            if (rd_varint(&r, &o->stream_position)) return -1;
+            o->expected_stream_position_case =
+                EVENT_STORE__CLIENT__STREAMS__BATCH_APPEND_REQ__OPTIONS__EXPECTED_STREAM_POSITION_STREAM_POSITION;
+        } else if (f >= 3 && f <= 5 && wt == 2 && !o->expected_stream_position_case) {
+            if (empty_msg(&r)) return -1;
+            o->expected_stream_position_case = (EventStore__Client__Streams__BatchAppendReq__Options__ExpectedStreamPositionCase)f;
+            o->no_stream = &w->empty; /* the union's members are alike */
+        } else if ((f == 6 || f == 7) && wt == 2 && !o->deadline_option_case) {
+            uint64_t sec, ns;
+            if (rd_sub(&r, &s) || two_varints(s, &sec, &ns)) return -1;
+            if (f == 6) {
+                google__protobuf__timestamp__init(&w->ts);
+                w->ts.seconds = (int64_t)sec;
+                w->ts.nanos = (int32_t)(uint32_t)ns; /* an int32 is the low 32 bits of its varint */
+                o->deadline_21_10_0 = &w->ts;
+            } else {
+                google__protobuf__duration__init(&w->dur);
+                w->dur.seconds = (int64_t)sec;
+                w->dur.nanos = (int32_t)(uint32_t)ns;
+                o->deadline = &w->dur;
+            }
+            o->deadline_option_case = (EventStore__Client__Streams__BatchAppendReq__Options__DeadlineOptionCase)f;
+        } else {
+            return -1;
+        }
+    }
+}
+
+int rpc_wire_batch_req(const uint8_t *msg, size_t len, rpc_wire_batch *w)
+{
+    rd r = {msg, msg + len};
+    EventStore__Client__Streams__BatchAppendReq *q = &w->req;
+    event_store__client__streams__batch_append_req__init(q);
+    wtext t = {w->text, sizeof w->text, 0};
+    size_t left = RPC_WIRE_BATCH_META;
+    int seen1 = 0, seen2 = 0, seen4 = 0;
+    for (;;) {
+        uint32_t f;
+        unsigned wt;
+        int k = rd_key(&r, &f, &wt);
+        if (k < 0) return 1;
+        if (k) break;
+        rd s;
+        if (f == 4) {
+            /* a bool: one byte, 0 or 1 */
+            if (wt != 0 || seen4++ || r.p == r.end || *r.p > 1) return 1;
+            q->is_final = *r.p++;
+            continue;
+        }
+        if (wt != 2 || rd_sub(&r, &s)) return 1;
+        if (f == 1) {
+            if (seen1++ || uuid(s, &w->corr, &w->corr_su, &t)) return 1;
+            q->correlation_id = &w->corr;
+        } else if (f == 2) {
+            if (seen2++ || batch_options(s, w)) return 1;
+            q->options = &w->opt;
+        } else if (f == 3) {
+            size_t i = q->n_proposed_messages;
+            if (i == RPC_WIRE_BATCH ||
+                batch_proposed(s, &w->pm[i], &w->id[i], &w->su[i], w->me + (RPC_WIRE_BATCH_META - left),
+                               w->mep + (RPC_WIRE_BATCH_META - left), &left, &t))
+                return 1;
+            w->pmp[i] = &w->pm[i];
+            q->n_proposed_messages++;
+        } else {
+            return 1;
+        }
+    }
+    if (q->n_proposed_messages) q->proposed_messages = w->pmp;
     return 0;
 }
 

@@ -7,7 +7,8 @@
  *
  *  WIRE-1  Only the canonical encoding is taken: every known field at most
  *          once (a map entry once per entry), no unknown field, no other
- *          wire type, at most RPC_WIRE_META entries and RPC_WIRE_TEXT bytes
+ *          wire type, no key or length in more than 5 bytes (protobuf-c
+ *          refuses those), at most RPC_WIRE_META entries and RPC_WIRE_TEXT bytes
  *          of strings. Anything else answers "not mine" (1) and the caller
  *          decodes with protobuf-c (rpc_unpack), which settles merges,
  *          duplicates and errors as before. Real clients send the canonical
@@ -37,6 +38,9 @@
 
 #include "kurrentdb/shared.pb-c.h"
 #include "kurrentdb/streams.pb-c.h"
+#include "google/protobuf/duration.pb-c.h"
+#include "google/protobuf/empty.pb-c.h"
+#include "google/protobuf/timestamp.pb-c.h"
 
 #define RPC_WIRE_META 16  /* metadata entries of a proposed message */
 #define RPC_WIRE_TEXT 768 /* bytes of its strings, each with its NUL */
@@ -52,12 +56,39 @@ typedef struct rpc_wire_append {
     EventStore__Client__Streams__AppendReq__ProposedMessage__MetadataEntry me[RPC_WIRE_META];
     EventStore__Client__Streams__AppendReq__ProposedMessage__MetadataEntry *mep[RPC_WIRE_META];
     char text[RPC_WIRE_TEXT];
-    size_t text_used;
 } rpc_wire_append;
 
 /* Decode an AppendReq (WIRE-1..3). 0: w->req is the message; 1: not the
  * canonical form (or malformed): decode it with protobuf-c instead. */
 int rpc_wire_append_req(const uint8_t *msg, size_t len, rpc_wire_append *w);
+
+#define RPC_WIRE_BATCH 16       /* proposed messages of a BatchAppendReq */
+#define RPC_WIRE_BATCH_META 64  /* metadata entries of all of them */
+#define RPC_WIRE_BATCH_TEXT 4096
+
+/* A BatchAppendReq decoded in place: the official clients' appends. About
+ * 13 KiB: keep one per thread, not on a small stack. */
+typedef struct rpc_wire_batch {
+    EventStore__Client__Streams__BatchAppendReq req;
+    EventStore__Client__UUID corr;
+    EventStore__Client__UUID__Structured corr_su;
+    EventStore__Client__Streams__BatchAppendReq__Options opt;
+    EventStore__Client__StreamIdentifier sid;
+    Google__Protobuf__Empty empty;
+    Google__Protobuf__Timestamp ts;
+    Google__Protobuf__Duration dur;
+    EventStore__Client__Streams__BatchAppendReq__ProposedMessage pm[RPC_WIRE_BATCH];
+    EventStore__Client__Streams__BatchAppendReq__ProposedMessage *pmp[RPC_WIRE_BATCH];
+    EventStore__Client__UUID id[RPC_WIRE_BATCH];
+    EventStore__Client__UUID__Structured su[RPC_WIRE_BATCH];
+    EventStore__Client__Streams__BatchAppendReq__ProposedMessage__MetadataEntry me[RPC_WIRE_BATCH_META];
+    EventStore__Client__Streams__BatchAppendReq__ProposedMessage__MetadataEntry *mep[RPC_WIRE_BATCH_META];
+    char text[RPC_WIRE_BATCH_TEXT];
+} rpc_wire_batch;
+
+/* Decode a BatchAppendReq (WIRE-1..3 as for AppendReq; the bool is_final
+ * only as one byte 0 or 1). 0: w->req is the message; 1: use protobuf-c. */
+int rpc_wire_batch_req(const uint8_t *msg, size_t len, rpc_wire_batch *w);
 
 /* ReadResp.ReadEvent packed (WIRE-4): its size, and the bytes written to
  * out (which has room for the size), returning the size. */

@@ -52,4 +52,55 @@ static int same_req(const EventStore__Client__Streams__AppendReq *a, const Event
     return same_bin(x->custom_metadata, y->custom_metadata) && same_bin(x->data, y->data);
 }
 
+
+static int same_uuid(const EventStore__Client__UUID *x, const EventStore__Client__UUID *y)
+{
+    if (!x || !y) return !x && !y;
+    if (x->value_case != y->value_case) return 0;
+    if (x->value_case == EVENT_STORE__CLIENT__UUID__VALUE_STRING) return same_str(x->string, y->string);
+    if (x->value_case == EVENT_STORE__CLIENT__UUID__VALUE_STRUCTURED)
+        return x->structured && y->structured &&
+               x->structured->most_significant_bits == y->structured->most_significant_bits &&
+               x->structured->least_significant_bits == y->structured->least_significant_bits;
+    return 1;
+}
+
+static int same_batch(const EventStore__Client__Streams__BatchAppendReq *a,
+                      const EventStore__Client__Streams__BatchAppendReq *b)
+{
+    if (!same_uuid(a->correlation_id, b->correlation_id) || !a->is_final != !b->is_final) return 0;
+    if (!a->options != !b->options) return 0;
+    if (a->options) {
+        const EventStore__Client__Streams__BatchAppendReq__Options *x = a->options, *y = b->options;
+        if (!x->stream_identifier != !y->stream_identifier) return 0;
+        if (x->stream_identifier && !same_bin(x->stream_identifier->stream_name, y->stream_identifier->stream_name))
+            return 0;
+        if (x->expected_stream_position_case != y->expected_stream_position_case) return 0;
+        if (x->expected_stream_position_case ==
+                EVENT_STORE__CLIENT__STREAMS__BATCH_APPEND_REQ__OPTIONS__EXPECTED_STREAM_POSITION_STREAM_POSITION &&
+            x->stream_position != y->stream_position)
+            return 0;
+        if (x->deadline_option_case != y->deadline_option_case) return 0;
+        if (x->deadline_option_case == EVENT_STORE__CLIENT__STREAMS__BATCH_APPEND_REQ__OPTIONS__DEADLINE_OPTION_DEADLINE_21_10_0 &&
+            (x->deadline_21_10_0->seconds != y->deadline_21_10_0->seconds ||
+             x->deadline_21_10_0->nanos != y->deadline_21_10_0->nanos))
+            return 0;
+        if (x->deadline_option_case == EVENT_STORE__CLIENT__STREAMS__BATCH_APPEND_REQ__OPTIONS__DEADLINE_OPTION_DEADLINE &&
+            (x->deadline->seconds != y->deadline->seconds || x->deadline->nanos != y->deadline->nanos))
+            return 0;
+    }
+    if (a->n_proposed_messages != b->n_proposed_messages) return 0;
+    for (size_t i = 0; i < a->n_proposed_messages; i++) {
+        const EventStore__Client__Streams__BatchAppendReq__ProposedMessage *x = a->proposed_messages[i],
+                                                                          *y = b->proposed_messages[i];
+        if (!same_uuid(x->id, y->id) || x->n_metadata != y->n_metadata) return 0;
+        for (size_t j = 0; j < x->n_metadata; j++)
+            if (!same_str(x->metadata[j]->key, y->metadata[j]->key) ||
+                !same_str(x->metadata[j]->value, y->metadata[j]->value))
+                return 0;
+        if (!same_bin(x->custom_metadata, y->custom_metadata) || !same_bin(x->data, y->data)) return 0;
+    }
+    return 1;
+}
+
 #endif

@@ -115,7 +115,7 @@ static void gen_options(h_rng *r, base_buf *out)
     fields_free(&fs);
 }
 
-static void gen_proposed(h_rng *r, base_buf *out)
+static void gen_proposed_as(h_rng *r, base_buf *out, unsigned field)
 {
     fields fs = {0};
     char t[64];
@@ -169,9 +169,14 @@ static void gen_proposed(h_rng *r, base_buf *out)
     fields_shuffle(&fs, r);
     base_buf inner = {0};
     fields_join(&fs, &inner);
-    put_msg(out, 2, &inner);
+    put_msg(out, field, &inner);
     base_buf_free(&inner);
     fields_free(&fs);
+}
+
+static void gen_proposed(h_rng *r, base_buf *out)
+{
+    gen_proposed_as(r, out, 2);
 }
 
 #include "lib/wire_same.h"
@@ -475,11 +480,102 @@ static void t_read_event_packed(void)
     CHECK(!bad);
 }
 
+/* ---- BatchAppendReq -------------------------------------------------------- */
+
+static void gen_batch(h_rng *r, base_buf *out)
+{
+    fields fs = {0};
+    if (h_below(r, 8)) { /* the correlation id */
+        base_buf u = {0}, st = {0};
+        put_key(&st, 1, 0);
+        put_varint(&st, h_rand(r));
+        put_key(&st, 2, 0);
+        put_varint(&st, h_rand(r));
+        if (h_below(r, 4)) put_msg(&u, 1, &st);
+        else put_bytes(&u, 2, "0b0f1c2d-3e4f-5a6b-7c8d-9e0f1a2b3c4d", 36);
+        put_msg(next_field(&fs), 1, &u);
+        base_buf_free(&u);
+        base_buf_free(&st);
+    }
+    if (h_below(r, 4)) { /* the options: gen_options's, plus a deadline */
+        base_buf o = {0}, opt = {0};
+        gen_options(r, &o); /* field 1 of an AppendReq: take its inside */
+        base_buf_append(&opt, o.data + 1, o.len - 1);
+        /* skip the length varint */
+        size_t skip = 0;
+        while (opt.data[skip] & 0x80) skip++;
+        skip++;
+        base_buf in = {0};
+        base_buf_append(&in, opt.data + skip, opt.len - skip);
+        if (h_below(r, 2)) {
+            base_buf d = {0};
+            if (h_below(r, 4)) {
+                put_key(&d, 1, 0);
+                put_varint(&d, h_rand(r) >> h_below(r, 64));
+            }
+            if (h_below(r, 4)) {
+                put_key(&d, 2, 0);
+                put_varint(&d, h_below(r, 2) ? h_below(r, 1000000000) : h_rand(r));
+            }
+            put_msg(&in, (unsigned)(6 + h_below(r, 2)), &d);
+            base_buf_free(&d);
+        }
+        put_msg(next_field(&fs), 2, &in);
+        base_buf_free(&o);
+        base_buf_free(&opt);
+        base_buf_free(&in);
+    }
+    size_t n = h_below(r, 4) ? h_below(r, 4) : h_below(r, 20);
+    for (size_t i = 0; i < n && fs.n < 40; i++) gen_proposed_as(r, next_field(&fs), 3);
+    if (h_below(r, 2)) {
+        base_buf *b = next_field(&fs);
+        put_key(b, 4, 0);
+        put_varint(b, h_below(r, 8) ? h_below(r, 2) : h_rand(r));
+    }
+    fields_shuffle(&fs, r);
+    fields_join(&fs, out);
+    fields_free(&fs);
+}
+
+static void t_batch_random_and_mutated(void)
+{
+    h_rng r = {harness_seed("wire batch")};
+    static rpc_wire_batch w;
+    base_buf m = {0};
+    size_t taken = 0, total = 0, mutated_taken = 0;
+    int bad = 0;
+    for (int i = 0; i < 100000 && !bad; i++) {
+        m.len = 0;
+        gen_batch(&r, &m);
+        for (int pass = 0; pass < 2 && !bad; pass++) {
+            if (pass) mutate(&r, &m);
+            int fast = rpc_wire_batch_req(m.data, m.len, &w) == 0;
+            EventStore__Client__Streams__BatchAppendReq *ref =
+                event_store__client__streams__batch_append_req__unpack(NULL, m.len, m.data);
+            if (fast && (!ref || !same_batch(&w.req, ref))) {
+                fprintf(stderr, "  batch message %d (pass %d) differs\n", i, pass);
+                bad = 1;
+            }
+            if (ref) event_store__client__streams__batch_append_req__free_unpacked(ref, NULL);
+            if (pass) mutated_taken += (size_t)fast;
+            else {
+                taken += (size_t)fast;
+                total++;
+            }
+        }
+    }
+    printf("  batches: %zu of %zu taken by the fast path; mutated: %zu\n", taken, total, mutated_taken);
+    CHECK(!bad);
+    CHECK(taken * 100 >= total * 70); /* declined: over 16 messages or 64 entries, a long bool */
+    base_buf_free(&m);
+}
+
 int main(void)
 {
     RUN(t_packed_by_protobuf_c);
     RUN(t_declined);
     RUN(t_random_and_mutated);
     RUN(t_read_event_packed);
+    RUN(t_batch_random_and_mutated);
     return harness_done();
 }
