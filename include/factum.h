@@ -1148,7 +1148,9 @@ typedef struct factum_projection_asof {
  * the position: err names the event), FACTUM_ETIMEDOUT (time_limit_ms),
  * FACTUM_ETOOBIG (more than max_events to read, or max_state_bytes),
  * -EBUSY (FACTUM_PROJECTION_ASOF_MAX replays run on this manager already:
- * try later), -ENOENT (no factum-js worker), -ENOMEM, read errors. All
+ * try later), FACTUM_ECLOSED (factum_projections_close was called: a
+ * replay running ends at its next batch, and close waits for it), -ENOENT
+ * (no factum-js worker), -ENOMEM, read errors. All
  * pointers are borrowed for the call. Thread-safe; blocks for the replay:
  * never call it from an event loop. */
 #define FACTUM_PROJECTION_ASOF_MAX 4

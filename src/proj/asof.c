@@ -457,6 +457,7 @@ static int run(factum_projections *m, const char *name, const factum_projection_
     factum_event page[ASOF_PAGE];
     uint64_t next = from + 1, read = 0;
     while (!nothing && next <= position) {
+        if (atomic_load(&m->asof_stop)) return fail(r, FACTUM_ECLOSED, "the projections are closing");
         if (base_mono_ns() >= deadline)
             return fail(r, FACTUM_ETIMEDOUT,
                         "the replay passed its time limit of %" PRIu32 " ms at position %" PRIu64 " of %" PRIu64,
@@ -541,7 +542,14 @@ int factum_projection_state_asof(factum_projections *m, const char *name, const 
         return fail(&r, FACTUM_EINVAL, "position %" PRIu64 " is past the end of the log (the last is %" PRIu64 ")",
                     position, fs.last_position);
     out->position = position;
-    if (atomic_fetch_add(&m->asof_running, 1) >= FACTUM_PROJECTION_ASOF_MAX) {
+    /* Counted first, then the closing flag read: close sets the flag, then
+     * waits for the count (PAS-4). */
+    int running = atomic_fetch_add(&m->asof_running, 1);
+    if (atomic_load(&m->asof_stop)) {
+        atomic_fetch_sub(&m->asof_running, 1);
+        return fail(&r, FACTUM_ECLOSED, "the projections are closing");
+    }
+    if (running >= FACTUM_PROJECTION_ASOF_MAX) {
         atomic_fetch_sub(&m->asof_running, 1);
         return fail(&r, -EBUSY, "%d replays of projections run already: try again later",
                     FACTUM_PROJECTION_ASOF_MAX);

@@ -214,6 +214,7 @@ struct factum_projections {
     prj_cmd *cmd_head, *cmd_tail;
     int64_t registry_version; /* of `$projections-$all` (-1: none) */
     _Atomic int asof_running; /* replays of factum_projection_state_asof running (asof.c) */
+    _Atomic int asof_stop;    /* closing: replays end at their next batch, new ones are refused */
 };
 
 /* Wake the manager's thread (from any thread, the store's included). */

@@ -89,6 +89,10 @@ typedef struct rpc_ctx {
      * the workers of rm_pool and the waits of rm_waits (readmodels.h). */
     struct factum_readmodels *readmodels;
     struct auth_pool *rm_pool;
+    /* The workers that replay projections for State/Result as of a time
+     * (projections.c; started at the first such call, stopped by
+     * rpc_deinit). */
+    struct auth_pool *proj_pool;
     struct rm_sched *rm_sched;
     struct rm_wait *rm_waits;
     net_server *net;
@@ -142,6 +146,10 @@ void rpc_live_recheck(void *ctx);
 /* Undo what serving set up on the store (the commit listener). Call before
  * the store is closed. */
 void rpc_deinit(rpc_ctx *ctx);
+/* Stop the projections' replay workers (projections.c): the replays
+ * running finish (each within its time limit), those queued are answered
+ * UNAVAILABLE. Called by rpc_deinit. */
+void rpc_proj_stop(rpc_ctx *ctx);
 
 /* For net_config.spin_hint: is store work in flight? */
 int rpc_spin_hint(void *ctx);
