@@ -1094,9 +1094,10 @@ FACTUM_API int factum_projection_get_result(factum_projections *m, const char *n
  *   - The definition is the projection's current one (its query now, with
  *     the upcasters registered now), not the one it had then.
  *   - The replay starts at the beginning of the log, or, for a projection
- *     without partitions, after the newest checkpoint committed at or
- *     before the position whose state the current query computed (every
- *     definition of the checkpoint's epoch up to it has today's query).
+ *     without partitions (nor biState), after the newest checkpoint that
+ *     stands for a position at or before the one asked (whenever it was
+ *     committed) whose state the current query computed (every definition
+ *     of the checkpoint's epoch up to it has today's query).
  *   - foreachStream() without biState reads only the asked partition's
  *     stream's events; partitionBy() and biState replay every event.
  *   - Links in sources resolve as of the position (factum_resolve_link_asof).

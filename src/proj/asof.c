@@ -17,11 +17,13 @@
  *  PAS-2  Nothing written: the handlers' emits are dropped (an emit with
  *         emit disabled fails the replay as it faults the projection).
  *  PAS-3  A checkpoint is a starting point only when its state is exactly
- *         the current query's state at its position: a projection without
- *         partitions and without biState (the checkpoint then holds the
- *         whole state), committed at or before the position, and every
- *         stored definition of its epoch committed before it has today's
- *         query (an update without a reset changes the query mid-epoch).
+ *         the current query's state at its tag (the position it stands
+ *         for): a projection without partitions and without biState (the
+ *         checkpoint then holds the whole state), a tag at or before the
+ *         position (the checkpoint itself may be committed later), and
+ *         every stored definition of its epoch committed before it has
+ *         today's query (an update without a reset changes the query
+ *         mid-epoch).
  *  PAS-4  Bounded: at most max_events read (refused before any work when
  *         more would be needed), time_limit_ms checked between batches of
  *         ASOF_BATCH events, partition states kept beside the worker only
@@ -368,23 +370,53 @@ static int same_query(factum_store *s, const char *name, int64_t epoch, uint64_t
     return seen;
 }
 
-/* The newest usable checkpoint at or before `position`: *from (0: none)
- * and the state and result it holds. */
-static int start_point(replay *r, const char *name, const char *query, uint64_t position, uint64_t *from)
+/* The newest checkpoint committed at or before log position x (the
+ * checkpoint stream keeps 2, `$maxCount`; as of x it shows those it kept
+ * then): 1 with *ev and its tag *c (the position whose state it holds) and
+ * *epoch, 0 if none, or an error. */
+static int checkpoint_at(factum_store *s, const char *stream, uint64_t x, factum_event *ev, uint64_t *c,
+                         int64_t *epoch)
+{
+    factum_asof a = {x, FACTUM_VALID_ANY};
+    size_t got = 0;
+    int rc = factum_read_stream_asof(s, stream, &a, FACTUM_END, FACTUM_BACKWARD, ev, 1, &got, NULL);
+    if (rc == FACTUM_ENOTFOUND || rc == FACTUM_EDELETED || (!rc && !got)) return 0;
+    if (rc) return rc;
+    return prj_checkpoint_parse(ev->metadata, ev->metadata_len, c, epoch) ? 0 : 1;
+}
+
+/* The starting point (PAS-3): the newest checkpoint whose tag is at or
+ * before `position`, *from (0: none), with the state and result it holds.
+ * A checkpoint's tag is below the position it is committed at, and both
+ * grow along the checkpoint stream within an epoch, so a binary search over
+ * the commit positions from `position` to the head finds it also when it
+ * was committed after `position` (a projection created, or reset, after
+ * the events it caught up with): O(log n) reads as of a position. */
+static int start_point(replay *r, const char *name, const char *query, uint64_t position, uint64_t head,
+                       uint64_t *from)
 {
     *from = 0;
     char stream[FACTUM_MAX_STREAM_LEN + 32];
     int n = snprintf(stream, sizeof stream, "$projections-%s-checkpoint", name);
     if (n < 0 || (size_t)n > FACTUM_MAX_STREAM_LEN) return 0;
-    factum_asof a = {position, FACTUM_VALID_ANY};
     factum_event ev;
-    size_t got = 0;
-    int rc = factum_read_stream_asof(r->s, stream, &a, FACTUM_END, FACTUM_BACKWARD, &ev, 1, &got, NULL);
-    if (rc == FACTUM_ENOTFOUND || rc == FACTUM_EDELETED || (!rc && !got)) return 0;
-    if (rc) return rc;
-    uint64_t c;
+    uint64_t c = 0;
     int64_t epoch;
-    if (prj_checkpoint_parse(ev.metadata, ev.metadata_len, &c, &epoch) || !c || c > position) return 0;
+    int rc = checkpoint_at(r->s, stream, head, &ev, &c, &epoch);
+    if (rc < 0) return rc;
+    uint64_t lo = position, hi = head; /* as of lo: a tag <= position (or none); as of hi: past it */
+    if (rc > 0 && c <= position) {
+        lo = head;
+    } else {
+        while (hi - lo > 1) {
+            uint64_t mid = lo + (hi - lo) / 2;
+            if ((rc = checkpoint_at(r->s, stream, mid, &ev, &c, &epoch)) < 0) return rc;
+            if (rc > 0 && c > position) hi = mid;
+            else lo = mid;
+        }
+    }
+    if ((rc = checkpoint_at(r->s, stream, lo, &ev, &c, &epoch)) <= 0) return rc;
+    if (!c || c > position) return 0; /* none (or a reset's mark at 0) */
     if ((rc = same_query(r->s, name, epoch, ev.position, query)) <= 0) return rc;
     if ((rc = element(ev.data, ev.data_len, 0, &r->state)) < 0) return rc;
     r->have_state = rc > 0;
@@ -423,7 +455,8 @@ static void drop_log(void *ctx, const char *msg, size_t len)
 }
 
 static int run(factum_projections *m, const char *name, const factum_projection_status *st, const char *query,
-               uint64_t position, const factum_projection_asof_options *o, replay *r, factum_projection_asof *out)
+               uint64_t position, uint64_t head, const factum_projection_asof_options *o, replay *r,
+               factum_projection_asof *out)
 {
     uint64_t t0 = base_mono_ns();
     uint64_t deadline = t0 + (uint64_t)o->time_limit_ms * 1000000u;
@@ -445,7 +478,7 @@ static int run(factum_projections *m, const char *name, const factum_projection_
     int nothing = (!r->partitioned && r->part_len) || (r->partitioned && !r->part_len && !r->def->bi_state);
     uint64_t from = 0;
     if (!nothing && o->use_checkpoints && !r->partitioned && !r->def->bi_state &&
-        (rc = start_point(r, name, query, position, &from)))
+        (rc = start_point(r, name, query, position, head, &from)))
         return fail(r, rc, "reading the checkpoints of projection '%s'", name);
     out->from = from;
     if (!nothing && position - from > o->max_events)
@@ -556,7 +589,7 @@ int factum_projection_state_asof(factum_projections *m, const char *name, const 
     }
     char *query = NULL;
     rc = factum_projection_get_query(m, name, &query);
-    if (!rc) rc = run(m, name, &st, query, position, &lim, &r, out);
+    if (!rc) rc = run(m, name, &st, query, position, fs.last_position, &lim, &r, out);
     atomic_fetch_sub(&m->asof_running, 1);
     free(query);
     prj_js_close(r.j);
