@@ -230,6 +230,11 @@ void prj_js_stop(prj *p)
     pthread_mutex_unlock(&p->m->mu);
 }
 
+size_t prj_js_staged(const prj *p)
+{
+    return p->jr ? p->jr->n_ev : 0;
+}
+
 static int load_tracked(prj *p, prj_jsrun *r)
 {
     if (r->tracked_loaded) return 0;

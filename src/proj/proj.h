@@ -290,6 +290,7 @@ int prj_js_select(factum_store *s, const struct prj_js_def *d, const factum_even
 int prj_js_start(prj *p, uint64_t pos);   /* open the worker (after prj_init_run and the checkpoint read) */
 int prj_js_step(prj *p, int *did);        /* read, handle, append; an error faults p */
 void prj_js_stop(prj *p);                 /* close the worker, drop what is staged */
+size_t prj_js_staged(const prj *p);       /* events staged for the handlers, not yet handled */
 int prj_js_reset_streams(prj *p);         /* the streams a reset truncates (PRJ-6) */
 /* Streams a JavaScript projection wrote, for delete: cb per stream name. */
 int prj_js_each_stream(prj *p, int emitted, int state, int checkpoint, int (*cb)(void *ctx, const char *stream),
