@@ -1120,6 +1120,11 @@ typedef struct factum_projection_asof_options {
     /* Start from a usable checkpoint (default 1); 0: always from the
      * beginning of the log (tests, figures). */
     int use_checkpoints;
+    /* Optional (NULL: none): called on the replaying thread between
+     * batches; non-zero ends the replay with -ECANCELED (a client that gave
+     * up, a server stopping). */
+    int (*cancelled)(void *ctx);
+    void *cancel_ctx;
 } factum_projection_asof_options;
 
 FACTUM_API void factum_projection_asof_options_init(factum_projection_asof_options *o);
@@ -1150,7 +1155,8 @@ typedef struct factum_projection_asof {
  * FACTUM_ETOOBIG (more than max_events to read, or max_state_bytes),
  * -EBUSY (FACTUM_PROJECTION_ASOF_MAX replays run on this manager already:
  * try later), FACTUM_ECLOSED (factum_projections_close was called: a
- * replay running ends at its next batch, and close waits for it), -ENOENT
+ * replay running ends at its next batch, and close waits for it),
+ * -ECANCELED (o->cancelled said so), -ENOENT
  * (no factum-js worker), -ENOMEM, read errors. All
  * pointers are borrowed for the call. Thread-safe; blocks for the replay:
  * never call it from an event loop. */

@@ -491,6 +491,7 @@ static int run(factum_projections *m, const char *name, const factum_projection_
     uint64_t next = from + 1, read = 0;
     while (!nothing && next <= position) {
         if (atomic_load(&m->asof_stop)) return fail(r, FACTUM_ECLOSED, "the projections are closing");
+        if (o->cancelled && o->cancelled(o->cancel_ctx)) return fail(r, -ECANCELED, "the replay was cancelled");
         if (base_mono_ns() >= deadline)
             return fail(r, FACTUM_ETIMEDOUT,
                         "the replay passed its time limit of %" PRIu32 " ms at position %" PRIu64 " of %" PRIu64,

@@ -25,6 +25,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,6 +71,7 @@ typedef struct proj_call {
     int pending; /* a manager command is in flight */
     int closed;  /* the call ended meanwhile: free on completion */
     int rc;      /* the command's result (written on the manager's thread) */
+    struct asof_job *job; /* State/Result as of a time: the replay given to a worker */
     char *name;
     char *query;     /* Create, Update (NULL: keep it) */
     char *partition; /* State, Result */
@@ -607,7 +609,7 @@ static void answer_state(proj_call *pc, const char *json, size_t n)
  * `$asof/` virtual streams carry it (docs/protocol.md; ADR 0017): no
  * projection's name begins with '$' but the system ones, whose names have
  * no '/'. The replay (factum_projection_state_asof) runs on a worker of
- * ctx->proj_pool, never on the loop: PROJ_ASOF_THREADS at once, at most
+ * ctx->proj_asof, never on the loop: PROJ_ASOF_THREADS at once, at most
  * PROJ_ASOF_QUEUE waiting (beyond: UNAVAILABLE), each within the call's
  * deadline and PROJ_ASOF_MAX_MS. */
 
@@ -616,8 +618,17 @@ static void answer_state(proj_call *pc, const char *json, size_t n)
 #define PROJ_ASOF_QUEUE   8
 #define PROJ_ASOF_MAX_MS  30000
 
+/* The workers and the jobs given to them (loop thread), so that a client
+ * that leaves, or the server stopping, ends a replay at its next batch. */
+struct proj_asof {
+    auth_pool *pool;
+    struct asof_job *jobs;
+};
+
 typedef struct asof_job {
     auth_job job; /* first: the pool's */
+    struct asof_job *prev, *next; /* ctx->proj_asof->jobs */
+    _Atomic int abandoned;        /* nobody waits for the answer any more */
     proj_call *pc;
     factum_store *store;
     factum_projections *m;
@@ -670,6 +681,12 @@ static void asof_job_free(asof_job *j)
     free(j);
 }
 
+static int asof_cancelled(void *arg)
+{
+    asof_job *j = arg;
+    return atomic_load(&j->abandoned);
+}
+
 /* On a worker. */
 static void asof_work(auth_job *aj)
 {
@@ -680,6 +697,8 @@ static void asof_work(auth_job *aj)
     factum_projection_asof_options o;
     factum_projection_asof_options_init(&o);
     o.time_limit_ms = j->time_limit_ms;
+    o.cancelled = asof_cancelled;
+    o.cancel_ctx = j;
     j->rc = factum_projection_state_asof(j->m, j->name, j->pc->partition, j->position, &o, &j->a, j->err,
                                          sizeof j->err);
 }
@@ -690,7 +709,12 @@ static void asof_done(auth_job *aj)
     asof_job *j = (asof_job *)aj;
     proj_call *pc = j->pc;
     net_call *c = pc->c;
+    struct proj_asof *pa = pc->ctx->proj_asof;
+    if (j->prev) j->prev->next = j->next;
+    else if (pa && pa->jobs == j) pa->jobs = j->next;
+    if (j->next) j->next->prev = j->prev;
     pc->pending = 0;
+    pc->job = NULL;
     if (aj->cancelled) {
         j->rc = FACTUM_ECLOSED;
         snprintf(j->err, sizeof j->err, "the server is stopping");
@@ -707,6 +731,7 @@ static void asof_done(auth_job *aj)
         case FACTUM_ETIMEDOUT: code = GRPC_DEADLINE_EXCEEDED; break;
         case FACTUM_ETOOBIG: code = GRPC_RESOURCE_EXHAUSTED; break;
         case -EBUSY:
+        case -ECANCELED:
         case -ENOENT:
         case FACTUM_ECLOSED: code = GRPC_UNAVAILABLE; break;
         default: code = rpc_status_of(j->rc);
@@ -731,8 +756,18 @@ static int post_loop(void *ctx, void (*fn)(void *), void *arg)
 
 void rpc_proj_stop(rpc_ctx *ctx)
 {
-    auth_pool_free(ctx->proj_pool); /* POOL-2: the jobs waiting end cancelled */
-    ctx->proj_pool = NULL;
+    struct proj_asof *pa = ctx->proj_asof;
+    if (!pa) return;
+    for (asof_job *j = pa->jobs; j; j = j->next) atomic_store(&j->abandoned, 1);
+    auth_pool_free(pa->pool); /* POOL-2: the jobs waiting end cancelled, on the loop's queue */
+    /* Their completions run when the server is freed (the loop has
+     * stopped): they find no list to leave. */
+    for (asof_job *j = pa->jobs, *next; j; j = next) {
+        next = j->next;
+        j->prev = j->next = NULL;
+    }
+    free(pa);
+    ctx->proj_asof = NULL;
 }
 
 /* State/Result of pc->name = "$asof/...": parse, then replay on a worker. */
@@ -764,21 +799,28 @@ static void asof_start(proj_call *pc)
     }
     j->job.work = asof_work;
     j->job.done = asof_done;
-    if (!ctx->proj_pool && ctx->net &&
-        (rc = auth_pool_new(PROJ_ASOF_THREADS, PROJ_ASOF_QUEUE, post_loop, ctx->net, &ctx->proj_pool))) {
+    if (!ctx->proj_asof && !(ctx->proj_asof = calloc(1, sizeof *ctx->proj_asof))) rc = -ENOMEM;
+    if (!rc && !ctx->proj_asof->pool && ctx->net)
+        rc = auth_pool_new(PROJ_ASOF_THREADS, PROJ_ASOF_QUEUE, post_loop, ctx->net, &ctx->proj_asof->pool);
+    if (rc) {
         asof_job_free(j);
         proj_fail(pc->c, rc, NULL);
         return;
     }
+    struct proj_asof *pa = ctx->proj_asof;
+    if (!pa->pool || auth_pool_submit(pa->pool, &j->job)) {
+        asof_job_free(j);
+        rpc_fail(pc->c, GRPC_UNAVAILABLE,
+                 "too many projection states as of a time are being computed: try again later", NULL, NULL);
+        return;
+    }
+    /* Queued: its completion comes back to the loop (POOL-2). */
     net_call_ref(pc->c);
     pc->pending = 1;
-    if (!ctx->proj_pool || auth_pool_submit(ctx->proj_pool, &j->job)) {
-        pc->pending = 0;
-        asof_job_free(j);
-        rpc_fail(pc->c, GRPC_UNAVAILABLE, "too many projection states as of a time are being computed: try again later",
-                 NULL, NULL);
-        net_call_unref(pc->c);
-    }
+    pc->job = j;
+    j->next = pa->jobs;
+    if (j->next) j->next->prev = j;
+    pa->jobs = j;
 }
 
 static void state_message(proj_call *pc, const uint8_t *msg, size_t len)
@@ -909,7 +951,8 @@ static void proj_close(net_call *c)
     if (!pc) return;
     if (pc->charged) net_call_release(c, pc->charged);
     pc->charged = 0;
-    if (pc->pending) pc->closed = 1; /* command_done_loop frees it */
+    if (pc->job) atomic_store(&pc->job->abandoned, 1); /* the replay ends at its next batch */
+    if (pc->pending) pc->closed = 1; /* command_done_loop (asof_done) frees it */
     else call_free(pc);
 }
 

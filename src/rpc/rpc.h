@@ -74,6 +74,7 @@ struct factum_readmodels;
 struct auth_pool;
 struct rm_wait;
 struct rm_sched;
+struct proj_asof;
 
 typedef struct rpc_ctx {
     factum_store *store;
@@ -89,10 +90,10 @@ typedef struct rpc_ctx {
      * the workers of rm_pool and the waits of rm_waits (readmodels.h). */
     struct factum_readmodels *readmodels;
     struct auth_pool *rm_pool;
-    /* The workers that replay projections for State/Result as of a time
-     * (projections.c; started at the first such call, stopped by
-     * rpc_deinit). */
-    struct auth_pool *proj_pool;
+    /* The workers that replay projections for State/Result as of a time,
+     * and the replays given to them (projections.c; started at the first
+     * such call, stopped by rpc_deinit). */
+    struct proj_asof *proj_asof;
     struct rm_sched *rm_sched;
     struct rm_wait *rm_waits;
     net_server *net;
@@ -147,8 +148,8 @@ void rpc_live_recheck(void *ctx);
  * the store is closed. */
 void rpc_deinit(rpc_ctx *ctx);
 /* Stop the projections' replay workers (projections.c): the replays
- * running finish (each within its time limit), those queued are answered
- * UNAVAILABLE. Called by rpc_deinit. */
+ * running end at their next batch, those queued are answered UNAVAILABLE.
+ * Called by rpc_deinit, once the loop has stopped. */
 void rpc_proj_stop(rpc_ctx *ctx);
 
 /* For net_config.spin_hint: is store work in flight? */

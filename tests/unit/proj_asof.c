@@ -327,6 +327,12 @@ static void t_model(void)
     harness_rm_rf(dir);
 }
 
+static int always(void *ctx)
+{
+    (void)ctx;
+    return 1;
+}
+
 /* Errors, each with its message; a stopped projection can be asked. */
 static void t_errors(void)
 {
@@ -398,6 +404,11 @@ static void t_errors(void)
     CHECK_RC(factum_projection_state_asof(m, "slow", NULL, FACTUM_END, &o, &a, err, sizeof err), FACTUM_ETIMEDOUT);
     printf("  time limit: %s\n", err);
     CHECK(strstr(err, "time limit") != NULL);
+    /* Cancelled by the caller (a client that left). */
+    factum_projection_asof_options_init(&o);
+    o.cancelled = always;
+    CHECK_RC(factum_projection_state_asof(m, "slow", NULL, FACTUM_END, &o, &a, err, sizeof err), -ECANCELED);
+    printf("  cancelled: %s\n", err);
     /* The events limit: refused before any work. */
     factum_projection_asof_options_init(&o);
     o.max_events = 10;

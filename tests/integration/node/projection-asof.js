@@ -98,6 +98,21 @@ async function main() {
     const nf = await rejects(client.getProjectionState('$asof/nope?position=1'), /not found/, 'unknown');
     assert.ok(nf instanceof lib.NotFoundError, `unknown: ${nf.constructor.name}`);
     await rejects(client.getProjectionState('$asof/$by_category?position=1'), /system projection/, 'system');
+    // A replay longer than the call's deadline: the client gets its error,
+    // the replay ends (the client left), the server goes on answering.
+    await client.createProjection('slow', `
+      fromCategory('slowcat').when({
+        $init: () => ({ n: 0 }),
+        Tick: (s) => { const t = Date.now(); while (Date.now() - t < 4) {} s.n++; return s; },
+      });`);
+    const ticks = [];
+    for (let i = 0; i < 400; i++) ticks.push(lib.jsonEvent({ type: 'Tick', data: {} }));
+    const tr = await client.appendToStream('slowcat-1', ticks);
+    const t0 = Date.now();
+    await rejects(client.getProjectionState(`$asof/slow?position=${Number(tr.position.commit)}`, { deadline: 300 }),
+      /deadline|Deadline|DEADLINE/, 'past the deadline');
+    assert.ok(Date.now() - t0 < 1500, 'the deadline was kept');
+    assert.deepEqual(await client.getProjectionState(`$asof/total?position=${evs[0][0]}`), { n: 1, sum: evs[0][2] });
     // The live state is untouched.
     assert.deepEqual(await client.getProjectionState('total'),
       { n: evs.length, sum: evs.reduce((a, x) => a + x[2], 0) });
