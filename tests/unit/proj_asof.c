@@ -10,6 +10,7 @@
  * unknown projection, a system projection, a faulting handler, an emit
  * with emit disabled, the time limit and the events limit are errors with
  * a message. */
+#include <pthread.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -424,6 +425,59 @@ static void t_errors(void)
     harness_rm_rf(dir);
 }
 
+typedef struct replay_arg {
+    factum_projections *m;
+    int rc;
+    char err[512];
+    uint64_t ms;
+} replay_arg;
+
+static void *replay_thread(void *arg)
+{
+    replay_arg *x = arg;
+    factum_projection_asof_options o;
+    factum_projection_asof_options_init(&o);
+    o.time_limit_ms = 600000;
+    factum_projection_asof a;
+    uint64_t t0 = base_mono_ns_test();
+    x->rc = factum_projection_state_asof(x->m, "slow", NULL, FACTUM_END, &o, &a, x->err, sizeof x->err);
+    x->ms = (base_mono_ns_test() - t0) / 1000000u;
+    if (!x->rc) factum_projection_asof_free(&a);
+    return NULL;
+}
+
+/* PAS-4: closing the manager ends a replay at its next batch (and waits
+ * for it), instead of letting it run its time. */
+static void t_close_during_replay(void)
+{
+    factum_store *s = open_store();
+    REQUIRE(s);
+    factum_projections *m = open_mgr(s);
+    REQUIRE(m);
+    static const char SLOW[] = "fromCategory('acct').when({\n"
+                               "  $init: () => ({n: 0}),\n"
+                               "  Deposited: (s, e) => { const t = Date.now(); while (Date.now() - t < 5) {} s.n++; return s; },\n"
+                               "});\n";
+    factum_projection_def d;
+    factum_projection_def_init(&d);
+    d.name = "slow", d.query = SLOW, d.enabled = 0;
+    CHECK_RC(factum_projection_create(m, &d, NULL, NULL), 0);
+    for (int i = 0; i < 4000; i++) append_json(s, "acct-1", "Deposited", "{\"amount\":1}"); /* 20 s of handlers */
+    replay_arg x = {.m = m};
+    pthread_t th;
+    REQUIRE(pthread_create(&th, NULL, replay_thread, &x) == 0);
+    usleep(1500000); /* well into it */
+    uint64_t t0 = base_mono_ns_test();
+    factum_projections_close(m);
+    uint64_t close_ms = (base_mono_ns_test() - t0) / 1000000u;
+    pthread_join(th, NULL);
+    printf("  closed in %" PRIu64 " ms, the replay ended after %" PRIu64 " ms: %s\n", close_ms, x.ms, x.err);
+    CHECK_RC(x.rc, FACTUM_ECLOSED);
+    CHECK(close_ms < 10000);
+    factum_store_close(s);
+    harness_rm_rf(dir);
+}
+
 int main(void)
 {
     if (!getenv("FACTUM_JS_WORKER")) {
@@ -432,5 +486,6 @@ int main(void)
     }
     RUN(t_model);
     RUN(t_errors);
+    RUN(t_close_during_replay);
     return harness_done();
 }
