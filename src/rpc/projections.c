@@ -636,6 +636,7 @@ typedef struct asof_job {
     int have_time;
     int64_t time_ns;
     uint64_t position;
+    uint64_t deadline_ns; /* CLOCK_MONOTONIC: the call's deadline, or PROJ_ASOF_MAX_MS after it came */
     uint32_t time_limit_ms;
     int rc;
     char err[512];
@@ -692,6 +693,17 @@ static void asof_work(auth_job *aj)
 {
     asof_job *j = (asof_job *)aj;
     j->rc = 0;
+    if (atomic_load(&j->abandoned)) { /* its client left while it waited */
+        j->rc = -ECANCELED;
+        return;
+    }
+    uint64_t now = base_mono_ns();
+    if (now >= j->deadline_ns) {
+        j->rc = FACTUM_ETIMEDOUT;
+        snprintf(j->err, sizeof j->err, "the call's deadline passed while it waited for a worker");
+        return;
+    }
+    j->time_limit_ms = (uint32_t)((j->deadline_ns - now + 999999u) / 1000000u);
     if (j->have_time) j->rc = factum_position_at(j->store, j->time_ns, &j->position);
     if (j->rc) return;
     factum_projection_asof_options o;
@@ -790,13 +802,11 @@ static void asof_start(proj_call *pc)
     j->pc = pc;
     j->store = ctx->store;
     j->m = ctx->projections;
-    j->time_limit_ms = PROJ_ASOF_MAX_MS;
-    uint64_t deadline = net_call_deadline(pc->c), now = base_mono_ns();
-    if (deadline) {
-        uint64_t left = deadline > now ? (deadline - now) / 1000000u : 0;
-        if (left < 1) left = 1;
-        if (left < j->time_limit_ms) j->time_limit_ms = (uint32_t)left;
-    }
+    /* The time it may take, waiting for a worker included: the call's
+     * deadline, at most PROJ_ASOF_MAX_MS. */
+    uint64_t deadline = net_call_deadline(pc->c);
+    j->deadline_ns = base_mono_ns() + (uint64_t)PROJ_ASOF_MAX_MS * 1000000u;
+    if (deadline && deadline < j->deadline_ns) j->deadline_ns = deadline;
     j->job.work = asof_work;
     j->job.done = asof_done;
     if (!ctx->proj_asof && !(ctx->proj_asof = calloc(1, sizeof *ctx->proj_asof))) rc = -ENOMEM;
