@@ -114,6 +114,13 @@ async function main() {
       /deadline|Deadline|DEADLINE/, 'past the deadline');
     assert.ok(Date.now() - t0 < 1500, 'the deadline was kept');
     assert.deepEqual(await client.getProjectionState(`$asof/total?position=${evs[0][0]}`), { n: 1, sum: evs[0][2] });
+    // Bounded: two replays run, eight wait, the others are refused at once.
+    const burst = await Promise.all(Array.from({ length: 12 }, () =>
+      client.getProjectionState(`$asof/slow?position=${Number(tr.position.commit)}`, { deadline: 800 })
+        .then(() => 'answered', (e) => String(e.message))));
+    const refused = burst.filter((m) => /try again later/.test(m)).length;
+    assert.ok(refused >= 2, `refused: ${refused} of 12 (${burst.join(' | ')})`);
+    assert.deepEqual(await client.getProjectionState(`$asof/total?position=${evs[0][0]}`), { n: 1, sum: evs[0][2] });
     // The live state is untouched.
     assert.deepEqual(await client.getProjectionState('total'),
       { n: evs.length, sum: evs.reduce((a, x) => a + x[2], 0) });
