@@ -43,6 +43,8 @@ async function main() {
     for (let i = 0; i < 60; i++) {
       const acct = rand(3);
       const amount = 1 + rand(50);
+      // JavaScript's clock has milliseconds: 2 ms on each side of the time.
+      await sleep(2);
       const before = new Date().toISOString();
       await sleep(2);
       const r = await client.appendToStream(`acct-${acct}`, [lib.jsonEvent({ type: 'Deposited', data: { amount } })]);
