@@ -24,7 +24,8 @@
  *   streams.c            Streams: Read, Append, Delete, Tombstone; its method table
  *   batch.c, v2.c        Streams.BatchAppend (streams_int.h); the v2 AppendSession
  *   subscribe.c          Streams.Read as a subscription (subscribe.h)
- *   projections.c        the Projections service, on the projection manager (rpc_ctx.projections)
+ *   projections.c        the Projections service, on the projection manager (rpc_ctx.projections);
+ *                        State/Result as of a time replayed on its workers (rpc_ctx.proj_asof)
  *   users.c              the Users service, on src/auth/users.h (rpc_ctx.users)
  *   rm_service.c         factum.readmodels.ReadModels, on readmodels.c
  *   readmodels.c         the read models' workers, waits, authorization, errors
