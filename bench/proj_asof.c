@@ -43,7 +43,8 @@ typedef struct measure {
     uint64_t from, read, handled;
 } measure;
 
-static void ask(factum_projections *m, const char *name, const char *part, uint64_t pos, int ckpt, measure *out)
+static void ask(factum_projections *m, const char *name, const char *part, uint64_t pos, int ckpt,
+                measure *out)
 {
     factum_projection_asof_options o;
     factum_projection_asof_options_init(&o);
@@ -133,8 +134,8 @@ int main(int argc, char **argv)
     if (factum_projection_wait(m, "total", st.last_position, 600000) != 1 ||
         factum_projection_wait(m, "per", st.last_position, 600000) != 1)
         die("catching up", FACTUM_ETIMEDOUT, NULL);
-    printf("%" PRIu64 " source events (log %" PRIu64 " positions with the projections' own), as of position %" PRIu64
-           "; %d runs, median (min-max)\n\n",
+    printf("%" PRIu64 " source events (log %" PRIu64
+           " positions with the projections' own), as of position %" PRIu64 "; %d runs, median (min-max)\n\n",
            total, st.last_position, mid, RUNS);
     printf("| replay | time | from | events read | handled |\n|---|---|---|---|---|\n");
     measure me;

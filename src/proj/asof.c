@@ -174,8 +174,8 @@ static int kv_set(replay *r, const char *key, size_t len, const char *json, size
     k->json = v;
     k->json_len = json_len;
     if (r->kv_bytes > r->max_kv_bytes)
-        return fail(r, FACTUM_ETOOBIG, "the partition states of the replay passed %zu bytes (max_state_bytes)",
-                    r->max_kv_bytes);
+        return fail(r, FACTUM_ETOOBIG,
+                    "the partition states of the replay passed %zu bytes (max_state_bytes)", r->max_kv_bytes);
     return 0;
 }
 
@@ -275,16 +275,18 @@ static int handle(replay *r, int emit_enabled)
     }
     if (rc) {
         const char *why = prj_js_error(r->j);
-        return fail(r, FACTUM_EFAULTED, "the handlers failed between positions %" PRIu64 " and %" PRIu64 ": %s",
+        return fail(r, FACTUM_EFAULTED,
+                    "the handlers failed between positions %" PRIu64 " and %" PRIu64 ": %s",
                     r->ev[0].position, r->ev[r->n_ev - 1].position, why[0] ? why : factum_strerror(rc));
     }
     if (res.n_out && !emit_enabled) {
         const prj_js_out *o = &res.out[0];
-        return fail(r, FACTUM_EFAULTED,
-                    "'%s' is not allowed: the projection was created with emit disabled (the event at position "
-                    "%" PRIu64 ")",
-                    o->kind == PRJ_JS_OUT_EMIT ? "emit" : "linkTo",
-                    o->source < r->n_ev ? r->ev[o->source].position : 0);
+        return fail(
+            r, FACTUM_EFAULTED,
+            "'%s' is not allowed: the projection was created with emit disabled (the event at position "
+            "%" PRIu64 ")",
+            o->kind == PRJ_JS_OUT_EMIT ? "emit" : "linkTo",
+            o->source < r->n_ev ? r->ev[o->source].position : 0);
     }
     /* PAS-2: res.out is dropped. */
     for (size_t i = 0; i < res.n_parts; i++) {
@@ -296,8 +298,8 @@ static int handle(replay *r, int emit_enabled)
                 return rc;
             r->have_result = pt->result != NULL;
         }
-        if (r->def->bi_state && r->partitioned && (rc = kv_set(r, pt->partition, pt->partition_len, pt->state,
-                                                               pt->state_len)))
+        if (r->def->bi_state && r->partitioned &&
+            (rc = kv_set(r, pt->partition, pt->partition_len, pt->state, pt->state_len)))
             return rc;
     }
     if (res.shared) {
@@ -411,8 +413,10 @@ static int start_point(replay *r, const char *name, const char *query, uint64_t 
         while (hi - lo > 1) {
             uint64_t mid = lo + (hi - lo) / 2;
             if ((rc = checkpoint_at(r->s, stream, mid, &ev, &c, &epoch)) < 0) return rc;
-            if (rc > 0 && c > position) hi = mid;
-            else lo = mid;
+            if (rc > 0 && c > position)
+                hi = mid;
+            else
+                lo = mid;
         }
     }
     if ((rc = checkpoint_at(r->s, stream, lo, &ev, &c, &epoch)) <= 0) return rc;
@@ -468,8 +472,11 @@ static int run(factum_projections *m, const char *name, const factum_projection_
     l.log_fn = drop_log;
     char why[300] = "";
     int rc = prj_js_open(&l, name, query, strlen(query), &r->j, why, sizeof why);
-    if (rc == FACTUM_EINVAL) return fail(r, rc, "the query of projection '%s' does not compile: %s", name, why);
-    if (rc) return fail(r, rc, "cannot start a JavaScript engine for the replay: %s", why[0] ? why : factum_strerror(rc));
+    if (rc == FACTUM_EINVAL)
+        return fail(r, rc, "the query of projection '%s' does not compile: %s", name, why);
+    if (rc)
+        return fail(r, rc, "cannot start a JavaScript engine for the replay: %s",
+                    why[0] ? why : factum_strerror(rc));
     r->def = prj_js_definition(r->j);
     r->partitioned = r->def->by_streams || r->def->by_custom_partitions;
     r->only_stream = r->def->by_streams && !r->def->bi_state && r->part_len;
@@ -491,7 +498,8 @@ static int run(factum_projections *m, const char *name, const factum_projection_
     uint64_t next = from + 1, read = 0, last = from;
     while (!nothing && next <= position) {
         if (atomic_load(&m->asof_stop)) return fail(r, FACTUM_ECLOSED, "the projections are closing");
-        if (o->cancelled && o->cancelled(o->cancel_ctx)) return fail(r, -ECANCELED, "the replay was cancelled");
+        if (o->cancelled && o->cancelled(o->cancel_ctx))
+            return fail(r, -ECANCELED, "the replay was cancelled");
         size_t got = 0;
         uint64_t cap = position - next + 1 < ASOF_PAGE ? position - next + 1 : ASOF_PAGE;
         if ((rc = factum_read_all(r->s, next, FACTUM_FORWARD, NULL, 0, page, (size_t)cap, &got, &next)))
@@ -515,7 +523,8 @@ static int run(factum_projections *m, const char *name, const factum_projection_
                 if (kl != r->part_len || memcmp(k, r->part, kl)) continue;
             }
             if ((rc = stage(r, rec, ev, deleted))) return rc;
-            if ((r->n_ev == ASOF_BATCH || r->arena.len >= ASOF_BATCH_BYTES) && (rc = handle(r, st->emit_enabled)))
+            if ((r->n_ev == ASOF_BATCH || r->arena.len >= ASOF_BATCH_BYTES) &&
+                (rc = handle(r, st->emit_enabled)))
                 return rc;
         }
         if (got) last = page[got - 1].position < position ? page[got - 1].position : position;
@@ -525,8 +534,8 @@ static int run(factum_projections *m, const char *name, const factum_projection_
     if (base_mono_ns() < deadline && (rc = handle(r, st->emit_enabled))) return rc;
     if (base_mono_ns() >= deadline)
         return fail(r, FACTUM_ETIMEDOUT,
-                    "the replay passed its time limit of %" PRIu32 " ms with the events up to position %" PRIu64
-                    " of %" PRIu64 " read",
+                    "the replay passed its time limit of %" PRIu32
+                    " ms with the events up to position %" PRIu64 " of %" PRIu64 " read",
                     o->time_limit_ms, last, position);
     out->events_read = read;
     out->events_handled = r->handled;
@@ -577,8 +586,9 @@ int factum_projection_state_asof(factum_projections *m, const char *name, const 
     if ((rc = factum_store_get_stats(m->s, &fs))) return rc;
     if (position == FACTUM_END) position = fs.last_position;
     if (position > fs.last_position)
-        return fail(&r, FACTUM_EINVAL, "position %" PRIu64 " is past the end of the log (the last is %" PRIu64 ")",
-                    position, fs.last_position);
+        return fail(&r, FACTUM_EINVAL,
+                    "position %" PRIu64 " is past the end of the log (the last is %" PRIu64 ")", position,
+                    fs.last_position);
     out->position = position;
     /* Counted first, then the closing flag read: close sets the flag, then
      * waits for the count (PAS-4). */
