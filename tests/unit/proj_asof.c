@@ -438,6 +438,19 @@ static void t_errors(void)
     CHECK_RC(factum_projection_state_asof(m, "slow", NULL, 0, NULL, &a, err, sizeof err), 0);
     CHECK(a.state && !a.state[0] && a.events_read == 0);
     factum_projection_asof_free(&a);
+    /* An upcaster that fails on an event the replay reads: as the live
+     * projection would fault there (UPC-5), the replay fails naming it. */
+    static const char UP[] = "{\"eventType\":\"Odd\",\"fromVersion\":1,\"toVersion\":2,\"steps\":["
+                             "{\"op\":\"move\",\"from\":\"a\",\"to\":\"b.c\"}]}";
+    char uerr[256];
+    CHECK_RC(factum_upcaster_set(s, UP, strlen(UP), uerr, sizeof uerr), 0);
+    uint64_t p_odd = append_json(s, "acct-1", "Odd", "[1,2]"); /* not an object: the move fails */
+    CHECK_RC(factum_projection_state_asof(m, "slow", NULL, p_odd - 1, NULL, &a, err, sizeof err), 0);
+    factum_projection_asof_free(&a);
+    CHECK_RC(factum_projection_state_asof(m, "slow", NULL, p_odd, NULL, &a, err, sizeof err),
+             FACTUM_EFAULTED);
+    printf("  upcaster: %s\n", err);
+    CHECK(strstr(err, "not a JSON object") != NULL);
     factum_projections_close(m);
     factum_store_close(s);
     harness_rm_rf(dir);
