@@ -1094,6 +1094,92 @@ FACTUM_API int factum_projection_get_state(factum_projections *m, const char *na
 FACTUM_API int factum_projection_get_result(factum_projections *m, const char *name, const char *partition,
                                             char **json, size_t *len);
 
+/* ---- A JavaScript projection's state as of a position -------------------
+ *
+ * The exact state (and result) a projection had after the event at a
+ * global position, by running its handlers again over the log up to that
+ * position in a scratch engine of its own (a factum-js worker): nothing is
+ * appended (what the handlers emit is dropped), the running projection is
+ * not touched and need not run (a stopped or faulted one can be asked).
+ * docs/temporal.md, "A projection's state as of a time"; ADR 0017.
+ *
+ *   - The definition is the projection's current one (its query now, with
+ *     the upcasters registered now), not the one it had then.
+ *   - The replay starts at the beginning of the log, or, for a projection
+ *     without partitions (nor biState), after the newest checkpoint that
+ *     stands for a position at or before the one asked (whenever it was
+ *     committed) whose state the current query computed (every definition
+ *     of the checkpoint's epoch up to it has today's query).
+ *   - foreachStream() without biState reads only the asked partition's
+ *     stream's events; partitionBy() and biState replay every event.
+ *   - Links in sources resolve as of the position (factum_resolve_link_asof).
+ *   - The script's log() lines are dropped.
+ * A system projection has no state: what it writes (its streams) is read
+ * as of a time with factum_read_stream_asof. */
+
+typedef struct factum_projection_asof_options {
+    /* The whole replay, at most (default 30000 ms, at most 600000). It is
+     * checked between batches of 256 events: one batch's handlers may run
+     * past it by at most their own time limit. */
+    uint32_t time_limit_ms;
+    /* Events of $all the replay may read, at most (default 10,000,000): a
+     * position further than that from its starting point is refused before
+     * any work. */
+    uint64_t max_events;
+    /* biState with partitions: the bytes of partition states the replay
+     * keeps beside the engine, at most (default 64 MiB). */
+    size_t max_state_bytes;
+    /* Start from a usable checkpoint (default 1); 0: always from the
+     * beginning of the log (tests, figures). */
+    int use_checkpoints;
+    /* Optional (NULL: none): called on the replaying thread between
+     * batches; non-zero ends the replay with -ECANCELED (a client that gave
+     * up, a server stopping). */
+    int (*cancelled)(void *ctx);
+    void *cancel_ctx;
+} factum_projection_asof_options;
+
+FACTUM_API void factum_projection_asof_options_init(factum_projection_asof_options *o);
+
+/* What factum_projection_state_asof answers. */
+typedef struct factum_projection_asof {
+    char *state;  /* JSON, as factum_projection_get_state gives it ("" none); malloc'd, NUL-terminated */
+    size_t state_len;
+    char *result; /* JSON, as factum_projection_get_result gives it ("" none) */
+    size_t result_len;
+    uint64_t position;       /* the position answered for (FACTUM_END: the head then) */
+    uint64_t from;           /* the replay read after this position: 0 the start, else a checkpoint's */
+    uint64_t events_read;    /* events of $all read */
+    uint64_t events_handled; /* events given to the handlers */
+} factum_projection_asof;
+
+/* Replay `name`'s handlers over the log up to and including `position`
+ * (FACTUM_END: the last committed; factum_position_at turns a time into a
+ * position) and fill *out with the state and result of `partition` (NULL
+ * or "": the projection's only state, or the shared one of a biState
+ * projection) as they were then; free it with factum_projection_asof_free.
+ * o may be NULL (the defaults); err (may be NULL) receives a message.
+ * Errors: FACTUM_ENOTFOUND (no such projection), FACTUM_EINVAL (a system
+ * projection; a position past the last committed one; a query that does
+ * not compile), FACTUM_EFAULTED (a handler failed, ran out of time or
+ * heap, emitted with emit disabled, or an upcaster failed, at or before
+ * the position: err names the event), FACTUM_ETIMEDOUT (time_limit_ms),
+ * FACTUM_ETOOBIG (more than max_events to read, or max_state_bytes),
+ * -EBUSY (FACTUM_PROJECTION_ASOF_MAX replays run on this manager already:
+ * try later), FACTUM_ECLOSED (factum_projections_close was called: a
+ * replay running ends at its next batch, and close waits for it),
+ * -ECANCELED (o->cancelled said so), -ENOENT
+ * (no factum-js worker), -ENOMEM, read errors. All
+ * pointers are borrowed for the call. Thread-safe; blocks for the replay:
+ * never call it from an event loop. */
+#define FACTUM_PROJECTION_ASOF_MAX 4
+FACTUM_API int factum_projection_state_asof(factum_projections *m, const char *name, const char *partition,
+                                            uint64_t position, const factum_projection_asof_options *o,
+                                            factum_projection_asof *out, char *err, size_t err_len);
+
+/* Free what *a holds (not a itself); a zeroed or freed one is a no-op. */
+FACTUM_API void factum_projection_asof_free(factum_projection_asof *a);
+
 /* ---------------------------------------------------------------------------
  * Snapshots
  *

@@ -23,8 +23,8 @@
 static const char projection_help[] =
     "usage: factum projection list [--mode MODE] [--json]\n"
     "       factum projection show NAME [--json]\n"
-    "       factum projection state NAME [--partition P]\n"
-    "       factum projection result NAME [--partition P]\n"
+    "       factum projection state NAME [--partition P] [--as-of TIME | --as-of-position P]\n"
+    "       factum projection result NAME [--partition P] [--as-of TIME | --as-of-position P]\n"
     "       factum projection create NAME (--query JS | --file FILE) [--mode MODE] [--emit]\n"
     "                                [--track-emitted-streams] [--wait]\n"
     "       factum projection update NAME [--query JS | --file FILE] [--emit | --no-emit]\n"
@@ -56,6 +56,10 @@ static const char projection_help[] =
     "  --emit         create, update: the projection may emit() and linkTo() (--no-emit: it may not)\n"
     "  --track-emitted-streams  create: list the streams it emits to (needs --emit)\n"
     "  --partition P  state, result: of partition P (partitionBy, foreachStream)\n"
+    "  --as-of TIME   state, result: as they were at TIME (RFC 3339 or a date), computed afresh by\n"
+    "                 running the projection's current query over the log up to then (nothing is\n"
+    "                 written; --timeout MS bounds it, default 30000); --as-of-position P: as they were\n"
+    "                 after global position P (JavaScript projections; docs/temporal.md)\n"
     "  --wait         wait until the projection has caught up with the log (--timeout MS, default 30000)\n"
     "  --json         list, show: one JSON object per projection, with KurrentDB's field names\n"
     "\n"
@@ -75,6 +79,8 @@ static const cli_opt projection_opts[] = {
     {"delete-emitted-streams", 0},
     {"delete-state-stream", 0},
     {"delete-checkpoint-stream", 0},
+    {"as-of", CLI_ARG},
+    {"as-of-position", CLI_ARG},
 };
 
 /* Where the command works: a server, or a store with its manager. */
@@ -292,13 +298,70 @@ static int cmd_show(target *t, const cli_args *a, const char *name)
     return rc ? target_fail(t, rc, "showing projection", name) : CLI_OK;
 }
 
+/* state/result --as-of TIME | --as-of-position P: a replay in this process
+ * (factum_projection_state_asof) or on the server (the name
+ * "$asof/NAME?time=T|position=P", docs/protocol.md). */
+static int cmd_state_asof(target *t, const cli_args *a, const char *name, int result, char **json, size_t *len,
+                          int *rc)
+{
+    const char *at = cli_get(a, "as-of"), *pos_text = cli_get(a, "as-of-position");
+    const char *partition = cli_get(a, "partition");
+    if (at && pos_text) return cli_usage(t->c, "give --as-of or --as-of-position, not both");
+    int64_t at_ns = 0;
+    uint64_t pos = 0;
+    if (at && factum_time_parse(at, strlen(at), &at_ns))
+        return cli_usage(t->c, "--as-of: '%s' is not an RFC 3339 time (2026-03-15T10:00:00Z) or a date (2026-03-15)",
+                         at);
+    int code;
+    if (pos_text && (code = cli_parse_u64(t->c, "--as-of-position", pos_text, &pos))) return code;
+    uint64_t timeout = 30000;
+    if (cli_get(a, "timeout") && (code = cli_parse_u64(t->c, "--timeout", cli_get(a, "timeout"), &timeout)))
+        return code;
+    if (t->cl) {
+        size_t n = strlen(name) + (at ? strlen(at) : 24) + 32;
+        char *vname = malloc(n);
+        if (!vname) return cli_fail(t->c, -ENOMEM, "reading the state of projection '%s'", name);
+        if (at) snprintf(vname, n, "$asof/%s?time=%s", name, at);
+        else snprintf(vname, n, "$asof/%s?position=%" PRIu64, name, pos);
+        *rc = result ? factum_client_projection_result(t->cl, vname, partition, json, len)
+                     : factum_client_projection_state(t->cl, vname, partition, json, len);
+        free(vname);
+        return CLI_OK;
+    }
+    if (at && (*rc = factum_position_at(t->s, at_ns, &pos))) return CLI_OK;
+    factum_projection_asof_options o;
+    factum_projection_asof_options_init(&o);
+    o.time_limit_ms = timeout > 600000 ? 600000 : (uint32_t)timeout;
+    factum_projection_asof r;
+    char err[512] = "";
+    *rc = factum_projection_state_asof(t->m, name, partition, pos, &o, &r, err, sizeof err);
+    if (*rc == FACTUM_ENOTFOUND) return CLI_OK;
+    if (*rc) {
+        cli_msg(t->c, "%s of projection '%s' as of %s: %s", result ? "the result" : "the state", name,
+                at ? at : pos_text, err[0] ? err : factum_strerror(*rc));
+        return CLI_FAIL;
+    }
+    if (result) {
+        *json = r.result, *len = r.result_len;
+        r.result = NULL;
+    } else {
+        *json = r.state, *len = r.state_len;
+        r.state = NULL;
+    }
+    factum_projection_asof_free(&r);
+    return CLI_OK;
+}
+
 static int cmd_state(target *t, const cli_args *a, const char *name, int result)
 {
     const char *partition = cli_get(a, "partition");
     char *json = NULL;
     size_t len = 0;
     int rc;
-    if (t->cl)
+    if (cli_get(a, "as-of") || cli_get(a, "as-of-position")) {
+        int code = cmd_state_asof(t, a, name, result, &json, &len, &rc);
+        if (code) return code;
+    } else if (t->cl)
         rc = result ? factum_client_projection_result(t->cl, name, partition, &json, &len)
                     : factum_client_projection_state(t->cl, name, partition, &json, &len);
     else

@@ -69,8 +69,11 @@ void prj_publish(prj *p)
     p->position = p->read_pos;
     p->in_flight = (uint32_t)p->flight_n;
     p->buffered = p->fill ? (uint32_t)prj_batch_events(p->fill) : 0;
-    /* Everything read is done when nothing of it waits to be written. */
-    if (!p->flight_n && (!p->fill || !prj_batch_events(p->fill)) && p->state == FACTUM_PROJECTION_RUNNING)
+    /* Everything read is done when nothing of it waits to be written: not
+     * in flight, not in the batch being filled, not staged for a
+     * JavaScript projection's handlers (its batch is filled at the cut). */
+    if (!p->flight_n && (!p->fill || !prj_batch_events(p->fill)) && !(p->js && prj_js_staged(p)) &&
+        p->state == FACTUM_PROJECTION_RUNNING)
         p->done = p->read_pos;
     else
         p->done = p->checkpoint;

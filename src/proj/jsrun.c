@@ -230,6 +230,11 @@ void prj_js_stop(prj *p)
     pthread_mutex_unlock(&p->m->mu);
 }
 
+size_t prj_js_staged(const prj *p)
+{
+    return p->jr ? p->jr->n_ev : 0;
+}
+
 static int load_tracked(prj *p, prj_jsrun *r)
 {
     if (r->tracked_loaded) return 0;
@@ -361,38 +366,50 @@ static int stage(prj_jsrun *r, const factum_event *rec, const factum_event *ev, 
     return 0;
 }
 
-/* One record of $all: staged if the script takes it. */
-static int take(prj *p, prj_jsrun *r, const factum_event *rec)
+int prj_js_select(factum_store *s, const prj_js_def *d, const factum_event *rec, const factum_asof *asof,
+                  factum_upcast_buf **ub, factum_event *target, factum_event *up, const factum_event **ev,
+                  int *deleted)
 {
-    const prj_js_def *d = r->def;
     int system = !prj_source_stream(rec->stream, rec->stream_len);
+    *ev = rec;
+    *deleted = 0;
     /* A system stream is a source only when the script names it
      * (fromStream("$ce-account")); its links are then resolved. */
     if (system && !name_in(d->streams, d->n_streams, rec->stream, rec->stream_len)) return 0;
     if (!source_stream(d, rec->stream, rec->stream_len)) return 0;
-    if (rec->version == FACTUM_TOMBSTONE_VERSION) /* a tombstone: $deleted */
-        return d->handles_deleted ? stage(r, rec, rec, 1) : 0;
-    factum_event target;
-    const factum_event *ev = rec;
+    if (rec->version == FACTUM_TOMBSTONE_VERSION) { /* a tombstone: $deleted */
+        *deleted = 1;
+        return d->handles_deleted;
+    }
+    const factum_event *e = rec;
     if (is_link(rec)) {
         if (!system && !d->include_links) return 0;
-        int rc = factum_resolve_link(p->m->s, rec, &target);
+        int rc = asof ? factum_resolve_link_asof(s, rec, asof, target) : factum_resolve_link(s, rec, target);
         if (rc == FACTUM_ENOTFOUND || rc == FACTUM_EDELETED || rc == FACTUM_EINVAL) return 0;
         if (rc) return rc;
-        ev = &target;
+        e = target;
     }
     /* Handlers see events upcast (docs/upcasting.md), chosen by the type
      * after upcasting; a failing upcast faults the projection (UPC-5). */
-    factum_event up;
-    int rc = r->ub ? 0 : factum_upcast_buf_new(&r->ub);
+    int rc = *ub ? 0 : factum_upcast_buf_new(ub);
     if (!rc) {
-        factum_upcast_buf_reset(r->ub);
-        rc = factum_upcast(p->m->s, ev, r->ub, &up);
+        factum_upcast_buf_reset(*ub);
+        rc = factum_upcast(s, e, *ub, up);
     }
     if (rc < 0) return rc;
-    ev = &up;
-    if (!d->all_events && !name_in(d->events, d->n_events, ev->type, ev->type_len)) return 0;
-    return stage(r, rec, ev, 0);
+    if (!d->all_events && !name_in(d->events, d->n_events, up->type, up->type_len)) return 0;
+    *ev = up;
+    return 1;
+}
+
+/* One record of $all: staged if the script takes it. */
+static int take(prj *p, prj_jsrun *r, const factum_event *rec)
+{
+    factum_event target, up;
+    const factum_event *ev;
+    int deleted;
+    int rc = prj_js_select(p->m->s, r->def, rec, NULL, &r->ub, &target, &up, &ev, &deleted);
+    return rc > 0 ? stage(r, rec, ev, deleted) : rc;
 }
 
 /* ---- the worker's answer into the batch --------------------------------- */

@@ -792,6 +792,11 @@ void factum_projections_close(factum_projections *m)
     if (m->listening) factum_commit_listener_remove(m->s, on_commit, m);
     while (atomic_load(&m->callbacks)) /* a completion's last instructions */
         sched_yield();
+    /* Replays of factum_projection_state_asof end at their next batch
+     * (FACTUM_ECLOSED); they use m until then. */
+    atomic_store(&m->asof_stop, 1);
+    while (atomic_load(&m->asof_running))
+        nanosleep(&(struct timespec){0, 1000000}, NULL);
     free_manager(m);
 }
 

@@ -213,6 +213,8 @@ struct factum_projections {
     size_t n_dead;
     prj_cmd *cmd_head, *cmd_tail;
     int64_t registry_version; /* of `$projections-$all` (-1: none) */
+    _Atomic int asof_running; /* replays of factum_projection_state_asof running (asof.c) */
+    _Atomic int asof_stop;    /* closing: replays end at their next batch, new ones are refused */
 };
 
 /* Wake the manager's thread (from any thread, the store's included). */
@@ -272,10 +274,23 @@ int prj_submit(prj *p);
 int prj_read_checkpoint(prj *p, uint64_t *pos, int64_t *epoch, int64_t *version);
 int prj_truncate_stream(factum_store *s, const char *stream);
 
+/* jsrun.c: which records of $all a script takes (KurrentDB's rules,
+ * docs/projections.md), for the running projection and for a replay
+ * (asof.c). 1 if rec is taken: *ev is the event its handlers see (rec, or
+ * its link's target resolved into *target - as of *asof when asof is not
+ * NULL -, upcast into *up through *ub, created if NULL) and *deleted says
+ * it is a tombstone ($deleted); 0 if not taken; or an error
+ * (FACTUM_EUPCAST: factum_upcast_buf_error(*ub) says why). */
+struct prj_js_def;
+int prj_js_select(factum_store *s, const struct prj_js_def *d, const factum_event *rec, const factum_asof *asof,
+                  factum_upcast_buf **ub, factum_event *target, factum_event *up, const factum_event **ev,
+                  int *deleted);
+
 /* jsrun.c: a JavaScript projection's engine on the manager's thread. */
 int prj_js_start(prj *p, uint64_t pos);   /* open the worker (after prj_init_run and the checkpoint read) */
 int prj_js_step(prj *p, int *did);        /* read, handle, append; an error faults p */
 void prj_js_stop(prj *p);                 /* close the worker, drop what is staged */
+size_t prj_js_staged(const prj *p);       /* events staged for the handlers, not yet handled */
 int prj_js_reset_streams(prj *p);         /* the streams a reset truncates (PRJ-6) */
 /* Streams a JavaScript projection wrote, for delete: cb per stream name. */
 int prj_js_each_stream(prj *p, int emitted, int state, int checkpoint, int (*cb)(void *ctx, const char *stream),

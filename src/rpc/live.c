@@ -49,6 +49,7 @@ int rpc_listen(rpc_ctx *ctx)
 
 void rpc_deinit(rpc_ctx *ctx)
 {
+    rpc_proj_stop(ctx);
     rpc_ps_close(ctx);
     factum_upcast_buf_free(ctx->upcast_buf);
     ctx->upcast_buf = NULL;

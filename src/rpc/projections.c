@@ -25,11 +25,14 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "auth/policy.h"
+#include "auth/pool.h"
+#include "base/base.h"
 #include "google/protobuf/struct.pb-c.h"
 #include "kurrentdb/projections.pb-c.h"
 #include "kurrentdb/shared.pb-c.h"
@@ -68,6 +71,7 @@ typedef struct proj_call {
     int pending; /* a manager command is in flight */
     int closed;  /* the call ended meanwhile: free on completion */
     int rc;      /* the command's result (written on the manager's thread) */
+    struct asof_job *job; /* State/Result as of a time: the replay given to a worker */
     char *name;
     char *query;     /* Create, Update (NULL: keep it) */
     char *partition; /* State, Result */
@@ -547,39 +551,13 @@ static int charge_call(void *ctx, size_t n)
     return net_call_charge(ctx, n);
 }
 
-static void state_message(proj_call *pc, const uint8_t *msg, size_t len)
+/* Answer State or Result with the JSON text json[0..n) ("": none). */
+static void answer_state(proj_call *pc, const char *json, size_t n)
 {
     int result = pc->method == P_RESULT;
-    pb_alloc pa;
-    ProtobufCMessage *req =
-        result ? rpc_unpack(pc->c, &event_store__client__projections__result_req__descriptor, msg, len, &pa,
-                            "ResultReq")
-               : rpc_unpack(pc->c, &event_store__client__projections__state_req__descriptor, msg, len, &pa,
-                            "StateReq");
-    if (!req) return;
-    /* StateReq and ResultReq have the same fields and numbers. */
-    const EventStore__Client__Projections__StateReq__Options *o =
-        ((EventStore__Client__Projections__StateReq *)(void *)req)->options;
-    int rc = keep(pc, o && o->name ? o->name : "", &pc->name);
-    if (!rc) rc = keep(pc, o && o->partition ? o->partition : "", &pc->partition);
-    rpc_unpack_free(req, &pa);
-    if (rc) {
-        proj_fail(pc->c, rc, NULL);
-        return;
-    }
-    char *json = NULL;
-    size_t n = 0;
-    factum_projections *m = pc->ctx->projections;
-    rc = result ? factum_projection_get_result(m, pc->name, pc->partition, &json, &n)
-                : factum_projection_get_state(m, pc->name, pc->partition, &json, &n);
-    if (rc) {
-        proj_fail(pc->c, rc, pc->name);
-        return;
-    }
     /* The text was read before it could be charged: charge it now, and
      * refuse to go on if the connection cannot hold it. */
     if (net_call_charge(pc->c, n)) {
-        free(json);
         proj_fail(pc->c, -ENOBUFS, pc->name);
         return;
     }
@@ -622,6 +600,273 @@ static void state_message(proj_call *pc, const uint8_t *msg, size_t len)
     }
     jv_free(&a);
     net_call_release(pc->c, a.charged + n);
+}
+
+/* ---- State and Result as of a time: `$asof/<name>?time=T|position=P` --------
+ *
+ * The official clients' getProjectionState/getProjectionResult carry a name
+ * and a partition only, so the point of view travels in the name, as the
+ * `$asof/` virtual streams carry it (docs/protocol.md; ADR 0017): no
+ * projection's name begins with '$' but the system ones, whose names have
+ * no '/'. The replay (factum_projection_state_asof) runs on a worker of
+ * ctx->proj_asof, never on the loop: PROJ_ASOF_THREADS at once, at most
+ * PROJ_ASOF_QUEUE waiting (beyond: UNAVAILABLE), each within the call's
+ * deadline and PROJ_ASOF_MAX_MS. */
+
+#define ASOF_PREFIX       "$asof/"
+#define PROJ_ASOF_THREADS 2
+#define PROJ_ASOF_QUEUE   8
+#define PROJ_ASOF_MAX_MS  30000
+
+/* The workers and the jobs given to them (loop thread), so that a client
+ * that leaves, or the server stopping, ends a replay at its next batch. */
+struct proj_asof {
+    auth_pool *pool;
+    struct asof_job *jobs;
+};
+
+typedef struct asof_job {
+    auth_job job; /* first: the pool's */
+    struct asof_job *prev, *next; /* ctx->proj_asof->jobs */
+    _Atomic int abandoned;        /* nobody waits for the answer any more */
+    proj_call *pc;
+    factum_store *store;
+    factum_projections *m;
+    char *name; /* the projection's own name */
+    int have_time;
+    int64_t time_ns;
+    uint64_t position;
+    uint64_t deadline_ns; /* CLOCK_MONOTONIC: the call's deadline, or PROJ_ASOF_MAX_MS after it came */
+    uint32_t time_limit_ms;
+    int rc;
+    char err[512];
+    factum_projection_asof a;
+} asof_job;
+
+/* "<name>?time=<RFC 3339>" or "<name>?position=<n>" (after the prefix). 0,
+ * or FACTUM_EINVAL with *why. */
+static int asof_parse(const char *rest, asof_job *j, const char **why)
+{
+    const char *q = strrchr(rest, '?');
+    *why = "$asof/ needs a projection and a point of view: $asof/<name>?time=<RFC 3339>|position=<n>";
+    if (!q || q == rest) return FACTUM_EINVAL;
+    const char *eq = strchr(q + 1, '=');
+    if (!eq || strchr(eq + 1, '&')) return FACTUM_EINVAL;
+    size_t kl = (size_t)(eq - q - 1), vl = strlen(eq + 1);
+    const char *v = eq + 1;
+    if (kl == 4 && !memcmp(q + 1, "time", 4)) {
+        j->have_time = 1;
+        *why = "$asof/: time must be an RFC 3339 time (2026-03-15T10:00:00Z)";
+        if (factum_time_parse(v, vl, &j->time_ns)) return FACTUM_EINVAL;
+    } else if (kl == 8 && !memcmp(q + 1, "position", 8)) {
+        *why = "$asof/: position must be a non-negative integer";
+        if (!vl || vl > 20) return FACTUM_EINVAL;
+        uint64_t p = 0;
+        for (size_t i = 0; i < vl; i++) {
+            if (v[i] < '0' || v[i] > '9' || p > (UINT64_MAX - (uint64_t)(v[i] - '0')) / 10) return FACTUM_EINVAL;
+            p = p * 10 + (uint64_t)(v[i] - '0');
+        }
+        j->position = p;
+    } else {
+        *why = "$asof/: the point of view is time=<RFC 3339> or position=<n>, one of them";
+        return FACTUM_EINVAL;
+    }
+    if (!(j->name = strndup(rest, (size_t)(q - rest)))) return -ENOMEM;
+    return 0;
+}
+
+static void asof_job_free(asof_job *j)
+{
+    factum_projection_asof_free(&j->a);
+    free(j->name);
+    free(j);
+}
+
+static int asof_cancelled(void *arg)
+{
+    asof_job *j = arg;
+    return atomic_load(&j->abandoned);
+}
+
+/* On a worker. */
+static void asof_work(auth_job *aj)
+{
+    asof_job *j = (asof_job *)aj;
+    j->rc = 0;
+    if (atomic_load(&j->abandoned)) { /* its client left while it waited */
+        j->rc = -ECANCELED;
+        return;
+    }
+    uint64_t now = base_mono_ns();
+    if (now >= j->deadline_ns) {
+        j->rc = FACTUM_ETIMEDOUT;
+        snprintf(j->err, sizeof j->err, "the call's deadline passed while it waited for a worker");
+        return;
+    }
+    j->time_limit_ms = (uint32_t)((j->deadline_ns - now + 999999u) / 1000000u);
+    if (j->have_time) j->rc = factum_position_at(j->store, j->time_ns, &j->position);
+    if (j->rc) return;
+    factum_projection_asof_options o;
+    factum_projection_asof_options_init(&o);
+    o.time_limit_ms = j->time_limit_ms;
+    o.cancelled = asof_cancelled;
+    o.cancel_ctx = j;
+    j->rc = factum_projection_state_asof(j->m, j->name, j->pc->partition, j->position, &o, &j->a, j->err,
+                                         sizeof j->err);
+}
+
+/* On the loop (also for a job cancelled at shutdown). */
+static void asof_done(auth_job *aj)
+{
+    asof_job *j = (asof_job *)aj;
+    proj_call *pc = j->pc;
+    net_call *c = pc->c;
+    struct proj_asof *pa = pc->ctx->proj_asof;
+    if (j->prev) j->prev->next = j->next;
+    else if (pa && pa->jobs == j) pa->jobs = j->next;
+    if (j->next) j->next->prev = j->prev;
+    pc->pending = 0;
+    pc->job = NULL;
+    if (aj->cancelled) {
+        j->rc = FACTUM_ECLOSED;
+        snprintf(j->err, sizeof j->err, "the server is stopping");
+    }
+    if (pc->closed) {
+        call_free(pc);
+    } else if (j->rc == FACTUM_ENOTFOUND) {
+        proj_fail(c, j->rc, j->name);
+    } else if (j->rc) {
+        int code;
+        switch (j->rc) {
+        case FACTUM_EINVAL: code = GRPC_INVALID_ARGUMENT; break;
+        case FACTUM_EFAULTED: code = GRPC_FAILED_PRECONDITION; break;
+        case FACTUM_ETIMEDOUT: code = GRPC_DEADLINE_EXCEEDED; break;
+        case FACTUM_ETOOBIG: code = GRPC_RESOURCE_EXHAUSTED; break;
+        case -EBUSY:
+        case -ECANCELED:
+        case -ENOENT:
+        case FACTUM_ECLOSED: code = GRPC_UNAVAILABLE; break;
+        default: code = rpc_status_of(j->rc);
+        }
+        char msg[700];
+        snprintf(msg, sizeof msg, "Projection '%s' as of a time: %s", j->name,
+                 j->err[0] ? j->err : factum_strerror(j->rc));
+        rpc_fail(c, code, msg, NULL, NULL);
+    } else if (pc->method == P_RESULT) {
+        answer_state(pc, j->a.result, j->a.result_len);
+    } else {
+        answer_state(pc, j->a.state, j->a.state_len);
+    }
+    asof_job_free(j);
+    net_call_unref(c);
+}
+
+static int post_loop(void *ctx, void (*fn)(void *), void *arg)
+{
+    return net_post(ctx, fn, arg);
+}
+
+void rpc_proj_stop(rpc_ctx *ctx)
+{
+    struct proj_asof *pa = ctx->proj_asof;
+    if (!pa) return;
+    for (asof_job *j = pa->jobs; j; j = j->next) atomic_store(&j->abandoned, 1);
+    auth_pool_free(pa->pool); /* POOL-2: the jobs waiting end cancelled, on the loop's queue */
+    /* Their completions run when the server is freed (the loop has
+     * stopped): they find no list to leave. */
+    for (asof_job *j = pa->jobs, *next; j; j = next) {
+        next = j->next;
+        j->prev = j->next = NULL;
+    }
+    free(pa);
+    ctx->proj_asof = NULL;
+}
+
+/* State/Result of pc->name = "$asof/...": parse, then replay on a worker. */
+static void asof_start(proj_call *pc)
+{
+    rpc_ctx *ctx = pc->ctx;
+    asof_job *j = calloc(1, sizeof *j);
+    if (!j) {
+        proj_fail(pc->c, -ENOMEM, NULL);
+        return;
+    }
+    const char *why = NULL;
+    int rc = asof_parse(pc->name + strlen(ASOF_PREFIX), j, &why);
+    if (rc) {
+        asof_job_free(j);
+        if (rc == FACTUM_EINVAL) rpc_fail(pc->c, GRPC_INVALID_ARGUMENT, why, NULL, NULL);
+        else proj_fail(pc->c, rc, NULL);
+        return;
+    }
+    j->pc = pc;
+    j->store = ctx->store;
+    j->m = ctx->projections;
+    /* The time it may take, waiting for a worker included: the call's
+     * deadline, at most PROJ_ASOF_MAX_MS. */
+    uint64_t deadline = net_call_deadline(pc->c);
+    j->deadline_ns = base_mono_ns() + (uint64_t)PROJ_ASOF_MAX_MS * 1000000u;
+    if (deadline && deadline < j->deadline_ns) j->deadline_ns = deadline;
+    j->job.work = asof_work;
+    j->job.done = asof_done;
+    if (!ctx->proj_asof && !(ctx->proj_asof = calloc(1, sizeof *ctx->proj_asof))) rc = -ENOMEM;
+    if (!rc && !ctx->proj_asof->pool && ctx->net)
+        rc = auth_pool_new(PROJ_ASOF_THREADS, PROJ_ASOF_QUEUE, post_loop, ctx->net, &ctx->proj_asof->pool);
+    if (rc) {
+        asof_job_free(j);
+        proj_fail(pc->c, rc, NULL);
+        return;
+    }
+    struct proj_asof *pa = ctx->proj_asof;
+    if (!pa->pool || auth_pool_submit(pa->pool, &j->job)) {
+        asof_job_free(j);
+        rpc_fail(pc->c, GRPC_UNAVAILABLE,
+                 "too many projection states as of a time are being computed: try again later", NULL, NULL);
+        return;
+    }
+    /* Queued: its completion comes back to the loop (POOL-2). */
+    net_call_ref(pc->c);
+    pc->pending = 1;
+    pc->job = j;
+    j->next = pa->jobs;
+    if (j->next) j->next->prev = j;
+    pa->jobs = j;
+}
+
+static void state_message(proj_call *pc, const uint8_t *msg, size_t len)
+{
+    int result = pc->method == P_RESULT;
+    pb_alloc pa;
+    ProtobufCMessage *req =
+        result ? rpc_unpack(pc->c, &event_store__client__projections__result_req__descriptor, msg, len, &pa,
+                            "ResultReq")
+               : rpc_unpack(pc->c, &event_store__client__projections__state_req__descriptor, msg, len, &pa,
+                            "StateReq");
+    if (!req) return;
+    /* StateReq and ResultReq have the same fields and numbers. */
+    const EventStore__Client__Projections__StateReq__Options *o =
+        ((EventStore__Client__Projections__StateReq *)(void *)req)->options;
+    int rc = keep(pc, o && o->name ? o->name : "", &pc->name);
+    if (!rc) rc = keep(pc, o && o->partition ? o->partition : "", &pc->partition);
+    rpc_unpack_free(req, &pa);
+    if (rc) {
+        proj_fail(pc->c, rc, NULL);
+        return;
+    }
+    if (!strncmp(pc->name, ASOF_PREFIX, strlen(ASOF_PREFIX))) {
+        asof_start(pc);
+        return;
+    }
+    char *json = NULL;
+    size_t n = 0;
+    factum_projections *m = pc->ctx->projections;
+    rc = result ? factum_projection_get_result(m, pc->name, pc->partition, &json, &n)
+                : factum_projection_get_state(m, pc->name, pc->partition, &json, &n);
+    if (rc) {
+        proj_fail(pc->c, rc, pc->name);
+        return;
+    }
+    answer_state(pc, json, n);
     free(json);
 }
 
@@ -716,7 +961,8 @@ static void proj_close(net_call *c)
     if (!pc) return;
     if (pc->charged) net_call_release(c, pc->charged);
     pc->charged = 0;
-    if (pc->pending) pc->closed = 1; /* command_done_loop frees it */
+    if (pc->job) atomic_store(&pc->job->abandoned, 1); /* the replay ends at its next batch */
+    if (pc->pending) pc->closed = 1; /* command_done_loop (asof_done) frees it */
     else call_free(pc);
 }
 

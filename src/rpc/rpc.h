@@ -24,7 +24,8 @@
  *   streams.c            Streams: Read, Append, Delete, Tombstone; its method table
  *   batch.c, v2.c        Streams.BatchAppend (streams_int.h); the v2 AppendSession
  *   subscribe.c          Streams.Read as a subscription (subscribe.h)
- *   projections.c        the Projections service, on the projection manager (rpc_ctx.projections)
+ *   projections.c        the Projections service, on the projection manager (rpc_ctx.projections);
+ *                        State/Result as of a time replayed on its workers (rpc_ctx.proj_asof)
  *   users.c              the Users service, on src/auth/users.h (rpc_ctx.users)
  *   rm_service.c         factum.readmodels.ReadModels, on readmodels.c
  *   readmodels.c         the read models' workers, waits, authorization, errors
@@ -74,6 +75,7 @@ struct factum_readmodels;
 struct auth_pool;
 struct rm_wait;
 struct rm_sched;
+struct proj_asof;
 
 typedef struct rpc_ctx {
     factum_store *store;
@@ -89,6 +91,10 @@ typedef struct rpc_ctx {
      * the workers of rm_pool and the waits of rm_waits (readmodels.h). */
     struct factum_readmodels *readmodels;
     struct auth_pool *rm_pool;
+    /* The workers that replay projections for State/Result as of a time,
+     * and the replays given to them (projections.c; started at the first
+     * such call, stopped by rpc_deinit). */
+    struct proj_asof *proj_asof;
     struct rm_sched *rm_sched;
     struct rm_wait *rm_waits;
     net_server *net;
@@ -142,6 +148,10 @@ void rpc_live_recheck(void *ctx);
 /* Undo what serving set up on the store (the commit listener). Call before
  * the store is closed. */
 void rpc_deinit(rpc_ctx *ctx);
+/* Stop the projections' replay workers (projections.c): the replays
+ * running end at their next batch, those queued are answered UNAVAILABLE.
+ * Called by rpc_deinit, once the loop has stopped. */
+void rpc_proj_stop(rpc_ctx *ctx);
 
 /* For net_config.spin_hint: is store work in flight? */
 int rpc_spin_hint(void *ctx);
