@@ -100,7 +100,7 @@ void rpc_store_done(rpc_ctx *ctx)
 
 uint8_t *rpc_pack_buf(rpc_ctx *ctx, size_t n)
 {
-    if (n > ctx->pack_cap) {
+    if (n > ctx->pack_cap || !ctx->pack_buf) { /* an empty message too needs a buffer to point at */
         size_t cap = n < 65536 ? 65536 : n;
         uint8_t *b = realloc(ctx->pack_buf, cap);
         if (!b) return NULL;
