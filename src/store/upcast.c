@@ -78,6 +78,7 @@ struct upcaster {
     size_t script_len;
     char *name;          /* "upcaster T vA->vB", the script's name in messages */
     uint32_t script_idx; /* its index in the table's upc_scripts */
+    int type_script;     /* a chain from this type may reach a script upcaster (upc_needs_script) */
 };
 
 typedef struct upc_table {
@@ -94,6 +95,7 @@ struct upc_reg {
     upc_table t;
     _Atomic uint64_t loaded_gen;
     _Atomic size_t count;
+    _Atomic size_t n_scripts; /* script upcasters in t */
 };
 
 /* ---- messages ---------------------------------------------------------- */
@@ -491,6 +493,30 @@ static int table_index_scripts(upc_table *t)
         for (const upcaster *u = t->b[i]; u; u = u->next) n += u->script != NULL;
     t->sc.id = atomic_fetch_add(&next_id, 1);
     if (!n) return 0;
+    /* Which types' chains may reach a script: those with one, and those
+     * whose `type` steps lead to such a type (a fixpoint: each pass marks
+     * at least one more type, or ends). */
+    for (int changed = 1; changed;) {
+        changed = 0;
+        for (size_t i = 0; i < UPC_BUCKETS; i++)
+            for (upcaster *u = t->b[i]; u; u = u->next) {
+                if (u->type_script) continue;
+                int reach = u->script != NULL;
+                for (size_t k = 0; !reach && k < u->n_steps; k++) {
+                    const char *to = u->steps[k].type;
+                    if (u->steps[k].op != OP_TYPE || !to) continue;
+                    size_t tl = strlen(to);
+                    uint64_t h = base_hash64(to, tl);
+                    for (const upcaster *w = t->b[h % UPC_BUCKETS]; w && !reach; w = w->next)
+                        reach = w->type_script && w->hash == h && w->type_len == tl && !memcmp(w->type, to, tl);
+                }
+                if (!reach) continue;
+                for (upcaster *w = t->b[u->hash % UPC_BUCKETS]; w; w = w->next) /* the whole type */
+                    if (w->hash == u->hash && w->type_len == u->type_len && !memcmp(w->type, u->type, u->type_len))
+                        w->type_script = 1;
+                changed = 1;
+            }
+    }
     const char **names = malloc(n * sizeof *names), **texts = malloc(n * sizeof *texts);
     size_t *lens = malloc(n * sizeof *lens);
     if (!names || !texts || !lens) {
@@ -624,6 +650,7 @@ static int reg_refresh(factum_store *s)
             upc_table old = r->t;
             r->t = t;
             atomic_store(&r->count, t.n);
+            atomic_store(&r->n_scripts, t.sc.n);
             pthread_rwlock_unlock(&r->rw);
             table_free(&old);
             atomic_store(&r->loaded_gen, gen);
@@ -636,6 +663,26 @@ static int reg_refresh(factum_store *s)
 int upc_reg_load(factum_store *s)
 {
     return reg_refresh(s);
+}
+
+uint64_t upc_generation(factum_store *s)
+{
+    return atomic_load(&s->upc_gen);
+}
+
+int upc_needs_script(factum_store *s, const factum_event *ev)
+{
+    int rc = reg_refresh(s);
+    if (rc) return rc;
+    upc_reg *r = s->upc;
+    if (!atomic_load_explicit(&r->n_scripts, memory_order_relaxed) || !ev->type || ev->type[0] == '$') return 0;
+    uint64_t h = base_hash64(ev->type, ev->type_len);
+    int yes = 0;
+    pthread_rwlock_rdlock(&r->rw);
+    for (const upcaster *u = r->t.b ? r->t.b[h % UPC_BUCKETS] : NULL; u && !yes; u = u->next)
+        yes = u->type_script && u->hash == h && u->type_len == ev->type_len && !memcmp(u->type, ev->type, ev->type_len);
+    pthread_rwlock_unlock(&r->rw);
+    return yes;
 }
 
 int factum_upcasters_each(factum_store *s, int (*cb)(void *ctx, const factum_upcaster_info *u), void *ctx)
