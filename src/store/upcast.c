@@ -21,6 +21,10 @@
  *         and apply (bounded CPU: the limits in factum.h); a rebuild reads
  *         and parses the stream without it and takes the write lock only
  *         to swap the tables. The writer thread never takes either lock.
+ *         A reader whose events may run script upcasters (ADR 0016) holds
+ *         a reference to the table instead of the lock while the scripts
+ *         run, so that a rebuild never waits for a script; the table is
+ *         freed by its last reference.
  *  UPC-4  The fast path (no registry, or no upcaster for the event's type)
  *         is one hash lookup and returns the stored event as it is.
  *  UPC-5  An upcast that cannot be done fails with FACTUM_EUPCAST and a
@@ -84,7 +88,8 @@ struct upcaster {
 typedef struct upc_table {
     upcaster **b; /* UPC_BUCKETS chains by hash of the type */
     size_t n;
-    upc_scripts sc; /* the script upcasters, for the workers (upscript.h) */
+    upc_scripts sc;    /* the script upcasters, for the workers (upscript.h) */
+    _Atomic int refs;  /* the registry's, and each reader's running scripts with it (UPC-3) */
 } upc_table;
 
 struct upc_reg {
@@ -92,7 +97,7 @@ struct upc_reg {
     pthread_mutex_t load_mu; /* one rebuild at a time */
     pthread_mutex_t pool_mu; /* the pool's creation */
     upc_pool *pool;          /* the script upcasters' workers, once one was needed */
-    upc_table t;
+    upc_table *t;            /* the current table (never NULL) */
     _Atomic uint64_t loaded_gen;
     _Atomic size_t count;
     _Atomic size_t n_scripts; /* script upcasters in t */
@@ -457,6 +462,15 @@ static void table_free(upc_table *t)
     t->n = 0;
 }
 
+/* A reference to a table less: the last frees it. */
+static void table_unref(upc_table *t)
+{
+    if (t && atomic_fetch_sub(&t->refs, 1) == 1) {
+        table_free(t);
+        free(t);
+    }
+}
+
 static upcaster **table_slot(upc_table *t, const char *type, size_t len, uint64_t hash, int64_t from)
 {
     upcaster **pp = &t->b[hash % UPC_BUCKETS];
@@ -548,6 +562,11 @@ int upc_reg_new(upc_reg **out)
     pthread_rwlock_init(&r->rw, NULL);
     pthread_mutex_init(&r->load_mu, NULL);
     pthread_mutex_init(&r->pool_mu, NULL);
+    if (!(r->t = calloc(1, sizeof *r->t))) {
+        upc_reg_free(r);
+        return -ENOMEM;
+    }
+    atomic_store(&r->t->refs, 1);
     *out = r;
     return 0;
 }
@@ -556,7 +575,7 @@ void upc_reg_free(upc_reg *r)
 {
     if (!r) return;
     upc_pool_free(r->pool);
-    table_free(&r->t);
+    table_unref(r->t);
     pthread_rwlock_destroy(&r->rw);
     pthread_mutex_destroy(&r->load_mu);
     pthread_mutex_destroy(&r->pool_mu);
@@ -628,7 +647,7 @@ static int reg_refresh(factum_store *s)
     gen = atomic_load(&s->upc_gen);
     int rc = 0;
     if (atomic_load(&r->loaded_gen) != gen) {
-        upc_table t = {calloc(UPC_BUCKETS, sizeof(upcaster *)), 0, {0}};
+        upc_table t = {calloc(UPC_BUCKETS, sizeof(upcaster *)), 0, {0}, 1};
         if (!t.b) rc = -ENOMEM;
         uint64_t from = 0;
         factum_event page[64];
@@ -643,16 +662,20 @@ static int reg_refresh(factum_store *s)
             if (!rc && !n) break;
         }
         if (!rc) rc = table_index_scripts(&t);
+        upc_table *nt = rc ? NULL : malloc(sizeof *nt);
+        if (!rc && !nt) rc = -ENOMEM;
         if (rc) {
             table_free(&t);
         } else {
+            *nt = t;
+            atomic_store(&nt->refs, 1);
             pthread_rwlock_wrlock(&r->rw);
-            upc_table old = r->t;
-            r->t = t;
-            atomic_store(&r->count, t.n);
-            atomic_store(&r->n_scripts, t.sc.n);
+            upc_table *old = r->t;
+            r->t = nt;
+            atomic_store(&r->count, nt->n);
+            atomic_store(&r->n_scripts, nt->sc.n);
             pthread_rwlock_unlock(&r->rw);
-            table_free(&old);
+            table_unref(old); /* freed now, or by the last reader running its scripts */
             atomic_store(&r->loaded_gen, gen);
         }
     }
@@ -679,7 +702,7 @@ int upc_needs_script(factum_store *s, const factum_event *ev)
     uint64_t h = base_hash64(ev->type, ev->type_len);
     int yes = 0;
     pthread_rwlock_rdlock(&r->rw);
-    for (const upcaster *u = r->t.b ? r->t.b[h % UPC_BUCKETS] : NULL; u && !yes; u = u->next)
+    for (const upcaster *u = r->t->b ? r->t->b[h % UPC_BUCKETS] : NULL; u && !yes; u = u->next)
         yes = u->type_script && u->hash == h && u->type_len == ev->type_len && !memcmp(u->type, ev->type, ev->type_len);
     pthread_rwlock_unlock(&r->rw);
     return yes;
@@ -693,11 +716,11 @@ int factum_upcasters_each(factum_store *s, int (*cb)(void *ctx, const factum_upc
     upc_reg *r = s->upc;
     pthread_rwlock_rdlock(&r->rw);
     /* In order of type, then version: collect and sort. */
-    const upcaster **all = r->t.n ? malloc(r->t.n * sizeof *all) : NULL;
+    const upcaster **all = r->t->n ? malloc(r->t->n * sizeof *all) : NULL;
     size_t n = 0;
-    if (r->t.n && !all) rc = -ENOMEM;
-    for (size_t i = 0; !rc && i < UPC_BUCKETS && r->t.b; i++)
-        for (const upcaster *u = r->t.b[i]; u; u = u->next) all[n++] = u;
+    if (r->t->n && !all) rc = -ENOMEM;
+    for (size_t i = 0; !rc && i < UPC_BUCKETS && r->t->b; i++)
+        for (const upcaster *u = r->t->b[i]; u; u = u->next) all[n++] = u;
     for (size_t i = 1; i < n; i++) { /* insertion sort: at most FACTUM_UPCASTERS_MAX */
         const upcaster *x = all[i];
         size_t j = i;
@@ -724,8 +747,8 @@ static int has_upcaster(factum_store *s, const char *type, int64_t from, int *ou
     if (rc) return rc;
     size_t len = strlen(type);
     pthread_rwlock_rdlock(&s->upc->rw);
-    *out = table_find(&s->upc->t, type, len, base_hash64(type, len), from) != NULL;
-    size_t n = s->upc->t.n;
+    *out = table_find(s->upc->t, type, len, base_hash64(type, len), from) != NULL;
+    size_t n = s->upc->t->n;
     pthread_rwlock_unlock(&s->upc->rw);
     return *out ? 0 : (n >= FACTUM_UPCASTERS_MAX ? 1 : 0);
 }
@@ -1679,12 +1702,18 @@ int factum_upcast_many(factum_store *s, const factum_event *in, size_t n, factum
      * may point into the registry, and a round's scripts belong to this
      * table (UPC-3). */
     pthread_rwlock_rdlock(&r->rw);
-    upc_pool *pool = r->t.sc.n ? reg_pool(s) : NULL;
-    if (r->t.sc.n && !pool)
-        rc = -ENOMEM;
-    else
-        rc = upcast_batch(&r->t, pool, s->opts.max_event_size, in, n, b, out, n_done, NULL);
+    upc_table *t = r->t;
+    if (!t->sc.n) {
+        rc = upcast_batch(t, NULL, s->opts.max_event_size, in, n, b, out, n_done, NULL);
+        pthread_rwlock_unlock(&r->rw);
+        return rc;
+    }
+    /* Scripts may run: hold the table, not the lock (UPC-3). */
+    atomic_fetch_add(&t->refs, 1);
     pthread_rwlock_unlock(&r->rw);
+    upc_pool *pool = reg_pool(s);
+    rc = pool ? upcast_batch(t, pool, s->opts.max_event_size, in, n, b, out, n_done, NULL) : -ENOMEM;
+    table_unref(t);
     return rc;
 }
 
@@ -1701,20 +1730,26 @@ int factum_upcast(factum_store *s, const factum_event *in, factum_upcast_buf *b,
     }
     uint64_t hash = base_hash64(in->type, in->type_len);
     pthread_rwlock_rdlock(&r->rw);
-    if (!table_has_type(&r->t, in->type, in->type_len, hash)) { /* UPC-4 */
+    if (!table_has_type(r->t, in->type, in->type_len, hash)) { /* UPC-4 */
         pthread_rwlock_unlock(&r->rw);
         if (out != in) *out = *in;
         return 0;
     }
-    /* The read lock stays held until the output is written (UPC-3). */
-    upc_pool *pool = r->t.sc.n ? reg_pool(s) : NULL;
+    /* The read lock stays held until the output is written (UPC-3); where
+     * scripts may run, a reference to the table instead. */
+    upc_table *t = r->t;
     size_t done = 0;
     unsigned char changed = 0;
-    if (r->t.sc.n && !pool)
-        rc = -ENOMEM;
-    else
-        rc = upcast_batch(&r->t, pool, s->opts.max_event_size, in, 1, b, out, &done, &changed);
-    pthread_rwlock_unlock(&r->rw);
+    if (!t->sc.n) {
+        rc = upcast_batch(t, NULL, s->opts.max_event_size, in, 1, b, out, &done, &changed);
+        pthread_rwlock_unlock(&r->rw);
+    } else {
+        atomic_fetch_add(&t->refs, 1);
+        pthread_rwlock_unlock(&r->rw);
+        upc_pool *pool = reg_pool(s);
+        rc = pool ? upcast_batch(t, pool, s->opts.max_event_size, in, 1, b, out, &done, &changed) : -ENOMEM;
+        table_unref(t);
+    }
     if (rc == FACTUM_EUPCAST && out != in) *out = *in;
     return rc ? rc : changed;
 }
@@ -1722,7 +1757,7 @@ int factum_upcast(factum_store *s, const factum_event *in, factum_upcast_buf *b,
 int upc_apply_docs(const char *const *docs, const size_t *lens, size_t n, size_t max_size, const factum_event *in,
                    factum_upcast_buf *b, factum_event *out)
 {
-    upc_table t = {calloc(UPC_BUCKETS, sizeof(upcaster *)), 0, {0}};
+    upc_table t = {calloc(UPC_BUCKETS, sizeof(upcaster *)), 0, {0}, 1};
     if (!t.b) return -ENOMEM;
     int rc = 0;
     for (size_t i = 0; !rc && i < n; i++) {

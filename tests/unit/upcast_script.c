@@ -13,6 +13,7 @@
  * without it the test is skipped (77). */
 #include <dirent.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -345,6 +346,62 @@ static void t_failures(void)
     close_rm(s);
 }
 
+/* UPC-3 with scripts: while one thread's script runs (an endless loop, up
+ * to the time limit), another registers an upcaster and upcasts with it at
+ * once: the rebuild does not wait for the script. */
+typedef struct slow_arg {
+    factum_store *s;
+    int rc;
+    uint64_t done_ms;
+} slow_arg;
+
+static void *slow_reader(void *p)
+{
+    slow_arg *a = p;
+    factum_upcast_buf *b;
+    if (factum_upcast_buf_new(&b)) return NULL;
+    factum_event up;
+    a->rc = read_up(a->s, "spin-1", 0, b, &up);
+    a->done_ms = base_mono_ns_test() / 1000000u;
+    factum_upcast_buf_free(b);
+    return NULL;
+}
+
+static void t_rebuild_during_script(void)
+{
+    factum_store *s = open_fresh("upscript-rebuild");
+    REQUIRE(s);
+    char d[512], err[512];
+    doc(d, sizeof d, "Spin", 1, 2, "function (e) { for (;;) {} }");
+    REQUIRE(set_doc(s, d, err, sizeof err) == 0);
+    append(s, "spin-1", "Spin", "{}", NULL);
+    append(s, "dep-1", "Dep", "{\"amount\":1}", NULL);
+    /* the worker started once, so that the slow read below is the script's time */
+    doc(d, sizeof d, "Warm", 1, 2, "function (e) { return e; }");
+    REQUIRE(set_doc(s, d, err, sizeof err) == 0);
+    factum_upcast_buf *b;
+    REQUIRE(factum_upcast_buf_new(&b) == 0);
+    factum_event up;
+    CHECK_RC(read_up(s, "dep-1", 0, b, &up), 0);
+    slow_arg a = {s, 0, 0};
+    pthread_t th;
+    REQUIRE(pthread_create(&th, NULL, slow_reader, &a) == 0);
+    usleep(50000); /* the script is running */
+    const char *v1 = "{\"eventType\":\"Dep\",\"fromVersion\":1,\"toVersion\":2,\"steps\":["
+                     "{\"op\":\"rename\",\"from\":\"amount\",\"to\":\"cents\"}]}";
+    REQUIRE(set_doc(s, v1, err, sizeof err) == 0);
+    CHECK_RC(read_up(s, "dep-1", 0, b, &up), 1);
+    uint64_t mine = base_mono_ns_test() / 1000000u;
+    CHECK(eq(up.data, up.data_len, "{\"cents\":1}"));
+    pthread_join(th, NULL);
+    CHECK_RC(a.rc, FACTUM_EUPCAST);
+    fprintf(stderr, "  the new upcaster applied %" PRId64 " ms before the endless script was stopped\n",
+            (int64_t)a.done_ms - (int64_t)mine);
+    CHECK(mine < a.done_ms);
+    factum_upcast_buf_free(b);
+    close_rm(s);
+}
+
 static void t_subscription(void)
 {
     factum_store *s = open_fresh("upscript-sub");
@@ -392,6 +449,7 @@ int main(void)
     RUN(t_mixed_chain);
     RUN(t_many);
     RUN(t_failures);
+    RUN(t_rebuild_during_script);
     RUN(t_subscription);
     return harness_done();
 }
