@@ -18,7 +18,9 @@
  *         call that ends while it runs).
  *  UPJ-3  Bounded: ctx->up_pool has FACTUM_UPCAST_WORKERS threads and at
  *         most RPC_UPJOB_QUEUE jobs waiting; past that a call is answered
- *         UNAVAILABLE rather than queued. A job holds at most one page.
+ *         UNAVAILABLE rather than queued. A job holds at most one page, and
+ *         at most RPC_UPJOB_BYTES of it beyond its first event (the rest
+ *         goes to a later job when the call gets there).
  *  UPJ-4  ready runs on the loop once per job, unless the owner released
  *         the job first (then the job frees itself when its work ends) or
  *         the server is stopping (the job is cancelled; its owner frees it).
@@ -35,6 +37,7 @@
 #include "store/upcast.h"
 
 #define RPC_UPJOB_QUEUE 256
+#define RPC_UPJOB_BYTES (4u << 20) /* events copied into one job, beyond its first (UPJ-3) */
 
 struct rpc_upjob {
     auth_job job; /* first: the pool's job */
@@ -115,7 +118,13 @@ int rpc_upjob_start(rpc_ctx *ctx, const factum_event *const *ev, size_t n, void 
     rpc_upjob *j = calloc(1, sizeof *j);
     if (!j) return -ENOMEM;
     size_t total = 0;
-    for (size_t i = 0; i < n; i++) total += copy_len(ev[i]);
+    for (size_t i = 0; i < n; i++) {
+        if (i && total + copy_len(ev[i]) > RPC_UPJOB_BYTES) {
+            n = i;
+            break;
+        }
+        total += copy_len(ev[i]);
+    }
     j->in = calloc(n ? n : 1, sizeof *j->in);
     j->out = calloc(n ? n : 1, sizeof *j->out);
     j->bytes = malloc(total ? total : 1);
