@@ -435,7 +435,13 @@ static double w5_passes_many(factum_store *s, size_t n, factum_upcast_buf *ub, i
             if (factum_read_all(s, pos, FACTUM_FORWARD, NULL, 0, page, 1000, &got, &pos)) exit(1);
             if (ub) factum_upcast_buf_reset(ub);
             size_t done = 0;
-            if (ub && many && got && factum_upcast_many(s, page, got, ub, page, &done)) exit(1);
+            if (ub && many && got) {
+                int rc = factum_upcast_many(s, page, got, ub, page, &done);
+                if (rc) {
+                    fprintf(stderr, "%s: %s %s\n", label, factum_strerror(rc), factum_upcast_buf_error(ub));
+                    exit(1);
+                }
+            }
             for (size_t i = 0; i < got; i++) {
                 if (ub && !many && factum_upcast(s, &page[i], ub, &page[i]) < 0) exit(1);
                 bytes += page[i].data_len + page[i].metadata_len;
