@@ -11,8 +11,10 @@
  * which now finds them prepared.
  *
  * Design note (invariants; tests cite them as UPJ-n):
- *  UPJ-1  A script never runs on the loop thread: rpc_upcast runs
- *         factum_upcast there only for events upc_needs_script says no to.
+ *  UPJ-1  A script never runs on the loop thread: rpc_upcast upcasts there
+ *         with upc_upcast_noscript, which defers (and rpc_upcast hands off)
+ *         any event whose chain reaches a script; upc_needs_script is the
+ *         cheap check before it.
  *  UPJ-2  A job owns copies of its events' bytes: nothing it reads can be
  *         freed under it (a subscription's items, a group's messages, a
  *         call that ends while it runs).
@@ -238,7 +240,8 @@ int rpc_upcast(rpc_ctx *ctx, net_call *c, const factum_event *ev, factum_event *
         return -1;
     }
     factum_upcast_buf_reset(ctx->upcast_buf); /* the previous event was packed already */
-    rc = factum_upcast(ctx->store, ev, ctx->upcast_buf, out);
+    rc = upc_upcast_noscript(ctx->store, ev, ctx->upcast_buf, out);
+    if (rc == UPC_DEFER) return 1; /* the registry changed since upc_needs_script: hand it off (UPJ-1) */
     if (rc >= 0) return 0;
     if (rc == FACTUM_EUPCAST) {
         ctx->st.upcast_failures++;

@@ -1333,6 +1333,8 @@ typedef struct batch {
     item *it;
     size_t n;
     size_t limit; /* events from here on are not done (the first failure) */
+    int defer;    /* a script is needed and may not run here: say so (UPC_DEFER), run nothing */
+    int deferred;
 } batch;
 
 static void item_fail(batch *bt, size_t i)
@@ -1561,6 +1563,11 @@ static int script_round(batch *bt, upc_pool *pool, int *any)
     for (size_t i = 0; i < bt->limit; i++) k += bt->it[i].u != NULL;
     *any = k > 0;
     if (!k) return 0;
+    if (!pool && bt->defer) { /* upc_upcast_noscript: the caller hands it off */
+        bt->deferred = 1;
+        *any = 0;
+        return 0;
+    }
     if (!pool) { /* upc_apply_docs: no store, no workers */
         for (size_t i = 0; i < bt->limit; i++)
             if (bt->it[i].u) {
@@ -1629,12 +1636,12 @@ out:
  * has one) into out; changed[i] (may be NULL) says whether event i was
  * upcast. 0 with *n_done = n, FACTUM_EUPCAST with *n_done, -ENOMEM. */
 static int upcast_batch(const upc_table *t, upc_pool *pool, size_t max_size, const factum_event *in, size_t n,
-                        factum_upcast_buf *b, factum_event *out, size_t *n_done, unsigned char *changed)
+                        factum_upcast_buf *b, factum_event *out, size_t *n_done, unsigned char *changed, int defer)
 {
     item one, *it = n == 1 ? &one : calloc(n, sizeof *it);
     if (!it) return -ENOMEM;
     memset(it, 0, n * sizeof *it);
-    batch bt = {t, b, it, n, n};
+    batch bt = {t, b, it, n, n, defer, 0};
     int rc = 0;
     areset(&b->tree);
     for (size_t i = 0; i < bt.limit; i++) {
@@ -1652,6 +1659,10 @@ static int upcast_batch(const upc_table *t, upc_pool *pool, size_t max_size, con
     }
     for (int any = 1; any;) /* each round moves every waiting event one script on (at most the chain's length) */
         if ((rc = script_round(&bt, pool, &any))) goto out;
+    if (bt.deferred) {
+        rc = UPC_DEFER;
+        goto out;
+    }
     for (size_t i = 0; i < bt.limit; i++) {
         if (changed) changed[i] = (unsigned char)it[i].upcast;
         if (!it[i].upcast) {
@@ -1704,7 +1715,7 @@ int factum_upcast_many(factum_store *s, const factum_event *in, size_t n, factum
     pthread_rwlock_rdlock(&r->rw);
     upc_table *t = r->t;
     if (!t->sc.n) {
-        rc = upcast_batch(t, NULL, s->opts.max_event_size, in, n, b, out, n_done, NULL);
+        rc = upcast_batch(t, NULL, s->opts.max_event_size, in, n, b, out, n_done, NULL, 0);
         pthread_rwlock_unlock(&r->rw);
         return rc;
     }
@@ -1712,12 +1723,13 @@ int factum_upcast_many(factum_store *s, const factum_event *in, size_t n, factum
     atomic_fetch_add(&t->refs, 1);
     pthread_rwlock_unlock(&r->rw);
     upc_pool *pool = reg_pool(s);
-    rc = pool ? upcast_batch(t, pool, s->opts.max_event_size, in, n, b, out, n_done, NULL) : -ENOMEM;
+    rc = pool ? upcast_batch(t, pool, s->opts.max_event_size, in, n, b, out, n_done, NULL, 0) : -ENOMEM;
     table_unref(t);
     return rc;
 }
 
-int factum_upcast(factum_store *s, const factum_event *in, factum_upcast_buf *b, factum_event *out)
+/* factum_upcast, or with defer set upc_upcast_noscript. */
+static int upcast_one(factum_store *s, const factum_event *in, factum_upcast_buf *b, factum_event *out, int defer)
 {
     if (!s || !in || !b || !out) return FACTUM_EINVAL;
     b->err[0] = 0;
@@ -1740,18 +1752,29 @@ int factum_upcast(factum_store *s, const factum_event *in, factum_upcast_buf *b,
     upc_table *t = r->t;
     size_t done = 0;
     unsigned char changed = 0;
-    if (!t->sc.n) {
-        rc = upcast_batch(t, NULL, s->opts.max_event_size, in, 1, b, out, &done, &changed);
+    if (!t->sc.n || defer) {
+        rc = upcast_batch(t, NULL, s->opts.max_event_size, in, 1, b, out, &done, &changed, defer);
         pthread_rwlock_unlock(&r->rw);
     } else {
         atomic_fetch_add(&t->refs, 1);
         pthread_rwlock_unlock(&r->rw);
         upc_pool *pool = reg_pool(s);
-        rc = pool ? upcast_batch(t, pool, s->opts.max_event_size, in, 1, b, out, &done, &changed) : -ENOMEM;
+        rc = pool ? upcast_batch(t, pool, s->opts.max_event_size, in, 1, b, out, &done, &changed, 0) : -ENOMEM;
         table_unref(t);
     }
     if (rc == FACTUM_EUPCAST && out != in) *out = *in;
+    if (rc == UPC_DEFER) return rc;
     return rc ? rc : changed;
+}
+
+int factum_upcast(factum_store *s, const factum_event *in, factum_upcast_buf *b, factum_event *out)
+{
+    return upcast_one(s, in, b, out, 0);
+}
+
+int upc_upcast_noscript(factum_store *s, const factum_event *in, factum_upcast_buf *b, factum_event *out)
+{
+    return upcast_one(s, in, b, out, 1);
 }
 
 int upc_apply_docs(const char *const *docs, const size_t *lens, size_t n, size_t max_size, const factum_event *in,
@@ -1781,7 +1804,7 @@ int upc_apply_docs(const char *const *docs, const size_t *lens, size_t n, size_t
     } else {
         size_t done = 0;
         unsigned char changed = 0;
-        rc = upcast_batch(&t, NULL, max_size, in, 1, b, out, &done, &changed);
+        rc = upcast_batch(&t, NULL, max_size, in, 1, b, out, &done, &changed, 0);
         if (!rc) rc = changed;
         if (rc == FACTUM_EUPCAST && out != in) *out = *in;
     }
