@@ -349,6 +349,22 @@ static void w5(void)
         double with = w5_passes(c, "W5U", ", one upcaster (2 steps) on every event");
         printf("| W5U/W5N | network | upcasting's cost on W5 | %.3f | |\n", with / none);
         result("W5U", "ratio", with / none);
+        if (wanted("W5S")) {
+            /* ADR 0016: the same change as a script upcaster (it replaces the
+             * declarative one): the server upcasts off its loop, a page of 64
+             * per round trip to the script's worker. */
+            static const char js[] = "{\"eventType\":\"MoneyDeposited\",\"fromVersion\":1,\"toVersion\":2,\"script\":"
+                                     "\"function (e) { const d = e.data; d.amountCents = d.amount; delete d.amount; "
+                                     "if (d.channel === undefined) d.channel = 'branch'; return e; }\"}";
+            factum_event_data sup = {.type = FACTUM_UPCASTER_SET_TYPE, .flags = FACTUM_EVENT_JSON, .data = js,
+                                     .data_len = sizeof js - 1};
+            if (factum_client_append(c, FACTUM_UPCASTERS_STREAM, FACTUM_ANY, &sup, 1, NULL)) exit(1);
+            double script = w5_passes(c, "W5S", ", one script upcaster on every event");
+            printf("| W5S/W5N | network | a script upcaster's cost on W5 | %.3f | |\n"
+                   "| W5S/W5U | network | script / declarative | %.3f | |\n", script / none, script / with);
+            result("W5S", "ratio", script / none);
+            result("W5S", "ratio_declarative", script / with);
+        }
         static const char rm[] = "{\"eventType\":\"MoneyDeposited\",\"fromVersion\":1}";
         factum_event_data del = {.type = FACTUM_UPCASTER_REMOVED_TYPE, .flags = FACTUM_EVENT_JSON, .data = rm,
                                  .data_len = sizeof rm - 1};

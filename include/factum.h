@@ -425,6 +425,13 @@ FACTUM_API int factum_resolve_link(factum_store *s, const factum_event *link, fa
 #define FACTUM_UPCAST_MAX_VERSION  1000000       /* highest schema version */
 #define FACTUM_UPCASTERS_MAX       1024          /* upcasters registered at once */
 #define FACTUM_UPCAST_MAX_CHAIN    64            /* upcasters applied to one event */
+/* Script upcasters (docs/upcasting.md, "Script upcasters") run in worker
+ * processes (factum-js), at most FACTUM_UPCAST_WORKERS per open store,
+ * each script call on one event within FACTUM_UPCAST_SCRIPT_MS and the
+ * scripts' heap within FACTUM_UPCAST_SCRIPT_HEAP_MIB. */
+#define FACTUM_UPCAST_SCRIPT_MS       250
+#define FACTUM_UPCAST_SCRIPT_HEAP_MIB 64
+#define FACTUM_UPCAST_WORKERS         2
 
 /* Check an upcaster document without registering it. err (may be NULL)
  * receives a NUL-terminated reason of at most err_len bytes. Thread-safe.
@@ -492,12 +499,27 @@ FACTUM_API const char *factum_upcast_buf_error(const factum_upcast_buf *b);
  * a JSON object becomes {"$schemaVersion":N}), both flags JSON, the type
  * renamed if a step says so; these bytes live in b; 1 is returned. The
  * stored event is never changed. in and out may be the same. Thread-safe
- * (with one b per thread). Errors: FACTUM_EUPCAST (the data is not a JSON
- * object, the metadata's "$schemaVersion" is not an integer >= 1, a step
- * cannot apply, the output is over max_event_size:
- * factum_upcast_buf_error(b) names the event and the step), -ENOMEM, read
- * errors of `$upcasters`. */
+ * (with one b per thread). A chain with a script upcaster blocks the
+ * caller while the script runs in a worker process (factum_upcast_many).
+ * Errors: FACTUM_EUPCAST (the data is not a JSON object, the metadata's
+ * "$schemaVersion" is not an integer >= 1, a step cannot apply, a script
+ * threw, timed out, returned no event or its worker failed, the output is
+ * over max_event_size: factum_upcast_buf_error(b) names the event and the
+ * upcaster), -ENOMEM, read errors of `$upcasters`. */
 FACTUM_API int factum_upcast(factum_store *s, const factum_event *in, factum_upcast_buf *b, factum_event *out);
+
+/* factum_upcast of in[0..n) into out[0..n) (out may be in), in one round
+ * trip to the script upcasters' worker per script in the longest chain,
+ * not one per event: what a reader with a page of events calls. 0 with
+ * *n_done = n; FACTUM_EUPCAST with *n_done the index of the first event
+ * that cannot be upcast (out[0..*n_done) are upcast, the message names
+ * that event); -ENOMEM, read errors of `$upcasters` (*n_done 0). Events
+ * before *n_done live in b as factum_upcast's do. n at most 4096
+ * (FACTUM_EINVAL beyond). Blocks while a script runs (at most
+ * FACTUM_UPCAST_SCRIPT_MS per event and script, plus a worker's start);
+ * thread-safe as factum_upcast. */
+FACTUM_API int factum_upcast_many(factum_store *s, const factum_event *in, size_t n, factum_upcast_buf *b,
+                                  factum_event *out, size_t *n_done);
 
 /* ---------------------------------------------------------------------------
  * Commit notification

@@ -21,8 +21,12 @@ static const char upcaster_help[] =
     "\n"
     "Register, list and remove upcasters: documents that turn events of one type at one schema version\n"
     "into the next shape when they are read (docs/upcasting.md). set reads the document from FILE (- for\n"
-    "stdin), checks it and registers it; it replaces the one of the same eventType and fromVersion.\n"
-    "list prints one line per upcaster (TYPE FROM -> TO, steps), or with --json the documents as NDJSON.\n"
+    "stdin), checks it and registers it; it replaces the one of the same eventType and fromVersion. A\n"
+    "document with \"steps\" is declarative; one with a \"script\" (a JavaScript function) is compiled first\n"
+    "on a data directory (with --server the server checks the document, and a script that does not\n"
+    "compile fails the reads of its events).\n"
+    "list prints one line per upcaster (TYPE FROM -> TO, steps or script), or with --json the documents as\n"
+    "NDJSON.\n"
     "remove drops the upcaster of TYPE at FROM_VERSION. Works on --data or --server.\n"
     "\n"
     "  --json            list: the documents, one per line\n";
@@ -76,13 +80,17 @@ static void print_one(lister *l, const char *type, int64_t from, int64_t to, con
         json_free(v);
         return;
     }
-    size_t steps = 0;
+    size_t steps = 0, script = 0;
     if (parsed) {
-        const json_value *s = json_get(v, "steps");
+        const json_value *s = json_get(v, "steps"), *js = json_get(v, "script");
         if (s && s->type == JSON_ARRAY) steps = s->n;
+        if (js && js->type == JSON_STRING) script = js->len;
     }
     json_free(v);
-    printf("%s %" PRId64 " -> %" PRId64 " (%zu step%s)\n", type, from, to, steps, steps == 1 ? "" : "s");
+    if (script)
+        printf("%s %" PRId64 " -> %" PRId64 " (script, %zu bytes)\n", type, from, to, script);
+    else
+        printf("%s %" PRId64 " -> %" PRId64 " (%zu step%s)\n", type, from, to, steps, steps == 1 ? "" : "s");
 }
 
 static int list_cb(void *ctx, const factum_upcaster_info *u)

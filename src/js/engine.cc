@@ -5,7 +5,9 @@
  * model's engine loads rmapi.js instead and runs stateless handlers: a
  * handler's exception or time limit fails its event only (FAIL), the
  * engine goes on with the next (after TerminateExecution it cancels the
- * termination); its heap limit ends the engine after the event.
+ * termination); its heap limit ends the engine after the event. An
+ * upcaster engine (upapi.js) runs the store's script upcasters the same
+ * way: each event through one script, an UPOUT or a FAIL.
  *
  * Limits, and how each ends up in an ERROR frame with a reason:
  *  - time: a watchdog thread sees how long the current event has run
@@ -35,6 +37,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -48,6 +51,8 @@ extern const char factum_js_api[];
 extern const size_t factum_js_api_len;
 extern const char factum_js_rmapi[];
 extern const size_t factum_js_rmapi_len;
+extern const char factum_js_upapi[];
+extern const size_t factum_js_upapi_len;
 }
 
 namespace
@@ -136,6 +141,10 @@ struct jse {
 
     // a read model's engine (rmapi.js): its control functions
     v8::Global<v8::Function> rm_step, rm_take;
+    // an upcaster engine (upapi.js): step, and the scripts' names
+    v8::Global<v8::Function> up_step;
+    std::vector<std::string> up_names;
+    std::vector<bool> up_ok;
 
     // a failure of jse_load, reported by the next call
     int pending_kind = 0;
@@ -763,6 +772,186 @@ int run_rm(jse *e, const jse_event *ev, size_t n, jse_out *o)
     return 0;
 }
 
+
+// ---- upcasters (upapi.js) ---------------------------------------------------
+
+// Why script `i` failed on an event: *kind and the message (the exception
+// and its line in the script, or the time or heap limit).
+std::string up_reason(jse *e, v8::Local<v8::Context> ctx, v8::TryCatch &tc, uint32_t i, int *kind)
+{
+    unguard(e);
+    if (tc.HasTerminated() || e->iso->IsExecutionTerminating() || e->heap_hit.load() || e->fired.load()) {
+        e->iso->CancelTerminateExecution();
+        e->fired.store(0);
+        if (e->heap_hit.load()) {
+            *kind = PJP_ERR_HEAP;
+            return "the script reached its heap limit of " + std::to_string(e->lim.heap_mib) + " MiB";
+        }
+        *kind = PJP_ERR_TIMEOUT;
+        return "the script timed out after " + std::to_string(e->limit_ns.load() / NS_PER_MS) + " ms";
+    }
+    *kind = PJP_ERR_SCRIPT;
+    std::string msg = tc.HasCaught() ? utf8(e->iso, tc.Exception()) : std::string("an exception");
+    v8::Local<v8::Message> m = tc.Message();
+    const std::string &name = i < e->up_names.size() ? e->up_names[i] : e->name;
+    if (!m.IsEmpty()) {
+        int line = 0;
+        v8::Local<v8::StackTrace> st = m->GetStackTrace();
+        if (!st.IsEmpty()) {
+            for (int k = 0; k < st->GetFrameCount() && !line; k++) {
+                v8::Local<v8::StackFrame> f = st->GetFrame(e->iso, k);
+                v8::Local<v8::String> sn = f->GetScriptName();
+                if (!sn.IsEmpty() && utf8(e->iso, sn) == name) line = f->GetLineNumber();
+            }
+        }
+        if (!line && utf8(e->iso, m->GetScriptResourceName()) == name) line = m->GetLineNumber(ctx).FromMaybe(0);
+        if (line) msg += " (line " + std::to_string(line) + ")";
+    }
+    if (msg.size() > PJP_FAIL_MAX) msg.resize(PJP_FAIL_MAX);
+    return msg;
+}
+
+int open_up_in(jse *e, uint32_t n, const char *const *names, const size_t *name_lens, const char *const *srcs,
+               const size_t *src_lens, jse_out *o)
+{
+    v8::Isolate::Scope iscope(e->iso);
+    v8::HandleScope hscope(e->iso);
+    v8::Local<v8::Context> ctx = v8::Context::New(e->iso);
+    e->ctx.Reset(e->iso, ctx);
+    v8::Context::Scope cscope(ctx);
+    v8::TryCatch tc(e->iso);
+    ctx->AllowCodeGenerationFromStrings(false);
+    v8::Local<v8::Value> api, ctl, define, step;
+    v8::Local<v8::Function> log_fn;
+    if (!run_script(e, ctx, factum_js_upapi, factum_js_upapi_len, "upapi.js", &api) || !api->IsFunction() ||
+        !v8::Function::New(ctx, log_cb, v8::External::New(e->iso, e)).ToLocal(&log_fn))
+        return fail(e, ctx, tc, "loading upapi.js", PJP_ERR_DEFINITION);
+    v8::Local<v8::Value> argv[2] = {ctx->Global(), log_fn};
+    if (!api.As<v8::Function>()->Call(ctx, v8::Undefined(e->iso), 2, argv).ToLocal(&ctl) || !ctl->IsObject())
+        return fail(e, ctx, tc, "loading upapi.js", PJP_ERR_DEFINITION);
+    e->ctl.Reset(e->iso, ctl.As<v8::Object>());
+    v8::Local<v8::Value> kd, ks;
+    if (!new_str(e->iso, "define", 6, &kd) || !new_str(e->iso, "step", 4, &ks) ||
+        !ctl.As<v8::Object>()->Get(ctx, kd).ToLocal(&define) || !define->IsFunction() ||
+        !ctl.As<v8::Object>()->Get(ctx, ks).ToLocal(&step) || !step->IsFunction())
+        return fail(e, ctx, tc, "loading upapi.js", PJP_ERR_DEFINITION);
+    e->up_step.Reset(e->iso, step.As<v8::Function>());
+
+    // Each script alone: one that does not compile, or is not a function,
+    // fails its own events only (the host reports why).
+    pjp_buf *b = &o->buf;
+    size_t at = pjp_begin(b, PJP_UPDEF, re);
+    pjp_u32(b, n, re);
+    for (uint32_t i = 0; i < n; i++) {
+        e->up_names.emplace_back(names[i], name_lens[i]);
+        v8::HandleScope hs(e->iso);
+        v8::TryCatch tci(e->iso);
+        // A function expression: "(" ... ")" makes the text one, and the
+        // newline keeps a trailing line comment from eating the ")".
+        std::string src = "(" + std::string(srcs[i], src_lens[i]) + "\n)";
+        v8::Local<v8::Value> value, args[2];
+        guard(e, 2 * (uint64_t)e->lim.ms_per_event);
+        bool ok = run_script(e, ctx, src.data(), src.size(), e->up_names[i], &value);
+        if (ok) {
+            args[0] = v8::Integer::NewFromUnsigned(e->iso, i);
+            args[1] = value;
+            ok = !define.As<v8::Function>()->Call(ctx, ctl, 2, args).IsEmpty();
+        }
+        if (ok) {
+            unguard(e);
+            e->up_ok.push_back(true);
+            pjp_u32(b, PJP_ABSENT, re);
+            continue;
+        }
+        int kind;
+        std::string why = up_reason(e, ctx, tci, i, &kind);
+        if (kind == PJP_ERR_HEAP) {
+            b->len = at;
+            error_frame(o, PJP_ERR_HEAP, why + " compiling " + e->up_names[i]);
+            return -PJP_ERR_HEAP;
+        }
+        e->up_ok.push_back(false);
+        pjp_str(b, why.data(), why.size(), re);
+    }
+    pjp_end(b, at);
+    if (b->failed) {
+        error_frame(o, PJP_ERR_NOMEM, "the worker ran out of memory");
+        return -PJP_ERR_NOMEM;
+    }
+    return 0;
+}
+
+// Every event of the batch through its script: UPOUT or FAIL; DONE.
+int run_up(jse *e, const jse_event *ev, size_t n, jse_out *o)
+{
+    v8::Isolate *iso = e->iso;
+    v8::Isolate::Scope iscope(iso);
+    v8::HandleScope hscope(iso);
+    v8::Local<v8::Context> ctx = e->ctx.Get(iso);
+    v8::Context::Scope cscope(ctx);
+    v8::Local<v8::Function> step = e->up_step.Get(iso);
+    v8::Local<v8::Object> ctl = e->ctl.Get(iso);
+    pjp_buf *b = &o->buf;
+    for (size_t i = 0; i < n; i++) {
+        const jse_event *x = &ev[i];
+        v8::HandleScope hs(iso);
+        v8::TryCatch tc(iso);
+        if (x->script >= e->up_ok.size() || !e->up_ok[x->script]) {
+            rm_fail_frame(o, i, PJP_ERR_SCRIPT, "the script does not compile");
+            continue;
+        }
+        v8::Local<v8::Value> argv[4];
+        argv[0] = v8::Integer::NewFromUnsigned(iso, x->script);
+        if (!new_str(iso, x->type, x->type_len, &argv[1], v8::NewStringType::kInternalized) ||
+            !new_str(iso, x->data, x->data_len, &argv[2]) || !new_str(iso, x->meta, x->meta_len, &argv[3])) {
+            rm_fail_frame(o, i, PJP_ERR_SCRIPT, "the event is too large for a JavaScript string");
+            continue;
+        }
+        guard(e, e->lim.ms_per_event);
+        v8::Local<v8::Value> r;
+        if (!step->Call(ctx, ctl, 4, argv).ToLocal(&r) || !r->IsArray()) {
+            int kind;
+            std::string why = up_reason(e, ctx, tc, x->script, &kind);
+            rm_fail_frame(o, i, kind, why);
+            if (kind == PJP_ERR_HEAP) {
+                rm_done_frame(o, i + 1);
+                return -PJP_ERR_HEAP;
+            }
+            continue;
+        }
+        unguard(e);
+        v8::Local<v8::Array> a = r.As<v8::Array>();
+        v8::Local<v8::Value> t, d, m;
+        size_t at = pjp_begin(b, PJP_UPOUT, re), len = 0;
+        pjp_u32(b, (uint32_t)i, re);
+        std::string bad;
+        if (!a->Get(ctx, 0).ToLocal(&t) || !a->Get(ctx, 1).ToLocal(&d) || !a->Get(ctx, 2).ToLocal(&m))
+            bad = "the result could not be taken";
+        else if (!put_string(e, t, false, PJP_NAME_MAX, &len))
+            bad = "the script returned a type of " + std::to_string(len) + " bytes (at most " +
+                  std::to_string(PJP_NAME_MAX) + ")";
+        else if (!put_string(e, d, false, PJP_EVENT_MAX, &len))
+            bad = "the script returned data of " + std::to_string(len) + " bytes (at most " +
+                  std::to_string(PJP_EVENT_MAX) + ")";
+        else if (!put_string(e, m, true, PJP_EVENT_MAX, &len))
+            bad = "the script returned metadata of " + std::to_string(len) + " bytes (at most " +
+                  std::to_string(PJP_EVENT_MAX) + ")";
+        if (!bad.empty()) {
+            b->len = at;
+            rm_fail_frame(o, i, PJP_ERR_SCRIPT, bad);
+        } else {
+            pjp_end(b, at);
+        }
+        if (b->failed) {
+            error_frame(o, PJP_ERR_NOMEM, "the worker ran out of memory");
+            return -PJP_ERR_NOMEM;
+        }
+        if (b->len > (1u << 20) && o->flush(o->ctx, b)) return -PJP_ERR_PROTOCOL;
+    }
+    rm_done_frame(o, n);
+    return 0;
+}
+
 } // namespace
 
 extern "C" {
@@ -773,8 +962,8 @@ const char *jse_version(void)
     return v.c_str();
 }
 
-int jse_open(const jse_limits *l, const char *name, size_t name_len, const char *src, size_t src_len,
-             jse_out *o, jse **out)
+// A new engine with its isolate and watchdog (no context yet).
+static int engine_new(const jse_limits *l, const char *name, size_t name_len, jse_out *o, jse **out)
 {
     *out = nullptr;
     if (!platform) {
@@ -812,7 +1001,32 @@ int jse_open(const jse_limits *l, const char *name, size_t name_len, const char 
     e->iso->SetCaptureStackTraceForUncaughtExceptions(true, 32);
     e->limit_ns.store((uint64_t)l->ms_per_event * NS_PER_MS);
     e->watchdog = std::thread(watch, e);
-    int rc = l->readmodel ? open_rm_in(e, src, src_len, o) : open_in(e, src, src_len, o);
+    *out = e;
+    return 0;
+}
+
+int jse_open(const jse_limits *l, const char *name, size_t name_len, const char *src, size_t src_len,
+             jse_out *o, jse **out)
+{
+    jse *e;
+    int rc = engine_new(l, name, name_len, o, &e);
+    if (rc) return rc;
+    rc = l->readmodel ? open_rm_in(e, src, src_len, o) : open_in(e, src, src_len, o);
+    if (rc) {
+        jse_free(e);
+        return rc;
+    }
+    *out = e;
+    return 0;
+}
+
+int jse_open_up(const jse_limits *l, uint32_t n, const char *const *names, const size_t *name_lens,
+                const char *const *srcs, const size_t *src_lens, jse_out *o, jse **out)
+{
+    jse *e;
+    int rc = engine_new(l, "upcasters", 9, o, &e);
+    if (rc) return rc;
+    rc = open_up_in(e, n, names, name_lens, srcs, src_lens, o);
     if (rc) {
         jse_free(e);
         return rc;
@@ -855,6 +1069,10 @@ int jse_run(jse *e, const jse_event *ev, size_t n, size_t *at, jse_out *o)
     if (e->lim.readmodel) {
         *at = n;
         return run_rm(e, ev, n, o);
+    }
+    if (e->lim.upcaster) {
+        *at = n;
+        return run_up(e, ev, n, o);
     }
     Entry en(e);
     v8::Isolate *iso = e->iso;
@@ -965,6 +1183,7 @@ void jse_free(jse *e)
         f.Reset();
     e->rm_step.Reset();
     e->rm_take.Reset();
+    e->up_step.Reset();
     e->ctl.Reset();
     e->ctx.Reset();
     if (e->iso) e->iso->Dispose();

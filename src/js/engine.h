@@ -31,6 +31,7 @@ typedef struct jse_limits {
     uint32_t keep_partitions; /* partition states kept between batches, at least */
     int fatal_fd;             /* where a fatal error of V8 (out of memory) is reported before exiting */
     int readmodel;            /* a read model's handlers (OPEN_RM, rmapi.js), not a projection */
+    int upcaster;             /* the store's script upcasters (OPEN_UP, upapi.js) */
 } jse_limits;
 
 /* Where an engine's frames go. */
@@ -49,6 +50,7 @@ typedef struct jse_event {
     uint8_t id[16];
     const char *stream, *type, *data, *meta, *link_meta; /* link_meta NULL: none */
     size_t stream_len, type_len, data_len, meta_len, link_meta_len;
+    uint32_t script; /* an upcaster engine's script for it (UPCAST) */
 } jse_event;
 
 /* The engine's name and version ("V8 10.2.154.26-node.37"). */
@@ -60,6 +62,13 @@ const char *jse_version(void);
 int jse_open(const jse_limits *l, const char *name, size_t name_len, const char *src, size_t src_len,
              jse_out *o, jse **e);
 
+/* Start an upcaster engine (l->upcaster set): compile the n scripts (each
+ * the text of a function expression) under their names. 0 with *e and an
+ * UPDEF frame in o (a script that does not compile is reported there, not
+ * an error of the call); a negative PJP_ERR_* with an ERROR frame in o. */
+int jse_open_up(const jse_limits *l, uint32_t n, const char *const *names, const size_t *name_lens,
+                const char *const *srcs, const size_t *src_lens, jse_out *o, jse **e);
+
 /* Give the engine a partition's state (state NULL: none yet). An error
  * (the JSON does not parse) is reported by the next jse_run or jse_get. */
 void jse_load(jse *e, int shared, const char *key, size_t key_len, const char *state, size_t state_len);
@@ -69,7 +78,9 @@ void jse_load(jse *e, int shared, const char *key, size_t key_len, const char *s
  * jse_load it, then call again); a negative PJP_ERR_* (ERROR).
  * A read model's engine: SQL and FAIL frames, then DONE; 0, or a negative
  * PJP_ERR_* after a DONE of fewer events (out of heap: the engine is
- * dead) or an ERROR. */
+ * dead) or an ERROR.
+ * An upcaster engine: an UPOUT or a FAIL per event, then DONE; as a read
+ * model's otherwise. */
 int jse_run(jse *e, const jse_event *ev, size_t n, size_t *at, jse_out *o);
 
 /* The state of a partition: 0 with a STATE frame, or a negative PJP_ERR_*. */

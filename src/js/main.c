@@ -8,7 +8,8 @@
  * process and nothing else (docs/adr/0006-javascript-engine.md).
  *
  * The first frame says which: OPEN a projection, OPEN_RM a read model's
- * JavaScript handlers (src/rm/js.c).
+ * JavaScript handlers (src/rm/js.c), OPEN_UP the store's script upcasters
+ * (src/store/upscript.c).
  *
  * Usage: factum-js [--fd N]     (the host starts it; N defaults to 3)
  *        factum-js --version
@@ -122,6 +123,10 @@ static size_t max_len(uint32_t type)
         return 1 + 4 + PJP_NAME_MAX;
     case PJP_OPEN_RM:
         return 8 + 8 + PJP_NAME_MAX + PJP_QUERY_MAX;
+    case PJP_OPEN_UP:
+        return PJP_UP_OPEN_MAX;
+    case PJP_UPCAST:
+        return 4 + 8 * 3 + 1 + 16 + 5 * 4 + 2 * PJP_NAME_MAX + 3 * PJP_EVENT_MAX;
     default:
         return 0;
     }
@@ -145,7 +150,7 @@ static int read_frame(frame *f, char *why, size_t why_len)
     memcpy(h, rb_take(PJP_HDR_LEN), sizeof h);
     f->type = h[0];
     f->len = h[1];
-    if (f->type < PJP_OPEN || f->type > PJP_OPEN_RM || f->type == PJP_EVENT) {
+    if (f->type < PJP_OPEN || f->type > PJP_OPEN_UP || f->type == PJP_EVENT) {
         snprintf(why, why_len, "a frame of unknown type %u", f->type);
         return -1;
     }
@@ -192,9 +197,11 @@ static void batch_free(batch *b)
     memset(b, 0, sizeof *b);
 }
 
-static int decode_event(const uint8_t *p, size_t len, jse_event *ev)
+/* An EVENT's payload, or an UPCAST's (the script's index first). */
+static int decode_event(const uint8_t *p, size_t len, int upcast, jse_event *ev)
 {
     pjp_rd r = {p, len, 0};
+    ev->script = upcast ? pjp_get_u32(&r) : 0;
     ev->position = pjp_get_u64(&r);
     ev->seq = pjp_get_u64(&r);
     ev->timestamp_ns = (int64_t)pjp_get_u64(&r);
@@ -209,9 +216,10 @@ static int decode_event(const uint8_t *p, size_t len, jse_event *ev)
     return pjp_done(&r);
 }
 
-/* Read BATCH's n EVENT frames. */
-static int read_batch(uint32_t n, batch *b, char *why, size_t why_len)
+/* Read BATCH's n EVENT frames (UPCAST frames for an upcaster engine). */
+static int read_batch(uint32_t n, int upcast, batch *b, char *why, size_t why_len)
 {
+    uint32_t ft = upcast ? PJP_UPCAST : PJP_EVENT;
     if (n > PJP_BATCH_MAX) {
         snprintf(why, why_len, "a batch of %u events (at most %u)", n, PJP_BATCH_MAX);
         return -1;
@@ -230,7 +238,7 @@ static int read_batch(uint32_t n, batch *b, char *why, size_t why_len)
             goto fail;
         }
         memcpy(h, rb_take(PJP_HDR_LEN), sizeof h);
-        if (h[0] != PJP_EVENT || h[1] > max_len(PJP_EVENT) || b->len + h[1] > PJP_BATCH_BYTES) {
+        if (h[0] != ft || h[1] > max_len(ft) || b->len + h[1] > PJP_BATCH_BYTES) {
             snprintf(why, why_len, "event %u of a batch: a frame of type %u and %u bytes", i, h[0], h[1]);
             goto fail;
         }
@@ -257,7 +265,7 @@ static int read_batch(uint32_t n, batch *b, char *why, size_t why_len)
     }
     b->n = n;
     for (uint32_t i = 0; i < n; i++) {
-        if (decode_event(b->bytes + off[2 * i], off[2 * i + 1], &b->ev[i])) {
+        if (decode_event(b->bytes + off[2 * i], off[2 * i + 1], upcast, &b->ev[i])) {
             snprintf(why, why_len, "event %u of a batch does not decode", i);
             goto fail;
         }
@@ -267,6 +275,43 @@ static int read_batch(uint32_t n, batch *b, char *why, size_t why_len)
 fail:
     free(off);
     return -1;
+}
+
+/* OPEN_UP: the limits and the scripts, then the engine. 0 (an UPDEF in
+ * out), 1 (an ERROR in out), 2 (a protocol error, reported). */
+static int open_up(pjp_rd *r, jse_limits *lim, jse_out *out, jse **e)
+{
+    lim->ms_per_event = pjp_get_u32(r);
+    lim->heap_mib = pjp_get_u32(r);
+    lim->state_bytes = PJP_EVENT_MAX;
+    lim->keep_partitions = 0;
+    lim->fatal_fd = sock;
+    uint32_t n = pjp_get_u32(r);
+    if (r->bad || !lim->ms_per_event || lim->ms_per_event > 3600000 || lim->heap_mib < 4 ||
+        lim->heap_mib > 65536 || n > PJP_UP_SCRIPTS)
+        return protocol_error("OPEN_UP does not decode or its limits are out of range");
+    const char **names = calloc(n ? n : 1, sizeof *names), **srcs = calloc(n ? n : 1, sizeof *srcs);
+    size_t *nl = calloc(n ? n : 1, sizeof *nl), *sl = calloc(n ? n : 1, sizeof *sl);
+    int rc = 2;
+    if (!names || !srcs || !nl || !sl) {
+        protocol_error("out of memory for OPEN_UP");
+        goto out;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        names[i] = pjp_get_str(r, &nl[i], PJP_NAME_MAX);
+        srcs[i] = pjp_get_str(r, &sl[i], PJP_UP_SCRIPT_MAX);
+    }
+    if (pjp_done(r)) {
+        protocol_error("OPEN_UP does not decode");
+        goto out;
+    }
+    rc = jse_open_up(lim, n, names, nl, srcs, sl, out, e) ? 1 : 0;
+out:
+    free(names);
+    free(srcs);
+    free(nl);
+    free(sl);
+    return rc;
 }
 
 static int usage(void)
@@ -297,10 +342,20 @@ int main(int argc, char **argv)
     frame f;
     int rc = read_frame(&f, why, sizeof why);
     if (rc) return rc > 0 ? 0 : protocol_error(why);
-    if (f.type != PJP_OPEN && f.type != PJP_OPEN_RM) return protocol_error("the first frame is not OPEN");
+    if (f.type != PJP_OPEN && f.type != PJP_OPEN_RM && f.type != PJP_OPEN_UP)
+        return protocol_error("the first frame is not OPEN");
     pjp_rd r = {f.p, f.len, 0};
     jse_limits lim = {0};
     lim.readmodel = f.type == PJP_OPEN_RM;
+    lim.upcaster = f.type == PJP_OPEN_UP;
+    jse_out out = {.flush = flush};
+    jse *e = NULL;
+    if (lim.upcaster) {
+        rc = open_up(&r, &lim, &out, &e);
+        if (rc == 2) return 2;
+        if (flush(NULL, &out.buf) || rc) goto done;
+        goto loop;
+    }
     lim.ms_per_event = pjp_get_u32(&r);
     lim.heap_mib = pjp_get_u32(&r);
     lim.state_bytes = lim.readmodel ? PJP_EVENT_MAX : pjp_get_u32(&r);
@@ -313,11 +368,10 @@ int main(int argc, char **argv)
         lim.heap_mib > 65536 || !lim.state_bytes || lim.state_bytes > PJP_STATE_MAX)
         return protocol_error("OPEN does not decode or its limits are out of range");
 
-    jse_out out = {.flush = flush};
-    jse *e = NULL;
     rc = jse_open(&lim, name, name_len, query, query_len, &out, &e);
     if (flush(NULL, &out.buf) || rc) goto done;
 
+loop:;
     batch b = {0};
     int waiting = 0; /* stopped for a state (NEED sent): LOAD and RESUME may come */
     size_t at = 0;
@@ -332,8 +386,8 @@ int main(int argc, char **argv)
         }
         r = (pjp_rd){f.p, f.len, 0};
         int run = 0;
-        if (lim.readmodel && f.type != PJP_BATCH) {
-            rc = protocol_error("a read model's worker takes only BATCH frames after OPEN_RM");
+        if ((lim.readmodel || lim.upcaster) && f.type != PJP_BATCH) {
+            rc = protocol_error("a read model's or upcasters' worker takes only BATCH frames after its OPEN");
             break;
         }
         switch (f.type) {
@@ -357,7 +411,7 @@ int main(int argc, char **argv)
                 break;
             }
             batch_free(&b);
-            if (read_batch(n, &b, why, sizeof why)) {
+            if (read_batch(n, lim.upcaster, &b, why, sizeof why)) {
                 rc = protocol_error(why);
                 break;
             }

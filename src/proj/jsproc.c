@@ -90,6 +90,11 @@ struct prj_js {
     prj_js_fail *fails;
     size_t n_fails, cap_fails;
     size_t rm_done;
+    int up;           /* the store's upcasters (OPEN_UP) */
+    size_t up_n;      /* scripts */
+    char **up_errs;   /* why script i did not compile, or NULL */
+    prj_js_up_out *upo;
+    size_t n_upo, cap_upo;
     char *state; /* prj_js_get_state's answer, until handed over */
     size_t state_len;
     int have_state;
@@ -281,7 +286,7 @@ static void drop_frames(prj_js *j)
         free(j->frames[i]);
     j->n_frames = 0;
     j->n_out = j->n_parts = j->out_bytes = 0;
-    j->n_sql = j->n_fails = j->rm_done = 0;
+    j->n_sql = j->n_fails = j->rm_done = j->n_upo = 0;
     j->shared = j->need = NULL;
     j->shared_len = j->need_len = 0;
 }
@@ -312,7 +317,7 @@ static int worker_error(prj_js *j, const uint8_t *p, uint32_t len, int rc)
     return rc;
 }
 
-enum { WANT_DEF = 1, WANT_BATCH = 2, WANT_STATE = 4, WANT_RM = 8 };
+enum { WANT_DEF = 1, WANT_BATCH = 2, WANT_STATE = 4, WANT_RM = 8, WANT_UPDEF = 16 };
 
 /* Room for one more element of a growing array. */
 static int grow(void **a, size_t n, size_t *cap, size_t size)
@@ -327,6 +332,7 @@ static int grow(void **a, size_t n, size_t *cap, size_t size)
 }
 
 static int decode_def(prj_js *j, const uint8_t *p, uint32_t len);
+static int decode_updef(prj_js *j, const uint8_t *p, uint32_t len);
 
 /* Read frames until the one the call waits for (DEF; DONE or NEED; STATE)
  * or an ERROR. rc_error is what an ERROR frame returns. */
@@ -345,7 +351,7 @@ static int receive(prj_js *j, int want, uint64_t deadline, uint64_t budget_ms, i
         j->rb_start += PJP_HDR_LEN + (size_t)len;
         /* Frames the result points into are copied out of the read-ahead. */
         int kept = type == PJP_OUT || type == PJP_PART || type == PJP_SHARED || type == PJP_NEED ||
-                   type == PJP_SQL || type == PJP_FAIL;
+                   type == PJP_SQL || type == PJP_FAIL || type == PJP_UPOUT;
         uint8_t *p = kept ? malloc(len ? len : 1) : (uint8_t *)in;
         if (!p)
             return fault(j, -ENOMEM, "out of memory for a frame of %u bytes from the JavaScript engine", len);
@@ -365,10 +371,35 @@ static int receive(prj_js *j, int want, uint64_t deadline, uint64_t budget_ms, i
             if (kept) free(p);
             return rc;
         case PJP_DEF:
-            if (!(want & WANT_DEF)) goto bad;
+            if (!(want & WANT_DEF) || j->up) goto bad;
             rc = decode_def(j, p, len);
             if (kept) free(p);
             return rc;
+        case PJP_UPDEF:
+            if (!(want & WANT_DEF) || !j->up) goto bad;
+            return decode_updef(j, p, len);
+        case PJP_UPOUT: {
+            /* In order: one answer (UPOUT or FAIL) per event. */
+            if (!(want & WANT_RM) || !j->up) goto bad;
+            if (grow((void **)&j->upo, j->n_upo, &j->cap_upo, sizeof *j->upo)) {
+                free(p);
+                return fault(j, -ENOMEM, "out of memory for a batch's upcast events");
+            }
+            prj_js_up_out *q = &j->upo[j->n_upo];
+            q->source = pjp_get_u32(&r);
+            q->type = pjp_get_str(&r, &q->type_len, PJP_NAME_MAX);
+            q->data = pjp_get_str(&r, &q->data_len, PJP_EVENT_MAX);
+            q->meta = pjp_get_opt(&r, &q->meta_len, PJP_EVENT_MAX);
+            if (pjp_done(&r) || q->source != j->n_upo + j->n_fails || !q->type_len) goto bad;
+            j->out_bytes += len;
+            if (j->out_bytes > PJP_OUT_BYTES) {
+                free(p);
+                return fault(j, FACTUM_EFAULTED, "the upcast events of one batch exceed %u bytes", PJP_OUT_BYTES);
+            }
+            j->n_upo++;
+            keep = 1;
+            break;
+        }
         case PJP_OUT: {
             if (!(want & WANT_BATCH)) goto bad;
             if (j->n_out == j->cap_out) {
@@ -443,7 +474,7 @@ static int receive(prj_js *j, int want, uint64_t deadline, uint64_t budget_ms, i
             break;
         }
         case PJP_SQL: {
-            if (!(want & WANT_RM)) goto bad;
+            if (!(want & WANT_RM) || j->up) goto bad;
             if (grow((void **)&j->sql, j->n_sql, &j->cap_sql, sizeof *j->sql)) {
                 free(p);
                 return fault(j, -ENOMEM, "out of memory for a batch's statements");
@@ -475,7 +506,8 @@ static int receive(prj_js *j, int want, uint64_t deadline, uint64_t budget_ms, i
             q->kind = (int)pjp_get_u32(&r);
             q->message = pjp_get_str(&r, &q->message_len, PJP_FAIL_MAX);
             if (pjp_done(&r) || q->source >= j->batch_n ||
-                (q->kind != PJP_ERR_SCRIPT && q->kind != PJP_ERR_TIMEOUT && q->kind != PJP_ERR_HEAP))
+                (q->kind != PJP_ERR_SCRIPT && q->kind != PJP_ERR_TIMEOUT && q->kind != PJP_ERR_HEAP) ||
+                (j->up && q->source != j->n_upo + j->n_fails))
                 goto bad;
             j->n_fails++;
             keep = 1;
@@ -486,7 +518,8 @@ static int receive(prj_js *j, int want, uint64_t deadline, uint64_t budget_ms, i
                 uint32_t n = pjp_get_u32(&r);
                 uint32_t zero = pjp_get_u32(&r);
                 if (pjp_done(&r) || n > j->batch_n || zero || (n < j->batch_n && (!j->n_fails ||
-                    j->fails[j->n_fails - 1].source != n - 1 || j->fails[j->n_fails - 1].kind != PJP_ERR_HEAP)))
+                    j->fails[j->n_fails - 1].source != n - 1 || j->fails[j->n_fails - 1].kind != PJP_ERR_HEAP)) ||
+                    (j->up && j->n_upo + j->n_fails != n))
                     goto bad;
                 j->rm_done = n;
                 last = 1;
@@ -582,6 +615,26 @@ static int decode_list(pjp_rd *r, char ***out, size_t *n_out)
         if (!(l[i] = dup_n(s, len))) return -ENOMEM;
         *n_out = i + 1;
     }
+    return 0;
+}
+
+/* UPDEF: for each script, absent or why it did not compile. */
+static int decode_updef(prj_js *j, const uint8_t *p, uint32_t len)
+{
+    pjp_rd r = {p, len, 0};
+    uint32_t n = pjp_get_u32(&r);
+    if (r.bad || n != j->up_n) return protocol(j, "an UPDEF frame for another number of scripts", PJP_UPDEF);
+    j->up_errs = calloc(n ? n : 1, sizeof *j->up_errs);
+    if (!j->up_errs) return fault(j, -ENOMEM, "out of memory for the scripts' errors");
+    for (uint32_t i = 0; i < n; i++) {
+        size_t l;
+        const char *why = pjp_get_opt(&r, &l, PJP_FAIL_MAX);
+        if (r.bad) break;
+        if (why && !(j->up_errs[i] = strndup(why, l))) return fault(j, -ENOMEM, "out of memory");
+        if (why && !l && !(j->up_errs[i] = strdup("the script does not compile")))
+            return fault(j, -ENOMEM, "out of memory");
+    }
+    if (pjp_done(&r)) return protocol(j, "an UPDEF frame that does not decode", PJP_UPDEF);
     return 0;
 }
 
@@ -862,7 +915,7 @@ static int run(prj_js *j, size_t from, prj_js_result *res)
 }
 
 /* Send a batch of events (JSP-5: all of it before anything is read). */
-static int send_batch(prj_js *j, const prj_js_event *ev, size_t n)
+static int send_batch(prj_js *j, const prj_js_event *ev, const uint32_t *script, size_t n)
 {
     if (n > PJP_BATCH_MAX)
         return fault(j, FACTUM_EINVAL, "a batch of %zu events (at most %u)", n, PJP_BATCH_MAX);
@@ -878,7 +931,8 @@ static int send_batch(prj_js *j, const prj_js_event *ev, size_t n)
             return fault(j, FACTUM_ETOOBIG, "event %llu@%.*s is too large for the JavaScript engine",
                          (unsigned long long)e->seq, (int)(e->stream_len > 200 ? 200 : e->stream_len),
                          e->stream);
-        at = pjp_begin(&j->wbuf, PJP_EVENT, re);
+        at = pjp_begin(&j->wbuf, script ? PJP_UPCAST : PJP_EVENT, re);
+        if (script) pjp_u32(&j->wbuf, script[i], re);
         pjp_u64(&j->wbuf, e->position, re);
         pjp_u64(&j->wbuf, e->seq, re);
         pjp_u64(&j->wbuf, (uint64_t)e->timestamp_ns, re);
@@ -907,7 +961,7 @@ int prj_js_process(prj_js *j, const prj_js_event *ev, size_t n, prj_js_result *r
     if (j->waiting)
         return fault(j, FACTUM_EINVAL, "prj_js_process while a batch waits for a state (PRJ_JS_NEED)");
     if (j->rm) return fault(j, FACTUM_EINVAL, "prj_js_process on a read model's engine");
-    if ((rc = send_batch(j, ev, n))) return rc;
+    if ((rc = send_batch(j, ev, NULL, n))) return rc;
     return run(j, 0, res);
 }
 
@@ -915,9 +969,9 @@ int prj_js_rm_send(prj_js *j, const prj_js_event *ev, size_t n)
 {
     int rc = check_usable(j);
     if (rc) return rc;
-    if (!j->rm) return fault(j, FACTUM_EINVAL, "prj_js_rm_send on a projection's engine");
+    if (!j->rm || j->up) return fault(j, FACTUM_EINVAL, "prj_js_rm_send on a projection's engine");
     if (j->rm_sent) return fault(j, FACTUM_EINVAL, "prj_js_rm_send while a batch is out");
-    if ((rc = send_batch(j, ev, n))) return rc;
+    if ((rc = send_batch(j, ev, NULL, n))) return rc;
     j->rm_sent = 1;
     return 0;
 }
@@ -1017,8 +1071,108 @@ void prj_js_close(prj_js *j)
     free(j->sql);
     free(j->fails);
     free(j->state);
+    for (size_t i = 0; j->up_errs && i < j->up_n; i++)
+        free(j->up_errs[i]);
+    free(j->up_errs);
+    free(j->upo);
     free(j->wbuf.p);
     free(j->rb);
     free_def(&j->def);
     free(j);
+}
+
+/* ---- upcasters ----------------------------------------------------------- */
+
+int prj_js_open_up(const prj_js_limits *l, size_t n, const char *const *names, const char *const *scripts,
+                   const size_t *script_lens, prj_js **out, char *err, size_t err_len)
+{
+    *out = NULL;
+    if (err_len) err[0] = 0;
+    prj_js_limits lim = l ? *l : (prj_js_limits){0};
+    if (!lim.ms_per_event) lim.ms_per_event = 250;
+    if (!lim.heap_mib) lim.heap_mib = 256;
+    lim.state_bytes = PJP_EVENT_MAX;
+    if (n > PJP_UP_SCRIPTS || lim.heap_mib < 4 || lim.heap_mib > 65536 || lim.ms_per_event > 3600000) {
+        snprintf(err, err_len, "invalid limits, or more than %u scripts", PJP_UP_SCRIPTS);
+        return FACTUM_EINVAL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (script_lens[i] > PJP_UP_SCRIPT_MAX || strlen(names[i]) > PJP_NAME_MAX) {
+            snprintf(err, err_len, "script %zu is longer than %u bytes (or its name than %u)", i, PJP_UP_SCRIPT_MAX,
+                     PJP_NAME_MAX);
+            return FACTUM_EINVAL;
+        }
+    }
+    char path[PATH_MAX + 64];
+    int rc = find_worker(&lim, path, sizeof path, err, err_len);
+    if (rc) return rc;
+    prj_js *j = calloc(1, sizeof *j);
+    if (!j) return -ENOMEM;
+    j->fd = -1;
+    lim.worker = NULL;
+    j->lim = lim;
+    j->rm = j->up = 1;
+    j->up_n = n;
+    j->frame_max = 2 * (size_t)PJP_EVENT_MAX + 4 * PJP_NAME_MAX + 64;
+    if (n * (size_t)(PJP_FAIL_MAX + 4) + 64 > j->frame_max) j->frame_max = n * (size_t)(PJP_FAIL_MAX + 4) + 64;
+    rc = spawn(j, path, err, err_len);
+    if (rc) {
+        free(j);
+        return rc;
+    }
+    size_t at = pjp_begin(&j->wbuf, PJP_OPEN_UP, re);
+    pjp_u32(&j->wbuf, lim.ms_per_event, re);
+    pjp_u32(&j->wbuf, lim.heap_mib, re);
+    pjp_u32(&j->wbuf, (uint32_t)n, re);
+    for (size_t i = 0; i < n; i++) {
+        pjp_str(&j->wbuf, names[i], strlen(names[i]), re);
+        pjp_str(&j->wbuf, scripts[i], script_lens[i], re);
+    }
+    pjp_end(&j->wbuf, at);
+    /* Each script may take twice its time to compile and run. */
+    uint64_t budget = grace_ms() + 2 * (uint64_t)lim.ms_per_event * (n + 1);
+    uint64_t deadline = deadline_after(budget);
+    rc = send_buf(j, deadline, budget);
+    if (!rc) rc = receive(j, WANT_DEF, deadline, budget, FACTUM_EINVAL);
+    if (rc) {
+        if (rc == FACTUM_EFAULTED) rc = -EIO;
+        snprintf(err, err_len, "%s", j->err);
+        prj_js_close(j);
+        return rc;
+    }
+    *out = j;
+    return 0;
+}
+
+const char *prj_js_up_script_error(const prj_js *j, size_t i)
+{
+    return j && j->up && j->up_errs && i < j->up_n ? j->up_errs[i] : NULL;
+}
+
+int prj_js_up_process(prj_js *j, const prj_js_event *ev, const uint32_t *script, size_t n, prj_js_up_result *res)
+{
+    memset(res, 0, sizeof *res);
+    int rc = check_usable(j);
+    if (rc) return rc;
+    if (!j->up) return fault(j, FACTUM_EINVAL, "prj_js_up_process on another engine");
+    for (size_t i = 0; i < n; i++)
+        if (script[i] >= j->up_n) return fault(j, FACTUM_EINVAL, "event %zu names script %u of %zu", i, script[i], j->up_n);
+    if ((rc = send_batch(j, ev, script, n))) return rc;
+    uint64_t budget = grace_ms() + (uint64_t)(n + 4) * j->lim.ms_per_event;
+    rc = receive(j, WANT_RM, deadline_after(budget), budget, FACTUM_EFAULTED);
+    if (rc) return rc;
+    res->out = j->upo;
+    res->n_out = j->n_upo;
+    res->fail = j->fails;
+    res->n_fail = j->n_fails;
+    res->done = j->rm_done;
+    if (j->rm_done < n) {
+        if (j->fd >= 0) close(j->fd);
+        j->fd = -1;
+        reap(j, NULL, 0);
+        j->faulted = FACTUM_EFAULTED;
+        snprintf(j->err, sizeof j->err, "%.*s", (int)res->fail[res->n_fail - 1].message_len,
+                 res->fail[res->n_fail - 1].message);
+    }
+    return 0;
 }

@@ -247,4 +247,50 @@ int prj_js_rm_process(prj_js *j, const prj_js_event *ev, size_t n, prj_js_rm_res
 int prj_js_rm_send(prj_js *j, const prj_js_event *ev, size_t n);
 int prj_js_rm_receive(prj_js *j, prj_js_rm_result *res);
 
+/* ---- upcasters (src/store/upscript.c) ------------------------------------
+ * The same worker runs the store's script upcasters (OPEN_UP, jsproto.h;
+ * src/js/upapi.js): each event through one of the scripts it was opened
+ * with, stateless. This file depends on src/base only, which is why the
+ * store may use it (docs/adr/0016-script-upcasters.md). */
+
+/* What an upcast script made of one event (strings not NUL-terminated). */
+typedef struct prj_js_up_out {
+    uint32_t source; /* index, in the events given */
+    const char *type;
+    size_t type_len;
+    const char *data; /* JSON of an object */
+    size_t data_len;
+    const char *meta; /* JSON of an object, or NULL: the metadata unchanged */
+    size_t meta_len;
+} prj_js_up_out;
+
+/* What prj_js_up_process reports; valid until the next call on the engine.
+ * Each event of [0, done) has one out or one fail. */
+typedef struct prj_js_up_result {
+    const prj_js_up_out *out;
+    size_t n_out;
+    const prj_js_fail *fail;
+    size_t n_fail;
+    size_t done; /* less than the batch's count: the worker ran out of heap at done - 1 and is gone */
+} prj_js_up_result;
+
+/* Start a worker with n scripts (each the text of a function expression,
+ * at most PJP_UP_SCRIPT_MAX bytes; names[i] for messages). 0 with *out;
+ * a script that does not compile is not an error of the call:
+ * prj_js_up_script_error says why for it. Otherwise as prj_js_open (-EIO:
+ * the worker crashed or did not answer; -ENOENT: no worker program). */
+int prj_js_open_up(const prj_js_limits *l, size_t n, const char *const *names, const char *const *scripts,
+                   const size_t *script_lens, prj_js **out, char *err, size_t err_len);
+
+/* Why script i did not compile (NUL-terminated, valid until prj_js_close),
+ * or NULL if it did. */
+const char *prj_js_up_script_error(const prj_js *j, size_t i);
+
+/* Run ev[0..n) through scripts script[0..n) (the fields of prj_js_event but
+ * link_meta and deleted). 0 with *res (a script's failure is in res, not an
+ * error of the call); FACTUM_EFAULTED (the worker crashed, stopped
+ * answering or broke the protocol: prj_js_error; nothing of the batch is
+ * usable), FACTUM_ETOOBIG, -ENOMEM. */
+int prj_js_up_process(prj_js *j, const prj_js_event *ev, const uint32_t *script, size_t n, prj_js_up_result *res);
+
 #endif

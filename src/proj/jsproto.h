@@ -65,6 +65,27 @@
  *            (a JSON object, at most PJP_EVENT_MAX bytes)
  *   FAIL     u32 source, u32 kind (PJP_ERR_SCRIPT, _TIMEOUT, _HEAP),
  *            str message (the error, where, and the script's stack)
+ *
+ * Upcasters (src/store/upscript.c, docs/adr/0016-script-upcasters.md): the
+ * same worker runs the store's script upcasters when its first frame is
+ * OPEN_UP (src/js/upapi.js). Stateless like a read model's handlers.
+ *   OPEN_UP  u32 ms_per_event, u32 heap_mib, u32 n (at most PJP_UP_SCRIPTS),
+ *            then n times: str name, str script (at most PJP_UP_SCRIPT_MAX
+ *            bytes each: the text of a function expression). Answered by
+ *            UPDEF, or ERROR (then the worker exits).
+ *   UPDEF    u32 n, then n opt: absent when script i compiled to a function,
+ *            else why not (at most PJP_FAIL_MAX bytes). A script that does
+ *            not compile fails its events only (the host says so).
+ *   BATCH    u32 n; then n UPCAST frames.
+ *   UPCAST   u32 script (an index into OPEN_UP's list), then an EVENT's
+ *            payload (its type, data and meta are the event as the chain
+ *            has made it so far; link_meta absent).
+ *   Answered by one UPOUT or FAIL per event, in order, then DONE (u32 n:
+ *            the events done, u32 0). n is less than the batch's count only
+ *            when the script ran out of heap at event n - 1 (FAIL _HEAP):
+ *            the worker exits after that DONE.
+ *   UPOUT    u32 source, str type, str data (JSON of an object), opt meta
+ *            (JSON of an object; absent: the script left it as it was)
  */
 #ifndef FACTUM_PROJ_JSPROTO_H
 #define FACTUM_PROJ_JSPROTO_H
@@ -82,6 +103,8 @@ enum {
     PJP_RESUME = 5,
     PJP_GET = 6,
     PJP_OPEN_RM = 7,
+    PJP_OPEN_UP = 8,
+    PJP_UPCAST = 9,
     /* worker to host */
     PJP_DEF = 101,
     PJP_LOG = 102,
@@ -94,6 +117,8 @@ enum {
     PJP_ERROR = 109,
     PJP_SQL = 110,
     PJP_FAIL = 111,
+    PJP_UPDEF = 112,
+    PJP_UPOUT = 113,
 };
 
 #define PJP_HDR_LEN     8
@@ -110,6 +135,9 @@ enum {
 #define PJP_SQL_MAX     (1u << 20)   /* the text of one sql() statement (read models) */
 #define PJP_SQL_CALLS   10000u       /* sql() calls of one event's handler, at most */
 #define PJP_FAIL_MAX    (16u << 10)  /* a FAIL frame's message */
+#define PJP_UP_SCRIPTS    1024u        /* scripts of one OPEN_UP (FACTUM_UPCASTERS_MAX) */
+#define PJP_UP_SCRIPT_MAX (64u << 10)  /* one upcaster's script (FACTUM_UPCAST_MAX_DOC) */
+#define PJP_UP_OPEN_MAX   (12u + PJP_UP_SCRIPTS * (8u + PJP_NAME_MAX + PJP_UP_SCRIPT_MAX))
 
 /* EVENT flags */
 #define PJP_EV_JSON    0x1u /* data is JSON */

@@ -227,14 +227,22 @@ static int upcast_page(rm_gen *g, size_t n)
         free(g->upfail[i]);
         g->upfail[i] = NULL;
         g->skip[i] = 0;
-        int rc = factum_upcast(store_of(g), &g->page[i], g->ub, &g->page[i]);
+    }
+    /* A page at once (one round trip to a script upcaster's worker), again
+     * after each event that cannot be upcast: it alone is skipped here. */
+    for (size_t i = 0; i < n;) {
+        size_t want = n - i > 4096 ? 4096 : n - i, done = 0;
+        int rc = factum_upcast_many(store_of(g), &g->page[i], want, g->ub, &g->page[i], &done);
         if (rc == FACTUM_EUPCAST) {
-            if (!(g->upfail[i] = strdup(factum_upcast_buf_error(g->ub)))) return -ENOMEM;
-            g->skip[i] = 1;
+            if (!(g->upfail[i + done] = strdup(factum_upcast_buf_error(g->ub)))) return -ENOMEM;
+            g->skip[i + done] = 1;
+            i += done + 1;
         } else if (rc < 0) {
             snprintf(g->err, sizeof g->err, "upcasting the event at position %" PRIu64 ": %s", g->page[i].position,
                      factum_strerror(rc));
             return rc;
+        } else {
+            i += want;
         }
     }
     return 0;

@@ -29,27 +29,7 @@ int rpc_wants_raw(const net_call *c)
     return h && (strcmp(h, "1") == 0 || strcmp(h, "true") == 0);
 }
 
-int rpc_upcast(rpc_ctx *ctx, net_call *c, const factum_event *ev, factum_event *out, int raw)
-{
-    if (raw) {
-        *out = *ev;
-        return 0;
-    }
-    if (!ctx->upcast_buf && factum_upcast_buf_new(&ctx->upcast_buf)) {
-        rpc_fail(c, GRPC_RESOURCE_EXHAUSTED, "out of memory", NULL, NULL);
-        return -1;
-    }
-    factum_upcast_buf_reset(ctx->upcast_buf); /* the previous event was packed already */
-    int rc = factum_upcast(ctx->store, ev, ctx->upcast_buf, out);
-    if (rc >= 0) return 0;
-    if (rc == FACTUM_EUPCAST) {
-        ctx->st.upcast_failures++;
-        rpc_fail(c, GRPC_FAILED_PRECONDITION, factum_upcast_buf_error(ctx->upcast_buf), "upcast-failed", NULL);
-    } else {
-        rpc_fail_store(c, rc, NULL, 0, -1);
-    }
-    return -1;
-}
+/* rpc_upcast is in upjob.c, beside the hand-off of script upcasts. */
 
 const char *rpc_upcasters_refusal(const char *stream, const rpc_events *e, char *buf, size_t n)
 {

@@ -70,12 +70,38 @@ void rpc_event_fill_resolved(rpc_event_msg *m, const factum_event *event, const 
 
 /* Does the call ask for events as stored (request header `factum-raw: 1`)? */
 int rpc_wants_raw(const net_call *c);
+/* Upcasting off the loop (upjob.c): a job upcasts copies of a page of
+ * events on a worker thread, for events whose upcast may run a script. */
+typedef struct rpc_upjob rpc_upjob;
+
 /* The form of ev to send now: ev itself when raw or when no upcaster
- * applies, else its upcast form in ctx's scratch (valid until the next
- * call; the loop thread only). 0, or -1 after failing the call: a failing
- * upcast ends it with FAILED_PRECONDITION, exception "upcast-failed" and a
- * message naming the event (UPC-5). */
-int rpc_upcast(rpc_ctx *ctx, net_call *c, const factum_event *ev, factum_event *out, int raw);
+ * applies; its upcast form from `prepared` (a job done, may be NULL) when
+ * the job holds ev; else, when no script may be needed, its upcast form in
+ * ctx's scratch (valid until the next call; the loop thread only). 0; 1
+ * when ev needs a script upcaster and `prepared` does not hold it: nothing
+ * was sent, the caller hands its page to rpc_upjob_start and resumes when
+ * it is ready (UPJ-1); or -1 after failing the call: a failing upcast ends
+ * it with FAILED_PRECONDITION, exception "upcast-failed" and a message
+ * naming the event (UPC-5). */
+int rpc_upcast(rpc_ctx *ctx, net_call *c, const factum_event *ev, factum_event *out, int raw, rpc_upjob *prepared);
+/* Would rpc_upcast answer 1 for ev (without a job)? For building a page's job. */
+int rpc_upcast_needs_job(rpc_ctx *ctx, const factum_event *ev, int raw);
+/* Upcast copies of *ev[0..n) on a worker thread; ready(owner, j) runs on
+ * the loop when they are done (then pass j to rpc_upcast as `prepared`),
+ * unless the owner released j first. 0 with *out; -EAGAIN (the workers'
+ * queue is full: UPJ-3), -ENOMEM. */
+int rpc_upjob_start(rpc_ctx *ctx, const factum_event *const *ev, size_t n, void *owner,
+                    void (*ready)(void *owner, rpc_upjob *j), rpc_upjob **out);
+/* Is the job still working (its owner waits for ready)? */
+int rpc_upjob_running(const rpc_upjob *j);
+/* The owner is done with j (NULL: nothing): freed now, or by itself when
+ * its work ends (ready is not called then). */
+void rpc_upjob_release(rpc_upjob *j);
+/* Fail c after rpc_upjob_start refused (-EAGAIN: UNAVAILABLE, busy). */
+void rpc_upjob_refused(net_call *c, int rc);
+/* Stop the workers (rpc_deinit): a running job finishes, waiting ones are
+ * cancelled; owners release their jobs as their calls end. */
+void rpc_upjob_stop(rpc_ctx *ctx);
 
 /* Why the store refused events appended to `$upcasters` (an upcaster
  * document that is not valid; the store says only FACTUM_EINVAL or

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <stdatomic.h>
 
+#include "rpc/events.h"
 #include "rpc/persistent.h"
 #include "rpc/rpc.h"
 #include "rpc/subscribe.h"
@@ -51,6 +52,7 @@ void rpc_deinit(rpc_ctx *ctx)
 {
     rpc_proj_stop(ctx);
     rpc_ps_close(ctx);
+    rpc_upjob_stop(ctx);
     factum_upcast_buf_free(ctx->upcast_buf);
     ctx->upcast_buf = NULL;
     if (ctx->sub_listening) factum_commit_listener_remove(ctx->store, on_commit, ctx);

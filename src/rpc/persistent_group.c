@@ -618,8 +618,36 @@ static ps_consumer *choose(ps_group *g, const ps_msg *m)
     return NULL;
 }
 
-/* Send m to k: 0, -EAGAIN (k's queue is full), -1 (k is gone). */
-static int send_msg(ps_group *g, ps_consumer *k, ps_msg *m)
+static void group_ready(void *owner, rpc_upjob *j)
+{
+    ps_group *g = owner;
+    (void)j;
+    if (!g->dying) rpc_ps_group_pump(g);
+}
+
+/* m (taken from queue q) needs a script upcaster: hand it and the next
+ * messages of q that do to a job (UPJ-1). 1 (wait for group_ready), or -1
+ * (k's call was failed). */
+static int group_hand_off(ps_group *g, ps_consumer *k, ps_msg *m, ps_queue *q)
+{
+    const factum_event *ptr[64];
+    size_t n = 0;
+    for (ps_msg *x = m; x && n < 64; x = x == m ? q->head : x->qnext)
+        if (!x->unresolved && rpc_upcast_needs_job(g->ctx, &x->ev, 0)) ptr[n++] = &x->ev;
+    rpc_upjob_release(g->upj);
+    g->upj = NULL;
+    int rc = n ? rpc_upjob_start(g->ctx, ptr, n, g, group_ready, &g->upj) : -EINVAL;
+    if (rc) {
+        if (rc == -EINVAL) rpc_fail(k->c, GRPC_INTERNAL, "upcasting: nothing to hand off", NULL, NULL);
+        else rpc_upjob_refused(k->c, rc);
+        return -1;
+    }
+    return 1;
+}
+
+/* Send m (taken from q) to k: 0, -EAGAIN (k's queue is full), 1 (m is
+ * upcast off the loop first: group_ready pumps again), -1 (k is gone). */
+static int send_msg(ps_group *g, ps_consumer *k, ps_msg *m, ps_queue *q)
 {
     rpc_ctx *ctx = g->ctx;
     rpc_event_msg em;
@@ -628,7 +656,11 @@ static int send_msg(ps_group *g, ps_consumer *k, ps_msg *m)
     int gone = m->has_link && !rpc_may_read_link_target(ctx, k->c, &m->ev);
     /* A failing upcast ends k's call with a message naming the event; the
      * message stays first in the queue (never skipped, UPC-5). */
-    if (!gone && !m->unresolved && rpc_upcast(ctx, k->c, &m->ev, &up, k->raw)) return -1;
+    if (!gone && !m->unresolved) {
+        int u = rpc_upcast(ctx, k->c, &m->ev, &up, k->raw, g->upj);
+        if (u == 1) return group_hand_off(g, k, m, q);
+        if (u) return -1;
+    }
     if (gone)
         rpc_event_fill_resolved(&em, NULL, &m->link, k->uuid_string); /* as a link gone (RPC-6) */
     else if (m->has_link) rpc_event_fill_resolved(&em, &up, &m->link, k->uuid_string);
@@ -664,6 +696,7 @@ static int send_msg(ps_group *g, ps_consumer *k, ps_msg *m)
 
 static void dispatch(ps_group *g)
 {
+    if (rpc_upjob_running(g->upj)) return; /* group_ready pumps again, in order */
     uint64_t now = mono_now();
     for (;;) {
         ps_queue *q = g->retry_q.head ? &g->retry_q : &g->new_q;
@@ -672,9 +705,10 @@ static void dispatch(ps_group *g)
         ps_consumer *k = choose(g, m);
         if (!k) return;
         q_pop(q);
-        int rc = send_msg(g, k, m);
+        int rc = send_msg(g, k, m, q);
         if (rc) {
             q_push_front(q, m);
+            if (rc == 1) return;
             if (rc == -EAGAIN) {
                 k->blocked = 1;
                 net_call_want_writable(k->c);
@@ -768,6 +802,8 @@ static int open_cursor(ps_group *g)
 void rpc_ps_group_free(ps_group *g)
 {
     g->dying = 1;
+    rpc_upjob_release(g->upj);
+    g->upj = NULL;
     while (g->consumers)
         rpc_ps_consumer_drop(g->consumers, -1, NULL, NULL);
     factum_sub_close(g->cur);

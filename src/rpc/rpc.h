@@ -110,7 +110,8 @@ typedef struct rpc_ctx {
     uint64_t inflight;                       /* store operations started and not yet answered */
     struct rpc_submit *parked, *parked_tail; /* waiting for room in the store's queue (RPC-5) */
     uint8_t *pack_buf;                       /* reused buffer for packing (loop thread only) */
-    factum_upcast_buf *upcast_buf;           /* events upcast for sending now (events.c; loop thread only) */
+    factum_upcast_buf *upcast_buf;           /* events upcast for sending now (upjob.c; loop thread only) */
+    struct auth_pool *up_pool;               /* threads upcasting with scripts, off the loop (upjob.c) */
     size_t pack_cap;
     /* Subscriptions (subscribe.c): those at the head wait in sub_waiting
      * until a commit listener posts a wake-up to the loop (RPC-4). */

@@ -58,10 +58,12 @@ typedef struct read_call {
     rpc_vstream *vs;       /* a virtual stream's read (vstream.h) */
     factum_event page[64];
     size_t page_n, page_i;
+    rpc_upjob *upj; /* the page's events upcast off the loop (upjob.c), or NULL */
 } read_call;
 
 static void read_free(read_call *r)
 {
+    rpc_upjob_release(r->upj);
     free(r->stream);
     factum_filter_free(r->filter);
     rpc_vstream_free(r->vs);
@@ -91,8 +93,60 @@ static void read_continue(void *arg)
     net_call_unref(c);
 }
 
+/* The event of the page to send for ev: its link's target (*target, 1),
+ * ev itself (0), or a link gone (-1); < -1 a store error. */
+static int read_target(read_call *r, const factum_event *ev, factum_event *target)
+{
+    int res = !r->resolve_links ? 0
+              : r->vs           ? rpc_vstream_resolve(r->ctx->store, r->vs, ev, target)
+                                : rpc_resolve(r->ctx, ev, target);
+    if (res > 0 && !rpc_may_read_link_target(r->ctx, r->c, target)) res = -1; /* as a link gone */
+    return res;
+}
+
+static void read_ready(void *owner, rpc_upjob *j)
+{
+    read_call *r = owner;
+    (void)j;
+    if (!net_call_done(r->c)) read_pump(r);
+}
+
+/* The rest of the page needs a script upcaster (rpc_upcast said 1): hand
+ * the events of it that do to a job (UPJ-1). 3 (wait for read_ready), or
+ * -1 (the call was failed). */
+static int read_hand_off(read_call *r)
+{
+    factum_event cand[64];
+    const factum_event *ptr[64];
+    size_t k = 0;
+    for (size_t i = r->page_i; i < r->page_n; i++) {
+        factum_event target;
+        int res = read_target(r, &r->page[i], &target);
+        if (res < -1) break; /* read_flush_page reports it when it gets there */
+        cand[k] = res > 0 ? target : r->page[i];
+        if (rpc_upcast_needs_job(r->ctx, &cand[k], r->raw)) {
+            ptr[k] = &cand[k];
+            k++;
+        }
+    }
+    rpc_upjob_release(r->upj);
+    r->upj = NULL;
+    if (!k) { /* cannot be: the event that asked is one of them */
+        rpc_fail(r->c, GRPC_INTERNAL, "upcasting: nothing to hand off", NULL, NULL);
+        return -1;
+    }
+    int rc = rpc_upjob_start(r->ctx, ptr, k, r, read_ready, &r->upj);
+    if (rc) {
+        rpc_upjob_refused(r->c, rc);
+        return -1;
+    }
+    return 3;
+}
+
 /* Send the events of the current page; 1 if the page is done, 0 if the
- * call's queue is full (on_writable resumes), < 0 if the call is gone. */
+ * call's queue is full (on_writable resumes), 2 to yield, 3 while its
+ * events are upcast off the loop (read_ready resumes), < 0 if the call is
+ * gone. */
 static int read_flush_page(read_call *r)
 {
     rpc_event_msg m;
@@ -101,17 +155,16 @@ static int read_flush_page(read_call *r)
         if (r->step_bytes >= READ_STEP_BYTES) return 2; /* the step's share: yield (RPC-2) */
         const factum_event *ev = &r->page[r->page_i];
         factum_event target;
-        int res = !r->resolve_links ? 0
-                  : r->vs           ? rpc_vstream_resolve(r->ctx->store, r->vs, ev, &target)
-                                    : rpc_resolve(r->ctx, ev, &target);
-        if (res > 0 && !rpc_may_read_link_target(r->ctx, r->c, &target)) res = -1; /* as a link gone */
+        int res = read_target(r, ev, &target);
         if (res < -1) {
             rpc_fail_store(r->c, res, NULL, 0, -1);
             return -1;
         }
         factum_event up;
-        if (res <= 0 && rpc_upcast(r->ctx, r->c, ev, &up, r->raw)) return -1;
-        if (res > 0 && rpc_upcast(r->ctx, r->c, &target, &target, r->raw)) return -1;
+        int u = res <= 0 ? rpc_upcast(r->ctx, r->c, ev, &up, r->raw, r->upj)
+                         : rpc_upcast(r->ctx, r->c, &target, &target, r->raw, r->upj);
+        if (u == 1) return read_hand_off(r);
+        if (u) return -1;
         if (res) rpc_event_fill_resolved(&m, res > 0 ? &target : NULL, ev, r->uuid_string);
         else rpc_event_fill(&m, &up, r->uuid_string);
         int rc = rpc_send_event(r->ctx, r->c, &m);
@@ -123,6 +176,8 @@ static int read_flush_page(read_call *r)
         r->page_i++;
     }
     r->page_i = r->page_n = 0;
+    rpc_upjob_release(r->upj); /* the page is sent */
+    r->upj = NULL;
     return 1;
 }
 
@@ -143,6 +198,7 @@ static void read_finish(read_call *r)
 
 static void read_pump(read_call *r)
 {
+    if (rpc_upjob_running(r->upj)) return; /* read_ready resumes */
     int sent = 0;
     size_t examined = 0; /* a step ends after READ_STEP events sent or READ_SCAN_STEP examined */
     r->step_bytes = 0;   /* ... or READ_STEP_BYTES sent */
@@ -150,7 +206,7 @@ static void read_pump(read_call *r)
         int flushed = 1;
         if (r->page_i < r->page_n) {
             flushed = read_flush_page(r);
-            if (flushed <= 0) {
+            if (flushed <= 0 || flushed == 3) {
                 if (flushed == 0) net_call_want_writable(r->c);
                 return;
             }

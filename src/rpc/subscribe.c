@@ -76,6 +76,7 @@ typedef struct rpc_sub {
     char id[37];
     size_t n, i; /* items[i..n) not yet sent */
     factum_sub_item items[SUB_ITEMS];
+    rpc_upjob *upj; /* items[i..n) upcast off the loop (upjob.c), or NULL */
 } rpc_sub;
 
 /* ---- the waiting list and the wake-up (RPC-4) ------------------------- */
@@ -143,7 +144,43 @@ static void now_ts(Google__Protobuf__Timestamp *t)
     t->nanos = (int32_t)ts.tv_nsec;
 }
 
-/* Send one item: 0, -EAGAIN (queue full), or -1 (the call is over). */
+/* Is item it's event sent as a link whose target may not be read (RPC-6)? */
+static int link_gone(rpc_sub *s, const factum_sub_item *it)
+{
+    return it->has_link && !rpc_may_read_link_target(s->ctx, s->c, &it->event);
+}
+
+static void sub_ready(void *owner, rpc_upjob *j)
+{
+    rpc_sub *s = owner;
+    (void)j;
+    if (!net_call_done(s->c)) sub_pump(s);
+}
+
+/* An event of items[i..n) needs a script upcaster: hand those that do to
+ * a job (UPJ-1). 1 (wait for sub_ready) or -1 (the call was failed). */
+static int sub_hand_off(rpc_sub *s)
+{
+    const factum_event *ptr[SUB_ITEMS];
+    size_t k = 0;
+    for (size_t i = s->i; i < s->n; i++) {
+        const factum_sub_item *it = &s->items[i];
+        if (it->kind != FACTUM_SUB_EVENT || it->unresolved || link_gone(s, it)) continue;
+        if (rpc_upcast_needs_job(s->ctx, &it->event, s->raw)) ptr[k++] = &it->event;
+    }
+    rpc_upjob_release(s->upj);
+    s->upj = NULL;
+    int rc = k ? rpc_upjob_start(s->ctx, ptr, k, s, sub_ready, &s->upj) : -EINVAL;
+    if (rc) {
+        if (rc == -EINVAL) rpc_fail(s->c, GRPC_INTERNAL, "upcasting: nothing to hand off", NULL, NULL);
+        else rpc_upjob_refused(s->c, rc);
+        return -1;
+    }
+    return 1;
+}
+
+/* Send one item: 0, -EAGAIN (queue full), 1 (its event is upcast off the
+ * loop first: sub_ready resumes), or -1 (the call is over). */
 static int send_item(rpc_sub *s, const factum_sub_item *it)
 {
     rpc_ctx *ctx = s->ctx;
@@ -152,8 +189,12 @@ static int send_item(rpc_sub *s, const factum_sub_item *it)
         rpc_event_msg m;
         rpc_event_init(&m);
         factum_event up;
-        int gone = it->has_link && !rpc_may_read_link_target(ctx, s->c, &it->event);
-        if (!gone && !it->unresolved && rpc_upcast(ctx, s->c, &it->event, &up, s->raw)) return -1;
+        int gone = link_gone(s, it);
+        if (!gone && !it->unresolved) {
+            int u = rpc_upcast(ctx, s->c, &it->event, &up, s->raw, s->upj);
+            if (u == 1) return sub_hand_off(s);
+            if (u) return -1;
+        }
         if (gone)
             rpc_event_fill_resolved(&m, NULL, &it->link, s->uuid_string); /* RPC-6: as a link gone */
         else if (it->has_link) rpc_event_fill_resolved(&m, &up, &it->link, s->uuid_string);
@@ -224,6 +265,7 @@ static void sub_destroy(rpc_sub *s)
         else s->ctx->sub_all = s->anext;
         if (s->anext) s->anext->aprev = s->aprev;
     }
+    rpc_upjob_release(s->upj);
     factum_sub_close(s->sub);
     factum_filter_free(s->filter);
     free(s->stream);
@@ -248,6 +290,7 @@ static void sub_fail(rpc_sub *s, int rc)
 
 static void sub_pump(rpc_sub *s)
 {
+    if (rpc_upjob_running(s->upj)) return; /* sub_ready resumes */
     int sent = 0, polls = 0; /* a step: SUB_STEP messages, or 4 polls of up to SUB_SCAN_STEP events examined */
     if (s->authz && !net_call_done(s->c)) { /* RPC-6 */
         const char *name = s->stream ? s->stream : "$all";
@@ -265,6 +308,7 @@ static void sub_pump(rpc_sub *s)
                 net_call_want_writable(s->c); /* on_writable resumes (RPC-4) */
                 return;
             }
+            if (rc == 1) return; /* upcasting off the loop: sub_ready resumes */
             if (rc) {
                 /* Not sent on a live call (out of memory): end it rather
                  * than leave it with nothing to wake it. */
@@ -275,6 +319,8 @@ static void sub_pump(rpc_sub *s)
             sent++;
         }
         s->i = s->n = 0;
+        rpc_upjob_release(s->upj); /* the items it upcast are sent */
+        s->upj = NULL;
         if (sent >= SUB_STEP || polls >= 4) goto yield;
         polls++;
         size_t n = 0;

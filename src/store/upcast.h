@@ -26,6 +26,25 @@ void upc_reg_free(upc_reg *r);
 struct factum_store;
 int upc_reg_load(struct factum_store *s);
 
+/* May upcasting ev run a script upcaster (its type's chain reaches one,
+ * whatever its version)? 1 or 0 (conservative: 1 may still find nothing to
+ * do), or a read error of the registry. What factumd's loop asks before it
+ * upcasts: a script never runs on the loop (src/rpc/events.c). One hash
+ * lookup; 0 at once when no script upcaster is registered. */
+int upc_needs_script(struct factum_store *s, const factum_event *ev);
+
+/* factum_upcast that never runs a script: 0 or 1 as factum_upcast, errors
+ * as factum_upcast, or UPC_DEFER when the event's chain reaches a script
+ * upcaster (nothing is written then): what factumd's loop calls, so that a
+ * script cannot run there even when the registry changed since it asked
+ * upc_needs_script (UPJ-1). */
+#define UPC_DEFER 2
+int upc_upcast_noscript(struct factum_store *s, const factum_event *in, factum_upcast_buf *b, factum_event *out);
+
+/* The registry's generation: it moves with every commit to `$upcasters`
+ * (UPC-2), so that an upcast done earlier can be known to be stale. */
+uint64_t upc_generation(struct factum_store *s);
+
 /* Check one event appended to `$upcasters` (append.c, before it is
  * queued): `$upcaster-set` with a valid document, or `$upcaster-removed`
  * with {"eventType":..,"fromVersion":..}. err (may be NULL) receives why.

@@ -4,7 +4,10 @@
 # the stored bytes; a failing upcaster stops the read naming the event; a
 # bad document is refused and changes nothing) and over the network (the
 # server upcasts; --raw sends the header factum-raw: 1; documents are
-# registered by appending to $upcasters through the client).
+# registered by appending to $upcasters through the client). Script
+# upcasters (ADR 0016) too when factum-js is beside factum: registered,
+# listed, applied, read raw; one that does not compile is refused locally
+# and fails the reads of its events through a server.
 set -euo pipefail
 source "$(dirname "$0")/lib.bash"
 FACTUMD=$(dirname "$(realpath "$FACTUM")")/factumd
@@ -22,6 +25,15 @@ JSON
 cat >"$T/bad.json" <<'JSON'
 {"eventType":"MoneyDeposited","fromVersion":3,"toVersion":4,"steps":[{"op":"explode","path":"a"}]}
 JSON
+cat >"$T/script.json" <<'JSON'
+{"eventType":"Scripted","fromVersion":1,"toVersion":2,
+ "script":"function (e) { return { type: 'Scripted2', data: { twice: e.data.n * 2, tags: e.data.tags.map(t => t + '!') } }; }"}
+JSON
+cat >"$T/broken.json" <<'JSON'
+{"eventType":"Broken","fromVersion":1,"toVersion":2,"script":"function (e) { return e"}
+JSON
+JS=0
+[ -x "$(dirname "$(realpath "$FACTUM")")/factum-js" ] && JS=1
 cat >"$T/fragile.json" <<'JSON'
 {"eventType":"Fragile","fromVersion":1,"toVersion":2,"steps":[{"op":"move","from":"a","to":"b.c"}]}
 JSON
@@ -58,6 +70,28 @@ checks() { # $1: local or server; x: factum against it
   contains "$ERR" '"b" of "b.c" is not an object'
   x 0 read frag-1 --raw --json
   eq "$(jq -c '.data' <<<"$OUT")" '{"a":1,"b":7}'
+  if [ "$JS" = 1 ]; then
+    x 0 append s-1 --type Scripted --data '{"n":21,"tags":["a","b"]}'
+    x 0 upcaster set "$T/script.json"
+    x 0 upcaster list
+    contains "$OUT" "Scripted 1 -> 2 (script, "
+    x 0 read s-1 --json
+    eq "$(jq -c '[.type,.data,.metadata]' <<<"$OUT")" '["Scripted2",{"twice":42,"tags":["a!","b!"]},{"$schemaVersion":2}]'
+    x 0 read s-1 --json --raw
+    eq "$(jq -c '.data' <<<"$OUT")" '{"n":21,"tags":["a","b"]}'
+    x 0 upcaster remove Scripted 1
+    x 0 append b-1 --type Broken --data '{}'
+    if [ "$1" = local ]; then
+      x 2 upcaster set "$T/broken.json"
+      contains "$ERR" "the script does not compile: SyntaxError"
+    else
+      x 0 upcaster set "$T/broken.json"
+      x 1 read b-1
+      contains "$ERR" "cannot upcast event 0@b-1"
+      contains "$ERR" "upcaster Broken v1->v2 (script): the script does not compile: SyntaxError"
+      x 0 upcaster remove Broken 1
+    fi
+  fi
   if [ "$1" = server ]; then
     x 0 tail acct-1 --from start --count 1 --json
     eq "$(jq -c '.data' <<<"$OUT")" '{"amountCents":100,"currency":"EUR"}'

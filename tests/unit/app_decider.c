@@ -373,6 +373,44 @@ static void t_concurrent_withdrawals(void)
     harness_rm_rf(dir);
 }
 
+/* A decider loads events through a script upcaster (ADR 0016): an old
+ * MoneyDeposited ({"value": N}) reaches evolve as version 2 ({"amount": N}),
+ * the script's doing; a command decided on that state sees the balance.
+ * Needs the worker (FACTUM_JS_WORKER); skipped without it. */
+static void t_script_upcaster(void)
+{
+    if (!getenv("FACTUM_JS_WORKER")) {
+        fprintf(stderr, "  FACTUM_JS_WORKER is not set: skipped\n");
+        return;
+    }
+    char dir[512];
+    factum_store *s = open_store("dec-script", dir, sizeof dir);
+    REQUIRE(s);
+    factum_decider_def def;
+    bank_decider_def(&def, 0);
+    factum_decider *d;
+    REQUIRE(factum_decider_new(s, &def, &d) == 0);
+    factum_decide_result r;
+    CHECK_RC(cmd(d, "account-9", BANK_OPEN, 0, NULL, &r), 0);
+    factum_event_data old = harness_event("MoneyDeposited", "{\"value\":40}");
+    REQUIRE(factum_append(s, "account-9", FACTUM_ANY, &old, 1, NULL) == 0);
+    static const char up[] = "{\"eventType\":\"MoneyDeposited\",\"fromVersion\":1,\"toVersion\":2,\"script\":"
+                             "\"function (e) { return { data: { amount: e.data.value, currency: 'EUR' } }; }\"}";
+    char err[512] = "";
+    int rc = factum_upcaster_set(s, up, sizeof up - 1, err, sizeof err);
+    if (rc) fprintf(stderr, "  %s\n", err);
+    REQUIRE(rc == 0);
+    int64_t v = 0;
+    CHECK(balance_of(d, "account-9", &v, NULL) == 40);
+    CHECK(v == 1);
+    CHECK_RC(cmd(d, "account-9", BANK_WITHDRAW, 41, NULL, &r), BANK_EINSUFFICIENT);
+    CHECK_RC(cmd(d, "account-9", BANK_WITHDRAW, 40, NULL, &r), 0);
+    CHECK(balance_of(d, "account-9", &v, NULL) == 0);
+    factum_decider_free(d);
+    CHECK_RC(factum_store_close(s), 0);
+    harness_rm_rf(dir);
+}
+
 int main(void)
 {
     RUN(t_derive_id);
@@ -381,5 +419,6 @@ int main(void)
     RUN(t_snapshot_policy);
     RUN(t_bounded_retries);
     RUN(t_concurrent_withdrawals);
+    RUN(t_script_upcaster);
     return harness_done();
 }

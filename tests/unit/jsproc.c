@@ -1123,16 +1123,167 @@ static void t_readmodel_hostile_worker(void)
     }
 }
 
+/* A hostile upcaster worker (JSP-2, ADR 0016): started as the worker with
+ * FACTUM_FAKE_UP_WORKER=<case>. It answers OPEN_UP (one script, compiled),
+ * reads a batch of UPCAST frames, then sends a malformed answer. */
+static int fake_up_worker(int which)
+{
+    int fd = 3;
+    uint32_t type;
+    uint8_t *p;
+    if (fake_frame(fd, &type, &p) || type != PJP_OPEN_UP) return 2;
+    free(p);
+    pjp_buf b = {0};
+    size_t at = pjp_begin(&b, PJP_UPDEF, fake_re);
+    pjp_u32(&b, which == 6 ? 2 : 1, fake_re); /* case 6: an answer for another number of scripts */
+    pjp_u32(&b, PJP_ABSENT, fake_re);
+    if (which == 6) pjp_u32(&b, PJP_ABSENT, fake_re);
+    pjp_end(&b, at);
+    if (b.failed || write(fd, b.p, b.len) != (ssize_t)b.len) return 2;
+    b.len = 0;
+    if (fake_frame(fd, &type, &p) == 0 && type == PJP_BATCH) {
+        uint32_t n;
+        memcpy(&n, p, 4);
+        free(p);
+        for (uint32_t i = 0; i < n; i++) {
+            if (fake_frame(fd, &type, &p) || type != PJP_UPCAST) return 2;
+            free(p);
+        }
+    } else {
+        free(p);
+        return 2;
+    }
+    switch (which) {
+    case 1: /* the second event's answer first */
+        at = pjp_begin(&b, PJP_UPOUT, fake_re);
+        pjp_u32(&b, 1, fake_re);
+        pjp_str(&b, "T", 1, fake_re);
+        pjp_str(&b, "{}", 2, fake_re);
+        pjp_u32(&b, PJP_ABSENT, fake_re);
+        pjp_end(&b, at);
+        break;
+    case 2: /* an empty type */
+        at = pjp_begin(&b, PJP_UPOUT, fake_re);
+        pjp_u32(&b, 0, fake_re);
+        pjp_str(&b, "", 0, fake_re);
+        pjp_str(&b, "{}", 2, fake_re);
+        pjp_u32(&b, PJP_ABSENT, fake_re);
+        pjp_end(&b, at);
+        break;
+    case 3: /* done without an answer for every event */
+        at = pjp_begin(&b, PJP_DONE, fake_re);
+        pjp_u32(&b, 2, fake_re);
+        pjp_u32(&b, 0, fake_re);
+        pjp_end(&b, at);
+        break;
+    case 4: /* a read model's frame */
+        at = pjp_begin(&b, PJP_SQL, fake_re);
+        pjp_u32(&b, 0, fake_re);
+        pjp_str(&b, "SELECT 1", 8, fake_re);
+        pjp_str(&b, "{}", 2, fake_re);
+        pjp_end(&b, at);
+        break;
+    case 5: /* an answer that does not decode */
+        at = pjp_begin(&b, PJP_UPOUT, fake_re);
+        pjp_u32(&b, 0, fake_re);
+        pjp_str(&b, "T", 1, fake_re);
+        pjp_end(&b, at);
+        break;
+    }
+    for (size_t off = 0; off < b.len;) {
+        ssize_t w = write(fd, b.p + off, b.len - off);
+        if (w <= 0) break;
+        off += (size_t)w;
+    }
+    free(b.p);
+    char c;
+    while (read(fd, &c, 1) > 0) {
+    }
+    return 0;
+}
+
+static void t_upcaster_hostile_worker(void)
+{
+    char self[4096];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    REQUIRE(n > 0);
+    self[n] = 0;
+    for (int which = 1; which <= 6; which++) {
+        char v[8];
+        snprintf(v, sizeof v, "%d", which);
+        setenv("FACTUM_FAKE_UP_WORKER", v, 1);
+        prj_js_limits l = {.worker = self};
+        prj_js *j = NULL;
+        const char *names[1] = {"upcaster T v1->v2"}, *texts[1] = {"function (e) { return e; }"};
+        size_t lens[1] = {strlen(texts[0])};
+        int rc = prj_js_open_up(&l, 1, names, texts, lens, &j, err, sizeof err);
+        unsetenv("FACTUM_FAKE_UP_WORKER");
+        if (which == 6) { /* refused at the open */
+            CHECK_RC(rc, -EIO);
+            CHECK(contains(err, "protocol error"));
+            continue;
+        }
+        CHECK_RC(rc, 0);
+        if (rc) continue;
+        prj_js_event e[2] = {ev("a", 0, "T", "{}", NULL), ev("a", 1, "T", "{}", NULL)};
+        uint32_t script[2] = {0, 0};
+        prj_js_up_result r;
+        CHECK_RC(prj_js_up_process(j, e, script, 2, &r), FACTUM_EFAULTED);
+        if (!contains(prj_js_error(j), "protocol error")) fprintf(stderr, "  (case %d: %s)\n", which, prj_js_error(j));
+        CHECK(prj_js_pid(j) == 0);
+        prj_js_close(j);
+    }
+}
+
+/* The upcaster mode with the real worker: each event through its script;
+ * a script that does not compile is reported at the open and fails its
+ * events only; a throw, a time limit, a result that is no event are FAILs
+ * of their events, the others are answered. */
+static void t_upcaster_mode(void)
+{
+    const char *names[3] = {"upcaster A v1->v2", "upcaster B v1->v2", "upcaster C v1->v2"};
+    const char *texts[3] = {"function (e) { return { type: e.type + '2', data: { n: e.data.n + 1 }, metadata: { m: 1 } }; }",
+                            "function (e) { return e", /* does not compile */
+                            "function (e) { if (e.data.n === 3) for (;;) {} if (e.data.n === 4) throw new Error('four');"
+                            " if (e.data.n === 5) return 5; return { data: e.data }; }"};
+    size_t lens[3] = {strlen(texts[0]), strlen(texts[1]), strlen(texts[2])};
+    prj_js_limits l = {.ms_per_event = 100};
+    prj_js *j = NULL;
+    REQUIRE(prj_js_open_up(&l, 3, names, texts, lens, &j, err, sizeof err) == 0);
+    CHECK(prj_js_up_script_error(j, 0) == NULL && prj_js_up_script_error(j, 2) == NULL);
+    CHECK(contains(prj_js_up_script_error(j, 1), "SyntaxError"));
+    prj_js_event e[6] = {ev("a", 0, "A", "{\"n\":1}", NULL), ev("a", 1, "B", "{}", NULL),
+                         ev("a", 2, "C", "{\"n\":3}", NULL), ev("a", 3, "C", "{\"n\":4}", NULL),
+                         ev("a", 4, "C", "{\"n\":5}", NULL), ev("a", 5, "C", "{\"n\":6}", NULL)};
+    uint32_t script[6] = {0, 1, 2, 2, 2, 2};
+    prj_js_up_result r;
+    REQUIRE(prj_js_up_process(j, e, script, 6, &r) == 0);
+    CHECK(r.done == 6 && r.n_out == 2 && r.n_fail == 4);
+    CHECK(r.out[0].source == 0 && r.out[0].type_len == 2 && !memcmp(r.out[0].type, "A2", 2));
+    CHECK(r.out[0].data_len == 7 && !memcmp(r.out[0].data, "{\"n\":2}", 7));
+    CHECK(r.out[0].meta && r.out[0].meta_len == 7 && !memcmp(r.out[0].meta, "{\"m\":1}", 7));
+    CHECK(r.out[1].source == 5 && r.out[1].meta == NULL);
+    CHECK(r.fail[0].source == 1 && r.fail[1].source == 2 && r.fail[1].kind == PJP_ERR_TIMEOUT);
+    CHECK(r.fail[2].source == 3 && r.fail[2].kind == PJP_ERR_SCRIPT);
+    CHECK(r.fail[3].source == 4);
+    CHECK(prj_js_pid(j) != 0); /* the worker goes on */
+    prj_js_close(j);
+}
+
 int main(void)
 {
     const char *fake = getenv("FACTUM_FAKE_RM_WORKER");
     if (fake) return fake_worker(atoi(fake));
+    const char *fake_up = getenv("FACTUM_FAKE_UP_WORKER");
+    if (fake_up) return fake_up_worker(atoi(fake_up));
     const char *w = getenv("FACTUM_JS_WORKER");
     if (!w || !*w || access(w, X_OK)) {
         printf("skipped: no JavaScript worker (FACTUM_JS_WORKER)\n");
         return 77;
     }
     signal(SIGPIPE, SIG_IGN);
+    RUN(t_upcaster_mode);
+    RUN(t_upcaster_hostile_worker);
     RUN(t_count_by_type);
     RUN(t_sources_and_options);
     RUN(t_refused);

@@ -90,7 +90,8 @@ static void t_check_documents(void)
         {"{\"eventType\":\"$metadata\",\"fromVersion\":1,\"toVersion\":2,\"steps\":[]}", FACTUM_EINVAL},
         {"{\"eventType\":\"\",\"fromVersion\":1,\"toVersion\":2,\"steps\":[]}", FACTUM_EINVAL},
         {"{\"eventType\":\"A\",\"fromVersion\":1,\"toVersion\":2,\"steps\":[],\"x\":1}", FACTUM_EINVAL},
-        {"{\"eventType\":\"A\",\"fromVersion\":1,\"toVersion\":2,\"script\":\"function(e){}\"}", FACTUM_EINVAL},
+        {"{\"eventType\":\"A\",\"fromVersion\":1,\"toVersion\":2,\"script\":\"function(e){}\",\"steps\":[]}",
+         FACTUM_EINVAL}, /* both */
         {"{\"eventType\":\"A\",\"fromVersion\":1,\"toVersion\":2,\"steps\":[{\"op\":\"zap\",\"path\":\"a\"}]}",
          FACTUM_EINVAL},
         {"{\"eventType\":\"A\",\"fromVersion\":1,\"toVersion\":2,\"steps\":[{\"op\":\"rename\",\"from\":\"a\","

@@ -172,9 +172,55 @@ static void t_script(void)
     harness_rm_rf(dir);
 }
 
+/* The same statements over a script upcaster (ADR 0016): the read model's
+ * `:data.x` parameters see what the script made, by the type it gave; an
+ * event whose script throws faults it (stop), naming the event and the
+ * script's error. Needs the worker. */
+static void t_script_upcaster(void)
+{
+    if (!getenv("FACTUM_JS_WORKER")) {
+        fprintf(stderr, "  FACTUM_JS_WORKER is not set: skipped\n");
+        return;
+    }
+    harness_tmpdir(dir, sizeof dir, "upcast-rm-script");
+    factum_options o;
+    harness_small_opts(&o);
+    o.durability = FACTUM_RELAXED;
+    factum_store *s = NULL;
+    REQUIRE(factum_store_open(dir, &o, &s) == 0);
+    append(s, "acct-1", "MoneyDeposited", "{\"id\":\"a1\",\"amount\":5}");
+    append(s, "acct-1", "MoneyDeposited", "{\"id\":\"a1\",\"amount\":7}");
+    uint64_t bad = append(s, "acct-1", "MoneyDeposited", "{\"id\":\"a1\",\"amount\":-1}");
+    static const char SUP[] = "{\"eventType\":\"MoneyDeposited\",\"fromVersion\":1,\"toVersion\":2,\"script\":"
+                              "\"function (e) { if (e.data.amount < 0) throw new Error('negative'); "
+                              "return { type: 'FundsDeposited', data: { id: e.data.id, money: { cents: e.data.amount * 10, "
+                              "cur: 'SEK' } } }; }\"}";
+    char err[512];
+    REQUIRE(factum_upcaster_set(s, SUP, strlen(SUP), err, sizeof err) == 0);
+    factum_readmodels *m = NULL;
+    REQUIRE(factum_readmodels_open(s, NULL, &m) == 0);
+    char d[2048];
+    def_with(d, sizeof d, "");
+    REQUIRE(factum_readmodel_create(m, d, strlen(d), err, sizeof err) == 0);
+    CHECK_RC(factum_readmodel_wait(m, "bal", bad, 60000), FACTUM_EFAULTED);
+    factum_readmodel_status st;
+    REQUIRE(factum_readmodel_get_status(m, "bal", &st) == 0);
+    CHECK(st.state == FACTUM_READMODEL_FAULTED);
+    CHECK_EQ_U64(st.error_position, bad);
+    CHECK(has(st.error, "cannot upcast event 2@acct-1"));
+    CHECK(has(st.error, "upcaster MoneyDeposited v1->v2 (script): Error: negative"));
+    char *out = query(m, "SELECT cents, cur FROM b");
+    CHECK(has(out, "[[120,\"SEK\"]]"));
+    free(out);
+    factum_readmodels_close(m);
+    factum_store_close(s);
+    harness_rm_rf(dir);
+}
+
 int main(void)
 {
     RUN(t_policies);
     RUN(t_script);
+    RUN(t_script_upcaster);
     return harness_done();
 }
