@@ -109,12 +109,12 @@ async function main() {
         Tick: (s) => { const t = Date.now(); while (Date.now() - t < 4) {} s.n++; return s; },
       });`);
     const ticks = [];
-    for (let i = 0; i < 400; i++) ticks.push(lib.jsonEvent({ type: 'Tick', data: {} }));
+    for (let i = 0; i < 1000; i++) ticks.push(lib.jsonEvent({ type: 'Tick', data: {} })); // 4 s of replay
     const tr = await client.appendToStream('slowcat-1', ticks);
     const t0 = Date.now();
     await rejects(client.getProjectionState(`$asof/slow?position=${Number(tr.position.commit)}`, { deadline: 300 }),
       /deadline|Deadline|DEADLINE/, 'past the deadline');
-    assert.ok(Date.now() - t0 < 1500, 'the deadline was kept');
+    assert.ok(Date.now() - t0 < 3000, `the deadline was kept (${Date.now() - t0} ms; the whole replay takes 4 s)`);
     assert.deepEqual(await client.getProjectionState(`$asof/total?position=${evs[0][0]}`), { n: 1, sum: evs[0][2] });
     // Bounded: two replays run, eight wait, the others are refused at once.
     const burst = await Promise.all(Array.from({ length: 12 }, () =>
