@@ -4,7 +4,7 @@
 # against it, and stops it. Settings, written down: appendonly yes,
 # appendfsync always (an fsync before every reply: durable per append),
 # no RDB snapshots, one Lua script per append for the version check.
-# Usage: bench/run-redis.sh [--quick] [--only W1,W2,...]
+# Usage: bench/run-redis.sh [--quick] [--big] [--only W1,W2,...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh redis
@@ -17,5 +17,6 @@ redis-server --port "$port" --bind 127.0.0.1 --dir "$dir" --appendonly yes --app
 pid=$!
 trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null || true; rm -rf "$dir"' EXIT
 wait_ready redis-server "$pid" "$dir/log" redis-cli -p "$port" ping
+export FACTUM_BENCH_SERVER_PID=$pid # W12: the server's CPU time and memory
 echo "Redis $(redis-server --version | sed -n 's/.*v=\([0-9.]*\).*/\1/p'), appendonly yes, appendfsync always (durable), 127.0.0.1:$port"
 "$b"/bench/factum-bench-systems redis "127.0.0.1:$port" "$@"
