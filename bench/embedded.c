@@ -840,7 +840,7 @@ static int big; /* --big: W12 with 10,000 subscribers */
 
 static void w11(void)
 {
-    size_t streams = quick ? 1000 : 10000, loads = quick ? 10000 : 100000;
+    size_t streams = quick ? 500 : 10000, loads = quick ? 2000 : 100000;
     factum_store *s = open_store("w11", 1);
     /* The fill (not timed): 10 events per stream, one append each. */
     evbuf b[10];

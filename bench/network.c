@@ -902,7 +902,7 @@ static double rtt_us;   /* the loopback round trip of this run */
 static void w11(void)
 {
     factum_client *c = connect_or_die();
-    size_t streams = quick ? 1000 : 10000, loads = quick ? 10000 : 100000;
+    size_t streams = quick ? 500 : 10000, loads = quick ? 2000 : 100000;
     char name[48];
     factum_event_data ev[10];
     for (size_t a = 0; a < streams; a++) { /* the fill, not timed */
