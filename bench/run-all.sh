@@ -109,7 +109,8 @@ rows="$rows W11:calls_per_s W11:p50_us W11:p99_us W11:p50_rtt"
 # W12 (1,000 subscribers; --quick fewer) and W12_10K (--big), whichever ran.
 for w in W12 W12_10K; do
   if awk -F'\t' -v w="$w" '$2 == w { f = 1 } END { exit !f }' "$out/results.tsv"; then
-    rows="$rows $w:p50_us $w:p99_us $w:p999_us $w:delivered_pct $w:cpu_ms_per_sub $w:mem_kb_per_sub $w:client_cpu_s"
+    rows="$rows $w:p50_us $w:p99_us $w:p999_us $w:pace_pct $w:delivered_pct $w:cpu_ms_per_sub $w:cpu_us_per_delivery"
+    rows="$rows $w:mem_kb_per_sub $w:client_cpu_s"
   fi
 done
 {
@@ -118,7 +119,9 @@ done
   echo "NATS JetStream NOT durable per append (periodic fsync). Blank: the system has no such workload here."
   echo "W11: calls/s loading a whole 10-event stream in one call (p50_rtt: factumd's p50 in loopback round trips)."
   echo "W12: live subscribers on \$all (1,000; --quick 100; W12_10K: 10,000), a writer at 1,000/s; latency over all"
-  echo "deliveries; cpu_ms_per_sub, mem_kb_per_sub: the server's CPU time and memory growth per subscriber (factum"
+  echo "deliveries; pace_pct: the writer's rate as a share of 1,000/s (it stops at twice the planned time);"
+  echo "cpu_ms_per_sub, cpu_us_per_delivery, mem_kb_per_sub: the server's CPU time per subscriber and per delivery,"
+  echo "its memory growth per subscriber (factum"
   echo "embedded: the whole process); client_cpu_s: the measuring program's own CPU time (the subscriber side)."
   echo
   printf "| workload |"; for s in $systems; do printf " %s |" "$s"; done; echo
