@@ -6,7 +6,10 @@
  * machine's own fdatasync rate measured in the same run, so that every
  * figure can be read as a fraction of what the disk allows.
  *
- * Usage: factum-bench-embedded [--dir D] [--relaxed] [--quick] [--w9] [--w9-events N] [--only W1,W2,...]
+ * W11 (loading a 10-event aggregate) and W12 (fan-out to 1,000 subscribers;
+ * --big: 10,000) are BENCH.md's as well (bench/fanout.h).
+ *
+ * Usage: factum-bench-embedded [--dir D] [--relaxed] [--quick] [--big] [--w9] [--w9-events N] [--only W1,W2,...]
  * Prints a Markdown report on stdout. Durable mode unless --relaxed.
  */
 #ifndef _GNU_SOURCE
@@ -30,6 +33,7 @@
 
 #include "factum.h"
 #include "bench.h"
+#include "fanout.h"
 
 static const char *base_dir = "/tmp/factum-bench";
 static int relaxed, quick;
@@ -865,6 +869,164 @@ static void catch_up(void)
     factum_store_close(s);
 }
 
+/* ---- W11: loading an aggregate (a whole 10-event stream in one call) ---- */
+
+static int big; /* --big: W12 with 10,000 subscribers */
+
+static void w11(void)
+{
+    size_t streams = quick ? 500 : 10000, loads = quick ? 2000 : 100000;
+    factum_store *s = open_store("w11", 1);
+    /* The fill (not timed): 10 events per stream, one append each. */
+    evbuf b[10];
+    factum_event_data ev[10];
+    char name[32];
+    for (size_t a = 0; a < streams; a++) {
+        snprintf(name, sizeof name, "agg-%zu", a);
+        for (size_t k = 0; k < 10; k++) {
+            make_event(&b[k], a, a * 10 + k);
+            ev[k] = b[k].ev;
+        }
+        if (factum_append(s, name, FACTUM_NO_STREAM, ev, 10, NULL)) exit(1);
+    }
+    factum_event out[16];
+    uint64_t *lat = malloc(loads * sizeof *lat), bytes = 0;
+    uint64_t t0 = now_ns();
+    for (size_t i = 0; i < loads; i++) {
+        uint64_t a = rnd() % streams;
+        snprintf(name, sizeof name, "agg-%" PRIu64, a);
+        size_t n;
+        uint64_t t = now_ns();
+        int rc = factum_read_stream(s, name, 0, FACTUM_FORWARD, out, 16, &n, NULL);
+        lat[i] = now_ns() - t;
+        if (rc || n != 10) {
+            fprintf(stderr, "W11: %s, %zu events\n", factum_strerror(rc), rc ? 0 : n);
+            exit(1);
+        }
+        for (size_t k = 0; k < n; k++) bytes += out[k].data_len + out[k].metadata_len;
+    }
+    double secs = (double)(now_ns() - t0) / 1e9;
+    qsort(lat, loads, sizeof *lat, cmp_u64);
+    printf("| W11 | load an aggregate: %zu whole 10-event streams (factum_read_stream), random of %zu | %.0f calls/s | "
+           "p50 %.1f µs, p99 %.1f µs (%.0f MB/s) |\n",
+           loads, streams, loads / secs, pct(lat, loads, 50), pct(lat, loads, 99), bytes / secs / 1e6);
+    result("W11", "calls_per_s", loads / secs);
+    result("W11", "p50_us", pct(lat, loads, 50));
+    result("W11", "p99_us", pct(lat, loads, 99));
+    latencies("W11", lat, loads);
+    fflush(stdout);
+    free(lat);
+    factum_store_close(s);
+}
+
+/* ---- W12: fan-out to many live subscribers ------------------------------
+ * N library subscriptions on $all, polled by W12_POLLERS threads, each
+ * serving its share in turn (factum_sub_poll without waiting) and, when a
+ * round found nothing, waiting for the next commit (factum_wait_for_position
+ * with the head a commit listener last reported, read before the round). */
+#define W12_POLLERS 2
+#define W12_MARK 0xfc
+static struct {
+    factum_store *s;
+    factum_sub **subs;
+    size_t n_subs, n_events;
+    uint64_t *start;
+    hist lat;
+    _Atomic uint64_t delivered, head;
+    atomic_int stop;
+} w12e;
+
+static void w12_on_commit(void *ctx, uint64_t last_position)
+{
+    (void)ctx;
+    atomic_store(&w12e.head, last_position);
+}
+
+static void *w12_poller(void *p)
+{
+    size_t me = (size_t)(uintptr_t)p;
+    factum_sub_item it[64];
+    while (!atomic_load(&w12e.stop)) {
+        uint64_t head = atomic_load(&w12e.head), got = 0;
+        for (size_t j = me; j < w12e.n_subs; j += W12_POLLERS) {
+            for (;;) {
+                size_t n;
+                if (factum_sub_poll(w12e.subs[j], it, 64, &n, 0)) exit(1);
+                uint64_t t = now_ns();
+                for (size_t k = 0; k < n; k++) {
+                    if (it[k].kind != FACTUM_SUB_EVENT || it[k].event.id[8] != W12_MARK) continue;
+                    uint64_t i = 0;
+                    for (int b = 0; b < 8; b++) i = i << 8 | it[k].event.id[b];
+                    if (i >= w12e.n_events) continue;
+                    hist_add(&w12e.lat, t - w12e.start[i]);
+                    got++;
+                }
+                if (n < 64 && !factum_sub_pending(w12e.subs[j])) break;
+            }
+        }
+        if (got) atomic_fetch_add(&w12e.delivered, got);
+        else factum_wait_for_position(w12e.s, head, 50);
+    }
+    return NULL;
+}
+
+static void w12(void)
+{
+    w12_report r = {.how = "library subscriptions polled by " "2" " threads", .have_server = 0};
+    r.subs = w12_subs(quick, big);
+    r.events = w12_events(quick, big);
+    w12e.n_subs = r.subs;
+    w12e.n_events = r.events;
+    w12e.s = open_store("w12", 1);
+    w12e.start = calloc(r.events, sizeof *w12e.start);
+    w12e.subs = calloc(r.subs, sizeof *w12e.subs);
+    memset(&w12e.lat, 0, sizeof w12e.lat);
+    atomic_store(&w12e.delivered, 0);
+    atomic_store(&w12e.stop, 0);
+    if (factum_commit_listener_add(w12e.s, w12_on_commit, NULL)) exit(1);
+    evbuf b;
+    make_event(&b, 12, 0);
+    if (factum_append(w12e.s, "w12-first", FACTUM_ANY, &b.ev, 1, NULL)) exit(1); /* the listener knows the head */
+    int self = getpid();
+    proc_usage_get(self, &r.before);
+    factum_sub_options o;
+    factum_sub_options_init(&o);
+    o.from = FACTUM_SUB_END;
+    for (size_t j = 0; j < r.subs; j++)
+        if (factum_sub_open(w12e.s, &o, &w12e.subs[j])) exit(1);
+    pthread_t th[W12_POLLERS];
+    for (size_t t = 0; t < W12_POLLERS; t++) pthread_create(&th[t], NULL, w12_poller, (void *)(uintptr_t)t);
+    usleep(200000);
+    proc_usage_get(self, &r.connected);
+    double cpu0 = self_cpu_s();
+    uint64_t t_conn = now_ns();
+    struct timespec next;
+    clock_gettime(CLOCK_MONOTONIC, &next);
+    uint64_t t0 = now_ns();
+    for (size_t i = 0; i < r.events && !w12_late(t0, r.events); i++, r.appended++) {
+        pace_ms(&next);
+        make_event(&b, 12, i);
+        for (int k = 0; k < 8; k++) b.ev.id[k] = (uint8_t)(i >> (56 - 8 * k));
+        b.ev.id[8] = W12_MARK;
+        w12e.start[i] = now_ns();
+        if (factum_append(w12e.s, "w12", FACTUM_ANY, &b.ev, 1, NULL)) exit(1);
+    }
+    r.secs = (double)(now_ns() - t0) / 1e9;
+    w12_drain(&w12e.delivered, (uint64_t)r.subs * r.appended);
+    proc_usage_get(self, &r.after);
+    r.self_cpu_s = self_cpu_s() - cpu0;
+    r.wall_s = (double)(now_ns() - t_conn) / 1e9;
+    atomic_store(&w12e.stop, 1);
+    for (size_t t = 0; t < W12_POLLERS; t++) pthread_join(th[t], NULL);
+    r.delivered = atomic_load(&w12e.delivered);
+    w12_print(w12_name(r.subs), "factum", &w12e.lat, &r);
+    for (size_t j = 0; j < r.subs; j++) factum_sub_close(w12e.subs[j]);
+    factum_commit_listener_remove(w12e.s, w12_on_commit, NULL);
+    factum_store_close(w12e.s);
+    free(w12e.subs);
+    free(w12e.start);
+}
+
 int main(int argc, char **argv)
 {
     size_t w9_events = 10000000;
@@ -876,6 +1038,8 @@ int main(int argc, char **argv)
             relaxed = 1;
         else if (!strcmp(argv[i], "--quick"))
             quick = 1;
+        else if (!strcmp(argv[i], "--big"))
+            big = 1;
         else if (!strcmp(argv[i], "--w9"))
             do_w9 = 1;
         else if (!strcmp(argv[i], "--w9-events") && i + 1 < argc)
@@ -884,7 +1048,7 @@ int main(int argc, char **argv)
             snprintf(only, sizeof only, "%s", argv[++i]);
         else {
             fprintf(stderr,
-                    "usage: %s [--dir D] [--relaxed] [--quick] [--w9] [--w9-events N] [--only W1,W2,...]\n",
+                    "usage: %s [--dir D] [--relaxed] [--quick] [--big] [--w9] [--w9-events N] [--only W1,W2,...]\n",
                     argv[0]);
             return 2;
         }
@@ -924,6 +1088,8 @@ int main(int argc, char **argv)
     if (wanted("W6")) w6();
     if (wanted("CU")) catch_up();
     if (wanted("W7")) w7();
+    if (wanted("W11")) w11();
+    if (wanted("W12")) w12();
     if (do_w9 || wanted("W9")) {
         if (do_w9 || only[0]) w9(quick ? 1000000 : w9_events);
     }

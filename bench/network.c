@@ -9,8 +9,12 @@
  * its first answer: TCP, the TLS handshake, HTTP/2's SETTINGS, one call)
  * and CALLS (small calls per second on one connection and on 8, each
  * carrying the connection string's credentials: a cached user's cost).
+ * W11 (loading a 10-event aggregate: one Read call, its p50 also in
+ * loopback round trips of the same run) and W12 (1,000 live subscribers,
+ * --big 10,000, each its own connection: bench/fanout.h; factumd's CPU time
+ * and memory from /proc when $FACTUM_BENCH_SERVER_PID names it).
  *
- * Usage: factum-bench-network URL [--quick] [--only W1,...] [--w4-page N] [--system NAME]
+ * Usage: factum-bench-network URL [--quick] [--big] [--only W1,...] [--w4-page N] [--system NAME]
  *   --w4-page N: W4 reads pages of N events (default 1,000, as BENCH.md), to
  *   show the fixed cost of a read call.
  *   --system NAME: the name in the "@" result lines (default factumd), e.g.
@@ -35,6 +39,7 @@
 #include "factum.h"
 #include "bench.h"
 #include "factum_client.h"
+#include "fanout.h"
 
 static const char *url;
 static int quick;
@@ -905,16 +910,192 @@ static void w8(void)
     free(w8s.lat);
 }
 
+/* ---- W11: loading an aggregate (a whole 10-event stream, one Read call) --- */
+
+static int big;         /* --big: W12 with 10,000 subscribers */
+static double rtt_us;   /* the loopback round trip of this run */
+
+static void w11(void)
+{
+    factum_client *c = connect_or_die();
+    size_t streams = quick ? 500 : 10000, loads = quick ? 2000 : 100000;
+    char name[48];
+    factum_event_data ev[10];
+    for (size_t a = 0; a < streams; a++) { /* the fill, not timed */
+        snprintf(name, sizeof name, "agg-%s-%zu", tag, a);
+        for (size_t k = 0; k < 10; k++) ev[k] = event(a * 10 + k);
+        int rc = factum_client_append(c, name, FACTUM_NO_STREAM, ev, 10, NULL);
+        if (rc) {
+            fprintf(stderr, "W11 fill: %s\n", factum_strerror(rc));
+            exit(1);
+        }
+    }
+    uint64_t *lat = malloc(loads * sizeof *lat), seed = now_ns() | 1, bytes = 0;
+    uint64_t t0 = now_ns();
+    for (size_t i = 0; i < loads; i++) {
+        seed ^= seed << 13, seed ^= seed >> 7, seed ^= seed << 17;
+        snprintf(name, sizeof name, "agg-%s-%" PRIu64, tag, seed % streams);
+        factum_client_batch *b;
+        uint64_t t = now_ns();
+        int rc = factum_client_read_stream(c, name, 0, FACTUM_FORWARD, 1000, &b);
+        lat[i] = now_ns() - t;
+        if (rc || factum_client_batch_count(b) != 10) {
+            fprintf(stderr, "W11: %s (%s)\n", factum_strerror(rc), rc ? factum_client_last_error(c) : "not 10 events");
+            exit(1);
+        }
+        for (size_t k = 0; k < 10; k++) {
+            const factum_event *e = factum_client_batch_event(b, k);
+            bytes += e->data_len + e->metadata_len;
+        }
+        factum_client_batch_free(b);
+    }
+    double secs = (double)(now_ns() - t0) / 1e9;
+    qsort(lat, loads, sizeof *lat, cmp_u64);
+    double p50 = pct(lat, loads, 50);
+    printf("| W11 | network | load an aggregate: %zu whole 10-event streams (one Read call each), random of %zu | "
+           "%.0f calls/s | p50 %.0f µs (%.1f loopback round trips of %.1f µs), p99 %.0f µs |\n",
+           loads, streams, loads / secs, p50, rtt_us > 0 ? p50 / rtt_us : 0, rtt_us, pct(lat, loads, 99));
+    result("W11", "calls_per_s", loads / secs);
+    result("W11", "p50_us", p50);
+    result("W11", "p99_us", pct(lat, loads, 99));
+    if (rtt_us > 0) result("W11", "p50_rtt", p50 / rtt_us);
+    latencies("W11", lat, loads);
+    fflush(stdout);
+    free(lat);
+    factum_client_close(c);
+}
+
+/* ---- W12: fan-out to many live subscribers ----------------------------------
+ * The C client runs one subscription per connection and blocks the thread
+ * that runs it (factum_client_subscribe), so N subscribers are N
+ * connections, each on a thread of its own with a small stack: that is
+ * the measuring side's cost, reported beside the server's. */
+#define W12_MARK 0xfc
+static struct {
+    size_t n_events;
+    uint64_t *start;
+    hist lat;
+    _Atomic uint64_t delivered;
+    _Atomic size_t live;
+    atomic_int stop;
+} w12n;
+
+static int w12_on(void *ctx, const factum_sub_item *it)
+{
+    (void)ctx;
+    if (it->kind == FACTUM_SUB_CAUGHT_UP) {
+        atomic_fetch_add(&w12n.live, 1);
+        return 0;
+    }
+    if (it->kind == FACTUM_SUB_IDLE) return atomic_load(&w12n.stop);
+    if (it->kind != FACTUM_SUB_EVENT || it->event.id[8] != W12_MARK) return 0;
+    uint64_t t = now_ns(), i = 0;
+    for (int k = 0; k < 8; k++) i = i << 8 | it->event.id[k];
+    if (i < w12n.n_events) {
+        hist_add(&w12n.lat, t - w12n.start[i]);
+        atomic_fetch_add_explicit(&w12n.delivered, 1, memory_order_relaxed);
+    }
+    return atomic_load(&w12n.stop);
+}
+
+static void *w12_sub(void *p)
+{
+    factum_client *c = p;
+    factum_client_sub_options o;
+    factum_client_sub_options_init(&o);
+    o.from = FACTUM_SUB_END;
+    o.idle_ms = 200; /* to notice the end of the run */
+    int rc = factum_client_subscribe(c, &o, w12_on, NULL);
+    if (rc) {
+        fprintf(stderr, "W12 subscription: %s: %s\n", factum_strerror(rc), factum_client_last_error(c));
+        exit(1);
+    }
+    return NULL;
+}
+
+static void w12(void)
+{
+    w12_report r = {.how = "a connection and a client thread each"};
+    r.subs = w12_subs(quick, big);
+    r.events = w12_events(quick, big);
+    w12n.n_events = r.events;
+    w12n.start = calloc(r.events, sizeof *w12n.start);
+    memset(&w12n.lat, 0, sizeof w12n.lat);
+    atomic_store(&w12n.delivered, 0);
+    atomic_store(&w12n.live, 0);
+    atomic_store(&w12n.stop, 0);
+    int pid = server_pid();
+    r.have_server = pid > 0 && proc_usage_get(pid, &r.before) == 0;
+    if (!r.have_server) proc_usage_get(getpid(), &r.before);
+    factum_client **cs = calloc(r.subs, sizeof *cs);
+    pthread_t *th = calloc(r.subs, sizeof *th);
+    pthread_attr_t at;
+    pthread_attr_init(&at);
+    pthread_attr_setstacksize(&at, 128 << 10);
+    for (size_t j = 0; j < r.subs; j++) {
+        cs[j] = connect_or_die();
+        if (pthread_create(&th[j], &at, w12_sub, cs[j])) {
+            fprintf(stderr, "W12: cannot start subscriber thread %zu\n", j);
+            exit(1);
+        }
+    }
+    pthread_attr_destroy(&at);
+    for (int i = 0; i < 6000 && atomic_load(&w12n.live) < r.subs; i++) usleep(10000);
+    if (atomic_load(&w12n.live) < r.subs) {
+        fprintf(stderr, "W12: only %zu of %zu subscriptions live after 60 s\n", atomic_load(&w12n.live), r.subs);
+        exit(1);
+    }
+    usleep(200000);
+    proc_usage_get(r.have_server ? pid : getpid(), &r.connected);
+    double cpu0 = self_cpu_s();
+    uint64_t t_conn = now_ns();
+    factum_client *c = connect_or_die();
+    char name[48];
+    snprintf(name, sizeof name, "w12-%s", tag);
+    struct timespec next;
+    clock_gettime(CLOCK_MONOTONIC, &next);
+    uint64_t t0 = now_ns();
+    for (size_t i = 0; i < r.events && !w12_late(t0, r.events); i++, r.appended++) {
+        pace_ms(&next);
+        factum_event_data e = event(i);
+        for (int k = 0; k < 8; k++) e.id[k] = (uint8_t)(i >> (56 - 8 * k));
+        e.id[8] = W12_MARK;
+        w12n.start[i] = now_ns();
+        int rc = factum_client_append(c, name, FACTUM_ANY, &e, 1, NULL);
+        if (rc) {
+            fprintf(stderr, "W12 append: %s\n", factum_strerror(rc));
+            exit(1);
+        }
+    }
+    r.secs = (double)(now_ns() - t0) / 1e9;
+    factum_client_close(c);
+    w12_drain(&w12n.delivered, (uint64_t)r.subs * r.appended);
+    proc_usage_get(r.have_server ? pid : getpid(), &r.after);
+    r.self_cpu_s = self_cpu_s() - cpu0;
+    r.wall_s = (double)(now_ns() - t_conn) / 1e9;
+    r.delivered = atomic_load(&w12n.delivered);
+    atomic_store(&w12n.stop, 1);
+    for (size_t j = 0; j < r.subs; j++) {
+        pthread_join(th[j], NULL);
+        factum_client_close(cs[j]);
+    }
+    w12_print(w12_name(r.subs), "network", &w12n.lat, &r);
+    free(th);
+    free(cs);
+    free(w12n.start);
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        fprintf(stderr, "usage: %s URL [--quick] [--only W1,W2,...] [--w4-page N] [--system NAME]\n", argv[0]);
+        fprintf(stderr, "usage: %s URL [--quick] [--big] [--only W1,W2,...] [--w4-page N] [--system NAME]\n", argv[0]);
         return 2;
     }
     url = argv[1];
     bench_system = "factumd";
     for (int i = 2; i < argc; i++) {
         if (!strcmp(argv[i], "--quick")) quick = 1;
+        else if (!strcmp(argv[i], "--big")) big = 1;
         else if (!strcmp(argv[i], "--only") && i + 1 < argc) snprintf(only, sizeof only, "%s", argv[++i]);
         else if (!strcmp(argv[i], "--system") && i + 1 < argc) bench_system = argv[++i];
         else if (!strcmp(argv[i], "--w4-page") && i + 1 < argc) {
@@ -929,7 +1110,8 @@ int main(int argc, char **argv)
     factum_uuid_v4(u);
     snprintf(tag, sizeof tag, "%02x%02x%02x%02x", u[0], u[1], u[2], u[3]);
     make_pool();
-    printf("| wire | loopback TCP round trip, 64 bytes | %.1f µs | |\n", loopback_rtt_us());
+    rtt_us = loopback_rtt_us();
+    printf("| wire | loopback TCP round trip, 64 bytes | %.1f µs | |\n", rtt_us);
     if (wanted("W1")) w1();
     if (wanted("W2")) w2();
     if (wanted("W3")) {
@@ -942,6 +1124,11 @@ int main(int argc, char **argv)
     if (wanted("CU")) catch_up();
     if (wanted("W8")) w8();
     if (wanted("W7")) w7();
+    if (wanted("W11")) w11();
+    if (wanted("W12")) {
+        raise_nofile();
+        w12();
+    }
     /* Only when named: they measure the cost of security (run-network.sh --secure). */
     if (only[0] && wanted("SETUP")) setup();
     if (only[0] && wanted("CALLS")) calls();

@@ -6,7 +6,7 @@
 # sync_interval — JetStream fsyncs its files periodically (every 2 minutes by
 # default), NOT before each acknowledgement: its figures are not durable per
 # append, unlike the others'.
-# Usage: bench/run-nats.sh [--quick] [--only W1,W2,...]
+# Usage: bench/run-nats.sh [--quick] [--big] [--only W1,W2,...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh nats
@@ -18,5 +18,6 @@ nats-server -js -sd "$dir" -a 127.0.0.1 -p "$port" >"$dir/log" 2>&1 &
 pid=$!
 trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null || true; rm -rf "$dir"' EXIT
 wait_ready nats-server "$pid" "$dir/log" grep -q "Server is ready" "$dir/log"
+export FACTUM_BENCH_SERVER_PID=$pid # W12: the server's CPU time and memory
 echo "NATS $(nats-server --version | sed 's/.*v//') JetStream, file storage, periodic fsync (NOT durable per append), 127.0.0.1:$port"
 "$b"/bench/factum-bench-systems nats "127.0.0.1:$port" "$@"

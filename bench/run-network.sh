@@ -14,15 +14,20 @@
 # its first answer: TCP + TLS 1.3 handshake + HTTP/2 + one call) and CALLS
 # (one-event reads per second, credentials on each: a cached user's cost).
 #
-# Usage: bench/run-network.sh [--quick] [--relaxed] [--secure] [--only W1,W2,...]
+# W11 (loading a 10-event aggregate, one Read call; its p50 also in loopback
+# round trips) and W12 (1,000 live subscribers, --big 10,000: delivery
+# latency, factumd's CPU time and memory per subscriber) run too.
+#
+# Usage: bench/run-network.sh [--quick] [--big] [--relaxed] [--secure] [--only W1,W2,...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-relaxed=(); args=(); secure=0; only=""
+relaxed=(); args=(); secure=0; only=""; maxconn=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --relaxed) relaxed=(--relaxed-durability) ;;
     --secure) secure=1 ;;
     --only) only=$2; shift ;;
+    --big) args+=("$1"); maxconn=(--max-connections 12000) ;; # W12 with 10,000 subscribers
     *) args+=("$1") ;;
   esac
   shift
@@ -41,8 +46,10 @@ stop_all() {
 trap 'stop_all; rm -rf "$dir"' EXIT
 
 if [ $secure = 0 ]; then
-  factumd_start "$dir/log" "$b"/factumd --insecure --db "$dir/db" --node-ip 127.0.0.1 --node-port 0 "${relaxed[@]}"
+  factumd_start "$dir/log" "$b"/factumd --insecure --db "$dir/db" --node-ip 127.0.0.1 --node-port 0 "${relaxed[@]}" \
+    "${maxconn[@]}"
   pids+=("$factumd_pid")
+  export FACTUM_BENCH_SERVER_PID=$factumd_pid # W12: the server's CPU time and memory
   port=$factumd_port
   echo "factumd ${relaxed[*]:-durable} on 127.0.0.1:$port, $(nproc) CPUs"
   "$b"/bench/factum-bench-network "kurrentdb://127.0.0.1:$port?tls=false" ${only:+--only "$only"} "${args[@]}"

@@ -22,10 +22,15 @@
  * streams, re-reading on conflict; verified: versions 0..n-1 each once, each
  * the acknowledged event), W8 (a consumer group of 10 at 10,000 ev/s: each
  * system's own group, or for PostgreSQL and SQLite a trigger-filled queue
- * table). Each result is a Markdown row and an "@" line
+ * table), W11 (loading an aggregate: a whole 10-event stream in one call, the
+ * system's natural one: a prepared SELECT by stream for PostgreSQL and SQLite,
+ * XRANGE for Redis, a consumer on the subject for NATS), W12 (1,000 live
+ * subscribers on $all, --big 10,000, a writer at 1,000/s: PostgreSQL
+ * LISTEN/NOTIFY and Redis XREAD BLOCK on a connection each, NATS a JetStream
+ * consumer each; SQLite has none: omitted). Each result is a Markdown row and an "@" line
  * (system, workload, metric, value) that bench/run-all.sh collects.
  *
- * Usage: factum-bench-systems SYSTEM TARGET [--quick] [--only W1,...]
+ * Usage: factum-bench-systems SYSTEM TARGET [--quick] [--big] [--only W1,...]
  *   TARGET: sqlite: a directory for the database; redis, nats: host:port;
  *   postgres: a libpq connection string.
  */
@@ -40,10 +45,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/epoll.h>
 #include <unistd.h>
 
 #include "factum.h"
 #include "bench.h"
+#include "fanout.h"
 
 #ifdef HAVE_SQLITE
 #include <sqlite3.h>
@@ -60,7 +67,33 @@
 #endif
 
 static const char *target;
-static int quick;
+static int quick, big;
+
+/* ---- W12's deliveries, from every system's subscriber side ---------------- */
+
+#define W12_THREADS 2 /* threads that serve the subscribers' connections */
+static struct {
+    size_t n_events;
+    char (*ids)[37];
+    uint64_t *start;
+    hist lat;
+    _Atomic uint64_t delivered;
+} w12s;
+
+/* Events are found by id: their index is in the id's last 12 hex digits. */
+static size_t id_index(const char *id)
+{
+    return (size_t)strtoull(id + 24, NULL, 16);
+}
+
+/* A subscriber received the event with this id at time t. */
+static void w12_got(const char *id, uint64_t t)
+{
+    size_t i = strlen(id) == 36 ? id_index(id) : SIZE_MAX;
+    if (i >= w12s.n_events || memcmp(w12s.ids[i], id, 36)) return;
+    hist_add(&w12s.lat, t - w12s.start[i]);
+    atomic_fetch_add_explicit(&w12s.delivered, 1, memory_order_relaxed);
+}
 
 
 
@@ -134,6 +167,16 @@ typedef struct backend {
     int (*member_next)(void *m, int timeout_ms, char id[37]);
     void (*member_ack)(void *m);
     void (*member_close)(void *m);
+    /* W11: read the whole stream in one call; returns its event count,
+     * *bytes += data + metadata. load_how says how, for the row. */
+    size_t (*load)(void *c, const char *stream, uint64_t *bytes);
+    const char *load_how;
+    /* W12 (optional: NULL when the system has no live delivery): n
+     * subscribers positioned at the end of $all, each delivery reported to
+     * w12_got from the system's own threads, until fan_close. */
+    void *(*fan_open)(size_t n);
+    void (*fan_close)(void *f);
+    const char *fan_how;
 } backend;
 
 static const backend *B;
@@ -192,6 +235,8 @@ static void *pg_connect(void)
     PQclear(pg_ok(p->c, PQprepare(p->c, "rda", "SELECT position, data::text, metadata::text FROM event_store WHERE position > $1 "
                                            "ORDER BY position LIMIT $2", 2, NULL), "prepare"));
     PQclear(pg_ok(p->c, PQprepare(p->c, "ids", "SELECT event_id::text, version FROM event_store WHERE stream_id = $1 ORDER BY version", 1, NULL), "prepare"));
+    PQclear(pg_ok(p->c, PQprepare(p->c, "load", "SELECT version, event_type, data::text, metadata::text FROM event_store "
+                                            "WHERE stream_id = $1 ORDER BY version", 1, NULL), "prepare"));
     return p;
 }
 
@@ -434,10 +479,100 @@ static void pg_member_close(void *p)
     free(m);
 }
 
+
+/* W11: the aggregate's events by the primary key, a prepared statement. */
+static size_t pg_load(void *c, const char *stream, uint64_t *bytes)
+{
+    pg *p = c;
+    const char *v[1] = {stream};
+    PGresult *r = pg_ok(p->c, PQexecPrepared(p->c, "load", 1, v, NULL, NULL, 0), "load");
+    int n = PQntuples(r);
+    for (int i = 0; i < n; i++) *bytes += (uint64_t)PQgetlength(r, i, 2) + (uint64_t)PQgetlength(r, i, 3);
+    PQclear(r);
+    return (size_t)n;
+}
+
+/* W12: a connection per subscriber, each LISTENing (W6's trigger notifies
+ * every insert with its event id); W12_THREADS threads each wait on an
+ * epoll set of their share of the connections. */
+typedef struct pg_fan {
+    PGconn **c;
+    size_t n;
+    int ep[W12_THREADS];
+    pthread_t th[W12_THREADS];
+    atomic_int stop;
+} pg_fan;
+
+typedef struct pg_fan_arg {
+    pg_fan *f;
+    int t;
+} pg_fan_arg;
+
+static void *pg_fan_loop(void *p)
+{
+    pg_fan_arg *a = p;
+    struct epoll_event ev[64];
+    while (!atomic_load(&a->f->stop)) {
+        int k = epoll_wait(a->f->ep[a->t], ev, 64, 100);
+        for (int i = 0; i < k; i++) {
+            PGconn *c = ev[i].data.ptr;
+            PQconsumeInput(c);
+            uint64_t t = now_ns();
+            for (PGnotify *nt; (nt = PQnotifies(c)); PQfreemem(nt)) w12_got(nt->extra, t);
+        }
+    }
+    free(a);
+    return NULL;
+}
+
+static void *pg_fan_open(size_t n)
+{
+    pg_fan *f = calloc(1, sizeof *f);
+    f->n = n;
+    f->c = calloc(n, sizeof *f->c);
+    PGconn *admin = pg_conn();
+    PQclear(pg_ok(admin, PQexec(admin, "CREATE OR REPLACE TRIGGER event_notify AFTER INSERT ON event_store FOR EACH ROW "
+                                       "EXECUTE FUNCTION event_notify()"),
+                  "trigger"));
+    PQfinish(admin);
+    for (int t = 0; t < W12_THREADS; t++) f->ep[t] = epoll_create1(EPOLL_CLOEXEC);
+    for (size_t j = 0; j < n; j++) {
+        f->c[j] = pg_conn();
+        PQclear(pg_ok(f->c[j], PQexec(f->c[j], "LISTEN events"), "listen"));
+        if (PQsetnonblocking(f->c[j], 1)) die("postgres", "nonblocking");
+        struct epoll_event e = {.events = EPOLLIN, .data.ptr = f->c[j]};
+        if (epoll_ctl(f->ep[j % W12_THREADS], EPOLL_CTL_ADD, PQsocket(f->c[j]), &e)) die("epoll", "add");
+    }
+    for (int t = 0; t < W12_THREADS; t++) {
+        pg_fan_arg *a = malloc(sizeof *a);
+        *a = (pg_fan_arg){f, t};
+        pthread_create(&f->th[t], NULL, pg_fan_loop, a);
+    }
+    return f;
+}
+
+static void pg_fan_close(void *p)
+{
+    pg_fan *f = p;
+    atomic_store(&f->stop, 1);
+    for (int t = 0; t < W12_THREADS; t++) {
+        pthread_join(f->th[t], NULL);
+        close(f->ep[t]);
+    }
+    for (size_t j = 0; j < f->n; j++) PQfinish(f->c[j]);
+    PGconn *admin = pg_conn();
+    PQclear(pg_ok(admin, PQexec(admin, "DROP TRIGGER IF EXISTS event_notify ON event_store"), "drop trigger"));
+    PQfinish(admin);
+    free(f->c);
+    free(f);
+}
+
+
 static const backend pg_backend = {"PostgreSQL",   pg_setup,        pg_connect,     pg_disconnect,  pg_append,
                                    pg_version,     pg_read,         pg_ids,         pg_sub_open,    pg_sub_next,
                                    pg_sub_close,   pg_group_create, pg_member_open, pg_member_next, pg_member_ack,
-                                   pg_member_close};
+                                   pg_member_close, pg_load, "a prepared SELECT ... WHERE stream_id = $1 ORDER BY version",
+                                   pg_fan_open, pg_fan_close, "a connection each, LISTEN/NOTIFY, served by 2 epoll threads"};
 #endif
 
 /* ======================= SQLite ============================================ */
@@ -445,7 +580,7 @@ static const backend pg_backend = {"PostgreSQL",   pg_setup,        pg_connect, 
 
 typedef struct sq {
     sqlite3 *db;
-    sqlite3_stmt *ver, *ins, *rd_stream, *rd_all, *ids, *after;
+    sqlite3_stmt *ver, *ins, *rd_stream, *rd_all, *ids, *after, *load;
 } sq;
 
 static char sq_path[1024];
@@ -511,6 +646,8 @@ static void *sq_connect(void)
             "SELECT position, data, metadata FROM event_store WHERE position > ?1 ORDER BY position LIMIT ?2");
     sq_prep(s->db, &s->ids, "SELECT event_id, version FROM event_store WHERE stream_id = ?1 ORDER BY version");
     sq_prep(s->db, &s->after, "SELECT position, event_id FROM event_store WHERE position > ?1 ORDER BY position LIMIT 1");
+    sq_prep(s->db, &s->load,
+            "SELECT version, event_type, data, metadata FROM event_store WHERE stream_id = ?1 ORDER BY version");
     return s;
 }
 
@@ -523,6 +660,7 @@ static void sq_disconnect(void *c)
     sqlite3_finalize(s->rd_all);
     sqlite3_finalize(s->ids);
     sqlite3_finalize(s->after);
+    sqlite3_finalize(s->load);
     sqlite3_close(s->db);
     free(s);
 }
@@ -741,10 +879,26 @@ static void sq_member_close(void *p)
     free(m);
 }
 
+
+/* W11: the aggregate's events by the (stream_id, version) key. */
+static size_t sq_load(void *c, const char *stream, uint64_t *bytes)
+{
+    sq *s = c;
+    sqlite3_bind_text(s->load, 1, stream, -1, SQLITE_STATIC);
+    size_t n = 0;
+    while (sqlite3_step(s->load) == SQLITE_ROW) {
+        *bytes += (uint64_t)sqlite3_column_bytes(s->load, 2) + (uint64_t)sqlite3_column_bytes(s->load, 3);
+        n++;
+    }
+    sqlite3_reset(s->load);
+    return n;
+}
+
 static const backend sqlite_backend = {"SQLite",        sq_setup,        sq_connect,     sq_disconnect,  sq_append,
                                        sq_version,      sq_read,         sq_ids,         sq_sub_open,    sq_sub_next,
                                        sq_sub_close,    sq_group_create, sq_member_open, sq_member_next, sq_member_ack,
-                                       sq_member_close};
+                                       sq_member_close, sq_load, "a prepared SELECT ... WHERE stream_id = ?1 ORDER BY version",
+                                       NULL, NULL, NULL};
 #endif
 
 /* ======================= Redis Streams ====================================== */
@@ -1008,10 +1162,126 @@ static void rd_member_close(void *p)
     free(m);
 }
 
+
+/* W11: the aggregate's stream, whole (XRANGE s:<stream> - +). */
+static size_t rd_load(void *c, const char *stream, uint64_t *bytes)
+{
+    redisReply *x = rd_cmd(c, "XRANGE s:%s - +", stream);
+    size_t n = x->elements;
+    for (size_t i = 0; i < n; i++) {
+        const redisReply *f = x->element[i]->element[1];
+        const redisReply *d = rd_field(f, "data"), *m = rd_field(f, "meta");
+        *bytes += (d ? d->len : 0) + (m ? m->len : 0);
+    }
+    freeReplyObject(x);
+    return n;
+}
+
+/* W12: a connection per subscriber, each blocked in XREAD BLOCK 0 on the
+ * global stream after the last entry it saw (the first: the stream's last
+ * entry before the subscribers connect, so that none can miss an entry);
+ * W12_THREADS threads each wait on an epoll set of their share, parse
+ * what arrived with hiredis's reader and send the next XREAD. */
+typedef struct rd_fsub {
+    redisContext *r;
+    char last[64];
+} rd_fsub;
+
+typedef struct rd_fan {
+    rd_fsub *s;
+    size_t n;
+    int ep[W12_THREADS];
+    pthread_t th[W12_THREADS];
+    atomic_int stop;
+} rd_fan;
+
+typedef struct rd_fan_arg {
+    rd_fan *f;
+    int t;
+} rd_fan_arg;
+
+static void rd_fan_xread(rd_fsub *s)
+{
+    if (redisAppendCommand(s->r, "XREAD BLOCK 0 STREAMS all %s", s->last) != REDIS_OK) die("redis", s->r->errstr);
+    for (int done = 0; !done;)
+        if (redisBufferWrite(s->r, &done) != REDIS_OK) die("redis write", s->r->errstr);
+}
+
+static void *rd_fan_loop(void *p)
+{
+    rd_fan_arg *a = p;
+    struct epoll_event ev[64];
+    while (!atomic_load(&a->f->stop)) {
+        int k = epoll_wait(a->f->ep[a->t], ev, 64, 100);
+        for (int i = 0; i < k; i++) {
+            rd_fsub *s = ev[i].data.ptr;
+            if (redisBufferRead(s->r) != REDIS_OK) die("redis read", s->r->errstr);
+            uint64_t t = now_ns();
+            void *reply;
+            while (redisReaderGetReply(s->r->reader, &reply) == REDIS_OK && reply) {
+                redisReply *x = reply;
+                if (x->type == REDIS_REPLY_ARRAY && x->elements) {
+                    const redisReply *entries = x->element[0]->element[1];
+                    for (size_t e = 0; e < entries->elements; e++) {
+                        const redisReply *ent = entries->element[e], *id = rd_field(ent->element[1], "id");
+                        if (id) w12_got(id->str, t);
+                        if (e == entries->elements - 1) snprintf(s->last, sizeof s->last, "%s", ent->element[0]->str);
+                    }
+                }
+                freeReplyObject(x);
+                rd_fan_xread(s);
+            }
+        }
+    }
+    free(a);
+    return NULL;
+}
+
+static void *rd_fan_open(size_t n)
+{
+    rd_fan *f = calloc(1, sizeof *f);
+    f->n = n;
+    f->s = calloc(n, sizeof *f->s);
+    redisContext *r = rd_conn();
+    redisReply *x = rd_cmd(r, "XREVRANGE all + - COUNT 1");
+    char last[64] = "0-0";
+    if (x->elements) snprintf(last, sizeof last, "%s", x->element[0]->element[0]->str);
+    freeReplyObject(x);
+    redisFree(r);
+    for (int t = 0; t < W12_THREADS; t++) f->ep[t] = epoll_create1(EPOLL_CLOEXEC);
+    for (size_t j = 0; j < n; j++) {
+        f->s[j].r = rd_conn();
+        snprintf(f->s[j].last, sizeof f->s[j].last, "%s", last);
+        rd_fan_xread(&f->s[j]);
+        struct epoll_event e = {.events = EPOLLIN, .data.ptr = &f->s[j]};
+        if (epoll_ctl(f->ep[j % W12_THREADS], EPOLL_CTL_ADD, f->s[j].r->fd, &e)) die("epoll", "add");
+    }
+    for (int t = 0; t < W12_THREADS; t++) {
+        rd_fan_arg *a = malloc(sizeof *a);
+        *a = (rd_fan_arg){f, t};
+        pthread_create(&f->th[t], NULL, rd_fan_loop, a);
+    }
+    return f;
+}
+
+static void rd_fan_close(void *p)
+{
+    rd_fan *f = p;
+    atomic_store(&f->stop, 1);
+    for (int t = 0; t < W12_THREADS; t++) {
+        pthread_join(f->th[t], NULL);
+        close(f->ep[t]);
+    }
+    for (size_t j = 0; j < f->n; j++) redisFree(f->s[j].r);
+    free(f->s);
+    free(f);
+}
+
 static const backend redis_backend = {"Redis",        rd_setup,        rd_connect,     rd_disconnect,  rd_append,
                                       rd_version,     rd_read,         rd_ids,         rd_sub_open,    rd_sub_next,
                                       rd_sub_close,   rd_group_create, rd_member_open, rd_member_next, rd_member_ack,
-                                      rd_member_close};
+                                      rd_member_close, rd_load, "XRANGE s:<stream> - +",
+                                      rd_fan_open, rd_fan_close, "a connection each, XREAD BLOCK, served by 2 epoll threads"};
 #endif
 
 
@@ -1068,6 +1338,7 @@ static void nt_setup(void)
     sc.Subjects = subjects;
     sc.SubjectsLen = 1;
     sc.Storage = js_FileStorage;
+    sc.AllowDirect = true; /* W11: direct gets */
     jsStreamInfo *si = NULL;
     jsErrCode jerr = 0;
     nchk(js_AddStream(&si, n->js, &sc, NULL, &jerr), "nats add stream");
@@ -1389,10 +1660,111 @@ static void nt_member_close(void *p)
     free(m);
 }
 
+
+/* W11: JetStream keeps a subject's messages in the stream. The cheapest
+ * way to read them here is the direct get (the stream allows it:
+ * allow_direct), following the subject from sequence to sequence
+ * (next_by_subj): one request per message and one that finds no more, 11
+ * for a 10-event stream. NATS 2.9 has no batched direct get; an ephemeral
+ * pull consumer on the subject (create, one fetch, delete: three requests,
+ * but consumer state on the server) measured ~10% slower on this machine. */
+static size_t nt_load(void *c, const char *stream, uint64_t *bytes)
+{
+    nt *n = c;
+    char subj[80];
+    snprintf(subj, sizeof subj, "ev.%s", stream);
+    size_t k = 0;
+    uint64_t seq = 1;
+    for (;;) {
+        jsDirectGetMsgOptions o;
+        jsDirectGetMsgOptions_Init(&o);
+        o.Sequence = seq;
+        o.NextBySubject = subj;
+        natsMsg *m = NULL;
+        natsStatus st = js_DirectGetMsg(&m, n->js, "EVENTS", NULL, &o);
+        if (st == NATS_NOT_FOUND) break;
+        nchk(st, "nats direct get");
+        const char *meta = NULL, *seqh = NULL;
+        natsMsgHeader_Get(m, "m", &meta);
+        natsMsgHeader_Get(m, "Nats-Sequence", &seqh);
+        *bytes += (uint64_t)natsMsg_GetDataLength(m) + (meta ? strlen(meta) : 0);
+        seq = (seqh ? strtoull(seqh, NULL, 10) : seq) + 1;
+        natsMsg_Destroy(m);
+        k++;
+    }
+    return k;
+}
+
+/* W12: a JetStream consumer per subscriber (ephemeral push consumers of
+ * new messages on ev.>, no acks), spread over W12_NATS_CONNS connections
+ * (NATS's usual way: many subscriptions on a connection); libnats calls
+ * the handlers from a pool of W12_THREADS delivery threads. */
+#define W12_NATS_CONNS 4
+typedef struct nt_fan {
+    nt *conns[W12_NATS_CONNS];
+    natsSubscription **subs;
+    size_t n;
+} nt_fan;
+
+static void nt_fan_on(natsConnection *nc, natsSubscription *sub, natsMsg *m, void *closure)
+{
+    (void)nc, (void)sub, (void)closure;
+    uint64_t t = now_ns();
+    const char *id = NULL;
+    if (natsMsgHeader_Get(m, "id", &id) == NATS_OK && id) w12_got(id, t);
+    natsMsg_Destroy(m);
+}
+
+static void *nt_fan_open(size_t n)
+{
+    nt_fan *f = calloc(1, sizeof *f);
+    f->n = n;
+    f->subs = calloc(n, sizeof *f->subs);
+    nchk(nats_SetMessageDeliveryPoolSize(W12_THREADS), "nats delivery pool");
+    for (int k = 0; k < W12_NATS_CONNS; k++) {
+        nt *c = calloc(1, sizeof *c);
+        natsOptions *o;
+        nchk(natsOptions_Create(&o), "nats options");
+        natsOptions_SetURL(o, nats_url);
+        natsOptions_UseGlobalMessageDelivery(o, true);
+        nchk(natsConnection_Connect(&c->nc, o), "nats connect");
+        natsOptions_Destroy(o);
+        nchk(natsConnection_JetStream(&c->js, c->nc, NULL), "nats jetstream");
+        f->conns[k] = c;
+    }
+    for (size_t j = 0; j < n; j++) {
+        jsSubOptions so;
+        jsSubOptions_Init(&so);
+        so.Config.DeliverPolicy = js_DeliverNew;
+        so.Config.AckPolicy = js_AckNone;
+        so.Config.MemoryStorage = true;
+        nchk(js_Subscribe(&f->subs[j], f->conns[j % W12_NATS_CONNS]->js, "ev.>", nt_fan_on, NULL, NULL, &so, NULL),
+             "nats subscribe");
+    }
+    return f;
+}
+
+static void nt_fan_close(void *p)
+{
+    nt_fan *f = p;
+    for (size_t j = 0; j < f->n; j++) {
+        natsSubscription_Unsubscribe(f->subs[j]);
+        natsSubscription_Destroy(f->subs[j]);
+    }
+    for (int k = 0; k < W12_NATS_CONNS; k++) {
+        jsCtx_Destroy(f->conns[k]->js);
+        natsConnection_Destroy(f->conns[k]->nc);
+        free(f->conns[k]);
+    }
+    free(f->subs);
+    free(f);
+}
+
 static const backend nats_backend = {"NATS JetStream", nt_setup,        nt_connect,     nt_disconnect,  nt_append,
                                      nt_version,       nt_read,         nt_ids,         nt_sub_open,    nt_sub_next,
                                      nt_sub_close,     nt_group_create, nt_member_open, nt_member_next, nt_member_ack,
-                                     nt_member_close};
+                                     nt_member_close, nt_load, "direct gets by subject, one per message",
+                                     nt_fan_open, nt_fan_close, "a JetStream push consumer each on 4 connections, 2 delivery threads"};
 #endif
 
 /* ======================= the workloads ====================================== */
@@ -1859,10 +2231,115 @@ static void w8(void)
     free(w8s.lat);
 }
 
+
+/* W11: loading an aggregate. The fill (10 events per stream, one append
+ * each) is not timed; then random streams are loaded whole, one call each. */
+static void w11(void)
+{
+    size_t streams = quick ? 500 : 10000, loads = quick ? 2000 : 100000;
+    void *c = B->connect();
+    bev e[10];
+    char name[32];
+    for (size_t a = 0; a < streams; a++) {
+        snprintf(name, sizeof name, "agg-%zu", a);
+        for (size_t k = 0; k < 10; k++) make_event(&e[k], a, a * 10 + k);
+        int64_t last;
+        if (B->append(c, name, NO_STREAM, e, 10, &last)) die("W11", "unexpected conflict in the fill");
+    }
+    uint64_t *lat = malloc(loads * sizeof *lat), seed = now_ns() | 1, bytes = 0;
+    uint64_t t0 = now_ns();
+    for (size_t i = 0; i < loads; i++) {
+        seed ^= seed << 13, seed ^= seed >> 7, seed ^= seed << 17;
+        snprintf(name, sizeof name, "agg-%" PRIu64, seed % streams);
+        uint64_t t = now_ns();
+        size_t n = B->load(c, name, &bytes);
+        lat[i] = now_ns() - t;
+        if (n != 10) die("W11", "a load did not return the stream's 10 events");
+    }
+    double secs = (double)(now_ns() - t0) / 1e9;
+    qsort(lat, loads, sizeof *lat, cmp_u64);
+    printf("| W11 | %s | load an aggregate: %zu whole 10-event streams (%s), random of %zu | %.0f calls/s | "
+           "p50 %.0f µs, p99 %.0f µs |\n",
+           B->name, loads, B->load_how, streams, loads / secs, pct(lat, loads, 50), pct(lat, loads, 99));
+    result("W11", "calls_per_s", loads / secs);
+    result("W11", "p50_us", pct(lat, loads, 50));
+    result("W11", "p99_us", pct(lat, loads, 99));
+    latencies("W11", lat, loads);
+    fflush(stdout);
+    free(lat);
+    B->disconnect(c);
+}
+
+/* W12: fan-out. The subscribers (B->fan_open: a connection or consumer
+ * each, served by W12_THREADS threads) follow $all; one writer appends
+ * single events at 1,000/s; every delivery's latency from the start of its
+ * append call goes into one histogram. */
+static void w12(void)
+{
+    w12_report r = {.how = B->fan_how};
+    r.subs = w12_subs(quick, big);
+    r.events = w12_events(quick, big);
+    if (!B->fan_open) {
+        printf("| %s | %s | %zu subscribers on $all: omitted, %s has no live delivery between connections "
+               "(W6 polls) | | |\n",
+               w12_name(r.subs), B->name, r.subs, B->name);
+        fflush(stdout);
+        return;
+    }
+    if (!strcmp(bench_system, "postgres") && r.subs > 2000) {
+        printf("| %s | %s | %zu subscribers on $all: omitted, a backend process per LISTENing connection "
+               "(about 1 MiB each, measured with 1,000) is more than this shared machine can spare | | |\n",
+               w12_name(r.subs), B->name, r.subs);
+        fflush(stdout);
+        return;
+    }
+    w12s.n_events = r.events;
+    w12s.ids = calloc(r.events, 37);
+    w12s.start = calloc(r.events, sizeof *w12s.start);
+    memset(&w12s.lat, 0, sizeof w12s.lat);
+    atomic_store(&w12s.delivered, 0);
+    bev *e = malloc(r.events * sizeof *e);
+    for (size_t i = 0; i < r.events; i++) {
+        make_event(&e[i], 12, i);
+        snprintf(e[i].id + 24, 13, "%012x", (unsigned)i); /* the index, for the subscribers */
+        memcpy(w12s.ids[i], e[i].id, 37);
+    }
+    int pid = server_pid();
+    r.have_server = pid > 0 && proc_usage_get(pid, &r.before) == 0;
+    if (!r.have_server) pid = getpid(), proc_usage_get(pid, &r.before);
+    void *f = B->fan_open(r.subs);
+    usleep(300000);
+    proc_usage_get(pid, &r.connected);
+    double cpu0 = self_cpu_s();
+    uint64_t t_conn = now_ns();
+    void *c = B->connect();
+    struct timespec next;
+    clock_gettime(CLOCK_MONOTONIC, &next);
+    uint64_t t0 = now_ns();
+    for (size_t i = 0; i < r.events && !w12_late(t0, r.events); i++, r.appended++) {
+        pace_ms(&next);
+        w12s.start[i] = now_ns();
+        int64_t last;
+        B->append(c, "w12-stream", ANY, &e[i], 1, &last);
+    }
+    r.secs = (double)(now_ns() - t0) / 1e9;
+    w12_drain(&w12s.delivered, (uint64_t)r.subs * r.appended);
+    proc_usage_get(pid, &r.after);
+    r.self_cpu_s = self_cpu_s() - cpu0;
+    r.wall_s = (double)(now_ns() - t_conn) / 1e9;
+    r.delivered = atomic_load(&w12s.delivered);
+    B->disconnect(c);
+    B->fan_close(f);
+    w12_print(w12_name(r.subs), B->name, &w12s.lat, &r);
+    free(e);
+    free(w12s.ids);
+    free(w12s.start);
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 3) {
-        fprintf(stderr, "usage: %s postgres|sqlite|redis|nats TARGET [--quick] [--only W1,...]\n", argv[0]);
+        fprintf(stderr, "usage: %s postgres|sqlite|redis|nats TARGET [--quick] [--big] [--only W1,...]\n", argv[0]);
         return 2;
     }
     B = NULL;
@@ -1886,6 +2363,7 @@ int main(int argc, char **argv)
     bench_system = argv[1];
     for (int i = 3; i < argc; i++) {
         if (!strcmp(argv[i], "--quick")) quick = 1;
+        else if (!strcmp(argv[i], "--big")) big = 1;
         else if (!strcmp(argv[i], "--only") && i + 1 < argc) snprintf(only, sizeof only, "%s", argv[++i]);
     }
     B->setup();
@@ -1899,6 +2377,11 @@ int main(int argc, char **argv)
     if (wanted("W5")) w5();
     if (wanted("W6")) w6();
     if (wanted("W7")) w7();
-    if (wanted("W8")) w8();
+    if (wanted("W11")) w11();
+    if (wanted("W12")) {
+        raise_nofile();
+        w12();
+    }
+    if (wanted("W8")) w8(); /* last: its queue trigger stays on event_store */
     return 0;
 }
