@@ -207,8 +207,10 @@ static void mutate(h_rng *r, base_buf *m)
         break;
     }
     case 3: { /* the message twice (a repeated oneof field, merged by protobuf-c) */
-        size_t n = m->len;
-        base_buf_append(m, m->data, n);
+        base_buf copy = {0};
+        base_buf_append(&copy, m->data, m->len); /* not from m itself: appending may move it */
+        base_buf_append(m, copy.data, copy.len);
+        base_buf_free(&copy);
         break;
     }
     case 4: /* a group wire type at the end */
