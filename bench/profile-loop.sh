@@ -24,7 +24,7 @@ fi
 command -v valgrind >/dev/null || { apt-get update -qq && apt-get install -y -qq --no-install-recommends valgrind >/dev/null; }
 workloads=("$@")
 [ ${#workloads[@]} -gt 0 ] || workloads=(W1 W4)
-dir=$(mktemp -d /tmp/factum-profile.XXXXXX)
+dir=$(mktemp -d "${FACTUM_BENCH_TMP:-/tmp}"/factum-profile.XXXXXX)
 trap 'rm -rf "$dir"' EXIT
 
 # inclusive instructions of the functions matching a pattern, summed

@@ -48,7 +48,7 @@ if [ $report = 1 ]; then
     only=$(cut -f2 "$out/results.tsv" | sort -u | paste -sd,)
   fi
   rm -f "$out"/*.png
-  work=$(mktemp -d /tmp/factum-runall.XXXXXX)
+  work=$(mktemp -d "${FACTUM_BENCH_TMP:-/tmp}"/factum-runall.XXXXXX)
   trap 'rm -rf "$work"' EXIT
 else
 
@@ -60,7 +60,7 @@ export FACTUM_BENCH_BUILD=$b # the run-*.sh scripts below use this build
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
 rm -rf "$out"/raw-run*.txt "$out"/results.tsv "$out"/lat-run*.tsv "$out"/*.png "$out"/readmodels-run*
-work=$(mktemp -d /tmp/factum-runall.XXXXXX)
+work=$(mktemp -d "${FACTUM_BENCH_TMP:-/tmp}"/factum-runall.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 
 # ---- the machine ------------------------------------------------------------

@@ -9,7 +9,7 @@ args=(); w9=(--w9)
 for a in "$@"; do case "$a" in --no-w9) w9=();; *) args+=("$a");; esac; done
 . bench/lib.sh
 bench_build factum-bench-embedded # FACTUM_BENCH_BUILD=DIR: use an existing build directory
-dir=${FACTUM_BENCH_DIR:-/tmp/factum-bench}
+dir=${FACTUM_BENCH_DIR:-${FACTUM_BENCH_TMP:-/tmp}/factum-bench}
 out=$(mktemp)
 for r in $(seq 1 "$runs"); do
   echo "## run $r"

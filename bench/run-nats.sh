@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 scripts/deps.sh nats
 . bench/lib.sh
 bench_build factum-bench-systems # FACTUM_BENCH_BUILD=DIR: use an existing build directory
-dir=$(mktemp -d /tmp/factum-nats.XXXXXX)
+dir=$(mktemp -d "${FACTUM_BENCH_TMP:-/tmp}"/factum-nats.XXXXXX)
 port=${NATS_PORT_BENCH:-24222} # below the ephemeral range (32768-60999): no client socket holds it
 nats-server -js -sd "$dir" -a 127.0.0.1 -p "$port" >"$dir/log" 2>&1 &
 pid=$!

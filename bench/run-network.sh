@@ -35,7 +35,7 @@ done
 . bench/lib.sh
 . scripts/lib.sh
 bench_build factumd factum-bench-network factum-bench-embedded factum # FACTUM_BENCH_BUILD=DIR: use an existing build directory
-dir=$(mktemp -d /tmp/factum-netbench.XXXXXX)
+dir=$(mktemp -d "${FACTUM_BENCH_TMP:-/tmp}"/factum-netbench.XXXXXX)
 "$b"/bench/factum-bench-embedded --dir "$dir" --only PACED | grep machine | head -2
 pids=()
 stop_all() {

@@ -13,7 +13,7 @@ scripts/deps.sh postgres
 bin=/usr/lib/postgresql/15/bin
 . bench/lib.sh
 bench_build factum-bench-systems # FACTUM_BENCH_BUILD=DIR: use an existing build directory
-dir=$(mktemp -d /tmp/factum-pg.XXXXXX)
+dir=$(mktemp -d "${FACTUM_BENCH_TMP:-/tmp}"/factum-pg.XXXXXX)
 port=${PGPORT_BENCH:-25432} # below the ephemeral range (32768-60999): no client socket holds it
 chown -R postgres "$dir" 2>/dev/null || true
 as_pg() { if [ "$(id -u)" = 0 ]; then su postgres -s /bin/sh -c "$*"; else sh -c "$*"; fi; }

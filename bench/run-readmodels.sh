@@ -71,7 +71,7 @@ if [ ! -e bench/readmodels/node_modules/better-sqlite3/build/Release/better_sqli
     npm ci --no-audit --no-fund >/dev/null)
 fi
 
-dir=$(mktemp -d /tmp/factum-rmbench.XXXXXX)
+dir=$(mktemp -d "${FACTUM_BENCH_TMP:-/tmp}"/factum-rmbench.XXXXXX)
 chmod 755 "$dir" # PostgreSQL's user reaches its directory inside
 [ -n "$out" ] || out=$dir/out
 mkdir -p "$out"

@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 scripts/deps.sh redis
 . bench/lib.sh
 bench_build factum-bench-systems # FACTUM_BENCH_BUILD=DIR: use an existing build directory
-dir=$(mktemp -d /tmp/factum-redis.XXXXXX)
+dir=$(mktemp -d "${FACTUM_BENCH_TMP:-/tmp}"/factum-redis.XXXXXX)
 port=${REDIS_PORT_BENCH:-26379} # below the ephemeral range (32768-60999): no client socket holds it
 redis-server --port "$port" --bind 127.0.0.1 --dir "$dir" --appendonly yes --appendfsync always --save '' --maxclients 12000 \
   --daemonize no --protected-mode no >"$dir/log" 2>&1 &
