@@ -41,6 +41,7 @@
 #include "base/json.h"
 #include "proj/jsproc.h"
 #include "proj/proj.h"
+#include "proj/stage.h"
 
 #define ASOF_BATCH       256        /* events handed to the worker at once (PAS-4) */
 #define ASOF_BATCH_BYTES (8u << 20) /* their bytes, at most (one event may exceed it) */
@@ -73,15 +74,6 @@ typedef struct kept {
     size_t json_len;
 } kept;
 
-typedef struct staged {
-    uint64_t position, seq;
-    int64_t timestamp_ns;
-    size_t stream_off, type_off, data_off, meta_off, link_meta_off;
-    size_t stream_len, type_len, data_len, meta_len, link_meta_len;
-    uint8_t id[16];
-    uint8_t is_json, has_link, deleted;
-} staged;
-
 typedef struct replay {
     factum_store *s;
     prj_js *j;
@@ -99,10 +91,7 @@ typedef struct replay {
     kept *kv;
     size_t n_kv, cap_kv, kv_bytes, max_kv_bytes;
     /* staged events */
-    base_buf arena;
-    staged ev[ASOF_BATCH];
-    prj_js_event jev[ASOF_BATCH];
-    size_t n_ev;
+    prj_stage stage; /* stage.h */
     factum_upcast_buf *ub;
     uint64_t handled;
 } replay;
@@ -190,39 +179,6 @@ static void kv_free(replay *r)
 
 /* ---- staging -------------------------------------------------------------- */
 
-static int stage(replay *r, const factum_event *rec, const factum_event *ev, int deleted)
-{
-    size_t link_meta = rec != ev && !deleted ? rec->metadata_len : 0;
-    size_t need = ev->stream_len + ev->type_len + ev->data_len + ev->metadata_len + link_meta;
-    if (base_buf_reserve(&r->arena, need)) return -ENOMEM;
-    staged *s = &r->ev[r->n_ev];
-    memset(s, 0, sizeof *s);
-    s->position = rec->position;
-    s->timestamp_ns = ev->timestamp_ns;
-    s->seq = ev->version;
-    memcpy(s->id, ev->id, 16);
-    s->is_json = (ev->flags & FACTUM_EVENT_JSON) != 0;
-    s->deleted = (uint8_t)deleted;
-#define COPY(off_f, len_f, ptr, n)                                                                           \
-    do {                                                                                                     \
-        s->off_f = r->arena.len;                                                                             \
-        s->len_f = (n);                                                                                      \
-        if (n) memcpy(r->arena.data + r->arena.len, ptr, n);                                                 \
-        r->arena.len += (n);                                                                                 \
-    } while (0)
-    COPY(stream_off, stream_len, ev->stream, ev->stream_len);
-    COPY(type_off, type_len, ev->type, ev->type_len);
-    COPY(data_off, data_len, ev->data, ev->data_len);
-    COPY(meta_off, meta_len, ev->metadata, ev->metadata_len);
-    if (rec != ev && !deleted) {
-        s->has_link = 1;
-        COPY(link_meta_off, link_meta_len, rec->metadata, rec->metadata_len);
-    }
-#undef COPY
-    r->n_ev++;
-    return 0;
-}
-
 /* The state the worker asks for (PAS-1). */
 static int provide(replay *r, const prj_js_result *res)
 {
@@ -245,30 +201,12 @@ static int provide(replay *r, const prj_js_result *res)
 /* Hand the staged events to the worker; keep what it says of the states. */
 static int handle(replay *r, int emit_enabled)
 {
-    if (!r->n_ev) return 0;
-    const char *a = (const char *)r->arena.data;
-    for (size_t i = 0; i < r->n_ev; i++) {
-        const staged *s = &r->ev[i];
-        r->jev[i] = (prj_js_event){.position = s->position,
-                                   .stream = a + s->stream_off,
-                                   .stream_len = s->stream_len,
-                                   .seq = s->seq,
-                                   .type = a + s->type_off,
-                                   .type_len = s->type_len,
-                                   .id = s->id,
-                                   .timestamp_ns = s->timestamp_ns,
-                                   .data = (const uint8_t *)a + s->data_off,
-                                   .data_len = s->data_len,
-                                   .is_json = s->is_json,
-                                   .meta = (const uint8_t *)a + s->meta_off,
-                                   .meta_len = s->meta_len,
-                                   .link_meta = s->has_link ? (const uint8_t *)a + s->link_meta_off : NULL,
-                                   .link_meta_len = s->link_meta_len,
-                                   .deleted = s->deleted};
-    }
+    if (!r->stage.n) return 0;
+    const prj_js_event *jev;
+    if (prj_stage_view(&r->stage, &jev)) return fail(r, -ENOMEM, "staging events for the replay");
     prj_js_result res;
     memset(&res, 0, sizeof res);
-    int rc = prj_js_process(r->j, r->jev, r->n_ev, &res);
+    int rc = prj_js_process(r->j, jev, r->stage.n, &res);
     while (rc == PRJ_JS_NEED) {
         if ((rc = provide(r, &res))) return fail(r, rc, "giving a partition's state to the replay's engine");
         rc = prj_js_resume(r->j, &res);
@@ -277,7 +215,8 @@ static int handle(replay *r, int emit_enabled)
         const char *why = prj_js_error(r->j);
         return fail(r, FACTUM_EFAULTED,
                     "the handlers failed between positions %" PRIu64 " and %" PRIu64 ": %s",
-                    r->ev[0].position, r->ev[r->n_ev - 1].position, why[0] ? why : factum_strerror(rc));
+                    r->stage.ev[0].position, r->stage.ev[r->stage.n - 1].position,
+                    why[0] ? why : factum_strerror(rc));
     }
     if (res.n_out && !emit_enabled) {
         const prj_js_out *o = &res.out[0];
@@ -286,7 +225,7 @@ static int handle(replay *r, int emit_enabled)
             "'%s' is not allowed: the projection was created with emit disabled (the event at position "
             "%" PRIu64 ")",
             o->kind == PRJ_JS_OUT_EMIT ? "emit" : "linkTo",
-            o->source < r->n_ev ? r->ev[o->source].position : 0);
+            o->source < r->stage.n ? r->stage.ev[o->source].position : 0);
     }
     /* PAS-2: res.out is dropped. */
     for (size_t i = 0; i < res.n_parts; i++) {
@@ -306,9 +245,8 @@ static int handle(replay *r, int emit_enabled)
         if ((rc = set_buf(&r->shared, res.shared, res.shared_len))) return rc;
         r->have_shared = res.shared_len > 0;
     }
-    r->handled += r->n_ev;
-    r->n_ev = 0;
-    r->arena.len = 0;
+    r->handled += r->stage.n;
+    prj_stage_clear(&r->stage);
     return 0;
 }
 
@@ -522,8 +460,8 @@ static int run(factum_projections *m, const char *name, const factum_projection_
                 if (deleted && kl > 2 && k[0] == '$' && k[1] == '$') k += 2, kl -= 2;
                 if (kl != r->part_len || memcmp(k, r->part, kl)) continue;
             }
-            if ((rc = stage(r, rec, ev, deleted))) return rc;
-            if ((r->n_ev == ASOF_BATCH || r->arena.len >= ASOF_BATCH_BYTES) &&
+            if ((rc = prj_stage_add(&r->stage, rec, ev, deleted))) return rc;
+            if ((r->stage.n >= ASOF_BATCH || r->stage.arena.len >= ASOF_BATCH_BYTES) &&
                 (rc = handle(r, st->emit_enabled)))
                 return rc;
         }
@@ -612,7 +550,7 @@ int factum_projection_state_asof(factum_projections *m, const char *name, const 
     base_buf_free(&r.state);
     base_buf_free(&r.result);
     base_buf_free(&r.shared);
-    base_buf_free(&r.arena);
+    prj_stage_free(&r.stage);
     kv_free(&r);
     if (rc) {
         factum_projection_asof_free(out);

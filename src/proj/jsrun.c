@@ -34,20 +34,11 @@
 #include "base/json.h"
 #include "proj/jsproc.h"
 #include "proj/proj.h"
+#include "proj/stage.h"
 
-#define POLL_ITEMS   256
-#define STAGE_BYTES  (8u << 20) /* event bytes staged for one batch, at most (one event may exceed it) */
-#define STEP_EVENTS  16384
-
-typedef struct staged {
-    uint64_t position;
-    int64_t timestamp_ns;
-    size_t stream_off, type_off, data_off, meta_off, link_meta_off;
-    uint32_t stream_len, type_len, data_len, meta_len, link_meta_len;
-    uint64_t seq;
-    uint8_t id[16];
-    uint8_t is_json, has_link, deleted;
-} staged;
+#define POLL_ITEMS  256
+#define STAGE_BYTES (8u << 20) /* event bytes staged for one batch, at most (one event may exceed it) */
+#define STEP_EVENTS 16384
 
 /* A set of strings (emitted streams known to be tracked, partitions whose
  * checkpoint stream is new). */
@@ -60,12 +51,8 @@ struct prj_jsrun {
     prj_js *j;
     const prj_js_def *def;
     factum_upcast_buf *ub; /* the event take() upcast (staged copies it at once) */
-    base_buf arena;
-    staged *ev;
-    size_t n_ev, cap_ev;
-    prj_js_event *jev;
-    size_t cap_jev;
-    base_buf root; /* the checkpoint's data as last written: "[state]"/"[state,result]" ("" none) */
+    prj_stage stage;       /* the events of the batch being filled (stage.h) */
+    base_buf root;         /* the checkpoint's data as last written: "[state]"/"[state,result]" ("" none) */
     strset tracked, fresh;
     int tracked_loaded;
     int one_time;
@@ -211,13 +198,11 @@ static void run_free(prj_jsrun *r)
     if (!r) return;
     prj_js_close(r->j);
     factum_upcast_buf_free(r->ub);
-    base_buf_free(&r->arena);
+    prj_stage_free(&r->stage);
     base_buf_free(&r->root);
     base_buf_free(&r->tmp);
     set_free(&r->tracked);
     set_free(&r->fresh);
-    free(r->ev);
-    free(r->jev);
     free(r);
 }
 
@@ -232,7 +217,7 @@ void prj_js_stop(prj *p)
 
 size_t prj_js_staged(const prj *p)
 {
-    return p->jr ? p->jr->n_ev : 0;
+    return p->jr ? p->jr->stage.n : 0;
 }
 
 static int load_tracked(prj *p, prj_jsrun *r)
@@ -326,46 +311,6 @@ static int is_link(const factum_event *ev)
     return ev->type_len == 2 && !memcmp(ev->type, FACTUM_LINK_TYPE, 2);
 }
 
-static int stage(prj_jsrun *r, const factum_event *rec, const factum_event *ev, int deleted)
-{
-    if (r->n_ev == r->cap_ev) {
-        size_t cap = r->cap_ev ? r->cap_ev * 2 : 256;
-        staged *v = realloc(r->ev, cap * sizeof *v);
-        if (!v) return -ENOMEM;
-        r->ev = v;
-        r->cap_ev = cap;
-    }
-    size_t need = ev->stream_len + ev->type_len + ev->data_len + ev->metadata_len +
-                  (rec != ev ? rec->metadata_len : 0);
-    if (base_buf_reserve(&r->arena, need)) return -ENOMEM;
-    staged *s = &r->ev[r->n_ev];
-    memset(s, 0, sizeof *s);
-    s->position = rec->position;
-    s->timestamp_ns = ev->timestamp_ns;
-    s->seq = ev->version;
-    memcpy(s->id, ev->id, 16);
-    s->is_json = (ev->flags & FACTUM_EVENT_JSON) != 0;
-    s->deleted = (uint8_t)deleted;
-#define COPY(off_f, len_f, ptr, n)                                                                           \
-    do {                                                                                                     \
-        s->off_f = r->arena.len;                                                                             \
-        s->len_f = (uint32_t)(n);                                                                            \
-        if (n) memcpy(r->arena.data + r->arena.len, ptr, n);                                                 \
-        r->arena.len += (n);                                                                                 \
-    } while (0)
-    COPY(stream_off, stream_len, ev->stream, ev->stream_len);
-    COPY(type_off, type_len, ev->type, ev->type_len);
-    COPY(data_off, data_len, ev->data, ev->data_len);
-    COPY(meta_off, meta_len, ev->metadata, ev->metadata_len);
-    if (rec != ev) {
-        s->has_link = 1;
-        COPY(link_meta_off, link_meta_len, rec->metadata, rec->metadata_len);
-    }
-#undef COPY
-    r->n_ev++;
-    return 0;
-}
-
 int prj_js_select(factum_store *s, const prj_js_def *d, const factum_event *rec, const factum_asof *asof,
                   factum_upcast_buf **ub, factum_event *target, factum_event *up, const factum_event **ev,
                   int *deleted)
@@ -409,27 +354,28 @@ static int take(prj *p, prj_jsrun *r, const factum_event *rec)
     const factum_event *ev;
     int deleted;
     int rc = prj_js_select(p->m->s, r->def, rec, NULL, &r->ub, &target, &up, &ev, &deleted);
-    return rc > 0 ? stage(r, rec, ev, deleted) : rc;
+    return rc > 0 ? prj_stage_add(&r->stage, rec, ev, deleted) : rc;
 }
 
 /* ---- the worker's answer into the batch --------------------------------- */
 
 /* KurrentDB's metadata of an emitted event: the checkpoint tag of its
  * source, the script's own keys, $causedBy and the source's $correlationId. */
-static int emitted_meta(prj *p, prj_jsrun *r, const staged *src, const prj_js_out *o, base_buf *b)
+static int emitted_meta(prj *p, prj_jsrun *r, const prj_staged *src, const prj_js_out *o, base_buf *b)
 {
     b->len = 0;
-    int rc = base_buf_printf(b, "{\"$v\":\"%lld:%lld:%lld:%d\",\"$c\":%llu,\"$p\":%llu",
-                             (long long)p->projection_id, (long long)p->epoch, (long long)p->version,
-                             PRJ_SUBSYSTEM, (unsigned long long)src->position,
-                             (unsigned long long)src->position);
+    int rc =
+        base_buf_printf(b, "{\"$v\":\"%lld:%lld:%lld:%d\",\"$c\":%llu,\"$p\":%llu",
+                        (long long)p->projection_id, (long long)p->epoch, (long long)p->version,
+                        PRJ_SUBSYSTEM, (unsigned long long)src->position, (unsigned long long)src->position);
     int corr_given = 0;
     if (!rc && o->meta && o->meta_len) {
         json_value *doc = NULL;
         if (!json_parse(o->meta, o->meta_len, &doc) && doc->type == JSON_OBJECT) {
             for (size_t i = 0; !rc && i < doc->n; i++) {
                 const char *k = doc->keys[i];
-                if (!strcmp(k, "$causedBy") || !strcmp(k, "$v") || !strcmp(k, "$c") || !strcmp(k, "$p")) continue;
+                if (!strcmp(k, "$causedBy") || !strcmp(k, "$v") || !strcmp(k, "$c") || !strcmp(k, "$p"))
+                    continue;
                 if (!strcmp(k, "$correlationId")) corr_given = 1;
                 rc = base_buf_append(b, ",", 1);
                 if (!rc) rc = json_write_string(b, k, doc->key_lens[i]);
@@ -448,7 +394,7 @@ static int emitted_meta(prj *p, prj_jsrun *r, const staged *src, const prj_js_ou
         const char *v;
         size_t vl;
         int is_str;
-        const char *meta = (const char *)r->arena.data + src->meta_off;
+        const char *meta = prj_stage_meta(&r->stage, src);
         if (prj_json_member(meta, src->meta_len, "$correlationId", 14, &v, &vl, &is_str) && is_str) {
             rc = base_buf_append(b, ",\"$correlationId\":\"", 19);
             if (!rc) rc = base_buf_append(b, v, vl);
@@ -483,7 +429,7 @@ static int apply(prj *p, prj_jsrun *r, const prj_js_result *res)
     prj_batch *b = p->fill;
     base_buf meta = {0}, data = {0};
     int rc = 0;
-    uint64_t to = r->n_ev ? r->ev[r->n_ev - 1].position : p->read_pos;
+    uint64_t to = r->stage.n ? r->stage.ev[r->stage.n - 1].position : p->read_pos;
     for (size_t i = 0; !rc && i < res->n_out; i++) {
         const prj_js_out *o = &res->out[i];
         if (!p->emit_enabled) {
@@ -492,7 +438,7 @@ static int apply(prj *p, prj_jsrun *r, const prj_js_result *res)
             rc = FACTUM_EINVAL;
             break;
         }
-        if (o->source >= r->n_ev) {
+        if (o->source >= r->stage.n) {
             rc = FACTUM_EINVAL;
             break;
         }
@@ -501,10 +447,10 @@ static int apply(prj *p, prj_jsrun *r, const prj_js_result *res)
             rc = FACTUM_EBADNAME;
             break;
         }
-        if ((rc = emitted_meta(p, r, &r->ev[o->source], o, &meta))) break;
+        if ((rc = emitted_meta(p, r, &r->stage.ev[o->source], o, &meta))) break;
         uint32_t flags = FACTUM_EVENT_META_JSON | (o->is_json ? FACTUM_EVENT_JSON : 0);
-        rc = prj_batch_add_event(b, o->stream, o->stream_len, o->type, o->type_len, flags, o->data, o->data_len,
-                                 meta.data, meta.len);
+        rc = prj_batch_add_event(b, o->stream, o->stream_len, o->type, o->type_len, flags, o->data,
+                                 o->data_len, meta.data, meta.len);
         if (rc == FACTUM_EBADNAME) {
             prj_fault(p, 0, "emit to an invalid stream name");
             break;
@@ -512,7 +458,8 @@ static int apply(prj *p, prj_jsrun *r, const prj_js_result *res)
         if (!rc && p->track_emitted && !set_has(&r->tracked, o->stream, o->stream_len, NULL)) {
             char ts[FACTUM_MAX_STREAM_LEN + 64];
             snprintf(ts, sizeof ts, "$projections-%s-emittedstreams", p->name);
-            rc = prj_batch_add_event(b, ts, strlen(ts), "$StreamTracked", 14, 0, o->stream, o->stream_len, NULL, 0);
+            rc = prj_batch_add_event(b, ts, strlen(ts), "$StreamTracked", 14, 0, o->stream, o->stream_len,
+                                     NULL, 0);
             if (!rc) rc = set_add(&r->tracked, o->stream, o->stream_len);
         }
     }
@@ -526,7 +473,8 @@ static int apply(prj *p, prj_jsrun *r, const prj_js_result *res)
         } else {
             size_t n = part_stream(r, p, pt->partition, pt->partition_len, "-checkpoint");
             if (!n) {
-                prj_fault(p, 0, "a partition's name is too long for its stream (%zu bytes)", pt->partition_len);
+                prj_fault(p, 0, "a partition's name is too long for its stream (%zu bytes)",
+                          pt->partition_len);
                 rc = FACTUM_EBADNAME;
                 break;
             }
@@ -534,13 +482,14 @@ static int apply(prj *p, prj_jsrun *r, const prj_js_result *res)
                 char ms[FACTUM_MAX_STREAM_LEN + 72];
                 snprintf(ms, sizeof ms, "$$%s", r->name_buf);
                 static const char doc[] = "{\"$maxCount\":2}";
-                rc = prj_batch_add_event(b, ms, strlen(ms), "$metadata", 9, FACTUM_EVENT_JSON, doc, sizeof doc - 1,
-                                         NULL, 0);
+                rc = prj_batch_add_event(b, ms, strlen(ms), "$metadata", 9, FACTUM_EVENT_JSON, doc,
+                                         sizeof doc - 1, NULL, 0);
                 if (rc) break;
                 set_del(&r->fresh, pt->partition, pt->partition_len);
             }
-            rc = prj_batch_add_event(b, r->name_buf, n, "$Checkpoint", 11, FACTUM_EVENT_JSON | FACTUM_EVENT_META_JSON,
-                                     data.data, data.len, meta.data, meta.len);
+            rc = prj_batch_add_event(b, r->name_buf, n, "$Checkpoint", 11,
+                                     FACTUM_EVENT_JSON | FACTUM_EVENT_META_JSON, data.data, data.len,
+                                     meta.data, meta.len);
         }
         if (!rc && r->def->produces_results) {
             size_t n = result_stream(r, p, pt->partition, pt->partition_len);
@@ -548,8 +497,8 @@ static int apply(prj *p, prj_jsrun *r, const prj_js_result *res)
             rc = pt->result ? prj_batch_add_event(b, r->name_buf, n, "Result", 6,
                                                   FACTUM_EVENT_JSON | FACTUM_EVENT_META_JSON, pt->result,
                                                   pt->result_len, meta.data, meta.len)
-                            : prj_batch_add_event(b, r->name_buf, n, "ResultRemoved", 13, FACTUM_EVENT_META_JSON,
-                                                  NULL, 0, meta.data, meta.len);
+                            : prj_batch_add_event(b, r->name_buf, n, "ResultRemoved", 13,
+                                                  FACTUM_EVENT_META_JSON, NULL, 0, meta.data, meta.len);
         }
     }
     if (!rc && res->shared) { /* biState: the shared state is the projection's own */
@@ -593,43 +542,19 @@ static int provide(prj *p, prj_jsrun *r, const prj_js_result *res)
     if (!rc && !factum_stream_get_info(p->m->s, r->name_buf, &info) && info.last_version < 0 &&
         (rc = set_add(&r->fresh, res->need_partition, res->need_partition_len)))
         return rc; /* a new stream: its $maxCount goes with its first state */
-    return prj_js_load(r->j, res->need_partition, res->need_partition_len, 0, have ? (const char *)r->tmp.data : NULL,
-                       have ? r->tmp.len : 0);
+    return prj_js_load(r->j, res->need_partition, res->need_partition_len, 0,
+                       have ? (const char *)r->tmp.data : NULL, have ? r->tmp.len : 0);
 }
 
 /* Hand the staged events to the worker and put its answer into the batch. */
 static int handle(prj *p, prj_jsrun *r)
 {
-    if (!r->n_ev) return 0;
-    if (r->cap_jev < r->n_ev) {
-        prj_js_event *v = realloc(r->jev, r->n_ev * sizeof *v);
-        if (!v) return -ENOMEM;
-        r->jev = v;
-        r->cap_jev = r->n_ev;
-    }
-    const char *a = (const char *)r->arena.data;
-    for (size_t i = 0; i < r->n_ev; i++) {
-        const staged *s = &r->ev[i];
-        r->jev[i] = (prj_js_event){.position = s->position,
-                                   .stream = a + s->stream_off,
-                                   .stream_len = s->stream_len,
-                                   .seq = s->seq,
-                                   .type = a + s->type_off,
-                                   .type_len = s->type_len,
-                                   .id = s->id,
-                                   .timestamp_ns = s->timestamp_ns,
-                                   .data = (const uint8_t *)a + s->data_off,
-                                   .data_len = s->data_len,
-                                   .is_json = s->is_json,
-                                   .meta = (const uint8_t *)a + s->meta_off,
-                                   .meta_len = s->meta_len,
-                                   .link_meta = s->has_link ? (const uint8_t *)a + s->link_meta_off : NULL,
-                                   .link_meta_len = s->link_meta_len,
-                                   .deleted = s->deleted};
-    }
+    if (!r->stage.n) return 0;
+    const prj_js_event *jev;
+    if (prj_stage_view(&r->stage, &jev)) return -ENOMEM;
     prj_js_result res;
     memset(&res, 0, sizeof res);
-    int rc = prj_js_process(r->j, r->jev, r->n_ev, &res);
+    int rc = prj_js_process(r->j, jev, r->stage.n, &res);
     while (rc == PRJ_JS_NEED) {
         if ((rc = provide(p, r, &res))) {
             if (p->state == FACTUM_PROJECTION_RUNNING) prj_fault(p, rc, "loading a partition's state");
@@ -648,8 +573,7 @@ static int handle(prj *p, prj_jsrun *r)
         if (p->state == FACTUM_PROJECTION_RUNNING) prj_fault(p, rc, "writing what its handlers emitted");
         return rc;
     }
-    r->n_ev = 0;
-    r->arena.len = 0;
+    prj_stage_clear(&r->stage);
     return 0;
 }
 
@@ -657,7 +581,7 @@ static int handle(prj *p, prj_jsrun *r)
 
 static int staged_full(const prj *p, const prj_jsrun *r)
 {
-    return p->since_cut >= p->m->opts.batch_events || r->arena.len >= STAGE_BYTES;
+    return p->since_cut >= p->m->opts.batch_events || r->stage.arena.len >= STAGE_BYTES;
 }
 
 /* Cut: handle what is staged and append the batch (if there is room in
@@ -704,7 +628,8 @@ int prj_js_step(prj *p, int *did)
                 if (rc == FACTUM_EUPCAST)
                     prj_fault(p, 0, "%s", factum_upcast_buf_error(r->ub));
                 else
-                    prj_fault(p, rc, "reading the event at position %llu", (unsigned long long)it[i].event.position);
+                    prj_fault(p, rc, "reading the event at position %llu",
+                              (unsigned long long)it[i].event.position);
                 return rc;
             }
             p->read_pos = it[i].event.position;
@@ -725,11 +650,12 @@ int prj_js_step(prj *p, int *did)
     if (p->state != FACTUM_PROJECTION_RUNNING) return 0;
     /* At the head, what was read goes out when nothing is in flight (as
      * engine.c does); so does a checkpoint after a long quiet stretch. */
-    if (at_head && !p->flight_n && (r->n_ev || prj_batch_events(p->fill) || p->since_cut >= PRJ_IDLE_CHECKPOINT)) {
+    if (at_head && !p->flight_n &&
+        (r->stage.n || prj_batch_events(p->fill) || p->since_cut >= PRJ_IDLE_CHECKPOINT)) {
         if (cut(p, r) > 0) *did = 1;
         if (p->state != FACTUM_PROJECTION_RUNNING) return 0; /* it faulted: p->jr (r) is freed */
     }
-    if (at_head && r->one_time && !p->flight_n && !r->n_ev && p->read_pos >= r->stop_at) {
+    if (at_head && r->one_time && !p->flight_n && !r->stage.n && p->read_pos >= r->stop_at) {
         /* one-time: the whole log as it was at the start is done once its
          * last checkpoint is written. Not appended yet (the store's queue
          * was full), it is tried again at the next step; a fault stands. */
@@ -771,8 +697,8 @@ static int collect(void *ctx, const char *name, size_t len, uint64_t created)
     return 0;
 }
 
-int prj_js_each_stream(prj *p, int emitted, int state, int checkpoint, int (*cb)(void *ctx, const char *stream),
-                       void *ctx)
+int prj_js_each_stream(prj *p, int emitted, int state, int checkpoint,
+                       int (*cb)(void *ctx, const char *stream), void *ctx)
 {
     factum_store *s = p->m->s;
     int rc = 0;

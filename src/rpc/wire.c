@@ -101,32 +101,50 @@ static int empty_msg(rd *r)
     return rd_sub(r, &s) || s.p != s.end ? -1 : 0;
 }
 
+/* Fields 1-5 of AppendReq.Options and BatchAppendReq.Options alike: the
+ * stream (once), then the expectation (once): a revision (2), or one of
+ * three Empty markers (3 no_stream, 4 any, 5 stream_exists). 1: taken;
+ * 0: another field; -1: malformed or repeated. */
+static int stream_and_expectation(rd *r, uint32_t f, unsigned wt, EventStore__Client__StreamIdentifier *sid,
+                                  int *seen_sid, int *expect, uint64_t *revision)
+{
+    rd s;
+    if (f == 1 && wt == 2) {
+        if ((*seen_sid)++ || rd_sub(r, &s) || stream_identifier(s, sid)) return -1;
+        return 1;
+    }
+    if (f == 2 && wt == 0) {
+        if (*expect || rd_varint(r, revision)) return -1;
+        *expect = 2;
+        return 1;
+    }
+    if (f >= 3 && f <= 5 && wt == 2) {
+        if (*expect || empty_msg(r)) return -1;
+        *expect = (int)f;
+        return 1;
+    }
+    return 0;
+}
+
 static int options(rd r, rpc_wire_append *w)
 {
     EventStore__Client__Streams__AppendReq__Options *o = &w->opt;
     event_store__client__streams__append_req__options__init(o);
     event_store__client__empty__init(&w->empty);
-    int seen_sid = 0;
+    int seen_sid = 0, expect = 0;
     for (;;) {
         uint32_t f;
         unsigned wt;
         int k = rd_key(&r, &f, &wt);
-        if (k) return k > 0 ? 0 : -1;
-        rd s;
-        if (f == 1 && wt == 2 && !seen_sid++) {
-            if (rd_sub(&r, &s) || stream_identifier(s, &w->sid)) return -1;
-            o->stream_identifier = &w->sid;
-        } else if (f == 2 && wt == 0 && !o->expected_stream_revision_case) {
-            if (rd_varint(&r, &o->revision)) return -1;
-            o->expected_stream_revision_case = EVENT_STORE__CLIENT__STREAMS__APPEND_REQ__OPTIONS__EXPECTED_STREAM_REVISION_REVISION;
-        } else if (f >= 3 && f <= 5 && wt == 2 && !o->expected_stream_revision_case) {
-            if (empty_msg(&r)) return -1;
-            o->expected_stream_revision_case = (EventStore__Client__Streams__AppendReq__Options__ExpectedStreamRevisionCase)f;
-            o->no_stream = &w->empty; /* the union's members are alike */
-        } else {
-            return -1;
-        }
+        if (k < 0) return -1;
+        if (k) break;
+        if (stream_and_expectation(&r, f, wt, &w->sid, &seen_sid, &expect, &o->revision) != 1) return -1;
     }
+    if (seen_sid) o->stream_identifier = &w->sid;
+    o->expected_stream_revision_case =
+        (EventStore__Client__Streams__AppendReq__Options__ExpectedStreamRevisionCase)expect;
+    if (expect > 2) o->no_stream = &w->empty; /* the union's members are alike */
+    return 0;
 }
 
 /* Two varint fields 1 and 2 at most once each (UUID.Structured, Timestamp,
@@ -188,41 +206,41 @@ static int entry_kv(rd r, char **key, char **value, wtext *t)
 /* A proposed message (AppendReq's and BatchAppendReq's have the same
  * fields, in types of their own): its metadata entries taken from me[0..
  * *me_left], the pointers to them from mep. */
-#define DEFINE_PROPOSED(fn, PM, ENTRY, pm_init, entry_init)                                                     \
-    static int fn(rd r, PM *pm, EventStore__Client__UUID *id, EventStore__Client__UUID__Structured *su,           \
-                  ENTRY *me, ENTRY **mep, size_t *me_left, wtext *t)                                              \
-    {                                                                                                             \
-        pm_init(pm);                                                                                              \
-        int seen_id = 0, seen3 = 0, seen4 = 0;                                                                    \
-        for (;;) {                                                                                                \
-            uint32_t f;                                                                                           \
-            unsigned wt;                                                                                          \
-            int k = rd_key(&r, &f, &wt);                                                                          \
-            if (k < 0) return -1;                                                                                 \
-            if (k) break;                                                                                         \
-            rd s;                                                                                                 \
-            if (wt != 2 || rd_sub(&r, &s)) return -1;                                                             \
-            if (f == 1) {                                                                                         \
-                if (seen_id++ || uuid(s, id, su, t)) return -1;                                                   \
-                pm->id = id;                                                                                      \
-            } else if (f == 2) {                                                                                  \
-                if (!*me_left) return -1;                                                                         \
-                ENTRY *e = &me[pm->n_metadata];                                                                   \
-                entry_init(e);                                                                                    \
-                if (entry_kv(s, &e->key, &e->value, t)) return -1;                                                \
-                mep[pm->n_metadata++] = e;                                                                        \
-                (*me_left)--;                                                                                     \
-            } else if (f == 3 || f == 4) {                                                                        \
-                if (f == 3 ? seen3++ : seen4++) return -1;                                                        \
-                ProtobufCBinaryData *b = f == 3 ? &pm->custom_metadata : &pm->data;                               \
-                b->data = (uint8_t *)s.p;                                                                         \
-                b->len = (size_t)(s.end - s.p);                                                                   \
-            } else {                                                                                              \
-                return -1;                                                                                        \
-            }                                                                                                     \
-        }                                                                                                         \
-        if (pm->n_metadata) pm->metadata = mep;                                                                   \
-        return 0;                                                                                                 \
+#define DEFINE_PROPOSED(fn, PM, ENTRY, pm_init, entry_init)                                                  \
+    static int fn(rd r, PM *pm, EventStore__Client__UUID *id, EventStore__Client__UUID__Structured *su,      \
+                  ENTRY *me, ENTRY **mep, size_t *me_left, wtext *t)                                         \
+    {                                                                                                        \
+        pm_init(pm);                                                                                         \
+        int seen_id = 0, seen3 = 0, seen4 = 0;                                                               \
+        for (;;) {                                                                                           \
+            uint32_t f;                                                                                      \
+            unsigned wt;                                                                                     \
+            int k = rd_key(&r, &f, &wt);                                                                     \
+            if (k < 0) return -1;                                                                            \
+            if (k) break;                                                                                    \
+            rd s;                                                                                            \
+            if (wt != 2 || rd_sub(&r, &s)) return -1;                                                        \
+            if (f == 1) {                                                                                    \
+                if (seen_id++ || uuid(s, id, su, t)) return -1;                                              \
+                pm->id = id;                                                                                 \
+            } else if (f == 2) {                                                                             \
+                if (!*me_left) return -1;                                                                    \
+                ENTRY *e = &me[pm->n_metadata];                                                              \
+                entry_init(e);                                                                               \
+                if (entry_kv(s, &e->key, &e->value, t)) return -1;                                           \
+                mep[pm->n_metadata++] = e;                                                                   \
+                (*me_left)--;                                                                                \
+            } else if (f == 3 || f == 4) {                                                                   \
+                if (f == 3 ? seen3++ : seen4++) return -1;                                                   \
+                ProtobufCBinaryData *b = f == 3 ? &pm->custom_metadata : &pm->data;                          \
+                b->data = (uint8_t *)s.p;                                                                    \
+                b->len = (size_t)(s.end - s.p);                                                              \
+            } else {                                                                                         \
+                return -1;                                                                                   \
+            }                                                                                                \
+        }                                                                                                    \
+        if (pm->n_metadata) pm->metadata = mep;                                                              \
+        return 0;                                                                                            \
     }
 
 DEFINE_PROPOSED(proposed, EventStore__Client__Streams__AppendReq__ProposedMessage,
@@ -264,25 +282,18 @@ static int batch_options(rd r, rpc_wire_batch *w)
     EventStore__Client__Streams__BatchAppendReq__Options *o = &w->opt;
     event_store__client__streams__batch_append_req__options__init(o);
     google__protobuf__empty__init(&w->empty);
-    int seen_sid = 0;
+    int seen_sid = 0, expect = 0;
     for (;;) {
         uint32_t f;
         unsigned wt;
         int k = rd_key(&r, &f, &wt);
-        if (k) return k > 0 ? 0 : -1;
+        if (k < 0) return -1;
+        if (k) break;
+        int t = stream_and_expectation(&r, f, wt, &w->sid, &seen_sid, &expect, &o->stream_position);
+        if (t < 0) return -1;
+        if (t) continue;
         rd s;
-        if (f == 1 && wt == 2 && !seen_sid++) {
-            if (rd_sub(&r, &s) || stream_identifier(s, &w->sid)) return -1;
-            o->stream_identifier = &w->sid;
-        } else if (f == 2 && wt == 0 && !o->expected_stream_position_case) {
-            if (rd_varint(&r, &o->stream_position)) return -1;
-            o->expected_stream_position_case =
-                EVENT_STORE__CLIENT__STREAMS__BATCH_APPEND_REQ__OPTIONS__EXPECTED_STREAM_POSITION_STREAM_POSITION;
-        } else if (f >= 3 && f <= 5 && wt == 2 && !o->expected_stream_position_case) {
-            if (empty_msg(&r)) return -1;
-            o->expected_stream_position_case = (EventStore__Client__Streams__BatchAppendReq__Options__ExpectedStreamPositionCase)f;
-            o->no_stream = &w->empty; /* the union's members are alike */
-        } else if ((f == 6 || f == 7) && wt == 2 && !o->deadline_option_case) {
+        if ((f == 6 || f == 7) && wt == 2 && !o->deadline_option_case) {
             uint64_t sec, ns;
             if (rd_sub(&r, &s) || two_varints(s, &sec, &ns)) return -1;
             if (f == 6) {
@@ -296,11 +307,17 @@ static int batch_options(rd r, rpc_wire_batch *w)
                 w->dur.nanos = (int32_t)(uint32_t)ns;
                 o->deadline = &w->dur;
             }
-            o->deadline_option_case = (EventStore__Client__Streams__BatchAppendReq__Options__DeadlineOptionCase)f;
+            o->deadline_option_case =
+                (EventStore__Client__Streams__BatchAppendReq__Options__DeadlineOptionCase)f;
         } else {
             return -1;
         }
     }
+    if (seen_sid) o->stream_identifier = &w->sid;
+    o->expected_stream_position_case =
+        (EventStore__Client__Streams__BatchAppendReq__Options__ExpectedStreamPositionCase)expect;
+    if (expect > 2) o->no_stream = &w->empty; /* the union's members are alike */
+    return 0;
 }
 
 int rpc_wire_batch_req(const uint8_t *msg, size_t len, rpc_wire_batch *w)
@@ -418,11 +435,13 @@ static size_t uuid_inner(const EventStore__Client__UUID *u)
     if (u->value_case == EVENT_STORE__CLIENT__UUID__VALUE_STRUCTURED && u->structured)
         return ld_size(u64_size((uint64_t)u->structured->most_significant_bits) +
                        u64_size((uint64_t)u->structured->least_significant_bits));
-    if (u->value_case == EVENT_STORE__CLIENT__UUID__VALUE_STRING && u->string) return ld_size(strlen(u->string));
+    if (u->value_case == EVENT_STORE__CLIENT__UUID__VALUE_STRING && u->string)
+        return ld_size(strlen(u->string));
     return 0;
 }
 
-static size_t entry_inner(const EventStore__Client__Streams__ReadResp__ReadEvent__RecordedEvent__MetadataEntry *e)
+static size_t
+entry_inner(const EventStore__Client__Streams__ReadResp__ReadEvent__RecordedEvent__MetadataEntry *e)
 {
     return str_size(e->key) + str_size(e->value);
 }
@@ -436,7 +455,8 @@ static size_t recorded_inner(const Recorded *r)
         n += ld_size(sl ? ld_size(sl) : 0);
     }
     n += u64_size(r->stream_revision) + u64_size(r->prepare_position) + u64_size(r->commit_position);
-    for (size_t i = 0; i < r->n_metadata; i++) n += ld_size(entry_inner(r->metadata[i]));
+    for (size_t i = 0; i < r->n_metadata; i++)
+        n += ld_size(entry_inner(r->metadata[i]));
     if (r->custom_metadata.len) n += ld_size(r->custom_metadata.len);
     if (r->data.len) n += ld_size(r->data.len);
     return n;
@@ -502,7 +522,8 @@ size_t rpc_wire_read_event_pack(const ReadEvent *re, uint8_t *out)
     if (re->position_case == EVENT_STORE__CLIENT__STREAMS__READ_RESP__READ_EVENT__POSITION_COMMIT_POSITION) {
         *p++ = KEY(3, 0);
         p = put_v(p, re->commit_position);
-    } else if (re->position_case == EVENT_STORE__CLIENT__STREAMS__READ_RESP__READ_EVENT__POSITION_NO_POSITION &&
+    } else if (re->position_case ==
+                   EVENT_STORE__CLIENT__STREAMS__READ_RESP__READ_EVENT__POSITION_NO_POSITION &&
                re->no_position) {
         *p++ = KEY(4, 2);
         *p++ = 0;

@@ -45,26 +45,12 @@
 #include "base/json.h"
 #include "store/store_int.h"
 #include "store/upcast.h"
+#include "store/upcast_int.h"
 #include "store/upscript.h"
 
 #define UPC_BUCKETS 1024u
 
-enum { OP_RENAME = 0, OP_MOVE, OP_DEFAULT, OP_SET, OP_REMOVE, OP_TYPE };
-static const char *const op_names[] = {"rename", "move", "default", "set", "remove", "type"};
-
-typedef struct upc_path {
-    char *text;   /* as written, for messages */
-    char **seg;   /* members, NUL-terminated */
-    size_t *seg_len;
-    size_t n;
-} upc_path;
-
-typedef struct upc_step {
-    int op;
-    upc_path a, b;     /* rename/move: from, to; default/set/remove: a only */
-    json_value *value; /* default/set */
-    char *type;        /* type: the new event type */
-} upc_step;
+static const char *const op_names[] = {"rename", "move", "default", "set", "remove", "type"}; /* by OP_ */
 
 typedef struct upcaster upcaster;
 struct upcaster {
@@ -88,8 +74,8 @@ struct upcaster {
 typedef struct upc_table {
     upcaster **b; /* UPC_BUCKETS chains by hash of the type */
     size_t n;
-    upc_scripts sc;    /* the script upcasters, for the workers (upscript.h) */
-    _Atomic int refs;  /* the registry's, and each reader's running scripts with it (UPC-3) */
+    upc_scripts sc;   /* the script upcasters, for the workers (upscript.h) */
+    _Atomic int refs; /* the registry's, and each reader's running scripts with it (UPC-3) */
 } upc_table;
 
 struct upc_reg {
@@ -103,23 +89,12 @@ struct upc_reg {
     _Atomic size_t n_scripts; /* script upcasters in t */
 };
 
-/* ---- messages ---------------------------------------------------------- */
-
-static void set_err(char *err, size_t el, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void set_err(char *err, size_t el, const char *fmt, ...)
-{
-    if (!err || !el) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, el, fmt, ap);
-    va_end(ap);
-}
-
 /* ---- documents ---------------------------------------------------------- */
 
 static void path_free(upc_path *p)
 {
-    for (size_t i = 0; i < p->n; i++) free(p->seg[i]);
+    for (size_t i = 0; i < p->n; i++)
+        free(p->seg[i]);
     free(p->seg);
     free(p->seg_len);
     free(p->text);
@@ -151,17 +126,20 @@ static int str_clean(const json_value *v)
 static int parse_path(const json_value *v, const char *what, size_t si, upc_path *p, char *err, size_t el)
 {
     if (!str_clean(v) || v->len == 0) {
-        set_err(err, el, "step %zu: \"%s\" must be a non-empty string", si + 1, what);
+        upc_set_err(err, el, "step %zu: \"%s\" must be a non-empty string", si + 1, what);
         return FACTUM_EINVAL;
     }
     if (v->len > FACTUM_UPCAST_MAX_PATH) {
-        set_err(err, el, "step %zu: \"%s\" is longer than %u bytes", si + 1, what, FACTUM_UPCAST_MAX_PATH);
+        upc_set_err(err, el, "step %zu: \"%s\" is longer than %u bytes", si + 1, what,
+                    FACTUM_UPCAST_MAX_PATH);
         return FACTUM_EINVAL;
     }
     size_t n = 1;
-    for (size_t i = 0; i < v->len; i++) n += v->str[i] == '.';
+    for (size_t i = 0; i < v->len; i++)
+        n += v->str[i] == '.';
     if (n > FACTUM_UPCAST_MAX_DEPTH) {
-        set_err(err, el, "step %zu: \"%s\" has more than %d members", si + 1, what, FACTUM_UPCAST_MAX_DEPTH);
+        upc_set_err(err, el, "step %zu: \"%s\" has more than %d members", si + 1, what,
+                    FACTUM_UPCAST_MAX_DEPTH);
         return FACTUM_EINVAL;
     }
     p->seg = calloc(n, sizeof *p->seg);
@@ -173,7 +151,7 @@ static int parse_path(const json_value *v, const char *what, size_t si, upc_path
         const char *dot = memchr(s, '.', (size_t)(end - s));
         size_t l = (size_t)((dot ? dot : end) - s);
         if (!l) {
-            set_err(err, el, "step %zu: \"%s\" has an empty member name", si + 1, what);
+            upc_set_err(err, el, "step %zu: \"%s\" has an empty member name", si + 1, what);
             return FACTUM_EINVAL;
         }
         if (!(p->seg[p->n] = strndup(s, l))) return -ENOMEM;
@@ -186,11 +164,12 @@ static int parse_path(const json_value *v, const char *what, size_t si, upc_path
 static int check_type_name(const json_value *v, const char *what, char *err, size_t el)
 {
     if (!str_clean(v) || v->len == 0 || v->len > FACTUM_MAX_TYPE_LEN) {
-        set_err(err, el, "\"%s\" must be a non-empty string of at most %d bytes", what, FACTUM_MAX_TYPE_LEN);
+        upc_set_err(err, el, "\"%s\" must be a non-empty string of at most %d bytes", what,
+                    FACTUM_MAX_TYPE_LEN);
         return FACTUM_EINVAL;
     }
     if (v->str[0] == '$') {
-        set_err(err, el, "\"%s\": system event types ($...) cannot be upcast", what);
+        upc_set_err(err, el, "\"%s\": system event types ($...) cannot be upcast", what);
         return FACTUM_EINVAL;
     }
     return 0;
@@ -200,19 +179,21 @@ static int version_member(const json_value *doc, const char *key, int64_t *out, 
 {
     const json_value *v = json_get(doc, key);
     if (!v || json_int64(v, out) || *out < 1 || *out > FACTUM_UPCAST_MAX_VERSION) {
-        set_err(err, el, "\"%s\" must be an integer from 1 to %d", key, FACTUM_UPCAST_MAX_VERSION);
+        upc_set_err(err, el, "\"%s\" must be an integer from 1 to %d", key, FACTUM_UPCAST_MAX_VERSION);
         return FACTUM_EINVAL;
     }
     return 0;
 }
 
-static int only_members(const json_value *o, const char *const *allowed, const char *where, char *err, size_t el)
+static int only_members(const json_value *o, const char *const *allowed, const char *where, char *err,
+                        size_t el)
 {
     for (size_t i = 0; i < o->n; i++) {
         int ok = 0;
-        for (const char *const *a = allowed; *a && !ok; a++) ok = strcmp(o->keys[i], *a) == 0;
+        for (const char *const *a = allowed; *a && !ok; a++)
+            ok = strcmp(o->keys[i], *a) == 0;
         if (!ok) {
-            set_err(err, el, "%s: unknown member \"%.64s\"", where, o->keys[i]);
+            upc_set_err(err, el, "%s: unknown member \"%.64s\"", where, o->keys[i]);
             return FACTUM_EINVAL;
         }
     }
@@ -224,7 +205,7 @@ static int parse_step(const json_value *sv, size_t si, upc_step *st, char *err, 
     char where[32];
     snprintf(where, sizeof where, "step %zu", si + 1);
     if (!sv || sv->type != JSON_OBJECT) {
-        set_err(err, el, "%s must be an object", where);
+        upc_set_err(err, el, "%s must be an object", where);
         return FACTUM_EINVAL;
     }
     const json_value *op = json_get(sv, "op");
@@ -232,7 +213,7 @@ static int parse_step(const json_value *sv, size_t si, upc_step *st, char *err, 
     for (int i = 0; op && str_clean(op) && i < (int)(sizeof op_names / sizeof *op_names); i++)
         if (strcmp(op->str, op_names[i]) == 0) st->op = i;
     if (st->op < 0) {
-        set_err(err, el, "%s: \"op\" must be one of rename, move, default, set, remove, type", where);
+        upc_set_err(err, el, "%s: \"op\" must be one of rename, move, default, set, remove, type", where);
         return FACTUM_EINVAL;
     }
     static const char *const two[] = {"op", "from", "to", NULL};
@@ -247,7 +228,8 @@ static int parse_step(const json_value *sv, size_t si, upc_step *st, char *err, 
         if ((rc = parse_path(json_get(sv, "from"), "from", si, &st->a, err, el))) return rc;
         if ((rc = parse_path(json_get(sv, "to"), "to", si, &st->b, err, el))) return rc;
         if (st->op == OP_RENAME && st->b.n != 1) {
-            set_err(err, el, "%s: rename's \"to\" is a member name (no '.'); use move for another place", where);
+            upc_set_err(err, el, "%s: rename's \"to\" is a member name (no '.'); use move for another place",
+                        where);
             return FACTUM_EINVAL;
         }
         break;
@@ -257,7 +239,7 @@ static int parse_step(const json_value *sv, size_t si, upc_step *st, char *err, 
         if ((rc = parse_path(json_get(sv, "path"), "path", si, &st->a, err, el))) return rc;
         const json_value *v = json_get(sv, "value");
         if (!v) {
-            set_err(err, el, "%s: \"value\" is missing", where);
+            upc_set_err(err, el, "%s: \"value\" is missing", where);
             return FACTUM_EINVAL;
         }
         /* Keep the value by re-parsing its text: an independent tree. */
@@ -277,7 +259,7 @@ static int parse_step(const json_value *sv, size_t si, upc_step *st, char *err, 
         const json_value *t = json_get(sv, "to");
         char e2[256] = "";
         if ((rc = check_type_name(t, "to", e2, sizeof e2))) {
-            set_err(err, el, "%s: %s", where, e2);
+            upc_set_err(err, el, "%s: %s", where, e2);
             return rc;
         }
         if (!(st->type = strdup(t->str))) return -ENOMEM;
@@ -292,13 +274,13 @@ static int parse_doc(const char *json, size_t len, upcaster **out, char *err, si
     *out = NULL;
     if (!json && len) return FACTUM_EINVAL;
     if (len > FACTUM_UPCAST_MAX_DOC) {
-        set_err(err, el, "the document is longer than %u bytes", FACTUM_UPCAST_MAX_DOC);
+        upc_set_err(err, el, "the document is longer than %u bytes", FACTUM_UPCAST_MAX_DOC);
         return FACTUM_EINVAL;
     }
     json_value *doc = NULL;
     int rc = json_parse(json ? json : "", len, &doc);
     if (rc) {
-        set_err(err, el, "the document is not valid JSON");
+        upc_set_err(err, el, "the document is not valid JSON");
         return rc;
     }
     upcaster *u = calloc(1, sizeof *u);
@@ -307,37 +289,37 @@ static int parse_doc(const char *json, size_t len, upcaster **out, char *err, si
         goto fail;
     }
     if (doc->type != JSON_OBJECT) {
-        set_err(err, el, "the document must be a JSON object");
+        upc_set_err(err, el, "the document must be a JSON object");
         rc = FACTUM_EINVAL;
         goto fail;
     }
-    static const char *const allowed[] = {"eventType", "fromVersion", "toVersion", "steps", "script", "description",
-                                          NULL};
+    static const char *const allowed[] = {"eventType", "fromVersion", "toVersion", "steps",
+                                          "script",    "description", NULL};
     if ((rc = only_members(doc, allowed, "the document", err, el))) goto fail;
     const json_value *t = json_get(doc, "eventType");
     if ((rc = check_type_name(t, "eventType", err, el))) goto fail;
     if ((rc = version_member(doc, "fromVersion", &u->from, err, el))) goto fail;
     if ((rc = version_member(doc, "toVersion", &u->to, err, el))) goto fail;
     if (u->to <= u->from) {
-        set_err(err, el, "\"toVersion\" must be greater than \"fromVersion\"");
+        upc_set_err(err, el, "\"toVersion\" must be greater than \"fromVersion\"");
         rc = FACTUM_EINVAL;
         goto fail;
     }
     const json_value *d = json_get(doc, "description");
     if (d && d->type != JSON_STRING) {
-        set_err(err, el, "\"description\" must be a string");
+        upc_set_err(err, el, "\"description\" must be a string");
         rc = FACTUM_EINVAL;
         goto fail;
     }
     const json_value *steps = json_get(doc, "steps"), *script = json_get(doc, "script");
     if (steps && script) {
-        set_err(err, el, "an upcaster has \"steps\" or a \"script\", not both");
+        upc_set_err(err, el, "an upcaster has \"steps\" or a \"script\", not both");
         rc = FACTUM_EINVAL;
         goto fail;
     }
     if (script) {
         if (!str_clean(script) || !script->len) {
-            set_err(err, el, "\"script\" must be a non-empty string (a JavaScript function expression)");
+            upc_set_err(err, el, "\"script\" must be a non-empty string (a JavaScript function expression)");
             rc = FACTUM_EINVAL;
             goto fail;
         }
@@ -348,12 +330,12 @@ static int parse_doc(const char *json, size_t len, upcaster **out, char *err, si
         u->script_len = script->len;
         steps = NULL;
     } else if (!steps || steps->type != JSON_ARRAY) {
-        set_err(err, el, "\"steps\" must be an array (or give a \"script\")");
+        upc_set_err(err, el, "\"steps\" must be an array (or give a \"script\")");
         rc = FACTUM_EINVAL;
         goto fail;
     }
     if (steps && steps->n > FACTUM_UPCAST_MAX_STEPS) {
-        set_err(err, el, "more than %d steps", FACTUM_UPCAST_MAX_STEPS);
+        upc_set_err(err, el, "more than %d steps", FACTUM_UPCAST_MAX_STEPS);
         rc = FACTUM_EINVAL;
         goto fail;
     }
@@ -394,13 +376,13 @@ static int parse_removal(const void *data, size_t len, char **type, int64_t *fro
     json_value *doc = NULL;
     int rc = json_parse(data ? data : "", len, &doc);
     if (rc) {
-        set_err(err, el, "the document is not valid JSON");
+        upc_set_err(err, el, "the document is not valid JSON");
         return rc;
     }
     static const char *const allowed[] = {"eventType", "fromVersion", NULL};
     rc = FACTUM_EINVAL;
     if (doc->type != JSON_OBJECT)
-        set_err(err, el, "the document must be a JSON object");
+        upc_set_err(err, el, "the document must be a JSON object");
     else if (!(rc = only_members(doc, allowed, "the document", err, el)) &&
              !(rc = check_type_name(json_get(doc, "eventType"), "eventType", err, el)) &&
              !(rc = version_member(doc, "fromVersion", from, err, el)) && type &&
@@ -422,8 +404,8 @@ int upc_check_event(const char *type, const void *data, size_t len, char *err, s
         int64_t from;
         return parse_removal(data, len, NULL, &from, err, err_len);
     }
-    set_err(err, err_len, "events of %s are %s or %s", FACTUM_UPCASTERS_STREAM, FACTUM_UPCASTER_SET_TYPE,
-            FACTUM_UPCASTER_REMOVED_TYPE);
+    upc_set_err(err, err_len, "events of %s are %s or %s", FACTUM_UPCASTERS_STREAM, FACTUM_UPCASTER_SET_TYPE,
+                FACTUM_UPCASTER_REMOVED_TYPE);
     return FACTUM_EINVAL;
 }
 
@@ -481,11 +463,13 @@ static upcaster **table_slot(upc_table *t, const char *type, size_t len, uint64_
     return pp;
 }
 
-static const upcaster *table_find(const upc_table *t, const char *type, size_t len, uint64_t hash, int64_t from)
+static const upcaster *table_find(const upc_table *t, const char *type, size_t len, uint64_t hash,
+                                  int64_t from)
 {
     if (!t->b) return NULL;
     for (const upcaster *u = t->b[hash % UPC_BUCKETS]; u; u = u->next)
-        if (u->hash == hash && u->type_len == len && u->from == from && memcmp(u->type, type, len) == 0) return u;
+        if (u->hash == hash && u->type_len == len && u->from == from && memcmp(u->type, type, len) == 0)
+            return u;
     return NULL;
 }
 
@@ -504,7 +488,8 @@ static int table_index_scripts(upc_table *t)
     static _Atomic uint64_t next_id = 1;
     size_t n = 0;
     for (size_t i = 0; t->b && i < UPC_BUCKETS; i++)
-        for (const upcaster *u = t->b[i]; u; u = u->next) n += u->script != NULL;
+        for (const upcaster *u = t->b[i]; u; u = u->next)
+            n += u->script != NULL;
     t->sc.id = atomic_fetch_add(&next_id, 1);
     if (!n) return 0;
     /* Which types' chains may reach a script: those with one, and those
@@ -522,11 +507,13 @@ static int table_index_scripts(upc_table *t)
                     size_t tl = strlen(to);
                     uint64_t h = base_hash64(to, tl);
                     for (const upcaster *w = t->b[h % UPC_BUCKETS]; w && !reach; w = w->next)
-                        reach = w->type_script && w->hash == h && w->type_len == tl && !memcmp(w->type, to, tl);
+                        reach =
+                            w->type_script && w->hash == h && w->type_len == tl && !memcmp(w->type, to, tl);
                 }
                 if (!reach) continue;
                 for (upcaster *w = t->b[u->hash % UPC_BUCKETS]; w; w = w->next) /* the whole type */
-                    if (w->hash == u->hash && w->type_len == u->type_len && !memcmp(w->type, u->type, u->type_len))
+                    if (w->hash == u->hash && w->type_len == u->type_len &&
+                        !memcmp(w->type, u->type, u->type_len))
                         w->type_script = 1;
                 changed = 1;
             }
@@ -586,7 +573,8 @@ void upc_reg_free(upc_reg *r)
 static int table_apply(factum_store *s, upc_table *t, const factum_event *ev)
 {
     char err[256] = "";
-    if (ev->type_len == sizeof FACTUM_UPCASTER_SET_TYPE - 1 && strcmp(ev->type, FACTUM_UPCASTER_SET_TYPE) == 0) {
+    if (ev->type_len == sizeof FACTUM_UPCASTER_SET_TYPE - 1 &&
+        strcmp(ev->type, FACTUM_UPCASTER_SET_TYPE) == 0) {
         upcaster *u;
         int rc = parse_doc((const char *)ev->data, ev->data_len, &u, err, sizeof err);
         if (rc == -ENOMEM) return rc;
@@ -658,7 +646,8 @@ static int reg_refresh(factum_store *s)
                 rc = 0;
                 break;
             }
-            for (size_t i = 0; !rc && i < n; i++) rc = table_apply(s, &t, &page[i]);
+            for (size_t i = 0; !rc && i < n; i++)
+                rc = table_apply(s, &t, &page[i]);
             if (!rc && !n) break;
         }
         if (!rc) rc = table_index_scripts(&t);
@@ -698,12 +687,14 @@ int upc_needs_script(factum_store *s, const factum_event *ev)
     int rc = reg_refresh(s);
     if (rc) return rc;
     upc_reg *r = s->upc;
-    if (!atomic_load_explicit(&r->n_scripts, memory_order_relaxed) || !ev->type || ev->type[0] == '$') return 0;
+    if (!atomic_load_explicit(&r->n_scripts, memory_order_relaxed) || !ev->type || ev->type[0] == '$')
+        return 0;
     uint64_t h = base_hash64(ev->type, ev->type_len);
     int yes = 0;
     pthread_rwlock_rdlock(&r->rw);
     for (const upcaster *u = r->t->b ? r->t->b[h % UPC_BUCKETS] : NULL; u && !yes; u = u->next)
-        yes = u->type_script && u->hash == h && u->type_len == ev->type_len && !memcmp(u->type, ev->type, ev->type_len);
+        yes = u->type_script && u->hash == h && u->type_len == ev->type_len &&
+              !memcmp(u->type, ev->type, ev->type_len);
     pthread_rwlock_unlock(&r->rw);
     return yes;
 }
@@ -720,7 +711,8 @@ int factum_upcasters_each(factum_store *s, int (*cb)(void *ctx, const factum_upc
     size_t n = 0;
     if (r->t->n && !all) rc = -ENOMEM;
     for (size_t i = 0; !rc && i < UPC_BUCKETS && r->t->b; i++)
-        for (const upcaster *u = r->t->b[i]; u; u = u->next) all[n++] = u;
+        for (const upcaster *u = r->t->b[i]; u; u = u->next)
+            all[n++] = u;
     for (size_t i = 1; i < n; i++) { /* insertion sort: at most FACTUM_UPCASTERS_MAX */
         const upcaster *x = all[i];
         size_t j = i;
@@ -732,8 +724,8 @@ int factum_upcasters_each(factum_store *s, int (*cb)(void *ctx, const factum_upc
         all[j] = x;
     }
     for (size_t i = 0; !rc && i < n; i++) {
-        factum_upcaster_info info = {all[i]->type, all[i]->from, all[i]->to, all[i]->doc, all[i]->doc_len,
-                                     all[i]->position};
+        factum_upcaster_info info = {all[i]->type, all[i]->from,    all[i]->to,
+                                     all[i]->doc,  all[i]->doc_len, all[i]->position};
         rc = cb(ctx, &info);
     }
     pthread_rwlock_unlock(&r->rw);
@@ -767,12 +759,12 @@ int factum_upcaster_set(factum_store *s, const char *json, size_t len, char *err
     if (!rc) rc = has_upcaster(s, u->type, u->from, &exists);
     upcaster_free(u);
     if (rc == 1) {
-        set_err(err, err_len, "%d upcasters are registered already", FACTUM_UPCASTERS_MAX);
+        upc_set_err(err, err_len, "%d upcasters are registered already", FACTUM_UPCASTERS_MAX);
         return FACTUM_EINVAL;
     }
     if (rc) return rc;
-    factum_event_data ev = {.type = FACTUM_UPCASTER_SET_TYPE, .flags = FACTUM_EVENT_JSON, .data = json,
-                            .data_len = len};
+    factum_event_data ev = {
+        .type = FACTUM_UPCASTER_SET_TYPE, .flags = FACTUM_EVENT_JSON, .data = json, .data_len = len};
     return factum_append(s, FACTUM_UPCASTERS_STREAM, FACTUM_ANY, &ev, 1, NULL);
 }
 
@@ -790,519 +782,14 @@ int factum_upcaster_remove(factum_store *s, const char *type, int64_t from_versi
     if (!rc) rc = json_write_string(&b, type, strlen(type));
     if (!rc) rc = base_buf_printf(&b, ",\"fromVersion\":%" PRId64 "}", from_version);
     if (!rc) {
-        factum_event_data ev = {.type = FACTUM_UPCASTER_REMOVED_TYPE, .flags = FACTUM_EVENT_JSON, .data = b.data,
+        factum_event_data ev = {.type = FACTUM_UPCASTER_REMOVED_TYPE,
+                                .flags = FACTUM_EVENT_JSON,
+                                .data = b.data,
                                 .data_len = b.len};
         rc = factum_append(s, FACTUM_UPCASTERS_STREAM, FACTUM_ANY, &ev, 1, NULL);
     }
     base_buf_free(&b);
     return rc;
-}
-
-/* ---- scratch buffers ---------------------------------------------------- */
-
-/* Bump allocation in chunks: `tree` holds the parsed data and metadata of
- * one upcast (reset at the start of each: nothing in it is freed one by
- * one), `out` the upcast events (reset by factum_upcast_buf_reset). A
- * parse costs no malloc once the first chunk is there. */
-#define ARENA_CHUNK (64u * 1024u)
-
-typedef struct achunk {
-    struct achunk *next;
-    size_t size;
-    uint8_t data[];
-} achunk;
-
-typedef struct arena {
-    achunk *chunks; /* the current one first */
-    uint8_t *p, *end;
-} arena;
-
-struct factum_upcast_buf {
-    arena tree, out;
-    base_buf d, m;
-    char err[1536];
-};
-
-static void *aalloc(arena *a, size_t n)
-{
-    n = (n + 7) & ~(size_t)7;
-    if ((size_t)(a->end - a->p) < n) {
-        size_t size = n > ARENA_CHUNK ? n : ARENA_CHUNK;
-        achunk *c = malloc(sizeof *c + size);
-        if (!c) return NULL;
-        c->size = size;
-        c->next = a->chunks;
-        a->chunks = c;
-        a->p = c->data;
-        a->end = c->data + size;
-    }
-    void *r = a->p;
-    a->p += n;
-    return r;
-}
-
-/* Forget everything; keep the last chunk (the first made) if it is the
- * ordinary size, so that the next use does not allocate. */
-static void areset(arena *a)
-{
-    achunk *keep = NULL;
-    for (achunk *c = a->chunks, *nx; c; c = nx) {
-        nx = c->next;
-        if (!nx && c->size == ARENA_CHUNK) keep = c;
-        else free(c);
-    }
-    a->chunks = keep;
-    if (keep) keep->next = NULL;
-    a->p = keep ? keep->data : NULL;
-    a->end = keep ? keep->data + keep->size : NULL;
-}
-
-static void afree(arena *a)
-{
-    for (achunk *c = a->chunks, *nx; c; c = nx) {
-        nx = c->next;
-        free(c);
-    }
-    memset(a, 0, sizeof *a);
-}
-
-int factum_upcast_buf_new(factum_upcast_buf **out)
-{
-    if (!out) return FACTUM_EINVAL;
-    *out = calloc(1, sizeof **out);
-    return *out ? 0 : -ENOMEM;
-}
-
-void factum_upcast_buf_reset(factum_upcast_buf *b)
-{
-    if (!b) return;
-    areset(&b->out);
-    b->err[0] = 0;
-    /* Do not keep a large scratch buffer after a large event. */
-    if (b->d.cap > (1u << 20)) base_buf_free(&b->d);
-    if (b->m.cap > (1u << 20)) base_buf_free(&b->m);
-}
-
-void factum_upcast_buf_free(factum_upcast_buf *b)
-{
-    if (!b) return;
-    afree(&b->tree);
-    afree(&b->out);
-    base_buf_free(&b->d);
-    base_buf_free(&b->m);
-    free(b);
-}
-
-const char *factum_upcast_buf_error(const factum_upcast_buf *b)
-{
-    return b ? b->err : "";
-}
-
-/* ---- parsing into the arena ---------------------------------------------- */
-
-/* Parse text that json_validate accepted (so: well formed, nested at most
- * 64 deep, strings valid UTF-8 with paired surrogates) into a tree in a.
- * Strings are decoded as json.c decodes them. NULL: out of memory. */
-static json_value *tparse(arena *a, const char **pp, const char *end);
-
-static void tskip(const char **pp, const char *end)
-{
-    const char *p = *pp;
-    while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')) p++;
-    *pp = p;
-}
-
-static unsigned thex4(const char *p)
-{
-    unsigned v = 0;
-    for (int i = 0; i < 4; i++) {
-        char c = p[i];
-        v = v << 4 | (unsigned)(c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10);
-    }
-    return v;
-}
-
-/* The string at *pp (its opening quote): decoded into the arena. */
-static char *tstring(arena *a, const char **pp, size_t *len)
-{
-    const char *p = *pp + 1, *q = p;
-    while (*q != '"') q += *q == '\\' ? 2 : 1; /* valid: every escape is whole */
-    char *s = aalloc(a, (size_t)(q - p) + 1), *o = s;
-    if (!s) return NULL;
-    while (p < q) {
-        if (*p != '\\') {
-            *o++ = *p++;
-            continue;
-        }
-        char e = p[1];
-        p += 2;
-        switch (e) {
-        case 'b': *o++ = '\b'; break;
-        case 'f': *o++ = '\f'; break;
-        case 'n': *o++ = '\n'; break;
-        case 'r': *o++ = '\r'; break;
-        case 't': *o++ = '\t'; break;
-        case 'u': {
-            unsigned cp = thex4(p);
-            p += 4;
-            if (cp >= 0xd800 && cp <= 0xdbff) {
-                cp = 0x10000 + ((cp - 0xd800) << 10) + (thex4(p + 2) - 0xdc00);
-                p += 6;
-            }
-            if (cp < 0x80) {
-                *o++ = (char)cp;
-            } else if (cp < 0x800) {
-                *o++ = (char)(0xc0 | (cp >> 6));
-                *o++ = (char)(0x80 | (cp & 0x3f));
-            } else if (cp < 0x10000) {
-                *o++ = (char)(0xe0 | (cp >> 12));
-                *o++ = (char)(0x80 | ((cp >> 6) & 0x3f));
-                *o++ = (char)(0x80 | (cp & 0x3f));
-            } else {
-                *o++ = (char)(0xf0 | (cp >> 18));
-                *o++ = (char)(0x80 | ((cp >> 12) & 0x3f));
-                *o++ = (char)(0x80 | ((cp >> 6) & 0x3f));
-                *o++ = (char)(0x80 | (cp & 0x3f));
-            }
-            break;
-        }
-        default: *o++ = e; /* " \ / */
-        }
-    }
-    *o = 0;
-    *len = (size_t)(o - s);
-    *pp = q + 1;
-    return s;
-}
-
-static json_value *tparse(arena *a, const char **pp, const char *end)
-{
-    tskip(pp, end);
-    const char *p = *pp;
-    json_value *v = aalloc(a, sizeof *v);
-    if (!v) return NULL;
-    memset(v, 0, sizeof *v);
-    switch (*p) {
-    case 'n': v->type = JSON_NULL; *pp = p + 4; return v;
-    case 't': v->type = JSON_TRUE; *pp = p + 4; return v;
-    case 'f': v->type = JSON_FALSE; *pp = p + 5; return v;
-    case '"':
-        v->type = JSON_STRING;
-        return (v->str = tstring(a, pp, &v->len)) ? v : NULL;
-    case '[':
-    case '{': {
-        int obj = *p == '{';
-        v->type = obj ? JSON_OBJECT : JSON_ARRAY;
-        *pp = p + 1;
-        size_t cap = 0;
-        for (;;) {
-            tskip(pp, end);
-            if (**pp == ']' || **pp == '}') {
-                (*pp)++;
-                return v;
-            }
-            if (**pp == ',') {
-                (*pp)++;
-                tskip(pp, end);
-            }
-            if (v->n == cap) { /* grow by copying: the old arrays stay in the arena */
-                size_t nc = cap ? cap * 2 : 8;
-                json_value **it = aalloc(a, nc * sizeof *it);
-                char **k = obj ? aalloc(a, nc * sizeof *k) : NULL;
-                size_t *kl = obj ? aalloc(a, nc * sizeof *kl) : NULL;
-                if (!it || (obj && (!k || !kl))) return NULL;
-                if (v->n) {
-                    memcpy(it, v->items, v->n * sizeof *it);
-                    if (obj) {
-                        memcpy(k, v->keys, v->n * sizeof *k);
-                        memcpy(kl, v->key_lens, v->n * sizeof *kl);
-                    }
-                }
-                v->items = it;
-                v->keys = k;
-                v->key_lens = kl;
-                cap = nc;
-            }
-            if (obj) {
-                if (!(v->keys[v->n] = tstring(a, pp, &v->key_lens[v->n]))) return NULL;
-                tskip(pp, end);
-                (*pp)++; /* ':' */
-            }
-            if (!(v->items[v->n] = tparse(a, pp, end))) return NULL;
-            v->n++;
-        }
-    }
-    default: { /* a number: its text */
-        const char *q = p;
-        while (q < end && (*q == '-' || *q == '+' || *q == '.' || *q == 'e' || *q == 'E' || (*q >= '0' && *q <= '9')))
-            q++;
-        v->type = JSON_NUMBER;
-        v->len = (size_t)(q - p);
-        if (!(v->str = aalloc(a, v->len + 1))) return NULL;
-        memcpy(v->str, p, v->len);
-        v->str[v->len] = 0;
-        *pp = q;
-        return v;
-    }
-    }
-}
-
-/* Validate and parse text into the arena: 0 and *out, FACTUM_EBADJSON, or
- * -ENOMEM. */
-static int aparse(arena *a, const char *text, size_t len, json_value **out)
-{
-    if (json_validate(text, len)) return FACTUM_EBADJSON;
-    const char *p = text;
-    return (*out = tparse(a, &p, text + len)) ? 0 : -ENOMEM;
-}
-
-/* ---- changing a tree in the arena ------------------------------------------ */
-
-static long member_index(const json_value *o, const char *key, size_t len)
-{
-    for (size_t i = o->n; i-- > 0;)
-        if (o->key_lens[i] == len && memcmp(o->keys[i], key, len) == 0) return (long)i;
-    return -1;
-}
-
-/* Take member i out of o (its value is returned). */
-static json_value *member_take(json_value *o, size_t i)
-{
-    json_value *v = o->items[i];
-    memmove(&o->keys[i], &o->keys[i + 1], (o->n - i - 1) * sizeof *o->keys);
-    memmove(&o->key_lens[i], &o->key_lens[i + 1], (o->n - i - 1) * sizeof *o->key_lens);
-    memmove(&o->items[i], &o->items[i + 1], (o->n - i - 1) * sizeof *o->items);
-    o->n--;
-    return v;
-}
-
-/* Remove every member `key` of o. */
-static void member_remove_all(json_value *o, const char *key, size_t len)
-{
-    long i;
-    while ((i = member_index(o, key, len)) >= 0) member_take(o, (size_t)i);
-}
-
-/* Add key: v at the end of o (new arrays in the arena). */
-static int member_add(arena *a, json_value *o, const char *key, size_t len, json_value *v)
-{
-    char **k = aalloc(a, (o->n + 1) * sizeof *k);
-    size_t *kl = aalloc(a, (o->n + 1) * sizeof *kl);
-    json_value **it = aalloc(a, (o->n + 1) * sizeof *it);
-    char *dup = aalloc(a, len + 1);
-    if (!k || !kl || !it || !dup) return -ENOMEM;
-    if (o->n) {
-        memcpy(k, o->keys, o->n * sizeof *k);
-        memcpy(kl, o->key_lens, o->n * sizeof *kl);
-        memcpy(it, o->items, o->n * sizeof *it);
-    }
-    memcpy(dup, key, len);
-    dup[len] = 0;
-    k[o->n] = dup;
-    kl[o->n] = len;
-    it[o->n] = v;
-    o->keys = k;
-    o->key_lens = kl;
-    o->items = it;
-    o->n++;
-    return 0;
-}
-
-/* A copy of v (a document's value) in the arena (NULL: out of memory). */
-static json_value *value_clone(arena *a, const json_value *v)
-{
-    json_value *c = aalloc(a, sizeof *c);
-    if (!c) return NULL;
-    *c = (json_value){.type = v->type, .len = v->len, .n = v->n};
-    if (v->str) {
-        if (!(c->str = aalloc(a, v->len + 1))) return NULL;
-        memcpy(c->str, v->str, v->len + 1);
-    }
-    if (!v->n) return c;
-    if (!(c->items = aalloc(a, v->n * sizeof *c->items))) return NULL;
-    if (v->type == JSON_OBJECT &&
-        (!(c->keys = aalloc(a, v->n * sizeof *c->keys)) || !(c->key_lens = aalloc(a, v->n * sizeof *c->key_lens))))
-        return NULL;
-    for (size_t i = 0; i < v->n; i++) {
-        if (!(c->items[i] = value_clone(a, v->items[i]))) return NULL;
-        if (v->type == JSON_OBJECT) {
-            if (!(c->keys[i] = aalloc(a, v->key_lens[i] + 1))) return NULL;
-            memcpy(c->keys[i], v->keys[i], v->key_lens[i] + 1);
-            c->key_lens[i] = v->key_lens[i];
-        }
-    }
-    return c;
-}
-
-/* ---- writing (compact JSON; a string is reserved for at once) ---------- */
-
-static int wr_string(base_buf *b, const char *s, size_t len)
-{
-    static const char hex[] = "0123456789abcdef";
-    if (len > (SIZE_MAX - 2) / 6 || base_buf_reserve(b, len * 6 + 2)) return -ENOMEM;
-    uint8_t *o = b->data + b->len;
-    *o++ = '"';
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c >= 0x20 && c != '"' && c != '\\') {
-            *o++ = c;
-            continue;
-        }
-        *o++ = '\\';
-        switch (c) {
-        case '"': *o++ = '"'; break;
-        case '\\': *o++ = '\\'; break;
-        case '\n': *o++ = 'n'; break;
-        case '\r': *o++ = 'r'; break;
-        case '\t': *o++ = 't'; break;
-        default:
-            *o++ = 'u';
-            *o++ = '0';
-            *o++ = '0';
-            *o++ = (uint8_t)hex[c >> 4];
-            *o++ = (uint8_t)hex[c & 15];
-        }
-    }
-    *o++ = '"';
-    b->len = (size_t)(o - b->data);
-    return 0;
-}
-
-static int wr_byte(base_buf *b, char c)
-{
-    if (b->len == b->cap && base_buf_reserve(b, 1)) return -ENOMEM;
-    b->data[b->len++] = (uint8_t)c;
-    return 0;
-}
-
-static int wr_value(base_buf *b, const json_value *v)
-{
-    int rc = 0;
-    switch (v->type) {
-    case JSON_NULL: return base_buf_append(b, "null", 4);
-    case JSON_FALSE: return base_buf_append(b, "false", 5);
-    case JSON_TRUE: return base_buf_append(b, "true", 4);
-    case JSON_NUMBER: return base_buf_append(b, v->str, v->len);
-    case JSON_STRING: return wr_string(b, v->str, v->len);
-    default:
-        rc = wr_byte(b, v->type == JSON_ARRAY ? '[' : '{');
-        for (size_t i = 0; i < v->n && !rc; i++) {
-            if (i) rc = wr_byte(b, ',');
-            if (!rc && v->type == JSON_OBJECT) {
-                rc = wr_string(b, v->keys[i], v->key_lens[i]);
-                if (!rc) rc = wr_byte(b, ':');
-            }
-            if (!rc) rc = wr_value(b, v->items[i]);
-        }
-        if (!rc) rc = wr_byte(b, v->type == JSON_ARRAY ? ']' : '}');
-        return rc;
-    }
-}
-
-/* The object holding the last member of p, walking from root. create:
- * objects missing on the way are made. *parent NULL: a member on the way
- * is missing (and !create). Returns 0, -ENOMEM, or 1 with `why` set: a
- * member on the way is not an object. */
-static int walk(arena *a, json_value *root, const upc_path *p, int create, json_value **parent, char *why, size_t wl)
-{
-    json_value *o = root;
-    for (size_t i = 0; i + 1 < p->n; i++) {
-        long k = member_index(o, p->seg[i], p->seg_len[i]);
-        if (k < 0) {
-            if (!create) {
-                *parent = NULL;
-                return 0;
-            }
-            json_value *nv = aalloc(a, sizeof *nv);
-            if (!nv) return -ENOMEM;
-            *nv = (json_value){.type = JSON_OBJECT};
-            if (member_add(a, o, p->seg[i], p->seg_len[i], nv)) return -ENOMEM;
-            o = nv;
-            continue;
-        }
-        o = o->items[k];
-        if (o->type != JSON_OBJECT) {
-            set_err(why, wl, "member \"%s\" of \"%s\" is not an object", p->seg[i], p->text);
-            return 1;
-        }
-    }
-    *parent = o;
-    return 0;
-}
-
-/* Apply one step to the data tree. 0, -ENOMEM, or 1 with `why`. */
-static int apply_step(arena *ar, json_value *root, const upc_step *st, const char **type, char *why,
-                      size_t wl)
-{
-    json_value *pa, *pb;
-    int rc;
-    const upc_path *a = &st->a;
-    const char *last = a->n ? a->seg[a->n - 1] : NULL;
-    size_t last_len = a->n ? a->seg_len[a->n - 1] : 0;
-    switch (st->op) {
-    case OP_RENAME:
-    case OP_MOVE: {
-        if ((rc = walk(ar, root, a, 0, &pa, why, wl)) || !pa) return rc;
-        long k = member_index(pa, last, last_len);
-        if (k < 0) return 0; /* nothing to move */
-        json_value *v = member_take(pa, (size_t)k);
-        member_remove_all(pa, last, last_len); /* a repeated key: the last one counted */
-        const upc_path *b = &st->b;
-        if (st->op == OP_RENAME) {
-            pb = pa;
-        } else if ((rc = walk(ar, root, b, 1, &pb, why, wl))) {
-            return rc;
-        }
-        if (member_index(pb, b->seg[b->n - 1], b->seg_len[b->n - 1]) >= 0) {
-            set_err(why, wl, "\"%s\" exists already", b->text);
-            return 1;
-        }
-        return member_add(ar, pb, b->seg[b->n - 1], b->seg_len[b->n - 1], v);
-    }
-    case OP_DEFAULT:
-    case OP_SET: {
-        if ((rc = walk(ar, root, a, 1, &pa, why, wl))) return rc;
-        if (member_index(pa, last, last_len) >= 0) {
-            if (st->op == OP_DEFAULT) return 0;
-            member_remove_all(pa, last, last_len);
-        }
-        json_value *v = value_clone(ar, st->value);
-        if (!v) return -ENOMEM;
-        return member_add(ar, pa, last, last_len, v);
-    }
-    case OP_REMOVE:
-        if ((rc = walk(ar, root, a, 0, &pa, why, wl)) || !pa) return rc;
-        member_remove_all(pa, last, last_len);
-        return 0;
-    default:
-        *type = st->type;
-        return 0;
-    }
-}
-
-/* The schema version in JSON metadata: 0 and *v (1 if absent), or 1. */
-static int meta_version(const json_value *meta, int64_t *v)
-{
-    *v = 1;
-    const json_value *x = meta && meta->type == JSON_OBJECT ? json_get(meta, "$schemaVersion") : NULL;
-    if (!x) return 0;
-    if (json_int64(x, v) || *v < 1) return 1;
-    return 0;
-}
-
-static void event_err(factum_upcast_buf *b, const factum_event *ev, int64_t version, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static void event_err(factum_upcast_buf *b, const factum_event *ev, int64_t version, const char *fmt, ...)
-{
-    int n = snprintf(b->err, sizeof b->err,
-                     "cannot upcast event %" PRIu64 "@%.512s (position %" PRIu64 ", type %.256s, schema version %" PRId64
-                     "): ",
-                     ev->version, ev->stream, ev->position, ev->type, version);
-    if (n < 0 || (size_t)n >= sizeof b->err) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(b->err + n, sizeof b->err - (size_t)n, fmt, ap);
-    va_end(ap);
 }
 
 /* ---- upcasting a batch ------------------------------------------------------
@@ -1316,15 +803,15 @@ static void event_err(factum_upcast_buf *b, const factum_event *ev, int64_t vers
 
 typedef struct item {
     const factum_event *in;
-    json_value *meta, *data;  /* in b->tree; meta NULL: none (or meta_text) */
+    json_value *meta, *data; /* in b->tree; meta NULL: none (or meta_text) */
     const char *type;
     size_t type_len;
-    int64_t v, v0;            /* the version reached, the stored one */
-    const upcaster *u;        /* the next upcaster to apply; NULL: the chain is done */
+    int64_t v, v0;     /* the version reached, the stored one */
+    const upcaster *u; /* the next upcaster to apply; NULL: the chain is done */
     int hops;
-    int meta_text;            /* metadata kept as text (no "$schemaVersion" in it) */
+    int meta_text; /* metadata kept as text (no "$schemaVersion" in it) */
     size_t m_open, m_close;
-    int upcast;               /* it goes through at least one upcaster */
+    int upcast; /* it goes through at least one upcaster */
 } item;
 
 typedef struct batch {
@@ -1356,7 +843,8 @@ static int item_begin(const upc_table *t, item *it, uint64_t hash, factum_upcast
     if (ml && !memmem(mt, ml, "$schemaVersion", 14)) {
         if (!json_validate(mt, ml)) {
             size_t o = 0;
-            while (o < ml && mt[o] != '{' && mt[o] != '[' && mt[o] != '"') o++;
+            while (o < ml && mt[o] != '{' && mt[o] != '[' && mt[o] != '"')
+                o++;
             if (o < ml && mt[o] == '{') {
                 it->meta_text = 1;
                 it->m_open = o;
@@ -1365,25 +853,25 @@ static int item_begin(const upc_table *t, item *it, uint64_t hash, factum_upcast
                 }
             }
         }
-    } else if (ml && (rc = aparse(&b->tree, mt, ml, &it->meta))) {
+    } else if (ml && (rc = upc_parse(&b->tree, mt, ml, &it->meta))) {
         if (rc == -ENOMEM) return rc;
         it->meta = NULL; /* not JSON: replaced */
     }
     if (it->meta && it->meta->type != JSON_OBJECT) it->meta = NULL;
     it->type = in->type;
     it->type_len = in->type_len;
-    if (meta_version(it->meta, &it->v)) {
-        event_err(b, in, 0, "its metadata's \"$schemaVersion\" is not an integer >= 1");
+    if (upc_meta_version(it->meta, &it->v)) {
+        upc_event_err(b, in, 0, "its metadata's \"$schemaVersion\" is not an integer >= 1");
         return FACTUM_EUPCAST;
     }
     it->v0 = it->v;
     it->u = table_find(t, it->type, it->type_len, hash, it->v);
     if (!it->u) return 0; /* at or past every registered version */
     it->upcast = 1;
-    rc = aparse(&b->tree, (const char *)in->data, in->data_len, &it->data);
+    rc = upc_parse(&b->tree, (const char *)in->data, in->data_len, &it->data);
     if (rc == -ENOMEM) return rc;
     if (rc || it->data->type != JSON_OBJECT) {
-        event_err(b, in, it->v0, "its data is not a JSON object");
+        upc_event_err(b, in, it->v0, "its data is not a JSON object");
         return FACTUM_EUPCAST;
     }
     return 0;
@@ -1396,7 +884,7 @@ static int item_next(const upc_table *t, item *it, factum_upcast_buf *b)
     it->type_len = strlen(it->type);
     it->u = table_find(t, it->type, it->type_len, base_hash64(it->type, it->type_len), it->v);
     if (it->u && ++it->hops == FACTUM_UPCAST_MAX_CHAIN) {
-        event_err(b, it->in, it->v0, "more than %d upcasters in its chain", FACTUM_UPCAST_MAX_CHAIN);
+        upc_event_err(b, it->in, it->v0, "more than %d upcasters in its chain", FACTUM_UPCAST_MAX_CHAIN);
         return FACTUM_EUPCAST;
     }
     return 0;
@@ -1410,10 +898,10 @@ static int item_advance(const upc_table *t, item *it, factum_upcast_buf *b)
         const upcaster *u = it->u;
         for (size_t i = 0; i < u->n_steps; i++) {
             char why[600] = "";
-            int rc = apply_step(&b->tree, it->data, &u->steps[i], &it->type, why, sizeof why);
+            int rc = upc_apply_step(&b->tree, it->data, &u->steps[i], &it->type, why, sizeof why);
             if (rc == 1) {
-                event_err(b, it->in, it->v0, "upcaster %s v%" PRId64 "->v%" PRId64 ", step %zu (%s): %s", u->type,
-                          u->from, u->to, i + 1, op_names[u->steps[i].op], why);
+                upc_event_err(b, it->in, it->v0, "upcaster %s v%" PRId64 "->v%" PRId64 ", step %zu (%s): %s",
+                              u->type, u->from, u->to, i + 1, op_names[u->steps[i].op], why);
                 return FACTUM_EUPCAST;
             }
             if (rc) return rc;
@@ -1430,21 +918,23 @@ static int item_finish(item *it, size_t max_size, factum_upcast_buf *b, factum_e
     const factum_event *in = it->in;
     const char *mt = (const char *)in->metadata;
     b->d.len = b->m.len = 0;
-    int rc = wr_value(&b->d, it->data);
+    int rc = upc_wr_value(&b->d, it->data);
     if (!rc) {
         if (it->meta_text) { /* {...} -> {..., "$schemaVersion":N} */
             size_t k = it->m_open + 1;
-            while (k < it->m_close && (mt[k] == ' ' || mt[k] == '\t' || mt[k] == '\n' || mt[k] == '\r')) k++;
+            while (k < it->m_close && (mt[k] == ' ' || mt[k] == '\t' || mt[k] == '\n' || mt[k] == '\r'))
+                k++;
             rc = base_buf_append(&b->m, mt + it->m_open, k < it->m_close ? it->m_close - it->m_open : 1);
             if (!rc)
-                rc = base_buf_printf(&b->m, "%s\"$schemaVersion\":%" PRId64 "}", k < it->m_close ? "," : "", it->v);
+                rc = base_buf_printf(&b->m, "%s\"$schemaVersion\":%" PRId64 "}", k < it->m_close ? "," : "",
+                                     it->v);
         } else if (it->meta) {
-            member_remove_all(it->meta, "$schemaVersion", 14);
+            upc_member_remove_all(it->meta, "$schemaVersion", 14);
             rc = base_buf_append(&b->m, "{", 1);
             for (size_t i = 0; !rc && i < it->meta->n; i++) {
-                rc = wr_string(&b->m, it->meta->keys[i], it->meta->key_lens[i]);
-                if (!rc) rc = wr_byte(&b->m, ':');
-                if (!rc) rc = wr_value(&b->m, it->meta->items[i]);
+                rc = upc_wr_string(&b->m, it->meta->keys[i], it->meta->key_lens[i]);
+                if (!rc) rc = upc_wr_byte(&b->m, ':');
+                if (!rc) rc = upc_wr_value(&b->m, it->meta->items[i]);
                 if (!rc) rc = base_buf_append(&b->m, ",", 1);
             }
             if (!rc) rc = base_buf_printf(&b->m, "\"$schemaVersion\":%" PRId64 "}", it->v);
@@ -1454,11 +944,11 @@ static int item_finish(item *it, size_t max_size, factum_upcast_buf *b, factum_e
     }
     if (rc) return rc;
     if (b->d.len + b->m.len > max_size) {
-        event_err(b, in, it->v0, "the upcast event (%zu bytes) is over the event size limit (%zu)",
-                  b->d.len + b->m.len, max_size);
+        upc_event_err(b, in, it->v0, "the upcast event (%zu bytes) is over the event size limit (%zu)",
+                      b->d.len + b->m.len, max_size);
         return FACTUM_EUPCAST;
     }
-    uint8_t *p = aalloc(&b->out, it->type_len + 1 + b->d.len + b->m.len + 1);
+    uint8_t *p = upc_alloc(&b->out, it->type_len + 1 + b->d.len + b->m.len + 1);
     if (!p) return -ENOMEM;
     memcpy(p, it->type, it->type_len);
     p[it->type_len] = 0;
@@ -1489,11 +979,11 @@ typedef struct round {
 static const char *tree_text(factum_upcast_buf *b, const json_value *v, size_t *len)
 {
     base_buf w = {0};
-    if (wr_value(&w, v)) {
+    if (upc_wr_value(&w, v)) {
         base_buf_free(&w);
         return NULL;
     }
-    char *p = aalloc(&b->tree, w.len + 1);
+    char *p = upc_alloc(&b->tree, w.len + 1);
     if (p) {
         memcpy(p, w.data, w.len);
         p[w.len] = 0;
@@ -1513,29 +1003,30 @@ static int round_result(void *ctx, size_t ri, const prj_js_up_out *o, const char
     factum_upcast_buf *b = bt->b;
     const upcaster *u = it->u;
     if (!o) {
-        event_err(b, it->in, it->v0, "%s (script): %s", u->name, why);
+        upc_event_err(b, it->in, it->v0, "%s (script): %s", u->name, why);
         item_fail(bt, i);
         return 0;
     }
     /* The worker checked the result's shape; the bytes are checked again. */
     if (o->type_len > FACTUM_MAX_TYPE_LEN || memchr(o->type, 0, o->type_len) || o->type[0] == '$') {
-        event_err(b, it->in, it->v0, "%s (script): it returned an event type that is not valid", u->name);
+        upc_event_err(b, it->in, it->v0, "%s (script): it returned an event type that is not valid", u->name);
         item_fail(bt, i);
         return 0;
     }
     json_value *d = NULL, *m = NULL;
-    int rc = aparse(&b->tree, o->data, o->data_len, &d);
+    int rc = upc_parse(&b->tree, o->data, o->data_len, &d);
     if (rc == -ENOMEM) return rc;
     if (!rc && o->meta) {
-        rc = aparse(&b->tree, o->meta, o->meta_len, &m);
+        rc = upc_parse(&b->tree, o->meta, o->meta_len, &m);
         if (rc == -ENOMEM) return rc;
     }
     if (rc || d->type != JSON_OBJECT || (m && m->type != JSON_OBJECT)) {
-        event_err(b, it->in, it->v0, "%s (script): it returned data or metadata that is not a JSON object", u->name);
+        upc_event_err(b, it->in, it->v0,
+                      "%s (script): it returned data or metadata that is not a JSON object", u->name);
         item_fail(bt, i);
         return 0;
     }
-    char *type = aalloc(&b->tree, o->type_len + 1);
+    char *type = upc_alloc(&b->tree, o->type_len + 1);
     if (!type) return -ENOMEM;
     memcpy(type, o->type, o->type_len);
     type[o->type_len] = 0;
@@ -1560,7 +1051,8 @@ static int script_round(batch *bt, upc_pool *pool, int *any)
 {
     factum_upcast_buf *b = bt->b;
     size_t k = 0;
-    for (size_t i = 0; i < bt->limit; i++) k += bt->it[i].u != NULL;
+    for (size_t i = 0; i < bt->limit; i++)
+        k += bt->it[i].u != NULL;
     *any = k > 0;
     if (!k) return 0;
     if (!pool && bt->defer) { /* upc_upcast_noscript: the caller hands it off */
@@ -1571,8 +1063,8 @@ static int script_round(batch *bt, upc_pool *pool, int *any)
     if (!pool) { /* upc_apply_docs: no store, no workers */
         for (size_t i = 0; i < bt->limit; i++)
             if (bt->it[i].u) {
-                event_err(b, bt->it[i].in, bt->it[i].v0, "%s (script): script upcasters run only in a store",
-                          bt->it[i].u->name);
+                upc_event_err(b, bt->it[i].in, bt->it[i].v0,
+                              "%s (script): script upcasters run only in a store", bt->it[i].u->name);
                 item_fail(bt, i);
             }
         return 0;
@@ -1610,7 +1102,7 @@ static int script_round(batch *bt, upc_pool *pool, int *any)
             mtx = (const char *)in->metadata;
             ml = in->metadata_len;
         } else if (it->meta) {
-            member_remove_all(it->meta, "$schemaVersion", 14); /* set again at the end */
+            upc_member_remove_all(it->meta, "$schemaVersion", 14); /* set again at the end */
             if (!(mtx = tree_text(b, it->meta, &ml))) {
                 rc = -ENOMEM;
                 goto out;
@@ -1636,18 +1128,19 @@ out:
  * has one) into out; changed[i] (may be NULL) says whether event i was
  * upcast. 0 with *n_done = n, FACTUM_EUPCAST with *n_done, -ENOMEM. */
 static int upcast_batch(const upc_table *t, upc_pool *pool, size_t max_size, const factum_event *in, size_t n,
-                        factum_upcast_buf *b, factum_event *out, size_t *n_done, unsigned char *changed, int defer)
+                        factum_upcast_buf *b, factum_event *out, size_t *n_done, unsigned char *changed,
+                        int defer)
 {
     item one, *it = n == 1 ? &one : calloc(n, sizeof *it);
     if (!it) return -ENOMEM;
     memset(it, 0, n * sizeof *it);
     batch bt = {t, b, it, n, n, defer, 0};
     int rc = 0;
-    areset(&b->tree);
+    upc_areset(&b->tree);
     for (size_t i = 0; i < bt.limit; i++) {
         it[i].in = &in[i];
-        if (!in[i].type || in[i].type[0] == '$' || !table_has_type(t, in[i].type, in[i].type_len,
-                                                                   base_hash64(in[i].type, in[i].type_len)))
+        if (!in[i].type || in[i].type[0] == '$' ||
+            !table_has_type(t, in[i].type, in[i].type_len, base_hash64(in[i].type, in[i].type_len)))
             continue; /* UPC-4 */
         rc = item_begin(t, &it[i], base_hash64(in[i].type, in[i].type_len), b);
         if (!rc) rc = item_advance(t, &it[i], b);
@@ -1657,7 +1150,8 @@ static int upcast_batch(const upc_table *t, upc_pool *pool, size_t max_size, con
         }
         if (rc) goto out;
     }
-    for (int any = 1; any;) /* each round moves every waiting event one script on (at most the chain's length) */
+    for (int any = 1;
+         any;) /* each round moves every waiting event one script on (at most the chain's length) */
         if ((rc = script_round(&bt, pool, &any))) goto out;
     if (bt.deferred) {
         rc = UPC_DEFER;
@@ -1695,8 +1189,8 @@ static upc_pool *reg_pool(factum_store *s)
     return p;
 }
 
-int factum_upcast_many(factum_store *s, const factum_event *in, size_t n, factum_upcast_buf *b, factum_event *out,
-                       size_t *n_done)
+int factum_upcast_many(factum_store *s, const factum_event *in, size_t n, factum_upcast_buf *b,
+                       factum_event *out, size_t *n_done)
 {
     if (n_done) *n_done = 0;
     if (!s || (!in && n) || !b || (!out && n) || !n_done || n > 4096) return FACTUM_EINVAL;
@@ -1729,7 +1223,8 @@ int factum_upcast_many(factum_store *s, const factum_event *in, size_t n, factum
 }
 
 /* factum_upcast, or with defer set upc_upcast_noscript. */
-static int upcast_one(factum_store *s, const factum_event *in, factum_upcast_buf *b, factum_event *out, int defer)
+static int upcast_one(factum_store *s, const factum_event *in, factum_upcast_buf *b, factum_event *out,
+                      int defer)
 {
     if (!s || !in || !b || !out) return FACTUM_EINVAL;
     b->err[0] = 0;
@@ -1759,7 +1254,8 @@ static int upcast_one(factum_store *s, const factum_event *in, factum_upcast_buf
         atomic_fetch_add(&t->refs, 1);
         pthread_rwlock_unlock(&r->rw);
         upc_pool *pool = reg_pool(s);
-        rc = pool ? upcast_batch(t, pool, s->opts.max_event_size, in, 1, b, out, &done, &changed, 0) : -ENOMEM;
+        rc =
+            pool ? upcast_batch(t, pool, s->opts.max_event_size, in, 1, b, out, &done, &changed, 0) : -ENOMEM;
         table_unref(t);
     }
     if (rc == FACTUM_EUPCAST && out != in) *out = *in;
@@ -1777,8 +1273,8 @@ int upc_upcast_noscript(factum_store *s, const factum_event *in, factum_upcast_b
     return upcast_one(s, in, b, out, 1);
 }
 
-int upc_apply_docs(const char *const *docs, const size_t *lens, size_t n, size_t max_size, const factum_event *in,
-                   factum_upcast_buf *b, factum_event *out)
+int upc_apply_docs(const char *const *docs, const size_t *lens, size_t n, size_t max_size,
+                   const factum_event *in, factum_upcast_buf *b, factum_event *out)
 {
     upc_table t = {calloc(UPC_BUCKETS, sizeof(upcaster *)), 0, {0}, 1};
     if (!t.b) return -ENOMEM;
