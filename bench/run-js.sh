@@ -3,7 +3,7 @@
 # every factum-bench-js-* that the build has (bench/js: V8 from libnode-dev,
 # Duktape from duktape-dev, Duktape from its shipped source with the
 # execution timeout) and the production engine (factum-js driven by
-# src/proj/jsproc.c), RUNS times each, then the median of each "@" figure.
+# src/jshost/jsproc.c), RUNS times each, then the median of each "@" figure.
 #
 #   bench/run-js.sh [--runs N] [--events N] [--out DIR] [--only LIST]
 #

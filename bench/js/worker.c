@@ -1,6 +1,6 @@
 /*
  * worker.c - factum-bench-js-worker: the production JavaScript engine
- * (src/proj/jsproc.c driving factum-js, src/js) measured the way the
+ * (src/jshost/jsproc.c driving factum-js, src/js) measured the way the
  * prototypes of jsbench.c are, over the same synthetic events (20 types,
  * 10,000 streams, ~100-byte JSON bodies), in batches of 1,000 with every
  * changed state serialized and handed to the host at the end of each
@@ -22,7 +22,7 @@
 #include <unistd.h>
 
 #include "../bench.h"
-#include "proj/jsproc.h"
+#include "jshost/jsproc.h"
 
 #define BATCH 1000
 

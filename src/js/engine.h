@@ -1,7 +1,7 @@
 /*
  * engine.h - the JavaScript engine of factum-js: one projection in V8
  * (engine.cc, C++), behind a C API that main.c drives. The engine speaks
- * in frames of the worker protocol (src/proj/jsproto.h): each call
+ * in frames of the worker protocol (src/jshost/jsproto.h): each call
  * appends its answer (DEF, OUT, NEED, PART, DONE, STATE, or ERROR) to the
  * caller's buffer, and LOG frames are flushed as soon as the script logs.
  *
@@ -16,7 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "proj/jsproto.h"
+#include "jshost/jsproto.h"
 
 #ifdef __cplusplus
 extern "C" {

@@ -1,7 +1,7 @@
 /*
  * main.c - factum-js, the worker process that runs one JavaScript
- * projection for the projection manager (src/proj/jsproc.c). It reads
- * frames of the worker protocol (src/proj/jsproto.h) from the socket on
+ * projection for the projection manager (src/jshost/jsproc.c). It reads
+ * frames of the worker protocol (src/jshost/jsproto.h) from the socket on
  * fd 3, checks each strictly, hands them to the engine (engine.cc, V8)
  * and writes the engine's answers back. A separate process so that what
  * the script does - or V8 itself, on a fatal out-of-memory - can end this

@@ -1,6 +1,6 @@
 // rmapi.js - what a read model's JavaScript handlers see (docs/readmodels.md,
 // "JavaScript handlers"), run by factum-js in its read-model mode (OPEN_RM,
-// src/proj/jsproto.h) before the read model's script. Its value is a
+// src/jshost/jsproto.h) before the read model's script. Its value is a
 // function that the worker (engine.cc) calls once with the global object and
 // a native log function; it installs sql() and log() as globals and returns
 // the control object the worker drives: define(value of the script), then

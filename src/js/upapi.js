@@ -1,6 +1,6 @@
 // upapi.js - what a script upcaster sees (docs/upcasting.md, "Script
 // upcasters"), run by factum-js in its upcaster mode (OPEN_UP,
-// src/proj/jsproto.h) before the store's scripts are compiled. Its value is a
+// src/jshost/jsproto.h) before the store's scripts are compiled. Its value is a
 // function that the worker (engine.cc) calls once with the global object and
 // a native log function; it makes the sandbox deterministic, installs log()
 // and returns the control object the worker drives: define(i, value of script

@@ -39,7 +39,7 @@
 #include <string.h>
 
 #include "base/json.h"
-#include "proj/jsproc.h"
+#include "jshost/jsproc.h"
 #include "proj/proj.h"
 #include "proj/stage.h"
 

@@ -32,7 +32,7 @@
 #include <unistd.h>
 
 #include "base/json.h"
-#include "proj/jsproc.h"
+#include "jshost/jsproc.h"
 #include "proj/proj.h"
 #include "proj/stage.h"
 

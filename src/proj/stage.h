@@ -14,7 +14,7 @@
 
 #include "base/base.h"
 #include "factum.h"
-#include "proj/jsproc.h"
+#include "jshost/jsproc.h"
 
 /* One staged event: offsets into the arena. */
 typedef struct prj_staged {

@@ -2,7 +2,7 @@
  * js.c - a read model's JavaScript handlers (the definition's "script",
  * docs/readmodels.md "JavaScript handlers"), for what SQL alone cannot
  * express. The script runs in the worker process of JavaScript
- * projections (factum-js, V8; src/proj/jsproc.h) in its read-model mode
+ * projections (factum-js, V8; src/jshost/jsproc.h) in its read-model mode
  * (src/js/rmapi.js): one worker per generation that has a script, started
  * by its applier.
  *
@@ -31,8 +31,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "proj/jsproc.h"
-#include "proj/jsproto.h"
+#include "jshost/jsproc.h"
+#include "jshost/jsproto.h"
 #include "rm/rm.h"
 
 #define JS_MS_PER_EVENT 250 /* a handler's time for one event (as projections') */

@@ -7,7 +7,7 @@
  *              their named parameters rewritten for each target
  *   jscan.c    values at JSON paths of an event's data, without a tree
  *   js.c       JavaScript handlers: the script run by the factum-js worker
- *              (src/proj/jsproc.h) a page at a time, its statements
+ *              (src/jshost/jsproc.h) a page at a time, its statements
  *   dyn.c      statements known only when they run (a script's sql()):
  *              the targets' bounded caches of them, their parameters
  *   target.c   the target interface; sqlite.c and pg.c implement it

@@ -1,6 +1,6 @@
 /*
  * upscript.c - the workers that run a store's script upcasters: factum-js
- * processes in their upcaster mode (OPEN_UP, src/proj/jsproto.h), driven
+ * processes in their upcaster mode (OPEN_UP, src/jshost/jsproto.h), driven
  * through jsproc.c, a few per store, used synchronously by the thread that
  * upcasts (upcast.c). docs/adr/0016-script-upcasters.md is the why.
  *

@@ -9,7 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "proj/jsproc.h"
+#include "jshost/jsproc.h"
 
 struct factum_store;
 typedef struct upc_pool upc_pool;

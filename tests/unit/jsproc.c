@@ -1,5 +1,5 @@
 /*
- * jsproc.c - JavaScript projections through their engine (src/proj/jsproc.c
+ * jsproc.c - JavaScript projections through their engine (src/jshost/jsproc.c
  * driving the worker factum-js, src/js): KurrentDB's projection API from
  * real scripts (sources, options, handlers, partitions, biState, outputs,
  * results, the event object), the NEED protocol, states saved and loaded
@@ -19,8 +19,8 @@
 #include <sys/wait.h>
 
 #include "harness.h"
-#include "proj/jsproc.h"
-#include "proj/jsproto.h"
+#include "jshost/jsproc.h"
+#include "jshost/jsproto.h"
 
 /* ---- helpers ------------------------------------------------------------ */
 

@@ -43,8 +43,8 @@
 
 #include "base/base.h"
 #include "factum.h"
-#include "proj/jsproc.h"
-#include "proj/jsproto.h"
+#include "jshost/jsproc.h"
+#include "jshost/jsproto.h"
 
 extern char **environ;
 
