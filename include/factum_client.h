@@ -160,6 +160,48 @@ FACTUM_API int factum_client_server_version(factum_client *c, char *buf, size_t 
  * FACTUM_ECONNECT, FACTUM_ETIMEDOUT, FACTUM_EPROTOCOL, FACTUM_ESERVER. */
 FACTUM_API int factum_client_append(factum_client *c, const char *stream, int64_t expected,
                                     const factum_event_data *events, size_t n, factum_append_result *res);
+/* ---- pipelined (asynchronous) appends ----------------------------------
+ *
+ * One thread can keep many appends in flight on one connection (one HTTP/2
+ * stream each): factum_client_append_submit sends the request and returns;
+ * the result arrives in a callback that factum_client_poll runs. */
+
+/* The end of a submitted append: rc and *res exactly as factum_client_append
+ * would have returned them (FACTUM_EWRONGVERSION with res->actual_version,
+ * the server's errors, FACTUM_ECONNECT when the connection was lost with the
+ * append in flight, FACTUM_ETIMEDOUT after options.timeout_ms); error is
+ * the message factum_client_last_error would give ("" on success). res and
+ * error are valid during the call only. Runs on the thread that calls
+ * factum_client_poll; it may submit more appends (and make blocking calls
+ * on another client), but must not call factum_client_poll on c. */
+typedef void (*factum_client_append_cb)(void *ctx, int rc, const factum_append_result *res, const char *error);
+
+/* Submit an append (as factum_client_append) without waiting for it: the
+ * request is sent (or queued behind what the socket has not taken yet) and
+ * cb runs once, from factum_client_poll, with the outcome. Appends submitted
+ * are carried out in the order the server receives them; appends to the
+ * same stream with explicit expected versions are therefore checked in
+ * submission order. stream and events are borrowed for the call only.
+ * Returns 0 (cb will run), or an error found before sending
+ * (FACTUM_EBADNAME, FACTUM_EBADTYPE, FACTUM_EINVAL, -ENOMEM, FACTUM_ECONNECT
+ * when no connection can be made): cb will not run. Thread-safe; no limit
+ * of its own on the number in flight (the server's limit of concurrent
+ * streams, 100 by default in HTTP/2 and factumd, queues the rest inside
+ * the client). */
+FACTUM_API int factum_client_append_submit(factum_client *c, const char *stream, int64_t expected,
+                                           const factum_event_data *events, size_t n,
+                                           factum_client_append_cb cb, void *ctx);
+/* Drive the connection and run the callbacks of submitted calls whose
+ * outcome arrived: waits until at least one callback ran, timeout_ms
+ * passed (< 0: no limit, 0: do not wait), or nothing is in flight.
+ * Returns the number of callbacks run (0: none), or FACTUM_EINVAL.
+ * One thread at a time should poll a client (two pollers share the work
+ * in no particular order); other threads may make blocking calls on c
+ * meanwhile. */
+FACTUM_API int factum_client_poll(factum_client *c, int timeout_ms);
+/* The number of submitted calls whose callback has not run yet. */
+FACTUM_API size_t factum_client_pending(factum_client *c);
+
 /* Atomic multi-stream append (the v2 AppendSession call). The v2 protocol
  * carries an event's metadata as properties (a map of JSON values), so
  * the metadata of each event must be empty or a JSON object (else

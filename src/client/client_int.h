@@ -11,10 +11,25 @@
  * protobuf messages of each call and decode the answers.
  *
  * Design note (invariants; tests cite them as CL-n):
- *  CL-1  One call at a time per client: every public function holds
- *        c->mu for its whole duration, and c->call is the only call whose
- *        frames the HTTP/2 callbacks act on; frames of an abandoned
- *        stream (timed out, cancelled) are ignored by stream id.
+ *  CL-1  Many calls share one connection, one HTTP/2 stream each (ADR
+ *        0022). c->mu guards the connection, the nghttp2 session and the
+ *        list of calls, and is never held across a wait, a poll() or a
+ *        callback of the application. Whichever thread needs the socket
+ *        drives it (the "driver", at most one: c->driver): it polls
+ *        without the lock, then reads under it; the HTTP/2 callbacks only
+ *        queue each whole response message on its call (client_msg) and
+ *        wake the call's owner (its thread's condition variable, or the
+ *        poller of an asynchronous call). A call's messages are decoded
+ *        and handed to the application by its owner, outside the lock, so
+ *        a slow callback stalls only its own stream. A driver whose own
+ *        call has work, or is done, gives the role to one waiting thread
+ *        (the only hand-off; a lone caller never pays one). Frames of an
+ *        abandoned stream (timed out, cancelled) are ignored.
+ *  CL-7  Flow control per stream: the connection's window is given back
+ *        as soon as bytes arrive, a stream's only when its owner has
+ *        consumed every queued message; so a call never holds more than
+ *        STREAM_WINDOW undelivered bytes, and a slow consumer stops only
+ *        its own stream at the server.
  *  CL-2  Nothing the server sends can abort the process or overrun a
  *        buffer: header values are copied truncated into fixed fields,
  *        messages are bounded by CLIENT_MAX_MESSAGE, every decode failure
@@ -81,6 +96,8 @@ typedef struct client_url {
  * a one-line reason in err (always NUL-terminated when errlen > 0). */
 int client_url_parse(const char *url, client_url *out, char *err, size_t errlen);
 
+#define CLIENT_ERRLEN 1024 /* an error message, NUL included */
+
 /* ---- a bump allocator for protobuf-c unpacking ---------------------------- */
 
 typedef struct client_arena_big client_arena_big;
@@ -114,7 +131,16 @@ void *client_arena_alloc(client_arena *a, size_t n);
 #define CLIENT_ENOUGH 1
 typedef int (*client_msg_fn)(void *ctx, const uint8_t *msg, size_t len);
 
-typedef struct client_call {
+/* A response message waiting for its call's owner (CL-1). */
+typedef struct client_msg {
+    struct client_msg *next;
+    size_t len;
+    uint8_t data[];
+} client_msg;
+
+typedef struct client_call client_call;
+
+struct client_call {
     const char *path; /* "/package.Service/Method" */
     base_buf body;    /* the framed request messages, sent in order, then END_STREAM */
     size_t body_off;
@@ -145,7 +171,25 @@ typedef struct client_call {
     char *details;           /* grpc-status-details-bin (base64 text), malloc'd */
     size_t details_len;
     grpc_deframer df;
-} client_call;
+    /* Multiplexing (CL-1, CL-7); all under c->mu. */
+    client_call *next, *prev; /* c->calls while registered */
+    pthread_cond_t cv;        /* its owner waits here (synchronous calls) */
+    int waiting;              /* its owner waits on cv */
+    int registered;
+    int done;                 /* nothing more arrives: closed, or the connection failed */
+    client_msg *q_head, **q_tail;
+    size_t unconsumed;        /* stream bytes received, window not yet given back */
+    int conn_rc;              /* the connection failed under the call: its code */
+    char errmsg[CLIENT_ERRLEN]; /* the reason of conn_rc or of a framing error (cb_rc) */
+    uint64_t gen;             /* the connection (c->gen) its stream is on */
+    uint64_t deadline_ns;     /* 0: none */
+    /* An asynchronous call (client_call_submit): owned by the client's
+     * poller, which runs on_done when it ends. */
+    int async;
+    int ready;                /* on c->ready */
+    client_call *rnext;
+    void (*on_done)(client_call *k, int rc);
+};
 
 typedef struct client_pool client_pool;
 
@@ -172,19 +216,40 @@ struct factum_client {
     int got_settings, goaway;
     uint32_t goaway_code; /* the GOAWAY's error code and debug data */
     char goaway_msg[256];
-    client_call *call; /* the call the callbacks serve (CL-1) */
+    /* Multiplexing (CL-1). */
+    client_call *calls;       /* registered calls (streams in flight) */
+    size_t n_async;           /* asynchronous calls registered */
+    client_call *ready, **ready_tail; /* asynchronous calls with work for the poller */
+    int driver;               /* a thread drives the socket */
+    int dead;                 /* the connection failed while a driver polled: it drops it */
+    uint64_t gen;             /* counts connections */
+    int wakefd;               /* eventfd: wakes the driver's poll() */
+    pthread_cond_t poll_cv;   /* factum_client_poll waits here */
+    int poll_waiting;
+    pthread_cond_t drv_cv;    /* a connect waits here for a failed driver to let go */
+    int drv_waiting;
     uint8_t *rbuf;
     size_t rcap;
     base_buf wbuf; /* output (encrypted, with TLS) that the socket did not take yet */
     base_buf pbuf; /* TLS: nghttp2's output gathered, to be encrypted in as few records as possible */
     size_t woff;
-    client_arena arena; /* response messages are unpacked here */
     client_pool *pool;  /* memory for batches (read.c) */
-    char err[1024];     /* factum_client_last_error */
     char tls_text[96];  /* factum_client_tls */
 };
 
-/* Format the message of the failing call into c->err. */
+/* A condition variable on CLOCK_MONOTONIC (the clock of every deadline). */
+void client_cond_init(pthread_cond_t *cv);
+/* The calling thread's last error message (factum_client_last_error). */
+char *client_errbuf(void);
+/* The calling thread's arena: response messages are unpacked into it. */
+client_arena *client_tl_arena(void);
+/* Around an application callback that gets pointers into the thread's
+ * arena: a fresh arena for calls the callback makes (tmp, initialised
+ * here), then back; the caller deinits tmp. */
+client_arena *client_arena_enter(client_arena *tmp);
+void client_arena_leave(client_arena *saved);
+
+/* Format the message of the failing call into the thread's error text. */
 void client_seterr(factum_client *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Connect to the first host of c->url that answers with HTTP/2 (and, for
@@ -204,6 +269,10 @@ int client_call_add(client_call *k, const ProtobufCMessage *m);
 /* A streaming call in progress (k->streaming): send one more request
  * message (from its callbacks). 0 or -ENOMEM / FACTUM_ETOOBIG. */
 int client_call_push(factum_client *c, client_call *k, const ProtobufCMessage *m);
+/* Start k asynchronously (k->async, k->on_done set; k heap-allocated and
+ * left alone until on_done): its messages go to on_msg and on_done runs
+ * in factum_client_poll. 0, or an error (on_done is then not called). */
+int client_call_submit(factum_client *c, client_call *k);
 /* Run the call on c's connection (connecting first if there is none), with
  * c's deadline: 0 when the server answered OK (and every message was
  * accepted by on_msg), or a factum code with c->err set: the server's error

@@ -1,0 +1,525 @@
+/*
+ * client_mux.c - many calls on one C client connection at once (ADR 0022,
+ * client_int.h CL-1, CL-3, CL-7), against a real factumd whose connection
+ * string is FACTUMD_URL and whose pid is FACTUMD_PID
+ * (tests/integration/client_mux.sh starts it):
+ *  - threads x appends, reads and subscriptions on one client, every
+ *    result checked (versions, contents, the events each subscription saw);
+ *  - a subscription and appends on the same client at once, and a slow
+ *    subscription callback that does not stall appends on the connection;
+ *  - 1,000 pipelined appends from one thread (factum_client_append_submit)
+ *    with expected versions, some wrong on purpose, checked against a model
+ *    of the streams; and the same blocking, to compare the outcomes;
+ *  - deadlines: a call that times out among calls that do not;
+ *  - last: the server killed with calls in flight (blocking and pipelined,
+ *    a subscription): every one fails with FACTUM_ECONNECT, none hangs.
+ * Randomised parts print their seed (FACTUM_SEED replays one).
+ */
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <unistd.h>
+
+#include "factum_client.h"
+#include "harness.h"
+
+static const char *url;
+static char tag[32];
+static factum_client *cl; /* the one shared client */
+
+static const char *sname(char *buf, size_t n, const char *base, int i)
+{
+    snprintf(buf, n, "%s-%d-%s", base, i, tag);
+    return buf;
+}
+
+static factum_event_data ev(const char *type, const char *json)
+{
+    factum_event_data e;
+    memset(&e, 0, sizeof e);
+    e.type = type;
+    e.flags = FACTUM_EVENT_JSON;
+    e.data = json;
+    e.data_len = strlen(json);
+    return e;
+}
+
+/* ---- threads x calls on one client ---------------------------------------------- */
+
+#define MT_THREADS 8
+#define MT_APPENDS 60
+
+typedef struct mt_arg {
+    int id;
+    int failures;
+} mt_arg;
+
+typedef struct sub_count {
+    const char *stream;
+    size_t want, got;
+    int order_bad;
+    uint64_t next;
+    int (*slow)(void);
+} sub_count;
+
+static int on_count(void *ctx, const factum_sub_item *it)
+{
+    sub_count *s = ctx;
+    if (it->kind != FACTUM_SUB_EVENT) return 0;
+    if (it->event.version != s->next) s->order_bad = 1;
+    s->next = it->event.version + 1;
+    s->got++;
+    if (s->slow) s->slow();
+    return s->got >= s->want ? 1 : 0;
+}
+
+static void *mt_worker(void *arg)
+{
+    mt_arg *a = arg;
+    char s[96];
+    sname(s, sizeof s, "mt", a->id);
+    for (int i = 0; i < MT_APPENDS; i++) {
+        char data[64];
+        snprintf(data, sizeof data, "{\"t\":%d,\"i\":%d}", a->id, i);
+        factum_event_data e = ev("Mt", data);
+        factum_append_result r;
+        int rc = factum_client_append(cl, s, i == 0 ? FACTUM_NO_STREAM : (int64_t)i - 1, &e, 1, &r);
+        if (rc || r.last_version != (uint64_t)i) {
+            fprintf(stderr, "thread %d append %d: %s (%s)\n", a->id, i, factum_strerror(rc),
+                    factum_client_last_error(cl));
+            a->failures++;
+            return NULL;
+        }
+        if (i % 10 == 9) {
+            /* Read back what this thread wrote so far. */
+            factum_client_batch *b;
+            rc = factum_client_read_stream(cl, s, 0, FACTUM_FORWARD, 1000, &b);
+            if (rc || factum_client_batch_count(b) != (size_t)i + 1) {
+                a->failures++;
+                factum_client_batch_free(b);
+                return NULL;
+            }
+            const factum_event *x = factum_client_batch_event(b, (size_t)i);
+            if (x->data_len != strlen(data) || memcmp(x->data, data, x->data_len)) a->failures++;
+            factum_client_batch_free(b);
+        }
+    }
+    return NULL;
+}
+
+static void *mt_subscriber(void *arg)
+{
+    sub_count *s = arg;
+    factum_client_sub_options o;
+    factum_client_sub_options_init(&o);
+    o.stream = s->stream;
+    int rc = factum_client_subscribe(cl, &o, on_count, s);
+    if (rc) fprintf(stderr, "subscription to %s: %s (%s)\n", s->stream, factum_strerror(rc), factum_client_last_error(cl));
+    return NULL;
+}
+
+static void t_threads(void)
+{
+    /* Subscriptions to half of the workers' streams run on the same client
+     * while the workers append and read (CL-1). */
+    pthread_t th[MT_THREADS], sth[MT_THREADS / 2];
+    mt_arg args[MT_THREADS];
+    sub_count subs[MT_THREADS / 2];
+    char names[MT_THREADS / 2][96];
+    for (int i = 0; i < MT_THREADS / 2; i++) {
+        memset(&subs[i], 0, sizeof subs[i]);
+        subs[i].stream = sname(names[i], sizeof names[i], "mt", i);
+        subs[i].want = MT_APPENDS;
+        REQUIRE(pthread_create(&sth[i], NULL, mt_subscriber, &subs[i]) == 0);
+    }
+    for (int i = 0; i < MT_THREADS; i++) {
+        args[i] = (mt_arg){i, 0};
+        REQUIRE(pthread_create(&th[i], NULL, mt_worker, &args[i]) == 0);
+    }
+    for (int i = 0; i < MT_THREADS; i++) {
+        pthread_join(th[i], NULL);
+        CHECK(args[i].failures == 0);
+    }
+    for (int i = 0; i < MT_THREADS / 2; i++) {
+        pthread_join(sth[i], NULL);
+        CHECK_EQ_U64(subs[i].got, MT_APPENDS);
+        CHECK(!subs[i].order_bad);
+    }
+}
+
+/* ---- a slow subscription does not stall appends ------------------------------------ */
+
+static atomic_int slow_release;
+static int slow_wait(void)
+{
+    /* The first event blocks the callback until the appends are done. */
+    while (!atomic_load(&slow_release))
+        usleep(1000);
+    return 0;
+}
+
+static void t_slow_subscriber(void)
+{
+    char s[96], w[96];
+    sname(s, sizeof s, "slow", 0);
+    sname(w, sizeof w, "slow-w", 0);
+    /* Enough history that the subscription's stream has data queued
+     * behind the blocked callback (CL-7: its own window only). */
+    enum { HIST = 300 };
+    static char big[4096];
+    memset(big, 'x', sizeof big - 16);
+    char json[sizeof big + 16];
+    snprintf(json, sizeof json, "{\"p\":\"%s\"}", big);
+    factum_event_data e = ev("Big", json);
+    factum_event_data es[50];
+    for (int i = 0; i < 50; i++) es[i] = e;
+    for (int i = 0; i < HIST / 50; i++) REQUIRE(factum_client_append(cl, s, FACTUM_ANY, es, 50, NULL) == 0);
+    sub_count sc;
+    memset(&sc, 0, sizeof sc);
+    sc.stream = s;
+    sc.want = HIST;
+    sc.slow = slow_wait;
+    atomic_store(&slow_release, 0);
+    pthread_t th;
+    REQUIRE(pthread_create(&th, NULL, mt_subscriber, &sc) == 0);
+    usleep(200 * 1000); /* the subscription is blocked in its callback */
+    uint64_t t0 = base_mono_ns_test();
+    for (int i = 0; i < 100; i++) {
+        factum_event_data x = ev("W", "{}");
+        CHECK_RC(factum_client_append(cl, w, FACTUM_ANY, &x, 1, NULL), 0);
+    }
+    factum_client_batch *b;
+    CHECK_RC(factum_client_read_stream(cl, w, 0, FACTUM_FORWARD, 1000, &b), 0);
+    CHECK_EQ_U64(factum_client_batch_count(b), 100);
+    factum_client_batch_free(b);
+    uint64_t ms = (base_mono_ns_test() - t0) / 1000000;
+    printf("  100 appends and a read beside a blocked subscription: %llu ms\n", (unsigned long long)ms);
+    CHECK(sc.got <= 1); /* it was blocked all along */
+    atomic_store(&slow_release, 1);
+    pthread_join(th, NULL);
+    CHECK_EQ_U64(sc.got, HIST);
+    CHECK(!sc.order_bad);
+}
+
+/* ---- pipelined appends against a model ----------------------------------------------- */
+
+#define PL_STREAMS 10
+#define PL_N 1000
+
+typedef struct pl_op {
+    int stream;
+    int64_t expected;
+    int rc;
+    uint64_t last_version;
+    int64_t actual;
+    int done;
+    char err[160];
+} pl_op;
+
+static void pl_done(void *ctx, int rc, const factum_append_result *res, const char *error)
+{
+    pl_op *op = ctx;
+    op->rc = rc;
+    op->last_version = res->last_version;
+    op->actual = res->actual_version;
+    snprintf(op->err, sizeof op->err, "%s", error);
+    op->done++;
+}
+
+static void t_pipelined(void)
+{
+    uint64_t seed = harness_seed("t_pipelined");
+    h_rng r = {seed};
+    static pl_op ops[PL_N];
+    char names[PL_STREAMS][96];
+    for (int i = 0; i < PL_STREAMS; i++) sname(names[i], sizeof names[i], "pl", i);
+    /* The model: the server carries appends out in the order it receives
+     * them, which is the order of submission on one connection; so each
+     * expected version is decided against the model's state at submission. */
+    int64_t model[PL_STREAMS];
+    for (int i = 0; i < PL_STREAMS; i++) model[i] = -1;
+    int want_rc[PL_N];
+    int64_t want_v[PL_N];
+    uint64_t t0 = base_mono_ns_test();
+    for (int i = 0; i < PL_N; i++) {
+        pl_op *op = &ops[i];
+        memset(op, 0, sizeof *op);
+        op->stream = (int)h_below(&r, PL_STREAMS);
+        int64_t cur = model[op->stream];
+        uint64_t kind = h_below(&r, 10);
+        if (kind == 0)
+            op->expected = cur + 2; /* wrong */
+        else if (kind == 1)
+            op->expected = FACTUM_ANY;
+        else if (kind == 2)
+            op->expected = cur < 0 ? FACTUM_NO_STREAM : FACTUM_STREAM_EXISTS;
+        else
+            op->expected = cur < 0 ? FACTUM_NO_STREAM : cur;
+        int ok = !(kind == 0);
+        want_rc[i] = ok ? 0 : FACTUM_EWRONGVERSION;
+        if (ok) model[op->stream] = cur + 1;
+        want_v[i] = ok ? model[op->stream] : cur;
+        char data[48];
+        snprintf(data, sizeof data, "{\"i\":%d}", i);
+        factum_event_data e = ev("Pl", data);
+        int rc = factum_client_append_submit(cl, names[op->stream], op->expected, &e, 1, pl_done, op);
+        REQUIRE(rc == 0);
+    }
+    CHECK(factum_client_pending(cl) > 0);
+    while (factum_client_pending(cl) > 0) {
+        int n = factum_client_poll(cl, 10000);
+        REQUIRE(n >= 0);
+        if (n == 0 && factum_client_pending(cl) > 0) {
+            fprintf(stderr, "poll: nothing within 10 s, %zu pending\n", factum_client_pending(cl));
+            REQUIRE(0);
+        }
+    }
+    double secs = (double)(base_mono_ns_test() - t0) / 1e9;
+    printf("  %d pipelined appends from one thread: %.3f s\n", PL_N, secs);
+    int bad = 0;
+    for (int i = 0; i < PL_N; i++) {
+        pl_op *op = &ops[i];
+        if (op->done != 1 || op->rc != want_rc[i] ||
+            (op->rc == 0 && op->last_version != (uint64_t)want_v[i]) ||
+            (op->rc == FACTUM_EWRONGVERSION &&
+             (op->actual != (want_v[i] < 0 ? FACTUM_NO_STREAM : want_v[i]) || !strstr(op->err, "wrong expected version")))) {
+            if (bad++ < 5)
+                fprintf(stderr, "op %d (stream %d, expected %lld): done %d rc %d (%s) last %llu actual %lld, want rc %d v %lld\n",
+                        i, op->stream, (long long)op->expected, op->done, op->rc, op->err,
+                        (unsigned long long)op->last_version, (long long)op->actual, want_rc[i], (long long)want_v[i]);
+        }
+    }
+    CHECK(bad == 0);
+    /* The streams hold exactly the model's events, in submission order. */
+    for (int s = 0; s < PL_STREAMS; s++) {
+        factum_client_batch *b;
+        CHECK_RC(factum_client_read_stream(cl, names[s], 0, FACTUM_FORWARD, 10000, &b), model[s] < 0 ? FACTUM_ENOTFOUND : 0);
+        if (!b) continue;
+        CHECK_EQ_U64(factum_client_batch_count(b), (uint64_t)(model[s] + 1));
+        int prev = -1;
+        for (size_t j = 0; j < factum_client_batch_count(b); j++) {
+            const factum_event *x = factum_client_batch_event(b, j);
+            int i = atoi((const char *)x->data + 5);
+            CHECK(i > prev && ops[i].stream == s && want_rc[i] == 0);
+            prev = i;
+        }
+        factum_client_batch_free(b);
+    }
+    /* Bad input is refused before sending, and the callback never runs. */
+    factum_event_data e = ev("Pl", "{}");
+    CHECK_RC(factum_client_append_submit(cl, "", FACTUM_ANY, &e, 1, pl_done, &ops[0]), FACTUM_EBADNAME);
+    CHECK_RC(factum_client_append_submit(cl, names[0], -7, &e, 1, pl_done, &ops[0]), FACTUM_EINVAL);
+    CHECK_RC(factum_client_append_submit(cl, names[0], FACTUM_ANY, &e, 1, NULL, NULL), FACTUM_EINVAL);
+    CHECK(factum_client_pending(cl) == 0);
+    CHECK_RC(factum_client_poll(cl, 0), 0);
+}
+
+/* Pipelined appends from several threads, each polling its own
+ * completions on the shared client while others make blocking calls. */
+static void *pl_thread(void *arg)
+{
+    int id = *(int *)arg;
+    char s[96];
+    sname(s, sizeof s, "plt", id);
+    enum { N = 200 };
+    static _Thread_local pl_op ops[N];
+    for (int i = 0; i < N; i++) {
+        memset(&ops[i], 0, sizeof ops[i]);
+        factum_event_data e = ev("P", "{}");
+        if (factum_client_append_submit(cl, s, i == 0 ? FACTUM_NO_STREAM : i - 1, &e, 1, pl_done, &ops[i])) return (void *)1;
+    }
+    /* Two threads poll one client: each runs whichever callbacks it finds;
+     * wait until ours are all done. */
+    for (int spins = 0; spins < 100000; spins++) {
+        int all = 1;
+        for (int i = 0; i < N; i++) all &= ops[i].done == 1;
+        if (all) break;
+        factum_client_poll(cl, 100);
+    }
+    for (int i = 0; i < N; i++)
+        if (ops[i].done != 1 || ops[i].rc || ops[i].last_version != (uint64_t)i) return (void *)1;
+    return NULL;
+}
+
+static void t_pipelined_threads(void)
+{
+    pthread_t th[2];
+    int ids[2] = {0, 1};
+    for (int i = 0; i < 2; i++) REQUIRE(pthread_create(&th[i], NULL, pl_thread, &ids[i]) == 0);
+    for (int i = 0; i < 20; i++) {
+        char v[64];
+        CHECK_RC(factum_client_server_version(cl, v, sizeof v), 0);
+    }
+    for (int i = 0; i < 2; i++) {
+        void *ret;
+        pthread_join(th[i], &ret);
+        CHECK(ret == NULL);
+    }
+}
+
+/* ---- deadlines -------------------------------------------------------------------- */
+
+static void t_deadlines(void)
+{
+    /* A client with a 1 ms deadline: large reads time out, each on its
+     * own stream, and the connection stays usable (CL-3). */
+    char s[96];
+    sname(s, sizeof s, "dl", 0);
+    size_t n = 2u << 20;
+    char *blob = malloc(n + 16);
+    REQUIRE(blob);
+    memset(blob, 'a', n);
+    factum_event_data e;
+    memset(&e, 0, sizeof e);
+    e.type = "Slow";
+    e.data = blob;
+    e.data_len = n;
+    factum_event_data es[4] = {e, e, e, e};
+    REQUIRE(factum_client_append(cl, s, FACTUM_ANY, es, 4, NULL) == 0);
+    factum_client_options o;
+    factum_client_options_init(&o);
+    o.timeout_ms = 1;
+    factum_client *c;
+    REQUIRE(factum_client_connect(url, &o, &c) == 0);
+    int timeouts = 0;
+    for (int i = 0; i < 5; i++) {
+        factum_client_batch *b;
+        int rc = factum_client_read_stream(c, s, 0, FACTUM_FORWARD, 10, &b);
+        if (rc == FACTUM_ETIMEDOUT)
+            timeouts++;
+        else
+            CHECK_RC(rc, 0);
+        factum_client_batch_free(b);
+    }
+    CHECK(timeouts > 0);
+    /* Pipelined appends of 2 MiB with a 1 ms deadline time out too, through
+     * their callbacks. */
+    pl_op ops[4];
+    memset(ops, 0, sizeof ops);
+    for (int i = 0; i < 4; i++) CHECK_RC(factum_client_append_submit(c, s, FACTUM_ANY, &e, 1, pl_done, &ops[i]), 0);
+    while (factum_client_pending(c)) factum_client_poll(c, 1000);
+    int to = 0;
+    for (int i = 0; i < 4; i++) {
+        CHECK(ops[i].done == 1);
+        to += ops[i].rc == FACTUM_ETIMEDOUT;
+        CHECK(ops[i].rc == 0 || ops[i].rc == FACTUM_ETIMEDOUT);
+    }
+    CHECK(to > 0);
+    factum_client_close(c);
+    free(blob);
+    /* The shared client, with the default deadline, reads it. */
+    factum_client_batch *b;
+    CHECK_RC(factum_client_read_stream(cl, s, 0, FACTUM_FORWARD, 10, &b), 0);
+    CHECK(factum_client_batch_count(b) >= 4);
+    factum_client_batch_free(b);
+}
+
+/* ---- the server killed with calls in flight ----------------------------------------- */
+
+typedef struct kill_arg {
+    int rc;
+    int started;
+} kill_arg;
+
+static int on_forever(void *ctx, const factum_sub_item *it)
+{
+    kill_arg *k = ctx;
+    if (it->kind == FACTUM_SUB_CAUGHT_UP) k->started = 1;
+    return 0;
+}
+
+static void *kill_sub(void *arg)
+{
+    kill_arg *k = arg;
+    factum_client_sub_options o;
+    factum_client_sub_options_init(&o);
+    o.from = FACTUM_SUB_END;
+    k->rc = factum_client_subscribe(cl, &o, on_forever, k);
+    return NULL;
+}
+
+static void *kill_appender(void *arg)
+{
+    kill_arg *k = arg;
+    char s[96];
+    sname(s, sizeof s, "kill", (int)(intptr_t)pthread_self() & 0xffff);
+    factum_event_data e = ev("K", "{}");
+    for (;;) {
+        int rc = factum_client_append(cl, s, FACTUM_ANY, &e, 1, NULL);
+        k->started = 1;
+        if (rc) {
+            k->rc = rc;
+            return NULL;
+        }
+    }
+}
+
+static void t_server_killed(void)
+{
+    const char *pid_s = getenv("FACTUMD_PID");
+    REQUIRE(pid_s && atoi(pid_s) > 0);
+    kill_arg subs[3], apps[3];
+    pthread_t sth[3], ath[3];
+    memset(subs, 0, sizeof subs);
+    memset(apps, 0, sizeof apps);
+    for (int i = 0; i < 3; i++) {
+        REQUIRE(pthread_create(&sth[i], NULL, kill_sub, &subs[i]) == 0);
+        REQUIRE(pthread_create(&ath[i], NULL, kill_appender, &apps[i]) == 0);
+    }
+    pl_op ops[50];
+    memset(ops, 0, sizeof ops);
+    for (int t = 0; t < 500; t++) {
+        int all = 1;
+        for (int i = 0; i < 3; i++) all &= subs[i].started && apps[i].started;
+        if (all) break;
+        usleep(10000);
+    }
+    char s[96];
+    sname(s, sizeof s, "kill-pl", 0);
+    factum_event_data e = ev("K", "{}");
+    for (int i = 0; i < 50; i++) CHECK_RC(factum_client_append_submit(cl, s, FACTUM_ANY, &e, 1, pl_done, &ops[i]), 0);
+    REQUIRE(kill(atoi(pid_s), SIGKILL) == 0);
+    uint64_t t0 = base_mono_ns_test();
+    while (factum_client_pending(cl) && base_mono_ns_test() - t0 < 20000000000ull) factum_client_poll(cl, 1000);
+    CHECK(factum_client_pending(cl) == 0);
+    int lost = 0;
+    for (int i = 0; i < 50; i++) {
+        CHECK(ops[i].done == 1);
+        CHECK(ops[i].rc == 0 || ops[i].rc == FACTUM_ECONNECT);
+        lost += ops[i].rc == FACTUM_ECONNECT;
+    }
+    printf("  pipelined appends in flight at the kill: %d of 50 failed with FACTUM_ECONNECT\n", lost);
+    for (int i = 0; i < 3; i++) {
+        pthread_join(sth[i], NULL);
+        pthread_join(ath[i], NULL);
+        CHECK_RC(subs[i].rc, FACTUM_ECONNECT);
+        CHECK_RC(apps[i].rc, FACTUM_ECONNECT);
+    }
+    /* And the next call fails to connect, quickly, without hanging. */
+    factum_event_data x = ev("K", "{}");
+    CHECK_RC(factum_client_append(cl, s, FACTUM_ANY, &x, 1, NULL), FACTUM_ECONNECT);
+    CHECK_RC(factum_client_append_submit(cl, s, FACTUM_ANY, &x, 1, pl_done, &ops[0]), FACTUM_ECONNECT);
+}
+
+int main(void)
+{
+    url = getenv("FACTUMD_URL");
+    if (!url || !*url) {
+        fprintf(stderr, "FACTUMD_URL is not set: run this through tests/integration/client_mux.sh\n");
+        return 1;
+    }
+    snprintf(tag, sizeof tag, "%lx%x", (unsigned long)time(NULL), (unsigned)getpid());
+    int rc = factum_client_connect(url, NULL, &cl);
+    if (rc) {
+        fprintf(stderr, "cannot connect to %s: %s: %s\n", url, factum_strerror(rc), factum_client_last_error(NULL));
+        return 1;
+    }
+    RUN(t_threads);
+    RUN(t_slow_subscriber);
+    RUN(t_pipelined);
+    RUN(t_pipelined_threads);
+    RUN(t_deadlines);
+    RUN(t_server_killed);
+    factum_client_close(cl);
+    return harness_done();
+}
