@@ -11,9 +11,18 @@
  * factum.h apply (0 or a negative code, factum_strerror, borrowed vs owned
  * pointers stated per function).
  *
- * A factum_client is one HTTP/2 connection. Calls on one client are
- * serialised (a mutex), so it may be shared by threads, but threads that
- * want parallelism should each use their own client.
+ * A factum_client is one HTTP/2 connection that carries any number of
+ * calls at once, one HTTP/2 stream each (docs/adr/0022): every call may be
+ * made from any thread at any time, and calls of different threads run in
+ * parallel on the connection (a subscription on one thread does not hold up
+ * appends of another; N subscriptions may share one client). Whichever
+ * waiting thread needs the socket reads it for all, and each call's
+ * answers are decoded on its own thread, so a slow callback delays only its
+ * own call: the server's data for it waits behind that stream's HTTP/2
+ * window (16 MiB), never the connection's. One thread can also keep many
+ * calls in flight itself: factum_client_append_submit and
+ * factum_client_subscribe_submit, whose callbacks factum_client_poll runs.
+ * factum_client_close must not race with calls in progress on c.
  *
  * Connections: HTTP/2 over TLS 1.2 or 1.3 (ALPN h2, the server's
  * certificate verified against tlsCAFile or the system's roots, and its
@@ -131,13 +140,14 @@ FACTUM_API int factum_client_connect(const char *url, const factum_client_option
 FACTUM_API void factum_client_close(factum_client *c);
 
 /* What protects the connection now: e.g. "TLSv1.3 TLS_AES_256_GCM_SHA384",
- * or "" (cleartext, or no connection at the moment). Valid until the next
- * call on c. */
+ * or "" (cleartext, or no connection at the moment). The calling thread's
+ * text, valid until its next call of this function. */
 FACTUM_API const char *factum_client_tls(factum_client *c);
 
-/* The server's message for the last FACTUM_ESERVER (or any failed call):
- * valid until the next call on c. Never NULL. With c == NULL: why the last
- * factum_client_connect of the calling thread failed. */
+/* The message of the calling thread's last failed call (on any client;
+ * the text is the thread's own, so threads sharing c do not see each
+ * other's): valid until the thread's next call. Never NULL. With c ==
+ * NULL: why the last factum_client_connect of the calling thread failed. */
 FACTUM_API const char *factum_client_last_error(const factum_client *c);
 /* The version the server advertises (ServerFeatures), e.g. "25.1.0",
  * NUL-terminated into buf. Errors: -ERANGE if it does not fit in len
@@ -286,8 +296,10 @@ FACTUM_API int factum_client_stats(factum_client *c, char **text_out);
  *
  * Callback style: factum_client_subscribe runs the subscription on the
  * calling thread, on this client's connection, until the callback asks to
- * stop or an error ends it; the client can do nothing else meanwhile (use
- * one client per subscription, and another for appends). The server sends
+ * stop or an error ends it; other threads' calls on the same client go on
+ * meanwhile (and other subscriptions: N subscriptions may share one
+ * client). factum_client_subscribe_submit runs one without a thread of its
+ * own (its callbacks from factum_client_poll). The server sends
  * history, then FACTUM_SUB_CAUGHT_UP, then live events; FACTUM_SUB_FELL_BEHIND
  * if this consumer drops too far behind (it catches up again by itself);
  * FACTUM_SUB_CHECKPOINT for filtered $all subscriptions. A slow callback
@@ -324,6 +336,24 @@ typedef int (*factum_client_sub_fn)(void *ctx, const factum_sub_item *it);
  * deadline applies (the client's timeout_ms is for other calls). */
 FACTUM_API int factum_client_subscribe(factum_client *c, const factum_client_sub_options *o,
                                        factum_client_sub_fn fn, void *ctx);
+
+/* The end of a submitted subscription (factum_client_subscribe_submit):
+ * rc as factum_client_subscribe would have returned it (0 when the
+ * callback stopped it), error its message ("" for 0), valid during the
+ * call. Runs from factum_client_poll. */
+typedef void (*factum_client_sub_end_fn)(void *ctx, int rc, const char *error);
+
+/* Start a subscription per *o (as factum_client_subscribe) without a thread
+ * of its own: fn and then end run from factum_client_poll on c, on the
+ * polling thread, so one thread can serve any number of subscriptions
+ * multiplexed on one connection (one HTTP/2 stream each). o->idle_ms must
+ * be 0 (FACTUM_EINVAL): the poll's timeout is the idle check. Returns 0
+ * (end will run once), or an error found before sending (those of
+ * factum_client_subscribe's checks, FACTUM_ECONNECT, -ENOMEM; end will not
+ * run). o and its strings are borrowed for the call only. Thread-safe. */
+FACTUM_API int factum_client_subscribe_submit(factum_client *c, const factum_client_sub_options *o,
+                                              factum_client_sub_fn fn, void *ctx, factum_client_sub_end_fn end,
+                                              void *end_ctx);
 
 /* ---- persistent subscriptions (consumer groups) ------------------------
  *

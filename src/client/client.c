@@ -202,14 +202,15 @@ void factum_client_close(factum_client *c)
 const char *factum_client_tls(factum_client *c)
 {
     if (!c) return "";
+    static _Thread_local char text[96]; /* the calling thread's, as its last error */
     pthread_mutex_lock(&c->mu);
-    c->tls_text[0] = 0;
+    text[0] = 0;
     if (c->ssl && c->fd >= 0) {
         const char *cipher = SSL_get_cipher_name(c->ssl);
-        snprintf(c->tls_text, sizeof c->tls_text, "%s %s", SSL_get_version(c->ssl), cipher ? cipher : "");
+        snprintf(text, sizeof text, "%s %s", SSL_get_version(c->ssl), cipher ? cipher : "");
     }
     pthread_mutex_unlock(&c->mu);
-    return c->tls_text;
+    return text;
 }
 
 const char *factum_client_last_error(const factum_client *c)

@@ -234,7 +234,6 @@ struct factum_client {
     base_buf pbuf; /* TLS: nghttp2's output gathered, to be encrypted in as few records as possible */
     size_t woff;
     client_pool *pool;  /* memory for batches (read.c) */
-    char tls_text[96];  /* factum_client_tls */
 };
 
 /* A condition variable on CLOCK_MONOTONIC (the clock of every deadline). */

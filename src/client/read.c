@@ -9,6 +9,7 @@
  * name.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -694,7 +695,38 @@ static int on_sub_idle(void *arg)
     return sub_call_fn(s, &it);
 }
 
-int factum_client_subscribe(factum_client *c, const factum_client_sub_options *o, factum_client_sub_fn fn, void *ctx)
+typedef struct sub_op {
+    client_call k; /* first: on_done gets it */
+    sub_ctx s;
+    factum_client_sub_end_fn end;
+    void *end_ctx;
+    char stream[FACTUM_MAX_STREAM_LEN + 1];
+} sub_op;
+
+/* The outcome of a finished subscription call. */
+static int sub_end(factum_client *c, sub_ctx *s, const char *stream, int rc)
+{
+    if (!rc && !s->stopped) {
+        client_seterr(c, "the server ended the subscription");
+        rc = FACTUM_ESERVER;
+    }
+    if (rc == FACTUM_EDELETED) client_seterr(c, "stream '%.200s' is deleted (tombstoned)", stream);
+    return rc;
+}
+
+static void sub_done(client_call *k, int rc)
+{
+    sub_op *op = (sub_op *)k;
+    rc = sub_end(op->s.c, &op->s, op->stream, rc);
+    if (!rc) client_errbuf()[0] = 0;
+    if (op->end) op->end(op->end_ctx, rc, rc ? client_errbuf() : "");
+    client_call_deinit(k);
+    free(op);
+}
+
+/* factum_client_subscribe (op NULL) and factum_client_subscribe_submit. */
+static int subscribe(factum_client *c, const factum_client_sub_options *o, factum_client_sub_fn fn, void *ctx,
+                     sub_op *op)
 {
     if (!c || !fn) return FACTUM_EINVAL;
     factum_client_sub_options def;
@@ -787,28 +819,57 @@ int factum_client_subscribe(factum_client *c, const factum_client_sub_options *o
     }
     ReadReq req = EVENT_STORE__CLIENT__STREAMS__READ_REQ__INIT;
     req.options = &ro;
-    sub_ctx s;
-    memset(&s, 0, sizeof s);
-    s.c = c;
-    s.fn = fn;
-    s.ctx = ctx;
-    s.is_all = is_all;
-    client_call k;
-    client_call_init(&k, "/event_store.client.streams.Streams/Read", on_sub_msg, &s);
-    k.no_deadline = 1;
+    sub_ctx local, *sp = op ? &op->s : &local;
+    memset(sp, 0, sizeof *sp);
+    sp->c = c;
+    sp->fn = fn;
+    sp->ctx = ctx;
+    sp->is_all = is_all;
+    client_call lk, *k = op ? &op->k : &lk;
+    client_call_init(k, "/event_store.client.streams.Streams/Read", on_sub_msg, sp);
+    k->no_deadline = 1;
     if (o->idle_ms > 0) {
-        k.idle_ms = (uint32_t)o->idle_ms;
-        k.on_idle = on_sub_idle;
+        k->idle_ms = (uint32_t)o->idle_ms;
+        k->on_idle = on_sub_idle;
     }
-    rc = client_call_add(&k, &req.base);
-    if (!rc) rc = client_call_run(c, &k);
-    if (!rc && !s.stopped) {
-        client_seterr(c, "the server ended the subscription");
-        rc = FACTUM_ESERVER;
+    rc = client_call_add(k, &req.base);
+    if (op) {
+        snprintf(op->stream, sizeof op->stream, "%s", is_all ? "$all" : o->stream);
+        k->on_done = sub_done;
+        if (!rc) rc = client_call_submit(c, k);
+        if (rc) client_call_deinit(k); /* the caller frees op */
+        return rc;
     }
-    if (rc == FACTUM_EDELETED) client_seterr(c, "stream '%.200s' is deleted (tombstoned)", is_all ? "$all" : o->stream);
-    client_call_deinit(&k);
+    if (!rc) rc = client_call_run(c, k);
+    rc = sub_end(c, sp, is_all ? "$all" : o->stream, rc);
+    client_call_deinit(k);
     client_arena_trim(client_tl_arena());
+    return rc;
+}
+
+int factum_client_subscribe(factum_client *c, const factum_client_sub_options *o, factum_client_sub_fn fn, void *ctx)
+{
+    return subscribe(c, o, fn, ctx, NULL);
+}
+
+int factum_client_subscribe_submit(factum_client *c, const factum_client_sub_options *o, factum_client_sub_fn fn,
+                                   void *ctx, factum_client_sub_end_fn end, void *end_ctx)
+{
+    if (!c || !fn) return FACTUM_EINVAL;
+    client_errbuf()[0] = 0;
+    if (o && o->idle_ms > 0) {
+        client_seterr(c, "idle_ms is for factum_client_subscribe (a submitted subscription's poller has its own timeout)");
+        return FACTUM_EINVAL;
+    }
+    sub_op *op = calloc(1, sizeof *op);
+    if (!op) {
+        client_seterr(c, "out of memory");
+        return -ENOMEM;
+    }
+    op->end = end;
+    op->end_ctx = end_ctx;
+    int rc = subscribe(c, o, fn, ctx, op);
+    if (rc) free(op);
     return rc;
 }
 

@@ -357,6 +357,61 @@ static void t_pipelined_threads(void)
     }
 }
 
+/* ---- many subscriptions served by one thread ---------------------------------------- */
+
+typedef struct end_rec {
+    int rc, n;
+} end_rec;
+
+static void on_end(void *ctx, int rc, const char *error)
+{
+    end_rec *e = ctx;
+    e->rc = rc;
+    e->n++;
+    if (rc) fprintf(stderr, "subscription ended: %s (%s)\n", factum_strerror(rc), error);
+}
+
+static void t_submitted_subscriptions(void)
+{
+    /* 50 subscriptions to 5 streams and $all-free stream ones, one thread:
+     * every subscriber sees every event of its stream in order. */
+    enum { SUBS = 50, STREAMS = 5, EVENTS = 40 };
+    char names[STREAMS][96];
+    static sub_count sc[SUBS];
+    static end_rec ends[SUBS];
+    for (int i = 0; i < STREAMS; i++) sname(names[i], sizeof names[i], "subm", i);
+    factum_client_sub_options o;
+    factum_client_sub_options_init(&o);
+    for (int i = 0; i < SUBS; i++) {
+        memset(&sc[i], 0, sizeof sc[i]);
+        memset(&ends[i], 0, sizeof ends[i]);
+        sc[i].stream = names[i % STREAMS];
+        sc[i].want = EVENTS;
+        o.stream = sc[i].stream;
+        CHECK_RC(factum_client_subscribe_submit(cl, &o, on_count, &sc[i], on_end, &ends[i]), 0);
+    }
+    o.idle_ms = 10;
+    CHECK_RC(factum_client_subscribe_submit(cl, &o, on_count, &sc[0], on_end, &ends[0]), FACTUM_EINVAL);
+    o.idle_ms = 0;
+    o.stream = "";
+    CHECK_RC(factum_client_subscribe_submit(cl, &o, on_count, &sc[0], on_end, &ends[0]), FACTUM_EBADNAME);
+    static pl_op ops[STREAMS * EVENTS];
+    for (int j = 0; j < EVENTS; j++)
+        for (int i = 0; i < STREAMS; i++) {
+            factum_event_data e = ev("S", "{}");
+            CHECK_RC(factum_client_append_submit(cl, names[i], FACTUM_ANY, &e, 1, pl_done, &ops[j * STREAMS + i]), 0);
+        }
+    uint64_t t0 = base_mono_ns_test();
+    while (factum_client_pending(cl) && base_mono_ns_test() - t0 < 30000000000ull) factum_client_poll(cl, 1000);
+    CHECK(factum_client_pending(cl) == 0);
+    for (int i = 0; i < STREAMS * EVENTS; i++) CHECK(ops[i].done == 1 && ops[i].rc == 0);
+    for (int i = 0; i < SUBS; i++) {
+        CHECK_EQ_U64(sc[i].got, EVENTS);
+        CHECK(!sc[i].order_bad);
+        CHECK(ends[i].n == 1 && ends[i].rc == 0);
+    }
+}
+
 /* ---- deadlines -------------------------------------------------------------------- */
 
 static void t_deadlines(void)
@@ -518,6 +573,7 @@ int main(void)
     RUN(t_slow_subscriber);
     RUN(t_pipelined);
     RUN(t_pipelined_threads);
+    RUN(t_submitted_subscriptions);
     RUN(t_deadlines);
     RUN(t_server_killed);
     factum_client_close(cl);
