@@ -136,7 +136,10 @@ FACTUM_API void factum_client_options_init(factum_client_options *o);
  * Calls that the server refuses for their credentials fail with
  * FACTUM_EUNAUTHENTICATED, for their rights with FACTUM_EACCESSDENIED. */
 FACTUM_API int factum_client_connect(const char *url, const factum_client_options *opts, factum_client **out);
-/* Close the connection and free. NULL is a no-op. */
+/* Close the connection and free. NULL is a no-op. Submitted calls still in
+ * flight end first: their callbacks run here, with FACTUM_ECONNECT ("the
+ * client was closed with the call in flight"). No other call on c may be in
+ * progress (another thread's) or come after. */
 FACTUM_API void factum_client_close(factum_client *c);
 
 /* What protects the connection now: e.g. "TLSv1.3 TLS_AES_256_GCM_SHA384",

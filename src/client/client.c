@@ -182,6 +182,7 @@ int factum_client_connect(const char *url, const factum_client_options *opts, fa
 void factum_client_close(factum_client *c)
 {
     if (!c) return;
+    client_end_async(c);
     client_goodbye(c);
     client_disconnect(c);
     SSL_CTX_free(c->ssl_ctx);

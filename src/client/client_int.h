@@ -272,6 +272,9 @@ int client_call_push(factum_client *c, client_call *k, const ProtobufCMessage *m
  * left alone until on_done): its messages go to on_msg and on_done runs
  * in factum_client_poll. 0, or an error (on_done is then not called). */
 int client_call_submit(factum_client *c, client_call *k);
+/* factum_client_close: end every asynchronous call still in flight or
+ * waiting for the poller (its on_done runs with FACTUM_ECONNECT). */
+void client_end_async(factum_client *c);
 /* Run the call on c's connection (connecting first if there is none), with
  * c's deadline: 0 when the server answered OK (and every message was
  * accepted by on_msg), or a factum code with c->err set: the server's error

@@ -1515,6 +1515,31 @@ int factum_client_poll(factum_client *c, int timeout_ms)
     return ran;
 }
 
+void client_end_async(factum_client *c)
+{
+    pthread_mutex_lock(&c->mu);
+    for (;;) {
+        client_call *k = c->ready;
+        if (k) {
+            c->ready = k->rnext;
+            if (!c->ready) c->ready_tail = &c->ready;
+            k->ready = 0;
+        } else {
+            for (k = c->calls; k && !k->async; k = k->next)
+                ;
+            if (!k) break;
+        }
+        if (!k->async) continue;
+        unregister(c, k);
+        free_queue(k);
+        client_seterr(c, "the client was closed with the call in flight");
+        pthread_mutex_unlock(&c->mu);
+        k->on_done(k, FACTUM_ECONNECT);
+        pthread_mutex_lock(&c->mu);
+    }
+    pthread_mutex_unlock(&c->mu);
+}
+
 size_t factum_client_pending(factum_client *c)
 {
     if (!c) return 0;
