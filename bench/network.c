@@ -1332,7 +1332,7 @@ int main(int argc, char **argv)
         w3(16);
         w3(256);
     }
-    if (wanted("W3P")) {
+    if (only[0] && wanted("W3P")) { /* when named: ADR 0022 */
         w3p(1);
         w3p(2);
     }
@@ -1347,7 +1347,7 @@ int main(int argc, char **argv)
         raise_nofile();
         w12();
     }
-    if (wanted("W12M")) w12m();
+    if (only[0] && wanted("W12M")) w12m();
     /* Only when named: they measure the cost of security (run-network.sh --secure). */
     if (only[0] && wanted("SETUP")) setup();
     if (only[0] && wanted("CALLS")) calls();

@@ -1,7 +1,7 @@
 /*
  * client_int.h - what the files of the C client (include/factum_client.h)
  * share: the parsed connection string (url.c), the connection and the
- * running of one gRPC call on it (conn.c), the mapping of the server's
+ * calls multiplexed on it (conn.c), the mapping of the server's
  * answers to factum codes, and a bump allocator that protobuf-c unpacks
  * response messages into (reset for every message, so that decoding a
  * stream of ReadResp messages costs no malloc per field).
@@ -25,22 +25,20 @@
  *        call has work, or is done, gives the role to one waiting thread
  *        (the only hand-off; a lone caller never pays one). Frames of an
  *        abandoned stream (timed out, cancelled) are ignored.
- *  CL-7  Flow control per stream: the connection's window is given back
- *        as soon as bytes arrive, a stream's only when its owner has
- *        consumed every queued message; so a call never holds more than
- *        STREAM_WINDOW undelivered bytes, and a slow consumer stops only
- *        its own stream at the server.
  *  CL-2  Nothing the server sends can abort the process or overrun a
  *        buffer: header values are copied truncated into fixed fields,
  *        messages are bounded by CLIENT_MAX_MESSAGE, every decode failure
  *        becomes FACTUM_EPROTOCOL and cancels the call.
- *  CL-3  A lost connection (EOF, socket error, HTTP/2 error, GOAWAY)
- *        fails the call in progress with FACTUM_ECONNECT and is dropped;
- *        the next call connects again. A timed-out call is cancelled
+ *  CL-3  A lost connection (EOF, socket error, HTTP/2 error) fails every
+ *        call in flight on it with FACTUM_ECONNECT and the reason, and is
+ *        dropped (by the driver: nobody closes an fd another thread
+ *        polls; c->gen keeps a failed call off the next connection); the
+ *        next call connects again. A timed-out call is cancelled
  *        (RST_STREAM) and the connection stays usable.
- *  CL-4  Reads never hold more than one undecoded message: each ReadResp
- *        is unpacked as soon as its last byte arrives and copied into the
- *        caller's batch, which owns every byte it points to.
+ *  CL-4  A response message is unpacked by its call's owner when it takes
+ *        it off the queue, and a read copies it into the caller's batch,
+ *        which owns every byte it points to; what waits undecoded for a
+ *        call is bounded by its stream window (CL-7).
  *  CL-5  TLS never does I/O of its own: OpenSSL works on memory BIOs, and
  *        conn.c moves bytes between them and the socket (send with
  *        MSG_NOSIGNAL, recv, poll with the call's deadline), so TLS and
@@ -51,6 +49,11 @@
  *  CL-6  A TLS context (CA, client certificate) is shared by the clients
  *        of the process that name the same files, unchanged (same inode,
  *        size and modification time); each client holds a reference.
+ *  CL-7  Flow control per stream: the connection's window is given back
+ *        as soon as bytes arrive, a stream's only when its owner has
+ *        consumed every queued message; so a call never holds more than
+ *        STREAM_WINDOW undelivered bytes, and a slow consumer stops only
+ *        its own stream at the server.
  */
 #ifndef FACTUM_CLIENT_INT_H
 #define FACTUM_CLIENT_INT_H

@@ -2,13 +2,17 @@
  * conn.c - the client's transport: one TCP connection carrying an HTTP/2
  * session (nghttp2 in client mode, driven with mem_send/mem_recv over a
  * non-blocking socket and poll(), so that every wait has a deadline), and
- * one gRPC call at a time on it. A call sends its headers (grpc-timeout
- * included), its framed request messages and END_STREAM; response messages
- * are cut out of the DATA frames as they arrive (net/grpc.h's deframer)
- * and handed to the call's callback at once; the status and KurrentDB's
+ * any number of gRPC calls on it at once, one stream each, from any
+ * threads (ADR 0022): whichever waiting thread finds nobody reading the
+ * socket drives it for all, the HTTP/2 callbacks queue each response
+ * message on its call, and the call's owner (its thread, or
+ * factum_client_poll for a submitted call) decodes it and runs the
+ * application's code. A call sends its headers (grpc-timeout included),
+ * its framed request messages and END_STREAM; the status and KurrentDB's
  * trailers are kept and turned into factum codes by client_call_error,
- * whose messages factum_client_strerror gives. With TLS, the bytes pass through OpenSSL on memory BIOs on their way
- * (CL-5). The invariants CL-1..CL-5 of client_int.h are kept here.
+ * whose messages factum_client_strerror gives. With TLS, the bytes pass
+ * through OpenSSL on memory BIOs on their way (CL-5). The invariants
+ * CL-1..CL-7 of client_int.h are kept here.
  */
 #include <errno.h>
 #include <fcntl.h>
