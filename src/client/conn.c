@@ -1116,6 +1116,7 @@ static int take_all(factum_client *c)
  * poll (unlocked) until wake_ns (0: no limit), read. */
 static void drive_round(factum_client *c, uint64_t wake_ns)
 {
+    if (c->fd < 0 || !c->h2) return; /* dropped: the callers see their calls failed */
     int rc = c->dead ? 0 : flush_out(c);
     if (rc) fail_conn(c, rc);
     if (c->dead) {
