@@ -1194,7 +1194,8 @@ static void w12(void)
 
 /* ---- W12M: W12 with the subscribers multiplexed ---------------------------
  * The same subscribers, events and measures as W12, but served by
- * w12_conns clients (--w12-conns, default 4), each subscription one HTTP/2
+ * w12_conns clients (--w12-conns, default 4; at least one per 90
+ * subscribers: factumd runs 100 calls at once per connection), each subscription one HTTP/2
  * stream (factum_client_subscribe_submit) and each client one thread that
  * runs factum_client_poll: the measuring side's cost per delivery without a
  * connection and a thread per subscriber. */
@@ -1209,11 +1210,18 @@ static void *w12m_poller(void *p)
 
 static void w12m(void)
 {
-    char how[96];
-    snprintf(how, sizeof how, "multiplexed on %d connections, a client thread each", w12_conns);
-    w12_report r = {.how = how};
+    w12_report r;
+    memset(&r, 0, sizeof r);
     r.subs = w12_subs(quick, big);
     r.events = w12_events(quick, big);
+    /* A connection carries at most the server's SETTINGS_MAX_CONCURRENT_STREAMS
+     * calls at once (factumd: 100): a subscription beyond it would wait for
+     * a stream to end. So at least one connection per 90 subscribers. */
+    int min_conns = (int)((r.subs + 89) / 90);
+    int conns = w12_conns > min_conns ? w12_conns : min_conns;
+    char how[128];
+    snprintf(how, sizeof how, "multiplexed on %d connections, a client thread each", conns);
+    r.how = how;
     w12n.n_events = r.events;
     w12n.start = calloc(r.events, sizeof *w12n.start);
     memset(&w12n.lat, 0, sizeof w12n.lat);
@@ -1223,21 +1231,21 @@ static void w12m(void)
     int pid = server_pid();
     r.have_server = pid > 0 && proc_usage_get(pid, &r.before) == 0;
     if (!r.have_server) proc_usage_get(getpid(), &r.before);
-    factum_client **cs = calloc((size_t)w12_conns, sizeof *cs);
-    pthread_t *th = calloc((size_t)w12_conns, sizeof *th);
-    for (int j = 0; j < w12_conns; j++) cs[j] = connect_or_die();
+    factum_client **cs = calloc((size_t)conns, sizeof *cs);
+    pthread_t *th = calloc((size_t)conns, sizeof *th);
+    for (int j = 0; j < conns; j++) cs[j] = connect_or_die();
     factum_client_sub_options o;
     factum_client_sub_options_init(&o);
     o.from = FACTUM_SUB_END;
     for (size_t j = 0; j < r.subs; j++) {
-        factum_client *c = cs[j % (size_t)w12_conns];
+        factum_client *c = cs[j % (size_t)conns];
         int rc = factum_client_subscribe_submit(c, &o, w12_on, NULL, NULL, NULL);
         if (rc) {
             fprintf(stderr, "W12M subscription: %s: %s\n", factum_strerror(rc), factum_client_last_error(c));
             exit(1);
         }
     }
-    for (int j = 0; j < w12_conns; j++)
+    for (int j = 0; j < conns; j++)
         if (pthread_create(&th[j], NULL, w12m_poller, cs[j])) {
             fprintf(stderr, "W12M: cannot start poller thread %d\n", j);
             exit(1);
@@ -1277,7 +1285,7 @@ static void w12m(void)
     r.wall_s = (double)(now_ns() - t_conn) / 1e9;
     r.delivered = atomic_load(&w12n.delivered);
     atomic_store(&w12n.stop, 1);
-    for (int j = 0; j < w12_conns; j++) {
+    for (int j = 0; j < conns; j++) {
         pthread_join(th[j], NULL);
         factum_client_close(cs[j]); /* ends its subscriptions */
     }

@@ -22,6 +22,11 @@
  * window (16 MiB), never the connection's. One thread can also keep many
  * calls in flight itself: factum_client_append_submit and
  * factum_client_subscribe_submit, whose callbacks factum_client_poll runs.
+ * A connection runs at most the server's limit of concurrent calls at once
+ * (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS; factumd and KurrentDB: 100); the
+ * calls beyond it wait in the client, in order, for a stream to end (their
+ * deadlines run meanwhile). Subscriptions hold their stream for their whole
+ * life, so spread more than about 90 of them over several clients.
  * factum_client_close must not race with calls in progress on c.
  *
  * Connections: HTTP/2 over TLS 1.2 or 1.3 (ALPN h2, the server's
