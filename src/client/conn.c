@@ -1126,8 +1126,7 @@ static void drive_round(factum_client *c, uint64_t wake_ns)
     int timeout = -1;
     if (wake_ns) {
         uint64_t now = client_now_ns();
-        if (now >= wake_ns) return;
-        uint64_t ms = (wake_ns - now + 999999) / 1000000;
+        uint64_t ms = now >= wake_ns ? 0 : (wake_ns - now + 999999) / 1000000; /* past: just look */
         timeout = ms > 60000 ? 60000 : (int)ms;
     }
     struct pollfd pfd[2] = {{c->fd, POLLIN, 0}, {c->wakefd, POLLIN, 0}};
@@ -1390,7 +1389,7 @@ int client_call_run(factum_client *c, client_call *k)
             if (wake) {
                 struct timespec ts;
                 clock_gettime(CLOCK_MONOTONIC, &ts);
-                uint64_t at = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec + (wake - now);
+                uint64_t at = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec + (wake > now ? wake - now : 0);
                 ts.tv_sec = (time_t)(at / 1000000000u);
                 ts.tv_nsec = (long)(at % 1000000000u);
                 pthread_cond_timedwait(&k->cv, &c->mu, &ts);
@@ -1455,7 +1454,7 @@ int factum_client_poll(factum_client *c, int timeout_ms)
     if (!c) return FACTUM_EINVAL;
     uint64_t until = timeout_ms > 0 ? client_now_ns() + (uint64_t)timeout_ms * 1000000u : 0;
     pthread_mutex_lock(&c->mu);
-    int ran = 0, driving = 0;
+    int ran = 0, driving = 0, looked = 0;
     for (;;) {
         uint64_t now = client_now_ns();
         uint64_t next_deadline = async_deadlines(c, now);
@@ -1486,8 +1485,9 @@ int factum_client_poll(factum_client *c, int timeout_ms)
             if (ran) break;
             continue;
         }
-        if (!c->n_async || timeout_ms == 0 || (until && now >= until)) break;
-        uint64_t wake = until;
+        if (!c->n_async || (timeout_ms > 0 && now >= until) || (timeout_ms == 0 && looked)) break;
+        uint64_t wake = timeout_ms == 0 ? 1 : until; /* 0 ms: one look at the socket, no wait */
+        looked = 1;
         if (next_deadline && (!wake || next_deadline < wake)) wake = next_deadline;
         if (!c->driver || driving) {
             c->driver = driving = 1;
@@ -1502,7 +1502,7 @@ int factum_client_poll(factum_client *c, int timeout_ms)
             if (wake) {
                 struct timespec ts;
                 clock_gettime(CLOCK_MONOTONIC, &ts);
-                uint64_t at = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec + (wake - now);
+                uint64_t at = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec + (wake > now ? wake - now : 0);
                 ts.tv_sec = (time_t)(at / 1000000000u);
                 ts.tv_nsec = (long)(at % 1000000000u);
                 pthread_cond_timedwait(&c->poll_cv, &c->mu, &ts);
