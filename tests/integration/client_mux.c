@@ -163,17 +163,21 @@ static void t_slow_subscriber(void)
     char s[96], w[96];
     sname(s, sizeof s, "slow", 0);
     sname(w, sizeof w, "slow-w", 0);
-    /* Enough history that the subscription's stream has data queued
-     * behind the blocked callback (CL-7: its own window only). */
-    enum { HIST = 300 };
-    static char big[4096];
-    memset(big, 'x', sizeof big - 16);
-    char json[sizeof big + 16];
-    snprintf(json, sizeof json, "{\"p\":\"%s\"}", big);
+    /* More history than the stream's window (16 MiB): with the callback
+     * blocked (on its own thread, not the driver: CL-1) the server stops
+     * sending on that stream once its window is used, and only on it
+     * (CL-7: the connection's window is given back as bytes arrive). */
+    enum { HIST = 50, PER = 10, SIZE = 400 << 10 };
+    char *json = malloc(SIZE + 16);
+    REQUIRE(json);
+    memset(json, 'x', SIZE + 16);
+    memcpy(json, "{\"p\":\"", 6);
+    memcpy(json + SIZE - 2, "\"}", 3);
     factum_event_data e = ev("Big", json);
-    factum_event_data es[50];
-    for (int i = 0; i < 50; i++) es[i] = e;
-    for (int i = 0; i < HIST / 50; i++) REQUIRE(factum_client_append(cl, s, FACTUM_ANY, es, 50, NULL) == 0);
+    factum_event_data es[PER];
+    for (int i = 0; i < PER; i++) es[i] = e;
+    for (int i = 0; i < HIST / PER; i++) REQUIRE(factum_client_append(cl, s, FACTUM_ANY, es, PER, NULL) == 0);
+    free(json);
     sub_count sc;
     memset(&sc, 0, sizeof sc);
     sc.stream = s;
@@ -600,7 +604,7 @@ int main(void)
     RUN(t_pipelined_threads);
     RUN(t_submitted_subscriptions);
     RUN(t_deadlines);
-    RUN(t_server_killed);
+    if (!getenv("FACTUM_MUX_NO_KILL")) RUN(t_server_killed);
     factum_client_close(cl);
     return harness_done();
 }
