@@ -354,7 +354,10 @@ typedef void (*factum_client_sub_end_fn)(void *ctx, int rc, const char *error);
 /* Start a subscription per *o (as factum_client_subscribe) without a thread
  * of its own: fn and then end run from factum_client_poll on c, on the
  * polling thread, so one thread can serve any number of subscriptions
- * multiplexed on one connection (one HTTP/2 stream each). o->idle_ms must
+ * multiplexed on one connection (one HTTP/2 stream each). The items of
+ * one subscription come in order and never two at once, even with several
+ * pollers. fn and end may make calls (blocking ones too, on c as well) but
+ * must not call factum_client_poll on c; end may be NULL. o->idle_ms must
  * be 0 (FACTUM_EINVAL): the poll's timeout is the idle check. Returns 0
  * (end will run once), or an error found before sending (those of
  * factum_client_subscribe's checks, FACTUM_ECONNECT, -ENOMEM; end will not

@@ -190,6 +190,7 @@ struct client_call {
      * poller, which runs on_done when it ends. */
     int async;
     int ready;                /* on c->ready */
+    int consuming;            /* a poller runs its callbacks (one at a time per call) */
     client_call *rnext;
     void (*on_done)(client_call *k, int rc);
 };

@@ -1471,7 +1471,10 @@ int factum_client_poll(factum_client *c, int timeout_ms)
                 client_call *k = list;
                 list = k->rnext;
                 k->ready = 0;
-                if (k->q_head) ran += (int)consume(c, k);
+                if (k->consuming) continue; /* another poller is at it: it looks again when done */
+                k->consuming = 1;
+                while (k->q_head) ran += (int)consume(c, k); /* a call's callbacks never run at once */
+                k->consuming = 0;
                 if (k->done && !k->q_head && !k->ready) {
                     unregister(c, k);
                     int rc = finish(c, k, k->cb_rc == FACTUM_ETIMEDOUT ? FACTUM_ETIMEDOUT : 0);
