@@ -114,7 +114,9 @@ static void *mt_subscriber(void *arg)
     factum_client_sub_options_init(&o);
     o.stream = s->stream;
     int rc = factum_client_subscribe(cl, &o, on_count, s);
-    if (rc) fprintf(stderr, "subscription to %s: %s (%s)\n", s->stream, factum_strerror(rc), factum_client_last_error(cl));
+    if (rc)
+        fprintf(stderr, "subscription to %s: %s (%s)\n", s->stream, factum_strerror(rc),
+                factum_client_last_error(cl));
     return NULL;
 }
 
@@ -175,8 +177,10 @@ static void t_slow_subscriber(void)
     memcpy(json + SIZE - 2, "\"}", 3);
     factum_event_data e = ev("Big", json);
     factum_event_data es[PER];
-    for (int i = 0; i < PER; i++) es[i] = e;
-    for (int i = 0; i < HIST / PER; i++) REQUIRE(factum_client_append(cl, s, FACTUM_ANY, es, PER, NULL) == 0);
+    for (int i = 0; i < PER; i++)
+        es[i] = e;
+    for (int i = 0; i < HIST / PER; i++)
+        REQUIRE(factum_client_append(cl, s, FACTUM_ANY, es, PER, NULL) == 0);
     free(json);
     sub_count sc;
     memset(&sc, 0, sizeof sc);
@@ -208,7 +212,7 @@ static void t_slow_subscriber(void)
 /* ---- pipelined appends against a model ----------------------------------------------- */
 
 #define PL_STREAMS 10
-#define PL_N 1000
+#define PL_N       1000
 
 typedef struct pl_op {
     int stream;
@@ -236,12 +240,14 @@ static void t_pipelined(void)
     h_rng r = {seed};
     static pl_op ops[PL_N];
     char names[PL_STREAMS][96];
-    for (int i = 0; i < PL_STREAMS; i++) sname(names[i], sizeof names[i], "pl", i);
+    for (int i = 0; i < PL_STREAMS; i++)
+        sname(names[i], sizeof names[i], "pl", i);
     /* The model: the server carries appends out in the order it receives
      * them, which is the order of submission on one connection; so each
      * expected version is decided against the model's state at submission. */
     int64_t model[PL_STREAMS];
-    for (int i = 0; i < PL_STREAMS; i++) model[i] = -1;
+    for (int i = 0; i < PL_STREAMS; i++)
+        model[i] = -1;
     int want_rc[PL_N];
     int64_t want_v[PL_N];
     uint64_t t0 = base_mono_ns_test();
@@ -286,18 +292,23 @@ static void t_pipelined(void)
         if (op->done != 1 || op->rc != want_rc[i] ||
             (op->rc == 0 && op->last_version != (uint64_t)want_v[i]) ||
             (op->rc == FACTUM_EWRONGVERSION &&
-             (op->actual != (want_v[i] < 0 ? FACTUM_NO_STREAM : want_v[i]) || !strstr(op->err, "wrong expected version")))) {
+             (op->actual != (want_v[i] < 0 ? FACTUM_NO_STREAM : want_v[i]) ||
+              !strstr(op->err, "wrong expected version")))) {
             if (bad++ < 5)
-                fprintf(stderr, "op %d (stream %d, expected %lld): done %d rc %d (%s) last %llu actual %lld, want rc %d v %lld\n",
+                fprintf(stderr,
+                        "op %d (stream %d, expected %lld): done %d rc %d (%s) last %llu actual %lld, want rc "
+                        "%d v %lld\n",
                         i, op->stream, (long long)op->expected, op->done, op->rc, op->err,
-                        (unsigned long long)op->last_version, (long long)op->actual, want_rc[i], (long long)want_v[i]);
+                        (unsigned long long)op->last_version, (long long)op->actual, want_rc[i],
+                        (long long)want_v[i]);
         }
     }
     CHECK(bad == 0);
     /* The streams hold exactly the model's events, in submission order. */
     for (int s = 0; s < PL_STREAMS; s++) {
         factum_client_batch *b;
-        CHECK_RC(factum_client_read_stream(cl, names[s], 0, FACTUM_FORWARD, 10000, &b), model[s] < 0 ? FACTUM_ENOTFOUND : 0);
+        CHECK_RC(factum_client_read_stream(cl, names[s], 0, FACTUM_FORWARD, 10000, &b),
+                 model[s] < 0 ? FACTUM_ENOTFOUND : 0);
         if (!b) continue;
         CHECK_EQ_U64(factum_client_batch_count(b), (uint64_t)(model[s] + 1));
         int prev = -1;
@@ -317,7 +328,8 @@ static void t_pipelined(void)
     CHECK(factum_client_pending(cl) == 0);
     CHECK_RC(factum_client_poll(cl, 0), 0);
     /* A program's own loop that polls without waiting makes progress. */
-    for (int i = 0; i < 10; i++) CHECK_RC(factum_client_append_submit(cl, names[0], FACTUM_ANY, &e, 1, pl_done, &ops[i]), 0);
+    for (int i = 0; i < 10; i++)
+        CHECK_RC(factum_client_append_submit(cl, names[0], FACTUM_ANY, &e, 1, pl_done, &ops[i]), 0);
     uint64_t t1 = base_mono_ns_test();
     while (factum_client_pending(cl) && base_mono_ns_test() - t1 < 10000000000ull) {
         CHECK(factum_client_poll(cl, 0) >= 0);
@@ -338,13 +350,15 @@ static void *pl_thread(void *arg)
     for (int i = 0; i < N; i++) {
         memset(&ops[i], 0, sizeof ops[i]);
         factum_event_data e = ev("P", "{}");
-        if (factum_client_append_submit(cl, s, i == 0 ? FACTUM_NO_STREAM : i - 1, &e, 1, pl_done, &ops[i])) return (void *)1;
+        if (factum_client_append_submit(cl, s, i == 0 ? FACTUM_NO_STREAM : i - 1, &e, 1, pl_done, &ops[i]))
+            return (void *)1;
     }
     /* Two threads poll one client: each runs whichever callbacks it finds;
      * wait until ours are all done. */
     for (int spins = 0; spins < 100000; spins++) {
         int all = 1;
-        for (int i = 0; i < N; i++) all &= ops[i].done == 1;
+        for (int i = 0; i < N; i++)
+            all &= ops[i].done == 1;
         if (all) break;
         factum_client_poll(cl, 100);
     }
@@ -357,7 +371,8 @@ static void t_pipelined_threads(void)
 {
     pthread_t th[2];
     int ids[2] = {0, 1};
-    for (int i = 0; i < 2; i++) REQUIRE(pthread_create(&th[i], NULL, pl_thread, &ids[i]) == 0);
+    for (int i = 0; i < 2; i++)
+        REQUIRE(pthread_create(&th[i], NULL, pl_thread, &ids[i]) == 0);
     for (int i = 0; i < 20; i++) {
         char v[64];
         CHECK_RC(factum_client_server_version(cl, v, sizeof v), 0);
@@ -380,14 +395,16 @@ static void on_end(void *ctx, int rc, const char *error)
     end_rec *e = ctx;
     e->rc = rc;
     e->n++;
-    if (rc && rc != FACTUM_ECONNECT) fprintf(stderr, "subscription ended: %s (%s)\n", factum_strerror(rc), error);
+    if (rc && rc != FACTUM_ECONNECT)
+        fprintf(stderr, "subscription ended: %s (%s)\n", factum_strerror(rc), error);
 }
 
 static void *poll_all(void *arg)
 {
     (void)arg;
     uint64_t t0 = base_mono_ns_test();
-    while (factum_client_pending(cl) && base_mono_ns_test() - t0 < 30000000000ull) factum_client_poll(cl, 100);
+    while (factum_client_pending(cl) && base_mono_ns_test() - t0 < 30000000000ull)
+        factum_client_poll(cl, 100);
     return NULL;
 }
 
@@ -399,7 +416,8 @@ static void t_submitted_subscriptions(void)
     char names[STREAMS][96];
     static sub_count sc[SUBS];
     static end_rec ends[SUBS];
-    for (int i = 0; i < STREAMS; i++) sname(names[i], sizeof names[i], "subm", i);
+    for (int i = 0; i < STREAMS; i++)
+        sname(names[i], sizeof names[i], "subm", i);
     factum_client_sub_options o;
     factum_client_sub_options_init(&o);
     for (int i = 0; i < SUBS; i++) {
@@ -419,7 +437,9 @@ static void t_submitted_subscriptions(void)
     for (int j = 0; j < EVENTS; j++)
         for (int i = 0; i < STREAMS; i++) {
             factum_event_data e = ev("S", "{}");
-            CHECK_RC(factum_client_append_submit(cl, names[i], FACTUM_ANY, &e, 1, pl_done, &ops[j * STREAMS + i]), 0);
+            CHECK_RC(
+                factum_client_append_submit(cl, names[i], FACTUM_ANY, &e, 1, pl_done, &ops[j * STREAMS + i]),
+                0);
         }
     /* Two pollers: a subscription's items still come in order, one at a
      * time (on_count checks the order; it is not thread-safe on purpose). */
@@ -428,7 +448,8 @@ static void t_submitted_subscriptions(void)
     poll_all(NULL);
     pthread_join(helper, NULL);
     CHECK(factum_client_pending(cl) == 0);
-    for (int i = 0; i < STREAMS * EVENTS; i++) CHECK(ops[i].done == 1 && ops[i].rc == 0);
+    for (int i = 0; i < STREAMS * EVENTS; i++)
+        CHECK(ops[i].done == 1 && ops[i].rc == 0);
     for (int i = 0; i < SUBS; i++) {
         CHECK_EQ_U64(sc[i].got, EVENTS);
         CHECK(!sc[i].order_bad);
@@ -450,7 +471,8 @@ static void t_submitted_subscriptions(void)
     factum_client_poll(c, 200);
     CHECK(factum_client_pending(c) == 3);
     factum_client_close(c);
-    for (int i = 0; i < 3; i++) CHECK(e3[i].n == 1 && e3[i].rc == FACTUM_ECONNECT);
+    for (int i = 0; i < 3; i++)
+        CHECK(e3[i].n == 1 && e3[i].rc == FACTUM_ECONNECT);
 }
 
 /* ---- deadlines -------------------------------------------------------------------- */
@@ -492,8 +514,10 @@ static void t_deadlines(void)
      * their callbacks. */
     pl_op ops[4];
     memset(ops, 0, sizeof ops);
-    for (int i = 0; i < 4; i++) CHECK_RC(factum_client_append_submit(c, s, FACTUM_ANY, &e, 1, pl_done, &ops[i]), 0);
-    while (factum_client_pending(c)) factum_client_poll(c, 1000);
+    for (int i = 0; i < 4; i++)
+        CHECK_RC(factum_client_append_submit(c, s, FACTUM_ANY, &e, 1, pl_done, &ops[i]), 0);
+    while (factum_client_pending(c))
+        factum_client_poll(c, 1000);
     int to = 0;
     for (int i = 0; i < 4; i++) {
         CHECK(ops[i].done == 1);
@@ -566,17 +590,20 @@ static void t_server_killed(void)
     memset(ops, 0, sizeof ops);
     for (int t = 0; t < 500; t++) {
         int all = 1;
-        for (int i = 0; i < 3; i++) all &= subs[i].started && apps[i].started;
+        for (int i = 0; i < 3; i++)
+            all &= subs[i].started && apps[i].started;
         if (all) break;
         usleep(10000);
     }
     char s[96];
     sname(s, sizeof s, "kill-pl", 0);
     factum_event_data e = ev("K", "{}");
-    for (int i = 0; i < 50; i++) CHECK_RC(factum_client_append_submit(cl, s, FACTUM_ANY, &e, 1, pl_done, &ops[i]), 0);
+    for (int i = 0; i < 50; i++)
+        CHECK_RC(factum_client_append_submit(cl, s, FACTUM_ANY, &e, 1, pl_done, &ops[i]), 0);
     REQUIRE(kill(atoi(pid_s), SIGKILL) == 0);
     uint64_t t0 = base_mono_ns_test();
-    while (factum_client_pending(cl) && base_mono_ns_test() - t0 < 20000000000ull) factum_client_poll(cl, 1000);
+    while (factum_client_pending(cl) && base_mono_ns_test() - t0 < 20000000000ull)
+        factum_client_poll(cl, 1000);
     CHECK(factum_client_pending(cl) == 0);
     int lost = 0;
     for (int i = 0; i < 50; i++) {
@@ -607,7 +634,8 @@ int main(void)
     snprintf(tag, sizeof tag, "%lx%x", (unsigned long)time(NULL), (unsigned)getpid());
     int rc = factum_client_connect(url, NULL, &cl);
     if (rc) {
-        fprintf(stderr, "cannot connect to %s: %s: %s\n", url, factum_strerror(rc), factum_client_last_error(NULL));
+        fprintf(stderr, "cannot connect to %s: %s: %s\n", url, factum_strerror(rc),
+                factum_client_last_error(NULL));
         return 1;
     }
     RUN(t_threads);
