@@ -1078,6 +1078,20 @@ static void handoff(factum_client *c)
     if (c->drv_waiting) pthread_cond_broadcast(&c->drv_cv);
 }
 
+/* Before a thread runs the application's code (or leaves): it gives up the
+ * driver role if it had it (CL-1: never run the application's code as the
+ * driver), and if nobody drives, it wakes a waiting thread to (a thread
+ * woken to drive that finds work of its own first must not leave the
+ * others without a driver while its callback runs). */
+static void step_aside(factum_client *c, int *driving)
+{
+    if (*driving) {
+        *driving = 0;
+        c->driver = 0;
+    }
+    if (!c->driver) handoff(c);
+}
+
 /* The connection failed (CL-3): every call on it fails with rc and the
  * thread's message. The driver (or anyone when none polls) closes it;
  * else the socket is shut down, which wakes the driver to close it. */
@@ -1336,11 +1350,7 @@ int client_call_run(factum_client *c, client_call *k)
     int driving = 0;
     for (;;) {
         if (k->q_head) {
-            if (driving) { /* CL-1: never run the application's code as the driver */
-                driving = 0;
-                c->driver = 0;
-                handoff(c);
-            }
+            step_aside(c, &driving);
             consume(c, k);
             continue;
         }
@@ -1357,11 +1367,7 @@ int client_call_run(factum_client *c, client_call *k)
                 idle_at = now + idle_ns;
             } else if (now >= idle_at && !k->cancelled) {
                 idle_at = now + idle_ns;
-                if (driving) {
-                    driving = 0;
-                    c->driver = 0;
-                    handoff(c);
-                }
+                step_aside(c, &driving);
                 pthread_mutex_unlock(&c->mu);
                 int r = k->on_idle ? k->on_idle(k->ctx) : 0;
                 pthread_mutex_lock(&c->mu);
@@ -1399,10 +1405,7 @@ int client_call_run(factum_client *c, client_call *k)
             k->waiting = 0;
         }
     }
-    if (driving) {
-        c->driver = 0;
-        handoff(c);
-    }
+    step_aside(c, &driving);
     unregister(c, k);
     free_queue(k);
     rc = finish(c, k, rc);
@@ -1459,11 +1462,7 @@ int factum_client_poll(factum_client *c, int timeout_ms)
         uint64_t now = client_now_ns();
         uint64_t next_deadline = async_deadlines(c, now);
         if (c->ready) {
-            if (driving) {
-                driving = 0;
-                c->driver = 0;
-                handoff(c);
-            }
+            step_aside(c, &driving);
             client_call *list = c->ready;
             c->ready = NULL;
             c->ready_tail = &c->ready;
@@ -1515,10 +1514,7 @@ int factum_client_poll(factum_client *c, int timeout_ms)
             c->poll_waiting = 0;
         }
     }
-    if (driving) {
-        c->driver = 0;
-        handoff(c);
-    }
+    step_aside(c, &driving);
     pthread_mutex_unlock(&c->mu);
     return ran;
 }
