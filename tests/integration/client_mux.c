@@ -477,6 +477,20 @@ static void t_submitted_subscriptions(void)
 
 /* ---- deadlines -------------------------------------------------------------------- */
 
+static factum_client *sub_on_client;
+static int sub_on_rc;
+
+/* A blocking subscription on sub_on_client (to *arg's stream). */
+static void *sub_on(void *arg)
+{
+    sub_count *sc = arg;
+    factum_client_sub_options o;
+    factum_client_sub_options_init(&o);
+    o.stream = sc->stream;
+    sub_on_rc = factum_client_subscribe(sub_on_client, &o, on_count, sc);
+    return NULL;
+}
+
 static void t_deadlines(void)
 {
     /* A client with a 1 ms deadline: large reads time out, each on its
@@ -499,6 +513,17 @@ static void t_deadlines(void)
     o.timeout_ms = 1;
     factum_client *c;
     REQUIRE(factum_client_connect(url, &o, &c) == 0);
+    /* A subscription on the same connection (no deadline applies to it)
+     * lives through the timeouts of the calls beside it. */
+    char live[96];
+    sname(live, sizeof live, "dl-live", 0);
+    sub_count sc;
+    memset(&sc, 0, sizeof sc);
+    sc.stream = live;
+    sc.want = 3;
+    pthread_t sth;
+    sub_on_client = c;
+    REQUIRE(pthread_create(&sth, NULL, sub_on, &sc) == 0);
     int timeouts = 0;
     for (int i = 0; i < 5; i++) {
         factum_client_batch *b;
@@ -510,6 +535,13 @@ static void t_deadlines(void)
         factum_client_batch_free(b);
     }
     CHECK(timeouts > 0);
+    for (int i = 0; i < 3; i++) {
+        factum_event_data x = ev("L", "{}");
+        CHECK_RC(factum_client_append(cl, live, FACTUM_ANY, &x, 1, NULL), 0);
+    }
+    pthread_join(sth, NULL);
+    CHECK_EQ_U64(sc.got, 3);
+    CHECK_RC(sub_on_rc, 0);
     /* Pipelined appends of 2 MiB with a 1 ms deadline time out too, through
      * their callbacks. */
     pl_op ops[4];
