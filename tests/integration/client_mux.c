@@ -2,17 +2,24 @@
  * client_mux.c - many calls on one C client connection at once (ADR 0022,
  * client_int.h CL-1, CL-3, CL-7), against a real factumd whose connection
  * string is FACTUMD_URL and whose pid is FACTUMD_PID
- * (tests/integration/client_mux.sh starts it):
+ * (tests/integration/client_mux.sh starts it, and runs this over TLS too):
  *  - threads x appends, reads and subscriptions on one client, every
  *    result checked (versions, contents, the events each subscription saw);
- *  - a subscription and appends on the same client at once, and a slow
- *    subscription callback that does not stall appends on the connection;
+ *  - a subscription blocked in its callback with more than a stream window
+ *    waiting for it, and appends and a read on the same connection meanwhile;
  *  - 1,000 pipelined appends from one thread (factum_client_append_submit)
  *    with expected versions, some wrong on purpose, checked against a model
- *    of the streams; and the same blocking, to compare the outcomes;
- *  - deadlines: a call that times out among calls that do not;
- *  - last: the server killed with calls in flight (blocking and pipelined,
- *    a subscription): every one fails with FACTUM_ECONNECT, none hangs.
+ *    of the streams (results, wrong-version details, the streams' contents);
+ *    bad input refused before sending; polling without waiting; pipelined
+ *    appends from two threads polling one client beside blocking calls;
+ *  - 50 subscriptions served by factum_client_poll (two pollers: each
+ *    subscription's items in order), and a client closed with submitted
+ *    subscriptions in flight;
+ *  - deadlines: calls that time out (blocking and pipelined) beside a
+ *    subscription on the same connection that lives on;
+ *  - last: the server killed with calls in flight (blocking appends,
+ *    pipelined appends, subscriptions): every one ends with FACTUM_ECONNECT
+ *    (or succeeded before), none hangs, and the next call fails to connect.
  * Randomised parts print their seed (FACTUM_SEED replays one).
  */
 #include <pthread.h>
