@@ -14,7 +14,13 @@
  * --big 10,000, each its own connection: bench/fanout.h; factumd's CPU time
  * and memory from /proc when $FACTUM_BENCH_SERVER_PID names it).
  *
- * Usage: factum-bench-network URL [--quick] [--big] [--only W1,...] [--w4-page N] [--system NAME]
+ * W3P (W3's appends pipelined from one and from two threads, a client each:
+ * factum_client_append_submit) and W12M (W12's subscribers multiplexed on
+ * --w12-conns clients, 4 by default, a polling thread each:
+ * factum_client_subscribe_submit) measure the client's multiplexing (ADR
+ * 0022) beside W3 and W12.
+ *
+ * Usage: factum-bench-network URL [--quick] [--big] [--only W1,...] [--w4-page N] [--system NAME] [--w12-conns N]
  *   --w4-page N: W4 reads pages of N events (default 1,000, as BENCH.md), to
  *   show the fixed cost of a read call.
  *   --system NAME: the name in the "@" result lines (default factumd), e.g.
@@ -304,6 +310,104 @@ static void w3(int clients)
     fflush(stdout);
     free(args);
     free(th);
+    free(lat);
+}
+
+/* ---- W3P: W3's appends pipelined from one or two threads --------------------
+ * Each thread has one client and keeps W3P_WINDOW appends in flight
+ * (factum_client_append_submit, completions from factum_client_poll), to
+ * random streams of its own with exact expected versions (decided at
+ * submission: one connection's appends are carried out in order). */
+#define W3P_WINDOW 256
+
+typedef struct w3p_thread {
+    int t, threads;
+    size_t n, done, inflight;
+    uint64_t *lat;
+    int failed;
+} w3p_thread;
+
+typedef struct w3p_op {
+    w3p_thread *th;
+    size_t i;
+    uint64_t t0;
+} w3p_op;
+
+static void w3p_done(void *ctx, int rc, const factum_append_result *res, const char *error)
+{
+    (void)res;
+    w3p_op *op = ctx;
+    w3p_thread *a = op->th;
+    a->lat[op->i] = now_ns() - op->t0;
+    if (rc) {
+        fprintf(stderr, "W3P: %s: %s\n", factum_strerror(rc), error);
+        a->failed = 1;
+    }
+    a->done++;
+    a->inflight--;
+}
+
+static void *w3p_client(void *p)
+{
+    w3p_thread *a = p;
+    factum_client *c = connect_or_die();
+    size_t streams = 10000 / (size_t)a->threads + 1;
+    int64_t *ver = malloc(streams * sizeof *ver);
+    w3p_op *ops = malloc(a->n * sizeof *ops);
+    for (size_t i = 0; i < streams; i++) ver[i] = FACTUM_NO_STREAM;
+    uint64_t seed = (now_ns() ^ ((uint64_t)a->t * 7919)) | 1;
+    char name[48];
+    size_t i = 0;
+    while (a->done < a->n) {
+        while (i < a->n && a->inflight < W3P_WINDOW) {
+            seed ^= seed << 13, seed ^= seed >> 7, seed ^= seed << 17;
+            size_t k = seed % streams;
+            snprintf(name, sizeof name, "w3p-%s-%d-%" PRIu64, tag, a->threads,
+                     (uint64_t)(k * (size_t)a->threads + (size_t)a->t));
+            factum_event_data e = event(i);
+            ops[i] = (w3p_op){a, i, now_ns()};
+            int rc = factum_client_append_submit(c, name, ver[k], &e, 1, w3p_done, &ops[i]);
+            if (rc) {
+                fprintf(stderr, "W3P submit: %s: %s\n", factum_strerror(rc), factum_client_last_error(c));
+                exit(1);
+            }
+            ver[k] = ver[k] == FACTUM_NO_STREAM ? 0 : ver[k] + 1;
+            a->inflight++;
+            i++;
+        }
+        if (factum_client_poll(c, 10000) < 0 || a->failed) exit(1);
+    }
+    free(ops);
+    free(ver);
+    factum_client_close(c);
+    return NULL;
+}
+
+static void w3p(int threads)
+{
+    size_t total = quick ? 20000 : 200000, per = total / (size_t)threads;
+    uint64_t *lat = malloc(total * sizeof *lat);
+    pthread_t th[2];
+    w3p_thread args[2];
+    double cpu0 = self_cpu_s();
+    uint64_t t0 = now_ns();
+    for (int t = 0; t < threads; t++) {
+        args[t] = (w3p_thread){t, threads, per, 0, 0, lat + (size_t)t * per, 0};
+        pthread_create(&th[t], NULL, w3p_client, &args[t]);
+    }
+    for (int t = 0; t < threads; t++) pthread_join(th[t], NULL);
+    double secs = (double)(now_ns() - t0) / 1e9, cpu = self_cpu_s() - cpu0;
+    size_t n = per * (size_t)threads;
+    qsort(lat, n, sizeof *lat, cmp_u64);
+    printf("| W3P | network | %d thread%s, one client each, %d appends in flight each, %zu single-event appends | "
+           "%.0f ev/s | p50 %.0f µs, p99 %.0f µs; client CPU %.2f µs per append |\n",
+           threads, threads == 1 ? "" : "s", W3P_WINDOW, n, n / secs, pct(lat, n, 50), pct(lat, n, 99), 1e6 * cpu / (double)n);
+    char w[16];
+    snprintf(w, sizeof w, "W3P_%d", threads);
+    result(w, "ev_per_s", n / secs);
+    result(w, "p50_us", pct(lat, n, 50));
+    result(w, "client_cpu_us_per_append", 1e6 * cpu / (double)n);
+    fflush(stdout);
     free(lat);
 }
 
@@ -1109,6 +1213,117 @@ static void w12(void)
         factum_client_close(cs[j]);
     }
     w12_print(w12_name(r.subs), "network", &w12n.lat, &r);
+    result(w12_name(r.subs), "client_cpu_us_per_delivery", r.delivered ? 1e6 * r.self_cpu_s / (double)r.delivered : 0);
+    printf("| %s | network | measuring side CPU per delivery | %.2f µs | |\n", w12_name(r.subs),
+           r.delivered ? 1e6 * r.self_cpu_s / (double)r.delivered : 0);
+    free(th);
+    free(cs);
+    free(w12n.start);
+}
+
+/* ---- W12M: W12 with the subscribers multiplexed ---------------------------
+ * The same subscribers, events and measures as W12, but served by
+ * w12_conns clients (--w12-conns, default 4; at least one per 90
+ * subscribers: factumd runs 100 calls at once per connection), each subscription one HTTP/2
+ * stream (factum_client_subscribe_submit) and each client one thread that
+ * runs factum_client_poll: the measuring side's cost per delivery without a
+ * connection and a thread per subscriber. */
+static int w12_conns = 4;
+
+static void *w12m_poller(void *p)
+{
+    factum_client *c = p;
+    while (!atomic_load(&w12n.stop)) factum_client_poll(c, 100);
+    return NULL;
+}
+
+static void w12m(void)
+{
+    w12_report r;
+    memset(&r, 0, sizeof r);
+    r.subs = w12_subs(quick, big);
+    r.events = w12_events(quick, big);
+    /* A connection carries at most the server's SETTINGS_MAX_CONCURRENT_STREAMS
+     * calls at once (factumd: 100): a subscription beyond it would wait for
+     * a stream to end. So at least one connection per 90 subscribers. */
+    int min_conns = (int)((r.subs + 89) / 90);
+    int conns = w12_conns > min_conns ? w12_conns : min_conns;
+    char how[128];
+    snprintf(how, sizeof how, "multiplexed on %d connections, a client thread each", conns);
+    r.how = how;
+    w12n.n_events = r.events;
+    w12n.start = calloc(r.events, sizeof *w12n.start);
+    memset(&w12n.lat, 0, sizeof w12n.lat);
+    atomic_store(&w12n.delivered, 0);
+    atomic_store(&w12n.live, 0);
+    atomic_store(&w12n.stop, 0);
+    int pid = server_pid();
+    r.have_server = pid > 0 && proc_usage_get(pid, &r.before) == 0;
+    if (!r.have_server) proc_usage_get(getpid(), &r.before);
+    factum_client **cs = calloc((size_t)conns, sizeof *cs);
+    pthread_t *th = calloc((size_t)conns, sizeof *th);
+    for (int j = 0; j < conns; j++) cs[j] = connect_or_die();
+    factum_client_sub_options o;
+    factum_client_sub_options_init(&o);
+    o.from = FACTUM_SUB_END;
+    for (size_t j = 0; j < r.subs; j++) {
+        factum_client *c = cs[j % (size_t)conns];
+        int rc = factum_client_subscribe_submit(c, &o, w12_on, NULL, NULL, NULL);
+        if (rc) {
+            fprintf(stderr, "W12M subscription: %s: %s\n", factum_strerror(rc), factum_client_last_error(c));
+            exit(1);
+        }
+    }
+    for (int j = 0; j < conns; j++)
+        if (pthread_create(&th[j], NULL, w12m_poller, cs[j])) {
+            fprintf(stderr, "W12M: cannot start poller thread %d\n", j);
+            exit(1);
+        }
+    for (int i = 0; i < 6000 && atomic_load(&w12n.live) < r.subs; i++) usleep(10000);
+    if (atomic_load(&w12n.live) < r.subs) {
+        fprintf(stderr, "W12M: only %zu of %zu subscriptions live after 60 s\n", atomic_load(&w12n.live), r.subs);
+        exit(1);
+    }
+    usleep(200000);
+    proc_usage_get(r.have_server ? pid : getpid(), &r.connected);
+    double cpu0 = self_cpu_s();
+    uint64_t t_conn = now_ns();
+    factum_client *c = connect_or_die();
+    char name[48];
+    snprintf(name, sizeof name, "w12m-%s", tag);
+    struct timespec next;
+    clock_gettime(CLOCK_MONOTONIC, &next);
+    uint64_t t0 = now_ns();
+    for (size_t i = 0; i < r.events && !w12_late(t0, r.events); i++, r.appended++) {
+        pace_ms(&next);
+        factum_event_data e = event(i);
+        for (int k = 0; k < 8; k++) e.id[k] = (uint8_t)(i >> (56 - 8 * k));
+        e.id[8] = W12_MARK;
+        w12n.start[i] = now_ns();
+        int rc = factum_client_append(c, name, FACTUM_ANY, &e, 1, NULL);
+        if (rc) {
+            fprintf(stderr, "W12M append: %s\n", factum_strerror(rc));
+            exit(1);
+        }
+    }
+    r.secs = (double)(now_ns() - t0) / 1e9;
+    factum_client_close(c);
+    w12_drain(&w12n.delivered, (uint64_t)r.subs * r.appended);
+    proc_usage_get(r.have_server ? pid : getpid(), &r.after);
+    r.self_cpu_s = self_cpu_s() - cpu0;
+    r.wall_s = (double)(now_ns() - t_conn) / 1e9;
+    r.delivered = atomic_load(&w12n.delivered);
+    atomic_store(&w12n.stop, 1);
+    for (int j = 0; j < conns; j++) {
+        pthread_join(th[j], NULL);
+        factum_client_close(cs[j]); /* ends its subscriptions */
+    }
+    char w[16];
+    snprintf(w, sizeof w, "%sM", w12_name(r.subs));
+    w12_print(w, "network", &w12n.lat, &r);
+    result(w, "client_cpu_us_per_delivery", r.delivered ? 1e6 * r.self_cpu_s / (double)r.delivered : 0);
+    printf("| %s | network | measuring side CPU per delivery | %.2f µs | |\n", w,
+           r.delivered ? 1e6 * r.self_cpu_s / (double)r.delivered : 0);
     free(th);
     free(cs);
     free(w12n.start);
@@ -1127,6 +1342,13 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--big")) big = 1;
         else if (!strcmp(argv[i], "--only") && i + 1 < argc) snprintf(only, sizeof only, "%s", argv[++i]);
         else if (!strcmp(argv[i], "--system") && i + 1 < argc) bench_system = argv[++i];
+        else if (!strcmp(argv[i], "--w12-conns") && i + 1 < argc) {
+            w12_conns = atoi(argv[++i]);
+            if (w12_conns < 1 || w12_conns > 64) {
+                fprintf(stderr, "--w12-conns: 1 to 64\n");
+                return 2;
+            }
+        }
         else if (!strcmp(argv[i], "--w4-page") && i + 1 < argc) {
             w4_page = strtoull(argv[++i], NULL, 10);
             if (w4_page < 1 || w4_page > 10000) {
@@ -1149,6 +1371,10 @@ int main(int argc, char **argv)
         w3(16);
         w3(256);
     }
+    if (only[0] && wanted("W3P")) { /* when named: ADR 0022 */
+        w3p(1);
+        w3p(2);
+    }
     if (wanted("W4")) w4();
     if (wanted("W5")) w5();
     if (wanted("W6")) w6();
@@ -1160,6 +1386,7 @@ int main(int argc, char **argv)
         raise_nofile();
         w12();
     }
+    if (only[0] && wanted("W12M")) w12m();
     /* Only when named: they measure the cost of security (run-network.sh --secure). */
     if (only[0] && wanted("SETUP")) setup();
     if (only[0] && wanted("CALLS")) calls();

@@ -11,9 +11,23 @@
  * factum.h apply (0 or a negative code, factum_strerror, borrowed vs owned
  * pointers stated per function).
  *
- * A factum_client is one HTTP/2 connection. Calls on one client are
- * serialised (a mutex), so it may be shared by threads, but threads that
- * want parallelism should each use their own client.
+ * A factum_client is one HTTP/2 connection that carries any number of
+ * calls at once, one HTTP/2 stream each (docs/adr/0022): every call may be
+ * made from any thread at any time, and calls of different threads run in
+ * parallel on the connection (a subscription on one thread does not hold up
+ * appends of another; N subscriptions may share one client). Whichever
+ * waiting thread needs the socket reads it for all, and each call's
+ * answers are decoded on its own thread, so a slow callback delays only its
+ * own call: the server's data for it waits behind that stream's HTTP/2
+ * window (16 MiB), never the connection's. One thread can also keep many
+ * calls in flight itself: factum_client_append_submit and
+ * factum_client_subscribe_submit, whose callbacks factum_client_poll runs.
+ * A connection runs at most the server's limit of concurrent calls at once
+ * (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS; factumd and KurrentDB: 100); the
+ * calls beyond it wait in the client, in order, for a stream to end (their
+ * deadlines run meanwhile). Subscriptions hold their stream for their whole
+ * life, so spread more than about 90 of them over several clients.
+ * factum_client_close must not race with calls in progress on c.
  *
  * Connections: HTTP/2 over TLS 1.2 or 1.3 (ALPN h2, the server's
  * certificate verified against tlsCAFile or the system's roots, and its
@@ -127,17 +141,21 @@ FACTUM_API void factum_client_options_init(factum_client_options *o);
  * Calls that the server refuses for their credentials fail with
  * FACTUM_EUNAUTHENTICATED, for their rights with FACTUM_EACCESSDENIED. */
 FACTUM_API int factum_client_connect(const char *url, const factum_client_options *opts, factum_client **out);
-/* Close the connection and free. NULL is a no-op. */
+/* Close the connection and free. NULL is a no-op. Submitted calls still in
+ * flight end first: their callbacks run here, with FACTUM_ECONNECT ("the
+ * client was closed with the call in flight"). No other call on c may be in
+ * progress (another thread's) or come after. */
 FACTUM_API void factum_client_close(factum_client *c);
 
 /* What protects the connection now: e.g. "TLSv1.3 TLS_AES_256_GCM_SHA384",
- * or "" (cleartext, or no connection at the moment). Valid until the next
- * call on c. */
+ * or "" (cleartext, or no connection at the moment). The calling thread's
+ * text, valid until its next call of this function. */
 FACTUM_API const char *factum_client_tls(factum_client *c);
 
-/* The server's message for the last FACTUM_ESERVER (or any failed call):
- * valid until the next call on c. Never NULL. With c == NULL: why the last
- * factum_client_connect of the calling thread failed. */
+/* The message of the calling thread's last failed call (on any client;
+ * the text is the thread's own, so threads sharing c do not see each
+ * other's): valid until the thread's next call. Never NULL. With c ==
+ * NULL: why the last factum_client_connect of the calling thread failed. */
 FACTUM_API const char *factum_client_last_error(const factum_client *c);
 /* The version the server advertises (ServerFeatures), e.g. "25.1.0",
  * NUL-terminated into buf. Errors: -ERANGE if it does not fit in len
@@ -160,6 +178,48 @@ FACTUM_API int factum_client_server_version(factum_client *c, char *buf, size_t 
  * FACTUM_ECONNECT, FACTUM_ETIMEDOUT, FACTUM_EPROTOCOL, FACTUM_ESERVER. */
 FACTUM_API int factum_client_append(factum_client *c, const char *stream, int64_t expected,
                                     const factum_event_data *events, size_t n, factum_append_result *res);
+/* ---- pipelined (asynchronous) appends ----------------------------------
+ *
+ * One thread can keep many appends in flight on one connection (one HTTP/2
+ * stream each): factum_client_append_submit sends the request and returns;
+ * the result arrives in a callback that factum_client_poll runs. */
+
+/* The end of a submitted append: rc and *res exactly as factum_client_append
+ * would have returned them (FACTUM_EWRONGVERSION with res->actual_version,
+ * the server's errors, FACTUM_ECONNECT when the connection was lost with the
+ * append in flight, FACTUM_ETIMEDOUT after options.timeout_ms); error is
+ * the message factum_client_last_error would give ("" on success). res and
+ * error are valid during the call only. Runs on the thread that calls
+ * factum_client_poll; it may submit more appends (and make blocking calls
+ * on another client), but must not call factum_client_poll on c. */
+typedef void (*factum_client_append_cb)(void *ctx, int rc, const factum_append_result *res, const char *error);
+
+/* Submit an append (as factum_client_append) without waiting for it: the
+ * request is sent (or queued behind what the socket has not taken yet) and
+ * cb runs once, from factum_client_poll, with the outcome. Appends submitted
+ * are carried out in the order the server receives them; appends to the
+ * same stream with explicit expected versions are therefore checked in
+ * submission order. stream and events are borrowed for the call only.
+ * Returns 0 (cb will run), or an error found before sending
+ * (FACTUM_EBADNAME, FACTUM_EBADTYPE, FACTUM_EINVAL, -ENOMEM, FACTUM_ECONNECT
+ * when no connection can be made): cb will not run. Thread-safe; no limit
+ * of its own on the number in flight (the server's limit of concurrent
+ * streams, 100 by default in HTTP/2 and factumd, queues the rest inside
+ * the client). */
+FACTUM_API int factum_client_append_submit(factum_client *c, const char *stream, int64_t expected,
+                                           const factum_event_data *events, size_t n,
+                                           factum_client_append_cb cb, void *ctx);
+/* Drive the connection and run the callbacks of submitted calls whose
+ * outcome arrived: waits until at least one callback ran, timeout_ms
+ * passed (< 0: no limit, 0: do not wait), or nothing is in flight.
+ * Returns the number of callbacks run (0: none), or FACTUM_EINVAL.
+ * One thread at a time should poll a client (two pollers share the work
+ * in no particular order); other threads may make blocking calls on c
+ * meanwhile. */
+FACTUM_API int factum_client_poll(factum_client *c, int timeout_ms);
+/* The number of submitted calls whose callback has not run yet. */
+FACTUM_API size_t factum_client_pending(factum_client *c);
+
 /* Atomic multi-stream append (the v2 AppendSession call). The v2 protocol
  * carries an event's metadata as properties (a map of JSON values), so
  * the metadata of each event must be empty or a JSON object (else
@@ -244,8 +304,10 @@ FACTUM_API int factum_client_stats(factum_client *c, char **text_out);
  *
  * Callback style: factum_client_subscribe runs the subscription on the
  * calling thread, on this client's connection, until the callback asks to
- * stop or an error ends it; the client can do nothing else meanwhile (use
- * one client per subscription, and another for appends). The server sends
+ * stop or an error ends it; other threads' calls on the same client go on
+ * meanwhile (and other subscriptions: N subscriptions may share one
+ * client). factum_client_subscribe_submit runs one without a thread of its
+ * own (its callbacks from factum_client_poll). The server sends
  * history, then FACTUM_SUB_CAUGHT_UP, then live events; FACTUM_SUB_FELL_BEHIND
  * if this consumer drops too far behind (it catches up again by itself);
  * FACTUM_SUB_CHECKPOINT for filtered $all subscriptions. A slow callback
@@ -282,6 +344,27 @@ typedef int (*factum_client_sub_fn)(void *ctx, const factum_sub_item *it);
  * deadline applies (the client's timeout_ms is for other calls). */
 FACTUM_API int factum_client_subscribe(factum_client *c, const factum_client_sub_options *o,
                                        factum_client_sub_fn fn, void *ctx);
+
+/* The end of a submitted subscription (factum_client_subscribe_submit):
+ * rc as factum_client_subscribe would have returned it (0 when the
+ * callback stopped it), error its message ("" for 0), valid during the
+ * call. Runs from factum_client_poll. */
+typedef void (*factum_client_sub_end_fn)(void *ctx, int rc, const char *error);
+
+/* Start a subscription per *o (as factum_client_subscribe) without a thread
+ * of its own: fn and then end run from factum_client_poll on c, on the
+ * polling thread, so one thread can serve any number of subscriptions
+ * multiplexed on one connection (one HTTP/2 stream each). The items of
+ * one subscription come in order and never two at once, even with several
+ * pollers. fn and end may make calls (blocking ones too, on c as well) but
+ * must not call factum_client_poll on c; end may be NULL. o->idle_ms must
+ * be 0 (FACTUM_EINVAL): the poll's timeout is the idle check. Returns 0
+ * (end will run once), or an error found before sending (those of
+ * factum_client_subscribe's checks, FACTUM_ECONNECT, -ENOMEM; end will not
+ * run). o and its strings are borrowed for the call only. Thread-safe. */
+FACTUM_API int factum_client_subscribe_submit(factum_client *c, const factum_client_sub_options *o,
+                                              factum_client_sub_fn fn, void *ctx, factum_client_sub_end_fn end,
+                                              void *end_ctx);
 
 /* ---- persistent subscriptions (consumer groups) ------------------------
  *

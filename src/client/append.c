@@ -128,8 +128,8 @@ static int on_append_resp(void *arg, const uint8_t *msg, size_t len)
     append_ctx *a = arg;
     factum_client *c = a->c;
     if (a->got) return 0;
-    client_arena_reset(&c->arena);
-    AppendResp *r = event_store__client__streams__append_resp__unpack(&c->arena.pa, len, msg);
+    client_arena_reset(client_tl_arena());
+    AppendResp *r = event_store__client__streams__append_resp__unpack(&client_tl_arena()->pa, len, msg);
     if (!r) {
         client_seterr(c, "the server's AppendResp does not decode");
         return FACTUM_EPROTOCOL;
@@ -174,13 +174,10 @@ static int on_append_resp(void *arg, const uint8_t *msg, size_t len)
     return FACTUM_EPROTOCOL;
 }
 
-int client_append_locked(factum_client *c, const char *stream, int64_t expected,
-                         const factum_event_data *events, size_t n, factum_append_result *res)
+/* Check an append and build its request into k (set up by the caller). */
+static int append_build(factum_client *c, client_call *k, const char *stream, int64_t expected,
+                        const factum_event_data *events, size_t n)
 {
-    factum_append_result dummy;
-    if (!res) res = &dummy;
-    memset(res, 0, sizeof *res);
-    res->actual_version = FACTUM_NO_STREAM;
     int rc = check_stream(c, stream);
     if (!rc) rc = check_events(c, events, n);
     if (!rc && client_check_expected(expected)) {
@@ -188,9 +185,6 @@ int client_append_locked(factum_client *c, const char *stream, int64_t expected,
         rc = FACTUM_EINVAL;
     }
     if (rc) return rc;
-    append_ctx a = {c, stream, expected, n, res, 0, 0};
-    client_call k;
-    client_call_init(&k, "/event_store.client.streams.Streams/Append", on_append_resp, &a);
     EventStore__Client__Empty empty = EVENT_STORE__CLIENT__EMPTY__INIT;
     EventStore__Client__StreamIdentifier sid = EVENT_STORE__CLIENT__STREAM_IDENTIFIER__INIT;
     sid.stream_name.data = (uint8_t *)(uintptr_t)stream;
@@ -202,7 +196,7 @@ int client_append_locked(factum_client *c, const char *stream, int64_t expected,
     AppendReq req = EVENT_STORE__CLIENT__STREAMS__APPEND_REQ__INIT;
     req.content_case = EVENT_STORE__CLIENT__STREAMS__APPEND_REQ__CONTENT_OPTIONS;
     req.options = &opts;
-    rc = client_call_add(&k, &req.base);
+    rc = client_call_add(k, &req.base);
     for (size_t i = 0; i < n && !rc; i++) {
         const factum_event_data *e = &events[i];
         uint8_t id[16];
@@ -233,22 +227,43 @@ int client_append_locked(factum_client *c, const char *stream, int64_t expected,
         AppendReq mreq = EVENT_STORE__CLIENT__STREAMS__APPEND_REQ__INIT;
         mreq.content_case = EVENT_STORE__CLIENT__STREAMS__APPEND_REQ__CONTENT_PROPOSED_MESSAGE;
         mreq.proposed_message = &pm;
-        rc = client_call_add(&k, &mreq.base);
+        rc = client_call_add(k, &mreq.base);
     }
     if (rc == -ENOMEM) client_seterr(c, "out of memory");
-    if (!rc) rc = client_call_run(c, &k);
-    if (!rc && !a.got) {
+    return rc;
+}
+
+/* The result of a finished append call (rc: the call's). */
+static int append_end(factum_client *c, client_call *k, append_ctx *a, int rc)
+{
+    if (!rc && !a->got) {
         client_seterr(c, "the server ended the append without an answer");
         rc = FACTUM_EPROTOCOL;
     }
-    if (!rc) rc = a.rc;
-    if (rc == FACTUM_EWRONGVERSION && !a.got) {
+    if (!rc) rc = a->rc;
+    if (rc == FACTUM_EWRONGVERSION && !a->got) {
         /* From the trailers (KurrentDB's encoding outside of Append). */
-        res->actual_version = client_call_actual_version(&k);
-        wrong_version_message(c, stream, expected, res->actual_version);
+        a->res->actual_version = client_call_actual_version(k);
+        wrong_version_message(c, a->stream, a->expected, a->res->actual_version);
     }
+    return rc;
+}
+
+int client_append_locked(factum_client *c, const char *stream, int64_t expected,
+                         const factum_event_data *events, size_t n, factum_append_result *res)
+{
+    factum_append_result dummy;
+    if (!res) res = &dummy;
+    memset(res, 0, sizeof *res);
+    res->actual_version = FACTUM_NO_STREAM;
+    append_ctx a = {c, stream, expected, n, res, 0, 0};
+    client_call k;
+    client_call_init(&k, "/event_store.client.streams.Streams/Append", on_append_resp, &a);
+    int rc = append_build(c, &k, stream, expected, events, n);
+    if (!rc) rc = client_call_run(c, &k);
+    rc = append_end(c, &k, &a, rc);
     client_call_deinit(&k);
-    client_arena_trim(&c->arena);
+    client_arena_trim(client_tl_arena());
     return rc;
 }
 
@@ -256,10 +271,56 @@ int factum_client_append(factum_client *c, const char *stream, int64_t expected,
                          const factum_event_data *events, size_t n, factum_append_result *res)
 {
     if (!c) return FACTUM_EINVAL;
-    pthread_mutex_lock(&c->mu);
-    c->err[0] = 0;
-    int rc = client_append_locked(c, stream, expected, events, n, res);
-    pthread_mutex_unlock(&c->mu);
+    client_errbuf()[0] = 0;
+    return client_append_locked(c, stream, expected, events, n, res);
+}
+
+/* ---- pipelined appends ---------------------------------------------------------- */
+
+typedef struct append_op {
+    client_call k; /* first: on_done gets it */
+    append_ctx a;
+    factum_append_result res;
+    factum_client_append_cb cb;
+    void *ctx;
+    char stream[FACTUM_MAX_STREAM_LEN + 1];
+} append_op;
+
+static void append_done(client_call *k, int rc)
+{
+    append_op *op = (append_op *)k;
+    rc = append_end(op->a.c, k, &op->a, rc);
+    if (!rc) client_errbuf()[0] = 0;
+    op->cb(op->ctx, rc, &op->res, rc ? client_errbuf() : "");
+    client_call_deinit(k);
+    free(op);
+}
+
+int factum_client_append_submit(factum_client *c, const char *stream, int64_t expected,
+                                const factum_event_data *events, size_t n, factum_client_append_cb cb, void *ctx)
+{
+    if (!c || !cb) return FACTUM_EINVAL;
+    client_errbuf()[0] = 0;
+    int rc = check_stream(c, stream);
+    if (rc) return rc;
+    append_op *op = calloc(1, sizeof *op);
+    if (!op) {
+        client_seterr(c, "out of memory");
+        return -ENOMEM;
+    }
+    memcpy(op->stream, stream, strlen(stream) + 1);
+    op->res.actual_version = FACTUM_NO_STREAM;
+    op->a = (append_ctx){c, op->stream, expected, n, &op->res, 0, 0};
+    op->cb = cb;
+    op->ctx = ctx;
+    client_call_init(&op->k, "/event_store.client.streams.Streams/Append", on_append_resp, &op->a);
+    op->k.on_done = append_done;
+    rc = append_build(c, &op->k, stream, expected, events, n);
+    if (!rc) rc = client_call_submit(c, &op->k);
+    if (rc) {
+        client_call_deinit(&op->k);
+        free(op);
+    }
     return rc;
 }
 
@@ -349,9 +410,9 @@ static int on_session_resp(void *arg, const uint8_t *msg, size_t len)
     session_ctx *s = arg;
     factum_client *c = s->c;
     if (s->got) return 0;
-    client_arena_reset(&c->arena);
+    client_arena_reset(client_tl_arena());
     Kurrentdb__Protocol__V2__Streams__AppendSessionResponse *r =
-        kurrentdb__protocol__v2__streams__append_session_response__unpack(&c->arena.pa, len, msg);
+        kurrentdb__protocol__v2__streams__append_session_response__unpack(&client_tl_arena()->pa, len, msg);
     if (!r) {
         client_seterr(c, "the server's AppendSessionResponse does not decode");
         return FACTUM_EPROTOCOL;
@@ -396,7 +457,7 @@ static int session_error(factum_client *c, const client_call *k, int rc, const f
         if (!strcmp(type, "kurrentdb.protocol.v2.streams.errors.StreamRevisionConflictErrorDetails")) {
             Kurrentdb__Protocol__V2__Streams__Errors__StreamRevisionConflictErrorDetails *d =
                 kurrentdb__protocol__v2__streams__errors__stream_revision_conflict_error_details__unpack(
-                    &c->arena.pa, v.len, v.data);
+                    &client_tl_arena()->pa, v.len, v.data);
             if (d) {
                 *failed = part_of(reqs, n, d->stream);
                 results[*failed].actual_version =
@@ -409,7 +470,7 @@ static int session_error(factum_client *c, const client_call *k, int rc, const f
         if (!strcmp(type, "kurrentdb.protocol.v2.streams.errors.StreamTombstonedErrorDetails")) {
             Kurrentdb__Protocol__V2__Streams__Errors__StreamTombstonedErrorDetails *d =
                 kurrentdb__protocol__v2__streams__errors__stream_tombstoned_error_details__unpack(
-                    &c->arena.pa, v.len, v.data);
+                    &client_tl_arena()->pa, v.len, v.data);
             if (d) *failed = part_of(reqs, n, d->stream);
             client_seterr(c, "stream '%.200s' is deleted (tombstoned)", reqs[*failed].stream);
             return FACTUM_EDELETED;
@@ -417,7 +478,7 @@ static int session_error(factum_client *c, const client_call *k, int rc, const f
         if (!strcmp(type, "kurrentdb.protocol.v2.streams.errors.AppendRecordSizeExceededErrorDetails")) {
             Kurrentdb__Protocol__V2__Streams__Errors__AppendRecordSizeExceededErrorDetails *d =
                 kurrentdb__protocol__v2__streams__errors__append_record_size_exceeded_error_details__unpack(
-                    &c->arena.pa, v.len, v.data);
+                    &client_tl_arena()->pa, v.len, v.data);
             if (d) *failed = part_of(reqs, n, d->stream);
             return FACTUM_ETOOBIG;
         }
@@ -435,8 +496,7 @@ int factum_client_append_multi(factum_client *c, const factum_append_req *reqs, 
     *failed = 0;
     factum_append_result *res = results ? results : calloc(n ? n : 1, sizeof *res);
     if (!res) return -ENOMEM;
-    pthread_mutex_lock(&c->mu);
-    c->err[0] = 0;
+    client_errbuf()[0] = 0;
     int rc = 0;
     if (!reqs || n == 0) {
         client_seterr(c, "a multi-stream append needs at least one part");
@@ -575,8 +635,7 @@ int factum_client_append_multi(factum_client *c, const factum_append_req *reqs, 
         if (rc && k.grpc_status > 0) rc = session_error(c, &k, rc, reqs, n, res, failed);
     }
     client_call_deinit(&k);
-    client_arena_trim(&c->arena);
-    pthread_mutex_unlock(&c->mu);
+    client_arena_trim(client_tl_arena());
     if (!results) free(res);
     return rc;
 }

@@ -13,7 +13,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <openssl/crypto.h>
 #include <openssl/ssl.h>
@@ -122,7 +124,8 @@ int factum_client_connect(const char *url, const factum_client_options *opts, fa
     }
     c->head.ops = &client_remote_ops;
     c->fd = -1;
-    client_arena_init(&c->arena);
+    c->wakefd = -1;
+    c->ready_tail = &c->ready;
     int rc = client_url_parse(url, &c->url, connect_err, sizeof connect_err);
     if (rc) {
         free(c);
@@ -146,15 +149,29 @@ int factum_client_connect(const char *url, const factum_client_options *opts, fa
         snprintf(connect_err, sizeof connect_err, "out of memory");
         return -ENOMEM;
     }
-    if (pthread_mutex_init(&c->mu, NULL)) {
+    /* Recursive: connecting runs a call (Gossip, +discover) under it. */
+    pthread_mutexattr_t ma;
+    pthread_mutexattr_init(&ma);
+    pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_RECURSIVE);
+    int mrc = pthread_mutex_init(&c->mu, &ma);
+    pthread_mutexattr_destroy(&ma);
+    if (mrc) {
         client_pool_unref(c->pool);
         free(c);
         snprintf(connect_err, sizeof connect_err, "cannot create a mutex");
         return -ENOMEM;
     }
+    client_cond_init(&c->poll_cv);
+    client_cond_init(&c->drv_cv);
+    c->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (c->wakefd < 0) {
+        snprintf(connect_err, sizeof connect_err, "eventfd: %s", strerror(errno));
+        factum_client_close(c);
+        return -ENOMEM;
+    }
     rc = client_connect_hosts(c);
     if (rc) {
-        snprintf(connect_err, sizeof connect_err, "%s", c->err);
+        snprintf(connect_err, sizeof connect_err, "%s", client_errbuf());
         factum_client_close(c);
         return rc;
     }
@@ -165,36 +182,41 @@ int factum_client_connect(const char *url, const factum_client_options *opts, fa
 void factum_client_close(factum_client *c)
 {
     if (!c) return;
+    client_end_async(c);
     client_goodbye(c);
     client_disconnect(c);
     SSL_CTX_free(c->ssl_ctx);
     OPENSSL_cleanse(c->url.password, sizeof c->url.password);
     OPENSSL_cleanse(c->auth, sizeof c->auth);
-    client_arena_deinit(&c->arena);
+    client_arena_trim(client_tl_arena());
     base_buf_free(&c->wbuf);
     base_buf_free(&c->pbuf);
     free(c->rbuf);
     client_pool_unref(c->pool);
     pthread_mutex_destroy(&c->mu);
+    pthread_cond_destroy(&c->poll_cv);
+    pthread_cond_destroy(&c->drv_cv);
+    if (c->wakefd >= 0) close(c->wakefd);
     free(c);
 }
 
 const char *factum_client_tls(factum_client *c)
 {
     if (!c) return "";
+    static _Thread_local char text[96]; /* the calling thread's, as its last error */
     pthread_mutex_lock(&c->mu);
-    c->tls_text[0] = 0;
+    text[0] = 0;
     if (c->ssl && c->fd >= 0) {
         const char *cipher = SSL_get_cipher_name(c->ssl);
-        snprintf(c->tls_text, sizeof c->tls_text, "%s %s", SSL_get_version(c->ssl), cipher ? cipher : "");
+        snprintf(text, sizeof text, "%s %s", SSL_get_version(c->ssl), cipher ? cipher : "");
     }
     pthread_mutex_unlock(&c->mu);
-    return c->tls_text;
+    return text;
 }
 
 const char *factum_client_last_error(const factum_client *c)
 {
-    return c ? c->err : connect_err;
+    return c ? client_errbuf() : connect_err;
 }
 
 /* ---- ServerFeatures, Monitoring ---------------------------------------------- */
@@ -202,8 +224,7 @@ const char *factum_client_last_error(const factum_client *c)
 int factum_client_server_version(factum_client *c, char *buf, size_t len)
 {
     if (!c || !buf || !len) return FACTUM_EINVAL;
-    pthread_mutex_lock(&c->mu);
-    c->err[0] = 0;
+    client_errbuf()[0] = 0;
     EventStore__Client__Empty e = EVENT_STORE__CLIENT__EMPTY__INIT;
     ProtobufCMessage *m;
     int rc = client_unary(c, NULL, "/event_store.client.server_features.ServerFeatures/GetSupportedMethods",
@@ -219,8 +240,7 @@ int factum_client_server_version(factum_client *c, char *buf, size_t len)
         }
     }
     if (rc == FACTUM_EUNSUPPORTED) client_seterr(c, "the server does not implement ServerFeatures");
-    client_arena_trim(&c->arena);
-    pthread_mutex_unlock(&c->mu);
+    client_arena_trim(client_tl_arena());
     return rc;
 }
 
@@ -233,9 +253,9 @@ typedef struct stats_ctx {
 static int on_stats(void *arg, const uint8_t *msg, size_t len)
 {
     stats_ctx *s = arg;
-    client_arena_reset(&s->c->arena);
+    client_arena_reset(client_tl_arena());
     EventStore__Client__Monitoring__StatsResp *r =
-        event_store__client__monitoring__stats_resp__unpack(&s->c->arena.pa, len, msg);
+        event_store__client__monitoring__stats_resp__unpack(&client_tl_arena()->pa, len, msg);
     if (!r) {
         client_seterr(s->c, "the server's StatsResp does not decode");
         return FACTUM_EPROTOCOL;
@@ -257,8 +277,7 @@ int factum_client_stats(factum_client *c, char **text_out)
 {
     if (!c || !text_out) return FACTUM_EINVAL;
     *text_out = NULL;
-    pthread_mutex_lock(&c->mu);
-    c->err[0] = 0;
+    client_errbuf()[0] = 0;
     stats_ctx s = {c, {0}, 0, 0};
     EventStore__Client__Monitoring__StatsReq req = EVENT_STORE__CLIENT__MONITORING__STATS_REQ__INIT;
     req.use_metadata = 0;
@@ -278,8 +297,7 @@ int factum_client_stats(factum_client *c, char **text_out)
     else
         base_buf_free(&s.text);
     client_call_deinit(&k);
-    client_arena_trim(&c->arena);
-    pthread_mutex_unlock(&c->mu);
+    client_arena_trim(client_tl_arena());
     return rc;
 }
 
@@ -293,8 +311,7 @@ static int delete_common(factum_client *c, const char *stream, int64_t expected,
     if (!res) res = &dummy;
     memset(res, 0, sizeof *res);
     res->actual_version = FACTUM_NO_STREAM;
-    pthread_mutex_lock(&c->mu);
-    c->err[0] = 0;
+    client_errbuf()[0] = 0;
     int rc = 0;
     if (!stream || factum_check_stream_name(stream, strlen(stream))) {
         client_seterr(c, "invalid stream name");
@@ -383,8 +400,7 @@ static int delete_common(factum_client *c, const char *stream, int64_t expected,
         }
         client_call_deinit(&k);
     }
-    client_arena_trim(&c->arena);
-    pthread_mutex_unlock(&c->mu);
+    client_arena_trim(client_tl_arena());
     return rc;
 }
 
@@ -422,8 +438,7 @@ int factum_client_get_stream_metadata(factum_client *c, const char *stream, char
     if (!c || !json_out) return FACTUM_EINVAL;
     *json_out = NULL;
     if (version_out) *version_out = -1;
-    pthread_mutex_lock(&c->mu);
-    c->err[0] = 0;
+    client_errbuf()[0] = 0;
     char *ms = NULL;
     factum_client_batch *b = NULL;
     int rc = meta_stream(c, stream, &ms);
@@ -432,7 +447,7 @@ int factum_client_get_stream_metadata(factum_client *c, const char *stream, char
     size_t len = 2;
     int64_t version = -1;
     if (rc == FACTUM_ENOTFOUND) {
-        c->err[0] = 0;
+        client_errbuf()[0] = 0;
         rc = 0;
     } else if (!rc && factum_client_batch_count(b)) {
         const factum_event *ev = factum_client_batch_event(b, 0);
@@ -453,7 +468,6 @@ int factum_client_get_stream_metadata(factum_client *c, const char *stream, char
     }
     factum_client_batch_free(b);
     free(ms);
-    pthread_mutex_unlock(&c->mu);
     return rc;
 }
 
@@ -461,8 +475,7 @@ int factum_client_set_stream_metadata(factum_client *c, const char *stream, int6
                                       const char *json, factum_append_result *res)
 {
     if (!c) return FACTUM_EINVAL;
-    pthread_mutex_lock(&c->mu);
-    c->err[0] = 0;
+    client_errbuf()[0] = 0;
     char *ms = NULL;
     int rc = meta_stream(c, stream, &ms);
     if (!rc) {
@@ -488,6 +501,5 @@ int factum_client_set_stream_metadata(factum_client *c, const char *stream, int6
         rc = client_append_locked(c, ms, expected, &e, 1, res);
     }
     free(ms);
-    pthread_mutex_unlock(&c->mu);
     return rc;
 }

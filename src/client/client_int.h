@@ -1,7 +1,7 @@
 /*
  * client_int.h - what the files of the C client (include/factum_client.h)
  * share: the parsed connection string (url.c), the connection and the
- * running of one gRPC call on it (conn.c), the mapping of the server's
+ * calls multiplexed on it (conn.c), the mapping of the server's
  * answers to factum codes, and a bump allocator that protobuf-c unpacks
  * response messages into (reset for every message, so that decoding a
  * stream of ReadResp messages costs no malloc per field).
@@ -11,21 +11,34 @@
  * protobuf messages of each call and decode the answers.
  *
  * Design note (invariants; tests cite them as CL-n):
- *  CL-1  One call at a time per client: every public function holds
- *        c->mu for its whole duration, and c->call is the only call whose
- *        frames the HTTP/2 callbacks act on; frames of an abandoned
- *        stream (timed out, cancelled) are ignored by stream id.
+ *  CL-1  Many calls share one connection, one HTTP/2 stream each (ADR
+ *        0022). c->mu guards the connection, the nghttp2 session and the
+ *        list of calls, and is never held across a wait, a poll() or a
+ *        callback of the application. Whichever thread needs the socket
+ *        drives it (the "driver", at most one: c->driver): it polls
+ *        without the lock, then reads under it; the HTTP/2 callbacks only
+ *        queue each whole response message on its call (client_msg) and
+ *        wake the call's owner (its thread's condition variable, or the
+ *        poller of an asynchronous call). A call's messages are decoded
+ *        and handed to the application by its owner, outside the lock, so
+ *        a slow callback stalls only its own stream. A driver whose own
+ *        call has work, or is done, gives the role to one waiting thread
+ *        (the only hand-off; a lone caller never pays one). Frames of an
+ *        abandoned stream (timed out, cancelled) are ignored.
  *  CL-2  Nothing the server sends can abort the process or overrun a
  *        buffer: header values are copied truncated into fixed fields,
  *        messages are bounded by CLIENT_MAX_MESSAGE, every decode failure
  *        becomes FACTUM_EPROTOCOL and cancels the call.
- *  CL-3  A lost connection (EOF, socket error, HTTP/2 error, GOAWAY)
- *        fails the call in progress with FACTUM_ECONNECT and is dropped;
- *        the next call connects again. A timed-out call is cancelled
+ *  CL-3  A lost connection (EOF, socket error, HTTP/2 error) fails every
+ *        call in flight on it with FACTUM_ECONNECT and the reason, and is
+ *        dropped (by the driver: nobody closes an fd another thread
+ *        polls; c->gen keeps a failed call off the next connection); the
+ *        next call connects again. A timed-out call is cancelled
  *        (RST_STREAM) and the connection stays usable.
- *  CL-4  Reads never hold more than one undecoded message: each ReadResp
- *        is unpacked as soon as its last byte arrives and copied into the
- *        caller's batch, which owns every byte it points to.
+ *  CL-4  A response message is unpacked by its call's owner when it takes
+ *        it off the queue, and a read copies it into the caller's batch,
+ *        which owns every byte it points to; what waits undecoded for a
+ *        call is bounded by its stream window (CL-7).
  *  CL-5  TLS never does I/O of its own: OpenSSL works on memory BIOs, and
  *        conn.c moves bytes between them and the socket (send with
  *        MSG_NOSIGNAL, recv, poll with the call's deadline), so TLS and
@@ -36,6 +49,11 @@
  *  CL-6  A TLS context (CA, client certificate) is shared by the clients
  *        of the process that name the same files, unchanged (same inode,
  *        size and modification time); each client holds a reference.
+ *  CL-7  Flow control per stream: the connection's window is given back
+ *        as soon as bytes arrive, a stream's only when its owner has
+ *        consumed every queued message; so a call never holds more than
+ *        STREAM_WINDOW undelivered bytes, and a slow consumer stops only
+ *        its own stream at the server.
  */
 #ifndef FACTUM_CLIENT_INT_H
 #define FACTUM_CLIENT_INT_H
@@ -81,6 +99,8 @@ typedef struct client_url {
  * a one-line reason in err (always NUL-terminated when errlen > 0). */
 int client_url_parse(const char *url, client_url *out, char *err, size_t errlen);
 
+#define CLIENT_ERRLEN 1024 /* an error message, NUL included */
+
 /* ---- a bump allocator for protobuf-c unpacking ---------------------------- */
 
 typedef struct client_arena_big client_arena_big;
@@ -114,7 +134,16 @@ void *client_arena_alloc(client_arena *a, size_t n);
 #define CLIENT_ENOUGH 1
 typedef int (*client_msg_fn)(void *ctx, const uint8_t *msg, size_t len);
 
-typedef struct client_call {
+/* A response message waiting for its call's owner (CL-1). */
+typedef struct client_msg {
+    struct client_msg *next;
+    size_t len;
+    uint8_t data[];
+} client_msg;
+
+typedef struct client_call client_call;
+
+struct client_call {
     const char *path; /* "/package.Service/Method" */
     base_buf body;    /* the framed request messages, sent in order, then END_STREAM */
     size_t body_off;
@@ -145,7 +174,26 @@ typedef struct client_call {
     char *details;           /* grpc-status-details-bin (base64 text), malloc'd */
     size_t details_len;
     grpc_deframer df;
-} client_call;
+    /* Multiplexing (CL-1, CL-7); all under c->mu. */
+    client_call *next, *prev; /* c->calls while registered */
+    pthread_cond_t cv;        /* its owner waits here (synchronous calls) */
+    int waiting;              /* its owner waits on cv */
+    int registered;
+    int done;                 /* nothing more arrives: closed, or the connection failed */
+    client_msg *q_head, **q_tail;
+    size_t unconsumed;        /* stream bytes received, window not yet given back */
+    int conn_rc;              /* the connection failed under the call: its code */
+    char errmsg[CLIENT_ERRLEN]; /* the reason of conn_rc or of a framing error (cb_rc) */
+    uint64_t gen;             /* the connection (c->gen) its stream is on */
+    uint64_t deadline_ns;     /* 0: none */
+    /* An asynchronous call (client_call_submit): owned by the client's
+     * poller, which runs on_done when it ends. */
+    int async;
+    int ready;                /* on c->ready */
+    int consuming;            /* a poller runs its callbacks (one at a time per call) */
+    client_call *rnext;
+    void (*on_done)(client_call *k, int rc);
+};
 
 typedef struct client_pool client_pool;
 
@@ -172,19 +220,39 @@ struct factum_client {
     int got_settings, goaway;
     uint32_t goaway_code; /* the GOAWAY's error code and debug data */
     char goaway_msg[256];
-    client_call *call; /* the call the callbacks serve (CL-1) */
+    /* Multiplexing (CL-1). */
+    client_call *calls;       /* registered calls (streams in flight) */
+    size_t n_async;           /* asynchronous calls registered */
+    client_call *ready, **ready_tail; /* asynchronous calls with work for the poller */
+    int driver;               /* a thread drives the socket */
+    int dead;                 /* the connection failed while a driver polled: it drops it */
+    uint64_t gen;             /* counts connections */
+    int wakefd;               /* eventfd: wakes the driver's poll() */
+    pthread_cond_t poll_cv;   /* factum_client_poll waits here */
+    int poll_waiting;
+    pthread_cond_t drv_cv;    /* a connect waits here for a failed driver to let go */
+    int drv_waiting;
     uint8_t *rbuf;
     size_t rcap;
     base_buf wbuf; /* output (encrypted, with TLS) that the socket did not take yet */
     base_buf pbuf; /* TLS: nghttp2's output gathered, to be encrypted in as few records as possible */
     size_t woff;
-    client_arena arena; /* response messages are unpacked here */
     client_pool *pool;  /* memory for batches (read.c) */
-    char err[1024];     /* factum_client_last_error */
-    char tls_text[96];  /* factum_client_tls */
 };
 
-/* Format the message of the failing call into c->err. */
+/* A condition variable on CLOCK_MONOTONIC (the clock of every deadline). */
+void client_cond_init(pthread_cond_t *cv);
+/* The calling thread's last error message (factum_client_last_error). */
+char *client_errbuf(void);
+/* The calling thread's arena: response messages are unpacked into it. */
+client_arena *client_tl_arena(void);
+/* Around an application callback that gets pointers into the thread's
+ * arena: a fresh arena for calls the callback makes (tmp, initialised
+ * here), then back; the caller deinits tmp. */
+client_arena *client_arena_enter(client_arena *tmp);
+void client_arena_leave(client_arena *saved);
+
+/* Format the message of the failing call into the thread's error text. */
 void client_seterr(factum_client *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Connect to the first host of c->url that answers with HTTP/2 (and, for
@@ -204,6 +272,13 @@ int client_call_add(client_call *k, const ProtobufCMessage *m);
 /* A streaming call in progress (k->streaming): send one more request
  * message (from its callbacks). 0 or -ENOMEM / FACTUM_ETOOBIG. */
 int client_call_push(factum_client *c, client_call *k, const ProtobufCMessage *m);
+/* Start k asynchronously (k->async, k->on_done set; k heap-allocated and
+ * left alone until on_done): its messages go to on_msg and on_done runs
+ * in factum_client_poll. 0, or an error (on_done is then not called). */
+int client_call_submit(factum_client *c, client_call *k);
+/* factum_client_close: end every asynchronous call still in flight or
+ * waiting for the poller (its on_done runs with FACTUM_ECONNECT). */
+void client_end_async(factum_client *c);
 /* Run the call on c's connection (connecting first if there is none), with
  * c's deadline: 0 when the server answered OK (and every message was
  * accepted by on_msg), or a factum code with c->err set: the server's error

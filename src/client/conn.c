@@ -2,13 +2,17 @@
  * conn.c - the client's transport: one TCP connection carrying an HTTP/2
  * session (nghttp2 in client mode, driven with mem_send/mem_recv over a
  * non-blocking socket and poll(), so that every wait has a deadline), and
- * one gRPC call at a time on it. A call sends its headers (grpc-timeout
- * included), its framed request messages and END_STREAM; response messages
- * are cut out of the DATA frames as they arrive (net/grpc.h's deframer)
- * and handed to the call's callback at once; the status and KurrentDB's
+ * any number of gRPC calls on it at once, one stream each, from any
+ * threads (ADR 0022): whichever waiting thread finds nobody reading the
+ * socket drives it for all, the HTTP/2 callbacks queue each response
+ * message on its call, and the call's owner (its thread, or
+ * factum_client_poll for a submitted call) decodes it and runs the
+ * application's code. A call sends its headers (grpc-timeout included),
+ * its framed request messages and END_STREAM; the status and KurrentDB's
  * trailers are kept and turned into factum codes by client_call_error,
- * whose messages factum_client_strerror gives. With TLS, the bytes pass through OpenSSL on memory BIOs on their way
- * (CL-5). The invariants CL-1..CL-5 of client_int.h are kept here.
+ * whose messages factum_client_strerror gives. With TLS, the bytes pass
+ * through OpenSSL on memory BIOs on their way (CL-5). The invariants
+ * CL-1..CL-7 of client_int.h are kept here.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -53,7 +57,7 @@ void client_seterr(factum_client *c, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(c->err, sizeof c->err, fmt, ap);
+    vsnprintf(client_errbuf(), CLIENT_ERRLEN, fmt, ap);
     va_end(ap);
 }
 
@@ -160,7 +164,74 @@ void client_arena_deinit(client_arena *a)
     memset(a, 0, sizeof *a);
 }
 
+/* ---- per-thread state --------------------------------------------------------- */
+
+/* The last error and the arena are the calling thread's: calls of several
+ * threads on one client run at once (CL-1). The arena lives as long as its
+ * thread (a key's destructor frees it). */
+static _Thread_local char tl_err[CLIENT_ERRLEN];
+static _Thread_local client_arena *tl_arena;
+static pthread_key_t arena_key;
+static pthread_once_t arena_once = PTHREAD_ONCE_INIT;
+
+char *client_errbuf(void)
+{
+    return tl_err;
+}
+
+static void arena_destroy(void *p)
+{
+    client_arena_deinit(p);
+    free(p);
+}
+
+static void arena_key_make(void)
+{
+    (void)pthread_key_create(&arena_key, arena_destroy);
+}
+
+client_arena *client_tl_arena(void)
+{
+    static client_arena fallback; /* only if malloc fails at a thread's first call */
+    if (tl_arena) return tl_arena;
+    pthread_once(&arena_once, arena_key_make);
+    client_arena *a = pthread_getspecific(arena_key);
+    if (!a) {
+        a = malloc(sizeof *a);
+        if (!a) return &fallback;
+        client_arena_init(a);
+        if (pthread_setspecific(arena_key, a)) {
+            free(a);
+            return &fallback;
+        }
+    }
+    tl_arena = a;
+    return a;
+}
+
+client_arena *client_arena_enter(client_arena *tmp)
+{
+    client_arena *saved = client_tl_arena();
+    client_arena_init(tmp);
+    tl_arena = tmp;
+    return saved;
+}
+
+void client_arena_leave(client_arena *saved)
+{
+    tl_arena = saved;
+}
+
 /* ---- calls ------------------------------------------------------------------ */
+
+void client_cond_init(pthread_cond_t *cv)
+{
+    pthread_condattr_t a;
+    pthread_condattr_init(&a);
+    pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+    pthread_cond_init(cv, &a);
+    pthread_condattr_destroy(&a);
+}
 
 void client_call_init(client_call *k, const char *path, client_msg_fn on_msg, void *ctx)
 {
@@ -169,7 +240,19 @@ void client_call_init(client_call *k, const char *path, client_msg_fn on_msg, vo
     k->on_msg = on_msg;
     k->ctx = ctx;
     k->grpc_status = -1;
+    k->q_tail = &k->q_head;
+    client_cond_init(&k->cv);
     grpc_deframer_init(&k->df, CLIENT_MAX_MESSAGE);
+}
+
+static void free_queue(client_call *k)
+{
+    while (k->q_head) {
+        client_msg *m = k->q_head;
+        k->q_head = m->next;
+        free(m);
+    }
+    k->q_tail = &k->q_head;
 }
 
 void client_call_deinit(client_call *k)
@@ -178,6 +261,8 @@ void client_call_deinit(client_call *k)
     grpc_deframer_deinit(&k->df);
     free(k->details);
     k->details = NULL;
+    free_queue(k);
+    pthread_cond_destroy(&k->cv);
 }
 
 int client_call_add(client_call *k, const ProtobufCMessage *m)
@@ -192,23 +277,52 @@ int client_call_add(client_call *k, const ProtobufCMessage *m)
     return 0;
 }
 
-int client_call_push(factum_client *c, client_call *k, const ProtobufCMessage *m)
+static int flush_out(factum_client *c);
+static void fail_conn(factum_client *c, int rc);
+
+/* The call's stream is live on the current connection (not failed under
+ * it, not closed): nghttp2 may be told about it. */
+static int stream_live(const factum_client *c, const client_call *k)
 {
-    if (k->body_off == k->body.len) k->body.len = k->body_off = 0; /* all sent: start again */
-    int rc = client_call_add(k, m);
-    if (rc) return rc;
-    if (k->deferred && c->h2 && !k->closed) {
-        k->deferred = 0;
-        nghttp2_session_resume_data(c->h2, k->stream_id);
-    }
-    return 0;
+    return c->h2 && k->registered && k->stream_id > 0 && !k->closed && !k->conn_rc && k->gen == c->gen;
 }
 
-/* ---- HTTP/2 callbacks (CL-1: only c->call's stream is served) -------------- */
+int client_call_push(factum_client *c, client_call *k, const ProtobufCMessage *m)
+{
+    pthread_mutex_lock(&c->mu);
+    if (k->body_off == k->body.len) k->body.len = k->body_off = 0; /* all sent: start again */
+    int rc = client_call_add(k, m);
+    if (!rc && k->deferred && stream_live(c, k)) {
+        k->deferred = 0;
+        nghttp2_session_resume_data(c->h2, k->stream_id);
+        int f = flush_out(c);
+        if (f) fail_conn(c, f);
+    }
+    pthread_mutex_unlock(&c->mu);
+    return rc;
+}
+
+/* ---- HTTP/2 callbacks (CL-1: they only queue and wake) ----------------------- */
 
 static client_call *call_of(factum_client *c, int32_t stream_id)
 {
-    return c->call && c->call->stream_id == stream_id ? c->call : NULL;
+    return c->h2 ? nghttp2_session_get_stream_user_data(c->h2, stream_id) : NULL;
+}
+
+/* Something happened to k (a message, its end): wake its owner. */
+static void notify(factum_client *c, client_call *k)
+{
+    if (k->async) {
+        if (!k->ready) {
+            k->ready = 1;
+            k->rnext = NULL;
+            *c->ready_tail = k;
+            c->ready_tail = &k->rnext;
+        }
+        if (c->poll_waiting) pthread_cond_signal(&c->poll_cv);
+    } else if (k->waiting) {
+        pthread_cond_signal(&k->cv);
+    }
 }
 
 static void copy_value(char *dst, size_t cap, const uint8_t *v, size_t n)
@@ -286,6 +400,13 @@ static int on_header(nghttp2_session *s, const nghttp2_frame *f, const uint8_t *
     return 0;
 }
 
+static void cancel(factum_client *c, client_call *k)
+{
+    if (k->cancelled || !stream_live(c, k)) return;
+    k->cancelled = 1;
+    nghttp2_submit_rst_stream(c->h2, NGHTTP2_FLAG_NONE, k->stream_id, NGHTTP2_CANCEL);
+}
+
 static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void *ud)
 {
     (void)s;
@@ -304,66 +425,84 @@ static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void *ud)
     }
     client_call *k = call_of(c, f->hd.stream_id);
     if (k && (f->hd.type == NGHTTP2_HEADERS || f->hd.type == NGHTTP2_DATA) &&
-        (f->hd.flags & NGHTTP2_FLAG_END_STREAM))
+        (f->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
         k->remote_closed = 1;
+        if (!k->local_closed && !k->cancelled && !k->reset_sent) {
+            /* The server answered before taking the whole request (an
+             * error, e.g. an event over its limit): stop sending the rest;
+             * its status stands. */
+            k->reset_sent = 1;
+            nghttp2_submit_rst_stream(c->h2, NGHTTP2_FLAG_NONE, k->stream_id, NGHTTP2_CANCEL);
+        }
+    }
     return 0;
 }
 
 static int on_stream_close(nghttp2_session *s, int32_t stream_id, uint32_t error_code, void *ud)
 {
     (void)s;
-    client_call *k = call_of(ud, stream_id);
+    factum_client *c = ud;
+    client_call *k = call_of(c, stream_id);
     if (k) {
         k->closed = 1;
+        k->done = 1;
         k->reset_code = error_code;
+        notify(c, k);
     }
     return 0;
-}
-
-static void cancel(factum_client *c, client_call *k)
-{
-    if (k->cancelled || k->closed) return;
-    k->cancelled = 1;
-    nghttp2_submit_rst_stream(c->h2, NGHTTP2_FLAG_NONE, k->stream_id, NGHTTP2_CANCEL);
 }
 
 typedef struct deliver_ctx {
     factum_client *c;
     client_call *k;
+    int nomem;
 } deliver_ctx;
 
+/* A whole response message: onto the call's queue (CL-1). */
 static int deliver(void *arg, const uint8_t *msg, size_t len)
 {
     deliver_ctx *d = arg;
     client_call *k = d->k;
-    k->got_msg = 1;
-    int rc = k->on_msg ? k->on_msg(k->ctx, msg, len) : 0;
-    if (rc == 0) return 0;
-    if (rc < 0) k->cb_rc = rc;
-    return 1; /* stop delivering; the call is cancelled */
+    client_msg *m = malloc(sizeof *m + len);
+    if (!m) {
+        d->nomem = 1;
+        return 1;
+    }
+    m->next = NULL;
+    m->len = len;
+    if (len) memcpy(m->data, msg, len);
+    *k->q_tail = m;
+    k->q_tail = &m->next;
+    return 0;
 }
 
 static int on_data_chunk(nghttp2_session *s, uint8_t flags, int32_t stream_id, const uint8_t *data,
                          size_t len, void *ud)
 {
-    (void)s;
     (void)flags;
     factum_client *c = ud;
+    /* CL-7: the connection's window back at once; the stream's when its
+     * owner has consumed the messages. */
+    nghttp2_session_consume_connection(s, len);
     client_call *k = call_of(c, stream_id);
-    if (!k || k->cancelled) return 0;
-    deliver_ctx d = {c, k};
+    if (!k || k->cancelled || k->cb_rc) {
+        nghttp2_session_consume_stream(s, stream_id, len);
+        return 0;
+    }
+    k->unconsumed += len;
+    deliver_ctx d = {c, k, 0};
     int rc = grpc_deframe(&k->df, data, len, deliver, &d);
-    if (rc == 1) {
-        cancel(c, k);
-    } else if (rc < 0) {
+    if (rc == 1 && d.nomem) rc = GRPC_DEFRAME_NOMEM;
+    if (rc < 0) {
         k->cb_rc = rc == GRPC_DEFRAME_NOMEM ? -ENOMEM : FACTUM_EPROTOCOL;
-        client_seterr(c, "%s",
-                      rc == GRPC_DEFRAME_TOO_LARGE    ? "the server sent a message larger than 64 MiB"
-                      : rc == GRPC_DEFRAME_COMPRESSED ? "the server sent a compressed message"
-                      : rc == GRPC_DEFRAME_NOMEM      ? "out of memory"
-                                                      : "the server sent a malformed gRPC message prefix");
+        snprintf(k->errmsg, sizeof k->errmsg, "%s",
+                 rc == GRPC_DEFRAME_TOO_LARGE    ? "the server sent a message larger than 64 MiB"
+                 : rc == GRPC_DEFRAME_COMPRESSED ? "the server sent a compressed message"
+                 : rc == GRPC_DEFRAME_NOMEM      ? "out of memory"
+                                                 : "the server sent a malformed gRPC message prefix");
         cancel(c, k);
     }
+    if (k->q_head || k->cb_rc) notify(c, k);
     return 0;
 }
 
@@ -404,6 +543,8 @@ static void drop(factum_client *c)
     c->wbuf.len = c->woff = 0;
     c->got_settings = c->goaway = 0;
     c->goaway_code = 0;
+    c->dead = 0;
+    c->gen++; /* the calls of this connection are failed already (CL-3) */
     c->goaway_msg[0] = 0;
 }
 
@@ -553,7 +694,7 @@ static void tls_read_error(factum_client *c)
 static int tls_drain(factum_client *c);
 
 /* One recv into nghttp2 (through TLS when on). The number of bytes
- * received (> 0), 0 when there was nothing, or an error with c->err set:
+ * received (> 0), 0 when there was nothing, or an error with client_errbuf() set:
  * FACTUM_ECONNECT, FACTUM_ETLS, FACTUM_EPROTOCOL, -ENOMEM. */
 static ssize_t take_in(factum_client *c)
 {
@@ -715,7 +856,14 @@ static int h2_start(factum_client *c, char *why, size_t wlen)
     nghttp2_session_callbacks_set_on_frame_recv_callback(cb, on_frame_recv);
     nghttp2_session_callbacks_set_on_stream_close_callback(cb, on_stream_close);
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, on_data_chunk);
-    int rc = nghttp2_session_client_new(&c->h2, cb, c);
+    nghttp2_option *opt;
+    if (nghttp2_option_new(&opt)) {
+        nghttp2_session_callbacks_del(cb);
+        return -ENOMEM;
+    }
+    nghttp2_option_set_no_auto_window_update(opt, 1); /* CL-7 */
+    int rc = nghttp2_session_client_new2(&c->h2, cb, c, opt);
+    nghttp2_option_del(opt);
     nghttp2_session_callbacks_del(cb);
     if (rc) {
         c->h2 = NULL;
@@ -733,7 +881,7 @@ static int h2_start(factum_client *c, char *why, size_t wlen)
     /* Records that came with the end of the TLS handshake (the server's
      * SETTINGS, say) wait in the input BIO: take them first. */
     if (c->ssl && (rc = tls_drain(c)) != 0) {
-        snprintf(why, wlen, "%.500s", c->err);
+        snprintf(why, wlen, "%.500s", client_errbuf());
         return rc;
     }
     while (!c->got_settings) {
@@ -744,17 +892,17 @@ static int h2_start(factum_client *c, char *why, size_t wlen)
         }
         if (rc == -ENOMEM) return rc;
         if (rc == FACTUM_ETLS) {
-            snprintf(why, wlen, "%.500s", c->err);
+            snprintf(why, wlen, "%.500s", client_errbuf());
             return rc;
         }
         if (rc) {
             if (c->ssl)
-                snprintf(why, wlen, "no HTTP/2 over TLS (%.300s)", c->err);
+                snprintf(why, wlen, "no HTTP/2 over TLS (%.300s)", client_errbuf());
             else if (c->rx_bytes == 0 && rc == FACTUM_ECONNECT)
                 snprintf(why, wlen, "no HTTP/2 answer, the connection ended (%.200s): does the server speak "
-                                    "TLS? then leave out tls=false", c->err);
+                                    "TLS? then leave out tls=false", client_errbuf());
             else
-                snprintf(why, wlen, "it does not speak HTTP/2 with prior knowledge (%.300s)", c->err);
+                snprintf(why, wlen, "it does not speak HTTP/2 with prior knowledge (%.300s)", client_errbuf());
             return FACTUM_ECONNECT;
         }
     }
@@ -814,7 +962,7 @@ int client_connect_hosts(factum_client *c)
             client_host leader;
             int d = discover_leader(c, &leader);
             if (c->fd < 0) {
-                snprintf(why, sizeof why, "lost while asking for the cluster's leader: %.300s", c->err);
+                snprintf(why, sizeof why, "lost while asking for the cluster's leader: %.300s", client_errbuf());
                 rc = FACTUM_ECONNECT;
             } else if (d == 1 && (strcmp(leader.name, h->name) || leader.port != h->port)) {
                 rc = connect_host(c, &leader, why, sizeof why);
@@ -856,7 +1004,7 @@ static int add_nv(nghttp2_nv *nv, size_t *n, const char *name, const char *value
     return 0;
 }
 
-/* The status of a finished call as a factum code (c->err set). */
+/* The status of a finished call as a factum code (client_errbuf() set). */
 static int call_result(factum_client *c, client_call *k)
 {
     if (k->cb_rc) return k->cb_rc;
@@ -902,29 +1050,180 @@ static int call_result(factum_client *c, client_call *k)
     return rc;
 }
 
-/* Before a call on an idle connection: take in what the server sent
- * meanwhile (a GOAWAY, a PING, or the end of the connection, say after a
- * restart), so that a connection already gone is replaced before the call
- * is sent rather than failing it. */
-static void check_idle(factum_client *c)
+/* ---- running calls (CL-1) ------------------------------------------------------ */
+
+/* Wake a driver that sits in poll(): it re-reads what it must wait for. */
+static void wake_driver(factum_client *c)
 {
-    if (c->fd < 0 || !c->h2) return;
-    struct pollfd pfd = {c->fd, POLLIN, 0};
-    while (poll(&pfd, 1, 0) == 1 && (pfd.revents & (POLLIN | POLLHUP | POLLERR))) {
-        ssize_t n = take_in(c);
-        if (n == 0) break;
-        if (n < 0) {
-            drop(c);
-            return;
-        }
+    if (c->driver && c->wakefd >= 0) {
+        uint64_t one = 1;
+        ssize_t w = write(c->wakefd, &one, sizeof one);
+        (void)w; /* a full counter is awake enough */
     }
-    if (c->goaway || flush_out(c)) drop(c);
 }
 
-int client_call_run(factum_client *c, client_call *k)
+/* The driver role is free again: let one thread that waits for it take it
+ * (a synchronous call's owner, else the poller, else a connect). */
+static void handoff(factum_client *c)
+{
+    for (client_call *k = c->calls; k; k = k->next)
+        if (k->waiting && !k->done) {
+            pthread_cond_signal(&k->cv);
+            return;
+        }
+    if (c->poll_waiting) {
+        pthread_cond_signal(&c->poll_cv);
+        return;
+    }
+    if (c->drv_waiting) pthread_cond_broadcast(&c->drv_cv);
+}
+
+/* Before a thread runs the application's code (or leaves): it gives up the
+ * driver role if it had it (CL-1: never run the application's code as the
+ * driver), and if nobody drives, it wakes a waiting thread to (a thread
+ * woken to drive that finds work of its own first must not leave the
+ * others without a driver while its callback runs). */
+static void step_aside(factum_client *c, int *driving)
+{
+    if (*driving) {
+        *driving = 0;
+        c->driver = 0;
+    }
+    if (!c->driver) handoff(c);
+}
+
+/* The connection failed (CL-3): every call on it fails with rc and the
+ * thread's message. The driver (or anyone when none polls) closes it;
+ * else the socket is shut down, which wakes the driver to close it. */
+static void fail_conn(factum_client *c, int rc)
+{
+    if (rc != -ENOMEM && rc != FACTUM_EPROTOCOL && rc != FACTUM_ETLS) rc = FACTUM_ECONNECT;
+    for (client_call *k = c->calls; k; k = k->next)
+        if (!k->conn_rc && k->gen == c->gen) {
+            k->conn_rc = rc;
+            snprintf(k->errmsg, sizeof k->errmsg, "%s", tl_err[0] ? tl_err : "the connection was lost");
+            k->done = 1;
+            notify(c, k);
+        }
+    if (c->fd >= 0 && !c->dead) {
+        c->dead = 1;
+        shutdown(c->fd, SHUT_RDWR);
+    }
+    wake_driver(c);
+}
+
+/* Take the socket's news (the driver, or a thread that finds it idle):
+ * read everything that waits, then flush. 0 or the connection's failure. */
+static int take_all(factum_client *c)
+{
+    for (int i = 0; i < 16; i++) {
+        ssize_t n = take_in(c);
+        if (n < 0) return (int)n;
+        if (n == 0 || (size_t)n < c->rcap) break;
+        int rc = flush_out(c); /* a full buffer: acknowledge windows first */
+        if (rc) return rc;
+    }
+    return flush_out(c);
+}
+
+/* One round of the driver (c->driver set by the caller, mu held): flush,
+ * poll (unlocked) until wake_ns (0: no limit), read. */
+static void drive_round(factum_client *c, uint64_t wake_ns)
+{
+    if (c->fd < 0 || !c->h2) return; /* dropped: the callers see their calls failed */
+    int rc = c->dead ? 0 : flush_out(c);
+    if (rc) fail_conn(c, rc);
+    if (c->dead) {
+        drop(c);
+        return;
+    }
+    int timeout = -1;
+    if (wake_ns) {
+        uint64_t now = client_now_ns();
+        uint64_t ms = now >= wake_ns ? 0 : (wake_ns - now + 999999) / 1000000; /* past: just look */
+        timeout = ms > 60000 ? 60000 : (int)ms;
+    }
+    struct pollfd pfd[2] = {{c->fd, POLLIN, 0}, {c->wakefd, POLLIN, 0}};
+    if (c->woff < c->wbuf.len) pfd[0].events |= POLLOUT;
+    pthread_mutex_unlock(&c->mu);
+    int pr = poll(pfd, c->wakefd >= 0 ? 2 : 1, timeout);
+    int err = errno;
+    pthread_mutex_lock(&c->mu);
+    if (pr > 0 && (pfd[1].revents & POLLIN)) {
+        uint64_t v;
+        ssize_t r = read(c->wakefd, &v, sizeof v);
+        (void)r;
+    }
+    if (c->dead) {
+        drop(c);
+        return;
+    }
+    if (pr < 0 && err != EINTR) {
+        client_seterr(c, "poll: %s", strerror(err));
+        fail_conn(c, FACTUM_ECONNECT);
+        drop(c);
+        return;
+    }
+    if (pr > 0 && (pfd[0].revents & (POLLIN | POLLHUP | POLLERR | POLLOUT))) {
+        rc = take_all(c);
+        if (!rc && !nghttp2_session_want_read(c->h2) && !nghttp2_session_want_write(c->h2)) {
+            client_seterr(c, "the server closed the connection");
+            rc = FACTUM_ECONNECT;
+        }
+        if (rc) {
+            fail_conn(c, rc);
+            drop(c);
+        }
+    }
+}
+
+/* Before a call on a connection without calls: take in what the server
+ * sent meanwhile (a GOAWAY, a PING, or the end of the connection, say
+ * after a restart), so that a connection already gone is replaced before
+ * the call is sent rather than failing it. */
+static void check_idle(factum_client *c)
+{
+    if (c->fd < 0 || !c->h2 || c->calls || c->driver) return;
+    struct pollfd pfd = {c->fd, POLLIN, 0};
+    if (c->dead || (poll(&pfd, 1, 0) == 1 && (pfd.revents & (POLLIN | POLLHUP | POLLERR)) && take_all(c)) ||
+        c->goaway || flush_out(c))
+        drop(c);
+}
+
+static void unregister(factum_client *c, client_call *k)
+{
+    if (!k->registered) return;
+    if (stream_live(c, k)) {
+        /* Abandoned before its end (a deadline, an error): reset it, and
+         * what still arrives for it is ignored. */
+        nghttp2_session_set_stream_user_data(c->h2, k->stream_id, NULL);
+        if (!k->cancelled) nghttp2_submit_rst_stream(c->h2, NGHTTP2_FLAG_NONE, k->stream_id, NGHTTP2_CANCEL);
+        int rc = flush_out(c);
+        if (rc) fail_conn(c, rc);
+    }
+    if (k->prev)
+        k->prev->next = k->next;
+    else
+        c->calls = k->next;
+    if (k->next) k->next->prev = k->prev;
+    k->next = k->prev = NULL;
+    k->registered = 0;
+    if (k->async) c->n_async--;
+}
+
+/* Connect if needed, open k's stream, send what can be sent (mu held). */
+static int start_call(factum_client *c, client_call *k)
 {
     check_idle(c);
-    if (c->fd < 0 || !c->h2 || c->goaway) {
+    while (c->dead && c->driver) {
+        /* The driver has yet to close the failed connection. */
+        c->drv_waiting++;
+        wake_driver(c);
+        pthread_cond_wait(&c->drv_cv, &c->mu);
+        c->drv_waiting--;
+    }
+    if (c->dead && !c->driver) drop(c);
+    if (c->fd < 0 || !c->h2 || (c->goaway && !c->calls)) {
         int rc = client_connect_hosts(c);
         if (rc) return rc;
     }
@@ -951,75 +1250,309 @@ int client_call_run(factum_client *c, client_call *k)
     nghttp2_data_provider prd;
     prd.source.ptr = NULL;
     prd.read_callback = body_read;
-    int32_t id = nghttp2_submit_request(c->h2, NULL, nv, n, &prd, NULL);
+    int32_t id = nghttp2_submit_request(c->h2, NULL, nv, n, &prd, k);
     if (id < 0) {
         client_seterr(c, "cannot start a call: %s", nghttp2_strerror(id));
         if (id == NGHTTP2_ERR_NOMEM) return -ENOMEM;
-        drop(c); /* no stream ids left, or the session is going away */
+        if (!c->calls) drop(c); /* no stream ids left, or the session is going away */
         return FACTUM_ECONNECT;
     }
     k->stream_id = id;
-    c->call = k;
-    uint64_t deadline =
+    k->gen = c->gen;
+    k->registered = 1;
+    k->prev = NULL;
+    k->next = c->calls;
+    if (c->calls) c->calls->prev = k;
+    c->calls = k;
+    if (k->async) c->n_async++;
+    k->deadline_ns =
         c->timeout_ms && !k->no_deadline ? client_now_ns() + (uint64_t)c->timeout_ms * 1000000u : 0;
-    uint64_t idle_ns = (uint64_t)k->idle_ms * 1000000u;
-    uint64_t idle_at = idle_ns ? client_now_ns() + idle_ns : 0;
-    int rc = 0;
-    while (!k->closed) {
-        if (k->remote_closed && !k->local_closed && !k->cancelled && !k->reset_sent) {
-            /* The server answered before taking the whole request (an
-             * error, e.g. an event over its limit): stop sending the rest;
-             * its status stands. */
-            k->reset_sent = 1;
-            nghttp2_submit_rst_stream(c->h2, NGHTTP2_FLAG_NONE, k->stream_id, NGHTTP2_CANCEL);
-        }
-        uint64_t wake = deadline;
-        if (idle_at && (!wake || idle_at < wake)) wake = idle_at;
-        rc = pump(c, wake, &k->closed);
-        if (idle_at && (rc == 0 || rc == FACTUM_ETIMEDOUT)) {
-            uint64_t now = client_now_ns();
-            if (rc == FACTUM_ETIMEDOUT && (!deadline || now < deadline)) rc = 0; /* only the idle time */
-            if (k->got_msg) {
-                k->got_msg = 0;
-                idle_at = now + idle_ns;
-            } else if (now >= idle_at && !k->closed && !k->cancelled) {
-                idle_at = now + idle_ns;
-                int r = k->on_idle ? k->on_idle(k->ctx) : 0;
-                if (r) {
-                    if (r < 0) k->cb_rc = r;
-                    cancel(c, k);
-                }
-            }
-        }
-        if (rc == FACTUM_ETIMEDOUT || (rc == 0 && deadline && !k->closed && client_now_ns() >= deadline)) {
-            if (!k->closed) nghttp2_submit_rst_stream(c->h2, NGHTTP2_FLAG_NONE, k->stream_id, NGHTTP2_CANCEL);
-            flush_out(c);
-            client_seterr(c, "no answer from the server within %" PRIu32 " ms", c->timeout_ms);
-            rc = FACTUM_ETIMEDOUT;
-            break;
-        }
-        if (rc) break;
-        if (!k->closed && !nghttp2_session_want_read(c->h2) && !nghttp2_session_want_write(c->h2)) {
-            client_seterr(c, "the server closed the connection");
-            rc = FACTUM_ECONNECT;
-            break;
-        }
-    }
-    c->call = NULL;
-    if (rc == FACTUM_ETIMEDOUT) return rc;
+    int rc = flush_out(c);
     if (rc) {
-        /* CL-3: the connection cannot be trusted any more. */
-        drop(c);
-        /* Unless the answer was complete before it went. */
-        if (rc == FACTUM_EPROTOCOL || rc == -ENOMEM || !k->remote_closed || k->grpc_status < 0) return rc;
-    } else {
-        flush_out(c); /* acknowledgements, window updates */
+        fail_conn(c, rc);
+        if (!c->driver) drop(c);
+    } else if (c->woff < c->wbuf.len) {
+        wake_driver(c); /* the socket is full: the driver waits for room too */
+    }
+    return 0;
+}
+
+/* Hand k's queued messages to on_msg (its owner's thread, mu held on entry
+ * and exit, released meanwhile), then give the stream's window back
+ * (CL-7). Returns the number of messages. */
+static size_t consume(factum_client *c, client_call *k)
+{
+    client_msg *m = k->q_head;
+    size_t bytes = k->unconsumed, n = 0;
+    k->q_head = NULL;
+    k->q_tail = &k->q_head;
+    k->unconsumed = 0;
+    int stop = k->cancelled || k->cb_rc;
+    pthread_mutex_unlock(&c->mu);
+    int rc = 0;
+    while (m) {
+        client_msg *next = m->next;
+        if (!stop) {
+            k->got_msg = 1;
+            rc = k->on_msg ? k->on_msg(k->ctx, m->data, m->len) : 0;
+            if (rc) stop = 1;
+        }
+        free(m);
+        m = next;
+        n++;
+    }
+    pthread_mutex_lock(&c->mu);
+    if (rc < 0 && !k->cb_rc) k->cb_rc = rc;
+    if (rc) cancel(c, k);
+    if (stream_live(c, k) && bytes && !k->cancelled) nghttp2_session_consume_stream(c->h2, k->stream_id, bytes);
+    if (stream_live(c, k) || rc) {
+        int f = flush_out(c);
+        if (f) fail_conn(c, f);
+    }
+    return n;
+}
+
+static int call_result(factum_client *c, client_call *k);
+
+/* The result of a finished call (its owner's thread, mu held). */
+static int finish(factum_client *c, client_call *k, int rc)
+{
+    (void)c;
+    if (rc == FACTUM_ETIMEDOUT) return rc;
+    if (k->cb_rc && k->errmsg[0] && !k->conn_rc) {
+        client_seterr(c, "%s", k->errmsg);
+        return k->cb_rc;
+    }
+    if (k->conn_rc) {
+        /* CL-3; unless the answer was complete before it went. */
+        if (k->conn_rc == FACTUM_EPROTOCOL || k->conn_rc == -ENOMEM || !k->remote_closed || k->grpc_status < 0) {
+            client_seterr(c, "%s", k->errmsg);
+            return k->cb_rc ? k->cb_rc : k->conn_rc;
+        }
     }
     if (k->reset_code == NGHTTP2_REFUSED_STREAM && k->grpc_status < 0) {
         client_seterr(c, "the server refused the call (too many calls, or it is shutting down)");
         return FACTUM_ESERVER;
     }
     return call_result(c, k);
+}
+
+int client_call_run(factum_client *c, client_call *k)
+{
+    pthread_mutex_lock(&c->mu);
+    int rc = start_call(c, k);
+    if (rc) {
+        pthread_mutex_unlock(&c->mu);
+        return rc;
+    }
+    uint64_t idle_ns = (uint64_t)k->idle_ms * 1000000u;
+    uint64_t idle_at = idle_ns ? client_now_ns() + idle_ns : 0;
+    int driving = 0;
+    for (;;) {
+        if (k->q_head) {
+            step_aside(c, &driving);
+            consume(c, k);
+            continue;
+        }
+        if (k->done) break;
+        uint64_t now = client_now_ns();
+        if (k->deadline_ns && now >= k->deadline_ns) {
+            client_seterr(c, "no answer from the server within %" PRIu32 " ms", c->timeout_ms);
+            rc = FACTUM_ETIMEDOUT;
+            break;
+        }
+        if (idle_at) {
+            if (k->got_msg) {
+                k->got_msg = 0;
+                idle_at = now + idle_ns;
+            } else if (now >= idle_at && !k->cancelled) {
+                idle_at = now + idle_ns;
+                step_aside(c, &driving);
+                pthread_mutex_unlock(&c->mu);
+                int r = k->on_idle ? k->on_idle(k->ctx) : 0;
+                pthread_mutex_lock(&c->mu);
+                if (r) {
+                    if (r < 0) k->cb_rc = r;
+                    cancel(c, k);
+                    int f = flush_out(c);
+                    if (f) fail_conn(c, f);
+                }
+                continue;
+            }
+        }
+        uint64_t wake = k->deadline_ns;
+        if (idle_at && (!wake || idle_at < wake)) wake = idle_at;
+        if (!c->driver || driving) {
+            c->driver = driving = 1;
+            drive_round(c, wake);
+            if (c->fd < 0) { /* dropped: whoever waits may connect again */
+                driving = 0;
+                c->driver = 0;
+                handoff(c);
+            }
+        } else {
+            k->waiting = 1;
+            if (wake) {
+                struct timespec ts;
+                clock_gettime(CLOCK_MONOTONIC, &ts);
+                uint64_t at = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec + (wake > now ? wake - now : 0);
+                ts.tv_sec = (time_t)(at / 1000000000u);
+                ts.tv_nsec = (long)(at % 1000000000u);
+                pthread_cond_timedwait(&k->cv, &c->mu, &ts);
+            } else {
+                pthread_cond_wait(&k->cv, &c->mu);
+            }
+            k->waiting = 0;
+        }
+    }
+    step_aside(c, &driving);
+    unregister(c, k);
+    free_queue(k);
+    rc = finish(c, k, rc);
+    pthread_mutex_unlock(&c->mu);
+    return rc;
+}
+
+/* ---- asynchronous calls -------------------------------------------------------- */
+
+int client_call_submit(factum_client *c, client_call *k)
+{
+    k->async = 1;
+    pthread_mutex_lock(&c->mu);
+    int rc = start_call(c, k);
+    pthread_mutex_unlock(&c->mu);
+    return rc;
+}
+
+/* Cancel the asynchronous calls whose deadline passed; the earliest
+ * deadline still ahead (0: none). mu held. */
+static uint64_t async_deadlines(factum_client *c, uint64_t now)
+{
+    uint64_t next = 0;
+    for (client_call *k = c->calls; k; k = k->next) {
+        if (!k->async || k->done || !k->deadline_ns) continue;
+        if (now >= k->deadline_ns) {
+            snprintf(k->errmsg, sizeof k->errmsg, "no answer from the server within %" PRIu32 " ms",
+                     c->timeout_ms);
+            k->cb_rc = FACTUM_ETIMEDOUT;
+            unregister(c, k);
+            k->done = 1;
+            k->registered = 0;
+            /* not on c->calls any more: queue it for the poller directly */
+            if (!k->ready) {
+                k->ready = 1;
+                k->rnext = NULL;
+                *c->ready_tail = k;
+                c->ready_tail = &k->rnext;
+            }
+            return async_deadlines(c, now); /* the list changed */
+        }
+        if (!next || k->deadline_ns < next) next = k->deadline_ns;
+    }
+    return next;
+}
+
+int factum_client_poll(factum_client *c, int timeout_ms)
+{
+    if (!c) return FACTUM_EINVAL;
+    uint64_t until = timeout_ms > 0 ? client_now_ns() + (uint64_t)timeout_ms * 1000000u : 0;
+    pthread_mutex_lock(&c->mu);
+    int ran = 0, driving = 0, looked = 0;
+    for (;;) {
+        uint64_t now = client_now_ns();
+        uint64_t next_deadline = async_deadlines(c, now);
+        if (c->ready) {
+            step_aside(c, &driving);
+            client_call *list = c->ready;
+            c->ready = NULL;
+            c->ready_tail = &c->ready;
+            while (list) {
+                client_call *k = list;
+                list = k->rnext;
+                k->ready = 0;
+                if (k->consuming) continue; /* another poller is at it: it looks again when done */
+                k->consuming = 1;
+                while (k->q_head) ran += (int)consume(c, k); /* a call's callbacks never run at once */
+                k->consuming = 0;
+                if (k->done && !k->q_head && !k->ready) {
+                    unregister(c, k);
+                    int rc = finish(c, k, k->cb_rc == FACTUM_ETIMEDOUT ? FACTUM_ETIMEDOUT : 0);
+                    if (rc == FACTUM_ETIMEDOUT) client_seterr(c, "%s", k->errmsg);
+                    pthread_mutex_unlock(&c->mu);
+                    k->on_done(k, rc); /* frees k */
+                    pthread_mutex_lock(&c->mu);
+                    ran++;
+                }
+            }
+            if (ran) break;
+            continue;
+        }
+        if (!c->n_async || (timeout_ms > 0 && now >= until) || (timeout_ms == 0 && looked)) break;
+        uint64_t wake = timeout_ms == 0 ? 1 : until; /* 0 ms: one look at the socket, no wait */
+        looked = 1;
+        if (next_deadline && (!wake || next_deadline < wake)) wake = next_deadline;
+        if (!c->driver || driving) {
+            c->driver = driving = 1;
+            drive_round(c, wake);
+            if (c->fd < 0) {
+                driving = 0;
+                c->driver = 0;
+                handoff(c);
+            }
+        } else {
+            c->poll_waiting = 1;
+            if (wake) {
+                struct timespec ts;
+                clock_gettime(CLOCK_MONOTONIC, &ts);
+                uint64_t at = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec + (wake > now ? wake - now : 0);
+                ts.tv_sec = (time_t)(at / 1000000000u);
+                ts.tv_nsec = (long)(at % 1000000000u);
+                pthread_cond_timedwait(&c->poll_cv, &c->mu, &ts);
+            } else {
+                pthread_cond_wait(&c->poll_cv, &c->mu);
+            }
+            c->poll_waiting = 0;
+        }
+    }
+    step_aside(c, &driving);
+    pthread_mutex_unlock(&c->mu);
+    return ran;
+}
+
+void client_end_async(factum_client *c)
+{
+    pthread_mutex_lock(&c->mu);
+    for (;;) {
+        client_call *k = c->ready;
+        if (k) {
+            c->ready = k->rnext;
+            if (!c->ready) c->ready_tail = &c->ready;
+            k->ready = 0;
+        } else {
+            for (k = c->calls; k && !k->async; k = k->next)
+                ;
+            if (!k) break;
+        }
+        if (!k->async) continue;
+        unregister(c, k);
+        free_queue(k);
+        client_seterr(c, "the client was closed with the call in flight");
+        pthread_mutex_unlock(&c->mu);
+        k->on_done(k, FACTUM_ECONNECT);
+        pthread_mutex_lock(&c->mu);
+    }
+    pthread_mutex_unlock(&c->mu);
+}
+
+size_t factum_client_pending(factum_client *c)
+{
+    if (!c) return 0;
+    pthread_mutex_lock(&c->mu);
+    size_t n = c->n_async;
+    for (client_call *k = c->ready; k; k = k->rnext)
+        if (!k->registered) n++;
+    pthread_mutex_unlock(&c->mu);
+    return n;
 }
 
 /* ---- errors -------------------------------------------------------------------- */
@@ -1210,10 +1743,10 @@ int client_call_detail(factum_client *c, const client_call *k, const char **type
 {
     if (!k->details) return -1;
     size_t n = k->details_len;
-    uint8_t *raw = client_arena_alloc(&c->arena, n / 4 * 3 + 3);
+    uint8_t *raw = client_arena_alloc(client_tl_arena(), n / 4 * 3 + 3);
     if (!raw) return -1;
     size_t m = b64_decode(k->details, n, raw);
-    Google__Rpc__Status *st = google__rpc__status__unpack(&c->arena.pa, m, raw);
+    Google__Rpc__Status *st = google__rpc__status__unpack(&client_tl_arena()->pa, m, raw);
     if (!st || !st->details || !st->details->type_url) return -1;
     const char *slash = strrchr(st->details->type_url, '/');
     *type = slash ? slash + 1 : st->details->type_url;
@@ -1233,8 +1766,8 @@ static int unary_msg(void *arg, const uint8_t *msg, size_t len)
 {
     unary_ctx *u = arg;
     if (u->resp) return 0; /* a second answer to a unary call: ignore it */
-    client_arena_reset(&u->c->arena);
-    u->resp = protobuf_c_message_unpack(u->desc, &u->c->arena.pa, len, msg);
+    client_arena_reset(client_tl_arena());
+    u->resp = protobuf_c_message_unpack(u->desc, &client_tl_arena()->pa, len, msg);
     if (!u->resp) {
         client_seterr(u->c, "the server's %s does not decode", u->desc->short_name);
         return FACTUM_EPROTOCOL;

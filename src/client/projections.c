@@ -69,8 +69,7 @@ static int check_name(factum_client *c, const char *name)
 int factum_client_projection_create(factum_client *c, const factum_projection_def *d)
 {
     if (!c || !d || !d->query) return FACTUM_EINVAL;
-    pthread_mutex_lock(&c->mu);
-    c->err[0] = 0;
+    client_errbuf()[0] = 0;
     int rc = 0;
     EventStore__Client__Projections__CreateReq req = EVENT_STORE__CLIENT__PROJECTIONS__CREATE_REQ__INIT;
     EventStore__Client__Projections__CreateReq__Options o =
@@ -112,15 +111,13 @@ int factum_client_projection_create(factum_client *c, const factum_projection_de
     }
     req.options = &o;
     if (!rc) rc = run_empty(c, "Create", &req.base);
-    pthread_mutex_unlock(&c->mu);
     return rc;
 }
 
 int factum_client_projection_update(factum_client *c, const char *name, const char *query, int emit_enabled)
 {
     if (!c || emit_enabled < -1 || emit_enabled > 1) return FACTUM_EINVAL;
-    pthread_mutex_lock(&c->mu);
-    c->err[0] = 0;
+    client_errbuf()[0] = 0;
     int rc = check_name(c, name);
     if (!rc) {
         EventStore__Client__Projections__UpdateReq req = EVENT_STORE__CLIENT__PROJECTIONS__UPDATE_REQ__INIT;
@@ -141,15 +138,13 @@ int factum_client_projection_update(factum_client *c, const char *name, const ch
         req.options = &o;
         rc = run_empty(c, "Update", &req.base);
     }
-    pthread_mutex_unlock(&c->mu);
     return rc;
 }
 
 int factum_client_projection_delete(factum_client *c, const char *name, unsigned flags)
 {
     if (!c) return FACTUM_EINVAL;
-    pthread_mutex_lock(&c->mu);
-    c->err[0] = 0;
+    client_errbuf()[0] = 0;
     int rc = check_name(c, name);
     if (!rc) {
         EventStore__Client__Projections__DeleteReq req = EVENT_STORE__CLIENT__PROJECTIONS__DELETE_REQ__INIT;
@@ -162,7 +157,6 @@ int factum_client_projection_delete(factum_client *c, const char *name, unsigned
         req.options = &o;
         rc = run_empty(c, "Delete", &req.base);
     }
-    pthread_mutex_unlock(&c->mu);
     return rc;
 }
 
@@ -171,8 +165,7 @@ enum { CMD_ENABLE, CMD_DISABLE, CMD_RESET };
 static int name_command(factum_client *c, const char *name, int which)
 {
     if (!c) return FACTUM_EINVAL;
-    pthread_mutex_lock(&c->mu);
-    c->err[0] = 0;
+    client_errbuf()[0] = 0;
     int rc = check_name(c, name);
     if (!rc && which == CMD_ENABLE) {
         EventStore__Client__Projections__EnableReq req = EVENT_STORE__CLIENT__PROJECTIONS__ENABLE_REQ__INIT;
@@ -198,7 +191,6 @@ static int name_command(factum_client *c, const char *name, int which)
         req.options = &o;
         rc = run_empty(c, "Reset", &req.base);
     }
-    pthread_mutex_unlock(&c->mu);
     return rc;
 }
 
@@ -254,9 +246,9 @@ static void parse_status(const char *s, factum_projection_status *st)
 static int on_details(void *arg, const uint8_t *msg, size_t len)
 {
     list_ctx *l = arg;
-    client_arena_reset(&l->c->arena);
+    client_arena_reset(client_tl_arena());
     EventStore__Client__Projections__StatisticsResp *r =
-        event_store__client__projections__statistics_resp__unpack(&l->c->arena.pa, len, msg);
+        event_store__client__projections__statistics_resp__unpack(&client_tl_arena()->pa, len, msg);
     if (!r) {
         client_seterr(l->c, "the server's StatisticsResp does not decode");
         return FACTUM_EPROTOCOL;
@@ -296,8 +288,7 @@ int factum_client_projection_list(factum_client *c, const char *name, int mode,
                                   int (*cb)(void *ctx, const factum_projection_status *st), void *ctx)
 {
     if (!c || !cb || mode < -1 || mode > FACTUM_PROJECTION_TRANSIENT) return FACTUM_EINVAL;
-    pthread_mutex_lock(&c->mu);
-    c->err[0] = 0;
+    client_errbuf()[0] = 0;
     EventStore__Client__Projections__StatisticsReq req =
         EVENT_STORE__CLIENT__PROJECTIONS__STATISTICS_REQ__INIT;
     EventStore__Client__Projections__StatisticsReq__Options o =
@@ -325,8 +316,7 @@ int factum_client_projection_list(factum_client *c, const char *name, int mode,
     if (rc && !l.stopped) rc = proj_error(&k, rc);
     if (l.stopped) rc = l.stopped;
     client_call_deinit(&k);
-    client_arena_trim(&c->arena);
-    pthread_mutex_unlock(&c->mu);
+    client_arena_trim(client_tl_arena());
     return rc;
 }
 
@@ -416,8 +406,7 @@ static int get_state(factum_client *c, const char *method, const char *name, con
     if (!c || !json) return FACTUM_EINVAL;
     *json = NULL;
     if (len) *len = 0;
-    pthread_mutex_lock(&c->mu);
-    c->err[0] = 0;
+    client_errbuf()[0] = 0;
     int rc = check_name(c, name);
     state_ctx s = {c, 0, {0}};
     client_call k;
@@ -447,7 +436,6 @@ static int get_state(factum_client *c, const char *method, const char *name, con
     } else {
         base_buf_free(&s.out);
     }
-    pthread_mutex_unlock(&c->mu);
     return rc;
 }
 

@@ -9,6 +9,7 @@
  * name.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -357,9 +358,9 @@ static int on_read(void *arg, const uint8_t *msg, size_t len)
 {
     read_ctx *r = arg;
     factum_client *c = r->c;
-    client_arena_reset(&c->arena);
+    client_arena_reset(client_tl_arena());
     ReadResp *resp = (ReadResp *)protobuf_c_message_unpack(
-        &event_store__client__streams__read_resp__descriptor, &c->arena.pa, len, msg);
+        &event_store__client__streams__read_resp__descriptor, &client_tl_arena()->pa, len, msg);
     if (!resp) {
         client_seterr(c, "the server sent a ReadResp that does not decode");
         return FACTUM_EPROTOCOL;
@@ -410,7 +411,7 @@ static int run_read(factum_client *c, ReadOpts *o, uint64_t max, const char *str
     if (rc == FACTUM_EDELETED)
         client_seterr(c, "stream '%.200s' is deleted (tombstoned)", stream ? stream : "");
     client_call_deinit(&k);
-    client_arena_trim(&c->arena);
+    client_arena_trim(client_tl_arena());
     if (rc) {
         factum_client_batch_free(b);
         *out = NULL;
@@ -464,10 +465,8 @@ int factum_client_read_stream(factum_client *c, const char *stream, uint64_t fro
                               uint64_t max, factum_client_batch **out)
 {
     if (!c) return FACTUM_EINVAL;
-    pthread_mutex_lock(&c->mu);
-    c->err[0] = 0;
+    client_errbuf()[0] = 0;
     int rc = client_read_stream_locked(c, stream, from, direction, max, out);
-    pthread_mutex_unlock(&c->mu);
     return rc;
 }
 
@@ -532,8 +531,7 @@ int factum_client_read_all(factum_client *c, uint64_t from, int direction, const
                            uint64_t max, factum_client_batch **out)
 {
     if (!c || !out) return FACTUM_EINVAL;
-    pthread_mutex_lock(&c->mu);
-    c->err[0] = 0;
+    client_errbuf()[0] = 0;
     *out = NULL;
     int rc = 0;
     if (direction != FACTUM_FORWARD && direction != FACTUM_BACKWARD) {
@@ -580,7 +578,6 @@ int factum_client_read_all(factum_client *c, uint64_t from, int direction, const
         }
         rc = run_read(c, &o, max, NULL, out);
     }
-    pthread_mutex_unlock(&c->mu);
     return rc;
 }
 
@@ -619,7 +616,12 @@ static int sub_event(factum_client *c, const RecordedEvent *re, factum_event *ev
 
 static int sub_call_fn(sub_ctx *s, const factum_sub_item *it)
 {
+    /* The item points into the thread's arena: calls the callback makes
+     * (on any client) get one of their own. */
+    client_arena tmp, *saved = client_arena_enter(&tmp);
     int rc = s->fn(s->ctx, it);
+    client_arena_leave(saved);
+    client_arena_deinit(&tmp);
     if (rc > 0) {
         s->stopped = 1;
         return CLIENT_ENOUGH;
@@ -632,9 +634,9 @@ static int on_sub_msg(void *arg, const uint8_t *msg, size_t len)
 {
     sub_ctx *s = arg;
     factum_client *c = s->c;
-    client_arena_reset(&c->arena);
+    client_arena_reset(client_tl_arena());
     ReadResp *resp = (ReadResp *)protobuf_c_message_unpack(&event_store__client__streams__read_resp__descriptor,
-                                                           &c->arena.pa, len, msg);
+                                                           &client_tl_arena()->pa, len, msg);
     if (!resp) {
         client_seterr(c, "the server sent a ReadResp that does not decode");
         return FACTUM_EPROTOCOL;
@@ -693,7 +695,38 @@ static int on_sub_idle(void *arg)
     return sub_call_fn(s, &it);
 }
 
-int factum_client_subscribe(factum_client *c, const factum_client_sub_options *o, factum_client_sub_fn fn, void *ctx)
+typedef struct sub_op {
+    client_call k; /* first: on_done gets it */
+    sub_ctx s;
+    factum_client_sub_end_fn end;
+    void *end_ctx;
+    char stream[FACTUM_MAX_STREAM_LEN + 1];
+} sub_op;
+
+/* The outcome of a finished subscription call. */
+static int sub_end(factum_client *c, sub_ctx *s, const char *stream, int rc)
+{
+    if (!rc && !s->stopped) {
+        client_seterr(c, "the server ended the subscription");
+        rc = FACTUM_ESERVER;
+    }
+    if (rc == FACTUM_EDELETED) client_seterr(c, "stream '%.200s' is deleted (tombstoned)", stream);
+    return rc;
+}
+
+static void sub_done(client_call *k, int rc)
+{
+    sub_op *op = (sub_op *)k;
+    rc = sub_end(op->s.c, &op->s, op->stream, rc);
+    if (!rc) client_errbuf()[0] = 0;
+    if (op->end) op->end(op->end_ctx, rc, rc ? client_errbuf() : "");
+    client_call_deinit(k);
+    free(op);
+}
+
+/* factum_client_subscribe (op NULL) and factum_client_subscribe_submit. */
+static int subscribe(factum_client *c, const factum_client_sub_options *o, factum_client_sub_fn fn, void *ctx,
+                     sub_op *op)
 {
     if (!c || !fn) return FACTUM_EINVAL;
     factum_client_sub_options def;
@@ -701,8 +734,7 @@ int factum_client_subscribe(factum_client *c, const factum_client_sub_options *o
         factum_client_sub_options_init(&def);
         o = &def;
     }
-    pthread_mutex_lock(&c->mu);
-    c->err[0] = 0;
+    client_errbuf()[0] = 0;
     int rc = 0;
     int is_all = !o->stream || !strcmp(o->stream, "$all");
     if (o->from != FACTUM_SUB_START && o->from != FACTUM_SUB_END && o->from != FACTUM_SUB_AFTER) {
@@ -718,7 +750,6 @@ int factum_client_subscribe(factum_client *c, const factum_client_sub_options *o
         rc = check_filter(c, o->filter);
     }
     if (rc) {
-        pthread_mutex_unlock(&c->mu);
         return rc;
     }
     EventStore__Client__Empty empty = EVENT_STORE__CLIENT__EMPTY__INIT;
@@ -788,29 +819,57 @@ int factum_client_subscribe(factum_client *c, const factum_client_sub_options *o
     }
     ReadReq req = EVENT_STORE__CLIENT__STREAMS__READ_REQ__INIT;
     req.options = &ro;
-    sub_ctx s;
-    memset(&s, 0, sizeof s);
-    s.c = c;
-    s.fn = fn;
-    s.ctx = ctx;
-    s.is_all = is_all;
-    client_call k;
-    client_call_init(&k, "/event_store.client.streams.Streams/Read", on_sub_msg, &s);
-    k.no_deadline = 1;
+    sub_ctx local, *sp = op ? &op->s : &local;
+    memset(sp, 0, sizeof *sp);
+    sp->c = c;
+    sp->fn = fn;
+    sp->ctx = ctx;
+    sp->is_all = is_all;
+    client_call lk, *k = op ? &op->k : &lk;
+    client_call_init(k, "/event_store.client.streams.Streams/Read", on_sub_msg, sp);
+    k->no_deadline = 1;
     if (o->idle_ms > 0) {
-        k.idle_ms = (uint32_t)o->idle_ms;
-        k.on_idle = on_sub_idle;
+        k->idle_ms = (uint32_t)o->idle_ms;
+        k->on_idle = on_sub_idle;
     }
-    rc = client_call_add(&k, &req.base);
-    if (!rc) rc = client_call_run(c, &k);
-    if (!rc && !s.stopped) {
-        client_seterr(c, "the server ended the subscription");
-        rc = FACTUM_ESERVER;
+    rc = client_call_add(k, &req.base);
+    if (op) {
+        snprintf(op->stream, sizeof op->stream, "%s", is_all ? "$all" : o->stream);
+        k->on_done = sub_done;
+        if (!rc) rc = client_call_submit(c, k);
+        if (rc) client_call_deinit(k); /* the caller frees op */
+        return rc;
     }
-    if (rc == FACTUM_EDELETED) client_seterr(c, "stream '%.200s' is deleted (tombstoned)", is_all ? "$all" : o->stream);
-    client_call_deinit(&k);
-    client_arena_trim(&c->arena);
-    pthread_mutex_unlock(&c->mu);
+    if (!rc) rc = client_call_run(c, k);
+    rc = sub_end(c, sp, is_all ? "$all" : o->stream, rc);
+    client_call_deinit(k);
+    client_arena_trim(client_tl_arena());
+    return rc;
+}
+
+int factum_client_subscribe(factum_client *c, const factum_client_sub_options *o, factum_client_sub_fn fn, void *ctx)
+{
+    return subscribe(c, o, fn, ctx, NULL);
+}
+
+int factum_client_subscribe_submit(factum_client *c, const factum_client_sub_options *o, factum_client_sub_fn fn,
+                                   void *ctx, factum_client_sub_end_fn end, void *end_ctx)
+{
+    if (!c || !fn) return FACTUM_EINVAL;
+    client_errbuf()[0] = 0;
+    if (o && o->idle_ms > 0) {
+        client_seterr(c, "idle_ms is for factum_client_subscribe (a submitted subscription's poller has its own timeout)");
+        return FACTUM_EINVAL;
+    }
+    sub_op *op = calloc(1, sizeof *op);
+    if (!op) {
+        client_seterr(c, "out of memory");
+        return -ENOMEM;
+    }
+    op->end = end;
+    op->end_ctx = end_ctx;
+    int rc = subscribe(c, o, fn, ctx, op);
+    if (rc) free(op);
     return rc;
 }
 
@@ -859,8 +918,7 @@ static int ps_create_or_update(factum_client *c, const char *stream, const char 
         factum_client_ps_settings_init(&def);
         in = &def;
     }
-    pthread_mutex_lock(&c->mu);
-    c->err[0] = 0;
+    client_errbuf()[0] = 0;
     int is_all, rc = ps_check_target(c, stream, group, &is_all);
     static const char *const strategies[] = {"DispatchToSingle", "RoundRobin", "Pinned"};
     int named = -1;
@@ -884,7 +942,6 @@ static int ps_create_or_update(factum_client *c, const char *stream, const char 
     }
     if (!rc && in->filter) rc = check_filter(c, in->filter);
     if (rc) {
-        pthread_mutex_unlock(&c->mu);
         return rc;
     }
     EventStore__Client__Empty empty = EVENT_STORE__CLIENT__EMPTY__INIT;
@@ -980,7 +1037,6 @@ static int ps_create_or_update(factum_client *c, const char *stream, const char 
     rc = client_call_add(&k, &req.base);
     if (!rc) rc = client_call_run(c, &k);
     client_call_deinit(&k);
-    pthread_mutex_unlock(&c->mu);
     return rc;
 }
 
@@ -997,8 +1053,7 @@ int factum_client_ps_update(factum_client *c, const char *stream, const char *gr
 int factum_client_ps_delete(factum_client *c, const char *stream, const char *group)
 {
     if (!c) return FACTUM_EINVAL;
-    pthread_mutex_lock(&c->mu);
-    c->err[0] = 0;
+    client_errbuf()[0] = 0;
     int is_all, rc = ps_check_target(c, stream, group, &is_all);
     if (!rc) {
         EventStore__Client__Empty empty = EVENT_STORE__CLIENT__EMPTY__INIT;
@@ -1023,7 +1078,6 @@ int factum_client_ps_delete(factum_client *c, const char *stream, const char *gr
         if (!rc) rc = client_call_run(c, &k);
         client_call_deinit(&k);
     }
-    pthread_mutex_unlock(&c->mu);
     return rc;
 }
 
@@ -1102,11 +1156,11 @@ static int on_ps_msg(void *arg, const uint8_t *msg, size_t len)
 {
     ps_ctx *p = arg;
     factum_client *c = p->c;
-    client_arena_reset(&c->arena);
+    client_arena_reset(client_tl_arena());
     /* The persistent ReadResp has the streams one's layout (event = 1,
      * confirmation = 2) plus ReadEvent.retry_count (5). */
     ReadResp *resp = (ReadResp *)protobuf_c_message_unpack(&event_store__client__streams__read_resp__descriptor,
-                                                           &c->arena.pa, len, msg);
+                                                           &client_tl_arena()->pa, len, msg);
     if (!resp) {
         client_seterr(c, "the server sent a ReadResp that does not decode");
         return FACTUM_EPROTOCOL;
@@ -1131,7 +1185,12 @@ static int on_ps_msg(void *arg, const uint8_t *msg, size_t len)
     it.position = p->is_all ? orig->position : orig->version;
     uint8_t id[16];
     memcpy(id, orig->id, 16);
-    return ps_result(p, p->fn(p->ctx, &it, retry_count_of(&re->base)), id);
+    int retries = retry_count_of(&re->base);
+    client_arena tmp, *saved = client_arena_enter(&tmp); /* as sub_call_fn */
+    int r = p->fn(p->ctx, &it, retries);
+    client_arena_leave(saved);
+    client_arena_deinit(&tmp);
+    return ps_result(p, r, id);
 }
 
 static int on_ps_idle(void *arg)
@@ -1147,11 +1206,9 @@ int factum_client_ps_subscribe(factum_client *c, const char *stream, const char 
                                factum_client_ps_fn fn, void *ctx)
 {
     if (!c || !fn || buffer_size < 0) return FACTUM_EINVAL;
-    pthread_mutex_lock(&c->mu);
-    c->err[0] = 0;
+    client_errbuf()[0] = 0;
     int is_all, rc = ps_check_target(c, stream, group, &is_all);
     if (rc) {
-        pthread_mutex_unlock(&c->mu);
         return rc;
     }
     EventStore__Client__Empty empty = EVENT_STORE__CLIENT__EMPTY__INIT;
@@ -1199,7 +1256,6 @@ int factum_client_ps_subscribe(factum_client *c, const char *stream, const char 
         rc = FACTUM_ESERVER;
     }
     client_call_deinit(&k);
-    client_arena_trim(&c->arena);
-    pthread_mutex_unlock(&c->mu);
+    client_arena_trim(client_tl_arena());
     return rc;
 }

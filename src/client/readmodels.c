@@ -74,13 +74,11 @@ int factum_client_readmodel_create(factum_client *c, const char *definition, siz
     if (!c || !definition) return FACTUM_EINVAL;
     char *d = dup_str(definition, len); /* the message's string must be NUL-terminated */
     if (!d) return -ENOMEM;
-    pthread_mutex_lock(&c->mu);
-    c->err[0] = 0;
+    client_errbuf()[0] = 0;
     Factum__Readmodels__CreateReq req = FACTUM__READMODELS__CREATE_REQ__INIT;
     req.definition = d;
     ProtobufCMessage *m;
     int rc = run(c, "Create", &req.base, &factum__readmodels__empty__descriptor, &m);
-    pthread_mutex_unlock(&c->mu);
     free(d);
     return rc;
 }
@@ -90,8 +88,7 @@ int factum_client_readmodel_rebuild(factum_client *c, const char *name, const ch
     if (!c) return FACTUM_EINVAL;
     char *d = definition ? dup_str(definition, len) : NULL;
     if (definition && !d) return -ENOMEM;
-    pthread_mutex_lock(&c->mu);
-    c->err[0] = 0;
+    client_errbuf()[0] = 0;
     int rc = check_name(c, name);
     if (!rc) {
         Factum__Readmodels__RebuildReq req = FACTUM__READMODELS__REBUILD_REQ__INIT;
@@ -100,7 +97,6 @@ int factum_client_readmodel_rebuild(factum_client *c, const char *name, const ch
         ProtobufCMessage *m;
         rc = run(c, "Rebuild", &req.base, &factum__readmodels__empty__descriptor, &m);
     }
-    pthread_mutex_unlock(&c->mu);
     free(d);
     return rc;
 }
@@ -108,8 +104,7 @@ int factum_client_readmodel_rebuild(factum_client *c, const char *name, const ch
 static int name_call(factum_client *c, const char *method, const char *name)
 {
     if (!c) return FACTUM_EINVAL;
-    pthread_mutex_lock(&c->mu);
-    c->err[0] = 0;
+    client_errbuf()[0] = 0;
     int rc = check_name(c, name);
     if (!rc) {
         Factum__Readmodels__NameReq req = FACTUM__READMODELS__NAME_REQ__INIT;
@@ -117,7 +112,6 @@ static int name_call(factum_client *c, const char *method, const char *name)
         ProtobufCMessage *m;
         rc = run(c, method, &req.base, &factum__readmodels__empty__descriptor, &m);
     }
-    pthread_mutex_unlock(&c->mu);
     return rc;
 }
 
@@ -176,8 +170,7 @@ int factum_client_readmodel_get(factum_client *c, const char *name, factum_readm
 {
     if (!c || !st) return FACTUM_EINVAL;
     if (definition) *definition = NULL;
-    pthread_mutex_lock(&c->mu);
-    c->err[0] = 0;
+    client_errbuf()[0] = 0;
     int rc = check_name(c, name);
     if (!rc) {
         Factum__Readmodels__NameReq req = FACTUM__READMODELS__NAME_REQ__INIT;
@@ -195,9 +188,8 @@ int factum_client_readmodel_get(factum_client *c, const char *name, factum_readm
                 if (definition && !(*definition = dup_str(d, strlen(d)))) rc = -ENOMEM;
             }
         }
-        client_arena_trim(&c->arena);
+        client_arena_trim(client_tl_arena());
     }
-    pthread_mutex_unlock(&c->mu);
     return rc;
 }
 
@@ -207,8 +199,7 @@ int factum_client_readmodel_list(factum_client *c, int (*cb)(void *ctx, const fa
     if (!c || !cb) return FACTUM_EINVAL;
     factum_readmodel_status *st = malloc(sizeof *st);
     if (!st) return -ENOMEM;
-    pthread_mutex_lock(&c->mu);
-    c->err[0] = 0;
+    client_errbuf()[0] = 0;
     Factum__Readmodels__Empty req = FACTUM__READMODELS__EMPTY__INIT;
     ProtobufCMessage *m;
     int rc = run(c, "List", &req.base, &factum__readmodels__list_resp__descriptor, &m);
@@ -219,8 +210,7 @@ int factum_client_readmodel_list(factum_client *c, int (*cb)(void *ctx, const fa
             rc = cb(ctx, st);
         }
     }
-    client_arena_trim(&c->arena);
-    pthread_mutex_unlock(&c->mu);
+    client_arena_trim(client_tl_arena());
     free(st);
     return rc;
 }
@@ -229,8 +219,7 @@ int factum_client_readmodel_wait(factum_client *c, const char *name, uint64_t po
                                  uint64_t *reached)
 {
     if (!c || timeout_ms < 0) return FACTUM_EINVAL;
-    pthread_mutex_lock(&c->mu);
-    c->err[0] = 0;
+    client_errbuf()[0] = 0;
     int rc = check_name(c, name);
     if (!rc) {
         Factum__Readmodels__WaitReq req = FACTUM__READMODELS__WAIT_REQ__INIT;
@@ -243,7 +232,6 @@ int factum_client_readmodel_wait(factum_client *c, const char *name, uint64_t po
         c->timeout_ms = keep;
         if (!rc && reached) *reached = ((const Factum__Readmodels__WaitResp *)(const void *)m)->position;
     }
-    pthread_mutex_unlock(&c->mu);
     return rc;
 }
 
@@ -268,8 +256,7 @@ static int query_call(factum_client *c, const char *name, int as_of, const char 
     factum_query_options dflt;
     factum_query_options_init(&dflt);
     if (!o) o = &dflt;
-    pthread_mutex_lock(&c->mu);
-    c->err[0] = 0;
+    client_errbuf()[0] = 0;
     int rc = check_name(c, name);
     if (!rc) {
         Factum__Readmodels__QueryReq req = FACTUM__READMODELS__QUERY_REQ__INIT;
@@ -298,9 +285,8 @@ static int query_call(factum_client *c, const char *name, int as_of, const char 
         rc = run(c, "Query", &req.base, &factum__readmodels__query_resp__descriptor, &m);
         c->timeout_ms = keep;
         if (!rc) rc = take_result(c, m, out);
-        client_arena_trim(&c->arena);
+        client_arena_trim(client_tl_arena());
     }
-    pthread_mutex_unlock(&c->mu);
     return rc;
 }
 
@@ -321,8 +307,7 @@ int factum_client_readmodel_parked(factum_client *c, const char *name, uint32_t 
 {
     if (!c || !out) return FACTUM_EINVAL;
     *out = NULL;
-    pthread_mutex_lock(&c->mu);
-    c->err[0] = 0;
+    client_errbuf()[0] = 0;
     int rc = check_name(c, name);
     if (!rc) {
         Factum__Readmodels__ParkedReq req = FACTUM__READMODELS__PARKED_REQ__INIT;
@@ -331,8 +316,7 @@ int factum_client_readmodel_parked(factum_client *c, const char *name, uint32_t 
         ProtobufCMessage *m;
         rc = run(c, "Parked", &req.base, &factum__readmodels__query_resp__descriptor, &m);
         if (!rc) rc = take_result(c, m, out);
-        client_arena_trim(&c->arena);
+        client_arena_trim(client_tl_arena());
     }
-    pthread_mutex_unlock(&c->mu);
     return rc;
 }

@@ -117,7 +117,7 @@ static void ctx_store(const char *key, SSL_CTX *ctx)
 
 /* The context every connection of c uses: TLS 1.2+, modern ciphers, ALPN
  * h2, the CA (or the system's roots), the client certificate. 0, or
- * FACTUM_ETLS / -ENOMEM with c->err set. */
+ * FACTUM_ETLS / -ENOMEM with client_errbuf() set. */
 static int tls_context_new(factum_client *c);
 
 int client_tls_context(factum_client *c)
@@ -285,7 +285,7 @@ int client_tls_start(factum_client *c, const client_host *h, char *why, size_t w
         if (e == SSL_ERROR_NONE) break;
         int rc = client_out_send(c);
         if (rc) {
-            snprintf(why, wlen, "%.300s", c->err);
+            snprintf(why, wlen, "%.300s", client_errbuf());
             return rc;
         }
         if (e != SSL_ERROR_NONE && e != SSL_ERROR_WANT_READ) {

@@ -24,15 +24,13 @@ static int run_empty(factum_client *c, const char *method, const ProtobufCMessag
 {
     char path[96];
     snprintf(path, sizeof path, SVC "%s", method);
-    pthread_mutex_lock(&c->mu);
-    c->err[0] = 0;
+    client_errbuf()[0] = 0;
     client_call k;
     client_call_init(&k, path, NULL, NULL);
     int rc = client_call_add(&k, req);
     if (!rc) rc = client_call_run(c, &k);
     if (rc) rc = user_error(&k, rc);
     client_call_deinit(&k);
-    pthread_mutex_unlock(&c->mu);
     return rc;
 }
 
@@ -40,9 +38,7 @@ static int need_login(factum_client *c, const char *login)
 {
     if (!c) return FACTUM_EINVAL;
     if (!login || !login[0]) {
-        pthread_mutex_lock(&c->mu);
         client_seterr(c, "a login name is required");
-        pthread_mutex_unlock(&c->mu);
         return FACTUM_EINVAL;
     }
     return 0;
@@ -152,9 +148,9 @@ typedef struct list_ctx {
 static int on_details(void *arg, const uint8_t *msg, size_t len)
 {
     list_ctx *l = arg;
-    client_arena_reset(&l->c->arena);
+    client_arena_reset(client_tl_arena());
     EventStore__Client__Users__DetailsResp *r =
-        event_store__client__users__details_resp__unpack(&l->c->arena.pa, len, msg);
+        event_store__client__users__details_resp__unpack(&client_tl_arena()->pa, len, msg);
     if (!r) {
         client_seterr(l->c, "the server's DetailsResp does not decode");
         return FACTUM_EPROTOCOL;
@@ -181,8 +177,7 @@ int factum_client_user_list(factum_client *c, const char *login,
                             int (*cb)(void *ctx, const factum_user_info *u), void *ctx)
 {
     if (!c || !cb) return FACTUM_EINVAL;
-    pthread_mutex_lock(&c->mu);
-    c->err[0] = 0;
+    client_errbuf()[0] = 0;
     EventStore__Client__Users__DetailsReq req = EVENT_STORE__CLIENT__USERS__DETAILS_REQ__INIT;
     EventStore__Client__Users__DetailsReq__Options o = EVENT_STORE__CLIENT__USERS__DETAILS_REQ__OPTIONS__INIT;
     o.login_name = S(login ? login : "");
@@ -195,7 +190,6 @@ int factum_client_user_list(factum_client *c, const char *login,
     if (rc && !l.stopped) rc = user_error(&k, rc);
     if (l.stopped) rc = l.stopped;
     client_call_deinit(&k);
-    client_arena_trim(&c->arena);
-    pthread_mutex_unlock(&c->mu);
+    client_arena_trim(client_tl_arena());
     return rc;
 }
