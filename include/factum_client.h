@@ -23,7 +23,7 @@
  * calls in flight itself: factum_client_append_submit and
  * factum_client_subscribe_submit, whose callbacks factum_client_poll runs.
  * A connection runs at most the server's limit of concurrent calls at once
- * (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS; factumd and KurrentDB: 100); the
+ * (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS; factumd: 100, `--max-concurrent-streams`; KurrentDB: 100); the
  * calls beyond it wait in the client, in order, for a stream to end (their
  * deadlines run meanwhile). Subscriptions hold their stream for their whole
  * life, so spread more than about 90 of them over several clients.

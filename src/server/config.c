@@ -69,6 +69,9 @@ static const opt opts[] = {
     {"chunk-size", "segment-size", T_SIZE, OFF(segment_size), 0, "67108864",
      "log segment size for a new database, in bytes"},
     {"max-connections", NULL, T_SIZE, OFF(max_connections), 0, "10000", "concurrent client connections"},
+    {"max-concurrent-streams", NULL, T_SIZE, OFF(max_streams), 0, "100",
+     "concurrent calls on one connection (HTTP/2 streams: a multiplexing client's subscriptions and calls "
+     "together), 1..100000"},
     {"subscription-live-lag", NULL, T_SIZE, OFF(subscription_live_lag), 0, "10000",
      "a live subscription this many events behind the head falls behind and reads from the log"},
     {"max-client-memory", NULL, T_SIZE, OFF(max_client_memory), 0, "0",
@@ -378,6 +381,10 @@ int srv_config_parse(srv_config *c, int argc, char **argv)
     }
     if (c->request_timeout_ms < 0) {
         fprintf(stderr, "factumd: --request-timeout-ms must be 0 or more\n");
+        return -1;
+    }
+    if (c->max_streams < 1 || c->max_streams > 100000) {
+        fprintf(stderr, "factumd: --max-concurrent-streams must be 1..100000\n");
         return -1;
     }
     if (c->node_port <= 0 || c->node_port > 65535) {

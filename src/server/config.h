@@ -28,6 +28,7 @@ typedef struct srv_config {
     uint64_t max_append_event_size;
     uint64_t segment_size;
     uint64_t max_connections;
+    uint64_t max_streams; /* concurrent calls per connection */
     uint64_t subscription_live_lag; /* events behind the head before a live subscription falls behind */
     uint64_t
         max_client_memory; /* all that clients make the server hold (0: a quarter of RAM, at most 1 GiB) */

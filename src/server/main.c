@@ -265,6 +265,7 @@ int main(int argc, char **argv)
     nc.host = cfg->node_ip;
     nc.port = cfg->node_port;
     nc.max_connections = cfg->max_connections;
+    nc.max_streams = cfg->max_streams;
     nc.max_message = cfg->max_append_event_size + (1u << 20);
     srv_memory_limits(cfg, &nc);
     nc.request_timeout_ms = (unsigned)cfg->request_timeout_ms;

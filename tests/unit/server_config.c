@@ -30,6 +30,16 @@ static void t_defaults_and_flags(void)
     CHECK_RC(parse(&c, 2, bad3), -1);
     const char *bad4[] = {"factumd", "--insecure=maybe"};
     CHECK_RC(parse(&c, 2, bad4), -1);
+    /* concurrent calls per connection: 100 by default, 1..100000 */
+    CHECK_RC(parse(&c, 1, a0), 0);
+    CHECK(c.max_streams == 100);
+    const char *ms[] = {"factumd", "--max-concurrent-streams", "2000"};
+    CHECK_RC(parse(&c, 3, ms), 0);
+    CHECK(c.max_streams == 2000);
+    const char *ms0[] = {"factumd", "--max-concurrent-streams", "0"};
+    CHECK_RC(parse(&c, 3, ms0), -1);
+    const char *msbig[] = {"factumd", "--max-concurrent-streams", "100001"};
+    CHECK_RC(parse(&c, 3, msbig), -1);
 }
 
 static void t_env_and_file(void)
