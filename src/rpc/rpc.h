@@ -120,6 +120,8 @@ typedef struct rpc_ctx {
      * until a commit listener posts a wake-up to the loop (RPC-4). */
     uint64_t sub_live_lag;
     struct rpc_sub *sub_waiting, *sub_waking;
+    struct rpc_sub *sub_waking_tail; /* the last of sub_waking */
+    int sub_wake_more;               /* a continuation of the fan-out is deferred (subscribe.c) */
     struct rpc_sub *sub_all; /* every open subscription (for lag reporting) */
     struct rpc_tail *tail;   /* recent events packed once for live $all subscriptions (tail.c) */
     int sub_listening;

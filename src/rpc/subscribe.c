@@ -15,6 +15,15 @@
  *        subscription's last poll and its entry into the list is not missed:
  *        the listener runs after the commit is visible and its wake-up runs
  *        on the loop, after the handler that parked the subscription.
+ *        The wake-up pumps SUB_WAKE_CHUNK of them and defers the rest to
+ *        the next turn of the loop (net_defer), and so on: between two
+ *        chunks the loop flushes what the last one queued, serves its
+ *        sockets and completes appends, so that a fan-out to thousands of
+ *        subscribers does not hold the writer's next append (and the
+ *        subscribers pumped later take every commit made meanwhile in one
+ *        write). A wake-up while a fan-out is under way adds the newly
+ *        waiting to the end of the list (none is pumped twice ahead of
+ *        another that waits).
  *        A subscription whose client does not read stops polling (its queue
  *        is full, on_writable resumes it): memory stays bounded (NET-2,
  *        SUB-3) and its cursor simply falls behind.
@@ -69,6 +78,7 @@ typedef EventStore__Client__Streams__ReadResp ReadResp;
 #define SUB_STEP  256  /* messages per turn before yielding to the loop (RPC-2) */
 #define SUB_SCAN_STEP 4096 /* events examined per poll: a sparse filter yields after this many (RPC-2) */
 #define SUB_DEFAULT_WINDOW 32
+#define SUB_WAKE_CHUNK 64 /* subscriptions pumped per turn of the loop by a wake-up (RPC-4) */
 
 typedef struct rpc_sub {
     rpc_ctx *ctx;
@@ -105,6 +115,7 @@ static void wait_remove(rpc_sub *s)
 {
     if (!s->waiting) return;
     rpc_sub **head = list_of(s);
+    if (s->waiting == 2 && s->ctx->sub_waking_tail == s) s->ctx->sub_waking_tail = s->wprev;
     if (s->wprev) s->wprev->wnext = s->wnext;
     else *head = s->wnext;
     if (s->wnext) s->wnext->wprev = s->wprev;
@@ -124,20 +135,58 @@ static void wait_add(rpc_sub *s)
 
 static void sub_pump(rpc_sub *s);
 
-void rpc_sub_wake_all(rpc_ctx *ctx)
+static void wake_pump(rpc_ctx *ctx);
+
+static void wake_more(void *arg)
 {
-    /* Move the waiting list aside, then pump each: a pump may park its
-     * subscription again (into sub_waiting) or close others (which unlink
-     * themselves from sub_waking). */
-    ctx->sub_waking = ctx->sub_waiting;
-    ctx->sub_waiting = NULL;
-    for (rpc_sub *s = ctx->sub_waking; s; s = s->wnext)
-        s->waiting = 2;
-    while (ctx->sub_waking) {
+    rpc_ctx *ctx = arg;
+    ctx->sub_wake_more = 0;
+    wake_pump(ctx);
+}
+
+/* Pump the first SUB_WAKE_CHUNK subscriptions of the waking list; the rest
+ * in a later turn of the loop (RPC-4). */
+static void wake_pump(rpc_ctx *ctx)
+{
+    for (int n = 0; ctx->sub_waking && n < SUB_WAKE_CHUNK; n++) {
         rpc_sub *s = ctx->sub_waking;
         wait_remove(s);
         sub_pump(s);
     }
+    if (!ctx->sub_waking || ctx->sub_wake_more) return;
+    if (net_defer(ctx->net, wake_more, ctx) == 0) {
+        ctx->sub_wake_more = 1;
+        return;
+    }
+    while (ctx->sub_waking) { /* out of memory for the continuation: all now */
+        rpc_sub *s = ctx->sub_waking;
+        wait_remove(s);
+        sub_pump(s);
+    }
+}
+
+void rpc_sub_wake_all(rpc_ctx *ctx)
+{
+    /* Move the waiting list to the end of the waking one (which still holds
+     * those a previous wake-up has not reached yet), then pump from its
+     * front: a pump may park its subscription again (into sub_waiting) or
+     * close others (which unlink themselves from sub_waking). */
+    rpc_sub *w = ctx->sub_waiting, *last = NULL;
+    ctx->sub_waiting = NULL;
+    for (rpc_sub *s = w; s; s = s->wnext) {
+        s->waiting = 2;
+        last = s;
+    }
+    if (w) {
+        if (ctx->sub_waking_tail) {
+            ctx->sub_waking_tail->wnext = w;
+            w->wprev = ctx->sub_waking_tail;
+        } else {
+            ctx->sub_waking = w;
+        }
+        ctx->sub_waking_tail = last;
+    }
+    wake_pump(ctx);
 }
 
 void rpc_sub_lag_each(rpc_ctx *ctx, rpc_lag_fn fn, void *arg)

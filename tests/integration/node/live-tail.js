@@ -231,6 +231,23 @@ async function main() {
       return st;
     };
 
+    // A crowd of plain ones (raw gRPC, from the end, no filter): more than
+    // a wake-up pumps in one turn of the loop (SUB_WAKE_CHUNK, RPC-4), so
+    // the fan-out continues over several turns while appends go on.
+    // (Three connections of 50 calls: a connection takes at most 100 calls.)
+    const crowd = [];
+    const crowdClients = [0, 1, 2].map((i) => new proto.event_store.client.streams.Streams(`127.0.0.1:${srv.port}`,
+      grpc.credentials.createInsecure(), { 'factum.test.connection': i }));
+    for (let k = 0; k < 150; k++) {
+      const c = { pos: [], error: null };
+      const options = { read_direction: 'Forwards', resolve_links: false, subscription: {}, all: { end: {} },
+        no_filter: {}, uuid_option: { structured: {} } };
+      c.call = crowdClients[k % 3].Read({ options }, new grpc.Metadata());
+      c.call.on('data', (m) => { if (m.content === 'event') c.pos.push(BigInt(m.event.commit_position)); });
+      c.call.on('error', (e) => { if (e.code !== grpc.status.CANCELLED) c.error = e; });
+      crowd.push(c);
+    }
+    await sleep(300);
     // Subscribers start while appends go on: their switches race commits.
     let writing = true;
     const writer = (async () => { while (writing) { positions.push(await appendSome()); if (rnd() < 0.3) await sleep(1); } })();
@@ -303,6 +320,23 @@ async function main() {
       if (st.f.kind !== 'none') assert.ok(st.cps.length > 0, `${st.desc}: checkpoints came`);
       console.log(`# ${st.desc}: ${st.items.length} events, ${st.cps.length} checkpoints in order`);
     }
+    // The crowd: every position from its first one to the last, once, in order.
+    const allPos = all.false.map((r) => r.commitPosition);
+    await withTimeout((async () => {
+      for (;;) {
+        if (crowd.every((c) => c.error || (c.pos.length && c.pos[c.pos.length - 1] >= head))) return;
+        await sleep(50);
+      }
+    })(), 120000, 'the crowd receives every event');
+    for (const [k, c] of crowd.entries()) {
+      assert.equal(c.error, null, `crowd ${k}: ${c.error}`);
+      const from = allPos.findIndex((p) => p === c.pos[0]);
+      assert.ok(from >= 0, `crowd ${k}: its first position is in $all`);
+      assert.deepEqual(c.pos, allPos.slice(from), `crowd ${k}: every event once, in order`);
+      c.call.cancel();
+    }
+    for (const cc of crowdClients) cc.close();
+    console.log(`# a crowd of ${crowd.length} plain subscribers: each got every event from its first, once, in order`);
     // Phase one's tail: live deliveries were copies, each packing served several.
     const m1a = await metrics(srv.port);
     console.log(`# phase one: tail read ${m1a.factum_subscription_tail_events_total} events, packed ${m1a.factum_subscription_tail_packed_total} messages, sent ${m1a.factum_subscription_tail_copies_total} copies of ${m1a.factum_subscription_events_total} subscription events`);
