@@ -425,8 +425,12 @@ async function main() {
     }
     await client.dispose().catch(() => {});
     streams.close();
-    srv.kill('SIGTERM');
-    await new Promise((r) => srv.on('exit', r));
+    const code = await new Promise((r) => { srv.on('exit', (c) => r(c)); srv.kill('SIGTERM'); });
+    // A clean stop, and nothing from the sanitizers (ASan/UBSan builds).
+    if (code !== 0 || /AddressSanitizer|LeakSanitizer|runtime error/.test(srv.log())) {
+      failed = true;
+      console.error(`factumd stopped with ${code}:\n${srv.log().slice(-4000)}`);
+    }
     fs.rmSync(dir, { recursive: true, force: true });
   }
   process.exit(failed ? 1 : 0);
