@@ -43,7 +43,7 @@
 #include "store/upcast.h"
 #include "sub/sub.h"
 
-#define VARIANTS 4 /* uuid_string x raw */
+#define VARIANTS    4 /* uuid_string x raw */
 #define REFILL_PAGE 64
 
 typedef struct tail_ent {
@@ -54,7 +54,7 @@ typedef struct tail_ent {
 } tail_ent;
 
 struct rpc_tail {
-    tail_ent *ents; /* RPC_TAIL_SLOTS */
+    tail_ent *ents;      /* RPC_TAIL_SLOTS */
     uint64_t first, end; /* TAIL-1 */
     size_t bytes;
     uint64_t upc_gen; /* of the upcast forms held (TAIL-2) */
@@ -78,7 +78,7 @@ static void ent_clear(rpc_tail *t, tail_ent *e, int upcast_only)
         }
         e->msg[v] = NULL;
         e->len[v] = 0;
-        e->uncovered &= (uint8_t)~(1u << v);
+        e->uncovered &= (uint8_t) ~(1u << v);
     }
 }
 
@@ -109,7 +109,8 @@ static void refill(rpc_ctx *ctx, rpc_tail *t)
     uint64_t head = sub_head(ctx->store);
     if (head < t->end) return;
     if (head - t->end + 1 > RPC_TAIL_SLOTS) { /* a gap: start again nearer the head (TAIL-1) */
-        while (t->first < t->end) drop_oldest(t);
+        while (t->first < t->end)
+            drop_oldest(t);
         t->first = t->end = head - RPC_TAIL_SLOTS + 1;
     }
     factum_event page[REFILL_PAGE];
@@ -117,7 +118,8 @@ static void refill(rpc_ctx *ctx, rpc_tail *t)
         size_t n = 0;
         uint64_t nx = 0;
         size_t want = head - t->end + 1 < REFILL_PAGE ? (size_t)(head - t->end + 1) : REFILL_PAGE;
-        if (factum_read_all(ctx->store, t->end, FACTUM_FORWARD, NULL, want, page, want, &n, &nx) || !n) return;
+        if (factum_read_all(ctx->store, t->end, FACTUM_FORWARD, NULL, want, page, want, &n, &nx) || !n)
+            return;
         for (size_t i = 0; i < n; i++) {
             if (page[i].position != t->end) return; /* never: read_all returns every position (TAIL-1) */
             if (t->end - t->first >= RPC_TAIL_SLOTS) drop_oldest(t);
@@ -167,7 +169,8 @@ static int pack(rpc_ctx *ctx, rpc_tail *t, tail_ent *e, int v)
     return 0;
 }
 
-int rpc_tail_frame(rpc_ctx *ctx, uint64_t position, int uuid_string, int raw, const uint8_t **msg, size_t *len)
+int rpc_tail_frame(rpc_ctx *ctx, uint64_t position, int uuid_string, int raw, const uint8_t **msg,
+                   size_t *len)
 {
     rpc_tail *t = ctx->tail;
     if (!t || position < t->first || position >= t->end) return 1;
@@ -175,7 +178,8 @@ int rpc_tail_frame(rpc_ctx *ctx, uint64_t position, int uuid_string, int raw, co
     if (!raw) {
         uint64_t gen = upc_generation(ctx->store);
         if (gen != t->upc_gen) { /* the registry changed: no upcast form holds (TAIL-2) */
-            for (uint64_t p = t->first; p < t->end; p++) ent_clear(t, slot(t, p), 1);
+            for (uint64_t p = t->first; p < t->end; p++)
+                ent_clear(t, slot(t, p), 1);
             t->upc_gen = gen;
         }
     }
@@ -187,7 +191,8 @@ int rpc_tail_frame(rpc_ctx *ctx, uint64_t position, int uuid_string, int raw, co
             return 1;
         }
         /* TAIL-3: make room by dropping the oldest, never this one. */
-        while (t->bytes > RPC_TAIL_MAX_BYTES && t->first < position) drop_oldest(t);
+        while (t->bytes > RPC_TAIL_MAX_BYTES && t->first < position)
+            drop_oldest(t);
     }
     *msg = e->msg[v];
     *len = e->len[v];
@@ -198,7 +203,8 @@ void rpc_tail_free(rpc_ctx *ctx)
 {
     rpc_tail *t = ctx->tail;
     if (!t) return;
-    while (t->first < t->end) drop_oldest(t);
+    while (t->first < t->end)
+        drop_oldest(t);
     factum_upcast_buf_free(t->ub);
     free(t->ents);
     free(t);

@@ -33,7 +33,8 @@ const factum_event *rpc_tail_event(rpc_ctx *ctx, uint64_t position);
  * tail does not cover it (its upcast needs a script, fails, or the message
  * is over RPC_TAIL_MAX_FRAME, or out of memory): the caller reads it from
  * the store. Loop thread only. */
-int rpc_tail_frame(rpc_ctx *ctx, uint64_t position, int uuid_string, int raw, const uint8_t **msg, size_t *len);
+int rpc_tail_frame(rpc_ctx *ctx, uint64_t position, int uuid_string, int raw, const uint8_t **msg,
+                   size_t *len);
 
 /* Free the tail (rpc_deinit; NULL tail: nothing). */
 void rpc_tail_free(rpc_ctx *ctx);

@@ -61,8 +61,10 @@ static int poll_once(factum_sub *sub, recs *v)
     CHECK_RC(rc, 0);
     if (rc) return 0;
     for (size_t i = 0; i < n; i++) {
-        if (it[i].kind == FACTUM_SUB_EVENT) push(v, FACTUM_SUB_EVENT, it[i].event.position);
-        else if (it[i].kind == FACTUM_SUB_CHECKPOINT) push(v, FACTUM_SUB_CHECKPOINT, it[i].position);
+        if (it[i].kind == FACTUM_SUB_EVENT)
+            push(v, FACTUM_SUB_EVENT, it[i].event.position);
+        else if (it[i].kind == FACTUM_SUB_CHECKPOINT)
+            push(v, FACTUM_SUB_CHECKPOINT, it[i].position);
     }
     return n > 0 || factum_sub_pending(sub);
 }
@@ -114,7 +116,8 @@ static void t_cursor_rules(void)
     CHECK(!sub_tail_cursor(sub, &next, &head)); /* catching up: not live */
     factum_sub_item it[16];
     size_t n;
-    while (factum_sub_poll(sub, it, 16, &n, 0) == 0 && (n || factum_sub_pending(sub))) {}
+    while (factum_sub_poll(sub, it, 16, &n, 0) == 0 && (n || factum_sub_pending(sub))) {
+    }
     CHECK(sub_tail_cursor(sub, &next, &head) && next == 11 && head == 10);
     CHECK(sub_tail_advance(sub, 12, 1) == FACTUM_EINVAL); /* not the cursor's next */
     append_random(s, &r, 2);
@@ -154,14 +157,18 @@ static void t_same_as_polling(void)
         REQUIRE(s);
         factum_filter *f = NULL;
         switch (h_below(&r, 4)) {
-        case 0: break;
+        case 0:
+            break;
         case 1: {
             const char *p[] = {"a-"};
             REQUIRE(factum_filter_new(FACTUM_FILTER_STREAM, p, 1, NULL, 0, &f) == 0);
             break;
         }
-        case 2: REQUIRE(factum_filter_new(FACTUM_FILTER_EVENT_TYPE, NULL, 0, "^(Beta|Gamma)$", 0, &f) == 0); break;
-        default: REQUIRE(factum_filter_new(FACTUM_FILTER_EVENT_TYPE, NULL, 0, NULL, 1, &f) == 0); /* no $ */
+        case 2:
+            REQUIRE(factum_filter_new(FACTUM_FILTER_EVENT_TYPE, NULL, 0, "^(Beta|Gamma)$", 0, &f) == 0);
+            break;
+        default:
+            REQUIRE(factum_filter_new(FACTUM_FILTER_EVENT_TYPE, NULL, 0, NULL, 1, &f) == 0); /* no $ */
         }
         factum_sub_options o;
         factum_sub_options_init(&o);
@@ -176,17 +183,24 @@ static void t_same_as_polling(void)
         recs va = {0}, vb = {0};
         for (int step = 0; step < 200; step++) {
             uint64_t what = h_below(&r, 4);
-            if (what == 0) append_random(s, &r, (int)h_below(&r, 8));
-            else if (what == 1) poll_once(b, &vb);
-            else take_like_tail(s, b, f, 1 + h_below(&r, 20), &vb);
+            if (what == 0)
+                append_random(s, &r, (int)h_below(&r, 8));
+            else if (what == 1)
+                poll_once(b, &vb);
+            else
+                take_like_tail(s, b, f, 1 + h_below(&r, 20), &vb);
         }
-        while (poll_once(b, &vb)) {}
-        while (poll_once(a, &va)) {}
+        while (poll_once(b, &vb)) {
+        }
+        while (poll_once(a, &va)) {
+        }
         CHECK(va.n == vb.n);
         int same = va.n == vb.n;
         for (size_t i = 0; same && i < va.n; i++)
             same = va.r[i].kind == vb.r[i].kind && va.r[i].position == vb.r[i].position;
-        if (!same) fprintf(stderr, "round %d: %zu items polling, %zu the tail's way: they differ\n", round, va.n, vb.n);
+        if (!same)
+            fprintf(stderr, "round %d: %zu items polling, %zu the tail's way: they differ\n", round, va.n,
+                    vb.n);
         CHECK(same);
         factum_sub_close(a);
         factum_sub_close(b);
