@@ -109,6 +109,9 @@ const fromClient = (r) => item(r.commitPosition, r.event && { id: r.event.id, ty
 async function main() {
   const dir = fs.mkdtempSync(path.join(process.env.FACTUM_TEST_TMP || os.tmpdir(), 'live-tail-'));
   const srv = await startServer(path.join(dir, 'db'));
+  // However this process ends, the server goes with it.
+  process.on('exit', () => { if (srv.exitCode === null) srv.kill('SIGKILL'); });
+  const bounded = (p) => withTimeout(Promise.resolve(p).catch(() => {}), 5000, 'cleanup').catch(() => {});
   const url = `kurrentdb://127.0.0.1:${srv.port}?tls=false`;
   const client = kurrent.KurrentDBClient.connectionString(url);
   const pkg = loader.loadSync(['kurrentdb/streams.proto'], { includeDirs: [protoRoot], keepCase: true, longs: String, defaults: true, oneofs: true });
@@ -420,12 +423,16 @@ async function main() {
     console.error(`seed ${seed}; server log tail:\n${srv.log().slice(-2000)}`);
   } finally {
     for (const st of subs) {
-      if (st.sub) await st.sub.unsubscribe().catch(() => {});
+      if (st.sub) await bounded(st.sub.unsubscribe());
       if (st.call) st.call.cancel();
     }
-    await client.dispose().catch(() => {});
+    await bounded(client.dispose());
     streams.close();
-    const code = await new Promise((r) => { srv.on('exit', (c) => r(c)); srv.kill('SIGTERM'); });
+    const code = await new Promise((r) => {
+      if (srv.exitCode !== null) return r(srv.exitCode);
+      srv.on('exit', (c) => r(c));
+      srv.kill('SIGTERM');
+    });
     // A clean stop, and nothing from the sanitizers (ASan/UBSan builds).
     if (code !== 0 || /AddressSanitizer|LeakSanitizer|runtime error/.test(srv.log())) {
       failed = true;
