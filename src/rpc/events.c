@@ -133,20 +133,29 @@ void rpc_event_fill(rpc_event_msg *b, const factum_event *ev, int uuid_string)
     b->re.commit_position = ev->position;
 }
 
-int rpc_send_event(rpc_ctx *ctx, net_call *c, const rpc_event_msg *m)
+size_t rpc_event_packed_size(const rpc_event_msg *m)
 {
     size_t inner = rpc_wire_read_event_size(&m->re), hl = 1;
     for (size_t t = inner; t >= 0x80; t >>= 7) hl++;
-    uint8_t *b = rpc_pack_buf(ctx, 1 + hl + inner);
-    if (!b) return -ENOMEM;
-    size_t o = 0;
+    return 1 + hl + inner;
+}
+
+size_t rpc_event_pack(const rpc_event_msg *m, uint8_t *b)
+{
+    size_t inner = rpc_wire_read_event_size(&m->re), o = 0;
     b[o++] = 0x0a; /* ReadResp.event: field 1, length-delimited */
     for (size_t t = inner;; t >>= 7) {
         b[o++] = (uint8_t)((t & 0x7f) | (t >= 0x80 ? 0x80 : 0));
         if (t < 0x80) break;
     }
-    o += rpc_wire_read_event_pack(&m->re, b + o);
-    return rpc_send_buf(ctx, c, o);
+    return o + rpc_wire_read_event_pack(&m->re, b + o);
+}
+
+int rpc_send_event(rpc_ctx *ctx, net_call *c, const rpc_event_msg *m)
+{
+    uint8_t *b = rpc_pack_buf(ctx, rpc_event_packed_size(m));
+    if (!b) return -ENOMEM;
+    return rpc_send_buf(ctx, c, rpc_event_pack(m, b));
 }
 
 void rpc_event_fill_resolved(rpc_event_msg *b, const factum_event *event, const factum_event *link, int uuid_string)

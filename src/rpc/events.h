@@ -59,6 +59,11 @@ void rpc_event_init(rpc_event_msg *m);
 /* Send m (a ReadResp carrying m->re) on c, packed by hand (wire.h, WIRE-4:
  * the bytes protobuf-c would write). As rpc_send: 0, -EAGAIN, -errno. */
 int rpc_send_event(rpc_ctx *ctx, net_call *c, const rpc_event_msg *m);
+/* The same bytes into memory of the caller's: rpc_event_packed_size bytes
+ * at out (rpc_event_pack returns how many it wrote: as many). The shared
+ * tail (tail.c) packs an event once this way for all its subscribers. */
+size_t rpc_event_packed_size(const rpc_event_msg *m);
+size_t rpc_event_pack(const rpc_event_msg *m, uint8_t *out);
 /* A plain event. */
 void rpc_event_fill(rpc_event_msg *m, const factum_event *ev, int uuid_string);
 /* As KurrentDB with resolve_links: event is the link's target and link the

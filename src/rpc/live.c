@@ -13,6 +13,7 @@
 #include "rpc/persistent.h"
 #include "rpc/rpc.h"
 #include "rpc/subscribe.h"
+#include "rpc/tail.h"
 
 /* On the loop: at most one of these is queued (sub_wake_posted). The flag
  * is cleared first, so a commit during the pumps posts another wake-up. */
@@ -55,6 +56,7 @@ void rpc_deinit(rpc_ctx *ctx)
     rpc_upjob_stop(ctx);
     factum_upcast_buf_free(ctx->upcast_buf);
     ctx->upcast_buf = NULL;
+    rpc_tail_free(ctx);
     if (ctx->sub_listening) factum_commit_listener_remove(ctx->store, on_commit, ctx);
     ctx->sub_listening = 0;
 }

@@ -64,6 +64,9 @@ typedef struct rpc_stats {
     uint64_t calls_unimplemented;
     uint64_t upcast_failures; /* reads ended by an upcaster that failed (events.c) */
     uint64_t subs_active, subs_total, sub_events, sub_caught_up, sub_fell_behind, sub_checkpoints;
+    /* The shared tail (tail.c): events read into it, messages packed, messages
+     * sent from it (of sub_events), packed bytes it holds now. */
+    uint64_t sub_tail_read, sub_tail_packed, sub_tail_copies, sub_tail_bytes;
 } rpc_stats;
 
 struct rpc_sub;
@@ -117,7 +120,10 @@ typedef struct rpc_ctx {
      * until a commit listener posts a wake-up to the loop (RPC-4). */
     uint64_t sub_live_lag;
     struct rpc_sub *sub_waiting, *sub_waking;
+    struct rpc_sub *sub_waking_tail; /* the last of sub_waking */
+    int sub_wake_more;               /* a continuation of the fan-out is deferred (subscribe.c) */
     struct rpc_sub *sub_all; /* every open subscription (for lag reporting) */
+    struct rpc_tail *tail;   /* recent events packed once for live $all subscriptions (tail.c) */
     int sub_listening;
     _Atomic int sub_wake_posted;
     struct ps_reg *ps; /* consumer groups (persistent_group.c) */

@@ -15,6 +15,15 @@
  *        subscription's last poll and its entry into the list is not missed:
  *        the listener runs after the commit is visible and its wake-up runs
  *        on the loop, after the handler that parked the subscription.
+ *        The wake-up pumps SUB_WAKE_CHUNK of them and defers the rest to
+ *        the next turn of the loop (net_defer), and so on: between two
+ *        chunks the loop flushes what the last one queued, serves its
+ *        sockets and completes appends, so that a fan-out to thousands of
+ *        subscribers does not hold the writer's next append (and the
+ *        subscribers pumped later take every commit made meanwhile in one
+ *        write). A wake-up while a fan-out is under way adds the newly
+ *        waiting to the end of the list (none is pumped twice ahead of
+ *        another that waits).
  *        A subscription whose client does not read stops polling (its queue
  *        is full, on_writable resumes it): memory stays bounded (NET-2,
  *        SUB-3) and its cursor simply falls behind.
@@ -33,6 +42,18 @@
  *        change's commit may have run before the change was in force.
  *        A resolved link whose target the subscriber may not read is sent
  *        as a link whose target is gone.
+ * RPC-7  A live $all subscription takes its events from the shared tail
+ *        (tail.c, ADR 0021) while it can: at its cursor's next position
+ *        (sub_tail_cursor: live, not more than live_lag behind) it filters
+ *        the tail's event, copies the tail's packed message when it
+ *        matches, and only then advances the cursor past it
+ *        (sub_tail_advance), sending a checkpoint where one falls due: the
+ *        same items in the same order as polling (SUB-1, SUB-5). Where the
+ *        tail cannot serve (the position left the ring or is not in it yet,
+ *        a link to resolve, an upcast that needs a script or fails, a
+ *        filter error) it polls the store from the same cursor, as before;
+ *        with its queue full it stops like any send (RPC-4) and holds
+ *        nothing in the tail (TAIL-3).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -47,6 +68,8 @@
 #include "net/grpc.h"
 #include "rpc/events.h"
 #include "rpc/subscribe.h"
+#include "rpc/tail.h"
+#include "sub/sub.h"
 
 typedef EventStore__Client__Streams__ReadReq__Options ReadOpts;
 typedef EventStore__Client__Streams__ReadResp ReadResp;
@@ -55,6 +78,7 @@ typedef EventStore__Client__Streams__ReadResp ReadResp;
 #define SUB_STEP  256  /* messages per turn before yielding to the loop (RPC-2) */
 #define SUB_SCAN_STEP 4096 /* events examined per poll: a sparse filter yields after this many (RPC-2) */
 #define SUB_DEFAULT_WINDOW 32
+#define SUB_WAKE_CHUNK 64 /* subscriptions pumped per turn of the loop by a wake-up (RPC-4) */
 
 typedef struct rpc_sub {
     rpc_ctx *ctx;
@@ -64,6 +88,7 @@ typedef struct rpc_sub {
     char *stream; /* NULL: $all */
     int uuid_string;
     int raw; /* events as stored (rpc_wants_raw) */
+    int resolve; /* resolve_links: a link is not taken from the tail (TAIL-2) */
     int waiting; /* 1: in ctx->sub_waiting, 2: in ctx->sub_waking */
     int posted;  /* a continuation is queued */
     int closed; /* the call closed while a continuation was queued */
@@ -90,6 +115,7 @@ static void wait_remove(rpc_sub *s)
 {
     if (!s->waiting) return;
     rpc_sub **head = list_of(s);
+    if (s->waiting == 2 && s->ctx->sub_waking_tail == s) s->ctx->sub_waking_tail = s->wprev;
     if (s->wprev) s->wprev->wnext = s->wnext;
     else *head = s->wnext;
     if (s->wnext) s->wnext->wprev = s->wprev;
@@ -109,20 +135,58 @@ static void wait_add(rpc_sub *s)
 
 static void sub_pump(rpc_sub *s);
 
-void rpc_sub_wake_all(rpc_ctx *ctx)
+static void wake_pump(rpc_ctx *ctx);
+
+static void wake_more(void *arg)
 {
-    /* Move the waiting list aside, then pump each: a pump may park its
-     * subscription again (into sub_waiting) or close others (which unlink
-     * themselves from sub_waking). */
-    ctx->sub_waking = ctx->sub_waiting;
-    ctx->sub_waiting = NULL;
-    for (rpc_sub *s = ctx->sub_waking; s; s = s->wnext)
-        s->waiting = 2;
-    while (ctx->sub_waking) {
+    rpc_ctx *ctx = arg;
+    ctx->sub_wake_more = 0;
+    wake_pump(ctx);
+}
+
+/* Pump the first SUB_WAKE_CHUNK subscriptions of the waking list; the rest
+ * in a later turn of the loop (RPC-4). */
+static void wake_pump(rpc_ctx *ctx)
+{
+    for (int n = 0; ctx->sub_waking && n < SUB_WAKE_CHUNK; n++) {
         rpc_sub *s = ctx->sub_waking;
         wait_remove(s);
         sub_pump(s);
     }
+    if (!ctx->sub_waking || ctx->sub_wake_more) return;
+    if (net_defer(ctx->net, wake_more, ctx) == 0) {
+        ctx->sub_wake_more = 1;
+        return;
+    }
+    while (ctx->sub_waking) { /* out of memory for the continuation: all now */
+        rpc_sub *s = ctx->sub_waking;
+        wait_remove(s);
+        sub_pump(s);
+    }
+}
+
+void rpc_sub_wake_all(rpc_ctx *ctx)
+{
+    /* Move the waiting list to the end of the waking one (which still holds
+     * those a previous wake-up has not reached yet), then pump from its
+     * front: a pump may park its subscription again (into sub_waiting) or
+     * close others (which unlink themselves from sub_waking). */
+    rpc_sub *w = ctx->sub_waiting, *last = NULL;
+    ctx->sub_waiting = NULL;
+    for (rpc_sub *s = w; s; s = s->wnext) {
+        s->waiting = 2;
+        last = s;
+    }
+    if (w) {
+        if (ctx->sub_waking_tail) {
+            ctx->sub_waking_tail->wnext = w;
+            w->wprev = ctx->sub_waking_tail;
+        } else {
+            ctx->sub_waking = w;
+        }
+        ctx->sub_waking_tail = last;
+    }
+    wake_pump(ctx);
 }
 
 void rpc_sub_lag_each(rpc_ctx *ctx, rpc_lag_fn fn, void *arg)
@@ -255,6 +319,60 @@ static int send_item(rpc_sub *s, const factum_sub_item *it)
     return rc ? -1 : 0;
 }
 
+
+/* ---- from the shared tail (RPC-7) -------------------------------------- */
+
+#define TAIL_AT_HEAD 1 /* everything committed was examined: wait (RPC-4) */
+#define TAIL_YIELD   2 /* a step's worth done (RPC-2) */
+#define TAIL_ITEMS   3 /* a checkpoint is due: it waits in items[] */
+#define TAIL_POLL    0 /* the tail cannot serve the next position: poll */
+
+static int is_link(const factum_event *ev)
+{
+    return ev->type_len == 2 && memcmp(ev->type, FACTUM_LINK_TYPE, 2) == 0;
+}
+
+/* One of the TAIL_ codes, -EAGAIN (queue full, nothing lost: the cursor
+ * stays on the event not sent) or -1 (the call is over). */
+static int tail_take(rpc_sub *s, int *sent)
+{
+    rpc_ctx *ctx = s->ctx;
+    uint64_t next, head;
+    if (s->stream || !sub_tail_cursor(s->sub, &next, &head)) return TAIL_POLL;
+    for (int examined = 0;; examined++) {
+        if (next > head) return TAIL_AT_HEAD;
+        if (*sent >= SUB_STEP || examined >= SUB_SCAN_STEP) return TAIL_YIELD;
+        const factum_event *ev = rpc_tail_event(ctx, next);
+        if (!ev) return TAIL_POLL;
+        int m = s->filter ? factum_filter_match(s->filter, ev) : 1;
+        if (m < 0) return TAIL_POLL; /* the poll reports it */
+        if (m) {
+            const uint8_t *msg;
+            size_t len;
+            if (s->resolve && is_link(ev)) return TAIL_POLL;
+            if (rpc_tail_frame(ctx, next, s->uuid_string, s->raw, &msg, &len)) return TAIL_POLL;
+            int rc = net_call_send(s->c, msg, len);
+            if (rc == -EAGAIN) return rc;
+            if (rc) return -1;
+            ctx->st.sub_tail_copies++;
+            ctx->st.sub_events++;
+            ctx->st.read_bytes += ev->data_len + ev->metadata_len;
+            (*sent)++;
+        }
+        int due = sub_tail_advance(s->sub, next, m);
+        if (due < 0) return TAIL_POLL; /* never: next is the cursor's */
+        if (due) {
+            memset(&s->items[0], 0, sizeof s->items[0]);
+            s->items[0].kind = FACTUM_SUB_CHECKPOINT;
+            s->items[0].position = next;
+            s->i = 0;
+            s->n = 1;
+            return TAIL_ITEMS;
+        }
+        next++;
+    }
+}
+
 /* ---- the pump ---------------------------------------------------------- */
 
 static void sub_destroy(rpc_sub *s)
@@ -322,6 +440,21 @@ static void sub_pump(rpc_sub *s)
         rpc_upjob_release(s->upj); /* the items it upcast are sent */
         s->upj = NULL;
         if (sent >= SUB_STEP || polls >= 4) goto yield;
+        int t = tail_take(s, &sent);
+        if (t == TAIL_ITEMS) continue;
+        if (t == TAIL_YIELD) goto yield;
+        if (t == TAIL_AT_HEAD) {
+            wait_add(s);
+            return;
+        }
+        if (t == -EAGAIN) {
+            net_call_want_writable(s->c); /* on_writable resumes (RPC-4) */
+            return;
+        }
+        if (t < 0) {
+            if (!net_call_done(s->c)) rpc_fail(s->c, GRPC_RESOURCE_EXHAUSTED, "out of memory", NULL, NULL);
+            return;
+        }
         polls++;
         size_t n = 0;
         int rc = factum_sub_poll(s->sub, s->items, SUB_ITEMS, &n, 0);
@@ -406,6 +539,7 @@ rpc_sub *rpc_sub_start(rpc_ctx *ctx, net_call *c, const ReadOpts *o)
     so.live_lag = ctx->sub_live_lag ? ctx->sub_live_lag : 10000;
     so.max_scan = SUB_SCAN_STEP;
     so.resolve_links = o->resolve_links;
+    s->resolve = o->resolve_links;
     if (is_stream) {
         const EventStore__Client__StreamIdentifier *id = o->stream->stream_identifier;
         if (!id || factum_check_stream_name((const char *)id->stream_name.data, id->stream_name.len)) {

@@ -399,6 +399,14 @@ static void metrics(srv_state *st, net_http_resp *r)
            (double)rs->sub_fell_behind);
     metric(b, "factum_subscription_checkpoints_total", "counter",
            "Checkpoints sent to filtered subscriptions.", (double)rs->sub_checkpoints);
+    metric(b, "factum_subscription_tail_events_total", "counter",
+           "Events read once into the shared tail of live $all subscriptions.", (double)rs->sub_tail_read);
+    metric(b, "factum_subscription_tail_packed_total", "counter",
+           "Event messages packed by the shared tail (once per event and variant).", (double)rs->sub_tail_packed);
+    metric(b, "factum_subscription_tail_copies_total", "counter",
+           "Events sent to subscriptions as copies of the shared tail's messages.", (double)rs->sub_tail_copies);
+    metric(b, "factum_subscription_tail_bytes", "gauge", "Packed message bytes held by the shared tail.",
+           (double)rs->sub_tail_bytes);
     metric(b, "factum_connections", "gauge", "Open client connections.", (double)ns.connections);
     metric(b, "factum_connections_total", "counter", "Client connections accepted.",
            (double)ns.connections_total);

@@ -33,6 +33,7 @@
 #include <string.h>
 
 #include "store/store_int.h"
+#include "sub/sub.h"
 
 #define SUB_PAGE       64
 #define SUB_SCAN_ROUND 4096   /* events examined per read of a filtered $all */
@@ -348,4 +349,33 @@ int factum_sub_get_status(factum_sub *sub, factum_sub_status *st)
     int64_t age = base_now_ns() - ev.timestamp_ns;
     st->lag_ns = age > 0 ? age : 0;
     return 0;
+}
+
+/* ---- the shared tail's view (sub.h) -------------------------------------- */
+
+uint64_t sub_head(factum_store *s)
+{
+    return atomic_load_explicit(&s->committed_pos, memory_order_acquire);
+}
+
+int sub_tail_cursor(const factum_sub *sub, uint64_t *next, uint64_t *head)
+{
+    if (!sub || sub->stream || !sub->live || sub->error || sub->ub) return 0;
+    uint64_t h = sub_head(sub->s);
+    uint64_t lag = h >= sub->next ? h - sub->next + 1 : 0;
+    if (lag > sub->live_lag) return 0; /* the poll reports FELL_BEHIND (SUB-4) */
+    *next = sub->next;
+    *head = h;
+    return 1;
+}
+
+int sub_tail_advance(factum_sub *sub, uint64_t position, int delivered)
+{
+    if (!sub || sub->stream || position != sub->next) return FACTUM_EINVAL;
+    sub->next = position + 1;
+    sub->position = position;
+    sub->delivered += delivered ? 1 : 0;
+    if (!sub->ckpt_interval || ++sub->since_ckpt < sub->ckpt_interval) return 0;
+    sub->since_ckpt = 0;
+    return 1;
 }
