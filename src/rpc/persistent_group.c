@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "auth/pool.h"
 #include "base/json.h"
 #include "net/grpc.h"
 #include "rpc/events.h"
@@ -532,53 +533,165 @@ static void fill_main(ps_group *g)
     }
 }
 
-/* Read replayed parked messages into lane 1 (PS-4). */
+/* A page of parked messages to replay, read on the reader pool (rdjob.c;
+ * always: parked messages are old, their events scattered through the
+ * log, RDJ-1) or, with --cold-reads never, on the loop. The job owns
+ * what it reads (the parked stream's name, the page, the events the links
+ * lead to: pointers into the mapped log); the group only points at it and
+ * lets go of it when it is freed (then the job frees itself when done,
+ * RDJ-4). */
+typedef struct parked_item {
+    factum_event link;   /* the entry of the parked stream */
+    int gone;            /* the parked event is gone: nothing to replay */
+    int linked, resolved; /* resolve_links: orig is a link; it led to target */
+    factum_event orig, target;
+} parked_item;
+
+typedef struct parked_job {
+    auth_job job; /* first: the pool's */
+    ps_group *g;  /* NULL: released */
+    factum_store *store;
+    char *ps;
+    uint64_t from, end;
+    size_t want, n;
+    int resolve_links, running, rc;
+    uint64_t nx;
+    parked_item it[64];
+} parked_job;
+
+static void parked_read(parked_job *j)
+{
+    factum_event page[64];
+    j->n = 0;
+    j->rc = factum_read_stream(j->store, j->ps, j->from, FACTUM_FORWARD, page, j->want, &j->n, &j->nx);
+    if (j->rc) j->n = 0;
+    for (size_t i = 0; i < j->n; i++) {
+        parked_item *x = &j->it[i];
+        memset(x, 0, sizeof *x);
+        x->link = page[i];
+        if (page[i].version >= j->end) {
+            j->n = i + 1;
+            break;
+        }
+        if (factum_resolve_link(j->store, &page[i], &x->orig)) {
+            x->gone = 1;
+            continue;
+        }
+        x->linked = j->resolve_links && x->orig.type_len == 2 && !memcmp(x->orig.type, FACTUM_LINK_TYPE, 2);
+        if (x->linked && factum_resolve_link(j->store, &x->orig, &x->target) == 0) x->resolved = 1;
+    }
+}
+
+static void parked_job_free(parked_job *j)
+{
+    free(j->ps);
+    free(j);
+}
+
+/* Turn the page j read into lane 1's messages (PS-4). */
+static void parked_apply(ps_group *g, parked_job *j)
+{
+    ps_lane *l = &g->lane[1];
+    if (g->replay_next != j->from) return; /* moved meanwhile (a truncation): read again from there */
+    if (j->rc || !j->n) {
+        g->replay_next = g->replay_end;
+        return;
+    }
+    for (size_t i = 0; i < j->n && g->replay_next < g->replay_end; i++) {
+        parked_item *x = &j->it[i];
+        g->replay_next = x->link.version + 1;
+        if (x->link.version >= g->replay_end) {
+            g->replay_next = g->replay_end;
+            break;
+        }
+        ps_msg *m = lane_push(l);
+        if (!m) break;
+        m->lane = 1;
+        m->pos = x->link.version;
+        if (x->gone) {
+            m->state = M_DONE;
+            continue;
+        }
+        if (x->resolved) fill_msg(g, m, &x->target, &x->orig, 0);
+        else fill_msg(g, m, &x->orig, NULL, x->linked);
+        q_push(&g->retry_q, m);
+    }
+    if (j->nx == FACTUM_END) g->replay_next = g->replay_end;
+}
+
+static void parked_work(auth_job *aj)
+{
+    parked_read((parked_job *)aj);
+}
+
+/* On the loop (RDJ-4). */
+static void parked_done(auth_job *aj)
+{
+    parked_job *j = (parked_job *)aj;
+    j->running = 0;
+    ps_group *g = j->g;
+    if (!g) {
+        parked_job_free(j);
+        return;
+    }
+    if (!aj->cancelled) {
+        parked_apply(g, j);
+        lane_advance(&g->lane[1]);
+        maybe_truncate_parked(g);
+    }
+    g->pj = NULL;
+    parked_job_free(j);
+    if (!aj->cancelled && !g->dying) rpc_ps_group_pump(g);
+}
+
+static void parked_release(ps_group *g)
+{
+    parked_job *j = g->pj;
+    g->pj = NULL;
+    if (!j) return;
+    if (j->running) j->g = NULL; /* parked_done frees it */
+    else parked_job_free(j);
+}
+
+/* Read replayed parked messages into lane 1 (PS-4): a page at a time, on
+ * the reader pool (RDJ-1). */
 static void fill_parked(ps_group *g)
 {
     ps_lane *l = &g->lane[1];
-    if (g->replay_next >= g->replay_end) return;
-    char *ps = sys_stream(g, "-parked");
-    if (!ps) return;
-    factum_event page[64];
-    while (g->replay_next < g->replay_end && l->cap - l->n > 0) {
-        size_t want = l->cap - l->n < 64 ? l->cap - l->n : 64, n = 0;
-        uint64_t nx;
-        int rc = factum_read_stream(g->ctx->store, ps, g->replay_next, FACTUM_FORWARD, page, want, &n, &nx);
-        if (rc || !n) {
-            g->replay_next = g->replay_end;
-            break;
-        }
-        for (size_t i = 0; i < n && g->replay_next < g->replay_end; i++) {
-            g->replay_next = page[i].version + 1;
-            if (page[i].version >= g->replay_end) {
-                g->replay_next = g->replay_end;
-                break;
-            }
-            factum_event orig;
-            ps_msg *m = lane_push(l);
-            if (!m) break;
-            m->lane = 1;
-            m->pos = page[i].version;
-            if (factum_resolve_link(g->ctx->store, &page[i], &orig)) {
-                m->state = M_DONE; /* the parked event is gone: nothing to replay */
-                continue;
-            }
-            factum_event target;
-            int linked = g->set.resolve_links && orig.type_len == 2 && !memcmp(orig.type, FACTUM_LINK_TYPE, 2);
-            if (linked && factum_resolve_link(g->ctx->store, &orig, &target) == 0)
-                fill_msg(g, m, &target, &orig, 0);
-            else
-                fill_msg(g, m, &orig, NULL, linked);
-            q_push(&g->retry_q, m);
-        }
-        if (nx == FACTUM_END) {
-            g->replay_next = g->replay_end;
-            break;
-        }
+    if (g->pj || g->replay_next >= g->replay_end || l->cap - l->n == 0) return;
+    parked_job *j = calloc(1, sizeof *j);
+    if (!j || !(j->ps = sys_stream(g, "-parked"))) {
+        free(j);
+        return; /* the tick pumps again */
     }
-    lane_advance(l);
-    maybe_truncate_parked(g);
-    free(ps);
+    j->g = g;
+    j->store = g->ctx->store;
+    j->from = g->replay_next;
+    j->end = g->replay_end;
+    j->want = l->cap - l->n < 64 ? l->cap - l->n : 64;
+    j->resolve_links = g->set.resolve_links;
+    if (g->ctx->cold_reads == RPC_COLD_NEVER) {
+        /* As before the pool: on the loop, page after page while there is room. */
+        while (g->replay_next < g->replay_end && l->cap - l->n > 0) {
+            j->from = g->replay_next;
+            j->want = l->cap - l->n < 64 ? l->cap - l->n : 64;
+            parked_read(j);
+            parked_apply(g, j);
+            if (!j->n || j->rc) break;
+        }
+        lane_advance(l);
+        maybe_truncate_parked(g);
+        parked_job_free(j);
+        return;
+    }
+    j->job.work = parked_work;
+    j->job.done = parked_done;
+    j->running = 1;
+    g->pj = j;
+    if (rpc_rdjob_submit(g->ctx, &j->job)) {
+        g->pj = NULL; /* the pool is full: the tick pumps again */
+        parked_job_free(j);
+    }
 }
 
 /* ---- dispatch ---------------------------------------------------------------- */
@@ -804,6 +917,7 @@ void rpc_ps_group_free(ps_group *g)
     g->dying = 1;
     rpc_upjob_release(g->upj);
     g->upj = NULL;
+    parked_release(g);
     while (g->consumers)
         rpc_ps_consumer_drop(g->consumers, -1, NULL, NULL);
     factum_sub_close(g->cur);
