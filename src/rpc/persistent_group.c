@@ -491,10 +491,79 @@ static void fill_msg(ps_group *g, ps_msg *m, const factum_event *ev, const factu
     }
 }
 
+/* A poll of the group's cursor on the reader pool (rdjob.c): its pages
+ * were not known to be in memory (RDJ-1). The job owns its items; while it
+ * runs nothing else touches g->cur (RDJ-2); a group freed meanwhile hands
+ * the cursor to the job, which closes it when done (RDJ-4). */
+typedef struct main_job {
+    auth_job job; /* first: the pool's */
+    ps_group *g;  /* NULL: released */
+    factum_sub *cur;
+    size_t cap, n;
+    int rc;
+    factum_sub_item it[POLL_ITEMS];
+} main_job;
+
+/* The cursor's answer: messages into lane 0, or the group stops. 0 go on,
+ * 1 stop filling now. */
+static int main_took(ps_group *g, int rc, const factum_sub_item *it, size_t n)
+{
+    ps_lane *l = &g->lane[0];
+    if (rc) {
+        /* The group stops here (GetInfo says Dropped), e.g. a filter
+         * whose regular expression hit its match limits (FLT-2). */
+        g->cur_error = rc;
+        if (g->ctx->log_fn) {
+            char line[512];
+            snprintf(line, sizeof line, "consumer group %s of %s stopped reading: %s", g->name,
+                     g->stream ? g->stream : "$all", factum_strerror(rc));
+            g->ctx->log_fn(g->ctx->log_ctx, FACTUM_LOG_ERROR, line);
+        }
+        return 1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (it[i].kind != FACTUM_SUB_EVENT) continue;
+        ps_msg *m = lane_push(l);
+        if (!m) return 1; /* cannot happen: room was checked */
+        fill_msg(g, m, &it[i].event, it[i].has_link ? &it[i].link : NULL, it[i].unresolved);
+        m->lane = 0;
+        m->pos = it[i].position;
+        g->last_known = m->pos;
+        g->have_known = 1;
+        q_push(&g->new_q, m);
+    }
+    if (!n && !factum_sub_pending(g->cur)) return 1; /* at the head: the commit listener wakes us */
+    return 0;
+}
+
+static void main_work(auth_job *aj)
+{
+    main_job *j = (main_job *)aj;
+    factum_sub_set_nowait(j->cur, 0);
+    j->n = 0;
+    j->rc = factum_sub_poll(j->cur, j->it, j->cap, &j->n, 0);
+}
+
+/* On the loop (RDJ-4). */
+static void main_done(auth_job *aj)
+{
+    main_job *j = (main_job *)aj;
+    ps_group *g = j->g;
+    if (!g) {
+        factum_sub_close(j->cur);
+        free(j);
+        return;
+    }
+    g->mj = NULL;
+    if (!aj->cancelled) main_took(g, j->rc, j->it, j->n);
+    free(j);
+    if (!aj->cancelled && !g->dying) rpc_ps_group_pump(g);
+}
+
 static void fill_main(ps_group *g)
 {
     ps_lane *l = &g->lane[0];
-    if (!g->cur || g->cur_error) return;
+    if (!g->cur || g->cur_error || g->mj) return;
     factum_sub_item it[POLL_ITEMS];
     /* At most 4 polls of up to GROUP_SCAN events examined (a sparse filter
      * may match none): the pump continues from the loop (RPC-2). */
@@ -505,31 +574,27 @@ static void fill_main(ps_group *g)
         if (cap > (size_t)g->set.read_batch_size + 2 && g->n_consumers == 0) cap = (size_t)g->set.read_batch_size + 2;
         if (cap < 4) cap = 4; /* factum_sub_poll's minimum (room >= 2 was checked: at most room events come) */
         size_t n = 0;
-        int rc = factum_sub_poll(g->cur, it, cap, &n, 0);
-        if (rc) {
-            /* The group stops here (GetInfo says Dropped), e.g. a filter
-             * whose regular expression hit its match limits (FLT-2). */
-            g->cur_error = rc;
-            if (g->ctx->log_fn) {
-                char line[512];
-                snprintf(line, sizeof line, "consumer group %s of %s stopped reading: %s", g->name,
-                         g->stream ? g->stream : "$all", factum_strerror(rc));
-                g->ctx->log_fn(g->ctx->log_ctx, FACTUM_LOG_ERROR, line);
+        int rc = -EWOULDBLOCK;
+        if (!rpc_read_off_loop(g->ctx)) {
+            factum_sub_set_nowait(g->cur, rpc_read_nowait(g->ctx) != 0);
+            rc = factum_sub_poll(g->cur, it, cap, &n, 0);
+        }
+        if (rc == -EWOULDBLOCK) { /* pages not known in memory: the reader pool polls (RDJ-1) */
+            main_job *j = calloc(1, sizeof *j);
+            if (!j) return; /* the tick pumps again */
+            j->g = g;
+            j->cur = g->cur;
+            j->cap = cap;
+            j->job.work = main_work;
+            j->job.done = main_done;
+            g->mj = j;
+            if (rpc_rdjob_submit(g->ctx, &j->job)) {
+                g->mj = NULL; /* the pool is full: the tick pumps again */
+                free(j);
             }
             return;
         }
-        for (size_t i = 0; i < n; i++) {
-            if (it[i].kind != FACTUM_SUB_EVENT) continue;
-            ps_msg *m = lane_push(l);
-            if (!m) return; /* cannot happen: room was checked */
-            fill_msg(g, m, &it[i].event, it[i].has_link ? &it[i].link : NULL, it[i].unresolved);
-            m->lane = 0;
-            m->pos = it[i].position;
-            g->last_known = m->pos;
-            g->have_known = 1;
-            q_push(&g->new_q, m);
-        }
-        if (!n && !factum_sub_pending(g->cur)) return; /* at the head: the commit listener wakes us */
+        if (main_took(g, rc, it, n)) return;
     }
 }
 
@@ -874,7 +939,7 @@ void rpc_ps_group_pump(ps_group *g)
     }
     /* The scan budget ran out far from the head with room in the lane: go
      * on after the other clients had their turn (RPC-2). */
-    if (g->cur && !g->cur_error && !g->pump_posted && g->lane[0].cap - g->lane[0].n >= 2 &&
+    if (g->cur && !g->cur_error && !g->mj && !g->pump_posted && g->lane[0].cap - g->lane[0].n >= 2 &&
         factum_sub_pending(g->cur)) {
         pump_later *p = malloc(sizeof *p);
         if (!p) return; /* the tick pumps again */
@@ -918,6 +983,11 @@ void rpc_ps_group_free(ps_group *g)
     rpc_upjob_release(g->upj);
     g->upj = NULL;
     parked_release(g);
+    if (g->mj) { /* a reader thread polls the cursor: it closes it when done (RDJ-4) */
+        g->mj->g = NULL;
+        g->mj = NULL;
+        g->cur = NULL;
+    }
     while (g->consumers)
         rpc_ps_consumer_drop(g->consumers, -1, NULL, NULL);
     factum_sub_close(g->cur);
