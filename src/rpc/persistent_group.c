@@ -555,9 +555,10 @@ static void main_done(auth_job *aj)
         return;
     }
     g->mj = NULL;
-    if (!aj->cancelled) main_took(g, j->rc, j->it, j->n);
+    int cancelled = rpc_rdjob_gone(g->ctx, aj);
+    if (!cancelled) main_took(g, j->rc, j->it, j->n);
     free(j);
-    if (!aj->cancelled && !g->dying) rpc_ps_group_pump(g);
+    if (!cancelled && !g->dying) rpc_ps_group_pump(g);
 }
 
 static void fill_main(ps_group *g)
@@ -699,14 +700,15 @@ static void parked_done(auth_job *aj)
         parked_job_free(j);
         return;
     }
-    if (!aj->cancelled) {
+    int cancelled = rpc_rdjob_gone(g->ctx, aj);
+    if (!cancelled) {
         parked_apply(g, j);
         lane_advance(&g->lane[1]);
         maybe_truncate_parked(g);
     }
     g->pj = NULL;
     parked_job_free(j);
-    if (!aj->cancelled && !g->dying) rpc_ps_group_pump(g);
+    if (!cancelled && !g->dying) rpc_ps_group_pump(g);
 }
 
 static void parked_release(ps_group *g)

@@ -32,7 +32,9 @@
  *  RDJ-4  An owner whose call ends while its job runs is not freed until
  *         the job's done ran on the loop (it frees it then): the job never
  *         writes into freed memory and nothing leaks. At shutdown waiting
- *         jobs are done with cancelled set (POOL-2).
+ *         jobs are done with cancelled set (POOL-2), and dones that run
+ *         after rpc_rdjob_stop (net_server_free runs them once the store is
+ *         closed) only free (rpc_rdjob_gone).
  */
 #include <errno.h>
 
@@ -78,8 +80,14 @@ void rpc_rdjob_refused(net_call *c, int rc)
         rpc_fail(c, GRPC_RESOURCE_EXHAUSTED, "out of memory", NULL, NULL);
 }
 
+int rpc_rdjob_gone(const rpc_ctx *ctx, const auth_job *j)
+{
+    return j->cancelled || ctx->rd_stopped;
+}
+
 void rpc_rdjob_stop(rpc_ctx *ctx)
 {
+    ctx->rd_stopped = 1;
     auth_pool_free(ctx->rd_pool); /* running jobs finish; waiting ones are done cancelled (RDJ-4) */
     ctx->rd_pool = NULL;
 }

@@ -118,6 +118,7 @@ typedef struct rpc_ctx {
     struct auth_pool *rd_pool;
     unsigned reader_threads; /* --reader-threads (0: 2) */
     int cold_reads;          /* --cold-reads: RPC_COLD_DETECT, _ALWAYS or _NEVER */
+    int rd_stopped;          /* rpc_rdjob_stop ran: jobs' dones only free (the store may be closed) */
     size_t pack_cap;
     /* Subscriptions (subscribe.c): those at the head wait in sub_waiting
      * until a commit listener posts a wake-up to the loop (RPC-4). */
@@ -177,8 +178,12 @@ int rpc_rdjob_submit(rpc_ctx *ctx, struct auth_job *j);
 /* Fail c after rpc_rdjob_submit refused (-EAGAIN: UNAVAILABLE). */
 void rpc_rdjob_refused(net_call *c, int rc);
 /* Stop the pool (rpc_deinit): running jobs finish, waiting ones are done
- * cancelled. */
+ * cancelled. Dones that run after this (net_server_free runs what was
+ * posted, after the store closed) must only free: rpc_rdjob_gone says so. */
 void rpc_rdjob_stop(rpc_ctx *ctx);
+/* In a reader job's done: was it cancelled, or is the server past
+ * rpc_rdjob_stop (then touch neither the store nor the call)? */
+int rpc_rdjob_gone(const rpc_ctx *ctx, const struct auth_job *j);
 
 /* For net_config.spin_hint: is store work in flight? */
 int rpc_spin_hint(void *ctx);

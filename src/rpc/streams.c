@@ -277,6 +277,7 @@ static void read_job_done(auth_job *j)
         read_free(r);
         return;
     }
+    if (r->ctx->rd_stopped) return; /* RDJ-4: the call is being closed; the store may be */
     if (net_call_done(r->c)) return;
     if (j->cancelled) {
         rpc_fail(r->c, GRPC_UNAVAILABLE, "the server is stopping", NULL, NULL);

@@ -318,6 +318,7 @@ static void sub_job_done(auth_job *j)
         if (!s->posted) sub_destroy(s); /* RDJ-4 (else sub_continue does) */
         return;
     }
+    if (s->ctx->rd_stopped) return; /* RDJ-4: the call is being closed; the store may be */
     if (net_call_done(s->c)) return;
     if (j->cancelled) {
         rpc_fail(s->c, GRPC_UNAVAILABLE, "the server is stopping", NULL, NULL);
