@@ -67,6 +67,7 @@ function start(extra) {
 async function stop(srv) {
   if (!srv) return;
   await srv.client.dispose();
+  srv.p.on('close', (code, sig) => trace(`factumd exit code ${code} signal ${sig}`));
   await stopServer(srv);
 }
 
