@@ -79,5 +79,7 @@ int log_frame_resident(flog *l, uint64_t lo, unsigned epoch)
     if (!log_resident(l, p, 8, epoch)) return 0;
     uint32_t len = base_get32(p);
     /* A length that is damage is the decoder's to report: check what it would touch. */
-    return log_resident(l, p, len > avail || len < 8 ? 8 : len, epoch);
+    uint64_t n = len > avail || len < 8 ? 8 : len;
+    if (((uintptr_t)p & (page_size() - 1)) + n <= page_size()) return 1; /* the header's page, checked */
+    return log_resident(l, p, n, epoch);
 }
