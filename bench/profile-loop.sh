@@ -11,6 +11,7 @@
 #       1,000/s for 2 s); per delivery (one event to one subscriber): the
 #       loop thread and its parts (the shared tail, ADR 0021, against
 #       each subscriber reading and packing for itself).
+# FACTUM_FACTUMD_ARGS adds arguments to factumd's (e.g. "--cold-reads never").
 # FACTUM_BENCH_BUILD=DIR profiles an existing build (RelWithDebInfo shows
 # the functions by name); otherwise build/profile is configured and built.
 # Installs valgrind if missing. docs/PERFORMANCE.md, "The network path".
@@ -37,7 +38,8 @@ incl() { { grep -E "$2" "$1" || true; } | awk '{gsub(",","",$1); s+=$1} END {pri
 for w in "${workloads[@]}"; do
   port=$((22000 + RANDOM % 2000))
   valgrind --tool=callgrind --separate-threads=yes --callgrind-out-file="$dir/cg.$w" \
-    "$b"/factumd --mem-db --insecure --node-ip 127.0.0.1 --node-port "$port" --log-level error >"$dir/log.$w" 2>&1 &
+    "$b"/factumd --mem-db --insecure --node-ip 127.0.0.1 --node-port "$port" --log-level error \
+    ${FACTUM_FACTUMD_ARGS:-} >"$dir/log.$w" 2>&1 &
   pid=$!
   wait_ready factumd "$pid" "$dir/log.$w" bash -c "exec 3<>/dev/tcp/127.0.0.1/$port"
   "$b"/bench/factum-bench-network "kurrentdb://127.0.0.1:$port?tls=false" --quick --only "$w" >"$dir/out.$w"

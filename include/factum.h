@@ -320,6 +320,19 @@ FACTUM_API int factum_append_async(factum_store *s, const factum_append_req *req
 
 enum factum_direction { FACTUM_FORWARD = 0, FACTUM_BACKWARD = 1 };
 
+/* OR'd into the direction of factum_read_stream and factum_read_all: a read
+ * that never waits for the disk. Before it touches an event's record it
+ * checks that every page of it is in memory (mincore on the mapped log, the
+ * answer remembered for about a second); when one is not, it returns
+ * -EWOULDBLOCK and nothing else (*n_out 0): repeat the read without the flag
+ * on a thread that may wait (factumd's reader pool does;
+ * docs/adr/0023-cold-reads-off-the-loop.md). Only the log's pages are
+ * checked: the index and the stream states are kept in memory or read
+ * through the operating system's cache as before. For a thread that must
+ * not block (an event loop); costs one mincore per page not seen in memory
+ * within the last second. */
+#define FACTUM_NOWAIT 0x100
+
 /* "From the end" for backward reads (a version or a position). */
 #define FACTUM_END UINT64_MAX
 
@@ -330,7 +343,7 @@ enum factum_direction { FACTUM_FORWARD = 0, FACTUM_BACKWARD = 1 };
  * *next_out (may be NULL) receives the version to continue from, or
  * FACTUM_END when the read reached the end of the stream in that direction.
  * Errors: FACTUM_ENOTFOUND (missing or soft-deleted), FACTUM_EDELETED,
- * FACTUM_EBADNAME, FACTUM_ECORRUPT. */
+ * FACTUM_EBADNAME, FACTUM_ECORRUPT; with FACTUM_NOWAIT also -EWOULDBLOCK. */
 FACTUM_API int factum_read_stream(factum_store *s, const char *stream, uint64_t from, int direction,
                                   factum_event *events, size_t cap, size_t *n_out, uint64_t *next_out);
 
@@ -367,7 +380,8 @@ FACTUM_API int factum_filter_match(const factum_filter *f, const factum_event *e
  * not yet examined (last committed + 1 once the end was reached, so a later
  * call picks up new events); backward, the position before the last one
  * examined (0 once the start was reached). Only committed events are seen.
- * Errors: FACTUM_ECORRUPT, FACTUM_EINVAL. */
+ * Errors: FACTUM_ECORRUPT, FACTUM_EINVAL; with FACTUM_NOWAIT also
+ * -EWOULDBLOCK. */
 FACTUM_API int factum_read_all(factum_store *s, uint64_t from, int direction, const factum_filter *filter,
                                size_t max_scan, factum_event *events, size_t cap, size_t *n_out,
                                uint64_t *next_out);
@@ -855,6 +869,13 @@ typedef struct factum_sub_item {
  * a bounded number of events (a sparse filter may match none of them);
  * factum_sub_pending tells whether to call again at once. */
 FACTUM_API int factum_sub_poll(factum_sub *sub, factum_sub_item *items, size_t cap, size_t *n_out, int timeout_ms);
+/* Make the following polls of sub read with FACTUM_NOWAIT (on non-zero) or
+ * not (0, the default): a poll that would touch a page of the log not in
+ * memory then returns the items before it, or -EWOULDBLOCK with none and
+ * nothing moved (poll again, without it, on a thread that may wait; with a
+ * timeout it does not wait either). The subscription is still used by one
+ * thread at a time. 0, or FACTUM_EINVAL (sub NULL). */
+FACTUM_API int factum_sub_set_nowait(factum_sub *sub, int on);
 
 /* Why the last poll failed with FACTUM_EUPCAST, naming the event ("" if
  * it did not, or without the upcast option). Valid until the next poll. */

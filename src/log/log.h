@@ -86,6 +86,8 @@ typedef struct log_seg {
     uint8_t *map;
 } log_seg;
 
+#define LOG_RES_SLOTS 8192 /* pages whose residence resident.c remembers (64 KiB) */
+
 typedef struct flog {
     io_env *io;
     char *dir; /* <datadir>/log */
@@ -109,6 +111,8 @@ typedef struct flog {
     int prep_running, prep_stop, prep_err;
     uint64_t prep_want;  /* create segments up to this number */
     uint64_t prep_asked; /* writer: highest segment it asked for */
+    /* Pages seen in memory lately (resident.c, RES-1..2). */
+    _Atomic uint64_t res_cache[LOG_RES_SLOTS];
 } flog;
 
 /* Open the log in dir. With create (a new store only), make dir and
@@ -174,6 +178,15 @@ int log_find_batch(flog *l, uint64_t from, uint64_t *lo, uint64_t *first_positio
  * memory (they stay in the page cache; a later read maps them again): after
  * a long scan such as recovery's. */
 void log_release(flog *l, uint64_t from_lo, uint64_t to_lo);
+
+/* Are the len bytes at p (inside a segment's mapping) all in memory, so
+ * that reading them takes no major page fault (resident.c)? 1 yes, 0 not
+ * known. epoch: a number that changes about every second (store reads
+ * pass base_now_ns() >> 30); answers are remembered within one (RES-1). */
+int log_resident(flog *l, const uint8_t *p, uint64_t len, unsigned epoch);
+/* Is the whole frame at lo in memory (its header, then the length it
+ * gives)? 1 yes (or no segment there: the read reports that), 0 not known. */
+int log_frame_resident(flog *l, uint64_t lo, unsigned epoch);
 
 /* Map an LO to its bytes; `avail` receives the bytes up to the end of the
  * segment. NULL if the segment does not exist. */

@@ -54,6 +54,7 @@ void rpc_deinit(rpc_ctx *ctx)
     rpc_proj_stop(ctx);
     rpc_ps_close(ctx);
     rpc_upjob_stop(ctx);
+    rpc_rdjob_stop(ctx);
     factum_upcast_buf_free(ctx->upcast_buf);
     ctx->upcast_buf = NULL;
     rpc_tail_free(ctx);

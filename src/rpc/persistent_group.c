@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "auth/pool.h"
 #include "base/json.h"
 #include "net/grpc.h"
 #include "rpc/events.h"
@@ -490,10 +491,80 @@ static void fill_msg(ps_group *g, ps_msg *m, const factum_event *ev, const factu
     }
 }
 
+/* A poll of the group's cursor on the reader pool (rdjob.c): its pages
+ * were not known to be in memory (RDJ-1). The job owns its items; while it
+ * runs nothing else touches g->cur (RDJ-2); a group freed meanwhile hands
+ * the cursor to the job, which closes it when done (RDJ-4). */
+typedef struct main_job {
+    auth_job job; /* first: the pool's */
+    ps_group *g;  /* NULL: released */
+    factum_sub *cur;
+    size_t cap, n;
+    int rc;
+    factum_sub_item it[POLL_ITEMS];
+} main_job;
+
+/* The cursor's answer: messages into lane 0, or the group stops. 0 go on,
+ * 1 stop filling now. */
+static int main_took(ps_group *g, int rc, const factum_sub_item *it, size_t n)
+{
+    ps_lane *l = &g->lane[0];
+    if (rc) {
+        /* The group stops here (GetInfo says Dropped), e.g. a filter
+         * whose regular expression hit its match limits (FLT-2). */
+        g->cur_error = rc;
+        if (g->ctx->log_fn) {
+            char line[512];
+            snprintf(line, sizeof line, "consumer group %s of %s stopped reading: %s", g->name,
+                     g->stream ? g->stream : "$all", factum_strerror(rc));
+            g->ctx->log_fn(g->ctx->log_ctx, FACTUM_LOG_ERROR, line);
+        }
+        return 1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (it[i].kind != FACTUM_SUB_EVENT) continue;
+        ps_msg *m = lane_push(l);
+        if (!m) return 1; /* cannot happen: room was checked */
+        fill_msg(g, m, &it[i].event, it[i].has_link ? &it[i].link : NULL, it[i].unresolved);
+        m->lane = 0;
+        m->pos = it[i].position;
+        g->last_known = m->pos;
+        g->have_known = 1;
+        q_push(&g->new_q, m);
+    }
+    if (!n && !factum_sub_pending(g->cur)) return 1; /* at the head: the commit listener wakes us */
+    return 0;
+}
+
+static void main_work(auth_job *aj)
+{
+    main_job *j = (main_job *)aj;
+    factum_sub_set_nowait(j->cur, 0);
+    j->n = 0;
+    j->rc = factum_sub_poll(j->cur, j->it, j->cap, &j->n, 0);
+}
+
+/* On the loop (RDJ-4). */
+static void main_done(auth_job *aj)
+{
+    main_job *j = (main_job *)aj;
+    ps_group *g = j->g;
+    if (!g) {
+        factum_sub_close(j->cur);
+        free(j);
+        return;
+    }
+    g->mj = NULL;
+    int cancelled = rpc_rdjob_gone(g->ctx, aj);
+    if (!cancelled) main_took(g, j->rc, j->it, j->n);
+    free(j);
+    if (!cancelled && !g->dying) rpc_ps_group_pump(g);
+}
+
 static void fill_main(ps_group *g)
 {
     ps_lane *l = &g->lane[0];
-    if (!g->cur || g->cur_error) return;
+    if (!g->cur || g->cur_error || g->mj) return;
     factum_sub_item it[POLL_ITEMS];
     /* At most 4 polls of up to GROUP_SCAN events examined (a sparse filter
      * may match none): the pump continues from the loop (RPC-2). */
@@ -504,81 +575,190 @@ static void fill_main(ps_group *g)
         if (cap > (size_t)g->set.read_batch_size + 2 && g->n_consumers == 0) cap = (size_t)g->set.read_batch_size + 2;
         if (cap < 4) cap = 4; /* factum_sub_poll's minimum (room >= 2 was checked: at most room events come) */
         size_t n = 0;
-        int rc = factum_sub_poll(g->cur, it, cap, &n, 0);
-        if (rc) {
-            /* The group stops here (GetInfo says Dropped), e.g. a filter
-             * whose regular expression hit its match limits (FLT-2). */
-            g->cur_error = rc;
-            if (g->ctx->log_fn) {
-                char line[512];
-                snprintf(line, sizeof line, "consumer group %s of %s stopped reading: %s", g->name,
-                         g->stream ? g->stream : "$all", factum_strerror(rc));
-                g->ctx->log_fn(g->ctx->log_ctx, FACTUM_LOG_ERROR, line);
+        int rc = -EWOULDBLOCK;
+        if (!rpc_read_off_loop(g->ctx)) {
+            factum_sub_set_nowait(g->cur, rpc_read_nowait(g->ctx) != 0);
+            rc = factum_sub_poll(g->cur, it, cap, &n, 0);
+        }
+        if (rc == -EWOULDBLOCK) { /* pages not known in memory: the reader pool polls (RDJ-1) */
+            main_job *j = calloc(1, sizeof *j);
+            if (!j) return; /* the tick pumps again */
+            j->g = g;
+            j->cur = g->cur;
+            j->cap = cap;
+            j->job.work = main_work;
+            j->job.done = main_done;
+            g->mj = j;
+            if (rpc_rdjob_submit(g->ctx, &j->job)) {
+                g->mj = NULL; /* the pool is full: the tick pumps again */
+                free(j);
             }
             return;
         }
-        for (size_t i = 0; i < n; i++) {
-            if (it[i].kind != FACTUM_SUB_EVENT) continue;
-            ps_msg *m = lane_push(l);
-            if (!m) return; /* cannot happen: room was checked */
-            fill_msg(g, m, &it[i].event, it[i].has_link ? &it[i].link : NULL, it[i].unresolved);
-            m->lane = 0;
-            m->pos = it[i].position;
-            g->last_known = m->pos;
-            g->have_known = 1;
-            q_push(&g->new_q, m);
-        }
-        if (!n && !factum_sub_pending(g->cur)) return; /* at the head: the commit listener wakes us */
+        if (main_took(g, rc, it, n)) return;
     }
 }
 
-/* Read replayed parked messages into lane 1 (PS-4). */
+/* A page of parked messages to replay, read on the reader pool (rdjob.c;
+ * always: parked messages are old, their events scattered through the
+ * log, RDJ-1) or, with --cold-reads never, on the loop. The job owns
+ * what it reads (the parked stream's name, the page, the events the links
+ * lead to: pointers into the mapped log); the group only points at it and
+ * lets go of it when it is freed (then the job frees itself when done,
+ * RDJ-4). */
+typedef struct parked_item {
+    factum_event link;   /* the entry of the parked stream */
+    int gone;            /* the parked event is gone: nothing to replay */
+    int linked, resolved; /* resolve_links: orig is a link; it led to target */
+    factum_event orig, target;
+} parked_item;
+
+typedef struct parked_job {
+    auth_job job; /* first: the pool's */
+    ps_group *g;  /* NULL: released */
+    factum_store *store;
+    char *ps;
+    uint64_t from, end;
+    size_t want, n;
+    int resolve_links, running, rc;
+    uint64_t nx;
+    parked_item it[64];
+} parked_job;
+
+static void parked_read(parked_job *j)
+{
+    factum_event page[64];
+    j->n = 0;
+    j->rc = factum_read_stream(j->store, j->ps, j->from, FACTUM_FORWARD, page, j->want, &j->n, &j->nx);
+    if (j->rc) j->n = 0;
+    for (size_t i = 0; i < j->n; i++) {
+        parked_item *x = &j->it[i];
+        memset(x, 0, sizeof *x);
+        x->link = page[i];
+        if (page[i].version >= j->end) {
+            j->n = i + 1;
+            break;
+        }
+        if (factum_resolve_link(j->store, &page[i], &x->orig)) {
+            x->gone = 1;
+            continue;
+        }
+        x->linked = j->resolve_links && x->orig.type_len == 2 && !memcmp(x->orig.type, FACTUM_LINK_TYPE, 2);
+        if (x->linked && factum_resolve_link(j->store, &x->orig, &x->target) == 0) x->resolved = 1;
+    }
+}
+
+static void parked_job_free(parked_job *j)
+{
+    free(j->ps);
+    free(j);
+}
+
+/* Turn the page j read into lane 1's messages (PS-4). */
+static void parked_apply(ps_group *g, parked_job *j)
+{
+    ps_lane *l = &g->lane[1];
+    if (g->replay_next != j->from) return; /* moved meanwhile (a truncation): read again from there */
+    if (j->rc || !j->n) {
+        g->replay_next = g->replay_end;
+        return;
+    }
+    for (size_t i = 0; i < j->n && g->replay_next < g->replay_end; i++) {
+        parked_item *x = &j->it[i];
+        g->replay_next = x->link.version + 1;
+        if (x->link.version >= g->replay_end) {
+            g->replay_next = g->replay_end;
+            break;
+        }
+        ps_msg *m = lane_push(l);
+        if (!m) break;
+        m->lane = 1;
+        m->pos = x->link.version;
+        if (x->gone) {
+            m->state = M_DONE;
+            continue;
+        }
+        if (x->resolved) fill_msg(g, m, &x->target, &x->orig, 0);
+        else fill_msg(g, m, &x->orig, NULL, x->linked);
+        q_push(&g->retry_q, m);
+    }
+    if (j->nx == FACTUM_END) g->replay_next = g->replay_end;
+}
+
+static void parked_work(auth_job *aj)
+{
+    parked_read((parked_job *)aj);
+}
+
+/* On the loop (RDJ-4). */
+static void parked_done(auth_job *aj)
+{
+    parked_job *j = (parked_job *)aj;
+    j->running = 0;
+    ps_group *g = j->g;
+    if (!g) {
+        parked_job_free(j);
+        return;
+    }
+    int cancelled = rpc_rdjob_gone(g->ctx, aj);
+    if (!cancelled) {
+        parked_apply(g, j);
+        lane_advance(&g->lane[1]);
+        maybe_truncate_parked(g);
+    }
+    g->pj = NULL;
+    parked_job_free(j);
+    if (!cancelled && !g->dying) rpc_ps_group_pump(g);
+}
+
+static void parked_release(ps_group *g)
+{
+    parked_job *j = g->pj;
+    g->pj = NULL;
+    if (!j) return;
+    if (j->running) j->g = NULL; /* parked_done frees it */
+    else parked_job_free(j);
+}
+
+/* Read replayed parked messages into lane 1 (PS-4): a page at a time, on
+ * the reader pool (RDJ-1). */
 static void fill_parked(ps_group *g)
 {
     ps_lane *l = &g->lane[1];
-    if (g->replay_next >= g->replay_end) return;
-    char *ps = sys_stream(g, "-parked");
-    if (!ps) return;
-    factum_event page[64];
-    while (g->replay_next < g->replay_end && l->cap - l->n > 0) {
-        size_t want = l->cap - l->n < 64 ? l->cap - l->n : 64, n = 0;
-        uint64_t nx;
-        int rc = factum_read_stream(g->ctx->store, ps, g->replay_next, FACTUM_FORWARD, page, want, &n, &nx);
-        if (rc || !n) {
-            g->replay_next = g->replay_end;
-            break;
-        }
-        for (size_t i = 0; i < n && g->replay_next < g->replay_end; i++) {
-            g->replay_next = page[i].version + 1;
-            if (page[i].version >= g->replay_end) {
-                g->replay_next = g->replay_end;
-                break;
-            }
-            factum_event orig;
-            ps_msg *m = lane_push(l);
-            if (!m) break;
-            m->lane = 1;
-            m->pos = page[i].version;
-            if (factum_resolve_link(g->ctx->store, &page[i], &orig)) {
-                m->state = M_DONE; /* the parked event is gone: nothing to replay */
-                continue;
-            }
-            factum_event target;
-            int linked = g->set.resolve_links && orig.type_len == 2 && !memcmp(orig.type, FACTUM_LINK_TYPE, 2);
-            if (linked && factum_resolve_link(g->ctx->store, &orig, &target) == 0)
-                fill_msg(g, m, &target, &orig, 0);
-            else
-                fill_msg(g, m, &orig, NULL, linked);
-            q_push(&g->retry_q, m);
-        }
-        if (nx == FACTUM_END) {
-            g->replay_next = g->replay_end;
-            break;
-        }
+    if (g->pj || g->replay_next >= g->replay_end || l->cap - l->n == 0) return;
+    parked_job *j = calloc(1, sizeof *j);
+    if (!j || !(j->ps = sys_stream(g, "-parked"))) {
+        free(j);
+        return; /* the tick pumps again */
     }
-    lane_advance(l);
-    maybe_truncate_parked(g);
-    free(ps);
+    j->g = g;
+    j->store = g->ctx->store;
+    j->from = g->replay_next;
+    j->end = g->replay_end;
+    j->want = l->cap - l->n < 64 ? l->cap - l->n : 64;
+    j->resolve_links = g->set.resolve_links;
+    if (g->ctx->cold_reads == RPC_COLD_NEVER) {
+        /* As before the pool: on the loop, page after page while there is room. */
+        while (g->replay_next < g->replay_end && l->cap - l->n > 0) {
+            j->from = g->replay_next;
+            j->want = l->cap - l->n < 64 ? l->cap - l->n : 64;
+            parked_read(j);
+            parked_apply(g, j);
+            if (!j->n || j->rc) break;
+        }
+        lane_advance(l);
+        maybe_truncate_parked(g);
+        parked_job_free(j);
+        return;
+    }
+    j->job.work = parked_work;
+    j->job.done = parked_done;
+    j->running = 1;
+    g->pj = j;
+    if (rpc_rdjob_submit(g->ctx, &j->job)) {
+        g->pj = NULL; /* the pool is full: the tick pumps again */
+        parked_job_free(j);
+    }
 }
 
 /* ---- dispatch ---------------------------------------------------------------- */
@@ -761,7 +941,7 @@ void rpc_ps_group_pump(ps_group *g)
     }
     /* The scan budget ran out far from the head with room in the lane: go
      * on after the other clients had their turn (RPC-2). */
-    if (g->cur && !g->cur_error && !g->pump_posted && g->lane[0].cap - g->lane[0].n >= 2 &&
+    if (g->cur && !g->cur_error && !g->mj && !g->pump_posted && g->lane[0].cap - g->lane[0].n >= 2 &&
         factum_sub_pending(g->cur)) {
         pump_later *p = malloc(sizeof *p);
         if (!p) return; /* the tick pumps again */
@@ -804,6 +984,12 @@ void rpc_ps_group_free(ps_group *g)
     g->dying = 1;
     rpc_upjob_release(g->upj);
     g->upj = NULL;
+    parked_release(g);
+    if (g->mj) { /* a reader thread polls the cursor: it closes it when done (RDJ-4) */
+        g->mj->g = NULL;
+        g->mj = NULL;
+        g->cur = NULL;
+    }
     while (g->consumers)
         rpc_ps_consumer_drop(g->consumers, -1, NULL, NULL);
     factum_sub_close(g->cur);

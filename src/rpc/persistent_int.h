@@ -154,6 +154,8 @@ typedef struct ps_group {
     int dying; /* being freed: no more pumping */
     int pump_posted; /* a continuation of a pump that used its scan budget is posted (RPC-2) */
     struct rpc_upjob *upj; /* messages upcast off the loop (src/rpc/upjob.c), or NULL */
+    struct parked_job *pj; /* parked messages being read by the reader pool (rdjob.c), or NULL */
+    struct main_job *mj;   /* the cursor being polled by the reader pool (rdjob.c), or NULL */
     struct ps_group *next;
 } ps_group;
 

@@ -67,6 +67,7 @@ typedef struct rpc_stats {
     /* The shared tail (tail.c): events read into it, messages packed, messages
      * sent from it (of sub_events), packed bytes it holds now. */
     uint64_t sub_tail_read, sub_tail_packed, sub_tail_copies, sub_tail_bytes;
+    uint64_t reads_off_loop; /* store reads handed to the reader pool (rdjob.c) */
 } rpc_stats;
 
 struct rpc_sub;
@@ -115,6 +116,12 @@ typedef struct rpc_ctx {
     uint8_t *pack_buf;                       /* reused buffer for packing (loop thread only) */
     factum_upcast_buf *upcast_buf;           /* events upcast for sending now (upjob.c; loop thread only) */
     struct auth_pool *up_pool;               /* threads upcasting with scripts, off the loop (upjob.c) */
+    /* The reader pool (rdjob.c): store reads whose pages are not known to
+     * be in memory; started at the first such read. */
+    struct auth_pool *rd_pool;
+    unsigned reader_threads; /* --reader-threads (0: 2) */
+    int cold_reads;          /* --cold-reads: RPC_COLD_DETECT, _ALWAYS or _NEVER */
+    int rd_stopped;          /* rpc_rdjob_stop ran: jobs' dones only free (the store may be closed) */
     size_t pack_cap;
     /* Subscriptions (subscribe.c): those at the head wait in sub_waiting
      * until a commit listener posts a wake-up to the loop (RPC-4). */
@@ -159,6 +166,30 @@ void rpc_deinit(rpc_ctx *ctx);
  * running end at their next batch, those queued are answered UNAVAILABLE.
  * Called by rpc_deinit, once the loop has stopped. */
 void rpc_proj_stop(rpc_ctx *ctx);
+
+/* ---- the reader pool (rdjob.c, RDJ-1..4) ------------------------------ */
+
+enum { RPC_COLD_DETECT = 0, RPC_COLD_ALWAYS = 1, RPC_COLD_NEVER = 2 };
+struct auth_job;
+/* The flag a page read on the loop ORs into its direction: FACTUM_NOWAIT,
+ * or 0 with --cold-reads never. */
+int rpc_read_nowait(const rpc_ctx *ctx);
+/* With --cold-reads always: every page read goes to the pool at once. */
+int rpc_read_off_loop(const rpc_ctx *ctx);
+/* Run j (embedded in its owner, whose work and done are set) on a reader
+ * thread; its done runs on the loop, exactly once (with cancelled set at
+ * shutdown). 0, or -EAGAIN (RDJ-3: answer with rpc_rdjob_refused), -ENOMEM.
+ * The owner must stay allocated until done ran (RDJ-4). */
+int rpc_rdjob_submit(rpc_ctx *ctx, struct auth_job *j);
+/* Fail c after rpc_rdjob_submit refused (-EAGAIN: UNAVAILABLE). */
+void rpc_rdjob_refused(net_call *c, int rc);
+/* Stop the pool (rpc_deinit): running jobs finish, waiting ones are done
+ * cancelled. Dones that run after this (net_server_free runs what was
+ * posted, after the store closed) must only free: rpc_rdjob_gone says so. */
+void rpc_rdjob_stop(rpc_ctx *ctx);
+/* In a reader job's done: was it cancelled, or is the server past
+ * rpc_rdjob_stop (then touch neither the store nor the call)? */
+int rpc_rdjob_gone(const rpc_ctx *ctx, const struct auth_job *j);
 
 /* For net_config.spin_hint: is store work in flight? */
 int rpc_spin_hint(void *ctx);

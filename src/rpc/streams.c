@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "auth/acl.h"
+#include "auth/pool.h"
 #include "google/rpc/status.pb-c.h"
 #include "kurrentdb/shared.pb-c.h"
 #include "kurrentdb/streams.pb-c.h"
@@ -59,10 +60,21 @@ typedef struct read_call {
     factum_event page[64];
     size_t page_n, page_i;
     rpc_upjob *upj; /* the page's events upcast off the loop (upjob.c), or NULL */
+    /* The page's store read on the reader pool (rdjob.c): the read's
+     * arguments and its answer, written by the worker while rd_running. */
+    auth_job rj;
+    int rd_running, closed; /* closed: the call ended while rd_running (RDJ-4) */
+    size_t rd_want, rd_scan, rd_n;
+    uint64_t rd_next;
+    int rd_rc;
 } read_call;
 
 static void read_free(read_call *r)
 {
+    if (r->rd_running) { /* the job is reading into r: its done frees r (RDJ-4) */
+        r->closed = 1;
+        return;
+    }
     rpc_upjob_release(r->upj);
     free(r->stream);
     factum_filter_free(r->filter);
@@ -196,9 +208,89 @@ static void read_finish(read_call *r)
     net_call_finish(r->c, GRPC_OK, NULL, NULL, 0);
 }
 
+/* The store read of the page read_pump asks for (r->rd_want events,
+ * examining at most r->rd_scan), with FACTUM_NOWAIT or not; its answer in
+ * rd_rc, rd_n, rd_next. On the loop, or on a reader thread while
+ * rd_running (then nothing else touches r: RDJ-2). */
+static void read_fetch(read_call *r, int flags)
+{
+    int dir = (r->backward ? FACTUM_BACKWARD : FACTUM_FORWARD) | flags;
+    r->rd_n = 0;
+    r->rd_next = 0;
+    if (r->is_all)
+        r->rd_rc = factum_read_all(r->ctx->store, r->next, dir, r->filter, r->rd_scan, r->page, r->rd_want, &r->rd_n,
+                                   &r->rd_next);
+    else
+        r->rd_rc = factum_read_stream(r->ctx->store, r->stream, r->next, dir, r->page, r->rd_want, &r->rd_n,
+                                      &r->rd_next);
+}
+
+/* Take the answer of read_fetch: the page to send, or the end. 0 go on,
+ * -1 the call was ended. */
+static int read_took(read_call *r, int *sent, size_t *examined)
+{
+    int rc = r->rd_rc;
+    size_t n = r->rd_n;
+    uint64_t next = r->rd_next;
+    if (rc == FACTUM_ENOTFOUND && !r->is_all) {
+        /* Deleted while we were reading: the stream ends here. */
+        read_finish(r);
+        return -1;
+    }
+    if (rc) {
+        rpc_fail_store(r->c, rc, r->stream, 0, -1);
+        return -1;
+    }
+    r->page_n = n;
+    r->page_i = 0;
+    r->remaining -= n;
+    *sent += (int)n + 1;
+    if (r->is_all) {
+        /* at most what was asked for (a backward read from the end
+         * starts below r->next) */
+        uint64_t d = r->backward ? r->next - next : next - r->next;
+        *examined += d < READ_SCAN_STEP - *examined ? (size_t)d : READ_SCAN_STEP - *examined;
+        /* forward: next is the first unexamined position, past the last
+         * committed one at the end; backward: 0 at the start */
+        factum_stats st;
+        factum_store_get_stats(r->ctx->store, &st);
+        if (r->backward ? next == 0 : next > st.last_position) r->exhausted = 1;
+    } else if (next == FACTUM_END) {
+        r->exhausted = 1;
+    }
+    r->next = next;
+    return 0;
+}
+
+static void read_job_work(auth_job *j)
+{
+    read_call *r = (read_call *)((char *)j - offsetof(read_call, rj));
+    read_fetch(r, 0);
+}
+
+/* On the loop: the pool read the page (RDJ-2); send it and go on. */
+static void read_job_done(auth_job *j)
+{
+    read_call *r = (read_call *)((char *)j - offsetof(read_call, rj));
+    r->rd_running = 0;
+    if (r->closed) { /* RDJ-4 */
+        read_free(r);
+        return;
+    }
+    if (r->ctx->rd_stopped) return; /* RDJ-4: the call is being closed; the store may be */
+    if (net_call_done(r->c)) return;
+    if (j->cancelled) {
+        rpc_fail(r->c, GRPC_UNAVAILABLE, "the server is stopping", NULL, NULL);
+        return;
+    }
+    int sent = 0;
+    size_t examined = 0;
+    if (read_took(r, &sent, &examined) == 0) read_pump(r);
+}
+
 static void read_pump(read_call *r)
 {
-    if (rpc_upjob_running(r->upj)) return; /* read_ready resumes */
+    if (rpc_upjob_running(r->upj) || r->rd_running) return; /* read_ready or read_job_done resumes */
     int sent = 0;
     size_t examined = 0; /* a step ends after READ_STEP events sent or READ_SCAN_STEP examined */
     r->step_bytes = 0;   /* ... or READ_STEP_BYTES sent */
@@ -230,11 +322,10 @@ static void read_pump(read_call *r)
         }
         size_t want = r->remaining < 64 ? (size_t)r->remaining : 64, n = 0;
         uint64_t next;
-        int rc;
         if (r->vs) {
             int end = 0;
-            rc = rpc_vstream_read(r->ctx->store, r->vs, r->next, r->backward ? FACTUM_BACKWARD : FACTUM_FORWARD,
-                                  READ_SCAN_STEP - examined, r->page, want, &n, &next, &end);
+            int rc = rpc_vstream_read(r->ctx->store, r->vs, r->next, r->backward ? FACTUM_BACKWARD : FACTUM_FORWARD,
+                                      READ_SCAN_STEP - examined, r->page, want, &n, &next, &end);
             if (!rc) {
                 r->page_n = n;
                 r->page_i = 0;
@@ -245,39 +336,32 @@ static void read_pump(read_call *r)
                 r->next = next;
                 continue;
             }
-        } else if (r->is_all)
-            rc = factum_read_all(r->ctx->store, r->next, r->backward ? FACTUM_BACKWARD : FACTUM_FORWARD, r->filter,
-                                 READ_SCAN_STEP - examined, r->page, want, &n, &next);
-        else
-            rc = factum_read_stream(r->ctx->store, r->stream, r->next, r->backward ? FACTUM_BACKWARD : FACTUM_FORWARD,
-                                    r->page, want, &n, &next);
-        if (rc == FACTUM_ENOTFOUND && !r->is_all && !(r->vs && r->vs->is_all)) {
-            /* Deleted while we were reading: the stream ends here. */
-            read_finish(r);
-            return;
-        }
-        if (rc) {
+            if (rc == FACTUM_ENOTFOUND && !r->vs->is_all) {
+                read_finish(r); /* deleted while we were reading: the stream ends here */
+                return;
+            }
             rpc_fail_store(r->c, rc, r->stream, 0, -1);
             return;
         }
-        r->page_n = n;
-        r->page_i = 0;
-        r->remaining -= n;
-        sent += (int)n + 1;
-        if (r->is_all) {
-            /* at most what was asked for (a backward read from the end
-             * starts below r->next) */
-            uint64_t d = r->backward ? r->next - next : next - r->next;
-            examined += d < READ_SCAN_STEP - examined ? (size_t)d : READ_SCAN_STEP - examined;
-            /* forward: next is the first unexamined position, past the last
-             * committed one at the end; backward: 0 at the start */
-            factum_stats st;
-            factum_store_get_stats(r->ctx->store, &st);
-            if (r->backward ? next == 0 : next > st.last_position) r->exhausted = 1;
-        } else if (next == FACTUM_END) {
-            r->exhausted = 1;
+        r->rd_want = want;
+        r->rd_scan = READ_SCAN_STEP - examined;
+        if (!rpc_read_off_loop(r->ctx)) {
+            read_fetch(r, rpc_read_nowait(r->ctx));
+            if (r->rd_rc != -EWOULDBLOCK) {
+                if (read_took(r, &sent, &examined)) return;
+                continue;
+            }
         }
-        r->next = next;
+        /* Pages not known to be in memory: a reader thread reads this page (RDJ-1). */
+        r->rj.work = read_job_work;
+        r->rj.done = read_job_done;
+        r->rd_running = 1;
+        int rc = rpc_rdjob_submit(r->ctx, &r->rj);
+        if (rc) {
+            r->rd_running = 0;
+            rpc_rdjob_refused(r->c, rc);
+        }
+        return;
     }
 }
 

@@ -57,6 +57,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,6 +65,7 @@
 
 #include "auth/acl.h"
 #include "auth/principal.h"
+#include "auth/pool.h"
 #include "google/protobuf/timestamp.pb-c.h"
 #include "net/grpc.h"
 #include "rpc/events.h"
@@ -102,6 +104,12 @@ typedef struct rpc_sub {
     size_t n, i; /* items[i..n) not yet sent */
     factum_sub_item items[SUB_ITEMS];
     rpc_upjob *upj; /* items[i..n) upcast off the loop (upjob.c), or NULL */
+    /* A poll on the reader pool (rdjob.c): pages not known to be in memory
+     * (RDJ-1). The worker fills items and rd_n, rd_rc while rd_running;
+     * a call that closes meanwhile is freed by its done (RDJ-4). */
+    auth_job rj;
+    int rd_running, rd_rc;
+    size_t rd_n;
 } rpc_sub;
 
 /* ---- the waiting list and the wake-up (RPC-4) ------------------------- */
@@ -193,6 +201,7 @@ void rpc_sub_lag_each(rpc_ctx *ctx, rpc_lag_fn fn, void *arg)
 {
     for (rpc_sub *s = ctx->sub_all; s; s = s->anext) {
         factum_sub_status st;
+        if (s->rd_running) continue; /* a reader thread polls it now (RDJ-2): reported next time */
         if (factum_sub_get_status(s->sub, &st)) continue;
         fn(arg, "subscription", s->stream ? s->stream : "$all", s->id, st.lag_events, (double)st.lag_ns / 1e9);
     }
@@ -395,7 +404,9 @@ static void sub_continue(void *arg)
     rpc_sub *s = arg;
     net_call *c = s->c;
     s->posted = 0;
-    if (s->closed) sub_destroy(s);
+    if (s->closed) {
+        if (!s->rd_running) sub_destroy(s); /* else sub_job_done does (RDJ-4) */
+    }
     else if (!net_call_done(c)) sub_pump(s);
     net_call_unref(c); /* last: the call (and with it s->c) may go here */
 }
@@ -406,9 +417,65 @@ static void sub_fail(rpc_sub *s, int rc)
     else rpc_fail(s->c, rpc_status_of(rc), factum_strerror(rc), NULL, NULL);
 }
 
+static void sub_job_work(auth_job *j)
+{
+    rpc_sub *s = (rpc_sub *)((char *)j - offsetof(rpc_sub, rj));
+    factum_sub_set_nowait(s->sub, 0);
+    s->rd_n = 0;
+    s->rd_rc = factum_sub_poll(s->sub, s->items, SUB_ITEMS, &s->rd_n, 0);
+}
+
+static void sub_took(rpc_sub *s, int rc, size_t n);
+
+/* On the loop: the pool polled (RDJ-2); send what it got and go on. */
+static void sub_job_done(auth_job *j)
+{
+    rpc_sub *s = (rpc_sub *)((char *)j - offsetof(rpc_sub, rj));
+    s->rd_running = 0;
+    if (s->closed) {
+        if (!s->posted) sub_destroy(s); /* RDJ-4 (else sub_continue does) */
+        return;
+    }
+    if (s->ctx->rd_stopped) return; /* RDJ-4: the call is being closed; the store may be */
+    if (net_call_done(s->c)) return;
+    if (j->cancelled) {
+        rpc_fail(s->c, GRPC_UNAVAILABLE, "the server is stopping", NULL, NULL);
+        return;
+    }
+    sub_took(s, s->rd_rc, s->rd_n);
+}
+
+/* Poll s's subscription: on the loop when its pages are in memory, else
+ * on the reader pool (RDJ-1). 0 with s->n items, 1 while the pool polls
+ * (sub_job_done resumes), 2 when the pool refused (the call was failed),
+ * or the poll's error. */
+static int sub_poll(rpc_sub *s)
+{
+    size_t n = 0;
+    int rc = -EWOULDBLOCK;
+    if (!rpc_read_off_loop(s->ctx)) {
+        factum_sub_set_nowait(s->sub, rpc_read_nowait(s->ctx) != 0);
+        rc = factum_sub_poll(s->sub, s->items, SUB_ITEMS, &n, 0);
+    }
+    if (rc != -EWOULDBLOCK) {
+        s->n = n;
+        return rc;
+    }
+    s->rj.work = sub_job_work;
+    s->rj.done = sub_job_done;
+    s->rd_running = 1;
+    rc = rpc_rdjob_submit(s->ctx, &s->rj);
+    if (rc) {
+        s->rd_running = 0;
+        rpc_rdjob_refused(s->c, rc);
+        return 2;
+    }
+    return 1;
+}
+
 static void sub_pump(rpc_sub *s)
 {
-    if (rpc_upjob_running(s->upj)) return; /* sub_ready resumes */
+    if (rpc_upjob_running(s->upj) || s->rd_running) return; /* sub_ready or sub_job_done resumes */
     int sent = 0, polls = 0; /* a step: SUB_STEP messages, or 4 polls of up to SUB_SCAN_STEP events examined */
     if (s->authz && !net_call_done(s->c)) { /* RPC-6 */
         const char *name = s->stream ? s->stream : "$all";
@@ -456,14 +523,13 @@ static void sub_pump(rpc_sub *s)
             return;
         }
         polls++;
-        size_t n = 0;
-        int rc = factum_sub_poll(s->sub, s->items, SUB_ITEMS, &n, 0);
+        int rc = sub_poll(s);
+        if (rc == 1 || rc == 2) return; /* on the reader pool (sub_job_done resumes), or failed */
         if (rc) {
             sub_fail(s, rc);
             return;
         }
-        s->n = n;
-        if (n) continue;
+        if (s->n) continue;
         if (factum_sub_pending(s->sub)) goto yield; /* a sparse filter scanned a while: let others run */
         wait_add(s);
         return;
@@ -480,6 +546,23 @@ yield:
     }
 }
 
+/* The answer of a poll on the pool: as sub_pump's own (RDJ-2). */
+static void sub_took(rpc_sub *s, int rc, size_t n)
+{
+    if (rc) {
+        sub_fail(s, rc);
+        return;
+    }
+    s->i = 0;
+    s->n = n;
+    if (n) {
+        sub_pump(s);
+        return;
+    }
+    if (factum_sub_pending(s->sub)) sub_pump(s);
+    else wait_add(s);
+}
+
 void rpc_sub_writable(rpc_sub *s)
 {
     if (s && !s->waiting && !s->posted) sub_pump(s);
@@ -489,8 +572,8 @@ void rpc_sub_free(rpc_sub *s)
 {
     if (!s) return;
     wait_remove(s);
-    if (s->posted) {
-        s->closed = 1; /* sub_continue frees it */
+    if (s->posted || s->rd_running) {
+        s->closed = 1; /* sub_continue or sub_job_done frees it (the last of them) */
         return;
     }
     sub_destroy(s);

@@ -74,6 +74,11 @@ static const opt opts[] = {
      "together), 1..100000"},
     {"subscription-live-lag", NULL, T_SIZE, OFF(subscription_live_lag), 0, "10000",
      "a live subscription this many events behind the head falls behind and reads from the log"},
+    {"reader-threads", NULL, T_INT, OFF(reader_threads), 0, "2",
+     "threads that read log pages not in memory for Read calls, catch-ups and parked replays (1..64)"},
+    {"cold-reads", NULL, T_INT, OFF(cold_reads), 0, "detect",
+     "detect: reads of log pages not in memory go to the reader threads, others stay on the event loop; "
+     "always: every such read goes to them; never: all stay on the event loop"},
     {"max-client-memory", NULL, T_SIZE, OFF(max_client_memory), 0, "0",
      "memory all clients together may make the server hold (buffers, requests, queued answers); over it the "
      "connection holding the most is closed. 0: a quarter of the RAM, at most 1 GiB"},
@@ -116,6 +121,25 @@ static int set(srv_config *c, const opt *o, const char *v, const char *where)
             c->log_json = 0;
         else
             goto bad;
+        return 0;
+    }
+    if (!strcmp(o->name, "cold-reads")) {
+        if (!strcasecmp(v, "detect"))
+            c->cold_reads = SRV_COLD_DETECT;
+        else if (!strcasecmp(v, "always"))
+            c->cold_reads = SRV_COLD_ALWAYS;
+        else if (!strcasecmp(v, "never"))
+            c->cold_reads = SRV_COLD_NEVER;
+        else
+            goto bad;
+        return 0;
+    }
+    if (!strcmp(o->name, "reader-threads")) {
+        char *end;
+        errno = 0;
+        long x = strtol(v, &end, 10);
+        if (errno || end == v || *end || x < 1 || x > 64) goto bad;
+        c->reader_threads = (int)x;
         return 0;
     }
     switch (o->type) {

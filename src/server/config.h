@@ -30,6 +30,8 @@ typedef struct srv_config {
     uint64_t max_connections;
     uint64_t max_streams; /* concurrent calls per connection */
     uint64_t subscription_live_lag; /* events behind the head before a live subscription falls behind */
+    int reader_threads;             /* the reader pool's threads (rdjob.c) */
+    int cold_reads;                 /* SRV_COLD_DETECT, _ALWAYS or _NEVER */
     uint64_t
         max_client_memory; /* all that clients make the server hold (0: a quarter of RAM, at most 1 GiB) */
     uint64_t max_connection_memory; /* what one connection may make it hold (0: from the append limits) */
@@ -53,6 +55,8 @@ typedef struct srv_config {
 /* RunProjections: None (no projections at all), System (the five system
  * projections exist and those enabled run), All (user projections too). */
 enum { SRV_PROJ_NONE = 0, SRV_PROJ_SYSTEM = 1, SRV_PROJ_ALL = 2 };
+/* --cold-reads: which page reads go to the reader pool (rpc.h RPC_COLD_*). */
+enum { SRV_COLD_DETECT = 0, SRV_COLD_ALWAYS = 1, SRV_COLD_NEVER = 2 };
 
 /* Parse argv (and the environment and the config file it names). Returns
  * 0, 1 if --help/--version was handled (exit 0), or -1 after printing a

@@ -387,6 +387,9 @@ static void metrics(srv_state *st, net_http_resp *r)
     metric(b, "factum_grpc_read_events_total", "counter", "Events sent by reads.", (double)rs->read_events);
     metric(b, "factum_grpc_read_bytes_total", "counter", "Event bytes sent by reads.",
            (double)rs->read_bytes);
+    metric(b, "factum_reads_off_loop_total", "counter",
+           "Store reads (pages of Read calls, catch-ups, parked replays) handed to the reader threads.",
+           (double)rs->reads_off_loop);
     metric(b, "factum_subscriptions", "gauge", "Catch-up subscriptions open.", (double)rs->subs_active);
     metric(b, "factum_subscriptions_total", "counter", "Catch-up subscriptions started.",
            (double)rs->subs_total);

@@ -245,6 +245,10 @@ int main(int argc, char **argv)
     r->max_event_size = cfg->max_append_event_size;
     r->log_fn = slog_sink;
     r->sub_live_lag = cfg->subscription_live_lag;
+    r->reader_threads = (unsigned)cfg->reader_threads;
+    r->cold_reads = cfg->cold_reads == SRV_COLD_ALWAYS  ? RPC_COLD_ALWAYS
+                    : cfg->cold_reads == SRV_COLD_NEVER ? RPC_COLD_NEVER
+                                                        : RPC_COLD_DETECT;
     int policy_type = auth_policy_type_parse(cfg->authorization_default_policy_type);
     if (policy_type < 0) {
         slog_write(SLOG_ERROR, "unknown --authorization-default-policy-type %s (acl or streampolicy)",

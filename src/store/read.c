@@ -46,6 +46,8 @@ int factum_read_stream(factum_store *s, const char *stream, uint64_t from, int d
     size_t len;
     int rc = name_arg(stream, &len);
     if (rc) return rc;
+    int nowait = direction & FACTUM_NOWAIT;
+    direction &= ~FACTUM_NOWAIT;
     if (direction != FACTUM_FORWARD && direction != FACTUM_BACKWARD) return FACTUM_EINVAL;
     uint64_t committed = atomic_load_explicit(&s->committed_pos, memory_order_acquire);
     sstate st;
@@ -55,7 +57,11 @@ int factum_read_stream(factum_store *s, const char *stream, uint64_t from, int d
     int64_t min_ts = INT64_MIN;
     if (st.meta.max_age_s >= 0) min_ts = base_now_ns() - st.meta.max_age_s * 1000000000ll;
     uint64_t first = first_visible(&st);
-    stream_range r = {first, (uint64_t)st.last_version, committed, min_ts, INT64_MAX, 0, 0};
+    stream_range r = {first, (uint64_t)st.last_version, committed, min_ts, INT64_MAX, 0, 0, 0, 0};
+    if (nowait) {
+        r.nowait = 1;
+        r.epoch = (unsigned)(base_now_ns() >> 30);
+    }
     rc = stream_read_range(s, stream, len, &r, from, direction == FACTUM_BACKWARD, events, cap, n_out, next_out);
     /* ST-2: the state counts appends committed after `committed` was read.
      * When every event the read met is one of them, and it began at the
@@ -128,6 +134,11 @@ int stream_read_range(factum_store *s, const char *stream, size_t len, stream_ra
                 cur = v + 1;
             }
             factum_event *ev = &events[n];
+            if (r->nowait && !log_frame_resident(s->log, kv[i].v, r->epoch)) {
+                *n_out = 0; /* all or nothing (FACTUM_NOWAIT) */
+                if (next_out) *next_out = FACTUM_END;
+                return -EWOULDBLOCK;
+            }
             if ((rc = event_at(s, kv[i].v, ev))) return rc;
             if (ev->stream_len != len || memcmp(ev->stream, stream, len)) continue; /* hash collision */
             r->examined++;
@@ -166,7 +177,8 @@ int stream_read_range(factum_store *s, const char *stream, size_t len, stream_ra
 
 /* The event frame at lo, checked to be `position`. Skips a batch frame
  * and the end of a segment going forward. *lo is updated to the frame. */
-static int frame_fwd(factum_store *s, uint64_t *lo, uint64_t position, factum_event *ev, uint32_t *len)
+static int frame_fwd(factum_store *s, uint64_t *lo, uint64_t position, factum_event *ev, uint32_t *len,
+                     const unsigned *probe)
 {
     for (int hops = 0; hops < 4; hops++) {
         uint64_t avail;
@@ -176,6 +188,7 @@ static int frame_fwd(factum_store *s, uint64_t *lo, uint64_t position, factum_ev
             if (!p) return FACTUM_ECORRUPT;
             continue;
         }
+        if (probe && !log_frame_resident(s->log, *lo, *probe)) return -EWOULDBLOCK; /* FACTUM_NOWAIT */
         int type;
         log_batch_hdr bh;
         int n = log_decode_frame(p, avail, &type, ev, &bh, NULL);
@@ -208,13 +221,19 @@ int factum_read_position(factum_store *s, uint64_t position, factum_event *ev)
     if (rc == FACTUM_ENOTFOUND) return FACTUM_ECORRUPT; /* a committed position must be mapped */
     if (rc) return rc;
     uint32_t len;
-    return frame_fwd(s, &lo, position, ev, &len);
+    return frame_fwd(s, &lo, position, ev, &len, NULL);
 }
 
 int factum_read_all(factum_store *s, uint64_t from, int direction, const factum_filter *filter,
                     size_t max_scan, factum_event *events, size_t cap, size_t *n_out, uint64_t *next_out)
 {
     if (!s || !n_out || (cap && !events)) return FACTUM_EINVAL;
+    unsigned epoch = 0, *probe = NULL;
+    if (direction & FACTUM_NOWAIT) {
+        epoch = (unsigned)(base_now_ns() >> 30);
+        probe = &epoch;
+        direction &= ~FACTUM_NOWAIT;
+    }
     if (direction != FACTUM_FORWARD && direction != FACTUM_BACKWARD) return FACTUM_EINVAL;
     *n_out = 0;
     uint64_t committed = atomic_load_explicit(&s->committed_pos, memory_order_acquire);
@@ -229,7 +248,10 @@ int factum_read_all(factum_store *s, uint64_t from, int direction, const factum_
     while (n < cap && (!max_scan || scanned < max_scan)) {
         factum_event *ev = &events[n];
         uint32_t len;
-        if ((rc = frame_fwd(s, &lo, pos, ev, &len))) return rc;
+        if ((rc = frame_fwd(s, &lo, pos, ev, &len, probe))) {
+            if (rc == -EWOULDBLOCK) *n_out = 0; /* all or nothing (FACTUM_NOWAIT) */
+            return rc;
+        }
         scanned++;
         int m = factum_filter_match(filter, ev);
         if (m < 0) return m;
@@ -246,9 +268,11 @@ int factum_read_all(factum_store *s, uint64_t from, int direction, const factum_
             int ok = 0;
             if (in_seg >= LOG_SEG_HEADER + 8) {
                 const uint8_t *p = log_ptr(s->log, lo - 4, NULL);
+                if (probe && !log_resident(s->log, p, 4, epoch)) return -EWOULDBLOCK; /* *n_out is 0 still */
                 uint32_t plen = base_get32(p);
                 if (plen >= LOG_EVENT_HDR_LEN + 4 && plen <= in_seg - LOG_SEG_HEADER && !(plen & 7)) {
                     const uint8_t *q = log_ptr(s->log, lo - plen, NULL);
+                    if (probe && !log_resident(s->log, q, 16, epoch)) return -EWOULDBLOCK;
                     if (q[8] == LOG_FRAME_EVENT && base_get32(q) == plen) {
                         lo -= plen;
                         ok = 1;

@@ -239,6 +239,10 @@ typedef struct stream_range {
      * committed after `committed` (the stream's state, read after it, may
      * count them: ST-2) */
     size_t examined, beyond;
+    /* FACTUM_NOWAIT: give up with -EWOULDBLOCK before touching a frame not
+     * in memory (log_frame_resident with this epoch) */
+    int nowait;
+    unsigned epoch;
 } stream_range;
 int stream_read_range(factum_store *s, const char *stream, size_t len, stream_range *r, uint64_t from,
                       int back, factum_event *events, size_t cap, size_t *n_out, uint64_t *next_out);

@@ -297,7 +297,7 @@ int factum_read_stream_asof(factum_store *s, const char *stream, const factum_as
         int64_t mc = st.last_version - st.meta.max_count + 1;
         if (mc > 0 && (uint64_t)mc > first) first = (uint64_t)mc;
     }
-    stream_range r = {first, last, p, INT64_MIN, a->valid_until_ns, 0, 0};
+    stream_range r = {first, last, p, INT64_MIN, a->valid_until_ns, 0, 0, 0, 0};
     return stream_read_range(s, stream, len, &r, from, direction == FACTUM_BACKWARD, events, cap, n_out,
                              next_out);
 }

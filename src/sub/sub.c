@@ -49,6 +49,7 @@ struct factum_sub {
     uint64_t live_lag;
     uint64_t max_scan; /* events examined per poll */
     int resolve_links;
+    int nowait; /* factum_sub_set_nowait: reads with FACTUM_NOWAIT */
     factum_upcast_buf *ub; /* upcast: what this poll's events were upcast into (NULL: raw) */
     int live;
     int error;      /* latched: returned by the next poll */
@@ -220,7 +221,8 @@ static int read_step(factum_sub *sub, factum_sub_item *items, size_t cap, size_t
             max_scan = (size_t)(sub->ckpt_interval - sub->since_ckpt);
         uint64_t nx;
         if (!sub->filter && room < max_scan) max_scan = room;
-        rc = factum_read_all(sub->s, sub->next, FACTUM_FORWARD, sub->filter, max_scan, sub->page, room, &got, &nx);
+        rc = factum_read_all(sub->s, sub->next, FACTUM_FORWARD | sub->nowait, sub->filter, max_scan, sub->page, room,
+                             &got, &nx);
         if (rc) return rc;
         int up_rc = 0;
         for (size_t i = 0; i < got; i++) {
@@ -247,7 +249,8 @@ static int read_step(factum_sub *sub, factum_sub_item *items, size_t cap, size_t
         return up_rc;
     }
     uint64_t nx;
-    rc = factum_read_stream(sub->s, sub->stream, sub->next, FACTUM_FORWARD, sub->page, room, &got, &nx);
+    rc = factum_read_stream(sub->s, sub->stream, sub->next, FACTUM_FORWARD | sub->nowait, sub->page, room, &got,
+                            &nx);
     if (rc == FACTUM_ENOTFOUND) { /* not yet written, or soft-deleted: wait */
         *at_head = 1;
         return 0;
@@ -309,6 +312,10 @@ int factum_sub_poll(factum_sub *sub, factum_sub_item *items, size_t cap, size_t 
         if (!factum_wait_for_position(sub->s, head, left)) return 0;
         continue;
     failed:
+        if (rc == -EWOULDBLOCK) { /* factum_sub_set_nowait: nothing moved; poll again (waiting) */
+            *n_out = n;
+            return n ? 0 : rc;
+        }
         if (n) { /* deliver what came before the error; report it next time */
             if (rc != FACTUM_EUPCAST) sub->error = rc; /* SUB-6: read again at the cursor */
             *n_out = n;
@@ -316,6 +323,13 @@ int factum_sub_poll(factum_sub *sub, factum_sub_item *items, size_t cap, size_t 
         }
         return rc;
     }
+}
+
+int factum_sub_set_nowait(factum_sub *sub, int on)
+{
+    if (!sub) return FACTUM_EINVAL;
+    sub->nowait = on ? FACTUM_NOWAIT : 0;
+    return 0;
 }
 
 int factum_sub_pending(const factum_sub *sub)
