@@ -289,7 +289,9 @@ FACTUM_API int factum_append_multi(factum_store *s, const factum_append_req *req
  * factum_append_multi; results has n entries (valid during the call only);
  * failed is the failing part's index when rc != 0.
  *
- * Called on the store's writer thread, never on an application thread (not
+ * (Appends made through a driver are called back on the driver's thread
+ * instead: see "Drivers" below.) Called on the store's writer thread, never
+ * on an application thread (not
  * inside the caller's own factum_append, whatever thread led the group
  * commit), one callback at a time, in commit order. The writer thread calls
  * the next group's callbacks only after this one returned: return quickly
@@ -615,9 +617,10 @@ FACTUM_API int factum_upcast_many(factum_store *s, const factum_event *in, size_
 
 /* Called after each group of appends is committed (durable mode: after its
  * fdatasync), with the new last committed position. It runs on the thread
- * that committed the group (the store's writer or an appending thread),
- * before the appends of the group are acknowledged: return quickly, do not
- * block, and call no function of this store from it but the read calls. */
+ * that committed the group (the store's writer, an appending thread, or a
+ * driver's thread inside factum_driver_run or factum_driver_append), before
+ * the appends of the group are acknowledged: return quickly, do not block,
+ * and call no function of this store from it but the read calls. */
 typedef void (*factum_commit_fn)(void *ctx, uint64_t last_position);
 
 /* Register / unregister a listener (fn and ctx together name it). After
