@@ -1356,9 +1356,6 @@ int net_server_run(net_server *s, int drain_ms)
             while (!drive_ready(s) && (n = epoll_wait(s->epfd, evs, 128, 0)) == 0 && net_mono_ns() < until)
                 base_cpu_relax();
         }
-        /* Completions the loop drives (its own fdatasyncs, seen in memory
-         * by drive_ready) first: what clients wait for. */
-        if (drive_ready(s)) s->cfg.drive_run(s->cfg.drive_ctx);
         int wait_ms = s->deferred || s->pending || drive_ready(s) ? 0 : drain_until ? 20 : 1000;
         if (s->cfg.tick_fn && s->cfg.tick_ms) {
             uint64_t now = net_mono_ns();
@@ -1372,6 +1369,10 @@ int net_server_run(net_server *s, int drain_ms)
             return -errno;
         }
         s->now = net_mono_ns(); /* the time of this turn: connections' activity, partial messages (NET-7) */
+        /* Completions the loop drives (its own fdatasyncs, seen in memory by
+         * drive_ready) first: what clients wait for. Their answers go out at
+         * the end of this turn, with the rest. */
+        if (drive_ready(s)) s->cfg.drive_run(s->cfg.drive_ctx);
         s->hs_spent = 0;        /* the turn's budget of TLS handshakes */
         /* What each connection may read this turn: the turn's share split
          * among those ready, at least 16 KiB. A turn costs about the same
