@@ -388,7 +388,10 @@ FACTUM_API int factum_driver_append(factum_driver *d, const factum_append_req *r
  * timeout_ms 0: never wait; > 0: if nothing was ready and appends are in
  * flight, wait up to that long for the first completion; < 0: wait without
  * limit while appends are in flight. Returns the number of callbacks run
- * (>= 0), or FACTUM_EINVAL. Not from inside one of d's callbacks. */
+ * (>= 0), or FACTUM_EINVAL. Not from inside one of d's callbacks. While
+ * appends of d are in flight, keep calling it: d's thread may lead a group
+ * that holds other threads' appends too (never once d has none of its own
+ * left). */
 FACTUM_API int factum_driver_run(factum_driver *d, int timeout_ms);
 
 /* Is something ready for factum_driver_run, without a system call (a look

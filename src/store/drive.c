@@ -29,6 +29,12 @@
  *   DRV-1  Callbacks run only inside factum_driver_run (and
  *          factum_driver_free), on the calling thread, in the order the
  *          requests were completed, which is commit order.
+ *   DRV-3  A driver leads another group only while some of its own requests
+ *          are not completed yet (writer.c drive_lead): its thread then keeps
+ *          calling factum_driver_run, so others' requests in its groups are
+ *          finished too. With none of its own left it hands the lead on (to a
+ *          waiting caller or the writer thread), so an application that stops
+ *          running an idle driver holds up no other thread.
  *   DRV-2  `outstanding` counts requests submitted and not yet called
  *          back; factum_driver_free returns only when it is 0, and the store
  *          refuses to close while a driver exists, so a group in flight is
@@ -67,6 +73,7 @@ struct factum_driver {
     int inline_done;       /* INLINE: a group's fdatasync is done, with inline_rc */
     int inline_rc;
     size_t outstanding; /* DRV-2; the driver's thread only */
+    _Atomic size_t uncompleted; /* submitted, not yet completed (DRV-3) */
     pthread_mutex_t mu;
     wreq *done_head, *done_tail; /* mu */
     _Atomic int has_done;        /* done_head != NULL, readable without mu */
@@ -91,9 +98,15 @@ static void signal_fd(factum_driver *d)
     (void)w; /* only fails when the counter is saturated: it is readable then */
 }
 
+int drive_has_uncompleted(const factum_driver *d)
+{
+    return atomic_load(&d->uncompleted) > 0;
+}
+
 void drive_deliver(factum_driver *d, wreq *r)
 {
     r->next = NULL;
+    atomic_fetch_sub(&d->uncompleted, 1);
     pthread_mutex_lock(&d->mu);
     if (d->done_tail)
         d->done_tail->next = r;
@@ -198,9 +211,11 @@ int factum_driver_append(factum_driver *d, const factum_append_req *reqs, size_t
     if (!d) return FACTUM_EINVAL;
     factum_driver *outer = tl_running;
     tl_running = d;
+    atomic_fetch_add(&d->uncompleted, 1); /* before: it may be completed inside */
     int rc = append_async_via(d->s, d, reqs, n, cb, ctx);
     tl_running = outer;
     if (!rc) d->outstanding++;
+    else atomic_fetch_sub(&d->uncompleted, 1);
     return rc;
 }
 

@@ -218,6 +218,8 @@ int append_async_via(factum_store *s, struct factum_driver *d, const factum_appe
 /* Does d lead groups itself (io_uring, or the fault layer's synchronous
  * fdatasync), or hand its requests to the writer thread? */
 int drive_leads(const struct factum_driver *d);
+/* Has d requests not completed yet (DRV-3)? Any thread. */
+int drive_has_uncompleted(const struct factum_driver *d);
 /* Is the calling thread d's thread? */
 int drive_is_own_thread(const struct factum_driver *d);
 /* Start the fdatasync of everything the log wrote since its last sync;

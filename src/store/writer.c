@@ -1156,7 +1156,7 @@ static void drive_lead(factum_store *s, struct factum_driver *d)
                 complete(s, all);
                 pthread_mutex_lock(&s->q_mu);
             }
-            if (!s->q_head || n >= DRIVE_GROUPS) {
+            if (!s->q_head || n >= DRIVE_GROUPS || !drive_has_uncompleted(d)) { /* DRV-3 */
                 s->drv_leader = NULL;
                 hand_off(s);
                 if (!s->leader && s->stopping) pthread_cond_broadcast(&s->q_cv);
