@@ -35,6 +35,11 @@
  *          finished too. With none of its own left it hands the lead on (to a
  *          waiting caller or the writer thread), so an application that stops
  *          running an idle driver holds up no other thread.
+ *   DRV-4  When a group's fdatasync completed, d keeps the lead but starts
+ *          the next group only after its callbacks ran, and appends
+ *          submitted from its callbacks queue without leading; so the clients
+ *          that resubmit on a completion form one group with those that
+ *          waited, not a group of the first and a group of the rest.
  *   DRV-2  `outstanding` counts requests submitted and not yet called
  *          back; factum_driver_free returns only when it is 0, and the store
  *          refuses to close while a driver exists, so a group in flight is
@@ -74,6 +79,8 @@ struct factum_driver {
     int inline_rc;
     size_t outstanding; /* DRV-2; the driver's thread only */
     _Atomic size_t uncompleted; /* submitted, not yet completed (DRV-3) */
+    int in_callbacks;           /* DRV-4; the driver's thread only */
+    int resume;                 /* DRV-4: d holds the lead, to resume after its callbacks */
     pthread_mutex_t mu;
     wreq *done_head, *done_tail; /* mu */
     _Atomic int has_done;        /* done_head != NULL, readable without mu */
@@ -96,6 +103,11 @@ static void signal_fd(factum_driver *d)
     uint64_t one = 1;
     ssize_t w = write(d->efd, &one, sizeof one);
     (void)w; /* only fails when the counter is saturated: it is readable then */
+}
+
+int drive_defers_lead(const factum_driver *d)
+{
+    return d->in_callbacks;
 }
 
 int drive_has_uncompleted(const factum_driver *d)
@@ -237,12 +249,13 @@ static void reap(factum_driver *d)
     while (d->mode == DRV_URING && d->sync_pending && io_uring_peek_cqe(&d->ring, &cqe) == 0) {
         if (cqe->res < 0 && !d->sync_rc) d->sync_rc = cqe->res;
         io_uring_cqe_seen(&d->ring, cqe);
-        if (--d->sync_pending == 0) writer_drive_synced(d->s, d, d->sync_rc); /* may start the next */
+        if (--d->sync_pending == 0) d->resume = writer_drive_synced(d->s, d, d->sync_rc);
     }
 #endif
     while (d->inline_done) {
         d->inline_done = 0;
-        writer_drive_synced(d->s, d, d->inline_rc); /* may start (and sync) the next */
+        d->resume = writer_drive_synced(d->s, d, d->inline_rc);
+        if (d->resume) break;
     }
 }
 
@@ -272,7 +285,15 @@ int factum_driver_run(factum_driver *d, int timeout_ms)
                 n++;
             d->outstanding -= n;
             ran += (int)n;
+            d->in_callbacks = 1;
             writer_call_back(d->s, list); /* DRV-1 */
+            d->in_callbacks = 0;
+        }
+        if (d->resume) {
+            d->resume = 0;
+            writer_drive_resume(d->s, d); /* DRV-4: the next group, with what the callbacks queued */
+        } else if (list) {
+            writer_drive_kick(d->s, d); /* DRV-4 */
         }
         if (ran || timeout_ms == 0 || !d->outstanding) break;
         int wait_ms = -1;

@@ -208,7 +208,12 @@ void writer_complete_now(factum_store *s, wreq *list);
 void writer_call_back(factum_store *s, wreq *list);
 /* A driver's fdatasync of the group in flight ended with rc (0 or -errno):
  * publish and complete the group, then lead on (on the driver's thread). */
-void writer_drive_synced(factum_store *s, struct factum_driver *d, int rc);
+/* Returns 1 when d keeps the lead without a group in flight: it calls
+ * writer_drive_resume once it ran its callbacks (DRV-4). */
+int writer_drive_synced(factum_store *s, struct factum_driver *d, int rc);
+void writer_drive_resume(factum_store *s, struct factum_driver *d);
+/* d leads if requests are queued, nobody leads and some are d's (DRV-4). */
+void writer_drive_kick(factum_store *s, struct factum_driver *d);
 
 /* append.c: factum_append_async, through driver d (NULL: none). */
 int append_async_via(factum_store *s, struct factum_driver *d, const factum_append_req *reqs, size_t n,
@@ -218,6 +223,8 @@ int append_async_via(factum_store *s, struct factum_driver *d, const factum_appe
 /* Does d lead groups itself (io_uring, or the fault layer's synchronous
  * fdatasync), or hand its requests to the writer thread? */
 int drive_leads(const struct factum_driver *d);
+/* Is d's thread running d's callbacks (appends then queue, DRV-4)? */
+int drive_defers_lead(const struct factum_driver *d);
 /* Has d requests not completed yet (DRV-3)? Any thread. */
 int drive_has_uncompleted(const struct factum_driver *d);
 /* Is the calling thread d's thread? */

@@ -1171,7 +1171,7 @@ static void drive_lead(factum_store *s, struct factum_driver *d)
     }
 }
 
-void writer_drive_synced(factum_store *s, struct factum_driver *d, int rc)
+int writer_drive_synced(factum_store *s, struct factum_driver *d, int rc)
 {
     group *g = s->grp;
     sync_account(s, base_mono_ns() - g->fl_t0);
@@ -1184,6 +1184,28 @@ void writer_drive_synced(factum_store *s, struct factum_driver *d, int rc)
     wreq *list = g->fl_list;
     g->fl_list = NULL;
     batch_finish(s, list, rc);
+    if (g->rest) {
+        drive_lead(s, d); /* the rest of a split batch goes first */
+        return 0;
+    }
+    return 1; /* d keeps the lead: writer_drive_resume after its callbacks (DRV-4) */
+}
+
+void writer_drive_resume(factum_store *s, struct factum_driver *d)
+{
+    drive_lead(s, d);
+}
+
+void writer_drive_kick(factum_store *s, struct factum_driver *d)
+{
+    pthread_mutex_lock(&s->q_mu);
+    if (!s->q_head || s->leader || s->writer_lead || !drive_has_uncompleted(d)) {
+        pthread_mutex_unlock(&s->q_mu);
+        return;
+    }
+    s->leader = 1;
+    s->drv_leader = d;
+    pthread_mutex_unlock(&s->q_mu);
     drive_lead(s, d);
 }
 
@@ -1337,7 +1359,7 @@ int writer_submit(factum_store *s, wreq *r)
     s->q_len++;
     if (r->drv && drive_leads(r->drv)) {
         /* A driver's: its thread leads if nobody does (DW-1). */
-        if (s->leader || s->writer_lead) {
+        if (s->leader || s->writer_lead || drive_defers_lead(r->drv)) {
             pthread_mutex_unlock(&s->q_mu);
             return 0;
         }
