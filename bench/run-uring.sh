@@ -54,7 +54,7 @@ start() { # NAME BIN ARGS...
   systems+=("$name kurrentdb://127.0.0.1:$factumd_port?tls=false")
   grep -h "appends:" "$dir/log-$name" | sed "s/^[^ ]* [A-Z]* */$name: /" || echo "$name: (no appends line: before the change)"
 }
-start uring "$b"/factumd --io-uring=true
+start uring "$b"/factumd --io-uring
 start writer "$b"/factumd --io-uring=false
 [ -n "$before" ] && start before "$before"/factumd
 if [ $pg = 1 ]; then
