@@ -1,7 +1,8 @@
 /*
  * embedded.c - the BENCH.md workloads against libfactum in-process:
  * W1 (single appends), W2 (100-event appends), W3 (16 and 256 concurrent
- * clients), W4 (stream reads), W5 ($all reads), W7 (contention correctness)
+ * clients; W3CQ: the same from one thread through a factum_driver, the
+ * completion API, with io_uring and with the writer thread), W4 (stream reads), W5 ($all reads), W7 (contention correctness)
  * and W9 (10 M events in 1 M streams, kill -9, restart), together with the
  * machine's own fdatasync rate measured in the same run, so that every
  * figure can be read as a fraction of what the disk allows.
@@ -352,6 +353,102 @@ static void w3(int clients)
     free(lat);
     free(args);
     free(th);
+    factum_store_close(s);
+}
+
+/* ---- W3CQ: the same load from one thread, through a driver ----------- */
+
+/* W3's clients as logical clients of one thread: each keeps one append
+ * outstanding through a factum_driver (the completion API), submitting the
+ * next from its completion callback. flags: 0 (io_uring: the thread leads
+ * the group commit) or FACTUM_DRIVER_NO_URING (the writer thread). */
+typedef struct cqclient {
+    factum_driver *d;
+    int t, clients;
+    size_t left, done;
+    int64_t *ver;
+    size_t k; /* stream slot of the append in flight */
+    evbuf b;
+    char name[32];
+    factum_append_req req;
+    uint64_t t0;
+    uint64_t *lat;
+} cqclient;
+
+static void cq_send(cqclient *c);
+
+static void cq_done(void *arg, int rc, const factum_append_result *res, size_t n, size_t failed)
+{
+    (void)n;
+    (void)failed;
+    cqclient *c = arg;
+    c->lat[c->done++] = now_ns() - c->t0;
+    if (rc) {
+        fprintf(stderr, "W3CQ append: %s\n", factum_strerror(rc));
+        exit(1);
+    }
+    c->ver[c->k] = (int64_t)res[0].last_version;
+    if (--c->left) cq_send(c);
+}
+
+static void cq_send(cqclient *c)
+{
+    size_t streams = 10000 / (size_t)c->clients + 1;
+    c->k = rnd() % streams;
+    uint64_t acct = c->k * (uint64_t)c->clients + (uint64_t)c->t;
+    snprintf(c->name, sizeof c->name, "account-%" PRIu64, acct);
+    make_event(&c->b, acct, c->done);
+    c->req = (factum_append_req){c->name, c->ver[c->k], &c->b.ev, 1};
+    c->t0 = now_ns();
+    int rc = factum_driver_append(c->d, &c->req, 1, cq_done, c);
+    if (rc) {
+        fprintf(stderr, "W3CQ submit: %s\n", factum_strerror(rc));
+        exit(1);
+    }
+}
+
+static void w3cq(int clients, unsigned flags)
+{
+    size_t total = quick ? 20000 : 200000;
+    factum_store *s = open_store("w3cq", 1);
+    factum_driver *d;
+    int rc = factum_driver_new(s, flags, &d);
+    if (rc) {
+        fprintf(stderr, "W3CQ driver: %s\n", factum_strerror(rc));
+        exit(1);
+    }
+    cqclient *cl = calloc((size_t)clients, sizeof *cl);
+    uint64_t *lat = malloc(total * sizeof *lat);
+    size_t per = total / (size_t)clients, streams = 10000 / (size_t)clients + 1;
+    uint64_t t0 = now_ns();
+    for (int t = 0; t < clients; t++) {
+        cl[t] = (cqclient){.d = d, .t = t, .clients = clients, .left = per, .lat = lat + (size_t)t * per};
+        cl[t].ver = malloc(streams * sizeof *cl[t].ver);
+        for (size_t i = 0; i < streams; i++)
+            cl[t].ver[i] = FACTUM_NO_STREAM;
+        cq_send(&cl[t]);
+    }
+    while (factum_driver_in_flight(d))
+        factum_driver_run(d, -1);
+    double secs = (double)(now_ns() - t0) / 1e9;
+    size_t n = per * (size_t)clients;
+    qsort(lat, n, sizeof *lat, cmp_u64);
+    factum_stats st;
+    factum_store_get_stats(s, &st);
+    const char *how = factum_driver_uring(d) ? "io_uring, the thread leads" : "writer thread";
+    printf("| W3CQ | %d logical clients on one thread (driver: %s), %zu single-event appends | %.0f ev/s | p50 %.0f "
+           "µs, p99 %.0f µs; %.1f appends per fdatasync |\n",
+           clients, how, n, n / secs, pct(lat, n, 50), pct(lat, n, 99),
+           st.fsyncs ? (double)st.appends / (double)st.fsyncs : 0);
+    char key[32];
+    snprintf(key, sizeof key, "W3CQ%s%s", clients == 16 ? "" : "_256", factum_driver_uring(d) ? "" : "_WT");
+    result(key, "ev_per_s", n / secs);
+    fflush(stdout);
+    factum_driver_free(d);
+    for (int t = 0; t < clients; t++)
+        free(cl[t].ver);
+    free(cl);
+    free(lat);
     factum_store_close(s);
 }
 
@@ -1082,6 +1179,12 @@ int main(int argc, char **argv)
     if (wanted("W3")) {
         w3(16);
         w3(256);
+    }
+    if (wanted("W3CQ")) {
+        w3cq(16, 0);
+        w3cq(256, 0);
+        w3cq(16, FACTUM_DRIVER_NO_URING);
+        w3cq(256, FACTUM_DRIVER_NO_URING);
     }
     if (wanted("W4")) w4();
     if (wanted("W5")) w5();

@@ -172,8 +172,10 @@ FACTUM_API const char *factum_store_path(const factum_store *s);
 
 /* Finish in-flight appends, write an index checkpoint, release the lock and
  * free the handle. Pointers handed out by reads become invalid. NULL is a
- * no-op. No other call on this store may be running or start. Returns 0 or
- * the error of the final checkpoint (the log itself is already durable). */
+ * no-op. No other call on this store may be running or start. Free the
+ * store's drivers first (factum_driver_free waits for their appends): with a
+ * driver left, close returns -EBUSY and closes nothing. Returns 0 or the
+ * error of the final checkpoint (the log itself is already durable). */
 FACTUM_API int factum_store_close(factum_store *s);
 
 /* ---------------------------------------------------------------------------
@@ -287,7 +289,9 @@ FACTUM_API int factum_append_multi(factum_store *s, const factum_append_req *req
  * factum_append_multi; results has n entries (valid during the call only);
  * failed is the failing part's index when rc != 0.
  *
- * Called on the store's writer thread, never on an application thread (not
+ * (Appends made through a driver are called back on the driver's thread
+ * instead: see "Drivers" below.) Called on the store's writer thread, never
+ * on an application thread (not
  * inside the caller's own factum_append, whatever thread led the group
  * commit), one callback at a time, in commit order. The writer thread calls
  * the next group's callbacks only after this one returned: return quickly
@@ -313,6 +317,95 @@ typedef void (*factum_append_cb)(void *ctx, int rc, const factum_append_result *
  * either). */
 FACTUM_API int factum_append_async(factum_store *s, const factum_append_req *reqs, size_t n,
                                    factum_append_cb cb, void *ctx);
+
+/* ---------------------------------------------------------------------------
+ * Drivers: the completion API (one thread, many appends in flight)
+ *
+ * A driver lets one thread keep many appends in flight and collect their
+ * completions without a blocked thread per append: an event loop, or an
+ * application serving many logical clients. Submit with
+ * factum_driver_append (it never waits); completions are called back on
+ * the driver's thread inside factum_driver_run, which you call when
+ * factum_driver_fd is readable (epoll/poll), or with a timeout to wait.
+ *
+ * Where io_uring is available (Linux >= 5.6, liburing at build time, not
+ * forbidden by seccomp), the driver's thread leads the group commit itself
+ * (docs/adr/0020-loop-led-group-commit.md): if no other thread leads, it
+ * checks, encodes and writes the group and starts its fdatasync on its
+ * io_uring, and returns at once; factum_driver_run finishes the group when
+ * the fdatasync completed and leads the next one. No other thread is woken
+ * on the way. Elsewhere (or with FACTUM_DRIVER_NO_URING) the driver hands
+ * its appends to the store's writer thread as factum_append_async does,
+ * and only its completions come back to the driver's thread (through the
+ * fd). Either way the results are those of factum_append_multi, in the
+ * same order as every other append of the store (one sequencer), and the
+ * durability is the store's (durable: acknowledged after fdatasync).
+ * ------------------------------------------------------------------------- */
+
+typedef struct factum_driver factum_driver;
+
+/* Flags of factum_driver_new. */
+#define FACTUM_DRIVER_NO_URING 0x1u /* never use io_uring: hand appends to the writer thread */
+
+/* Make a driver of store s for the calling thread (its thread: the only one
+ * that may call the driver's functions, except factum_driver_free). flags:
+ * FACTUM_DRIVER_*. If io_uring cannot be set up, the driver logs it once
+ * (the store's log_fn) and uses the writer thread. On success *out is the
+ * new driver; free it with factum_driver_free() before closing the store.
+ * Errors: FACTUM_EINVAL, FACTUM_EREADONLY, -ENOMEM, -errno (eventfd).
+ * Thread safety: several drivers may serve one store, each on its thread,
+ * beside any number of threads appending with the other functions. */
+FACTUM_API int factum_driver_new(factum_store *s, unsigned flags, factum_driver **out);
+
+/* 1 if d leads group commits through io_uring, 0 if it uses the writer
+ * thread. */
+FACTUM_API int factum_driver_uring(const factum_driver *d);
+
+/* A file descriptor (an eventfd, owned by d, valid until
+ * factum_driver_free) that becomes readable when completions may be ready
+ * for factum_driver_run. Level-triggered: factum_driver_run reads it. */
+FACTUM_API int factum_driver_fd(const factum_driver *d);
+
+/* Queue a multi-stream append through d and return at once; it never
+ * waits (not for room, not for the disk). Everything reqs points to stays
+ * borrowed until cb has run. cb runs exactly once, on d's thread, inside a
+ * later factum_driver_run (never inside this call, even when the append
+ * was decided at once), with the arguments of factum_append_cb; the
+ * callbacks of one driver run one at a time, in commit order. From a
+ * callback you may call the read functions, factum_driver_append and the
+ * asynchronous functions; the functions that wait for the writer fail there
+ * with -EDEADLK (as in factum_append_cb), and so they do on d's thread
+ * outside callbacks while d leads a group whose fdatasync is in flight
+ * (they would wait for this thread). Returns 0 when queued, -EAGAIN when
+ * the store's queue is full (4096 requests; try again after a completion),
+ * or an error for a request invalid on its face (as factum_append_async;
+ * cb does not run then). */
+FACTUM_API int factum_driver_append(factum_driver *d, const factum_append_req *reqs, size_t n,
+                                    factum_append_cb cb, void *ctx);
+
+/* Run what is ready: finish the group whose fdatasync completed (and lead
+ * the next), then call back every completed append of d, in commit order.
+ * timeout_ms 0: never wait; > 0: if nothing was ready and appends are in
+ * flight, wait up to that long for the first completion; < 0: wait without
+ * limit while appends are in flight. Returns the number of callbacks run
+ * (>= 0), or FACTUM_EINVAL. Not from inside one of d's callbacks. While
+ * appends of d are in flight, keep calling it: d's thread may lead a group
+ * that holds other threads' appends too (never once d has none of its own
+ * left). */
+FACTUM_API int factum_driver_run(factum_driver *d, int timeout_ms);
+
+/* Is something ready for factum_driver_run, without a system call (a look
+ * at io_uring's completion queue in memory and at d's completed list)? For
+ * a loop that polls while appends are in flight. 1 or 0. */
+FACTUM_API int factum_driver_ready(const factum_driver *d);
+
+/* Appends submitted through d whose callbacks have not run yet. */
+FACTUM_API size_t factum_driver_in_flight(const factum_driver *d);
+
+/* Wait for every append submitted through d (running their callbacks, on
+ * the calling thread), then free d. NULL is a no-op. Call it on d's thread,
+ * or on another once d's thread stopped using d; never from d's callbacks. */
+FACTUM_API void factum_driver_free(factum_driver *d);
 
 /* ---------------------------------------------------------------------------
  * Reading
@@ -541,9 +634,10 @@ FACTUM_API int factum_upcast_many(factum_store *s, const factum_event *in, size_
 
 /* Called after each group of appends is committed (durable mode: after its
  * fdatasync), with the new last committed position. It runs on the thread
- * that committed the group (the store's writer or an appending thread),
- * before the appends of the group are acknowledged: return quickly, do not
- * block, and call no function of this store from it but the read calls. */
+ * that committed the group (the store's writer, an appending thread, or a
+ * driver's thread inside factum_driver_run or factum_driver_append), before
+ * the appends of the group are acknowledged: return quickly, do not block,
+ * and call no function of this store from it but the read calls. */
 typedef void (*factum_commit_fn)(void *ctx, uint64_t last_position);
 
 /* Register / unregister a listener (fn and ctx together name it). After

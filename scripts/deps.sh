@@ -39,7 +39,7 @@
 # Cross-compiling for arm64 has its own script: scripts/cross-arm64.sh.
 set -euo pipefail
 
-build=(build-essential cmake pkg-config libnghttp2-dev libprotobuf-c-dev protobuf-c-compiler libpcre2-dev libssl-dev libsqlite3-dev libpq-dev)
+build=(build-essential cmake pkg-config libnghttp2-dev libprotobuf-c-dev protobuf-c-compiler libpcre2-dev libssl-dev libsqlite3-dev libpq-dev liburing-dev)
 postgres=(postgresql-15 libpq-dev)
 sqlite=(libsqlite3-dev)
 redis=(redis-server libhiredis-dev)

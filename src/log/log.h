@@ -165,6 +165,13 @@ int log_reserve(flog *l, uint64_t len, uint64_t *lo);
 int log_write(flog *l, uint64_t lo, const void *buf, size_t len);
 /* Writer: fdatasync every segment written since the last sync. */
 int log_sync(flog *l);
+/* Writer, for an fdatasync made elsewhere (an io_uring, store/drive.c): the
+ * descriptors of the segments log_sync would fdatasync now, into fds (up to
+ * cap; *n receives how many there are, which may exceed cap), and the tail
+ * they cover (*upto). Then, with the writer's lead kept and nothing written
+ * meanwhile, log_sync_done(upto) once all of them were fdatasync'd. */
+void log_sync_fds(flog *l, int *fds, size_t cap, size_t *n, uint64_t *upto);
+void log_sync_done(flog *l, uint64_t upto);
 /* Any thread: make the log durable up to `lo` (every segment that may hold
  * unsynced bytes below lo is fdatasync'd, however many there are). For an
  * index checkpoint covering lo (IDX-1). 0 or -errno. */

@@ -396,6 +396,26 @@ int log_sync(flog *l)
     return 0;
 }
 
+void log_sync_fds(flog *l, int *fds, size_t cap, size_t *n, uint64_t *upto)
+{
+    *n = 0;
+    *upto = l->tail_lo;
+    if (l->unsynced_from == UINT64_MAX) return;
+    uint64_t last = l->tail_lo / l->seg_size;
+    for (uint64_t no = l->unsynced_from; no <= last; no++) {
+        log_seg *s = atomic_load_explicit(&l->segs[no], memory_order_acquire);
+        if (!s) continue;
+        if (*n < cap) fds[*n] = s->fd;
+        (*n)++;
+    }
+}
+
+void log_sync_done(flog *l, uint64_t upto)
+{
+    if (l->tail_lo == upto) l->unsynced_from = UINT64_MAX;
+    raise_synced(l, upto);
+}
+
 int log_sync_upto(flog *l, uint64_t lo)
 {
     uint64_t from = atomic_load(&l->synced_lo);

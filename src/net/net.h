@@ -186,6 +186,15 @@ typedef struct net_config {
      * sleeping. */
     int (*spin_hint)(void *ctx);
     void *spin_ctx;
+    /* Optional: completions the loop drives itself (a store driver, with
+     * io_uring: the appends' fdatasyncs). drive_fd (>= 0) joins the epoll
+     * set and is readable when drive_run has work; drive_ready says so
+     * without a system call (the loop looks at it while polling and after
+     * every turn); drive_run runs that work on the loop thread. */
+    int drive_fd;
+    int (*drive_ready)(void *ctx);
+    void (*drive_run)(void *ctx);
+    void *drive_ctx;
     /* Optional: called on the loop thread about every tick_ms (timers of
      * the handlers: message timeouts, periodic checkpoints). */
     void (*tick_fn)(void *ctx);

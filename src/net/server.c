@@ -107,6 +107,7 @@ void net_config_init(net_config *c)
     c->max_client_memory = 1024u << 20;
     c->max_connection_memory = 128u << 20;
     c->request_timeout_ms = 30000;
+    c->drive_fd = -1;
 }
 
 /* A per-connection log line, rate-limited. */
@@ -1229,6 +1230,10 @@ int net_server_new(const net_config *cfg, const net_method *methods, size_t n_me
     epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->lfd, &ev);
     ev.data.ptr = &s->evfd;
     epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->evfd, &ev);
+    if (s->cfg.drive_fd >= 0 && s->cfg.drive_run) {
+        struct epoll_event dev = {.events = EPOLLIN, .data.ptr = &s->cfg.drive_fd};
+        epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->cfg.drive_fd, &dev);
+    }
     if (nghttp2_session_callbacks_new(&s->cbs) || nghttp2_option_new(&s->h2opt)) {
         rc = -ENOMEM;
         goto fail;
@@ -1312,6 +1317,11 @@ static void sweep(net_server *s)
     }
 }
 
+static int drive_ready(net_server *s)
+{
+    return s->cfg.drive_run && s->cfg.drive_ready(s->cfg.drive_ctx);
+}
+
 int net_server_run(net_server *s, int drain_ms)
 {
     struct epoll_event evs[128];
@@ -1343,9 +1353,10 @@ int net_server_run(net_server *s, int drain_ms)
              * fdatasync): poll for a moment instead of sleeping, which costs
              * a wake-up of tens of microseconds on small virtual machines. */
             uint64_t until = net_mono_ns() + SPIN_POLL_NS;
-            while ((n = epoll_wait(s->epfd, evs, 128, 0)) == 0 && net_mono_ns() < until) base_cpu_relax();
+            while (!drive_ready(s) && (n = epoll_wait(s->epfd, evs, 128, 0)) == 0 && net_mono_ns() < until)
+                base_cpu_relax();
         }
-        int wait_ms = s->deferred || s->pending ? 0 : drain_until ? 20 : 1000;
+        int wait_ms = s->deferred || s->pending || drive_ready(s) ? 0 : drain_until ? 20 : 1000;
         if (s->cfg.tick_fn && s->cfg.tick_ms) {
             uint64_t now = net_mono_ns();
             if (!s->next_tick) s->next_tick = now + (uint64_t)s->cfg.tick_ms * 1000000u;
@@ -1358,6 +1369,10 @@ int net_server_run(net_server *s, int drain_ms)
             return -errno;
         }
         s->now = net_mono_ns(); /* the time of this turn: connections' activity, partial messages (NET-7) */
+        /* Completions the loop drives (its own fdatasyncs, seen in memory by
+         * drive_ready) first: what clients wait for. Their answers go out at
+         * the end of this turn, with the rest. */
+        if (drive_ready(s)) s->cfg.drive_run(s->cfg.drive_ctx);
         s->hs_spent = 0;        /* the turn's budget of TLS handshakes */
         /* What each connection may read this turn: the turn's share split
          * among those ready, at least 16 KiB. A turn costs about the same
@@ -1372,6 +1387,9 @@ int net_server_run(net_server *s, int drain_ms)
                 accept_all(s);
             } else if (p == &s->evfd) {
                 run_posts(s);
+                call_run_resumed(s);
+            } else if (p == &s->cfg.drive_fd) {
+                s->cfg.drive_run(s->cfg.drive_ctx);
                 call_run_resumed(s);
             } else {
                 conn *k = p;

@@ -346,7 +346,7 @@ static void done_store(void *ctx, int rc, const factum_append_result *results, s
     batch *b = ctx;
     b->rc = rc;
     if (n) b->res = results[0];
-    net_post(b->owner->ctx->net, done_loop, b);
+    rpc_to_loop(b->owner->ctx, done_loop, b);
 }
 
 static batch *find_open(bcall *k, const char *corr, batch ***link)
@@ -363,7 +363,7 @@ static int batch_submit(rpc_submit *sb)
 {
     batch *b = (batch *)((char *)sb - offsetof(batch, sub));
     factum_append_req q = {b->stream, b->expected, b->ev.ev, b->ev.n};
-    return factum_append_async(b->owner->ctx->store, &q, 1, done_store, b);
+    return rpc_append_async(b->owner->ctx, &q, 1, done_store, b);
 }
 
 /* The store will not run the batch: answer it with the error (as done_loop

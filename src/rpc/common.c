@@ -59,6 +59,21 @@ void rpc_submit_wait(rpc_ctx *ctx, rpc_submit *s)
     ctx->parked_tail = s;
 }
 
+int rpc_append_async(rpc_ctx *ctx, const factum_append_req *reqs, size_t n, factum_append_cb cb, void *arg)
+{
+    if (ctx->drv) return factum_driver_append(ctx->drv, reqs, n, cb, arg);
+    return factum_append_async(ctx->store, reqs, n, cb, arg);
+}
+
+int rpc_to_loop(rpc_ctx *ctx, void (*fn)(void *arg), void *arg)
+{
+    if (ctx->drv && pthread_equal(ctx->loop_thread, pthread_self())) {
+        fn(arg);
+        return 0;
+    }
+    return net_post(ctx->net, fn, arg);
+}
+
 void rpc_submit_start(rpc_ctx *ctx, rpc_submit *s)
 {
     if (ctx->parked) { /* no overtaking those already waiting */

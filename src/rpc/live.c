@@ -30,8 +30,31 @@ static void on_commit(void *arg, uint64_t last)
 {
     (void)last;
     rpc_ctx *ctx = arg;
+    if (ctx->drv && pthread_equal(ctx->loop_thread, pthread_self())) {
+        ctx->sub_wake_local = 1; /* the loop committed: rpc_drive_run pumps */
+        return;
+    }
     if (atomic_exchange(&ctx->sub_wake_posted, 1)) return;
     if (net_post(ctx->net, wake_all, ctx)) atomic_store(&ctx->sub_wake_posted, 0);
+}
+
+int rpc_drive_ready(void *arg)
+{
+    rpc_ctx *ctx = arg;
+    return ctx->sub_wake_local || factum_driver_ready(ctx->drv);
+}
+
+/* Completions first (what clients wait for), then the subscriptions the
+ * commits woke. */
+void rpc_drive_run(void *arg)
+{
+    rpc_ctx *ctx = arg;
+    factum_driver_run(ctx->drv, 0);
+    if (ctx->sub_wake_local) {
+        ctx->sub_wake_local = 0;
+        rpc_sub_wake_all(ctx);
+        rpc_ps_on_commit(ctx);
+    }
 }
 
 void rpc_live_recheck(void *arg)

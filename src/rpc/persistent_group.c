@@ -121,7 +121,7 @@ static void write_cb(void *ctx, int rc, const factum_append_result *res, size_t 
      * a while; then give it up: the append itself stands, the group finds
      * out on its next read (a checkpoint or park is then written again). */
     for (int i = 0; i < 100; i++) {
-        if (net_post(w->ctx->net, write_done_loop, w) == 0) return;
+        if (rpc_to_loop(w->ctx, write_done_loop, w) == 0) return;
         usleep(1000);
     }
 }
@@ -129,7 +129,7 @@ static void write_cb(void *ctx, int rc, const factum_append_result *res, size_t 
 static int write_start(rpc_submit *sb)
 {
     ps_write *w = (ps_write *)((char *)sb - offsetof(ps_write, sub));
-    return factum_append_async(w->ctx->store, &w->req, 1, write_cb, w);
+    return rpc_append_async(w->ctx, &w->req, 1, write_cb, w);
 }
 
 /* The store refused a write that waited for room (RPC-5): done hears it. */
@@ -175,7 +175,7 @@ int rpc_ps_append(rpc_ctx *ctx, uint64_t gid, const char *stream, const char *ty
     /* done never runs before this returns: when the store's queue is full
      * (or others wait for it), the write waits in line (RPC-5). */
     w->sub = (rpc_submit){NULL, NULL, write_start, write_failed};
-    int rc = ctx->parked ? -EAGAIN : factum_append_async(ctx->store, &w->req, 1, write_cb, w);
+    int rc = ctx->parked ? -EAGAIN : rpc_append_async(ctx, &w->req, 1, write_cb, w);
     if (rc == 0) {
         ctx->inflight++;
     } else if (rc == -EAGAIN) {

@@ -47,6 +47,7 @@
 #define FACTUM_RPC_H
 
 #include <protobuf-c/protobuf-c.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 
@@ -133,6 +134,14 @@ typedef struct rpc_ctx {
     struct rpc_tail *tail;   /* recent events packed once for live $all subscriptions (tail.c) */
     int sub_listening;
     _Atomic int sub_wake_posted;
+    /* The loop's driver of the store (docs/adr/0020; NULL: appends go to
+     * the writer thread): the loop leads group commits and gets their
+     * completions on itself. Its thread is loop_thread; a commit made there
+     * only sets sub_wake_local, and rpc_drive_run pumps the subscriptions
+     * right after the completions, without an eventfd. */
+    factum_driver *drv;
+    pthread_t loop_thread;
+    int sub_wake_local;
     struct ps_reg *ps; /* consumer groups (persistent_group.c) */
     /* Authorization (authz.c; NULL until rpc_authz_init: then only the
      * system principal passes). */
@@ -213,6 +222,17 @@ typedef struct rpc_submit {
     int (*start)(struct rpc_submit *s);
     void (*fail)(struct rpc_submit *s, int rc);
 } rpc_submit;
+
+/* The store's asynchronous append, through the loop's driver if there is
+ * one (completions then on the loop thread), else factum_append_async. */
+int rpc_append_async(rpc_ctx *ctx, const factum_append_req *reqs, size_t n, factum_append_cb cb, void *arg);
+/* From a store completion: run fn(arg) on the loop, at once when this is
+ * the loop thread (a driver's completion), else posted (net_post). 0 or
+ * -ENOMEM. */
+int rpc_to_loop(rpc_ctx *ctx, void (*fn)(void *arg), void *arg);
+/* The loop's hooks for the driver (net_config drive_*; ctx is the rpc_ctx). */
+int rpc_drive_ready(void *ctx);
+void rpc_drive_run(void *ctx);
 
 /* Start s now or, with the store's queue full or others waiting, when
  * there is room (pausing s->c's input meanwhile). Counted in inflight once

@@ -829,7 +829,7 @@ static void append_done_store(void *ctx, int rc, const factum_append_result *res
     append_call *a = ctx;
     a->rc = rc;
     if (n) a->res = results[0];
-    if (net_post(a->ctx->net, append_done_loop, a)) {
+    if (rpc_to_loop(a->ctx, append_done_loop, a)) {
         /* Cannot reach the loop (out of memory): nothing safe to do but
          * leave the call to time out; the append itself is durable. */
     }
@@ -839,7 +839,7 @@ static int append_submit(rpc_submit *sb)
 {
     append_call *a = (append_call *)((char *)sb - offsetof(append_call, sub));
     factum_append_req q = {a->stream, a->expected, a->ev.ev, a->ev.n};
-    return factum_append_async(a->ctx->store, &q, 1, append_done_store, a);
+    return rpc_append_async(a->ctx, &q, 1, append_done_store, a);
 }
 
 static void append_submit_failed(rpc_submit *sb, int rc)

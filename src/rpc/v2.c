@@ -390,7 +390,7 @@ static void session_done_store(void *arg, int rc, const factum_append_result *re
     s->rc = rc;
     s->failed_part = failed;
     if (n && s->res) memcpy(s->res, results, n * sizeof *results);
-    net_post(s->ctx->net, session_done_loop, s);
+    rpc_to_loop(s->ctx, session_done_loop, s);
 }
 
 static int session_submit(rpc_submit *sb)
@@ -400,7 +400,7 @@ static int session_submit(rpc_submit *sb)
     if (!reqs) return -ENOMEM;
     for (size_t i = 0; i < s->n; i++)
         reqs[i] = (factum_append_req){s->parts[i].stream, s->parts[i].expected, s->parts[i].ev.ev, s->parts[i].ev.n};
-    int rc = factum_append_async(s->ctx->store, reqs, s->n, session_done_store, s);
+    int rc = rpc_append_async(s->ctx, reqs, s->n, session_done_store, s);
     free(reqs); /* the request structs are copied into the writer's request */
     return rc;
 }

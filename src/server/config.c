@@ -63,6 +63,8 @@ static const opt opts[] = {
      "$authorization-policy-settings holds no choice"},
     {"relaxed-durability", NULL, T_BOOL, OFF(relaxed), 0, "false",
      "acknowledge appends before fdatasync (fdatasync every 100 ms)"},
+    {"io-uring", NULL, T_BOOL, OFF(io_uring), 0, "false",
+     "the event loop leads the group commit, fdatasync through io_uring (off, or no io_uring: the writer thread)"},
     {"max-append-size", NULL, T_SIZE, OFF(max_append_size), 0, "67108864", "largest append, in bytes"},
     {"max-append-event-size", NULL, T_SIZE, OFF(max_append_event_size), 0, "16777216",
      "largest event (data + metadata), in bytes"},

@@ -24,6 +24,7 @@ typedef struct srv_config {
     int disable_tls;  /* cleartext, but authentication and authorization on (KurrentDB 26.2's DisableTls) */
     int failed_logins_per_minute; /* per client address, before its logins are refused (0: no limit) */
     int relaxed;      /* relaxed durability */
+    int io_uring;     /* the loop leads the group commit through io_uring (docs/adr/0020) */
     uint64_t max_append_size;
     uint64_t max_append_event_size;
     uint64_t segment_size;

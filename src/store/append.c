@@ -224,8 +224,8 @@ int factum_append(factum_store *s, const char *stream, int64_t expected, const f
     return factum_append_multi(s, &q, 1, res, NULL);
 }
 
-int factum_append_async(factum_store *s, const factum_append_req *reqs, size_t n, factum_append_cb cb,
-                        void *ctx)
+int append_async_via(factum_store *s, struct factum_driver *d, const factum_append_req *reqs, size_t n,
+                     factum_append_cb cb, void *ctx)
 {
     int rc = precheck(s);
     if (rc) return rc;
@@ -242,9 +242,16 @@ int factum_append_async(factum_store *s, const factum_append_req *reqs, size_t n
     r->cb = cb;
     r->ctx = ctx;
     r->owns_memory = 1;
+    r->drv = d;
     rc = writer_submit(s, r);
     if (rc) free(r);
     return rc;
+}
+
+int factum_append_async(factum_store *s, const factum_append_req *reqs, size_t n, factum_append_cb cb,
+                        void *ctx)
+{
+    return append_async_via(s, NULL, reqs, n, cb, ctx);
 }
 
 static int stream_op(factum_store *s, const char *stream, int64_t expected, int op, factum_append_result *res)

@@ -563,6 +563,7 @@ static int close_impl(factum_store *s, int abandon)
 int factum_store_close(factum_store *s)
 {
     if (s && writer_in_callback(s)) return -EDEADLK; /* it would wait for the writer thread, itself */
+    if (s && atomic_load(&s->n_drivers)) return -EBUSY; /* a driver's group may be in flight */
     return close_impl(s, 0);
 }
 

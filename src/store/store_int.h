@@ -115,6 +115,7 @@ typedef struct wreq {
     size_t failed;
     _Atomic int wstate; /* synchronous callers: WSTATE_* bits, waited on with a futex */
     int owns_memory;         /* async: parts/results/request are freed after cb */
+    struct factum_driver *drv; /* submitted through this driver: called back on its thread (drive.c) */
     uint64_t gate_pos;       /* held by a gate until every gate passed this position (gate.c) */
 } wreq;
 
@@ -145,6 +146,8 @@ struct factum_store {
     unsigned q_waiting_space;
     int leader;        /* someone leads (runs groups); see writer.c */
     int writer_lead;   /* the lead is handed to the writer thread */
+    struct factum_driver *drv_leader; /* the driver that leads, if one does (writer.c DW-1) */
+    _Atomic int n_drivers;            /* drivers open on this store (drive.c) */
     _Atomic int writer_spinning, writer_kick; /* see writer_main */
     uint64_t last_group_ns;                   /* writer thread only */
     struct group *grp; /* the leader's working buffers */
@@ -200,6 +203,38 @@ int writer_in_callback(const factum_store *s);
 /* Acknowledge the requests of list now (wake their callers, or hand their
  * callbacks to the writer thread). Any thread. */
 void writer_complete_now(factum_store *s, wreq *list);
+/* Call back the asynchronous requests of list, in order, on this thread
+ * (as the writer thread does), and free those that own their memory. */
+void writer_call_back(factum_store *s, wreq *list);
+/* A driver's fdatasync of the group in flight ended with rc (0 or -errno):
+ * publish and complete the group, then lead on (on the driver's thread). */
+/* Returns 1 when d keeps the lead without a group in flight: it calls
+ * writer_drive_resume once it ran its callbacks (DRV-4). */
+int writer_drive_synced(factum_store *s, struct factum_driver *d, int rc);
+void writer_drive_resume(factum_store *s, struct factum_driver *d);
+/* d leads if requests are queued, nobody leads and some are d's (DRV-4). */
+void writer_drive_kick(factum_store *s, struct factum_driver *d);
+
+/* append.c: factum_append_async, through driver d (NULL: none). */
+int append_async_via(factum_store *s, struct factum_driver *d, const factum_append_req *reqs, size_t n,
+                     factum_append_cb cb, void *ctx);
+
+/* drive.c */
+/* Does d lead groups itself (io_uring, or the fault layer's synchronous
+ * fdatasync), or hand its requests to the writer thread? */
+int drive_leads(const struct factum_driver *d);
+/* Is d's thread running d's callbacks (appends then queue, DRV-4)? */
+int drive_defers_lead(const struct factum_driver *d);
+/* Has d requests not completed yet (DRV-3)? Any thread. */
+int drive_has_uncompleted(const struct factum_driver *d);
+/* Is the calling thread d's thread? */
+int drive_is_own_thread(const struct factum_driver *d);
+/* Start the fdatasync of everything the log wrote since its last sync;
+ * writer_drive_synced follows on d's thread, from factum_driver_run. *upto:
+ * the log tail it covers. 0, or -errno if it could not be started. */
+int drive_sync_start(struct factum_driver *d, flog *log, uint64_t *upto);
+/* Hand a completed request to d (any thread): called back on d's thread. */
+void drive_deliver(struct factum_driver *d, wreq *r);
 
 /* gate.c */
 int gate_init(factum_store *s);

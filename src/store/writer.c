@@ -82,6 +82,12 @@ typedef struct group {
     undo *undo;
     size_t n_undo, cap_undo;
     uint64_t req_seq;
+    /* A driver's group in flight (drive.c): its requests, where its batch
+     * went, the tail its fdatasync covers, when that started; and the
+     * requests that go into the next batch. */
+    wreq *fl_list;
+    uint64_t fl_lo, fl_upto, fl_t0;
+    wreq *rest;
 } group;
 
 /* ---- small growable arrays ------------------------------------------ */
@@ -691,26 +697,34 @@ static void set_failed(factum_store *s, int rc)
                   factum_strerror(rc));
 }
 
-static int do_sync(factum_store *s)
+static void sync_account(factum_store *s, uint64_t dt)
 {
-    uint64_t t0 = base_mono_ns();
-    int rc = log_sync(s->log);
-    uint64_t dt = base_mono_ns() - t0;
     atomic_fetch_add(&s->st_fsyncs, 1);
     atomic_fetch_add(&s->st_fsync_ns, dt);
     uint64_t mx = atomic_load(&s->st_fsync_max);
     while (dt > mx && !atomic_compare_exchange_weak(&s->st_fsync_max, &mx, dt)) {
     }
+}
+
+static int do_sync(factum_store *s)
+{
+    uint64_t t0 = base_mono_ns();
+    int rc = log_sync(s->log);
+    sync_account(s, base_mono_ns() - t0);
     s->unsynced = 0;
     s->last_sync_ns = base_mono_ns();
     return rc;
 }
 
-/* Write, sync and index the group. Returns 0 or the I/O error. */
-static int commit_group(factum_store *s, group *g, int want_sync)
+/* Write the group's batch (page cache). *need_sync: it must be fdatasync'd
+ * before it is published (durable mode, a factum_store_sync in the group,
+ * or relaxed mode's interval is over). Returns 0 or the I/O error. */
+static int commit_write(factum_store *s, group *g, int want_sync, uint64_t *lo_out, int *need_sync)
 {
+    *need_sync = 0;
+    *lo_out = 0;
     if (!g->n_ev) {
-        if (want_sync && s->unsynced) return do_sync(s);
+        *need_sync = want_sync && s->unsynced;
         return 0;
     }
     int durable = s->opts.durability == FACTUM_DURABLE;
@@ -719,16 +733,23 @@ static int commit_group(factum_store *s, group *g, int want_sync)
     uint64_t lo;
     int rc = log_reserve(s->log, g->buf.len, &lo);
     if (!rc) rc = log_write(s->log, lo, g->buf.data, g->buf.len);
-    if (!rc) {
-        s->unsynced = 1;
-        /* Relaxed: the writer thread syncs every interval when idle; a
-         * leader that never lets go of the lead (a queue that never empties)
-         * syncs here, so the loss window stays flush_interval_ms. */
-        int due = !durable && base_mono_ns() - atomic_load(&s->last_sync_ns) >=
-                                  (uint64_t)s->opts.flush_interval_ms * 1000000u;
-        if (durable || want_sync || due) rc = do_sync(s);
-    }
     if (rc) return rc;
+    s->unsynced = 1;
+    /* Relaxed: the writer thread syncs every interval when idle; a leader
+     * that never lets go of the lead (a queue that never empties) syncs
+     * here, so the loss window stays flush_interval_ms. */
+    int due = !durable && base_mono_ns() - atomic_load(&s->last_sync_ns) >=
+                              (uint64_t)s->opts.flush_interval_ms * 1000000u;
+    *need_sync = durable || want_sync || due;
+    *lo_out = lo;
+    return 0;
+}
+
+/* Index the written (and, as needed, synced) group, update the cache and
+ * publish it (ST-2, ST-3). */
+static void commit_publish(factum_store *s, group *g, uint64_t lo)
+{
+    if (!g->n_ev) return;
     atomic_fetch_add(&s->st_events, g->n_ev);
     atomic_fetch_add(&s->st_bytes, g->buf.len);
     /* Index entries (IDX-1 is the index thread's business). */
@@ -768,6 +789,17 @@ static int commit_group(factum_store *s, group *g, int want_sync)
          * them: stop accepting appends; reopening rebuilds the index. */
         set_failed(s, irc);
     }
+}
+
+/* Write, sync and index the group. Returns 0 or the I/O error. */
+static int commit_group(factum_store *s, group *g, int want_sync)
+{
+    uint64_t lo;
+    int need_sync;
+    int rc = commit_write(s, g, want_sync, &lo, &need_sync);
+    if (!rc && need_sync) rc = do_sync(s);
+    if (rc) return rc;
+    commit_publish(s, g, lo);
     return 0;
 }
 
@@ -814,7 +846,7 @@ int writer_in_callback(const factum_store *s)
     return tl_callback_of == s;
 }
 
-static void call_back(factum_store *s, wreq *list)
+void writer_call_back(factum_store *s, wreq *list)
 {
     const factum_store *outer = tl_callback_of;
     tl_callback_of = s;
@@ -851,7 +883,9 @@ void writer_complete_now(factum_store *s, wreq *list)
     for (wreq *r = list; r;) {
         wreq *next = r->next; /* read before the caller may let go of r */
         atomic_fetch_add(&s->st_appends, r->kind == REQ_APPEND);
-        if (r->cb) {
+        if (r->drv) {
+            drive_deliver(r->drv, r); /* called back on the driver's thread */
+        } else if (r->cb) {
             r->next = NULL;
             *cbs_tail = cbs_last = r;
             cbs_tail = &r->next;
@@ -870,7 +904,7 @@ void writer_complete_now(factum_store *s, wreq *list)
     wreq *now = tl_writer_of == s ? take_callbacks(s) : NULL;
     pthread_mutex_unlock(&s->q_mu);
     if (now)
-        call_back(s, now); /* earlier ones handed over by other leaders first */
+        writer_call_back(s, now); /* earlier ones handed over by other leaders first */
     else
         wake_writer(s);
 }
@@ -891,12 +925,14 @@ static void fail_all(wreq *list, int rc)
     }
 }
 
-/* Check and encode requests of `list` into one batch, commit it and
- * complete its requests. Returns the requests that did not fit in this
- * batch (the tail of list, from the first that did not), or NULL. */
-static wreq *run_batch(factum_store *s, group *g, wreq *list)
+/* Check and encode requests of `list` into one batch (g). Returns the
+ * requests that do not fit in this batch (the tail of list, from the first
+ * that did not), or NULL. *done: the store had failed, or memory ran out:
+ * list was completed with that error, there is nothing to commit. */
+static wreq *batch_encode(factum_store *s, group *g, wreq *list, int *want_sync_out, int *done)
 {
     group_reset(g);
+    *done = 1;
     int failed = atomic_load(&s->failed);
     if (failed) {
         fail_all(list, FACTUM_EFAILED);
@@ -913,6 +949,7 @@ static wreq *run_batch(factum_store *s, group *g, wreq *list)
         complete(s, list);
         return NULL;
     }
+    *done = 0;
     g->buf.len = LOG_BATCH_FRAME_LEN;
     wreq *rest = NULL;
     for (wreq *r = list, *prev = NULL; r; prev = r, r = r->next) {
@@ -931,7 +968,14 @@ static wreq *run_batch(factum_store *s, group *g, wreq *list)
         }
         r->rc = rc;
     }
-    int rc = commit_group(s, g, want_sync);
+    *want_sync_out = want_sync;
+    return rest;
+}
+
+/* The batch of list was committed (rc 0) or failed with the I/O error rc
+ * (ST-4): complete its requests. */
+static void batch_finish(factum_store *s, wreq *list, int rc)
+{
     if (rc) {
         set_failed(s, rc);
         for (wreq *r = list; r; r = r->next)
@@ -944,6 +988,17 @@ static wreq *run_batch(factum_store *s, group *g, wreq *list)
     uint64_t mx = atomic_load(&s->st_group_max);
     if (nreq > mx) atomic_store(&s->st_group_max, nreq);
     complete(s, list);
+}
+
+/* Check and encode requests of `list` into one batch, commit it and
+ * complete its requests. Returns the requests that did not fit in this
+ * batch (the tail of list, from the first that did not), or NULL. */
+static wreq *run_batch(factum_store *s, group *g, wreq *list)
+{
+    int want_sync, done;
+    wreq *rest = batch_encode(s, g, list, &want_sync, &done);
+    if (done) return NULL;
+    batch_finish(s, list, commit_group(s, g, want_sync));
     return rest;
 }
 
@@ -1034,6 +1089,126 @@ static void lead(factum_store *s, wreq *me)
     hand_off(s);
 }
 
+/* ---- a driver leads (drive.c, docs/adr/0020) ---------------------------
+ *
+ * A driver's thread leads without ever waiting: it takes a group, checks,
+ * encodes and writes it (the page cache: microseconds), has its driver
+ * start the fdatasync (an io_uring operation) and returns with the lead
+ * kept; the group is then "in flight" (g->fl_*). Requests arriving
+ * meanwhile queue as for any leader. When the fdatasync completes, the
+ * driver's thread calls writer_drive_synced: the group is published and
+ * completed there, and the same thread leads the next group, or lets go.
+ *
+ *   DW-1  At most one group is in flight, and only while its driver leads
+ *         (s->drv_leader): no other thread touches the group, the log tail
+ *         or `unsynced` until the driver lets go, under q_mu as always.
+ *   DW-2  A group is published only after its fdatasync succeeded; a failed
+ *         one fails its requests and latches the store (ST-4), as on the
+ *         synchronous path.
+ *   DW-3  A driver that leads never waits for anything but q_mu: a blocking
+ *         call of the same store on its thread while it leads would wait for
+ *         itself and fails with -EDEADLK.
+ */
+
+#define DRIVE_GROUPS 4 /* groups a driver finishes at once (no fdatasync) before it hands the lead on */
+
+/* Start the batch of list (d leads, q_mu not held). Returns 1 when its
+ * fdatasync is in flight, 0 when the batch is done (completed). */
+static int drive_batch_start(factum_store *s, group *g, wreq *list, struct factum_driver *d)
+{
+    int want_sync, done;
+    g->rest = batch_encode(s, g, list, &want_sync, &done);
+    if (done) return 0;
+    uint64_t lo;
+    int need_sync;
+    int rc = commit_write(s, g, want_sync, &lo, &need_sync);
+    if (!rc && need_sync) {
+        g->fl_list = list;
+        g->fl_lo = lo;
+        g->fl_t0 = base_mono_ns();
+        rc = drive_sync_start(d, s->log, &g->fl_upto);
+        if (!rc) return 1;
+        g->fl_list = NULL;
+    }
+    if (!rc) commit_publish(s, g, lo);
+    batch_finish(s, list, rc);
+    return 0;
+}
+
+/* d leads (q_mu not held): run batches until one is in flight or the queue
+ * is empty (then let go). */
+static void drive_lead(factum_store *s, struct factum_driver *d)
+{
+    group *g = s->grp;
+    int n = 0;
+    for (;;) {
+        wreq *list = g->rest;
+        g->rest = NULL;
+        if (!list) {
+            pthread_mutex_lock(&s->q_mu);
+            if (s->abandon && s->q_head) {
+                wreq *all = s->q_head;
+                s->q_head = s->q_tail = NULL;
+                s->q_len = 0;
+                pthread_cond_broadcast(&s->q_space);
+                pthread_mutex_unlock(&s->q_mu);
+                fail_all(all, FACTUM_ECLOSED);
+                complete(s, all);
+                pthread_mutex_lock(&s->q_mu);
+            }
+            if (!s->q_head || n >= DRIVE_GROUPS || !drive_has_uncompleted(d)) { /* DRV-3 */
+                s->drv_leader = NULL;
+                hand_off(s);
+                if (!s->leader && s->stopping) pthread_cond_broadcast(&s->q_cv);
+                pthread_mutex_unlock(&s->q_mu);
+                return;
+            }
+            list = take_group(s);
+            pthread_mutex_unlock(&s->q_mu);
+        }
+        n++;
+        if (drive_batch_start(s, g, list, d)) return;
+    }
+}
+
+int writer_drive_synced(factum_store *s, struct factum_driver *d, int rc)
+{
+    group *g = s->grp;
+    sync_account(s, base_mono_ns() - g->fl_t0);
+    if (!rc) {
+        log_sync_done(s->log, g->fl_upto);
+        s->unsynced = 0;
+        s->last_sync_ns = base_mono_ns();
+        commit_publish(s, g, g->fl_lo);
+    }
+    wreq *list = g->fl_list;
+    g->fl_list = NULL;
+    batch_finish(s, list, rc);
+    if (g->rest) {
+        drive_lead(s, d); /* the rest of a split batch goes first */
+        return 0;
+    }
+    return 1; /* d keeps the lead: writer_drive_resume after its callbacks (DRV-4) */
+}
+
+void writer_drive_resume(factum_store *s, struct factum_driver *d)
+{
+    drive_lead(s, d);
+}
+
+void writer_drive_kick(factum_store *s, struct factum_driver *d)
+{
+    pthread_mutex_lock(&s->q_mu);
+    if (!s->q_head || s->leader || s->writer_lead || !drive_has_uncompleted(d)) {
+        pthread_mutex_unlock(&s->q_mu);
+        return;
+    }
+    s->leader = 1;
+    s->drv_leader = d;
+    pthread_mutex_unlock(&s->q_mu);
+    drive_lead(s, d);
+}
+
 static void relaxed_sync(factum_store *s)
 {
     int rc = atomic_load(&s->failed) ? 0 : do_sync(s);
@@ -1050,7 +1225,7 @@ static void *writer_main(void *arg)
             /* Callbacks of requests other leaders completed. */
             wreq *l = take_callbacks(s);
             pthread_mutex_unlock(&s->q_mu);
-            call_back(s, l);
+            writer_call_back(s, l);
             pthread_mutex_lock(&s->q_mu);
             continue;
         }
@@ -1154,6 +1329,10 @@ int writer_submit(factum_store *s, wreq *r)
 {
     if (!r->cb && writer_in_callback(s)) return -EDEADLK; /* it would wait for itself */
     pthread_mutex_lock(&s->q_mu);
+    if (!r->cb && s->drv_leader && drive_is_own_thread(s->drv_leader)) {
+        pthread_mutex_unlock(&s->q_mu);
+        return -EDEADLK; /* DW-3 */
+    }
     if (r->cb && s->q_len >= QUEUE_MAX && !s->stopping) {
         /* Asynchronous callers never wait (an event loop must not, and a
          * callback on the writer thread cannot: only this thread would make
@@ -1178,6 +1357,18 @@ int writer_submit(factum_store *s, wreq *r)
         s->q_head = r;
     s->q_tail = r;
     s->q_len++;
+    if (r->drv && drive_leads(r->drv)) {
+        /* A driver's: its thread leads if nobody does (DW-1). */
+        if (s->leader || s->writer_lead || drive_defers_lead(r->drv)) {
+            pthread_mutex_unlock(&s->q_mu);
+            return 0;
+        }
+        s->leader = 1;
+        s->drv_leader = r->drv;
+        pthread_mutex_unlock(&s->q_mu);
+        drive_lead(s, r->drv);
+        return 0;
+    }
     if (r->cb) {
         /* Asynchronous: the writer thread leads if nobody does. Signal after
          * unlocking, so that it does not wake only to wait for q_mu. */
