@@ -10,10 +10,15 @@
 # kurrentdb://admin:changeit@127.0.0.1:PORT?tls=true&tlsCAFile=CA (both
 # official clients). Files that start a factumd of their own (with
 # --insecure) do so as before.
-# Usage: tests/integration/run.sh [--secure] /path/to/factumd [test files...]
+# With --disk-uring, the shared factumd keeps its database on disk (a
+# temporary directory) and the event loop leads the group commit through
+# io_uring (--io-uring=true, ADR 0020); the run fails if it fell back.
+# Usage: tests/integration/run.sh [--secure] [--disk-uring] /path/to/factumd [test files...]
 set -euo pipefail
 secure=${FACTUM_SECURE:-0}
 if [ "${1:-}" = --secure ]; then secure=1; shift; fi
+uring=0
+if [ "${1:-}" = --disk-uring ]; then uring=1; shift; fi
 factumd=$(realpath "$1"); shift
 here=$(cd "$(dirname "$0")" && pwd)
 cd "$here/node"
@@ -44,7 +49,9 @@ if [ "$secure" = 1 ]; then
 else
   mode=(--insecure)
 fi
-"$factumd" "${mode[@]}" --mem-db --node-ip 127.0.0.1 --node-port 0 >"$log" 2>&1 &
+db=(--mem-db)
+[ "$uring" = 1 ] && db=(--db "$certs/db" --io-uring=true)
+"$factumd" "${mode[@]}" "${db[@]}" --node-ip 127.0.0.1 --node-port 0 >"$log" 2>&1 &
 pid=$!
 cleanup() { kill -9 "$pid" 2>/dev/null || true; rm -rf "$log" "$certs"; }
 trap cleanup EXIT
@@ -56,6 +63,11 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 [ -n "$port" ] || { cat "$log"; echo "factumd did not start"; exit 1; }
+if [ "$uring" = 1 ]; then
+  for _ in $(seq 1 50); do grep -q "appends:" "$log" && break; sleep 0.1; done
+  grep -q "the event loop leads the group commit (io_uring)" "$log" ||
+    { cat "$log"; echo "factumd did not lead the group commit through io_uring"; exit 1; }
+fi
 # FACTUMD_BIN: for the files that start a factumd of their own with other
 # settings (projections-*.test.js: --run-projections).
 # FACTUMD_HTTP: the base URL of the HTTP endpoints (and raw HTTP/2) for the
