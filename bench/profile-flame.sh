@@ -5,7 +5,8 @@
 # sampled by perf with DWARF call stacks and drawn by bench/flame.py.
 # FACTUM_BENCH_BUILD=DIR profiles an existing build (RelWithDebInfo names the
 # functions); otherwise build/profile is configured and built. The data
-# directory is under $FACTUM_BENCH_TMP (default /tmp). Installs linux-perf
+# directory is under $FACTUM_BENCH_TMP (default /tmp); FACTUM_FACTUMD_ARGS
+# adds arguments to factumd's (e.g. "--io-uring=true"). Installs linux-perf
 # if missing. docs/PERFORMANCE.md shows the graphs of W1 and W6 before and
 # after issue 15's changes.
 set -euo pipefail
@@ -25,7 +26,8 @@ command -v perf >/dev/null || { apt-get update -qq && apt-get install -y -qq --n
 dir=$(mktemp -d "${FACTUM_BENCH_TMP:-/tmp}"/factum-flame.XXXXXX)
 trap 'rm -rf "$dir"' EXIT
 port=$((24000 + RANDOM % 2000))
-"$b"/factumd --db "$dir/db" --insecure --node-ip 127.0.0.1 --node-port "$port" --log-level error >"$dir/log" 2>&1 &
+"$b"/factumd --db "$dir/db" --insecure --node-ip 127.0.0.1 --node-port "$port" --log-level error \
+  ${FACTUM_FACTUMD_ARGS:-} >"$dir/log" 2>&1 &
 pid=$!
 wait_ready factumd "$pid" "$dir/log" bash -c "exec 3<>/dev/tcp/127.0.0.1/$port"
 perf record -q -F 999 --call-graph dwarf,16384 -p "$pid" -o "$dir/perf.data" >/dev/null 2>&1 &
