@@ -416,7 +416,7 @@ static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void *ud)
         c->goaway = 1;
         c->goaway_code = f->goaway.error_code;
         size_t n = f->goaway.opaque_data_len < sizeof c->goaway_msg - 1 ? f->goaway.opaque_data_len
-                                                                          : sizeof c->goaway_msg - 1;
+                                                                        : sizeof c->goaway_msg - 1;
         for (size_t i = 0; i < n; i++) /* printable only: it goes into messages */
             c->goaway_msg[i] = f->goaway.opaque_data[i] >= 0x20 && f->goaway.opaque_data[i] < 0x7f
                                    ? (char)f->goaway.opaque_data[i]
@@ -683,8 +683,10 @@ static void tls_read_error(factum_client *c)
     char why[200];
     client_tls_reason(why, sizeof why);
     if (strstr(why, "certificate required"))
-        client_seterr(c, "the server refused the TLS connection: %s (it wants a client certificate: "
-                         "userCertFile and userKeyFile)", why);
+        client_seterr(c,
+                      "the server refused the TLS connection: %s (it wants a client certificate: "
+                      "userCertFile and userKeyFile)",
+                      why);
     else if (strstr(why, "alert"))
         client_seterr(c, "the server refused the TLS connection: %s", why);
     else
@@ -899,10 +901,13 @@ static int h2_start(factum_client *c, char *why, size_t wlen)
             if (c->ssl)
                 snprintf(why, wlen, "no HTTP/2 over TLS (%.300s)", client_errbuf());
             else if (c->rx_bytes == 0 && rc == FACTUM_ECONNECT)
-                snprintf(why, wlen, "no HTTP/2 answer, the connection ended (%.200s): does the server speak "
-                                    "TLS? then leave out tls=false", client_errbuf());
+                snprintf(why, wlen,
+                         "no HTTP/2 answer, the connection ended (%.200s): does the server speak "
+                         "TLS? then leave out tls=false",
+                         client_errbuf());
             else
-                snprintf(why, wlen, "it does not speak HTTP/2 with prior knowledge (%.300s)", client_errbuf());
+                snprintf(why, wlen, "it does not speak HTTP/2 with prior knowledge (%.300s)",
+                         client_errbuf());
             return FACTUM_ECONNECT;
         }
     }
@@ -910,8 +915,9 @@ static int h2_start(factum_client *c, char *why, size_t wlen)
      * answers cleartext HTTP/2 so: INADEQUATE_SECURITY). */
     if (c->goaway) {
         int tls = c->goaway_code == NGHTTP2_INADEQUATE_SECURITY;
-        snprintf(why, wlen, "%s%s%s", tls && !c->ssl ? "the server speaks TLS: leave out tls=false ("
-                                                      : "the server closed the connection at once (",
+        snprintf(why, wlen, "%s%s%s",
+                 tls && !c->ssl ? "the server speaks TLS: leave out tls=false ("
+                                : "the server closed the connection at once (",
                  c->goaway_msg[0] ? c->goaway_msg : nghttp2_http2_strerror(c->goaway_code), ")");
         return tls ? FACTUM_ETLS : FACTUM_ECONNECT;
     }
@@ -962,7 +968,8 @@ int client_connect_hosts(factum_client *c)
             client_host leader;
             int d = discover_leader(c, &leader);
             if (c->fd < 0) {
-                snprintf(why, sizeof why, "lost while asking for the cluster's leader: %.300s", client_errbuf());
+                snprintf(why, sizeof why, "lost while asking for the cluster's leader: %.300s",
+                         client_errbuf());
                 rc = FACTUM_ECONNECT;
             } else if (d == 1 && (strcmp(leader.name, h->name) || leader.port != h->port)) {
                 rc = connect_host(c, &leader, why, sizeof why);
@@ -1036,13 +1043,15 @@ static int call_result(factum_client *c, client_call *k)
     int rc = client_call_error(k);
     const char *said = k->message[0] ? k->message : "no message";
     if (rc == FACTUM_EUNAUTHENTICATED && c->auth[0])
-        client_seterr(c, "the server did not accept the credentials of user '%.200s': %s", c->url.username, said);
+        client_seterr(c, "the server did not accept the credentials of user '%.200s': %s", c->url.username,
+                      said);
     else if (rc == FACTUM_EUNAUTHENTICATED)
         client_seterr(c, "the server wants credentials (user:password@ in the connection string): %s", said);
     else if (rc == FACTUM_EACCESSDENIED && c->auth[0])
         client_seterr(c, "user '%.200s' may not do this: %s", c->url.username, said);
     else if (rc == FACTUM_EACCESSDENIED)
-        client_seterr(c, "access denied without credentials (user:password@ in the connection string): %s", said);
+        client_seterr(c, "access denied without credentials (user:password@ in the connection string): %s",
+                      said);
     else if (k->message[0])
         client_seterr(c, "%s", k->message);
     else
@@ -1177,6 +1186,40 @@ static void drive_round(factum_client *c, uint64_t wake_ns)
     }
 }
 
+/* One step of a thread waiting for its call or for submitted calls (mu
+ * held): drive the connection for a round if nobody does (or this thread
+ * already does: *driving), handing the lead on if the connection dropped,
+ * so that whoever waits may connect again; else sleep on cv until woken or
+ * until wake (a monotonic time in ns; 0: no limit), flagging *waiting
+ * meanwhile so that a driver knows to wake it. now: the caller's clock. */
+static void drive_or_wait(factum_client *c, int *driving, uint64_t wake, uint64_t now, pthread_cond_t *cv,
+                          int *waiting)
+{
+    if (!c->driver || *driving) {
+        c->driver = *driving = 1;
+        drive_round(c, wake);
+        if (c->fd < 0) {
+            *driving = 0;
+            c->driver = 0;
+            handoff(c);
+        }
+        return;
+    }
+    *waiting = 1;
+    if (wake) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        uint64_t at =
+            (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec + (wake > now ? wake - now : 0);
+        ts.tv_sec = (time_t)(at / 1000000000u);
+        ts.tv_nsec = (long)(at % 1000000000u);
+        pthread_cond_timedwait(cv, &c->mu, &ts);
+    } else {
+        pthread_cond_wait(cv, &c->mu);
+    }
+    *waiting = 0;
+}
+
 /* Before a call on a connection without calls: take in what the server
  * sent meanwhile (a GOAWAY, a PING, or the end of the connection, say
  * after a restart), so that a connection already gone is replaced before
@@ -1304,7 +1347,8 @@ static size_t consume(factum_client *c, client_call *k)
     pthread_mutex_lock(&c->mu);
     if (rc < 0 && !k->cb_rc) k->cb_rc = rc;
     if (rc) cancel(c, k);
-    if (stream_live(c, k) && bytes && !k->cancelled) nghttp2_session_consume_stream(c->h2, k->stream_id, bytes);
+    if (stream_live(c, k) && bytes && !k->cancelled)
+        nghttp2_session_consume_stream(c->h2, k->stream_id, bytes);
     if (stream_live(c, k) || rc) {
         int f = flush_out(c);
         if (f) fail_conn(c, f);
@@ -1325,7 +1369,8 @@ static int finish(factum_client *c, client_call *k, int rc)
     }
     if (k->conn_rc) {
         /* CL-3; unless the answer was complete before it went. */
-        if (k->conn_rc == FACTUM_EPROTOCOL || k->conn_rc == -ENOMEM || !k->remote_closed || k->grpc_status < 0) {
+        if (k->conn_rc == FACTUM_EPROTOCOL || k->conn_rc == -ENOMEM || !k->remote_closed ||
+            k->grpc_status < 0) {
             client_seterr(c, "%s", k->errmsg);
             return k->cb_rc ? k->cb_rc : k->conn_rc;
         }
@@ -1382,28 +1427,7 @@ int client_call_run(factum_client *c, client_call *k)
         }
         uint64_t wake = k->deadline_ns;
         if (idle_at && (!wake || idle_at < wake)) wake = idle_at;
-        if (!c->driver || driving) {
-            c->driver = driving = 1;
-            drive_round(c, wake);
-            if (c->fd < 0) { /* dropped: whoever waits may connect again */
-                driving = 0;
-                c->driver = 0;
-                handoff(c);
-            }
-        } else {
-            k->waiting = 1;
-            if (wake) {
-                struct timespec ts;
-                clock_gettime(CLOCK_MONOTONIC, &ts);
-                uint64_t at = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec + (wake > now ? wake - now : 0);
-                ts.tv_sec = (time_t)(at / 1000000000u);
-                ts.tv_nsec = (long)(at % 1000000000u);
-                pthread_cond_timedwait(&k->cv, &c->mu, &ts);
-            } else {
-                pthread_cond_wait(&k->cv, &c->mu);
-            }
-            k->waiting = 0;
-        }
+        drive_or_wait(c, &driving, wake, now, &k->cv, &k->waiting);
     }
     step_aside(c, &driving);
     unregister(c, k);
@@ -1472,7 +1496,8 @@ int factum_client_poll(factum_client *c, int timeout_ms)
                 k->ready = 0;
                 if (k->consuming) continue; /* another poller is at it: it looks again when done */
                 k->consuming = 1;
-                while (k->q_head) ran += (int)consume(c, k); /* a call's callbacks never run at once */
+                while (k->q_head)
+                    ran += (int)consume(c, k); /* a call's callbacks never run at once */
                 k->consuming = 0;
                 if (k->done && !k->q_head && !k->ready) {
                     unregister(c, k);
@@ -1491,28 +1516,7 @@ int factum_client_poll(factum_client *c, int timeout_ms)
         uint64_t wake = timeout_ms == 0 ? 1 : until; /* 0 ms: one look at the socket, no wait */
         looked = 1;
         if (next_deadline && (!wake || next_deadline < wake)) wake = next_deadline;
-        if (!c->driver || driving) {
-            c->driver = driving = 1;
-            drive_round(c, wake);
-            if (c->fd < 0) {
-                driving = 0;
-                c->driver = 0;
-                handoff(c);
-            }
-        } else {
-            c->poll_waiting = 1;
-            if (wake) {
-                struct timespec ts;
-                clock_gettime(CLOCK_MONOTONIC, &ts);
-                uint64_t at = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec + (wake > now ? wake - now : 0);
-                ts.tv_sec = (time_t)(at / 1000000000u);
-                ts.tv_nsec = (long)(at % 1000000000u);
-                pthread_cond_timedwait(&c->poll_cv, &c->mu, &ts);
-            } else {
-                pthread_cond_wait(&c->poll_cv, &c->mu);
-            }
-            c->poll_waiting = 0;
-        }
+        drive_or_wait(c, &driving, wake, now, &c->poll_cv, &c->poll_waiting);
     }
     step_aside(c, &driving);
     pthread_mutex_unlock(&c->mu);
