@@ -105,7 +105,11 @@ if [ $libnode = 1 ] && { [ $list = 1 ] || ! have libnode-dev; } \
   if [ $list = 0 ] && ! apt-cache show libnode-dev >/dev/null 2>&1; then
     $SUDO apt-get update -qq
   fi
-  if apt-get install -s --no-install-recommends libnode-dev 2>/dev/null | grep -q '^Remv '; then
+  # Unpacked too when apt cannot install it at all: a Node.js from outside
+  # Debian that is held or pinned makes node-acorn's "nodejs:any"
+  # unsatisfiable, and apt then refuses instead of planning a removal.
+  sim=$(apt-get install -s --no-install-recommends libnode-dev 2>/dev/null) && sim_rc=0 || sim_rc=$?
+  if [ "$sim_rc" != 0 ] || grep -q '^Remv ' <<<"$sim"; then
     libnode_unpack=1
     for pkg in "${libnode_deps[@]}"; do
       [ $list = 1 ] || ! have "$pkg" || continue
@@ -128,7 +132,7 @@ if [ ${#need[@]} -gt 0 ]; then
   $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}"
 fi
 if [ $libnode_unpack = 1 ]; then
-  echo "unpacking libnode108 and libnode-dev into $libnode_prefix (installing them would remove $(dpkg-query -W -f='${Package} ${Version}' nodejs 2>/dev/null || echo a package))"
+  echo "unpacking libnode108 and libnode-dev into $libnode_prefix (apt cannot install them beside $(dpkg-query -W -f='${Package} ${Version}' nodejs 2>/dev/null || echo a package))"
   tmp=$(mktemp -d)
   chmod 777 "$tmp" # apt-get download writes as the _apt user where it can
   (cd "$tmp" && apt-get download -qq libnode108 libnode-dev)
