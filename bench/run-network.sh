@@ -46,7 +46,9 @@ stop_all() {
 trap 'stop_all; rm -rf "$dir"' EXIT
 
 if [ $secure = 0 ]; then
-  factumd_start "$dir/log" "$b"/factumd --insecure --db "$dir/db" --node-ip 127.0.0.1 --node-port 0 "${relaxed[@]}" \
+  # FACTUM_FACTUMD_ARGS: more options for factumd (say --commit-mode loop)
+  # shellcheck disable=SC2086
+  factumd_start "$dir/log" "$b"/factumd --insecure --db "$dir/db" --node-ip 127.0.0.1 --node-port 0 "${relaxed[@]}" ${FACTUM_FACTUMD_ARGS:-} \
     "${maxconn[@]}"
   pids+=("$factumd_pid")
   export FACTUM_BENCH_SERVER_PID=$factumd_pid # W12: the server's CPU time and memory

@@ -346,6 +346,15 @@ typedef struct factum_driver factum_driver;
 
 /* Flags of factum_driver_new. */
 #define FACTUM_DRIVER_NO_URING 0x1u /* never use io_uring: hand appends to the writer thread */
+/* The driver's thread makes the fdatasync itself, synchronously, inside
+ * factum_driver_run: for a disk whose fdatasync is shorter than a thread
+ * wake-up (tens of microseconds on small virtual machines). Appends are
+ * only queued by factum_driver_append; the next factum_driver_run commits
+ * all of them as one group and calls back in that same call, so an event
+ * loop that submits a turn's appends and then runs the driver commits a
+ * turn per group. The thread is blocked for the fdatasync: not for slow
+ * disks. Wins over FACTUM_DRIVER_NO_URING. (docs/adr/0024) */
+#define FACTUM_DRIVER_SYNC 0x2u
 
 /* Make a driver of store s for the calling thread (its thread: the only one
  * that may call the driver's functions, except factum_driver_free). flags:
@@ -360,6 +369,9 @@ FACTUM_API int factum_driver_new(factum_store *s, unsigned flags, factum_driver 
 /* 1 if d leads group commits through io_uring, 0 if it uses the writer
  * thread. */
 FACTUM_API int factum_driver_uring(const factum_driver *d);
+
+/* 1 if d makes its fdatasyncs itself, synchronously (FACTUM_DRIVER_SYNC). */
+FACTUM_API int factum_driver_sync(const factum_driver *d);
 
 /* A file descriptor (an eventfd, owned by d, valid until
  * factum_driver_free) that becomes readable when completions may be ready

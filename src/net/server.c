@@ -38,6 +38,7 @@
 #include <arpa/inet.h>
 #include <assert.h>
 #include <errno.h>
+#include <sched.h>
 #include <fcntl.h>
 #include <malloc.h>
 #include <netdb.h>
@@ -1354,7 +1355,7 @@ int net_server_run(net_server *s, int drain_ms)
              * a wake-up of tens of microseconds on small virtual machines. */
             uint64_t until = net_mono_ns() + SPIN_POLL_NS;
             while (!drive_ready(s) && (n = epoll_wait(s->epfd, evs, 128, 0)) == 0 && net_mono_ns() < until)
-                base_cpu_relax();
+                sched_yield(); /* a client woken on this CPU runs now, not after the spin */
         }
         int wait_ms = s->deferred || s->pending || drive_ready(s) ? 0 : drain_until ? 20 : 1000;
         if (s->cfg.tick_fn && s->cfg.tick_ms) {

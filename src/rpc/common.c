@@ -59,10 +59,62 @@ void rpc_submit_wait(rpc_ctx *ctx, rpc_submit *s)
     ctx->parked_tail = s;
 }
 
+/* Whether the loop's driver takes this append (docs/adr/0024). inflight
+ * does not count it yet (rpc_submit_start counts it once started). */
+static int loop_commits(const rpc_ctx *ctx)
+{
+    if (!ctx->drv) return 0;
+    if (!ctx->commit_auto_max_ns) return 1;
+    return ctx->commit_level == RPC_COMMIT_ALL || (ctx->commit_level == RPC_COMMIT_LONE && ctx->inflight == 0);
+}
+
 int rpc_append_async(rpc_ctx *ctx, const factum_append_req *reqs, size_t n, factum_append_cb cb, void *arg)
 {
-    if (ctx->drv) return factum_driver_append(ctx->drv, reqs, n, cb, arg);
+    if (loop_commits(ctx)) return factum_driver_append(ctx->drv, reqs, n, cb, arg);
     return factum_append_async(ctx->store, reqs, n, cb, arg);
+}
+
+#define COMMIT_WINDOW_MIN 8 /* fdatasyncs a decision needs */
+
+static int commit_fits(const rpc_ctx *ctx, uint64_t avg)
+{
+    uint64_t lone = ctx->commit_auto_max_ns, all = lone / 10;
+    return avg <= all ? RPC_COMMIT_ALL : avg <= lone ? RPC_COMMIT_LONE : RPC_COMMIT_WRITER;
+}
+
+void rpc_commit_start(rpc_ctx *ctx, uint64_t max_ns, uint64_t probe_ns)
+{
+    ctx->commit_auto_max_ns = max_ns;
+    ctx->commit_level = probe_ns ? commit_fits(ctx, probe_ns) : RPC_COMMIT_WRITER;
+    factum_stats st;
+    if (!factum_store_get_stats(ctx->store, &st)) {
+        ctx->ca_fsyncs = st.fsyncs; /* the first window begins now */
+        ctx->ca_ns = st.fsync_ns_total;
+    }
+}
+
+int rpc_commit_tick(rpc_ctx *ctx, uint64_t *avg_ns)
+{
+    if (!ctx->drv || !ctx->commit_auto_max_ns) return 0;
+    factum_stats st;
+    if (factum_store_get_stats(ctx->store, &st)) return 0;
+    uint64_t n = st.fsyncs - ctx->ca_fsyncs;
+    if (n < COMMIT_WINDOW_MIN) return 0; /* the window goes on */
+    uint64_t avg = (st.fsync_ns_total - ctx->ca_ns) / n;
+    ctx->ca_fsyncs = st.fsyncs;
+    ctx->ca_ns = st.fsync_ns_total;
+    uint64_t lone = ctx->commit_auto_max_ns, all = lone / 10;
+    int fits = commit_fits(ctx, avg);
+    int level = ctx->commit_level;
+    if (fits > level) level = fits;
+    else if (level == RPC_COMMIT_ALL && avg > 2 * all) level = avg <= 2 * lone ? RPC_COMMIT_LONE : RPC_COMMIT_WRITER;
+    else if (level == RPC_COMMIT_LONE && avg > 2 * lone) level = RPC_COMMIT_WRITER;
+    if (level == ctx->commit_level) return 0;
+    /* Appends in flight on the other path finish there; both paths feed
+     * one sequencer, so the order of commits is the same. */
+    ctx->commit_level = level;
+    *avg_ns = avg;
+    return 1;
 }
 
 int rpc_to_loop(rpc_ctx *ctx, void (*fn)(void *arg), void *arg)

@@ -142,6 +142,15 @@ typedef struct rpc_ctx {
     factum_driver *drv;
     pthread_t loop_thread;
     int sub_wake_local;
+    /* --commit-mode auto (docs/adr/0024): drv makes its fdatasyncs on the
+     * loop (FACTUM_DRIVER_SYNC) and takes only the appends commit_level
+     * lets it (RPC_COMMIT_*); the others go to the writer thread.
+     * rpc_commit_tick sets the level from the store's fdatasync times;
+     * commit_auto_max_ns 0: not auto, drv takes every append. */
+    int commit_level;
+    uint64_t commit_auto_max_ns;
+    uint64_t ca_fsyncs, ca_ns; /* the store's counters where the window began */
+    uint64_t drv_answered_ns;  /* when drv last completed appends (rpc_spin_hint) */
     struct ps_reg *ps; /* consumer groups (persistent_group.c) */
     /* Authorization (authz.c; NULL until rpc_authz_init: then only the
      * system principal passes). */
@@ -156,6 +165,25 @@ typedef struct rpc_ctx {
 typedef void (*rpc_lag_fn)(void *arg, const char *kind, const char *source, const char *name,
                            uint64_t lag_events, double lag_seconds);
 void rpc_lag_each(rpc_ctx *ctx, rpc_lag_fn fn, void *arg);
+
+/* --commit-mode auto's levels: who makes an append's fdatasync. */
+enum {
+    RPC_COMMIT_WRITER = 0, /* the writer thread, always */
+    RPC_COMMIT_LONE = 1,   /* the loop for an append that comes alone (none other in flight) */
+    RPC_COMMIT_ALL = 2     /* the loop, always */
+};
+
+/* --commit-mode auto, every tick: the level from the average fdatasync
+ * since the last decision (at least 8 of them): ALL at most a tenth of
+ * commit_auto_max_ns, LONE at most commit_auto_max_ns, else WRITER; a level
+ * is left downwards only above twice its bound. Returns 1 when the level
+ * changed, with that average in *avg_ns. */
+int rpc_commit_tick(rpc_ctx *ctx, uint64_t *avg_ns);
+
+/* --commit-mode auto from the start (ctx->drv made with FACTUM_DRIVER_SYNC):
+ * max_ns is --commit-loop-max-us; the first level is the one a probe of
+ * the disk's fdatasync (probe_ns; 0: none) fits, WRITER without one. */
+void rpc_commit_start(rpc_ctx *ctx, uint64_t max_ns, uint64_t probe_ns);
 
 /* Register the store's commit listener that wakes subscriptions and
  * consumer groups (once; live.c). Call it before the loop serves calls:

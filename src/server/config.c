@@ -63,8 +63,15 @@ static const opt opts[] = {
      "$authorization-policy-settings holds no choice"},
     {"relaxed-durability", NULL, T_BOOL, OFF(relaxed), 0, "false",
      "acknowledge appends before fdatasync (fdatasync every 100 ms)"},
-    {"io-uring", NULL, T_BOOL, OFF(io_uring), 0, "false",
-     "the event loop leads the group commit, fdatasync through io_uring (off, or no io_uring: the writer thread)"},
+    {"commit-mode", NULL, T_INT, OFF(commit_mode), 0, "auto",
+     "who makes an append's fdatasync: writer (the writer thread), io-uring (the event loop, through io_uring), "
+     "loop (the event loop itself, synchronously: for a fast disk), auto (the loop for every append while the "
+     "disk's fdatasync takes at most a tenth of --commit-loop-max-us, for an append that comes alone while it "
+     "takes at most --commit-loop-max-us, else the writer thread)"},
+    {"commit-loop-max-us", NULL, T_INT, OFF(commit_loop_max_us), 0, "250",
+     "commit-mode auto: the longest average fdatasync, in microseconds, that the event loop makes itself "
+     "(1..100000)"},
+    {"io-uring", NULL, T_BOOL, OFF(io_uring), 0, "false", "the same as --commit-mode io-uring (older name)"},
     {"max-append-size", NULL, T_SIZE, OFF(max_append_size), 0, "67108864", "largest append, in bytes"},
     {"max-append-event-size", NULL, T_SIZE, OFF(max_append_event_size), 0, "16777216",
      "largest event (data + metadata), in bytes"},
@@ -123,6 +130,27 @@ static int set(srv_config *c, const opt *o, const char *v, const char *where)
             c->log_json = 0;
         else
             goto bad;
+        return 0;
+    }
+    if (!strcmp(o->name, "commit-mode")) {
+        if (!strcasecmp(v, "auto"))
+            c->commit_mode = SRV_COMMIT_AUTO;
+        else if (!strcasecmp(v, "writer"))
+            c->commit_mode = SRV_COMMIT_WRITER;
+        else if (!strcasecmp(v, "io-uring"))
+            c->commit_mode = SRV_COMMIT_URING;
+        else if (!strcasecmp(v, "loop"))
+            c->commit_mode = SRV_COMMIT_LOOP;
+        else
+            goto bad;
+        return 0;
+    }
+    if (!strcmp(o->name, "commit-loop-max-us")) {
+        char *end;
+        errno = 0;
+        long x = strtol(v, &end, 10);
+        if (errno || end == v || *end || x < 1 || x > 100000) goto bad;
+        c->commit_loop_max_us = (int)x;
         return 0;
     }
     if (!strcmp(o->name, "cold-reads")) {

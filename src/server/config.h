@@ -24,7 +24,9 @@ typedef struct srv_config {
     int disable_tls;  /* cleartext, but authentication and authorization on (KurrentDB 26.2's DisableTls) */
     int failed_logins_per_minute; /* per client address, before its logins are refused (0: no limit) */
     int relaxed;      /* relaxed durability */
-    int io_uring;     /* the loop leads the group commit through io_uring (docs/adr/0020) */
+    int io_uring;     /* --io-uring: the older name of --commit-mode io-uring */
+    int commit_mode;  /* SRV_COMMIT_* (docs/adr/0020, 0024) */
+    int commit_loop_max_us; /* SRV_COMMIT_AUTO: the loop syncs itself while fdatasync takes at most this */
     uint64_t max_append_size;
     uint64_t max_append_event_size;
     uint64_t segment_size;
@@ -58,6 +60,8 @@ typedef struct srv_config {
 enum { SRV_PROJ_NONE = 0, SRV_PROJ_SYSTEM = 1, SRV_PROJ_ALL = 2 };
 /* --cold-reads: which page reads go to the reader pool (rpc.h RPC_COLD_*). */
 enum { SRV_COLD_DETECT = 0, SRV_COLD_ALWAYS = 1, SRV_COLD_NEVER = 2 };
+/* --commit-mode: who makes an append's fdatasync (docs/adr/0024). */
+enum { SRV_COMMIT_AUTO = 0, SRV_COMMIT_WRITER = 1, SRV_COMMIT_URING = 2, SRV_COMMIT_LOOP = 3 };
 
 /* Parse argv (and the environment and the config file it names). Returns
  * 0, 1 if --help/--version was handled (exit 0), or -1 after printing a

@@ -6,6 +6,7 @@
  * writes an index checkpoint).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <malloc.h>
 #include <signal.h>
@@ -13,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "auth/users.h"
@@ -104,11 +106,59 @@ static void on_shutdown_rpc(void *arg)
     net_server_stop(arg);
 }
 
+static const char *commit_level_text(int level)
+{
+    return level == RPC_COMMIT_ALL    ? "the event loop makes them itself"
+           : level == RPC_COMMIT_LONE ? "the event loop makes those of appends that come alone, the writer thread "
+                                        "the others"
+                                      : "the writer thread makes them";
+}
+
 static void on_tick(void *arg)
 {
     rpc_ps_tick(arg);
     rpc_rm_tick(arg); /* RMS-2: waits whose time is up */
     rpc_submit_retry(arg); /* RPC-5: completions retry too; this covers room made by anything else */
+    rpc_ctx *r = arg;
+    uint64_t avg;
+    if (rpc_commit_tick(r, &avg))
+        slog_write(SLOG_INFO, "commit-mode auto: fdatasync takes %.0f us on average: %s", avg / 1e3,
+                   commit_level_text(r->commit_level));
+}
+
+/* The disk's fdatasync, timed on a scratch file in the data directory
+ * (--commit-mode auto's first level, docs/adr/0024): 4 KiB written into a
+ * preallocated file and fdatasync'd, PROBE_SYNCS times. Returns the median
+ * in nanoseconds, 0 when it cannot tell (the store's own fdatasyncs decide
+ * then). */
+#define PROBE_SYNCS 9
+static uint64_t probe_fdatasync(const char *dir)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/.fdatasync-probe", dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) return 0;
+    uint64_t t[PROBE_SYNCS] = {0};
+    char buf[4096];
+    memset(buf, 0x5a, sizeof buf);
+    int ok = posix_fallocate(fd, 0, (off_t)sizeof buf * PROBE_SYNCS) == 0 && fdatasync(fd) == 0;
+    for (int i = 0; ok && i < PROBE_SYNCS; i++) {
+        struct timespec a, b;
+        clock_gettime(CLOCK_MONOTONIC, &a);
+        ok = pwrite(fd, buf, sizeof buf, (off_t)sizeof buf * i) == (ssize_t)sizeof buf && fdatasync(fd) == 0;
+        clock_gettime(CLOCK_MONOTONIC, &b);
+        t[i] = (uint64_t)(b.tv_sec - a.tv_sec) * 1000000000u + (uint64_t)b.tv_nsec - (uint64_t)a.tv_nsec;
+    }
+    close(fd);
+    unlink(path);
+    if (!ok) return 0;
+    for (int i = 1; i < PROBE_SYNCS; i++) /* insertion sort: nine numbers */
+        for (int j = i; j > 0 && t[j - 1] > t[j]; j--) {
+            uint64_t x = t[j];
+            t[j] = t[j - 1];
+            t[j - 1] = x;
+        }
+    return t[PROBE_SYNCS / 2] ? t[PROBE_SYNCS / 2] : 1;
 }
 
 static int rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
@@ -264,18 +314,30 @@ int main(int argc, char **argv)
         slog_write(SLOG_ERROR, "cannot load the persistent subscriptions: %s", factum_strerror(rc));
         goto out;
     }
-    /* The loop drives its appends (docs/adr/0020): made on this thread,
-     * which runs the loop. Without io_uring the driver says so once and
-     * hands the appends to the writer thread: then plain asynchronous
-     * appends do the same with one layer less. */
-    if (cfg->io_uring) {
-        if ((rc = factum_driver_new(st.store, 0, &r->drv))) {
+    /* Who makes an append's fdatasync (docs/adr/0020, 0024). The loop
+     * drives its appends through a driver made on this thread, which runs
+     * the loop: through io_uring, or synchronously (loop, and auto while
+     * the disk is fast). Without io_uring an io-uring driver says so once
+     * and would hand the appends to the writer thread: then plain
+     * asynchronous appends do the same with one layer less. */
+    int mode = cfg->commit_mode;
+    if (cfg->io_uring && mode == SRV_COMMIT_AUTO) mode = SRV_COMMIT_URING;
+    if (cfg->relaxed && mode == SRV_COMMIT_AUTO) mode = SRV_COMMIT_WRITER; /* no fdatasync to wait for */
+    if (mode != SRV_COMMIT_WRITER) {
+        unsigned flags = mode == SRV_COMMIT_URING ? 0 : FACTUM_DRIVER_SYNC;
+        if ((rc = factum_driver_new(st.store, flags, &r->drv))) {
             slog_write(SLOG_ERROR, "cannot make the loop's store driver: %s", factum_strerror(rc));
             goto out;
         }
-        if (!factum_driver_uring(r->drv)) {
+        if (mode == SRV_COMMIT_URING && !factum_driver_uring(r->drv)) {
             factum_driver_free(r->drv);
             r->drv = NULL;
+        }
+        if (mode == SRV_COMMIT_AUTO) {
+            uint64_t probe = probe_fdatasync(cfg->db);
+            rpc_commit_start(r, (uint64_t)cfg->commit_loop_max_us * 1000u, probe);
+            slog_write(SLOG_INFO, "commit-mode auto: fdatasync of the data directory's disk: %.0f us (median of %d): %s",
+                       probe / 1e3, PROBE_SYNCS, commit_level_text(r->commit_level));
         }
         r->loop_thread = pthread_self();
     }
@@ -347,8 +409,12 @@ int main(int argc, char **argv)
                : cfg->run_projections == SRV_PROJ_SYSTEM ? "system"
                                                          : "none",
                st.rm ? "on" : "off");
-    slog_write(SLOG_INFO, "appends: %s", st.rpc.drv ? "the event loop leads the group commit (io_uring)"
-                                                     : "through the writer thread");
+    slog_write(SLOG_INFO, "appends: %s",
+               !st.rpc.drv                        ? "the writer thread makes the fdatasyncs"
+               : st.rpc.commit_auto_max_ns        ? "commit-mode auto: the event loop makes the fdatasyncs itself "
+                                                    "while they are short, else the writer thread"
+               : factum_driver_sync(st.rpc.drv) ? "the event loop makes the fdatasyncs itself"
+                                                  : "the event loop leads the group commit (io_uring)");
     if (st.sec.tls)
         slog_write(SLOG_INFO,
                    "listening on %s:%d (TLS: gRPC over HTTP/2 and HTTP/1.1; certificate %s; authentication on)",

@@ -15,6 +15,16 @@
  *            and can fail it. Only for stores opened on an environment other
  *            than the real one, so only in tests. The group is finished in
  *            the next factum_driver_run as in URING mode.
+ *   SYNC     asked for with FACTUM_DRIVER_SYNC (docs/adr/0024): the
+ *            driver's thread leads and makes the fdatasync itself,
+ *            synchronously, for a disk whose fdatasync costs less than the
+ *            thread wake-ups the other modes pay. It never leads when an
+ *            append is submitted: factum_driver_append only marks a kick
+ *            (and signals the fd once), and the next factum_driver_run
+ *            leads one group of everything submitted since, finishes it and
+ *            calls back in the same call (SYNC-1). An event loop that
+ *            submits a turn's appends and then runs the driver so commits
+ *            each turn as one group.
  *   WRITER   no io_uring (not built with it, io_uring_queue_init failed, or
  *            FACTUM_DRIVER_NO_URING): requests go to the writer thread as
  *            factum_append_async's do; only their completions come back.
@@ -61,8 +71,9 @@
 
 #include "store/store_int.h"
 
-enum { DRV_WRITER = 0, DRV_URING = 1, DRV_INLINE = 2 };
+enum { DRV_WRITER = 0, DRV_URING = 1, DRV_INLINE = 2, DRV_SYNC = 3 };
 
+#define SYNC_GROUPS_PER_RUN 4 /* SYNC-1: groups one factum_driver_run leads and finishes */
 #define RING_ENTRIES 32 /* fdatasyncs of one group: one per unsynced segment */
 
 struct factum_driver {
@@ -77,6 +88,7 @@ struct factum_driver {
     int sync_rc;           /* the first error among them */
     int inline_done;       /* INLINE: a group's fdatasync is done, with inline_rc */
     int inline_rc;
+    int kick;              /* SYNC: appends were submitted since the last run: lead them there */
     size_t outstanding; /* DRV-2; the driver's thread only */
     _Atomic size_t uncompleted; /* submitted, not yet completed (DRV-3) */
     int in_callbacks;           /* DRV-4; the driver's thread only */
@@ -107,7 +119,7 @@ static void signal_fd(factum_driver *d)
 
 int drive_defers_lead(const factum_driver *d)
 {
-    return d->in_callbacks;
+    return d->in_callbacks || d->mode == DRV_SYNC;
 }
 
 int drive_has_uncompleted(const factum_driver *d)
@@ -156,13 +168,13 @@ int drive_sync_start(factum_driver *d, flog *log, uint64_t *upto)
      * The group is finished in the next factum_driver_run all the same. */
     d->inline_rc = log_sync(log);
     d->inline_done = 1;
-    signal_fd(d); /* a loop sleeping in epoll must come back for it */
+    if (d->mode != DRV_SYNC) signal_fd(d); /* a loop sleeping in epoll must come back for it */
     return 0;
 }
 
 int factum_driver_new(factum_store *s, unsigned flags, factum_driver **out)
 {
-    if (!s || !out || (flags & ~FACTUM_DRIVER_NO_URING)) return FACTUM_EINVAL;
+    if (!s || !out || (flags & ~(FACTUM_DRIVER_NO_URING | FACTUM_DRIVER_SYNC))) return FACTUM_EINVAL;
     if (s->opts.read_only) return FACTUM_EREADONLY;
     factum_driver *d = calloc(1, sizeof *d);
     if (!d) return -ENOMEM;
@@ -176,7 +188,9 @@ int factum_driver_new(factum_store *s, unsigned flags, factum_driver **out)
     }
     pthread_mutex_init(&d->mu, NULL);
     d->mode = DRV_WRITER;
-    if (!(flags & FACTUM_DRIVER_NO_URING)) {
+    if (flags & FACTUM_DRIVER_SYNC) {
+        d->mode = DRV_SYNC;
+    } else if (!(flags & FACTUM_DRIVER_NO_URING)) {
         if (s->io != io_posix()) {
             d->mode = DRV_INLINE;
         } else {
@@ -207,6 +221,11 @@ int factum_driver_uring(const factum_driver *d)
     return d && d->mode == DRV_URING;
 }
 
+int factum_driver_sync(const factum_driver *d)
+{
+    return d && d->mode == DRV_SYNC;
+}
+
 int factum_driver_fd(const factum_driver *d)
 {
     return d ? d->efd : -1;
@@ -226,15 +245,22 @@ int factum_driver_append(factum_driver *d, const factum_append_req *reqs, size_t
     atomic_fetch_add(&d->uncompleted, 1); /* before: it may be completed inside */
     int rc = append_async_via(d->s, d, reqs, n, cb, ctx);
     tl_running = outer;
-    if (!rc) d->outstanding++;
-    else atomic_fetch_sub(&d->uncompleted, 1);
+    if (!rc) {
+        d->outstanding++;
+        if (d->mode == DRV_SYNC && !d->kick) {
+            d->kick = 1; /* SYNC-1: led in the next factum_driver_run */
+            if (!outer) signal_fd(d); /* from a callback, the run in progress sees kick */
+        }
+    } else {
+        atomic_fetch_sub(&d->uncompleted, 1);
+    }
     return rc;
 }
 
 int factum_driver_ready(const factum_driver *d)
 {
     if (!d) return 0;
-    if (atomic_load_explicit(&d->has_done, memory_order_acquire) || d->inline_done) return 1;
+    if (atomic_load_explicit(&d->has_done, memory_order_acquire) || d->inline_done || d->kick) return 1;
 #ifdef FACTUM_HAVE_URING
     if (d->mode == DRV_URING && d->sync_pending && io_uring_cq_ready(&d->ring)) return 1;
 #endif
@@ -265,7 +291,7 @@ int factum_driver_run(factum_driver *d, int timeout_ms)
     factum_driver *outer = tl_running;
     tl_running = d;
     uint64_t deadline = timeout_ms > 0 ? base_mono_ns() + (uint64_t)timeout_ms * 1000000u : 0;
-    int ran = 0;
+    int ran = 0, sync_groups = 0;
     for (;;) {
         uint64_t v;
         ssize_t r = read(d->efd, &v, sizeof v); /* reset before looking: a later signal is not lost */
@@ -289,12 +315,18 @@ int factum_driver_run(factum_driver *d, int timeout_ms)
             writer_call_back(d->s, list); /* DRV-1 */
             d->in_callbacks = 0;
         }
+        int kick = d->kick;
+        d->kick = 0;
         if (d->resume) {
             d->resume = 0;
             writer_drive_resume(d->s, d); /* DRV-4: the next group, with what the callbacks queued */
-        } else if (list) {
-            writer_drive_kick(d->s, d); /* DRV-4 */
+        } else if (list || kick) {
+            writer_drive_kick(d->s, d); /* DRV-4; SYNC-1 */
         }
+        /* SYNC-1: a group led just now is already synced: finish it and call
+         * back in this call, a few groups at most so that callbacks that
+         * keep appending do not hold the caller here. */
+        if (d->mode == DRV_SYNC && (d->inline_done || d->resume) && ++sync_groups <= SYNC_GROUPS_PER_RUN) continue;
         if (ran || timeout_ms == 0 || !d->outstanding) break;
         int wait_ms = -1;
         if (timeout_ms > 0) {
@@ -305,6 +337,9 @@ int factum_driver_run(factum_driver *d, int timeout_ms)
         struct pollfd p = {.fd = d->efd, .events = POLLIN};
         poll(&p, 1, wait_ms);
     }
+    /* A group left synced, or appends left to lead, past SYNC-1's bound:
+     * the fd tells an application that sleeps on it to come back. */
+    if (d->mode == DRV_SYNC && (d->inline_done || d->kick)) signal_fd(d);
     tl_running = outer;
     return ran;
 }
