@@ -89,6 +89,7 @@ struct factum_driver {
     int inline_done;       /* INLINE: a group's fdatasync is done, with inline_rc */
     int inline_rc;
     int kick;              /* SYNC: appends were submitted since the last run: lead them there */
+    int self_signaled;     /* this thread wrote efd since the last run read it (notify_self) */
     size_t outstanding; /* DRV-2; the driver's thread only */
     _Atomic size_t uncompleted; /* submitted, not yet completed (DRV-3) */
     int in_callbacks;           /* DRV-4; the driver's thread only */
@@ -115,6 +116,18 @@ static void signal_fd(factum_driver *d)
     uint64_t one = 1;
     ssize_t w = write(d->efd, &one, sizeof one);
     (void)w; /* only fails when the counter is saturated: it is readable then */
+}
+
+/* On d's own thread, outside factum_driver_run's loop: make the fd
+ * readable if a later run has work (completions delivered here without a
+ * signal, a synced group, appends to lead), once per run. */
+static void notify_self(factum_driver *d)
+{
+    if (d->self_signaled) return;
+    if (atomic_load_explicit(&d->has_done, memory_order_acquire) || d->inline_done || d->kick) {
+        d->self_signaled = 1;
+        signal_fd(d);
+    }
 }
 
 int drive_defers_lead(const factum_driver *d)
@@ -247,13 +260,11 @@ int factum_driver_append(factum_driver *d, const factum_append_req *reqs, size_t
     tl_running = outer;
     if (!rc) {
         d->outstanding++;
-        if (d->mode == DRV_SYNC && !d->kick) {
-            d->kick = 1; /* SYNC-1: led in the next factum_driver_run */
-            if (!outer) signal_fd(d); /* from a callback, the run in progress sees kick */
-        }
+        if (d->mode == DRV_SYNC) d->kick = 1; /* SYNC-1: led in the next factum_driver_run */
     } else {
         atomic_fetch_sub(&d->uncompleted, 1);
     }
+    if (!outer) notify_self(d); /* from a callback, the run in progress sees it */
     return rc;
 }
 
@@ -296,6 +307,7 @@ int factum_driver_run(factum_driver *d, int timeout_ms)
         uint64_t v;
         ssize_t r = read(d->efd, &v, sizeof v); /* reset before looking: a later signal is not lost */
         (void)r;
+        d->self_signaled = 0;
         reap(d);
         wreq *list = NULL;
         if (atomic_load_explicit(&d->has_done, memory_order_acquire)) {
@@ -326,7 +338,8 @@ int factum_driver_run(factum_driver *d, int timeout_ms)
         /* SYNC-1: a group led just now is already synced: finish it and call
          * back in this call, a few groups at most so that callbacks that
          * keep appending do not hold the caller here. */
-        if (d->mode == DRV_SYNC && (d->inline_done || d->resume) && ++sync_groups <= SYNC_GROUPS_PER_RUN) continue;
+        if (d->mode == DRV_SYNC && (kick || d->inline_done || d->resume) && ++sync_groups <= SYNC_GROUPS_PER_RUN)
+            continue;
         if (ran || timeout_ms == 0 || !d->outstanding) break;
         int wait_ms = -1;
         if (timeout_ms > 0) {
@@ -337,9 +350,9 @@ int factum_driver_run(factum_driver *d, int timeout_ms)
         struct pollfd p = {.fd = d->efd, .events = POLLIN};
         poll(&p, 1, wait_ms);
     }
-    /* A group left synced, or appends left to lead, past SYNC-1's bound:
+    /* Completions, a synced group or appends to lead left past the bound:
      * the fd tells an application that sleeps on it to come back. */
-    if (d->mode == DRV_SYNC && (d->inline_done || d->kick)) signal_fd(d);
+    notify_self(d);
     tl_running = outer;
     return ran;
 }

@@ -3,10 +3,12 @@
  * many appends in flight from one thread, blocking appenders on other
  * threads mixed in, freeing with work in flight, a failed fdatasync through
  * the driver-led path (ST-4), the -EDEADLK rules, relaxed durability. Each
- * test runs with io_uring (where the kernel allows it) and with
- * FACTUM_DRIVER_NO_URING (the writer thread). */
+ * test runs with io_uring (where the kernel allows it), with
+ * FACTUM_DRIVER_NO_URING (the writer thread) and with FACTUM_DRIVER_SYNC
+ * (the driver's thread syncs; SYNC-1 has its own test). */
 #include "harness.h"
 
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 
@@ -328,6 +330,8 @@ static void t_never_inside_append_and_deadlock_rule(void)
     factum_append_req bad = {"d", 99, &e4, 1};
     CHECK_RC(factum_driver_append(drv, &bad, 1, on_done, &d1), 0);
     CHECK(d1.called == 0);
+    struct pollfd p = {.fd = factum_driver_fd(drv), .events = POLLIN};
+    CHECK(poll(&p, 1, 5000) == 1); /* the fd says so, whoever decided it */
     run_until(drv, &d1, 1);
     CHECK_RC(d1.rc, FACTUM_EWRONGVERSION);
     CHECK(d1.res[0].actual_version == 1);
@@ -419,11 +423,112 @@ static void t_failed_fdatasync_latches(void)
     harness_rm_rf(dir);
 }
 
+/* ---- FACTUM_DRIVER_SYNC: a run commits what was submitted as one group -- */
+
+typedef struct resubmitter {
+    factum_driver *drv;
+    factum_event_data ev;
+    factum_append_req req;
+    int left; /* appends still to submit from the callback */
+    int called;
+} resubmitter;
+
+static void resubmit_done(void *arg, int rc, const factum_append_result *res, size_t n, size_t failed)
+{
+    (void)res;
+    (void)n;
+    (void)failed;
+    resubmitter *r = arg;
+    CHECK_RC(rc, 0);
+    r->called++;
+    if (r->left-- > 0) {
+        r->ev = harness_event("E", "{}"); /* a new id: the same one would be an idempotent replay */
+        CHECK_RC(factum_driver_append(r->drv, &r->req, 1, resubmit_done, r), 0);
+    }
+}
+
+/* SYNC-1: appends are only queued when submitted (nothing written, nothing
+ * synced, the fd readable); the next run writes them as one group with one
+ * fdatasync and calls every one back in that same call. A callback that
+ * keeps appending does not hold the run forever: it returns after a few
+ * groups with the fd readable again, and later runs finish the rest. */
+static void t_sync_run_commits_one_group(void)
+{
+    harness_tmpdir(dir, sizeof dir, "driver_sync");
+    factum_store *s = open_store(FACTUM_DURABLE);
+    REQUIRE(s);
+    factum_driver *drv;
+    REQUIRE(factum_driver_new(s, FACTUM_DRIVER_SYNC, &drv) == 0);
+    CHECK(factum_driver_sync(drv) == 1);
+    CHECK(factum_driver_uring(drv) == 0);
+    factum_stats before, after;
+    CHECK_RC(factum_store_get_stats(s, &before), 0);
+    enum { N = 64 };
+    static factum_event_data ev[N];
+    static factum_append_req req[N];
+    static done dd[N];
+    memset(dd, 0, sizeof dd);
+    struct pollfd p = {.fd = factum_driver_fd(drv), .events = POLLIN};
+    CHECK(poll(&p, 1, 0) == 0); /* nothing to do yet */
+    for (int i = 0; i < N; i++) {
+        ev[i] = harness_event("E", "{}");
+        req[i] = (factum_append_req){"g", (int64_t)i - 1, &ev[i], 1};
+        CHECK_RC(factum_driver_append(drv, &req[i], 1, on_done, &dd[i]), 0);
+    }
+    CHECK(poll(&p, 1, 0) == 1); /* the fd says: run me */
+    CHECK_RC(factum_store_get_stats(s, &after), 0);
+    CHECK(after.appends == before.appends && after.fsyncs == before.fsyncs); /* only queued */
+    CHECK(dd[0].called == 0);
+    CHECK(factum_driver_run(drv, 0) == N); /* all of them, in this call */
+    CHECK_RC(factum_store_get_stats(s, &after), 0);
+    CHECK(after.groups - before.groups == 1);
+    CHECK(after.fsyncs - before.fsyncs == 1);
+    for (int i = 0; i < N; i++) {
+        CHECK(dd[i].called == 1 && dd[i].rc == 0 && dd[i].res[0].first_version == (uint64_t)i);
+        CHECK(pthread_equal(dd[i].thread, pthread_self()));
+        if (i) CHECK(dd[i].seq == dd[i - 1].seq + 1);
+    }
+    CHECK(factum_driver_in_flight(drv) == 0);
+    CHECK_RC(factum_driver_run(drv, 0), 0);
+    CHECK(poll(&p, 1, 0) == 0);
+
+    /* Decided at once, without I/O (a wrong expected version): called back
+     * in the run after the submit, and the fd said so. */
+    done bad = {0};
+    factum_event_data be = harness_event("E", "{}");
+    factum_append_req bq = {"g", 7, &be, 1};
+    CHECK_RC(factum_driver_append(drv, &bq, 1, on_done, &bad), 0);
+    CHECK(poll(&p, 1, 0) == 1);
+    CHECK(factum_driver_run(drv, 0) == 1);
+    CHECK_RC(bad.rc, FACTUM_EWRONGVERSION);
+    CHECK(poll(&p, 1, 0) == 0);
+
+    /* A callback that appends again, 20 times over. */
+    resubmitter r = {.drv = drv, .left = 20};
+    r.ev = harness_event("E", "{}");
+    r.req = (factum_append_req){"h", FACTUM_ANY, &r.ev, 1};
+    CHECK_RC(factum_driver_append(drv, &r.req, 1, resubmit_done, &r), 0);
+    int ran = factum_driver_run(drv, 0);
+    CHECK(ran >= 1 && ran < 21); /* bounded: not all 21 in one call */
+    CHECK(poll(&p, 1, 0) == 1);  /* and it says there is more */
+    for (int i = 0; i < 100 && r.called < 21; i++)
+        factum_driver_run(drv, 100);
+    CHECK(r.called == 21);
+    factum_event out[1];
+    size_t n = 0;
+    CHECK_RC(factum_read_stream(s, "h", 20, FACTUM_FORWARD, out, 1, &n, NULL), 0);
+    CHECK(n == 1);
+    factum_driver_free(drv);
+    CHECK_RC(factum_store_close(s), 0);
+    harness_rm_rf(dir);
+}
+
 int main(void)
 {
-    const char *names[2] = {"io_uring (or its fallback)", "writer thread"};
-    unsigned flags[2] = {0, FACTUM_DRIVER_NO_URING};
-    for (int m = 0; m < 2; m++) {
+    const char *names[3] = {"io_uring (or its fallback)", "writer thread", "synchronous (FACTUM_DRIVER_SYNC)"};
+    unsigned flags[3] = {0, FACTUM_DRIVER_NO_URING, FACTUM_DRIVER_SYNC};
+    RUN(t_sync_run_commits_one_group);
+    for (int m = 0; m < 3; m++) {
         mode_flags = flags[m];
         printf("# drivers: %s\n", names[m]);
         RUN(t_same_results_as_append_multi);
