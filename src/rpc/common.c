@@ -76,16 +76,20 @@ int rpc_append_async(rpc_ctx *ctx, const factum_append_req *reqs, size_t n, fact
 
 #define COMMIT_WINDOW_MIN 8 /* fdatasyncs a decision needs */
 
-static int commit_fits(const rpc_ctx *ctx, uint64_t avg)
+int rpc_commit_next(int level, uint64_t avg_ns, uint64_t max_ns)
 {
-    uint64_t lone = ctx->commit_auto_max_ns, all = lone / 10;
-    return avg <= all ? RPC_COMMIT_ALL : avg <= lone ? RPC_COMMIT_LONE : RPC_COMMIT_WRITER;
+    uint64_t lone = max_ns, all = max_ns / 10;
+    int fits = avg_ns <= all ? RPC_COMMIT_ALL : avg_ns <= lone ? RPC_COMMIT_LONE : RPC_COMMIT_WRITER;
+    if (fits >= level) return fits;
+    if (level == RPC_COMMIT_ALL && avg_ns > 2 * all) return avg_ns <= 2 * lone ? RPC_COMMIT_LONE : RPC_COMMIT_WRITER;
+    if (level == RPC_COMMIT_LONE && avg_ns > 2 * lone) return RPC_COMMIT_WRITER;
+    return level; /* within twice its bound: stays */
 }
 
 void rpc_commit_start(rpc_ctx *ctx, uint64_t max_ns, uint64_t probe_ns)
 {
     ctx->commit_auto_max_ns = max_ns;
-    ctx->commit_level = probe_ns ? commit_fits(ctx, probe_ns) : RPC_COMMIT_WRITER;
+    ctx->commit_level = probe_ns ? rpc_commit_next(RPC_COMMIT_WRITER, probe_ns, max_ns) : RPC_COMMIT_WRITER;
     factum_stats st;
     if (!factum_store_get_stats(ctx->store, &st)) {
         ctx->ca_fsyncs = st.fsyncs; /* the first window begins now */
@@ -103,12 +107,7 @@ int rpc_commit_tick(rpc_ctx *ctx, uint64_t *avg_ns)
     uint64_t avg = (st.fsync_ns_total - ctx->ca_ns) / n;
     ctx->ca_fsyncs = st.fsyncs;
     ctx->ca_ns = st.fsync_ns_total;
-    uint64_t lone = ctx->commit_auto_max_ns, all = lone / 10;
-    int fits = commit_fits(ctx, avg);
-    int level = ctx->commit_level;
-    if (fits > level) level = fits;
-    else if (level == RPC_COMMIT_ALL && avg > 2 * all) level = avg <= 2 * lone ? RPC_COMMIT_LONE : RPC_COMMIT_WRITER;
-    else if (level == RPC_COMMIT_LONE && avg > 2 * lone) level = RPC_COMMIT_WRITER;
+    int level = rpc_commit_next(ctx->commit_level, avg, ctx->commit_auto_max_ns);
     if (level == ctx->commit_level) return 0;
     /* Appends in flight on the other path finish there; both paths feed
      * one sequencer, so the order of commits is the same. */

@@ -173,11 +173,14 @@ enum {
     RPC_COMMIT_ALL = 2     /* the loop, always */
 };
 
-/* --commit-mode auto, every tick: the level from the average fdatasync
- * since the last decision (at least 8 of them): ALL at most a tenth of
- * commit_auto_max_ns, LONE at most commit_auto_max_ns, else WRITER; a level
- * is left downwards only above twice its bound. Returns 1 when the level
- * changed, with that average in *avg_ns. */
+/* --commit-mode auto's rule: the level after `level` for an average
+ * fdatasync of avg_ns: ALL at most a tenth of max_ns, LONE at most max_ns,
+ * else WRITER; a level is left downwards only above twice its bound. */
+int rpc_commit_next(int level, uint64_t avg_ns, uint64_t max_ns);
+
+/* --commit-mode auto, every tick: rpc_commit_next with the average
+ * fdatasync since the last decision (at least 8 of them). Returns 1 when
+ * the level changed, with that average in *avg_ns. */
 int rpc_commit_tick(rpc_ctx *ctx, uint64_t *avg_ns);
 
 /* --commit-mode auto from the start (ctx->drv made with FACTUM_DRIVER_SYNC):

@@ -1,5 +1,7 @@
 /* Crash test: a child process appends under concurrent load (4 threads,
- * single- and multi-event, single- and multi-stream appends) and reports
+ * single- and multi-event, single- and multi-stream appends, and a driver's
+ * thread with 16 appends in flight whose fdatasyncs it makes itself or
+ * through io_uring, by the cycle) and reports
  * every acknowledged append through a pipe; the parent kills it with
  * SIGKILL at a random moment, reopens the store and checks, each cycle:
  *   - every append acknowledged in this cycle is present, at its position,
@@ -76,6 +78,71 @@ static void *child_thread(void *p)
     return NULL;
 }
 
+/* A driver's thread (factum.h "Drivers"): SLOTS appends in flight at once
+ * from one thread, each acknowledged from its callback and replaced by a
+ * new one. The driver makes its fdatasyncs itself (FACTUM_DRIVER_SYNC) or
+ * through io_uring, by the cycle's seed. */
+#define SLOTS 16
+
+typedef struct slot {
+    factum_driver *drv;
+    h_rng *r;
+    uint64_t *k;
+    uint64_t append_id;
+    size_t n;
+    char json[4][96];
+    char stream[32];
+    factum_event_data ev[4];
+    factum_append_req req;
+} slot;
+
+static void slot_submit(slot *sl);
+
+static void slot_done(void *arg, int rc, const factum_append_result *res, size_t n, size_t failed)
+{
+    (void)n;
+    (void)failed;
+    slot *sl = arg;
+    if (rc == 0) {
+        ackrec rec = {res[0].first_position, res[0].first_version, sl->append_id, (uint32_t)sl->n, 1};
+        pthread_mutex_lock(&ack_mu);
+        if (write(ack_fd, &rec, sizeof rec) != (ssize_t)sizeof rec) _exit(3);
+        pthread_mutex_unlock(&ack_mu);
+    }
+    slot_submit(sl);
+}
+
+static void slot_submit(slot *sl)
+{
+    sl->append_id = ((uint64_t)getpid() << 24) | ((uint64_t)THREADS << 20) | ((*sl->k)++ & 0xfffff);
+    sl->n = 1 + h_below(sl->r, 4);
+    snprintf(sl->stream, sizeof sl->stream, "crash-%d", (int)h_below(sl->r, STREAMS / 2) * 2);
+    for (size_t i = 0; i < sl->n; i++) {
+        snprintf(sl->json[i], sizeof sl->json[i], "{\"a\":%" PRIu64 ",\"q\":0,\"k\":%zu,\"n\":%zu,\"p\":1}",
+                 sl->append_id, i, sl->n);
+        sl->ev[i] = harness_event("Crash", sl->json[i]);
+    }
+    sl->req = (factum_append_req){sl->stream, FACTUM_ANY, sl->ev, sl->n};
+    if (factum_driver_append(sl->drv, &sl->req, 1, slot_done, sl)) _exit(4);
+}
+
+static void *driver_thread(void *p)
+{
+    child_arg *a = p;
+    h_rng r = {a->seed};
+    uint64_t k = 0;
+    factum_driver *drv;
+    if (factum_driver_new(a->s, a->seed & 1 ? FACTUM_DRIVER_SYNC : 0, &drv)) _exit(5);
+    static slot slots[SLOTS];
+    for (int i = 0; i < SLOTS; i++) {
+        slots[i] = (slot){.drv = drv, .r = &r, .k = &k};
+        slot_submit(&slots[i]);
+    }
+    for (;;)
+        factum_driver_run(drv, 1000);
+    return NULL;
+}
+
 static void child_main(int fd, uint64_t seed)
 {
     ack_fd = fd;
@@ -84,11 +151,11 @@ static void child_main(int fd, uint64_t seed)
     o.memtable_entries = 500;
     factum_store *s;
     if (factum_store_open(dir, &o, &s)) _exit(2);
-    pthread_t th[THREADS];
-    child_arg args[THREADS];
-    for (int t = 0; t < THREADS; t++) {
+    pthread_t th[THREADS + 1];
+    child_arg args[THREADS + 1];
+    for (int t = 0; t <= THREADS; t++) {
         args[t] = (child_arg){s, t, seed * 31 + (uint64_t)t};
-        pthread_create(&th[t], NULL, child_thread, &args[t]);
+        pthread_create(&th[t], NULL, t < THREADS ? child_thread : driver_thread, &args[t]);
     }
     for (;;)
         pause();
@@ -323,11 +390,16 @@ static void t_kill9_cycles(void)
     /* Once more, everything: every acknowledgement, the whole log. */
     if (!bad) bad = verify_store(cycles, 0, 1);
     CHECK(!bad);
+    size_t by_driver = 0;
+    for (size_t i = 0; i < n_acks; i++)
+        by_driver += (acks[i].append_id >> 20 & 0xf) == THREADS;
+    CHECK(by_driver > 0); /* the driver's thread took part */
     if (bad)
         fprintf(stderr, "  kill9_cycles failed (seed %" PRIu64 "), store kept in %s\n", seed, dir);
     else {
-        printf("%d kill -9 cycles, %zu acknowledged appends (%" PRIu64 " events) all intact, %.1f s\n", cycles,
-               n_acks, done_part.next_pos - 1, (double)(base_mono_ns_test() - t_start) / 1e9);
+        printf("%d kill -9 cycles, %zu acknowledged appends (%zu through a driver; %" PRIu64
+               " events) all intact, %.1f s\n",
+               cycles, n_acks, by_driver, done_part.next_pos - 1, (double)(base_mono_ns_test() - t_start) / 1e9);
         factum_verify_report rep;
         CHECK_RC(factum_verify(dir, NULL, NULL, &rep), 0);
         CHECK_EQ_U64(rep.events, done_part.next_pos - 1);

@@ -12,13 +12,17 @@
 # --insecure) do so as before.
 # With --disk-uring, the shared factumd keeps its database on disk (a
 # temporary directory) and the event loop leads the group commit through
-# io_uring (--io-uring=true, ADR 0020); the run fails if it fell back.
-# Usage: tests/integration/run.sh [--secure] [--disk-uring] /path/to/factumd [test files...]
+# io_uring (--commit-mode io-uring, ADR 0020); the run fails if it fell back.
+# With --commit-loop, the shared factumd's event loop makes every append's
+# fdatasync itself (--commit-mode loop, ADR 0024); the run fails if it does
+# not say so.
+# Usage: tests/integration/run.sh [--secure] [--disk-uring|--commit-loop] /path/to/factumd [test files...]
 set -euo pipefail
 secure=${FACTUM_SECURE:-0}
 if [ "${1:-}" = --secure ]; then secure=1; shift; fi
-uring=0
+uring=0 loop=0
 if [ "${1:-}" = --disk-uring ]; then uring=1; shift; fi
+if [ "${1:-}" = --commit-loop ]; then loop=1; shift; fi
 factumd=$(realpath "$1"); shift
 here=$(cd "$(dirname "$0")" && pwd)
 cd "$here/node"
@@ -50,7 +54,8 @@ else
   mode=(--insecure)
 fi
 db=(--mem-db)
-[ "$uring" = 1 ] && db=(--db "$certs/db" --io-uring=true)
+[ "$uring" = 1 ] && db=(--db "$certs/db" --commit-mode io-uring)
+[ "$loop" = 1 ] && db=(--mem-db --commit-mode loop)
 "$factumd" "${mode[@]}" "${db[@]}" --node-ip 127.0.0.1 --node-port 0 >"$log" 2>&1 &
 pid=$!
 cleanup() { kill -9 "$pid" 2>/dev/null || true; rm -rf "$log" "$certs"; }
@@ -63,10 +68,11 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 [ -n "$port" ] || { cat "$log"; echo "factumd did not start"; exit 1; }
-if [ "$uring" = 1 ]; then
+if [ "$uring" = 1 ] || [ "$loop" = 1 ]; then
   for _ in $(seq 1 50); do grep -q "appends:" "$log" && break; sleep 0.1; done
-  grep -q "the event loop leads the group commit (io_uring)" "$log" ||
-    { cat "$log"; echo "factumd did not lead the group commit through io_uring"; exit 1; }
+  if [ "$uring" = 1 ]; then want="the event loop leads the group commit (io_uring)"
+  else want="the event loop makes the fdatasyncs itself"; fi
+  grep -q "appends: $want" "$log" || { cat "$log"; echo "factumd did not say: $want"; exit 1; }
 fi
 # FACTUMD_BIN: for the files that start a factumd of their own with other
 # settings (projections-*.test.js: --run-projections).

@@ -1,7 +1,10 @@
 /* Unit tests of factumd's configuration (src/server/config.c): defaults,
  * flags in both forms, KurrentDB-style environment variables and config
- * file keys, precedence, and the errors for bad values. */
+ * file keys, precedence, and the errors for bad values; --commit-mode
+ * auto's rule (rpc_commit_next). */
 #include "harness.h"
+
+#include "rpc/rpc.h"
 
 #include "server/config.h"
 
@@ -40,6 +43,47 @@ static void t_defaults_and_flags(void)
     CHECK_RC(parse(&c, 3, ms0), -1);
     const char *msbig[] = {"factumd", "--max-concurrent-streams", "100001"};
     CHECK_RC(parse(&c, 3, msbig), -1);
+    /* --commit-mode (docs/adr/0024): auto by default; --io-uring is the
+     * older spelling of io-uring and leaves commit_mode alone. */
+    CHECK_RC(parse(&c, 1, a0), 0);
+    CHECK(c.commit_mode == SRV_COMMIT_AUTO && c.commit_loop_max_us == 250 && !c.io_uring);
+    const char *cm[][3] = {{"factumd", "--commit-mode", "writer"},
+                           {"factumd", "--commit-mode", "io-uring"},
+                           {"factumd", "--commit-mode", "LOOP"},
+                           {"factumd", "--commit-mode", "auto"}};
+    int want[] = {SRV_COMMIT_WRITER, SRV_COMMIT_URING, SRV_COMMIT_LOOP, SRV_COMMIT_AUTO};
+    for (int i = 0; i < 4; i++) {
+        CHECK_RC(parse(&c, 3, cm[i]), 0);
+        CHECK(c.commit_mode == want[i]);
+    }
+    const char *cmbad[] = {"factumd", "--commit-mode", "fast"};
+    CHECK_RC(parse(&c, 3, cmbad), -1);
+    const char *lm[] = {"factumd", "--commit-loop-max-us", "40"};
+    CHECK_RC(parse(&c, 3, lm), 0);
+    CHECK(c.commit_loop_max_us == 40);
+    const char *lm0[] = {"factumd", "--commit-loop-max-us", "0"};
+    CHECK_RC(parse(&c, 3, lm0), -1);
+    const char *lmbig[] = {"factumd", "--commit-loop-max-us", "100001"};
+    CHECK_RC(parse(&c, 3, lmbig), -1);
+    const char *iu[] = {"factumd", "--io-uring"};
+    CHECK_RC(parse(&c, 2, iu), 0);
+    CHECK(c.io_uring && c.commit_mode == SRV_COMMIT_AUTO);
+    /* auto's rule (rpc_commit_next), with --commit-loop-max-us 250: every
+     * append on the loop up to 25 us, lone ones up to 250 us, and a level
+     * is left downwards only above twice its bound. */
+    const uint64_t us = 1000, max = 250 * us;
+    CHECK(rpc_commit_next(RPC_COMMIT_WRITER, 1 * us, max) == RPC_COMMIT_ALL);
+    CHECK(rpc_commit_next(RPC_COMMIT_WRITER, 25 * us, max) == RPC_COMMIT_ALL);
+    CHECK(rpc_commit_next(RPC_COMMIT_WRITER, 26 * us, max) == RPC_COMMIT_LONE);
+    CHECK(rpc_commit_next(RPC_COMMIT_WRITER, 250 * us, max) == RPC_COMMIT_LONE);
+    CHECK(rpc_commit_next(RPC_COMMIT_WRITER, 251 * us, max) == RPC_COMMIT_WRITER);
+    CHECK(rpc_commit_next(RPC_COMMIT_WRITER, 5000 * us, max) == RPC_COMMIT_WRITER);
+    CHECK(rpc_commit_next(RPC_COMMIT_ALL, 50 * us, max) == RPC_COMMIT_ALL);   /* within 2 x 25 */
+    CHECK(rpc_commit_next(RPC_COMMIT_ALL, 51 * us, max) == RPC_COMMIT_LONE);
+    CHECK(rpc_commit_next(RPC_COMMIT_ALL, 501 * us, max) == RPC_COMMIT_WRITER);
+    CHECK(rpc_commit_next(RPC_COMMIT_LONE, 500 * us, max) == RPC_COMMIT_LONE); /* within 2 x 250 */
+    CHECK(rpc_commit_next(RPC_COMMIT_LONE, 501 * us, max) == RPC_COMMIT_WRITER);
+    CHECK(rpc_commit_next(RPC_COMMIT_LONE, 10 * us, max) == RPC_COMMIT_ALL);
 }
 
 static void t_env_and_file(void)
