@@ -944,6 +944,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: hostile FACTUMD [phase...]\n");
         return 2;
     }
+    /* The server cuts hostile connections off (evictions, timeouts): a write
+     * to one must fail with EPIPE, not kill this process. */
+    signal(SIGPIPE, SIG_IGN);
     g_argc = argc;
     g_argv = argv;
     sanitized = getenv("FACTUM_SANITIZED") != NULL;

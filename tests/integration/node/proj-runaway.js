@@ -48,7 +48,7 @@ const RUNAWAY = [
    });`, /Error: boom in \$init/],
   ['heap', `fromCategory('w3').when({
      $any: (s, e) => { const keep = []; for (;;) keep.push(new Array(1 << 20).fill(e.body.n)); },
-   });`, /heap reached its limit of 32 MiB|timed out after 100 ms/],
+   });`, /reached its heap limit of 32 MiB|timed out after 100 ms/],
 ];
 
 function percentile(sorted, p) {
