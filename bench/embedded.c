@@ -435,13 +435,16 @@ static void w3cq(int clients, unsigned flags)
     qsort(lat, n, sizeof *lat, cmp_u64);
     factum_stats st;
     factum_store_get_stats(s, &st);
-    const char *how = factum_driver_uring(d) ? "io_uring, the thread leads" : "writer thread";
+    const char *how = factum_driver_uring(d)  ? "io_uring, the thread leads"
+                      : factum_driver_sync(d) ? "the thread makes the fdatasync itself"
+                                              : "writer thread";
     printf("| W3CQ | %d logical clients on one thread (driver: %s), %zu single-event appends | %.0f ev/s | p50 %.0f "
            "µs, p99 %.0f µs; %.1f appends per fdatasync |\n",
            clients, how, n, n / secs, pct(lat, n, 50), pct(lat, n, 99),
            st.fsyncs ? (double)st.appends / (double)st.fsyncs : 0);
     char key[32];
-    snprintf(key, sizeof key, "W3CQ%s%s", clients == 16 ? "" : "_256", factum_driver_uring(d) ? "" : "_WT");
+    snprintf(key, sizeof key, "W3CQ%s%s", clients == 16 ? "" : "_256",
+             factum_driver_uring(d) ? "" : factum_driver_sync(d) ? "_SYNC" : "_WT");
     result(key, "ev_per_s", n / secs);
     fflush(stdout);
     factum_driver_free(d);
@@ -1185,6 +1188,8 @@ int main(int argc, char **argv)
         w3cq(256, 0);
         w3cq(16, FACTUM_DRIVER_NO_URING);
         w3cq(256, FACTUM_DRIVER_NO_URING);
+        w3cq(16, FACTUM_DRIVER_SYNC);
+        w3cq(256, FACTUM_DRIVER_SYNC);
     }
     if (wanted("W4")) w4();
     if (wanted("W5")) w5();
