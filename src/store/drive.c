@@ -22,9 +22,10 @@
  *            append is submitted: factum_driver_append only marks a kick
  *            (and signals the fd once), and the next factum_driver_run
  *            leads one group of everything submitted since, finishes it and
- *            calls back in the same call (SYNC-1). An event loop that
- *            submits a turn's appends and then runs the driver so commits
- *            each turn as one group.
+ *            calls back in the same call (SYNC-1). No other thread leads a
+ *            queue of SYNC drivers' requests alone (SYNC-2, writer.c). An
+ *            event loop that submits a turn's appends and then runs the
+ *            driver so commits each turn as one group.
  *   WRITER   no io_uring (not built with it, io_uring_queue_init failed, or
  *            FACTUM_DRIVER_NO_URING): requests go to the writer thread as
  *            factum_append_async's do; only their completions come back.
@@ -106,6 +107,11 @@ int drive_leads(const factum_driver *d)
     return d->mode != DRV_WRITER;
 }
 
+int drive_is_sync(const factum_driver *d)
+{
+    return d->mode == DRV_SYNC; /* set before the driver is shared, never changed */
+}
+
 int drive_is_own_thread(const factum_driver *d)
 {
     return pthread_equal(d->thread, pthread_self());
@@ -116,6 +122,11 @@ static void signal_fd(factum_driver *d)
     uint64_t one = 1;
     ssize_t w = write(d->efd, &one, sizeof one);
     (void)w; /* only fails when the counter is saturated: it is readable then */
+}
+
+void drive_signal(factum_driver *d)
+{
+    signal_fd(d);
 }
 
 /* On d's own thread, outside factum_driver_run's loop: make the fd
@@ -332,13 +343,17 @@ int factum_driver_run(factum_driver *d, int timeout_ms)
         if (d->resume) {
             d->resume = 0;
             writer_drive_resume(d->s, d); /* DRV-4: the next group, with what the callbacks queued */
-        } else if (list || kick) {
-            writer_drive_kick(d->s, d); /* DRV-4; SYNC-1 */
+        } else if (list || kick || d->mode == DRV_SYNC) {
+            /* DRV-4; SYNC-1, and SYNC-2: a SYNC driver's requests may also
+             * have been left to it by a leader that finished (hand_off). */
+            writer_drive_kick(d->s, d);
         }
-        /* SYNC-1: a group led just now is already synced: finish it and call
-         * back in this call, a few groups at most so that callbacks that
-         * keep appending do not hold the caller here. */
-        if (d->mode == DRV_SYNC && (kick || d->inline_done || d->resume) && ++sync_groups <= SYNC_GROUPS_PER_RUN)
+        /* SYNC-1: a group led just now is already synced, or was decided at
+         * once: finish it and call back in this call, a few groups at most
+         * so that callbacks that keep appending do not hold the caller. */
+        if (d->mode == DRV_SYNC &&
+            (d->inline_done || d->resume || atomic_load_explicit(&d->has_done, memory_order_acquire)) &&
+            ++sync_groups <= SYNC_GROUPS_PER_RUN)
             continue;
         if (ran || timeout_ms == 0 || !d->outstanding) break;
         int wait_ms = -1;

@@ -143,6 +143,7 @@ struct factum_store {
     pthread_cond_t q_space; /* producers wait for room */
     wreq *q_head, *q_tail;
     size_t q_len;
+    size_t q_deferred; /* of q_len: requests of SYNC drivers, which lead them in their runs (SYNC-2) */
     unsigned q_waiting_space;
     int leader;        /* someone leads (runs groups); see writer.c */
     int writer_lead;   /* the lead is handed to the writer thread */
@@ -229,6 +230,11 @@ int drive_defers_lead(const struct factum_driver *d);
 int drive_has_uncompleted(const struct factum_driver *d);
 /* Is the calling thread d's thread? */
 int drive_is_own_thread(const struct factum_driver *d);
+/* Is d a SYNC driver (FACTUM_DRIVER_SYNC: it leads its requests in its
+ * runs, SYNC-2)? Any thread. */
+int drive_is_sync(const struct factum_driver *d);
+/* Make d's fd readable (any thread). */
+void drive_signal(struct factum_driver *d);
 /* Start the fdatasync of everything the log wrote since its last sync;
  * writer_drive_synced follows on d's thread, from factum_driver_run. *upto:
  * the log tail it covers. 0, or -errno if it could not be started. */

@@ -1024,21 +1024,42 @@ static void run_group(factum_store *s, group *g, wreq *list)
  * state (the group, the log tail, `unsynced`) between leaders.
  */
 
+/* SYNC-2: a request of a SYNC driver waits for its driver's run to lead
+ * it. Nobody else takes the lead for such requests alone: not the writer
+ * thread when it happens to be awake (it would make the hand-offs SYNC is
+ * there to avoid, and commit them behind the driver's back), not hand_off.
+ * Any other request in the queue still gets a leader at once, and that
+ * leader takes the deferred ones along (whoever leads takes the queue in
+ * order), so nothing but a SYNC driver's own requests ever waits for its
+ * thread. q_deferred counts them (q_mu). */
+static int is_deferred(const wreq *r)
+{
+    return r->drv && drive_is_sync(r->drv);
+}
+
+/* Is there a request that someone must lead now (q_mu held)? */
+static int queue_wants_leader(const factum_store *s)
+{
+    return s->q_head && (s->q_len > s->q_deferred || s->stopping);
+}
+
 /* Take a group off the queue (q_mu held, queue non-empty). */
 static wreq *take_group(factum_store *s)
 {
     size_t limit = group_limit(s);
     wreq *list = s->q_head, *last = list;
-    size_t bytes = list->bytes, n = 1;
+    size_t bytes = list->bytes, n = 1, deferred = is_deferred(list);
     while (last->next && n < GROUP_MAX_REQS && bytes + last->next->bytes <= limit) {
         last = last->next;
         bytes += last->bytes;
         n++;
+        deferred += is_deferred(last);
     }
     s->q_head = last->next;
     if (!s->q_head) s->q_tail = NULL;
     last->next = NULL;
     s->q_len -= n;
+    s->q_deferred -= deferred;
     if (s->q_waiting_space) pthread_cond_broadcast(&s->q_space);
     return list;
 }
@@ -1050,6 +1071,14 @@ static void hand_off(factum_store *s)
     wreq *h = s->q_head;
     if (!h) {
         s->leader = 0;
+        return;
+    }
+    if (!queue_wants_leader(s)) {
+        /* SYNC-2: only SYNC drivers' requests: their drivers lead them. */
+        s->leader = 0;
+        struct factum_driver *told = NULL;
+        for (wreq *q = h; q; q = q->next)
+            if (q->drv != told) drive_signal(told = q->drv);
         return;
     }
     if (!h->cb) {
@@ -1074,6 +1103,7 @@ static void lead(factum_store *s, wreq *me)
             wreq *list = s->q_head;
             s->q_head = s->q_tail = NULL;
             s->q_len = 0;
+            s->q_deferred = 0;
             pthread_cond_broadcast(&s->q_space);
             pthread_mutex_unlock(&s->q_mu);
             fail_all(list, FACTUM_ECLOSED);
@@ -1150,6 +1180,7 @@ static void drive_lead(factum_store *s, struct factum_driver *d)
                 wreq *all = s->q_head;
                 s->q_head = s->q_tail = NULL;
                 s->q_len = 0;
+                s->q_deferred = 0;
                 pthread_cond_broadcast(&s->q_space);
                 pthread_mutex_unlock(&s->q_mu);
                 fail_all(all, FACTUM_ECLOSED);
@@ -1229,7 +1260,7 @@ static void *writer_main(void *arg)
             pthread_mutex_lock(&s->q_mu);
             continue;
         }
-        int idle = !s->writer_lead && !(s->q_head && !s->leader);
+        int idle = !s->writer_lead && !(!s->leader && queue_wants_leader(s)); /* SYNC-2 */
         if (idle && s->stopping && !s->leader && !s->q_head) break;
         if (idle && !s->stopping && base_mono_ns() - s->last_group_ns < SPIN_AFTER_NS) {
             /* Busy recently: look for new work for a moment before sleeping.
@@ -1244,7 +1275,8 @@ static void *writer_main(void *arg)
             atomic_store(&s->writer_spinning, 0);
             atomic_store(&s->writer_kick, 0);
             pthread_mutex_lock(&s->q_mu);
-            if (!s->writer_lead && !(s->q_head && !s->leader)) s->last_group_ns = 0; /* nothing came: sleep next */
+            if (!s->writer_lead && !(!s->leader && queue_wants_leader(s)))
+                s->last_group_ns = 0; /* nothing came: sleep next */
             continue;
         }
         if (idle) {
@@ -1357,6 +1389,7 @@ int writer_submit(factum_store *s, wreq *r)
         s->q_head = r;
     s->q_tail = r;
     s->q_len++;
+    s->q_deferred += is_deferred(r);
     if (r->drv && drive_leads(r->drv)) {
         /* A driver's: its thread leads if nobody does (DW-1). */
         if (s->leader || s->writer_lead || drive_defers_lead(r->drv)) {

@@ -447,6 +447,15 @@ static void resubmit_done(void *arg, int rc, const factum_append_result *res, si
     }
 }
 
+static void on_async_done(void *arg, int rc, const factum_append_result *res, size_t n, size_t failed)
+{
+    (void)res;
+    (void)n;
+    (void)failed;
+    CHECK_RC(rc, 0);
+    atomic_store((_Atomic int *)arg, 1);
+}
+
 /* SYNC-1: appends are only queued when submitted (nothing written, nothing
  * synced, the fd readable); the next run writes them as one group with one
  * fdatasync and calls every one back in that same call. A callback that
@@ -461,6 +470,15 @@ static void t_sync_run_commits_one_group(void)
     REQUIRE(factum_driver_new(s, FACTUM_DRIVER_SYNC, &drv) == 0);
     CHECK(factum_driver_sync(drv) == 1);
     CHECK(factum_driver_uring(drv) == 0);
+    /* SYNC-2: the writer thread, just back from a group of its own (an
+     * asynchronous append) and polling for more, must leave the driver's
+     * requests to the driver. */
+    _Atomic int async_done = 0;
+    factum_event_data ae = harness_event("E", "{}");
+    factum_append_req aq = {"w", FACTUM_ANY, &ae, 1};
+    CHECK_RC(factum_append_async(s, &aq, 1, on_async_done, (void *)&async_done), 0);
+    while (!atomic_load(&async_done))
+        usleep(10);
     factum_stats before, after;
     CHECK_RC(factum_store_get_stats(s, &before), 0);
     enum { N = 64 };
@@ -476,6 +494,7 @@ static void t_sync_run_commits_one_group(void)
         CHECK_RC(factum_driver_append(drv, &req[i], 1, on_done, &dd[i]), 0);
     }
     CHECK(poll(&p, 1, 0) == 1); /* the fd says: run me */
+    usleep(3000);               /* longer than the writer thread polls after a group */
     CHECK_RC(factum_store_get_stats(s, &after), 0);
     CHECK(after.appends == before.appends && after.fsyncs == before.fsyncs); /* only queued */
     CHECK(dd[0].called == 0);
