@@ -112,8 +112,16 @@ int rpc_commit_tick(rpc_ctx *ctx, uint64_t *avg_ns)
     /* Appends in flight on the other path finish there; both paths feed
      * one sequencer, so the order of commits is the same. */
     ctx->commit_level = level;
+    ctx->commit_changes++;
     *avg_ns = avg;
     return 1;
+}
+
+int rpc_commit_now(const rpc_ctx *ctx)
+{
+    if (!ctx->drv) return RPC_COMMIT_WRITER;
+    if (ctx->commit_auto_max_ns) return ctx->commit_level;
+    return factum_driver_sync(ctx->drv) ? RPC_COMMIT_ALL : 3;
 }
 
 int rpc_to_loop(rpc_ctx *ctx, void (*fn)(void *arg), void *arg)

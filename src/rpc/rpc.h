@@ -151,6 +151,7 @@ typedef struct rpc_ctx {
     uint64_t commit_auto_max_ns;
     uint64_t ca_fsyncs, ca_ns; /* the store's counters where the window began */
     uint64_t drv_answered_ns;  /* when drv last completed appends (rpc_spin_hint) */
+    uint64_t commit_changes;   /* times auto changed commit_level */
     struct ps_reg *ps; /* consumer groups (persistent_group.c) */
     /* Authorization (authz.c; NULL until rpc_authz_init: then only the
      * system principal passes). */
@@ -182,6 +183,11 @@ int rpc_commit_next(int level, uint64_t avg_ns, uint64_t max_ns);
  * fdatasync since the last decision (at least 8 of them). Returns 1 when
  * the level changed, with that average in *avg_ns. */
 int rpc_commit_tick(rpc_ctx *ctx, uint64_t *avg_ns);
+
+/* Who makes the fdatasyncs now, for /metrics: 0 the writer thread, 1 the
+ * loop for appends that come alone, 2 the loop for all of them (auto's
+ * levels; --commit-mode loop is 2), 3 the loop through io_uring. */
+int rpc_commit_now(const rpc_ctx *ctx);
 
 /* --commit-mode auto from the start (ctx->drv made with FACTUM_DRIVER_SYNC):
  * max_ns is --commit-loop-max-us; the first level is the one a probe of

@@ -352,6 +352,12 @@ static void metrics(srv_state *st, net_http_resp *r)
            (double)fs.fsync_ns_total / 1e9);
     metric(b, "factum_fsync_seconds_max", "gauge", "Longest fdatasync on the log.",
            (double)fs.fsync_ns_max / 1e9);
+    metric(b, "factum_commit_level", "gauge",
+           "Who makes appends' fdatasyncs (--commit-mode): 0 the writer thread, 1 the event loop for appends "
+           "that come alone, 2 the event loop for all, 3 the event loop through io_uring.",
+           (double)rpc_commit_now(&st->rpc));
+    metric(b, "factum_commit_level_changes_total", "counter",
+           "Times --commit-mode auto changed factum_commit_level.", (double)st->rpc.commit_changes);
     metric(b, "factum_index_tables", "gauge", "Index tables on disk.", (double)fs.index_tables);
     metric(b, "factum_memtable_entries", "gauge", "Index entries in memory.", (double)fs.memtable_entries);
     metric(b, "factum_store_failed", "gauge", "1 if the store stopped after an I/O error.",

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "auth/users.h"
+#include "base/base.h"
 #include "factum_readmodel.h"
 #include "rpc/readmodels.h"
 #include "net/tls.h"
@@ -121,9 +122,23 @@ static void on_tick(void *arg)
     rpc_submit_retry(arg); /* RPC-5: completions retry too; this covers room made by anything else */
     rpc_ctx *r = arg;
     uint64_t avg;
-    if (rpc_commit_tick(r, &avg))
-        slog_write(SLOG_INFO, "commit-mode auto: fdatasync takes %.0f us on average: %s", avg / 1e3,
-                   commit_level_text(r->commit_level));
+    if (rpc_commit_tick(r, &avg)) {
+        /* A disk near a bound, or with hiccups, may change the level often:
+         * a line at info level at most once a minute (the count of changes
+         * in between), the others at debug (factum_commit_level in /metrics). */
+        static uint64_t last_info_ns, changes_at_info;
+        uint64_t now = base_mono_ns();
+        int info = !last_info_ns || now - last_info_ns >= 60000000000ull;
+        slog_write(info ? SLOG_INFO : SLOG_DEBUG,
+                   "commit-mode auto: fdatasync takes %.0f us on average: %s (%llu other changes since the "
+                   "last line like this)",
+                   avg / 1e3, commit_level_text(r->commit_level),
+                   (unsigned long long)(r->commit_changes - changes_at_info - 1));
+        if (info) {
+            last_info_ns = now;
+            changes_at_info = r->commit_changes;
+        }
+    }
 }
 
 /* The disk's fdatasync, timed on a scratch file in the data directory

@@ -73,6 +73,11 @@ if [ "$uring" = 1 ] || [ "$loop" = 1 ]; then
   if [ "$uring" = 1 ]; then want="the event loop leads the group commit (io_uring)"
   else want="the event loop makes the fdatasyncs itself"; fi
   grep -q "appends: $want" "$log" || { cat "$log"; echo "factumd did not say: $want"; exit 1; }
+  # and /metrics tells who makes the fdatasyncs: 3 the loop through io_uring, 2 the loop itself
+  level=$([ "$uring" = 1 ] && echo 3 || echo 2)
+  metrics=$(curl -s "http://127.0.0.1:$port/metrics") || { echo "no /metrics"; exit 1; }
+  grep -q "^factum_commit_level $level\$" <<<"$metrics" ||
+    { grep "^factum_commit" <<<"$metrics"; echo "factum_commit_level is not $level"; exit 1; }
 fi
 # FACTUMD_BIN: for the files that start a factumd of their own with other
 # settings (projections-*.test.js: --run-projections).
