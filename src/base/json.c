@@ -414,47 +414,48 @@ double json_number(const json_value *v)
     return (v && v->type == JSON_NUMBER) ? strtod(v->str, NULL) : 0.0;
 }
 
+/* One reservation for the worst case (every byte escaped as \u00XX), then
+ * the bytes written straight into the buffer. */
 int json_write_string(base_buf *b, const char *s, size_t len)
 {
     static const char hex[] = "0123456789abcdef";
-    int rc = base_buf_append(b, "\"", 1);
-    size_t run = 0;
-    for (size_t i = 0; i < len && !rc; i++) {
+    if (len > (SIZE_MAX - 2) / 6 || base_buf_reserve(b, len * 6 + 2)) return -ENOMEM;
+    uint8_t *o = b->data + b->len;
+    *o++ = '"';
+    for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)s[i];
-        if (c >= 0x20 && c != '"' && c != '\\') continue;
-        rc = base_buf_append(b, s + run, i - run);
-        char esc[7] = {'\\', 0};
-        size_t n = 2;
+        if (c >= 0x20 && c != '"' && c != '\\') {
+            *o++ = c;
+            continue;
+        }
+        *o++ = '\\';
         switch (c) {
         case '"':
-            esc[1] = '"';
+            *o++ = '"';
             break;
         case '\\':
-            esc[1] = '\\';
+            *o++ = '\\';
             break;
         case '\n':
-            esc[1] = 'n';
+            *o++ = 'n';
             break;
         case '\r':
-            esc[1] = 'r';
+            *o++ = 'r';
             break;
         case '\t':
-            esc[1] = 't';
+            *o++ = 't';
             break;
         default:
-            esc[1] = 'u';
-            esc[2] = '0';
-            esc[3] = '0';
-            esc[4] = hex[c >> 4];
-            esc[5] = hex[c & 15];
-            n = 6;
+            *o++ = 'u';
+            *o++ = '0';
+            *o++ = '0';
+            *o++ = (uint8_t)hex[c >> 4];
+            *o++ = (uint8_t)hex[c & 15];
         }
-        if (!rc) rc = base_buf_append(b, esc, n);
-        run = i + 1;
     }
-    if (!rc) rc = base_buf_append(b, s + run, len - run);
-    if (!rc) rc = base_buf_append(b, "\"", 1);
-    return rc;
+    *o++ = '"';
+    b->len = (size_t)(o - b->data);
+    return 0;
 }
 
 int json_write_value(base_buf *b, const json_value *v)

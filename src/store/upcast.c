@@ -918,7 +918,7 @@ static int item_finish(item *it, size_t max_size, factum_upcast_buf *b, factum_e
     const factum_event *in = it->in;
     const char *mt = (const char *)in->metadata;
     b->d.len = b->m.len = 0;
-    int rc = upc_wr_value(&b->d, it->data);
+    int rc = json_write_value(&b->d, it->data);
     if (!rc) {
         if (it->meta_text) { /* {...} -> {..., "$schemaVersion":N} */
             size_t k = it->m_open + 1;
@@ -932,9 +932,9 @@ static int item_finish(item *it, size_t max_size, factum_upcast_buf *b, factum_e
             upc_member_remove_all(it->meta, "$schemaVersion", 14);
             rc = base_buf_append(&b->m, "{", 1);
             for (size_t i = 0; !rc && i < it->meta->n; i++) {
-                rc = upc_wr_string(&b->m, it->meta->keys[i], it->meta->key_lens[i]);
-                if (!rc) rc = upc_wr_byte(&b->m, ':');
-                if (!rc) rc = upc_wr_value(&b->m, it->meta->items[i]);
+                rc = json_write_string(&b->m, it->meta->keys[i], it->meta->key_lens[i]);
+                if (!rc) rc = base_buf_append(&b->m, ":", 1);
+                if (!rc) rc = json_write_value(&b->m, it->meta->items[i]);
                 if (!rc) rc = base_buf_append(&b->m, ",", 1);
             }
             if (!rc) rc = base_buf_printf(&b->m, "\"$schemaVersion\":%" PRId64 "}", it->v);
@@ -979,7 +979,7 @@ typedef struct round {
 static const char *tree_text(factum_upcast_buf *b, const json_value *v, size_t *len)
 {
     base_buf w = {0};
-    if (upc_wr_value(&w, v)) {
+    if (json_write_value(&w, v)) {
         base_buf_free(&w);
         return NULL;
     }

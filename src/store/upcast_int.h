@@ -68,11 +68,6 @@ void upc_afree(arena *a);
 int upc_parse(arena *a, const char *text, size_t len, json_value **out);
 /* Remove every member key of object o. */
 void upc_member_remove_all(json_value *o, const char *key, size_t len);
-/* Compact JSON out: a string's text (quoted, escaped), one byte, a value.
- * 0 or -ENOMEM. */
-int upc_wr_string(base_buf *b, const char *s, size_t len);
-int upc_wr_byte(base_buf *b, char c);
-int upc_wr_value(base_buf *b, const json_value *v);
 /* Apply one step to the data tree root (the new type, for a type step, in
  * *type). 0, -ENOMEM, or 1 with why (wl bytes) saying why not. */
 int upc_apply_step(arena *ar, json_value *root, const upc_step *st, const char **type, char *why, size_t wl);
