@@ -58,6 +58,17 @@ h() {
   HDRS=$(tr -d '\r' <"$T/.hdrs")
   [ "$code" = "$want" ] || fail "HTTP $code instead of $want from $method $path :: $BODY"
 }
+# h_started: as h, for a read model just created or rebuilt: while it is starting (its tables are being
+# created) the server answers 409 "try again" (docs/readmodels.md), so try again for up to 10 s.
+h_started() {
+  local i
+  for i in $(seq 1 100); do
+    code=$(curl -sS "${CURL[@]}" -X "$2" -o "$T/.body" -w '%{http_code}' "${@:4}" "$HTTP$3") || fail "curl $2 $3 failed"
+    [ "$code" = 409 ] && grep -q "is starting" "$T/.body" || break
+    sleep 0.1
+  done
+  h "$@"
+}
 
 cat >"$T/balances.json" <<'EOF'
 {
@@ -182,8 +193,15 @@ checks() {
   contains "$BODY" 'factum_readmodel_state{readmodel="fragile",state="faulted"} 1' "faulted metric"
   s 0 readmodel drop fragile
 
-  # inline: an acknowledged append is in the table before the next query, without a wait
+  # inline: an acknowledged append is in the table before the next query, without a wait, from the
+  # moment the read model is live (it has caught up and holds appends: docs/readmodels.md)
   s 0 readmodel create "$T/inline.json"
+  for _ in $(seq 1 100); do
+    s 0 readmodel status inline --json
+    [ "$(jq -r .live <<<"$OUT")" = true ] && break
+    sleep 0.1
+  done
+  eq "$(jq -r .live <<<"$OUT")" true "inline: live after create"
   for i in 1 2 3 4 5 6 7 8; do
     s 0 append inline-1 --type Added --data "{\"id\":\"k$i\"}"
     s 0 query inline 'SELECT count(*) FROM seen' --json
@@ -244,7 +262,7 @@ checks() {
   h 409 POST /readmodels --data-binary @"$T/balances.json"
   h 201 POST /readmodels --data-binary @"$T/secret.json"
   h 200 POST /readmodels/secret/rebuild
-  h 200 GET /readmodels/secret/parked
+  h_started 200 GET /readmodels/secret/parked
   eq "$(jq '.rows|length' <<<"$BODY")" 0 "parked over HTTP"
   h 405 PUT /readmodels/balances
   h 404 GET /readmodels/balances/frobnicate
