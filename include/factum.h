@@ -51,7 +51,7 @@ extern "C" {
 /* Version of the on-disk format this library writes (it reads every
  * earlier one). A data directory of a newer format is refused with
  * FACTUM_EFORMAT. 2: index tables with partitioned Bloom filters. */
-#define FACTUM_FORMAT_VERSION 2
+#define FACTUM_FORMAT_VERSION 3
 
 /* Longest stream name, in bytes (not counting the NUL). */
 #define FACTUM_MAX_STREAM_LEN 1024
@@ -1197,6 +1197,34 @@ FACTUM_API int factum_store_get_stats(factum_store *s, factum_stats *out);
 FACTUM_API int factum_store_sync(factum_store *s);
 
 /* ---------------------------------------------------------------------------
+ * The hash chain (docs/durability.md, "Integrity"; ADR 0025)
+ *
+ * Every batch the writer commits carries a SHA-256 hash of the previous
+ * batch's hash, its own header and the SHA-256 of each of its events, so
+ * the last hash (the head) stands for the whole log up to its position.
+ * Export it (`factum chain head`), sign it (`factum chain sign`) and keep it
+ * elsewhere: `factum verify --chain --receipt` later proves that the log
+ * still holds exactly what it held then. Stores written by a library older
+ * than format 3 start their chain in their first segment of format 3.
+ * ------------------------------------------------------------------------- */
+
+#define FACTUM_HASH_LEN 32
+
+typedef struct factum_chain_head {
+    uint8_t store_uuid[16];
+    uint64_t position;            /* the last position the chain covers; 0: no chained batch yet */
+    uint8_t hash[FACTUM_HASH_LEN]; /* the hash of the batch ending there (position 0: the genesis) */
+} factum_chain_head;
+
+/* The head as of the last commit. Thread-safe. */
+FACTUM_API int factum_chain_get_head(factum_store *s, factum_chain_head *out);
+/* The head as one line of JSON, {"store":"<uuid>","position":N,"hash":"<64
+ * hex digits>"}, into buf (FACTUM_CHAIN_JSON_MAX bytes are enough). Returns
+ * its length, as snprintf does. */
+#define FACTUM_CHAIN_JSON_MAX 160
+FACTUM_API int factum_chain_head_json(const factum_chain_head *h, char *buf, size_t cap);
+
+/* ---------------------------------------------------------------------------
  * Offline tools: verification and raw dump (used by `factum verify`/`dump`)
  * ------------------------------------------------------------------------- */
 
@@ -1216,7 +1244,20 @@ typedef struct factum_verify_report {
     uint64_t last_position;
     uint64_t damaged;   /* number of findings reported */
     uint64_t torn_tail; /* 1 if the log ends in a torn (unacknowledged) write */
+    /* With factum_verify_options.chain: */
+    uint64_t chain_batches;        /* chained batches whose hash was recomputed and matched */
+    uint64_t chain_first_position; /* the first position the chain covers (0: none) */
+    factum_chain_head chain_head;  /* the recomputed head */
+    int receipt_checked;           /* the expected head was found on the chain */
 } factum_verify_report;
+
+typedef struct factum_verify_options {
+    int chain; /* also recompute the hash chain (a SHA-256 of every event) */
+    /* With chain: a head exported earlier (a receipt's), which the chain must
+     * pass through: the batch ending at its position must have its hash
+     * (else the log was changed, cut or replaced since). NULL: none. */
+    const factum_chain_head *expect;
+} factum_verify_options;
 
 /* Check every record of the store in `path` (checksums, framing, gapless
  * positions, index consistency) without modifying anything. cb (may be NULL)
@@ -1225,6 +1266,15 @@ typedef struct factum_verify_report {
  * or another error if the store could not be read. */
 FACTUM_API int factum_verify(const char *path, void (*cb)(void *ctx, const factum_damage *d), void *ctx,
                              factum_verify_report *report);
+/* factum_verify with options (opts NULL: the same as factum_verify). A
+ * broken chain or a missed receipt is damage (FACTUM_ECORRUPT). */
+FACTUM_API int factum_verify_with(const char *path, const factum_verify_options *opts,
+                                  void (*cb)(void *ctx, const factum_damage *d), void *ctx,
+                                  factum_verify_report *report);
+
+/* The chain head of the store in `path`, offline (no other process may have
+ * it open for writing). */
+FACTUM_API int factum_chain_head_offline(const char *path, factum_chain_head *out);
 
 /* One raw log record for factum_dump(). For kind "batch", only file, offset,
  * length, position (first of the batch) and n_events are meaningful; for

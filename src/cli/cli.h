@@ -139,6 +139,9 @@ int cli_remote_stream_error(cli_ctx *c, factum_client *cl, const char *stream, i
                             const factum_append_result *res);
 /* Is the stream soft-deleted (its metadata's $tb is the deletion mark)? */
 int cli_remote_soft_deleted(factum_client *cl, const char *stream);
+/* The whole of FILE (- for stdin), at most max bytes, into b
+ * (NUL-terminated, not counted). Prints why not and returns CLI_FAIL. */
+int cli_read_file(cli_ctx *c, const char *file, size_t max, base_buf *b);
 /* For the commands that need a data directory: with a server, print that
  * the command is local-only and return CLI_FAIL; else CLI_OK. */
 int cli_local_only(cli_ctx *c, const char *why);
@@ -197,6 +200,7 @@ int cli_cmd_query(cli_ctx *c, int argc, char **argv);
 int cli_cmd_upcaster(cli_ctx *c, int argc, char **argv);
 int cli_cmd_certs(cli_ctx *c, int argc, char **argv);
 int cli_cmd_schedule(cli_ctx *c, int argc, char **argv);
+int cli_cmd_chain(cli_ctx *c, int argc, char **argv);
 
 /* Print a command's help text (stdout) and return CLI_OK. */
 int cli_help(const char *text);

@@ -10,21 +10,29 @@
 #include <string.h>
 
 #include "base/json.h"
+#include "cli/chain.h"
 #include "cli/cli.h"
 
 /* ---- verify --------------------------------------------------------- */
 
 static const char verify_help[] =
-    "usage: factum verify [--json]\n"
+    "usage: factum verify [--json] [--chain [--receipt FILE [--public-key FILE]]]\n"
     "\n"
     "Check every record of the store (checksums, framing, gapless positions, the index) without changing\n"
     "anything. Prints each damage found (file, offset, what) and a summary. Exit status 0 if the store is\n"
     "intact (a torn, never acknowledged write at the end is not damage), 1 if it is damaged.\n"
     "\n"
-    "  --json   print one JSON object: intact, damage (a list of {file, offset, what}), segments, batches,\n"
-    "           events, bytes, firstPosition, lastPosition, tornTail\n";
+    "  --json          print one JSON object: intact, damage (a list of {file, offset, what}), segments,\n"
+    "                  batches, events, bytes, firstPosition, lastPosition, tornTail; with --chain also\n"
+    "                  chain {batches, firstPosition, head, receipt}\n"
+    "  --chain         also recompute the hash chain (a SHA-256 of every event): a batch changed after it\n"
+    "                  was written, with its checksums fixed, breaks it\n"
+    "  --receipt FILE  with --chain: a signed head from 'factum chain sign'; the chain must pass through it\n"
+    "                  (a log cut, replaced, or changed and re-hashed since the receipt fails)\n"
+    "  --public-key F  the receipt must be signed with this key (PREFIX.pub from 'factum chain keygen')\n";
 
-static const cli_opt verify_opts[] = {{"json", 0}};
+static const cli_opt verify_opts[] = {
+    {"json", 0}, {"chain", 0}, {"receipt", CLI_ARG}, {"public-key", CLI_ARG}};
 
 typedef struct damage_list {
     int json;
@@ -50,7 +58,7 @@ static void on_damage(void *ctx, const factum_damage *d)
 int cli_cmd_verify(cli_ctx *c, int argc, char **argv)
 {
     cli_args a;
-    int code = cli_parse(c, argc, argv, verify_opts, 1, &a);
+    int code = cli_parse(c, argc, argv, verify_opts, sizeof verify_opts / sizeof verify_opts[0], &a);
     if (code) return code;
     damage_list l = {cli_has(&a, "json"), {0}, 0};
     if (a.help) {
@@ -61,8 +69,23 @@ int cli_cmd_verify(cli_ctx *c, int argc, char **argv)
         (code = cli_local_only(c, "verify reads the files of a data directory (give --data DIR)")) ||
         (code = cli_need_dir(c)))
         goto out;
+    factum_chain_head expect;
+    factum_verify_options vo = {cli_has(&a, "chain"), NULL};
+    const char *receipt = cli_get(&a, "receipt"), *pubkey = cli_get(&a, "public-key");
+    if ((receipt || pubkey) && !vo.chain) {
+        code = cli_usage(c, "--receipt and --public-key need --chain");
+        goto out;
+    }
+    if (pubkey && !receipt) {
+        code = cli_usage(c, "--public-key checks a --receipt");
+        goto out;
+    }
+    if (receipt) {
+        if ((code = chain_read_receipt(c, receipt, pubkey, &expect))) goto out;
+        vo.expect = &expect;
+    }
     factum_verify_report r;
-    int rc = factum_verify(c->data_dir, on_damage, &l, &r);
+    int rc = factum_verify_with(c->data_dir, &vo, on_damage, &l, &r);
     if (rc && rc != FACTUM_ECORRUPT) {
         code = cli_open_error(c, rc, 0);
         goto out;
@@ -73,19 +96,38 @@ int cli_cmd_verify(cli_ctx *c, int argc, char **argv)
         code = CLI_FAIL;
         goto out;
     }
+    char head[FACTUM_CHAIN_JSON_MAX];
+    factum_chain_head_json(&r.chain_head, head, sizeof head);
     if (l.json) {
         printf("{\"intact\":%s,\"damage\":[%.*s],\"segments\":%" PRIu64 ",\"batches\":%" PRIu64
                ",\"events\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"firstPosition\":%" PRIu64
-               ",\"lastPosition\":%" PRIu64 ",\"tornTail\":%s}\n",
+               ",\"lastPosition\":%" PRIu64 ",\"tornTail\":%s",
                intact ? "true" : "false", (int)l.buf.len, l.buf.data ? (const char *)l.buf.data : "",
                r.segments, r.batches, r.events, r.bytes, r.first_position, r.last_position,
                r.torn_tail ? "true" : "false");
+        if (vo.chain)
+            printf(",\"chain\":{\"batches\":%" PRIu64 ",\"firstPosition\":%" PRIu64
+                   ",\"head\":%s,\"receipt\":%s}",
+                   r.chain_batches, r.chain_first_position, head,
+                   !receipt            ? "null"
+                   : r.receipt_checked ? "true"
+                                       : "false");
+        printf("}\n");
     } else {
         printf("segments %" PRIu64 ", batches %" PRIu64 ", events %" PRIu64 ", payload bytes %" PRIu64,
                r.segments, r.batches, r.events, r.bytes);
         if (r.events) printf(", positions %" PRIu64 "..%" PRIu64, r.first_position, r.last_position);
         printf("\n");
         if (r.torn_tail) printf("the log ends in a torn write that was never acknowledged (not damage)\n");
+        if (vo.chain) {
+            if (r.chain_first_position)
+                printf("hash chain: %" PRIu64 " batches from position %" PRIu64 " checked; head %s\n",
+                       r.chain_batches, r.chain_first_position, head);
+            else
+                printf("hash chain: no hashed batch yet (written by a library older than format 3)\n");
+            if (receipt && r.receipt_checked)
+                printf("the receipt's head (position %" PRIu64 ") is on the chain\n", expect.position);
+        }
         if (intact)
             printf("intact\n");
         else

@@ -149,29 +149,6 @@ static int target_fail(target *t, int rc, const char *what, const char *name, co
     }
 }
 
-/* The whole of FILE (- for stdin) into b (NUL-terminated, not counted). */
-static int read_file(cli_ctx *c, const char *file, base_buf *b)
-{
-    FILE *f = strcmp(file, "-") ? fopen(file, "rb") : stdin;
-    if (!f) {
-        cli_msg(c, "cannot read '%s': %s", file, strerror(errno));
-        return CLI_FAIL;
-    }
-    char buf[65536];
-    size_t n;
-    int rc = 0;
-    while (!rc && (n = fread(buf, 1, sizeof buf, f)) > 0) rc = base_buf_append(b, buf, n);
-    int err = ferror(f);
-    if (f != stdin) fclose(f);
-    if (!rc) rc = base_buf_append(b, "", 1);
-    if (rc || err) {
-        cli_msg(c, "cannot read '%s'%s", file, rc ? ": out of memory" : "");
-        return CLI_FAIL;
-    }
-    b->len--;
-    return CLI_OK;
-}
-
 /* ---- statuses ------------------------------------------------------------------ */
 
 static const char *state_text(int s)
@@ -381,7 +358,7 @@ static int print_table(cli_ctx *c, const char *json)
 static int cmd_create(target *t, const char *file, const char *name_for_rebuild)
 {
     base_buf b = {0};
-    int code = read_file(t->c, file, &b);
+    int code = cli_read_file(t->c, file, SIZE_MAX, &b);
     if (code) return code;
     char err[512] = "";
     int rc;

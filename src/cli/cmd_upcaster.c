@@ -35,30 +35,6 @@ static const cli_opt upcaster_opts[] = {
     {"json", 0},
 };
 
-static int read_file(cli_ctx *c, const char *file, base_buf *b)
-{
-    FILE *f = strcmp(file, "-") ? fopen(file, "rb") : stdin;
-    if (!f) {
-        cli_msg(c, "cannot read '%s': %s", file, strerror(errno));
-        return CLI_FAIL;
-    }
-    char buf[65536];
-    size_t n;
-    int rc = 0;
-    while (!rc && (n = fread(buf, 1, sizeof buf, f)) > 0 && b->len <= FACTUM_UPCAST_MAX_DOC)
-        rc = base_buf_append(b, buf, n);
-    int err = ferror(f);
-    if (f != stdin) fclose(f);
-    if (rc || err) {
-        cli_msg(c, "cannot read '%s'%s", file, rc ? ": out of memory" : "");
-        return CLI_FAIL;
-    }
-    /* Trailing white space (an editor's newline) is no part of the document. */
-    while (b->len && (b->data[b->len - 1] == '\n' || b->data[b->len - 1] == '\r' || b->data[b->len - 1] == ' '))
-        b->len--;
-    return CLI_OK;
-}
-
 /* ---- list ------------------------------------------------------------------ */
 
 typedef struct lister {
@@ -194,8 +170,11 @@ out:
 static int set_cmd(cli_ctx *c, const char *file)
 {
     base_buf b = {0};
-    int code = read_file(c, file, &b);
+    int code = cli_read_file(c, file, FACTUM_UPCAST_MAX_DOC, &b);
     if (code) return code;
+    /* Trailing white space (an editor's newline) is no part of the document. */
+    while (b.len && (b.data[b.len - 1] == '\n' || b.data[b.len - 1] == '\r' || b.data[b.len - 1] == ' '))
+        b.len--;
     char err[512];
     int rc = factum_upcaster_check((const char *)b.data, b.len, err, sizeof err);
     if (rc) {

@@ -185,6 +185,33 @@ int cli_need_dir(cli_ctx *c)
     return CLI_OK;
 }
 
+int cli_read_file(cli_ctx *c, const char *file, size_t max, base_buf *b)
+{
+    FILE *f = strcmp(file, "-") ? fopen(file, "rb") : stdin;
+    if (!f) {
+        cli_msg(c, "cannot read '%s': %s", file, strerror(errno));
+        return CLI_FAIL;
+    }
+    char buf[65536];
+    size_t n;
+    int rc = 0;
+    while (!rc && b->len <= max && (n = fread(buf, 1, sizeof buf, f)) > 0)
+        rc = base_buf_append(b, buf, n);
+    int err = ferror(f);
+    if (f != stdin) fclose(f);
+    if (!rc) rc = base_buf_append(b, "", 1);
+    if (rc || err) {
+        cli_msg(c, "cannot read '%s'%s", file, rc ? ": out of memory" : "");
+        return CLI_FAIL;
+    }
+    b->len--;
+    if (b->len > max) {
+        cli_msg(c, "'%s' is larger than %zu bytes", file, max);
+        return CLI_FAIL;
+    }
+    return CLI_OK;
+}
+
 int cli_local_only(cli_ctx *c, const char *why)
 {
     if (!c->server) return CLI_OK;

@@ -13,6 +13,9 @@
  *  40 u8[16] event id                    32 i64 timestamp_ns
  *  56 u32 data_len 60 u32 meta_len       40 u32 0   44 u32 length
  *  64 stream NUL type NUL data metadata, zero padding, u32 length
+ *
+ * A chained batch frame (80 bytes, LOG-7) has the same bytes 0..39, then
+ * 40 u8[32] the batch's chain hash, 72 u32 0, 76 u32 length=80.
  */
 #include "log/log.h"
 
@@ -55,18 +58,20 @@ void log_encode_event(uint8_t *p, const factum_event *ev, uint32_t frame_flags)
 }
 
 void log_encode_batch(uint8_t *p, uint32_t n_events, uint64_t first_position, uint64_t body_len, int64_t ts,
-                      uint32_t flags)
+                      uint32_t flags, const uint8_t *chain)
 {
-    memset(p, 0, LOG_BATCH_FRAME_LEN);
-    base_put32(p, LOG_BATCH_FRAME_LEN);
+    uint32_t len = chain ? LOG_BATCH_CHAIN_LEN : LOG_BATCH_FRAME_LEN;
+    memset(p, 0, len);
+    base_put32(p, len);
     p[8] = LOG_FRAME_BATCH;
     p[9] = (uint8_t)flags;
     base_put32(p + 12, n_events);
     base_put64(p + 16, first_position);
     base_put64(p + 24, body_len);
     base_put64(p + 32, (uint64_t)ts);
-    base_put32(p + LOG_BATCH_FRAME_LEN - 4, LOG_BATCH_FRAME_LEN);
-    base_put32(p + 4, frame_crc(p, LOG_BATCH_FRAME_LEN));
+    if (chain) memcpy(p + 40, chain, LOG_HASH_LEN);
+    base_put32(p + len - 4, len);
+    base_put32(p + 4, frame_crc(p, len));
 }
 
 int log_decode_frame(const uint8_t *p, uint64_t avail, int *type, factum_event *ev, log_batch_hdr *bh,
@@ -85,7 +90,12 @@ int log_decode_frame(const uint8_t *p, uint64_t avail, int *type, factum_event *
     if (type) *type = t;
     if (frame_flags) *frame_flags = p[9];
     if (t == LOG_FRAME_BATCH) {
-        if (!bh || len != LOG_BATCH_FRAME_LEN) return FACTUM_ECORRUPT;
+        if (!bh || (len != LOG_BATCH_FRAME_LEN && len != LOG_BATCH_CHAIN_LEN)) return FACTUM_ECORRUPT;
+        bh->frame_len = len;
+        if (len == LOG_BATCH_CHAIN_LEN)
+            memcpy(bh->chain, p + 40, LOG_HASH_LEN);
+        else
+            memset(bh->chain, 0, LOG_HASH_LEN);
         bh->flags = p[9];
         bh->n_events = base_get32(p + 12);
         bh->first_position = base_get64(p + 16);

@@ -23,6 +23,13 @@
  *  LOG-6  Segments are created whole (header + zeros, fdatasync'd, renamed
  *         into place) before the writer uses them, so a write into a segment
  *         never changes its size and fdatasync has no metadata to flush.
+ *  LOG-7  Every batch in a segment of format >= 3 is chained (an 80-byte
+ *         batch frame); batches in older segments are plain (48 bytes). A
+ *         chained batch's hash is SHA-256(the previous chained batch's hash
+ *         | its frame's bytes 8..39 | SHA-256 of each of its event frames,
+ *         in order) (chain.c); the first chained batch of a store follows
+ *         log_chain_genesis(uuid). So the chain over every chained batch
+ *         can be recomputed from the log alone (factum verify --chain).
  */
 #ifndef FACTUM_LOG_H
 #define FACTUM_LOG_H
@@ -41,7 +48,10 @@
 #define LOG_FRAME_BATCH 1
 #define LOG_FRAME_EVENT 2
 
-#define LOG_BATCH_FRAME_LEN 48u
+#define LOG_BATCH_FRAME_LEN 48u /* a plain batch frame (segments of format < 3) */
+#define LOG_BATCH_CHAIN_LEN 80u /* a chained batch frame (LOG-7): 32 more bytes, the hash */
+#define LOG_CHAIN_FORMAT    3u  /* segments of this format and later hold chained batches */
+#define LOG_HASH_LEN        32u
 #define LOG_EVENT_HDR_LEN   64u
 
 /* Event frame flags beyond FACTUM_EVENT_JSON / FACTUM_EVENT_META_JSON. */
@@ -60,9 +70,11 @@ static inline uint32_t log_event_frame_len(size_t stream_len, size_t type_len, s
 
 /* Encode an event frame into p (log_event_frame_len bytes). */
 void log_encode_event(uint8_t *p, const factum_event *ev, uint32_t frame_flags);
-/* Encode a batch frame into p (LOG_BATCH_FRAME_LEN bytes). */
+/* Encode a batch frame into p: with chain NULL a plain one
+ * (LOG_BATCH_FRAME_LEN bytes), else a chained one (LOG_BATCH_CHAIN_LEN)
+ * carrying the 32-byte hash `chain`. */
 void log_encode_batch(uint8_t *p, uint32_t n_events, uint64_t first_position, uint64_t body_len, int64_t ts,
-                      uint32_t flags);
+                      uint32_t flags, const uint8_t *chain);
 
 typedef struct log_batch_hdr {
     uint32_t n_events;
@@ -70,6 +82,8 @@ typedef struct log_batch_hdr {
     uint64_t first_position;
     uint64_t body_len;
     int64_t timestamp;
+    uint32_t frame_len;          /* LOG_BATCH_FRAME_LEN or LOG_BATCH_CHAIN_LEN */
+    uint8_t chain[LOG_HASH_LEN]; /* a chained batch's hash (LOG-7); zeros for a plain one */
 } log_batch_hdr;
 
 /* Check and decode the frame at p with at most `avail` bytes available.
@@ -79,11 +93,47 @@ typedef struct log_batch_hdr {
 int log_decode_frame(const uint8_t *p, uint64_t avail, int *type, factum_event *ev, log_batch_hdr *bh,
                      uint32_t *frame_flags);
 
+/* ---- the hash chain (chain.c, LOG-7) --------------------------------- */
+
+/* SHA-256 state, reused (fetching the algorithm and making contexts cost
+ * more than hashing a small event). One user at a time. */
+typedef struct log_hasher {
+    struct evp_md_st *md;
+    struct evp_md_ctx_st *batch, *event;
+} log_hasher;
+int log_hasher_init(log_hasher *h); /* 0 or -ENOMEM */
+void log_hasher_free(log_hasher *h);
+/* The hash before a store's first chained batch: SHA-256 of a fixed label
+ * and the store's uuid, so that a chain belongs to one store. */
+int log_chain_genesis(log_hasher *h, const uint8_t uuid[16], uint8_t out[LOG_HASH_LEN]);
+/* SHA-256 of one event frame (its `len` bytes as written). */
+int log_chain_event(log_hasher *h, const uint8_t *frame, size_t len, uint8_t out[LOG_HASH_LEN]);
+/* The hash of a chained batch: prev, the batch frame's bytes 8..39 (the
+ * frame at `frame`, chained or not: those bytes are the same) and the
+ * SHA-256 of each event frame in `events` (body_len bytes, back to back,
+ * each starting with its length). 0, FACTUM_ECORRUPT if the events do not
+ * parse as frames, or -ENOMEM. */
+int log_chain_batch(log_hasher *h, const uint8_t prev[LOG_HASH_LEN], const uint8_t *frame,
+                    const uint8_t *events, uint64_t body_len, uint8_t out[LOG_HASH_LEN]);
+/* The same in steps: begin, add the events' digests (n × LOG_HASH_LEN
+ * bytes at a time), end. */
+int log_chain_begin(log_hasher *h, const uint8_t prev[LOG_HASH_LEN], const uint8_t *frame);
+int log_chain_add(log_hasher *h, const uint8_t *digests, size_t n);
+int log_chain_end(log_hasher *h, uint8_t out[LOG_HASH_LEN]);
+/* The same from the events' digests (n × LOG_HASH_LEN bytes). */
+int log_chain_combine(log_hasher *h, const uint8_t prev[LOG_HASH_LEN], const uint8_t *frame,
+                      const uint8_t *digests, size_t n, uint8_t out[LOG_HASH_LEN]);
+
+/* The format new segments get: this library's. Tests set an older one to
+ * make the files an older library wrote (plain batches, LOG-7). */
+extern uint32_t log_new_segment_format;
+
 /* One segment file, mapped whole. */
 typedef struct log_seg {
     uint64_t no;
     int fd;
     uint8_t *map;
+    uint32_t format; /* from its header: >= LOG_CHAIN_FORMAT holds chained batches (LOG-7) */
 } log_seg;
 
 #define LOG_RES_SLOTS 8192 /* pages whose residence resident.c remembers (64 KiB) */
@@ -99,8 +149,10 @@ typedef struct flog {
     _Atomic(log_seg *) segs[LOG_MAX_SEGMENTS];
     _Atomic uint64_t n_segs;
     /* Writer state (writer thread only). */
-    uint64_t tail_lo;       /* LO where the next batch goes */
-    uint64_t unsynced_from; /* lowest segment number with unsynced writes */
+    uint64_t tail_lo;            /* LO where the next batch goes */
+    uint8_t chain[LOG_HASH_LEN]; /* the hash of the last chained batch, or the genesis (LOG-7) */
+    uint64_t chain_pos;          /* the last position that batch holds (0: none yet) */
+    uint64_t unsynced_from;      /* lowest segment number with unsynced writes */
     /* Everything before this LO is known fdatasync'd (any thread reads it;
      * it only grows). */
     _Atomic uint64_t synced_lo;
@@ -136,6 +188,7 @@ typedef int (*log_batch_fn)(void *ctx, uint64_t end_lo, uint64_t next_position);
 typedef struct log_scan_result {
     uint64_t end_lo;        /* LO after the last valid batch */
     uint64_t next_position; /* position after the last valid event */
+    uint64_t last_batch_lo; /* LO of the last valid batch (0: none scanned) */
     uint64_t batches, events;
     int torn;            /* a torn tail was found at end_lo */
     uint64_t torn_bytes; /* non-zero bytes after end_lo in its segment */
@@ -176,6 +229,16 @@ void log_sync_done(flog *l, uint64_t upto);
  * unsynced bytes below lo is fdatasync'd, however many there are). For an
  * index checkpoint covering lo (IDX-1). 0 or -errno. */
 int log_sync_upto(flog *l, uint64_t lo);
+
+/* Is the segment holding lo one of chained batches (LOG-7)? */
+int log_seg_chained(flog *l, uint64_t lo);
+/* The batch holding the event frame at event_lo: walks back over the frames
+ * before it (their lengths end each frame, LOG-1) to the batch frame. 0 and
+ * *batch_lo / *bh, or FACTUM_ECORRUPT. */
+int log_batch_of(flog *l, uint64_t event_lo, uint64_t *batch_lo, log_batch_hdr *bh);
+/* Writer, on open: the chain continues after the batch at batch_lo (a
+ * chained one: its hash; a plain one or none, 0: the genesis). */
+int log_chain_resume(flog *l, uint64_t batch_lo);
 
 /* Find the first valid batch frame after `from` (for verification after
  * damage): 1 and *lo / *first_position, or 0 if none. */

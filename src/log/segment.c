@@ -25,11 +25,13 @@ static void seg_path(const flog *l, uint64_t no, const char *suffix, char *buf, 
     snprintf(buf, n, "%s/%08" PRIu64 ".seg%s", l->dir, no, suffix);
 }
 
+uint32_t log_new_segment_format = FACTUM_FORMAT_VERSION;
+
 static void encode_header(const flog *l, uint64_t no, uint8_t *h)
 {
     memset(h, 0, LOG_SEG_HEADER);
     memcpy(h, LOG_SEG_MAGIC, 8);
-    base_put32(h + 8, FACTUM_FORMAT_VERSION);
+    base_put32(h + 8, log_new_segment_format);
     base_put32(h + 12, LOG_SEG_HEADER);
     base_put64(h + 16, no);
     base_put64(h + 24, l->seg_size);
@@ -102,6 +104,7 @@ static int seg_attach_why(flog *l, uint64_t no, char *why, size_t why_len)
     s->no = no;
     s->fd = fd;
     s->map = map;
+    s->format = base_get32(hdr + 8);
     atomic_store_explicit(&l->segs[no], s, memory_order_release);
     if (atomic_load(&l->n_segs) < no + 1) atomic_store_explicit(&l->n_segs, no + 1, memory_order_release);
     return 0;
@@ -479,6 +482,19 @@ static uint64_t nonzero_end(const uint8_t *p, uint64_t len)
     return i;
 }
 
+int log_seg_chained(flog *l, uint64_t lo)
+{
+    uint64_t no = lo / l->seg_size;
+    log_seg *sg = no < atomic_load(&l->n_segs) ? atomic_load_explicit(&l->segs[no], memory_order_acquire) : NULL;
+    return sg && sg->format >= LOG_CHAIN_FORMAT;
+}
+
+/* The batch frame at p is of the kind its segment holds (LOG-7). */
+static int batch_kind_ok(flog *l, uint64_t lo, const log_batch_hdr *bh)
+{
+    return (bh->frame_len == LOG_BATCH_CHAIN_LEN) == (log_seg_chained(l, lo) != 0);
+}
+
 /* Validate the batch at lo. Returns its total length (> 0), 0 for zero
  * bytes, or FACTUM_ECORRUPT; with fn, reports its events. */
 static int64_t check_batch(flog *l, uint64_t lo, uint64_t expect_pos, log_event_fn fn, void *ctx,
@@ -490,21 +506,22 @@ static int64_t check_batch(flog *l, uint64_t lo, uint64_t expect_pos, log_event_
     int type;
     int rc = log_decode_frame(p, avail, &type, NULL, bh, NULL);
     if (rc <= 0) return rc;
-    if (bh->first_position != expect_pos || bh->body_len > avail - LOG_BATCH_FRAME_LEN)
+    uint64_t hdr = bh->frame_len;
+    if (!batch_kind_ok(l, lo, bh) || bh->first_position != expect_pos || bh->body_len > avail - hdr)
         return FACTUM_ECORRUPT;
-    uint64_t off = LOG_BATCH_FRAME_LEN;
+    uint64_t off = hdr;
     for (uint32_t i = 0; i < bh->n_events; i++) {
-        if (off >= LOG_BATCH_FRAME_LEN + bh->body_len) return FACTUM_ECORRUPT;
+        if (off >= hdr + bh->body_len) return FACTUM_ECORRUPT;
         factum_event ev;
         uint32_t ff;
-        int n = log_decode_frame(p + off, LOG_BATCH_FRAME_LEN + bh->body_len - off, &type, &ev, NULL, &ff);
+        int n = log_decode_frame(p + off, hdr + bh->body_len - off, &type, &ev, NULL, &ff);
         if (n <= 0 || type != LOG_FRAME_EVENT || ev.position != expect_pos + i) return FACTUM_ECORRUPT;
         off += (uint64_t)n;
     }
-    if (off != LOG_BATCH_FRAME_LEN + bh->body_len) return FACTUM_ECORRUPT;
+    if (off != hdr + bh->body_len) return FACTUM_ECORRUPT;
     /* The whole batch is valid: only now report its events (LOG-3). */
     if (fn) {
-        off = LOG_BATCH_FRAME_LEN;
+        off = hdr;
         for (uint32_t i = 0; i < bh->n_events; i++) {
             factum_event ev;
             uint32_t ff;
@@ -528,13 +545,58 @@ static int batch_in_segment(flog *l, uint64_t from, int durable_only, uint64_t *
     uint64_t avail;
     const uint8_t *p = start / l->seg_size == from / l->seg_size ? log_ptr(l, start, &avail) : NULL;
     for (uint64_t off = 0; p && off + LOG_BATCH_FRAME_LEN <= avail; off += 8) {
-        if (base_get32(p + off) != LOG_BATCH_FRAME_LEN || p[off + 8] != LOG_FRAME_BATCH) continue;
+        uint32_t len = base_get32(p + off);
+        if ((len != LOG_BATCH_FRAME_LEN && len != LOG_BATCH_CHAIN_LEN) || p[off + 8] != LOG_FRAME_BATCH) continue;
         int type;
-        if (log_decode_frame(p + off, avail - off, &type, NULL, bh, NULL) == (int)LOG_BATCH_FRAME_LEN &&
-            (!durable_only || (bh->flags & LOG_BATCH_DURABLE))) {
+        if (log_decode_frame(p + off, avail - off, &type, NULL, bh, NULL) == (int)len &&
+            batch_kind_ok(l, start + off, bh) && (!durable_only || (bh->flags & LOG_BATCH_DURABLE))) {
             *lo = start + off;
             return 1;
         }
+    }
+    return 0;
+}
+
+int log_batch_of(flog *l, uint64_t event_lo, uint64_t *batch_lo, log_batch_hdr *bh)
+{
+    uint64_t lo = event_lo, seg_start = event_lo / l->seg_size * l->seg_size + LOG_SEG_HEADER;
+    while (lo >= seg_start + 8) {
+        uint64_t avail;
+        const uint8_t *t = log_ptr(l, lo - 4, &avail);
+        uint32_t plen = t ? base_get32(t) : 0;
+        if (plen < LOG_BATCH_FRAME_LEN || (plen & 7) || plen > lo - seg_start) break;
+        lo -= plen;
+        const uint8_t *p = log_ptr(l, lo, &avail);
+        int type;
+        factum_event ev;
+        int n = log_decode_frame(p, avail, &type, &ev, bh, NULL);
+        if (n != (int)plen) break;
+        if (type == LOG_FRAME_BATCH) {
+            if (!batch_kind_ok(l, lo, bh) || lo + bh->frame_len + bh->body_len <= event_lo) break;
+            *batch_lo = lo;
+            return 0;
+        }
+    }
+    return FACTUM_ECORRUPT;
+}
+
+int log_chain_resume(flog *l, uint64_t batch_lo)
+{
+    log_hasher h;
+    int rc = log_hasher_init(&h);
+    if (!rc) rc = log_chain_genesis(&h, l->store_uuid, l->chain);
+    log_hasher_free(&h);
+    if (rc) return rc;
+    l->chain_pos = 0;
+    if (!batch_lo) return 0;
+    uint64_t avail;
+    const uint8_t *p = log_ptr(l, batch_lo, &avail);
+    log_batch_hdr bh;
+    int type;
+    if (!p || log_decode_frame(p, avail, &type, NULL, &bh, NULL) <= 0) return FACTUM_ECORRUPT;
+    if (bh.frame_len == LOG_BATCH_CHAIN_LEN) {
+        memcpy(l->chain, bh.chain, LOG_HASH_LEN);
+        l->chain_pos = bh.first_position + bh.n_events - 1;
     }
     return 0;
 }
@@ -570,6 +632,7 @@ int log_scan(flog *l, uint64_t from_lo, uint64_t from_position, log_event_fn fn,
         int64_t n = check_batch(l, lo, pos, fn, ctx, &bh, &cb_rc);
         if (cb_rc) return cb_rc;
         if (n > 0) {
+            res->last_batch_lo = lo;
             res->batches++;
             res->events += bh.n_events;
             pos += bh.n_events;

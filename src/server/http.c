@@ -47,6 +47,20 @@ static void info(srv_state *st, net_http_resp *r)
         fs.durability ? "relaxed" : "durable", fs.last_position);
 }
 
+/* The hash chain's head (ADR 0025), for `factum chain sign` and anchoring
+ * elsewhere. */
+static void chain_head(srv_state *st, net_http_resp *r)
+{
+    factum_chain_head h;
+    char buf[FACTUM_CHAIN_JSON_MAX];
+    factum_chain_get_head(st->store, &h);
+    int n = factum_chain_head_json(&h, buf, sizeof buf);
+    r->status = 200;
+    r->content_type = "application/json";
+    base_buf_append(&r->body, buf, (size_t)n);
+    base_buf_append(&r->body, "\n", 1);
+}
+
 static void gossip(srv_state *st, net_http_resp *r)
 {
     char id[37];
@@ -508,6 +522,8 @@ void srv_http(void *ctx, const net_http_req *req, net_http_resp *resp)
         info(st, resp);
     } else if (!strcmp(req->path, "/gossip")) {
         if (authenticated(req, resp)) gossip(st, resp);
+    } else if (!strcmp(req->path, "/admin/chain")) {
+        if (ops_or_admin(req, resp)) chain_head(st, resp);
     } else if (!strcmp(req->path, "/metrics")) {
         /* KurrentDB's Node.Statistics.Read: a user, unless anonymous
          * endpoint access is allowed (src/auth/policy.c) */

@@ -352,9 +352,45 @@ static int recover(factum_store *s, const idx_checkpoint *cp)
     if (!s->opts.read_only) atomic_store(&s->log->synced_lo, res.end_lo);
     atomic_store(&s->log_end, res.end_lo);
     atomic_store(&s->committed_pos, res.next_position - 1);
+    /* The hash chain goes on from the last batch (LOG-7): the scan's, or
+     * the one holding the last event the index checkpoint covers. */
+    uint64_t last_batch = res.last_batch_lo;
+    if (!last_batch && res.next_position > 1) {
+        uint64_t elo;
+        log_batch_hdr bh;
+        if ((rc = idx_posmap_get(s->idx, res.next_position - 1, &elo)) ||
+            (rc = log_batch_of(s->log, elo, &last_batch, &bh))) {
+            store_log(s, FACTUM_LOG_ERROR, "the last batch of the log (position %" PRIu64 ") cannot be found: %s",
+                      res.next_position - 1, factum_strerror(rc));
+            return rc == FACTUM_ENOTFOUND ? FACTUM_ECORRUPT : rc;
+        }
+    }
+    if ((rc = log_chain_resume(s->log, last_batch))) return rc;
+    memcpy(s->chain_head, s->log->chain, sizeof s->chain_head);
+    s->chain_pos = s->log->chain_pos;
     if (res.events)
         store_log(s, FACTUM_LOG_INFO, "replayed %" PRIu64 " events after the index checkpoint", res.events);
     return 0;
+}
+
+int factum_chain_get_head(factum_store *s, factum_chain_head *out)
+{
+    if (!s || !out) return FACTUM_EINVAL;
+    memcpy(out->store_uuid, s->uuid, 16);
+    pthread_mutex_lock(&s->chain_mu);
+    out->position = s->chain_pos;
+    memcpy(out->hash, s->chain_head, FACTUM_HASH_LEN);
+    pthread_mutex_unlock(&s->chain_mu);
+    return 0;
+}
+
+int factum_chain_head_json(const factum_chain_head *h, char *buf, size_t cap)
+{
+    char uuid[40], hex[2 * FACTUM_HASH_LEN + 1];
+    factum_uuid_format(h->store_uuid, uuid);
+    for (int i = 0; i < FACTUM_HASH_LEN; i++)
+        snprintf(hex + 2 * i, 3, "%02x", h->hash[i]);
+    return snprintf(buf, cap, "{\"store\":\"%s\",\"position\":%" PRIu64 ",\"hash\":\"%s\"}", uuid, h->position, hex);
 }
 
 /* ---- open / close --------------------------------------------------- */
@@ -367,6 +403,7 @@ static void free_handle(factum_store *s)
     gate_deinit(s);
     if (s->lock_fd >= 0) close(s->lock_fd);
     pthread_mutex_destroy(&s->q_mu);
+    pthread_mutex_destroy(&s->chain_mu);
     pthread_cond_destroy(&s->q_cv);
     pthread_cond_destroy(&s->q_space);
     free(s->path);
@@ -386,12 +423,14 @@ int store_open_io(const char *path, const factum_options *opts, io_env *io, fact
     s->io = io;
     s->lock_fd = -1;
     pthread_mutex_init(&s->q_mu, NULL);
+    pthread_mutex_init(&s->chain_mu, NULL);
     pthread_cond_init(&s->q_cv, NULL);
     pthread_cond_init(&s->q_space, NULL);
     int rc = notify_init(s);
     if (!rc && (rc = gate_init(s))) notify_deinit(s);
     if (rc) {
         pthread_mutex_destroy(&s->q_mu);
+        pthread_mutex_destroy(&s->chain_mu);
         pthread_cond_destroy(&s->q_cv);
         pthread_cond_destroy(&s->q_space);
         free(s);
@@ -465,7 +504,7 @@ int store_open_io(const char *path, const factum_options *opts, io_env *io, fact
         goto fail;
     }
     /* One append must fit in a segment with its batch frame. */
-    uint64_t room = s->seg_size - LOG_SEG_HEADER - LOG_BATCH_FRAME_LEN;
+    uint64_t room = s->seg_size - LOG_SEG_HEADER - LOG_BATCH_CHAIN_LEN;
     if (o->max_append_size > room) o->max_append_size = room;
     if (o->max_event_size > o->max_append_size) o->max_event_size = o->max_append_size;
 

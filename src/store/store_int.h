@@ -183,6 +183,12 @@ struct factum_store {
     struct upc_reg *upc;
     _Atomic uint64_t upc_gen;
 
+    /* the hash chain's head as of the last published commit (LOG-7;
+     * factum_chain_head) */
+    pthread_mutex_t chain_mu;
+    uint8_t chain_head[32];
+    uint64_t chain_pos; /* the last position the head covers, 0: no chained batch yet */
+
     /* statistics */
     _Atomic uint64_t st_appends, st_events, st_bytes, st_fsyncs, st_fsync_ns, st_fsync_max, st_groups,
         st_group_max;

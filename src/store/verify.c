@@ -30,6 +30,16 @@ typedef struct vctx {
     uint64_t checked_upto; /* positions below this are in the index tables */
     char file[64];
     char what[256];
+    /* --chain (LOG-7) */
+    const factum_verify_options *opts;
+    log_hasher h;
+    int in_batch;               /* an event of the current batch was seen */
+    int batch_chained;          /* ... and that batch is chained */
+    int linked;                 /* prev is known: the chain can be checked from here */
+    int seen_chained;           /* a chained batch came before */
+    uint64_t batch_lo;          /* the current batch's frame */
+    log_batch_hdr bh;           /* ... decoded */
+    uint8_t prev[LOG_HASH_LEN]; /* the hash the next chained batch follows */
 } vctx;
 
 static void damage(vctx *v, uint64_t lo, const char *what)
@@ -49,10 +59,89 @@ static void damage_file(vctx *v, const char *file, const char *what)
     v->cb(v->ctx, &d);
 }
 
+static void chain_event(vctx *v, const factum_event *ev, uint64_t lo)
+{
+    if (!v->in_batch) {
+        v->in_batch = 1;
+        if (log_batch_of(v->s->log, lo, &v->batch_lo, &v->bh)) {
+            snprintf(v->what, sizeof v->what, "the batch of position %" PRIu64 " cannot be found",
+                     ev->position);
+            damage(v, lo, v->what);
+            v->batch_chained = 0;
+            v->linked = 0;
+            return;
+        }
+        v->batch_chained = v->bh.frame_len == LOG_BATCH_CHAIN_LEN;
+        if (!v->batch_chained) {
+            if (v->seen_chained) {
+                snprintf(v->what, sizeof v->what,
+                         "a batch without a hash after hashed ones (positions from %" PRIu64 ")",
+                         ev->position);
+                damage(v, v->batch_lo, v->what);
+            }
+            return;
+        }
+        if (!v->seen_chained) {
+            v->seen_chained = 1;
+            v->linked = 1;
+            v->rep->chain_first_position = ev->position;
+            log_chain_genesis(&v->h, v->s->uuid, v->prev);
+        }
+        if (log_chain_begin(&v->h, v->prev, log_ptr(v->s->log, v->batch_lo, NULL))) v->linked = 0;
+    }
+    if (!v->batch_chained) return;
+    uint64_t avail;
+    const uint8_t *p = log_ptr(v->s->log, lo, &avail);
+    uint8_t d[LOG_HASH_LEN];
+    if (!p || log_chain_event(&v->h, p, base_get32(p), d) || log_chain_add(&v->h, d, 1)) v->linked = 0;
+}
+
+/* After each valid batch: check its hash against the recomputed one. */
+static int chain_batch(void *ctx, uint64_t end_lo, uint64_t next_position)
+{
+    vctx *v = ctx;
+    (void)end_lo;
+    if (!v->in_batch) return 0;
+    v->in_batch = 0;
+    if (!v->batch_chained) return 0;
+    uint64_t first = v->bh.first_position, last = first + v->bh.n_events - 1;
+    (void)next_position;
+    uint8_t got[LOG_HASH_LEN];
+    int ok = v->linked && !log_chain_end(&v->h, got) && !memcmp(got, v->bh.chain, LOG_HASH_LEN);
+    if (v->linked && !ok) {
+        snprintf(v->what, sizeof v->what,
+                 "hash chain broken at the batch of positions %" PRIu64 "..%" PRIu64
+                 ": its events, header or predecessor are not what was written",
+                 first, last);
+        damage(v, v->batch_lo, v->what);
+    }
+    if (ok) v->rep->chain_batches++;
+    /* Go on from the hash written (a damaged batch is reported once, and the
+     * batches after it are checked against what was written then). */
+    memcpy(v->prev, v->bh.chain, LOG_HASH_LEN);
+    v->linked = 1;
+    v->rep->chain_head.position = last;
+    memcpy(v->rep->chain_head.hash, v->bh.chain, LOG_HASH_LEN);
+    const factum_chain_head *e = v->opts->expect;
+    if (e && e->position == last) {
+        if (ok && !memcmp(e->hash, v->bh.chain, LOG_HASH_LEN)) {
+            v->rep->receipt_checked = 1;
+        } else {
+            snprintf(v->what, sizeof v->what,
+                     "the chain does not pass through the expected head at position %" PRIu64
+                     ": the log up to there was changed or replaced",
+                     last);
+            damage(v, v->batch_lo, v->what);
+        }
+    }
+    return 0;
+}
+
 static int verify_event(void *ctx, const factum_event *ev, uint64_t lo, uint32_t ff)
 {
     vctx *v = ctx;
     (void)ff;
+    if (v->opts->chain) chain_event(v, ev, lo);
     if (!v->rep->first_position) v->rep->first_position = ev->position;
     v->rep->last_position = ev->position;
     v->rep->bytes += ev->data_len + ev->metadata_len;
@@ -151,21 +240,39 @@ static void close_offline(factum_store *s)
 int factum_verify(const char *path, void (*cb)(void *ctx, const factum_damage *d), void *ctx,
                   factum_verify_report *report)
 {
+    return factum_verify_with(path, NULL, cb, ctx, report);
+}
+
+int factum_verify_with(const char *path, const factum_verify_options *opts,
+                       void (*cb)(void *ctx, const factum_damage *d), void *ctx, factum_verify_report *report)
+{
+    static const factum_verify_options none = {0, NULL};
     factum_verify_report local;
     factum_verify_report *rep = report ? report : &local;
     memset(rep, 0, sizeof *rep);
     if (!path) return FACTUM_EINVAL;
+    if (!opts) opts = &none;
     factum_store *s;
     idx_checkpoint cp;
     char why[256];
     int rc = open_offline(path, &s, &cp, why, sizeof why);
     if (rc == FACTUM_ECORRUPT && why[0]) {
         /* The log is not all there (a missing directory or segment). */
-        vctx v0 = {NULL, cb, ctx, rep, 0, "", ""};
+        vctx v0 = {.cb = cb, .ctx = ctx, .rep = rep};
         damage_file(&v0, "log", why);
     }
     if (rc) return rc;
-    vctx v = {s, cb, ctx, rep, cp.next_position, "", ""};
+    vctx v = {.s = s, .cb = cb, .ctx = ctx, .rep = rep, .checked_upto = cp.next_position, .opts = opts};
+    memcpy(rep->chain_head.store_uuid, s->uuid, 16);
+    if (opts->chain) {
+        if ((rc = log_hasher_init(&v.h))) {
+            close_offline(s);
+            return rc;
+        }
+        log_chain_genesis(&v.h, s->uuid, rep->chain_head.hash);
+        if (opts->expect && memcmp(opts->expect->store_uuid, s->uuid, 16))
+            damage_file(&v, "FACTUM", "the expected chain head belongs to another store");
+    }
     rep->segments = atomic_load(&s->log->n_segs);
     char what[256];
     if ((rc = idx_verify_tables(s->idx, what, sizeof what))) {
@@ -176,7 +283,8 @@ int factum_verify(const char *path, void (*cb)(void *ctx, const factum_damage *d
     uint64_t lo = LOG_SEG_HEADER, pos = 1, end_pos = 1;
     while (1) {
         log_scan_result res;
-        if ((rc = log_scan(s->log, lo, pos, verify_event, NULL, &v, &res))) break;
+        if ((rc = log_scan(s->log, lo, pos, verify_event, opts->chain ? chain_batch : NULL, &v, &res))) break;
+        v.in_batch = 0;
         end_pos = res.next_position;
         rep->batches += res.batches;
         rep->events += res.events;
@@ -206,7 +314,30 @@ int factum_verify(const char *path, void (*cb)(void *ctx, const factum_damage *d
         }
         lo = next_lo;
         pos = next_pos;
+        v.linked = 0; /* across damage the chain cannot be followed: take up the next batch's hash */
     }
+    if (!rc && opts->chain && opts->expect && !rep->receipt_checked &&
+        !memcmp(opts->expect->store_uuid, s->uuid, 16)) {
+        const factum_chain_head *e = opts->expect;
+        uint8_t g[LOG_HASH_LEN];
+        log_chain_genesis(&v.h, s->uuid, g);
+        if (e->position == 0 && !memcmp(e->hash, g, LOG_HASH_LEN)) {
+            rep->receipt_checked = 1; /* the head of a chain not yet begun */
+        } else if (e->position == 0 || e->position >= end_pos || e->position < rep->chain_first_position) {
+            snprintf(what, sizeof what,
+                     "no hashed batch ends at the expected head's position %" PRIu64
+                     " (the log ends at %" PRIu64 "): the log was cut or replaced",
+                     e->position, end_pos - 1);
+            damage_file(&v, "log", what);
+        } else if (!rep->damaged) {
+            snprintf(what, sizeof what,
+                     "the expected head's position %" PRIu64
+                     " is not the end of a batch: the log was changed",
+                     e->position);
+            damage_file(&v, "log", what);
+        }
+    }
+    if (opts->chain) log_hasher_free(&v.h);
     if (!rc && cp.next_position > end_pos && !rep->damaged) {
         snprintf(what, sizeof what, "index checkpoint covers position %" PRIu64 " beyond the log's end",
                  cp.next_position - 1);
@@ -256,6 +387,38 @@ int factum_dump(const char *path, int (*cb)(void *ctx, const factum_raw_record *
         }
         if ((rc = cb(ctx, &r))) break;
         lo += (uint64_t)n;
+    }
+    close_offline(s);
+    return rc;
+}
+
+int factum_chain_head_offline(const char *path, factum_chain_head *out)
+{
+    if (!path || !out) return FACTUM_EINVAL;
+    factum_store *s;
+    idx_checkpoint cp;
+    char why[256];
+    int rc = open_offline(path, &s, &cp, why, sizeof why);
+    if (rc) return rc;
+    /* The last valid batch: after the index checkpoint, or the one holding
+     * the last event it covers (a torn tail is not part of the log). */
+    log_scan_result res;
+    uint64_t from = cp.covered_lo ? cp.covered_lo : LOG_SEG_HEADER;
+    rc = log_scan(s->log, from, cp.next_position, NULL, NULL, NULL, &res);
+    if (!rc && res.corrupt) rc = FACTUM_ECORRUPT;
+    uint64_t last = res.last_batch_lo;
+    if (!rc && !last && res.next_position > 1) {
+        uint64_t elo;
+        log_batch_hdr bh;
+        rc = idx_posmap_get(s->idx, res.next_position - 1, &elo);
+        if (rc == FACTUM_ENOTFOUND) rc = FACTUM_ECORRUPT;
+        if (!rc) rc = log_batch_of(s->log, elo, &last, &bh);
+    }
+    if (!rc) rc = log_chain_resume(s->log, last);
+    if (!rc) {
+        memcpy(out->store_uuid, s->uuid, 16);
+        out->position = s->log->chain_pos;
+        memcpy(out->hash, s->log->chain, FACTUM_HASH_LEN);
     }
     close_offline(s);
     return rc;

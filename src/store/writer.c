@@ -88,7 +88,17 @@ typedef struct group {
     wreq *fl_list;
     uint64_t fl_lo, fl_upto, fl_t0;
     wreq *rest;
+    /* The hash chain (LOG-7): the hasher, and the hash of this group's
+     * batch once written into a segment of chained batches. */
+    log_hasher hasher;
+    int hasher_ready, chained;
+    uint8_t chain[LOG_HASH_LEN];
 } group;
+
+/* Room the batch frame takes at the start of a group's buffer: a chained
+ * frame's. A batch in an older segment (plain frame, LOG-7) is written from
+ * GROUP_HDR - LOG_BATCH_FRAME_LEN on, so event frames never move. */
+#define GROUP_HDR LOG_BATCH_CHAIN_LEN
 
 /* ---- small growable arrays ------------------------------------------ */
 
@@ -225,6 +235,7 @@ static void group_free(group *g)
         free(g->ent[k]);
     free(g->los);
     free(g->names);
+    if (g->hasher_ready) log_hasher_free(&g->hasher);
 }
 
 /* ---- reading events that may be committed or in this group ---------- */
@@ -592,7 +603,7 @@ static uint64_t batch_room(const factum_store *s)
 static size_t group_limit(const factum_store *s)
 {
     size_t limit = GROUP_MAX_BYTES;
-    if (limit > batch_room(s) - LOG_BATCH_FRAME_LEN) limit = (size_t)(batch_room(s) - LOG_BATCH_FRAME_LEN);
+    if (limit > batch_room(s) - GROUP_HDR) limit = (size_t)(batch_room(s) - GROUP_HDR);
     return limit;
 }
 
@@ -662,11 +673,11 @@ static int process_request(factum_store *s, group *g, wreq *r)
     /* Sizes are checked here, on the real encoded size, before anything
      * is written (ST-6): re-creating a soft-deleted stream adds a copy of
      * its metadata that no estimate made in the caller's thread can know. */
-    int alone = mark_buf == LOG_BATCH_FRAME_LEN;
+    int alone = mark_buf == GROUP_HDR;
     for (size_t i = 0; i < nparts && !rc; i++) {
         if (dec[i] == CHECK_REPLAY) continue;
         rc = encode_part(s, g, &r->parts[i], oi[i], &r->results[i], i == 0, i + 1 == nparts);
-        if (!rc && g->buf.len > (alone ? batch_room(s) : LOG_BATCH_FRAME_LEN + group_limit(s)))
+        if (!rc && g->buf.len > (alone ? batch_room(s) : GROUP_HDR + group_limit(s)))
             rc = alone ? FACTUM_ETOOBIG : REQ_NEXT_BATCH;
         if (rc) r->failed = i;
     }
@@ -728,12 +739,33 @@ static int commit_write(factum_store *s, group *g, int want_sync, uint64_t *lo_o
         return 0;
     }
     int durable = s->opts.durability == FACTUM_DURABLE;
-    log_encode_batch(g->buf.data, (uint32_t)g->n_ev, g->first_pos, g->buf.len - LOG_BATCH_FRAME_LEN, g->ts,
-                     durable ? LOG_BATCH_DURABLE : 0);
-    uint64_t lo;
+    uint32_t flags = durable ? LOG_BATCH_DURABLE : 0;
+    uint64_t body = g->buf.len - GROUP_HDR, lo;
     int rc = log_reserve(s->log, g->buf.len, &lo);
-    if (!rc) rc = log_write(s->log, lo, g->buf.data, g->buf.len);
     if (rc) return rc;
+    size_t skip = 0;
+    g->chained = log_seg_chained(s->log, lo);
+    if (g->chained) {
+        /* LOG-7: the batch's hash covers the frame's bytes 8..39, which the
+         * plain encoding writes alike, and every event frame. */
+        if (!g->hasher_ready) {
+            if ((rc = log_hasher_init(&g->hasher))) return rc;
+            g->hasher_ready = 1;
+        }
+        log_encode_batch(g->buf.data, (uint32_t)g->n_ev, g->first_pos, body, g->ts, flags, NULL);
+        if ((rc = log_chain_batch(&g->hasher, s->log->chain, g->buf.data, g->buf.data + GROUP_HDR, body, g->chain)))
+            return rc;
+        log_encode_batch(g->buf.data, (uint32_t)g->n_ev, g->first_pos, body, g->ts, flags, g->chain);
+    } else {
+        skip = GROUP_HDR - LOG_BATCH_FRAME_LEN;
+        log_encode_batch(g->buf.data + skip, (uint32_t)g->n_ev, g->first_pos, body, g->ts, flags, NULL);
+    }
+    if ((rc = log_write(s->log, lo, g->buf.data + skip, g->buf.len - skip))) return rc;
+    if (g->chained) {
+        memcpy(s->log->chain, g->chain, LOG_HASH_LEN);
+        s->log->chain_pos = g->first_pos + g->n_ev - 1;
+    }
+    lo -= skip; /* where the buffer's start would be: event frames are at lo + their offset */
     s->unsynced = 1;
     /* Relaxed: the writer thread syncs every interval when idle; a leader
      * that never lets go of the lead (a queue that never empties) syncs
@@ -780,6 +812,12 @@ static void commit_publish(factum_store *s, group *g, uint64_t lo)
         if (upc_is_stream(o->name, o->len) || (o->len > 2 && o->name[0] == '$' && o->name[1] == '$' &&
                                                 upc_is_stream(o->name + 2, o->len - 2)))
             atomic_fetch_add(&s->upc_gen, 1); /* UPC-2 */
+    }
+    if (g->chained) {
+        pthread_mutex_lock(&s->chain_mu);
+        memcpy(s->chain_head, g->chain, sizeof s->chain_head);
+        s->chain_pos = g->first_pos + g->n_ev - 1;
+        pthread_mutex_unlock(&s->chain_mu);
     }
     atomic_store(&s->log_end, lo + g->buf.len);
     atomic_store_explicit(&s->committed_pos, g->first_pos + g->n_ev - 1, memory_order_release);
@@ -944,13 +982,13 @@ static wreq *batch_encode(factum_store *s, group *g, wreq *list, int *want_sync_
     g->ts = now > s->last_ts ? now : s->last_ts + 1;
     s->last_ts = g->ts;
     int want_sync = 0;
-    if (base_buf_reserve(&g->buf, LOG_BATCH_FRAME_LEN)) {
+    if (base_buf_reserve(&g->buf, GROUP_HDR)) {
         fail_all(list, -ENOMEM);
         complete(s, list);
         return NULL;
     }
     *done = 0;
-    g->buf.len = LOG_BATCH_FRAME_LEN;
+    g->buf.len = GROUP_HDR;
     wreq *rest = NULL;
     for (wreq *r = list, *prev = NULL; r; prev = r, r = r->next) {
         r->rc = 0;
