@@ -93,6 +93,8 @@ typedef struct group {
     log_hasher hasher;
     int hasher_ready, chained;
     uint8_t chain[LOG_HASH_LEN];
+    uint8_t (*dig)[LOG_HASH_LEN]; /* each event frame's SHA-256, made as it is encoded (hot in cache) */
+    size_t cap_dig;
 } group;
 
 /* Room the batch frame takes at the start of a group's buffer: a chained
@@ -236,6 +238,7 @@ static void group_free(group *g)
     free(g->los);
     free(g->names);
     if (g->hasher_ready) log_hasher_free(&g->hasher);
+    free(g->dig);
 }
 
 /* ---- reading events that may be committed or in this group ---------- */
@@ -398,8 +401,18 @@ static int add_event(factum_store *s, group *g, ovs *o, const char *type, size_t
     uint32_t len = log_event_frame_len(o->len, type_len, data_len, meta_len);
     if (base_buf_reserve(&g->buf, len)) return -ENOMEM;
     if (grow((void **)&g->ev, &g->cap_ev, g->n_ev + 1, sizeof *g->ev)) return -ENOMEM;
+    if (grow((void **)&g->dig, &g->cap_dig, g->n_ev + 1, LOG_HASH_LEN)) return -ENOMEM;
+    if (!g->hasher_ready) {
+        int rc = log_hasher_init(&g->hasher);
+        if (rc) return rc;
+        g->hasher_ready = 1;
+    }
     size_t off = g->buf.len;
     log_encode_event(g->buf.data + off, &ev, frame_flags);
+    /* LOG-7: the frame's digest now, while it is in the cache (used if the
+     * batch goes into a segment of chained batches, as all new ones are). */
+    int hrc = log_chain_event(&g->hasher, g->buf.data + off, len, g->dig[g->n_ev]);
+    if (hrc) return hrc;
     g->buf.len += len;
     gev *e = &g->ev[g->n_ev++];
     *e = (gev){o->hash, o->name, o->len, version, ev.position, {0}, off, (frame_flags & ST_EV_CREATES) != 0};
@@ -748,12 +761,9 @@ static int commit_write(factum_store *s, group *g, int want_sync, uint64_t *lo_o
     if (g->chained) {
         /* LOG-7: the batch's hash covers the frame's bytes 8..39, which the
          * plain encoding writes alike, and every event frame. */
-        if (!g->hasher_ready) {
-            if ((rc = log_hasher_init(&g->hasher))) return rc;
-            g->hasher_ready = 1;
-        }
         log_encode_batch(g->buf.data, (uint32_t)g->n_ev, g->first_pos, body, g->ts, flags, NULL);
-        if ((rc = log_chain_batch(&g->hasher, s->log->chain, g->buf.data, g->buf.data + GROUP_HDR, body, g->chain)))
+        if ((rc = log_chain_combine(&g->hasher, s->log->chain, g->buf.data, (const uint8_t *)g->dig, g->n_ev,
+                                    g->chain)))
             return rc;
         log_encode_batch(g->buf.data, (uint32_t)g->n_ev, g->first_pos, body, g->ts, flags, g->chain);
     } else {
