@@ -1225,6 +1225,60 @@ FACTUM_API int factum_chain_get_head(factum_store *s, factum_chain_head *out);
 FACTUM_API int factum_chain_head_json(const factum_chain_head *h, char *buf, size_t cap);
 
 /* ---------------------------------------------------------------------------
+ * Online backup and restore (docs/operations.md "Backup and restore")
+ *
+ * factum_backup copies an open store, while appends go on, up to the last
+ * position acknowledged when it starts (made durable first): the segments
+ * before the last by hard links where the file system allows (they are never
+ * written again) and by copies otherwise, the last one copied up to that
+ * position and zero-filled, the identity file, and last a BACKUP descriptor
+ * (the position, the log's end, the hash chain's head there). The index is
+ * not copied: a restored store rebuilds it on its first open. Into a
+ * directory that holds an earlier backup of the same store it is
+ * incremental: the segments the earlier one had whole are kept. Then the copy
+ * is verified: every checksum and the hash chain, which must end in the head
+ * the live store had at that position.
+ * ------------------------------------------------------------------------- */
+
+typedef struct factum_backup_options {
+    int no_verify; /* skip the verification of the copy (the hash chain over all of it) */
+    /* Progress (may be NULL): bytes of segments done of the total, after each
+     * segment. A non-zero return stops the backup (-ECANCELED; the directory
+     * then holds no BACKUP descriptor: an incomplete backup). */
+    int (*progress)(void *ctx, uint64_t done, uint64_t total);
+    void *progress_ctx;
+} factum_backup_options;
+
+typedef struct factum_backup_report {
+    uint64_t position;       /* the last position in the backup (0: an empty store) */
+    uint64_t log_end;        /* the log offset after it */
+    factum_chain_head head;  /* the hash chain's head at that position */
+    uint64_t segments;       /* segment files in the backup */
+    uint64_t linked, copied; /* of them: hard-linked, copied */
+    uint64_t kept;           /* of them: already there from an earlier backup (incremental) */
+    uint64_t bytes_copied;
+    int verified;            /* the copy was verified */
+} factum_backup_report;
+
+/* Back up s into dest (created if missing; it must be empty or hold a backup
+ * of this store). Thread-safe; not from an append callback. Errors:
+ * FACTUM_EEXISTS (dest holds something else), FACTUM_ECORRUPT (the copy did
+ * not verify), -errno. opts and report may be NULL. */
+FACTUM_API int factum_backup(factum_store *s, const char *dest, const factum_backup_options *opts,
+                             factum_backup_report *report);
+/* The BACKUP descriptor of the backup in dir, into *report (position,
+ * log_end, head, segments). FACTUM_ENOTSTORE if dir holds no complete
+ * backup. */
+FACTUM_API int factum_backup_read(const char *dir, factum_backup_report *report);
+/* Restore the backup in `backup` into the data directory dest (missing or
+ * empty): copy its files, open the store there (rebuilding its index),
+ * check that it ends at the backup's position with the backup's chain head,
+ * and (unless opts->no_verify) verify it. report gets the backup's
+ * descriptor. */
+FACTUM_API int factum_restore(const char *backup, const char *dest, const factum_backup_options *opts,
+                              factum_backup_report *report);
+
+/* ---------------------------------------------------------------------------
  * Offline tools: verification and raw dump (used by `factum verify`/`dump`)
  * ------------------------------------------------------------------------- */
 

@@ -201,6 +201,8 @@ int cli_cmd_upcaster(cli_ctx *c, int argc, char **argv);
 int cli_cmd_certs(cli_ctx *c, int argc, char **argv);
 int cli_cmd_schedule(cli_ctx *c, int argc, char **argv);
 int cli_cmd_chain(cli_ctx *c, int argc, char **argv);
+int cli_cmd_backup(cli_ctx *c, int argc, char **argv);
+int cli_cmd_restore(cli_ctx *c, int argc, char **argv);
 
 /* Print a command's help text (stdout) and return CLI_OK. */
 int cli_help(const char *text);

@@ -27,6 +27,8 @@ static const command commands[] = {
     {"schedule", cli_cmd_schedule, "schedule an event for a later time; list or cancel scheduled events"},
     {"verify", cli_cmd_verify, "check every record of the store (--chain: and its hash chain)"},
     {"chain", cli_cmd_chain, "export and sign the hash chain's head (a receipt)"},
+    {"backup", cli_cmd_backup, "copy the store into a backup directory (incremental, verified)"},
+    {"restore", cli_cmd_restore, "restore a backup into a new data directory"},
     {"dump", cli_cmd_dump, "print every raw log record"},
     {"export", cli_cmd_export, "write every event as NDJSON"},
     {"import", cli_cmd_import, "append the events of an export file"},

@@ -507,6 +507,14 @@ void srv_http(void *ctx, const net_http_req *req, net_http_resp *resp)
         base_buf_append(&resp->body, "OK", 2);
         return;
     }
+    if (!strcmp(req->path, "/admin/backup")) {
+        if (ops_or_admin(req, resp)) {
+            if (!strcmp(req->method, "POST"))
+                rpc_audit_as(&st->rpc, req->auth, NULL, "backup-requested", "/admin/backup", NULL);
+            srv_http_backup(st, req, resp); /* http_admin.c */
+        }
+        return;
+    }
     if (!strncmp(req->path, "/readmodels", 11) && (!req->path[11] || req->path[11] == '/')) {
         srv_http_readmodels(st, req, resp); /* http_rm.c */
         return;

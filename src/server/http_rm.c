@@ -237,9 +237,7 @@ static int decode(const char *s, size_t n, base_buf *out)
     return base_buf_append(out, "", 1) ? -1 : 0;
 }
 
-/* The decoded value of `key` in the query string into out: 1 found, 0 not,
- * -1 malformed. */
-static int qs_get(const char *qs, const char *key, base_buf *out)
+int srv_qs_get(const char *qs, const char *key, base_buf *out)
 {
     size_t kl = strlen(key);
     const char *p = qs;
@@ -262,7 +260,7 @@ static int qs_get(const char *qs, const char *key, base_buf *out)
 static int qs_u64(const char *qs, const char *key, uint64_t max, uint64_t *v)
 {
     base_buf b = {0};
-    int rc = qs_get(qs, key, &b);
+    int rc = srv_qs_get(qs, key, &b);
     if (rc == 1) {
         const char *s = (const char *)b.data;
         char *end;
@@ -360,7 +358,7 @@ static int query_from_body(rm_job *j, const net_http_req *req, net_http_resp *re
 static int query_from_qs(rm_job *j, const char *qs, net_http_resp *resp)
 {
     base_buf b = {0};
-    int rc = qs_get(qs, "sql", &b);
+    int rc = srv_qs_get(qs, "sql", &b);
     if (rc != 1) {
         base_buf_free(&b);
         error_body(resp, 400, rc ? "bad percent-encoding in sql" : "the query string needs sql=SELECT...");
@@ -368,7 +366,7 @@ static int query_from_qs(rm_job *j, const char *qs, net_http_resp *resp)
     }
     int oom = rm_dup(&j->text, (const char *)b.data, b.len - 1);
     j->text_len = b.len - 1;
-    rc = qs_get(qs, "params", &b);
+    rc = srv_qs_get(qs, "params", &b);
     if (rc < 0 || (rc == 1 && json_validate((const char *)b.data, b.len - 1))) {
         base_buf_free(&b);
         error_body(resp, 400, "params must be a JSON object (percent-encoded)");
@@ -390,7 +388,7 @@ static int query_from_qs(rm_job *j, const char *qs, net_http_resp *resp)
         j->asof = 1;
         j->asof_pos = v;
     }
-    if ((rc = qs_get(qs, "as_of", &b)) != 0) {
+    if ((rc = srv_qs_get(qs, "as_of", &b)) != 0) {
         int bad_t = rc < 0 || j->asof || factum_time_parse((const char *)b.data, b.len - 1, &j->asof_ns);
         base_buf_free(&b);
         if (bad_t) {

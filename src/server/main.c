@@ -458,6 +458,9 @@ out:
     st.rpc.readmodels = NULL;
     /* The projections before the store: their appends in flight finish. */
     factum_projections_close(st.proj);
+    /* A backup stops at its next segment (its directory is left without a
+     * descriptor: incomplete). */
+    srv_backup_stop(&st);
     /* The store first: it completes the appends in flight, whose answers are
      * posted to the (stopped) server; freeing the server then runs them. */
     int crc = factum_store_close(st.store);

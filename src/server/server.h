@@ -22,6 +22,7 @@ typedef struct srv_state {
     int argc;         /* the command line, parsed again on a reload */
     char **argv;
     struct auth_users *users; /* src/auth/users.h */
+    struct srv_backup *backup; /* the backup running or last run (http_admin.c) */
 } srv_state;
 
 /* Build the TLS context from the certificate settings (checked: readable,
@@ -36,5 +37,13 @@ void srv_tls_reload(void *st);
 void srv_http(void *ctx, const net_http_req *req, net_http_resp *resp);
 /* The /readmodels endpoints (http_rm.c). */
 void srv_http_readmodels(srv_state *st, const net_http_req *req, net_http_resp *resp);
+/* The decoded value of `key` in a query string into out (NUL-terminated):
+ * 1 found, 0 not, -1 malformed (http_rm.c). */
+int srv_qs_get(const char *qs, const char *key, base_buf *out);
+/* POST and GET /admin/backup (http_admin.c): the caller checked that the
+ * user is an operator or an admin. */
+void srv_http_backup(srv_state *st, const net_http_req *req, net_http_resp *resp);
+/* Stop a running backup and wait for its thread: before the store closes. */
+void srv_backup_stop(srv_state *st);
 
 #endif
