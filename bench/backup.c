@@ -122,10 +122,12 @@ static void *loader(void *p)
     return NULL;
 }
 
-static void row(const char *what, double secs, const factum_backup_report *r, uint64_t bytes, const char *note)
+static void row(const char *what, double secs, const factum_backup_report *r, uint64_t bytes,
+                const char *note)
 {
-    printf("| %s | %.2f s | %" PRIu64 " | %" PRIu64 " / %" PRIu64 " / %" PRIu64 " | %.1f MB | %.1f MB | %s |\n", what,
-           secs, r->position, r->linked, r->copied, r->kept, r->bytes_copied / 1e6, bytes / 1e6, note);
+    printf("| %s | %.2f s | %" PRIu64 " | %" PRIu64 " / %" PRIu64 " / %" PRIu64
+           " | %.1f MB | %.1f MB | %s |\n",
+           what, secs, r->position, r->linked, r->copied, r->kept, r->bytes_copied / 1e6, bytes / 1e6, note);
 }
 
 int main(int argc, char **argv)
@@ -144,10 +146,11 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    snprintf(data, sizeof data,
-             "{\"accountId\":\"account-4711\",\"amount\":1250,\"currency\":\"EUR\",\"reference\":\"INV-00004711\","
-             "\"description\":\"Deposit at branch 042, counter 7, teller Ms. J. Smith\","
-             "\"at\":\"2024-03-15T10:22:31.123Z\"}");
+    snprintf(
+        data, sizeof data,
+        "{\"accountId\":\"account-4711\",\"amount\":1250,\"currency\":\"EUR\",\"reference\":\"INV-00004711\","
+        "\"description\":\"Deposit at branch 042, counter 7, teller Ms. J. Smith\","
+        "\"at\":\"2024-03-15T10:22:31.123Z\"}");
     snprintf(meta, sizeof meta,
              "{\"correlationId\":\"8f6b3f5e-2a1c-4d7e-9b3a-1c2d3e4f5a6b\",\"causationId\":"
              "\"1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d\",\"user\":\"alice\"}");
@@ -168,8 +171,8 @@ int main(int argc, char **argv)
     append_n(s, events, 0);
     double fill_s = (double)(now_ns() - t0) / 1e9;
     uint64_t live_bytes = du(live);
-    printf("# Online backup, %" PRIu64 " events (%.1f MB of log, written in %.1f s)\n\n", events, live_bytes / 1e6,
-           fill_s);
+    printf("# Online backup, %" PRIu64 " events (%.1f MB of log, written in %.1f s)\n\n", events,
+           live_bytes / 1e6, fill_s);
     printf("| run | time | position | linked / copied / kept | bytes copied | on disk | notes |\n");
     printf("|---|---|---|---|---|---|---|\n");
 
@@ -194,7 +197,8 @@ int main(int argc, char **argv)
     atomic_store(&l.stop, 1);
     pthread_join(th, NULL);
     char note[128];
-    snprintf(note, sizeof note, "a writer appending meanwhile at %.0f ev/s", (double)(e1 - e0) / ((double)(w1 - w0) / 1e9));
+    snprintf(note, sizeof note, "a writer appending meanwhile at %.0f ev/s",
+             (double)(e1 - e0) / ((double)(w1 - w0) / 1e9));
     row("incremental (+1%), while appending", t, &r, du(b1), note);
     printf("@ factum BACKUP incremental_s %.3f\n", t);
 

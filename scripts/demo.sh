@@ -45,6 +45,12 @@ say $factum streams
 say $factum info account-42
 say $factum verify
 echo
+echo "# every batch carries a SHA-256 chained to the one before: the head stands for the whole log (sign it and keep"
+echo "# it elsewhere: factum chain sign); a backup copies the store while it runs, verified against that head"
+say $factum verify --chain
+say $factum chain head
+say $factum backup "$demo_dir/backup"
+echo
 echo "# a read model: a JavaScript projection (KurrentDB's API; V8 in a process of its own) keeps each"
 echo "# account's balance, partitioned by stream, exactly once, from the log"
 say $factum projection create balances --wait --query "fromCategory('account').foreachStream().when({
@@ -115,6 +121,14 @@ say $factum --server "$url" bench --count 2000 --workload W1,W2,W4,W7
 echo
 echo "# metrics for Prometheus:"
 curl -s "http://127.0.0.1:$port/metrics" | grep -E '^factum_(appends_total|events_written_total|group_commits_total|grpc_calls_total|connections_total) '
+echo "# an online backup of the running server (on a thread of its own), and the hash chain's head:"
+say curl -s -X POST "http://127.0.0.1:$port/admin/backup?destination=$demo_dir/server-backup"
+for _ in $(seq 1 50); do
+  curl -s "http://127.0.0.1:$port/admin/backup" | grep -q '"state":"running"' || break
+  sleep 0.1
+done
+say curl -s "http://127.0.0.1:$port/admin/backup"
+say curl -s "http://127.0.0.1:$port/admin/chain"
 kill -TERM $srv; wait $srv
 srv=""
 echo

@@ -25,7 +25,8 @@ static const char backup_help[] =
 static const char restore_help[] =
     "usage: factum restore BACKUP [--no-verify] [--json]\n"
     "\n"
-    "Restore the backup in the directory BACKUP (made by 'factum backup' or POST /admin/backup) into --data,\n"
+    "Restore the backup in the directory BACKUP (made by 'factum backup' or POST /admin/backup) into "
+    "--data,\n"
     "which must be missing or empty: its files are copied, the store is opened once there (rebuilding its\n"
     "index) and must end at the backup's position with the backup's hash chain head, then it is verified\n"
     "unless --no-verify.\n"
@@ -121,7 +122,8 @@ int cli_cmd_restore(cli_ctx *c, int argc, char **argv)
         goto out;
     }
     if ((code = cli_want_pos(c, &a, 1, 1, "BACKUP")) ||
-        (code = cli_local_only(c, "restore writes a data directory (give --data DIR)")) || (code = cli_need_dir(c)))
+        (code = cli_local_only(c, "restore writes a data directory (give --data DIR)")) ||
+        (code = cli_need_dir(c)))
         goto out;
     cli_progress p = {0};
     factum_backup_options o = {cli_has(&a, "no-verify"), on_progress, &p};

@@ -43,7 +43,11 @@
 
 #define LOG_SEG_HEADER   4096u
 #define LOG_SEG_MAGIC    "FCTMSEG"
-#define LOG_MAX_SEGMENTS 65536u
+/* The segment table: pages of LOG_SEG_PAGE entries, allocated as the log
+ * grows; 2^28 segments (16 PiB of 64 MiB segments) in all. */
+#define LOG_SEG_PAGE     4096u
+#define LOG_SEG_PAGES    65536u
+#define LOG_MAX_SEGMENTS ((uint64_t)LOG_SEG_PAGE * LOG_SEG_PAGES)
 
 #define LOG_FRAME_BATCH 1
 #define LOG_FRAME_EVENT 2
@@ -128,13 +132,18 @@ int log_chain_combine(log_hasher *h, const uint8_t prev[LOG_HASH_LEN], const uin
  * make the files an older library wrote (plain batches, LOG-7). */
 extern uint32_t log_new_segment_format;
 
-/* One segment file, mapped whole. */
+/* One segment file, mapped whole. Its descriptor is open only while the
+ * segment may be written or synced (the last segments); a sealed, synced
+ * segment is read through its mapping alone, so that a large log does not
+ * hold a descriptor per segment. log_seg_fd opens it again when needed. */
 typedef struct log_seg {
     uint64_t no;
-    int fd;
+    int fd; /* -1: closed (seg_mu) */
     uint8_t *map;
     uint32_t format; /* from its header: >= LOG_CHAIN_FORMAT holds chained batches (LOG-7) */
 } log_seg;
+
+typedef _Atomic(log_seg *) log_seg_slot;
 
 #define LOG_RES_SLOTS 8192 /* pages whose residence resident.c remembers (64 KiB) */
 
@@ -144,10 +153,13 @@ typedef struct flog {
     uint64_t seg_size;
     uint8_t store_uuid[16];
     int read_only;
-    /* Segments 0..n_segs-1 by number; entries are published with release
-     * stores, so readers may index the array without a lock (LOG-1). */
-    _Atomic(log_seg *) segs[LOG_MAX_SEGMENTS];
+    /* Segments 0..n_segs-1 by number, in pages of LOG_SEG_PAGE entries;
+     * pages and entries are published with release stores, so readers look
+     * them up without a lock (log_seg_get, LOG-1). */
+    _Atomic(log_seg_slot *) seg_pages[LOG_SEG_PAGES];
     _Atomic uint64_t n_segs;
+    pthread_mutex_t seg_mu;  /* allocating pages; closing and reopening descriptors */
+    uint64_t fds_closed_below; /* segments below this have their descriptors closed (seg_mu) */
     /* Writer state (writer thread only). */
     uint64_t tail_lo;            /* LO where the next batch goes */
     uint8_t chain[LOG_HASH_LEN]; /* the hash of the last chained batch, or the genesis (LOG-7) */
@@ -257,6 +269,18 @@ int log_resident(flog *l, const uint8_t *p, uint64_t len, unsigned epoch);
 /* Is the whole frame at lo in memory (its header, then the length it
  * gives)? 1 yes (or no segment there: the read reports that), 0 not known. */
 int log_frame_resident(flog *l, uint64_t lo, unsigned epoch);
+
+/* Segment `no`, or NULL (any thread, no lock). */
+static inline log_seg *log_seg_get(flog *l, uint64_t no)
+{
+    if (no >= LOG_MAX_SEGMENTS) return NULL;
+    log_seg_slot *page = atomic_load_explicit(&l->seg_pages[no / LOG_SEG_PAGE], memory_order_acquire);
+    return page ? atomic_load_explicit(&page[no % LOG_SEG_PAGE], memory_order_acquire) : NULL;
+}
+/* Publish segment `no` (allocating its page of the table). 0 or -ENOMEM. */
+int log_seg_publish(flog *l, uint64_t no, log_seg *s);
+/* s's descriptor, opened again if it was closed; -errno if it cannot be. */
+int log_seg_fd(flog *l, log_seg *s);
 
 /* Map an LO to its bytes; `avail` receives the bytes up to the end of the
  * segment. NULL if the segment does not exist. */

@@ -63,6 +63,58 @@ static int check_header(const flog *l, uint64_t no, const uint8_t *h, char *why,
     return 0;
 }
 
+int log_seg_publish(flog *l, uint64_t no, log_seg *s)
+{
+    if (no >= LOG_MAX_SEGMENTS) return -ENOSPC;
+    log_seg_slot *page = atomic_load_explicit(&l->seg_pages[no / LOG_SEG_PAGE], memory_order_acquire);
+    if (!page) {
+        pthread_mutex_lock(&l->seg_mu);
+        page = atomic_load_explicit(&l->seg_pages[no / LOG_SEG_PAGE], memory_order_acquire);
+        if (!page && (page = calloc(LOG_SEG_PAGE, sizeof *page)))
+            atomic_store_explicit(&l->seg_pages[no / LOG_SEG_PAGE], page, memory_order_release);
+        pthread_mutex_unlock(&l->seg_mu);
+        if (!page) return -ENOMEM;
+    }
+    atomic_store_explicit(&page[no % LOG_SEG_PAGE], s, memory_order_release);
+    return 0;
+}
+
+int log_seg_fd(flog *l, log_seg *s)
+{
+    pthread_mutex_lock(&l->seg_mu);
+    if (s->fd < 0) {
+        char path[PATH_MAX];
+        seg_path(l, s->no, "", path, sizeof path);
+        s->fd = l->io->open(l->io, path, l->read_only ? O_RDONLY : O_RDWR, 0);
+        if (s->fd >= 0 && s->no < l->fds_closed_below) l->fds_closed_below = s->no; /* closed again later */
+    }
+    int fd = s->fd;
+    pthread_mutex_unlock(&l->seg_mu);
+    return fd;
+}
+
+/* Close the descriptors of the segments below `below` (sealed and synced:
+ * read through their mappings from now on). */
+static void close_fds_below(flog *l, uint64_t below)
+{
+    pthread_mutex_lock(&l->seg_mu);
+    for (uint64_t no = l->fds_closed_below; no < below; no++) {
+        log_seg *s = log_seg_get(l, no);
+        if (s && s->fd >= 0) {
+            l->io->close(l->io, s->fd);
+            s->fd = -1;
+        }
+    }
+    if (below > l->fds_closed_below) l->fds_closed_below = below;
+    pthread_mutex_unlock(&l->seg_mu);
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
 /* Map segment `no` (already on disk) and publish it. On failure, why
  * (may be NULL) says what is wrong with it. */
 static int seg_attach_why(flog *l, uint64_t no, char *why, size_t why_len)
@@ -105,7 +157,10 @@ static int seg_attach_why(flog *l, uint64_t no, char *why, size_t why_len)
     s->fd = fd;
     s->map = map;
     s->format = base_get32(hdr + 8);
-    atomic_store_explicit(&l->segs[no], s, memory_order_release);
+    if ((rc = log_seg_publish(l, no, s))) {
+        free(s);
+        goto fail_map;
+    }
     if (atomic_load(&l->n_segs) < no + 1) atomic_store_explicit(&l->n_segs, no + 1, memory_order_release);
     return 0;
 fail_map:
@@ -151,7 +206,7 @@ static int seg_create(flog *l, uint64_t no)
 
 static int seg_has_data(flog *l, uint64_t no)
 {
-    log_seg *s = atomic_load_explicit(&l->segs[no], memory_order_acquire);
+    log_seg *s = log_seg_get(l, no);
     return s && base_get32(s->map + LOG_SEG_HEADER) != 0;
 }
 
@@ -173,9 +228,11 @@ int log_open(io_env *io, const char *dir, uint64_t seg_size, const uint8_t uuid[
     memcpy(l->store_uuid, uuid, 16);
     pthread_mutex_init(&l->prep_mu, NULL);
     pthread_cond_init(&l->prep_cv, NULL);
+    pthread_mutex_init(&l->seg_mu, NULL);
     int rc = 0;
-    uint8_t *seen = NULL; /* bit per segment number found */
-    if (!(l->dir = strdup(dir)) || !(seen = calloc(LOG_MAX_SEGMENTS / 8, 1))) {
+    uint64_t *nums = NULL; /* the segment numbers found */
+    size_t count = 0, cap = 0;
+    if (!(l->dir = strdup(dir))) {
         rc = -ENOMEM;
         goto fail;
     }
@@ -190,11 +247,11 @@ int log_open(io_env *io, const char *dir, uint64_t seg_size, const uint8_t uuid[
         }
         goto fail;
     }
-    uint64_t max_no = 0, count = 0;
+    uint64_t max_no = 0;
     struct dirent *de;
     while ((de = readdir(d))) {
         uint64_t no;
-        char tail[16];
+        char tail[16], canon[64];
         if (sscanf(de->d_name, "%" SCNu64 ".seg%15s", &no, tail) == 2 && strcmp(tail, ".tmp") == 0) {
             /* A segment whose creation did not finish. */
             if (!read_only) {
@@ -205,15 +262,27 @@ int log_open(io_env *io, const char *dir, uint64_t seg_size, const uint8_t uuid[
             continue;
         }
         if (sscanf(de->d_name, "%" SCNu64 ".seg%15s", &no, tail) != 1) continue;
-        if (strlen(de->d_name) != 12) continue;
+        /* Exactly the name the writer gives (8 digits at least, more past 99,999,999). */
+        snprintf(canon, sizeof canon, "%08" PRIu64 ".seg", no);
+        if (strcmp(canon, de->d_name)) continue;
         if (no >= LOG_MAX_SEGMENTS) {
             closedir(d);
             snprintf(why, why_len, "segment number %" PRIu64 " is out of range", no);
             rc = FACTUM_ECORRUPT;
             goto fail;
         }
-        count++;
-        seen[no / 8] |= (uint8_t)(1u << (no % 8));
+        if (count == cap) {
+            size_t nc = cap ? cap * 2 : 1024;
+            uint64_t *n2 = realloc(nums, nc * sizeof *nums);
+            if (!n2) {
+                closedir(d);
+                rc = -ENOMEM;
+                goto fail;
+            }
+            nums = n2;
+            cap = nc;
+        }
+        nums[count++] = no;
         if (no > max_no) max_no = no;
     }
     closedir(d);
@@ -226,25 +295,33 @@ int log_open(io_env *io, const char *dir, uint64_t seg_size, const uint8_t uuid[
         if ((rc = seg_create(l, 0))) goto fail;
         count = 1;
         max_no = 0;
+    } else {
+        qsort(nums, count, sizeof *nums, cmp_u64);
     }
     if (count != max_no + 1) {
         uint64_t gap = 0;
-        while (seen[gap / 8] & (1u << (gap % 8)))
+        while (gap < count && nums[gap] == gap)
             gap++;
         snprintf(why, why_len, "log segment %" PRIu64 " is missing (segments up to %" PRIu64 " exist)", gap,
                  max_no);
         rc = FACTUM_ECORRUPT;
         goto fail;
     }
-    for (uint64_t no = 0; no <= max_no; no++)
+    /* Until recovery finds the tail, only the last segment may be written:
+     * the others are read through their mappings, their descriptors closed
+     * as they are attached (opened again if a sync needs them), so that no
+     * limit on open files caps the log. */
+    for (uint64_t no = 0; no <= max_no; no++) {
         if ((rc = seg_attach_why(l, no, why, why_len))) goto fail;
+        if (no < max_no) close_fds_below(l, no + 1);
+    }
     l->tail_lo = LOG_SEG_HEADER;
     l->unsynced_from = UINT64_MAX;
-    free(seen);
+    free(nums);
     *out = l;
     return 0;
 fail:
-    free(seen);
+    free(nums);
     log_close(l);
     return rc;
 }
@@ -255,12 +332,15 @@ void log_close(flog *l)
     log_prep_stop(l);
     uint64_t n = atomic_load(&l->n_segs);
     for (uint64_t i = 0; i < n; i++) {
-        log_seg *s = atomic_load(&l->segs[i]);
+        log_seg *s = log_seg_get(l, i);
         if (!s) continue;
         l->io->unmap(l->io, s->map, l->seg_size);
-        l->io->close(l->io, s->fd);
+        if (s->fd >= 0) l->io->close(l->io, s->fd);
         free(s);
     }
+    for (uint64_t p = 0; p < LOG_SEG_PAGES; p++)
+        free(atomic_load(&l->seg_pages[p]));
+    pthread_mutex_destroy(&l->seg_mu);
     pthread_mutex_destroy(&l->prep_mu);
     pthread_cond_destroy(&l->prep_cv);
     free(l->dir);
@@ -358,10 +438,12 @@ int log_reserve(flog *l, uint64_t len, uint64_t *lo)
 int log_write(flog *l, uint64_t lo, const void *buf, size_t len)
 {
     uint64_t no = lo / l->seg_size;
-    log_seg *s = atomic_load_explicit(&l->segs[no], memory_order_acquire);
+    log_seg *s = log_seg_get(l, no);
     if (!s) return -EIO;
     if (no < l->unsynced_from) l->unsynced_from = no;
-    int rc = io_write_full(l->io, s->fd, buf, len, (off_t)(lo % l->seg_size));
+    int fd = log_seg_fd(l, s);
+    if (fd < 0) return fd;
+    int rc = io_write_full(l->io, fd, buf, len, (off_t)(lo % l->seg_size));
     if (rc) return rc;
     l->tail_lo = lo + len;
     if (l->prep_running && l->prep_asked <= no && (lo + len) % l->seg_size > l->seg_size / 2) {
@@ -389,13 +471,15 @@ int log_sync(flog *l)
     uint64_t upto = l->tail_lo;
     uint64_t last = l->tail_lo / l->seg_size;
     for (uint64_t no = l->unsynced_from; no <= last; no++) {
-        log_seg *s = atomic_load_explicit(&l->segs[no], memory_order_acquire);
+        log_seg *s = log_seg_get(l, no);
         if (!s) continue;
-        int rc = l->io->fdatasync(l->io, s->fd);
+        int fd = log_seg_fd(l, s);
+        int rc = fd < 0 ? fd : l->io->fdatasync(l->io, fd);
         if (rc) return rc;
     }
     l->unsynced_from = UINT64_MAX;
     raise_synced(l, upto);
+    close_fds_below(l, last); /* sealed and synced: never written again */
     return 0;
 }
 
@@ -406,9 +490,9 @@ void log_sync_fds(flog *l, int *fds, size_t cap, size_t *n, uint64_t *upto)
     if (l->unsynced_from == UINT64_MAX) return;
     uint64_t last = l->tail_lo / l->seg_size;
     for (uint64_t no = l->unsynced_from; no <= last; no++) {
-        log_seg *s = atomic_load_explicit(&l->segs[no], memory_order_acquire);
+        log_seg *s = log_seg_get(l, no);
         if (!s) continue;
-        if (*n < cap) fds[*n] = s->fd;
+        if (*n < cap) fds[*n] = log_seg_fd(l, s);
         (*n)++;
     }
 }
@@ -417,6 +501,7 @@ void log_sync_done(flog *l, uint64_t upto)
 {
     if (l->tail_lo == upto) l->unsynced_from = UINT64_MAX;
     raise_synced(l, upto);
+    if (l->unsynced_from == UINT64_MAX) close_fds_below(l, l->tail_lo / l->seg_size);
 }
 
 int log_sync_upto(flog *l, uint64_t lo)
@@ -426,21 +511,39 @@ int log_sync_upto(flog *l, uint64_t lo)
     /* The bytes in [from, lo) lie in these segments, all of them written
      * (and so attached) before lo was handed to us. */
     uint64_t n = atomic_load_explicit(&l->n_segs, memory_order_acquire);
-    for (uint64_t no = from / l->seg_size; no <= (lo - 1) / l->seg_size; no++) {
-        log_seg *s = no < n ? atomic_load_explicit(&l->segs[no], memory_order_acquire) : NULL;
-        if (!s) return -EIO;
-        int rc = l->io->fdatasync(l->io, s->fd);
-        if (rc) return rc;
+    int rc = 0;
+    /* seg_mu held: the writer may not close a descriptor this uses. */
+    pthread_mutex_lock(&l->seg_mu);
+    for (uint64_t no = from / l->seg_size; no <= (lo - 1) / l->seg_size && !rc; no++) {
+        log_seg *s = no < n ? log_seg_get(l, no) : NULL;
+        if (!s) {
+            rc = -EIO;
+            break;
+        }
+        if (s->fd < 0) {
+            char path[PATH_MAX];
+            seg_path(l, s->no, "", path, sizeof path);
+            int fd = l->io->open(l->io, path, l->read_only ? O_RDONLY : O_RDWR, 0);
+            if (fd < 0) {
+                rc = fd;
+                break;
+            }
+            rc = l->io->fdatasync(l->io, fd);
+            l->io->close(l->io, fd);
+        } else {
+            rc = l->io->fdatasync(l->io, s->fd);
+        }
     }
-    raise_synced(l, lo);
-    return 0;
+    pthread_mutex_unlock(&l->seg_mu);
+    if (!rc) raise_synced(l, lo);
+    return rc;
 }
 
 void log_release(flog *l, uint64_t from_lo, uint64_t to_lo)
 {
     uint64_t n = atomic_load_explicit(&l->n_segs, memory_order_acquire);
     for (uint64_t no = from_lo / l->seg_size; no < n && no * l->seg_size < to_lo; no++) {
-        log_seg *s = atomic_load_explicit(&l->segs[no], memory_order_acquire);
+        log_seg *s = log_seg_get(l, no);
         if (!s) continue;
         uint64_t a = no == from_lo / l->seg_size ? from_lo % l->seg_size : 0;
         uint64_t b = (no + 1) * l->seg_size <= to_lo ? l->seg_size : to_lo % l->seg_size;
@@ -453,7 +556,7 @@ const uint8_t *log_ptr(flog *l, uint64_t lo, uint64_t *avail)
 {
     uint64_t no = lo / l->seg_size;
     if (no >= atomic_load_explicit(&l->n_segs, memory_order_acquire)) return NULL;
-    log_seg *s = atomic_load_explicit(&l->segs[no], memory_order_acquire);
+    log_seg *s = log_seg_get(l, no);
     if (!s) return NULL;
     uint64_t off = lo % l->seg_size;
     if (avail) *avail = l->seg_size - off;
@@ -485,7 +588,7 @@ static uint64_t nonzero_end(const uint8_t *p, uint64_t len)
 int log_seg_chained(flog *l, uint64_t lo)
 {
     uint64_t no = lo / l->seg_size;
-    log_seg *sg = no < atomic_load(&l->n_segs) ? atomic_load_explicit(&l->segs[no], memory_order_acquire) : NULL;
+    log_seg *sg = no < atomic_load(&l->n_segs) ? log_seg_get(l, no) : NULL;
     return sg && sg->format >= LOG_CHAIN_FORMAT;
 }
 
@@ -680,15 +783,17 @@ int log_cut_tail(flog *l, uint64_t end_lo)
     const uint8_t *p = log_ptr(l, end_lo, &avail);
     if (!p) return -EIO;
     uint64_t nz = nonzero_end(p, avail);
-    log_seg *s = atomic_load(&l->segs[end_lo / l->seg_size]);
+    log_seg *s = log_seg_get(l, end_lo / l->seg_size);
     uint8_t zeros[65536] = {0};
     for (uint64_t off = 0; off < nz;) {
         size_t n = nz - off < sizeof zeros ? (size_t)(nz - off) : sizeof zeros;
-        int rc = io_write_full(l->io, s->fd, zeros, n, (off_t)(end_lo % l->seg_size + off));
+        int fd = log_seg_fd(l, s);
+        int rc = fd < 0 ? fd : io_write_full(l->io, fd, zeros, n, (off_t)(end_lo % l->seg_size + off));
         if (rc) return rc;
         off += n;
     }
-    int rc = l->io->fdatasync(l->io, s->fd);
+    int fd = log_seg_fd(l, s);
+    int rc = fd < 0 ? fd : l->io->fdatasync(l->io, fd);
     if (rc) return rc;
     l->tail_lo = end_lo;
     return 0;

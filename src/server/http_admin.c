@@ -26,9 +26,9 @@
 typedef struct srv_backup {
     pthread_mutex_t mu;
     pthread_t thread;
-    int started;  /* a thread was started (and not joined) */
-    int running;  /* it has not finished */
-    int stop;     /* shutting down: stop at the next segment */
+    int started; /* a thread was started (and not joined) */
+    int running; /* it has not finished */
+    int stop;    /* shutting down: stop at the next segment */
     char id[37];
     char *dest;
     uint64_t done, total, t0;
@@ -62,8 +62,8 @@ static void *run(void *arg)
     if (rc)
         slog_write(SLOG_ERROR, "backup %s into %s failed: %s", b->id, b->dest, factum_strerror(rc));
     else
-        slog_write(SLOG_INFO, "backup %s into %s completed: positions 1..%" PRIu64 ", %" PRIu64 " segments", b->id,
-                   b->dest, rep.position, rep.segments);
+        slog_write(SLOG_INFO, "backup %s into %s completed: positions 1..%" PRIu64 ", %" PRIu64 " segments",
+                   b->id, b->dest, rep.position, rep.segments);
     return NULL;
 }
 
@@ -88,8 +88,9 @@ static void status(srv_backup *b, net_http_resp *resp)
     if (!b->running && !b->rc) {
         const factum_backup_report *r = &b->rep;
         base_buf_printf(o,
-                        ",\"position\":%" PRIu64 ",\"segments\":%" PRIu64 ",\"linked\":%" PRIu64 ",\"copied\":%" PRIu64
-                        ",\"kept\":%" PRIu64 ",\"bytesCopied\":%" PRIu64 ",\"verified\":%s",
+                        ",\"position\":%" PRIu64 ",\"segments\":%" PRIu64 ",\"linked\":%" PRIu64
+                        ",\"copied\":%" PRIu64 ",\"kept\":%" PRIu64 ",\"bytesCopied\":%" PRIu64
+                        ",\"verified\":%s",
                         r->position, r->segments, r->linked, r->copied, r->kept, r->bytes_copied,
                         r->verified ? "true" : "false");
         char head[FACTUM_CHAIN_JSON_MAX];

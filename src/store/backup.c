@@ -166,11 +166,11 @@ static int write_descriptor(const char *dest, const factum_backup_report *r)
     factum_uuid_format(r->head.store_uuid, uuid);
     hex(r->head.hash, FACTUM_HASH_LEN, h);
     base_buf b = {0};
-    int rc = base_buf_printf(&b,
-                             "factum backup 1\nstore %s\nposition %" PRIu64 "\nlog_end %" PRIu64 "\nsegments %" PRIu64
-                             "\nchain_position %" PRIu64 "\nchain_hash %s\ncreated %lld\n",
-                             uuid, r->position, r->log_end, r->segments, r->head.position, h,
-                             (long long)base_now_ns());
+    int rc = base_buf_printf(
+        &b,
+        "factum backup 1\nstore %s\nposition %" PRIu64 "\nlog_end %" PRIu64 "\nsegments %" PRIu64
+        "\nchain_position %" PRIu64 "\nchain_hash %s\ncreated %lld\n",
+        uuid, r->position, r->log_end, r->segments, r->head.position, h, (long long)base_now_ns());
     if (!rc) rc = base_buf_printf(&b, "crc %08x\n", base_crc32c(0, b.data, b.len));
     if (!rc) rc = io_write_file_atomic(io_posix(), dest, DESCRIPTOR, b.data, b.len);
     base_buf_free(&b);
@@ -193,8 +193,8 @@ int factum_backup_read(const char *dir, factum_backup_report *r)
     int ok = crc && sscanf(crc, "crc %8x", &want) == 1 && base_crc32c(0, buf, (size_t)(crc - text)) == want &&
              !strncmp(text, "factum backup 1\n", 16) &&
              sscanf(text,
-                    "factum backup 1\nstore %63s\nposition %" SCNu64 "\nlog_end %" SCNu64 "\nsegments %" SCNu64
-                    "\nchain_position %" SCNu64 "\nchain_hash %79s\n",
+                    "factum backup 1\nstore %63s\nposition %" SCNu64 "\nlog_end %" SCNu64
+                    "\nsegments %" SCNu64 "\nchain_position %" SCNu64 "\nchain_hash %79s\n",
                     uuid, &r->position, &r->log_end, &r->segments, &r->head.position, h) == 6 &&
              !factum_uuid_parse(uuid, strlen(uuid), r->head.store_uuid) && strlen(h) == 2 * FACTUM_HASH_LEN &&
              !unhex(h, r->head.hash, FACTUM_HASH_LEN) && r->segments >= 1;
@@ -345,8 +345,8 @@ int factum_backup(factum_store *s, const char *dest, const factum_backup_options
                 if (!rc) r->copied++;
             }
         } else {
-            rc = copy_file(src, dst, r->log_end % s->seg_size ? r->log_end % s->seg_size : s->seg_size, s->seg_size,
-                           &r->bytes_copied);
+            rc = copy_file(src, dst, r->log_end % s->seg_size ? r->log_end % s->seg_size : s->seg_size,
+                           s->seg_size, &r->bytes_copied);
             if (!rc) r->copied++;
         }
         done += s->seg_size;
@@ -372,9 +372,10 @@ int factum_backup(factum_store *s, const char *dest, const factum_backup_options
     if (!rc) rc = write_descriptor(dest, r); /* BK-3: last */
     if (!rc)
         store_log(s, FACTUM_LOG_INFO,
-                  "backup into %s: positions 1..%" PRIu64 ", %" PRIu64 " segments (%" PRIu64 " linked, %" PRIu64
-                  " copied, %" PRIu64 " kept)%s",
-                  dest, r->position, r->segments, r->linked, r->copied, r->kept, r->verified ? ", verified" : "");
+                  "backup into %s: positions 1..%" PRIu64 ", %" PRIu64 " segments (%" PRIu64
+                  " linked, %" PRIu64 " copied, %" PRIu64 " kept)%s",
+                  dest, r->position, r->segments, r->linked, r->copied, r->kept,
+                  r->verified ? ", verified" : "");
     return rc;
 }
 
@@ -430,8 +431,8 @@ int factum_restore(const char *backup, const char *dest, const factum_backup_opt
     factum_chain_get_head(s, &h);
     uint64_t last = atomic_load(&s->committed_pos);
     factum_store_close(s);
-    if (last != r->position || h.position != r->head.position || memcmp(h.hash, r->head.hash, FACTUM_HASH_LEN) ||
-        memcmp(h.store_uuid, r->head.store_uuid, 16))
+    if (last != r->position || h.position != r->head.position ||
+        memcmp(h.hash, r->head.hash, FACTUM_HASH_LEN) || memcmp(h.store_uuid, r->head.store_uuid, 16))
         return FACTUM_ECORRUPT;
     if (!opts->no_verify) {
         factum_verify_options vo = {1, &r->head};

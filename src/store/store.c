@@ -314,8 +314,9 @@ static int recover(factum_store *s, const idx_checkpoint *cp)
          * checkpoint can cover it (IDX-1). */
         uint64_t n = atomic_load(&s->log->n_segs);
         for (uint64_t i = from_lo / s->seg_size; i < n; i++) {
-            log_seg *sg = atomic_load(&s->log->segs[i]);
-            if (sg && (rc = s->io->fdatasync(s->io, sg->fd))) return rc;
+            log_seg *sg = log_seg_get(s->log, i);
+            int fd = sg ? log_seg_fd(s->log, sg) : 0;
+            if (sg && (rc = fd < 0 ? fd : s->io->fdatasync(s->io, fd))) return rc;
         }
     }
     log_scan_result res;

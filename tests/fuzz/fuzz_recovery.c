@@ -34,7 +34,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         l->seg_size = SEG;
         s0.map = seg;
         s0.fd = -1;
-        atomic_store(&l->segs[0], &s0);
+        pthread_mutex_init(&l->seg_mu, NULL);
+        if (log_seg_publish(l, 0, &s0)) return 0;
         atomic_store(&l->n_segs, 1);
     }
     memset(seg + LOG_SEG_HEADER, 0, SEG - LOG_SEG_HEADER);

@@ -39,7 +39,8 @@ static void *writer(void *p)
     for (uint64_t i = 0; !atomic_load(&w->stop); i++) {
         factum_event_data e[3];
         for (int k = 0; k < 3; k++)
-            e[k] = harness_event("Deposited", "{\"amount\":100,\"note\":\"a payment while the backup runs\"}");
+            e[k] =
+                harness_event("Deposited", "{\"amount\":100,\"note\":\"a payment while the backup runs\"}");
         char stream[24];
         snprintf(stream, sizeof stream, "acct-%d", (int)(i % 37));
         if (factum_append(w->s, stream, FACTUM_ANY, e, 3, NULL)) {
@@ -67,7 +68,8 @@ static void same_prefix(factum_store *a, factum_store *b, uint64_t p)
         for (size_t i = 0; i < n && from + i <= p; i++) {
             CHECK_EQ_U64(ea[i].position, eb[i].position);
             CHECK_EQ_U64(ea[i].version, eb[i].version);
-            CHECK(ea[i].stream_len == eb[i].stream_len && !memcmp(ea[i].stream, eb[i].stream, ea[i].stream_len));
+            CHECK(ea[i].stream_len == eb[i].stream_len &&
+                  !memcmp(ea[i].stream, eb[i].stream, ea[i].stream_len));
             CHECK(!memcmp(ea[i].id, eb[i].id, 16));
             CHECK(ea[i].data_len == eb[i].data_len && !memcmp(ea[i].data, eb[i].data, ea[i].data_len));
         }
