@@ -4,7 +4,7 @@
  * up to P; an incremental backup keeps the segments it had whole; an empty
  * store; and the refusals: a destination holding something else or another
  * store's backup, a restore into a non-empty directory or from a directory
- * without a backup, a damaged backup. */
+ * without a backup, a damaged backup; a backup stopped half-way. */
 #include "harness.h"
 
 #include <fcntl.h>
@@ -221,10 +221,65 @@ static void t_refusals(void)
     harness_rm_rf(live);
 }
 
+static int stop_after_first(void *ctx, uint64_t done, uint64_t total)
+{
+    (void)total;
+    int *calls = ctx;
+    (*calls)++;
+    return done > 0; /* stop after the first segment */
+}
+
+/* BK-3: a backup stopped half-way (a crash would leave the same) leaves no
+ * descriptor: nothing can restore from it, and the next backup into it
+ * starts over and completes; an incremental run that is stopped leaves the
+ * directory incomplete rather than claiming the older backup. */
+static void t_stopped_backup(void)
+{
+    harness_tmpdir(live, sizeof live, "bk_stop_live");
+    harness_tmpdir(bdir, sizeof bdir, "bk_stop_backup");
+    harness_tmpdir(rdir, sizeof rdir, "bk_stop_restored");
+    factum_store *s = open_at(live);
+    REQUIRE(s);
+    writer_arg w = {.s = s};
+    pthread_t t;
+    REQUIRE(pthread_create(&t, NULL, writer, &w) == 0);
+    while (atomic_load(&w.appended) < 15000)
+        usleep(1000);
+    atomic_store(&w.stop, 1);
+    pthread_join(t, NULL);
+    int calls = 0;
+    factum_backup_options o = {0, stop_after_first, &calls};
+    CHECK_RC(factum_backup(s, bdir, &o, NULL), -ECANCELED);
+    CHECK_EQ_U64(calls, 1);
+    factum_backup_report r;
+    CHECK_RC(factum_backup_read(bdir, &r), FACTUM_ENOTSTORE);
+    CHECK_RC(factum_restore(bdir, rdir, NULL, NULL), FACTUM_ENOTSTORE);
+    CHECK_RC(factum_backup(s, bdir, NULL, &r), 0);
+    CHECK_EQ_U64(r.kept, 0); /* started over */
+    CHECK(r.segments > 1);
+    /* An incremental run stopped: the earlier descriptor is gone too. */
+    factum_event_data e = harness_event("More", "{}");
+    CHECK_RC(factum_append(s, "more", FACTUM_ANY, &e, 1, NULL), 0);
+    calls = 0;
+    CHECK_RC(factum_backup(s, bdir, &o, NULL), -ECANCELED);
+    CHECK_RC(factum_backup_read(bdir, &r), FACTUM_ENOTSTORE);
+    CHECK_RC(factum_backup(s, bdir, NULL, &r), 0);
+    CHECK_RC(factum_restore(bdir, rdir, NULL, NULL), 0);
+    factum_store *b = open_at(rdir);
+    REQUIRE(b);
+    CHECK_EQ_U64(atomic_load(&b->committed_pos), atomic_load(&s->committed_pos));
+    factum_store_close(b);
+    factum_store_close(s);
+    harness_rm_rf(rdir);
+    harness_rm_rf(bdir);
+    harness_rm_rf(live);
+}
+
 int main(void)
 {
     RUN(t_backup_while_appending);
     RUN(t_incremental);
     RUN(t_refusals);
+    RUN(t_stopped_backup);
     return harness_done();
 }
