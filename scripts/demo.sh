@@ -83,7 +83,7 @@ srv=""
 trap '[ -z "$srv" ] || { kill -TERM $srv 2>/dev/null || true; wait $srv 2>/dev/null || true; }; rm -rf "$demo_dir"' EXIT
 # Ready when its log names its port and /health/live answers (scripts/lib.sh).
 factumd_start "$srvlog" build/release/factumd --insecure --db "$(dirname "$FACTUM_DATA")/server-db" \
-  --node-ip 127.0.0.1 --node-port 0
+  --node-ip 127.0.0.1 --node-port 0 --backup-dir "$demo_dir/backups"
 srv=$factumd_pid port=$factumd_port
 url="kurrentdb://127.0.0.1:$port?tls=false"
 cat "$srvlog"
@@ -122,7 +122,7 @@ echo
 echo "# metrics for Prometheus:"
 curl -s "http://127.0.0.1:$port/metrics" | grep -E '^factum_(appends_total|events_written_total|group_commits_total|grpc_calls_total|connections_total) '
 echo "# an online backup of the running server (on a thread of its own), and the hash chain's head:"
-say curl -s -X POST "http://127.0.0.1:$port/admin/backup?destination=$demo_dir/server-backup"
+say curl -s -X POST "http://127.0.0.1:$port/admin/backup?destination=nightly"
 for _ in $(seq 1 50); do
   curl -s "http://127.0.0.1:$port/admin/backup" | grep -q '"state":"running"' || break
   sleep 0.1

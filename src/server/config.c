@@ -117,6 +117,9 @@ static const opt opts[] = {
      "keep the read models (SQL tables maintained from the log; docs/readmodels.md) and serve them"},
     {"readmodels-dir", NULL, T_STR, OFF(readmodels_dir), SZ(readmodels_dir), "",
      "directory of the read models' SQLite files (default: <db>/readmodels)"},
+    {"backup-dir", NULL, T_STR, OFF(backup_dir), SZ(backup_dir), "",
+     "directory under which POST /admin/backup writes backups (each into a directory inside it, named by the "
+     "request); empty: backups over HTTP are off"},
 };
 #define N_OPTS (sizeof opts / sizeof *opts)
 

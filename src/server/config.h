@@ -50,6 +50,7 @@ typedef struct srv_config {
     int projection_heap_mib;          /* a JavaScript projection's heap */
     int run_readmodels;               /* open the read models (include/factum_readmodel.h) */
     char readmodels_dir[4096];        /* their SQLite files ("": <db>/readmodels) */
+    char backup_dir[4096];            /* POST /admin/backup writes under it ("": off) */
     int allow_anonymous_stream_access;   /* KurrentDB's AllowAnonymousStreamAccess */
     int allow_anonymous_endpoint_access; /* KurrentDB's AllowAnonymousEndpointAccess */
     char authorization_default_policy_type[32]; /* "acl" or "streampolicy" (Authorization:DefaultPolicyType) */

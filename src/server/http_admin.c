@@ -2,9 +2,10 @@
  * http_admin.c - factumd's online backup over HTTP (docs/operations.md,
  * "Backup and restore"), for operators and admins:
  *
- *   POST /admin/backup?destination=DIR   start one (a directory on the
- *        server's host); 202 {"backupId","destination"}, 409 while one runs,
- *        400 without a destination
+ *   POST /admin/backup?destination=NAME  start one into NAME under
+ *        --backup-dir (a relative path without `..`, or an absolute path
+ *        inside it); 202 {"backupId","destination"}, 409 while one runs, 400
+ *        for a missing or outside destination, 403 without --backup-dir
  *   GET  /admin/backup                    the one running or the last one:
  *        {"backupId","destination","state":"running"|"completed"|"failed",
  *         "doneBytes","totalBytes","position","segments","linked","copied",
@@ -14,10 +15,12 @@
  * event loop; the loop only reads its state under a mutex. Shutting down
  * stops it between two segments (srv_backup_stop) before the store closes.
  */
+#include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "base/json.h"
 #include "server/log.h"
@@ -59,12 +62,59 @@ static void *run(void *arg)
     b->rep = rep;
     b->running = 0;
     pthread_mutex_unlock(&b->mu);
-    if (rc)
+    if (rc == -ECANCELED)
+        slog_write(SLOG_WARN,
+                   "backup %s into %s stopped: factumd is shutting down (the directory holds no complete "
+                   "backup)",
+                   b->id, b->dest);
+    else if (rc)
         slog_write(SLOG_ERROR, "backup %s into %s failed: %s", b->id, b->dest, factum_strerror(rc));
     else
         slog_write(SLOG_INFO, "backup %s into %s completed: positions 1..%" PRIu64 ", %" PRIu64 " segments",
                    b->id, b->dest, rep.position, rep.segments);
     return NULL;
+}
+
+/* The directory a destination names inside root: root/rel for a relative
+ * one, or an absolute one under root; no empty, `.` or `..` component, at
+ * most 1024 bytes. malloc'd, or NULL. */
+static char *backup_path(const char *root, const char *dest)
+{
+    size_t rl = strlen(root);
+    while (rl > 1 && root[rl - 1] == '/')
+        rl--;
+    const char *rel = dest;
+    if (dest[0] == '/') {
+        if (strncmp(dest, root, rl) || dest[rl] != '/') return NULL;
+        rel = dest + rl + 1;
+    }
+    size_t n = strlen(rel);
+    if (!n || n > 1024) return NULL;
+    for (const char *c = rel; *c;) {
+        const char *e = strchr(c, '/');
+        size_t len = e ? (size_t)(e - c) : strlen(c);
+        if (!len || (len == 1 && c[0] == '.') || (len == 2 && c[0] == '.' && c[1] == '.')) return NULL;
+        c += len;
+        if (*c) c++;
+        if (e && !*c) break; /* a trailing slash */
+    }
+    char *out = malloc(rl + 1 + n + 1);
+    if (!out) return NULL;
+    memcpy(out, root, rl);
+    out[rl] = '/';
+    memcpy(out + rl + 1, rel, n + 1);
+    return out;
+}
+
+/* Make the directories above path (the root included) if missing. */
+static void make_parents(char *path)
+{
+    for (char *c = path + 1; *c; c++) {
+        if (*c != '/') continue;
+        *c = 0;
+        mkdir(path, 0755); /* EEXIST, or the backup says why it cannot */
+        *c = '/';
+    }
 }
 
 static void answer_error(net_http_resp *resp, int status, const char *msg)
@@ -122,11 +172,19 @@ void srv_http_backup(srv_state *st, const net_http_req *req, net_http_resp *resp
         answer_error(resp, 405, "method not allowed: GET or POST");
         return;
     }
-    base_buf dest = {0};
-    int q = srv_qs_get(req->query, "destination", &dest);
-    if (q <= 0 || dest.len <= 1 || ((char *)dest.data)[0] != '/') {
-        base_buf_free(&dest);
-        answer_error(resp, 400, "give ?destination=DIR, an absolute directory on the server's host");
+    if (!st->cfg.backup_dir[0]) {
+        answer_error(resp, 403, "backups over HTTP are off: start factumd with --backup-dir DIR");
+        return;
+    }
+    base_buf name = {0};
+    int q = srv_qs_get(req->query, "destination", &name);
+    char *path = q > 0 ? backup_path(st->cfg.backup_dir, (const char *)name.data) : NULL;
+    base_buf_free(&name);
+    if (!path) {
+        answer_error(
+            resp, 400,
+            "give ?destination=NAME: a directory inside --backup-dir (relative, or absolute under it; "
+            "no '..')");
         return;
     }
     if (b) {
@@ -134,7 +192,7 @@ void srv_http_backup(srv_state *st, const net_http_req *req, net_http_resp *resp
         int busy = b->running;
         pthread_mutex_unlock(&b->mu);
         if (busy) {
-            base_buf_free(&dest);
+            free(path);
             answer_error(resp, 409, "a backup is running (GET /admin/backup)");
             return;
         }
@@ -145,12 +203,13 @@ void srv_http_backup(srv_state *st, const net_http_req *req, net_http_resp *resp
         st->backup = b = NULL;
     }
     if (!(b = calloc(1, sizeof *b))) {
-        base_buf_free(&dest);
+        free(path);
         answer_error(resp, 503, "out of memory");
         return;
     }
     pthread_mutex_init(&b->mu, NULL);
-    b->dest = (char *)dest.data; /* NUL-terminated by srv_qs_get */
+    b->dest = path;
+    make_parents(path);
     b->store = st->store;
     b->running = 1;
     b->t0 = base_mono_ns();

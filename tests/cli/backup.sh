@@ -52,19 +52,31 @@ contains "$OUT" "usage: factum restore BACKUP"
 if command -v curl >/dev/null; then
     pid=""
     trap '[ -z "$pid" ] || kill -9 "$pid" 2>/dev/null || true; rm -rf "$T"' EXIT
-    factumd_start "$T/factumd.log" "$FACTUMD" --disable-tls --db "$T/srv" --node-ip 127.0.0.1 --node-port 0
+    # Without --backup-dir, backups over HTTP are off.
+    factumd_start "$T/factumd0.log" "$FACTUMD" --insecure --mem-db --node-ip 127.0.0.1 --node-port 0
+    pid=$factumd_pid
+    eq "$(curl -s -o /dev/null -w '%{http_code}' -X POST "http://127.0.0.1:$factumd_port/admin/backup?destination=x")" 403
+    kill -TERM "$pid"
+    wait "$pid"
+    mkdir -p "$T/backups"
+    factumd_start "$T/factumd.log" "$FACTUMD" --disable-tls --db "$T/srv" --node-ip 127.0.0.1 --node-port 0 \
+        --backup-dir "$T/backups/"
     pid=$factumd_pid
     H="http://127.0.0.1:$factumd_port"
     URL="kurrentdb://admin:changeit@127.0.0.1:$factumd_port?tls=false"
     seq 1 200 | sed 's/.*/{"type":"T","data":{"n":&}}/' >"$T/ev.ndjson"
     run 0 "$FACTUM" --server "$URL" append s --file "$T/ev.ndjson"
-    eq "$(curl -s -o /dev/null -w '%{http_code}' -X POST "$H/admin/backup?destination=$T/sb")" 401
+    eq "$(curl -s -o /dev/null -w '%{http_code}' -X POST "$H/admin/backup?destination=sb")" 401
     eq "$(curl -s -o /dev/null -w '%{http_code}' -u admin:changeit "$H/admin/backup")" 404
     eq "$(curl -s -o /dev/null -w '%{http_code}' -u admin:changeit -X POST "$H/admin/backup")" 400
-    eq "$(curl -s -o /dev/null -w '%{http_code}' -u admin:changeit -X POST "$H/admin/backup?destination=relative")" 400
+    # Only inside --backup-dir: no '..', no absolute path outside it, no empty or '.' component.
+    for bad in ../out "a/../../out" "$T/elsewhere" "$T/backupsX/b" / . "a//b" "%2e%2e/out"; do
+        eq "$(curl -s -o /dev/null -w '%{http_code}' -u admin:changeit -X POST "$H/admin/backup?destination=$bad")" 400 "$bad"
+    done
+    [ ! -e "$T/out" ] && [ ! -e "$T/elsewhere" ] || fail "a backup escaped --backup-dir"
     ( for i in $(seq 1 30); do "$FACTUM" --server "$URL" append t --type T --data "{\"i\":$i}" >/dev/null; done ) &
     apid=$!
-    R=$(curl -sf -u admin:changeit -X POST "$H/admin/backup?destination=$T/sb")
+    R=$(curl -sf -u admin:changeit -X POST "$H/admin/backup?destination=sb")
     [[ $(jq -r .backupId <<<"$R") =~ ^[0-9a-f-]{36}$ ]] || fail "backupId: $R"
     for _ in $(seq 1 100); do
         S=$(curl -sf -u admin:changeit "$H/admin/backup")
@@ -76,9 +88,18 @@ if command -v curl >/dev/null; then
     eq "$(jq -r .verified <<<"$S")" true
     P=$(jq -r .position <<<"$S")
     [ "$P" -ge 200 ] || fail "backup position $P"
-    run 0 "$FACTUM" --data "$T/sr" restore "$T/sb" --json
+    eq "$(jq -r .destination <<<"$S")" "$T/backups/sb"
+    run 0 "$FACTUM" --data "$T/sr" restore "$T/backups/sb" --json
     eq "$(jq -r .position <<<"$OUT")" "$P"
     eq "$(jq -c .chainHead <<<"$OUT")" "$(jq -c .chainHead <<<"$S")"
+    # An absolute destination inside --backup-dir is taken too (incremental into the same one).
+    eq "$(curl -s -o /dev/null -w '%{http_code}' -u admin:changeit -X POST "$H/admin/backup?destination=$T/backups/sb")" 202
+    for _ in $(seq 1 100); do
+        S=$(curl -sf -u admin:changeit "$H/admin/backup")
+        [ "$(jq -r .state <<<"$S")" = running ] || break
+        sleep 0.1
+    done
+    eq "$(jq -c '[.state, .kept >= 0]' <<<"$S")" '["completed",true]'
     run 1 "$FACTUM" --data "$T/srv" backup "$T/sb2" # factumd holds it
     contains "$ERR" "locked"
     kill -TERM "$pid"
