@@ -358,6 +358,13 @@ typedef struct factum_driver factum_driver;
  * turn per group. The thread is blocked for the fdatasync: not for slow
  * disks. Wins over FACTUM_DRIVER_NO_URING. (docs/adr/0024) */
 #define FACTUM_DRIVER_SYNC 0x2u
+/* The application looks at factum_driver_ready (or calls factum_driver_run)
+ * before every wait on the fd, as an event loop that polls its driver does:
+ * then appends submitted, and completions decided, on the driver's own
+ * thread do not make the fd readable (a write and a read of the eventfd
+ * saved per append); completions from other threads and io_uring still do.
+ * Without it, every reason to run makes the fd readable. */
+#define FACTUM_DRIVER_POLL_READY 0x4u
 
 /* Make a driver of store s for the calling thread (its thread: the only one
  * that may call the driver's functions, except factum_driver_free). flags:

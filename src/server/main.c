@@ -339,7 +339,7 @@ int main(int argc, char **argv)
     if (cfg->io_uring && mode == SRV_COMMIT_AUTO) mode = SRV_COMMIT_URING;
     if (cfg->relaxed && mode == SRV_COMMIT_AUTO) mode = SRV_COMMIT_WRITER; /* no fdatasync to wait for */
     if (mode != SRV_COMMIT_WRITER) {
-        unsigned flags = mode == SRV_COMMIT_URING ? 0 : FACTUM_DRIVER_SYNC;
+        unsigned flags = (mode == SRV_COMMIT_URING ? 0 : FACTUM_DRIVER_SYNC) | FACTUM_DRIVER_POLL_READY; /* the loop checks drive_ready before every wait */
         if ((rc = factum_driver_new(st.store, flags, &r->drv))) {
             slog_write(SLOG_ERROR, "cannot make the loop's store driver: %s", factum_strerror(rc));
             goto out;

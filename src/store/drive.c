@@ -91,6 +91,8 @@ struct factum_driver {
     int inline_rc;
     int kick;              /* SYNC: appends were submitted since the last run: lead them there */
     int self_signaled;     /* this thread wrote efd since the last run read it (notify_self) */
+    int poll_ready;        /* FACTUM_DRIVER_POLL_READY: no signal for the driver's own thread */
+    _Atomic int signaled;  /* efd was written (set after the write): a run must read it */
     size_t outstanding; /* DRV-2; the driver's thread only */
     _Atomic size_t uncompleted; /* submitted, not yet completed (DRV-3) */
     int in_callbacks;           /* DRV-4; the driver's thread only */
@@ -122,6 +124,9 @@ static void signal_fd(factum_driver *d)
     uint64_t one = 1;
     ssize_t w = write(d->efd, &one, sizeof one);
     (void)w; /* only fails when the counter is saturated: it is readable then */
+    /* After the write: a run that sees the flag reads the fd and so resets
+     * this write; one that does not will be woken by the fd. */
+    atomic_store_explicit(&d->signaled, 1, memory_order_release);
 }
 
 void drive_signal(factum_driver *d)
@@ -134,7 +139,7 @@ void drive_signal(factum_driver *d)
  * signal, a synced group, appends to lead), once per run. */
 static void notify_self(factum_driver *d)
 {
-    if (d->self_signaled) return;
+    if (d->self_signaled || d->poll_ready) return; /* POLL_READY: the application looks first */
     if (atomic_load_explicit(&d->has_done, memory_order_acquire) || d->inline_done || d->kick) {
         d->self_signaled = 1;
         signal_fd(d);
@@ -163,7 +168,7 @@ void drive_deliver(factum_driver *d, wreq *r)
     d->done_tail = r;
     atomic_store_explicit(&d->has_done, 1, memory_order_release);
     pthread_mutex_unlock(&d->mu);
-    if (tl_running != d) signal_fd(d);
+    if (tl_running != d && !(d->poll_ready && drive_is_own_thread(d))) signal_fd(d);
 }
 
 int drive_sync_start(factum_driver *d, flog *log, uint64_t *upto)
@@ -198,7 +203,8 @@ int drive_sync_start(factum_driver *d, flog *log, uint64_t *upto)
 
 int factum_driver_new(factum_store *s, unsigned flags, factum_driver **out)
 {
-    if (!s || !out || (flags & ~(FACTUM_DRIVER_NO_URING | FACTUM_DRIVER_SYNC))) return FACTUM_EINVAL;
+    if (!s || !out || (flags & ~(FACTUM_DRIVER_NO_URING | FACTUM_DRIVER_SYNC | FACTUM_DRIVER_POLL_READY)))
+        return FACTUM_EINVAL;
     if (s->opts.read_only) return FACTUM_EREADONLY;
     factum_driver *d = calloc(1, sizeof *d);
     if (!d) return -ENOMEM;
@@ -211,6 +217,7 @@ int factum_driver_new(factum_store *s, unsigned flags, factum_driver **out)
         return rc;
     }
     pthread_mutex_init(&d->mu, NULL);
+    d->poll_ready = (flags & FACTUM_DRIVER_POLL_READY) != 0;
     d->mode = DRV_WRITER;
     if (flags & FACTUM_DRIVER_SYNC) {
         d->mode = DRV_SYNC;
@@ -315,9 +322,14 @@ int factum_driver_run(factum_driver *d, int timeout_ms)
     uint64_t deadline = timeout_ms > 0 ? base_mono_ns() + (uint64_t)timeout_ms * 1000000u : 0;
     int ran = 0, sync_groups = 0;
     for (;;) {
-        uint64_t v;
-        ssize_t r = read(d->efd, &v, sizeof v); /* reset before looking: a later signal is not lost */
-        (void)r;
+        /* Reset the fd before looking: a later signal is not lost. Only if
+         * it was written (io_uring writes it without telling): with
+         * POLL_READY, most runs have nothing to reset. */
+        if (d->mode == DRV_URING || atomic_exchange_explicit(&d->signaled, 0, memory_order_acq_rel)) {
+            uint64_t v;
+            ssize_t r = read(d->efd, &v, sizeof v);
+            (void)r;
+        }
         d->self_signaled = 0;
         reap(d);
         wreq *list = NULL;

@@ -542,11 +542,76 @@ static void t_sync_run_commits_one_group(void)
     harness_rm_rf(dir);
 }
 
+static void *blocking_append(void *arg)
+{
+    factum_store *s = arg;
+    factum_event_data e = harness_event("E", "{}");
+    factum_append(s, "other-thread", FACTUM_ANY, &e, 1, NULL);
+    return NULL;
+}
+
+/* FACTUM_DRIVER_POLL_READY: the driver's own appends and decisions leave
+ * the fd alone (the application looks at factum_driver_ready before it
+ * waits); a completion made by another thread still makes it readable. */
+static void t_poll_ready(void)
+{
+    harness_tmpdir(dir, sizeof dir, "driver_poll_ready");
+    factum_store *s = open_store(FACTUM_DURABLE);
+    REQUIRE(s);
+    factum_driver *drv;
+    REQUIRE(factum_driver_new(s, FACTUM_DRIVER_SYNC | FACTUM_DRIVER_POLL_READY, &drv) == 0);
+    struct pollfd p = {.fd = factum_driver_fd(drv), .events = POLLIN};
+    enum { N = 8 };
+    static factum_event_data ev[N];
+    static factum_append_req req[N];
+    static done dd[N];
+    memset(dd, 0, sizeof dd);
+    for (int i = 0; i < N; i++) {
+        ev[i] = harness_event("E", "{}");
+        req[i] = (factum_append_req){"pr", (int64_t)i - 1, &ev[i], 1};
+        CHECK_RC(factum_driver_append(drv, &req[i], 1, on_done, &dd[i]), 0);
+    }
+    CHECK(poll(&p, 1, 0) == 0);           /* no signal for its own appends */
+    CHECK(factum_driver_ready(drv) == 1); /* but ready says so */
+    CHECK(factum_driver_run(drv, 0) == N);
+    for (int i = 0; i < N; i++)
+        CHECK(dd[i].called == 1 && dd[i].rc == 0);
+    CHECK(factum_driver_ready(drv) == 0);
+    /* Decided at once (a wrong expected version): no signal either. */
+    done bad = {0};
+    factum_event_data be = harness_event("E", "{}");
+    factum_append_req bq = {"pr", 99, &be, 1};
+    CHECK_RC(factum_driver_append(drv, &bq, 1, on_done, &bad), 0);
+    CHECK(poll(&p, 1, 0) == 0);
+    CHECK(factum_driver_ready(drv) == 1);
+    CHECK(factum_driver_run(drv, 0) == 1);
+    CHECK_RC(bad.rc, FACTUM_EWRONGVERSION);
+    /* Another thread's append leads a group and takes the driver's queued
+     * append along (SYNC-2): its completion comes from that thread, and the
+     * fd says so. */
+    done one = {0};
+    factum_event_data oe = harness_event("E", "{}");
+    factum_append_req oq = {"pr", FACTUM_ANY, &oe, 1};
+    CHECK_RC(factum_driver_append(drv, &oq, 1, on_done, &one), 0);
+    pthread_t t;
+    REQUIRE(pthread_create(&t, NULL, blocking_append, s) == 0);
+    pthread_join(t, NULL);
+    CHECK(poll(&p, 1, 1000) == 1); /* completed by that thread: signalled */
+    CHECK(factum_driver_run(drv, 0) == 1);
+    CHECK(one.called == 1 && one.rc == 0);
+    CHECK_RC(factum_driver_run(drv, 0), 0);
+    CHECK(poll(&p, 1, 0) == 0); /* nothing left: the fd was reset */
+    factum_driver_free(drv);
+    CHECK_RC(factum_store_close(s), 0);
+    harness_rm_rf(dir);
+}
+
 int main(void)
 {
     const char *names[3] = {"io_uring (or its fallback)", "writer thread", "synchronous (FACTUM_DRIVER_SYNC)"};
     unsigned flags[3] = {0, FACTUM_DRIVER_NO_URING, FACTUM_DRIVER_SYNC};
     RUN(t_sync_run_commits_one_group);
+    RUN(t_poll_ready);
     for (int m = 0; m < 3; m++) {
         mode_flags = flags[m];
         printf("# drivers: %s\n", names[m]);
