@@ -63,6 +63,7 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -93,6 +94,7 @@ struct factum_driver {
     int self_signaled;     /* this thread wrote efd since the last run read it (notify_self) */
     int poll_ready;        /* FACTUM_DRIVER_POLL_READY: no signal for the driver's own thread */
     _Atomic int signaled;  /* efd was written (set after the write): a run must read it */
+    _Atomic int delivering; /* other threads inside drive_deliver: free waits for them */
     size_t outstanding; /* DRV-2; the driver's thread only */
     _Atomic size_t uncompleted; /* submitted, not yet completed (DRV-3) */
     int in_callbacks;           /* DRV-4; the driver's thread only */
@@ -158,6 +160,10 @@ int drive_has_uncompleted(const factum_driver *d)
 
 void drive_deliver(factum_driver *d, wreq *r)
 {
+    /* Counted before the completion is visible: the driver's thread may run
+     * its callback and free d as soon as it is, while this thread still
+     * signals d's fd (factum_driver_free waits for the count). */
+    atomic_fetch_add(&d->delivering, 1);
     r->next = NULL;
     atomic_fetch_sub(&d->uncompleted, 1);
     pthread_mutex_lock(&d->mu);
@@ -169,6 +175,7 @@ void drive_deliver(factum_driver *d, wreq *r)
     atomic_store_explicit(&d->has_done, 1, memory_order_release);
     pthread_mutex_unlock(&d->mu);
     if (tl_running != d && !(d->poll_ready && drive_is_own_thread(d))) signal_fd(d);
+    atomic_fetch_sub_explicit(&d->delivering, 1, memory_order_release); /* the last touch of d */
 }
 
 int drive_sync_start(factum_driver *d, flog *log, uint64_t *upto)
@@ -389,6 +396,8 @@ void factum_driver_free(factum_driver *d)
     if (!d) return;
     while (d->outstanding)
         factum_driver_run(d, 1000); /* DRV-2: its group in flight, and the rest */
+    while (atomic_load_explicit(&d->delivering, memory_order_acquire))
+        sched_yield(); /* a thread that completed one of them is still signalling */
 #ifdef FACTUM_HAVE_URING
     if (d->mode == DRV_URING) io_uring_queue_exit(&d->ring);
 #endif
