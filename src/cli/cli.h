@@ -34,6 +34,9 @@ typedef struct cli_ctx {
      * --tls-ca-file/FACTUM_TLS_CA_FILE, --user-cert-file, --user-key-file. */
     const char *username, *password, *tls_ca_file, *user_cert_file, *user_key_file;
     int raw; /* events as stored, not upcast (`read --raw`; the server: header factum-raw) */
+    /* What to do instead when the data directory is locked (a running
+     * factumd holds it), added to that error by cli_open_error; NULL: none. */
+    const char *locked_hint;
 } cli_ctx;
 
 /* ---- option parsing -------------------------------------------------- */

@@ -96,6 +96,8 @@ int cli_cmd_backup(cli_ctx *c, int argc, char **argv)
         code = CLI_FAIL;
         goto out;
     }
+    c->locked_hint =
+        "if a factumd runs on it, back it up with POST /admin/backup?destination=NAME (docs/operations.md)";
     if ((code = cli_open_read(c, &s))) goto out;
     cli_progress p = {0};
     factum_backup_options o = {cli_has(&a, "no-verify"), on_progress, &p};

@@ -111,6 +111,7 @@ static int head_of_dir(cli_ctx *c, factum_chain_head *h)
     int code = cli_local_only(c, "the head of a running factumd is on its GET /admin/chain");
     if (!code) code = cli_need_dir(c);
     if (code) return code;
+    c->locked_hint = "if a factumd runs on it, its head is on GET /admin/chain";
     int rc = factum_chain_head_offline(c->data_dir, h);
     return rc ? cli_open_error(c, rc, 0) : CLI_OK;
 }

@@ -239,7 +239,8 @@ int cli_open_error(cli_ctx *c, int rc, int writing)
         return CLI_FAIL;
     }
     if (rc == FACTUM_ELOCKED) {
-        cli_msg(c, "'%s' is locked by another process", c->data_dir);
+        cli_msg(c, "'%s' is locked by another process%s%s", c->data_dir, c->locked_hint ? ": " : "",
+                c->locked_hint ? c->locked_hint : "");
         return CLI_FAIL;
     }
     if (detail[0]) {

@@ -101,7 +101,10 @@ if command -v curl >/dev/null; then
     done
     eq "$(jq -c '[.state, .kept >= 0]' <<<"$S")" '["completed",true]'
     run 1 "$FACTUM" --data "$T/srv" backup "$T/sb2" # factumd holds it
-    contains "$ERR" "locked"
+    contains "$ERR" "is locked by another process: if a factumd runs on it, back it up with POST /admin/backup"
+    one_error_line backup
+    run 1 "$FACTUM" --data "$T/srv" chain head
+    contains "$ERR" "its head is on GET /admin/chain"
     kill -TERM "$pid"
     wait "$pid" || fail "factumd did not shut down cleanly: $(cat "$T/factumd.log")"
     pid=""
