@@ -18,6 +18,12 @@ uint32_t base_crc32c(uint32_t crc, const void *buf, size_t len);
 /* 64-bit hash of a byte string (stream names). Stable across versions: it is
  * stored on disk in index tables. */
 uint64_t base_hash64(const void *buf, size_t len);
+
+/* n bytes as 2n lower-case hex digits and a NUL into out (2n + 1 bytes). */
+void base_hex_encode(const uint8_t *p, size_t n, char *out);
+/* Exactly 2n lower-case hex digits (slen characters) into out (n bytes).
+ * 0, or -1 for any other text. */
+int base_hex_decode(const char *s, size_t slen, uint8_t *out, size_t n);
 /* Tests only: keep just these bits of every hash, so that hash collisions
  * become common and their handling is exercised. Never in production: the
  * hashes are stored on disk. */

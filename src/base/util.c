@@ -31,6 +31,31 @@ void base_hash_mask_for_tests(uint64_t mask)
     hash_mask = mask;
 }
 
+void base_hex_encode(const uint8_t *p, size_t n, char *out)
+{
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = digits[p[i] >> 4];
+        out[2 * i + 1] = digits[p[i] & 15];
+    }
+    out[2 * n] = 0;
+}
+
+int base_hex_decode(const char *s, size_t slen, uint8_t *out, size_t n)
+{
+    if (slen != 2 * n) return -1;
+    for (size_t i = 0; i < 2 * n; i++) {
+        char ch = s[i];
+        int d = ch >= '0' && ch <= '9' ? ch - '0' : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : -1;
+        if (d < 0) return -1;
+        if (i % 2)
+            out[i / 2] = (uint8_t)(out[i / 2] | d);
+        else
+            out[i / 2] = (uint8_t)(d << 4);
+    }
+    return 0;
+}
+
 uint64_t base_hash64(const void *buf, size_t len)
 {
     const uint8_t *p = buf;

@@ -61,26 +61,9 @@ int chain_receipt_message(const factum_chain_head *h, const char *signed_at, cha
 {
     char uuid[40], hex[2 * FACTUM_HASH_LEN + 1];
     factum_uuid_format(h->store_uuid, uuid);
-    for (int i = 0; i < FACTUM_HASH_LEN; i++)
-        snprintf(hex + 2 * i, 3, "%02x", h->hash[i]);
+    base_hex_encode(h->hash, FACTUM_HASH_LEN, hex);
     return snprintf(buf, cap, "factum chain head v1\nstore %s\nposition %" PRIu64 "\nhash %s\nsigned %s\n",
                     uuid, h->position, hex, signed_at);
-}
-
-static int hex_decode(const char *s, size_t n, uint8_t *out, size_t out_len)
-{
-    if (n != 2 * out_len) return -1;
-    for (size_t i = 0; i < out_len; i++) {
-        int v = 0;
-        for (int k = 0; k < 2; k++) {
-            char ch = s[2 * i + (size_t)k];
-            int d = ch >= '0' && ch <= '9' ? ch - '0' : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : -1;
-            if (d < 0) return -1;
-            v = v * 16 + d;
-        }
-        out[i] = (uint8_t)v;
-    }
-    return 0;
 }
 
 int chain_head_from_json(const json_value *v, factum_chain_head *h, char *why, size_t why_len)
@@ -98,7 +81,7 @@ int chain_head_from_json(const json_value *v, factum_chain_head *h, char *why, s
         snprintf(why, why_len, "\"store\" is not a uuid");
         return -1;
     }
-    if (hex_decode(hash->str, hash->len, h->hash, FACTUM_HASH_LEN)) {
+    if (base_hex_decode(hash->str, hash->len, h->hash, FACTUM_HASH_LEN)) {
         snprintf(why, why_len, "\"hash\" is not 64 lower-case hex digits");
         return -1;
     }

@@ -48,6 +48,15 @@ int log_chain_genesis(log_hasher *h, const uint8_t uuid[16], uint8_t out[LOG_HAS
     return one(h, h->batch, genesis_label, sizeof genesis_label - 1, uuid, 16, out);
 }
 
+int log_chain_genesis_of(const uint8_t uuid[16], uint8_t out[LOG_HASH_LEN])
+{
+    log_hasher h;
+    int rc = log_hasher_init(&h);
+    if (!rc) rc = log_chain_genesis(&h, uuid, out);
+    log_hasher_free(&h);
+    return rc;
+}
+
 int log_chain_event(log_hasher *h, const uint8_t *frame, size_t len, uint8_t out[LOG_HASH_LEN])
 {
     return one(h, h->event, frame, len, NULL, 0, out);

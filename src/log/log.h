@@ -110,6 +110,8 @@ void log_hasher_free(log_hasher *h);
 /* The hash before a store's first chained batch: SHA-256 of a fixed label
  * and the store's uuid, so that a chain belongs to one store. */
 int log_chain_genesis(log_hasher *h, const uint8_t uuid[16], uint8_t out[LOG_HASH_LEN]);
+/* The same with a hasher of its own (once per open or backup, not per batch). */
+int log_chain_genesis_of(const uint8_t uuid[16], uint8_t out[LOG_HASH_LEN]);
 /* SHA-256 of one event frame (its `len` bytes as written). */
 int log_chain_event(log_hasher *h, const uint8_t *frame, size_t len, uint8_t out[LOG_HASH_LEN]);
 /* The hash of a chained batch: prev, the batch frame's bytes 8..39 (the

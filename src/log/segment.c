@@ -79,16 +79,22 @@ int log_seg_publish(flog *l, uint64_t no, log_seg *s)
     return 0;
 }
 
-int log_seg_fd(flog *l, log_seg *s)
+/* s's descriptor, opened again if it was closed (seg_mu held). */
+static int seg_fd_locked(flog *l, log_seg *s)
 {
-    pthread_mutex_lock(&l->seg_mu);
     if (s->fd < 0) {
         char path[PATH_MAX];
         seg_path(l, s->no, "", path, sizeof path);
         s->fd = l->io->open(l->io, path, l->read_only ? O_RDONLY : O_RDWR, 0);
         if (s->fd >= 0 && s->no < l->fds_closed_below) l->fds_closed_below = s->no; /* closed again later */
     }
-    int fd = s->fd;
+    return s->fd;
+}
+
+int log_seg_fd(flog *l, log_seg *s)
+{
+    pthread_mutex_lock(&l->seg_mu);
+    int fd = seg_fd_locked(l, s);
     pthread_mutex_unlock(&l->seg_mu);
     return fd;
 }
@@ -520,19 +526,8 @@ int log_sync_upto(flog *l, uint64_t lo)
             rc = -EIO;
             break;
         }
-        if (s->fd < 0) {
-            char path[PATH_MAX];
-            seg_path(l, s->no, "", path, sizeof path);
-            int fd = l->io->open(l->io, path, l->read_only ? O_RDONLY : O_RDWR, 0);
-            if (fd < 0) {
-                rc = fd;
-                break;
-            }
-            rc = l->io->fdatasync(l->io, fd);
-            l->io->close(l->io, fd);
-        } else {
-            rc = l->io->fdatasync(l->io, s->fd);
-        }
+        int fd = seg_fd_locked(l, s); /* closed again by the writer's next sync */
+        rc = fd < 0 ? fd : l->io->fdatasync(l->io, fd);
     }
     pthread_mutex_unlock(&l->seg_mu);
     if (!rc) raise_synced(l, lo);
@@ -685,10 +680,7 @@ int log_batch_of(flog *l, uint64_t event_lo, uint64_t *batch_lo, log_batch_hdr *
 
 int log_chain_resume(flog *l, uint64_t batch_lo)
 {
-    log_hasher h;
-    int rc = log_hasher_init(&h);
-    if (!rc) rc = log_chain_genesis(&h, l->store_uuid, l->chain);
-    log_hasher_free(&h);
+    int rc = log_chain_genesis_of(l->store_uuid, l->chain);
     if (rc) return rc;
     l->chain_pos = 0;
     if (!batch_lo) return 0;

@@ -144,27 +144,11 @@ static int fsync_dir(const char *dir)
 
 /* ---- the descriptor -------------------------------------------------- */
 
-static void hex(const uint8_t *p, size_t n, char *out)
-{
-    for (size_t i = 0; i < n; i++)
-        snprintf(out + 2 * i, 3, "%02x", p[i]);
-}
-
-static int unhex(const char *s, uint8_t *out, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        unsigned v;
-        if (sscanf(s + 2 * i, "%2x", &v) != 1) return -1;
-        out[i] = (uint8_t)v;
-    }
-    return s[2 * n] == 0 || s[2 * n] == '\n' ? 0 : -1;
-}
-
 static int write_descriptor(const char *dest, const factum_backup_report *r)
 {
     char uuid[40], h[2 * FACTUM_HASH_LEN + 1];
     factum_uuid_format(r->head.store_uuid, uuid);
-    hex(r->head.hash, FACTUM_HASH_LEN, h);
+    base_hex_encode(r->head.hash, FACTUM_HASH_LEN, h);
     base_buf b = {0};
     int rc = base_buf_printf(
         &b,
@@ -196,8 +180,8 @@ int factum_backup_read(const char *dir, factum_backup_report *r)
                     "factum backup 1\nstore %63s\nposition %" SCNu64 "\nlog_end %" SCNu64
                     "\nsegments %" SCNu64 "\nchain_position %" SCNu64 "\nchain_hash %79s\n",
                     uuid, &r->position, &r->log_end, &r->segments, &r->head.position, h) == 6 &&
-             !factum_uuid_parse(uuid, strlen(uuid), r->head.store_uuid) && strlen(h) == 2 * FACTUM_HASH_LEN &&
-             !unhex(h, r->head.hash, FACTUM_HASH_LEN) && r->segments >= 1;
+             !factum_uuid_parse(uuid, strlen(uuid), r->head.store_uuid) &&
+             !base_hex_decode(h, strlen(h), r->head.hash, FACTUM_HASH_LEN) && r->segments >= 1;
     free(buf);
     return ok ? 0 : FACTUM_ECORRUPT;
 }
@@ -215,28 +199,18 @@ static int backup_point(factum_store *s, factum_backup_report *r)
     r->position = p;
     if (!p) {
         r->log_end = LOG_SEG_HEADER;
-        log_hasher h;
-        if ((rc = log_hasher_init(&h))) return rc;
-        rc = log_chain_genesis(&h, s->uuid, r->head.hash);
-        log_hasher_free(&h);
-        return rc;
+        return log_chain_genesis_of(s->uuid, r->head.hash);
     }
-    uint64_t lo, blo;
+    uint64_t blo;
     log_batch_hdr bh;
-    if ((rc = idx_posmap_get(s->idx, p, &lo))) return rc == FACTUM_ENOTFOUND ? FACTUM_ECORRUPT : rc;
-    if ((rc = log_batch_of(s->log, lo, &blo, &bh))) return rc;
+    if ((rc = store_batch_at(s, p, &blo, &bh))) return rc;
     r->log_end = blo + bh.frame_len + bh.body_len;
     if (bh.first_position + bh.n_events - 1 != p) return FACTUM_ECORRUPT; /* p ends its batch */
-    if (bh.frame_len == LOG_BATCH_CHAIN_LEN) {
-        r->head.position = p;
-        memcpy(r->head.hash, bh.chain, FACTUM_HASH_LEN);
-    } else {
-        log_hasher h; /* no chained batch yet (an older store's last segment) */
-        if ((rc = log_hasher_init(&h))) return rc;
-        rc = log_chain_genesis(&h, s->uuid, r->head.hash);
-        log_hasher_free(&h);
-    }
-    return rc;
+    if (bh.frame_len != LOG_BATCH_CHAIN_LEN) /* no chained batch yet (an older store's last segment) */
+        return log_chain_genesis_of(s->uuid, r->head.hash);
+    r->head.position = p;
+    memcpy(r->head.hash, bh.chain, FACTUM_HASH_LEN);
+    return 0;
 }
 
 /* The destination: empty (a full backup) or an earlier backup of this store

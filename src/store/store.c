@@ -357,13 +357,11 @@ static int recover(factum_store *s, const idx_checkpoint *cp)
      * the one holding the last event the index checkpoint covers. */
     uint64_t last_batch = res.last_batch_lo;
     if (!last_batch && res.next_position > 1) {
-        uint64_t elo;
         log_batch_hdr bh;
-        if ((rc = idx_posmap_get(s->idx, res.next_position - 1, &elo)) ||
-            (rc = log_batch_of(s->log, elo, &last_batch, &bh))) {
+        if ((rc = store_batch_at(s, res.next_position - 1, &last_batch, &bh))) {
             store_log(s, FACTUM_LOG_ERROR, "the last batch of the log (position %" PRIu64 ") cannot be found: %s",
                       res.next_position - 1, factum_strerror(rc));
-            return rc == FACTUM_ENOTFOUND ? FACTUM_ECORRUPT : rc;
+            return rc;
         }
     }
     if ((rc = log_chain_resume(s->log, last_batch))) return rc;
@@ -372,6 +370,14 @@ static int recover(factum_store *s, const idx_checkpoint *cp)
     if (res.events)
         store_log(s, FACTUM_LOG_INFO, "replayed %" PRIu64 " events after the index checkpoint", res.events);
     return 0;
+}
+
+int store_batch_at(factum_store *s, uint64_t position, uint64_t *batch_lo, log_batch_hdr *bh)
+{
+    uint64_t lo;
+    int rc = idx_posmap_get(s->idx, position, &lo);
+    if (rc) return rc == FACTUM_ENOTFOUND ? FACTUM_ECORRUPT : rc;
+    return log_batch_of(s->log, lo, batch_lo, bh);
 }
 
 int factum_chain_get_head(factum_store *s, factum_chain_head *out)
@@ -389,8 +395,7 @@ int factum_chain_head_json(const factum_chain_head *h, char *buf, size_t cap)
 {
     char uuid[40], hex[2 * FACTUM_HASH_LEN + 1];
     factum_uuid_format(h->store_uuid, uuid);
-    for (int i = 0; i < FACTUM_HASH_LEN; i++)
-        snprintf(hex + 2 * i, 3, "%02x", h->hash[i]);
+    base_hex_encode(h->hash, FACTUM_HASH_LEN, hex);
     return snprintf(buf, cap, "{\"store\":\"%s\",\"position\":%" PRIu64 ",\"hash\":\"%s\"}", uuid, h->position, hex);
 }
 

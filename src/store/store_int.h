@@ -197,6 +197,10 @@ struct factum_store {
 /* store.c */
 void store_log(factum_store *s, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 int store_open_io(const char *path, const factum_options *opts, io_env *io, factum_store **out);
+/* The batch holding the event at `position` (through the position map):
+ * 0 and *batch_lo / *bh, or FACTUM_ECORRUPT (a committed position is always
+ * mapped) or -errno. */
+int store_batch_at(factum_store *s, uint64_t position, uint64_t *batch_lo, log_batch_hdr *bh);
 /* Stop everything as a crash would: no final sync or checkpoint (tests). */
 void store_abandon(factum_store *s);
 

@@ -408,11 +408,8 @@ int factum_chain_head_offline(const char *path, factum_chain_head *out)
     if (!rc && res.corrupt) rc = FACTUM_ECORRUPT;
     uint64_t last = res.last_batch_lo;
     if (!rc && !last && res.next_position > 1) {
-        uint64_t elo;
         log_batch_hdr bh;
-        rc = idx_posmap_get(s->idx, res.next_position - 1, &elo);
-        if (rc == FACTUM_ENOTFOUND) rc = FACTUM_ECORRUPT;
-        if (!rc) rc = log_batch_of(s->log, elo, &last, &bh);
+        rc = store_batch_at(s, res.next_position - 1, &last, &bh);
     }
     if (!rc) rc = log_chain_resume(s->log, last);
     if (!rc) {

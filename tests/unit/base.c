@@ -44,6 +44,19 @@ static void t_hash(void)
     CHECK(total > 64 * 24 && total < 64 * 40);
 }
 
+static void t_hex(void)
+{
+    const uint8_t in[4] = {0x00, 0x9f, 0xa0, 0xff};
+    char out[9];
+    base_hex_encode(in, 4, out);
+    CHECK(strcmp(out, "009fa0ff") == 0);
+    uint8_t back[4];
+    CHECK(base_hex_decode(out, 8, back, 4) == 0 && !memcmp(back, in, 4));
+    CHECK(base_hex_decode("009fa0f", 7, back, 4) == -1);  /* too short */
+    CHECK(base_hex_decode("009FA0FF", 8, back, 4) == -1); /* upper case: not what we write */
+    CHECK(base_hex_decode("009fa0fg", 8, back, 4) == -1);
+}
+
 static void t_utf8(void)
 {
     CHECK(base_utf8_valid("plain", 5));
@@ -126,6 +139,7 @@ int main(void)
 {
     RUN(t_crc32c);
     RUN(t_hash);
+    RUN(t_hex);
     RUN(t_utf8);
     RUN(t_uuid);
     RUN(t_json);
