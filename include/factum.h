@@ -51,7 +51,7 @@ extern "C" {
 /* Version of the on-disk format this library writes (it reads every
  * earlier one). A data directory of a newer format is refused with
  * FACTUM_EFORMAT. 2: index tables with partitioned Bloom filters. */
-#define FACTUM_FORMAT_VERSION 3
+#define FACTUM_FORMAT_VERSION 4
 
 /* Longest stream name, in bytes (not counting the NUL). */
 #define FACTUM_MAX_STREAM_LEN 1024
@@ -1310,6 +1310,7 @@ typedef struct factum_verify_report {
     uint64_t chain_first_position; /* the first position the chain covers (0: none) */
     factum_chain_head chain_head;  /* the recomputed head */
     int receipt_checked;           /* the expected head was found on the chain */
+    uint64_t removed;              /* positions a scavenge removed (counted in events; their digests remain) */
 } factum_verify_report;
 
 typedef struct factum_verify_options {
@@ -1345,7 +1346,8 @@ typedef struct factum_raw_record {
     uint64_t offset;
     uint32_t length;
     uint32_t crc;
-    const char *kind; /* "batch" or "event" */
+    const char *kind; /* "batch", "event", or after a scavenge "stub" (an event kept without its data) or
+                         "removed" (n_events removed positions from position) */
     uint64_t position;
     uint32_t n_events;
     const factum_event *ev;

@@ -112,3 +112,27 @@ int log_chain_batch(log_hasher *h, const uint8_t prev[LOG_HASH_LEN], const uint8
     }
     return rc ? rc : log_chain_end(h, out);
 }
+
+int log_event_digest(flog *l, log_hasher *h, uint64_t lo, uint64_t position, uint8_t out[LOG_HASH_LEN])
+{
+    uint64_t avail;
+    const uint8_t *p = log_ptr(l, lo, &avail);
+    if (!p) return FACTUM_ECORRUPT;
+    int type;
+    factum_event ev;
+    int n = log_decode_frame(p, avail, &type, &ev, NULL, NULL);
+    if (n <= 0) return FACTUM_ECORRUPT;
+    if (type == LOG_FRAME_REMOVED) {
+        log_removed r;
+        log_removed_get(p, &r);
+        if (position < r.first_position || position - r.first_position >= r.count) return FACTUM_ECORRUPT;
+        memcpy(out, r.digests + (position - r.first_position) * LOG_HASH_LEN, LOG_HASH_LEN);
+        return 0;
+    }
+    if (ev.position != position) return FACTUM_ECORRUPT;
+    if (ev.flags & LOG_EV_STUB) {
+        memcpy(out, ev.data, LOG_HASH_LEN);
+        return 0;
+    }
+    return log_chain_event(h, p, (size_t)n, out);
+}

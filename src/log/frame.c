@@ -16,6 +16,10 @@
  *
  * A chained batch frame (80 bytes, LOG-7) has the same bytes 0..39, then
  * 40 u8[32] the batch's chain hash, 72 u32 0, 76 u32 length=80.
+ *
+ * Compacted generations (LOG-8) add removed frames (type 3; log.h) and
+ * stubs: event frames with LOG_EV_STUB whose 32 data bytes are the digest
+ * of the frame they replace.
  */
 #include "log/log.h"
 
@@ -74,6 +78,42 @@ void log_encode_batch(uint8_t *p, uint32_t n_events, uint64_t first_position, ui
     base_put32(p + 4, frame_crc(p, len));
 }
 
+void log_encode_removed(uint8_t *p, uint64_t first_position, uint32_t count, const uint8_t *digests)
+{
+    uint32_t len = log_removed_frame_len(count);
+    memset(p, 0, LOG_REMOVED_HDR_LEN);
+    base_put32(p, len);
+    p[8] = LOG_FRAME_REMOVED;
+    base_put32(p + 12, count);
+    base_put64(p + 16, first_position);
+    memcpy(p + LOG_REMOVED_HDR_LEN, digests, (size_t)count * LOG_HASH_LEN);
+    base_put32(p + len - 8, 0);
+    base_put32(p + len - 4, len);
+    base_put32(p + 4, frame_crc(p, len));
+}
+
+void log_removed_get(const uint8_t *p, log_removed *r)
+{
+    r->count = base_get32(p + 12);
+    r->first_position = base_get64(p + 16);
+    r->digests = p + LOG_REMOVED_HDR_LEN;
+}
+
+uint32_t log_stub_len(const factum_event *ev)
+{
+    return log_event_frame_len(ev->stream_len, ev->type_len, LOG_HASH_LEN, 0);
+}
+
+void log_encode_stub(uint8_t *p, const factum_event *ev, uint32_t frame_flags, const uint8_t *digest)
+{
+    factum_event st = *ev;
+    st.data = digest;
+    st.data_len = LOG_HASH_LEN;
+    st.metadata = NULL;
+    st.metadata_len = 0;
+    log_encode_event(p, &st, (frame_flags & ~(uint32_t)(FACTUM_EVENT_JSON | FACTUM_EVENT_META_JSON)) | LOG_EV_STUB);
+}
+
 int log_decode_frame(const uint8_t *p, uint64_t avail, int *type, factum_event *ev, log_batch_hdr *bh,
                      uint32_t *frame_flags)
 {
@@ -104,6 +144,13 @@ int log_decode_frame(const uint8_t *p, uint64_t avail, int *type, factum_event *
         if (bh->n_events == 0 || bh->first_position == 0) return FACTUM_ECORRUPT;
         return (int)len;
     }
+    if (t == LOG_FRAME_REMOVED) {
+        uint32_t count = base_get32(p + 12);
+        if (count == 0 || count > (len - LOG_REMOVED_HDR_LEN) / LOG_HASH_LEN ||
+            log_removed_frame_len(count) != len || base_get64(p + 16) == 0)
+            return FACTUM_ECORRUPT;
+        return (int)len;
+    }
     if (t != LOG_FRAME_EVENT || !ev) return FACTUM_ECORRUPT;
     if (len < LOG_EVENT_HDR_LEN + 4) return FACTUM_ECORRUPT;
     uint64_t slen = base_get16(p + 10), tlen = base_get16(p + 12);
@@ -122,6 +169,12 @@ int log_decode_frame(const uint8_t *p, uint64_t avail, int *type, factum_event *
     ev->metadata = ev->data + dlen;
     ev->metadata_len = mlen;
     ev->flags = p[9] & (FACTUM_EVENT_JSON | FACTUM_EVENT_META_JSON);
+    if (p[9] & LOG_EV_STUB) {
+        if (dlen != LOG_HASH_LEN || mlen != 0) return FACTUM_ECORRUPT;
+        ev->data_len = 0; /* the digest is not data */
+        ev->metadata = ev->data + dlen;
+        ev->flags |= LOG_EV_STUB;
+    }
     ev->position = base_get64(p + 16);
     ev->version = base_get64(p + 24);
     ev->timestamp_ns = (int64_t)base_get64(p + 32);

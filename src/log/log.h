@@ -30,6 +30,16 @@
  *         in order) (chain.c); the first chained batch of a store follows
  *         log_chain_genesis(uuid). So the chain over every chained batch
  *         can be recomputed from the log alone (factum verify --chain).
+ *  LOG-8  A compacted generation of a segment (compact.c, ADR 0026) holds
+ *         the frames a scavenge kept, back to back and unchanged, stubs
+ *         for events whose bodies went, and removed frames (type 3) for
+ *         each run of removed events inside a batch (their positions and
+ *         chain digests), then a footer mapping every frame's logical
+ *         offset (where the writer put it) to where it is now. LOs stay
+ *         logical everywhere: log_ptr translates; stepping to the next or
+ *         previous frame goes through log_next_lo / log_prev_lo. A batch
+ *         frame is kept while its segment exists, so batches still parse
+ *         and the chain still verifies (LOG-7).
  */
 #ifndef FACTUM_LOG_H
 #define FACTUM_LOG_H
@@ -49,8 +59,9 @@
 #define LOG_SEG_PAGES    65536u
 #define LOG_MAX_SEGMENTS ((uint64_t)LOG_SEG_PAGE * LOG_SEG_PAGES)
 
-#define LOG_FRAME_BATCH 1
-#define LOG_FRAME_EVENT 2
+#define LOG_FRAME_BATCH   1
+#define LOG_FRAME_EVENT   2
+#define LOG_FRAME_REMOVED 3 /* compacted generations only (LOG-8) */
 
 #define LOG_BATCH_FRAME_LEN 48u /* a plain batch frame (segments of format < 3) */
 #define LOG_BATCH_CHAIN_LEN 80u /* a chained batch frame (LOG-7): 32 more bytes, the hash */
@@ -61,8 +72,36 @@
 /* Event frame flags beyond FACTUM_EVENT_JSON / FACTUM_EVENT_META_JSON. */
 #define LOG_EV_COMMIT_FIRST 0x10u
 #define LOG_EV_COMMIT_LAST  0x20u
+/* (0x40 is the store's ST_EV_CREATES.) A stub (LOG-8): an event frame
+ * whose data is the 32-byte SHA-256 of the frame it replaces, and no
+ * metadata; decoded with data_len 0 and this bit in ev->flags. */
+#define LOG_EV_STUB 0x80u
+/* Not a frame flag: what log_scan passes for each position of a removed
+ * frame (with an event whose stream_len is 0 and only position set). */
+#define LOG_EV_REMOVED 0x100u
 /* Batch frame flags. */
 #define LOG_BATCH_DURABLE 0x1u
+
+/* A removed frame: 0 u32 length, 4 u32 crc, 8 u8 type=3, 9..11 0,
+ * 12 u32 count, 16 u64 first position, 24..31 0, 32 count × 32-byte
+ * digests, 4 zero bytes, u32 length. */
+#define LOG_REMOVED_HDR_LEN 32u
+static inline uint32_t log_removed_frame_len(uint32_t count)
+{
+    return LOG_REMOVED_HDR_LEN + count * LOG_HASH_LEN + 8;
+}
+void log_encode_removed(uint8_t *p, uint64_t first_position, uint32_t count, const uint8_t *digests);
+typedef struct log_removed {
+    uint64_t first_position;
+    uint32_t count;
+    const uint8_t *digests; /* count × LOG_HASH_LEN */
+} log_removed;
+/* The fields of a removed frame log_decode_frame accepted. */
+void log_removed_get(const uint8_t *p, log_removed *r);
+/* Encode a stub of the event frame `frame` (its SHA-256 `digest`) into p
+ * (log_stub_len bytes). */
+uint32_t log_stub_len(const factum_event *ev);
+void log_encode_stub(uint8_t *p, const factum_event *ev, uint32_t frame_flags, const uint8_t *digest);
 
 /* Bytes an event frame needs. */
 static inline uint32_t log_event_frame_len(size_t stream_len, size_t type_len, size_t data_len,
@@ -93,7 +132,9 @@ typedef struct log_batch_hdr {
 /* Check and decode the frame at p with at most `avail` bytes available.
  * Returns its length (> 0), 0 if the bytes are zero (no frame), or
  * FACTUM_ECORRUPT. Decodes into *ev / *bh by type (either may be NULL to
- * refuse that type). *frame_flags gets the raw flags byte. */
+ * refuse that type); a removed frame (LOG-8) is accepted whatever they
+ * are, its fields left to log_removed_get. *frame_flags gets the raw
+ * flags byte. */
 int log_decode_frame(const uint8_t *p, uint64_t avail, int *type, factum_event *ev, log_batch_hdr *bh,
                      uint32_t *frame_flags);
 
@@ -130,6 +171,12 @@ int log_chain_end(log_hasher *h, uint8_t out[LOG_HASH_LEN]);
 int log_chain_combine(log_hasher *h, const uint8_t prev[LOG_HASH_LEN], const uint8_t *frame,
                       const uint8_t *digests, size_t n, uint8_t out[LOG_HASH_LEN]);
 
+struct flog;
+/* The chain digest of the event at position `position` whose frame is at
+ * lo (LOG-7): SHA-256 of its frame, a stub's recorded one, or a removed
+ * frame's (lo: that frame, or a removed event's old offset inside it). */
+int log_event_digest(struct flog *l, log_hasher *h, uint64_t lo, uint64_t position, uint8_t out[LOG_HASH_LEN]);
+
 /* The format new segments get: this library's. Tests set an older one to
  * make the files an older library wrote (plain batches, LOG-7). */
 extern uint32_t log_new_segment_format;
@@ -142,7 +189,16 @@ typedef struct log_seg {
     uint64_t no;
     int fd; /* -1: closed (seg_mu) */
     uint8_t *map;
-    uint32_t format; /* from its header: >= LOG_CHAIN_FORMAT holds chained batches (LOG-7) */
+    uint64_t map_len; /* seg_size, or a compacted generation's file size */
+    uint32_t format;  /* from its header: >= LOG_CHAIN_FORMAT holds chained batches (LOG-7) */
+    uint32_t gen;     /* 0: as the writer made it; >= 1: a compacted generation (LOG-8) */
+    /* A compacted generation: n_ent (logical offset, offset now) pairs of
+     * u32, sorted, inside the mapping; the frames end at body_end; the
+     * segment's logical data ended at logical_end. */
+    const uint8_t *ent;
+    uint64_t n_ent, body_end, logical_end;
+    int64_t retired_at;    /* a replaced generation: when (ns), for the grace period */
+    struct log_seg *next; /* on flog.retired */
 } log_seg;
 
 typedef _Atomic(log_seg *) log_seg_slot;
@@ -177,6 +233,10 @@ typedef struct flog {
     int prep_running, prep_stop, prep_err;
     uint64_t prep_want;  /* create segments up to this number */
     uint64_t prep_asked; /* writer: highest segment it asked for */
+    /* Generations replaced by compacted ones, newest first (seg_mu): their
+     * mappings stay until log_retire (ADR 0026's grace period) and are
+     * unmapped by log_close. */
+    log_seg *retired;
     /* Pages seen in memory lately (resident.c, RES-1..2). */
     _Atomic uint64_t res_cache[LOG_RES_SLOTS];
 } flog;
@@ -285,8 +345,63 @@ int log_seg_publish(flog *l, uint64_t no, log_seg *s);
 int log_seg_fd(flog *l, log_seg *s);
 
 /* Map an LO to its bytes; `avail` receives the bytes up to the end of the
- * segment. NULL if the segment does not exist. */
+ * segment. NULL if the segment does not exist. In a compacted generation
+ * (LOG-8): an LO past its data gives zero bytes; the old offset of a
+ * removed event gives the removed frame standing for it; an offset that
+ * is no frame's gives NULL. */
 const uint8_t *log_ptr(flog *l, uint64_t lo, uint64_t *avail);
+/* The LO of the frame after the frame at lo (len: its length as decoded):
+ * lo + len, or in a compacted generation the next frame's logical offset. */
+uint64_t log_next_lo(flog *l, uint64_t lo, uint32_t len);
+/* The logical offset of the frame log_ptr(lo) gives: lo itself, or in a
+ * compacted generation the removed frame's own when lo is a removed
+ * event's old offset. */
+uint64_t log_frame_lo(flog *l, uint64_t lo);
+/* The LO of the frame that ends at `end` (a frame boundary, or the end of
+ * the segment's data): 0 and *prev, FACTUM_ENOTFOUND at the segment's
+ * first frame, FACTUM_ECORRUPT if the bytes there are no frame's end. */
+int log_prev_lo(flog *l, uint64_t end, uint64_t *prev);
+
+/* ---- compacted generations (compact.c, LOG-8, ADR 0026) ------------- */
+
+/* A compacted generation's header fields (bytes 64..107 of its header;
+ * docs/format.md). */
+#define LOG_GEN_MAGIC 0x4e454746u /* "FGEN" */
+typedef struct log_gen_info {
+    uint32_t gen, batch_format, footer_crc;
+    uint64_t footer_off, n_ent, logical_end;
+} log_gen_info;
+/* Encode g into a segment header h whose bytes 0..59 are set (the format
+ * becomes this library's: older ones refuse a compacted segment). */
+void log_gen_header(uint8_t *h, const log_gen_info *g);
+
+enum { LOG_KEEP = 0, LOG_STUB = 1, LOG_REMOVE = 2 };
+/* What becomes of the event at lo (ev decoded, ff its frame flags; a stub
+ * already is one): LOG_KEEP, LOG_STUB, LOG_REMOVE, or < 0 to fail. */
+typedef int (*log_decide_fn)(void *ctx, const factum_event *ev, uint64_t lo, uint32_t ff);
+typedef struct log_compact_stats {
+    uint64_t events, kept, stubbed, removed; /* removed: including those removed before */
+    uint64_t bytes_before, bytes_after;     /* the files' sizes */
+} log_compact_stats;
+/* Write the next generation of sealed segment `no` as NNNNNNNN.seg.gen
+ * (fdatasync'd; not yet in place), deciding each event with fn. A segment
+ * with nothing to remove still gets one (the caller weighs first). */
+int log_compact_write(flog *l, uint64_t no, log_decide_fn fn, void *ctx, log_compact_stats *st);
+/* Put the generation log_compact_write made in place: rename over the
+ * segment, fsync the directory, map it and publish it; the generation it
+ * replaces stays mapped (readers may hold pointers into it) until
+ * log_close. */
+int log_compact_swap(flog *l, uint64_t no);
+/* Map the file now named for segment `no` and publish it in place of the
+ * one readers find (compact.c's swap). */
+int log_seg_attach_gen(flog *l, uint64_t no);
+/* Drop a generation written but not swapped in. */
+void log_compact_abandon(flog *l, uint64_t no);
+/* Release the files of generations replaced more than grace_ns ago: their
+ * mappings become anonymous zero pages (a pointer held past the grace
+ * reads zeros instead of faulting), so the disk space goes back once no
+ * other link (a backup) holds the file. Returns how many were released. */
+int log_retire(flog *l, int64_t grace_ns);
 /* LO of the first frame of the segment after the one holding lo. */
 static inline uint64_t log_next_seg_lo(const flog *l, uint64_t lo)
 {

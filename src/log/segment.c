@@ -63,6 +63,90 @@ static int check_header(const flog *l, uint64_t no, const uint8_t *h, char *why,
     return 0;
 }
 
+/* Encode g into header h (whose bytes 0..59 are set). */
+void log_gen_header(uint8_t *h, const log_gen_info *g)
+{
+    base_put32(h + 8, FACTUM_FORMAT_VERSION); /* older libraries refuse a compacted segment */
+    base_put32(h + 56, base_crc32c(0, h, 56));
+    base_put32(h + 64, g->gen);
+    base_put32(h + 68, g->batch_format);
+    base_put64(h + 72, g->footer_off);
+    base_put64(h + 80, g->n_ent);
+    base_put64(h + 88, g->logical_end);
+    base_put32(h + 96, g->footer_crc);
+    base_put32(h + 100, LOG_GEN_MAGIC);
+    base_put32(h + 104, base_crc32c(0, h + 64, 40));
+}
+
+/* Read a compacted generation's fields from header h of a file of `size`
+ * bytes (g->gen 0: a segment as the writer made it). */
+static int check_gen(const flog *l, const uint8_t *h, uint64_t size, log_gen_info *g, char *why, size_t n)
+{
+    memset(g, 0, sizeof *g);
+    if (base_get32(h + 100) != LOG_GEN_MAGIC) {
+        if (size != l->seg_size) {
+            snprintf(why, n, "%" PRIu64 " bytes, not %" PRIu64, size, l->seg_size);
+            return FACTUM_ECORRUPT;
+        }
+        return 0;
+    }
+    if (base_crc32c(0, h + 64, 40) != base_get32(h + 104)) {
+        snprintf(why, n, "compacted generation header checksum mismatch");
+        return FACTUM_ECORRUPT;
+    }
+    g->gen = base_get32(h + 64);
+    g->batch_format = base_get32(h + 68);
+    g->footer_off = base_get64(h + 72);
+    g->n_ent = base_get64(h + 80);
+    g->logical_end = base_get64(h + 88);
+    g->footer_crc = base_get32(h + 96);
+    if (!g->gen || g->footer_off < LOG_SEG_HEADER || (g->footer_off & 7) || g->n_ent > size / 8 ||
+        g->footer_off + g->n_ent * 8 != size || g->logical_end > l->seg_size || g->logical_end < LOG_SEG_HEADER ||
+        g->batch_format > FACTUM_FORMAT_VERSION || !g->batch_format) {
+        snprintf(why, n, "compacted generation header does not match its file");
+        return FACTUM_ECORRUPT;
+    }
+    return 0;
+}
+
+static inline uint32_t ent_old(const log_seg *s, uint64_t i)
+{
+    return base_get32(s->ent + i * 8);
+}
+static inline uint32_t ent_new(const log_seg *s, uint64_t i)
+{
+    return base_get32(s->ent + i * 8 + 4);
+}
+
+/* The map is strictly increasing on both sides and inside the file. */
+static int gen_map_sorted(const log_seg *s)
+{
+    for (uint64_t i = 0; i < s->n_ent; i++) {
+        uint32_t o = ent_old(s, i), nw = ent_new(s, i);
+        if (o < LOG_SEG_HEADER || o >= s->logical_end || nw < LOG_SEG_HEADER || nw >= s->body_end || (o & 7) ||
+            (nw & 7))
+            return 0;
+        if (i && (o <= ent_old(s, i - 1) || nw <= ent_new(s, i - 1))) return 0;
+    }
+    return 1;
+}
+
+/* The index of the last entry whose logical offset is <= off, or -1. */
+static int64_t gen_floor(const log_seg *s, uint64_t off)
+{
+    int64_t lo = 0, hi = (int64_t)s->n_ent - 1, ans = -1;
+    while (lo <= hi) {
+        int64_t mid = lo + (hi - lo) / 2;
+        if (ent_old(s, (uint64_t)mid) <= off) {
+            ans = mid;
+            lo = mid + 1;
+        } else {
+            hi = mid - 1;
+        }
+    }
+    return ans;
+}
+
 int log_seg_publish(flog *l, uint64_t no, log_seg *s)
 {
     if (no >= LOG_MAX_SEGMENTS) return -ENOSPC;
@@ -132,29 +216,31 @@ static int seg_attach_why(flog *l, uint64_t no, char *why, size_t why_len)
     uint64_t size;
     int rc = io_file_size(fd, &size);
     if (rc) goto fail_fd;
-    if (size != l->seg_size) {
-        if (why) snprintf(why, why_len, "segment %" PRIu64 " has %" PRIu64 " bytes, not %" PRIu64, no, size, l->seg_size);
-        rc = FACTUM_ECORRUPT;
-        goto fail_fd;
-    }
-    int err = 0;
-    uint8_t *map = l->io->map(l->io, fd, l->seg_size, &err);
-    if (!map) {
-        rc = err;
-        goto fail_fd;
-    }
     /* The header is read with pread, not through the mapping: touching the
      * mapping would make its first folio (up to a megabyte on kernels with
      * large folios) resident in every segment's mapping, a cost that grows
      * with the log. */
     uint8_t hdr[LOG_SEG_HEADER];
-    char what[96] = "";
-    if ((rc = io_read_full(l->io, fd, hdr, sizeof hdr, 0))) goto fail_map;
-    if ((rc = check_header(l, no, hdr, what, sizeof what))) {
-        if (why) snprintf(why, why_len, "segment %" PRIu64 ": %s", no, what[0] ? what : "newer format");
-        goto fail_map;
+    char what[128] = "";
+    log_gen_info gi;
+    if (size < LOG_SEG_HEADER) {
+        snprintf(what, sizeof what, "%" PRIu64 " bytes, shorter than a header", size);
+        rc = FACTUM_ECORRUPT;
     }
-    log_seg *s = malloc(sizeof *s);
+    if (!rc) rc = io_read_full(l->io, fd, hdr, sizeof hdr, 0);
+    if (!rc) rc = check_header(l, no, hdr, what, sizeof what);
+    if (!rc) rc = check_gen(l, hdr, size, &gi, what, sizeof what);
+    if (rc) {
+        if (why) snprintf(why, why_len, "segment %" PRIu64 ": %s", no, what[0] ? what : "newer format");
+        goto fail_fd;
+    }
+    int err = 0;
+    uint8_t *map = l->io->map(l->io, fd, size, &err);
+    if (!map) {
+        rc = err;
+        goto fail_fd;
+    }
+    log_seg *s = calloc(1, sizeof *s);
     if (!s) {
         rc = -ENOMEM;
         goto fail_map;
@@ -162,7 +248,22 @@ static int seg_attach_why(flog *l, uint64_t no, char *why, size_t why_len)
     s->no = no;
     s->fd = fd;
     s->map = map;
+    s->map_len = size;
     s->format = base_get32(hdr + 8);
+    if (gi.gen) {
+        s->gen = gi.gen;
+        s->format = gi.batch_format;
+        s->ent = map + gi.footer_off;
+        s->n_ent = gi.n_ent;
+        s->body_end = gi.footer_off;
+        s->logical_end = gi.logical_end;
+        if (base_crc32c(0, s->ent, gi.n_ent * 8) != gi.footer_crc || !gen_map_sorted(s)) {
+            if (why) snprintf(why, why_len, "segment %" PRIu64 ": its compacted generation's map is damaged", no);
+            free(s);
+            rc = FACTUM_ECORRUPT;
+            goto fail_map;
+        }
+    }
     if ((rc = log_seg_publish(l, no, s))) {
         free(s);
         goto fail_map;
@@ -170,10 +271,15 @@ static int seg_attach_why(flog *l, uint64_t no, char *why, size_t why_len)
     if (atomic_load(&l->n_segs) < no + 1) atomic_store_explicit(&l->n_segs, no + 1, memory_order_release);
     return 0;
 fail_map:
-    l->io->unmap(l->io, map, l->seg_size);
+    l->io->unmap(l->io, map, size);
 fail_fd:
     l->io->close(l->io, fd);
     return rc;
+}
+
+int log_seg_attach_gen(flog *l, uint64_t no)
+{
+    return seg_attach_why(l, no, NULL, 0);
 }
 
 static int seg_attach(flog *l, uint64_t no)
@@ -213,6 +319,7 @@ static int seg_create(flog *l, uint64_t no)
 static int seg_has_data(flog *l, uint64_t no)
 {
     log_seg *s = log_seg_get(l, no);
+    if (s && s->gen) return s->n_ent > 0;
     return s && base_get32(s->map + LOG_SEG_HEADER) != 0;
 }
 
@@ -258,8 +365,10 @@ int log_open(io_env *io, const char *dir, uint64_t seg_size, const uint8_t uuid[
     while ((de = readdir(d))) {
         uint64_t no;
         char tail[16], canon[64];
-        if (sscanf(de->d_name, "%" SCNu64 ".seg%15s", &no, tail) == 2 && strcmp(tail, ".tmp") == 0) {
-            /* A segment whose creation did not finish. */
+        if (sscanf(de->d_name, "%" SCNu64 ".seg%15s", &no, tail) == 2 &&
+            (strcmp(tail, ".tmp") == 0 || strcmp(tail, ".gen") == 0)) {
+            /* A segment whose creation did not finish, or a compacted
+             * generation not swapped in (LOG-8). */
             if (!read_only) {
                 char p[PATH_MAX];
                 snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
@@ -340,7 +449,14 @@ void log_close(flog *l)
     for (uint64_t i = 0; i < n; i++) {
         log_seg *s = log_seg_get(l, i);
         if (!s) continue;
-        l->io->unmap(l->io, s->map, l->seg_size);
+        l->io->unmap(l->io, s->map, s->map_len);
+        if (s->fd >= 0) l->io->close(l->io, s->fd);
+        free(s);
+    }
+    while (l->retired) {
+        log_seg *s = l->retired;
+        l->retired = s->next;
+        l->io->unmap(l->io, s->map, s->map_len);
         if (s->fd >= 0) l->io->close(l->io, s->fd);
         free(s);
     }
@@ -542,9 +658,33 @@ void log_release(flog *l, uint64_t from_lo, uint64_t to_lo)
         if (!s) continue;
         uint64_t a = no == from_lo / l->seg_size ? from_lo % l->seg_size : 0;
         uint64_t b = (no + 1) * l->seg_size <= to_lo ? l->seg_size : to_lo % l->seg_size;
+        if (s->gen) { /* compacted: its offsets are not logical ones; release all of it */
+            a = 0;
+            b = s->map_len;
+        }
         a = a / 4096 * 4096;
         if (b > a) madvise(s->map + a, b - a, MADV_DONTNEED);
     }
+}
+
+/* What a compacted generation answers past its data: zero bytes (the
+ * segment's end, LOG-5). */
+static const uint8_t gen_zeros[64];
+
+static const uint8_t *gen_ptr(const log_seg *s, uint64_t off, uint64_t *avail)
+{
+    if (off >= s->logical_end) {
+        if (avail) *avail = sizeof gen_zeros;
+        return gen_zeros;
+    }
+    int64_t i = gen_floor(s, off);
+    if (i < 0) return NULL;
+    uint32_t nw = ent_new(s, (uint64_t)i);
+    const uint8_t *p = s->map + nw;
+    /* The frame there, or a removed frame standing for the event at off. */
+    if (ent_old(s, (uint64_t)i) != off && p[8] != LOG_FRAME_REMOVED) return NULL;
+    if (avail) *avail = s->body_end - nw;
+    return p;
 }
 
 const uint8_t *log_ptr(flog *l, uint64_t lo, uint64_t *avail)
@@ -554,8 +694,51 @@ const uint8_t *log_ptr(flog *l, uint64_t lo, uint64_t *avail)
     log_seg *s = log_seg_get(l, no);
     if (!s) return NULL;
     uint64_t off = lo % l->seg_size;
+    if (s->gen) return gen_ptr(s, off, avail);
     if (avail) *avail = l->seg_size - off;
     return s->map + off;
+}
+
+uint64_t log_next_lo(flog *l, uint64_t lo, uint32_t len)
+{
+    uint64_t no = lo / l->seg_size;
+    log_seg *s = no < atomic_load_explicit(&l->n_segs, memory_order_acquire) ? log_seg_get(l, no) : NULL;
+    if (!s || !s->gen) return lo + len;
+    uint64_t base = no * l->seg_size, off = lo - base;
+    int64_t i = gen_floor(s, off);
+    if ((uint64_t)(i + 1) < s->n_ent) return base + ent_old(s, (uint64_t)(i + 1));
+    return base + (off < s->logical_end ? s->logical_end : off + len);
+}
+
+uint64_t log_frame_lo(flog *l, uint64_t lo)
+{
+    uint64_t no = lo / l->seg_size;
+    log_seg *s = no < atomic_load_explicit(&l->n_segs, memory_order_acquire) ? log_seg_get(l, no) : NULL;
+    if (!s || !s->gen || lo % l->seg_size >= s->logical_end) return lo;
+    int64_t i = gen_floor(s, lo % l->seg_size);
+    return i < 0 ? lo : no * l->seg_size + ent_old(s, (uint64_t)i);
+}
+
+int log_prev_lo(flog *l, uint64_t end, uint64_t *prev)
+{
+    if (!end) return FACTUM_ENOTFOUND;
+    /* A frame may end at its segment's very end: end is then the next one's
+     * offset 0, and the frame is in the segment of end - 1. */
+    uint64_t no = (end - 1) / l->seg_size, base = no * l->seg_size, off = end - base;
+    log_seg *s = no < atomic_load_explicit(&l->n_segs, memory_order_acquire) ? log_seg_get(l, no) : NULL;
+    if (!s) return FACTUM_ECORRUPT;
+    if (off <= LOG_SEG_HEADER) return FACTUM_ENOTFOUND;
+    if (s->gen) {
+        int64_t i = gen_floor(s, off - 1);
+        if (i < 0) return FACTUM_ENOTFOUND;
+        *prev = base + ent_old(s, (uint64_t)i);
+        return 0;
+    }
+    if (off < LOG_SEG_HEADER + 8) return FACTUM_ECORRUPT;
+    uint32_t plen = base_get32(s->map + off - 4);
+    if (plen < LOG_BATCH_FRAME_LEN || (plen & 7) || plen > off - LOG_SEG_HEADER) return FACTUM_ECORRUPT;
+    *prev = end - plen;
+    return 0;
 }
 
 void log_set_tail(flog *l, uint64_t end_lo)
@@ -593,8 +776,10 @@ static int batch_kind_ok(flog *l, uint64_t lo, const log_batch_hdr *bh)
     return (bh->frame_len == LOG_BATCH_CHAIN_LEN) == (log_seg_chained(l, lo) != 0);
 }
 
-/* Validate the batch at lo. Returns its total length (> 0), 0 for zero
- * bytes, or FACTUM_ECORRUPT; with fn, reports its events. */
+/* Validate the batch at lo. Returns its total (logical) length (> 0), 0
+ * for zero bytes, or FACTUM_ECORRUPT; with fn, reports its events, each
+ * position of a removed frame (LOG-8) as a blank event with
+ * LOG_EV_REMOVED. */
 static int64_t check_batch(flog *l, uint64_t lo, uint64_t expect_pos, log_event_fn fn, void *ctx,
                            log_batch_hdr *bh, int *cb_rc)
 {
@@ -604,35 +789,59 @@ static int64_t check_batch(flog *l, uint64_t lo, uint64_t expect_pos, log_event_
     int type;
     int rc = log_decode_frame(p, avail, &type, NULL, bh, NULL);
     if (rc <= 0) return rc;
-    uint64_t hdr = bh->frame_len;
-    if (!batch_kind_ok(l, lo, bh) || bh->first_position != expect_pos || bh->body_len > avail - hdr)
+    uint64_t hdr = bh->frame_len, in_seg = lo % l->seg_size;
+    if (type != LOG_FRAME_BATCH || !batch_kind_ok(l, lo, bh) || bh->first_position != expect_pos ||
+        bh->body_len > l->seg_size - in_seg - hdr)
         return FACTUM_ECORRUPT;
-    uint64_t off = hdr;
-    for (uint32_t i = 0; i < bh->n_events; i++) {
-        if (off >= hdr + bh->body_len) return FACTUM_ECORRUPT;
-        factum_event ev;
-        uint32_t ff;
-        int n = log_decode_frame(p + off, hdr + bh->body_len - off, &type, &ev, NULL, &ff);
-        if (n <= 0 || type != LOG_FRAME_EVENT || ev.position != expect_pos + i) return FACTUM_ECORRUPT;
-        off += (uint64_t)n;
-    }
-    if (off != hdr + bh->body_len) return FACTUM_ECORRUPT;
-    /* The whole batch is valid: only now report its events (LOG-3). */
-    if (fn) {
-        off = hdr;
-        for (uint32_t i = 0; i < bh->n_events; i++) {
+    const log_seg *sg = log_seg_get(l, lo / l->seg_size);
+    int compacted = sg && sg->gen;
+    uint64_t end = lo + hdr + bh->body_len, last = expect_pos + bh->n_events;
+    /* Validate the whole batch first; only then report its events (LOG-3). */
+    for (int pass = 0; pass < (fn ? 2 : 1); pass++) {
+        uint64_t flo = log_next_lo(l, lo, (uint32_t)hdr), pos = expect_pos;
+        while (pos < last) {
+            uint64_t qa;
+            const uint8_t *q = flo < end ? log_ptr(l, flo, &qa) : NULL;
+            if (!q) return FACTUM_ECORRUPT;
+            if (!compacted && qa > end - flo) qa = end - flo; /* a frame may not cross its batch's end */
             factum_event ev;
             uint32_t ff;
-            int n = log_decode_frame(p + off, avail - off, &type, &ev, NULL, &ff);
-            int r = fn(ctx, &ev, lo + off, ff);
-            if (r) {
-                *cb_rc = r;
-                return FACTUM_ECORRUPT;
+            int n = log_decode_frame(q, qa, &type, &ev, NULL, &ff);
+            if (n <= 0) return FACTUM_ECORRUPT;
+            if (type == LOG_FRAME_REMOVED) {
+                log_removed r;
+                log_removed_get(q, &r);
+                if (!compacted || r.first_position != pos || r.count > last - pos) return FACTUM_ECORRUPT;
+                for (uint32_t k = 0; pass && k < r.count; k++) {
+                    factum_event blank;
+                    memset(&blank, 0, sizeof blank);
+                    blank.stream = "";
+                    blank.type = "";
+                    blank.position = pos + k;
+                    int cr = fn(ctx, &blank, flo, LOG_EV_REMOVED);
+                    if (cr) {
+                        *cb_rc = cr;
+                        return FACTUM_ECORRUPT;
+                    }
+                }
+                pos += r.count;
+            } else {
+                if (type != LOG_FRAME_EVENT || ev.position != pos || (!compacted && (ff & LOG_EV_STUB)))
+                    return FACTUM_ECORRUPT;
+                if (pass) {
+                    int cr = fn(ctx, &ev, flo, ff);
+                    if (cr) {
+                        *cb_rc = cr;
+                        return FACTUM_ECORRUPT;
+                    }
+                }
+                pos++;
             }
-            off += (uint64_t)n;
+            flo = log_next_lo(l, flo, (uint32_t)n);
         }
+        if (flo != end) return FACTUM_ECORRUPT;
     }
-    return (int64_t)off;
+    return (int64_t)(end - lo);
 }
 
 /* The first valid batch frame at an 8-aligned offset in (from, end of from's
@@ -641,6 +850,22 @@ static int batch_in_segment(flog *l, uint64_t from, int durable_only, uint64_t *
 {
     uint64_t start = base_align_up(from + 1, 8);
     uint64_t avail;
+    const log_seg *sg = log_seg_get(l, from / l->seg_size);
+    if (sg && sg->gen) { /* compacted: its frames are the map's (LOG-8) */
+        uint64_t base = from / l->seg_size * l->seg_size;
+        int64_t i = from % l->seg_size < LOG_SEG_HEADER ? 0 : gen_floor(sg, from % l->seg_size) + 1;
+        for (; (uint64_t)i < sg->n_ent; i++) {
+            uint64_t flo = base + ent_old(sg, (uint64_t)i);
+            const uint8_t *q = log_ptr(l, flo, &avail);
+            int type;
+            if (q && log_decode_frame(q, avail, &type, NULL, bh, NULL) > 0 && type == LOG_FRAME_BATCH &&
+                batch_kind_ok(l, flo, bh) && (!durable_only || (bh->flags & LOG_BATCH_DURABLE))) {
+                *lo = flo;
+                return 1;
+            }
+        }
+        return 0;
+    }
     const uint8_t *p = start / l->seg_size == from / l->seg_size ? log_ptr(l, start, &avail) : NULL;
     for (uint64_t off = 0; p && off + LOG_BATCH_FRAME_LEN <= avail; off += 8) {
         uint32_t len = base_get32(p + off);
@@ -657,18 +882,27 @@ static int batch_in_segment(flog *l, uint64_t from, int durable_only, uint64_t *
 
 int log_batch_of(flog *l, uint64_t event_lo, uint64_t *batch_lo, log_batch_hdr *bh)
 {
-    uint64_t lo = event_lo, seg_start = event_lo / l->seg_size * l->seg_size + LOG_SEG_HEADER;
-    while (lo >= seg_start + 8) {
-        uint64_t avail;
-        const uint8_t *t = log_ptr(l, lo - 4, &avail);
-        uint32_t plen = t ? base_get32(t) : 0;
-        if (plen < LOG_BATCH_FRAME_LEN || (plen & 7) || plen > lo - seg_start) break;
-        lo -= plen;
-        const uint8_t *p = log_ptr(l, lo, &avail);
+    uint64_t lo = event_lo;
+    /* A removed event's old offset is inside its removed frame: start there. */
+    uint64_t avail;
+    const uint8_t *p = log_ptr(l, lo, &avail);
+    if (p) {
+        uint64_t no = lo / l->seg_size;
+        const log_seg *sg = log_seg_get(l, no);
+        if (sg && sg->gen && p[8] == LOG_FRAME_REMOVED) {
+            int64_t i = gen_floor(sg, lo % l->seg_size);
+            if (i >= 0) lo = no * l->seg_size + ent_old(sg, (uint64_t)i);
+        }
+    }
+    for (int steps = 0; steps < (1 << 24); steps++) {
+        uint64_t prev;
+        if (log_prev_lo(l, lo, &prev)) break;
+        p = log_ptr(l, prev, &avail);
         int type;
         factum_event ev;
-        int n = log_decode_frame(p, avail, &type, &ev, bh, NULL);
-        if (n != (int)plen) break;
+        int n = p ? log_decode_frame(p, avail, &type, &ev, bh, NULL) : -1;
+        if (n <= 0) break;
+        lo = prev;
         if (type == LOG_FRAME_BATCH) {
             if (!batch_kind_ok(l, lo, bh) || lo + bh->frame_len + bh->body_len <= event_lo) break;
             *batch_lo = lo;
@@ -688,7 +922,8 @@ int log_chain_resume(flog *l, uint64_t batch_lo)
     const uint8_t *p = log_ptr(l, batch_lo, &avail);
     log_batch_hdr bh;
     int type;
-    if (!p || log_decode_frame(p, avail, &type, NULL, &bh, NULL) <= 0) return FACTUM_ECORRUPT;
+    if (!p || log_decode_frame(p, avail, &type, NULL, &bh, NULL) <= 0 || type != LOG_FRAME_BATCH)
+        return FACTUM_ECORRUPT;
     if (bh.frame_len == LOG_BATCH_CHAIN_LEN) {
         memcpy(l->chain, bh.chain, LOG_HASH_LEN);
         l->chain_pos = bh.first_position + bh.n_events - 1;

@@ -140,7 +140,8 @@ int stream_read_range(factum_store *s, const char *stream, size_t len, stream_ra
                 return -EWOULDBLOCK;
             }
             if ((rc = event_at(s, kv[i].v, ev))) return rc;
-            if (ev->stream_len != len || memcmp(ev->stream, stream, len)) continue; /* hash collision */
+            if (ev->stream_len != len || memcmp(ev->stream, stream, len)) continue; /* hash collision, removed */
+            if (ev->flags & LOG_EV_STUB) continue; /* a scavenge kept only its header (LOG-8) */
             r->examined++;
             if (ev->position > committed) {
                 r->beyond++;
@@ -175,12 +176,17 @@ int stream_read_range(factum_store *s, const char *stream, size_t len, stream_ra
 
 /* ---- the global log ------------------------------------------------- */
 
-/* The event frame at lo, checked to be `position`. Skips a batch frame
- * and the end of a segment going forward. *lo is updated to the frame. */
-static int frame_fwd(factum_store *s, uint64_t *lo, uint64_t position, factum_event *ev, uint32_t *len,
-                     const unsigned *probe)
+/* The event frame at lo, checked to be `*position`. Skips a batch frame
+ * and the end of a segment going forward. With `skip`, removed frames and
+ * stubs (LOG-8) are stepped over too and the next surviving event is
+ * taken, *position raised to it (a read from a removed position starts at
+ * the next surviving event, ADR 0026); without, a removed position is
+ * FACTUM_ENOTFOUND. *lo is updated to the frame. */
+static int frame_fwd(factum_store *s, uint64_t *lo, uint64_t *position, int skip, factum_event *ev,
+                     uint32_t *len, const unsigned *probe)
 {
-    for (int hops = 0; hops < 4; hops++) {
+    int skipped = 0; /* stepped over removed events: a later position is expected */
+    for (uint64_t hops = 0; hops < 4 || (skipped && hops < ((uint64_t)1 << 32)); hops++) {
         uint64_t avail;
         const uint8_t *p = log_ptr(s->log, *lo, &avail);
         if (!p || *lo % s->seg_size < LOG_SEG_HEADER) {
@@ -198,16 +204,78 @@ static int frame_fwd(factum_store *s, uint64_t *lo, uint64_t position, factum_ev
         }
         if (n < 0) break;
         if (type == LOG_FRAME_BATCH) {
-            *lo += (uint64_t)n;
+            *lo = log_next_lo(s->log, *lo, (uint32_t)n);
             continue;
         }
-        if (ev->position != position) break;
+        if (type == LOG_FRAME_REMOVED) {
+            log_removed r;
+            log_removed_get(p, &r);
+            uint64_t after = r.first_position + r.count;
+            int holds = *position >= r.first_position && *position < after;
+            if (!holds && !(skipped && r.first_position >= *position)) break;
+            if (!skip) return FACTUM_ENOTFOUND;
+            skipped = 1;
+            *position = after;
+            *lo = log_next_lo(s->log, *lo, (uint32_t)n);
+            continue;
+        }
+        if (ev->position != *position && !(skipped && ev->position > *position)) break;
+        if (ev->flags & LOG_EV_STUB) {
+            if (!skip) return FACTUM_ENOTFOUND;
+            skipped = 1;
+            *position = ev->position + 1;
+            *lo = log_next_lo(s->log, *lo, (uint32_t)n);
+            continue;
+        }
+        *position = ev->position;
         *len = (uint32_t)n;
         return 0;
     }
     store_log(s, FACTUM_LOG_ERROR, "damaged log at segment %llu offset %llu reading position %llu",
               (unsigned long long)(*lo / s->seg_size), (unsigned long long)(*lo % s->seg_size),
-              (unsigned long long)position);
+              (unsigned long long)*position);
+    return FACTUM_ECORRUPT;
+}
+
+/* Going backward: the event frame at lo, checked to be `*position`; over
+ * batch frames, removed frames and stubs (LOG-8) it steps back to the
+ * surviving event before. 0, 1 when no event is left (position 0), or an
+ * error. */
+static int frame_back(factum_store *s, uint64_t *lo, uint64_t *position, factum_event *ev, const unsigned *probe)
+{
+    for (uint64_t hops = 0; hops < ((uint64_t)1 << 32); hops++) {
+        *lo = log_frame_lo(s->log, *lo);
+        uint64_t avail;
+        const uint8_t *p = log_ptr(s->log, *lo, &avail);
+        if (!p) break;
+        if (probe && !log_frame_resident(s->log, *lo, *probe)) return -EWOULDBLOCK;
+        int type;
+        log_batch_hdr bh;
+        int n = log_decode_frame(p, avail, &type, ev, &bh, NULL);
+        if (n <= 0) break;
+        if (type == LOG_FRAME_EVENT) {
+            if (ev->position != *position) break;
+            if (!(ev->flags & LOG_EV_STUB)) return 0;
+            --*position;
+        } else if (type == LOG_FRAME_REMOVED) {
+            log_removed r;
+            log_removed_get(p, &r);
+            if (*position < r.first_position || *position >= r.first_position + r.count) break;
+            *position = r.first_position - 1;
+        }
+        if (*position == 0) return 1;
+        /* The frame before, or the position map's at a segment's start. */
+        uint64_t prev;
+        if (!log_prev_lo(s->log, *lo, &prev)) {
+            *lo = prev;
+            continue;
+        }
+        int rc = idx_posmap_get(s->idx, *position, lo);
+        if (rc) return rc == FACTUM_ENOTFOUND ? FACTUM_ECORRUPT : rc;
+    }
+    store_log(s, FACTUM_LOG_ERROR, "damaged log at segment %llu offset %llu reading position %llu backward",
+              (unsigned long long)(*lo / s->seg_size), (unsigned long long)(*lo % s->seg_size),
+              (unsigned long long)*position);
     return FACTUM_ECORRUPT;
 }
 
@@ -221,7 +289,7 @@ int factum_read_position(factum_store *s, uint64_t position, factum_event *ev)
     if (rc == FACTUM_ENOTFOUND) return FACTUM_ECORRUPT; /* a committed position must be mapped */
     if (rc) return rc;
     uint32_t len;
-    return frame_fwd(s, &lo, position, ev, &len, NULL);
+    return frame_fwd(s, &lo, &position, 0, ev, &len, NULL);
 }
 
 int factum_read_all(factum_store *s, uint64_t from, int direction, const factum_filter *filter,
@@ -247,39 +315,37 @@ int factum_read_all(factum_store *s, uint64_t from, int direction, const factum_
     size_t n = 0, scanned = 0;
     while (n < cap && (!max_scan || scanned < max_scan)) {
         factum_event *ev = &events[n];
-        uint32_t len;
-        if ((rc = frame_fwd(s, &lo, pos, ev, &len, probe))) {
+        uint32_t len = 0;
+        rc = back ? frame_back(s, &lo, &pos, ev, probe) : frame_fwd(s, &lo, &pos, 1, ev, &len, probe);
+        if (rc < 0) {
             if (rc == -EWOULDBLOCK) *n_out = 0; /* all or nothing (FACTUM_NOWAIT) */
             return rc;
         }
+        if (rc == 1) { /* backward past the first surviving event */
+            pos = 0;
+            break;
+        }
+        if (!back && pos > committed) break; /* skipped removed events up to the end */
         scanned++;
         int m = factum_filter_match(filter, ev);
         if (m < 0) return m;
         n += (size_t)m;
         if (!back) {
-            lo += len;
+            lo = log_next_lo(s->log, lo, len);
             if (++pos > committed) break;
         } else {
             if (--pos == 0) break;
-            /* Step to the previous frame: its length ends just before ours
-             * (LOG-1), unless ours is the first after a batch frame or at
-             * the start of a segment; then ask the position map. */
-            uint64_t in_seg = lo % s->seg_size;
-            int ok = 0;
-            if (in_seg >= LOG_SEG_HEADER + 8) {
-                const uint8_t *p = log_ptr(s->log, lo - 4, NULL);
-                if (probe && !log_resident(s->log, p, 4, epoch)) return -EWOULDBLOCK; /* *n_out is 0 still */
-                uint32_t plen = base_get32(p);
-                if (plen >= LOG_EVENT_HDR_LEN + 4 && plen <= in_seg - LOG_SEG_HEADER && !(plen & 7)) {
-                    const uint8_t *q = log_ptr(s->log, lo - plen, NULL);
-                    if (probe && !log_resident(s->log, q, 16, epoch)) return -EWOULDBLOCK;
-                    if (q[8] == LOG_FRAME_EVENT && base_get32(q) == plen) {
-                        lo -= plen;
-                        ok = 1;
-                    }
-                }
+            /* Step to the previous frame (LOG-1, LOG-8), or ask the
+             * position map at the start of a segment. */
+            uint64_t prev;
+            if (probe && lo % s->seg_size >= LOG_SEG_HEADER + 8) {
+                uint64_t av;
+                const uint8_t *t = log_ptr(s->log, lo - 4, &av);
+                if (t && !log_resident(s->log, t, 4, epoch)) return -EWOULDBLOCK; /* *n_out is 0 still */
             }
-            if (!ok) {
+            if (!log_prev_lo(s->log, lo, &prev)) {
+                lo = prev;
+            } else {
                 rc = idx_posmap_get(s->idx, pos, &lo);
                 if (rc) return rc == FACTUM_ENOTFOUND ? FACTUM_ECORRUPT : rc;
             }
@@ -356,7 +422,7 @@ int factum_list_streams(factum_store *s, uint64_t after, factum_stream_cb cb, vo
             if (kv[i].k2 > committed) return 0;
             factum_event ev;
             if ((rc = event_at(s, kv[i].v, &ev))) return rc;
-            if ((rc = cb(ctx, ev.stream, ev.stream_len, kv[i].k2))) return rc;
+            if (ev.stream_len && (rc = cb(ctx, ev.stream, ev.stream_len, kv[i].k2))) return rc;
             after = kv[i].k2;
         }
         if (n < KV_BATCH) return 0;

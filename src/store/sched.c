@@ -114,7 +114,7 @@ static int find_by_id(factum_store *s, const char *stream, const uint8_t id[16],
     for (size_t i = 0; i < n; i++) {
         if ((rc = event_at(s, los[i], ev))) return rc;
         if (ev->position <= committed && ev->stream_len == len && !memcmp(ev->stream, stream, len) &&
-            !memcmp(ev->id, id, 16))
+            !memcmp(ev->id, id, 16) && !(ev->flags & LOG_EV_STUB))
             return 1;
     }
     return 0;

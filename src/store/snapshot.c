@@ -321,7 +321,7 @@ int store_find_event_id(factum_store *s, const char *stream, const uint8_t id[16
         factum_event e;
         if ((rc = event_at(s, los[i], &e))) return rc;
         if (e.position > committed || memcmp(e.id, id, 16) || e.stream_len != len ||
-            memcmp(e.stream, stream, len))
+            memcmp(e.stream, stream, len) || (e.flags & LOG_EV_STUB))
             continue;
         *ev = e;
         return 1;

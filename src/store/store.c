@@ -191,7 +191,8 @@ typedef struct replay {
     factum_store *s;
     idx_entry *ent[IDX_KINDS];
     size_t n[IDX_KINDS], cap;
-    uint64_t *los;
+    uint64_t *los; /* of every position of the batch, n_los of them */
+    size_t n_los;
     uint64_t first_pos;
     int rc;
     /* Read-only: the replay stays in one memtable that never freezes. It
@@ -206,7 +207,7 @@ static int replay_event(void *ctx, const factum_event *ev, uint64_t lo, uint32_t
 {
     replay *r = ctx;
     if (r->bounded && r->chunks >= 2) return FACTUM_EREADONLY;
-    if (r->n[IDX_STREAM] == r->cap) {
+    if (r->n_los == r->cap) {
         size_t cap = r->cap ? r->cap * 2 : 4096;
         for (int k = 0; k < IDX_KINDS; k++) {
             idx_entry *p = realloc(r->ent[k], cap * sizeof *p);
@@ -218,9 +219,10 @@ static int replay_event(void *ctx, const factum_event *ev, uint64_t lo, uint32_t
         r->los = l;
         r->cap = cap;
     }
-    if (r->n[IDX_STREAM] == 0) r->first_pos = ev->position;
+    if (r->n_los == 0) r->first_pos = ev->position;
+    r->los[r->n_los++] = lo;
+    if (ff & LOG_EV_REMOVED) return 0; /* a scavenge removed it (LOG-8): its position only */
     uint64_t hash = base_hash64(ev->stream, ev->stream_len);
-    r->los[r->n[IDX_STREAM]] = lo;
     r->ent[IDX_STREAM][r->n[IDX_STREAM]++] = (idx_entry){hash, ev->version, lo};
     r->ent[IDX_ID][r->n[IDX_ID]++] = (idx_entry){base_get64(ev->id), base_get64(ev->id + 8), lo};
     if (ff & ST_EV_CREATES) r->ent[IDX_CAT][r->n[IDX_CAT]++] = (idx_entry){ev->position, hash, lo};
@@ -230,18 +232,19 @@ static int replay_event(void *ctx, const factum_event *ev, uint64_t lo, uint32_t
 static int replay_batch(void *ctx, uint64_t end_lo, uint64_t next_position)
 {
     replay *r = ctx;
-    if (!r->n[IDX_STREAM]) return 0;
-    r->in_chunk += r->n[IDX_STREAM];
+    if (!r->n_los) return 0;
+    r->in_chunk += r->n_los;
     if (r->in_chunk >= r->s->opts.memtable_entries) {
         r->chunks++;
         r->in_chunk = 0;
     }
     int rc = 0;
-    rc = idx_posmap_put(r->s->idx, r->first_pos, r->los, r->n[IDX_STREAM]);
+    rc = idx_posmap_put(r->s->idx, r->first_pos, r->los, r->n_los);
     const idx_entry *e[IDX_KINDS] = {r->ent[0], r->ent[1], r->ent[2]};
     if (!rc) rc = idx_add(r->s->idx, e, r->n, end_lo, next_position);
     for (int k = 0; k < IDX_KINDS; k++)
         r->n[k] = 0;
+    r->n_los = 0;
     return rc;
 }
 
@@ -263,9 +266,9 @@ static int sync_log_cb(void *ctx, uint64_t lo)
 static int check_checkpoint(factum_store *s, const idx_checkpoint *cp)
 {
     if (cp->next_position <= 1) return 0; /* covers nothing */
-    uint64_t end = cp->covered_lo, avail = 0;
-    const uint8_t *tail = end >= LOG_SEG_HEADER + 4 ? log_ptr(s->log, end - 4, &avail) : NULL;
-    if (!tail) {
+    uint64_t end = cp->covered_lo, avail = 0, last = 0;
+    uint64_t seg = end ? (end - 1) / s->seg_size : 0;
+    if (end < LOG_SEG_HEADER + 4 || seg >= atomic_load(&s->log->n_segs) || !log_seg_get(s->log, seg)) {
         store_log(s, FACTUM_LOG_ERROR,
                   "log segment %" PRIu64 " is missing: the index checkpoint covers the log up to segment %" PRIu64
                   " offset %" PRIu64 " (position %" PRIu64 "); refusing to open",
@@ -273,14 +276,26 @@ static int check_checkpoint(factum_store *s, const idx_checkpoint *cp)
                   cp->next_position - 1);
         return FACTUM_ECORRUPT;
     }
+    /* The frame ending at covered_lo (LOG-1: frames end with their length;
+     * LOG-8: a compacted generation's map) holds that position: an event,
+     * a stub, or a removed frame whose run ends there. */
     uint64_t in_seg = (end - 4) % s->seg_size + 4; /* covered_lo's offset in the segment of its last frame */
-    uint32_t len = base_get32(tail);
     factum_event ev;
-    int type = 0;
+    int type = 0, n = -1;
     const uint8_t *p = NULL;
-    if (len >= LOG_EVENT_HDR_LEN && len % 8 == 0 && len <= in_seg - LOG_SEG_HEADER) p = log_ptr(s->log, end - len, &avail);
-    if (!p || log_decode_frame(p, avail, &type, &ev, NULL, NULL) != (int)len || type != LOG_FRAME_EVENT ||
-        ev.position != cp->next_position - 1) {
+    if (!log_prev_lo(s->log, end, &last) && (p = log_ptr(s->log, last, &avail)))
+        n = log_decode_frame(p, avail, &type, &ev, NULL, NULL);
+    int ok = 0;
+    if (n > 0 && log_next_lo(s->log, last, (uint32_t)n) == end) {
+        if (type == LOG_FRAME_EVENT) {
+            ok = ev.position == cp->next_position - 1;
+        } else if (type == LOG_FRAME_REMOVED) {
+            log_removed r;
+            log_removed_get(p, &r);
+            ok = r.first_position + r.count == cp->next_position;
+        }
+    }
+    if (!ok) {
         store_log(s, FACTUM_LOG_ERROR,
                   "the log does not hold what the index checkpoint covers: position %" PRIu64
                   " should end at segment %" PRIu64 " offset %" PRIu64 "; refusing to open",
