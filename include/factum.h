@@ -139,6 +139,10 @@ typedef struct factum_options {
     size_t memtable_entries;     /* index entries kept in memory before a flush (default 262144) */
     size_t stream_cache_entries; /* stream states cached in memory (default 65536) */
     int verify_on_open;          /* check every record of the log on open (default 0) */
+    /* After a scavenge swapped a compacted segment in, the file it replaced
+     * stays readable this long for readers still holding event pointers into
+     * it; then its disk space is given back (default 60000). */
+    uint32_t scavenge_grace_ms;
     /* Optional sink for the store's log lines (recovery, warnings). Called from
      * any of the store's threads; must be thread-safe. NULL: silent. */
     void (*log_fn)(void *ctx, int level, const char *message);
@@ -1230,6 +1234,68 @@ FACTUM_API int factum_chain_get_head(factum_store *s, factum_chain_head *out);
  * its length, as snprintf does. */
 #define FACTUM_CHAIN_JSON_MAX 160
 FACTUM_API int factum_chain_head_json(const factum_chain_head *h, char *buf, size_t cap);
+
+/* ---------------------------------------------------------------------------
+ * Scavenge (docs/operations.md "Scavenge", ADR 0026)
+ *
+ * A scavenge gives back the disk space of what retention and deletes made
+ * unreadable: events before $tb, beyond $maxCount, older than $maxAge (as of
+ * the scavenge's start), of soft-deleted and tombstoned streams, and older
+ * $$metadata events. It keeps each stream's last event (a stub — its
+ * header without data — where that event is unreadable too), its first
+ * (a stub, for the stream list), tombstones and the last metadata. It runs
+ * in a thread of its own while appends, reads and subscriptions go on: each
+ * sealed segment before the scavenge point (a $scavengeStarted event it
+ * appends to $scavenges) is rewritten as a compacted generation and swapped
+ * in; positions never change, and a read from a removed position starts at
+ * the next surviving event. Crash-safe: an interrupted scavenge resumes
+ * when the store is next opened. History: $scavengeStarted and
+ * $scavengeCompleted in $scavenges, one $scavengeSegmentCompleted per
+ * compacted segment in $scavenges-<id>.
+ * ------------------------------------------------------------------------- */
+
+typedef struct factum_scavenge_options {
+    int seal;                        /* first roll the log to a new segment, so that everything written
+                                        before the start is scavenged, the newest data included */
+    unsigned threshold_percent;      /* skip a segment unless compacting it frees at least this share of
+                                        its bytes (0: any gain at all) */
+    uint64_t throttle_bytes_per_sec; /* pace what it reads and writes to this (0: as fast as it can) */
+} factum_scavenge_options;
+
+enum factum_scavenge_state {
+    FACTUM_SCAVENGE_RUNNING = 1,
+    FACTUM_SCAVENGE_COMPLETED = 2,
+    FACTUM_SCAVENGE_STOPPED = 3,
+    FACTUM_SCAVENGE_FAILED = 4,
+};
+
+typedef struct factum_scavenge_status {
+    char id[37];
+    int state;                      /* enum factum_scavenge_state */
+    int error;                      /* FAILED: why (a FACTUM_E* or -errno) */
+    uint64_t point;                 /* the scavenge point: only what is before it is scavenged */
+    uint64_t segments;              /* sealed segments before the point */
+    uint64_t segment;               /* the next one to look at (progress: segment of segments) */
+    uint64_t compacted, skipped;    /* segments rewritten; segments left as they were (little to gain) */
+    uint64_t events_removed;        /* events removed (not counting earlier scavenges') */
+    uint64_t bytes_before, bytes_after; /* the compacted segments' files, before and after */
+    uint64_t bytes_read, bytes_written;
+    int64_t started_ns, finished_ns; /* wall clock; finished 0 while running */
+} factum_scavenge_status;
+
+/* Start a scavenge in the background; *id_out (37 bytes, may be NULL) gets
+ * its id. One at a time: FACTUM_EEXISTS with the running one's id. */
+FACTUM_API int factum_scavenge_start(factum_store *s, const factum_scavenge_options *opts, char id_out[37]);
+/* Stop the running scavenge (id NULL or "current": whichever runs) after
+ * the segment it is on; it ends STOPPED. FACTUM_ENOTFOUND when that id is
+ * not running. */
+FACTUM_API int factum_scavenge_stop(factum_store *s, const char *id);
+/* The status of the running or the last scavenge since the store was
+ * opened (id NULL, "current" or "last"), or of that id. FACTUM_ENOTFOUND if
+ * none (earlier ones are in $scavenges). */
+FACTUM_API int factum_scavenge_get_status(factum_store *s, const char *id, factum_scavenge_status *out);
+/* Wait until the scavenge `id` (NULL: the current one) ends; *out as above. */
+FACTUM_API int factum_scavenge_wait(factum_store *s, const char *id, factum_scavenge_status *out);
 
 /* ---------------------------------------------------------------------------
  * Online backup and restore (docs/operations.md "Backup and restore")

@@ -30,6 +30,7 @@
 typedef struct gen_writer {
     flog *l;
     int fd;
+    int dry; /* weigh only: count, write nothing */
     uint8_t *buf; /* OUT_BUF bytes, flushed at file offset buf_at */
     size_t used;
     uint64_t buf_at, new_off; /* the file offset the next frame gets */
@@ -45,7 +46,7 @@ typedef struct gen_writer {
 static int out_flush(gen_writer *w)
 {
     if (!w->used) return 0;
-    int rc = io_write_full(w->l->io, w->fd, w->buf, w->used, (off_t)w->buf_at);
+    int rc = w->dry ? 0 : io_write_full(w->l->io, w->fd, w->buf, w->used, (off_t)w->buf_at);
     w->buf_at += w->used;
     w->used = 0;
     return rc;
@@ -62,6 +63,10 @@ static uint8_t *out_reserve(gen_writer *w, size_t len, int *rc)
 
 static int add_ent(gen_writer *w, uint64_t old_off)
 {
+    if (w->dry) {
+        w->n_ent++;
+        return 0;
+    }
     if (w->n_ent == w->cap_ent) {
         uint64_t nc = w->cap_ent ? w->cap_ent * 2 : 4096;
         uint8_t *p = realloc(w->ent, nc * 8);
@@ -83,9 +88,9 @@ static int emit(gen_writer *w, uint64_t old_off, const uint8_t *p, uint32_t len)
     uint8_t *q = out_reserve(w, len, &rc);
     if (rc) return rc;
     if (q) {
-        memcpy(q, p, len);
+        if (!w->dry) memcpy(q, p, len);
         w->used += len;
-    } else if ((rc = io_write_full(w->l->io, w->fd, p, len, (off_t)w->buf_at))) {
+    } else if (!w->dry && (rc = io_write_full(w->l->io, w->fd, p, len, (off_t)w->buf_at))) {
         return rc;
     } else {
         w->buf_at += len;
@@ -101,11 +106,11 @@ static int run_flush(gen_writer *w)
     int rc = 0;
     uint8_t *q = out_reserve(w, len, &rc), *tmp = NULL;
     if (rc) return rc;
-    if (!q && !(q = tmp = malloc(len))) return -ENOMEM;
-    log_encode_removed(q, w->run_first, w->run_n, w->run);
-    if (tmp) {
+    if (!q && !w->dry && !(q = tmp = malloc(len))) return -ENOMEM;
+    if (!w->dry) log_encode_removed(q, w->run_first, w->run_n, w->run);
+    if (!q || tmp) {
         rc = add_ent(w, w->run_old);
-        if (!rc) rc = io_write_full(w->l->io, w->fd, tmp, len, (off_t)w->buf_at);
+        if (!rc && !w->dry) rc = io_write_full(w->l->io, w->fd, tmp, len, (off_t)w->buf_at);
         if (!rc) {
             w->buf_at += len;
             w->new_off += len;
@@ -169,13 +174,14 @@ static int compact_body(gen_writer *w, uint64_t no, log_decide_fn fn, void *ctx,
             log_removed_get(p, &r);
             st->events += r.count;
             st->removed += r.count;
+            st->removed_before += r.count;
             if ((rc = run_add(w, lo - base, r.first_position, r.digests, r.count))) return rc;
         } else {
             st->events++;
             int d = fn(ctx, &ev, lo, ff);
             if (d < 0) return d;
-            uint8_t dig[LOG_HASH_LEN];
-            if (d != LOG_KEEP && !(ev.flags & LOG_EV_STUB) &&
+            uint8_t dig[LOG_HASH_LEN] = {0};
+            if (d != LOG_KEEP && !w->dry && !(ev.flags & LOG_EV_STUB) &&
                 (rc = log_chain_event(&w->h, p, (size_t)n, dig)))
                 return rc;
             if (d != LOG_KEEP && (ev.flags & LOG_EV_STUB)) memcpy(dig, ev.data, LOG_HASH_LEN);
@@ -184,11 +190,12 @@ static int compact_body(gen_writer *w, uint64_t no, log_decide_fn fn, void *ctx,
                 if ((rc = run_add(w, lo - base, ev.position, dig, 1))) return rc;
             } else if (d == LOG_STUB && !(ev.flags & LOG_EV_STUB)) {
                 st->stubbed++;
+                st->stubbed_now++;
                 uint32_t slen = log_stub_len(&ev); /* < OUT_BUF: names are at most 64 KiB */
                 if ((rc = run_flush(w)) || (rc = add_ent(w, lo - base))) return rc;
                 uint8_t *q = out_reserve(w, slen, &rc);
                 if (rc) return rc;
-                log_encode_stub(q, &ev, ff, dig);
+                if (!w->dry) log_encode_stub(q, &ev, ff, dig);
                 w->used += slen;
                 w->new_off += slen;
             } else {
@@ -211,7 +218,8 @@ int log_compact_write(flog *l, uint64_t no, log_decide_fn fn, void *ctx, log_com
     memset(st, 0, sizeof *st);
     if (l->read_only) return FACTUM_EREADONLY;
     log_seg *s = log_seg_get(l, no);
-    if (!s || no >= l->tail_lo / l->seg_size) return FACTUM_EINVAL; /* sealed segments only */
+    /* Sealed and durable segments only: the writer never touches them again. */
+    if (!s || (no + 1) * l->seg_size > atomic_load(&l->synced_lo)) return FACTUM_EINVAL;
     char path[PATH_MAX];
     gen_path(l, no, ".gen", path, sizeof path);
     gen_writer w = {.l = l, .fd = -1};
@@ -262,6 +270,25 @@ out:
     if (rc && w.fd >= 0) l->io->unlink(l->io, path);
     free(w.buf);
     free(w.ent);
+    free(w.run);
+    log_hasher_free(&w.h);
+    return rc;
+}
+
+int log_compact_weigh(flog *l, uint64_t no, log_decide_fn fn, void *ctx, log_compact_stats *st)
+{
+    memset(st, 0, sizeof *st);
+    log_seg *s = log_seg_get(l, no);
+    if (!s) return FACTUM_EINVAL;
+    gen_writer w = {.l = l, .fd = -1, .dry = 1, .buf_at = LOG_SEG_HEADER, .new_off = LOG_SEG_HEADER};
+    int rc = log_hasher_init(&w.h);
+    if (rc) return rc;
+    uint64_t logical_end = 0;
+    if (!(w.buf = malloc(OUT_BUF))) rc = -ENOMEM;
+    if (!rc) rc = compact_body(&w, no, fn, ctx, st, &logical_end);
+    st->bytes_before = s->map_len;
+    st->bytes_after = w.new_off + w.n_ent * 8;
+    free(w.buf);
     free(w.run);
     log_hasher_free(&w.h);
     return rc;

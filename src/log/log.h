@@ -288,6 +288,9 @@ void log_set_tail(flog *l, uint64_t end_lo);
  * if it does not fit); waits for the preparer if that segment is not ready.
  * Returns 0 and *lo, or -errno / FACTUM_ETOOBIG. */
 int log_reserve(flog *l, uint64_t len, uint64_t *lo);
+/* Writer: the next batch goes into a new segment (unless the current one
+ * holds nothing yet). */
+void log_seal(flog *l);
 /* Writer: write len bytes at lo (from log_reserve); advances the tail. */
 int log_write(flog *l, uint64_t lo, const void *buf, size_t len);
 /* Writer: fdatasync every segment written since the last sync. */
@@ -380,13 +383,17 @@ enum { LOG_KEEP = 0, LOG_STUB = 1, LOG_REMOVE = 2 };
  * already is one): LOG_KEEP, LOG_STUB, LOG_REMOVE, or < 0 to fail. */
 typedef int (*log_decide_fn)(void *ctx, const factum_event *ev, uint64_t lo, uint32_t ff);
 typedef struct log_compact_stats {
-    uint64_t events, kept, stubbed, removed; /* removed: including those removed before */
+    uint64_t events, kept, stubbed, removed; /* stubbed, removed: including earlier generations' */
+    uint64_t stubbed_now, removed_before;   /* stubs made now; events removed by earlier generations */
     uint64_t bytes_before, bytes_after;     /* the files' sizes */
 } log_compact_stats;
 /* Write the next generation of sealed segment `no` as NNNNNNNN.seg.gen
  * (fdatasync'd; not yet in place), deciding each event with fn. A segment
  * with nothing to remove still gets one (the caller weighs first). */
 int log_compact_write(flog *l, uint64_t no, log_decide_fn fn, void *ctx, log_compact_stats *st);
+/* The same decisions without writing anything: what log_compact_write
+ * would make of the segment (bytes_after: the size it would have). */
+int log_compact_weigh(flog *l, uint64_t no, log_decide_fn fn, void *ctx, log_compact_stats *st);
 /* Put the generation log_compact_write made in place: rename over the
  * segment, fsync the directory, map it and publish it; the generation it
  * replaces stays mapped (readers may hold pointers into it) until

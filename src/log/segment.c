@@ -557,6 +557,11 @@ int log_reserve(flog *l, uint64_t len, uint64_t *lo)
     return 0;
 }
 
+void log_seal(flog *l)
+{
+    if (l->tail_lo % l->seg_size > LOG_SEG_HEADER) l->tail_lo = (l->tail_lo / l->seg_size + 1) * l->seg_size;
+}
+
 int log_write(flog *l, uint64_t lo, const void *buf, size_t len)
 {
     uint64_t no = lo / l->seg_size;

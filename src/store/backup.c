@@ -261,6 +261,24 @@ static int prepare_dest(factum_store *s, const char *dest, uint64_t *keep_below)
     return io_ensure_dir(io_posix(), dest);
 }
 
+/* Does the earlier backup's copy of a sealed segment hold what the store's
+ * file holds now: the same size and the same header, generation fields
+ * included (a scavenge since replaces the segment by a compacted
+ * generation, LOG-8)? */
+static int same_generation(const char *src, const char *dst)
+{
+    struct stat a, b;
+    if (stat(src, &a) || stat(dst, &b) || a.st_size != b.st_size) return 0;
+    if (a.st_dev == b.st_dev && a.st_ino == b.st_ino) return 1;
+    uint8_t ha[128], hb[128];
+    int fa = open(src, O_RDONLY | O_CLOEXEC), fb = open(dst, O_RDONLY | O_CLOEXEC);
+    int same = fa >= 0 && fb >= 0 && pread(fa, ha, sizeof ha, 0) == (ssize_t)sizeof ha &&
+               pread(fb, hb, sizeof hb, 0) == (ssize_t)sizeof hb && !memcmp(ha, hb, sizeof ha);
+    if (fa >= 0) close(fa);
+    if (fb >= 0) close(fb);
+    return same;
+}
+
 /* Remove dest/log's segments numbered >= from (left by an earlier backup
  * that reached further: none in practice, but never leave a stale one). */
 static int drop_segments_from(const char *logdir, uint64_t from)
@@ -306,16 +324,20 @@ int factum_backup(factum_store *s, const char *dest, const factum_backup_options
     for (uint64_t no = 0; no <= last && !rc; no++) {
         snprintf(src, sizeof src, "%s/log/%08" PRIu64 ".seg", s->path, no);
         snprintf(dst, sizeof dst, "%s/%08" PRIu64 ".seg", logdir, no);
-        struct stat st;
-        if (no < last && no < keep_below && !stat(dst, &st) && (uint64_t)st.st_size == s->seg_size) {
+        struct stat sst;
+        if (no < last && no < keep_below && same_generation(src, dst)) {
             r->kept++;
         } else if (no < last) {
-            /* BK-2: sealed: a hard link, or a whole copy. */
+            /* BK-2: sealed: a hard link, or a whole copy (of a compacted
+             * generation's own size, LOG-8). A scavenge may swap in a new
+             * generation meanwhile: link and open take one whole file. */
             if (unlink(dst) && errno != ENOENT) rc = -errno;
             if (!rc && link(src, dst) == 0) {
                 r->linked++;
+            } else if (!rc && stat(src, &sst)) {
+                rc = -errno;
             } else if (!rc) {
-                rc = copy_file(src, dst, s->seg_size, s->seg_size, &r->bytes_copied);
+                rc = copy_file(src, dst, (uint64_t)sst.st_size, (uint64_t)sst.st_size, &r->bytes_copied);
                 if (!rc) r->copied++;
             }
         } else {

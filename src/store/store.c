@@ -53,6 +53,7 @@ void factum_options_init(factum_options *o)
     o->segment_size = DEFAULT_SEGMENT_SIZE;
     o->memtable_entries = 262144;
     o->stream_cache_entries = 65536;
+    o->scavenge_grace_ms = 60000;
 }
 
 /* ---- the identity file ---------------------------------------------- */
@@ -422,6 +423,7 @@ static void free_handle(factum_store *s)
     cache_deinit(&s->cache);
     notify_deinit(s);
     gate_deinit(s);
+    scav_free(s);
     if (s->lock_fd >= 0) close(s->lock_fd);
     pthread_mutex_destroy(&s->q_mu);
     pthread_mutex_destroy(&s->chain_mu);
@@ -449,6 +451,10 @@ int store_open_io(const char *path, const factum_options *opts, io_env *io, fact
     pthread_cond_init(&s->q_space, NULL);
     int rc = notify_init(s);
     if (!rc && (rc = gate_init(s))) notify_deinit(s);
+    if (!rc && (rc = scav_init(s))) {
+        gate_deinit(s);
+        notify_deinit(s);
+    }
     if (rc) {
         pthread_mutex_destroy(&s->q_mu);
         pthread_mutex_destroy(&s->chain_mu);
@@ -571,6 +577,12 @@ int store_open_io(const char *path, const factum_options *opts, io_env *io, fact
             writer_stop(s);
             goto fail_idx;
         }
+        /* SC-3: a scavenge a crash interrupted goes on. */
+        if ((rc = scav_resume(s))) {
+            sched_stop(s, 0);
+            writer_stop(s);
+            goto fail_idx;
+        }
     }
     /* The upcasters, loaded now so that a document that cannot be used is
      * logged at open; a failure here is met again by the reads that need
@@ -609,6 +621,7 @@ static int close_impl(factum_store *s, int abandon)
         pthread_mutex_unlock(&s->q_mu);
     }
     gate_release_all(s); /* nobody will release them now */
+    scav_shutdown(s);       /* it appends too */
     sched_stop(s, abandon); /* it appends: before the writer stops */
     writer_stop(s);
     log_prep_stop(s->log);

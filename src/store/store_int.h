@@ -189,10 +189,23 @@ struct factum_store {
     uint8_t chain_head[32];
     uint64_t chain_pos; /* the last position the head covers, 0: no chained batch yet */
 
+    /* scavenge (scavenge.c): its thread and status; seal_req asks the
+     * writer to roll to a new segment before its next batch */
+    struct scav *scav;
+    _Atomic int seal_req;
+
     /* statistics */
     _Atomic uint64_t st_appends, st_events, st_bytes, st_fsyncs, st_fsync_ns, st_fsync_max, st_groups,
         st_group_max;
 };
+
+/* scavenge.c */
+int scav_init(factum_store *s);
+/* At open, read-write: resume a scavenge a crash interrupted. */
+int scav_resume(factum_store *s);
+/* At close: stop the running scavenge and wait for its thread. */
+void scav_shutdown(factum_store *s);
+void scav_free(factum_store *s);
 
 /* store.c */
 void store_log(factum_store *s, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

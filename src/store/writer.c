@@ -754,6 +754,9 @@ static int commit_write(factum_store *s, group *g, int want_sync, uint64_t *lo_o
     int durable = s->opts.durability == FACTUM_DURABLE;
     uint32_t flags = durable ? LOG_BATCH_DURABLE : 0;
     uint64_t body = g->buf.len - GROUP_HDR, lo;
+    /* A scavenge with seal: this batch starts a new segment, so that every
+     * earlier one is sealed and can be compacted (ADR 0026). */
+    if (atomic_exchange(&s->seal_req, 0)) log_seal(s->log);
     int rc = log_reserve(s->log, g->buf.len, &lo);
     if (rc) return rc;
     size_t skip = 0;
