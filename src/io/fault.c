@@ -84,7 +84,20 @@ struct io_fault {
     int short_writes;
     char *target;
     uint64_t rng;
+    /* io_fault_cut: operations that change files, counted; from the cut_at-th
+     * on, the power is off (each fails with -EIO and changes nothing). */
+    uint64_t ops, cut_at;
+    int cut;
 };
+
+/* Is the power off for this changing operation (mu held)? */
+static int cut_op(io_fault *f)
+{
+    if (f->cut) return 1;
+    if (!f->cut_at) return 0;
+    if (++f->ops >= f->cut_at) f->cut = 1;
+    return f->cut;
+}
 
 static uint64_t frand(io_fault *f)
 {
@@ -321,6 +334,10 @@ static int ft_open(io_env *e, const char *path, int flags, int mode)
     pthread_mutex_lock(&f->mu);
     struct stat st;
     int created = (flags & O_CREAT) && lstat(path, &st) != 0;
+    if ((created || (flags & O_TRUNC)) && cut_op(f)) {
+        pthread_mutex_unlock(&f->mu);
+        return -EIO;
+    }
     int fd = io_posix()->open(io_posix(), path, flags, mode);
     if (fd >= 0 && created) dent_add(f, path, NULL);
     if (fd >= 0 && fd < FAULT_MAX_FDS) {
@@ -335,6 +352,10 @@ static int ft_mkdir(io_env *e, const char *path, int mode)
 {
     io_fault *f = (io_fault *)e;
     pthread_mutex_lock(&f->mu);
+    if (cut_op(f)) {
+        pthread_mutex_unlock(&f->mu);
+        return -EIO;
+    }
     int rc = io_posix()->mkdir(io_posix(), path, mode);
     if (!rc) dent_add(f, path, NULL);
     pthread_mutex_unlock(&f->mu);
@@ -374,11 +395,12 @@ static int remember(io_fault *f, int fd, off_t off, size_t len)
     if ((uint64_t)off < size) {
         p->old_len = (size_t)((uint64_t)off + len <= size ? len : size - (uint64_t)off);
         p->old = malloc(p->old_len ? p->old_len : 1);
-        if (!p->path || !p->old || io_read_full(io_posix(), fd, p->old, p->old_len, off)) {
+        int rc = !p->path || !p->old ? -ENOMEM : io_read_full(io_posix(), fd, p->old, p->old_len, off);
+        if (rc) { /* (a descriptor opened write-only cannot be read: EBADF) */
             free(p->old);
             free(p->path);
             free(p);
-            return -ENOMEM;
+            return rc;
         }
     }
     p->next = f->head;
@@ -390,6 +412,10 @@ static ssize_t ft_pwrite(io_env *e, int fd, const void *buf, size_t len, off_t o
 {
     io_fault *f = (io_fault *)e;
     pthread_mutex_lock(&f->mu);
+    if (cut_op(f)) {
+        pthread_mutex_unlock(&f->mu);
+        return -EIO;
+    }
     int tgt = targeted(f, fd);
     if (tgt) f->writes++;
     if (tgt && f->fail_write_at && f->writes == f->fail_write_at) {
@@ -431,6 +457,10 @@ static int ft_fdatasync(io_env *e, int fd)
 {
     io_fault *f = (io_fault *)e;
     pthread_mutex_lock(&f->mu);
+    if (cut_op(f)) {
+        pthread_mutex_unlock(&f->mu);
+        return -EIO;
+    }
     int tgt = targeted(f, fd);
     if (tgt) f->fsyncs++;
     if (tgt && f->fail_fsync_at && f->fsyncs == f->fail_fsync_at) {
@@ -479,6 +509,10 @@ static int ft_rename(io_env *e, const char *from, const char *to)
 {
     io_fault *f = (io_fault *)e;
     pthread_mutex_lock(&f->mu);
+    if (cut_op(f)) {
+        pthread_mutex_unlock(&f->mu);
+        return -EIO;
+    }
     dent_add(f, to, from); /* before: it saves what `to` held */
     int rc = io_posix()->rename(io_posix(), from, to);
     if (!rc) {
@@ -496,6 +530,10 @@ static int ft_rename(io_env *e, const char *from, const char *to)
 static int ft_unlink(io_env *e, const char *path)
 {
     io_fault *f = (io_fault *)e;
+    pthread_mutex_lock(&f->mu);
+    int off = cut_op(f);
+    pthread_mutex_unlock(&f->mu);
+    if (off) return -EIO;
     int rc = io_posix()->unlink(io_posix(), path);
     if (!rc) {
         pthread_mutex_lock(&f->mu);
@@ -519,6 +557,10 @@ static int ft_unlink(io_env *e, const char *path)
 static int ft_fsync_dir(io_env *e, const char *dir)
 {
     io_fault *f = (io_fault *)e;
+    pthread_mutex_lock(&f->mu);
+    int off = cut_op(f);
+    pthread_mutex_unlock(&f->mu);
+    if (off) return -EIO;
     int rc = io_posix()->fsync_dir(io_posix(), dir);
     if (!rc) {
         pthread_mutex_lock(&f->mu);
@@ -594,6 +636,23 @@ void io_fault_fail_write(io_fault *f, uint64_t nth, int err, int partial_before_
     f->write_err = err;
     f->partial = partial_before_fail;
     pthread_mutex_unlock(&f->mu);
+}
+
+void io_fault_cut(io_fault *f, uint64_t nth)
+{
+    pthread_mutex_lock(&f->mu);
+    f->ops = 0;
+    f->cut = 0;
+    f->cut_at = nth;
+    pthread_mutex_unlock(&f->mu);
+}
+
+uint64_t io_fault_ops(io_fault *f)
+{
+    pthread_mutex_lock(&f->mu);
+    uint64_t n = f->ops;
+    pthread_mutex_unlock(&f->mu);
+    return n;
 }
 
 void io_fault_fail_fsync(io_fault *f, uint64_t nth, int err)

@@ -74,6 +74,13 @@ io_env *io_fault_env(io_fault *f);
  * partial_before_fail a prefix first. */
 void io_fault_fail_write(io_fault *f, uint64_t nth, int err, int partial_before_fail);
 void io_fault_fail_fsync(io_fault *f, uint64_t nth, int err);
+/* A power cut before the n-th (1-based, from now) operation that changes
+ * files (pwrite, fdatasync, open creating or truncating, mkdir, rename,
+ * unlink, fsync_dir): it and every one after fail with -EIO and change
+ * nothing; io_fault_power_loss then loses what was not yet durable. 0
+ * disables. io_fault_ops: how many were counted since. */
+void io_fault_cut(io_fault *f, uint64_t nth);
+uint64_t io_fault_ops(io_fault *f);
 /* Make pwrite return short counts (at random) but still succeed eventually. */
 void io_fault_short_writes(io_fault *f, int on);
 /* Only fail writes to paths containing `substr` (NULL: all). */

@@ -229,7 +229,7 @@ int log_compact_write(flog *l, uint64_t no, log_decide_fn fn, void *ctx, log_com
         rc = -ENOMEM;
         goto out;
     }
-    w.fd = l->io->open(l->io, path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    w.fd = l->io->open(l->io, path, O_RDWR | O_CREAT | O_TRUNC, 0644);
     if (w.fd < 0) {
         rc = w.fd;
         goto out;
