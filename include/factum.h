@@ -1296,6 +1296,14 @@ FACTUM_API int factum_scavenge_stop(factum_store *s, const char *id);
 FACTUM_API int factum_scavenge_get_status(factum_store *s, const char *id, factum_scavenge_status *out);
 /* Wait until the scavenge `id` (NULL: the current one) ends; *out as above. */
 FACTUM_API int factum_scavenge_wait(factum_store *s, const char *id, factum_scavenge_status *out);
+/* A status as one line of JSON (docs/http.md, GET /admin/scavenge):
+ * {"scavengeId","state":"running"|"completed"|"stopped"|"failed","point",
+ * "segments","segment","compacted","skipped","eventsRemoved","bytesBefore",
+ * "bytesAfter","spaceSaved","bytesRead","bytesWritten","startedAt",
+ * "finishedAt" (ns since the epoch, 0 while running),"error"}. Returns its
+ * length, as snprintf does; FACTUM_SCAVENGE_JSON_MAX bytes are enough. */
+#define FACTUM_SCAVENGE_JSON_MAX 640
+FACTUM_API int factum_scavenge_status_json(const factum_scavenge_status *st, char *buf, size_t cap);
 
 /* ---------------------------------------------------------------------------
  * Online backup and restore (docs/operations.md "Backup and restore")

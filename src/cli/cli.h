@@ -205,6 +205,7 @@ int cli_cmd_certs(cli_ctx *c, int argc, char **argv);
 int cli_cmd_schedule(cli_ctx *c, int argc, char **argv);
 int cli_cmd_chain(cli_ctx *c, int argc, char **argv);
 int cli_cmd_backup(cli_ctx *c, int argc, char **argv);
+int cli_cmd_scavenge(cli_ctx *c, int argc, char **argv);
 int cli_cmd_restore(cli_ctx *c, int argc, char **argv);
 
 /* Print a command's help text (stdout) and return CLI_OK. */

@@ -2,7 +2,8 @@
  * misc.c - the small services of a single node: ServerFeatures (what is
  * implemented, with the feature tags clients check), Gossip.Read (this one
  * node as Leader, so `+discover` connection strings work), Monitoring.Stats
- * and Operations.Shutdown; and the table of every method factumd serves.
+ * and Operations (Shutdown, StartScavenge, StopScavenge); and the table of
+ * every method factumd serves.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -282,6 +283,73 @@ static void shutdown_message(net_call *c, const uint8_t *msg, size_t len)
     if (ctx->shutdown) ctx->shutdown(ctx->shutdown_arg);
 }
 
+/* ---- Operations.StartScavenge / StopScavenge ---------------------------- */
+
+static void scavenge_reply(rpc_ctx *ctx, net_call *c, const char *id, int result)
+{
+    EventStore__Client__Operations__ScavengeResp r = EVENT_STORE__CLIENT__OPERATIONS__SCAVENGE_RESP__INIT;
+    r.scavenge_id = (char *)id;
+    r.scavenge_result = result;
+    if (rpc_send(ctx, c, &r.base) == 0) net_call_finish(c, GRPC_OK, NULL, NULL, 0);
+}
+
+/* KurrentDB's options (thread_count, start_from_chunk) do not apply: one
+ * scavenge thread, every sealed segment before the point (the threshold,
+ * throttle and seal of POST /admin/scavenge take their defaults). */
+static void start_scavenge_message(net_call *c, const uint8_t *msg, size_t len)
+{
+    rpc_ctx *ctx = net_call_state(c);
+    pb_alloc pa;
+    EventStore__Client__Operations__StartScavengeReq *req =
+        rpc_unpack(c, &event_store__client__operations__start_scavenge_req__descriptor, msg, len, &pa,
+                   "StartScavengeReq");
+    if (!req) return;
+    rpc_unpack_free(req, &pa);
+    if (rpc_authorize_op(ctx, c, AUTH_OP_SCAVENGE_START, NULL)) return;
+    char id[37];
+    int rc = factum_scavenge_start(ctx->store, NULL, id); /* its thread appends the point: no wait here */
+    if (rc == FACTUM_EEXISTS) {
+        scavenge_reply(ctx, c, id, EVENT_STORE__CLIENT__OPERATIONS__SCAVENGE_RESP__SCAVENGE_RESULT__InProgress);
+        return;
+    }
+    if (rc) {
+        rpc_fail(c, GRPC_UNAVAILABLE, factum_strerror(rc), NULL, NULL);
+        return;
+    }
+    rpc_audit(ctx, c, "scavenge-started", id, NULL);
+    scavenge_reply(ctx, c, id, EVENT_STORE__CLIENT__OPERATIONS__SCAVENGE_RESP__SCAVENGE_RESULT__Started);
+}
+
+static void stop_scavenge_message(net_call *c, const uint8_t *msg, size_t len)
+{
+    rpc_ctx *ctx = net_call_state(c);
+    pb_alloc pa;
+    EventStore__Client__Operations__StopScavengeReq *req =
+        rpc_unpack(c, &event_store__client__operations__stop_scavenge_req__descriptor, msg, len, &pa,
+                   "StopScavengeReq");
+    if (!req) return;
+    char id[37] = "";
+    const char *want = req->options && req->options->scavenge_id ? req->options->scavenge_id : "";
+    int ok = strlen(want) < sizeof id;
+    if (ok) memcpy(id, want, strlen(want) + 1);
+    rpc_unpack_free(req, &pa);
+    if (rpc_authorize_op(ctx, c, AUTH_OP_SCAVENGE_STOP, NULL)) return;
+    /* An empty id is no scavenge's (KurrentDB's clients always name one). */
+    if (!ok || !id[0] || !strcmp(id, "current") || !strcmp(id, "last") || factum_scavenge_stop(ctx->store, id)) {
+        factum_scavenge_status st;
+        const char *running =
+            !factum_scavenge_get_status(ctx->store, "current", &st) && st.state == FACTUM_SCAVENGE_RUNNING
+                ? st.id
+                : "<unknown>";
+        char m[128];
+        snprintf(m, sizeof m, "Scavenge not found. The currently running scavenge is %s.", running);
+        rpc_fail(c, GRPC_NOT_FOUND, m, "scavenge-not-found", "scavenge-id", running, NULL);
+        return;
+    }
+    rpc_audit(ctx, c, "scavenge-stopped", id, NULL);
+    scavenge_reply(ctx, c, id, EVENT_STORE__CLIENT__OPERATIONS__SCAVENGE_RESP__SCAVENGE_RESULT__Stopped);
+}
+
 static const net_method misc_methods[] = {
     {"/event_store.client.server_features.ServerFeatures/GetSupportedMethods", unary_start, features_message,
      unary_half_close, NULL, NULL, NULL},
@@ -290,6 +358,10 @@ static const net_method misc_methods[] = {
      NULL},
     {"/event_store.client.operations.Operations/Shutdown", unary_start, shutdown_message, unary_half_close, NULL, NULL,
      NULL},
+    {"/event_store.client.operations.Operations/StartScavenge", unary_start, start_scavenge_message,
+     unary_half_close, NULL, NULL, NULL},
+    {"/event_store.client.operations.Operations/StopScavenge", unary_start, stop_scavenge_message, unary_half_close,
+     NULL, NULL, NULL},
 };
 
 int rpc_methods(rpc_ctx *ctx, net_method **out, size_t *n)

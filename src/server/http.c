@@ -515,6 +515,10 @@ void srv_http(void *ctx, const net_http_req *req, net_http_resp *resp)
         }
         return;
     }
+    if (!strncmp(req->path, "/admin/scavenge", 15) && (!req->path[15] || req->path[15] == '/')) {
+        if (ops_or_admin(req, resp)) srv_http_scavenge(st, req, resp); /* http_admin.c */
+        return;
+    }
     if (!strncmp(req->path, "/readmodels", 11) && (!req->path[11] || req->path[11] == '/')) {
         srv_http_readmodels(st, req, resp); /* http_rm.c */
         return;

@@ -246,3 +246,105 @@ void srv_backup_stop(srv_state *st)
     free(b);
     st->backup = NULL;
 }
+
+/* ---- scavenge ---------------------------------------------------------
+ *
+ *   POST   /admin/scavenge?threshold=PCT&throttle=BYTES_PER_SEC&seal=true
+ *          start one (factum_scavenge_start: on the store's own thread);
+ *          200 {"scavengeId"}, 409 {"scavengeId","error"} while one runs
+ *   GET    /admin/scavenge/<id|current|last>   its status (the JSON of
+ *          factum_scavenge_status_json), 404 if not known since the start
+ *   DELETE /admin/scavenge/<id|current>        stop it after its segment:
+ *          200 {"scavengeId","result":"Stopped"}, 404 if that id is not
+ *          running
+ */
+
+static int qs_bool(const char *qs, const char *key, int *out)
+{
+    base_buf v = {0};
+    int q = srv_qs_get(qs, key, &v);
+    int rc = 0;
+    if (q > 0) {
+        const char *t = (const char *)v.data;
+        rc = 1;
+        if (!strcmp(t, "true") || !strcmp(t, "1") || !*t)
+            *out = 1;
+        else if (!strcmp(t, "false") || !strcmp(t, "0"))
+            *out = 0;
+        else
+            rc = -1;
+    } else if (q < 0) {
+        rc = -1;
+    }
+    base_buf_free(&v);
+    return rc;
+}
+
+void srv_http_scavenge(srv_state *st, const net_http_req *req, net_http_resp *resp)
+{
+    const char *rest = req->path + strlen("/admin/scavenge");
+    const char *id = *rest == '/' ? rest + 1 : NULL;
+    if (id && (!*id || strchr(id, '/') || strlen(id) > 36)) {
+        answer_error(resp, 404, "no such scavenge");
+        return;
+    }
+    char json[FACTUM_SCAVENGE_JSON_MAX];
+    factum_scavenge_status ss;
+    if (!strcmp(req->method, "GET") || !strcmp(req->method, "HEAD")) {
+        if (factum_scavenge_get_status(st->store, id ? id : "last", &ss)) {
+            answer_error(resp, 404, "no such scavenge since factumd started (earlier ones: the $scavenges stream)");
+            return;
+        }
+        factum_scavenge_status_json(&ss, json, sizeof json);
+        resp->status = 200;
+        resp->content_type = "application/json";
+        base_buf_printf(&resp->body, "%s\n", json);
+        return;
+    }
+    if (!strcmp(req->method, "DELETE")) {
+        if (!id || factum_scavenge_stop(st->store, id)) {
+            answer_error(resp, 404, "no such scavenge is running");
+            return;
+        }
+        factum_scavenge_get_status(st->store, id, &ss);
+        rpc_audit_as(&st->rpc, req->auth, NULL, "scavenge-stopped", ss.id, NULL);
+        resp->status = 200;
+        resp->content_type = "application/json";
+        base_buf_printf(&resp->body, "{\"scavengeId\":\"%s\",\"result\":\"Stopped\"}\n", ss.id);
+        return;
+    }
+    if (strcmp(req->method, "POST") || id) {
+        answer_error(resp, 405, "method not allowed: POST /admin/scavenge, GET or DELETE /admin/scavenge/<id>");
+        return;
+    }
+    factum_scavenge_options o = {0};
+    uint64_t threshold = 0, throttle = 0;
+    int a = srv_qs_u64(req->query, "threshold", 100, &threshold),
+        b = srv_qs_u64(req->query, "throttle", UINT64_MAX, &throttle),
+        c = qs_bool(req->query, "seal", &o.seal);
+    if (a < 0 || b < 0 || c < 0 || threshold > 100) {
+        answer_error(resp, 400,
+                     "bad parameters: threshold is a percentage (0..100), throttle bytes per second, seal true or "
+                     "false");
+        return;
+    }
+    o.threshold_percent = (unsigned)threshold;
+    o.throttle_bytes_per_sec = throttle;
+    char sid[37];
+    int rc = factum_scavenge_start(st->store, &o, sid);
+    resp->content_type = "application/json";
+    if (rc == FACTUM_EEXISTS) {
+        resp->status = 409;
+        base_buf_printf(&resp->body, "{\"scavengeId\":\"%s\",\"error\":\"a scavenge is running\"}\n", sid);
+        return;
+    }
+    if (rc) {
+        answer_error(resp, 503, factum_strerror(rc));
+        return;
+    }
+    rpc_audit_as(&st->rpc, req->auth, NULL, "scavenge-started", sid, NULL);
+    slog_write(SLOG_INFO, "scavenge %s started (seal %s, threshold %u%%, throttle %" PRIu64 " B/s)", sid,
+               o.seal ? "yes" : "no", o.threshold_percent, o.throttle_bytes_per_sec);
+    resp->status = 200;
+    base_buf_printf(&resp->body, "{\"scavengeId\":\"%s\"}\n", sid);
+}

@@ -256,8 +256,7 @@ int srv_qs_get(const char *qs, const char *key, base_buf *out)
     return 0;
 }
 
-/* An unsigned decimal parameter: 1 found (*v), 0 absent, -1 malformed. */
-static int qs_u64(const char *qs, const char *key, uint64_t max, uint64_t *v)
+int srv_qs_u64(const char *qs, const char *key, uint64_t max, uint64_t *v)
 {
     base_buf b = {0};
     int rc = srv_qs_get(qs, key, &b);
@@ -375,15 +374,15 @@ static int query_from_qs(rm_job *j, const char *qs, net_http_resp *resp)
     if (rc == 1 && !oom) oom = rm_dup(&j->params, (const char *)b.data, b.len - 1);
     base_buf_free(&b);
     uint64_t v;
-    if ((rc = qs_u64(qs, "min_position", UINT64_MAX, &v)) < 0) goto bad_num;
+    if ((rc = srv_qs_u64(qs, "min_position", UINT64_MAX, &v)) < 0) goto bad_num;
     if (rc) j->qo.min_position = v;
-    if ((rc = qs_u64(qs, "row_limit", UINT32_MAX, &v)) < 0) goto bad_num;
+    if ((rc = srv_qs_u64(qs, "row_limit", UINT32_MAX, &v)) < 0) goto bad_num;
     if (rc && v) j->qo.row_limit = (uint32_t)v;
-    if ((rc = qs_u64(qs, "time_limit_ms", RM_MAX_QUERY_MS, &v)) < 0) goto bad_num;
+    if ((rc = srv_qs_u64(qs, "time_limit_ms", RM_MAX_QUERY_MS, &v)) < 0) goto bad_num;
     if (rc && v) j->qo.time_limit_ms = (uint32_t)v;
-    if ((rc = qs_u64(qs, "wait_ms", RM_MAX_WAIT_MS, &v)) < 0) goto bad_num;
+    if ((rc = srv_qs_u64(qs, "wait_ms", RM_MAX_WAIT_MS, &v)) < 0) goto bad_num;
     if (rc && v) j->qo.wait_ms = (int)v;
-    if ((rc = qs_u64(qs, "as_of_position", UINT64_MAX, &v)) < 0) goto bad_num;
+    if ((rc = srv_qs_u64(qs, "as_of_position", UINT64_MAX, &v)) < 0) goto bad_num;
     if (rc) {
         j->asof = 1;
         j->asof_pos = v;
@@ -490,11 +489,11 @@ void srv_http_readmodels(srv_state *st, const net_http_req *req, net_http_resp *
     if (j && name[0]) oom = rm_dup(&j->name, name, strlen(name));
     uint64_t wait_pos = 0, timeout = RM_DEFAULT_WAIT_MS;
     if (wait) {
-        int rc = qs_u64(req->query, "position", UINT64_MAX, &wait_pos);
+        int rc = srv_qs_u64(req->query, "position", UINT64_MAX, &wait_pos);
         if (rc != 1) {
             error_body(resp, 400, "wait needs position=P (an integer >= 0)");
             bad = 1;
-        } else if (qs_u64(req->query, "timeout", RM_MAX_WAIT_MS, &timeout) < 0) {
+        } else if (srv_qs_u64(req->query, "timeout", RM_MAX_WAIT_MS, &timeout) < 0) {
             error_body(resp, 400, "timeout must be milliseconds, 0 to 300000");
             bad = 1;
         }
@@ -520,7 +519,7 @@ void srv_http_readmodels(srv_state *st, const net_http_req *req, net_http_resp *
         bad = post ? query_from_body(j, req, resp) : query_from_qs(j, req->query, resp);
     } else if (op == RM_PARKED) {
         uint64_t lim = 100;
-        if (qs_u64(req->query, "limit", 100000, &lim) < 0) {
+        if (srv_qs_u64(req->query, "limit", 100000, &lim) < 0) {
             error_body(resp, 400, "limit must be an integer, 0 to 100000");
             bad = 1;
         }

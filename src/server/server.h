@@ -40,10 +40,14 @@ void srv_http_readmodels(srv_state *st, const net_http_req *req, net_http_resp *
 /* The decoded value of `key` in a query string into out (NUL-terminated):
  * 1 found, 0 not, -1 malformed (http_rm.c). */
 int srv_qs_get(const char *qs, const char *key, base_buf *out);
+/* An unsigned decimal parameter up to max: 1 found (*v), 0 absent, -1 malformed. */
+int srv_qs_u64(const char *qs, const char *key, uint64_t max, uint64_t *v);
 /* POST and GET /admin/backup (http_admin.c): the caller checked that the
  * user is an operator or an admin. */
 void srv_http_backup(srv_state *st, const net_http_req *req, net_http_resp *resp);
 /* Stop a running backup and wait for its thread: before the store closes. */
 void srv_backup_stop(srv_state *st);
+/* /admin/scavenge[/<id>] (http_admin.c; the caller checked ops_or_admin). */
+void srv_http_scavenge(srv_state *st, const net_http_req *req, net_http_resp *resp);
 
 #endif

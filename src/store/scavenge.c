@@ -49,6 +49,7 @@ typedef struct scav {
     factum_scavenge_status st; /* mu */
     factum_scavenge_options o;
     uint64_t resume_from; /* the first segment to look at */
+    int fresh;            /* a new run: its point is still to be made (begin_run) */
     int64_t now_ns;       /* $maxAge is measured from here (SC-2) */
     int64_t last_swap_ns;
 } scav;
@@ -238,6 +239,8 @@ static const char *state_name(int state)
     }
 }
 
+static int begin_run(factum_store *s);
+
 static void *scav_main(void *arg)
 {
     factum_store *s = arg;
@@ -246,6 +249,10 @@ static void *scav_main(void *arg)
     uint64_t t0 = base_mono_ns(), io_bytes = 0;
     char stream[64], json[512];
     snprintf(stream, sizeof stream, "$scavenges-%s", v->st.id);
+    if (v->fresh) {
+        v->fresh = 0;
+        rc = begin_run(s);
+    }
     for (uint64_t no = v->resume_from; no < v->st.segments && !rc; no++) {
         if (atomic_load(&v->stop) || v->closing) break;
         factum_scavenge_status d;
@@ -355,14 +362,44 @@ static int launch(factum_store *s)
     return 0;
 }
 
+/* A new run's first steps, on its own thread: the point (with seal, the
+ * writer rolls to a new segment first, so that everything before it can
+ * be compacted), its history, its checkpoint. */
+static int begin_run(factum_store *s)
+{
+    scav *v = s->scav;
+    factum_scavenge_status st = v->st;
+    if (v->o.seal) atomic_store(&s->seal_req, 1);
+    char json[256], stream[64];
+    snprintf(json, sizeof json,
+             "{\"scavengeId\":\"%s\",\"seal\":%s,\"thresholdPercent\":%u,\"throttleBytesPerSec\":%" PRIu64 "}",
+             st.id, v->o.seal ? "true" : "false", v->o.threshold_percent, v->o.throttle_bytes_per_sec);
+    int rc = append_json(s, "$scavenges", "$scavengeStarted", json, &st.point);
+    snprintf(stream, sizeof stream, "$scavenges-%s", st.id);
+    if (!rc) rc = append_json(s, stream, "$scavengeStarted", json, NULL);
+    uint64_t plo = 0;
+    if (!rc) rc = idx_posmap_get(s->idx, st.point, &plo);
+    if (!rc) {
+        st.segments = plo / s->seg_size;
+        rc = write_chk(s, &st, &v->o);
+    }
+    if (!rc) {
+        pthread_mutex_lock(&v->mu);
+        v->st.point = st.point;
+        v->st.segments = st.segments;
+        pthread_mutex_unlock(&v->mu);
+    }
+    return rc;
+}
+
 int factum_scavenge_start(factum_store *s, const factum_scavenge_options *opts, char id_out[37])
 {
     static const factum_scavenge_options none;
     if (!s) return FACTUM_EINVAL;
     if (s->opts.read_only) return FACTUM_EREADONLY;
-    if (writer_in_callback(s)) return -EDEADLK;
     if (!opts) opts = &none;
     if (opts->threshold_percent > 100) return FACTUM_EINVAL;
+    if (atomic_load(&s->failed)) return FACTUM_EFAILED;
     scav *v = s->scav;
     pthread_mutex_lock(&v->mu);
     if (v->running) {
@@ -370,41 +407,17 @@ int factum_scavenge_start(factum_store *s, const factum_scavenge_options *opts, 
         pthread_mutex_unlock(&v->mu);
         return FACTUM_EEXISTS;
     }
-    v->running = 1; /* claimed while the point is appended */
-    pthread_mutex_unlock(&v->mu);
-    factum_scavenge_status st;
-    memset(&st, 0, sizeof st);
+    memset(&v->st, 0, sizeof v->st);
     uint8_t id[16];
     factum_uuid_v4(id);
-    factum_uuid_format(id, st.id);
-    st.started_ns = base_now_ns();
-    /* The point: with seal, it starts a new segment (the writer rolls
-     * first), so that everything before it can be compacted. */
-    if (opts->seal) atomic_store(&s->seal_req, 1);
-    char json[256];
-    snprintf(json, sizeof json,
-             "{\"scavengeId\":\"%s\",\"seal\":%s,\"thresholdPercent\":%u,\"throttleBytesPerSec\":%" PRIu64 "}",
-             st.id, opts->seal ? "true" : "false", opts->threshold_percent, opts->throttle_bytes_per_sec);
-    int rc = append_json(s, "$scavenges", "$scavengeStarted", json, &st.point);
-    char stream[64];
-    snprintf(stream, sizeof stream, "$scavenges-%s", st.id);
-    if (!rc) rc = append_json(s, stream, "$scavengeStarted", json, NULL);
-    uint64_t plo = 0;
-    if (!rc) rc = idx_posmap_get(s->idx, st.point, &plo);
-    if (!rc) {
-        st.segments = plo / s->seg_size;
-        rc = write_chk(s, &st, opts);
-    }
-    pthread_mutex_lock(&v->mu);
-    v->running = 0;
-    if (!rc) {
-        v->st = st;
-        v->o = *opts;
-        v->resume_from = 0;
-        v->now_ns = st.started_ns;
-        rc = launch(s);
-        if (!rc && id_out) memcpy(id_out, st.id, 37);
-    }
+    factum_uuid_format(id, v->st.id);
+    v->st.started_ns = base_now_ns();
+    v->o = *opts;
+    v->resume_from = 0;
+    v->fresh = 1;
+    v->now_ns = v->st.started_ns;
+    int rc = launch(s);
+    if (!rc && id_out) memcpy(id_out, v->st.id, 37);
     pthread_mutex_unlock(&v->mu);
     return rc;
 }
@@ -426,6 +439,7 @@ int scav_resume(factum_store *s)
     pthread_mutex_lock(&v->mu);
     v->st = st;
     v->o = o;
+    v->fresh = 0;
     v->resume_from = st.segment;
     v->now_ns = st.started_ns;
     rc = launch(s);
@@ -491,4 +505,21 @@ void scav_shutdown(factum_store *s)
     v->th_live = 0;
     pthread_mutex_unlock(&v->mu);
     if (live) pthread_join(v->th, NULL);
+}
+
+int factum_scavenge_status_json(const factum_scavenge_status *st, char *buf, size_t cap)
+{
+    static const char *const names[] = {"unknown", "running", "completed", "stopped", "failed"};
+    int state = st->state >= 1 && st->state <= 4 ? st->state : 0;
+    return snprintf(buf, cap,
+                    "{\"scavengeId\":\"%s\",\"state\":\"%s\",\"point\":%" PRIu64 ",\"segments\":%" PRIu64
+                    ",\"segment\":%" PRIu64 ",\"compacted\":%" PRIu64 ",\"skipped\":%" PRIu64
+                    ",\"eventsRemoved\":%" PRIu64 ",\"bytesBefore\":%" PRIu64 ",\"bytesAfter\":%" PRIu64
+                    ",\"spaceSaved\":%" PRIu64 ",\"bytesRead\":%" PRIu64 ",\"bytesWritten\":%" PRIu64
+                    ",\"startedAt\":%lld,\"finishedAt\":%lld,\"error\":\"%s\"}",
+                    st->id, names[state], st->point, st->segments, st->segment, st->compacted, st->skipped,
+                    st->events_removed, st->bytes_before, st->bytes_after,
+                    st->bytes_before > st->bytes_after ? st->bytes_before - st->bytes_after : 0, st->bytes_read,
+                    st->bytes_written, (long long)st->started_ns, (long long)st->finished_ns,
+                    st->error ? factum_strerror(st->error) : "");
 }
