@@ -5,19 +5,19 @@
  * generation (log/compact.c, LOG-8).
  *
  * Design note (invariants; tests cite them as SC-n):
- *  SC-1  Only segments wholly before the scavenge point's are compacted, and
+ *  SV-1  Only segments wholly before the scavenge point's are compacted, and
  *        only once they are durable: the writer never touches them again.
- *  SC-2  A decision uses the stream's state as readers see it (the stream
+ *  SV-2  A decision uses the stream's state as readers see it (the stream
  *        cache) and the scavenge's start time for $maxAge: an event is
  *        removed only if no read could return it at that moment. Each
  *        stream's last event (its version), its first (the catalog names
  *        it), its tombstone and its last metadata event stay; the first and
  *        an unreadable last as stubs.
- *  SC-3  Progress is in scavenge.chk (written atomically after each
+ *  SV-3  Progress is in scavenge.chk (written atomically after each
  *        segment): a run a crash interrupted resumes at the next segment
  *        when the store is opened again, with the same id and point. A run
  *        that ends (completed, stopped, failed) removes it.
- *  SC-4  Memory does not grow with the number of streams: decisions go
+ *  SV-4  Memory does not grow with the number of streams: decisions go
  *        through the bounded stream cache; a segment's rewrite holds its map
  *        (8 bytes per kept frame) and a buffer.
  */
@@ -50,7 +50,7 @@ typedef struct scav {
     factum_scavenge_options o;
     uint64_t resume_from; /* the first segment to look at */
     int fresh;            /* a new run: its point is still to be made (begin_run) */
-    int64_t now_ns;       /* $maxAge is measured from here (SC-2) */
+    int64_t now_ns;       /* $maxAge is measured from here (SV-2) */
     int64_t last_swap_ns;
 } scav;
 
@@ -74,7 +74,7 @@ void scav_free(factum_store *s)
     s->scav = NULL;
 }
 
-/* ---- decisions (SC-2) ------------------------------------------------ */
+/* ---- decisions (SV-2) ------------------------------------------------ */
 
 static int decide(void *ctx, const factum_event *ev, uint64_t lo, uint32_t ff)
 {
@@ -82,7 +82,7 @@ static int decide(void *ctx, const factum_event *ev, uint64_t lo, uint32_t ff)
     scav *v = s->scav;
     (void)lo;
     if (atomic_load_explicit(&v->stop, memory_order_relaxed)) return -ECANCELED;
-    if (ev->position >= v->st.point) return LOG_KEEP; /* SC-1: never, but never remove past the point */
+    if (ev->position >= v->st.point) return LOG_KEEP; /* SV-1: never, but never remove past the point */
     sstate st;
     int rc = state_get(s, ev->stream, ev->stream_len, &st);
     if (rc) return rc;
@@ -195,7 +195,7 @@ static void pause_until(scav *v, uint64_t until_ns)
 static int one_segment(factum_store *s, uint64_t no, factum_scavenge_status *delta)
 {
     scav *v = s->scav;
-    int rc = log_sync_upto(s->log, (no + 1) * s->seg_size); /* SC-1 (relaxed mode syncs it here) */
+    int rc = log_sync_upto(s->log, (no + 1) * s->seg_size); /* SV-1 (relaxed mode syncs it here) */
     if (rc) return rc;
     log_compact_stats w;
     if ((rc = log_compact_weigh(s->log, no, decide, s, &w))) return rc;
@@ -281,7 +281,7 @@ static void *scav_main(void *arg)
                      v->st.id, no, d.bytes_before, d.bytes_after, d.events_removed);
             if ((rc = append_json(s, stream, "$scavengeSegmentCompleted", json, NULL))) break;
         }
-        if ((rc = write_chk(s, &now, &v->o))) break; /* SC-3 */
+        if ((rc = write_chk(s, &now, &v->o))) break; /* SV-3 */
         log_retire(s->log, (int64_t)s->opts.scavenge_grace_ms * 1000000);
         io_bytes += d.bytes_read + d.bytes_written;
         if (v->o.throttle_bytes_per_sec)
@@ -295,7 +295,7 @@ static void *scav_main(void *arg)
                 : v->st.segment >= v->st.segments ? FACTUM_SCAVENGE_COMPLETED
                                                    : FACTUM_SCAVENGE_STOPPED;
     if (closing && state == FACTUM_SCAVENGE_STOPPED) {
-        /* Closing, not stopped by anyone: stays interrupted (SC-3), resumed at the next open. */
+        /* Closing, not stopped by anyone: stays interrupted (SV-3), resumed at the next open. */
         pthread_mutex_lock(&v->mu);
         v->running = 0;
         v->st.state = FACTUM_SCAVENGE_STOPPED;

@@ -577,7 +577,7 @@ int store_open_io(const char *path, const factum_options *opts, io_env *io, fact
             writer_stop(s);
             goto fail_idx;
         }
-        /* SC-3: a scavenge a crash interrupted goes on. */
+        /* SV-3: a scavenge a crash interrupted goes on. */
         if ((rc = scav_resume(s))) {
             sched_stop(s, 0);
             writer_stop(s);

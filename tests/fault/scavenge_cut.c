@@ -1,4 +1,4 @@
-/* Fault test of the scavenge (SC-1..3, LOG-8): a power cut before every
+/* Fault test of the scavenge (SV-1..3, LOG-8): a power cut before every
  * operation that changes a file during a scavenge — each write, fdatasync,
  * file creation, rename, unlink and directory fsync — then the loss of
  * whatever was not durable (the fault layer, directory entries included).
@@ -143,7 +143,7 @@ static void t_cut_everywhere(void)
         char chk[600];
         snprintf(chk, sizeof chk, "%s/scavenge.chk", dir);
         factum_scavenge_status st;
-        if (factum_scavenge_wait(s, NULL, &st) == 0) { /* resumed at the open (SC-3) */
+        if (factum_scavenge_wait(s, NULL, &st) == 0) { /* resumed at the open (SV-3) */
             resumed++;
             CHECK_EQ_U64(st.state, FACTUM_SCAVENGE_COMPLETED);
         }

@@ -1,4 +1,4 @@
-/* Unit tests of the scavenger (SC-1..4, ADR 0026): each retention rule
+/* Unit tests of the scavenger (SV-1..4, ADR 0026): each retention rule
  * ($tb, $maxCount, $maxAge, soft delete, tombstone, older metadata) gives
  * back the bytes of what it made unreadable (du before and after) and
  * leaves readers exactly what they read before; a second scavenge finds
