@@ -51,6 +51,14 @@ say $factum verify --chain
 say $factum chain head
 say $factum backup "$demo_dir/backup"
 echo
+echo "# retention, then a scavenge: keep the last 2 events of a stream; the scavenge gives the space of the"
+echo "# others back (online; positions never change) and the chain still verifies"
+say $factum meta set ledger '{"$maxCount":2}'
+for i in 1 2 3 4 5 6; do $factum append ledger --type Entry --data "{\"n\":$i}" >/dev/null; done
+say $factum scavenge --seal
+say $factum read ledger
+say $factum verify --chain
+echo
 echo "# a read model: a JavaScript projection (KurrentDB's API; V8 in a process of its own) keeps each"
 echo "# account's balance, partitioned by stream, exactly once, from the log"
 say $factum projection create balances --wait --query "fromCategory('account').foreachStream().when({
@@ -129,6 +137,13 @@ for _ in $(seq 1 50); do
 done
 say curl -s "http://127.0.0.1:$port/admin/backup"
 say curl -s "http://127.0.0.1:$port/admin/chain"
+echo "# a scavenge of the running server (POST; GET its status by id, current or last):"
+say curl -s -X POST "http://127.0.0.1:$port/admin/scavenge"
+for _ in $(seq 1 50); do
+  curl -s "http://127.0.0.1:$port/admin/scavenge/current" | grep -q '"state":"running"' || break
+  sleep 0.1
+done
+say curl -s "http://127.0.0.1:$port/admin/scavenge/last"
 kill -TERM $srv; wait $srv
 srv=""
 echo
