@@ -12,7 +12,7 @@
  * throttle) goes through the whole log; the run lasts as long as the
  * scavenge (at least 1 s).
  *
- * Usage: factum-bench-scavenge [--dir D] [--events N] [--secs S]
+ * Usage: factum-bench-scavenge [--dir D] [--events N] [--secs S] [--throttle BYTES_PER_SEC]
  * Prints a Markdown table on stdout and "@ factum SCAVENGE metric value" lines.
  */
 #ifndef _GNU_SOURCE
@@ -86,6 +86,7 @@ static double pct(uint64_t *v, size_t n, double p)
 static char dir[512], logdir[600];
 static size_t n_events = 1000000, n_streams;
 static double secs = 3;
+static uint64_t throttle;
 static char data[330];
 
 static factum_store *open_store(int relaxed)
@@ -319,8 +320,10 @@ int main(int argc, char **argv)
             n_events = strtoull(argv[++i], NULL, 10);
         else if (!strcmp(argv[i], "--secs") && i + 1 < argc)
             secs = strtod(argv[++i], NULL);
+        else if (!strcmp(argv[i], "--throttle") && i + 1 < argc)
+            throttle = strtoull(argv[++i], NULL, 10);
         else {
-            fprintf(stderr, "usage: %s [--dir D] [--events N] [--secs S]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--dir D] [--events N] [--secs S] [--throttle BYTES_PER_SEC]\n", argv[0]);
             return 2;
         }
     }
@@ -339,7 +342,7 @@ int main(int argc, char **argv)
         factum_store *s = open_store(0);
         run_result base = workload(ws[k], s, NULL);
         uint64_t before = du(logdir);
-        factum_scavenge_options o = {.seal = 1};
+        factum_scavenge_options o = {.seal = 1, .throttle_bytes_per_sec = throttle};
         factum_scavenge_status st;
         memset(&st, 0, sizeof st);
         uint64_t t0 = now_ns();
@@ -354,8 +357,12 @@ int main(int argc, char **argv)
         double scav_s = (double)(st.finished_ns - st.started_ns) / 1e9;
         printf("| load %d: %zu events into %zu streams under $maxCount 10 | %.1f s |\n", k + 1, n_events, n_streams,
                load_s);
-        printf("| scavenge %d: log on disk before / after | %.1f MB / %.1f MB (%.0f%% given back) |\n", k + 1,
-               (double)before / 1e6, (double)after / 1e6, 100.0 * (double)(before - after) / (double)before);
+        printf("| scavenge %d: the compacted segments before / after | %.1f MB / %.1f MB (%.1f%% given back) |\n",
+               k + 1, (double)st.bytes_before / 1e6, (double)st.bytes_after / 1e6,
+               100.0 * (double)(st.bytes_before - st.bytes_after) / (double)st.bytes_before);
+        printf("| scavenge %d: the log directory before / after (with the segment being written and the one "
+               "prepared ahead, 64 MiB each) | %.1f MB / %.1f MB |\n",
+               k + 1, (double)before / 1e6, (double)after / 1e6);
         printf("| scavenge %d: %" PRIu64 " segments compacted, %" PRIu64 " events removed | %.2f s: %.0f MB/s read, "
                "%.0f MB/s given back |\n",
                k + 1, st.compacted, st.events_removed, scav_s, (double)st.bytes_read / 1e6 / scav_s,
