@@ -380,6 +380,14 @@ static void ckpt_written(rpc_ctx *ctx, uint64_t gid, void *arg, int rc, uint64_t
     maybe_checkpoint(g, 0);
 }
 
+static void ckpt_meta_written(rpc_ctx *ctx, uint64_t gid, void *arg, int rc, uint64_t version)
+{
+    (void)arg;
+    (void)version;
+    ps_group *g = rpc_ps_group_by_id(ctx, gid);
+    if (g && rc) g->ckpt_meta = 0; /* try again with the next checkpoint */
+}
+
 static void maybe_checkpoint(ps_group *g, int timer)
 {
     ps_lane *l = &g->lane[0];
@@ -400,6 +408,17 @@ static void maybe_checkpoint(ps_group *g, int timer)
         return;
     }
     *pos = l->done_pos;
+    if (!g->ckpt_meta) {
+        /* Only the last checkpoint is ever read: $maxCount 1, as KurrentDB
+         * sets it, so that a scavenge gives the older ones back. Queued
+         * before the checkpoint; once per group load. */
+        char meta[FACTUM_MAX_STREAM_LEN + 3];
+        int ml = snprintf(meta, sizeof meta, "$$%s", cs);
+        static const char doc[] = "{\"$maxCount\":1}";
+        if (ml > 0 && (size_t)ml < sizeof meta &&
+            !rpc_ps_append(g->ctx, g->id, meta, "$metadata", doc, sizeof doc - 1, 1, NULL, ckpt_meta_written, NULL))
+            g->ckpt_meta = 1;
+    }
     if (rpc_ps_append(g->ctx, g->id, cs, "$SubscriptionCheckpoint", data, (size_t)dl, 1, NULL, ckpt_written,
                       pos)) {
         free(pos);

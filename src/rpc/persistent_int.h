@@ -139,6 +139,7 @@ typedef struct ps_group {
     uint64_t last_ckpt; /* persisted (or loaded) */
     int have_ckpt;
     int ckpt_writing;
+    int ckpt_meta; /* the checkpoint stream's $maxCount 1 was written since the group was loaded */
     uint64_t ckpt_time; /* mono ns of the last checkpoint write */
     uint64_t last_known; /* last position read */
     int have_known;

@@ -315,6 +315,12 @@ function run(lib, makeClient, features) {
       for await (const e of client.readStream(`$persistentsubscription-${s}::g-checkpoint`, { direction: lib.BACKWARDS, fromRevision: END, maxCount: 1 })) ck.push(e);
       assert.equal(ck[0].event.type, '$SubscriptionCheckpoint');
       assert.equal(ck[0].event.data, 11);
+      // Only the last checkpoint is kept readable ($maxCount 1, as KurrentDB), so a scavenge takes the others.
+      const cm = await client.getStreamMetadata(`$persistentsubscription-${s}::g-checkpoint`);
+      assert.equal(cm.metadata && cm.metadata.maxCount, 1);
+      const all = [];
+      for await (const e of client.readStream(`$persistentsubscription-${s}::g-checkpoint`)) all.push(e);
+      assert.equal(all.length, 1);
       await client.deletePersistentSubscriptionToStream(s, 'g');
       await until('the consumer is dropped', () => c.error);
       assert.equal(c.error.constructor.name, 'PersistentSubscriptionDroppedError');
