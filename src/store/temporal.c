@@ -218,6 +218,26 @@ static int last_real_version(factum_store *s, const char *name, size_t len, uint
     }
 }
 
+/* The first stored version of `name` in [from, upto] (a scavenge removes
+ * some, ADR 0026): 1 and *ev, 0 if none. */
+static int next_version(factum_store *s, const char *name, size_t len, uint64_t hash, uint64_t from, uint64_t upto,
+                        factum_event *ev)
+{
+    idx_kv kv[64];
+    while (from <= upto) {
+        size_t n;
+        int rc = idx_stream_range(s->idx, hash, from, 0, kv, 64, &n);
+        if (rc) return rc;
+        for (size_t i = 0; i < n && kv[i].k2 <= upto; i++) {
+            if ((rc = event_at(s, kv[i].v, ev))) return rc;
+            if (ev->stream_len == len && !memcmp(ev->stream, name, len) && ev->version == kv[i].k2) return 1;
+        }
+        if (n < 64 || kv[n - 1].k2 >= upto) return 0;
+        from = kv[n - 1].k2 + 1; /* (entries of that version past the 64th: other streams of the hash) */
+    }
+    return 0;
+}
+
 /* The last version of `name` committed at or before position p: 1 and
  * *version (the event in *ev), 0 if none; the tombstone is not counted. */
 static int version_at(factum_store *s, const char *name, size_t len, uint64_t p, int64_t *version,
@@ -230,11 +250,12 @@ static int version_at(factum_store *s, const char *name, size_t len, uint64_t p,
     int64_t lo = -1, hi = last; /* lo: at or before p (-1: none); after hi: later */
     while (lo < hi) {
         int64_t mid = lo + (hi - lo + 1) / 2;
-        rc = stream_event(s, name, len, hash, (uint64_t)mid, ev, NULL);
+        /* TM-2: versions are dense, but for the ones a scavenge removed
+         * (ADR 0026): then the next stored one decides. */
+        rc = next_version(s, name, len, hash, (uint64_t)mid, (uint64_t)hi, ev);
         if (rc < 0) return rc;
-        if (rc == 0) return FACTUM_ECORRUPT; /* TM-2: versions are dense */
-        if (ev->position <= p)
-            lo = mid;
+        if (rc == 1 && ev->position <= p)
+            lo = (int64_t)ev->version;
         else
             hi = mid - 1;
     }
