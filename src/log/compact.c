@@ -252,19 +252,12 @@ int log_compact_write(flog *l, uint64_t no, log_decide_fn fn, void *ctx, log_com
                       .logical_end = logical_end < LOG_SEG_HEADER ? LOG_SEG_HEADER : logical_end,
                       .footer_crc = base_crc32c(0, w.ent, w.n_ent * 8)};
     if (w.n_ent && (rc = io_write_full(l->io, w.fd, w.ent, w.n_ent * 8, (off_t)w.new_off))) goto out;
-    /* The header: the segment's own (bytes 0..59), then the generation's. */
+    /* The header: the segment's own (bytes 0..59, read through its mapping:
+     * a sealed segment's descriptor is the writer's to close at any time),
+     * then the generation's. */
     uint8_t *h = w.buf;
     memset(h, 0, LOG_SEG_HEADER);
-    if (s->gen) {
-        memcpy(h, s->map, 60);
-    } else {
-        int fd = log_seg_fd(l, s);
-        if (fd < 0) {
-            rc = fd;
-            goto out;
-        }
-        if ((rc = io_read_full(l->io, fd, h, 60, 0))) goto out;
-    }
+    memcpy(h, s->map, 60);
     log_gen_header(h, &g);
     if ((rc = io_write_full(l->io, w.fd, h, LOG_SEG_HEADER, 0))) goto out;
     if ((rc = l->io->fdatasync(l->io, w.fd))) goto out;

@@ -186,7 +186,8 @@ static int frame_fwd(factum_store *s, uint64_t *lo, uint64_t *position, int skip
                      uint32_t *len, const unsigned *probe)
 {
     int skipped = 0; /* stepped over removed events: a later position is expected */
-    for (uint64_t hops = 0; hops < 4 || (skipped && hops < ((uint64_t)1 << 32)); hops++) {
+    int resynced = 0;
+    for (uint64_t hops = 0; hops < 4 || ((skipped || resynced) && hops < ((uint64_t)1 << 32)); hops++) {
         uint64_t avail;
         const uint8_t *p = log_ptr(s->log, *lo, &avail);
         if (!p || *lo % s->seg_size < LOG_SEG_HEADER) {
@@ -219,7 +220,15 @@ static int frame_fwd(factum_store *s, uint64_t *lo, uint64_t *position, int skip
             *lo = log_next_lo(s->log, *lo, (uint32_t)n);
             continue;
         }
-        if (ev->position != *position && !(skipped && ev->position > *position)) break;
+        if (ev->position != *position && !(skipped && ev->position > *position)) {
+            /* The caller's step may have crossed a segment that a scavenge
+             * swapped meanwhile (the frame it read came from the generation
+             * before, the step from the new one): find the position again
+             * through the position map, once, before calling it damage. */
+            if (resynced || idx_posmap_get(s->idx, *position, lo)) break;
+            resynced = 1;
+            continue;
+        }
         if (ev->flags & LOG_EV_STUB) {
             if (!skip) return FACTUM_ENOTFOUND;
             skipped = 1;
@@ -243,6 +252,7 @@ static int frame_fwd(factum_store *s, uint64_t *lo, uint64_t *position, int skip
  * error. */
 static int frame_back(factum_store *s, uint64_t *lo, uint64_t *position, factum_event *ev, const unsigned *probe)
 {
+    int resynced = 0;
     for (uint64_t hops = 0; hops < ((uint64_t)1 << 32); hops++) {
         *lo = log_frame_lo(s->log, *lo);
         uint64_t avail;
@@ -253,14 +263,27 @@ static int frame_back(factum_store *s, uint64_t *lo, uint64_t *position, factum_
         log_batch_hdr bh;
         int n = log_decode_frame(p, avail, &type, ev, &bh, NULL);
         if (n <= 0) break;
+        int off_track = 0;
         if (type == LOG_FRAME_EVENT) {
-            if (ev->position != *position) break;
+            off_track = ev->position != *position;
+        } else if (type == LOG_FRAME_REMOVED) {
+            log_removed r;
+            log_removed_get(p, &r);
+            off_track = *position < r.first_position || *position >= r.first_position + r.count;
+        }
+        if (off_track) {
+            /* A step across a segment a scavenge swapped meanwhile (as in
+             * frame_fwd): the position map, once. */
+            if (resynced || idx_posmap_get(s->idx, *position, lo)) break;
+            resynced = 1;
+            continue;
+        }
+        if (type == LOG_FRAME_EVENT) {
             if (!(ev->flags & LOG_EV_STUB)) return 0;
             --*position;
         } else if (type == LOG_FRAME_REMOVED) {
             log_removed r;
             log_removed_get(p, &r);
-            if (*position < r.first_position || *position >= r.first_position + r.count) break;
             *position = r.first_position - 1;
         }
         if (*position == 0) return 1;

@@ -418,6 +418,7 @@ static void t_online(void)
         CHECK_RC(factum_scavenge_start(s, &so, id), 0);
         factum_scavenge_status st;
         CHECK_RC(factum_scavenge_wait(s, id, &st), 0);
+        if (st.state != FACTUM_SCAVENGE_COMPLETED) printf("  scavenge: %s\n", factum_strerror(st.error));
         CHECK_EQ_U64(st.state, FACTUM_SCAVENGE_COMPLETED);
         printf("  round %d: %" PRIu64 " of %" PRIu64 " segments compacted, %" PRIu64 " events removed\n", round,
                st.compacted, st.segments, st.events_removed);
@@ -488,6 +489,7 @@ static void t_backup_during(void)
     CHECK(br.verified);
     factum_scavenge_status st;
     CHECK_RC(factum_scavenge_wait(s, id, &st), 0);
+    if (st.state != FACTUM_SCAVENGE_COMPLETED) printf("  scavenge: %s\n", factum_strerror(st.error));
     CHECK_EQ_U64(st.state, FACTUM_SCAVENGE_COMPLETED);
     atomic_store(&o.stop, 1);
     pthread_join(w, NULL);
