@@ -207,8 +207,10 @@ typedef struct factum_event_data {
 } factum_event_data;
 
 /* A stored event, as returned by reads. All pointers point into the store's
- * memory-mapped log and stay valid until factum_store_close(). `stream` and
- * `type` are NUL-terminated. */
+ * memory-mapped log and stay valid until factum_store_close(), or, once a
+ * scavenge rewrote the segment holding the event, for
+ * factum_options.scavenge_grace_ms more (then they read zeros; copy what you
+ * keep longer). `stream` and `type` are NUL-terminated. */
 typedef struct factum_event {
     const char *stream;
     size_t stream_len;
@@ -979,8 +981,8 @@ typedef struct factum_sub_item {
 
 /* Fill items[0..cap) with the next items in order and set *n_out. If none
  * are ready, wait up to timeout_ms (0: return at once with *n_out = 0;
- * < 0: no limit) for new commits. Event pointers are valid until the store
- * is closed (upcast ones: see factum_sub_options.upcast). The first FACTUM_SUB_CAUGHT_UP comes once the subscription
+ * < 0: no limit) for new commits. Event pointers are valid as factum_event
+ * says (upcast ones: see factum_sub_options.upcast). The first FACTUM_SUB_CAUGHT_UP comes once the subscription
  * reached the head (at once for FACTUM_SUB_END). Errors: FACTUM_EDELETED
  * (the stream was tombstoned; the items before it were delivered by earlier
  * calls), FACTUM_ECORRUPT, FACTUM_EINVAL (cap < 4), FACTUM_EUPCAST (the

@@ -398,7 +398,9 @@ static void t_online(void)
     harness_tmpdir(dir, sizeof dir, "scavenge_online");
     memset(big, 'z', 512);
     big[512] = 0;
-    factum_store *s = open_dir(0);
+    /* Grace 200 ms: the reader checks what it read right away (event pointers
+     * are valid until then, factum.h), and the replaced files go meanwhile. */
+    factum_store *s = open_dir(200);
     REQUIRE(s);
     for (int k = 0; k < 8; k++) {
         char name[16], meta[64];
