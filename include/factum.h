@@ -143,6 +143,7 @@ typedef struct factum_options {
      * stays readable this long for readers still holding event pointers into
      * it; then its disk space is given back (default 60000). */
     uint32_t scavenge_grace_ms;
+#define FACTUM_SCAVENGE_GRACE_UNTIL_CLOSE UINT32_MAX /* never: replaced files go when the store is closed */
     /* Optional sink for the store's log lines (recovery, warnings). Called from
      * any of the store's threads; must be thread-safe. NULL: silent. */
     void (*log_fn)(void *ctx, int level, const char *message);

@@ -257,6 +257,12 @@ int main(int argc, char **argv)
     o.max_event_size = cfg->max_append_event_size;
     o.segment_size = cfg->segment_size;
     o.log_fn = slog_sink;
+    /* factumd holds event pointers longer than a call (a consumer group's
+     * buffered and retried messages, the shared tail of live
+     * subscriptions): the files a scavenge replaced stay mapped until it
+     * stops, so their disk space goes back at its next start (not yet
+     * online; docs/operations.md "Scavenge"). */
+    o.scavenge_grace_ms = FACTUM_SCAVENGE_GRACE_UNTIL_CLOSE;
     int rc = factum_store_open(cfg->db, &o, &st.store);
     if (rc) {
         slog_write(SLOG_ERROR, "cannot open the database %s: %s", cfg->db, factum_strerror(rc));

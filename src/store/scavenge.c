@@ -282,7 +282,8 @@ static void *scav_main(void *arg)
             if ((rc = append_json(s, stream, "$scavengeSegmentCompleted", json, NULL))) break;
         }
         if ((rc = write_chk(s, &now, &v->o))) break; /* SV-3 */
-        log_retire(s->log, (int64_t)s->opts.scavenge_grace_ms * 1000000);
+        if (s->opts.scavenge_grace_ms != FACTUM_SCAVENGE_GRACE_UNTIL_CLOSE)
+            log_retire(s->log, (int64_t)s->opts.scavenge_grace_ms * 1000000);
         io_bytes += d.bytes_read + d.bytes_written;
         if (v->o.throttle_bytes_per_sec)
             pause_until(v, t0 + (uint64_t)((double)io_bytes * 1e9 / (double)v->o.throttle_bytes_per_sec));
@@ -320,8 +321,9 @@ static void *scav_main(void *arg)
     v->running = 0;
     pthread_cond_broadcast(&v->cv);
     pthread_mutex_unlock(&v->mu);
-    /* The generations it replaced go once their grace is over. */
-    while (1) {
+    /* The generations it replaced go once their grace is over (never with
+     * FACTUM_SCAVENGE_GRACE_UNTIL_CLOSE: log_close unmaps them). */
+    while (s->opts.scavenge_grace_ms != FACTUM_SCAVENGE_GRACE_UNTIL_CLOSE) {
         uint64_t due = (uint64_t)v->last_swap_ns + (uint64_t)s->opts.scavenge_grace_ms * 1000000u;
         if (!v->last_swap_ns || base_mono_ns() >= due) break;
         pause_until(v, due);
@@ -330,7 +332,8 @@ static void *scav_main(void *arg)
         pthread_mutex_unlock(&v->mu);
         if (closing) break; /* what is not due yet goes with the next run, or at close */
     }
-    log_retire(s->log, (int64_t)s->opts.scavenge_grace_ms * 1000000);
+    if (s->opts.scavenge_grace_ms != FACTUM_SCAVENGE_GRACE_UNTIL_CLOSE)
+        log_retire(s->log, (int64_t)s->opts.scavenge_grace_ms * 1000000);
     return NULL;
 }
 
