@@ -138,7 +138,7 @@ done
 say curl -s "http://127.0.0.1:$port/admin/backup"
 say curl -s "http://127.0.0.1:$port/admin/chain"
 echo "# a scavenge of the running server (POST; GET its status by id, current or last):"
-say curl -s -X POST "http://127.0.0.1:$port/admin/scavenge"
+say curl -s -X POST "http://127.0.0.1:$port/admin/scavenge?seal=true"
 for _ in $(seq 1 50); do
   curl -s "http://127.0.0.1:$port/admin/scavenge/current" | grep -q '"state":"running"' || break
   sleep 0.1

@@ -101,9 +101,9 @@ int cli_cmd_verify(cli_ctx *c, int argc, char **argv)
     if (l.json) {
         printf("{\"intact\":%s,\"damage\":[%.*s],\"segments\":%" PRIu64 ",\"batches\":%" PRIu64
                ",\"events\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"firstPosition\":%" PRIu64
-               ",\"lastPosition\":%" PRIu64 ",\"tornTail\":%s",
+               ",\"lastPosition\":%" PRIu64 ",\"removed\":%" PRIu64 ",\"tornTail\":%s",
                intact ? "true" : "false", (int)l.buf.len, l.buf.data ? (const char *)l.buf.data : "",
-               r.segments, r.batches, r.events, r.bytes, r.first_position, r.last_position,
+               r.segments, r.batches, r.events, r.bytes, r.first_position, r.last_position, r.removed,
                r.torn_tail ? "true" : "false");
         if (vo.chain)
             printf(",\"chain\":{\"batches\":%" PRIu64 ",\"firstPosition\":%" PRIu64
@@ -117,6 +117,7 @@ int cli_cmd_verify(cli_ctx *c, int argc, char **argv)
         printf("segments %" PRIu64 ", batches %" PRIu64 ", events %" PRIu64 ", payload bytes %" PRIu64,
                r.segments, r.batches, r.events, r.bytes);
         if (r.events) printf(", positions %" PRIu64 "..%" PRIu64, r.first_position, r.last_position);
+        if (r.removed) printf(" (%" PRIu64 " of them removed by scavenges: their digests remain)", r.removed);
         printf("\n");
         if (r.torn_tail) printf("the log ends in a torn write that was never acknowledged (not damage)\n");
         if (vo.chain) {

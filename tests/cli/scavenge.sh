@@ -55,6 +55,9 @@ eq "$(jq -r .type <<<"$OUT" | sort | uniq -c | awk '{print $1 $2}' | tr '\n' ' '
 f 0 verify --chain --receipt "$T/receipt.json" --public-key "$T/k.pub"
 contains "$OUT" "is on the chain"
 contains "$OUT" "intact"
+contains "$OUT" "of them removed by scavenges"
+f 0 verify --json
+[ "$(jq -r .removed <<<"$OUT")" -gt 700 ] || fail "removed in verify --json: $OUT"
 f 2 scavenge --threshold 200
 f 2 scavenge --throttle x
 run 0 "$FACTUM" scavenge --help
