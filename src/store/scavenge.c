@@ -50,6 +50,10 @@ typedef struct scav {
     factum_scavenge_options o;
     uint64_t resume_from; /* the first segment to look at */
     int fresh;            /* a new run: its point is still to be made (begin_run) */
+    /* The throttle: bytes read and written since t0 (the run's thread only);
+     * paced every PACE_STEP bytes, inside segments too, so that the run is
+     * not a burst per segment. */
+    uint64_t t0, io_bytes, paced_at;
     int64_t now_ns;       /* $maxAge is measured from here (SV-2) */
     int64_t last_swap_ns;
 } scav;
@@ -74,6 +78,18 @@ void scav_free(factum_store *s)
     s->scav = NULL;
 }
 
+#define PACE_STEP (256u << 10)
+
+static void pause_until(scav *v, uint64_t until_ns);
+
+/* Keep to the throttle: sleep until io_bytes is due (the run's thread). */
+static void pace(scav *v)
+{
+    if (!v->o.throttle_bytes_per_sec || v->io_bytes - v->paced_at < PACE_STEP) return;
+    v->paced_at = v->io_bytes;
+    pause_until(v, v->t0 + (uint64_t)((double)v->io_bytes * 1e9 / (double)v->o.throttle_bytes_per_sec));
+}
+
 /* ---- decisions (SV-2) ------------------------------------------------ */
 
 static int decide(void *ctx, const factum_event *ev, uint64_t lo, uint32_t ff)
@@ -81,6 +97,8 @@ static int decide(void *ctx, const factum_event *ev, uint64_t lo, uint32_t ff)
     factum_store *s = ctx;
     scav *v = s->scav;
     (void)lo;
+    v->io_bytes += log_event_frame_len(ev->stream_len, ev->type_len, ev->data_len, ev->metadata_len);
+    pace(v);
     if (atomic_load_explicit(&v->stop, memory_order_relaxed)) return -ECANCELED;
     if (ev->position >= v->st.point) return LOG_KEEP; /* SV-1: never, but never remove past the point */
     sstate st;
@@ -246,7 +264,9 @@ static void *scav_main(void *arg)
     factum_store *s = arg;
     scav *v = s->scav;
     int rc = 0;
-    uint64_t t0 = base_mono_ns(), io_bytes = 0;
+    uint64_t t0 = base_mono_ns();
+    v->t0 = t0;
+    v->io_bytes = v->paced_at = 0;
     char stream[64], json[512];
     snprintf(stream, sizeof stream, "$scavenges-%s", v->st.id);
     if (v->fresh) {
@@ -284,9 +304,8 @@ static void *scav_main(void *arg)
         if ((rc = write_chk(s, &now, &v->o))) break; /* SV-3 */
         if (s->opts.scavenge_grace_ms != FACTUM_SCAVENGE_GRACE_UNTIL_CLOSE)
             log_retire(s->log, (int64_t)s->opts.scavenge_grace_ms * 1000000);
-        io_bytes += d.bytes_read + d.bytes_written;
-        if (v->o.throttle_bytes_per_sec)
-            pause_until(v, t0 + (uint64_t)((double)io_bytes * 1e9 / (double)v->o.throttle_bytes_per_sec));
+        v->io_bytes += d.bytes_written; /* (what it read, decide counted) */
+        pace(v);
     }
     int closing;
     pthread_mutex_lock(&v->mu);
