@@ -366,6 +366,17 @@ static void metrics(srv_state *st, net_http_resp *r)
            (double)fs.fsync_ns_total / 1e9);
     metric(b, "factum_fsync_seconds_max", "gauge", "Longest fdatasync on the log.",
            (double)fs.fsync_ns_max / 1e9);
+    factum_scavenge_status sv;
+    int have_sv = !factum_scavenge_get_status(st->store, "last", &sv);
+    metric(b, "factum_scavenge_running", "gauge", "1 while a scavenge runs.",
+           have_sv && sv.state == FACTUM_SCAVENGE_RUNNING ? 1.0 : 0.0);
+    metric(b, "factum_scavenge_segments_done", "gauge",
+           "Segments the running or last scavenge since the start has looked at.", have_sv ? (double)sv.segment : 0);
+    metric(b, "factum_scavenge_segments", "gauge", "Segments before the running or last scavenge's point.",
+           have_sv ? (double)sv.segments : 0);
+    metric(b, "factum_scavenge_space_saved_bytes", "gauge",
+           "Bytes the running or last scavenge since the start gave back (its compacted files, before minus after).",
+           have_sv && sv.bytes_before > sv.bytes_after ? (double)(sv.bytes_before - sv.bytes_after) : 0);
     metric(b, "factum_commit_level", "gauge",
            "Who makes appends' fdatasyncs (--commit-mode): 0 the writer thread, 1 the event loop for appends "
            "that come alone, 2 the event loop for all, 3 the event loop through io_uring.",

@@ -112,6 +112,10 @@ if command -v curl >/dev/null; then
     [ "$(jq -r .eventsRemoved <<<"$S")" -gt 0 ] || fail "removed: $S"
     [ "$(jq -r .spaceSaved <<<"$S")" -gt 1000000 ] || fail "saved: $S"
     eq "$(curl -sf -u admin:changeit "$H/admin/scavenge/last" | jq -r .scavengeId)" "$ID"
+    M=$(curl -sf -u admin:changeit "$H/metrics")
+    grep -q "^factum_scavenge_running 0$" <<<"$M" || fail "factum_scavenge_running: $(grep scavenge <<<"$M")"
+    SAVED=$(sed -n 's/^factum_scavenge_space_saved_bytes \(.*\)/\1/p' <<<"$M")
+    eq "$SAVED" "$(jq -r .spaceSaved <<<"$S")" "factum_scavenge_space_saved_bytes"
     run 0 "$FACTUM" --server "$URL" read s --json
     eq "$(wc -l <<<"$OUT")" 3
     run 0 "$FACTUM" --server "$URL" read '$all' --json
