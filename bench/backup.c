@@ -27,51 +27,8 @@
 #include <unistd.h>
 
 #include "factum.h"
+#include "files.h"
 
-static uint64_t now_ns(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
-}
-
-static uint64_t du_bytes;
-static int du_cb(const char *p, const struct stat *st, int flag, struct FTW *f)
-{
-    (void)p;
-    (void)flag;
-    (void)f;
-    du_bytes += (uint64_t)st->st_blocks * 512;
-    return 0;
-}
-
-/* Bytes the directory's files take (a hard-linked file counts once per
- * directory tree, as du counts it). */
-static uint64_t du(const char *dir)
-{
-    du_bytes = 0;
-    nftw(dir, du_cb, 16, FTW_PHYS);
-    return du_bytes;
-}
-
-static int rm_cb(const char *p, const struct stat *st, int flag, struct FTW *f)
-{
-    (void)st;
-    (void)flag;
-    (void)f;
-    return remove(p);
-}
-
-static void rm_rf(const char *d)
-{
-    nftw(d, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-static void die(const char *what, int rc)
-{
-    fprintf(stderr, "%s: %s\n", what, factum_strerror(rc));
-    exit(1);
-}
 
 static char data[512], meta[160];
 

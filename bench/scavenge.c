@@ -30,44 +30,7 @@
 #include <unistd.h>
 
 #include "factum.h"
-
-static uint64_t now_ns(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
-}
-
-static uint64_t du_bytes;
-static int du_cb(const char *p, const struct stat *st, int flag, struct FTW *f)
-{
-    (void)p;
-    (void)flag;
-    (void)f;
-    du_bytes += (uint64_t)st->st_blocks * 512;
-    return 0;
-}
-
-static uint64_t du(const char *dir)
-{
-    du_bytes = 0;
-    nftw(dir, du_cb, 16, FTW_PHYS);
-    return du_bytes;
-}
-
-static int rm_cb(const char *p, const struct stat *st, int flag, struct FTW *f)
-{
-    (void)st;
-    (void)flag;
-    (void)f;
-    return remove(p);
-}
-
-static void die(const char *what, int rc)
-{
-    fprintf(stderr, "%s: %s\n", what, factum_strerror(rc));
-    exit(1);
-}
+#include "files.h"
 
 static int cmp_u64(const void *a, const void *b)
 {
@@ -331,7 +294,7 @@ int main(int argc, char **argv)
     memset(data, 'x', sizeof data - 1);
     memcpy(data, "{\"pad\":\"", 8);
     memcpy(data + sizeof data - 3, "\"}", 3);
-    nftw(dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+    rm_rf(dir);
     snprintf(logdir, sizeof logdir, "%s/log", dir);
     printf("| | figure |\n|---|---|\n");
     static const char *const ws[] = {"W1", "W3", "W6"};
@@ -380,6 +343,6 @@ int main(int argc, char **argv)
         fflush(stdout);
         factum_store_close(s);
     }
-    nftw(dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+    rm_rf(dir);
     return 0;
 }

@@ -311,7 +311,7 @@ int log_compact_swap(flog *l, uint64_t no)
     if (rc) return rc;
     /* The new generation is the segment from here on, whatever happens to
      * this process; map it and let readers find it. */
-    if ((rc = log_seg_attach_gen(l, no))) return rc;
+    if ((rc = log_seg_attach(l, no))) return rc;
     pthread_mutex_lock(&l->seg_mu);
     if (old->fd >= 0) {
         l->io->close(l->io, old->fd);

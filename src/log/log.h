@@ -399,9 +399,9 @@ int log_compact_weigh(flog *l, uint64_t no, log_decide_fn fn, void *ctx, log_com
  * replaces stays mapped (readers may hold pointers into it) until
  * log_close. */
 int log_compact_swap(flog *l, uint64_t no);
-/* Map the file now named for segment `no` and publish it in place of the
- * one readers find (compact.c's swap). */
-int log_seg_attach_gen(flog *l, uint64_t no);
+/* Map the file named for segment `no` and publish it (a new segment, or
+ * compact.c's swap: in place of the one readers find). */
+int log_seg_attach(flog *l, uint64_t no);
 /* Drop a generation written but not swapped in. */
 void log_compact_abandon(flog *l, uint64_t no);
 /* Release the files of generations replaced more than grace_ns ago: their

@@ -277,12 +277,9 @@ fail_fd:
     return rc;
 }
 
-int log_seg_attach_gen(flog *l, uint64_t no)
-{
-    return seg_attach_why(l, no, NULL, 0);
-}
-
-static int seg_attach(flog *l, uint64_t no)
+/* Map segment `no` and publish it: a new one, or (compact.c's swap) the
+ * file now holding its number in place of the one readers find. */
+int log_seg_attach(flog *l, uint64_t no)
 {
     return seg_attach_why(l, no, NULL, 0);
 }
@@ -483,7 +480,7 @@ static void *prep_main(void *arg)
         }
         pthread_mutex_unlock(&l->prep_mu);
         int rc = seg_create(l, have);
-        if (!rc) rc = seg_attach(l, have);
+        if (!rc) rc = log_seg_attach(l, have);
         pthread_mutex_lock(&l->prep_mu);
         if (rc) l->prep_err = rc;
         pthread_cond_broadcast(&l->prep_cv);
@@ -523,7 +520,7 @@ static int ensure_segment(flog *l, uint64_t no)
         int rc = 0;
         if (atomic_load(&l->n_segs) <= no) {
             rc = seg_create(l, no);
-            if (!rc) rc = seg_attach(l, no);
+            if (!rc) rc = log_seg_attach(l, no);
         }
         return rc;
     }

@@ -278,17 +278,25 @@ static uint64_t file_blocks(uint64_t no)
     return stat(p, &sb) ? 0 : (uint64_t)sb.st_blocks * 512;
 }
 
-static void t_compacted_reads(void)
+/* A new store in dir (named `name`), its seed printed, the model reset,
+ * and n events appended at random. */
+static factum_store *fresh_store(const char *name, uint64_t n)
 {
-    harness_tmpdir(dir, sizeof dir, "compact");
-    rng.s = harness_seed("compact");
+    harness_tmpdir(dir, sizeof dir, name);
+    rng.s = harness_seed(name);
     memset(model, 0, sizeof model);
     memset(last_ver, 0, sizeof last_ver);
     n_pos = 0;
     extra_rule = 0;
     factum_store *s = open_dir();
+    if (s) append_random(s, n);
+    return s;
+}
+
+static void t_compacted_reads(void)
+{
+    factum_store *s = fresh_store("compact", 24000);
     REQUIRE(s);
-    append_random(s, 24000);
     uint64_t segs = atomic_load(&s->log->n_segs);
     CHECK(segs >= 4);
     check_reads(s);
@@ -361,15 +369,8 @@ static void t_compacted_reads(void)
  * dropped on open; a generation whose map is damaged is refused. */
 static void t_leftover_and_damage(void)
 {
-    harness_tmpdir(dir, sizeof dir, "compact_dmg");
-    rng.s = harness_seed("compact_dmg");
-    memset(model, 0, sizeof model);
-    memset(last_ver, 0, sizeof last_ver);
-    n_pos = 0;
-    extra_rule = 0;
-    factum_store *s = open_dir();
+    factum_store *s = fresh_store("compact_dmg", 12000);
     REQUIRE(s);
-    append_random(s, 12000);
     CHECK_RC(log_compact_write(s->log, 0, decide, NULL, NULL), 0);
     factum_store_close(s);
     char gen[600], seg[600];
