@@ -144,6 +144,23 @@ typedef struct factum_options {
      * it; then its disk space is given back (default 60000). */
     uint32_t scavenge_grace_ms;
 #define FACTUM_SCAVENGE_GRACE_UNTIL_CLOSE UINT32_MAX /* never: replaced files go when the store is closed */
+    /* The archive tier (docs/operations.md "Archive", ADR 0028). A directory
+     * (another disk, a mounted object store) where sealed segments are
+     * copied and verified, under a subdirectory named by the store's uuid;
+     * NULL: none. Reads of segments whose local file was dropped are served
+     * from it, so a store that dropped any must be opened with it. */
+    const char *archive_dir;
+    /* A local file is dropped once archived and both older than
+     * archive_retain_ms (the age of its newest event) and followed by at
+     * least archive_retain_bytes of the log (defaults: 7 days, 1 GiB).
+     * FACTUM_ARCHIVE_KEEP_LOCAL in either: never drop (the archive is a
+     * copy only). */
+    uint64_t archive_retain_bytes;
+    uint64_t archive_retain_ms;
+#define FACTUM_ARCHIVE_KEEP_LOCAL UINT64_MAX
+    /* The archiver looks for work this often (default 10000); 0: only when
+     * asked (factum_archive_run, factum_archive_kick). */
+    uint32_t archive_interval_ms;
     /* Optional sink for the store's log lines (recovery, warnings). Called from
      * any of the store's threads; must be thread-safe. NULL: silent. */
     void (*log_fn)(void *ctx, int level, const char *message);
@@ -1309,6 +1326,49 @@ FACTUM_API int factum_scavenge_wait(factum_store *s, const char *id, factum_scav
 FACTUM_API int factum_scavenge_status_json(const factum_scavenge_status *st, char *buf, size_t cap);
 
 /* ---------------------------------------------------------------------------
+ * The archive tier (docs/operations.md "Archive", ADR 0028)
+ *
+ * With factum_options.archive_dir set, a thread of the store copies each
+ * sealed segment to <archive_dir>/<store uuid>/ (written, fdatasync'd, read
+ * back and compared, then renamed into place) and drops local files the
+ * retention options let go; their events are then read from the archive,
+ * transparently. A scavenge compacts archived segments too, in the archive
+ * (an erasure reaches it), and a local segment's archived copy is replaced
+ * by its new generation. A backup copies archived segments like local ones.
+ * ------------------------------------------------------------------------- */
+
+typedef struct factum_archive_status {
+    int enabled;                    /* an archive_dir is set */
+    uint64_t segments;              /* sealed segments (the archiver's to copy) */
+    uint64_t local_only;            /* of them: not archived yet */
+    uint64_t archived;              /* archived, the local file kept */
+    uint64_t archive_only;          /* archived, the local file dropped */
+    uint64_t bytes_local;           /* sealed segments' local files */
+    uint64_t bytes_archived;        /* their archived copies */
+    uint64_t copied, bytes_copied;  /* copies made since the store was opened */
+    uint64_t dropped;               /* local files dropped since then */
+    uint64_t passes;                /* archiver passes since then */
+    int last_error;                 /* of the last pass (FACTUM_E* or -errno), 0: none */
+    int64_t last_pass_ns;           /* wall clock, 0: none yet */
+} factum_archive_status;
+
+/* One archiver pass now, in the calling thread: copy what is not archived,
+ * drop what retention lets go. *after (may be NULL) gets the status then.
+ * FACTUM_EINVAL without an archive_dir; a pass's error (also kept in
+ * last_error; the next pass tries again). */
+FACTUM_API int factum_archive_run(factum_store *s, factum_archive_status *after);
+/* Ask the archiver's thread for a pass now (returns at once). */
+FACTUM_API int factum_archive_kick(factum_store *s);
+FACTUM_API int factum_archive_get_status(factum_store *s, factum_archive_status *out);
+/* A status as one line of JSON (docs/http.md, GET /admin/archive):
+ * {"enabled","segments","localOnly","archived","archiveOnly","bytesLocal",
+ * "bytesArchived","copied","bytesCopied","dropped","passes","lastPassAt",
+ * "error"}. Returns its length, as snprintf does;
+ * FACTUM_ARCHIVE_JSON_MAX bytes are enough. */
+#define FACTUM_ARCHIVE_JSON_MAX 512
+FACTUM_API int factum_archive_status_json(const factum_archive_status *st, char *buf, size_t cap);
+
+/* ---------------------------------------------------------------------------
  * Online backup and restore (docs/operations.md "Backup and restore")
  *
  * factum_backup copies an open store, while appends go on, up to the last
@@ -1396,6 +1456,7 @@ typedef struct factum_verify_options {
      * pass through: the batch ending at its position must have its hash
      * (else the log was changed, cut or replaced since). NULL: none. */
     const factum_chain_head *expect;
+    const char *archive_dir; /* the store's factum_options.archive_dir, if it has one (NULL: none) */
 } factum_verify_options;
 
 /* Check every record of the store in `path` (checksums, framing, gapless

@@ -16,7 +16,7 @@
 /* ---- verify --------------------------------------------------------- */
 
 static const char verify_help[] =
-    "usage: factum verify [--json] [--chain [--receipt FILE [--public-key FILE]]]\n"
+    "usage: factum verify [--json] [--archive-dir DIR] [--chain [--receipt FILE [--public-key FILE]]]\n"
     "\n"
     "Check every record of the store (checksums, framing, gapless positions, the index) without changing\n"
     "anything. Prints each damage found (file, offset, what) and a summary. Exit status 0 if the store is\n"
@@ -25,6 +25,7 @@ static const char verify_help[] =
     "  --json          print one JSON object: intact, damage (a list of {file, offset, what}), segments,\n"
     "                  batches, events, bytes, firstPosition, lastPosition, tornTail; with --chain also\n"
     "                  chain {batches, firstPosition, head, receipt}\n"
+    "  --archive-dir DIR  the store's archive directory, when it is not the one the store recorded\n"
     "  --chain         also recompute the hash chain (a SHA-256 of every event): a batch changed after it\n"
     "                  was written, with its checksums fixed, breaks it\n"
     "  --receipt FILE  with --chain: a signed head from 'factum chain sign'; the chain must pass through it\n"
@@ -32,7 +33,7 @@ static const char verify_help[] =
     "  --public-key F  the receipt must be signed with this key (PREFIX.pub from 'factum chain keygen')\n";
 
 static const cli_opt verify_opts[] = {
-    {"json", 0}, {"chain", 0}, {"receipt", CLI_ARG}, {"public-key", CLI_ARG}};
+    {"json", 0}, {"chain", 0}, {"receipt", CLI_ARG}, {"public-key", CLI_ARG}, {"archive-dir", CLI_ARG}};
 
 typedef struct damage_list {
     int json;
@@ -70,7 +71,7 @@ int cli_cmd_verify(cli_ctx *c, int argc, char **argv)
         (code = cli_need_dir(c)))
         goto out;
     factum_chain_head expect;
-    factum_verify_options vo = {cli_has(&a, "chain"), NULL};
+    factum_verify_options vo = {.chain = cli_has(&a, "chain"), .archive_dir = cli_get(&a, "archive-dir")};
     const char *receipt = cli_get(&a, "receipt"), *pubkey = cli_get(&a, "public-key");
     if ((receipt || pubkey) && !vo.chain) {
         code = cli_usage(c, "--receipt and --public-key need --chain");

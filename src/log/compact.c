@@ -149,9 +149,12 @@ static int run_add(gen_writer *w, uint64_t old_off, uint64_t position, const uin
     return 0;
 }
 
-static void gen_path(const flog *l, uint64_t no, const char *suffix, char *buf, size_t n)
+/* Beside the segment's file: in the log directory, or in the archive for a
+ * segment only the archive holds (LOG-9: the archive is scavenged too). */
+static void gen_path(flog *l, uint64_t no, const char *suffix, char *buf, size_t n)
 {
-    snprintf(buf, n, "%s/%08" PRIu64 ".seg%s", l->dir, no, suffix);
+    log_seg *s = log_seg_get(l, no);
+    log_seg_path(l, s ? atomic_load(&s->where) : LOG_LOCAL, no, suffix, buf, n);
 }
 
 /* Walk segment no's frames, writing what fn keeps. */
@@ -306,12 +309,13 @@ int log_compact_swap(flog *l, uint64_t no)
     gen_path(l, no, "", to, sizeof to);
     log_seg *old = log_seg_get(l, no);
     if (!old) return FACTUM_EINVAL;
+    int where = atomic_load(&old->where);
     int rc = l->io->rename(l->io, from, to);
-    if (!rc) rc = l->io->fsync_dir(l->io, l->dir);
+    if (!rc) rc = l->io->fsync_dir(l->io, log_seg_dir(l, where));
     if (rc) return rc;
     /* The new generation is the segment from here on, whatever happens to
      * this process; map it and let readers find it. */
-    if ((rc = log_seg_attach(l, no))) return rc;
+    if ((rc = log_seg_attach(l, no, where))) return rc;
     pthread_mutex_lock(&l->seg_mu);
     if (old->fd >= 0) {
         l->io->close(l->io, old->fd);

@@ -199,7 +199,14 @@ typedef struct log_seg {
     uint64_t n_ent, body_end, logical_end;
     int64_t retired_at;    /* a replaced generation: when (ns), for the grace period */
     struct log_seg *next; /* on flog.retired */
+    /* The archive tier (archive.c, LOG-9): where its file is (LOG_LOCAL,
+     * LOG_ARCHIVE: only the archive holds it), and whether the archive is
+     * known to hold a copy of exactly this file. */
+    _Atomic uint8_t where;
+    _Atomic uint8_t archived;
 } log_seg;
+
+enum { LOG_LOCAL = 0, LOG_ARCHIVE = 1 };
 
 typedef _Atomic(log_seg *) log_seg_slot;
 
@@ -207,7 +214,8 @@ typedef _Atomic(log_seg *) log_seg_slot;
 
 typedef struct flog {
     io_env *io;
-    char *dir; /* <datadir>/log */
+    char *dir;  /* <datadir>/log */
+    char *arch; /* <archive_dir>/<store uuid>, or NULL: no archive tier (LOG-9) */
     uint64_t seg_size;
     uint8_t store_uuid[16];
     int read_only;
@@ -243,11 +251,12 @@ typedef struct flog {
 
 /* Open the log in dir. With create (a new store only), make dir and
  * segment 0 when missing; without it, a missing directory, no segment at
- * all, or a gap in the numbering is FACTUM_ECORRUPT. Validates every
- * segment header; maps every segment. On failure `why` (may be NULL)
- * receives what is wrong. */
-int log_open(io_env *io, const char *dir, uint64_t seg_size, const uint8_t uuid[16], int create,
-             int read_only, char *why, size_t why_len, flog **out);
+ * all, or a gap in the numbering is FACTUM_ECORRUPT. arch (may be NULL):
+ * the store's archive directory, where segments missing from dir are
+ * looked for (LOG-9). Validates every segment header; maps every segment.
+ * On failure `why` (may be NULL) receives what is wrong. */
+int log_open(io_env *io, const char *dir, const char *arch, uint64_t seg_size, const uint8_t uuid[16],
+             int create, int read_only, char *why, size_t why_len, flog **out);
 void log_close(flog *l);
 
 /* Start/stop the background thread that keeps one segment prepared ahead. */
@@ -399,9 +408,17 @@ int log_compact_weigh(flog *l, uint64_t no, log_decide_fn fn, void *ctx, log_com
  * replaces stays mapped (readers may hold pointers into it) until
  * log_close. */
 int log_compact_swap(flog *l, uint64_t no);
-/* Map the file named for segment `no` and publish it (a new segment, or
- * compact.c's swap: in place of the one readers find). */
-int log_seg_attach(flog *l, uint64_t no);
+/* Map the file named for segment `no` in `where` (LOG_LOCAL, LOG_ARCHIVE)
+ * and publish it (a new segment, or compact.c's swap: in place of the one
+ * readers find). */
+int log_seg_attach(flog *l, uint64_t no, int where);
+/* The path of segment no's file in `where`, with a suffix ("", ".gen",
+ * ".tmp"), and the directory holding it. */
+void log_seg_path(const flog *l, int where, uint64_t no, const char *suffix, char *buf, size_t n);
+static inline const char *log_seg_dir(const flog *l, int where)
+{
+    return where == LOG_ARCHIVE ? l->arch : l->dir;
+}
 /* Drop a generation written but not swapped in. */
 void log_compact_abandon(flog *l, uint64_t no);
 /* Release the files of generations replaced more than grace_ns ago: their
@@ -409,6 +426,24 @@ void log_compact_abandon(flog *l, uint64_t no);
  * reads zeros instead of faulting), so the disk space goes back once no
  * other link (a backup) holds the file. Returns how many were released. */
 int log_retire(flog *l, int64_t grace_ns);
+/* ---- the archive tier (archive.c, LOG-9, ADR 0028) ------------------ */
+
+/* Does the archive hold a copy of sealed segment no's current file (the
+ * same size and header; copies are only ever named once verified)? 1, 0,
+ * or -errno. Remembered in s->archived. */
+int log_archive_has(flog *l, uint64_t no);
+/* Copy sealed segment no's file to the archive: a temporary file written
+ * from the mapping, fdatasync'd, read back and compared (CRC-32C), renamed
+ * into place, the directory fsync'd. *bytes: its size. 0 or -errno /
+ * FACTUM_ECORRUPT (the read-back differs). The caller keeps the segment
+ * from being compacted meanwhile. */
+int log_archive_copy(flog *l, uint64_t no, uint64_t *bytes);
+/* Serve segment no from its archived copy and drop the local file: the
+ * archive's file is mapped over the same addresses (its bytes are the same,
+ * so pointers readers hold stay valid), then the local file is unlinked
+ * and the directory fsync'd. Requires log_archive_has. 0 or -errno. */
+int log_archive_drop_local(flog *l, uint64_t no);
+
 /* LO of the first frame of the segment after the one holding lo. */
 static inline uint64_t log_next_seg_lo(const flog *l, uint64_t lo)
 {

@@ -20,9 +20,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+void log_seg_path(const flog *l, int where, uint64_t no, const char *suffix, char *buf, size_t n)
+{
+    snprintf(buf, n, "%s/%08" PRIu64 ".seg%s", log_seg_dir(l, where), no, suffix);
+}
+
 static void seg_path(const flog *l, uint64_t no, const char *suffix, char *buf, size_t n)
 {
-    snprintf(buf, n, "%s/%08" PRIu64 ".seg%s", l->dir, no, suffix);
+    log_seg_path(l, LOG_LOCAL, no, suffix, buf, n);
 }
 
 uint32_t log_new_segment_format = FACTUM_FORMAT_VERSION;
@@ -168,7 +173,7 @@ static int seg_fd_locked(flog *l, log_seg *s)
 {
     if (s->fd < 0) {
         char path[PATH_MAX];
-        seg_path(l, s->no, "", path, sizeof path);
+        log_seg_path(l, atomic_load(&s->where), s->no, "", path, sizeof path);
         s->fd = l->io->open(l->io, path, l->read_only ? O_RDONLY : O_RDWR, 0);
         if (s->fd >= 0 && s->no < l->fds_closed_below) l->fds_closed_below = s->no; /* closed again later */
     }
@@ -207,10 +212,10 @@ static int cmp_u64(const void *a, const void *b)
 
 /* Map segment `no` (already on disk) and publish it. On failure, why
  * (may be NULL) says what is wrong with it. */
-static int seg_attach_why(flog *l, uint64_t no, char *why, size_t why_len)
+static int seg_attach_why(flog *l, uint64_t no, int where, char *why, size_t why_len)
 {
     char path[PATH_MAX];
-    seg_path(l, no, "", path, sizeof path);
+    log_seg_path(l, where, no, "", path, sizeof path);
     int fd = l->io->open(l->io, path, l->read_only ? O_RDONLY : O_RDWR, 0);
     if (fd < 0) return fd;
     uint64_t size;
@@ -231,7 +236,9 @@ static int seg_attach_why(flog *l, uint64_t no, char *why, size_t why_len)
     if (!rc) rc = check_header(l, no, hdr, what, sizeof what);
     if (!rc) rc = check_gen(l, hdr, size, &gi, what, sizeof what);
     if (rc) {
-        if (why) snprintf(why, why_len, "segment %" PRIu64 ": %s", no, what[0] ? what : "newer format");
+        if (why)
+            snprintf(why, why_len, "segment %" PRIu64 "%s: %s", no, where == LOG_ARCHIVE ? " (archived)" : "",
+                     what[0] ? what : "newer format");
         goto fail_fd;
     }
     int err = 0;
@@ -247,6 +254,8 @@ static int seg_attach_why(flog *l, uint64_t no, char *why, size_t why_len)
     }
     s->no = no;
     s->fd = fd;
+    s->where = (uint8_t)where;
+    s->archived = where == LOG_ARCHIVE;
     s->map = map;
     s->map_len = size;
     s->format = base_get32(hdr + 8);
@@ -279,9 +288,9 @@ fail_fd:
 
 /* Map segment `no` and publish it: a new one, or (compact.c's swap) the
  * file now holding its number in place of the one readers find. */
-int log_seg_attach(flog *l, uint64_t no)
+int log_seg_attach(flog *l, uint64_t no, int where)
 {
-    return seg_attach_why(l, no, NULL, 0);
+    return seg_attach_why(l, no, where, NULL, 0);
 }
 
 /* Create segment `no`: header and zeros, fdatasync, rename, fsync the dir
@@ -320,8 +329,72 @@ static int seg_has_data(flog *l, uint64_t no)
     return s && base_get32(s->map + LOG_SEG_HEADER) != 0;
 }
 
-int log_open(io_env *io, const char *dir, uint64_t seg_size, const uint8_t uuid[16], int create,
-             int read_only, char *why, size_t why_len, flog **out)
+/* The segment numbers named in dir (sorted, into *nums / *count), removing
+ * leftovers of segments and generations not finished (unless read_only).
+ * A missing directory: -ENOENT. */
+static int list_segments(io_env *io, const char *dir, int read_only, uint64_t **nums, size_t *count, char *why,
+                         size_t why_len)
+{
+    *nums = NULL;
+    *count = 0;
+    DIR *d = opendir(dir);
+    if (!d) return -errno;
+    size_t cap = 0;
+    int rc = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) && !rc) {
+        uint64_t no;
+        char tail[16], canon[64];
+        if (sscanf(de->d_name, "%" SCNu64 ".seg%15s", &no, tail) == 2 &&
+            (strcmp(tail, ".tmp") == 0 || strcmp(tail, ".gen") == 0)) {
+            /* A segment (or an archive copy) whose making did not finish, or
+             * a compacted generation not swapped in (LOG-8). */
+            if (!read_only) {
+                char p[PATH_MAX];
+                snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
+                io->unlink(io, p);
+            }
+            continue;
+        }
+        if (sscanf(de->d_name, "%" SCNu64 ".seg%15s", &no, tail) != 1) continue;
+        /* Exactly the name the writer gives (8 digits at least, more past 99,999,999). */
+        snprintf(canon, sizeof canon, "%08" PRIu64 ".seg", no);
+        if (strcmp(canon, de->d_name)) continue;
+        if (no >= LOG_MAX_SEGMENTS) {
+            snprintf(why, why_len, "segment number %" PRIu64 " in %s is out of range", no, dir);
+            rc = FACTUM_ECORRUPT;
+            break;
+        }
+        if (*count == cap) {
+            size_t nc = cap ? cap * 2 : 1024;
+            uint64_t *n2 = realloc(*nums, nc * sizeof **nums);
+            if (!n2) {
+                rc = -ENOMEM;
+                break;
+            }
+            *nums = n2;
+            cap = nc;
+        }
+        (*nums)[(*count)++] = no;
+    }
+    closedir(d);
+    if (rc) {
+        free(*nums);
+        *nums = NULL;
+        *count = 0;
+        return rc;
+    }
+    if (*count) qsort(*nums, *count, sizeof **nums, cmp_u64);
+    return 0;
+}
+
+static int has_num(const uint64_t *nums, size_t count, uint64_t no)
+{
+    return count && bsearch(&no, nums, count, sizeof *nums, cmp_u64) != NULL;
+}
+
+int log_open(io_env *io, const char *dir, const char *arch, uint64_t seg_size, const uint8_t uuid[16],
+             int create, int read_only, char *why, size_t why_len, flog **out)
 {
     char none[8];
     if (!why) {
@@ -340,82 +413,45 @@ int log_open(io_env *io, const char *dir, uint64_t seg_size, const uint8_t uuid[
     pthread_cond_init(&l->prep_cv, NULL);
     pthread_mutex_init(&l->seg_mu, NULL);
     int rc = 0;
-    uint64_t *nums = NULL; /* the segment numbers found */
-    size_t count = 0, cap = 0;
-    if (!(l->dir = strdup(dir))) {
+    uint64_t *nums = NULL, *anums = NULL; /* the segment numbers found here and in the archive */
+    size_t count = 0, acount = 0;
+    if (!(l->dir = strdup(dir)) || (arch && !(l->arch = strdup(arch)))) {
         rc = -ENOMEM;
         goto fail;
     }
     create = create && !read_only;
     if (create && (rc = io_ensure_dir(io, dir))) goto fail; /* durable before segment 0 is named in it */
-    DIR *d = opendir(dir);
-    if (!d) {
-        rc = -errno;
+    if ((rc = list_segments(io, dir, read_only, &nums, &count, why, why_len))) {
         if (rc == -ENOENT) {
             snprintf(why, why_len, "the log directory %s is missing", dir);
             rc = FACTUM_ECORRUPT;
         }
         goto fail;
     }
-    uint64_t max_no = 0;
-    struct dirent *de;
-    while ((de = readdir(d))) {
-        uint64_t no;
-        char tail[16], canon[64];
-        if (sscanf(de->d_name, "%" SCNu64 ".seg%15s", &no, tail) == 2 &&
-            (strcmp(tail, ".tmp") == 0 || strcmp(tail, ".gen") == 0)) {
-            /* A segment whose creation did not finish, or a compacted
-             * generation not swapped in (LOG-8). */
-            if (!read_only) {
-                char p[PATH_MAX];
-                snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
-                io->unlink(io, p);
-            }
-            continue;
-        }
-        if (sscanf(de->d_name, "%" SCNu64 ".seg%15s", &no, tail) != 1) continue;
-        /* Exactly the name the writer gives (8 digits at least, more past 99,999,999). */
-        snprintf(canon, sizeof canon, "%08" PRIu64 ".seg", no);
-        if (strcmp(canon, de->d_name)) continue;
-        if (no >= LOG_MAX_SEGMENTS) {
-            closedir(d);
-            snprintf(why, why_len, "segment number %" PRIu64 " is out of range", no);
-            rc = FACTUM_ECORRUPT;
-            goto fail;
-        }
-        if (count == cap) {
-            size_t nc = cap ? cap * 2 : 1024;
-            uint64_t *n2 = realloc(nums, nc * sizeof *nums);
-            if (!n2) {
-                closedir(d);
-                rc = -ENOMEM;
-                goto fail;
-            }
-            nums = n2;
-            cap = nc;
-        }
-        nums[count++] = no;
-        if (no > max_no) max_no = no;
-    }
-    closedir(d);
-    if (count == 0) {
+    /* An archive directory not made yet holds nothing (the archiver makes it). */
+    if (arch && (rc = list_segments(io, arch, read_only, &anums, &acount, why, why_len)) && rc != -ENOENT) goto fail;
+    rc = 0;
+    uint64_t max_no = count ? nums[count - 1] : 0;
+    if (acount && anums[acount - 1] > max_no) max_no = anums[acount - 1];
+    if (count == 0 && acount == 0) {
         if (!create) {
             snprintf(why, why_len, "log segment 0 is missing from %s (a store always has it)", dir);
             rc = FACTUM_ECORRUPT;
             goto fail;
         }
         if ((rc = seg_create(l, 0))) goto fail;
-        count = 1;
-        max_no = 0;
-    } else {
-        qsort(nums, count, sizeof *nums, cmp_u64);
     }
-    if (count != max_no + 1) {
-        uint64_t gap = 0;
-        while (gap < count && nums[gap] == gap)
-            gap++;
-        snprintf(why, why_len, "log segment %" PRIu64 " is missing (segments up to %" PRIu64 " exist)", gap,
-                 max_no);
+    /* Each segment from its local file, or else its archived one (LOG-9);
+     * none may be missing. */
+    for (uint64_t no = 0; no <= max_no; no++) {
+        if (has_num(nums, count, no)) continue;
+        if (has_num(anums, acount, no) && (no < max_no || read_only)) continue;
+        if (no == 0 && count == 0 && acount == 0) continue; /* just made */
+        snprintf(why, why_len, "log segment %" PRIu64 " is missing (segments up to %" PRIu64 " exist)%s", no,
+                 max_no,
+                 arch ? ""
+                      : "; if it was archived, open the store with its archive directory (archive_dir, "
+                        "--archive-dir)");
         rc = FACTUM_ECORRUPT;
         goto fail;
     }
@@ -424,16 +460,19 @@ int log_open(io_env *io, const char *dir, uint64_t seg_size, const uint8_t uuid[
      * as they are attached (opened again if a sync needs them), so that no
      * limit on open files caps the log. */
     for (uint64_t no = 0; no <= max_no; no++) {
-        if ((rc = seg_attach_why(l, no, why, why_len))) goto fail;
+        int local = (count == 0 && acount == 0) || has_num(nums, count, no);
+        if ((rc = seg_attach_why(l, no, local ? LOG_LOCAL : LOG_ARCHIVE, why, why_len))) goto fail;
         if (no < max_no) close_fds_below(l, no + 1);
     }
     l->tail_lo = LOG_SEG_HEADER;
     l->unsynced_from = UINT64_MAX;
     free(nums);
+    free(anums);
     *out = l;
     return 0;
 fail:
     free(nums);
+    free(anums);
     log_close(l);
     return rc;
 }
@@ -463,6 +502,7 @@ void log_close(flog *l)
     pthread_mutex_destroy(&l->prep_mu);
     pthread_cond_destroy(&l->prep_cv);
     free(l->dir);
+    free(l->arch);
     free(l);
 }
 
@@ -480,7 +520,7 @@ static void *prep_main(void *arg)
         }
         pthread_mutex_unlock(&l->prep_mu);
         int rc = seg_create(l, have);
-        if (!rc) rc = log_seg_attach(l, have);
+        if (!rc) rc = log_seg_attach(l, have, LOG_LOCAL);
         pthread_mutex_lock(&l->prep_mu);
         if (rc) l->prep_err = rc;
         pthread_cond_broadcast(&l->prep_cv);
@@ -520,7 +560,7 @@ static int ensure_segment(flog *l, uint64_t no)
         int rc = 0;
         if (atomic_load(&l->n_segs) <= no) {
             rc = seg_create(l, no);
-            if (!rc) rc = log_seg_attach(l, no);
+            if (!rc) rc = log_seg_attach(l, no, LOG_LOCAL);
         }
         return rc;
     }

@@ -325,6 +325,10 @@ int factum_backup(factum_store *s, const char *dest, const factum_backup_options
         snprintf(src, sizeof src, "%s/log/%08" PRIu64 ".seg", s->path, no);
         snprintf(dst, sizeof dst, "%s/%08" PRIu64 ".seg", logdir, no);
         struct stat sst;
+        /* A segment whose local file the archiver dropped (or drops while
+         * this runs) is taken from the archive: the same bytes (LOG-9). */
+        if (no < last && s->log->arch && access(src, F_OK) != 0)
+            log_seg_path(s->log, LOG_ARCHIVE, no, "", src, sizeof src);
         if (no < last && no < keep_below && same_generation(src, dst)) {
             r->kept++;
         } else if (no < last) {
@@ -334,6 +338,12 @@ int factum_backup(factum_store *s, const char *dest, const factum_backup_options
             if (unlink(dst) && errno != ENOENT) rc = -errno;
             if (!rc && link(src, dst) == 0) {
                 r->linked++;
+            } else if (!rc && stat(src, &sst) && errno == ENOENT && s->log->arch) {
+                log_seg_path(s->log, LOG_ARCHIVE, no, "", src, sizeof src); /* dropped just now */
+                if (link(src, dst) == 0) r->linked++;
+                else if (stat(src, &sst)) rc = -errno;
+                else if (!(rc = copy_file(src, dst, (uint64_t)sst.st_size, (uint64_t)sst.st_size, &r->bytes_copied)))
+                    r->copied++;
             } else if (!rc && stat(src, &sst)) {
                 rc = -errno;
             } else if (!rc) {
@@ -356,7 +366,7 @@ int factum_backup(factum_store *s, const char *dest, const factum_backup_options
     if (!rc) rc = touch(dest, "LOCK");
     if (!rc) rc = fsync_dir(dest);
     if (!rc && !opts->no_verify) {
-        factum_verify_options vo = {1, &r->head};
+        factum_verify_options vo = {.chain = 1, .expect = &r->head};
         factum_verify_report vr;
         rc = factum_verify_with(dest, &vo, NULL, NULL, &vr);
         if (!rc && (!vr.receipt_checked || vr.last_position != r->position)) rc = FACTUM_ECORRUPT;
@@ -431,7 +441,7 @@ int factum_restore(const char *backup, const char *dest, const factum_backup_opt
         memcmp(h.hash, r->head.hash, FACTUM_HASH_LEN) || memcmp(h.store_uuid, r->head.store_uuid, 16))
         return FACTUM_ECORRUPT;
     if (!opts->no_verify) {
-        factum_verify_options vo = {1, &r->head};
+        factum_verify_options vo = {.chain = 1, .expect = &r->head};
         factum_verify_report vr;
         rc = factum_verify_with(dest, &vo, NULL, NULL, &vr);
         if (!rc && !vr.receipt_checked) rc = FACTUM_ECORRUPT;

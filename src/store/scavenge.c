@@ -229,14 +229,19 @@ static int one_segment(factum_store *s, uint64_t no, factum_scavenge_status *del
         return 0;
     }
     log_compact_stats st;
+    pthread_mutex_lock(&s->seg_life_mu); /* AR-3: not while the archiver copies or drops it */
     if ((rc = log_compact_write(s->log, no, decide, s, &st))) {
         log_compact_abandon(s->log, no);
+        pthread_mutex_unlock(&s->seg_life_mu);
         return rc;
     }
     if ((rc = log_compact_swap(s->log, no))) {
         log_compact_abandon(s->log, no);
+        pthread_mutex_unlock(&s->seg_life_mu);
         return rc;
     }
+    arc_after_compact(s, no); /* a failure is the archiver's to mend */
+    pthread_mutex_unlock(&s->seg_life_mu);
     v->last_swap_ns = (int64_t)base_mono_ns();
     delta->compacted++;
     delta->events_removed += st.removed - st.removed_before;

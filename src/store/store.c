@@ -54,6 +54,9 @@ void factum_options_init(factum_options *o)
     o->memtable_entries = 262144;
     o->stream_cache_entries = 65536;
     o->scavenge_grace_ms = 60000;
+    o->archive_retain_bytes = 1ull << 30;
+    o->archive_retain_ms = 7ull * 24 * 3600 * 1000;
+    o->archive_interval_ms = 10000;
 }
 
 /* ---- the identity file ---------------------------------------------- */
@@ -424,6 +427,7 @@ static void free_handle(factum_store *s)
     notify_deinit(s);
     gate_deinit(s);
     scav_free(s);
+    arc_free(s);
     if (s->lock_fd >= 0) close(s->lock_fd);
     pthread_mutex_destroy(&s->q_mu);
     pthread_mutex_destroy(&s->chain_mu);
@@ -452,6 +456,11 @@ int store_open_io(const char *path, const factum_options *opts, io_env *io, fact
     int rc = notify_init(s);
     if (!rc && (rc = gate_init(s))) notify_deinit(s);
     if (!rc && (rc = scav_init(s))) {
+        gate_deinit(s);
+        notify_deinit(s);
+    }
+    if (!rc && (rc = arc_init(s))) {
+        scav_free(s);
         gate_deinit(s);
         notify_deinit(s);
     }
@@ -536,8 +545,12 @@ int store_open_io(const char *path, const factum_options *opts, io_env *io, fact
     if (o->max_event_size > o->max_append_size) o->max_event_size = o->max_append_size;
 
     snprintf(p, sizeof p, "%s/log", path);
-    char why[256];
-    if ((rc = log_open(io, p, s->seg_size, s->uuid, fresh, o->read_only, why, sizeof why, &s->log))) {
+    char why[256 + PATH_MAX], arch_base[PATH_MAX], arch[PATH_MAX];
+    if ((rc = store_archive_base(path, o->archive_dir, arch_base, sizeof arch_base)) ||
+        (rc = store_archive_dir(arch_base, s->uuid, arch, sizeof arch)))
+        goto fail;
+    if ((rc = log_open(io, p, arch[0] ? arch : NULL, s->seg_size, s->uuid, fresh, o->read_only, why, sizeof why,
+                       &s->log))) {
         if (why[0]) store_log(s, FACTUM_LOG_ERROR, "the log is damaged: %s; refusing to open", why);
         goto fail;
     }
@@ -583,6 +596,12 @@ int store_open_io(const char *path, const factum_options *opts, io_env *io, fact
             writer_stop(s);
             goto fail_idx;
         }
+        if ((rc = arc_start(s))) {
+            scav_shutdown(s);
+            sched_stop(s, 0);
+            writer_stop(s);
+            goto fail_idx;
+        }
     }
     /* The upcasters, loaded now so that a document that cannot be used is
      * logged at open; a failure here is met again by the reads that need
@@ -621,6 +640,7 @@ static int close_impl(factum_store *s, int abandon)
         pthread_mutex_unlock(&s->q_mu);
     }
     gate_release_all(s); /* nobody will release them now */
+    arc_shutdown(s);
     scav_shutdown(s);       /* it appends too */
     sched_stop(s, abandon); /* it appends: before the writer stops */
     writer_stop(s);

@@ -194,6 +194,11 @@ struct factum_store {
     struct scav *scav;
     _Atomic int seal_req;
 
+    /* the archive tier (archiver.c): its thread and counters; seg_life_mu
+     * keeps the scavenger and the archiver off one segment at once (AR-3) */
+    struct archiver *arc;
+    pthread_mutex_t seg_life_mu;
+
     /* statistics */
     _Atomic uint64_t st_appends, st_events, st_bytes, st_fsyncs, st_fsync_ns, st_fsync_max, st_groups,
         st_group_max;
@@ -206,6 +211,21 @@ int scav_resume(factum_store *s);
 /* At close: stop the running scavenge and wait for its thread. */
 void scav_shutdown(factum_store *s);
 void scav_free(factum_store *s);
+
+/* archiver.c */
+int arc_init(factum_store *s);
+void arc_free(factum_store *s);
+/* After open, read-write, with an archive_dir: start the thread. */
+int arc_start(factum_store *s);
+void arc_shutdown(factum_store *s);
+/* The scavenger swapped a compacted generation of segment no in (holding
+ * seg_life_mu): replace the archive's copy, if it has one (AR-3). */
+int arc_after_compact(factum_store *s, uint64_t no);
+/* The archive directory a store uses (AR-4): the option `opt` if set (made
+ * absolute), else the one recorded in the data directory at path; "" if
+ * none. Then the store's own directory under it. */
+int store_archive_base(const char *path, const char *opt, char *out, size_t n);
+int store_archive_dir(const char *base, const uint8_t uuid[16], char *out, size_t n);
 
 /* store.c */
 void store_log(factum_store *s, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

@@ -28,7 +28,7 @@ typedef struct vctx {
     void *ctx;
     factum_verify_report *rep;
     uint64_t checked_upto; /* positions below this are in the index tables */
-    char file[64];
+    char file[PATH_MAX];
     char what[256];
     /* --chain (LOG-7) */
     const factum_verify_options *opts;
@@ -46,7 +46,11 @@ static void damage(vctx *v, uint64_t lo, const char *what)
 {
     v->rep->damaged++;
     if (!v->cb) return;
-    snprintf(v->file, sizeof v->file, "log/%08" PRIu64 ".seg", lo / v->s->seg_size);
+    log_seg *g = log_seg_get(v->s->log, lo / v->s->seg_size);
+    if (g && atomic_load(&g->where) == LOG_ARCHIVE) /* the archived file's own path (LOG-9) */
+        log_seg_path(v->s->log, LOG_ARCHIVE, g->no, "", v->file, sizeof v->file);
+    else
+        snprintf(v->file, sizeof v->file, "log/%08" PRIu64 ".seg", lo / v->s->seg_size);
     factum_damage d = {v->file, lo % v->s->seg_size, what};
     v->cb(v->ctx, &d);
 }
@@ -174,7 +178,8 @@ static int verify_event(void *ctx, const factum_event *ev, uint64_t lo, uint32_t
 
 /* Open the parts of a store needed to read it offline. On
  * FACTUM_ECORRUPT, why says what is damaged (or is empty). */
-static int open_offline(const char *path, factum_store **out, idx_checkpoint *cp, char *why, size_t why_len)
+static int open_offline(const char *path, const char *archive_dir, factum_store **out, idx_checkpoint *cp,
+                        char *why, size_t why_len)
 {
     why[0] = 0;
     factum_store *s = calloc(1, sizeof *s);
@@ -216,7 +221,12 @@ static int open_offline(const char *path, factum_store **out, idx_checkpoint *cp
         if (rc) goto fail;
     }
     snprintf(p, sizeof p, "%s/log", path);
-    if ((rc = log_open(s->io, p, s->seg_size, s->uuid, 0, 1, why, why_len, &s->log))) goto fail;
+    char arch_base[PATH_MAX], arch[PATH_MAX];
+    if ((rc = store_archive_base(path, archive_dir, arch_base, sizeof arch_base)) ||
+        (rc = store_archive_dir(arch_base, s->uuid, arch, sizeof arch)))
+        goto fail;
+    if ((rc = log_open(s->io, p, arch[0] ? arch : NULL, s->seg_size, s->uuid, 0, 1, why, why_len, &s->log)))
+        goto fail;
     idx_config ic = {1u << 30, 1, NULL, NULL, NULL, NULL};
     snprintf(p, sizeof p, "%s/index", path);
     if ((rc = idx_open(s->io, p, &ic, &s->idx, cp))) goto fail;
@@ -248,7 +258,7 @@ int factum_verify(const char *path, void (*cb)(void *ctx, const factum_damage *d
 int factum_verify_with(const char *path, const factum_verify_options *opts,
                        void (*cb)(void *ctx, const factum_damage *d), void *ctx, factum_verify_report *report)
 {
-    static const factum_verify_options none = {0, NULL};
+    static const factum_verify_options none = {0, NULL, NULL};
     factum_verify_report local;
     factum_verify_report *rep = report ? report : &local;
     memset(rep, 0, sizeof *rep);
@@ -257,7 +267,7 @@ int factum_verify_with(const char *path, const factum_verify_options *opts,
     factum_store *s;
     idx_checkpoint cp;
     char why[256];
-    int rc = open_offline(path, &s, &cp, why, sizeof why);
+    int rc = open_offline(path, opts->archive_dir, &s, &cp, why, sizeof why);
     if (rc == FACTUM_ECORRUPT && why[0]) {
         /* The log is not all there (a missing directory or segment). */
         vctx v0 = {.cb = cb, .ctx = ctx, .rep = rep};
@@ -356,7 +366,7 @@ int factum_dump(const char *path, int (*cb)(void *ctx, const factum_raw_record *
     factum_store *s;
     idx_checkpoint cp;
     char why[256];
-    int rc = open_offline(path, &s, &cp, why, sizeof why);
+    int rc = open_offline(path, NULL, &s, &cp, why, sizeof why);
     if (rc) return rc;
     char file[64];
     uint64_t lo = LOG_SEG_HEADER, nsegs = atomic_load(&s->log->n_segs);
@@ -411,7 +421,7 @@ int factum_chain_head_offline(const char *path, factum_chain_head *out)
     factum_store *s;
     idx_checkpoint cp;
     char why[256];
-    int rc = open_offline(path, &s, &cp, why, sizeof why);
+    int rc = open_offline(path, NULL, &s, &cp, why, sizeof why);
     if (rc) return rc;
     /* The last valid batch: after the index checkpoint, or the one holding
      * the last event it covers (a torn tail is not part of the log). */

@@ -170,7 +170,7 @@ static void t_cut_everywhere(void)
         if (!same) printf("  cut before operation %" PRIu64 " (mode %d): survivors differ\n", k, mode);
         CHECK(same);
         factum_store_close(s);
-        factum_verify_options vo = {1, &head};
+        factum_verify_options vo = {.chain = 1, .expect = &head};
         factum_verify_report vr;
         CHECK_RC(factum_verify_with(dir, &vo, NULL, NULL, &vr), 0);
         CHECK(vr.receipt_checked);

@@ -129,7 +129,7 @@ static void t_backup_while_appending(void)
     factum_store_close(b);
     factum_store_close(s);
     /* The live store's chain passes through the backup's head. */
-    factum_verify_options vo = {1, &r.head};
+    factum_verify_options vo = {.chain = 1, .expect = &r.head};
     factum_verify_report vr;
     CHECK_RC(factum_verify_with(live, &vo, NULL, NULL, &vr), 0);
     CHECK(vr.receipt_checked);

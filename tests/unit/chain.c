@@ -56,7 +56,7 @@ static void on_damage(void *ctx, const factum_damage *d)
 
 static int verify_chain(const factum_chain_head *expect, factum_verify_report *r, found *f)
 {
-    factum_verify_options o = {1, expect};
+    factum_verify_options o = {.chain = 1, .expect = expect};
     memset(f, 0, sizeof *f);
     return factum_verify_with(dir, &o, on_damage, f, r);
 }

@@ -252,7 +252,7 @@ static void check_reads(factum_store *s)
 
 static void check_verify(uint64_t expect_removed, const factum_chain_head *head)
 {
-    factum_verify_options o = {1, head};
+    factum_verify_options o = {.chain = 1, .expect = head};
     factum_verify_report r;
     CHECK_RC(factum_verify_with(dir, &o, NULL, NULL, &r), 0);
     CHECK_EQ_U64(r.damaged, 0);

@@ -67,7 +67,7 @@ static void t_many_segments(void)
 
     flog *l = NULL;
     char why[256] = "";
-    int rc = log_open(io_posix(), logdir, SEG, uuid, 0, 0, why, sizeof why, &l);
+    int rc = log_open(io_posix(), logdir, NULL, SEG, uuid, 0, 0, why, sizeof why, &l);
     CHECK_RC(rc, 0);
     if (rc) fprintf(stderr, "log_open: %s\n", why);
     REQUIRE(l);
@@ -127,7 +127,7 @@ static void t_many_segments(void)
     snprintf(p17, sizeof p17, "%s/%08d.seg", logdir, 4097);
     REQUIRE(unlink(p17) == 0);
     l = NULL;
-    CHECK_RC(log_open(io_posix(), logdir, SEG, uuid, 0, 0, why, sizeof why, &l), FACTUM_ECORRUPT);
+    CHECK_RC(log_open(io_posix(), logdir, NULL, SEG, uuid, 0, 0, why, sizeof why, &l), FACTUM_ECORRUPT);
     CHECK(strstr(why, "segment 4097 is missing") != NULL);
     REQUIRE(setrlimit(RLIMIT_NOFILE, &old) == 0);
     harness_rm_rf(dir);

@@ -254,7 +254,7 @@ static void t_rules(void)
     CHECK_EQ_U64(n, 2 + st1.compacted); /* started, a segment each, completed */
     factum_store_close(s);
 
-    factum_verify_options vo = {1, &head};
+    factum_verify_options vo = {.chain = 1, .expect = &head};
     factum_verify_report vr;
     CHECK_RC(factum_verify_with(dir, &vo, NULL, NULL, &vr), 0);
     CHECK(vr.receipt_checked);
@@ -501,7 +501,7 @@ static void t_backup_during(void)
     CHECK(memcmp(rr.head.hash, br.head.hash, 32) == 0);
     /* The live store's chain passes through the backup's head. */
     factum_store_close(s);
-    factum_verify_options vo = {1, &br.head};
+    factum_verify_options vo = {.chain = 1, .expect = &br.head};
     factum_verify_report vr;
     CHECK_RC(factum_verify_with(dir, &vo, NULL, NULL, &vr), 0);
     CHECK(vr.receipt_checked);
