@@ -1278,7 +1278,8 @@ typedef struct factum_scavenge_options {
     int seal;                        /* first roll the log to a new segment, so that everything written
                                         before the start is scavenged, the newest data included */
     unsigned threshold_percent;      /* skip a segment unless compacting it frees at least this share of
-                                        its bytes (0: any gain at all) */
+                                        its bytes (0: compact every segment with anything to remove, even
+                                        when the file does not shrink, so that an erasure reaches it) */
     uint64_t throttle_bytes_per_sec; /* pace what it reads and writes to this (0: as fast as it can) */
 } factum_scavenge_options;
 

@@ -224,7 +224,9 @@ static int one_segment(factum_store *s, uint64_t no, factum_scavenge_status *del
         delta->skipped++;
         return 0;
     }
-    if (!gain || gain * 100 < (uint64_t)v->o.threshold_percent * w.bytes_before) {
+    /* With no threshold, anything removed is removed, even when the map
+     * makes the file no smaller: an erasure must reach every segment. */
+    if (v->o.threshold_percent && (!gain || gain * 100 < (uint64_t)v->o.threshold_percent * w.bytes_before)) {
         delta->skipped++;
         return 0;
     }
