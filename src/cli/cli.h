@@ -115,6 +115,9 @@ int cli_open_read(cli_ctx *c, factum_store **out);
  * empty; a directory that is not a store is refused without being touched.
  * relaxed selects FACTUM_RELAXED durability (the caller syncs). */
 int cli_open_write(cli_ctx *c, int relaxed, factum_store **out);
+/* The same with options (start from cli_default_options). */
+int cli_open_write_opts(cli_ctx *c, const factum_options *opts, factum_store **out);
+void cli_default_options(factum_options *o);
 /* 1 if the data directory exists and is not empty (it holds, or claims to
  * hold, a store), 0 if a write would create a new store. */
 int cli_store_present(cli_ctx *c);
@@ -206,6 +209,7 @@ int cli_cmd_schedule(cli_ctx *c, int argc, char **argv);
 int cli_cmd_chain(cli_ctx *c, int argc, char **argv);
 int cli_cmd_backup(cli_ctx *c, int argc, char **argv);
 int cli_cmd_scavenge(cli_ctx *c, int argc, char **argv);
+int cli_cmd_archive(cli_ctx *c, int argc, char **argv);
 int cli_cmd_restore(cli_ctx *c, int argc, char **argv);
 
 /* Print a command's help text (stdout) and return CLI_OK. */

@@ -30,6 +30,7 @@ static const command commands[] = {
     {"backup", cli_cmd_backup, "copy the store into a backup directory (incremental, verified)"},
     {"restore", cli_cmd_restore, "restore a backup into a new data directory"},
     {"scavenge", cli_cmd_scavenge, "give back the space of expired and deleted events (online, resumable)"},
+    {"archive", cli_cmd_archive, "copy sealed segments to the archive directory, drop old local copies"},
     {"dump", cli_cmd_dump, "print every raw log record"},
     {"export", cli_cmd_export, "write every event as NDJSON"},
     {"import", cli_cmd_import, "append the events of an export file"},

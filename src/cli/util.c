@@ -169,7 +169,7 @@ static void store_log(void *ctx, int level, const char *message)
     pthread_mutex_unlock(&log_mu);
 }
 
-static void default_options(factum_options *o)
+void cli_default_options(factum_options *o)
 {
     factum_options_init(o);
     o->log_fn = store_log;
@@ -257,7 +257,7 @@ int cli_open_read(cli_ctx *c, factum_store **out)
     int code = cli_need_dir(c);
     if (code) return code;
     factum_options o;
-    default_options(&o);
+    cli_default_options(&o);
     o.create = 0;
     o.read_only = 1;
     int rc = factum_store_open(c->data_dir, &o, out);
@@ -280,12 +280,18 @@ int cli_store_present(cli_ctx *c)
 
 int cli_open_write(cli_ctx *c, int relaxed, factum_store **out)
 {
+    factum_options o;
+    cli_default_options(&o);
+    if (relaxed) o.durability = FACTUM_RELAXED;
+    return cli_open_write_opts(c, &o, out);
+}
+
+int cli_open_write_opts(cli_ctx *c, const factum_options *opts, factum_store **out)
+{
     if (cli_local_only(c, "this needs a data directory")) return CLI_FAIL;
     int code = cli_need_dir(c);
     if (code) return code;
-    factum_options o;
-    default_options(&o);
-    if (relaxed) o.durability = FACTUM_RELAXED;
+    factum_options o = *opts;
     if (cli_store_present(c)) {
         /* Opening for writing creates the lock file before the store is
          * recognised; a read-only open first refuses a directory that is

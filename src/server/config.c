@@ -120,6 +120,19 @@ static const opt opts[] = {
     {"backup-dir", NULL, T_STR, OFF(backup_dir), SZ(backup_dir), "",
      "directory under which POST /admin/backup writes backups (each into a directory inside it, named by the "
      "request); empty: backups over HTTP are off"},
+    {"archive-dir", NULL, T_STR, OFF(archive_dir), SZ(archive_dir), "",
+     "the archive tier: a directory (another disk, a mounted object store) where sealed log segments are "
+     "copied and verified; local copies older than the retention below are then dropped and read from it. "
+     "Empty: none (docs/operations.md \"Archive\")"},
+    {"archive-retain-bytes", NULL, T_SIZE, OFF(archive_retain_bytes), 0, "1073741824",
+     "keep a segment's local copy while less than this many bytes of the log follow it"},
+    {"archive-retain-seconds", NULL, T_SIZE, OFF(archive_retain_seconds), 0, "604800",
+     "keep a segment's local copy while its newest event is younger than this"},
+    {"archive-keep-local", NULL, T_BOOL, OFF(archive_keep_local), 0, "false",
+     "never drop local copies: the archive is a second copy only"},
+    {"archive-interval-ms", NULL, T_INT, OFF(archive_interval_ms), 0, "10000",
+     "how often the archiver looks for sealed segments to copy and local copies to drop (0: only when asked, "
+     "POST /admin/archive)"},
 };
 #define N_OPTS (sizeof opts / sizeof *opts)
 

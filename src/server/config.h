@@ -51,6 +51,11 @@ typedef struct srv_config {
     int run_readmodels;               /* open the read models (include/factum_readmodel.h) */
     char readmodels_dir[4096];        /* their SQLite files ("": <db>/readmodels) */
     char backup_dir[4096];            /* POST /admin/backup writes under it ("": off) */
+    char archive_dir[4096];           /* the archive tier's directory ("": none; factum_options.archive_dir) */
+    uint64_t archive_retain_bytes;    /* local copies kept while fewer log bytes follow them */
+    uint64_t archive_retain_seconds;  /* ... or while younger than this */
+    int archive_keep_local;           /* never drop local copies (the archive is a copy only) */
+    int archive_interval_ms;          /* the archiver's period (0: only on POST /admin/archive) */
     int allow_anonymous_stream_access;   /* KurrentDB's AllowAnonymousStreamAccess */
     int allow_anonymous_endpoint_access; /* KurrentDB's AllowAnonymousEndpointAccess */
     char authorization_default_policy_type[32]; /* "acl" or "streampolicy" (Authorization:DefaultPolicyType) */

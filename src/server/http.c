@@ -377,6 +377,23 @@ static void metrics(srv_state *st, net_http_resp *r)
     metric(b, "factum_scavenge_space_saved_bytes", "gauge",
            "Bytes the running or last scavenge since the start gave back (its compacted files, before minus after).",
            have_sv && sv.bytes_before > sv.bytes_after ? (double)(sv.bytes_before - sv.bytes_after) : 0);
+    factum_archive_status ar;
+    if (!factum_archive_get_status(st->store, &ar) && ar.enabled) {
+        metric(b, "factum_archive_segments_local_only", "gauge", "Sealed segments not archived yet.",
+               (double)ar.local_only);
+        metric(b, "factum_archive_segments_archived", "gauge", "Sealed segments archived, the local file kept.",
+               (double)ar.archived);
+        metric(b, "factum_archive_segments_archive_only", "gauge",
+               "Sealed segments read from the archive, the local file dropped.", (double)ar.archive_only);
+        metric(b, "factum_archive_local_bytes", "gauge", "Bytes of sealed segments' local files.",
+               (double)ar.bytes_local);
+        metric(b, "factum_archive_archived_bytes", "gauge", "Bytes of sealed segments' archived copies.",
+               (double)ar.bytes_archived);
+        metric(b, "factum_archive_copied_bytes_total", "counter", "Bytes the archiver copied since the start.",
+               (double)ar.bytes_copied);
+        metric(b, "factum_archive_failing", "gauge", "1 while the archiver's last pass failed (see the log).",
+               ar.last_error ? 1.0 : 0.0);
+    }
     metric(b, "factum_commit_level", "gauge",
            "Who makes appends' fdatasyncs (--commit-mode): 0 the writer thread, 1 the event loop for appends "
            "that come alone, 2 the event loop for all, 3 the event loop through io_uring.",
@@ -524,6 +541,10 @@ void srv_http(void *ctx, const net_http_req *req, net_http_resp *resp)
                 rpc_audit_as(&st->rpc, req->auth, NULL, "backup-requested", "/admin/backup", NULL);
             srv_http_backup(st, req, resp); /* http_admin.c */
         }
+        return;
+    }
+    if (!strcmp(req->path, "/admin/archive")) {
+        if (ops_or_admin(req, resp)) srv_http_archive(st, req, resp); /* http_admin.c */
         return;
     }
     if (!strncmp(req->path, "/admin/scavenge", 15) && (!req->path[15] || req->path[15] == '/')) {

@@ -348,3 +348,34 @@ void srv_http_scavenge(srv_state *st, const net_http_req *req, net_http_resp *re
     resp->status = 200;
     base_buf_printf(&resp->body, "{\"scavengeId\":\"%s\"}\n", sid);
 }
+
+/* ---- archive ----------------------------------------------------------
+ *
+ *   GET  /admin/archive   the archive tier's status (the JSON of
+ *        factum_archive_status_json)
+ *   POST /admin/archive   ask the archiver for a pass now (it runs on its
+ *        own thread): 202 with the status as it is; 409 without an
+ *        --archive-dir
+ */
+void srv_http_archive(srv_state *st, const net_http_req *req, net_http_resp *resp)
+{
+    char json[FACTUM_ARCHIVE_JSON_MAX];
+    factum_archive_status as;
+    int post = !strcmp(req->method, "POST");
+    if (!post && strcmp(req->method, "GET") && strcmp(req->method, "HEAD")) {
+        answer_error(resp, 405, "method not allowed: GET or POST /admin/archive");
+        return;
+    }
+    if (post) {
+        if (factum_archive_kick(st->store)) {
+            answer_error(resp, 409, "factumd runs without an archive (start it with --archive-dir)");
+            return;
+        }
+        rpc_audit_as(&st->rpc, req->auth, NULL, "archive-requested", "/admin/archive", NULL);
+    }
+    factum_archive_get_status(st->store, &as);
+    factum_archive_status_json(&as, json, sizeof json);
+    resp->status = post ? 202 : 200;
+    resp->content_type = "application/json";
+    base_buf_printf(&resp->body, "%s\n", json);
+}

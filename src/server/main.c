@@ -263,6 +263,14 @@ int main(int argc, char **argv)
      * stops, so their disk space goes back at its next start (not yet
      * online; docs/operations.md "Scavenge"). */
     o.scavenge_grace_ms = FACTUM_SCAVENGE_GRACE_UNTIL_CLOSE;
+    if (cfg->archive_dir[0]) {
+        o.archive_dir = cfg->archive_dir;
+        o.archive_retain_bytes = cfg->archive_keep_local ? FACTUM_ARCHIVE_KEEP_LOCAL : cfg->archive_retain_bytes;
+        o.archive_retain_ms = cfg->archive_keep_local || cfg->archive_retain_seconds > UINT64_MAX / 1000
+                                  ? FACTUM_ARCHIVE_KEEP_LOCAL
+                                  : cfg->archive_retain_seconds * 1000;
+        o.archive_interval_ms = (uint32_t)cfg->archive_interval_ms;
+    }
     int rc = factum_store_open(cfg->db, &o, &st.store);
     if (rc) {
         slog_write(SLOG_ERROR, "cannot open the database %s: %s", cfg->db, factum_strerror(rc));

@@ -49,5 +49,6 @@ void srv_http_backup(srv_state *st, const net_http_req *req, net_http_resp *resp
 void srv_backup_stop(srv_state *st);
 /* /admin/scavenge[/<id>] (http_admin.c; the caller checked ops_or_admin). */
 void srv_http_scavenge(srv_state *st, const net_http_req *req, net_http_resp *resp);
+void srv_http_archive(srv_state *st, const net_http_req *req, net_http_resp *resp);
 
 #endif
