@@ -59,6 +59,12 @@ say $factum scavenge --seal
 say $factum read ledger
 say $factum verify --chain
 echo
+echo "# the archive tier: sealed segments copied (verified) to a second disk; local copies past the retention"
+echo "# (here: none) are dropped, and their events are read from the archive, transparently"
+mkdir -p "$demo_dir/archive"
+say $factum archive --archive-dir "$demo_dir/archive" --retain-bytes 0 --retain-seconds 0
+say $factum read account-42
+echo
 echo "# a read model: a JavaScript projection (KurrentDB's API; V8 in a process of its own) keeps each"
 echo "# account's balance, partitioned by stream, exactly once, from the log"
 say $factum projection create balances --wait --query "fromCategory('account').foreachStream().when({
