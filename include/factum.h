@@ -195,6 +195,15 @@ FACTUM_API int factum_store_open(const char *path, const factum_options *opts, f
 /* The directory the store was opened with (valid until close). */
 FACTUM_API const char *factum_store_path(const factum_store *s);
 
+/* A number that changes each time a scavenge swaps a rewritten segment in
+ * (thread-safe, cheap: one atomic load). Event pointers read while it had
+ * one value stay valid until scavenge_grace_ms after it changes. Whoever
+ * keeps events longer than that (a buffer waiting for a slow consumer)
+ * takes it before reading, compares it before using the events, and on a
+ * change reads them again by position (factum_read_position: FACTUM_ENOTFOUND
+ * means the scavenge removed the event). */
+FACTUM_API uint64_t factum_store_epoch(factum_store *s);
+
 /* Finish in-flight appends, write an index checkpoint, release the lock and
  * free the handle. Pointers handed out by reads become invalid. NULL is a
  * no-op. No other call on this store may be running or start. Free the
@@ -228,7 +237,8 @@ typedef struct factum_event_data {
  * memory-mapped log and stay valid until factum_store_close(), or, once a
  * scavenge rewrote the segment holding the event, for
  * factum_options.scavenge_grace_ms more (then they read zeros; copy what you
- * keep longer). `stream` and `type` are NUL-terminated. */
+ * keep longer, or compare factum_store_epoch and read it again by position).
+ * `stream` and `type` are NUL-terminated. */
 typedef struct factum_event {
     const char *stream;
     size_t stream_len;

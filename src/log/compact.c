@@ -329,6 +329,9 @@ int log_compact_swap(flog *l, uint64_t no)
         l->io->close(l->io, s->fd);
         s->fd = -1;
     }
+    /* After the new generation is published: a holder that samples the
+     * epoch before it reads either sees the bump or reads the new file. */
+    atomic_fetch_add_explicit(&l->swap_epoch, 1, memory_order_release);
     pthread_mutex_unlock(&l->seg_mu);
     return 0;
 }

@@ -245,6 +245,10 @@ typedef struct flog {
      * mappings stay until log_retire (ADR 0026's grace period) and are
      * unmapped by log_close. */
     log_seg *retired;
+    /* Bumped (release) after each compacted generation is published: event
+     * pointers read before a change may point into a replaced file, which
+     * stays readable for the grace period after it (factum_store_epoch). */
+    _Atomic uint64_t swap_epoch;
     /* Pages seen in memory lately (resident.c, RES-1..2). */
     _Atomic uint64_t res_cache[LOG_RES_SLOTS];
 } flog;

@@ -290,3 +290,13 @@ const auth_principal *rpc_principal(const net_call *c)
     const auth_principal *p = net_call_auth(c);
     return p ? auth_principal_current(p) : auth_principal_system(); /* PRINCIPAL-1 */
 }
+
+int rpc_refresh_event(rpc_ctx *ctx, factum_event *ev)
+{
+    factum_event f;
+    int rc = factum_read_position(ctx->store, ev->position, &f);
+    if (rc) return rc;
+    ctx->st.refreshed_events++;
+    *ev = f;
+    return 0;
+}

@@ -320,9 +320,37 @@ static void parked(rpc_ctx *ctx, uint64_t gid, void *arg, int rc, uint64_t versi
     rpc_ps_group_pump(g);
 }
 
+/* RPC-8: m's events as stored now, if a scavenge swapped a segment in since
+ * they were read. 0, FACTUM_ENOTFOUND (the scavenge removed one of them),
+ * or a store error. */
+static int msg_refresh(ps_group *g, ps_msg *m)
+{
+    uint64_t e = factum_store_epoch(g->ctx->store);
+    if (e == m->epoch) return 0;
+    factum_event ev = m->ev, link = m->link;
+    int rc = rpc_refresh_event(g->ctx, &ev);
+    if (!rc && m->has_link) rc = rpc_refresh_event(g->ctx, &link);
+    if (rc) return rc;
+    m->ev = ev;
+    if (m->has_link) m->link = link;
+    m->epoch = e;
+    return 0;
+}
+
 static void park(ps_group *g, ps_msg *m, const char *reason)
 {
     hash_del(g, m);
+    int fr = msg_refresh(g, m);
+    if (fr == FACTUM_ENOTFOUND) { /* a scavenge removed it: nothing to park */
+        msg_done(g, m);
+        return;
+    }
+    if (fr) { /* try again with the next retry */
+        m->state = M_QUEUED;
+        m->owner = NULL;
+        q_push(&g->retry_q, m);
+        return;
+    }
     const factum_event *orig = m->has_link ? &m->link : &m->ev;
     char data[FACTUM_MAX_STREAM_LEN + 32];
     int dl = snprintf(data, sizeof data, "%" PRIu64 "@%.*s", orig->version, (int)orig->stream_len, orig->stream);
@@ -485,9 +513,11 @@ static uint64_t hash_bytes(const void *p, size_t n)
     return h;
 }
 
-static void fill_msg(ps_group *g, ps_msg *m, const factum_event *ev, const factum_event *link, int unresolved)
+static void fill_msg(ps_group *g, ps_msg *m, const factum_event *ev, const factum_event *link, int unresolved,
+                     uint64_t epoch)
 {
     m->ev = *ev;
+    m->epoch = epoch;
     if (link) {
         m->link = *link;
         m->has_link = 1;
@@ -520,12 +550,14 @@ typedef struct main_job {
     factum_sub *cur;
     size_t cap, n;
     int rc;
+    uint64_t epoch; /* the store's, before the poll (RPC-8) */
+    factum_store *store;
     factum_sub_item it[POLL_ITEMS];
 } main_job;
 
 /* The cursor's answer: messages into lane 0, or the group stops. 0 go on,
  * 1 stop filling now. */
-static int main_took(ps_group *g, int rc, const factum_sub_item *it, size_t n)
+static int main_took(ps_group *g, int rc, const factum_sub_item *it, size_t n, uint64_t epoch)
 {
     ps_lane *l = &g->lane[0];
     if (rc) {
@@ -544,7 +576,7 @@ static int main_took(ps_group *g, int rc, const factum_sub_item *it, size_t n)
         if (it[i].kind != FACTUM_SUB_EVENT) continue;
         ps_msg *m = lane_push(l);
         if (!m) return 1; /* cannot happen: room was checked */
-        fill_msg(g, m, &it[i].event, it[i].has_link ? &it[i].link : NULL, it[i].unresolved);
+        fill_msg(g, m, &it[i].event, it[i].has_link ? &it[i].link : NULL, it[i].unresolved, epoch);
         m->lane = 0;
         m->pos = it[i].position;
         g->last_known = m->pos;
@@ -560,6 +592,7 @@ static void main_work(auth_job *aj)
     main_job *j = (main_job *)aj;
     factum_sub_set_nowait(j->cur, 0);
     j->n = 0;
+    j->epoch = factum_store_epoch(j->store);
     j->rc = factum_sub_poll(j->cur, j->it, j->cap, &j->n, 0);
 }
 
@@ -575,7 +608,7 @@ static void main_done(auth_job *aj)
     }
     g->mj = NULL;
     int cancelled = rpc_rdjob_gone(g->ctx, aj);
-    if (!cancelled) main_took(g, j->rc, j->it, j->n);
+    if (!cancelled) main_took(g, j->rc, j->it, j->n, j->epoch);
     free(j);
     if (!cancelled && !g->dying) rpc_ps_group_pump(g);
 }
@@ -595,6 +628,7 @@ static void fill_main(ps_group *g)
         if (cap < 4) cap = 4; /* factum_sub_poll's minimum (room >= 2 was checked: at most room events come) */
         size_t n = 0;
         int rc = -EWOULDBLOCK;
+        uint64_t epoch = factum_store_epoch(g->ctx->store); /* before the poll (RPC-8) */
         if (!rpc_read_off_loop(g->ctx)) {
             factum_sub_set_nowait(g->cur, rpc_read_nowait(g->ctx) != 0);
             rc = factum_sub_poll(g->cur, it, cap, &n, 0);
@@ -603,6 +637,7 @@ static void fill_main(ps_group *g)
             main_job *j = calloc(1, sizeof *j);
             if (!j) return; /* the tick pumps again */
             j->g = g;
+            j->store = g->ctx->store;
             j->cur = g->cur;
             j->cap = cap;
             j->job.work = main_work;
@@ -614,7 +649,7 @@ static void fill_main(ps_group *g)
             }
             return;
         }
-        if (main_took(g, rc, it, n)) return;
+        if (main_took(g, rc, it, n, epoch)) return;
     }
 }
 
@@ -641,6 +676,7 @@ typedef struct parked_job {
     size_t want, n;
     int resolve_links, running, rc;
     uint64_t nx;
+    uint64_t epoch; /* the store's, before the read (RPC-8) */
     parked_item it[64];
 } parked_job;
 
@@ -648,6 +684,7 @@ static void parked_read(parked_job *j)
 {
     factum_event page[64];
     j->n = 0;
+    j->epoch = factum_store_epoch(j->store);
     j->rc = factum_read_stream(j->store, j->ps, j->from, FACTUM_FORWARD, page, j->want, &j->n, &j->nx);
     if (j->rc) j->n = 0;
     for (size_t i = 0; i < j->n; i++) {
@@ -697,8 +734,8 @@ static void parked_apply(ps_group *g, parked_job *j)
             m->state = M_DONE;
             continue;
         }
-        if (x->resolved) fill_msg(g, m, &x->target, &x->orig, 0);
-        else fill_msg(g, m, &x->orig, NULL, x->linked);
+        if (x->resolved) fill_msg(g, m, &x->target, &x->orig, 0, j->epoch);
+        else fill_msg(g, m, &x->orig, NULL, x->linked, j->epoch);
         q_push(&g->retry_q, m);
     }
     if (j->nx == FACTUM_END) g->replay_next = g->replay_end;
@@ -832,7 +869,7 @@ static int group_hand_off(ps_group *g, ps_consumer *k, ps_msg *m, ps_queue *q)
     const factum_event *ptr[64];
     size_t n = 0;
     for (ps_msg *x = m; x && n < 64; x = x == m ? q->head : x->qnext)
-        if (!x->unresolved && rpc_upcast_needs_job(g->ctx, &x->ev, 0)) ptr[n++] = &x->ev;
+        if (!x->unresolved && !msg_refresh(g, x) && rpc_upcast_needs_job(g->ctx, &x->ev, 0)) ptr[n++] = &x->ev;
     rpc_upjob_release(g->upj);
     g->upj = NULL;
     int rc = n ? rpc_upjob_start(g->ctx, ptr, n, g, group_ready, &g->upj) : -EINVAL;
@@ -901,6 +938,13 @@ static void dispatch(ps_group *g)
         ps_queue *q = g->retry_q.head ? &g->retry_q : &g->new_q;
         ps_msg *m = q->head;
         if (!m) return;
+        int fr = msg_refresh(g, m); /* RPC-8 */
+        if (fr == FACTUM_ENOTFOUND) { /* a scavenge removed its event: nothing to deliver */
+            q_pop(q);
+            msg_done(g, m);
+            continue;
+        }
+        if (fr) return; /* a store error: the next pump tries again */
         ps_consumer *k = choose(g, m);
         if (!k) return;
         q_pop(q);

@@ -87,6 +87,7 @@ typedef struct ps_msg {
     struct ps_msg *hnext; /* in the group's in-flight table */
     int in_hash;
     uint64_t sent_ns;     /* when it was last sent */
+    uint64_t epoch;       /* the store's epoch when ev and link were read (RPC-8) */
 } ps_msg;
 
 typedef struct ps_lane {

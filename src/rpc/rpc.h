@@ -69,6 +69,7 @@ typedef struct rpc_stats {
      * sent from it (of sub_events), packed bytes it holds now. */
     uint64_t sub_tail_read, sub_tail_packed, sub_tail_copies, sub_tail_bytes;
     uint64_t reads_off_loop; /* store reads handed to the reader pool (rdjob.c) */
+    uint64_t refreshed_events; /* events held across a scavenge's swap and read again (RPC-8) */
 } rpc_stats;
 
 struct rpc_sub;
@@ -338,6 +339,16 @@ void rpc_fail_auth(net_call *c, int result);
  * stream's read ACL)? A link whose target it may not read is sent
  * unresolved, as a link whose target is gone. c NULL: yes. */
 int rpc_may_read_link_target(rpc_ctx *ctx, const net_call *c, const factum_event *target);
+
+/* RPC-8: events kept across the loop's turns (a page waiting for a slow
+ * client, a consumer group's messages, a subscription's items, the shared
+ * tail) were read while the store's epoch (factum_store_epoch, taken before
+ * the read) had some value; before using them after a change (a scavenge
+ * swapped a segment in: their bytes stay readable only for its grace),
+ * their holder reads them again by position here. 0 (*ev is the event as
+ * stored now), FACTUM_ENOTFOUND (the scavenge removed it: skip it), or a
+ * store error. */
+int rpc_refresh_event(rpc_ctx *ctx, factum_event *ev);
 
 /* ---- the audit trail (audit.c) ----------------------------------------- */
 

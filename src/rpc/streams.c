@@ -59,6 +59,7 @@ typedef struct read_call {
     rpc_vstream *vs;       /* a virtual stream's read (vstream.h) */
     factum_event page[64];
     size_t page_n, page_i;
+    uint64_t page_epoch; /* the store's epoch when the page was read (RPC-8) */
     rpc_upjob *upj; /* the page's events upcast off the loop (upjob.c), or NULL */
     /* The page's store read on the reader pool (rdjob.c): the read's
      * arguments and its answer, written by the worker while rd_running. */
@@ -67,6 +68,7 @@ typedef struct read_call {
     size_t rd_want, rd_scan, rd_n;
     uint64_t rd_next;
     int rd_rc;
+    uint64_t rd_epoch;
 } read_call;
 
 static void read_free(read_call *r)
@@ -155,6 +157,25 @@ static int read_hand_off(read_call *r)
     return 3;
 }
 
+/* RPC-8: a scavenge swapped a segment in since the page was read: read
+ * what is left of it again (without what the scavenge removed). 0, or a
+ * store error. */
+static int read_refresh(read_call *r)
+{
+    uint64_t e = factum_store_epoch(r->ctx->store);
+    size_t k = r->page_i;
+    for (size_t i = r->page_i; i < r->page_n; i++) {
+        factum_event f = r->page[i];
+        int rc = rpc_refresh_event(r->ctx, &f);
+        if (rc == FACTUM_ENOTFOUND) continue;
+        if (rc) return rc;
+        r->page[k++] = f;
+    }
+    r->page_n = k;
+    r->page_epoch = e;
+    return 0;
+}
+
 /* Send the events of the current page; 1 if the page is done, 0 if the
  * call's queue is full (on_writable resumes), 2 to yield, 3 while its
  * events are upcast off the loop (read_ready resumes), < 0 if the call is
@@ -163,6 +184,13 @@ static int read_flush_page(read_call *r)
 {
     rpc_event_msg m;
     rpc_event_init(&m);
+    if (r->page_i < r->page_n && factum_store_epoch(r->ctx->store) != r->page_epoch) {
+        int rc = read_refresh(r);
+        if (rc) {
+            rpc_fail_store(r->c, rc, NULL, 0, -1);
+            return -1;
+        }
+    }
     while (r->page_i < r->page_n) {
         if (r->step_bytes >= READ_STEP_BYTES) return 2; /* the step's share: yield (RPC-2) */
         const factum_event *ev = &r->page[r->page_i];
@@ -217,6 +245,7 @@ static void read_fetch(read_call *r, int flags)
     int dir = (r->backward ? FACTUM_BACKWARD : FACTUM_FORWARD) | flags;
     r->rd_n = 0;
     r->rd_next = 0;
+    r->rd_epoch = factum_store_epoch(r->ctx->store); /* before the read (RPC-8) */
     if (r->is_all)
         r->rd_rc = factum_read_all(r->ctx->store, r->next, dir, r->filter, r->rd_scan, r->page, r->rd_want, &r->rd_n,
                                    &r->rd_next);
@@ -243,6 +272,7 @@ static int read_took(read_call *r, int *sent, size_t *examined)
     }
     r->page_n = n;
     r->page_i = 0;
+    r->page_epoch = r->rd_epoch;
     r->remaining -= n;
     *sent += (int)n + 1;
     if (r->is_all) {
@@ -324,11 +354,13 @@ static void read_pump(read_call *r)
         uint64_t next;
         if (r->vs) {
             int end = 0;
+            uint64_t epoch = factum_store_epoch(r->ctx->store); /* before the read (RPC-8) */
             int rc = rpc_vstream_read(r->ctx->store, r->vs, r->next, r->backward ? FACTUM_BACKWARD : FACTUM_FORWARD,
                                       READ_SCAN_STEP - examined, r->page, want, &n, &next, &end);
             if (!rc) {
                 r->page_n = n;
                 r->page_i = 0;
+                r->page_epoch = epoch;
                 r->remaining -= n;
                 sent += (int)n + 1;
                 examined += n + 1;

@@ -54,6 +54,14 @@
  *        filter error) it polls the store from the same cursor, as before;
  *        with its queue full it stops like any send (RPC-4) and holds
  *        nothing in the tail (TAIL-3).
+ * RPC-8  Events kept across the loop's turns (items[i..n) here, a read's
+ *        page, a consumer group's messages, the tail's ring) carry the
+ *        store's epoch taken before they were read; before any is used
+ *        after the epoch changed (a scavenge swapped a segment in, whose
+ *        old file goes after --scavenge-grace-ms) they are read again by
+ *        position (rpc_refresh_event), and those the scavenge removed are
+ *        dropped. So factumd never sends bytes of a released file, and the
+ *        scavenge's space goes back while it runs.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -103,6 +111,7 @@ typedef struct rpc_sub {
     char id[37];
     size_t n, i; /* items[i..n) not yet sent */
     factum_sub_item items[SUB_ITEMS];
+    uint64_t items_epoch, rd_epoch; /* the store's epoch when the items were polled (RPC-8) */
     rpc_upjob *upj; /* items[i..n) upcast off the loop (upjob.c), or NULL */
     /* A poll on the reader pool (rdjob.c): pages not known to be in memory
      * (RDJ-1). The worker fills items and rd_n, rd_rc while rd_running;
@@ -422,6 +431,7 @@ static void sub_job_work(auth_job *j)
     rpc_sub *s = (rpc_sub *)((char *)j - offsetof(rpc_sub, rj));
     factum_sub_set_nowait(s->sub, 0);
     s->rd_n = 0;
+    s->rd_epoch = factum_store_epoch(s->ctx->store); /* before the poll (RPC-8) */
     s->rd_rc = factum_sub_poll(s->sub, s->items, SUB_ITEMS, &s->rd_n, 0);
 }
 
@@ -455,7 +465,9 @@ static int sub_poll(rpc_sub *s)
     int rc = -EWOULDBLOCK;
     if (!rpc_read_off_loop(s->ctx)) {
         factum_sub_set_nowait(s->sub, rpc_read_nowait(s->ctx) != 0);
+        uint64_t epoch = factum_store_epoch(s->ctx->store); /* before the poll (RPC-8) */
         rc = factum_sub_poll(s->sub, s->items, SUB_ITEMS, &n, 0);
+        s->items_epoch = epoch;
     }
     if (rc != -EWOULDBLOCK) {
         s->n = n;
@@ -473,9 +485,37 @@ static int sub_poll(rpc_sub *s)
     return 1;
 }
 
+/* RPC-8: a scavenge swapped a segment in since items[i..n) were polled:
+ * read their events again (dropping those it removed). 0 or a store error. */
+static int sub_refresh(rpc_sub *s)
+{
+    uint64_t e = factum_store_epoch(s->ctx->store);
+    size_t k = s->i;
+    for (size_t i = s->i; i < s->n; i++) {
+        factum_sub_item it = s->items[i];
+        if (it.kind == FACTUM_SUB_EVENT) {
+            int rc = rpc_refresh_event(s->ctx, &it.event);
+            if (!rc && it.has_link) rc = rpc_refresh_event(s->ctx, &it.link);
+            if (rc == FACTUM_ENOTFOUND) continue;
+            if (rc) return rc;
+        }
+        s->items[k++] = it;
+    }
+    s->n = k;
+    s->items_epoch = e;
+    return 0;
+}
+
 static void sub_pump(rpc_sub *s)
 {
     if (rpc_upjob_running(s->upj) || s->rd_running) return; /* sub_ready or sub_job_done resumes */
+    if (s->i < s->n && factum_store_epoch(s->ctx->store) != s->items_epoch) {
+        int rc = sub_refresh(s);
+        if (rc) {
+            sub_fail(s, rc);
+            return;
+        }
+    }
     int sent = 0, polls = 0; /* a step: SUB_STEP messages, or 4 polls of up to SUB_SCAN_STEP events examined */
     if (s->authz && !net_call_done(s->c)) { /* RPC-6 */
         const char *name = s->stream ? s->stream : "$all";
@@ -555,6 +595,7 @@ static void sub_took(rpc_sub *s, int rc, size_t n)
     }
     s->i = 0;
     s->n = n;
+    s->items_epoch = s->rd_epoch;
     if (n) {
         sub_pump(s);
         return;

@@ -33,6 +33,10 @@
  *          SUB-1) and comes back when it reaches the head.
  *  TAIL-4  Loop thread only, no blocking: a refill reads at most SLOTS
  *          events of the committed log (memory-mapped, ADR 0005).
+ *  TAIL-5  The ring's events were read while the store's epoch was `epoch`
+ *          (taken before each read): when a scavenge swaps a segment in
+ *          (the epoch changes) the ring is emptied before any of them is
+ *          used again, so no event pointer outlives the scavenge's grace.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -47,7 +51,7 @@
 #define REFILL_PAGE 64
 
 typedef struct tail_ent {
-    factum_event ev; /* points into the log: valid until the store closes */
+    factum_event ev; /* points into the log: while the store's epoch is the ring's (TAIL-5) */
     uint8_t *msg[VARIANTS];
     uint32_t len[VARIANTS];
     uint8_t uncovered; /* bit per variant: not covered (TAIL-2) */
@@ -58,6 +62,7 @@ struct rpc_tail {
     uint64_t first, end; /* TAIL-1 */
     size_t bytes;
     uint64_t upc_gen; /* of the upcast forms held (TAIL-2) */
+    uint64_t epoch;   /* the store's when the events held were read (TAIL-5) */
     factum_upcast_buf *ub;
     rpc_stats *st; /* the context's: sub_tail_* */
 };
@@ -103,9 +108,21 @@ static rpc_tail *tail_get(rpc_ctx *ctx)
     return t;
 }
 
+/* TAIL-5: a scavenge swapped a segment in since the ring's events were
+ * read: drop them all (the next refill starts at `end`). */
+static void check_epoch(rpc_ctx *ctx, rpc_tail *t)
+{
+    uint64_t e = factum_store_epoch(ctx->store);
+    if (e == t->epoch) return;
+    while (t->first < t->end)
+        drop_oldest(t);
+    t->epoch = e;
+}
+
 /* Read the events committed since `end` (at most SLOTS: TAIL-4). */
 static void refill(rpc_ctx *ctx, rpc_tail *t)
 {
+    check_epoch(ctx, t); /* before the reads (TAIL-5) */
     uint64_t head = sub_head(ctx->store);
     if (head < t->end) return;
     if (head - t->end + 1 > RPC_TAIL_SLOTS) { /* a gap: start again nearer the head (TAIL-1) */
@@ -136,6 +153,7 @@ const factum_event *rpc_tail_event(rpc_ctx *ctx, uint64_t position)
 {
     rpc_tail *t = tail_get(ctx);
     if (!t) return NULL;
+    check_epoch(ctx, t);
     if (position >= t->end) refill(ctx, t);
     if (position < t->first || position >= t->end) return NULL;
     return &slot(t, position)->ev;
@@ -173,6 +191,7 @@ int rpc_tail_frame(rpc_ctx *ctx, uint64_t position, int uuid_string, int raw, co
                    size_t *len)
 {
     rpc_tail *t = ctx->tail;
+    if (t) check_epoch(ctx, t);
     if (!t || position < t->first || position >= t->end) return 1;
     int v = (uuid_string ? 2 : 0) | (raw ? 1 : 0);
     if (!raw) {

@@ -120,6 +120,9 @@ static const opt opts[] = {
     {"backup-dir", NULL, T_STR, OFF(backup_dir), SZ(backup_dir), "",
      "directory under which POST /admin/backup writes backups (each into a directory inside it, named by the "
      "request); empty: backups over HTTP are off"},
+    {"scavenge-grace-ms", NULL, T_SIZE, OFF(scavenge_grace_ms), 0, "60000",
+     "after a scavenge swapped a rewritten segment in, how long the file it replaced stays readable for "
+     "events read before (held ones are read again by position); then its disk space goes back"},
     {"archive-dir", NULL, T_STR, OFF(archive_dir), SZ(archive_dir), "",
      "the archive tier: a directory (another disk, a mounted object store) where sealed log segments are "
      "copied and verified; local copies older than the retention below are then dropped and read from it. "

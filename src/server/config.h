@@ -51,6 +51,7 @@ typedef struct srv_config {
     int run_readmodels;               /* open the read models (include/factum_readmodel.h) */
     char readmodels_dir[4096];        /* their SQLite files ("": <db>/readmodels) */
     char backup_dir[4096];            /* POST /admin/backup writes under it ("": off) */
+    uint64_t scavenge_grace_ms;       /* a replaced segment stays readable this long (factum_options) */
     char archive_dir[4096];           /* the archive tier's directory ("": none; factum_options.archive_dir) */
     uint64_t archive_retain_bytes;    /* local copies kept while fewer log bytes follow them */
     uint64_t archive_retain_seconds;  /* ... or while younger than this */

@@ -456,6 +456,10 @@ static void metrics(srv_state *st, net_http_resp *r)
            "Event messages packed by the shared tail (once per event and variant).", (double)rs->sub_tail_packed);
     metric(b, "factum_subscription_tail_copies_total", "counter",
            "Events sent to subscriptions as copies of the shared tail's messages.", (double)rs->sub_tail_copies);
+    metric(b, "factum_events_refreshed_total", "counter",
+           "Events held across a scavenge's swap of their segment (a slow client's page, a consumer group's "
+           "messages, a subscription's items) and read again by position.",
+           (double)rs->refreshed_events);
     metric(b, "factum_subscription_tail_bytes", "gauge", "Packed message bytes held by the shared tail.",
            (double)rs->sub_tail_bytes);
     metric(b, "factum_connections", "gauge", "Open client connections.", (double)ns.connections);

@@ -257,12 +257,11 @@ int main(int argc, char **argv)
     o.max_event_size = cfg->max_append_event_size;
     o.segment_size = cfg->segment_size;
     o.log_fn = slog_sink;
-    /* factumd holds event pointers longer than a call (a consumer group's
-     * buffered and retried messages, the shared tail of live
-     * subscriptions): the files a scavenge replaced stay mapped until it
-     * stops, so their disk space goes back at its next start (not yet
-     * online; docs/operations.md "Scavenge"). */
-    o.scavenge_grace_ms = FACTUM_SCAVENGE_GRACE_UNTIL_CLOSE;
+    /* What factumd keeps across the loop's turns (a slow client's page, a
+     * consumer group's messages, a subscription's items, the shared tail)
+     * is read again by position after a scavenge's swap (RPC-8): the files
+     * a scavenge replaced go after the grace, factumd running. */
+    o.scavenge_grace_ms = cfg->scavenge_grace_ms >= UINT32_MAX ? UINT32_MAX - 1 : (uint32_t)cfg->scavenge_grace_ms;
     if (cfg->archive_dir[0]) {
         o.archive_dir = cfg->archive_dir;
         o.archive_retain_bytes = cfg->archive_keep_local ? FACTUM_ARCHIVE_KEEP_LOCAL : cfg->archive_retain_bytes;

@@ -626,6 +626,11 @@ const char *factum_store_path(const factum_store *s)
     return s ? s->path : NULL;
 }
 
+uint64_t factum_store_epoch(factum_store *s)
+{
+    return s ? atomic_load_explicit(&s->log->swap_epoch, memory_order_acquire) : 0;
+}
+
 int factum_store_open(const char *path, const factum_options *opts, factum_store **out)
 {
     return store_open_io(path, opts, io_posix(), out);
