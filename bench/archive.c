@@ -10,7 +10,7 @@
  * is a directory on the same disk, so the figure is of the mapping, not of
  * a slower device).
  *
- * Usage: factum-bench-archive [--dir D] [--archive A] [--events N] [--secs S]
+ * Usage: factum-bench-archive [--dir D] [--archive A] [--events N] [--secs S] [--throttle BPS]
  * Prints a Markdown table on stdout and "@ factum ARCHIVE metric value" lines.
  */
 #ifndef _GNU_SOURCE
@@ -32,6 +32,7 @@
 static char dir[512], adir[512];
 static size_t n_events = 2000000;
 static double secs = 3;
+static uint64_t throttle;
 static char data[330];
 
 static int cmp_u64(const void *a, const void *b)
@@ -58,6 +59,7 @@ static factum_store *open_store(int relaxed, int archive)
         o.archive_retain_bytes = 0;
         o.archive_retain_ms = 0;
         o.archive_interval_ms = 0;
+        o.archive_throttle_bytes_per_sec = throttle;
     }
     factum_store *s;
     int rc = factum_store_open(dir, &o, &s);
@@ -203,8 +205,10 @@ int main(int argc, char **argv)
             n_events = strtoull(argv[++i], NULL, 10);
         else if (!strcmp(argv[i], "--secs") && i + 1 < argc)
             secs = strtod(argv[++i], NULL);
+        else if (!strcmp(argv[i], "--throttle") && i + 1 < argc)
+            throttle = strtoull(argv[++i], NULL, 10);
         else {
-            fprintf(stderr, "usage: %s [--dir D] [--archive A] [--events N] [--secs S]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--dir D] [--archive A] [--events N] [--secs S] [--throttle BPS]\n", argv[0]);
             return 2;
         }
     }

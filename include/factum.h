@@ -161,6 +161,9 @@ typedef struct factum_options {
     /* The archiver looks for work this often (default 10000); 0: only when
      * asked (factum_archive_run, factum_archive_kick). */
     uint32_t archive_interval_ms;
+    /* What a copy writes and reads back, paced to this (default 0: as fast
+     * as the disks allow; a pass then competes with appends for the disk). */
+    uint64_t archive_throttle_bytes_per_sec;
     /* Optional sink for the store's log lines (recovery, warnings). Called from
      * any of the store's threads; must be thread-safe. NULL: silent. */
     void (*log_fn)(void *ctx, int level, const char *message);

@@ -13,7 +13,7 @@
 
 static const char archive_help[] =
     "usage: factum archive [--archive-dir DIR] [--retain-bytes N] [--retain-seconds S] [--keep-local]\n"
-    "                      [--status] [--json]\n"
+    "                      [--throttle BYTES_PER_SEC] [--status] [--json]\n"
     "\n"
     "Copy every sealed log segment of the store to its archive directory (written, fdatasync'd, read back\n"
     "and compared, then named), and drop the local copies that are both older than --retain-seconds and\n"
@@ -27,12 +27,14 @@ static const char archive_help[] =
     "  --retain-bytes N    keep local copies followed by fewer than N bytes of the log (default 1073741824)\n"
     "  --retain-seconds S  keep local copies whose newest event is younger than S (default 604800: 7 days)\n"
     "  --keep-local        drop nothing: the archive is a second copy\n"
+    "  --throttle BPS      write and read back at most BPS bytes per second (default: as fast as it can)\n"
     "  --status            print the status only, without a pass\n"
     "  --json              print the status as one JSON object (docs/http.md, GET /admin/archive)\n";
 
 static const cli_opt archive_opts[] = {{"archive-dir", CLI_ARG},    {"retain-bytes", CLI_ARG},
                                        {"retain-seconds", CLI_ARG}, {"keep-local", 0},
-                                       {"status", 0},               {"json", 0}};
+                                       {"status", 0},               {"json", 0},
+                                       {"throttle", CLI_ARG}};
 
 /* The archive directory the store recorded ("" if none). */
 static void recorded(const char *data_dir, char *out, size_t n)
@@ -89,6 +91,9 @@ int cli_cmd_archive(cli_ctx *c, int argc, char **argv)
         if ((code = cli_parse_u64(c, "--retain-seconds", cli_get(&a, "retain-seconds"), &v))) goto out;
         o.archive_retain_ms = v > UINT64_MAX / 1000 ? FACTUM_ARCHIVE_KEEP_LOCAL : v * 1000;
     }
+    if (cli_get(&a, "throttle") &&
+        (code = cli_parse_u64(c, "--throttle", cli_get(&a, "throttle"), &o.archive_throttle_bytes_per_sec)))
+        goto out;
     if (cli_has(&a, "keep-local")) o.archive_retain_bytes = o.archive_retain_ms = FACTUM_ARCHIVE_KEEP_LOCAL;
     c->locked_hint = "if a factumd runs on it, it archives by itself with --archive-dir; POST /admin/archive "
                      "asks it for a pass now (docs/operations.md)";

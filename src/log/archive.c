@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #define COPY_CHUNK (1u << 20)
@@ -58,7 +59,17 @@ int log_archive_has(flog *l, uint64_t no)
     return rc;
 }
 
-int log_archive_copy(flog *l, uint64_t no, uint64_t *bytes)
+/* Pace to bps bytes per second: `done` bytes since t0 (ns). */
+static void pace(uint64_t bps, uint64_t t0, uint64_t done)
+{
+    if (!bps) return;
+    uint64_t due = t0 + (uint64_t)((double)done * 1e9 / (double)bps), now = base_mono_ns();
+    if (due <= now) return;
+    struct timespec ts = {(time_t)((due - now) / 1000000000u), (long)((due - now) % 1000000000u)};
+    nanosleep(&ts, NULL);
+}
+
+int log_archive_copy(flog *l, uint64_t no, uint64_t throttle_bps, uint64_t *bytes)
 {
     log_seg *s = log_seg_get(l, no);
     if (!s || !l->arch || l->read_only) return FACTUM_EINVAL;
@@ -80,11 +91,13 @@ int log_archive_copy(flog *l, uint64_t no, uint64_t *bytes)
     /* Written from the mapping (the file this process reads), CRC-32C on
      * the way out; read back once durable and compared. */
     uint32_t crc = 0, back = 0;
+    uint64_t t0 = base_mono_ns(), done = 0; /* the throttle counts what is written and read back */
     for (uint64_t off = 0; off < s->map_len && !rc; off += COPY_CHUNK) {
         size_t n = s->map_len - off < COPY_CHUNK ? (size_t)(s->map_len - off) : COPY_CHUNK;
         crc = base_crc32c(crc, s->map + off, n);
         rc = io_write_full(l->io, fd, s->map + off, n, (off_t)off);
         if (!rc) sync_file_range(fd, (off_t)off, (off_t)n, SYNC_FILE_RANGE_WRITE);
+        pace(throttle_bps, t0, done += n);
     }
     if (!rc) rc = l->io->fdatasync(l->io, fd);
     /* Read what the disk holds, not the pages just written. */
@@ -92,6 +105,7 @@ int log_archive_copy(flog *l, uint64_t no, uint64_t *bytes)
     for (uint64_t off = 0; off < s->map_len && !rc; off += COPY_CHUNK) {
         size_t n = s->map_len - off < COPY_CHUNK ? (size_t)(s->map_len - off) : COPY_CHUNK;
         if (!(rc = io_read_full(l->io, fd, buf, n, (off_t)off))) back = base_crc32c(back, buf, n);
+        pace(throttle_bps, t0, done += n);
     }
     if (!rc && back != crc) rc = FACTUM_ECORRUPT;
     l->io->close(l->io, fd);

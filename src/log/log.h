@@ -438,10 +438,11 @@ int log_retire(flog *l, int64_t grace_ns);
 int log_archive_has(flog *l, uint64_t no);
 /* Copy sealed segment no's file to the archive: a temporary file written
  * from the mapping, fdatasync'd, read back and compared (CRC-32C), renamed
- * into place, the directory fsync'd. *bytes: its size. 0 or -errno /
+ * into place, the directory fsync'd; what it writes and reads paced to
+ * throttle_bps (0: as fast as it can). *bytes: its size. 0 or -errno /
  * FACTUM_ECORRUPT (the read-back differs). The caller keeps the segment
  * from being compacted meanwhile. */
-int log_archive_copy(flog *l, uint64_t no, uint64_t *bytes);
+int log_archive_copy(flog *l, uint64_t no, uint64_t throttle_bps, uint64_t *bytes);
 /* Serve segment no from its archived copy and drop the local file: the
  * archive's file is mapped over the same addresses (its bytes are the same,
  * so pointers readers hold stay valid), then the local file is unlinked

@@ -133,6 +133,8 @@ static const opt opts[] = {
      "keep a segment's local copy while its newest event is younger than this"},
     {"archive-keep-local", NULL, T_BOOL, OFF(archive_keep_local), 0, "false",
      "never drop local copies: the archive is a second copy only"},
+    {"archive-throttle", NULL, T_SIZE, OFF(archive_throttle), 0, "0",
+     "bytes per second the archiver's copies write and read back (0: as fast as the disks allow)"},
     {"archive-interval-ms", NULL, T_INT, OFF(archive_interval_ms), 0, "10000",
      "how often the archiver looks for sealed segments to copy and local copies to drop (0: only when asked, "
      "POST /admin/archive)"},

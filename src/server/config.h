@@ -57,6 +57,7 @@ typedef struct srv_config {
     uint64_t archive_retain_seconds;  /* ... or while younger than this */
     int archive_keep_local;           /* never drop local copies (the archive is a copy only) */
     int archive_interval_ms;          /* the archiver's period (0: only on POST /admin/archive) */
+    uint64_t archive_throttle;        /* bytes per second a copy writes and reads back (0: no limit) */
     int allow_anonymous_stream_access;   /* KurrentDB's AllowAnonymousStreamAccess */
     int allow_anonymous_endpoint_access; /* KurrentDB's AllowAnonymousEndpointAccess */
     char authorization_default_policy_type[32]; /* "acl" or "streampolicy" (Authorization:DefaultPolicyType) */

@@ -269,6 +269,7 @@ int main(int argc, char **argv)
                                   ? FACTUM_ARCHIVE_KEEP_LOCAL
                                   : cfg->archive_retain_seconds * 1000;
         o.archive_interval_ms = (uint32_t)cfg->archive_interval_ms;
+        o.archive_throttle_bytes_per_sec = cfg->archive_throttle;
     }
     int rc = factum_store_open(cfg->db, &o, &st.store);
     if (rc) {

@@ -207,7 +207,7 @@ static int pass(factum_store *s)
         int copied = 0, dropped = 0;
         pthread_mutex_lock(&s->seg_life_mu); /* AR-3 */
         rc = log_archive_has(l, no);
-        if (rc == 0 && !(rc = log_archive_copy(l, no, &bytes))) copied = 1;
+        if (rc == 0 && !(rc = log_archive_copy(l, no, s->opts.archive_throttle_bytes_per_sec, &bytes))) copied = 1;
         if (rc == 1) rc = 0;
         if (!rc && may_drop(s, no, tail, now) && !(rc = record(s)) && !(rc = log_archive_drop_local(l, no)))
             dropped = 1;
@@ -244,6 +244,9 @@ static void *arc_main(void *arg)
     factum_store *s = arg;
     archiver *a = s->arc;
     pthread_mutex_lock(&a->mu);
+    /* With no period, passes only when asked (the first one too). */
+    while (!s->opts.archive_interval_ms && !a->stop && !a->kicked)
+        pthread_cond_wait(&a->cv, &a->mu);
     while (!a->stop) {
         a->kicked = 0;
         pthread_mutex_unlock(&a->mu);
@@ -297,7 +300,7 @@ int arc_after_compact(factum_store *s, uint64_t no)
     log_seg_path(l, LOG_ARCHIVE, no, "", path, sizeof path);
     if (access(path, F_OK) != 0) return 0; /* never archived */
     /* The archive's copy is the generation before: replace it now (AR-3). */
-    int rc = log_archive_copy(l, no, NULL);
+    int rc = log_archive_copy(l, no, s->opts.archive_throttle_bytes_per_sec, NULL);
     if (rc)
         store_log(s, FACTUM_LOG_WARN,
                   "replacing the archived copy of segment %" PRIu64 " after a scavenge: %s (the archiver tries again)",
