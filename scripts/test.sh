@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: installs what is missing (scripts/deps.sh test), builds factum twice
 # (warnings as errors; then with AddressSanitizer + UndefinedBehaviorSanitizer)
-# and runs every CTest test in both builds, plus the fuzz targets' corpora.
+# and runs every CTest test in both builds, plus the fuzz targets' corpora; then the
+# storage lifecycle's concurrency tests once more under ThreadSanitizer.
 # Usage: scripts/test.sh [extra ctest args]   (e.g. -L unit, or FACTUM_SLOW=1 for the slow label)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,4 +28,11 @@ cmake --build build/asan -j"$jobs"
 echo "== tests (ASan + UBSan) =="
 (cd build/asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
    ctest --output-on-failure -j"$jobs" "${exclude[@]}" "$@")
+echo "== build (ThreadSanitizer: the storage lifecycle's concurrency tests) =="
+tsan_tests=(unit_archive unit_scavenge unit_compact unit_backup)
+cmake -S . -B build/tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFACTUM_WERROR=ON -DFACTUM_TSAN=ON -DFACTUM_BENCH=OFF >/dev/null
+cmake --build build/tsan -j"$jobs" --target "${tsan_tests[@]}"
+echo "== tests (ThreadSanitizer) =="
+(cd build/tsan && TSAN_OPTIONS=halt_on_error=1:exitcode=66 \
+   ctest --output-on-failure -j"$jobs" -R "^($(IFS='|'; echo "${tsan_tests[*]}"))\$")
 echo "== all tests passed =="

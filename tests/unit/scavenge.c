@@ -12,6 +12,8 @@
 #include <unistd.h>
 
 #include "base/base.h"
+#include "factum_app.h"
+#include "factum_projection.h"
 #include "log/log.h"
 #include "store/store_int.h"
 
@@ -460,6 +462,163 @@ static void t_online(void)
     harness_rm_rf(dir);
 }
 
+/* The system projections ($by_category among them) and an application
+ * consumer (its checkpoint in $consumer-<name>, $maxCount 1) run while a
+ * writer appends and scavenges loop: the consumer handles each event once,
+ * in order, with its data; the projection reaches the head without a fault
+ * and links every surviving event of category w into $ce-w, in order. */
+typedef struct consumed {
+    uint64_t prev, n, errors;
+    _Atomic uint64_t last; /* for the main thread (the consumer is its thread's only) */
+} consumed;
+
+static int consume_one(void *ctx, struct sqlite3 *db, const factum_event *ev)
+{
+    consumed *c = ctx;
+    (void)db;
+    if (ev->position <= c->prev) c->errors++;
+    c->prev = ev->position;
+    if (ev->stream_len == 3 && ev->stream[0] == 'w') {
+        char want[32];
+        snprintf(want, sizeof want, "{\"v\":%" PRIu64 ",", ev->version);
+        if (ev->data_len < strlen(want) || memcmp(ev->data, want, strlen(want))) c->errors++;
+    }
+    c->n++;
+    atomic_store(&c->last, ev->position);
+    return 0;
+}
+
+typedef struct consumer_run {
+    factum_consumer *c;
+    _Atomic int stop;
+    int poll_errors;
+} consumer_run;
+
+static void *consumer_main(void *arg)
+{
+    consumer_run *r = arg;
+    while (!atomic_load(&r->stop)) {
+        size_t n;
+        if (factum_consumer_poll(r->c, 20, &n)) r->poll_errors++;
+    }
+    return NULL;
+}
+
+static void t_online_consumers(void)
+{
+    harness_tmpdir(dir, sizeof dir, "scavenge_consumers");
+    memset(big, 'c', 512);
+    big[512] = 0;
+    factum_store *s = open_dir(200);
+    REQUIRE(s);
+    for (int k = 0; k < 8; k++) {
+        char name[16], meta[64];
+        snprintf(name, sizeof name, "w-%d", k);
+        int n = snprintf(meta, sizeof meta, "{\"$maxCount\":%d}", 5 + k * 20);
+        CHECK_RC(factum_set_stream_metadata(s, name, FACTUM_ANY, meta, (size_t)n, NULL), 0);
+    }
+    factum_projections_options po;
+    factum_projections_options_init(&po);
+    po.create_system = 1;
+    po.start_system = 1;
+    po.run_user = 0;
+    factum_projections *pm = NULL;
+    CHECK_RC(factum_projections_open(s, &po, &pm), 0);
+    REQUIRE(pm);
+    consumed got = {0};
+    factum_consumer_options co;
+    factum_consumer_options_init(&co);
+    co.name = "scavenge-test";
+    co.handle = consume_one;
+    co.ctx = &got;
+    co.batch_events = 64;
+    consumer_run cr = {0};
+    CHECK_RC(factum_consumer_open(s, &co, &cr.c), 0);
+    REQUIRE(cr.c);
+    online o = {.s = s};
+    pthread_t w, ct;
+    pthread_create(&w, NULL, writer_main, &o);
+    pthread_create(&ct, NULL, consumer_main, &cr);
+    for (int round = 0; round < 4; round++) {
+        while (atomic_load(&o.appended) < (uint64_t)(round + 1) * 3000)
+            usleep(10000);
+        char id[37];
+        factum_scavenge_options so = {.seal = round % 2};
+        CHECK_RC(factum_scavenge_start(s, &so, id), 0);
+        factum_scavenge_status st;
+        CHECK_RC(factum_scavenge_wait(s, id, &st), 0);
+        CHECK_EQ_U64(st.state, FACTUM_SCAVENGE_COMPLETED);
+        printf("  round %d: %" PRIu64 " segments compacted, %" PRIu64 " events removed\n", round, st.compacted,
+               st.events_removed);
+    }
+    atomic_store(&o.stop, 1);
+    pthread_join(w, NULL);
+    uint64_t head = atomic_load(&s->committed_pos);
+    /* The consumer and the projection reach the head. */
+    uint64_t last_w = 0; /* the position of the writer's last event */
+    for (int k = 0; k < 8; k++) {
+        char name[16];
+        snprintf(name, sizeof name, "w-%d", k);
+        factum_event e;
+        size_t n;
+        if (!factum_read_stream(s, name, FACTUM_END, FACTUM_BACKWARD, &e, 1, &n, NULL) && n && e.position > last_w)
+            last_w = e.position;
+    }
+    for (int i = 0; i < 3000 && atomic_load(&got.last) < last_w; i++)
+        usleep(10000);
+    CHECK(atomic_load(&got.last) >= last_w);
+    atomic_store(&cr.stop, 1);
+    pthread_join(ct, NULL);
+    CHECK_EQ_U64(cr.poll_errors, 0);
+    CHECK_EQ_U64(got.errors, 0);
+    CHECK(got.n > 0);
+    CHECK_EQ_U64(factum_projection_wait(pm, "$by_category", head, 30000), 1);
+    /* $ce-w: a link that resolves for every w event still readable (its
+     * stream's read returns it), in order of position. */
+    static factum_event evs[256];
+    uint64_t survivors = 0;
+    for (int k = 0; k < 8; k++) {
+        char name[16];
+        snprintf(name, sizeof name, "w-%d", k);
+        size_t n;
+        uint64_t next;
+        CHECK_RC(factum_read_stream(s, name, 0, FACTUM_FORWARD, evs, 256, &n, &next), 0);
+        survivors += n; /* $maxCount 5..145: all in one page */
+    }
+    uint64_t linked = 0, prev = 0, gone = 0, bad = 0, ver = 0;
+    for (;;) {
+        size_t n;
+        uint64_t next;
+        int rc = factum_read_stream(s, "$ce-w", ver, FACTUM_FORWARD, evs, 256, &n, &next);
+        CHECK_RC(rc, 0);
+        if (rc) break;
+        for (size_t i = 0; i < n; i++) {
+            factum_event target;
+            int r = factum_resolve_link(s, &evs[i], &target);
+            if (r == FACTUM_ENOTFOUND) {
+                gone++;
+                continue;
+            }
+            if (r || target.position <= prev || target.stream_len != 3 || target.stream[0] != 'w') bad++;
+            prev = target.position;
+            linked++;
+        }
+        if (n < 256 || next == FACTUM_END) break;
+        ver = next;
+    }
+    printf("  consumer handled %" PRIu64 " events; $ce-w: %" PRIu64 " links to readable events (of %" PRIu64
+           "), %" PRIu64 " to removed or expired ones\n",
+           got.n, linked, survivors, gone);
+    CHECK_EQ_U64(bad, 0);
+    CHECK_EQ_U64(linked, survivors);
+    factum_consumer_close(cr.c);
+    factum_projections_close(pm);
+    free(o.seen);
+    factum_store_close(s);
+    CHECK_RC(factum_verify(dir, NULL, NULL, NULL), 0);
+    harness_rm_rf(dir);
+}
+
 /* A backup while a writer appends and a scavenge runs, then a restore: the
  * restored store holds the backup's position with the live store's chain
  * head there, and every event the live store still has up to there, the
@@ -542,5 +701,6 @@ int main(void)
     RUN(t_backup_during);
     RUN(t_stop_resume);
     RUN(t_online);
+    RUN(t_online_consumers);
     return harness_done();
 }
