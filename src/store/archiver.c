@@ -272,6 +272,16 @@ int arc_start(factum_store *s)
 {
     archiver *a = s->arc;
     if (s->opts.read_only || !s->opts.archive_dir || !*s->opts.archive_dir || !s->log->arch) return 0;
+    /* AR-4: opened with an archive that moved, the record follows it. */
+    uint64_t n = atomic_load(&s->log->n_segs);
+    for (uint64_t no = 0; no < n; no++) {
+        log_seg *g = log_seg_get(s->log, no);
+        if (g && atomic_load(&g->where) == LOG_ARCHIVE) {
+            int rc = record(s);
+            if (rc) return rc;
+            break;
+        }
+    }
     a->stop = 0;
     int rc = pthread_create(&a->th, NULL, arc_main, s);
     if (rc) return -rc;
