@@ -91,6 +91,7 @@ enum {
     FACTUM_EBADSTATE = -1023,     /* not in a state that allows it (e.g. deleting a running projection) */
     FACTUM_ETARGET = -1024,       /* a read model's target (SQLite, PostgreSQL) failed; its message says why */
     FACTUM_EUPCAST = -1025,       /* an upcaster could not be applied to an event (docs/upcasting.md) */
+    FACTUM_EKEY = -1026,          /* the master key is missing, unreadable or not the one the keys were wrapped with */
     FACTUM_ETIMEDOUT = -1105,     /* no answer, or not reached, within the deadline */
     FACTUM_EEXISTS = -1107,       /* it exists already (a projection, a consumer group, a read model) */
 };

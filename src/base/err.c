@@ -70,6 +70,8 @@ const char *factum_strerror(int code)
         return "the read model's target database failed";
     case FACTUM_EUPCAST:
         return "an upcaster could not be applied to an event";
+    case FACTUM_EKEY:
+        return "the master key is missing, unreadable, too open, or not the one the store's keys were wrapped with";
     case FACTUM_ETIMEDOUT:
         return "not done within the deadline (no answer from the server, or a wait timed out)";
     case FACTUM_EEXISTS:
