@@ -290,7 +290,9 @@ FACTUM_API int factum_consumer_open(factum_store *s, const factum_consumer_optio
 FACTUM_API int factum_consumer_poll(factum_consumer *c, int timeout_ms, size_t *handled);
 
 /* The checkpoint: the $all position (or, for a stream, the version) of the
- * last event whose effect is committed; FACTUM_END if none yet. */
+ * last event whose effect is committed; FACTUM_END if none yet. Like every
+ * call on a consumer, from the thread that polls it (not while another
+ * thread is in factum_consumer_poll). */
 FACTUM_API uint64_t factum_consumer_checkpoint(const factum_consumer *c);
 
 /* Close the subscription and free (what is committed stays). NULL: no-op. */
