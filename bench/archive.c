@@ -35,20 +35,6 @@ static double secs = 3;
 static uint64_t throttle;
 static char data[330];
 
-static int cmp_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double pct(uint64_t *v, size_t n, double p)
-{
-    if (!n) return 0;
-    qsort(v, n, sizeof *v, cmp_u64);
-    size_t i = (size_t)(p / 100.0 * (double)(n - 1));
-    return (double)v[i] / 1000.0;
-}
-
 static factum_store *open_store(int relaxed, int archive)
 {
     factum_options o;

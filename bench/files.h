@@ -1,7 +1,8 @@
 /*
  * files.h - what the benchmarks that measure files share (backup.c,
- * scavenge.c): the clock, the bytes a directory takes on disk as du counts
- * them, removing a tree, and giving up on an error. Header-only.
+ * scavenge.c, archive.c): the clock, a percentile of latencies, the bytes a
+ * directory takes on disk as du counts them, removing a tree, and giving up
+ * on an error. Header-only.
  */
 #ifndef FACTUM_BENCH_FILES_H
 #define FACTUM_BENCH_FILES_H
@@ -23,6 +24,21 @@ static inline uint64_t now_ns(void)
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
     return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
+
+static inline int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* The p-th percentile of n latencies in ns, in µs (sorts v). */
+static inline double pct(uint64_t *v, size_t n, double p)
+{
+    if (!n) return 0;
+    qsort(v, n, sizeof *v, cmp_u64);
+    size_t i = (size_t)(p / 100.0 * (double)(n - 1));
+    return (double)v[i] / 1000.0;
 }
 
 static uint64_t du_bytes;

@@ -32,20 +32,6 @@
 #include "factum.h"
 #include "files.h"
 
-static int cmp_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double pct(uint64_t *v, size_t n, double p)
-{
-    if (!n) return 0;
-    qsort(v, n, sizeof *v, cmp_u64);
-    size_t i = (size_t)(p / 100.0 * (double)(n - 1));
-    return (double)v[i] / 1000.0;
-}
-
 static char dir[512], logdir[600];
 static size_t n_events = 1000000, n_streams;
 static double secs = 3;
