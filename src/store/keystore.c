@@ -274,7 +274,8 @@ static int parse(keystore *ks, const uint8_t *b, size_t len, uint64_t *valid_end
         uint32_t id = base_get32(b + at + 4);
         const char *s = (const char *)b + at + 9;
         size_t sl = b[at + 8];
-        if (find(ks, s, sl)) return FACTUM_ECORRUPT; /* never written twice */
+        if (find(ks, s, sl) || (ks->n && id <= ks->ents[ks->n - 1].id))
+            return FACTUM_ECORRUPT; /* never written twice, ids rising */
         int rc = add_ent(ks, id, s, sl, b + at + 9 + sl);
         if (rc) return rc;
         at += n;
@@ -373,8 +374,15 @@ int ks_subject_key(keystore *ks, const char *subject, size_t len, int create, ui
 
 int ks_key(keystore *ks, uint32_t id, uint8_t key[KS_KEY_LEN])
 {
-    for (size_t i = 0; i < ks->n; i++)
-        if (ks->ents[i].id == id) return unwrap_key(ks->master, ks->ents[i].wrapped, key);
+    /* Entries are in the order of their ids (records are appended with
+     * rising ids; parse checks it). */
+    size_t lo = 0, hi = ks->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (ks->ents[mid].id < id) lo = mid + 1;
+        else hi = mid;
+    }
+    if (lo < ks->n && ks->ents[lo].id == id) return unwrap_key(ks->master, ks->ents[lo].wrapped, key);
     return FACTUM_ENOTFOUND;
 }
 
