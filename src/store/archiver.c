@@ -1,5 +1,5 @@
 /*
- * archiver.c - the archive tier (factum.h "The archive tier", ADR 0028): a
+ * archiver.c - the archive tier (factum_lifecycle.h "The archive tier", ADR 0028): a
  * thread that copies sealed segments to the archive directory and drops
  * the local files retention lets go (the log's side is log/archive.c,
  * LOG-9).

@@ -1,5 +1,5 @@
 /*
- * scavenge.c - the scavenger (factum.h "Scavenge", ADR 0026): decides, event
+ * scavenge.c - the scavenger (factum_lifecycle.h "Scavenge", ADR 0026): decides, event
  * by event, what retention and deletes made unreadable, and has the log
  * rewrite each sealed segment before the scavenge point as a compacted
  * generation (log/compact.c, LOG-8).
