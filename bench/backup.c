@@ -165,7 +165,7 @@ int main(int argc, char **argv)
         t = (double)(now_ns() - t0) / 1e9;
         row("another file system (copies), verified", t, &r, du(b2), other);
         printf("@ factum BACKUP other_fs_s %.3f\n", t);
-        factum_backup_options nv = {1, NULL, NULL};
+        factum_backup_options nv = {1, NULL, NULL, NULL, NULL};
         rm_rf(b2);
         t0 = now_ns();
         if ((rc = factum_backup(s, b2, &nv, &r))) die("backup elsewhere", rc);

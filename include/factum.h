@@ -52,7 +52,7 @@ extern "C" {
 /* Version of the on-disk format this library writes (it reads every
  * earlier one). A data directory of a newer format is refused with
  * FACTUM_EFORMAT. 2: index tables with partitioned Bloom filters. */
-#define FACTUM_FORMAT_VERSION 4
+#define FACTUM_FORMAT_VERSION 5
 
 /* Longest stream name, in bytes (not counting the NUL). */
 #define FACTUM_MAX_STREAM_LEN 1024
@@ -166,6 +166,19 @@ typedef struct factum_options {
     /* What a copy writes and reads back, paced to this (default 0: as fast
      * as the disks allow; a pass then competes with appends for the disk). */
     uint64_t archive_throttle_bytes_per_sec;
+    /* Crypto-shredding (docs/operations.md "Crypto-shredding", ADR 0027).
+     * master_key_file: a file outside the data directory (mode 0600 or
+     * 0400) holding the 256-bit master key (32 bytes, or 64 hex digits);
+     * with it, the events of a data subject are sealed (AES-256-GCM) under
+     * that subject's key, kept wrapped in keys/keystore. A store that has
+     * keys refuses to open without it (FACTUM_EKEY). NULL: none.
+     * shred_categories: a comma-separated list of categories (the part of a
+     * stream name before its first '-') whose streams are sealed under the
+     * subject named by the rest of the name (`user-42` -> subject `42`), as
+     * if their metadata said so; a stream's own `$subject` metadata key
+     * names one for any stream. NULL: none. */
+    const char *master_key_file;
+    const char *shred_categories;
     /* Optional sink for the store's log lines (recovery, warnings). Called from
      * any of the store's threads; must be thread-safe. NULL: silent. */
     void (*log_fn)(void *ctx, int level, const char *message);
@@ -224,6 +237,13 @@ FACTUM_API int factum_store_close(factum_store *s);
 /* Flags of an event. */
 #define FACTUM_EVENT_JSON      0x1u /* data is JSON (content-type application/json) */
 #define FACTUM_EVENT_META_JSON 0x2u /* metadata is JSON */
+/* Set by reads only (crypto-shredding): the event is sealed under its data
+ * subject's key and was read without a factum_reader bound to the thread,
+ * so data and metadata are empty. */
+#define FACTUM_EVENT_SEALED 0x4u
+/* Set by reads only: the event's data subject was shredded
+ * (factum_shred); its data and metadata are gone for good (empty). */
+#define FACTUM_EVENT_SHREDDED 0x8u
 
 /* An event to append. Every pointer is borrowed for the call (or, for
  * factum_append_async, until its callback ran). */
@@ -1133,12 +1153,15 @@ FACTUM_API int factum_snapshot_load(factum_store *s, const char *stream, factum_
 
 /* Stream metadata as KurrentDB keeps it in `$$<stream>` (event type
  * `$metadata`, JSON keys `$maxAge` (s), `$maxCount`, `$tb`, `$cacheControl`
- * (s), `$acl`, plus any custom keys). -1 means "not set". */
+ * (s), `$acl`, plus any custom keys; factum's own `$subject`, a string of 1
+ * to 255 bytes naming the data subject whose key seals the stream's events
+ * appended after it, with crypto-shredding on). -1 means "not set". */
 typedef struct factum_stream_metadata {
     int64_t max_age_s;
     int64_t max_count;
     int64_t truncate_before;
     int64_t cache_control_s;
+    int has_subject; /* 1: the document names a data subject (`$subject`, crypto-shredding) */
 } factum_stream_metadata;
 
 enum factum_stream_status {

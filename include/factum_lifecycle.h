@@ -180,6 +180,13 @@ typedef struct factum_backup_options {
      * then holds no BACKUP descriptor: an incomplete backup). */
     int (*progress)(void *ctx, uint64_t done, uint64_t total);
     void *progress_ctx;
+    /* factum_restore, crypto-shredding: the master key to open the restored
+     * store with (its keys/keystore was copied by the backup), and a file of
+     * shreds made after the backup to apply again (`factum shreds export`:
+     * one key id per line). The restored store's own `$shreds` are applied
+     * again in any case, before it opens for anything else. */
+    const char *master_key_file;
+    const char *shreds_file;
 } factum_backup_options;
 
 typedef struct factum_backup_report {
@@ -210,6 +217,59 @@ FACTUM_API int factum_backup_read(const char *dir, factum_backup_report *report)
  * descriptor. */
 FACTUM_API int factum_restore(const char *backup, const char *dest, const factum_backup_options *opts,
                               factum_backup_report *report);
+
+/* ---------------------------------------------------------------------------
+ * Crypto-shredding (docs/operations.md "Crypto-shredding", ADR 0027)
+ *
+ * With factum_options.master_key_file set, the events of a data subject are
+ * sealed when they are appended: data and metadata together, AES-256-GCM
+ * under the subject's own key (random nonce, bound to the event's stream,
+ * type and id), the key kept in keys/keystore wrapped under the master key.
+ * A stream has a subject when its metadata names one (`"$subject": "..."`,
+ * for events appended after it) or when factum_options.shred_categories
+ * lists its category (`user-42` -> subject `42`); a snapshot stream has its
+ * stream's subject. System streams (`$...`) are never sealed. Stream names,
+ * types, ids, positions and times stay in the clear.
+ *
+ * Reads return event pointers into the mapped log, where only the sealed
+ * bytes are. The opened bytes go into a factum_reader the calling thread
+ * bound with factum_reader_use: they stay valid until the reader is reset or
+ * freed. Without a reader bound, a sealed event comes back with empty data
+ * and metadata and FACTUM_EVENT_SEALED; once its subject is shredded, with
+ * empty data and metadata and FACTUM_EVENT_SHREDDED, reader or not. Stores
+ * without a master key never meet either flag.
+ * ------------------------------------------------------------------------- */
+
+/* A place for the opened bytes of sealed events. Not thread-safe: one per
+ * thread (or per call site, used by one thread at a time). */
+typedef struct factum_reader factum_reader;
+FACTUM_API factum_reader *factum_reader_new(void); /* NULL: out of memory */
+/* Forget (and wipe) every body opened into r; its memory is kept for reuse.
+ * Events read through it before lose their data. */
+FACTUM_API void factum_reader_reset(factum_reader *r);
+FACTUM_API void factum_reader_free(factum_reader *r);
+/* Bind r (NULL: none) to the calling thread for the reads it makes next;
+ * returns the reader bound before, to put back. A reader grows with what is
+ * read through it between resets: reset it between batches. */
+FACTUM_API factum_reader *factum_reader_use(factum_reader *r);
+/* Bytes of opened bodies r holds now. */
+FACTUM_API size_t factum_reader_bytes(const factum_reader *r);
+
+/* Where shreds are recorded: one event per shred, type
+ * FACTUM_SHRED_EVENT_TYPE, data {"subject": S, "keyId": N}. */
+#define FACTUM_SHREDS_STREAM     "$shreds"
+#define FACTUM_SHRED_EVENT_TYPE  "$shredded"
+
+/* Shred a data subject: its key leaves the key file (durable before this
+ * returns), the shred is recorded in `$shreds`, and from then on every read
+ * of its events returns them as FACTUM_EVENT_SHREDDED; the store's epoch
+ * (factum_store_epoch) moves so that whoever holds opened events reads them
+ * again. *key_id (may be NULL) gets the key's id. Errors: FACTUM_ENOTFOUND
+ * (no key for that subject: nothing of it was sealed, or it was shredded
+ * already), FACTUM_EKEY (no master key), FACTUM_EREADONLY, FACTUM_EINVAL. */
+FACTUM_API int factum_shred(factum_store *s, const char *subject, uint32_t *key_id);
+/* Subjects whose keys the store holds now (0 without a master key). */
+FACTUM_API int factum_shred_count(factum_store *s, size_t *subjects);
 
 /* ---------------------------------------------------------------------------
  * Offline tools: verification and raw dump (used by `factum verify`/`dump`)

@@ -156,6 +156,9 @@ int cli_local_only(cli_ctx *c, const char *why);
 
 /* "2024-05-01T12:34:56.789Z" into buf (>= 32 bytes). */
 void cli_format_time(int64_t ns, char buf[32]);
+/* Before each page of events read locally: the events of the page before
+ * are done with; sealed events of the next open into the CLI's reader. */
+void cli_page_reader(void);
 /* Standard base64 (RFC 4648, with padding). */
 int cli_base64_encode(base_buf *b, const uint8_t *p, size_t n);
 /* Decode base64; FACTUM_EBADJSON if the text is not valid base64. */
@@ -210,6 +213,8 @@ int cli_cmd_chain(cli_ctx *c, int argc, char **argv);
 int cli_cmd_backup(cli_ctx *c, int argc, char **argv);
 int cli_cmd_scavenge(cli_ctx *c, int argc, char **argv);
 int cli_cmd_archive(cli_ctx *c, int argc, char **argv);
+int cli_cmd_shred(cli_ctx *c, int argc, char **argv);
+int cli_cmd_shreds(cli_ctx *c, int argc, char **argv);
 int cli_cmd_restore(cli_ctx *c, int argc, char **argv);
 
 /* Print a command's help text (stdout) and return CLI_OK. */

@@ -4,6 +4,7 @@
  * factumd holds its data directory: its backup is POST /admin/backup.
  */
 #include <inttypes.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli/cli.h"
@@ -23,7 +24,7 @@ static const char backup_help[] =
     "  --json       print the result as one JSON object\n";
 
 static const char restore_help[] =
-    "usage: factum restore BACKUP [--no-verify] [--json]\n"
+    "usage: factum [--master-key-file F] restore BACKUP [--shreds FILE] [--no-verify] [--json]\n"
     "\n"
     "Restore the backup in the directory BACKUP (made by 'factum backup' or POST /admin/backup) into "
     "--data,\n"
@@ -31,10 +32,17 @@ static const char restore_help[] =
     "index) and must end at the backup's position with the backup's hash chain head, then it is verified\n"
     "unless --no-verify.\n"
     "\n"
-    "  --no-verify  skip the verification\n"
-    "  --json       print the result as one JSON object\n";
+    "With crypto-shredding, the restored store is opened with the master key (--master-key-file, before the\n"
+    "command, or FACTUM_MASTER_KEY_FILE) and every shred it recorded in $shreds is applied again before it\n"
+    "is used; --shreds FILE applies those of a newer list too ('factum shreds export' on the live store),\n"
+    "so that a subject shredded after the backup stays shredded.\n"
+    "\n"
+    "  --shreds FILE  key ids to shred again, one per line (factum shreds export)\n"
+    "  --no-verify    skip the verification\n"
+    "  --json         print the result as one JSON object\n";
 
 static const cli_opt backup_opts[] = {{"no-verify", 0}, {"json", 0}};
+static const cli_opt restore_opts[] = {{"no-verify", 0}, {"json", 0}, {"shreds", CLI_ARG}};
 
 static int on_progress(void *ctx, uint64_t done, uint64_t total)
 {
@@ -100,7 +108,7 @@ int cli_cmd_backup(cli_ctx *c, int argc, char **argv)
         "if a factumd runs on it, back it up with POST /admin/backup?destination=NAME (docs/operations.md)";
     if ((code = cli_open_read(c, &s))) goto out;
     cli_progress p = {0};
-    factum_backup_options o = {cli_has(&a, "no-verify"), on_progress, &p};
+    factum_backup_options o = {cli_has(&a, "no-verify"), on_progress, &p, NULL, NULL};
     factum_backup_report r;
     int rc = factum_backup(s, a.pos[0], &o, &r);
     cli_progress_end(&p);
@@ -117,7 +125,7 @@ out:
 int cli_cmd_restore(cli_ctx *c, int argc, char **argv)
 {
     cli_args a;
-    int code = cli_parse(c, argc, argv, backup_opts, 2, &a);
+    int code = cli_parse(c, argc, argv, restore_opts, 3, &a);
     if (code) return code;
     if (a.help) {
         code = cli_help(restore_help);
@@ -128,7 +136,9 @@ int cli_cmd_restore(cli_ctx *c, int argc, char **argv)
         (code = cli_need_dir(c)))
         goto out;
     cli_progress p = {0};
-    factum_backup_options o = {cli_has(&a, "no-verify"), on_progress, &p};
+    const char *mk = getenv("FACTUM_MASTER_KEY_FILE");
+    factum_backup_options o = {cli_has(&a, "no-verify"), on_progress, &p, mk && *mk ? mk : NULL,
+                               cli_get(&a, "shreds")};
     factum_backup_report r;
     int rc = factum_restore(a.pos[0], c->data_dir, &o, &r);
     cli_progress_end(&p);

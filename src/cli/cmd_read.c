@@ -118,6 +118,7 @@ static int read_stream(cli_ctx *c, factum_store *s, const char *stream, uint64_t
     uint64_t printed = 0, next = from;
     while (printed < count) {
         size_t want = count - printed < PAGE ? (size_t)(count - printed) : PAGE, n;
+        cli_page_reader();
         int rc = t->on
                      ? factum_read_stream_asof(s, stream, &t->asof, next,
                                                back ? FACTUM_BACKWARD : FACTUM_FORWARD, evs, want, &n, &next)
@@ -195,6 +196,7 @@ static int read_all(cli_ctx *c, factum_store *s, uint64_t from, int back, uint64
     while (printed < count) {
         size_t n;
         uint64_t next;
+        cli_page_reader();
         int rc = t->on ? factum_read_all_asof(s, &t->asof, pos, back ? FACTUM_BACKWARD : FACTUM_FORWARD,
                                               fs->n ? fs->f[0] : NULL, 0, evs, PAGE, &n, &next)
                        : factum_read_all(s, pos, back ? FACTUM_BACKWARD : FACTUM_FORWARD,

@@ -54,6 +54,7 @@ static int export_events(cli_ctx *c, factum_store *s, FILE *out, uint64_t total,
     while (1) {
         size_t n;
         uint64_t next;
+        cli_page_reader();
         int rc = factum_read_all(s, pos, FACTUM_FORWARD, NULL, 0, evs, PAGE, &n, &next);
         if (rc) {
             code = cli_fail(c, rc, "reading $all at position %llu", (unsigned long long)pos);

@@ -31,6 +31,8 @@ static const command commands[] = {
     {"restore", cli_cmd_restore, "restore a backup into a new data directory"},
     {"scavenge", cli_cmd_scavenge, "give back the space of expired and deleted events (online, resumable)"},
     {"archive", cli_cmd_archive, "copy sealed segments to the archive directory, drop old local copies"},
+    {"shred", cli_cmd_shred, "delete a data subject's key: its sealed events read as shredded for good"},
+    {"shreds", cli_cmd_shreds, "list the shreds recorded in $shreds (--ids: for restore --shreds)"},
     {"dump", cli_cmd_dump, "print every raw log record"},
     {"export", cli_cmd_export, "write every event as NDJSON"},
     {"import", cli_cmd_import, "append the events of an export file"},
@@ -65,6 +67,10 @@ static void usage(FILE *out)
             "  --tls-ca-file F  the CA to verify the server with, over tlsCAFile (default: $FACTUM_TLS_CA_FILE)\n"
             "  --user-cert-file F, --user-key-file F  a client certificate for mutual TLS\n"
             "                 (default: $FACTUM_USER_CERT_FILE, $FACTUM_USER_KEY_FILE)\n"
+            "  --master-key-file F  crypto-shredding: the master key of the store's subject keys (needed to\n"
+            "                 open a store that has them; default: $FACTUM_MASTER_KEY_FILE)\n"
+            "  --shred-categories LIST  crypto-shredding: categories whose streams are sealed under the\n"
+            "                 subject named by the rest of the name, e.g. user (default: $FACTUM_SHRED_CATEGORIES)\n"
             "  --help, -h     this help; 'factum COMMAND --help' explains a command\n"
             "  --version      print the version\n"
             "\n"
@@ -123,6 +129,14 @@ int main(int argc, char **argv)
             server_opt = argv[++i];
         } else if (!strncmp(w, "--server=", 9)) {
             server_opt = w + 9;
+        } else if (!strcmp(w, "--master-key-file") || !strcmp(w, "--shred-categories")) {
+            if (i + 1 >= argc) return cli_usage(&c, "option '%s' needs a value", w);
+            /* Crypto-shredding: read by cli_default_options, as the environment would be. */
+            setenv(w[2] == 'm' ? "FACTUM_MASTER_KEY_FILE" : "FACTUM_SHRED_CATEGORIES", argv[++i], 1);
+        } else if (!strncmp(w, "--master-key-file=", 18)) {
+            setenv("FACTUM_MASTER_KEY_FILE", w + 18, 1);
+        } else if (!strncmp(w, "--shred-categories=", 19)) {
+            setenv("FACTUM_SHRED_CATEGORIES", w + 19, 1);
         } else {
             size_t k = 0, len = 0;
             for (; k < n_conn_opts; k++) {

@@ -126,6 +126,8 @@ int cli_event_json(base_buf *b, const factum_event *ev)
                              (unsigned long long)ev->version, (unsigned long long)ev->position, id);
     if (!rc) rc = json_write_string(b, ev->type, ev->type_len);
     if (!rc) rc = base_buf_printf(b, ",\"timestamp\":\"%s\"", ts);
+    if (!rc && (ev->flags & FACTUM_EVENT_SHREDDED)) rc = base_buf_printf(b, ",\"shredded\":true");
+    if (!rc && (ev->flags & FACTUM_EVENT_SEALED)) rc = base_buf_printf(b, ",\"sealed\":true");
     if (!rc) rc = payload_json(b, "data", ev->data, ev->data_len, (ev->flags & FACTUM_EVENT_JSON) != 0);
     if (!rc && (ev->metadata_len || (ev->flags & FACTUM_EVENT_META_JSON)))
         rc = payload_json(b, "metadata", ev->metadata, ev->metadata_len,
@@ -202,7 +204,11 @@ void cli_event_line(const factum_event *ev, int width)
             shown = !cli_json_compact(&data, (const char *)ev->data, ev->data_len);
         if (!shown) {
             data.len = 0;
-            if (ev->data_len == 0)
+            if (ev->flags & FACTUM_EVENT_SHREDDED)
+                rc = base_buf_printf(&data, "<shredded>");
+            else if (ev->flags & FACTUM_EVENT_SEALED)
+                rc = base_buf_printf(&data, "<sealed: give --master-key-file>");
+            else if (ev->data_len == 0)
                 rc = base_buf_printf(&data, "<empty>");
             else if (cli_utf8_valid((const char *)ev->data, ev->data_len))
                 rc = json_write_string(&data, (const char *)ev->data, ev->data_len);

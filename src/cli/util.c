@@ -174,6 +174,19 @@ void cli_default_options(factum_options *o)
     factum_options_init(o);
     o->log_fn = store_log;
     o->log_ctx = NULL;
+    /* Crypto-shredding: --master-key-file / --shred-categories (main.c) or the environment. */
+    const char *mk = getenv("FACTUM_MASTER_KEY_FILE"), *cats = getenv("FACTUM_SHRED_CATEGORIES");
+    o->master_key_file = mk && *mk ? mk : NULL;
+    o->shred_categories = cats && *cats ? cats : NULL;
+}
+
+void cli_page_reader(void)
+{
+    /* One reader for the process (the CLI reads on its main thread), reset
+     * before each page: sealed events open into it (crypto-shredding). */
+    static factum_reader *r;
+    if (!r && (r = factum_reader_new())) factum_reader_use(r);
+    factum_reader_reset(r);
 }
 
 int cli_need_dir(cli_ctx *c)

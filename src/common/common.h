@@ -19,5 +19,10 @@
  * others wrote; factum_stream_metadata_parse is the strict one). */
 void meta_none(factum_stream_metadata *m);
 void meta_parse_lenient(const uint8_t *data, size_t len, factum_stream_metadata *m);
+/* The `$subject` of a parsed metadata document: 1 and *subject (into doc),
+ * 0 when it names none (absent or null), FACTUM_EBADJSON when it is not a
+ * string of 1 to 255 bytes. */
+struct json_value;
+int meta_subject(const struct json_value *doc, const char **subject, size_t *len);
 
 #endif

@@ -14,6 +14,17 @@
 void meta_none(factum_stream_metadata *m)
 {
     m->max_age_s = m->max_count = m->truncate_before = m->cache_control_s = -1;
+    m->has_subject = 0;
+}
+
+int meta_subject(const json_value *doc, const char **subject, size_t *len)
+{
+    const json_value *v = json_get(doc, "$subject");
+    if (!v || v->type == JSON_NULL) return 0;
+    if (v->type != JSON_STRING || v->len == 0 || v->len > 255) return FACTUM_EBADJSON;
+    *subject = v->str;
+    *len = v->len;
+    return 1;
 }
 
 static int meta_field(const json_value *doc, const char *key, int64_t *out, int strict)
@@ -42,6 +53,13 @@ static int meta_parse(const char *json, size_t len, factum_stream_metadata *m, i
     if (!rc) rc = meta_field(doc, "$cacheControl", &m->cache_control_s, strict);
     const json_value *acl = json_get(doc, "$acl");
     if (!rc && strict && acl && acl->type != JSON_OBJECT && acl->type != JSON_NULL) rc = FACTUM_EBADJSON;
+    if (!rc) {
+        const char *sub;
+        size_t sub_len;
+        int r = meta_subject(doc, &sub, &sub_len);
+        if (r < 0 && strict) rc = r;
+        m->has_subject = r == 1;
+    }
     json_free(doc);
     return rc;
 }

@@ -111,7 +111,8 @@ void log_encode_stub(uint8_t *p, const factum_event *ev, uint32_t frame_flags, c
     st.data_len = LOG_HASH_LEN;
     st.metadata = NULL;
     st.metadata_len = 0;
-    log_encode_event(p, &st, (frame_flags & ~(uint32_t)(FACTUM_EVENT_JSON | FACTUM_EVENT_META_JSON)) | LOG_EV_STUB);
+    log_encode_event(
+        p, &st, (frame_flags & ~(uint32_t)(FACTUM_EVENT_JSON | FACTUM_EVENT_META_JSON | LOG_EV_SEALED)) | LOG_EV_STUB);
 }
 
 int log_decode_frame(const uint8_t *p, uint64_t avail, int *type, factum_event *ev, log_batch_hdr *bh,
@@ -174,6 +175,9 @@ int log_decode_frame(const uint8_t *p, uint64_t avail, int *type, factum_event *
         ev->data_len = 0; /* the digest is not data */
         ev->metadata = ev->data + dlen;
         ev->flags |= LOG_EV_STUB;
+    } else if (p[9] & LOG_EV_SEALED) {
+        if (dlen < LOG_SEAL_OVERHEAD || mlen != 0) return FACTUM_ECORRUPT;
+        ev->flags |= LOG_EV_SEALED;
     }
     ev->position = base_get64(p + 16);
     ev->version = base_get64(p + 24);

@@ -70,6 +70,13 @@
 #define LOG_EVENT_HDR_LEN   64u
 
 /* Event frame flags beyond FACTUM_EVENT_JSON / FACTUM_EVENT_META_JSON. */
+/* A sealed event (crypto-shredding, ADR 0027; format 5): its data is
+ * u32 key id, 12-byte nonce, AES-256-GCM ciphertext of (u32 data_len, data,
+ * metadata), 16-byte tag; its metadata is empty. Decoded with the sealed
+ * bytes as data and this bit (FACTUM_EVENT_SEALED) in ev->flags; the store
+ * opens it (store/seal.c). */
+#define LOG_EV_SEALED      0x04u
+#define LOG_SEAL_OVERHEAD  (4u + 12u + 4u + 16u) /* key id, nonce, plaintext length, tag */
 #define LOG_EV_COMMIT_FIRST 0x10u
 #define LOG_EV_COMMIT_LAST  0x20u
 /* (0x40 is the store's ST_EV_CREATES.) A stub (LOG-8): an event frame

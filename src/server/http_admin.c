@@ -54,7 +54,7 @@ static int on_progress(void *ctx, uint64_t done, uint64_t total)
 static void *run(void *arg)
 {
     srv_backup *b = arg;
-    factum_backup_options o = {0, on_progress, b};
+    factum_backup_options o = {0, on_progress, b, NULL, NULL};
     factum_backup_report rep;
     int rc = factum_backup(b->store, b->dest, &o, &rep);
     pthread_mutex_lock(&b->mu);

@@ -131,7 +131,8 @@ static int check_part(factum_store *s, const factum_append_req *q, wpart *p, siz
         }
         if (upc_is_stream(q->stream, slen) && (rc = upc_check_event(d->type, d->data, d->data_len, NULL, 0)))
             return rc; /* UPC-1: a bad upcaster is refused here, whoever appends it */
-        total += log_event_frame_len(slen, strlen(d->type), d->data_len, d->metadata_len);
+        total += log_event_frame_len(slen, strlen(d->type), d->data_len, d->metadata_len) +
+                 (seal_enabled(s) ? LOG_SEAL_OVERHEAD : 0);
     }
     /* An estimate of the metadata event the writer may add (re-creating a
      * soft-deleted stream), for grouping only: the writer checks the real

@@ -31,6 +31,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/json.h"
 #include "store/store_int.h"
 
 #define DESCRIPTOR "BACKUP"
@@ -122,6 +123,83 @@ static int touch(const char *dir, const char *name)
     if (fd < 0) return -errno;
     close(fd);
     return 0;
+}
+
+/* Crypto-shredding: the key file as it is now, after the backup's
+ * position was fixed, so that every shred recorded up to that position is
+ * in it already (the restore applies `$shreds` again in any case). */
+static int backup_keys(factum_store *s, const char *dest)
+{
+    char from[PATH_MAX], to[PATH_MAX];
+    snprintf(from, sizeof from, "%s/keys/keystore", s->path);
+    if (access(from, F_OK)) return 0;
+    snprintf(from, sizeof from, "%s/keys", s->path);
+    snprintf(to, sizeof to, "%s/keys", dest);
+    int rc = io_ensure_dir(io_posix(), to);
+    if (rc) return rc;
+    if (seal_enabled(s)) seal_lock(s, 1);
+    rc = copy_small(from, to, "keystore");
+    if (seal_enabled(s)) seal_lock(s, 0);
+    return rc;
+}
+
+/* A restore applies shreds again: those the store recorded in `$shreds`,
+ * and the key ids listed in `file` (made after the backup). */
+static int reapply_shreds(factum_store *s, const char *file, uint64_t *from_file)
+{
+    factum_event ev[64];
+    uint64_t from = 0, next = 0;
+    *from_file = 0;
+    int rc = 0;
+    for (;;) {
+        size_t n = 0;
+        rc = factum_read_stream(s, FACTUM_SHREDS_STREAM, from, FACTUM_FORWARD, ev, 64, &n, &next);
+        if (rc == FACTUM_ENOTFOUND) rc = 0;
+        if (rc || !n) break;
+        for (size_t i = 0; i < n && !rc; i++) {
+            json_value *doc = NULL;
+            int64_t id;
+            if (!json_parse((const char *)ev[i].data, ev[i].data_len, &doc) && doc->type == JSON_OBJECT &&
+                json_get(doc, "keyId") && !json_int64(json_get(doc, "keyId"), &id) && id > 0 && id <= UINT32_MAX) {
+                rc = store_shred_id(s, (uint32_t)id);
+                if (rc == FACTUM_ENOTFOUND) rc = 0;
+            }
+            json_free(doc);
+        }
+        if (next == FACTUM_END) break;
+        from = next;
+    }
+    if (rc || !file) return rc;
+    FILE *f = fopen(file, "r");
+    if (!f) return -errno;
+    char line[64];
+    while (!rc && fgets(line, sizeof line, f)) {
+        char *end;
+        if (line[0] == '#' || line[0] == '\n') continue;
+        unsigned long long id = strtoull(line, &end, 10);
+        while (*end == ' ' || *end == '\r' || *end == '\n')
+            end++;
+        if (end == line || *end || id == 0 || id > UINT32_MAX) {
+            rc = FACTUM_EINVAL; /* not a list of key ids */
+            break;
+        }
+        rc = store_shred_id(s, (uint32_t)id);
+        if (!rc) {
+            (*from_file)++;
+            char doc[64];
+            int dl = snprintf(doc, sizeof doc, "{\"keyId\":%llu,\"restored\":true}", id);
+            factum_event_data d = {0};
+            d.type = FACTUM_SHRED_EVENT_TYPE;
+            d.flags = FACTUM_EVENT_JSON;
+            d.data = doc;
+            d.data_len = (size_t)dl;
+            rc = factum_append(s, FACTUM_SHREDS_STREAM, FACTUM_ANY, &d, 1, NULL);
+        } else if (rc == FACTUM_ENOTFOUND) {
+            rc = 0;
+        }
+    }
+    fclose(f);
+    return rc;
 }
 
 /* Is dir missing or empty? 1 yes, 0 no, < 0 error. */
@@ -363,6 +441,7 @@ int factum_backup(factum_store *s, const char *dest, const factum_backup_options
     snprintf(dst, sizeof dst, "%s/index", dest);
     if (!rc) rc = io_ensure_dir(io_posix(), dst); /* empty: rebuilt on the first open (BK-4) */
     if (!rc) rc = copy_small(s->path, dest, "FACTUM");
+    if (!rc) rc = backup_keys(s, dest);
     if (!rc) rc = touch(dest, "LOCK");
     if (!rc) rc = fsync_dir(dest);
     if (!rc && !opts->no_verify) {
@@ -423,6 +502,12 @@ int factum_restore(const char *backup, const char *dest, const factum_backup_opt
     }
     if (!rc) rc = fsync_dir(logdir);
     if (!rc) rc = copy_small(backup, dest, "FACTUM");
+    snprintf(src, sizeof src, "%s/keys/keystore", backup);
+    if (!rc && !access(src, F_OK)) {
+        snprintf(src, sizeof src, "%s/keys", backup);
+        snprintf(dst, sizeof dst, "%s/keys", dest);
+        if (!(rc = io_ensure_dir(io_posix(), dst))) rc = copy_small(src, dst, "keystore");
+    }
     if (!rc) rc = touch(dest, "LOCK");
     if (!rc) rc = fsync_dir(dest);
     if (rc) return rc;
@@ -431,15 +516,21 @@ int factum_restore(const char *backup, const char *dest, const factum_backup_opt
     factum_options o;
     factum_options_init(&o);
     o.create = 0;
+    o.master_key_file = opts->master_key_file;
     factum_store *s = NULL;
     if ((rc = factum_store_open(dest, &o, &s))) return rc;
     factum_chain_head h;
     factum_chain_get_head(s, &h);
     uint64_t last = atomic_load(&s->committed_pos);
+    int same = last == r->position && h.position == r->head.position &&
+               !memcmp(h.hash, r->head.hash, FACTUM_HASH_LEN) && !memcmp(h.store_uuid, r->head.store_uuid, 16);
+    uint64_t applied = 0;
+    /* Crypto-shredding: before the store is used for anything else. */
+    if (same && seal_enabled(s)) rc = reapply_shreds(s, opts->shreds_file, &applied);
+    else if (same && opts->shreds_file) rc = FACTUM_EKEY; /* shreds to apply, and no keys to apply them to */
     factum_store_close(s);
-    if (last != r->position || h.position != r->head.position ||
-        memcmp(h.hash, r->head.hash, FACTUM_HASH_LEN) || memcmp(h.store_uuid, r->head.store_uuid, 16))
-        return FACTUM_ECORRUPT;
+    if (!same) return FACTUM_ECORRUPT;
+    if (rc) return rc;
     if (!opts->no_verify) {
         factum_verify_options vo = {.chain = 1, .expect = &r->head};
         factum_verify_report vr;

@@ -410,6 +410,20 @@ int ks_shred(keystore *ks, const char *subject, size_t len, uint32_t *id)
     return 0;
 }
 
+int ks_shred_id(keystore *ks, uint32_t id)
+{
+    for (size_t i = 0; i < ks->n; i++) {
+        if (ks->ents[i].id != id) continue;
+        char subject[KS_MAX_SUBJECT];
+        size_t len = ks->ents[i].len;
+        memcpy(subject, ks->ents[i].subject, len);
+        int rc = ks_shred(ks, subject, len, NULL);
+        OPENSSL_cleanse(subject, sizeof subject);
+        return rc;
+    }
+    return FACTUM_ENOTFOUND;
+}
+
 /* ---- sealing (AES-256-GCM) ---------------------------------------------- */
 
 int ks_seal(const uint8_t key[KS_KEY_LEN], const void *aad, size_t aad_len, const void *in, size_t len, uint8_t *out)

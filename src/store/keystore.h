@@ -59,6 +59,8 @@ int ks_key(keystore *ks, uint32_t id, uint8_t key[KS_KEY_LEN]);
 /* Shred `subject`: its entry leaves the file (KS-2, KS-3). *id (may be
  * NULL) gets the key id it had. 0, FACTUM_ENOTFOUND, -errno. */
 int ks_shred(keystore *ks, const char *subject, size_t len, uint32_t *id);
+/* Shred by key id (a restore re-applying `$shreds`): as ks_shred. */
+int ks_shred_id(keystore *ks, uint32_t id);
 /* Subjects held now. */
 size_t ks_count(const keystore *ks);
 

@@ -142,6 +142,7 @@ int stream_read_range(factum_store *s, const char *stream, size_t len, stream_ra
             if ((rc = event_at(s, kv[i].v, ev))) return rc;
             if (ev->stream_len != len || memcmp(ev->stream, stream, len)) continue; /* hash collision, removed */
             if (ev->flags & LOG_EV_STUB) continue; /* a scavenge kept only its header (LOG-8) */
+            if ((ev->flags & LOG_EV_SEALED) && (rc = store_unseal(s, ev, 1))) return rc; /* SEAL-2 */
             r->examined++;
             if (ev->position > committed) {
                 r->beyond++;
@@ -312,7 +313,9 @@ int factum_read_position(factum_store *s, uint64_t position, factum_event *ev)
     if (rc == FACTUM_ENOTFOUND) return FACTUM_ECORRUPT; /* a committed position must be mapped */
     if (rc) return rc;
     uint32_t len;
-    return frame_fwd(s, &lo, &position, 0, ev, &len, NULL);
+    rc = frame_fwd(s, &lo, &position, 0, ev, &len, NULL);
+    if (!rc && (ev->flags & LOG_EV_SEALED)) rc = store_unseal(s, ev, 1); /* SEAL-2 */
+    return rc;
 }
 
 int factum_read_all(factum_store *s, uint64_t from, int direction, const factum_filter *filter,
@@ -350,6 +353,7 @@ int factum_read_all(factum_store *s, uint64_t from, int direction, const factum_
         }
         if (!back && pos > committed) break; /* skipped removed events up to the end */
         scanned++;
+        if ((ev->flags & LOG_EV_SEALED) && (rc = store_unseal(s, ev, 1))) return rc; /* SEAL-2 */
         int m = factum_filter_match(filter, ev);
         if (m < 0) return m;
         n += (size_t)m;

@@ -428,6 +428,7 @@ static void free_handle(factum_store *s)
     gate_deinit(s);
     scav_free(s);
     arc_free(s);
+    seal_free(s);
     if (s->lock_fd >= 0) close(s->lock_fd);
     pthread_mutex_destroy(&s->q_mu);
     pthread_mutex_destroy(&s->chain_mu);
@@ -544,6 +545,7 @@ int store_open_io(const char *path, const factum_options *opts, io_env *io, fact
     if (o->max_append_size > room) o->max_append_size = room;
     if (o->max_event_size > o->max_append_size) o->max_event_size = o->max_append_size;
 
+    if ((rc = seal_open(s))) goto fail; /* SEAL-4 */
     snprintf(p, sizeof p, "%s/log", path);
     char why[256 + PATH_MAX], arch_base[PATH_MAX], arch[PATH_MAX];
     if ((rc = store_archive_base(path, o->archive_dir, arch_base, sizeof arch_base)) ||
@@ -628,7 +630,9 @@ const char *factum_store_path(const factum_store *s)
 
 uint64_t factum_store_epoch(factum_store *s)
 {
-    return s ? atomic_load_explicit(&s->log->swap_epoch, memory_order_acquire) : 0;
+    return s ? atomic_load_explicit(&s->log->swap_epoch, memory_order_acquire) +
+                   atomic_load_explicit(&s->shred_epoch, memory_order_acquire)
+             : 0;
 }
 
 int factum_store_open(const char *path, const factum_options *opts, factum_store **out)

@@ -199,6 +199,11 @@ struct factum_store {
     struct archiver *arc;
     pthread_mutex_t seg_life_mu;
 
+    /* crypto-shredding (seal.c): NULL without a master key; shred_epoch
+     * is added to the log's swap epoch by factum_store_epoch (SEAL-3) */
+    struct seal *seal;
+    _Atomic uint64_t shred_epoch;
+
     /* statistics */
     _Atomic uint64_t st_appends, st_events, st_bytes, st_fsyncs, st_fsync_ns, st_fsync_max, st_groups,
         st_group_max;
@@ -211,6 +216,30 @@ int scav_resume(factum_store *s);
 /* At close: stop the running scavenge and wait for its thread. */
 void scav_shutdown(factum_store *s);
 void scav_free(factum_store *s);
+
+/* seal.c (ADR 0027) */
+int seal_open(factum_store *s); /* at open, before the log: SEAL-4 */
+void seal_free(factum_store *s);
+int seal_enabled(const factum_store *s);
+void seal_lock(factum_store *s, int lock); /* the key file, held still (a backup copying it) */
+/* 1 and the subject (inside name) when a shred_categories rule covers the
+ * stream `name`, else 0. */
+int seal_category_subject(const factum_store *s, const char *name, size_t len, const char **sub, size_t *sub_len);
+/* 1 and the `$subject` of metadata document doc (copied to out, 255
+ * bytes at most), else 0. */
+int seal_doc_subject(const uint8_t *doc, size_t len, char *out, size_t *out_len);
+/* The subject's key, made (and durable, KS-2) if it has none yet. */
+int seal_subject_key(factum_store *s, const char *sub, size_t len, uint32_t *id, uint8_t key[32]);
+/* Seal an event's data and metadata into out (u32 key id, nonce,
+ * ciphertext, tag: the sealed frame's data, LOG_EV_SEALED); plain is
+ * scratch space, wiped after use. */
+int seal_event(uint32_t key_id, const uint8_t key[32], const char *stream, size_t slen, const char *type,
+               size_t tlen, const uint8_t id[16], const void *data, size_t dlen, const void *meta, size_t mlen,
+               base_buf *plain, base_buf *out);
+/* Open the sealed events among evs (SEAL-2), in place. */
+int store_unseal(factum_store *s, factum_event *evs, size_t n);
+/* Shred by key id (restore). */
+int store_shred_id(factum_store *s, uint32_t id);
 
 /* archiver.c */
 int arc_init(factum_store *s);

@@ -27,6 +27,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
+
 #include "base/json.h"
 #include "store/store_int.h"
 #include "store/upcast.h"
@@ -79,6 +81,7 @@ typedef struct group {
     char **names; /* "$$" names made here, each malloc'd, freed on reset */
     size_t n_names, cap_names;
     base_buf scratch;
+    base_buf seal_plain, seal_out; /* crypto-shredding: an event's plaintext (wiped) and its sealed bytes */
     undo *undo;
     size_t n_undo, cap_undo;
     uint64_t req_seq;
@@ -230,6 +233,8 @@ static void group_free(group *g)
     free(g->undo);
     base_buf_free(&g->buf);
     base_buf_free(&g->scratch);
+    base_buf_free(&g->seal_plain);
+    base_buf_free(&g->seal_out);
     free(g->ev);
     free(g->ov);
     free(g->ov_idx);
@@ -521,6 +526,44 @@ static int is_meta_stream(const char *name, size_t len)
     return len > 2 && name[0] == '$' && name[1] == '$';
 }
 
+/* Crypto-shredding (seal.c, SEAL-1): the key of the data subject whose key
+ * seals the events appended to g->ov[oi], made if new. 1 with *kid and key,
+ * 0 when the stream has no subject, or an error. g->ov may move. */
+static int part_seal_key(factum_store *s, group *g, size_t oi, uint32_t *kid, uint8_t key[32])
+{
+    if (!seal_enabled(s)) return 0;
+    const char *name = g->ov[oi].name;
+    size_t len = g->ov[oi].len;
+    size_t pl = sizeof FACTUM_SNAPSHOT_PREFIX - 1;
+    int snap = len > pl && memcmp(name, FACTUM_SNAPSHOT_PREFIX, pl) == 0;
+    if (snap) { /* a snapshot has its stream's subject */
+        name += pl;
+        len -= pl;
+    }
+    if (!len || name[0] == '$') return 0;
+    const char *sub;
+    size_t sub_len;
+    char buf[256];
+    if (!seal_category_subject(s, name, len, &sub, &sub_len)) {
+        ovs *t = &g->ov[oi];
+        int rc;
+        if (snap && (rc = ov_get(s, g, name, len, &t))) return rc;
+        if (!t->st.meta.has_subject) return 0;
+        factum_event ev;
+        int type;
+        if (t->meta_off) {
+            if (log_decode_frame(g->buf.data + t->meta_off, g->buf.len - t->meta_off, &type, &ev, NULL, NULL) <= 0)
+                return FACTUM_ECORRUPT;
+        } else if (!t->st.meta_lo || (rc = event_at(s, t->st.meta_lo, &ev))) {
+            return t->st.meta_lo ? rc : 0;
+        }
+        if (!seal_doc_subject(ev.data, ev.data_len, buf, &sub_len)) return 0;
+        sub = buf;
+    }
+    int rc = seal_subject_key(s, sub, sub_len, kid, key);
+    return rc ? rc : 1;
+}
+
 /* Encode one accepted part. */
 static int encode_part(factum_store *s, group *g, const wpart *p, size_t oi, factum_append_result *res,
                        int first_part, int last_part)
@@ -573,6 +616,11 @@ static int encode_part(factum_store *s, group *g, const wpart *p, size_t oi, fac
         o = &g->ov[oi];
     }
     int meta = is_meta_stream(o->name, o->len);
+    uint32_t kid = 0;
+    uint8_t key[32];
+    int sealed = part_seal_key(s, g, oi, &kid, key);
+    if (sealed < 0) return sealed;
+    o = &g->ov[oi];
     for (size_t i = 0; i < p->n; i++) {
         const factum_event_data *d = &p->events[i];
         uint8_t id[16];
@@ -584,9 +632,21 @@ static int encode_part(factum_store *s, group *g, const wpart *p, size_t oi, fac
         uint32_t ff = (i == 0 ? commit_first : 0) | (i + 1 == p->n && last_part ? LOG_EV_COMMIT_LAST : 0) |
                       (i == 0 && last < 0 ? ST_EV_CREATES : 0);
         gev *e;
-        rc = add_event(s, g, o, d->type, strlen(d->type), id, d->flags, d->data, d->data_len, d->metadata,
-                       d->metadata_len, version, ff, &e);
-        if (rc) return rc;
+        size_t tlen = strlen(d->type);
+        if (sealed) {
+            rc = seal_event(kid, key, o->name, o->len, d->type, tlen, id, d->data, d->data_len, d->metadata,
+                            d->metadata_len, &g->seal_plain, &g->seal_out);
+            if (!rc)
+                rc = add_event(s, g, o, d->type, tlen, id, d->flags, g->seal_out.data, g->seal_out.len, NULL, 0,
+                               version, ff | LOG_EV_SEALED, &e);
+        } else {
+            rc = add_event(s, g, o, d->type, tlen, id, d->flags, d->data, d->data_len, d->metadata,
+                           d->metadata_len, version, ff, &e);
+        }
+        if (rc) {
+            OPENSSL_cleanse(key, sizeof key);
+            return rc;
+        }
         o = &g->ov[oi];
         if (i == 0) res->first_position = e->position;
         res->last_position = e->position;
@@ -595,6 +655,7 @@ static int encode_part(factum_store *s, group *g, const wpart *p, size_t oi, fac
             o = &g->ov[oi];
         }
     }
+    OPENSSL_cleanse(key, sizeof key);
     o->st.last_version = last + (int64_t)p->n;
     o->st.last_position = res->last_position;
     o->dirty = 1;

@@ -15,7 +15,7 @@ run 0 "$FACTUM" help
 contains "$OUT" "Commands:"
 run 0 "$FACTUM" --version
 [[ $OUT =~ ^factum\ [0-9]+\.[0-9]+\.[0-9]+ ]] || fail "version: $OUT"
-contains "$OUT" "(on-disk format 4)" "the format docs/cli.md shows" # a format bump updates docs/cli.md too
+contains "$OUT" "(on-disk format 5)" "the format docs/cli.md shows" # a format bump updates docs/cli.md too
 
 for cmd in append read streams info meta delete tombstone verify dump export import stats; do
     contains "$(run 0 "$FACTUM" --help && echo "$OUT")" "  $cmd " "command list"

@@ -248,7 +248,7 @@ static void t_stopped_backup(void)
     atomic_store(&w.stop, 1);
     pthread_join(t, NULL);
     int calls = 0;
-    factum_backup_options o = {0, stop_after_first, &calls};
+    factum_backup_options o = {0, stop_after_first, &calls, NULL, NULL};
     CHECK_RC(factum_backup(s, bdir, &o, NULL), -ECANCELED);
     CHECK_EQ_U64(calls, 1);
     factum_backup_report r;
