@@ -244,6 +244,10 @@ FACTUM_API int factum_store_close(factum_store *s);
 /* Set by reads only: the event's data subject was shredded
  * (factum_shred); its data and metadata are gone for good (empty). */
 #define FACTUM_EVENT_SHREDDED 0x8u
+/* Set by reads only: the event was sealed and opened into the reader bound
+ * to the thread; its data and metadata live there (not in the mapped log):
+ * valid until that reader is reset. Copy them to keep them longer. */
+#define FACTUM_EVENT_OPENED 0x10u
 
 /* An event to append. Every pointer is borrowed for the call (or, for
  * factum_append_async, until its callback ran). */

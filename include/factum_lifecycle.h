@@ -254,6 +254,15 @@ FACTUM_API void factum_reader_free(factum_reader *r);
 FACTUM_API factum_reader *factum_reader_use(factum_reader *r);
 /* Bytes of opened bodies r holds now. */
 FACTUM_API size_t factum_reader_bytes(const factum_reader *r);
+/* Bound what one read opens into r: a read (factum_read_stream,
+ * factum_read_all and their as-of forms) through r ends early, after at
+ * least one event, once r holds more than `bytes` (0: no bound, the
+ * default). A server sets it so that one call's page cannot hold more
+ * plaintext than that. */
+FACTUM_API void factum_reader_set_limit(factum_reader *r, size_t bytes);
+/* 1 when the store was opened with a master key (it may seal and open
+ * events), else 0. */
+FACTUM_API int factum_store_sealing(factum_store *s);
 
 /* Where shreds are recorded: one event per shred, type
  * FACTUM_SHRED_EVENT_TYPE, data {"subject": S, "keyId": N}. */

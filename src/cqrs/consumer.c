@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "store/seal.h"
 #include "factum_app.h"
 
 #define NAME_MAX_LEN 200
@@ -32,6 +33,7 @@
 
 struct factum_consumer {
     factum_store *store;
+    factum_reader *rdr; /* the batch's sealed events open here (reset per poll; store/seal.h) */
     factum_consumer_options o;
     char *name;
     char *stream; /* NULL: $all */
@@ -175,6 +177,7 @@ void factum_consumer_close(factum_consumer *c)
 {
     if (!c) return;
     factum_sub_close(c->sub);
+    factum_reader_free(c->rdr);
     free(c->items);
     free(c->stream);
     free(c->name);
@@ -211,7 +214,9 @@ int factum_consumer_poll(factum_consumer *c, int timeout_ms, size_t *handled)
     size_t n;
     int rc;
     if (!c->sub && (rc = subscribe(c))) return rc;
+    holder_bind hb = holder_reader_enter(c->store, &c->rdr, 1); /* the batch before is handled */
     rc = factum_sub_poll(c->sub, c->items, c->o.batch_events, &n, timeout_ms);
+    holder_reader_leave(hb);
     if (rc) return rc;
     uint64_t last = FACTUM_END;
     size_t count = 0;

@@ -32,6 +32,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "store/seal.h"
 #include "base/json.h"
 #include "factum_app.h"
 #include "common/remote.h"
@@ -230,8 +231,24 @@ void factum_decider_free(factum_decider *d)
 
 /* The state of a stream, loaded: snapshot + replay (SN-3 of snapshot.c
  * keeps the two consistent). */
+static int load_bound(factum_decider *d, const char *stream, void **state_out, int64_t *version,
+                      int64_t *snap_version, factum_reader *rdr);
+
+/* A stream's sealed events (crypto-shredding) open into a reader of this
+ * load's, reset per page: each page is evolved before the next is read. */
 static int load(factum_decider *d, const char *stream, void **state_out, int64_t *version,
                 int64_t *snap_version)
+{
+    factum_reader *rdr = NULL;
+    holder_bind hb = holder_reader_enter(d->store, &rdr, 0);
+    int rc = load_bound(d, stream, state_out, version, snap_version, rdr);
+    holder_reader_leave(hb);
+    factum_reader_free(rdr);
+    return rc;
+}
+
+static int load_bound(factum_decider *d, const char *stream, void **state_out, int64_t *version,
+                      int64_t *snap_version, factum_reader *rdr)
 {
     const factum_decider_def *def = &d->def;
     factum_event page[LOAD_PAGE];
@@ -285,6 +302,7 @@ static int load(factum_decider *d, const char *stream, void **state_out, int64_t
             *version = (int64_t)page[i].version;
         }
         if (next == FACTUM_END) break;
+        factum_reader_reset(rdr); /* the page is evolved */
         if ((rc = factum_read_stream(d->store, stream, next, FACTUM_FORWARD, page, LOAD_PAGE, &n, &next))) {
             if (rc == FACTUM_ENOTFOUND) rc = FACTUM_EWRONGVERSION; /* deleted meanwhile: load again */
             goto fail;
@@ -493,7 +511,21 @@ int factum_decider_load(factum_decider *d, const char *stream, void **state, int
 
 /* ---- as of a position and a valid time ------------------------------- */
 
+static int load_asof_bound(factum_decider *d, const char *stream, const factum_asof *a, void *st,
+                           int64_t *version, factum_reader *rdr);
+
 static int load_asof_local(factum_decider *d, const char *stream, const factum_asof *a, void *st, int64_t *version)
+{
+    factum_reader *rdr = NULL; /* as load */
+    holder_bind hb = holder_reader_enter(d->store, &rdr, 0);
+    int rc = load_asof_bound(d, stream, a, st, version, rdr);
+    holder_reader_leave(hb);
+    factum_reader_free(rdr);
+    return rc;
+}
+
+static int load_asof_bound(factum_decider *d, const char *stream, const factum_asof *a, void *st,
+                           int64_t *version, factum_reader *rdr)
 {
     const factum_decider_def *def = &d->def;
     factum_event page[LOAD_PAGE];
@@ -503,6 +535,7 @@ static int load_asof_local(factum_decider *d, const char *stream, const factum_a
     uint64_t next = 0;
     do {
         size_t n;
+        factum_reader_reset(rdr); /* the page before is evolved */
         rc = factum_read_stream_asof(d->store, stream, a, next, FACTUM_FORWARD, page, LOAD_PAGE, &n, &next);
         if (rc == FACTUM_ENOTFOUND && *version == FACTUM_NO_STREAM) rc = 0, next = FACTUM_END; /* not then */
         if (rc) break;

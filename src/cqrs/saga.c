@@ -61,6 +61,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "store/seal.h"
 #include "base/base.h"
 #include "base/json.h"
 #include "factum_app.h"
@@ -92,6 +93,7 @@ typedef struct inst {
 
 struct factum_saga {
     factum_store *s;
+    factum_reader *rdr; /* the batch's sealed events open here (reset per poll; store/seal.h) */
     const factum_saga_def *def;
     factum_saga_options o;
     char name[FACTUM_SAGA_MAX_NAME + 1];
@@ -980,10 +982,12 @@ static int run_batch(factum_saga *sg, int timeout_ms, size_t *handled)
         if (rc) return rc;
     }
     size_t n = 0;
+    holder_bind hb = holder_reader_enter(sg->s, &sg->rdr, 1); /* the batch before is handled */
     int rc =
         factum_sub_poll(sg->sub, sg->items,
                         (size_t)sg->o.batch_events + 4 < POLL_CAP ? (size_t)sg->o.batch_events + 4 : POLL_CAP,
                         &n, timeout_ms);
+    holder_reader_leave(hb);
     if (rc) goto fail;
     /* Keys first (on this thread), then the events of each instance on the
      * worker its key hashes to, all workers at once (SAGA-6). */
@@ -1210,6 +1214,8 @@ static void stop_workers(factum_saga *sg, uint32_t n)
 
 static void free_arrays(factum_saga *sg)
 {
+    factum_reader_free(sg->rdr);
+    sg->rdr = NULL;
     free(sg->items);
     free(sg->keys);
     free(sg->timeout_ix);

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "store/seal.h"
 #include "base/json.h"
 #include "proj/proj.h"
 
@@ -39,6 +40,8 @@ void prj_free_run(prj *p)
 {
     factum_sub_close(p->sub);
     p->sub = NULL;
+    factum_reader_free(p->rdr);
+    p->rdr = NULL;
     prj_batch_free(p->fill);
     p->fill = NULL;
     for (size_t i = 0; i < p->flight_n; i++) /* only when nothing is in flight any more */
@@ -287,7 +290,19 @@ static int batch_full(const prj *p)
 
 /* Read into the batch until it is full, the head is reached or the step's
  * budget is spent. *at_head: nothing more is committed. */
+static int read_some_bound(prj *p, int *at_head, int *did);
+
+/* The step's events (and the links they resolve) open into p's reader: the
+ * step before is done with its own (its batch holds copies). */
 static int read_some(prj *p, int *at_head, int *did)
+{
+    holder_bind b = holder_reader_enter(p->m->s, &p->rdr, 1);
+    int rc = read_some_bound(p, at_head, did);
+    holder_reader_leave(b);
+    return rc;
+}
+
+static int read_some_bound(prj *p, int *at_head, int *did)
 {
     factum_sub_item it[POLL_ITEMS];
     uint64_t read = 0;

@@ -31,6 +31,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "store/seal.h"
 #include "base/json.h"
 #include "jshost/jsproc.h"
 #include "proj/proj.h"
@@ -601,7 +602,19 @@ static int cut(prj *p, prj_jsrun *r)
     return prj_submit(p);
 }
 
+static int js_step_bound(prj *p, int *did);
+
+/* As read_some (engine.c): the step's events open into p's reader; what the
+ * script needs of them is copied into the stage. */
 int prj_js_step(prj *p, int *did)
+{
+    holder_bind b = holder_reader_enter(p->m->s, &p->rdr, 1);
+    int rc = js_step_bound(p, did);
+    holder_reader_leave(b);
+    return rc;
+}
+
+static int js_step_bound(prj *p, int *did)
 {
     prj_jsrun *r = p->jr;
     if (!r || p->state != FACTUM_PROJECTION_RUNNING) return 0;

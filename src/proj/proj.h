@@ -255,6 +255,7 @@ struct prj {
     uint32_t in_flight, buffered;
     /* the manager's thread */
     factum_sub *sub;
+    factum_reader *rdr; /* the sealed events it reads open here (reset per step; store/seal.h) */
     char *scratch;        /* FACTUM_MAX_STREAM_LEN + 1 bytes for handlers */
     uint64_t read_pos;    /* last position read */
     uint64_t since_cut;   /* events read into the batch being filled */

@@ -17,12 +17,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "store/seal.h"
 #include "rm/rm.h"
 
 #define IDLE_CHECKPOINT 100000 /* events examined without effect before a checkpoint alone */
 #define WAIT_MS         50     /* at the head: how long one wait for commits lasts (stop latency) */
 
 struct rm_gen {
+    factum_reader *rdr; /* the page's sealed events open here (reset per page; store/seal.h) */
     rm_model *model;
     rm_ns *ns;
     const rm_def *def;
@@ -311,7 +313,9 @@ static void *gen_main(void *arg)
     while (!atomic_load(&g->stop)) {
         size_t n = 0;
         uint64_t next = 0;
+        holder_bind hb = holder_reader_enter(s, &g->rdr, 1); /* the page before is applied */
         rc = factum_read_all(s, g->pos + 1, FACTUM_FORWARD, g->filter, 65536, g->page, g->cap, &n, &next);
+        holder_reader_leave(hb);
         if (rc) {
             snprintf(g->err, sizeof g->err, "reading the log: %s", factum_strerror(rc));
             break;
@@ -418,6 +422,7 @@ void rm_gen_stop(rm_gen *g)
     }
     factum_filter_free(g->filter);
     rm_js_free(g->js);
+    factum_reader_free(g->rdr);
     free(g->page);
     for (size_t i = 0; i < g->cap; i++) free(g->upfail[i]);
     free(g->upfail);
@@ -455,8 +460,10 @@ int rm_gen_build_upto(rm_model *model, rm_ns *ns, uint64_t upto, char *err, size
     while (!rc && g->pos < limit) {
         size_t n = 0;
         uint64_t next = 0;
-        if ((rc = factum_read_all_asof(s, &a, g->pos + 1, FACTUM_FORWARD, g->filter, 65536, g->page, g->cap, &n,
-                                       &next))) {
+        holder_bind hb = holder_reader_enter(s, &g->rdr, 1); /* the page before is applied */
+        rc = factum_read_all_asof(s, &a, g->pos + 1, FACTUM_FORWARD, g->filter, 65536, g->page, g->cap, &n, &next);
+        holder_reader_leave(hb);
+        if (rc) {
             snprintf(g->err, sizeof g->err, "reading the log: %s", factum_strerror(rc));
             break;
         }
@@ -479,6 +486,7 @@ int rm_gen_build_upto(rm_model *model, rm_ns *ns, uint64_t upto, char *err, size
     }
     factum_filter_free(g->filter);
     rm_js_free(g->js);
+    factum_reader_free(g->rdr);
     free(g->page);
     for (size_t i = 0; g->upfail && i < g->cap; i++)
         free(g->upfail[i]);

@@ -31,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "store/seal.h"
 #include "jshost/jsproc.h"
 #include "jshost/jsproto.h"
 #include "rm/rm.h"
@@ -57,6 +58,7 @@ typedef struct sql_ref {
 
 struct rm_js {
     rm_mgr *m;
+    factum_reader *rdr; /* the read-ahead's sealed events open here (reset per prefetch; store/seal.h) */
     factum_upcast_buf *ub; /* the read-ahead events, upcast (prefetch) */
     const rm_def *def;
     prj_js *eng;
@@ -138,6 +140,7 @@ void rm_js_free(rm_js *js)
     if (!js) return;
     prj_js_close(js->eng);
     factum_upcast_buf_free(js->ub);
+    factum_reader_free(js->rdr);
     for (size_t i = 0; i < js->n_types; i++)
         free(js->types[i]);
     free(js->types);
@@ -228,9 +231,11 @@ static void prefetch(rm_js *js, uint64_t to, const factum_filter *filter)
 {
     size_t n = 0, k = 0;
     uint64_t next = 0;
-    if (!js->eng ||
-        factum_read_all(js->m->s, to + 1, FACTUM_FORWARD, filter, 65536, js->ahead, js->ahead_cap, &n, &next))
-        return;
+    if (!js->eng) return;
+    holder_bind hb = holder_reader_enter(js->m->s, &js->rdr, 1); /* sent (copied) before the next prefetch */
+    int rc = factum_read_all(js->m->s, to + 1, FACTUM_FORWARD, filter, 65536, js->ahead, js->ahead_cap, &n, &next);
+    holder_reader_leave(hb);
+    if (rc) return;
     if (!js->ub && factum_upcast_buf_new(&js->ub)) return;
     factum_upcast_buf_reset(js->ub);
     for (size_t i = 0; i < n && k < JS_CHUNK; i++) {

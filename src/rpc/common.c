@@ -300,3 +300,41 @@ int rpc_refresh_event(rpc_ctx *ctx, factum_event *ev)
     *ev = f;
     return 0;
 }
+
+factum_reader *rpc_reader_enter(rpc_ctx *ctx, factum_reader **r, int reset)
+{
+    if (!*r && factum_store_sealing(ctx->store) && (*r = factum_reader_new()))
+        factum_reader_set_limit(*r, RPC_READER_LIMIT);
+    if (*r && reset) factum_reader_reset(*r);
+    return factum_reader_use(*r);
+}
+
+void rpc_reader_leave(factum_reader *prev)
+{
+    factum_reader_use(prev);
+}
+
+int rpc_event_own(factum_event *ev, uint8_t **buf)
+{
+    if (!(ev->flags & FACTUM_EVENT_OPENED)) return 0;
+    size_t n = ev->data_len + ev->metadata_len;
+    uint8_t *b = malloc(n ? n : 1);
+    if (!b) return -ENOMEM;
+    if (ev->data_len) memcpy(b, ev->data, ev->data_len);
+    if (ev->metadata_len) memcpy(b + ev->data_len, ev->metadata, ev->metadata_len);
+    free(*buf);
+    *buf = b;
+    ev->data = b;
+    ev->metadata = b + ev->data_len;
+    ev->flags &= ~(uint32_t)FACTUM_EVENT_OPENED;
+    return 0;
+}
+
+void rpc_event_seal_again(factum_event *ev)
+{
+    if (!(ev->flags & FACTUM_EVENT_OPENED)) return;
+    ev->data = ev->metadata = (const uint8_t *)"";
+    ev->data_len = ev->metadata_len = 0;
+    ev->flags = (ev->flags & ~(uint32_t)(FACTUM_EVENT_OPENED | FACTUM_EVENT_JSON | FACTUM_EVENT_META_JSON)) |
+                FACTUM_EVENT_SEALED;
+}

@@ -123,6 +123,16 @@ static void recorded_fill(rpc_recorded *b, const factum_event *ev, int uuid_stri
     b->rec.data.len = ev->data_len;
     b->rec.custom_metadata.data = (uint8_t *)ev->metadata;
     b->rec.custom_metadata.len = ev->metadata_len;
+    /* Crypto-shredding (ADR 0027): no data, and metadata that says why
+     * (docs/protocol.md). A sealed event reaches here only if a holder read
+     * it without a reader: it is sent empty, never as its sealed bytes. */
+    if (ev->flags & (FACTUM_EVENT_SHREDDED | FACTUM_EVENT_SEALED)) {
+        static const char shredded[] = "{\"$shredded\":true}", sealed[] = "{\"$sealed\":true}";
+        int sh = (ev->flags & FACTUM_EVENT_SHREDDED) != 0;
+        b->rec.data.len = 0;
+        b->rec.custom_metadata.data = (uint8_t *)(sh ? shredded : sealed);
+        b->rec.custom_metadata.len = sh ? sizeof shredded - 1 : sizeof sealed - 1;
+    }
 }
 
 void rpc_event_fill(rpc_event_msg *b, const factum_event *ev, int uuid_string)

@@ -81,6 +81,8 @@ void rpc_deinit(rpc_ctx *ctx)
     factum_upcast_buf_free(ctx->upcast_buf);
     ctx->upcast_buf = NULL;
     rpc_tail_free(ctx);
+    factum_reader_free(ctx->rdr);
+    ctx->rdr = NULL;
     if (ctx->sub_listening) factum_commit_listener_remove(ctx->store, on_commit, ctx);
     ctx->sub_listening = 0;
 }

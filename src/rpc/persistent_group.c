@@ -234,6 +234,13 @@ static ps_msg *q_pop(ps_queue *q)
     return m;
 }
 
+static void msg_plain_free(ps_msg *m)
+{
+    free(m->plain[0]);
+    free(m->plain[1]);
+    m->plain[0] = m->plain[1] = NULL;
+}
+
 static ps_msg *lane_slot(ps_lane *l, size_t i)
 {
     return &l->ring[(l->head + i) % l->cap];
@@ -254,6 +261,7 @@ static void lane_advance(ps_lane *l)
         l->done_pos = l->ring[l->head].pos;
         l->have_done = 1;
         l->done_since++;
+        msg_plain_free(&l->ring[l->head]);
         l->ring[l->head].state = M_FREE;
         l->head = (l->head + 1) % l->cap;
         l->n--;
@@ -328,8 +336,15 @@ static int msg_refresh(ps_group *g, ps_msg *m)
     uint64_t e = factum_store_epoch(g->ctx->store);
     if (e == m->epoch) return 0;
     factum_event ev = m->ev, link = m->link;
+    factum_reader *prev = rpc_reader_enter(g->ctx, &g->ctx->rdr, 1); /* copied below */
     int rc = rpc_refresh_event(g->ctx, &ev);
     if (!rc && m->has_link) rc = rpc_refresh_event(g->ctx, &link);
+    if (!rc) {
+        msg_plain_free(m); /* a shred: the old plaintext goes */
+        if (rpc_event_own(&ev, &m->plain[0])) rpc_event_seal_again(&ev);
+        if (m->has_link && rpc_event_own(&link, &m->plain[1])) rpc_event_seal_again(&link);
+    }
+    rpc_reader_leave(prev);
     if (rc) return rc;
     m->ev = ev;
     if (m->has_link) m->link = link;
@@ -522,6 +537,11 @@ static void fill_msg(ps_group *g, ps_msg *m, const factum_event *ev, const factu
         m->link = *link;
         m->has_link = 1;
     }
+    /* Crypto-shredding: a message outlives the reader it was opened into
+     * (it waits for its consumer's ack): it keeps a copy (freed with it,
+     * bounded by the lanes' capacity). Out of memory: sent as sealed. */
+    if (rpc_event_own(&m->ev, &m->plain[0])) rpc_event_seal_again(&m->ev);
+    if (link && rpc_event_own(&m->link, &m->plain[1])) rpc_event_seal_again(&m->link);
     m->unresolved = unresolved;
     memcpy(m->key, link ? link->id : ev->id, 16);
     m->state = M_QUEUED;
@@ -552,6 +572,8 @@ typedef struct main_job {
     int rc;
     uint64_t epoch; /* the store's, before the poll (RPC-8) */
     factum_store *store;
+    rpc_ctx *ctx;
+    factum_reader *rdr; /* the poll's sealed events open here; main_took copies them */
     factum_sub_item it[POLL_ITEMS];
 } main_job;
 
@@ -593,7 +615,9 @@ static void main_work(auth_job *aj)
     factum_sub_set_nowait(j->cur, 0);
     j->n = 0;
     j->epoch = factum_store_epoch(j->store);
+    factum_reader *prev = rpc_reader_enter(j->ctx, &j->rdr, 1);
     j->rc = factum_sub_poll(j->cur, j->it, j->cap, &j->n, 0);
+    rpc_reader_leave(prev);
 }
 
 /* On the loop (RDJ-4). */
@@ -603,12 +627,14 @@ static void main_done(auth_job *aj)
     ps_group *g = j->g;
     if (!g) {
         factum_sub_close(j->cur);
+        factum_reader_free(j->rdr);
         free(j);
         return;
     }
     g->mj = NULL;
     int cancelled = rpc_rdjob_gone(g->ctx, aj);
     if (!cancelled) main_took(g, j->rc, j->it, j->n, j->epoch);
+    factum_reader_free(j->rdr);
     free(j);
     if (!cancelled && !g->dying) rpc_ps_group_pump(g);
 }
@@ -631,13 +657,16 @@ static void fill_main(ps_group *g)
         uint64_t epoch = factum_store_epoch(g->ctx->store); /* before the poll (RPC-8) */
         if (!rpc_read_off_loop(g->ctx)) {
             factum_sub_set_nowait(g->cur, rpc_read_nowait(g->ctx) != 0);
+            factum_reader *prev = rpc_reader_enter(g->ctx, &g->ctx->rdr, 1); /* main_took copies */
             rc = factum_sub_poll(g->cur, it, cap, &n, 0);
+            rpc_reader_leave(prev); /* not reset until main_took copied the items */
         }
         if (rc == -EWOULDBLOCK) { /* pages not known in memory: the reader pool polls (RDJ-1) */
             main_job *j = calloc(1, sizeof *j);
             if (!j) return; /* the tick pumps again */
             j->g = g;
             j->store = g->ctx->store;
+            j->ctx = g->ctx;
             j->cur = g->cur;
             j->cap = cap;
             j->job.work = main_work;
@@ -677,6 +706,8 @@ typedef struct parked_job {
     int resolve_links, running, rc;
     uint64_t nx;
     uint64_t epoch; /* the store's, before the read (RPC-8) */
+    rpc_ctx *ctx;
+    factum_reader *rdr; /* the page's sealed events open here; parked_apply copies them */
     parked_item it[64];
 } parked_job;
 
@@ -685,6 +716,7 @@ static void parked_read(parked_job *j)
     factum_event page[64];
     j->n = 0;
     j->epoch = factum_store_epoch(j->store);
+    factum_reader *prev = rpc_reader_enter(j->ctx, &j->rdr, 1);
     j->rc = factum_read_stream(j->store, j->ps, j->from, FACTUM_FORWARD, page, j->want, &j->n, &j->nx);
     if (j->rc) j->n = 0;
     for (size_t i = 0; i < j->n; i++) {
@@ -702,10 +734,12 @@ static void parked_read(parked_job *j)
         x->linked = j->resolve_links && x->orig.type_len == 2 && !memcmp(x->orig.type, FACTUM_LINK_TYPE, 2);
         if (x->linked && factum_resolve_link(j->store, &x->orig, &x->target) == 0) x->resolved = 1;
     }
+    rpc_reader_leave(prev);
 }
 
 static void parked_job_free(parked_job *j)
 {
+    factum_reader_free(j->rdr);
     free(j->ps);
     free(j);
 }
@@ -789,6 +823,7 @@ static void fill_parked(ps_group *g)
     }
     j->g = g;
     j->store = g->ctx->store;
+    j->ctx = g->ctx;
     j->from = g->replay_next;
     j->end = g->replay_end;
     j->want = l->cap - l->n < 64 ? l->cap - l->n : 64;
@@ -1057,6 +1092,9 @@ void rpc_ps_group_free(ps_group *g)
         rpc_ps_consumer_drop(g->consumers, -1, NULL, NULL);
     factum_sub_close(g->cur);
     factum_filter_free(g->filter);
+    for (int k = 0; k < 2; k++)
+        for (size_t i = 0; g->lane[k].ring && i < g->lane[k].cap; i++)
+            msg_plain_free(&g->lane[k].ring[i]);
     free(g->lane[0].ring);
     free(g->lane[1].ring);
     free(g->inflight);

@@ -88,6 +88,7 @@ typedef struct ps_msg {
     int in_hash;
     uint64_t sent_ns;     /* when it was last sent */
     uint64_t epoch;       /* the store's epoch when ev and link were read (RPC-8) */
+    uint8_t *plain[2];    /* crypto-shredding: ev's and link's opened bytes, owned (rpc_event_own) */
 } ps_msg;
 
 typedef struct ps_lane {

@@ -133,6 +133,7 @@ typedef struct rpc_ctx {
     int sub_wake_more;               /* a continuation of the fan-out is deferred (subscribe.c) */
     struct rpc_sub *sub_all; /* every open subscription (for lag reporting) */
     struct rpc_tail *tail;   /* recent events packed once for live $all subscriptions (tail.c) */
+    factum_reader *rdr;      /* the loop's, for events copied at once (a consumer group's; reset per use) */
     int sub_listening;
     _Atomic int sub_wake_posted;
     /* The loop's driver of the store (docs/adr/0020; NULL: appends go to
@@ -349,6 +350,25 @@ int rpc_may_read_link_target(rpc_ctx *ctx, const net_call *c, const factum_event
  * stored now), FACTUM_ENOTFOUND (the scavenge removed it: skip it), or a
  * store error. */
 int rpc_refresh_event(rpc_ctx *ctx, factum_event *ev);
+
+/* Crypto-shredding (ADR 0027): a holder of events (a read call, a
+ * subscription, a consumer group's poll) opens sealed events into a reader
+ * of its own, made here on first use when the store seals (NULL
+ * otherwise), bound to the calling thread (the loop or a reader-pool
+ * thread) until rpc_reader_leave. reset: forget what it opened before (the
+ * holder is done with those events). Each reader is bounded by
+ * RPC_READER_LIMIT per read (factum_reader_set_limit). */
+#define RPC_READER_LIMIT ((size_t)32 << 20)
+factum_reader *rpc_reader_enter(rpc_ctx *ctx, factum_reader **r, int reset);
+void rpc_reader_leave(factum_reader *prev);
+/* What an event read through a holder's reader needs to be kept beyond its
+ * next reset: the bytes of its data and metadata when they live in the
+ * reader (FACTUM_EVENT_OPENED), else 0. rpc_event_own copies them into
+ * *buf (realloc'd; free it with the holder) and points ev at the copy. */
+int rpc_event_own(factum_event *ev, uint8_t **buf);
+/* When rpc_event_own could not copy: the event as if read without a reader
+ * (empty, FACTUM_EVENT_SEALED), never pointing into a reader reset later. */
+void rpc_event_seal_again(factum_event *ev);
 
 /* ---- the audit trail (audit.c) ----------------------------------------- */
 

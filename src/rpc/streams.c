@@ -69,6 +69,7 @@ typedef struct read_call {
     uint64_t rd_next;
     int rd_rc;
     uint64_t rd_epoch;
+    factum_reader *rdr; /* the page's sealed events open here (rpc_reader_enter; reset per page) */
 } read_call;
 
 static void read_free(read_call *r)
@@ -81,6 +82,7 @@ static void read_free(read_call *r)
     free(r->stream);
     factum_filter_free(r->filter);
     rpc_vstream_free(r->vs);
+    factum_reader_free(r->rdr);
     free(r);
 }
 
@@ -111,9 +113,11 @@ static void read_continue(void *arg)
  * ev itself (0), or a link gone (-1); < -1 a store error. */
 static int read_target(read_call *r, const factum_event *ev, factum_event *target)
 {
+    factum_reader *prev = rpc_reader_enter(r->ctx, &r->rdr, 0); /* the target lives with the page */
     int res = !r->resolve_links ? 0
               : r->vs           ? rpc_vstream_resolve(r->ctx->store, r->vs, ev, target)
                                 : rpc_resolve(r->ctx, ev, target);
+    rpc_reader_leave(prev);
     if (res > 0 && !rpc_may_read_link_target(r->ctx, r->c, target)) res = -1; /* as a link gone */
     return res;
 }
@@ -164,13 +168,18 @@ static int read_refresh(read_call *r)
 {
     uint64_t e = factum_store_epoch(r->ctx->store);
     size_t k = r->page_i;
+    factum_reader *prev = rpc_reader_enter(r->ctx, &r->rdr, 0);
     for (size_t i = r->page_i; i < r->page_n; i++) {
         factum_event f = r->page[i];
         int rc = rpc_refresh_event(r->ctx, &f);
         if (rc == FACTUM_ENOTFOUND) continue;
-        if (rc) return rc;
+        if (rc) {
+            rpc_reader_leave(prev);
+            return rc;
+        }
         r->page[k++] = f;
     }
+    rpc_reader_leave(prev);
     r->page_n = k;
     r->page_epoch = e;
     return 0;
@@ -246,12 +255,15 @@ static void read_fetch(read_call *r, int flags)
     r->rd_n = 0;
     r->rd_next = 0;
     r->rd_epoch = factum_store_epoch(r->ctx->store); /* before the read (RPC-8) */
+    /* The page before is sent: its opened events go (crypto-shredding). */
+    factum_reader *prev = rpc_reader_enter(r->ctx, &r->rdr, 1);
     if (r->is_all)
         r->rd_rc = factum_read_all(r->ctx->store, r->next, dir, r->filter, r->rd_scan, r->page, r->rd_want, &r->rd_n,
                                    &r->rd_next);
     else
         r->rd_rc = factum_read_stream(r->ctx->store, r->stream, r->next, dir, r->page, r->rd_want, &r->rd_n,
                                       &r->rd_next);
+    rpc_reader_leave(prev);
 }
 
 /* Take the answer of read_fetch: the page to send, or the end. 0 go on,
@@ -355,8 +367,10 @@ static void read_pump(read_call *r)
         if (r->vs) {
             int end = 0;
             uint64_t epoch = factum_store_epoch(r->ctx->store); /* before the read (RPC-8) */
+            factum_reader *prev = rpc_reader_enter(r->ctx, &r->rdr, 1); /* the page before is sent */
             int rc = rpc_vstream_read(r->ctx->store, r->vs, r->next, r->backward ? FACTUM_BACKWARD : FACTUM_FORWARD,
                                       READ_SCAN_STEP - examined, r->page, want, &n, &next, &end);
+            rpc_reader_leave(prev);
             if (!rc) {
                 r->page_n = n;
                 r->page_i = 0;

@@ -119,6 +119,7 @@ typedef struct rpc_sub {
     auth_job rj;
     int rd_running, rd_rc;
     size_t rd_n;
+    factum_reader *rdr; /* the items' sealed events open here (reset per poll; crypto-shredding) */
 } rpc_sub;
 
 /* ---- the waiting list and the wake-up (RPC-4) ------------------------- */
@@ -404,6 +405,7 @@ static void sub_destroy(rpc_sub *s)
     rpc_upjob_release(s->upj);
     factum_sub_close(s->sub);
     factum_filter_free(s->filter);
+    factum_reader_free(s->rdr);
     free(s->stream);
     free(s);
 }
@@ -432,7 +434,9 @@ static void sub_job_work(auth_job *j)
     factum_sub_set_nowait(s->sub, 0);
     s->rd_n = 0;
     s->rd_epoch = factum_store_epoch(s->ctx->store); /* before the poll (RPC-8) */
+    factum_reader *prev = rpc_reader_enter(s->ctx, &s->rdr, 1); /* the items before are sent */
     s->rd_rc = factum_sub_poll(s->sub, s->items, SUB_ITEMS, &s->rd_n, 0);
+    rpc_reader_leave(prev);
 }
 
 static void sub_took(rpc_sub *s, int rc, size_t n);
@@ -466,7 +470,9 @@ static int sub_poll(rpc_sub *s)
     if (!rpc_read_off_loop(s->ctx)) {
         factum_sub_set_nowait(s->sub, rpc_read_nowait(s->ctx) != 0);
         uint64_t epoch = factum_store_epoch(s->ctx->store); /* before the poll (RPC-8) */
+        factum_reader *prev = rpc_reader_enter(s->ctx, &s->rdr, 1); /* the items before are sent */
         rc = factum_sub_poll(s->sub, s->items, SUB_ITEMS, &n, 0);
+        rpc_reader_leave(prev);
         s->items_epoch = epoch;
     }
     if (rc != -EWOULDBLOCK) {
@@ -491,16 +497,21 @@ static int sub_refresh(rpc_sub *s)
 {
     uint64_t e = factum_store_epoch(s->ctx->store);
     size_t k = s->i;
+    factum_reader *prev = rpc_reader_enter(s->ctx, &s->rdr, 0);
     for (size_t i = s->i; i < s->n; i++) {
         factum_sub_item it = s->items[i];
         if (it.kind == FACTUM_SUB_EVENT) {
             int rc = rpc_refresh_event(s->ctx, &it.event);
             if (!rc && it.has_link) rc = rpc_refresh_event(s->ctx, &it.link);
             if (rc == FACTUM_ENOTFOUND) continue;
-            if (rc) return rc;
+            if (rc) {
+                rpc_reader_leave(prev);
+                return rc;
+            }
         }
         s->items[k++] = it;
     }
+    rpc_reader_leave(prev);
     s->n = k;
     s->items_epoch = e;
     return 0;

@@ -25,6 +25,9 @@
  *          a new generation drops every upcast form. An event whose upcast
  *          needs a script (UPJ-1) or fails is not covered: its subscribers
  *          read it from the store and upcast it as before, off the loop.
+ *          Nor is a sealed event (crypto-shredding): the ring reads without
+ *          a reader, so no plaintext is ever in it; each subscriber opens
+ *          the event through its own.
  *  TAIL-3  Bounded: at most RPC_TAIL_SLOTS events and RPC_TAIL_MAX_BYTES
  *          packed bytes; a message over RPC_TAIL_MAX_FRAME is not kept.
  *          Over a bound the oldest events go first. A subscriber that is
@@ -131,14 +134,19 @@ static void refill(rpc_ctx *ctx, rpc_tail *t)
         t->first = t->end = head - RPC_TAIL_SLOTS + 1;
     }
     factum_event page[REFILL_PAGE];
+    /* No reader: a sealed event stays sealed here and is not covered
+     * (pack); its subscribers open it through their own reader. */
+    factum_reader *prev = factum_reader_use(NULL);
     while (t->end <= head) {
         size_t n = 0;
         uint64_t nx = 0;
         size_t want = head - t->end + 1 < REFILL_PAGE ? (size_t)(head - t->end + 1) : REFILL_PAGE;
-        if (factum_read_all(ctx->store, t->end, FACTUM_FORWARD, NULL, want, page, want, &n, &nx) || !n)
-            return;
+        if (factum_read_all(ctx->store, t->end, FACTUM_FORWARD, NULL, want, page, want, &n, &nx) || !n) break;
         for (size_t i = 0; i < n; i++) {
-            if (page[i].position != t->end) return; /* never: read_all returns every position (TAIL-1) */
+            if (page[i].position != t->end) { /* never: read_all returns every position (TAIL-1) */
+                factum_reader_use(prev);
+                return;
+            }
             if (t->end - t->first >= RPC_TAIL_SLOTS) drop_oldest(t);
             tail_ent *e = slot(t, t->end);
             memset(e, 0, sizeof *e);
@@ -147,6 +155,7 @@ static void refill(rpc_ctx *ctx, rpc_tail *t)
             t->st->sub_tail_read++;
         }
     }
+    factum_reader_use(prev);
 }
 
 const factum_event *rpc_tail_event(rpc_ctx *ctx, uint64_t position)
@@ -163,6 +172,7 @@ const factum_event *rpc_tail_event(rpc_ctx *ctx, uint64_t position)
 static int pack(rpc_ctx *ctx, rpc_tail *t, tail_ent *e, int v)
 {
     int uuid_string = v >> 1, raw = v & 1;
+    if (e->ev.flags & FACTUM_EVENT_SEALED) return 1; /* not covered: opened per subscriber (TAIL-2) */
     factum_event up = e->ev;
     if (!raw) {
         if (upc_needs_script(ctx->store, &e->ev) != 0) return 1; /* UPJ-1: off the loop, per subscriber */

@@ -135,6 +135,14 @@ static const opt opts[] = {
      "never drop local copies: the archive is a second copy only"},
     {"archive-throttle", NULL, T_SIZE, OFF(archive_throttle), 0, "0",
      "bytes per second the archiver's copies write and read back (0: as fast as the disks allow)"},
+    {"master-key-file", NULL, T_STR, OFF(master_key_file), SZ(master_key_file), "",
+     "crypto-shredding: a file outside the data directory (mode 0600) holding the 256-bit master key that "
+     "wraps each data subject's key; with it the events of a subject are sealed (AES-256-GCM) and "
+     "POST /admin/shred erases them for good. A database that has keys does not open without it "
+     "(docs/operations.md \"Crypto-shredding\")"},
+    {"shred-categories", NULL, T_STR, OFF(shred_categories), SZ(shred_categories), "",
+     "crypto-shredding: comma-separated categories whose streams are sealed under the subject named by the "
+     "rest of the stream name (user-42: subject 42); any stream can name one with \"$subject\" in its metadata"},
     {"archive-interval-ms", NULL, T_INT, OFF(archive_interval_ms), 0, "10000",
      "how often the archiver looks for sealed segments to copy and local copies to drop (0: only when asked, "
      "POST /admin/archive)"},

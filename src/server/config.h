@@ -58,6 +58,8 @@ typedef struct srv_config {
     int archive_keep_local;           /* never drop local copies (the archive is a copy only) */
     int archive_interval_ms;          /* the archiver's period (0: only on POST /admin/archive) */
     uint64_t archive_throttle;        /* bytes per second a copy writes and reads back (0: no limit) */
+    char master_key_file[4096];       /* crypto-shredding: the master key ("": off; factum_options) */
+    char shred_categories[4096];      /* categories sealed by subject ("": none) */
     int allow_anonymous_stream_access;   /* KurrentDB's AllowAnonymousStreamAccess */
     int allow_anonymous_endpoint_access; /* KurrentDB's AllowAnonymousEndpointAccess */
     char authorization_default_policy_type[32]; /* "acl" or "streampolicy" (Authorization:DefaultPolicyType) */

@@ -547,6 +547,18 @@ void srv_http(void *ctx, const net_http_req *req, net_http_resp *resp)
         }
         return;
     }
+    if (!strcmp(req->path, "/admin/shred")) {
+        /* Erasure for good: $admins only. */
+        const auth_principal *p = req->auth ? req->auth : auth_principal_system();
+        if (!authenticated(req, resp)) return;
+        if (!auth_principal_is_admin(p)) {
+            resp->status = 403;
+            base_buf_append(&resp->body, "forbidden: for $admins\n", 23);
+            return;
+        }
+        srv_http_shred(st, req, resp); /* http_admin.c */
+        return;
+    }
     if (!strcmp(req->path, "/admin/archive")) {
         if (ops_or_admin(req, resp)) srv_http_archive(st, req, resp); /* http_admin.c */
         return;

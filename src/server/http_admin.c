@@ -20,8 +20,11 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdio.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include "auth/principal.h"
 #include "base/json.h"
 #include "server/log.h"
 #include "server/server.h"
@@ -378,4 +381,106 @@ void srv_http_archive(srv_state *st, const net_http_req *req, net_http_resp *res
     resp->status = post ? 202 : 200;
     resp->content_type = "application/json";
     base_buf_printf(&resp->body, "%s\n", json);
+}
+
+/* ---- crypto-shredding --------------------------------------------------
+ *
+ *   POST /admin/shred   body {"subject": "..."}: the subject's key leaves
+ *        the key file, for good (factum_shred): 200 {"subject","keyId"};
+ *        404 no key for it (nothing sealed, or shredded already); 409
+ *        without --master-key-file; 400 a bad body. $admins only, audited.
+ *        The shred (an fdatasync of the key file, an append to $shreds)
+ *        runs on a thread of its own; the answer comes back on the loop.
+ */
+typedef struct shred_job {
+    srv_state *st;
+    net_http_later *later;
+    const auth_principal *p;
+    char subject[256];
+    size_t len;
+    uint32_t id;
+    int rc;
+} shred_job;
+
+static void shred_answer(void *arg)
+{
+    shred_job *j = arg;
+    net_http_resp r = {0};
+    if (j->rc == FACTUM_EKEY) {
+        answer_error(&r, 409, "factumd runs without a master key (start it with --master-key-file)");
+    } else if (j->rc == FACTUM_ENOTFOUND) {
+        answer_error(&r, 404, "no key for that subject: nothing of it was sealed, or it was shredded already");
+    } else if (j->rc) {
+        answer_error(&r, 500, factum_strerror(j->rc));
+    } else {
+        char kid[16];
+        snprintf(kid, sizeof kid, "%u", j->id);
+        rpc_audit_as(&j->st->rpc, j->p, NULL, "subject-shredded", "/admin/shred", kid);
+        slog_write(SLOG_INFO, "shredded a data subject (key %u)", j->id);
+        r.status = 200;
+        r.content_type = "application/json";
+        base_buf_append(&r.body, "{\"subject\":", 11);
+        json_write_string(&r.body, j->subject, j->len);
+        base_buf_printf(&r.body, ",\"keyId\":%u}\n", j->id);
+    }
+    net_http_answer(j->later, &r);
+    base_buf_free(&r.body);
+    if (j->p) auth_principal_unref(j->p);
+    free(j);
+}
+
+static void *shred_run(void *arg)
+{
+    shred_job *j = arg;
+    srv_state *st = j->st;
+    j->rc = factum_shred(st->store, j->subject, &j->id);
+    while (net_post(st->net, shred_answer, j))
+        usleep(1000); /* out of memory: the answer must still be given, once */
+    atomic_fetch_sub(&st->shreds_running, 1);
+    return NULL;
+}
+
+void srv_http_shred(srv_state *st, const net_http_req *req, net_http_resp *resp)
+{
+    if (strcmp(req->method, "POST")) {
+        answer_error(resp, 405, "method not allowed: POST /admin/shred");
+        return;
+    }
+    json_value *doc = NULL;
+    const json_value *sub = NULL;
+    if (req->body_len <= 4096 && !json_parse((const char *)req->body, req->body_len, &doc) &&
+        doc->type == JSON_OBJECT)
+        sub = json_get(doc, "subject");
+    if (!sub || sub->type != JSON_STRING || !sub->len || sub->len > 255 || memchr(sub->str, 0, sub->len)) {
+        json_free(doc);
+        answer_error(resp, 400, "the body must be {\"subject\": \"...\"} (1 to 255 bytes, no NUL)");
+        return;
+    }
+    shred_job *j = calloc(1, sizeof *j);
+    if (!j) {
+        json_free(doc);
+        answer_error(resp, 503, "out of memory");
+        return;
+    }
+    j->st = st;
+    memcpy(j->subject, sub->str, sub->len);
+    j->len = sub->len;
+    json_free(doc);
+    if (!(j->later = net_http_defer(req))) {
+        free(j);
+        answer_error(resp, 503, "out of memory");
+        return;
+    }
+    if (req->auth) j->p = auth_principal_ref(req->auth);
+    pthread_t t;
+    pthread_attr_t a;
+    pthread_attr_init(&a);
+    pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+    atomic_fetch_add(&st->shreds_running, 1);
+    if (pthread_create(&t, &a, shred_run, j)) {
+        atomic_fetch_sub(&st->shreds_running, 1);
+        j->rc = -EAGAIN;
+        shred_answer(j);
+    }
+    pthread_attr_destroy(&a);
 }

@@ -271,6 +271,8 @@ int main(int argc, char **argv)
         o.archive_interval_ms = (uint32_t)cfg->archive_interval_ms;
         o.archive_throttle_bytes_per_sec = cfg->archive_throttle;
     }
+    if (cfg->master_key_file[0]) o.master_key_file = cfg->master_key_file;
+    if (cfg->shred_categories[0]) o.shred_categories = cfg->shred_categories;
     int rc = factum_store_open(cfg->db, &o, &st.store);
     if (rc) {
         slog_write(SLOG_ERROR, "cannot open the database %s: %s", cfg->db, factum_strerror(rc));
@@ -475,6 +477,8 @@ out:
     /* A backup stops at its next segment (its directory is left without a
      * descriptor: incomplete). */
     srv_backup_stop(&st);
+    while (atomic_load(&st.shreds_running)) /* a shred (POST /admin/shred) finishes first */
+        usleep(1000);
     /* The store first: it completes the appends in flight, whose answers are
      * posted to the (stopped) server; freeing the server then runs them. */
     int crc = factum_store_close(st.store);

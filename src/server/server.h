@@ -4,6 +4,7 @@
 #ifndef FACTUM_SERVER_H
 #define FACTUM_SERVER_H
 
+#include <stdatomic.h>
 #include "factum.h"
 #include "net/net.h"
 #include "rpc/rpc.h"
@@ -23,6 +24,7 @@ typedef struct srv_state {
     char **argv;
     struct auth_users *users; /* src/auth/users.h */
     struct srv_backup *backup; /* the backup running or last run (http_admin.c) */
+    _Atomic int shreds_running; /* POST /admin/shred threads not done (waited for before the store closes) */
 } srv_state;
 
 /* Build the TLS context from the certificate settings (checked: readable,
@@ -50,5 +52,6 @@ void srv_backup_stop(srv_state *st);
 /* /admin/scavenge[/<id>] (http_admin.c; the caller checked ops_or_admin). */
 void srv_http_scavenge(srv_state *st, const net_http_req *req, net_http_resp *resp);
 void srv_http_archive(srv_state *st, const net_http_req *req, net_http_resp *resp);
+void srv_http_shred(srv_state *st, const net_http_req *req, net_http_resp *resp);
 
 #endif

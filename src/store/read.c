@@ -160,7 +160,7 @@ int stream_read_range(factum_store *s, const char *stream, size_t len, stream_ra
                 if (++skipped >= RANGE_SKIP_MAX) full = 1;
                 continue;
             }
-            if (++n == cap) full = 1;
+            if (++n == cap || ((ev->flags & FACTUM_EVENT_OPENED) && store_reader_over())) full = 1;
         }
         if (stop || at_zero) end = 1;
         if (full) {
@@ -357,11 +357,12 @@ int factum_read_all(factum_store *s, uint64_t from, int direction, const factum_
         int m = factum_filter_match(filter, ev);
         if (m < 0) return m;
         n += (size_t)m;
+        int over = m && (ev->flags & FACTUM_EVENT_OPENED) && store_reader_over();
         if (!back) {
             lo = log_next_lo(s->log, lo, len);
-            if (++pos > committed) break;
+            if (++pos > committed || over) break;
         } else {
-            if (--pos == 0) break;
+            if (--pos == 0 || over) break;
             /* Step to the previous frame (LOG-1, LOG-8), or ask the
              * position map at the start of a segment. */
             uint64_t prev;

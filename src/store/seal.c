@@ -33,6 +33,7 @@
 #include "base/json.h"
 #include "common/common.h"
 #include "store/keystore.h"
+#include "store/seal.h"
 #include "store/store_int.h"
 
 #define KEYS_DIR "keys"
@@ -58,6 +59,7 @@ typedef struct rchunk {
 
 struct factum_reader {
     rchunk *head;
+    size_t used, limit; /* bytes handed out since the reset; factum_reader_set_limit's (0: none) */
     struct {
         uint64_t uid, gen;
         uint32_t id;
@@ -94,6 +96,18 @@ void factum_reader_reset(factum_reader *r)
         keep->used = 0;
     }
     r->head = keep;
+    r->used = 0;
+}
+
+void factum_reader_set_limit(factum_reader *r, size_t bytes)
+{
+    if (r) r->limit = bytes;
+}
+
+int store_reader_over(void)
+{
+    const factum_reader *r = tls_reader;
+    return r && r->limit && r->used > r->limit;
 }
 
 void factum_reader_free(factum_reader *r)
@@ -115,10 +129,7 @@ factum_reader *factum_reader_use(factum_reader *r)
 
 size_t factum_reader_bytes(const factum_reader *r)
 {
-    size_t n = 0;
-    for (const rchunk *c = r ? r->head : NULL; c; c = c->next)
-        n += c->used;
-    return n;
+    return r ? r->used : 0;
 }
 
 static uint8_t *rd_alloc(factum_reader *r, size_t n)
@@ -135,6 +146,7 @@ static uint8_t *rd_alloc(factum_reader *r, size_t n)
     }
     uint8_t *p = r->head->data + r->head->used;
     r->head->used += n;
+    r->used += n;
     return p;
 }
 
@@ -232,6 +244,11 @@ void seal_lock(factum_store *s, int lock)
         pthread_mutex_lock(&s->seal->mu);
     else
         pthread_mutex_unlock(&s->seal->mu);
+}
+
+int factum_store_sealing(factum_store *s)
+{
+    return s && s->seal;
 }
 
 int seal_enabled(const factum_store *s)
@@ -396,7 +413,7 @@ static int open_one(factum_store *s, factum_reader *r, factum_event *ev)
     ev->data_len = dlen;
     ev->metadata = out + 4 + dlen;
     ev->metadata_len = plen - 4 - dlen;
-    ev->flags &= ~(uint32_t)LOG_EV_SEALED;
+    ev->flags = (ev->flags & ~(uint32_t)LOG_EV_SEALED) | FACTUM_EVENT_OPENED;
     return 0;
 }
 
@@ -478,4 +495,22 @@ int factum_shred_count(factum_store *s, size_t *subjects)
     *subjects = ks_count(s->seal->ks);
     pthread_mutex_unlock(&s->seal->mu);
     return 0;
+}
+
+/* ---- the library's holders (seal.h) -------------------------------------- */
+
+holder_bind holder_reader_enter(factum_store *s, factum_reader **r, int reset)
+{
+    holder_bind b = {NULL, 0};
+    if (!*r && s && s->seal) *r = factum_reader_new();
+    if (!*r) return b;
+    if (reset) factum_reader_reset(*r);
+    b.prev = factum_reader_use(*r);
+    b.bound = 1;
+    return b;
+}
+
+void holder_reader_leave(holder_bind b)
+{
+    if (b.bound) factum_reader_use(b.prev);
 }

@@ -238,6 +238,9 @@ int seal_event(uint32_t key_id, const uint8_t key[32], const char *stream, size_
                base_buf *plain, base_buf *out);
 /* Open the sealed events among evs (SEAL-2), in place. */
 int store_unseal(factum_store *s, factum_event *evs, size_t n);
+/* The calling thread's reader holds more than its limit: a read stops
+ * after the event it has (factum_reader_set_limit). */
+int store_reader_over(void);
 /* Shred by key id (restore). */
 int store_shred_id(factum_store *s, uint32_t id);
 

@@ -361,6 +361,7 @@ int factum_read_all_asof(factum_store *s, const factum_asof *a, uint64_t from, i
         }
         if (next == pos) break; /* nothing examined: the end */
         pos = next;
+        if (store_reader_over()) break; /* the reader's bound (factum_reader_set_limit) */
     }
     *n_out = n;
     if (next_out) *next_out = back ? pos : (pos > p ? p + 1 : pos);

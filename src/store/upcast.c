@@ -687,7 +687,8 @@ int upc_needs_script(factum_store *s, const factum_event *ev)
     int rc = reg_refresh(s);
     if (rc) return rc;
     upc_reg *r = s->upc;
-    if (!atomic_load_explicit(&r->n_scripts, memory_order_relaxed) || !ev->type || ev->type[0] == '$')
+    if (!atomic_load_explicit(&r->n_scripts, memory_order_relaxed) || !ev->type || ev->type[0] == '$' ||
+        (ev->flags & (FACTUM_EVENT_SEALED | FACTUM_EVENT_SHREDDED)))
         return 0;
     uint64_t h = base_hash64(ev->type, ev->type_len);
     int yes = 0;
@@ -1231,7 +1232,9 @@ static int upcast_one(factum_store *s, const factum_event *in, factum_upcast_buf
     int rc = reg_refresh(s);
     if (rc) return rc;
     upc_reg *r = s->upc;
-    if (!atomic_load_explicit(&r->count, memory_order_relaxed) || !in->type || in->type[0] == '$') {
+    /* A sealed or shredded event has no data to upcast: it passes as it is. */
+    if (!atomic_load_explicit(&r->count, memory_order_relaxed) || !in->type || in->type[0] == '$' ||
+        (in->flags & (FACTUM_EVENT_SEALED | FACTUM_EVENT_SHREDDED))) {
         if (out != in) *out = *in;
         return 0;
     }

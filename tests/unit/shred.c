@@ -143,12 +143,12 @@ static void t_seal_and_shred(void)
     factum_reader *prev = factum_reader_use(r);
     CHECK(prev == NULL);
     f = first_event(s, "user-42", buf, sizeof buf, mbuf, sizeof mbuf);
-    CHECK(f == (FACTUM_EVENT_JSON | FACTUM_EVENT_META_JSON));
+    CHECK(f == (FACTUM_EVENT_JSON | FACTUM_EVENT_META_JSON | FACTUM_EVENT_OPENED));
     CHECK(!strcmp(buf, "{\"name\":\"" MARK "-42\"}"));
     CHECK(!strcmp(mbuf, "{\"ip\":\"" MARK "-meta\"}"));
     CHECK(factum_reader_bytes(r) > 0);
     f = first_event(s, "acct-1", buf, sizeof buf, NULL, 0);
-    CHECK(f == FACTUM_EVENT_JSON && strstr(buf, MARK "-iban"));
+    CHECK(f == (FACTUM_EVENT_JSON | FACTUM_EVENT_OPENED) && strstr(buf, MARK "-iban"));
     f = first_event(s, "profile-42", buf, sizeof buf, NULL, 0);
     CHECK(strstr(buf, MARK "-bio") != NULL);
     factum_snapshot snap;
@@ -187,7 +187,7 @@ static void t_seal_and_shred(void)
     CHECK_RC(factum_snapshot_load(s, "user-42", &snap, NULL, 0, &n, NULL), 0);
     CHECK(!snap.found); /* a shredded snapshot is not usable */
     f = first_event(s, "user-7", buf, sizeof buf, NULL, 0);
-    CHECK(f == FACTUM_EVENT_JSON && strstr(buf, MARK "-7"));
+    CHECK(f == (FACTUM_EVENT_JSON | FACTUM_EVENT_OPENED) && strstr(buf, MARK "-7"));
     factum_reader_use(NULL);
     f = first_event(s, "user-42", buf, sizeof buf, NULL, 0);
     CHECK(f == FACTUM_EVENT_SHREDDED); /* shredded, reader or not */
@@ -271,7 +271,8 @@ static void t_backup_restore(void)
     REQUIRE(s);
     CHECK(first_event(s, "user-1", buf, sizeof buf, NULL, 0) == FACTUM_EVENT_SHREDDED);
     /* 2 was shredded after b2 and no list was given: b2 still holds its key. */
-    CHECK(first_event(s, "user-2", buf, sizeof buf, NULL, 0) == FACTUM_EVENT_JSON && strstr(buf, MARK "-2"));
+    CHECK(first_event(s, "user-2", buf, sizeof buf, NULL, 0) == (FACTUM_EVENT_JSON | FACTUM_EVENT_OPENED) &&
+          strstr(buf, MARK "-2"));
     CHECK_RC(factum_store_close(s), 0);
     factum_reader_use(NULL);
     factum_reader_free(r);
