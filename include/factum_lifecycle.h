@@ -182,7 +182,7 @@ typedef struct factum_backup_options {
     void *progress_ctx;
     /* factum_restore, crypto-shredding: the master key to open the restored
      * store with (its keys/keystore was copied by the backup), and a file of
-     * shreds made after the backup to apply again (`factum shreds export`:
+     * shreds made after the backup to apply again (`factum shreds --ids`:
      * one key id per line). The restored store's own `$shreds` are applied
      * again in any case, before it opens for anything else. */
     const char *master_key_file;

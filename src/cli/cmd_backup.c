@@ -24,7 +24,7 @@ static const char backup_help[] =
     "  --json       print the result as one JSON object\n";
 
 static const char restore_help[] =
-    "usage: factum [--master-key-file F] restore BACKUP [--shreds FILE] [--no-verify] [--json]\n"
+    "usage: factum restore BACKUP [--shreds FILE] [--no-verify] [--json]\n"
     "\n"
     "Restore the backup in the directory BACKUP (made by 'factum backup' or POST /admin/backup) into "
     "--data,\n"
@@ -34,10 +34,10 @@ static const char restore_help[] =
     "\n"
     "With crypto-shredding, the restored store is opened with the master key (--master-key-file, before the\n"
     "command, or FACTUM_MASTER_KEY_FILE) and every shred it recorded in $shreds is applied again before it\n"
-    "is used; --shreds FILE applies those of a newer list too ('factum shreds export' on the live store),\n"
+    "is used; --shreds FILE applies those of a newer list too ('factum shreds --ids' on the live store),\n"
     "so that a subject shredded after the backup stays shredded.\n"
     "\n"
-    "  --shreds FILE  key ids to shred again, one per line (factum shreds export)\n"
+    "  --shreds FILE  key ids to shred again, one per line (factum shreds --ids)\n"
     "  --no-verify    skip the verification\n"
     "  --json         print the result as one JSON object\n";
 
