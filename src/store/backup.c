@@ -104,7 +104,7 @@ static int copy_file(const char *from, const char *to, uint64_t len, uint64_t si
 
 static int copy_small(const char *from_dir, const char *to_dir, const char *name)
 {
-    char p[PATH_MAX];
+    char p[PATH_MAX + 512];
     snprintf(p, sizeof p, "%s/%s", from_dir, name);
     uint8_t *buf;
     size_t len;

@@ -46,6 +46,7 @@ struct keystore {
     uint8_t master[KS_KEY_LEN];
     int fd;
     uint64_t end; /* where the next record goes */
+    int unsynced; /* records written (ks_subject_key, create 2) and not fdatasync'd yet */
     uint32_t next_id;
     ks_ent *ents;
     size_t n, cap;
@@ -299,14 +300,17 @@ int ks_open(io_env *io, const char *dir, const uint8_t master[KS_KEY_LEN], int c
     uint8_t *buf = NULL;
     size_t len = 0;
     if (!rc) rc = io_read_file(io, ks->path, (size_t)64 << 20, &buf, &len);
-    if (rc == -ENOENT && create) {
+    if (rc == -ENOENT && create > 0) {
         if (!(rc = io_ensure_dir(io, dir))) rc = rewrite(ks);
     } else if (!rc) {
         uint64_t valid = 0;
         rc = parse(ks, buf, len, &valid);
-        if (!rc && (ks->fd = io->open(io, ks->path, O_RDWR, 0)) < 0) rc = ks->fd;
         ks->end = valid;
-        if (!rc && valid < len) { /* a torn last record: cut it */
+        if (create < 0) {
+            /* read-only: nothing is written, a torn tail is left to the next writer */
+        } else if (!rc && (ks->fd = io->open(io, ks->path, O_RDWR, 0)) < 0) {
+            rc = ks->fd;
+        } else if (!rc && valid < len) { /* a torn last record: cut it */
             rc = io->ftruncate(io, ks->fd, (off_t)valid);
             if (!rc) rc = io->fdatasync(io, ks->fd);
         }
@@ -357,9 +361,11 @@ int ks_subject_key(keystore *ks, const char *subject, size_t len, int create, ui
     memcpy(rec.wrapped, wrapped, KS_WRAP_LEN);
     uint8_t buf[4 + 4 + 1 + KS_MAX_SUBJECT + KS_WRAP_LEN + 4];
     size_t n = encode_record(&rec, buf);
-    /* Durable before the key seals anything. */
+    /* Durable before the key seals anything (create 2: before anything it
+     * sealed is written, by the caller's ks_sync). */
     if (!rc) rc = io_write_full(ks->io, ks->fd, buf, n, (off_t)ks->end);
-    if (!rc) rc = ks->io->fdatasync(ks->io, ks->fd);
+    if (!rc && create != 2) rc = ks->io->fdatasync(ks->io, ks->fd);
+    if (!rc && create == 2) ks->unsynced = 1;
     if (!rc) rc = add_ent(ks, rec.id, subject, len, wrapped);
     if (rc) {
         OPENSSL_cleanse(fresh, sizeof fresh);
@@ -370,6 +376,14 @@ int ks_subject_key(keystore *ks, const char *subject, size_t len, int create, ui
     memcpy(key, fresh, KS_KEY_LEN);
     OPENSSL_cleanse(fresh, sizeof fresh);
     return 0;
+}
+
+int ks_sync(keystore *ks)
+{
+    if (!ks->unsynced) return 0;
+    int rc = ks->io->fdatasync(ks->io, ks->fd);
+    if (!rc) ks->unsynced = 0;
+    return rc;
 }
 
 int ks_key(keystore *ks, uint32_t id, uint8_t key[KS_KEY_LEN])
@@ -426,38 +440,82 @@ int ks_shred_id(keystore *ks, uint32_t id)
 
 /* ---- sealing (AES-256-GCM) ---------------------------------------------- */
 
-int ks_seal(const uint8_t key[KS_KEY_LEN], const void *aad, size_t aad_len, const void *in, size_t len, uint8_t *out)
+/* A context keeps a key's schedule: set once per key (rekey), then only the
+ * nonce changes per event (the cost of a small event is then the cipher
+ * itself, not the context's setup). */
+ks_gcm *ks_gcm_new(void)
 {
+    return (ks_gcm *)EVP_CIPHER_CTX_new();
+}
+
+void ks_gcm_free(ks_gcm *g)
+{
+    EVP_CIPHER_CTX_free((EVP_CIPHER_CTX *)g);
+}
+
+int ks_seal_iov(ks_gcm *g, const uint8_t *rekey, const void *aad, size_t aad_len, const ks_iov *in, size_t n_in,
+                uint8_t *out)
+{
+    EVP_CIPHER_CTX *c = (EVP_CIPHER_CTX *)g;
+    size_t len = 0;
+    for (size_t i = 0; i < n_in; i++)
+        len += in[i].len;
     if (len > INT32_MAX || aad_len > INT32_MAX) return FACTUM_EINVAL;
     if (RAND_bytes(out, KS_NONCE_LEN) != 1) return -EIO;
-    EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
-    if (!c) return -ENOMEM;
     int n = 0, m = 0;
-    int ok = EVP_EncryptInit_ex(c, EVP_aes_256_gcm(), NULL, key, out) == 1 &&
-             (!aad_len || EVP_EncryptUpdate(c, NULL, &n, aad, (int)aad_len) == 1) &&
-             (!len || EVP_EncryptUpdate(c, out + KS_NONCE_LEN, &n, in, (int)len) == 1) &&
-             EVP_EncryptFinal_ex(c, out + KS_NONCE_LEN + (len ? n : 0), &m) == 1 &&
-             EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_GET_TAG, KS_TAG_LEN, out + KS_NONCE_LEN + len) == 1;
-    EVP_CIPHER_CTX_free(c);
+    int ok = EVP_EncryptInit_ex(c, rekey ? EVP_aes_256_gcm() : NULL, NULL, rekey, out) == 1 &&
+             (!aad_len || EVP_EncryptUpdate(c, NULL, &n, aad, (int)aad_len) == 1);
+    uint8_t *p = out + KS_NONCE_LEN;
+    for (size_t i = 0; ok && i < n_in; i++) {
+        if (!in[i].len) continue;
+        ok = EVP_EncryptUpdate(c, p, &n, in[i].p, (int)in[i].len) == 1;
+        p += n;
+    }
+    ok = ok && EVP_EncryptFinal_ex(c, p, &m) == 1 &&
+         EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_GET_TAG, KS_TAG_LEN, out + KS_NONCE_LEN + len) == 1;
     return ok ? 0 : -EIO;
+}
+
+int ks_seal_with(ks_gcm *g, const uint8_t *rekey, const void *aad, size_t aad_len, const void *in, size_t len,
+                 uint8_t *out)
+{
+    ks_iov v = {in, len};
+    return ks_seal_iov(g, rekey, aad, aad_len, &v, 1, out);
+}
+
+int ks_unseal_with(ks_gcm *g, const uint8_t *rekey, const void *aad, size_t aad_len, const uint8_t *sealed,
+                   size_t sealed_len, uint8_t *out)
+{
+    EVP_CIPHER_CTX *c = (EVP_CIPHER_CTX *)g;
+    if (sealed_len < KS_SEAL_EXTRA || sealed_len > INT32_MAX || aad_len > INT32_MAX) return FACTUM_ECORRUPT;
+    size_t len = sealed_len - KS_SEAL_EXTRA;
+    int n = 0, m = 0;
+    uint8_t tag[KS_TAG_LEN];
+    memcpy(tag, sealed + KS_NONCE_LEN + len, KS_TAG_LEN);
+    int ok = EVP_DecryptInit_ex(c, rekey ? EVP_aes_256_gcm() : NULL, NULL, rekey, sealed) == 1 &&
+             (!aad_len || EVP_DecryptUpdate(c, NULL, &n, aad, (int)aad_len) == 1) &&
+             (!len || EVP_DecryptUpdate(c, out, &n, sealed + KS_NONCE_LEN, (int)len) == 1) &&
+             EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_TAG, KS_TAG_LEN, tag) == 1 &&
+             EVP_DecryptFinal_ex(c, out + (len ? n : 0), &m) == 1;
+    if (!ok && len) OPENSSL_cleanse(out, len);
+    return ok ? 0 : FACTUM_ECORRUPT;
+}
+
+int ks_seal(const uint8_t key[KS_KEY_LEN], const void *aad, size_t aad_len, const void *in, size_t len, uint8_t *out)
+{
+    ks_gcm *g = ks_gcm_new();
+    if (!g) return -ENOMEM;
+    int rc = ks_seal_with(g, key, aad, aad_len, in, len, out);
+    ks_gcm_free(g);
+    return rc;
 }
 
 int ks_unseal(const uint8_t key[KS_KEY_LEN], const void *aad, size_t aad_len, const uint8_t *sealed, size_t sealed_len,
               uint8_t *out)
 {
-    if (sealed_len < KS_SEAL_EXTRA || sealed_len > INT32_MAX || aad_len > INT32_MAX) return FACTUM_ECORRUPT;
-    size_t len = sealed_len - KS_SEAL_EXTRA;
-    EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
-    if (!c) return -ENOMEM;
-    int n = 0, m = 0;
-    uint8_t tag[KS_TAG_LEN];
-    memcpy(tag, sealed + KS_NONCE_LEN + len, KS_TAG_LEN);
-    int ok = EVP_DecryptInit_ex(c, EVP_aes_256_gcm(), NULL, key, sealed) == 1 &&
-             (!aad_len || EVP_DecryptUpdate(c, NULL, &n, aad, (int)aad_len) == 1) &&
-             (!len || EVP_DecryptUpdate(c, out, &n, sealed + KS_NONCE_LEN, (int)len) == 1) &&
-             EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_TAG, KS_TAG_LEN, tag) == 1 &&
-             EVP_DecryptFinal_ex(c, out + (len ? n : 0), &m) == 1;
-    EVP_CIPHER_CTX_free(c);
-    if (!ok && len) OPENSSL_cleanse(out, len);
-    return ok ? 0 : FACTUM_ECORRUPT;
+    ks_gcm *g = ks_gcm_new();
+    if (!g) return -ENOMEM;
+    int rc = ks_unseal_with(g, key, aad, aad_len, sealed, sealed_len, out);
+    ks_gcm_free(g);
+    return rc;
 }

@@ -43,8 +43,8 @@ typedef struct keystore keystore;
  * 0, or FACTUM_EKEY with *why (static) saying what is wrong. */
 int ks_master_load(const char *path, uint8_t master[KS_KEY_LEN], const char **why);
 
-/* Open (create=1: create if missing) the key file `dir`/keystore under
- * `master`. 0; FACTUM_EKEY (the file's keys were wrapped under another
+/* Open (create=1: create if missing; -1: read-only, nothing is ever
+ * written through it) the key file `dir`/keystore under `master`. 0; FACTUM_EKEY (the file's keys were wrapped under another
  * master key); FACTUM_ECORRUPT (damaged); -ENOENT (missing, !create);
  * -errno. */
 int ks_open(io_env *io, const char *dir, const uint8_t master[KS_KEY_LEN], int create, keystore **out);
@@ -52,8 +52,13 @@ void ks_close(keystore *ks);
 
 /* The key of `subject` (1..KS_MAX_SUBJECT bytes): its id and the key. With
  * create, a missing subject gets a new random key, written (KS-2) before
- * this returns. 0, FACTUM_ENOTFOUND (missing, !create), -errno. */
+ * this returns; with create 2 written but not fdatasync'd: the caller calls
+ * ks_sync before anything sealed under it is written (the writer makes
+ * the new subjects of a group durable with one fdatasync). 0,
+ * FACTUM_ENOTFOUND (missing, !create), -errno. */
 int ks_subject_key(keystore *ks, const char *subject, size_t len, int create, uint32_t *id, uint8_t key[KS_KEY_LEN]);
+/* Make the records create 2 wrote durable (nothing to do: 0). */
+int ks_sync(keystore *ks);
 /* The key with id `id`: 0, or FACTUM_ENOTFOUND (never made, or shredded). */
 int ks_key(keystore *ks, uint32_t id, uint8_t key[KS_KEY_LEN]);
 /* Shred `subject`: its entry leaves the file (KS-2, KS-3). *id (may be
@@ -73,5 +78,23 @@ int ks_seal(const uint8_t key[KS_KEY_LEN], const void *aad, size_t aad_len, cons
  * wrong aad, or changed bytes). */
 int ks_unseal(const uint8_t key[KS_KEY_LEN], const void *aad, size_t aad_len, const uint8_t *sealed,
               size_t sealed_len, uint8_t *out);
+
+/* The same with a context of the caller's that keeps a key's schedule:
+ * rekey is the key when it differs from the context's last (or the context
+ * is new), NULL to use that one again. Not thread-safe: one per user. */
+typedef struct ks_gcm ks_gcm;
+ks_gcm *ks_gcm_new(void); /* NULL: out of memory */
+void ks_gcm_free(ks_gcm *g);
+int ks_seal_with(ks_gcm *g, const uint8_t *rekey, const void *aad, size_t aad_len, const void *in, size_t len,
+                 uint8_t *out);
+/* ks_seal_with of the bytes of in[0..n_in) one after the other. */
+typedef struct ks_iov {
+    const void *p;
+    size_t len;
+} ks_iov;
+int ks_seal_iov(ks_gcm *g, const uint8_t *rekey, const void *aad, size_t aad_len, const ks_iov *in, size_t n_in,
+                uint8_t *out);
+int ks_unseal_with(ks_gcm *g, const uint8_t *rekey, const void *aad, size_t aad_len, const uint8_t *sealed,
+                   size_t sealed_len, uint8_t *out);
 
 #endif

@@ -7,8 +7,10 @@
  * Design note (invariants; tests cite them as SEAL-n):
  *  SEAL-1  No plaintext of a sealed event is written to the data directory:
  *          the writer seals data and metadata together before the frame is
- *          encoded, under a key that is durable in the key file before it
- *          seals anything (KS-2).
+ *          encoded, under a key that is durable in the key file before
+ *          anything sealed under it is written (the new subjects of a group
+ *          are written to the key file as they are met, and made durable by
+ *          one fdatasync before the group's batch is written: seal_sync).
  *  SEAL-2  A read never returns sealed bytes as data: a sealed event comes
  *          back opened (into the thread's reader), or with empty data and
  *          metadata and FACTUM_EVENT_SEALED (no reader) or
@@ -64,7 +66,8 @@ struct factum_reader {
         uint64_t uid, gen;
         uint32_t id;
         int have;
-        uint8_t key[KS_KEY_LEN];
+        ks_gcm *g; /* keyed with the slot's key once (NULL until used) */
+        int keyed;
     } keys[RD_KEYS];
     unsigned next_slot;
 };
@@ -116,6 +119,8 @@ void factum_reader_free(factum_reader *r)
     if (tls_reader == r) tls_reader = NULL;
     factum_reader_reset(r);
     free(r->head);
+    for (unsigned i = 0; i < RD_KEYS; i++)
+        ks_gcm_free(r->keys[i].g);
     OPENSSL_cleanse(r->keys, sizeof r->keys);
     free(r);
 }
@@ -227,7 +232,7 @@ int seal_open(factum_store *s)
         store_log(s, FACTUM_LOG_ERROR, "master key %s: %s", o->master_key_file, why ? why : factum_strerror(rc));
         return rc;
     }
-    rc = ks_open(s->io, dir, master, !o->read_only, &se->ks);
+    rc = ks_open(s->io, dir, master, o->read_only ? -1 : 1, &se->ks);
     OPENSSL_cleanse(master, sizeof master);
     if (rc == -ENOENT && o->read_only) return 0; /* no keys yet: nothing is sealed */
     if (rc == FACTUM_EKEY)
@@ -294,8 +299,18 @@ int seal_subject_key(factum_store *s, const char *sub, size_t len, uint32_t *id,
 {
     struct seal *se = s->seal;
     pthread_mutex_lock(&se->mu);
-    int rc = ks_subject_key(se->ks, sub, len, 1, id, key);
+    int rc = ks_subject_key(se->ks, sub, len, 2, id, key); /* durable by seal_sync, before the batch */
     pthread_mutex_unlock(&se->mu);
+    return rc;
+}
+
+int seal_sync(factum_store *s)
+{
+    if (!seal_enabled(s)) return 0;
+    pthread_mutex_lock(&s->seal->mu);
+    int rc = ks_sync(s->seal->ks);
+    pthread_mutex_unlock(&s->seal->mu);
+    if (rc) store_log(s, FACTUM_LOG_ERROR, "making new data subjects' keys durable: %s", factum_strerror(rc));
     return rc;
 }
 
@@ -314,43 +329,54 @@ static size_t aad_of(const char *stream, size_t slen, const char *type, size_t t
 
 #define AAD_MAX (FACTUM_MAX_STREAM_LEN + FACTUM_MAX_TYPE_LEN + 18)
 
-int seal_event(uint32_t key_id, const uint8_t key[32], const char *stream, size_t slen, const char *type,
-               size_t tlen, const uint8_t id[16], const void *data, size_t dlen, const void *meta, size_t mlen,
-               base_buf *plain, base_buf *out)
+int seal_event(seal_gcm *sg, uint32_t key_id, const uint8_t key[32], const char *stream, size_t slen,
+               const char *type, size_t tlen, const uint8_t id[16], const void *data, size_t dlen, const void *meta,
+               size_t mlen, base_buf *out)
 {
     if (slen > FACTUM_MAX_STREAM_LEN || tlen > FACTUM_MAX_TYPE_LEN) return FACTUM_EINVAL;
+    if (!sg->g && !(sg->g = ks_gcm_new())) return -ENOMEM;
     uint8_t aad[AAD_MAX];
     size_t alen = aad_of(stream, slen, type, tlen, id, aad);
     size_t plen = 4 + dlen + mlen;
-    plain->len = 0;
     out->len = 0;
-    if (base_buf_reserve(plain, plen) || base_buf_reserve(out, plen + LOG_SEAL_OVERHEAD - 4)) return -ENOMEM;
-    base_put32(plain->data, (uint32_t)dlen);
-    if (dlen) memcpy(plain->data + 4, data, dlen);
-    if (mlen) memcpy(plain->data + 4 + dlen, meta, mlen);
-    plain->len = plen;
+    if (base_buf_reserve(out, plen + LOG_SEAL_OVERHEAD - 4)) return -ENOMEM;
+    uint8_t dl[4];
+    base_put32(dl, (uint32_t)dlen);
+    ks_iov v[3] = {{dl, 4}, {data, dlen}, {meta, mlen}};
     base_put32(out->data, key_id);
-    int rc = ks_seal(key, aad, alen, plain->data, plen, out->data + 4);
-    OPENSSL_cleanse(plain->data, plen);
-    plain->len = 0;
+    /* The context keeps the last key's schedule: set again only for another key. */
+    int rc = ks_seal_iov(sg->g, sg->kid == key_id ? NULL : key, aad, alen, v, 3, out->data + 4);
+    sg->kid = rc ? 0 : key_id;
     if (rc) return rc;
     out->len = 4 + plen + KS_SEAL_EXTRA;
     return 0;
 }
 
+void seal_gcm_free(seal_gcm *sg)
+{
+    ks_gcm_free(sg->g);
+    sg->g = NULL;
+    sg->kid = 0;
+}
+
 /* ---- opening on read ------------------------------------------------------ */
 
-static int key_of(factum_store *s, factum_reader *r, uint32_t id, uint8_t key[32])
+/* The key with id `id`: into the reader's slot (*slot: its index; the
+ * slot's context keyed with it when *rekey is set), or, without a reader,
+ * into key. 0, FACTUM_ENOTFOUND (shredded, or no keys), or an error. */
+static int key_of(factum_store *s, factum_reader *r, uint32_t id, uint8_t key[32], unsigned *slot, int *rekey)
 {
     struct seal *se = s->seal;
+    *rekey = 0;
     if (!se || !se->ks) return FACTUM_ENOTFOUND;
     uint64_t gen = atomic_load_explicit(&se->gen, memory_order_acquire);
     if (r) {
         for (unsigned i = 0; i < RD_KEYS; i++) {
             if (r->keys[i].uid == se->uid && r->keys[i].id == id && r->keys[i].gen == gen) {
                 if (!r->keys[i].have) return FACTUM_ENOTFOUND;
-                memcpy(key, r->keys[i].key, KS_KEY_LEN);
-                return 0;
+                *slot = i;
+                if (r->keys[i].keyed) return 0;
+                break; /* its context was never keyed: fill it again */
             }
         }
     }
@@ -358,12 +384,16 @@ static int key_of(factum_store *s, factum_reader *r, uint32_t id, uint8_t key[32
     int rc = ks_key(se->ks, id, key);
     pthread_mutex_unlock(&se->mu);
     if (r && (rc == 0 || rc == FACTUM_ENOTFOUND)) {
-        unsigned i = r->next_slot++ % RD_KEYS;
+        unsigned i = *slot < RD_KEYS && r->keys[*slot].uid == se->uid && r->keys[*slot].id == id
+                         ? *slot
+                         : r->next_slot++ % RD_KEYS;
         r->keys[i].uid = se->uid;
         r->keys[i].id = id;
         r->keys[i].gen = gen;
         r->keys[i].have = rc == 0;
-        if (rc == 0) memcpy(r->keys[i].key, key, KS_KEY_LEN);
+        r->keys[i].keyed = 0;
+        *slot = i;
+        *rekey = rc == 0;
     }
     return rc;
 }
@@ -381,7 +411,9 @@ static int open_one(factum_store *s, factum_reader *r, factum_event *ev)
     size_t blen = ev->data_len;
     uint32_t id = base_get32(b);
     uint8_t key[KS_KEY_LEN];
-    int rc = key_of(s, r, id, key);
+    unsigned slot = RD_KEYS;
+    int rekey = 0;
+    int rc = key_of(s, r, id, key, &slot, &rekey);
     if (rc == FACTUM_ENOTFOUND) {
         emptied(ev, FACTUM_EVENT_SHREDDED);
         return 0;
@@ -394,13 +426,15 @@ static int open_one(factum_store *s, factum_reader *r, factum_event *ev)
     }
     size_t plen = blen - 4 - KS_SEAL_EXTRA;
     uint8_t *out = rd_alloc(r, plen);
-    if (!out) {
+    if (!out || (!r->keys[slot].g && !(r->keys[slot].g = ks_gcm_new()))) {
         OPENSSL_cleanse(key, sizeof key);
         return -ENOMEM;
     }
     uint8_t aad[AAD_MAX];
     size_t alen = aad_of(ev->stream, ev->stream_len, ev->type, ev->type_len, ev->id, aad);
-    rc = ks_unseal(key, aad, alen, b + 4, blen - 4, out);
+    /* The slot's context keeps its key's schedule: keyed once per slot fill. */
+    rc = ks_unseal_with(r->keys[slot].g, rekey ? key : NULL, aad, alen, b + 4, blen - 4, out);
+    if (rekey) r->keys[slot].keyed = 1;
     OPENSSL_cleanse(key, sizeof key);
     uint32_t dlen = rc ? 0 : base_get32(out);
     if (!rc && dlen > plen - 4) rc = FACTUM_ECORRUPT;

@@ -228,14 +228,21 @@ int seal_category_subject(const factum_store *s, const char *name, size_t len, c
 /* 1 and the `$subject` of metadata document doc (copied to out, 255
  * bytes at most), else 0. */
 int seal_doc_subject(const uint8_t *doc, size_t len, char *out, size_t *out_len);
-/* The subject's key, made (and durable, KS-2) if it has none yet. */
+/* The subject's key, made if it has none yet (written; durable by
+ * seal_sync, which the writer calls before it writes a batch: SEAL-1). */
 int seal_subject_key(factum_store *s, const char *sub, size_t len, uint32_t *id, uint8_t key[32]);
+int seal_sync(factum_store *s);
+/* The writer's cipher context, keyed with key id kid (0: none yet). */
+typedef struct seal_gcm {
+    struct ks_gcm *g;
+    uint32_t kid;
+} seal_gcm;
+void seal_gcm_free(seal_gcm *sg);
 /* Seal an event's data and metadata into out (u32 key id, nonce,
- * ciphertext, tag: the sealed frame's data, LOG_EV_SEALED); plain is
- * scratch space, wiped after use. */
-int seal_event(uint32_t key_id, const uint8_t key[32], const char *stream, size_t slen, const char *type,
-               size_t tlen, const uint8_t id[16], const void *data, size_t dlen, const void *meta, size_t mlen,
-               base_buf *plain, base_buf *out);
+ * ciphertext, tag: the sealed frame's data, LOG_EV_SEALED), through sg. */
+int seal_event(seal_gcm *sg, uint32_t key_id, const uint8_t key[32], const char *stream, size_t slen,
+               const char *type, size_t tlen, const uint8_t id[16], const void *data, size_t dlen, const void *meta,
+               size_t mlen, base_buf *out);
 /* Open the sealed events among evs (SEAL-2), in place. */
 int store_unseal(factum_store *s, factum_event *evs, size_t n);
 /* The calling thread's reader holds more than its limit: a read stops

@@ -81,7 +81,8 @@ typedef struct group {
     char **names; /* "$$" names made here, each malloc'd, freed on reset */
     size_t n_names, cap_names;
     base_buf scratch;
-    base_buf seal_plain, seal_out; /* crypto-shredding: an event's plaintext (wiped) and its sealed bytes */
+    base_buf seal_out; /* crypto-shredding: an event's sealed bytes */
+    seal_gcm gcm;      /* and the cipher that seals them */
     undo *undo;
     size_t n_undo, cap_undo;
     uint64_t req_seq;
@@ -233,8 +234,8 @@ static void group_free(group *g)
     free(g->undo);
     base_buf_free(&g->buf);
     base_buf_free(&g->scratch);
-    base_buf_free(&g->seal_plain);
     base_buf_free(&g->seal_out);
+    seal_gcm_free(&g->gcm);
     free(g->ev);
     free(g->ov);
     free(g->ov_idx);
@@ -634,8 +635,8 @@ static int encode_part(factum_store *s, group *g, const wpart *p, size_t oi, fac
         gev *e;
         size_t tlen = strlen(d->type);
         if (sealed) {
-            rc = seal_event(kid, key, o->name, o->len, d->type, tlen, id, d->data, d->data_len, d->metadata,
-                            d->metadata_len, &g->seal_plain, &g->seal_out);
+            rc = seal_event(&g->gcm, kid, key, o->name, o->len, d->type, tlen, id, d->data, d->data_len,
+                            d->metadata, d->metadata_len, &g->seal_out);
             if (!rc)
                 rc = add_event(s, g, o, d->type, tlen, id, d->flags, g->seal_out.data, g->seal_out.len, NULL, 0,
                                version, ff | LOG_EV_SEALED, &e);
@@ -818,7 +819,11 @@ static int commit_write(factum_store *s, group *g, int want_sync, uint64_t *lo_o
     /* A scavenge with seal: this batch starts a new segment, so that every
      * earlier one is sealed and can be compacted (ADR 0026). */
     if (atomic_exchange(&s->seal_req, 0)) log_seal(s->log);
-    int rc = log_reserve(s->log, g->buf.len, &lo);
+    /* SEAL-1: the keys of the group's new data subjects are durable before
+     * anything sealed under them is written (one fdatasync for all). */
+    int rc = seal_sync(s);
+    if (rc) return rc;
+    rc = log_reserve(s->log, g->buf.len, &lo);
     if (rc) return rc;
     size_t skip = 0;
     g->chained = log_seg_chained(s->log, lo);
