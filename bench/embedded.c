@@ -10,7 +10,7 @@
  * W11 (loading a 10-event aggregate) and W12 (fan-out to 1,000 subscribers;
  * --big: 10,000) are BENCH.md's as well (bench/fanout.h).
  *
- * Usage: factum-bench-embedded [--dir D] [--relaxed] [--quick] [--seal] [--big] [--w9] [--w9-events N] [--only W1,W2,...]
+ * Usage: factum-bench-embedded [--dir D] [--relaxed] [--quick] [--seal] [--warm] [--big] [--w9] [--w9-events N] [--only W1,W2,...]
  * Prints a Markdown report on stdout. Durable mode unless --relaxed.
  */
 #ifndef _GNU_SOURCE
@@ -42,6 +42,10 @@ static int relaxed, quick;
  * subject's (categories account, contended, agg); reads open the events
  * through the main thread's reader, reset per page. */
 static int seal;
+/* --warm: W1, W2 and W3 append to streams that each have an event already
+ * (written first, untimed): with --seal, what a known subject's events cost
+ * (a new subject's first event also makes its key durable). */
+static int warm;
 static char seal_key[600];
 static factum_reader *seal_rdr;
 
@@ -211,10 +215,8 @@ static void paced_fsync(double *p50, double *p99)
 
 static int64_t *versions; /* per account: last known version */
 
-/* W1K (with --seal, what a subject's later events cost): W1 on streams that
- * all have an event already (written first, untimed, 100 streams per
- * append), so that no append meets a new subject (whose first event makes
- * and fdatasyncs its key). */
+/* --warm: every stream of a write workload gets an event first (untimed,
+ * 100 streams per append), so that no timed append meets a new subject. */
 static void warm_streams(factum_store *s, size_t streams)
 {
     factum_append_req req[100];
@@ -229,19 +231,19 @@ static void warm_streams(factum_store *s, size_t streams)
                                          .n_events = 1};
         }
         if (factum_append_multi(s, req, k, NULL, NULL)) exit(1);
-        for (size_t j = 0; j < k; j++)
+        for (size_t j = 0; j < k && i + j < 10000; j++)
             versions[i + j] = 0;
     }
 }
 
-static void w1_as(const char *label, int warm)
+static void w1_as(const char *label, int warmed)
 {
     size_t n = quick ? 10000 : 100000, streams = 10000;
-    factum_store *s = open_store(warm ? "w1k" : "w1", 1);
+    factum_store *s = open_store("w1", 1);
     if (!versions) versions = malloc(streams * sizeof *versions);
     for (size_t i = 0; i < streams; i++)
         versions[i] = FACTUM_NO_STREAM;
-    if (warm) warm_streams(s, streams);
+    if (warmed) warm_streams(s, streams);
     uint64_t *lat = malloc(n * sizeof *lat);
     evbuf b;
     char name[32];
@@ -264,7 +266,7 @@ static void w1_as(const char *label, int warm)
     qsort(lat, n, sizeof *lat, cmp_u64);
     printf("| %s | %zu single-event appends, random stream of %zu%s | %.0f ev/s | p50 %.0f µs, p99 %.0f µs, "
            "p99.9 %.0f µs |\n",
-           label, n, streams, warm ? " (each with an event already)" : "", n / secs, pct(lat, n, 50),
+           label, n, streams, warmed ? " (each with an event already)" : "", n / secs, pct(lat, n, 50),
            pct(lat, n, 99), pct(lat, n, 99.9));
     result(label, "ev_per_s", n / secs);
     result(label, "p50_us", pct(lat, n, 50));
@@ -277,7 +279,7 @@ static void w1_as(const char *label, int warm)
 
 static void w1(void)
 {
-    w1_as("W1", 0);
+    w1_as("W1", warm);
 }
 
 /* ---- W2: 100-event appends ------------------------------------------ */
@@ -288,6 +290,7 @@ static void w2(void)
     factum_store *s = open_store("w2", 1);
     for (size_t i = 0; i < streams; i++)
         versions[i] = FACTUM_NO_STREAM;
+    if (warm) warm_streams(s, streams);
     evbuf *b = malloc(per * sizeof *b);
     factum_event_data *ev = malloc(per * sizeof *ev);
     uint64_t *lat = malloc(appends * sizeof *lat);
@@ -338,7 +341,7 @@ static void *w3_client(void *p)
     size_t streams = 10000 / (size_t)a->clients + 1;
     int64_t *ver = malloc(streams * sizeof *ver);
     for (size_t i = 0; i < streams; i++)
-        ver[i] = FACTUM_NO_STREAM;
+        ver[i] = warm ? 0 : FACTUM_NO_STREAM;
     evbuf b;
     char name[32];
     for (size_t i = 0; i < a->n; i++) {
@@ -364,6 +367,7 @@ static void w3(int clients)
 {
     size_t total = quick ? 20000 : 200000;
     factum_store *s = open_store("w3", 1);
+    if (warm) warm_streams(s, (10000 / (size_t)clients + 1) * (size_t)clients);
     pthread_t *th = malloc((size_t)clients * sizeof *th);
     w3arg *args = malloc((size_t)clients * sizeof *args);
     uint64_t *lat = malloc(total * sizeof *lat);
@@ -1186,6 +1190,8 @@ int main(int argc, char **argv)
             quick = 1;
         else if (!strcmp(argv[i], "--seal"))
             seal = 1;
+        else if (!strcmp(argv[i], "--warm"))
+            warm = 1;
         else if (!strcmp(argv[i], "--big"))
             big = 1;
         else if (!strcmp(argv[i], "--w9"))
@@ -1196,7 +1202,7 @@ int main(int argc, char **argv)
             snprintf(only, sizeof only, "%s", argv[++i]);
         else {
             fprintf(stderr,
-                    "usage: %s [--dir D] [--relaxed] [--quick] [--seal] [--big] [--w9] [--w9-events N] [--only W1,W2,...]\n",
+                    "usage: %s [--dir D] [--relaxed] [--quick] [--seal] [--warm] [--big] [--w9] [--w9-events N] [--only W1,W2,...]\n",
                     argv[0]);
             return 2;
         }
@@ -1241,7 +1247,6 @@ int main(int argc, char **argv)
     versions = malloc(10000 * sizeof *versions);
     make_pool();
     if (wanted("W1")) w1();
-    if (only[0] && wanted("W1K")) w1_as("W1K", 1); /* asked for by name only (crypto-shredding's figures) */
     if (wanted("W2")) w2();
     if (wanted("W3")) {
         w3(16);

@@ -38,7 +38,13 @@ typedef struct ks_ent {
     uint8_t len;
     char subject[KS_MAX_SUBJECT + 1];
     uint8_t wrapped[KS_WRAP_LEN];
+    uint8_t have_key; /* key is the unwrapped one (unwrapped at first use, kept in memory only) */
+    uint8_t key[KS_KEY_LEN];
 } ks_ent;
+
+/* The entry's key, unwrapped once (the master key is in memory anyway; an
+ * unwrap per append or per read costs microseconds). */
+static int ent_key(keystore *ks, ks_ent *e, uint8_t key[KS_KEY_LEN]);
 
 struct keystore {
     io_env *io;
@@ -179,8 +185,11 @@ static int add_ent(keystore *ks, uint32_t id, const char *s, size_t n, const uin
 {
     if (ks->n == ks->cap) {
         size_t nc = ks->cap ? ks->cap * 2 : 64;
-        ks_ent *e = realloc(ks->ents, nc * sizeof *e);
+        ks_ent *e = malloc(nc * sizeof *e); /* not realloc: the old block held keys, wiped before it goes */
         if (!e) return -ENOMEM;
+        if (ks->n) memcpy(e, ks->ents, ks->n * sizeof *e);
+        if (ks->ents) OPENSSL_cleanse(ks->ents, ks->cap * sizeof *ks->ents);
+        free(ks->ents);
         ks->ents = e;
         ks->cap = nc;
     }
@@ -329,6 +338,7 @@ void ks_close(keystore *ks)
     if (!ks) return;
     if (ks->fd >= 0) ks->io->close(ks->io, ks->fd);
     OPENSSL_cleanse(ks->master, sizeof ks->master);
+    if (ks->ents) OPENSSL_cleanse(ks->ents, ks->cap * sizeof *ks->ents);
     free(ks->ents);
     free(ks->slots);
     free(ks->dir);
@@ -347,7 +357,7 @@ int ks_subject_key(keystore *ks, const char *subject, size_t len, int create, ui
     ks_ent *e = find(ks, subject, len);
     if (e) {
         *id = e->id;
-        return unwrap_key(ks->master, e->wrapped, key);
+        return ent_key(ks, e, key);
     }
     if (!create) return FACTUM_ENOTFOUND;
     uint8_t fresh[KS_KEY_LEN], wrapped[KS_WRAP_LEN];
@@ -367,6 +377,13 @@ int ks_subject_key(keystore *ks, const char *subject, size_t len, int create, ui
     if (!rc && create != 2) rc = ks->io->fdatasync(ks->io, ks->fd);
     if (!rc && create == 2) ks->unsynced = 1;
     if (!rc) rc = add_ent(ks, rec.id, subject, len, wrapped);
+    if (!rc) {
+        ks_ent *made = find(ks, subject, len);
+        if (made) {
+            memcpy(made->key, fresh, KS_KEY_LEN);
+            made->have_key = 1;
+        }
+    }
     if (rc) {
         OPENSSL_cleanse(fresh, sizeof fresh);
         return rc;
@@ -375,6 +392,17 @@ int ks_subject_key(keystore *ks, const char *subject, size_t len, int create, ui
     *id = rec.id;
     memcpy(key, fresh, KS_KEY_LEN);
     OPENSSL_cleanse(fresh, sizeof fresh);
+    return 0;
+}
+
+static int ent_key(keystore *ks, ks_ent *e, uint8_t key[KS_KEY_LEN])
+{
+    if (!e->have_key) {
+        int rc = unwrap_key(ks->master, e->wrapped, e->key);
+        if (rc) return rc;
+        e->have_key = 1;
+    }
+    memcpy(key, e->key, KS_KEY_LEN);
     return 0;
 }
 
@@ -396,7 +424,7 @@ int ks_key(keystore *ks, uint32_t id, uint8_t key[KS_KEY_LEN])
         if (ks->ents[mid].id < id) lo = mid + 1;
         else hi = mid;
     }
-    if (lo < ks->n && ks->ents[lo].id == id) return unwrap_key(ks->master, ks->ents[lo].wrapped, key);
+    if (lo < ks->n && ks->ents[lo].id == id) return ent_key(ks, &ks->ents[lo], key);
     return FACTUM_ENOTFOUND;
 }
 
@@ -409,6 +437,7 @@ int ks_shred(keystore *ks, const char *subject, size_t len, uint32_t *id)
     ks_ent saved = *e;
     memmove(&ks->ents[i], &ks->ents[i + 1], (ks->n - i - 1) * sizeof *ks->ents);
     ks->n--;
+    OPENSSL_cleanse(&ks->ents[ks->n], sizeof *ks->ents); /* the vacated slot held the last entry's copy */
     int rc = rewrite(ks); /* KS-2, KS-3: next_id stays past the shredded id */
     if (!rc) rc = map_build(ks);
     if (rc) { /* not shredded: put it back */
@@ -453,15 +482,18 @@ void ks_gcm_free(ks_gcm *g)
     EVP_CIPHER_CTX_free((EVP_CIPHER_CTX *)g);
 }
 
-int ks_seal_iov(ks_gcm *g, const uint8_t *rekey, const void *aad, size_t aad_len, const ks_iov *in, size_t n_in,
-                uint8_t *out)
+int ks_seal_iov(ks_gcm *g, const uint8_t *rekey, const uint8_t *nonce, const void *aad, size_t aad_len,
+                const ks_iov *in, size_t n_in, uint8_t *out)
 {
     EVP_CIPHER_CTX *c = (EVP_CIPHER_CTX *)g;
     size_t len = 0;
     for (size_t i = 0; i < n_in; i++)
         len += in[i].len;
     if (len > INT32_MAX || aad_len > INT32_MAX) return FACTUM_EINVAL;
-    if (RAND_bytes(out, KS_NONCE_LEN) != 1) return -EIO;
+    if (nonce)
+        memcpy(out, nonce, KS_NONCE_LEN);
+    else if (RAND_bytes(out, KS_NONCE_LEN) != 1)
+        return -EIO;
     int n = 0, m = 0;
     int ok = EVP_EncryptInit_ex(c, rekey ? EVP_aes_256_gcm() : NULL, NULL, rekey, out) == 1 &&
              (!aad_len || EVP_EncryptUpdate(c, NULL, &n, aad, (int)aad_len) == 1);
@@ -480,7 +512,7 @@ int ks_seal_with(ks_gcm *g, const uint8_t *rekey, const void *aad, size_t aad_le
                  uint8_t *out)
 {
     ks_iov v = {in, len};
-    return ks_seal_iov(g, rekey, aad, aad_len, &v, 1, out);
+    return ks_seal_iov(g, rekey, NULL, aad, aad_len, &v, 1, out);
 }
 
 int ks_unseal_with(ks_gcm *g, const uint8_t *rekey, const void *aad, size_t aad_len, const uint8_t *sealed,

@@ -87,13 +87,16 @@ ks_gcm *ks_gcm_new(void); /* NULL: out of memory */
 void ks_gcm_free(ks_gcm *g);
 int ks_seal_with(ks_gcm *g, const uint8_t *rekey, const void *aad, size_t aad_len, const void *in, size_t len,
                  uint8_t *out);
-/* ks_seal_with of the bytes of in[0..n_in) one after the other. */
+/* ks_seal_with of the bytes of in[0..n_in) one after the other, with the
+ * given random nonce (KS_NONCE_LEN bytes; NULL: drawn here). A caller
+ * sealing many events draws their nonces in bulk: one RAND_bytes call costs
+ * more than sealing a small event. */
 typedef struct ks_iov {
     const void *p;
     size_t len;
 } ks_iov;
-int ks_seal_iov(ks_gcm *g, const uint8_t *rekey, const void *aad, size_t aad_len, const ks_iov *in, size_t n_in,
-                uint8_t *out);
+int ks_seal_iov(ks_gcm *g, const uint8_t *rekey, const uint8_t *nonce, const void *aad, size_t aad_len,
+                const ks_iov *in, size_t n_in, uint8_t *out);
 int ks_unseal_with(ks_gcm *g, const uint8_t *rekey, const void *aad, size_t aad_len, const uint8_t *sealed,
                    size_t sealed_len, uint8_t *out);
 

@@ -31,6 +31,7 @@
 #include <sys/stat.h>
 
 #include <openssl/crypto.h>
+#include <openssl/rand.h>
 
 #include "base/json.h"
 #include "common/common.h"
@@ -344,8 +345,13 @@ int seal_event(seal_gcm *sg, uint32_t key_id, const uint8_t key[32], const char 
     base_put32(dl, (uint32_t)dlen);
     ks_iov v[3] = {{dl, 4}, {data, dlen}, {meta, mlen}};
     base_put32(out->data, key_id);
+    if (!sg->nonces_left) { /* random nonces, drawn in bulk (one RAND_bytes costs more than a seal) */
+        if (RAND_bytes(sg->nonces, sizeof sg->nonces) != 1) return -EIO;
+        sg->nonces_left = SEAL_NONCES;
+    }
+    const uint8_t *nonce = sg->nonces + (size_t)(SEAL_NONCES - sg->nonces_left--) * KS_NONCE_LEN;
     /* The context keeps the last key's schedule: set again only for another key. */
-    int rc = ks_seal_iov(sg->g, sg->kid == key_id ? NULL : key, aad, alen, v, 3, out->data + 4);
+    int rc = ks_seal_iov(sg->g, sg->kid == key_id ? NULL : key, nonce, aad, alen, v, 3, out->data + 4);
     sg->kid = rc ? 0 : key_id;
     if (rc) return rc;
     out->len = 4 + plen + KS_SEAL_EXTRA;
@@ -357,6 +363,7 @@ void seal_gcm_free(seal_gcm *sg)
     ks_gcm_free(sg->g);
     sg->g = NULL;
     sg->kid = 0;
+    sg->nonces_left = 0;
 }
 
 /* ---- opening on read ------------------------------------------------------ */

@@ -233,9 +233,12 @@ int seal_doc_subject(const uint8_t *doc, size_t len, char *out, size_t *out_len)
 int seal_subject_key(factum_store *s, const char *sub, size_t len, uint32_t *id, uint8_t key[32]);
 int seal_sync(factum_store *s);
 /* The writer's cipher context, keyed with key id kid (0: none yet). */
+#define SEAL_NONCES 256
 typedef struct seal_gcm {
     struct ks_gcm *g;
     uint32_t kid;
+    unsigned nonces_left;              /* of nonces, drawn with one RAND_bytes call */
+    uint8_t nonces[SEAL_NONCES * 12];
 } seal_gcm;
 void seal_gcm_free(seal_gcm *sg);
 /* Seal an event's data and metadata into out (u32 key id, nonce,

@@ -318,10 +318,52 @@ static void t_tamper(void)
     CHECK_RC(factum_store_close(s), 0);
 }
 
+/* Every sealed event has its own nonce (drawn in bulk by the writer: a
+ * reused nonce under one key would undo GCM), across batches and reopens. */
+static uint8_t nonces[2000][12];
+static size_t n_nonces;
+static int collect(void *ctx, const factum_raw_record *rec)
+{
+    (void)ctx;
+    if (rec->ev && (rec->ev->flags & FACTUM_EVENT_SEALED) && n_nonces < 2000)
+        memcpy(nonces[n_nonces++], rec->ev->data + 4, 12);
+    return 0;
+}
+static int cmp12(const void *a, const void *b)
+{
+    return memcmp(a, b, 12);
+}
+static void t_nonces(void)
+{
+    char data[600];
+    snprintf(data, sizeof data, "%s/ndata", dir);
+    int rc;
+    for (int round = 0; round < 2; round++) {
+        factum_store *s = open_store(data, keyfile, "user", &rc);
+        REQUIRE(s);
+        for (int i = 0; i < 300; i++)
+            append(s, i % 2 ? "user-1" : "user-2", "{\"same\":1}", NULL); /* the same bytes each time */
+        factum_event_data d[100];
+        for (int i = 0; i < 100; i++)
+            d[i] = (factum_event_data){.type = "Same", .data = "x", .data_len = 1};
+        CHECK_RC(factum_append(s, "user-3", FACTUM_ANY, d, 100, NULL), 0);
+        CHECK_RC(factum_store_close(s), 0);
+    }
+    n_nonces = 0;
+    CHECK_RC(factum_dump(data, collect, NULL), 0);
+    CHECK_EQ_U64(n_nonces, 800);
+    qsort(nonces, n_nonces, 12, cmp12);
+    size_t same = 0;
+    for (size_t i = 1; i < n_nonces; i++)
+        if (!memcmp(nonces[i - 1], nonces[i], 12)) same++;
+    CHECK_EQ_U64(same, 0);
+}
+
 int main(void)
 {
     RUN(t_seal_and_shred);
     RUN(t_backup_restore);
     RUN(t_tamper);
+    RUN(t_nonces);
     return harness_done();
 }

@@ -3,7 +3,7 @@
 # and without --seal (every workload stream a data subject's), embedded,
 # durable, on the disk; rounds alternate which runs first.
 # usage: sealbench.sh DIR [ROUNDS] [WORKLOADS]
-dirbase=$1; rounds=${2:-3}; only=${3:-W1,W1K,W2,W3,W4,W5}
+dirbase=$1; rounds=${2:-3}; only=${3:-W1,W2,W3,W4,W5}; extra=${EXTRA:-}
 b=${BENCH:-/work/main/build/bench/bench/factum-bench-embedded}
 mkdir -p "$dirbase"
 for r in $(seq 1 $rounds); do
@@ -11,7 +11,7 @@ for r in $(seq 1 $rounds); do
   for which in $order; do
     d=$dirbase/sb-$which-$r; rm -rf $d
     flag=; [ $which = sealed ] && flag=--seal
-    $b --dir $d --quick $flag --only $only 2>&1 | grep '^@' | sed "s/^@ [^ ]*/@ $which/"
+    $b --dir $d --quick $flag $extra --only $only 2>&1 | grep '^@' | sed "s/^@ [^ ]*/@ $which/"
     rm -rf $d
   done
 done
