@@ -3,6 +3,7 @@
  * and `factum restore BACKUP` (factum_restore into --data). A running
  * factumd holds its data directory: its backup is POST /admin/backup.
  */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -142,7 +143,15 @@ int cli_cmd_restore(cli_ctx *c, int argc, char **argv)
     factum_backup_report r;
     int rc = factum_restore(a.pos[0], c->data_dir, &o, &r);
     cli_progress_end(&p);
-    if (rc)
+    if (rc && o.shreds_file && (rc == FACTUM_EINVAL || rc == -ENOENT || rc == -EACCES)) {
+        cli_msg(c, "--shreds %s: %s", o.shreds_file,
+                rc == FACTUM_EINVAL ? "not a list of key ids, one per line ('factum shreds --ids')" : strerror(-rc));
+        code = CLI_FAIL;
+    } else if (rc == FACTUM_EKEY) {
+        cli_msg(c, "the backup holds sealed data: give the store's master key (--master-key-file F before the "
+                   "command, or FACTUM_MASTER_KEY_FILE)");
+        code = CLI_FAIL;
+    } else if (rc)
         code = explain(c, rc, rc == FACTUM_EEXISTS ? c->data_dir : a.pos[0], 1);
     else
         print_report(&r, cli_has(&a, "json"), "restored into", c->data_dir);

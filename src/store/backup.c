@@ -172,8 +172,9 @@ static int reapply_shreds(factum_store *s, const char *file, uint64_t *from_file
     if (rc || !file) return rc;
     FILE *f = fopen(file, "r");
     if (!f) return -errno;
-    char line[64];
-    while (!rc && fgets(line, sizeof line, f)) {
+    char *line = NULL;
+    size_t cap = 0;
+    while (!rc && getline(&line, &cap, f) > 0) {
         char *end;
         if (line[0] == '#' || line[0] == '\n') continue;
         unsigned long long id = strtoull(line, &end, 10);
@@ -198,6 +199,7 @@ static int reapply_shreds(factum_store *s, const char *file, uint64_t *from_file
             rc = 0;
         }
     }
+    free(line);
     fclose(f);
     return rc;
 }
