@@ -29,7 +29,7 @@ echo "== tests (ASan + UBSan) =="
 (cd build/asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
    ctest --output-on-failure -j"$jobs" "${exclude[@]}" "$@")
 echo "== build (ThreadSanitizer: the storage lifecycle's concurrency tests) =="
-tsan_tests=(unit_archive unit_scavenge unit_compact unit_backup)
+tsan_tests=(unit_archive unit_scavenge unit_compact unit_backup unit_shred)
 cmake -S . -B build/tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFACTUM_WERROR=ON -DFACTUM_TSAN=ON -DFACTUM_BENCH=OFF >/dev/null
 cmake --build build/tsan -j"$jobs" --target "${tsan_tests[@]}"
 echo "== tests (ThreadSanitizer) =="

@@ -10,6 +10,9 @@
  * shredded; a changed sealed byte (its CRC fixed) is refused as damage. */
 #include "harness.h"
 
+#include <pthread.h>
+#include <stdatomic.h>
+
 #include <fcntl.h>
 #include <ftw.h>
 #include <sys/stat.h>
@@ -359,11 +362,95 @@ static void t_nonces(void)
     CHECK_EQ_U64(same, 0);
 }
 
+/* Readers on three threads (each with its own reader) while the main
+ * thread appends to 20 subjects and shreds them one by one: every event
+ * read is either exactly what was appended (opened) or shredded, never
+ * other bytes; a subject whose shred returned before a read began is read
+ * shredded (SEAL-3: the readers' key caches follow the shred generation). */
+#define C_SUBJECTS 20
+typedef struct conc {
+    factum_store *s;
+    _Atomic int shredded[C_SUBJECTS]; /* 1: its factum_shred returned */
+    _Atomic int stop;
+    _Atomic long opened, seen_shredded, bad;
+} conc;
+
+static void *conc_reader(void *arg)
+{
+    conc *c = arg;
+    factum_reader *r = factum_reader_new();
+    factum_reader_use(r);
+    factum_event ev[32];
+    unsigned x = (unsigned)(uintptr_t)&ev;
+    while (!atomic_load(&c->stop)) {
+        int k = (int)((x = x * 1103515245u + 12345u) >> 16) % C_SUBJECTS;
+        char stream[32];
+        snprintf(stream, sizeof stream, "user-%d", k);
+        int was = atomic_load(&c->shredded[k]);
+        factum_reader_reset(r);
+        size_t n = 0;
+        if (factum_read_stream(c->s, stream, 0, FACTUM_FORWARD, ev, 32, &n, NULL)) continue;
+        for (size_t i = 0; i < n; i++) {
+            char want[64];
+            int wl = snprintf(want, sizeof want, "{\"k\":%d,\"v\":%llu}", k, (unsigned long long)ev[i].version);
+            if (ev[i].flags & FACTUM_EVENT_SHREDDED) {
+                atomic_fetch_add(&c->seen_shredded, 1);
+            } else if ((ev[i].flags & FACTUM_EVENT_OPENED) && !was && ev[i].data_len == (size_t)wl &&
+                       !memcmp(ev[i].data, want, (size_t)wl)) {
+                atomic_fetch_add(&c->opened, 1);
+            } else {
+                atomic_fetch_add(&c->bad, 1);
+            }
+        }
+    }
+    factum_reader_use(NULL);
+    factum_reader_free(r);
+    return NULL;
+}
+
+static void t_concurrent(void)
+{
+    char data[600];
+    snprintf(data, sizeof data, "%s/cdata", dir);
+    int rc;
+    static conc c;
+    memset(&c, 0, sizeof c);
+    c.s = open_store(data, keyfile, "user", &rc);
+    REQUIRE(c.s);
+    for (int v = 0; v < 5; v++)
+        for (int k = 0; k < C_SUBJECTS; k++) {
+            char stream[32], body[64];
+            snprintf(stream, sizeof stream, "user-%d", k);
+            snprintf(body, sizeof body, "{\"k\":%d,\"v\":%d}", k, v);
+            append(c.s, stream, body, NULL);
+        }
+    pthread_t th[3];
+    for (int i = 0; i < 3; i++)
+        REQUIRE(pthread_create(&th[i], NULL, conc_reader, &c) == 0);
+    for (int k = 0; k < C_SUBJECTS; k++) {
+        usleep(2000);
+        char sub[16];
+        snprintf(sub, sizeof sub, "%d", k);
+        CHECK_RC(factum_shred(c.s, sub, NULL), 0);
+        atomic_store(&c.shredded[k], 1);
+    }
+    usleep(20000);
+    atomic_store(&c.stop, 1);
+    for (int i = 0; i < 3; i++)
+        pthread_join(th[i], NULL);
+    fprintf(stderr, "  %ld opened, %ld shredded, %ld other\n", atomic_load(&c.opened), atomic_load(&c.seen_shredded),
+            atomic_load(&c.bad));
+    CHECK_EQ_U64(atomic_load(&c.bad), 0);
+    CHECK(atomic_load(&c.opened) > 0 && atomic_load(&c.seen_shredded) > 0);
+    CHECK_RC(factum_store_close(c.s), 0);
+}
+
 int main(void)
 {
     RUN(t_seal_and_shred);
     RUN(t_backup_restore);
     RUN(t_tamper);
     RUN(t_nonces);
+    RUN(t_concurrent);
     return harness_done();
 }
