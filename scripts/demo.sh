@@ -65,6 +65,18 @@ mkdir -p "$demo_dir/archive"
 say $factum archive --archive-dir "$demo_dir/archive" --retain-bytes 0 --retain-seconds 0
 say $factum read account-42
 echo
+echo "# crypto-shredding (GDPR erasure): with a master key kept outside the data directory, the events of a"
+echo "# data subject (here every customer-<id> stream) are sealed under the subject's own key; shredding"
+echo "# deletes that key, and the events read as shredded from then on, everywhere"
+head -c 32 /dev/urandom >"$demo_dir/master.key" && chmod 600 "$demo_dir/master.key"
+gdpr=(--data "$demo_dir/gdpr" --master-key-file "$demo_dir/master.key" --shred-categories customer)
+say $factum "${gdpr[@]}" append customer-7 --type Registered --data '{"name":"Dana","email":"dana@example.com"}'
+say $factum "${gdpr[@]}" append customer-8 --type Registered --data '{"name":"Eli","email":"eli@example.com"}'
+echo "# (no byte of dana@example.com is in the data directory:"
+grep -rl 'dana@example.com' "$demo_dir/gdpr" || echo "#  grep finds nothing)"
+say $factum "${gdpr[@]}" shred 7
+say $factum "${gdpr[@]}" read '$all'
+echo
 echo "# a read model: a JavaScript projection (KurrentDB's API; V8 in a process of its own) keeps each"
 echo "# account's balance, partitioned by stream, exactly once, from the log"
 say $factum projection create balances --wait --query "fromCategory('account').foreachStream().when({
