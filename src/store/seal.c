@@ -25,6 +25,7 @@
  *          keys, and never writes new subjects' events in the clear.
  */
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -226,6 +227,17 @@ int seal_open(factum_store *s)
         if (rc == FACTUM_EINVAL)
             store_log(s, FACTUM_LOG_ERROR, "shred_categories: a category is a name without '-' or a leading '$'");
         return rc;
+    }
+    /* Outside the data directory: a copy of the directory (a backup, an
+     * archive) must not carry the key that opens it. */
+    char rk[PATH_MAX], rd[PATH_MAX];
+    if (realpath(o->master_key_file, rk) && realpath(s->path, rd)) {
+        size_t dl = strlen(rd);
+        if (!strncmp(rk, rd, dl) && (rk[dl] == '/' || rd[dl - 1] == '/')) {
+            store_log(s, FACTUM_LOG_ERROR, "master key %s: it is inside the data directory; keep it elsewhere",
+                      o->master_key_file);
+            return FACTUM_EKEY;
+        }
     }
     uint8_t master[KS_KEY_LEN];
     const char *why = NULL;

@@ -209,6 +209,14 @@ static void t_seal_and_shred(void)
     CHECK_RC(rc, FACTUM_EKEY);
     CHECK(open_store(data, NULL, "user", &rc) == NULL);
     CHECK_RC(rc, FACTUM_EINVAL); /* a category rule needs a master key */
+    /* A master key inside the data directory is refused (a copy of the
+     * directory would carry the key that opens it). */
+    char inside[700];
+    snprintf(inside, sizeof inside, "%s/master.key", data);
+    write_key(inside, 1);
+    CHECK(open_store(data, inside, NULL, &rc) == NULL);
+    CHECK_RC(rc, FACTUM_EKEY);
+    unlink(inside);
 
     /* After a reopen: still shredded; the others still open. */
     s = open_store(data, keyfile, "user,profile", &rc);
