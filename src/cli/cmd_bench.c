@@ -68,6 +68,9 @@ static int t_read(target *t, const char *stream, uint64_t from, int dir, uint64_
     *n = 0;
     if (t->store) {
         static _Thread_local factum_event page[1000];
+        static _Thread_local factum_reader *rd; /* sealed events open here (crypto-shredding), per page */
+        if (!rd && factum_store_sealing(t->store) && (rd = factum_reader_new())) factum_reader_use(rd);
+        factum_reader_reset(rd);
         uint64_t next;
         int rc = stream ? factum_read_stream(t->store, stream, from, dir, page, max < 1000 ? max : 1000, n, &next)
                         : factum_read_all(t->store, from, dir, NULL, 0, page, max < 1000 ? max : 1000, n, &next);
