@@ -267,6 +267,9 @@ typedef struct factum_event_data {
  * scavenge rewrote the segment holding the event, for
  * factum_options.scavenge_grace_ms more (then they read zeros; copy what you
  * keep longer, or compare factum_store_epoch and read it again by position).
+ * With crypto-shredding (factum_lifecycle.h), the data and metadata of a
+ * sealed event point into the factum_reader bound to the reading thread
+ * (FACTUM_EVENT_OPENED) and stay valid until it is reset.
  * `stream` and `type` are NUL-terminated. */
 typedef struct factum_event {
     const char *stream;
