@@ -7,12 +7,14 @@
 #   build     compile factum: libfactum, libfactum-client, factumd, the CLI, tests, benchmarks,
 #             and factum-js, the JavaScript projections' worker, which needs
 #             V8 from libnode-dev (Node 18; see js below for how it is
-#             installed beside a Node.js from outside Debian)
+#             installed beside a Node.js from outside Debian); npm fetches
+#             the admin UI's two libraries (ui/package-lock.json, ADR 0029)
 #   demo      build, and curl (scripts/demo.sh shows the HTTP endpoints)
 #   test      build, and what the suite (scripts/test.sh) runs: openssl (the
 #             TLS tests make certificates with it), jq (cli
 #             tests), curl (the read models' HTTP endpoints), Node.js and
-#             npm (the official clients, integration),
+#             npm (the official clients, integration), chromium (the admin
+#             UI's browser tests, driven by playwright-core),
 #             and everything of bench, since bench_all_quick runs
 #             bench/run-all.sh --quick (the systems' C libraries must be
 #             there when the test build is configured), and python3 for
@@ -61,11 +63,11 @@ node=0
 libnode=0
 for purpose in "$@"; do
   case "$purpose" in
-    build) want+=("${build[@]}"); libnode=1 ;;
-    demo) want+=("${build[@]}" curl); libnode=1 ;;
-    bench) want+=("${build[@]}" "${postgres[@]}" "${sqlite[@]}" "${redis[@]}" "${nats[@]}" "${plots[@]}"); libnode=1 ;;
+    build) want+=("${build[@]}"); node=1; libnode=1 ;;
+    demo) want+=("${build[@]}" curl); node=1; libnode=1 ;;
+    bench) want+=("${build[@]}" "${postgres[@]}" "${sqlite[@]}" "${redis[@]}" "${nats[@]}" "${plots[@]}"); node=1; libnode=1 ;;
     test)
-      want+=("${build[@]}" jq curl openssl python3 "${postgres[@]}" "${sqlite[@]}" "${redis[@]}" "${nats[@]}" "${plots[@]}")
+      want+=("${build[@]}" jq curl openssl python3 chromium "${postgres[@]}" "${sqlite[@]}" "${redis[@]}" "${nats[@]}" "${plots[@]}")
       node=1
       libnode=1
       ;;
@@ -75,8 +77,8 @@ for purpose in "$@"; do
     redis) want+=("${redis[@]}") ;;
     nats) want+=("${nats[@]}") ;;
     plots) want+=("${plots[@]}") ;;
-    fuzz) want+=("${build[@]}" clang libclang-rt-14-dev); libnode=1 ;;
-    js) want+=("${build[@]}" "${js[@]}"); libnode=1 ;;
+    fuzz) want+=("${build[@]}" clang libclang-rt-14-dev); node=1; libnode=1 ;;
+    js) want+=("${build[@]}" "${js[@]}"); node=1; libnode=1 ;;
     *) usage ;;
   esac
 done

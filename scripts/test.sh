@@ -15,6 +15,7 @@ exclude=(-LE 'slow|cross')
 
 echo "== npm packages for the integration tests (official KurrentDB clients) =="
 (cd tests/integration/node && npm ci --no-audit --no-fund >/dev/null)
+(cd tests/browser && npm ci --no-audit --no-fund >/dev/null) # playwright-core (the admin UI's browser tests)
 
 echo "== build (release, -Werror) =="
 cmake -S . -B build/test -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFACTUM_WERROR=ON >/dev/null

@@ -462,6 +462,8 @@ static void metrics(srv_state *st, net_http_resp *r)
            (double)rs->refreshed_events);
     metric(b, "factum_subscription_tail_bytes", "gauge", "Packed message bytes held by the shared tail.",
            (double)rs->sub_tail_bytes);
+    metric(b, "process_start_time_seconds", "gauge", "When factumd started, in seconds since the Unix epoch.",
+           (double)st->started_ns / 1e9);
     metric(b, "factum_connections", "gauge", "Open client connections.", (double)ns.connections);
     metric(b, "factum_connections_total", "counter", "Client connections accepted.",
            (double)ns.connections_total);
@@ -567,6 +569,7 @@ void srv_http(void *ctx, const net_http_req *req, net_http_resp *resp)
         if (ops_or_admin(req, resp)) srv_http_scavenge(st, req, resp); /* http_admin.c */
         return;
     }
+    if (srv_http_ui(req, resp)) return; /* http_ui.c: /, /ui, /ui/... */
     if (!strncmp(req->path, "/readmodels", 11) && (!req->path[11] || req->path[11] == '/')) {
         srv_http_readmodels(st, req, resp); /* http_rm.c */
         return;

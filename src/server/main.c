@@ -216,6 +216,7 @@ int main(int argc, char **argv)
     mallopt(M_MMAP_THRESHOLD, 64 * 1024);
     srv_state st;
     memset(&st, 0, sizeof st);
+    st.started_ns = base_now_ns();
     st.argc = argc;
     st.argv = argv;
     int prc = srv_config_parse(&st.cfg, argc, argv);

@@ -24,6 +24,7 @@ typedef struct srv_state {
     char **argv;
     struct auth_users *users; /* src/auth/users.h */
     struct srv_backup *backup; /* the backup running or last run (http_admin.c) */
+    int64_t started_ns; /* when factumd started (wall clock; process_start_time_seconds) */
     _Atomic int shreds_running; /* POST /admin/shred threads not done (waited for before the store closes) */
 } srv_state;
 
@@ -53,5 +54,7 @@ void srv_backup_stop(srv_state *st);
 void srv_http_scavenge(srv_state *st, const net_http_req *req, net_http_resp *resp);
 void srv_http_archive(srv_state *st, const net_http_req *req, net_http_resp *resp);
 void srv_http_shred(srv_state *st, const net_http_req *req, net_http_resp *resp);
+/* The admin web UI's files (http_ui.c): 1 if req was the UI's (answered), 0 if not. */
+int srv_http_ui(const net_http_req *req, net_http_resp *resp);
 
 #endif
