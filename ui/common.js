@@ -17,17 +17,47 @@ export function el(tag, attrs, ...children) {
   return e;
 }
 
-export async function getJSON(url) {
-  const r = await fetch(url, { credentials: 'same-origin', headers: { Accept: 'application/json' } });
+// Every request says X-Requested-With, so that a 401 opens no browser dialog
+// (the page signs in itself); a change carries the session's CSRF token.
+let csrf = null;
+
+async function call(url, opts = {}) {
+  const headers = { 'X-Requested-With': 'factum-ui', ...(opts.headers || {}) };
+  if (opts.method && opts.method !== 'GET' && csrf) headers['X-CSRF-Token'] = csrf;
+  const r = await fetch(url, { credentials: 'same-origin', ...opts, headers });
+  if (r.status === 401) {
+    location.assign(`/ui/login.html?next=${encodeURIComponent(location.pathname + location.search)}`);
+    throw new Error('not signed in');
+  }
   if (!r.ok) throw new Error(`${url}: ${r.status} ${(await r.text()).trim()}`);
-  return r.json();
+  return r;
+}
+
+export async function getJSON(url) {
+  return (await call(url, { headers: { Accept: 'application/json' } })).json();
+}
+
+export async function send(method, url, body) {
+  const opts = { method };
+  if (body !== undefined) {
+    opts.body = typeof body === 'string' ? body : JSON.stringify(body);
+    opts.headers = { 'Content-Type': 'application/json' };
+  }
+  return call(url, opts);
+}
+
+// Who is signed in (GET /ui/api/session; the sign-in page if nobody), and the
+// session's CSRF token for the changes this page makes.
+export async function session() {
+  const s = await getJSON('/ui/api/session');
+  csrf = s.csrf || null;
+  return s;
 }
 
 // Prometheus text (GET /metrics) into { name: value } for samples without
 // labels, and { name: [[labels, value], ...] } under name + '{}' for those with.
 export async function getMetrics() {
-  const r = await fetch('/metrics', { credentials: 'same-origin' });
-  if (!r.ok) throw new Error(`/metrics: ${r.status}`);
+  const r = await call('/metrics');
   const out = {};
   for (const line of (await r.text()).split('\n')) {
     if (!line || line[0] === '#') continue;
@@ -42,14 +72,21 @@ export async function getMetrics() {
 
 const PAGES = [['/ui/', 'Dashboard']];
 
-// The header and, in --insecure mode, the banner. info: GET /info.
-export function header(info) {
+// The header (the user, sign out) and, in --insecure mode, the banner.
+// info: GET /info; who: session().
+export function header(info, who) {
   const top = document.getElementById('top');
   const here = location.pathname;
+  const out = async () => {
+    try { await send('POST', '/ui/api/logout'); } catch (e) { /* signed out anyway */ }
+    location.assign('/ui/login.html');
+  };
   top.replaceChildren(
     el('a', { class: 'brand', href: '/ui/' }, 'factum'),
     el('nav', {}, PAGES.map(([href, name]) => el('a', { href, class: href === here ? 'here' : null }, name))),
-    el('span', { class: 'version' }, info ? `factumd ${info.factumVersion}` : ''));
+    el('span', { class: 'version' }, info ? `factumd ${info.factumVersion}` : ''),
+    who && !who.insecure ? el('span', { class: 'who' }, el('span', { id: 'who' }, who.login),
+      el('button', { id: 'signout', type: 'button', onclick: out }, 'Sign out')) : null);
   if (info && info.authentication && info.authentication.type === 'insecure') {
     top.after(el('p', { class: 'banner', role: 'alert' },
       'Insecure mode: no TLS and no authentication — anyone who reaches this port is an administrator.'));

@@ -1,7 +1,7 @@
 // dashboard.js - the dashboard (ADR 0029): the node (version, uptime,
 // durability, data directory) and live charts of the last five minutes,
 // computed each second from the counters of GET /metrics.
-import { el, getJSON, getMetrics, header, showError, fmt, bytes } from '/ui/common.js';
+import { el, getJSON, getMetrics, header, session, showError, fmt, bytes } from '/ui/common.js';
 
 const KEEP = 300; // seconds shown
 const SERIES = [
@@ -81,9 +81,12 @@ async function tick() {
 }
 
 (async () => {
-  let info = null;
-  try { info = await getJSON('/info'); } catch (e) { showError(e); }
-  header(info);
+  let info = null, who = null;
+  try {
+    who = await session(); // the sign-in page if nobody is signed in
+    info = await getJSON('/info');
+  } catch (e) { showError(e); return; }
+  header(info, who);
   makeCharts();
   await tick();
   setInterval(tick, 1000);

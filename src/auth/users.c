@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "auth/cache.h"
+#include "auth/session.h"
 #include "auth/pool.h"
 #include "base/base.h"
 #include "base/json.h"
@@ -66,6 +67,7 @@ struct auth_users {
     auth_pool *pool;
     auth_hash dummy; /* USERS-4 */
     vjob *verifying;
+    auth_sessions *sessions; /* the admin UI's sign-ins (session.h) */
     int closing; /* auth_users_stop ran: the store may be closed, answers only */
     auth_users_stats st;
 };
@@ -444,6 +446,7 @@ int auth_users_open(const auth_users_options *o, auth_users **out)
     u->store = o->store;
     int rc = auth_cache_new(o->cache_slots, user_ref, user_unref, &u->cache);
     if (!rc && o->fail_burst) rc = auth_limiter_new(4096, o->fail_burst, o->fail_per_minute, &u->limiter);
+    if (!rc) rc = auth_sessions_new(&u->sessions);
     if (rc) goto fail;
     /* USERS-4: unknown logins are checked against this (a random password). */
     auth_hash_params_default(&u->dummy);
@@ -505,7 +508,13 @@ void auth_users_free(auth_users *u)
     free(u->v);
     auth_cache_free(u->cache);
     auth_limiter_free(u->limiter);
+    auth_sessions_free(u->sessions);
     free(u);
+}
+
+auth_sessions *auth_users_sessions(auth_users *u)
+{
+    return u ? u->sessions : NULL;
 }
 
 void auth_users_get_stats(auth_users *u, auth_users_stats *st)
@@ -582,6 +591,15 @@ int auth_users_authenticate(void *ctx, net_auth *a)
     char login[AUTH_LOGIN_MAX + 1], pw[AUTH_PASSWORD_MAX + 1];
     size_t pw_len = 0;
     int kind = auth_parse_basic(net_auth_header(a, "authorization"), login, pw, &pw_len);
+    if (kind == AUTH_CRED_NONE && u->sessions) {
+        /* The admin UI's session cookie (SESS-2): its user, as Basic credentials would be; an unknown or
+         * ended session is anonymous (the page then asks to sign in). */
+        const auth_principal *sp = auth_session_find(u->sessions, net_auth_header(a, "cookie"), base_mono_ns(), NULL);
+        if (sp) {
+            net_auth_done(a, 0, NULL, (void *)auth_principal_ref(sp), auth_principal_release);
+            return NET_AUTH_DONE;
+        }
+    }
     if (kind == AUTH_CRED_NONE) {
         /* X.509 (KurrentDB licenses it): a verified client certificate whose
          * CN names an existing, enabled user is that user; any other is

@@ -98,6 +98,8 @@ void auth_users_set_on_change(auth_users *u, void (*fn)(void *arg), void *arg);
  * after this), then, after net_server_free, auth_users_free. */
 void auth_users_stop(auth_users *u);
 void auth_users_free(auth_users *u);
+/* The admin UI's sign-in sessions (auth/session.h): loop thread. */
+struct auth_sessions *auth_users_sessions(auth_users *u);
 
 /* net_config.auth_fn (NET-8): authenticate a call or an HTTP request. */
 int auth_users_authenticate(void *u, net_auth *a);

@@ -545,6 +545,7 @@ const char *net_auth_header(const net_auth *a, const char *name)
 {
     if (a->c) return net_call_header(a->c, name);
     if (a->authorization && strcmp(name, "authorization") == 0) return a->authorization;
+    if (a->cookie && strcmp(name, "cookie") == 0) return a->cookie;
     return NULL;
 }
 
@@ -603,6 +604,7 @@ void net_auth_done(net_auth *a, int status, const char *message, void *principal
             free_fn(principal);
         }
         free(a->authorization);
+        free(a->cookie);
         free(a);
         return;
     }

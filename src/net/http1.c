@@ -116,6 +116,24 @@ int http1_parse(const uint8_t *buf, size_t len, size_t max_head, size_t max_body
             if (req->authorization) return HTTP1_EBAD; /* two sets of credentials: which one? */
             req->authorization = (const char *)v;
             req->authorization_len = vl;
+        } else if (name_is(name, nl, "cookie")) {
+            if (req->cookie) return HTTP1_EBAD; /* browsers send one: which session? */
+            req->cookie = (const char *)v;
+            req->cookie_len = vl;
+        } else if (name_is(name, nl, "x-csrf-token")) {
+            if (req->csrf) return HTTP1_EBAD;
+            req->csrf = (const char *)v;
+            req->csrf_len = vl;
+        } else if (name_is(name, nl, "origin")) {
+            if (req->origin) return HTTP1_EBAD;
+            req->origin = (const char *)v;
+            req->origin_len = vl;
+        } else if (name_is(name, nl, "host")) {
+            if (req->host) return HTTP1_EBAD;
+            req->host = (const char *)v;
+            req->host_len = vl;
+        } else if (name_is(name, nl, "x-requested-with")) {
+            req->requested_with = 1;
         }
     }
     if (conn_close) req->keep_alive = 0;

@@ -14,7 +14,8 @@
  *    control characters but tab), at most HTTP1_MAX_HEADERS of them;
  *    no line folding; the head (request line and headers) at most
  *    max_head bytes (431 beyond);
- *  - at most one Authorization header;
+ *  - at most one Authorization header, and at most one Cookie,
+ *    X-CSRF-Token, Origin and Host header each;
  *  - a body only with Content-Length (digits, at most max_body: 413
  *    beyond; repeated only with the same value); Transfer-Encoding is 501.
  */
@@ -38,6 +39,12 @@ typedef struct http1_request {
     size_t accept_len;
     const char *authorization; /* the Authorization header's value (at most one), or NULL */
     size_t authorization_len;
+    /* The admin UI's (ADR 0029): Cookie, X-CSRF-Token, Origin, Host (each at
+     * most once), or NULL; X-Requested-With present (a script's request: a
+     * 401 then carries no challenge, so that no browser dialog opens). */
+    const char *cookie, *csrf, *origin, *host;
+    size_t cookie_len, csrf_len, origin_len, host_len;
+    int requested_with;
     size_t head_len;       /* bytes of the request line and headers, final CRLF included */
     size_t content_length; /* body bytes after the head */
 } http1_request;

@@ -94,6 +94,11 @@ typedef struct net_http_req {
     size_t body_len;
     void *auth; /* NET-8: the principal authentication gave (NULL without auth_fn) */
     void *conn; /* the net layer's (for net_http_defer) */
+    /* The admin UI's (ADR 0029): the Cookie, X-CSRF-Token, Origin and Host
+     * headers ("" when absent or longer than the copy holds), whether the
+     * request carried Authorization, and X-Requested-With. */
+    const char *cookie, *csrf, *origin, *host;
+    int has_authorization, requested_with;
 } net_http_req;
 
 typedef struct net_http_resp {
@@ -150,7 +155,7 @@ enum {
     NET_AUTH_PENDING = 1, /* it will, later, on the loop thread (a stays valid until then) */
 };
 /* A request header of what is being authenticated (lower-case name), or
- * NULL. For HTTP/1.1 only `authorization` is kept. */
+ * NULL. For HTTP/1.1 only `authorization` and `cookie` are kept. */
 const char *net_auth_header(const net_auth *a, const char *name);
 /* The gRPC call being authenticated, or NULL for an HTTP/1.1 request. */
 net_call *net_auth_call(const net_auth *a);

@@ -545,7 +545,9 @@ static void http1_reply_with(conn *k, int status, const char *ctype, const uint8
                              int close_conn, const char *extra, size_t extra_len)
 {
     char head[512];
-    const char *chal = status == 401 ? k->srv->cfg.http_challenge : NULL;
+    /* No challenge for a script's request (X-Requested-With): a browser
+     * would open its own password dialog over the page's sign-in. */
+    const char *chal = status == 401 && !k->http_no_challenge ? k->srv->cfg.http_challenge : NULL;
     int hn = snprintf(head, sizeof head, "HTTP/1.1 %d %s\r\nContent-Type: %.100s\r\nContent-Length: %zu\r\n%s%.200s%s%s",
                       status, reason(status), ctype ? ctype : "text/plain; charset=utf-8", len,
                       chal ? "WWW-Authenticate: " : "", chal ? chal : "", chal ? "\r\n" : "",
@@ -581,7 +583,12 @@ static int http1_authenticate(conn *k, const http1_request *hr)
     net_server *s = k->srv;
     net_auth *a = calloc(1, sizeof *a);
     if (a && hr->authorization) a->authorization = strndup(hr->authorization, hr->authorization_len);
-    if (!a || (hr->authorization && !a->authorization)) {
+    if (a && hr->cookie) a->cookie = strndup(hr->cookie, hr->cookie_len);
+    if (!a || (hr->authorization && !a->authorization) || (hr->cookie && !a->cookie)) {
+        if (a) {
+            free(a->authorization);
+            free(a->cookie);
+        }
         free(a);
         http1_reply(k, 503, NULL, (const uint8_t *)"out of memory\n", 14, 1);
         return 0;
@@ -659,6 +666,7 @@ static void http1_input(conn *k)
             http1_reply(k, status, NULL, (const uint8_t *)why, strlen(why), 1);
             break;
         }
+        k->http_no_challenge = hr.requested_with;
         if (s->cfg.auth_fn && !k->http_authed) {
             /* NET-8: authenticate it first; it stays at the head of rbuf. */
             if (http1_authenticate(k, &hr)) break;
@@ -666,6 +674,17 @@ static void http1_input(conn *k)
         }
         k->req_started = 0; /* a whole request arrived in time */
         char method[16], target[HTTP1_MAX_TARGET + 1], accept[256] = "";
+        char cookie[1024] = "", csrf[128] = "", origin[256] = "", host[256] = "";
+#define HDR_COPY(buf, f)                                                                                     \
+    if (hr.f && hr.f##_len < sizeof buf) {                                                                   \
+        memcpy(buf, hr.f, hr.f##_len);                                                                       \
+        buf[hr.f##_len] = 0;                                                                                 \
+    }
+        HDR_COPY(cookie, cookie)
+        HDR_COPY(csrf, csrf)
+        HDR_COPY(origin, origin)
+        HDR_COPY(host, host)
+#undef HDR_COPY
         memcpy(method, hr.method, hr.method_len);
         method[hr.method_len] = 0;
         memcpy(target, hr.target, hr.target_len);
@@ -680,8 +699,9 @@ static void http1_input(conn *k)
             *q = 0;
             query = q + 1;
         }
-        net_http_req req = {method, target, query, accept, k->rbuf.data + hr.head_len, hr.content_length,
-                            k->http_principal, k};
+        net_http_req req = {method,  target,     query,  accept, k->rbuf.data + hr.head_len, hr.content_length,
+                            k->http_principal, k, cookie, csrf, origin, host, hr.authorization != NULL,
+                            hr.requested_with};
         net_http_resp resp = {.status = 404};
         k->http_deferring = NULL;
         k->http_answered = 0;

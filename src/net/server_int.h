@@ -99,6 +99,7 @@ struct conn {
     net_http_later *http_deferring; /* set by net_http_defer inside the handler */
     int http_answered;   /* ...and answered by net_http_answer before the handler returned */
     int http_keep_alive; /* the request in the handler keeps the connection */
+    int http_no_challenge; /* the request at the head of rbuf said X-Requested-With: a 401 without WWW-Authenticate */
     char peer[64];         /* the client's address as text, once asked for ("" before) */
     int is_tls;    /* the connection speaks TLS (tls.h) */
     char *peer_cn; /* subject CN of its verified client certificate, or NULL */
@@ -120,6 +121,7 @@ struct net_auth {
     net_call *c; /* a gRPC call (referenced while pending), or NULL */
     conn *k;     /* an HTTP/1.1 request's connection (NULL once it closed) */
     char *authorization; /* HTTP/1.1: the header's value (copied: rbuf may move), or NULL */
+    char *cookie;        /* HTTP/1.1: the Cookie header's value (copied), or NULL */
     char peer[64];
 };
 

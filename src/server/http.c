@@ -525,6 +525,7 @@ static int ops_or_admin(const net_http_req *req, net_http_resp *resp)
 void srv_http(void *ctx, const net_http_req *req, net_http_resp *resp)
 {
     srv_state *st = ctx;
+    if (!srv_http_guard(st, req, resp)) return; /* http_ui.c: Origin, CSRF (ADR 0029) */
     if (!strcmp(req->path, "/admin/reloadconfig")) {
         /* KurrentDB's reload of the configuration (Operations.Node.ReloadConfiguration:
          * $ops and $admins); here, the certificates. */
@@ -569,7 +570,8 @@ void srv_http(void *ctx, const net_http_req *req, net_http_resp *resp)
         if (ops_or_admin(req, resp)) srv_http_scavenge(st, req, resp); /* http_admin.c */
         return;
     }
-    if (srv_http_ui(req, resp)) return; /* http_ui.c: /, /ui, /ui/... */
+    if (srv_http_ui_api(st, req, resp)) return; /* http_ui.c: /ui/api/login, session, logout */
+    if (srv_http_ui(req, resp)) return;         /* http_ui.c: /, /ui, /ui/... */
     if (!strncmp(req->path, "/readmodels", 11) && (!req->path[11] || req->path[11] == '/')) {
         srv_http_readmodels(st, req, resp); /* http_rm.c */
         return;

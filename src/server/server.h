@@ -56,5 +56,10 @@ void srv_http_archive(srv_state *st, const net_http_req *req, net_http_resp *res
 void srv_http_shred(srv_state *st, const net_http_req *req, net_http_resp *resp);
 /* The admin web UI's files (http_ui.c): 1 if req was the UI's (answered), 0 if not. */
 int srv_http_ui(const net_http_req *req, net_http_resp *resp);
+/* The UI's sign-in (http_ui.c): /ui/api/login, session, logout. 1 if req was one of them. */
+int srv_http_ui_api(srv_state *st, const net_http_req *req, net_http_resp *resp);
+/* Before any handler: a change from another origin, or with the session
+ * cookie and without its CSRF token, is refused (403; SESS-3). 1: go on. */
+int srv_http_guard(srv_state *st, const net_http_req *req, net_http_resp *resp);
 
 #endif

@@ -28,6 +28,19 @@ static void t_accepts(void)
     CHECK_RC(parse("GET / HTTP/1.1\r\nConnection: upgrade, close\r\n\r\n", &r), HTTP1_DONE);
     CHECK(!r.keep_alive);
     CHECK_RC(parse("GET / HTTP/1.1\r\nContent-Length: 2\r\ncontent-length: 2\r\n\r\nab", &r), HTTP1_DONE);
+    /* The admin UI's headers (ADR 0029): each at most once. */
+    CHECK_RC(parse("POST /ui/api/logout HTTP/1.1\r\nHost: h:1\r\nCookie: a=1; factum_session=t\r\n"
+                   "X-CSRF-Token: tok\r\nOrigin: http://h:1\r\nX-Requested-With: factum-ui\r\n\r\n",
+                   &r),
+             HTTP1_DONE);
+    CHECK(r.cookie_len == 21 && !memcmp(r.cookie, "a=1; factum_session=t", 21));
+    CHECK(r.csrf_len == 3 && !memcmp(r.csrf, "tok", 3) && r.origin_len == 10 && r.host_len == 3 && r.requested_with);
+    CHECK_RC(parse("GET / HTTP/1.1\r\nCookie: a=1\r\nCookie: b=2\r\n\r\n", &r), HTTP1_EBAD);
+    CHECK_RC(parse("GET / HTTP/1.1\r\nX-CSRF-Token: a\r\nx-csrf-token: a\r\n\r\n", &r), HTTP1_EBAD);
+    CHECK_RC(parse("GET / HTTP/1.1\r\nOrigin: a\r\nOrigin: b\r\n\r\n", &r), HTTP1_EBAD);
+    CHECK_RC(parse("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", &r), HTTP1_EBAD);
+    CHECK_RC(parse("GET / HTTP/1.1\r\n\r\n", &r), HTTP1_DONE);
+    CHECK(!r.cookie && !r.csrf && !r.origin && !r.host && !r.requested_with);
     /* credentials (NET-8): the value, trimmed; none without the header */
     CHECK(!r.authorization);
     CHECK_RC(parse("GET /metrics HTTP/1.1\r\nAuthorization:  Basic YTpi \r\n\r\n", &r), HTTP1_DONE);
