@@ -70,7 +70,7 @@ export async function getMetrics() {
   return out;
 }
 
-const PAGES = [['/ui/', 'Dashboard']];
+const PAGES = [['/ui/', 'Dashboard'], ['/ui/streams.html', 'Streams']];
 
 // The header (the user, sign out) and, in --insecure mode, the banner.
 // info: GET /info; who: session().
@@ -111,4 +111,37 @@ export function bytes(n) {
   let i = 0;
   while (n >= 1024 && i < u.length - 1) { n /= 1024; i++; }
   return `${fmt(n, i ? 1 : 0)} ${u[i]}`;
+}
+
+// A page's common start: who is signed in (or the sign-in page), the node's
+// info, the header. Returns { who, info }, or null after showing the error.
+export async function start() {
+  try {
+    const who = await session();
+    const info = await getJSON('/info');
+    header(info, who);
+    return { who, info };
+  } catch (e) {
+    showError(e);
+    return null;
+  }
+}
+
+export function when(ms) {
+  return ms ? new Date(ms).toISOString().replace('T', ' ').replace(/\.\d+Z$/, ' UTC') : '–';
+}
+
+// An event's data or metadata as the API gives it (a JSON value, or
+// {base64}) into text: JSON pretty-printed, binary as hex.
+export function pretty(v) {
+  if (v === null || v === undefined) return '';
+  if (typeof v === 'object' && v !== null && Object.keys(v).length === 1 && typeof v.base64 === 'string') {
+    const bin = atob(v.base64);
+    let hex = '';
+    for (let i = 0; i < bin.length; i++) {
+      hex += bin.charCodeAt(i).toString(16).padStart(2, '0') + ((i + 1) % 16 ? ' ' : '\n');
+    }
+    return hex.trimEnd();
+  }
+  return JSON.stringify(v, null, 2);
 }

@@ -91,7 +91,7 @@ int srv_http_guard(srv_state *st, const net_http_req *req, net_http_resp *resp)
     }
     /* SESS-3: with the session cookie (and no credentials of its own), the
      * session's CSRF token. */
-    auth_sessions *ss = auth_users_sessions(st->users);
+    auth_sessions *ss = st->sec.auth ? auth_users_sessions(st->users) : NULL;
     if (ss && !req->has_authorization && auth_session_named(req->cookie) &&
         !auth_session_csrf_ok(ss, req->cookie, req->csrf, base_mono_ns())) {
         refuse(resp, 403, "forbidden: the CSRF token is missing or wrong (sign in again)");
@@ -128,7 +128,8 @@ int srv_http_ui_api(srv_state *st, const net_http_req *req, net_http_resp *resp)
 {
     if (strncmp(req->path, "/ui/api/", 8)) return 0;
     const char *op = req->path + 8;
-    auth_sessions *ss = auth_users_sessions(st->users);
+    /* --insecure (no authentication): nothing to sign in to */
+    auth_sessions *ss = st->sec.auth ? auth_users_sessions(st->users) : NULL;
     const auth_principal *p = req->auth ? req->auth : auth_principal_system(); /* no users: --insecure */
     int post = !strcmp(req->method, "POST");
     ui_headers(resp);

@@ -1,0 +1,125 @@
+// The admin UI's stream browser in a real browser (ADR 0029): streams
+// appended through the official Node client appear in the list (searched by
+// prefix); a stream's events read back page by page both ways, newest first;
+// an event's detail shows its data pretty-printed (JSON) or as hex (binary),
+// with its id and position; a link shows where it leads; the stream's
+// metadata as the client set it. Screenshots: streams.png, stream.png.
+'use strict';
+const { describe, it, before, after } = require('node:test');
+const assert = require('node:assert/strict');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+const { spawn } = require('node:child_process');
+const { chromium } = require('playwright-core');
+const { KurrentDBClient, jsonEvent, binaryEvent } = require('@kurrent/kurrentdb-client');
+
+const factumd = process.env.FACTUMD_BIN;
+const browserPath = process.env.CHROMIUM || '/usr/bin/chromium';
+const shots = process.env.FACTUM_UI_SHOTS;
+const slow = process.env.FACTUM_SANITIZED ? 5 : 1;
+
+function startServer(db) {
+  return new Promise((resolve, reject) => {
+    const p = spawn(factumd, ['--insecure', '--db', db, '--node-ip', '127.0.0.1', '--node-port', '0'],
+      { stdio: ['ignore', 'pipe', 'pipe'] });
+    let log = '';
+    const onData = (d) => {
+      log += d;
+      const m = /listening on 127\.0\.0\.1:(\d+)/.exec(log);
+      if (m) resolve({ p, port: Number(m[1]) });
+    };
+    p.stdout.on('data', onData);
+    p.stderr.on('data', onData);
+    p.on('exit', (code) => reject(new Error(`factumd exited (${code}): ${log}`)));
+  });
+}
+
+const skip = !factumd ? 'FACTUMD_BIN is not set (ctest runs this file)'
+  : !fs.existsSync(browserPath) ? `no browser at ${browserPath} (scripts/deps.sh test installs chromium)` : false;
+
+describe('the stream browser', { skip }, () => {
+  let srv, dir, browser, base, client;
+  before(async () => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'factum-ui-streams-'));
+    srv = await startServer(path.join(dir, 'db'));
+    base = `http://127.0.0.1:${srv.port}`;
+    client = KurrentDBClient.connectionString(`kurrentdb://127.0.0.1:${srv.port}?tls=false`);
+    browser = await chromium.launch({ executablePath: browserPath, args: ['--no-sandbox'] });
+  });
+  after(async () => {
+    if (client) await client.dispose();
+    if (browser) await browser.close();
+    if (srv) {
+      const exited = new Promise((r) => srv.p.once('exit', r));
+      srv.p.kill('SIGTERM');
+      await exited;
+    }
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('lists streams and reads their events back', async () => {
+    const evs = [];
+    for (let i = 0; i < 45; i++) evs.push(jsonEvent({ type: i % 2 ? 'ItemAdded' : 'PriceChanged', data: { i, sku: `sku-${i}` }, metadata: { by: 'test' } }));
+    await client.appendToStream('cart-17', evs);
+    await client.appendToStream('cart-18', binaryEvent({ type: 'Blob', data: Uint8Array.from([0, 1, 2, 250, 255]) }));
+    await client.appendToStream('other-1', jsonEvent({ type: 'X', data: {} }));
+    await client.setStreamMetadata('cart-17', { maxCount: 1000 });
+
+    const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+    const problems = [];
+    page.on('console', (m) => { if (m.type() === 'error') problems.push(m.text()); });
+    page.on('pageerror', (e) => problems.push(String(e)));
+    await page.goto(`${base}/ui/streams.html`);
+    await page.fill('#prefix', 'cart-');
+    await page.click('#search button');
+    await page.locator('#streams tbody tr[data-stream="cart-18"]').waitFor({ timeout: 10000 * slow });
+    const names = await page.locator('#streams tbody tr').evaluateAll((rs) => rs.map((r) => r.dataset.stream));
+    assert.deepEqual(names, ['cart-17', 'cart-18'], 'the prefix search');
+    assert.equal(await page.locator('#streams tbody tr[data-stream="cart-17"] td.num').first().textContent(), '45');
+    if (shots) await page.screenshot({ path: path.join(shots, 'streams.png') });
+
+    // The stream: newest first, 20 a page; the detail of the newest.
+    await page.click('a[href$="name=cart-17"]');
+    await page.waitForURL(/stream\.html\?name=cart-17/);
+    await page.locator('#events tbody tr').first().waitFor();
+    const versions = async () => page.locator('#events tbody tr').evaluateAll((rs) => rs.map((r) => Number(r.dataset.version)));
+    assert.deepEqual(await versions(), Array.from({ length: 20 }, (_, k) => 44 - k));
+    assert.match(await page.locator('#d-data').textContent(), /"sku": "sku-44"/);
+    assert.match(await page.locator('#d-meta').textContent(), /"by": "test"/);
+    const fields = await page.locator('#d-fields').textContent();
+    assert.match(fields, /Position/);
+    assert.match(fields, /ItemAdded|PriceChanged/);
+    if (shots) await page.screenshot({ path: path.join(shots, 'stream.png') });
+    // Older, older: down to version 0; newer: back up.
+    await page.click('#older');
+    await page.locator('#events tbody tr[data-version="24"]').waitFor();
+    assert.deepEqual(await versions(), Array.from({ length: 20 }, (_, k) => 24 - k));
+    await page.click('#older');
+    await page.locator('#events tbody tr[data-version="0"]').waitFor();
+    assert.equal((await versions()).length, 5);
+    await page.click('#newer');
+    await page.locator('#events tbody tr[data-version="24"]').waitFor();
+    // An event's detail on click.
+    await page.click('#events tbody tr[data-version="7"]');
+    assert.match(await page.locator('#d-data').textContent(), /"sku": "sku-7"/);
+    // The metadata the client set.
+    await page.locator('#metadata', { hasText: '$maxCount' }).waitFor();
+
+    // Binary data as hex.
+    await page.goto(`${base}/ui/stream.html?name=cart-18`);
+    await page.locator('#d-data', { hasText: '00 01 02 fa ff' }).waitFor({ timeout: 10000 * slow });
+    assert.deepEqual(problems, []);
+    await page.close();
+  });
+
+  it('answers the JSON endpoints for scripts too', async () => {
+    const r = await (await fetch(`${base}/api/stream?name=cart-17&dir=backward&limit=2`)).json();
+    assert.deepEqual(r.events.map((e) => e.version), [44, 43]);
+    assert.equal(r.next, 42);
+    assert.equal((await fetch(`${base}/api/stream?name=nothing-here`)).status, 404);
+    assert.equal((await fetch(`${base}/api/stream?limit=2`)).status, 400);
+    assert.equal((await fetch(`${base}/api/streams?limit=5000`)).status, 400);
+    assert.equal((await fetch(`${base}/api/streams`, { method: 'POST' })).status, 405);
+  });
+});
