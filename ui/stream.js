@@ -1,7 +1,7 @@
 // stream.js - one stream's events, a page at a time both ways (GET
 // /api/stream), an event's detail (data and metadata pretty-printed, or hex
 // for binary; a link's target), and the stream's metadata.
-import { el, getJSON, start, showError, fmt, when, pretty } from '/ui/common.js';
+import { el, getJSON, send, start, showError, fmt, when, pretty } from '/ui/common.js';
 
 const PAGE = 20;
 const name = new URLSearchParams(location.search).get('name') || '';
@@ -62,10 +62,87 @@ async function load(from, dir) {
     if (page.length) load(page[0].version + 1, 'forward');
   });
   await load(null, 'backward');
+  await loadMeta();
+  wireChanges();
+})();
+
+let meta = { version: -1, metadata: {} };
+const q = `name=${encodeURIComponent(name)}`;
+
+async function loadMeta() {
   try {
-    const m = await getJSON(`/api/stream/metadata?name=${encodeURIComponent(name)}`);
-    document.getElementById('metadata').textContent = m.version < 0 ? '(none set)' : `${pretty(m.metadata)}\n(version ${m.version})`;
+    meta = await getJSON(`/api/stream/metadata?${q}`);
+    document.getElementById('metadata').textContent = meta.version < 0 ? '(none set)' : `${pretty(meta.metadata)}\n(version ${meta.version})`;
   } catch (e) {
     document.getElementById('metadata').textContent = String(e.message || e);
   }
-})();
+}
+
+function done(text) {
+  const p = document.getElementById('ok');
+  p.hidden = false;
+  p.textContent = text;
+  showError(null);
+}
+
+// Ask for the stream's name before a destructive change: true to go on.
+function confirmName(text) {
+  const d = document.getElementById('confirm');
+  const input = document.getElementById('confirm-name');
+  const ok = document.getElementById('confirm-ok');
+  document.getElementById('confirm-text').textContent = text;
+  input.value = '';
+  ok.disabled = true;
+  input.oninput = () => { ok.disabled = input.value !== name; };
+  d.showModal();
+  return new Promise((resolve) => { d.onclose = () => resolve(d.returnValue === 'ok' && input.value === name); });
+}
+
+function wireChanges() {
+  document.getElementById('meta-edit').addEventListener('click', () => {
+    document.getElementById('meta-text').value = JSON.stringify(meta.metadata || {}, null, 2);
+    document.getElementById('meta-form').hidden = false;
+  });
+  document.getElementById('meta-form').addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    try {
+      const text = document.getElementById('meta-text').value;
+      JSON.parse(text); // a clear error before the round trip
+      const expected = meta.version < 0 ? 'no-stream' : meta.version; // optimistic: someone else's change is not overwritten
+      await send('PUT', `/api/stream/metadata?${q}&expected=${expected}`, text);
+      document.getElementById('meta-form').hidden = true;
+      await loadMeta();
+      done('Metadata saved.');
+    } catch (e) {
+      showError(e);
+    }
+  });
+  document.getElementById('append').addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    try {
+      const type = document.getElementById('ev-type').value;
+      const data = JSON.parse(document.getElementById('ev-data').value || 'null');
+      const mt = document.getElementById('ev-meta').value.trim();
+      const body = { type, data };
+      if (mt) body.metadata = JSON.parse(mt);
+      const r = await (await send('POST', `/api/stream?${q}`, body)).json();
+      await load(null, 'backward');
+      done(`Appended at version ${r.lastVersion}, position ${r.position}.`);
+    } catch (e) {
+      showError(e);
+    }
+  });
+  for (const [id, hard] of [['delete', false], ['tombstone', true]]) {
+    document.getElementById(id).addEventListener('click', async () => {
+      const what = hard ? `Delete ${name} for good? It can never be written again.` : `Delete ${name}?`;
+      if (!(await confirmName(what))) return;
+      try {
+        await send('DELETE', `/api/stream?${q}${hard ? '&hard=true' : ''}`);
+        done(hard ? 'The stream is tombstoned.' : 'The stream is deleted.');
+        await load(null, 'backward');
+      } catch (e) {
+        showError(e);
+      }
+    });
+  }
+}

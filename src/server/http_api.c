@@ -5,12 +5,18 @@
  * Every read is checked against the stream's ACL as a gRPC read is, done on
  * the loop within a bound (at most API_MAX_EVENTS events and API_MAX_BYTES
  * of answer; a catalog scan of at most API_MAX_SCAN streams), and opens
- * sealed events through a reader of its own (crypto-shredding).
+ * sealed events through a reader of its own (crypto-shredding). Changes
+ * (an event appended, metadata set, a stream deleted) are checked the same
+ * way and run as the store's asynchronous appends: the answer comes later
+ * (NET-9), never by waiting on the loop.
  */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <unistd.h>
 
 #include "auth/acl.h"
 #include "auth/principal.h"
@@ -265,11 +271,210 @@ static void stream_metadata(srv_state *st, const net_http_req *req, net_http_res
     base_buf_free(&name);
 }
 
+/* ---- changes: POST /api/stream, PUT /api/stream/metadata, DELETE /api/stream ---- */
+
+enum { W_APPEND, W_META, W_DELETE, W_TOMBSTONE };
+
+typedef struct write_job {
+    srv_state *st;
+    net_http_later *later;
+    const auth_principal *p; /* referenced */
+    int op;
+    char *stream, *target;   /* the stream written ($$S for metadata), the stream meant */
+    char *type;
+    base_buf data, meta;
+    factum_event_data ev;
+    factum_append_req req;
+    int rc;
+    factum_append_result res;
+} write_job;
+
+static void job_free(write_job *j)
+{
+    if (j->p) auth_principal_unref(j->p);
+    free(j->stream);
+    free(j->target);
+    free(j->type);
+    base_buf_free(&j->data);
+    base_buf_free(&j->meta);
+    free(j);
+}
+
+static void write_answer(void *arg)
+{
+    write_job *j = arg;
+    net_http_resp r = {0};
+    if (j->rc == FACTUM_EWRONGVERSION) {
+        r.status = 409;
+        r.content_type = "application/json";
+        base_buf_printf(&r.body, "{\"error\":\"wrong expected version\",\"actualVersion\":%lld}\n",
+                        (long long)j->res.actual_version);
+    } else if (j->rc) {
+        int status = j->rc == FACTUM_EDELETED ? 410 : j->rc == -EAGAIN ? 503 : j->rc == FACTUM_ETOOBIG ? 413
+                   : j->rc == FACTUM_EBADNAME || j->rc == FACTUM_EBADTYPE || j->rc == FACTUM_EBADJSON || j->rc == FACTUM_EINVAL ? 400
+                   : 500;
+        fail(&r, status, factum_strerror(j->rc));
+    } else {
+        r.status = 200;
+        r.content_type = "application/json";
+        base_buf_printf(&r.body, "{\"firstVersion\":%lld,\"lastVersion\":%lld,\"position\":%" PRIu64 "}\n",
+                        (long long)(int64_t)j->res.first_version, (long long)(int64_t)j->res.last_version,
+                        j->res.last_position);
+        static const char *const action[] = {NULL, "stream-metadata-set", "stream-deleted", "stream-tombstoned"};
+        if (action[j->op]) rpc_audit_as(&j->st->rpc, j->p, NULL, action[j->op], j->target, NULL);
+    }
+    net_http_answer(j->later, &r);
+    base_buf_free(&r.body);
+    base_buf_free(&r.headers);
+    job_free(j);
+}
+
+static void write_done(void *ctx, int rc, const factum_append_result *res, size_t n, size_t failed)
+{
+    (void)failed;
+    write_job *j = ctx;
+    j->rc = rc;
+    if (n) j->res = res[0];
+    while (rpc_to_loop(&j->st->rpc, write_answer, j))
+        usleep(1000); /* out of memory: the answer must still be given, once */
+}
+
+/* expected=V | any | no-stream | exists (default any). 0, or -1 malformed. */
+static int expected_of(const net_http_req *req, int64_t *e)
+{
+    base_buf b = {0};
+    int rc = srv_qs_get(req->query, "expected", &b);
+    *e = FACTUM_ANY;
+    if (rc == 1) {
+        const char *v = (const char *)b.data;
+        char *end;
+        if (!strcmp(v, "any")) *e = FACTUM_ANY;
+        else if (!strcmp(v, "no-stream")) *e = FACTUM_NO_STREAM;
+        else if (!strcmp(v, "exists")) *e = FACTUM_STREAM_EXISTS;
+        else {
+            long long x = strtoll(v, &end, 10);
+            if (!*v || *end || x < 0) rc = -1;
+            else *e = x;
+        }
+    }
+    base_buf_free(&b);
+    return rc < 0 ? -1 : 0;
+}
+
+static void write_op(srv_state *st, const net_http_req *req, net_http_resp *r, int op)
+{
+    base_buf name = {0};
+    int64_t expected;
+    if (qs_str(req, "name", &name) != 1 || !name.len || expected_of(req, &expected)) {
+        base_buf_free(&name);
+        fail(r, 400, "bad parameters: name, expected (a version, any, no-stream or exists)");
+        return;
+    }
+    if (op == W_DELETE) {
+        base_buf hard = {0};
+        if (qs_str(req, "hard", &hard) == 1 && !strcmp((const char *)hard.data, "true")) op = W_TOMBSTONE;
+        base_buf_free(&hard);
+    }
+    const char *s = (const char *)name.data;
+    int action = op == W_APPEND ? AUTH_WRITE : op == W_META ? AUTH_META_WRITE : AUTH_DELETE;
+    if (!may(st, req, s, action, r)) {
+        base_buf_free(&name);
+        return;
+    }
+    write_job *j = calloc(1, sizeof *j);
+    if (!j) {
+        base_buf_free(&name);
+        fail(r, 503, "out of memory");
+        return;
+    }
+    j->st = st;
+    j->op = op;
+    j->target = (char *)name.data; /* owned now */
+    json_value *doc = NULL;
+    int rc = 0;
+    if (op == W_APPEND) {
+        /* {"type": "...", "data": any JSON value, "metadata": an object or null} */
+        const json_value *t = NULL, *d = NULL, *m = NULL;
+        if (json_parse((const char *)req->body, req->body_len, &doc) || doc->type != JSON_OBJECT ||
+            !(t = json_get(doc, "type")) || t->type != JSON_STRING || !(d = json_get(doc, "data")) ||
+            ((m = json_get(doc, "metadata")) && m->type != JSON_OBJECT && m->type != JSON_NULL)) {
+            rc = FACTUM_EBADJSON;
+        } else {
+            j->type = strndup(t->str, t->len);
+            rc = j->type ? json_write_value(&j->data, d) : -ENOMEM;
+            if (!rc && m && m->type == JSON_OBJECT) rc = json_write_value(&j->meta, m);
+            j->stream = strdup(s);
+            if (!j->stream) rc = -ENOMEM;
+        }
+        j->ev.type = j->type;
+        j->ev.flags = FACTUM_EVENT_JSON | (j->meta.len ? FACTUM_EVENT_META_JSON : 0);
+        j->ev.data = j->data.data;
+        j->ev.data_len = j->data.len;
+        j->ev.metadata = j->meta.data;
+        j->ev.metadata_len = j->meta.len;
+    } else if (op == W_META) {
+        factum_stream_metadata sm;
+        if (!req->body_len || factum_stream_metadata_parse((const char *)req->body, req->body_len, &sm)) {
+            rc = FACTUM_EBADJSON;
+        } else {
+            size_t n = strlen(s) + 3;
+            j->stream = malloc(n);
+            if (!j->stream || base_buf_append(&j->data, req->body, req->body_len)) rc = -ENOMEM;
+            else snprintf(j->stream, n, "$$%s", s);
+            j->ev.type = "$metadata";
+            j->ev.flags = FACTUM_EVENT_JSON;
+            j->ev.data = j->data.data;
+            j->ev.data_len = j->data.len;
+        }
+    }
+    json_free(doc);
+    if (rc) {
+        fail(r, rc == -ENOMEM ? 503 : 400,
+             rc == -ENOMEM ? "out of memory"
+             : op == W_APPEND ? "the body must be {\"type\": \"...\", \"data\": a JSON value, \"metadata\": an object}"
+                              : "the body must be a metadata document (a JSON object: $maxAge, $maxCount, $tb, $acl, ...)");
+        job_free(j);
+        return;
+    }
+    if (!(j->later = net_http_defer(req))) {
+        fail(r, 503, "out of memory");
+        job_free(j);
+        return;
+    }
+    j->p = auth_principal_ref(req->auth ? req->auth : auth_principal_system());
+    if (op == W_APPEND || op == W_META) {
+        factum_uuid_v4(j->ev.id);
+        j->ev.has_id = 1;
+        j->req = (factum_append_req){.stream = j->stream, .expected = expected, .events = &j->ev, .n_events = 1};
+        rc = rpc_append_async(&st->rpc, &j->req, 1, write_done, j);
+    } else {
+        rc = op == W_DELETE ? factum_delete_stream_async(st->store, j->target, expected, write_done, j)
+                            : factum_tombstone_stream_async(st->store, j->target, expected, write_done, j);
+    }
+    if (rc) { /* not queued: the callback will not run */
+        j->rc = rc;
+        write_answer(j);
+    }
+}
+
 int srv_http_api(srv_state *st, const net_http_req *req, net_http_resp *resp)
 {
     if (strncmp(req->path, "/api/", 5)) return 0;
     const char *op = req->path + 5;
-    if (strcmp(req->method, "GET") && strcmp(req->method, "HEAD")) {
+    int get = !strcmp(req->method, "GET") || !strcmp(req->method, "HEAD");
+    if (!strcmp(op, "stream") && !strcmp(req->method, "POST")) {
+        write_op(st, req, resp, W_APPEND);
+        return 1;
+    }
+    if (!strcmp(op, "stream") && !strcmp(req->method, "DELETE")) {
+        write_op(st, req, resp, W_DELETE);
+        return 1;
+    }
+    if (!strcmp(op, "stream/metadata") && !strcmp(req->method, "PUT")) {
+        write_op(st, req, resp, W_META);
+        return 1;
+    }
+    if (!get) {
         fail(resp, 405, "method not allowed");
         return 1;
     }

@@ -8,61 +8,26 @@
 'use strict';
 const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
-const fs = require('node:fs');
-const os = require('node:os');
-const path = require('node:path');
-const { spawn } = require('node:child_process');
 const { chromium } = require('playwright-core');
 const { KurrentDBClient, jsonEvent } = require('@kurrent/kurrentdb-client');
 
-const factumd = process.env.FACTUMD_BIN;
-const browserPath = process.env.CHROMIUM || '/usr/bin/chromium';
-const shots = process.env.FACTUM_UI_SHOTS;
-const slow = process.env.FACTUM_SANITIZED ? 5 : 1;
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-function startServer(db, extra = []) {
-  return new Promise((resolve, reject) => {
-    const p = spawn(factumd, ['--insecure', '--db', db, '--node-ip', '127.0.0.1', '--node-port', '0', ...extra],
-      { stdio: ['ignore', 'pipe', 'pipe'] });
-    let log = '';
-    const onData = (d) => {
-      log += d;
-      const m = /listening on 127\.0\.0\.1:(\d+)/.exec(log);
-      if (m) resolve({ p, port: Number(m[1]) });
-    };
-    p.stdout.on('data', onData);
-    p.stderr.on('data', onData);
-    p.on('exit', (code) => reject(new Error(`factumd exited (${code}): ${log}`)));
-  });
-}
-
-const skip = !factumd ? 'FACTUMD_BIN is not set (ctest runs this file)'
-  : !fs.existsSync(browserPath) ? `no browser at ${browserPath} (scripts/deps.sh test installs chromium)` : false;
+const { browserPath, skip, slow, sleep, startServer, shot, watch } = require('./lib.js');
 
 describe('the dashboard in a browser', { skip }, () => {
-  let srv, dir, browser, base;
+  let srv, browser, base;
   before(async () => {
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'factum-ui-'));
-    srv = await startServer(path.join(dir, 'db'));
-    base = `http://127.0.0.1:${srv.port}`;
+    srv = await startServer('dashboard', ['--insecure']);
+    base = srv.base;
     browser = await chromium.launch({ executablePath: browserPath, args: ['--no-sandbox'] });
   });
   after(async () => {
     if (browser) await browser.close();
-    if (srv) {
-      const exited = new Promise((r) => srv.p.once('exit', r));
-      srv.p.kill('SIGTERM');
-      await exited;
-    }
-    fs.rmSync(dir, { recursive: true, force: true });
+    if (srv) await srv.stop();
   });
 
   it('shows the node and charts that move while a writer runs', async () => {
     const page = await browser.newPage({ viewport: { width: 1280, height: 760 } });
-    const problems = [], hosts = new Set();
-    page.on('console', (m) => { if (m.type() === 'error') problems.push(m.text()); });
-    page.on('pageerror', (e) => problems.push(String(e)));
+    const problems = watch(page), hosts = new Set();
     page.on('request', (r) => hosts.add(new URL(r.url()).host));
     const resp = await page.goto(`${base}/`);
     assert.equal(new URL(page.url()).pathname, '/ui/', '/ redirects to the UI');
@@ -94,10 +59,7 @@ describe('the dashboard in a browser', { skip }, () => {
       peak = Number((await page.locator('#now-events').textContent()).replace(/[^0-9.]/g, '')) || 0;
     }
     await sleep(2500); // a few more points on the charts
-    if (shots) {
-      fs.mkdirSync(shots, { recursive: true });
-      await page.screenshot({ path: path.join(shots, 'dashboard.png') });
-    }
+    await shot(page, 'dashboard');
     stop = true;
     await writer;
     await client.dispose();

@@ -10,52 +10,20 @@
 'use strict';
 const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
-const fs = require('node:fs');
-const os = require('node:os');
-const path = require('node:path');
-const { spawn } = require('node:child_process');
 const { chromium } = require('playwright-core');
 
-const factumd = process.env.FACTUMD_BIN;
-const browserPath = process.env.CHROMIUM || '/usr/bin/chromium';
-const shots = process.env.FACTUM_UI_SHOTS;
-const slow = process.env.FACTUM_SANITIZED ? 5 : 1;
-
-function startServer(db) {
-  return new Promise((resolve, reject) => {
-    const p = spawn(factumd, ['--disable-tls', '--db', db, '--node-ip', '127.0.0.1', '--node-port', '0'],
-      { stdio: ['ignore', 'pipe', 'pipe'] });
-    let log = '';
-    const onData = (d) => {
-      log += d;
-      const m = /listening on 127\.0\.0\.1:(\d+)/.exec(log);
-      if (m) resolve({ p, port: Number(m[1]) });
-    };
-    p.stdout.on('data', onData);
-    p.stderr.on('data', onData);
-    p.on('exit', (code) => reject(new Error(`factumd exited (${code}): ${log}`)));
-  });
-}
-
-const skip = !factumd ? 'FACTUMD_BIN is not set (ctest runs this file)'
-  : !fs.existsSync(browserPath) ? `no browser at ${browserPath} (scripts/deps.sh test installs chromium)` : false;
+const { browserPath, skip, slow, sleep, startServer, shot, watch } = require('./lib.js');
 
 describe('signing in', { skip }, () => {
-  let srv, dir, browser, base;
+  let srv, browser, base;
   before(async () => {
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'factum-ui-signin-'));
-    srv = await startServer(path.join(dir, 'db'));
-    base = `http://127.0.0.1:${srv.port}`;
+    srv = await startServer('signin', ['--disable-tls']);
+    base = srv.base;
     browser = await chromium.launch({ executablePath: browserPath, args: ['--no-sandbox'] });
   });
   after(async () => {
     if (browser) await browser.close();
-    if (srv) {
-      const exited = new Promise((r) => srv.p.once('exit', r));
-      srv.p.kill('SIGTERM');
-      await exited;
-    }
-    fs.rmSync(dir, { recursive: true, force: true });
+    if (srv) await srv.stop();
   });
 
   it('signs in, refuses CSRF and cross-origin changes, signs out', async () => {
@@ -66,10 +34,7 @@ describe('signing in', { skip }, () => {
     await page.goto(`${base}/`);
     await page.waitForURL(/\/ui\/login\.html/, { timeout: 10000 * slow });
     assert.equal(new URL(page.url()).searchParams.get('next'), '/ui/');
-    if (shots) {
-      fs.mkdirSync(shots, { recursive: true });
-      await page.screenshot({ path: path.join(shots, 'login.png') });
-    }
+    await shot(page, 'login');
 
     // A wrong password: refused, still here, no cookie.
     await page.fill('#user', 'admin');

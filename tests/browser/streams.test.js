@@ -7,55 +7,23 @@
 'use strict';
 const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
-const fs = require('node:fs');
-const os = require('node:os');
-const path = require('node:path');
-const { spawn } = require('node:child_process');
 const { chromium } = require('playwright-core');
 const { KurrentDBClient, jsonEvent, binaryEvent } = require('@kurrent/kurrentdb-client');
 
-const factumd = process.env.FACTUMD_BIN;
-const browserPath = process.env.CHROMIUM || '/usr/bin/chromium';
-const shots = process.env.FACTUM_UI_SHOTS;
-const slow = process.env.FACTUM_SANITIZED ? 5 : 1;
-
-function startServer(db) {
-  return new Promise((resolve, reject) => {
-    const p = spawn(factumd, ['--insecure', '--db', db, '--node-ip', '127.0.0.1', '--node-port', '0'],
-      { stdio: ['ignore', 'pipe', 'pipe'] });
-    let log = '';
-    const onData = (d) => {
-      log += d;
-      const m = /listening on 127\.0\.0\.1:(\d+)/.exec(log);
-      if (m) resolve({ p, port: Number(m[1]) });
-    };
-    p.stdout.on('data', onData);
-    p.stderr.on('data', onData);
-    p.on('exit', (code) => reject(new Error(`factumd exited (${code}): ${log}`)));
-  });
-}
-
-const skip = !factumd ? 'FACTUMD_BIN is not set (ctest runs this file)'
-  : !fs.existsSync(browserPath) ? `no browser at ${browserPath} (scripts/deps.sh test installs chromium)` : false;
+const { browserPath, skip, slow, sleep, startServer, shot, watch } = require('./lib.js');
 
 describe('the stream browser', { skip }, () => {
-  let srv, dir, browser, base, client;
+  let srv, browser, base, client;
   before(async () => {
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'factum-ui-streams-'));
-    srv = await startServer(path.join(dir, 'db'));
-    base = `http://127.0.0.1:${srv.port}`;
+    srv = await startServer('streams', ['--insecure']);
+    base = srv.base;
     client = KurrentDBClient.connectionString(`kurrentdb://127.0.0.1:${srv.port}?tls=false`);
     browser = await chromium.launch({ executablePath: browserPath, args: ['--no-sandbox'] });
   });
   after(async () => {
     if (client) await client.dispose();
     if (browser) await browser.close();
-    if (srv) {
-      const exited = new Promise((r) => srv.p.once('exit', r));
-      srv.p.kill('SIGTERM');
-      await exited;
-    }
-    fs.rmSync(dir, { recursive: true, force: true });
+    if (srv) await srv.stop();
   });
 
   it('lists streams and reads their events back', async () => {
@@ -67,9 +35,7 @@ describe('the stream browser', { skip }, () => {
     await client.setStreamMetadata('cart-17', { maxCount: 1000 });
 
     const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
-    const problems = [];
-    page.on('console', (m) => { if (m.type() === 'error') problems.push(m.text()); });
-    page.on('pageerror', (e) => problems.push(String(e)));
+    const problems = watch(page);
     await page.goto(`${base}/ui/streams.html`);
     await page.fill('#prefix', 'cart-');
     await page.click('#search button');
@@ -77,7 +43,7 @@ describe('the stream browser', { skip }, () => {
     const names = await page.locator('#streams tbody tr').evaluateAll((rs) => rs.map((r) => r.dataset.stream));
     assert.deepEqual(names, ['cart-17', 'cart-18'], 'the prefix search');
     assert.equal(await page.locator('#streams tbody tr[data-stream="cart-17"] td.num').first().textContent(), '45');
-    if (shots) await page.screenshot({ path: path.join(shots, 'streams.png') });
+    await shot(page, 'streams');
 
     // The stream: newest first, 20 a page; the detail of the newest.
     await page.click('a[href$="name=cart-17"]');
@@ -90,7 +56,7 @@ describe('the stream browser', { skip }, () => {
     const fields = await page.locator('#d-fields').textContent();
     assert.match(fields, /Position/);
     assert.match(fields, /ItemAdded|PriceChanged/);
-    if (shots) await page.screenshot({ path: path.join(shots, 'stream.png') });
+    await shot(page, 'stream');
     // Older, older: down to version 0; newer: back up.
     await page.click('#older');
     await page.locator('#events tbody tr[data-version="24"]').waitFor();

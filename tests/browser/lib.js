@@ -1,0 +1,61 @@
+// lib.js - what the admin UI's browser tests share: factumd started on a
+// fresh database (FACTUMD_BIN), Debian's chromium (CHROMIUM), where the
+// screenshots go (FACTUM_UI_SHOTS), and why a file would be skipped.
+'use strict';
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+const { spawn } = require('node:child_process');
+
+const factumd = process.env.FACTUMD_BIN;
+const browserPath = process.env.CHROMIUM || '/usr/bin/chromium';
+const shots = process.env.FACTUM_UI_SHOTS;
+const slow = process.env.FACTUM_SANITIZED ? 5 : 1;
+const skip = !factumd ? 'FACTUMD_BIN is not set (ctest runs this file)'
+  : !fs.existsSync(browserPath) ? `no browser at ${browserPath} (scripts/deps.sh test installs chromium)` : false;
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// factumd on a fresh database in a new temporary directory: { p, port, dir, stop() }.
+function startServer(name, flags) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `factum-ui-${name}-`));
+  return new Promise((resolve, reject) => {
+    const p = spawn(factumd, [...flags, '--db', path.join(dir, 'db'), '--node-ip', '127.0.0.1', '--node-port', '0'],
+      { stdio: ['ignore', 'pipe', 'pipe'] });
+    let log = '';
+    const onData = (d) => {
+      log += d;
+      const m = /listening on 127\.0\.0\.1:(\d+)/.exec(log);
+      if (m) {
+        const port = Number(m[1]);
+        resolve({
+          p, port, dir, base: `http://127.0.0.1:${port}`,
+          async stop() {
+            const exited = new Promise((r) => p.once('exit', r));
+            p.kill('SIGTERM');
+            await exited;
+            fs.rmSync(dir, { recursive: true, force: true });
+          },
+        });
+      }
+    };
+    p.stdout.on('data', onData);
+    p.stderr.on('data', onData);
+    p.on('exit', (code) => reject(new Error(`factumd exited (${code}): ${log}`)));
+  });
+}
+
+async function shot(page, name) {
+  if (!shots) return;
+  fs.mkdirSync(shots, { recursive: true });
+  await page.screenshot({ path: path.join(shots, `${name}.png`) });
+}
+
+// Errors a page logs (console errors, uncaught exceptions): the array fills as they come.
+function watch(page) {
+  const problems = [];
+  page.on('console', (m) => { if (m.type() === 'error') problems.push(m.text()); });
+  page.on('pageerror', (e) => problems.push(String(e)));
+  return problems;
+}
+
+module.exports = { browserPath, skip, slow, sleep, startServer, shot, watch };
