@@ -70,7 +70,7 @@ export async function getMetrics() {
   return out;
 }
 
-const PAGES = [['/ui/', 'Dashboard'], ['/ui/streams.html', 'Streams']];
+const PAGES = [['/ui/', 'Dashboard'], ['/ui/streams.html', 'Streams'], ['/ui/subscriptions.html', 'Subscriptions']];
 
 // The header (the user, sign out) and, in --insecure mode, the banner.
 // info: GET /info; who: session().
@@ -85,8 +85,8 @@ export function header(info, who) {
     el('a', { class: 'brand', href: '/ui/' }, 'factum'),
     el('nav', {}, PAGES.map(([href, name]) => el('a', { href, class: href === here ? 'here' : null }, name))),
     el('span', { class: 'version' }, info ? `factumd ${info.factumVersion}` : ''),
-    who && !who.insecure ? el('span', { class: 'who' }, el('span', { id: 'who' }, who.login),
-      el('button', { id: 'signout', type: 'button', onclick: out }, 'Sign out')) : null);
+    ...(who && !who.insecure ? [el('span', { class: 'who' }, el('span', { id: 'who' }, who.login),
+      el('button', { id: 'signout', type: 'button', onclick: out }, 'Sign out'))] : []));
   if (info && info.authentication && info.authentication.type === 'insecure') {
     top.after(el('p', { class: 'banner', role: 'alert' },
       'Insecure mode: no TLS and no authentication — anyone who reaches this port is an administrator.'));

@@ -446,6 +446,26 @@ static void list_message(net_call *c, const uint8_t *msg, size_t len)
     rpc_unpack_free(req, &pa);
 }
 
+/* Replay [parked_first, parked_next), or stop_at (>= 0) of them; a replay
+ * in progress keeps its position (what it has not read yet is still to
+ * come) and may only be extended. */
+static void replay_parked(ps_group *g, int64_t stop_at)
+{
+    uint64_t end = g->parked_next;
+    if (stop_at >= 0 && g->parked_first + (uint64_t)stop_at < end) end = g->parked_first + (uint64_t)stop_at;
+    if (g->replay_next < g->parked_first) g->replay_next = g->parked_first;
+    if (end > g->replay_end) g->replay_end = end;
+    rpc_ps_group_pump(g);
+}
+
+int rpc_ps_replay_parked(rpc_ctx *ctx, const char *stream, const char *group, int64_t stop_at)
+{
+    ps_group *g = rpc_ps_group_find(ctx, stream, group);
+    if (!g) return FACTUM_ENOTFOUND;
+    replay_parked(g, stop_at);
+    return 0;
+}
+
 static void replay_message(net_call *c, const uint8_t *msg, size_t len)
 {
     rpc_ctx *ctx = uctx(c);
@@ -467,16 +487,9 @@ static void replay_message(net_call *c, const uint8_t *msg, size_t len)
         if (!g) {
             fail_missing(c, stream ? stream : "$all", o->group_name);
         } else {
-            /* Replay [parked_first, parked_next), or stop_at of them; a replay
-             * in progress keeps its position (what it has not read yet is
-             * still to come) and may only be extended. */
-            uint64_t end = g->parked_next;
-            if (o->stop_at_option_case == EVENT_STORE__CLIENT__PERSISTENT_SUBSCRIPTIONS__REPLAY_PARKED_REQ__OPTIONS__STOP_AT_OPTION_STOP_AT &&
-                o->stop_at >= 0 && g->parked_first + (uint64_t)o->stop_at < end)
-                end = g->parked_first + (uint64_t)o->stop_at;
-            if (g->replay_next < g->parked_first) g->replay_next = g->parked_first;
-            if (end > g->replay_end) g->replay_end = end;
-            rpc_ps_group_pump(g);
+            replay_parked(g, o->stop_at_option_case == EVENT_STORE__CLIENT__PERSISTENT_SUBSCRIPTIONS__REPLAY_PARKED_REQ__OPTIONS__STOP_AT_OPTION_STOP_AT
+                                 ? o->stop_at
+                                 : -1);
             EventStore__Client__Empty e = EVENT_STORE__CLIENT__EMPTY__INIT;
             if (rpc_send(ctx, c, &e.base) == 0) net_call_finish(c, GRPC_OK, NULL, NULL, 0);
         }

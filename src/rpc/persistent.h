@@ -23,6 +23,10 @@ void rpc_ps_free(rpc_ctx *ctx);
 void rpc_ps_on_commit(rpc_ctx *ctx);
 /* About every 100 ms: message timeouts, periodic checkpoints, rates. */
 void rpc_ps_tick(rpc_ctx *ctx);
+/* Replay the parked messages of the group `group` of `stream` (NULL:
+ * $all), all of them or stop_at (>= 0): as PS.ReplayParked. 0, or
+ * FACTUM_ENOTFOUND. Loop thread. */
+int rpc_ps_replay_parked(rpc_ctx *ctx, const char *stream, const char *group, int64_t stop_at);
 /* Each group's lag and counts (for /metrics and Monitoring.Stats). */
 void rpc_ps_each(rpc_ctx *ctx,
                  void (*fn)(void *arg, const char *src, const char *group, uint64_t lag_events, double lag_seconds,

@@ -39,6 +39,7 @@ describe('the dashboard in a browser', { skip }, () => {
     await page.locator('.banner').waitFor();
     assert.match(await page.locator('.banner').textContent(), /Insecure mode/);
     assert.equal(await page.locator('#signout').count(), 0, 'nothing to sign out of in --insecure mode');
+    assert.doesNotMatch(await page.locator('header').textContent(), /null|undefined/);
     await page.locator('.card .v[data-k="Durability"]', { hasText: 'durable' }).waitFor();
 
     const canvas = () => page.evaluate(() => document.querySelector('#chart-events canvas').toDataURL());
