@@ -70,7 +70,7 @@ export async function getMetrics() {
   return out;
 }
 
-const PAGES = [['/ui/', 'Dashboard'], ['/ui/streams.html', 'Streams'], ['/ui/subscriptions.html', 'Subscriptions'], ['/ui/readmodels.html', 'Read models'], ['/ui/projections.html', 'Projections'], ['/ui/operations.html', 'Operations']];
+const PAGES = [['/ui/', 'Dashboard'], ['/ui/streams.html', 'Streams'], ['/ui/subscriptions.html', 'Subscriptions'], ['/ui/readmodels.html', 'Read models'], ['/ui/projections.html', 'Projections'], ['/ui/operations.html', 'Operations'], ['/ui/users.html', 'Users']];
 
 // The header (the user, sign out) and, in --insecure mode, the banner.
 // info: GET /info; who: session().

@@ -63,6 +63,8 @@ int srv_http_ui_api(srv_state *st, const net_http_req *req, net_http_resp *resp)
 int srv_http_api(srv_state *st, const net_http_req *req, net_http_resp *resp);
 /* The projections as JSON (http_proj.c): /api/projections, /api/projection[/enable|/disable|/reset]. */
 int srv_http_proj(srv_state *st, const net_http_req *req, net_http_resp *resp);
+/* The users as JSON (http_users.c): /api/users, /api/user[/enable|/disable|/reset-password|/change-password]. */
+int srv_http_users(srv_state *st, const net_http_req *req, net_http_resp *resp);
 /* Before any handler: a change from another origin, or with the session
  * cookie and without its CSRF token, is refused (403; SESS-3). 1: go on. */
 int srv_http_guard(srv_state *st, const net_http_req *req, net_http_resp *resp);

@@ -59,3 +59,23 @@ function watch(page) {
 }
 
 module.exports = { browserPath, skip, slow, sleep, startServer, shot, watch };
+
+// Sign in through the sign-in page of a factumd with users.
+async function signIn(page, base, user, password) {
+  await page.goto(`${base}/ui/login.html`);
+  await page.fill('#user', user);
+  await page.fill('#password', password);
+  await page.click('#signin');
+  await page.waitForURL(`${base}/ui/`);
+}
+
+// What a script with Basic credentials gets for GET path.
+async function basicStatus(base, path, user, password) {
+  const r = await fetch(`${base}${path}`, {
+    headers: { Authorization: 'Basic ' + Buffer.from(`${user}:${password}`).toString('base64'), 'X-Requested-With': 't' },
+  });
+  return r.status;
+}
+
+module.exports.signIn = signIn;
+module.exports.basicStatus = basicStatus;
