@@ -243,6 +243,82 @@ static void stream_events(srv_state *st, const net_http_req *req, net_http_resp 
     base_buf_free(&name);
 }
 
+/* ---- GET /api/all?from=P&dir=forward|backward&limit=L&on=stream|type
+ *          &prefix=X|regex=R&excludeSystem=true --------------------------- */
+
+static void all_events(srv_state *st, const net_http_req *req, net_http_resp *r)
+{
+    base_buf dir = {0}, on = {0}, prefix = {0}, regex = {0}, exsys = {0};
+    uint64_t from = 0, limit = 20;
+    int hf = 0;
+    factum_filter *f = NULL;
+    if (qs_str(req, "dir", &dir) < 0 || qs_str(req, "on", &on) < 0 || qs_str(req, "prefix", &prefix) < 0 ||
+        qs_str(req, "regex", &regex) < 0 || qs_str(req, "excludeSystem", &exsys) < 0 ||
+        (hf = srv_qs_u64(req->query, "from", UINT64_MAX, &from)) < 0 ||
+        srv_qs_u64(req->query, "limit", API_MAX_EVENTS, &limit) < 0) {
+        fail(r, 400, "bad parameters: from (a position), dir, limit (1 to 200), on (stream or type), prefix or regex, "
+                     "excludeSystem");
+        goto out;
+    }
+    int back = dir.len && !strcmp((const char *)dir.data, "backward");
+    if (!hf) from = back ? FACTUM_END : 0;
+    if (!limit) limit = 20;
+    const char *pre = prefix.len ? (const char *)prefix.data : NULL, *re = regex.len ? (const char *)regex.data : NULL;
+    int ex = exsys.len && !strcmp((const char *)exsys.data, "true");
+    if (pre || re || ex) {
+        int o = on.len && !strcmp((const char *)on.data, "type") ? FACTUM_FILTER_EVENT_TYPE : FACTUM_FILTER_STREAM;
+        int rc = factum_filter_new(o, pre && !re ? &pre : NULL, pre && !re ? 1 : 0, re, ex, &f);
+        if (rc) {
+            fail(r, 400, rc == FACTUM_EBADREGEX ? "the regular expression does not compile, or is over a limit"
+                                                : factum_strerror(rc));
+            goto out;
+        }
+    }
+    if (!may(st, req, "", AUTH_READ, r)) goto out;
+    factum_event *evs = malloc(limit * sizeof *evs);
+    factum_reader *rd = factum_reader_new();
+    if (!evs || !rd) {
+        free(evs);
+        factum_reader_free(rd);
+        fail(r, 503, "out of memory");
+        goto out;
+    }
+    factum_reader_set_limit(rd, API_MAX_BYTES);
+    factum_reader *prev = factum_reader_use(rd);
+    size_t n = 0;
+    uint64_t next = 0;
+    int rc = factum_read_all(st->store, from, back ? FACTUM_BACKWARD : FACTUM_FORWARD, f, API_MAX_SCAN, evs, limit, &n,
+                             &next);
+    if (rc) {
+        fail(r, rc == FACTUM_EREGEXLIMIT ? 400 : 500, factum_strerror(rc));
+    } else {
+        base_buf *b = &r->body;
+        base_buf_append(b, "{\"events\":[", 11);
+        size_t i = 0;
+        for (; i < n && b->len < API_MAX_BYTES; i++) {
+            if (i) base_buf_append(b, ",", 1);
+            event_json(b, &evs[i]);
+            base_buf_append(b, "}", 1);
+        }
+        if (i < n) next = evs[i].position; /* the rest, from the first not sent */
+        factum_stats fs;
+        factum_store_get_stats(st->store, &fs);
+        base_buf_printf(b, "],\"next\":%" PRIu64 ",\"head\":%" PRIu64 "}\n", next, fs.last_position);
+        r->status = 200;
+        r->content_type = "application/json";
+    }
+    factum_reader_use(prev);
+    factum_reader_free(rd);
+    free(evs);
+out:
+    factum_filter_free(f);
+    base_buf_free(&dir);
+    base_buf_free(&on);
+    base_buf_free(&prefix);
+    base_buf_free(&regex);
+    base_buf_free(&exsys);
+}
+
 /* ---- GET /api/stream/metadata?name=S -------------------------------------- */
 
 static void stream_metadata(srv_state *st, const net_http_req *req, net_http_resp *r)
@@ -562,6 +638,8 @@ int srv_http_api(srv_state *st, const net_http_req *req, net_http_resp *resp)
         stream_events(st, req, resp);
     else if (!strcmp(op, "stream/metadata"))
         stream_metadata(st, req, resp);
+    else if (!strcmp(op, "all"))
+        all_events(st, req, resp);
     else
         fail(resp, 404, "not found");
     return 1;

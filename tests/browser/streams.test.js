@@ -79,6 +79,44 @@ describe('the stream browser', { skip }, () => {
     await page.close();
   });
 
+  it('reads $all with the server-side filters', async () => {
+    const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+    const problems = watch(page);
+    await page.goto(`${base}/ui/all.html`);
+    await page.locator('#events tbody tr').first().waitFor({ timeout: 10000 * slow });
+    const streams = () => page.locator('#events tbody tr td:nth-child(2)').evaluateAll((c) => c.map((x) => x.textContent));
+    const types = () => page.locator('#events tbody tr td:nth-child(4)').evaluateAll((c) => c.map((x) => x.textContent));
+    // Without system events by default: none of $-streams.
+    assert.ok((await streams()).every((n) => !n.startsWith('$')));
+    await page.fill('#expr', 'cart-');
+    await page.click('#apply');
+    await page.locator('#range', { hasText: 'positions' }).waitFor();
+    await page.waitForTimeout(200);
+    let ss = await streams();
+    assert.equal(ss.length, 25);
+    assert.ok(ss.every((n) => n.startsWith('cart-')), ss.join(','));
+    assert.equal(ss[0], 'cart-18', 'newest first');
+    // Event types by a regular expression.
+    await page.selectOption('#on', 'type');
+    await page.selectOption('#kind', 'regex');
+    await page.fill('#expr', '^Item');
+    await page.click('#apply');
+    await page.waitForTimeout(300);
+    const ts = await types();
+    assert.equal(ts.length, 22, 'every ItemAdded (odd i of 0..44)');
+    assert.ok(ts.every((t) => t === 'ItemAdded'), ts.join(','));
+    await shot(page, 'all');
+    await page.click('#older'); // nothing older matches
+    await page.locator('#range', { hasText: 'nothing here' }).waitFor();
+    assert.equal(await page.locator('#detail').isHidden(), true);
+    // A regular expression that does not compile: an error, shown.
+    await page.fill('#expr', '(unclosed');
+    await page.click('#apply');
+    await page.locator('#error', { hasText: 'regular expression' }).waitFor();
+    assert.deepEqual(problems.filter((p) => !/status of 400/.test(p)), []);
+    await page.close();
+  });
+
   it('answers the JSON endpoints for scripts too', async () => {
     const r = await (await fetch(`${base}/api/stream?name=cart-17&dir=backward&limit=2`)).json();
     assert.deepEqual(r.events.map((e) => e.version), [44, 43]);
@@ -87,5 +125,8 @@ describe('the stream browser', { skip }, () => {
     assert.equal((await fetch(`${base}/api/stream?limit=2`)).status, 400);
     assert.equal((await fetch(`${base}/api/streams?limit=5000`)).status, 400);
     assert.equal((await fetch(`${base}/api/streams`, { method: 'POST' })).status, 405);
+    const all = await (await fetch(`${base}/api/all?dir=forward&on=stream&prefix=cart-18&limit=5`)).json();
+    assert.deepEqual(all.events.map((e) => e.stream), ['cart-18']);
+    assert.equal((await fetch(`${base}/api/all?regex=(x&on=type`)).status, 400);
   });
 });

@@ -282,6 +282,9 @@ def main():
     http("http-api-delete", 2, "/api/stream?name=fz-2")
     http("http-api-tombstone", 2, "/api/stream?name=fz-2&hard=true&expected=any")
     http("http-api-unknown", 0, "/api/nothing")
+    http("http-api-all", 0, "/api/all?dir=backward&limit=200&on=type&regex=%5E%28a%7Cb%29*%24&excludeSystem=true")
+    http("http-api-all-bad-regex", 0, "/api/all?regex=((((&on=stream")
+    http("http-api-all-prefix", 0, "/api/all?from=1&dir=forward&on=stream&prefix=fz")
     http("http-api-projections", 0, "/api/projections")
     http("http-api-projection", 0, "/api/projection?name=%24by_category")
     http("http-api-projection-create", 1, "/api/projection?name=fzp&mode=one-time&emit=true",
