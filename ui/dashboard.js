@@ -42,6 +42,8 @@ function makeCharts() {
   });
 }
 
+let dataDir = null; // administrators only (GET /ui/api/session)
+
 function node(info, m) {
   const up = m.process_start_time_seconds === undefined ? undefined : Date.now() / 1000 - m.process_start_time_seconds;
   document.getElementById('node').replaceChildren(
@@ -50,7 +52,8 @@ function node(info, m) {
     card('Last position', fmt(info.lastPosition)),
     card('Log on disk', bytes(m.factum_log_bytes)),
     card('Uptime', up === undefined ? '–' : `${Math.floor(up / 3600)} h ${Math.floor(up / 60) % 60} min`),
-    card('Security', info.authentication.type === 'insecure' ? 'none (--insecure)' : `${info.tls ? 'TLS, ' : ''}users`));
+    card('Security', info.authentication.type === 'insecure' ? 'none (--insecure)' : `${info.tls ? 'TLS, ' : ''}users`),
+    dataDir ? card('Data directory', dataDir) : '');
 }
 function card(k, v) {
   return el('div', { class: 'card' }, el('span', { class: 'k' }, k), el('span', { class: 'v', 'data-k': k }, v));
@@ -87,6 +90,7 @@ async function tick() {
     info = await getJSON('/info');
   } catch (e) { showError(e); return; }
   header(info, who);
+  dataDir = who.dataDirectory || null;
   makeCharts();
   await tick();
   setInterval(tick, 1000);

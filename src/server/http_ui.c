@@ -100,7 +100,7 @@ int srv_http_guard(srv_state *st, const net_http_req *req, net_http_resp *resp)
     return 1;
 }
 
-static void session_answer(const auth_principal *p, const char *csrf, int insecure, net_http_resp *r)
+static void session_answer(srv_state *st, const auth_principal *p, const char *csrf, int insecure, net_http_resp *r)
 {
     r->status = 200;
     r->content_type = "application/json";
@@ -115,6 +115,10 @@ static void session_answer(const auth_principal *p, const char *csrf, int insecu
     base_buf_printf(b, "],\"admin\":%s,\"insecure\":%s", auth_principal_is_admin(p) ? "true" : "false",
                     insecure ? "true" : "false");
     if (csrf) base_buf_printf(b, ",\"csrf\":\"%s\"", csrf);
+    if (auth_principal_is_admin(p)) { /* the dashboard shows it to administrators only */
+        base_buf_append(b, ",\"dataDirectory\":", 17);
+        json_write_string(b, st->cfg.db, strlen(st->cfg.db));
+    }
     base_buf_append(b, "}\n", 2);
 }
 
@@ -135,7 +139,7 @@ int srv_http_ui_api(srv_state *st, const net_http_req *req, net_http_resp *resp)
     ui_headers(resp);
     if (!strcmp(op, "login")) {
         if (!post) return refuse(resp, 405, "method not allowed: POST"), 1;
-        if (!ss) return session_answer(p, NULL, 1, resp), 1; /* --insecure: nothing to sign in to */
+        if (!ss) return session_answer(st, p, NULL, 1, resp), 1; /* --insecure: nothing to sign in to */
         if (!req->has_authorization || !auth_principal_authenticated(p))
             return refuse(resp, 401, "sign in with a user name and password"), 1;
         char token[AUTH_SESSION_TOKEN], csrf[AUTH_SESSION_TOKEN];
@@ -146,17 +150,17 @@ int srv_http_ui_api(srv_state *st, const net_http_req *req, net_http_resp *resp)
                         token, (unsigned long long)(AUTH_SESSION_MAX_NS / 1000000000ull),
                         st->sec.tls ? "; Secure" : "");
         rpc_audit_as(&st->rpc, p, NULL, "ui-signed-in", "/ui/api/login", NULL);
-        session_answer(p, csrf, 0, resp);
+        session_answer(st, p, csrf, 0, resp);
         OPENSSL_cleanse(token, sizeof token);
         return 1;
     }
     if (!strcmp(op, "session")) {
         if (strcmp(req->method, "GET") && strcmp(req->method, "HEAD")) return refuse(resp, 405, "method not allowed: GET"), 1;
-        if (!ss) return session_answer(p, NULL, 1, resp), 1;
+        if (!ss) return session_answer(st, p, NULL, 1, resp), 1;
         if (!auth_principal_authenticated(p)) return refuse(resp, 401, "not signed in"), 1;
         const char *csrf = NULL;
         if (!req->has_authorization) auth_session_find(ss, req->cookie, base_mono_ns(), &csrf);
-        session_answer(p, csrf, 0, resp);
+        session_answer(st, p, csrf, 0, resp);
         return 1;
     }
     if (!strcmp(op, "logout")) {

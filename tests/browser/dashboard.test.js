@@ -41,6 +41,7 @@ describe('the dashboard in a browser', { skip }, () => {
     assert.equal(await page.locator('#signout').count(), 0, 'nothing to sign out of in --insecure mode');
     assert.doesNotMatch(await page.locator('header').textContent(), /null|undefined/);
     await page.locator('.card .v[data-k="Durability"]', { hasText: 'durable' }).waitFor();
+    assert.match(await page.locator('.card .v[data-k="Data directory"]').textContent(), /factum-ui-dashboard-.*\/db$/);
 
     const canvas = () => page.evaluate(() => document.querySelector('#chart-events canvas').toDataURL());
     const quiet = await canvas();
