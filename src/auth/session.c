@@ -107,7 +107,8 @@ static const char *token_of(const char *cookie, size_t *len)
 static int dead(const sess *x, uint64_t now)
 {
     const auth_principal *cur = auth_principal_current(x->p);
-    return !cur || cur->revoked || now - x->used > AUTH_SESSION_IDLE_NS || now - x->created > AUTH_SESSION_MAX_NS;
+    return !cur || cur->revoked || now - x->used > AUTH_SESSION_IDLE_NS ||
+           now - x->created > AUTH_SESSION_MAX_NS;
 }
 
 static sess *lookup(auth_sessions *s, const char *cookie, uint64_t now)
@@ -129,8 +130,8 @@ static sess *lookup(auth_sessions *s, const char *cookie, uint64_t now)
     return found;
 }
 
-int auth_session_create(auth_sessions *s, const auth_principal *p, uint64_t now, char token[AUTH_SESSION_TOKEN],
-                        char csrf[AUTH_SESSION_TOKEN])
+int auth_session_create(auth_sessions *s, const auth_principal *p, uint64_t now,
+                        char token[AUTH_SESSION_TOKEN], char csrf[AUTH_SESSION_TOKEN])
 {
     uint8_t r[64];
     if (RAND_priv_bytes(r, sizeof r) != 1) return -EIO;
@@ -138,8 +139,10 @@ int auth_session_create(auth_sessions *s, const auth_principal *p, uint64_t now,
     for (size_t i = 0; i < AUTH_SESSIONS && !slot; i++) {
         sess *x = &s->v[i];
         if (x->p && dead(x, now)) drop(s, x);
-        if (!x->p) slot = x;
-        else if (!lru || x->used < lru->used) lru = x;
+        if (!x->p)
+            slot = x;
+        else if (!lru || x->used < lru->used)
+            lru = x;
     }
     if (!slot) { /* full: the least recently used goes (SESS-2) */
         drop(s, lru);

@@ -24,11 +24,11 @@
 
 #include "auth/principal.h"
 
-#define AUTH_SESSION_COOKIE   "factum_session"
-#define AUTH_SESSION_TOKEN    44 /* base64url of 32 bytes (43) and a NUL */
-#define AUTH_SESSIONS         1024
-#define AUTH_SESSION_IDLE_NS  (30ull * 60 * 1000000000ull)
-#define AUTH_SESSION_MAX_NS   (12ull * 3600 * 1000000000ull)
+#define AUTH_SESSION_COOKIE  "factum_session"
+#define AUTH_SESSION_TOKEN   44 /* base64url of 32 bytes (43) and a NUL */
+#define AUTH_SESSIONS        1024
+#define AUTH_SESSION_IDLE_NS (30ull * 60 * 1000000000ull)
+#define AUTH_SESSION_MAX_NS  (12ull * 3600 * 1000000000ull)
 
 typedef struct auth_sessions auth_sessions;
 
@@ -37,8 +37,8 @@ void auth_sessions_free(auth_sessions *s);
 
 /* A new session for p (referenced while it lives): its cookie token and
  * CSRF token. 0, or -EIO (no randomness). */
-int auth_session_create(auth_sessions *s, const auth_principal *p, uint64_t now_ns, char token[AUTH_SESSION_TOKEN],
-                        char csrf[AUTH_SESSION_TOKEN]);
+int auth_session_create(auth_sessions *s, const auth_principal *p, uint64_t now_ns,
+                        char token[AUTH_SESSION_TOKEN], char csrf[AUTH_SESSION_TOKEN]);
 /* The session a Cookie header names (factum_session=...), alive at now_ns
  * (it is then used: its idle time starts again): its principal (borrowed;
  * the current one) and *csrf (may be NULL), or NULL. */
@@ -48,7 +48,8 @@ const auth_principal *auth_session_find(auth_sessions *s, const char *cookie_hea
 int auth_session_end(auth_sessions *s, const char *cookie_header);
 /* SESS-3: does csrf_header hold the CSRF token of the session the Cookie
  * header names? */
-int auth_session_csrf_ok(auth_sessions *s, const char *cookie_header, const char *csrf_header, uint64_t now_ns);
+int auth_session_csrf_ok(auth_sessions *s, const char *cookie_header, const char *csrf_header,
+                         uint64_t now_ns);
 /* Does the Cookie header carry a factum_session cookie at all? */
 int auth_session_named(const char *cookie_header);
 size_t auth_sessions_count(const auth_sessions *s);

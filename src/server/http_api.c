@@ -30,7 +30,7 @@
 #define API_MAX_BYTES  ((size_t)8 << 20)
 #define API_MAX_SCAN   10000
 
-static void fail(net_http_resp *r, int status, const char *why)
+void srv_json_fail(net_http_resp *r, int status, const char *why)
 {
     r->status = status;
     r->content_type = "application/json";
@@ -44,11 +44,15 @@ static int may(srv_state *st, const net_http_req *req, const char *stream, int a
 {
     const auth_principal *p = req->auth ? req->auth : auth_principal_system(); /* no users: --insecure */
     int a;
-    if (p->flags & AUTH_P_SYSTEM) a = AUTH_OK;
-    else if (!st->rpc.authz) a = auth_principal_authenticated(p) ? AUTH_DENIED : AUTH_UNAUTHENTICATED;
-    else a = auth_check_stream(st->rpc.authz, p, stream, action);
+    if (p->flags & AUTH_P_SYSTEM)
+        a = AUTH_OK;
+    else if (!st->rpc.authz)
+        a = auth_principal_authenticated(p) ? AUTH_DENIED : AUTH_UNAUTHENTICATED;
+    else
+        a = auth_check_stream(st->rpc.authz, p, stream, action);
     if (a == AUTH_OK) return 1;
-    fail(r, a == AUTH_UNAUTHENTICATED ? 401 : 403, a == AUTH_UNAUTHENTICATED ? "authentication required" : "access denied");
+    srv_json_fail(r, a == AUTH_UNAUTHENTICATED ? 401 : 403,
+                  a == AUTH_UNAUTHENTICATED ? "authentication required" : "access denied");
     return 0;
 }
 
@@ -73,8 +77,10 @@ static void payload(base_buf *b, const char *key, const uint8_t *p, size_t n, in
     static const char a[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     base_buf_append(b, "{\"base64\":\"", 11);
     for (size_t i = 0; i < n; i += 3) {
-        uint32_t v = (uint32_t)p[i] << 16 | (i + 1 < n ? (uint32_t)p[i + 1] << 8 : 0) | (i + 2 < n ? p[i + 2] : 0);
-        char o[4] = {a[v >> 18 & 63], a[v >> 12 & 63], i + 1 < n ? a[v >> 6 & 63] : '=', i + 2 < n ? a[v & 63] : '='};
+        uint32_t v =
+            (uint32_t)p[i] << 16 | (i + 1 < n ? (uint32_t)p[i + 1] << 8 : 0) | (i + 2 < n ? p[i + 2] : 0);
+        char o[4] = {a[v >> 18 & 63], a[v >> 12 & 63], i + 1 < n ? a[v >> 6 & 63] : '=',
+                     i + 2 < n ? a[v & 63] : '='};
         base_buf_append(b, o, 4);
     }
     base_buf_append(b, "\"}", 2);
@@ -88,8 +94,8 @@ static void event_json(base_buf *b, const factum_event *ev)
     json_write_string(b, ev->stream, ev->stream_len);
     base_buf_append(b, ",\"type\":", 8);
     json_write_string(b, ev->type, ev->type_len);
-    base_buf_printf(b, ",\"version\":%" PRIu64 ",\"position\":%" PRIu64 ",\"id\":\"%s\",\"time\":%lld", ev->version,
-                    ev->position, id, (long long)(ev->timestamp_ns / 1000000));
+    base_buf_printf(b, ",\"version\":%" PRIu64 ",\"position\":%" PRIu64 ",\"id\":\"%s\",\"time\":%lld",
+                    ev->version, ev->position, id, (long long)(ev->timestamp_ns / 1000000));
     base_buf_printf(b, ",\"isJson\":%s", (ev->flags & FACTUM_EVENT_JSON) ? "true" : "false");
     if (ev->flags & FACTUM_EVENT_SHREDDED) base_buf_append(b, ",\"shredded\":true", 16);
     payload(b, "data", ev->data, ev->data_len, (ev->flags & FACTUM_EVENT_JSON) != 0);
@@ -122,7 +128,8 @@ static int list_one(void *arg, const char *name, size_t len, uint64_t created)
     int64_t t = 0;
     factum_event ev;
     factum_reader *prev = factum_reader_use(NULL); /* the time only: the body stays sealed */
-    if (si.last_position && !factum_read_position(c->st->store, si.last_position, &ev)) t = ev.timestamp_ns / 1000000;
+    if (si.last_position && !factum_read_position(c->st->store, si.last_position, &ev))
+        t = ev.timestamp_ns / 1000000;
     factum_reader_use(prev);
     static const char *const status[] = {"none", "live", "deleted", "tombstoned"};
     base_buf_append(c->b, c->n ? ",{\"name\":" : "{\"name\":", c->n ? 9 : 8);
@@ -130,7 +137,8 @@ static int list_one(void *arg, const char *name, size_t len, uint64_t created)
     base_buf_printf(c->b,
                     ",\"status\":\"%s\",\"lastVersion\":%lld,\"lastPosition\":%" PRIu64
                     ",\"lastTime\":%lld,\"created\":%" PRIu64 "}",
-                    status[si.status & 3], (long long)si.last_version, si.last_position, (long long)t, created);
+                    status[si.status & 3], (long long)si.last_version, si.last_position, (long long)t,
+                    created);
     c->n++;
     return 0;
 }
@@ -143,7 +151,7 @@ static void streams(srv_state *st, const net_http_req *req, net_http_resp *r)
     if (qs_str(req, "prefix", &prefix) < 0 || srv_qs_u64(req->query, "after", UINT64_MAX, &after) < 0 ||
         srv_qs_u64(req->query, "limit", API_MAX_EVENTS, &limit) < 0) {
         base_buf_free(&prefix);
-        fail(r, 400, "bad parameters: prefix, after (a position), limit (1 to 200)");
+        srv_json_fail(r, 400, "bad parameters: prefix, after (a position), limit (1 to 200)");
         return;
     }
     const char *pre = prefix.data ? (const char *)prefix.data : "";
@@ -151,12 +159,12 @@ static void streams(srv_state *st, const net_http_req *req, net_http_resp *r)
     base_buf_append(&r->body, "{\"streams\":[", 12);
     int rc = factum_list_streams(st->store, after, list_one, &c);
     int more = rc > 0;
-    base_buf_printf(&r->body, "],\"next\":%" PRIu64 ",\"more\":%s,\"scanned\":%zu}\n", c.last, more ? "true" : "false",
-                    c.scanned);
+    base_buf_printf(&r->body, "],\"next\":%" PRIu64 ",\"more\":%s,\"scanned\":%zu}\n", c.last,
+                    more ? "true" : "false", c.scanned);
     base_buf_free(&prefix);
     if (rc < 0) {
         r->body.len = 0;
-        fail(r, 500, factum_strerror(rc));
+        srv_json_fail(r, 500, factum_strerror(rc));
         return;
     }
     r->status = 200;
@@ -175,7 +183,8 @@ static void stream_events(srv_state *st, const net_http_req *req, net_http_resp 
         srv_qs_u64(req->query, "limit", API_MAX_EVENTS, &limit) < 0) {
         base_buf_free(&name);
         base_buf_free(&dir);
-        fail(r, 400, "bad parameters: name, from (a version), dir (forward or backward), limit (1 to 200)");
+        srv_json_fail(r, 400,
+                      "bad parameters: name, from (a version), dir (forward or backward), limit (1 to 200)");
         return;
     }
     const char *s = (const char *)name.data;
@@ -193,18 +202,20 @@ static void stream_events(srv_state *st, const net_http_req *req, net_http_resp 
         free(evs);
         factum_reader_free(rd);
         base_buf_free(&name);
-        fail(r, 503, "out of memory");
+        srv_json_fail(r, 503, "out of memory");
         return;
     }
     factum_reader_set_limit(rd, API_MAX_BYTES);
     factum_reader *prev = factum_reader_use(rd);
     size_t n = 0;
     uint64_t next = 0;
-    int rc = factum_read_stream(st->store, s, from, back ? FACTUM_BACKWARD : FACTUM_FORWARD, evs, limit, &n, &next);
+    int rc = factum_read_stream(st->store, s, from, back ? FACTUM_BACKWARD : FACTUM_FORWARD, evs, limit, &n,
+                                &next);
     if (rc == FACTUM_ENOTFOUND || rc == FACTUM_EDELETED) {
-        fail(r, 404, rc == FACTUM_EDELETED ? "the stream is deleted for good (tombstoned)" : "no such stream");
+        srv_json_fail(
+            r, 404, rc == FACTUM_EDELETED ? "the stream is deleted for good (tombstoned)" : "no such stream");
     } else if (rc) {
-        fail(r, 500, factum_strerror(rc));
+        srv_json_fail(r, 500, factum_strerror(rc));
     } else {
         base_buf *b = &r->body;
         base_buf_append(b, "{\"stream\":", 10);
@@ -221,7 +232,8 @@ static void stream_events(srv_state *st, const net_http_req *req, net_http_resp 
                 char ts[FACTUM_MAX_STREAM_LEN + 1];
                 snprintf(ts, sizeof ts, "%.*s", (int)t.stream_len, t.stream);
                 const auth_principal *p = req->auth ? req->auth : auth_principal_system();
-                if ((p->flags & AUTH_P_SYSTEM) || (st->rpc.authz && auth_check_stream(st->rpc.authz, p, ts, AUTH_READ) == AUTH_OK)) {
+                if ((p->flags & AUTH_P_SYSTEM) ||
+                    (st->rpc.authz && auth_check_stream(st->rpc.authz, p, ts, AUTH_READ) == AUTH_OK)) {
                     base_buf_append(b, ",\"target\":", 10);
                     event_json(b, &t);
                     base_buf_append(b, "}", 1);
@@ -256,21 +268,27 @@ static void all_events(srv_state *st, const net_http_req *req, net_http_resp *r)
         qs_str(req, "regex", &regex) < 0 || qs_str(req, "excludeSystem", &exsys) < 0 ||
         (hf = srv_qs_u64(req->query, "from", UINT64_MAX, &from)) < 0 ||
         srv_qs_u64(req->query, "limit", API_MAX_EVENTS, &limit) < 0) {
-        fail(r, 400, "bad parameters: from (a position), dir, limit (1 to 200), on (stream or type), prefix or regex, "
-                     "excludeSystem");
+        srv_json_fail(
+            r, 400,
+            "bad parameters: from (a position), dir, limit (1 to 200), on (stream or type), prefix or regex, "
+            "excludeSystem");
         goto out;
     }
     int back = dir.len && !strcmp((const char *)dir.data, "backward");
     if (!hf) from = back ? FACTUM_END : 0;
     if (!limit) limit = 20;
-    const char *pre = prefix.len ? (const char *)prefix.data : NULL, *re = regex.len ? (const char *)regex.data : NULL;
+    const char *pre = prefix.len ? (const char *)prefix.data : NULL,
+               *re = regex.len ? (const char *)regex.data : NULL;
     int ex = exsys.len && !strcmp((const char *)exsys.data, "true");
     if (pre || re || ex) {
-        int o = on.len && !strcmp((const char *)on.data, "type") ? FACTUM_FILTER_EVENT_TYPE : FACTUM_FILTER_STREAM;
+        int o = on.len && !strcmp((const char *)on.data, "type") ? FACTUM_FILTER_EVENT_TYPE
+                                                                 : FACTUM_FILTER_STREAM;
         int rc = factum_filter_new(o, pre && !re ? &pre : NULL, pre && !re ? 1 : 0, re, ex, &f);
         if (rc) {
-            fail(r, 400, rc == FACTUM_EBADREGEX ? "the regular expression does not compile, or is over a limit"
-                                                : factum_strerror(rc));
+            srv_json_fail(r, 400,
+                          rc == FACTUM_EBADREGEX
+                              ? "the regular expression does not compile, or is over a limit"
+                              : factum_strerror(rc));
             goto out;
         }
     }
@@ -280,17 +298,17 @@ static void all_events(srv_state *st, const net_http_req *req, net_http_resp *r)
     if (!evs || !rd) {
         free(evs);
         factum_reader_free(rd);
-        fail(r, 503, "out of memory");
+        srv_json_fail(r, 503, "out of memory");
         goto out;
     }
     factum_reader_set_limit(rd, API_MAX_BYTES);
     factum_reader *prev = factum_reader_use(rd);
     size_t n = 0;
     uint64_t next = 0;
-    int rc = factum_read_all(st->store, from, back ? FACTUM_BACKWARD : FACTUM_FORWARD, f, API_MAX_SCAN, evs, limit, &n,
-                             &next);
+    int rc = factum_read_all(st->store, from, back ? FACTUM_BACKWARD : FACTUM_FORWARD, f, API_MAX_SCAN, evs,
+                             limit, &n, &next);
     if (rc) {
-        fail(r, rc == FACTUM_EREGEXLIMIT ? 400 : 500, factum_strerror(rc));
+        srv_json_fail(r, rc == FACTUM_EREGEXLIMIT ? 400 : 500, factum_strerror(rc));
     } else {
         base_buf *b = &r->body;
         base_buf_append(b, "{\"events\":[", 11);
@@ -326,7 +344,7 @@ static void stream_metadata(srv_state *st, const net_http_req *req, net_http_res
     base_buf name = {0};
     if (qs_str(req, "name", &name) != 1 || !name.len) {
         base_buf_free(&name);
-        fail(r, 400, "bad parameters: name");
+        srv_json_fail(r, 400, "bad parameters: name");
         return;
     }
     const char *s = (const char *)name.data;
@@ -336,7 +354,7 @@ static void stream_metadata(srv_state *st, const net_http_req *req, net_http_res
         int64_t v = -1;
         int rc = factum_get_stream_metadata(st->store, s, &json, &len, &v);
         if (rc) {
-            fail(r, rc == FACTUM_EBADNAME ? 400 : 500, factum_strerror(rc));
+            srv_json_fail(r, rc == FACTUM_EBADNAME ? 400 : 500, factum_strerror(rc));
         } else {
             r->status = 200;
             r->content_type = "application/json";
@@ -358,7 +376,7 @@ typedef struct write_job {
     net_http_later *later;
     const auth_principal *p; /* referenced */
     int op;
-    char *stream, *target;   /* the stream written ($$S for metadata), the stream meant */
+    char *stream, *target; /* the stream written ($$S for metadata), the stream meant */
     char *type;
     base_buf data, meta;
     factum_event_data ev;
@@ -388,17 +406,22 @@ static void write_answer(void *arg)
         base_buf_printf(&r.body, "{\"error\":\"wrong expected version\",\"actualVersion\":%lld}\n",
                         (long long)j->res.actual_version);
     } else if (j->rc) {
-        int status = j->rc == FACTUM_EDELETED ? 410 : j->rc == -EAGAIN ? 503 : j->rc == FACTUM_ETOOBIG ? 413
-                   : j->rc == FACTUM_EBADNAME || j->rc == FACTUM_EBADTYPE || j->rc == FACTUM_EBADJSON || j->rc == FACTUM_EINVAL ? 400
-                   : 500;
-        fail(&r, status, factum_strerror(j->rc));
+        int status = j->rc == FACTUM_EDELETED  ? 410
+                     : j->rc == -EAGAIN        ? 503
+                     : j->rc == FACTUM_ETOOBIG ? 413
+                     : j->rc == FACTUM_EBADNAME || j->rc == FACTUM_EBADTYPE || j->rc == FACTUM_EBADJSON ||
+                             j->rc == FACTUM_EINVAL
+                         ? 400
+                         : 500;
+        srv_json_fail(&r, status, factum_strerror(j->rc));
     } else {
         r.status = 200;
         r.content_type = "application/json";
         base_buf_printf(&r.body, "{\"firstVersion\":%lld,\"lastVersion\":%lld,\"position\":%" PRIu64 "}\n",
                         (long long)(int64_t)j->res.first_version, (long long)(int64_t)j->res.last_version,
                         j->res.last_position);
-        static const char *const action[] = {NULL, "stream-metadata-set", "stream-deleted", "stream-tombstoned"};
+        static const char *const action[] = {NULL, "stream-metadata-set", "stream-deleted",
+                                             "stream-tombstoned"};
         if (action[j->op]) rpc_audit_as(&j->st->rpc, j->p, NULL, action[j->op], j->target, NULL);
     }
     net_http_answer(j->later, &r);
@@ -426,13 +449,18 @@ static int expected_of(const net_http_req *req, int64_t *e)
     if (rc == 1) {
         const char *v = (const char *)b.data;
         char *end;
-        if (!strcmp(v, "any")) *e = FACTUM_ANY;
-        else if (!strcmp(v, "no-stream")) *e = FACTUM_NO_STREAM;
-        else if (!strcmp(v, "exists")) *e = FACTUM_STREAM_EXISTS;
+        if (!strcmp(v, "any"))
+            *e = FACTUM_ANY;
+        else if (!strcmp(v, "no-stream"))
+            *e = FACTUM_NO_STREAM;
+        else if (!strcmp(v, "exists"))
+            *e = FACTUM_STREAM_EXISTS;
         else {
             long long x = strtoll(v, &end, 10);
-            if (!*v || *end || x < 0) rc = -1;
-            else *e = x;
+            if (!*v || *end || x < 0)
+                rc = -1;
+            else
+                *e = x;
         }
     }
     base_buf_free(&b);
@@ -445,7 +473,7 @@ static void write_op(srv_state *st, const net_http_req *req, net_http_resp *r, i
     int64_t expected;
     if (qs_str(req, "name", &name) != 1 || !name.len || expected_of(req, &expected)) {
         base_buf_free(&name);
-        fail(r, 400, "bad parameters: name, expected (a version, any, no-stream or exists)");
+        srv_json_fail(r, 400, "bad parameters: name, expected (a version, any, no-stream or exists)");
         return;
     }
     if (op == W_DELETE) {
@@ -462,7 +490,7 @@ static void write_op(srv_state *st, const net_http_req *req, net_http_resp *r, i
     write_job *j = calloc(1, sizeof *j);
     if (!j) {
         base_buf_free(&name);
-        fail(r, 503, "out of memory");
+        srv_json_fail(r, 503, "out of memory");
         return;
     }
     j->st = st;
@@ -497,8 +525,10 @@ static void write_op(srv_state *st, const net_http_req *req, net_http_resp *r, i
         } else {
             size_t n = strlen(s) + 3;
             j->stream = malloc(n);
-            if (!j->stream || base_buf_append(&j->data, req->body, req->body_len)) rc = -ENOMEM;
-            else snprintf(j->stream, n, "$$%s", s);
+            if (!j->stream || base_buf_append(&j->data, req->body, req->body_len))
+                rc = -ENOMEM;
+            else
+                snprintf(j->stream, n, "$$%s", s);
             j->ev.type = "$metadata";
             j->ev.flags = FACTUM_EVENT_JSON;
             j->ev.data = j->data.data;
@@ -507,15 +537,17 @@ static void write_op(srv_state *st, const net_http_req *req, net_http_resp *r, i
     }
     json_free(doc);
     if (rc) {
-        fail(r, rc == -ENOMEM ? 503 : 400,
-             rc == -ENOMEM ? "out of memory"
-             : op == W_APPEND ? "the body must be {\"type\": \"...\", \"data\": a JSON value, \"metadata\": an object}"
-                              : "the body must be a metadata document (a JSON object: $maxAge, $maxCount, $tb, $acl, ...)");
+        srv_json_fail(
+            r, rc == -ENOMEM ? 503 : 400,
+            rc == -ENOMEM ? "out of memory"
+            : op == W_APPEND
+                ? "the body must be {\"type\": \"...\", \"data\": a JSON value, \"metadata\": an object}"
+                : "the body must be a metadata document (a JSON object: $maxAge, $maxCount, $tb, $acl, ...)");
         job_free(j);
         return;
     }
     if (!(j->later = net_http_defer(req))) {
-        fail(r, 503, "out of memory");
+        srv_json_fail(r, 503, "out of memory");
         job_free(j);
         return;
     }
@@ -523,7 +555,8 @@ static void write_op(srv_state *st, const net_http_req *req, net_http_resp *r, i
     if (op == W_APPEND || op == W_META) {
         factum_uuid_v4(j->ev.id);
         j->ev.has_id = 1;
-        j->req = (factum_append_req){.stream = j->stream, .expected = expected, .events = &j->ev, .n_events = 1};
+        j->req =
+            (factum_append_req){.stream = j->stream, .expected = expected, .events = &j->ev, .n_events = 1};
         rc = rpc_append_async(&st->rpc, &j->req, 1, write_done, j);
     } else {
         rc = op == W_DELETE ? factum_delete_stream_async(st->store, j->target, expected, write_done, j)
@@ -537,12 +570,13 @@ static void write_op(srv_state *st, const net_http_req *req, net_http_resp *r, i
 
 /* ---- consumer groups: GET /api/subscriptions, POST /api/subscriptions/replay ---- */
 
-static int may_op(srv_state *st, const net_http_req *req, int op, net_http_resp *r)
+int srv_may_op(srv_state *st, const net_http_req *req, int op, const char *self, net_http_resp *r)
 {
     const auth_principal *p = req->auth ? req->auth : auth_principal_system();
-    int a = auth_check_op(p, op, NULL, st->rpc.allow_anonymous_endpoints);
+    int a = auth_check_op(p, op, self, st->rpc.allow_anonymous_endpoints);
     if (a == AUTH_OK) return 1;
-    fail(r, a == AUTH_UNAUTHENTICATED ? 401 : 403, a == AUTH_UNAUTHENTICATED ? "authentication required" : "access denied");
+    srv_json_fail(r, a == AUTH_UNAUTHENTICATED ? 401 : 403,
+                  a == AUTH_UNAUTHENTICATED ? "authentication required" : "access denied");
     return 0;
 }
 
@@ -562,14 +596,14 @@ static void group_one(void *arg, const char *src, const char *group, uint64_t la
     base_buf_append(b, ",\"group\":", 9);
     json_write_string(b, group, strlen(group));
     base_buf_printf(b,
-                    ",\"lagEvents\":%" PRIu64 ",\"lagSeconds\":%.3f,\"inFlight\":%" PRIu64 ",\"parked\":%" PRIu64
-                    ",\"consumers\":%zu}",
+                    ",\"lagEvents\":%" PRIu64 ",\"lagSeconds\":%.3f,\"inFlight\":%" PRIu64
+                    ",\"parked\":%" PRIu64 ",\"consumers\":%zu}",
                     lag_events, lag_seconds, inflight, parked, consumers);
 }
 
 static void subscriptions(srv_state *st, const net_http_req *req, net_http_resp *r)
 {
-    if (!may_op(st, req, AUTH_OP_SUBS_STATISTICS, r)) return;
+    if (!srv_may_op(st, req, AUTH_OP_SUBS_STATISTICS, NULL, r)) return;
     group_ctx c = {&r->body, 0};
     base_buf_append(&r->body, "{\"groups\":[", 11);
     rpc_ps_each(&st->rpc, group_one, &c);
@@ -583,15 +617,15 @@ static void replay(srv_state *st, const net_http_req *req, net_http_resp *r)
     base_buf stream = {0}, group = {0};
     uint64_t stop = 0;
     int hs;
-    if (qs_str(req, "stream", &stream) != 1 || !stream.len || qs_str(req, "group", &group) != 1 || !group.len ||
-        (hs = srv_qs_u64(req->query, "stopAt", INT64_MAX, &stop)) < 0) {
-        fail(r, 400, "bad parameters: stream ($all for $all), group, stopAt");
-    } else if (may_op(st, req, AUTH_OP_SUBS_REPLAY_PARKED, r)) {
+    if (qs_str(req, "stream", &stream) != 1 || !stream.len || qs_str(req, "group", &group) != 1 ||
+        !group.len || (hs = srv_qs_u64(req->query, "stopAt", INT64_MAX, &stop)) < 0) {
+        srv_json_fail(r, 400, "bad parameters: stream ($all for $all), group, stopAt");
+    } else if (srv_may_op(st, req, AUTH_OP_SUBS_REPLAY_PARKED, NULL, r)) {
         const char *s = (const char *)stream.data;
         int rc = rpc_ps_replay_parked(&st->rpc, strcmp(s, "$all") ? s : NULL, (const char *)group.data,
                                       hs == 1 ? (int64_t)stop : -1);
         if (rc) {
-            fail(r, 404, "no such consumer group");
+            srv_json_fail(r, 404, "no such consumer group");
         } else {
             rpc_audit_as(&st->rpc, req->auth, NULL, "parked-replayed", s, NULL);
             r->status = 200;
@@ -625,7 +659,7 @@ int srv_http_api(srv_state *st, const net_http_req *req, net_http_resp *resp)
         return 1;
     }
     if (!get) {
-        fail(resp, 405, "method not allowed");
+        srv_json_fail(resp, 405, "method not allowed");
         return 1;
     }
     if (!strcmp(op, "subscriptions")) {
@@ -641,6 +675,6 @@ int srv_http_api(srv_state *st, const net_http_req *req, net_http_resp *resp)
     else if (!strcmp(op, "all"))
         all_events(st, req, resp);
     else
-        fail(resp, 404, "not found");
+        srv_json_fail(resp, 404, "not found");
     return 1;
 }

@@ -20,24 +20,6 @@
 #include "rpc/rpc.h"
 #include "server/server.h"
 
-static void fail(net_http_resp *r, int status, const char *why)
-{
-    r->status = status;
-    r->content_type = "application/json";
-    base_buf_append(&r->body, "{\"error\":", 9);
-    json_write_string(&r->body, why, strlen(why));
-    base_buf_append(&r->body, "}\n", 2);
-}
-
-static int may(srv_state *st, const net_http_req *req, int op, net_http_resp *r)
-{
-    const auth_principal *p = req->auth ? req->auth : auth_principal_system();
-    int a = auth_check_op(p, op, NULL, st->rpc.allow_anonymous_endpoints);
-    if (a == AUTH_OK) return 1;
-    fail(r, a == AUTH_UNAUTHENTICATED ? 401 : 403, a == AUTH_UNAUTHENTICATED ? "authentication required" : "access denied");
-    return 0;
-}
-
 static const char *state_name(int s)
 {
     static const char *const n[] = {"stopped", "running", "faulted", "stopping", "completed"};
@@ -46,7 +28,9 @@ static const char *state_name(int s)
 
 static const char *mode_name(int m)
 {
-    return m == FACTUM_PROJECTION_ONE_TIME ? "one-time" : m == FACTUM_PROJECTION_TRANSIENT ? "transient" : "continuous";
+    return m == FACTUM_PROJECTION_ONE_TIME    ? "one-time"
+           : m == FACTUM_PROJECTION_TRANSIENT ? "transient"
+                                              : "continuous";
 }
 
 static void status_json(base_buf *b, const factum_projection_status *s)
@@ -55,17 +39,17 @@ static void status_json(base_buf *b, const factum_projection_status *s)
     json_write_string(b, s->name, strlen(s->name));
     base_buf_append(b, ",\"handler\":", 11);
     json_write_string(b, s->handler, strlen(s->handler));
-    base_buf_printf(b,
-                    ",\"mode\":\"%s\",\"system\":%s,\"enabled\":%s,\"state\":\"%s\",\"reason\":", mode_name(s->mode),
-                    s->system ? "true" : "false", s->enabled ? "true" : "false", state_name(s->state));
+    base_buf_printf(
+        b, ",\"mode\":\"%s\",\"system\":%s,\"enabled\":%s,\"state\":\"%s\",\"reason\":", mode_name(s->mode),
+        s->system ? "true" : "false", s->enabled ? "true" : "false", state_name(s->state));
     json_write_string(b, s->reason, strlen(s->reason));
     base_buf_printf(b,
                     ",\"epoch\":%lld,\"version\":%lld,\"position\":%" PRIu64 ",\"checkpoint\":%" PRIu64
                     ",\"eventsProcessed\":%" PRIu64 ",\"eventsEmitted\":%" PRIu64 ",\"lagEvents\":%" PRIu64
                     ",\"lagSeconds\":%.3f,\"progress\":%.2f,\"eventsPerSecond\":%.1f,\"emitEnabled\":%s}",
-                    (long long)s->epoch, (long long)s->version, s->position, s->checkpoint, s->events_processed,
-                    s->events_emitted, s->lag_events, (double)s->lag_ns / 1e9, s->progress, s->events_per_second,
-                    s->emit_enabled ? "true" : "false");
+                    (long long)s->epoch, (long long)s->version, s->position, s->checkpoint,
+                    s->events_processed, s->events_emitted, s->lag_events, (double)s->lag_ns / 1e9,
+                    s->progress, s->events_per_second, s->emit_enabled ? "true" : "false");
 }
 
 typedef struct list_ctx {
@@ -85,8 +69,10 @@ static int list_one(void *arg, const factum_projection_status *s)
 static void doc(base_buf *b, const char *key, int rc, const char *json, size_t len)
 {
     base_buf_printf(b, ",\"%s\":", key);
-    if (rc || !len || json_validate(json, len)) base_buf_append(b, "null", 4);
-    else base_buf_append(b, json, len);
+    if (rc || !len || json_validate(json, len))
+        base_buf_append(b, "null", 4);
+    else
+        base_buf_append(b, json, len);
 }
 
 static void one(srv_state *st, const char *name, net_http_resp *r)
@@ -94,7 +80,8 @@ static void one(srv_state *st, const char *name, net_http_resp *r)
     factum_projection_status s;
     int rc = factum_projection_get_status(st->proj, name, &s);
     if (rc) {
-        fail(r, rc == FACTUM_ENOTFOUND ? 404 : 500, rc == FACTUM_ENOTFOUND ? "no such projection" : factum_strerror(rc));
+        srv_json_fail(r, rc == FACTUM_ENOTFOUND ? 404 : 500,
+                      rc == FACTUM_ENOTFOUND ? "no such projection" : factum_strerror(rc));
         return;
     }
     base_buf *b = &r->body;
@@ -135,9 +122,13 @@ static void cmd_answer(void *arg)
     cmd_job *j = arg;
     net_http_resp r = {0};
     if (j->rc) {
-        int s = j->rc == FACTUM_ENOTFOUND ? 404 : j->rc == FACTUM_EEXISTS ? 409 : j->rc == FACTUM_EBADSTATE ? 409
-              : j->rc == FACTUM_EINVAL ? 400 : j->rc == FACTUM_ECLOSED ? 503 : 500;
-        fail(&r, s, factum_strerror(j->rc));
+        int s = j->rc == FACTUM_ENOTFOUND   ? 404
+                : j->rc == FACTUM_EEXISTS   ? 409
+                : j->rc == FACTUM_EBADSTATE ? 409
+                : j->rc == FACTUM_EINVAL    ? 400
+                : j->rc == FACTUM_ECLOSED   ? 503
+                                            : 500;
+        srv_json_fail(&r, s, factum_strerror(j->rc));
     } else {
         rpc_audit_as(&j->st->rpc, j->p, NULL, j->action, j->name, NULL);
         r.status = 200;
@@ -164,19 +155,20 @@ enum { C_CREATE, C_UPDATE, C_ENABLE, C_DISABLE, C_RESET, C_DELETE };
 
 static void command(srv_state *st, const net_http_req *req, net_http_resp *r, int c, const char *name)
 {
-    static const int ops[] = {AUTH_OP_PROJ_CREATE, AUTH_OP_PROJ_UPDATE, AUTH_OP_PROJ_ENABLE,
-                              AUTH_OP_PROJ_DISABLE, AUTH_OP_PROJ_RESET, AUTH_OP_PROJ_DELETE};
-    static const char *const actions[] = {"projection-created", "projection-updated", "projection-enabled",
-                                          "projection-disabled", "projection-reset", "projection-deleted"};
-    if (!may(st, req, ops[c], r)) return;
+    static const int ops[] = {AUTH_OP_PROJ_CREATE,  AUTH_OP_PROJ_UPDATE, AUTH_OP_PROJ_ENABLE,
+                              AUTH_OP_PROJ_DISABLE, AUTH_OP_PROJ_RESET,  AUTH_OP_PROJ_DELETE};
+    static const char *const actions[] = {"projection-created",  "projection-updated", "projection-enabled",
+                                          "projection-disabled", "projection-reset",   "projection-deleted"};
+    if (!srv_may_op(st, req, ops[c], NULL, r)) return;
     if ((c == C_CREATE || c == C_UPDATE) && (!req->body_len || memchr(req->body, 0, req->body_len))) {
-        fail(r, 400, "the body must be the projection's query (JavaScript, no NUL)");
+        srv_json_fail(r, 400, "the body must be the projection's query (JavaScript, no NUL)");
         return;
     }
     cmd_job *j = calloc(1, sizeof *j);
-    if (!j || ((c == C_CREATE || c == C_UPDATE) && !(j->query = strndup((const char *)req->body, req->body_len)))) {
+    if (!j ||
+        ((c == C_CREATE || c == C_UPDATE) && !(j->query = strndup((const char *)req->body, req->body_len)))) {
         free(j);
-        fail(r, 503, "out of memory");
+        srv_json_fail(r, 503, "out of memory");
         return;
     }
     j->st = st;
@@ -185,7 +177,7 @@ static void command(srv_state *st, const net_http_req *req, net_http_resp *r, in
     if (!(j->later = net_http_defer(req))) {
         free(j->query);
         free(j);
-        fail(r, 503, "out of memory");
+        srv_json_fail(r, 503, "out of memory");
         return;
     }
     j->p = auth_principal_ref(req->auth ? req->auth : auth_principal_system());
@@ -197,7 +189,7 @@ static void command(srv_state *st, const net_http_req *req, net_http_resp *r, in
         d.name = j->name;
         d.query = j->query;
         if (srv_qs_get(req->query, "mode", &v) == 1)
-            d.mode = !strcmp((const char *)v.data, "one-time") ? FACTUM_PROJECTION_ONE_TIME
+            d.mode = !strcmp((const char *)v.data, "one-time")    ? FACTUM_PROJECTION_ONE_TIME
                      : !strcmp((const char *)v.data, "transient") ? FACTUM_PROJECTION_TRANSIENT
                                                                   : FACTUM_PROJECTION_CONTINUOUS;
         if (srv_qs_get(req->query, "emit", &v) == 1) d.emit_enabled = !strcmp((const char *)v.data, "true");
@@ -216,7 +208,8 @@ static void command(srv_state *st, const net_http_req *req, net_http_resp *r, in
         unsigned flags = 0;
         if (srv_qs_get(req->query, "deleteStateStream", &v) == 1 && !strcmp((const char *)v.data, "true"))
             flags |= FACTUM_PROJECTION_DELETE_STATE_STREAM;
-        if (srv_qs_get(req->query, "deleteCheckpointStream", &v) == 1 && !strcmp((const char *)v.data, "true"))
+        if (srv_qs_get(req->query, "deleteCheckpointStream", &v) == 1 &&
+            !strcmp((const char *)v.data, "true"))
             flags |= FACTUM_PROJECTION_DELETE_CHECKPOINT_STREAM;
         if (srv_qs_get(req->query, "deleteEmittedStreams", &v) == 1 && !strcmp((const char *)v.data, "true"))
             flags |= FACTUM_PROJECTION_DELETE_EMITTED_STREAMS;
@@ -234,14 +227,14 @@ int srv_http_proj(srv_state *st, const net_http_req *req, net_http_resp *resp)
     const char *p = req->path;
     if (strcmp(p, "/api/projections") && strncmp(p, "/api/projection", 15)) return 0;
     if (!st->proj) {
-        fail(resp, 503, "factumd runs without projections (--run-projections None)");
+        srv_json_fail(resp, 503, "factumd runs without projections (--run-projections None)");
         return 1;
     }
     int get = !strcmp(req->method, "GET") || !strcmp(req->method, "HEAD");
     if (!strcmp(p, "/api/projections")) {
         if (!get) {
-            fail(resp, 405, "method not allowed");
-        } else if (may(st, req, AUTH_OP_PROJ_LIST, resp)) {
+            srv_json_fail(resp, 405, "method not allowed");
+        } else if (srv_may_op(st, req, AUTH_OP_PROJ_LIST, NULL, resp)) {
             list_ctx c = {&resp->body, 0};
             base_buf_append(&resp->body, "{\"projections\":[", 16);
             factum_projections_each(st->proj, list_one, &c);
@@ -254,13 +247,13 @@ int srv_http_proj(srv_state *st, const net_http_req *req, net_http_resp *resp)
     base_buf name = {0};
     if (srv_qs_get(req->query, "name", &name) != 1 || !name.len || strlen((const char *)name.data) > 200) {
         base_buf_free(&name);
-        fail(resp, 400, "bad parameters: name");
+        srv_json_fail(resp, 400, "bad parameters: name");
         return 1;
     }
     const char *n = (const char *)name.data;
     const char *cmd = p + 15; /* after /api/projection */
     if (!strcmp(cmd, "") && get) {
-        if (may(st, req, AUTH_OP_PROJ_READ, resp)) one(st, n, resp);
+        if (srv_may_op(st, req, AUTH_OP_PROJ_READ, NULL, resp)) one(st, n, resp);
     } else if (!strcmp(cmd, "") && !strcmp(req->method, "POST")) {
         command(st, req, resp, C_CREATE, n);
     } else if (!strcmp(cmd, "") && !strcmp(req->method, "PUT")) {
@@ -274,8 +267,12 @@ int srv_http_proj(srv_state *st, const net_http_req *req, net_http_resp *resp)
     } else if (!strcmp(req->method, "POST") && !strcmp(cmd, "/reset")) {
         command(st, req, resp, C_RESET, n);
     } else {
-        fail(resp, strcmp(cmd, "") && strcmp(cmd, "/enable") && strcmp(cmd, "/disable") && strcmp(cmd, "/reset") ? 404 : 405,
-             "not found, or method not allowed");
+        srv_json_fail(resp,
+                      strcmp(cmd, "") && strcmp(cmd, "/enable") && strcmp(cmd, "/disable") &&
+                              strcmp(cmd, "/reset")
+                          ? 404
+                          : 405,
+                      "not found, or method not allowed");
     }
     base_buf_free(&name);
     return 1;

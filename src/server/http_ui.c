@@ -100,7 +100,8 @@ int srv_http_guard(srv_state *st, const net_http_req *req, net_http_resp *resp)
     return 1;
 }
 
-static void session_answer(srv_state *st, const auth_principal *p, const char *csrf, int insecure, net_http_resp *r)
+static void session_answer(srv_state *st, const auth_principal *p, const char *csrf, int insecure,
+                           net_http_resp *r)
 {
     r->status = 200;
     r->content_type = "application/json";
@@ -145,17 +146,18 @@ int srv_http_ui_api(srv_state *st, const net_http_req *req, net_http_resp *resp)
         char token[AUTH_SESSION_TOKEN], csrf[AUTH_SESSION_TOKEN];
         if (auth_session_create(ss, p, base_mono_ns(), token, csrf))
             return refuse(resp, 503, "cannot make a session now"), 1;
-        base_buf_printf(&resp->headers,
-                        "Set-Cookie: " AUTH_SESSION_COOKIE "=%s; Path=/; HttpOnly; SameSite=Strict; Max-Age=%llu%s\r\n",
-                        token, (unsigned long long)(AUTH_SESSION_MAX_NS / 1000000000ull),
-                        st->sec.tls ? "; Secure" : "");
+        base_buf_printf(
+            &resp->headers,
+            "Set-Cookie: " AUTH_SESSION_COOKIE "=%s; Path=/; HttpOnly; SameSite=Strict; Max-Age=%llu%s\r\n",
+            token, (unsigned long long)(AUTH_SESSION_MAX_NS / 1000000000ull), st->sec.tls ? "; Secure" : "");
         rpc_audit_as(&st->rpc, p, NULL, "ui-signed-in", "/ui/api/login", NULL);
         session_answer(st, p, csrf, 0, resp);
         OPENSSL_cleanse(token, sizeof token);
         return 1;
     }
     if (!strcmp(op, "session")) {
-        if (strcmp(req->method, "GET") && strcmp(req->method, "HEAD")) return refuse(resp, 405, "method not allowed: GET"), 1;
+        if (strcmp(req->method, "GET") && strcmp(req->method, "HEAD"))
+            return refuse(resp, 405, "method not allowed: GET"), 1;
         if (!ss) return session_answer(st, p, NULL, 1, resp), 1;
         if (!auth_principal_authenticated(p)) return refuse(resp, 401, "not signed in"), 1;
         const char *csrf = NULL;
@@ -166,7 +168,9 @@ int srv_http_ui_api(srv_state *st, const net_http_req *req, net_http_resp *resp)
     if (!strcmp(op, "logout")) {
         if (!post) return refuse(resp, 405, "method not allowed: POST"), 1;
         if (ss) auth_session_end(ss, req->cookie);
-        base_buf_printf(&resp->headers, "Set-Cookie: " AUTH_SESSION_COOKIE "=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0%s\r\n",
+        base_buf_printf(&resp->headers,
+                        "Set-Cookie: " AUTH_SESSION_COOKIE
+                        "=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0%s\r\n",
                         st->sec.tls ? "; Secure" : "");
         resp->status = 204;
         return 1;

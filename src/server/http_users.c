@@ -21,26 +21,9 @@
 #include "rpc/rpc.h"
 #include "server/server.h"
 
-static void fail(net_http_resp *r, int status, const char *why)
-{
-    r->status = status;
-    r->content_type = "application/json";
-    base_buf_append(&r->body, "{\"error\":", 9);
-    json_write_string(&r->body, why, strlen(why));
-    base_buf_append(&r->body, "}\n", 2);
-}
-
 static const auth_principal *who(const net_http_req *req)
 {
     return req->auth ? req->auth : auth_principal_system();
-}
-
-static int may(srv_state *st, const net_http_req *req, int op, const char *self, net_http_resp *r)
-{
-    int a = auth_check_op(who(req), op, self, st->rpc.allow_anonymous_endpoints);
-    if (a == AUTH_OK) return 1;
-    fail(r, a == AUTH_UNAUTHENTICATED ? 401 : 403, a == AUTH_UNAUTHENTICATED ? "authentication required" : "access denied");
-    return 0;
 }
 
 static void user_json(base_buf *b, const auth_user *x)
@@ -71,11 +54,19 @@ static void user_done(void *arg, int rc)
     user_job *j = arg;
     net_http_resp r = {0};
     if (rc < 0) {
-        int s = rc == AUTH_ENOTFOUND ? 404 : rc == AUTH_ECONFLICT ? 409 : rc == AUTH_EDENIED ? 403 : rc == AUTH_EBUSY ? 503
-              : rc == AUTH_EINVAL ? 400 : 500;
-        fail(&r, s, rc == AUTH_ENOTFOUND ? "no such user" : rc == AUTH_ECONFLICT ? "that user exists already"
-                    : rc == AUTH_EDENIED ? "the current password is wrong" : rc == AUTH_EBUSY ? "busy: try again"
-                    : rc == AUTH_EINVAL ? "a bad user name, group or password" : factum_strerror(rc));
+        int s = rc == AUTH_ENOTFOUND   ? 404
+                : rc == AUTH_ECONFLICT ? 409
+                : rc == AUTH_EDENIED   ? 403
+                : rc == AUTH_EBUSY     ? 503
+                : rc == AUTH_EINVAL    ? 400
+                                       : 500;
+        srv_json_fail(&r, s,
+                      rc == AUTH_ENOTFOUND   ? "no such user"
+                      : rc == AUTH_ECONFLICT ? "that user exists already"
+                      : rc == AUTH_EDENIED   ? "the current password is wrong"
+                      : rc == AUTH_EBUSY     ? "busy: try again"
+                      : rc == AUTH_EINVAL    ? "a bad user name, group or password"
+                                             : factum_strerror(rc));
     } else {
         rpc_audit_as(&j->st->rpc, j->p, NULL, j->action, j->login, NULL);
         r.status = 200;
@@ -94,25 +85,29 @@ enum { U_CREATE, U_UPDATE, U_DELETE, U_ENABLE, U_DISABLE, U_RESET, U_CHANGE };
 
 static void change(srv_state *st, const net_http_req *req, net_http_resp *r, int c, const char *login)
 {
-    static const int ops[] = {AUTH_OP_USERS_CREATE, AUTH_OP_USERS_UPDATE, AUTH_OP_USERS_DELETE, AUTH_OP_USERS_ENABLE,
-                              AUTH_OP_USERS_DISABLE, AUTH_OP_USERS_RESET_PASSWORD, AUTH_OP_USERS_CHANGE_PASSWORD};
-    static const char *const actions[] = {"user-created", "user-updated", "user-deleted", "user-enabled",
-                                          "user-disabled", "user-password-reset", "user-password-changed"};
+    static const int ops[] = {AUTH_OP_USERS_CREATE,         AUTH_OP_USERS_UPDATE,
+                              AUTH_OP_USERS_DELETE,         AUTH_OP_USERS_ENABLE,
+                              AUTH_OP_USERS_DISABLE,        AUTH_OP_USERS_RESET_PASSWORD,
+                              AUTH_OP_USERS_CHANGE_PASSWORD};
+    static const char *const actions[] = {"user-created",         "user-updated",  "user-deleted",
+                                          "user-enabled",         "user-disabled", "user-password-reset",
+                                          "user-password-changed"};
     json_value *doc = NULL;
     const json_value *v;
     if ((c == U_CREATE || c == U_UPDATE || c == U_RESET || c == U_CHANGE) &&
-        (req->body_len > 65536 || json_parse((const char *)req->body, req->body_len, &doc) || doc->type != JSON_OBJECT)) {
+        (req->body_len > 65536 || json_parse((const char *)req->body, req->body_len, &doc) ||
+         doc->type != JSON_OBJECT)) {
         json_free(doc);
-        fail(r, 400, "the body must be a JSON object");
+        srv_json_fail(r, 400, "the body must be a JSON object");
         return;
     }
     if (c == U_CREATE) login = (v = json_get(doc, "login")) && v->type == JSON_STRING ? v->str : "";
     if (!login[0] || strlen(login) > AUTH_LOGIN_MAX) {
         json_free(doc);
-        fail(r, 400, "a user name is needed (login)");
+        srv_json_fail(r, 400, "a user name is needed (login)");
         return;
     }
-    if (!may(st, req, ops[c], login, r)) {
+    if (!srv_may_op(st, req, ops[c], login, r)) {
         json_free(doc);
         return;
     }
@@ -120,7 +115,7 @@ static void change(srv_state *st, const net_http_req *req, net_http_resp *r, int
     if (!j || !(j->later = net_http_defer(req))) {
         free(j);
         json_free(doc);
-        fail(r, 503, "out of memory");
+        srv_json_fail(r, 503, "out of memory");
         return;
     }
     j->st = st;
@@ -143,20 +138,31 @@ static void change(srv_state *st, const net_http_req *req, net_http_resp *r, int
     }
     int rc;
     switch (c) {
-    case U_CREATE: rc = auth_users_create(st->users, &s, user_done, j); break;
-    case U_UPDATE: rc = auth_users_update(st->users, &s, user_done, j); break;
-    case U_DELETE: rc = auth_users_delete(st->users, j->login, user_done, j); break;
-    case U_ENABLE: rc = auth_users_set_disabled(st->users, j->login, 0, user_done, j); break;
-    case U_DISABLE: rc = auth_users_set_disabled(st->users, j->login, 1, user_done, j); break;
+    case U_CREATE:
+        rc = auth_users_create(st->users, &s, user_done, j);
+        break;
+    case U_UPDATE:
+        rc = auth_users_update(st->users, &s, user_done, j);
+        break;
+    case U_DELETE:
+        rc = auth_users_delete(st->users, j->login, user_done, j);
+        break;
+    case U_ENABLE:
+        rc = auth_users_set_disabled(st->users, j->login, 0, user_done, j);
+        break;
+    case U_DISABLE:
+        rc = auth_users_set_disabled(st->users, j->login, 1, user_done, j);
+        break;
     case U_RESET:
-        rc = s.password ? auth_users_reset_password(st->users, j->login, s.password, s.password_len, user_done, j)
-                        : AUTH_EINVAL;
+        rc = s.password
+                 ? auth_users_reset_password(st->users, j->login, s.password, s.password_len, user_done, j)
+                 : AUTH_EINVAL;
         break;
     default: {
         const json_value *cur = json_get(doc, "current");
         rc = s.password && cur && cur->type == JSON_STRING
-                 ? auth_users_change_password(st->users, j->login, cur->str, cur->len, s.password, s.password_len,
-                                              user_done, j)
+                 ? auth_users_change_password(st->users, j->login, cur->str, cur->len, s.password,
+                                              s.password_len, user_done, j)
                  : AUTH_EINVAL;
     }
     }
@@ -172,14 +178,14 @@ int srv_http_users(srv_state *st, const net_http_req *req, net_http_resp *resp)
     const char *p = req->path;
     if (strcmp(p, "/api/users") && strncmp(p, "/api/user", 9)) return 0;
     if (!st->users || !st->sec.auth) {
-        fail(resp, 409, "factumd runs without users (--insecure)");
+        srv_json_fail(resp, 409, "factumd runs without users (--insecure)");
         return 1;
     }
     int get = !strcmp(req->method, "GET") || !strcmp(req->method, "HEAD");
     int post = !strcmp(req->method, "POST");
     if (!strcmp(p, "/api/users")) {
         if (get) {
-            if (may(st, req, AUTH_OP_USERS_LIST, NULL, resp)) {
+            if (srv_may_op(st, req, AUTH_OP_USERS_LIST, NULL, resp)) {
                 size_t n = 0;
                 const auth_user *const *all = auth_users_all(st->users, &n);
                 base_buf_append(&resp->body, "{\"users\":[", 10);
@@ -194,24 +200,31 @@ int srv_http_users(srv_state *st, const net_http_req *req, net_http_resp *resp)
         } else if (post) {
             change(st, req, resp, U_CREATE, NULL);
         } else {
-            fail(resp, 405, "method not allowed");
+            srv_json_fail(resp, 405, "method not allowed");
         }
         return 1;
     }
     base_buf login = {0};
     if (srv_qs_get(req->query, "login", &login) != 1 || !login.len) {
         base_buf_free(&login);
-        fail(resp, 400, "bad parameters: login");
+        srv_json_fail(resp, 400, "bad parameters: login");
         return 1;
     }
     const char *l = (const char *)login.data, *cmd = p + 9; /* after /api/user */
-    if (!strcmp(cmd, "") && !strcmp(req->method, "PUT")) change(st, req, resp, U_UPDATE, l);
-    else if (!strcmp(cmd, "") && !strcmp(req->method, "DELETE")) change(st, req, resp, U_DELETE, l);
-    else if (post && !strcmp(cmd, "/enable")) change(st, req, resp, U_ENABLE, l);
-    else if (post && !strcmp(cmd, "/disable")) change(st, req, resp, U_DISABLE, l);
-    else if (post && !strcmp(cmd, "/reset-password")) change(st, req, resp, U_RESET, l);
-    else if (post && !strcmp(cmd, "/change-password")) change(st, req, resp, U_CHANGE, l);
-    else fail(resp, 404, "not found, or method not allowed");
+    if (!strcmp(cmd, "") && !strcmp(req->method, "PUT"))
+        change(st, req, resp, U_UPDATE, l);
+    else if (!strcmp(cmd, "") && !strcmp(req->method, "DELETE"))
+        change(st, req, resp, U_DELETE, l);
+    else if (post && !strcmp(cmd, "/enable"))
+        change(st, req, resp, U_ENABLE, l);
+    else if (post && !strcmp(cmd, "/disable"))
+        change(st, req, resp, U_DISABLE, l);
+    else if (post && !strcmp(cmd, "/reset-password"))
+        change(st, req, resp, U_RESET, l);
+    else if (post && !strcmp(cmd, "/change-password"))
+        change(st, req, resp, U_CHANGE, l);
+    else
+        srv_json_fail(resp, 404, "not found, or method not allowed");
     base_buf_free(&login);
     return 1;
 }

@@ -58,6 +58,11 @@ void srv_http_shred(srv_state *st, const net_http_req *req, net_http_resp *resp)
 int srv_http_ui(const net_http_req *req, net_http_resp *resp);
 /* The UI's sign-in (http_ui.c): /ui/api/login, session, logout. 1 if req was one of them. */
 int srv_http_ui_api(srv_state *st, const net_http_req *req, net_http_resp *resp);
+/* The JSON endpoints' shared pieces (http_api.c): an error answer
+ * {"error": why}; may the request's principal do operation `op` (KurrentDB's
+ * rule; self: the user it is about, or NULL)? 1, or 0 with a 401/403 answered. */
+void srv_json_fail(net_http_resp *r, int status, const char *why);
+int srv_may_op(srv_state *st, const net_http_req *req, int op, const char *self, net_http_resp *r);
 /* The JSON endpoints the UI reads (http_api.c): /api/streams, /api/stream,
  * /api/stream/metadata. 1 if req was one of them. */
 int srv_http_api(srv_state *st, const net_http_req *req, net_http_resp *resp);

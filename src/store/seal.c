@@ -44,7 +44,7 @@
 
 struct seal {
     keystore *ks;
-    pthread_mutex_t mu; /* ks */
+    pthread_mutex_t mu;   /* ks */
     _Atomic uint64_t gen; /* bumped by each shred */
     uint64_t uid;         /* this open's, for readers' key caches (a store's address can come again) */
     char **cats;          /* shred_categories, split */
@@ -212,7 +212,8 @@ int seal_open(factum_store *s)
         if (has_keys) {
             /* SEAL-4 */
             store_log(s, FACTUM_LOG_ERROR,
-                      "this store has sealed data (%s): open it with its master key (--master-key-file)", file);
+                      "this store has sealed data (%s): open it with its master key (--master-key-file)",
+                      file);
             return FACTUM_EKEY;
         }
         return 0;
@@ -225,7 +226,8 @@ int seal_open(factum_store *s)
     int rc = split_categories(se, o->shred_categories);
     if (rc) {
         if (rc == FACTUM_EINVAL)
-            store_log(s, FACTUM_LOG_ERROR, "shred_categories: a category is a name without '-' or a leading '$'");
+            store_log(s, FACTUM_LOG_ERROR,
+                      "shred_categories: a category is a name without '-' or a leading '$'");
         return rc;
     }
     /* Outside the data directory: a copy of the directory (a backup, an
@@ -234,7 +236,8 @@ int seal_open(factum_store *s)
     if (realpath(o->master_key_file, rk) && realpath(s->path, rd)) {
         size_t dl = strlen(rd);
         if (!strncmp(rk, rd, dl) && (rk[dl] == '/' || rd[dl - 1] == '/')) {
-            store_log(s, FACTUM_LOG_ERROR, "master key %s: it is inside the data directory; keep it elsewhere",
+            store_log(s, FACTUM_LOG_ERROR,
+                      "master key %s: it is inside the data directory; keep it elsewhere",
                       o->master_key_file);
             return FACTUM_EKEY;
         }
@@ -242,7 +245,8 @@ int seal_open(factum_store *s)
     uint8_t master[KS_KEY_LEN];
     const char *why = NULL;
     if ((rc = ks_master_load(o->master_key_file, master, &why))) {
-        store_log(s, FACTUM_LOG_ERROR, "master key %s: %s", o->master_key_file, why ? why : factum_strerror(rc));
+        store_log(s, FACTUM_LOG_ERROR, "master key %s: %s", o->master_key_file,
+                  why ? why : factum_strerror(rc));
         return rc;
     }
     rc = ks_open(s->io, dir, master, o->read_only ? -1 : 1, &se->ks);
@@ -276,7 +280,8 @@ int seal_enabled(const factum_store *s)
 
 /* ---- subjects and sealing -------------------------------------------------- */
 
-int seal_category_subject(const factum_store *s, const char *name, size_t len, const char **sub, size_t *sub_len)
+int seal_category_subject(const factum_store *s, const char *name, size_t len, const char **sub,
+                          size_t *sub_len)
 {
     const struct seal *se = s->seal;
     if (!se || !se->n_cats || !len || name[0] == '$') return 0;
@@ -343,8 +348,8 @@ static size_t aad_of(const char *stream, size_t slen, const char *type, size_t t
 #define AAD_MAX (FACTUM_MAX_STREAM_LEN + FACTUM_MAX_TYPE_LEN + 18)
 
 int seal_event(seal_gcm *sg, uint32_t key_id, const uint8_t key[32], const char *stream, size_t slen,
-               const char *type, size_t tlen, const uint8_t id[16], const void *data, size_t dlen, const void *meta,
-               size_t mlen, base_buf *out)
+               const char *type, size_t tlen, const uint8_t id[16], const void *data, size_t dlen,
+               const void *meta, size_t mlen, base_buf *out)
 {
     if (slen > FACTUM_MAX_STREAM_LEN || tlen > FACTUM_MAX_TYPE_LEN) return FACTUM_EINVAL;
     if (!sg->g && !(sg->g = ks_gcm_new())) return -ENOMEM;

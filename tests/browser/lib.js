@@ -58,7 +58,18 @@ function watch(page) {
   return problems;
 }
 
-module.exports = { browserPath, skip, slow, sleep, startServer, shot, watch };
+// Poll fn until it answers truthy (its answer), or fail after ms (scaled under sanitizers).
+async function until(what, fn, ms = 20000) {
+  const end = Date.now() + ms * slow;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await sleep(100);
+  }
+}
+
+module.exports = { browserPath, skip, slow, sleep, startServer, shot, watch, until };
 
 // Sign in through the sign-in page of a factumd with users.
 async function signIn(page, base, user, password) {

@@ -8,17 +8,8 @@ const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const { chromium } = require('playwright-core');
 const { KurrentDBClient, jsonEvent } = require('@kurrent/kurrentdb-client');
-const { browserPath, skip, slow, sleep, startServer, shot, watch } = require('./lib.js');
+const { browserPath, skip, slow, sleep, startServer, shot, watch, until } = require('./lib.js');
 
-async function until(what, fn, ms = 20000 * slow) {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
-}
 
 const DEF = {
   name: 'balances', lifecycle: 'async', streams: ['acct-'],

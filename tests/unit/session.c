@@ -22,7 +22,8 @@ static void t_sessions(void)
     auth_principal *p;
     const char *groups[] = {"$admins"};
     REQUIRE(auth_principal_new("admin", groups, 1, &p) == 0);
-    char tok[AUTH_SESSION_TOKEN], csrf[AUTH_SESSION_TOKEN], tok2[AUTH_SESSION_TOKEN], csrf2[AUTH_SESSION_TOKEN];
+    char tok[AUTH_SESSION_TOKEN], csrf[AUTH_SESSION_TOKEN], tok2[AUTH_SESSION_TOKEN],
+        csrf2[AUTH_SESSION_TOKEN];
     uint64_t t0 = 1000 * SEC;
     CHECK_RC(auth_session_create(s, p, t0, tok, csrf), 0);
     CHECK_RC(auth_session_create(s, p, t0, tok2, csrf2), 0);

@@ -87,7 +87,8 @@ static int plaintext_files(const char *root)
 }
 
 /* Read stream's first event; returns its flags, copies data into out. */
-static uint32_t first_event(factum_store *s, const char *stream, char *out, size_t cap, char *meta, size_t mcap)
+static uint32_t first_event(factum_store *s, const char *stream, char *out, size_t cap, char *meta,
+                            size_t mcap)
 {
     factum_event ev;
     size_t n = 0;
@@ -124,7 +125,8 @@ static void t_seal_and_shred(void)
                                    strlen("{\"s\":\"" MARK "-snap\"}"), 0, NULL),
              0);
     /* A bad $subject is refused like any bad metadata. */
-    CHECK_RC(factum_set_stream_metadata(s, "acct-2", FACTUM_ANY, "{\"$subject\":7}", 14, NULL), FACTUM_EBADJSON);
+    CHECK_RC(factum_set_stream_metadata(s, "acct-2", FACTUM_ANY, "{\"$subject\":7}", 14, NULL),
+             FACTUM_EBADJSON);
 
     /* SEAL-1: nothing of it in any file, the key file included. */
     CHECK_EQ_U64(plaintext_files(data), 0);
@@ -401,7 +403,8 @@ static void *conc_reader(void *arg)
         if (factum_read_stream(c->s, stream, 0, FACTUM_FORWARD, ev, 32, &n, NULL)) continue;
         for (size_t i = 0; i < n; i++) {
             char want[64];
-            int wl = snprintf(want, sizeof want, "{\"k\":%d,\"v\":%llu}", k, (unsigned long long)ev[i].version);
+            int wl =
+                snprintf(want, sizeof want, "{\"k\":%d,\"v\":%llu}", k, (unsigned long long)ev[i].version);
             if (ev[i].flags & FACTUM_EVENT_SHREDDED) {
                 atomic_fetch_add(&c->seen_shredded, 1);
             } else if ((ev[i].flags & FACTUM_EVENT_OPENED) && !was && ev[i].data_len == (size_t)wl &&
@@ -447,8 +450,8 @@ static void t_concurrent(void)
     atomic_store(&c.stop, 1);
     for (int i = 0; i < 3; i++)
         pthread_join(th[i], NULL);
-    fprintf(stderr, "  %ld opened, %ld shredded, %ld other\n", atomic_load(&c.opened), atomic_load(&c.seen_shredded),
-            atomic_load(&c.bad));
+    fprintf(stderr, "  %ld opened, %ld shredded, %ld other\n", atomic_load(&c.opened),
+            atomic_load(&c.seen_shredded), atomic_load(&c.bad));
     CHECK_EQ_U64(atomic_load(&c.bad), 0);
     CHECK(atomic_load(&c.opened) > 0 && atomic_load(&c.seen_shredded) > 0);
     CHECK_RC(factum_store_close(c.s), 0);
@@ -485,8 +488,8 @@ static void t_readmodel_rebuild(void)
     CHECK_RC(factum_store_get_stats(s, &fs), 0);
     CHECK_RC(factum_readmodel_wait(m, "people", fs.last_position, 30000), 0);
     char *out = NULL;
-    CHECK_RC(factum_readmodel_query(m, "people", "SELECT id, name FROM people ORDER BY id", NULL, NULL, &out, err,
-                                    sizeof err),
+    CHECK_RC(factum_readmodel_query(m, "people", "SELECT id, name FROM people ORDER BY id", NULL, NULL, &out,
+                                    err, sizeof err),
              0);
     CHECK(has(out, MARK) && has(out, "Bob"));
     free(out);
@@ -503,8 +506,8 @@ static void t_readmodel_rebuild(void)
     }
     CHECK(st.generation != gen);
     out = NULL;
-    CHECK_RC(factum_readmodel_query(m, "people", "SELECT id, name FROM people ORDER BY id", NULL, NULL, &out, err,
-                                    sizeof err),
+    CHECK_RC(factum_readmodel_query(m, "people", "SELECT id, name FROM people ORDER BY id", NULL, NULL, &out,
+                                    err, sizeof err),
              0);
     if (out) fprintf(stderr, "  after the shred and a rebuild: %s\n", out);
     CHECK(!has(out, MARK) && has(out, "Bob") && has(out, "[\"user-1\",null]"));

@@ -40,7 +40,8 @@ static factum_store *open_store(void)
 
 static uint64_t append_ev(factum_store *s, const char *stream, const char *json)
 {
-    factum_event_data ev = {.type = "Registered", .flags = FACTUM_EVENT_JSON, .data = json, .data_len = strlen(json)};
+    factum_event_data ev = {
+        .type = "Registered", .flags = FACTUM_EVENT_JSON, .data = json, .data_len = strlen(json)};
     factum_uuid_v4(ev.id);
     factum_append_result res;
     CHECK_RC(factum_append(s, stream, FACTUM_ANY, &ev, 1, &res), 0);
@@ -55,10 +56,10 @@ static char *state_of(factum_projections *m, const char *name)
     return json;
 }
 
-static const char NAMES[] =
-    "fromAll().when({ $init: function () { return { n: 0, names: [] }; },\n"
-    "  Registered: function (s, e) { s.n++; if (e.data && e.data.name) s.names.push(e.data.name); return s; }\n"
-    "});";
+static const char NAMES[] = "fromAll().when({ $init: function () { return { n: 0, names: [] }; },\n"
+                            "  Registered: function (s, e) { s.n++; if (e.data && e.data.name) "
+                            "s.names.push(e.data.name); return s; }\n"
+                            "});";
 
 static void t_projection_after_shred(void)
 {
