@@ -189,13 +189,15 @@ static int frame_fwd(factum_store *s, uint64_t *lo, uint64_t *position, int skip
     int skipped = 0; /* stepped over removed events: a later position is expected */
     int resynced = 0;
     for (uint64_t hops = 0; hops < 4 || ((skipped || resynced) && hops < ((uint64_t)1 << 32)); hops++) {
-        uint64_t avail;
-        const uint8_t *p = log_ptr(s->log, *lo, &avail);
-        if (!p || *lo % s->seg_size < LOG_SEG_HEADER) {
+        /* A segment's start (the step past a full segment: a compacted
+         * one maps no frame at its header's offsets) goes to its first frame. */
+        if (*lo % s->seg_size < LOG_SEG_HEADER) {
             *lo = (*lo / s->seg_size) * s->seg_size + LOG_SEG_HEADER;
-            if (!p) return FACTUM_ECORRUPT;
             continue;
         }
+        uint64_t avail;
+        const uint8_t *p = log_ptr(s->log, *lo, &avail);
+        if (!p) break;
         if (probe && !log_frame_resident(s->log, *lo, *probe)) return -EWOULDBLOCK; /* FACTUM_NOWAIT */
         int type;
         log_batch_hdr bh;
