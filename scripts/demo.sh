@@ -116,6 +116,8 @@ cat "$srvlog"
 unset FACTUM_DATA
 say curl -s -o /dev/null -w 'GET /health/live -> %{http_code}\n' "http://127.0.0.1:$port/health/live"
 say curl -s "http://127.0.0.1:$port/info"
+echo "# the admin web UI (docs/ui.md) is on the same port: open http://127.0.0.1:$port/ in a browser while this runs"
+say curl -s -o /dev/null -w 'GET /ui/ -> %{http_code} %{content_type}\n' "http://127.0.0.1:$port/ui/"
 echo "# any KurrentDB/EventStoreDB client connects with $url; here the factum CLI over gRPC:"
 say $factum --server "$url" append account-42 --expected no-stream --type AccountOpened --data '{"owner":"Alice"}'
 say $factum --server "$url" append account-42 --expected 0 --type MoneyDeposited --data '{"amount":1000}'
