@@ -13,6 +13,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,7 @@
 
 struct rm_gen {
     factum_reader *rdr; /* the page's sealed events open here (reset per page; store/seal.h) */
+    _Atomic uint64_t pos_shown; /* pos as other threads may read it (rm_gen_pos: a rebuild's progress) */
     rm_model *model;
     rm_ns *ns;
     const rm_def *def;
@@ -266,6 +268,7 @@ static int save_checkpoint(rm_gen *g)
 
 static void progressed(rm_gen *g)
 {
+    atomic_store_explicit(&g->pos_shown, g->pos, memory_order_relaxed);
     if (g->gate) factum_ack_gate_release(g->gate, g->pos);
     if (!g->building) rm_model_publish(g->model, g->pos);
 }
@@ -283,6 +286,7 @@ static int start(rm_gen *g)
     if ((rc = o->prepare(g->conn, g->err, sizeof g->err))) return rc;
     if ((rc = o->get_checkpoint(g->conn, &g->pos, g->err, sizeof g->err))) return rc;
     g->saved = g->pos;
+    atomic_store_explicit(&g->pos_shown, g->pos, memory_order_relaxed);
     o->pipeline(g->conn, 1);
     const rm_def *d = g->def;
     if (d->script && (rc = rm_js_new(m, d, &g->js))) return rc;
@@ -342,7 +346,7 @@ static void *gen_main(void *arg)
             caught_up = 1;
             if (g->building && !rm_model_switch(model, g, g->pos)) caught_up = 0; /* try again */
         }
-        if (!g->building && !model->is_live) {
+        if (!g->building) { /* is_live is the model's, under its lock (a rebuild's switch writes it too) */
             pthread_mutex_lock(&model->mu);
             model->is_live = 1;
             pthread_mutex_unlock(&model->mu);
@@ -501,5 +505,6 @@ int rm_gen_build_upto(rm_model *model, rm_ns *ns, uint64_t upto, char *err, size
 
 uint64_t rm_gen_pos(const rm_gen *g)
 {
-    return g->pos;
+    /* Another thread's view of the generation's thread's pos (TSan found the plain read racing). */
+    return atomic_load_explicit(&((rm_gen *)g)->pos_shown, memory_order_relaxed);
 }

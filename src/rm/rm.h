@@ -406,7 +406,7 @@ void rm_gen_set_live(rm_gen *g);
 /* An inline generation takes its acknowledgement gate at its position (on
  * its own thread: when it has caught up, or when it switches over). */
 void rm_gen_hold(rm_gen *g);
-/* Its applied position (racy read: status only). */
+/* Its applied position as its thread last published it (any thread; status only). */
 uint64_t rm_gen_pos(const rm_gen *g);
 
 /* manager.c, for apply.c */
