@@ -144,3 +144,10 @@ int http1_parse(const uint8_t *buf, size_t len, size_t max_head, size_t max_body
     if (len - i < cl) return HTTP1_INCOMPLETE;
     return HTTP1_DONE;
 }
+
+void http1_header_copy(const char *v, size_t n, char *out, size_t cap)
+{
+    if (!v || n >= cap) n = 0;
+    if (n) memcpy(out, v, n);
+    out[n] = 0;
+}

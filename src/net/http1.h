@@ -63,5 +63,8 @@ enum {
  * HTTP1_INCOMPLETE or a refusal. *req is filled (pointers into buf) on
  * HTTP1_DONE. */
 int http1_parse(const uint8_t *buf, size_t len, size_t max_head, size_t max_body, http1_request *req);
+/* A header's value (v, n bytes; may be NULL) as a NUL-terminated string in
+ * out (cap bytes): "" when absent or when it does not fit. */
+void http1_header_copy(const char *v, size_t n, char *out, size_t cap);
 
 #endif

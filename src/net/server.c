@@ -673,26 +673,16 @@ static void http1_input(conn *k)
             if (k->close_after_write || k->dead) break;
         }
         k->req_started = 0; /* a whole request arrived in time */
-        char method[16], target[HTTP1_MAX_TARGET + 1], accept[256] = "";
-        char cookie[1024] = "", csrf[128] = "", origin[256] = "", host[256] = "";
-#define HDR_COPY(buf, f)                                                                                     \
-    if (hr.f && hr.f##_len < sizeof buf) {                                                                   \
-        memcpy(buf, hr.f, hr.f##_len);                                                                       \
-        buf[hr.f##_len] = 0;                                                                                 \
-    }
-        HDR_COPY(cookie, cookie)
-        HDR_COPY(csrf, csrf)
-        HDR_COPY(origin, origin)
-        HDR_COPY(host, host)
-#undef HDR_COPY
+        char method[16], target[HTTP1_MAX_TARGET + 1], accept[256], cookie[1024], csrf[128], origin[256], host[256];
+        http1_header_copy(hr.accept, hr.accept_len, accept, sizeof accept);
+        http1_header_copy(hr.cookie, hr.cookie_len, cookie, sizeof cookie);
+        http1_header_copy(hr.csrf, hr.csrf_len, csrf, sizeof csrf);
+        http1_header_copy(hr.origin, hr.origin_len, origin, sizeof origin);
+        http1_header_copy(hr.host, hr.host_len, host, sizeof host);
         memcpy(method, hr.method, hr.method_len);
         method[hr.method_len] = 0;
         memcpy(target, hr.target, hr.target_len);
         target[hr.target_len] = 0;
-        if (hr.accept && hr.accept_len < sizeof accept) {
-            memcpy(accept, hr.accept, hr.accept_len);
-            accept[hr.accept_len] = 0;
-        }
         char *q = strchr(target, '?');
         const char *query = "";
         if (q) {

@@ -30,222 +30,13 @@
 #include <openssl/crypto.h>
 
 #include "base/json.h"
+#include "store/group.h"
 #include "store/store_int.h"
 #include "store/upcast.h"
 
 #define QUEUE_MAX       4096
 #define GROUP_MAX_REQS  4096
 #define GROUP_MAX_BYTES (16u << 20)
-
-/* An event of the current group. */
-typedef struct gev {
-    uint64_t hash;
-    const char *stream;
-    size_t stream_len;
-    uint64_t version, position;
-    uint8_t id[16];
-    size_t off; /* frame offset in the batch buffer */
-    int creates;
-} gev;
-
-/* A stream's state as the group has changed it. */
-typedef struct ovs {
-    uint64_t hash;
-    const char *name;
-    size_t len;
-    sstate st;
-    int dirty;
-    size_t meta_off;      /* offset of a metadata event in this group (0: none) */
-    uint64_t touched_req; /* request that last saved this entry for undo */
-} ovs;
-
-typedef struct undo {
-    size_t idx;
-    ovs saved;
-} undo;
-
-typedef struct group {
-    base_buf buf; /* batch frame + event frames */
-    gev *ev;
-    size_t n_ev, cap_ev;
-    ovs *ov;
-    size_t n_ov, cap_ov;
-    uint32_t *ov_idx; /* hash index into ov: slot = index + 1, 0 empty */
-    size_t ov_idx_cap;
-    uint64_t first_pos;
-    int64_t ts;
-    idx_entry *ent[IDX_KINDS];
-    size_t n_ent[IDX_KINDS], cap_ent[IDX_KINDS];
-    uint64_t *los;
-    size_t cap_los;
-    char **names; /* "$$" names made here, each malloc'd, freed on reset */
-    size_t n_names, cap_names;
-    base_buf scratch;
-    base_buf seal_out; /* crypto-shredding: an event's sealed bytes */
-    seal_gcm gcm;      /* and the cipher that seals them */
-    undo *undo;
-    size_t n_undo, cap_undo;
-    uint64_t req_seq;
-    /* A driver's group in flight (drive.c): its requests, where its batch
-     * went, the tail its fdatasync covers, when that started; and the
-     * requests that go into the next batch. */
-    wreq *fl_list;
-    uint64_t fl_lo, fl_upto, fl_t0;
-    wreq *rest;
-    /* The hash chain (LOG-7): the hasher, and the hash of this group's
-     * batch once written into a segment of chained batches. */
-    log_hasher hasher;
-    int hasher_ready, chained;
-    uint8_t chain[LOG_HASH_LEN];
-    uint8_t (*dig)[LOG_HASH_LEN]; /* each event frame's SHA-256, made as it is encoded (hot in cache) */
-    size_t cap_dig;
-} group;
-
-/* Room the batch frame takes at the start of a group's buffer: a chained
- * frame's. A batch in an older segment (plain frame, LOG-7) is written from
- * GROUP_HDR - LOG_BATCH_FRAME_LEN on, so event frames never move. */
-#define GROUP_HDR LOG_BATCH_CHAIN_LEN
-
-/* ---- small growable arrays ------------------------------------------ */
-
-static int grow(void **p, size_t *cap, size_t need, size_t elem)
-{
-    if (need <= *cap) return 0;
-    size_t c = *cap ? *cap : 64;
-    while (c < need)
-        c *= 2;
-    void *n = realloc(*p, c * elem);
-    if (!n) return -ENOMEM;
-    *p = n;
-    *cap = c;
-    return 0;
-}
-
-/* ---- the overlay ---------------------------------------------------- */
-
-static ovs *ov_find(group *g, uint64_t hash, const char *name, size_t len)
-{
-    if (!g->ov_idx_cap) return NULL;
-    size_t i = hash & (g->ov_idx_cap - 1);
-    while (g->ov_idx[i]) {
-        ovs *o = &g->ov[g->ov_idx[i] - 1];
-        if (o->hash == hash && o->len == len && memcmp(o->name, name, len) == 0) return o;
-        i = (i + 1) & (g->ov_idx_cap - 1);
-    }
-    return NULL;
-}
-
-static int ov_add(group *g, uint64_t hash, const char *name, size_t len, const sstate *st, ovs **out)
-{
-    if ((g->n_ov + 1) * 2 > g->ov_idx_cap) {
-        size_t cap = g->ov_idx_cap ? g->ov_idx_cap * 2 : 256;
-        uint32_t *idx = calloc(cap, sizeof *idx);
-        if (!idx) return -ENOMEM;
-        for (size_t k = 0; k < g->n_ov; k++) {
-            size_t i = g->ov[k].hash & (cap - 1);
-            while (idx[i])
-                i = (i + 1) & (cap - 1);
-            idx[i] = (uint32_t)(k + 1);
-        }
-        free(g->ov_idx);
-        g->ov_idx = idx;
-        g->ov_idx_cap = cap;
-    }
-    if (grow((void **)&g->ov, &g->cap_ov, g->n_ov + 1, sizeof *g->ov)) return -ENOMEM;
-    ovs *o = &g->ov[g->n_ov];
-    *o = (ovs){hash, name, len, *st, 0, 0, 0};
-    size_t i = hash & (g->ov_idx_cap - 1);
-    while (g->ov_idx[i])
-        i = (i + 1) & (g->ov_idx_cap - 1);
-    g->ov_idx[i] = (uint32_t)(++g->n_ov);
-    *out = o;
-    return 0;
-}
-
-/* The state of a stream as of this point in the group. The returned
- * pointer is valid until the next ov_add. */
-static int ov_get(factum_store *s, group *g, const char *name, size_t len, ovs **out)
-{
-    uint64_t hash = base_hash64(name, len);
-    ovs *o = ov_find(g, hash, name, len);
-    if (o) {
-        *out = o;
-        return 0;
-    }
-    sstate st;
-    uint64_t gen;
-    if (!cache_get(&s->cache, hash, name, len, &st, &gen)) {
-        int rc = state_load(s, name, len, hash, &st);
-        if (rc) return rc;
-    }
-    return ov_add(g, hash, name, len, &st, out);
-}
-
-/* A name that must outlive the group ("$$stream"). */
-static const char *keep_name(group *g, const char *name, size_t len)
-{
-    if (grow((void **)&g->names, &g->cap_names, g->n_names + 1, sizeof *g->names)) return NULL;
-    char *p = malloc(len + 1);
-    if (!p) return NULL;
-    g->names[g->n_names++] = p;
-    memcpy(p, name, len);
-    p[len] = 0;
-    return p;
-}
-
-/* Save g->ov[i] before the current request changes it, so that a failure
- * half-way through encoding can restore the overlay. */
-static int ov_touch(group *g, size_t i)
-{
-    if (g->ov[i].touched_req == g->req_seq) return 0;
-    if (grow((void **)&g->undo, &g->cap_undo, g->n_undo + 1, sizeof *g->undo)) return -ENOMEM;
-    g->undo[g->n_undo++] = (undo){i, g->ov[i]};
-    g->ov[i].touched_req = g->req_seq;
-    return 0;
-}
-
-static void ov_rebuild_index(group *g)
-{
-    memset(g->ov_idx, 0, g->ov_idx_cap * sizeof *g->ov_idx);
-    for (size_t k = 0; k < g->n_ov; k++) {
-        size_t i = g->ov[k].hash & (g->ov_idx_cap - 1);
-        while (g->ov_idx[i])
-            i = (i + 1) & (g->ov_idx_cap - 1);
-        g->ov_idx[i] = (uint32_t)(k + 1);
-    }
-}
-
-static void group_reset(group *g)
-{
-    g->buf.len = 0;
-    g->n_ev = 0;
-    g->n_ov = 0;
-    if (g->ov_idx) memset(g->ov_idx, 0, g->ov_idx_cap * sizeof *g->ov_idx);
-    for (int k = 0; k < IDX_KINDS; k++)
-        g->n_ent[k] = 0;
-    for (size_t i = 0; i < g->n_names; i++)
-        free(g->names[i]);
-    g->n_names = 0;
-}
-
-static void group_free(group *g)
-{
-    group_reset(g);
-    free(g->undo);
-    base_buf_free(&g->buf);
-    base_buf_free(&g->scratch);
-    base_buf_free(&g->seal_out);
-    seal_gcm_free(&g->gcm);
-    free(g->ev);
-    free(g->ov);
-    free(g->ov_idx);
-    for (int k = 0; k < IDX_KINDS; k++)
-        free(g->ent[k]);
-    free(g->los);
-    free(g->names);
-    if (g->hasher_ready) log_hasher_free(&g->hasher);
-    free(g->dig);
-}
 
 /* ---- reading events that may be committed or in this group ---------- */
 
@@ -406,8 +197,8 @@ static int add_event(factum_store *s, group *g, ovs *o, const char *type, size_t
     ev.metadata_len = meta_len;
     uint32_t len = log_event_frame_len(o->len, type_len, data_len, meta_len);
     if (base_buf_reserve(&g->buf, len)) return -ENOMEM;
-    if (grow((void **)&g->ev, &g->cap_ev, g->n_ev + 1, sizeof *g->ev)) return -ENOMEM;
-    if (grow((void **)&g->dig, &g->cap_dig, g->n_ev + 1, LOG_HASH_LEN)) return -ENOMEM;
+    if (group_grow((void **)&g->ev, &g->cap_ev, g->n_ev + 1, sizeof *g->ev)) return -ENOMEM;
+    if (group_grow((void **)&g->dig, &g->cap_dig, g->n_ev + 1, LOG_HASH_LEN)) return -ENOMEM;
     if (!g->hasher_ready) {
         int rc = log_hasher_init(&g->hasher);
         if (rc) return rc;
@@ -866,8 +657,8 @@ static void commit_publish(factum_store *s, group *g, uint64_t lo)
     /* Index entries (IDX-1 is the index thread's business). */
     int irc = 0;
     for (int k = 0; k < IDX_KINDS && !irc; k++)
-        irc = grow((void **)&g->ent[k], &g->cap_ent[k], g->n_ev, sizeof(idx_entry));
-    if (!irc) irc = grow((void **)&g->los, &g->cap_los, g->n_ev, sizeof(uint64_t));
+        irc = group_grow((void **)&g->ent[k], &g->cap_ent[k], g->n_ev, sizeof(idx_entry));
+    if (!irc) irc = group_grow((void **)&g->los, &g->cap_los, g->n_ev, sizeof(uint64_t));
     if (!irc) {
         for (size_t i = 0; i < g->n_ev; i++) {
             gev *e = &g->ev[i];
