@@ -21,9 +21,11 @@
 
 #include "auth/acl.h"
 #include "auth/policy.h"
+#include "auth/principal.h"
 #include "kurrentdb/shared.pb-c.h"
 #include "net/grpc.h"
 #include "net/pb.h"
+#include "rpc/vstream.h"
 #include "rpc/persistent.h"
 #include "rpc/events.h"
 #include "rpc/persistent_int.h"
@@ -108,7 +110,10 @@ static void pread_options(ps_call *pc, net_call *c, const EventStore__Client__Pe
                      o->uuid_option->content_case == EVENT_STORE__CLIENT__PERSISTENT_SUBSCRIPTIONS__READ_REQ__OPTIONS__UUIDOPTION__CONTENT_STRING;
     const char *cn = net_call_header(c, "connection-name");
     snprintf(k->name, sizeof k->name, "%s", cn ? cn : "");
-    snprintf(k->from, sizeof k->from, "%s", "127.0.0.1");
+    net_call_peer(c, k->from, sizeof k->from);
+    const auth_principal *who = rpc_principal(c);
+    snprintf(k->user, sizeof k->user, "%s",
+             who->flags & AUTH_P_SYSTEM ? "$system" : who->login[0] ? who->login : "$anonymous");
     uint8_t u[16];
     factum_uuid_v4(u);
     factum_uuid_format(u, k->id);
@@ -314,6 +319,16 @@ static int target_of(net_call *c, int is_stream, const EventStore__Client__Strea
     return *stream ? 0 : -1;
 }
 
+/* Drop g's consumers, unlink and free it (its definition is saved next). */
+static void group_delete(rpc_ctx *ctx, ps_group *g)
+{
+    while (g->consumers)
+        rpc_ps_consumer_drop(g->consumers, GRPC_CANCELLED, "The persistent subscription was deleted.",
+                             "persistent-subscription-dropped");
+    rpc_ps_group_unlink(ctx, g);
+    rpc_ps_group_free(g);
+}
+
 static void delete_message(net_call *c, const uint8_t *msg, size_t len)
 {
     rpc_ctx *ctx = uctx(c);
@@ -335,13 +350,9 @@ static void delete_message(net_call *c, const uint8_t *msg, size_t len)
         if (!g) {
             fail_missing(c, stream ? stream : "$all", o->group_name);
         } else {
-            while (g->consumers)
-                rpc_ps_consumer_drop(g->consumers, GRPC_CANCELLED, "The persistent subscription was deleted.",
-                              "persistent-subscription-dropped");
             char what[MAX_GROUP_NAME + FACTUM_MAX_STREAM_LEN + 4];
             snprintf(what, sizeof what, "%s::%s", stream ? stream : "$all", o->group_name);
-            rpc_ps_group_unlink(ctx, g);
-            rpc_ps_group_free(g);
+            group_delete(ctx, g);
             rpc_ps_config_save(ctx, c);
             rpc_audit(ctx, c, "subscription-group-deleted", what, NULL);
         }
@@ -498,6 +509,28 @@ static void replay_message(net_call *c, const uint8_t *msg, size_t len)
     rpc_unpack_free(req, &pa);
 }
 
+/* Forget the parked messages [parked_first, parked_next), or the first
+ * stop_at (>= 0) of them: the parked stream's $tb moves past them. */
+static void truncate_parked(ps_group *g, int64_t stop_at)
+{
+    uint64_t tb = g->parked_next;
+    if (stop_at >= 0 && g->parked_first + (uint64_t)stop_at < tb) tb = g->parked_first + (uint64_t)stop_at;
+    if (tb > g->parked_first) {
+        g->parked_first = tb;
+        if (g->replay_next < tb) g->replay_next = tb;
+        if (g->replay_end < tb) g->replay_end = tb;
+        rpc_ps_tb_sync(g, 1);
+    }
+}
+
+int rpc_ps_truncate_parked(rpc_ctx *ctx, const char *stream, const char *group, int64_t stop_at)
+{
+    ps_group *g = rpc_ps_group_find(ctx, stream, group);
+    if (!g) return FACTUM_ENOTFOUND;
+    truncate_parked(g, stop_at);
+    return 0;
+}
+
 static void truncate_message(net_call *c, const uint8_t *msg, size_t len)
 {
     rpc_ctx *ctx = uctx(c);
@@ -519,16 +552,9 @@ static void truncate_message(net_call *c, const uint8_t *msg, size_t len)
         if (!g) {
             fail_missing(c, stream ? stream : "$all", o->group_name);
         } else {
-            uint64_t tb = g->parked_next;
-            if (o->stop_at_option_case == EVENT_STORE__CLIENT__PERSISTENT_SUBSCRIPTIONS__TRUNCATE_PARKED_REQ__OPTIONS__STOP_AT_OPTION_STOP_AT &&
-                o->stop_at >= 0 && g->parked_first + (uint64_t)o->stop_at < tb)
-                tb = g->parked_first + (uint64_t)o->stop_at;
-            if (tb > g->parked_first) {
-                g->parked_first = tb;
-                if (g->replay_next < tb) g->replay_next = tb;
-                if (g->replay_end < tb) g->replay_end = tb;
-                rpc_ps_tb_sync(g, 1);
-            }
+            truncate_parked(g, o->stop_at_option_case == EVENT_STORE__CLIENT__PERSISTENT_SUBSCRIPTIONS__TRUNCATE_PARKED_REQ__OPTIONS__STOP_AT_OPTION_STOP_AT
+                                   ? o->stop_at
+                                   : -1);
             EventStore__Client__Empty e = EVENT_STORE__CLIENT__EMPTY__INIT;
             if (rpc_send(ctx, c, &e.base) == 0) net_call_finish(c, GRPC_OK, NULL, NULL, 0);
         }
@@ -558,6 +584,57 @@ static void restart_message(net_call *c, const uint8_t *msg, size_t len)
     rpc_audit(ctx, c, "subscriptions-restarted", "", NULL);
     EventStore__Client__Empty e = EVENT_STORE__CLIENT__EMPTY__INIT;
     if (rpc_send(ctx, c, &e.base) == 0) net_call_finish(c, GRPC_OK, NULL, NULL, 0);
+}
+
+/* ---- the HTTP API's changes -------------------------------------------- */
+
+int rpc_ps_change(rpc_ctx *ctx, int op, const char *stream, const char *group, const char *body, size_t len,
+                  char *why, size_t cap, rpc_ps_saved_fn done, void *arg)
+{
+    snprintf(why, cap, "%s", "");
+    if (!group || !group[0] || strlen(group) > MAX_GROUP_NAME) {
+        snprintf(why, cap, "a group name of 1 to %d bytes is required", MAX_GROUP_NAME);
+        return FACTUM_EINVAL;
+    }
+    if (stream && (factum_check_stream_name(stream, strlen(stream)) || rpc_vstream_is(stream, strlen(stream)))) {
+        snprintf(why, cap, "invalid stream name");
+        return FACTUM_EBADNAME;
+    }
+    ps_group *g = rpc_ps_group_find(ctx, stream, group);
+    if (op == RPC_PS_CREATE ? g != NULL : g == NULL) {
+        snprintf(why, cap, "%s", g ? "the consumer group exists already" : "no such consumer group");
+        return g ? FACTUM_EEXISTS : FACTUM_ENOTFOUND;
+    }
+    if (op == RPC_PS_DELETE) {
+        group_delete(ctx, g);
+    } else {
+        ps_settings set;
+        int err = 0;
+        if (rpc_ps_settings_from_json(body, len, stream == NULL, op == RPC_PS_UPDATE ? &g->set : NULL, &set, why,
+                                      cap))
+            return FACTUM_EINVAL;
+        if (op == RPC_PS_UPDATE) {
+            g = rpc_ps_group_rebuild(ctx, g, &set, &err);
+        } else {
+            char *name = stream ? strdup(stream) : NULL;
+            if (stream && !name) {
+                rpc_ps_settings_free(&set);
+                return -ENOMEM;
+            }
+            if ((g = rpc_ps_group_new(ctx, name, group, &set, &err))) rpc_ps_group_link(ctx, g);
+        }
+        rpc_ps_settings_free(&set);
+        if (!g) {
+            if (err == FACTUM_EBADREGEX) snprintf(why, cap, "invalid filter regex");
+            return err ? err : -ENOMEM;
+        }
+        rpc_ps_group_pump(g);
+    }
+    /* The change is made: its definition is written next (PS-5). Without
+     * memory for that write, done still hears of it (never silently). */
+    int rc = rpc_ps_config_save_fn(ctx, done, arg);
+    if (rc) done(arg, rc);
+    return 0;
 }
 
 #define PS "/event_store.client.persistent_subscriptions.PersistentSubscriptions/"

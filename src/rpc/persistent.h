@@ -27,6 +27,29 @@ void rpc_ps_tick(rpc_ctx *ctx);
  * $all), all of them or stop_at (>= 0): as PS.ReplayParked. 0, or
  * FACTUM_ENOTFOUND. Loop thread. */
 int rpc_ps_replay_parked(rpc_ctx *ctx, const char *stream, const char *group, int64_t stop_at);
+/* Truncate the parked messages of a group (all, or the first stop_at >=
+ * 0), as PS.TruncateParked. 0 or FACTUM_ENOTFOUND. Loop thread. */
+int rpc_ps_truncate_parked(rpc_ctx *ctx, const char *stream, const char *group, int64_t stop_at);
+
+/* ---- changes and details from the HTTP API (docs/protocol.md) ---------- */
+
+/* A change made durable (rc 0) or failed (an error of the store). */
+typedef void (*rpc_ps_saved_fn)(void *arg, int rc);
+enum { RPC_PS_CREATE, RPC_PS_UPDATE, RPC_PS_DELETE };
+/* Create, update or delete the group `group` of `stream` (NULL: $all).
+ * body/len: the settings as JSON with KurrentDB's HTTP names (create:
+ * over the defaults; update: over the group's settings; delete: unused).
+ * 0: the change is made and done(arg, rc) runs on the loop once it is
+ * durable (PS-5). Else done does not run: FACTUM_EEXISTS, FACTUM_ENOTFOUND,
+ * FACTUM_EINVAL or FACTUM_EBADREGEX (why says what), FACTUM_EBADNAME, or
+ * -ENOMEM. Loop thread. */
+int rpc_ps_change(rpc_ctx *ctx, int op, const char *stream, const char *group, const char *body, size_t len,
+                  char *why, size_t cap, rpc_ps_saved_fn done, void *arg);
+/* The group as JSON (its settings with KurrentDB's HTTP names, positions,
+ * counts, consumers, the parked stream) appended to b. 0, FACTUM_ENOTFOUND
+ * or -ENOMEM. Loop thread. */
+int rpc_ps_describe(rpc_ctx *ctx, const char *stream, const char *group, base_buf *b);
+
 /* Each group's lag and counts (for /metrics and Monitoring.Stats). */
 void rpc_ps_each(rpc_ctx *ctx,
                  void (*fn)(void *arg, const char *src, const char *group, uint64_t lag_events, double lag_seconds,

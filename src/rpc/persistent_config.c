@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,6 +46,14 @@ static int strategy_of(const char *name)
     for (int i = 0; i < 4; i++)
         if (!strcmp(name, rpc_ps_strategy_names[i])) return i;
     return -1;
+}
+
+static int settings_valid(const ps_settings *s)
+{
+    return !(s->strategy < 0 || s->strategy > 3 || s->message_timeout_ms < 0 || s->max_retry_count < 0 ||
+             s->checkpoint_after_ms < 0 || s->min_checkpoint_count < 0 || s->max_checkpoint_count < 0 ||
+             s->max_subscriber_count < 0 || s->live_buffer_size <= 0 || s->read_batch_size <= 0 ||
+             s->history_buffer_size <= 0 || s->live_buffer_size > 1000000 || s->history_buffer_size > 1000000);
 }
 
 /* Settings from a CreateReq (UpdateReq is parsed with the same descriptor:
@@ -191,10 +200,7 @@ int rpc_ps_settings_from(net_call *c, const CreateReq *req, int is_update, ps_se
      * upper bound then decides, a checkpoint once that many are done (PS-2).
      * Negative counts and empty or huge buffers KurrentDB takes too; they are
      * refused here, since the lanes are sized from them (PS-1). */
-    if (s->strategy < 0 || s->strategy > 3 || s->message_timeout_ms < 0 || s->max_retry_count < 0 ||
-        s->checkpoint_after_ms < 0 || s->min_checkpoint_count < 0 || s->max_checkpoint_count < 0 ||
-        s->max_subscriber_count < 0 || s->live_buffer_size <= 0 || s->read_batch_size <= 0 ||
-        s->history_buffer_size <= 0 || s->live_buffer_size > 1000000 || s->history_buffer_size > 1000000) {
+    if (!settings_valid(s)) {
         rpc_fail(c, GRPC_INVALID_ARGUMENT, "invalid persistent subscription settings", NULL, NULL);
         goto bad;
     }
@@ -204,6 +210,158 @@ bad:
     *stream_out = NULL;
     rpc_ps_settings_free(s);
     return -1;
+}
+
+/* ---- settings from the HTTP API (KurrentDB's JSON names) ---------------- */
+
+static const struct {
+    const char *key;
+    size_t off;
+} json_ints[] = {
+    {"messageTimeoutMilliseconds", offsetof(ps_settings, message_timeout_ms)},
+    {"maxRetryCount", offsetof(ps_settings, max_retry_count)},
+    {"checkPointAfterMilliseconds", offsetof(ps_settings, checkpoint_after_ms)},
+    {"minCheckPointCount", offsetof(ps_settings, min_checkpoint_count)},
+    {"maxCheckPointCount", offsetof(ps_settings, max_checkpoint_count)},
+    {"maxSubscriberCount", offsetof(ps_settings, max_subscriber_count)},
+    {"liveBufferSize", offsetof(ps_settings, live_buffer_size)},
+    {"readBatchSize", offsetof(ps_settings, read_batch_size)},
+    {"bufferSize", offsetof(ps_settings, history_buffer_size)},
+};
+
+static void filter_clear(ps_settings *s)
+{
+    free(s->filter_regex);
+    for (size_t i = 0; i < s->n_filter_prefixes; i++)
+        free(s->filter_prefixes[i]);
+    free(s->filter_prefixes);
+    s->filter_regex = NULL;
+    s->filter_prefixes = NULL;
+    s->n_filter_prefixes = 0;
+    s->has_filter = 0;
+}
+
+static int json_filter(const json_value *f, ps_settings *s, char *why, size_t cap)
+{
+    const json_value *on = json_get(f, "on"), *re = json_get(f, "regex"), *px = json_get(f, "prefixes");
+    if (f->type != JSON_OBJECT || !on || on->type != JSON_STRING ||
+        (strcmp(on->str, "stream") && strcmp(on->str, "eventType"))) {
+        snprintf(why, cap, "filter: {\"on\": \"stream\" or \"eventType\", \"regex\": \"...\" or \"prefixes\": [...]}");
+        return -1;
+    }
+    for (size_t i = 0; i < f->n; i++)
+        if (strcmp(f->keys[i], "on") && strcmp(f->keys[i], "regex") && strcmp(f->keys[i], "prefixes")) {
+            snprintf(why, cap, "filter: unknown key \"%.64s\"", f->keys[i]);
+            return -1;
+        }
+    int has_re = re && re->type == JSON_STRING && re->len;
+    if (!has_re == !(px && px->type == JSON_ARRAY && px->n) || (re && !has_re) || (px && px->type != JSON_ARRAY)) {
+        snprintf(why, cap, "filter: one of a non-empty \"regex\" or a non-empty \"prefixes\" array");
+        return -1;
+    }
+    s->has_filter = 1;
+    s->filter_on = !strcmp(on->str, "stream") ? FACTUM_FILTER_STREAM : FACTUM_FILTER_EVENT_TYPE;
+    if (has_re) {
+        if (strlen(re->str) != re->len || !(s->filter_regex = strdup(re->str))) goto bad;
+        return 0;
+    }
+    if (px->n > 1024 || !(s->filter_prefixes = calloc(px->n, sizeof *s->filter_prefixes))) goto bad;
+    for (size_t i = 0; i < px->n; i++) {
+        const json_value *p = px->items[i];
+        if (p->type != JSON_STRING || strlen(p->str) != p->len) goto bad;
+        if (!(s->filter_prefixes[s->n_filter_prefixes] = strdup(p->str))) goto bad;
+        s->n_filter_prefixes++;
+    }
+    return 0;
+bad:
+    snprintf(why, cap, "filter: strings without NUL, at most 1024 prefixes");
+    return -1;
+}
+
+int rpc_ps_settings_from_json(const char *body, size_t len, int is_all, const ps_settings *base, ps_settings *s,
+                              char *why, size_t cap)
+{
+    if (base) {
+        *s = *base;
+        s->filter_regex = NULL;
+        s->filter_prefixes = NULL;
+        s->n_filter_prefixes = 0;
+        rpc_ps_settings_copy_filter(s, base);
+    } else {
+        settings_defaults(s);
+    }
+    json_value *doc = NULL;
+    int rc = -1;
+    if (len && json_parse(body, len, &doc)) {
+        snprintf(why, cap, "the body must be a JSON object of settings");
+        goto out;
+    }
+    if (doc && doc->type != JSON_OBJECT) {
+        snprintf(why, cap, "the body must be a JSON object of settings");
+        goto out;
+    }
+    for (size_t i = 0; doc && i < doc->n; i++) {
+        const char *k = doc->keys[i];
+        const json_value *v = doc->items[i];
+        size_t j;
+        for (j = 0; j < sizeof json_ints / sizeof *json_ints; j++)
+            if (!strcmp(k, json_ints[j].key)) break;
+        int64_t x;
+        if (j < sizeof json_ints / sizeof *json_ints) {
+            if (json_int64(v, &x) || x < 0 || x > INT32_MAX) {
+                snprintf(why, cap, "%s: an integer from 0 to 2147483647", k);
+                goto out;
+            }
+            *(int32_t *)((char *)s + json_ints[j].off) = (int32_t)x;
+        } else if (!strcmp(k, "resolveLinktos") || !strcmp(k, "resolveLinkTos") || !strcmp(k, "extraStatistics")) {
+            if (v->type != JSON_TRUE && v->type != JSON_FALSE) {
+                snprintf(why, cap, "%s: true or false", k);
+                goto out;
+            }
+            if (k[0] == 'r') s->resolve_links = v->type == JSON_TRUE;
+            else s->extra_statistics = v->type == JSON_TRUE;
+        } else if (!strcmp(k, "startFrom")) {
+            /* -1 the end, 0 the start, N a revision (a stream) or a commit
+             * position ($all); the text keeps u64 positions exact. */
+            if (v->type == JSON_NUMBER && !strcmp(v->str, "-1")) {
+                s->start = ST_END;
+            } else {
+                char *end;
+                if (v->type != JSON_NUMBER || v->str[0] == '-' || (errno = 0, s->start_at = strtoull(v->str, &end, 10), *end) ||
+                    errno) {
+                    snprintf(why, cap, "startFrom: -1 (the end), 0 (the start) or a %s",
+                             is_all ? "commit position" : "revision");
+                    goto out;
+                }
+                s->start = s->start_at ? ST_AT : ST_START;
+            }
+        } else if (!strcmp(k, "namedConsumerStrategy")) {
+            if (v->type != JSON_STRING || (s->strategy = strategy_of(v->str)) < 0) {
+                snprintf(why, cap, "namedConsumerStrategy: RoundRobin, DispatchToSingle, Pinned or PinnedByCorrelation");
+                goto out;
+            }
+        } else if (!strcmp(k, "preferRoundRobin")) {
+            /* KurrentDB's old clients send it besides the strategy: ignored. */
+        } else if (!strcmp(k, "filter") && is_all && !base) {
+            filter_clear(s); /* a repeated key: the last one counts */
+            if (v->type != JSON_NULL && json_filter(v, s, why, cap)) goto out;
+        } else {
+            snprintf(why, cap, "unknown setting \"%.64s\"%s", k,
+                     !strcmp(k, "filter") ? (is_all ? " (a group's filter is set when it is created)"
+                                                    : " (only a group on $all has a filter)")
+                                          : "");
+            goto out;
+        }
+    }
+    if (!settings_valid(s)) {
+        snprintf(why, cap, "invalid settings: buffers from 1 to 1000000, readBatchSize at least 1");
+        goto out;
+    }
+    rc = 0;
+out:
+    json_free(doc);
+    if (rc) rpc_ps_settings_free(s);
+    return rc;
 }
 
 /* ---- the config snapshot (PS-5) ------------------------------------------ */
@@ -242,11 +400,18 @@ static int settings_json(base_buf *b, const ps_group *g)
     return rc;
 }
 
+typedef struct save_wait {
+    net_call *c;             /* a gRPC call to answer, or */
+    rpc_ps_saved_fn fn;      /* a function to call */
+    void *arg;
+} save_wait;
+
 static void config_written(rpc_ctx *ctx, uint64_t gid, void *arg, int rc, uint64_t version);
 
-/* Write the snapshot of every group; answer c (OK or the error) when it is
- * durable. Writes are serialised: a change during a write writes again. */
-void rpc_ps_config_save(rpc_ctx *ctx, net_call *c)
+/* Write the snapshot of every group (writes are not serialised: each is a
+ * whole snapshot, and the store orders them as they were made). 0, or an
+ * error and nothing is written. */
+static int config_write(rpc_ctx *ctx, save_wait *w)
 {
     struct ps_reg *r = ctx->ps;
     base_buf b = {0};
@@ -258,33 +423,64 @@ void rpc_ps_config_save(rpc_ctx *ctx, net_call *c)
         if (!rc) rc = settings_json(&b, g);
     }
     if (!rc) rc = base_buf_append(&b, "]}", 2);
-    if (c) net_call_ref(c);
     if (!rc)
-        rc = rpc_ps_append(ctx, 0, CONFIG_STREAM, "$PersistentConfig", b.data, b.len, 1, NULL, config_written, c);
+        rc = rpc_ps_append(ctx, 0, CONFIG_STREAM, "$PersistentConfig", b.data, b.len, 1, NULL, config_written, w);
     base_buf_free(&b);
-    if (rc && c) {
-        rpc_fail(c, GRPC_INTERNAL, "could not write the persistent subscription configuration", NULL, NULL);
-        net_call_unref(c);
+    return rc;
+}
+
+/* Write the snapshot; answer c (if not NULL: OK or the error) when it is
+ * durable. */
+void rpc_ps_config_save(rpc_ctx *ctx, net_call *c)
+{
+    save_wait *w = c ? calloc(1, sizeof *w) : NULL;
+    if (c && !w) {
+        rpc_fail(c, GRPC_RESOURCE_EXHAUSTED, "out of memory", NULL, NULL);
+        return;
     }
+    if (w) {
+        w->c = c;
+        net_call_ref(c);
+    }
+    if (config_write(ctx, w)) {
+        if (w) {
+            rpc_fail(c, GRPC_INTERNAL, "could not write the persistent subscription configuration", NULL, NULL);
+            net_call_unref(c);
+            free(w);
+        }
+    }
+}
+
+int rpc_ps_config_save_fn(rpc_ctx *ctx, rpc_ps_saved_fn fn, void *arg)
+{
+    save_wait *w = calloc(1, sizeof *w);
+    if (!w) return -ENOMEM;
+    w->fn = fn;
+    w->arg = arg;
+    int rc = config_write(ctx, w);
+    if (rc) free(w);
+    return rc;
 }
 
 static void config_written(rpc_ctx *ctx, uint64_t gid, void *arg, int rc, uint64_t version)
 {
-    (void)ctx;
     (void)gid;
     (void)version;
-    net_call *c = arg;
-    if (!c) return;
-    if (!net_call_done(c)) {
+    save_wait *w = arg;
+    if (!w) return;
+    if (w->fn) {
+        w->fn(w->arg, rc);
+    } else if (!net_call_done(w->c)) {
         if (rc) {
-            rpc_fail_store(c, rc, CONFIG_STREAM, FACTUM_ANY, -1);
+            rpc_fail_store(w->c, rc, CONFIG_STREAM, FACTUM_ANY, -1);
         } else {
             /* CreateResp / UpdateResp / DeleteResp are all empty messages. */
             EventStore__Client__Empty e = EVENT_STORE__CLIENT__EMPTY__INIT;
-            if (rpc_send(ctx, c, &e.base) == 0) net_call_finish(c, GRPC_OK, NULL, NULL, 0);
+            if (rpc_send(ctx, w->c, &e.base) == 0) net_call_finish(w->c, GRPC_OK, NULL, NULL, 0);
         }
     }
-    net_call_unref(c);
+    if (w->c) net_call_unref(w->c);
+    free(w);
 }
 
 int rpc_ps_init(rpc_ctx *ctx)

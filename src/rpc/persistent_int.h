@@ -39,6 +39,7 @@
 #include "auth/acl.h"
 #include "base/base.h"
 #include "kurrentdb/persistent.pb-c.h"
+#include "rpc/persistent.h"
 #include "rpc/rpc.h"
 
 typedef EventStore__Client__PersistentSubscriptions__CreateReq CreateReq;
@@ -114,7 +115,7 @@ typedef struct ps_consumer {
     int blocked; /* its queue is full: wait for on_writable */
     uint64_t total;
     uint64_t acked, ack_ns_sum, ack_ns_max; /* extra statistics */
-    char name[128], from[64], id[37];
+    char name[128], from[64], id[37], user[64]; /* user: who it reads as (its login) */
     int authz;        /* not the system principal: checked again when the ACL moves (RPC-6) */
     auth_stamp stamp; /* the versions of the metadata it was allowed under */
     const struct auth_principal *as; /* who it was allowed as (borrowed from the call; PRINCIPAL-1) */
@@ -225,6 +226,15 @@ int rpc_ps_settings_from(net_call *c, const CreateReq *req, int is_update, ps_se
 /* Write the snapshot of every group (PS-5); answer c (if not NULL) when it
  * is durable. */
 void rpc_ps_config_save(rpc_ctx *ctx, net_call *c);
+
+/* The same, calling fn(arg, rc) on the loop when it is durable or failed.
+ * 0, or an error now (fn is not called). */
+int rpc_ps_config_save_fn(rpc_ctx *ctx, rpc_ps_saved_fn fn, void *arg);
+/* Settings from the HTTP API's JSON body (KurrentDB's names): over base (an
+ * update: the group's settings) or the defaults (base NULL). 0, or -1 and
+ * why says what is wrong (s then holds nothing to free). */
+int rpc_ps_settings_from_json(const char *body, size_t len, int is_all, const ps_settings *base, ps_settings *s,
+                              char *why, size_t cap);
 
 /* ---- statistics (persistent_stats.c) ------------------------------------ */
 

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/json.h"
 #include "rpc/persistent.h"
 #include "rpc/persistent_int.h"
 
@@ -84,7 +85,7 @@ int rpc_ps_info_fill(const ps_group *g, SubInfo *si, info_store *is)
             ConnInfo *ci = &is->conns[i];
             event_store__client__persistent_subscriptions__subscription_info__connection_info__init(ci);
             ci->from = (char *)k->from;
-            ci->username = "$admin";
+            ci->username = (char *)k->user;
             ci->total_items = (int64_t)k->total;
             ci->available_slots = k->buffer_size - k->inflight;
             ci->in_flight_messages = k->inflight;
@@ -120,6 +121,27 @@ void rpc_ps_info_free(info_store *is)
     free(is->measp);
 }
 
+/* g's lag: events of its source after what it has done (the head of $all
+ * is last_position), and the age of its oldest unfinished message. */
+static void group_lag(const ps_group *g, uint64_t last_position, uint64_t *events, double *seconds)
+{
+    uint64_t done = g->lane[0].have_done ? g->lane[0].done_pos : g->have_ckpt ? g->last_ckpt : 0;
+    uint64_t head = last_position;
+    if (g->stream) {
+        factum_stream_info info;
+        head = 0;
+        if (factum_stream_get_info(g->ctx->store, g->stream, &info) == 0 && info.last_version >= 0)
+            head = (uint64_t)info.last_version + (g->lane[0].have_done || g->have_ckpt ? 0 : 1);
+    }
+    *events = head > done ? head - done : 0;
+    *seconds = 0;
+    const ps_lane *l = &g->lane[0];
+    if (l->n) {
+        int64_t age = base_now_ns() - l->ring[l->head].ev.timestamp_ns;
+        *seconds = age > 0 ? (double)age / 1e9 : 0;
+    }
+}
+
 /* Lag of every group, for /metrics and Monitoring.Stats: fn(ctx, source,
  * group, events behind the head, seconds behind, in flight, parked). */
 void rpc_ps_each(rpc_ctx *ctx, void (*fn)(void *arg, const char *src, const char *group, uint64_t lag_events,
@@ -130,24 +152,101 @@ void rpc_ps_each(rpc_ctx *ctx, void (*fn)(void *arg, const char *src, const char
     factum_stats st;
     factum_store_get_stats(ctx->store, &st);
     for (ps_group *g = ctx->ps->groups; g; g = g->next) {
-        uint64_t done = g->lane[0].have_done ? g->lane[0].done_pos : g->have_ckpt ? g->last_ckpt : 0;
-        uint64_t head = st.last_position;
-        if (g->stream) {
-            factum_stream_info info;
-            head = 0;
-            if (factum_stream_get_info(ctx->store, g->stream, &info) == 0 && info.last_version >= 0)
-                head = (uint64_t)info.last_version + (g->lane[0].have_done || g->have_ckpt ? 0 : 1);
-        }
-        uint64_t lag = head > done ? head - done : 0;
-        double secs = 0;
-        const ps_lane *l = &g->lane[0];
-        if (l->n) {
-            int64_t age = base_now_ns() - l->ring[l->head].ev.timestamp_ns;
-            secs = age > 0 ? (double)age / 1e9 : 0;
-        }
+        uint64_t lag;
+        double secs;
+        group_lag(g, st.last_position, &lag, &secs);
         int32_t inflight, outstanding;
         group_counts(g, &inflight, &outstanding);
         fn(arg, rpc_ps_src_name(g), g->name, lag, secs, (uint64_t)inflight, g->parked_next - g->parked_first,
            g->n_consumers);
     }
+}
+
+static int json_str(base_buf *b, const char *key, const char *v)
+{
+    int rc = base_buf_printf(b, ",\"%s\":", key);
+    return rc ? rc : json_write_string(b, v, strlen(v));
+}
+
+/* The group as the HTTP API shows it: KurrentDB's info document (its
+ * names), with its lag and the parked stream's name besides. */
+int rpc_ps_describe(rpc_ctx *ctx, const char *stream, const char *group, base_buf *b)
+{
+    ps_group *g = rpc_ps_group_find(ctx, stream, group);
+    if (!g) return FACTUM_ENOTFOUND;
+    SubInfo si;
+    info_store is;
+    int rc = rpc_ps_info_fill(g, &si, &is);
+    factum_stats st;
+    factum_store_get_stats(ctx->store, &st);
+    uint64_t lag;
+    double secs;
+    group_lag(g, st.last_position, &lag, &secs);
+    const ps_settings *s = &g->set;
+    char start[32];
+    if (s->start == ST_END) snprintf(start, sizeof start, "-1");
+    else snprintf(start, sizeof start, "%" PRIu64, s->start == ST_AT ? s->start_at : 0);
+    if (!rc) rc = base_buf_append(b, "{\"eventStreamId\":", 17);
+    if (!rc) rc = json_write_string(b, si.event_source, strlen(si.event_source));
+    if (!rc) rc = json_str(b, "groupName", g->name);
+    if (!rc) rc = json_str(b, "status", si.status);
+    if (!rc) {
+        size_t n = strlen("$persistentsubscription-") + strlen(si.event_source) + 2 + strlen(g->name) + 8;
+        char *ps = malloc(n);
+        rc = ps ? 0 : -ENOMEM;
+        if (ps) {
+            snprintf(ps, n, "$persistentsubscription-%s::%s-parked", si.event_source, g->name);
+            rc = json_str(b, "parkedStream", ps);
+            free(ps);
+        }
+    }
+    if (!rc) rc = json_str(b, "lastCheckpointedEventPosition", si.last_checkpointed_event_position);
+    if (!rc) rc = json_str(b, "lastKnownEventPosition", si.last_known_event_position);
+    if (!rc)
+        rc = base_buf_printf(
+            b,
+            ",\"averageItemsPerSecond\":%d,\"totalItemsProcessed\":%" PRId64 ",\"countSinceLastMeasurement\":%" PRId64
+            ",\"readBufferCount\":%d,\"liveBufferCount\":%" PRId64 ",\"retryBufferCount\":%d,"
+            "\"totalInFlightMessages\":%d,\"outstandingMessagesCount\":%d,\"parkedMessageCount\":%" PRId64
+            ",\"lagEvents\":%" PRIu64 ",\"lagSeconds\":%.3f,\"connectionCount\":%zu,"
+            "\"config\":{\"resolveLinktos\":%s,\"startFrom\":%s,\"messageTimeoutMilliseconds\":%d,"
+            "\"extraStatistics\":%s,\"maxRetryCount\":%d,\"liveBufferSize\":%d,\"bufferSize\":%d,"
+            "\"readBatchSize\":%d,\"checkPointAfterMilliseconds\":%d,\"minCheckPointCount\":%d,"
+            "\"maxCheckPointCount\":%d,\"maxSubscriberCount\":%d,\"namedConsumerStrategy\":\"%s\"",
+            si.average_per_second, si.total_items, si.count_since_last_measurement, si.read_buffer_count,
+            si.live_buffer_count, si.retry_buffer_count, si.total_in_flight_messages, si.outstanding_messages_count,
+            si.parked_message_count, lag, secs, g->n_consumers, s->resolve_links ? "true" : "false", start,
+            s->message_timeout_ms, s->extra_statistics ? "true" : "false", s->max_retry_count, s->live_buffer_size,
+            s->history_buffer_size, s->read_batch_size, s->checkpoint_after_ms, s->min_checkpoint_count,
+            s->max_checkpoint_count, s->max_subscriber_count, rpc_ps_strategy_names[s->strategy]);
+    if (!rc && s->has_filter) {
+        rc = base_buf_printf(b, ",\"filter\":{\"on\":\"%s\"",
+                             s->filter_on == FACTUM_FILTER_STREAM ? "stream" : "eventType");
+        if (!rc && s->filter_regex) rc = json_str(b, "regex", s->filter_regex);
+        if (!rc && s->n_filter_prefixes) {
+            rc = base_buf_append(b, ",\"prefixes\":[", 13);
+            for (size_t i = 0; !rc && i < s->n_filter_prefixes; i++) {
+                if (i) rc = base_buf_append(b, ",", 1);
+                if (!rc) rc = json_write_string(b, s->filter_prefixes[i], strlen(s->filter_prefixes[i]));
+            }
+            if (!rc) rc = base_buf_append(b, "]", 1);
+        }
+        if (!rc) rc = base_buf_append(b, "}", 1);
+    }
+    if (!rc) rc = base_buf_append(b, "},\"connections\":[", 17);
+    for (size_t i = 0; !rc && i < si.n_connections; i++) {
+        const ConnInfo *ci = si.connections[i];
+        rc = base_buf_append(b, i ? ",{\"from\":" : "{\"from\":", i ? 9 : 8);
+        if (!rc) rc = json_write_string(b, ci->from, strlen(ci->from));
+        if (!rc) rc = json_str(b, "username", ci->username);
+        if (!rc) rc = json_str(b, "connectionName", ci->connection_name);
+        if (!rc)
+            rc = base_buf_printf(b,
+                                 ",\"totalItemsProcessed\":%" PRId64
+                                 ",\"availableSlots\":%d,\"inFlightMessages\":%d}",
+                                 ci->total_items, ci->available_slots, ci->in_flight_messages);
+    }
+    if (!rc) rc = base_buf_append(b, "]}", 2);
+    rpc_ps_info_free(&is);
+    return rc;
 }

@@ -169,6 +169,21 @@ typedef void (*rpc_lag_fn)(void *arg, const char *kind, const char *source, cons
                            uint64_t lag_events, double lag_seconds);
 void rpc_lag_each(rpc_ctx *ctx, rpc_lag_fn fn, void *arg);
 
+/* One open catch-up subscription as the admin UI lists it (GET
+ * /api/subscriptions): its id, source ("$all" or the stream), whether a
+ * filter applies, who opened it and from where, when (realtime ns), and its
+ * status (live: caught up; the position after the last event sent, events
+ * sent, lag in events and seconds). The strings live until fn returns. */
+typedef struct rpc_sub_view {
+    const char *id, *source, *user, *peer;
+    int filtered, resolve_links, live;
+    int64_t started_ns;
+    uint64_t position, delivered, lag_events;
+    double lag_seconds;
+} rpc_sub_view;
+/* Each open catch-up subscription (loop thread). */
+void rpc_sub_each(rpc_ctx *ctx, void (*fn)(void *arg, const rpc_sub_view *v), void *arg);
+
 /* --commit-mode auto's levels: who makes an append's fdatasync. */
 enum {
     RPC_COMMIT_WRITER = 0, /* the writer thread, always */

@@ -120,6 +120,7 @@ typedef struct rpc_sub {
     int rd_running, rd_rc;
     size_t rd_n;
     factum_reader *rdr; /* the items' sealed events open here (reset per poll; crypto-shredding) */
+    int64_t started_ns; /* realtime, when it was confirmed (rpc_sub_each) */
 } rpc_sub;
 
 /* ---- the waiting list and the wake-up (RPC-4) ------------------------- */
@@ -214,6 +215,33 @@ void rpc_sub_lag_each(rpc_ctx *ctx, rpc_lag_fn fn, void *arg)
         if (s->rd_running) continue; /* a reader thread polls it now (RDJ-2): reported next time */
         if (factum_sub_get_status(s->sub, &st)) continue;
         fn(arg, "subscription", s->stream ? s->stream : "$all", s->id, st.lag_events, (double)st.lag_ns / 1e9);
+    }
+}
+
+void rpc_sub_each(rpc_ctx *ctx, void (*fn)(void *arg, const rpc_sub_view *v), void *arg)
+{
+    for (rpc_sub *s = ctx->sub_all; s; s = s->anext) {
+        factum_sub_status st = {0};
+        /* A poll on a reader thread owns the cursor (RDJ-2): its status
+         * waits, the rest of the row is known. */
+        if (!s->rd_running && factum_sub_get_status(s->sub, &st)) continue;
+        char peer[64];
+        const auth_principal *p = rpc_principal(s->c);
+        rpc_sub_view v = {
+            .id = s->id,
+            .source = s->stream ? s->stream : "$all",
+            .user = p->flags & AUTH_P_SYSTEM ? "$system" : p->login[0] ? p->login : "$anonymous",
+            .peer = net_call_peer(s->c, peer, sizeof peer),
+            .filtered = s->filter != NULL,
+            .resolve_links = s->resolve,
+            .live = st.live,
+            .started_ns = s->started_ns,
+            .position = st.position,
+            .delivered = st.delivered,
+            .lag_events = st.lag_events,
+            .lag_seconds = (double)st.lag_ns / 1e9,
+        };
+        fn(arg, &v);
     }
 }
 
@@ -758,6 +786,7 @@ rpc_sub *rpc_sub_start(rpc_ctx *ctx, net_call *c, const ReadOpts *o)
     ctx->st.subs_active++;
     s->counted = 1;
     memcpy(s->id, id, sizeof s->id);
+    s->started_ns = base_now_ns();
     s->anext = ctx->sub_all;
     if (s->anext) s->anext->aprev = s;
     ctx->sub_all = s;

@@ -573,6 +573,7 @@ void srv_http(void *ctx, const net_http_req *req, net_http_resp *resp)
     if (srv_http_ui_api(st, req, resp)) return; /* http_ui.c: /ui/api/login, session, logout */
     if (srv_http_proj(st, req, resp)) return;   /* http_proj.c: /api/projections, /api/projection... */
     if (srv_http_users(st, req, resp)) return;  /* http_users.c: /api/users, /api/user... */
+    if (srv_http_subs(st, req, resp)) return;   /* http_subs.c: /api/subscription..., /subscriptions... */
     if (srv_http_api(st, req, resp)) return;    /* http_api.c: /api/streams, /api/stream, ... */
     if (srv_http_ui(req, resp)) return;         /* http_ui.c: /, /ui, /ui/... */
     if (!strncmp(req->path, "/readmodels", 11) && (!req->path[11] || req->path[11] == '/')) {

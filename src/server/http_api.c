@@ -568,7 +568,7 @@ static void write_op(srv_state *st, const net_http_req *req, net_http_resp *r, i
     }
 }
 
-/* ---- consumer groups: GET /api/subscriptions, POST /api/subscriptions/replay ---- */
+/* ---- shared with the other JSON endpoints ---- */
 
 int srv_may_op(srv_state *st, const net_http_req *req, int op, const char *self, net_http_resp *r)
 {
@@ -578,63 +578,6 @@ int srv_may_op(srv_state *st, const net_http_req *req, int op, const char *self,
     srv_json_fail(r, a == AUTH_UNAUTHENTICATED ? 401 : 403,
                   a == AUTH_UNAUTHENTICATED ? "authentication required" : "access denied");
     return 0;
-}
-
-typedef struct group_ctx {
-    base_buf *b;
-    size_t n;
-} group_ctx;
-
-static void group_one(void *arg, const char *src, const char *group, uint64_t lag_events, double lag_seconds,
-                      uint64_t inflight, uint64_t parked, size_t consumers)
-{
-    group_ctx *c = arg;
-    base_buf *b = c->b;
-    if (c->n++) base_buf_append(b, ",", 1);
-    base_buf_append(b, "{\"stream\":", 10);
-    json_write_string(b, src, strlen(src));
-    base_buf_append(b, ",\"group\":", 9);
-    json_write_string(b, group, strlen(group));
-    base_buf_printf(b,
-                    ",\"lagEvents\":%" PRIu64 ",\"lagSeconds\":%.3f,\"inFlight\":%" PRIu64
-                    ",\"parked\":%" PRIu64 ",\"consumers\":%zu}",
-                    lag_events, lag_seconds, inflight, parked, consumers);
-}
-
-static void subscriptions(srv_state *st, const net_http_req *req, net_http_resp *r)
-{
-    if (!srv_may_op(st, req, AUTH_OP_SUBS_STATISTICS, NULL, r)) return;
-    group_ctx c = {&r->body, 0};
-    base_buf_append(&r->body, "{\"groups\":[", 11);
-    rpc_ps_each(&st->rpc, group_one, &c);
-    base_buf_printf(&r->body, "],\"liveSubscriptions\":%" PRIu64 "}\n", st->rpc.st.subs_active);
-    r->status = 200;
-    r->content_type = "application/json";
-}
-
-static void replay(srv_state *st, const net_http_req *req, net_http_resp *r)
-{
-    base_buf stream = {0}, group = {0};
-    uint64_t stop = 0;
-    int hs;
-    if (qs_str(req, "stream", &stream) != 1 || !stream.len || qs_str(req, "group", &group) != 1 ||
-        !group.len || (hs = srv_qs_u64(req->query, "stopAt", INT64_MAX, &stop)) < 0) {
-        srv_json_fail(r, 400, "bad parameters: stream ($all for $all), group, stopAt");
-    } else if (srv_may_op(st, req, AUTH_OP_SUBS_REPLAY_PARKED, NULL, r)) {
-        const char *s = (const char *)stream.data;
-        int rc = rpc_ps_replay_parked(&st->rpc, strcmp(s, "$all") ? s : NULL, (const char *)group.data,
-                                      hs == 1 ? (int64_t)stop : -1);
-        if (rc) {
-            srv_json_fail(r, 404, "no such consumer group");
-        } else {
-            rpc_audit_as(&st->rpc, req->auth, NULL, "parked-replayed", s, NULL);
-            r->status = 200;
-            r->content_type = "application/json";
-            base_buf_append(&r->body, "{}\n", 3);
-        }
-    }
-    base_buf_free(&stream);
-    base_buf_free(&group);
 }
 
 int srv_http_api(srv_state *st, const net_http_req *req, net_http_resp *resp)
@@ -654,16 +597,8 @@ int srv_http_api(srv_state *st, const net_http_req *req, net_http_resp *resp)
         write_op(st, req, resp, W_META);
         return 1;
     }
-    if (!strcmp(op, "subscriptions/replay") && !strcmp(req->method, "POST")) {
-        replay(st, req, resp);
-        return 1;
-    }
     if (!get) {
         srv_json_fail(resp, 405, "method not allowed");
-        return 1;
-    }
-    if (!strcmp(op, "subscriptions")) {
-        subscriptions(st, req, resp);
         return 1;
     }
     if (!strcmp(op, "streams"))

@@ -216,13 +216,11 @@ static int hexval(char ch)
     return -1;
 }
 
-/* Percent-decode s[0..n) ('+' is a space) into out (NUL-terminated).
- * 0, or -1 for a bad escape or a NUL byte. */
-static int decode(const char *s, size_t n, base_buf *out)
+int srv_pct_decode(const char *s, size_t n, int plus, base_buf *out)
 {
     for (size_t i = 0; i < n; i++) {
         char ch = s[i];
-        if (ch == '+') {
+        if (ch == '+' && plus) {
             ch = ' ';
         } else if (ch == '%') {
             if (i + 2 >= n) return -1;
@@ -248,7 +246,7 @@ int srv_qs_get(const char *qs, const char *key, base_buf *out)
         size_t nk = eq ? (size_t)(eq - p) : n;
         if (nk == kl && !memcmp(p, key, kl)) {
             out->len = 0;
-            return decode(eq ? eq + 1 : p + n, eq ? n - nk - 1 : 0, out) ? -1 : 1;
+            return srv_pct_decode(eq ? eq + 1 : p + n, eq ? n - nk - 1 : 0, 1, out) ? -1 : 1;
         }
         p += n;
         if (*p) p++;

@@ -43,6 +43,9 @@ void srv_http_readmodels(srv_state *st, const net_http_req *req, net_http_resp *
 /* The decoded value of `key` in a query string into out (NUL-terminated):
  * 1 found, 0 not, -1 malformed (http_rm.c). */
 int srv_qs_get(const char *qs, const char *key, base_buf *out);
+/* Percent-decode s[0..n) into out, NUL-terminated ('+' is a space if plus,
+ * as in a query string). 0, or -1 for a bad escape or a NUL byte. */
+int srv_pct_decode(const char *s, size_t n, int plus, base_buf *out);
 /* An unsigned decimal parameter up to max: 1 found (*v), 0 absent, -1 malformed. */
 int srv_qs_u64(const char *qs, const char *key, uint64_t max, uint64_t *v);
 /* POST and GET /admin/backup (http_admin.c): the caller checked that the
@@ -66,6 +69,10 @@ int srv_may_op(srv_state *st, const net_http_req *req, int op, const char *self,
 /* The JSON endpoints the UI reads (http_api.c): /api/streams, /api/stream,
  * /api/stream/metadata. 1 if req was one of them. */
 int srv_http_api(srv_state *st, const net_http_req *req, net_http_resp *resp);
+/* Consumer groups and subscriptions (http_subs.c): /api/subscriptions,
+ * /api/subscription[s/...], and KurrentDB's /subscriptions paths. 1 if req
+ * was one of them. */
+int srv_http_subs(srv_state *st, const net_http_req *req, net_http_resp *resp);
 /* The projections as JSON (http_proj.c): /api/projections, /api/projection[/enable|/disable|/reset]. */
 int srv_http_proj(srv_state *st, const net_http_req *req, net_http_resp *resp);
 /* The users as JSON (http_users.c): /api/users, /api/user[/enable|/disable|/reset-password|/change-password]. */
