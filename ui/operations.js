@@ -1,5 +1,5 @@
 // operations.js - scavenge: start (POST /admin/scavenge), follow its progress
-// (GET /admin/scavenge/current|last, every second), stop (DELETE
+// (GET /admin/scavenge: the last one, every second), stop (DELETE
 // /admin/scavenge/current). $ops or $admins.
 import { el, getJSON, send, start, showError, fmt, bytes, when } from '/ui/common.js';
 
@@ -23,10 +23,8 @@ function show(s) {
 
 async function refresh() {
   try {
-    const r = await fetch('/admin/scavenge/last', { credentials: 'same-origin', headers: { 'X-Requested-With': 'factum-ui' } });
-    if (r.status === 404) show(null);
-    else if (r.ok) show(await r.json());
-    else throw new Error(`/admin/scavenge/last: ${r.status} ${(await r.text()).trim()}`);
+    const s = await getJSON('/admin/scavenge'); // the last one, or {state: 'none'}
+    show(s.state === 'none' ? null : s);
     showError(null);
   } catch (e) {
     showError(e);

@@ -134,6 +134,19 @@ static void group_lag(const ps_group *g, uint64_t last_position, uint64_t *event
             head = (uint64_t)info.last_version + (g->lane[0].have_done || g->have_ckpt ? 0 : 1);
     }
     *events = head > done ? head - done : 0;
+    if (!g->lane[0].have_done && !g->have_ckpt && g->cur && !g->mj) {
+        /* Nothing done yet: then done is no position, and the group may have
+         * started at the end. What its cursor has not examined, and what it
+         * read and has not finished (a reader thread polling the cursor owns
+         * it: RDJ-2; then the estimate above stands). */
+        factum_sub_status ss;
+        if (factum_sub_get_status(g->cur, &ss) == 0) {
+            uint64_t open = 0;
+            for (size_t i = 0; i < g->lane[0].n; i++)
+                if (g->lane[0].ring[(g->lane[0].head + i) % g->lane[0].cap].state != M_DONE) open++;
+            *events = ss.lag_events + open;
+        }
+    }
     *seconds = 0;
     const ps_lane *l = &g->lane[0];
     if (l->n) {

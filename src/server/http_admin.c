@@ -256,7 +256,8 @@ void srv_backup_stop(srv_state *st)
  *          start one (factum_scavenge_start: on the store's own thread);
  *          200 {"scavengeId"}, 409 {"scavengeId","error"} while one runs
  *   GET    /admin/scavenge/<id|current|last>   its status (the JSON of
- *          factum_scavenge_status_json), 404 if not known since the start
+ *          factum_scavenge_status_json), 404 if not known since the start;
+ *          GET /admin/scavenge the last one's, or {"state":"none"}
  *   DELETE /admin/scavenge/<id|current>        stop it after its segment:
  *          200 {"scavengeId","result":"Stopped"}, 404 if that id is not
  *          running
@@ -295,6 +296,12 @@ void srv_http_scavenge(srv_state *st, const net_http_req *req, net_http_resp *re
     factum_scavenge_status ss;
     if (!strcmp(req->method, "GET") || !strcmp(req->method, "HEAD")) {
         if (factum_scavenge_get_status(st->store, id ? id : "last", &ss)) {
+            if (!id) { /* GET /admin/scavenge: the last one, or that there is none */
+                resp->status = 200;
+                resp->content_type = "application/json";
+                base_buf_append(&resp->body, "{\"state\":\"none\"}\n", 17);
+                return;
+            }
             answer_error(resp, 404, "no such scavenge since factumd started (earlier ones: the $scavenges stream)");
             return;
         }

@@ -185,6 +185,12 @@ describe('consumer groups', { skip }, () => {
     assert.equal((await fetch(`${srv.base}/subscriptions/jobs/x`, { method: 'POST', body: '{}' })).status, 404);
     assert.equal((await fetch(`${srv.base}/subscriptions/%24all/audit`, { method: 'POST', body: '{"maxRetryCount":3}' })).status, 200);
     assert.equal((await client.getPersistentSubscriptionToAllInfo('audit')).settings.maxRetryCount, 3);
+    // A group from the end owes nothing until an event comes; then that one.
+    assert.equal((await fetch(`${srv.base}/api/subscription?stream=jobs&group=tail`, { method: 'PUT' })).status, 201);
+    const lagOf = async () => (await (await fetch(`${srv.base}/api/subscription?stream=jobs&group=tail`)).json()).lagEvents;
+    assert.equal(await lagOf(), 0);
+    await client.appendToStream('jobs', jsonEvent({ type: 'Job', data: { n: 9 } }));
+    assert.equal(await lagOf(), 1);
     const list = await (await fetch(`${srv.base}/subscriptions`)).json();
     assert.ok(list.some((g) => g.groupName === 'audit' && g.eventStreamId === '$all'));
     assert.equal((await fetch(`${srv.base}/subscriptions/%24all/audit`, { method: 'DELETE' })).status, 200);

@@ -81,6 +81,8 @@ if command -v curl >/dev/null; then
     for p in "$T"/part.* "$T"/part.*; do run 0 "$FACTUM" --server "$URL" append s --file "$p"; done
     eq "$(curl -s -o /dev/null -w '%{http_code}' -X POST "$H/admin/scavenge")" 401
     eq "$(curl -s -o /dev/null -w '%{http_code}' -u admin:changeit "$H/admin/scavenge/nope")" 404
+    eq "$(curl -s -o /dev/null -w '%{http_code}' -u admin:changeit "$H/admin/scavenge/last")" 404
+    eq "$(curl -sf -u admin:changeit "$H/admin/scavenge" | jq -r .state)" none
     eq "$(curl -s -o /dev/null -w '%{http_code}' -u admin:changeit -X POST "$H/admin/scavenge?threshold=101")" 400
     eq "$(curl -s -o /dev/null -w '%{http_code}' -u admin:changeit -X POST "$H/admin/scavenge?seal=maybe")" 400
     eq "$(curl -s -o /dev/null -w '%{http_code}' -u admin:changeit -X DELETE "$H/admin/scavenge/nope")" 404
