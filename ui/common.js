@@ -145,3 +145,19 @@ export function pretty(v) {
   }
   return JSON.stringify(v, null, 2);
 }
+
+// Before a destructive change: the page's <dialog id="confirm"> asks for a
+// name (its #confirm-name input; #confirm-ok, labelled action if given, stays
+// disabled until the name is typed exactly). True to go on.
+export function confirmName(text, name, action) {
+  const d = document.getElementById('confirm');
+  const input = document.getElementById('confirm-name');
+  const ok = document.getElementById('confirm-ok');
+  document.getElementById('confirm-text').textContent = text;
+  if (action) ok.textContent = action;
+  input.value = '';
+  ok.disabled = true;
+  input.oninput = () => { ok.disabled = input.value !== name; };
+  d.showModal();
+  return new Promise((resolve) => { d.onclose = () => resolve(d.returnValue === 'ok' && input.value === name); });
+}

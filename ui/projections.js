@@ -2,7 +2,7 @@
 // state and progress; one projection's query in an editor (CodeMirror),
 // saved (POST to create, PUT to change), enabled, disabled, reset or deleted
 // (/api/projection...), and its state and result (GET /api/projection).
-import { el, getJSON, send, start, showError, fmt, pretty } from '/ui/common.js';
+import { el, getJSON, send, start, showError, fmt, pretty, confirmName } from '/ui/common.js';
 
 const EXAMPLE = `fromAll()
   .when({
@@ -84,18 +84,6 @@ async function command(path, method, text) {
   }
 }
 
-function confirmDelete() {
-  const d = document.getElementById('confirm');
-  const input = document.getElementById('confirm-name');
-  const ok = document.getElementById('confirm-ok');
-  document.getElementById('confirm-text').textContent = `Delete the projection ${current}?`;
-  input.value = '';
-  ok.disabled = true;
-  input.oninput = () => { ok.disabled = input.value !== current; };
-  d.showModal();
-  return new Promise((resolve) => { d.onclose = () => resolve(d.returnValue === 'ok' && input.value === current); });
-}
-
 (async () => {
   if (!(await start())) return;
   editor = CodeMirror.fromTextArea(document.getElementById('p-query'), {
@@ -127,7 +115,7 @@ function confirmDelete() {
   document.getElementById('p-disable').addEventListener('click', () => command('/disable', 'POST', `${current} disabled.`));
   document.getElementById('p-reset').addEventListener('click', () => command('/reset', 'POST', `${current} reset: it starts again from the beginning of the log.`));
   document.getElementById('p-delete').addEventListener('click', async () => {
-    if (!(await confirmDelete())) return;
+    if (!(await confirmName(`Delete the projection ${current}?`, current))) return;
     const streams = document.getElementById('confirm-streams').checked;
     try {
       await send('DELETE', `/api/projection?name=${encodeURIComponent(current)}` +

@@ -1,7 +1,7 @@
 // stream.js - one stream's events, a page at a time both ways (GET
 // /api/stream), an event's detail (data and metadata pretty-printed, or hex
 // for binary; a link's target), and the stream's metadata.
-import { el, getJSON, send, start, showError, fmt, when, pretty } from '/ui/common.js';
+import { el, getJSON, send, start, showError, fmt, when, pretty, confirmName } from '/ui/common.js';
 
 const PAGE = 20;
 const name = new URLSearchParams(location.search).get('name') || '';
@@ -85,19 +85,6 @@ function done(text) {
   showError(null);
 }
 
-// Ask for the stream's name before a destructive change: true to go on.
-function confirmName(text) {
-  const d = document.getElementById('confirm');
-  const input = document.getElementById('confirm-name');
-  const ok = document.getElementById('confirm-ok');
-  document.getElementById('confirm-text').textContent = text;
-  input.value = '';
-  ok.disabled = true;
-  input.oninput = () => { ok.disabled = input.value !== name; };
-  d.showModal();
-  return new Promise((resolve) => { d.onclose = () => resolve(d.returnValue === 'ok' && input.value === name); });
-}
-
 function wireChanges() {
   document.getElementById('meta-edit').addEventListener('click', () => {
     document.getElementById('meta-text').value = JSON.stringify(meta.metadata || {}, null, 2);
@@ -135,7 +122,7 @@ function wireChanges() {
   for (const [id, hard] of [['delete', false], ['tombstone', true]]) {
     document.getElementById(id).addEventListener('click', async () => {
       const what = hard ? `Delete ${name} for good? It can never be written again.` : `Delete ${name}?`;
-      if (!(await confirmName(what))) return;
+      if (!(await confirmName(what, name))) return;
       try {
         await send('DELETE', `/api/stream?${q}${hard ? '&hard=true' : ''}`);
         done(hard ? 'The stream is tombstoned.' : 'The stream is deleted.');

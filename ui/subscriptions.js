@@ -4,7 +4,7 @@
 // or truncated, its settings updated (POST); a group created (PUT) or
 // deleted (DELETE, confirmed by its name). Below, the open catch-up
 // subscriptions with their lag.
-import { el, getJSON, send, start, showError, fmt, when } from '/ui/common.js';
+import { el, getJSON, send, start, showError, fmt, when, confirmName } from '/ui/common.js';
 
 // A group's settings as KurrentDB's HTTP API names them: [key, label, kind].
 const SETTINGS = [
@@ -62,20 +62,6 @@ function settingsRead(prefix) {
     out[key] = kind === 'bool' ? e.checked : Array.isArray(kind) ? e.value : Number(e.value);
   }
   return out;
-}
-
-// Ask for the group's name before a destructive change: true to go on.
-function confirmName(text, name, action) {
-  const d = document.getElementById('confirm');
-  const input = document.getElementById('confirm-name');
-  const ok = document.getElementById('confirm-ok');
-  document.getElementById('confirm-text').textContent = text;
-  ok.textContent = action;
-  input.value = '';
-  ok.disabled = true;
-  input.oninput = () => { ok.disabled = input.value !== name; };
-  d.showModal();
-  return new Promise((resolve) => { d.onclose = () => resolve(d.returnValue === 'ok' && input.value === name); });
 }
 
 async function act(method, url, text) {

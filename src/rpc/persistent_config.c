@@ -366,6 +366,16 @@ out:
 
 /* ---- the config snapshot (PS-5) ------------------------------------------ */
 
+int rpc_ps_prefixes_json(base_buf *b, const char *key, const ps_settings *s)
+{
+    int rc = base_buf_printf(b, ",\"%s\":[", key);
+    for (size_t i = 0; !rc && i < s->n_filter_prefixes; i++) {
+        if (i) rc = base_buf_append(b, ",", 1);
+        if (!rc) rc = json_write_string(b, s->filter_prefixes[i], strlen(s->filter_prefixes[i]));
+    }
+    return rc ? rc : base_buf_append(b, "]", 1);
+}
+
 static int settings_json(base_buf *b, const ps_group *g)
 {
     const ps_settings *s = &g->set;
@@ -388,14 +398,7 @@ static int settings_json(base_buf *b, const ps_group *g)
         rc = base_buf_append(b, ",\"filterRegex\":", 15);
         if (!rc) rc = json_write_string(b, s->filter_regex, strlen(s->filter_regex));
     }
-    if (!rc && s->n_filter_prefixes) {
-        rc = base_buf_append(b, ",\"filterPrefixes\":[", 19);
-        for (size_t i = 0; !rc && i < s->n_filter_prefixes; i++) {
-            if (i) rc = base_buf_append(b, ",", 1);
-            if (!rc) rc = json_write_string(b, s->filter_prefixes[i], strlen(s->filter_prefixes[i]));
-        }
-        if (!rc) rc = base_buf_append(b, "]", 1);
-    }
+    if (!rc && s->n_filter_prefixes) rc = rpc_ps_prefixes_json(b, "filterPrefixes", s);
     if (!rc) rc = base_buf_append(b, "}", 1);
     return rc;
 }

@@ -236,6 +236,9 @@ int rpc_ps_config_save_fn(rpc_ctx *ctx, rpc_ps_saved_fn fn, void *arg);
 int rpc_ps_settings_from_json(const char *body, size_t len, int is_all, const ps_settings *base, ps_settings *s,
                               char *why, size_t cap);
 
+/* ,"key":[...] of s's filter prefixes appended to b. 0 or -ENOMEM. */
+int rpc_ps_prefixes_json(base_buf *b, const char *key, const ps_settings *s);
+
 /* ---- statistics (persistent_stats.c) ------------------------------------ */
 
 /* The strings and arrays a SubscriptionInfo points into. */

@@ -236,14 +236,7 @@ int rpc_ps_describe(rpc_ctx *ctx, const char *stream, const char *group, base_bu
         rc = base_buf_printf(b, ",\"filter\":{\"on\":\"%s\"",
                              s->filter_on == FACTUM_FILTER_STREAM ? "stream" : "eventType");
         if (!rc && s->filter_regex) rc = json_str(b, "regex", s->filter_regex);
-        if (!rc && s->n_filter_prefixes) {
-            rc = base_buf_append(b, ",\"prefixes\":[", 13);
-            for (size_t i = 0; !rc && i < s->n_filter_prefixes; i++) {
-                if (i) rc = base_buf_append(b, ",", 1);
-                if (!rc) rc = json_write_string(b, s->filter_prefixes[i], strlen(s->filter_prefixes[i]));
-            }
-            if (!rc) rc = base_buf_append(b, "]", 1);
-        }
+        if (!rc && s->n_filter_prefixes) rc = rpc_ps_prefixes_json(b, "prefixes", s);
         if (!rc) rc = base_buf_append(b, "}", 1);
     }
     if (!rc) rc = base_buf_append(b, "},\"connections\":[", 17);

@@ -181,8 +181,9 @@ typedef struct rpc_sub_view {
     uint64_t position, delivered, lag_events;
     double lag_seconds;
 } rpc_sub_view;
-/* Each open catch-up subscription (loop thread). */
-void rpc_sub_each(rpc_ctx *ctx, void (*fn)(void *arg, const rpc_sub_view *v), void *arg);
+/* The first max open catch-up subscriptions, newest first (loop thread;
+ * each one's status reads the log). */
+void rpc_sub_each(rpc_ctx *ctx, size_t max, void (*fn)(void *arg, const rpc_sub_view *v), void *arg);
 
 /* --commit-mode auto's levels: who makes an append's fdatasync. */
 enum {

@@ -218,9 +218,10 @@ void rpc_sub_lag_each(rpc_ctx *ctx, rpc_lag_fn fn, void *arg)
     }
 }
 
-void rpc_sub_each(rpc_ctx *ctx, void (*fn)(void *arg, const rpc_sub_view *v), void *arg)
+void rpc_sub_each(rpc_ctx *ctx, size_t max, void (*fn)(void *arg, const rpc_sub_view *v), void *arg)
 {
-    for (rpc_sub *s = ctx->sub_all; s; s = s->anext) {
+    size_t n = 0;
+    for (rpc_sub *s = ctx->sub_all; s && n < max; s = s->anext, n++) {
         factum_sub_status st = {0};
         /* A poll on a reader thread owns the cursor (RDJ-2): its status
          * waits, the rest of the row is known. */

@@ -63,7 +63,6 @@ static void live_one(void *arg, const rpc_sub_view *v)
 {
     list_ctx *c = arg;
     base_buf *b = c->b;
-    if (c->n >= LIVE_MAX) return;
     if (c->n++) base_buf_append(b, ",", 1);
     base_buf_append(b, "{\"id\":", 6);
     json_write_string(b, v->id, strlen(v->id));
@@ -89,7 +88,7 @@ static void list(srv_state *st, const net_http_req *req, net_http_resp *r)
     rpc_ps_each(&st->rpc, group_one, &c);
     base_buf_append(&r->body, "],\"live\":[", 10);
     c.n = 0;
-    rpc_sub_each(&st->rpc, live_one, &c);
+    rpc_sub_each(&st->rpc, LIVE_MAX, live_one, &c);
     base_buf_printf(&r->body, "],\"liveSubscriptions\":%" PRIu64 "}\n", st->rpc.st.subs_active);
     r->status = 200;
     r->content_type = "application/json";
@@ -262,6 +261,13 @@ static void change(srv_state *st, const net_http_req *req, const char *stream, c
 
 /* ---- routing ---------------------------------------------------------------- */
 
+/* The change a method makes to a group: PUT creates, POST updates, DELETE
+ * deletes (as KurrentDB's paths do); -1 for another method. */
+static int change_op(const char *m)
+{
+    return !strcmp(m, "PUT") ? RPC_PS_CREATE : !strcmp(m, "POST") ? RPC_PS_UPDATE : !strcmp(m, "DELETE") ? RPC_PS_DELETE : -1;
+}
+
 /* The group a request names: stream (NULL: $all) and group, from the query
  * string (/api/...) or two path segments (KurrentDB's). */
 typedef struct target {
@@ -310,9 +316,8 @@ static int api(srv_state *st, const net_http_req *req, net_http_resp *r)
     } else if (get) {
         if (srv_may_op(st, req, AUTH_OP_SUBS_STATISTICS, NULL, r))
             describe(st, src_of(&t), (const char *)t.group.data, r);
-    } else if (!strcmp(m, "PUT") || !strcmp(m, "POST") || !strcmp(m, "DELETE")) {
-        change(st, req, src_of(&t), (const char *)t.group.data,
-               m[0] == 'D' ? RPC_PS_DELETE : m[1] == 'U' ? RPC_PS_CREATE : RPC_PS_UPDATE, r);
+    } else if (change_op(m) >= 0) {
+        change(st, req, src_of(&t), (const char *)t.group.data, change_op(m), r);
     } else {
         srv_json_fail(r, 405, "method not allowed");
     }
@@ -360,9 +365,8 @@ static int kurrent(srv_state *st, const net_http_req *req, net_http_resp *r)
         else parked(st, req, src_of(&t), (const char *)t.group.data, 0, r);
     } else if (n == 3) {
         srv_json_fail(r, 404, "not found");
-    } else if (!strcmp(m, "PUT") || !strcmp(m, "POST") || !strcmp(m, "DELETE")) {
-        change(st, req, src_of(&t), (const char *)t.group.data,
-               m[0] == 'D' ? RPC_PS_DELETE : m[1] == 'U' ? RPC_PS_CREATE : RPC_PS_UPDATE, r);
+    } else if (change_op(m) >= 0) {
+        change(st, req, src_of(&t), (const char *)t.group.data, change_op(m), r);
     } else {
         /* GET /subscriptions/S/G is KurrentDB's competing consumers over
          * AtomPub, which factumd does not serve: gRPC's Read does that. */
