@@ -636,10 +636,13 @@ static void call_start(conn *k, net_call *c)
     net_server *s = k->srv;
     c->m = c->path ? find_method(s, c->path) : NULL;
     if (!c->is_post || !c->is_grpc) {
-        /* Not gRPC at all: a plain HTTP/2 request. */
-        nghttp2_nv nv[1] = {{(uint8_t *)":status", (uint8_t *)"415", 7, 3, NGHTTP2_NV_FLAG_NONE}};
+        /* Not gRPC at all: a plain HTTP request (a browser that chose h2
+         * over TLS, curl). The HTTP endpoints speak HTTP/1.1: RFC 9113's
+         * HTTP_1_1_REQUIRED tells the client to send it again over
+         * HTTP/1.1, which browsers and curl do on a new connection (whose
+         * ALPN then offers http/1.1 alone). */
         c->finished = c->headers_sent = c->trailers_sent = 1;
-        nghttp2_submit_response(k->h2, c->stream_id, nv, 1, NULL);
+        nghttp2_submit_rst_stream(k->h2, NGHTTP2_FLAG_NONE, c->stream_id, NGHTTP2_HTTP_1_1_REQUIRED);
         return;
     }
     if (!c->m) {

@@ -6,7 +6,8 @@
  *
  * The context follows TLS-1: TLS 1.2 and 1.3 only, TLS 1.2 with ECDHE and
  * AEAD ciphers only, no renegotiation, no compression; ALPN picks h2, else
- * http/1.1. It asks for a client certificate without requiring one
+ * http/1.1 (a plain HTTP request on h2 is sent to HTTP/1.1 by the call
+ * layer: HTTP_1_1_REQUIRED). It asks for a client certificate without requiring one
  * (TLS-3), verified against the same trusted roots as the node's own.
  */
 #include "net/tls.h"

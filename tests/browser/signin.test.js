@@ -11,6 +11,10 @@
 const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const { chromium } = require('playwright-core');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+const { execFileSync } = require('node:child_process');
 
 const { browserPath, skip, slow, sleep, startServer, shot, watch } = require('./lib.js');
 
@@ -78,6 +82,43 @@ describe('signing in', { skip }, () => {
     const r = await fetch(`${base}/metrics`, { headers: { Cookie: `factum_session=${old}`, 'X-Requested-With': 't' } });
     assert.equal(r.status, 401);
     assert.equal(r.headers.get('www-authenticate'), null, 'no challenge for a script');
+    await ctx.close();
+  });
+});
+
+// Over TLS (certificates from tests/integration/mkcerts.sh, trusted by the
+// browser context for the test) the session cookie is Secure too, and the
+// sign-in works the same.
+describe('signing in over TLS', { skip: skip || (!fs.existsSync('/usr/bin/openssl') && 'no openssl program') }, () => {
+  let srv, browser, certs;
+  before(async () => {
+    certs = fs.mkdtempSync(path.join(os.tmpdir(), 'factum-ui-certs-'));
+    execFileSync('bash', [path.join(__dirname, '..', 'integration', 'mkcerts.sh'), certs]);
+    srv = await startServer('signin-tls', ['--certificate-file', path.join(certs, 'node.crt'),
+      '--certificate-private-key-file', path.join(certs, 'node.key'), '--trusted-root-certificates-path', path.join(certs, 'ca')]);
+    browser = await chromium.launch({ executablePath: browserPath, args: ['--no-sandbox'] });
+  });
+  after(async () => {
+    if (browser) await browser.close();
+    if (srv) await srv.stop();
+    if (certs) fs.rmSync(certs, { recursive: true, force: true });
+  });
+
+  it('gives a Secure, HttpOnly, SameSite=Strict cookie', async () => {
+    const base = `https://127.0.0.1:${srv.port}`;
+    const ctx = await browser.newContext({ ignoreHTTPSErrors: true });
+    const page = await ctx.newPage();
+    await page.goto(`${base}/ui/login.html`, { timeout: 10000 * slow });
+    await page.fill('#user', 'admin');
+    await page.fill('#password', 'changeit');
+    await page.click('#signin');
+    await page.waitForURL(`${base}/ui/`, { timeout: 10000 * slow });
+    await page.locator('#who', { hasText: 'admin' }).waitFor();
+    const [cookie] = await ctx.cookies();
+    assert.equal(cookie.name, 'factum_session');
+    assert.equal(cookie.secure, true);
+    assert.equal(cookie.httpOnly, true);
+    assert.equal(cookie.sameSite, 'Strict');
     await ctx.close();
   });
 });

@@ -152,6 +152,29 @@ describe('robustness', () => {
     await serverHealthy(client);
   });
 
+  it('sends plain HTTP requests over HTTP/2 to HTTP/1.1, keeping the connection', async () => {
+    // A browser that chose h2 over TLS asks for the admin UI on an HTTP/2
+    // connection: the stream is reset with HTTP_1_1_REQUIRED (RFC 9113), which
+    // browsers and curl answer by asking again over HTTP/1.1; gRPC on the same
+    // connection goes on.
+    const s = h2();
+    for (const [method, path] of [['GET', '/ui/'], ['GET', '/health/live'], ['POST', '/api/stream?name=x']]) {
+      const req = s.request({ ':method': method, ':path': path, ...authHeader });
+      req.end();
+      const code = await new Promise((resolve) => {
+        req.on('response', () => resolve('a response'));
+        req.on('error', () => {});
+        req.on('close', () => resolve(req.rstCode));
+        req.resume();
+      });
+      assert.equal(code, http2.constants.NGHTTP2_HTTP_1_1_REQUIRED, `${method} ${path}`);
+    }
+    const ok = grpcCall(s, '/event_store.client.server_features.ServerFeatures/GetSupportedMethods', grpcFrame(Buffer.alloc(0)));
+    assert.equal((await ok.result).status, 0);
+    s.close();
+    await serverHealthy(client);
+  });
+
   it('refuses an oversized event and an oversized message, storing nothing', async () => {
     const s = h2();
     const stream = `${tag}-oversize`;
