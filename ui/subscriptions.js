@@ -119,11 +119,16 @@ async function showGroup() {
   const link = document.getElementById('g-parked-stream');
   link.href = `/ui/stream.html?name=${encodeURIComponent(d.parkedStream)}`;
   let parked = [];
+  let why = 'No parked messages.';
   if (d.parkedMessageCount > 0) {
     // The parked stream holds links ($>) to the messages, the oldest first
-    // after its truncate-before point; the newest 50 here.
-    const r = await getJSON(`/api/stream?name=${encodeURIComponent(d.parkedStream)}&dir=backward&limit=50`);
-    parked = r.events;
+    // after its truncate-before point; the newest 50 here. Reading it needs
+    // read access to that system stream ($admins by default).
+    try {
+      parked = (await getJSON(`/api/stream?name=${encodeURIComponent(d.parkedStream)}&dir=backward&limit=50`)).events;
+    } catch (e) {
+      why = `${fmt(d.parkedMessageCount)} parked; they cannot be listed here: ${e.message}`;
+    }
   }
   document.querySelector('#parked tbody').replaceChildren(...parked.map((p) => {
     const t = p.target;
@@ -135,6 +140,7 @@ async function showGroup() {
       el('td', {}, when(p.time)));
   }));
   document.getElementById('no-parked').hidden = parked.length > 0;
+  document.getElementById('no-parked').textContent = why;
   document.getElementById('g-replay').disabled = d.parkedMessageCount === 0;
   document.getElementById('g-truncate').disabled = d.parkedMessageCount === 0;
   if (first) {

@@ -8,10 +8,14 @@
 'use strict';
 const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
-const { chromium } = require('playwright-core');
+const { chromium, request } = require('playwright-core');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+const { execFileSync } = require('node:child_process');
 const { KurrentDBClient, jsonEvent, START, PARK, persistentSubscriptionToStreamSettingsFromDefaults } =
   require('@kurrent/kurrentdb-client');
-const { browserPath, skip, slow, sleep, startServer, shot, watch, until } = require('./lib.js');
+const { browserPath, skip, slow, sleep, startServer, shot, watch, until, signIn } = require('./lib.js');
 
 
 describe('consumer groups', { skip }, () => {
@@ -195,5 +199,77 @@ describe('consumer groups', { skip }, () => {
     assert.ok(list.some((g) => g.groupName === 'audit' && g.eventStreamId === '$all'));
     assert.equal((await fetch(`${srv.base}/subscriptions/%24all/audit`, { method: 'DELETE' })).status, 200);
     assert.equal((await fetch(`${srv.base}/subscriptions/%24all/audit/info`)).status, 404);
+  });
+});
+
+// With users: an $ops user manages groups from the UI (KurrentDB's rule for
+// PersistentSubscriptions changes) but may not read the parked stream (a
+// system stream: $admins); the page says so and replay still works. A user
+// outside $ops and $admins sees the groups and is refused a change.
+describe('consumer groups with users', { skip }, () => {
+  let srv, browser, admin;
+  const basic = (u, p) => ({ Authorization: 'Basic ' + Buffer.from(`${u}:${p}`).toString('base64'), 'X-Requested-With': 't' });
+  let certs, base, api;
+  before(async () => {
+    // TLS: the official client sends credentials only over TLS.
+    certs = fs.mkdtempSync(path.join(os.tmpdir(), 'factum-ui-certs-'));
+    execFileSync('bash', [path.join(__dirname, '..', 'integration', 'mkcerts.sh'), certs]);
+    srv = await startServer('subs-users', ['--certificate-file', path.join(certs, 'node.crt'),
+      '--certificate-private-key-file', path.join(certs, 'node.key'), '--trusted-root-certificates-path', path.join(certs, 'ca')]);
+    base = `https://127.0.0.1:${srv.port}`;
+    admin = KurrentDBClient.connectionString(
+      `kurrentdb://admin:changeit@127.0.0.1:${srv.port}?tls=true&tlsCAFile=${path.join(certs, 'ca', 'ca.crt')}`);
+    browser = await chromium.launch({ executablePath: browserPath, args: ['--no-sandbox'] });
+    api = await request.newContext({ baseURL: base, ignoreHTTPSErrors: true });
+    for (const [login, groups] of [['opal', ['$ops']], ['rita', []]]) {
+      const r = await api.post('/api/users', { headers: basic('admin', 'changeit'),
+        data: { login, fullName: login, groups, password: 'pw-' + login } });
+      assert.equal(r.status(), 200, `user ${login}`);
+    }
+  });
+  after(async () => {
+    if (api) await api.dispose();
+    if (admin) await admin.dispose();
+    if (browser) await browser.close();
+    if (srv) await srv.stop();
+    if (certs) fs.rmSync(certs, { recursive: true, force: true });
+  });
+
+  it('lets $ops replay without reading the parked stream, and refuses others', async () => {
+    await admin.createPersistentSubscriptionToStream('work', 'crew', persistentSubscriptionToStreamSettingsFromDefaults({ startFrom: START }));
+    await admin.appendToStream('work', jsonEvent({ type: 'Task', data: { n: 1 } }));
+    const seen = [];
+    const sub = admin.subscribeToPersistentSubscriptionToStream('work', 'crew');
+    sub.on('data', async (e) => {
+      seen.push(e.event.data.n);
+      if (seen.length === 1) await sub.nack(PARK, 'poison', e);
+      else await sub.ack(e);
+    });
+    await until('parked', async () => Number((await admin.getPersistentSubscriptionToStreamInfo('work', 'crew')).stats.parkedMessageCount) === 1);
+
+    const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 }, ignoreHTTPSErrors: true });
+    const page = await ctx.newPage();
+    await signIn(page, base, 'opal', 'pw-opal');
+    await page.goto(`${base}/ui/subscriptions.html`);
+    await page.locator('#groups tbody tr[data-group="crew"]').click();
+    await page.locator('#no-parked', { hasText: 'cannot be listed here' }).waitFor({ timeout: 10000 * slow });
+    await page.locator('#s-save').waitFor(); // the rest of the group still shows
+    await page.click('#g-replay');
+    await page.locator('#ok', { hasText: 'Replaying' }).waitFor();
+    await until('the parked message delivered again', () => seen.length === 2);
+    await sub.unsubscribe();
+    await ctx.close();
+
+    // rita may look, not change.
+    assert.equal((await api.get('/api/subscriptions', { headers: basic('rita', 'pw-rita') })).status(), 200);
+    for (const [method, url] of [['PUT', '/api/subscription?stream=work&group=x'], ['POST', '/api/subscription?stream=work&group=crew'],
+      ['DELETE', '/api/subscription?stream=work&group=crew'], ['POST', '/api/subscriptions/truncate?stream=work&group=crew'],
+      ['PUT', '/subscriptions/work/y']]) {
+      const r = await api.fetch(url, { method, headers: basic('rita', 'pw-rita'), data: method === 'DELETE' ? undefined : '{}' });
+      assert.equal(r.status(), 403, `${method} ${url}`);
+    }
+    assert.equal((await api.get('/api/subscriptions', { headers: { 'X-Requested-With': 't' } })).status(), 401);
+    // and the group is still there as it was
+    assert.equal((await admin.getPersistentSubscriptionToStreamInfo('work', 'crew')).groupName, 'crew');
   });
 });
