@@ -1092,9 +1092,12 @@ void rpc_ps_group_free(ps_group *g)
         rpc_ps_consumer_drop(g->consumers, -1, NULL, NULL);
     factum_sub_close(g->cur);
     factum_filter_free(g->filter);
+    /* Only the messages in a lane can hold plaintext (a pop frees it): a
+     * lane sized for a million messages but never filled is not walked
+     * (its pages were never touched). */
     for (int k = 0; k < 2; k++)
-        for (size_t i = 0; g->lane[k].ring && i < g->lane[k].cap; i++)
-            msg_plain_free(&g->lane[k].ring[i]);
+        for (size_t i = 0; g->lane[k].ring && i < g->lane[k].n; i++)
+            msg_plain_free(lane_slot(&g->lane[k], i));
     free(g->lane[0].ring);
     free(g->lane[1].ring);
     free(g->inflight);
