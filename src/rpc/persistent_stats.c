@@ -122,7 +122,7 @@ void rpc_ps_info_free(info_store *is)
 }
 
 /* g's lag: events of its source after what it has done (the head of $all
- * is last_position), and the age of its oldest unfinished message. */
+ * is last_position), and how old the oldest of them is. */
 static void group_lag(const ps_group *g, uint64_t last_position, uint64_t *events, double *seconds)
 {
     uint64_t done = g->lane[0].have_done ? g->lane[0].done_pos : g->have_ckpt ? g->last_ckpt : 0;
@@ -134,24 +134,29 @@ static void group_lag(const ps_group *g, uint64_t last_position, uint64_t *event
             head = (uint64_t)info.last_version + (g->lane[0].have_done || g->have_ckpt ? 0 : 1);
     }
     *events = head > done ? head - done : 0;
-    if (!g->lane[0].have_done && !g->have_ckpt && g->cur && !g->mj) {
+    /* The group's cursor knows what it has not examined yet (unless a
+     * reader thread polls it now: RDJ-2; then the estimates stand). */
+    const ps_lane *l = &g->lane[0];
+    int nothing_done = !l->have_done && !g->have_ckpt;
+    factum_sub_status ss;
+    int have_ss = (nothing_done || !l->n) && g->cur && !g->mj && factum_sub_get_status(g->cur, &ss) == 0;
+    if (nothing_done && have_ss) {
         /* Nothing done yet: then done is no position, and the group may have
          * started at the end. What its cursor has not examined, and what it
-         * read and has not finished (a reader thread polling the cursor owns
-         * it: RDJ-2; then the estimate above stands). */
-        factum_sub_status ss;
-        if (factum_sub_get_status(g->cur, &ss) == 0) {
-            uint64_t open = 0;
-            for (size_t i = 0; i < g->lane[0].n; i++)
-                if (g->lane[0].ring[(g->lane[0].head + i) % g->lane[0].cap].state != M_DONE) open++;
-            *events = ss.lag_events + open;
-        }
+         * read and has not finished. */
+        uint64_t open = 0;
+        for (size_t i = 0; i < l->n; i++)
+            if (l->ring[(l->head + i) % l->cap].state != M_DONE) open++;
+        *events = ss.lag_events + open;
     }
+    /* The age of its oldest unfinished message, or (none read: no consumer
+     * made it read) of the oldest event it has not examined. */
     *seconds = 0;
-    const ps_lane *l = &g->lane[0];
     if (l->n) {
         int64_t age = base_now_ns() - l->ring[l->head].ev.timestamp_ns;
         *seconds = age > 0 ? (double)age / 1e9 : 0;
+    } else if (have_ss) {
+        *seconds = (double)ss.lag_ns / 1e9;
     }
 }
 

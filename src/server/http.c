@@ -312,7 +312,7 @@ static void lag_metrics(srv_state *st, base_buf *b)
         {"Committed events a catch-up subscription has not yet been sent.",
          "Age of the oldest committed event a catch-up subscription has not yet been sent."},
         {"Committed events of a consumer group's source not yet acknowledged (or not yet read).",
-         "Age of the oldest event a consumer group holds unacknowledged."}};
+         "Age of the oldest event a consumer group holds unacknowledged (or has not read yet)."}};
     for (int g = 0; g < 2; g++)
         for (int sec = 0; sec < 2; sec++) {
             const char *n = g ? "factum_persistent_subscription_lag_" : "factum_subscription_lag_";

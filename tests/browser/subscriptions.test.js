@@ -195,6 +195,9 @@ describe('consumer groups', { skip }, () => {
     assert.equal(await lagOf(), 0);
     await client.appendToStream('jobs', jsonEvent({ type: 'Job', data: { n: 9 } }));
     assert.equal(await lagOf(), 1);
+    await sleep(300); // and its age shows, though no consumer made the group read it
+    const d = await (await fetch(`${srv.base}/api/subscription?stream=jobs&group=tail`)).json();
+    assert.ok(d.lagSeconds >= 0.25 && d.lagSeconds < 60, `lagSeconds ${d.lagSeconds}`);
     const list = await (await fetch(`${srv.base}/subscriptions`)).json();
     assert.ok(list.some((g) => g.groupName === 'audit' && g.eventStreamId === '$all'));
     assert.equal((await fetch(`${srv.base}/subscriptions/%24all/audit`, { method: 'DELETE' })).status, 200);
