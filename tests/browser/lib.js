@@ -88,5 +88,24 @@ async function basicStatus(base, path, user, password) {
   return r.status;
 }
 
+// factumd over TLS with certificates for 127.0.0.1 from a fresh test CA
+// (tests/integration/mkcerts.sh): startServer's answer plus tlsBase (https),
+// caFile, and a stop() that also removes the certificates.
+async function startTlsServer(name, flags = []) {
+  const { execFileSync } = require('node:child_process');
+  const certs = fs.mkdtempSync(path.join(os.tmpdir(), 'factum-ui-certs-'));
+  execFileSync('bash', [path.join(__dirname, '..', 'integration', 'mkcerts.sh'), certs]);
+  const srv = await startServer(name, [...flags, '--certificate-file', path.join(certs, 'node.crt'),
+    '--certificate-private-key-file', path.join(certs, 'node.key'), '--trusted-root-certificates-path', path.join(certs, 'ca')]);
+  const stop = srv.stop;
+  return {
+    ...srv, tlsBase: `https://127.0.0.1:${srv.port}`, caFile: path.join(certs, 'ca', 'ca.crt'),
+    async stop() { await stop(); fs.rmSync(certs, { recursive: true, force: true }); },
+  };
+}
+const noOpenssl = !fs.existsSync('/usr/bin/openssl') && 'no openssl program (tests/integration/mkcerts.sh needs it)';
+
 module.exports.signIn = signIn;
+module.exports.startTlsServer = startTlsServer;
+module.exports.noOpenssl = noOpenssl;
 module.exports.basicStatus = basicStatus;

@@ -11,12 +11,21 @@
 const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const { chromium } = require('playwright-core');
-const fs = require('node:fs');
-const os = require('node:os');
-const path = require('node:path');
-const { execFileSync } = require('node:child_process');
 
-const { browserPath, skip, slow, sleep, startServer, shot, watch } = require('./lib.js');
+const { browserPath, skip, slow, sleep, startServer, shot, watch, startTlsServer, noOpenssl } = require('./lib.js');
+
+// The one cookie a sign-in gives: the session's, HttpOnly, SameSite=Strict,
+// 256 random bits, and Secure exactly when the connection was TLS.
+function sessionCookie(cookies, secure) {
+  assert.equal(cookies.length, 1);
+  const [c] = cookies;
+  assert.equal(c.name, 'factum_session');
+  assert.equal(c.httpOnly, true);
+  assert.equal(c.sameSite, 'Strict');
+  assert.equal(c.secure, secure);
+  assert.ok(c.value.length >= 43);
+  return c;
+}
 
 describe('signing in', { skip }, () => {
   let srv, browser, base;
@@ -53,11 +62,7 @@ describe('signing in', { skip }, () => {
     await page.click('#signin');
     await page.waitForURL(`${base}/ui/`, { timeout: 10000 * slow });
     await page.locator('#who', { hasText: 'admin' }).waitFor();
-    const [cookie] = await ctx.cookies();
-    assert.equal(cookie.name, 'factum_session');
-    assert.equal(cookie.httpOnly, true);
-    assert.equal(cookie.sameSite, 'Strict');
-    assert.ok(cookie.value.length >= 43);
+    const cookie = sessionCookie(await ctx.cookies(), false);
     assert.deepEqual(dialogs, [], 'a browser dialog opened');
 
     // The session opens what Basic credentials would: the metrics.
@@ -89,23 +94,19 @@ describe('signing in', { skip }, () => {
 // Over TLS (certificates from tests/integration/mkcerts.sh, trusted by the
 // browser context for the test) the session cookie is Secure too, and the
 // sign-in works the same.
-describe('signing in over TLS', { skip: skip || (!fs.existsSync('/usr/bin/openssl') && 'no openssl program') }, () => {
-  let srv, browser, certs;
+describe('signing in over TLS', { skip: skip || noOpenssl }, () => {
+  let srv, browser;
   before(async () => {
-    certs = fs.mkdtempSync(path.join(os.tmpdir(), 'factum-ui-certs-'));
-    execFileSync('bash', [path.join(__dirname, '..', 'integration', 'mkcerts.sh'), certs]);
-    srv = await startServer('signin-tls', ['--certificate-file', path.join(certs, 'node.crt'),
-      '--certificate-private-key-file', path.join(certs, 'node.key'), '--trusted-root-certificates-path', path.join(certs, 'ca')]);
+    srv = await startTlsServer('signin-tls');
     browser = await chromium.launch({ executablePath: browserPath, args: ['--no-sandbox'] });
   });
   after(async () => {
     if (browser) await browser.close();
     if (srv) await srv.stop();
-    if (certs) fs.rmSync(certs, { recursive: true, force: true });
   });
 
   it('gives a Secure, HttpOnly, SameSite=Strict cookie', async () => {
-    const base = `https://127.0.0.1:${srv.port}`;
+    const base = srv.tlsBase;
     const ctx = await browser.newContext({ ignoreHTTPSErrors: true });
     const page = await ctx.newPage();
     await page.goto(`${base}/ui/login.html`, { timeout: 10000 * slow });
@@ -114,11 +115,7 @@ describe('signing in over TLS', { skip: skip || (!fs.existsSync('/usr/bin/openss
     await page.click('#signin');
     await page.waitForURL(`${base}/ui/`, { timeout: 10000 * slow });
     await page.locator('#who', { hasText: 'admin' }).waitFor();
-    const [cookie] = await ctx.cookies();
-    assert.equal(cookie.name, 'factum_session');
-    assert.equal(cookie.secure, true);
-    assert.equal(cookie.httpOnly, true);
-    assert.equal(cookie.sameSite, 'Strict');
+    sessionCookie(await ctx.cookies(), true);
     await ctx.close();
   });
 });

@@ -9,13 +9,9 @@
 const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const { chromium, request } = require('playwright-core');
-const fs = require('node:fs');
-const os = require('node:os');
-const path = require('node:path');
-const { execFileSync } = require('node:child_process');
 const { KurrentDBClient, jsonEvent, START, PARK, persistentSubscriptionToStreamSettingsFromDefaults } =
   require('@kurrent/kurrentdb-client');
-const { browserPath, skip, slow, sleep, startServer, shot, watch, until, signIn } = require('./lib.js');
+const { browserPath, skip, slow, sleep, startServer, shot, watch, until, signIn, startTlsServer, noOpenssl } = require('./lib.js');
 
 
 describe('consumer groups', { skip }, () => {
@@ -209,19 +205,15 @@ describe('consumer groups', { skip }, () => {
 // PersistentSubscriptions changes) but may not read the parked stream (a
 // system stream: $admins); the page says so and replay still works. A user
 // outside $ops and $admins sees the groups and is refused a change.
-describe('consumer groups with users', { skip }, () => {
+describe('consumer groups with users', { skip: skip || noOpenssl }, () => {
   let srv, browser, admin;
   const basic = (u, p) => ({ Authorization: 'Basic ' + Buffer.from(`${u}:${p}`).toString('base64'), 'X-Requested-With': 't' });
-  let certs, base, api;
+  let base, api;
   before(async () => {
     // TLS: the official client sends credentials only over TLS.
-    certs = fs.mkdtempSync(path.join(os.tmpdir(), 'factum-ui-certs-'));
-    execFileSync('bash', [path.join(__dirname, '..', 'integration', 'mkcerts.sh'), certs]);
-    srv = await startServer('subs-users', ['--certificate-file', path.join(certs, 'node.crt'),
-      '--certificate-private-key-file', path.join(certs, 'node.key'), '--trusted-root-certificates-path', path.join(certs, 'ca')]);
-    base = `https://127.0.0.1:${srv.port}`;
-    admin = KurrentDBClient.connectionString(
-      `kurrentdb://admin:changeit@127.0.0.1:${srv.port}?tls=true&tlsCAFile=${path.join(certs, 'ca', 'ca.crt')}`);
+    srv = await startTlsServer('subs-users');
+    base = srv.tlsBase;
+    admin = KurrentDBClient.connectionString(`kurrentdb://admin:changeit@127.0.0.1:${srv.port}?tls=true&tlsCAFile=${srv.caFile}`);
     browser = await chromium.launch({ executablePath: browserPath, args: ['--no-sandbox'] });
     api = await request.newContext({ baseURL: base, ignoreHTTPSErrors: true });
     for (const [login, groups] of [['opal', ['$ops']], ['rita', []]]) {
@@ -235,7 +227,6 @@ describe('consumer groups with users', { skip }, () => {
     if (admin) await admin.dispose();
     if (browser) await browser.close();
     if (srv) await srv.stop();
-    if (certs) fs.rmSync(certs, { recursive: true, force: true });
   });
 
   it('lets $ops replay without reading the parked stream, and refuses others', async () => {
