@@ -49,6 +49,9 @@ int rpc_ps_change(rpc_ctx *ctx, int op, const char *stream, const char *group, c
  * counts, consumers, the parked stream) appended to b. 0, FACTUM_ENOTFOUND
  * or -ENOMEM. Loop thread. */
 int rpc_ps_describe(rpc_ctx *ctx, const char *stream, const char *group, base_buf *b);
+/* Every group's (or those of source: a stream's name or "$all"), comma-
+ * separated, into b; *n how many. 0 or -ENOMEM. Loop thread. */
+int rpc_ps_describe_all(rpc_ctx *ctx, const char *source, base_buf *b, size_t *n);
 
 /* Each group's lag and counts (for /metrics and Monitoring.Stats). */
 void rpc_ps_each(rpc_ctx *ctx,

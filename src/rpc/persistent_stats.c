@@ -188,10 +188,8 @@ static int json_str(base_buf *b, const char *key, const char *v)
 
 /* The group as the HTTP API shows it: KurrentDB's info document (its
  * names), with its lag and the parked stream's name besides. */
-int rpc_ps_describe(rpc_ctx *ctx, const char *stream, const char *group, base_buf *b)
+static int describe(rpc_ctx *ctx, const ps_group *g, base_buf *b)
 {
-    ps_group *g = rpc_ps_group_find(ctx, stream, group);
-    if (!g) return FACTUM_ENOTFOUND;
     SubInfo si;
     info_store is;
     int rc = rpc_ps_info_fill(g, &si, &is);
@@ -259,5 +257,23 @@ int rpc_ps_describe(rpc_ctx *ctx, const char *stream, const char *group, base_bu
     }
     if (!rc) rc = base_buf_append(b, "]}", 2);
     rpc_ps_info_free(&is);
+    return rc;
+}
+
+int rpc_ps_describe(rpc_ctx *ctx, const char *stream, const char *group, base_buf *b)
+{
+    ps_group *g = rpc_ps_group_find(ctx, stream, group);
+    return g ? describe(ctx, g, b) : FACTUM_ENOTFOUND;
+}
+
+int rpc_ps_describe_all(rpc_ctx *ctx, const char *source, base_buf *b, size_t *n)
+{
+    int rc = 0;
+    *n = 0;
+    for (ps_group *g = ctx->ps ? ctx->ps->groups : NULL; g && !rc; g = g->next) {
+        if (source && strcmp(source, rpc_ps_src_name(g))) continue;
+        if ((*n)++) rc = base_buf_append(b, ",", 1);
+        if (!rc) rc = describe(ctx, g, b);
+    }
     return rc;
 }

@@ -96,53 +96,11 @@ static void list(srv_state *st, const net_http_req *req, net_http_resp *r)
 
 /* ---- KurrentDB's list: every group's detail (of one source) ------------ */
 
-typedef struct names {
-    char **src, **group;
-    size_t n, cap;
-    int oom;
-} names;
-
-static void name_one(void *arg, const char *src, const char *group, uint64_t le, double ls, uint64_t inf,
-                     uint64_t parked, size_t consumers)
-{
-    (void)le, (void)ls, (void)inf, (void)parked, (void)consumers;
-    names *nm = arg;
-    if (nm->oom) return;
-    if (nm->n == nm->cap) {
-        size_t cap = nm->cap ? nm->cap * 2 : 16;
-        char **a = realloc(nm->src, cap * sizeof *a), **g = a ? realloc(nm->group, cap * sizeof *g) : NULL;
-        if (a) nm->src = a;
-        if (!a || !g) {
-            nm->oom = 1;
-            return;
-        }
-        nm->group = g;
-        nm->cap = cap;
-    }
-    nm->src[nm->n] = strdup(src);
-    nm->group[nm->n] = strdup(group);
-    if (!nm->src[nm->n] || !nm->group[nm->n]) nm->oom = 1;
-    nm->n++;
-}
-
 static void list_detailed(srv_state *st, const char *only, net_http_resp *r)
 {
-    names nm = {0};
-    rpc_ps_each(&st->rpc, name_one, &nm);
-    int rc = nm.oom ? -ENOMEM : base_buf_append(&r->body, "[", 1);
-    size_t k = 0;
-    for (size_t i = 0; !rc && i < nm.n; i++) {
-        if (only && strcmp(only, nm.src[i])) continue;
-        if (k++) rc = base_buf_append(&r->body, ",", 1);
-        if (!rc)
-            rc = rpc_ps_describe(&st->rpc, strcmp(nm.src[i], "$all") ? nm.src[i] : NULL, nm.group[i], &r->body);
-    }
-    for (size_t i = 0; i < nm.n; i++) {
-        free(nm.src[i]);
-        free(nm.group[i]);
-    }
-    free(nm.src);
-    free(nm.group);
+    size_t k;
+    int rc = base_buf_append(&r->body, "[", 1);
+    if (!rc) rc = rpc_ps_describe_all(&st->rpc, only, &r->body, &k);
     if (rc) {
         r->body.len = 0;
         srv_json_fail(r, 503, "out of memory");

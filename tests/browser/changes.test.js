@@ -6,9 +6,9 @@
 'use strict';
 const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
-const { chromium } = require('playwright-core');
-const { KurrentDBClient, jsonEvent, START, FORWARDS } = require('@kurrent/kurrentdb-client');
-const { browserPath, skip, slow, startServer, shot, watch } = require('./lib.js');
+
+const { jsonEvent, START, FORWARDS } = require('@kurrent/kurrentdb-client');
+const { skip, slow, shot, watch, startAll } = require('./lib.js');
 
 async function read(client, stream) {
   const out = [];
@@ -17,16 +17,13 @@ async function read(client, stream) {
 }
 
 describe('changes from the UI', { skip }, () => {
-  let srv, browser, client;
+  let env, srv, browser, client;
   before(async () => {
-    srv = await startServer('changes', ['--insecure']);
-    client = KurrentDBClient.connectionString(`kurrentdb://127.0.0.1:${srv.port}?tls=false`);
-    browser = await chromium.launch({ executablePath: browserPath, args: ['--no-sandbox'] });
+    env = await startAll('changes');
+    ({ srv, client, browser } = env);
   });
   after(async () => {
-    if (client) await client.dispose();
-    if (browser) await browser.close();
-    if (srv) await srv.stop();
+    if (env) await env.stop();
   });
 
   it('edits metadata, appends, and deletes only when confirmed', async () => {

@@ -8,17 +8,16 @@
 'use strict';
 const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
-const { chromium } = require('playwright-core');
 const { KurrentDBClient, jsonEvent } = require('@kurrent/kurrentdb-client');
 
-const { browserPath, skip, slow, sleep, startServer, shot, watch } = require('./lib.js');
+const { skip, slow, sleep, startServer, shot, watch, launchBrowser } = require('./lib.js');
 
 describe('the dashboard in a browser', { skip }, () => {
   let srv, browser, base;
   before(async () => {
     srv = await startServer('dashboard', ['--insecure']);
     base = srv.base;
-    browser = await chromium.launch({ executablePath: browserPath, args: ['--no-sandbox'] });
+    browser = await launchBrowser();
   });
   after(async () => {
     if (browser) await browser.close();

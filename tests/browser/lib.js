@@ -105,6 +105,37 @@ async function startTlsServer(name, flags = []) {
 }
 const noOpenssl = !fs.existsSync('/usr/bin/openssl') && 'no openssl program (tests/integration/mkcerts.sh needs it)';
 
+// Debian's chromium, headless.
+function launchBrowser() {
+  const { chromium } = require('playwright-core');
+  return chromium.launch({ executablePath: browserPath, args: ['--no-sandbox'] });
+}
+
+// What most files start with: factumd (--insecure and flags) on a fresh
+// database, the official Node client on it, and the browser:
+// { srv, client, browser, stop() }.
+async function startAll(name, flags = []) {
+  const { KurrentDBClient } = require('@kurrent/kurrentdb-client');
+  const srv = await startServer(name, ['--insecure', ...flags]);
+  const env = {
+    srv, client: KurrentDBClient.connectionString(`kurrentdb://127.0.0.1:${srv.port}?tls=false`), browser: null,
+    async stop() {
+      await env.client.dispose();
+      if (env.browser) await env.browser.close();
+      await srv.stop();
+    },
+  };
+  try {
+    env.browser = await launchBrowser();
+  } catch (e) {
+    await env.stop();
+    throw e;
+  }
+  return env;
+}
+
+module.exports.launchBrowser = launchBrowser;
+module.exports.startAll = startAll;
 module.exports.signIn = signIn;
 module.exports.startTlsServer = startTlsServer;
 module.exports.noOpenssl = noOpenssl;

@@ -6,21 +6,18 @@
 'use strict';
 const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
-const { chromium } = require('playwright-core');
-const { KurrentDBClient, jsonEvent } = require('@kurrent/kurrentdb-client');
-const { browserPath, skip, slow, startServer, shot, watch } = require('./lib.js');
+
+const { jsonEvent } = require('@kurrent/kurrentdb-client');
+const { skip, slow, shot, watch, startAll } = require('./lib.js');
 
 describe('operations', { skip }, () => {
-  let srv, browser, client;
+  let env, srv, browser, client;
   before(async () => {
-    srv = await startServer('ops', ['--insecure', '--chunk-size', '1048576']);
-    client = KurrentDBClient.connectionString(`kurrentdb://127.0.0.1:${srv.port}?tls=false`);
-    browser = await chromium.launch({ executablePath: browserPath, args: ['--no-sandbox'] });
+    env = await startAll('ops', ['--chunk-size', '1048576']);
+    ({ srv, client, browser } = env);
   });
   after(async () => {
-    if (client) await client.dispose();
-    if (browser) await browser.close();
-    if (srv) await srv.stop();
+    if (env) await env.stop();
   });
 
   it('runs a scavenge and shows what it gave back', async () => {

@@ -6,9 +6,9 @@
 'use strict';
 const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
-const { chromium } = require('playwright-core');
-const { KurrentDBClient, jsonEvent, persistentSubscriptionToStreamSettingsFromDefaults } = require('@kurrent/kurrentdb-client');
-const { browserPath, skip, slow, startServer, shot, watch } = require('./lib.js');
+
+const { jsonEvent, persistentSubscriptionToStreamSettingsFromDefaults } = require('@kurrent/kurrentdb-client');
+const { skip, slow, shot, watch, startAll } = require('./lib.js');
 
 const PAGES = [
   ['/ui/', 'dashboard', '#charts'],
@@ -24,18 +24,15 @@ const PAGES = [
 ];
 
 describe('on a phone', { skip }, () => {
-  let srv, browser, client;
+  let env, srv, browser, client;
   before(async () => {
-    srv = await startServer('phone', ['--insecure', '--run-projections', 'All']);
-    client = KurrentDBClient.connectionString(`kurrentdb://127.0.0.1:${srv.port}?tls=false`);
+    env = await startAll('phone', ['--run-projections', 'All']);
+    ({ srv, client, browser } = env);
     await client.appendToStream('orders-1', [1, 2, 3].map((n) => jsonEvent({ type: 'OrderPlaced', data: { n, item: 'a long item name to wrap' } })));
     await client.createPersistentSubscriptionToStream('orders-1', 'a-consumer-group-with-a-long-name', persistentSubscriptionToStreamSettingsFromDefaults());
-    browser = await chromium.launch({ executablePath: browserPath, args: ['--no-sandbox'] });
   });
   after(async () => {
-    if (client) await client.dispose();
-    if (browser) await browser.close();
-    if (srv) await srv.stop();
+    if (env) await env.stop();
   });
 
   it('lays out every page at 390 pixels wide', async () => {

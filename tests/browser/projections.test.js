@@ -6,22 +6,18 @@
 'use strict';
 const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
-const { chromium } = require('playwright-core');
-const { KurrentDBClient, jsonEvent } = require('@kurrent/kurrentdb-client');
-const { browserPath, skip, slow, sleep, startServer, shot, watch, until } = require('./lib.js');
 
+const { jsonEvent } = require('@kurrent/kurrentdb-client');
+const { skip, slow, shot, watch, until, startAll } = require('./lib.js');
 
 describe('projections', { skip }, () => {
-  let srv, browser, client;
+  let env, srv, browser, client;
   before(async () => {
-    srv = await startServer('proj', ['--insecure', '--run-projections', 'all']);
-    client = KurrentDBClient.connectionString(`kurrentdb://127.0.0.1:${srv.port}?tls=false`);
-    browser = await chromium.launch({ executablePath: browserPath, args: ['--no-sandbox'] });
+    env = await startAll('proj', ['--run-projections', 'all']);
+    ({ srv, client, browser } = env);
   });
   after(async () => {
-    if (client) await client.dispose();
-    if (browser) await browser.close();
-    if (srv) await srv.stop();
+    if (env) await env.stop();
   });
 
   it('creates one in the editor, runs it, disables and deletes it', async () => {

@@ -6,10 +6,9 @@
 'use strict';
 const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
-const { chromium } = require('playwright-core');
-const { KurrentDBClient, jsonEvent } = require('@kurrent/kurrentdb-client');
-const { browserPath, skip, slow, sleep, startServer, shot, watch, until } = require('./lib.js');
 
+const { jsonEvent } = require('@kurrent/kurrentdb-client');
+const { skip, slow, shot, watch, until, startAll } = require('./lib.js');
 
 const DEF = {
   name: 'balances', lifecycle: 'async', streams: ['acct-'],
@@ -21,16 +20,13 @@ const DEF = {
 };
 
 describe('read models', { skip }, () => {
-  let srv, browser, client;
+  let env, srv, browser, client;
   before(async () => {
-    srv = await startServer('rm', ['--insecure']);
-    client = KurrentDBClient.connectionString(`kurrentdb://127.0.0.1:${srv.port}?tls=false`);
-    browser = await chromium.launch({ executablePath: browserPath, args: ['--no-sandbox'] });
+    env = await startAll('rm');
+    ({ srv, client, browser } = env);
   });
   after(async () => {
-    if (client) await client.dispose();
-    if (browser) await browser.close();
-    if (srv) await srv.stop();
+    if (env) await env.stop();
   });
 
   it('lists, queries, pauses, resumes and rebuilds', async () => {

@@ -10,9 +10,8 @@
 'use strict';
 const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
-const { chromium } = require('playwright-core');
 
-const { browserPath, skip, slow, sleep, startServer, shot, watch, startTlsServer, noOpenssl } = require('./lib.js');
+const { skip, slow, startServer, shot, startTlsServer, noOpenssl, launchBrowser } = require('./lib.js');
 
 // The one cookie a sign-in gives: the session's, HttpOnly, SameSite=Strict,
 // 256 random bits, and Secure exactly when the connection was TLS.
@@ -32,7 +31,7 @@ describe('signing in', { skip }, () => {
   before(async () => {
     srv = await startServer('signin', ['--disable-tls']);
     base = srv.base;
-    browser = await chromium.launch({ executablePath: browserPath, args: ['--no-sandbox'] });
+    browser = await launchBrowser();
   });
   after(async () => {
     if (browser) await browser.close();
@@ -98,7 +97,7 @@ describe('signing in over TLS', { skip: skip || noOpenssl }, () => {
   let srv, browser;
   before(async () => {
     srv = await startTlsServer('signin-tls');
-    browser = await chromium.launch({ executablePath: browserPath, args: ['--no-sandbox'] });
+    browser = await launchBrowser();
   });
   after(async () => {
     if (browser) await browser.close();

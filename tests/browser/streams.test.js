@@ -7,23 +7,20 @@
 'use strict';
 const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
-const { chromium } = require('playwright-core');
-const { KurrentDBClient, jsonEvent, binaryEvent } = require('@kurrent/kurrentdb-client');
 
-const { browserPath, skip, slow, sleep, startServer, shot, watch } = require('./lib.js');
+const { jsonEvent, binaryEvent } = require('@kurrent/kurrentdb-client');
+
+const { skip, slow, shot, watch, startAll } = require('./lib.js');
 
 describe('the stream browser', { skip }, () => {
-  let srv, browser, base, client;
+  let env, srv, browser, base, client;
   before(async () => {
-    srv = await startServer('streams', ['--insecure']);
+    env = await startAll('streams');
+    ({ srv, client, browser } = env);
     base = srv.base;
-    client = KurrentDBClient.connectionString(`kurrentdb://127.0.0.1:${srv.port}?tls=false`);
-    browser = await chromium.launch({ executablePath: browserPath, args: ['--no-sandbox'] });
   });
   after(async () => {
-    if (client) await client.dispose();
-    if (browser) await browser.close();
-    if (srv) await srv.stop();
+    if (env) await env.stop();
   });
 
   it('lists streams and reads their events back', async () => {

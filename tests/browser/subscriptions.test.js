@@ -8,23 +8,19 @@
 'use strict';
 const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
-const { chromium, request } = require('playwright-core');
+const { request } = require('playwright-core');
 const { KurrentDBClient, jsonEvent, START, PARK, persistentSubscriptionToStreamSettingsFromDefaults } =
   require('@kurrent/kurrentdb-client');
-const { browserPath, skip, slow, sleep, startServer, shot, watch, until, signIn, startTlsServer, noOpenssl } = require('./lib.js');
-
+const { skip, slow, sleep, shot, watch, until, signIn, startTlsServer, noOpenssl, startAll, launchBrowser } = require('./lib.js');
 
 describe('consumer groups', { skip }, () => {
-  let srv, browser, client;
+  let env, srv, browser, client;
   before(async () => {
-    srv = await startServer('subs', ['--insecure']);
-    client = KurrentDBClient.connectionString(`kurrentdb://127.0.0.1:${srv.port}?tls=false`);
-    browser = await chromium.launch({ executablePath: browserPath, args: ['--no-sandbox'] });
+    env = await startAll('subs');
+    ({ srv, client, browser } = env);
   });
   after(async () => {
-    if (client) await client.dispose();
-    if (browser) await browser.close();
-    if (srv) await srv.stop();
+    if (env) await env.stop();
   });
 
   it('shows a group and replays its parked message', async () => {
@@ -214,7 +210,7 @@ describe('consumer groups with users', { skip: skip || noOpenssl }, () => {
     srv = await startTlsServer('subs-users');
     base = srv.tlsBase;
     admin = KurrentDBClient.connectionString(`kurrentdb://admin:changeit@127.0.0.1:${srv.port}?tls=true&tlsCAFile=${srv.caFile}`);
-    browser = await chromium.launch({ executablePath: browserPath, args: ['--no-sandbox'] });
+    browser = await launchBrowser();
     api = await request.newContext({ baseURL: base, ignoreHTTPSErrors: true });
     for (const [login, groups] of [['opal', ['$ops']], ['rita', []]]) {
       const r = await api.post('/api/users', { headers: basic('admin', 'changeit'),

@@ -7,15 +7,14 @@
 'use strict';
 const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
-const { chromium } = require('playwright-core');
-const { browserPath, skip, slow, sleep, startServer, shot, watch, signIn, basicStatus, until } = require('./lib.js');
 
+const { skip, slow, startServer, shot, watch, signIn, basicStatus, until, launchBrowser } = require('./lib.js');
 
 describe('users', { skip }, () => {
   let srv, browser;
   before(async () => {
     srv = await startServer('users', ['--disable-tls']);
-    browser = await chromium.launch({ executablePath: browserPath, args: ['--no-sandbox'] });
+    browser = await launchBrowser();
   });
   after(async () => {
     if (browser) await browser.close();
