@@ -69,8 +69,19 @@ struct auth_users {
     vjob *verifying;
     auth_sessions *sessions; /* the admin UI's sign-ins (session.h) */
     int closing; /* auth_users_stop ran: the store may be closed, answers only */
+    uint64_t epoch; /* USERS-7: bumped by every change to any user */
+    uint64_t memo_hits;
     auth_users_stats st;
 };
+
+/* USERS-7: what a connection was last authenticated by. */
+typedef struct auth_memo {
+    uint64_t epoch;
+    const auth_principal *p; /* a reference */
+    size_t len;
+    char hdr[]; /* the authorization header's value */
+} auth_memo;
+#define MEMO_MAX_HEADER 1024
 
 static void ulog(auth_users *u, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static void ulog(auth_users *u, int level, const char *fmt, ...)
@@ -309,6 +320,7 @@ static void table_remove(auth_users *u, const char *login)
     u->n--;
     x->deleted = 1;
     x->cred_gen++;
+    u->epoch++; /* USERS-7 */
     auth_principal_supersede(x->principal, NULL); /* PRINCIPAL-1 */
     auth_cache_forget(u->cache, x);
     user_unref(x);
@@ -524,6 +536,7 @@ void auth_users_get_stats(auth_users *u, auth_users_stats *st)
     auth_cache_stats cs;
     auth_cache_get_stats(u->cache, &cs);
     st->cache_hits = cs.hits;
+    st->memo_hits = u->memo_hits;
     st->cache_misses = cs.misses;
     st->cache_entries = cs.entries;
 }
@@ -585,12 +598,60 @@ static void verify_done(auth_job *j)
     vjob_free(v);
 }
 
+/* USERS-7: the principal the connection's memo gives this header, or NULL. */
+static const auth_principal *memo_find(auth_users *u, void **slot, const char *hdr)
+{
+    auth_memo *m = slot ? *slot : NULL;
+    if (!m || !hdr) return NULL;
+    size_t n = strlen(hdr);
+    if (m->epoch != u->epoch || m->len != n || CRYPTO_memcmp(m->hdr, hdr, n) != 0) return NULL;
+    if (m->p->revoked || m->p->successor) return NULL; /* PRINCIPAL-1 */
+    return m->p;
+}
+
+void auth_users_slot_free(void *ctx, void *slot)
+{
+    (void)ctx;
+    auth_memo *m = slot;
+    if (!m) return;
+    auth_principal_unref(m->p);
+    OPENSSL_cleanse(m->hdr, m->len); /* a password, in base64 */
+    free(m);
+}
+
+/* USERS-7: remember that hdr was p's, now (best effort). */
+static void memo_keep(auth_users *u, void **slot, const char *hdr, const auth_principal *p)
+{
+    size_t n = hdr ? strlen(hdr) : 0;
+    if (!slot || !n || n > MEMO_MAX_HEADER) return;
+    auth_memo *m = *slot;
+    if (!m || m->len != n) {
+        auth_users_slot_free(u, m);
+        *slot = m = malloc(sizeof *m + n);
+        if (!m) return;
+    } else {
+        auth_principal_unref(m->p);
+    }
+    m->epoch = u->epoch;
+    m->p = auth_principal_ref(p);
+    m->len = n;
+    memcpy(m->hdr, hdr, n);
+}
+
 int auth_users_authenticate(void *ctx, net_auth *a)
 {
     auth_users *u = ctx;
+    const char *hdr = net_auth_header(a, "authorization");
+    void **slot = hdr ? net_auth_slot(a) : NULL;
+    const auth_principal *known = memo_find(u, slot, hdr);
+    if (known) {
+        u->memo_hits++;
+        net_auth_done(a, 0, NULL, (void *)auth_principal_ref(known), auth_principal_release);
+        return NET_AUTH_DONE;
+    }
     char login[AUTH_LOGIN_MAX + 1], pw[AUTH_PASSWORD_MAX + 1];
     size_t pw_len = 0;
-    int kind = auth_parse_basic(net_auth_header(a, "authorization"), login, pw, &pw_len);
+    int kind = auth_parse_basic(hdr, login, pw, &pw_len);
     if (kind == AUTH_CRED_NONE && u->sessions) {
         /* The admin UI's session cookie (SESS-2): its user, as Basic credentials would be; an unknown or
          * ended session is anonymous (the page then asks to sign in). */
@@ -630,6 +691,7 @@ int auth_users_authenticate(void *ctx, net_auth *a)
     auth_user *x = auth_cache_get(u->cache, mac, &gen);
     if (x && gen == x->cred_gen && !x->disabled && !x->deleted && strcmp(x->login, login) == 0) {
         OPENSSL_cleanse(pw, sizeof pw);
+        memo_keep(u, slot, hdr, x->principal);
         net_auth_done(a, 0, NULL, (void *)auth_principal_ref(x->principal), auth_principal_release);
         return NET_AUTH_DONE;
     }
@@ -763,6 +825,7 @@ static void apply(cjob *c)
     }
     auth_user *x = c->op == OP_CREATE ? user_new(c->login) : find(u, c->login);
     if (!x) return; /* deleted meanwhile: its next event failed on the version */
+    u->epoch++; /* USERS-7: whatever changes, no connection's memo holds */
     if (c->op == OP_CREATE || c->op == OP_UPDATE)
         if (user_set_identity(x, c->full, (const char *const *)c->groups, c->n_groups))
             ulog(u, 0, "user '%s': out of memory updating its copy; restart to reload it", c->login);
@@ -877,6 +940,7 @@ static int write_record(cjob *c)
         int rc = factum_delete_stream_async(u->store, c->stream, x->version, deleted, c);
         if (rc) return map_store_rc(rc);
         x->cred_gen++; /* its cached credentials go now (USERS-3); the copy when it committed */
+        u->epoch++;    /* and the connections' memos (USERS-7) */
         return 0;
     }
     const auth_hash *h = c->op == OP_CREATE || c->op == OP_RESET || c->op == OP_CHANGE ? &c->hash : &x->hash;

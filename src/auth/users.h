@@ -43,6 +43,13 @@
  *           verified client certificate acts as the user its subject CN
  *           names, if that user exists and is enabled; otherwise (and
  *           without a certificate) as anonymous. A header always wins.
+ *  USERS-7  A connection remembers the Basic header it was last
+ *           authenticated by (NET-10: the header, its principal and the
+ *           users' epoch). A call with exactly that header on that
+ *           connection is decided by the memo, without the MAC, only while
+ *           no user has changed since (any change bumps the epoch) and the
+ *           principal is not superseded (PRINCIPAL-1). Otherwise the call
+ *           takes the full path (USERS-3), which renews the memo.
  */
 #ifndef FACTUM_AUTH_USERS_H
 #define FACTUM_AUTH_USERS_H
@@ -103,6 +110,8 @@ struct auth_sessions *auth_users_sessions(auth_users *u);
 
 /* net_config.auth_fn (NET-8): authenticate a call or an HTTP request. */
 int auth_users_authenticate(void *u, net_auth *a);
+/* net_config.auth_slot_free: a connection's memo (USERS-7). */
+void auth_users_slot_free(void *u, void *slot);
 /* For net_call_set_auth & co: releases an auth_principal. */
 void auth_principal_release(void *p);
 
@@ -153,6 +162,7 @@ int auth_users_change_password(auth_users *u, const char *login, const char *cur
 typedef struct auth_users_stats {
     uint64_t users;
     uint64_t cache_hits, cache_misses, cache_entries;
+    uint64_t memo_hits; /* USERS-7 */
     uint64_t verifications, failures, rate_limited, busy, cert_logins;
 } auth_users_stats;
 void auth_users_get_stats(auth_users *u, auth_users_stats *st);

@@ -568,6 +568,13 @@ int net_auth_gone(const net_auth *a)
     return a->c ? net_call_done(a->c) : !a->k || a->k->dead;
 }
 
+void **net_auth_slot(net_auth *a)
+{
+    if (net_auth_gone(a)) return NULL;
+    conn *k = a->c ? a->c->conn : a->k;
+    return k ? &k->auth_slot : NULL;
+}
+
 const char *net_auth_peer(net_auth *a)
 {
     if (!a->peer[0] && !net_auth_gone(a)) {

@@ -173,6 +173,12 @@ int net_auth_gone(const net_auth *a);
  * a call ends with that gRPC status and message, an HTTP/1.1 request is
  * answered 401 with net_config.http_challenge (503 for GRPC_UNAVAILABLE). */
 void net_auth_done(net_auth *a, int status, const char *message, void *principal, void (*free_fn)(void *));
+/* NET-10: a slot that auth_fn may keep per connection (its memo of the
+ * credentials the connection used last, so that the next call with the
+ * same header is decided without a MAC). *slot starts NULL; what is left in
+ * it goes to net_config.auth_slot_free when the connection ends. NULL when
+ * the request's connection is gone. Loop thread only. */
+void **net_auth_slot(net_auth *a);
 
 typedef struct net_config {
     const char *host; /* address to listen on ("127.0.0.1", "0.0.0.0", "::") */
@@ -210,6 +216,8 @@ typedef struct net_config {
      * (net_call_auth stays NULL, net_http_req.auth NULL). */
     int (*auth_fn)(void *ctx, net_auth *a);
     void *auth_ctx;
+    /* Frees what auth_fn left in a connection's slot (net_auth_slot). */
+    void (*auth_slot_free)(void *ctx, void *slot);
     /* The WWW-Authenticate value of a 401 (e.g. `Basic realm="factum"`);
      * NULL: none. */
     const char *http_challenge;

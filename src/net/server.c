@@ -298,6 +298,8 @@ static void conn_close(conn *k)
     if (k->peer_cn) net_release(s, k, NULL, real_size(k->peer_cn));
     free(k->peer_cn);
     k->peer_cn = NULL;
+    if (k->auth_slot && s->cfg.auth_slot_free) s->cfg.auth_slot_free(s->cfg.auth_ctx, k->auth_slot);
+    k->auth_slot = NULL;
     if (k->pending) { /* off the pending list */
         for (conn **pp = &s->pending; *pp; pp = &(*pp)->pending_next)
             if (*pp == k) {
@@ -872,7 +874,7 @@ static int tls_classify(conn *k, size_t budget)
         return 0;
     }
     k->tls_mem = TLS_MEM_HANDSHAKE;
-    k->ssl = tls_conn_new(s->tls, k->fd);
+    k->ssl = tls_conn_new(s->tls, k->fd, &k->tls_drained);
     if (!k->ssl) {
         conn_close(k);
         return 0;
@@ -978,7 +980,8 @@ static void conn_readable(conn *k, size_t budget)
     if (k->ssl && !k->tls_open && !tls_step(k)) return;
     uint8_t buf[READ_CHUNK];
     size_t got = 0;
-    for (; got < budget && !k->dead;) {
+    int drained = 0; /* TLS-6: no read just to meet EAGAIN (epoll is level-triggered) */
+    for (; got < budget && !k->dead && !drained;) {
         size_t want = budget - got < sizeof buf ? budget - got : sizeof buf;
         ssize_t n = conn_recv(k, buf, want);
         if (n == -EAGAIN) break;
@@ -986,6 +989,7 @@ static void conn_readable(conn *k, size_t budget)
             conn_close(k);
             return;
         }
+        drained = k->ssl ? k->tls_drained && !tls_conn_pending(k->ssl) : (size_t)n < want;
         s->st.bytes_in += (uint64_t)n;
         got += (size_t)n;
         k->last_active = s->now;

@@ -103,9 +103,11 @@ struct conn {
     char peer[64];         /* the client's address as text, once asked for ("" before) */
     int is_tls;    /* the connection speaks TLS (tls.h) */
     char *peer_cn; /* subject CN of its verified client certificate, or NULL */
+    void *auth_slot; /* NET-10: auth_fn's memo for this connection */
     /* The transport (conn_recv/conn_send in server.c): NULL for cleartext. */
     SSL *ssl;
     int tls_open;              /* the handshake is done */
+    int tls_drained;           /* TLS-6: the last read from the socket found it empty */
     int tls_failed;            /* a fatal TLS error: no close_notify */
     int tls_read_wants_write;  /* SSL_read waits for the socket to take bytes (TLS-2) */
     int tls_write_wants_read;  /* SSL_write waits for bytes from the peer */

@@ -27,6 +27,10 @@
  *         TLS_MEM_RECORD for each direction in which a partial record is
  *         held. tests/unit/tls.c measures the real figures and fails if
  *         they exceed these constants.
+ *  TLS-6  A turn reads a connection until its socket is drained, with no
+ *         read that only meets EAGAIN: the socket BIO reports whether each
+ *         read was short (tls_conn_new); level-triggered epoll reports what
+ *         arrives later.
  */
 #ifndef FACTUM_NET_TLS_H
 #define FACTUM_NET_TLS_H
@@ -67,8 +71,12 @@ void tls_ctx_describe(SSL_CTX *ctx, char *out, size_t n);
 /* What a non-blocking TLS call waits for (TLS-2). */
 enum { TLS_OK = 0, TLS_WANT_READ = 1, TLS_WANT_WRITE = 2 };
 
-/* A server-side SSL on the accepted socket fd. NULL on out of memory. */
-SSL *tls_conn_new(SSL_CTX *ctx, int fd);
+/* A server-side SSL on the accepted socket fd. NULL on out of memory.
+ * TLS-6: after every read from the socket, *drained (which must outlive
+ * the SSL) says whether that read found the socket empty (it took less
+ * than it asked for, or nothing): then, once the SSL holds nothing either
+ * (tls_conn_pending), another read would only meet EAGAIN. */
+SSL *tls_conn_new(SSL_CTX *ctx, int fd, int *drained);
 /* Drive the handshake: 0 when done, a positive TLS_WANT_* to wait, or
  * -EPROTO (failed; reason says why, for the log) / -EPIPE (the peer went
  * away). */

@@ -412,6 +412,9 @@ static void metrics(srv_state *st, net_http_resp *r)
                (double)as.cache_hits);
         metric(b, "factum_auth_cache_misses_total", "counter", "Calls whose credentials were not in the cache.",
                (double)as.cache_misses);
+        metric(b, "factum_auth_memo_hits_total", "counter",
+               "Calls decided by their connection's memo of the credentials it used last (before the cache).",
+               (double)as.memo_hits);
         metric(b, "factum_auth_cache_entries", "gauge", "Verified credentials cached.", (double)as.cache_entries);
         metric(b, "factum_auth_verifications_total", "counter", "Password verifications run (key derivations).",
                (double)as.verifications);

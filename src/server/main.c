@@ -399,6 +399,7 @@ int main(int argc, char **argv)
     if (st.sec.auth) {
         nc.auth_fn = auth_users_authenticate; /* NET-8: every call and HTTP request */
         nc.auth_ctx = st.users;
+        nc.auth_slot_free = auth_users_slot_free; /* USERS-7 */
         nc.http_challenge = "Basic realm=\"factum\"";
     }
     if ((rc = net_server_new(&nc, st.methods, st.n_methods, srv_http, &st, &st.net))) {

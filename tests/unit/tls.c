@@ -160,6 +160,7 @@ typedef struct pair {
     int sfd, cfd;
     SSL *srv, *cli;
     SSL_CTX *cctx;
+    int drained; /* TLS-6 */
     long held; /* bytes the server's calls left allocated (TLS-5) */
     long peak;
 } pair;
@@ -207,7 +208,7 @@ static void pair_open(pair *p, SSL_CTX *sctx, SSL_CTX *cctx)
     p->cfd = sv[1];
     fcntl(p->sfd, F_SETFL, O_NONBLOCK);
     fcntl(p->cfd, F_SETFL, O_NONBLOCK);
-    p->srv = SRV(p, tls_conn_new(sctx, p->sfd));
+    p->srv = SRV(p, tls_conn_new(sctx, p->sfd, &p->drained));
     REQUIRE(p->srv);
     p->cctx = cctx;
     p->cli = SSL_new(cctx);
@@ -367,6 +368,58 @@ static void t_memory(void)
     SSL_CTX_free(sctx);
 }
 
+/* TLS-6: the server knows when a read found the socket empty, so that it
+ * need not read again only to meet EAGAIN; and when it did not. */
+static void t_drained(void)
+{
+    char err[1024], why[256];
+    SSL_CTX *sctx = NULL;
+    REQUIRE(ctx_for("node", "node", &sctx, err, sizeof err) == 0);
+    SSL_CTX *c = client_ctx(TLS1_2_VERSION, TLS1_3_VERSION, NULL, NULL);
+    pair p;
+    pair_open(&p, sctx, c);
+    CHECK_RC(pair_handshake(&p, why, sizeof why, NULL), 0);
+    static uint8_t buf[1 << 20];
+    size_t put;
+    int want;
+    /* one small record: read whole, the socket left empty */
+    CHECK(SSL_write_ex(p.cli, "hello", 5, &put) == 1);
+    p.drained = 0;
+    CHECK(SRV(&p, tls_conn_read(p.srv, buf, sizeof buf, &want, why, sizeof why)) == 5);
+    CHECK(p.drained && !tls_conn_pending(p.srv));
+    CHECK(SRV(&p, tls_conn_read(p.srv, buf, sizeof buf, &want, why, sizeof why)) == -EAGAIN); /* as it said */
+    /* three records in one read: drained, but the SSL holds two */
+    for (int i = 0; i < 3; i++)
+        CHECK(SSL_write_ex(p.cli, "abc", 3, &put) == 1);
+    CHECK(SRV(&p, tls_conn_read(p.srv, buf, sizeof buf, &want, why, sizeof why)) == 3);
+    CHECK(p.drained && tls_conn_pending(p.srv));
+    CHECK(SRV(&p, tls_conn_read(p.srv, buf, sizeof buf, &want, why, sizeof why)) == 3);
+    CHECK(SRV(&p, tls_conn_read(p.srv, buf, sizeof buf, &want, why, sizeof why)) == 3);
+    CHECK(p.drained && !tls_conn_pending(p.srv));
+    /* more than one read takes: not drained until the last */
+    static uint8_t big[256 * 1024];
+    size_t sent = 0;
+    while (sent < sizeof big && SSL_write_ex(p.cli, big + sent, 16384, &put) == 1)
+        sent += put;
+    CHECK(sent >= 4 * 16384);
+    ERR_clear_error();
+    ssize_t n = SRV(&p, tls_conn_read(p.srv, buf, 16384, &want, why, sizeof why));
+    CHECK(n == 16384 && !p.drained);
+    size_t total = (size_t)n;
+    int reads = 1;
+    while ((n = SRV(&p, tls_conn_read(p.srv, buf, 16384, &want, why, sizeof why))) > 0) {
+        total += (size_t)n;
+        reads++;
+        if (p.drained && !tls_conn_pending(p.srv)) break;
+    }
+    CHECK(total == sent);
+    CHECK(p.drained && !tls_conn_pending(p.srv));
+    printf("  %zu bytes in %d reads, drained after the last\n", total, reads);
+    pair_close(&p);
+    SSL_CTX_free(c);
+    SSL_CTX_free(sctx);
+}
+
 int main(void)
 {
     make_certs();
@@ -374,6 +427,7 @@ int main(void)
     RUN(t_protocols);
     RUN(t_client_certs);
     RUN(t_memory);
+    RUN(t_drained);
     EVP_PKEY_free(ca_key);
     EVP_PKEY_free(other_key);
     EVP_PKEY_free(node_key);

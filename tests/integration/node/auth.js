@@ -518,3 +518,42 @@ test('cached credentials: calls per second beside an insecure server (a figure)'
   }
   console.log(`# cached authenticated calls: ${a.toFixed(0)}/s; insecure: ${b.toFixed(0)}/s; ratio ${(a / b).toFixed(3)}`);
 });
+
+test("a connection's memo of its credentials (USERS-7) follows every change to its user", async () => {
+  const A = auth('admin', 'changeit');
+  const metric = async (name) => {
+    const r = await httpGet(srv.port, '/metrics', 'admin', 'changeit');
+    const m = new RegExp(`^${name} (\\d+)`, 'm').exec(r.body);
+    assert.ok(m, `${name} in /metrics`);
+    return Number(m[1]);
+  };
+  let r = await unary(users, 'Create', { options: { login_name: 'mia', password: 'm-1', full_name: 'Mia', groups: ['$admins'] } }, A);
+  assert.equal(r.err, null);
+  const m0 = await metric('factum_auth_memo_hits_total');
+  for (let i = 0; i < 4; i++) { // the first derives, the second finds the cache, the rest the memo
+    const d = await details(users, '', auth('mia', 'm-1'));
+    assert.equal(d.err, null, 'an admin lists the users');
+  }
+  assert.ok(await metric('factum_auth_memo_hits_total') >= m0 + 2, 'calls decided by the memo');
+  // her groups change: the same header on the same connection acts as she is now
+  r = await unary(users, 'Update', { options: { login_name: 'mia', full_name: 'Mia', groups: [] } }, A);
+  assert.equal(r.err, null);
+  let d = await details(users, '', auth('mia', 'm-1'));
+  assert.equal(d.err && d.err.code, grpc.status.PERMISSION_DENIED, 'no longer an admin');
+  for (let i = 0; i < 3; i++) assert.equal((await details(users, 'mia', auth('mia', 'm-1'))).err, null);
+  r = await unary(users, 'Disable', { options: { login_name: 'mia' } }, A);
+  assert.equal(r.err, null);
+  d = await details(users, 'mia', auth('mia', 'm-1'));
+  assert.equal(d.err && d.err.code, grpc.status.UNAUTHENTICATED, 'disabled');
+  r = await unary(users, 'Enable', { options: { login_name: 'mia' } }, A);
+  for (let i = 0; i < 3; i++) assert.equal((await details(users, 'mia', auth('mia', 'm-1'))).err, null);
+  r = await unary(users, 'ChangePassword', { options: { login_name: 'mia', current_password: 'm-1', new_password: 'm-2' } }, auth('mia', 'm-1'));
+  assert.equal(r.err, null);
+  d = await details(users, 'mia', auth('mia', 'm-1'));
+  assert.equal(d.err && d.err.code, grpc.status.UNAUTHENTICATED, 'the old password');
+  for (let i = 0; i < 3; i++) assert.equal((await details(users, 'mia', auth('mia', 'm-2'))).err, null);
+  r = await unary(users, 'Delete', { options: { login_name: 'mia' } }, A);
+  assert.equal(r.err, null);
+  d = await details(users, 'mia', auth('mia', 'm-2'));
+  assert.equal(d.err && d.err.code, grpc.status.UNAUTHENTICATED, 'deleted');
+});
