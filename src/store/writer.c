@@ -1006,7 +1006,15 @@ static void hand_off(factum_store *s)
 static void lead(factum_store *s, wreq *me)
 {
     int extra = 0;
-    while (s->q_head && (!me || !(atomic_load(&me->wstate) & WSTATE_DONE) || extra++ < EXTRA_GROUPS)) {
+    while (s->q_head) {
+        if (!me || (atomic_load(&me->wstate) & WSTATE_DONE)) {
+            /* Groups for others: only while one of them needs a leader.
+             * SYNC-2: a queue of SYNC drivers' requests alone is theirs to
+             * lead, also for the writer thread just back from a group
+             * whose callbacks let their submitter queue them. */
+            if (!queue_wants_leader(s)) break;
+            if (me && extra++ >= EXTRA_GROUPS) break;
+        }
         if (s->abandon) {
             wreq *list = s->q_head;
             s->q_head = s->q_tail = NULL;

@@ -542,6 +542,61 @@ static void t_sync_run_commits_one_group(void)
     harness_rm_rf(dir);
 }
 
+/* SYNC-2, deterministically: the SYNC driver's appends are queued from the
+ * callback of an asynchronous append, which runs on the writer thread while
+ * it leads; once back from that group, the writer thread must not lead them
+ * (it used to, when the submitter was quick enough: a rare failure of the
+ * test above). */
+typedef struct from_writer {
+    factum_driver *drv;
+    factum_event_data ev[8];
+    factum_append_req req[8];
+    done dd[8];
+    _Atomic int queued;
+} from_writer;
+
+static void queue_from_writer(void *arg, int rc, const factum_append_result *res, size_t n, size_t failed)
+{
+    (void)res, (void)n, (void)failed;
+    from_writer *f = arg;
+    CHECK_RC(rc, 0);
+    for (int i = 0; i < 8; i++) {
+        f->ev[i] = harness_event("E", "{}");
+        f->req[i] = (factum_append_req){"q", (int64_t)i - 1, &f->ev[i], 1};
+        CHECK_RC(factum_driver_append(f->drv, &f->req[i], 1, on_done, &f->dd[i]), 0);
+    }
+    atomic_store(&f->queued, 1);
+}
+
+static void t_sync_writer_leaves_driver_requests(void)
+{
+    harness_tmpdir(dir, sizeof dir, "driver_sync_writer");
+    factum_store *s = open_store(FACTUM_DURABLE);
+    REQUIRE(s);
+    static from_writer f;
+    memset(&f, 0, sizeof f);
+    REQUIRE(factum_driver_new(s, FACTUM_DRIVER_SYNC, &f.drv) == 0);
+    factum_stats before, after;
+    CHECK_RC(factum_store_get_stats(s, &before), 0);
+    factum_event_data ae = harness_event("E", "{}");
+    factum_append_req aq = {"w", FACTUM_ANY, &ae, 1};
+    CHECK_RC(factum_append_async(s, &aq, 1, queue_from_writer, &f), 0);
+    while (!atomic_load(&f.queued))
+        usleep(10);
+    usleep(5000); /* longer than the writer thread polls after a group */
+    CHECK_RC(factum_store_get_stats(s, &after), 0);
+    CHECK(after.appends - before.appends == 1); /* the asynchronous one only */
+    CHECK(after.groups - before.groups == 1);
+    CHECK(factum_driver_run(f.drv, 0) == 8);
+    CHECK_RC(factum_store_get_stats(s, &after), 0);
+    CHECK(after.appends - before.appends == 9 && after.groups - before.groups == 2);
+    for (int i = 0; i < 8; i++)
+        CHECK(f.dd[i].called == 1 && f.dd[i].rc == 0 && f.dd[i].res[0].first_version == (uint64_t)i);
+    factum_driver_free(f.drv);
+    CHECK_RC(factum_store_close(s), 0);
+    harness_rm_rf(dir);
+}
+
 static void *blocking_append(void *arg)
 {
     factum_store *s = arg;
@@ -611,6 +666,7 @@ int main(void)
     const char *names[3] = {"io_uring (or its fallback)", "writer thread", "synchronous (FACTUM_DRIVER_SYNC)"};
     unsigned flags[3] = {0, FACTUM_DRIVER_NO_URING, FACTUM_DRIVER_SYNC};
     RUN(t_sync_run_commits_one_group);
+    RUN(t_sync_writer_leaves_driver_requests);
     RUN(t_poll_ready);
     for (int m = 0; m < 3; m++) {
         mode_flags = flags[m];
