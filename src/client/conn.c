@@ -585,6 +585,9 @@ static int tls_drain(factum_client *c)
         if (SSL_read_ex(c->ssl, c->rbuf, c->rcap, &got) == 1) {
             int rc = feed_h2(c, c->rbuf, got);
             if (rc) return rc;
+            /* Nothing more in the SSL nor in its input: no call only to
+             * hear WANT_READ (~1,500 instructions per answer). */
+            if (!SSL_has_pending(c->ssl) && BIO_ctrl_pending(SSL_get_rbio(c->ssl)) == 0) break;
             continue;
         }
         int e = SSL_get_error(c->ssl, 0);
