@@ -284,6 +284,7 @@ void net_call_finish(net_call *c, int status, const char *message, const net_hea
 {
     if (net_call_done(c)) return;
     c->finished = 1;
+    c->srv->answered_ns = c->srv->now;
     drop_input(c);
     conn *k = c->conn;
     if (!c->headers_sent) {

@@ -197,6 +197,11 @@ typedef struct net_config {
      * sleeping. */
     int (*spin_hint)(void *ctx);
     void *spin_ctx;
+    /* Optional: after a turn that finished a call, poll the same way for up
+     * to this many microseconds (0: sleep at once): a client that makes its
+     * calls one after the other (read an aggregate, then append) sends the
+     * next within a round trip. */
+    unsigned poll_after_answer_us;
     /* Optional: completions the loop drives itself (a store driver, with
      * io_uring: the appends' fdatasyncs). drive_fd (>= 0) joins the epoll
      * set and is readable when drive_run has work; drive_ready says so

@@ -1366,10 +1366,15 @@ int net_server_run(net_server *s, int drain_ms)
         }
         if (drain_until && (s->st.calls == 0 || net_mono_ns() >= drain_until)) break;
         int n = 0;
-        if (s->cfg.spin_hint && s->cfg.spin_hint(s->cfg.spin_ctx) && !drain_until) {
+        /* A call was answered a moment ago: a client that makes its calls
+         * one after the other sends the next within a round trip. */
+        int answered = s->cfg.poll_after_answer_us && s->answered_ns &&
+                       net_mono_ns() - s->answered_ns < (uint64_t)s->cfg.poll_after_answer_us * 1000u;
+        if ((answered || (s->cfg.spin_hint && s->cfg.spin_hint(s->cfg.spin_ctx))) && !drain_until) {
             /* Work is in flight elsewhere and will be posted back soon (an
-             * fdatasync): poll for a moment instead of sleeping, which costs
-             * a wake-up of tens of microseconds on small virtual machines. */
+             * fdatasync), or a client's next call is likely: poll for a
+             * moment instead of sleeping, which costs a wake-up of tens of
+             * microseconds on small virtual machines. */
             uint64_t until = net_mono_ns() + SPIN_POLL_NS;
             while (!drive_ready(s) && (n = epoll_wait(s->epfd, evs, 128, 0)) == 0 && net_mono_ns() < until)
                 sched_yield(); /* a client woken on this CPU runs now, not after the spin */

@@ -170,6 +170,7 @@ struct net_server {
     uint64_t hs_spent; /* ns spent in TLS handshakes this turn */
     uint64_t log_sec, log_n; /* rate limit of per-connection log lines */
     uint64_t now; /* CLOCK_MONOTONIC ns when this turn of the loop began */
+    uint64_t answered_ns; /* the turn in which a call last finished (poll_after_answer_us) */
     net_stats st;
 };
 

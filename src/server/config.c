@@ -71,6 +71,9 @@ static const opt opts[] = {
     {"commit-loop-max-us", NULL, T_INT, OFF(commit_loop_max_us), 0, "250",
      "commit-mode auto: the longest average fdatasync, in microseconds, that the event loop makes itself "
      "(1..100000)"},
+    {"poll-after-answer-us", NULL, T_INT, OFF(poll_after_answer_us), 0, "200",
+     "after answering a call, the event loop polls up to this many microseconds for the next request instead "
+     "of sleeping (0..10000; 0: sleep at once)"},
     {"io-uring", NULL, T_BOOL, OFF(io_uring), 0, "false", "the same as --commit-mode io-uring (older name)"},
     {"max-append-size", NULL, T_SIZE, OFF(max_append_size), 0, "67108864", "largest append, in bytes"},
     {"max-append-event-size", NULL, T_SIZE, OFF(max_append_event_size), 0, "16777216",
@@ -172,6 +175,14 @@ static int set(srv_config *c, const opt *o, const char *v, const char *where)
             c->commit_mode = SRV_COMMIT_LOOP;
         else
             goto bad;
+        return 0;
+    }
+    if (!strcmp(o->name, "poll-after-answer-us")) {
+        char *end;
+        errno = 0;
+        long x = strtol(v, &end, 10);
+        if (errno || end == v || *end || x < 0 || x > 10000) goto bad;
+        c->poll_after_answer_us = (int)x;
         return 0;
     }
     if (!strcmp(o->name, "commit-loop-max-us")) {

@@ -27,6 +27,7 @@ typedef struct srv_config {
     int io_uring;     /* --io-uring: the older name of --commit-mode io-uring */
     int commit_mode;  /* SRV_COMMIT_* (docs/adr/0020, 0024) */
     int commit_loop_max_us; /* SRV_COMMIT_AUTO: the loop syncs itself while fdatasync takes at most this */
+    int poll_after_answer_us; /* net_config.poll_after_answer_us */
     uint64_t max_append_size;
     uint64_t max_append_event_size;
     uint64_t segment_size;

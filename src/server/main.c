@@ -384,6 +384,7 @@ int main(int argc, char **argv)
     nc.request_timeout_ms = (unsigned)cfg->request_timeout_ms;
     nc.log_fn = slog_sink;
     nc.spin_hint = rpc_spin_hint;
+    nc.poll_after_answer_us = (unsigned)cfg->poll_after_answer_us;
     nc.spin_ctx = r;
     if (r->drv) {
         nc.drive_fd = factum_driver_fd(r->drv);

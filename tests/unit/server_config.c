@@ -65,6 +65,15 @@ static void t_defaults_and_flags(void)
     CHECK_RC(parse(&c, 3, lm0), -1);
     const char *lmbig[] = {"factumd", "--commit-loop-max-us", "100001"};
     CHECK_RC(parse(&c, 3, lmbig), -1);
+    CHECK_RC(parse(&c, 1, a0), 0);
+    CHECK(c.poll_after_answer_us == 200); /* the default */
+    const char *pa[] = {"factumd", "--poll-after-answer-us", "0"};
+    CHECK_RC(parse(&c, 3, pa), 0);
+    CHECK(c.poll_after_answer_us == 0);
+    const char *pabig[] = {"factumd", "--poll-after-answer-us", "10001"};
+    CHECK_RC(parse(&c, 3, pabig), -1);
+    const char *paneg[] = {"factumd", "--poll-after-answer-us", "-1"};
+    CHECK_RC(parse(&c, 3, paneg), -1);
     const char *iu[] = {"factumd", "--io-uring"};
     CHECK_RC(parse(&c, 2, iu), 0);
     CHECK(c.io_uring && c.commit_mode == SRV_COMMIT_AUTO);
