@@ -207,6 +207,7 @@ int net_call_send(net_call *c, const uint8_t *msg, size_t len)
         return -EAGAIN;
     }
     if (c->out_off && c->out_off == c->out.len) c->out.len = c->out_off = 0;
+    c->srv->answered = 1; /* NET-11: a response (BatchAppend answers on a call that stays open) */
     uint8_t pre[5];
     base_buf pb = {pre, 0, sizeof pre};
     grpc_frame_prefix(&pb, len);
@@ -284,7 +285,7 @@ void net_call_finish(net_call *c, int status, const char *message, const net_hea
 {
     if (net_call_done(c)) return;
     c->finished = 1;
-    c->srv->answered_ns = c->srv->now;
+    c->srv->answered = 1; /* NET-11 */
     drop_input(c);
     conn *k = c->conn;
     if (!c->headers_sent) {

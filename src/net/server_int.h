@@ -170,7 +170,10 @@ struct net_server {
     uint64_t hs_spent; /* ns spent in TLS handshakes this turn */
     uint64_t log_sec, log_n; /* rate limit of per-connection log lines */
     uint64_t now; /* CLOCK_MONOTONIC ns when this turn of the loop began */
-    uint64_t answered_ns; /* the turn in which a call last finished (poll_after_answer_us) */
+    /* NET-11: polling after an answer */
+    int answered;           /* a call finished since the loop last chose to poll or sleep */
+    uint64_t poll_win_ns;   /* how long it polls after an answer now (0: it sleeps) */
+    uint64_t slept_after_ns; /* it slept right after an answer, since then (0: no) */
     net_stats st;
 };
 

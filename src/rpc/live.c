@@ -49,7 +49,7 @@ int rpc_drive_ready(void *arg)
 void rpc_drive_run(void *arg)
 {
     rpc_ctx *ctx = arg;
-    if (factum_driver_run(ctx->drv, 0) > 0) ctx->drv_answered_ns = base_mono_ns();
+    factum_driver_run(ctx->drv, 0);
     if (ctx->sub_wake_local) {
         ctx->sub_wake_local = 0;
         rpc_sub_wake_all(ctx);

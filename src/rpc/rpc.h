@@ -152,7 +152,6 @@ typedef struct rpc_ctx {
     int commit_level;
     uint64_t commit_auto_max_ns;
     uint64_t ca_fsyncs, ca_ns; /* the store's counters where the window began */
-    uint64_t drv_answered_ns;  /* when drv last completed appends (rpc_spin_hint) */
     uint64_t commit_changes;   /* times auto changed commit_level */
     struct ps_reg *ps; /* consumer groups (persistent_group.c) */
     /* Authorization (authz.c; NULL until rpc_authz_init: then only the

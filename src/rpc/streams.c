@@ -1101,7 +1101,6 @@ const net_method rpc_streams_methods[] = {
 };
 const size_t rpc_streams_n = sizeof rpc_streams_methods / sizeof *rpc_streams_methods;
 
-#define SPIN_AFTER_ANSWER_NS 200000u
 
 int rpc_spin_hint(void *ctx)
 {
@@ -1110,8 +1109,7 @@ int rpc_spin_hint(void *ctx)
      * loop has other work and the clients need the CPU more. */
     rpc_ctx *r = ctx;
     uint64_t n = r->inflight;
-    if (n > 0 && n <= 4) return 1;
-    /* The loop answered appends it synced itself a moment ago: a
-     * sequential client's next one comes within a round trip. */
-    return n == 0 && r->drv_answered_ns && base_mono_ns() - r->drv_answered_ns < SPIN_AFTER_ANSWER_NS;
+    /* After the answers, the net layer polls for a sequential client's
+     * next call (NET-11, --poll-after-answer-us). */
+    return n > 0 && n <= 4;
 }

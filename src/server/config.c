@@ -71,7 +71,7 @@ static const opt opts[] = {
     {"commit-loop-max-us", NULL, T_INT, OFF(commit_loop_max_us), 0, "250",
      "commit-mode auto: the longest average fdatasync, in microseconds, that the event loop makes itself "
      "(1..100000)"},
-    {"poll-after-answer-us", NULL, T_INT, OFF(poll_after_answer_us), 0, "200",
+    {"poll-after-answer-us", NULL, T_INT, OFF(poll_after_answer_us), 0, "100",
      "after answering a call, the event loop polls up to this many microseconds for the next request instead "
      "of sleeping (0..10000; 0: sleep at once)"},
     {"io-uring", NULL, T_BOOL, OFF(io_uring), 0, "false", "the same as --commit-mode io-uring (older name)"},

@@ -66,7 +66,7 @@ static void t_defaults_and_flags(void)
     const char *lmbig[] = {"factumd", "--commit-loop-max-us", "100001"};
     CHECK_RC(parse(&c, 3, lmbig), -1);
     CHECK_RC(parse(&c, 1, a0), 0);
-    CHECK(c.poll_after_answer_us == 200); /* the default */
+    CHECK(c.poll_after_answer_us == 100); /* the default */
     const char *pa[] = {"factumd", "--poll-after-answer-us", "0"};
     CHECK_RC(parse(&c, 3, pa), 0);
     CHECK(c.poll_after_answer_us == 0);
