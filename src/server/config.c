@@ -152,6 +152,16 @@ static const opt opts[] = {
 };
 #define N_OPTS (sizeof opts / sizeof *opts)
 
+/* Integer options with their own range (T_INT; the value goes to the option's field). */
+static const struct {
+    const char *name;
+    long lo, hi;
+} ranged[] = {
+    {"poll-after-answer-us", 0, 10000},
+    {"commit-loop-max-us", 1, 100000},
+    {"reader-threads", 1, 64},
+};
+
 static int set(srv_config *c, const opt *o, const char *v, const char *where)
 {
     char *p = (char *)c + o->off;
@@ -177,20 +187,13 @@ static int set(srv_config *c, const opt *o, const char *v, const char *where)
             goto bad;
         return 0;
     }
-    if (!strcmp(o->name, "poll-after-answer-us")) {
+    for (size_t i = 0; i < sizeof ranged / sizeof *ranged; i++) {
+        if (strcmp(o->name, ranged[i].name)) continue;
         char *end;
         errno = 0;
         long x = strtol(v, &end, 10);
-        if (errno || end == v || *end || x < 0 || x > 10000) goto bad;
-        c->poll_after_answer_us = (int)x;
-        return 0;
-    }
-    if (!strcmp(o->name, "commit-loop-max-us")) {
-        char *end;
-        errno = 0;
-        long x = strtol(v, &end, 10);
-        if (errno || end == v || *end || x < 1 || x > 100000) goto bad;
-        c->commit_loop_max_us = (int)x;
+        if (errno || end == v || *end || x < ranged[i].lo || x > ranged[i].hi) goto bad;
+        *(int *)p = (int)x;
         return 0;
     }
     if (!strcmp(o->name, "cold-reads")) {
@@ -202,14 +205,6 @@ static int set(srv_config *c, const opt *o, const char *v, const char *where)
             c->cold_reads = SRV_COLD_NEVER;
         else
             goto bad;
-        return 0;
-    }
-    if (!strcmp(o->name, "reader-threads")) {
-        char *end;
-        errno = 0;
-        long x = strtol(v, &end, 10);
-        if (errno || end == v || *end || x < 1 || x > 64) goto bad;
-        c->reader_threads = (int)x;
         return 0;
     }
     switch (o->type) {

@@ -74,6 +74,13 @@ static void t_defaults_and_flags(void)
     CHECK_RC(parse(&c, 3, pabig), -1);
     const char *paneg[] = {"factumd", "--poll-after-answer-us", "-1"};
     CHECK_RC(parse(&c, 3, paneg), -1);
+    const char *rt[] = {"factumd", "--reader-threads", "4"};
+    CHECK_RC(parse(&c, 3, rt), 0);
+    CHECK(c.reader_threads == 4);
+    const char *rt0[] = {"factumd", "--reader-threads", "0"};
+    CHECK_RC(parse(&c, 3, rt0), -1);
+    const char *rtbig[] = {"factumd", "--reader-threads", "65"};
+    CHECK_RC(parse(&c, 3, rtbig), -1);
     const char *iu[] = {"factumd", "--io-uring"};
     CHECK_RC(parse(&c, 2, iu), 0);
     CHECK(c.io_uring && c.commit_mode == SRV_COMMIT_AUTO);

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# Medians: awk -f ../2026-12-06-tls-path/med.awk OUTPUT.
 # BEFORE/AFTER factumd --insecure, one at a time, fresh db on $TMPD, workloads $ONLY (--quick), R rounds alternating.
 set -u
 TMPD=${TMPD:-/dev/shm}; R=${R:-3}; ONLY=${ONLY:-W1,W4,W6,W11}
