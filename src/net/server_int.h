@@ -193,7 +193,19 @@ void net_buf_free(net_server *s, conn *k, net_call *c, base_buf *b);
 
 /* The client's address of k as text ("" if unknown), kept in k->peer. */
 const char *conn_peer(conn *k);
-/* NET-8: the answer for the HTTP/1.1 request k held (server.c). */
+/* End the connection (its calls too, NET-4); it is freed after this turn. */
+void conn_close(conn *k);
+
+/* http1_conn.c: HTTP/1.1 on a connection */
+#define HTTP1_MAX_HEAD 16384
+#define HTTP1_MAX_BODY (1u << 20)
+/* Handle every complete request in k's read buffer. */
+void http1_input(conn *k);
+/* Queue an answer (close_conn: end the connection after it). */
+void http1_reply(conn *k, int status, const char *ctype, const uint8_t *body, size_t len, int close_conn);
+/* Release the principal of k's authenticated request, if any. */
+void http1_drop_principal(conn *k);
+/* NET-8: the answer for the HTTP/1.1 request k held. */
 void http1_auth_done(conn *k, int status, void *principal, void (*free_fn)(void *));
 
 /* call.c */
