@@ -54,6 +54,21 @@
  *        consumed every queued message; so a call never holds more than
  *        STREAM_WINDOW undelivered bytes, and a slow consumer stops only
  *        its own stream at the server.
+ *  CL-8  A synchronous call made within CLIENT_FOLLOWS_NS of the
+ *        connection's previous first answer (the server is then likely
+ *        still polling after its answer, ADR 0030) polls the socket
+ *        (poll with a zero timeout, yielding the CPU between) for up to a
+ *        window before it sleeps, while it waits for its first answer
+ *        (ADR 0031): an answer that comes within the window costs no
+ *        wake-up. A call after a pause does not poll: the server's
+ *        wake-up would queue behind the polling thread on its CPU. The
+ *        window adapts per connection: a poll that catches nothing halves
+ *        it (below CLIENT_POLL_MIN_NS: sleep at once); an answer that comes
+ *        within pollForAnswerUs of the request, caught or slept through,
+ *        sets it back. At most one thread fewer than the machine has CPUs
+ *        polls at once in the process (none on one CPU); the others sleep.
+ *        Subscriptions waiting for events, asynchronous calls and a call's
+ *        later messages never poll.
  */
 #ifndef FACTUM_CLIENT_INT_H
 #define FACTUM_CLIENT_INT_H
@@ -93,7 +108,20 @@ typedef struct client_url {
     char ca_file[1024];          /* tlsCAFile=, percent-decoded; "" = the system's roots */
     char user_cert_file[1024];   /* userCertFile= and userKeyFile= (both or neither) */
     char user_key_file[1024];
+    int64_t poll_for_answer_us;  /* pollForAnswerUs= (0..10000), -1 if absent: CLIENT_POLL_FOR_ANSWER_US */
 } client_url;
+
+/* How long (µs) a thread that waits for its call's answer polls the socket
+ * before it sleeps in poll(), unless the connection string says
+ * otherwise (CL-8). */
+#define CLIENT_POLL_FOR_ANSWER_US 50
+#define CLIENT_FOLLOWS_NS  100000u /* "closely": within factumd's default poll window */
+#define CLIENT_POLL_MIN_NS 10000u  /* a window below this: sleep at once */
+
+/* CL-8: the window after a wait for an answer (win: the window it had;
+ * max: the configured one; polled: the thread polled; caught: the answer
+ * came while it polled; waited_ns: from the request until the answer). */
+uint32_t client_poll_window(uint32_t win, uint32_t max, int polled, int caught, uint64_t waited_ns);
 
 /* Parse a KurrentDB connection string. Returns 0, or FACTUM_EBADURL with
  * a one-line reason in err (always NUL-terminated when errlen > 0). */
@@ -238,6 +266,9 @@ struct factum_client {
     base_buf pbuf; /* TLS: nghttp2's output gathered, to be encrypted in as few records as possible */
     size_t woff;
     client_pool *pool;  /* memory for batches (read.c) */
+    uint32_t poll_max_ns; /* CL-8: the configured window (0: never poll) */
+    uint32_t poll_win_ns; /* its adaptive value; the driver's alone */
+    uint64_t last_answer_ns; /* when a synchronous call last got its first answer */
 };
 
 /* A condition variable on CLOCK_MONOTONIC (the clock of every deadline). */

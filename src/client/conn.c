@@ -21,10 +21,12 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdatomic.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -982,9 +984,64 @@ static int take_all(factum_client *c)
     return flush_out(c);
 }
 
+/* CL-8: how many threads of the process may poll for an answer at once
+ * (the machine's CPUs less one), and how many do. */
+static int answer_pollers_max(void)
+{
+    static _Atomic int max = -1;
+    int m = atomic_load_explicit(&max, memory_order_relaxed);
+    if (m < 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        m = n > 1 ? (int)(n - 1) : 0;
+        atomic_store_explicit(&max, m, memory_order_relaxed);
+    }
+    return m;
+}
+static _Atomic int answer_pollers;
+
+uint32_t client_poll_window(uint32_t win, uint32_t max, int polled, int caught, uint64_t waited_ns)
+{
+    if (caught || waited_ns <= max) return max; /* it came within the bound: poll next time */
+    if (polled) return win / 2 < CLIENT_POLL_MIN_NS ? 0 : win / 2; /* polled in vain */
+    return win;
+}
+
+/* poll() for the driver (mu not held). for_answer: its call waits for its
+ * first answer, polled for up to c->poll_win_ns first (CL-8). */
+static int wait_socket(factum_client *c, struct pollfd *pfd, nfds_t n, int timeout, int for_answer)
+{
+    if (!for_answer || !c->poll_max_ns) return poll(pfd, n, timeout);
+    uint64_t start = client_now_ns();
+    int pr = 0, polled = 0;
+    if (c->poll_win_ns && timeout != 0) {
+        if (atomic_fetch_add_explicit(&answer_pollers, 1, memory_order_relaxed) < answer_pollers_max()) {
+            polled = 1;
+            uint64_t until = start + c->poll_win_ns;
+            do {
+                pr = poll(pfd, n, 0);
+                /* A wake-up the answer needs may be queued behind this
+                 * thread on its CPU (the server's, on one machine). */
+                if (!pr) sched_yield();
+            } while (pr == 0 && client_now_ns() < until);
+        }
+        atomic_fetch_sub_explicit(&answer_pollers, 1, memory_order_relaxed);
+        if (pr > 0 && (pfd[0].revents & (POLLIN | POLLHUP | POLLERR))) {
+            c->poll_win_ns = client_poll_window(c->poll_win_ns, c->poll_max_ns, 1, 1, 0);
+            return pr;
+        }
+        if (pr != 0) return pr; /* woken (wakefd) or an error: no verdict */
+    }
+    pr = poll(pfd, n, timeout);
+    if (pr > 0 && (pfd[0].revents & (POLLIN | POLLHUP | POLLERR)))
+        c->poll_win_ns =
+            client_poll_window(c->poll_win_ns, c->poll_max_ns, polled, 0, client_now_ns() - start);
+    return pr;
+}
+
 /* One round of the driver (c->driver set by the caller, mu held): flush,
- * poll (unlocked) until wake_ns (0: no limit), read. */
-static void drive_round(factum_client *c, uint64_t wake_ns)
+ * poll (unlocked) until wake_ns (0: no limit), read. for_answer: see
+ * wait_socket. */
+static void drive_round(factum_client *c, uint64_t wake_ns, int for_answer)
 {
     if (c->fd < 0 || !c->h2) return; /* dropped: the callers see their calls failed */
     int rc = c->dead ? 0 : flush_out(c);
@@ -1002,7 +1059,7 @@ static void drive_round(factum_client *c, uint64_t wake_ns)
     struct pollfd pfd[2] = {{c->fd, POLLIN, 0}, {c->wakefd, POLLIN, 0}};
     if (c->woff < c->wbuf.len) pfd[0].events |= POLLOUT;
     pthread_mutex_unlock(&c->mu);
-    int pr = poll(pfd, c->wakefd >= 0 ? 2 : 1, timeout);
+    int pr = wait_socket(c, pfd, c->wakefd >= 0 ? 2 : 1, timeout, for_answer);
     int err = errno;
     pthread_mutex_lock(&c->mu);
     if (pr > 0 && (pfd[1].revents & POLLIN)) {
@@ -1040,11 +1097,11 @@ static void drive_round(factum_client *c, uint64_t wake_ns)
  * until wake (a monotonic time in ns; 0: no limit), flagging *waiting
  * meanwhile so that a driver knows to wake it. now: the caller's clock. */
 static void drive_or_wait(factum_client *c, int *driving, uint64_t wake, uint64_t now, pthread_cond_t *cv,
-                          int *waiting)
+                          int *waiting, int for_answer)
 {
     if (!c->driver || *driving) {
         c->driver = *driving = 1;
-        drive_round(c, wake);
+        drive_round(c, wake, for_answer);
         if (c->fd < 0) {
             *driving = 0;
             c->driver = 0;
@@ -1239,11 +1296,15 @@ int client_call_run(factum_client *c, client_call *k)
     }
     uint64_t idle_ns = (uint64_t)k->idle_ms * 1000000u;
     uint64_t idle_at = idle_ns ? client_now_ns() + idle_ns : 0;
-    int driving = 0;
+    /* CL-8: poll only when this call follows an answer closely. */
+    int driving = 0, answered = 0;
+    int follows = c->last_answer_ns && client_now_ns() - c->last_answer_ns <= CLIENT_FOLLOWS_NS;
     for (;;) {
         if (k->q_head) {
             step_aside(c, &driving);
+            if (!answered) c->last_answer_ns = client_now_ns();
             consume(c, k);
+            answered = 1;
             continue;
         }
         if (k->done) break;
@@ -1274,7 +1335,7 @@ int client_call_run(factum_client *c, client_call *k)
         }
         uint64_t wake = k->deadline_ns;
         if (idle_at && (!wake || idle_at < wake)) wake = idle_at;
-        drive_or_wait(c, &driving, wake, now, &k->cv, &k->waiting);
+        drive_or_wait(c, &driving, wake, now, &k->cv, &k->waiting, follows && !answered);
     }
     step_aside(c, &driving);
     unregister(c, k);
@@ -1363,7 +1424,7 @@ int factum_client_poll(factum_client *c, int timeout_ms)
         uint64_t wake = timeout_ms == 0 ? 1 : until; /* 0 ms: one look at the socket, no wait */
         looked = 1;
         if (next_deadline && (!wake || next_deadline < wake)) wake = next_deadline;
-        drive_or_wait(c, &driving, wake, now, &c->poll_cv, &c->poll_waiting);
+        drive_or_wait(c, &driving, wake, now, &c->poll_cv, &c->poll_waiting, 0);
     }
     step_aside(c, &driving);
     pthread_mutex_unlock(&c->mu);

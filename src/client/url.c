@@ -10,7 +10,8 @@
  * and tls=false asks for cleartext HTTP/2. Used: tls, tlsVerifyCert,
  * tlsCAFile, userCertFile and userKeyFile (both or neither), the
  * credentials (user name and password, percent-decoded as in any URL),
- * defaultDeadline (ms) and connectionName; the rest (keepAlive*,
+ * defaultDeadline (ms), connectionName and pollForAnswerUs (factum's own,
+ * CL-8); the rest (keepAlive*,
  * nodePreference, discovery options, ...) and keys this client does not
  * know are accepted and ignored. No I/O happens here (a file named by
  * tlsCAFile is read when connecting).
@@ -182,6 +183,7 @@ int client_url_parse(const char *url, client_url *u, char *err, size_t errlen)
 {
     memset(u, 0, sizeof *u);
     u->default_deadline_ms = -1;
+    u->poll_for_answer_us = -1;
     if (errlen) err[0] = 0;
     if (!url || !*url) return bad(err, errlen, "empty connection string");
     const char *sep = strstr(url, "://");
@@ -260,6 +262,13 @@ int client_url_parse(const char *url, client_url *u, char *err, size_t errlen)
                     return bad(err, errlen, "defaultDeadline must be a number of milliseconds, not '%.*s'",
                                (int)vl, v);
                 u->default_deadline_ms = (int64_t)ms;
+            } else if (is_key(k, kl, "pollForAnswerUs")) {
+                uint64_t us;
+                if (parse_num(v, vl, 0, 10000, &us))
+                    return bad(err, errlen,
+                               "pollForAnswerUs must be a number of microseconds from 0 to 10000, not '%.*s'",
+                               (int)vl, v);
+                u->poll_for_answer_us = (int64_t)us;
             } else if (is_key(k, kl, "connectionName")) {
                 if (vl >= sizeof u->connection_name) return bad(err, errlen, "connectionName is too long");
                 for (size_t i = 0; i < vl; i++)
