@@ -730,6 +730,7 @@ static void w6(void)
     while (!w.ready) pthread_cond_wait(&w.cv, &w.mu);
     pthread_mutex_unlock(&w.mu);
     factum_client *c = connect_or_die();
+    warm_up(c, "W6");
     char name[48];
     snprintf(name, sizeof name, "w6-%s", tag);
     struct timespec next;
@@ -867,6 +868,7 @@ typedef struct calls_arg {
     size_t n;
     const char *stream;
     uint64_t *lat;
+    pthread_barrier_t *ready; /* every client connected and warmed up: the clock starts */
 } calls_arg;
 
 /* Read the one event of a small stream, n times: the smallest call that
@@ -875,6 +877,8 @@ static void *calls_client(void *p)
 {
     calls_arg *a = p;
     factum_client *c = connect_or_die();
+    warm_up(c, "CALLS");
+    pthread_barrier_wait(a->ready);
     for (size_t i = 0; i < a->n; i++) {
         factum_client_batch *b;
         uint64_t t = now_ns();
@@ -905,12 +909,16 @@ static void calls(void)
         uint64_t *lat = malloc(n * sizeof *lat);
         calls_arg *args = malloc((size_t)k * sizeof *args);
         pthread_t *th = malloc((size_t)k * sizeof *th);
-        uint64_t t0 = now_ns();
+        pthread_barrier_t ready;
+        pthread_barrier_init(&ready, NULL, (unsigned)k + 1);
         for (int t = 0; t < k; t++) {
-            args[t] = (calls_arg){per, name, lat + (size_t)t * per};
+            args[t] = (calls_arg){per, name, lat + (size_t)t * per, &ready};
             pthread_create(&th[t], NULL, calls_client, &args[t]);
         }
+        pthread_barrier_wait(&ready);
+        uint64_t t0 = now_ns();
         for (int t = 0; t < k; t++) pthread_join(th[t], NULL);
+        pthread_barrier_destroy(&ready);
         double secs = (double)(now_ns() - t0) / 1e9;
         qsort(lat, n, sizeof *lat, cmp_u64);
         printf("| CALLS | network | %d client%s, %zu one-event reads, credentials on each | %.0f calls/s | p50 %.0f µs, "
@@ -972,6 +980,7 @@ static void *w8_producer(void *p)
 {
     size_t me = (size_t)(uintptr_t)p, per = w8s.n / W8_PRODUCERS;
     factum_client *c = connect_or_die();
+    warm_up(c, "W8");
     struct timespec next;
     clock_gettime(CLOCK_MONOTONIC, &next);
     /* Each producer appends W8_BATCH events every millisecond, the
