@@ -1017,6 +1017,8 @@ static int wait_socket(factum_client *c, struct pollfd *pfd, nfds_t n, int timeo
         if (atomic_fetch_add_explicit(&answer_pollers, 1, memory_order_relaxed) < answer_pollers_max()) {
             polled = 1;
             uint64_t until = start + c->poll_win_ns;
+            if (timeout > 0 && until > start + (uint64_t)timeout * 1000000u)
+                until = start + (uint64_t)timeout * 1000000u; /* never past the caller's wake time */
             do {
                 pr = poll(pfd, n, 0);
                 /* A wake-up the answer needs may be queued behind this
@@ -1030,6 +1032,10 @@ static int wait_socket(factum_client *c, struct pollfd *pfd, nfds_t n, int timeo
             return pr;
         }
         if (pr != 0) return pr; /* woken (wakefd) or an error: no verdict */
+        if (timeout > 0) {
+            uint64_t spent_ms = (client_now_ns() - start) / 1000000u;
+            timeout = spent_ms >= (uint64_t)timeout ? 0 : timeout - (int)spent_ms;
+        }
     }
     pr = poll(pfd, n, timeout);
     if (pr > 0 && (pfd[0].revents & (POLLIN | POLLHUP | POLLERR)))
