@@ -65,8 +65,9 @@
  *        window adapts per connection: a poll that catches nothing halves
  *        it (below CLIENT_POLL_MIN_NS: sleep at once); an answer that comes
  *        within pollForAnswerUs of the request, caught or slept through,
- *        sets it back. At most one thread fewer than the machine has CPUs
- *        polls at once in the process (none on one CPU); the others sleep.
+ *        sets it back. At most one thread fewer than the CPUs the process
+ *        may run on (its affinity) polls at once (none on one CPU); the
+ *        others sleep.
  *        Subscriptions waiting for events, asynchronous calls and a call's
  *        later messages never poll.
  */

@@ -985,13 +985,14 @@ static int take_all(factum_client *c)
 }
 
 /* CL-8: how many threads of the process may poll for an answer at once
- * (the machine's CPUs less one), and how many do. */
+ * (the CPUs it may run on, less one), and how many do. */
 static int answer_pollers_max(void)
 {
     static _Atomic int max = -1;
     int m = atomic_load_explicit(&max, memory_order_relaxed);
     if (m < 0) {
-        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        cpu_set_t set;
+        long n = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : sysconf(_SC_NPROCESSORS_ONLN);
         m = n > 1 ? (int)(n - 1) : 0;
         atomic_store_explicit(&max, m, memory_order_relaxed);
     }
