@@ -29,10 +29,11 @@ cmake --build build/asan -j"$jobs"
 echo "== tests (ASan + UBSan) =="
 (cd build/asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
    ctest --output-on-failure -j"$jobs" "${exclude[@]}" "$@")
-echo "== build (ThreadSanitizer: the storage lifecycle's concurrency tests) =="
-tsan_tests=(unit_archive unit_scavenge unit_compact unit_backup unit_shred)
+echo "== build (ThreadSanitizer: the storage lifecycle's concurrency tests, the C client's multiplexing) =="
+tsan_tests=(unit_archive unit_scavenge unit_compact unit_backup unit_shred integration_client_mux)
 cmake -S . -B build/tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFACTUM_WERROR=ON -DFACTUM_TSAN=ON -DFACTUM_BENCH=OFF >/dev/null
-cmake --build build/tsan -j"$jobs" --target "${tsan_tests[@]}"
+# integration_client_mux runs against factumd, with factum's certificates and tls_proxy in front.
+cmake --build build/tsan -j"$jobs" --target "${tsan_tests[@]}" factumd factum tls_proxy
 echo "== tests (ThreadSanitizer) =="
 (cd build/tsan && TSAN_OPTIONS=halt_on_error=1:exitcode=66 \
    ctest --output-on-failure -j"$jobs" -R "^($(IFS='|'; echo "${tsan_tests[*]}"))\$")

@@ -63,7 +63,8 @@ typedef struct mt_arg {
 
 typedef struct sub_count {
     const char *stream;
-    size_t want, got;
+    size_t want;
+    _Atomic size_t got; /* read by the test thread while the subscriber runs (t_slow_subscriber) */
     int order_bad;
     uint64_t next;
     int (*slow)(void);
@@ -227,7 +228,7 @@ typedef struct pl_op {
     int rc;
     uint64_t last_version;
     int64_t actual;
-    int done;
+    _Atomic int done; /* another thread's poll may run the callback (t_pipelined_threads) */
     char err[160];
 } pl_op;
 
@@ -576,8 +577,8 @@ static void t_deadlines(void)
 /* ---- the server killed with calls in flight ----------------------------------------- */
 
 typedef struct kill_arg {
-    int rc;
-    int started;
+    _Atomic int rc;
+    _Atomic int started; /* read by the test's thread while this one runs */
 } kill_arg;
 
 static int on_forever(void *ctx, const factum_sub_item *it)
