@@ -245,9 +245,11 @@ static double poll_cpu(const char *mode)
     return r;
 }
 
-/* CL-8's cap: a process that may run on one CPU never polls. The same
- * reads on every CPU (where the cap allows a poller) show what polling
- * looks like, so the measure is shown to tell the two apart. */
+/* CL-8's cap: a process that may run on one CPU never polls (with the cap
+ * broken, the pinned ratio read 0.998). The same reads on every CPU, where
+ * the cap allows a poller, are printed for comparison (0.54-1.0 on an idle
+ * machine) but not checked: beside other tests the follow-up rule and the
+ * poller's yields make them vary down to the pinned figure. */
 static void t_poll_cap(void)
 {
     double pinned = poll_cpu("pinned");
@@ -257,7 +259,6 @@ static void t_poll_cap(void)
     if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) >= 2) {
         double free_ = poll_cpu("free");
         printf(", on %d CPUs %.3f", CPU_COUNT(&set), free_);
-        CHECK(free_ > pinned + 0.15);
     }
     printf("\n");
 }
