@@ -21,6 +21,7 @@
 #include <sys/socket.h>
 #include <errno.h>
 #include <stdio.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -46,15 +47,68 @@ static void drop_input(net_call *c)
     c->partial_since = 0;
 }
 
+/* A copy of p[0..n) as a string: in the call's hstore while it fits, else
+ * malloc'd. NULL on OOM. */
+static char *call_strdup(net_call *c, const uint8_t *p, size_t n)
+{
+    char *d;
+    if (n < CALL_HSTORE - c->hstore_used) {
+        d = c->hstore + c->hstore_used;
+        c->hstore_used += n + 1;
+    } else if (!(d = malloc(n + 1))) {
+        return NULL;
+    }
+    memcpy(d, p, n);
+    d[n] = 0;
+    return d;
+}
+
+static void call_strfree(net_call *c, char *p)
+{
+    if (p && (p < c->hstore || p >= c->hstore + CALL_HSTORE)) free(p);
+}
+
+/* Sanitizer builds free every call, so that a use after free is caught. */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define CALL_CACHE_MAX 0
+#else
+#define CALL_CACHE_MAX CALL_CACHE
+#endif
+
+/* A zeroed call structure (hstore excepted), from the server's cache when it
+ * has one: a call is 2 KiB, above what malloc serves from its fast lists. */
+static net_call *call_alloc(net_server *s)
+{
+    net_call *c = s->call_cache;
+    if (c) {
+        s->call_cache = c->next;
+        s->n_call_cache--;
+    } else if (!(c = malloc(sizeof *c))) {
+        return NULL;
+    }
+    memset(c, 0, offsetof(net_call, hstore));
+    return c;
+}
+
+void net_call_cache_free(net_server *s)
+{
+    while (s->call_cache) {
+        net_call *c = s->call_cache;
+        s->call_cache = c->next;
+        free(c);
+    }
+    s->n_call_cache = 0;
+}
+
 static void call_free(net_call *c)
 {
     net_server *s = c->srv;
     drop_input(c);
     for (int i = 0; i < c->n_headers; i++) {
-        free(c->hname[i]);
-        free(c->hvalue[i]);
+        call_strfree(c, c->hname[i]);
+        call_strfree(c, c->hvalue[i]);
     }
-    free(c->path);
+    call_strfree(c, c->path);
     net_buf_free(s, c->conn, c, &c->out);
     base_buf_free(&c->tstore);
     free(c->tnv);
@@ -62,7 +116,13 @@ static void call_free(net_call *c)
     /* What is left is the call's own size and whatever a handler forgot to
      * release: both leave the budget with the call. */
     net_release(s, NULL, c, c->mem);
-    free(c);
+    if (s->n_call_cache < CALL_CACHE_MAX) {
+        c->next = s->call_cache;
+        s->call_cache = c;
+        s->n_call_cache++;
+    } else {
+        free(c);
+    }
 }
 
 void net_call_unref(net_call *c)
@@ -464,7 +524,7 @@ static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame
     conn *k = user_data;
     if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
     if (net_charge(k->srv, k, NULL, sizeof(net_call))) return NGHTTP2_ERR_CALLBACK_FAILURE;
-    net_call *c = calloc(1, sizeof *c);
+    net_call *c = call_alloc(k->srv);
     if (!c) {
         net_release(k->srv, k, NULL, sizeof(net_call));
         return NGHTTP2_ERR_CALLBACK_FAILURE;
@@ -490,8 +550,8 @@ static int keep_header(net_call *c, const uint8_t *name, size_t namelen, const u
 {
     /* Header bytes are bounded (MAX_HEADER_BYTES) and charged (NET-5). */
     if (net_charge(c->srv, c->conn, c, namelen + valuelen + 2)) return -1;
-    c->hname[c->n_headers] = strndup((const char *)name, namelen);
-    c->hvalue[c->n_headers] = strndup((const char *)value, valuelen);
+    c->hname[c->n_headers] = call_strdup(c, name, namelen);
+    c->hvalue[c->n_headers] = call_strdup(c, value, valuelen);
     c->n_headers++; /* freed with the call even if one strndup failed */
     return c->hname[c->n_headers - 1] && c->hvalue[c->n_headers - 1] ? 0 : -1;
 }
@@ -510,8 +570,8 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
     }
     if (namelen == 5 && !memcmp(name, ":path", 5)) {
-        free(c->path);
-        c->path = strndup((const char *)value, valuelen);
+        call_strfree(c, c->path);
+        c->path = call_strdup(c, value, valuelen);
         return c->path ? 0 : NGHTTP2_ERR_CALLBACK_FAILURE;
     }
     if (namelen == 7 && !memcmp(name, ":method", 7)) {

@@ -1254,6 +1254,7 @@ void net_server_free(net_server *s)
     if (s->cbs) nghttp2_session_callbacks_del(s->cbs);
     if (s->h2opt) nghttp2_option_del(s->h2opt);
     base_buf_free(&s->scratch);
+    net_call_cache_free(s);
     if (s->tls) SSL_CTX_free(s->tls);
     pthread_mutex_destroy(&s->post_mu);
     free(s);

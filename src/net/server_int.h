@@ -18,6 +18,8 @@
 
 #define MAX_HEADERS 48
 #define MAX_HEADER_BYTES 16384
+#define CALL_HSTORE 768 /* a call's headers and path are copied here while they fit (else malloc'd) */
+#define CALL_CACHE 32   /* freed call structures the server keeps for its next calls */
 #define LOW_WATER 65536
 /* The HTTP/2 stream window: how far a client may send ahead of what a
  * call has taken (NET-6). The connection window is consumed as bytes are
@@ -63,6 +65,10 @@ struct net_call {
     size_t n_tnv;
     base_buf tstore;
     net_call *next; /* in the connection's list */
+    /* Last, and not cleared when a call is made: headers and path as
+     * NUL-terminated strings, while they fit. */
+    size_t hstore_used;
+    char hstore[CALL_HSTORE];
 };
 
 enum { CONN_NEW, CONN_H2, CONN_HTTP1, CONN_CLOSING };
@@ -174,8 +180,13 @@ struct net_server {
     int answered;           /* a call finished since the loop last chose to poll or sleep */
     uint64_t poll_win_ns;   /* how long it polls after an answer now (0: it sleeps) */
     uint64_t slept_after_ns; /* it slept right after an answer, since then (0: no) */
+    net_call *call_cache; /* freed calls for reuse (linked by next), at most CALL_CACHE */
+    int n_call_cache;
     net_stats st;
 };
+
+/* call.c: free the server's cached call structures. */
+void net_call_cache_free(net_server *s);
 
 /* server.c */
 void net_log(net_server *s, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
