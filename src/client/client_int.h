@@ -293,6 +293,10 @@ void client_seterr(factum_client *c, const char *fmt, ...) __attribute__((format
 int client_connect_hosts(factum_client *c);
 /* Close the connection (if any). */
 void client_disconnect(factum_client *c);
+/* HTTP/2 on c's connected socket (conn.c): our SETTINGS, then the
+ * server's within connect_timeout_ms. 0, or FACTUM_ECONNECT, FACTUM_ETLS or
+ * -ENOMEM with why (connect.c's use). */
+int client_h2_start(factum_client *c, char *why, size_t wlen);
 /* A polite goodbye before closing (GOAWAY, TLS close_notify), without
  * waiting: the server would notice the close anyway. */
 void client_goodbye(factum_client *c);

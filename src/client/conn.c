@@ -11,15 +11,15 @@
  * its framed request messages and END_STREAM; the status and KurrentDB's
  * trailers are kept and turned into factum codes by client_call_error
  * (errors.c); decoded answers live in the thread's arena (arena.c). With TLS, the bytes pass
- * through OpenSSL on memory BIOs on their way (CL-5). The invariants
- * CL-1..CL-7 of client_int.h are kept here.
+ * through OpenSSL on memory BIOs on their way (CL-5). A synchronous call
+ * that follows an answer closely polls for its own before it sleeps (CL-8).
+ * Reaching a server is connect.c's. The invariants CL-1..CL-8 of
+ * client_int.h are kept here.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <netdb.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <poll.h>
 #include <sched.h>
 #include <stdarg.h>
@@ -39,10 +39,8 @@
 #include <openssl/x509v3.h>
 
 #include "client/client_int.h"
-#include "kurrentdb/gossip.pb-c.h"
 #include "kurrentdb/shared.pb-c.h"
 
-#define READ_BUF          (256u << 10)
 #define STREAM_WINDOW     (16 << 20) /* per call: what the server may send before we acknowledge */
 #define CONNECTION_WINDOW (64 << 20)
 
@@ -641,64 +639,9 @@ static int pump(factum_client *c, uint64_t deadline_ns, const int *done)
     return 0;
 }
 
-static int tcp_connect(factum_client *c, const client_host *h, char *why, size_t wlen)
-{
-    char port[8];
-    snprintf(port, sizeof port, "%u", h->port);
-    struct addrinfo hints, *res = NULL;
-    memset(&hints, 0, sizeof hints);
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_NUMERICSERV;
-    int g = getaddrinfo(h->name, port, &hints, &res);
-    if (g) {
-        snprintf(why, wlen, "%s", g == EAI_SYSTEM ? strerror(errno) : gai_strerror(g));
-        return FACTUM_ECONNECT;
-    }
-    int rc = FACTUM_ECONNECT;
-    snprintf(why, wlen, "no address");
-    for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
-        int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-        if (fd < 0) {
-            snprintf(why, wlen, "socket: %s", strerror(errno));
-            continue;
-        }
-        int err = 0;
-        if (connect(fd, ai->ai_addr, ai->ai_addrlen) < 0) {
-            err = errno;
-            if (err == EINPROGRESS) {
-                struct pollfd pfd = {fd, POLLOUT, 0};
-                int pr;
-                do
-                    pr = poll(&pfd, 1, c->connect_timeout_ms ? (int)c->connect_timeout_ms : -1);
-                while (pr < 0 && errno == EINTR);
-                socklen_t sl = sizeof err;
-                if (pr == 0)
-                    err = ETIMEDOUT;
-                else if (pr < 0)
-                    err = errno;
-                else if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &sl) < 0)
-                    err = errno;
-            }
-        }
-        if (err) {
-            snprintf(why, wlen, "%s", strerror(err));
-            close(fd);
-            continue;
-        }
-        int one = 1;
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        c->fd = fd;
-        rc = 0;
-        break;
-    }
-    freeaddrinfo(res);
-    return rc;
-}
-
 /* HTTP/2 on the connected socket: our SETTINGS, then wait for the
  * server's, which proves it speaks HTTP/2 (prior knowledge, cleartext). */
-static int h2_start(factum_client *c, char *why, size_t wlen)
+int client_h2_start(factum_client *c, char *why, size_t wlen)
 {
     nghttp2_session_callbacks *cb;
     if (nghttp2_session_callbacks_new(&cb)) return -ENOMEM;
@@ -770,80 +713,6 @@ static int h2_start(factum_client *c, char *why, size_t wlen)
         return tls ? FACTUM_ETLS : FACTUM_ECONNECT;
     }
     return 0;
-}
-
-/* Connect to one host: 0, or FACTUM_ECONNECT / -ENOMEM with why. */
-static void host_text(const client_host *h, char *buf, size_t n)
-{
-    snprintf(buf, n, strchr(h->name, ':') ? "[%s]:%u" : "%s:%u", h->name, h->port);
-}
-
-static int connect_host(factum_client *c, const client_host *h, char *why, size_t wlen)
-{
-    drop(c);
-    host_text(h, c->authority, sizeof c->authority);
-    int rc = tcp_connect(c, h, why, wlen);
-    if (!rc && c->url.tls) rc = client_tls_start(c, h, why, wlen);
-    if (!rc) rc = h2_start(c, why, wlen);
-    if (rc) drop(c);
-    return rc;
-}
-
-/* +discover: ask the seed for the cluster and move to its leader. */
-static int discover_leader(factum_client *c, client_host *leader);
-
-int client_connect_hosts(factum_client *c)
-{
-    if (!c->rbuf) {
-        if (!(c->rbuf = malloc(READ_BUF))) return -ENOMEM;
-        c->rcap = READ_BUF;
-    }
-    if (c->url.tls && !c->ssl_ctx) {
-        int rc = client_tls_context(c);
-        if (rc) return rc;
-    }
-    char why[600] = "", all[1000] = "";
-    size_t used = 0;
-    int tls_failed = 0;
-    for (size_t i = 0; i < c->url.n_hosts; i++) {
-        const client_host *h = &c->url.hosts[i];
-        int rc = connect_host(c, h, why, sizeof why);
-        if (rc == -ENOMEM) {
-            client_seterr(c, "out of memory");
-            return rc;
-        }
-        if (!rc && c->url.discover) {
-            client_host leader;
-            int d = discover_leader(c, &leader);
-            if (c->fd < 0) {
-                snprintf(why, sizeof why, "lost while asking for the cluster's leader: %.300s",
-                         client_errbuf());
-                rc = FACTUM_ECONNECT;
-            } else if (d == 1 && (strcmp(leader.name, h->name) || leader.port != h->port)) {
-                rc = connect_host(c, &leader, why, sizeof why);
-                if (rc == -ENOMEM) return rc;
-                if (rc) {
-                    char w2[sizeof why], lt[300];
-                    host_text(&leader, lt, sizeof lt);
-                    snprintf(w2, sizeof w2, "its leader %.280s: %.300s", lt, why);
-                    memcpy(why, w2, sizeof why);
-                }
-            }
-        }
-        if (!rc) return 0;
-        if (rc == FACTUM_ETLS) tls_failed = 1;
-        char ht[300];
-        host_text(h, ht, sizeof ht);
-        int n = snprintf(all + used, sizeof all - used, "%s%s: %s", used ? "; " : "", ht, why);
-        if (n > 0) used = used + (size_t)n < sizeof all ? used + (size_t)n : sizeof all - 1;
-    }
-    if (tls_failed) {
-        /* Someone answered, and TLS is what failed: say that first. */
-        client_seterr(c, "%s", all);
-        return FACTUM_ETLS;
-    }
-    client_seterr(c, "no server answered: %s", all);
-    return FACTUM_ECONNECT;
 }
 
 /* ---- running a call ---------------------------------------------------------- */
@@ -992,7 +861,8 @@ static int answer_pollers_max(void)
     int m = atomic_load_explicit(&max, memory_order_relaxed);
     if (m < 0) {
         cpu_set_t set;
-        long n = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : sysconf(_SC_NPROCESSORS_ONLN);
+        long n =
+            sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : sysconf(_SC_NPROCESSORS_ONLN);
         m = n > 1 ? (int)(n - 1) : 0;
         atomic_store_explicit(&max, m, memory_order_relaxed);
     }
@@ -1512,31 +1382,4 @@ int client_unary(factum_client *c, client_call *keep, const char *path, const Pr
     if (!keep) client_call_deinit(k);
     *resp = rc ? NULL : u.resp;
     return rc;
-}
-
-/* ---- discovery ------------------------------------------------------------------- */
-
-/* 1 and *leader if Gossip names an alive leader, 0 if it does not (or the
- * server has no Gossip): stay with the seed. */
-static int discover_leader(factum_client *c, client_host *leader)
-{
-    EventStore__Client__Empty e = EVENT_STORE__CLIENT__EMPTY__INIT;
-    ProtobufCMessage *m;
-    int rc = client_unary(c, NULL, "/event_store.client.gossip.Gossip/Read", &e.base,
-                          &event_store__client__gossip__cluster_info__descriptor, &m);
-    if (rc) return 0;
-    const EventStore__Client__Gossip__ClusterInfo *ci = (const void *)m;
-    for (size_t i = 0; i < ci->n_members; i++) {
-        const EventStore__Client__Gossip__MemberInfo *mi = ci->members[i];
-        if (!mi || !mi->is_alive ||
-            mi->state != EVENT_STORE__CLIENT__GOSSIP__MEMBER_INFO__VNODE_STATE__Leader)
-            continue;
-        const EventStore__Client__Gossip__EndPoint *ep = mi->http_end_point;
-        if (!ep || !ep->address || !ep->address[0] || ep->port == 0 || ep->port > 65535) continue;
-        if (strlen(ep->address) >= sizeof leader->name) continue;
-        snprintf(leader->name, sizeof leader->name, "%s", ep->address);
-        leader->port = (uint16_t)ep->port;
-        return 1;
-    }
-    return 0;
 }
