@@ -145,7 +145,7 @@ int factum_client_connect(const char *url, const factum_client_options *opts, fa
     c->raw = o.raw;
     c->connect_timeout_ms = o.connect_timeout_ms;
     int64_t poll_us = c->url.poll_for_answer_us >= 0 ? c->url.poll_for_answer_us : CLIENT_POLL_FOR_ANSWER_US;
-    c->poll_max_ns = c->poll_win_ns = (uint32_t)poll_us * 1000u;
+    spinwin_init(&c->poll_win, (uint32_t)poll_us * 1000u);
     if (client_pool_new(&c->pool)) {
         free(c);
         snprintf(connect_err, sizeof connect_err, "out of memory");

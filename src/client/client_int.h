@@ -81,6 +81,7 @@
 #include <stdint.h>
 
 #include "base/base.h"
+#include "base/spinwin.h"
 #include "common/remote.h"
 #include "factum_client.h"
 #include "net/grpc.h"
@@ -117,12 +118,6 @@ typedef struct client_url {
  * otherwise (CL-8). */
 #define CLIENT_POLL_FOR_ANSWER_US 50
 #define CLIENT_FOLLOWS_NS  100000u /* "closely": within factumd's default poll window */
-#define CLIENT_POLL_MIN_NS 10000u  /* a window below this: sleep at once */
-
-/* CL-8: the window after a wait for an answer (win: the window it had;
- * max: the configured one; polled: the thread polled; caught: the answer
- * came while it polled; waited_ns: from the request until the answer). */
-uint32_t client_poll_window(uint32_t win, uint32_t max, int polled, int caught, uint64_t waited_ns);
 
 /* Parse a KurrentDB connection string. Returns 0, or FACTUM_EBADURL with
  * a one-line reason in err (always NUL-terminated when errlen > 0). */
@@ -267,8 +262,7 @@ struct factum_client {
     base_buf pbuf; /* TLS: nghttp2's output gathered, to be encrypted in as few records as possible */
     size_t woff;
     client_pool *pool;  /* memory for batches (read.c) */
-    uint32_t poll_max_ns; /* CL-8: the configured window (0: never poll) */
-    uint32_t poll_win_ns; /* its adaptive value; the driver's alone */
+    spinwin poll_win; /* CL-8: polling for an answer (max: pollForAnswerUs); the driver's alone */
     uint64_t last_answer_ns; /* when a synchronous call last got its first answer */
 };
 

@@ -870,24 +870,17 @@ static int answer_pollers_max(void)
 }
 static _Atomic int answer_pollers;
 
-uint32_t client_poll_window(uint32_t win, uint32_t max, int polled, int caught, uint64_t waited_ns)
-{
-    if (caught || waited_ns <= max) return max; /* it came within the bound: poll next time */
-    if (polled) return win / 2 < CLIENT_POLL_MIN_NS ? 0 : win / 2; /* polled in vain */
-    return win;
-}
-
 /* poll() for the driver (mu not held). for_answer: its call waits for its
- * first answer, polled for up to c->poll_win_ns first (CL-8). */
+ * first answer, polled for first as c->poll_win says (CL-8). */
 static int wait_socket(factum_client *c, struct pollfd *pfd, nfds_t n, int timeout, int for_answer)
 {
-    if (!for_answer || !c->poll_max_ns) return poll(pfd, n, timeout);
+    if (!for_answer || !c->poll_win.max_ns) return poll(pfd, n, timeout);
     uint64_t start = client_now_ns();
-    int pr = 0, polled = 0;
-    if (c->poll_win_ns && timeout != 0) {
+    int pr = 0;
+    uint32_t span = timeout != 0 ? spinwin_span(&c->poll_win) : 0;
+    if (span) {
         if (atomic_fetch_add_explicit(&answer_pollers, 1, memory_order_relaxed) < answer_pollers_max()) {
-            polled = 1;
-            uint64_t until = start + c->poll_win_ns;
+            uint64_t until = start + span;
             if (timeout > 0 && until > start + (uint64_t)timeout * 1000000u)
                 until = start + (uint64_t)timeout * 1000000u; /* never past the caller's wake time */
             do {
@@ -896,10 +889,12 @@ static int wait_socket(factum_client *c, struct pollfd *pfd, nfds_t n, int timeo
                  * thread on its CPU (the server's, on one machine). */
                 if (!pr) sched_yield();
             } while (pr == 0 && client_now_ns() < until);
+        } else {
+            span = 0; /* too many threads poll already: this one sleeps */
         }
         atomic_fetch_sub_explicit(&answer_pollers, 1, memory_order_relaxed);
         if (pr > 0 && (pfd[0].revents & (POLLIN | POLLHUP | POLLERR))) {
-            c->poll_win_ns = client_poll_window(c->poll_win_ns, c->poll_max_ns, 1, 1, 0);
+            spinwin_after(&c->poll_win, span, 1, 0);
             return pr;
         }
         if (pr != 0) return pr; /* woken (wakefd) or an error: no verdict */
@@ -910,8 +905,9 @@ static int wait_socket(factum_client *c, struct pollfd *pfd, nfds_t n, int timeo
     }
     pr = poll(pfd, n, timeout);
     if (pr > 0 && (pfd[0].revents & (POLLIN | POLLHUP | POLLERR)))
-        c->poll_win_ns =
-            client_poll_window(c->poll_win_ns, c->poll_max_ns, polled, 0, client_now_ns() - start);
+        spinwin_after(&c->poll_win, span, 0, client_now_ns() - start);
+    else if (pr == 0)
+        spinwin_after(&c->poll_win, span, 0, UINT64_MAX); /* nothing by the wake time */
     return pr;
 }
 

@@ -200,9 +200,10 @@ typedef struct net_config {
     /* Optional (NET-11): after a turn that finished a call, poll the same
      * way for up to this many microseconds (0: sleep at once): a client that
      * makes its calls one after the other (read an aggregate, then append)
-     * sends the next within a round trip. The window adapts: a poll that
-     * catches nothing halves it (under 10 us: no poll), a request that
-     * comes within this bound sets it back. */
+     * sends the next within a round trip. The window adapts
+     * (src/base/spinwin.h): a poll that catches nothing halves it (under
+     * 10 us: no poll, and a whole poll now and then as a probe), a request
+     * that comes within this bound sets it back. */
     unsigned poll_after_answer_us;
     /* Optional: completions the loop drives itself (a store driver, with
      * io_uring: the appends' fdatasyncs). drive_fd (>= 0) joins the epoll

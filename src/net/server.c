@@ -62,7 +62,6 @@
 #define READ_CHUNK 65536
 #define TURN_READ_BYTES (1u << 20) /* bytes read from all connections in one turn of the loop */
 #define SPIN_POLL_NS 400000u
-#define POLL_WIN_MIN_NS 10000u /* NET-11: a shorter poll after an answer is not worth it */
 #define SWEEP_NS 1000000000u
 #define POST_TURN_NS 2000000u /* deferred work run per turn of the loop */
 /* What a connection is charged from its accept until its protocol is known:
@@ -975,7 +974,7 @@ int net_server_new(const net_config *cfg, const net_method *methods, size_t n_me
     net_server *s = calloc(1, sizeof *s);
     if (!s) return -ENOMEM;
     s->cfg = *cfg;
-    s->poll_win_ns = (uint64_t)cfg->poll_after_answer_us * 1000u; /* NET-11 */
+    spinwin_init(&s->poll_win, (uint32_t)cfg->poll_after_answer_us * 1000u); /* NET-11 */
     s->methods = methods;
     s->n_methods = n_methods;
     s->http = http;
@@ -1114,29 +1113,38 @@ int net_server_run(net_server *s, int drain_ms)
         int n = 0;
         /* NET-11: after a turn that answered a call, poll for the next
          * request instead of sleeping (a wake-up costs tens of microseconds
-         * on small virtual machines), as long as that pays: a poll that
-         * catches nothing halves the window (below 10 us: none, the loop
-         * sleeps); a request that comes within the longest window, polled
+         * on small virtual machines), as long as that pays (SPIN-1..3 of
+         * src/base/spinwin.h): a poll that catches nothing halves the
+         * window (below 10 us: none, the loop sleeps, and probes now and
+         * then); a request that comes within the longest window, polled
          * for or slept through, sets it back to the longest. A client that
          * calls one after the other keeps it; one that calls every few
-         * milliseconds costs a few polls, then none. */
+         * milliseconds costs a few polls, then one in 64 answers. */
         int answered = s->answered;
         s->answered = 0;
-        uint64_t win_max = (uint64_t)s->cfg.poll_after_answer_us * 1000u;
         int hint = s->cfg.spin_hint && s->cfg.spin_hint(s->cfg.spin_ctx);
-        uint64_t span = hint ? SPIN_POLL_NS : answered ? s->poll_win_ns : 0;
-        if (span && !drain_until) {
+        uint32_t span = 0;
+        int verdict = 0; /* after an answer: the window awaits this turn's verdict */
+        uint64_t wait_start = 0;
+        if (hint) {
+            span = SPIN_POLL_NS;
+        } else if (answered && s->poll_win.max_ns) {
+            span = spinwin_span(&s->poll_win);
+            verdict = 1;
+        }
+        if (span && drain_until) span = 0;
+        if (verdict || span) wait_start = net_mono_ns();
+        if (span) {
             /* Work is in flight elsewhere and will be posted back soon (an
              * fdatasync), or a client's next call is likely. */
-            uint64_t until = net_mono_ns() + span;
+            uint64_t until = wait_start + span;
             while (!drive_ready(s) && (n = epoll_wait(s->epfd, evs, 128, 0)) == 0 && net_mono_ns() < until)
                 sched_yield(); /* a client woken on this CPU runs now, not after the spin */
-            if (!hint) {
-                if (n > 0 || drive_ready(s)) s->poll_win_ns = win_max;
-                else if ((s->poll_win_ns /= 2) < POLL_WIN_MIN_NS) s->poll_win_ns = 0;
+            if (verdict && (n > 0 || drive_ready(s))) {
+                spinwin_after(&s->poll_win, span, 1, 0);
+                verdict = 0;
             }
         }
-        s->slept_after_ns = answered && win_max && !hint && !s->poll_win_ns && n == 0 ? net_mono_ns() : 0;
         int wait_ms = s->deferred || s->pending || drive_ready(s) ? 0 : drain_until ? 20 : 1000;
         if (s->cfg.tick_fn && s->cfg.tick_ms) {
             uint64_t now = net_mono_ns();
@@ -1150,8 +1158,8 @@ int net_server_run(net_server *s, int drain_ms)
             return -errno;
         }
         s->now = net_mono_ns(); /* the time of this turn: connections' activity, partial messages (NET-7) */
-        if (s->slept_after_ns && n > 0 && s->now - s->slept_after_ns <= win_max)
-            s->poll_win_ns = win_max; /* NET-11: it would have paid */
+        if (verdict) /* slept (through what came, or until a timer) */
+            spinwin_after(&s->poll_win, span, 0, n > 0 ? s->now - wait_start : UINT64_MAX);
         /* Completions the loop drives (its own fdatasyncs, seen in memory by
          * drive_ready) first: what clients wait for. Their answers go out at
          * the end of this turn, with the rest. */

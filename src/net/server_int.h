@@ -13,6 +13,7 @@
 
 #include <openssl/ssl.h>
 
+#include "base/spinwin.h"
 #include "net/grpc.h"
 #include "net/net.h"
 
@@ -178,8 +179,7 @@ struct net_server {
     uint64_t now; /* CLOCK_MONOTONIC ns when this turn of the loop began */
     /* NET-11: polling after an answer */
     int answered;           /* a call finished since the loop last chose to poll or sleep */
-    uint64_t poll_win_ns;   /* how long it polls after an answer now (0: it sleeps) */
-    uint64_t slept_after_ns; /* it slept right after an answer, since then (0: no) */
+    spinwin poll_win;       /* how long it polls after an answer (src/base/spinwin.h) */
     net_call *call_cache; /* freed calls for reuse (linked by next), at most CALL_CACHE */
     int n_call_cache;
     net_stats st;

@@ -1,7 +1,8 @@
 /*
- * client_poll.c - the C client's polling for an answer (CL-8 of
- * src/client/client_int.h, ADR 0031): how the window adapts after each
- * wait, and the connection string's pollForAnswerUs.
+ * client_poll.c - polling before sleeping: the window of src/base/spinwin.h
+ * (SPIN-1..3) that the C client's polling for an answer (CL-8, ADR 0031)
+ * and factumd's loop after an answer (NET-11, ADR 0030) adapt, and the
+ * connection string's pollForAnswerUs.
  */
 #include <string.h>
 
@@ -10,38 +11,105 @@
 
 #define US 1000u
 
+/* One wait under the rule: polls for what spinwin_span says; what it
+ * waits for comes after arrive_ns; a thread that sleeps wakes wake_ns
+ * after that. Returns 1 if it polled. */
+static int one_wait(spinwin *w, uint64_t arrive_ns, uint64_t wake_ns)
+{
+    uint32_t span = spinwin_span(w);
+    if (span && arrive_ns <= span)
+        spinwin_after(w, span, 1, arrive_ns);
+    else
+        spinwin_after(w, span, 0, arrive_ns + wake_ns);
+    return span != 0;
+}
+
 static void t_window(void)
 {
     const uint32_t max = 50 * US;
+    spinwin w;
+    spinwin_init(&w, max);
+    CHECK(spinwin_span(&w) == max);
     /* Caught while polling: the whole window again. */
-    CHECK(client_poll_window(25 * US, max, 1, 1, 20 * US) == max);
-    /* Polled in vain, the answer later than the bound: halved... */
-    CHECK(client_poll_window(max, max, 1, 0, 200 * US) == 25 * US);
-    CHECK(client_poll_window(25 * US, max, 1, 0, 200 * US) == 12500);
-    /* ...and below CLIENT_POLL_MIN_NS, no polling at all. */
-    CHECK(client_poll_window(12500, max, 1, 0, 200 * US) == 0);
-    CHECK(client_poll_window(2 * CLIENT_POLL_MIN_NS - 2, max, 1, 0, 200 * US) == 0);
-    CHECK(client_poll_window(2 * CLIENT_POLL_MIN_NS, max, 1, 0, 200 * US) == CLIENT_POLL_MIN_NS);
-    /* Slept through without polling (off, or too many pollers): a late
-     * answer leaves the window as it was... */
-    CHECK(client_poll_window(0, max, 0, 0, 900 * US) == 0);
-    CHECK(client_poll_window(25 * US, max, 0, 0, 900 * US) == 25 * US);
+    w.win_ns = 25 * US;
+    spinwin_after(&w, 25 * US, 1, 20 * US);
+    CHECK(w.win_ns == max);
+    /* Polled in vain, the answer later than the bound: halved (SPIN-2)... */
+    spinwin_after(&w, max, 0, 200 * US);
+    CHECK(w.win_ns == 25 * US);
+    spinwin_after(&w, 25 * US, 0, 200 * US);
+    CHECK(w.win_ns == 12500);
+    /* ...and below SPINWIN_MIN_NS, closed: the next wait sleeps at once. */
+    spinwin_after(&w, 12500, 0, 200 * US);
+    CHECK(w.win_ns == 0 && spinwin_span(&w) == 0);
+    w.win_ns = 2 * SPINWIN_MIN_NS - 2;
+    spinwin_after(&w, w.win_ns, 0, 200 * US);
+    CHECK(w.win_ns == 0);
+    w.win_ns = 2 * SPINWIN_MIN_NS;
+    spinwin_after(&w, w.win_ns, 0, 200 * US);
+    CHECK(w.win_ns == SPINWIN_MIN_NS);
+    /* Slept through without polling (too many pollers): a late answer
+     * leaves an open window as it was... */
+    w.win_ns = 25 * US;
+    spinwin_after(&w, 0, 0, 900 * US);
+    CHECK(w.win_ns == 25 * US);
     /* ...an answer within the bound, slept through or after polling too
-     * short a while, sets it back. */
-    CHECK(client_poll_window(0, max, 0, 0, 40 * US) == max);
-    CHECK(client_poll_window(12500, max, 1, 0, max) == max);
-    /* A window of 0 configured stays 0 whatever happens. */
-    CHECK(client_poll_window(0, 0, 0, 0, 0) == 0);
-    CHECK(client_poll_window(0, 0, 0, 0, 10 * US) == 0);
-    /* Steady slow answers (a 1 ms fdatasync): three polls in vain, then none. */
-    uint32_t w = max;
-    int polls = 0;
-    for (int i = 0; i < 100; i++) {
-        int polled = w != 0;
-        polls += polled;
-        w = client_poll_window(w, max, polled, 0, 1000 * US);
+     * short a while, sets it back (SPIN-1). */
+    w.win_ns = 0;
+    spinwin_after(&w, 0, 0, 40 * US);
+    CHECK(w.win_ns == max);
+    w.win_ns = 12500;
+    spinwin_after(&w, 12500, 0, max);
+    CHECK(w.win_ns == max);
+    /* A window of 0 configured never polls, whatever happens. */
+    spinwin z;
+    spinwin_init(&z, 0);
+    for (int i = 0; i < 200; i++) {
+        CHECK(spinwin_span(&z) == 0);
+        spinwin_after(&z, 0, i & 1, (uint64_t)i * US);
     }
-    CHECK(polls == 3 && w == 0);
+    CHECK(z.win_ns == 0 && z.max_ns == 0);
+}
+
+/* Steady slow answers (a 1 ms fdatasync): three polls in vain, then a probe
+ * after sleeping through 1, 2, 4 ... waits, at most one in 65 (SPIN-3). */
+static void t_slow(void)
+{
+    spinwin w;
+    spinwin_init(&w, 50 * US);
+    int polled_at[64], polls = 0;
+    for (int i = 0; i < 1000; i++)
+        if (one_wait(&w, 1000 * US, 30 * US) && polls < 64) polled_at[polls++] = i;
+    /* 0, 1, 2 close it; probes at 4, 7, 12, 21, 38, 71, 136, 201, ... */
+    const int expect[] = {0, 1, 2, 4, 7, 12, 21, 38, 71, 136, 201, 266};
+    for (size_t i = 0; i < sizeof expect / sizeof expect[0]; i++) CHECK(polled_at[i] == expect[i]);
+    CHECK(polls == 3 + 6 + (1000 - 136 - 1) / 65 + 1);
+    CHECK(w.win_ns == 0 && w.gap == SPINWIN_GAP_MAX);
+}
+
+/* The case the probes exist for: a wake-up alone takes longer than the
+ * window (a slow virtual machine), so no answer slept through ever comes
+ * "within the bound". A few slow answers close the window; without a
+ * probe it would stay closed while answers, polled for, would be caught
+ * in 20 us. With SPIN-3 the first probe opens it again. */
+static void t_reopens(void)
+{
+    spinwin w;
+    spinwin_init(&w, 50 * US);
+    for (int i = 0; i < 3; i++) CHECK(one_wait(&w, 300 * US, 100 * US) == 1);
+    CHECK(w.win_ns == 0);
+    int polls = 0;
+    for (int i = 0; i < 100; i++) polls += one_wait(&w, 20 * US, 100 * US);
+    CHECK(w.win_ns == 50 * US);
+    CHECK(polls == 99); /* one wait slept through, then the probe caught its answer */
+    /* A probe that could not be made (too many pollers: span 0) is made at
+     * the next wait instead. */
+    for (int i = 0; i < 3; i++) one_wait(&w, 300 * US, 100 * US);
+    CHECK(w.win_ns == 0 && w.skip == 1);
+    spinwin_after(&w, 0, 0, 400 * US); /* slept through: the skip */
+    CHECK(spinwin_span(&w) == 50 * US);
+    spinwin_after(&w, 0, 0, 400 * US); /* the probe not made */
+    CHECK(spinwin_span(&w) == 50 * US && w.gap == 1);
 }
 
 static void t_option(void)
@@ -64,6 +132,8 @@ static void t_option(void)
 int main(void)
 {
     RUN(t_window);
+    RUN(t_slow);
+    RUN(t_reopens);
     RUN(t_option);
     return harness_done();
 }
