@@ -4,7 +4,7 @@
  * NET-11; a client thread waiting for its answer, CL-8) looks for it
  * before it sleeps, where a wake-up costs tens of microseconds.
  *
- * The rule (SPIN-1..3):
+ * The rule (SPIN-1..3; SPIN-4 below):
  *  SPIN-1  What comes while polling, or within max_ns of the start of the
  *          wait even if slept through, opens the window to max_ns.
  *  SPIN-2  A poll that catches nothing halves the window; below
@@ -16,7 +16,8 @@
  *          probes a window once closed could stay closed for good: when a
  *          wake-up alone takes longer than max_ns, no wait slept through
  *          is ever short enough for SPIN-1.
- * Steady slow answers cost three polls, then one poll every 64 waits.
+ * Steady slow answers cost three polls, then one poll every 64 waits
+ * (and, where SPIN-4 is used, a short poll at their end).
  * A window with max_ns 0 never polls. One owner; no locking.
  */
 #ifndef FACTUM_SPINWIN_H
@@ -76,6 +77,54 @@ static inline void spinwin_after(spinwin *w, uint32_t span, int caught, uint64_t
     if (!span) return; /* the probe was not made: at the next wait */
     if (w->gap < SPINWIN_GAP_MAX) w->gap *= 2; /* a probe in vain */
     w->skip = w->gap;
+}
+
+/* SPIN-4: a scheduled poll, for waits longer than the window (the C
+ * client waiting for an answer behind a slow disk's fdatasync): sleep
+ * for sleep_ns, then poll for the answer, so that the wake-up is paid
+ * while the server still works. sleep_ns learns from each such wait,
+ * aiming to poll about SPINLEAD_AIM_NS (at most half the window) before
+ * the answer: an answer that
+ * came during the sleep shortens it by an eighth (at least 4 us); one
+ * polled for longer than the aim lengthens it by half the excess. The
+ * sleep's own lateness (timer slack, the wake-up) is learnt with it.
+ * sleep_ns 0: not known; seeded from the next slow answer slept through. */
+#define SPINLEAD_AIM_NS   30000u
+#define SPINLEAD_MAX_NS   100000000u /* 100 ms */
+#define SPINLEAD_EARLY_NS 4000u
+
+typedef struct spinlead {
+    uint32_t sleep_ns;
+} spinlead;
+
+/* An answer slept through waited_ns while the window was closed. */
+static inline void spinlead_seed(spinlead *l, uint64_t waited_ns, uint32_t window_ns)
+{
+    if (l->sleep_ns || waited_ns <= 2 * (uint64_t)window_ns || waited_ns == UINT64_MAX) return;
+    l->sleep_ns = waited_ns / 2 > SPINLEAD_MAX_NS ? SPINLEAD_MAX_NS : (uint32_t)(waited_ns / 2);
+}
+
+/* The answer came while it slept: too long a sleep. */
+static inline void spinlead_early(spinlead *l)
+{
+    uint32_t d = l->sleep_ns / 8 < SPINLEAD_EARLY_NS ? SPINLEAD_EARLY_NS : l->sleep_ns / 8;
+    l->sleep_ns = l->sleep_ns > d ? l->sleep_ns - d : 0;
+}
+
+/* The aim for a window of window_ns: SPINLEAD_AIM_NS, at most half the
+ * window (the poll after the sleep lasts at most the window). */
+static inline uint32_t spinlead_aim(uint32_t window_ns)
+{
+    return window_ns / 2 < SPINLEAD_AIM_NS ? window_ns / 2 : SPINLEAD_AIM_NS;
+}
+
+/* It polled polled_ns after the sleep (until the answer, or in vain),
+ * aiming at aim_ns (spinlead_aim). */
+static inline void spinlead_polled(spinlead *l, uint64_t polled_ns, uint32_t aim_ns)
+{
+    if (polled_ns <= aim_ns) return;
+    uint64_t s = (uint64_t)l->sleep_ns + (polled_ns - aim_ns) / 2;
+    l->sleep_ns = s > SPINLEAD_MAX_NS ? SPINLEAD_MAX_NS : (uint32_t)s;
 }
 
 #endif

@@ -70,6 +70,16 @@
  *        others sleep.
  *        Subscriptions waiting for events, asynchronous calls and a call's
  *        later messages never poll.
+ *  CL-9  While answers take longer than the window (CL-8's window closed:
+ *        a durable append behind a slow disk's fdatasync), such a call
+ *        sleeps for a learnt while, then polls for up to the window
+ *        (SPIN-4 of src/base/spinwin.h): the wake-up is paid while the
+ *        server still works, and the answer, when it comes, finds the
+ *        thread awake. Only a thread that waits for an answer alone, or
+ *        with fewer others in the process than CPUs to spare (CL-8's cap):
+ *        with more, the CPUs have other work. The sleep is learnt per
+ *        connection, aiming to poll about 30 us before the answer, and
+ *        forgotten when answers come within the window again.
  */
 #ifndef FACTUM_CLIENT_INT_H
 #define FACTUM_CLIENT_INT_H
@@ -263,6 +273,8 @@ struct factum_client {
     size_t woff;
     client_pool *pool;  /* memory for batches (read.c) */
     spinwin poll_win; /* CL-8: polling for an answer (max: pollForAnswerUs); the driver's alone */
+    spinlead poll_lead; /* CL-9: the sleep before polling for a slow answer; the driver's alone */
+    uint64_t lead_waits, lead_caught; /* CL-9: waits that slept then polled, and answers so caught (tests) */
     uint64_t last_answer_ns; /* when a synchronous call last got its first answer */
 };
 

@@ -112,6 +112,76 @@ static void t_reopens(void)
     CHECK(spinwin_span(&w) == 50 * US && w.gap == 1);
 }
 
+/* SPIN-4: the scheduled poll's sleep learns where the answer comes. A
+ * simulated wait: the answer comes at answer_ns; the thread sleeps for
+ * sleep_ns and is awake late_ns after that (timer slack, the wake-up). */
+static void lead_wait(spinlead *l, uint64_t answer_ns, uint64_t late_ns, int *early)
+{
+    uint64_t awake = l->sleep_ns + late_ns;
+    if (answer_ns <= awake) {
+        spinlead_early(l);
+        (*early)++;
+    } else {
+        spinlead_polled(l, answer_ns - awake, SPINLEAD_AIM_NS);
+    }
+}
+
+static void t_lead(void)
+{
+    spinlead l = {0};
+    /* Seeded only by an answer slower than twice the window. */
+    spinlead_seed(&l, 30 * US, 20 * US);
+    CHECK(l.sleep_ns == 0);
+    spinlead_seed(&l, UINT64_MAX, 20 * US);
+    CHECK(l.sleep_ns == 0);
+    spinlead_seed(&l, 400 * US, 20 * US);
+    CHECK(l.sleep_ns == 200 * US);
+    spinlead_seed(&l, 800 * US, 20 * US); /* known: kept */
+    CHECK(l.sleep_ns == 200 * US);
+    /* Too long a sleep: an eighth off, at least SPINLEAD_EARLY_NS. */
+    spinlead_early(&l);
+    CHECK(l.sleep_ns == 175 * US);
+    l.sleep_ns = 20 * US;
+    spinlead_early(&l);
+    CHECK(l.sleep_ns == 20 * US - SPINLEAD_EARLY_NS);
+    l.sleep_ns = 3 * US;
+    spinlead_early(&l);
+    CHECK(l.sleep_ns == 0); /* forgotten: seeded again later */
+    /* Polled longer than the aim: half the excess on; within it: kept. */
+    l.sleep_ns = 100 * US;
+    spinlead_polled(&l, SPINLEAD_AIM_NS, SPINLEAD_AIM_NS);
+    CHECK(l.sleep_ns == 100 * US);
+    spinlead_polled(&l, SPINLEAD_AIM_NS + 40 * US, SPINLEAD_AIM_NS);
+    CHECK(l.sleep_ns == 120 * US);
+    spinlead_polled(&l, 10 * US, spinlead_aim(10 * US)); /* a 10 us window: the aim is 5 us */
+    CHECK(l.sleep_ns == 122500);
+    CHECK(spinlead_aim(50 * US) == 25 * US && spinlead_aim(1000 * US) == SPINLEAD_AIM_NS);
+    l.sleep_ns = 120 * US;
+    CHECK(l.sleep_ns == 120 * US);
+    l.sleep_ns = SPINLEAD_MAX_NS - 1;
+    spinlead_polled(&l, 1000000 * US, SPINLEAD_AIM_NS);
+    CHECK(l.sleep_ns == SPINLEAD_MAX_NS);
+    /* It converges, from a sleep too short or too long: answers at 250 us,
+     * the thread awake 60 us after its timer. After the first 50 waits
+     * the thread is awake before the answer and polls for at most twice
+     * the aim, in nearly every wait. */
+    const uint64_t seeds[] = {120 * US, 800 * US};
+    for (size_t k = 0; k < 2; k++) {
+        spinlead c = {0};
+        spinlead_seed(&c, seeds[k], 50 * US);
+        int early = 0, long_polls = 0;
+        for (int i = 0; i < 1000; i++) {
+            if (i == 50) early = 0;
+            uint64_t awake = c.sleep_ns + 60 * US;
+            if (i >= 50 && awake < 250 * US && 250 * US - awake > 2 * SPINLEAD_AIM_NS) long_polls++;
+            lead_wait(&c, 250 * US, 60 * US, &early);
+        }
+        CHECK(early < 950 / 10);
+        CHECK(long_polls == 0);
+        CHECK(c.sleep_ns + 60 * US < 250 * US && c.sleep_ns + 60 * US + 2 * SPINLEAD_AIM_NS >= 250 * US);
+    }
+}
+
 static void t_option(void)
 {
     client_url u;
@@ -134,6 +204,7 @@ int main(void)
     RUN(t_window);
     RUN(t_slow);
     RUN(t_reopens);
+    RUN(t_lead);
     RUN(t_option);
     return harness_done();
 }
