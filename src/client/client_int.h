@@ -123,6 +123,10 @@ typedef struct client_url {
     int64_t poll_for_answer_us;  /* pollForAnswerUs= (0..10000), -1 if absent: CLIENT_POLL_FOR_ANSWER_US */
 } client_url;
 
+/* gRPC's grpc-timeout header value for a deadline of ms milliseconds into
+ * out (12 bytes or more): "<ms>m", or "<s>S" above 99,999,999 ms. */
+void client_grpc_timeout(uint32_t ms, char *out);
+
 /* How long (µs) a thread that waits for its call's answer polls the socket
  * before it sleeps in poll(), unless the connection string says
  * otherwise (CL-8). */

@@ -4,6 +4,8 @@
  * and factumd's loop after an answer (NET-11, ADR 0030) adapt, and the
  * connection string's pollForAnswerUs.
  */
+#include <inttypes.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "client/client_int.h"
@@ -199,6 +201,22 @@ static void t_option(void)
     CHECK_RC(client_url_parse("kurrentdb://h?pollForAnswerUs=", &u, err, sizeof err), FACTUM_EBADURL);
 }
 
+/* The grpc-timeout header's value (written without printf). */
+static void t_grpc_timeout(void)
+{
+    char out[24], want[24];
+    const uint32_t ms[] = {1, 9, 10, 999, 10000, 99999999u, 100000000u, 100000001u, UINT32_MAX - 1, UINT32_MAX};
+    for (size_t i = 0; i < sizeof ms / sizeof *ms; i++) {
+        client_grpc_timeout(ms[i], out);
+        if (ms[i] <= 99999999u)
+            snprintf(want, sizeof want, "%" PRIu32 "m", ms[i]);
+        else
+            snprintf(want, sizeof want, "%" PRIu32 "S", (uint32_t)(((uint64_t)ms[i] + 999) / 1000));
+        CHECK(!strcmp(out, want));
+        CHECK(strlen(out) <= 9); /* gRPC allows at most 8 digits */
+    }
+}
+
 int main(void)
 {
     RUN(t_window);
@@ -206,5 +224,6 @@ int main(void)
     RUN(t_reopens);
     RUN(t_lead);
     RUN(t_option);
+    RUN(t_grpc_timeout);
     return harness_done();
 }
