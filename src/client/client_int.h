@@ -86,6 +86,7 @@
 
 #include <nghttp2/nghttp2.h>
 #include <protobuf-c/protobuf-c.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -122,6 +123,11 @@ typedef struct client_url {
     char user_key_file[1024];
     int64_t poll_for_answer_us;  /* pollForAnswerUs= (0..10000), -1 if absent: CLIENT_POLL_FOR_ANSWER_US */
 } client_url;
+
+/* wait.c: poll() for the connection's driver (mu not held) on pfd (the
+ * socket, then the wake-up eventfd); for_answer: its call waits for its
+ * first answer (CL-8, CL-9). */
+int client_wait_socket(factum_client *c, struct pollfd *pfd, nfds_t n, int timeout, int for_answer);
 
 /* gRPC's grpc-timeout header value for a deadline of ms milliseconds into
  * out (12 bytes or more): "<ms>m", or "<s>S" above 99,999,999 ms. */
