@@ -129,8 +129,11 @@ FACTUM_API void factum_client_options_init(factum_client_options *o);
  *                      answer on the connection polls the socket for its
  *                      answer for up to US before it sleeps (no wake-up
  *                      for a fast answer); the window halves while answers
- *                      take longer; at most one thread fewer than the
- *                      CPUs the process may run on polls at once
+ *                      take longer (and is tried again after 1, 2, 4 ...
+ *                      64 calls); while answers take longer than US, a
+ *                      thread that waits alone sleeps for a learnt while,
+ *                      then polls for up to US; at most one thread fewer
+ *                      than the CPUs the process may run on polls at once
  *                      (docs/adr/0031)
  * every other key (keepAliveInterval, nodePreference, ...) is accepted and
  * ignored. TLS: 1.2 or 1.3, ALPN h2, SNI with the host name, and the
