@@ -84,10 +84,10 @@ static inline void spinwin_after(spinwin *w, uint32_t span, int caught, uint64_t
  * for sleep_ns, then poll for the answer, so that the wake-up is paid
  * while the server still works. sleep_ns learns from each such wait,
  * aiming to poll about SPINLEAD_AIM_NS (at most half the window) before
- * the answer: an answer that
- * came during the sleep shortens it by an eighth (at least 4 us); one
- * polled for longer than the aim lengthens it by half the excess. The
- * sleep's own lateness (timer slack, the wake-up) is learnt with it.
+ * the answer: an answer that came during the sleep shortens it by an
+ * eighth (at least 4 us); one polled for longer than the aim lengthens it
+ * by half the excess. The sleep's own lateness (timer slack, the wake-up)
+ * is learnt with it.
  * sleep_ns 0: not known; seeded from the next slow answer slept through. */
 #define SPINLEAD_AIM_NS   30000u
 #define SPINLEAD_MAX_NS   100000000u /* 100 ms */

@@ -62,10 +62,11 @@
  *        (ADR 0031): an answer that comes within the window costs no
  *        wake-up. A call after a pause does not poll: the server's
  *        wake-up would queue behind the polling thread on its CPU. The
- *        window adapts per connection: a poll that catches nothing halves
- *        it (below CLIENT_POLL_MIN_NS: sleep at once); an answer that comes
- *        within pollForAnswerUs of the request, caught or slept through,
- *        sets it back. At most one thread fewer than the CPUs the process
+ *        window adapts per connection (SPIN-1..3 of src/base/spinwin.h): a
+ *        poll that catches nothing halves it (below SPINWIN_MIN_NS: sleep
+ *        at once); an answer that comes within pollForAnswerUs of the
+ *        request, caught or slept through, sets it back; a closed window
+ *        is probed once after 1, 2, 4 ... 64 waits. At most one thread fewer than the CPUs the process
  *        may run on (its affinity) polls at once (none on one CPU); the
  *        others sleep.
  *        Subscriptions waiting for events, asynchronous calls and a call's
@@ -78,7 +79,8 @@
  *        thread awake. Only a thread that waits for an answer alone, or
  *        with fewer others in the process than CPUs to spare (CL-8's cap):
  *        with more, the CPUs have other work. The sleep is learnt per
- *        connection, aiming to poll about 30 us before the answer, and
+ *        connection, aiming to poll about 25 us before the answer (with the
+ *        default window; SPINLEAD_AIM_NS, at most half the window), and
  *        forgotten when answers come within the window again.
  */
 #ifndef FACTUM_CLIENT_INT_H

@@ -11,10 +11,9 @@
  * its framed request messages and END_STREAM; the status and KurrentDB's
  * trailers are kept and turned into factum codes by client_call_error
  * (errors.c); decoded answers live in the thread's arena (arena.c). With TLS, the bytes pass
- * through OpenSSL on memory BIOs on their way (CL-5). A synchronous call
- * that follows an answer closely polls for its own before it sleeps (CL-8).
- * Reaching a server is connect.c's. The invariants CL-1..CL-8 of
- * client_int.h are kept here.
+ * through OpenSSL on memory BIOs on their way (CL-5). Reaching a server is
+ * connect.c's; how a call waits for its answer (CL-8, CL-9), wait.c's. The
+ * invariants CL-1..CL-7 of client_int.h are kept here.
  */
 #include <errno.h>
 #include <fcntl.h>

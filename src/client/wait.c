@@ -30,7 +30,6 @@ static int answer_pollers_max(void)
     return m;
 }
 static _Atomic int answer_pollers;
-
 static _Atomic int answer_waiters; /* threads of the process in wait_socket for an answer */
 
 static int answer_came(const struct pollfd *pfd)
@@ -98,8 +97,8 @@ int client_wait_socket(factum_client *c, struct pollfd *pfd, nfds_t n, int timeo
             goto out;
         }
         if (pr != 0) goto out; /* woken (wakefd) or an error: no verdict */
-        if (sched && polled) spinlead_polled(&c->poll_lead, client_now_ns() - poll_start, spinlead_aim(span));
-        if (!sched && polled) verdict_span = span;
+        if (polled && sched) spinlead_polled(&c->poll_lead, client_now_ns() - poll_start, spinlead_aim(span));
+        else if (polled) verdict_span = span; /* a poll in vain: SPIN-2 */
         if (timeout > 0) {
             uint64_t now = client_now_ns();
             timeout = now >= limit ? 0 : (int)((limit - now + 999999u) / 1000000u);
