@@ -286,7 +286,9 @@ struct factum_client {
     client_pool *pool;  /* memory for batches (read.c) */
     spinwin poll_win; /* CL-8: polling for an answer (max: pollForAnswerUs); the driver's alone */
     spinlead poll_lead; /* CL-9: the sleep before polling for a slow answer; the driver's alone */
-    uint64_t lead_waits, lead_caught; /* CL-9: waits that slept then polled, and answers so caught (tests) */
+    /* For tests: waits for an answer that followed closely (CL-8), those of
+     * them that slept then polled (CL-9), and answers so caught. */
+    uint64_t answer_waits, lead_waits, lead_caught;
     uint64_t last_answer_ns; /* when a synchronous call last got its first answer */
 };
 

@@ -191,12 +191,21 @@ static void t_poll_for_answer(void)
         cpu_set_t set;
         int spare = sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 1;
         if (o == 3 && spare) {
-            /* ~190 calls follow closely; a few are probes of the window. */
-            printf("  # pollForAnswerUs=10: %" PRIu64 " waits slept then polled, %" PRIu64 " answers so caught\n",
-                   c->lead_waits, c->lead_caught);
-            CHECK(c->lead_waits >= 100);
+            /* Of the ~190 calls that may follow closely, how many do
+             * depends on the machine (behind tls_proxy under ASan: 95 to
+             * 195 waits). Each of those waits sleeps then polls, but for
+             * the first (its window still open), the one that learns the
+             * sleep, the probes of the closed window (SPIN-3: 8 in up to
+             * 264 waits) and the odd wait woken by something else than
+             * the answer (TLS session tickets). */
+            printf("  # pollForAnswerUs=10: %" PRIu64 " waits followed closely, %" PRIu64
+                   " of them slept then polled, %" PRIu64 " answers so caught\n",
+                   c->answer_waits, c->lead_waits, c->lead_caught);
+            CHECK(c->answer_waits >= 25);
+            CHECK(c->lead_waits + 16 >= c->answer_waits);
         } else if (o == 0 || o == 2) {
             CHECK(c->lead_waits == 0); /* off, or a window no answer here outlasts */
+            if (o == 0) CHECK(c->answer_waits == 0); /* off: never polls */
         }
         factum_client_close(c);
     }

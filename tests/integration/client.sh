@@ -309,7 +309,7 @@ tls_checks() {
   echo "-- the C client's program over TLS (port $good)"
   FACTUMD_BEHIND_PROXY=1 FACTUMD_URL=$SURL "$client_test" >"$T/secure-client.log" 2>&1 ||
     { cat "$T/secure-client.log"; fail "the C client's program over TLS"; }
-  grep "CPU / wall" "$T/secure-client.log" || true
+  grep -E "CPU / wall|pollForAnswerUs=" "$T/secure-client.log" || true
   tail -1 "$T/secure-client.log"
 
   echo "-- factum --server over TLS"
@@ -420,7 +420,7 @@ secure_checks() {
   echo "-- the C client's program against the secure factumd"
   FACTUMD_URL=$SURL "$client_test" >"$T/secure-factumd-client.log" 2>&1 ||
     { cat "$T/secure-factumd-client.log"; fail "the C client's program against the secure factumd"; }
-  grep "CPU / wall" "$T/secure-factumd-client.log" || true
+  grep -E "CPU / wall|pollForAnswerUs=" "$T/secure-factumd-client.log" || true
   tail -1 "$T/secure-factumd-client.log"
   echo "-- factum --server against the secure factumd"
   run 0 "$FACTUM" --server "$SURL" append sec-s --type T --data '{"secure":true}' --expected no-stream
