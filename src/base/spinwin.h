@@ -7,8 +7,12 @@
  * The rule (SPIN-1..3; SPIN-4 below):
  *  SPIN-1  What comes while polling, or within max_ns of the start of the
  *          wait even if slept through, opens the window to max_ns.
- *  SPIN-2  A poll that catches nothing halves the window; below
- *          SPINWIN_MIN_NS it closes (the thread sleeps at once).
+ *  SPIN-2  SPINWIN_MISSES polls in a row that catch nothing close the
+ *          window (the thread sleeps at once). It stays whole until
+ *          then: one slow answer among quick ones must not shrink it
+ *          below what the quick ones need (halving it on each miss, as
+ *          first built, closed it after one outlier when answers took
+ *          most of the window: TLS's 40-45 us against 50).
  *  SPIN-3  A closed window is probed: after sleeping through `gap` waits,
  *          the next wait polls for max_ns once. A probe that catches
  *          nothing doubles the gap (up to SPINWIN_GAP_MAX); one that
@@ -25,14 +29,15 @@
 
 #include <stdint.h>
 
-#define SPINWIN_MIN_NS  10000u /* a shorter poll is not worth it */
 #define SPINWIN_GAP_MAX 64u    /* waits slept through between probes, at most */
+#define SPINWIN_MISSES  3u     /* polls in vain in a row that close the window */
 
 typedef struct spinwin {
     uint32_t max_ns; /* the longest window; 0: never poll */
     uint32_t win_ns; /* the window now; 0: closed */
     uint32_t skip;   /* closed: waits to sleep through before the next probe */
     uint32_t gap;    /* closed: the waits between probes now */
+    uint32_t misses; /* open: polls in vain in a row */
 } spinwin;
 
 static inline void spinwin_init(spinwin *w, uint32_t max_ns)
@@ -40,6 +45,7 @@ static inline void spinwin_init(spinwin *w, uint32_t max_ns)
     w->max_ns = w->win_ns = max_ns;
     w->skip = 0;
     w->gap = 1;
+    w->misses = 0;
 }
 
 /* How long to poll at the start of this wait (0: sleep at once). */
@@ -58,14 +64,16 @@ static inline void spinwin_after(spinwin *w, uint32_t span, int caught, uint64_t
     if (!w->max_ns) return;
     if (caught || waited_ns <= w->max_ns) { /* SPIN-1 */
         w->win_ns = w->max_ns;
+        w->misses = 0;
         w->skip = 0;
         w->gap = 1;
         return;
     }
     if (w->win_ns) {
         if (!span) return; /* it did not poll: no verdict */
-        if ((w->win_ns /= 2) < SPINWIN_MIN_NS) { /* SPIN-2 */
+        if (++w->misses >= SPINWIN_MISSES) { /* SPIN-2 */
             w->win_ns = 0;
+            w->misses = 0;
             w->skip = w->gap;
         }
         return;
@@ -87,7 +95,12 @@ static inline void spinwin_after(spinwin *w, uint32_t span, int caught, uint64_t
  * the answer: an answer that came during the sleep shortens it by an
  * eighth (at least 4 us); one polled for longer than the aim lengthens it
  * by half the excess. The sleep's own lateness (timer slack, the wake-up)
- * is learnt with it.
+ * is learnt with it. An answer that came during a sleep already no longer
+ * than the aim came sooner than this thread can sleep and wake: the
+ * caller opens the window instead (SPIN-1), and the sleep is forgotten.
+ * Without that, answers a little quicker than the shortest sleep (TLS on
+ * a VM whose wake-up takes 50-100 us) kept the window closed and every
+ * wait sleeping past its answer.
  * sleep_ns 0: not known; seeded from the next slow answer slept through. */
 #define SPINLEAD_AIM_NS   30000u
 #define SPINLEAD_MAX_NS   100000000u /* 100 ms */
@@ -104,18 +117,22 @@ static inline void spinlead_seed(spinlead *l, uint64_t waited_ns, uint32_t windo
     l->sleep_ns = waited_ns / 2 > SPINLEAD_MAX_NS ? SPINLEAD_MAX_NS : (uint32_t)(waited_ns / 2);
 }
 
-/* The answer came while it slept: too long a sleep. */
-static inline void spinlead_early(spinlead *l)
-{
-    uint32_t d = l->sleep_ns / 8 < SPINLEAD_EARLY_NS ? SPINLEAD_EARLY_NS : l->sleep_ns / 8;
-    l->sleep_ns = l->sleep_ns > d ? l->sleep_ns - d : 0;
-}
-
 /* The aim for a window of window_ns: SPINLEAD_AIM_NS, at most half the
  * window (the poll after the sleep lasts at most the window). */
 static inline uint32_t spinlead_aim(uint32_t window_ns)
 {
     return window_ns / 2 < SPINLEAD_AIM_NS ? window_ns / 2 : SPINLEAD_AIM_NS;
+}
+
+/* The answer came while it slept, with a window of window_ns: too long a
+ * sleep. Returns 1 when the sleep was no longer than the aim: the caller
+ * opens the window (spinwin_after as caught), which forgets the sleep. */
+static inline int spinlead_early(spinlead *l, uint32_t window_ns)
+{
+    if (l->sleep_ns <= spinlead_aim(window_ns)) return 1;
+    uint32_t d = l->sleep_ns / 8 < SPINLEAD_EARLY_NS ? SPINLEAD_EARLY_NS : l->sleep_ns / 8;
+    l->sleep_ns = l->sleep_ns > d ? l->sleep_ns - d : 0;
+    return 0;
 }
 
 /* It polled polled_ns after the sleep (until the answer, or in vain),

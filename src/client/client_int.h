@@ -62,13 +62,13 @@
  *        (ADR 0031): an answer that comes within the window costs no
  *        wake-up. A call after a pause does not poll: the server's
  *        wake-up would queue behind the polling thread on its CPU. The
- *        window adapts per connection (SPIN-1..3 of src/base/spinwin.h): a
- *        poll that catches nothing halves it (below SPINWIN_MIN_NS: sleep
- *        at once); an answer that comes within pollForAnswerUs of the
- *        request, caught or slept through, sets it back; a closed window
- *        is probed once after 1, 2, 4 ... 64 waits. At most one thread fewer than the CPUs the process
- *        may run on (its affinity) polls at once (none on one CPU); the
- *        others sleep.
+ *        window adapts per connection (SPIN-1..3 of src/base/spinwin.h):
+ *        three polls in a row that catch nothing close it (the calls then
+ *        sleep at once); an answer that comes within pollForAnswerUs of
+ *        the request, caught or slept through, opens it again; a closed
+ *        window is probed once after 1, 2, 4 ... 64 waits. At most one
+ *        thread fewer than the CPUs the process may run on (its affinity)
+ *        polls at once (none on one CPU); the others sleep.
  *        Subscriptions waiting for events, asynchronous calls and a call's
  *        later messages never poll.
  *  CL-9  While answers take longer than the window (CL-8's window closed:
@@ -81,7 +81,9 @@
  *        with more, the CPUs have other work. The sleep is learnt per
  *        connection, aiming to poll about 25 us before the answer (with the
  *        default window; SPINLEAD_AIM_NS, at most half the window), and
- *        forgotten when answers come within the window again.
+ *        forgotten when answers come within the window again. An answer
+ *        that came during a sleep already no longer than the aim opens the
+ *        window: answers come sooner than the thread can sleep and wake.
  */
 #ifndef FACTUM_CLIENT_INT_H
 #define FACTUM_CLIENT_INT_H
@@ -287,8 +289,9 @@ struct factum_client {
     spinwin poll_win; /* CL-8: polling for an answer (max: pollForAnswerUs); the driver's alone */
     spinlead poll_lead; /* CL-9: the sleep before polling for a slow answer; the driver's alone */
     /* For tests: waits for an answer that followed closely (CL-8), those of
-     * them that slept then polled (CL-9), and answers so caught. */
-    uint64_t answer_waits, lead_waits, lead_caught;
+     * them that slept then polled (CL-9), answers so caught, and answers
+     * that came during a sleep no longer than the aim (the window opened). */
+    uint64_t answer_waits, lead_waits, lead_caught, lead_reopens;
     uint64_t last_answer_ns; /* when a synchronous call last got its first answer */
 };
 

@@ -74,7 +74,11 @@ int client_wait_socket(factum_client *c, struct pollfd *pfd, nfds_t n, int timeo
                               (long)(c->poll_lead.sleep_ns % 1000000000u)};
         c->lead_waits++;
         pr = ppoll(pfd, n, &ts, NULL);
-        if (pr > 0 && answer_came(pfd)) spinlead_early(&c->poll_lead);
+        /* An answer sooner than the shortest sleep: poll from the start. */
+        if (pr > 0 && answer_came(pfd) && spinlead_early(&c->poll_lead, c->poll_win.max_ns)) {
+            c->lead_reopens++;
+            spinwin_after(&c->poll_win, 0, 1, 0);
+        }
         if (pr != 0) goto slept;
         poll_start = client_now_ns();
         span = c->poll_win.max_ns;

@@ -32,36 +32,34 @@ static void t_window(void)
     spinwin w;
     spinwin_init(&w, max);
     CHECK(spinwin_span(&w) == max);
-    /* Caught while polling: the whole window again. */
-    w.win_ns = 25 * US;
-    spinwin_after(&w, 25 * US, 1, 20 * US);
-    CHECK(w.win_ns == max);
-    /* Polled in vain, the answer later than the bound: halved (SPIN-2)... */
-    spinwin_after(&w, max, 0, 200 * US);
-    CHECK(w.win_ns == 25 * US);
-    spinwin_after(&w, 25 * US, 0, 200 * US);
-    CHECK(w.win_ns == 12500);
-    /* ...and below SPINWIN_MIN_NS, closed: the next wait sleeps at once. */
-    spinwin_after(&w, 12500, 0, 200 * US);
-    CHECK(w.win_ns == 0 && spinwin_span(&w) == 0);
-    w.win_ns = 2 * SPINWIN_MIN_NS - 2;
-    spinwin_after(&w, w.win_ns, 0, 200 * US);
-    CHECK(w.win_ns == 0);
-    w.win_ns = 2 * SPINWIN_MIN_NS;
-    spinwin_after(&w, w.win_ns, 0, 200 * US);
-    CHECK(w.win_ns == SPINWIN_MIN_NS);
+    /* Polled in vain, the answer later than the bound: the window stays
+     * whole for SPINWIN_MISSES - 1 misses in a row (SPIN-2)... */
+    for (unsigned i = 0; i + 1 < SPINWIN_MISSES; i++) {
+        spinwin_after(&w, max, 0, 200 * US);
+        CHECK(w.win_ns == max);
+    }
+    /* ...a catch, or an answer within the bound slept through, starts the
+     * count again (SPIN-1): one slow answer among quick ones never closes
+     * it, nor shrinks it below what the quick ones need... */
+    spinwin_after(&w, max, 1, 45 * US);
+    CHECK(w.win_ns == max && w.misses == 0);
+    for (int i = 0; i < 100; i++) {
+        spinwin_after(&w, max, 0, 300 * US);       /* the outlier */
+        spinwin_after(&w, max, i & 1, 45 * US);    /* caught, or slept through within the bound */
+        CHECK(w.win_ns == max);
+    }
+    /* ...and SPINWIN_MISSES in a row close it: the next wait sleeps at once. */
+    for (unsigned i = 0; i < SPINWIN_MISSES; i++) spinwin_after(&w, max, 0, 200 * US);
+    CHECK(w.win_ns == 0 && spinwin_span(&w) == 0 && w.misses == 0);
     /* Slept through without polling (too many pollers): a late answer
-     * leaves an open window as it was... */
-    w.win_ns = 25 * US;
+     * leaves an open window as it was, and counts no miss... */
+    spinwin_init(&w, max);
     spinwin_after(&w, 0, 0, 900 * US);
-    CHECK(w.win_ns == 25 * US);
-    /* ...an answer within the bound, slept through or after polling too
-     * short a while, sets it back (SPIN-1). */
+    CHECK(w.win_ns == max && w.misses == 0);
+    /* ...an answer within the bound slept through sets a closed one back
+     * (SPIN-1). */
     w.win_ns = 0;
     spinwin_after(&w, 0, 0, 40 * US);
-    CHECK(w.win_ns == max);
-    w.win_ns = 12500;
-    spinwin_after(&w, 12500, 0, max);
     CHECK(w.win_ns == max);
     /* A window of 0 configured never polls, whatever happens. */
     spinwin z;
@@ -121,7 +119,7 @@ static void lead_wait(spinlead *l, uint64_t answer_ns, uint64_t late_ns, int *ea
 {
     uint64_t awake = l->sleep_ns + late_ns;
     if (answer_ns <= awake) {
-        spinlead_early(l);
+        CHECK(spinlead_early(l, 1000 * US) == 0); /* sleeps longer than the aim here */
         (*early)++;
     } else {
         spinlead_polled(l, answer_ns - awake, SPINLEAD_AIM_NS);
@@ -140,15 +138,23 @@ static void t_lead(void)
     CHECK(l.sleep_ns == 200 * US);
     spinlead_seed(&l, 800 * US, 20 * US); /* known: kept */
     CHECK(l.sleep_ns == 200 * US);
-    /* Too long a sleep: an eighth off, at least SPINLEAD_EARLY_NS. */
-    spinlead_early(&l);
+    /* Too long a sleep: an eighth off, at least SPINLEAD_EARLY_NS (with a
+     * 50 us window: the aim is 25 us). */
+    CHECK(spinlead_early(&l, 50 * US) == 0);
     CHECK(l.sleep_ns == 175 * US);
-    l.sleep_ns = 20 * US;
-    spinlead_early(&l);
-    CHECK(l.sleep_ns == 20 * US - SPINLEAD_EARLY_NS);
-    l.sleep_ns = 3 * US;
-    spinlead_early(&l);
-    CHECK(l.sleep_ns == 0); /* forgotten: seeded again later */
+    l.sleep_ns = 28 * US;
+    CHECK(spinlead_early(&l, 50 * US) == 0);
+    CHECK(l.sleep_ns == 28 * US - SPINLEAD_EARLY_NS);
+    /* A sleep no longer than the aim, and the answer still came during it:
+     * answers come sooner than this thread sleeps and wakes. The caller
+     * polls from the start instead: spinlead_early says so, and opening
+     * the window forgets the sleep (wait.c). */
+    CHECK(spinlead_early(&l, 50 * US) == 1);
+    CHECK(l.sleep_ns == 24 * US);
+    l.sleep_ns = 5 * US;
+    CHECK(spinlead_early(&l, 10 * US) == 1);
+    l.sleep_ns = 6 * US;
+    CHECK(spinlead_early(&l, 10 * US) == 0 && l.sleep_ns == 2 * US);
     /* Polled longer than the aim: half the excess on; within it: kept. */
     l.sleep_ns = 100 * US;
     spinlead_polled(&l, SPINLEAD_AIM_NS, SPINLEAD_AIM_NS);
