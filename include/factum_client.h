@@ -128,11 +128,13 @@ FACTUM_API void factum_client_options_init(factum_client_options *o);
  *                      synchronous call made within 100 µs of the previous
  *                      answer on the connection polls the socket for its
  *                      answer for up to US before it sleeps (no wake-up
- *                      for a fast answer); the window halves while answers
- *                      take longer (and is tried again after 1, 2, 4 ...
- *                      64 calls); while answers take longer than US, a
- *                      thread that waits alone sleeps for a learnt while,
- *                      then polls for up to US; at most one thread fewer
+ *                      for a fast answer); three answers in a row that
+ *                      take longer close the window (it is tried again
+ *                      after 1, 2, 4 ... 64 calls); while answers take
+ *                      longer than US, a thread that waits alone sleeps
+ *                      for a learnt while, then polls for up to US (an
+ *                      answer sooner than its shortest sleep opens the
+ *                      window again); at most one thread fewer
  *                      than the CPUs the process may run on polls at once
  *                      (docs/adr/0031)
  * every other key (keepAliveInterval, nodePreference, ...) is accepted and

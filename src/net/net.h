@@ -201,9 +201,9 @@ typedef struct net_config {
      * way for up to this many microseconds (0: sleep at once): a client that
      * makes its calls one after the other (read an aggregate, then append)
      * sends the next within a round trip. The window adapts
-     * (src/base/spinwin.h): a poll that catches nothing halves it (under
-     * 10 us: no poll, and a whole poll now and then as a probe), a request
-     * that comes within this bound sets it back. */
+     * (src/base/spinwin.h): three polls in a row that catch nothing close
+     * it (no poll, and a whole poll now and then as a probe), a request
+     * that comes within this bound opens it again. */
     unsigned poll_after_answer_us;
     /* Optional: completions the loop drives itself (a store driver, with
      * io_uring: the appends' fdatasyncs). drive_fd (>= 0) joins the epoll

@@ -1114,10 +1114,10 @@ int net_server_run(net_server *s, int drain_ms)
         /* NET-11: after a turn that answered a call, poll for the next
          * request instead of sleeping (a wake-up costs tens of microseconds
          * on small virtual machines), as long as that pays (SPIN-1..3 of
-         * src/base/spinwin.h): a poll that catches nothing halves the
-         * window (below 10 us: none, the loop sleeps, and probes now and
-         * then); a request that comes within the longest window, polled
-         * for or slept through, sets it back to the longest. A client that
+         * src/base/spinwin.h): three polls in a row that catch nothing close
+         * the window (the loop sleeps, and probes now and then); a request
+         * that comes within the window, polled for or slept through, opens
+         * it again and starts the count again. A client that
          * calls one after the other keeps it; one that calls every few
          * milliseconds costs a few polls, then one in 64 answers. */
         int answered = s->answered;
