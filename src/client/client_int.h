@@ -289,10 +289,9 @@ struct factum_client {
     spinwin poll_win; /* CL-8: polling for an answer (max: pollForAnswerUs); the driver's alone */
     spinlead poll_lead; /* CL-9: the sleep before polling for a slow answer; the driver's alone */
     /* For tests: waits for an answer that followed closely (CL-8), those of
-     * them that slept then polled (CL-9), answers so caught, answers that
-     * came during a sleep no longer than the aim (the window opened), and
-     * the waits after which a closed window was open (for any reason). */
-    uint64_t answer_waits, lead_waits, lead_caught, lead_reopens, win_opens;
+     * them that slept then polled (CL-9), answers so caught, and answers
+     * that came during a sleep no longer than the aim (the window opened). */
+    uint64_t answer_waits, lead_waits, lead_caught, lead_reopens;
     uint64_t last_answer_ns; /* when a synchronous call last got its first answer */
 };
 

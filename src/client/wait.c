@@ -60,7 +60,6 @@ int client_wait_socket(factum_client *c, struct pollfd *pfd, nfds_t n, int timeo
     if (!for_answer || !c->poll_win.max_ns || timeout == 0) return poll(pfd, n, timeout);
     uint64_t start = client_now_ns();
     c->answer_waits++;
-    int was_closed = !c->poll_win.win_ns;
     uint64_t limit = timeout > 0 ? start + (uint64_t)timeout * 1000000u : UINT64_MAX;
     int waiters = atomic_fetch_add_explicit(&answer_waiters, 1, memory_order_relaxed) + 1;
     uint32_t span = spinwin_span(&c->poll_win), verdict_span = 0;
@@ -121,7 +120,6 @@ slept:
     }
 out:
     if (c->poll_win.win_ns) c->poll_lead.sleep_ns = 0; /* answers come within the window again */
-    if (was_closed && c->poll_win.win_ns) c->win_opens++;
     atomic_fetch_sub_explicit(&answer_waiters, 1, memory_order_relaxed);
     return pr;
 }

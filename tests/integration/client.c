@@ -194,10 +194,10 @@ static void t_poll_for_answer(void)
             /* Of the ~190 calls that may follow closely, how many do
              * depends on the machine (behind tls_proxy under ASan: 95 to
              * 196 waits). Most of those waits sleep then poll; the others
-             * are, at the start and again each time the window opens
-             * (win_opens: an answer during a sleep already no longer than
-             * the aim, 5 us here, lead_reopens; a probe that caught its
-             * answer; an answer found already there), the first
+             * are, at the start and again each time the window opens (an
+             * answer during a sleep already no longer than the aim, 5 us
+             * here, lead_reopens; a probe that caught its answer; an
+             * answer found already there), the first
              * SPINWIN_MISSES (the window open), those until one slow
              * enough teaches the sleep, and the probes of the closed window
              * (SPIN-3: at most 8 in 264 waits). How many of each depends
@@ -205,9 +205,9 @@ static void t_poll_for_answer(void)
              * sleep then poll, none of them after a window opened by
              * CL-9); the exact rules are unit_client_poll's. */
             printf("  # pollForAnswerUs=10: %" PRIu64 " waits followed closely, %" PRIu64
-                   " of them slept then polled, %" PRIu64 " answers so caught, windows opened %" PRIu64
-                   " (%" PRIu64 " by an answer during the shortest sleep)\n",
-                   c->answer_waits, c->lead_waits, c->lead_caught, c->win_opens, c->lead_reopens);
+                   " of them slept then polled, %" PRIu64 " answers so caught, %" PRIu64
+                   " windows opened by an answer during the shortest sleep\n",
+                   c->answer_waits, c->lead_waits, c->lead_caught, c->lead_reopens);
             CHECK(c->answer_waits >= 10); /* a few to judge by, however slow the machine */
             CHECK(c->lead_waits >= c->answer_waits / 2);
         } else if (o == 0 || o == 2) {
